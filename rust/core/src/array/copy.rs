@@ -1,0 +1,301 @@
+//! Moving elements between a decoded chunk and the caller's buffer.
+//!
+//! Both buffers are C order. A chunk's share of a selection is visited as rows: byte runs that
+//! are contiguous in both buffers. Trailing dimensions that the selection takes whole, and that
+//! have the same extent in both buffers, merge into the rows, so reading whole chunks of a
+//! row-major region costs a few large copies rather than one per element.
+
+use super::selection::PieceMap;
+
+/// C-order strides, in elements.
+pub(crate) fn c_strides(shape: &[u64]) -> Vec<usize> {
+    let mut strides = vec![1usize; shape.len()];
+    for d in (0..shape.len().saturating_sub(1)).rev() {
+        strides[d] = strides[d + 1] * shape[d + 1] as usize;
+    }
+    strides
+}
+
+/// Calls `f(out_offset, chunk_offset, nbytes)` for every row of a chunk's share of the
+/// selection. `maps[d]` is the chunk's piece along dimension `d`; `size` the element size.
+pub(crate) fn for_each_row(
+    maps: &[&PieceMap],
+    chunk_shape: &[u64],
+    out_shape: &[u64],
+    size: usize,
+    f: &mut dyn FnMut(usize, usize, usize),
+) {
+    let ndim = maps.len();
+    if maps.iter().any(|m| m.is_empty()) {
+        return;
+    }
+    let mut inner = ndim;
+    while inner > 0 {
+        let d = inner - 1;
+        let whole = matches!(maps[d], PieceMap::Run { out_start: 0, chunk_start: 0, step: 1, len }
+            if *len == chunk_shape[d] && *len == out_shape[d]);
+        if !whole {
+            break;
+        }
+        inner -= 1;
+    }
+    let block: usize = chunk_shape[inner..].iter().product::<u64>() as usize * size;
+    if inner == 0 {
+        f(0, 0, block);
+        return;
+    }
+    let cs: Vec<usize> = c_strides(chunk_shape).iter().map(|s| s * size).collect();
+    let os: Vec<usize> = c_strides(out_shape).iter().map(|s| s * size).collect();
+    let walk = Walk {
+        maps,
+        cs: &cs,
+        os: &os,
+        last: inner - 1,
+        block,
+    };
+    walk.visit(0, 0, 0, f);
+}
+
+struct Walk<'a> {
+    maps: &'a [&'a PieceMap],
+    cs: &'a [usize],
+    os: &'a [usize],
+    /// The innermost dimension that is not merged into the rows.
+    last: usize,
+    /// Bytes of one step along `last`, in both buffers.
+    block: usize,
+}
+
+impl Walk<'_> {
+    fn visit(&self, d: usize, out: usize, chunk: usize, f: &mut dyn FnMut(usize, usize, usize)) {
+        let (os, cs) = (self.os[d], self.cs[d]);
+        match self.maps[d] {
+            PieceMap::Run {
+                out_start,
+                chunk_start,
+                step,
+                len,
+            } => {
+                let out0 = out + *out_start as usize * os;
+                let chunk0 = chunk + *chunk_start as usize * cs;
+                if d == self.last && *step == 1 {
+                    // Strides along `last` equal the block, so the whole run is one row.
+                    f(out0, chunk0, *len as usize * self.block);
+                    return;
+                }
+                let mut c = chunk0 as isize;
+                let dc = *step as isize * cs as isize;
+                for j in 0..*len as usize {
+                    let o = out0 + j * os;
+                    if d == self.last {
+                        f(o, c as usize, self.block);
+                    } else {
+                        self.visit(d + 1, o, c as usize, f);
+                    }
+                    c += dc;
+                }
+            }
+            PieceMap::Pairs(pairs) => {
+                for &(o, c) in pairs {
+                    let (o, c) = (out + o as usize * os, chunk + c as usize * cs);
+                    if d == self.last {
+                        f(o, c, self.block);
+                    } else {
+                        self.visit(d + 1, o, c, f);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Fills `dst` with copies of the element `fill`.
+pub(crate) fn fill_elements(dst: &mut [u8], fill: &[u8]) {
+    if fill.iter().all(|&b| b == fill[0]) {
+        dst.fill(fill[0]);
+    } else {
+        for e in dst.chunks_exact_mut(fill.len()) {
+            e.copy_from_slice(fill);
+        }
+    }
+}
+
+/// Whether every element of `data` is `fill`, byte for byte.
+pub(crate) fn all_fill(data: &[u8], fill: &[u8]) -> bool {
+    if fill.iter().all(|&b| b == fill[0]) {
+        // A word at a time: this runs over every chunk written.
+        let word = u64::from_ne_bytes([fill[0]; 8]);
+        let words = data.chunks_exact(8);
+        let tail = words.remainder();
+        tail.iter().all(|&x| x == fill[0])
+            && words
+                .into_iter()
+                .all(|w| <[u8; 8]>::try_from(w).is_ok_and(|a| u64::from_ne_bytes(a) == word))
+    } else {
+        data.chunks_exact(fill.len()).all(|e| e == fill)
+    }
+}
+
+/// A buffer that parallel workers write disjoint parts of.
+pub(crate) struct SharedBuffer {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: workers only ever write disjoint ranges (each element of the output belongs to one
+// chunk's share of the selection), and `slice` checks every range against the length.
+unsafe impl Send for SharedBuffer {}
+unsafe impl Sync for SharedBuffer {}
+
+impl SharedBuffer {
+    pub(crate) fn new(buf: &mut [u8]) -> Self {
+        Self {
+            ptr: buf.as_mut_ptr(),
+            len: buf.len(),
+        }
+    }
+
+    /// The bytes `offset..offset + n`.
+    ///
+    /// # Safety
+    /// No other live reference may overlap the range: callers hand each range to one worker.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn slice(&self, offset: usize, n: usize) -> &mut [u8] {
+        assert!(
+            offset.checked_add(n).is_some_and(|end| end <= self.len),
+            "selection row outside the output buffer"
+        );
+        // SAFETY: in bounds (checked above); exclusive by the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(offset), n) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::array::selection::{dim_pieces, DimSelection};
+
+    /// Copies a chunk's share through `for_each_row` and checks it element by element.
+    fn check(sels: Vec<DimSelection>, shape: &[u64], chunk_shape: &[u64]) {
+        let size = 2usize;
+        let n: u64 = shape.iter().product();
+        let array: Vec<u16> = (0..n as u16).collect();
+        let out_shape: Vec<u64> = sels.iter().map(|s| s.len()).collect();
+        let out_n: u64 = out_shape.iter().product();
+        let mut out = vec![u16::MAX; out_n as usize];
+        let pieces: Vec<_> = sels
+            .iter()
+            .zip(chunk_shape)
+            .map(|(s, &c)| dim_pieces(s, c))
+            .collect();
+        let astrides = c_strides(shape);
+        // Every combination of pieces = every chunk touched.
+        let mut idx = vec![0usize; pieces.len()];
+        'outer: loop {
+            let maps: Vec<&PieceMap> = idx
+                .iter()
+                .enumerate()
+                .map(|(d, &i)| &pieces[d][i].map)
+                .collect();
+            let coords: Vec<u64> = idx
+                .iter()
+                .enumerate()
+                .map(|(d, &i)| pieces[d][i].chunk)
+                .collect();
+            // The chunk, cut from the array (padded with MAX beyond the edge).
+            let cn: u64 = chunk_shape.iter().product();
+            let cstr = c_strides(chunk_shape);
+            let mut chunk = vec![u16::MAX; cn as usize];
+            for (e, v) in chunk.iter_mut().enumerate() {
+                let mut ok = true;
+                let mut a = 0usize;
+                for d in 0..shape.len() {
+                    let p = coords[d] * chunk_shape[d] + ((e / cstr[d]) as u64 % chunk_shape[d]);
+                    ok &= p < shape[d];
+                    a += p as usize * astrides[d];
+                }
+                if ok {
+                    *v = array[a];
+                }
+            }
+            let chunk_bytes: Vec<u8> = chunk.iter().flat_map(|v| v.to_ne_bytes()).collect();
+            let mut out_bytes: Vec<u8> = out.iter().flat_map(|v| v.to_ne_bytes()).collect();
+            for_each_row(&maps, chunk_shape, &out_shape, size, &mut |o, c, nb| {
+                out_bytes[o..o + nb].copy_from_slice(&chunk_bytes[c..c + nb]);
+            });
+            out = out_bytes
+                .chunks(2)
+                .map(|b| u16::from_ne_bytes([b[0], b[1]]))
+                .collect();
+            for d in (0..idx.len()).rev() {
+                idx[d] += 1;
+                if idx[d] < pieces[d].len() {
+                    continue 'outer;
+                }
+                idx[d] = 0;
+            }
+            break;
+        }
+        // Expected: numpy-style orthogonal indexing.
+        let lists: Vec<Vec<u64>> = sels
+            .iter()
+            .map(|s| match s {
+                DimSelection::Slice { start, step, len } => (0..*len)
+                    .map(|j| (*start as i64 + j as i64 * step) as u64)
+                    .collect(),
+                DimSelection::Indices(v) => v.clone(),
+            })
+            .collect();
+        let ostr = c_strides(&out_shape);
+        for (e, v) in out.iter().enumerate() {
+            let mut a = 0usize;
+            for d in 0..shape.len() {
+                a += lists[d][(e / ostr[d]) % out_shape[d] as usize] as usize * astrides[d];
+            }
+            assert_eq!(*v, array[a], "element {e}");
+        }
+    }
+
+    #[test]
+    fn rows_match_orthogonal_indexing() {
+        let all = DimSelection::all;
+        let sl = |start, step, len| DimSelection::Slice { start, step, len };
+        check(vec![all(10), all(7)], &[10, 7], &[3, 7]);
+        check(vec![all(10), all(7)], &[10, 7], &[4, 3]);
+        check(vec![sl(1, 1, 8), sl(6, -2, 3)], &[10, 7], &[4, 3]);
+        check(vec![sl(0, 1, 4), all(6), all(5)], &[4, 6, 5], &[4, 6, 5]);
+        check(
+            vec![sl(2, 3, 3), all(6), sl(4, -1, 5)],
+            &[12, 6, 5],
+            &[5, 2, 5],
+        );
+        check(
+            vec![DimSelection::Indices(vec![5, 0, 5, 9]), all(7)],
+            &[10, 7],
+            &[3, 7],
+        );
+        check(
+            vec![all(3), DimSelection::Indices(vec![6, 1])],
+            &[3, 7],
+            &[2, 2],
+        );
+        check(vec![], &[], &[]);
+    }
+
+    #[test]
+    fn fill_and_compare() {
+        let mut buf = vec![0u8; 12];
+        fill_elements(&mut buf, &[1, 2, 3]);
+        assert_eq!(buf, [1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3]);
+        assert!(all_fill(&buf, &[1, 2, 3]));
+        assert!(!all_fill(&buf, &[1, 2, 4]));
+        let zeros = vec![0u8; 1001];
+        assert!(all_fill(&zeros, &[0]));
+        let mut almost = zeros.clone();
+        almost[1000] = 1;
+        assert!(!all_fill(&almost, &[0]));
+        almost[1000] = 0;
+        almost[3] = 1;
+        assert!(!all_fill(&almost, &[0, 0]));
+    }
+}

@@ -1,0 +1,160 @@
+//! Arrays: metadata, chunk keys, and the parallel read and write paths (in [`io`]).
+
+mod copy;
+mod io;
+pub mod selection;
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::codec::{ChunkRepr, CodecChain};
+use crate::error::{Error, Result};
+use crate::metadata::v3::NodeMetadataV3;
+use crate::metadata::{ArrayMetadataV3, DataType, ZARR_JSON};
+use crate::node::{self, describe, normalize_path, read_node_metadata};
+use crate::store::{join_key, StoreRef};
+
+pub use selection::{DimSelection, Selection};
+
+/// An open array. Immutable: changing its metadata gives a new `Array`.
+#[derive(Debug, Clone)]
+pub struct Array {
+    store: StoreRef,
+    path: String,
+    metadata: ArrayMetadataV3,
+    /// One element of the fill value, native endian.
+    fill_value: Vec<u8>,
+    codecs: Arc<CodecChain>,
+}
+
+impl Array {
+    /// Builds an array from parsed metadata, checking everything the metadata implies.
+    pub fn from_metadata(store: StoreRef, path: &str, metadata: ArrayMetadataV3) -> Result<Self> {
+        let key = join_key(path, ZARR_JSON);
+        let invalid = |source| Error::InvalidMetadata {
+            key: key.clone(),
+            source,
+        };
+        let fill_value = metadata.fill_value_bytes().map_err(invalid)?;
+        let repr = ChunkRepr::new(metadata.chunk_shape.clone(), metadata.data_type);
+        let codecs = CodecChain::from_metadata(&metadata.codecs, &repr).map_err(invalid)?;
+        let chunk_bytes = metadata
+            .chunk_shape
+            .iter()
+            .try_fold(metadata.data_type.size() as u64, |acc, &n| {
+                acc.checked_mul(n)
+            });
+        if chunk_bytes.is_none_or(|n| n > isize::MAX as u64) {
+            return Err(Error::InvalidMetadata {
+                key,
+                source: crate::error::MetadataError::invalid(
+                    "chunk_grid.configuration.chunk_shape",
+                    &serde_json::json!(metadata.chunk_shape),
+                    "a chunk of this shape is too large to hold in memory",
+                ),
+            });
+        }
+        Ok(Self {
+            store,
+            path: path.to_string(),
+            metadata,
+            fill_value,
+            codecs: Arc::new(codecs),
+        })
+    }
+
+    /// Opens the array at `path`.
+    pub fn open(store: StoreRef, path: &str) -> Result<Self> {
+        let path = normalize_path(path)?;
+        match read_node_metadata(&store, &path)? {
+            Some(NodeMetadataV3::Array(meta)) => Self::from_metadata(store, &path, meta),
+            Some(NodeMetadataV3::Group(_)) => Err(Error::NotAnArray {
+                path: describe(&store, &path),
+            }),
+            None => Err(Error::NodeNotFound {
+                path: describe(&store, &path),
+            }),
+        }
+    }
+
+    /// Creates an array at `path` (and any missing parent groups). The codec metadata is
+    /// written in its complete form (every configuration field spelled out).
+    pub fn create(
+        store: StoreRef,
+        path: &str,
+        mut metadata: ArrayMetadataV3,
+        overwrite: bool,
+    ) -> Result<Self> {
+        let path = normalize_path(path)?;
+        // Validate everything before touching the store.
+        let array = Self::from_metadata(store.clone(), &path, metadata.clone())?;
+        metadata.codecs = array.codecs.metadata();
+        node::prepare_new_node(&store, &path, overwrite)?;
+        store.set(&join_key(&path, ZARR_JSON), &metadata.to_json())?;
+        Ok(Self { metadata, ..array })
+    }
+
+    pub fn store(&self) -> &StoreRef {
+        &self.store
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    pub fn metadata(&self) -> &ArrayMetadataV3 {
+        &self.metadata
+    }
+
+    pub fn shape(&self) -> &[u64] {
+        &self.metadata.shape
+    }
+
+    pub fn data_type(&self) -> DataType {
+        self.metadata.data_type
+    }
+
+    pub fn chunk_shape(&self) -> &[u64] {
+        &self.metadata.chunk_shape
+    }
+
+    pub fn fill_value(&self) -> &[u8] {
+        &self.fill_value
+    }
+
+    pub fn attributes(&self) -> &Map<String, Value> {
+        &self.metadata.attributes
+    }
+
+    /// The number of chunks along each dimension.
+    pub fn grid_shape(&self) -> Vec<u64> {
+        self.shape()
+            .iter()
+            .zip(self.chunk_shape())
+            .map(|(&n, &c)| n.div_ceil(c))
+            .collect()
+    }
+
+    /// The number of chunks in the grid.
+    pub fn nchunks(&self) -> u64 {
+        self.grid_shape().iter().product()
+    }
+
+    /// The store key of the chunk at grid coordinates `coords`.
+    pub fn chunk_key(&self, coords: &[u64]) -> String {
+        join_key(&self.path, &self.metadata.chunk_key_encoding.encode(coords))
+    }
+
+    /// Replaces the attributes, writing `zarr.json`; returns the updated array.
+    pub fn with_attributes(&self, attributes: Map<String, Value>) -> Result<Self> {
+        let mut metadata = self.metadata.clone();
+        metadata.attributes = attributes;
+        self.store
+            .set(&join_key(&self.path, ZARR_JSON), &metadata.to_json())?;
+        Ok(Self {
+            metadata,
+            ..self.clone()
+        })
+    }
+}

@@ -1,0 +1,2 @@
+//! Array→array codecs.
+pub mod transpose;

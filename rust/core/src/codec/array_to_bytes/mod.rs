@@ -1,0 +1,2 @@
+//! Array→bytes codecs.
+pub mod bytes;

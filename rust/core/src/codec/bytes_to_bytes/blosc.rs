@@ -1,0 +1,319 @@
+//! `blosc` (v3 core codec `blosc`; v2 numcodecs id `blosc`): c-blosc 1.x frames, as numcodecs
+//! writes them. Spec: zarr-specs v3.0, codecs/blosc.
+//!
+//! Compressors: blosclz, lz4, lz4hc, zlib, zstd — the ones c-blosc is built with here (snappy
+//! is not). Blosc's own threads are never used: the engine parallelises over chunks.
+
+use std::borrow::Cow;
+use std::ffi::{c_int, c_void, CString};
+
+use blosc_src::{
+    blosc_cbuffer_sizes, blosc_cbuffer_validate, blosc_compress_ctx, blosc_decompress_ctx,
+    BLOSC_MAX_OVERHEAD,
+};
+use serde_json::{Map, Value};
+
+use crate::codec::{
+    check_config_keys, check_len, codec_metadata, invalid_config, BytesToBytesCodec,
+};
+use crate::error::{CodecError, MetadataError};
+use crate::metadata::DataType;
+
+const NAME: &str = "blosc";
+const CNAMES: [&str; 5] = ["blosclz", "lz4", "lz4hc", "zlib", "zstd"];
+/// c-blosc 1.x cannot compress buffers larger than this.
+const MAX_BUFFER: usize = i32::MAX as usize - BLOSC_MAX_OVERHEAD as usize;
+const OVERHEAD: usize = BLOSC_MAX_OVERHEAD as usize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shuffle {
+    NoShuffle = 0,
+    Shuffle = 1,
+    BitShuffle = 2,
+}
+
+impl Shuffle {
+    fn name(self) -> &'static str {
+        match self {
+            Self::NoShuffle => "noshuffle",
+            Self::Shuffle => "shuffle",
+            Self::BitShuffle => "bitshuffle",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Blosc {
+    cname: CString,
+    clevel: u8,
+    shuffle: Shuffle,
+    typesize: usize,
+    /// Whether `typesize` was given in the metadata (it is written back only then).
+    typesize_given: bool,
+    blocksize: usize,
+}
+
+impl Blosc {
+    pub fn from_config(
+        config: &Map<String, Value>,
+        data_type: DataType,
+    ) -> Result<Self, MetadataError> {
+        check_config_keys(
+            NAME,
+            config,
+            &["cname", "clevel", "shuffle", "typesize", "blocksize"],
+        )?;
+        let cname = match config.get("cname") {
+            None => "lz4",
+            Some(Value::String(s)) if CNAMES.contains(&s.as_str()) => s.as_str(),
+            Some(v) => {
+                return Err(MetadataError::Unsupported {
+                    field: "codecs[blosc].configuration.cname".into(),
+                    value: format!("{v} (supported: {})", CNAMES.join(", ")),
+                })
+            }
+        };
+        let clevel = match config.get("clevel") {
+            None => 5,
+            Some(v) => v
+                .as_u64()
+                .filter(|l| *l <= 9)
+                .ok_or_else(|| invalid_config(NAME, "clevel", v, "expected 0..=9"))?
+                as u8,
+        };
+        let shuffle = match config.get("shuffle") {
+            None => Shuffle::NoShuffle,
+            Some(v) => match (v.as_str(), v.as_i64()) {
+                (Some("noshuffle"), _) | (_, Some(0)) => Shuffle::NoShuffle,
+                (Some("shuffle"), _) | (_, Some(1)) => Shuffle::Shuffle,
+                (Some("bitshuffle"), _) | (_, Some(2)) => Shuffle::BitShuffle,
+                _ => {
+                    return Err(invalid_config(
+                        NAME,
+                        "shuffle",
+                        v,
+                        "expected noshuffle, shuffle or bitshuffle",
+                    ))
+                }
+            },
+        };
+        let typesize = match config.get("typesize") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .filter(|t| (1..=255).contains(t))
+                    .ok_or_else(|| invalid_config(NAME, "typesize", v, "expected 1..=255"))?
+                    as usize,
+            ),
+        };
+        let blocksize = match config.get("blocksize") {
+            None => 0,
+            Some(v) => v
+                .as_u64()
+                .ok_or_else(|| invalid_config(NAME, "blocksize", v, "expected an integer >= 0"))?
+                as usize,
+        };
+        Ok(Self {
+            cname: CString::new(cname).unwrap_or_default(),
+            clevel,
+            shuffle,
+            typesize: typesize.unwrap_or(data_type.size()),
+            typesize_given: typesize.is_some(),
+            blocksize,
+        })
+    }
+
+    /// (decoded size, compressed size) from a frame's header, after checking that the frame
+    /// fits in `encoded`.
+    fn frame_sizes(encoded: &[u8]) -> Result<(usize, usize), CodecError> {
+        if encoded.len() < OVERHEAD {
+            return Err(CodecError::corrupt(NAME, "shorter than a blosc header"));
+        }
+        let (mut nbytes, mut cbytes, mut blocksize) = (0usize, 0usize, 0usize);
+        // SAFETY: the buffer holds at least the 16-byte header these functions read.
+        unsafe {
+            blosc_cbuffer_sizes(
+                encoded.as_ptr() as *const c_void,
+                &mut nbytes,
+                &mut cbytes,
+                &mut blocksize,
+            );
+        }
+        let mut checked = 0usize;
+        // SAFETY: validate reads only the header and compares against the given length.
+        let valid = unsafe {
+            blosc_cbuffer_validate(
+                encoded.as_ptr() as *const c_void,
+                encoded.len(),
+                &mut checked,
+            )
+        };
+        if valid < 0 || cbytes > encoded.len() {
+            return Err(CodecError::corrupt(
+                NAME,
+                format!(
+                    "header claims {cbytes} compressed bytes, {} stored",
+                    encoded.len()
+                ),
+            ));
+        }
+        Ok((nbytes, cbytes))
+    }
+
+    fn decompress(encoded: &[u8], out: &mut [u8]) -> Result<(), CodecError> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: `out` is writable for its whole length, which is passed as the limit; the
+        // frame was checked to lie within `encoded`.
+        let n = unsafe {
+            blosc_decompress_ctx(
+                encoded.as_ptr() as *const c_void,
+                out.as_mut_ptr() as *mut c_void,
+                out.len(),
+                1,
+            )
+        };
+        if n < 0 {
+            return Err(CodecError::corrupt(
+                NAME,
+                format!("decompression failed ({n})"),
+            ));
+        }
+        check_len(NAME, n as usize, out.len())
+    }
+}
+
+impl BytesToBytesCodec for Blosc {
+    fn encode(&self, decoded: &[u8]) -> Result<Vec<u8>, CodecError> {
+        if decoded.len() > MAX_BUFFER {
+            return Err(CodecError::Encode {
+                codec: NAME,
+                reason: format!("chunks over {MAX_BUFFER} bytes are too large for blosc"),
+            });
+        }
+        let mut out = vec![0u8; decoded.len() + OVERHEAD];
+        // SAFETY: `out` has room for the input plus blosc's maximum overhead, so compression
+        // always fits; the source and destination do not overlap.
+        let n = unsafe {
+            blosc_compress_ctx(
+                self.clevel as c_int,
+                self.shuffle as c_int,
+                self.typesize,
+                decoded.len(),
+                decoded.as_ptr() as *const c_void,
+                out.as_mut_ptr() as *mut c_void,
+                out.len(),
+                self.cname.as_ptr(),
+                self.blocksize,
+                1,
+            )
+        };
+        if n <= 0 {
+            return Err(CodecError::Encode {
+                codec: NAME,
+                reason: format!("compression failed ({n})"),
+            });
+        }
+        out.truncate(n as usize);
+        Ok(out)
+    }
+
+    fn decode<'a>(
+        &self,
+        encoded: Cow<'a, [u8]>,
+        max_decoded: usize,
+    ) -> Result<Cow<'a, [u8]>, CodecError> {
+        let (nbytes, _) = Self::frame_sizes(&encoded)?;
+        if nbytes > max_decoded {
+            return Err(CodecError::TooLarge {
+                codec: NAME,
+                actual: nbytes,
+                limit: max_decoded,
+            });
+        }
+        let mut out = vec![0u8; nbytes];
+        Self::decompress(&encoded, &mut out)?;
+        Ok(Cow::Owned(out))
+    }
+
+    fn decode_into(&self, encoded: &[u8], out: &mut [u8]) -> Result<(), CodecError> {
+        let (nbytes, _) = Self::frame_sizes(encoded)?;
+        check_len(NAME, nbytes, out.len())?;
+        Self::decompress(encoded, out)
+    }
+
+    fn max_encoded_size(&self, decoded_len: usize) -> usize {
+        decoded_len + OVERHEAD
+    }
+
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn metadata(&self) -> Value {
+        let mut config = Map::new();
+        config.insert(
+            "cname".into(),
+            self.cname.to_string_lossy().into_owned().into(),
+        );
+        config.insert("clevel".into(), self.clevel.into());
+        config.insert("shuffle".into(), self.shuffle.name().into());
+        if self.typesize_given || self.shuffle != Shuffle::NoShuffle {
+            config.insert("typesize".into(), self.typesize.into());
+        }
+        config.insert("blocksize".into(), self.blocksize.into());
+        codec_metadata(NAME, config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn blosc(config: Value) -> Blosc {
+        Blosc::from_config(config.as_object().unwrap(), DataType::UInt16).unwrap()
+    }
+
+    #[test]
+    fn every_compressor_and_shuffle_round_trips() {
+        let data: Vec<u8> = (0..40_000u32)
+            .flat_map(|i| ((i % 300) as u16).to_le_bytes())
+            .collect();
+        for cname in CNAMES {
+            for shuffle in ["noshuffle", "shuffle", "bitshuffle"] {
+                let codec = blosc(json!({"cname": cname, "clevel": 5, "shuffle": shuffle,
+                                         "typesize": 2, "blocksize": 0}));
+                let enc = codec.encode(&data).unwrap();
+                assert!(enc.len() < data.len(), "{cname} {shuffle}");
+                let mut out = vec![0u8; data.len()];
+                codec.decode_into(&enc, &mut out).unwrap();
+                assert_eq!(out, data, "{cname} {shuffle}");
+                assert!(codec.decode(Cow::Borrowed(&enc), data.len() - 1).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn bad_frames_and_configs() {
+        let codec = blosc(json!({"cname": "lz4"}));
+        let enc = codec.encode(&[1u8; 1000]).unwrap();
+        let mut out = vec![0u8; 1000];
+        assert!(codec.decode_into(&enc[..enc.len() - 1], &mut out).is_err());
+        assert!(codec.decode_into(&enc[..10], &mut out).is_err());
+        assert!(codec.decode_into(&enc, &mut out[..999]).is_err());
+        let empty = codec.encode(&[]).unwrap();
+        codec.decode_into(&empty, &mut []).unwrap();
+        let err = Blosc::from_config(
+            json!({"cname": "snappy"}).as_object().unwrap(),
+            DataType::UInt8,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("snappy"));
+        assert!(
+            Blosc::from_config(json!({"clevel": 10}).as_object().unwrap(), DataType::UInt8)
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,440 @@
+//! Codecs and the codec chain (spec: zarr-specs v3.0, "Codecs").
+//!
+//! A chain is zero or more array→array codecs, exactly one array→bytes codec, then zero or more
+//! bytes→bytes codecs. Encoding runs them in that order; decoding runs them in reverse. One
+//! module per codec, grouped by the spec's three kinds.
+//!
+//! Decoded array data is always C order, native byte order. Decoding is bounded: every stage
+//! refuses, before allocating it, an output larger than the metadata allows.
+
+pub mod array_to_array;
+pub mod array_to_bytes;
+pub mod bytes_to_bytes;
+
+use std::borrow::Cow;
+use std::fmt::Debug;
+
+use serde_json::{Map, Value};
+
+use crate::error::{CodecError, MetadataError};
+use crate::metadata::data_type::DataType;
+use crate::metadata::v3::split_extension;
+
+/// What a codec knows of the chunk it transforms: its shape and data type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkRepr {
+    pub shape: Vec<u64>,
+    pub data_type: DataType,
+}
+
+impl ChunkRepr {
+    pub fn new(shape: Vec<u64>, data_type: DataType) -> Self {
+        Self { shape, data_type }
+    }
+
+    pub fn num_elements(&self) -> u64 {
+        self.shape.iter().product()
+    }
+
+    /// Size in bytes of the decoded chunk.
+    pub fn nbytes(&self) -> usize {
+        self.num_elements() as usize * self.data_type.size()
+    }
+}
+
+/// A codec from array to array (e.g. transpose). The data is a whole chunk, C order.
+pub trait ArrayToArrayCodec: Send + Sync + Debug {
+    /// The representation that `encode` produces from `decoded`.
+    fn encoded_repr(&self, decoded: &ChunkRepr) -> ChunkRepr;
+    fn encode(&self, data: &[u8], decoded: &ChunkRepr) -> Result<Vec<u8>, CodecError>;
+    /// `encoded` is shaped `self.encoded_repr(decoded)`; `out` receives data shaped `decoded`.
+    fn decode_into(
+        &self,
+        encoded: &[u8],
+        decoded: &ChunkRepr,
+        out: &mut [u8],
+    ) -> Result<(), CodecError>;
+    fn metadata(&self) -> Value;
+}
+
+/// A codec from array to bytes (e.g. bytes): serialises C-order native-endian elements.
+pub trait ArrayToBytesCodec: Send + Sync + Debug {
+    fn encode<'a>(
+        &self,
+        data: Cow<'a, [u8]>,
+        repr: &ChunkRepr,
+    ) -> Result<Cow<'a, [u8]>, CodecError>;
+    /// Decodes `encoded` into `out`, which is exactly `repr.nbytes()` long.
+    fn decode_into(
+        &self,
+        encoded: &[u8],
+        repr: &ChunkRepr,
+        out: &mut [u8],
+    ) -> Result<(), CodecError>;
+    /// Whether the encoded bytes are the decoded bytes themselves, so that the stage before
+    /// (a decompressor, or the store) may write straight into the output.
+    fn is_passthrough(&self, _repr: &ChunkRepr) -> bool {
+        false
+    }
+    /// An upper bound on the encoded size of a chunk of `repr`.
+    fn max_encoded_size(&self, repr: &ChunkRepr) -> usize;
+    fn metadata(&self) -> Value;
+}
+
+/// A codec from bytes to bytes (compressors, checksums).
+pub trait BytesToBytesCodec: Send + Sync + Debug {
+    fn encode(&self, decoded: &[u8]) -> Result<Vec<u8>, CodecError>;
+    /// Decodes `encoded`, refusing (before allocating it) any output longer than `max_decoded`.
+    /// A codec that only strips bytes (a checksum) returns a slice of its input.
+    fn decode<'a>(
+        &self,
+        encoded: Cow<'a, [u8]>,
+        max_decoded: usize,
+    ) -> Result<Cow<'a, [u8]>, CodecError>;
+    /// Decodes into `out` when the decoded length is known exactly; any other length is an
+    /// error. Compressors override this to decompress in place.
+    fn decode_into(&self, encoded: &[u8], out: &mut [u8]) -> Result<(), CodecError> {
+        let decoded = self.decode(Cow::Borrowed(encoded), out.len())?;
+        check_len(self.name(), decoded.len(), out.len())?;
+        out.copy_from_slice(&decoded);
+        Ok(())
+    }
+    /// An upper bound on the encoded size of `decoded_len` bytes, so that the chain can bound
+    /// every intermediate decode by what the metadata allows.
+    fn max_encoded_size(&self, decoded_len: usize) -> usize;
+    fn name(&self) -> &'static str;
+    fn metadata(&self) -> Value;
+}
+
+/// An error unless a decoded length is the expected one.
+pub(crate) fn check_len(
+    codec: &'static str,
+    actual: usize,
+    expected: usize,
+) -> Result<(), CodecError> {
+    if actual == expected {
+        Ok(())
+    } else {
+        Err(CodecError::corrupt(
+            codec,
+            format!("decoded to {actual} bytes, expected {expected}"),
+        ))
+    }
+}
+
+/// A codec's `{name, configuration}` document.
+pub fn codec_metadata(name: &str, configuration: Map<String, Value>) -> Value {
+    let mut obj = Map::new();
+    obj.insert("name".into(), Value::String(name.into()));
+    if !configuration.is_empty() {
+        obj.insert("configuration".into(), Value::Object(configuration));
+    }
+    Value::Object(obj)
+}
+
+/// Checks that a configuration holds only the given keys: unknown configuration is refused,
+/// as an unknown codec would be.
+pub(crate) fn check_config_keys(
+    codec: &str,
+    config: &Map<String, Value>,
+    allowed: &[&str],
+) -> Result<(), MetadataError> {
+    for key in config.keys() {
+        if !allowed.contains(&key.as_str()) {
+            return Err(MetadataError::Invalid {
+                field: format!("codecs[{codec}].configuration"),
+                value: key.clone(),
+                reason: "unknown configuration key".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// An error for a codec configuration value.
+pub(crate) fn invalid_config(codec: &str, key: &str, value: &Value, reason: &str) -> MetadataError {
+    MetadataError::invalid(
+        &format!("codecs[{codec}].configuration.{key}"),
+        value,
+        reason,
+    )
+}
+
+enum AnyCodec {
+    ArrayToArray(Box<dyn ArrayToArrayCodec>),
+    ArrayToBytes(Box<dyn ArrayToBytesCodec>),
+    BytesToBytes(Box<dyn BytesToBytesCodec>),
+}
+
+/// Builds one codec of a chain from its metadata; `decoded` is what it receives when encoding.
+fn build_codec(value: &Value, decoded: &ChunkRepr) -> Result<AnyCodec, MetadataError> {
+    use array_to_array::transpose::Transpose;
+    use array_to_bytes::bytes::Bytes;
+    use bytes_to_bytes::{blosc::Blosc, crc32c::Crc32c, gzip::Gzip, zstd::Zstd};
+    let (name, config) = split_extension("codecs", value)?;
+    Ok(match name {
+        "transpose" => AnyCodec::ArrayToArray(Box::new(Transpose::from_config(
+            &config,
+            decoded.shape.len(),
+        )?)),
+        "bytes" => {
+            AnyCodec::ArrayToBytes(Box::new(Bytes::from_config(&config, decoded.data_type)?))
+        }
+        "gzip" => AnyCodec::BytesToBytes(Box::new(Gzip::from_config(&config)?)),
+        "zstd" => AnyCodec::BytesToBytes(Box::new(Zstd::from_config(&config)?)),
+        "blosc" => {
+            AnyCodec::BytesToBytes(Box::new(Blosc::from_config(&config, decoded.data_type)?))
+        }
+        "crc32c" => AnyCodec::BytesToBytes(Box::new(Crc32c::from_config(&config)?)),
+        _ => return Err(MetadataError::unsupported("codec", value)),
+    })
+}
+
+/// A parsed, validated codec chain for chunks of one representation.
+#[derive(Debug)]
+pub struct CodecChain {
+    array_to_array: Vec<Box<dyn ArrayToArrayCodec>>,
+    array_to_bytes: Box<dyn ArrayToBytesCodec>,
+    bytes_to_bytes: Vec<Box<dyn BytesToBytesCodec>>,
+    /// `reprs[i]` is what array→array codec `i` receives when encoding; the last entry is what
+    /// the array→bytes codec receives.
+    reprs: Vec<ChunkRepr>,
+    /// `bounds[i]` is the most bytes that bytes→bytes codec `i` may decode to.
+    bounds: Vec<usize>,
+    /// Stored bytes can be decoded straight into the caller's buffer by the first bytes→bytes
+    /// codec (or copied, if there is none).
+    direct: bool,
+}
+
+impl CodecChain {
+    /// Builds the chain from the `codecs` list of the metadata, for chunks of `repr`.
+    pub fn from_metadata(codecs: &[Value], repr: &ChunkRepr) -> Result<Self, MetadataError> {
+        let mut array_to_array = Vec::new();
+        let mut array_to_bytes = None;
+        let mut bytes_to_bytes = Vec::new();
+        let mut reprs = vec![repr.clone()];
+        for value in codecs {
+            let current = reprs.last().unwrap_or(repr).clone();
+            match build_codec(value, &current)? {
+                AnyCodec::ArrayToArray(c) => {
+                    if array_to_bytes.is_some() {
+                        return Err(MetadataError::invalid(
+                            "codecs",
+                            value,
+                            "an array->array codec cannot follow the array->bytes codec",
+                        ));
+                    }
+                    reprs.push(c.encoded_repr(&current));
+                    array_to_array.push(c);
+                }
+                AnyCodec::ArrayToBytes(c) => {
+                    if array_to_bytes.is_some() {
+                        return Err(MetadataError::invalid(
+                            "codecs",
+                            value,
+                            "a chain holds exactly one array->bytes codec",
+                        ));
+                    }
+                    array_to_bytes = Some(c);
+                }
+                AnyCodec::BytesToBytes(c) => {
+                    if array_to_bytes.is_none() {
+                        return Err(MetadataError::invalid(
+                            "codecs",
+                            value,
+                            "a bytes->bytes codec must follow the array->bytes codec",
+                        ));
+                    }
+                    bytes_to_bytes.push(c);
+                }
+            }
+        }
+        let array_to_bytes = array_to_bytes.ok_or_else(|| {
+            MetadataError::invalid(
+                "codecs",
+                &Value::Array(codecs.to_vec()),
+                "a chain needs an array->bytes codec (e.g. bytes)",
+            )
+        })?;
+        let last = reprs.last().unwrap_or(repr);
+        let mut bounds = Vec::with_capacity(bytes_to_bytes.len());
+        let mut bound = array_to_bytes.max_encoded_size(last);
+        for codec in &bytes_to_bytes {
+            bounds.push(bound);
+            bound = codec.max_encoded_size(bound);
+        }
+        let direct = array_to_array.is_empty() && array_to_bytes.is_passthrough(last);
+        Ok(Self {
+            array_to_array,
+            array_to_bytes,
+            bytes_to_bytes,
+            reprs,
+            bounds,
+            direct,
+        })
+    }
+
+    /// The representation of the decoded chunks.
+    pub fn decoded_repr(&self) -> &ChunkRepr {
+        &self.reprs[0]
+    }
+
+    /// Whether stored chunks are the decoded bytes themselves (no codec changes them).
+    pub fn is_passthrough(&self) -> bool {
+        self.direct && self.bytes_to_bytes.is_empty()
+    }
+
+    /// The chain's metadata, as it is written to zarr.json.
+    pub fn metadata(&self) -> Vec<Value> {
+        self.array_to_array
+            .iter()
+            .map(|c| c.metadata())
+            .chain(std::iter::once(self.array_to_bytes.metadata()))
+            .chain(self.bytes_to_bytes.iter().map(|c| c.metadata()))
+            .collect()
+    }
+
+    /// Encodes a decoded chunk (C order, native endian) into its stored bytes.
+    pub fn encode<'a>(&self, data: &'a [u8]) -> Result<Cow<'a, [u8]>, CodecError> {
+        check_len("codec chain", data.len(), self.reprs[0].nbytes())?;
+        let mut array: Cow<'a, [u8]> = Cow::Borrowed(data);
+        for (codec, repr) in self.array_to_array.iter().zip(&self.reprs) {
+            array = Cow::Owned(codec.encode(&array, repr)?);
+        }
+        let last = &self.reprs[self.reprs.len() - 1];
+        let mut bytes = self.array_to_bytes.encode(array, last)?;
+        for codec in &self.bytes_to_bytes {
+            bytes = Cow::Owned(codec.encode(&bytes)?);
+        }
+        Ok(bytes)
+    }
+
+    /// Decodes stored bytes into `out` (C order, native endian, exactly the decoded chunk's
+    /// size).
+    pub fn decode_into(&self, encoded: &[u8], out: &mut [u8]) -> Result<(), CodecError> {
+        check_len("codec chain", out.len(), self.reprs[0].nbytes())?;
+        let mut bytes: Cow<'_, [u8]> = Cow::Borrowed(encoded);
+        for (i, codec) in self.bytes_to_bytes.iter().enumerate().rev() {
+            if i == 0 && self.direct {
+                return codec.decode_into(&bytes, out);
+            }
+            bytes = codec.decode(bytes, self.bounds[i])?;
+        }
+        if self.array_to_array.is_empty() {
+            return self.array_to_bytes.decode_into(&bytes, &self.reprs[0], out);
+        }
+        let last = &self.reprs[self.reprs.len() - 1];
+        let mut array = vec![0u8; last.nbytes()];
+        self.array_to_bytes.decode_into(&bytes, last, &mut array)?;
+        for (i, codec) in self.array_to_array.iter().enumerate().rev() {
+            let repr = &self.reprs[i];
+            if i == 0 {
+                return codec.decode_into(&array, repr, out);
+            }
+            let mut next = vec![0u8; repr.nbytes()];
+            codec.decode_into(&array, repr, &mut next)?;
+            array = next;
+        }
+        // Unreachable: the loop above returns at i == 0.
+        Err(CodecError::corrupt(
+            "codec chain",
+            "empty array->array stage",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn chain(codecs: Value, shape: &[u64], dt: DataType) -> Result<CodecChain, MetadataError> {
+        CodecChain::from_metadata(
+            codecs.as_array().unwrap(),
+            &ChunkRepr::new(shape.to_vec(), dt),
+        )
+    }
+
+    fn sample(n: usize) -> Vec<u8> {
+        (0..n).map(|i| ((i * 7) % 251) as u8).collect()
+    }
+
+    #[test]
+    fn chains_round_trip() {
+        let chains = [
+            json!([{"name": "bytes", "configuration": {"endian": "little"}}]),
+            json!([{"name": "bytes", "configuration": {"endian": "big"}}, {"name": "crc32c"}]),
+            json!([{"name": "transpose", "configuration": {"order": [2, 0, 1]}},
+                   {"name": "bytes", "configuration": {"endian": "big"}},
+                   {"name": "zstd", "configuration": {"level": 3, "checksum": true}},
+                   {"name": "crc32c"}]),
+            json!([{"name": "transpose", "configuration": {"order": [1, 0, 2]}},
+                   {"name": "transpose", "configuration": {"order": [2, 1, 0]}},
+                   {"name": "bytes", "configuration": {"endian": "little"}},
+                   {"name": "gzip", "configuration": {"level": 5}},
+                   {"name": "blosc", "configuration": {"cname": "lz4", "clevel": 5,
+                    "shuffle": "bitshuffle", "typesize": 4, "blocksize": 0}}]),
+            json!([{"name": "bytes", "configuration": {"endian": "little"}},
+                   {"name": "blosc", "configuration": {"cname": "zstd", "clevel": 1,
+                    "shuffle": "shuffle", "typesize": 4, "blocksize": 0}},
+                   {"name": "zstd", "configuration": {"level": -1, "checksum": false}}]),
+        ];
+        for codecs in chains {
+            let c = chain(codecs.clone(), &[3, 4, 5], DataType::Float32).unwrap();
+            let data = sample(3 * 4 * 5 * 4);
+            let enc = c.encode(&data).unwrap().into_owned();
+            let mut out = vec![0u8; data.len()];
+            c.decode_into(&enc, &mut out).unwrap();
+            assert_eq!(out, data, "{codecs}");
+            assert_eq!(
+                chain(Value::Array(c.metadata()), &[3, 4, 5], DataType::Float32)
+                    .unwrap()
+                    .metadata(),
+                c.metadata()
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_chains_are_refused() {
+        let bad = [
+            json!([]),
+            json!([{"name": "zstd"}]),
+            json!([{"name": "bytes", "configuration": {"endian": "little"}},
+                   {"name": "bytes", "configuration": {"endian": "little"}}]),
+            json!([{"name": "bytes", "configuration": {"endian": "little"}},
+                   {"name": "transpose", "configuration": {"order": [0, 1, 2]}}]),
+            json!([{"name": "no-such-codec"}, {"name": "bytes"}]),
+            json!([{"name": "bytes"}]),
+            json!([{"name": "bytes", "configuration": {"endian": "middle"}}]),
+        ];
+        for codecs in bad {
+            assert!(
+                chain(codecs.clone(), &[3, 4, 5], DataType::Int16).is_err(),
+                "{codecs}"
+            );
+        }
+        // One-byte types need no endian.
+        assert!(chain(json!([{"name": "bytes"}]), &[3], DataType::UInt8).is_ok());
+    }
+
+    #[test]
+    fn corrupt_input_is_an_error_not_a_panic() {
+        let c = chain(
+            json!([{"name": "bytes", "configuration": {"endian": "little"}},
+                   {"name": "zstd", "configuration": {"level": 1, "checksum": false}}]),
+            &[100],
+            DataType::Int32,
+        )
+        .unwrap();
+        let mut out = vec![0u8; 400];
+        for input in [&b""[..], b"garbage", &[0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0]] {
+            assert!(c.decode_into(input, &mut out).is_err());
+        }
+        // A valid frame of the wrong size is refused too.
+        let small = zstd::bulk::compress(&[1u8; 40], 1).unwrap();
+        assert!(c.decode_into(&small, &mut out).is_err());
+        let big = zstd::bulk::compress(&[1u8; 4000], 1).unwrap();
+        assert!(c.decode_into(&big, &mut out).is_err());
+    }
+}

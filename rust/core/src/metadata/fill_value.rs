@@ -1,0 +1,256 @@
+//! Fill values: the JSON encodings of the v3 spec, to and from one element's native-endian bytes.
+//!
+//! Floats take a number, "NaN", "Infinity", "-Infinity", or "0x…" (the big-endian hex of the
+//! IEEE bits, which carries NaN payloads exactly); complex numbers take `[re, im]`, each
+//! encoded as a float.
+
+use half::f16;
+use serde_json::Value;
+
+use super::DataType;
+use crate::error::MetadataError;
+
+fn invalid(dt: DataType, value: &Value, reason: &str) -> MetadataError {
+    MetadataError::invalid("fill_value", value, format!("{reason} for data type {dt}"))
+}
+
+/// Parses a fill value into the native-endian bytes of one element of `dt`.
+pub fn parse(dt: DataType, value: &Value) -> Result<Vec<u8>, MetadataError> {
+    use DataType::*;
+    let int = |min: i128, max: i128| -> Result<i128, MetadataError> {
+        let v = match value {
+            Value::Number(n) => {
+                if let Some(i) = n.as_i64() {
+                    i as i128
+                } else if let Some(u) = n.as_u64() {
+                    u as i128
+                } else {
+                    // Some writers store integral fill values as floats (0.0).
+                    let f = n.as_f64().unwrap_or(f64::NAN);
+                    if f.fract() != 0.0 || !f.is_finite() {
+                        return Err(invalid(dt, value, "expected an integer"));
+                    }
+                    f as i128
+                }
+            }
+            _ => return Err(invalid(dt, value, "expected an integer")),
+        };
+        if v < min || v > max {
+            return Err(invalid(dt, value, "out of range"));
+        }
+        Ok(v)
+    };
+    Ok(match dt {
+        Bool => match value {
+            Value::Bool(b) => vec![*b as u8],
+            Value::Number(n) if matches!(n.as_u64(), Some(0 | 1)) => {
+                vec![n.as_u64().unwrap_or(0) as u8]
+            }
+            _ => return Err(invalid(dt, value, "expected true or false")),
+        },
+        Int8 => (int(i8::MIN.into(), i8::MAX.into())? as i8)
+            .to_ne_bytes()
+            .to_vec(),
+        Int16 => (int(i16::MIN.into(), i16::MAX.into())? as i16)
+            .to_ne_bytes()
+            .to_vec(),
+        Int32 => (int(i32::MIN.into(), i32::MAX.into())? as i32)
+            .to_ne_bytes()
+            .to_vec(),
+        Int64 => (int(i64::MIN.into(), i64::MAX.into())? as i64)
+            .to_ne_bytes()
+            .to_vec(),
+        UInt8 => (int(0, u8::MAX.into())? as u8).to_ne_bytes().to_vec(),
+        UInt16 => (int(0, u16::MAX.into())? as u16).to_ne_bytes().to_vec(),
+        UInt32 => (int(0, u32::MAX.into())? as u32).to_ne_bytes().to_vec(),
+        UInt64 => (int(0, u64::MAX.into())? as u64).to_ne_bytes().to_vec(),
+        Float16 => float_bits(dt, value, 2)?,
+        Float32 => float_bits(dt, value, 4)?,
+        Float64 => float_bits(dt, value, 8)?,
+        Complex64 | Complex128 => {
+            let half = dt.size() / 2;
+            match value {
+                Value::Array(parts) if parts.len() == 2 => {
+                    let mut out = float_bits(dt, &parts[0], half)?;
+                    out.extend(float_bits(dt, &parts[1], half)?);
+                    out
+                }
+                _ => return Err(invalid(dt, value, "expected [real, imaginary]")),
+            }
+        }
+    })
+}
+
+/// One float of `size` bytes (2, 4 or 8) from its JSON encoding, as native-endian bytes.
+fn float_bits(dt: DataType, value: &Value, size: usize) -> Result<Vec<u8>, MetadataError> {
+    let f = match value {
+        Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
+        Value::String(s) => match s.as_str() {
+            "NaN" => f64::NAN,
+            "Infinity" => f64::INFINITY,
+            "-Infinity" => f64::NEG_INFINITY,
+            hex if hex.starts_with("0x") => {
+                let digits = &hex[2..];
+                if digits.is_empty() || digits.len() > size * 2 {
+                    return Err(invalid(dt, value, "hex fill value has the wrong length"));
+                }
+                let bits = u64::from_str_radix(digits, 16)
+                    .map_err(|_| invalid(dt, value, "bad hex digits"))?;
+                return Ok(match size {
+                    2 => (bits as u16).to_ne_bytes().to_vec(),
+                    4 => (bits as u32).to_ne_bytes().to_vec(),
+                    _ => bits.to_ne_bytes().to_vec(),
+                });
+            }
+            _ => {
+                return Err(invalid(
+                    dt,
+                    value,
+                    "expected a number, NaN, Infinity or 0x…",
+                ))
+            }
+        },
+        _ => return Err(invalid(dt, value, "expected a number")),
+    };
+    Ok(match size {
+        2 => f16::from_f64(f).to_ne_bytes().to_vec(),
+        4 => (f as f32).to_ne_bytes().to_vec(),
+        _ => f.to_ne_bytes().to_vec(),
+    })
+}
+
+/// The JSON encoding of one element's native-endian bytes, as zarr-python writes it.
+pub fn to_json(dt: DataType, bytes: &[u8]) -> Value {
+    use DataType::*;
+    match dt {
+        Bool => Value::Bool(bytes[0] != 0),
+        Int8 => (bytes[0] as i8).into(),
+        Int16 => i16::from_ne_bytes(ne(bytes)).into(),
+        Int32 => i32::from_ne_bytes(ne(bytes)).into(),
+        Int64 => i64::from_ne_bytes(ne(bytes)).into(),
+        UInt8 => bytes[0].into(),
+        UInt16 => u16::from_ne_bytes(ne(bytes)).into(),
+        UInt32 => u32::from_ne_bytes(ne(bytes)).into(),
+        UInt64 => u64::from_ne_bytes(ne(bytes)).into(),
+        Float16 | Float32 | Float64 => float_json(bytes, dt.size()),
+        Complex64 | Complex128 => {
+            let half = dt.size() / 2;
+            Value::Array(vec![
+                float_json(&bytes[..half], half),
+                float_json(&bytes[half..], half),
+            ])
+        }
+    }
+}
+
+/// The first `N` bytes of `bytes` as an array (zero-padded if shorter).
+fn ne<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    let mut a = [0u8; N];
+    let n = N.min(bytes.len());
+    a[..n].copy_from_slice(&bytes[..n]);
+    a
+}
+
+fn float_json(bytes: &[u8], size: usize) -> Value {
+    let f = match size {
+        2 => f16::from_ne_bytes(ne(bytes)).to_f64(),
+        4 => f32::from_ne_bytes(ne(bytes)) as f64,
+        _ => f64::from_ne_bytes(ne(bytes)),
+    };
+    if f.is_nan() {
+        // The canonical quiet NaN is written by name; any other payload keeps its bits.
+        let canonical = match size {
+            2 => f16::NAN.to_ne_bytes().to_vec(),
+            4 => f32::NAN.to_ne_bytes().to_vec(),
+            _ => f64::NAN.to_ne_bytes().to_vec(),
+        };
+        if bytes[..size] == canonical[..] {
+            return Value::String("NaN".into());
+        }
+        let mut be = bytes[..size].to_vec();
+        if cfg!(target_endian = "little") {
+            be.reverse();
+        }
+        let hex: String = be.iter().map(|b| format!("{b:02x}")).collect();
+        return Value::String(format!("0x{hex}"));
+    }
+    if f.is_infinite() {
+        return Value::String(if f > 0.0 { "Infinity" } else { "-Infinity" }.into());
+    }
+    serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn round_trip(dt: DataType, v: Value) -> Value {
+        to_json(dt, &parse(dt, &v).unwrap())
+    }
+
+    #[test]
+    fn integers() {
+        assert_eq!(
+            parse(DataType::Int16, &json!(-2)).unwrap(),
+            (-2i16).to_ne_bytes()
+        );
+        assert_eq!(
+            round_trip(DataType::UInt64, json!(u64::MAX)),
+            json!(u64::MAX)
+        );
+        assert_eq!(
+            round_trip(DataType::Int64, json!(i64::MIN)),
+            json!(i64::MIN)
+        );
+        assert_eq!(round_trip(DataType::Int32, json!(7.0)), json!(7));
+        assert!(parse(DataType::UInt8, &json!(256)).is_err());
+        assert!(parse(DataType::Int8, &json!(-129)).is_err());
+        assert!(parse(DataType::Int8, &json!(1.5)).is_err());
+        assert!(parse(DataType::Int8, &json!("1")).is_err());
+        assert_eq!(round_trip(DataType::Bool, json!(true)), json!(true));
+    }
+
+    #[test]
+    fn floats() {
+        assert_eq!(round_trip(DataType::Float32, json!("NaN")), json!("NaN"));
+        assert_eq!(
+            round_trip(DataType::Float64, json!("Infinity")),
+            json!("Infinity")
+        );
+        assert_eq!(
+            round_trip(DataType::Float16, json!("-Infinity")),
+            json!("-Infinity")
+        );
+        assert_eq!(round_trip(DataType::Float64, json!(1.5)), json!(1.5));
+        assert_eq!(round_trip(DataType::Float16, json!(0.5)), json!(0.5));
+        assert_eq!(
+            parse(DataType::Float32, &json!("0x3f800000")).unwrap(),
+            1.0f32.to_ne_bytes()
+        );
+        // A NaN with a payload survives as hex.
+        assert_eq!(
+            round_trip(DataType::Float32, json!("0x7fc00001")),
+            json!("0x7fc00001")
+        );
+        assert_eq!(
+            round_trip(DataType::Float32, json!("0x7fc00000")),
+            json!("NaN")
+        );
+        assert!(parse(DataType::Float32, &json!("0x123456789")).is_err());
+        assert!(parse(DataType::Float32, &json!("nan")).is_err());
+    }
+
+    #[test]
+    fn complex() {
+        assert_eq!(
+            round_trip(DataType::Complex64, json!([1.0, "NaN"])),
+            json!([1.0, "NaN"])
+        );
+        assert_eq!(
+            round_trip(DataType::Complex128, json!(["Infinity", -2.5])),
+            json!(["Infinity", -2.5])
+        );
+        assert!(parse(DataType::Complex64, &json!(1.0)).is_err());
+    }
+}

@@ -1,0 +1,349 @@
+//! The local filesystem: a store key is a path relative to the store's root directory.
+
+use std::fs;
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{
+    validate_key, validate_prefix, ByteRange, ListDir, ListableStore, ReadableStore, Store,
+    WritableStore,
+};
+use crate::error::StorageError;
+
+/// Temporary files of unfinished writes end in this; listings skip them.
+const TMP_SUFFIX: &str = ".oxzarr-tmp";
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A store in a directory of the local filesystem.
+#[derive(Debug, Clone)]
+pub struct FilesystemStore {
+    root: PathBuf,
+    read_only: bool,
+}
+
+impl FilesystemStore {
+    /// A store rooted at `root`. The directory is created on the first write.
+    pub fn new(root: impl Into<PathBuf>, read_only: bool) -> Self {
+        Self {
+            root: root.into(),
+            read_only,
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf, StorageError> {
+        validate_key(key)?;
+        Ok(self.root.join(key))
+    }
+
+    fn prefix_path(&self, prefix: &str) -> Result<PathBuf, StorageError> {
+        validate_prefix(prefix)?;
+        Ok(self.root.join(prefix.trim_end_matches('/')))
+    }
+
+    fn check_writable(&self, key: &str) -> Result<(), StorageError> {
+        if self.read_only {
+            return Err(StorageError::ReadOnly {
+                key: key.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    fn io_error(path: &Path, source: std::io::Error) -> StorageError {
+        StorageError::Io {
+            key: path.display().to_string(),
+            source,
+        }
+    }
+
+    /// Opens a file for reading; `None` if it does not exist (or a parent is not a directory,
+    /// which also means there is no such key).
+    fn open(&self, key: &str) -> Result<Option<(fs::File, PathBuf)>, StorageError> {
+        let path = self.path(key)?;
+        match fs::File::open(&path) {
+            Ok(f) => Ok(Some((f, path))),
+            Err(e) if is_missing(&e) => Ok(None),
+            Err(e) => Err(Self::io_error(&path, e)),
+        }
+    }
+}
+
+fn is_missing(e: &std::io::Error) -> bool {
+    matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory)
+}
+
+impl ReadableStore for FilesystemStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let mut buf = Vec::new();
+        Ok(self.get_into(key, &mut buf)?.then_some(buf))
+    }
+
+    fn get_into(&self, key: &str, buf: &mut Vec<u8>) -> Result<bool, StorageError> {
+        let Some((mut file, path)) = self.open(key)? else {
+            return Ok(false);
+        };
+        buf.clear();
+        let meta = file.metadata().map_err(|e| Self::io_error(&path, e))?;
+        if meta.is_dir() {
+            return Ok(false);
+        }
+        buf.reserve_exact(meta.len() as usize);
+        file.read_to_end(buf)
+            .map_err(|e| Self::io_error(&path, e))?;
+        Ok(true)
+    }
+
+    fn get_ranges(
+        &self,
+        key: &str,
+        ranges: &[ByteRange],
+    ) -> Result<Option<Vec<Vec<u8>>>, StorageError> {
+        let Some((file, path)) = self.open(key)? else {
+            return Ok(None);
+        };
+        let meta = file.metadata().map_err(|e| Self::io_error(&path, e))?;
+        if meta.is_dir() {
+            return Ok(None);
+        }
+        let size = meta.len();
+        let mut out = Vec::with_capacity(ranges.len());
+        for range in ranges {
+            let r = range
+                .to_range(size)
+                .ok_or_else(|| StorageError::out_of_range(key, *range, size))?;
+            let mut buf = vec![0u8; (r.end - r.start) as usize];
+            file.read_exact_at(&mut buf, r.start)
+                .map_err(|e| Self::io_error(&path, e))?;
+            out.push(buf);
+        }
+        Ok(Some(out))
+    }
+
+    fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        let path = self.path(key)?;
+        match fs::metadata(&path) {
+            Ok(m) if m.is_file() => Ok(Some(m.len())),
+            Ok(_) => Ok(None),
+            Err(e) if is_missing(&e) => Ok(None),
+            Err(e) => Err(Self::io_error(&path, e)),
+        }
+    }
+}
+
+impl WritableStore for FilesystemStore {
+    /// Writes to a temporary file in the same directory, then renames it over the key: a
+    /// crash or kill part-way leaves the old value (or none), never a torn one.
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.check_writable(key)?;
+        let path = self.path(key)?;
+        let dir = path.parent().unwrap_or(&self.root);
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = dir.join(format!(
+            ".{name}.{}-{}{TMP_SUFFIX}",
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let write = |tmp: &Path| -> std::io::Result<()> {
+            let mut f = match fs::File::create(tmp) {
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    fs::create_dir_all(dir)?;
+                    fs::File::create(tmp)?
+                }
+                other => other?,
+            };
+            f.write_all(value)?;
+            drop(f);
+            fs::rename(tmp, &path)
+        };
+        write(&tmp).map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            Self::io_error(&path, e)
+        })
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.check_writable(key)?;
+        let path = self.path(key)?;
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if is_missing(&e) => Ok(()),
+            Err(e) => Err(Self::io_error(&path, e)),
+        }
+    }
+
+    fn delete_prefix(&self, prefix: &str) -> Result<(), StorageError> {
+        self.check_writable(prefix)?;
+        let path = self.prefix_path(prefix)?;
+        if prefix.is_empty() {
+            // The root itself stays: it may be a directory the user made.
+            let entries = match fs::read_dir(&path) {
+                Ok(entries) => entries,
+                Err(e) if is_missing(&e) => return Ok(()),
+                Err(e) => return Err(Self::io_error(&path, e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| Self::io_error(&path, e))?;
+                let p = entry.path();
+                let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+                let res = if is_dir {
+                    fs::remove_dir_all(&p)
+                } else {
+                    fs::remove_file(&p)
+                };
+                res.map_err(|e| Self::io_error(&p, e))?;
+            }
+            return Ok(());
+        }
+        match fs::remove_dir_all(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if is_missing(&e) => Ok(()),
+            Err(e) => Err(Self::io_error(&path, e)),
+        }
+    }
+}
+
+impl ListableStore for FilesystemStore {
+    fn list_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let dir = self.prefix_path(prefix)?;
+        let mut keys = Vec::new();
+        let mut stack = vec![(dir, prefix.to_string())];
+        while let Some((dir, prefix)) = stack.pop() {
+            let listed = self.list_dir_at(&dir, &prefix)?;
+            keys.extend(listed.keys);
+            for p in listed.prefixes {
+                let sub = self.root.join(p.trim_end_matches('/'));
+                stack.push((sub, p));
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    fn list_dir(&self, prefix: &str) -> Result<ListDir, StorageError> {
+        let dir = self.prefix_path(prefix)?;
+        self.list_dir_at(&dir, prefix)
+    }
+}
+
+impl FilesystemStore {
+    fn list_dir_at(&self, dir: &Path, prefix: &str) -> Result<ListDir, StorageError> {
+        let mut out = ListDir::default();
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if is_missing(&e) => return Ok(out),
+            Err(e) => return Err(Self::io_error(dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| Self::io_error(dir, e))?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue; // not UTF-8: cannot be a Zarr key
+            };
+            if name.ends_with(TMP_SUFFIX) {
+                continue;
+            }
+            // Follow symlinks: a linked chunk directory is part of the store.
+            let is_dir = fs::metadata(entry.path())
+                .map(|m| m.is_dir())
+                .unwrap_or(false);
+            if is_dir {
+                out.prefixes.push(format!("{prefix}{name}/"));
+            } else {
+                out.keys.push(format!("{prefix}{name}"));
+            }
+        }
+        out.keys.sort();
+        out.prefixes.sort();
+        Ok(out)
+    }
+}
+
+impl Store for FilesystemStore {
+    fn describe(&self) -> String {
+        format!("file://{}", self.root.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_get_list_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FilesystemStore::new(dir.path(), false);
+        assert_eq!(store.get("a/b").unwrap(), None);
+        store.set("a/b", b"hello").unwrap();
+        store.set("a/c/d", b"x").unwrap();
+        store.set("e", b"").unwrap();
+        assert_eq!(store.get("a/b").unwrap().as_deref(), Some(&b"hello"[..]));
+        assert_eq!(store.size("a/b").unwrap(), Some(5));
+        assert_eq!(store.get("a").unwrap(), None, "a directory is not a value");
+        assert_eq!(store.get("a/b/c").unwrap(), None);
+        let ranges = store
+            .get_ranges(
+                "a/b",
+                &[
+                    ByteRange::Suffix(2),
+                    ByteRange::FromStart {
+                        offset: 1,
+                        length: Some(2),
+                    },
+                ],
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(ranges, vec![b"lo".to_vec(), b"el".to_vec()]);
+        assert!(store.get_ranges("a/b", &[ByteRange::Suffix(9)]).is_err());
+        assert_eq!(store.list_prefix("").unwrap(), vec!["a/b", "a/c/d", "e"]);
+        let listed = store.list_dir("a/").unwrap();
+        assert_eq!(listed.keys, vec!["a/b"]);
+        assert_eq!(listed.prefixes, vec!["a/c/"]);
+        store.delete("a/b").unwrap();
+        store.delete("a/b").unwrap();
+        store.delete_prefix("a/").unwrap();
+        assert_eq!(store.list_prefix("").unwrap(), vec!["e"]);
+        store.delete_prefix("").unwrap();
+        assert!(store.list_prefix("").unwrap().is_empty());
+        assert!(dir.path().exists());
+    }
+
+    #[test]
+    fn writes_leave_no_temporary_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FilesystemStore::new(dir.path().join("new"), false);
+        for i in 0..10u8 {
+            store.set("x/y", &[i; 100]).unwrap();
+        }
+        let names: Vec<_> = fs::read_dir(dir.path().join("new/x"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec!["y"]);
+        assert_eq!(store.get("x/y").unwrap().unwrap(), vec![9u8; 100]);
+    }
+
+    #[test]
+    fn read_only_refuses_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FilesystemStore::new(dir.path(), true);
+        assert!(matches!(
+            store.set("a", b""),
+            Err(StorageError::ReadOnly { .. })
+        ));
+        assert!(store.delete("a").is_err());
+    }
+}

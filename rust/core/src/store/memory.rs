@@ -1,0 +1,171 @@
+//! An in-memory store: a sorted map from key to value, shared by every handle to it.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::{
+    validate_key, validate_prefix, ByteRange, ListDir, ListableStore, ReadableStore, Store,
+    WritableStore,
+};
+use crate::error::StorageError;
+
+type Map = BTreeMap<String, Arc<[u8]>>;
+
+/// A store held in memory, shared by clones.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryStore {
+    map: Arc<RwLock<Map>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    // A writer that panicked cannot leave a half-updated map (each update is one insert or
+    // remove), so a poisoned lock is still safe to use.
+    fn read(&self) -> RwLockReadGuard<'_, Map> {
+        self.map.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Map> {
+        self.map.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn keys_under<'a>(map: &'a Map, prefix: &'a str) -> impl Iterator<Item = &'a String> + 'a {
+        map.range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .map(|(k, _)| k)
+            .take_while(move |k| k.starts_with(prefix))
+    }
+}
+
+impl ReadableStore for MemoryStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        validate_key(key)?;
+        Ok(self.read().get(key).map(|v| v.to_vec()))
+    }
+
+    fn get_into(&self, key: &str, buf: &mut Vec<u8>) -> Result<bool, StorageError> {
+        validate_key(key)?;
+        let map = self.read();
+        let Some(value) = map.get(key) else {
+            return Ok(false);
+        };
+        buf.clear();
+        buf.extend_from_slice(value);
+        Ok(true)
+    }
+
+    fn get_ranges(
+        &self,
+        key: &str,
+        ranges: &[ByteRange],
+    ) -> Result<Option<Vec<Vec<u8>>>, StorageError> {
+        validate_key(key)?;
+        let Some(value) = self.read().get(key).cloned() else {
+            return Ok(None);
+        };
+        let size = value.len() as u64;
+        ranges
+            .iter()
+            .map(|r| {
+                let range = r
+                    .to_range(size)
+                    .ok_or_else(|| StorageError::out_of_range(key, *r, size))?;
+                Ok(value[range.start as usize..range.end as usize].to_vec())
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        validate_key(key)?;
+        Ok(self.read().get(key).map(|v| v.len() as u64))
+    }
+}
+
+impl WritableStore for MemoryStore {
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        validate_key(key)?;
+        self.write().insert(key.to_string(), Arc::from(value));
+        Ok(())
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StorageError> {
+        validate_key(key)?;
+        self.write().remove(key);
+        Ok(())
+    }
+
+    fn delete_prefix(&self, prefix: &str) -> Result<(), StorageError> {
+        validate_prefix(prefix)?;
+        let mut map = self.write();
+        let doomed: Vec<String> = Self::keys_under(&map, prefix).cloned().collect();
+        for key in doomed {
+            map.remove(&key);
+        }
+        Ok(())
+    }
+}
+
+impl ListableStore for MemoryStore {
+    fn list_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        validate_prefix(prefix)?;
+        Ok(Self::keys_under(&self.read(), prefix).cloned().collect())
+    }
+
+    fn list_dir(&self, prefix: &str) -> Result<ListDir, StorageError> {
+        validate_prefix(prefix)?;
+        let map = self.read();
+        let mut out = ListDir::default();
+        for key in Self::keys_under(&map, prefix) {
+            let rest = &key[prefix.len()..];
+            match rest.split_once('/') {
+                None => out.keys.push(key.clone()),
+                Some((dir, _)) => {
+                    let p = format!("{prefix}{dir}/");
+                    if out.prefixes.last() != Some(&p) {
+                        out.prefixes.push(p);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Store for MemoryStore {
+    fn describe(&self) -> String {
+        "memory://".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_get_list_delete() {
+        let store = MemoryStore::new();
+        store.set("a/b", b"hello").unwrap();
+        store.set("a/c/d", b"x").unwrap();
+        store.set("a/c/e", b"y").unwrap();
+        store.set("ab", b"z").unwrap();
+        let other = store.clone();
+        assert_eq!(other.get("a/b").unwrap().unwrap(), b"hello");
+        assert_eq!(
+            store.list_prefix("a/").unwrap(),
+            vec!["a/b", "a/c/d", "a/c/e"]
+        );
+        let listed = store.list_dir("a/").unwrap();
+        assert_eq!(listed.keys, vec!["a/b"]);
+        assert_eq!(listed.prefixes, vec!["a/c/"]);
+        let root = store.list_dir("").unwrap();
+        assert_eq!(root.keys, vec!["ab"]);
+        assert_eq!(root.prefixes, vec!["a/"]);
+        store.delete_prefix("a/").unwrap();
+        assert_eq!(store.list_prefix("").unwrap(), vec!["ab"]);
+        assert!(store.get("/x").is_err());
+    }
+}

@@ -1,0 +1,227 @@
+//! Key-value stores, split by capability (read with byte ranges, write, list) so that a new
+//! backend (zip, S3, HTTP) plugs in without touching the array code.
+//!
+//! Store keys are `/`-separated relative paths such as `group/array/zarr.json` or
+//! `array/c/0/1`. They never start with `/` and never hold `.` or `..` components.
+
+mod filesystem;
+mod memory;
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+pub use filesystem::FilesystemStore;
+pub use memory::MemoryStore;
+
+use crate::error::StorageError;
+
+/// A byte range of a stored value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    /// `length` bytes from `offset` (to the end when `None`).
+    FromStart { offset: u64, length: Option<u64> },
+    /// The last `n` bytes (a shard index at the end of a shard, say).
+    Suffix(u64),
+}
+
+impl ByteRange {
+    /// The `start..end` this range covers in a value of `size` bytes, or `None` if it reaches
+    /// outside the value.
+    pub fn to_range(self, size: u64) -> Option<std::ops::Range<u64>> {
+        match self {
+            Self::FromStart { offset, length } => {
+                let end = match length {
+                    Some(len) => offset.checked_add(len)?,
+                    None => size,
+                };
+                (offset <= end && end <= size).then_some(offset..end)
+            }
+            Self::Suffix(n) => (n <= size).then(|| size - n..size),
+        }
+    }
+}
+
+/// The immediate children of a prefix: the keys directly under it and its sub-prefixes.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ListDir {
+    /// Full keys of the values directly under the prefix.
+    pub keys: Vec<String>,
+    /// Full sub-prefixes, each ending in `/`.
+    pub prefixes: Vec<String>,
+}
+
+/// Reading values, whole or by byte ranges.
+pub trait ReadableStore: Send + Sync + Debug {
+    /// The value at `key`, or `None` if there is none.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// The value at `key` into `buf` (replacing its contents, reusing its capacity). Returns
+    /// false if there is no value.
+    fn get_into(&self, key: &str, buf: &mut Vec<u8>) -> Result<bool, StorageError> {
+        match self.get(key)? {
+            Some(value) => {
+                *buf = value;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// The given byte ranges of the value at `key`, or `None` if there is no value. A range
+    /// outside the value is an error.
+    fn get_ranges(
+        &self,
+        key: &str,
+        ranges: &[ByteRange],
+    ) -> Result<Option<Vec<Vec<u8>>>, StorageError> {
+        let Some(value) = self.get(key)? else {
+            return Ok(None);
+        };
+        ranges
+            .iter()
+            .map(|r| {
+                let range = r
+                    .to_range(value.len() as u64)
+                    .ok_or_else(|| StorageError::out_of_range(key, *r, value.len() as u64))?;
+                Ok(value[range.start as usize..range.end as usize].to_vec())
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    /// The size in bytes of the value at `key`, or `None` if there is none.
+    fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        Ok(self.get(key)?.map(|v| v.len() as u64))
+    }
+
+    /// Whether a value is stored at `key`.
+    fn exists(&self, key: &str) -> Result<bool, StorageError> {
+        Ok(self.size(key)?.is_some())
+    }
+}
+
+/// Writing and deleting values. A `set` is atomic: a reader sees the old value or the new
+/// one, never a mix, and a writer killed part-way leaves the old value in place.
+pub trait WritableStore: Send + Sync {
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError>;
+    /// Deletes the value at `key`; deleting a missing key is not an error.
+    fn delete(&self, key: &str) -> Result<(), StorageError>;
+    /// Deletes every value whose key starts with `prefix` (`""` or ending in `/`).
+    fn delete_prefix(&self, prefix: &str) -> Result<(), StorageError>;
+}
+
+/// Listing keys.
+pub trait ListableStore: Send + Sync {
+    /// Every key under `prefix` (`""` or ending in `/`), at any depth, sorted.
+    fn list_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
+    /// The keys and sub-prefixes directly under `prefix` (`""` or ending in `/`), sorted.
+    fn list_dir(&self, prefix: &str) -> Result<ListDir, StorageError>;
+}
+
+/// A store that can do everything: what arrays and groups are opened on. A read-only
+/// backend implements the write methods by returning [`StorageError::ReadOnly`].
+pub trait Store: ReadableStore + WritableStore + ListableStore {
+    /// A short description for messages and repr, e.g. `file:///data/x.zarr`.
+    fn describe(&self) -> String;
+}
+
+/// A shared handle to a store.
+pub type StoreRef = Arc<dyn Store>;
+
+/// Checks a store key: relative, `/`-separated, no empty, `.` or `..` components.
+pub fn validate_key(key: &str) -> Result<(), StorageError> {
+    if key.is_empty() {
+        return Err(StorageError::invalid_key(key, "empty key"));
+    }
+    validate_components(key)
+}
+
+/// Checks a prefix: `""` or a valid key followed by `/`.
+pub fn validate_prefix(prefix: &str) -> Result<(), StorageError> {
+    if prefix.is_empty() {
+        return Ok(());
+    }
+    match prefix.strip_suffix('/') {
+        Some(p) if !p.is_empty() => validate_components(p),
+        _ => Err(StorageError::invalid_key(
+            prefix,
+            "a prefix is empty or ends in '/'",
+        )),
+    }
+}
+
+fn validate_components(key: &str) -> Result<(), StorageError> {
+    for part in key.split('/') {
+        match part {
+            "" => return Err(StorageError::invalid_key(key, "empty path component")),
+            "." | ".." => {
+                return Err(StorageError::invalid_key(
+                    key,
+                    "'.' and '..' are not allowed",
+                ))
+            }
+            _ if part.contains('\0') || part.contains('\\') => {
+                return Err(StorageError::invalid_key(
+                    key,
+                    "NUL and '\\' are not allowed",
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Joins a node path (`""` for the root) and a key below it.
+pub fn join_key(node_path: &str, key: &str) -> String {
+    if node_path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{node_path}/{key}")
+    }
+}
+
+/// The prefix holding everything of a node (`""` for the root, else `path/`).
+pub fn node_prefix(node_path: &str) -> String {
+    if node_path.is_empty() {
+        String::new()
+    } else {
+        format!("{node_path}/")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_ranges() {
+        let r = ByteRange::FromStart {
+            offset: 2,
+            length: Some(3),
+        };
+        assert_eq!(r.to_range(10), Some(2..5));
+        assert_eq!(r.to_range(4), None);
+        assert_eq!(ByteRange::Suffix(4).to_range(10), Some(6..10));
+        assert_eq!(ByteRange::Suffix(11).to_range(10), None);
+        let open = ByteRange::FromStart {
+            offset: 3,
+            length: None,
+        };
+        assert_eq!(open.to_range(10), Some(3..10));
+        assert_eq!(open.to_range(2), None);
+    }
+
+    #[test]
+    fn keys_are_checked() {
+        assert!(validate_key("a/b/zarr.json").is_ok());
+        assert!(validate_key("").is_err());
+        assert!(validate_key("/a").is_err());
+        assert!(validate_key("a//b").is_err());
+        assert!(validate_key("a/../b").is_err());
+        assert!(validate_prefix("").is_ok());
+        assert!(validate_prefix("a/b/").is_ok());
+        assert!(validate_prefix("a/b").is_err());
+        assert!(validate_prefix("/").is_err());
+    }
+}

@@ -1,0 +1,357 @@
+//! Arrays end to end on the memory and filesystem stores: writes and reads of many selections
+//! checked against a plain in-memory model of the array.
+
+use std::sync::Arc;
+
+use oxzarr_core::array::{DimSelection, Selection};
+use oxzarr_core::metadata::{ArrayMetadataV3, ChunkKeyEncoding, DataType};
+use oxzarr_core::store::{FilesystemStore, MemoryStore, StoreRef};
+use oxzarr_core::{Array, Error, Group};
+use serde_json::{json, Map, Value};
+
+fn metadata(
+    shape: &[u64],
+    chunks: &[u64],
+    dt: DataType,
+    codecs: Value,
+    fill: Value,
+) -> ArrayMetadataV3 {
+    ArrayMetadataV3 {
+        shape: shape.to_vec(),
+        data_type: dt,
+        chunk_shape: chunks.to_vec(),
+        chunk_key_encoding: ChunkKeyEncoding::Default { separator: '/' },
+        fill_value: fill,
+        codecs: codecs.as_array().unwrap().clone(),
+        attributes: Map::new(),
+        dimension_names: None,
+        extra_fields: Map::new(),
+    }
+}
+
+/// A dense model of an array of u16: what every read must return.
+struct Model {
+    shape: Vec<u64>,
+    data: Vec<u16>,
+}
+
+impl Model {
+    fn index_lists(&self, sel: &Selection) -> Vec<Vec<u64>> {
+        sel.0
+            .iter()
+            .map(|s| match s {
+                DimSelection::Slice { start, step, len } => (0..*len)
+                    .map(|j| (*start as i64 + j as i64 * step) as u64)
+                    .collect(),
+                DimSelection::Indices(v) => v.clone(),
+            })
+            .collect()
+    }
+
+    fn offsets(&self, sel: &Selection) -> Vec<usize> {
+        let lists = self.index_lists(sel);
+        let mut out = vec![0usize];
+        for (d, list) in lists.iter().enumerate() {
+            let stride: u64 = self.shape[d + 1..].iter().product();
+            out = out
+                .iter()
+                .flat_map(|&o| list.iter().map(move |&i| o + (i * stride) as usize))
+                .collect();
+        }
+        out
+    }
+
+    fn read(&self, sel: &Selection) -> Vec<u16> {
+        self.offsets(sel)
+            .into_iter()
+            .map(|o| self.data[o])
+            .collect()
+    }
+
+    fn write(&mut self, sel: &Selection, values: &[u16]) {
+        for (o, v) in self.offsets(sel).into_iter().zip(values) {
+            self.data[o] = *v;
+        }
+    }
+}
+
+fn to_bytes(v: &[u16]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_ne_bytes()).collect()
+}
+
+fn from_bytes(b: &[u8]) -> Vec<u16> {
+    b.chunks(2)
+        .map(|c| u16::from_ne_bytes([c[0], c[1]]))
+        .collect()
+}
+
+fn read(a: &Array, sel: &Selection) -> Vec<u16> {
+    let mut out = vec![0u8; sel.num_elements() as usize * 2];
+    a.read_into(sel, &mut out).unwrap();
+    from_bytes(&out)
+}
+
+/// A small deterministic generator, so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    fn selection(&mut self, shape: &[u64]) -> Selection {
+        Selection(
+            shape
+                .iter()
+                .map(|&n| match self.below(4) {
+                    0 => DimSelection::all(n),
+                    1 => DimSelection::Indices((0..self.below(5)).map(|_| self.below(n)).collect()),
+                    _ => {
+                        let step =
+                            (self.below(3) + 1) as i64 * if self.below(3) == 0 { -1 } else { 1 };
+                        let start = self.below(n);
+                        let room = if step > 0 {
+                            (n - 1 - start) / step as u64 + 1
+                        } else {
+                            start / (-step) as u64 + 1
+                        };
+                        DimSelection::Slice {
+                            start,
+                            step,
+                            len: self.below(room + 1),
+                        }
+                    }
+                })
+                .collect(),
+        )
+    }
+}
+
+fn exercise(store: StoreRef, codecs: Value) {
+    let shape = [13u64, 7, 10];
+    let chunks = [4u64, 7, 3];
+    let a = Array::create(
+        store.clone(),
+        "g/arr",
+        metadata(&shape, &chunks, DataType::UInt16, codecs, json!(7)),
+        false,
+    )
+    .unwrap();
+    let mut model = Model {
+        shape: shape.to_vec(),
+        data: vec![7; 13 * 7 * 10],
+    };
+    assert_eq!(
+        read(&a, &Selection::all(&shape)),
+        model.data,
+        "unwritten chunks read as fill"
+    );
+    let mut rng = Rng(0x9e3779b97f4a7c15);
+    for round in 0..300 {
+        let sel = rng.selection(&shape);
+        if round % 2 == 0 {
+            let values: Vec<u16> = (0..sel.num_elements())
+                .map(|_| (rng.below(5) as u16) + 5)
+                .collect();
+            a.write(&sel, &to_bytes(&values), false).unwrap();
+            model.write(&sel, &values);
+        } else {
+            assert_eq!(read(&a, &sel), model.read(&sel), "round {round}: {sel:?}");
+        }
+    }
+    // Reopened from the store, the whole array matches.
+    let again = Array::open(store, "g/arr").unwrap();
+    assert_eq!(read(&again, &Selection::all(&shape)), model.data);
+}
+
+#[test]
+fn random_selections_on_memory_and_disk() {
+    let chains = [
+        json!([{"name": "bytes", "configuration": {"endian": "little"}}]),
+        json!([{"name": "transpose", "configuration": {"order": [2, 0, 1]}},
+               {"name": "bytes", "configuration": {"endian": "big"}},
+               {"name": "zstd", "configuration": {"level": 1, "checksum": false}}, {"name": "crc32c"}]),
+        json!([{"name": "bytes", "configuration": {"endian": "little"}},
+               {"name": "blosc", "configuration": {"cname": "lz4", "clevel": 5, "shuffle": "shuffle", "typesize": 2, "blocksize": 0}}]),
+        json!([{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "gzip", "configuration": {"level": 1}}]),
+    ];
+    for codecs in chains {
+        exercise(Arc::new(MemoryStore::new()), codecs.clone());
+        let dir = tempfile::tempdir().unwrap();
+        exercise(Arc::new(FilesystemStore::new(dir.path(), false)), codecs);
+    }
+}
+
+#[test]
+fn empty_chunks_are_not_stored() {
+    let store: StoreRef = Arc::new(MemoryStore::new());
+    let codecs = json!([{"name": "bytes", "configuration": {"endian": "little"}}]);
+    let a = Array::create(
+        store.clone(),
+        "",
+        metadata(&[10], &[5], DataType::UInt16, codecs, json!(3)),
+        false,
+    )
+    .unwrap();
+    a.write(&Selection::all(&[10]), &to_bytes(&[3; 10]), false)
+        .unwrap();
+    assert_eq!(store.list_prefix("").unwrap(), vec!["zarr.json"]);
+    a.write(
+        &Selection::all(&[10]),
+        &to_bytes(&[1, 3, 3, 3, 3, 3, 3, 3, 3, 3]),
+        false,
+    )
+    .unwrap();
+    assert_eq!(store.list_prefix("").unwrap(), vec!["c/0", "zarr.json"]);
+    // Writing the fill value back removes the chunk.
+    a.write(
+        &Selection(vec![DimSelection::Indices(vec![0])]),
+        &to_bytes(&[3]),
+        false,
+    )
+    .unwrap();
+    assert_eq!(store.list_prefix("").unwrap(), vec!["zarr.json"]);
+    a.write(&Selection::all(&[10]), &to_bytes(&[3; 10]), true)
+        .unwrap();
+    assert_eq!(
+        store.list_prefix("").unwrap(),
+        vec!["c/0", "c/1", "zarr.json"]
+    );
+}
+
+#[test]
+fn zero_dimensional_and_empty_arrays() {
+    let store: StoreRef = Arc::new(MemoryStore::new());
+    let codecs = json!([{"name": "bytes", "configuration": {"endian": "little"}}]);
+    let a = Array::create(
+        store.clone(),
+        "scalar",
+        metadata(&[], &[], DataType::UInt16, codecs.clone(), json!(9)),
+        false,
+    )
+    .unwrap();
+    assert_eq!(read(&a, &Selection(vec![])), vec![9]);
+    a.write(&Selection(vec![]), &to_bytes(&[4]), false).unwrap();
+    assert_eq!(read(&a, &Selection(vec![])), vec![4]);
+    assert!(store.exists("scalar/c").unwrap());
+    let e = Array::create(
+        store,
+        "empty",
+        metadata(&[0, 5], &[2, 2], DataType::UInt16, codecs, json!(0)),
+        false,
+    )
+    .unwrap();
+    assert_eq!(e.nchunks(), 0);
+    assert!(read(&e, &Selection::all(&[0, 5])).is_empty());
+    e.write(&Selection::all(&[0, 5]), &[], false).unwrap();
+}
+
+#[test]
+fn errors_name_what_went_wrong() {
+    let store: StoreRef = Arc::new(MemoryStore::new());
+    let codecs =
+        json!([{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}]);
+    let a = Array::create(
+        store.clone(),
+        "a",
+        metadata(&[4], &[2], DataType::UInt16, codecs.clone(), json!(0)),
+        false,
+    )
+    .unwrap();
+    a.write(&Selection::all(&[4]), &to_bytes(&[1, 2, 3, 4]), false)
+        .unwrap();
+    let mut bad = store.get("a/c/1").unwrap().unwrap();
+    bad[0] ^= 0xff;
+    store.set("a/c/1", &bad).unwrap();
+    let mut out = vec![0u8; 8];
+    let err = a.read_into(&Selection::all(&[4]), &mut out).unwrap_err();
+    assert!(matches!(err, Error::CorruptChunk { .. }));
+    assert!(err.to_string().contains("a/c/1"), "{err}");
+    store.set("a/c/1", &bad[..3]).unwrap();
+    assert!(a
+        .read_into(&Selection::all(&[4]), &mut out)
+        .unwrap_err()
+        .to_string()
+        .contains("a/c/1"));
+
+    let oob = Selection(vec![DimSelection::Indices(vec![4])]);
+    assert!(matches!(
+        a.read_into(&oob, &mut out[..2]),
+        Err(Error::OutOfBounds(_))
+    ));
+    assert!(matches!(
+        Array::open(store.clone(), "nope"),
+        Err(Error::NodeNotFound { .. })
+    ));
+    assert!(matches!(
+        Array::create(
+            store.clone(),
+            "a",
+            metadata(&[4], &[2], DataType::UInt16, codecs.clone(), json!(0)),
+            false
+        ),
+        Err(Error::NodeExists { .. })
+    ));
+    assert!(matches!(
+        Array::create(
+            store.clone(),
+            "a/b",
+            metadata(&[4], &[2], DataType::UInt16, codecs.clone(), json!(0)),
+            false
+        ),
+        Err(Error::NodeExists { .. })
+    ));
+    store.set("broken/zarr.json", b"{").unwrap();
+    let err = Array::open(store.clone(), "broken")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("broken/zarr.json"), "{err}");
+    // Overwrite replaces the node and its chunks.
+    let a2 = Array::create(
+        store.clone(),
+        "a",
+        metadata(&[4], &[2], DataType::UInt16, codecs, json!(5)),
+        true,
+    )
+    .unwrap();
+    assert_eq!(read(&a2, &Selection::all(&[4])), vec![5; 4]);
+}
+
+#[test]
+fn groups_hold_members_and_attributes() {
+    let store: StoreRef = Arc::new(MemoryStore::new());
+    let codecs = json!([{"name": "bytes", "configuration": {"endian": "little"}}]);
+    Array::create(
+        store.clone(),
+        "a/b/c",
+        metadata(&[4], &[2], DataType::UInt16, codecs.clone(), json!(0)),
+        false,
+    )
+    .unwrap();
+    let root = Group::open(store.clone(), "").unwrap();
+    assert_eq!(root.members().unwrap().len(), 1);
+    let b = Group::open(store.clone(), "a/b").unwrap();
+    let members = b.members().unwrap();
+    assert_eq!(
+        members,
+        vec![("c".to_string(), oxzarr_core::group::NodeKind::Array)]
+    );
+    let mut attrs = Map::new();
+    attrs.insert("k".into(), json!([1, "x"]));
+    b.with_attributes(attrs.clone()).unwrap();
+    assert_eq!(
+        Group::open(store.clone(), "a/b").unwrap().attributes(),
+        &attrs
+    );
+    assert!(matches!(
+        Group::open(store, "a/b/c"),
+        Err(Error::NotAGroup { .. })
+    ));
+}
