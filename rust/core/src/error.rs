@@ -124,10 +124,16 @@ pub enum Error {
         #[source]
         source: CodecError,
     },
-    #[error("no array or group at {path}")]
-    NodeNotFound { path: String },
-    #[error("{path}: {reason}")]
-    NodeExists { path: String, reason: String },
+    /// `kind` is what was looked for: "array", "group" or "node".
+    #[error("no {kind} found at {path}")]
+    NodeNotFound { kind: &'static str, path: String },
+    /// `existing` is what is in the way: "array", "group" or "node".
+    #[error("cannot create a node at {path}: {reason}")]
+    NodeExists {
+        existing: &'static str,
+        path: String,
+        reason: String,
+    },
     #[error("{0}")]
     OutOfBounds(String),
     #[error("{0}")]

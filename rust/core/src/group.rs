@@ -41,6 +41,7 @@ impl Group {
                 path: describe(&store, &path),
             }),
             None => Err(Error::NodeNotFound {
+                kind: "group",
                 path: describe(&store, &path),
             }),
         }

@@ -83,6 +83,7 @@ pub fn open_node(store: &StoreRef, path: &str) -> Result<Node> {
             meta,
         ))),
         None => Err(Error::NodeNotFound {
+            kind: "node",
             path: describe(store, &path),
         }),
     }
@@ -93,11 +94,19 @@ pub fn open_node(store: &StoreRef, path: &str) -> Result<Node> {
 /// zarr-python does.
 pub(crate) fn prepare_new_node(store: &StoreRef, path: &str, overwrite: bool) -> Result<()> {
     check_new_path(path)?;
-    if let Some(existing) = read_node_metadata_lenient(store, path)? {
+    if let Some(existing) = node_kind(store, path)? {
         if !overwrite {
             return Err(Error::NodeExists {
+                existing,
                 path: describe(store, path),
-                reason: format!("{existing} exists there (pass overwrite=True to replace it)"),
+                reason: format!(
+                    "{} exists there (pass overwrite=True to replace it)",
+                    match existing {
+                        "array" => "an array",
+                        "group" => "a group",
+                        _ => "a node",
+                    }
+                ),
             });
         }
     }
@@ -111,9 +120,10 @@ pub(crate) fn prepare_new_node(store: &StoreRef, path: &str, overwrite: bool) ->
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     for depth in 0..parts.len() {
         let parent = parts[..depth].join("/");
-        match read_node_metadata_lenient(store, &parent)? {
-            Some("an array") => {
+        match node_kind(store, &parent)? {
+            Some("array") => {
                 return Err(Error::NodeExists {
+                    existing: "array",
                     path: describe(store, path),
                     reason: format!("its parent {parent:?} is an array"),
                 })
@@ -131,17 +141,17 @@ pub(crate) fn prepare_new_node(store: &StoreRef, path: &str, overwrite: bool) ->
     Ok(())
 }
 
-/// What kind of node is at `path` ("an array", "a group"), reading as little as possible and
-/// treating unreadable metadata as a node too (so it is not silently overwritten).
-fn read_node_metadata_lenient(store: &StoreRef, path: &str) -> Result<Option<&'static str>> {
+/// What kind of node is at `path` ("array", "group"), treating unreadable metadata as a
+/// "node" too (so that it is not silently overwritten).
+fn node_kind(store: &StoreRef, path: &str) -> Result<Option<&'static str>> {
     let key = join_key(path, ZARR_JSON);
     let Some(bytes) = store.get(&key)? else {
         return Ok(None);
     };
     Ok(Some(match NodeMetadataV3::parse(&bytes, &key) {
-        Ok(NodeMetadataV3::Array(_)) => "an array",
-        Ok(NodeMetadataV3::Group(_)) => "a group",
-        Err(_) => "a node",
+        Ok(NodeMetadataV3::Array(_)) => "array",
+        Ok(NodeMetadataV3::Group(_)) => "group",
+        Err(_) => "node",
     }))
 }
 

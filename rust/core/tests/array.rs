@@ -185,7 +185,7 @@ fn random_selections_on_memory_and_disk() {
     for codecs in chains {
         exercise(Arc::new(MemoryStore::new()), codecs.clone());
         let dir = tempfile::tempdir().unwrap();
-        exercise(Arc::new(FilesystemStore::new(dir.path(), false)), codecs);
+        exercise(Arc::new(FilesystemStore::new(dir.path())), codecs);
     }
 }
 

@@ -1,5 +1,61 @@
+//! `oxzarr._core`: the Python binding of the oxzarr engine.
+//!
+//! A thin adapter: it converts arguments (numpy buffers, selections, JSON documents), releases
+//! the GIL around every heavy call in one place ([`gil::without_gil`]) and maps engine errors
+//! to Python exceptions in one place ([`errors`]). All Zarr logic lives in `oxzarr-core`.
+
+mod array;
+mod errors;
+mod gil;
+mod group;
+mod store;
+
 use pyo3::prelude::*;
+
+/// Sets the number of threads chunk work runs on (0 = all cores).
+#[pyfunction]
+fn set_threads(n: usize) {
+    oxzarr_core::concurrency::set_threads(n);
+}
+
+/// The number of threads chunk work runs on.
+#[pyfunction]
+fn threads() -> usize {
+    oxzarr_core::concurrency::threads()
+}
+
+/// Sets whether checksums (crc32c) are verified on read.
+#[pyfunction]
+fn set_validate_checksums(on: bool) {
+    oxzarr_core::config::set_validate_checksums(on);
+}
+
+/// How many distinct worker threads ran pieces of the most recent parallel read or write.
+#[pyfunction]
+fn last_operation_workers() -> u32 {
+    oxzarr_core::concurrency::last_operation_workers()
+}
+
+/// The array or group at `path`.
+#[pyfunction]
+fn open_node(py: Python<'_>, store: &store::Store, path: &str) -> PyResult<Py<PyAny>> {
+    let node = gil::without_gil(py, || oxzarr_core::node::open_node(store.inner(), path))?;
+    Ok(match node {
+        oxzarr_core::node::Node::Array(a) => Py::new(py, array::Array::from(*a))?.into_any(),
+        oxzarr_core::node::Node::Group(g) => Py::new(py, group::Group::from(g))?.into_any(),
+    })
+}
+
 #[pymodule]
-fn _core(_m: &Bound<PyModule>) -> PyResult<()> {
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<store::Store>()?;
+    m.add_class::<array::Array>()?;
+    m.add_class::<group::Group>()?;
+    m.add_function(wrap_pyfunction!(set_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(threads, m)?)?;
+    m.add_function(wrap_pyfunction!(set_validate_checksums, m)?)?;
+    m.add_function(wrap_pyfunction!(last_operation_workers, m)?)?;
+    m.add_function(wrap_pyfunction!(open_node, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

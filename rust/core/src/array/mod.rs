@@ -73,6 +73,7 @@ impl Array {
                 path: describe(&store, &path),
             }),
             None => Err(Error::NodeNotFound {
+                kind: "array",
                 path: describe(&store, &path),
             }),
         }

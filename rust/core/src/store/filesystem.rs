@@ -21,24 +21,16 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 #[derive(Debug, Clone)]
 pub struct FilesystemStore {
     root: PathBuf,
-    read_only: bool,
 }
 
 impl FilesystemStore {
     /// A store rooted at `root`. The directory is created on the first write.
-    pub fn new(root: impl Into<PathBuf>, read_only: bool) -> Self {
-        Self {
-            root: root.into(),
-            read_only,
-        }
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
     }
 
     pub fn root(&self) -> &Path {
         &self.root
-    }
-
-    pub fn read_only(&self) -> bool {
-        self.read_only
     }
 
     fn path(&self, key: &str) -> Result<PathBuf, StorageError> {
@@ -49,15 +41,6 @@ impl FilesystemStore {
     fn prefix_path(&self, prefix: &str) -> Result<PathBuf, StorageError> {
         validate_prefix(prefix)?;
         Ok(self.root.join(prefix.trim_end_matches('/')))
-    }
-
-    fn check_writable(&self, key: &str) -> Result<(), StorageError> {
-        if self.read_only {
-            return Err(StorageError::ReadOnly {
-                key: key.to_string(),
-            });
-        }
-        Ok(())
     }
 
     fn io_error(path: &Path, source: std::io::Error) -> StorageError {
@@ -145,7 +128,6 @@ impl WritableStore for FilesystemStore {
     /// Writes to a temporary file in the same directory, then renames it over the key: a
     /// crash or kill part-way leaves the old value (or none), never a torn one.
     fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        self.check_writable(key)?;
         let path = self.path(key)?;
         let dir = path.parent().unwrap_or(&self.root);
         let name = path
@@ -176,7 +158,6 @@ impl WritableStore for FilesystemStore {
     }
 
     fn delete(&self, key: &str) -> Result<(), StorageError> {
-        self.check_writable(key)?;
         let path = self.path(key)?;
         match fs::remove_file(&path) {
             Ok(()) => Ok(()),
@@ -186,7 +167,6 @@ impl WritableStore for FilesystemStore {
     }
 
     fn delete_prefix(&self, prefix: &str) -> Result<(), StorageError> {
-        self.check_writable(prefix)?;
         let path = self.prefix_path(prefix)?;
         if prefix.is_empty() {
             // The root itself stays: it may be a directory the user made.
@@ -284,7 +264,7 @@ mod tests {
     #[test]
     fn set_get_list_delete() {
         let dir = tempfile::tempdir().unwrap();
-        let store = FilesystemStore::new(dir.path(), false);
+        let store = FilesystemStore::new(dir.path());
         assert_eq!(store.get("a/b").unwrap(), None);
         store.set("a/b", b"hello").unwrap();
         store.set("a/c/d", b"x").unwrap();
@@ -324,7 +304,7 @@ mod tests {
     #[test]
     fn writes_leave_no_temporary_files() {
         let dir = tempfile::tempdir().unwrap();
-        let store = FilesystemStore::new(dir.path().join("new"), false);
+        let store = FilesystemStore::new(dir.path().join("new"));
         for i in 0..10u8 {
             store.set("x/y", &[i; 100]).unwrap();
         }
@@ -337,13 +317,16 @@ mod tests {
     }
 
     #[test]
-    fn read_only_refuses_writes() {
+    fn read_only_views_refuse_writes() {
         let dir = tempfile::tempdir().unwrap();
-        let store = FilesystemStore::new(dir.path(), true);
+        let store =
+            super::super::ReadOnlyStore::new(std::sync::Arc::new(FilesystemStore::new(dir.path())));
         assert!(matches!(
             store.set("a", b""),
             Err(StorageError::ReadOnly { .. })
         ));
         assert!(store.delete("a").is_err());
+        assert!(store.delete_prefix("").is_err());
+        assert_eq!(store.get("a").unwrap(), None);
     }
 }

@@ -6,12 +6,14 @@
 
 mod filesystem;
 mod memory;
+mod read_only;
 
 use std::fmt::Debug;
 use std::sync::Arc;
 
 pub use filesystem::FilesystemStore;
 pub use memory::MemoryStore;
+pub use read_only::ReadOnlyStore;
 
 use crate::error::StorageError;
 

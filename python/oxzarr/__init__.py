@@ -1,0 +1,53 @@
+"""oxzarr: fast Zarr arrays for Python, with a parallel Rust engine.
+
+The API follows zarr-python's names and semantics, so porting code is an import change::
+
+    import oxzarr
+    z = oxzarr.create_array("data.zarr", shape=(1000, 1000), dtype="f4", chunks=(100, 100))
+    z[:10, :] = 1.0
+    oxzarr.open_array("data.zarr", mode="r")[0, :5]
+"""
+
+from __future__ import annotations
+
+from oxzarr import codecs, errors, storage
+from oxzarr._core import __version__
+from oxzarr.api import (
+    array,
+    create_array,
+    create_group,
+    empty,
+    from_array,
+    full,
+    group,
+    ones,
+    open,
+    open_array,
+    open_group,
+    zeros,
+)
+from oxzarr.array import Array
+from oxzarr.config import config
+from oxzarr.group import Group
+
+__all__ = [
+    "Array",
+    "Group",
+    "__version__",
+    "array",
+    "codecs",
+    "config",
+    "create_array",
+    "create_group",
+    "empty",
+    "errors",
+    "from_array",
+    "full",
+    "group",
+    "ones",
+    "open",
+    "open_array",
+    "open_group",
+    "storage",
+    "zeros",
+]

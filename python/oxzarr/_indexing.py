@@ -1,0 +1,143 @@
+"""Selections: from what users write inside ``a[...]`` to the engine's orthogonal selection.
+
+The engine takes, per array dimension, either ``(start, step, length)`` or a uint64 array of
+indices. The result it fills is shaped by the lengths; integers then drop their dimension and
+``np.newaxis`` adds one, as in numpy.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+
+from oxzarr.errors import BoundsCheckError
+
+DimSelection: TypeAlias = "tuple[int, int, int] | npt.NDArray[np.uint64]"
+
+
+@dataclass(frozen=True)
+class Indexer:
+    """A normalised selection."""
+
+    #: Per array dimension: (start, step, length) or an index array.
+    selection: list[DimSelection]
+    #: The shape the engine reads into: one length per array dimension.
+    core_shape: tuple[int, ...]
+    #: The shape the user sees: integer dimensions dropped, new axes added.
+    result_shape: tuple[int, ...]
+
+
+def _is_integer(k: Any) -> bool:
+    return isinstance(k, int | np.integer) and not isinstance(k, bool | np.bool_)
+
+
+def _expand(key: Any, ndim: int) -> list[Any]:
+    """The key as one entry per array dimension (plus any new axes), Ellipsis expanded."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    if sum(k is Ellipsis for k in key) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    used = sum(1 for k in key if k is not None and k is not Ellipsis)
+    if used > ndim:
+        raise IndexError(
+            f"too many indices for array: array is {ndim}-dimensional, but {used} were indexed"
+        )
+    out: list[Any] = []
+    for k in key:
+        if k is Ellipsis:
+            out.extend([slice(None)] * (ndim - used))
+        else:
+            out.append(k)
+    if not any(k is Ellipsis for k in key):
+        out.extend([slice(None)] * (ndim - used))
+    return out
+
+
+def _integer(k: Any, n: int, axis: int) -> int:
+    i = operator.index(k)
+    if i < -n or i >= n:
+        raise BoundsCheckError(f"index {i} is out of bounds for axis {axis} with size {n}")
+    return i + n if i < 0 else i
+
+
+def _index_array(k: Any, n: int, axis: int) -> npt.NDArray[np.uint64]:
+    arr = np.asarray(k)
+    if arr.dtype == np.bool_:
+        if arr.ndim != 1 or arr.shape[0] != n:
+            raise IndexError(
+                f"boolean index of shape {arr.shape} does not match axis {axis} of size {n}"
+            )
+        return np.flatnonzero(arr).astype(np.uint64)
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.uint64)
+    if arr.dtype.kind not in "iu":
+        raise IndexError(
+            f"only integers, slices (':'), ellipsis ('...'), numpy.newaxis ('None') and "
+            f"integer or boolean arrays are valid indices, not {arr.dtype} arrays"
+        )
+    if arr.ndim != 1:
+        raise IndexError(f"index arrays must be one-dimensional here, not of shape {arr.shape}")
+    signed = arr.astype(np.int64)
+    bad = (signed < -n) | (signed >= n)
+    if bad.any():
+        raise BoundsCheckError(
+            f"index {int(signed[bad][0])} is out of bounds for axis {axis} with size {n}"
+        )
+    return np.where(signed < 0, signed + n, signed).astype(np.uint64)
+
+
+def _is_array_like(k: Any) -> bool:
+    return isinstance(k, list | np.ndarray) or (
+        hasattr(k, "__array__") and not isinstance(k, str | bytes)
+    )
+
+
+def indexer(key: Any, shape: tuple[int, ...], *, orthogonal: bool = False) -> Indexer:
+    """Normalises `key` for an array of `shape`.
+
+    Basic indexing (``a[...]``) allows one index array, which numpy treats the same way;
+    orthogonal indexing (``a.oindex[...]``) allows one per dimension.
+    """
+    selection: list[DimSelection] = []
+    core_shape: list[int] = []
+    result_shape: list[int] = []
+    arrays = 0
+    axis = 0
+    for k in _expand(key, len(shape)):
+        if k is None:
+            result_shape.append(1)
+            continue
+        n = shape[axis]
+        if isinstance(k, slice):
+            start, stop, step = k.indices(n)
+            length = len(range(start, stop, step))
+            selection.append((start, step, length) if length else (0, 1, 0))
+            core_shape.append(length)
+            result_shape.append(length)
+        elif _is_integer(k):
+            selection.append((_integer(k, n, axis), 1, 1))
+            core_shape.append(1)
+        elif _is_array_like(k) and np.ndim(k) == 0 and _is_integer(np.asarray(k)[()]):
+            selection.append((_integer(np.asarray(k)[()], n, axis), 1, 1))
+            core_shape.append(1)
+        elif _is_array_like(k):
+            indices = _index_array(k, n, axis)
+            arrays += 1
+            selection.append(indices)
+            core_shape.append(len(indices))
+            result_shape.append(len(indices))
+        else:
+            raise IndexError(
+                "only integers, slices (':'), ellipsis ('...'), numpy.newaxis ('None') and "
+                f"integer or boolean arrays are valid indices, not {k!r}"
+            )
+        axis += 1
+    if arrays > 1 and not orthogonal:
+        raise IndexError(
+            "more than one index array: use a.oindex[...] to select them orthogonally"
+        )
+    return Indexer(selection, tuple(core_shape), tuple(result_shape))

@@ -1,0 +1,203 @@
+"""Building array metadata from create_array's arguments, with zarr-python's defaults."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from oxzarr.codecs import BytesCodec, Codec, ZstdCodec, to_codec
+
+JSON = Any
+
+#: numpy dtypes that map onto Zarr v3 core data types (same names in both).
+_DATA_TYPES = {
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
+}
+
+#: Codecs that turn arrays into bytes; those before one are filters, those after compressors.
+ARRAY_TO_BYTES = {"bytes", "sharding_indexed", "vlen-utf8", "vlen-bytes"}
+ARRAY_TO_ARRAY = {"transpose"}
+
+
+def data_type_name(dtype: Any) -> tuple[np.dtype[Any], str]:
+    """The numpy dtype (native byte order) and the Zarr v3 data type name for `dtype`."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as e:
+        raise ValueError(f"not a data type: {dtype!r}") from e
+    dt = dt.newbyteorder("=")
+    if dt.name not in _DATA_TYPES:
+        raise ValueError(
+            f"unsupported data type {dt} (supported: {', '.join(sorted(_DATA_TYPES))})"
+        )
+    return dt, dt.name
+
+
+def normalize_shape(shape: Any) -> tuple[int, ...]:
+    if isinstance(shape, int | np.integer):
+        shape = (shape,)
+    try:
+        out = tuple(int(s) for s in shape)
+    except TypeError as e:
+        raise ValueError(f"shape must be an integer or a sequence of integers, not {shape!r}") from e
+    if any(s < 0 for s in out):
+        raise ValueError(f"shape cannot be negative: {out}")
+    return out
+
+
+def guess_chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+    """A chunk shape for an array of `shape`: between about 128 KiB and 64 MiB, larger for
+    larger arrays, found by halving the longest dimension until the chunk fits."""
+    if not shape:
+        return ()
+    chunks = [max(s, 1) for s in shape]
+    total = math.prod(chunks) * itemsize
+    # Grow the target with the array: 256 KiB for 1 MiB, doubling per tenfold size.
+    target = 256 * 1024 * 2 ** math.log10(max(total, 1) / 2**20)
+    target = min(max(target, 128 * 1024), 64 * 2**20)
+    while math.prod(chunks) * itemsize > target:
+        d = max(range(len(chunks)), key=lambda i: chunks[i])
+        if chunks[d] == 1:
+            break
+        chunks[d] = math.ceil(chunks[d] / 2)
+    return tuple(chunks)
+
+
+def normalize_chunks(chunks: Any, shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+    """Chunks from "auto"/True, an integer (every dimension), or a sequence where -1 or None
+    mean the whole dimension."""
+    if chunks is None or chunks == "auto" or chunks is True:
+        return guess_chunks(shape, itemsize)
+    if isinstance(chunks, int | np.integer):
+        chunks = (int(chunks),) * len(shape)
+    out = []
+    for c, s in zip(chunks, shape, strict=False):
+        if c is None or c == -1:
+            c = max(s, 1)
+        out.append(int(c))
+    if len(out) != len(shape) or len(tuple(chunks)) != len(shape):
+        raise ValueError(
+            f"chunks {tuple(chunks)} do not match the {len(shape)} dimensions of shape {shape}"
+        )
+    if any(c < 1 for c in out):
+        raise ValueError(f"chunk sizes must be positive: {tuple(out)}")
+    return tuple(out)
+
+
+def _float_json(x: float) -> JSON:
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "Infinity" if x > 0 else "-Infinity"
+    return float(x)
+
+
+def fill_value_json(fill_value: Any, dtype: np.dtype[Any]) -> JSON:
+    """The fill value in the JSON encoding of the v3 spec (None: the type's zero)."""
+    if fill_value is None:
+        fill_value = 0
+    bad = ValueError(f"fill_value {fill_value!r} is not a valid {dtype}")
+    try:
+        if dtype.kind == "b":
+            return bool(fill_value)
+        if dtype.kind in "iu":
+            number = float(fill_value) if not isinstance(fill_value, int | np.integer) else 0
+            if not isinstance(fill_value, int | np.integer) and not number.is_integer():
+                raise bad
+            value = int(fill_value)
+            info = np.iinfo(dtype)
+            if not info.min <= value <= info.max:
+                raise bad
+            return value
+        if dtype.kind == "f":
+            return _float_json(float(fill_value))
+        c = complex(fill_value)
+        return [_float_json(c.real), _float_json(c.imag)]
+    except (TypeError, ValueError, OverflowError) as e:
+        raise bad from e
+
+
+def _codec_list(value: Any) -> list[Codec]:
+    if value is None:
+        return []
+    if isinstance(value, str | Mapping) or not isinstance(value, Iterable):
+        return [to_codec(value)]
+    return [to_codec(v) for v in value]
+
+
+def codec_chain(
+    dtype: np.dtype[Any], filters: Any, serializer: Any, compressors: Any
+) -> list[JSON]:
+    """The v3 codec list for create_array's filters, serializer and compressors."""
+    filter_list = [] if filters == "auto" else _codec_list(filters)
+    if serializer == "auto":
+        serializer_codec: Codec = BytesCodec()
+    else:
+        chosen = _codec_list(serializer)
+        if len(chosen) != 1:
+            raise ValueError(f"serializer must be one codec, not {serializer!r}")
+        serializer_codec = chosen[0]
+    compressor_list = (
+        [ZstdCodec(level=0, checksum=False)] if compressors == "auto" else _codec_list(compressors)
+    )
+    chain = [*filter_list, serializer_codec, *compressor_list]
+    return [c._for_dtype(dtype).to_dict() for c in chain]
+
+
+def chunk_key_encoding_json(value: Any) -> JSON:
+    """A chunk_key_encoding: None (default, "/"), a name, or a dict in either the spec's
+    form or zarr-python's short form ({"name": "v2", "separator": "."})."""
+    if value is None:
+        return {"name": "default", "configuration": {"separator": "/"}}
+    if isinstance(value, str):
+        return {"name": value}
+    if isinstance(value, Mapping):
+        if "configuration" in value or "separator" not in value:
+            return dict(value)
+        return {"name": value.get("name", "default"), "configuration": {"separator": value["separator"]}}
+    raise ValueError(f"invalid chunk_key_encoding {value!r}")
+
+
+def array_metadata(
+    *,
+    shape: Sequence[int],
+    dtype: np.dtype[Any],
+    data_type: str,
+    chunks: tuple[int, ...],
+    codecs: list[JSON],
+    fill_value: JSON,
+    chunk_key_encoding: JSON,
+    attributes: Mapping[str, JSON] | None,
+    dimension_names: Iterable[str | None] | None,
+) -> dict[str, JSON]:
+    """A complete v3 zarr.json document for an array."""
+    doc: dict[str, JSON] = {
+        "shape": list(shape),
+        "data_type": data_type,
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(chunks)}},
+        "chunk_key_encoding": chunk_key_encoding,
+        "fill_value": fill_value,
+        "codecs": codecs,
+        "attributes": dict(attributes or {}),
+        "zarr_format": 3,
+        "node_type": "array",
+    }
+    if dimension_names is not None:
+        doc["dimension_names"] = list(dimension_names)
+    return doc

@@ -1,0 +1,335 @@
+"""Creating and opening arrays and groups, with zarr-python's function names and defaults."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from oxzarr import _core
+from oxzarr._metadata import (
+    array_metadata,
+    chunk_key_encoding_json,
+    codec_chain,
+    data_type_name,
+    fill_value_json,
+    normalize_chunks,
+    normalize_shape,
+)
+from oxzarr.array import Array
+from oxzarr.errors import ArrayNotFoundError, GroupNotFoundError, NodeNotFoundError
+from oxzarr.group import Group, wrap_node
+from oxzarr.storage import StoreLike, make_store
+
+__all__ = [
+    "array",
+    "create_array",
+    "create_group",
+    "empty",
+    "from_array",
+    "full",
+    "group",
+    "ones",
+    "open",
+    "open_array",
+    "open_group",
+    "zeros",
+]
+
+JSON = Any
+AccessMode = Literal["r", "r+", "a", "w", "w-"]
+_MODES = ("r", "r+", "a", "w", "w-", "x")
+
+
+def _check_format(zarr_format: int | None) -> None:
+    if zarr_format not in (None, 3):
+        raise ValueError(f"zarr_format={zarr_format!r} is not supported: oxzarr writes Zarr v3")
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in _MODES:
+        raise ValueError(f"invalid mode {mode!r}: expected one of {', '.join(_MODES)}")
+
+
+def _path(path: str | None) -> str:
+    return (path or "").strip("/")
+
+
+def create_array(
+    store: StoreLike,
+    *,
+    name: str | None = None,
+    shape: Any = None,
+    dtype: npt.DTypeLike | None = None,
+    data: npt.ArrayLike | None = None,
+    chunks: Any = "auto",
+    shards: Any = None,
+    filters: Any = "auto",
+    compressors: Any = "auto",
+    serializer: Any = "auto",
+    fill_value: Any = None,
+    order: Literal["C", "F"] | None = None,
+    zarr_format: int | None = 3,
+    attributes: Mapping[str, JSON] | None = None,
+    chunk_key_encoding: Any = None,
+    dimension_names: Iterable[str | None] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    config: Mapping[str, Any] | None = None,
+    write_data: bool = True,
+) -> Array:
+    """Creates an array.
+
+    As zarr-python's ``create_array``: ``chunks="auto"`` picks a chunk shape,
+    ``compressors="auto"`` means zstd (``None``: no compression), ``fill_value=None`` the
+    data type's zero. Codecs are oxzarr.codecs objects, their JSON metadata, or zarr-python
+    codecs. With ``data``, its shape and dtype are the defaults and it is written.
+    """
+    _check_format(zarr_format)
+    if storage_options:
+        raise ValueError("storage_options apply to remote stores, which oxzarr does not open yet")
+    if order not in (None, "C", "F"):
+        raise ValueError(f"order must be 'C' or 'F', not {order!r}")
+    if shards is not None:
+        raise NotImplementedError("sharding (shards=...) is not supported yet")
+    source = None
+    if data is not None:
+        source = np.asarray(data)
+        shape = source.shape if shape is None else shape
+        dtype = source.dtype if dtype is None else dtype
+    if shape is None:
+        raise TypeError("create_array() needs a shape (or data)")
+    shape_t = normalize_shape(shape)
+    np_dtype, data_type = data_type_name(dtype if dtype is not None else "float64")
+    chunk_shape = normalize_chunks(chunks, shape_t, np_dtype.itemsize)
+    doc = array_metadata(
+        shape=shape_t,
+        dtype=np_dtype,
+        data_type=data_type,
+        chunks=chunk_shape,
+        codecs=codec_chain(np_dtype, filters, serializer, compressors),
+        fill_value=fill_value_json(fill_value, np_dtype),
+        chunk_key_encoding=chunk_key_encoding_json(chunk_key_encoding),
+        attributes=attributes,
+        dimension_names=dimension_names,
+    )
+    target = make_store(store)
+    write_empty = (config or {}).get("write_empty_chunks")
+    core = _core.Array.create(target._core, _path(name), json.dumps(doc), overwrite)
+    arr = Array(core, target, write_empty_chunks=write_empty)
+    if source is not None and write_data:
+        arr[...] = source
+    return arr
+
+
+def open_array(
+    store: StoreLike = None,
+    *,
+    mode: AccessMode = "a",
+    path: str | None = None,
+    zarr_format: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> Array:
+    """Opens an array. ``mode``: "r" read-only, "r+" read/write (must exist), "a" read/write
+    (created from ``kwargs`` if missing), "w" create (replacing), "w-" create (fail if
+    present)."""
+    _check_mode(mode)
+    _check_format(zarr_format)
+    if mode in ("w", "w-", "x"):
+        return create_array(
+            store, name=path, overwrite=mode == "w", storage_options=storage_options, **kwargs
+        )
+    target = make_store(store, read_only=mode == "r")
+    try:
+        core = _core.Array.open(target._core, _path(path))
+    except ArrayNotFoundError:
+        if mode == "a" and "shape" in kwargs:
+            return create_array(target, name=path, storage_options=storage_options, **kwargs)
+        raise
+    return Array(core, target, write_empty_chunks=(kwargs.get("config") or {}).get(
+        "write_empty_chunks"
+    ))
+
+
+def create_group(
+    store: StoreLike,
+    *,
+    path: str | None = None,
+    zarr_format: int | None = None,
+    overwrite: bool = False,
+    attributes: Mapping[str, JSON] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Group:
+    """Creates a group (and any missing parent groups)."""
+    _check_format(zarr_format)
+    target = make_store(store)
+    core = _core.Group.create(
+        target._core, _path(path), json.dumps(dict(attributes or {})), overwrite
+    )
+    return Group(core, target)
+
+
+def open_group(
+    store: StoreLike = None,
+    *,
+    mode: AccessMode = "a",
+    path: str | None = None,
+    attributes: Mapping[str, JSON] | None = None,
+    zarr_format: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> Group:
+    """Opens a group; modes as in :func:`open_array` ("a" creates a missing group)."""
+    _check_mode(mode)
+    _check_format(zarr_format)
+    if mode in ("w", "w-", "x"):
+        return create_group(
+            store, path=path, overwrite=mode == "w", attributes=attributes
+        )
+    target = make_store(store, read_only=mode == "r")
+    try:
+        return Group(_core.Group.open(target._core, _path(path)), target)
+    except GroupNotFoundError:
+        if mode == "a":
+            return create_group(target, path=path, attributes=attributes)
+        raise
+
+
+def group(
+    store: StoreLike = None,
+    *,
+    overwrite: bool = False,
+    path: str | None = None,
+    attributes: Mapping[str, JSON] | None = None,
+    zarr_format: int | None = None,
+    **kwargs: Any,
+) -> Group:
+    """Opens or creates a group (replacing it if ``overwrite``)."""
+    return open_group(
+        store, mode="w" if overwrite else "a", path=path, attributes=attributes,
+        zarr_format=zarr_format,
+    )
+
+
+def open(  # noqa: A001 - zarr-python's name
+    store: StoreLike = None,
+    *,
+    mode: AccessMode | None = None,
+    path: str | None = None,
+    zarr_format: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> Array | Group:
+    """Opens the array or group the store holds at ``path``. If there is none, mode "a" (the
+    default) creates an array when ``shape`` is given, else a group."""
+    mode = mode or "a"
+    _check_mode(mode)
+    _check_format(zarr_format)
+    if mode in ("w", "w-", "x"):
+        if "shape" in kwargs:
+            return open_array(store, mode=mode, path=path, **kwargs)
+        return open_group(store, mode=mode, path=path, attributes=kwargs.get("attributes"))
+    target = make_store(store, read_only=mode == "r")
+    try:
+        node = _core.open_node(target._core, _path(path))
+    except NodeNotFoundError:
+        if mode != "a":
+            raise
+        if "shape" in kwargs:
+            return create_array(target, name=path, **kwargs)
+        return create_group(target, path=path, attributes=kwargs.get("attributes"))
+    return wrap_node(node, target)
+
+
+def _create_filled(
+    shape: Any,
+    fill_value: Any,
+    *,
+    store: StoreLike = None,
+    path: str | None = None,
+    name: str | None = None,
+    dtype: npt.DTypeLike | None = None,
+    **kwargs: Any,
+) -> Array:
+    return create_array(
+        store,
+        name=name if name is not None else path,
+        shape=shape,
+        dtype=dtype if dtype is not None else "float64",
+        fill_value=fill_value,
+        **kwargs,
+    )
+
+
+def zeros(shape: Any, **kwargs: Any) -> Array:
+    """An array of zeros (stores nothing until written)."""
+    return _create_filled(shape, 0, **kwargs)
+
+
+def ones(shape: Any, **kwargs: Any) -> Array:
+    """An array of ones (stores nothing until written)."""
+    return _create_filled(shape, 1, **kwargs)
+
+
+def full(shape: Any, fill_value: Any, **kwargs: Any) -> Array:
+    """An array filled with `fill_value` (stores nothing until written)."""
+    return _create_filled(shape, fill_value, **kwargs)
+
+
+def empty(shape: Any, **kwargs: Any) -> Array:
+    """An array whose values are left unset (they read as the fill value, zero by default)."""
+    return _create_filled(shape, kwargs.pop("fill_value", None), **kwargs)
+
+
+def array(data: npt.ArrayLike, **kwargs: Any) -> Array:
+    """An array holding a copy of `data` (in memory unless ``store=`` is given)."""
+    store = kwargs.pop("store", None)
+    name = kwargs.pop("name", kwargs.pop("path", None))
+    return create_array(store, name=name, data=np.asarray(data), **kwargs)
+
+
+def from_array(
+    store: StoreLike,
+    *,
+    data: Array | npt.ArrayLike,
+    name: str | None = None,
+    chunks: Any = "keep",
+    compressors: Any = "keep",
+    filters: Any = "keep",
+    serializer: Any = "keep",
+    fill_value: Any = None,
+    write_data: bool = True,
+    **kwargs: Any,
+) -> Array:
+    """A new array with the contents of `data`; settings of a source Array are kept unless
+    given ("keep")."""
+    if isinstance(data, Array):
+        chunks = data.chunks if chunks == "keep" else chunks
+        compressors = list(data.compressors) if compressors == "keep" else compressors
+        filters = list(data.filters) if filters == "keep" else filters
+        serializer = data.serializer if serializer == "keep" else serializer
+        fill_value = data.fill_value if fill_value is None else fill_value
+        kwargs.setdefault("attributes", dict(data.attrs))
+        source: npt.ArrayLike = data[...]
+    else:
+        chunks = "auto" if chunks == "keep" else chunks
+        compressors = "auto" if compressors == "keep" else compressors
+        filters = "auto" if filters == "keep" else filters
+        serializer = "auto" if serializer == "keep" else serializer
+        source = np.asarray(data)
+    return create_array(
+        store,
+        name=name,
+        data=source,
+        chunks=chunks,
+        compressors=compressors,
+        filters=filters,
+        serializer=serializer,
+        fill_value=fill_value,
+        write_data=write_data,
+        **kwargs,
+    )

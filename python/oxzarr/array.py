@@ -1,0 +1,370 @@
+"""The Array class: a chunked, compressed N-dimensional array in a store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from oxzarr import _core
+from oxzarr._indexing import Indexer, indexer
+from oxzarr._metadata import ARRAY_TO_ARRAY, ARRAY_TO_BYTES
+from oxzarr.codecs import Codec, codec_from_dict
+from oxzarr.config import config
+from oxzarr.errors import ReadOnlyError
+from oxzarr.storage import Store
+
+__all__ = ["Array", "ArrayMetadata", "Attributes"]
+
+JSON = Any
+
+
+class Attributes(MutableMapping[str, JSON]):
+    """The user attributes of an array or group. Every change is written to the store at
+    once (as zarr-python's ``attrs``)."""
+
+    def __init__(self, node: Array | Any) -> None:
+        self._node = node
+
+    def _current(self) -> dict[str, JSON]:
+        return dict(self._node._metadata_dict.get("attributes") or {})
+
+    def __getitem__(self, key: str) -> JSON:
+        return self._current()[key]
+
+    def __setitem__(self, key: str, value: JSON) -> None:
+        self.update({key: value})
+
+    def __delitem__(self, key: str) -> None:
+        attrs = self._current()
+        del attrs[key]
+        self._node._write_attributes(attrs)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._current())
+
+    def __len__(self) -> int:
+        return len(self._current())
+
+    def update(self, *args: Any, **kwargs: JSON) -> None:  # type: ignore[override]
+        """Changes several attributes with one write."""
+        attrs = self._current()
+        attrs.update(*args, **kwargs)
+        self._node._write_attributes(attrs)
+
+    def put(self, d: Mapping[str, JSON]) -> None:
+        """Replaces all attributes."""
+        self._node._write_attributes(dict(d))
+
+    def asdict(self) -> dict[str, JSON]:
+        return self._current()
+
+    def __repr__(self) -> str:
+        return repr(self._current())
+
+
+@dataclass(frozen=True)
+class ArrayMetadata:
+    """An array's ``zarr.json``, with zarr-python's field names."""
+
+    shape: tuple[int, ...]
+    data_type: str
+    chunk_grid: dict[str, JSON]
+    chunk_key_encoding: dict[str, JSON]
+    fill_value: JSON
+    codecs: tuple[Codec, ...]
+    attributes: dict[str, JSON]
+    dimension_names: tuple[str | None, ...] | None
+    zarr_format: int = 3
+    node_type: str = "array"
+    storage_transformers: tuple[JSON, ...] = ()
+    _document: dict[str, JSON] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, JSON]) -> ArrayMetadata:
+        names = doc.get("dimension_names")
+        return cls(
+            shape=tuple(doc["shape"]),
+            data_type=doc["data_type"],
+            chunk_grid=doc["chunk_grid"],
+            chunk_key_encoding=doc["chunk_key_encoding"],
+            fill_value=doc["fill_value"],
+            codecs=tuple(codec_from_dict(c) for c in doc["codecs"]),
+            attributes=doc.get("attributes") or {},
+            dimension_names=tuple(names) if names is not None else None,
+            storage_transformers=tuple(doc.get("storage_transformers") or ()),
+            _document=doc,
+        )
+
+    def to_dict(self) -> dict[str, JSON]:
+        """The document as stored."""
+        return json.loads(json.dumps(self._document))
+
+
+class _OrthogonalIndex:
+    def __init__(self, array: Array) -> None:
+        self._array = array
+
+    def __getitem__(self, key: Any) -> npt.NDArray[Any]:
+        return self._array.get_orthogonal_selection(key)
+
+    def __setitem__(self, key: Any, value: npt.ArrayLike) -> None:
+        self._array.set_orthogonal_selection(key, value)
+
+
+class Array:
+    """A Zarr array. Reads and writes go to the engine in one call per selection: every chunk
+    involved is fetched, decoded and copied in parallel, with the GIL released."""
+
+    def __init__(
+        self,
+        core: _core.Array,
+        store: Store,
+        *,
+        write_empty_chunks: bool | None = None,
+    ) -> None:
+        self._core = core
+        self._store = store
+        self._write_empty_chunks = write_empty_chunks
+        self._load(core)
+
+    def _load(self, core: _core.Array) -> None:
+        self._core = core
+        self._metadata_dict: dict[str, JSON] = json.loads(core.metadata_json())
+        self._shape = tuple(int(s) for s in core.shape)
+        self._chunks = tuple(int(c) for c in core.chunk_shape)
+        self._dtype = np.dtype(core.data_type)
+
+    # --- description ---
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self._dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self._shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self._shape, dtype=np.int64))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the array's data, uncompressed."""
+        return self.size * self._dtype.itemsize
+
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        """The shape of a chunk."""
+        return self._chunks
+
+    @property
+    def shards(self) -> tuple[int, ...] | None:
+        """The shape of a shard, or None for an array without sharding."""
+        return None
+
+    @property
+    def cdata_shape(self) -> tuple[int, ...]:
+        """The number of chunks along each dimension."""
+        return tuple(-(-s // c) for s, c in zip(self._shape, self._chunks, strict=True))
+
+    @property
+    def nchunks(self) -> int:
+        """The number of chunks in the grid."""
+        return int(self._core.nchunks)
+
+    @property
+    def fill_value(self) -> Any:
+        """The value of elements never written, as a numpy scalar."""
+        return np.frombuffer(self._core.fill_value_bytes, dtype=self._dtype)[0]
+
+    @property
+    def order(self) -> str:
+        return "C"
+
+    @property
+    def metadata(self) -> ArrayMetadata:
+        return ArrayMetadata.from_dict(self._metadata_dict)
+
+    @property
+    def attrs(self) -> Attributes:
+        return Attributes(self)
+
+    @property
+    def path(self) -> str:
+        return str(self._core.path)
+
+    @property
+    def name(self) -> str:
+        return "/" + self.path
+
+    @property
+    def basename(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def read_only(self) -> bool:
+        return self._store.read_only
+
+    @property
+    def zarr_format(self) -> int:
+        return 3
+
+    def _codecs_by_kind(self) -> tuple[tuple[Codec, ...], Codec | None, tuple[Codec, ...]]:
+        codecs = list(self._metadata_dict["codecs"])
+        names = [c if isinstance(c, str) else c.get("name") for c in codecs]
+        split = next((i for i, n in enumerate(names) if n in ARRAY_TO_BYTES), None)
+        if split is None:
+            split = next(
+                (i for i, n in enumerate(names) if n not in ARRAY_TO_ARRAY), len(codecs)
+            )
+        objs = [codec_from_dict(c) for c in codecs]
+        serializer = objs[split] if split < len(objs) else None
+        return tuple(objs[:split]), serializer, tuple(objs[split + 1 :])
+
+    @property
+    def filters(self) -> tuple[Codec, ...]:
+        """The array→array codecs."""
+        return self._codecs_by_kind()[0]
+
+    @property
+    def serializer(self) -> Codec | None:
+        """The array→bytes codec."""
+        return self._codecs_by_kind()[1]
+
+    @property
+    def compressors(self) -> tuple[Codec, ...]:
+        """The bytes→bytes codecs."""
+        return self._codecs_by_kind()[2]
+
+    @property
+    def info(self) -> str:
+        """A summary of the array, for people."""
+        filters, serializer, compressors = self._codecs_by_kind()
+        rows = [
+            ("Type", "Array"),
+            ("Zarr format", "3"),
+            ("Data type", str(self._dtype)),
+            ("Fill value", str(self.fill_value)),
+            ("Shape", str(self._shape)),
+            ("Chunk shape", str(self._chunks)),
+            ("Order", self.order),
+            ("Read-only", str(self.read_only)),
+            ("Store", str(self._store)),
+            ("Filters", str(filters)),
+            ("Serializer", str(serializer)),
+            ("Compressors", str(compressors)),
+            ("No. bytes", str(self.nbytes)),
+        ]
+        return "\n".join(f"{k:<19}: {v}" for k, v in rows)
+
+    def __repr__(self) -> str:
+        where = str(self._store)
+        if self.path:
+            where = f"{where}/{self.path}"
+        return f"<Array {where} shape={self._shape} dtype={self._dtype}>"
+
+    def __len__(self) -> int:
+        if not self._shape:
+            raise TypeError("len() of unsized object")
+        return self._shape[0]
+
+    def __iter__(self) -> Iterator[Any]:
+        if not self._shape:
+            raise TypeError("iteration over a 0-d array")
+        for i in range(self._shape[0]):
+            yield self[i]
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> npt.NDArray[Any]:
+        if copy is False:
+            raise ValueError("reading a Zarr array always makes a copy")
+        data = self[...]
+        return data.astype(dtype, copy=False) if dtype is not None else data
+
+    # --- attributes ---
+
+    def _write_attributes(self, attributes: dict[str, JSON]) -> None:
+        self._load(self._core.with_attributes(json.dumps(attributes)))
+
+    def update_attributes(self, new_attributes: Mapping[str, JSON]) -> Array:
+        """Merges `new_attributes` into the attributes (one write); returns the array."""
+        self.attrs.update(new_attributes)
+        return self
+
+    # --- reading and writing ---
+
+    def _read(self, ix: Indexer) -> npt.NDArray[Any]:
+        out = np.empty(ix.core_shape, dtype=self._dtype)
+        self._core.read(ix.selection, out.reshape(-1).view(np.uint8))
+        return out.reshape(ix.result_shape)
+
+    def _write(self, ix: Indexer, value: npt.ArrayLike) -> None:
+        if self.read_only:
+            raise ReadOnlyError(f"{self!r} was opened read-only: cannot write to it")
+        data = np.asarray(value)
+        if data.dtype != self._dtype:
+            data = data.astype(self._dtype)
+        try:
+            data = np.broadcast_to(data, ix.result_shape)
+        except ValueError as e:
+            raise ValueError(
+                f"could not broadcast input array from shape {data.shape} into shape "
+                f"{ix.result_shape}"
+            ) from e
+        data = np.ascontiguousarray(data.reshape(ix.core_shape))
+        write_empty = (
+            self._write_empty_chunks
+            if self._write_empty_chunks is not None
+            else bool(config.get("write_empty_chunks"))
+        )
+        self._core.write(ix.selection, data.reshape(-1).view(np.uint8), write_empty)
+
+    def __getitem__(self, key: Any) -> npt.NDArray[Any]:
+        return self._read(indexer(key, self._shape))
+
+    def __setitem__(self, key: Any, value: npt.ArrayLike) -> None:
+        self._write(indexer(key, self._shape), value)
+
+    def get_basic_selection(self, selection: Any = Ellipsis) -> npt.NDArray[Any]:
+        """Reads integers, slices (any step), Ellipsis and newaxis."""
+        return self[selection]
+
+    def set_basic_selection(self, selection: Any, value: npt.ArrayLike) -> None:
+        self[selection] = value
+
+    def get_orthogonal_selection(self, selection: Any) -> npt.NDArray[Any]:
+        """Reads with one index per dimension, each applied on its own (integers, slices,
+        integer arrays, boolean masks)."""
+        return self._read(indexer(selection, self._shape, orthogonal=True))
+
+    def set_orthogonal_selection(self, selection: Any, value: npt.ArrayLike) -> None:
+        self._write(indexer(selection, self._shape, orthogonal=True), value)
+
+    @property
+    def oindex(self) -> _OrthogonalIndex:
+        """Orthogonal indexing: ``a.oindex[[0, 2], :, mask]``."""
+        return _OrthogonalIndex(self)
+
+    # --- pickling: by store and path, never by data ---
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_reopen, (self._store, self.path, self._write_empty_chunks))
+
+
+def _reopen(store: Store, path: str, write_empty_chunks: bool | None) -> Array:
+    return Array(
+        _core.Array.open(store._core, path), store, write_empty_chunks=write_empty_chunks
+    )

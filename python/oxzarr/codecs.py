@@ -1,0 +1,192 @@
+"""Codecs, named and configured as in zarr-python's ``zarr.codecs``.
+
+A codec can be given to :func:`oxzarr.create_array` as one of these objects, as its JSON
+metadata (``{"name": "zstd", "configuration": {"level": 3}}``), or as a zarr-python codec
+object. The engine does the encoding and decoding; these classes only describe it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+__all__ = [
+    "BloscCodec",
+    "BytesCodec",
+    "Codec",
+    "Crc32cCodec",
+    "GzipCodec",
+    "TransposeCodec",
+    "ZstdCodec",
+    "codec_from_dict",
+]
+
+JSON = Any
+
+
+class Codec:
+    """Base of the codec descriptions."""
+
+    name: str = ""
+
+    def configuration(self) -> dict[str, JSON]:
+        return {}
+
+    def to_dict(self) -> dict[str, JSON]:
+        """The codec's metadata, as written in ``zarr.json``."""
+        config = self.configuration()
+        return {"name": self.name, "configuration": config} if config else {"name": self.name}
+
+    def _for_dtype(self, dtype: np.dtype[Any]) -> Codec:
+        """This codec with settings that depend on the data type filled in."""
+        return self
+
+
+@dataclass(frozen=True)
+class BytesCodec(Codec):
+    """Serialises elements in C order with the given byte order (array→bytes)."""
+
+    endian: Literal["little", "big"] | None = "little"
+    name = "bytes"
+
+    def configuration(self) -> dict[str, JSON]:
+        return {"endian": self.endian} if self.endian is not None else {}
+
+    def _for_dtype(self, dtype: np.dtype[Any]) -> Codec:
+        # Byte order means nothing for one-byte types; zarr-python leaves it out.
+        return BytesCodec(endian=None) if dtype.itemsize == 1 else self
+
+
+@dataclass(frozen=True)
+class TransposeCodec(Codec):
+    """Permutes the dimensions of each chunk (array→array)."""
+
+    order: tuple[int, ...] = ()
+    name = "transpose"
+
+    def __init__(self, order: Iterable[int]) -> None:
+        object.__setattr__(self, "order", tuple(int(i) for i in order))
+
+    def configuration(self) -> dict[str, JSON]:
+        return {"order": list(self.order)}
+
+
+@dataclass(frozen=True)
+class GzipCodec(Codec):
+    """gzip compression (bytes→bytes)."""
+
+    level: int = 5
+    name = "gzip"
+
+    def configuration(self) -> dict[str, JSON]:
+        return {"level": self.level}
+
+
+@dataclass(frozen=True)
+class ZstdCodec(Codec):
+    """Zstandard compression (bytes→bytes). Level 0 is zstd's default level."""
+
+    level: int = 0
+    checksum: bool = False
+    name = "zstd"
+
+    def configuration(self) -> dict[str, JSON]:
+        return {"level": self.level, "checksum": self.checksum}
+
+
+@dataclass(frozen=True)
+class BloscCodec(Codec):
+    """Blosc compression (bytes→bytes). ``typesize`` defaults to the item size and
+    ``shuffle`` to bitshuffle for one-byte types and shuffle otherwise, as in zarr-python."""
+
+    typesize: int | None = None
+    cname: Literal["blosclz", "lz4", "lz4hc", "zlib", "zstd"] = "zstd"
+    clevel: int = 5
+    shuffle: Literal["noshuffle", "shuffle", "bitshuffle"] | None = None
+    blocksize: int = 0
+    name = "blosc"
+
+    def configuration(self) -> dict[str, JSON]:
+        config: dict[str, JSON] = {}
+        if self.typesize is not None:
+            config["typesize"] = self.typesize
+        config["cname"] = str(self.cname)
+        config["clevel"] = self.clevel
+        config["shuffle"] = str(self.shuffle) if self.shuffle is not None else "noshuffle"
+        config["blocksize"] = self.blocksize
+        return config
+
+    def _for_dtype(self, dtype: np.dtype[Any]) -> Codec:
+        shuffle = self.shuffle
+        if shuffle is None:
+            shuffle = "bitshuffle" if dtype.itemsize == 1 else "shuffle"
+        typesize = self.typesize if self.typesize is not None else dtype.itemsize
+        return BloscCodec(typesize, self.cname, self.clevel, shuffle, self.blocksize)
+
+
+@dataclass(frozen=True)
+class Crc32cCodec(Codec):
+    """Appends a CRC-32C checksum, verified on read (bytes→bytes)."""
+
+    name = "crc32c"
+
+
+@dataclass(frozen=True)
+class _MetadataCodec(Codec):
+    """A codec known only by its metadata (one oxzarr has no class for)."""
+
+    metadata: Mapping[str, JSON] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, JSON]:
+        return dict(self.metadata)
+
+
+_CLASSES: dict[str, type[Codec]] = {
+    "bytes": BytesCodec,
+    "transpose": TransposeCodec,
+    "gzip": GzipCodec,
+    "zstd": ZstdCodec,
+    "blosc": BloscCodec,
+    "crc32c": Crc32cCodec,
+}
+
+
+def codec_from_dict(metadata: Mapping[str, JSON] | str) -> Codec:
+    """The codec object for a codec's metadata (a bare name is a codec with no settings)."""
+    if isinstance(metadata, str):
+        metadata = {"name": metadata}
+    name = metadata.get("name")
+    config = metadata.get("configuration") or {}
+    cls = _CLASSES.get(str(name))
+    if cls is None or not isinstance(config, Mapping):
+        return _MetadataCodec(metadata=dict(metadata))
+    try:
+        return cls(**config)
+    except TypeError:
+        # A setting this class does not model: keep the metadata as it is.
+        return _MetadataCodec(metadata=dict(metadata))
+
+
+def to_codec(value: Any) -> Codec:
+    """A codec from any accepted form: an oxzarr codec, its metadata, or an object with
+    ``to_dict()`` (zarr-python's codecs)."""
+    if isinstance(value, Codec):
+        return value
+    if isinstance(value, str | Mapping):
+        if isinstance(value, Mapping) and "name" not in value:
+            raise ValueError(f"codec metadata needs a 'name': {dict(value)!r}")
+        return codec_from_dict(value)
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):
+        metadata = to_dict()
+        if isinstance(metadata, Mapping) and "name" in metadata:
+            # zarr-python leaves Blosc's typesize and shuffle open until it knows the dtype.
+            config = dict(metadata.get("configuration") or {})
+            if metadata["name"] == "blosc" and config.get("typesize") is None:
+                config.pop("typesize", None)
+                return codec_from_dict({"name": "blosc", "configuration": config})
+            return codec_from_dict(metadata)
+    raise TypeError(f"not a codec: {value!r}")

@@ -1,0 +1,117 @@
+"""Runtime settings, shaped like ``zarr.config``.
+
+>>> import oxzarr
+>>> oxzarr.config.get("threads")  # doctest: +SKIP
+8
+>>> with oxzarr.config.set({"threads": 2}):
+...     pass  # reads and writes in here use two threads
+
+Keys:
+
+- ``threads``: threads that chunks are read and written on (default: all cores).
+- ``validate_checksums``: verify crc32c checksums on read (default: True).
+- ``write_empty_chunks``: store chunks that hold only the fill value (default: False, as in
+  zarr-python: such chunks are deleted instead, and read back as the fill value).
+
+zarr-python's names ``threading.max_workers`` and ``array.write_empty_chunks`` are accepted too.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from oxzarr import _core
+
+__all__ = ["Config", "config"]
+
+_ALIASES = {
+    "threading.max_workers": "threads",
+    "array.write_empty_chunks": "write_empty_chunks",
+}
+_DEFAULTS: dict[str, Any] = {
+    "threads": None,
+    "validate_checksums": True,
+    "write_empty_chunks": False,
+}
+
+
+def _check(key: str, value: Any) -> Any:
+    if key == "threads":
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"config 'threads' must be a positive integer or None, not {value!r}")
+        return value
+    if not isinstance(value, bool):
+        raise ValueError(f"config {key!r} must be True or False, not {value!r}")
+    return value
+
+
+class _Restore:
+    """What `Config.set` returns: a context manager that undoes the change on exit."""
+
+    def __init__(self, config: Config, previous: dict[str, Any]) -> None:
+        self._config = config
+        self._previous = previous
+
+    def __enter__(self) -> Config:
+        return self._config
+
+    def __exit__(self, *exc: object) -> None:
+        self._config._apply(self._previous)
+
+
+class Config:
+    """The settings of this process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[str, Any] = dict(_DEFAULTS)
+
+    @staticmethod
+    def _key(key: str) -> str:
+        key = _ALIASES.get(key, key)
+        if key not in _DEFAULTS:
+            known = ", ".join(sorted([*_DEFAULTS, *_ALIASES]))
+            raise KeyError(f"unknown oxzarr config key {key!r} (known: {known})")
+        return key
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value of `key`; for ``threads``, the number in effect."""
+        try:
+            key = self._key(key)
+        except KeyError:
+            return default
+        if key == "threads":
+            return _core.threads()
+        return self._values[key]
+
+    def set(self, changes: Mapping[str, Any] | None = None, **kwargs: Any) -> _Restore:
+        """Changes settings now; used as a context manager, restores them on exit."""
+        updates = {**(changes or {}), **kwargs}
+        normalized = {self._key(k): _check(self._key(k), v) for k, v in updates.items()}
+        with self._lock:
+            previous = {k: self._values[k] for k in normalized}
+        self._apply(normalized)
+        return _Restore(self, previous)
+
+    def reset(self) -> None:
+        """Back to the defaults."""
+        self._apply(dict(_DEFAULTS))
+
+    def _apply(self, values: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._values.update(values)
+            if "threads" in values:
+                _core.set_threads(values["threads"] or 0)
+            if "validate_checksums" in values:
+                _core.set_validate_checksums(values["validate_checksums"])
+
+    def __repr__(self) -> str:
+        shown = {**self._values, "threads": _core.threads()}
+        return f"oxzarr.config({shown})"
+
+
+config = Config()

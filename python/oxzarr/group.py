@@ -1,0 +1,187 @@
+"""The Group class: a node that holds arrays and other groups."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from oxzarr import _core
+from oxzarr.array import Array, Attributes
+from oxzarr.errors import ContainsArrayError, NodeNotFoundError
+from oxzarr.storage import Store
+
+__all__ = ["Group"]
+
+JSON = Any
+
+
+def _join(path: str, name: str) -> str:
+    name = name.strip("/")
+    return f"{path}/{name}" if path else name
+
+
+def wrap_node(node: _core.Array | _core.Group, store: Store) -> Array | Group:
+    if isinstance(node, _core.Array):
+        return Array(node, store)
+    return Group(node, store)
+
+
+class Group:
+    """A Zarr group: attributes, and members reached by name or by path (``g["a/b/c"]``)."""
+
+    def __init__(self, core: _core.Group, store: Store) -> None:
+        self._store = store
+        self._load(core)
+
+    def _load(self, core: _core.Group) -> None:
+        self._core = core
+        self._metadata_dict: dict[str, JSON] = json.loads(core.metadata_json())
+
+    @property
+    def path(self) -> str:
+        return str(self._core.path)
+
+    @property
+    def name(self) -> str:
+        return "/" + self.path
+
+    @property
+    def basename(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def read_only(self) -> bool:
+        return self._store.read_only
+
+    @property
+    def zarr_format(self) -> int:
+        return 3
+
+    @property
+    def attrs(self) -> Attributes:
+        return Attributes(self)
+
+    @property
+    def metadata(self) -> dict[str, JSON]:
+        return json.loads(json.dumps(self._metadata_dict))
+
+    def _write_attributes(self, attributes: dict[str, JSON]) -> None:
+        self._load(self._core.with_attributes(json.dumps(attributes)))
+
+    def update_attributes(self, new_attributes: Mapping[str, JSON]) -> Group:
+        self.attrs.update(new_attributes)
+        return self
+
+    def __repr__(self) -> str:
+        where = str(self._store)
+        if self.path:
+            where = f"{where}/{self.path}"
+        return f"<Group {where}>"
+
+    # --- members ---
+
+    def __getitem__(self, key: str) -> Array | Group:
+        try:
+            node = _core.open_node(self._store._core, _join(self.path, key))
+        except NodeNotFoundError:
+            raise KeyError(key) from None
+        return wrap_node(node, self._store)
+
+    def get(self, key: str, default: Any = None) -> Array | Group | Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        return self.get(key) is not None
+
+    def members(self) -> tuple[tuple[str, Array | Group], ...]:
+        """The direct members, (name, node), sorted by name."""
+        return tuple((name, self[name]) for name, _ in self._core.members())
+
+    def keys(self) -> Iterator[str]:
+        return (name for name, _ in self._core.members())
+
+    def __iter__(self) -> Iterator[str]:
+        return self.keys()
+
+    def __len__(self) -> int:
+        return len(self._core.members())
+
+    def array_keys(self) -> Iterator[str]:
+        return (name for name, kind in self._core.members() if kind == "array")
+
+    def group_keys(self) -> Iterator[str]:
+        return (name for name, kind in self._core.members() if kind == "group")
+
+    def arrays(self) -> Iterator[tuple[str, Array]]:
+        for name in list(self.array_keys()):
+            node = self[name]
+            assert isinstance(node, Array)
+            yield name, node
+
+    def groups(self) -> Iterator[tuple[str, Group]]:
+        for name in list(self.group_keys()):
+            node = self[name]
+            assert isinstance(node, Group)
+            yield name, node
+
+    # --- creating members ---
+
+    def create_group(
+        self, name: str, *, overwrite: bool = False, attributes: Mapping[str, JSON] | None = None
+    ) -> Group:
+        """Creates a group below this one (missing intermediate groups too)."""
+        core = _core.Group.create(
+            self._store._core, _join(self.path, name), json.dumps(dict(attributes or {})), overwrite
+        )
+        return Group(core, self._store)
+
+    def require_group(self, name: str, **kwargs: Any) -> Group:
+        """The group `name`, created if it does not exist."""
+        node = self.get(name)
+        if node is None:
+            return self.create_group(name, **kwargs)
+        if not isinstance(node, Group):
+            raise ContainsArrayError(f"{node!r} is an array, not a group")
+        return node
+
+    def create_array(self, name: str, **kwargs: Any) -> Array:
+        """Creates an array below this group; takes the arguments of
+        :func:`oxzarr.create_array`."""
+        from oxzarr.api import create_array
+
+        return create_array(self._store, name=_join(self.path, name), **kwargs)
+
+    def require_array(self, name: str, *, shape: Any, dtype: Any = None, **kwargs: Any) -> Array:
+        """The array `name`, created if it does not exist; an existing one must have the
+        given shape (and dtype, if given)."""
+        import numpy as np
+
+        from oxzarr._metadata import normalize_shape
+
+        node = self.get(name)
+        if node is None:
+            return self.create_array(name, shape=shape, dtype=dtype, **kwargs)
+        if not isinstance(node, Array):
+            raise TypeError(f"{node!r} is a group, not an array")
+        if node.shape != normalize_shape(shape):
+            raise TypeError(f"{node!r} exists with shape {node.shape}, not {shape}")
+        if dtype is not None and node.dtype != np.dtype(dtype):
+            raise TypeError(f"{node!r} exists with dtype {node.dtype}, not {np.dtype(dtype)}")
+        return node
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_reopen_group, (self._store, self.path))
+
+
+def _reopen_group(store: Store, path: str) -> Group:
+    return Group(_core.Group.open(store._core, path), store)

@@ -1,0 +1,74 @@
+//! A read-only view of any store: reads pass through, writes are refused.
+
+use super::{ByteRange, ListDir, ListableStore, ReadableStore, Store, StoreRef, WritableStore};
+use crate::error::StorageError;
+
+/// Refuses every write to the store it wraps.
+#[derive(Debug, Clone)]
+pub struct ReadOnlyStore {
+    inner: StoreRef,
+}
+
+impl ReadOnlyStore {
+    pub fn new(inner: StoreRef) -> Self {
+        Self { inner }
+    }
+
+    fn refuse(&self, key: &str) -> StorageError {
+        StorageError::ReadOnly {
+            key: format!("{key} in {}", self.inner.describe()),
+        }
+    }
+}
+
+impl ReadableStore for ReadOnlyStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.get(key)
+    }
+
+    fn get_into(&self, key: &str, buf: &mut Vec<u8>) -> Result<bool, StorageError> {
+        self.inner.get_into(key, buf)
+    }
+
+    fn get_ranges(
+        &self,
+        key: &str,
+        ranges: &[ByteRange],
+    ) -> Result<Option<Vec<Vec<u8>>>, StorageError> {
+        self.inner.get_ranges(key, ranges)
+    }
+
+    fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        self.inner.size(key)
+    }
+}
+
+impl WritableStore for ReadOnlyStore {
+    fn set(&self, key: &str, _value: &[u8]) -> Result<(), StorageError> {
+        Err(self.refuse(key))
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StorageError> {
+        Err(self.refuse(key))
+    }
+
+    fn delete_prefix(&self, prefix: &str) -> Result<(), StorageError> {
+        Err(self.refuse(prefix))
+    }
+}
+
+impl ListableStore for ReadOnlyStore {
+    fn list_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        self.inner.list_prefix(prefix)
+    }
+
+    fn list_dir(&self, prefix: &str) -> Result<ListDir, StorageError> {
+        self.inner.list_dir(prefix)
+    }
+}
+
+impl Store for ReadOnlyStore {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}

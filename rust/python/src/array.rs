@@ -1,0 +1,148 @@
+//! `Array`: an open array, read and written through numpy buffers.
+//!
+//! Buffers arrive as flat `uint8` views of C-contiguous numpy arrays (the Python layer makes
+//! them), so each read or write is one call: the engine plans, fetches, decodes and copies
+//! every chunk in parallel with the GIL released, straight into or out of the numpy memory.
+
+use numpy::{PyReadonlyArray1, PyReadwriteArray1};
+use oxzarr_core::array::{DimSelection, Selection};
+use oxzarr_core::metadata::ArrayMetadataV3;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple};
+
+use crate::gil::without_gil;
+use crate::store::Store;
+
+#[pyclass(frozen, module = "oxzarr._core")]
+pub struct Array {
+    inner: oxzarr_core::Array,
+}
+
+impl From<oxzarr_core::Array> for Array {
+    fn from(inner: oxzarr_core::Array) -> Self {
+        Self { inner }
+    }
+}
+
+/// A selection from Python: per dimension, `(start, step, length)` or a 1-D uint64 array of
+/// indices.
+fn parse_selection(selection: &[Bound<'_, PyAny>]) -> PyResult<Selection> {
+    selection
+        .iter()
+        .map(|dim| {
+            if let Ok(t) = dim.cast::<PyTuple>() {
+                let (start, step, len): (u64, i64, u64) = t.extract()?;
+                Ok(DimSelection::Slice { start, step, len })
+            } else {
+                let indices: PyReadonlyArray1<'_, u64> = dim.extract()?;
+                Ok(DimSelection::Indices(indices.as_array().to_vec()))
+            }
+        })
+        .collect::<PyResult<Vec<_>>>()
+        .map(Selection)
+}
+
+#[pymethods]
+impl Array {
+    #[staticmethod]
+    fn open(py: Python<'_>, store: &Store, path: &str) -> PyResult<Self> {
+        let store = store.inner().clone();
+        without_gil(py, || oxzarr_core::Array::open(store, path)).map(Self::from)
+    }
+
+    /// Creates an array from a complete `zarr.json` document.
+    #[staticmethod]
+    fn create(
+        py: Python<'_>,
+        store: &Store,
+        path: &str,
+        metadata_json: &str,
+        overwrite: bool,
+    ) -> PyResult<Self> {
+        let metadata = ArrayMetadataV3::parse(metadata_json.as_bytes(), "zarr.json")
+            .map_err(|e| crate::errors::to_py_err(e.into()))?;
+        let store = store.inner().clone();
+        without_gil(py, || {
+            oxzarr_core::Array::create(store, path, metadata, overwrite)
+        })
+        .map(Self::from)
+    }
+
+    #[getter]
+    fn path(&self) -> &str {
+        self.inner.path()
+    }
+
+    #[getter]
+    fn shape(&self) -> Vec<u64> {
+        self.inner.shape().to_vec()
+    }
+
+    #[getter]
+    fn chunk_shape(&self) -> Vec<u64> {
+        self.inner.chunk_shape().to_vec()
+    }
+
+    #[getter]
+    fn data_type(&self) -> &'static str {
+        self.inner.data_type().name()
+    }
+
+    /// One element of the fill value, native endian.
+    #[getter]
+    fn fill_value_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.inner.fill_value())
+    }
+
+    #[getter]
+    fn nchunks(&self) -> u64 {
+        self.inner.nchunks()
+    }
+
+    fn metadata_json(&self) -> String {
+        self.inner.metadata().to_value().to_string()
+    }
+
+    /// Writes new attributes; returns the updated array.
+    fn with_attributes(&self, py: Python<'_>, attributes_json: &str) -> PyResult<Self> {
+        let attributes: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(attributes_json).map_err(|e| {
+                PyValueError::new_err(format!("attributes are not a JSON object: {e}"))
+            })?;
+        without_gil(py, || self.inner.with_attributes(attributes)).map(Self::from)
+    }
+
+    /// Reads `selection` into `out`, a flat uint8 view of a C-contiguous array of the
+    /// selection's shape and the array's native-endian dtype.
+    fn read(
+        &self,
+        py: Python<'_>,
+        selection: Vec<Bound<'_, PyAny>>,
+        mut out: PyReadwriteArray1<'_, u8>,
+    ) -> PyResult<()> {
+        let selection = parse_selection(&selection)?;
+        let out = out
+            .as_slice_mut()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        without_gil(py, || self.inner.read_into(&selection, out))
+    }
+
+    /// Writes `data` (a flat uint8 view of a C-contiguous array shaped as the selection) into
+    /// `selection`.
+    fn write(
+        &self,
+        py: Python<'_>,
+        selection: Vec<Bound<'_, PyAny>>,
+        data: PyReadonlyArray1<'_, u8>,
+        write_empty_chunks: bool,
+    ) -> PyResult<()> {
+        let selection = parse_selection(&selection)?;
+        let data = data
+            .as_slice()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        without_gil(py, || {
+            self.inner.write(&selection, data, write_empty_chunks)
+        })
+    }
+}

@@ -1,0 +1,78 @@
+//! Engine errors to Python exceptions, in one place.
+//!
+//! The exception classes live in `oxzarr.errors` (Python), where their hierarchy mirrors
+//! zarr-python's: every one is also a built-in users already catch (`FileNotFoundError`,
+//! `ValueError`, `IndexError`, `OSError`).
+
+use oxzarr_core::error::{Error, MetadataError, StorageError};
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+
+/// An exception of class `name` from `oxzarr.errors` (`fallback` if that cannot be imported).
+fn raise(name: &str, message: String, fallback: fn(String) -> PyErr) -> PyErr {
+    Python::attach(|py| {
+        let class = py.import("oxzarr.errors").and_then(|m| m.getattr(name));
+        match class {
+            Ok(class) => match class.call1((message.clone(),)) {
+                Ok(exc) => PyErr::from_value(exc),
+                Err(e) => e,
+            },
+            Err(_) => fallback(message),
+        }
+    })
+}
+
+fn value_error(message: String) -> PyErr {
+    PyValueError::new_err(message)
+}
+
+pub fn to_py_err(err: Error) -> PyErr {
+    let message = err.to_string();
+    match err {
+        Error::NodeNotFound { kind, .. } => {
+            let class = match kind {
+                "array" => "ArrayNotFoundError",
+                "group" => "GroupNotFoundError",
+                _ => "NodeNotFoundError",
+            };
+            raise(class, message, |m| {
+                pyo3::exceptions::PyFileNotFoundError::new_err(m)
+            })
+        }
+        Error::NodeExists { existing, .. } => {
+            let class = if existing == "group" {
+                "ContainsGroupError"
+            } else {
+                "ContainsArrayError"
+            };
+            raise(class, message, value_error)
+        }
+        Error::NotAnArray { .. } => raise("NodeTypeValidationError", message, value_error),
+        Error::NotAGroup { .. } => raise("ContainsArrayError", message, value_error),
+        Error::Metadata(e) | Error::InvalidMetadata { source: e, .. } => {
+            let class = match e {
+                MetadataError::Unsupported { ref field, .. } if field == "codec" => {
+                    "UnknownCodecError"
+                }
+                _ => "MetadataValidationError",
+            };
+            raise(class, message, value_error)
+        }
+        Error::CorruptChunk { .. } => raise("CorruptChunkError", message, value_error),
+        Error::EncodeChunk { .. } | Error::InvalidArgument(_) => value_error(message),
+        Error::OutOfBounds(_) => raise("BoundsCheckError", message, |m| {
+            pyo3::exceptions::PyIndexError::new_err(m)
+        }),
+        Error::Storage(StorageError::Io { key, source }) => {
+            // OSError(errno, strerror, filename) picks the subclass (PermissionError, ...)
+            // from the errno, as the open() built-in does.
+            let errno = source.raw_os_error().unwrap_or(0);
+            PyOSError::new_err((errno, source.to_string(), key))
+        }
+        Error::Storage(StorageError::ReadOnly { .. }) => {
+            raise("ReadOnlyError", message, value_error)
+        }
+        Error::Storage(_) => value_error(message),
+        Error::Threads(_) => PyRuntimeError::new_err(message),
+    }
+}

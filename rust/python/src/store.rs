@@ -1,0 +1,103 @@
+//! `Store`: a handle to an engine store, for the Python package's store classes.
+
+use std::sync::Arc;
+
+use oxzarr_core::store::{FilesystemStore, MemoryStore, ReadOnlyStore, StoreRef};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::gil::without_gil;
+
+#[pyclass(frozen, module = "oxzarr._core")]
+pub struct Store {
+    inner: StoreRef,
+    read_only: bool,
+}
+
+impl Store {
+    pub fn inner(&self) -> &StoreRef {
+        &self.inner
+    }
+}
+
+#[pymethods]
+impl Store {
+    /// A store in a directory of the local filesystem.
+    #[staticmethod]
+    #[pyo3(signature = (root, read_only = false))]
+    fn local(root: std::path::PathBuf, read_only: bool) -> Self {
+        let store = Self {
+            inner: Arc::new(FilesystemStore::new(root)),
+            read_only: false,
+        };
+        if read_only {
+            store.read_only_view()
+        } else {
+            store
+        }
+    }
+
+    /// The same store, with writes refused.
+    fn read_only_view(&self) -> Self {
+        if self.read_only {
+            return Self {
+                inner: self.inner.clone(),
+                read_only: true,
+            };
+        }
+        Self {
+            inner: Arc::new(ReadOnlyStore::new(self.inner.clone())),
+            read_only: true,
+        }
+    }
+
+    /// A new, empty in-memory store.
+    #[staticmethod]
+    fn memory() -> Self {
+        Self {
+            inner: Arc::new(MemoryStore::new()),
+            read_only: false,
+        }
+    }
+
+    #[getter]
+    fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    fn get<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let value = without_gil(py, || Ok(self.inner.get(key)?))?;
+        Ok(value.map(|v| PyBytes::new(py, &v)))
+    }
+
+    fn set(&self, py: Python<'_>, key: &str, value: &[u8]) -> PyResult<()> {
+        without_gil(py, || Ok(self.inner.set(key, value)?))
+    }
+
+    fn delete(&self, py: Python<'_>, key: &str) -> PyResult<()> {
+        without_gil(py, || Ok(self.inner.delete(key)?))
+    }
+
+    fn delete_prefix(&self, py: Python<'_>, prefix: &str) -> PyResult<()> {
+        without_gil(py, || Ok(self.inner.delete_prefix(prefix)?))
+    }
+
+    fn exists(&self, py: Python<'_>, key: &str) -> PyResult<bool> {
+        without_gil(py, || Ok(self.inner.exists(key)?))
+    }
+
+    /// Every key under `prefix` ("" or ending in "/"), sorted.
+    fn list_prefix(&self, py: Python<'_>, prefix: &str) -> PyResult<Vec<String>> {
+        without_gil(py, || Ok(self.inner.list_prefix(prefix)?))
+    }
+
+    /// (keys, prefixes) directly under `prefix`.
+    fn list_dir(&self, py: Python<'_>, prefix: &str) -> PyResult<(Vec<String>, Vec<String>)> {
+        let listed = without_gil(py, || Ok(self.inner.list_dir(prefix)?))?;
+        Ok((listed.keys, listed.prefixes))
+    }
+}
