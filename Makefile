@@ -3,27 +3,30 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.deps-stamp
+# pyproject.toml extras installed into the virtualenv.
+EXTRAS := dev,test,lint
 
-.PHONY: demo test test-rust test-python lint develop develop-release bench clean
+.PHONY: demo test test-rust test-python lint develop develop-release bench bench-codecs clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# Python dependencies (test peers and linters) follow pyproject.toml; reinstalled when it changes.
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet "maturin>=1.7,<2" "pytest>=8" "hypothesis>=6.100" \
-		"zarr==3.1.6" "numcodecs>=0.16,<0.17" "tensorstore==0.1.86" "ruff==0.17.6" "mypy==2.4.1" numpy
+# Python dependencies (build tool, test peers, linters) follow pyproject.toml's extras;
+# reinstalled when it changes.
+$(STAMP): pyproject.toml tools/requirements.py | $(BIN)/python
+	$(BIN)/python tools/requirements.py $(EXTRAS) > $(VENV)/requirements.txt
+	$(BIN)/pip install --quiet -r $(VENV)/requirements.txt
 	touch $(STAMP)
 
-# A debug build of the engine (fast to compile) for the test loop.
+# A debug build of the engine (fast to compile) for the test loop, installed editable.
 develop: $(STAMP)
-	$(BIN)/maturin develop --quiet --skip-install 2>&1 | grep -v '^📦\|^🔗\|^🐍\|^⚠' || true
+	$(BIN)/maturin develop --quiet 2>&1 | grep -v '^📦\|^🔗\|^🐍\|^✏️\|^🛠\|^⚠' || true
 	$(BIN)/python -c "import oxzarr._core"
 
 # A release build (lto, one codegen unit) for demos and benchmarks.
 develop-release: $(STAMP)
-	$(BIN)/maturin develop --release --quiet --skip-install
+	$(BIN)/maturin develop --release --quiet 2>&1 | grep -v '^📦\|^🔗\|^🐍\|^✏️\|^🛠\|^⚠' || true
 	$(BIN)/python -c "import oxzarr._core"
 
 demo: develop-release
@@ -40,14 +43,18 @@ test: test-rust test-python
 lint: $(STAMP)
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo fmt --all -- --check
-	$(BIN)/ruff check python tests benches
-	$(BIN)/ruff format --check python tests benches
+	$(BIN)/ruff check python tests benches tools
+	$(BIN)/ruff format --check python tests benches tools
 	$(BIN)/mypy
 
+# The side-by-side benchmark against every peer (release build).
 bench: develop-release
-	$(BIN)/pip install --quiet "zarrs==0.2.3" "zarrista==0.1.0"
 	$(BIN)/python ../shared/bench/peers.py --cases raw_c64,zstd_c64,zstd_c32,blosc_lz4_c64 \
 		--impl zarrs,tensorstore,zarrista,oxzarr --out benches/peers.json
+
+# Criterion benchmarks of each codec alone.
+bench-codecs:
+	cargo bench -p oxzarr-core --bench codecs
 
 clean:
 	rm -rf $(VENV) target

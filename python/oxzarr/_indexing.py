@@ -137,7 +137,5 @@ def indexer(key: Any, shape: tuple[int, ...], *, orthogonal: bool = False) -> In
             )
         axis += 1
     if arrays > 1 and not orthogonal:
-        raise IndexError(
-            "more than one index array: use a.oindex[...] to select them orthogonally"
-        )
+        raise IndexError("more than one index array: use a.oindex[...] to select them orthogonally")
     return Indexer(selection, tuple(core_shape), tuple(result_shape))

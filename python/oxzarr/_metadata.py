@@ -55,7 +55,9 @@ def normalize_shape(shape: Any) -> tuple[int, ...]:
     try:
         out = tuple(int(s) for s in shape)
     except TypeError as e:
-        raise ValueError(f"shape must be an integer or a sequence of integers, not {shape!r}") from e
+        raise ValueError(
+            f"shape must be an integer or a sequence of integers, not {shape!r}"
+        ) from e
     if any(s < 0 for s in out):
         raise ValueError(f"shape cannot be negative: {out}")
     return out
@@ -117,8 +119,7 @@ def fill_value_json(fill_value: Any, dtype: np.dtype[Any]) -> JSON:
         if dtype.kind == "b":
             return bool(fill_value)
         if dtype.kind in "iu":
-            number = float(fill_value) if not isinstance(fill_value, int | np.integer) else 0
-            if not isinstance(fill_value, int | np.integer) and not number.is_integer():
+            if not isinstance(fill_value, int | np.integer) and not float(fill_value).is_integer():
                 raise bad
             value = int(fill_value)
             info = np.iinfo(dtype)
@@ -170,7 +171,10 @@ def chunk_key_encoding_json(value: Any) -> JSON:
     if isinstance(value, Mapping):
         if "configuration" in value or "separator" not in value:
             return dict(value)
-        return {"name": value.get("name", "default"), "configuration": {"separator": value["separator"]}}
+        return {
+            "name": value.get("name", "default"),
+            "configuration": {"separator": value["separator"]},
+        }
     raise ValueError(f"invalid chunk_key_encoding {value!r}")
 
 

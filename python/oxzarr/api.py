@@ -150,9 +150,9 @@ def open_array(
         if mode == "a" and "shape" in kwargs:
             return create_array(target, name=path, storage_options=storage_options, **kwargs)
         raise
-    return Array(core, target, write_empty_chunks=(kwargs.get("config") or {}).get(
-        "write_empty_chunks"
-    ))
+    return Array(
+        core, target, write_empty_chunks=(kwargs.get("config") or {}).get("write_empty_chunks")
+    )
 
 
 def create_group(
@@ -187,9 +187,7 @@ def open_group(
     _check_mode(mode)
     _check_format(zarr_format)
     if mode in ("w", "w-", "x"):
-        return create_group(
-            store, path=path, overwrite=mode == "w", attributes=attributes
-        )
+        return create_group(store, path=path, overwrite=mode == "w", attributes=attributes)
     target = make_store(store, read_only=mode == "r")
     try:
         return Group(_core.Group.open(target._core, _path(path)), target)
@@ -210,12 +208,15 @@ def group(
 ) -> Group:
     """Opens or creates a group (replacing it if ``overwrite``)."""
     return open_group(
-        store, mode="w" if overwrite else "a", path=path, attributes=attributes,
+        store,
+        mode="w" if overwrite else "a",
+        path=path,
+        attributes=attributes,
         zarr_format=zarr_format,
     )
 
 
-def open(  # noqa: A001 - zarr-python's name
+def open(
     store: StoreLike = None,
     *,
     mode: AccessMode | None = None,

@@ -50,7 +50,7 @@ class Attributes(MutableMapping[str, JSON]):
     def __len__(self) -> int:
         return len(self._current())
 
-    def update(self, *args: Any, **kwargs: JSON) -> None:  # type: ignore[override]
+    def update(self, *args: Any, **kwargs: JSON) -> None:
         """Changes several attributes with one write."""
         attrs = self._current()
         attrs.update(*args, **kwargs)
@@ -102,7 +102,8 @@ class ArrayMetadata:
 
     def to_dict(self) -> dict[str, JSON]:
         """The document as stored."""
-        return json.loads(json.dumps(self._document))
+        doc: dict[str, JSON] = json.loads(json.dumps(self._document))
+        return doc
 
 
 class _OrthogonalIndex:
@@ -228,9 +229,7 @@ class Array:
         names = [c if isinstance(c, str) else c.get("name") for c in codecs]
         split = next((i for i, n in enumerate(names) if n in ARRAY_TO_BYTES), None)
         if split is None:
-            split = next(
-                (i for i, n in enumerate(names) if n not in ARRAY_TO_ARRAY), len(codecs)
-            )
+            split = next((i for i, n in enumerate(names) if n not in ARRAY_TO_ARRAY), len(codecs))
         objs = [codec_from_dict(c) for c in codecs]
         serializer = objs[split] if split < len(objs) else None
         return tuple(objs[:split]), serializer, tuple(objs[split + 1 :])
@@ -365,6 +364,4 @@ class Array:
 
 
 def _reopen(store: Store, path: str, write_empty_chunks: bool | None) -> Array:
-    return Array(
-        _core.Array.open(store._core, path), store, write_empty_chunks=write_empty_chunks
-    )
+    return Array(_core.Array.open(store._core, path), store, write_empty_chunks=write_empty_chunks)

@@ -68,7 +68,8 @@ class Group:
 
     @property
     def metadata(self) -> dict[str, JSON]:
-        return json.loads(json.dumps(self._metadata_dict))
+        doc: dict[str, JSON] = json.loads(json.dumps(self._metadata_dict))
+        return doc
 
     def _write_attributes(self, attributes: dict[str, JSON]) -> None:
         self._load(self._core.with_attributes(json.dumps(attributes)))

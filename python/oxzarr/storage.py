@@ -147,7 +147,5 @@ def make_store(store: Any, *, read_only: bool = False) -> Store:
     if kind == "LocalStore" and hasattr(store, "root"):
         return LocalStore(store.root, read_only=read_only or bool(store.read_only))
     if isinstance(store, dict):
-        raise TypeError(
-            "a dict is not a store oxzarr can share: use oxzarr.storage.MemoryStore()"
-        )
+        raise TypeError("a dict is not a store oxzarr can share: use oxzarr.storage.MemoryStore()")
     raise TypeError(f"cannot use {store!r} as a store")

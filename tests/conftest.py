@@ -1,0 +1,94 @@
+"""Shared fixtures and helpers of the test suite."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import oxzarr
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+#: The shared corpus and benchmark beside the checkout (OXZARR_SHARED overrides).
+SHARED = Path(os.environ.get("OXZARR_SHARED", ROOT.parent / "shared"))
+
+#: Every Zarr v3 core data type, by its numpy name.
+DTYPES = [
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
+]
+
+
+def sample(shape: tuple[int, ...], dtype: Any, seed: int = 0) -> np.ndarray:
+    """Values of `dtype` spanning its range (extremes, NaN and infinities included)."""
+    dt = np.dtype(dtype)
+    rng = np.random.default_rng(seed)
+    n = int(np.prod(shape))
+    if dt.kind == "b":
+        out = rng.integers(0, 2, n).astype(bool)
+    elif dt.kind in "iu":
+        info = np.iinfo(dt)
+        out = rng.integers(info.min, info.max, n, dtype=dt, endpoint=True)
+        out[: min(n, 2)] = [info.min, info.max][: min(n, 2)]
+    elif dt.kind == "f":
+        out = (rng.standard_normal(n) * 100).astype(dt)
+        specials = np.array([np.nan, np.inf, -np.inf, -0.0], dtype=dt)
+        out[: min(n, 4)] = specials[: min(n, 4)]
+    else:
+        out = (rng.standard_normal(n) + 1j * rng.standard_normal(n)).astype(dt)
+        if n:
+            out[0] = complex(np.nan, np.inf)
+    return out.reshape(shape)
+
+
+def assert_same(actual: np.ndarray, expected: np.ndarray) -> None:
+    """Equal shape, dtype and bits (so NaNs and -0.0 count)."""
+    actual = np.asarray(actual)
+    assert actual.shape == expected.shape
+    assert actual.dtype == expected.dtype
+    assert np.ascontiguousarray(actual).tobytes() == np.ascontiguousarray(expected).tobytes()
+
+
+def digest(values: np.ndarray) -> str:
+    """sha256 of values in C order as little-endian bytes (the corpus's expected.json)."""
+    values = np.ascontiguousarray(values)
+    if values.dtype.kind in "OUST":
+        items = [x.decode("latin-1") if isinstance(x, bytes) else str(x) for x in values.ravel()]
+        return hashlib.sha256(json.dumps(items).encode()).hexdigest()
+    little = values.astype(values.dtype.newbyteorder("<"), copy=False)
+    return hashlib.sha256(np.ascontiguousarray(little).tobytes()).hexdigest()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_config() -> Iterator[None]:
+    """Every test starts from the default settings."""
+    oxzarr.config.reset()
+    yield
+    oxzarr.config.reset()
+
+
+@pytest.fixture
+def shared() -> Path:
+    if not (SHARED / "conformance" / "expected.json").exists():
+        pytest.fail(
+            f"the shared corpus is missing at {SHARED}: the tests need ../shared beside the "
+            "checkout (or OXZARR_SHARED pointing at it)"
+        )
+    return SHARED

@@ -1,0 +1,390 @@
+"""The public API: creation defaults, open modes, groups, attributes, pickling, config."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import oxzarr
+import pytest
+from oxzarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, GzipCodec, ZstdCodec
+from oxzarr.errors import (
+    ArrayNotFoundError,
+    ContainsArrayError,
+    ContainsGroupError,
+    GroupNotFoundError,
+    ReadOnlyError,
+)
+
+from tests.conftest import assert_same, sample
+
+
+def doc(path: Path) -> dict:
+    return json.loads((path / "zarr.json").read_text())
+
+
+def test_create_array_defaults_match_zarr_python(tmp_path: Path) -> None:
+    a = oxzarr.create_array(tmp_path / "a.zarr", shape=(100, 50), dtype="f4", chunks=(10, 10))
+    meta = doc(tmp_path / "a.zarr")
+    assert meta["codecs"] == [
+        {"name": "bytes", "configuration": {"endian": "little"}},
+        {"name": "zstd", "configuration": {"level": 0, "checksum": False}},
+    ]
+    assert meta["fill_value"] == 0.0
+    assert meta["chunk_key_encoding"] == {"name": "default", "configuration": {"separator": "/"}}
+    assert meta["zarr_format"] == 3 and meta["node_type"] == "array"
+    assert a.fill_value == 0 and a.fill_value.dtype == np.float32
+    assert a.compressors == (ZstdCodec(level=0, checksum=False),)
+    assert a.serializer == BytesCodec(endian="little")
+    assert a.filters == ()
+    one_byte = oxzarr.create_array(tmp_path / "b.zarr", shape=(4,), dtype="u1", compressors=None)
+    assert doc(tmp_path / "b.zarr")["codecs"] == [{"name": "bytes"}]
+    assert one_byte.compressors == ()
+
+
+def test_codecs_as_objects_dicts_and_zarr_codecs(tmp_path: Path) -> None:
+    import zarr.codecs
+
+    forms = [
+        [ZstdCodec(level=3, checksum=True)],
+        [{"name": "zstd", "configuration": {"level": 3, "checksum": True}}],
+        [zarr.codecs.ZstdCodec(level=3, checksum=True)],
+        ZstdCodec(level=3, checksum=True),
+    ]
+    for i, compressors in enumerate(forms):
+        oxzarr.create_array(tmp_path / f"{i}.zarr", shape=(4,), dtype="i4", compressors=compressors)
+        assert doc(tmp_path / f"{i}.zarr")["codecs"][1] == {
+            "name": "zstd",
+            "configuration": {"level": 3, "checksum": True},
+        }
+    # Blosc fills in the type size and picks a shuffle as zarr-python does.
+    oxzarr.create_array(tmp_path / "b.zarr", shape=(4,), dtype="i4", compressors=BloscCodec())
+    assert doc(tmp_path / "b.zarr")["codecs"][1]["configuration"] == {
+        "typesize": 4,
+        "cname": "zstd",
+        "clevel": 5,
+        "shuffle": "shuffle",
+        "blocksize": 0,
+    }
+    oxzarr.create_array(
+        tmp_path / "z.zarr", shape=(4,), dtype="u1", compressors=zarr.codecs.BloscCodec()
+    )
+    assert doc(tmp_path / "z.zarr")["codecs"][1]["configuration"]["shuffle"] == "bitshuffle"
+    with pytest.raises(ValueError, match="snappy"):
+        oxzarr.create_array(
+            tmp_path / "s.zarr", shape=(4,), dtype="u1", compressors=BloscCodec(cname="snappy")
+        )
+    with pytest.raises(ValueError, match="nosuch"):
+        oxzarr.create_array(tmp_path / "n.zarr", shape=(4,), dtype="u1", compressors="nosuch")
+
+
+def test_auto_chunks(tmp_path: Path) -> None:
+    a = oxzarr.create_array(tmp_path / "a.zarr", shape=(1000, 1000, 100), dtype="f8")
+    chunk_bytes = np.prod(a.chunks) * 8
+    assert 128 * 1024 <= chunk_bytes <= 64 * 2**20
+    assert all(c <= s for c, s in zip(a.chunks, a.shape, strict=True))
+    small = oxzarr.create_array(tmp_path / "s.zarr", shape=(10, 3), dtype="i1")
+    assert small.chunks == (10, 3)
+    assert oxzarr.create_array(tmp_path / "z.zarr", shape=(0,), dtype="i1").chunks == (1,)
+    assert oxzarr.create_array(tmp_path / "i.zarr", shape=(9, 9), dtype="i1", chunks=4).chunks == (
+        4,
+        4,
+    )
+    with pytest.raises(ValueError, match="chunks"):
+        oxzarr.create_array(tmp_path / "bad.zarr", shape=(9, 9), dtype="i1", chunks=(4,))
+
+
+@pytest.mark.parametrize(
+    ("dtype", "fill", "json_value"),
+    [
+        ("f4", np.nan, "NaN"),
+        ("f8", np.inf, "Infinity"),
+        ("f2", -np.inf, "-Infinity"),
+        ("f8", 1.5, 1.5),
+        ("c8", complex(1, np.nan), [1.0, "NaN"]),
+        ("i8", -(2**63), -(2**63)),
+        ("u8", 2**64 - 1, 2**64 - 1),
+        ("bool", True, True),
+    ],
+)
+def test_fill_values(tmp_path: Path, dtype: str, fill: object, json_value: object) -> None:
+    a = oxzarr.create_array(
+        tmp_path / "a.zarr", shape=(5,), dtype=dtype, chunks=(2,), fill_value=fill
+    )
+    assert doc(tmp_path / "a.zarr")["fill_value"] == json_value
+    expected = np.full(5, fill, dtype=dtype)
+    assert_same(a[...], expected)
+    assert_same(oxzarr.open_array(tmp_path / "a.zarr")[...], expected)
+    with pytest.raises(ValueError, match="fill_value"):
+        oxzarr.create_array(tmp_path / "b.zarr", shape=(5,), dtype="u1", fill_value=300)
+
+
+def test_unsupported_dtype_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unsupported data type"):
+        oxzarr.create_array(tmp_path / "a.zarr", shape=(5,), dtype="M8[s]")
+
+
+def test_open_modes(tmp_path: Path) -> None:
+    p = tmp_path / "a.zarr"
+    with pytest.raises(FileNotFoundError):
+        oxzarr.open_array(p, mode="r")
+    with pytest.raises(ArrayNotFoundError):
+        oxzarr.open_array(p, mode="r+")
+    with pytest.raises(ArrayNotFoundError):
+        oxzarr.open_array(p, mode="a")
+    a = oxzarr.open_array(p, mode="a", shape=(4,), dtype="i2", chunks=(2,))
+    a[:] = [1, 2, 3, 4]
+    assert oxzarr.open_array(p, mode="a")[...].tolist() == [1, 2, 3, 4]
+    with pytest.raises(ContainsArrayError):
+        oxzarr.open_array(p, mode="w-", shape=(4,), dtype="i2")
+    w = oxzarr.open_array(p, mode="w", shape=(3,), dtype="u1")
+    assert w.shape == (3,) and w[...].tolist() == [0, 0, 0]
+    r = oxzarr.open_array(p, mode="r")
+    assert r.read_only
+    with pytest.raises(ReadOnlyError):
+        r[0] = 1
+    with pytest.raises(ReadOnlyError):
+        r.attrs["x"] = 1
+    with pytest.raises(ValueError, match="mode"):
+        oxzarr.open_array(p, mode="q")  # type: ignore[arg-type]
+
+
+def test_open_picks_array_or_group(tmp_path: Path) -> None:
+    assert isinstance(oxzarr.open(tmp_path / "g.zarr"), oxzarr.Group)
+    assert isinstance(oxzarr.open(tmp_path / "a.zarr", shape=(2,), dtype="i1"), oxzarr.Array)
+    assert isinstance(oxzarr.open(tmp_path / "a.zarr", mode="r"), oxzarr.Array)
+    assert isinstance(oxzarr.open(tmp_path / "g.zarr", mode="r"), oxzarr.Group)
+    with pytest.raises(FileNotFoundError):
+        oxzarr.open(tmp_path / "none.zarr", mode="r")
+
+
+def test_groups_and_nested_paths(tmp_path: Path) -> None:
+    root = oxzarr.create_group(tmp_path / "g.zarr", attributes={"title": "t"})
+    arr = root.create_array("a/b/c", shape=(3,), dtype="i4", chunks=(2,))
+    arr[:] = [7, 8, 9]
+    sub = root.create_group("x")
+    assert root.attrs["title"] == "t"
+    assert sorted(root.keys()) == ["a", "x"]
+    assert isinstance(root["a"], oxzarr.Group) and isinstance(root["a/b/c"], oxzarr.Array)
+    assert root["a"]["b/c"][...].tolist() == [7, 8, 9]
+    assert "a/b/c" in root and "nope" not in root and len(root) == 2
+    assert [n for n, _ in root.groups()] == ["a", "x"]
+    assert [n for n, _ in root["a/b"].arrays()] == ["c"]
+    assert arr.path == "a/b/c" and arr.name == "/a/b/c" and arr.basename == "c"
+    with pytest.raises(KeyError):
+        root["nope"]
+    with pytest.raises(ContainsGroupError):
+        root.create_group("x")
+    assert root.require_group("x").path == sub.path
+    assert root.require_group("y").path == "y"
+    assert root.require_array("a/b/c", shape=(3,)).shape == (3,)
+    with pytest.raises(TypeError):
+        root.require_array("a/b/c", shape=(4,))
+    with pytest.raises(ContainsArrayError):
+        root.create_array("a/b/c/d", shape=(1,), dtype="i1")
+    opened = oxzarr.open_group(tmp_path / "g.zarr", mode="r")
+    assert opened.attrs.asdict() == {"title": "t"}
+    with pytest.raises(GroupNotFoundError):
+        oxzarr.open_group(tmp_path / "none.zarr", mode="r")
+    with pytest.raises(ContainsArrayError):
+        oxzarr.open_group(tmp_path / "g.zarr", path="a/b/c", mode="r")
+    # zarr-python sees the same hierarchy.
+    import zarr
+
+    zg = zarr.open_group(tmp_path / "g.zarr", mode="r")
+    assert zg["a/b/c"][...].tolist() == [7, 8, 9]
+    assert sorted(zg.group_keys()) == ["a", "x", "y"]
+
+
+def test_attributes_persist(tmp_path: Path) -> None:
+    a = oxzarr.create_array(tmp_path / "a.zarr", shape=(2,), dtype="i1", attributes={"a": 1})
+    a.attrs["b"] = [1, {"c": None}]
+    a.attrs.update({"d": "x", "e": 2.5})
+    del a.attrs["a"]
+    expected = {"b": [1, {"c": None}], "d": "x", "e": 2.5}
+    assert doc(tmp_path / "a.zarr")["attributes"] == expected
+    assert oxzarr.open_array(tmp_path / "a.zarr").attrs.asdict() == expected
+    a.attrs.put({"only": True})
+    assert dict(oxzarr.open_array(tmp_path / "a.zarr").attrs) == {"only": True}
+    assert a.update_attributes({"z": 0}).attrs["z"] == 0
+    g = oxzarr.create_group(tmp_path / "g.zarr")
+    g.attrs["k"] = "v"
+    assert oxzarr.open_group(tmp_path / "g.zarr").attrs["k"] == "v"
+
+
+def test_dimension_names_and_metadata(tmp_path: Path) -> None:
+    a = oxzarr.create_array(
+        tmp_path / "a.zarr", shape=(2, 3), dtype="u2", dimension_names=["y", None]
+    )
+    assert doc(tmp_path / "a.zarr")["dimension_names"] == ["y", None]
+    assert a.metadata.dimension_names == ("y", None)
+    assert a.metadata.to_dict()["shape"] == [2, 3]
+    assert a.metadata.data_type == "uint16"
+    with pytest.raises(ValueError, match="dimension_names"):
+        oxzarr.create_array(tmp_path / "b.zarr", shape=(2, 3), dtype="u2", dimension_names=["y"])
+
+
+def test_properties(tmp_path: Path) -> None:
+    a = oxzarr.create_array(tmp_path / "a.zarr", shape=(10, 7), dtype="c16", chunks=(4, 3))
+    assert (a.ndim, a.size, a.nbytes, a.nchunks) == (2, 70, 70 * 16, 9)
+    assert a.cdata_shape == (3, 3)
+    assert a.dtype == np.complex128 and len(a) == 10
+    assert a.shards is None and a.order == "C"
+    assert "Chunk shape" in a.info and "(4, 3)" in a.info
+    assert repr(a).startswith("<Array file://") and "shape=(10, 7)" in repr(a)
+    data = sample((10, 7), "c16")
+    a[...] = data
+    assert_same(np.asarray(a), data)
+    assert_same(np.stack(list(a)), data)
+
+
+def test_chunk_key_encodings(tmp_path: Path) -> None:
+    for enc, key in [
+        ({"name": "default", "separator": "."}, "c.1.0"),
+        ({"name": "v2", "configuration": {"separator": "/"}}, "1/0"),
+        ({"name": "v2"}, "1.0"),
+        (None, "c/1/0"),
+    ]:
+        p = tmp_path / f"{key.replace('/', '_')}.zarr"
+        a = oxzarr.create_array(p, shape=(4, 2), dtype="i1", chunks=(2, 2), chunk_key_encoding=enc)
+        a[...] = 1
+        assert (p / key).is_file()
+        import zarr
+
+        assert zarr.open_array(p, mode="r")[...].tolist() == [[1, 1]] * 4
+
+
+def test_zero_dimensional_and_zero_length(tmp_path: Path) -> None:
+    s = oxzarr.create_array(tmp_path / "s.zarr", shape=(), dtype="f8", fill_value=2.5)
+    assert s[...].shape == () and s[...] == 2.5
+    s[...] = 4.0
+    assert (tmp_path / "s.zarr" / "c").is_file()
+    assert oxzarr.open_array(tmp_path / "s.zarr")[()] == 4.0
+    with pytest.raises(TypeError):
+        len(s)
+    e = oxzarr.create_array(tmp_path / "e.zarr", shape=(0, 4), dtype="i4", chunks=(2, 2))
+    assert e[...].shape == (0, 4) and e.nchunks == 0
+    e[...] = np.zeros((0, 4), "i4")
+    assert e[:, 1:3].shape == (0, 2)
+
+
+def test_empty_chunks_are_not_written(tmp_path: Path) -> None:
+    p = tmp_path / "a.zarr"
+    a = oxzarr.create_array(p, shape=(8,), dtype="i4", chunks=(2,), fill_value=5)
+    a[...] = 5
+    assert not (p / "c").exists()
+    a[3] = 1
+    assert sorted(f.name for f in (p / "c").iterdir()) == ["1"]
+    a[3] = 5
+    assert not any((p / "c").iterdir())
+    with oxzarr.config.set({"write_empty_chunks": True}):
+        a[...] = 5
+    assert len(list((p / "c").iterdir())) == 4
+    b = oxzarr.create_array(
+        tmp_path / "b.zarr",
+        shape=(4,),
+        dtype="i4",
+        chunks=(2,),
+        config={"write_empty_chunks": True},
+    )
+    b[...] = 0
+    assert len(list((tmp_path / "b.zarr" / "c").iterdir())) == 2
+
+
+def test_overwrite_replaces_the_node(tmp_path: Path) -> None:
+    p = tmp_path / "a.zarr"
+    a = oxzarr.create_array(p, shape=(4,), dtype="i4", chunks=(2,))
+    a[...] = 3
+    with pytest.raises(ContainsArrayError):
+        oxzarr.create_array(p, shape=(4,), dtype="i4")
+    b = oxzarr.create_array(p, shape=(4,), dtype="i4", chunks=(2,), overwrite=True)
+    assert b[...].tolist() == [0, 0, 0, 0]
+    assert not (p / "c").exists()
+
+
+def test_zeros_ones_full_empty_array(tmp_path: Path) -> None:
+    z = oxzarr.zeros((3, 2), chunks=(2, 2), store=tmp_path / "z.zarr")
+    assert z.dtype == np.float64 and z[...].tolist() == [[0, 0]] * 3
+    assert oxzarr.ones((2,), dtype="i2")[...].tolist() == [1, 1]
+    f = oxzarr.full((2,), 7, dtype="u1", store=tmp_path / "f.zarr")
+    assert oxzarr.open_array(tmp_path / "f.zarr")[...].tolist() == [7, 7]
+    assert f.fill_value == 7
+    assert oxzarr.empty((2,), dtype="f4").shape == (2,)
+    data = sample((5, 5), "i8")
+    assert_same(oxzarr.array(data, chunks=(2, 2))[...], data)
+    src = oxzarr.array(data, chunks=(3, 3), compressors=GzipCodec(level=1))
+    copy = oxzarr.from_array(tmp_path / "copy.zarr", data=src)
+    assert copy.chunks == (3, 3) and copy.compressors == (GzipCodec(level=1),)
+    assert_same(copy[...], data)
+
+
+def test_data_argument(tmp_path: Path) -> None:
+    data = sample((6, 4), "u2")
+    a = oxzarr.create_array(tmp_path / "a.zarr", data=data, chunks=(4, 4))
+    assert a.shape == (6, 4) and a.dtype == np.uint16
+    assert_same(oxzarr.open_array(tmp_path / "a.zarr")[...], data)
+
+
+def test_pickle_by_store_and_path(tmp_path: Path) -> None:
+    a = oxzarr.create_array(tmp_path / "a.zarr", shape=(1000, 1000), dtype="f8", chunks=(100, 100))
+    a[...] = 1.0
+    blob = pickle.dumps(a)
+    assert len(blob) < 1000, "an array pickles by reference, not by value"
+    b = pickle.loads(blob)
+    assert b.shape == a.shape and b.path == a.path
+    b[0, 0] = 2.0
+    assert a[0, 0] == 2.0
+    g = pickle.loads(pickle.dumps(oxzarr.open_group(tmp_path / "g.zarr")))
+    assert isinstance(g, oxzarr.Group)
+    m = oxzarr.create_array(oxzarr.storage.MemoryStore(), shape=(3,), dtype="i1")
+    m[...] = [1, 2, 3]
+    assert pickle.loads(pickle.dumps(m))[...].tolist() == [1, 2, 3]
+
+
+def test_memory_stores(tmp_path: Path) -> None:
+    store = oxzarr.storage.MemoryStore()
+    a = oxzarr.create_array(store, name="x", shape=(5,), dtype="i2", chunks=(2,))
+    a[...] = np.arange(5)
+    assert oxzarr.open_array(store, path="x")[...].tolist() == [0, 1, 2, 3, 4]
+    assert "x/c/2" in store.list_prefix("")
+    ro = oxzarr.open_array(store, path="x", mode="r")
+    with pytest.raises(ReadOnlyError):
+        ro[0] = 1
+    fresh = oxzarr.create_array("memory://", shape=(2,), dtype="i1")
+    assert fresh[...].tolist() == [0, 0]
+    with pytest.raises(ValueError, match="s3"):
+        oxzarr.open_array("s3://bucket/x")
+
+
+def test_config(tmp_path: Path) -> None:
+    import os
+
+    assert oxzarr.config.get("threads") == os.cpu_count()
+    with oxzarr.config.set({"threads": 1}):
+        assert oxzarr.config.get("threads") == 1
+        assert oxzarr.config.get("threading.max_workers") == 1
+    assert oxzarr.config.get("threads") == os.cpu_count()
+    oxzarr.config.set({"array.write_empty_chunks": True})
+    assert oxzarr.config.get("write_empty_chunks") is True
+    with pytest.raises(KeyError):
+        oxzarr.config.set({"nope": 1})
+    with pytest.raises(ValueError):
+        oxzarr.config.set({"threads": 0})
+    assert oxzarr.config.get("nope", "default") == "default"
+
+
+def test_checksum_validation_can_be_switched_off(tmp_path: Path) -> None:
+    p = tmp_path / "a.zarr"
+    a = oxzarr.create_array(
+        p, shape=(4,), dtype="u1", chunks=(4,), compressors=[Crc32cCodec()], fill_value=0
+    )
+    a[...] = [1, 2, 3, 4]
+    raw = bytearray((p / "c" / "0").read_bytes())
+    raw[-1] ^= 0xFF  # break the checksum only
+    (p / "c" / "0").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="checksum"):
+        a[...]
+    with oxzarr.config.set({"validate_checksums": False}):
+        assert a[...].tolist() == [1, 2, 3, 4]

@@ -1,0 +1,193 @@
+"""Round trips: every data type through every codec, and random selections against numpy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import oxzarr
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from oxzarr.codecs import (
+    BloscCodec,
+    BytesCodec,
+    Crc32cCodec,
+    GzipCodec,
+    TransposeCodec,
+    ZstdCodec,
+)
+
+from tests.conftest import DTYPES, assert_same, sample
+
+#: (filters, serializer, compressors) chains covering every codec and option.
+CHAINS: dict[str, dict[str, Any]] = {
+    "raw": {"compressors": None},
+    "big-endian": {"serializer": BytesCodec(endian="big"), "compressors": None},
+    "transpose": {"filters": [TransposeCodec(order=(1, 0))], "compressors": None},
+    "zstd": {"compressors": ZstdCodec(level=3, checksum=True)},
+    "zstd-negative": {"compressors": ZstdCodec(level=-5)},
+    "gzip": {"compressors": GzipCodec(level=6)},
+    "crc32c": {"compressors": Crc32cCodec()},
+    **{
+        f"blosc-{cname}-{shuffle}": {
+            "compressors": BloscCodec(cname=cname, clevel=5, shuffle=shuffle),  # type: ignore[arg-type]
+        }
+        for cname in ["blosclz", "lz4", "lz4hc", "zlib", "zstd"]
+        for shuffle in ["noshuffle", "shuffle", "bitshuffle"]
+    },
+    "long-chain": {
+        "filters": [TransposeCodec(order=(1, 0)), TransposeCodec(order=(1, 0))],
+        "serializer": BytesCodec(endian="big"),
+        "compressors": [
+            BloscCodec(cname="lz4", shuffle="bitshuffle"),
+            ZstdCodec(level=1),
+            GzipCodec(level=1),
+            Crc32cCodec(),
+        ],
+    },
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("chain", list(CHAINS))
+def test_every_dtype_through_every_codec(tmp_path: Path, dtype: str, chain: str) -> None:
+    data = sample((13, 9), dtype)
+    p = tmp_path / "a.zarr"
+    a = oxzarr.create_array(p, shape=data.shape, dtype=dtype, chunks=(5, 4), **CHAINS[chain])
+    a[...] = data
+    assert_same(oxzarr.open_array(p, mode="r")[...], data)
+    # A part of it, touching edge chunks.
+    assert_same(a[3:13, 2:9:3], data[3:13, 2:9:3])
+
+
+@st.composite
+def array_and_selection(draw: st.DrawFn) -> tuple[tuple[int, ...], tuple[int, ...], Any]:
+    ndim = draw(st.integers(1, 3))
+    shape = tuple(draw(st.integers(0, 12)) for _ in range(ndim))
+    chunks = tuple(draw(st.integers(1, 6)) for _ in range(ndim))
+    key: list[Any] = []
+    for n in shape:
+        kind = draw(st.sampled_from(["slice", "int", "array", "mask", "all"] if n else ["slice"]))
+        if kind == "slice":
+            start = draw(st.one_of(st.none(), st.integers(-n - 2, n + 2)))
+            stop = draw(st.one_of(st.none(), st.integers(-n - 2, n + 2)))
+            step = draw(st.one_of(st.none(), st.integers(-4, 4).filter(lambda s: s != 0)))
+            key.append(slice(start, stop, step))
+        elif kind == "int":
+            key.append(draw(st.integers(-n, n - 1)))
+        elif kind == "array":
+            key.append(np.array(draw(st.lists(st.integers(-n, n - 1), max_size=6)), dtype=int))
+        elif kind == "mask":
+            key.append(np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n))))
+        else:
+            key.append(Ellipsis if not any(k is Ellipsis for k in key) else slice(None))
+    if draw(st.booleans()):
+        key.insert(draw(st.integers(0, len(key))), None)
+    return shape, chunks, tuple(key)
+
+
+def _numpy_orthogonal(data: np.ndarray, key: tuple[Any, ...]) -> np.ndarray:
+    """numpy's answer for an orthogonal selection: apply index arrays one axis at a time."""
+    out = data
+    axis = 0
+    basic: list[Any] = []
+    arrays: list[tuple[int, Any]] = []
+    real = [k for k in key if k is not None and k is not Ellipsis]
+    for k in key:
+        if k is Ellipsis:
+            n = data.ndim - len(real)
+            basic.extend([slice(None)] * n)
+            axis += n
+        elif k is None:
+            basic.append(None)
+        elif isinstance(k, np.ndarray):
+            arrays.append((axis, k))
+            basic.append(slice(None))
+            axis += 1
+        else:
+            basic.append(k)
+            axis += 1
+    for ax, k in arrays:
+        out = np.take(out, np.flatnonzero(k) if k.dtype == bool else k, axis=ax)
+    return out[tuple(basic)]
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(case=array_and_selection(), store_kind=st.sampled_from(["memory", "local"]))
+def test_random_selections_match_numpy(
+    tmp_path_factory: pytest.TempPathFactory, case: Any, store_kind: str
+) -> None:
+    shape, chunks, key = case
+    data = sample(shape, "i4", seed=1)
+    store = (
+        oxzarr.storage.MemoryStore()
+        if store_kind == "memory"
+        else tmp_path_factory.mktemp("h") / "a.zarr"
+    )
+    a = oxzarr.create_array(store, shape=shape, dtype="i4", chunks=chunks, fill_value=-1)
+    a[...] = data
+    expected = _numpy_orthogonal(data, key)
+    assert_same(a.oindex[key], expected)
+    arrays = sum(isinstance(k, np.ndarray) for k in key)
+    if arrays <= 1:
+        assert_same(a[key], data[key])
+
+    # Writing the same selection matches numpy's assignment; repeated indices keep the
+    # last value, as in numpy.
+    model = data.copy()
+    values = (np.arange(expected.size, dtype="i4") + 1000).reshape(expected.shape)
+    if arrays <= 1:
+        model[key] = values
+        a[key] = values
+        assert_same(a[...], model)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 20), st.integers(1, 20)),
+    chunks=st.tuples(st.integers(1, 7), st.integers(1, 7)),
+    writes=st.lists(
+        st.tuples(st.integers(0, 19), st.integers(1, 20), st.integers(0, 19), st.integers(1, 20)),
+        max_size=6,
+    ),
+)
+def test_partial_writes_read_modify_write(
+    shape: tuple[int, int], chunks: tuple[int, int], writes: list[tuple[int, int, int, int]]
+) -> None:
+    a = oxzarr.create_array(
+        oxzarr.storage.MemoryStore(),
+        shape=shape,
+        dtype="f4",
+        chunks=chunks,
+        fill_value=np.nan,
+        compressors=ZstdCodec(level=1),
+    )
+    model = np.full(shape, np.nan, dtype="f4")
+    for i, (r0, rn, c0, cn) in enumerate(writes):
+        box = (slice(r0, r0 + rn), slice(c0, c0 + cn))
+        model[box] = i
+        a[box] = i
+        assert_same(a[...], model)
+
+
+def test_broadcasting_and_scalars(tmp_path: Path) -> None:
+    a = oxzarr.create_array(tmp_path / "a.zarr", shape=(4, 5), dtype="i8", chunks=(3, 2))
+    a[...] = 3
+    a[1] = np.arange(5)
+    a[:, 0] = [9, 9, 9, 9]
+    expected = np.full((4, 5), 3)
+    expected[1] = np.arange(5)
+    expected[:, 0] = 9
+    assert_same(a[...], expected)
+    value = a[2, 3]
+    assert isinstance(value, np.ndarray) and value.shape == () and value == 3
+    with pytest.raises(ValueError, match="broadcast"):
+        a[:2, :2] = np.zeros((3, 3))
+    a[0, 0] = 2.7  # cast as numpy does
+    assert a[0, 0] == 2
