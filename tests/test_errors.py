@@ -1,0 +1,249 @@
+"""Bad input gets a clear exception naming the store key or path — never a panic, a crash or
+wrong values."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import oxzarr
+import pytest
+from oxzarr.codecs import BloscCodec, Crc32cCodec, GzipCodec, ZstdCodec
+from oxzarr.errors import (
+    ArrayNotFoundError,
+    BoundsCheckError,
+    CorruptChunkError,
+    MetadataValidationError,
+    NodeTypeValidationError,
+    UnknownCodecError,
+)
+
+
+def make(tmp_path: Path, compressors: object = None, **kw: object) -> tuple[oxzarr.Array, Path]:
+    p = tmp_path / "a.zarr"
+    a = oxzarr.create_array(
+        p, shape=(10, 10), dtype="i4", chunks=(5, 5), compressors=compressors, **kw
+    )
+    a[...] = np.arange(100, dtype="i4").reshape(10, 10)
+    return a, p
+
+
+def edit_metadata(p: Path, **changes: object) -> None:
+    doc = json.loads((p / "zarr.json").read_text())
+    doc.update(changes)
+    (p / "zarr.json").write_text(json.dumps(doc))
+
+
+def test_missing_nodes(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"nope\.zarr"):
+        oxzarr.open_array(tmp_path / "nope.zarr", mode="r")
+    with pytest.raises(ArrayNotFoundError, match="sub/arr"):
+        oxzarr.open_array(tmp_path, path="sub/arr", mode="r")
+    oxzarr.create_group(tmp_path / "g.zarr")
+    with pytest.raises(NodeTypeValidationError):
+        oxzarr.open_array(tmp_path / "g.zarr", mode="r")
+    g = oxzarr.open_group(tmp_path / "g.zarr")
+    with pytest.raises(KeyError, match="missing"):
+        g["missing"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("data_type", "float128", "data_type"),
+        ("data_type", {"name": "int8", "configuration": {"x": 1}}, "data_type"),
+        ("shape", [10, -1], "shape"),
+        ("shape", "ten", "shape"),
+        ("chunk_grid", {"name": "irregular"}, "chunk_grid"),
+        ("chunk_grid", {"name": "regular", "configuration": {"chunk_shape": [5]}}, "chunk_shape"),
+        ("chunk_grid", {"name": "regular", "configuration": {"chunk_shape": [5, 0]}}, "chunk"),
+        ("chunk_key_encoding", {"name": "fancy"}, "chunk_key_encoding"),
+        ("fill_value", "lots", "fill_value"),
+        ("fill_value", 2**40, "fill_value"),
+        ("zarr_format", 4, "zarr_format"),
+        ("node_type", "thing", "node_type"),
+        ("storage_transformers", [{"name": "t"}], "storage_transformers"),
+        ("dimension_names", ["a"], "dimension_names"),
+        ("surprise", {"x": 1}, "surprise"),
+        ("codecs", [{"name": "zstd"}], "codecs"),
+        ("codecs", [{"name": "bytes", "configuration": {"endian": "middle"}}], "endian"),
+        ("codecs", [{"name": "bytes", "configuration": {"endian": "little", "x": 1}}], "x"),
+    ],
+)
+def test_bad_metadata_names_the_field(
+    tmp_path: Path, field: str, value: object, named: str
+) -> None:
+    _, p = make(tmp_path)
+    edit_metadata(p, **{field: value})
+    with pytest.raises(ValueError, match=named) as info:
+        oxzarr.open_array(p, mode="r")
+    assert "zarr.json" in str(info.value)
+    assert isinstance(info.value, MetadataValidationError)
+
+
+def test_unknown_codec(tmp_path: Path) -> None:
+    _, p = make(tmp_path)
+    edit_metadata(
+        p, codecs=[{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "lzfse"}]
+    )
+    with pytest.raises(UnknownCodecError, match="lzfse"):
+        oxzarr.open_array(p, mode="r")
+
+
+def test_optional_unknown_fields_are_allowed(tmp_path: Path) -> None:
+    _, p = make(tmp_path)
+    edit_metadata(p, future={"must_understand": False, "anything": [1]})
+    a = oxzarr.open_array(p)
+    assert a[0, 0] == 0
+    a.attrs["k"] = 1  # rewriting zarr.json keeps the extension
+    assert json.loads((p / "zarr.json").read_text())["future"]["anything"] == [1]
+
+
+def test_metadata_that_is_not_json(tmp_path: Path) -> None:
+    _, p = make(tmp_path)
+    (p / "zarr.json").write_text("{ not json")
+    with pytest.raises(ValueError, match=r"zarr\.json is not valid JSON"):
+        oxzarr.open_array(p)
+
+
+def test_out_of_range_selections(tmp_path: Path) -> None:
+    a, _ = make(tmp_path)
+    for key in [10, -11, (0, 10), (slice(None), 12), ([0, 10],), (np.array([-11]),)]:
+        with pytest.raises(IndexError):
+            a[key]
+        with pytest.raises(IndexError):
+            a[key] = 0
+    with pytest.raises(BoundsCheckError, match="out of bounds"):
+        a[10]
+    with pytest.raises(IndexError, match="too many indices"):
+        a[0, 0, 0]
+    with pytest.raises(IndexError):
+        a[..., ...]
+    with pytest.raises(IndexError):
+        a["x"]
+    with pytest.raises(ValueError, match="step"):
+        a[::0]
+
+
+def test_values_of_the_wrong_shape(tmp_path: Path) -> None:
+    a, _ = make(tmp_path)
+    with pytest.raises(ValueError, match="broadcast"):
+        a[:2, :2] = np.ones((3, 2))
+    with pytest.raises(ValueError):
+        a[...] = np.ones(7)
+    assert a[0, 1] == 1, "a failed write changes nothing"
+
+
+@pytest.mark.parametrize(
+    "compressors",
+    [None, ZstdCodec(level=1), GzipCodec(level=1), BloscCodec(cname="lz4"), Crc32cCodec()],
+    ids=["raw", "zstd", "gzip", "blosc", "crc32c"],
+)
+def test_corrupt_chunks_name_the_key(tmp_path: Path, compressors: object) -> None:
+    a, p = make(tmp_path, compressors)
+    chunk = p / "c" / "1" / "0"
+    good = chunk.read_bytes()
+    broken_forms = [good[: len(good) // 2], good[:3], b"", good + b"\x00" * 7]
+    if compressors is not None:
+        # Garbage of the right length is undecodable, except for raw chunks where any bytes
+        # of the right length are valid values.
+        broken_forms.append(b"\xff" * len(good))
+    for broken in broken_forms:
+        chunk.write_bytes(broken)
+        with pytest.raises(CorruptChunkError, match="c/1/0") as info:
+            a[...]
+        assert isinstance(info.value, ValueError)
+        # The other chunks still read.
+        assert a[:5, :5][0, 1] == 1
+    chunk.write_bytes(good)
+    assert a[5, 0] == 50
+
+
+def test_checksum_mismatch(tmp_path: Path) -> None:
+    a, p = make(tmp_path, [ZstdCodec(level=1), Crc32cCodec()])
+    chunk = p / "c" / "0" / "1"
+    raw = bytearray(chunk.read_bytes())
+    raw[2] ^= 0x10
+    chunk.write_bytes(bytes(raw))
+    with pytest.raises(CorruptChunkError, match=r"c/0/1.*checksum mismatch"):
+        a[...]
+
+
+def _zstd_frame_claiming(size: int) -> bytes:
+    """A valid zstd frame header that claims `size` decoded bytes, then one tiny RLE block."""
+    magic = struct.pack("<I", 0xFD2FB528)
+    descriptor = bytes([0xE0])  # single segment, 8-byte content size
+    block = struct.pack("<I", 1 | (1 << 1) | (16 << 3))[:3] + b"\x00"  # last, RLE, 16 bytes
+    return magic + descriptor + struct.pack("<Q", size) + block
+
+
+def _blosc_header_claiming(size: int, stored: int) -> bytes:
+    header = struct.pack("<BBBBIII", 2, 1, 0x1, 4, size, 65536, stored)
+    return header + b"\x00" * (stored - 16)
+
+
+@pytest.mark.parametrize(
+    ("compressors", "payload"),
+    [
+        (ZstdCodec(level=1), _zstd_frame_claiming(1 << 45)),
+        (BloscCodec(cname="lz4"), _blosc_header_claiming(2**31 - 1000, 64)),
+    ],
+    ids=["zstd", "blosc"],
+)
+def test_decompression_bombs_are_refused_before_allocating(
+    tmp_path: Path, compressors: object, payload: bytes
+) -> None:
+    a, p = make(tmp_path, compressors)
+    (p / "c" / "0" / "0").write_bytes(payload)
+    # 32 TiB (zstd) or 2 GiB (blosc) would be allocated if the claim were believed.
+    with pytest.raises(CorruptChunkError, match=r"c/0/0.*(exceeds|claims|expected)"):
+        a[...]
+
+
+def test_gzip_bomb_stops_at_the_limit(tmp_path: Path) -> None:
+    import gzip
+
+    a, p = make(tmp_path, GzipCodec(level=1))
+    (p / "c" / "0" / "0").write_bytes(gzip.compress(b"\x00" * (64 << 20), 9))
+    with pytest.raises(CorruptChunkError, match="c/0/0"):
+        a[...]
+
+
+def test_io_errors_are_os_errors(tmp_path: Path) -> None:
+    import os
+
+    a, p = make(tmp_path)
+    chunk = p / "c" / "0" / "0"
+    os.chmod(chunk, 0)
+    try:
+        if os.access(chunk, os.R_OK):
+            # Running as root: permissions do not stop reads; make the key a directory instead.
+            os.chmod(chunk, 0o644)
+            chunk.unlink()
+            (chunk / "inner").mkdir(parents=True)
+            (chunk / "inner" / "x").write_bytes(b"")
+            with pytest.raises(OSError, match=r"c/0/0"):
+                a[0, 0] = 5
+        else:
+            with pytest.raises(PermissionError, match=r"c/0/0"):
+                a[...]
+    finally:
+        if chunk.is_file():
+            os.chmod(chunk, 0o644)
+
+
+def test_invalid_arguments(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="zarr_format"):
+        oxzarr.create_array(tmp_path / "a.zarr", shape=(2,), dtype="i1", zarr_format=2)
+    with pytest.raises(ValueError, match="negative"):
+        oxzarr.create_array(tmp_path / "a.zarr", shape=(-2,), dtype="i1")
+    with pytest.raises(ValueError, match="chunk"):
+        oxzarr.create_array(tmp_path / "a.zarr", shape=(2,), dtype="i1", chunks=(0,))
+    with pytest.raises(ValueError, match="name"):
+        oxzarr.create_array(tmp_path / "a.zarr", name="__x", shape=(2,), dtype="i1")
+    with pytest.raises(ValueError, match=r"\.\."):
+        oxzarr.create_array(tmp_path / "a.zarr", name="a/../b", shape=(2,), dtype="i1")
+    with pytest.raises(TypeError):
+        oxzarr.create_array(tmp_path / "a.zarr", dtype="i1")

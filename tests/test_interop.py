@@ -1,0 +1,234 @@
+"""Interoperability with the real peers, both directions: what zarr-python and TensorStore
+write, oxzarr reads exactly; what oxzarr writes, they read exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import oxzarr
+import pytest
+import tensorstore as ts
+import zarr
+import zarr.codecs as zc
+
+from tests.conftest import DTYPES, assert_same, sample
+
+SHAPE = (11, 7, 5)
+CHUNKS = (4, 3, 5)
+
+#: Codec chains as JSON metadata (both sides take this form).
+CHAINS: dict[str, list[dict[str, Any]]] = {
+    "raw": [{"name": "bytes", "configuration": {"endian": "little"}}],
+    "zstd": [
+        {"name": "bytes", "configuration": {"endian": "little"}},
+        {"name": "zstd", "configuration": {"level": 5, "checksum": True}},
+    ],
+    "blosc-lz4": [
+        {"name": "bytes", "configuration": {"endian": "little"}},
+        {
+            "name": "blosc",
+            "configuration": {
+                "cname": "lz4",
+                "clevel": 5,
+                "shuffle": "shuffle",
+                "typesize": 4,
+                "blocksize": 0,
+            },
+        },
+    ],
+    "gzip-crc32c-big": [
+        {"name": "bytes", "configuration": {"endian": "big"}},
+        {"name": "gzip", "configuration": {"level": 3}},
+        {"name": "crc32c"},
+    ],
+    "transpose-blosc-zstd": [
+        {"name": "transpose", "configuration": {"order": [2, 0, 1]}},
+        {"name": "bytes", "configuration": {"endian": "little"}},
+        {
+            "name": "blosc",
+            "configuration": {
+                "cname": "zstd",
+                "clevel": 3,
+                "shuffle": "bitshuffle",
+                "typesize": 1,
+                "blocksize": 0,
+            },
+        },
+    ],
+}
+
+
+def _for_dtype(chain: list[dict[str, Any]], dtype: str) -> list[dict[str, Any]]:
+    """The chain with the bytes codec's endian dropped for one-byte types (the spec and
+    zarr-python leave it out there)."""
+    out = []
+    for c in chain:
+        if c["name"] == "bytes" and np.dtype(dtype).itemsize == 1:
+            c = {"name": "bytes"}
+        out.append(c)
+    return out
+
+
+def _zarr_codecs(chain: list[dict[str, Any]]) -> dict[str, Any]:
+    """create_array's filters/serializer/compressors for a chain, as zarr-python objects."""
+    kinds: dict[str, Any] = {"filters": [], "serializer": None, "compressors": []}
+    for c in chain:
+        cfg = c.get("configuration", {})
+        if c["name"] == "transpose":
+            kinds["filters"].append(zc.TransposeCodec(**cfg))
+        elif c["name"] == "bytes":
+            kinds["serializer"] = zc.BytesCodec(**cfg)
+        elif c["name"] == "zstd":
+            kinds["compressors"].append(zc.ZstdCodec(**cfg))
+        elif c["name"] == "gzip":
+            kinds["compressors"].append(zc.GzipCodec(**cfg))
+        elif c["name"] == "blosc":
+            kinds["compressors"].append(zc.BloscCodec(**cfg))
+        elif c["name"] == "crc32c":
+            kinds["compressors"].append(zc.Crc32cCodec())
+    return kinds
+
+
+def _fill(dtype: str) -> Any:
+    return {"b": False, "f": float("nan"), "c": complex(1, -1)}.get(np.dtype(dtype).kind, 3)
+
+
+PARAMS = [(d, c) for d in DTYPES for c in CHAINS]
+
+
+@pytest.mark.parametrize(("dtype", "chain"), PARAMS)
+def test_oxzarr_reads_zarr_python(tmp_path: Path, dtype: str, chain: str) -> None:
+    data = sample(SHAPE, dtype)
+    p = tmp_path / "zp.zarr"
+    z = zarr.create_array(
+        p,
+        shape=SHAPE,
+        dtype=dtype,
+        chunks=CHUNKS,
+        fill_value=_fill(dtype),
+        **_zarr_codecs(_for_dtype(CHAINS[chain], dtype)),
+    )
+    z[...] = data
+    z[:4, :3, :] = _fill(dtype)  # a chunk zarr-python does not store
+    expected = z[...]
+    a = oxzarr.open_array(p, mode="r")
+    assert_same(a[...], expected)
+    assert_same(a[2:9:2, ::-1, 3], expected[2:9:2, ::-1, 3])
+
+
+@pytest.mark.parametrize(("dtype", "chain"), PARAMS)
+def test_zarr_python_reads_oxzarr(tmp_path: Path, dtype: str, chain: str) -> None:
+    data = sample(SHAPE, dtype)
+    p = tmp_path / "ox.zarr"
+    codecs = _for_dtype(CHAINS[chain], dtype)
+    split = next(i for i, c in enumerate(codecs) if c["name"] == "bytes")
+    a = oxzarr.create_array(
+        p,
+        shape=SHAPE,
+        dtype=dtype,
+        chunks=CHUNKS,
+        fill_value=_fill(dtype),
+        filters=codecs[:split],
+        serializer=codecs[split],
+        compressors=codecs[split + 1 :],
+        attributes={"by": "oxzarr"},
+        dimension_names=["z", "y", "x"],
+    )
+    a[...] = data
+    a[:4, :3, :] = _fill(dtype)
+    expected = a[...]
+    z = zarr.open_array(p, mode="r")
+    assert_same(z[...], expected)
+    assert z.attrs["by"] == "oxzarr"
+    assert z.metadata.dimension_names == ("z", "y", "x")
+
+
+def _ts_spec(path: Path) -> dict[str, Any]:
+    return {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path)}}
+
+
+def _ts_fill(dtype: str) -> Any:
+    fill = _fill(dtype)
+    if isinstance(fill, complex):
+        return [fill.real, fill.imag]
+    if isinstance(fill, float):
+        return "NaN"
+    return fill
+
+
+@pytest.mark.parametrize(("dtype", "chain"), PARAMS)
+def test_oxzarr_reads_tensorstore(tmp_path: Path, dtype: str, chain: str) -> None:
+    data = sample(SHAPE, dtype)
+    p = tmp_path / "ts.zarr"
+    t = ts.open(
+        {
+            **_ts_spec(p),
+            "create": True,
+            "metadata": {
+                "shape": list(SHAPE),
+                "data_type": dtype,
+                "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(CHUNKS)}},
+                "codecs": _for_dtype(CHAINS[chain], dtype),
+                "fill_value": _ts_fill(dtype),
+            },
+        }
+    ).result()
+    t[4:, :, :].write(data[4:]).result()
+    expected = t.read().result()
+    assert_same(oxzarr.open_array(p, mode="r")[...], expected)
+
+
+@pytest.mark.parametrize(("dtype", "chain"), PARAMS)
+def test_tensorstore_reads_oxzarr(tmp_path: Path, dtype: str, chain: str) -> None:
+    data = sample(SHAPE, dtype)
+    p = tmp_path / "ox.zarr"
+    codecs = _for_dtype(CHAINS[chain], dtype)
+    split = next(i for i, c in enumerate(codecs) if c["name"] == "bytes")
+    a = oxzarr.create_array(
+        p,
+        shape=SHAPE,
+        dtype=dtype,
+        chunks=CHUNKS,
+        fill_value=_fill(dtype),
+        filters=codecs[:split],
+        serializer=codecs[split],
+        compressors=codecs[split + 1 :],
+    )
+    a[4:] = data[4:]
+    expected = a[...]
+    t = ts.open({**_ts_spec(p), "open": True}).result()
+    assert_same(t.read().result(), expected)
+
+
+def test_chunk_key_encodings_with_peers(tmp_path: Path) -> None:
+    data = sample((6, 4), "u2")
+    for i, enc in enumerate(
+        [
+            {"name": "default", "configuration": {"separator": "."}},
+            {"name": "v2", "configuration": {"separator": "."}},
+            {"name": "v2", "configuration": {"separator": "/"}},
+        ]
+    ):
+        p = tmp_path / f"{i}.zarr"
+        a = oxzarr.create_array(p, shape=(6, 4), dtype="u2", chunks=(4, 3), chunk_key_encoding=enc)
+        a[...] = data
+        assert_same(zarr.open_array(p, mode="r")[...], data)
+        assert_same(ts.open({**_ts_spec(p), "open": True}).result().read().result(), data)
+        q = tmp_path / f"zp{i}.zarr"
+        z = zarr.create_array(q, shape=(6, 4), dtype="u2", chunks=(4, 3), chunk_key_encoding=enc)
+        z[...] = data
+        assert_same(oxzarr.open_array(q, mode="r")[...], data)
+
+
+def test_zero_dimensional_with_peers(tmp_path: Path) -> None:
+    p = tmp_path / "s.zarr"
+    a = oxzarr.create_array(p, shape=(), dtype="f8", fill_value=1.0)
+    a[...] = 42.5
+    assert zarr.open_array(p, mode="r")[...] == 42.5
+    assert ts.open({**_ts_spec(p), "open": True}).result().read().result() == 42.5
+    q = tmp_path / "zs.zarr"
+    z = zarr.create_array(q, shape=(), dtype="i4")
+    z[...] = -7
+    assert oxzarr.open_array(q, mode="r")[...] == -7
