@@ -10,8 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import oxzarr
 import pytest
+from hypothesis import settings
+
+import oxzarr
+
+# The same examples on every run, so that CI is repeatable; HYPOTHESIS_PROFILE=explore draws
+# new ones.
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The shared corpus and benchmark beside the checkout (OXZARR_SHARED overrides).

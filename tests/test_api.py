@@ -7,8 +7,9 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-import oxzarr
 import pytest
+
+import oxzarr
 from oxzarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, GzipCodec, ZstdCodec
 from oxzarr.errors import (
     ArrayNotFoundError,
@@ -17,7 +18,6 @@ from oxzarr.errors import (
     GroupNotFoundError,
     ReadOnlyError,
 )
-
 from tests.conftest import assert_same, sample
 
 

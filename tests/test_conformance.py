@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import oxzarr
 import pytest
 
+import oxzarr
 from tests.conftest import DTYPES, SHARED, digest
 
 CODECS = {"bytes", "transpose", "gzip", "zstd", "blosc", "crc32c"}

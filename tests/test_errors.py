@@ -8,8 +8,9 @@ import struct
 from pathlib import Path
 
 import numpy as np
-import oxzarr
 import pytest
+
+import oxzarr
 from oxzarr.codecs import BloscCodec, Crc32cCodec, GzipCodec, ZstdCodec
 from oxzarr.errors import (
     ArrayNotFoundError,

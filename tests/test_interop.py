@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import oxzarr
 import pytest
 import tensorstore as ts
 import zarr
 import zarr.codecs as zc
 
+import oxzarr
 from tests.conftest import DTYPES, assert_same, sample
 
 SHAPE = (11, 7, 5)

@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import oxzarr
 import pytest
+
+import oxzarr
 from oxzarr import _core
 from oxzarr.codecs import Crc32cCodec, GzipCodec, ZstdCodec
 
