@@ -21,12 +21,12 @@ $(STAMP): pyproject.toml tools/requirements.py | $(BIN)/python
 
 # A debug build of the engine (fast to compile) for the test loop, installed editable.
 develop: $(STAMP)
-	$(BIN)/maturin develop --quiet 2>&1 | grep -v '^📦\|^🔗\|^🐍\|^✏️\|^🛠\|^⚠' || true
+	$(BIN)/maturin develop --quiet > $(VENV)/build.log 2>&1 || (cat $(VENV)/build.log; exit 1)
 	$(BIN)/python -c "import oxzarr._core"
 
 # A release build (lto, one codegen unit) for demos and benchmarks.
 develop-release: $(STAMP)
-	$(BIN)/maturin develop --release --quiet 2>&1 | grep -v '^📦\|^🔗\|^🐍\|^✏️\|^🛠\|^⚠' || true
+	$(BIN)/maturin develop --release --quiet > $(VENV)/build.log 2>&1 || (cat $(VENV)/build.log; exit 1)
 	$(BIN)/python -c "import oxzarr._core"
 
 demo: develop-release

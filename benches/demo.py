@@ -18,8 +18,10 @@ import oxzarr
 def sample(shape: tuple[int, int, int]) -> np.ndarray:
     """Smooth values with a little noise, so that they compress like real data."""
     rng = np.random.default_rng(0)
-    idx = np.indices(shape, dtype=np.uint32).sum(axis=0)
-    return ((idx * 7) % 4096 + rng.integers(0, 16, size=shape)).astype(np.uint16)
+    z, y, x = (np.arange(n, dtype=np.uint32) for n in shape)
+    idx = z[:, None, None] + y[None, :, None] + x[None, None, :]
+    noise = rng.integers(0, 16, size=shape, dtype=np.uint16)
+    return ((idx * 7) % 4096).astype(np.uint16) + noise
 
 
 def main() -> None:
