@@ -40,7 +40,7 @@ def table(rows: list[dict[str, object]]) -> str:
                     default=None,
                 )
                 if row["impl"] == "oxzarr" and best:
-                    cell += f" ({best / value:.2f}×)"
+                    cell += f" ({best / value:.2f}x)"
                 cells.append(cell)
             out.append(f"| {row['impl']} | " + " | ".join(cells) + " |")
         out.append("")
