@@ -355,3 +355,158 @@ fn groups_hold_members_and_attributes() {
         Err(Error::NotAGroup { .. })
     ));
 }
+
+fn sharded(inner: &[u64], index_location: &str, inner_codecs: Value) -> Value {
+    json!([{"name": "sharding_indexed", "configuration": {
+        "chunk_shape": inner,
+        "codecs": inner_codecs,
+        "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}],
+        "index_location": index_location,
+    }}])
+}
+
+/// Random selections on sharded arrays: shards overhanging the edge, inner chunks absent,
+/// index at either end, nested shards.
+fn exercise_sharded(store: StoreRef, shard: &[u64], codecs: Value) {
+    let shape = [13u64, 7, 10];
+    let a = Array::create(
+        store.clone(),
+        "s",
+        metadata(&shape, shard, DataType::UInt16, codecs, json!(7)),
+        false,
+    )
+    .unwrap();
+    let mut model = Model {
+        shape: shape.to_vec(),
+        data: vec![7; 13 * 7 * 10],
+    };
+    let mut rng = Rng(0x2545f4914f6cdd1d);
+    for round in 0..300 {
+        let sel = rng.selection(&shape);
+        if round % 2 == 0 {
+            let values: Vec<u16> = (0..sel.num_elements())
+                .map(|_| (rng.below(3) as u16) + 6)
+                .collect();
+            a.write(&sel, &to_bytes(&values), false).unwrap();
+            model.write(&sel, &values);
+            let all = Selection::all(&shape);
+            assert_eq!(
+                read(&a, &all),
+                model.read(&all),
+                "after write round {round}: {sel:?}"
+            );
+        } else {
+            assert_eq!(read(&a, &sel), model.read(&sel), "round {round}: {sel:?}");
+        }
+    }
+    let again = Array::open(store, "s").unwrap();
+    assert_eq!(read(&again, &Selection::all(&shape)), model.data);
+}
+
+#[test]
+fn sharded_random_selections() {
+    let raw = json!([{"name": "bytes", "configuration": {"endian": "little"}}]);
+    let zstd = json!([{"name": "bytes", "configuration": {"endian": "little"}},
+                      {"name": "zstd", "configuration": {"level": 1, "checksum": false}}]);
+    let cases = [
+        (vec![8u64, 7, 4], sharded(&[4, 7, 2], "end", zstd.clone())),
+        (vec![8, 7, 4], sharded(&[2, 1, 4], "start", raw.clone())),
+        (
+            vec![6, 7, 10],
+            sharded(&[3, 7, 5], "end", sharded(&[1, 7, 5], "start", zstd)),
+        ),
+    ];
+    for (shard, codecs) in cases {
+        exercise_sharded(Arc::new(MemoryStore::new()), &shard, codecs.clone());
+        let dir = tempfile::tempdir().unwrap();
+        exercise_sharded(Arc::new(FilesystemStore::new(dir.path())), &shard, codecs);
+    }
+}
+
+#[test]
+fn sharded_writes_keep_absent_inner_chunks_absent() {
+    let store: StoreRef = Arc::new(MemoryStore::new());
+    let raw = json!([{"name": "bytes", "configuration": {"endian": "little"}}]);
+    let a = Array::create(
+        store.clone(),
+        "",
+        metadata(
+            &[8],
+            &[8],
+            DataType::UInt16,
+            sharded(&[2], "end", raw),
+            json!(0),
+        ),
+        false,
+    )
+    .unwrap();
+    a.write(
+        &Selection(vec![DimSelection::Indices(vec![3])]),
+        &to_bytes(&[5]),
+        false,
+    )
+    .unwrap();
+    // One inner chunk of 4 bytes, then the index: 4 entries of 16 bytes and a checksum.
+    assert_eq!(store.get("c/0").unwrap().unwrap().len(), 4 + 64 + 4);
+    a.write(
+        &Selection(vec![DimSelection::Indices(vec![6])]),
+        &to_bytes(&[9]),
+        false,
+    )
+    .unwrap();
+    assert_eq!(store.get("c/0").unwrap().unwrap().len(), 8 + 68);
+    assert_eq!(
+        read(&a, &Selection::all(&[8])),
+        vec![0, 0, 0, 5, 0, 0, 9, 0]
+    );
+    // Back to the fill value: the inner chunks go, and then the shard.
+    a.write(
+        &Selection(vec![DimSelection::Indices(vec![3, 6])]),
+        &to_bytes(&[0, 0]),
+        false,
+    )
+    .unwrap();
+    assert!(store.get("c/0").unwrap().is_none());
+    assert_eq!(read(&a, &Selection::all(&[8])), vec![0; 8]);
+}
+
+#[test]
+fn corrupt_shards_name_the_key() {
+    let store: StoreRef = Arc::new(MemoryStore::new());
+    let raw = json!([{"name": "bytes", "configuration": {"endian": "little"}}]);
+    let a = Array::create(
+        store.clone(),
+        "x",
+        metadata(
+            &[8],
+            &[8],
+            DataType::UInt16,
+            sharded(&[2], "end", raw),
+            json!(0),
+        ),
+        false,
+    )
+    .unwrap();
+    a.write(
+        &Selection::all(&[8]),
+        &to_bytes(&[1, 2, 3, 4, 5, 6, 7, 8]),
+        false,
+    )
+    .unwrap();
+    let good = store.get("x/c/0").unwrap().unwrap();
+    let mut out = vec![0u8; 16];
+    for bad in [good[..10].to_vec(), {
+        let mut b = good.clone();
+        let n = b.len();
+        b[n - 10] ^= 1;
+        b
+    }] {
+        store.set("x/c/0", &bad).unwrap();
+        let fresh = Array::open(store.clone(), "x").unwrap();
+        let err = fresh
+            .read_into(&Selection::all(&[8]), &mut out)
+            .unwrap_err();
+        assert!(matches!(err, Error::CorruptChunk { .. }), "{err}");
+        assert!(err.to_string().contains("x/c/0"), "{err}");
+    }
+}

@@ -1,20 +1,32 @@
 //! The parallel read and write paths.
 //!
-//! A selection becomes one work item per chunk it touches; items run in parallel on the
-//! engine's pool, each fetching, decoding and copying its own chunk. A chunk whose share of the
-//! output is one contiguous block (a whole chunk, read into a region of matching row layout)
-//! decodes straight into the output; others decode into a per-thread scratch buffer and copy
-//! their rows out. Nothing allocates a buffer the size of the selection.
+//! A selection becomes one work item per chunk it touches — per inner chunk, for sharded
+//! arrays; items run in parallel on the engine's pool, each fetching, decoding and copying its
+//! own chunk. A chunk whose share of the output is one contiguous block (a whole chunk, read
+//! into a region of matching row layout) decodes straight into the output; others decode into
+//! a per-thread scratch buffer and copy their rows out. Nothing allocates a buffer the size of
+//! the selection.
+//!
+//! Sharded arrays are read inner chunk by inner chunk: the shard's index (cached per array)
+//! says where each one lies, and one range request fetches it. They are written shard by
+//! shard: inner chunks are encoded in parallel, untouched inner chunks of a partly written
+//! shard keep their stored bytes, and each shard is written once.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
 use super::copy::{all_fill, c_strides, fill_elements, for_each_row, SharedBuffer};
 use super::selection::{DimPiece, PieceMap, Selection};
+use super::shard_cache::CachedIndex;
 use super::Array;
+use crate::codec::array_to_bytes::sharding::{ShardIndex, Sharding};
+use crate::codec::CodecChain;
 use crate::concurrency;
-use crate::error::{CodecError, Error, Result};
+use crate::error::{CodecError, Error, Result, StorageError};
+use crate::store::ByteRange;
 
 /// Scratch buffers above this size are freed after use rather than kept for the next chunk.
 const KEEP_SCRATCH_BYTES: usize = 64 << 20;
@@ -104,11 +116,34 @@ fn contiguous_offset(maps: &[&PieceMap], chunk_shape: &[u64], out_shape: &[u64])
     )
 }
 
+/// Where a sharded array's inner chunk lies: its shard's grid coordinates and its C-order
+/// index within the shard.
+fn locate_inner(coords: &[u64], chunks_per_shard: &[u64]) -> (Vec<u64>, usize) {
+    let mut index = 0usize;
+    let mut shard = Vec::with_capacity(coords.len());
+    for (&c, &n) in coords.iter().zip(chunks_per_shard) {
+        shard.push(c / n);
+        index = index * n as usize + (c % n) as usize;
+    }
+    (shard, index)
+}
+
 impl Array {
     fn corrupt(&self, key: &str, source: CodecError) -> Error {
         Error::CorruptChunk {
             key: format!("{key} in {}", self.store.describe()),
             source,
+        }
+    }
+
+    /// A store error on a chunk key: a byte range outside the stored value means the value is
+    /// corrupt (a truncated shard, say), anything else is an I/O error.
+    fn chunk_storage_error(&self, key: &str, err: StorageError) -> Error {
+        match err {
+            StorageError::OutOfRange { .. } => {
+                self.corrupt(key, CodecError::corrupt("store", err.to_string()))
+            }
+            other => Error::Storage(other),
         }
     }
 
@@ -143,60 +178,154 @@ impl Array {
         }
     }
 
+    // --- reading ---
+
     /// Reads the selection into `out`: C order, native endian, exactly the selection's size.
     pub fn read_into(&self, selection: &Selection, out: &mut [u8]) -> Result<()> {
         self.checked_len(selection, out.len())?;
-        let plan = Plan::new(selection, self.chunk_shape());
+        let plan = Plan::new(selection, self.inner_chunk_shape());
         let shared = SharedBuffer::new(out);
-        self.for_each_share(&plan, |share| {
-            self.read_share(&share, &plan.out_shape, &shared)
-        })
+        match self.codecs.sharding() {
+            Some(sharding) => self.for_each_share(&plan, |share| {
+                self.read_inner_share(sharding, &share, &plan.out_shape, &shared)
+            }),
+            None => self.for_each_share(&plan, |share| {
+                let key = self.chunk_key(&share.coords);
+                with_scratch(&STORED, |stored| {
+                    let found = self.store.get_into(&key, stored)?;
+                    self.decode_share(
+                        &self.codecs,
+                        &key,
+                        found.then_some(stored.as_slice()),
+                        &share,
+                        &plan.out_shape,
+                        &shared,
+                    )
+                })
+            }),
+        }
     }
 
-    fn read_share(
+    /// Copies a chunk's share into the output from the chunk's stored bytes (`None`: not
+    /// stored, so the fill value).
+    fn decode_share(
         &self,
+        chain: &CodecChain,
+        key: &str,
+        stored: Option<&[u8]>,
         share: &ChunkShare<'_>,
         out_shape: &[u64],
         out: &SharedBuffer,
     ) -> Result<()> {
         let size = self.data_type().size();
-        let chunk_shape = self.chunk_shape();
-        let key = self.chunk_key(&share.coords);
-        let chunk_bytes = self.codecs.decoded_repr().nbytes();
-        with_scratch(&STORED, |stored| {
-            let found = self.store.get_into(&key, stored)?;
-            if let Some(offset) = contiguous_offset(&share.maps, chunk_shape, out_shape) {
-                // SAFETY: this block of the output belongs to this chunk alone.
-                let dst = unsafe { out.slice(offset * size, chunk_bytes) };
-                if found {
-                    self.codecs
-                        .decode_into(stored, dst)
-                        .map_err(|e| self.corrupt(&key, e))?;
-                } else {
-                    fill_elements(dst, &self.fill_value);
-                }
-                return Ok(());
+        let chunk_shape = &chain.decoded_repr().shape;
+        let chunk_bytes = chain.decoded_repr().nbytes();
+        let Some(stored) = stored else {
+            for_each_row(&share.maps, chunk_shape, out_shape, size, &mut |o, _, n| {
+                // SAFETY: every row of this share belongs to this chunk alone.
+                fill_elements(unsafe { out.slice(o, n) }, &self.fill_value);
+            });
+            return Ok(());
+        };
+        if let Some(offset) = contiguous_offset(&share.maps, chunk_shape, out_shape) {
+            // SAFETY: this block of the output belongs to this chunk alone.
+            let dst = unsafe { out.slice(offset * size, chunk_bytes) };
+            return chain
+                .decode_into(stored, dst)
+                .map_err(|e| self.corrupt(key, e));
+        }
+        if chain.is_passthrough() {
+            // The stored bytes are the chunk: copy the rows straight from them.
+            if stored.len() != chunk_bytes {
+                return Err(self.corrupt(
+                    key,
+                    CodecError::corrupt(
+                        "bytes",
+                        format!("{} bytes stored, {chunk_bytes} expected", stored.len()),
+                    ),
+                ));
             }
-            if !found {
-                for_each_row(&share.maps, chunk_shape, out_shape, size, &mut |o, _, n| {
-                    // SAFETY: every row of this share belongs to this chunk alone.
-                    fill_elements(unsafe { out.slice(o, n) }, &self.fill_value);
-                });
-                return Ok(());
-            }
-            with_scratch(&DECODED, |decoded| {
-                decoded.resize(chunk_bytes, 0);
-                self.codecs
-                    .decode_into(stored, decoded)
-                    .map_err(|e| self.corrupt(&key, e))?;
-                for_each_row(&share.maps, chunk_shape, out_shape, size, &mut |o, c, n| {
-                    // SAFETY: every row of this share belongs to this chunk alone.
-                    unsafe { out.slice(o, n) }.copy_from_slice(&decoded[c..c + n]);
-                });
-                Ok(())
-            })
+            for_each_row(&share.maps, chunk_shape, out_shape, size, &mut |o, c, n| {
+                // SAFETY: every row of this share belongs to this chunk alone.
+                unsafe { out.slice(o, n) }.copy_from_slice(&stored[c..c + n]);
+            });
+            return Ok(());
+        }
+        with_scratch(&DECODED, |decoded| {
+            decoded.resize(chunk_bytes, 0);
+            chain
+                .decode_into(stored, decoded)
+                .map_err(|e| self.corrupt(key, e))?;
+            for_each_row(&share.maps, chunk_shape, out_shape, size, &mut |o, c, n| {
+                // SAFETY: every row of this share belongs to this chunk alone.
+                unsafe { out.slice(o, n) }.copy_from_slice(&decoded[c..c + n]);
+            });
+            Ok(())
         })
     }
+
+    /// The index of the shard at `key` (`None`: the shard is not stored), from the cache or
+    /// with one range request.
+    fn shard_index(&self, sharding: &Sharding, key: &str) -> Result<CachedIndex> {
+        if let Some(cached) = self.shard_indexes.get(key) {
+            return Ok(cached);
+        }
+        let index = match self
+            .store
+            .get_ranges(key, &[sharding.index_range()])
+            .map_err(|e| self.chunk_storage_error(key, e))?
+        {
+            None => None,
+            Some(mut parts) => {
+                let encoded = parts.pop().unwrap_or_default();
+                let index = sharding
+                    .decode_index(&encoded, None)
+                    .map_err(|e| self.corrupt(key, e))?;
+                Some(Arc::new(index))
+            }
+        };
+        self.shard_indexes.insert(key, index.clone());
+        Ok(index)
+    }
+
+    fn read_inner_share(
+        &self,
+        sharding: &Sharding,
+        share: &ChunkShare<'_>,
+        out_shape: &[u64],
+        out: &SharedBuffer,
+    ) -> Result<()> {
+        let (shard, inner) = locate_inner(&share.coords, sharding.chunks_per_shard());
+        let key = self.chunk_key(&shard);
+        let entry = self
+            .shard_index(sharding, &key)?
+            .and_then(|index| index.get(inner));
+        let stored = match entry {
+            None => None,
+            Some((offset, nbytes)) => self
+                .store
+                .get_ranges(
+                    &key,
+                    &[ByteRange::FromStart {
+                        offset,
+                        length: Some(nbytes),
+                    }],
+                )
+                .map_err(|e| self.chunk_storage_error(&key, e))?
+                .and_then(|mut parts| parts.pop()),
+        };
+        let label = format!("{key} (inner chunk {inner})");
+        self.decode_share(
+            sharding.inner_chain(),
+            &label,
+            stored.as_deref(),
+            share,
+            out_shape,
+            out,
+        )
+    }
+
+    // --- writing ---
 
     /// Writes `data` (C order, native endian, shaped as the selection) into the selection.
     /// Chunks the selection covers only in part are read, updated and rewritten. A chunk left
@@ -209,14 +338,64 @@ impl Array {
         write_empty_chunks: bool,
     ) -> Result<()> {
         self.checked_len(selection, data.len())?;
-        let plan = Plan::new(selection, self.chunk_shape());
-        self.for_each_share(&plan, |share| {
-            self.write_share(&share, &plan.out_shape, data, write_empty_chunks)
-        })
+        let plan = Plan::new(selection, self.inner_chunk_shape());
+        match self.codecs.sharding() {
+            Some(sharding) => self.write_sharded(sharding, &plan, data, write_empty_chunks),
+            None => self.for_each_share(&plan, |share| {
+                let key = self.chunk_key(&share.coords);
+                self.write_chunk(&key, &share, &plan.out_shape, data, write_empty_chunks)
+            }),
+        }
     }
 
-    fn write_share(
+    /// The part of the chunk at `coords` (of `chunk_shape`) that lies inside the array.
+    fn extent_in_array(&self, coords: &[u64], chunk_shape: &[u64]) -> Vec<u64> {
+        coords
+            .iter()
+            .zip(chunk_shape)
+            .zip(self.shape())
+            .map(|((&c, &n), &s)| (s - c * n).min(n))
+            .collect()
+    }
+
+    /// Builds in `chunk` the decoded contents of a chunk after its share of `data` is written:
+    /// its current contents (`existing`, stored bytes, unless the share covers it) or the fill
+    /// value, overlaid with the share.
+    #[allow(clippy::too_many_arguments)]
+    fn updated_chunk(
         &self,
+        chain: &CodecChain,
+        key: &str,
+        existing: Option<&[u8]>,
+        share: &ChunkShare<'_>,
+        in_shape: &[u64],
+        data: &[u8],
+        chunk: &mut Vec<u8>,
+    ) -> Result<()> {
+        let size = self.data_type().size();
+        let chunk_shape = &chain.decoded_repr().shape;
+        chunk.resize(chain.decoded_repr().nbytes(), 0);
+        match existing {
+            Some(stored) => chain
+                .decode_into(stored, chunk)
+                .map_err(|e| self.corrupt(key, e))?,
+            None => fill_elements(chunk, &self.fill_value),
+        }
+        for_each_row(&share.maps, chunk_shape, in_shape, size, &mut |o, c, n| {
+            chunk[c..c + n].copy_from_slice(&data[o..o + n]);
+        });
+        Ok(())
+    }
+
+    /// Whether a share writes every element of its chunk that lies inside the array.
+    fn covers(&self, share: &ChunkShare<'_>, chunk_shape: &[u64]) -> bool {
+        let extent = self.extent_in_array(&share.coords, chunk_shape);
+        share.maps.iter().zip(extent).all(|(m, e)| m.covers(e))
+    }
+
+    fn write_chunk(
+        &self,
+        key: &str,
         share: &ChunkShare<'_>,
         in_shape: &[u64],
         data: &[u8],
@@ -224,36 +403,26 @@ impl Array {
     ) -> Result<()> {
         let size = self.data_type().size();
         let chunk_shape = self.chunk_shape();
-        let key = self.chunk_key(&share.coords);
         let chunk_bytes = self.codecs.decoded_repr().nbytes();
         if let Some(offset) = contiguous_offset(&share.maps, chunk_shape, in_shape) {
             let start = offset * size;
-            return self.store_chunk(&key, &data[start..start + chunk_bytes], write_empty_chunks);
+            return self.store_chunk(key, &data[start..start + chunk_bytes], write_empty_chunks);
         }
-        // The part of the chunk inside the array, per dimension.
-        let covered = share.maps.iter().enumerate().all(|(d, m)| {
-            let extent = (self.shape()[d] - share.coords[d] * chunk_shape[d]).min(chunk_shape[d]);
-            m.covers(extent)
-        });
+        let covered = self.covers(share, chunk_shape);
         with_scratch(&DECODED, |chunk| {
-            chunk.resize(chunk_bytes, 0);
-            let found = !covered
-                && with_scratch(&STORED, |stored| -> Result<bool> {
-                    if !self.store.get_into(&key, stored)? {
-                        return Ok(false);
-                    }
-                    self.codecs
-                        .decode_into(stored, chunk)
-                        .map_err(|e| self.corrupt(&key, e))?;
-                    Ok(true)
-                })?;
-            if !found {
-                fill_elements(chunk, &self.fill_value);
-            }
-            for_each_row(&share.maps, chunk_shape, in_shape, size, &mut |o, c, n| {
-                chunk[c..c + n].copy_from_slice(&data[o..o + n]);
-            });
-            self.store_chunk(&key, chunk, write_empty_chunks)
+            with_scratch(&STORED, |stored| -> Result<()> {
+                let found = !covered && self.store.get_into(key, stored)?;
+                self.updated_chunk(
+                    &self.codecs,
+                    key,
+                    found.then_some(stored.as_slice()),
+                    share,
+                    in_shape,
+                    data,
+                    chunk,
+                )
+            })?;
+            self.store_chunk(key, chunk, write_empty_chunks)
         })
     }
 
@@ -270,6 +439,146 @@ impl Array {
                 source,
             })?;
         self.store.set(key, &encoded)?;
+        Ok(())
+    }
+
+    /// Writes a sharded array: the inner chunks the selection touches, grouped by shard.
+    fn write_sharded(
+        &self,
+        sharding: &Sharding,
+        plan: &Plan,
+        data: &[u8],
+        write_empty_chunks: bool,
+    ) -> Result<()> {
+        let mut by_shard: HashMap<Vec<u64>, Vec<(usize, usize)>> = HashMap::new();
+        for i in 0..plan.total {
+            let share = plan.share(i);
+            let (shard, inner) = locate_inner(&share.coords, sharding.chunks_per_shard());
+            by_shard.entry(shard).or_default().push((i, inner));
+        }
+        let shards: Vec<_> = by_shard.into_iter().collect();
+        let work = |(shard, shares): &(Vec<u64>, Vec<(usize, usize)>)| {
+            concurrency::mark_worker();
+            self.write_shard(sharding, plan, shard, shares, data, write_empty_chunks)
+        };
+        match shards.len() {
+            0 => Ok(()),
+            1 => concurrency::in_pool(|| work(&shards[0]))?,
+            _ => concurrency::install(|| shards.par_iter().try_for_each(work)),
+        }
+    }
+
+    /// Rewrites one shard: `shares` are (share of the plan, inner chunk index) pairs.
+    fn write_shard(
+        &self,
+        sharding: &Sharding,
+        plan: &Plan,
+        shard: &[u64],
+        shares: &[(usize, usize)],
+        data: &[u8],
+        write_empty_chunks: bool,
+    ) -> Result<()> {
+        let key = self.chunk_key(shard);
+        let inner_chain = sharding.inner_chain();
+        let inner_shape = sharding.inner_chunk_shape();
+        // Inner chunks that lie (partly) inside the array; the others never hold data.
+        let extent = self.extent_in_array(shard, self.chunk_shape());
+        let inner_in_array: usize = extent
+            .iter()
+            .zip(inner_shape)
+            .map(|(&e, &n)| e.div_ceil(n) as usize)
+            .product();
+        let whole = shares.len() == inner_in_array
+            && shares
+                .iter()
+                .all(|&(i, _)| self.covers(&plan.share(i), inner_shape));
+        // The current shard, unless every inner chunk in it is rewritten.
+        let existing: Option<(Vec<u8>, ShardIndex)> = if whole {
+            None
+        } else {
+            match self.store.get(&key)? {
+                None => None,
+                Some(bytes) => {
+                    let range = sharding
+                        .index_range()
+                        .to_range(bytes.len() as u64)
+                        .ok_or_else(|| {
+                            self.corrupt(
+                                &key,
+                                CodecError::corrupt("sharding_indexed", "shorter than its index"),
+                            )
+                        })?;
+                    let index = sharding
+                        .decode_index(
+                            &bytes[range.start as usize..range.end as usize],
+                            Some(bytes.len() as u64),
+                        )
+                        .map_err(|e| self.corrupt(&key, e))?;
+                    Some((bytes, index))
+                }
+            }
+        };
+        let stored_inner = |inner: usize| -> Option<&[u8]> {
+            let (bytes, index) = existing.as_ref()?;
+            let (offset, nbytes) = index.get(inner)?;
+            Some(&bytes[offset as usize..(offset + nbytes) as usize])
+        };
+        // Encode the touched inner chunks in parallel.
+        let encode = |&(i, inner): &(usize, usize)| -> Result<(usize, Option<Vec<u8>>)> {
+            let share = plan.share(i);
+            let label = format!("{key} (inner chunk {inner})");
+            with_scratch(&DECODED, |chunk| {
+                let covered = self.covers(&share, inner_shape);
+                let existing = if covered { None } else { stored_inner(inner) };
+                self.updated_chunk(
+                    inner_chain,
+                    &label,
+                    existing,
+                    &share,
+                    &plan.out_shape,
+                    data,
+                    chunk,
+                )?;
+                if !write_empty_chunks && all_fill(chunk, &self.fill_value) {
+                    return Ok((inner, None));
+                }
+                let encoded = inner_chain
+                    .encode(chunk)
+                    .map_err(|source| Error::EncodeChunk {
+                        key: label.clone(),
+                        source,
+                    })?;
+                Ok((inner, Some(encoded.into_owned())))
+            })
+        };
+        let encoded: Vec<(usize, Option<Vec<u8>>)> =
+            shares.par_iter().map(encode).collect::<Result<_>>()?;
+        let mut parts: Vec<Option<&[u8]>> = (0..sharding.num_inner()).map(stored_inner).collect();
+        for (inner, bytes) in &encoded {
+            parts[*inner] = bytes.as_deref();
+        }
+        match sharding
+            .assemble(parts)
+            .map_err(|source| Error::EncodeChunk {
+                key: key.clone(),
+                source,
+            })? {
+            None => {
+                self.store.delete(&key)?;
+                self.shard_indexes.insert(&key, None);
+            }
+            Some(bytes) => {
+                self.store.set(&key, &bytes)?;
+                let range = sharding.index_range().to_range(bytes.len() as u64);
+                if let Some(r) = range {
+                    if let Ok(index) =
+                        sharding.decode_index(&bytes[r.start as usize..r.end as usize], None)
+                    {
+                        self.shard_indexes.insert(&key, Some(Arc::new(index)));
+                    }
+                }
+            }
+        }
         Ok(())
     }
 }

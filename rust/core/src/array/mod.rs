@@ -1,8 +1,9 @@
 //! Arrays: metadata, chunk keys, and the parallel read and write paths (in [`io`]).
 
-mod copy;
+pub(crate) mod copy;
 mod io;
 pub mod selection;
+mod shard_cache;
 
 use std::sync::Arc;
 
@@ -26,6 +27,8 @@ pub struct Array {
     /// One element of the fill value, native endian.
     fill_value: Vec<u8>,
     codecs: Arc<CodecChain>,
+    /// Indexes of the shards this array has read or written (sharded arrays only).
+    shard_indexes: Arc<shard_cache::ShardIndexCache>,
 }
 
 impl Array {
@@ -37,7 +40,11 @@ impl Array {
             source,
         };
         let fill_value = metadata.fill_value_bytes().map_err(invalid)?;
-        let repr = ChunkRepr::new(metadata.chunk_shape.clone(), metadata.data_type);
+        let repr = ChunkRepr::with_fill(
+            metadata.chunk_shape.clone(),
+            metadata.data_type,
+            &fill_value,
+        );
         let codecs = CodecChain::from_metadata(&metadata.codecs, &repr).map_err(invalid)?;
         let chunk_bytes = metadata
             .chunk_shape
@@ -61,6 +68,7 @@ impl Array {
             metadata,
             fill_value,
             codecs: Arc::new(codecs),
+            shard_indexes: Default::default(),
         })
     }
 
@@ -116,8 +124,23 @@ impl Array {
         self.metadata.data_type
     }
 
+    /// The shape of a chunk of the chunk grid: a shard, for sharded arrays.
     pub fn chunk_shape(&self) -> &[u64] {
         &self.metadata.chunk_shape
+    }
+
+    /// The shape of the chunks that are encoded on their own: the inner chunks of a sharded
+    /// array, the chunks of the grid otherwise.
+    pub fn inner_chunk_shape(&self) -> &[u64] {
+        match self.codecs.sharding() {
+            Some(sharding) => sharding.inner_chunk_shape(),
+            None => self.chunk_shape(),
+        }
+    }
+
+    /// The shape of a shard, for arrays whose chain is the sharding codec.
+    pub fn shard_shape(&self) -> Option<&[u64]> {
+        self.codecs.sharding().map(|_| self.chunk_shape())
     }
 
     pub fn fill_value(&self) -> &[u8] {

@@ -13,6 +13,7 @@ pub mod bytes_to_bytes;
 
 use std::borrow::Cow;
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -20,16 +21,28 @@ use crate::error::{CodecError, MetadataError};
 use crate::metadata::data_type::DataType;
 use crate::metadata::v3::split_extension;
 
-/// What a codec knows of the chunk it transforms: its shape and data type.
+/// What a codec knows of the chunk it transforms: its shape, data type and fill value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkRepr {
     pub shape: Vec<u64>,
     pub data_type: DataType,
+    /// One element of the fill value, native endian.
+    pub fill_value: Arc<[u8]>,
 }
 
 impl ChunkRepr {
+    /// A representation whose fill value is zero.
     pub fn new(shape: Vec<u64>, data_type: DataType) -> Self {
-        Self { shape, data_type }
+        let zero = vec![0u8; data_type.size()];
+        Self::with_fill(shape, data_type, &zero)
+    }
+
+    pub fn with_fill(shape: Vec<u64>, data_type: DataType, fill_value: &[u8]) -> Self {
+        Self {
+            shape,
+            data_type,
+            fill_value: Arc::from(fill_value),
+        }
     }
 
     pub fn num_elements(&self) -> u64 {
@@ -78,6 +91,10 @@ pub trait ArrayToBytesCodec: Send + Sync + Debug {
     }
     /// An upper bound on the encoded size of a chunk of `repr`.
     fn max_encoded_size(&self, repr: &ChunkRepr) -> usize;
+    /// The sharding codec, if this is one: the array layer reads shards partially.
+    fn as_sharding(&self) -> Option<&array_to_bytes::sharding::Sharding> {
+        None
+    }
     fn metadata(&self) -> Value;
 }
 
@@ -170,6 +187,7 @@ enum AnyCodec {
 fn build_codec(value: &Value, decoded: &ChunkRepr) -> Result<AnyCodec, MetadataError> {
     use array_to_array::transpose::Transpose;
     use array_to_bytes::bytes::Bytes;
+    use array_to_bytes::sharding::Sharding;
     use bytes_to_bytes::{blosc::Blosc, crc32c::Crc32c, gzip::Gzip, zstd::Zstd};
     let (name, config) = split_extension("codecs", value)?;
     Ok(match name {
@@ -179,6 +197,9 @@ fn build_codec(value: &Value, decoded: &ChunkRepr) -> Result<AnyCodec, MetadataE
         )?)),
         "bytes" => {
             AnyCodec::ArrayToBytes(Box::new(Bytes::from_config(&config, decoded.data_type)?))
+        }
+        "sharding_indexed" => {
+            AnyCodec::ArrayToBytes(Box::new(Sharding::from_config(&config, decoded)?))
         }
         "gzip" => AnyCodec::BytesToBytes(Box::new(Gzip::from_config(&config)?)),
         "zstd" => AnyCodec::BytesToBytes(Box::new(Zstd::from_config(&config)?)),
@@ -282,6 +303,26 @@ impl CodecChain {
     /// Whether stored chunks are the decoded bytes themselves (no codec changes them).
     pub fn is_passthrough(&self) -> bool {
         self.direct && self.bytes_to_bytes.is_empty()
+    }
+
+    /// The sharding codec, when it is the whole chain (as zarr-python writes sharded arrays):
+    /// then shards can be read and written in part.
+    pub fn sharding(&self) -> Option<&array_to_bytes::sharding::Sharding> {
+        if self.array_to_array.is_empty() && self.bytes_to_bytes.is_empty() {
+            self.array_to_bytes.as_sharding()
+        } else {
+            None
+        }
+    }
+
+    /// An upper bound on the stored size of a chunk.
+    pub fn max_encoded_size(&self) -> usize {
+        let last = &self.reprs[self.reprs.len() - 1];
+        self.bytes_to_bytes
+            .iter()
+            .fold(self.array_to_bytes.max_encoded_size(last), |n, c| {
+                c.max_encoded_size(n)
+            })
     }
 
     /// The chain's metadata, as it is written to zarr.json.

@@ -104,7 +104,7 @@ impl ArrayToArrayCodec for Transpose {
     fn encoded_repr(&self, decoded: &ChunkRepr) -> ChunkRepr {
         ChunkRepr {
             shape: self.order.iter().map(|&d| decoded.shape[d]).collect(),
-            data_type: decoded.data_type,
+            ..decoded.clone()
         }
     }
 

@@ -1,2 +1,3 @@
 //! Array→bytes codecs.
 pub mod bytes;
+pub mod sharding;

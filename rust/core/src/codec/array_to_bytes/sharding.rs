@@ -1,0 +1,512 @@
+//! `sharding_indexed` (v3 core codec; no v2 equivalent): many inner chunks in one stored
+//! object, followed (or preceded) by an index of where each one is. Spec: zarr-specs v3.0,
+//! codecs/sharding-indexed.
+//!
+//! The index holds, for each inner chunk in C order, a little-endian (offset, nbytes) pair of
+//! uint64; (2^64 - 1, 2^64 - 1) marks an inner chunk that is not stored (it reads as the fill
+//! value). The index is encoded with its own codec chain (`index_codecs`), whose output size
+//! is fixed, so a reader can fetch it with one range request before fetching only the inner
+//! chunks it needs. The array layer does that; this module also encodes and decodes whole
+//! shards, which nested sharding and unusual chains need.
+
+use std::borrow::Cow;
+
+use rayon::prelude::*;
+use serde_json::{Map, Value};
+
+use crate::array::copy::{all_fill, fill_elements, for_each_row};
+use crate::array::selection::PieceMap;
+use crate::codec::{
+    check_config_keys, codec_metadata, invalid_config, ArrayToBytesCodec, ChunkRepr, CodecChain,
+};
+use crate::concurrency;
+use crate::error::{CodecError, MetadataError};
+use crate::metadata::DataType;
+use crate::store::ByteRange;
+
+const NAME: &str = "sharding_indexed";
+/// The index entry of an inner chunk that is not stored.
+const MISSING: u64 = u64::MAX;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexLocation {
+    Start,
+    End,
+}
+
+/// The decoded index of a shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardIndex {
+    /// (offset, nbytes) per inner chunk, C order, flattened.
+    entries: Vec<u64>,
+}
+
+impl ShardIndex {
+    /// An index of `n` inner chunks, none stored.
+    pub fn empty(n: usize) -> Self {
+        Self {
+            entries: vec![MISSING; 2 * n],
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len() / 2
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Where inner chunk `i` is stored, or `None` if it is not.
+    pub fn get(&self, i: usize) -> Option<(u64, u64)> {
+        let (offset, nbytes) = (self.entries[2 * i], self.entries[2 * i + 1]);
+        (offset != MISSING || nbytes != MISSING).then_some((offset, nbytes))
+    }
+
+    pub fn set(&mut self, i: usize, entry: Option<(u64, u64)>) {
+        let (offset, nbytes) = entry.unwrap_or((MISSING, MISSING));
+        self.entries[2 * i] = offset;
+        self.entries[2 * i + 1] = nbytes;
+    }
+
+    /// Whether no inner chunk is stored.
+    pub fn is_all_missing(&self) -> bool {
+        self.entries.iter().all(|&e| e == MISSING)
+    }
+
+    /// Bytes this index takes in memory (for cache budgets).
+    pub fn heap_size(&self) -> usize {
+        self.entries.len() * 8
+    }
+}
+
+/// The sharding codec of an array (or of an outer shard, when nested).
+#[derive(Debug)]
+pub struct Sharding {
+    /// The shape of an inner chunk.
+    chunk_shape: Vec<u64>,
+    /// Inner chunks along each dimension of a shard.
+    chunks_per_shard: Vec<u64>,
+    inner: CodecChain,
+    index_codecs: CodecChain,
+    index_location: IndexLocation,
+    /// The encoded size of the index, in bytes (fixed for a given chain).
+    index_size: usize,
+}
+
+impl Sharding {
+    /// Builds the codec for shards of `shard` (the outer chunk's representation).
+    pub fn from_config(
+        config: &Map<String, Value>,
+        shard: &ChunkRepr,
+    ) -> Result<Self, MetadataError> {
+        check_config_keys(
+            NAME,
+            config,
+            &["chunk_shape", "codecs", "index_codecs", "index_location"],
+        )?;
+        let shape_value = config.get("chunk_shape").ok_or_else(|| {
+            MetadataError::missing("codecs[sharding_indexed].configuration.chunk_shape")
+        })?;
+        let chunk_shape: Vec<u64> = shape_value
+            .as_array()
+            .and_then(|v| v.iter().map(Value::as_u64).collect::<Option<Vec<_>>>())
+            .ok_or_else(|| invalid_config(NAME, "chunk_shape", shape_value, "expected integers"))?;
+        if chunk_shape.len() != shard.shape.len()
+            || chunk_shape.contains(&0)
+            || chunk_shape
+                .iter()
+                .zip(&shard.shape)
+                .any(|(&c, &s)| s % c != 0)
+        {
+            return Err(invalid_config(
+                NAME,
+                "chunk_shape",
+                shape_value,
+                &format!(
+                    "inner chunks must divide the shard shape {:?} evenly",
+                    shard.shape
+                ),
+            ));
+        }
+        let chunks_per_shard: Vec<u64> = shard
+            .shape
+            .iter()
+            .zip(&chunk_shape)
+            .map(|(&s, &c)| s / c)
+            .collect();
+        let list = |key: &str| -> Result<Vec<Value>, MetadataError> {
+            match config.get(key) {
+                Some(Value::Array(v)) => Ok(v.clone()),
+                Some(other) => Err(invalid_config(
+                    NAME,
+                    key,
+                    other,
+                    "expected a list of codecs",
+                )),
+                None => Err(MetadataError::missing(&format!(
+                    "codecs[sharding_indexed].configuration.{key}"
+                ))),
+            }
+        };
+        let inner_repr = ChunkRepr {
+            shape: chunk_shape.clone(),
+            ..shard.clone()
+        };
+        let inner = CodecChain::from_metadata(&list("codecs")?, &inner_repr)?;
+        let mut index_shape = chunks_per_shard.clone();
+        index_shape.push(2);
+        let index_repr =
+            ChunkRepr::with_fill(index_shape, DataType::UInt64, &MISSING.to_ne_bytes());
+        let index_codecs = CodecChain::from_metadata(&list("index_codecs")?, &index_repr)?;
+        let index_location = match config.get("index_location") {
+            None => IndexLocation::End,
+            Some(Value::String(s)) if s == "end" => IndexLocation::End,
+            Some(Value::String(s)) if s == "start" => IndexLocation::Start,
+            Some(other) => {
+                return Err(invalid_config(
+                    NAME,
+                    "index_location",
+                    other,
+                    "expected \"start\" or \"end\"",
+                ))
+            }
+        };
+        let mut codec = Self {
+            chunk_shape,
+            chunks_per_shard,
+            inner,
+            index_codecs,
+            index_location,
+            index_size: 0,
+        };
+        // The index codecs must produce a fixed size: measure it, and refuse chains (such as
+        // compressors) whose output would vary.
+        let n = codec.num_inner();
+        let sizes = [ShardIndex::empty(n), {
+            let mut full = ShardIndex::empty(n);
+            for i in 0..n {
+                full.set(i, Some((i as u64 * 1000, 7)));
+            }
+            full
+        }]
+        .map(|ix| codec.encode_index(&ix).map(|e| e.len()));
+        match sizes {
+            [Ok(a), Ok(b)] if a == b => codec.index_size = a,
+            _ => {
+                return Err(invalid_config(
+                    NAME,
+                    "index_codecs",
+                    &Value::Array(list("index_codecs")?),
+                    "the index codecs must encode to a fixed size (bytes and crc32c)",
+                ))
+            }
+        }
+        Ok(codec)
+    }
+
+    pub fn inner_chain(&self) -> &CodecChain {
+        &self.inner
+    }
+
+    /// The shape of an inner chunk.
+    pub fn inner_chunk_shape(&self) -> &[u64] {
+        &self.chunk_shape
+    }
+
+    pub fn chunks_per_shard(&self) -> &[u64] {
+        &self.chunks_per_shard
+    }
+
+    /// The number of inner chunks in a shard.
+    pub fn num_inner(&self) -> usize {
+        self.chunks_per_shard.iter().product::<u64>() as usize
+    }
+
+    /// Where the index lies in a shard.
+    pub fn index_range(&self) -> ByteRange {
+        match self.index_location {
+            IndexLocation::End => ByteRange::Suffix(self.index_size as u64),
+            IndexLocation::Start => ByteRange::FromStart {
+                offset: 0,
+                length: Some(self.index_size as u64),
+            },
+        }
+    }
+
+    pub fn index_size(&self) -> usize {
+        self.index_size
+    }
+
+    /// Decodes an encoded index, checking every entry lies within a shard of `shard_len`
+    /// bytes when that is known.
+    pub fn decode_index(
+        &self,
+        encoded: &[u8],
+        shard_len: Option<u64>,
+    ) -> Result<ShardIndex, CodecError> {
+        let mut raw = vec![0u8; self.num_inner() * 16];
+        self.index_codecs
+            .decode_into(encoded, &mut raw)
+            .map_err(|e| CodecError::corrupt(NAME, format!("shard index: {e}")))?;
+        let entries: Vec<u64> = raw
+            .chunks_exact(8)
+            .map(|b| u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+            .collect();
+        let index = ShardIndex { entries };
+        for i in 0..index.len() {
+            let Some((offset, nbytes)) = index.get(i) else {
+                continue;
+            };
+            let end = offset.checked_add(nbytes);
+            let fits = match shard_len {
+                Some(len) => end.is_some_and(|e| e <= len),
+                None => end.is_some(),
+            };
+            if !fits {
+                return Err(CodecError::corrupt(
+                    NAME,
+                    format!("shard index entry {i} ({offset}, {nbytes}) lies outside the shard"),
+                ));
+            }
+        }
+        Ok(index)
+    }
+
+    pub fn encode_index(&self, index: &ShardIndex) -> Result<Vec<u8>, CodecError> {
+        let raw: Vec<u8> = index.entries.iter().flat_map(|e| e.to_ne_bytes()).collect();
+        Ok(self.index_codecs.encode(&raw)?.into_owned())
+    }
+
+    /// Assembles a shard from its encoded inner chunks (`None`: not stored), in C order.
+    /// Returns `None` when no inner chunk is stored.
+    pub fn assemble<'a>(
+        &self,
+        inner: impl IntoIterator<Item = Option<&'a [u8]>>,
+    ) -> Result<Option<Vec<u8>>, CodecError> {
+        let parts: Vec<Option<&[u8]>> = inner.into_iter().collect();
+        if parts.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        let data_len: usize = parts.iter().flatten().map(|p| p.len()).sum();
+        let mut out = Vec::with_capacity(data_len + self.index_size);
+        if self.index_location == IndexLocation::Start {
+            // Room for the index, filled in once the offsets are known.
+            out.resize(self.index_size, 0);
+        }
+        let mut index = ShardIndex::empty(parts.len());
+        for (i, part) in parts.iter().enumerate() {
+            if let Some(bytes) = part {
+                index.set(i, Some((out.len() as u64, bytes.len() as u64)));
+                out.extend_from_slice(bytes);
+            }
+        }
+        let encoded = self.encode_index(&index)?;
+        match self.index_location {
+            IndexLocation::Start => out[..self.index_size].copy_from_slice(&encoded),
+            IndexLocation::End => out.extend_from_slice(&encoded),
+        }
+        Ok(Some(out))
+    }
+
+    /// The maps that place inner chunk `i` within a shard buffer.
+    fn inner_maps(&self, i: usize) -> Vec<PieceMap> {
+        let mut coords = vec![0u64; self.chunks_per_shard.len()];
+        let mut rest = i as u64;
+        for d in (0..coords.len()).rev() {
+            coords[d] = rest % self.chunks_per_shard[d];
+            rest /= self.chunks_per_shard[d];
+        }
+        coords
+            .iter()
+            .zip(&self.chunk_shape)
+            .map(|(&c, &n)| PieceMap::Run {
+                out_start: c * n,
+                chunk_start: 0,
+                step: 1,
+                len: n,
+            })
+            .collect()
+    }
+
+    /// The data of the shard's index range and where the inner chunks' bytes may lie.
+    fn split<'a>(&self, shard: &'a [u8]) -> Result<&'a [u8], CodecError> {
+        let range = self
+            .index_range()
+            .to_range(shard.len() as u64)
+            .ok_or_else(|| CodecError::corrupt(NAME, "shorter than its index"))?;
+        Ok(&shard[range.start as usize..range.end as usize])
+    }
+}
+
+impl ArrayToBytesCodec for Sharding {
+    fn encode<'a>(
+        &self,
+        data: Cow<'a, [u8]>,
+        repr: &ChunkRepr,
+    ) -> Result<Cow<'a, [u8]>, CodecError> {
+        let size = repr.data_type.size();
+        let inner_bytes = self.inner.decoded_repr().nbytes();
+        let encode_one = |i: usize| -> Result<Option<Vec<u8>>, CodecError> {
+            let maps = self.inner_maps(i);
+            let refs: Vec<&PieceMap> = maps.iter().collect();
+            let mut chunk = vec![0u8; inner_bytes];
+            for_each_row(
+                &refs,
+                &self.chunk_shape,
+                &repr.shape,
+                size,
+                &mut |o, c, n| {
+                    chunk[c..c + n].copy_from_slice(&data[o..o + n]);
+                },
+            );
+            if all_fill(&chunk, &repr.fill_value) {
+                return Ok(None);
+            }
+            Ok(Some(self.inner.encode(&chunk)?.into_owned()))
+        };
+        let encoded: Vec<Option<Vec<u8>>> = concurrency::in_pool(|| {
+            (0..self.num_inner())
+                .into_par_iter()
+                .map(encode_one)
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(|e| CodecError::Encode {
+            codec: NAME,
+            reason: e.to_string(),
+        })??;
+        let shard = self.assemble(encoded.iter().map(|e| e.as_deref()))?;
+        // A shard with no stored inner chunk is just its index.
+        Ok(Cow::Owned(match shard {
+            Some(bytes) => bytes,
+            None => self.encode_index(&ShardIndex::empty(self.num_inner()))?,
+        }))
+    }
+
+    fn decode_into(
+        &self,
+        encoded: &[u8],
+        repr: &ChunkRepr,
+        out: &mut [u8],
+    ) -> Result<(), CodecError> {
+        let index = self.decode_index(self.split(encoded)?, Some(encoded.len() as u64))?;
+        let size = repr.data_type.size();
+        let inner_bytes = self.inner.decoded_repr().nbytes();
+        let shared = crate::array::copy::SharedBuffer::new(out);
+        let decode_one = |i: usize| -> Result<(), CodecError> {
+            let maps = self.inner_maps(i);
+            let refs: Vec<&PieceMap> = maps.iter().collect();
+            match index.get(i) {
+                None => for_each_row(
+                    &refs,
+                    &self.chunk_shape,
+                    &repr.shape,
+                    size,
+                    &mut |o, _, n| {
+                        // SAFETY: inner chunks cover disjoint parts of the shard.
+                        fill_elements(unsafe { shared.slice(o, n) }, &repr.fill_value);
+                    },
+                ),
+                Some((offset, nbytes)) => {
+                    let bytes = &encoded[offset as usize..(offset + nbytes) as usize];
+                    let mut chunk = vec![0u8; inner_bytes];
+                    self.inner.decode_into(bytes, &mut chunk)?;
+                    for_each_row(
+                        &refs,
+                        &self.chunk_shape,
+                        &repr.shape,
+                        size,
+                        &mut |o, c, n| {
+                            // SAFETY: inner chunks cover disjoint parts of the shard.
+                            unsafe { shared.slice(o, n) }.copy_from_slice(&chunk[c..c + n]);
+                        },
+                    );
+                }
+            }
+            Ok(())
+        };
+        concurrency::in_pool(|| {
+            (0..self.num_inner())
+                .into_par_iter()
+                .try_for_each(decode_one)
+        })
+        .map_err(|e| CodecError::corrupt(NAME, e))?
+    }
+
+    fn max_encoded_size(&self, repr: &ChunkRepr) -> usize {
+        let _ = repr;
+        self.num_inner() * self.inner.max_encoded_size() + self.index_size
+    }
+
+    fn as_sharding(&self) -> Option<&Sharding> {
+        Some(self)
+    }
+
+    fn metadata(&self) -> Value {
+        let mut config = Map::new();
+        config.insert("chunk_shape".into(), serde_json::json!(self.chunk_shape));
+        config.insert("codecs".into(), Value::Array(self.inner.metadata()));
+        config.insert(
+            "index_codecs".into(),
+            Value::Array(self.index_codecs.metadata()),
+        );
+        config.insert(
+            "index_location".into(),
+            match self.index_location {
+                IndexLocation::Start => "start",
+                IndexLocation::End => "end",
+            }
+            .into(),
+        );
+        codec_metadata(NAME, config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::CodecChain;
+    use serde_json::json;
+
+    fn chain(codecs: Value, shape: &[u64]) -> CodecChain {
+        CodecChain::from_metadata(
+            codecs.as_array().unwrap(),
+            &ChunkRepr::with_fill(shape.to_vec(), DataType::UInt16, &7u16.to_ne_bytes()),
+        )
+        .unwrap()
+    }
+
+    fn sharded(inner: &[u64], location: &str, codecs: Value) -> Value {
+        json!([{"name": "sharding_indexed", "configuration": {
+            "chunk_shape": inner, "codecs": codecs, "index_location": location,
+            "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}]}}])
+    }
+
+    #[test]
+    fn whole_shards_round_trip() {
+        let zstd = json!([{"name": "bytes", "configuration": {"endian": "little"}},
+                          {"name": "zstd", "configuration": {"level": 1, "checksum": false}}]);
+        let shape = [6u64, 7, 10];
+        let n = 6 * 7 * 10;
+        for codecs in [
+            sharded(&[3, 7, 5], "end", zstd.clone()),
+            sharded(&[2, 7, 5], "start", zstd.clone()),
+            sharded(
+                &[3, 7, 5],
+                "end",
+                sharded(&[1, 7, 5], "start", zstd.clone()),
+            ),
+        ] {
+            let c = chain(codecs, &shape);
+            // Some regions hold only the fill value (7), so some inner chunks are not stored.
+            let values: Vec<u16> = (0..n)
+                .map(|i| if i < 105 { 7 } else { (i % 13) as u16 })
+                .collect();
+            let data: Vec<u8> = values.iter().flat_map(|v| v.to_ne_bytes()).collect();
+            let enc = c.encode(&data).unwrap().into_owned();
+            let mut out = vec![0u8; data.len()];
+            c.decode_into(&enc, &mut out).unwrap();
+            assert_eq!(out, data);
+        }
+    }
+}
