@@ -102,6 +102,39 @@ def normalize_chunks(chunks: Any, shape: tuple[int, ...], itemsize: int) -> tupl
     return tuple(out)
 
 
+def normalize_shards(
+    shards: Any, shape: tuple[int, ...], chunks: tuple[int, ...]
+) -> tuple[int, ...]:
+    """The shard shape: a sequence (or zarr-python's ``{"shape": ...}``), each entry a
+    multiple of the chunk shape."""
+    if isinstance(shards, Mapping):
+        shards = shards.get("shape")
+    if isinstance(shards, int | np.integer):
+        shards = (int(shards),) * len(shape)
+    try:
+        out = tuple(int(s) for s in shards)
+    except TypeError as e:
+        raise ValueError(f"shards must be a sequence of integers, not {shards!r}") from e
+    if len(out) != len(shape):
+        raise ValueError(f"shards {out} do not match the {len(shape)} dimensions of shape {shape}")
+    if any(s < 1 or s % c for s, c in zip(out, chunks, strict=True)):
+        raise ValueError(f"shards {out} must be positive multiples of the chunk shape {chunks}")
+    return out
+
+
+def chunks_within(shards: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+    """An inner chunk shape for shards of `shards` ("auto" chunks of a sharded array): the
+    usual guess, shrunk to divide the shard evenly."""
+    guess = guess_chunks(shards, itemsize)
+    out = []
+    for g, s in zip(guess, shards, strict=True):
+        c = min(g, s)
+        while s % c:
+            c -= 1
+        out.append(c)
+    return tuple(out)
+
+
 def _float_json(x: float) -> JSON:
     if math.isnan(x):
         return "NaN"

@@ -13,13 +13,16 @@ from oxzarr import _core
 from oxzarr._metadata import (
     array_metadata,
     chunk_key_encoding_json,
+    chunks_within,
     codec_chain,
     data_type_name,
     fill_value_json,
     normalize_chunks,
     normalize_shape,
+    normalize_shards,
 )
 from oxzarr.array import Array
+from oxzarr.codecs import ShardingCodec
 from oxzarr.errors import ArrayNotFoundError, GroupNotFoundError, NodeNotFoundError
 from oxzarr.group import Group, wrap_node
 from oxzarr.storage import StoreLike, make_store
@@ -83,7 +86,8 @@ def create_array(
 ) -> Array:
     """Creates an array.
 
-    As zarr-python's ``create_array``: ``chunks="auto"`` picks a chunk shape,
+    As zarr-python's ``create_array``: ``chunks="auto"`` picks a chunk shape; with
+    ``shards``, chunks are the inner chunks packed into each stored shard;
     ``compressors="auto"`` means zstd (``None``: no compression), ``fill_value=None`` the
     data type's zero. Codecs are oxzarr.codecs objects, their JSON metadata, or zarr-python
     codecs. With ``data``, its shape and dtype are the defaults and it is written.
@@ -93,8 +97,6 @@ def create_array(
         raise ValueError("storage_options apply to remote stores, which oxzarr does not open yet")
     if order not in (None, "C", "F"):
         raise ValueError(f"order must be 'C' or 'F', not {order!r}")
-    if shards is not None:
-        raise NotImplementedError("sharding (shards=...) is not supported yet")
     source = None
     if data is not None:
         source = np.asarray(data)
@@ -104,13 +106,26 @@ def create_array(
         raise TypeError("create_array() needs a shape (or data)")
     shape_t = normalize_shape(shape)
     np_dtype, data_type = data_type_name(dtype if dtype is not None else "float64")
-    chunk_shape = normalize_chunks(chunks, shape_t, np_dtype.itemsize)
+    codecs = codec_chain(np_dtype, filters, serializer, compressors)
+    if shards is None:
+        grid_shape = chunk_shape = normalize_chunks(chunks, shape_t, np_dtype.itemsize)
+    else:
+        # The grid's chunks are the shards; the chunks given are their inner chunks.
+        if chunks is None or chunks == "auto" or chunks is True:
+            shard_guess = normalize_shards(shards, shape_t, (1,) * len(shape_t))
+            chunk_shape = chunks_within(shard_guess, np_dtype.itemsize)
+        else:
+            chunk_shape = normalize_chunks(chunks, shape_t, np_dtype.itemsize)
+        grid_shape = normalize_shards(shards, shape_t, chunk_shape)
+        codecs = [
+            ShardingCodec(chunk_shape=chunk_shape, codecs=codecs)._for_dtype(np_dtype).to_dict()
+        ]
     doc = array_metadata(
         shape=shape_t,
         dtype=np_dtype,
         data_type=data_type,
-        chunks=chunk_shape,
-        codecs=codec_chain(np_dtype, filters, serializer, compressors),
+        chunks=grid_shape,
+        codecs=codecs,
         fill_value=fill_value_json(fill_value, np_dtype),
         chunk_key_encoding=chunk_key_encoding_json(chunk_key_encoding),
         attributes=attributes,

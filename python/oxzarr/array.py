@@ -137,7 +137,9 @@ class Array:
         self._core = core
         self._metadata_dict: dict[str, JSON] = json.loads(core.metadata_json())
         self._shape = tuple(int(s) for s in core.shape)
-        self._chunks = tuple(int(c) for c in core.chunk_shape)
+        self._chunks = tuple(int(c) for c in core.inner_chunk_shape)
+        shards = core.shard_shape
+        self._shards = tuple(int(s) for s in shards) if shards is not None else None
         self._dtype = np.dtype(core.data_type)
 
     # --- description ---
@@ -165,23 +167,23 @@ class Array:
 
     @property
     def chunks(self) -> tuple[int, ...]:
-        """The shape of a chunk."""
+        """The shape of a chunk (of an inner chunk, for a sharded array)."""
         return self._chunks
 
     @property
     def shards(self) -> tuple[int, ...] | None:
         """The shape of a shard, or None for an array without sharding."""
-        return None
+        return self._shards
 
     @property
     def cdata_shape(self) -> tuple[int, ...]:
-        """The number of chunks along each dimension."""
+        """The number of chunks (inner chunks, if sharded) along each dimension."""
         return tuple(-(-s // c) for s, c in zip(self._shape, self._chunks, strict=True))
 
     @property
     def nchunks(self) -> int:
-        """The number of chunks in the grid."""
-        return int(self._core.nchunks)
+        """The number of chunks (inner chunks, if sharded) in the array."""
+        return int(np.prod(self.cdata_shape, dtype=np.int64))
 
     @property
     def fill_value(self) -> Any:
@@ -226,6 +228,9 @@ class Array:
 
     def _codecs_by_kind(self) -> tuple[tuple[Codec, ...], Codec | None, tuple[Codec, ...]]:
         codecs = list(self._metadata_dict["codecs"])
+        if self._shards is not None:
+            # As zarr-python: a sharded array's codecs are those of its inner chunks.
+            codecs = list(codecs[0]["configuration"]["codecs"])
         names = [c if isinstance(c, str) else c.get("name") for c in codecs]
         split = next((i for i, n in enumerate(names) if n in ARRAY_TO_BYTES), None)
         if split is None:
@@ -260,6 +265,7 @@ class Array:
             ("Fill value", str(self.fill_value)),
             ("Shape", str(self._shape)),
             ("Chunk shape", str(self._chunks)),
+            ("Shard shape", str(self._shards)),
             ("Order", self.order),
             ("Read-only", str(self.read_only)),
             ("Store", str(self._store)),

@@ -19,6 +19,7 @@ __all__ = [
     "Codec",
     "Crc32cCodec",
     "GzipCodec",
+    "ShardingCodec",
     "TransposeCodec",
     "ZstdCodec",
     "codec_from_dict",
@@ -135,6 +136,47 @@ class Crc32cCodec(Codec):
 
 
 @dataclass(frozen=True)
+class ShardingCodec(Codec):
+    """Packs inner chunks of ``chunk_shape`` into each stored shard, with an index of where
+    each one is (array→bytes). Usually made by ``create_array(..., shards=...)``."""
+
+    chunk_shape: tuple[int, ...] = ()
+    codecs: tuple[Codec, ...] = (BytesCodec(),)
+    index_codecs: tuple[Codec, ...] = (BytesCodec(), Crc32cCodec())
+    index_location: Literal["start", "end"] = "end"
+    name = "sharding_indexed"
+
+    def __init__(
+        self,
+        *,
+        chunk_shape: Iterable[int],
+        codecs: Iterable[Any] = (BytesCodec(),),
+        index_codecs: Iterable[Any] = (BytesCodec(), Crc32cCodec()),
+        index_location: Literal["start", "end"] = "end",
+    ) -> None:
+        object.__setattr__(self, "chunk_shape", tuple(int(c) for c in chunk_shape))
+        object.__setattr__(self, "codecs", tuple(to_codec(c) for c in codecs))
+        object.__setattr__(self, "index_codecs", tuple(to_codec(c) for c in index_codecs))
+        object.__setattr__(self, "index_location", index_location)
+
+    def configuration(self) -> dict[str, JSON]:
+        return {
+            "chunk_shape": list(self.chunk_shape),
+            "codecs": [c.to_dict() for c in self.codecs],
+            "index_codecs": [c.to_dict() for c in self.index_codecs],
+            "index_location": self.index_location,
+        }
+
+    def _for_dtype(self, dtype: np.dtype[Any]) -> Codec:
+        return ShardingCodec(
+            chunk_shape=self.chunk_shape,
+            codecs=[c._for_dtype(dtype) for c in self.codecs],
+            index_codecs=self.index_codecs,
+            index_location=self.index_location,
+        )
+
+
+@dataclass(frozen=True)
 class _MetadataCodec(Codec):
     """A codec known only by its metadata (one oxzarr has no class for)."""
 
@@ -151,6 +193,7 @@ _CLASSES: dict[str, type[Codec]] = {
     "zstd": ZstdCodec,
     "blosc": BloscCodec,
     "crc32c": Crc32cCodec,
+    "sharding_indexed": ShardingCodec,
 }
 
 

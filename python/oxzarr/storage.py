@@ -14,7 +14,7 @@ from typing import Any, TypeAlias
 
 from oxzarr import _core
 
-__all__ = ["LocalStore", "MemoryStore", "Store", "StoreLike", "make_store"]
+__all__ = ["CountingStore", "LocalStore", "MemoryStore", "Store", "StoreLike", "make_store"]
 
 
 class Store:
@@ -116,6 +116,37 @@ class MemoryStore(Store):
 
 def _memory_store(contents: dict[str, bytes], read_only: bool) -> MemoryStore:
     return MemoryStore(contents, read_only=read_only)
+
+
+class CountingStore(Store):
+    """Another store, seen through counters of the read requests and bytes it serves: what
+    a read really fetched. A whole-value read is one request, a read of n byte ranges n."""
+
+    def __init__(self, store: Store) -> None:
+        self.wrapped = store
+        self._core = store._core.counting()
+
+    def with_read_only(self, read_only: bool = True) -> Store:
+        view = CountingStore.__new__(CountingStore)
+        view.wrapped = self.wrapped
+        view._core = self._core.read_only_view() if read_only else self._core
+        return view
+
+    @property
+    def requests(self) -> int:
+        """Read requests served since creation or the last reset."""
+        return (self._core.read_counters() or (0, 0))[0]
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes served since creation or the last reset."""
+        return (self._core.read_counters() or (0, 0))[1]
+
+    def reset(self) -> None:
+        self._core.reset_counters()
+
+    def __repr__(self) -> str:
+        return f"CountingStore({self.wrapped!r})"
 
 
 StoreLike: TypeAlias = "Store | str | os.PathLike[str] | None"

@@ -84,6 +84,18 @@ impl Array {
         self.inner.chunk_shape().to_vec()
     }
 
+    /// The shape of the chunks encoded on their own (inner chunks, for sharded arrays).
+    #[getter]
+    fn inner_chunk_shape(&self) -> Vec<u64> {
+        self.inner.inner_chunk_shape().to_vec()
+    }
+
+    /// The shape of a shard, or None.
+    #[getter]
+    fn shard_shape(&self) -> Option<Vec<u64>> {
+        self.inner.shard_shape().map(<[u64]>::to_vec)
+    }
+
     #[getter]
     fn data_type(&self) -> &'static str {
         self.inner.data_type().name()

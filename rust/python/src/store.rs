@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use oxzarr_core::store::{FilesystemStore, MemoryStore, ReadOnlyStore, StoreRef};
+use oxzarr_core::store::{
+    CountingStore, FilesystemStore, MemoryStore, ReadCounters, ReadOnlyStore, StoreRef,
+};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -12,6 +14,8 @@ use crate::gil::without_gil;
 pub struct Store {
     inner: StoreRef,
     read_only: bool,
+    /// Set for stores made by `counting`.
+    counters: Option<Arc<ReadCounters>>,
 }
 
 impl Store {
@@ -29,6 +33,7 @@ impl Store {
         let store = Self {
             inner: Arc::new(FilesystemStore::new(root)),
             read_only: false,
+            counters: None,
         };
         if read_only {
             store.read_only_view()
@@ -43,11 +48,35 @@ impl Store {
             return Self {
                 inner: self.inner.clone(),
                 read_only: true,
+                counters: self.counters.clone(),
             };
         }
         Self {
             inner: Arc::new(ReadOnlyStore::new(self.inner.clone())),
             read_only: true,
+            counters: self.counters.clone(),
+        }
+    }
+
+    /// The same store, counting the read requests and bytes it serves.
+    fn counting(&self) -> Self {
+        let counting = CountingStore::new(self.inner.clone());
+        let counters = counting.counters();
+        Self {
+            inner: Arc::new(counting),
+            read_only: self.read_only,
+            counters: Some(counters),
+        }
+    }
+
+    /// (requests, bytes) read since the counting store was made or last reset.
+    fn read_counters(&self) -> Option<(u64, u64)> {
+        self.counters.as_ref().map(|c| c.get())
+    }
+
+    fn reset_counters(&self) {
+        if let Some(c) = &self.counters {
+            c.reset();
         }
     }
 
@@ -57,6 +86,7 @@ impl Store {
         Self {
             inner: Arc::new(MemoryStore::new()),
             read_only: false,
+            counters: None,
         }
     }
 

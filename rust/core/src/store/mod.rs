@@ -4,6 +4,7 @@
 //! Store keys are `/`-separated relative paths such as `group/array/zarr.json` or
 //! `array/c/0/1`. They never start with `/` and never hold `.` or `..` components.
 
+mod counting;
 mod filesystem;
 mod memory;
 mod read_only;
@@ -11,6 +12,7 @@ mod read_only;
 use std::fmt::Debug;
 use std::sync::Arc;
 
+pub use counting::{CountingStore, ReadCounters};
 pub use filesystem::FilesystemStore;
 pub use memory::MemoryStore;
 pub use read_only::ReadOnlyStore;

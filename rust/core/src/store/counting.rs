@@ -1,0 +1,119 @@
+//! A store wrapper that counts the read requests and bytes it serves: how tests (and users)
+//! see what a read really fetched.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::{ByteRange, ListDir, ListableStore, ReadableStore, Store, StoreRef, WritableStore};
+use crate::error::StorageError;
+
+/// Read requests and bytes served so far.
+#[derive(Debug, Default)]
+pub struct ReadCounters {
+    requests: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl ReadCounters {
+    fn add(&self, requests: u64, bytes: u64) {
+        self.requests.fetch_add(requests, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// (requests, bytes) served since creation or the last reset.
+    pub fn get(&self) -> (u64, u64) {
+        (
+            self.requests.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        )
+    }
+
+    pub fn reset(&self) {
+        self.requests.store(0, Ordering::Relaxed);
+        self.bytes.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Counts every read of the store it wraps: a whole-value read or a size query is one
+/// request, a read of n byte ranges is n requests.
+#[derive(Debug, Clone)]
+pub struct CountingStore {
+    inner: StoreRef,
+    counters: Arc<ReadCounters>,
+}
+
+impl CountingStore {
+    pub fn new(inner: StoreRef) -> Self {
+        Self {
+            inner,
+            counters: Arc::default(),
+        }
+    }
+
+    pub fn counters(&self) -> Arc<ReadCounters> {
+        self.counters.clone()
+    }
+}
+
+impl ReadableStore for CountingStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let value = self.inner.get(key)?;
+        self.counters
+            .add(1, value.as_ref().map_or(0, |v| v.len() as u64));
+        Ok(value)
+    }
+
+    fn get_into(&self, key: &str, buf: &mut Vec<u8>) -> Result<bool, StorageError> {
+        let found = self.inner.get_into(key, buf)?;
+        self.counters.add(1, if found { buf.len() as u64 } else { 0 });
+        Ok(found)
+    }
+
+    fn get_ranges(
+        &self,
+        key: &str,
+        ranges: &[ByteRange],
+    ) -> Result<Option<Vec<Vec<u8>>>, StorageError> {
+        let parts = self.inner.get_ranges(key, ranges)?;
+        let bytes = parts
+            .as_ref()
+            .map_or(0, |p| p.iter().map(|v| v.len() as u64).sum());
+        self.counters.add(ranges.len().max(1) as u64, bytes);
+        Ok(parts)
+    }
+
+    fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        self.counters.add(1, 0);
+        self.inner.size(key)
+    }
+}
+
+impl WritableStore for CountingStore {
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.inner.set(key, value)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.inner.delete(key)
+    }
+
+    fn delete_prefix(&self, prefix: &str) -> Result<(), StorageError> {
+        self.inner.delete_prefix(prefix)
+    }
+}
+
+impl ListableStore for CountingStore {
+    fn list_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        self.inner.list_prefix(prefix)
+    }
+
+    fn list_dir(&self, prefix: &str) -> Result<ListDir, StorageError> {
+        self.inner.list_dir(prefix)
+    }
+}
+
+impl Store for CountingStore {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}

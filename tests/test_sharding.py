@@ -1,0 +1,255 @@
+"""Sharding: stores of shards with inner chunks, read in part through range requests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import tensorstore as ts
+import zarr
+import zarr.codecs as zc
+
+import oxzarr
+from oxzarr.codecs import Crc32cCodec, GzipCodec, ShardingCodec, ZstdCodec
+from oxzarr.storage import CountingStore, LocalStore
+from tests.conftest import assert_same, sample
+
+SHAPE = (30, 20, 9)  # shards of (16, 10, 6) overhang the edge on two dimensions
+SHARDS = (16, 10, 6)
+CHUNKS = (4, 5, 3)
+
+
+def _index(path: Path, n_inner: int, at_end: bool = True) -> np.ndarray:
+    """The (offset, nbytes) pairs of a shard's index (bytes little + crc32c)."""
+    raw = path.read_bytes()
+    size = n_inner * 16
+    body = raw[-size - 4 : -4] if at_end else raw[:size]
+    return np.frombuffer(body, dtype="<u8").reshape(n_inner, 2)
+
+
+@pytest.mark.parametrize("location", ["end", "start"])
+@pytest.mark.parametrize(
+    "compressors", [None, ZstdCodec(level=3), GzipCodec(level=1)], ids=["raw", "zstd", "gzip"]
+)
+def test_zarr_python_reads_what_oxzarr_writes(
+    tmp_path: Path, location: str, compressors: Any
+) -> None:
+    data = sample(SHAPE, "f4")
+    data[:16, :10, :6] = 0  # the first shard holds only the fill value: not stored
+    inner = [{"name": "bytes", "configuration": {"endian": "little"}}]
+    if compressors is not None:
+        inner.append(compressors.to_dict())
+    p = tmp_path / "a.zarr"
+    a = oxzarr.create_array(
+        p,
+        shape=SHAPE,
+        dtype="f4",
+        serializer=ShardingCodec(chunk_shape=CHUNKS, codecs=inner, index_location=location),  # type: ignore[arg-type]
+        compressors=None,
+        chunks=SHARDS,
+    )
+    a[...] = data
+    assert not (p / "c" / "0" / "0" / "0").exists()
+    assert_same(zarr.open_array(p, mode="r")[...], data)
+    t = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(p)}}).result()
+    assert_same(t.read().result(), data)
+
+
+@pytest.mark.parametrize(
+    "index_codecs",
+    [[zc.BytesCodec(), zc.Crc32cCodec()], [zc.BytesCodec(endian="big")]],
+    ids=["crc32c", "big-endian"],
+)
+@pytest.mark.parametrize("location", ["end", "start"])
+def test_oxzarr_reads_what_zarr_python_writes(
+    tmp_path: Path, index_codecs: list[Any], location: str
+) -> None:
+    data = sample(SHAPE, "i2")
+    p = tmp_path / "a.zarr"
+    z = zarr.create_array(
+        p,
+        shape=SHAPE,
+        dtype="i2",
+        chunks=SHARDS,
+        serializer=zc.ShardingCodec(
+            chunk_shape=CHUNKS,
+            codecs=[zc.BytesCodec(), zc.BloscCodec(cname="lz4")],
+            index_codecs=index_codecs,
+            index_location=location,
+        ),
+        compressors=None,
+        fill_value=-1,
+    )
+    z[...] = data
+    z[4:8, 5:10, 0:3] = -1  # an inner chunk left out of its shard
+    expected = z[...]
+    a = oxzarr.open_array(p, mode="r")
+    assert (a.chunks == CHUNKS and a.shards is None) or a.shards == SHARDS
+    assert_same(a[...], expected)
+    assert_same(a[3:25:4, ::-3, 1], expected[3:25:4, ::-3, 1])
+
+
+def test_create_array_with_shards_matches_zarr_python(tmp_path: Path) -> None:
+    a = oxzarr.create_array(
+        tmp_path / "a.zarr", shape=(100, 80), dtype="u2", chunks=(10, 10), shards=(50, 40)
+    )
+    z = zarr.create_array(
+        tmp_path / "z.zarr", shape=(100, 80), dtype="u2", chunks=(10, 10), shards=(50, 40)
+    )
+    written = [json.loads((tmp_path / n / "zarr.json").read_text()) for n in ("a.zarr", "z.zarr")]
+    assert written[0]["codecs"] == written[1]["codecs"]
+    assert written[0]["chunk_grid"] == written[1]["chunk_grid"]
+    assert (a.chunks, a.shards, a.nchunks, a.cdata_shape) == (
+        z.chunks,
+        z.shards,
+        z.nchunks,
+        z.cdata_shape,
+    )
+    assert a.compressors == (ZstdCodec(),) and a.filters == ()
+    with pytest.raises(ValueError, match="multiples"):
+        oxzarr.create_array(tmp_path / "b.zarr", shape=(10,), dtype="u2", chunks=(3,), shards=(8,))
+    auto = oxzarr.create_array(
+        tmp_path / "c.zarr", shape=(1000, 1000), dtype="u1", shards=(500, 500)
+    )
+    assert all(s % c == 0 for s, c in zip(auto.shards or (), auto.chunks, strict=True))
+
+
+def test_tensorstore_sharded_both_ways(tmp_path: Path) -> None:
+    data = sample(SHAPE, "u4")
+    p = tmp_path / "ts.zarr"
+    codecs = [
+        {
+            "name": "sharding_indexed",
+            "configuration": {
+                "chunk_shape": list(CHUNKS),
+                "codecs": [
+                    {"name": "bytes", "configuration": {"endian": "little"}},
+                    {"name": "zstd", "configuration": {"level": 1}},
+                ],
+                "index_codecs": [
+                    {"name": "bytes", "configuration": {"endian": "little"}},
+                    {"name": "crc32c"},
+                ],
+            },
+        }
+    ]
+    t = ts.open(
+        {
+            "driver": "zarr3",
+            "kvstore": {"driver": "file", "path": str(p)},
+            "create": True,
+            "metadata": {
+                "shape": list(SHAPE),
+                "data_type": "uint32",
+                "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(SHARDS)}},
+                "codecs": codecs,
+            },
+        }
+    ).result()
+    t[2:].write(data[2:]).result()
+    assert_same(oxzarr.open_array(p, mode="r")[...], t.read().result())
+    q = tmp_path / "ox.zarr"
+    a = oxzarr.create_array(q, shape=SHAPE, dtype="u4", chunks=CHUNKS, shards=SHARDS)
+    a[2:] = data[2:]
+    back = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(q)}}).result()
+    assert_same(back.read().result(), a[...])
+
+
+def test_nested_sharding_with_zarr_python(tmp_path: Path) -> None:
+    data = sample((16, 16), "u1")
+    nested = ShardingCodec(
+        chunk_shape=(8, 8),
+        codecs=[ShardingCodec(chunk_shape=(2, 4), codecs=[{"name": "bytes"}, ZstdCodec()])],
+    )
+    p = tmp_path / "n.zarr"
+    a = oxzarr.create_array(
+        p, shape=(16, 16), dtype="u1", chunks=(16, 8), serializer=nested, compressors=None
+    )
+    a[...] = data
+    assert_same(zarr.open_array(p, mode="r")[...], data)
+    a[3:5, 1:9] = 0
+    data[3:5, 1:9] = 0
+    assert_same(oxzarr.open_array(p, mode="r")[...], data)
+    assert_same(zarr.open_array(p, mode="r")[...], data)
+
+
+def test_partial_reads_fetch_only_what_they_need(tmp_path: Path) -> None:
+    p = tmp_path / "a.zarr"
+    data = sample((64, 64), "f8")
+    a = oxzarr.create_array(
+        p, shape=(64, 64), dtype="f8", chunks=(8, 8), shards=(32, 32), compressors=None
+    )
+    a[...] = data
+    store = CountingStore(LocalStore(p, read_only=True))
+    r = oxzarr.open_array(store, mode="r")
+    store.reset()
+    inner_bytes = 8 * 8 * 8
+    index_bytes = 16 * 16 + 4
+    # First inner chunk of a shard: its index, then the inner chunk.
+    assert_same(r[0:8, 0:8], data[0:8, 0:8])
+    assert (store.requests, store.bytes_read) == (2, index_bytes + inner_bytes)
+    # The index is cached now: one range request per inner chunk, nothing more.
+    store.reset()
+    assert_same(r[8:16, 8:16], data[8:16, 8:16])
+    assert (store.requests, store.bytes_read) == (1, inner_bytes)
+    store.reset()
+    assert_same(r[1, 1], data[1, 1])
+    assert (store.requests, store.bytes_read) == (1, inner_bytes)
+    # A box over four inner chunks of that shard: four requests.
+    store.reset()
+    assert_same(r[4:12, 12:20], data[4:12, 12:20])
+    assert (store.requests, store.bytes_read) == (4, 4 * inner_bytes)
+    # A box over two shards: two index fetches (one per new shard) and the inner chunks.
+    store.reset()
+    assert_same(r[30:34, 0:8], data[30:34, 0:8])
+    assert (store.requests, store.bytes_read) == (3, index_bytes + 2 * inner_bytes)
+
+
+def test_partial_writes_keep_the_rest_of_the_shard(tmp_path: Path) -> None:
+    p = tmp_path / "a.zarr"
+    a = oxzarr.create_array(
+        p,
+        shape=(16, 16),
+        dtype="i4",
+        chunks=(4, 4),
+        shards=(8, 8),
+        compressors=[ZstdCodec(level=1), Crc32cCodec()],
+        fill_value=0,
+    )
+    a[1, 1] = 5
+    a[6, 6] = 7
+    shard = p / "c" / "0" / "0"
+    index = _index(shard, 4)
+    stored = [i for i in range(4) if tuple(index[i]) != (2**64 - 1, 2**64 - 1)]
+    assert stored == [0, 3], "inner chunks never written stay absent"
+    before = shard.read_bytes()
+    first = index[0]
+    a[7, 7] = 8  # rewrites inner chunk 3 only: inner chunk 0's bytes are kept as they were
+    after = shard.read_bytes()
+    new_index = _index(shard, 4)
+    old_bytes = before[first[0] : first[0] + first[1]]
+    new_bytes = after[new_index[0][0] : new_index[0][0] + new_index[0][1]]
+    assert old_bytes == new_bytes
+    expected = np.zeros((16, 16), "i4")
+    expected[1, 1], expected[6, 6], expected[7, 7] = 5, 7, 8
+    assert_same(a[...], expected)
+    assert_same(zarr.open_array(p, mode="r")[...], expected)
+    a[0:8, 0:8] = 0
+    assert not shard.exists(), "a shard holding only the fill value is deleted"
+
+
+def test_a_corrupt_shard_names_its_key(tmp_path: Path) -> None:
+    p = tmp_path / "a.zarr"
+    a = oxzarr.create_array(p, shape=(16,), dtype="i4", chunks=(4,), shards=(8,))
+    a[...] = np.arange(16)
+    shard = p / "c" / "1"
+    shard.write_bytes(shard.read_bytes()[:-3])
+    with pytest.raises(oxzarr.errors.CorruptChunkError, match="c/1"):
+        oxzarr.open_array(p, mode="r")[...]
+    shard.write_bytes(b"")
+    with pytest.raises(oxzarr.errors.CorruptChunkError, match="c/1"):
+        oxzarr.open_array(p, mode="r")[8:]
+    assert oxzarr.open_array(p, mode="r")[:8].tolist() == list(range(8))
