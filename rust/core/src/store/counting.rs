@@ -65,7 +65,8 @@ impl ReadableStore for CountingStore {
 
     fn get_into(&self, key: &str, buf: &mut Vec<u8>) -> Result<bool, StorageError> {
         let found = self.inner.get_into(key, buf)?;
-        self.counters.add(1, if found { buf.len() as u64 } else { 0 });
+        self.counters
+            .add(1, if found { buf.len() as u64 } else { 0 });
         Ok(found)
     }
 
