@@ -176,6 +176,22 @@ def test_nested_sharding_with_zarr_python(tmp_path: Path) -> None:
     assert_same(zarr.open_array(p, mode="r")[...], data)
 
 
+def test_partial_reads_of_compressed_shards(tmp_path: Path) -> None:
+    p = tmp_path / "a.zarr"
+    data = sample((64, 64), "f8")
+    a = oxzarr.create_array(p, shape=(64, 64), dtype="f8", chunks=(8, 8), shards=(32, 32))
+    a[...] = data
+    store = CountingStore(LocalStore(p, read_only=True))
+    r = oxzarr.open_array(store, mode="r")
+    index = _index(p / "c" / "0" / "0", 16)
+    store.reset()
+    assert_same(r[9, 17], data[9, 17])  # inner chunk (1, 2) of shard (0, 0)
+    assert (store.requests, store.bytes_read) == (2, 16 * 16 + 4 + int(index[1 * 4 + 2][1]))
+    store.reset()
+    assert_same(r[0:8, 0:8], data[0:8, 0:8])
+    assert (store.requests, store.bytes_read) == (1, int(index[0][1]))
+
+
 def test_partial_reads_fetch_only_what_they_need(tmp_path: Path) -> None:
     p = tmp_path / "a.zarr"
     data = sample((64, 64), "f8")
@@ -195,17 +211,18 @@ def test_partial_reads_fetch_only_what_they_need(tmp_path: Path) -> None:
     store.reset()
     assert_same(r[8:16, 8:16], data[8:16, 8:16])
     assert (store.requests, store.bytes_read) == (1, inner_bytes)
+    # Uncompressed inner chunks are read in part: a point costs its 8 bytes.
     store.reset()
     assert_same(r[1, 1], data[1, 1])
-    assert (store.requests, store.bytes_read) == (1, inner_bytes)
-    # A box over four inner chunks of that shard: four requests.
+    assert (store.requests, store.bytes_read) == (1, 8)
+    # A box over four inner chunks of that shard: one request each, for the rows it needs.
     store.reset()
     assert_same(r[4:12, 12:20], data[4:12, 12:20])
-    assert (store.requests, store.bytes_read) == (4, 4 * inner_bytes)
-    # A box over two shards: two index fetches (one per new shard) and the inner chunks.
+    assert (store.requests, store.bytes_read) == (4, 8 * 8 * 8)
+    # A box over two shards: an index fetch for the new shard and the inner chunks.
     store.reset()
     assert_same(r[30:34, 0:8], data[30:34, 0:8])
-    assert (store.requests, store.bytes_read) == (3, index_bytes + 2 * inner_bytes)
+    assert (store.requests, store.bytes_read) == (3, index_bytes + 4 * 8 * 8)
 
 
 def test_partial_writes_keep_the_rest_of_the_shard(tmp_path: Path) -> None:

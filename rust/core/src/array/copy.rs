@@ -23,7 +23,7 @@ pub(crate) fn for_each_row(
     chunk_shape: &[u64],
     out_shape: &[u64],
     size: usize,
-    f: &mut dyn FnMut(usize, usize, usize),
+    f: &mut impl FnMut(usize, usize, usize),
 ) {
     let ndim = maps.len();
     if maps.iter().any(|m| m.is_empty()) {
@@ -67,7 +67,49 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    fn visit(&self, d: usize, out: usize, chunk: usize, f: &mut dyn FnMut(usize, usize, usize)) {
+    fn visit(&self, d: usize, out: usize, chunk: usize, f: &mut impl FnMut(usize, usize, usize)) {
+        if d == self.last {
+            self.rows(out, chunk, f);
+            return;
+        }
+        let (os, cs) = (self.os[d], self.cs[d]);
+        let inner = d + 1 == self.last;
+        let mut step = |o: usize, c: usize| {
+            // The dimension before the rows loops here, without a call per row.
+            if inner {
+                self.rows(o, c, f);
+            } else {
+                self.visit(d + 1, o, c, f);
+            }
+        };
+        match self.maps[d] {
+            PieceMap::Run {
+                out_start,
+                chunk_start,
+                step: chunk_step,
+                len,
+            } => {
+                let mut o = out + *out_start as usize * os;
+                let mut c = (chunk + *chunk_start as usize * cs) as isize;
+                let dc = *chunk_step as isize * cs as isize;
+                for _ in 0..*len {
+                    step(o, c as usize);
+                    o += os;
+                    c += dc;
+                }
+            }
+            PieceMap::Pairs(pairs) => {
+                for &(o, c) in pairs {
+                    step(out + o as usize * os, chunk + c as usize * cs);
+                }
+            }
+        }
+    }
+
+    /// The rows along the innermost unmerged dimension.
+    #[inline(always)]
+    fn rows(&self, out: usize, chunk: usize, f: &mut impl FnMut(usize, usize, usize)) {
+        let d = self.last;
         let (os, cs) = (self.os[d], self.cs[d]);
         match self.maps[d] {
             PieceMap::Run {
@@ -78,7 +120,7 @@ impl Walk<'_> {
             } => {
                 let out0 = out + *out_start as usize * os;
                 let chunk0 = chunk + *chunk_start as usize * cs;
-                if d == self.last && *step == 1 {
+                if *step == 1 {
                     // Strides along `last` equal the block, so the whole run is one row.
                     f(out0, chunk0, *len as usize * self.block);
                     return;
@@ -86,23 +128,13 @@ impl Walk<'_> {
                 let mut c = chunk0 as isize;
                 let dc = *step as isize * cs as isize;
                 for j in 0..*len as usize {
-                    let o = out0 + j * os;
-                    if d == self.last {
-                        f(o, c as usize, self.block);
-                    } else {
-                        self.visit(d + 1, o, c as usize, f);
-                    }
+                    f(out0 + j * os, c as usize, self.block);
                     c += dc;
                 }
             }
             PieceMap::Pairs(pairs) => {
                 for &(o, c) in pairs {
-                    let (o, c) = (out + o as usize * os, chunk + c as usize * cs);
-                    if d == self.last {
-                        f(o, c, self.block);
-                    } else {
-                        self.visit(d + 1, o, c, f);
-                    }
+                    f(out + o as usize * os, chunk + c as usize * cs, self.block);
                 }
             }
         }

@@ -4,7 +4,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::{ByteRange, ListDir, ListableStore, ReadableStore, Store, StoreRef, WritableStore};
+use super::{
+    ByteRange, ListDir, ListableStore, PartsRead, ReadableStore, Store, StoreRef, WritableStore,
+};
 use crate::error::StorageError;
 
 /// Read requests and bytes served so far.
@@ -81,6 +83,23 @@ impl ReadableStore for CountingStore {
             .map_or(0, |p| p.iter().map(|v| v.len() as u64).sum());
         self.counters.add(ranges.len().max(1) as u64, bytes);
         Ok(parts)
+    }
+
+    fn read_parts_into(
+        &self,
+        key: &str,
+        parts: &mut [(u64, &mut [u8])],
+        expected_size: Option<u64>,
+    ) -> Result<PartsRead, StorageError> {
+        let read = self.inner.read_parts_into(key, parts, expected_size)?;
+        let bytes = if read == PartsRead::Done {
+            parts.iter().map(|(_, b)| b.len() as u64).sum()
+        } else {
+            0
+        };
+        // Parts read together are one request, as one vectored read serves them.
+        self.counters.add(1, bytes);
+        Ok(read)
     }
 
     fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {

@@ -54,6 +54,17 @@ pub struct ListDir {
     pub prefixes: Vec<String>,
 }
 
+/// The outcome of [`ReadableStore::read_parts_into`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartsRead {
+    /// Every part was read.
+    Done,
+    /// There is no value at the key.
+    Missing,
+    /// The value is not of the expected size (it holds this many bytes).
+    WrongSize(u64),
+}
+
 /// Reading values, whole or by byte ranges.
 pub trait ReadableStore: Send + Sync + Debug {
     /// The value at `key`, or `None` if there is none.
@@ -91,6 +102,37 @@ pub trait ReadableStore: Send + Sync + Debug {
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
+    }
+
+    /// Reads parts of the value at `key` straight into the caller's buffers: each part is
+    /// (offset in the value, destination), the destination's length saying how many bytes.
+    /// With `expected_size`, a value of any other size is reported rather than read. A part
+    /// reaching past the end of the value is an error. Backends that can read into scattered
+    /// buffers (the filesystem, with `preadv`) do so without an intermediate copy.
+    fn read_parts_into(
+        &self,
+        key: &str,
+        parts: &mut [(u64, &mut [u8])],
+        expected_size: Option<u64>,
+    ) -> Result<PartsRead, StorageError> {
+        let Some(value) = self.get(key)? else {
+            return Ok(PartsRead::Missing);
+        };
+        let size = value.len() as u64;
+        if expected_size.is_some_and(|e| e != size) {
+            return Ok(PartsRead::WrongSize(size));
+        }
+        for (offset, dst) in parts.iter_mut() {
+            let range = ByteRange::FromStart {
+                offset: *offset,
+                length: Some(dst.len() as u64),
+            };
+            let r = range
+                .to_range(size)
+                .ok_or_else(|| StorageError::out_of_range(key, range, size))?;
+            dst.copy_from_slice(&value[r.start as usize..r.end as usize]);
+        }
+        Ok(PartsRead::Done)
     }
 
     /// The size in bytes of the value at `key`, or `None` if there is none.

@@ -1,6 +1,8 @@
 //! A read-only view of any store: reads pass through, writes are refused.
 
-use super::{ByteRange, ListDir, ListableStore, ReadableStore, Store, StoreRef, WritableStore};
+use super::{
+    ByteRange, ListDir, ListableStore, PartsRead, ReadableStore, Store, StoreRef, WritableStore,
+};
 use crate::error::StorageError;
 
 /// Refuses every write to the store it wraps.
@@ -36,6 +38,15 @@ impl ReadableStore for ReadOnlyStore {
         ranges: &[ByteRange],
     ) -> Result<Option<Vec<Vec<u8>>>, StorageError> {
         self.inner.get_ranges(key, ranges)
+    }
+
+    fn read_parts_into(
+        &self,
+        key: &str,
+        parts: &mut [(u64, &mut [u8])],
+        expected_size: Option<u64>,
+    ) -> Result<PartsRead, StorageError> {
+        self.inner.read_parts_into(key, parts, expected_size)
     }
 
     fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
