@@ -248,7 +248,7 @@ impl Array {
             // The kernel pays per row of a scattered read: for a large share in short rows,
             // one read of the chunk and a copy of its rows is cheaper (measured: 128-byte rows
             // of a 512 KiB chunk read 5x faster that way). Small shares (a point, a short run)
-            // and long rows are read in place.
+            // few or long rows are read in place.
             let share_bytes: usize = share
                 .maps
                 .iter()
@@ -260,10 +260,10 @@ impl Array {
                 Some(_) => size,
                 None => size,
             };
-            if share_bytes > repr.nbytes() / 16 && row_bytes < 4096 {
+            let rows = share_bytes / row_bytes.max(1);
+            if rows > 16 && share_bytes > repr.nbytes() / 16 && row_bytes < 4096 {
                 return Ok(false);
             }
-            let rows = share_bytes / row_bytes.max(1);
             parts.reserve(rows);
             for_each_row(&share.maps, chunk_shape, out_shape, size, &mut |o, c, n| {
                 // SAFETY: every row of this share belongs to this chunk alone.
