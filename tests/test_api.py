@@ -388,3 +388,31 @@ def test_checksum_validation_can_be_switched_off(tmp_path: Path) -> None:
         a[...]
     with oxzarr.config.set({"validate_checksums": False}):
         assert a[...].tolist() == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("shards", [None, (8, 8)])
+def test_chunk_cache(tmp_path: Path, shards: tuple[int, int] | None) -> None:
+    from oxzarr.storage import CountingStore, LocalStore
+
+    p = tmp_path / "a.zarr"
+    data = sample((16, 16), "f4")
+    a = oxzarr.create_array(p, shape=(16, 16), dtype="f4", chunks=(4, 4), shards=shards)
+    a[...] = data
+    store = CountingStore(LocalStore(p))
+    r = oxzarr.open_array(store)
+    with oxzarr.config.set({"chunk_cache_bytes": 1 << 20}):
+        assert_same(r[...], data)
+        store.reset()
+        assert_same(r[...], data)
+        assert_same(r[1:3, 5], data[1:3, 5])
+        assert store.requests == 0, "cached chunks are not fetched again"
+        # A write through the same store updates what the cache holds.
+        r[5, 5] = -1.0
+        data[5, 5] = -1.0
+        assert_same(r[4:8, 4:8], data[4:8, 4:8])
+        # A budget smaller than a chunk caches nothing.
+        oxzarr.config.set({"chunk_cache_bytes": 10})
+        store.reset()
+        assert_same(r[0:4, 0:4], data[0:4, 0:4])
+        assert store.requests > 0
+    assert oxzarr.config.get("chunk_cache_bytes") == 0

@@ -12,6 +12,9 @@ Keys:
 - ``validate_checksums``: verify crc32c checksums on read (default: True).
 - ``write_empty_chunks``: store chunks that hold only the fill value (default: False, as in
   zarr-python: such chunks are deleted instead, and read back as the fill value).
+- ``chunk_cache_bytes``: the budget of the decoded-chunk cache (default: 0, off). With a
+  budget, repeated reads of the same chunks skip fetching and decoding; writes made through
+  this process keep it current, so use it only where no other process writes the data.
 
 zarr-python's names ``threading.max_workers`` and ``array.write_empty_chunks`` are accepted too.
 """
@@ -34,6 +37,7 @@ _DEFAULTS: dict[str, Any] = {
     "threads": None,
     "validate_checksums": True,
     "write_empty_chunks": False,
+    "chunk_cache_bytes": 0,
 }
 
 
@@ -43,6 +47,10 @@ def _check(key: str, value: Any) -> Any:
             return None
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"config 'threads' must be a positive integer or None, not {value!r}")
+        return value
+    if key == "chunk_cache_bytes":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"config 'chunk_cache_bytes' must be an integer >= 0, not {value!r}")
         return value
     if not isinstance(value, bool):
         raise ValueError(f"config {key!r} must be True or False, not {value!r}")
@@ -108,6 +116,8 @@ class Config:
                 _core.set_threads(values["threads"] or 0)
             if "validate_checksums" in values:
                 _core.set_validate_checksums(values["validate_checksums"])
+            if "chunk_cache_bytes" in values:
+                _core.set_chunk_cache_bytes(values["chunk_cache_bytes"])
 
     def __repr__(self) -> str:
         shown = {**self._values, "threads": _core.threads()}

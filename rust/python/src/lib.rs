@@ -30,6 +30,12 @@ fn set_validate_checksums(on: bool) {
     oxzarr_core::config::set_validate_checksums(on);
 }
 
+/// Sets the decoded-chunk cache budget in bytes (0 turns the cache off).
+#[pyfunction]
+fn set_chunk_cache_bytes(n: usize) {
+    oxzarr_core::array::chunk_cache::set_budget(n);
+}
+
 /// How many distinct worker threads ran pieces of the most recent parallel read or write.
 #[pyfunction]
 fn last_operation_workers() -> u32 {
@@ -55,6 +61,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(threads, m)?)?;
     m.add_function(wrap_pyfunction!(set_validate_checksums, m)?)?;
     m.add_function(wrap_pyfunction!(last_operation_workers, m)?)?;
+    m.add_function(wrap_pyfunction!(set_chunk_cache_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(open_node, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

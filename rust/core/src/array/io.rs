@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use super::chunk_cache::{self, CachedChunk};
 use super::copy::{all_fill, c_strides, fill_elements, for_each_row, SharedBuffer};
 use super::selection::{DimPiece, PieceMap, Selection};
 use super::shard_cache::CachedIndex;
@@ -191,6 +192,17 @@ impl Array {
             }),
             None => self.for_each_share(&plan, |share| {
                 let key = self.chunk_key(&share.coords);
+                if chunk_cache::enabled() {
+                    let chunk = self
+                        .cached_chunk(&self.codecs, &key, &key, || Ok(self.store.get(&key)?))?;
+                    return self.copy_share(
+                        &self.codecs,
+                        chunk.as_deref().map(Vec::as_slice),
+                        &share,
+                        &plan.out_shape,
+                        &shared,
+                    );
+                }
                 if self.codecs.is_passthrough() {
                     let size = self.codecs.decoded_repr().nbytes() as u64;
                     let read = self.read_passthrough(
@@ -351,6 +363,55 @@ impl Array {
         })
     }
 
+    /// A decoded chunk from the decoded-chunk cache, or fetched (by `fetch`), decoded and
+    /// cached.
+    fn cached_chunk(
+        &self,
+        chain: &CodecChain,
+        label: &str,
+        cache_key: &str,
+        fetch: impl FnOnce() -> Result<Option<Vec<u8>>>,
+    ) -> Result<CachedChunk> {
+        let namespace = self.store.cache_namespace();
+        if let Some(hit) = chunk_cache::get(&namespace, cache_key) {
+            return Ok(hit);
+        }
+        let decoded = match fetch()? {
+            None => None,
+            Some(stored) => {
+                let mut chunk = vec![0u8; chain.decoded_repr().nbytes()];
+                chain
+                    .decode_into(&stored, &mut chunk)
+                    .map_err(|e| self.corrupt(label, e))?;
+                Some(Arc::new(chunk))
+            }
+        };
+        chunk_cache::insert(&namespace, cache_key, decoded.clone());
+        Ok(decoded)
+    }
+
+    /// Copies a chunk's share into the output from the decoded chunk (`None`: the fill value).
+    fn copy_share(
+        &self,
+        chain: &CodecChain,
+        decoded: Option<&[u8]>,
+        share: &ChunkShare<'_>,
+        out_shape: &[u64],
+        out: &SharedBuffer,
+    ) -> Result<()> {
+        let size = self.data_type().size();
+        let chunk_shape = &chain.decoded_repr().shape;
+        for_each_row(&share.maps, chunk_shape, out_shape, size, &mut |o, c, n| {
+            // SAFETY: every row of this share belongs to this chunk alone.
+            let dst = unsafe { out.slice(o, n) };
+            match decoded {
+                Some(chunk) => dst.copy_from_slice(&chunk[c..c + n]),
+                None => fill_elements(dst, &self.fill_value),
+            }
+        });
+        Ok(())
+    }
+
     /// The index of the shard at `key` (`None`: the shard is not stored), from the cache or
     /// with one range request.
     fn shard_index(&self, sharding: &Sharding, key: &str) -> Result<CachedIndex> {
@@ -384,11 +445,27 @@ impl Array {
     ) -> Result<()> {
         let (shard, inner) = locate_inner(&share.coords, sharding.chunks_per_shard());
         let key = self.chunk_key(&shard);
+        let label = format!("{key} (inner chunk {inner})");
+        let inner_chain = sharding.inner_chain();
+        if chunk_cache::enabled() {
+            let chunk =
+                self.cached_chunk(inner_chain, &label, &format!("{key}#{inner}"), || {
+                    let entry = self
+                        .shard_index(sharding, &key)?
+                        .and_then(|index| index.get(inner));
+                    self.fetch_inner(&key, entry)
+                })?;
+            return self.copy_share(
+                inner_chain,
+                chunk.as_deref().map(Vec::as_slice),
+                share,
+                out_shape,
+                out,
+            );
+        }
         let entry = self
             .shard_index(sharding, &key)?
             .and_then(|index| index.get(inner));
-        let label = format!("{key} (inner chunk {inner})");
-        let inner_chain = sharding.inner_chain();
         if let (Some((offset, nbytes)), true) = (entry, inner_chain.is_passthrough()) {
             let chunk_bytes = inner_chain.decoded_repr().nbytes() as u64;
             if nbytes != chunk_bytes {
@@ -404,20 +481,7 @@ impl Array {
                 return Ok(());
             }
         }
-        let stored = match entry {
-            None => None,
-            Some((offset, nbytes)) => self
-                .store
-                .get_ranges(
-                    &key,
-                    &[ByteRange::FromStart {
-                        offset,
-                        length: Some(nbytes),
-                    }],
-                )
-                .map_err(|e| self.chunk_storage_error(&key, e))?
-                .and_then(|mut parts| parts.pop()),
-        };
+        let stored = self.fetch_inner(&key, entry)?;
         self.decode_share(
             sharding.inner_chain(),
             &label,
@@ -426,6 +490,24 @@ impl Array {
             out_shape,
             out,
         )
+    }
+
+    /// The stored bytes of an inner chunk, given its index entry (`None`: not stored).
+    fn fetch_inner(&self, key: &str, entry: Option<(u64, u64)>) -> Result<Option<Vec<u8>>> {
+        let Some((offset, nbytes)) = entry else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .get_ranges(
+                key,
+                &[ByteRange::FromStart {
+                    offset,
+                    length: Some(nbytes),
+                }],
+            )
+            .map_err(|e| self.chunk_storage_error(key, e))?
+            .and_then(|mut parts| parts.pop()))
     }
 
     // --- writing ---
@@ -530,6 +612,9 @@ impl Array {
     }
 
     fn store_chunk(&self, key: &str, chunk: &[u8], write_empty_chunks: bool) -> Result<()> {
+        if chunk_cache::enabled() {
+            chunk_cache::invalidate(&self.store.cache_namespace(), key);
+        }
         if !write_empty_chunks && all_fill(chunk, &self.fill_value) {
             self.store.delete(key)?;
             return Ok(());
@@ -656,6 +741,12 @@ impl Array {
         };
         let encoded: Vec<(usize, Option<Vec<u8>>)> =
             shares.par_iter().map(encode).collect::<Result<_>>()?;
+        if chunk_cache::enabled() {
+            let namespace = self.store.cache_namespace();
+            for (inner, _) in &encoded {
+                chunk_cache::invalidate(&namespace, &format!("{key}#{inner}"));
+            }
+        }
         let mut parts: Vec<Option<&[u8]>> = (0..sharding.num_inner()).map(stored_inner).collect();
         for (inner, bytes) in &encoded {
             parts[*inner] = bytes.as_deref();

@@ -1,5 +1,6 @@
 //! Arrays: metadata, chunk keys, and the parallel read and write paths (in [`io`]).
 
+pub mod chunk_cache;
 pub(crate) mod copy;
 mod io;
 pub mod selection;

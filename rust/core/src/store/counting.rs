@@ -136,4 +136,8 @@ impl Store for CountingStore {
     fn describe(&self) -> String {
         self.inner.describe()
     }
+
+    fn cache_namespace(&self) -> String {
+        self.inner.cache_namespace()
+    }
 }

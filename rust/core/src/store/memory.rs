@@ -13,9 +13,22 @@ use crate::error::StorageError;
 type Map = BTreeMap<String, Arc<[u8]>>;
 
 /// A store held in memory, shared by clones.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct MemoryStore {
     map: Arc<RwLock<Map>>,
+    /// Tells stores apart in caches (clones share it, as they share the data).
+    id: u64,
+}
+
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            map: Arc::default(),
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
+    }
 }
 
 impl MemoryStore {
@@ -138,6 +151,10 @@ impl ListableStore for MemoryStore {
 impl Store for MemoryStore {
     fn describe(&self) -> String {
         "memory://".to_string()
+    }
+
+    fn cache_namespace(&self) -> String {
+        format!("memory://{}", self.id)
     }
 }
 

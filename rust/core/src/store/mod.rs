@@ -169,6 +169,13 @@ pub trait ListableStore: Send + Sync {
 pub trait Store: ReadableStore + WritableStore + ListableStore {
     /// A short description for messages and repr, e.g. `file:///data/x.zarr`.
     fn describe(&self) -> String;
+
+    /// What identifies the stored data for caches: equal for every handle on the same data
+    /// (two filesystem stores at one root, views and wrappers of one store), different
+    /// otherwise.
+    fn cache_namespace(&self) -> String {
+        self.describe()
+    }
 }
 
 /// A shared handle to a store.

@@ -82,4 +82,8 @@ impl Store for ReadOnlyStore {
     fn describe(&self) -> String {
         self.inner.describe()
     }
+
+    fn cache_namespace(&self) -> String {
+        self.inner.cache_namespace()
+    }
 }

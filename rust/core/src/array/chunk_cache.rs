@@ -1,0 +1,121 @@
+//! The decoded-chunk cache: repeated reads of the same chunks skip fetching and decoding.
+//!
+//! Off by default (a budget of 0 bytes); `oxzarr.config` sets the budget. Entries are keyed by
+//! the store's cache namespace and the chunk's store key (with the inner chunk's index for
+//! sharded arrays) and evicted least recently used first. Writes made through this process
+//! invalidate what they change; the cache assumes no other process writes the same chunks
+//! while it is on.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::concurrency::ForkSafeMutex;
+
+static BUDGET: AtomicUsize = AtomicUsize::new(0);
+
+/// A cached chunk: its decoded bytes, or `None` for a chunk that is not stored.
+pub(crate) type CachedChunk = Option<Arc<Vec<u8>>>;
+
+type Key = (String, String);
+
+#[derive(Debug, Default)]
+struct Entries {
+    map: HashMap<Key, (CachedChunk, u64)>,
+    /// Keys in order of use, with the tick of that use; stale ticks are skipped on eviction.
+    order: VecDeque<(Key, u64)>,
+    bytes: usize,
+    tick: u64,
+}
+
+impl Entries {
+    fn touch(&mut self, key: &Key) {
+        self.tick += 1;
+        let tick = self.tick;
+        if let Some(entry) = self.map.get_mut(key) {
+            entry.1 = tick;
+            self.order.push_back((key.clone(), tick));
+        }
+        // Uses pile up in `order`: drop the stale ones once they dominate.
+        if self.order.len() > 4 * self.map.len() + 1024 {
+            let map = &self.map;
+            self.order
+                .retain(|(k, t)| map.get(k).is_some_and(|(_, latest)| latest == t));
+        }
+    }
+
+    fn evict_to(&mut self, budget: usize) {
+        while self.bytes > budget {
+            let Some((key, tick)) = self.order.pop_front() else {
+                break;
+            };
+            if self.map.get(&key).is_some_and(|(_, t)| *t == tick) {
+                if let Some((chunk, _)) = self.map.remove(&key) {
+                    self.bytes -= entry_size(&key, &chunk);
+                }
+            }
+        }
+    }
+}
+
+fn entry_size(key: &Key, chunk: &CachedChunk) -> usize {
+    key.0.len() + key.1.len() + chunk.as_ref().map_or(0, |c| c.len()) + 96
+}
+
+static CACHE: ForkSafeMutex<Option<Entries>> = ForkSafeMutex::new(None);
+
+/// Sets the budget in bytes (0 turns the cache off and empties it).
+pub fn set_budget(bytes: usize) {
+    BUDGET.store(bytes, Ordering::Relaxed);
+    CACHE
+        .lock()
+        .get_or_insert_with(Entries::default)
+        .evict_to(bytes);
+}
+
+pub fn budget() -> usize {
+    BUDGET.load(Ordering::Relaxed)
+}
+
+pub(crate) fn enabled() -> bool {
+    budget() > 0
+}
+
+pub(crate) fn get(namespace: &str, key: &str) -> Option<CachedChunk> {
+    let k = (namespace.to_string(), key.to_string());
+    let mut guard = CACHE.lock();
+    let entries = guard.get_or_insert_with(Entries::default);
+    let hit = entries.map.get(&k).map(|(chunk, _)| chunk.clone())?;
+    entries.touch(&k);
+    Some(hit)
+}
+
+pub(crate) fn insert(namespace: &str, key: &str, chunk: CachedChunk) {
+    let budget = budget();
+    let k = (namespace.to_string(), key.to_string());
+    let size = entry_size(&k, &chunk);
+    if size > budget {
+        return;
+    }
+    let mut guard = CACHE.lock();
+    let entries = guard.get_or_insert_with(Entries::default);
+    if let Some((old, _)) = entries.map.remove(&k) {
+        entries.bytes -= entry_size(&k, &old);
+    }
+    entries.bytes += size;
+    entries.map.insert(k.clone(), (chunk, 0));
+    entries.touch(&k);
+    entries.evict_to(budget);
+}
+
+pub(crate) fn invalidate(namespace: &str, key: &str) {
+    if !enabled() {
+        return;
+    }
+    let k = (namespace.to_string(), key.to_string());
+    let mut guard = CACHE.lock();
+    let entries = guard.get_or_insert_with(Entries::default);
+    if let Some((old, _)) = entries.map.remove(&k) {
+        entries.bytes -= entry_size(&k, &old);
+    }
+}
