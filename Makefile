@@ -54,7 +54,7 @@ bench: develop-release
 
 # Criterion benchmarks of each codec alone.
 bench-codecs:
-	cargo bench -p oxzarr-core --bench codecs
+	cargo bench -p oxzarr-core --bench codecs -- --warm-up-time 1 --measurement-time 3
 
 clean:
 	rm -rf $(VENV) target
