@@ -140,7 +140,7 @@ class Array:
         self._chunks = tuple(int(c) for c in core.inner_chunk_shape)
         shards = core.shard_shape
         self._shards = tuple(int(s) for s in shards) if shards is not None else None
-        self._dtype = np.dtype(core.data_type)
+        self._dtype: np.dtype[Any] = np.dtype(json.loads(core.numpy_dtype))
 
     # --- description ---
 

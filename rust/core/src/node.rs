@@ -75,7 +75,7 @@ pub fn open_node(store: &StoreRef, path: &str) -> Result<Node> {
     let path = normalize_path(path)?;
     match read_node_metadata(store, &path)? {
         Some(NodeMetadataV3::Array(meta)) => {
-            Array::from_metadata(store.clone(), &path, meta).map(|a| Node::Array(Box::new(a)))
+            Array::from_metadata(store.clone(), &path, *meta).map(|a| Node::Array(Box::new(a)))
         }
         Some(NodeMetadataV3::Group(meta)) => Ok(Node::Group(Group::from_metadata(
             store.clone(),

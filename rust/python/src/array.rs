@@ -96,9 +96,11 @@ impl Array {
         self.inner.shard_shape().map(<[u64]>::to_vec)
     }
 
+    /// The numpy dtype of the decoded elements, as JSON (a dtype string, or the dict form of a
+    /// record dtype).
     #[getter]
-    fn data_type(&self) -> &'static str {
-        self.inner.data_type().name()
+    fn numpy_dtype(&self) -> String {
+        self.inner.data_type().numpy_dtype().to_string()
     }
 
     /// One element of the fill value, native endian.

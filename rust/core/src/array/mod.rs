@@ -40,10 +40,22 @@ impl Array {
             key: key.clone(),
             source,
         };
+        if metadata.data_type.is_variable() {
+            return Err(Error::InvalidMetadata {
+                key,
+                source: crate::error::MetadataError::Unsupported {
+                    field: "data_type".into(),
+                    value: format!(
+                        "{} (variable-length data is not supported yet)",
+                        metadata.data_type
+                    ),
+                },
+            });
+        }
         let fill_value = metadata.fill_value_bytes().map_err(invalid)?;
         let repr = ChunkRepr::with_fill(
             metadata.chunk_shape.clone(),
-            metadata.data_type,
+            metadata.data_type.clone(),
             &fill_value,
         );
         let codecs = CodecChain::from_metadata(&metadata.codecs, &repr).map_err(invalid)?;
@@ -77,7 +89,7 @@ impl Array {
     pub fn open(store: StoreRef, path: &str) -> Result<Self> {
         let path = normalize_path(path)?;
         match read_node_metadata(&store, &path)? {
-            Some(NodeMetadataV3::Array(meta)) => Self::from_metadata(store, &path, meta),
+            Some(NodeMetadataV3::Array(meta)) => Self::from_metadata(store, &path, *meta),
             Some(NodeMetadataV3::Group(_)) => Err(Error::NotAnArray {
                 path: describe(&store, &path),
             }),
@@ -121,8 +133,8 @@ impl Array {
         &self.metadata.shape
     }
 
-    pub fn data_type(&self) -> DataType {
-        self.metadata.data_type
+    pub fn data_type(&self) -> &DataType {
+        &self.metadata.data_type
     }
 
     /// The shape of a chunk of the chunk grid: a shard, for sharded arrays.

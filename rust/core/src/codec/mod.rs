@@ -196,7 +196,7 @@ fn build_codec(value: &Value, decoded: &ChunkRepr) -> Result<AnyCodec, MetadataE
             decoded.shape.len(),
         )?)),
         "bytes" => {
-            AnyCodec::ArrayToBytes(Box::new(Bytes::from_config(&config, decoded.data_type)?))
+            AnyCodec::ArrayToBytes(Box::new(Bytes::from_config(&config, &decoded.data_type)?))
         }
         "sharding_indexed" => {
             AnyCodec::ArrayToBytes(Box::new(Sharding::from_config(&config, decoded)?))
@@ -204,7 +204,7 @@ fn build_codec(value: &Value, decoded: &ChunkRepr) -> Result<AnyCodec, MetadataE
         "gzip" => AnyCodec::BytesToBytes(Box::new(Gzip::from_config(&config)?)),
         "zstd" => AnyCodec::BytesToBytes(Box::new(Zstd::from_config(&config)?)),
         "blosc" => {
-            AnyCodec::BytesToBytes(Box::new(Blosc::from_config(&config, decoded.data_type)?))
+            AnyCodec::BytesToBytes(Box::new(Blosc::from_config(&config, &decoded.data_type)?))
         }
         "crc32c" => AnyCodec::BytesToBytes(Box::new(Crc32c::from_config(&config)?)),
         _ => return Err(MetadataError::unsupported("codec", value)),

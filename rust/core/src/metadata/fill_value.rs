@@ -2,21 +2,105 @@
 //!
 //! Floats take a number, "NaN", "Infinity", "-Infinity", or "0x…" (the big-endian hex of the
 //! IEEE bits, which carries NaN payloads exactly); complex numbers take `[re, im]`, each
-//! encoded as a float.
+//! encoded as a float. Times take an integer or "NaT"; fixed-length bytes, raw bytes and
+//! records take base64; fixed-length text takes a string. For the variable-length types the
+//! "element" is the value's bytes (UTF-8 for strings).
 
+use base64::Engine;
 use half::f16;
 use serde_json::Value;
 
 use super::DataType;
 use crate::error::MetadataError;
 
-fn invalid(dt: DataType, value: &Value, reason: &str) -> MetadataError {
+fn invalid(dt: &DataType, value: &Value, reason: &str) -> MetadataError {
     MetadataError::invalid("fill_value", value, format!("{reason} for data type {dt}"))
 }
 
+/// Decodes standard base64 (as zarr-python writes byte fill values).
+pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD.decode(text).ok()
+}
+
+pub fn base64_encode(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// `bytes` padded with zeros (or cut) to `n`.
+fn padded(mut bytes: Vec<u8>, n: usize) -> Vec<u8> {
+    bytes.resize(n, 0);
+    bytes
+}
+
 /// Parses a fill value into the native-endian bytes of one element of `dt`.
-pub fn parse(dt: DataType, value: &Value) -> Result<Vec<u8>, MetadataError> {
+pub fn parse(dt: &DataType, value: &Value) -> Result<Vec<u8>, MetadataError> {
     use DataType::*;
+    let n = dt.size();
+    // zarr-python 2 wrote 0 as the fill value of byte and text types: all zeros.
+    let is_zero = value.as_u64() == Some(0);
+    match dt {
+        DateTime64 { .. } | TimeDelta64 { .. } => {
+            return match value {
+                Value::String(s) if s == "NaT" => Ok(i64::MIN.to_ne_bytes().to_vec()),
+                Value::Number(num) => num
+                    .as_i64()
+                    .map(|v| v.to_ne_bytes().to_vec())
+                    .ok_or_else(|| invalid(dt, value, "expected a 64-bit integer or \"NaT\"")),
+                _ => Err(invalid(dt, value, "expected an integer or \"NaT\"")),
+            }
+        }
+        RawBits(_) | RawBytes(_) | NullTerminatedBytes(_) | Structured { .. } => {
+            return match value {
+                _ if is_zero => Ok(vec![0u8; n]),
+                Value::String(s) => base64_decode(s)
+                    .filter(|b| b.len() <= n)
+                    .map(|b| padded(b, n))
+                    .ok_or_else(|| {
+                        invalid(dt, value, &format!("expected base64 of at most {n} bytes"))
+                    }),
+                // The spec's form for raw bits: one integer per byte.
+                Value::Array(items) if items.len() == n => items
+                    .iter()
+                    .map(|v| v.as_u64().filter(|b| *b < 256).map(|b| b as u8))
+                    .collect::<Option<Vec<u8>>>()
+                    .ok_or_else(|| invalid(dt, value, "expected integers 0..=255")),
+                _ => Err(invalid(dt, value, "expected a base64 string")),
+            };
+        }
+        FixedUtf32(chars) => {
+            return match value {
+                _ if is_zero => Ok(vec![0u8; n]),
+                Value::String(s) if s.chars().count() <= *chars => {
+                    let units: Vec<u8> = s.chars().flat_map(|c| (c as u32).to_ne_bytes()).collect();
+                    Ok(padded(units, n))
+                }
+                _ => Err(invalid(
+                    dt,
+                    value,
+                    &format!("expected a string of at most {chars} characters"),
+                )),
+            }
+        }
+        String => {
+            return match value {
+                Value::String(s) => Ok(s.as_bytes().to_vec()),
+                Value::Number(num) => Ok(num.to_string().into_bytes()),
+                Value::Null => Ok(Vec::new()),
+                _ => Err(invalid(dt, value, "expected a string")),
+            }
+        }
+        Bytes => {
+            return match value {
+                Value::String(s) => {
+                    base64_decode(s).ok_or_else(|| invalid(dt, value, "expected a base64 string"))
+                }
+                Value::Null => Ok(Vec::new()),
+                _ if is_zero => Ok(Vec::new()),
+                _ => Err(invalid(dt, value, "expected a base64 string")),
+            }
+        }
+        _ => {}
+    }
     let int = |min: i128, max: i128| -> Result<i128, MetadataError> {
         let v = match value {
             Value::Number(n) => {
@@ -78,11 +162,12 @@ pub fn parse(dt: DataType, value: &Value) -> Result<Vec<u8>, MetadataError> {
                 _ => return Err(invalid(dt, value, "expected [real, imaginary]")),
             }
         }
+        _ => return Err(MetadataError::unsupported("fill_value", value)),
     })
 }
 
 /// One float of `size` bytes (2, 4 or 8) from its JSON encoding, as native-endian bytes.
-fn float_bits(dt: DataType, value: &Value, size: usize) -> Result<Vec<u8>, MetadataError> {
+fn float_bits(dt: &DataType, value: &Value, size: usize) -> Result<Vec<u8>, MetadataError> {
     let f = match value {
         Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
         Value::String(s) => match s.as_str() {
@@ -120,9 +205,23 @@ fn float_bits(dt: DataType, value: &Value, size: usize) -> Result<Vec<u8>, Metad
 }
 
 /// The JSON encoding of one element's native-endian bytes, as zarr-python writes it.
-pub fn to_json(dt: DataType, bytes: &[u8]) -> Value {
+pub fn to_json(dt: &DataType, bytes: &[u8]) -> Value {
     use DataType::*;
     match dt {
+        DateTime64 { .. } | TimeDelta64 { .. } => i64::from_ne_bytes(ne(bytes)).into(),
+        RawBits(_) | RawBytes(_) | NullTerminatedBytes(_) | Structured { .. } | Bytes => {
+            Value::String(base64_encode(bytes))
+        }
+        FixedUtf32(_) => {
+            let text: std::string::String = bytes
+                .chunks_exact(4)
+                .map(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+                .take_while(|&u| u != 0)
+                .filter_map(char::from_u32)
+                .collect();
+            Value::String(text)
+        }
+        String => Value::String(std::string::String::from_utf8_lossy(bytes).into_owned()),
         Bool => Value::Bool(bytes[0] != 0),
         Int8 => (bytes[0] as i8).into(),
         Int16 => i16::from_ne_bytes(ne(bytes)).into(),
@@ -186,13 +285,13 @@ mod tests {
     use serde_json::json;
 
     fn round_trip(dt: DataType, v: Value) -> Value {
-        to_json(dt, &parse(dt, &v).unwrap())
+        to_json(&dt, &parse(&dt, &v).unwrap())
     }
 
     #[test]
     fn integers() {
         assert_eq!(
-            parse(DataType::Int16, &json!(-2)).unwrap(),
+            parse(&DataType::Int16, &json!(-2)).unwrap(),
             (-2i16).to_ne_bytes()
         );
         assert_eq!(
@@ -204,10 +303,10 @@ mod tests {
             json!(i64::MIN)
         );
         assert_eq!(round_trip(DataType::Int32, json!(7.0)), json!(7));
-        assert!(parse(DataType::UInt8, &json!(256)).is_err());
-        assert!(parse(DataType::Int8, &json!(-129)).is_err());
-        assert!(parse(DataType::Int8, &json!(1.5)).is_err());
-        assert!(parse(DataType::Int8, &json!("1")).is_err());
+        assert!(parse(&DataType::UInt8, &json!(256)).is_err());
+        assert!(parse(&DataType::Int8, &json!(-129)).is_err());
+        assert!(parse(&DataType::Int8, &json!(1.5)).is_err());
+        assert!(parse(&DataType::Int8, &json!("1")).is_err());
         assert_eq!(round_trip(DataType::Bool, json!(true)), json!(true));
     }
 
@@ -225,7 +324,7 @@ mod tests {
         assert_eq!(round_trip(DataType::Float64, json!(1.5)), json!(1.5));
         assert_eq!(round_trip(DataType::Float16, json!(0.5)), json!(0.5));
         assert_eq!(
-            parse(DataType::Float32, &json!("0x3f800000")).unwrap(),
+            parse(&DataType::Float32, &json!("0x3f800000")).unwrap(),
             1.0f32.to_ne_bytes()
         );
         // A NaN with a payload survives as hex.
@@ -237,8 +336,8 @@ mod tests {
             round_trip(DataType::Float32, json!("0x7fc00000")),
             json!("NaN")
         );
-        assert!(parse(DataType::Float32, &json!("0x123456789")).is_err());
-        assert!(parse(DataType::Float32, &json!("nan")).is_err());
+        assert!(parse(&DataType::Float32, &json!("0x123456789")).is_err());
+        assert!(parse(&DataType::Float32, &json!("nan")).is_err());
     }
 
     #[test]
@@ -251,6 +350,6 @@ mod tests {
             round_trip(DataType::Complex128, json!(["Infinity", -2.5])),
             json!(["Infinity", -2.5])
         );
-        assert!(parse(DataType::Complex64, &json!(1.0)).is_err());
+        assert!(parse(&DataType::Complex64, &json!(1.0)).is_err());
     }
 }

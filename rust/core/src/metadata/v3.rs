@@ -12,7 +12,7 @@ use crate::error::MetadataError;
 /// The metadata of a v3 node, array or group.
 #[derive(Debug, Clone, PartialEq)]
 pub enum NodeMetadataV3 {
-    Array(ArrayMetadataV3),
+    Array(Box<ArrayMetadataV3>),
     Group(GroupMetadataV3),
 }
 
@@ -209,7 +209,7 @@ impl NodeMetadataV3 {
             None => return Err(MetadataError::missing("zarr_format")),
         }
         match obj.get("node_type").and_then(Value::as_str) {
-            Some("array") => Ok(Self::Array(ArrayMetadataV3::from_object(obj)?)),
+            Some("array") => Ok(Self::Array(Box::new(ArrayMetadataV3::from_object(obj)?))),
             Some("group") => Ok(Self::Group(GroupMetadataV3::from_object(obj)?)),
             _ => Err(MetadataError::invalid(
                 "node_type",
@@ -306,7 +306,7 @@ impl ArrayMetadataV3 {
             .get("fill_value")
             .ok_or_else(|| MetadataError::missing("fill_value"))?
             .clone();
-        fill_value::parse(data_type, &fill_value)?;
+        fill_value::parse(&data_type, &fill_value)?;
 
         let codecs = match obj.get("codecs") {
             Some(Value::Array(c)) => c.clone(),
@@ -397,7 +397,7 @@ impl ArrayMetadataV3 {
     /// Parses an array's `zarr.json`; a group's is an error.
     pub fn parse(bytes: &[u8], key: &str) -> Result<Self, MetadataError> {
         match NodeMetadataV3::parse(bytes, key)? {
-            NodeMetadataV3::Array(a) => Ok(a),
+            NodeMetadataV3::Array(a) => Ok(*a),
             NodeMetadataV3::Group(_) => Err(MetadataError::invalid(
                 "node_type",
                 &Value::String("group".into()),
@@ -408,14 +408,14 @@ impl ArrayMetadataV3 {
 
     /// The fill value as one element's native-endian bytes.
     pub fn fill_value_bytes(&self) -> Result<Vec<u8>, MetadataError> {
-        fill_value::parse(self.data_type, &self.fill_value)
+        fill_value::parse(&self.data_type, &self.fill_value)
     }
 
     /// The document as a JSON object, in the order zarr-python writes the fields.
     pub fn to_value(&self) -> Value {
         let mut obj = Map::new();
         obj.insert("shape".into(), self.shape.clone().into());
-        obj.insert("data_type".into(), self.data_type.name().into());
+        obj.insert("data_type".into(), self.data_type.to_metadata());
         obj.insert(
             "chunk_grid".into(),
             serde_json::json!({"name": "regular", "configuration": {"chunk_shape": self.chunk_shape}}),
@@ -509,7 +509,7 @@ mod tests {
         );
         assert_eq!(a.dimension_names, Some(vec![Some("x".into()), None]));
         let again = ArrayMetadataV3::parse(&a.to_json(), "x").unwrap();
-        assert_eq!(again, a);
+        assert_eq!(again, *a);
     }
 
     #[test]

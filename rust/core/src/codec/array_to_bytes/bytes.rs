@@ -27,14 +27,28 @@ impl Endian {
 
 #[derive(Debug, Clone)]
 pub struct Bytes {
-    /// `None` for one-byte types, where the order means nothing.
+    /// `None` for types without a byte order (one-byte units), where it means nothing.
     endian: Option<Endian>,
+    /// The (offset, width) of each unit of an element whose bytes are reversed between the
+    /// stored and the decoded form; empty when they are the same.
+    swap: Vec<(usize, usize)>,
+    element_size: usize,
 }
 
 impl Bytes {
+    /// For v2 arrays, whose dtype carries the byte order (per field, for records): `swap` is
+    /// the plan from [`DataType::push_swap_units`].
+    pub fn with_swap_plan(data_type: &DataType, swap: Vec<(usize, usize)>) -> Self {
+        Self {
+            endian: None,
+            swap,
+            element_size: data_type.size(),
+        }
+    }
+
     pub fn from_config(
         config: &Map<String, Value>,
-        data_type: DataType,
+        data_type: &DataType,
     ) -> Result<Self, MetadataError> {
         check_config_keys("bytes", config, &["endian"])?;
         let endian = match config.get("endian") {
@@ -50,18 +64,50 @@ impl Bytes {
                 ))
             }
         };
-        if endian.is_none() && data_type.size() > 1 {
+        if endian.is_none() && data_type.has_byte_order() {
             return Err(MetadataError::invalid(
                 "codecs[bytes].configuration.endian",
                 &Value::Null,
                 format!("required for the multi-byte data type {data_type}"),
             ));
         }
-        Ok(Self { endian })
+        let swap = if endian.is_some_and(|e| e != Endian::NATIVE) {
+            data_type.swap_units()
+        } else {
+            Vec::new()
+        };
+        Ok(Self {
+            endian,
+            swap,
+            element_size: data_type.size(),
+        })
     }
 
-    fn needs_swap(&self, repr: &ChunkRepr) -> bool {
-        repr.data_type.swap_unit() > 1 && self.endian.is_some_and(|e| e != Endian::NATIVE)
+    fn needs_swap(&self) -> bool {
+        !self.swap.is_empty()
+    }
+
+    /// Copies elements from `src` to `dst`, reversing each unit of the swap plan.
+    fn copy_swapping(&self, src: &[u8], dst: &mut [u8]) {
+        // Common plans are one width repeated over the whole element (numbers, complex, UTF-32).
+        if let Some(&(_, width)) = self.swap.first() {
+            let uniform = self
+                .swap
+                .iter()
+                .enumerate()
+                .all(|(i, &(o, w))| w == width && o == i * width)
+                && self.swap.len() * width == self.element_size;
+            if uniform {
+                copy_swapped(src, dst, width);
+                return;
+            }
+        }
+        dst.copy_from_slice(src);
+        for element in dst.chunks_exact_mut(self.element_size.max(1)) {
+            for &(offset, width) in &self.swap {
+                element[offset..offset + width].reverse();
+            }
+        }
     }
 }
 
@@ -97,11 +143,11 @@ impl ArrayToBytesCodec for Bytes {
         repr: &ChunkRepr,
     ) -> Result<Cow<'a, [u8]>, CodecError> {
         check_len("bytes", data.len(), repr.nbytes())?;
-        if !self.needs_swap(repr) {
+        if !self.needs_swap() {
             return Ok(data);
         }
         let mut out = vec![0u8; data.len()];
-        copy_swapped(&data, &mut out, repr.data_type.swap_unit());
+        self.copy_swapping(&data, &mut out);
         Ok(Cow::Owned(out))
     }
 
@@ -113,16 +159,16 @@ impl ArrayToBytesCodec for Bytes {
     ) -> Result<(), CodecError> {
         check_len("bytes", encoded.len(), repr.nbytes())?;
         check_len("bytes", out.len(), repr.nbytes())?;
-        if self.needs_swap(repr) {
-            copy_swapped(encoded, out, repr.data_type.swap_unit());
+        if self.needs_swap() {
+            self.copy_swapping(encoded, out);
         } else {
             out.copy_from_slice(encoded);
         }
         Ok(())
     }
 
-    fn is_passthrough(&self, repr: &ChunkRepr) -> bool {
-        !self.needs_swap(repr)
+    fn is_passthrough(&self, _repr: &ChunkRepr) -> bool {
+        !self.needs_swap()
     }
 
     fn max_encoded_size(&self, repr: &ChunkRepr) -> usize {
@@ -148,7 +194,7 @@ mod tests {
     fn big_endian_swaps_each_unit() {
         let mut config = Map::new();
         config.insert("endian".into(), json!("big"));
-        let codec = Bytes::from_config(&config, DataType::Complex64).unwrap();
+        let codec = Bytes::from_config(&config, &DataType::Complex64).unwrap();
         let repr = ChunkRepr::new(vec![1], DataType::Complex64);
         let data = [1.0f32.to_ne_bytes(), 2.0f32.to_ne_bytes()].concat();
         let enc = codec.encode(Cow::Borrowed(&data), &repr).unwrap();

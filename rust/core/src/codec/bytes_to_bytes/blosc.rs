@@ -61,7 +61,7 @@ pub struct Blosc {
 impl Blosc {
     pub fn from_config(
         config: &Map<String, Value>,
-        data_type: DataType,
+        data_type: &DataType,
     ) -> Result<Self, MetadataError> {
         check_config_keys(
             NAME,
@@ -122,7 +122,7 @@ impl Blosc {
             cname: CString::new(cname).unwrap_or_default(),
             clevel,
             shuffle,
-            typesize: typesize.unwrap_or(data_type.size()),
+            typesize: typesize.unwrap_or(data_type.size().clamp(1, 255)),
             typesize_given: typesize.is_some(),
             blocksize,
         })
@@ -346,7 +346,7 @@ mod tests {
     use serde_json::json;
 
     fn blosc(config: Value) -> Blosc {
-        Blosc::from_config(config.as_object().unwrap(), DataType::UInt16).unwrap()
+        Blosc::from_config(config.as_object().unwrap(), &DataType::UInt16).unwrap()
     }
 
     #[test]
@@ -401,12 +401,12 @@ mod tests {
         codec.decode_into(&empty, &mut []).unwrap();
         let err = Blosc::from_config(
             json!({"cname": "snappy"}).as_object().unwrap(),
-            DataType::UInt8,
+            &DataType::UInt8,
         )
         .unwrap_err();
         assert!(err.to_string().contains("snappy"));
         assert!(
-            Blosc::from_config(json!({"clevel": 10}).as_object().unwrap(), DataType::UInt8)
+            Blosc::from_config(json!({"clevel": 10}).as_object().unwrap(), &DataType::UInt8)
                 .is_err()
         );
     }
