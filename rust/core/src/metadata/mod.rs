@@ -2,6 +2,7 @@
 
 pub mod data_type;
 pub mod fill_value;
+pub mod numpy_dtype;
 pub mod v3;
 
 pub use data_type::DataType;
