@@ -188,7 +188,12 @@ fn build_codec(value: &Value, decoded: &ChunkRepr) -> Result<AnyCodec, MetadataE
     use array_to_array::transpose::Transpose;
     use array_to_bytes::bytes::Bytes;
     use array_to_bytes::sharding::Sharding;
-    use bytes_to_bytes::{blosc::Blosc, crc32c::Crc32c, gzip::Gzip, zstd::Zstd};
+    use bytes_to_bytes::checksum32::{Algorithm, Checksum32};
+    use bytes_to_bytes::numcodecs::NumcodecsAlias;
+    use bytes_to_bytes::{
+        blosc::Blosc, bz2::Bz2, crc32c::Crc32c, gzip::Gzip, lz4::Lz4, lzma::Lzma, shuffle::Shuffle,
+        zlib::Zlib, zstd::Zstd,
+    };
     let (name, config) = split_extension("codecs", value)?;
     Ok(match name {
         "transpose" => AnyCodec::ArrayToArray(Box::new(Transpose::from_config(
@@ -207,6 +212,29 @@ fn build_codec(value: &Value, decoded: &ChunkRepr) -> Result<AnyCodec, MetadataE
             AnyCodec::BytesToBytes(Box::new(Blosc::from_config(&config, &decoded.data_type)?))
         }
         "crc32c" => AnyCodec::BytesToBytes(Box::new(Crc32c::from_config(&config)?)),
+        // numcodecs codecs, under the names zarr-python gives them in v3.
+        "numcodecs.zlib" => AnyCodec::BytesToBytes(Box::new(Zlib::from_config(&config)?)),
+        "numcodecs.bz2" => AnyCodec::BytesToBytes(Box::new(Bz2::from_config(&config)?)),
+        "numcodecs.lz4" => AnyCodec::BytesToBytes(Box::new(Lz4::from_config(&config)?)),
+        "numcodecs.lzma" => AnyCodec::BytesToBytes(Box::new(Lzma::from_config(&config)?)),
+        "numcodecs.shuffle" => {
+            AnyCodec::BytesToBytes(Box::new(Shuffle::from_config(&config, &decoded.data_type)?))
+        }
+        "numcodecs.crc32" | "numcodecs.adler32" | "numcodecs.crc32c" | "numcodecs.fletcher32" => {
+            let algorithm = match name {
+                "numcodecs.crc32" => Algorithm::Crc32,
+                "numcodecs.adler32" => Algorithm::Adler32,
+                "numcodecs.crc32c" => Algorithm::Crc32c,
+                _ => Algorithm::Fletcher32,
+            };
+            AnyCodec::BytesToBytes(Box::new(Checksum32::from_config(algorithm, &config)?))
+        }
+        "numcodecs.zstd" => AnyCodec::BytesToBytes(Box::new(NumcodecsAlias::zstd(&config)?)),
+        "numcodecs.gzip" => AnyCodec::BytesToBytes(Box::new(NumcodecsAlias::gzip(&config)?)),
+        "numcodecs.blosc" => AnyCodec::BytesToBytes(Box::new(NumcodecsAlias::blosc(
+            &config,
+            &decoded.data_type,
+        )?)),
         _ => return Err(MetadataError::unsupported("codec", value)),
     })
 }

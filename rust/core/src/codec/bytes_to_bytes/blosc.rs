@@ -86,12 +86,14 @@ impl Blosc {
                 .ok_or_else(|| invalid_config(NAME, "clevel", v, "expected 0..=9"))?
                 as u8,
         };
+        // `None`: numcodecs' AUTOSHUFFLE (-1), which depends on the type size.
         let shuffle = match config.get("shuffle") {
-            None => Shuffle::NoShuffle,
+            None => Some(Shuffle::NoShuffle),
             Some(v) => match (v.as_str(), v.as_i64()) {
-                (Some("noshuffle"), _) | (_, Some(0)) => Shuffle::NoShuffle,
-                (Some("shuffle"), _) | (_, Some(1)) => Shuffle::Shuffle,
-                (Some("bitshuffle"), _) | (_, Some(2)) => Shuffle::BitShuffle,
+                (Some("noshuffle"), _) | (_, Some(0)) => Some(Shuffle::NoShuffle),
+                (Some("shuffle"), _) | (_, Some(1)) => Some(Shuffle::Shuffle),
+                (Some("bitshuffle"), _) | (_, Some(2)) => Some(Shuffle::BitShuffle),
+                (_, Some(-1)) => None,
                 _ => {
                     return Err(invalid_config(
                         NAME,
@@ -118,11 +120,19 @@ impl Blosc {
                 .ok_or_else(|| invalid_config(NAME, "blocksize", v, "expected an integer >= 0"))?
                 as usize,
         };
+        let effective_typesize = typesize.unwrap_or(data_type.size().clamp(1, 255));
+        // numcodecs' AUTOSHUFFLE: bit shuffle for one-byte elements (byte shuffle would
+        // leave them as they are), byte shuffle otherwise.
+        let shuffle = shuffle.unwrap_or(if effective_typesize == 1 {
+            Shuffle::BitShuffle
+        } else {
+            Shuffle::Shuffle
+        });
         Ok(Self {
             cname: CString::new(cname).unwrap_or_default(),
             clevel,
             shuffle,
-            typesize: typesize.unwrap_or(data_type.size().clamp(1, 255)),
+            typesize: effective_typesize,
             typesize_given: typesize.is_some(),
             blocksize,
         })
@@ -387,6 +397,32 @@ mod tests {
             let _ = codec.decode_into(&bad, &mut out); // an error or garbage, never a crash
         }
         crate::concurrency::set_threads(0);
+    }
+
+    #[test]
+    fn numcodecs_autoshuffle() {
+        let auto = |dt: &DataType, config: Value| {
+            Blosc::from_config(config.as_object().unwrap(), dt)
+                .unwrap()
+                .shuffle
+        };
+        assert_eq!(
+            auto(&DataType::UInt8, json!({"shuffle": -1})),
+            Shuffle::BitShuffle
+        );
+        assert_eq!(
+            auto(&DataType::Int32, json!({"shuffle": -1})),
+            Shuffle::Shuffle
+        );
+        assert_eq!(
+            auto(&DataType::Int32, json!({"shuffle": -1, "typesize": 1})),
+            Shuffle::BitShuffle
+        );
+        assert!(Blosc::from_config(
+            json!({"shuffle": -2}).as_object().unwrap(),
+            &DataType::UInt8
+        )
+        .is_err());
     }
 
     #[test]

@@ -1,5 +1,13 @@
 //! Bytes→bytes codecs: compressors and checksums.
 pub mod blosc;
+pub mod bz2;
+pub mod checksum32;
 pub mod crc32c;
 pub mod gzip;
+pub mod lz4;
+pub mod lzma;
+pub mod numcodecs;
+pub mod shuffle;
+pub(crate) mod stream;
+pub mod zlib;
 pub mod zstd;
