@@ -237,7 +237,7 @@ def test_io_errors_are_os_errors(tmp_path: Path) -> None:
 
 def test_invalid_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="zarr_format"):
-        oxzarr.create_array(tmp_path / "a.zarr", shape=(2,), dtype="i1", zarr_format=2)
+        oxzarr.create_array(tmp_path / "a.zarr", shape=(2,), dtype="i1", zarr_format=4)
     with pytest.raises(ValueError, match="negative"):
         oxzarr.create_array(tmp_path / "a.zarr", shape=(-2,), dtype="i1")
     with pytest.raises(ValueError, match="chunk"):

@@ -14,6 +14,7 @@ from oxzarr import codecs, errors, storage
 from oxzarr._core import __version__
 from oxzarr.api import (
     array,
+    consolidate_metadata,
     create_array,
     create_group,
     empty,
@@ -23,7 +24,9 @@ from oxzarr.api import (
     ones,
     open,
     open_array,
+    open_consolidated,
     open_group,
+    tree,
     zeros,
 )
 from oxzarr.array import Array
@@ -37,6 +40,7 @@ __all__ = [
     "array",
     "codecs",
     "config",
+    "consolidate_metadata",
     "create_array",
     "create_group",
     "empty",
@@ -47,7 +51,9 @@ __all__ = [
     "ones",
     "open",
     "open_array",
+    "open_consolidated",
     "open_group",
     "storage",
+    "tree",
     "zeros",
 ]

@@ -12,41 +12,9 @@ from oxzarr.codecs import BytesCodec, Codec, ZstdCodec, to_codec
 
 JSON = Any
 
-#: numpy dtypes that map onto Zarr v3 core data types (same names in both).
-_DATA_TYPES = {
-    "bool",
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "uint8",
-    "uint16",
-    "uint32",
-    "uint64",
-    "float16",
-    "float32",
-    "float64",
-    "complex64",
-    "complex128",
-}
-
 #: Codecs that turn arrays into bytes; those before one are filters, those after compressors.
 ARRAY_TO_BYTES = {"bytes", "sharding_indexed", "vlen-utf8", "vlen-bytes"}
 ARRAY_TO_ARRAY = {"transpose"}
-
-
-def data_type_name(dtype: Any) -> tuple[np.dtype[Any], str]:
-    """The numpy dtype (native byte order) and the Zarr v3 data type name for `dtype`."""
-    try:
-        dt = np.dtype(dtype)
-    except TypeError as e:
-        raise ValueError(f"not a data type: {dtype!r}") from e
-    dt = dt.newbyteorder("=")
-    if dt.name not in _DATA_TYPES:
-        raise ValueError(
-            f"unsupported data type {dt} (supported: {', '.join(sorted(_DATA_TYPES))})"
-        )
-    return dt, dt.name
 
 
 def normalize_shape(shape: Any) -> tuple[int, ...]:
@@ -135,38 +103,6 @@ def chunks_within(shards: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _float_json(x: float) -> JSON:
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "Infinity" if x > 0 else "-Infinity"
-    return float(x)
-
-
-def fill_value_json(fill_value: Any, dtype: np.dtype[Any]) -> JSON:
-    """The fill value in the JSON encoding of the v3 spec (None: the type's zero)."""
-    if fill_value is None:
-        fill_value = 0
-    bad = ValueError(f"fill_value {fill_value!r} is not a valid {dtype}")
-    try:
-        if dtype.kind == "b":
-            return bool(fill_value)
-        if dtype.kind in "iu":
-            if not isinstance(fill_value, int | np.integer) and not float(fill_value).is_integer():
-                raise bad
-            value = int(fill_value)
-            info = np.iinfo(dtype)
-            if not info.min <= value <= info.max:
-                raise bad
-            return value
-        if dtype.kind == "f":
-            return _float_json(float(fill_value))
-        c = complex(fill_value)
-        return [_float_json(c.real), _float_json(c.imag)]
-    except (TypeError, ValueError, OverflowError) as e:
-        raise bad from e
-
-
 def _codec_list(value: Any) -> list[Codec]:
     if value is None:
         return []
@@ -209,6 +145,91 @@ def chunk_key_encoding_json(value: Any) -> JSON:
             "configuration": {"separator": value["separator"]},
         }
     raise ValueError(f"invalid chunk_key_encoding {value!r}")
+
+
+def to_numcodecs(codec: Any, dtype: np.dtype[Any]) -> dict[str, JSON]:
+    """A codec as numcodecs configuration (`{"id": ...}`), as v2 metadata holds it: from such a
+    dict, a numcodecs object, an oxzarr codec, or v3 codec metadata."""
+    if isinstance(codec, Mapping) and "id" in codec:
+        return dict(codec)
+    get_config = getattr(codec, "get_config", None)
+    if callable(get_config):
+        config = get_config()
+        if isinstance(config, Mapping) and "id" in config:
+            return dict(config)
+    metadata = to_codec(codec)._for_dtype(dtype).to_dict()
+    name = str(metadata["name"])
+    config = dict(metadata.get("configuration") or {})
+    if name == "blosc":
+        shuffles = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
+        config["shuffle"] = shuffles.get(str(config.get("shuffle")), config.get("shuffle"))
+        config.pop("typesize", None)
+    if name == "zstd" and not config.get("checksum"):
+        config.pop("checksum", None)
+    return {"id": name.removeprefix("numcodecs."), **config}
+
+
+def _dimension_separator(chunk_key_encoding: Any) -> str:
+    if chunk_key_encoding is None:
+        return "."
+    encoding = chunk_key_encoding_json(chunk_key_encoding)
+    if encoding.get("name") != "v2":
+        raise ValueError(
+            f"Zarr v2 names chunks with the v2 key encoding, not {chunk_key_encoding!r}"
+        )
+    separator = (encoding.get("configuration") or {}).get("separator", ".")
+    if separator not in (".", "/"):
+        raise ValueError(f"invalid chunk key separator {separator!r}")
+    return str(separator)
+
+
+def v2_document(
+    *,
+    shape: tuple[int, ...],
+    dtype: np.dtype[Any],
+    dtype_json: JSON,
+    object_codec: str | None,
+    chunks: tuple[int, ...],
+    filters: Any,
+    compressors: Any,
+    fill_value: JSON,
+    order: str,
+    chunk_key_encoding: Any,
+    attributes: Mapping[str, JSON] | None,
+) -> dict[str, JSON]:
+    """A complete v2 `.zarray` document (with the attributes under `attributes`), with
+    zarr-python's defaults: zstd level 0, no filters, "." separators."""
+    filter_list: list[dict[str, JSON]] = []
+    if filters not in ("auto", None):
+        single = isinstance(filters, Mapping) or not isinstance(filters, Iterable)
+        filter_list = [to_numcodecs(f, dtype) for f in ([filters] if single else filters)]
+    if object_codec and not any(f.get("id") == object_codec for f in filter_list):
+        filter_list.insert(0, {"id": object_codec})
+    if compressors == "auto":
+        compressor: JSON = {"id": "zstd", "level": 0}
+    elif compressors is None:
+        compressor = None
+    else:
+        items = (
+            [compressors]
+            if isinstance(compressors, Mapping) or not isinstance(compressors, Iterable)
+            else list(compressors)
+        )
+        if len(items) > 1:
+            raise ValueError("Zarr v2 arrays take one compressor (put the others in filters)")
+        compressor = to_numcodecs(items[0], dtype) if items else None
+    return {
+        "zarr_format": 2,
+        "shape": list(shape),
+        "chunks": list(chunks),
+        "dtype": dtype_json,
+        "compressor": compressor,
+        "fill_value": fill_value,
+        "order": order,
+        "filters": filter_list or None,
+        "dimension_separator": _dimension_separator(chunk_key_encoding),
+        "attributes": dict(attributes or {}),
+    }
 
 
 def array_metadata(

@@ -10,16 +10,16 @@ import numpy as np
 import numpy.typing as npt
 
 from oxzarr import _core
+from oxzarr._dtypes import fill_value_json, zarr_data_type
 from oxzarr._metadata import (
     array_metadata,
     chunk_key_encoding_json,
     chunks_within,
     codec_chain,
-    data_type_name,
-    fill_value_json,
     normalize_chunks,
     normalize_shape,
     normalize_shards,
+    v2_document,
 )
 from oxzarr.array import Array
 from oxzarr.codecs import ShardingCodec
@@ -29,6 +29,7 @@ from oxzarr.storage import StoreLike, make_store
 
 __all__ = [
     "array",
+    "consolidate_metadata",
     "create_array",
     "create_group",
     "empty",
@@ -38,7 +39,9 @@ __all__ = [
     "ones",
     "open",
     "open_array",
+    "open_consolidated",
     "open_group",
+    "tree",
     "zeros",
 ]
 
@@ -48,8 +51,8 @@ _MODES = ("r", "r+", "a", "w", "w-", "x")
 
 
 def _check_format(zarr_format: int | None) -> None:
-    if zarr_format not in (None, 3):
-        raise ValueError(f"zarr_format={zarr_format!r} is not supported: oxzarr writes Zarr v3")
+    if zarr_format not in (None, 2, 3):
+        raise ValueError(f"zarr_format must be 2 or 3, not {zarr_format!r}")
 
 
 def _check_mode(mode: str) -> None:
@@ -105,32 +108,60 @@ def create_array(
     if shape is None:
         raise TypeError("create_array() needs a shape (or data)")
     shape_t = normalize_shape(shape)
-    np_dtype, data_type = data_type_name(dtype if dtype is not None else "float64")
-    codecs = codec_chain(np_dtype, filters, serializer, compressors)
-    if shards is None:
-        grid_shape = chunk_shape = normalize_chunks(chunks, shape_t, np_dtype.itemsize)
-    else:
-        # The grid's chunks are the shards; the chunks given are their inner chunks.
-        if chunks is None or chunks == "auto" or chunks is True:
-            shard_guess = normalize_shards(shards, shape_t, (1,) * len(shape_t))
-            chunk_shape = chunks_within(shard_guess, np_dtype.itemsize)
-        else:
-            chunk_shape = normalize_chunks(chunks, shape_t, np_dtype.itemsize)
-        grid_shape = normalize_shards(shards, shape_t, chunk_shape)
-        codecs = [
-            ShardingCodec(chunk_shape=chunk_shape, codecs=codecs)._for_dtype(np_dtype).to_dict()
-        ]
-    doc = array_metadata(
-        shape=shape_t,
-        dtype=np_dtype,
-        data_type=data_type,
-        chunks=grid_shape,
-        codecs=codecs,
-        fill_value=fill_value_json(fill_value, np_dtype),
-        chunk_key_encoding=chunk_key_encoding_json(chunk_key_encoding),
-        attributes=attributes,
-        dimension_names=dimension_names,
+    fmt = 3 if zarr_format is None else zarr_format
+    np_dtype, data_type, object_codec = zarr_data_type(
+        dtype if dtype is not None else "float64", fmt
     )
+    if fmt == 2:
+        if shards is not None:
+            raise ValueError("sharding is a Zarr v3 feature: zarr_format=2 takes no shards")
+        if dimension_names is not None:
+            raise ValueError(
+                "dimension_names are not part of Zarr v2 (xarray keeps them in the "
+                "'_ARRAY_DIMENSIONS' attribute)"
+            )
+        doc = v2_document(
+            shape=shape_t,
+            dtype=np_dtype,
+            dtype_json=data_type,
+            object_codec=object_codec,
+            chunks=normalize_chunks(chunks, shape_t, max(np_dtype.itemsize, 8)),
+            filters=filters,
+            compressors=compressors,
+            fill_value=fill_value_json(fill_value, np_dtype, 2),
+            order=order or "C",
+            chunk_key_encoding=chunk_key_encoding,
+            attributes=attributes,
+        )
+    else:
+        itemsize = max(np_dtype.itemsize, 8) if object_codec else np_dtype.itemsize
+        if object_codec and serializer == "auto":
+            serializer = {"name": object_codec}
+        codecs = codec_chain(np_dtype, filters, serializer, compressors)
+        if shards is None:
+            grid_shape = chunk_shape = normalize_chunks(chunks, shape_t, itemsize)
+        else:
+            # The grid's chunks are the shards; the chunks given are their inner chunks.
+            if chunks is None or chunks == "auto" or chunks is True:
+                shard_guess = normalize_shards(shards, shape_t, (1,) * len(shape_t))
+                chunk_shape = chunks_within(shard_guess, itemsize)
+            else:
+                chunk_shape = normalize_chunks(chunks, shape_t, itemsize)
+            grid_shape = normalize_shards(shards, shape_t, chunk_shape)
+            codecs = [
+                ShardingCodec(chunk_shape=chunk_shape, codecs=codecs)._for_dtype(np_dtype).to_dict()
+            ]
+        doc = array_metadata(
+            shape=shape_t,
+            dtype=np_dtype,
+            data_type=data_type,
+            chunks=grid_shape,
+            codecs=codecs,
+            fill_value=fill_value_json(fill_value, np_dtype, 3),
+            chunk_key_encoding=chunk_key_encoding_json(chunk_key_encoding),
+            attributes=attributes,
+            dimension_names=dimension_names,
+        )
     target = make_store(store)
     write_empty = (config or {}).get("write_empty_chunks")
     core = _core.Array.create(target._core, _path(name), json.dumps(doc), overwrite)
@@ -179,11 +210,15 @@ def create_group(
     attributes: Mapping[str, JSON] | None = None,
     storage_options: Mapping[str, Any] | None = None,
 ) -> Group:
-    """Creates a group (and any missing parent groups)."""
+    """Creates a group (and any missing parent groups), Zarr v3 unless ``zarr_format=2``."""
     _check_format(zarr_format)
     target = make_store(store)
     core = _core.Group.create(
-        target._core, _path(path), json.dumps(dict(attributes or {})), overwrite
+        target._core,
+        _path(path),
+        json.dumps(dict(attributes or {})),
+        overwrite,
+        zarr_format or 3,
     )
     return Group(core, target)
 
@@ -202,14 +237,51 @@ def open_group(
     _check_mode(mode)
     _check_format(zarr_format)
     if mode in ("w", "w-", "x"):
-        return create_group(store, path=path, overwrite=mode == "w", attributes=attributes)
+        return create_group(
+            store, path=path, overwrite=mode == "w", attributes=attributes, zarr_format=zarr_format
+        )
     target = make_store(store, read_only=mode == "r")
+    use_consolidated = kwargs.get("use_consolidated")
+    if use_consolidated is not False:
+        # As zarr-python: consolidated metadata is used when present (required if asked for).
+        try:
+            return Group(_core.Group.open_consolidated(target._core, _path(path)), target)
+        except NodeNotFoundError:
+            if use_consolidated:
+                raise
     try:
         return Group(_core.Group.open(target._core, _path(path)), target)
     except GroupNotFoundError:
         if mode == "a":
-            return create_group(target, path=path, attributes=attributes)
+            return create_group(target, path=path, attributes=attributes, zarr_format=zarr_format)
         raise
+
+
+def consolidate_metadata(
+    store: StoreLike, path: str | None = None, zarr_format: int | None = None
+) -> Group:
+    """Gathers the metadata of every node below the group at `path` into one document
+    (v2: ``.zmetadata``; v3: inline in the group's ``zarr.json``), so that opening the
+    hierarchy costs one read. Returns the group opened through it."""
+    _check_format(zarr_format)
+    target = make_store(store)
+    group = _core.Group.open(target._core, _path(path))
+    return Group(group.consolidate(), target)
+
+
+def open_consolidated(
+    store: StoreLike, *, mode: AccessMode = "a", path: str | None = None, **kwargs: Any
+) -> Group:
+    """Opens a group through its consolidated metadata: opening its members then reads
+    nothing more from the store. An error if it has none."""
+    _check_mode(mode)
+    target = make_store(store, read_only=mode == "r")
+    return Group(_core.Group.open_consolidated(target._core, _path(path)), target)
+
+
+def tree(group: Group, *, level: int | None = None) -> str:
+    """The hierarchy below `group`, drawn as text."""
+    return group.tree(level=level)
 
 
 def group(

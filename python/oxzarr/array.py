@@ -11,14 +11,15 @@ import numpy as np
 import numpy.typing as npt
 
 from oxzarr import _core
+from oxzarr._dtypes import STRING_DTYPE
 from oxzarr._indexing import Indexer, indexer
 from oxzarr._metadata import ARRAY_TO_ARRAY, ARRAY_TO_BYTES
-from oxzarr.codecs import Codec, codec_from_dict
+from oxzarr.codecs import Codec, NumcodecsConfig, codec_from_dict
 from oxzarr.config import config
 from oxzarr.errors import ReadOnlyError
 from oxzarr.storage import Store
 
-__all__ = ["Array", "ArrayMetadata", "Attributes"]
+__all__ = ["Array", "ArrayMetadata", "ArrayV2Metadata", "Attributes"]
 
 JSON = Any
 
@@ -106,6 +107,44 @@ class ArrayMetadata:
         return doc
 
 
+@dataclass(frozen=True)
+class ArrayV2Metadata:
+    """A v2 array's ``.zarray`` (and ``.zattrs`` as ``attributes``), with zarr-python's names."""
+
+    shape: tuple[int, ...]
+    chunks: tuple[int, ...]
+    dtype: JSON
+    fill_value: JSON
+    order: str
+    filters: tuple[dict[str, JSON], ...] | None
+    compressor: dict[str, JSON] | None
+    dimension_separator: str
+    attributes: dict[str, JSON]
+    zarr_format: int = 2
+    _document: dict[str, JSON] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, JSON]) -> ArrayV2Metadata:
+        filters = doc.get("filters")
+        return cls(
+            shape=tuple(doc["shape"]),
+            chunks=tuple(doc["chunks"]),
+            dtype=doc["dtype"],
+            fill_value=doc.get("fill_value"),
+            order=doc.get("order", "C"),
+            filters=tuple(filters) if filters is not None else None,
+            compressor=doc.get("compressor"),
+            dimension_separator=doc.get("dimension_separator", "."),
+            attributes=doc.get("attributes") or {},
+            _document=doc,
+        )
+
+    def to_dict(self) -> dict[str, JSON]:
+        """The document as stored, with the attributes."""
+        doc: dict[str, JSON] = json.loads(json.dumps(self._document))
+        return doc
+
+
 class _OrthogonalIndex:
     def __init__(self, array: Array) -> None:
         self._array = array
@@ -140,7 +179,26 @@ class Array:
         self._chunks = tuple(int(c) for c in core.inner_chunk_shape)
         shards = core.shard_shape
         self._shards = tuple(int(s) for s in shards) if shards is not None else None
-        self._dtype: np.dtype[Any] = np.dtype(json.loads(core.numpy_dtype))
+        described = json.loads(core.numpy_dtype)
+        # Variable-length elements: text as numpy's StringDType (as zarr-python gives it),
+        # bytes as objects.
+        self._vlen = described in ("string", "bytes")
+        if described == "string":
+            self._dtype: np.dtype[Any] = STRING_DTYPE
+        elif described == "bytes":
+            self._dtype = np.dtype(object)
+        else:
+            self._dtype = np.dtype(described)
+        # The engine works in the machine's byte order; a v2 dtype stored in the other order
+        # is what zarr-python hands out, so values are converted to it on the way out.
+        self._native = self._dtype
+        if core.zarr_format == 2 and not self._vlen:
+            stored = self._metadata_dict["dtype"]
+            stored_dtype = np.dtype(
+                [tuple(f) for f in stored] if isinstance(stored, list) else stored
+            )
+            if stored_dtype.itemsize == self._dtype.itemsize:
+                self._dtype = stored_dtype
 
     # --- description ---
 
@@ -188,14 +246,19 @@ class Array:
     @property
     def fill_value(self) -> Any:
         """The value of elements never written, as a numpy scalar."""
-        return np.frombuffer(self._core.fill_value_bytes, dtype=self._dtype)[0]
+        raw = self._core.fill_value_bytes
+        if self._vlen:
+            return raw.decode() if self._dtype != np.dtype(object) else raw
+        return np.frombuffer(raw, dtype=self._native)[0].astype(self._dtype)
 
     @property
     def order(self) -> str:
         return "C"
 
     @property
-    def metadata(self) -> ArrayMetadata:
+    def metadata(self) -> ArrayMetadata | ArrayV2Metadata:
+        if self.zarr_format == 2:
+            return ArrayV2Metadata.from_dict(self._metadata_dict)
         return ArrayMetadata.from_dict(self._metadata_dict)
 
     @property
@@ -224,9 +287,15 @@ class Array:
 
     @property
     def zarr_format(self) -> int:
-        return 3
+        return int(self._core.zarr_format)
 
     def _codecs_by_kind(self) -> tuple[tuple[Codec, ...], Codec | None, tuple[Codec, ...]]:
+        if self.zarr_format == 2:
+            # v2 keeps numcodecs configurations: filters, and one compressor.
+            doc = self._metadata_dict
+            filters = tuple(NumcodecsConfig(f) for f in doc.get("filters") or ())
+            compressor = doc.get("compressor")
+            return filters, None, (NumcodecsConfig(compressor),) if compressor else ()
         codecs = list(self._metadata_dict["codecs"])
         if self._shards is not None:
             # As zarr-python: a sharded array's codecs are those of its inner chunks.
@@ -260,7 +329,7 @@ class Array:
         filters, serializer, compressors = self._codecs_by_kind()
         rows = [
             ("Type", "Array"),
-            ("Zarr format", "3"),
+            ("Zarr format", str(self.zarr_format)),
             ("Data type", str(self._dtype)),
             ("Fill value", str(self.fill_value)),
             ("Shape", str(self._shape)),
@@ -312,16 +381,41 @@ class Array:
     # --- reading and writing ---
 
     def _read(self, ix: Indexer) -> npt.NDArray[Any]:
-        out = np.empty(ix.core_shape, dtype=self._dtype)
+        if self._vlen:
+            values = self._core.read_vlen(ix.selection)
+            out = np.empty(len(values), dtype=self._dtype)
+            out[:] = values
+            return out.reshape(ix.result_shape)
+        out = np.empty(ix.core_shape, dtype=self._native)
         self._core.read(ix.selection, out.reshape(-1).view(np.uint8))
+        if self._native is not self._dtype:
+            out = out.astype(self._dtype)
         return out.reshape(ix.result_shape)
 
     def _write(self, ix: Indexer, value: npt.ArrayLike) -> None:
         if self.read_only:
             raise ReadOnlyError(f"{self!r} was opened read-only: cannot write to it")
+        if self._vlen:
+            values = np.asarray(value, dtype=self._dtype)
+            try:
+                values = np.broadcast_to(values, ix.result_shape)
+            except ValueError as e:
+                raise ValueError(
+                    f"could not broadcast input array from shape {values.shape} into shape "
+                    f"{ix.result_shape}"
+                ) from e
+            kind = str if self._dtype != np.dtype(object) else bytes
+            flat = [kind(v) for v in values.reshape(-1)]
+            write_empty = (
+                self._write_empty_chunks
+                if self._write_empty_chunks is not None
+                else bool(config.get("write_empty_chunks"))
+            )
+            self._core.write_vlen(ix.selection, flat, write_empty)  # type: ignore[arg-type]
+            return
         data = np.asarray(value)
-        if data.dtype != self._dtype:
-            data = data.astype(self._dtype)
+        if data.dtype != self._native:
+            data = data.astype(self._native)
         try:
             data = np.broadcast_to(data, ix.result_shape)
         except ValueError as e:
@@ -350,9 +444,11 @@ class Array:
                     break  # the indexer raises the error
                 selection.append((k, 1, 1))
             else:
-                out = np.empty((), dtype=self._dtype)
+                if self._vlen:
+                    return self._read(indexer(key, self._shape))
+                out = np.empty((), dtype=self._native)
                 self._core.read(selection, out.reshape(1).view(np.uint8))  # type: ignore[arg-type]
-                return out
+                return out if self._native is self._dtype else out.astype(self._dtype)
         return self._read(indexer(key, self._shape))
 
     def __setitem__(self, key: Any, value: npt.ArrayLike) -> None:

@@ -19,6 +19,7 @@ __all__ = [
     "Codec",
     "Crc32cCodec",
     "GzipCodec",
+    "NumcodecsConfig",
     "ShardingCodec",
     "TransposeCodec",
     "ZstdCodec",
@@ -184,6 +185,29 @@ class _MetadataCodec(Codec):
 
     def to_dict(self) -> dict[str, JSON]:
         return dict(self.metadata)
+
+
+@dataclass(frozen=True)
+class NumcodecsConfig(Codec):
+    """A numcodecs configuration (``{"id": "zlib", "level": 1}``), as Zarr v2 metadata holds
+    codecs. ``get_config()`` gives it back, as numcodecs codecs do."""
+
+    config: Mapping[str, JSON] = field(default_factory=dict)
+
+    @property
+    def codec_id(self) -> str:
+        return str(self.config.get("id", ""))
+
+    def get_config(self) -> dict[str, JSON]:
+        return dict(self.config)
+
+    def to_dict(self) -> dict[str, JSON]:
+        config = {k: v for k, v in self.config.items() if k != "id"}
+        return {"name": f"numcodecs.{self.codec_id}", "configuration": config}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config.items() if k != "id")
+        return f"{self.codec_id}({args})"
 
 
 _CLASSES: dict[str, type[Codec]] = {

@@ -11,7 +11,7 @@ from oxzarr.array import Array, Attributes
 from oxzarr.errors import ContainsArrayError, NodeNotFoundError
 from oxzarr.storage import Store
 
-__all__ = ["Group"]
+__all__ = ["Group", "Tree"]
 
 JSON = Any
 
@@ -19,6 +19,13 @@ JSON = Any
 def _join(path: str, name: str) -> str:
     name = name.strip("/")
     return f"{path}/{name}" if path else name
+
+
+class Tree(str):
+    """A hierarchy drawn as text; prints as the drawing."""
+
+    def __repr__(self) -> str:
+        return str(self)
 
 
 def wrap_node(node: _core.Array | _core.Group, store: Store) -> Array | Group:
@@ -60,7 +67,7 @@ class Group:
 
     @property
     def zarr_format(self) -> int:
-        return 3
+        return int(self._core.zarr_format)
 
     @property
     def attrs(self) -> Attributes:
@@ -88,7 +95,7 @@ class Group:
 
     def __getitem__(self, key: str) -> Array | Group:
         try:
-            node = _core.open_node(self._store._core, _join(self.path, key))
+            node = self._core.child(key)
         except NodeNotFoundError:
             raise KeyError(key) from None
         return wrap_node(node, self._store)
@@ -135,14 +142,44 @@ class Group:
             assert isinstance(node, Group)
             yield name, node
 
+    def tree(self, *, level: int | None = None) -> Tree:
+        """The hierarchy below this group, drawn as text (``print(g.tree())``)."""
+        lines = [self.name if self.path else "/"]
+
+        def walk(group: Group, prefix: str, depth: int) -> None:
+            if level is not None and depth >= level:
+                return
+            members = group.members()
+            for i, (name, node) in enumerate(members):
+                last = i == len(members) - 1
+                branch = "└── " if last else "├── "
+                if isinstance(node, Array):
+                    lines.append(f"{prefix}{branch}{name} {node.shape} {node.dtype}")
+                else:
+                    lines.append(f"{prefix}{branch}{name}")
+                    walk(node, prefix + ("    " if last else "│   "), depth + 1)
+
+        walk(self, "", 0)
+        return Tree("\n".join(lines))
+
+    @property
+    def is_consolidated(self) -> bool:
+        """Whether the group was opened through consolidated metadata."""
+        return bool(self._core.is_consolidated)
+
     # --- creating members ---
 
     def create_group(
         self, name: str, *, overwrite: bool = False, attributes: Mapping[str, JSON] | None = None
     ) -> Group:
-        """Creates a group below this one (missing intermediate groups too)."""
+        """Creates a group below this one (missing intermediate groups too), in this group's
+        Zarr format."""
         core = _core.Group.create(
-            self._store._core, _join(self.path, name), json.dumps(dict(attributes or {})), overwrite
+            self._store._core,
+            _join(self.path, name),
+            json.dumps(dict(attributes or {})),
+            overwrite,
+            self.zarr_format,
         )
         return Group(core, self._store)
 
@@ -156,10 +193,11 @@ class Group:
         return node
 
     def create_array(self, name: str, **kwargs: Any) -> Array:
-        """Creates an array below this group; takes the arguments of
-        :func:`oxzarr.create_array`."""
+        """Creates an array below this group, in this group's Zarr format; takes the
+        arguments of :func:`oxzarr.create_array`."""
         from oxzarr.api import create_array
 
+        kwargs.setdefault("zarr_format", self.zarr_format)
         return create_array(self._store, name=_join(self.path, name), **kwargs)
 
     def require_array(self, name: str, *, shape: Any, dtype: Any = None, **kwargs: Any) -> Array:

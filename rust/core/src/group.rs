@@ -1,11 +1,23 @@
-//! Groups: nodes that hold other nodes, and attributes.
+//! Groups: nodes that hold other nodes, and attributes; consolidated metadata.
+//!
+//! Consolidated metadata gathers the metadata of every node below a group into one document
+//! (v2: `.zmetadata`; v3: `consolidated_metadata` inline in the group's `zarr.json`), so that
+//! opening a hierarchy costs one read. A group opened through it answers member lookups from
+//! that document, without reading the store.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Result};
-use crate::metadata::v3::NodeMetadataV3;
-use crate::metadata::{GroupMetadataV3, ZARR_JSON};
-use crate::node::{self, describe, normalize_path, read_node_metadata};
+use crate::error::{Error, MetadataError, Result};
+use crate::metadata::v2::{ZARRAY, ZATTRS, ZGROUP, ZMETADATA};
+use crate::metadata::v3::to_pretty_json;
+use crate::metadata::{ArrayMetadata, GroupMetadata, GroupMetadataV3, NodeMetadata, ZARR_JSON};
+use crate::node::{
+    self, describe, normalize_path, parse_node_metadata, read_node_metadata, write_node_metadata,
+    Node,
+};
 use crate::store::{join_key, node_prefix, StoreRef};
 
 /// What a member of a group is.
@@ -15,20 +27,28 @@ pub enum NodeKind {
     Group,
 }
 
+/// The metadata of every node below a group, by path from the store's root.
+#[derive(Debug, Default)]
+pub struct Consolidated {
+    nodes: BTreeMap<String, NodeMetadata>,
+}
+
 /// An open group. Immutable: changing attributes gives a new `Group`.
 #[derive(Debug, Clone)]
 pub struct Group {
     store: StoreRef,
     path: String,
-    metadata: GroupMetadataV3,
+    metadata: GroupMetadata,
+    consolidated: Option<Arc<Consolidated>>,
 }
 
 impl Group {
-    pub(crate) fn from_metadata(store: StoreRef, path: &str, metadata: GroupMetadataV3) -> Self {
+    pub(crate) fn from_metadata(store: StoreRef, path: &str, metadata: GroupMetadata) -> Self {
         Self {
             store,
             path: path.to_string(),
             metadata,
+            consolidated: None,
         }
     }
 
@@ -36,8 +56,8 @@ impl Group {
     pub fn open(store: StoreRef, path: &str) -> Result<Self> {
         let path = normalize_path(path)?;
         match read_node_metadata(&store, &path)? {
-            Some(NodeMetadataV3::Group(meta)) => Ok(Self::from_metadata(store, &path, meta)),
-            Some(NodeMetadataV3::Array(_)) => Err(Error::NotAGroup {
+            Some(NodeMetadata::Group(meta)) => Ok(Self::from_metadata(store, &path, meta)),
+            Some(NodeMetadata::Array(_)) => Err(Error::NotAGroup {
                 path: describe(&store, &path),
             }),
             None => Err(Error::NodeNotFound {
@@ -47,20 +67,24 @@ impl Group {
         }
     }
 
-    /// Creates a group at `path` (and any missing parents).
+    /// Creates a group at `path` (and any missing parents), in Zarr format 2 or 3.
     pub fn create(
         store: StoreRef,
         path: &str,
         attributes: Map<String, Value>,
         overwrite: bool,
+        zarr_format: u8,
     ) -> Result<Self> {
         let path = normalize_path(path)?;
-        let metadata = GroupMetadataV3 {
-            attributes,
-            extra_fields: Map::new(),
+        let metadata = match zarr_format {
+            2 => GroupMetadata::V2 { attributes },
+            _ => GroupMetadata::V3(GroupMetadataV3 {
+                attributes,
+                extra_fields: Map::new(),
+            }),
         };
-        node::prepare_new_node(&store, &path, overwrite)?;
-        store.set(&join_key(&path, ZARR_JSON), &metadata.to_json())?;
+        node::prepare_new_node(&store, &path, overwrite, zarr_format)?;
+        write_node_metadata(&store, &path, &NodeMetadata::Group(metadata.clone()))?;
         Ok(Self::from_metadata(store, &path, metadata))
     }
 
@@ -72,48 +96,284 @@ impl Group {
         &self.path
     }
 
-    pub fn metadata(&self) -> &GroupMetadataV3 {
+    pub fn metadata(&self) -> &GroupMetadata {
         &self.metadata
     }
 
     pub fn attributes(&self) -> &Map<String, Value> {
-        &self.metadata.attributes
+        self.metadata.attributes()
     }
 
-    /// Replaces the attributes, writing `zarr.json`; returns the updated group.
+    pub fn zarr_format(&self) -> u8 {
+        self.metadata.zarr_format()
+    }
+
+    /// Whether the group was opened through consolidated metadata.
+    pub fn is_consolidated(&self) -> bool {
+        self.consolidated.is_some()
+    }
+
+    /// Replaces the attributes, writing them to the store; returns the updated group.
     pub fn with_attributes(&self, attributes: Map<String, Value>) -> Result<Self> {
         let mut metadata = self.metadata.clone();
-        metadata.attributes = attributes;
-        self.store
-            .set(&join_key(&self.path, ZARR_JSON), &metadata.to_json())?;
-        Ok(Self::from_metadata(
-            self.store.clone(),
+        metadata.set_attributes(attributes);
+        write_node_metadata(
+            &self.store,
             &self.path,
+            &NodeMetadata::Group(metadata.clone()),
+        )?;
+        Ok(Self {
             metadata,
-        ))
+            ..self.clone()
+        })
     }
 
-    /// The path of a child of this group.
+    /// The path of a member given its name or a relative path ("a/b").
     pub fn child_path(&self, name: &str) -> Result<String> {
         normalize_path(&join_key(&self.path, name))
+    }
+
+    /// The node at `name` (a member's name or a path below this group).
+    pub fn child(&self, name: &str) -> Result<Node> {
+        let path = self.child_path(name)?;
+        let meta = match &self.consolidated {
+            Some(c) => c.nodes.get(&path).cloned(),
+            None => read_node_metadata(&self.store, &path)?,
+        };
+        let Some(meta) = meta else {
+            return Err(Error::NodeNotFound {
+                kind: "node",
+                path: describe(&self.store, &path),
+            });
+        };
+        Ok(match node::node_from_metadata(&self.store, &path, meta)? {
+            Node::Group(mut g) => {
+                g.consolidated = self.consolidated.clone();
+                Node::Group(g)
+            }
+            array => array,
+        })
     }
 
     /// The direct members of the group, by name, sorted.
     pub fn members(&self) -> Result<Vec<(String, NodeKind)>> {
         let prefix = node_prefix(&self.path);
+        let kind = |meta: &NodeMetadata| match meta {
+            NodeMetadata::Array(_) => NodeKind::Array,
+            NodeMetadata::Group(_) => NodeKind::Group,
+        };
+        if let Some(c) = &self.consolidated {
+            return Ok(c
+                .nodes
+                .range(prefix.clone()..)
+                .take_while(|(p, _)| p.starts_with(&prefix))
+                .filter(|(p, _)| !p[prefix.len()..].is_empty() && !p[prefix.len()..].contains('/'))
+                .map(|(p, m)| (p[prefix.len()..].to_string(), kind(m)))
+                .collect());
+        }
         let listed = self.store.list_dir(&prefix)?;
         let mut members = Vec::new();
         for child in listed.prefixes {
             let name = child[prefix.len()..].trim_end_matches('/').to_string();
-            let path = join_key(&self.path, &name);
-            match read_node_metadata(&self.store, &path) {
-                Ok(Some(NodeMetadataV3::Array(_))) => members.push((name, NodeKind::Array)),
-                Ok(Some(NodeMetadataV3::Group(_))) => members.push((name, NodeKind::Group)),
-                // A directory without metadata (chunk folders, stray files) is not a member.
-                Ok(None) => {}
-                Err(e) => return Err(e),
+            // A directory without metadata (chunk folders, stray files) is not a member.
+            if let Some(meta) = read_node_metadata(&self.store, &join_key(&self.path, &name))? {
+                members.push((name, kind(&meta)));
             }
         }
         Ok(members)
+    }
+
+    /// Every node below the group, with paths relative to it, depth first in name order.
+    fn descendants(&self) -> Result<Vec<(String, NodeMetadata)>> {
+        let mut out = Vec::new();
+        let mut stack = vec![String::new()];
+        while let Some(rel) = stack.pop() {
+            let group = if rel.is_empty() {
+                self.clone()
+            } else {
+                match self.child(&rel)? {
+                    Node::Group(g) => g,
+                    Node::Array(_) => continue,
+                }
+            };
+            let members = group.members()?;
+            for (name, kind) in members.iter().rev() {
+                let child_rel = join_key(&rel, name);
+                if *kind == NodeKind::Group {
+                    stack.push(child_rel.clone());
+                }
+                let path = join_key(&self.path, &child_rel);
+                if let Some(meta) = read_node_metadata(&self.store, &path)? {
+                    out.push((child_rel, meta));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// Writes consolidated metadata for everything below this group (v2: `.zmetadata`; v3:
+    /// inline in the group's `zarr.json`); returns the group as opened through it.
+    pub fn consolidate(&self) -> Result<Self> {
+        let nodes = self.descendants()?;
+        match &self.metadata {
+            GroupMetadata::V3(meta) => {
+                let mut docs = Map::new();
+                for (rel, node) in &nodes {
+                    let doc = match node {
+                        NodeMetadata::Array(ArrayMetadata::V3(m)) => m.to_value(),
+                        NodeMetadata::Group(GroupMetadata::V3(m)) => {
+                            // Nested consolidated metadata would repeat what is here.
+                            let mut m = m.clone();
+                            m.extra_fields.remove("consolidated_metadata");
+                            m.to_value()
+                        }
+                        _ => {
+                            return Err(Error::InvalidArgument(format!(
+                                "cannot consolidate {rel:?}: a Zarr v2 node inside a v3 group"
+                            )))
+                        }
+                    };
+                    docs.insert(rel.clone(), doc);
+                }
+                let mut meta = meta.clone();
+                meta.extra_fields.insert(
+                    "consolidated_metadata".into(),
+                    serde_json::json!({"kind": "inline", "must_understand": false, "metadata": docs}),
+                );
+                write_node_metadata(
+                    &self.store,
+                    &self.path,
+                    &NodeMetadata::Group(GroupMetadata::V3(meta)),
+                )?;
+            }
+            GroupMetadata::V2 { attributes } => {
+                let mut docs = Map::new();
+                docs.insert(ZGROUP.into(), serde_json::json!({"zarr_format": 2}));
+                if !attributes.is_empty() {
+                    docs.insert(ZATTRS.into(), Value::Object(attributes.clone()));
+                }
+                for (rel, node) in &nodes {
+                    let (name, doc, attrs) = match node {
+                        NodeMetadata::Array(ArrayMetadata::V2(m)) => {
+                            (ZARRAY, m.to_value(), &m.attributes)
+                        }
+                        NodeMetadata::Group(GroupMetadata::V2 { attributes }) => {
+                            (ZGROUP, serde_json::json!({"zarr_format": 2}), attributes)
+                        }
+                        _ => {
+                            return Err(Error::InvalidArgument(format!(
+                                "cannot consolidate {rel:?}: a Zarr v3 node inside a v2 group"
+                            )))
+                        }
+                    };
+                    docs.insert(join_key(rel, name), doc);
+                    if !attrs.is_empty() {
+                        docs.insert(join_key(rel, ZATTRS), Value::Object(attrs.clone()));
+                    }
+                }
+                let doc = serde_json::json!({"zarr_consolidated_format": 1, "metadata": docs});
+                self.store
+                    .set(&join_key(&self.path, ZMETADATA), &to_pretty_json(&doc))?;
+            }
+        }
+        Self::open_consolidated(self.store.clone(), &self.path)
+    }
+
+    /// Opens the group at `path` through its consolidated metadata: member lookups then read
+    /// nothing more from the store. An error if the group has none.
+    pub fn open_consolidated(store: StoreRef, path: &str) -> Result<Self> {
+        let path = normalize_path(path)?;
+        let not_found = || Error::NodeNotFound {
+            kind: "consolidated metadata",
+            path: describe(&store, &path),
+        };
+        let invalid = |key: &str, value: &Value, reason: &str| Error::InvalidMetadata {
+            key: key.to_string(),
+            source: MetadataError::invalid("consolidated_metadata", value, reason),
+        };
+        let mut nodes = BTreeMap::new();
+        let group = match read_node_metadata(&store, &path)? {
+            Some(NodeMetadata::Group(GroupMetadata::V3(meta))) => {
+                let key = join_key(&path, ZARR_JSON);
+                let Some(consolidated) = meta.extra_fields.get("consolidated_metadata") else {
+                    return Err(not_found());
+                };
+                let docs = consolidated
+                    .get("metadata")
+                    .and_then(Value::as_object)
+                    .ok_or_else(|| invalid(&key, consolidated, "expected a metadata object"))?;
+                for (rel, doc) in docs {
+                    let node_path = normalize_path(&join_key(&path, rel))?;
+                    let bytes = serde_json::to_vec(doc).unwrap_or_default();
+                    let meta = parse_node_metadata(&node_path, |k| {
+                        Ok((k == join_key(&node_path, ZARR_JSON)).then(|| bytes.clone()))
+                    })?;
+                    if let Some(meta) = meta {
+                        nodes.insert(node_path, meta);
+                    }
+                }
+                GroupMetadata::V3(meta)
+            }
+            Some(NodeMetadata::Group(meta @ GroupMetadata::V2 { .. })) => {
+                let key = join_key(&path, ZMETADATA);
+                let bytes = store.get(&key)?.ok_or_else(not_found)?;
+                let doc: Value =
+                    serde_json::from_slice(&bytes).map_err(|e| Error::InvalidMetadata {
+                        key: key.clone(),
+                        source: MetadataError::NotJson {
+                            path: key.clone(),
+                            reason: e.to_string(),
+                        },
+                    })?;
+                let docs = doc
+                    .get("metadata")
+                    .and_then(Value::as_object)
+                    .ok_or_else(|| invalid(&key, &doc, "expected a metadata object"))?;
+                // The node paths the documents describe ("a/b/.zarray" -> "a/b").
+                let mut rels: Vec<&str> = docs
+                    .keys()
+                    .filter_map(|k| {
+                        [ZARRAY, ZGROUP]
+                            .iter()
+                            .find_map(|name| k.strip_suffix(name))
+                            .map(|rest| rest.trim_end_matches('/'))
+                    })
+                    .filter(|rel| !rel.is_empty())
+                    .collect();
+                rels.sort();
+                rels.dedup();
+                for rel in rels {
+                    let node_path = normalize_path(&join_key(&path, rel))?;
+                    let meta = parse_node_metadata(&node_path, |k| {
+                        let within = k[path.len()..].trim_start_matches('/');
+                        Ok(docs
+                            .get(within)
+                            .map(|v| serde_json::to_vec(v).unwrap_or_default()))
+                    })?;
+                    if let Some(meta) = meta {
+                        nodes.insert(node_path, meta);
+                    }
+                }
+                meta
+            }
+            Some(NodeMetadata::Array(_)) => {
+                return Err(Error::NotAGroup {
+                    path: describe(&store, &path),
+                })
+            }
+            None => {
+                return Err(Error::NodeNotFound {
+                    kind: "group",
+                    path: describe(&store, &path),
+                })
+            }
+        };
+        Ok(Self {
+            store,
+            path,
+            metadata: group,
+            consolidated: Some(Arc::new(Consolidated { nodes })),
+        })
     }
 }

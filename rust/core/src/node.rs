@@ -1,10 +1,12 @@
-//! Node paths and what arrays and groups share: finding a node, making room for a new one.
+//! Node paths, and what arrays and groups share: finding a node and its metadata (v3
+//! `zarr.json`, or v2 `.zarray`/`.zgroup` with `.zattrs`), writing it, making room for a new one.
 
-use serde_json::Map;
+use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::metadata::v2::{self, ArrayMetadataV2, ZARRAY, ZATTRS, ZGROUP};
 use crate::metadata::v3::NodeMetadataV3;
-use crate::metadata::{GroupMetadataV3, ZARR_JSON};
+use crate::metadata::{ArrayMetadata, GroupMetadata, GroupMetadataV3, NodeMetadata, ZARR_JSON};
 use crate::store::{join_key, node_prefix, StoreRef};
 use crate::{Array, Group};
 
@@ -50,15 +52,80 @@ fn check_new_path(path: &str) -> Result<()> {
     Ok(())
 }
 
-/// The parsed metadata of the node at `path`, or `None` if there is no node there.
-pub(crate) fn read_node_metadata(store: &StoreRef, path: &str) -> Result<Option<NodeMetadataV3>> {
+fn invalid(key: String) -> impl FnOnce(crate::error::MetadataError) -> Error {
+    move |source| Error::InvalidMetadata { key, source }
+}
+
+/// Parses the metadata documents of a node, v3 or v2, from what `get` returns for each key.
+pub(crate) fn parse_node_metadata(
+    path: &str,
+    mut get: impl FnMut(&str) -> Result<Option<Vec<u8>>>,
+) -> Result<Option<NodeMetadata>> {
     let key = join_key(path, ZARR_JSON);
-    let Some(bytes) = store.get(&key)? else {
-        return Ok(None);
+    if let Some(bytes) = get(&key)? {
+        return Ok(Some(
+            match NodeMetadataV3::parse(&bytes, &key).map_err(invalid(key))? {
+                NodeMetadataV3::Array(a) => NodeMetadata::Array(ArrayMetadata::V3(a)),
+                NodeMetadataV3::Group(g) => NodeMetadata::Group(GroupMetadata::V3(g)),
+            },
+        ));
+    }
+    let zarray_key = join_key(path, ZARRAY);
+    if let Some(zarray) = get(&zarray_key)? {
+        let zattrs = get(&join_key(path, ZATTRS))?;
+        let meta = ArrayMetadataV2::parse(&zarray, zattrs.as_deref(), &zarray_key)
+            .map_err(invalid(zarray_key))?;
+        return Ok(Some(NodeMetadata::Array(ArrayMetadata::V2(Box::new(meta)))));
+    }
+    let zgroup_key = join_key(path, ZGROUP);
+    if let Some(zgroup) = get(&zgroup_key)? {
+        v2::parse_group(&zgroup, &zgroup_key).map_err(invalid(zgroup_key))?;
+        let attrs_key = join_key(path, ZATTRS);
+        let attributes = match get(&attrs_key)? {
+            Some(bytes) => v2::parse_attributes(&bytes, &attrs_key).map_err(invalid(attrs_key))?,
+            None => Map::new(),
+        };
+        return Ok(Some(NodeMetadata::Group(GroupMetadata::V2 { attributes })));
+    }
+    Ok(None)
+}
+
+/// The metadata of the node at `path`, or `None` if there is no node there.
+pub(crate) fn read_node_metadata(store: &StoreRef, path: &str) -> Result<Option<NodeMetadata>> {
+    parse_node_metadata(path, |key| Ok(store.get(key)?))
+}
+
+/// Writes a node's metadata documents (and, for v2, its attributes document).
+pub(crate) fn write_node_metadata(store: &StoreRef, path: &str, meta: &NodeMetadata) -> Result<()> {
+    let attributes_v2 = |attributes: &Map<String, Value>| -> Result<()> {
+        let key = join_key(path, ZATTRS);
+        if attributes.is_empty() {
+            store.delete(&key)?;
+        } else {
+            store.set(
+                &key,
+                &crate::metadata::v3::to_pretty_json(&Value::Object(attributes.clone())),
+            )?;
+        }
+        Ok(())
     };
-    NodeMetadataV3::parse(&bytes, &key)
-        .map(Some)
-        .map_err(|source| Error::InvalidMetadata { key, source })
+    match meta {
+        NodeMetadata::Array(ArrayMetadata::V3(m)) => {
+            store.set(&join_key(path, ZARR_JSON), &m.to_json())?
+        }
+        NodeMetadata::Group(GroupMetadata::V3(m)) => {
+            store.set(&join_key(path, ZARR_JSON), &m.to_json())?
+        }
+        NodeMetadata::Array(ArrayMetadata::V2(m)) => {
+            store.set(&join_key(path, ZARRAY), &m.to_json())?;
+            attributes_v2(&m.attributes)?;
+        }
+        NodeMetadata::Group(GroupMetadata::V2 { attributes }) => {
+            store.set(&join_key(path, ZGROUP), br#"{"zarr_format": 2}"#)?;
+            attributes_v2(attributes)?;
+        }
+    }
+    Ok(())
 }
 
 /// Describes a node for messages: its path and the store it is in.
@@ -70,18 +137,21 @@ pub(crate) fn describe(store: &StoreRef, path: &str) -> String {
     )
 }
 
+/// Builds the node for metadata found at `path`.
+pub(crate) fn node_from_metadata(store: &StoreRef, path: &str, meta: NodeMetadata) -> Result<Node> {
+    Ok(match meta {
+        NodeMetadata::Array(m) => {
+            Node::Array(Box::new(Array::from_metadata(store.clone(), path, m)?))
+        }
+        NodeMetadata::Group(m) => Node::Group(Group::from_metadata(store.clone(), path, m)),
+    })
+}
+
 /// Opens the node at `path`.
 pub fn open_node(store: &StoreRef, path: &str) -> Result<Node> {
     let path = normalize_path(path)?;
     match read_node_metadata(store, &path)? {
-        Some(NodeMetadataV3::Array(meta)) => {
-            Array::from_metadata(store.clone(), &path, *meta).map(|a| Node::Array(Box::new(a)))
-        }
-        Some(NodeMetadataV3::Group(meta)) => Ok(Node::Group(Group::from_metadata(
-            store.clone(),
-            &path,
-            meta,
-        ))),
+        Some(meta) => node_from_metadata(store, &path, meta),
         None => Err(Error::NodeNotFound {
             kind: "node",
             path: describe(store, &path),
@@ -90,9 +160,14 @@ pub fn open_node(store: &StoreRef, path: &str) -> Result<Node> {
 }
 
 /// Makes room for a new node at `path`: refuses an existing node unless `overwrite` (which
-/// deletes it and everything below it), and creates the missing parent groups, as
-/// zarr-python does.
-pub(crate) fn prepare_new_node(store: &StoreRef, path: &str, overwrite: bool) -> Result<()> {
+/// deletes it and everything below it), and creates the missing parent groups (in the given
+/// format), as zarr-python does.
+pub(crate) fn prepare_new_node(
+    store: &StoreRef,
+    path: &str,
+    overwrite: bool,
+    zarr_format: u8,
+) -> Result<()> {
     check_new_path(path)?;
     if let Some(existing) = node_kind(store, path)? {
         if !overwrite {
@@ -113,7 +188,9 @@ pub(crate) fn prepare_new_node(store: &StoreRef, path: &str, overwrite: bool) ->
     if overwrite {
         store.delete_prefix(&node_prefix(path))?;
         if path.is_empty() {
-            store.delete(ZARR_JSON)?;
+            for key in [ZARR_JSON, ZARRAY, ZGROUP, ZATTRS] {
+                store.delete(key)?;
+            }
         }
     }
     // Parents: each must be a group, created if missing.
@@ -130,11 +207,14 @@ pub(crate) fn prepare_new_node(store: &StoreRef, path: &str, overwrite: bool) ->
             }
             Some(_) => {}
             None => {
-                let meta = GroupMetadataV3 {
-                    attributes: Map::new(),
-                    extra_fields: Map::new(),
+                let meta = if zarr_format == 2 {
+                    GroupMetadata::V2 {
+                        attributes: Map::new(),
+                    }
+                } else {
+                    GroupMetadata::V3(GroupMetadataV3::default())
                 };
-                store.set(&join_key(&parent, ZARR_JSON), &meta.to_json())?;
+                write_node_metadata(store, &parent, &NodeMetadata::Group(meta))?;
             }
         }
     }
@@ -144,15 +224,11 @@ pub(crate) fn prepare_new_node(store: &StoreRef, path: &str, overwrite: bool) ->
 /// What kind of node is at `path` ("array", "group"), treating unreadable metadata as a
 /// "node" too (so that it is not silently overwritten).
 fn node_kind(store: &StoreRef, path: &str) -> Result<Option<&'static str>> {
-    let key = join_key(path, ZARR_JSON);
-    let Some(bytes) = store.get(&key)? else {
-        return Ok(None);
-    };
-    Ok(Some(match NodeMetadataV3::parse(&bytes, &key) {
-        Ok(NodeMetadataV3::Array(_)) => "array",
-        Ok(NodeMetadataV3::Group(_)) => "group",
-        Err(_) => "node",
-    }))
+    match read_node_metadata(store, path) {
+        Ok(meta) => Ok(meta.map(|m| m.kind())),
+        Err(Error::InvalidMetadata { .. }) => Ok(Some("node")),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use oxzarr_core::array::{DimSelection, Selection};
-use oxzarr_core::metadata::{ArrayMetadataV3, ChunkKeyEncoding, DataType};
+use oxzarr_core::metadata::{ArrayMetadata, ArrayMetadataV3, ChunkKeyEncoding, DataType};
 use oxzarr_core::store::{FilesystemStore, MemoryStore, StoreRef};
 use oxzarr_core::{Array, Error, Group};
 use serde_json::{json, Map, Value};
@@ -15,8 +15,8 @@ fn metadata(
     dt: DataType,
     codecs: Value,
     fill: Value,
-) -> ArrayMetadataV3 {
-    ArrayMetadataV3 {
+) -> ArrayMetadata {
+    ArrayMetadata::V3(Box::new(ArrayMetadataV3 {
         shape: shape.to_vec(),
         data_type: dt,
         chunk_shape: chunks.to_vec(),
@@ -26,7 +26,7 @@ fn metadata(
         attributes: Map::new(),
         dimension_names: None,
         extra_fields: Map::new(),
-    }
+    }))
 }
 
 /// A dense model of an array of u16: what every read must return.

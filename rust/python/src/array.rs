@@ -6,10 +6,12 @@
 
 use numpy::{PyReadonlyArray1, PyReadwriteArray1};
 use oxzarr_core::array::{DimSelection, Selection};
-use oxzarr_core::metadata::ArrayMetadataV3;
+use oxzarr_core::codec::array_to_bytes::vlen::VlenChunk;
+use oxzarr_core::metadata::DataType;
+use oxzarr_core::metadata::{ArrayMetadata, ArrayMetadataV2, ArrayMetadataV3};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 use crate::gil::without_gil;
 use crate::store::Store;
@@ -43,6 +45,25 @@ fn parse_selection(selection: &[Bound<'_, PyAny>]) -> PyResult<Selection> {
         .map(Selection)
 }
 
+/// A metadata document from Python: v3 `zarr.json`, or v2 `.zarray` plus `attributes`.
+fn parse_metadata(json: &str) -> PyResult<ArrayMetadata> {
+    let to_py = |e: oxzarr_core::error::MetadataError| crate::errors::to_py_err(e.into());
+    let mut doc: serde_json::Value = serde_json::from_str(json)
+        .map_err(|e| PyValueError::new_err(format!("metadata is not JSON: {e}")))?;
+    if doc.get("zarr_format").and_then(serde_json::Value::as_u64) == Some(2) {
+        let attributes = doc
+            .as_object_mut()
+            .and_then(|o| o.remove("attributes"))
+            .unwrap_or(serde_json::Value::Object(Default::default()));
+        let zarray = serde_json::to_vec(&doc).unwrap_or_default();
+        let zattrs = serde_json::to_vec(&attributes).unwrap_or_default();
+        let meta = ArrayMetadataV2::parse(&zarray, Some(&zattrs), ".zarray").map_err(to_py)?;
+        return Ok(ArrayMetadata::V2(Box::new(meta)));
+    }
+    let meta = ArrayMetadataV3::parse(json.as_bytes(), "zarr.json").map_err(to_py)?;
+    Ok(ArrayMetadata::V3(Box::new(meta)))
+}
+
 #[pymethods]
 impl Array {
     #[staticmethod]
@@ -51,7 +72,8 @@ impl Array {
         without_gil(py, || oxzarr_core::Array::open(store, path)).map(Self::from)
     }
 
-    /// Creates an array from a complete `zarr.json` document.
+    /// Creates an array from a complete metadata document: `zarr.json` for Zarr v3, or
+    /// `.zarray` with an `attributes` member for v2.
     #[staticmethod]
     fn create(
         py: Python<'_>,
@@ -60,8 +82,7 @@ impl Array {
         metadata_json: &str,
         overwrite: bool,
     ) -> PyResult<Self> {
-        let metadata = ArrayMetadataV3::parse(metadata_json.as_bytes(), "zarr.json")
-            .map_err(|e| crate::errors::to_py_err(e.into()))?;
+        let metadata = parse_metadata(metadata_json)?;
         let store = store.inner().clone();
         without_gil(py, || {
             oxzarr_core::Array::create(store, path, metadata, overwrite)
@@ -110,6 +131,11 @@ impl Array {
     }
 
     #[getter]
+    fn zarr_format(&self) -> u8 {
+        self.inner.zarr_format()
+    }
+
+    #[getter]
     fn nchunks(&self) -> u64 {
         self.inner.nchunks()
     }
@@ -140,6 +166,62 @@ impl Array {
             .as_slice_mut()
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
         without_gil(py, || self.inner.read_into(&selection, out))
+    }
+
+    /// Reads the variable-length elements of `selection`, in C order: a list of str for
+    /// `string` arrays, of bytes for `bytes` arrays. Decoding runs without the GIL; building
+    /// the Python objects needs it.
+    fn read_vlen<'py>(
+        &self,
+        py: Python<'py>,
+        selection: Vec<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let selection = parse_selection(&selection)?;
+        let chunk = without_gil(py, || self.inner.read_vlen(&selection))?;
+        let text = matches!(self.inner.data_type(), DataType::String);
+        let mut items: Vec<Bound<'py, PyAny>> = Vec::with_capacity(chunk.len());
+        for (i, element) in chunk.iter().enumerate() {
+            if text {
+                let s = std::str::from_utf8(element).map_err(|e| {
+                    crate::errors::to_py_err(oxzarr_core::Error::CorruptChunk {
+                        key: format!("{} (element {i} of the selection)", self.inner.path()),
+                        source: oxzarr_core::error::CodecError::corrupt("vlen-utf8", e),
+                    })
+                })?;
+                items.push(PyString::new(py, s).into_any());
+            } else {
+                items.push(PyBytes::new(py, element).into_any());
+            }
+        }
+        PyList::new(py, items)
+    }
+
+    /// Writes variable-length `values` (str or bytes, the selection's elements in C order).
+    fn write_vlen(
+        &self,
+        py: Python<'_>,
+        selection: Vec<Bound<'_, PyAny>>,
+        values: Vec<Bound<'_, PyAny>>,
+        write_empty_chunks: bool,
+    ) -> PyResult<()> {
+        let selection = parse_selection(&selection)?;
+        let mut chunk = VlenChunk::default();
+        for value in &values {
+            if let Ok(s) = value.cast::<PyString>() {
+                chunk.push(s.to_str()?.as_bytes());
+            } else if let Ok(b) = value.cast::<PyBytes>() {
+                chunk.push(b.as_bytes());
+            } else {
+                return Err(PyValueError::new_err(format!(
+                    "expected str or bytes, not {}",
+                    value.get_type().name()?
+                )));
+            }
+        }
+        without_gil(py, || {
+            self.inner
+                .write_vlen(&selection, &chunk, write_empty_chunks)
+        })
     }
 
     /// Writes `data` (a flat uint8 view of a C-contiguous array shaped as the selection) into

@@ -32,19 +32,55 @@ impl Group {
     }
 
     #[staticmethod]
+    #[pyo3(signature = (store, path, attributes_json, overwrite, zarr_format = 3))]
     fn create(
         py: Python<'_>,
         store: &Store,
         path: &str,
         attributes_json: &str,
         overwrite: bool,
+        zarr_format: u8,
     ) -> PyResult<Self> {
+        if zarr_format != 2 && zarr_format != 3 {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "zarr_format must be 2 or 3, not {zarr_format}"
+            )));
+        }
         let attributes = parse_attributes(attributes_json)?;
         let store = store.inner().clone();
         without_gil(py, || {
-            oxzarr_core::Group::create(store, path, attributes, overwrite)
+            oxzarr_core::Group::create(store, path, attributes, overwrite, zarr_format)
         })
         .map(Self::from)
+    }
+
+    /// Opens the group through its consolidated metadata.
+    #[staticmethod]
+    fn open_consolidated(py: Python<'_>, store: &Store, path: &str) -> PyResult<Self> {
+        let store = store.inner().clone();
+        without_gil(py, || oxzarr_core::Group::open_consolidated(store, path)).map(Self::from)
+    }
+
+    /// Writes consolidated metadata for everything below the group; returns the group opened
+    /// through it.
+    fn consolidate(&self, py: Python<'_>) -> PyResult<Self> {
+        without_gil(py, || self.inner.consolidate()).map(Self::from)
+    }
+
+    #[getter]
+    fn zarr_format(&self) -> u8 {
+        self.inner.zarr_format()
+    }
+
+    #[getter]
+    fn is_consolidated(&self) -> bool {
+        self.inner.is_consolidated()
+    }
+
+    /// The member (or node below) at `name`: an Array or a Group.
+    fn child(&self, py: Python<'_>, name: &str) -> PyResult<Py<PyAny>> {
+        let node = without_gil(py, || self.inner.child(name))?;
+        crate::node_to_py(py, node)
     }
 
     #[getter]

@@ -46,6 +46,11 @@ fn last_operation_workers() -> u32 {
 #[pyfunction]
 fn open_node(py: Python<'_>, store: &store::Store, path: &str) -> PyResult<Py<PyAny>> {
     let node = gil::without_gil(py, || oxzarr_core::node::open_node(store.inner(), path))?;
+    node_to_py(py, node)
+}
+
+/// A node as the Python object for it.
+pub(crate) fn node_to_py(py: Python<'_>, node: oxzarr_core::node::Node) -> PyResult<Py<PyAny>> {
     Ok(match node {
         oxzarr_core::node::Node::Array(a) => Py::new(py, array::Array::from(*a))?.into_any(),
         oxzarr_core::node::Node::Group(g) => Py::new(py, group::Group::from(g))?.into_any(),

@@ -152,6 +152,13 @@ impl Array {
     }
 
     fn checked_len(&self, selection: &Selection, len: usize) -> Result<()> {
+        if self.data_type().is_variable() {
+            return Err(Error::InvalidArgument(format!(
+                "{} holds variable-length {} elements: read and write them as objects",
+                self.path(),
+                self.data_type()
+            )));
+        }
         selection.check(self.shape())?;
         let expected = selection.num_elements() as usize * self.data_type().size();
         if len != expected {

@@ -3,6 +3,7 @@
 pub mod chunk_cache;
 pub(crate) mod copy;
 mod io;
+mod io_vlen;
 pub mod selection;
 mod shard_cache;
 
@@ -12,9 +13,9 @@ use serde_json::{Map, Value};
 
 use crate::codec::{ChunkRepr, CodecChain};
 use crate::error::{Error, Result};
-use crate::metadata::v3::NodeMetadataV3;
-use crate::metadata::{ArrayMetadataV3, DataType, ZARR_JSON};
-use crate::node::{self, describe, normalize_path, read_node_metadata};
+use crate::metadata::v2::ZARRAY;
+use crate::metadata::{ArrayMetadata, DataType, NodeMetadata, ZARR_JSON};
+use crate::node::{self, describe, normalize_path, read_node_metadata, write_node_metadata};
 use crate::store::{join_key, StoreRef};
 
 pub use selection::{DimSelection, Selection};
@@ -24,7 +25,7 @@ pub use selection::{DimSelection, Selection};
 pub struct Array {
     store: StoreRef,
     path: String,
-    metadata: ArrayMetadataV3,
+    metadata: ArrayMetadata,
     /// One element of the fill value, native endian.
     fill_value: Vec<u8>,
     codecs: Arc<CodecChain>,
@@ -34,43 +35,33 @@ pub struct Array {
 
 impl Array {
     /// Builds an array from parsed metadata, checking everything the metadata implies.
-    pub fn from_metadata(store: StoreRef, path: &str, metadata: ArrayMetadataV3) -> Result<Self> {
-        let key = join_key(path, ZARR_JSON);
+    pub fn from_metadata(store: StoreRef, path: &str, metadata: ArrayMetadata) -> Result<Self> {
+        let key = join_key(
+            path,
+            if metadata.zarr_format() == 2 {
+                ZARRAY
+            } else {
+                ZARR_JSON
+            },
+        );
         let invalid = |source| Error::InvalidMetadata {
             key: key.clone(),
             source,
         };
-        if metadata.data_type.is_variable() {
-            return Err(Error::InvalidMetadata {
-                key,
-                source: crate::error::MetadataError::Unsupported {
-                    field: "data_type".into(),
-                    value: format!(
-                        "{} (variable-length data is not supported yet)",
-                        metadata.data_type
-                    ),
-                },
-            });
-        }
+        let data_type = metadata.data_type().clone();
         let fill_value = metadata.fill_value_bytes().map_err(invalid)?;
-        let repr = ChunkRepr::with_fill(
-            metadata.chunk_shape.clone(),
-            metadata.data_type.clone(),
-            &fill_value,
-        );
-        let codecs = CodecChain::from_metadata(&metadata.codecs, &repr).map_err(invalid)?;
-        let chunk_bytes = metadata
-            .chunk_shape
+        let chunk_shape = metadata.chunk_shape().to_vec();
+        let repr = ChunkRepr::with_fill(chunk_shape.clone(), data_type.clone(), &fill_value);
+        let codecs = metadata.codec_chain(&repr).map_err(invalid)?;
+        let chunk_bytes = chunk_shape
             .iter()
-            .try_fold(metadata.data_type.size() as u64, |acc, &n| {
-                acc.checked_mul(n)
-            });
+            .try_fold(data_type.size() as u64, |acc, &n| acc.checked_mul(n));
         if chunk_bytes.is_none_or(|n| n > isize::MAX as u64) {
             return Err(Error::InvalidMetadata {
                 key,
                 source: crate::error::MetadataError::invalid(
-                    "chunk_grid.configuration.chunk_shape",
-                    &serde_json::json!(metadata.chunk_shape),
+                    "chunk shape",
+                    &serde_json::json!(chunk_shape),
                     "a chunk of this shape is too large to hold in memory",
                 ),
             });
@@ -85,12 +76,12 @@ impl Array {
         })
     }
 
-    /// Opens the array at `path`.
+    /// Opens the array at `path` (v3 or v2).
     pub fn open(store: StoreRef, path: &str) -> Result<Self> {
         let path = normalize_path(path)?;
         match read_node_metadata(&store, &path)? {
-            Some(NodeMetadataV3::Array(meta)) => Self::from_metadata(store, &path, *meta),
-            Some(NodeMetadataV3::Group(_)) => Err(Error::NotAnArray {
+            Some(NodeMetadata::Array(meta)) => Self::from_metadata(store, &path, meta),
+            Some(NodeMetadata::Group(_)) => Err(Error::NotAnArray {
                 path: describe(&store, &path),
             }),
             None => Err(Error::NodeNotFound {
@@ -100,20 +91,22 @@ impl Array {
         }
     }
 
-    /// Creates an array at `path` (and any missing parent groups). The codec metadata is
-    /// written in its complete form (every configuration field spelled out).
+    /// Creates an array at `path` (and any missing parent groups, in the same format). v3
+    /// codec metadata is written in its complete form (every configuration field spelled out).
     pub fn create(
         store: StoreRef,
         path: &str,
-        mut metadata: ArrayMetadataV3,
+        mut metadata: ArrayMetadata,
         overwrite: bool,
     ) -> Result<Self> {
         let path = normalize_path(path)?;
         // Validate everything before touching the store.
         let array = Self::from_metadata(store.clone(), &path, metadata.clone())?;
-        metadata.codecs = array.codecs.metadata();
-        node::prepare_new_node(&store, &path, overwrite)?;
-        store.set(&join_key(&path, ZARR_JSON), &metadata.to_json())?;
+        if let ArrayMetadata::V3(m) = &mut metadata {
+            m.codecs = array.codecs.metadata();
+        }
+        node::prepare_new_node(&store, &path, overwrite, metadata.zarr_format())?;
+        write_node_metadata(&store, &path, &NodeMetadata::Array(metadata.clone()))?;
         Ok(Self { metadata, ..array })
     }
 
@@ -125,21 +118,25 @@ impl Array {
         &self.path
     }
 
-    pub fn metadata(&self) -> &ArrayMetadataV3 {
+    pub fn metadata(&self) -> &ArrayMetadata {
         &self.metadata
     }
 
+    pub fn zarr_format(&self) -> u8 {
+        self.metadata.zarr_format()
+    }
+
     pub fn shape(&self) -> &[u64] {
-        &self.metadata.shape
+        self.metadata.shape()
     }
 
     pub fn data_type(&self) -> &DataType {
-        &self.metadata.data_type
+        self.metadata.data_type()
     }
 
     /// The shape of a chunk of the chunk grid: a shard, for sharded arrays.
     pub fn chunk_shape(&self) -> &[u64] {
-        &self.metadata.chunk_shape
+        self.metadata.chunk_shape()
     }
 
     /// The shape of the chunks that are encoded on their own: the inner chunks of a sharded
@@ -161,7 +158,7 @@ impl Array {
     }
 
     pub fn attributes(&self) -> &Map<String, Value> {
-        &self.metadata.attributes
+        self.metadata.attributes()
     }
 
     /// The number of chunks along each dimension.
@@ -180,15 +177,21 @@ impl Array {
 
     /// The store key of the chunk at grid coordinates `coords`.
     pub fn chunk_key(&self, coords: &[u64]) -> String {
-        join_key(&self.path, &self.metadata.chunk_key_encoding.encode(coords))
+        join_key(
+            &self.path,
+            &self.metadata.chunk_key_encoding().encode(coords),
+        )
     }
 
     /// Replaces the attributes, writing `zarr.json`; returns the updated array.
     pub fn with_attributes(&self, attributes: Map<String, Value>) -> Result<Self> {
         let mut metadata = self.metadata.clone();
-        metadata.attributes = attributes;
-        self.store
-            .set(&join_key(&self.path, ZARR_JSON), &metadata.to_json())?;
+        metadata.set_attributes(attributes);
+        write_node_metadata(
+            &self.store,
+            &self.path,
+            &NodeMetadata::Array(metadata.clone()),
+        )?;
         Ok(Self {
             metadata,
             ..self.clone()

@@ -95,6 +95,28 @@ pub trait ArrayToBytesCodec: Send + Sync + Debug {
     fn as_sharding(&self) -> Option<&array_to_bytes::sharding::Sharding> {
         None
     }
+    /// Encodes variable-length elements (only the vlen codecs can).
+    fn encode_vlen(
+        &self,
+        _chunk: &array_to_bytes::vlen::VlenChunk,
+        repr: &ChunkRepr,
+    ) -> Result<Vec<u8>, CodecError> {
+        Err(CodecError::Encode {
+            codec: "codec chain",
+            reason: format!("cannot encode variable-length {} elements", repr.data_type),
+        })
+    }
+    /// Decodes variable-length elements (only the vlen codecs can).
+    fn decode_vlen(
+        &self,
+        _encoded: &[u8],
+        repr: &ChunkRepr,
+    ) -> Result<array_to_bytes::vlen::VlenChunk, CodecError> {
+        Err(CodecError::corrupt(
+            "codec chain",
+            format!("cannot decode variable-length {} elements", repr.data_type),
+        ))
+    }
     fn metadata(&self) -> Value;
 }
 
@@ -177,6 +199,13 @@ pub(crate) fn invalid_config(codec: &str, key: &str, value: &Value, reason: &str
     )
 }
 
+/// One entry of a chain being built: codec metadata, or a serializer built already (the v2
+/// byte-order serializer has no v3 metadata of its own).
+enum Spec {
+    Json(Value),
+    Serializer(Box<dyn ArrayToBytesCodec>),
+}
+
 enum AnyCodec {
     ArrayToArray(Box<dyn ArrayToArrayCodec>),
     ArrayToBytes(Box<dyn ArrayToBytesCodec>),
@@ -203,6 +232,9 @@ fn build_codec(value: &Value, decoded: &ChunkRepr) -> Result<AnyCodec, MetadataE
         "bytes" => {
             AnyCodec::ArrayToBytes(Box::new(Bytes::from_config(&config, &decoded.data_type)?))
         }
+        "vlen-utf8" | "vlen-bytes" => AnyCodec::ArrayToBytes(Box::new(
+            array_to_bytes::vlen::Vlen::from_config(name, &config, &decoded.data_type)?,
+        )),
         "sharding_indexed" => {
             AnyCodec::ArrayToBytes(Box::new(Sharding::from_config(&config, decoded)?))
         }
@@ -258,13 +290,52 @@ pub struct CodecChain {
 impl CodecChain {
     /// Builds the chain from the `codecs` list of the metadata, for chunks of `repr`.
     pub fn from_metadata(codecs: &[Value], repr: &ChunkRepr) -> Result<Self, MetadataError> {
+        let specs = codecs.iter().map(|v| Spec::Json(v.clone())).collect();
+        Self::assemble(specs, codecs, repr)
+    }
+
+    /// Builds the chain of a v2 array: its filters and compressor under their v3 names around
+    /// a serializer that writes the dtype's byte order (per field, for records).
+    pub fn from_v2(
+        metadata: &crate::metadata::ArrayMetadataV2,
+        repr: &ChunkRepr,
+    ) -> Result<Self, MetadataError> {
+        let (array_to_array, object_codec, bytes_to_bytes) = metadata.codecs_v3()?;
+        let mut specs: Vec<Spec> = array_to_array.iter().cloned().map(Spec::Json).collect();
+        specs.push(match object_codec {
+            Some(codec) => Spec::Json(codec),
+            None => {
+                let stored = metadata.stored_dtype()?;
+                Spec::Serializer(Box::new(array_to_bytes::bytes::Bytes::with_swap_plan(
+                    &stored.data_type,
+                    stored.swap_plan(),
+                )))
+            }
+        });
+        specs.extend(bytes_to_bytes.iter().cloned().map(Spec::Json));
+        let all: Vec<Value> = array_to_array.into_iter().chain(bytes_to_bytes).collect();
+        Self::assemble(specs, &all, repr)
+    }
+
+    fn assemble(
+        specs: Vec<Spec>,
+        codecs: &[Value],
+        repr: &ChunkRepr,
+    ) -> Result<Self, MetadataError> {
         let mut array_to_array = Vec::new();
         let mut array_to_bytes = None;
         let mut bytes_to_bytes = Vec::new();
         let mut reprs = vec![repr.clone()];
-        for value in codecs {
+        for spec in specs {
             let current = reprs.last().unwrap_or(repr).clone();
-            match build_codec(value, &current)? {
+            let (codec, value) = match spec {
+                Spec::Json(value) => (build_codec(&value, &current)?, value),
+                Spec::Serializer(codec) => {
+                    (AnyCodec::ArrayToBytes(codec), Value::String("bytes".into()))
+                }
+            };
+            let value = &value;
+            match codec {
                 AnyCodec::ArrayToArray(c) => {
                     if array_to_bytes.is_some() {
                         return Err(MetadataError::invalid(
@@ -376,6 +447,75 @@ impl CodecChain {
             bytes = Cow::Owned(codec.encode(&bytes)?);
         }
         Ok(bytes)
+    }
+
+    /// The permutation the array→array codecs apply to the elements of a chunk: element `i`
+    /// of the encoded chunk is element `perm[i]` of the decoded one. Only codecs that move
+    /// elements without changing them (transpose) can stand before a vlen codec.
+    fn vlen_permutation(&self) -> Result<Option<Vec<u32>>, CodecError> {
+        if self.array_to_array.is_empty() {
+            return Ok(None);
+        }
+        let decoded = &self.reprs[0];
+        let n = decoded.num_elements() as usize;
+        let mut indices: Vec<u8> = (0..n as u32).flat_map(|i| i.to_ne_bytes()).collect();
+        let mut repr = ChunkRepr::new(decoded.shape.clone(), DataType::UInt32);
+        for codec in &self.array_to_array {
+            indices = codec.encode(&indices, &repr)?;
+            repr = codec.encoded_repr(&repr);
+        }
+        Ok(Some(
+            indices
+                .chunks_exact(4)
+                .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        ))
+    }
+
+    /// Encodes a chunk of variable-length elements (C order).
+    pub fn encode_vlen(
+        &self,
+        chunk: &array_to_bytes::vlen::VlenChunk,
+    ) -> Result<Vec<u8>, CodecError> {
+        let permuted;
+        let chunk = match self.vlen_permutation()? {
+            Some(perm) => {
+                permuted = array_to_bytes::vlen::VlenChunk::from_elements(
+                    perm.iter().map(|&i| chunk.get(i as usize)),
+                );
+                &permuted
+            }
+            None => chunk,
+        };
+        let last = &self.reprs[self.reprs.len() - 1];
+        let mut bytes = self.array_to_bytes.encode_vlen(chunk, last)?;
+        for codec in &self.bytes_to_bytes {
+            bytes = codec.encode(&bytes)?;
+        }
+        Ok(bytes)
+    }
+
+    /// Decodes a chunk of variable-length elements (C order).
+    pub fn decode_vlen(
+        &self,
+        encoded: &[u8],
+    ) -> Result<array_to_bytes::vlen::VlenChunk, CodecError> {
+        let mut bytes: Cow<'_, [u8]> = Cow::Borrowed(encoded);
+        for (i, codec) in self.bytes_to_bytes.iter().enumerate().rev() {
+            bytes = codec.decode(bytes, self.bounds[i])?;
+        }
+        let last = &self.reprs[self.reprs.len() - 1];
+        let chunk = self.array_to_bytes.decode_vlen(&bytes, last)?;
+        Ok(match self.vlen_permutation()? {
+            Some(perm) => {
+                let mut order = vec![0usize; perm.len()];
+                for (encoded_at, &decoded_at) in perm.iter().enumerate() {
+                    order[decoded_at as usize] = encoded_at;
+                }
+                array_to_bytes::vlen::VlenChunk::from_elements(order.iter().map(|&i| chunk.get(i)))
+            }
+            None => chunk,
+        })
     }
 
     /// Decodes stored bytes into `out` (C order, native endian, exactly the decoded chunk's

@@ -3,10 +3,162 @@
 pub mod data_type;
 pub mod fill_value;
 pub mod numpy_dtype;
+pub mod v2;
 pub mod v3;
 
+use serde_json::{Map, Value};
+
 pub use data_type::DataType;
+pub use v2::ArrayMetadataV2;
 pub use v3::{ArrayMetadataV3, ChunkKeyEncoding, GroupMetadataV3, NodeMetadataV3};
+
+use crate::codec::{ChunkRepr, CodecChain};
+use crate::error::MetadataError;
 
 /// The name of a v3 node's metadata document.
 pub const ZARR_JSON: &str = "zarr.json";
+
+/// The metadata of a group of either format.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GroupMetadata {
+    V3(GroupMetadataV3),
+    V2 { attributes: Map<String, Value> },
+}
+
+impl GroupMetadata {
+    pub fn zarr_format(&self) -> u8 {
+        match self {
+            Self::V3(_) => 3,
+            Self::V2 { .. } => 2,
+        }
+    }
+
+    pub fn attributes(&self) -> &Map<String, Value> {
+        match self {
+            Self::V3(m) => &m.attributes,
+            Self::V2 { attributes } => attributes,
+        }
+    }
+
+    pub fn set_attributes(&mut self, new: Map<String, Value>) {
+        match self {
+            Self::V3(m) => m.attributes = new,
+            Self::V2 { attributes } => *attributes = new,
+        }
+    }
+
+    /// The metadata as one JSON document (`zarr.json`, or `.zgroup` with `attributes`).
+    pub fn to_value(&self) -> Value {
+        match self {
+            Self::V3(m) => m.to_value(),
+            Self::V2 { attributes } => {
+                serde_json::json!({"zarr_format": 2, "attributes": attributes})
+            }
+        }
+    }
+}
+
+/// The metadata of a node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeMetadata {
+    Array(ArrayMetadata),
+    Group(GroupMetadata),
+}
+
+impl NodeMetadata {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Array(_) => "array",
+            Self::Group(_) => "group",
+        }
+    }
+}
+
+/// The metadata of an array of either format.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ArrayMetadata {
+    V3(Box<ArrayMetadataV3>),
+    V2(Box<ArrayMetadataV2>),
+}
+
+impl ArrayMetadata {
+    pub fn zarr_format(&self) -> u8 {
+        match self {
+            Self::V3(_) => 3,
+            Self::V2(_) => 2,
+        }
+    }
+
+    pub fn shape(&self) -> &[u64] {
+        match self {
+            Self::V3(m) => &m.shape,
+            Self::V2(m) => &m.shape,
+        }
+    }
+
+    /// The shape of a chunk of the grid.
+    pub fn chunk_shape(&self) -> &[u64] {
+        match self {
+            Self::V3(m) => &m.chunk_shape,
+            Self::V2(m) => &m.chunks,
+        }
+    }
+
+    pub fn data_type(&self) -> &DataType {
+        match self {
+            Self::V3(m) => &m.data_type,
+            Self::V2(m) => &m.data_type,
+        }
+    }
+
+    pub fn chunk_key_encoding(&self) -> ChunkKeyEncoding {
+        match self {
+            Self::V3(m) => m.chunk_key_encoding,
+            Self::V2(m) => ChunkKeyEncoding::V2 {
+                separator: m.dimension_separator,
+            },
+        }
+    }
+
+    pub fn attributes(&self) -> &Map<String, Value> {
+        match self {
+            Self::V3(m) => &m.attributes,
+            Self::V2(m) => &m.attributes,
+        }
+    }
+
+    pub fn set_attributes(&mut self, attributes: Map<String, Value>) {
+        match self {
+            Self::V3(m) => m.attributes = attributes,
+            Self::V2(m) => m.attributes = attributes,
+        }
+    }
+
+    pub fn fill_value_bytes(&self) -> Result<Vec<u8>, MetadataError> {
+        match self {
+            Self::V3(m) => m.fill_value_bytes(),
+            Self::V2(m) => m.fill_value_bytes(),
+        }
+    }
+
+    /// The codec chain that encodes and decodes chunks of `repr`.
+    pub fn codec_chain(&self, repr: &ChunkRepr) -> Result<CodecChain, MetadataError> {
+        match self {
+            Self::V3(m) => CodecChain::from_metadata(&m.codecs, repr),
+            Self::V2(m) => CodecChain::from_v2(m, repr),
+        }
+    }
+
+    /// The metadata as one JSON document: `zarr.json` for v3; `.zarray` with an `attributes`
+    /// member for v2 (as zarr-python's `metadata.to_dict()`).
+    pub fn to_value(&self) -> Value {
+        match self {
+            Self::V3(m) => m.to_value(),
+            Self::V2(m) => {
+                let mut doc = m.to_value();
+                doc["attributes"] = Value::Object(m.attributes.clone());
+                doc
+            }
+        }
+    }
+}

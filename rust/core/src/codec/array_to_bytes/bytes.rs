@@ -64,6 +64,11 @@ impl Bytes {
                 ))
             }
         };
+        // zarr-python writes records without an endian (and reads them little endian).
+        let endian = match (endian, data_type) {
+            (None, DataType::Structured { .. }) => Some(Endian::Little),
+            (endian, _) => endian,
+        };
         if endian.is_none() && data_type.has_byte_order() {
             return Err(MetadataError::invalid(
                 "codecs[bytes].configuration.endian",

@@ -1,3 +1,4 @@
 //! Array→bytes codecs.
 pub mod bytes;
 pub mod sharding;
+pub mod vlen;

@@ -1,0 +1,199 @@
+"""numpy dtypes and the Zarr data types they are stored as (v3 `data_type`, v2 `dtype`), and
+fill values in each format's JSON encoding."""
+
+from __future__ import annotations
+
+import base64
+import math
+from typing import Any
+
+import numpy as np
+
+JSON = Any
+
+#: numpy dtypes whose name is also the Zarr v3 core data type's.
+CORE = {
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
+}
+
+#: The dtype of variable-length text: numpy's StringDType (numpy >= 2), else objects.
+STRING_DTYPE: np.dtype[Any] = (
+    np.dtypes.StringDType() if hasattr(np.dtypes, "StringDType") else np.dtype(object)
+)
+
+
+def is_text(dtype: Any) -> bool:
+    """Whether `dtype` asks for variable-length text (str, StringDType, or objects)."""
+    if dtype is str:
+        return True
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        return False
+    return bool(dt.kind == "T" or dt.kind == "O")
+
+
+def is_variable_bytes(dtype: Any) -> bool:
+    """Whether `dtype` asks for variable-length bytes (`bytes`, or a zero-length S)."""
+    if dtype is bytes:
+        return True
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        return False
+    return bool(dt.kind == "S" and dt.itemsize == 0)
+
+
+def _v3_name(dt: np.dtype[Any]) -> JSON:
+    if dt.name in CORE:
+        return dt.name
+    if dt.kind in "Mm":
+        unit, scale = np.datetime_data(dt)
+        return {
+            "name": "numpy.datetime64" if dt.kind == "M" else "numpy.timedelta64",
+            "configuration": {"unit": unit, "scale_factor": int(scale)},
+        }
+    if dt.kind == "S":
+        return {"name": "null_terminated_bytes", "configuration": {"length_bytes": dt.itemsize}}
+    if dt.kind == "U":
+        return {"name": "fixed_length_utf32", "configuration": {"length_bytes": dt.itemsize}}
+    if dt.kind == "V" and dt.fields is None:
+        return {"name": "raw_bytes", "configuration": {"length_bytes": dt.itemsize}}
+    if dt.fields is not None:
+        fields = []
+        offset = 0
+        for name in dt.names or ():
+            field, field_offset = dt.fields[name][:2]
+            if field_offset != offset or field.subdtype is not None:
+                raise ValueError(
+                    f"unsupported record dtype {dt}: fields must be packed, without sub-arrays"
+                )
+            fields.append([name, _v3_name(field.newbyteorder("="))])
+            offset += field.itemsize
+        if offset != dt.itemsize:
+            raise ValueError(f"unsupported record dtype {dt}: it has padding")
+        return {"name": "structured", "configuration": {"fields": fields}}
+    raise ValueError(f"unsupported data type {dt}")
+
+
+def _v2_str(dt: np.dtype[Any]) -> JSON:
+    if dt.fields is not None:
+        out = []
+        for name in dt.names or ():
+            field = dt.fields[name][0]
+            if field.subdtype is not None:
+                raise ValueError(f"unsupported record dtype {dt}: fields with a shape")
+            out.append([name, _v2_str(field)])
+        return out
+    if dt.kind == "O":
+        return "|O"
+    code = dt.str
+    if code[0] == "=":
+        code = ("<" if np.little_endian else ">") + code[1:]
+    return code
+
+
+def zarr_data_type(dtype: Any, zarr_format: int) -> tuple[np.dtype[Any], JSON, str | None]:
+    """For `dtype` given to create_array: the numpy dtype of decoded values, the data type as
+    the format writes it, and the object codec v2 needs ("vlen-utf8", "vlen-bytes") if any."""
+    if is_text(dtype):
+        return STRING_DTYPE, ("string" if zarr_format == 3 else "|O"), "vlen-utf8"
+    if is_variable_bytes(dtype):
+        return (
+            np.dtype(object),
+            ("variable_length_bytes" if zarr_format == 3 else "|O"),
+            ("vlen-bytes"),
+        )
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as e:
+        raise ValueError(f"not a data type: {dtype!r}") from e
+    if zarr_format == 2:
+        try:
+            _v3_name(dt.newbyteorder("=") if dt.fields is None else dt)  # checks support
+        except ValueError:
+            if dt.fields is None:
+                raise
+        return _native(dt), _v2_str(dt), None
+    native = _native(dt)
+    return native, _v3_name(native), None
+
+
+def _native(dt: np.dtype[Any]) -> np.dtype[Any]:
+    """`dt` with every field in the machine's byte order (how decoded values are held)."""
+    if dt.fields is None:
+        return dt.newbyteorder("=") if dt.byteorder not in ("|", "=") else dt
+    return np.dtype(
+        {
+            "names": list(dt.names or ()),
+            "formats": [_native(dt.fields[n][0]) for n in dt.names or ()],
+            "offsets": [dt.fields[n][1] for n in dt.names or ()],
+            "itemsize": dt.itemsize,
+        }
+    )
+
+
+def _float_json(x: float) -> JSON:
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "Infinity" if x > 0 else "-Infinity"
+    return float(x)
+
+
+def fill_value_json(fill_value: Any, dtype: np.dtype[Any], zarr_format: int) -> JSON:
+    """The fill value in the format's JSON encoding (None: the data type's default, as
+    zarr-python picks it)."""
+    bad = ValueError(f"fill_value {fill_value!r} is not a valid {dtype}")
+    try:
+        if dtype.kind == "T" or (dtype.kind == "O" and dtype is not np.dtype(object)):
+            return "" if fill_value is None else str(fill_value)
+        if dtype.kind == "O":  # variable-length bytes
+            raw = b"" if fill_value is None else bytes(fill_value)
+            return base64.standard_b64encode(raw).decode()
+        if dtype.kind == "b":
+            return bool(fill_value) if fill_value is not None else False
+        if dtype.kind in "iu":
+            if fill_value is None:
+                return 0
+            if not isinstance(fill_value, int | np.integer) and not float(fill_value).is_integer():
+                raise bad
+            number = int(fill_value)
+            info = np.iinfo(dtype)
+            if not info.min <= number <= info.max:
+                raise bad
+            return number
+        if dtype.kind == "f":
+            return _float_json(float(fill_value if fill_value is not None else 0.0))
+        if dtype.kind == "c":
+            c = complex(fill_value if fill_value is not None else 0)
+            return [_float_json(c.real), _float_json(c.imag)]
+        if dtype.kind in "Mm":
+            if fill_value is None:
+                return -(2**63)  # NaT
+            return int(np.array(fill_value, dtype=dtype).view("i8"))
+        if dtype.kind == "U":
+            return "" if fill_value is None else str(np.array(fill_value, dtype=dtype)[()])
+        # S, V and records: base64 of one element's bytes.
+        element = np.zeros((), dtype=dtype)
+        if fill_value is not None:
+            element = np.array(fill_value, dtype=dtype)
+        raw = element.tobytes()
+        if dtype.kind == "S":
+            raw = raw.rstrip(b"\x00")
+        return base64.standard_b64encode(raw).decode()
+    except (TypeError, ValueError, OverflowError) as e:
+        raise bad from e

@@ -1,0 +1,202 @@
+//! Reading and writing variable-length elements (`string`, `bytes`).
+//!
+//! The same plan as fixed-size data — one work item per chunk, in parallel — but a chunk
+//! decodes to a [`VlenChunk`] and the selection's elements are gathered by index rather than
+//! copied as rows of bytes. The result is one `VlenChunk` in the selection's C order, which
+//! the binding turns into Python objects.
+
+use rayon::prelude::*;
+
+use super::copy::for_each_row;
+use super::selection::{PieceMap, Selection};
+use super::Array;
+use crate::codec::array_to_bytes::vlen::VlenChunk;
+use crate::concurrency;
+use crate::error::{Error, Result};
+
+/// The elements one chunk contributes to a read: (output index, element) pairs, the elements
+/// held in a local `VlenChunk`.
+struct Gathered {
+    out: Vec<usize>,
+    elements: VlenChunk,
+}
+
+impl Array {
+    fn check_vlen(&self) -> Result<()> {
+        if !self.data_type().is_variable() {
+            return Err(Error::InvalidArgument(format!(
+                "{} holds fixed-size {} elements, not variable-length ones",
+                self.path(),
+                self.data_type()
+            )));
+        }
+        if self.codecs.sharding().is_some() {
+            return Err(Error::InvalidArgument(format!(
+                "{}: sharded arrays of variable-length elements are not supported",
+                self.path()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The decoded chunk at grid coordinates `coords`, or the fill value's chunk if absent.
+    fn vlen_chunk(&self, coords: &[u64]) -> Result<VlenChunk> {
+        let key = self.chunk_key(coords);
+        let n = self.codecs.decoded_repr().num_elements() as usize;
+        match self.store.get(&key)? {
+            Some(stored) => {
+                let chunk = self
+                    .codecs
+                    .decode_vlen(&stored)
+                    .map_err(|e| self.corrupt_vlen(&key, e))?;
+                Ok(chunk)
+            }
+            None => Ok(VlenChunk::filled(n, &self.fill_value)),
+        }
+    }
+
+    fn corrupt_vlen(&self, key: &str, source: crate::error::CodecError) -> Error {
+        Error::CorruptChunk {
+            key: format!("{key} in {}", self.store.describe()),
+            source,
+        }
+    }
+
+    /// Reads the selection's variable-length elements, in C order.
+    pub fn read_vlen(&self, selection: &Selection) -> Result<VlenChunk> {
+        self.check_vlen()?;
+        selection.check(self.shape())?;
+        let chunk_shape = self.chunk_shape().to_vec();
+        let pieces = selection.pieces(&chunk_shape);
+        let out_shape = selection.shape();
+        let counts: Vec<usize> = pieces.iter().map(Vec::len).collect();
+        let total: usize = counts.iter().product();
+        let gather = |mut i: usize| -> Result<Gathered> {
+            let mut coords = vec![0u64; counts.len()];
+            let mut maps: Vec<&PieceMap> = Vec::with_capacity(counts.len());
+            for d in (0..counts.len()).rev() {
+                let piece = &pieces[d][i % counts[d]];
+                i /= counts[d];
+                coords[d] = piece.chunk;
+                maps.push(&piece.map);
+            }
+            maps.reverse();
+            let chunk = self.vlen_chunk(&coords)?;
+            let mut gathered = Gathered {
+                out: Vec::new(),
+                elements: VlenChunk::default(),
+            };
+            // Rows in units of elements: element size 1.
+            for_each_row(&maps, &chunk_shape, &out_shape, 1, &mut |o, c, n| {
+                for k in 0..n {
+                    gathered.out.push(o + k);
+                    gathered.elements.push(chunk.get(c + k));
+                }
+            });
+            Ok(gathered)
+        };
+        let parts: Vec<Gathered> = match total {
+            0 => Vec::new(),
+            1 => vec![gather(0)?],
+            _ => concurrency::install(|| (0..total).into_par_iter().map(gather).collect())?,
+        };
+        let n = selection.num_elements() as usize;
+        let mut lengths = vec![0usize; n];
+        for part in &parts {
+            for (k, &o) in part.out.iter().enumerate() {
+                lengths[o] = part.elements.get(k).len();
+            }
+        }
+        let mut offsets = Vec::with_capacity(n + 1);
+        offsets.push(0);
+        for len in &lengths {
+            offsets.push(offsets[offsets.len() - 1] + len);
+        }
+        let mut data = vec![0u8; offsets[n]];
+        for part in &parts {
+            for (k, &o) in part.out.iter().enumerate() {
+                data[offsets[o]..offsets[o + 1]].copy_from_slice(part.elements.get(k));
+            }
+        }
+        Ok(VlenChunk { offsets, data })
+    }
+
+    /// Writes variable-length `values` (the selection's elements in C order) into the
+    /// selection. A chunk left holding only the fill value is deleted, unless
+    /// `write_empty_chunks`.
+    pub fn write_vlen(
+        &self,
+        selection: &Selection,
+        values: &VlenChunk,
+        write_empty_chunks: bool,
+    ) -> Result<()> {
+        self.check_vlen()?;
+        selection.check(self.shape())?;
+        if values.len() as u64 != selection.num_elements() {
+            return Err(Error::InvalidArgument(format!(
+                "{} values for a selection of {} elements",
+                values.len(),
+                selection.num_elements()
+            )));
+        }
+        let chunk_shape = self.chunk_shape().to_vec();
+        let pieces = selection.pieces(&chunk_shape);
+        let in_shape = selection.shape();
+        let counts: Vec<usize> = pieces.iter().map(Vec::len).collect();
+        let total: usize = counts.iter().product();
+        let write = |mut i: usize| -> Result<()> {
+            let mut coords = vec![0u64; counts.len()];
+            let mut maps: Vec<&PieceMap> = Vec::with_capacity(counts.len());
+            for d in (0..counts.len()).rev() {
+                let piece = &pieces[d][i % counts[d]];
+                i /= counts[d];
+                coords[d] = piece.chunk;
+                maps.push(&piece.map);
+            }
+            maps.reverse();
+            let key = self.chunk_key(&coords);
+            let extent: Vec<u64> = coords
+                .iter()
+                .zip(&chunk_shape)
+                .zip(self.shape())
+                .map(|((&c, &n), &s)| (s - c * n).min(n))
+                .collect();
+            let covered = maps.iter().zip(&extent).all(|(m, &e)| m.covers(e));
+            let n = self.codecs.decoded_repr().num_elements() as usize;
+            let current = if covered {
+                VlenChunk::filled(n, &self.fill_value)
+            } else {
+                self.vlen_chunk(&coords)?
+            };
+            // Which input element (if any) replaces each element of the chunk.
+            let mut replaced: Vec<Option<usize>> = vec![None; n];
+            for_each_row(&maps, &chunk_shape, &in_shape, 1, &mut |o, c, len| {
+                for k in 0..len {
+                    replaced[c + k] = Some(o + k);
+                }
+            });
+            let updated = VlenChunk::from_elements((0..n).map(|j| match replaced[j] {
+                Some(o) => values.get(o),
+                None => current.get(j),
+            }));
+            if !write_empty_chunks && updated.iter().all(|e| e == self.fill_value.as_slice()) {
+                self.store.delete(&key)?;
+                return Ok(());
+            }
+            let encoded =
+                self.codecs
+                    .encode_vlen(&updated)
+                    .map_err(|source| Error::EncodeChunk {
+                        key: key.clone(),
+                        source,
+                    })?;
+            self.store.set(&key, &encoded)?;
+            Ok(())
+        };
+        match total {
+            0 => Ok(()),
+            1 => write(0),
+            _ => concurrency::install(|| (0..total).into_par_iter().try_for_each(write)),
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! Zarr v2 metadata (spec: zarr-specs v2): `.zarray`, `.zgroup`, `.zattrs`, and the v3 view of
+//! a v2 array's codecs that the engine runs.
+//!
+//! A v2 chunk is encoded by the `filters` in order, then the `compressor`; the dtype gives the
+//! byte order of the stored elements and `order: "F"` stores each chunk in Fortran order. The
+//! v3 view is: a transpose (for "F"), the filters as array→array codecs (`numcodecs.delta`,
+//! ...), the serializer (the dtype's byte order, or an object codec such as vlen-utf8), then
+//! bytes→bytes filters and the compressor under their v3 names.
+
+use serde_json::{Map, Value};
+
+use super::data_type::DataType;
+use super::numpy_dtype::{self, NumpyDtype};
+use crate::error::MetadataError;
+
+pub const ZARRAY: &str = ".zarray";
+pub const ZGROUP: &str = ".zgroup";
+pub const ZATTRS: &str = ".zattrs";
+pub const ZMETADATA: &str = ".zmetadata";
+
+/// A v2 chain in v3 form: array→array codecs, the object codec if any, bytes→bytes codecs.
+pub type V3Codecs = (Vec<Value>, Option<Value>, Vec<Value>);
+
+/// The metadata of a v2 array (`.zarray`, with the attributes of `.zattrs`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArrayMetadataV2 {
+    pub shape: Vec<u64>,
+    pub chunks: Vec<u64>,
+    /// The dtype as written (kept so that rewriting the document does not change it).
+    pub dtype_json: Value,
+    pub dtype: NumpyDtype,
+    /// The data type of the decoded elements (for `|O`: what the object codec makes them).
+    pub data_type: DataType,
+    pub compressor: Option<Map<String, Value>>,
+    pub fill_value: Value,
+    pub order_f: bool,
+    pub filters: Vec<Map<String, Value>>,
+    pub dimension_separator: char,
+    pub attributes: Map<String, Value>,
+}
+
+fn parse_json(bytes: &[u8], key: &str) -> Result<Value, MetadataError> {
+    serde_json::from_slice(bytes).map_err(|e| MetadataError::NotJson {
+        path: key.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Parses a `.zattrs` document (an object).
+pub fn parse_attributes(bytes: &[u8], key: &str) -> Result<Map<String, Value>, MetadataError> {
+    match parse_json(bytes, key)? {
+        Value::Object(o) => Ok(o),
+        other => Err(MetadataError::invalid(
+            ".zattrs",
+            &other,
+            "expected a JSON object",
+        )),
+    }
+}
+
+/// Parses a `.zgroup` document.
+pub fn parse_group(bytes: &[u8], key: &str) -> Result<(), MetadataError> {
+    let doc = parse_json(bytes, key)?;
+    check_format(&doc)
+}
+
+fn check_format(doc: &Value) -> Result<(), MetadataError> {
+    match doc.get("zarr_format") {
+        Some(v) if v.as_u64() == Some(2) => Ok(()),
+        Some(v) => Err(MetadataError::invalid("zarr_format", v, "expected 2")),
+        None => Err(MetadataError::missing("zarr_format")),
+    }
+}
+
+/// A numcodecs configuration (`{"id": ..., ...}`) as the v3 codec zarr-python writes for it.
+pub fn numcodecs_to_v3(config: &Map<String, Value>) -> Result<Value, MetadataError> {
+    let id = config.get("id").and_then(Value::as_str).ok_or_else(|| {
+        MetadataError::invalid("codec", &Value::Object(config.clone()), "needs an id")
+    })?;
+    let mut rest = config.clone();
+    rest.remove("id");
+    // zstd, gzip and blosc frames are the same in both versions and their settings carry over:
+    // they run as the v3 core codecs. The others are numcodecs.<id>, as zarr-python names them.
+    let name = match id {
+        "zstd" | "gzip" | "blosc" | "vlen-utf8" | "vlen-bytes" | "vlen-array" => id.to_string(),
+        other => format!("numcodecs.{other}"),
+    };
+    Ok(serde_json::json!({"name": name, "configuration": rest}))
+}
+
+fn shape_field(doc: &Map<String, Value>, field: &str) -> Result<Vec<u64>, MetadataError> {
+    let value = doc
+        .get(field)
+        .ok_or_else(|| MetadataError::missing(field))?;
+    value
+        .as_array()
+        .and_then(|a| a.iter().map(Value::as_u64).collect::<Option<Vec<_>>>())
+        .ok_or_else(|| {
+            MetadataError::invalid(field, value, "expected a list of non-negative integers")
+        })
+}
+
+fn codec_config(field: &str, value: &Value) -> Result<Map<String, Value>, MetadataError> {
+    match value {
+        Value::Object(o) if o.get("id").and_then(Value::as_str).is_some() => Ok(o.clone()),
+        _ => Err(MetadataError::invalid(
+            field,
+            value,
+            "expected a numcodecs configuration with an id",
+        )),
+    }
+}
+
+impl ArrayMetadataV2 {
+    /// Parses `.zarray` (and `.zattrs`, if stored). `key` names `.zarray` in errors.
+    pub fn parse(zarray: &[u8], zattrs: Option<&[u8]>, key: &str) -> Result<Self, MetadataError> {
+        let doc = parse_json(zarray, key)?;
+        check_format(&doc)?;
+        let Value::Object(doc) = doc else {
+            return Err(MetadataError::invalid(
+                ".zarray",
+                &doc,
+                "expected a JSON object",
+            ));
+        };
+        let shape = shape_field(&doc, "shape")?;
+        let chunks = shape_field(&doc, "chunks")?;
+        if chunks.len() != shape.len() {
+            return Err(MetadataError::invalid(
+                "chunks",
+                &doc["chunks"],
+                format!("has {} dimensions, the shape {}", chunks.len(), shape.len()),
+            ));
+        }
+        if chunks.contains(&0) {
+            return Err(MetadataError::invalid(
+                "chunks",
+                &doc["chunks"],
+                "chunk sizes must be positive",
+            ));
+        }
+        let dtype_json = doc
+            .get("dtype")
+            .cloned()
+            .ok_or_else(|| MetadataError::missing("dtype"))?;
+        let dtype = numpy_dtype::parse(&dtype_json)?;
+        let compressor = match doc.get("compressor") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(codec_config("compressor", v)?),
+        };
+        let filters = match doc.get("filters") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(list)) => list
+                .iter()
+                .map(|f| codec_config("filters", f))
+                .collect::<Result<_, _>>()?,
+            Some(other) => {
+                return Err(MetadataError::invalid(
+                    "filters",
+                    other,
+                    "expected a list or null",
+                ))
+            }
+        };
+        let order_f = match doc.get("order") {
+            None => false,
+            Some(Value::String(s)) if s == "C" => false,
+            Some(Value::String(s)) if s == "F" => true,
+            Some(other) => {
+                return Err(MetadataError::invalid(
+                    "order",
+                    other,
+                    "expected \"C\" or \"F\"",
+                ))
+            }
+        };
+        let dimension_separator = match doc.get("dimension_separator") {
+            None | Some(Value::Null) => '.',
+            Some(Value::String(s)) if s == "." || s == "/" => s.chars().next().unwrap_or('.'),
+            Some(other) => {
+                return Err(MetadataError::invalid(
+                    "dimension_separator",
+                    other,
+                    "expected \".\" or \"/\"",
+                ))
+            }
+        };
+        let data_type = if dtype.is_object {
+            // The object codec (a filter, or in older stores the compressor slot) decides.
+            let ids: Vec<&str> = filters
+                .iter()
+                .chain(compressor.iter())
+                .filter_map(|c| c.get("id").and_then(Value::as_str))
+                .collect();
+            if ids.contains(&"vlen-utf8") {
+                DataType::String
+            } else if ids.contains(&"vlen-bytes") {
+                DataType::Bytes
+            } else {
+                return Err(MetadataError::Unsupported {
+                    field: "dtype".into(),
+                    value: format!(
+                        "\"|O\" with object codec {:?} (supported: vlen-utf8, vlen-bytes)",
+                        ids.first().copied().unwrap_or("none")
+                    ),
+                });
+            }
+        } else {
+            dtype.data_type.clone()
+        };
+        let attributes = match zattrs {
+            Some(bytes) => parse_attributes(bytes, &key.replace(ZARRAY, ZATTRS))?,
+            None => Map::new(),
+        };
+        let metadata = Self {
+            shape,
+            chunks,
+            dtype_json,
+            dtype,
+            data_type,
+            compressor,
+            fill_value: doc.get("fill_value").cloned().unwrap_or(Value::Null),
+            order_f,
+            filters,
+            dimension_separator,
+            attributes,
+        };
+        metadata.fill_value_bytes()?;
+        Ok(metadata)
+    }
+
+    /// The fill value as one element's native-endian bytes. v2's `null` means no fill value;
+    /// unwritten chunks then read as zeros (as zarr-python reads them).
+    pub fn fill_value_bytes(&self) -> Result<Vec<u8>, MetadataError> {
+        if self.fill_value.is_null() {
+            return Ok(vec![0u8; self.data_type.size()]);
+        }
+        // v2 writes integral floats as integers and byte fill values in base64, as v3 does;
+        // base64 holds the element as stored, so in the dtype's byte order.
+        let mut bytes = super::fill_value::parse(&self.data_type, &self.fill_value)?;
+        if self.fill_value.is_string() && matches!(self.data_type, DataType::Structured { .. }) {
+            for (offset, width) in self.dtype.swap_plan() {
+                bytes[offset..offset + width].reverse();
+            }
+        }
+        Ok(bytes)
+    }
+
+    /// The codec chain in v3 form, except the serializer: (array→array codecs, the object
+    /// codec if any, bytes→bytes codecs).
+    pub fn codecs_v3(&self) -> Result<V3Codecs, MetadataError> {
+        let mut array_to_array = Vec::new();
+        let mut object_codec = None;
+        let mut bytes_to_bytes = Vec::new();
+        if self.order_f && self.shape.len() > 1 {
+            let order: Vec<usize> = (0..self.shape.len()).rev().collect();
+            array_to_array
+                .push(serde_json::json!({"name": "transpose", "configuration": {"order": order}}));
+        }
+        for filter in &self.filters {
+            let v3 = numcodecs_to_v3(filter)?;
+            let id = filter.get("id").and_then(Value::as_str).unwrap_or_default();
+            match id {
+                "vlen-utf8" | "vlen-bytes" | "vlen-array" => object_codec = Some(v3),
+                _ if is_bytes_codec(id) => bytes_to_bytes.push(v3),
+                _ if object_codec.is_some() || !bytes_to_bytes.is_empty() => {
+                    bytes_to_bytes.push(v3)
+                }
+                _ => array_to_array.push(v3),
+            }
+        }
+        if let Some(compressor) = &self.compressor {
+            let id = compressor
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if matches!(id, "vlen-utf8" | "vlen-bytes") {
+                object_codec = Some(numcodecs_to_v3(compressor)?);
+            } else {
+                bytes_to_bytes.push(numcodecs_to_v3(compressor)?);
+            }
+        }
+        Ok((array_to_array, object_codec, bytes_to_bytes))
+    }
+
+    /// The byte order of the stored elements after the filters: a filter that changes the
+    /// data type (`astype`) also sets the byte order the serializer writes.
+    pub fn stored_dtype(&self) -> Result<NumpyDtype, MetadataError> {
+        let mut stored = self.dtype.clone();
+        for filter in &self.filters {
+            for key in ["astype", "encode_dtype"] {
+                if let Some(v) = filter.get(key) {
+                    stored = numpy_dtype::parse(v)?;
+                }
+            }
+        }
+        Ok(stored)
+    }
+
+    /// The `.zarray` document.
+    pub fn to_value(&self) -> Value {
+        let filters = if self.filters.is_empty() {
+            Value::Null
+        } else {
+            Value::Array(self.filters.iter().cloned().map(Value::Object).collect())
+        };
+        serde_json::json!({
+            "shape": self.shape,
+            "chunks": self.chunks,
+            "dtype": self.dtype_json,
+            "fill_value": self.fill_value,
+            "order": if self.order_f { "F" } else { "C" },
+            "filters": filters,
+            "dimension_separator": self.dimension_separator.to_string(),
+            "compressor": self.compressor.clone().map_or(Value::Null, Value::Object),
+            "zarr_format": 2,
+        })
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        super::v3::to_pretty_json(&self.to_value())
+    }
+}
+
+/// Whether a numcodecs filter works on bytes (after serialization) rather than on values.
+fn is_bytes_codec(id: &str) -> bool {
+    matches!(
+        id,
+        "shuffle"
+            | "crc32"
+            | "crc32c"
+            | "adler32"
+            | "fletcher32"
+            | "jenkins_lookup3"
+            | "zlib"
+            | "gzip"
+            | "bz2"
+            | "lz4"
+            | "lzma"
+            | "zstd"
+            | "blosc"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn zarray(extra: Value) -> Vec<u8> {
+        let mut doc = json!({
+            "zarr_format": 2, "shape": [10, 6], "chunks": [4, 3], "dtype": ">i2",
+            "compressor": {"id": "zlib", "level": 1}, "fill_value": 7, "order": "F",
+            "filters": [{"id": "delta", "dtype": ">i2"}], "dimension_separator": "/",
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            doc[k] = v.clone();
+        }
+        serde_json::to_vec(&doc).unwrap()
+    }
+
+    #[test]
+    fn parses_and_maps_to_v3() {
+        let m =
+            ArrayMetadataV2::parse(&zarray(json!({})), Some(br#"{"a": 1}"#), "x/.zarray").unwrap();
+        assert_eq!(m.data_type, DataType::Int16);
+        assert_eq!(m.dimension_separator, '/');
+        assert_eq!(m.attributes["a"], json!(1));
+        let (a2a, object, b2b) = m.codecs_v3().unwrap();
+        assert_eq!(a2a[0]["name"], "transpose");
+        assert_eq!(a2a[1]["name"], "numcodecs.delta");
+        assert!(object.is_none());
+        assert_eq!(
+            b2b,
+            vec![json!({"name": "numcodecs.zlib", "configuration": {"level": 1}})]
+        );
+        let zstd = numcodecs_to_v3(json!({"id": "zstd", "level": 3}).as_object().unwrap()).unwrap();
+        assert_eq!(zstd, json!({"name": "zstd", "configuration": {"level": 3}}));
+        let again =
+            ArrayMetadataV2::parse(&m.to_json(), Some(br#"{"a": 1}"#), "x/.zarray").unwrap();
+        assert_eq!(again, m);
+    }
+
+    #[test]
+    fn objects_and_fill_values() {
+        let m = ArrayMetadataV2::parse(
+            &zarray(json!({"dtype": "|O", "filters": [{"id": "vlen-utf8"}], "fill_value": ""})),
+            None,
+            "x/.zarray",
+        )
+        .unwrap();
+        assert_eq!(m.data_type, DataType::String);
+        assert_eq!(m.codecs_v3().unwrap().1.unwrap()["name"], "vlen-utf8");
+        let m = ArrayMetadataV2::parse(&zarray(json!({"fill_value": null})), None, "x").unwrap();
+        assert_eq!(m.fill_value_bytes().unwrap(), vec![0, 0]);
+        let m = ArrayMetadataV2::parse(
+            &zarray(json!({"dtype": "|S3", "fill_value": 0, "filters": null})),
+            None,
+            "x",
+        )
+        .unwrap();
+        assert_eq!(m.fill_value_bytes().unwrap(), vec![0, 0, 0]);
+        let err = ArrayMetadataV2::parse(
+            &zarray(json!({"dtype": "|O", "filters": [{"id": "pickle"}]})),
+            None,
+            "x",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("pickle"), "{err}");
+        assert!(ArrayMetadataV2::parse(&zarray(json!({"zarr_format": 3})), None, "x").is_err());
+        assert!(ArrayMetadataV2::parse(b"{", None, "a/.zarray")
+            .unwrap_err()
+            .to_string()
+            .contains("a/.zarray"));
+    }
+}

@@ -1,0 +1,142 @@
+"""Data types beyond numbers: strings, bytes, datetimes, fixed-length bytes and text, records;
+both formats, both directions with zarr-python."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import zarr
+
+import oxzarr
+from oxzarr._dtypes import STRING_DTYPE
+from tests.conftest import assert_same
+
+
+def values(dtype: Any) -> np.ndarray:
+    n = 11
+    dt = np.dtype(dtype)
+    if dt.kind in "Mm":
+        out = (np.arange(n) * 1000 - 3000).astype(dt)
+        out[3] = np.array("NaT", dtype=dt)
+        return out
+    if dt.kind == "S":
+        return np.array([b"", b"a", b"bc", b"abcde"] * 3, dtype=dt)[:n]
+    if dt.kind == "U":
+        return np.array(["", "é", "ab", "日本"] * 3, dtype=dt)[:n]
+    if dt.kind == "V" and dt.fields is None:
+        return np.frombuffer(bytes(range(n * dt.itemsize)), dtype=dt).copy()
+    out = np.zeros(n, dtype=dt)
+    out["a"] = np.arange(n)
+    out["b"] = np.arange(n) / 4
+    return out
+
+
+FIXED = ["M8[s]", "M8[ns]", "m8[ms]", "S5", "U4", "V3", [("a", "<i4"), ("b", "<f8")]]
+
+
+@pytest.mark.parametrize("dtype", FIXED, ids=str)
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_fixed_size_types_both_ways(tmp_path: Path, dtype: Any, zarr_format: int) -> None:
+    data = values(dtype)
+    ours = oxzarr.create_array(
+        tmp_path / "o.zarr", shape=data.shape, dtype=dtype, chunks=(4,), zarr_format=zarr_format
+    )
+    ours[...] = data
+    assert_same(zarr.open_array(tmp_path / "o.zarr", mode="r")[...], data)
+    theirs = zarr.create_array(
+        tmp_path / "z.zarr", shape=data.shape, dtype=dtype, chunks=(4,), zarr_format=zarr_format
+    )
+    theirs[...] = data
+    back = oxzarr.open_array(tmp_path / "z.zarr", mode="r")
+    assert back.dtype == data.dtype
+    assert_same(back[...], data)
+    assert_same(back[2:9:3], data[2:9:3])
+
+
+def test_big_endian_records_in_v2(tmp_path: Path) -> None:
+    dtype = [("a", ">i4"), ("b", "<f8"), ("c", "|S2")]
+    data = np.zeros(5, dtype=dtype)
+    data["a"] = [1, -2, 3, -4, 5]
+    data["b"] = [0.5, 1.5, 2.5, 3.5, 4.5]
+    data["c"] = [b"x", b"yz", b"", b"q", b"rs"]
+    z = zarr.create_array(tmp_path / "z.zarr", shape=(5,), dtype=dtype, chunks=(2,), zarr_format=2)
+    z[...] = data
+    back = oxzarr.open_array(tmp_path / "z.zarr", mode="r")[...]
+    assert back["a"].tolist() == [1, -2, 3, -4, 5]
+    assert back["b"].tolist() == [0.5, 1.5, 2.5, 3.5, 4.5]
+    assert back["c"].tolist() == [b"x", b"yz", b"", b"q", b"rs"]
+
+
+TEXT = ["", "a", "héllo", "日本語", "x" * 300, "two words"]
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+@pytest.mark.parametrize("chunks", [(3,), (4,), (100,)])
+def test_strings_both_ways(tmp_path: Path, zarr_format: int, chunks: tuple[int]) -> None:
+    data = np.array(TEXT * 3, dtype=STRING_DTYPE)
+    ours = oxzarr.create_array(
+        tmp_path / "o.zarr", shape=data.shape, dtype=str, chunks=chunks, zarr_format=zarr_format
+    )
+    ours[...] = data
+    assert ours.dtype == STRING_DTYPE
+    got = zarr.open_array(tmp_path / "o.zarr", mode="r")[...]
+    assert got.tolist() == data.tolist()
+    theirs = zarr.create_array(
+        tmp_path / "z.zarr", shape=data.shape, dtype=str, chunks=chunks, zarr_format=zarr_format
+    )
+    theirs[...] = data
+    back = oxzarr.open_array(tmp_path / "z.zarr", mode="r")
+    assert back[...].tolist() == data.tolist()
+    assert back[1:17:4].tolist() == data[1:17:4].tolist()
+    assert back[5].item() == data[5]
+    assert back.fill_value == ""
+
+
+def test_string_writes_and_fill(tmp_path: Path) -> None:
+    a = oxzarr.create_array(
+        tmp_path / "s.zarr", shape=(3, 4), dtype=str, chunks=(2, 2), fill_value="-"
+    )
+    assert a[...].tolist() == [["-"] * 4] * 3
+    a[1, 1:3] = ["x", "y"]
+    a[0] = "z"
+    expected = [["z"] * 4, ["-", "x", "y", "-"], ["-"] * 4]
+    assert a[...].tolist() == expected
+    assert zarr.open_array(tmp_path / "s.zarr", mode="r")[...].tolist() == expected
+    a[...] = "-"
+    assert not [
+        p for p in (tmp_path / "s.zarr").rglob("*") if p.is_file() and p.parent.name != "s.zarr"
+    ]
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_variable_bytes_both_ways(tmp_path: Path, zarr_format: int) -> None:
+    data = np.array([b"", b"\x00\x01", b"abc", b"\xff" * 40], dtype=object)
+    from zarr.core.dtype import VariableLengthBytes
+
+    theirs = zarr.create_array(
+        tmp_path / "z.zarr",
+        shape=(4,),
+        dtype=VariableLengthBytes(),
+        chunks=(3,),
+        zarr_format=zarr_format,
+    )
+    theirs[...] = data
+    back = oxzarr.open_array(tmp_path / "z.zarr", mode="r")[...]
+    assert back.dtype == object and back.tolist() == data.tolist()
+    ours = oxzarr.create_array(
+        tmp_path / "o.zarr", shape=(4,), dtype=bytes, chunks=(3,), zarr_format=zarr_format
+    )
+    ours[...] = data
+    assert list(zarr.open_array(tmp_path / "o.zarr", mode="r")[...]) == list(data)
+
+
+def test_strings_in_fortran_order_v2(tmp_path: Path) -> None:
+    data = np.array([["a", "bb"], ["ccc", ""], ["é", "f"]], dtype=STRING_DTYPE)
+    z = zarr.create_array(
+        tmp_path / "z.zarr", shape=(3, 2), dtype=str, chunks=(2, 2), zarr_format=2, order="F"
+    )
+    z[...] = data
+    assert oxzarr.open_array(tmp_path / "z.zarr", mode="r")[...].tolist() == data.tolist()

@@ -1,0 +1,107 @@
+"""Hierarchies: members, tree, require_*, consolidated metadata (v2 and v3), open by content."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+import oxzarr
+from oxzarr.storage import CountingStore, LocalStore
+
+
+def build(path: Path, zarr_format: int) -> oxzarr.Group:
+    root = oxzarr.create_group(path, zarr_format=zarr_format, attributes={"title": "root"})
+    root.create_array("a", shape=(4,), dtype="i4", chunks=(2,))[...] = [1, 2, 3, 4]
+    sub = root.create_group("g", attributes={"level": 1})
+    sub.create_array("b", shape=(2, 2), dtype="f8")[...] = 1.5
+    sub.create_group("h").create_array("c", shape=(3,), dtype="u1")[...] = [7, 8, 9]
+    return root
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_members_and_lookups(tmp_path: Path, zarr_format: int) -> None:
+    root = build(tmp_path / "r.zarr", zarr_format)
+    assert sorted(root.keys()) == ["a", "g"]
+    assert "g/h/c" in root and "g/x" not in root and len(root) == 2
+    assert [name for name, _ in root.arrays()] == ["a"]
+    assert [name for name, _ in root.groups()] == ["g"]
+    assert list(root.array_keys()) == ["a"] and list(root.group_keys()) == ["g"]
+    assert root["g/h/c"][...].tolist() == [7, 8, 9]
+    assert root["g"].attrs["level"] == 1
+    assert isinstance(root["g"]["h"], oxzarr.Group)
+    assert list(iter(root)) == ["a", "g"]
+    assert root.require_group("g").path == "g"
+    assert root.require_array("a", shape=(4,), dtype="i4").shape == (4,)
+    tree = str(root.tree())
+    assert tree.splitlines()[0] == "/"
+    assert "a (4,) int32" in tree and "c (3,) uint8" in tree
+    assert len(str(root.tree(level=1)).splitlines()) == 3
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_consolidated_metadata(tmp_path: Path, zarr_format: int) -> None:
+    path = tmp_path / "r.zarr"
+    build(path, zarr_format)
+    oxzarr.consolidate_metadata(path)
+    if zarr_format == 2:
+        assert (path / ".zmetadata").is_file()
+    else:
+        doc = json.loads((path / "zarr.json").read_text())
+        assert doc["consolidated_metadata"]["kind"] == "inline"
+        assert set(doc["consolidated_metadata"]["metadata"]) == {"a", "g", "g/b", "g/h", "g/h/c"}
+    # zarr-python reads it, and its own consolidation reads here.
+    zg = zarr.open_consolidated(path, mode="r")
+    assert sorted(zg.array_keys()) == ["a"]
+    # Through consolidated metadata, opening nodes reads no metadata from the store.
+    store = CountingStore(LocalStore(path, read_only=True))
+    g = oxzarr.open_consolidated(store, mode="r")
+    assert g.is_consolidated
+    opened = store.requests
+    arrays = [g["a"], g["g/b"], g["g"]["h"]["c"]]
+    assert sorted(g["g"].keys()) == ["b", "h"]
+    assert store.requests == opened, "no metadata reads after the consolidated document"
+    assert [a.shape for a in arrays] == [(4,), (2, 2), (3,)]
+    assert arrays[2][...].tolist() == [7, 8, 9]
+    # open_group uses consolidated metadata when present.
+    assert oxzarr.open_group(path, mode="r").is_consolidated
+    assert not oxzarr.open_group(path, mode="r", use_consolidated=False).is_consolidated
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_read_what_zarr_python_consolidates(tmp_path: Path, zarr_format: int) -> None:
+    path = tmp_path / "z.zarr"
+    g = zarr.open_group(path, mode="w", zarr_format=zarr_format)
+    g.create_array("x", shape=(3,), dtype="i8")[...] = [4, 5, 6]
+    g.create_group("y").attrs["k"] = "v"
+    zarr.consolidate_metadata(path)
+    og = oxzarr.open_consolidated(path, mode="r")
+    assert og["x"][...].tolist() == [4, 5, 6]
+    assert og["y"].attrs["k"] == "v"
+
+
+def test_open_picks_format_and_kind(tmp_path: Path) -> None:
+    zarr.create_array(tmp_path / "a2.zarr", shape=(2,), dtype="i1", zarr_format=2)
+    zarr.create_array(tmp_path / "a3.zarr", shape=(2,), dtype="i1", zarr_format=3)
+    zarr.open_group(tmp_path / "g2.zarr", mode="w", zarr_format=2)
+    for name, kind, fmt in [
+        ("a2", oxzarr.Array, 2),
+        ("a3", oxzarr.Array, 3),
+        ("g2", oxzarr.Group, 2),
+    ]:
+        node = oxzarr.open(tmp_path / f"{name}.zarr", mode="r")
+        assert isinstance(node, kind) and node.zarr_format == fmt
+    with pytest.raises(FileNotFoundError):
+        oxzarr.open_consolidated(tmp_path / "g2.zarr", mode="r")
+
+
+def test_a_consolidated_group_reads_new_data(tmp_path: Path) -> None:
+    path = tmp_path / "r.zarr"
+    root = build(path, 3)
+    g = oxzarr.consolidate_metadata(path)
+    root["a"][...] = np.array([9, 9, 9, 9])
+    # Data is read from the store; only metadata comes from the consolidated document.
+    assert g["a"][...].tolist() == [9, 9, 9, 9]

@@ -1,0 +1,150 @@
+"""Zarr v2: arrays and groups, read and written, both directions with zarr-python."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import zarr
+
+import oxzarr
+from tests.conftest import DTYPES, assert_same, sample
+
+V2_COMPRESSORS: list[Any] = [
+    None,
+    {"id": "zstd", "level": 3},
+    {"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1, "blocksize": 0},
+    {"id": "blosc", "cname": "zstd", "clevel": 3, "shuffle": 2, "blocksize": 0},
+    {"id": "gzip", "level": 5},
+    {"id": "zlib", "level": 1},
+    {"id": "bz2", "level": 5},
+    {"id": "lz4", "acceleration": 1},
+    {"id": "lzma", "preset": 1},
+]
+
+
+def _numcodecs(config: dict[str, Any] | None) -> Any:
+    import numcodecs
+
+    return None if config is None else numcodecs.get_codec(dict(config))
+
+
+@pytest.mark.parametrize("compressor", V2_COMPRESSORS, ids=lambda c: c["id"] if c else "raw")
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("byteorder", ["<", ">"])
+def test_read_what_zarr_python_writes(
+    tmp_path: Path, compressor: Any, order: str, byteorder: str
+) -> None:
+    dtype = np.dtype("f8").newbyteorder(byteorder)
+    data = sample((9, 7), "f8").astype(dtype)
+    p = tmp_path / "a.zarr"
+    z = zarr.create_array(
+        p,
+        shape=data.shape,
+        dtype=dtype,
+        chunks=(4, 3),
+        zarr_format=2,
+        order=order,  # type: ignore[arg-type]
+        compressors=_numcodecs(compressor),
+        fill_value=-1.5,
+        attributes={"k": [1, 2]},
+    )
+    z[:8] = data[:8]
+    a = oxzarr.open_array(p, mode="r")
+    assert a.zarr_format == 2 and a.shape == (9, 7) and a.chunks == (4, 3)
+    assert a.attrs["k"] == [1, 2]
+    assert a.dtype == z.dtype
+    assert_same(a[...], z[...])
+    assert_same(a[2:9:3, ::-2], z[...][2:9:3, ::-2])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("compressor", V2_COMPRESSORS[:5], ids=lambda c: c["id"] if c else "raw")
+def test_zarr_python_reads_what_oxzarr_writes(tmp_path: Path, dtype: str, compressor: Any) -> None:
+    data = sample((9, 7), dtype)
+    p = tmp_path / "a.zarr"
+    a = oxzarr.create_array(
+        p,
+        shape=data.shape,
+        dtype=dtype,
+        chunks=(4, 3),
+        zarr_format=2,
+        compressors=compressor,
+        attributes={"title": "v2"},
+        chunk_key_encoding={"name": "v2", "separator": "/"},
+    )
+    a[...] = data
+    assert json.loads((p / ".zarray").read_text())["zarr_format"] == 2
+    assert (p / "1" / "2").is_file()
+    z = zarr.open_array(p, mode="r")
+    assert z.metadata.zarr_format == 2
+    assert_same(z[...], data)
+    assert z.attrs["title"] == "v2"
+
+
+def test_v2_defaults_match_zarr_python(tmp_path: Path) -> None:
+    oxzarr.create_array(tmp_path / "o.zarr", shape=(10,), dtype="f4", chunks=(5,), zarr_format=2)
+    zarr.create_array(tmp_path / "z.zarr", shape=(10,), dtype="f4", chunks=(5,), zarr_format=2)
+    ours = json.loads((tmp_path / "o.zarr" / ".zarray").read_text())
+    theirs = json.loads((tmp_path / "z.zarr" / ".zarray").read_text())
+    assert ours == theirs
+
+
+def test_filters_and_checksums_both_ways(tmp_path: Path) -> None:
+    import numcodecs
+
+    data = np.arange(200, dtype="i4").reshape(20, 10) * 3
+    filters = [numcodecs.Delta(dtype="<i4"), numcodecs.Shuffle(elementsize=4), numcodecs.CRC32()]
+    z = zarr.create_array(
+        tmp_path / "z.zarr",
+        shape=data.shape,
+        dtype="i4",
+        chunks=(8, 4),
+        zarr_format=2,
+        filters=filters,
+        compressors=numcodecs.Zlib(level=2),
+    )
+    z[...] = data
+    assert_same(oxzarr.open_array(tmp_path / "z.zarr", mode="r")[...], data)
+    a = oxzarr.create_array(
+        tmp_path / "o.zarr",
+        shape=data.shape,
+        dtype="i4",
+        chunks=(8, 4),
+        zarr_format=2,
+        filters=[f.get_config() for f in filters],
+        compressors={"id": "zlib", "level": 2},
+    )
+    a[...] = data
+    assert_same(zarr.open_array(tmp_path / "o.zarr", mode="r")[...], data)
+
+
+def test_v2_fill_values(tmp_path: Path) -> None:
+    for dtype, fill in [("f4", np.nan), ("f8", -np.inf), ("i2", -3), ("u1", None), ("b1", True)]:
+        p = tmp_path / f"{dtype}.zarr"
+        z = zarr.create_array(
+            p, shape=(4,), dtype=dtype, chunks=(2,), zarr_format=2, fill_value=fill
+        )
+        assert_same(oxzarr.open_array(p, mode="r")[...], z[...])
+        q = tmp_path / f"o{dtype}.zarr"
+        oxzarr.create_array(q, shape=(4,), dtype=dtype, chunks=(2,), zarr_format=2, fill_value=fill)
+        assert_same(zarr.open_array(q, mode="r")[...], z[...])
+
+
+def test_v2_groups_both_ways(tmp_path: Path) -> None:
+    g = zarr.open_group(tmp_path / "z.zarr", mode="w", zarr_format=2, attributes={"a": 1})
+    g.create_array("x/y", shape=(3,), dtype="i4", chunks=(2,))[...] = [1, 2, 3]
+    og = oxzarr.open_group(tmp_path / "z.zarr", mode="r")
+    assert og.zarr_format == 2 and og.attrs["a"] == 1
+    assert og["x/y"][...].tolist() == [1, 2, 3]
+    assert isinstance(oxzarr.open(tmp_path / "z.zarr", mode="r"), oxzarr.Group)
+    o = oxzarr.create_group(tmp_path / "o.zarr", zarr_format=2, attributes={"b": 2})
+    o.create_array("p/q", shape=(2,), dtype="u2")[...] = [5, 6]
+    assert (tmp_path / "o.zarr" / "p" / ".zgroup").is_file()
+    zg = zarr.open_group(tmp_path / "o.zarr", mode="r")
+    assert zg.attrs["b"] == 2 and zg["p/q"][...].tolist() == [5, 6]
+    o.attrs["c"] = 3
+    assert json.loads((tmp_path / "o.zarr" / ".zattrs").read_text()) == {"b": 2, "c": 3}
