@@ -140,3 +140,23 @@ def test_strings_in_fortran_order_v2(tmp_path: Path) -> None:
     )
     z[...] = data
     assert oxzarr.open_array(tmp_path / "z.zarr", mode="r")[...].tolist() == data.tolist()
+
+
+def test_sharded_strings_both_ways(tmp_path: Path) -> None:
+    data = np.array([TEXT[i % len(TEXT)] + str(i) for i in range(40)], dtype=STRING_DTYPE)
+    data = data.reshape(8, 5)
+    ours = oxzarr.create_array(
+        tmp_path / "o.zarr", shape=(8, 5), dtype=str, chunks=(2, 2), shards=(4, 4)
+    )
+    ours[...] = data
+    ours[1, 1] = "changed"
+    data[1, 1] = "changed"
+    assert ours[...].tolist() == data.tolist()
+    assert zarr.open_array(tmp_path / "o.zarr", mode="r")[...].tolist() == data.tolist()
+    theirs = zarr.create_array(
+        tmp_path / "z.zarr", shape=(8, 5), dtype=str, chunks=(2, 2), shards=(4, 4)
+    )
+    theirs[...] = data
+    back = oxzarr.open_array(tmp_path / "z.zarr", mode="r")
+    assert back[...].tolist() == data.tolist()
+    assert back[3:7, ::2].tolist() == data[3:7, ::2].tolist()

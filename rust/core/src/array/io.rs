@@ -29,6 +29,11 @@ use crate::concurrency;
 use crate::error::{CodecError, Error, Result, StorageError};
 use crate::store::{ByteRange, PartsRead};
 
+/// How a sharded write makes an inner chunk's new stored bytes: from its share of the
+/// selection, its current stored bytes (if kept) and a label for errors.
+pub(super) type EncodeInner<'a> =
+    dyn Fn(&ChunkShare<'_>, Option<&[u8]>, &str) -> Result<Option<Vec<u8>>> + Sync + 'a;
+
 /// Scratch buffers above this size are freed after use rather than kept for the next chunk.
 const KEEP_SCRATCH_BYTES: usize = 64 << 20;
 /// Contiguous reads at least this large are split across the engine's threads (below it, waking
@@ -57,20 +62,20 @@ fn with_scratch<T>(
 }
 
 /// One chunk's share of a selection.
-struct ChunkShare<'a> {
-    coords: Vec<u64>,
-    maps: Vec<&'a PieceMap>,
+pub(super) struct ChunkShare<'a> {
+    pub(super) coords: Vec<u64>,
+    pub(super) maps: Vec<&'a PieceMap>,
 }
 
 /// All chunk shares of a selection, enumerated without building the cross product.
-struct Plan {
+pub(super) struct Plan {
     pieces: Vec<Vec<DimPiece>>,
-    out_shape: Vec<u64>,
-    total: usize,
+    pub(super) out_shape: Vec<u64>,
+    pub(super) total: usize,
 }
 
 impl Plan {
-    fn new(selection: &Selection, chunk_shape: &[u64]) -> Self {
+    pub(super) fn new(selection: &Selection, chunk_shape: &[u64]) -> Self {
         let pieces = selection.pieces(chunk_shape);
         let total = pieces.iter().map(Vec::len).product();
         Self {
@@ -80,7 +85,7 @@ impl Plan {
         }
     }
 
-    fn share(&self, mut i: usize) -> ChunkShare<'_> {
+    pub(super) fn share(&self, mut i: usize) -> ChunkShare<'_> {
         let n = self.pieces.len();
         let mut coords = vec![0u64; n];
         let mut maps = Vec::with_capacity(n);
@@ -122,7 +127,7 @@ fn contiguous_offset(maps: &[&PieceMap], chunk_shape: &[u64], out_shape: &[u64])
 
 /// Where a sharded array's inner chunk lies: its shard's grid coordinates and its C-order
 /// index within the shard.
-fn locate_inner(coords: &[u64], chunks_per_shard: &[u64]) -> (Vec<u64>, usize) {
+pub(super) fn locate_inner(coords: &[u64], chunks_per_shard: &[u64]) -> (Vec<u64>, usize) {
     let mut index = 0usize;
     let mut shard = Vec::with_capacity(coords.len());
     for (&c, &n) in coords.iter().zip(chunks_per_shard) {
@@ -133,7 +138,7 @@ fn locate_inner(coords: &[u64], chunks_per_shard: &[u64]) -> (Vec<u64>, usize) {
 }
 
 impl Array {
-    fn corrupt(&self, key: &str, source: CodecError) -> Error {
+    pub(super) fn corrupt(&self, key: &str, source: CodecError) -> Error {
         Error::CorruptChunk {
             key: format!("{key} in {}", self.store.describe()),
             source,
@@ -461,7 +466,7 @@ impl Array {
 
     /// The index of the shard at `key` (`None`: the shard is not stored), from the cache or
     /// with one range request.
-    fn shard_index(&self, sharding: &Sharding, key: &str) -> Result<CachedIndex> {
+    pub(super) fn shard_index(&self, sharding: &Sharding, key: &str) -> Result<CachedIndex> {
         if let Some(cached) = self.shard_indexes.get(key) {
             return Ok(cached);
         }
@@ -540,7 +545,11 @@ impl Array {
     }
 
     /// The stored bytes of an inner chunk, given its index entry (`None`: not stored).
-    fn fetch_inner(&self, key: &str, entry: Option<(u64, u64)>) -> Result<Option<Vec<u8>>> {
+    pub(super) fn fetch_inner(
+        &self,
+        key: &str,
+        entry: Option<(u64, u64)>,
+    ) -> Result<Option<Vec<u8>>> {
         let Some((offset, nbytes)) = entry else {
             return Ok(None);
         };
@@ -572,7 +581,34 @@ impl Array {
         self.checked_len(selection, data.len())?;
         let plan = Plan::new(selection, self.inner_chunk_shape());
         match self.codecs.sharding() {
-            Some(sharding) => self.write_sharded(sharding, &plan, data, write_empty_chunks),
+            Some(sharding) => {
+                let encode = |share: &ChunkShare<'_>, existing: Option<&[u8]>, label: &str| {
+                    with_scratch(&DECODED, |chunk| {
+                        let inner_chain = sharding.inner_chain();
+                        self.updated_chunk(
+                            inner_chain,
+                            label,
+                            existing,
+                            share,
+                            &plan.out_shape,
+                            data,
+                            chunk,
+                        )?;
+                        if !write_empty_chunks && all_fill(chunk, &self.fill_value) {
+                            return Ok(None);
+                        }
+                        let encoded =
+                            inner_chain
+                                .encode(chunk)
+                                .map_err(|source| Error::EncodeChunk {
+                                    key: label.to_string(),
+                                    source,
+                                })?;
+                        Ok(Some(encoded.into_owned()))
+                    })
+                };
+                self.write_sharded(sharding, &plan, &encode)
+            }
             None => self.for_each_share(&plan, |share| {
                 let key = self.chunk_key(&share.coords);
                 self.write_chunk(&key, &share, &plan.out_shape, data, write_empty_chunks)
@@ -620,7 +656,7 @@ impl Array {
     }
 
     /// Whether a share writes every element of its chunk that lies inside the array.
-    fn covers(&self, share: &ChunkShare<'_>, chunk_shape: &[u64]) -> bool {
+    pub(super) fn covers(&self, share: &ChunkShare<'_>, chunk_shape: &[u64]) -> bool {
         let extent = self.extent_in_array(&share.coords, chunk_shape);
         share.maps.iter().zip(extent).all(|(m, e)| m.covers(e))
     }
@@ -678,12 +714,13 @@ impl Array {
     }
 
     /// Writes a sharded array: the inner chunks the selection touches, grouped by shard.
-    fn write_sharded(
+    /// `encode` gives the new stored bytes of an inner chunk (`None`: not stored) from its
+    /// share and its current stored bytes (`None` when absent or rewritten whole).
+    pub(super) fn write_sharded(
         &self,
         sharding: &Sharding,
         plan: &Plan,
-        data: &[u8],
-        write_empty_chunks: bool,
+        encode: &EncodeInner<'_>,
     ) -> Result<()> {
         let mut by_shard: HashMap<Vec<u64>, Vec<(usize, usize)>> = HashMap::new();
         for i in 0..plan.total {
@@ -694,7 +731,7 @@ impl Array {
         let shards: Vec<_> = by_shard.into_iter().collect();
         let work = |(shard, shares): &(Vec<u64>, Vec<(usize, usize)>)| {
             concurrency::mark_worker();
-            self.write_shard(sharding, plan, shard, shares, data, write_empty_chunks)
+            self.write_shard(sharding, plan, shard, shares, encode)
         };
         match shards.len() {
             0 => Ok(()),
@@ -710,11 +747,9 @@ impl Array {
         plan: &Plan,
         shard: &[u64],
         shares: &[(usize, usize)],
-        data: &[u8],
-        write_empty_chunks: bool,
+        encode_inner: &EncodeInner<'_>,
     ) -> Result<()> {
         let key = self.chunk_key(shard);
-        let inner_chain = sharding.inner_chain();
         let inner_shape = sharding.inner_chunk_shape();
         // Inner chunks that lie (partly) inside the array; the others never hold data.
         let extent = self.extent_in_array(shard, self.chunk_shape());
@@ -762,29 +797,12 @@ impl Array {
         let encode = |&(i, inner): &(usize, usize)| -> Result<(usize, Option<Vec<u8>>)> {
             let share = plan.share(i);
             let label = format!("{key} (inner chunk {inner})");
-            with_scratch(&DECODED, |chunk| {
-                let covered = self.covers(&share, inner_shape);
-                let existing = if covered { None } else { stored_inner(inner) };
-                self.updated_chunk(
-                    inner_chain,
-                    &label,
-                    existing,
-                    &share,
-                    &plan.out_shape,
-                    data,
-                    chunk,
-                )?;
-                if !write_empty_chunks && all_fill(chunk, &self.fill_value) {
-                    return Ok((inner, None));
-                }
-                let encoded = inner_chain
-                    .encode(chunk)
-                    .map_err(|source| Error::EncodeChunk {
-                        key: label.clone(),
-                        source,
-                    })?;
-                Ok((inner, Some(encoded.into_owned())))
-            })
+            let existing = if self.covers(&share, inner_shape) {
+                None
+            } else {
+                stored_inner(inner)
+            };
+            Ok((inner, encode_inner(&share, existing, &label)?))
         };
         let encoded: Vec<(usize, Option<Vec<u8>>)> =
             shares.par_iter().map(encode).collect::<Result<_>>()?;

@@ -8,6 +8,7 @@
 use rayon::prelude::*;
 
 use super::copy::for_each_row;
+use super::io::{locate_inner, ChunkShare, Plan};
 use super::selection::{PieceMap, Selection};
 use super::Array;
 use crate::codec::array_to_bytes::vlen::VlenChunk;
@@ -30,29 +31,64 @@ impl Array {
                 self.data_type()
             )));
         }
-        if self.codecs.sharding().is_some() {
-            return Err(Error::InvalidArgument(format!(
-                "{}: sharded arrays of variable-length elements are not supported",
-                self.path()
-            )));
-        }
         Ok(())
     }
 
-    /// The decoded chunk at grid coordinates `coords`, or the fill value's chunk if absent.
+    /// The decoded chunk (inner chunk, if sharded) at coordinates `coords` of the grid of
+    /// encoded chunks, or the fill value's chunk if absent.
     fn vlen_chunk(&self, coords: &[u64]) -> Result<VlenChunk> {
-        let key = self.chunk_key(coords);
-        let n = self.codecs.decoded_repr().num_elements() as usize;
-        match self.store.get(&key)? {
-            Some(stored) => {
-                let chunk = self
-                    .codecs
-                    .decode_vlen(&stored)
-                    .map_err(|e| self.corrupt_vlen(&key, e))?;
-                Ok(chunk)
+        let (chain, key, stored) = match self.codecs.sharding() {
+            Some(sharding) => {
+                let (shard, inner) = locate_inner(coords, sharding.chunks_per_shard());
+                let key = self.chunk_key(&shard);
+                let entry = self
+                    .shard_index(sharding, &key)?
+                    .and_then(|index| index.get(inner));
+                let stored = self.fetch_inner(&key, entry)?;
+                (
+                    sharding.inner_chain(),
+                    format!("{key} (inner chunk {inner})"),
+                    stored,
+                )
             }
-            None => Ok(VlenChunk::filled(n, &self.fill_value)),
+            None => {
+                let key = self.chunk_key(coords);
+                let stored = self.store.get(&key)?;
+                (self.codecs.as_ref(), key, stored)
+            }
+        };
+        match stored {
+            Some(stored) => chain
+                .decode_vlen(&stored)
+                .map_err(|e| self.corrupt_vlen(&key, e)),
+            None => Ok(VlenChunk::filled(
+                chain.decoded_repr().num_elements() as usize,
+                &self.fill_value,
+            )),
         }
+    }
+
+    /// A chunk's elements after its share of `values` is written over `current`.
+    fn overlay_vlen(
+        &self,
+        current: &VlenChunk,
+        maps: &[&PieceMap],
+        chunk_shape: &[u64],
+        in_shape: &[u64],
+        values: &VlenChunk,
+    ) -> VlenChunk {
+        let n = current.len();
+        // Which input element (if any) replaces each element of the chunk.
+        let mut replaced: Vec<Option<usize>> = vec![None; n];
+        for_each_row(maps, chunk_shape, in_shape, 1, &mut |o, c, len| {
+            for k in 0..len {
+                replaced[c + k] = Some(o + k);
+            }
+        });
+        VlenChunk::from_elements((0..n).map(|j| match replaced[j] {
+            Some(o) => values.get(o),
+            None => current.get(j),
+        }))
     }
 
     fn corrupt_vlen(&self, key: &str, source: crate::error::CodecError) -> Error {
@@ -66,7 +102,7 @@ impl Array {
     pub fn read_vlen(&self, selection: &Selection) -> Result<VlenChunk> {
         self.check_vlen()?;
         selection.check(self.shape())?;
-        let chunk_shape = self.chunk_shape().to_vec();
+        let chunk_shape = self.inner_chunk_shape().to_vec();
         let pieces = selection.pieces(&chunk_shape);
         let out_shape = selection.shape();
         let counts: Vec<usize> = pieces.iter().map(Vec::len).collect();
@@ -139,6 +175,33 @@ impl Array {
                 selection.num_elements()
             )));
         }
+        if let Some(sharding) = self.codecs.sharding() {
+            let plan = Plan::new(selection, sharding.inner_chunk_shape());
+            let inner_shape = sharding.inner_chunk_shape().to_vec();
+            let chain = sharding.inner_chain();
+            let n = chain.decoded_repr().num_elements() as usize;
+            let encode = |share: &ChunkShare<'_>, existing: Option<&[u8]>, label: &str| {
+                let current = match existing {
+                    Some(stored) => chain
+                        .decode_vlen(stored)
+                        .map_err(|e| self.corrupt_vlen(label, e))?,
+                    None => VlenChunk::filled(n, &self.fill_value),
+                };
+                let updated =
+                    self.overlay_vlen(&current, &share.maps, &inner_shape, &plan.out_shape, values);
+                if !write_empty_chunks && updated.iter().all(|e| e == self.fill_value.as_slice()) {
+                    return Ok(None);
+                }
+                chain
+                    .encode_vlen(&updated)
+                    .map(Some)
+                    .map_err(|source| Error::EncodeChunk {
+                        key: label.to_string(),
+                        source,
+                    })
+            };
+            return self.write_sharded(sharding, &plan, &encode);
+        }
         let chunk_shape = self.chunk_shape().to_vec();
         let pieces = selection.pieces(&chunk_shape);
         let in_shape = selection.shape();
@@ -168,17 +231,7 @@ impl Array {
             } else {
                 self.vlen_chunk(&coords)?
             };
-            // Which input element (if any) replaces each element of the chunk.
-            let mut replaced: Vec<Option<usize>> = vec![None; n];
-            for_each_row(&maps, &chunk_shape, &in_shape, 1, &mut |o, c, len| {
-                for k in 0..len {
-                    replaced[c + k] = Some(o + k);
-                }
-            });
-            let updated = VlenChunk::from_elements((0..n).map(|j| match replaced[j] {
-                Some(o) => values.get(o),
-                None => current.get(j),
-            }));
+            let updated = self.overlay_vlen(&current, &maps, &chunk_shape, &in_shape, values);
             if !write_empty_chunks && updated.iter().all(|e| e == self.fill_value.as_slice()) {
                 self.store.delete(&key)?;
                 return Ok(());
