@@ -94,6 +94,12 @@ pub fn parse(dt: &DataType, value: &Value) -> Result<Vec<u8>, MetadataError> {
                 Value::String(s) => {
                     base64_decode(s).ok_or_else(|| invalid(dt, value, "expected a base64 string"))
                 }
+                // zarrs writes the bytes as a list of integers.
+                Value::Array(items) => items
+                    .iter()
+                    .map(|v| v.as_u64().filter(|b| *b < 256).map(|b| b as u8))
+                    .collect::<Option<Vec<u8>>>()
+                    .ok_or_else(|| invalid(dt, value, "expected integers 0..=255")),
                 Value::Null => Ok(Vec::new()),
                 _ if is_zero => Ok(Vec::new()),
                 _ => Err(invalid(dt, value, "expected a base64 string")),
