@@ -21,7 +21,8 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
-use crate::codec::{check_config_keys, codec_metadata, invalid_config, BytesToBytesCodec};
+use super::numcodecs::numcodecs_metadata;
+use crate::codec::{check_config_keys, invalid_config, BytesToBytesCodec};
 use crate::error::{CodecError, MetadataError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,7 +205,7 @@ impl BytesToBytesCodec for Checksum32 {
             let location = if self.at_start { "start" } else { "end" };
             config.insert("location".into(), location.into());
         }
-        codec_metadata(self.algorithm.name(), config)
+        numcodecs_metadata(self.algorithm.name(), config)
     }
 }
 

@@ -19,9 +19,18 @@ use std::borrow::Cow;
 use serde_json::{Map, Value};
 
 use super::{blosc::Blosc, gzip::Gzip, zstd::Zstd};
-use crate::codec::{check_config_keys, codec_metadata, invalid_config, BytesToBytesCodec};
+use crate::codec::{check_config_keys, invalid_config, BytesToBytesCodec};
 use crate::error::{CodecError, MetadataError};
 use crate::metadata::DataType;
+
+/// The metadata of a numcodecs codec. zarr-python refuses a `numcodecs.*` codec without a
+/// `configuration`, so it is written even when empty (fletcher32, packbits).
+pub(crate) fn numcodecs_metadata(name: &str, configuration: Map<String, Value>) -> Value {
+    let mut obj = Map::new();
+    obj.insert("name".into(), Value::String(name.into()));
+    obj.insert("configuration".into(), Value::Object(configuration));
+    Value::Object(obj)
+}
 
 /// A core codec under its numcodecs name and configuration.
 #[derive(Debug)]
@@ -158,7 +167,7 @@ impl BytesToBytesCodec for NumcodecsAlias {
     }
 
     fn metadata(&self) -> Value {
-        codec_metadata(self.name, self.config.clone())
+        numcodecs_metadata(self.name, self.config.clone())
     }
 }
 
