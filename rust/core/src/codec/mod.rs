@@ -214,7 +214,10 @@ enum AnyCodec {
 
 /// Builds one codec of a chain from its metadata; `decoded` is what it receives when encoding.
 fn build_codec(value: &Value, decoded: &ChunkRepr) -> Result<AnyCodec, MetadataError> {
-    use array_to_array::transpose::Transpose;
+    use array_to_array::{
+        astype::AsType, bitround::BitRound, delta::Delta, fixedscaleoffset::FixedScaleOffset,
+        packbits::PackBits, quantize::Quantize, transpose::Transpose,
+    };
     use array_to_bytes::bytes::Bytes;
     use array_to_bytes::sharding::Sharding;
     use bytes_to_bytes::checksum32::{Algorithm, Checksum32};
@@ -245,6 +248,30 @@ fn build_codec(value: &Value, decoded: &ChunkRepr) -> Result<AnyCodec, MetadataE
         }
         "crc32c" => AnyCodec::BytesToBytes(Box::new(Crc32c::from_config(&config)?)),
         // numcodecs codecs, under the names zarr-python gives them in v3.
+        "numcodecs.delta" => {
+            AnyCodec::ArrayToArray(Box::new(Delta::from_config(&config, decoded)?))
+        }
+        "numcodecs.fixedscaleoffset" => {
+            AnyCodec::ArrayToArray(Box::new(FixedScaleOffset::from_config(&config, decoded)?))
+        }
+        "numcodecs.quantize" => {
+            AnyCodec::ArrayToArray(Box::new(Quantize::from_config(&config, decoded)?))
+        }
+        "numcodecs.astype" => {
+            AnyCodec::ArrayToArray(Box::new(AsType::from_config(&config, decoded)?))
+        }
+        "numcodecs.packbits" => {
+            AnyCodec::ArrayToArray(Box::new(PackBits::from_config(&config, decoded)?))
+        }
+        // Also a zarr-extensions codec, with the same configuration.
+        "bitround" | "numcodecs.bitround" => {
+            let name = if name == "bitround" {
+                "bitround"
+            } else {
+                "numcodecs.bitround"
+            };
+            AnyCodec::ArrayToArray(Box::new(BitRound::from_config(name, &config, decoded)?))
+        }
         "numcodecs.zlib" => AnyCodec::BytesToBytes(Box::new(Zlib::from_config(&config)?)),
         "numcodecs.bz2" => AnyCodec::BytesToBytes(Box::new(Bz2::from_config(&config)?)),
         "numcodecs.lz4" => AnyCodec::BytesToBytes(Box::new(Lz4::from_config(&config)?)),

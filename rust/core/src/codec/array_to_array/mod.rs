@@ -1,2 +1,9 @@
 //! Array→array codecs.
+pub mod astype;
+pub mod bitround;
+pub mod delta;
+pub mod fixedscaleoffset;
+pub(crate) mod numeric;
+pub mod packbits;
+pub mod quantize;
 pub mod transpose;
