@@ -146,7 +146,8 @@ fn numcodecs_configurations_are_checked() {
         // Filters that need other data types.
         json!([{"name": "numcodecs.packbits"}, bytes]),
         json!([{"name": "numcodecs.quantize", "configuration": {"digits": 1}}, bytes]),
-        json!([{"name": "numcodecs.bitround", "configuration": {"keepbits": 3}}, bytes]),
+        // A negative number of bits.
+        json!([{"name": "numcodecs.bitround", "configuration": {"keepbits": -1}}, bytes]),
         // Custom LZMA filter chains.
         json!([bytes, {"name": "numcodecs.lzma", "configuration": {"filters": [{"id": 33}]}}]),
         // A filter after the serializer.

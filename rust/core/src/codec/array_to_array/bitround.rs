@@ -1,11 +1,19 @@
 //! `bitround` (v2 numcodecs filter id `bitround`; v3 names `numcodecs.bitround`, as
-//! zarr-python writes it, and `bitround`, the zarr-extensions codec with the same
-//! `{keepbits}` configuration): numcodecs' `BitRound(keepbits)`. Each float keeps `keepbits`
-//! bits of its mantissa, rounded to nearest with ties to even, so that the chunk compresses
-//! better (Klöwer et al. 2021). Decoding changes nothing.
+//! zarr-python writes it, and `bitround`, the zarr-extensions codec, which takes the same
+//! `{keepbits}` configuration and calls the other name its alias): numcodecs'
+//! `BitRound(keepbits)`. Each float keeps `keepbits` bits of its mantissa, rounded to nearest
+//! with ties to even, so that the chunk compresses better (Klöwer et al. 2021). Decoding
+//! changes nothing.
 //!
 //! The rounding works on the bits as numcodecs does (add half a quantum, clear the dropped
 //! bits), including its overflow into the exponent, so the bits match numcodecs' exactly.
+//!
+//! The zarr-extensions codec also rounds complex numbers (each part as a float) and integers
+//! (datetimes and timedeltas as int64): an integer keeps `keepbits` bits from its most
+//! significant set bit (of its two's complement bits, for negative values), rounded the same
+//! way but saturating rather than carrying out of the type (its sample data rounds 255 to 224
+//! with 3 bits). numcodecs refuses those types; both names accept them here, so that chunks
+//! zarrs writes under either name read.
 
 use serde_json::{Map, Value};
 
@@ -15,13 +23,21 @@ use crate::codec::{
 use crate::error::{CodecError, MetadataError};
 use crate::metadata::DataType;
 
+/// How the elements' bits are rounded.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// Floats (or complex parts) of `width` bytes with `mantissa` bits of mantissa.
+    Float { width: usize, mantissa: u32 },
+    /// Integers of `width` bytes.
+    Int { width: usize },
+}
+
 #[derive(Debug, Clone)]
 pub struct BitRound {
     /// The name it was configured under, written back.
     name: &'static str,
     keepbits: u32,
-    /// Mantissa bits of the chunks' float type.
-    mantissa: u32,
+    kind: Kind,
 }
 
 impl BitRound {
@@ -38,54 +54,78 @@ impl BitRound {
             .ok_or_else(|| {
                 MetadataError::missing(&format!("codecs[{name}].configuration.keepbits"))
             })?;
-        let mantissa = match decoded.data_type {
-            DataType::Float16 => 10,
-            DataType::Float32 => 23,
-            DataType::Float64 => 52,
+        let kind = match decoded.data_type {
+            DataType::Float16 => Kind::Float {
+                width: 2,
+                mantissa: 10,
+            },
+            DataType::Float32 | DataType::Complex64 => Kind::Float {
+                width: 4,
+                mantissa: 23,
+            },
+            DataType::Float64 | DataType::Complex128 => Kind::Float {
+                width: 8,
+                mantissa: 52,
+            },
+            DataType::Int8 | DataType::UInt8 => Kind::Int { width: 1 },
+            DataType::Int16 | DataType::UInt16 => Kind::Int { width: 2 },
+            DataType::Int32 | DataType::UInt32 => Kind::Int { width: 4 },
+            DataType::Int64
+            | DataType::UInt64
+            | DataType::DateTime64 { .. }
+            | DataType::TimeDelta64 { .. } => Kind::Int { width: 8 },
             ref other => {
                 return Err(MetadataError::Unsupported {
                     field: format!("codecs[{name}]"),
-                    value: format!("on {other} data (float16, float32 or float64 only)"),
+                    value: format!("on {other} data (numbers only)"),
                 })
             }
         };
-        let keepbits = value
-            .as_u64()
-            .filter(|k| *k <= mantissa as u64)
-            .ok_or_else(|| {
-                invalid_config(
-                    name,
-                    "keepbits",
-                    value,
-                    &format!(
-                        "expected 0..={mantissa}, the mantissa bits of {}",
-                        decoded.data_type
-                    ),
-                )
-            })? as u32;
+        // An integer narrower than `keepbits` is left as it is (zarrs writes keepbits 10 for
+        // uint8); a float cannot keep more bits than its mantissa has.
+        let max = match kind {
+            Kind::Float { mantissa, .. } => mantissa,
+            Kind::Int { .. } => u32::MAX,
+        };
+        let keepbits = value.as_u64().filter(|k| *k <= max as u64).ok_or_else(|| {
+            invalid_config(
+                name,
+                "keepbits",
+                value,
+                &format!(
+                    "expected 0..={max}, the mantissa bits of {}",
+                    decoded.data_type
+                ),
+            )
+        })? as u32;
         Ok(Self {
             name,
             keepbits,
-            mantissa,
+            kind,
         })
     }
 }
 
-macro_rules! round_bits {
-    ($data:expr, $t:ty, $maskbits:expr) => {{
-        let m = $maskbits;
-        let mask: $t = !0 << m;
-        let half_quantum: $t = (1 << (m - 1)) - 1;
+/// Rounds every `$t` of `$data` in place to `$keep` bits out of the `$len(bits)` low bits,
+/// adding half a quantum with `$add` (wrapping for floats, saturating for integers).
+macro_rules! round_in_place {
+    ($data:expr, $t:ty, $keep:expr, $len:expr, $add:ident) => {{
         const N: usize = std::mem::size_of::<$t>();
-        let mut out = Vec::with_capacity($data.len());
-        for chunk in $data.chunks_exact(N) {
+        for chunk in $data.chunks_exact_mut(N) {
             let mut b = [0u8; N];
             b.copy_from_slice(chunk);
             let bits = <$t>::from_ne_bytes(b);
-            let rounded = bits.wrapping_add(((bits >> m) & 1) + half_quantum) & mask;
-            out.extend_from_slice(&rounded.to_ne_bytes());
+            let len: u32 = $len(bits);
+            if $keep < len {
+                let m = len - $keep;
+                let mask = <$t>::MAX.checked_shl(m).unwrap_or(0);
+                let half_quantum: $t = (1 << (m - 1)) - 1;
+                // `m` is the whole width when an integer keeps no bits.
+                let lowest_kept = bits.checked_shr(m).unwrap_or(0) & 1;
+                let rounded = bits.$add(lowest_kept + half_quantum) & mask;
+                chunk.copy_from_slice(&rounded.to_ne_bytes());
+            }
         }
-        out
     }};
 }
 
@@ -99,18 +139,49 @@ impl ArrayToArrayCodec for BitRound {
     }
 
     fn encode(&self, data: &[u8], decoded: &ChunkRepr) -> Result<Vec<u8>, CodecError> {
-        check_len(self.name(), data.len(), decoded.nbytes())?;
-        let maskbits = self.mantissa - self.keepbits;
-        if maskbits == 0 {
-            return Ok(data.to_vec());
-        }
-        // Unsigned arithmetic on the bits is numcodecs' signed arithmetic: the same bits
+        check_len(self.name, data.len(), decoded.nbytes())?;
+        let mut out = data.to_vec();
+        let keep = self.keepbits;
+        // Unsigned arithmetic on a float's bits is numcodecs' signed arithmetic: the same bits
         // wrap the same way, and the shifted-in sign bits are masked off by `& 1`.
-        Ok(match self.mantissa {
-            10 => round_bits!(data, u16, maskbits),
-            23 => round_bits!(data, u32, maskbits),
-            _ => round_bits!(data, u64, maskbits),
-        })
+        match self.kind {
+            Kind::Float { width, mantissa } => match width {
+                2 => round_in_place!(out, u16, keep, |_| mantissa, wrapping_add),
+                4 => round_in_place!(out, u32, keep, |_| mantissa, wrapping_add),
+                _ => round_in_place!(out, u64, keep, |_| mantissa, wrapping_add),
+            },
+            Kind::Int { width } => match width {
+                1 => round_in_place!(out, u8, keep, |b: u8| 8 - b.leading_zeros(), saturating_add),
+                2 => {
+                    round_in_place!(
+                        out,
+                        u16,
+                        keep,
+                        |b: u16| 16 - b.leading_zeros(),
+                        saturating_add
+                    )
+                }
+                4 => {
+                    round_in_place!(
+                        out,
+                        u32,
+                        keep,
+                        |b: u32| 32 - b.leading_zeros(),
+                        saturating_add
+                    )
+                }
+                _ => {
+                    round_in_place!(
+                        out,
+                        u64,
+                        keep,
+                        |b: u64| 64 - b.leading_zeros(),
+                        saturating_add
+                    )
+                }
+            },
+        }
+        Ok(out)
     }
 
     fn decode_into(
@@ -119,8 +190,8 @@ impl ArrayToArrayCodec for BitRound {
         decoded: &ChunkRepr,
         out: &mut [u8],
     ) -> Result<(), CodecError> {
-        check_len(self.name(), encoded.len(), decoded.nbytes())?;
-        check_len(self.name(), out.len(), decoded.nbytes())?;
+        check_len(self.name, encoded.len(), decoded.nbytes())?;
+        check_len(self.name, out.len(), decoded.nbytes())?;
         out.copy_from_slice(encoded);
         Ok(())
     }
@@ -129,12 +200,6 @@ impl ArrayToArrayCodec for BitRound {
         let mut config = Map::new();
         config.insert("keepbits".into(), self.keepbits.into());
         codec_metadata(self.name, config)
-    }
-}
-
-impl BitRound {
-    fn name(&self) -> &'static str {
-        self.name
     }
 }
 
@@ -223,6 +288,79 @@ mod tests {
     }
 
     #[test]
+    fn rounds_integers_and_complex_as_zarr_extensions() {
+        // The zarr-extensions sample data (codecs/bitround/sample_data/README.md), keepbits 3.
+        let c = codec(3, DataType::UInt8);
+        let repr = ChunkRepr::new(vec![10], DataType::UInt8);
+        let enc = c
+            .encode(&[0, 1, 10, 11, 100, 123, 200, 208, 209, 255], &repr)
+            .unwrap();
+        assert_eq!(enc, [0, 1, 10, 12, 96, 128, 192, 192, 224, 224]);
+        // More bits than the type has keep them all.
+        let data = [0, 1, 10, 11, 100, 123, 200, 208, 209, 255];
+        assert_eq!(
+            codec(10, DataType::UInt8).encode(&data, &repr).unwrap(),
+            data
+        );
+        let floats = [
+            0.0f32,
+            0.1,
+            1.2,
+            12.3,
+            123.4,
+            1234.5,
+            f32::NAN,
+            f32::INFINITY,
+        ];
+        let rounded = [
+            0.0f32,
+            0.1015625,
+            1.25,
+            12.0,
+            120.0,
+            1280.0,
+            f32::NAN,
+            f32::INFINITY,
+        ];
+        let bytes = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|f| f.to_ne_bytes()).collect() };
+        let c = codec(3, DataType::Float32);
+        let repr = ChunkRepr::new(vec![8], DataType::Float32);
+        assert_eq!(c.encode(&bytes(&floats), &repr).unwrap(), bytes(&rounded));
+        // Complex numbers round each part.
+        let c = codec(3, DataType::Complex64);
+        let repr = ChunkRepr::new(vec![4], DataType::Complex64);
+        assert_eq!(c.encode(&bytes(&floats), &repr).unwrap(), bytes(&rounded));
+        // Wider and signed integers: from the most significant set bit of the bits.
+        let c = codec(3, DataType::Int16);
+        let repr = ChunkRepr::new(vec![3], DataType::Int16);
+        let ints: Vec<u8> = [-1i16, 1000, 7]
+            .iter()
+            .flat_map(|i| i.to_ne_bytes())
+            .collect();
+        let want: Vec<u8> = [-8192i16, 1024, 7]
+            .iter()
+            .flat_map(|i| i.to_ne_bytes())
+            .collect();
+        assert_eq!(c.encode(&ints, &repr).unwrap(), want);
+        let repr = ChunkRepr::new(vec![2], DataType::UInt64);
+        let big: Vec<u8> = [u64::MAX, 5].iter().flat_map(|i| i.to_ne_bytes()).collect();
+        let want: Vec<u8> = [1u64 << 63, 4]
+            .iter()
+            .flat_map(|i| i.to_ne_bytes())
+            .collect();
+        assert_eq!(
+            codec(1, DataType::UInt64).encode(&big, &repr).unwrap(),
+            want
+        );
+        // No bits kept (the spec asks for at least one): no overflow either.
+        let want: Vec<u8> = [0u64, 8].iter().flat_map(|i| i.to_ne_bytes()).collect();
+        assert_eq!(
+            codec(0, DataType::UInt64).encode(&big, &repr).unwrap(),
+            want
+        );
+    }
+
+    #[test]
     fn config_and_errors() {
         let repr = ChunkRepr::new(vec![1], DataType::Float32);
         let c = BitRound::from_config(
@@ -239,8 +377,10 @@ mod tests {
             (json!({}), DataType::Float32),
             (json!({"keepbits": 24}), DataType::Float32),
             (json!({"keepbits": 11}), DataType::Float16),
+            (json!({"keepbits": 1u64 << 32}), DataType::Int8),
             (json!({"keepbits": -1}), DataType::Float64),
-            (json!({"keepbits": 3}), DataType::Int32),
+            (json!({"keepbits": 3}), DataType::Bool),
+            (json!({"keepbits": 3}), DataType::NullTerminatedBytes(4)),
             (json!({"keepbits": 3, "dtype": "<f4"}), DataType::Float32),
         ] {
             let repr = ChunkRepr::new(vec![1], dt);
