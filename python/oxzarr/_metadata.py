@@ -14,7 +14,16 @@ JSON = Any
 
 #: Codecs that turn arrays into bytes; those before one are filters, those after compressors.
 ARRAY_TO_BYTES = {"bytes", "sharding_indexed", "vlen-utf8", "vlen-bytes"}
-ARRAY_TO_ARRAY = {"transpose"}
+ARRAY_TO_ARRAY = {
+    "transpose",
+    "bitround",
+    "numcodecs.astype",
+    "numcodecs.bitround",
+    "numcodecs.delta",
+    "numcodecs.fixedscaleoffset",
+    "numcodecs.packbits",
+    "numcodecs.quantize",
+}
 
 
 def normalize_shape(shape: Any) -> tuple[int, ...]:
