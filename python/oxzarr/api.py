@@ -33,16 +33,20 @@ __all__ = [
     "create_array",
     "create_group",
     "empty",
+    "empty_like",
     "from_array",
     "full",
+    "full_like",
     "group",
     "ones",
+    "ones_like",
     "open",
     "open_array",
     "open_consolidated",
     "open_group",
     "tree",
     "zeros",
+    "zeros_like",
 ]
 
 JSON = Any
@@ -62,6 +66,16 @@ def _check_mode(mode: str) -> None:
 
 def _path(path: str | None) -> str:
     return (path or "").strip("/")
+
+
+def _refuse_existing(store: StoreLike, path: str | None) -> None:
+    """Mode "w-": a node already at `path` is a FileExistsError, as in zarr-python."""
+    target = make_store(store, read_only=True)
+    try:
+        _core.open_node(target._core, _path(path))
+    except NodeNotFoundError:
+        return
+    raise FileExistsError(f"a node exists at {_path(path) or '/'!r} in {target} (mode 'w-')")
 
 
 def create_array(
@@ -185,6 +199,8 @@ def open_array(
     present)."""
     _check_mode(mode)
     _check_format(zarr_format)
+    if mode in ("w-", "x"):
+        _refuse_existing(store, path)
     if mode in ("w", "w-", "x"):
         return create_array(
             store, name=path, overwrite=mode == "w", storage_options=storage_options, **kwargs
@@ -236,6 +252,8 @@ def open_group(
     """Opens a group; modes as in :func:`open_array` ("a" creates a missing group)."""
     _check_mode(mode)
     _check_format(zarr_format)
+    if mode in ("w-", "x"):
+        _refuse_existing(store, path)
     if mode in ("w", "w-", "x"):
         return create_group(
             store, path=path, overwrite=mode == "w", attributes=attributes, zarr_format=zarr_format
@@ -421,3 +439,39 @@ def from_array(
         write_data=write_data,
         **kwargs,
     )
+
+
+def _like(a: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """create_array's arguments taken from `a` (an Array or any array-like), unless given."""
+    like: dict[str, Any] = {"shape": np.shape(a), "dtype": getattr(a, "dtype", None)}
+    if isinstance(a, Array):
+        like.update(chunks=a.chunks, zarr_format=a.zarr_format)
+        if a.shards is not None:
+            like["shards"] = a.shards
+    return {**{k: v for k, v in like.items() if v is not None}, **kwargs}
+
+
+def zeros_like(a: Any, **kwargs: Any) -> Array:
+    """An array of zeros shaped like `a` (with its dtype and chunks, if an Array)."""
+    args = _like(a, kwargs)
+    return _create_filled(args.pop("shape"), 0, **args)
+
+
+def ones_like(a: Any, **kwargs: Any) -> Array:
+    """An array of ones shaped like `a`."""
+    args = _like(a, kwargs)
+    return _create_filled(args.pop("shape"), 1, **args)
+
+
+def full_like(a: Any, fill_value: Any = None, **kwargs: Any) -> Array:
+    """An array filled with `fill_value` (by default, `a`'s fill value) shaped like `a`."""
+    if fill_value is None and isinstance(a, Array):
+        fill_value = a.fill_value
+    args = _like(a, kwargs)
+    return _create_filled(args.pop("shape"), fill_value, **args)
+
+
+def empty_like(a: Any, **kwargs: Any) -> Array:
+    """An array shaped like `a` whose values are left unset (they read as the fill value)."""
+    args = _like(a, kwargs)
+    return _create_filled(args.pop("shape"), kwargs.pop("fill_value", None), **args)

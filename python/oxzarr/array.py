@@ -16,7 +16,7 @@ from oxzarr._indexing import Indexer, indexer
 from oxzarr._metadata import ARRAY_TO_ARRAY, ARRAY_TO_BYTES
 from oxzarr.codecs import Codec, NumcodecsConfig, codec_from_dict
 from oxzarr.config import config
-from oxzarr.errors import ReadOnlyError
+from oxzarr.errors import BoundsCheckError, ReadOnlyError
 from oxzarr.storage import Store
 
 __all__ = ["Array", "ArrayMetadata", "ArrayV2Metadata", "Attributes"]
@@ -154,6 +154,39 @@ class _OrthogonalIndex:
 
     def __setitem__(self, key: Any, value: npt.ArrayLike) -> None:
         self._array.set_orthogonal_selection(key, value)
+
+
+class _VectorizedIndex:
+    def __init__(self, array: Array) -> None:
+        self._array = array
+
+    def __getitem__(self, key: Any) -> npt.NDArray[Any]:
+        if _is_mask(key, self._array.shape):
+            return self._array.get_mask_selection(key)
+        return self._array.get_coordinate_selection(key)
+
+    def __setitem__(self, key: Any, value: npt.ArrayLike) -> None:
+        if _is_mask(key, self._array.shape):
+            self._array.set_mask_selection(key, value)
+        else:
+            self._array.set_coordinate_selection(key, value)
+
+
+class _BlockIndex:
+    def __init__(self, array: Array) -> None:
+        self._array = array
+
+    def __getitem__(self, key: Any) -> npt.NDArray[Any]:
+        return self._array.get_block_selection(key)
+
+    def __setitem__(self, key: Any, value: npt.ArrayLike) -> None:
+        self._array.set_block_selection(key, value)
+
+
+def _is_mask(key: Any, shape: tuple[int, ...]) -> bool:
+    if isinstance(key, tuple) and len(key) == 1:
+        key = key[0]
+    return isinstance(key, np.ndarray) and key.dtype == np.bool_ and key.shape == shape
 
 
 class Array:
@@ -473,6 +506,184 @@ class Array:
     def oindex(self) -> _OrthogonalIndex:
         """Orthogonal indexing: ``a.oindex[[0, 2], :, mask]``."""
         return _OrthogonalIndex(self)
+
+    @property
+    def vindex(self) -> _VectorizedIndex:
+        """Coordinate (point) indexing, ``a.vindex[[0, 2], [1, 3]]``, and boolean masks of
+        the array's shape, ``a.vindex[a[...] > 0]``."""
+        return _VectorizedIndex(self)
+
+    @property
+    def blocks(self) -> _BlockIndex:
+        """Indexing by chunk: ``a.blocks[1, 0]`` is the second chunk along the first axis."""
+        return _BlockIndex(self)
+
+    # --- coordinate, mask and block selections ---
+
+    def _coordinates(self, selection: Any) -> tuple[list[npt.NDArray[np.uint64]], tuple[int, ...]]:
+        """The points of a coordinate selection (one integer array per dimension, broadcast
+        together), bounds-checked, and the shape of the result."""
+        if not isinstance(selection, tuple):
+            selection = (selection,)
+        if len(selection) != self.ndim:
+            raise IndexError(
+                f"a coordinate selection needs {self.ndim} index arrays, not {len(selection)}"
+            )
+        arrays = [np.asarray(s) for s in selection]
+        for a in arrays:
+            if a.dtype.kind not in "iu" and a.size:
+                raise IndexError(
+                    "coordinate selections take integer arrays (use a boolean mask of the "
+                    "array's shape for a mask selection)"
+                )
+        try:
+            broadcast = np.broadcast_arrays(*arrays)
+        except ValueError as e:
+            # A ValueError, as zarr-python raises (numpy raises an IndexError).
+            raise ValueError(f"the index arrays do not broadcast together: {e}") from None
+        shape = broadcast[0].shape if broadcast else ()
+        coords = []
+        for axis, (a, n) in enumerate(zip(broadcast, self._shape, strict=True)):
+            flat = a.reshape(-1).astype(np.int64)
+            bad = (flat < -n) | (flat >= n)
+            if bad.any():
+                raise BoundsCheckError(
+                    f"index {int(flat[bad][0])} is out of bounds for axis {axis} with size {n}"
+                )
+            coords.append(np.where(flat < 0, flat + n, flat).astype(np.uint64))
+        return coords, tuple(shape)
+
+    def get_coordinate_selection(self, selection: Any) -> npt.NDArray[Any]:
+        """Reads points: ``selection`` holds one integer array per dimension (numpy's
+        fancy indexing, zarr-python's ``vindex``)."""
+        coords, shape = self._coordinates(selection)
+        if self._vlen or self._shards is not None:
+            # Point by point through orthogonal reads.
+            out = np.empty(len(coords[0]) if coords else 1, dtype=self._dtype)
+            for i in range(out.shape[0]):
+                out[i] = self[tuple(int(c[i]) for c in coords)]
+            return out.reshape(shape)
+        out = np.empty(int(np.prod(shape)), dtype=self._native)
+        self._core.read_points(coords, out.view(np.uint8))
+        if self._native is not self._dtype:
+            out = out.astype(self._dtype)
+        return out.reshape(shape)
+
+    def set_coordinate_selection(self, selection: Any, value: npt.ArrayLike) -> None:
+        """Writes points (the last value wins for a point given twice, as in numpy)."""
+        if self.read_only:
+            raise ReadOnlyError(f"{self!r} was opened read-only: cannot write to it")
+        coords, shape = self._coordinates(selection)
+        values = np.broadcast_to(np.asarray(value, dtype=self._native), shape).reshape(-1)
+        if self._vlen or self._shards is not None:
+            for i in range(values.shape[0]):
+                self[tuple(int(c[i]) for c in coords)] = values[i]
+            return
+        data = np.ascontiguousarray(values)
+        self._core.write_points(coords, data.view(np.uint8), self._write_empty())
+
+    def get_mask_selection(self, mask: Any) -> npt.NDArray[Any]:
+        """Reads the elements where ``mask`` (a boolean array of the array's shape) is true,
+        in C order."""
+        return self.get_coordinate_selection(self._mask_points(mask))
+
+    def set_mask_selection(self, mask: Any, value: npt.ArrayLike) -> None:
+        self.set_coordinate_selection(self._mask_points(mask), value)
+
+    def _mask_points(self, mask: Any) -> tuple[npt.NDArray[Any], ...]:
+        if isinstance(mask, tuple) and len(mask) == 1:
+            mask = mask[0]
+        mask = np.asarray(mask)
+        if mask.dtype != np.bool_ or mask.shape != self._shape:
+            raise IndexError(
+                f"a mask selection takes a boolean array of shape {self._shape}, "
+                f"not {mask.dtype} of shape {mask.shape}"
+            )
+        return tuple(np.nonzero(mask))
+
+    def _block_key(self, selection: Any) -> tuple[slice, ...]:
+        """The array slices that a selection of whole chunks covers."""
+        if not isinstance(selection, tuple):
+            selection = (selection,)
+        if len(selection) > self.ndim:
+            raise IndexError(f"too many indices for {self.ndim}-dimensional blocks")
+        selection = selection + (slice(None),) * (self.ndim - len(selection))
+        key = []
+        for axis, (s, n, c) in enumerate(zip(selection, self._shape, self._chunks, strict=True)):
+            nblocks = -(-n // c)
+            if isinstance(s, int | np.integer):
+                b = int(s) + nblocks if s < 0 else int(s)
+                if not 0 <= b < nblocks:
+                    raise BoundsCheckError(
+                        f"block {s} is out of bounds for axis {axis} with {nblocks} blocks"
+                    )
+                key.append(slice(b * c, min((b + 1) * c, n)))
+            elif isinstance(s, slice):
+                start, stop, step = s.indices(nblocks)
+                if step != 1:
+                    raise IndexError("block selections take slices with step 1")
+                key.append(slice(start * c, min(stop * c, n)) if stop > start else slice(0, 0))
+            else:
+                raise IndexError(f"block selections take integers and slices, not {s!r}")
+        return tuple(key)
+
+    def get_block_selection(self, selection: Any) -> npt.NDArray[Any]:
+        """Reads whole chunks: ``selection`` indexes the chunk grid."""
+        return self[self._block_key(selection)]
+
+    def set_block_selection(self, selection: Any, value: npt.ArrayLike) -> None:
+        self[self._block_key(selection)] = value
+
+    # --- shape changes and storage ---
+
+    def resize(self, *shape: Any) -> None:
+        """Changes the shape. Chunks wholly outside the new shape are deleted; growing
+        exposes the fill value (as in zarr-python)."""
+        if len(shape) == 1 and not isinstance(shape[0], int | np.integer):
+            shape = tuple(shape[0])
+        new_shape = [int(s) for s in shape]
+        if any(s < 0 for s in new_shape):
+            raise ValueError(f"shape cannot be negative: {tuple(new_shape)}")
+        if self.read_only:
+            raise ReadOnlyError(f"{self!r} was opened read-only: cannot resize it")
+        self._load(self._core.resize(new_shape))
+
+    def append(self, data: npt.ArrayLike, axis: int = 0) -> tuple[int, ...]:
+        """Appends `data` along `axis`, growing the array; returns the new shape."""
+        values = np.asarray(data)
+        if values.ndim != self.ndim:
+            raise ValueError(
+                f"cannot append {values.ndim}-dimensional data to a {self.ndim}-d array"
+            )
+        axis = axis % self.ndim
+        for d in range(self.ndim):
+            if d != axis and values.shape[d] != self._shape[d]:
+                raise ValueError(
+                    f"cannot append data of shape {values.shape} along axis {axis} of an array "
+                    f"of shape {self._shape}"
+                )
+        old = self._shape[axis]
+        new_shape = list(self._shape)
+        new_shape[axis] += values.shape[axis]
+        self.resize(new_shape)
+        key = tuple(slice(old, None) if d == axis else slice(None) for d in range(self.ndim))
+        self[key] = values
+        return self._shape
+
+    @property
+    def nchunks_initialized(self) -> int:
+        """How many chunks (shards, for sharded arrays) are stored."""
+        return len(self._core.stored_chunks())
+
+    @property
+    def nbytes_stored(self) -> int:
+        """Bytes stored for the array: its chunks and metadata documents."""
+        return int(self._core.nbytes_stored())
+
+    def _write_empty(self) -> bool:
+        if self._write_empty_chunks is not None:
+            return self._write_empty_chunks
+        return bool(config.get("write_empty_chunks"))
 
     # --- pickling: by store and path, never by data ---
 

@@ -168,6 +168,53 @@ impl Array {
         without_gil(py, || self.inner.read_into(&selection, out))
     }
 
+    /// Reads points (`coords[d]` holds every point's coordinate along dimension `d`) into
+    /// `out`, a flat uint8 view of as many elements.
+    fn read_points(
+        &self,
+        py: Python<'_>,
+        coords: Vec<PyReadonlyArray1<'_, u64>>,
+        mut out: PyReadwriteArray1<'_, u8>,
+    ) -> PyResult<()> {
+        let coords: Vec<Vec<u64>> = coords.iter().map(|c| c.as_array().to_vec()).collect();
+        let out = out
+            .as_slice_mut()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        without_gil(py, || self.inner.read_points(&coords, out))
+    }
+
+    /// Writes one element per point from `data` (a flat uint8 view).
+    fn write_points(
+        &self,
+        py: Python<'_>,
+        coords: Vec<PyReadonlyArray1<'_, u64>>,
+        data: PyReadonlyArray1<'_, u8>,
+        write_empty_chunks: bool,
+    ) -> PyResult<()> {
+        let coords: Vec<Vec<u64>> = coords.iter().map(|c| c.as_array().to_vec()).collect();
+        let data = data
+            .as_slice()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        without_gil(py, || {
+            self.inner.write_points(&coords, data, write_empty_chunks)
+        })
+    }
+
+    /// Resizes the array (deleting chunks wholly outside the new shape); returns it resized.
+    fn resize(&self, py: Python<'_>, shape: Vec<u64>) -> PyResult<Self> {
+        without_gil(py, || self.inner.resize(&shape)).map(Self::from)
+    }
+
+    /// The grid coordinates of the stored chunks (shards, if sharded).
+    fn stored_chunks(&self, py: Python<'_>) -> PyResult<Vec<Vec<u64>>> {
+        without_gil(py, || self.inner.stored_chunks())
+    }
+
+    /// Bytes stored for the array: chunks and metadata.
+    fn nbytes_stored(&self, py: Python<'_>) -> PyResult<u64> {
+        without_gil(py, || self.inner.nbytes_stored())
+    }
+
     /// Reads the variable-length elements of `selection`, in C order: a list of str for
     /// `string` arrays, of bytes for `bytes` arrays. Decoding runs without the GIL; building
     /// the Python objects needs it.

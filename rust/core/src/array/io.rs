@@ -694,7 +694,12 @@ impl Array {
         })
     }
 
-    fn store_chunk(&self, key: &str, chunk: &[u8], write_empty_chunks: bool) -> Result<()> {
+    pub(super) fn store_chunk(
+        &self,
+        key: &str,
+        chunk: &[u8],
+        write_empty_chunks: bool,
+    ) -> Result<()> {
         if chunk_cache::enabled() {
             chunk_cache::invalidate(&self.store.cache_namespace(), key);
         }

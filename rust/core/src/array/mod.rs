@@ -3,6 +3,7 @@
 pub mod chunk_cache;
 pub(crate) mod copy;
 mod io;
+mod io_points;
 mod io_vlen;
 pub mod selection;
 mod shard_cache;
@@ -181,6 +182,62 @@ impl Array {
             &self.path,
             &self.metadata.chunk_key_encoding().encode(coords),
         )
+    }
+
+    /// The chunks (shards, for sharded arrays) stored, by grid coordinates.
+    pub fn stored_chunks(&self) -> Result<Vec<Vec<u64>>> {
+        let prefix = crate::store::node_prefix(&self.path);
+        let encoding = self.metadata.chunk_key_encoding();
+        let grid = self.grid_shape();
+        let mut chunks = Vec::new();
+        for key in self.store.list_prefix(&prefix)? {
+            if let Some(coords) = encoding.decode(&key[prefix.len()..]) {
+                if coords.len() == grid.len() && coords.iter().zip(&grid).all(|(c, g)| c < g) {
+                    chunks.push(coords);
+                }
+            }
+        }
+        Ok(chunks)
+    }
+
+    /// Bytes stored for this array: its chunks and metadata documents.
+    pub fn nbytes_stored(&self) -> Result<u64> {
+        let prefix = crate::store::node_prefix(&self.path);
+        let mut total = 0;
+        for key in self.store.list_prefix(&prefix)? {
+            total += self.store.size(&key)?.unwrap_or(0);
+        }
+        Ok(total)
+    }
+
+    /// Changes the shape, writing the metadata; chunks that fall wholly outside the new shape
+    /// are deleted (as zarr-python does). Returns the resized array.
+    pub fn resize(&self, shape: &[u64]) -> Result<Self> {
+        if shape.len() != self.shape().len() {
+            return Err(Error::InvalidArgument(format!(
+                "cannot resize a {}-dimensional array to {shape:?}",
+                self.shape().len()
+            )));
+        }
+        let chunk_shape = self.chunk_shape().to_vec();
+        for coords in self.stored_chunks()? {
+            let outside = coords
+                .iter()
+                .zip(&chunk_shape)
+                .zip(shape)
+                .any(|((&c, &n), &s)| c * n >= s);
+            if outside {
+                self.store.delete(&self.chunk_key(&coords))?;
+            }
+        }
+        let mut metadata = self.metadata.clone();
+        metadata.set_shape(shape.to_vec());
+        write_node_metadata(
+            &self.store,
+            &self.path,
+            &NodeMetadata::Array(metadata.clone()),
+        )?;
+        Self::from_metadata(self.store.clone(), &self.path, metadata)
     }
 
     /// Replaces the attributes, writing `zarr.json`; returns the updated array.

@@ -103,7 +103,7 @@ pub fn parse(dt: &DataType, value: &Value) -> Result<Vec<u8>, MetadataError> {
                 Value::Null => Ok(Vec::new()),
                 _ if is_zero => Ok(Vec::new()),
                 _ => Err(invalid(dt, value, "expected a base64 string")),
-            }
+            };
         }
         _ => {}
     }

@@ -96,6 +96,13 @@ impl ArrayMetadata {
         }
     }
 
+    pub fn set_shape(&mut self, shape: Vec<u64>) {
+        match self {
+            Self::V3(m) => m.shape = shape,
+            Self::V2(m) => m.shape = shape,
+        }
+    }
+
     /// The shape of a chunk of the grid.
     pub fn chunk_shape(&self) -> &[u64] {
         match self {

@@ -53,6 +53,23 @@ impl ChunkKeyEncoding {
         key
     }
 
+    /// The grid coordinates of the chunk a key names (relative to the array), or `None` if
+    /// the key is not a chunk key of this encoding.
+    pub fn decode(&self, key: &str) -> Option<Vec<u64>> {
+        let (rest, separator) = match *self {
+            Self::Default { separator } => {
+                if key == "c" {
+                    return Some(Vec::new());
+                }
+                (key.strip_prefix('c')?.strip_prefix(separator)?, separator)
+            }
+            Self::V2 { separator } => (key, separator),
+        };
+        rest.split(separator)
+            .map(|p| p.parse::<u64>().ok())
+            .collect()
+    }
+
     fn from_metadata(value: &Value) -> Result<Self, MetadataError> {
         let (name, config) = split_extension("chunk_key_encoding", value)?;
         let separator = match config.get("separator") {
@@ -564,6 +581,11 @@ mod tests {
         assert_eq!(v2.encode(&[]), "0");
         let ce = ChunkKeyEncoding::from_metadata(&json!("v2")).unwrap();
         assert_eq!(ce, v2);
+        assert_eq!(d.decode("c/1/20/3"), Some(vec![1, 20, 3]));
+        assert_eq!(d.decode("c"), Some(vec![]));
+        assert_eq!(d.decode("zarr.json"), None);
+        assert_eq!(v2.decode("1.2"), Some(vec![1, 2]));
+        assert_eq!(v2.decode(".zarray"), None);
     }
 
     #[test]

@@ -1,0 +1,152 @@
+//! Coordinate selections: reading and writing a list of points (numpy's and zarr-python's
+//! `vindex`, and boolean masks through their coordinates).
+//!
+//! Points are grouped by the chunk that holds them; each chunk is fetched and decoded once,
+//! in parallel, and its points copied to or from their places in the output.
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+
+use super::copy::{c_strides, fill_elements, SharedBuffer};
+use super::Array;
+use crate::concurrency;
+use crate::error::{Error, Result};
+
+/// Points grouped by chunk: for each chunk (grid coordinates), the (output index, element
+/// offset within the chunk) of each of its points, in output order.
+type ByChunk = Vec<(Vec<u64>, Vec<(usize, usize)>)>;
+
+impl Array {
+    /// Groups points (`coords[d][i]` is point `i`'s coordinate along dimension `d`) by chunk,
+    /// checking them against the shape.
+    fn points_by_chunk(&self, coords: &[Vec<u64>]) -> Result<(usize, ByChunk)> {
+        let shape = self.shape();
+        if coords.len() != shape.len() {
+            return Err(Error::OutOfBounds(format!(
+                "a coordinate selection needs {} index arrays, not {}",
+                shape.len(),
+                coords.len()
+            )));
+        }
+        let n = coords.first().map_or(1, Vec::len);
+        if coords.iter().any(|c| c.len() != n) {
+            return Err(Error::InvalidArgument(
+                "the index arrays of a coordinate selection must have the same length".into(),
+            ));
+        }
+        let chunk_shape = self.chunk_shape();
+        let strides = c_strides(chunk_shape);
+        let mut groups: HashMap<Vec<u64>, Vec<(usize, usize)>> = HashMap::new();
+        for i in 0..n {
+            let mut chunk = Vec::with_capacity(shape.len());
+            let mut offset = 0usize;
+            for (d, axis) in coords.iter().enumerate() {
+                let x = axis[i];
+                if x >= shape[d] {
+                    return Err(Error::OutOfBounds(format!(
+                        "index {x} is out of bounds for dimension {d} with length {}",
+                        shape[d]
+                    )));
+                }
+                chunk.push(x / chunk_shape[d]);
+                offset += (x % chunk_shape[d]) as usize * strides[d];
+            }
+            groups.entry(chunk).or_default().push((i, offset));
+        }
+        Ok((n, groups.into_iter().collect()))
+    }
+
+    /// The decoded chunk at grid coordinates `coords` into `buf` (the fill value if absent).
+    fn decoded_chunk(&self, coords: &[u64], buf: &mut Vec<u8>) -> Result<()> {
+        let key = self.chunk_key(coords);
+        buf.resize(self.codecs.decoded_repr().nbytes(), 0);
+        match self.store.get(&key)? {
+            Some(stored) => self
+                .codecs
+                .decode_into(&stored, buf)
+                .map_err(|e| self.corrupt(&key, e)),
+            None => {
+                fill_elements(buf, &self.fill_value);
+                Ok(())
+            }
+        }
+    }
+
+    fn check_points_supported(&self) -> Result<()> {
+        if self.data_type().is_variable() || self.codecs.sharding().is_some() {
+            // Those go through orthogonal reads of each point (the Python layer does it).
+            return Err(Error::InvalidArgument(format!(
+                "{}: coordinate selections of sharded or variable-length arrays go point by point",
+                self.path()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reads the points into `out` (native endian, in point order).
+    pub fn read_points(&self, coords: &[Vec<u64>], out: &mut [u8]) -> Result<()> {
+        self.check_points_supported()?;
+        let size = self.data_type().size();
+        let (n, groups) = self.points_by_chunk(coords)?;
+        if out.len() != n * size {
+            return Err(Error::InvalidArgument(format!(
+                "the buffer holds {} bytes; {n} points need {}",
+                out.len(),
+                n * size
+            )));
+        }
+        let shared = SharedBuffer::new(out);
+        let work = |(chunk, points): &(Vec<u64>, Vec<(usize, usize)>)| -> Result<()> {
+            concurrency::mark_worker();
+            let mut buf = Vec::new();
+            self.decoded_chunk(chunk, &mut buf)?;
+            for &(i, offset) in points {
+                // SAFETY: each point has its own place in the output.
+                unsafe { shared.slice(i * size, size) }
+                    .copy_from_slice(&buf[offset * size..(offset + 1) * size]);
+            }
+            Ok(())
+        };
+        match groups.len() {
+            0 => Ok(()),
+            1 => work(&groups[0]),
+            _ => concurrency::install(|| groups.par_iter().try_for_each(work)),
+        }
+    }
+
+    /// Writes `data` (one element per point, native endian) to the points. A point given more
+    /// than once takes its last value, as in numpy.
+    pub fn write_points(
+        &self,
+        coords: &[Vec<u64>],
+        data: &[u8],
+        write_empty_chunks: bool,
+    ) -> Result<()> {
+        self.check_points_supported()?;
+        let size = self.data_type().size();
+        let (n, groups) = self.points_by_chunk(coords)?;
+        if data.len() != n * size {
+            return Err(Error::InvalidArgument(format!(
+                "{} bytes of values for {n} points of {size} bytes",
+                data.len()
+            )));
+        }
+        let work = |(chunk, points): &(Vec<u64>, Vec<(usize, usize)>)| -> Result<()> {
+            concurrency::mark_worker();
+            let mut buf = Vec::new();
+            self.decoded_chunk(chunk, &mut buf)?;
+            for &(i, offset) in points {
+                buf[offset * size..(offset + 1) * size]
+                    .copy_from_slice(&data[i * size..(i + 1) * size]);
+            }
+            let key = self.chunk_key(chunk);
+            self.store_chunk(&key, &buf, write_empty_chunks)
+        };
+        match groups.len() {
+            0 => Ok(()),
+            1 => work(&groups[0]),
+            _ => concurrency::install(|| groups.par_iter().try_for_each(work)),
+        }
+    }
+}

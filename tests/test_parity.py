@@ -1,0 +1,264 @@
+"""zarr-python API parity: the same scripts run against zarr-python and oxzarr (imported as
+`zarr`) and must give the same results — values, shapes, dtypes, and exceptions of the same
+built-in families."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+import zarr as zarr_python
+
+import oxzarr
+
+Script = Callable[[ModuleType, Path], list[Any]]
+SCRIPTS: dict[str, Script] = {}
+
+
+def script(fn: Script) -> Script:
+    SCRIPTS[fn.__name__] = fn
+    return fn
+
+
+def attempt(fn: Callable[[], Any]) -> Any:
+    """A result, or the built-in exception family it raised (what user code catches)."""
+    try:
+        return fn()
+    except Exception as e:
+        for family in (FileNotFoundError, KeyError, IndexError, TypeError, ValueError):
+            if isinstance(e, family):
+                return ("raised", family.__name__)
+        return ("raised", type(e).__name__)
+
+
+def data(shape: tuple[int, ...], dtype: str = "i4") -> np.ndarray:
+    return (np.arange(int(np.prod(shape))) % 251).astype(dtype).reshape(shape)
+
+
+@script
+def basic_indexing(zarr: ModuleType, path: Path) -> list[Any]:
+    a = zarr.create_array(path / "a", shape=(10, 12), dtype="i4", chunks=(3, 5), fill_value=-1)
+    a[...] = data((10, 12))
+    a[2:5, 7] = 100
+    a[-1] = 7
+    a[0, 0] = 3.0
+    return [
+        a[...],
+        a[1:9:2, ::3],
+        a[3],
+        a[-2, -3],
+        a[..., 4],
+        a.shape,
+        a.dtype,
+        a.chunks,
+        a.ndim,
+        a.size,
+        a.nbytes,
+        a.fill_value,
+        np.asarray(a),
+        a.nchunks,
+        attempt(lambda: a[10]),
+        attempt(lambda: a[0, 12]),
+        attempt(lambda: a[0, 0, 0]),
+    ]
+
+
+@script
+def orthogonal_selections(zarr: ModuleType, path: Path) -> list[Any]:
+    a = zarr.create_array(path / "a", shape=(8, 9, 4), dtype="f8", chunks=(3, 4, 2))
+    a[...] = data((8, 9, 4), "f8")
+    mask = np.array([True, False, True, True, False, False, True, False, True])
+    a.oindex[[1, 5], :, [0, 3]] = -1.0
+    a.set_orthogonal_selection((slice(0, 2), mask, 1), 9.5)
+    return [
+        a.oindex[[0, 7, 3], 2:8, [1]],
+        a.oindex[:, mask, 2],
+        a.oindex[[6, 6], mask, :],
+        a.get_orthogonal_selection(([2, 4], slice(None), [0, 2])),
+        a[...],
+        a.get_basic_selection((slice(1, 4), 5)),
+        attempt(lambda: a.oindex[[8], :, :]),
+    ]
+
+
+@script
+def coordinate_and_mask_selections(zarr: ModuleType, path: Path) -> list[Any]:
+    a = zarr.create_array(path / "a", shape=(7, 11), dtype="u2", chunks=(4, 4))
+    a[...] = data((7, 11), "u2")
+    a.vindex[[0, 6, 3], [10, 0, 5]] = [1, 2, 3]
+    a.set_coordinate_selection(([1, 1], [1, 2]), 77)
+    mask = np.zeros((7, 11), dtype=bool)
+    mask[2, ::3] = True
+    mask[5, 4] = True
+    a.vindex[mask] = 500
+    return [
+        a.vindex[[0, 6, 3, 3], [10, 0, 5, 5]],
+        a.vindex[np.array([[1, 2], [3, 4]]), 2],
+        a.get_coordinate_selection(([6, 0], [9, 1])),
+        a.vindex[mask],
+        a.get_mask_selection(mask),
+        a[...],
+        attempt(lambda: a.vindex[[7], [0]]),
+        attempt(lambda: a.vindex[[0, 1], [0, 1, 2]]),
+    ]
+
+
+@script
+def block_selections(zarr: ModuleType, path: Path) -> list[Any]:
+    a = zarr.create_array(path / "a", shape=(10, 10), dtype="i8", chunks=(4, 3))
+    a[...] = data((10, 10), "i8")
+    a.blocks[1, 2] = 0
+    a.set_block_selection((2, slice(0, 2)), -5)
+    return [
+        a.blocks[0, 0],
+        a.blocks[2, 3],
+        a.blocks[1:],
+        a.blocks[-1, -1],
+        a.get_block_selection((slice(0, 2), 1)),
+        a[...],
+        attempt(lambda: a.blocks[3, 0]),
+    ]
+
+
+@script
+def resize_and_append(zarr: ModuleType, path: Path) -> list[Any]:
+    a = zarr.create_array(path / "a", shape=(5, 6), dtype="i4", chunks=(2, 4), fill_value=9)
+    a[...] = data((5, 6))
+    a.resize((8, 3))
+    first = a[...]
+    a.resize((8, 6))
+    second = a[...]
+    a.append(np.full((2, 6), 4, dtype="i4"))
+    a.append(np.full((10, 1), 5, dtype="i4"), axis=1)
+    reopened = zarr.open_array(path / "a", mode="r")
+    return [first, second, a.shape, a[...], reopened.shape, reopened[...], a.nchunks_initialized]
+
+
+@script
+def attributes_and_metadata(zarr: ModuleType, path: Path) -> list[Any]:
+    a = zarr.create_array(path / "a", shape=(3,), dtype="f4", attributes={"a": 1})
+    a.attrs["b"] = [1, "x"]
+    a.update_attributes({"c": {"d": None}})
+    del a.attrs["a"]
+    reopened = zarr.open_array(path / "a", mode="r")
+    return [dict(a.attrs), dict(reopened.attrs), a.attrs.asdict(), a.path, a.name, a.basename]
+
+
+@script
+def creation_functions(zarr: ModuleType, path: Path) -> list[Any]:
+    z = zarr.zeros((4, 3), chunks=(2, 2), store=path / "z", dtype="i2")
+    o = zarr.ones((5,), store=path / "o")
+    f = zarr.full((2, 2), 7.5, store=path / "f", dtype="f4")
+    e = zarr.empty((3,), store=path / "e", dtype="u1")
+    arr = zarr.array(data((6, 4)), chunks=(3, 3), store=path / "arr")
+    zl = zarr.zeros_like(arr, store=path / "zl")
+    ol = zarr.ones_like(arr, store=path / "ol")
+    fl = zarr.full_like(arr, fill_value=3, store=path / "fl")
+    el = zarr.empty_like(arr, store=path / "el")
+    fa = zarr.from_array(path / "fa", data=arr)
+    return [
+        z[...],
+        z.dtype,
+        o[...],
+        o.dtype,
+        f[...],
+        e.shape,
+        arr[...],
+        arr.chunks,
+        zl[...],
+        zl.chunks,
+        ol[...],
+        fl[...],
+        el.shape,
+        el.dtype,
+        fa[...],
+        fa.chunks,
+    ]
+
+
+@script
+def groups(zarr: ModuleType, path: Path) -> list[Any]:
+    g = zarr.create_group(path / "g", attributes={"t": 1})
+    g.create_array("x", shape=(2,), dtype="i4")[...] = [1, 2]
+    sub = g.create_group("s")
+    sub.create_array("y", shape=(1,), dtype="u1")
+    g.require_group("r")
+    opened = zarr.open_group(path / "g", mode="r")
+    return [
+        sorted(opened.keys()),
+        sorted(n for n, _ in opened.arrays()),
+        sorted(n for n, _ in opened.groups()),
+        "s/y" in opened,
+        "nope" in opened,
+        len(opened),
+        opened["x"][...],
+        dict(opened.attrs),
+        opened["s"]["y"].shape,
+        attempt(lambda: opened["nope"]),
+        isinstance(zarr.open(path / "g", mode="r"), zarr.Group),
+        isinstance(zarr.open(path / "g/x", mode="r"), zarr.Array),
+    ]
+
+
+@script
+def open_modes_and_errors(zarr: ModuleType, path: Path) -> list[Any]:
+    results = [attempt(lambda: zarr.open_array(path / "missing", mode="r"))]
+    a = zarr.open_array(path / "a", mode="w", shape=(3,), dtype="i4")
+    a[...] = [1, 2, 3]
+    results += [
+        zarr.open_array(path / "a", mode="r")[...],
+        zarr.open_array(path / "a", mode="r+")[...],
+        attempt(lambda: zarr.open_array(path / "a", mode="w-", shape=(3,), dtype="i4")),
+        attempt(lambda: zarr.open_group(path / "missing", mode="r")),
+        attempt(lambda: zarr.create_array(path / "a", shape=(3,), dtype="i4")),
+        zarr.open_array(path / "a", mode="w", shape=(2,), dtype="i4")[...],
+    ]
+    return results
+
+
+@script
+def v2_arrays(zarr: ModuleType, path: Path) -> list[Any]:
+    root = zarr.create_group(path / "g", zarr_format=2)
+    a = root.create_array("a", shape=(6, 5), dtype="<f8", chunks=(4, 2))
+    a[...] = data((6, 5), "f8")
+    a.attrs["k"] = "v"
+    s = root.create_array("s", shape=(4,), dtype=str, chunks=(3,))
+    s[...] = ["a", "bb", "", "ccc"]
+    g = zarr.open_group(path / "g", mode="r")
+    return [
+        a[...],
+        a.metadata.zarr_format,
+        dict(a.attrs),
+        s[...].tolist(),
+        sorted(g.keys()),
+        g["a"].metadata.zarr_format,
+        attempt(lambda: zarr.open_group(path, mode="r")),
+    ]
+
+
+def normalize(value: Any) -> Any:
+    """Results in a form both libraries' values compare by."""
+    if isinstance(value, np.ndarray):
+        return ("array", value.dtype.str, value.shape, value.tolist())
+    if isinstance(value, np.generic):
+        return ("scalar", value.dtype.str, value.item())
+    if isinstance(value, np.dtype):
+        return ("dtype", value.str)
+    if isinstance(value, tuple):
+        return tuple(normalize(v) for v in value)
+    if isinstance(value, list):
+        return [normalize(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("name", list(SCRIPTS))
+def test_same_results_as_zarr_python(tmp_path: Path, name: str) -> None:
+    theirs = SCRIPTS[name](zarr_python, tmp_path / "zarr")
+    ours = SCRIPTS[name](oxzarr, tmp_path / "oxzarr")
+    assert len(ours) == len(theirs)
+    for i, (o, t) in enumerate(zip(ours, theirs, strict=True)):
+        assert normalize(o) == normalize(t), f"{name}, result {i}: oxzarr {o!r} != zarr {t!r}"
