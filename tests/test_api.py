@@ -137,7 +137,7 @@ def test_open_modes(tmp_path: Path) -> None:
     a = oxzarr.open_array(p, mode="a", shape=(4,), dtype="i2", chunks=(2,))
     a[:] = [1, 2, 3, 4]
     assert oxzarr.open_array(p, mode="a")[...].tolist() == [1, 2, 3, 4]
-    with pytest.raises(ContainsArrayError):
+    with pytest.raises(FileExistsError):
         oxzarr.open_array(p, mode="w-", shape=(4,), dtype="i2")
     w = oxzarr.open_array(p, mode="w", shape=(3,), dtype="u1")
     assert w.shape == (3,) and w[...].tolist() == [0, 0, 0]
