@@ -104,3 +104,20 @@ def test_processes_write_disjoint_chunks_of_one_array(tmp_path: Path, method: st
         columns = [(a, j, j + CHUNKS[1]) for j in range(0, SHAPE[1], CHUNKS[1])]
         pool.starmap_async(_write_with_pickled_array, columns, chunksize=1).get(timeout=120)
     np.testing.assert_array_equal(oxzarr.open_array(path, mode="r")[...], -values())
+
+
+def test_distributed_workers_read_an_xarray_dataset(
+    tmp_path: Path, client: distributed.Client
+) -> None:
+    xr = pytest.importorskip("xarray")
+    ds = xr.Dataset(
+        {"v": (("t", "x"), values())},
+        coords={"t": np.arange(SHAPE[0]), "x": np.arange(SHAPE[1])},
+        attrs={"title": "read by dask workers"},
+    )
+    ds.to_zarr(tmp_path / "a.zarr", encoding={"v": {"chunks": CHUNKS}})
+    opened = xr.open_dataset(tmp_path / "a.zarr", engine="oxzarr", chunks={})
+    assert opened.v.chunks == ((20,) * 6, (30,) * 3)
+    # The lazily indexed oxzarr arrays behind the dask chunks travel to the workers.
+    means = client.compute(opened.v.mean("x"), sync=True)
+    np.testing.assert_allclose(means.values, values().mean(axis=1))
