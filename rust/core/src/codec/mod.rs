@@ -327,7 +327,20 @@ impl CodecChain {
         metadata: &crate::metadata::ArrayMetadataV2,
         repr: &ChunkRepr,
     ) -> Result<Self, MetadataError> {
-        let (array_to_array, object_codec, bytes_to_bytes) = metadata.codecs_v3()?;
+        let (array_to_array, object_codec, mut bytes_to_bytes) = metadata.codecs_v3()?;
+        // numcodecs' Blosc takes its typesize from the buffer it is given: after a filter that
+        // works on bytes (shuffle, a checksum), that is a uint8 buffer, so typesize 1. The same
+        // here keeps the compressed bytes identical to numcodecs'.
+        for codec in bytes_to_bytes.iter_mut().skip(1) {
+            if codec.get("name").and_then(Value::as_str) == Some("blosc") {
+                if let Some(config) = codec
+                    .get_mut("configuration")
+                    .and_then(Value::as_object_mut)
+                {
+                    config.entry("typesize").or_insert(Value::from(1));
+                }
+            }
+        }
         let mut specs: Vec<Spec> = array_to_array.iter().cloned().map(Spec::Json).collect();
         specs.push(match object_codec {
             Some(codec) => Spec::Json(codec),
