@@ -1,5 +1,7 @@
 """Type stubs of the native module (rust/python)."""
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -107,3 +109,31 @@ def set_validate_checksums(on: bool) -> None: ...
 def last_operation_workers() -> int: ...
 def set_chunk_cache_bytes(n: int) -> None: ...
 def open_node(store: Store, path: str) -> Array | Group: ...
+
+_Region = list[tuple[int, int, int, int]]
+
+class ChunkCodec:
+    def __init__(self, metadata_json: str) -> None: ...
+    def decode_into(
+        self,
+        items: list[tuple[npt.NDArray[np.uint8] | None, str, _Region]],
+        out: npt.NDArray[np.uint8],
+        out_shape: list[int],
+    ) -> None: ...
+    def decode(
+        self, items: list[tuple[npt.NDArray[np.uint8] | None, str]]
+    ) -> list[bytes | None]: ...
+    def encode(self, items: list[tuple[npt.NDArray[np.uint8], str]]) -> list[bytes]: ...
+    def encode_regions(
+        self,
+        items: list[tuple[npt.NDArray[np.uint8] | None, str, _Region]],
+        data: npt.NDArray[np.uint8],
+        data_shape: list[int],
+        write_empty_chunks: bool,
+    ) -> list[bytes | None]: ...
+    @property
+    def variable_length_elements(self) -> bool: ...
+    def decode_vlen(
+        self, items: list[tuple[npt.NDArray[np.uint8] | None, str]]
+    ) -> list[list[str] | list[bytes] | None]: ...
+    def encode_vlen(self, items: list[tuple[list[Any], str]]) -> list[bytes]: ...

@@ -46,7 +46,50 @@ fn parse_selection(selection: &[Bound<'_, PyAny>]) -> PyResult<Selection> {
 }
 
 /// A metadata document from Python: v3 `zarr.json`, or v2 `.zarray` plus `attributes`.
-fn parse_metadata(json: &str) -> PyResult<ArrayMetadata> {
+/// Variable-length elements as a Python list: `str` for text (checked to be UTF-8, naming
+/// `label` and the element otherwise), `bytes` otherwise.
+pub(crate) fn vlen_to_list<'py>(
+    py: Python<'py>,
+    chunk: &VlenChunk,
+    text: bool,
+    label: &str,
+) -> PyResult<Bound<'py, PyList>> {
+    let mut items: Vec<Bound<'py, PyAny>> = Vec::with_capacity(chunk.len());
+    for (i, element) in chunk.iter().enumerate() {
+        if text {
+            let s = std::str::from_utf8(element).map_err(|e| {
+                crate::errors::to_py_err(oxzarr_core::Error::CorruptChunk {
+                    key: format!("{label}, element {i}"),
+                    source: oxzarr_core::error::CodecError::corrupt("vlen-utf8", e),
+                })
+            })?;
+            items.push(PyString::new(py, s).into_any());
+        } else {
+            items.push(PyBytes::new(py, element).into_any());
+        }
+    }
+    PyList::new(py, items)
+}
+
+/// Python `str` or `bytes` values as variable-length elements.
+pub(crate) fn vlen_from_values(values: &[Bound<'_, PyAny>]) -> PyResult<VlenChunk> {
+    let mut chunk = VlenChunk::default();
+    for value in values {
+        if let Ok(s) = value.cast::<PyString>() {
+            chunk.push(s.to_str()?.as_bytes());
+        } else if let Ok(b) = value.cast::<PyBytes>() {
+            chunk.push(b.as_bytes());
+        } else {
+            return Err(PyValueError::new_err(format!(
+                "expected str or bytes, not {}",
+                value.get_type().name()?
+            )));
+        }
+    }
+    Ok(chunk)
+}
+
+pub(crate) fn parse_metadata(json: &str) -> PyResult<ArrayMetadata> {
     let to_py = |e: oxzarr_core::error::MetadataError| crate::errors::to_py_err(e.into());
     let mut doc: serde_json::Value = serde_json::from_str(json)
         .map_err(|e| PyValueError::new_err(format!("metadata is not JSON: {e}")))?;
@@ -226,21 +269,8 @@ impl Array {
         let selection = parse_selection(&selection)?;
         let chunk = without_gil(py, || self.inner.read_vlen(&selection))?;
         let text = matches!(self.inner.data_type(), DataType::String);
-        let mut items: Vec<Bound<'py, PyAny>> = Vec::with_capacity(chunk.len());
-        for (i, element) in chunk.iter().enumerate() {
-            if text {
-                let s = std::str::from_utf8(element).map_err(|e| {
-                    crate::errors::to_py_err(oxzarr_core::Error::CorruptChunk {
-                        key: format!("{} (element {i} of the selection)", self.inner.path()),
-                        source: oxzarr_core::error::CodecError::corrupt("vlen-utf8", e),
-                    })
-                })?;
-                items.push(PyString::new(py, s).into_any());
-            } else {
-                items.push(PyBytes::new(py, element).into_any());
-            }
-        }
-        PyList::new(py, items)
+        let label = format!("{} (the selection)", self.inner.path());
+        vlen_to_list(py, &chunk, text, &label)
     }
 
     /// Writes variable-length `values` (str or bytes, the selection's elements in C order).
@@ -252,19 +282,7 @@ impl Array {
         write_empty_chunks: bool,
     ) -> PyResult<()> {
         let selection = parse_selection(&selection)?;
-        let mut chunk = VlenChunk::default();
-        for value in &values {
-            if let Ok(s) = value.cast::<PyString>() {
-                chunk.push(s.to_str()?.as_bytes());
-            } else if let Ok(b) = value.cast::<PyBytes>() {
-                chunk.push(b.as_bytes());
-            } else {
-                return Err(PyValueError::new_err(format!(
-                    "expected str or bytes, not {}",
-                    value.get_type().name()?
-                )));
-            }
-        }
+        let chunk = vlen_from_values(&values)?;
         without_gil(py, || {
             self.inner
                 .write_vlen(&selection, &chunk, write_empty_chunks)

@@ -5,6 +5,7 @@
 //! to Python exceptions in one place ([`errors`]). All Zarr logic lives in `oxzarr-core`.
 
 mod array;
+mod chunk_codec;
 mod errors;
 mod gil;
 mod group;
@@ -62,6 +63,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<store::Store>()?;
     m.add_class::<array::Array>()?;
     m.add_class::<group::Group>()?;
+    m.add_class::<chunk_codec::ChunkCodec>()?;
     m.add_function(wrap_pyfunction!(set_threads, m)?)?;
     m.add_function(wrap_pyfunction!(threads, m)?)?;
     m.add_function(wrap_pyfunction!(set_validate_checksums, m)?)?;

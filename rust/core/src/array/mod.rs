@@ -1,6 +1,7 @@
 //! Arrays: metadata, chunk keys, and the parallel read and write paths (in [`io`]).
 
 pub mod chunk_cache;
+pub mod chunk_ops;
 pub(crate) mod copy;
 mod io;
 mod io_points;
