@@ -40,6 +40,7 @@ from oxzarr.group import Group
 __all__ = [
     "Array",
     "Group",
+    "ZarrCodecPipeline",
     "__version__",
     "array",
     "codecs",
@@ -65,3 +66,13 @@ __all__ = [
     "zeros",
     "zeros_like",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # zarr-python's codec pipeline imports zarr, which `import oxzarr` must not: it loads when
+    # first asked for (zarr-python's entry point, `oxzarr.ZarrCodecPipeline`, or unpickling).
+    if name == "ZarrCodecPipeline":
+        from oxzarr.zarr_pipeline import ZarrCodecPipeline
+
+        return ZarrCodecPipeline
+    raise AttributeError(f"module 'oxzarr' has no attribute {name!r}")
