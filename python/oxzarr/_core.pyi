@@ -137,3 +137,18 @@ class ChunkCodec:
         self, items: list[tuple[npt.NDArray[np.uint8] | None, str]]
     ) -> list[list[str] | list[bytes] | None]: ...
     def encode_vlen(self, items: list[tuple[list[Any], str]]) -> list[bytes]: ...
+    def read_regions(
+        self,
+        store: Store,
+        items: list[tuple[str, _Region]],
+        out: npt.NDArray[np.uint8],
+        out_shape: list[int],
+    ) -> None: ...
+    def write_regions(
+        self,
+        store: Store,
+        items: list[tuple[str, _Region]],
+        data: npt.NDArray[np.uint8],
+        data_shape: list[int],
+        write_empty_chunks: bool,
+    ) -> None: ...

@@ -14,6 +14,7 @@ use pyo3::types::{PyBytes, PyList};
 
 use crate::errors::to_py_err;
 use crate::gil::without_gil;
+use crate::store::Store;
 
 /// A chunk's region from Python: per dimension (start, step, len, start in the other buffer).
 type Dims = Vec<(u64, i64, u64, u64)>;
@@ -235,5 +236,61 @@ impl ChunkCodec {
             .collect::<PyResult<Vec<_>>>()?;
         let encoded = without_gil(py, || chunk_ops::encode_vlen_chunks(&self.chain, &chunks))?;
         Ok(encoded.iter().map(|c| PyBytes::new(py, c)).collect())
+    }
+
+    /// Reads the chunks at store keys from `store` and decodes each one's region into `out`
+    /// (a flat uint8 view of a C-contiguous native-endian array of `out_shape`).
+    fn read_regions(
+        &self,
+        py: Python<'_>,
+        store: &Store,
+        items: Vec<(String, Dims)>,
+        mut out: PyReadwriteArray1<'_, u8>,
+        out_shape: Vec<u64>,
+    ) -> PyResult<()> {
+        self.fixed_size()?;
+        let store = store.inner().clone();
+        let regions: Vec<(String, ChunkRegion)> = items
+            .into_iter()
+            .map(|(key, dims)| (key.clone(), region(key, dims)))
+            .collect();
+        let out = out
+            .as_slice_mut()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        without_gil(py, || {
+            chunk_ops::read_regions(&self.chain, store.as_ref(), &regions, out, &out_shape)
+        })
+    }
+
+    /// Writes regions of `data` (a flat uint8 view of a C-contiguous native-endian array of
+    /// `data_shape`) into the chunks at store keys in `store`.
+    fn write_regions(
+        &self,
+        py: Python<'_>,
+        store: &Store,
+        items: Vec<(String, Dims)>,
+        data: PyReadonlyArray1<'_, u8>,
+        data_shape: Vec<u64>,
+        write_empty_chunks: bool,
+    ) -> PyResult<()> {
+        self.fixed_size()?;
+        let store = store.inner().clone();
+        let regions: Vec<(String, ChunkRegion)> = items
+            .into_iter()
+            .map(|(key, dims)| (key.clone(), region(key, dims)))
+            .collect();
+        let data = data
+            .as_slice()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        without_gil(py, || {
+            chunk_ops::write_regions(
+                &self.chain,
+                store.as_ref(),
+                &regions,
+                data,
+                &data_shape,
+                write_empty_chunks,
+            )
+        })
     }
 }
