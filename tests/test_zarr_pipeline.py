@@ -39,12 +39,35 @@ def engine() -> Iterator[None]:
     assert zarr_pipeline.fallbacks() == {}
 
 
-def store_contents(path: Path) -> dict[str, bytes]:
+METADATA = ("zarr.json", ".zarray", ".zattrs", ".zgroup")
+
+
+def store_contents(store: Any, name: str) -> dict[str, bytes]:
+    """The chunks of the array `name` in a directory or a zarr-python MemoryStore."""
+    if isinstance(store, zarr.storage.MemoryStore):
+        return {
+            key: value.to_bytes()
+            for key, value in sorted(store._store_dict.items())
+            if key.startswith(f"{name}/") and key.rsplit("/", 1)[-1] not in METADATA
+        }
+    path = Path(store) / name
     return {
         str(p.relative_to(path)): p.read_bytes()
         for p in sorted(path.rglob("*"))
-        if p.is_file() and p.name not in ("zarr.json", ".zarray", ".zattrs", ".zgroup")
+        if p.is_file() and p.name not in METADATA
     }
+
+
+def new_store(tmp_path: Path, kind: str, name: str) -> Any:
+    """A store of `kind`: a directory (which the engine reads and writes itself) or
+    zarr-python's MemoryStore (whose I/O stays zarr-python's)."""
+    if kind == "memory":
+        return zarr.storage.MemoryStore()
+    (tmp_path / name).mkdir()
+    return str(tmp_path / name)
+
+
+STORES = ["local", "memory"]
 
 
 # (name, create_array keyword arguments, deterministic chunk bytes)
@@ -84,11 +107,12 @@ LAYOUTS: list[tuple[str, dict[str, Any], bool]] = [
 ]
 
 
-def make(path: Path, name: str, kwargs: dict[str, Any], dtype: str = "f8") -> zarr.Array:
+def make(store: Any, name: str, kwargs: dict[str, Any], dtype: str = "f8") -> zarr.Array:
     kwargs = dict(kwargs)
     order = kwargs.pop("order", None)
     return zarr.create_array(
-        str(path / name),
+        store,
+        name=name,
         shape=(30, 45),
         chunks=(6, 10),
         dtype=dtype,
@@ -117,28 +141,31 @@ def partial_writes(a: zarr.Array, ref: np.ndarray, data: np.ndarray) -> None:
     a[29, 44] = ref[29, 44] = np.nan
 
 
+@pytest.mark.parametrize("kind", STORES)
 @pytest.mark.parametrize(("name", "kwargs", "deterministic"), LAYOUTS, ids=[x[0] for x in LAYOUTS])
 def test_writes_match_zarr_python(
-    tmp_path: Path, name: str, kwargs: dict[str, Any], deterministic: bool
+    tmp_path: Path, kind: str, name: str, kwargs: dict[str, Any], deterministic: bool
 ) -> None:
     data = np.random.default_rng(1).standard_normal((30, 45))
     ref = np.full((30, 45), np.nan)
+    ours_store = new_store(tmp_path, kind, "oxzarr")
     zarr_pipeline.reset_counts()
     with zarr.config.set({"codec_pipeline.path": PIPELINE}):
-        ours = make(tmp_path / "oxzarr", name, kwargs)
+        ours = make(ours_store, name, kwargs)
         assert type(ours._async_array.codec_pipeline) is oxzarr.ZarrCodecPipeline
         partial_writes(ours, ref, data)
         values = ours[...]
+    calls = zarr_pipeline.engine_calls()
     assert zarr_pipeline.fallbacks() == {}
-    assert zarr_pipeline.engine_calls()["write"] >= 8
+    assert calls["write"] >= 8
+    assert (calls.get("write to disk", 0) > 0) == (kind == "local")
     np.testing.assert_array_equal(values, ref)
     # zarr-python's pipeline reads what oxzarr's wrote, and writes the same chunks.
-    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "oxzarr" / name))[...], ref)
-    make(tmp_path / "default", name, kwargs)[...] = ref
+    np.testing.assert_array_equal(zarr.open_array(ours_store, path=name)[...], ref)
+    default_store = new_store(tmp_path, kind, "default")
+    make(default_store, name, kwargs)[...] = ref
     if deterministic:
-        assert store_contents(tmp_path / "oxzarr" / name) == store_contents(
-            tmp_path / "default" / name
-        )
+        assert store_contents(ours_store, name) == store_contents(default_store, name)
 
 
 def test_orthogonal_write_into_shards(tmp_path: Path) -> None:
@@ -169,15 +196,17 @@ def test_orthogonal_write_into_shards(tmp_path: Path) -> None:
     np.testing.assert_array_equal(values, expected)
 
 
+@pytest.mark.parametrize("kind", STORES)
 @pytest.mark.parametrize(("name", "kwargs", "deterministic"), LAYOUTS, ids=[x[0] for x in LAYOUTS])
 def test_reads_match_numpy(
-    tmp_path: Path, engine: None, name: str, kwargs: dict[str, Any], deterministic: bool
+    tmp_path: Path, engine: None, kind: str, name: str, kwargs: dict[str, Any], deterministic: bool
 ) -> None:
     data = np.random.default_rng(2).standard_normal((30, 45))
     data[:6, :10] = np.nan  # one chunk holds only the fill value: not stored
+    store = new_store(tmp_path, kind, "s")
     with zarr.config.set({"codec_pipeline.path": "zarr.core.codec_pipeline.BatchedCodecPipeline"}):
-        make(tmp_path, name, kwargs)[...] = data
-    a = zarr.open_array(str(tmp_path / name))
+        make(store, name, kwargs)[...] = data
+    a = zarr.open_array(store, path=name)
     rows, cols = a.shards or a.chunks
     checks = [
         (a[...], data),
@@ -198,7 +227,9 @@ def test_reads_match_numpy(
     )
     a.get_basic_selection(..., out=out)
     np.testing.assert_array_equal(out.as_numpy_array(), data)
-    assert zarr_pipeline.engine_calls()["read"] >= len(checks)
+    calls = zarr_pipeline.engine_calls()
+    assert calls["read"] >= len(checks)
+    assert (calls.get("read from disk", 0) > 0) == (kind == "local")
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -33,6 +34,7 @@ from zarr.core.buffer import cpu
 from zarr.core.codec_pipeline import BatchedCodecPipeline
 from zarr.core.common import concurrent_map
 from zarr.core.config import config as zarr_config
+from zarr.storage import LocalStore, StorePath
 
 from oxzarr import _core
 
@@ -314,6 +316,58 @@ def _stored_array(buffer: Buffer | None) -> np.ndarray[Any, Any] | None:
     return None if buffer is None else buffer.as_numpy_array()
 
 
+class _LocalStore:
+    """A zarr-python LocalStore's directory opened by the engine, so that chunk I/O runs in
+    the engine's parallel loop instead of one coroutine per chunk."""
+
+    def __init__(self, root: str) -> None:
+        self.store = _core.Store.local(root)
+
+    def codec_read(
+        self,
+        codec: _core.ChunkCodec,
+        items: list[tuple[str, _Dims]],
+        out: np.ndarray[Any, np.dtype[np.uint8]],
+        out_shape: list[int],
+    ) -> None:
+        codec.read_regions(self.store, items, out, out_shape)
+
+    def codec_write(
+        self,
+        codec: _core.ChunkCodec,
+        items: list[tuple[str, _Dims]],
+        data: np.ndarray[Any, np.dtype[np.uint8]],
+        data_shape: list[int],
+        write_empty_chunks: bool,
+    ) -> None:
+        codec.write_regions(self.store, items, data, data_shape, write_empty_chunks)
+
+
+_local_stores: dict[str, _LocalStore] = {}
+
+
+def _local_store(getters: Sequence[object], *, writing: bool) -> _LocalStore | None:
+    """The engine's handle on the directory of the zarr-python LocalStore holding every chunk
+    of a batch, or None when they are elsewhere (another kind of store, a wrapper such as
+    LoggingStore, whose traffic must stay visible) or a write would bypass a read-only
+    store's refusal."""
+    first = getters[0] if getters else None
+    if not isinstance(first, StorePath) or type(first.store) is not LocalStore:
+        return None
+    store = first.store
+    if writing and store.read_only:
+        return None
+    if any(not isinstance(g, StorePath) or g.store is not store for g in getters):
+        return None
+    # zarr-python resolves a relative root against the working directory of each call.
+    root = os.path.abspath(store.root)
+    with _counts_lock:
+        local = _local_stores.get(root)
+        if local is None:
+            local = _local_stores[root] = _LocalStore(root)
+    return local
+
+
 def _flat_bytes(array: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.uint8]]:
     """A C-contiguous array's memory as a flat uint8 array, without a copy."""
     return array.reshape(-1).view(np.uint8)
@@ -522,27 +576,41 @@ class ZarrCodecPipeline(CodecPipeline):
         target: np.ndarray[Any, Any],
         drop_axes: tuple[int, ...],
     ) -> None:
-        stored = await self._fetch([(getter, spec) for getter, spec, *_ in batch])
         keys = [_store_key(item[0]) for item in batch]
         plan = _plan_batch(
             [(c, o) for _, _, c, o, _ in batch], engine.shape, target.shape, drop_axes
         )
         if plan is not None and not engine.variable and _native(target.dtype) == engine.dtype:
             expanded, regions = plan
-            work = list(zip(stored, keys, regions, strict=True))
+            local = _local_store([item[0] for item in batch], writing=False)
+            if local is not None:
+                _count_engine("read from disk")
+            stored_or_none = (
+                None if local else await self._fetch([(g, spec) for g, spec, *_ in batch])
+            )
+
+            def decode(buffer: np.ndarray[Any, Any]) -> None:
+                if local is not None:
+                    work = list(zip(keys, regions, strict=True))
+                    local.codec_read(engine.codec, work, _flat_bytes(buffer), list(expanded))
+                else:
+                    assert stored_or_none is not None
+                    engine.codec.decode_into(
+                        list(zip(stored_or_none, keys, regions, strict=True)),
+                        _flat_bytes(buffer),
+                        list(expanded),
+                    )
+
             if target.dtype == engine.dtype and target.flags.c_contiguous:
-                await asyncio.to_thread(
-                    engine.codec.decode_into, work, _flat_bytes(target), list(expanded)
-                )
+                await asyncio.to_thread(decode, target)
             else:
                 # A big-endian, F-ordered or strided output: through a native C-ordered copy
                 # (which keeps what other batches put there).
                 staging = np.ascontiguousarray(target, dtype=engine.dtype)
-                await asyncio.to_thread(
-                    engine.codec.decode_into, work, _flat_bytes(staging), list(expanded)
-                )
+                await asyncio.to_thread(decode, staging)
                 target[...] = staging
             return
+        stored = await self._fetch([(getter, spec) for getter, spec, *_ in batch])
         # Strings, index arrays, masks, fields, or an output the engine cannot fill in place:
         # the engine decodes, numpy places each chunk's part as zarr-python would.
         decoded = await engine.decode_arrays(stored, keys)
@@ -581,14 +649,7 @@ class ZarrCodecPipeline(CodecPipeline):
         values: np.ndarray[Any, Any],
         drop_axes: tuple[int, ...],
     ) -> None:
-        # A chunk the write covers whole is not read.
-        stored = await self._fetch(
-            [(None if complete else setter, spec) for setter, spec, _, _, complete in batch]
-        )
-        if self._fallback.supports_partial_encode:
-            await self._touch_complete_shards(batch)
         keys = [_store_key(item[0]) for item in batch]
-        encoded: Sequence[bytes | None]
         plan: tuple[tuple[int, ...], list[_Dims]] | None = None
         data: np.ndarray[Any, Any] | None = None
         if engine.variable:
@@ -606,6 +667,27 @@ class ZarrCodecPipeline(CodecPipeline):
             )
             if plan is not None and _native(values.dtype) == engine.dtype:
                 data = np.ascontiguousarray(values, dtype=engine.dtype)
+        local = _local_store([item[0] for item in batch], writing=True)
+        if plan is not None and data is not None and local is not None:
+            # The engine reads, merges, encodes and stores each chunk itself.
+            _count_engine("write to disk")
+            expanded, regions = plan
+            await asyncio.to_thread(
+                local.codec_write,
+                engine.codec,
+                list(zip(keys, regions, strict=True)),
+                _flat_bytes(data),
+                list(expanded),
+                engine.write_empty_chunks,
+            )
+            return
+        # A chunk the write covers whole is not read.
+        stored = await self._fetch(
+            [(None if complete else setter, spec) for setter, spec, _, _, complete in batch]
+        )
+        if self._fallback.supports_partial_encode:
+            await self._touch_complete_shards(batch)
+        encoded: Sequence[bytes | None]
         if plan is not None and data is not None:
             expanded, regions = plan
             work = list(zip(stored, keys, regions, strict=True))
