@@ -416,3 +416,24 @@ def test_chunk_cache(tmp_path: Path, shards: tuple[int, int] | None) -> None:
         assert_same(r[0:4, 0:4], data[0:4, 0:4])
         assert store.requests > 0
     assert oxzarr.config.get("chunk_cache_bytes") == 0
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype"),
+    [
+        ((10000, 10000), "f4"),
+        ((100, 200, 300), "u2"),
+        ((5000, 3, 77), "f8"),
+        ((7,), "i8"),
+        ((0, 50), "i1"),
+        ((1,), "c16"),
+        ((2**20, 4), "bool"),
+        ((64, 64, 64, 64), "f2"),
+    ],
+)
+def test_automatic_chunks_are_zarr_pythons(shape: tuple[int, ...], dtype: str) -> None:
+    import zarr
+
+    theirs = zarr.create_array(zarr.storage.MemoryStore(), shape=shape, dtype=dtype)
+    ours = oxzarr.create_array("memory://", shape=shape, dtype=dtype)
+    assert ours.chunks == theirs.chunks

@@ -41,21 +41,25 @@ def normalize_shape(shape: Any) -> tuple[int, ...]:
 
 
 def guess_chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
-    """A chunk shape for an array of `shape`: between about 128 KiB and 64 MiB, larger for
-    larger arrays, found by halving the longest dimension until the chunk fits."""
-    if not shape:
-        return ()
+    """The chunk shape zarr-python (and h5py) picks for an array of `shape`: a target size
+    that grows with the array (256 KiB at 1 MiB, doubling per tenfold, kept within 128 KiB
+    and 64 MiB), reached by halving the dimensions in turn until the chunk is below the
+    target or within half of it."""
+    if not shape or itemsize == 0:
+        return tuple(shape)
     chunks = [max(s, 1) for s in shape]
     total = math.prod(chunks) * itemsize
-    # Grow the target with the array: 256 KiB for 1 MiB, doubling per tenfold size.
-    target = 256 * 1024 * 2 ** math.log10(max(total, 1) / 2**20)
+    target = 256 * 1024 * 2 ** math.log10(total / 2**20)
     target = min(max(target, 128 * 1024), 64 * 2**20)
-    while math.prod(chunks) * itemsize > target:
-        d = max(range(len(chunks)), key=lambda i: chunks[i])
-        if chunks[d] == 1:
-            break
+    turn = 0
+    while True:
+        nbytes = math.prod(chunks) * itemsize
+        near = nbytes < target or abs(nbytes - target) / target < 0.5
+        if (near and nbytes < 64 * 2**20) or math.prod(chunks) == 1:
+            return tuple(chunks)
+        d = turn % len(chunks)
         chunks[d] = math.ceil(chunks[d] / 2)
-    return tuple(chunks)
+        turn += 1
 
 
 def normalize_chunks(chunks: Any, shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
