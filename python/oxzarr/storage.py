@@ -154,7 +154,7 @@ StoreLike: TypeAlias = "Store | str | os.PathLike[str] | None"
 
 def make_store(store: Any, *, read_only: bool = False) -> Store:
     """The store `store` names: a Store, a path, a ``file://`` or ``memory://`` URL, or
-    None (a new memory store); zarr-python's LocalStore and MemoryStore are accepted too."""
+    None (a new memory store); zarr-python's LocalStore is accepted too."""
     if isinstance(store, Store):
         return store.with_read_only(True) if read_only and not store.read_only else store
     if store is None:
