@@ -15,6 +15,7 @@ pub mod array;
 pub mod codec;
 pub mod concurrency;
 pub mod config;
+pub mod convert;
 pub mod error;
 pub mod group;
 pub mod metadata;

@@ -120,6 +120,12 @@ impl Array {
         &self.path
     }
 
+    /// The codec chain chunks go through (for Zarr v2, its filters and compressor under
+    /// their v3 names around the serializer its dtype implies).
+    pub fn codec_chain(&self) -> &CodecChain {
+        &self.codecs
+    }
+
     pub fn metadata(&self) -> &ArrayMetadata {
         &self.metadata
     }

@@ -1,0 +1,191 @@
+//! Element-wise conversion between numeric data types, as numpy's `astype` does it for values
+//! the target type can hold: integers wrap, floats round to nearest, floats to integers
+//! truncate toward zero (out-of-range floats, which numpy leaves undefined, saturate here), and
+//! anything to bool is "not zero" (NaN included).
+
+use half::f16;
+use num_traits::AsPrimitive;
+
+use crate::error::{Error, Result};
+use crate::metadata::DataType;
+
+/// Whether values of `from` can be converted to `to` here.
+pub fn can_cast(from: &DataType, to: &DataType) -> bool {
+    from == to || (is_numeric(from) && is_numeric(to))
+}
+
+fn is_numeric(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Bool
+            | DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64
+            | DataType::Float16
+            | DataType::Float32
+            | DataType::Float64
+    )
+}
+
+/// Native-endian elements of `T` in `bytes` (which need not be aligned).
+fn read<T: Copy>(bytes: &[u8]) -> impl Iterator<Item = T> + '_ {
+    bytes
+        .chunks_exact(size_of::<T>())
+        // SAFETY: each chunk holds exactly size_of::<T>() bytes, read unaligned; T is a
+        // plain number type, valid for any bit pattern.
+        .map(|b| unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<T>()) })
+}
+
+fn write<T: Copy>(out: &mut [u8], values: impl Iterator<Item = T>) {
+    for (o, v) in out.chunks_exact_mut(size_of::<T>()).zip(values) {
+        // SAFETY: each chunk holds exactly size_of::<T>() bytes, written unaligned.
+        unsafe { std::ptr::write_unaligned(o.as_mut_ptr().cast::<T>(), v) }
+    }
+}
+
+/// Converts to `D`, read as `S`; bool reads as u8 (0 or 1) and is written by `to_bool`.
+fn convert<S, D>(src: &[u8], dst: &mut [u8])
+where
+    S: AsPrimitive<D>,
+    D: Copy + 'static,
+{
+    write::<D>(dst, read::<S>(src).map(|v| v.as_()));
+}
+
+fn to_bool<S: AsPrimitive<f64>>(src: &[u8], dst: &mut [u8]) {
+    // Through f64, which keeps every value's zeroness and NaN.
+    write::<u8>(dst, read::<S>(src).map(|v| u8::from(v.as_() != 0.0)));
+}
+
+macro_rules! from_source {
+    ($S:ty, $to:expr, $src:expr, $dst:expr) => {
+        match $to {
+            DataType::Bool => to_bool::<$S>($src, $dst),
+            DataType::Int8 => convert::<$S, i8>($src, $dst),
+            DataType::Int16 => convert::<$S, i16>($src, $dst),
+            DataType::Int32 => convert::<$S, i32>($src, $dst),
+            DataType::Int64 => convert::<$S, i64>($src, $dst),
+            DataType::UInt8 => convert::<$S, u8>($src, $dst),
+            DataType::UInt16 => convert::<$S, u16>($src, $dst),
+            DataType::UInt32 => convert::<$S, u32>($src, $dst),
+            DataType::UInt64 => convert::<$S, u64>($src, $dst),
+            DataType::Float16 => convert::<$S, f16>($src, $dst),
+            DataType::Float32 => convert::<$S, f32>($src, $dst),
+            DataType::Float64 => convert::<$S, f64>($src, $dst),
+            _ => unreachable!("checked by can_cast"),
+        }
+    };
+}
+
+/// Converts the elements of `src` (of `from`) into `dst` (of `to`), both native endian and
+/// holding the same number of elements.
+pub fn cast(from: &DataType, to: &DataType, src: &[u8], dst: &mut [u8]) -> Result<()> {
+    if !can_cast(from, to) {
+        return Err(Error::InvalidArgument(format!(
+            "cannot convert {from} values to {to}"
+        )));
+    }
+    if src.len() / from.size().max(1) != dst.len() / to.size().max(1) {
+        return Err(Error::InvalidArgument(format!(
+            "{} bytes of {from} do not make {} bytes of {to}",
+            src.len(),
+            dst.len()
+        )));
+    }
+    if from == to {
+        dst.copy_from_slice(src);
+        return Ok(());
+    }
+    match from {
+        DataType::Bool | DataType::UInt8 => from_source!(u8, to, src, dst),
+        DataType::Int8 => from_source!(i8, to, src, dst),
+        DataType::Int16 => from_source!(i16, to, src, dst),
+        DataType::Int32 => from_source!(i32, to, src, dst),
+        DataType::Int64 => from_source!(i64, to, src, dst),
+        DataType::UInt16 => from_source!(u16, to, src, dst),
+        DataType::UInt32 => from_source!(u32, to, src, dst),
+        DataType::UInt64 => from_source!(u64, to, src, dst),
+        DataType::Float16 => from_source!(f16, to, src, dst),
+        DataType::Float32 => from_source!(f32, to, src, dst),
+        DataType::Float64 => from_source!(f64, to, src, dst),
+        _ => unreachable!("checked by can_cast"),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes<T: Copy>(values: &[T]) -> Vec<u8> {
+        let mut out = vec![0u8; size_of_val(values)];
+        write(&mut out, values.iter().copied());
+        out
+    }
+
+    fn values<T: Copy>(b: &[u8]) -> Vec<T> {
+        read::<T>(b).collect()
+    }
+
+    fn run(from: DataType, to: DataType, src: &[u8], n: usize) -> Vec<u8> {
+        let mut out = vec![0u8; n * to.size()];
+        cast(&from, &to, src, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn floats_to_integers_truncate_and_integers_wrap() {
+        let out = run(
+            DataType::Float64,
+            DataType::Int16,
+            &bytes(&[1.9f64, -2.7, 300.0]),
+            3,
+        );
+        assert_eq!(values::<i16>(&out), [1, -2, 300]);
+        let out = run(
+            DataType::Int32,
+            DataType::UInt8,
+            &bytes(&[257i32, -1, 7]),
+            3,
+        );
+        assert_eq!(values::<u8>(&out), [1, 255, 7]);
+    }
+
+    #[test]
+    fn to_bool_is_not_zero_and_bool_reads_as_one() {
+        let out = run(
+            DataType::Float32,
+            DataType::Bool,
+            &bytes(&[0.0f32, -0.0, f32::NAN, 2.5]),
+            4,
+        );
+        assert_eq!(out, [0, 0, 1, 1]);
+        let out = run(DataType::Bool, DataType::Float32, &[1, 0], 2);
+        assert_eq!(values::<f32>(&out), [1.0, 0.0]);
+    }
+
+    #[test]
+    fn half_precision_rounds_to_nearest() {
+        let out = run(
+            DataType::Float32,
+            DataType::Float16,
+            &bytes(&[1.0f32, 65504.0, 0.1]),
+            3,
+        );
+        let got: Vec<f32> = values::<f16>(&out).into_iter().map(f32::from).collect();
+        assert_eq!(got, [1.0, 65504.0, f32::from(f16::from_f32(0.1))]);
+    }
+
+    #[test]
+    fn non_numeric_types_convert_only_to_themselves() {
+        assert!(can_cast(&DataType::String, &DataType::String));
+        assert!(!can_cast(&DataType::Complex64, &DataType::Float32));
+        let mut out = [0u8; 8];
+        assert!(cast(&DataType::Complex64, &DataType::Float64, &[0; 8], &mut out).is_err());
+    }
+}
