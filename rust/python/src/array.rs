@@ -21,6 +21,12 @@ pub struct Array {
     inner: oxzarr_core::Array,
 }
 
+impl Array {
+    pub(crate) fn inner(&self) -> &oxzarr_core::Array {
+        &self.inner
+    }
+}
+
 impl From<oxzarr_core::Array> for Array {
     fn from(inner: oxzarr_core::Array) -> Self {
         Self { inner }
@@ -181,6 +187,12 @@ impl Array {
     #[getter]
     fn nchunks(&self) -> u64 {
         self.inner.nchunks()
+    }
+
+    /// The codec chain as v3 codec metadata (for a v2 array: its filters, serializer and
+    /// compressor under their v3 names).
+    fn codecs_json(&self) -> String {
+        serde_json::Value::Array(self.inner.codec_chain().metadata()).to_string()
     }
 
     fn metadata_json(&self) -> String {

@@ -6,6 +6,7 @@
 
 mod array;
 mod chunk_codec;
+mod convert;
 mod errors;
 mod gil;
 mod group;
@@ -64,6 +65,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<array::Array>()?;
     m.add_class::<group::Group>()?;
     m.add_class::<chunk_codec::ChunkCodec>()?;
+    m.add_class::<convert::ConvertJob>()?;
     m.add_function(wrap_pyfunction!(set_threads, m)?)?;
     m.add_function(wrap_pyfunction!(threads, m)?)?;
     m.add_function(wrap_pyfunction!(set_validate_checksums, m)?)?;
