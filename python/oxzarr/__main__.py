@@ -1,0 +1,7 @@
+"""``python -m oxzarr``: the ``oxzarr`` command."""
+
+import sys
+
+from oxzarr.cli import main
+
+sys.exit(main())

@@ -1,0 +1,402 @@
+"""The ``oxzarr`` command: convert, info, tree, verify.
+
+Errors print one line naming the problem and exit with status 2 (verify: 1 means the two
+differ); Ctrl-C stops a conversion once the units in flight are written, removes the partial
+output and exits with status 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, NoReturn, TextIO
+
+import numpy as np
+
+from oxzarr import __version__
+from oxzarr.api import open
+from oxzarr.array import Array
+from oxzarr.codecs import BloscCodec, GzipCodec, ZstdCodec
+from oxzarr.config import config
+from oxzarr.convert import KEEP, MEMORY_BOUND_BYTES, Interrupted, Progress, convert
+from oxzarr.group import Group
+
+EXIT_DIFFERENT = 1
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+_SHUFFLES = ("noshuffle", "shuffle", "bitshuffle")
+_BLOSC_CNAMES = ("blosclz", "lz4", "lz4hc", "zlib", "zstd")
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _shape(text: str, option: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise _UsageError(f"{option} takes integers separated by commas, not {text!r}") from None
+    if any(v <= 0 for v in values):
+        raise _UsageError(f"{option} takes positive integers, not {text!r}")
+    return values
+
+
+def parse_compressor(text: str) -> list[Any]:
+    """``zstd:LEVEL``, ``blosc:CNAME:CLEVEL:SHUFFLE``, ``gzip:LEVEL`` or ``none``."""
+    parts = text.split(":")
+    name, args = parts[0].lower(), parts[1:]
+
+    def level(value: str, low: int, high: int) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            raise _UsageError(f"--compressor {text}: {value!r} is not a level") from None
+        if not low <= n <= high:
+            raise _UsageError(f"--compressor {text}: the level must be {low} to {high}")
+        return n
+
+    if name == "none" and not args:
+        return []
+    if name == "zstd" and len(args) <= 1:
+        return [ZstdCodec(level=level(args[0], -131072, 22) if args else 3)]
+    if name == "gzip" and len(args) <= 1:
+        return [GzipCodec(level=level(args[0], 0, 9) if args else 5)]
+    if name == "blosc" and len(args) == 3:
+        cname, clevel, shuffle = args
+        if cname not in _BLOSC_CNAMES:
+            raise _UsageError(
+                f"--compressor {text}: blosc compresses with {', '.join(_BLOSC_CNAMES)}, "
+                f"not {cname!r}"
+            )
+        if shuffle not in _SHUFFLES:
+            raise _UsageError(
+                f"--compressor {text}: SHUFFLE is {', '.join(_SHUFFLES)}, not {shuffle!r}"
+            )
+        # Both checked against the names blosc knows, just above.
+        chosen: Any = (cname, shuffle)
+        return [BloscCodec(cname=chosen[0], clevel=level(clevel, 0, 9), shuffle=chosen[1])]
+    raise _UsageError(
+        f"unknown compressor {text!r}: use zstd:LEVEL, blosc:CNAME:CLEVEL:SHUFFLE, "
+        "gzip:LEVEL or none"
+    )
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class ProgressBar:
+    """One line, rewritten in place: units (shards or chunks) done, bytes, rate and ETA."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.last = 0.0
+        self.width = 0
+
+    def __call__(self, p: Progress) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.2 and p.units_done < p.units_total:
+            return
+        self.last = now
+        elapsed = max(now - p.started, 1e-9)
+        fraction = p.bytes_done / p.bytes_total if p.bytes_total else 1.0
+        rate = p.bytes_done / elapsed
+        eta = (p.bytes_total - p.bytes_done) / rate if rate > 0 else 0.0
+        bar = "#" * int(fraction * 24)
+        line = (
+            f"[{bar:<24}] {p.units_done}/{p.units_total} units  "
+            f"{_human_bytes(p.bytes_done)}/{_human_bytes(p.bytes_total)}  "
+            f"{_human_bytes(rate)}/s  ETA {_duration(eta)}  {p.array}"
+        )
+        self.width = max(self.width, len(line))
+        self.stream.write("\r" + line.ljust(self.width))
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.width:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _convert(args: argparse.Namespace) -> int:
+    if args.threads is not None:
+        if args.threads <= 0:
+            raise _UsageError("--threads takes a positive number")
+        config.set({"threads": args.threads})
+    shards: Any = KEEP
+    if args.shards is not None:
+        shards = None if args.shards.lower() == "none" else _shape(args.shards, "--shards")
+    dtype = None
+    if args.dtype is not None:
+        try:
+            dtype = np.dtype(args.dtype)
+        except TypeError:
+            raise _UsageError(f"unknown data type {args.dtype!r}") from None
+    fill_value: Any = KEEP
+    if args.fill_value is not None:
+        fill_value = _parse_fill(args.fill_value)
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    bar = ProgressBar(sys.stderr) if show else None
+    try:
+        report = convert(
+            args.source,
+            args.destination,
+            zarr_format=args.zarr_format,
+            chunks=_shape(args.chunks, "--chunks") if args.chunks else None,
+            shards=shards,
+            compressors=KEEP if args.compressor is None else parse_compressor(args.compressor),
+            dtype=dtype,
+            fill_value=fill_value,
+            overwrite=args.overwrite,
+            progress=bar,
+        )
+    finally:
+        if bar is not None:
+            bar.finish()
+    if show:
+        rate = report.bytes / report.seconds if report.seconds else 0.0
+        print(
+            f"converted {report.arrays} array(s) in {report.groups} group(s): "
+            f"{report.units} units, {_human_bytes(report.bytes)} in {report.seconds:.2f} s "
+            f"({_human_bytes(rate)}/s)",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _parse_fill(text: str) -> Any:
+    lowered = text.lower()
+    if lowered in ("nan", "inf", "-inf", "infinity", "-infinity"):
+        return float(lowered.replace("infinity", "inf"))
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    return text
+
+
+def _describe_codecs(array: Array) -> str:
+    parts = [str(c) for c in (*array.filters, array.serializer, *array.compressors) if c]
+    return ", ".join(parts) or "none"
+
+
+def _info(args: argparse.Namespace) -> int:
+    node = open(args.path, mode="r")
+    out = sys.stdout
+    if isinstance(node, Group):
+        out.write(f"Group  Zarr v{node.zarr_format}  {args.path}\n")
+        if dict(node.attrs):
+            out.write(f"attributes: {json.dumps(dict(node.attrs), sort_keys=True)}\n")
+        for name, member in node.members():
+            kind = "array" if isinstance(member, Array) else "group"
+            detail = f"{member.shape} {member.dtype}" if isinstance(member, Array) else ""
+            out.write(f"  {name}  ({kind}) {detail}\n")
+        return 0
+    stored = node.nbytes_stored()
+    ratio = f"{node.nbytes / stored:.2f}" if stored else "-"
+    rows = [
+        ("format", f"Zarr v{node.zarr_format}"),
+        ("shape", str(node.shape)),
+        ("dtype", str(node.dtype)),
+        ("chunks", str(node.chunks)),
+        ("shards", str(node.shards) if node.shards else "none"),
+        ("codecs", _describe_codecs(node)),
+        ("fill value", str(node.fill_value)),
+        ("bytes", f"{node.nbytes} ({_human_bytes(node.nbytes)})"),
+        ("stored bytes", f"{stored} ({_human_bytes(stored)})"),
+        ("compression ratio", ratio),
+        ("attributes", json.dumps(dict(node.attrs), sort_keys=True)),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        out.write(f"{key:<{width}}  {value}\n")
+    return 0
+
+
+def _tree(args: argparse.Namespace) -> int:
+    node = open(args.path, mode="r")
+    if isinstance(node, Array):
+        sys.stdout.write(f"/ {node.shape} {node.dtype}\n")
+        return 0
+    sys.stdout.write(f"{node.tree()}\n")
+    return 0
+
+
+def _blocks(shape: tuple[int, ...], chunks: tuple[int, ...], itemsize: int) -> Any:
+    """Chunk-aligned blocks of about 64 MiB, in C order."""
+    block = list(chunks)
+    for d in reversed(range(len(shape))):
+        while block[d] < shape[d] and math.prod(block) * itemsize * 2 <= 64 << 20:
+            block[d] = min(block[d] * 2, shape[d])
+    counts = [max(-(-s // b), 1) for s, b in zip(shape, block, strict=True)]
+    for corner in np.ndindex(*counts):
+        yield tuple(
+            slice(i * b, min((i + 1) * b, s)) for i, b, s in zip(corner, block, shape, strict=True)
+        )
+
+
+def _same_values(a: Array, b: Array, where: str, out: TextIO) -> bool:
+    if a.shape != b.shape:
+        out.write(f"{where}: shapes differ: {a.shape} and {b.shape}\n")
+        return False
+    if a.dtype != b.dtype:
+        out.write(f"{where}: data types differ: {a.dtype} and {b.dtype}\n")
+        return False
+    equal_nan = a.dtype.kind in "fc"
+    for region in _blocks(a.shape, a.shards or a.chunks, a.dtype.itemsize):
+        x, y = a[region], b[region]
+        same = (
+            np.array_equal(x, y, equal_nan=equal_nan)
+            if x.dtype != object
+            else (x.tolist() == y.tolist())
+        )
+        if not same:
+            bounds = ", ".join(f"{r.start}:{r.stop}" for r in region)
+            out.write(f"{where}: values differ in [{bounds}]\n")
+            return False
+    return True
+
+
+def _same(a: Array | Group, b: Array | Group, where: str, out: TextIO) -> bool:
+    if isinstance(a, Array) and isinstance(b, Array):
+        return _same_values(a, b, where, out)
+    if isinstance(a, Group) and isinstance(b, Group):
+        names_a, names_b = sorted(a.keys()), sorted(b.keys())
+        if names_a != names_b:
+            out.write(f"{where}: members differ: {names_a} and {names_b}\n")
+            return False
+        return all(_same(a[n], b[n], f"{where.rstrip('/')}/{n}", out) for n in names_a)
+    out.write(f"{where}: one is an array, the other a group\n")
+    return False
+
+
+def _verify(args: argparse.Namespace) -> int:
+    a = open(args.first, mode="r")
+    b = open(args.second, mode="r")
+    if _same(a, b, "/", sys.stdout):
+        sys.stdout.write("equal\n")
+        return 0
+    return EXIT_DIFFERENT
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="oxzarr",
+        description="Fast Zarr conversion and inspection, on oxzarr's Rust engine.",
+    )
+    top.add_argument("--version", action="version", version=f"oxzarr {__version__}")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    bound = _human_bytes(MEMORY_BOUND_BYTES)
+    conv = sub.add_parser(
+        "convert",
+        help="re-chunk, re-shard, re-compress, or change the Zarr format or data type",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Copy the array or group at SRC into a new DST with another layout. Options not\n"
+            "given keep the source's settings. SRC is a Zarr store (v2 or v3), a .npy file,\n"
+            "an HDF5 file (h5py needed) or FILE.h5:/path/inside; a group converts\n"
+            "recursively with its attributes.\n\n"
+            "Work goes output shard by output shard (chunk by chunk without shards), in\n"
+            "parallel on every core, decoding each source chunk once.\n"
+            f"Memory: about {bound} of decoded data at most (source chunks awaiting their\n"
+            "last use plus the output shards being written, or one output shard if a shard\n"
+            "is larger), whatever the array's size.\n\n"
+            "A local DST is written beside its path and renamed into place when complete:\n"
+            "after an error or Ctrl-C it is absent (or, with --overwrite, unchanged)."
+        ),
+    )
+    conv.add_argument("source", metavar="SRC")
+    conv.add_argument("destination", metavar="DST")
+    conv.add_argument("--zarr-format", type=int, choices=(2, 3), help="the output's format")
+    conv.add_argument("--chunks", metavar="A,B,..", help="chunk shape (inner chunks if sharded)")
+    conv.add_argument("--shards", metavar="A,B,..|none", help="shard shape, or none")
+    conv.add_argument(
+        "--compressor",
+        metavar="SPEC",
+        help="zstd:LEVEL, blosc:CNAME:CLEVEL:SHUFFLE (SHUFFLE: noshuffle, shuffle, "
+        "bitshuffle), gzip:LEVEL or none",
+    )
+    conv.add_argument("--dtype", metavar="T", help="data type, as numpy names it (e.g. f4)")
+    conv.add_argument("--fill-value", metavar="V", help="fill value of the output")
+    conv.add_argument("--threads", type=int, metavar="N", help="threads (default: all cores)")
+    progress = conv.add_mutually_exclusive_group()
+    progress.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="show a progress bar (the default on a terminal)",
+    )
+    progress.add_argument("--no-progress", dest="progress", action="store_false")
+    conv.add_argument("--overwrite", action="store_true", help="replace an existing DST")
+    conv.set_defaults(run=_convert)
+
+    info = sub.add_parser("info", help="format, shape, dtype, chunks, codecs, stored bytes")
+    info.add_argument("path", metavar="PATH")
+    info.set_defaults(run=_info)
+
+    tree = sub.add_parser("tree", help="the hierarchy of a group")
+    tree.add_argument("path", metavar="PATH")
+    tree.set_defaults(run=_tree)
+
+    verify = sub.add_parser(
+        "verify",
+        help="exit 0 if A and B hold equal values, 1 if they differ, 2 on error",
+    )
+    verify.add_argument("first", metavar="A")
+    verify.add_argument("second", metavar="B")
+    verify.set_defaults(run=_verify)
+    return top
+
+
+def _fail(message: str) -> NoReturn:
+    sys.stderr.write(f"oxzarr: error: {message}\n")
+    raise SystemExit(EXIT_ERROR)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except Interrupted as e:
+        sys.stderr.write(f"oxzarr: interrupted: {e}\n")
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        sys.stderr.write("oxzarr: interrupted\n")
+        return EXIT_INTERRUPTED
+    except _UsageError as e:
+        _fail(str(e))
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
+        # The engine's errors name the store key or path; FileNotFoundError and friends keep
+        # their own message form.
+        message = str(e) if not isinstance(e, KeyError) else str(e.args[0] if e.args else e)
+        _fail(message or type(e).__name__)
+    except Exception as e:
+        # A bug of oxzarr's own: still one line, with the traceback on request.
+        if os.environ.get("OXZARR_TRACEBACK"):
+            raise
+        _fail(f"internal error ({type(e).__name__}: {e}); OXZARR_TRACEBACK=1 shows where")
+
+
+if __name__ == "__main__":  # python -m oxzarr.cli
+    sys.exit(main())

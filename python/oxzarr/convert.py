@@ -1,0 +1,662 @@
+"""Converting arrays and hierarchies: re-chunking, re-sharding, re-compressing, Zarr v2 to v3
+(and back, where v2 can say it), and bringing ``.npy`` files and HDF5 datasets into Zarr.
+
+Between Zarr arrays the engine does the whole job (``oxzarr_core::convert``): it writes the
+destination shard by shard (chunk by chunk without shards), decodes each source chunk once, in
+parallel on the engine's threads, and holds a bounded amount of decoded data whatever the
+array's size (:data:`MEMORY_BOUND_BYTES`). ``.npy`` and HDF5 sources are read block by block
+(whole destination shards), the engine encoding each block in parallel.
+
+A destination on the local filesystem is written beside its final path and renamed into place
+once complete: after an error or an interruption it is absent (or, with ``overwrite``, still
+the old one), never half-written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import mmap
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from oxzarr import _core
+from oxzarr._metadata import ARRAY_TO_ARRAY
+from oxzarr.api import create_group, open
+from oxzarr.array import Array
+from oxzarr.group import Group
+from oxzarr.storage import make_store
+
+__all__ = ["KEEP", "MEMORY_BOUND_BYTES", "Interrupted", "Progress", "Report", "convert"]
+
+
+class _Keep:
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+#: An option left as the source has it.
+KEEP: Any = _Keep()
+
+# The engine's budget: decoded source chunks kept between waves of destination units, and the
+# units assembled at once (at least one unit, whatever its size).
+_CACHE_BYTES = 128 << 20
+_WAVE_BYTES = 128 << 20
+#: About the most decoded data a conversion holds at once (plus one destination shard when a
+#: single shard is larger than this).
+MEMORY_BOUND_BYTES = _CACHE_BYTES + _WAVE_BYTES
+# Blocks read from .npy and HDF5 sources at once.
+_BLOCK_BYTES = 64 << 20
+
+_ARRAY_DIMENSIONS = "_ARRAY_DIMENSIONS"
+
+
+@dataclass
+class Progress:
+    """How far a conversion has got: destination units (shards, or chunks without shards)
+    and decoded bytes written, of how many; the array being converted."""
+
+    units_done: int = 0
+    units_total: int = 0
+    bytes_done: int = 0
+    bytes_total: int = 0
+    array: str = ""
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Report:
+    """What a finished conversion did."""
+
+    arrays: int
+    groups: int
+    units: int
+    bytes: int
+    source_decodes: int
+    seconds: float
+
+
+class Interrupted(Exception):
+    """The conversion was stopped (Ctrl-C) before it finished; the destination was removed
+    (or left as it was before)."""
+
+    def __init__(self, progress: Progress, cleaned_up: str) -> None:
+        self.progress = progress
+        super().__init__(
+            f"stopped after {progress.units_done} of {progress.units_total} units; {cleaned_up}"
+        )
+
+
+# --- sources ---
+
+
+class _NpySource:
+    """A ``.npy`` file, read through a memory map whose pages are released after each block
+    (so a large file does not stay resident)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.data = np.load(path, mmap_mode="r")
+        self.shape: tuple[int, ...] = tuple(self.data.shape)
+        self.dtype = self.data.dtype
+        self.chunks: tuple[int, ...] | None = None
+        self.attributes: dict[str, Any] = {}
+
+    def read(self, region: tuple[slice, ...]) -> np.ndarray[Any, Any]:
+        block = np.array(self.data[region], order="C")
+        mapping = getattr(self.data, "_mmap", None)
+        if isinstance(mapping, mmap.mmap):
+            with contextlib.suppress(OSError, ValueError):
+                mapping.madvise(mmap.MADV_DONTNEED)
+        return block
+
+
+class _H5Source:
+    """An HDF5 dataset (h5py, an optional dependency)."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.data = dataset
+        self.path = f"{dataset.file.filename}:{dataset.name}"
+        self.shape = tuple(int(n) for n in dataset.shape)
+        self.dtype = np.dtype(dataset.dtype)
+        self.chunks = tuple(int(n) for n in dataset.chunks) if dataset.chunks else None
+        self.attributes = _json_attributes(dict(dataset.attrs))
+
+    def read(self, region: tuple[slice, ...]) -> np.ndarray[Any, Any]:
+        return np.ascontiguousarray(self.data[region])
+
+
+_Source = Array | _NpySource | _H5Source
+
+
+def _json_attributes(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """HDF5 attributes as JSON values (numbers, strings, lists); others as their repr."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, bytes):
+            return v.decode("utf-8", "replace")
+        if isinstance(v, np.ndarray):
+            return [plain(x) for x in v.tolist()]
+        if isinstance(v, np.generic):
+            return plain(v.item())
+        if isinstance(v, str | int | float | bool) or v is None:
+            return v
+        if isinstance(v, list | tuple):
+            return [plain(x) for x in v]
+        return repr(v)
+
+    return {str(k): plain(v) for k, v in attrs.items()}
+
+
+def _h5py() -> Any:
+    try:
+        import h5py  # type: ignore[import-untyped]
+    except ImportError:
+        raise ValueError("reading HDF5 needs h5py: pip install 'oxzarr[hdf5]' (or h5py)") from None
+    return h5py
+
+
+_HDF5_SUFFIXES = (".h5", ".hdf5", ".he5", ".hdf")
+
+
+def _split_hdf5(source: str) -> tuple[str, str] | None:
+    """(file, path inside) for an HDF5 source, ``FILE.h5`` or ``FILE.h5:/path/inside``."""
+    for suffix in _HDF5_SUFFIXES:
+        if source.lower().endswith(suffix):
+            return source, "/"
+        marker = source.lower().find(suffix + ":")
+        if marker >= 0:
+            end = marker + len(suffix)
+            return source[:end], source[end + 1 :] or "/"
+    return None
+
+
+# --- planning ---
+
+
+@dataclass
+class _ArrayJob:
+    path: str  # in the destination
+    source: _Source
+    settings: dict[str, Any]
+
+
+@dataclass
+class _GroupJob:
+    path: str
+    attributes: dict[str, Any]
+    zarr_format: int
+
+
+@dataclass
+class _Plan:
+    groups: list[_GroupJob] = field(default_factory=list)
+    arrays: list[_ArrayJob] = field(default_factory=list)
+    consolidate: bool = False
+
+
+@dataclass
+class _Options:
+    zarr_format: int | None
+    chunks: tuple[int, ...] | None
+    shards: Any
+    compressors: Any
+    dtype: np.dtype[Any] | None
+    fill_value: Any
+
+
+def _codec_name(codec: Any) -> str:
+    """The name of a codec given as metadata (a dict or a bare name) or as a codec object."""
+    if isinstance(codec, str):
+        return codec
+    if isinstance(codec, Mapping):
+        return str(codec.get("name") or codec.get("id"))
+    to_dict = getattr(codec, "to_dict", None)
+    return str(to_dict()["name"]) if callable(to_dict) else type(codec).__name__
+
+
+def _split_chain(codecs: list[Any]) -> tuple[list[Any], Any, list[Any]]:
+    """(array→array codecs, array→bytes codec, bytes→bytes codecs) of a v3 codec chain."""
+    names = [_codec_name(c) for c in codecs]
+    split = next((i for i, n in enumerate(names) if n not in ARRAY_TO_ARRAY), len(codecs))
+    serializer = codecs[split] if split < len(codecs) else None
+    return codecs[:split], serializer, codecs[split + 1 :]
+
+
+def _check_shape(name: str, value: tuple[int, ...], shape: tuple[int, ...], path: str) -> None:
+    if len(value) != len(shape):
+        raise ValueError(
+            f"{path}: {name} {value} has {len(value)} dimensions, the array {len(shape)}"
+        )
+    if any(n <= 0 for n in value) and math.prod(shape) > 0:
+        raise ValueError(f"{path}: {name} {value} must be positive")
+
+
+def _layout(
+    path: str,
+    shape: tuple[int, ...],
+    source_chunks: tuple[int, ...] | None,
+    source_shards: tuple[int, ...] | None,
+    itemsize: int,
+    options: _Options,
+    zarr_format: int,
+) -> tuple[Any, tuple[int, ...] | None]:
+    """The destination's (chunks, shards)."""
+    shards = source_shards if options.shards is KEEP else options.shards
+    if zarr_format == 2:
+        if shards is not None and options.shards is not KEEP:
+            raise ValueError(f"{path}: Zarr v2 has no shards (drop --shards for a v2 output)")
+        shards = None  # v2 cannot shard: the source's inner chunks become the chunks
+    chunks: Any = options.chunks or source_chunks or "auto"
+    if chunks != "auto":
+        _check_shape("chunk shape", chunks, shape, path)
+    if shards is not None:
+        shards = tuple(shards)
+        _check_shape("shard shape", shards, shape, path)
+        if chunks == "auto":
+            raise ValueError(f"{path}: give the inner chunk shape (--chunks) with --shards")
+        if any(s % c for s, c in zip(shards, chunks, strict=True)):
+            raise ValueError(
+                f"{path}: the shard shape {shards} is not a multiple of the chunk shape "
+                f"{tuple(chunks)}"
+            )
+    return chunks, shards
+
+
+def _zarr_settings(path: str, source: Array, options: _Options) -> dict[str, Any]:
+    """create_array arguments for converting the Zarr array `source`."""
+    zarr_format = options.zarr_format or source.zarr_format
+    dtype = options.dtype if options.dtype is not None else source.dtype
+    chunks, shards = _layout(
+        path,
+        source.shape,
+        source.chunks,
+        source.shards,
+        dtype.itemsize,
+        options,
+        zarr_format,
+    )
+    chain: list[Any] = json.loads(source._core.codecs_json())
+    if source.shards is not None:
+        chain = list(chain[0]["configuration"]["codecs"])
+    filters, serializer, compressors = _split_chain(chain)
+    if options.compressors is not KEEP:
+        compressors = options.compressors
+    order = None
+    if zarr_format == 2:
+        # v2 has no transpose, bytes or index codecs of its own: F order says the one
+        # transpose v2 knows; the dtype says the byte order.
+        kept = []
+        for f in filters:
+            if _codec_name(f) == "transpose":
+                axes = list((f.get("configuration") or {}).get("order", []))
+                if axes != list(range(len(source.shape)))[::-1]:
+                    raise ValueError(f"{path}: the transpose {axes} has no Zarr v2 form")
+                order = "F"
+            else:
+                kept.append(f)
+        filters = kept
+        for c in compressors:
+            if _codec_name(c) in ("crc32c", "sharding_indexed"):
+                raise ValueError(
+                    f"{path}: the {_codec_name(c)} codec has no Zarr v2 form (choose "
+                    "another --compressor)"
+                )
+    if options.dtype is not None and options.dtype != source.dtype and filters:
+        raise ValueError(
+            f"{path}: the source's filters ({', '.join(_codec_name(f) for f in filters)}) "
+            f"are for {source.dtype}, not {options.dtype}"
+        )
+    attributes = dict(source.attrs)
+    dimension_names = source.metadata.to_dict().get("dimension_names")
+    if zarr_format == 3 and dimension_names is None:
+        names = attributes.get(_ARRAY_DIMENSIONS)
+        if isinstance(names, list) and len(names) == len(source.shape):
+            dimension_names = names
+            del attributes[_ARRAY_DIMENSIONS]
+    if zarr_format == 2:
+        if dimension_names is not None and any(n is not None for n in dimension_names):
+            attributes.setdefault(_ARRAY_DIMENSIONS, list(dimension_names))
+        dimension_names = None
+    settings: dict[str, Any] = {
+        "shape": source.shape,
+        "dtype": dtype,
+        "chunks": chunks,
+        "shards": shards,
+        "filters": filters,
+        "compressors": compressors,
+        "fill_value": _fill(options, source.fill_value, source.dtype, dtype),
+        "zarr_format": zarr_format,
+        "attributes": attributes,
+        "dimension_names": dimension_names,
+    }
+    if zarr_format == 3 and serializer is not None:
+        settings["serializer"] = serializer
+    if order is not None:
+        settings["order"] = order
+    return settings
+
+
+def _fill(options: _Options, fill: Any, source: np.dtype[Any], dtype: np.dtype[Any]) -> Any:
+    if options.fill_value is not KEEP:
+        return options.fill_value
+    if fill is None or source == dtype:
+        return fill
+    with np.errstate(all="ignore"):
+        return np.asarray(fill, dtype=source).astype(dtype)[()]
+
+
+def _raw_settings(path: str, source: _NpySource | _H5Source, options: _Options) -> dict[str, Any]:
+    """create_array arguments for an .npy or HDF5 source."""
+    zarr_format = options.zarr_format or 3
+    dtype = options.dtype if options.dtype is not None else source.dtype
+    if options.shards is KEEP:
+        options = _Options(**{**options.__dict__, "shards": None})
+    chunks, shards = _layout(
+        path, source.shape, source.chunks, None, dtype.itemsize, options, zarr_format
+    )
+    return {
+        "shape": source.shape,
+        "dtype": dtype,
+        "chunks": chunks,
+        "shards": shards,
+        "compressors": "auto" if options.compressors is KEEP else options.compressors,
+        "fill_value": None if options.fill_value is KEEP else options.fill_value,
+        "zarr_format": zarr_format,
+        "attributes": source.attributes,
+    }
+
+
+def _plan(source: str, options: _Options) -> _Plan:
+    """Everything the conversion will create, checked before anything is written."""
+    plan = _Plan()
+    hdf5 = _split_hdf5(source)
+    if source.lower().endswith(".npy"):
+        if not os.path.exists(source):
+            raise FileNotFoundError(f"no such file: {source}")
+        npy = _NpySource(source)
+        plan.arrays.append(_ArrayJob("", npy, _raw_settings(source, npy, options)))
+        return plan
+    if hdf5 is not None:
+        filename, inside = hdf5
+        if not os.path.exists(filename):
+            raise FileNotFoundError(f"no such file: {filename}")
+        h5py = _h5py()
+        h5 = h5py.File(filename, "r")
+        if inside not in h5:
+            raise FileNotFoundError(f"no dataset or group {inside!r} in {filename}")
+        _plan_hdf5(h5py, h5[inside], "", plan, options)
+        return plan
+    node = open(source, mode="r")
+    if isinstance(node, Array):
+        plan.arrays.append(_ArrayJob("", node, _zarr_settings(source, node, options)))
+        return plan
+    plan.consolidate = node.is_consolidated
+    _plan_group(node, "", plan, options, source)
+    return plan
+
+
+def _plan_group(group: Group, path: str, plan: _Plan, options: _Options, where: str) -> None:
+    zarr_format = options.zarr_format or group.zarr_format
+    plan.groups.append(_GroupJob(path, dict(group.attrs), zarr_format))
+    for name, member in group.members():
+        child = f"{path}/{name}" if path else name
+        if isinstance(member, Array):
+            settings = _zarr_settings(f"{where}/{child}", member, options)
+            plan.arrays.append(_ArrayJob(child, member, settings))
+        else:
+            _plan_group(member, child, plan, options, where)
+
+
+def _plan_hdf5(h5py: Any, node: Any, path: str, plan: _Plan, options: _Options) -> None:
+    if isinstance(node, h5py.Dataset):
+        source = _H5Source(node)
+        plan.arrays.append(_ArrayJob(path, source, _raw_settings(source.path, source, options)))
+        return
+    plan.groups.append(
+        _GroupJob(path, _json_attributes(dict(node.attrs)), options.zarr_format or 3)
+    )
+    for name in node:
+        _plan_hdf5(h5py, node[name], f"{path}/{name}" if path else name, plan, options)
+
+
+# --- running ---
+
+
+def _units(shape: Sequence[int], unit: Sequence[int]) -> int:
+    return math.prod(-(-s // u) for s, u in zip(shape, unit, strict=True)) if shape else 1
+
+
+def _blocks(
+    shape: tuple[int, ...], unit: tuple[int, ...], itemsize: int
+) -> Iterator[tuple[slice, ...]]:
+    """Destination-unit-aligned blocks of about _BLOCK_BYTES, in C order: the unit grown
+    along the last dimensions first (contiguous in a C-order source)."""
+    block = list(unit)
+    for d in reversed(range(len(shape))):
+        while block[d] < shape[d] and math.prod(block) * itemsize * 2 <= _BLOCK_BYTES:
+            block[d] = min(block[d] * 2, shape[d])
+    starts = [range(0, max(s, 1), max(b, 1)) for s, b in zip(shape, block, strict=True)]
+    for corner in np.ndindex(*(len(r) for r in starts)) if shape else [()]:
+        yield tuple(
+            slice(starts[d][i], min(starts[d][i] + block[d], shape[d]))
+            for d, i in enumerate(corner)
+        )
+
+
+class _Runner:
+    """Runs a plan into a destination store, reporting progress and watching for Ctrl-C."""
+
+    def __init__(self, progress: Callable[[Progress], None] | None) -> None:
+        self.callback = progress
+        self.state = Progress()
+        self.cancel = threading.Event()
+        self.decodes = 0
+
+    def report(self) -> None:
+        if self.callback is not None:
+            self.callback(self.state)
+
+    def run_zarr(self, source: Array, destination: Array) -> None:
+        job = _core.ConvertJob(
+            source._core,
+            destination._core,
+            cache_bytes=_CACHE_BYTES,
+            wave_bytes=_WAVE_BYTES,
+        )
+        outcome: list[tuple[bool, int, int]] = []
+        failure: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                outcome.append(job.run())
+            except BaseException as e:  # re-raised in the caller's thread
+                failure.append(e)
+
+        base_units, base_bytes = self.state.units_done, self.state.bytes_done
+        thread = threading.Thread(target=work, name="oxzarr-convert", daemon=True)
+        thread.start()
+        try:
+            while thread.is_alive():
+                thread.join(0.2)
+                done, _, nbytes, _, _ = job.progress()
+                self.state.units_done, self.state.bytes_done = (
+                    base_units + done,
+                    base_bytes + nbytes,
+                )
+                self.report()
+        except KeyboardInterrupt:
+            job.cancel()
+            self.cancel.set()
+            thread.join()
+            raise
+        if failure:
+            raise failure[0]
+        completed, _, decodes = outcome[0]
+        self.decodes += decodes
+        done, _, nbytes, _, _ = job.progress()
+        self.state.units_done, self.state.bytes_done = base_units + done, base_bytes + nbytes
+        self.report()
+        if not completed:
+            raise KeyboardInterrupt
+
+    def run_blocks(self, source: _NpySource | _H5Source, destination: Array) -> None:
+        unit = destination.shards or destination.chunks
+        dtype = destination.dtype
+        for region in _blocks(source.shape, tuple(unit), dtype.itemsize):
+            if self.cancel.is_set():
+                raise KeyboardInterrupt
+            block = source.read(region)
+            destination[region] = block
+            self.decodes += 1
+            self.state.units_done += (
+                math.prod(-(-(r.stop - r.start) // u) for r, u in zip(region, unit, strict=True))
+                if region
+                else 1
+            )
+            self.state.bytes_done += block.size * dtype.itemsize
+            self.report()
+
+
+def _local_path(destination: Any) -> Path | None:
+    if isinstance(destination, os.PathLike):
+        return Path(destination)
+    if isinstance(destination, str) and "://" not in destination:
+        return Path(destination)
+    if isinstance(destination, str) and destination.startswith("file://"):
+        return Path(destination[len("file://") :])
+    return None
+
+
+def convert(
+    source: str | os.PathLike[str],
+    destination: Any,
+    *,
+    zarr_format: int | None = None,
+    chunks: Sequence[int] | None = None,
+    shards: Sequence[int] | Any | None = KEEP,
+    compressors: Any = KEEP,
+    dtype: Any = None,
+    fill_value: Any = KEEP,
+    overwrite: bool = False,
+    progress: Callable[[Progress], None] | None = None,
+) -> Report:
+    """Copies the array or hierarchy at `source` (a Zarr store or path, a ``.npy`` file, an
+    HDF5 file or ``FILE.h5:/dataset``) into a new `destination`, with the given layout.
+
+    Options left out keep the source's: ``zarr_format``; ``chunks`` (the inner chunks, when
+    sharded); ``shards`` (``None`` removes sharding); ``compressors`` (oxzarr codecs or
+    their metadata; ``None`` for none); ``dtype`` (values converted as numpy's ``astype``);
+    ``fill_value``. Groups convert recursively with their attributes. Ctrl-C raises
+    :class:`Interrupted` once the units in flight are written and the partial destination
+    is removed.
+    """
+    started = time.monotonic()
+    options = _Options(
+        zarr_format=zarr_format,
+        chunks=tuple(int(c) for c in chunks) if chunks is not None else None,
+        shards=KEEP
+        if shards is KEEP
+        else (None if shards is None else tuple(int(s) for s in shards)),
+        compressors=compressors,
+        dtype=None if dtype is None else np.dtype(dtype),
+        fill_value=fill_value,
+    )
+    if options.zarr_format not in (None, 2, 3):
+        raise ValueError(f"zarr_format must be 2 or 3, not {zarr_format!r}")
+    source = os.fspath(source)
+    plan = _plan(source, options)
+    final = _local_path(destination)
+    staging: Path | None = None
+    target: Any = destination
+    if final is not None:
+        if final.exists() and not overwrite:
+            raise FileExistsError(f"{final} exists (overwrite it with --overwrite)")
+        if not final.parent.is_dir():
+            raise FileNotFoundError(f"no such directory: {final.parent}")
+        if not os.access(final.parent, os.W_OK):
+            raise PermissionError(f"cannot write in {final.parent}")
+        staging = final.parent / f".{final.name}.oxzarr-partial-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        target = str(staging)
+    runner = _Runner(progress)
+    try:
+        store = make_store(target)
+        arrays: list[tuple[Array, _ArrayJob]] = []
+        for group in plan.groups:
+            create_group(
+                store,
+                path=group.path,
+                zarr_format=group.zarr_format,
+                attributes=group.attributes,
+                overwrite=final is None and overwrite,
+            )
+        for job in plan.arrays:
+            created = _create(store, job, overwrite=final is None and overwrite)
+            arrays.append((created, job))
+        runner.state.units_total = sum(_units(a.shape, a.shards or a.chunks) for a, _ in arrays)
+        runner.state.bytes_total = sum(a.nbytes for a, _ in arrays)
+        for created, job in arrays:
+            runner.state.array = job.path or "/"
+            if isinstance(job.source, Array):
+                runner.run_zarr(job.source, created)
+            else:
+                runner.run_blocks(job.source, created)
+        if plan.consolidate and plan.groups:
+            from oxzarr.api import consolidate_metadata
+
+            consolidate_metadata(store)
+    except KeyboardInterrupt:
+        cleaned = _discard(staging, final)
+        raise Interrupted(runner.state, cleaned) from None
+    except BaseException:
+        _discard(staging, final)
+        raise
+    if staging is not None and final is not None:
+        _move_into_place(staging, final)
+    return Report(
+        arrays=len(plan.arrays),
+        groups=len(plan.groups),
+        units=runner.state.units_done,
+        bytes=runner.state.bytes_done,
+        source_decodes=runner.decodes,
+        seconds=time.monotonic() - started,
+    )
+
+
+def _create(store: Any, job: _ArrayJob, *, overwrite: bool) -> Array:
+    from oxzarr.api import create_array
+
+    return create_array(store, name=job.path or None, overwrite=overwrite, **job.settings)
+
+
+def _discard(staging: Path | None, final: Path | None) -> str:
+    if staging is None:
+        return "the destination holds what was written so far"
+    shutil.rmtree(staging, ignore_errors=True)
+    if final is not None and final.exists():
+        return f"{final} was left as it was"
+    return f"nothing was left at {final}"
+
+
+def _move_into_place(staging: Path, final: Path) -> None:
+    """Renames the finished conversion to its path, replacing what was there."""
+    if not final.exists():
+        staging.rename(final)
+        return
+    old = final.parent / f".{final.name}.oxzarr-old-{os.getpid()}"
+    final.rename(old)
+    staging.rename(final)
+    if old.is_dir():
+        shutil.rmtree(old)
+    else:
+        old.unlink()

@@ -1,0 +1,365 @@
+"""The ``oxzarr`` command: convert (re-chunk, re-shard, re-compress, v2 <-> v3, data types,
+groups, .npy and HDF5 sources), info, tree, verify; its errors, progress and Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pytest
+import zarr
+
+import oxzarr
+from oxzarr.codecs import ZstdCodec
+from oxzarr.convert import MEMORY_BOUND_BYTES, convert
+
+SHAPE = (96, 80, 64)
+
+
+def data(shape: tuple[int, ...] = SHAPE, dtype: str = "u2") -> np.ndarray:
+    values = np.indices(shape).sum(axis=0) * 7 % 4096
+    return values.astype(dtype)
+
+
+def cli(*args: Any, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Runs `oxzarr ARGS` as a user would, in a fresh process."""
+    run = subprocess.run(
+        [sys.executable, "-m", "oxzarr", *map(str, args)], capture_output=True, text=True
+    )
+    if check and run.returncode != 0:
+        raise AssertionError(f"exit {run.returncode}: {run.stderr}")
+    return run
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    """A v3 array in long chunks, zstd level 1, with attributes and dimension names."""
+    p = tmp_path / "src.zarr"
+    a = oxzarr.create_array(
+        p,
+        shape=SHAPE,
+        dtype="u2",
+        chunks=(96, 10, 16),
+        compressors=ZstdCodec(level=1),
+        fill_value=7,
+        attributes={"units": "K"},
+        dimension_names=["z", "y", "x"],
+    )
+    a[...] = data()
+    return p
+
+
+def test_reshard_and_recompress(tmp_path: Path, source: Path) -> None:
+    dst = tmp_path / "dst.zarr"
+    cli(
+        "convert",
+        source,
+        dst,
+        "--chunks",
+        "16,16,16",
+        "--shards",
+        "32,32,32",
+        "--compressor",
+        "blosc:lz4:5:shuffle",
+    )
+    out = zarr.open_array(str(dst), mode="r")  # zarr-python reads the result
+    np.testing.assert_array_equal(out[...], data())
+    assert out.chunks == (16, 16, 16) and out.shards == (32, 32, 32)
+    blosc = out.compressors[0]
+    assert (blosc.cname.value, blosc.clevel, blosc.shuffle.value) == ("lz4", 5, "shuffle")
+    # What the options did not mention stays as it was.
+    assert out.dtype == np.dtype("u2") and out.fill_value == 7
+    assert dict(out.attrs) == {"units": "K"}
+    assert out.metadata.dimension_names == ("z", "y", "x")
+    assert cli("verify", source, dst).returncode == 0
+
+
+def test_each_source_chunk_is_decoded_once(tmp_path: Path, source: Path) -> None:
+    # Long source chunks span many output shards: each is still decoded only once.
+    report = convert(source, tmp_path / "dst.zarr", chunks=(8, 8, 8), shards=(16, 16, 16))
+    source_chunks = oxzarr.open_array(source).nchunks
+    assert report.source_decodes == source_chunks
+    assert report.units == 6 * 5 * 4
+
+
+def test_v2_to_v3_and_back(tmp_path: Path) -> None:
+    v2 = tmp_path / "v2.zarr"
+    a = zarr.create_array(
+        str(v2),
+        shape=(50, 40),
+        chunks=(10, 40),
+        dtype=">i4",
+        zarr_format=2,
+        compressors=None,
+        fill_value=-1,
+        attributes={"_ARRAY_DIMENSIONS": ["t", "x"], "a": 1},
+    )
+    values = np.arange(2000, dtype=">i4").reshape(50, 40)
+    a[...] = values
+    v3 = tmp_path / "v3.zarr"
+    cli("convert", v2, v3, "--zarr-format", "3", "--compressor", "zstd:3")
+    b = zarr.open_array(str(v3), mode="r")
+    assert b.metadata.zarr_format == 3
+    np.testing.assert_array_equal(b[...], values)
+    # xarray's dimension names move from the v2 attribute to v3 dimension_names.
+    assert b.metadata.dimension_names == ("t", "x") and dict(b.attrs) == {"a": 1}
+    assert b.fill_value == -1
+    back = tmp_path / "back.zarr"
+    cli("convert", v3, back, "--zarr-format", "2")
+    c = zarr.open_array(str(back), mode="r")
+    assert c.metadata.zarr_format == 2 and c.metadata.compressor.codec_id == "zstd"
+    np.testing.assert_array_equal(c[...], values)
+    assert dict(c.attrs) == {"_ARRAY_DIMENSIONS": ["t", "x"], "a": 1}
+
+
+def test_shards_none_and_v2_output_unshard(tmp_path: Path) -> None:
+    src = tmp_path / "sharded.zarr"
+    a = oxzarr.create_array(src, shape=(64, 64), chunks=(8, 8), shards=(32, 32), dtype="f4")
+    a[...] = data((64, 64), "f4")
+    cli("convert", src, tmp_path / "flat.zarr", "--shards", "none")
+    flat = oxzarr.open_array(tmp_path / "flat.zarr")
+    assert flat.shards is None and flat.chunks == (8, 8)
+    cli("convert", src, tmp_path / "v2.zarr", "--zarr-format", "2")
+    v2 = oxzarr.open_array(tmp_path / "v2.zarr")
+    assert v2.zarr_format == 2 and v2.chunks == (8, 8)
+    np.testing.assert_array_equal(v2[...], data((64, 64), "f4"))
+
+
+def test_dtype_and_fill_value(tmp_path: Path) -> None:
+    src = tmp_path / "f.zarr"
+    values = np.linspace(-300.5, 300.5, 1000).astype("f8").reshape(10, 100)
+    oxzarr.create_array(src, shape=values.shape, dtype="f8", chunks=(5, 50))[...] = values
+    dst = tmp_path / "i.zarr"
+    cli("convert", src, dst, "--dtype", "i2", "--fill-value", "-9")
+    out = oxzarr.open_array(dst)
+    assert out.dtype == np.dtype("i2") and out.fill_value == -9
+    np.testing.assert_array_equal(out[...], values.astype("i2"))
+
+
+def test_groups_convert_recursively(tmp_path: Path) -> None:
+    src = tmp_path / "tree.zarr"
+    root = oxzarr.open_group(src, mode="w", attributes={"title": "run"})
+    sub = root.create_group("model", attributes={"version": 2})
+    sub.create_array("temp", shape=(20, 30), dtype="f4", chunks=(5, 30))[...] = 1.5
+    root.create_array("mask", shape=(7, 3), dtype="bool", chunks=(7, 3))[...] = True
+    oxzarr.consolidate_metadata(src)
+    dst = tmp_path / "out.zarr"
+    cli("convert", src, dst, "--chunks", "10,10")  # one chunk shape for each 2-d array
+    assert "model" in cli("tree", dst).stdout
+    out = oxzarr.open_group(dst)
+    assert dict(out.attrs) == {"title": "run"} and dict(out["model"].attrs) == {"version": 2}
+    assert out["model/temp"].chunks == (10, 10)
+    np.testing.assert_array_equal(out["model/temp"][...], np.full((20, 30), 1.5, "f4"))
+    assert out.is_consolidated
+    assert cli("verify", src, dst).returncode == 0
+
+
+def test_chunks_of_the_wrong_rank_are_refused_for_a_group_member(tmp_path: Path) -> None:
+    src = tmp_path / "tree.zarr"
+    root = oxzarr.open_group(src, mode="w")
+    root.create_array("a", shape=(4, 4), dtype="i1")
+    root.create_array("b", shape=(4,), dtype="i1")
+    run = cli("convert", src, tmp_path / "out.zarr", "--chunks", "2,2", check=False)
+    assert run.returncode == 2 and "b: chunk shape (2, 2) has 2 dimensions" in run.stderr
+    assert not (tmp_path / "out.zarr").exists()
+
+
+def test_npy_source(tmp_path: Path) -> None:
+    np.save(tmp_path / "a.npy", data())
+    cli("convert", tmp_path / "a.npy", tmp_path / "a.zarr", "--chunks", "32,32,32")
+    out = oxzarr.open_array(tmp_path / "a.zarr")
+    assert out.chunks == (32, 32, 32)
+    np.testing.assert_array_equal(out[...], data())
+
+
+def test_hdf5_sources(tmp_path: Path) -> None:
+    h5 = tmp_path / "d.h5"
+    with h5py.File(h5, "w") as f:
+        f.attrs["title"] = "obs"
+        g = f.create_group("grid")
+        g.attrs["n"] = np.int64(3)
+        g.create_dataset("temp", data=data((40, 30), "f4"), chunks=(10, 15))
+        f.create_dataset("flags", data=np.arange(9, dtype="i1"))
+    cli("convert", h5, tmp_path / "all.zarr")
+    root = oxzarr.open_group(tmp_path / "all.zarr")
+    assert dict(root.attrs) == {"title": "obs"} and dict(root["grid"].attrs) == {"n": 3}
+    assert root["grid/temp"].chunks == (10, 15)  # HDF5's chunks, unless told otherwise
+    np.testing.assert_array_equal(root["grid/temp"][...], data((40, 30), "f4"))
+    np.testing.assert_array_equal(root["flags"][...], np.arange(9, dtype="i1"))
+    cli("convert", f"{h5}:/grid/temp", tmp_path / "one.zarr", "--dtype", "f8")
+    one = oxzarr.open_array(tmp_path / "one.zarr")
+    np.testing.assert_array_equal(one[...], data((40, 30), "f4").astype("f8"))
+
+
+def test_info(tmp_path: Path, source: Path) -> None:
+    out = cli("info", source).stdout
+    for expected in (
+        "Zarr v3",
+        "(96, 80, 64)",
+        "uint16",
+        "(96, 10, 16)",
+        "shards",
+        "Zstd",
+        "stored bytes",
+        "compression ratio",
+        '"units": "K"',
+    ):
+        assert expected in out, (expected, out)
+    stored = oxzarr.open_array(source).nbytes_stored()
+    assert f"stored bytes       {stored}" in out
+
+
+def test_verify_exit_codes(tmp_path: Path, source: Path) -> None:
+    copy = tmp_path / "copy.zarr"
+    cli("convert", source, copy)
+    assert cli("verify", source, copy).returncode == 0
+    oxzarr.open_array(copy, mode="r+")[95, 79, 63] = 0
+    different = cli("verify", source, copy, check=False)
+    assert different.returncode == 1 and "values differ" in different.stdout
+    missing = cli("verify", source, tmp_path / "none.zarr", check=False)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["{missing}", "{dst}"], "no node found"),
+        (["{src}", "{existing}"], "exists (overwrite it with --overwrite)"),
+        (
+            ["{src}", "{dst}", "--chunks", "30,30,30", "--shards", "64,64,64"],
+            "is not a multiple of the chunk shape",
+        ),
+        (["{src}", "{dst}", "--compressor", "lzma:3"], "unknown compressor 'lzma:3'"),
+        (["{src}", "{dst}", "--compressor", "blosc:snappy:5:shuffle"], "not 'snappy'"),
+        (["{src}", "{dst}", "--chunks", "a,b"], "--chunks takes integers"),
+        (["{src}", "{dst}", "--chunks", "8,8"], "has 2 dimensions, the array 3"),
+        (["{src}", "{src}/c/0/0/0/x.zarr"], "no such directory"),
+        (["{src}", "{dst}", "--dtype", "float99"], "unknown data type"),
+        (["{src}", "{dst}", "--zarr-format", "2", "--shards", "8,8,8"], "no shards"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    tmp_path: Path, source: Path, args: list[str], message: str
+) -> None:
+    existing = tmp_path / "existing.zarr"
+    existing.mkdir()
+    names = {
+        "src": source,
+        "dst": tmp_path / "dst.zarr",
+        "missing": tmp_path / "missing.zarr",
+        "existing": existing,
+    }
+    run = cli("convert", *(a.format(**names) for a in args), check=False)
+    assert run.returncode == 2, run
+    assert run.stderr.startswith("oxzarr: error: ") and run.stderr.count("\n") == 1, run.stderr
+    assert message in run.stderr
+    assert "Traceback" not in run.stderr
+    assert not (tmp_path / "dst.zarr").exists()
+    assert not [p for p in tmp_path.iterdir() if "oxzarr-partial" in p.name]
+
+
+def test_overwrite_replaces_the_destination(tmp_path: Path, source: Path) -> None:
+    dst = tmp_path / "dst.zarr"
+    oxzarr.create_array(dst, shape=(3,), dtype="i1")
+    cli("convert", source, dst, "--overwrite")
+    np.testing.assert_array_equal(oxzarr.open_array(dst)[...], data())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dst.zarr", "src.zarr"]
+
+
+def test_progress_on_request_and_quiet_when_piped(tmp_path: Path, source: Path) -> None:
+    quiet = cli("convert", source, tmp_path / "a.zarr")
+    assert quiet.stderr == "" and quiet.stdout == ""
+    shown = cli("convert", source, tmp_path / "b.zarr", "--progress", "--chunks", "8,8,8")
+    assert "units" in shown.stderr and "ETA" in shown.stderr and "/s" in shown.stderr
+    assert f"{12 * 10 * 8}/{12 * 10 * 8} units" in shown.stderr
+
+
+def test_ctrl_c_stops_and_leaves_no_destination(tmp_path: Path) -> None:
+    src = tmp_path / "big.zarr"
+    rng = np.random.default_rng(0)
+    a = oxzarr.create_array(
+        src, shape=(256, 256, 256), dtype="u2", chunks=(64, 64, 64), compressors=None
+    )
+    a[...] = rng.integers(0, 65535, size=(256, 256, 256), dtype="u2")
+    dst = tmp_path / "dst.zarr"
+    # gzip at level 9 on random values, one thread: slow enough to interrupt.
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "oxzarr",
+            "convert",
+            src,
+            dst,
+            "--compressor",
+            "gzip:9",
+            "--chunks",
+            "32,32,32",
+            "--threads",
+            "1",
+            "--progress",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    partial: list[Path] = []
+    while not partial and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+        partial = [p for p in tmp_path.iterdir() if "oxzarr-partial" in p.name]
+    time.sleep(0.5)
+    assert proc.poll() is None, "the conversion ended before it could be interrupted"
+    interrupted_at = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert time.monotonic() - interrupted_at < 10  # promptly: the units in flight, no more
+    assert proc.returncode == 130, stderr
+    assert "interrupted: stopped after" in stderr and "nothing was left at" in stderr
+    assert not dst.exists()
+    assert not [p for p in tmp_path.iterdir() if "oxzarr-partial" in p.name]
+
+
+# Peak resident memory of a conversion in a fresh process (VmHWM).
+MEASURE = """
+import json, sys
+from oxzarr.convert import convert
+
+convert(sys.argv[1], sys.argv[2], chunks=(32, 32, 32), shards=(128, 128, 128),
+        compressors=[{"name": "blosc", "configuration": {"cname": "lz4", "clevel": 5,
+                      "shuffle": "shuffle", "typesize": 2, "blocksize": 0}}])
+for line in open("/proc/self/status"):
+    if line.startswith("VmHWM:"):
+        print(json.dumps({"peak": int(line.split()[1]) * 1024}))
+"""
+
+
+def test_memory_stays_bounded(tmp_path: Path) -> None:
+    # 256 MiB of uint16 in long chunks (each spanning four output shards).
+    n = 512
+    src = tmp_path / "long.zarr"
+    a = oxzarr.create_array(
+        src, shape=(n, n, n), dtype="u2", chunks=(n, n // 8, 64), compressors=ZstdCodec(level=1)
+    )
+    for i in range(0, n, 64):
+        a[:, :, i : i + 64] = data((n, n, 64))
+    run = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(src), str(tmp_path / "dst.zarr")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    peak = json.loads(run.stdout)["peak"]
+    array_bytes = n**3 * 2
+    # Under half the array, and under the stated bound plus the interpreter, numpy and the
+    # engine (about 100 MiB before any data).
+    assert peak < array_bytes / 2, (peak, array_bytes)
+    assert peak < MEMORY_BOUND_BYTES + (128 << 20), peak
+    out = oxzarr.open_array(tmp_path / "dst.zarr")
+    np.testing.assert_array_equal(out[:, :, 64:128], data((n, n, 64)))
