@@ -348,6 +348,9 @@ def open(
         if "shape" in kwargs:
             return create_array(target, name=path, **kwargs)
         return create_group(target, path=path, attributes=kwargs.get("attributes"))
+    if isinstance(node, _core.Group):
+        # As zarr-python: a group opens through its consolidated metadata when it has some.
+        return open_group(target, mode=mode, path=path)
     return wrap_node(node, target)
 
 

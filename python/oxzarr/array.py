@@ -675,9 +675,9 @@ class Array:
         """How many chunks (shards, for sharded arrays) are stored."""
         return len(self._core.stored_chunks())
 
-    @property
     def nbytes_stored(self) -> int:
-        """Bytes stored for the array: its chunks and metadata documents."""
+        """Bytes stored for the array: its chunks and metadata documents (a method, as in
+        zarr-python)."""
         return int(self._core.nbytes_stored())
 
     def _write_empty(self) -> bool:
