@@ -821,26 +821,22 @@ impl Array {
         for (inner, bytes) in &encoded {
             parts[*inner] = bytes.as_deref();
         }
-        match sharding
-            .assemble(parts)
+        let layout = sharding
+            .layout(&parts)
             .map_err(|source| Error::EncodeChunk {
                 key: key.clone(),
                 source,
-            })? {
+            })?;
+        match layout {
             None => {
                 self.store.delete(&key)?;
                 self.shard_indexes.insert(&key, None);
             }
-            Some(bytes) => {
-                self.store.set(&key, &bytes)?;
-                let range = sharding.index_range().to_range(bytes.len() as u64);
-                if let Some(r) = range {
-                    if let Ok(index) =
-                        sharding.decode_index(&bytes[r.start as usize..r.end as usize], None)
-                    {
-                        self.shard_indexes.insert(&key, Some(Arc::new(index)));
-                    }
-                }
+            Some(layout) => {
+                // Written piece by piece: the shard is never assembled in memory.
+                self.store.set_parts(&key, &layout.pieces())?;
+                self.shard_indexes
+                    .insert(&key, Some(Arc::new(layout.index)));
             }
         }
         Ok(())

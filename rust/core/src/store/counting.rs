@@ -113,6 +113,10 @@ impl WritableStore for CountingStore {
         self.inner.set(key, value)
     }
 
+    fn set_parts(&self, key: &str, parts: &[&[u8]]) -> Result<(), StorageError> {
+        self.inner.set_parts(key, parts)
+    }
+
     fn delete(&self, key: &str) -> Result<(), StorageError> {
         self.inner.delete(key)
     }

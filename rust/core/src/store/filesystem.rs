@@ -228,10 +228,35 @@ fn read_scattered(file: &fs::File, parts: &mut [(u64, &mut [u8])]) -> std::io::R
     Ok(())
 }
 
+/// Writes every byte of `parts`, in order, with as few `writev` calls as the kernel allows.
+fn write_all_vectored(f: &mut fs::File, parts: &[&[u8]]) -> std::io::Result<()> {
+    let mut slices: Vec<std::io::IoSlice<'_>> = parts
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| std::io::IoSlice::new(p))
+        .collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        // writev takes at most IOV_MAX (1024 on Linux) buffers at a time.
+        let n = rest.len().min(1024);
+        match f.write_vectored(&rest[..n]) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(written) => std::io::IoSlice::advance_slices(&mut rest, written),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 impl WritableStore for FilesystemStore {
     /// Writes to a temporary file in the same directory, then renames it over the key: a
     /// crash or kill part-way leaves the old value (or none), never a torn one.
     fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.set_parts(key, &[value])
+    }
+
+    fn set_parts(&self, key: &str, parts: &[&[u8]]) -> Result<(), StorageError> {
         let path = self.path(key)?;
         let dir = path.parent().unwrap_or(&self.root);
         let name = path
@@ -251,7 +276,7 @@ impl WritableStore for FilesystemStore {
                 }
                 other => other?,
             };
-            f.write_all(value)?;
+            write_all_vectored(&mut f, parts)?;
             drop(f);
             fs::rename(tmp, &path)
         };

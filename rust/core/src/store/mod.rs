@@ -150,6 +150,12 @@ pub trait ReadableStore: Send + Sync + Debug {
 /// one, never a mix, and a writer killed part-way leaves the old value in place.
 pub trait WritableStore: Send + Sync {
     fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError>;
+    /// Stores the concatenation of `parts` at `key` (a shard: its inner chunks and index),
+    /// which backends that can write scattered buffers (the filesystem, with `writev`) do
+    /// without assembling it first.
+    fn set_parts(&self, key: &str, parts: &[&[u8]]) -> Result<(), StorageError> {
+        self.set(key, &parts.concat())
+    }
     /// Deletes the value at `key`; deleting a missing key is not an error.
     fn delete(&self, key: &str) -> Result<(), StorageError>;
     /// Deletes every value whose key starts with `prefix` (`""` or ending in `/`).

@@ -80,6 +80,30 @@ impl ShardIndex {
     }
 }
 
+/// A shard laid out for writing: its inner chunks' bytes and its index, in the order
+/// [`ShardLayout::pieces`] gives.
+pub struct ShardLayout<'a> {
+    pub encoded_index: Vec<u8>,
+    pub index: ShardIndex,
+    chunks: Vec<&'a [u8]>,
+    index_at_start: bool,
+}
+
+impl ShardLayout<'_> {
+    /// The shard's bytes as consecutive pieces.
+    pub fn pieces(&self) -> Vec<&[u8]> {
+        let mut pieces: Vec<&[u8]> = Vec::with_capacity(self.chunks.len() + 1);
+        if self.index_at_start {
+            pieces.push(&self.encoded_index);
+        }
+        pieces.extend(self.chunks.iter().copied());
+        if !self.index_at_start {
+            pieces.push(&self.encoded_index);
+        }
+        pieces
+    }
+}
+
 /// The sharding codec of an array (or of an outer shard, when nested).
 #[derive(Debug)]
 pub struct Sharding {
@@ -280,6 +304,37 @@ impl Sharding {
 
     /// Assembles a shard from its encoded inner chunks (`None`: not stored), in C order.
     /// Returns `None` when no inner chunk is stored.
+    /// A shard as the pieces that make it up (its stored inner chunks and encoded index), for
+    /// stores that write them without assembling the shard. `None` when no inner chunk is
+    /// stored.
+    pub fn layout<'a>(
+        &self,
+        inner: &[Option<&'a [u8]>],
+    ) -> Result<Option<ShardLayout<'a>>, CodecError> {
+        if inner.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        let mut offset = match self.index_location {
+            IndexLocation::Start => self.index_size as u64,
+            IndexLocation::End => 0,
+        };
+        let mut index = ShardIndex::empty(inner.len());
+        let mut chunks = Vec::with_capacity(inner.len());
+        for (i, part) in inner.iter().enumerate() {
+            if let Some(bytes) = part {
+                index.set(i, Some((offset, bytes.len() as u64)));
+                offset += bytes.len() as u64;
+                chunks.push(*bytes);
+            }
+        }
+        Ok(Some(ShardLayout {
+            encoded_index: self.encode_index(&index)?,
+            index,
+            chunks,
+            index_at_start: self.index_location == IndexLocation::Start,
+        }))
+    }
+
     pub fn assemble<'a>(
         &self,
         inner: impl IntoIterator<Item = Option<&'a [u8]>>,
