@@ -4,6 +4,12 @@
 //! the GIL around every heavy call in one place ([`gil::without_gil`]) and maps engine errors
 //! to Python exceptions in one place ([`errors`]). All Zarr logic lives in `oxzarr-core`.
 
+// The engine allocates and frees buffers of megabytes per chunk (stored bytes, decoded
+// chunks, assembled shards). mimalloc reuses them within the process, where the system
+// allocator maps and unmaps each one, paying a page fault per 4 KiB every time.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod array;
 mod chunk_codec;
 mod convert;
