@@ -4,6 +4,7 @@ groups, .npy and HDF5 sources), info, tree, verify; its errors, progress and Ctr
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -284,12 +285,11 @@ def test_progress_on_request_and_quiet_when_piped(tmp_path: Path, source: Path) 
 def test_ctrl_c_stops_and_leaves_no_destination(tmp_path: Path) -> None:
     src = tmp_path / "big.zarr"
     rng = np.random.default_rng(0)
-    a = oxzarr.create_array(
-        src, shape=(256, 256, 256), dtype="u2", chunks=(64, 64, 64), compressors=None
-    )
-    a[...] = rng.integers(0, 65535, size=(256, 256, 256), dtype="u2")
+    n = 320
+    a = oxzarr.create_array(src, shape=(n, n, n), dtype="u2", chunks=(64, 64, 64), compressors=None)
+    a[...] = rng.integers(0, 65535, size=(n, n, n), dtype="u2")
     dst = tmp_path / "dst.zarr"
-    # gzip at level 9 on random values, one thread: slow enough to interrupt.
+    # gzip at level 9 on random values, one thread, small chunks: seconds of work.
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -301,7 +301,7 @@ def test_ctrl_c_stops_and_leaves_no_destination(tmp_path: Path) -> None:
             "--compressor",
             "gzip:9",
             "--chunks",
-            "32,32,32",
+            "16,16,16",
             "--threads",
             "1",
             "--progress",
@@ -309,19 +309,26 @@ def test_ctrl_c_stops_and_leaves_no_destination(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 60
-    partial: list[Path] = []
-    while not partial and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-        partial = [p for p in tmp_path.iterdir() if "oxzarr-partial" in p.name]
-    time.sleep(0.5)
-    assert proc.poll() is None, "the conversion ended before it could be interrupted"
-    interrupted_at = time.monotonic()
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any("oxzarr-partial" in p.name for p in tmp_path.iterdir()):
+                break
+            time.sleep(0.02)
+        time.sleep(0.2)
+        assert proc.poll() is None, "the conversion ended before it could be interrupted"
+        interrupted_at = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
     assert time.monotonic() - interrupted_at < 10  # promptly: the units in flight, no more
     assert proc.returncode == 130, stderr
     assert "interrupted: stopped after" in stderr and "nothing was left at" in stderr
+    done, total = re.search(r"stopped after (\d+) of (\d+) units", stderr).groups()
+    assert int(done) < int(total)
     assert not dst.exists()
     assert not [p for p in tmp_path.iterdir() if "oxzarr-partial" in p.name]
 
@@ -363,3 +370,8 @@ def test_memory_stays_bounded(tmp_path: Path) -> None:
     assert peak < MEMORY_BOUND_BYTES + (128 << 20), peak
     out = oxzarr.open_array(tmp_path / "dst.zarr")
     np.testing.assert_array_equal(out[:, :, 64:128], data((n, n, 64)))
+
+
+def test_help_states_the_memory_bound() -> None:
+    text = cli("convert", "--help").stdout
+    assert f"Memory: about {MEMORY_BOUND_BYTES >> 20} MiB" in text

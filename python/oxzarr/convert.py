@@ -49,10 +49,11 @@ KEEP: Any = _Keep()
 
 # The engine's budget: decoded source chunks kept between waves of destination units, and the
 # units assembled at once (at least one unit, whatever its size).
-_CACHE_BYTES = 128 << 20
-_WAVE_BYTES = 128 << 20
-#: About the most decoded data a conversion holds at once (plus one destination shard when a
-#: single shard is larger than this).
+_CACHE_BYTES = 160 << 20
+_WAVE_BYTES = 32 << 20
+#: About the most decoded data a conversion holds at once: source chunks awaiting their last
+#: use and destination shards in flight (more only when one destination shard needs more
+#: source chunks than that).
 MEMORY_BOUND_BYTES = _CACHE_BYTES + _WAVE_BYTES
 # Blocks read from .npy and HDF5 sources at once.
 _BLOCK_BYTES = 64 << 20

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use crate::array::copy::{all_fill, fill_elements};
 use crate::array::selection::{DimSelection, Selection};
 use crate::array::Array;
 use crate::concurrency;
@@ -40,7 +41,7 @@ impl Default for Budget {
     fn default() -> Self {
         Self {
             cache_bytes: 160 << 20,
-            wave_bytes: 128 << 20,
+            wave_bytes: 32 << 20,
         }
     }
 }
@@ -203,6 +204,8 @@ fn copy_overlap(
     };
     let (src_strides, dst_strides) = (strides(&src_region.extent), strides(&dst_region.extent));
     let row = (hi[ndim - 1] - lo[ndim - 1]) as usize;
+    // Rows are short (an inner chunk's width): the type check is made once, not per row.
+    let same_type = from == to;
     // An odometer over the rows (every dimension but the last) of the overlap.
     let mut index: Vec<u64> = lo[..ndim - 1].to_vec();
     loop {
@@ -213,12 +216,15 @@ fn copy_overlap(
             o += (index[d] - dst_region.start[d]) * dst_strides[d];
         }
         let (s, o) = (s as usize, o as usize);
-        cast::cast(
-            from,
-            to,
+        let (src_row, dst_row) = (
             &src[s * from_size..(s + row) * from_size],
             &mut dst[o * to_size..(o + row) * to_size],
-        )?;
+        );
+        if same_type {
+            dst_row.copy_from_slice(src_row);
+        } else {
+            cast::cast(from, to, src_row, dst_row)?;
+        }
         // The next row: bump the last leading dimension, carrying into earlier ones.
         let mut d = ndim - 1;
         loop {
@@ -321,6 +327,12 @@ fn convert_variable(
 
 type Cell = Vec<u64>;
 
+thread_local! {
+    /// The inner chunk being assembled on this thread: reused, so the same size each time
+    /// costs no allocation and no zeroing.
+    static INNER_CHUNK: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 struct Converter<'a> {
     src: &'a Array,
     dst: &'a Array,
@@ -380,9 +392,11 @@ impl<'a> Converter<'a> {
         self.units[unit].num_elements() * self.to.size() as u64
     }
 
-    /// The next wave: units from `start` on, within the budget (at least one).
-    fn wave(&self, start: usize, cache: &HashMap<Cell, Arc<Vec<u8>>>) -> usize {
-        let max_units = 4 * concurrency::threads().max(1);
+    /// The next wave: units from `start` on (at least one), such that the cache, the source
+    /// chunks the wave adds and its units fit the budget.
+    fn wave(&self, start: usize, cache: &HashMap<Cell, Arc<Vec<u8>>>, cache_bytes: u64) -> usize {
+        let max_units = 2 * concurrency::threads().max(1);
+        let total = self.budget.cache_bytes + self.budget.wave_bytes;
         let mut end = start;
         let mut bytes = 0u64;
         let mut new_cells: std::collections::HashSet<&Cell> = Default::default();
@@ -393,7 +407,7 @@ impl<'a> Converter<'a> {
                     add += self.cell_bytes(c);
                 }
             }
-            if end > start && bytes + add > self.budget.wave_bytes + self.budget.cache_bytes {
+            if end > start && cache_bytes + bytes + add > total {
                 break;
             }
             bytes += add;
@@ -401,6 +415,140 @@ impl<'a> Converter<'a> {
             end += 1;
         }
         end
+    }
+
+    /// The values of destination chunk `chunk` (a box of chunk shape, possibly reaching past
+    /// the array's end, where the fill value goes) from the decoded source chunks, converted;
+    /// or None when it holds only the fill value and empty chunks are not written.
+    fn assemble_chunk(
+        &self,
+        chunk: &Region,
+        cache: &HashMap<Cell, Arc<Vec<u8>>>,
+        buf: &mut Vec<u8>,
+        write_empty_chunks: bool,
+    ) -> Result<bool> {
+        let shape = self.src.shape();
+        let fill = self.dst.fill_value();
+        buf.resize(chunk.num_elements() as usize * self.to.size(), 0);
+        let inside = Region {
+            start: chunk.start.clone(),
+            extent: chunk
+                .start
+                .iter()
+                .zip(&chunk.extent)
+                .zip(shape)
+                .map(|((s, e), n)| (*e).min(n.saturating_sub(*s)))
+                .collect(),
+        };
+        if inside.extent != chunk.extent {
+            // An edge chunk: what lies past the array's end holds the fill value.
+            fill_elements(buf, fill);
+        }
+        for cell in product(&cells_touched(&inside, &self.source_cell)) {
+            let data = cache.get(&cell).ok_or_else(|| {
+                Error::InvalidArgument(format!("source chunk {cell:?} not decoded"))
+            })?;
+            copy_overlap(
+                data,
+                &self.cell_region(&cell),
+                &self.from,
+                buf,
+                chunk,
+                &self.to,
+            )?;
+        }
+        Ok(write_empty_chunks || !all_fill(buf, fill))
+    }
+
+    /// Encodes and stores destination unit `region` (a shard, or a chunk) straight from the
+    /// decoded source chunks: each of its chunks is assembled in a small buffer and encoded,
+    /// in parallel, and a shard goes to the store as its pieces, never assembled whole.
+    fn write_unit(
+        &self,
+        region: &Region,
+        cache: &HashMap<Cell, Arc<Vec<u8>>>,
+        write_empty_chunks: bool,
+    ) -> Result<()> {
+        let unit = self.dst.chunk_shape();
+        let coords: Vec<u64> = region.start.iter().zip(unit).map(|(s, n)| s / n).collect();
+        let key = self.dst.chunk_key(&coords);
+        let store = self.dst.store();
+        let storage = |e| Error::Storage(e);
+        let Some(sharding) = self.dst.codec_chain().sharding() else {
+            let chunk = Region {
+                start: region.start.clone(),
+                extent: unit.to_vec(),
+            };
+            let mut buf = Vec::new();
+            if !self.assemble_chunk(&chunk, cache, &mut buf, write_empty_chunks)? {
+                return store.delete(&key).map_err(storage);
+            }
+            let encoded =
+                self.dst
+                    .codec_chain()
+                    .encode(&buf)
+                    .map_err(|source| Error::EncodeChunk {
+                        key: key.clone(),
+                        source,
+                    })?;
+            return store.set(&key, &encoded).map_err(storage);
+        };
+        let inner = sharding.inner_chunk_shape();
+        let per_shard = sharding.chunks_per_shard();
+        // The inner chunks holding part of the array (others hold no data).
+        let ranges: Vec<(u64, u64)> = region
+            .extent
+            .iter()
+            .zip(inner)
+            .map(|(e, n)| (0, e.div_ceil(*n)))
+            .collect();
+        let inner_chain = sharding.inner_chain();
+        let encoded: Vec<(usize, Option<Vec<u8>>)> = product(&ranges)
+            .into_par_iter()
+            .map(|c| {
+                let linear = c
+                    .iter()
+                    .zip(per_shard)
+                    .fold(0u64, |acc, (&i, &n)| acc * n + i) as usize;
+                let chunk = Region {
+                    start: region
+                        .start
+                        .iter()
+                        .zip(&c)
+                        .zip(inner)
+                        .map(|((s, i), n)| s + i * n)
+                        .collect(),
+                    extent: inner.to_vec(),
+                };
+                INNER_CHUNK.with(|scratch| {
+                    let buf = &mut *scratch.borrow_mut();
+                    if !self.assemble_chunk(&chunk, cache, buf, write_empty_chunks)? {
+                        return Ok((linear, None));
+                    }
+                    let bytes = inner_chain
+                        .encode(buf)
+                        .map_err(|source| Error::EncodeChunk {
+                            key: format!("{key} (inner chunk {linear})"),
+                            source,
+                        })?;
+                    Ok((linear, Some(bytes.into_owned())))
+                })
+            })
+            .collect::<Result<_>>()?;
+        let mut parts: Vec<Option<&[u8]>> = vec![None; sharding.num_inner()];
+        for (i, bytes) in &encoded {
+            parts[*i] = bytes.as_deref();
+        }
+        let layout = sharding
+            .layout(&parts)
+            .map_err(|source| Error::EncodeChunk {
+                key: key.clone(),
+                source,
+            })?;
+        match layout {
+            None => store.delete(&key).map_err(storage),
+            Some(layout) => store.set_parts(&key, &layout.pieces()).map_err(storage),
+        }
     }
 
     fn run(&self, write_empty_chunks: bool, progress: &Progress) -> Result<Outcome> {
@@ -414,7 +562,7 @@ impl<'a> Converter<'a> {
             if progress.is_cancelled() {
                 break;
             }
-            let end = self.wave(start, &cache);
+            let end = self.wave(start, &cache, cache_bytes);
             // Decode what the wave needs and the cache lacks, in parallel.
             let mut missing: Vec<&Cell> = self.needs[start..end]
                 .iter()
@@ -448,27 +596,13 @@ impl<'a> Converter<'a> {
                         return Ok(());
                     }
                     let region = &self.units[u];
-                    let mut buf = vec![0u8; (region.num_elements() as usize) * self.to.size()];
-                    for cell in &self.needs[u] {
-                        let data = cache.get(cell).ok_or_else(|| {
-                            Error::InvalidArgument(format!("source chunk {cell:?} not decoded"))
-                        })?;
-                        copy_overlap(
-                            data,
-                            &self.cell_region(cell),
-                            &self.from,
-                            &mut buf,
-                            region,
-                            &self.to,
-                        )?;
-                    }
-                    self.dst
-                        .write(&region.selection(), &buf, write_empty_chunks)?;
+                    self.write_unit(region, &cache, write_empty_chunks)?;
                     wave_written.fetch_add(1, Ordering::Relaxed);
                     progress.units_done.fetch_add(1, Ordering::Relaxed);
-                    progress
-                        .bytes_done
-                        .fetch_add(buf.len() as u64, Ordering::Relaxed);
+                    progress.bytes_done.fetch_add(
+                        region.num_elements() * self.to.size() as u64,
+                        Ordering::Relaxed,
+                    );
                     Ok(())
                 })
             })?;
@@ -481,26 +615,31 @@ impl<'a> Converter<'a> {
                 }
             }
             let mut next_use: Vec<(usize, Cell)> = Vec::new();
-            cache.retain(|cell, data| {
+            let mut finished: Vec<Cell> = Vec::new();
+            for (cell, _) in cache.iter() {
                 let all = &self.uses[cell];
                 let done = used.get(cell).copied().unwrap_or(0);
                 if done >= all.len() {
-                    cache_bytes -= data.len() as u64;
-                    false
+                    finished.push(cell.clone());
                 } else {
                     next_use.push((all[done], cell.clone()));
-                    true
                 }
-            });
-            if cache_bytes > self.budget.cache_bytes {
+            }
+            let mut kept_bytes =
+                cache_bytes - finished.iter().map(|c| cache[c].len() as u64).sum::<u64>();
+            if kept_bytes > self.budget.cache_bytes {
                 next_use.sort();
-                while cache_bytes > self.budget.cache_bytes {
+                while kept_bytes > self.budget.cache_bytes {
                     let Some((_, cell)) = next_use.pop() else {
                         break;
                     };
-                    if let Some(data) = cache.remove(&cell) {
-                        cache_bytes -= data.len() as u64;
-                    }
+                    kept_bytes -= cache[&cell].len() as u64;
+                    finished.push(cell);
+                }
+            }
+            for cell in finished {
+                if let Some(data) = cache.remove(&cell) {
+                    cache_bytes -= data.len() as u64;
                 }
             }
             start = end;
