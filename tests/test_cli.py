@@ -204,6 +204,7 @@ def test_info(tmp_path: Path, source: Path) -> None:
     for expected in (
         "Zarr v3",
         "(96, 80, 64)",
+        "dimension names    ('z', 'y', 'x')",
         "uint16",
         "(96, 10, 16)",
         "shards",

@@ -20,7 +20,7 @@ import numpy as np
 
 from oxzarr import __version__
 from oxzarr.api import open
-from oxzarr.array import Array
+from oxzarr.array import Array, ArrayMetadata
 from oxzarr.codecs import BloscCodec, GzipCodec, ZstdCodec
 from oxzarr.config import config
 from oxzarr.convert import KEEP, MEMORY_BOUND_BYTES, Interrupted, Progress, convert
@@ -199,6 +199,16 @@ def _describe_codecs(array: Array) -> str:
     return ", ".join(parts) or "none"
 
 
+def _describe_dimension_names(array: Array) -> str:
+    metadata = array.metadata
+    if isinstance(metadata, ArrayMetadata):
+        names: object = metadata.dimension_names
+    else:
+        # v2 has no field for them; xarray's attribute is the convention everyone reads.
+        names = array.attrs.get("_ARRAY_DIMENSIONS")
+    return str(tuple(names)) if isinstance(names, (list, tuple)) and names else "none"
+
+
 def _info(args: argparse.Namespace) -> int:
     node = open(args.path, mode="r")
     out = sys.stdout
@@ -216,6 +226,7 @@ def _info(args: argparse.Namespace) -> int:
     rows = [
         ("format", f"Zarr v{node.zarr_format}"),
         ("shape", str(node.shape)),
+        ("dimension names", _describe_dimension_names(node)),
         ("dtype", str(node.dtype)),
         ("chunks", str(node.chunks)),
         ("shards", str(node.shards) if node.shards else "none"),
