@@ -54,8 +54,8 @@ dst = ts.open({
                              {"name": "crc32c"}]}}]},
     "create": True, "delete_existing": True}).result()
 for i, j, k in itertools.product(range(0, n, 256), repeat=3):
-    region = dst[i:i + 256, j:j + 256, k:k + 256]
-    region.write(src[i:i + 256, j:j + 256, k:k + 256].read().result()).result()
+    box = tuple(slice(a, min(a + 256, n)) for a in (i, j, k))  # TensorStore does not clip
+    dst[box].write(src[box].read().result()).result()
 """
 
 
