@@ -245,6 +245,7 @@ def test_verify_exit_codes(tmp_path: Path, source: Path) -> None:
         (["{src}", "{src}/c/0/0/0/x.zarr"], "no such directory"),
         (["{src}", "{dst}", "--dtype", "float99"], "unknown data type"),
         (["{src}", "{dst}", "--zarr-format", "2", "--shards", "8,8,8"], "no shards"),
+        (["{src}", "{dst}", "--dtype", "bool"], "the fill value 7 has no bool form"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -265,6 +266,16 @@ def test_bad_input_is_one_line_and_exit_2(
     assert "Traceback" not in run.stderr
     assert not (tmp_path / "dst.zarr").exists()
     assert not [p for p in tmp_path.iterdir() if "oxzarr-partial" in p.name]
+
+
+def test_an_unwritable_destination_is_named(source: Path) -> None:
+    # /proc takes no new directories, even from root (for whom permission bits never say no).
+    run = cli("convert", source, "/proc/oxzarr-test.zarr", check=False)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+    assert (
+        "cannot create /proc/oxzarr-test.zarr" in run.stderr
+        or "cannot write in /proc" in run.stderr
+    ), run.stderr
 
 
 def test_overwrite_replaces_the_destination(tmp_path: Path, source: Path) -> None:

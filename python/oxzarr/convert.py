@@ -335,7 +335,7 @@ def _zarr_settings(path: str, source: Array, options: _Options) -> dict[str, Any
         "shards": shards,
         "filters": filters,
         "compressors": compressors,
-        "fill_value": _fill(options, source.fill_value, source.dtype, dtype),
+        "fill_value": _fill(path, options, source.fill_value, source.dtype, dtype),
         "zarr_format": zarr_format,
         "attributes": attributes,
         "dimension_names": dimension_names,
@@ -347,13 +347,24 @@ def _zarr_settings(path: str, source: Array, options: _Options) -> dict[str, Any
     return settings
 
 
-def _fill(options: _Options, fill: Any, source: np.dtype[Any], dtype: np.dtype[Any]) -> Any:
+def _fill(
+    path: str, options: _Options, fill: Any, source: np.dtype[Any], dtype: np.dtype[Any]
+) -> Any:
     if options.fill_value is not KEEP:
         return options.fill_value
     if fill is None or source == dtype:
         return fill
+    old = np.asarray(fill, dtype=source)
     with np.errstate(all="ignore"):
-        return np.asarray(fill, dtype=source).astype(dtype)[()]
+        new = old.astype(dtype)
+        back = new.astype(source)
+    # The data are cast as numpy casts them, but a fill value that changes in the cast (NaN
+    # or 0.5 into integers, 300 into uint8) would silently change what "missing" means.
+    if dtype.kind not in "OTSUV" and not (back == old or (old != old and back != back)):
+        raise ValueError(
+            f"{path}: the fill value {old[()]} has no {dtype} form (give --fill-value)"
+        )
+    return new[()]
 
 
 def _raw_settings(path: str, source: _NpySource | _H5Source, options: _Options) -> dict[str, Any]:
@@ -588,6 +599,12 @@ def convert(
             raise PermissionError(f"cannot write in {final.parent}")
         staging = final.parent / f".{final.name}.oxzarr-partial-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
+        try:
+            staging.mkdir()
+        except OSError as e:
+            # Even root cannot write everywhere (/proc, read-only mounts): say so in terms
+            # of the destination the user named, not of the staging directory.
+            raise OSError(e.errno, f"cannot create {final}: {e.strerror}") from None
         target = str(staging)
     runner = _Runner(progress)
     try:
