@@ -9,9 +9,17 @@ use num_traits::AsPrimitive;
 use crate::error::{Error, Result};
 use crate::metadata::DataType;
 
-/// Whether values of `from` can be converted to `to` here.
+/// Whether values of `from` can be converted to `to` here. Complex values convert to the
+/// other complex type; real ones to complex with a zero imaginary part; complex to real is
+/// refused (numpy drops the imaginary part, with a warning, which a conversion must not).
 pub fn can_cast(from: &DataType, to: &DataType) -> bool {
-    from == to || (is_numeric(from) && is_numeric(to))
+    from == to
+        || (is_numeric(from) && (is_numeric(to) || is_complex(to)))
+        || (is_complex(from) && is_complex(to))
+}
+
+fn is_complex(t: &DataType) -> bool {
+    matches!(t, DataType::Complex64 | DataType::Complex128)
 }
 
 fn is_numeric(t: &DataType) -> bool {
@@ -101,6 +109,34 @@ pub fn cast(from: &DataType, to: &DataType, src: &[u8], dst: &mut [u8]) -> Resul
         dst.copy_from_slice(src);
         return Ok(());
     }
+    if is_complex(to) {
+        // Real and imaginary parts are floats of half the element's size: the real part is
+        // converted as to that float, the imaginary part is zero (or converted alike).
+        let (part, part_size) = match to {
+            DataType::Complex64 => (DataType::Float32, 4),
+            _ => (DataType::Float64, 8),
+        };
+        let n = dst.len() / to.size();
+        let mut parts = vec![0u8; n * part_size * 2];
+        if is_complex(from) {
+            let from_part = match from {
+                DataType::Complex64 => DataType::Float32,
+                _ => DataType::Float64,
+            };
+            cast(&from_part, &part, src, &mut parts)?;
+        } else {
+            let mut real = vec![0u8; n * part_size];
+            cast(from, &part, src, &mut real)?;
+            for (pair, re) in parts
+                .chunks_exact_mut(2 * part_size)
+                .zip(real.chunks_exact(part_size))
+            {
+                pair[..part_size].copy_from_slice(re);
+            }
+        }
+        dst.copy_from_slice(&parts);
+        return Ok(());
+    }
     match from {
         DataType::Bool | DataType::UInt8 => from_source!(u8, to, src, dst),
         DataType::Int8 => from_source!(i8, to, src, dst),
@@ -179,6 +215,21 @@ mod tests {
         );
         let got: Vec<f32> = values::<f16>(&out).into_iter().map(f32::from).collect();
         assert_eq!(got, [1.0, 65504.0, f32::from(f16::from_f32(0.1))]);
+    }
+
+    #[test]
+    fn complex_widens_narrows_and_takes_reals() {
+        let out = run(
+            DataType::Complex64,
+            DataType::Complex128,
+            &bytes(&[1.5f32, -2.0, f32::NAN, 0.25]),
+            2,
+        );
+        let got = values::<f64>(&out);
+        assert_eq!((got[0], got[1], got[3]), (1.5, -2.0, 0.25));
+        assert!(got[2].is_nan());
+        let out = run(DataType::Int16, DataType::Complex64, &bytes(&[-3i16, 7]), 2);
+        assert_eq!(values::<f32>(&out), [-3.0, 0.0, 7.0, 0.0]);
     }
 
     #[test]
