@@ -199,6 +199,108 @@ def test_hdf5_sources(tmp_path: Path) -> None:
     np.testing.assert_array_equal(one[...], data((40, 30), "f4").astype("f8"))
 
 
+def test_hdf5_scalars_fill_values_and_variable_length_data(tmp_path: Path) -> None:
+    h5 = tmp_path / "v.h5"
+    with h5py.File(h5, "w") as f:
+        f["scalar"] = 3.5
+        f.create_dataset("filled", shape=(6,), dtype="i4", fillvalue=-1)[:2] = [4, 5]
+        f.create_dataset("text", data=["a", "bcd"], dtype=h5py.string_dtype())
+        f.create_dataset("raw", data=[b"x", b"yz"], dtype=h5py.vlen_dtype(bytes))
+    cli("convert", h5, tmp_path / "v.zarr")
+    root = oxzarr.open_group(tmp_path / "v.zarr")
+    assert root["scalar"].shape == () and root["scalar"][()] == 3.5
+    assert root["filled"].fill_value == -1
+    np.testing.assert_array_equal(root["filled"][...], [4, 5, -1, -1, -1, -1])
+    assert root["text"][...].tolist() == ["a", "bcd"]
+    assert root["raw"][...].tolist() == [b"x", b"yz"]
+    # Sequences of numbers have no Zarr data type: refused, not turned into text.
+    with h5py.File(tmp_path / "seq.h5", "w") as f:
+        f.create_dataset("seq", shape=(2,), dtype=h5py.vlen_dtype("i4"))[...] = [[1, 2], [3]]
+    run = cli("convert", tmp_path / "seq.h5", tmp_path / "seq.zarr", check=False)
+    assert run.returncode == 2 and "variable-length sequences of int32" in run.stderr
+    assert not (tmp_path / "seq.zarr").exists()
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_variable_length_bytes_stay_bytes(tmp_path: Path, zarr_format: int) -> None:
+    src = tmp_path / "b.zarr"
+    a = oxzarr.create_array(src, shape=(5,), dtype=bytes, chunks=(2,), zarr_format=zarr_format)
+    a[:3] = np.array([b"a", b"bb", b""], dtype=object)
+    cli("convert", src, tmp_path / "out.zarr", "--chunks", "5")
+    assert oxzarr.open_array(tmp_path / "out.zarr")[...].tolist() == a[...].tolist()
+    assert cli("verify", src, tmp_path / "out.zarr").returncode == 0
+
+
+def test_v2_shuffle_filter_and_f_order_with_a_new_dtype(tmp_path: Path) -> None:
+    import numcodecs
+
+    values = np.arange(60, dtype="f8").reshape(6, 10)
+    src = tmp_path / "s.zarr"
+    zarr.create_array(
+        src,
+        shape=values.shape,
+        dtype="f8",
+        chunks=(4, 4),
+        zarr_format=2,
+        filters=[numcodecs.Shuffle(elementsize=8)],
+        compressors=numcodecs.Zlib(1),
+    )[...] = values
+    cli("convert", src, tmp_path / "copy.zarr")  # v2 to v2: the bytes filter stays a filter
+    copy = zarr.open_array(tmp_path / "copy.zarr")
+    assert copy.metadata.to_dict()["filters"] == [{"id": "shuffle", "elementsize": 8}]
+    np.testing.assert_array_equal(copy[...], values)
+    cli("convert", src, tmp_path / "v3.zarr", "--zarr-format", "3")
+    cli("convert", tmp_path / "v3.zarr", tmp_path / "back.zarr", "--zarr-format", "2")
+    np.testing.assert_array_equal(zarr.open_array(tmp_path / "back.zarr")[...], values)
+    # An F-order, big-endian v2 array to v3 with another dtype: transpose moves values only.
+    f = tmp_path / "f.zarr"
+    zarr.create_array(f, shape=(6, 10), dtype=">i2", chunks=(4, 4), zarr_format=2, order="F")[
+        ...
+    ] = values.astype("i2")
+    cli("convert", f, tmp_path / "f4.zarr", "--zarr-format", "3", "--dtype", "c8")
+    np.testing.assert_array_equal(oxzarr.open_array(tmp_path / "f4.zarr")[...], values)
+    cli("convert", f, tmp_path / "same.zarr", "--zarr-format", "3")
+    assert cli("verify", f, tmp_path / "same.zarr").stdout == "equal\n"  # >i2 and <i2 values
+
+
+def test_verify_takes_missing_values_as_equal(tmp_path: Path) -> None:
+    stamps = np.array(["2020-01-01", "NaT", "2021-06-30"], dtype="M8[s]")
+    records = np.array([(1, np.nan), (2, 0.5)], dtype=[("n", "i4"), ("x", "f8")])
+    for name, values in (("t", stamps), ("r", records)):
+        a = oxzarr.create_array(tmp_path / name, shape=values.shape, dtype=values.dtype)
+        a[...] = values
+        cli("convert", tmp_path / name, tmp_path / f"{name}2", "--chunks", "1")
+        assert cli("verify", tmp_path / name, tmp_path / f"{name}2").returncode == 0
+
+
+def test_stale_consolidated_metadata_does_not_hide_arrays(tmp_path: Path) -> None:
+    src = tmp_path / "g.zarr"
+    root = oxzarr.open_group(src, mode="w")
+    root.create_array("a", shape=(3,), dtype="i1")[...] = 1
+    oxzarr.consolidate_metadata(src)
+    oxzarr.open_group(src, mode="r+", use_consolidated=False).create_array(
+        "late", shape=(2,), dtype="i1"
+    )[...] = 2
+    cli("convert", src, tmp_path / "out.zarr")
+    out = oxzarr.open_group(tmp_path / "out.zarr")
+    assert out.is_consolidated and sorted(out.keys()) == ["a", "late"]
+    np.testing.assert_array_equal(out["late"][...], [2, 2])
+
+
+def test_destination_through_a_symlink_and_negative_fill_values(
+    tmp_path: Path, source: Path
+) -> None:
+    (tmp_path / "real").mkdir()
+    link = tmp_path / "link.zarr"
+    link.symlink_to(tmp_path / "real" / "target.zarr")  # dangling until written
+    cli("convert", source, link, "--fill-value", "-inf", "--dtype", "f4")
+    out = oxzarr.open_array(tmp_path / "real" / "target.zarr")
+    assert out.fill_value == -np.inf and link.is_symlink()
+    cli("convert", source, link, "--overwrite")  # replaces what the link points to
+    assert link.is_symlink() and oxzarr.open_array(link).dtype == np.dtype("u2")
+    assert not [p for p in tmp_path.rglob("*oxzarr-*")]
+
+
 def test_info(tmp_path: Path, source: Path) -> None:
     out = cli("info", source).stdout
     for expected in (
@@ -294,7 +396,9 @@ def test_progress_on_request_and_quiet_when_piped(tmp_path: Path, source: Path) 
     assert f"{12 * 10 * 8}/{12 * 10 * 8} units" in shown.stderr
 
 
-def test_ctrl_c_stops_and_leaves_no_destination(tmp_path: Path) -> None:
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_stops_and_leaves_no_destination(tmp_path: Path, presses: int) -> None:
+    """One Ctrl-C, or two in quick succession (the second during the stop or the cleanup)."""
     src = tmp_path / "big.zarr"
     rng = np.random.default_rng(0)
     n = 320
@@ -331,6 +435,9 @@ def test_ctrl_c_stops_and_leaves_no_destination(tmp_path: Path) -> None:
         assert proc.poll() is None, "the conversion ended before it could be interrupted"
         interrupted_at = time.monotonic()
         proc.send_signal(signal.SIGINT)
+        if presses == 2:
+            time.sleep(0.03)
+            proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -387,3 +494,17 @@ def test_memory_stays_bounded(tmp_path: Path) -> None:
 def test_help_states_the_memory_bound() -> None:
     text = cli("convert", "--help").stdout
     assert f"Memory: about {MEMORY_BOUND_BYTES >> 20} MiB" in text
+
+
+def test_float_to_integer_casts_saturate_from_every_source(tmp_path: Path) -> None:
+    values = np.array([-2.7, 300.0, np.nan, 41.9, -1e30, 1e30])
+    expected = [0, 255, 0, 41, 0, 255]
+    np.save(tmp_path / "f.npy", values)
+    oxzarr.create_array(tmp_path / "f.zarr", shape=(6,), dtype="f8", chunks=(4,))[...] = values
+    for src in ("f.npy", "f.zarr"):
+        out = tmp_path / f"{src}.u1.zarr"
+        cli("convert", tmp_path / src, out, "--dtype", "u1", "--fill-value", "0")
+        assert oxzarr.open_array(out)[...].tolist() == expected, src
+    run = cli("convert", tmp_path / "f.npy", tmp_path / "c.zarr", "--dtype", "c8")
+    assert run.returncode == 0
+    np.testing.assert_array_equal(oxzarr.open_array(tmp_path / "c.zarr")[...], values.astype("c8"))

@@ -11,6 +11,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -265,22 +266,42 @@ def _blocks(shape: tuple[int, ...], chunks: tuple[int, ...], itemsize: int) -> A
         )
 
 
+def _in_native_order(dtype: np.dtype[Any]) -> np.dtype[Any]:
+    """The dtype with its byte order set aside: values, not their storage, are compared."""
+    try:
+        return dtype.newbyteorder("=")
+    except (TypeError, ValueError):  # dtypes without a byte order (StringDType)
+        return dtype
+
+
+def _equal_values(x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> bool:
+    """Equal shapes and values, a missing value (NaN, NaT) equal to itself, field by field
+    for records."""
+    if x.shape != y.shape:
+        return False
+    if x.dtype.names is not None and y.dtype.names is not None:
+        return x.dtype.names == y.dtype.names and all(
+            _equal_values(x[n], y[n]) for n in x.dtype.names
+        )
+    if x.dtype.kind in "fc":
+        return bool(np.array_equal(x, y, equal_nan=True))
+    if x.dtype.kind in "mM" and y.dtype.kind == x.dtype.kind:
+        missing = np.isnat(x)
+        return bool(np.array_equal(missing, np.isnat(y)) and np.all((x == y) | missing))
+    if x.dtype == object or y.dtype == object:
+        return bool(x.tolist() == y.tolist())
+    return bool(np.array_equal(x, y))
+
+
 def _same_values(a: Array, b: Array, where: str, out: TextIO) -> bool:
     if a.shape != b.shape:
         out.write(f"{where}: shapes differ: {a.shape} and {b.shape}\n")
         return False
-    if a.dtype != b.dtype:
+    if _in_native_order(a.dtype) != _in_native_order(b.dtype):
         out.write(f"{where}: data types differ: {a.dtype} and {b.dtype}\n")
         return False
-    equal_nan = a.dtype.kind in "fc"
     for region in _blocks(a.shape, a.shards or a.chunks, a.dtype.itemsize):
-        x, y = a[region], b[region]
-        same = (
-            np.array_equal(x, y, equal_nan=equal_nan)
-            if x.dtype != object
-            else (x.tolist() == y.tolist())
-        )
-        if not same:
+        if not _equal_values(a[region], b[region]):
             bounds = ", ".join(f"{r.start}:{r.stop}" for r in region)
             out.write(f"{where}: values differ in [{bounds}]\n")
             return False
@@ -332,7 +353,9 @@ def parser() -> argparse.ArgumentParser:
             f"Memory: about {bound} of decoded source chunks and output shards in flight\n"
             "(more only if one output shard needs more source chunks than that), plus an\n"
             "output chunk per thread, whatever the array's size: converting 864 MiB takes\n"
-            "under 300 MiB. Source chunks that would not fit are read again rather than held.\n\n"
+            "under 300 MiB. Source chunks that would not fit are read again rather than held.\n"
+            "The plan takes a few hundred bytes per source chunk besides (a million chunks:\n"
+            "some 300 MiB).\n\n"
             "A local DST is written beside its path and renamed into place when complete:\n"
             "after an error or Ctrl-C it is absent (or, with --overwrite, unchanged)."
         ),
@@ -348,7 +371,13 @@ def parser() -> argparse.ArgumentParser:
         help="zstd:LEVEL, blosc:CNAME:CLEVEL:SHUFFLE (SHUFFLE: noshuffle, shuffle, "
         "bitshuffle), gzip:LEVEL or none",
     )
-    conv.add_argument("--dtype", metavar="T", help="data type, as numpy names it (e.g. f4)")
+    conv.add_argument(
+        "--dtype",
+        metavar="T",
+        help="data type, as numpy names it (e.g. f4); values convert as numpy's astype, "
+        "except that floats out of an integer type's range saturate (NaN becomes 0) and "
+        "complex to real is refused",
+    )
     conv.add_argument("--fill-value", metavar="V", help="fill value of the output")
     conv.add_argument("--threads", type=int, metavar="N", help="threads (default: all cores)")
     progress = conv.add_mutually_exclusive_group()
@@ -386,15 +415,33 @@ def _fail(message: str) -> NoReturn:
     raise SystemExit(EXIT_ERROR)
 
 
+def _join_negative_values(argv: Sequence[str]) -> list[str]:
+    """`--fill-value -inf` as `--fill-value=-inf`: argparse takes a value starting with "-"
+    for an option unless it looks like a plain number, and -inf, -nan or -1e5 do not."""
+    out: list[str] = []
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        if args[i] == "--fill-value" and i + 1 < len(args) and args[i + 1].startswith("-"):
+            out.append(f"--fill-value={args[i + 1]}")
+            i += 2
+        else:
+            out.append(args[i])
+            i += 1
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parser().parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
     try:
         return int(args.run(args))
-    except Interrupted as e:
-        sys.stderr.write(f"oxzarr: interrupted: {e}\n")
-        return EXIT_INTERRUPTED
-    except KeyboardInterrupt:
-        sys.stderr.write("oxzarr: interrupted\n")
+    except (Interrupted, KeyboardInterrupt) as e:
+        if argv is None:
+            # The command is ending: a further Ctrl-C must not turn the message into a
+            # traceback or the exit status into a signal's.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        detail = f": {e}" if isinstance(e, Interrupted) else ""
+        sys.stderr.write(f"oxzarr: interrupted{detail}\n")
         return EXIT_INTERRUPTED
     except _UsageError as e:
         _fail(str(e))

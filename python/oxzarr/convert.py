@@ -20,8 +20,10 @@ import math
 import mmap
 import os
 import shutil
+import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +33,7 @@ import numpy as np
 
 from oxzarr import _core
 from oxzarr._metadata import ARRAY_TO_ARRAY
-from oxzarr.api import create_group, open
+from oxzarr.api import create_group, open, open_group
 from oxzarr.array import Array
 from oxzarr.group import Group
 from oxzarr.storage import make_store
@@ -111,6 +113,8 @@ class _NpySource:
         self.dtype = self.data.dtype
         self.chunks: tuple[int, ...] | None = None
         self.attributes: dict[str, Any] = {}
+        self.data_type: Any = self.dtype
+        self.fill_value: Any = None
 
     def read(self, region: tuple[slice, ...]) -> np.ndarray[Any, Any]:
         block = np.array(self.data[region], order="C")
@@ -124,16 +128,33 @@ class _NpySource:
 class _H5Source:
     """An HDF5 dataset (h5py, an optional dependency)."""
 
-    def __init__(self, dataset: Any) -> None:
+    def __init__(self, h5py: Any, dataset: Any) -> None:
         self.data = dataset
         self.path = f"{dataset.file.filename}:{dataset.name}"
+        if dataset.shape is None:
+            raise ValueError(f"{self.path}: an HDF5 dataset with a null dataspace holds no array")
         self.shape = tuple(int(n) for n in dataset.shape)
         self.dtype = np.dtype(dataset.dtype)
+        # What create_array is given: the dtype, or for h5py's object dtypes the
+        # variable-length text or bytes they hold (sequences of numbers and references have
+        # no Zarr data type).
+        self.data_type: Any = self.dtype
+        self.fill_value: Any = None
+        if self.dtype.kind == "O":
+            base = h5py.check_vlen_dtype(dataset.dtype)
+            if base is str or base is bytes:
+                self.data_type = base
+            else:
+                what = f"variable-length sequences of {np.dtype(base)}" if base else "objects"
+                raise ValueError(f"{self.path}: {what} have no Zarr data type")
+        elif self.dtype.fields is None:
+            self.fill_value = np.asarray(dataset.fillvalue, dtype=self.dtype)[()]
         self.chunks = tuple(int(n) for n in dataset.chunks) if dataset.chunks else None
         self.attributes = _json_attributes(dict(dataset.attrs))
 
     def read(self, region: tuple[slice, ...]) -> np.ndarray[Any, Any]:
-        return np.ascontiguousarray(self.data[region])
+        # np.array, not ascontiguousarray: a scalar dataset's value stays 0-d.
+        return np.array(self.data[region], order="C")
 
 
 _Source = Array | _NpySource | _H5Source
@@ -277,6 +298,10 @@ def _zarr_settings(path: str, source: Array, options: _Options) -> dict[str, Any
     """create_array arguments for converting the Zarr array `source`."""
     zarr_format = options.zarr_format or source.zarr_format
     dtype = options.dtype if options.dtype is not None else source.dtype
+    # Variable-length bytes are numpy objects, which create_array reads as text: name them.
+    data_type: Any = dtype
+    if options.dtype is None and json.loads(source._core.numpy_dtype) == "bytes":
+        data_type = bytes
     chunks, shards = _layout(
         path,
         source.shape,
@@ -292,6 +317,9 @@ def _zarr_settings(path: str, source: Array, options: _Options) -> dict[str, Any
     filters, serializer, compressors = _split_chain(chain)
     if options.compressors is not KEEP:
         compressors = options.compressors
+    # Array-to-array codecs that work on the values (transpose only moves them) tie the
+    # chain to the source's data type.
+    value_filters = [_codec_name(f) for f in filters if _codec_name(f) != "transpose"]
     order = None
     if zarr_format == 2:
         # v2 has no transpose, bytes or index codecs of its own: F order says the one
@@ -305,16 +333,21 @@ def _zarr_settings(path: str, source: Array, options: _Options) -> dict[str, Any
                 order = "F"
             else:
                 kept.append(f)
+        # v2 has one compressor: the bytes-to-bytes codecs before it (shuffle, say) are
+        # v2 filters, applied in the same order.
+        if isinstance(compressors, list | tuple) and len(compressors) > 1:
+            kept.extend(compressors[:-1])
+            compressors = compressors[-1:]
         filters = kept
-        for c in compressors:
+        for c in [*filters, *(compressors if isinstance(compressors, list | tuple) else [])]:
             if _codec_name(c) in ("crc32c", "sharding_indexed"):
                 raise ValueError(
                     f"{path}: the {_codec_name(c)} codec has no Zarr v2 form (choose "
                     "another --compressor)"
                 )
-    if options.dtype is not None and options.dtype != source.dtype and filters:
+    if options.dtype is not None and options.dtype != source.dtype and value_filters:
         raise ValueError(
-            f"{path}: the source's filters ({', '.join(_codec_name(f) for f in filters)}) "
+            f"{path}: the source's filters ({', '.join(value_filters)}) "
             f"are for {source.dtype}, not {options.dtype}"
         )
     attributes = dict(source.attrs)
@@ -330,7 +363,7 @@ def _zarr_settings(path: str, source: Array, options: _Options) -> dict[str, Any
         dimension_names = None
     settings: dict[str, Any] = {
         "shape": source.shape,
-        "dtype": dtype,
+        "dtype": data_type,
         "chunks": chunks,
         "shards": shards,
         "filters": filters,
@@ -354,10 +387,14 @@ def _fill(
         return options.fill_value
     if fill is None or source == dtype:
         return fill
-    old = np.asarray(fill, dtype=source)
-    with np.errstate(all="ignore"):
-        new = old.astype(dtype)
-        back = new.astype(source)
+    try:
+        old = np.asarray(fill, dtype=source)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ComplexWarning: the check below says it
+            new = old.astype(dtype)
+            back = new.astype(source)
+    except (ValueError, TypeError, OverflowError):
+        raise ValueError(f"{path}: {source} values cannot be converted to {dtype}") from None
     # The data are cast as numpy casts them, but a fill value that changes in the cast (NaN
     # or 0.5 into integers, 300 into uint8) would silently change what "missing" means.
     if dtype.kind not in "OTSUV" and not (back == old or (old != old and back != back)):
@@ -371,6 +408,8 @@ def _raw_settings(path: str, source: _NpySource | _H5Source, options: _Options) 
     """create_array arguments for an .npy or HDF5 source."""
     zarr_format = options.zarr_format or 3
     dtype = options.dtype if options.dtype is not None else source.dtype
+    if source.dtype.kind == "c" and dtype.kind != "c":
+        raise ValueError(f"{path}: complex values are not converted to {dtype}")
     if options.shards is KEEP:
         options = _Options(**{**options.__dict__, "shards": None})
     chunks, shards = _layout(
@@ -378,11 +417,11 @@ def _raw_settings(path: str, source: _NpySource | _H5Source, options: _Options) 
     )
     return {
         "shape": source.shape,
-        "dtype": dtype,
+        "dtype": source.data_type if options.dtype is None else dtype,
         "chunks": chunks,
         "shards": shards,
         "compressors": "auto" if options.compressors is KEEP else options.compressors,
-        "fill_value": None if options.fill_value is KEEP else options.fill_value,
+        "fill_value": _fill(path, options, source.fill_value, source.dtype, dtype),
         "zarr_format": zarr_format,
         "attributes": source.attributes,
     }
@@ -413,6 +452,10 @@ def _plan(source: str, options: _Options) -> _Plan:
         plan.arrays.append(_ArrayJob("", node, _zarr_settings(source, node, options)))
         return plan
     plan.consolidate = node.is_consolidated
+    if node.is_consolidated:
+        # Consolidated metadata can be stale (a node added since): convert what the store
+        # holds, and consolidate the copy afresh.
+        node = open_group(source, mode="r", use_consolidated=False)
     _plan_group(node, "", plan, options, source)
     return plan
 
@@ -431,7 +474,7 @@ def _plan_group(group: Group, path: str, plan: _Plan, options: _Options, where: 
 
 def _plan_hdf5(h5py: Any, node: Any, path: str, plan: _Plan, options: _Options) -> None:
     if isinstance(node, h5py.Dataset):
-        source = _H5Source(node)
+        source = _H5Source(h5py, node)
         plan.arrays.append(_ArrayJob(path, source, _raw_settings(source.path, source, options)))
         return
     plan.groups.append(
@@ -487,19 +530,23 @@ class _Runner:
         )
         outcome: list[tuple[bool, int, int]] = []
         failure: list[BaseException] = []
+        # The end of the job is told by this event, not by Thread.join/is_alive: in CPython
+        # 3.11 a join interrupted by Ctrl-C can mark a running thread as stopped.
+        finished = threading.Event()
 
         def work() -> None:
             try:
                 outcome.append(job.run())
             except BaseException as e:  # re-raised in the caller's thread
                 failure.append(e)
+            finally:
+                finished.set()
 
         base_units, base_bytes = self.state.units_done, self.state.bytes_done
         thread = threading.Thread(target=work, name="oxzarr-convert", daemon=True)
         thread.start()
         try:
-            while thread.is_alive():
-                thread.join(0.2)
+            while not finished.wait(0.2):
                 done, _, nbytes, _, _ = job.progress()
                 self.state.units_done, self.state.bytes_done = (
                     base_units + done,
@@ -509,7 +556,11 @@ class _Runner:
         except KeyboardInterrupt:
             job.cancel()
             self.cancel.set()
-            thread.join()
+            # The engine stops after the units in flight; a second Ctrl-C must not leave
+            # the cleanup after this racing the writes still going on.
+            while not finished.is_set():
+                with contextlib.suppress(KeyboardInterrupt):
+                    finished.wait(0.1)
             raise
         if failure:
             raise failure[0]
@@ -527,7 +578,7 @@ class _Runner:
         for region in _blocks(source.shape, tuple(unit), dtype.itemsize):
             if self.cancel.is_set():
                 raise KeyboardInterrupt
-            block = source.read(region)
+            block = _saturating_cast(source.read(region), dtype)
             destination[region] = block
             self.decodes += 1
             self.state.units_done += (
@@ -537,6 +588,21 @@ class _Runner:
             )
             self.state.bytes_done += block.size * dtype.itemsize
             self.report()
+
+
+def _saturating_cast(block: np.ndarray[Any, Any], dtype: np.dtype[Any]) -> Any:
+    """Floats into an integer type as the engine converts them between Zarr arrays: out of
+    range saturates and NaN becomes 0 (where numpy's result is undefined). Other casts are
+    left to numpy's assignment."""
+    if block.dtype.kind != "f" or dtype.kind not in "iu":
+        return block
+    info = np.iinfo(dtype)
+    with np.errstate(invalid="ignore"):
+        out = block.astype(dtype)
+        out[block >= float(info.max)] = info.max
+        out[block <= float(info.min)] = info.min
+        out[np.isnan(block)] = 0
+    return out
 
 
 def _local_path(destination: Any) -> Path | None:
@@ -591,13 +657,15 @@ def convert(
     staging: Path | None = None
     target: Any = destination
     if final is not None:
+        # A symlink stands for where it points; "." and ".." for the directories they name.
+        final = Path(os.path.realpath(final))
         if final.exists() and not overwrite:
             raise FileExistsError(f"{final} exists (overwrite it with --overwrite)")
         if not final.parent.is_dir():
             raise FileNotFoundError(f"no such directory: {final.parent}")
         if not os.access(final.parent, os.W_OK):
             raise PermissionError(f"cannot write in {final.parent}")
-        staging = final.parent / f".{final.name}.oxzarr-partial-{os.getpid()}"
+        staging = final.parent / f".{final.name[:200]}.oxzarr-partial-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         try:
             staging.mkdir()
@@ -633,14 +701,17 @@ def convert(
             from oxzarr.api import consolidate_metadata
 
             consolidate_metadata(store)
+        if staging is not None and final is not None:
+            with _ctrl_c_ignored():
+                _move_into_place(staging, final)
     except KeyboardInterrupt:
-        cleaned = _discard(staging, final)
+        with _ctrl_c_ignored():
+            cleaned = _discard(staging, final)
         raise Interrupted(runner.state, cleaned) from None
     except BaseException:
-        _discard(staging, final)
+        with _ctrl_c_ignored():
+            _discard(staging, final)
         raise
-    if staging is not None and final is not None:
-        _move_into_place(staging, final)
     return Report(
         arrays=len(plan.arrays),
         groups=len(plan.groups),
@@ -666,15 +737,33 @@ def _discard(staging: Path | None, final: Path | None) -> str:
     return f"nothing was left at {final}"
 
 
+@contextlib.contextmanager
+def _ctrl_c_ignored() -> Iterator[None]:
+    """Ctrl-C ignored for the duration: cleaning up and renaming into place must finish, or
+    they would leave the half-written state they exist to prevent."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _move_into_place(staging: Path, final: Path) -> None:
     """Renames the finished conversion to its path, replacing what was there."""
-    if not final.exists():
+    if not os.path.lexists(final):
         staging.rename(final)
         return
-    old = final.parent / f".{final.name}.oxzarr-old-{os.getpid()}"
+    old = final.parent / f".{final.name[:200]}.oxzarr-old-{os.getpid()}"
     final.rename(old)
-    staging.rename(final)
-    if old.is_dir():
+    try:
+        staging.rename(final)
+    except OSError:
+        old.rename(final)  # the old destination comes back
+        raise
+    if old.is_dir() and not old.is_symlink():
         shutil.rmtree(old)
     else:
         old.unlink()
