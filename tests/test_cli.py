@@ -285,6 +285,7 @@ def test_stale_consolidated_metadata_does_not_hide_arrays(tmp_path: Path) -> Non
     out = oxzarr.open_group(tmp_path / "out.zarr")
     assert out.is_consolidated and sorted(out.keys()) == ["a", "late"]
     np.testing.assert_array_equal(out["late"][...], [2, 2])
+    assert cli("verify", src, tmp_path / "out.zarr").returncode == 0  # what the stores hold
 
 
 def test_destination_through_a_symlink_and_negative_fill_values(
