@@ -10,13 +10,13 @@ import pickle
 from collections.abc import Iterator
 from pathlib import Path
 
+import dask.array as da
+import distributed
 import numpy as np
 import pytest
+import xarray as xr
 
 import oxzarr
-
-da = pytest.importorskip("dask.array")
-distributed = pytest.importorskip("distributed")
 
 SHAPE = (120, 90)
 CHUNKS = (20, 30)
@@ -109,7 +109,6 @@ def test_processes_write_disjoint_chunks_of_one_array(tmp_path: Path, method: st
 def test_distributed_workers_read_an_xarray_dataset(
     tmp_path: Path, client: distributed.Client
 ) -> None:
-    xr = pytest.importorskip("xarray")
     ds = xr.Dataset(
         {"v": (("t", "x"), values())},
         coords={"t": np.arange(SHAPE[0]), "x": np.arange(SHAPE[1])},

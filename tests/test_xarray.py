@@ -13,15 +13,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 import oxzarr
 from oxzarr.storage import CountingStore, LocalStore
-
-xr = pytest.importorskip("xarray")
-pytest.importorskip("zarr")
-pytest.importorskip("dask.array")
-
-from oxzarr.xarray_backend import OxzarrBackendEntrypoint  # noqa: E402
+from oxzarr.xarray_backend import OxzarrBackendEntrypoint
 
 FORMATS = [2, 3]
 
