@@ -89,6 +89,30 @@ fn corrupt(label: &str, source: CodecError) -> Error {
     }
 }
 
+/// Checks that `buffer` (the output read into, or the values written; `what` names it)
+/// holds `shape` elements of `size` bytes, and that every region fits both its chunk (of
+/// `chunk_shape`) and the buffer.
+fn check_buffer<'a>(
+    what: &str,
+    chunk_shape: &[u64],
+    size: usize,
+    regions: impl Iterator<Item = &'a ChunkRegion>,
+    buffer: &[u8],
+    shape: &[u64],
+) -> Result<()> {
+    let expected: u64 = shape.iter().product::<u64>() * size as u64;
+    if buffer.len() as u64 != expected {
+        return Err(Error::InvalidArgument(format!(
+            "the {what} buffer holds {} bytes, its shape {shape:?} needs {expected}",
+            buffer.len()
+        )));
+    }
+    for region in regions {
+        region.check(chunk_shape, shape)?;
+    }
+    Ok(())
+}
+
 /// Decodes each chunk (`None`: not stored, so the fill value) and copies its region into
 /// `out` (C order, shaped `out_shape`, native endian), in parallel.
 pub fn decode_regions(
@@ -99,16 +123,14 @@ pub fn decode_regions(
 ) -> Result<()> {
     let repr = chain.decoded_repr();
     let size = repr.data_type.size();
-    let expected: u64 = out_shape.iter().product::<u64>() * size as u64;
-    if out.len() as u64 != expected {
-        return Err(Error::InvalidArgument(format!(
-            "the output holds {} bytes, its shape {out_shape:?} needs {expected}",
-            out.len()
-        )));
-    }
-    for (_, region) in items {
-        region.check(&repr.shape, out_shape)?;
-    }
+    check_buffer(
+        "output",
+        &repr.shape,
+        size,
+        items.iter().map(|(_, r)| r),
+        out,
+        out_shape,
+    )?;
     let shared = SharedBuffer::new(out);
     run(items.len(), |i| {
         let (stored, region) = &items[i];
@@ -177,16 +199,14 @@ pub fn encode_regions(
 ) -> Result<Vec<Option<Vec<u8>>>> {
     let repr = chain.decoded_repr();
     let size = repr.data_type.size();
-    let expected: u64 = data_shape.iter().product::<u64>() * size as u64;
-    if data.len() as u64 != expected {
-        return Err(Error::InvalidArgument(format!(
-            "the values hold {} bytes, their shape {data_shape:?} needs {expected}",
-            data.len()
-        )));
-    }
-    for (_, region) in items {
-        region.check(&repr.shape, data_shape)?;
-    }
+    check_buffer(
+        "values",
+        &repr.shape,
+        size,
+        items.iter().map(|(_, r)| r),
+        data,
+        data_shape,
+    )?;
     run(items.len(), |i| {
         let (stored, region) = &items[i];
         let maps = region.maps();
@@ -345,16 +365,14 @@ pub fn read_regions(
 ) -> Result<()> {
     let repr = chain.decoded_repr();
     let size = repr.data_type.size();
-    let expected: u64 = out_shape.iter().product::<u64>() * size as u64;
-    if out.len() as u64 != expected {
-        return Err(Error::InvalidArgument(format!(
-            "the output holds {} bytes, its shape {out_shape:?} needs {expected}",
-            out.len()
-        )));
-    }
-    for (_, region) in items {
-        region.check(&repr.shape, out_shape)?;
-    }
+    check_buffer(
+        "output",
+        &repr.shape,
+        size,
+        items.iter().map(|(_, r)| r),
+        out,
+        out_shape,
+    )?;
     // First the shard indexes (in parallel), to split shard regions into inner chunk tasks.
     let sharding = chain.sharding();
     let planned: Vec<Vec<ReadTask<'_>>> = run(items.len(), |i| {
@@ -461,16 +479,14 @@ pub fn write_regions(
 ) -> Result<()> {
     let repr = chain.decoded_repr();
     let size = repr.data_type.size();
-    let expected: u64 = data_shape.iter().product::<u64>() * size as u64;
-    if data.len() as u64 != expected {
-        return Err(Error::InvalidArgument(format!(
-            "the values hold {} bytes, their shape {data_shape:?} needs {expected}",
-            data.len()
-        )));
-    }
-    for (_, region) in items {
-        region.check(&repr.shape, data_shape)?;
-    }
+    check_buffer(
+        "values",
+        &repr.shape,
+        size,
+        items.iter().map(|(_, r)| r),
+        data,
+        data_shape,
+    )?;
     run(items.len(), |i| {
         let (key, region) = &items[i];
         let mut chunk = vec![0u8; repr.nbytes()];
