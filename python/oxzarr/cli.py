@@ -20,11 +20,18 @@ from typing import Any, NoReturn, TextIO
 import numpy as np
 
 from oxzarr import __version__
-from oxzarr.api import open, open_group
+from oxzarr.api import open
 from oxzarr.array import Array, ArrayMetadata
 from oxzarr.codecs import BloscCodec, GzipCodec, ZstdCodec
 from oxzarr.config import config
-from oxzarr.convert import KEEP, MEMORY_BOUND_BYTES, Interrupted, Progress, convert
+from oxzarr.convert import (
+    KEEP,
+    MEMORY_BOUND_BYTES,
+    Interrupted,
+    Progress,
+    convert,
+    open_as_stored,
+)
 from oxzarr.group import Group
 
 EXIT_DIFFERENT = 1
@@ -321,17 +328,9 @@ def _same(a: Array | Group, b: Array | Group, where: str, out: TextIO) -> bool:
     return False
 
 
-def _open_as_stored(path: str) -> Array | Group:
-    """The node at `path`, a group read member by member: consolidated metadata can be stale,
-    and verify compares what the store holds."""
-    node = open(path, mode="r")
-    if isinstance(node, Group) and node.is_consolidated:
-        return open_group(path, mode="r", use_consolidated=False)
-    return node
-
-
 def _verify(args: argparse.Namespace) -> int:
-    a, b = _open_as_stored(args.first), _open_as_stored(args.second)
+    # Groups as the stores hold them, whatever their consolidated metadata says.
+    (a, _), (b, _) = open_as_stored(args.first), open_as_stored(args.second)
     if _same(a, b, "/", sys.stdout):
         sys.stdout.write("equal\n")
         return 0

@@ -447,17 +447,21 @@ def _plan(source: str, options: _Options) -> _Plan:
             raise FileNotFoundError(f"no dataset or group {inside!r} in {filename}")
         _plan_hdf5(h5py, h5[inside], "", plan, options)
         return plan
-    node = open(source, mode="r")
+    node, plan.consolidate = open_as_stored(source)
     if isinstance(node, Array):
         plan.arrays.append(_ArrayJob("", node, _zarr_settings(source, node, options)))
         return plan
-    plan.consolidate = node.is_consolidated
-    if node.is_consolidated:
-        # Consolidated metadata can be stale (a node added since): convert what the store
-        # holds, and consolidate the copy afresh.
-        node = open_group(source, mode="r", use_consolidated=False)
-    _plan_group(node, "", plan, options, source)
+    _plan_group(node, "", plan, options, source)  # the copy is consolidated afresh
     return plan
+
+
+def open_as_stored(path: str) -> tuple[Array | Group, bool]:
+    """The node at `path`, a group read member by member even when it has consolidated
+    metadata (which can be stale: a node added since), and whether it had it."""
+    node = open(path, mode="r")
+    if isinstance(node, Group) and node.is_consolidated:
+        return open_group(path, mode="r", use_consolidated=False), True
+    return node, False
 
 
 def _plan_group(group: Group, path: str, plan: _Plan, options: _Options, where: str) -> None:
