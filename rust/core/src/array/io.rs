@@ -402,10 +402,16 @@ impl Array {
             });
             return Ok(());
         }
+        // The bytes of the chunk the share spans: codecs that can decode part of a chunk (a
+        // point read of a zstd or blosc chunk) decode only as much as covers them.
+        let mut needed = chunk_bytes..0;
+        for_each_row(&share.maps, chunk_shape, out_shape, size, &mut |_, c, n| {
+            needed = needed.start.min(c)..needed.end.max(c + n);
+        });
         with_scratch(&DECODED, |decoded| {
             decoded.resize(chunk_bytes, 0);
             chain
-                .decode_into(stored, decoded)
+                .decode_range_into(stored, decoded, needed)
                 .map_err(|e| self.corrupt(key, e))?;
             for_each_row(&share.maps, chunk_shape, out_shape, size, &mut |o, c, n| {
                 // SAFETY: every row of this share belongs to this chunk alone.

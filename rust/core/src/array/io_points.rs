@@ -58,13 +58,19 @@ impl Array {
     }
 
     /// The decoded chunk at grid coordinates `coords` into `buf` (the fill value if absent).
-    fn decoded_chunk(&self, coords: &[u64], buf: &mut Vec<u8>) -> Result<()> {
+    /// Only the bytes in `needed` are sure to be decoded (a codec may stop short of the rest).
+    fn decoded_chunk(
+        &self,
+        coords: &[u64],
+        buf: &mut Vec<u8>,
+        needed: std::ops::Range<usize>,
+    ) -> Result<()> {
         let key = self.chunk_key(coords);
         buf.resize(self.codecs.decoded_repr().nbytes(), 0);
         match self.store.get(&key)? {
             Some(stored) => self
                 .codecs
-                .decode_into(&stored, buf)
+                .decode_range_into(&stored, buf, needed)
                 .map_err(|e| self.corrupt(&key, e)),
             None => {
                 fill_elements(buf, &self.fill_value);
@@ -100,7 +106,9 @@ impl Array {
         let work = |(chunk, points): &(Vec<u64>, Vec<(usize, usize)>)| -> Result<()> {
             concurrency::mark_worker();
             let mut buf = Vec::new();
-            self.decoded_chunk(chunk, &mut buf)?;
+            let lo = points.iter().map(|p| p.1).min().unwrap_or(0);
+            let hi = points.iter().map(|p| p.1 + 1).max().unwrap_or(0);
+            self.decoded_chunk(chunk, &mut buf, lo * size..hi * size)?;
             for &(i, offset) in points {
                 // SAFETY: each point has its own place in the output.
                 unsafe { shared.slice(i * size, size) }
@@ -135,7 +143,9 @@ impl Array {
         let work = |(chunk, points): &(Vec<u64>, Vec<(usize, usize)>)| -> Result<()> {
             concurrency::mark_worker();
             let mut buf = Vec::new();
-            self.decoded_chunk(chunk, &mut buf)?;
+            // The whole chunk is rewritten, so all of it is decoded.
+            let whole = 0..self.codecs.decoded_repr().nbytes();
+            self.decoded_chunk(chunk, &mut buf, whole)?;
             for &(i, offset) in points {
                 buf[offset * size..(offset + 1) * size]
                     .copy_from_slice(&data[i * size..(i + 1) * size]);

@@ -138,6 +138,18 @@ pub trait BytesToBytesCodec: Send + Sync + Debug {
         out.copy_from_slice(&decoded);
         Ok(())
     }
+    /// Decodes into `out` (the whole decoded length) at least the bytes in `range`; the rest
+    /// of `out` is left unspecified. A read of part of a chunk uses it: codecs that can decode
+    /// less than everything (zstd stops early, blosc decodes only the blocks it needs)
+    /// override it.
+    fn decode_range_into(
+        &self,
+        encoded: &[u8],
+        out: &mut [u8],
+        _range: std::ops::Range<usize>,
+    ) -> Result<(), CodecError> {
+        self.decode_into(encoded, out)
+    }
     /// An upper bound on the encoded size of `decoded_len` bytes, so that the chain can bound
     /// every intermediate decode by what the metadata allows.
     fn max_encoded_size(&self, decoded_len: usize) -> usize;
@@ -556,6 +568,25 @@ impl CodecChain {
             }
             None => chunk,
         })
+    }
+
+    /// Decodes into `out` (the whole decoded chunk's size) at least the bytes in `range`, the
+    /// part of the chunk a read needs; the rest of `out` is left unspecified. Only a chain of
+    /// one compressor over the chunk's bytes as they are can decode less than the whole chunk;
+    /// any other chain decodes it all.
+    pub fn decode_range_into(
+        &self,
+        encoded: &[u8],
+        out: &mut [u8],
+        range: std::ops::Range<usize>,
+    ) -> Result<(), CodecError> {
+        check_len("codec chain", out.len(), self.reprs[0].nbytes())?;
+        match self.bytes_to_bytes.as_slice() {
+            [compressor] if self.direct && range.start <= range.end && range.end <= out.len() => {
+                compressor.decode_range_into(encoded, out, range)
+            }
+            _ => self.decode_into(encoded, out),
+        }
     }
 
     /// Decodes stored bytes into `out` (C order, native endian, exactly the decoded chunk's

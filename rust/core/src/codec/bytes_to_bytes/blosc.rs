@@ -326,6 +326,44 @@ impl BytesToBytesCodec for Blosc {
         Self::decompress(encoded, out)
     }
 
+    /// Decodes only the blocks holding `range` (blosc compresses each block on its own): a
+    /// point read of a chunk decodes one block rather than the chunk.
+    fn decode_range_into(
+        &self,
+        encoded: &[u8],
+        out: &mut [u8],
+        range: std::ops::Range<usize>,
+    ) -> Result<(), CodecError> {
+        let (nbytes, _) = Self::frame_sizes(encoded)?;
+        check_len(NAME, nbytes, out.len())?;
+        let typesize = encoded[3] as usize;
+        if typesize == 0 || out.len() % typesize != 0 || range.len() * 2 > out.len() {
+            // Half the chunk or more: decode it all, on several threads if it is large.
+            return Self::decompress(encoded, out);
+        }
+        // getitem counts in items of the frame's typesize: widen the range to whole items.
+        let first = range.start / typesize;
+        let last = range.end.div_ceil(typesize);
+        let dst = &mut out[first * typesize..last * typesize];
+        // SAFETY: the frame was validated against `encoded`'s length; `dst` holds exactly
+        // `last - first` items, which is what blosc_getitem writes.
+        let n = unsafe {
+            blosc_getitem(
+                encoded.as_ptr() as *const c_void,
+                first as c_int,
+                (last - first) as c_int,
+                dst.as_mut_ptr() as *mut c_void,
+            )
+        };
+        if n < 0 || n as usize != dst.len() {
+            return Err(CodecError::corrupt(
+                NAME,
+                format!("decompression failed ({n})"),
+            ));
+        }
+        Ok(())
+    }
+
     fn max_encoded_size(&self, decoded_len: usize) -> usize {
         decoded_len + OVERHEAD
     }
@@ -375,6 +413,43 @@ mod tests {
                 assert_eq!(out, data, "{cname} {shuffle}");
                 assert!(codec.decode(Cow::Borrowed(&enc), data.len() - 1).is_err());
             }
+        }
+    }
+
+    #[test]
+    fn a_range_decodes_only_its_blocks() {
+        let data: Vec<u8> = (0..300_000u32)
+            .flat_map(|i| ((i / 5) % 700).to_le_bytes())
+            .collect();
+        for (cname, shuffle, typesize) in [("lz4", "shuffle", 4), ("zstd", "bitshuffle", 2)] {
+            let codec = blosc(json!({"cname": cname, "clevel": 5, "shuffle": shuffle,
+                                     "typesize": typesize, "blocksize": 16384}));
+            let enc = codec.encode(&data).unwrap();
+            for range in [
+                0..1,
+                3..4,
+                16_383..16_385,
+                700_001..700_003,
+                1_199_990..1_200_000,
+            ] {
+                let mut out = vec![0u8; data.len()];
+                codec
+                    .decode_range_into(&enc, &mut out, range.clone())
+                    .unwrap();
+                assert_eq!(out[range.clone()], data[range.clone()], "{cname} {range:?}");
+            }
+            // Most of the chunk: decoded whole.
+            let mut out = vec![0u8; data.len()];
+            codec
+                .decode_range_into(&enc, &mut out, 10..1_100_000)
+                .unwrap();
+            assert_eq!(out, data);
+            // A frame of another length, or truncated: errors.
+            let mut longer = vec![0u8; data.len() + 4];
+            assert!(codec.decode_range_into(&enc, &mut longer, 0..4).is_err());
+            assert!(codec
+                .decode_range_into(&enc[..enc.len() / 2], &mut out, 0..4)
+                .is_err());
         }
     }
 

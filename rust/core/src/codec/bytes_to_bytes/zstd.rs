@@ -3,13 +3,18 @@
 //!
 //! Compression and decompression contexts are kept per thread and reused: creating one costs
 //! more than decoding a small chunk.
+//!
+//! A read that needs only part of a chunk stops decoding once the bytes it needs are out: a
+//! frame decodes front to back, so a point read costs on average half a chunk's decode.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::io::Read;
+use std::ops::Range;
+use std::ptr::NonNull;
 
 use serde_json::{Map, Value};
-use zstd::zstd_safe::{self, CCtx, CParameter, DCtx};
+use zstd::zstd_safe::{self, zstd_sys, CCtx, CParameter, DCtx};
 
 use crate::codec::{
     check_config_keys, check_len, codec_metadata, invalid_config, BytesToBytesCodec,
@@ -21,6 +26,36 @@ const NAME: &str = "zstd";
 thread_local! {
     static CCTX: RefCell<Option<CCtx<'static>>> = const { RefCell::new(None) };
     static DCTX: RefCell<Option<DCtx<'static>>> = const { RefCell::new(None) };
+    /// A context for zstd's buffer-less decoding (block by block), which zstd-safe does not
+    /// wrap.
+    static PREFIX_DCTX: RefCell<Option<RawDCtx>> = const { RefCell::new(None) };
+}
+
+/// The magic number that opens every zstd frame (little endian on the wire).
+const FRAME_MAGIC: u32 = 0xFD2F_B528;
+
+/// An owned `ZSTD_DCtx` from zstd-sys.
+struct RawDCtx(NonNull<zstd_sys::ZSTD_DCtx>);
+
+impl RawDCtx {
+    fn create() -> Option<Self> {
+        // SAFETY: creating a context has no preconditions; null means out of memory.
+        NonNull::new(unsafe { zstd_sys::ZSTD_createDCtx() }).map(Self)
+    }
+}
+
+impl Drop for RawDCtx {
+    fn drop(&mut self) {
+        // SAFETY: the context was created by ZSTD_createDCtx and is freed once, here.
+        unsafe {
+            zstd_sys::ZSTD_freeDCtx(self.0.as_ptr());
+        }
+    }
+}
+
+fn is_error(code: usize) -> bool {
+    // SAFETY: a pure function of its argument.
+    unsafe { zstd_sys::ZSTD_isError(code) != 0 }
 }
 
 #[derive(Debug, Clone)]
@@ -90,6 +125,73 @@ impl Zstd {
         Ok(out)
     }
 
+    /// Whether `encoded` is one zstd frame (as zarr writes them) whose header records
+    /// `decoded_len` as its content size and that carries no content checksum: then a prefix of
+    /// it can be decoded alone without skipping a check a full decode would make.
+    fn prefix_decodable(encoded: &[u8], decoded_len: usize) -> bool {
+        const CHECKSUM_FLAG: u8 = 1 << 2;
+        let (Some(magic), Some(&descriptor)) = (encoded.get(..4), encoded.get(4)) else {
+            return false;
+        };
+        magic == FRAME_MAGIC.to_le_bytes()
+            && descriptor & CHECKSUM_FLAG == 0
+            && matches!(zstd_safe::get_frame_content_size(encoded), Ok(Some(n)) if n == decoded_len as u64)
+            && matches!(zstd_safe::find_frame_compressed_size(encoded), Ok(n) if n == encoded.len())
+    }
+
+    /// Decodes the frame block by block straight into `out` (its whole decoded length), and
+    /// stops once the first `end` bytes are out.
+    fn decode_prefix(encoded: &[u8], out: &mut [u8], end: usize) -> Result<(), CodecError> {
+        PREFIX_DCTX.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.is_none() {
+                *slot = RawDCtx::create();
+            }
+            let Some(dctx) = slot.as_ref().map(|d| d.0.as_ptr()) else {
+                return Err(CodecError::corrupt(NAME, "out of memory for a context"));
+            };
+            // SAFETY: `dctx` is this thread's live context. Buffer-less decoding reads the
+            // `next` input bytes zstd asks for (checked to lie within `encoded`) and writes at
+            // most the capacity it is given, which ends at the end of `out`; every block is
+            // written right after the previous one, as this mode requires of back references.
+            unsafe {
+                let code = zstd_sys::ZSTD_decompressBegin(dctx);
+                if is_error(code) {
+                    return Err(zstd_error(code));
+                }
+                let (mut read, mut written) = (0usize, 0usize);
+                while written < end {
+                    let next = zstd_sys::ZSTD_nextSrcSizeToDecompress(dctx);
+                    if next == 0 {
+                        break;
+                    }
+                    if next > encoded.len() - read {
+                        return Err(CodecError::corrupt(NAME, "truncated frame"));
+                    }
+                    let n = zstd_sys::ZSTD_decompressContinue(
+                        dctx,
+                        out.as_mut_ptr().add(written) as *mut std::ffi::c_void,
+                        out.len() - written,
+                        encoded.as_ptr().add(read) as *const std::ffi::c_void,
+                        next,
+                    );
+                    if is_error(n) {
+                        return Err(zstd_error(n));
+                    }
+                    read += next;
+                    written += n;
+                }
+                if written < end {
+                    return Err(CodecError::corrupt(
+                        NAME,
+                        format!("decoded to {written} bytes, expected {}", out.len()),
+                    ));
+                }
+            }
+            Ok(())
+        })
+    }
+
     fn with_dctx<T>(f: impl FnOnce(&mut DCtx<'static>) -> T) -> T {
         DCTX.with(|cell| {
             let mut slot = cell.borrow_mut();
@@ -155,6 +257,18 @@ impl BytesToBytesCodec for Zstd {
         }
     }
 
+    fn decode_range_into(
+        &self,
+        encoded: &[u8],
+        out: &mut [u8],
+        range: Range<usize>,
+    ) -> Result<(), CodecError> {
+        if range.end < out.len() && Self::prefix_decodable(encoded, out.len()) {
+            return Self::decode_prefix(encoded, out, range.end);
+        }
+        self.decode_into(encoded, out)
+    }
+
     fn max_encoded_size(&self, decoded_len: usize) -> usize {
         zstd_safe::compress_bound(decoded_len)
     }
@@ -198,6 +312,74 @@ mod tests {
         let n = bad.len();
         bad[n / 2] ^= 0xff;
         assert!(codec.decode_into(&bad, &mut out).is_err());
+    }
+
+    /// Data that spans several zstd blocks (128 KiB each) and compresses.
+    fn blocks_of_data() -> Vec<u8> {
+        (0..150_000u32)
+            .flat_map(|i| ((i / 7) % 1000 + i % 13).to_le_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn a_prefix_decodes_alone() {
+        let data = blocks_of_data();
+        let codec = Zstd::new(3, false);
+        let enc = codec.encode(&data).unwrap();
+        assert!(Zstd::prefix_decodable(&enc, data.len()));
+        for range in [
+            0..1,
+            5..9,
+            100_000..100_004,
+            131_071..131_073,
+            400_000..599_999,
+        ] {
+            let mut out = vec![0u8; data.len()];
+            codec
+                .decode_range_into(&enc, &mut out, range.clone())
+                .unwrap();
+            assert_eq!(out[..range.end], data[..range.end], "{range:?}");
+        }
+        // The last byte needed is the chunk's last: a full decode.
+        let mut out = vec![0u8; data.len()];
+        codec
+            .decode_range_into(&enc, &mut out, 0..data.len())
+            .unwrap();
+        assert_eq!(out, data);
+    }
+
+    #[test]
+    fn prefixes_of_bad_or_checked_frames() {
+        let data = blocks_of_data();
+        let mut out = vec![0u8; data.len()];
+        // A frame with a content checksum is decoded whole, so the checksum is still checked.
+        let checked = Zstd::new(3, true).encode(&data).unwrap();
+        assert!(!Zstd::prefix_decodable(&checked, data.len()));
+        let mut bad = checked.clone();
+        let n = bad.len();
+        bad[n - 10] ^= 0xff;
+        assert!(Zstd::new(3, true)
+            .decode_range_into(&bad, &mut out, 0..4)
+            .is_err());
+        let codec = Zstd::new(3, false);
+        let enc = codec.encode(&data).unwrap();
+        // A content size other than the chunk's, a truncated frame, a corrupted block header,
+        // random bytes: errors, never a panic.
+        assert!(codec
+            .decode_range_into(&enc, &mut vec![0u8; data.len() + 4], 0..4)
+            .is_err());
+        assert!(codec
+            .decode_range_into(&enc[..enc.len() / 2], &mut out, 0..500_000)
+            .is_err());
+        for at in [6, 10, 20, enc.len() / 3, enc.len() - 3] {
+            let mut bad = enc.clone();
+            bad[at] ^= 0x5a;
+            let _ = codec.decode_range_into(&bad, &mut out, 0..590_000);
+        }
+        let noise: Vec<u8> = (0..5000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        assert!(codec.decode_range_into(&noise, &mut out, 0..4).is_err());
     }
 
     #[test]
