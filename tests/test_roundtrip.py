@@ -196,3 +196,33 @@ def test_broadcasting_and_scalars(tmp_path: Path) -> None:
         a[:2, :2] = np.zeros((3, 3))
     a[0, 0] = 2.7  # cast as numpy does
     assert a[0, 0] == 2
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"compressors": None},
+        {"compressors": ZstdCodec(level=1)},
+        {"compressors": None, "shards": (128, 128, 128)},
+        {"compressors": None, "chunk_cache": True},
+    ],
+    ids=["raw", "zstd", "sharded", "cached"],
+)
+def test_reads_past_the_cache_size(tmp_path: Path, kwargs: dict[str, Any]) -> None:
+    """Outputs of 32 MiB and more are written with streaming stores (rows of chunks go
+    straight to memory): every alignment of rows and both row copies must still be exact."""
+    kwargs = dict(kwargs)
+    cached = kwargs.pop("chunk_cache", False)
+    shape = (192, 256, 384)  # 36 MiB of uint16
+    data = sample(shape, "u2")
+    a = oxzarr.create_array(
+        tmp_path / "big.zarr", shape=shape, dtype="u2", chunks=(64, 64, 64), **kwargs
+    )
+    a[...] = data
+    with oxzarr.config.set({"chunk_cache_bytes": 64 << 20 if cached else 0}):
+        for _ in range(2 if cached else 1):
+            assert_same(a[...], data)
+            # Rows of 118 bytes at odd offsets in the output; a reversed last dimension (rows
+            # of one element); the output still over 32 MiB.
+            assert_same(a[1:, 3:, 5:-1], data[1:, 3:, 5:-1])
+            assert_same(a[:, :, ::-1], data[:, :, ::-1])

@@ -398,8 +398,9 @@ impl Array {
             }
             for_each_row(&share.maps, chunk_shape, out_shape, size, &mut |o, c, n| {
                 // SAFETY: every row of this share belongs to this chunk alone.
-                unsafe { out.slice(o, n) }.copy_from_slice(&stored[c..c + n]);
+                unsafe { out.copy_in(o, &stored[c..c + n]) };
             });
+            out.finish();
             return Ok(());
         }
         // The bytes of the chunk the share spans: codecs that can decode part of a chunk (a
@@ -415,8 +416,9 @@ impl Array {
                 .map_err(|e| self.corrupt(key, e))?;
             for_each_row(&share.maps, chunk_shape, out_shape, size, &mut |o, c, n| {
                 // SAFETY: every row of this share belongs to this chunk alone.
-                unsafe { out.slice(o, n) }.copy_from_slice(&decoded[c..c + n]);
+                unsafe { out.copy_in(o, &decoded[c..c + n]) };
             });
+            out.finish();
             Ok(())
         })
     }
@@ -460,13 +462,14 @@ impl Array {
         let size = self.data_type().size();
         let chunk_shape = &chain.decoded_repr().shape;
         for_each_row(&share.maps, chunk_shape, out_shape, size, &mut |o, c, n| {
-            // SAFETY: every row of this share belongs to this chunk alone.
-            let dst = unsafe { out.slice(o, n) };
             match decoded {
-                Some(chunk) => dst.copy_from_slice(&chunk[c..c + n]),
-                None => fill_elements(dst, &self.fill_value),
+                // SAFETY: every row of this share belongs to this chunk alone.
+                Some(chunk) => unsafe { out.copy_in(o, &chunk[c..c + n]) },
+                // SAFETY: as above.
+                None => fill_elements(unsafe { out.slice(o, n) }, &self.fill_value),
             }
         });
+        out.finish();
         Ok(())
     }
 
