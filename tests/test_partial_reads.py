@@ -1,8 +1,10 @@
 """Reads of part of a compressed chunk: zstd stops decoding once the bytes a read needs are
 out, blosc decodes only the blocks holding them. Every such read must give the values a whole
 decode gives, at every position in the chunk (its first and last bytes, zstd's 128 KiB block
-boundaries, blosc's block boundaries), for chunks written by oxzarr and by zarr-python, and a
-damaged chunk must fail the same way whichever part of it is read."""
+boundaries, blosc's block boundaries), for chunks written by oxzarr and by zarr-python. A
+chunk that is truncated, padded or overwritten fails whichever part of it is read, and one
+with a checksum is checked whole by every read; damage inside the blocks a read does not
+decode goes unnoticed by it when the chunk has no checksum."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import zarr
 import zarr.codecs as zc
 
 import oxzarr
-from oxzarr.codecs import BloscCodec, ZstdCodec
+from oxzarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 from oxzarr.errors import CorruptChunkError
 from tests.conftest import assert_same
 
@@ -153,3 +155,27 @@ def test_a_damaged_chunk_fails_whichever_part_is_read(tmp_path: Path, codec: str
             a.vindex[[64, 65], [0, 1], [24, 25]]
     chunk.write_bytes(good)
     assert a[first] == data[first]
+
+
+@pytest.mark.parametrize(
+    "compressors",
+    [[ZstdCodec(level=3, checksum=True)], [BloscCodec(cname="lz4"), Crc32cCodec()]],
+    ids=["zstd-checksum", "blosc-crc32c"],
+)
+def test_a_checksum_is_checked_by_every_read(tmp_path: Path, compressors: list[Any]) -> None:
+    """Damage near the end of a chunk, far from the element read: a chunk with a checksum is
+    decoded whole, so even a read of its first element finds it."""
+    data = _data()
+    path = tmp_path / "a.zarr"
+    oxzarr.create_array(path, shape=SHAPE, dtype="f4", chunks=CHUNKS, compressors=compressors)[
+        ...
+    ] = data
+    chunk = path / "c" / "1" / "0" / "1"
+    raw = bytearray(chunk.read_bytes())
+    raw[-40] ^= 0x10
+    chunk.write_bytes(bytes(raw))
+    a = oxzarr.open_array(path, mode="r")
+    with pytest.raises(CorruptChunkError, match="c/1/0/1"):
+        a[64, 0, 24]
+    with pytest.raises(CorruptChunkError, match="c/1/0/1"):
+        a.vindex[[64], [0], [24]]

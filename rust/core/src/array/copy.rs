@@ -205,21 +205,18 @@ impl SharedBuffer {
     pub(crate) unsafe fn copy_in(&self, offset: usize, src: &[u8]) {
         // SAFETY: the caller's contract, passed on.
         let dst = unsafe { self.slice(offset, src.len()) };
-        #[cfg(target_arch = "x86_64")]
         if self.streaming && src.len() >= 64 {
             stream_copy(dst, src);
-            return;
+        } else {
+            dst.copy_from_slice(src);
         }
-        dst.copy_from_slice(src);
     }
 
     /// Orders this thread's streaming stores before whatever it does next (the pool's
     /// signal that its share is done): they are otherwise weakly ordered.
     pub(crate) fn finish(&self) {
-        #[cfg(target_arch = "x86_64")]
         if self.streaming {
-            // SAFETY: SSE2 (and so sfence) is part of every x86_64 CPU.
-            unsafe { std::arch::x86_64::_mm_sfence() };
+            store_fence();
         }
     }
 
@@ -236,6 +233,23 @@ impl SharedBuffer {
         // SAFETY: in bounds (checked above); exclusive by the caller's contract.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(offset), n) }
     }
+}
+
+/// Makes the streaming stores before it visible before any store after it.
+#[cfg(target_arch = "x86_64")]
+fn store_fence() {
+    // SAFETY: SSE2 (and so sfence) is part of every x86_64 CPU.
+    unsafe { std::arch::x86_64::_mm_sfence() };
+}
+
+/// Elsewhere rows are copied with ordinary stores: nothing to order.
+#[cfg(not(target_arch = "x86_64"))]
+fn store_fence() {}
+
+/// Elsewhere rows are copied with ordinary stores.
+#[cfg(not(target_arch = "x86_64"))]
+fn stream_copy(dst: &mut [u8], src: &[u8]) {
+    dst.copy_from_slice(src);
 }
 
 /// `dst.copy_from_slice(src)` with 16-byte streaming stores for the aligned middle.

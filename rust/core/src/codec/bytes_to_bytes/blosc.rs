@@ -327,18 +327,30 @@ impl BytesToBytesCodec for Blosc {
     }
 
     /// Decodes only the blocks holding `range` (blosc compresses each block on its own): a
-    /// point read of a chunk decodes one block rather than the chunk.
+    /// point read of a chunk decodes one block rather than the chunk. Damage confined to the
+    /// other blocks goes unnoticed by such a read, as it would by any read that does not
+    /// decode them: blosc frames carry no checksum (a `crc32c` codec after blosc adds one,
+    /// and then chunks are decoded whole).
     fn decode_range_into(
         &self,
         encoded: &[u8],
         out: &mut [u8],
         range: std::ops::Range<usize>,
     ) -> Result<(), CodecError> {
+        /// A header flag c-blosc 1.x reserves: a whole decode refuses such frames.
+        const RESERVED_FLAG: u8 = 0x08;
         let (nbytes, _) = Self::frame_sizes(encoded)?;
         check_len(NAME, nbytes, out.len())?;
         let typesize = encoded[3] as usize;
-        if typesize == 0 || out.len() % typesize != 0 || range.len() * 2 > out.len() {
-            // Half the chunk or more: decode it all, on several threads if it is large.
+        if typesize == 0
+            || out.len() % typesize != 0
+            || encoded[2] & RESERVED_FLAG != 0
+            || range.start > range.end
+            || range.end > out.len()
+            || range.len() * 2 > out.len()
+        {
+            // Half the chunk or more (or anything unusual): decode it all, on several threads
+            // if it is large.
             return Self::decompress(encoded, out);
         }
         // getitem counts in items of the frame's typesize: widen the range to whole items.

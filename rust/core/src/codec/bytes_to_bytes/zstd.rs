@@ -5,7 +5,11 @@
 //! more than decoding a small chunk.
 //!
 //! A read that needs only part of a chunk stops decoding once the bytes it needs are out: a
-//! frame decodes front to back, so a point read costs on average half a chunk's decode.
+//! frame decodes front to back, so a point read costs on average half a chunk's decode. The
+//! blocks after that are not looked at, so damage confined to them goes unnoticed by that
+//! read. A frame with a content checksum is always decoded whole, so that the checksum is
+//! checked: integrity needs a checksum (zstd's own, or a `crc32c` codec), with or without
+//! partial reads.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -126,8 +130,8 @@ impl Zstd {
     }
 
     /// Whether `encoded` is one zstd frame (as zarr writes them) whose header records
-    /// `decoded_len` as its content size and that carries no content checksum: then a prefix of
-    /// it can be decoded alone without skipping a check a full decode would make.
+    /// `decoded_len` as its content size and that carries no content checksum (which only a
+    /// whole decode can check): then a prefix of it can be decoded alone.
     fn prefix_decodable(encoded: &[u8], decoded_len: usize) -> bool {
         const CHECKSUM_FLAG: u8 = 1 << 2;
         let (Some(magic), Some(&descriptor)) = (encoded.get(..4), encoded.get(4)) else {
