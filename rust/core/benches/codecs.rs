@@ -89,6 +89,38 @@ fn codecs(c: &mut Criterion) {
         });
     }
     decode.finish();
+
+    // One chunk's decode split over the engine's threads (each half of the blosc blocks on
+    // its own thread) against one thread: what a read of a single chunk would gain from
+    // splitting it. On the 2-core VM of benches/RESULTS.md waking the second thread costs
+    // more than the half it takes over, which is why single-chunk reads stay on one thread.
+    let (_, blosc) = chains()
+        .into_iter()
+        .find(|(name, _)| *name == "blosc_lz4_shuffle")
+        .unwrap();
+    let chain = CodecChain::from_metadata(blosc.as_array().unwrap(), &repr).unwrap();
+    let encoded = chain.encode(&data).unwrap().into_owned();
+    let half = data.len() / 2;
+    let (mut first, mut second) = (vec![0u8; data.len()], vec![0u8; data.len()]);
+    let mut split = c.benchmark_group("one_chunk_blosc_lz4");
+    split.throughput(Throughput::Bytes(data.len() as u64));
+    split.bench_function("one_thread", |b| {
+        b.iter(|| chain.decode_into(&encoded, &mut first).unwrap())
+    });
+    split.bench_function("halves_on_two_threads", |b| {
+        b.iter(|| {
+            oxzarr_core::concurrency::in_pool(|| {
+                rayon::join(
+                    || chain.decode_range_into(&encoded, &mut first, 0..half),
+                    || chain.decode_range_into(&encoded, &mut second, half..data.len()),
+                )
+            })
+            .unwrap()
+        })
+    });
+    split.finish();
+    assert_eq!(first[..half], data[..half]);
+    assert_eq!(second[half..], data[half..]);
 }
 
 criterion_group!(benches, codecs);
