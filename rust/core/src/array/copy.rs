@@ -16,6 +16,26 @@ pub(crate) fn c_strides(shape: &[u64]) -> Vec<usize> {
     strides
 }
 
+/// The bytes of a chunk (C order, elements of `size` bytes) that its share of a selection
+/// reads, from its first element to its last: a codec that can decode part of a chunk
+/// decodes only these. Empty for an empty share.
+pub(crate) fn share_byte_range(
+    maps: &[&PieceMap],
+    chunk_shape: &[u64],
+    size: usize,
+) -> std::ops::Range<usize> {
+    let strides = c_strides(chunk_shape);
+    let (mut first, mut last) = (0usize, 0usize);
+    for (map, stride) in maps.iter().zip(strides) {
+        let Some((lo, hi)) = map.chunk_bounds() else {
+            return 0..0;
+        };
+        first += lo as usize * stride;
+        last += hi as usize * stride;
+    }
+    first * size..(last + 1) * size
+}
+
 /// Calls `f(out_offset, chunk_offset, nbytes)` for every row of a chunk's share of the
 /// selection. `maps[d]` is the chunk's piece along dimension `d`; `size` the element size.
 pub(crate) fn for_each_row(
@@ -359,9 +379,18 @@ mod tests {
             }
             let chunk_bytes: Vec<u8> = chunk.iter().flat_map(|v| v.to_ne_bytes()).collect();
             let mut out_bytes: Vec<u8> = out.iter().flat_map(|v| v.to_ne_bytes()).collect();
+            let mut touched: Option<(usize, usize)> = None;
             for_each_row(&maps, chunk_shape, &out_shape, size, &mut |o, c, nb| {
                 out_bytes[o..o + nb].copy_from_slice(&chunk_bytes[c..c + nb]);
+                let (lo, hi) = touched.unwrap_or((c, c + nb));
+                touched = Some((lo.min(c), hi.max(c + nb)));
             });
+            // The range partial decoding relies on is exactly the bytes the rows copy.
+            let range = share_byte_range(&maps, chunk_shape, size);
+            match touched {
+                Some((lo, hi)) => assert_eq!(range, lo..hi, "chunk {coords:?}"),
+                None => assert!(range.is_empty(), "{range:?} for an empty share"),
+            }
             out = out_bytes
                 .chunks(2)
                 .map(|b| u16::from_ne_bytes([b[0], b[1]]))

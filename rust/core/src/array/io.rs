@@ -19,7 +19,9 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::chunk_cache::{self, CachedChunk};
-use super::copy::{all_fill, c_strides, fill_elements, for_each_row, SharedBuffer};
+use super::copy::{
+    all_fill, c_strides, fill_elements, for_each_row, share_byte_range, SharedBuffer,
+};
 use super::selection::{DimPiece, PieceMap, Selection};
 use super::shard_cache::CachedIndex;
 use super::Array;
@@ -405,10 +407,7 @@ impl Array {
         }
         // The bytes of the chunk the share spans: codecs that can decode part of a chunk (a
         // point read of a zstd or blosc chunk) decode only as much as covers them.
-        let mut needed = chunk_bytes..0;
-        for_each_row(&share.maps, chunk_shape, out_shape, size, &mut |_, c, n| {
-            needed = needed.start.min(c)..needed.end.max(c + n);
-        });
+        let needed = share_byte_range(&share.maps, chunk_shape, size);
         with_scratch(&DECODED, |decoded| {
             decoded.resize(chunk_bytes, 0);
             chain

@@ -105,6 +105,28 @@ impl PieceMap {
         self.len() == 0
     }
 
+    /// The lowest and highest chunk positions the piece reads (`None` if it is empty).
+    pub fn chunk_bounds(&self) -> Option<(u64, u64)> {
+        match self {
+            Self::Run { len: 0, .. } => None,
+            Self::Run {
+                chunk_start,
+                step,
+                len,
+                ..
+            } => {
+                let end = *chunk_start as i64 + (*len as i64 - 1) * step;
+                let end = end.max(0) as u64;
+                Some((end.min(*chunk_start), end.max(*chunk_start)))
+            }
+            Self::Pairs(pairs) => {
+                let lo = pairs.iter().map(|p| p.1).min()?;
+                let hi = pairs.iter().map(|p| p.1).max()?;
+                Some((lo, hi))
+            }
+        }
+    }
+
     /// Whether the piece covers chunk positions `0..extent` exactly once, in order, with
     /// consecutive output positions.
     pub fn is_whole(&self, extent: u64) -> bool {
