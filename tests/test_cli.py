@@ -406,12 +406,18 @@ def test_ctrl_c_stops_and_leaves_no_destination(tmp_path: Path, presses: int) ->
     a = oxzarr.create_array(src, shape=(n, n, n), dtype="u2", chunks=(64, 64, 64), compressors=None)
     a[...] = rng.integers(0, 65535, size=(n, n, n), dtype="u2")
     dst = tmp_path / "dst.zarr"
-    # gzip at level 9 on random values, one thread, small chunks: seconds of work.
+    # gzip at level 9 on random values, one thread, small chunks: seconds of work. The
+    # command starts with Ctrl-C's default handling even when this test runs where SIGINT is
+    # ignored (a test run started in the background inherits that, and so would the command).
+    restore_ctrl_c = (
+        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "sys.argv[0] = 'oxzarr'; runpy.run_module('oxzarr', run_name='__main__')"
+    )
     proc = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "oxzarr",
+            "-c",
+            restore_ctrl_c,
             "convert",
             src,
             dst,

@@ -671,15 +671,17 @@ def convert(
             raise PermissionError(f"cannot write in {final.parent}")
         staging = final.parent / f".{final.name[:200]}.oxzarr-partial-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
-        try:
-            staging.mkdir()
-        except OSError as e:
-            # Even root cannot write everywhere (/proc, read-only mounts): say so in terms
-            # of the destination the user named, not of the staging directory.
-            raise OSError(e.errno, f"cannot create {final}: {e.strerror}") from None
         target = str(staging)
     runner = _Runner(progress)
     try:
+        # Made inside the try, so that a Ctrl-C from here on removes it.
+        if staging is not None:
+            try:
+                staging.mkdir()
+            except OSError as e:
+                # Even root cannot write everywhere (/proc, read-only mounts): say so in
+                # terms of the destination the user named, not of the staging directory.
+                raise OSError(e.errno, f"cannot create {final}: {e.strerror}") from None
         store = make_store(target)
         arrays: list[tuple[Array, _ArrayJob]] = []
         for group in plan.groups:
