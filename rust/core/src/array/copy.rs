@@ -276,6 +276,8 @@ fn stream_copy(dst: &mut [u8], src: &[u8]) {
 #[cfg(target_arch = "x86_64")]
 fn stream_copy(dst: &mut [u8], src: &[u8]) {
     use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_stream_si128};
+    // Equal by construction (copy_in cuts `dst` to `src`'s length); the streaming loop
+    // below relies on it for its bounds, so it is checked rather than assumed.
     assert_eq!(dst.len(), src.len(), "rows of different lengths");
     let n = dst.len();
     let head = dst.as_ptr().align_offset(16).min(n);

@@ -71,7 +71,7 @@ fn to_bool<S: AsPrimitive<f64>>(src: &[u8], dst: &mut [u8]) {
 }
 
 macro_rules! from_source {
-    ($S:ty, $to:expr, $src:expr, $dst:expr) => {
+    ($S:ty, $src_type:expr, $to:expr, $src:expr, $dst:expr) => {
         match $to {
             DataType::Bool => to_bool::<$S>($src, $dst),
             DataType::Int8 => convert::<$S, i8>($src, $dst),
@@ -85,18 +85,22 @@ macro_rules! from_source {
             DataType::Float16 => convert::<$S, f16>($src, $dst),
             DataType::Float32 => convert::<$S, f32>($src, $dst),
             DataType::Float64 => convert::<$S, f64>($src, $dst),
-            _ => unreachable!("checked by can_cast"),
+            // can_cast let through only the types above; an error rather than a panic all
+            // the same.
+            _ => return Err(unsupported($src_type, $to)),
         }
     };
+}
+
+fn unsupported(from: &DataType, to: &DataType) -> Error {
+    Error::InvalidArgument(format!("cannot convert {from} values to {to}"))
 }
 
 /// Converts the elements of `src` (of `from`) into `dst` (of `to`), both native endian and
 /// holding the same number of elements.
 pub fn cast(from: &DataType, to: &DataType, src: &[u8], dst: &mut [u8]) -> Result<()> {
     if !can_cast(from, to) {
-        return Err(Error::InvalidArgument(format!(
-            "cannot convert {from} values to {to}"
-        )));
+        return Err(unsupported(from, to));
     }
     if src.len() / from.size().max(1) != dst.len() / to.size().max(1) {
         return Err(Error::InvalidArgument(format!(
@@ -138,18 +142,18 @@ pub fn cast(from: &DataType, to: &DataType, src: &[u8], dst: &mut [u8]) -> Resul
         return Ok(());
     }
     match from {
-        DataType::Bool | DataType::UInt8 => from_source!(u8, to, src, dst),
-        DataType::Int8 => from_source!(i8, to, src, dst),
-        DataType::Int16 => from_source!(i16, to, src, dst),
-        DataType::Int32 => from_source!(i32, to, src, dst),
-        DataType::Int64 => from_source!(i64, to, src, dst),
-        DataType::UInt16 => from_source!(u16, to, src, dst),
-        DataType::UInt32 => from_source!(u32, to, src, dst),
-        DataType::UInt64 => from_source!(u64, to, src, dst),
-        DataType::Float16 => from_source!(f16, to, src, dst),
-        DataType::Float32 => from_source!(f32, to, src, dst),
-        DataType::Float64 => from_source!(f64, to, src, dst),
-        _ => unreachable!("checked by can_cast"),
+        DataType::Bool | DataType::UInt8 => from_source!(u8, from, to, src, dst),
+        DataType::Int8 => from_source!(i8, from, to, src, dst),
+        DataType::Int16 => from_source!(i16, from, to, src, dst),
+        DataType::Int32 => from_source!(i32, from, to, src, dst),
+        DataType::Int64 => from_source!(i64, from, to, src, dst),
+        DataType::UInt16 => from_source!(u16, from, to, src, dst),
+        DataType::UInt32 => from_source!(u32, from, to, src, dst),
+        DataType::UInt64 => from_source!(u64, from, to, src, dst),
+        DataType::Float16 => from_source!(f16, from, to, src, dst),
+        DataType::Float32 => from_source!(f32, from, to, src, dst),
+        DataType::Float64 => from_source!(f64, from, to, src, dst),
+        _ => return Err(unsupported(from, to)),
     }
     Ok(())
 }

@@ -205,6 +205,34 @@ impl Blosc {
 }
 
 impl Blosc {
+    /// Decodes the items from `first` on (in units of the frame's `typesize`) into `dst`, a
+    /// whole number of items: only the blocks holding them are decompressed.
+    fn get_items(
+        encoded: &[u8],
+        first: usize,
+        typesize: usize,
+        dst: &mut [u8],
+    ) -> Result<(), CodecError> {
+        // SAFETY: the caller validated the frame against `encoded`'s length (frame_sizes);
+        // `dst` holds exactly `dst.len() / typesize` items, which is what blosc_getitem
+        // writes. Item counts fit c_int: a blosc 1.x frame holds under 2^31 bytes.
+        let n = unsafe {
+            blosc_getitem(
+                encoded.as_ptr() as *const c_void,
+                first as c_int,
+                (dst.len() / typesize) as c_int,
+                dst.as_mut_ptr() as *mut c_void,
+            )
+        };
+        if n < 0 || n as usize != dst.len() {
+            return Err(CodecError::corrupt(
+                NAME,
+                format!("decompression failed ({n})"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Decodes a frame's blocks on the engine's threads, each thread a run of whole blocks
     /// straight into its part of `out`. `None` when the frame does not split (one block, a
     /// stored copy, an older format).
@@ -231,26 +259,8 @@ impl Blosc {
             return None;
         }
         let per_thread = nblocks.div_ceil(threads) * blocksize;
-        let decode = |(i, dst): (usize, &mut [u8])| -> Result<(), CodecError> {
-            let start = i * per_thread / typesize;
-            let nitems = dst.len() / typesize;
-            // SAFETY: the frame was validated against `encoded`'s length; `dst` holds exactly
-            // `nitems` items, which is what blosc_getitem writes.
-            let n = unsafe {
-                blosc_getitem(
-                    encoded.as_ptr() as *const c_void,
-                    start as c_int,
-                    nitems as c_int,
-                    dst.as_mut_ptr() as *mut c_void,
-                )
-            };
-            if n < 0 || n as usize != dst.len() {
-                return Err(CodecError::corrupt(
-                    NAME,
-                    format!("decompression failed ({n})"),
-                ));
-            }
-            Ok(())
+        let decode = |(i, dst): (usize, &mut [u8])| {
+            Self::get_items(encoded, i * per_thread / typesize, typesize, dst)
         };
         if out.len() % typesize != 0 {
             return None;
@@ -356,24 +366,12 @@ impl BytesToBytesCodec for Blosc {
         // getitem counts in items of the frame's typesize: widen the range to whole items.
         let first = range.start / typesize;
         let last = range.end.div_ceil(typesize);
-        let dst = &mut out[first * typesize..last * typesize];
-        // SAFETY: the frame was validated against `encoded`'s length; `dst` holds exactly
-        // `last - first` items, which is what blosc_getitem writes.
-        let n = unsafe {
-            blosc_getitem(
-                encoded.as_ptr() as *const c_void,
-                first as c_int,
-                (last - first) as c_int,
-                dst.as_mut_ptr() as *mut c_void,
-            )
-        };
-        if n < 0 || n as usize != dst.len() {
-            return Err(CodecError::corrupt(
-                NAME,
-                format!("decompression failed ({n})"),
-            ));
-        }
-        Ok(())
+        Self::get_items(
+            encoded,
+            first,
+            typesize,
+            &mut out[first * typesize..last * typesize],
+        )
     }
 
     fn max_encoded_size(&self, decoded_len: usize) -> usize {
