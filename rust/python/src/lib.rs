@@ -44,7 +44,8 @@ fn set_chunk_cache_bytes(n: usize) {
     oxzarr_core::array::chunk_cache::set_budget(n);
 }
 
-/// How many distinct worker threads ran pieces of the most recent parallel read or write.
+/// How many distinct threads ran pieces of the most recent parallel read or write: its chunks
+/// on the pool, or one chunk's pieces on the calling thread and the team.
 #[pyfunction]
 fn last_operation_workers() -> u32 {
     oxzarr_core::concurrency::last_operation_workers()

@@ -1,7 +1,8 @@
 //! The engine's thread pools, their size, and surviving `fork`.
 //!
 //! Work runs on a rayon pool owned by the engine (never rayon's global pool), sized by the
-//! `threads` setting (0 = all cores). A process started by `fork` inherits the memory of its
+//! `threads` setting (0 = all cores). The work of a single chunk, called from outside the pool,
+//! is split with a [`team`] instead ([`split`]). A process started by `fork` inherits the memory of its
 //! parent's pools but none of their threads, so a pool used there would wait forever. Every
 //! pool is therefore tagged with the id of the process that built it, and a child builds fresh
 //! pools of the configured size on first use.
@@ -16,9 +17,13 @@ use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 
+use rayon::prelude::*;
 use rayon::ThreadPool;
 
 use crate::error::{Error, Result};
+
+mod team;
+use team::Team;
 
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 /// Bumped in every child process right after `fork`.
@@ -146,10 +151,17 @@ pub fn set_threads(n: usize) {
     THREADS.store(n, Ordering::Relaxed);
 }
 
+/// The number of cores this process may use, asked once: the standard library reads the
+/// cgroup's CPU quota files on every call, tens of microseconds that a one-chunk read would pay.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// The number of threads operations run on.
 pub fn threads() -> usize {
     match THREADS.load(Ordering::Relaxed) {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        0 => cores(),
         n => n,
     }
 }
@@ -192,6 +204,71 @@ pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> Result<R> {
     }
 }
 
+/// The team for the configured thread count in this process (`None`: one thread).
+static TEAM: ForkSafeMutex<Option<Arc<Team>>> = ForkSafeMutex::new(None);
+
+/// A chunk's work splits into a few pieces (a 512 KiB chunk into 2 to 4), so more helpers than
+/// this would only wait.
+const MAX_HELPERS: usize = 3;
+
+fn team() -> Option<Arc<Team>> {
+    let helpers = threads().saturating_sub(1).min(MAX_HELPERS);
+    if helpers == 0 {
+        return None;
+    }
+    // As with the pools, a child of fork finds no team and builds its own.
+    let mut slot = TEAM.lock();
+    if let Some(team) = slot.as_ref().filter(|t| t.helpers() == helpers) {
+        return Some(team.clone());
+    }
+    // Threads that cannot be started leave the work to the caller alone.
+    let team = Arc::new(Team::new(helpers).ok()?);
+    *slot = Some(team.clone());
+    Some(team)
+}
+
+/// Runs `work(i)` for every piece `i` in `0..pieces` — the parts of one chunk's decode or
+/// read — in parallel where that pays: on the engine's pool when called from one of its
+/// workers (the chunk is one of many), else on the calling thread together with the team's
+/// helpers. Stops at the first error and returns it.
+pub fn split<E: Send>(
+    pieces: usize,
+    work: impl Fn(usize) -> std::result::Result<(), E> + Sync,
+) -> std::result::Result<(), E> {
+    if pieces <= 1 || rayon::current_thread_index().is_some() {
+        return match pieces {
+            0 => Ok(()),
+            1 => work(0),
+            _ => (0..pieces).into_par_iter().try_for_each(&work),
+        };
+    }
+    LAST_WORKERS.store(1, Ordering::Relaxed);
+    let Some(team) = team() else {
+        return (0..pieces).try_for_each(work);
+    };
+    let failed: std::sync::Mutex<Option<E>> = std::sync::Mutex::new(None);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let piece = |i: usize| {
+        LAST_WORKERS.fetch_or(1 << team::member(), Ordering::Relaxed);
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Err(e) = work(i) {
+            stop.store(true, Ordering::Relaxed);
+            let mut slot = failed.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert(e);
+        }
+    };
+    if !team.run(pieces, &piece) {
+        // Another thread has the team: this call works alone.
+        (0..pieces).for_each(piece);
+    }
+    match failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 /// Notes that the current worker ran a piece of the current operation.
 pub fn mark_worker() {
     if let Some(i) = rayon::current_thread_index() {
@@ -199,7 +276,8 @@ pub fn mark_worker() {
     }
 }
 
-/// How many distinct workers ran pieces of the most recent operation.
+/// How many distinct threads ran pieces of the most recent parallel operation: its chunks on
+/// the pool ([`install`]), or one chunk's pieces on the caller and the team ([`split`]).
 pub fn last_operation_workers() -> u32 {
     LAST_WORKERS.load(Ordering::Relaxed).count_ones()
 }
@@ -207,7 +285,6 @@ pub fn last_operation_workers() -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rayon::prelude::*;
 
     #[test]
     fn pools_follow_the_setting() {
@@ -220,5 +297,37 @@ mod tests {
             threads(),
             std::thread::available_parallelism().unwrap().get()
         );
+    }
+
+    #[test]
+    fn split_runs_every_piece_and_returns_the_first_error() {
+        let done: Vec<std::sync::atomic::AtomicU32> = (0..40)
+            .map(|_| std::sync::atomic::AtomicU32::new(0))
+            .collect();
+        split(40, |i| {
+            done[i].fetch_add(1, Ordering::SeqCst);
+            Ok::<(), String>(())
+        })
+        .unwrap();
+        assert!(done.iter().all(|d| d.load(Ordering::SeqCst) == 1));
+        let err = split(40, |i| {
+            if i == 13 {
+                Err(format!("piece {i}"))
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(err.unwrap_err(), "piece 13");
+        // Nested in a parallel operation: on the pool.
+        let sum = install(|| {
+            let total = AtomicU64::new(0);
+            split(100, |i| {
+                total.fetch_add(i as u64, Ordering::SeqCst);
+                Ok::<(), Error>(())
+            })?;
+            Ok(total.load(Ordering::SeqCst))
+        })
+        .unwrap();
+        assert_eq!(sum, 4950);
     }
 }
