@@ -196,7 +196,7 @@ impl Zstd {
         })
     }
 
-    fn with_dctx<T>(f: impl FnOnce(&mut DCtx<'static>) -> T) -> T {
+    pub(crate) fn with_dctx<T>(f: impl FnOnce(&mut DCtx<'static>) -> T) -> T {
         DCTX.with(|cell| {
             let mut slot = cell.borrow_mut();
             f(slot.get_or_insert_with(DCtx::create))

@@ -9,9 +9,8 @@ use std::ffi::{c_int, c_void, CString};
 
 use blosc_src::{
     blosc_cbuffer_sizes, blosc_cbuffer_validate, blosc_compress_ctx, blosc_decompress_ctx,
-    blosc_getitem, BLOSC_MAX_OVERHEAD,
+    BLOSC_MAX_OVERHEAD,
 };
-use rayon::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::codec::{
@@ -20,15 +19,17 @@ use crate::codec::{
 use crate::error::{CodecError, MetadataError};
 use crate::metadata::DataType;
 
+mod frame;
+use frame::Frame;
+
 const NAME: &str = "blosc";
 const CNAMES: [&str; 5] = ["blosclz", "lz4", "lz4hc", "zlib", "zstd"];
 /// c-blosc 1.x cannot compress buffers larger than this.
 const MAX_BUFFER: usize = i32::MAX as usize - BLOSC_MAX_OVERHEAD as usize;
 const OVERHEAD: usize = BLOSC_MAX_OVERHEAD as usize;
-/// Frames at least this large decode their blocks on several threads: a lone large chunk (a
-/// read of one chunk, or a few) would otherwise use one core. Below this size, waking the
-/// engine's threads costs more than it saves (measured on 512 KiB frames).
-const PARALLEL_BYTES: usize = 4 << 20;
+/// Frames at least this large decode their blocks on several threads (a lone chunk read would
+/// otherwise use one core); smaller ones are a few tens of microseconds of work.
+const PARALLEL_BYTES: usize = 256 << 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shuffle {
@@ -175,15 +176,47 @@ impl Blosc {
         Ok((nbytes, cbytes))
     }
 
+    /// Decodes a whole frame into `out` (exactly its decoded size).
     fn decompress(encoded: &[u8], out: &mut [u8]) -> Result<(), CodecError> {
         if out.is_empty() {
             return Ok(());
         }
-        if out.len() >= PARALLEL_BYTES && crate::concurrency::threads() > 1 {
-            if let Some(result) = Self::decompress_blocks_in_parallel(encoded, out) {
-                return result;
+        match Frame::parse(encoded)? {
+            Some(frame) => {
+                check_len(NAME, frame.nbytes(), out.len())?;
+                Self::decode_blocks(&frame, 0..frame.nblocks(), out)
             }
+            None => Self::decompress_with_c_blosc(encoded, out),
         }
+    }
+
+    /// Decodes `blocks` of `frame` into their places in `out` (the whole decoded frame), on
+    /// several threads when there is enough of them.
+    fn decode_blocks(
+        frame: &Frame<'_>,
+        blocks: std::ops::Range<usize>,
+        out: &mut [u8],
+    ) -> Result<(), CodecError> {
+        let span = frame.block_range(blocks.start).start..frame.block_range(blocks.end - 1).end;
+        if blocks.len() < 2 || span.len() < PARALLEL_BYTES {
+            return blocks
+                .into_iter()
+                .try_for_each(|j| frame.decode_block(j, &mut out[frame.block_range(j)]));
+        }
+        let base = out.as_mut_ptr() as usize;
+        crate::concurrency::split(blocks.len(), |i| {
+            let range = frame.block_range(blocks.start + i);
+            // SAFETY: blocks cover disjoint ranges of `out`, and each piece decodes one block.
+            let dst = unsafe {
+                std::slice::from_raw_parts_mut((base + range.start) as *mut u8, range.len())
+            };
+            frame.decode_block(blocks.start + i, dst)
+        })
+    }
+
+    /// Frames the block decoder leaves to c-blosc (another format version, say): it decodes
+    /// them, or refuses them with its error code.
+    fn decompress_with_c_blosc(encoded: &[u8], out: &mut [u8]) -> Result<(), CodecError> {
         // SAFETY: `out` is writable for its whole length, which is passed as the limit; the
         // frame was checked to lie within `encoded`.
         let n = unsafe {
@@ -201,79 +234,6 @@ impl Blosc {
             ));
         }
         check_len(NAME, n as usize, out.len())
-    }
-}
-
-impl Blosc {
-    /// Decodes the items from `first` on (in units of the frame's `typesize`) into `dst`, a
-    /// whole number of items: only the blocks holding them are decompressed.
-    fn get_items(
-        encoded: &[u8],
-        first: usize,
-        typesize: usize,
-        dst: &mut [u8],
-    ) -> Result<(), CodecError> {
-        // SAFETY: the caller validated the frame against `encoded`'s length (frame_sizes);
-        // `dst` holds exactly `dst.len() / typesize` items, which is what blosc_getitem
-        // writes. Item counts fit c_int: a blosc 1.x frame holds under 2^31 bytes.
-        let n = unsafe {
-            blosc_getitem(
-                encoded.as_ptr() as *const c_void,
-                first as c_int,
-                (dst.len() / typesize) as c_int,
-                dst.as_mut_ptr() as *mut c_void,
-            )
-        };
-        if n < 0 || n as usize != dst.len() {
-            return Err(CodecError::corrupt(
-                NAME,
-                format!("decompression failed ({n})"),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Decodes a frame's blocks on the engine's threads, each thread a run of whole blocks
-    /// straight into its part of `out`. `None` when the frame does not split (one block, a
-    /// stored copy, an older format).
-    fn decompress_blocks_in_parallel(
-        encoded: &[u8],
-        out: &mut [u8],
-    ) -> Option<Result<(), CodecError>> {
-        const FORMAT_VERSION: u8 = 2;
-        const MEMCPYED: u8 = 0x2;
-        let (version, flags, typesize) = (encoded[0], encoded[2], encoded[3] as usize);
-        let blocksize =
-            u32::from_le_bytes([encoded[8], encoded[9], encoded[10], encoded[11]]) as usize;
-        if version != FORMAT_VERSION
-            || flags & MEMCPYED != 0
-            || typesize == 0
-            || blocksize == 0
-            || blocksize % typesize != 0
-        {
-            return None;
-        }
-        let nblocks = out.len().div_ceil(blocksize);
-        let threads = crate::concurrency::threads().min(nblocks);
-        if threads < 2 {
-            return None;
-        }
-        let per_thread = nblocks.div_ceil(threads) * blocksize;
-        let decode = |(i, dst): (usize, &mut [u8])| {
-            Self::get_items(encoded, i * per_thread / typesize, typesize, dst)
-        };
-        if out.len() % typesize != 0 {
-            return None;
-        }
-        Some(
-            crate::concurrency::in_pool(|| {
-                out.par_chunks_mut(per_thread)
-                    .enumerate()
-                    .try_for_each(decode)
-            })
-            .map_err(|e| CodecError::corrupt(NAME, e))
-            .and_then(|r| r),
-        )
     }
 }
 
@@ -347,31 +307,20 @@ impl BytesToBytesCodec for Blosc {
         out: &mut [u8],
         range: std::ops::Range<usize>,
     ) -> Result<(), CodecError> {
-        /// A header flag c-blosc 1.x reserves: a whole decode refuses such frames.
-        const RESERVED_FLAG: u8 = 0x08;
         let (nbytes, _) = Self::frame_sizes(encoded)?;
         check_len(NAME, nbytes, out.len())?;
-        let typesize = encoded[3] as usize;
-        if typesize == 0
-            || out.len() % typesize != 0
-            || encoded[2] & RESERVED_FLAG != 0
-            || range.start > range.end
-            || range.end > out.len()
-            || range.len() * 2 > out.len()
-        {
-            // Half the chunk or more (or anything unusual): decode it all, on several threads
-            // if it is large.
+        if range.start >= range.end || range.end > out.len() || range.len() * 2 > out.len() {
+            // Half the chunk or more (or nothing, or anything odd): decode it all.
             return Self::decompress(encoded, out);
         }
-        // getitem counts in items of the frame's typesize: widen the range to whole items.
-        let first = range.start / typesize;
-        let last = range.end.div_ceil(typesize);
-        Self::get_items(
-            encoded,
-            first,
-            typesize,
-            &mut out[first * typesize..last * typesize],
-        )
+        match Frame::parse(encoded)? {
+            Some(frame) => {
+                let first = range.start / frame.blocksize();
+                let last = (range.end - 1) / frame.blocksize();
+                Self::decode_blocks(&frame, first..last + 1, out)
+            }
+            None => Self::decompress_with_c_blosc(encoded, out),
+        }
     }
 
     fn max_encoded_size(&self, decoded_len: usize) -> usize {
@@ -482,6 +431,102 @@ mod tests {
             let _ = codec.decode_into(&bad, &mut out); // an error or garbage, never a crash
         }
         crate::concurrency::set_threads(0);
+    }
+
+    /// Data of `n` bytes that compresses a little (runs of small values with noise).
+    fn varied(n: usize, seed: u32) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(2_654_435_761).max(1);
+        (0..n)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                ((i / 7) as u8).wrapping_add((x % 4) as u8)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn block_decoder_matches_c_blosc() {
+        // Element sizes on both sides of c-blosc's split limit (16), forced block sizes that
+        // leave a short last block, sizes that are not whole elements, stored (clevel 0) and
+        // incompressible frames, every compressor and shuffle.
+        for cname in CNAMES {
+            for shuffle in ["noshuffle", "shuffle", "bitshuffle"] {
+                for (typesize, len, blocksize, clevel) in [
+                    (1, 70_000, 0, 5),
+                    (2, 100_002, 8192, 5),
+                    (4, 1_001, 0, 9),
+                    (8, 300_000, 65_536, 1),
+                    (16, 65_536, 4096, 5),
+                    (17, 34_000, 0, 5),
+                    (4, 200_000, 0, 0),
+                    (2, 6, 0, 5),
+                ] {
+                    let codec = blosc(json!({"cname": cname, "clevel": clevel, "shuffle": shuffle,
+                                             "typesize": typesize, "blocksize": blocksize}));
+                    let data = varied(len, typesize as u32 + len as u32);
+                    let label = format!("{cname} {shuffle} {typesize} {len} {blocksize} {clevel}");
+                    for data in [
+                        data.clone(),
+                        varied(len, 7).iter().map(|b| b.wrapping_mul(157)).collect(),
+                    ] {
+                        let enc = codec.encode(&data).unwrap();
+                        assert!(Frame::parse(&enc).unwrap().is_some(), "{label}");
+                        let mut ours = vec![0u8; len];
+                        Blosc::decompress(&enc, &mut ours).unwrap();
+                        assert!(ours == data, "{label}");
+                        let mut theirs = vec![0u8; len];
+                        Blosc::decompress_with_c_blosc(&enc, &mut theirs).unwrap();
+                        assert!(theirs == data, "{label}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn damaged_frames_fail_as_c_blosc_does_and_never_crash() {
+        let data = varied(150_000, 3);
+        for (cname, shuffle) in [
+            ("lz4", "shuffle"),
+            ("blosclz", "bitshuffle"),
+            ("zstd", "noshuffle"),
+            ("zlib", "shuffle"),
+        ] {
+            let codec = blosc(json!({"cname": cname, "clevel": 5, "shuffle": shuffle,
+                                     "typesize": 4, "blocksize": 16384}));
+            let enc = codec.encode(&data).unwrap();
+            let mut x = 12345u32;
+            for round in 0..600 {
+                let mut bad = enc.clone();
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                // Header and block offsets often, the streams otherwise.
+                let at = if round % 3 == 0 {
+                    x as usize % 96
+                } else {
+                    x as usize % bad.len()
+                };
+                bad[at] ^= 1 << (x % 8);
+                let mut ours = vec![0u8; data.len()];
+                let mut theirs = vec![0u8; data.len()];
+                // Both behind the header checks every decode makes first.
+                let checked =
+                    |out: &mut [u8], decode: fn(&[u8], &mut [u8]) -> Result<(), CodecError>| {
+                        let (nbytes, _) = Blosc::frame_sizes(&bad)?;
+                        check_len(NAME, nbytes, out.len())?;
+                        decode(&bad, out)
+                    };
+                let a = checked(&mut ours, Blosc::decompress);
+                let b = checked(&mut theirs, Blosc::decompress_with_c_blosc);
+                assert_eq!(a.is_ok(), b.is_ok(), "{cname} byte {at}: {a:?} / {b:?}");
+                if a.is_ok() {
+                    assert!(ours == theirs, "{cname} byte {at}");
+                }
+            }
+        }
     }
 
     #[test]
