@@ -38,9 +38,6 @@ pub(super) type EncodeInner<'a> =
 
 /// Scratch buffers above this size are freed after use rather than kept for the next chunk.
 const KEEP_SCRATCH_BYTES: usize = 64 << 20;
-/// Contiguous reads at least this large are split across the engine's threads (below it, waking
-/// the pool costs more than it saves: measured on 512 KiB reads).
-const PARALLEL_READ_BYTES: usize = 4 << 20;
 
 thread_local! {
     /// Stored (encoded) bytes of the chunk being processed.
@@ -299,16 +296,11 @@ impl Array {
                 parts.push((base + c as u64, unsafe { out.slice(o, n) }));
             });
         }
-        let read = if parts.len() == 1
-            && parts[0].1.len() >= PARALLEL_READ_BYTES
-            && concurrency::threads() > 1
-        {
-            self.read_part_in_parallel(key, parts.pop(), expected_size)?
-        } else {
-            self.store
-                .read_parts_into(key, &mut parts, expected_size)
-                .map_err(|e| self.chunk_storage_error(key, e))?
-        };
+        // A large contiguous part is read on several threads by the store.
+        let read = self
+            .store
+            .read_parts_into(key, &mut parts, expected_size)
+            .map_err(|e| self.chunk_storage_error(key, e))?;
         match read {
             PartsRead::Done => {}
             PartsRead::Missing => {
@@ -326,37 +318,6 @@ impl Array {
             }
         }
         Ok(true)
-    }
-
-    /// Reads one large part in pieces on several threads: the copy out of the kernel's page
-    /// cache is the work, and one core does it at a fraction of what the machine can.
-    fn read_part_in_parallel(
-        &self,
-        key: &str,
-        part: Option<(u64, &mut [u8])>,
-        expected_size: Option<u64>,
-    ) -> Result<PartsRead> {
-        let Some((base, dst)) = part else {
-            return Ok(PartsRead::Done);
-        };
-        let threads = concurrency::threads();
-        let piece = dst.len().div_ceil(threads).max(1);
-        let results: Vec<PartsRead> = concurrency::in_pool(|| {
-            dst.par_chunks_mut(piece)
-                .enumerate()
-                .map(|(i, buf)| {
-                    let mut parts = [(base + (i * piece) as u64, buf)];
-                    self.store
-                        .read_parts_into(key, &mut parts, expected_size)
-                        .map_err(|e| self.chunk_storage_error(key, e))
-                })
-                .collect::<Result<Vec<_>>>()
-        })??;
-        // Pieces disagree only if the value changed while being read: report the worst.
-        Ok(results
-            .into_iter()
-            .find(|r| *r != PartsRead::Done)
-            .unwrap_or(PartsRead::Done))
     }
 
     /// Copies a chunk's share into the output from the chunk's stored bytes (`None`: not
