@@ -17,7 +17,7 @@ import pytest
 
 import oxzarr
 from oxzarr import _core
-from oxzarr.codecs import Crc32cCodec, GzipCodec, ZstdCodec
+from oxzarr.codecs import BloscCodec, Crc32cCodec, GzipCodec, ZstdCodec
 
 
 def big_array(path: Path, compressors: object = ZstdCodec(level=1)) -> oxzarr.Array:
@@ -91,6 +91,43 @@ def test_multiprocessing_start_methods(tmp_path: Path, method: str) -> None:
         assert total == expected
         assert workers == 2, "the child read serially: its thread pool is missing"
         assert threads == (2 if method == "fork" else os.cpu_count())
+
+
+def _one_chunk_read_is_split(path: str) -> tuple[bool, bool]:
+    """Reads the array's single chunk until the team has helped (a sleeping helper may join
+    too late for the first reads); reports whether it did and whether the values are right."""
+    a = oxzarr.open_array(path, mode="r")
+    expected = (np.arange(a.size, dtype=np.uint32) % 1013).astype("u2").reshape(a.shape)
+    helped = False
+    for _ in range(50):
+        ok = np.array_equal(a[...], expected)
+        if not ok:
+            return False, False
+        if _core.last_operation_workers() == 2:
+            helped = True
+            break
+    return helped, True
+
+
+@pytest.mark.parametrize("compressors", [None, BloscCodec(cname="lz4", blocksize=1 << 16)])
+def test_a_single_chunk_is_read_on_several_threads_also_after_fork(
+    tmp_path: Path, compressors: object
+) -> None:
+    # One 4 MiB chunk: raw, read in 128 KiB pieces; or blosc, 64 blocks.
+    path = tmp_path / "a.zarr"
+    a = oxzarr.create_array(
+        path, shape=(128, 128, 128), dtype="u2", chunks=(128, 128, 128), compressors=compressors
+    )
+    a[...] = (np.arange(a.size, dtype=np.uint32) % 1013).astype("u2").reshape(a.shape)
+    with oxzarr.config.set({"threads": 2}):
+        assert _one_chunk_read_is_split(str(path)) == (True, True)
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(1) as pool:
+            # The child has none of the parent's threads: it builds its own team.
+            assert pool.apply_async(_one_chunk_read_is_split, (str(path),)).get(60) == (True, True)
+    with oxzarr.config.set({"threads": 1}):
+        a[...]
+        assert _core.last_operation_workers() == 1
 
 
 def test_a_pickled_array_works_in_a_forked_child(tmp_path: Path) -> None:

@@ -90,10 +90,9 @@ fn codecs(c: &mut Criterion) {
     }
     decode.finish();
 
-    // One chunk's decode split over the engine's threads (each half of the blosc blocks on
-    // its own thread) against one thread: what a read of a single chunk would gain from
-    // splitting it. On the 2-core VM of benches/RESULTS.md waking the second thread costs
-    // more than the half it takes over, which is why single-chunk reads stay on one thread.
+    // One chunk's decode on one thread, against its blocks split between the calling thread
+    // and the engine's team (what a read of a single chunk does), and against halves handed
+    // to the rayon pool (which puts the caller to sleep and wakes a worker for every call).
     let (_, blosc) = chains()
         .into_iter()
         .find(|(name, _)| *name == "blosc_lz4_shuffle")
@@ -105,9 +104,14 @@ fn codecs(c: &mut Criterion) {
     let mut split = c.benchmark_group("one_chunk_blosc_lz4");
     split.throughput(Throughput::Bytes(data.len() as u64));
     split.bench_function("one_thread", |b| {
+        oxzarr_core::concurrency::set_threads(1);
         b.iter(|| chain.decode_into(&encoded, &mut first).unwrap())
     });
-    split.bench_function("halves_on_two_threads", |b| {
+    split.bench_function("caller_and_team", |b| {
+        oxzarr_core::concurrency::set_threads(0);
+        b.iter(|| chain.decode_into(&encoded, &mut first).unwrap())
+    });
+    split.bench_function("halves_on_the_pool", |b| {
         b.iter(|| {
             oxzarr_core::concurrency::in_pool(|| {
                 rayon::join(
