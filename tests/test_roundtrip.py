@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import oxzarr
+from oxzarr._indexing import indexer, simple_indexer
 from oxzarr.codecs import (
     BloscCodec,
     BytesCodec,
@@ -151,6 +152,31 @@ def test_random_selections_match_numpy(
     model[key] = values
     a[key] = values
     assert_same(a[...], model)
+
+
+_BOUND = st.none() | st.integers(-25, 25)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    shape=st.lists(st.integers(0, 20), min_size=0, max_size=3).map(tuple),
+    data=st.data(),
+)
+def test_the_fast_selection_path_agrees_with_the_general_one(shape: Any, data: Any) -> None:
+    key = tuple(
+        data.draw(
+            st.integers(-25, 25)
+            | st.builds(slice, _BOUND, _BOUND, st.none() | st.integers(-4, 4).filter(bool))
+        )
+        for _ in shape
+    )
+    fast = simple_indexer(key, shape)
+    try:
+        general = indexer(key, shape)
+    except IndexError:
+        assert fast is None  # an out-of-bounds integer is left to the general path's error
+        return
+    assert fast == general
 
 
 @settings(max_examples=60, deadline=None)

@@ -19,7 +19,7 @@ from oxzarr.errors import BoundsCheckError
 DimSelection: TypeAlias = "tuple[int, int, int] | npt.NDArray[np.uint64]"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Indexer:
     """A normalised selection."""
 
@@ -94,6 +94,33 @@ def _is_array_like(k: Any) -> bool:
     return isinstance(k, list | np.ndarray) or (
         hasattr(k, "__array__") and not isinstance(k, str | bytes)
     )
+
+
+def simple_indexer(key: Any, shape: tuple[int, ...]) -> Indexer | None:
+    """The common selection, one int or slice per dimension, normalised in a fraction of the
+    general path's time (a read of one chunk in a loop pays it on every call); ``None`` for
+    anything else, out-of-bounds integers included, which `indexer` then handles."""
+    if type(key) is not tuple or len(key) != len(shape):
+        return None
+    selection: list[DimSelection] = []
+    core_shape: list[int] = []
+    result_shape: list[int] = []
+    for k, n in zip(key, shape, strict=True):
+        if type(k) is slice:
+            start, stop, step = k.indices(n)
+            length = len(range(start, stop, step))
+            if length:
+                selection.append((start, step, length))
+            else:
+                selection.append((0, 1, 0))
+            core_shape.append(length)
+            result_shape.append(length)
+        elif type(k) is int and -n <= k < n:
+            selection.append((k + n if k < 0 else k, 1, 1))
+            core_shape.append(1)
+        else:
+            return None
+    return Indexer(selection, tuple(core_shape), tuple(result_shape))
 
 
 def indexer(key: Any, shape: tuple[int, ...], *, orthogonal: bool = False) -> Indexer:

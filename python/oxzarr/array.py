@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from oxzarr import _core
 from oxzarr._dtypes import STRING_DTYPE
-from oxzarr._indexing import Indexer, indexer
+from oxzarr._indexing import Indexer, indexer, simple_indexer
 from oxzarr._metadata import ARRAY_TO_ARRAY, ARRAY_TO_BYTES
 from oxzarr.codecs import Codec, NumcodecsConfig, codec_from_dict
 from oxzarr.config import config
@@ -482,7 +482,7 @@ class Array:
                 out = np.empty((), dtype=self._native)
                 self._core.read(selection, out.reshape(1).view(np.uint8))  # type: ignore[arg-type]
                 return out if self._native is self._dtype else out.astype(self._dtype)
-        return self._read(indexer(key, self._shape))
+        return self._read(simple_indexer(key, self._shape) or indexer(key, self._shape))
 
     def __setitem__(self, key: Any, value: npt.ArrayLike) -> None:
         self._write(indexer(key, self._shape), value)
