@@ -26,6 +26,8 @@ mod team;
 use team::Team;
 
 static THREADS: AtomicUsize = AtomicUsize::new(0);
+/// The cores this process may use (0: not asked yet).
+static CORES: AtomicUsize = AtomicUsize::new(0);
 /// Bumped in every child process right after `fork`.
 static FORK_EPOCH: AtomicU64 = AtomicU64::new(0);
 static ATFORK: Once = Once::new();
@@ -34,6 +36,8 @@ static LAST_WORKERS: AtomicU64 = AtomicU64::new(0);
 
 extern "C" fn after_fork_in_child() {
     FORK_EPOCH.fetch_add(1, Ordering::SeqCst);
+    // The child may run with another CPU affinity: ask again.
+    CORES.store(0, Ordering::SeqCst);
 }
 
 fn register_atfork() {
@@ -146,6 +150,10 @@ impl<T> Drop for ForkSafeGuard<'_, T> {
 /// The engine's pools by size.
 static POOLS: ForkSafeMutex<Option<HashMap<usize, Arc<ThreadPool>>>> = ForkSafeMutex::new(None);
 
+/// Unit tests that change the thread setting hold this, so that none sees another's setting.
+#[cfg(test)]
+pub(crate) static TEST_SETTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Sets the number of threads for later operations (0 = all cores).
 pub fn set_threads(n: usize) {
     THREADS.store(n, Ordering::Relaxed);
@@ -154,8 +162,15 @@ pub fn set_threads(n: usize) {
 /// The number of cores this process may use, asked once: the standard library reads the
 /// cgroup's CPU quota files on every call, tens of microseconds that a one-chunk read would pay.
 fn cores() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    match CORES.load(Ordering::Relaxed) {
+        0 => {
+            let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+            register_atfork();
+            CORES.store(n, Ordering::Relaxed);
+            n
+        }
+        n => n,
+    }
 }
 
 /// The number of threads operations run on.
@@ -204,8 +219,9 @@ pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> Result<R> {
     }
 }
 
-/// The team for the configured thread count in this process (`None`: one thread).
-static TEAM: ForkSafeMutex<Option<Arc<Team>>> = ForkSafeMutex::new(None);
+/// The team for the configured thread count in this process: its helper count, and the team
+/// (`None` if its threads could not be started; not retried for every chunk).
+static TEAM: ForkSafeMutex<Option<(usize, Option<Arc<Team>>)>> = ForkSafeMutex::new(None);
 
 /// A chunk's work splits into a few pieces (a 512 KiB chunk into 2 to 4), so more helpers than
 /// this would only wait.
@@ -213,18 +229,21 @@ const MAX_HELPERS: usize = 3;
 
 fn team() -> Option<Arc<Team>> {
     let helpers = threads().saturating_sub(1).min(MAX_HELPERS);
-    if helpers == 0 {
-        return None;
-    }
     // As with the pools, a child of fork finds no team and builds its own.
     let mut slot = TEAM.lock();
-    if let Some(team) = slot.as_ref().filter(|t| t.helpers() == helpers) {
-        return Some(team.clone());
+    if let Some((size, team)) = slot.as_ref() {
+        if *size == helpers {
+            return team.clone();
+        }
     }
+    // A team of another size is dropped (its helpers stop once its last caller is done).
     // Threads that cannot be started leave the work to the caller alone.
-    let team = Arc::new(Team::new(helpers).ok()?);
-    *slot = Some(team.clone());
-    Some(team)
+    let team = match helpers {
+        0 => None,
+        n => Team::new(n).ok().map(Arc::new),
+    };
+    *slot = Some((helpers, team.clone()));
+    team
 }
 
 /// Runs `work(i)` for every piece `i` in `0..pieces` — the parts of one chunk's decode or
@@ -288,6 +307,7 @@ mod tests {
 
     #[test]
     fn pools_follow_the_setting() {
+        let _setting = TEST_SETTING.lock().unwrap_or_else(|p| p.into_inner());
         set_threads(2);
         assert_eq!(pool().unwrap().current_num_threads(), 2);
         let sum: u64 = install(|| Ok((0..1000u64).into_par_iter().sum())).unwrap();

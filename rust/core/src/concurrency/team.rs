@@ -10,10 +10,11 @@
 //! they sleep, so in a run of calls they are already awake when the next one comes; OpenMP
 //! runtimes do the same between parallel regions.
 
+use std::any::Any;
 use std::cell::UnsafeCell;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
@@ -48,7 +49,8 @@ struct Shared {
     active: AtomicUsize,
     next: AtomicUsize,
     pieces: AtomicUsize,
-    panicked: AtomicBool,
+    /// What a piece that panicked on a helper panicked with, for the caller to re-raise.
+    panicked: Mutex<Option<Box<dyn Any + Send>>>,
     /// The current job's work. Written by the caller before `epoch` is bumped, read by helpers
     /// only while they count in `active` for an open job of that epoch.
     work: UnsafeCell<Option<*const Work<'static>>>,
@@ -77,24 +79,24 @@ impl Team {
             active: AtomicUsize::new(0),
             next: AtomicUsize::new(0),
             pieces: AtomicUsize::new(0),
-            panicked: AtomicBool::new(false),
+            panicked: Mutex::new(None),
             work: UnsafeCell::new(None),
             sleeping: (0..helpers).map(|_| AtomicBool::new(false)).collect(),
             shutdown: AtomicBool::new(false),
         });
-        let mut threads = Vec::with_capacity(helpers);
+        let mut team = Self {
+            shared,
+            threads: Vec::with_capacity(helpers),
+        };
         for i in 0..helpers {
-            let shared = shared.clone();
+            let shared = team.shared.clone();
+            // On failure `team` is dropped, which stops the helpers already started.
             let handle = std::thread::Builder::new()
                 .name(format!("oxzarr-team-{i}"))
                 .spawn(move || helper(&shared, i))?;
-            threads.push(handle.thread().clone());
+            team.threads.push(handle.thread().clone());
         }
-        Ok(Self { shared, threads })
-    }
-
-    pub(super) fn helpers(&self) -> usize {
-        self.threads.len()
+        Ok(team)
     }
 
     /// Runs `work(i)` for every `i` in `0..pieces`, on this thread and any helper that joins.
@@ -116,7 +118,6 @@ impl Team {
         }
         s.pieces.store(pieces, Relaxed);
         s.next.store(0, Relaxed);
-        s.panicked.store(false, Relaxed);
         s.open.store(true, SeqCst);
         s.epoch.fetch_add(1, SeqCst);
         for (sleeping, thread) in s.sleeping.iter().zip(&self.threads) {
@@ -129,8 +130,8 @@ impl Team {
             finished: false,
         };
         run_pieces(s, work);
-        if close.finish() {
-            panic!("a piece of work panicked on a helper thread");
+        if let Some(payload) = close.finish() {
+            resume_unwind(payload);
         }
         true
     }
@@ -153,13 +154,13 @@ struct Close<'a> {
 }
 
 impl Close<'_> {
-    /// Ends the job; true if a piece panicked on a helper.
-    fn finish(mut self) -> bool {
+    /// Ends the job; what a piece that panicked on a helper panicked with, if one did.
+    fn finish(mut self) -> Option<Box<dyn Any + Send>> {
         self.finished = true;
         self.end()
     }
 
-    fn end(&self) -> bool {
+    fn end(&self) -> Option<Box<dyn Any + Send>> {
         let s = self.shared;
         s.open.store(false, SeqCst);
         // Nothing is left to claim once the caller's loop ends; when it unwinds, this stops
@@ -176,7 +177,7 @@ impl Close<'_> {
         }
         // SAFETY: the job is closed and no helper is inside it.
         unsafe { *s.work.get() = None };
-        let panicked = s.panicked.load(Acquire);
+        let panicked = s.panicked.lock().unwrap_or_else(|p| p.into_inner()).take();
         s.busy.store(false, Release);
         panicked
     }
@@ -239,9 +240,10 @@ fn helper(s: &Shared, me: usize) {
             // has not returned and `work` points to its live work.
             if let Some(work) = unsafe { *s.work.get() } {
                 let work = unsafe { &*work };
-                if catch_unwind(AssertUnwindSafe(|| run_pieces(s, work))).is_err() {
-                    s.panicked.store(true, Release);
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| run_pieces(s, work))) {
                     s.next.store(usize::MAX / 2, SeqCst);
+                    let mut slot = s.panicked.lock().unwrap_or_else(|p| p.into_inner());
+                    slot.get_or_insert(payload);
                 }
             }
         }
@@ -315,7 +317,12 @@ mod tests {
                     }
                 });
             }));
-            assert!(result.is_err());
+            // The piece's own panic, whichever thread ran it.
+            let payload = result.unwrap_err();
+            assert_eq!(
+                payload.downcast_ref::<String>(),
+                Some(&format!("piece {bad}"))
+            );
             let done = AtomicUsize::new(0);
             run_all(&team, 16, &|_| {
                 done.fetch_add(1, SeqCst);

@@ -93,12 +93,18 @@ impl ReadableStore for FilesystemStore {
             // SAFETY: the spare capacity holds `size` bytes; pieces write disjoint ranges.
             let read = unsafe { read_in_pieces(&file, spare as *mut u8, size, 0) }
                 .map_err(|e| Self::io_error(&path, e))?;
-            if read == size {
+            // Nothing past `size`, or the file grew under us.
+            let mut past = [0u8; 1];
+            let grew = file
+                .read_at(&mut past, size as u64)
+                .map_err(|e| Self::io_error(&path, e))?
+                > 0;
+            if read == size && !grew {
                 // SAFETY: every one of the `size` bytes was written by the reads.
                 unsafe { buf.set_len(size) };
                 return Ok(true);
             }
-            // The file shrank under us: read whatever it holds now.
+            // The file changed size under us: read whatever it holds now.
         }
         buf.clear();
         file.read_to_end(buf)
@@ -573,6 +579,9 @@ mod tests {
 
     #[test]
     fn large_reads_in_pieces() {
+        let _setting = crate::concurrency::TEST_SETTING
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         crate::concurrency::set_threads(2);
         let dir = tempfile::tempdir().unwrap();
         let store = FilesystemStore::new(dir.path());

@@ -35,6 +35,10 @@ const DONT_SPLIT: u8 = 0x10;
 /// `MIN_SPLIT_ELEMENTS` elements (blosc.c's MAX_SPLITS and MIN_BUFFERSIZE).
 const MAX_SPLITS: usize = 16;
 const MIN_SPLIT_ELEMENTS: usize = 128;
+/// Scratch above this size is freed after the block rather than kept for the next (the block
+/// size comes from the frame: one with a huge forced block size should not pin that much
+/// memory on every thread that decoded it).
+const KEEP_SCRATCH_BYTES: usize = 64 << 20;
 /// c-blosc's BLOSC_MAX_BLOCKSIZE.
 const MAX_BLOCKSIZE: usize = (i32::MAX as usize - 255 * 4) / 3;
 
@@ -248,7 +252,9 @@ impl<'a> Frame<'a> {
                 }
                 Ok(())
             });
-        SCRATCH.with(|s| *s.borrow_mut() = scratch);
+        if scratch.capacity() <= KEEP_SCRATCH_BYTES {
+            SCRATCH.with(|s| *s.borrow_mut() = scratch);
+        }
         result
     }
 

@@ -414,6 +414,9 @@ mod tests {
 
     #[test]
     fn large_frames_decode_in_parallel() {
+        let _setting = crate::concurrency::TEST_SETTING
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         crate::concurrency::set_threads(3);
         let data: Vec<u8> = (0..3_000_000u32)
             .map(|i| (i % 251) as u8 ^ (i >> 12) as u8)
