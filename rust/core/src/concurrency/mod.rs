@@ -150,9 +150,22 @@ impl<T> Drop for ForkSafeGuard<'_, T> {
 /// The engine's pools by size.
 static POOLS: ForkSafeMutex<Option<HashMap<usize, Arc<ThreadPool>>>> = ForkSafeMutex::new(None);
 
-/// Unit tests that change the thread setting hold this, so that none sees another's setting.
+/// Runs `f` with the thread setting at `n`, then puts it back to the default, for unit tests:
+/// they take turns (one lock), so that none sees another's setting.
 #[cfg(test)]
-pub(crate) static TEST_SETTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(crate) fn with_threads<T>(n: usize, f: impl FnOnce() -> T) -> T {
+    static SETTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            set_threads(0);
+        }
+    }
+    let _turn = SETTING.lock().unwrap_or_else(|p| p.into_inner());
+    let _reset = Reset;
+    set_threads(n);
+    f()
+}
 
 /// Sets the number of threads for later operations (0 = all cores).
 pub fn set_threads(n: usize) {
@@ -307,16 +320,17 @@ mod tests {
 
     #[test]
     fn pools_follow_the_setting() {
-        let _setting = TEST_SETTING.lock().unwrap_or_else(|p| p.into_inner());
-        set_threads(2);
-        assert_eq!(pool().unwrap().current_num_threads(), 2);
-        let sum: u64 = install(|| Ok((0..1000u64).into_par_iter().sum())).unwrap();
-        assert_eq!(sum, 499_500);
-        set_threads(0);
-        assert_eq!(
-            threads(),
-            std::thread::available_parallelism().unwrap().get()
-        );
+        with_threads(2, || {
+            assert_eq!(pool().unwrap().current_num_threads(), 2);
+            let sum: u64 = install(|| Ok((0..1000u64).into_par_iter().sum())).unwrap();
+            assert_eq!(sum, 499_500);
+        });
+        with_threads(0, || {
+            assert_eq!(
+                threads(),
+                std::thread::available_parallelism().unwrap().get()
+            );
+        });
     }
 
     #[test]

@@ -579,38 +579,35 @@ mod tests {
 
     #[test]
     fn large_reads_in_pieces() {
-        let _setting = crate::concurrency::TEST_SETTING
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        crate::concurrency::set_threads(2);
-        let dir = tempfile::tempdir().unwrap();
-        let store = FilesystemStore::new(dir.path());
-        // Not a whole number of pieces, and a piece boundary one byte from the end.
-        for len in [PARALLEL_READ_BYTES, 1_000_003, 3 * READ_PIECE + 1] {
-            let value: Vec<u8> = (0..len)
-                .map(|i| (i % 253) as u8 ^ (i >> 16) as u8)
-                .collect();
-            store.set("v", &value).unwrap();
-            let mut buf = vec![7u8; 3];
-            assert!(store.get_into("v", &mut buf).unwrap());
-            assert!(buf == value, "{len}");
-            // One large part from an offset, and one that runs past the end.
-            let mut part = vec![0u8; len - 1000];
-            let mut parts: Vec<(u64, &mut [u8])> = vec![(1000, &mut part)];
-            assert_eq!(
-                store
-                    .read_parts_into("v", &mut parts, Some(len as u64))
-                    .unwrap(),
-                PartsRead::Done
-            );
-            assert!(part == value[1000..], "{len}");
-            let mut parts: Vec<(u64, &mut [u8])> = vec![(1001, &mut part)];
-            assert!(matches!(
-                store.read_parts_into("v", &mut parts, None),
-                Err(StorageError::OutOfRange { .. })
-            ));
-        }
-        crate::concurrency::set_threads(0);
+        crate::concurrency::with_threads(2, || {
+            let dir = tempfile::tempdir().unwrap();
+            let store = FilesystemStore::new(dir.path());
+            // Not a whole number of pieces, and a piece boundary one byte from the end.
+            for len in [PARALLEL_READ_BYTES, 1_000_003, 3 * READ_PIECE + 1] {
+                let value: Vec<u8> = (0..len)
+                    .map(|i| (i % 253) as u8 ^ (i >> 16) as u8)
+                    .collect();
+                store.set("v", &value).unwrap();
+                let mut buf = vec![7u8; 3];
+                assert!(store.get_into("v", &mut buf).unwrap());
+                assert!(buf == value, "{len}");
+                // One large part from an offset, and one that runs past the end.
+                let mut part = vec![0u8; len - 1000];
+                let mut parts: Vec<(u64, &mut [u8])> = vec![(1000, &mut part)];
+                assert_eq!(
+                    store
+                        .read_parts_into("v", &mut parts, Some(len as u64))
+                        .unwrap(),
+                    PartsRead::Done
+                );
+                assert!(part == value[1000..], "{len}");
+                let mut parts: Vec<(u64, &mut [u8])> = vec![(1001, &mut part)];
+                assert!(matches!(
+                    store.read_parts_into("v", &mut parts, None),
+                    Err(StorageError::OutOfRange { .. })
+                ));
+            }
+        });
     }
 
     #[test]

@@ -414,26 +414,23 @@ mod tests {
 
     #[test]
     fn large_frames_decode_in_parallel() {
-        let _setting = crate::concurrency::TEST_SETTING
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        crate::concurrency::set_threads(3);
-        let data: Vec<u8> = (0..3_000_000u32)
-            .map(|i| (i % 251) as u8 ^ (i >> 12) as u8)
-            .collect();
-        for blocksize in [0, 65536, 100_000] {
-            let codec = blosc(json!({"cname": "lz4", "clevel": 5, "shuffle": "shuffle",
-                                     "typesize": 2, "blocksize": blocksize}));
-            let enc = codec.encode(&data).unwrap();
-            let mut out = vec![0u8; data.len()];
-            codec.decode_into(&enc, &mut out).unwrap();
-            assert!(out == data, "blocksize {blocksize}");
-            let mut bad = enc.clone();
-            let n = bad.len();
-            bad[n / 2] ^= 0x55;
-            let _ = codec.decode_into(&bad, &mut out); // an error or garbage, never a crash
-        }
-        crate::concurrency::set_threads(0);
+        crate::concurrency::with_threads(3, || {
+            let data: Vec<u8> = (0..3_000_000u32)
+                .map(|i| (i % 251) as u8 ^ (i >> 12) as u8)
+                .collect();
+            for blocksize in [0, 65536, 100_000] {
+                let codec = blosc(json!({"cname": "lz4", "clevel": 5, "shuffle": "shuffle",
+                                         "typesize": 2, "blocksize": blocksize}));
+                let enc = codec.encode(&data).unwrap();
+                let mut out = vec![0u8; data.len()];
+                codec.decode_into(&enc, &mut out).unwrap();
+                assert!(out == data, "blocksize {blocksize}");
+                let mut bad = enc.clone();
+                let n = bad.len();
+                bad[n / 2] ^= 0x55;
+                let _ = codec.decode_into(&bad, &mut out); // an error or garbage, never a crash
+            }
+        });
     }
 
     /// Data of `n` bytes that compresses a little (runs of small values with noise).
