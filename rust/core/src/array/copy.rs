@@ -66,98 +66,84 @@ pub(crate) fn for_each_row(
     }
     let cs: Vec<usize> = c_strides(chunk_shape).iter().map(|s| s * size).collect();
     let os: Vec<usize> = c_strides(out_shape).iter().map(|s| s * size).collect();
-    let walk = Walk {
-        maps,
-        cs: &cs,
-        os: &os,
-        last: inner - 1,
-        block,
+    // The innermost unmerged dimension: a run in order is one row of all its elements.
+    let last = inner - 1;
+    let (looped, row, base) = match maps[last] {
+        PieceMap::Run {
+            out_start,
+            chunk_start,
+            step: 1,
+            len,
+        } => (
+            last,
+            *len as usize * block,
+            (
+                *out_start as usize * os[last],
+                *chunk_start as usize * cs[last],
+            ),
+        ),
+        _ => (inner, block, (0, 0)),
     };
-    walk.visit(0, 0, 0, f);
-}
-
-struct Walk<'a> {
-    maps: &'a [&'a PieceMap],
-    cs: &'a [usize],
-    os: &'a [usize],
-    /// The innermost dimension that is not merged into the rows.
-    last: usize,
-    /// Bytes of one step along `last`, in both buffers.
-    block: usize,
-}
-
-impl Walk<'_> {
-    fn visit(&self, d: usize, out: usize, chunk: usize, f: &mut impl FnMut(usize, usize, usize)) {
-        if d == self.last {
-            self.rows(out, chunk, f);
-            return;
+    if looped == 0 {
+        f(base.0, base.1, row);
+        return;
+    }
+    // Each looped dimension's (output, chunk) byte offsets, then an odometer over them with
+    // the innermost as a plain loop: a full read calls `f` for millions of short rows, and
+    // walking the dimensions recursively cost as much as the copies (measured: scattering
+    // 64³ chunks of u16 into a 512³ output took 17 ms on one core that way, 11.4 ms this way).
+    let tables: Vec<Vec<(usize, usize)>> = (0..looped)
+        .map(|d| offsets(maps[d], os[d], cs[d]))
+        .collect();
+    // `looped` is at least 1 here, so the innermost table exists.
+    let (outer, innermost) = tables.split_at(looped - 1);
+    let innermost = &innermost[0];
+    let mut index = vec![0usize; outer.len()];
+    loop {
+        let (mut o, mut c) = base;
+        for (table, &i) in outer.iter().zip(&index) {
+            o += table[i].0;
+            c += table[i].1;
         }
-        let (os, cs) = (self.os[d], self.cs[d]);
-        let inner = d + 1 == self.last;
-        let mut step = |o: usize, c: usize| {
-            // The dimension before the rows loops here, without a call per row.
-            if inner {
-                self.rows(o, c, f);
-            } else {
-                self.visit(d + 1, o, c, f);
+        for &(oi, ci) in innermost {
+            f(o + oi, c + ci, row);
+        }
+        // Next index of the outer dimensions, last fastest.
+        let mut d = outer.len();
+        loop {
+            if d == 0 {
+                return;
             }
-        };
-        match self.maps[d] {
-            PieceMap::Run {
-                out_start,
-                chunk_start,
-                step: chunk_step,
-                len,
-            } => {
-                let mut o = out + *out_start as usize * os;
-                let mut c = (chunk + *chunk_start as usize * cs) as isize;
-                let dc = *chunk_step as isize * cs as isize;
-                for _ in 0..*len {
-                    step(o, c as usize);
-                    o += os;
-                    c += dc;
-                }
+            d -= 1;
+            index[d] += 1;
+            if index[d] < outer[d].len() {
+                break;
             }
-            PieceMap::Pairs(pairs) => {
-                for &(o, c) in pairs {
-                    step(out + o as usize * os, chunk + c as usize * cs);
-                }
-            }
+            index[d] = 0;
         }
     }
+}
 
-    /// The rows along the innermost unmerged dimension.
-    #[inline(always)]
-    fn rows(&self, out: usize, chunk: usize, f: &mut impl FnMut(usize, usize, usize)) {
-        let d = self.last;
-        let (os, cs) = (self.os[d], self.cs[d]);
-        match self.maps[d] {
-            PieceMap::Run {
-                out_start,
-                chunk_start,
-                step,
-                len,
-            } => {
-                let out0 = out + *out_start as usize * os;
-                let chunk0 = chunk + *chunk_start as usize * cs;
-                if *step == 1 {
-                    // Strides along `last` equal the block, so the whole run is one row.
-                    f(out0, chunk0, *len as usize * self.block);
-                    return;
-                }
-                let mut c = chunk0 as isize;
-                let dc = *step as isize * cs as isize;
-                for j in 0..*len as usize {
-                    f(out0 + j * os, c as usize, self.block);
-                    c += dc;
-                }
-            }
-            PieceMap::Pairs(pairs) => {
-                for &(o, c) in pairs {
-                    f(out + o as usize * os, chunk + c as usize * cs, self.block);
-                }
-            }
-        }
+/// The (output, chunk) byte offsets of each position of a piece along one dimension, whose
+/// strides are `os` and `cs` bytes.
+fn offsets(map: &PieceMap, os: usize, cs: usize) -> Vec<(usize, usize)> {
+    match map {
+        PieceMap::Run {
+            out_start,
+            chunk_start,
+            step,
+            len,
+        } => (0..*len)
+            .map(|j| {
+                // A piece's chunk positions all lie inside the chunk, so never below 0.
+                let c = *chunk_start as i64 + j as i64 * step;
+                ((*out_start + j) as usize * os, c as usize * cs)
+            })
+            .collect(),
+        PieceMap::Pairs(pairs) => pairs
+            .iter()
+            .map(|&(o, c)| (o as usize * os, c as usize * cs))
+            .collect(),
     }
 }
 
@@ -282,7 +268,9 @@ fn stream_copy(dst: &mut [u8], src: &[u8]) {
     let n = dst.len();
     let head = dst.as_ptr().align_offset(16).min(n);
     let body = (n - head) / 16 * 16;
-    dst[..head].copy_from_slice(&src[..head]);
+    if head > 0 {
+        dst[..head].copy_from_slice(&src[..head]);
+    }
     // SAFETY: SSE2 is part of every x86_64 CPU; `head + body <= n` for both slices, and
     // `dst + head` is 16-byte aligned as the streaming store requires.
     unsafe {
@@ -297,7 +285,9 @@ fn stream_copy(dst: &mut [u8], src: &[u8]) {
             i += 16;
         }
     }
-    dst[head + body..].copy_from_slice(&src[head + body..]);
+    if head + body < n {
+        dst[head + body..].copy_from_slice(&src[head + body..]);
+    }
 }
 
 #[cfg(test)]
@@ -448,6 +438,18 @@ mod tests {
             vec![all(3), DimSelection::Indices(vec![6, 1])],
             &[3, 7],
             &[2, 2],
+        );
+        // Four dimensions, so the odometer carries over more than one outer dimension, with
+        // a reversed run and an index list among them.
+        check(
+            vec![
+                sl(5, -2, 3),
+                DimSelection::Indices(vec![3, 0, 2]),
+                all(5),
+                sl(1, 2, 3),
+            ],
+            &[6, 4, 5, 7],
+            &[2, 3, 2, 3],
         );
         check(vec![], &[], &[]);
     }
