@@ -6,6 +6,8 @@
 //! row-major region costs a few large copies rather than one per element.
 
 use super::selection::PieceMap;
+use crate::codec::rows::{store_fence, stream_copy};
+use crate::codec::ChunkRows;
 
 /// C-order strides, in elements.
 pub(crate) fn c_strides(shape: &[u64]) -> Vec<usize> {
@@ -218,6 +220,21 @@ impl SharedBuffer {
         }
     }
 
+    /// The rows at `offsets` (each `row_len` bytes) as a codec's destination; `None` unless
+    /// they lie inside the buffer, in order and apart.
+    ///
+    /// # Safety
+    /// As for `slice`: no other live reference may overlap the rows while they are in use.
+    pub(crate) unsafe fn rows<'a>(
+        &'a self,
+        row_len: usize,
+        offsets: &'a [usize],
+    ) -> Option<ChunkRows<'a>> {
+        // SAFETY: the buffer stays borrowed while this lives, and exclusive use of the rows
+        // is the caller's contract, passed on.
+        unsafe { ChunkRows::new(self.ptr, self.len, row_len, offsets, self.streaming) }
+    }
+
     /// Orders this thread's streaming stores before whatever it does next (the pool's
     /// signal that its share is done): they are otherwise weakly ordered.
     pub(crate) fn finish(&self) {
@@ -238,55 +255,6 @@ impl SharedBuffer {
         );
         // SAFETY: in bounds (checked above); exclusive by the caller's contract.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(offset), n) }
-    }
-}
-
-/// Makes the streaming stores before it visible before any store after it.
-#[cfg(target_arch = "x86_64")]
-fn store_fence() {
-    // SAFETY: SSE2 (and so sfence) is part of every x86_64 CPU.
-    unsafe { std::arch::x86_64::_mm_sfence() };
-}
-
-/// Elsewhere rows are copied with ordinary stores: nothing to order.
-#[cfg(not(target_arch = "x86_64"))]
-fn store_fence() {}
-
-/// Elsewhere rows are copied with ordinary stores.
-#[cfg(not(target_arch = "x86_64"))]
-fn stream_copy(dst: &mut [u8], src: &[u8]) {
-    dst.copy_from_slice(src);
-}
-
-/// `dst.copy_from_slice(src)` with 16-byte streaming stores for the aligned middle.
-#[cfg(target_arch = "x86_64")]
-fn stream_copy(dst: &mut [u8], src: &[u8]) {
-    use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_stream_si128};
-    // Equal by construction (copy_in cuts `dst` to `src`'s length); the streaming loop
-    // below relies on it for its bounds, so it is checked rather than assumed.
-    assert_eq!(dst.len(), src.len(), "rows of different lengths");
-    let n = dst.len();
-    let head = dst.as_ptr().align_offset(16).min(n);
-    let body = (n - head) / 16 * 16;
-    if head > 0 {
-        dst[..head].copy_from_slice(&src[..head]);
-    }
-    // SAFETY: SSE2 is part of every x86_64 CPU; `head + body <= n` for both slices, and
-    // `dst + head` is 16-byte aligned as the streaming store requires.
-    unsafe {
-        let d = dst.as_mut_ptr().add(head);
-        let s = src.as_ptr().add(head);
-        let mut i = 0;
-        while i < body {
-            _mm_stream_si128(
-                d.add(i) as *mut __m128i,
-                _mm_loadu_si128(s.add(i) as *const __m128i),
-            );
-            i += 16;
-        }
-    }
-    if head + body < n {
-        dst[head + body..].copy_from_slice(&src[head + body..]);
     }
 }
 

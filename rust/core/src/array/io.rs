@@ -44,6 +44,8 @@ thread_local! {
     static STORED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     /// A decoded chunk.
     static DECODED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Where each row of a chunk goes in the output.
+    static OFFSETS: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` with this thread's scratch buffer from `slot`, taken out for the duration so a
@@ -57,6 +59,15 @@ fn with_scratch<T>(
     if buf.capacity() <= KEEP_SCRATCH_BYTES {
         slot.with(|s| *s.borrow_mut() = buf);
     }
+    result
+}
+
+/// Runs `f` with this thread's (emptied) list of row offsets.
+fn with_offsets<T>(f: impl FnOnce(&mut Vec<usize>) -> T) -> T {
+    let mut offsets = OFFSETS.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    offsets.clear();
+    let result = f(&mut offsets);
+    OFFSETS.with(|s| *s.borrow_mut() = offsets);
     result
 }
 
@@ -366,6 +377,9 @@ impl Array {
             out.finish();
             return Ok(());
         }
+        if self.decode_into_rows(chain, key, stored, share, out_shape, out)? {
+            return Ok(());
+        }
         // The bytes of the chunk the share spans: codecs that can decode part of a chunk (a
         // point read of a zstd or blosc chunk) decode only as much as covers them.
         let needed = share_byte_range(&share.maps, chunk_shape, size);
@@ -380,6 +394,49 @@ impl Array {
             });
             out.finish();
             Ok(())
+        })
+    }
+
+    /// Decodes a whole chunk, whose share is all of it, straight into its rows of the output
+    /// when the codec chain can (blosc writes each block there): no decoded copy of the chunk
+    /// is written and read back. False, having written nothing, when it cannot.
+    fn decode_into_rows(
+        &self,
+        chain: &CodecChain,
+        key: &str,
+        stored: &[u8],
+        share: &ChunkShare<'_>,
+        out_shape: &[u64],
+        out: &SharedBuffer,
+    ) -> Result<bool> {
+        let chunk_shape = &chain.decoded_repr().shape;
+        if !chain.writes_rows()
+            || !share
+                .maps
+                .iter()
+                .zip(chunk_shape)
+                .all(|(m, &c)| m.is_whole(c))
+        {
+            return Ok(false);
+        }
+        let size = self.data_type().size();
+        with_offsets(|offsets| {
+            // A whole chunk's rows are all as long and follow one another in the chunk.
+            let mut row_len = 0;
+            let mut in_order = true;
+            for_each_row(&share.maps, chunk_shape, out_shape, size, &mut |o, c, n| {
+                row_len = n;
+                in_order &= c == offsets.len() * n;
+                offsets.push(o);
+            });
+            // SAFETY: every row of this share belongs to this chunk alone.
+            let rows = match unsafe { out.rows(row_len, offsets) } {
+                Some(rows) if in_order => rows,
+                _ => return Ok(false),
+            };
+            chain
+                .decode_into_rows(stored, &rows)
+                .map_err(|e| self.corrupt(key, e))
         })
     }
 

@@ -10,6 +10,9 @@
 pub mod array_to_array;
 pub mod array_to_bytes;
 pub mod bytes_to_bytes;
+pub(crate) mod rows;
+
+pub use rows::ChunkRows;
 
 use std::borrow::Cow;
 use std::fmt::Debug;
@@ -149,6 +152,16 @@ pub trait BytesToBytesCodec: Send + Sync + Debug {
         _range: std::ops::Range<usize>,
     ) -> Result<(), CodecError> {
         self.decode_into(encoded, out)
+    }
+    /// Decodes the whole of `encoded` straight into `rows` (as long as the decoded bytes),
+    /// when this codec produces its output in pieces it can place there (blosc's blocks);
+    /// `Ok(false)`, having written nothing, when it cannot. The default cannot.
+    fn decode_into_rows(&self, _encoded: &[u8], _rows: &ChunkRows<'_>) -> Result<bool, CodecError> {
+        Ok(false)
+    }
+    /// Whether `decode_into_rows` can ever write rows (so callers can skip gathering them).
+    fn writes_rows(&self) -> bool {
+        false
     }
     /// An upper bound on the encoded size of `decoded_len` bytes, so that the chain can bound
     /// every intermediate decode by what the metadata allows.
@@ -586,6 +599,31 @@ impl CodecChain {
                 compressor.decode_range_into(encoded, out, range)
             }
             _ => self.decode_into(encoded, out),
+        }
+    }
+
+    /// Whether `decode_into_rows` may write rows: one compressor over the chunk's bytes as they
+    /// are, which can. Callers ask before gathering the rows.
+    pub fn writes_rows(&self) -> bool {
+        match self.bytes_to_bytes.as_slice() {
+            [compressor] => self.direct && compressor.writes_rows(),
+            _ => false,
+        }
+    }
+
+    /// Decodes a whole stored chunk straight into `rows` when the chain is one compressor over
+    /// the chunk's bytes as they are and that compressor can (see
+    /// `BytesToBytesCodec::decode_into_rows`); `Ok(false)`, having written nothing, otherwise.
+    pub fn decode_into_rows(
+        &self,
+        encoded: &[u8],
+        rows: &ChunkRows<'_>,
+    ) -> Result<bool, CodecError> {
+        match self.bytes_to_bytes.as_slice() {
+            [compressor] if self.direct && rows.nbytes() == self.reprs[0].nbytes() => {
+                compressor.decode_into_rows(encoded, rows)
+            }
+            _ => Ok(false),
         }
     }
 

@@ -19,7 +19,7 @@ use std::borrow::Cow;
 use serde_json::{Map, Value};
 
 use super::{blosc::Blosc, gzip::Gzip, zstd::Zstd};
-use crate::codec::{check_config_keys, invalid_config, BytesToBytesCodec};
+use crate::codec::{check_config_keys, invalid_config, BytesToBytesCodec, ChunkRows};
 use crate::error::{CodecError, MetadataError};
 use crate::metadata::DataType;
 
@@ -156,6 +156,23 @@ impl BytesToBytesCodec for NumcodecsAlias {
 
     fn decode_into(&self, encoded: &[u8], out: &mut [u8]) -> Result<(), CodecError> {
         self.inner.decode_into(encoded, out)
+    }
+
+    fn decode_range_into(
+        &self,
+        encoded: &[u8],
+        out: &mut [u8],
+        range: std::ops::Range<usize>,
+    ) -> Result<(), CodecError> {
+        self.inner.decode_range_into(encoded, out, range)
+    }
+
+    fn decode_into_rows(&self, encoded: &[u8], rows: &ChunkRows<'_>) -> Result<bool, CodecError> {
+        self.inner.decode_into_rows(encoded, rows)
+    }
+
+    fn writes_rows(&self) -> bool {
+        self.inner.writes_rows()
     }
 
     fn max_encoded_size(&self, decoded_len: usize) -> usize {

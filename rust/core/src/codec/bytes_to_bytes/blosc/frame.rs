@@ -19,8 +19,10 @@ use std::cell::RefCell;
 use std::ffi::{c_int, c_void};
 
 use crate::codec::bytes_to_bytes::zstd::Zstd;
+use crate::codec::ChunkRows;
 use crate::error::CodecError;
 
+use super::unshuffle::unshuffle_part;
 use super::NAME;
 
 const HEADER: usize = 16;
@@ -64,7 +66,34 @@ extern "C" {
 thread_local! {
     /// A block's streams before unshuffling, and bitunshuffle's working space.
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// A decoded block on its way to the rows of a chunk.
+    static BLOCK: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     static INFLATE: RefCell<Option<flate2::Decompress>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on `len` bytes of this thread's scratch from `slot`, taken out for the duration
+/// (so that a nested use cannot alias it) and kept for the next block unless it grew past
+/// `KEEP_SCRATCH_BYTES`.
+fn with_scratch<T>(
+    slot: &'static std::thread::LocalKey<RefCell<Vec<u8>>>,
+    len: usize,
+    f: impl FnOnce(&mut [u8]) -> T,
+) -> T {
+    let mut scratch = slot.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    scratch.resize(len, 0);
+    let result = f(&mut scratch);
+    if scratch.capacity() <= KEEP_SCRATCH_BYTES {
+        slot.with(|s| *s.borrow_mut() = scratch);
+    }
+    result
+}
+
+/// Where a block's streams start in the frame and how the decoded streams become the block.
+struct Layout {
+    start: i32,
+    splits: usize,
+    unshuffle: bool,
+    bitunshuffle: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -191,17 +220,10 @@ impl<'a> Frame<'a> {
         start..(start + self.blocksize).min(self.nbytes)
     }
 
-    /// Decodes block `j` into `dst`, which is exactly as long as the block.
-    pub(super) fn decode_block(&self, j: usize, dst: &mut [u8]) -> Result<(), CodecError> {
-        let bsize = dst.len();
-        debug_assert_eq!(bsize, self.block_range(j).len());
-        let Some(compressor) = self.compressor else {
-            let start = HEADER + j * self.blocksize;
-            dst.copy_from_slice(&self.data[start..start + bsize]);
-            return Ok(());
-        };
+    /// How block `j`, of `bsize` bytes, is stored: the same tests as c-blosc's blosc_d, so that
+    /// every frame it reads reads the same.
+    fn layout(&self, j: usize, bsize: usize) -> Layout {
         let typesize = self.typesize;
-        // The same tests as c-blosc's blosc_d, so that every frame it reads reads the same.
         let leftover = j == self.nblocks - 1 && self.nbytes % self.blocksize != 0;
         let unshuffle = self.flags & DOSHUFFLE != 0 && typesize > 1;
         let bitunshuffle = !unshuffle && self.flags & DOBITSHUFFLE != 0 && bsize >= typesize;
@@ -214,47 +236,102 @@ impl<'a> Frame<'a> {
         } else {
             1
         };
-        let start = le32(self.data, HEADER + 4 * j) as i32;
-        if !unshuffle && !bitunshuffle {
-            return self.decode_streams(compressor, start, splits, dst);
+        Layout {
+            start: le32(self.data, HEADER + 4 * j) as i32,
+            splits,
+            unshuffle,
+            bitunshuffle,
         }
-        let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
-        scratch.resize(2 * bsize + typesize * 4, 0);
-        let (streams, tmp) = scratch.split_at_mut(bsize);
-        let result = self
-            .decode_streams(compressor, start, splits, streams)
-            .and_then(|()| {
-                if unshuffle {
-                    // SAFETY: both buffers hold `bsize` bytes.
-                    unsafe {
-                        blosc_internal_unshuffle(
-                            typesize,
-                            bsize,
-                            streams.as_ptr(),
-                            dst.as_mut_ptr(),
-                        )
-                    };
-                    return Ok(());
-                }
-                // SAFETY: `streams` and `dst` hold `bsize` bytes and `tmp` more than that,
-                // as much as c-blosc gives the routine.
-                let n = unsafe {
-                    blosc_internal_bitunshuffle(
-                        typesize,
-                        bsize,
-                        streams.as_ptr(),
-                        dst.as_mut_ptr(),
-                        tmp.as_mut_ptr(),
-                    )
+    }
+
+    /// Decodes block `j` into `dst`, which is exactly as long as the block.
+    pub(super) fn decode_block(&self, j: usize, dst: &mut [u8]) -> Result<(), CodecError> {
+        let bsize = dst.len();
+        debug_assert_eq!(bsize, self.block_range(j).len());
+        let Some(compressor) = self.compressor else {
+            let start = HEADER + j * self.blocksize;
+            dst.copy_from_slice(&self.data[start..start + bsize]);
+            return Ok(());
+        };
+        let typesize = self.typesize;
+        let layout = self.layout(j, bsize);
+        if !layout.unshuffle && !layout.bitunshuffle {
+            return self.decode_streams(compressor, layout.start, layout.splits, dst);
+        }
+        with_scratch(&SCRATCH, 2 * bsize + typesize * 4, |scratch| {
+            let (streams, tmp) = scratch.split_at_mut(bsize);
+            self.decode_streams(compressor, layout.start, layout.splits, streams)?;
+            if layout.unshuffle {
+                // SAFETY: both buffers hold `bsize` bytes.
+                unsafe {
+                    blosc_internal_unshuffle(typesize, bsize, streams.as_ptr(), dst.as_mut_ptr())
                 };
-                if n < 0 {
-                    return Err(corrupt(format!("bitunshuffle failed ({n})")));
-                }
+                return Ok(());
+            }
+            // SAFETY: `streams` and `dst` hold `bsize` bytes and `tmp` more than that, as much
+            // as c-blosc gives the routine.
+            let n = unsafe {
+                blosc_internal_bitunshuffle(
+                    typesize,
+                    bsize,
+                    streams.as_ptr(),
+                    dst.as_mut_ptr(),
+                    tmp.as_mut_ptr(),
+                )
+            };
+            if n < 0 {
+                return Err(corrupt(format!("bitunshuffle failed ({n})")));
+            }
+            Ok(())
+        })
+    }
+
+    /// Decodes block `j` straight into the chunk's `rows`. A byte-shuffled block (the usual
+    /// case) is unshuffled row by row from its streams, without a decoded copy of the block;
+    /// any other block is decoded into scratch and copied out.
+    pub(super) fn decode_block_into_rows(
+        &self,
+        j: usize,
+        rows: &ChunkRows<'_>,
+    ) -> Result<(), CodecError> {
+        let range = self.block_range(j);
+        let bsize = range.len();
+        let typesize = self.typesize;
+        let layout = self.compressor.map(|_| self.layout(j, bsize));
+        let result = match (self.compressor, layout) {
+            (Some(compressor), Some(layout))
+                if layout.unshuffle && bsize % typesize == 0 && rows.row_len() % typesize == 0 =>
+            {
+                with_scratch(&SCRATCH, bsize, |streams| {
+                    self.decode_streams(compressor, layout.start, layout.splits, streams)?;
+                    // Row by row; a block's first and last rows may be shared with the
+                    // blocks around it, whose elements other threads write.
+                    let n = bsize / typesize;
+                    let row_elements = rows.row_len() / typesize;
+                    let mut first = 0;
+                    rows.for_each_piece(range.clone(), |row, within, len, _| {
+                        // Whole rows (all but a block's first and last) skip the division.
+                        let count = if len == rows.row_len() {
+                            row_elements
+                        } else {
+                            len / typesize
+                        };
+                        // SAFETY: this block's bytes are written by this call alone.
+                        let dst = unsafe { rows.piece(row, within, len) };
+                        unshuffle_part(streams, n, typesize, first, count, dst, rows.streaming());
+                        first += count;
+                    });
+                    Ok(())
+                })
+            }
+            _ => with_scratch(&BLOCK, bsize, |block| {
+                self.decode_block(j, block)?;
+                // SAFETY: this block's bytes are written by this call alone.
+                unsafe { rows.write(range.start, block) };
                 Ok(())
-            });
-        if scratch.capacity() <= KEEP_SCRATCH_BYTES {
-            SCRATCH.with(|s| *s.borrow_mut() = scratch);
-        }
+            }),
+        };
+        rows.finish();
         result
     }
 

@@ -14,12 +14,13 @@ use blosc_src::{
 use serde_json::{Map, Value};
 
 use crate::codec::{
-    check_config_keys, check_len, codec_metadata, invalid_config, BytesToBytesCodec,
+    check_config_keys, check_len, codec_metadata, invalid_config, BytesToBytesCodec, ChunkRows,
 };
 use crate::error::{CodecError, MetadataError};
 use crate::metadata::DataType;
 
 mod frame;
+mod unshuffle;
 use frame::Frame;
 
 const NAME: &str = "blosc";
@@ -323,6 +324,27 @@ impl BytesToBytesCodec for Blosc {
         }
     }
 
+    /// A whole chunk read into a larger output: each block is decoded straight into the
+    /// output's rows (see `Frame::decode_block_into_rows`), on several threads for a large
+    /// frame as `decompress` does. Frames left to c-blosc are not.
+    fn decode_into_rows(&self, encoded: &[u8], rows: &ChunkRows<'_>) -> Result<bool, CodecError> {
+        let (nbytes, _) = Self::frame_sizes(encoded)?;
+        check_len(NAME, nbytes, rows.nbytes())?;
+        let Some(frame) = Frame::parse(encoded)? else {
+            return Ok(false);
+        };
+        if frame.nblocks() < 2 || nbytes < PARALLEL_BYTES {
+            (0..frame.nblocks()).try_for_each(|j| frame.decode_block_into_rows(j, rows))?;
+        } else {
+            crate::concurrency::split(frame.nblocks(), |j| frame.decode_block_into_rows(j, rows))?;
+        }
+        Ok(true)
+    }
+
+    fn writes_rows(&self) -> bool {
+        true
+    }
+
     fn max_encoded_size(&self, decoded_len: usize) -> usize {
         decoded_len + OVERHEAD
     }
@@ -431,6 +453,106 @@ mod tests {
                 let _ = codec.decode_into(&bad, &mut out); // an error or garbage, never a crash
             }
         });
+    }
+
+    /// Decodes `enc` into rows of `row_len` bytes spread over a larger buffer (a gap of `gap`
+    /// bytes after each), with `threads` threads, and checks them against `expected`; the gaps
+    /// stay untouched. Returns what `decode_into_rows` returned.
+    fn check_rows(
+        codec: &Blosc,
+        enc: &[u8],
+        expected: &[u8],
+        row_len: usize,
+        gap: usize,
+        streaming: bool,
+        label: &str,
+    ) -> Result<bool, CodecError> {
+        let rows_n = expected.len() / row_len;
+        let offsets: Vec<usize> = (0..rows_n).map(|r| 3 + r * (row_len + gap)).collect();
+        let mut buf = vec![0xA5u8; 3 + rows_n * (row_len + gap)];
+        // SAFETY: `buf` outlives `rows` and nothing else touches it meanwhile.
+        let rows =
+            unsafe { ChunkRows::new(buf.as_mut_ptr(), buf.len(), row_len, &offsets, streaming) }
+                .unwrap();
+        let done = codec.decode_into_rows(enc, &rows)?;
+        if done {
+            for (r, &o) in offsets.iter().enumerate() {
+                assert!(
+                    buf[o..o + row_len] == expected[r * row_len..(r + 1) * row_len],
+                    "{label}: row {r}"
+                );
+                assert!(buf[o + row_len..o + row_len + gap]
+                    .iter()
+                    .all(|&b| b == 0xA5));
+            }
+            assert_eq!(&buf[..3], &[0xA5; 3]);
+        }
+        Ok(done)
+    }
+
+    #[test]
+    fn whole_frames_decode_into_rows() {
+        // Rows that divide the blocks and rows that straddle them, element sizes the vector
+        // unshuffle takes (2, 4, 8) and ones it leaves to the scalar loop, a short last block,
+        // large frames (decoded on several threads), every shuffle; streaming stores or not.
+        crate::concurrency::with_threads(3, || {
+            for shuffle in ["shuffle", "noshuffle", "bitshuffle"] {
+                for (typesize, len, blocksize, row_len) in [
+                    (2, 64 * 64 * 64 * 2, 0, 128),
+                    (2, 100_000, 8192, 200),
+                    (4, 120_000, 0, 48),
+                    (8, 600_000, 65_536, 8 * 100),
+                    (8, 40_000, 4096, 40),
+                    (3, 30_000, 0, 30),
+                    (16, 67_200, 4096, 16 * 7 * 4),
+                    (2, 300_000, 0, 300_000),
+                ] {
+                    let codec = blosc(json!({"cname": "lz4", "clevel": 5, "shuffle": shuffle,
+                                             "typesize": typesize, "blocksize": blocksize}));
+                    let data = varied(len, len as u32);
+                    let enc = codec.encode(&data).unwrap();
+                    for (gap, streaming) in [(0, false), (5, false), (64, true), (7, true)] {
+                        let label =
+                            format!("{shuffle} {typesize} {len} {blocksize} {row_len} {gap}");
+                        let done = check_rows(&codec, &enc, &data, row_len, gap, streaming, &label)
+                            .unwrap();
+                        assert!(done, "{label}");
+                    }
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn damaged_frames_fail_into_rows_as_into_a_buffer() {
+        let codec = blosc(json!({"cname": "lz4", "clevel": 5, "shuffle": "shuffle",
+                                 "typesize": 2, "blocksize": 4096}));
+        let data = varied(60_000, 9);
+        let enc = codec.encode(&data).unwrap();
+        let mut x = 12345u32;
+        for _ in 0..400 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let mut bad = enc.clone();
+            let at = x as usize % bad.len();
+            bad[at] ^= (x >> 8) as u8 | 1;
+            let mut out = vec![0u8; data.len()];
+            let whole = codec.decode_into(&bad, &mut out);
+            match check_rows(&codec, &bad, &out, 120, 8, false, "damaged") {
+                Ok(done) => {
+                    // Read the same as into a buffer (checked in check_rows), or left to
+                    // c-blosc, which the caller then asks through decode_into.
+                    assert!(
+                        whole.is_ok() || !done,
+                        "byte {at}: rows read, buffer failed"
+                    );
+                }
+                Err(_) => assert!(whole.is_err(), "byte {at}: rows failed, buffer read"),
+            }
+        }
+        // A frame of another length is refused.
+        assert!(check_rows(&codec, &enc, &data[..59_880], 120, 0, false, "short").is_err());
     }
 
     /// Data of `n` bytes that compresses a little (runs of small values with noise).
