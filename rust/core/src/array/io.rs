@@ -39,6 +39,10 @@ pub(super) type EncodeInner<'a> =
 /// Scratch buffers above this size are freed after use rather than kept for the next chunk.
 const KEEP_SCRATCH_BYTES: usize = 64 << 20;
 
+/// Whole chunks whose rows are shorter than this are decoded into scratch and copied out
+/// rather than decoded into their rows (see `decode_share_into_rows`).
+const MIN_ROW_BYTES: usize = 64;
+
 thread_local! {
     /// Stored (encoded) bytes of the chunk being processed.
     static STORED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
@@ -62,12 +66,15 @@ fn with_scratch<T>(
     result
 }
 
-/// Runs `f` with this thread's (emptied) list of row offsets.
+/// Runs `f` with this thread's (emptied) list of row offsets, kept for the next chunk unless
+/// it grew past the scratch limit.
 fn with_offsets<T>(f: impl FnOnce(&mut Vec<usize>) -> T) -> T {
     let mut offsets = OFFSETS.with(|s| std::mem::take(&mut *s.borrow_mut()));
     offsets.clear();
     let result = f(&mut offsets);
-    OFFSETS.with(|s| *s.borrow_mut() = offsets);
+    if offsets.capacity() * std::mem::size_of::<usize>() <= KEEP_SCRATCH_BYTES {
+        OFFSETS.with(|s| *s.borrow_mut() = offsets);
+    }
     result
 }
 
@@ -377,7 +384,7 @@ impl Array {
             out.finish();
             return Ok(());
         }
-        if self.decode_into_rows(chain, key, stored, share, out_shape, out)? {
+        if self.decode_share_into_rows(chain, key, stored, share, out_shape, out)? {
             return Ok(());
         }
         // The bytes of the chunk the share spans: codecs that can decode part of a chunk (a
@@ -400,7 +407,7 @@ impl Array {
     /// Decodes a whole chunk, whose share is all of it, straight into its rows of the output
     /// when the codec chain can (blosc writes each block there): no decoded copy of the chunk
     /// is written and read back. False, having written nothing, when it cannot.
-    fn decode_into_rows(
+    fn decode_share_into_rows(
         &self,
         chain: &CodecChain,
         key: &str,
@@ -410,7 +417,13 @@ impl Array {
         out: &SharedBuffer,
     ) -> Result<bool> {
         let chunk_shape = &chain.decoded_repr().shape;
+        let size = self.data_type().size();
+        // A row is at least the chunk's last dimension. Rows shorter than a cache line gain
+        // nothing from being written in place (a codec call per row instead of a copy per
+        // row), and their offsets would outweigh the chunk.
+        let min_row = chunk_shape.last().map_or(0, |&n| n as usize * size);
         if !chain.writes_rows()
+            || min_row < MIN_ROW_BYTES
             || !share
                 .maps
                 .iter()
@@ -419,9 +432,10 @@ impl Array {
         {
             return Ok(false);
         }
-        let size = self.data_type().size();
         with_offsets(|offsets| {
-            // A whole chunk's rows are all as long and follow one another in the chunk.
+            // A whole chunk's rows are all as long and follow one another in the chunk (so
+            // `in_order` is a defensive check: a share whose rows did not would be copied the
+            // general way).
             let mut row_len = 0;
             let mut in_order = true;
             for_each_row(&share.maps, chunk_shape, out_shape, size, &mut |o, c, n| {

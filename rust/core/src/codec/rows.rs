@@ -60,10 +60,6 @@ impl<'a> ChunkRows<'a> {
         self.row_len
     }
 
-    pub fn rows(&self) -> usize {
-        self.offsets.len()
-    }
-
     /// The decoded chunk's length.
     pub fn nbytes(&self) -> usize {
         self.offsets.len() * self.row_len

@@ -288,7 +288,11 @@ impl<'a> Frame<'a> {
 
     /// Decodes block `j` straight into the chunk's `rows`. A byte-shuffled block (the usual
     /// case) is unshuffled row by row from its streams, without a decoded copy of the block;
-    /// any other block is decoded into scratch and copied out.
+    /// any other block is decoded into scratch and copied out. The row-by-row unshuffle needs
+    /// whole elements everywhere: a block that starts on an element boundary (`parse` refuses
+    /// block sizes that are not whole elements, and this is checked again here), that holds
+    /// whole elements (c-blosc leaves a short last block's odd bytes unshuffled at its end),
+    /// and rows of whole elements.
     pub(super) fn decode_block_into_rows(
         &self,
         j: usize,
@@ -300,7 +304,10 @@ impl<'a> Frame<'a> {
         let layout = self.compressor.map(|_| self.layout(j, bsize));
         let result = match (self.compressor, layout) {
             (Some(compressor), Some(layout))
-                if layout.unshuffle && bsize % typesize == 0 && rows.row_len() % typesize == 0 =>
+                if layout.unshuffle
+                    && range.start % typesize == 0
+                    && bsize % typesize == 0
+                    && rows.row_len() % typesize == 0 =>
             {
                 with_scratch(&SCRATCH, bsize, |streams| {
                     self.decode_streams(compressor, layout.start, layout.splits, streams)?;
