@@ -20,6 +20,7 @@ pub mod error;
 pub mod group;
 pub mod metadata;
 pub mod node;
+pub(crate) mod scratch;
 pub mod store;
 
 pub use array::Array;

@@ -29,15 +29,13 @@ use crate::codec::array_to_bytes::sharding::{ShardIndex, Sharding};
 use crate::codec::CodecChain;
 use crate::concurrency;
 use crate::error::{CodecError, Error, Result, StorageError};
+use crate::scratch;
 use crate::store::{ByteRange, PartsRead};
 
 /// How a sharded write makes an inner chunk's new stored bytes: from its share of the
 /// selection, its current stored bytes (if kept) and a label for errors.
 pub(super) type EncodeInner<'a> =
     dyn Fn(&ChunkShare<'_>, Option<&[u8]>, &str) -> Result<Option<Vec<u8>>> + Sync + 'a;
-
-/// Scratch buffers above this size are freed after use rather than kept for the next chunk.
-const KEEP_SCRATCH_BYTES: usize = 64 << 20;
 
 /// Whole chunks whose rows are shorter than this are decoded into scratch and copied out
 /// rather than decoded into their rows (see `decode_share_into_rows`).
@@ -50,32 +48,6 @@ thread_local! {
     static DECODED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     /// Where each row of a chunk goes in the output.
     static OFFSETS: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Runs `f` with this thread's scratch buffer from `slot`, taken out for the duration so a
-/// nested use cannot alias it.
-fn with_scratch<T>(
-    slot: &'static std::thread::LocalKey<RefCell<Vec<u8>>>,
-    f: impl FnOnce(&mut Vec<u8>) -> T,
-) -> T {
-    let mut buf = slot.with(|s| std::mem::take(&mut *s.borrow_mut()));
-    let result = f(&mut buf);
-    if buf.capacity() <= KEEP_SCRATCH_BYTES {
-        slot.with(|s| *s.borrow_mut() = buf);
-    }
-    result
-}
-
-/// Runs `f` with this thread's (emptied) list of row offsets, kept for the next chunk unless
-/// it grew past the scratch limit.
-fn with_offsets<T>(f: impl FnOnce(&mut Vec<usize>) -> T) -> T {
-    let mut offsets = OFFSETS.with(|s| std::mem::take(&mut *s.borrow_mut()));
-    offsets.clear();
-    let result = f(&mut offsets);
-    if offsets.capacity() * std::mem::size_of::<usize>() <= KEEP_SCRATCH_BYTES {
-        OFFSETS.with(|s| *s.borrow_mut() = offsets);
-    }
-    result
 }
 
 /// One chunk's share of a selection.
@@ -250,7 +222,7 @@ impl Array {
                         return Ok(());
                     }
                 }
-                with_scratch(&STORED, |stored| {
+                scratch::with(&STORED, |stored| {
                     let found = self.store.get_into(&key, stored)?;
                     self.decode_share(
                         &self.codecs,
@@ -390,7 +362,7 @@ impl Array {
         // The bytes of the chunk the share spans: codecs that can decode part of a chunk (a
         // point read of a zstd or blosc chunk) decode only as much as covers them.
         let needed = share_byte_range(&share.maps, chunk_shape, size);
-        with_scratch(&DECODED, |decoded| {
+        scratch::with(&DECODED, |decoded| {
             decoded.resize(chunk_bytes, 0);
             chain
                 .decode_range_into(stored, decoded, needed)
@@ -432,7 +404,8 @@ impl Array {
         {
             return Ok(false);
         }
-        with_offsets(|offsets| {
+        scratch::with(&OFFSETS, |offsets| {
+            offsets.clear();
             // A whole chunk's rows are all as long and follow one another in the chunk (so
             // `in_order` is a defensive check: a share whose rows did not would be copied the
             // general way).
@@ -623,7 +596,7 @@ impl Array {
         match self.codecs.sharding() {
             Some(sharding) => {
                 let encode = |share: &ChunkShare<'_>, existing: Option<&[u8]>, label: &str| {
-                    with_scratch(&DECODED, |chunk| {
+                    scratch::with(&DECODED, |chunk| {
                         let inner_chain = sharding.inner_chain();
                         self.updated_chunk(
                             inner_chain,
@@ -717,8 +690,8 @@ impl Array {
             return self.store_chunk(key, &data[start..start + chunk_bytes], write_empty_chunks);
         }
         let covered = self.covers(share, chunk_shape);
-        with_scratch(&DECODED, |chunk| {
-            with_scratch(&STORED, |stored| -> Result<()> {
+        scratch::with(&DECODED, |chunk| {
+            scratch::with(&STORED, |stored| -> Result<()> {
                 let found = !covered && self.store.get_into(key, stored)?;
                 self.updated_chunk(
                     &self.codecs,

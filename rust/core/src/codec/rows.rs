@@ -75,6 +75,9 @@ impl<'a> ChunkRows<'a> {
     /// No two live pieces may overlap: threads decoding at once ask for disjoint bytes.
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn piece(&self, r: usize, within: usize, n: usize) -> &mut [u8] {
+        // Callers cut pieces from ranges of the chunk they checked against `nbytes` (blosc:
+        // the frame's decoded size), so this holds; it guards the raw pointer below all the
+        // same, as a panic rather than a stray write should that ever change.
         assert!(
             r < self.offsets.len() && within + n <= self.row_len,
             "a piece outside the chunk's rows"

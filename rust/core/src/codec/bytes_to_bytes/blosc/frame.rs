@@ -21,6 +21,7 @@ use std::ffi::{c_int, c_void};
 use crate::codec::bytes_to_bytes::zstd::Zstd;
 use crate::codec::ChunkRows;
 use crate::error::CodecError;
+use crate::scratch;
 
 use super::unshuffle::unshuffle_part;
 use super::NAME;
@@ -37,10 +38,6 @@ const DONT_SPLIT: u8 = 0x10;
 /// `MIN_SPLIT_ELEMENTS` elements (blosc.c's MAX_SPLITS and MIN_BUFFERSIZE).
 const MAX_SPLITS: usize = 16;
 const MIN_SPLIT_ELEMENTS: usize = 128;
-/// Scratch above this size is freed after the block rather than kept for the next (the block
-/// size comes from the frame: one with a huge forced block size should not pin that much
-/// memory on every thread that decoded it).
-const KEEP_SCRATCH_BYTES: usize = 64 << 20;
 /// c-blosc's BLOSC_MAX_BLOCKSIZE.
 const MAX_BLOCKSIZE: usize = (i32::MAX as usize - 255 * 4) / 3;
 
@@ -69,23 +66,6 @@ thread_local! {
     /// A decoded block on its way to the rows of a chunk.
     static BLOCK: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     static INFLATE: RefCell<Option<flate2::Decompress>> = const { RefCell::new(None) };
-}
-
-/// Runs `f` on `len` bytes of this thread's scratch from `slot`, taken out for the duration
-/// (so that a nested use cannot alias it) and kept for the next block unless it grew past
-/// `KEEP_SCRATCH_BYTES`.
-fn with_scratch<T>(
-    slot: &'static std::thread::LocalKey<RefCell<Vec<u8>>>,
-    len: usize,
-    f: impl FnOnce(&mut [u8]) -> T,
-) -> T {
-    let mut scratch = slot.with(|s| std::mem::take(&mut *s.borrow_mut()));
-    scratch.resize(len, 0);
-    let result = f(&mut scratch);
-    if scratch.capacity() <= KEEP_SCRATCH_BYTES {
-        slot.with(|s| *s.borrow_mut() = scratch);
-    }
-    result
 }
 
 /// Where a block's streams start in the frame and how the decoded streams become the block.
@@ -258,7 +238,8 @@ impl<'a> Frame<'a> {
         if !layout.unshuffle && !layout.bitunshuffle {
             return self.decode_streams(compressor, layout.start, layout.splits, dst);
         }
-        with_scratch(&SCRATCH, 2 * bsize + typesize * 4, |scratch| {
+        scratch::with(&SCRATCH, |scratch| {
+            scratch.resize(2 * bsize + typesize * 4, 0);
             let (streams, tmp) = scratch.split_at_mut(bsize);
             self.decode_streams(compressor, layout.start, layout.splits, streams)?;
             if layout.unshuffle {
@@ -301,15 +282,19 @@ impl<'a> Frame<'a> {
         let range = self.block_range(j);
         let bsize = range.len();
         let typesize = self.typesize;
-        let layout = self.compressor.map(|_| self.layout(j, bsize));
-        let result = match (self.compressor, layout) {
-            (Some(compressor), Some(layout))
-                if layout.unshuffle
+        let unshuffled_in_place = self
+            .compressor
+            .map(|compressor| (compressor, self.layout(j, bsize)))
+            .filter(|(_, layout)| {
+                layout.unshuffle
                     && range.start % typesize == 0
                     && bsize % typesize == 0
-                    && rows.row_len() % typesize == 0 =>
-            {
-                with_scratch(&SCRATCH, bsize, |streams| {
+                    && rows.row_len() % typesize == 0
+            });
+        let result = match unshuffled_in_place {
+            Some((compressor, layout)) => {
+                scratch::with(&SCRATCH, |streams| {
+                    streams.resize(bsize, 0);
                     self.decode_streams(compressor, layout.start, layout.splits, streams)?;
                     // Row by row; a block's first and last rows may be shared with the
                     // blocks around it, whose elements other threads write.
@@ -331,7 +316,8 @@ impl<'a> Frame<'a> {
                     Ok(())
                 })
             }
-            _ => with_scratch(&BLOCK, bsize, |block| {
+            None => scratch::with(&BLOCK, |block| {
+                block.resize(bsize, 0);
                 self.decode_block(j, block)?;
                 // SAFETY: this block's bytes are written by this call alone.
                 unsafe { rows.write(range.start, block) };

@@ -198,21 +198,35 @@ impl Blosc {
         blocks: std::ops::Range<usize>,
         out: &mut [u8],
     ) -> Result<(), CodecError> {
-        let span = frame.block_range(blocks.start).start..frame.block_range(blocks.end - 1).end;
-        if blocks.len() < 2 || span.len() < PARALLEL_BYTES {
-            return blocks
-                .into_iter()
-                .try_for_each(|j| frame.decode_block(j, &mut out[frame.block_range(j)]));
-        }
+        // The block ranges below lie inside the frame's decoded size, so inside `out`.
+        check_len(NAME, frame.nbytes(), out.len())?;
         let base = out.as_mut_ptr() as usize;
-        crate::concurrency::split(blocks.len(), |i| {
-            let range = frame.block_range(blocks.start + i);
-            // SAFETY: blocks cover disjoint ranges of `out`, and each piece decodes one block.
+        Self::each_block(frame, blocks, |j| {
+            let range = frame.block_range(j);
+            // SAFETY: in bounds (checked above); blocks cover disjoint ranges of `out`, and
+            // each call decodes one block.
             let dst = unsafe {
                 std::slice::from_raw_parts_mut((base + range.start) as *mut u8, range.len())
             };
-            frame.decode_block(blocks.start + i, dst)
+            frame.decode_block(j, dst)
         })
+    }
+
+    /// Runs `work(j)` for every block `j` of `blocks`, on several threads when they span
+    /// enough bytes to be worth it.
+    fn each_block(
+        frame: &Frame<'_>,
+        blocks: std::ops::Range<usize>,
+        work: impl Fn(usize) -> Result<(), CodecError> + Sync,
+    ) -> Result<(), CodecError> {
+        if blocks.is_empty() {
+            return Ok(());
+        }
+        let span = frame.block_range(blocks.start).start..frame.block_range(blocks.end - 1).end;
+        if blocks.len() < 2 || span.len() < PARALLEL_BYTES {
+            return blocks.into_iter().try_for_each(work);
+        }
+        crate::concurrency::split(blocks.len(), |i| work(blocks.start + i))
     }
 
     /// Frames the block decoder leaves to c-blosc (another format version, say): it decodes
@@ -333,11 +347,9 @@ impl BytesToBytesCodec for Blosc {
         let Some(frame) = Frame::parse(encoded)? else {
             return Ok(false);
         };
-        if frame.nblocks() < 2 || nbytes < PARALLEL_BYTES {
-            (0..frame.nblocks()).try_for_each(|j| frame.decode_block_into_rows(j, rows))?;
-        } else {
-            crate::concurrency::split(frame.nblocks(), |j| frame.decode_block_into_rows(j, rows))?;
-        }
+        Self::each_block(&frame, 0..frame.nblocks(), |j| {
+            frame.decode_block_into_rows(j, rows)
+        })?;
         Ok(true)
     }
 
