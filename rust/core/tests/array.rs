@@ -4,8 +4,12 @@
 use std::sync::Arc;
 
 use oxzarr_core::array::{DimSelection, Selection};
+use oxzarr_core::error::StorageError;
 use oxzarr_core::metadata::{ArrayMetadata, ArrayMetadataV3, ChunkKeyEncoding, DataType};
-use oxzarr_core::store::{FilesystemStore, MemoryStore, StoreRef};
+use oxzarr_core::store::{
+    FilesystemStore, ListDir, ListableStore, MemoryStore, ReadableStore, Store, StoreRef,
+    WritableStore,
+};
 use oxzarr_core::{Array, Error, Group};
 use serde_json::{json, Map, Value};
 
@@ -509,4 +513,91 @@ fn corrupt_shards_name_the_key() {
         assert!(matches!(err, Error::CorruptChunk { .. }), "{err}");
         assert!(err.to_string().contains("x/c/0"), "{err}");
     }
+}
+
+/// A memory store whose reads all "wait for the device" when `cold` is set, and which records
+/// the keys it is asked to prefetch.
+#[derive(Debug, Default)]
+struct ColdStore {
+    inner: MemoryStore,
+    cold: std::sync::atomic::AtomicBool,
+    waits: std::sync::atomic::AtomicU64,
+    hinted: std::sync::Mutex<Vec<String>>,
+}
+
+impl ReadableStore for ColdStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        if self.cold.load(std::sync::atomic::Ordering::Relaxed) {
+            self.waits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.inner.get(key)
+    }
+    fn prefetch(&self, key: &str) {
+        self.hinted.lock().unwrap().push(key.to_string());
+    }
+    fn device_waits(&self) -> u64 {
+        self.waits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl WritableStore for ColdStore {
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.inner.set(key, value)
+    }
+    fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.inner.delete(key)
+    }
+    fn delete_prefix(&self, prefix: &str) -> Result<(), StorageError> {
+        self.inner.delete_prefix(prefix)
+    }
+}
+
+impl ListableStore for ColdStore {
+    fn list_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        self.inner.list_prefix(prefix)
+    }
+    fn list_dir(&self, prefix: &str) -> Result<ListDir, StorageError> {
+        self.inner.list_dir(prefix)
+    }
+}
+
+impl Store for ColdStore {
+    fn describe(&self) -> String {
+        "cold memory".into()
+    }
+}
+
+#[test]
+fn reads_that_wait_prefetch_the_chunks_ahead() {
+    let store = Arc::new(ColdStore::default());
+    let codecs = json!([{"name": "bytes", "configuration": {"endian": "little"}},
+                        {"name": "zstd", "configuration": {"level": 1, "checksum": false}}]);
+    let a = Array::create(
+        store.clone(),
+        "a",
+        metadata(&[2000], &[10], DataType::UInt16, codecs, json!(0)),
+        false,
+    )
+    .unwrap();
+    let values: Vec<u16> = (0..2000).map(|i| (i * 7 % 1000) as u16 + 1).collect();
+    let all = Selection::all(&[2000]);
+    a.write(&all, &to_bytes(&values), false).unwrap();
+    let keys: std::collections::HashSet<String> = (0..200).map(|i| format!("a/c/{i}")).collect();
+
+    // Cached (no read waits): no hints.
+    assert_eq!(read(&a, &all), values);
+    assert!(store.hinted.lock().unwrap().is_empty());
+
+    // Every read waits: chunks ahead of each thread are hinted, each once, and the values are
+    // still right.
+    store.cold.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(read(&a, &all), values);
+    let hinted = store.hinted.lock().unwrap().clone();
+    let unique: std::collections::HashSet<String> = hinted.iter().cloned().collect();
+    assert_eq!(unique.len(), hinted.len(), "a chunk hinted twice");
+    assert!(unique.is_subset(&keys), "hinted a key that is not a chunk");
+    // All but the few a thread starts on: the first before any read had waited, and where it
+    // takes over a range of chunks from another thread (198 of 200 in practice).
+    assert!(hinted.len() >= 200 - 16, "{} hinted", hinted.len());
 }

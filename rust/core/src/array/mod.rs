@@ -6,6 +6,7 @@ pub(crate) mod copy;
 mod io;
 mod io_points;
 mod io_vlen;
+mod read_ahead;
 pub mod selection;
 mod shard_cache;
 

@@ -106,6 +106,15 @@ impl ReadableStore for CountingStore {
         self.counters.add(1, 0);
         self.inner.size(key)
     }
+
+    // Hints are not reads: passed on, and not counted.
+    fn prefetch(&self, key: &str) {
+        self.inner.prefetch(key)
+    }
+
+    fn device_waits(&self) -> u64 {
+        self.inner.device_waits()
+    }
 }
 
 impl WritableStore for CountingStore {

@@ -144,6 +144,18 @@ pub trait ReadableStore: Send + Sync + Debug {
     fn exists(&self, key: &str) -> Result<bool, StorageError> {
         Ok(self.size(key)?.is_some())
     }
+
+    /// Hints that the value at `key` will be read soon, so that a store whose reads wait on a
+    /// device can start fetching it now. Only a hint: stores that cannot fetch ahead ignore
+    /// it, and nothing is reported (the read that follows reports any error).
+    fn prefetch(&self, _key: &str) {}
+
+    /// How many reads of this store so far had to wait for a device because the bytes were
+    /// not in the operating system's cache. Reads of many chunks watch it to decide whether
+    /// to prefetch the chunks ahead of them; stores that never wait that way count nothing.
+    fn device_waits(&self) -> u64 {
+        0
+    }
 }
 
 /// Writing and deleting values. A `set` is atomic: a reader sees the old value or the new

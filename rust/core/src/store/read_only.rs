@@ -52,6 +52,14 @@ impl ReadableStore for ReadOnlyStore {
     fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
         self.inner.size(key)
     }
+
+    fn prefetch(&self, key: &str) {
+        self.inner.prefetch(key)
+    }
+
+    fn device_waits(&self) -> u64 {
+        self.inner.device_waits()
+    }
 }
 
 impl WritableStore for ReadOnlyStore {
