@@ -6,7 +6,7 @@ STAMP := $(VENV)/.deps-stamp
 # pyproject.toml extras installed into the virtualenv.
 EXTRAS := dev,test,lint
 
-.PHONY: demo test test-rust test-python lint develop develop-release bench bench-codecs clean
+.PHONY: demo test test-rust test-python lint develop develop-release bench bench-cold bench-codecs clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -56,6 +56,12 @@ bench: develop-release
 		--out benches/peers.json --gate 1.5 || true
 	$(BIN)/python benches/results.py benches/peers.json
 	$(BIN)/python benches/plot.py benches/peers.json benches/results.png
+
+# Full reads from a cold page cache, every peer (drops the caches: needs root).
+bench-cold: develop-release
+	$(BIN)/python tools/requirements.py bench > $(VENV)/bench-requirements.txt
+	$(BIN)/pip install --quiet -r $(VENV)/bench-requirements.txt
+	$(BIN)/python benches/cold.py --out benches/cold.json
 
 # Criterion benchmarks of each codec alone.
 bench-codecs:

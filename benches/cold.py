@@ -1,0 +1,104 @@
+"""Full reads from a cold page cache: the cases of ../shared/bench/peers.py, every peer, with the
+operating system's caches dropped before each read, so the chunks come from the device. The
+first read of a dataset looks like this; the gate's figures (read straight after the store was
+written) do not. Needs root: caches are dropped through /proc/sys/vm/drop_caches.
+
+Each round reads once with every implementation in turn (the order rotates), and a row
+reports the median over the rounds. The "files only" row reads every stored file of the case
+into one reused buffer on one thread, cold, with no decoding: the device alone.
+
+Usage: python benches/cold.py [--size 512] [--cases raw_c64,...] [--rounds 5] [--out F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "bench"))
+import peers  # type: ignore[import-not-found]
+
+DROP = "/proc/sys/vm/drop_caches"
+
+
+def drop_caches() -> None:
+    os.sync()
+    with open(DROP, "w") as f:
+        f.write("3\n")
+
+
+def files_only(store: str) -> float:
+    files = sorted(str(p) for p in Path(store).rglob("*") if p.is_file() and "zarr" not in p.name)
+    buf = bytearray(max(os.path.getsize(f) for f in files))
+    view = memoryview(buf)
+    drop_caches()
+    t0 = time.perf_counter()
+    for f in files:
+        with open(f, "rb", buffering=0) as fh:
+            fh.readinto(view)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--size", type=int, default=512)
+    p.add_argument("--cases", default=",".join(peers.CASES))
+    p.add_argument("--impl", default="zarrs,tensorstore,zarrista,oxzarr")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--out")
+    args = p.parse_args()
+    if not os.access(DROP, os.W_OK):
+        sys.exit(f"cold.py drops the page cache through {DROP}, which needs root")
+    arr = peers.data((args.size,) * 3)
+    impls = [peers.IMPLS[k]() for k in args.impl.split(",")]
+    root = tempfile.mkdtemp(prefix="zbench-cold-", dir=os.environ.get("BENCH_DIR"))
+    rows: list[dict[str, Any]] = []
+    try:
+        for case in args.cases.split(","):
+            chunks, shards, codec = peers.CASES[case]
+            ref = os.path.join(root, case + ".zarr")
+            peers.ZarrPy()
+            peers.write_reference(ref, arr, chunks, shards, codec)
+            times: dict[str, list[float]] = {im.name: [] for im in impls}
+            alone = []
+            for r in range(args.rounds):
+                alone.append(files_only(ref))
+                for im in impls[r % len(impls) :] + impls[: r % len(impls)]:
+                    im.__init__()
+                    drop_caches()
+                    a = im.open(ref)
+                    t0 = time.perf_counter()
+                    out = im.read_full(a)
+                    times[im.name].append(time.perf_counter() - t0)
+                    if r == 0 and not np.array_equal(np.asarray(out), arr):
+                        raise SystemExit(f"{im.name} read {case} wrong")
+                    del out, a
+            for name, ts in [("files only", alone), *times.items()]:
+                row = {
+                    "case": case,
+                    "impl": name,
+                    "read_full_cold_s": statistics.median(ts),
+                    "runs": [round(t, 4) for t in ts],
+                }
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+            shutil.rmtree(ref, ignore_errors=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
