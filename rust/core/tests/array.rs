@@ -601,3 +601,42 @@ fn reads_that_wait_prefetch_the_chunks_ahead() {
     // takes over a range of chunks from another thread (198 of 200 in practice).
     assert!(hinted.len() >= 200 - 16, "{} hinted", hinted.len());
 }
+
+#[test]
+fn sharded_reads_that_wait_prefetch_the_shards_they_need() {
+    let store = Arc::new(ColdStore::default());
+    // 4 shards of 10 inner chunks of 10 elements.
+    let codecs = json!([{"name": "sharding_indexed", "configuration": {
+        "chunk_shape": [10],
+        "codecs": [{"name": "bytes", "configuration": {"endian": "little"}},
+                   {"name": "zstd", "configuration": {"level": 1, "checksum": false}}],
+        "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}}],
+        "index_location": "end"}}]);
+    let a = Array::create(
+        store.clone(),
+        "a",
+        metadata(&[400], &[100], DataType::UInt16, codecs, json!(0)),
+        false,
+    )
+    .unwrap();
+    let values: Vec<u16> = (0..400).map(|i| i as u16 + 1).collect();
+    let all = Selection::all(&[400]);
+    a.write(&all, &to_bytes(&values), false).unwrap();
+    store.cold.store(true, std::sync::atomic::Ordering::Relaxed);
+
+    // A read of every shard hints each shard once, whole.
+    assert_eq!(read(&a, &all), values);
+    let mut hinted = std::mem::take(&mut *store.hinted.lock().unwrap());
+    hinted.sort();
+    assert_eq!(hinted, ["a/c/0", "a/c/1", "a/c/2", "a/c/3"]);
+
+    // A read needing all of shard 0 and 3 of the 10 inner chunks of shard 1 hints shard 0
+    // only: fetching shard 1 whole would read more than twice what the read needs.
+    let part = Selection(vec![DimSelection::Slice {
+        start: 0,
+        step: 1,
+        len: 125,
+    }]);
+    assert_eq!(read(&a, &part), &values[..125]);
+    assert_eq!(*store.hinted.lock().unwrap(), ["a/c/0"]);
+}

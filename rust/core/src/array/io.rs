@@ -98,6 +98,60 @@ impl Plan {
     }
 }
 
+/// Which shards a sharded read hints, whole: each once, and only those holding at least half
+/// of the inner chunks the read needs from them. Inner chunks are read by byte range, each
+/// from a freshly opened file, so the kernel's readahead never sees a sequential read and
+/// fetches each one with a small request of its own (measured on a cold full read: 1056
+/// requests of 143 KiB on average, against 107–140 of over 1 MiB by TensorStore).
+struct ShardsAhead<'a> {
+    array: &'a Array,
+    sharding: &'a Sharding,
+    plan: &'a Plan,
+    /// The inner chunk grid's shape (inner chunks of shards overhanging the array excluded).
+    inner_grid: Vec<u64>,
+    seen: std::sync::Mutex<std::collections::HashSet<Vec<u64>>>,
+}
+
+impl<'a> ShardsAhead<'a> {
+    fn new(array: &'a Array, sharding: &'a Sharding, plan: &'a Plan) -> Self {
+        let inner_grid = array
+            .shape()
+            .iter()
+            .zip(array.inner_chunk_shape())
+            .map(|(&s, &c)| s.div_ceil(c.max(1)))
+            .collect();
+        Self {
+            array,
+            sharding,
+            plan,
+            inner_grid,
+            seen: Default::default(),
+        }
+    }
+
+    /// The key of the shard holding `share`'s inner chunk, the first time that shard is asked
+    /// about and if the read needs at least half of its inner chunks.
+    fn key_to_hint(&self, share: &ChunkShare<'_>) -> Option<String> {
+        let per_shard = self.sharding.chunks_per_shard();
+        let (shard, _) = locate_inner(&share.coords, per_shard);
+        if !self.seen.lock().ok()?.insert(shard.clone()) {
+            return None;
+        }
+        let mut needed = 1u64;
+        let mut inner_chunks = 1u64;
+        for (d, (&s, &n)) in shard.iter().zip(per_shard).enumerate() {
+            let (lo, hi) = (s * n, ((s + 1) * n).min(self.inner_grid[d]));
+            inner_chunks *= hi.saturating_sub(lo);
+            let pieces = &self.plan.pieces[d];
+            needed *= pieces
+                .iter()
+                .filter(|p| (lo..hi).contains(&p.chunk))
+                .count() as u64;
+        }
+        (needed * 2 >= inner_chunks).then(|| self.array.chunk_key(&shard))
+    }
+}
+
 /// If a chunk's share is the whole chunk and lands on one contiguous block of the output,
 /// the element offset of that block.
 fn contiguous_offset(maps: &[&PieceMap], chunk_shape: &[u64], out_shape: &[u64]) -> Option<usize> {
@@ -198,17 +252,20 @@ impl Array {
         self.checked_len(selection, out.len())?;
         let plan = Plan::new(selection, self.inner_chunk_shape());
         let shared = SharedBuffer::new(out);
-        // Reads of chunks stored one per key fetch ahead when the store has to wait for its
-        // device. Sharded reads do not: measured cold, hinting the byte ranges of the inner
-        // chunks ahead gained nothing over the kernel's own readahead of the shard file.
+        // When the store has to wait for its device, each thread hints the chunks ahead of it
+        // (see `read_ahead`).
         let chunk_bytes = self.codecs.decoded_repr().nbytes() as u64;
         let ahead = ReadAhead::new(self.store.as_ref(), plan.total, chunk_bytes);
         match self.codecs.sharding() {
-            Some(sharding) => self.for_each_share(&plan, |share| {
-                self.read_inner_share(sharding, &share, &plan.out_shape, &shared)
-            }),
+            Some(sharding) => {
+                let shards = ShardsAhead::new(self, sharding, &plan);
+                self.for_each_share(&plan, |share| {
+                    ahead.before_fetch(share.index, |j| shards.key_to_hint(&plan.share(j)));
+                    self.read_inner_share(sharding, &share, &plan.out_shape, &shared)
+                })
+            }
             None => self.for_each_share(&plan, |share| {
-                ahead.before_fetch(share.index, |j| self.chunk_key(&plan.share(j).coords));
+                ahead.before_fetch(share.index, |j| Some(self.chunk_key(&plan.share(j).coords)));
                 let key = self.chunk_key(&share.coords);
                 if chunk_cache::enabled() {
                     let chunk = self

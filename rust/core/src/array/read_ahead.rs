@@ -46,8 +46,9 @@ impl<'a> ReadAhead<'a> {
     }
 
     /// Called before fetching chunk `i`: once this read has waited for the device, hints the
-    /// chunks after `i` not hinted yet. `key_of(j)` is chunk `j`'s store key.
-    pub(super) fn before_fetch(&self, i: usize, key_of: impl Fn(usize) -> String) {
+    /// chunks after `i` not looked at yet. `key_of(j)` is the store key to hint for chunk `j`,
+    /// if any (a sharded read hints each shard once).
+    pub(super) fn before_fetch(&self, i: usize, key_of: impl Fn(usize) -> Option<String>) {
         if self.store.device_waits() == self.waits_at_start {
             return;
         }
@@ -60,7 +61,9 @@ impl<'a> ReadAhead<'a> {
             let bit = 1u64 << (j % 64);
             // Whichever thread sets the bit hints the chunk.
             if hinted[j / 64].fetch_or(bit, Ordering::Relaxed) & bit == 0 {
-                self.store.prefetch(&key_of(j));
+                if let Some(key) = key_of(j) {
+                    self.store.prefetch(&key);
+                }
             }
         }
     }
@@ -99,14 +102,15 @@ mod tests {
         // 1 MiB chunks: 8 ahead.
         let ahead = ReadAhead::new(&store, 20, 1 << 20);
         let key = |j: usize| format!("c/{j}");
-        ahead.before_fetch(0, key);
+        ahead.before_fetch(0, |j| Some(key(j)));
         assert!(store.hinted.lock().unwrap().is_empty(), "no wait yet");
         store.waits.fetch_add(1, Ordering::Relaxed);
-        ahead.before_fetch(1, key);
-        ahead.before_fetch(2, key);
-        ahead.before_fetch(15, key);
+        ahead.before_fetch(1, |j| Some(key(j)));
+        // Chunk 10 has nothing to hint.
+        ahead.before_fetch(2, |j| (j != 10).then(|| key(j)));
+        ahead.before_fetch(15, |j| Some(key(j)));
         let hinted = store.hinted.lock().unwrap().clone();
-        let want: Vec<String> = (2..=10).chain(16..20).map(key).collect();
+        let want: Vec<String> = (2..=9).chain(16..20).map(key).collect();
         assert_eq!(hinted, want);
     }
 
