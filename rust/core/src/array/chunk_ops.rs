@@ -6,6 +6,7 @@
 use rayon::prelude::*;
 
 use super::copy::{all_fill, fill_elements, for_each_row, SharedBuffer};
+use super::read_ahead::ReadAhead;
 use super::selection::PieceMap;
 use crate::codec::array_to_bytes::vlen::VlenChunk;
 use crate::codec::CodecChain;
@@ -420,7 +421,12 @@ pub fn read_regions(
     })?;
     let tasks: Vec<ReadTask<'_>> = planned.into_iter().flatten().collect();
     let shared = SharedBuffer::new(out);
+    // Chunks stored one per key are fetched ahead when the store waits for its device, as in
+    // the engine's own reads (inner chunks are not: their shards were just opened for the
+    // indexes).
+    let ahead = ReadAhead::new(store, tasks.len(), repr.nbytes() as u64);
     run(tasks.len(), |i| {
+        ahead.before_fetch(i, |j| sharding.is_none().then(|| tasks[j].key.to_string()));
         let task = &tasks[i];
         let (task_chain, stored) = match (task.inner, sharding) {
             (Some(entry), Some(sharding)) => {
@@ -580,5 +586,54 @@ mod tests {
                 (vec![3], vec![dim(0, 5, 1, 1)])
             ]
         );
+    }
+
+    /// Chunks of 4 bytes, each holding its own number; every read "waits" for the device.
+    #[derive(Debug, Default)]
+    struct ColdChunks {
+        waits: std::sync::atomic::AtomicU64,
+        hinted: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl ReadableStore for ColdChunks {
+        fn get(&self, key: &str) -> std::result::Result<Option<Vec<u8>>, StorageError> {
+            self.waits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let n: u8 = key.trim_start_matches("c/").parse().unwrap();
+            Ok(Some(vec![n; 4]))
+        }
+        fn prefetch(&self, key: &str) {
+            self.hinted.lock().unwrap().push(key.to_string());
+        }
+        fn device_waits(&self) -> u64 {
+            self.waits.load(std::sync::atomic::Ordering::Relaxed)
+        }
+    }
+
+    #[test]
+    fn regions_from_a_store_that_waits_are_fetched_ahead() {
+        let repr = crate::codec::ChunkRepr::new(vec![4], crate::metadata::DataType::UInt8);
+        let bytes = serde_json::json!([{"name": "bytes"}]);
+        let chain = CodecChain::from_metadata(bytes.as_array().unwrap(), &repr).unwrap();
+        let items: Vec<(String, ChunkRegion)> = (0..40u64)
+            .map(|i| {
+                let key = format!("c/{i}");
+                let dims = vec![dim(0, 1, 4, i * 4)];
+                let region = ChunkRegion {
+                    label: key.clone(),
+                    dims,
+                };
+                (key, region)
+            })
+            .collect();
+        let store = ColdChunks::default();
+        let mut out = vec![0u8; 160];
+        read_regions(&chain, &store, &items, &mut out, &[160]).unwrap();
+        assert!(out.iter().enumerate().all(|(i, &v)| v as usize == i / 4));
+        let hinted = store.hinted.lock().unwrap().clone();
+        let unique: std::collections::HashSet<&String> = hinted.iter().collect();
+        assert_eq!(unique.len(), hinted.len(), "a chunk hinted twice");
+        assert!(hinted.iter().all(|k| items.iter().any(|(key, _)| key == k)));
+        assert!(hinted.len() >= 30, "{} of 40 hinted", hinted.len());
     }
 }
