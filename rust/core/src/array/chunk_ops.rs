@@ -424,9 +424,13 @@ pub fn read_regions(
     // Chunks stored one per key are fetched ahead when the store waits for its device, as in
     // the engine's own reads (inner chunks are not: their shards were just opened for the
     // indexes).
-    let ahead = ReadAhead::new(store, tasks.len(), repr.nbytes() as u64);
+    let ahead = sharding
+        .is_none()
+        .then(|| ReadAhead::new(store, tasks.len(), repr.nbytes() as u64));
     run(tasks.len(), |i| {
-        ahead.before_fetch(i, |j| sharding.is_none().then(|| tasks[j].key.to_string()));
+        if let Some(ahead) = &ahead {
+            ahead.before_fetch(i, |j| Some(tasks[j].key.to_string()));
+        }
         let task = &tasks[i];
         let (task_chain, stored) = match (task.inner, sharding) {
             (Some(entry), Some(sharding)) => {

@@ -109,6 +109,9 @@ struct ShardsAhead<'a> {
     plan: &'a Plan,
     /// The inner chunk grid's shape (inner chunks of shards overhanging the array excluded).
     inner_grid: Vec<u64>,
+    /// Per dimension, how many of the read's pieces lie in each shard (by the shard's index
+    /// along that dimension): counted once, at the first hint, so cached reads never pay.
+    needed: std::sync::OnceLock<Vec<HashMap<u64, u64>>>,
     seen: std::sync::Mutex<std::collections::HashSet<Vec<u64>>>,
 }
 
@@ -125,6 +128,7 @@ impl<'a> ShardsAhead<'a> {
             sharding,
             plan,
             inner_grid,
+            needed: Default::default(),
             seen: Default::default(),
         }
     }
@@ -137,18 +141,28 @@ impl<'a> ShardsAhead<'a> {
         if !self.seen.lock().ok()?.insert(shard.clone()) {
             return None;
         }
+        let needed_per_dim = self.needed.get_or_init(|| {
+            self.plan
+                .pieces
+                .iter()
+                .zip(per_shard)
+                .map(|(pieces, &n)| {
+                    let mut per_shard_index = HashMap::new();
+                    for piece in pieces {
+                        *per_shard_index.entry(piece.chunk / n.max(1)).or_insert(0) += 1;
+                    }
+                    per_shard_index
+                })
+                .collect()
+        });
         let mut needed = 1u64;
         let mut inner_chunks = 1u64;
         for (d, (&s, &n)) in shard.iter().zip(per_shard).enumerate() {
             let (lo, hi) = (s * n, ((s + 1) * n).min(self.inner_grid[d]));
-            inner_chunks *= hi.saturating_sub(lo);
-            let pieces = &self.plan.pieces[d];
-            needed *= pieces
-                .iter()
-                .filter(|p| (lo..hi).contains(&p.chunk))
-                .count() as u64;
+            inner_chunks = inner_chunks.saturating_mul(hi.saturating_sub(lo));
+            needed = needed.saturating_mul(needed_per_dim[d].get(&s).copied().unwrap_or(0));
         }
-        (needed * 2 >= inner_chunks).then(|| self.array.chunk_key(&shard))
+        (needed.saturating_mul(2) >= inner_chunks).then(|| self.array.chunk_key(&shard))
     }
 }
 
@@ -253,9 +267,13 @@ impl Array {
         let plan = Plan::new(selection, self.inner_chunk_shape());
         let shared = SharedBuffer::new(out);
         // When the store has to wait for its device, each thread hints the chunks ahead of it
-        // (see `read_ahead`).
-        let chunk_bytes = self.codecs.decoded_repr().nbytes() as u64;
-        let ahead = ReadAhead::new(self.store.as_ref(), plan.total, chunk_bytes);
+        // (see `read_ahead`). The plan's work items are inner chunks, for sharded arrays.
+        let item_chain: &CodecChain = match self.codecs.sharding() {
+            Some(sharding) => sharding.inner_chain(),
+            None => &self.codecs,
+        };
+        let item_bytes = item_chain.decoded_repr().nbytes() as u64;
+        let ahead = ReadAhead::new(self.store.as_ref(), plan.total, item_bytes);
         match self.codecs.sharding() {
             Some(sharding) => {
                 let shards = ShardsAhead::new(self, sharding, &plan);

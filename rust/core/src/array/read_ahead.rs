@@ -58,9 +58,12 @@ impl<'a> ReadAhead<'a> {
                 .collect()
         });
         for j in i + 1..self.total.min(i + 1 + self.ahead) {
-            let bit = 1u64 << (j % 64);
-            // Whichever thread sets the bit hints the chunk.
-            if hinted[j / 64].fetch_or(bit, Ordering::Relaxed) & bit == 0 {
+            let (word, bit) = (&hinted[j / 64], 1u64 << (j % 64));
+            // Most of the window was looked at from the chunk before: a load skips it without
+            // contending for the line. Whichever thread sets the bit hints the chunk.
+            if word.load(Ordering::Relaxed) & bit == 0
+                && word.fetch_or(bit, Ordering::Relaxed) & bit == 0
+            {
                 if let Some(key) = key_of(j) {
                     self.store.prefetch(&key);
                 }

@@ -150,9 +150,10 @@ pub trait ReadableStore: Send + Sync + Debug {
     /// it, and nothing is reported (the read that follows reports any error).
     fn prefetch(&self, _key: &str) {}
 
-    /// How many reads of this store so far had to wait for a device because the bytes were
-    /// not in the operating system's cache. Reads of many chunks watch it to decide whether
-    /// to prefetch the chunks ahead of them; stores that never wait that way count nothing.
+    /// How many times reads of this store (and its clones) so far had to wait for a device
+    /// because the bytes were not in the operating system's cache; a read in several pieces
+    /// can count once per piece. Reads of many chunks watch it to decide whether to prefetch
+    /// the chunks ahead of them; stores that never wait that way count nothing.
     fn device_waits(&self) -> u64 {
         0
     }
