@@ -107,28 +107,20 @@ struct ShardsAhead<'a> {
     array: &'a Array,
     sharding: &'a Sharding,
     plan: &'a Plan,
-    /// The inner chunk grid's shape (inner chunks of shards overhanging the array excluded).
-    inner_grid: Vec<u64>,
-    /// Per dimension, how many of the read's pieces lie in each shard (by the shard's index
-    /// along that dimension): counted once, at the first hint, so cached reads never pay.
-    needed: std::sync::OnceLock<Vec<HashMap<u64, u64>>>,
+    /// Per dimension: the inner chunk grid's length (inner chunks of shards overhanging the
+    /// array excluded), and how many of the read's pieces lie in each shard (by the shard's
+    /// index along that dimension). Made at the first hint, so cached reads never pay.
+    counts: std::sync::OnceLock<Vec<(u64, HashMap<u64, u64>)>>,
     seen: std::sync::Mutex<std::collections::HashSet<Vec<u64>>>,
 }
 
 impl<'a> ShardsAhead<'a> {
     fn new(array: &'a Array, sharding: &'a Sharding, plan: &'a Plan) -> Self {
-        let inner_grid = array
-            .shape()
-            .iter()
-            .zip(array.inner_chunk_shape())
-            .map(|(&s, &c)| s.div_ceil(c.max(1)))
-            .collect();
         Self {
             array,
             sharding,
             plan,
-            inner_grid,
-            needed: Default::default(),
+            counts: Default::default(),
             seen: Default::default(),
         }
     }
@@ -141,26 +133,26 @@ impl<'a> ShardsAhead<'a> {
         if !self.seen.lock().ok()?.insert(shard.clone()) {
             return None;
         }
-        let needed_per_dim = self.needed.get_or_init(|| {
-            self.plan
-                .pieces
-                .iter()
+        let counts = self.counts.get_or_init(|| {
+            let array = self.array;
+            (self.plan.pieces.iter())
                 .zip(per_shard)
-                .map(|(pieces, &n)| {
+                .zip(array.shape().iter().zip(array.inner_chunk_shape()))
+                .map(|((pieces, &n), (&len, &inner))| {
                     let mut per_shard_index = HashMap::new();
                     for piece in pieces {
                         *per_shard_index.entry(piece.chunk / n.max(1)).or_insert(0) += 1;
                     }
-                    per_shard_index
+                    (len.div_ceil(inner.max(1)), per_shard_index)
                 })
                 .collect()
         });
         let mut needed = 1u64;
         let mut inner_chunks = 1u64;
-        for (d, (&s, &n)) in shard.iter().zip(per_shard).enumerate() {
-            let (lo, hi) = (s * n, ((s + 1) * n).min(self.inner_grid[d]));
+        for ((&s, &n), (grid, per_shard_index)) in shard.iter().zip(per_shard).zip(counts) {
+            let (lo, hi) = (s * n, ((s + 1) * n).min(*grid));
             inner_chunks = inner_chunks.saturating_mul(hi.saturating_sub(lo));
-            needed = needed.saturating_mul(needed_per_dim[d].get(&s).copied().unwrap_or(0));
+            needed = needed.saturating_mul(per_shard_index.get(&s).copied().unwrap_or(0));
         }
         (needed.saturating_mul(2) >= inner_chunks).then(|| self.array.chunk_key(&shard))
     }

@@ -106,14 +106,8 @@ impl ReadableStore for FilesystemStore {
         buf.reserve_exact(size);
         let spare = buf.spare_capacity_mut().as_mut_ptr();
         // SAFETY: the spare capacity holds `size` bytes, and pieces write disjoint ranges.
-        let read = unsafe {
-            if size >= PARALLEL_READ_BYTES {
-                read_in_pieces(&file, spare.cast(), size, 0, &self.waits)
-            } else {
-                pread_full(&file, spare.cast(), size, 0, &self.waits)
-            }
-        }
-        .map_err(|e| Self::io_error(&path, e))?;
+        let read = unsafe { read_in_pieces(&file, spare.cast(), size, 0, &self.waits) }
+            .map_err(|e| Self::io_error(&path, e))?;
         // Nothing past `size`, or the file grew under us.
         let mut past = [0u8; 1];
         let grew = file
@@ -188,20 +182,14 @@ impl ReadableStore for FilesystemStore {
             [(offset, buf)] => {
                 let len = buf.len();
                 // SAFETY: `buf` is an exclusively borrowed buffer of `len` bytes.
-                unsafe {
-                    if len >= PARALLEL_READ_BYTES {
-                        read_in_pieces(&file, buf.as_mut_ptr(), len, *offset, &self.waits)
-                    } else {
-                        pread_full(&file, buf.as_mut_ptr(), len, *offset, &self.waits)
-                    }
-                }
-                .and_then(|n| {
-                    if n == len {
-                        Ok(())
-                    } else {
-                        Err(ErrorKind::UnexpectedEof.into())
-                    }
-                })
+                unsafe { read_in_pieces(&file, buf.as_mut_ptr(), len, *offset, &self.waits) }
+                    .and_then(|n| {
+                        if n == len {
+                            Ok(())
+                        } else {
+                            Err(ErrorKind::UnexpectedEof.into())
+                        }
+                    })
             }
             _ => read_scattered(&file, parts),
         };
@@ -292,9 +280,10 @@ fn will_need(path: &Path) {
         use std::os::fd::AsRawFd;
         use std::os::unix::fs::OpenOptionsExt;
         const ADVICE_STEP: u64 = 2 << 20;
-        if !fs::metadata(path).is_ok_and(|m| m.is_file()) {
-            return;
-        }
+        let size = match fs::metadata(path) {
+            Ok(m) if m.is_file() => m.len(),
+            _ => return,
+        };
         let Ok(file) = fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK)
@@ -302,7 +291,6 @@ fn will_need(path: &Path) {
         else {
             return;
         };
-        let size = file.metadata().map_or(0, |m| m.len());
         let mut offset = 0u64;
         while offset < size {
             let (Ok(at), Ok(len)) = (
@@ -320,9 +308,10 @@ fn will_need(path: &Path) {
     let _ = path;
 }
 
-/// Reads `len` bytes of `file` from `offset` into `dst`, in pieces on several threads
-/// ([`crate::concurrency::split`]). Returns how many bytes were read: fewer than `len` only if
-/// the file ends before `offset + len`.
+/// Reads `len` bytes of `file` from `offset` into `dst`: from [`PARALLEL_READ_BYTES`] on, in
+/// pieces on several threads ([`crate::concurrency::split`]), else in one [`pread_full`].
+/// Returns how many bytes were read: fewer than `len` only if the file ends before
+/// `offset + len`.
 ///
 /// # Safety
 /// `dst` must be valid for writes of `len` bytes, and not read or written by anything else
@@ -334,6 +323,10 @@ unsafe fn read_in_pieces(
     offset: u64,
     waits: &DeviceWaits,
 ) -> std::io::Result<usize> {
+    if len < PARALLEL_READ_BYTES {
+        // SAFETY: the caller's buffer of `len` bytes.
+        return unsafe { pread_full(file, dst, len, offset, waits) };
+    }
     let dst = dst as usize;
     let read = std::sync::atomic::AtomicUsize::new(0);
     crate::concurrency::split(len.div_ceil(READ_PIECE), |i| {
