@@ -128,6 +128,24 @@ def test_out_of_range_selections(tmp_path: Path) -> None:
         a[::0]
 
 
+def test_unsigned_indices_beyond_int64_are_out_of_bounds(tmp_path: Path) -> None:
+    # 2**64 - 1 as int64 is -1, the last element: it must not read or write it.
+    a, _ = make(tmp_path)
+    huge = np.array([2**64 - 1], dtype=np.uint64)
+    ok = np.array([9], dtype=np.uint64)
+    for name, get, put in [
+        ("[]", lambda k: a[k, 0], lambda k: a.__setitem__((k, 0), -5)),
+        ("oindex", lambda k: a.oindex[k, 0], lambda k: a.oindex.__setitem__((k, 0), -5)),
+        ("vindex", lambda k: a.vindex[k, ok], lambda k: a.vindex.__setitem__((k, ok), -5)),
+    ]:
+        with pytest.raises(BoundsCheckError, match="18446744073709551615 is out of bounds"):
+            get(huge)
+        with pytest.raises(BoundsCheckError):
+            put(huge)
+        assert get(ok).tolist() == [90 if name != "vindex" else 99], name
+    assert a[...].tolist() == np.arange(100).reshape(10, 10).tolist()
+
+
 def test_values_of_the_wrong_shape(tmp_path: Path) -> None:
     a, _ = make(tmp_path)
     with pytest.raises(ValueError, match="broadcast"):

@@ -81,13 +81,25 @@ def _index_array(k: Any, n: int, axis: int) -> npt.NDArray[np.uint64]:
         )
     if arr.ndim != 1:
         raise IndexError(f"index arrays must be one-dimensional here, not of shape {arr.shape}")
-    signed = arr.astype(np.int64)
-    bad = (signed < -n) | (signed >= n)
+    return in_bounds(arr, n, axis)
+
+
+def in_bounds(arr: npt.NDArray[Any], n: int, axis: int) -> npt.NDArray[np.uint64]:
+    """Integer indices along an axis of size `n`, negative ones counted from the end, as
+    uint64; an index outside the axis raises."""
+    if arr.dtype.kind == "u":
+        # Never through int64: 2**64 - 1 would become -1, the last element.
+        bad = arr >= n
+        wrapped = arr
+    else:
+        signed = arr.astype(np.int64)
+        bad = (signed < -n) | (signed >= n)
+        wrapped = np.where(signed < 0, signed + n, signed)
     if bad.any():
         raise BoundsCheckError(
-            f"index {int(signed[bad][0])} is out of bounds for axis {axis} with size {n}"
+            f"index {int(arr[bad][0])} is out of bounds for axis {axis} with size {n}"
         )
-    return np.where(signed < 0, signed + n, signed).astype(np.uint64)
+    return wrapped.astype(np.uint64)
 
 
 def _is_array_like(k: Any) -> bool:

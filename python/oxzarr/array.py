@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from oxzarr import _core
 from oxzarr._dtypes import STRING_DTYPE
-from oxzarr._indexing import Indexer, indexer, simple_indexer
+from oxzarr._indexing import Indexer, in_bounds, indexer, simple_indexer
 from oxzarr._metadata import ARRAY_TO_ARRAY, ARRAY_TO_BYTES
 from oxzarr.codecs import Codec, NumcodecsConfig, codec_from_dict
 from oxzarr.config import config
@@ -544,13 +544,7 @@ class Array:
         shape = broadcast[0].shape if broadcast else ()
         coords = []
         for axis, (a, n) in enumerate(zip(broadcast, self._shape, strict=True)):
-            flat = a.reshape(-1).astype(np.int64)
-            bad = (flat < -n) | (flat >= n)
-            if bad.any():
-                raise BoundsCheckError(
-                    f"index {int(flat[bad][0])} is out of bounds for axis {axis} with size {n}"
-                )
-            coords.append(np.where(flat < 0, flat + n, flat).astype(np.uint64))
+            coords.append(in_bounds(a.reshape(-1), n, axis))
         return coords, tuple(shape)
 
     def get_coordinate_selection(self, selection: Any) -> npt.NDArray[Any]:
