@@ -266,3 +266,121 @@ def test_invalid_arguments(tmp_path: Path) -> None:
         oxzarr.create_array(tmp_path / "a.zarr", name="a/../b", shape=(2,), dtype="i1")
     with pytest.raises(TypeError):
         oxzarr.create_array(tmp_path / "a.zarr", dtype="i1")
+
+
+# Sizes that come from metadata or from the store, beyond what the process can allocate. Each
+# scenario runs in a child process whose address space is capped at 8 GiB, so an allocation
+# that is not refused cleanly aborts the child (SIGABRT) or fails the same way on any machine,
+# whatever its memory and overcommit settings.
+_ALLOCATION_SCENARIOS = r"""
+import json, os, resource, sys, numpy as np, oxzarr
+resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))
+root, case = sys.argv[1], sys.argv[2]
+
+def edit(path, change):
+    doc = json.load(open(path + "/zarr.json"))
+    change(doc)
+    json.dump(doc, open(path + "/zarr.json", "w"))
+
+def outcome(f):
+    try:
+        f()
+        return "ok"
+    except BaseException as e:
+        return f"{type(e).__name__}: {e}"
+
+p = root + "/a"
+zstd = [{"name": "zstd", "configuration": {"level": 1, "checksum": False}}]
+if case == "huge chunk file":
+    a = oxzarr.create_array(p, shape=(8, 8), dtype="i4", chunks=(8, 8), compressors=zstd)
+    a[...] = np.arange(64).reshape(8, 8)
+    os.truncate(p + "/c/0/0", 1 << 40)  # sparse: no disk
+    b = oxzarr.open_array(p, mode="r+")
+    result = [outcome(lambda: b[0, 0]), outcome(lambda: b.__setitem__((0, 0), 1))]
+elif case == "huge chunk":
+    oxzarr.create_array(p, shape=(4, 4), dtype="i1", chunks=(2, 2))
+    edit(p, lambda d: d["chunk_grid"]["configuration"].update(chunk_shape=[1 << 20, 1 << 20]))
+    b = oxzarr.open_array(p, mode="r+")
+    result = [outcome(lambda: b[0, 0]), outcome(lambda: b.__setitem__((0, 0), 1))]
+elif case == "huge shard index":
+    oxzarr.create_array(p, shape=(8, 8), dtype="i1", chunks=(2, 2), shards=(4, 4))
+    def change(d):
+        d["chunk_grid"]["configuration"]["chunk_shape"] = [65536, 65536]
+        d["codecs"][0]["configuration"]["chunk_shape"] = [1, 1]
+    edit(p, change)
+    result = [outcome(lambda: oxzarr.open_array(p, mode="r"))]
+elif case == "huge element":
+    oxzarr.create_array(p, shape=(4,), dtype="i4", chunks=(2,))
+    def change(d):
+        d["data_type"] = {"name": "fixed_length_utf32", "configuration": {"length_bytes": 1 << 40}}
+        d["fill_value"] = ""
+        d["codecs"] = [{"name": "bytes", "configuration": {"endian": "little"}}]
+    edit(p, change)
+    result = [outcome(lambda: oxzarr.open_array(p, mode="r"))]
+print(json.dumps(result))
+"""
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("huge chunk file", ["MemoryError: c/0/0: cannot allocate the 1099511627776 bytes"] * 2),
+        ("huge chunk", ["ok", "MemoryError: chunk c/0/0 in file://"]),
+        ("huge shard index", ["MetadataValidationError: zarr.json: invalid codecs[sharding"]),
+        ("huge element", ["MetadataValidationError: zarr.json: unsupported data_type"]),
+    ],
+)
+def test_sizes_beyond_memory_raise_instead_of_aborting(
+    tmp_path: Path, case: str, expected: list[str]
+) -> None:
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", _ALLOCATION_SCENARIOS, str(tmp_path), case],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    outcomes = json.loads(run.stdout)
+    assert len(outcomes) == len(expected)
+    for got, want in zip(outcomes, expected, strict=True):
+        assert got.startswith(want), got
+
+
+def test_record_dtypes_of_v2_that_numpy_refuses_are_metadata_errors(tmp_path: Path) -> None:
+    import zarr
+
+    p = tmp_path / "a.zarr"
+    zarr.create_array(p, shape=(4,), dtype="i4", chunks=(2,), zarr_format=2, fill_value=0)
+    zarray = p / ".zarray"
+
+    def with_dtype(dtype: object) -> None:
+        doc = json.loads(zarray.read_text())
+        doc.update(dtype=dtype, fill_value=None)
+        zarray.write_text(json.dumps(doc))
+
+    with_dtype([["a", "<i4"], ["a", "<i4"]])
+    with pytest.raises(MetadataValidationError, match=r"\.zarray.*field names must differ"):
+        oxzarr.open_array(p, mode="r")
+    with_dtype([])
+    with pytest.raises(MetadataValidationError, match=r"\.zarray.*at least one field"):
+        oxzarr.open_array(p, mode="r")
+    # A nested record is valid v2, and reads as zarr-python hands it out.
+    with_dtype([["a", [["b", "<i4"]]]])
+    a = oxzarr.open_array(p, mode="r")
+    assert a.dtype == np.dtype([("a", [("b", "<i4")])])
+    assert a[...].tolist() == [((0,),)] * 4
+
+
+def test_text_that_is_not_utf8_names_its_chunk(tmp_path: Path) -> None:
+    p = tmp_path / "a.zarr"
+    a = oxzarr.create_array(p, shape=(4,), dtype=str, chunks=(4,), compressors=None)
+    a[...] = np.array(["ab", "cd", "ef", "gh"])
+    raw = bytearray((p / "c" / "0").read_bytes())
+    raw[4 + 4 + 2 + 4] = 0xFF  # the first byte of element 1
+    (p / "c" / "0").write_bytes(bytes(raw))
+    for key in [Ellipsis, 1, slice(1, 3)]:
+        with pytest.raises(CorruptChunkError, match=r"chunk c/0 in .*element 1 is not UTF-8"):
+            a[key]

@@ -270,3 +270,48 @@ def test_a_corrupt_shard_names_its_key(tmp_path: Path) -> None:
     with pytest.raises(oxzarr.errors.CorruptChunkError, match="c/1"):
         oxzarr.open_array(p, mode="r")[8:]
     assert oxzarr.open_array(p, mode="r")[:8].tolist() == list(range(8))
+
+
+def _rewrite_entry(shard: Path, n_inner: int, inner: int, offset: int, nbytes: int) -> None:
+    """Points entry `inner` of a shard's index (bytes little + crc32c, at the end) at
+    (offset, nbytes), with a checksum that matches, so only the range is wrong."""
+    from numcodecs import CRC32C
+
+    raw = shard.read_bytes()
+    size = n_inner * 16 + 4
+    entries = np.frombuffer(raw[-size:-4], dtype="<u8").reshape(n_inner, 2).copy()
+    entries[inner] = (offset, nbytes)
+    shard.write_bytes(raw[:-size] + bytes(CRC32C().encode(entries.tobytes())))
+
+
+@pytest.mark.parametrize(
+    "select",
+    [lambda a: a[...], lambda a: a[1, 5], lambda a: a[0:2, 4:6], lambda a: a[1:3, 5]],
+    ids=["all", "point", "rows", "column"],
+)
+def test_an_index_entry_past_the_end_of_the_shard_is_corrupt(tmp_path: Path, select: Any) -> None:
+    # Uncompressed inner chunks are read in part (a point, some rows) straight from the shard:
+    # those reads must see that the entry reaches past the shard's end, and not return the
+    # bytes (here, the index's) that its first part lands on.
+    p = tmp_path / "a.zarr"
+    a = oxzarr.create_array(
+        p, shape=(8, 8), dtype="i4", chunks=(4, 4), shards=(8, 8), compressors=None
+    )
+    a[...] = np.arange(64, dtype="i4").reshape(8, 8)
+    shard = p / "c" / "0" / "0"
+    _rewrite_entry(shard, 4, 1, shard.stat().st_size - 24, 64)
+    with pytest.raises(oxzarr.errors.CorruptChunkError, match="c/0/0"):
+        select(oxzarr.open_array(p, mode="r"))
+
+
+@pytest.mark.parametrize("offset", [2**62, 2**64 - 65])
+def test_an_index_entry_beyond_any_file_offset_is_corrupt(tmp_path: Path, offset: int) -> None:
+    p = tmp_path / "a.zarr"
+    a = oxzarr.create_array(
+        p, shape=(8, 8), dtype="i4", chunks=(4, 4), shards=(8, 8), compressors=None
+    )
+    a[...] = np.arange(64, dtype="i4").reshape(8, 8)
+    _rewrite_entry(p / "c" / "0" / "0", 4, 1, offset, 64)
+    for select in (lambda b: b[...], lambda b: b[1, 5]):
+        with pytest.raises(oxzarr.errors.CorruptChunkError, match="lies outside the shard"):
+            select(oxzarr.open_array(p, mode="r"))

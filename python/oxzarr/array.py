@@ -68,6 +68,14 @@ class Attributes(MutableMapping[str, JSON]):
         return repr(self._current())
 
 
+def _v2_dtype(stored: Any) -> Any:
+    """A `.zarray` dtype as numpy takes it: a record's fields (JSON lists) become tuples, at
+    every level of nesting."""
+    if isinstance(stored, list):
+        return [(f[0], _v2_dtype(f[1]), *f[2:]) for f in stored]
+    return stored
+
+
 @dataclass(frozen=True)
 class ArrayMetadata:
     """An array's ``zarr.json``, with zarr-python's field names."""
@@ -227,9 +235,7 @@ class Array:
         self._native = self._dtype
         if core.zarr_format == 2 and not self._vlen:
             stored = self._metadata_dict["dtype"]
-            stored_dtype = np.dtype(
-                [tuple(f) for f in stored] if isinstance(stored, list) else stored
-            )
+            stored_dtype = np.dtype(_v2_dtype(stored))
             if stored_dtype.itemsize == self._dtype.itemsize:
                 self._dtype = stored_dtype
 

@@ -56,6 +56,9 @@ pub enum CodecError {
     },
     #[error("{codec}: {reason}")]
     Encode { codec: &'static str, reason: String },
+    /// A buffer the chunk needs (its size from metadata or stored bytes) cannot be allocated.
+    #[error("cannot allocate the {bytes} bytes it needs")]
+    OutOfMemory { bytes: u64 },
 }
 
 impl CodecError {
@@ -80,12 +83,14 @@ pub enum StorageError {
     InvalidKey { key: String, reason: String },
     #[error("store is read-only: cannot write {key}")]
     ReadOnly { key: String },
-    #[error("{key}: byte range {range} is outside the {size} stored bytes")]
+    #[error("{key}: {range} lie outside the {size} stored bytes")]
     OutOfRange {
         key: String,
         range: String,
         size: u64,
     },
+    #[error("{key}: cannot allocate the {bytes} bytes it holds")]
+    OutOfMemory { key: String, bytes: u64 },
 }
 
 impl StorageError {
@@ -99,7 +104,7 @@ impl StorageError {
     pub fn out_of_range(key: &str, range: crate::store::ByteRange, size: u64) -> Self {
         Self::OutOfRange {
             key: key.to_string(),
-            range: format!("{range:?}"),
+            range: range.to_string(),
             size,
         }
     }
@@ -150,6 +155,24 @@ pub enum Error {
     NotAGroup { path: String },
     #[error("cannot start the engine's threads: {0}")]
     Threads(String),
+    /// A buffer sized by metadata or stored bytes (a chunk, a shard index, a stored value)
+    /// cannot be allocated.
+    #[error("{what}: cannot allocate the {bytes} bytes it needs")]
+    OutOfMemory { what: String, bytes: u64 },
+}
+
+impl Error {
+    /// A codec's failure on the chunk at `key` (with where it is stored): the chunk is corrupt,
+    /// unless what failed was allocating the memory its metadata or bytes asked for.
+    pub fn chunk(key: String, source: CodecError) -> Self {
+        match source {
+            CodecError::OutOfMemory { bytes } => Self::OutOfMemory {
+                what: format!("chunk {key}"),
+                bytes,
+            },
+            source => Self::CorruptChunk { key, source },
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -11,6 +11,7 @@
 //! - [`group`]: groups and node discovery;
 //! - [`concurrency`]: the thread pool, its size and its survival across `fork`.
 
+pub(crate) mod alloc;
 pub mod array;
 pub mod codec;
 pub mod concurrency;

@@ -2,10 +2,11 @@
 //!
 //! The exception classes live in `oxzarr.errors` (Python), where their hierarchy mirrors
 //! zarr-python's: every one is also a built-in users already catch (`FileNotFoundError`,
-//! `ValueError`, `IndexError`, `OSError`).
+//! `ValueError`, `IndexError`, `OSError`). A buffer that metadata or stored bytes size
+//! beyond what can be allocated is a `MemoryError`, as numpy's own.
 
 use oxzarr_core::error::{Error, MetadataError, StorageError};
-use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 /// An exception of class `name` from `oxzarr.errors` (`fallback` if that cannot be imported).
@@ -71,6 +72,11 @@ pub fn to_py_err(err: Error) -> PyErr {
         }
         Error::Storage(StorageError::ReadOnly { .. }) => {
             raise("ReadOnlyError", message, value_error)
+        }
+        // Sizes from metadata or stored bytes that cannot be allocated: numpy raises the
+        // same for an array too large to allocate.
+        Error::OutOfMemory { .. } | Error::Storage(StorageError::OutOfMemory { .. }) => {
+            PyMemoryError::new_err(message)
         }
         Error::Storage(_) => value_error(message),
         Error::Threads(_) => PyRuntimeError::new_err(message),

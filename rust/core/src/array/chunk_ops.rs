@@ -84,10 +84,7 @@ fn run<T: Send>(n: usize, work: impl Fn(usize) -> Result<T> + Sync) -> Result<Ve
 }
 
 fn corrupt(label: &str, source: CodecError) -> Error {
-    Error::CorruptChunk {
-        key: label.to_string(),
-        source,
-    }
+    Error::chunk(label.to_string(), source)
 }
 
 /// Checks that `buffer` (the output read into, or the values written; `what` names it)
@@ -137,7 +134,8 @@ pub fn decode_regions(
         let (stored, region) = &items[i];
         let maps = region.maps();
         let refs: Vec<&PieceMap> = maps.iter().collect();
-        let mut chunk = vec![0u8; repr.nbytes()];
+        let mut chunk =
+            crate::alloc::zeroed(repr.nbytes()).map_err(|e| corrupt(&region.label, e))?;
         match stored {
             Some(bytes) => chain
                 .decode_into(bytes, &mut chunk)
@@ -165,7 +163,7 @@ pub fn decode_chunks(
         let Some(bytes) = stored else {
             return Ok(None);
         };
-        let mut chunk = vec![0u8; n];
+        let mut chunk = crate::alloc::zeroed(n).map_err(|e| corrupt(label, e))?;
         chain
             .decode_into(bytes, &mut chunk)
             .map_err(|e| corrupt(label, e))?;
@@ -212,7 +210,8 @@ pub fn encode_regions(
         let (stored, region) = &items[i];
         let maps = region.maps();
         let refs: Vec<&PieceMap> = maps.iter().collect();
-        let mut chunk = vec![0u8; repr.nbytes()];
+        let mut chunk =
+            crate::alloc::zeroed(repr.nbytes()).map_err(|e| corrupt(&region.label, e))?;
         match stored {
             Some(bytes) if !region.is_whole(&repr.shape) => chain
                 .decode_into(bytes, &mut chunk)
@@ -389,13 +388,13 @@ pub fn read_regions(
             }]);
         };
         let index = match store
-            .get_ranges(key, &[sharding.index_range()])
+            .get_range_and_size(key, sharding.index_range())
             .map_err(|e| storage(key, e))?
         {
             None => None,
-            Some(mut parts) => Some(
+            Some((encoded, size)) => Some(
                 sharding
-                    .decode_index(&parts.pop().unwrap_or_default(), None)
+                    .decode_index(&encoded, Some(size))
                     .map_err(|e| corrupt(key, e))?,
             ),
         };
@@ -455,7 +454,8 @@ pub fn read_regions(
             ),
         };
         let task_repr = task_chain.decoded_repr();
-        let mut chunk = vec![0u8; task_repr.nbytes()];
+        let mut chunk =
+            crate::alloc::zeroed(task_repr.nbytes()).map_err(|e| corrupt(&task.label, e))?;
         match stored {
             Some(bytes) => task_chain
                 .decode_into(&bytes, &mut chunk)
@@ -499,7 +499,7 @@ pub fn write_regions(
     )?;
     run(items.len(), |i| {
         let (key, region) = &items[i];
-        let mut chunk = vec![0u8; repr.nbytes()];
+        let mut chunk = crate::alloc::zeroed(repr.nbytes()).map_err(|e| corrupt(key, e))?;
         let existing = if region.is_whole(&repr.shape) {
             None
         } else {

@@ -26,6 +26,7 @@ use super::read_ahead::ReadAhead;
 use super::selection::{DimPiece, PieceMap, Selection};
 use super::shard_cache::CachedIndex;
 use super::Array;
+use crate::alloc;
 use crate::codec::array_to_bytes::sharding::{ShardIndex, Sharding};
 use crate::codec::CodecChain;
 use crate::concurrency;
@@ -196,10 +197,7 @@ pub(super) fn locate_inner(coords: &[u64], chunks_per_shard: &[u64]) -> (Vec<u64
 
 impl Array {
     pub(super) fn corrupt(&self, key: &str, source: CodecError) -> Error {
-        Error::CorruptChunk {
-            key: format!("{key} in {}", self.store.describe()),
-            source,
-        }
+        Error::chunk(format!("{key} in {}", self.store.describe()), source)
     }
 
     /// A store error on a chunk key: a byte range outside the stored value means the value is
@@ -444,7 +442,7 @@ impl Array {
         // point read of a zstd or blosc chunk) decode only as much as covers them.
         let needed = share_byte_range(&share.maps, chunk_shape, size);
         scratch::with(&DECODED, |decoded| {
-            decoded.resize(chunk_bytes, 0);
+            alloc::resize(decoded, chunk_bytes).map_err(|e| self.corrupt(key, e))?;
             chain
                 .decode_range_into(stored, decoded, needed)
                 .map_err(|e| self.corrupt(key, e))?;
@@ -524,7 +522,8 @@ impl Array {
         let decoded = match fetch()? {
             None => None,
             Some(stored) => {
-                let mut chunk = vec![0u8; chain.decoded_repr().nbytes()];
+                let mut chunk = alloc::zeroed(chain.decoded_repr().nbytes())
+                    .map_err(|e| self.corrupt(label, e))?;
                 chain
                     .decode_into(&stored, &mut chunk)
                     .map_err(|e| self.corrupt(label, e))?;
@@ -564,16 +563,17 @@ impl Array {
         if let Some(cached) = self.shard_indexes.get(key) {
             return Ok(cached);
         }
+        // With the shard's size, every entry is checked to lie within it: reads of part of an
+        // inner chunk fetch only some of its bytes, and must not take others' for them.
         let index = match self
             .store
-            .get_ranges(key, &[sharding.index_range()])
+            .get_range_and_size(key, sharding.index_range())
             .map_err(|e| self.chunk_storage_error(key, e))?
         {
             None => None,
-            Some(mut parts) => {
-                let encoded = parts.pop().unwrap_or_default();
+            Some((encoded, size)) => {
                 let index = sharding
-                    .decode_index(&encoded, None)
+                    .decode_index(&encoded, Some(size))
                     .map_err(|e| self.corrupt(key, e))?;
                 Some(Arc::new(index))
             }
@@ -736,7 +736,7 @@ impl Array {
     ) -> Result<()> {
         let size = self.data_type().size();
         let chunk_shape = &chain.decoded_repr().shape;
-        chunk.resize(chain.decoded_repr().nbytes(), 0);
+        alloc::resize(chunk, chain.decoded_repr().nbytes()).map_err(|e| self.corrupt(key, e))?;
         match existing {
             Some(stored) => chain
                 .decode_into(stored, chunk)

@@ -66,7 +66,8 @@ impl Array {
         needed: std::ops::Range<usize>,
     ) -> Result<()> {
         let key = self.chunk_key(coords);
-        buf.resize(self.codecs.decoded_repr().nbytes(), 0);
+        crate::alloc::resize(buf, self.codecs.decoded_repr().nbytes())
+            .map_err(|e| self.corrupt(&key, e))?;
         match self.store.get(&key)? {
             Some(stored) => self
                 .codecs

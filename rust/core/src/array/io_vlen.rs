@@ -13,7 +13,8 @@ use super::selection::{PieceMap, Selection};
 use super::Array;
 use crate::codec::array_to_bytes::vlen::VlenChunk;
 use crate::concurrency;
-use crate::error::{Error, Result};
+use crate::error::{CodecError, Error, Result};
+use crate::metadata::DataType;
 
 /// The elements one chunk contributes to a read: (output index, element) pairs, the elements
 /// held in a local `VlenChunk`.
@@ -58,9 +59,24 @@ impl Array {
             }
         };
         match stored {
-            Some(stored) => chain
-                .decode_vlen(&stored)
-                .map_err(|e| self.corrupt_vlen(&key, e)),
+            Some(stored) => {
+                let chunk = chain
+                    .decode_vlen(&stored)
+                    .map_err(|e| self.corrupt(&key, e))?;
+                // Text is checked here, where the chunk's key is known, rather than where the
+                // selection's elements become Python strings.
+                if matches!(self.data_type(), DataType::String) {
+                    for (i, element) in chunk.iter().enumerate() {
+                        if let Err(e) = std::str::from_utf8(element) {
+                            let reason = format!("element {i} is not UTF-8: {e}");
+                            return Err(
+                                self.corrupt(&key, CodecError::corrupt("vlen-utf8", reason))
+                            );
+                        }
+                    }
+                }
+                Ok(chunk)
+            }
             None => Ok(VlenChunk::filled(
                 chain.decoded_repr().num_elements() as usize,
                 &self.fill_value,
@@ -89,13 +105,6 @@ impl Array {
             Some(o) => values.get(o),
             None => current.get(j),
         }))
-    }
-
-    fn corrupt_vlen(&self, key: &str, source: crate::error::CodecError) -> Error {
-        Error::CorruptChunk {
-            key: format!("{key} in {}", self.store.describe()),
-            source,
-        }
     }
 
     /// Reads the selection's variable-length elements, in C order.
@@ -184,7 +193,7 @@ impl Array {
                 let current = match existing {
                     Some(stored) => chain
                         .decode_vlen(stored)
-                        .map_err(|e| self.corrupt_vlen(label, e))?,
+                        .map_err(|e| self.corrupt(label, e))?,
                     None => VlenChunk::filled(n, &self.fill_value),
                 };
                 let updated =

@@ -642,14 +642,14 @@ impl CodecChain {
             return self.array_to_bytes.decode_into(&bytes, &self.reprs[0], out);
         }
         let last = &self.reprs[self.reprs.len() - 1];
-        let mut array = vec![0u8; last.nbytes()];
+        let mut array = crate::alloc::zeroed(last.nbytes())?;
         self.array_to_bytes.decode_into(&bytes, last, &mut array)?;
         for (i, codec) in self.array_to_array.iter().enumerate().rev() {
             let repr = &self.reprs[i];
             if i == 0 {
                 return codec.decode_into(&array, repr, out);
             }
-            let mut next = vec![0u8; repr.nbytes()];
+            let mut next = crate::alloc::zeroed(repr.nbytes())?;
             codec.decode_into(&array, repr, &mut next)?;
             array = next;
         }

@@ -138,9 +138,32 @@ fn length_bytes(value: &Value, config: &Map<String, Value>) -> Result<usize, Met
         })
 }
 
+/// The largest element numpy can hold: a dtype's itemsize is a C `int`. Larger elements (a
+/// `fixed_length_utf32` of 2**40 bytes, say) could never be read into an array, and their
+/// fill value alone would be that large.
+pub const MAX_ELEMENT_BYTES: usize = i32::MAX as usize;
+
 impl DataType {
     /// Parses the v3 `data_type` field: a name, or `{name, configuration}`.
     pub fn from_metadata(value: &Value) -> Result<Self, MetadataError> {
+        Self::parse_metadata(value)?.checked(value)
+    }
+
+    /// The data type, or an error when its elements are larger than numpy can hold.
+    pub fn checked(self, value: &Value) -> Result<Self, MetadataError> {
+        if self.size() > MAX_ELEMENT_BYTES {
+            return Err(MetadataError::Unsupported {
+                field: "data_type".into(),
+                value: format!(
+                    "{value} (elements of {} bytes: numpy holds at most {MAX_ELEMENT_BYTES})",
+                    self.size()
+                ),
+            });
+        }
+        Ok(self)
+    }
+
+    fn parse_metadata(value: &Value) -> Result<Self, MetadataError> {
         let (name, config) = match value {
             Value::String(s) => (s.as_str(), Map::new()),
             Value::Object(o) => {
@@ -220,8 +243,9 @@ impl DataType {
         let fields_json = config
             .get("fields")
             .and_then(Value::as_array)
-            .ok_or_else(|| invalid(value, "configuration.fields must be a list"))?;
-        let mut fields = Vec::new();
+            .filter(|f| !f.is_empty())
+            .ok_or_else(|| invalid(value, "configuration.fields must be a list of fields"))?;
+        let mut fields: Vec<Field> = Vec::new();
         let mut offset = 0usize;
         for f in fields_json {
             let (name, dt) = match f {
@@ -234,6 +258,9 @@ impl DataType {
             };
             let name =
                 name.ok_or_else(|| invalid(value, "each field needs a name and a data type"))?;
+            if fields.iter().any(|f| f.name == name) {
+                return Err(invalid(value, "field names must differ"));
+            }
             let data_type = Self::from_metadata(dt)?;
             if data_type.is_variable() {
                 return Err(invalid(value, "fields must have a fixed size"));
@@ -245,7 +272,7 @@ impl DataType {
                 offset,
                 big_endian: None,
             });
-            offset += size;
+            offset = offset.saturating_add(size);
         }
         Ok(Self::Structured {
             fields: fields.into(),

@@ -51,7 +51,10 @@ pub fn parse(value: &Value) -> Result<NumpyDtype, MetadataError> {
 }
 
 fn parse_fields(value: &Value, fields: &[Value]) -> Result<NumpyDtype, MetadataError> {
-    let mut out = Vec::new();
+    if fields.is_empty() {
+        return Err(invalid(value, "a record needs at least one field"));
+    }
+    let mut out: Vec<Field> = Vec::new();
     let mut offset = 0usize;
     for f in fields {
         let parts = f
@@ -73,6 +76,9 @@ fn parse_fields(value: &Value, fields: &[Value]) -> Result<NumpyDtype, MetadataE
                 value: format!("{f} (record fields with a shape)"),
             });
         }
+        if out.iter().any(|f| f.name == name) {
+            return Err(invalid(value, "field names must differ"));
+        }
         let field = parse(&parts[1])?;
         if field.is_object || field.data_type.is_variable() {
             return Err(invalid(value, "record fields must have a fixed size"));
@@ -84,7 +90,7 @@ fn parse_fields(value: &Value, fields: &[Value]) -> Result<NumpyDtype, MetadataE
             offset,
             big_endian: field.big_endian,
         });
-        offset += size;
+        offset = offset.saturating_add(size);
     }
     Ok(NumpyDtype {
         data_type: DataType::Structured {

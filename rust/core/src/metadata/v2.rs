@@ -206,7 +206,7 @@ impl ArrayMetadataV2 {
                 });
             }
         } else {
-            dtype.data_type.clone()
+            dtype.data_type.clone().checked(&dtype_json)?
         };
         let attributes = match zattrs {
             Some(bytes) => parse_attributes(bytes, &key.replace(ZARRAY, ZATTRS))?,

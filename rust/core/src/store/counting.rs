@@ -85,6 +85,17 @@ impl ReadableStore for CountingStore {
         Ok(parts)
     }
 
+    fn get_range_and_size(
+        &self,
+        key: &str,
+        range: ByteRange,
+    ) -> Result<Option<(Vec<u8>, u64)>, StorageError> {
+        let got = self.inner.get_range_and_size(key, range)?;
+        self.counters
+            .add(1, got.as_ref().map_or(0, |(b, _)| b.len() as u64));
+        Ok(got)
+    }
+
     fn read_parts_into(
         &self,
         key: &str,

@@ -81,7 +81,46 @@ impl FilesystemStore {
             Err(e) => Err(Self::io_error(&path, e)),
         }
     }
+
+    /// The byte ranges of the file at `key` and its size, from one open and one `statx`.
+    fn ranges_and_size(
+        &self,
+        key: &str,
+        ranges: &[ByteRange],
+    ) -> Result<Option<RangesAndSize>, StorageError> {
+        let Some((file, path)) = self.open(key)? else {
+            return Ok(None);
+        };
+        let meta = file.metadata().map_err(|e| Self::io_error(&path, e))?;
+        if meta.is_dir() {
+            return Ok(None);
+        }
+        let size = meta.len();
+        let mut out = Vec::with_capacity(ranges.len());
+        for range in ranges {
+            let r = range
+                .to_range(size)
+                .ok_or_else(|| StorageError::out_of_range(key, *range, size))?;
+            let len = (r.end - r.start) as usize;
+            let mut buf = crate::alloc::zeroed(len).map_err(|_| StorageError::OutOfMemory {
+                key: key.to_string(),
+                bytes: len as u64,
+            })?;
+            // SAFETY: `buf` holds `len` bytes.
+            let read = unsafe { pread_full(&file, buf.as_mut_ptr(), len, r.start, &self.waits) }
+                .map_err(|e| Self::io_error(&path, e))?;
+            if read != len {
+                // The file shrank since its size was taken.
+                return Err(Self::io_error(&path, ErrorKind::UnexpectedEof.into()));
+            }
+            out.push(buf);
+        }
+        Ok(Some((out, size)))
+    }
 }
+
+/// Byte ranges read from a value, and the value's size.
+type RangesAndSize = (Vec<Vec<u8>>, u64);
 
 fn is_missing(e: &std::io::Error) -> bool {
     matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory)
@@ -102,8 +141,13 @@ impl ReadableStore for FilesystemStore {
         if meta.is_dir() {
             return Ok(false);
         }
-        let size = meta.len() as usize;
-        buf.reserve_exact(size);
+        let size = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+        if buf.try_reserve_exact(size).is_err() {
+            return Err(StorageError::OutOfMemory {
+                key: key.to_string(),
+                bytes: meta.len(),
+            });
+        }
         let spare = buf.spare_capacity_mut().as_mut_ptr();
         // SAFETY: the spare capacity holds `size` bytes, and pieces write disjoint ranges.
         let read = unsafe { read_in_pieces(&file, spare.cast(), size, 0, &self.waits) }
@@ -131,31 +175,16 @@ impl ReadableStore for FilesystemStore {
         key: &str,
         ranges: &[ByteRange],
     ) -> Result<Option<Vec<Vec<u8>>>, StorageError> {
-        let Some((file, path)) = self.open(key)? else {
-            return Ok(None);
-        };
-        let meta = file.metadata().map_err(|e| Self::io_error(&path, e))?;
-        if meta.is_dir() {
-            return Ok(None);
-        }
-        let size = meta.len();
-        let mut out = Vec::with_capacity(ranges.len());
-        for range in ranges {
-            let r = range
-                .to_range(size)
-                .ok_or_else(|| StorageError::out_of_range(key, *range, size))?;
-            let len = (r.end - r.start) as usize;
-            let mut buf = vec![0u8; len];
-            // SAFETY: `buf` holds `len` bytes.
-            let read = unsafe { pread_full(&file, buf.as_mut_ptr(), len, r.start, &self.waits) }
-                .map_err(|e| Self::io_error(&path, e))?;
-            if read != len {
-                // The file shrank since its size was taken.
-                return Err(Self::io_error(&path, ErrorKind::UnexpectedEof.into()));
-            }
-            out.push(buf);
-        }
-        Ok(Some(out))
+        Ok(self.ranges_and_size(key, ranges)?.map(|(parts, _)| parts))
+    }
+
+    fn get_range_and_size(
+        &self,
+        key: &str,
+        range: ByteRange,
+    ) -> Result<Option<(Vec<u8>, u64)>, StorageError> {
+        let got = self.ranges_and_size(key, &[range])?;
+        Ok(got.and_then(|(mut parts, size)| Some((parts.pop()?, size))))
     }
 
     fn read_parts_into(
@@ -176,6 +205,13 @@ impl ReadableStore for FilesystemStore {
                 return Ok(PartsRead::WrongSize(meta.len()));
             }
         }
+        // What the parts span, for the error should the value be shorter.
+        let start = parts.iter().map(|p| p.0).min().unwrap_or(0);
+        let end = parts
+            .iter()
+            .map(|p| p.0 + p.1.len() as u64)
+            .max()
+            .unwrap_or(0);
         // One part (a whole chunk) is read with the probe that tells whether reads wait for
         // the device; scattered rows, a read of part of a chunk, are not.
         let read = match parts {
@@ -195,11 +231,12 @@ impl ReadableStore for FilesystemStore {
         };
         read.map_err(|e| {
             if e.kind() == ErrorKind::UnexpectedEof {
-                StorageError::OutOfRange {
-                    key: key.to_string(),
-                    range: "a part".into(),
-                    size: file.metadata().map(|m| m.len()).unwrap_or(0),
-                }
+                let range = ByteRange::FromStart {
+                    offset: start,
+                    length: Some(end - start),
+                };
+                let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+                StorageError::out_of_range(key, range, size)
             } else {
                 Self::io_error(&path, e)
             }

@@ -92,6 +92,26 @@ impl ReadableStore for MemoryStore {
             .map(Some)
     }
 
+    fn get_range_and_size(
+        &self,
+        key: &str,
+        range: ByteRange,
+    ) -> Result<Option<(Vec<u8>, u64)>, StorageError> {
+        validate_key(key)?;
+        let map = self.read();
+        let Some(value) = map.get(key) else {
+            return Ok(None);
+        };
+        let size = value.len() as u64;
+        let r = range
+            .to_range(size)
+            .ok_or_else(|| StorageError::out_of_range(key, range, size))?;
+        Ok(Some((
+            value[r.start as usize..r.end as usize].to_vec(),
+            size,
+        )))
+    }
+
     fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
         validate_key(key)?;
         Ok(self.read().get(key).map(|v| v.len() as u64))

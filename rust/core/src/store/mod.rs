@@ -45,6 +45,27 @@ impl ByteRange {
     }
 }
 
+/// As the error messages say it: "bytes 100..164", "bytes from 100", "the last 68 bytes".
+impl std::fmt::Display for ByteRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::FromStart {
+                offset,
+                length: Some(len),
+            } => write!(
+                f,
+                "bytes {offset}..{}",
+                u128::from(*offset) + u128::from(*len)
+            ),
+            Self::FromStart {
+                offset,
+                length: None,
+            } => write!(f, "bytes from {offset}"),
+            Self::Suffix(n) => write!(f, "the last {n} bytes"),
+        }
+    }
+}
+
 /// The immediate children of a prefix: the keys directly under it and its sub-prefixes.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ListDir {
@@ -102,6 +123,28 @@ pub trait ReadableStore: Send + Sync + Debug {
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
+    }
+
+    /// One byte range of the value at `key` and the value's size, or `None` if there is no
+    /// value. A shard's index is read this way, so that its entries can be checked against
+    /// the shard's size. Backends that learn the size with the range (a file's length, an
+    /// HTTP `Content-Range`) return it without asking twice.
+    fn get_range_and_size(
+        &self,
+        key: &str,
+        range: ByteRange,
+    ) -> Result<Option<(Vec<u8>, u64)>, StorageError> {
+        let Some(value) = self.get(key)? else {
+            return Ok(None);
+        };
+        let size = value.len() as u64;
+        let r = range
+            .to_range(size)
+            .ok_or_else(|| StorageError::out_of_range(key, range, size))?;
+        Ok(Some((
+            value[r.start as usize..r.end as usize].to_vec(),
+            size,
+        )))
     }
 
     /// Reads parts of the value at `key` straight into the caller's buffers: each part is

@@ -40,6 +40,14 @@ impl ReadableStore for ReadOnlyStore {
         self.inner.get_ranges(key, ranges)
     }
 
+    fn get_range_and_size(
+        &self,
+        key: &str,
+        range: ByteRange,
+    ) -> Result<Option<(Vec<u8>, u64)>, StorageError> {
+        self.inner.get_range_and_size(key, range)
+    }
+
     fn read_parts_into(
         &self,
         key: &str,

@@ -49,6 +49,15 @@ impl ShardIndex {
         }
     }
 
+    /// An index of `n` inner chunks, none stored, or `None` when it cannot be allocated (`n`
+    /// comes from metadata).
+    pub fn try_empty(n: usize) -> Option<Self> {
+        let mut entries = Vec::new();
+        entries.try_reserve_exact(n.checked_mul(2)?).ok()?;
+        entries.resize(2 * n, MISSING);
+        Some(Self { entries })
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len() / 2
     }
@@ -205,16 +214,38 @@ impl Sharding {
             index_size: 0,
         };
         // The index codecs must produce a fixed size: measure it, and refuse chains (such as
-        // compressors) whose output would vary.
-        let n = codec.num_inner();
-        let sizes = [ShardIndex::empty(n), {
-            let mut full = ShardIndex::empty(n);
-            for i in 0..n {
-                full.set(i, Some((i as u64 * 1000, 7)));
-            }
-            full
-        }]
-        .map(|ix| codec.encode_index(&ix).map(|e| e.len()));
+        // compressors) whose output would vary. Measuring holds two whole indexes and their
+        // encodings: a shard of more inner chunks than this process can index is refused
+        // here, rather than aborting it in the allocator.
+        let too_many = || {
+            MetadataError::invalid(
+                "codecs[sharding_indexed].configuration.chunk_shape",
+                &Value::from(codec.chunk_shape.clone()),
+                format!(
+                    "{:?} inner chunks per shard need a larger shard index than can be allocated",
+                    codec.chunks_per_shard
+                ),
+            )
+        };
+        let n = codec
+            .chunks_per_shard
+            .iter()
+            .try_fold(1u64, |acc, &c| acc.checked_mul(c))
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| n.checked_mul(16).is_some())
+            .ok_or_else(too_many)?;
+        let empty = ShardIndex::try_empty(n).ok_or_else(too_many)?;
+        let mut full = ShardIndex::try_empty(n).ok_or_else(too_many)?;
+        for i in 0..n {
+            full.set(i, Some((i as u64 * 1000, 7)));
+        }
+        let sizes = [&empty, &full].map(|ix| codec.encode_index(ix).map(|e| e.len()));
+        if sizes
+            .iter()
+            .any(|s| matches!(s, Err(CodecError::OutOfMemory { .. })))
+        {
+            return Err(too_many());
+        }
         match sizes {
             [Ok(a), Ok(b)] if a == b => codec.index_size = a,
             _ => {
@@ -282,11 +313,11 @@ impl Sharding {
             let Some((offset, nbytes)) = index.get(i) else {
                 continue;
             };
+            // Without the shard's length, the bound is the largest file offset (`off_t`):
+            // a range past it could only fail later, in the operating system, as an
+            // unexplained EINVAL.
             let end = offset.checked_add(nbytes);
-            let fits = match shard_len {
-                Some(len) => end.is_some_and(|e| e <= len),
-                None => end.is_some(),
-            };
+            let fits = end.is_some_and(|e| e <= shard_len.unwrap_or(i64::MAX as u64));
             if !fits {
                 return Err(CodecError::corrupt(
                     NAME,
@@ -298,7 +329,10 @@ impl Sharding {
     }
 
     pub fn encode_index(&self, index: &ShardIndex) -> Result<Vec<u8>, CodecError> {
-        let raw: Vec<u8> = index.entries.iter().flat_map(|e| e.to_ne_bytes()).collect();
+        let mut raw = crate::alloc::zeroed(index.entries.len() * 8)?;
+        for (bytes, e) in raw.chunks_exact_mut(8).zip(&index.entries) {
+            bytes.copy_from_slice(&e.to_ne_bytes());
+        }
         Ok(self.index_codecs.encode(&raw)?.into_owned())
     }
 
@@ -405,7 +439,7 @@ impl ArrayToBytesCodec for Sharding {
         let encode_one = |i: usize| -> Result<Option<Vec<u8>>, CodecError> {
             let maps = self.inner_maps(i);
             let refs: Vec<&PieceMap> = maps.iter().collect();
-            let mut chunk = vec![0u8; inner_bytes];
+            let mut chunk = crate::alloc::zeroed(inner_bytes)?;
             for_each_row(
                 &refs,
                 &self.chunk_shape,
@@ -464,7 +498,7 @@ impl ArrayToBytesCodec for Sharding {
                 ),
                 Some((offset, nbytes)) => {
                     let bytes = &encoded[offset as usize..(offset + nbytes) as usize];
-                    let mut chunk = vec![0u8; inner_bytes];
+                    let mut chunk = crate::alloc::zeroed(inner_bytes)?;
                     self.inner.decode_into(bytes, &mut chunk)?;
                     for_each_row(
                         &refs,

@@ -106,7 +106,10 @@ impl Zstd {
             }),
             Ok(Some(n)) => Ok(Some(n as usize)),
             Ok(None) => Ok(None),
-            Err(_) => Err(CodecError::corrupt(NAME, "not a zstd frame")),
+            Err(_) => Err(CodecError::corrupt(
+                NAME,
+                "not whole zstd frames (not zstd, cut short, or followed by other bytes)",
+            )),
         }
     }
 

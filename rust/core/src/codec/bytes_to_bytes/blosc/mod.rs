@@ -169,7 +169,8 @@ impl Blosc {
             return Err(CodecError::corrupt(
                 NAME,
                 format!(
-                    "header claims {cbytes} compressed bytes, {} stored",
+                    "invalid header ({nbytes} bytes decoded from {cbytes} compressed, {} \
+                     stored)",
                     encoded.len()
                 ),
             ));

@@ -1,0 +1,61 @@
+//! Buffers whose size comes from outside the process — stored metadata (a chunk's shape, a
+//! data type's size), a file's length, a shard index entry — are allocated fallibly: a corrupt
+//! or hostile store must give the caller an error, not abort the process (Rust's allocation
+//! failure handler aborts).
+
+use std::alloc::Layout;
+
+use crate::error::CodecError;
+
+/// `n` zeroed bytes, or an error when the allocator cannot provide them. Zeroed memory comes
+/// from `calloc`, so a large buffer's pages are not written twice.
+pub(crate) fn zeroed(n: usize) -> Result<Vec<u8>, CodecError> {
+    let refused = || CodecError::OutOfMemory { bytes: n as u64 };
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let layout = Layout::array::<u8>(n).map_err(|_| refused())?;
+    // SAFETY: the layout's size is not zero.
+    let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+    if ptr.is_null() {
+        return Err(refused());
+    }
+    // SAFETY: `ptr` comes from the global allocator with the layout of `n` bytes (a Vec<u8>'s
+    // layout for capacity `n`), and all `n` bytes are initialized (zero).
+    Ok(unsafe { Vec::from_raw_parts(ptr, n, n) })
+}
+
+/// Resizes `buf` to `n` bytes (new bytes zero), or leaves it as it was and returns an error
+/// when the allocator cannot provide them.
+pub(crate) fn resize(buf: &mut Vec<u8>, n: usize) -> Result<(), CodecError> {
+    if n > buf.len() && buf.try_reserve_exact(n - buf.len()).is_err() {
+        return Err(CodecError::OutOfMemory { bytes: n as u64 });
+    }
+    buf.resize(n, 0);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn impossible_sizes_are_refused_not_aborted() {
+        assert!(zeroed(usize::MAX).is_err());
+        assert!(zeroed(isize::MAX as usize).is_err());
+        let mut buf = vec![1u8; 3];
+        assert!(resize(&mut buf, isize::MAX as usize).is_err());
+        assert_eq!(buf, [1, 1, 1]);
+    }
+
+    #[test]
+    fn buffers_are_zeroed() {
+        assert_eq!(zeroed(0).unwrap(), Vec::<u8>::new());
+        assert!(zeroed(1 << 20).unwrap().iter().all(|&b| b == 0));
+        let mut buf = vec![7u8; 2];
+        assert!(resize(&mut buf, 4).is_ok());
+        assert_eq!(buf, [7, 7, 0, 0]);
+        assert!(resize(&mut buf, 1).is_ok());
+        assert_eq!(buf, [7]);
+    }
+}
