@@ -384,3 +384,21 @@ def test_text_that_is_not_utf8_names_its_chunk(tmp_path: Path) -> None:
     for key in [Ellipsis, 1, slice(1, 3)]:
         with pytest.raises(CorruptChunkError, match=r"chunk c/0 in .*element 1 is not UTF-8"):
             a[key]
+
+
+def test_sizes_of_shapes_past_int64_are_exact(tmp_path: Path) -> None:
+    _, p = make(tmp_path)
+    edit_metadata(p, shape=[2**62, 2**62])
+    a = oxzarr.open_array(p, mode="r")
+    assert a.size == 2**124
+    assert a.nbytes == 4 * 2**124
+    assert a.nchunks == (2**62 // 5 + 1) ** 2
+
+
+def test_steps_past_the_axis_and_boolean_blocks(tmp_path: Path) -> None:
+    a, _ = make(tmp_path)
+    expected = np.arange(100).reshape(10, 10)
+    assert a[:: 2**63, 0].tolist() == expected[:: 2**63, 0].tolist() == [0]
+    assert a[:: -(2**63), 3].tolist() == expected[:: -(2**63), 3].tolist() == [93]
+    with pytest.raises(IndexError, match="block selections take integers and slices"):
+        a.blocks[True]

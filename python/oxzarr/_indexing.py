@@ -31,8 +31,17 @@ class Indexer:
     result_shape: tuple[int, ...]
 
 
-def _is_integer(k: Any) -> bool:
+def is_integer(k: Any) -> bool:
     return isinstance(k, int | np.integer) and not isinstance(k, bool | np.bool_)
+
+
+def _run(start: int, step: int, length: int) -> tuple[int, int, int]:
+    """A slice's (start, step, length) for the engine. A run of at most one element takes any
+    step as 1: a step past the axis (numpy allows 2**63 and more) need not fit the engine's
+    int64."""
+    if length == 0:
+        return (0, 1, 0)
+    return (start, step if length > 1 else 1, length)
 
 
 def _expand(key: Any, ndim: int) -> list[Any]:
@@ -121,10 +130,7 @@ def simple_indexer(key: Any, shape: tuple[int, ...]) -> Indexer | None:
         if type(k) is slice:
             start, stop, step = k.indices(n)
             length = len(range(start, stop, step))
-            if length:
-                selection.append((start, step, length))
-            else:
-                selection.append((0, 1, 0))
+            selection.append(_run(start, step, length))
             core_shape.append(length)
             result_shape.append(length)
         elif type(k) is int and -n <= k < n:
@@ -154,13 +160,13 @@ def indexer(key: Any, shape: tuple[int, ...], *, orthogonal: bool = False) -> In
         if isinstance(k, slice):
             start, stop, step = k.indices(n)
             length = len(range(start, stop, step))
-            selection.append((start, step, length) if length else (0, 1, 0))
+            selection.append(_run(start, step, length))
             core_shape.append(length)
             result_shape.append(length)
-        elif _is_integer(k):
+        elif is_integer(k):
             selection.append((_integer(k, n, axis), 1, 1))
             core_shape.append(1)
-        elif _is_array_like(k) and np.ndim(k) == 0 and _is_integer(np.asarray(k)[()]):
+        elif _is_array_like(k) and np.ndim(k) == 0 and is_integer(np.asarray(k)[()]):
             selection.append((_integer(np.asarray(k)[()], n, axis), 1, 1))
             core_shape.append(1)
         elif _is_array_like(k):

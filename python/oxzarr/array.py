@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +13,7 @@ import numpy.typing as npt
 
 from oxzarr import _core
 from oxzarr._dtypes import STRING_DTYPE
-from oxzarr._indexing import Indexer, in_bounds, indexer, simple_indexer
+from oxzarr._indexing import Indexer, in_bounds, indexer, is_integer, simple_indexer
 from oxzarr._metadata import ARRAY_TO_ARRAY, ARRAY_TO_BYTES
 from oxzarr.codecs import Codec, NumcodecsConfig, codec_from_dict
 from oxzarr.config import config
@@ -255,7 +256,8 @@ class Array:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self._shape, dtype=np.int64))
+        # Python integers: a shape's product can pass int64, where numpy's would wrap.
+        return math.prod(self._shape)
 
     @property
     def nbytes(self) -> int:
@@ -280,7 +282,7 @@ class Array:
     @property
     def nchunks(self) -> int:
         """The number of chunks (inner chunks, if sharded) in the array."""
-        return int(np.prod(self.cdata_shape, dtype=np.int64))
+        return math.prod(self.cdata_shape)
 
     @property
     def fill_value(self) -> Any:
@@ -611,7 +613,7 @@ class Array:
         key = []
         for axis, (s, n, c) in enumerate(zip(selection, self._shape, self._chunks, strict=True)):
             nblocks = -(-n // c)
-            if isinstance(s, int | np.integer):
+            if is_integer(s):
                 b = int(s) + nblocks if s < 0 else int(s)
                 if not 0 <= b < nblocks:
                     raise BoundsCheckError(
