@@ -8,19 +8,26 @@ reports the median over the rounds. The "files only" row reads every stored file
 into one reused buffer, one file at a time on one thread, cold, with no decoding: a reference
 for the device, not its limit (the libraries keep several reads in flight).
 
-Usage: python benches/cold.py [--size 512] [--cases raw_c64,...] [--rounds 5] [--out F]
+With --device, no library reads: the rows are the case's stored files read whole, cold, on 1 to
+32 threads at once, through the page cache and with O_DIRECT (past it). They say how much more
+the device gives with more reads in flight, and whether reading past the page cache would pay.
+
+Usage: python benches/cold.py [--size 512] [--cases raw_c64,...] [--rounds 5] [--device] [--out F]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import mmap
 import os
 import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +66,7 @@ def filesystem_type(path: str) -> str:
 
 
 def files_only(store: str) -> float:
-    files = sorted(str(p) for p in Path(store).rglob("*") if p.is_file() and "zarr" not in p.name)
+    files = stored_files(store)
     buf = bytearray(max(os.path.getsize(f) for f in files))
     view = memoryview(buf)
     drop_caches()
@@ -70,18 +77,65 @@ def files_only(store: str) -> float:
     return time.perf_counter() - t0
 
 
+def stored_files(store: str) -> list[str]:
+    return sorted(str(p) for p in Path(store).rglob("*") if p.is_file() and "zarr" not in p.name)
+
+
+def read_files(files: list[str], threads: int, direct: bool) -> float:
+    """Reads every file whole from a cold page cache, `threads` at a time, each thread into a
+    buffer of its own; `direct` opens them with O_DIRECT, which wants page-aligned buffers
+    (anonymous maps are) whose length is a multiple of the device's block."""
+    size = -(-max(os.path.getsize(f) for f in files) // mmap.PAGESIZE) * mmap.PAGESIZE
+    local = threading.local()
+    flags = os.O_RDONLY | (os.O_DIRECT if direct else 0)
+
+    def read(path: str) -> None:
+        if not hasattr(local, "buf"):
+            local.buf = mmap.mmap(-1, size)
+        fd = os.open(path, flags)
+        try:
+            os.preadv(fd, [local.buf], 0)
+        finally:
+            os.close(fd)
+
+    drop_caches()
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(read, files))
+    return time.perf_counter() - t0
+
+
+def device_rows(case: str, store: str, rounds: int) -> list[dict[str, Any]]:
+    files = stored_files(store)
+    rows = []
+    for direct in (False, True):
+        for threads in (1, 2, 4, 8, 16, 32):
+            ts = [read_files(files, threads, direct) for _ in range(rounds)]
+            how = "O_DIRECT" if direct else "buffered"
+            rows.append(
+                {
+                    "case": case,
+                    "impl": f"files, {threads} threads, {how}",
+                    "read_full_cold_s": statistics.median(ts),
+                    "runs": [round(t, 4) for t in ts],
+                }
+            )
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--cases", default=",".join(peers.CASES))
     p.add_argument("--impl", default="zarrs,tensorstore,zarrista,oxzarr")
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--device", action="store_true", help="only the stored files, no library")
     p.add_argument("--out")
     args = p.parse_args()
     if not os.access(DROP, os.W_OK):
         sys.exit(f"cold.py drops the page cache through {DROP}, which needs root")
     arr = peers.data((args.size,) * 3)
-    impls = [peers.IMPLS[k]() for k in args.impl.split(",")]
+    impls = [] if args.device else [peers.IMPLS[k]() for k in args.impl.split(",")]
     root = tempfile.mkdtemp(prefix="zbench-cold-", dir=os.environ.get("BENCH_DIR"))
     kind = filesystem_type(root)
     if kind in IN_MEMORY:
@@ -96,6 +150,12 @@ def main() -> None:
             # pipeline a previous case's peer switched to) writes the reference store.
             peers.ZarrPy()
             peers.write_reference(ref, arr, chunks, shards, codec)
+            if args.device:
+                for row in device_rows(case, ref, args.rounds):
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+                shutil.rmtree(ref, ignore_errors=True)
+                continue
             times: dict[str, list[float]] = {im.name: [] for im in impls}
             alone = []
             for r in range(args.rounds):
