@@ -3,7 +3,9 @@
 The hierarchy follows zarr-python's ``zarr.errors``, so code that catches zarr-python's
 exceptions, or the built-ins they derive from, keeps working: a missing node is a
 ``FileNotFoundError`` (and a ``ValueError``), bad metadata a ``ValueError``, an out-of-bounds
-selection an ``IndexError``. Every message names the store key or path involved.
+selection an ``IndexError``. Every message names the store key or path involved. A chunk whose
+metadata or stored size asks for more memory than can be allocated raises the built-in
+``MemoryError``, as numpy does for an array too large to allocate.
 """
 
 from __future__ import annotations
