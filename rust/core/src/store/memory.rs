@@ -5,8 +5,8 @@ use std::ops::Bound;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::{
-    validate_key, validate_prefix, ByteRange, ListDir, ListableStore, ReadableStore, Store,
-    WritableStore,
+    range_of, validate_key, validate_prefix, ByteRange, ListDir, ListableStore, ReadableStore,
+    Store, WritableStore,
 };
 use crate::error::StorageError;
 
@@ -79,15 +79,9 @@ impl ReadableStore for MemoryStore {
         let Some(value) = self.read().get(key).cloned() else {
             return Ok(None);
         };
-        let size = value.len() as u64;
         ranges
             .iter()
-            .map(|r| {
-                let range = r
-                    .to_range(size)
-                    .ok_or_else(|| StorageError::out_of_range(key, *r, size))?;
-                Ok(value[range.start as usize..range.end as usize].to_vec())
-            })
+            .map(|r| range_of(key, &value, *r))
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
     }
@@ -102,14 +96,7 @@ impl ReadableStore for MemoryStore {
         let Some(value) = map.get(key) else {
             return Ok(None);
         };
-        let size = value.len() as u64;
-        let r = range
-            .to_range(size)
-            .ok_or_else(|| StorageError::out_of_range(key, range, size))?;
-        Ok(Some((
-            value[r.start as usize..r.end as usize].to_vec(),
-            size,
-        )))
+        Ok(Some((range_of(key, value, range)?, value.len() as u64)))
     }
 
     fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {

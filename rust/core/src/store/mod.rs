@@ -66,6 +66,15 @@ impl std::fmt::Display for ByteRange {
     }
 }
 
+/// The bytes of `value` (stored at `key`) in `range`; a range outside it is an error.
+pub(crate) fn range_of(key: &str, value: &[u8], range: ByteRange) -> Result<Vec<u8>, StorageError> {
+    let size = value.len() as u64;
+    let r = range
+        .to_range(size)
+        .ok_or_else(|| StorageError::out_of_range(key, range, size))?;
+    Ok(value[r.start as usize..r.end as usize].to_vec())
+}
+
 /// The immediate children of a prefix: the keys directly under it and its sub-prefixes.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ListDir {
@@ -115,12 +124,7 @@ pub trait ReadableStore: Send + Sync + Debug {
         };
         ranges
             .iter()
-            .map(|r| {
-                let range = r
-                    .to_range(value.len() as u64)
-                    .ok_or_else(|| StorageError::out_of_range(key, *r, value.len() as u64))?;
-                Ok(value[range.start as usize..range.end as usize].to_vec())
-            })
+            .map(|r| range_of(key, &value, *r))
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
     }
@@ -137,14 +141,7 @@ pub trait ReadableStore: Send + Sync + Debug {
         let Some(value) = self.get(key)? else {
             return Ok(None);
         };
-        let size = value.len() as u64;
-        let r = range
-            .to_range(size)
-            .ok_or_else(|| StorageError::out_of_range(key, range, size))?;
-        Ok(Some((
-            value[r.start as usize..r.end as usize].to_vec(),
-            size,
-        )))
+        Ok(Some((range_of(key, &value, range)?, value.len() as u64)))
     }
 
     /// Reads parts of the value at `key` straight into the caller's buffers: each part is
