@@ -208,13 +208,6 @@ impl ReadableStore for FilesystemStore {
                 return Ok(PartsRead::WrongSize(meta.len()));
             }
         }
-        // What the parts span, for the error should the value be shorter.
-        let start = parts.iter().map(|p| p.0).min().unwrap_or(0);
-        let end = parts
-            .iter()
-            .map(|p| p.0 + p.1.len() as u64)
-            .max()
-            .unwrap_or(0);
         // One part (a whole chunk) is read with the probe that tells whether reads wait for
         // the device; scattered rows, a read of part of a chunk, are not.
         let read = match parts {
@@ -234,9 +227,12 @@ impl ReadableStore for FilesystemStore {
         };
         read.map_err(|e| {
             if e.kind() == ErrorKind::UnexpectedEof {
+                // What the parts span: worked out only here, off the path of reads that work.
+                let start = parts.iter().map(|p| p.0).min().unwrap_or(0);
+                let end = parts.iter().map(|p| p.0 + p.1.len() as u64).max();
                 let range = ByteRange::FromStart {
                     offset: start,
-                    length: Some(end - start),
+                    length: Some(end.unwrap_or(start) - start),
                 };
                 let size = file.metadata().map(|m| m.len()).unwrap_or(0);
                 StorageError::out_of_range(key, range, size)
