@@ -172,9 +172,12 @@ def test_orthogonal_write_into_shards(tmp_path: Path) -> None:
     """An orthogonal write into a sharded array, which zarr-python 3.1.6's own pipeline fails
     on (its inner-chunk merge does not broadcast the values), works through oxzarr's."""
 
-    def write() -> zarr.Array:
+    # Each write has a store of its own: when zarr-python's pipeline fails, its tasks for the
+    # other shards may still be writing, and an overwrite of the same path races them
+    # (rmtree: "Directory not empty").
+    def write(name: str) -> zarr.Array:
         a = zarr.create_array(
-            str(tmp_path / "o"),
+            str(tmp_path / name),
             shape=(30, 45),
             chunks=(6, 10),
             shards=(12, 20),
@@ -186,10 +189,10 @@ def test_orthogonal_write_into_shards(tmp_path: Path) -> None:
 
     with zarr.config.set({"codec_pipeline.path": "zarr.core.codec_pipeline.BatchedCodecPipeline"}):
         with pytest.raises(ValueError, match="broadcast"):
-            write()
+            write("zarr-python")
     zarr_pipeline.reset_counts()
     with zarr.config.set({"codec_pipeline.path": PIPELINE}):
-        values = write()[...]
+        values = write("oxzarr")[...]
     assert zarr_pipeline.fallbacks() == {}
     expected = np.zeros((30, 45))
     expected[np.ix_([1, 5, 29], [0, 44, 7])] = np.arange(9.0).reshape(3, 3)
