@@ -25,6 +25,7 @@ use super::copy::{
 use super::read_ahead::ReadAhead;
 use super::selection::{DimPiece, PieceMap, Selection};
 use super::shard_cache::CachedIndex;
+use super::write_lock::{self, WriteClaim};
 use super::Array;
 use crate::alloc;
 use crate::codec::array_to_bytes::sharding::{ShardIndex, Sharding};
@@ -76,6 +77,23 @@ impl Plan {
             out_shape: selection.shape(),
             total,
         }
+    }
+
+    /// Per dimension, the first and last chunk the plan touches (inclusive) in the grid of
+    /// stored chunks, of which each holds `per_stored[d]` of the plan's chunks along `d` (more
+    /// than 1 for the inner chunks of a shard). `(1, 0)` along a dimension with no chunk.
+    pub(super) fn stored_bounds(&self, per_stored: &[u64]) -> Vec<(u64, u64)> {
+        self.pieces
+            .iter()
+            .zip(per_stored)
+            .map(|(pieces, &n)| {
+                let chunks = pieces.iter().map(|p| p.chunk);
+                match (chunks.clone().min(), chunks.max()) {
+                    (Some(lo), Some(hi)) => (lo / n, hi / n),
+                    _ => (1, 0),
+                }
+            })
+            .collect()
     }
 
     pub(super) fn share(&self, index: usize) -> ChunkShare<'_> {
@@ -674,6 +692,7 @@ impl Array {
     ) -> Result<()> {
         self.checked_len(selection, data.len())?;
         let plan = Plan::new(selection, self.inner_chunk_shape());
+        let _claim = self.claim_chunks(&plan);
         match self.codecs.sharding() {
             Some(sharding) => {
                 let encode = |share: &ChunkShare<'_>, existing: Option<&[u8]>, label: &str| {
@@ -708,6 +727,22 @@ impl Array {
                 self.write_chunk(&key, &share, &plan.out_shape, data, write_empty_chunks)
             }),
         }
+    }
+
+    /// Claims, against other threads' writes to this array, the stored chunks (shards, if
+    /// sharded) that the plan's chunks lie in (see [`write_lock`]). Held until dropped.
+    pub(super) fn claim_chunks(&self, plan: &Plan) -> Option<WriteClaim> {
+        let per_stored = match self.codecs.sharding() {
+            Some(sharding) => sharding.chunks_per_shard().to_vec(),
+            None => vec![1; self.shape().len()],
+        };
+        self.claim_bounds(plan.stored_bounds(&per_stored))
+    }
+
+    /// Claims the stored chunks in `bounds` (per dimension of the chunk grid, inclusive).
+    pub(super) fn claim_bounds(&self, bounds: Vec<(u64, u64)>) -> Option<WriteClaim> {
+        let array = format!("{}\n{}", self.store.cache_namespace(), self.path);
+        write_lock::claim(array, bounds)
     }
 
     /// The part of the chunk at `coords` (of `chunk_shape`) that lies inside the array.

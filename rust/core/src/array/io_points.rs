@@ -141,6 +141,13 @@ impl Array {
                 data.len()
             )));
         }
+        let bounds = (0..self.shape().len())
+            .map(|d| {
+                let along = groups.iter().map(|(chunk, _)| chunk[d]);
+                (along.clone().min().unwrap_or(1), along.max().unwrap_or(0))
+            })
+            .collect();
+        let _claim = self.claim_bounds(bounds);
         let work = |(chunk, points): &(Vec<u64>, Vec<(usize, usize)>)| -> Result<()> {
             concurrency::mark_worker();
             let mut buf = Vec::new();

@@ -184,6 +184,7 @@ impl Array {
                 selection.num_elements()
             )));
         }
+        let _claim = self.claim_chunks(&Plan::new(selection, self.inner_chunk_shape()));
         if let Some(sharding) = self.codecs.sharding() {
             let plan = Plan::new(selection, sharding.inner_chunk_shape());
             let inner_shape = sharding.inner_chunk_shape().to_vec();

@@ -9,6 +9,7 @@ mod io_vlen;
 mod read_ahead;
 pub mod selection;
 mod shard_cache;
+mod write_lock;
 
 use std::sync::Arc;
 

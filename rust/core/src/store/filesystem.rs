@@ -30,6 +30,8 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 #[derive(Debug, Clone)]
 pub struct FilesystemStore {
     root: PathBuf,
+    /// The root's canonical path, as `file://` URL: see [`canonical_root`].
+    namespace: String,
     waits: Arc<DeviceWaits>,
 }
 
@@ -42,11 +44,38 @@ struct DeviceWaits {
     no_probe: AtomicBool,
 }
 
+/// The canonical path of `root` (symbolic links, `.` and `..` resolved), by which every handle
+/// on one directory, however its path was spelled, shares caches and write claims. A root not
+/// created yet is named by its nearest existing ancestor's canonical path and the rest as
+/// given; failing that, `root` itself.
+fn canonical_root(root: &Path) -> PathBuf {
+    let mut existing = root;
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(mut canonical) = fs::canonicalize(existing) {
+            canonical.extend(rest.iter().rev());
+            return canonical;
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name);
+                existing = parent;
+            }
+            _ => return root.to_path_buf(),
+        }
+    }
+}
+
 impl FilesystemStore {
-    /// A store rooted at `root`. The directory is created on the first write.
+    /// A store rooted at `root`. The directory is created on the first write. A relative root
+    /// is made absolute now, so that the store stays where it was opened if the process
+    /// changes its working directory.
     pub fn new(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
+        let root = std::path::absolute(&root).unwrap_or(root);
         Self {
-            root: root.into(),
+            namespace: format!("file://{}", canonical_root(&root).display()),
+            root,
             waits: Arc::default(),
         }
     }
@@ -708,11 +737,39 @@ impl Store for FilesystemStore {
     fn describe(&self) -> String {
         format!("file://{}", self.root.display())
     }
+
+    fn cache_namespace(&self) -> String {
+        self.namespace.clone()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn handles_on_one_directory_share_a_namespace() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let made = dir.path().join("made");
+        fs::create_dir(&made)?;
+        let spellings = [
+            made.clone(),
+            dir.path().join("made/../made/."),
+            dir.path().join("made/"),
+        ];
+        let names: Vec<String> = spellings
+            .iter()
+            .map(|p| FilesystemStore::new(p).cache_namespace())
+            .collect();
+        assert!(names.iter().all(|n| n == &names[0]), "{names:?}");
+        // Not created yet: the same name before and after it is.
+        let later = dir.path().join("./later");
+        let before = FilesystemStore::new(&later).cache_namespace();
+        fs::create_dir(dir.path().join("later"))?;
+        assert_eq!(before, FilesystemStore::new(&later).cache_namespace());
+        assert_ne!(before, names[0]);
+        Ok(())
+    }
 
     #[test]
     fn set_get_list_delete() {

@@ -1,0 +1,180 @@
+//! Writes from several threads of this process to the same stored chunks, one at a time.
+//!
+//! A write that covers part of a chunk reads the chunk, overlays its values and stores it
+//! again. Two threads doing that to one chunk at once would each store their overlay on the
+//! chunk as it was, and the values of the first to finish would be lost (16 threads writing
+//! disjoint slices of one chunk lost most of them). A write that replaces a whole chunk races
+//! the same way with a partial one. So every write first claims the box of the chunk grid it
+//! touches (the grid of shards, for a sharded array: a shard is read and rewritten whole) and
+//! holds it until its last chunk is stored; a write whose box overlaps one claimed before it,
+//! by any handle on the same array in this process, waits. Claims are granted in the order
+//! they were made, so a large write is not starved by a stream of small ones, and none can
+//! wait on a later one: there is no cycle to deadlock on.
+//!
+//! Only writes started outside the engine's pool claim. A pool worker that waited could be
+//! the thread whose stolen work holds the claim it waits for, or could leave no worker to run
+//! the holder's chunks; the engine's own writes from the pool (conversion, one unit per
+//! destination chunk or shard) never overlap.
+//!
+//! Other processes are not covered: as with zarr-python, processes writing one array should
+//! write whole, distinct chunks.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::concurrency::ForkSafeMutex;
+
+/// The claims of this process's writes in progress or waiting, oldest first.
+static CLAIMS: ForkSafeMutex<Vec<Claim>> = ForkSafeMutex::new(Vec::new());
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+#[derive(Debug)]
+struct Claim {
+    id: u64,
+    /// The array: its store's cache namespace (equal for every handle on the same data) and
+    /// its path in the store.
+    array: String,
+    /// Per dimension of the grid, the first and last chunk (inclusive).
+    bounds: Vec<(u64, u64)>,
+}
+
+impl Claim {
+    fn overlaps(&self, other: &Claim) -> bool {
+        self.array == other.array
+            && self.bounds.len() == other.bounds.len()
+            && self
+                .bounds
+                .iter()
+                .zip(&other.bounds)
+                .all(|(a, b)| a.0 <= b.1 && b.0 <= a.1)
+    }
+}
+
+/// A granted claim; dropping it lets the writes waiting on it go on.
+#[derive(Debug)]
+pub(super) struct WriteClaim {
+    id: u64,
+}
+
+impl Drop for WriteClaim {
+    fn drop(&mut self) {
+        CLAIMS.lock().retain(|c| c.id != self.id);
+    }
+}
+
+/// Claims the chunks from `bounds[d].0` to `bounds[d].1` (inclusive, per dimension of the
+/// chunk grid) of `array`, waiting for earlier overlapping claims to be dropped. `None` on a
+/// worker of the engine's pool (see the module's notes) or when there is nothing to claim.
+pub(super) fn claim(array: String, bounds: Vec<(u64, u64)>) -> Option<WriteClaim> {
+    if rayon::current_thread_index().is_some() || bounds.iter().any(|b| b.0 > b.1) {
+        return None;
+    }
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let mine = Claim { id, array, bounds };
+    let blocked = |claims: &[Claim], mine: &Claim| {
+        claims
+            .iter()
+            .take_while(|c| c.id != mine.id)
+            .any(|c| c.overlaps(mine))
+    };
+    {
+        let mut claims = CLAIMS.lock();
+        if !claims.iter().any(|c| c.overlaps(&mine)) {
+            claims.push(mine);
+            return Some(WriteClaim { id });
+        }
+        claims.push(Claim {
+            id,
+            array: mine.array.clone(),
+            bounds: mine.bounds.clone(),
+        });
+    }
+    // Waiting: the claim is in the list, so later overlapping writes queue behind it. The
+    // wait is polled (a write takes from tens of microseconds to seconds), which keeps the
+    // lock a `ForkSafeMutex`: a child process forked meanwhile starts with no claims.
+    let claim = WriteClaim { id };
+    let mut pause = Duration::from_micros(20);
+    loop {
+        std::thread::sleep(pause);
+        let claims = CLAIMS.lock();
+        if !claims.iter().any(|c| c.id == id) {
+            // Only after a fork: the list started afresh in this child without the claim.
+            drop(claims);
+            return self::claim(mine.array, mine.bounds);
+        }
+        if !blocked(&claims, &mine) {
+            return Some(claim);
+        }
+        drop(claims);
+        pause = (pause * 2).min(Duration::from_millis(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    fn bounds(b: &[(u64, u64)]) -> Vec<(u64, u64)> {
+        b.to_vec()
+    }
+
+    #[test]
+    fn disjoint_claims_do_not_wait_and_overlapping_ones_do() {
+        let name = "memory://write-lock-test-1\narr".to_string();
+        let first = claim(name.clone(), bounds(&[(0, 3), (0, 0)]));
+        assert!(first.is_some());
+        // Another row of chunks, and another array: granted at once.
+        let other_row = claim(name.clone(), bounds(&[(0, 3), (1, 1)]));
+        assert!(other_row.is_some());
+        let other_array = claim(format!("{name}2"), bounds(&[(0, 3), (0, 0)]));
+        assert!(other_array.is_some());
+        // Overlapping: waits until `first` is dropped.
+        let done = Arc::new(AtomicBool::new(false));
+        let waiter = {
+            let (name, done) = (name.clone(), done.clone());
+            std::thread::spawn(move || {
+                let granted = claim(name, bounds(&[(3, 5), (0, 0)])).is_some();
+                done.store(true, Ordering::SeqCst);
+                granted
+            })
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!done.load(Ordering::SeqCst), "granted while overlapping");
+        drop(first);
+        assert!(matches!(waiter.join(), Ok(true)));
+    }
+
+    #[test]
+    fn claims_are_granted_in_order() {
+        // A waits on the held claim; B, overlapping A but not the held claim, queues behind A.
+        let name = "memory://write-lock-test-2\narr".to_string();
+        let held = claim(name.clone(), bounds(&[(0, 0)]));
+        let order = Arc::new(ForkSafeMutex::new(Vec::new()));
+        let spawn = |b: Vec<(u64, u64)>, tag: &'static str| {
+            let (name, order) = (name.clone(), order.clone());
+            std::thread::spawn(move || {
+                let c = claim(name, b);
+                order.lock().push(tag);
+                std::thread::sleep(Duration::from_millis(20));
+                drop(c);
+            })
+        };
+        let a = spawn(bounds(&[(0, 5)]), "a");
+        std::thread::sleep(Duration::from_millis(30));
+        let b = spawn(bounds(&[(5, 5)]), "b");
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(order.lock().is_empty(), "B overtook A");
+        drop(held);
+        assert!(a.join().is_ok() && b.join().is_ok());
+        assert_eq!(*order.lock(), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn pool_workers_and_empty_boxes_claim_nothing() {
+        assert!(claim("x".into(), bounds(&[(1, 0)])).is_none());
+        let on_worker = crate::concurrency::in_pool(|| claim("x".into(), bounds(&[(0, 0)])));
+        assert!(matches!(on_worker, Ok(None)));
+    }
+}
