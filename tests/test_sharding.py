@@ -225,6 +225,85 @@ def test_partial_reads_fetch_only_what_they_need(tmp_path: Path) -> None:
     assert (store.requests, store.bytes_read) == (3, index_bytes + 4 * 8 * 8)
 
 
+SHARD_REWRITERS = ["another oxzarr handle", "zarr-python", "tensorstore"]
+
+
+def _rewrite(writer: str, path: Path, values: np.ndarray) -> None:
+    """Writes `values` over the whole array at `path` with `writer`."""
+    if writer == "another oxzarr handle":
+        oxzarr.open_array(path, mode="r+")[...] = values
+    elif writer == "zarr-python":
+        zarr.open_array(path, mode="r+")[...] = values
+    else:
+        spec = {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path)}}
+        ts.open(spec, open=True).result()[...].write(values).result()
+
+
+@pytest.mark.parametrize("writer", SHARD_REWRITERS)
+@pytest.mark.parametrize("compressors", [None, [ZstdCodec(level=1)]], ids=["raw", "zstd"])
+def test_an_open_array_sees_shards_rewritten_since_it_read_them(
+    tmp_path: Path, writer: str, compressors: Any
+) -> None:
+    # The reader's cached shard indexes describe shards that are then replaced: by another
+    # handle, or another library. Raw inner chunks keep the shard's size, so only the
+    # shard's version (inode, modification time) tells; zstd ones move.
+    p = tmp_path / "a.zarr"
+    first = sample((32, 32), "i4", seed=1)
+    a = oxzarr.create_array(
+        p, shape=(32, 32), dtype="i4", chunks=(4, 4), shards=(16, 16), compressors=compressors
+    )
+    a[...] = first
+    a[8:24, 8:24] = 0  # inner chunks absent from every shard
+    expected = first.copy()
+    expected[8:24, 8:24] = 0
+    assert_same(a[...], expected)
+    assert a[1, 1] == expected[1, 1]
+    second = sample((32, 32), "i4", seed=2)
+    _rewrite(writer, p, second)
+    assert_same(a[...], second)
+    assert a[1, 1] == second[1, 1]
+    assert a[9, 9] == second[9, 9]
+    assert_same(a[2:6, 3:30], second[2:6, 3:30])
+
+
+@pytest.mark.parametrize("store", ["local", "memory"])
+def test_an_open_array_sees_shards_written_or_deleted_since_it_read_them(
+    tmp_path: Path, store: str
+) -> None:
+    s: Any = tmp_path / "a.zarr" if store == "local" else oxzarr.storage.MemoryStore()
+    a = oxzarr.create_array(s, shape=(16,), dtype="u2", chunks=(2,), shards=(8,), fill_value=0)
+    b = oxzarr.open_array(s, mode="r+")
+    assert_same(a[...], np.zeros(16, "u2"))  # no shard stored yet
+    b[...] = np.arange(16, dtype="u2")
+    assert_same(a[...], np.arange(16, dtype="u2"))
+    assert a[3] == 3
+    b[0:8] = 0  # the first shard holds only the fill value: deleted
+    assert a[3] == 0
+    b[0:8] = np.arange(100, 108, dtype="u2")  # the same size as before, new values
+    assert_same(a[0:8], np.arange(100, 108, dtype="u2"))
+    assert a.vindex[np.array([3, 12])].tolist() == [103, 12]
+
+
+def test_a_cached_shard_index_still_costs_nothing_while_the_shard_is_unchanged(
+    tmp_path: Path,
+) -> None:
+    p = tmp_path / "a.zarr"
+    a = oxzarr.create_array(p, shape=(64,), dtype="f8", chunks=(8,), shards=(32,))
+    a[...] = np.arange(64.0)
+    store = CountingStore(LocalStore(p, read_only=True))
+    r = oxzarr.open_array(store, mode="r")
+    assert r[3] == 3.0
+    store.reset()
+    for i in range(0, 32, 4):
+        assert r[i] == float(i)
+    assert store.requests == 8, "one range request per read, the index from the cache"
+    oxzarr.open_array(p, mode="r+")[0:4] = -1.0
+    store.reset()
+    assert r[3] == -1.0
+    # A failed read of the inner chunk with the old index, the new index, the inner chunk.
+    assert store.requests == 3
+
+
 def test_partial_writes_keep_the_rest_of_the_shard(tmp_path: Path) -> None:
     p = tmp_path / "a.zarr"
     a = oxzarr.create_array(

@@ -388,13 +388,13 @@ pub fn read_regions(
             }]);
         };
         let index = match store
-            .get_range_and_size(key, sharding.index_range())
+            .get_range_and_version(key, sharding.index_range())
             .map_err(|e| storage(key, e))?
         {
             None => None,
-            Some((encoded, size)) => Some(
+            Some((encoded, version)) => Some(
                 sharding
-                    .decode_index(&encoded, Some(size))
+                    .decode_index(&encoded, Some(version.size))
                     .map_err(|e| corrupt(key, e))?,
             ),
         };

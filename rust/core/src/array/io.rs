@@ -24,7 +24,7 @@ use super::copy::{
 };
 use super::read_ahead::ReadAhead;
 use super::selection::{DimPiece, PieceMap, Selection};
-use super::shard_cache::CachedIndex;
+use super::shard_cache::KnownShard;
 use super::write_lock::{self, WriteClaim};
 use super::Array;
 use crate::alloc;
@@ -33,7 +33,7 @@ use crate::codec::CodecChain;
 use crate::concurrency;
 use crate::error::{CodecError, Error, Result, StorageError};
 use crate::scratch;
-use crate::store::{ByteRange, PartsRead};
+use crate::store::{same_version, PartsRead, Version};
 
 /// How a sharded write makes an inner chunk's new stored bytes: from its share of the
 /// selection, its current stored bytes (if kept) and a label for errors.
@@ -59,6 +59,16 @@ pub(super) struct ChunkShare<'a> {
     pub(super) index: usize,
     pub(super) coords: Vec<u64>,
     pub(super) maps: Vec<&'a PieceMap>,
+}
+
+/// What [`Array::read_passthrough`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Passthrough {
+    Read,
+    /// Read nothing: reading the whole chunk and copying its rows is cheaper.
+    Declined,
+    /// Read nothing: the shard is not the version its cached index describes.
+    Stale,
 }
 
 /// All chunk shares of a selection, enumerated without building the cross product.
@@ -310,12 +320,12 @@ impl Array {
                         &self.codecs,
                         &key,
                         0,
-                        Some(size),
+                        Version::of_size(size),
                         &share,
                         &plan.out_shape,
                         &shared,
                     )?;
-                    if read {
+                    if read == Passthrough::Read {
                         return Ok(());
                     }
                 }
@@ -337,19 +347,23 @@ impl Array {
     /// Reads the share of a chunk stored as its raw bytes (a passthrough chain) straight into
     /// the output, with positioned reads of just the rows it needs: no intermediate buffer,
     /// and a point read fetches one element. The chunk's bytes start at `base` in the value at
-    /// `key`. Returns false, having read nothing, when the rows are so many and small that
-    /// reading the whole chunk and copying them is cheaper.
+    /// `key`, which should be of version `expected`: a chunk of the wrong size is corrupt, and
+    /// an absent chunk reads as the fill value. In a shard (`base` from its index), a shard of
+    /// another version, or gone, is [`Passthrough::Stale`] instead. Declines, having read
+    /// nothing, when the rows are so many and small that reading the whole chunk and copying
+    /// them is cheaper.
     #[allow(clippy::too_many_arguments)]
     fn read_passthrough(
         &self,
         chain: &CodecChain,
         key: &str,
         base: u64,
-        expected_size: Option<u64>,
+        expected: Version,
         share: &ChunkShare<'_>,
         out_shape: &[u64],
         out: &SharedBuffer,
-    ) -> Result<bool> {
+    ) -> Result<Passthrough> {
+        let in_shard = self.codecs.sharding().is_some();
         let size = self.data_type().size();
         let repr = chain.decoded_repr();
         let chunk_shape = &repr.shape;
@@ -375,7 +389,7 @@ impl Array {
             };
             let rows = share_bytes / row_bytes.max(1);
             if rows > 16 && share_bytes > repr.nbytes() / 16 && row_bytes < 4096 {
-                return Ok(false);
+                return Ok(Passthrough::Declined);
             }
             parts.reserve(rows);
             for_each_row(&share.maps, chunk_shape, out_shape, size, &mut |o, c, n| {
@@ -386,10 +400,11 @@ impl Array {
         // A large contiguous part is read on several threads by the store.
         let read = self
             .store
-            .read_parts_into(key, &mut parts, expected_size)
+            .read_parts_into(key, &mut parts, Some(expected))
             .map_err(|e| self.chunk_storage_error(key, e))?;
         match read {
             PartsRead::Done => {}
+            _ if in_shard => return Ok(Passthrough::Stale),
             PartsRead::Missing => {
                 drop(parts);
                 self.decode_share(chain, key, None, share, out_shape, out)?;
@@ -403,8 +418,10 @@ impl Array {
                     ),
                 ))
             }
+            // Unsharded chunks are expected by size alone, which has no tag.
+            PartsRead::Replaced => {}
         }
-        Ok(true)
+        Ok(Passthrough::Read)
     }
 
     /// Copies a chunk's share into the output from the chunk's stored bytes (`None`: not
@@ -575,29 +592,67 @@ impl Array {
         Ok(())
     }
 
-    /// The index of the shard at `key` (`None`: the shard is not stored), from the cache or
-    /// with one range request.
-    pub(super) fn shard_index(&self, sharding: &Sharding, key: &str) -> Result<CachedIndex> {
-        if let Some(cached) = self.shard_indexes.get(key) {
-            return Ok(cached);
+    /// The index of the shard at `key` and the shard's version (`None`: the shard is not
+    /// stored), from the cache when `cached`, else with one range request (and then cached).
+    pub(super) fn shard_index(
+        &self,
+        sharding: &Sharding,
+        key: &str,
+        cached: bool,
+    ) -> Result<Option<KnownShard>> {
+        if cached {
+            if let Some(known) = self.shard_indexes.get(key) {
+                return Ok(Some(known));
+            }
         }
         // With the shard's size, every entry is checked to lie within it: reads of part of an
         // inner chunk fetch only some of its bytes, and must not take others' for them.
-        let index = match self
+        let Some((encoded, version)) = self
             .store
-            .get_range_and_size(key, sharding.index_range())
+            .get_range_and_version(key, sharding.index_range())
             .map_err(|e| self.chunk_storage_error(key, e))?
-        {
-            None => None,
-            Some((encoded, size)) => {
-                let index = sharding
-                    .decode_index(&encoded, Some(size))
-                    .map_err(|e| self.corrupt(key, e))?;
-                Some(Arc::new(index))
-            }
+        else {
+            self.shard_indexes.remove(key);
+            return Ok(None);
         };
-        self.shard_indexes.insert(key, index.clone());
-        Ok(index)
+        let index = sharding
+            .decode_index(&encoded, Some(version.size))
+            .map_err(|e| self.corrupt(key, e))?;
+        let known = KnownShard {
+            index: Arc::new(index),
+            version,
+            just_read: true,
+        };
+        self.shard_indexes.insert(key, known.clone());
+        Ok(Some(known))
+    }
+
+    /// Runs `read` with what is known of the shard at `key` (`None`: not stored). When `read`
+    /// finds the shard replaced or gone since that was learnt (it returns `Ok(None)`), the
+    /// index is read again and `read` retried; a shard that keeps changing under the read is
+    /// an error after a few tries.
+    pub(super) fn with_shard<T>(
+        &self,
+        sharding: &Sharding,
+        key: &str,
+        read: impl Fn(Option<&KnownShard>) -> Result<Option<T>>,
+    ) -> Result<T> {
+        const TRIES: usize = 4;
+        for attempt in 0..TRIES {
+            let shard = self.shard_index(sharding, key, attempt == 0)?;
+            if let Some(done) = read(shard.as_ref())? {
+                return Ok(done);
+            }
+        }
+        Err(self.chunk_storage_error(
+            key,
+            StorageError::Io {
+                key: key.to_string(),
+                source: std::io::Error::other(format!(
+                    "the shard was replaced while it was read, {TRIES} times in a row"
+                )),
+            },
+        ))
     }
 
     fn read_inner_share(
@@ -614,10 +669,7 @@ impl Array {
         if chunk_cache::enabled() {
             let chunk =
                 self.cached_chunk(inner_chain, &label, &format!("{key}#{inner}"), || {
-                    let entry = self
-                        .shard_index(sharding, &key)?
-                        .and_then(|index| index.get(inner));
-                    self.fetch_inner(&key, entry)
+                    self.inner_chunk_bytes(sharding, &key, inner)
                 })?;
             return self.copy_share(
                 inner_chain,
@@ -627,55 +679,91 @@ impl Array {
                 out,
             );
         }
-        let entry = self
-            .shard_index(sharding, &key)?
-            .and_then(|index| index.get(inner));
-        if let (Some((offset, nbytes)), true) = (entry, inner_chain.is_passthrough()) {
-            let chunk_bytes = inner_chain.decoded_repr().nbytes() as u64;
-            if nbytes != chunk_bytes {
-                return Err(self.corrupt(
-                    &label,
-                    CodecError::corrupt(
-                        "bytes",
-                        format!("{nbytes} bytes stored, {chunk_bytes} expected"),
-                    ),
-                ));
+        self.with_shard(sharding, &key, |known| {
+            let entry = known.and_then(|k| Some((k.index.get(inner)?, k.version)));
+            if let (Some(((offset, nbytes), version)), true) = (entry, inner_chain.is_passthrough())
+            {
+                let chunk_bytes = inner_chain.decoded_repr().nbytes() as u64;
+                if nbytes != chunk_bytes {
+                    return Err(self.corrupt(
+                        &label,
+                        CodecError::corrupt(
+                            "bytes",
+                            format!("{nbytes} bytes stored, {chunk_bytes} expected"),
+                        ),
+                    ));
+                }
+                let read = self.read_passthrough(
+                    inner_chain,
+                    &key,
+                    offset,
+                    version,
+                    share,
+                    out_shape,
+                    out,
+                )?;
+                match read {
+                    Passthrough::Read => return Ok(Some(())),
+                    Passthrough::Stale => return Ok(None),
+                    Passthrough::Declined => {}
+                }
             }
-            if self.read_passthrough(inner_chain, &key, offset, None, share, out_shape, out)? {
-                return Ok(());
-            }
-        }
-        let stored = self.fetch_inner(&key, entry)?;
-        self.decode_share(
-            sharding.inner_chain(),
-            &label,
-            stored.as_deref(),
-            share,
-            out_shape,
-            out,
-        )
+            let Some(stored) = self.fetch_inner(&key, known, inner)? else {
+                return Ok(None);
+            };
+            self.decode_share(
+                inner_chain,
+                &label,
+                stored.as_deref(),
+                share,
+                out_shape,
+                out,
+            )?;
+            Ok(Some(()))
+        })
     }
 
-    /// The stored bytes of an inner chunk, given its index entry (`None`: not stored).
-    pub(super) fn fetch_inner(
+    /// The stored bytes of inner chunk `inner` of the shard at `key` (`None`: not stored).
+    pub(super) fn inner_chunk_bytes(
+        &self,
+        sharding: &Sharding,
+        key: &str,
+        inner: usize,
+    ) -> Result<Option<Vec<u8>>> {
+        self.with_shard(sharding, key, |known| self.fetch_inner(key, known, inner))
+    }
+
+    /// The stored bytes of inner chunk `inner` of the shard `known` at `key`: `Some(None)`
+    /// when the shard or the inner chunk is not stored, `None` when the shard is no longer
+    /// the version `known` describes.
+    fn fetch_inner(
         &self,
         key: &str,
-        entry: Option<(u64, u64)>,
-    ) -> Result<Option<Vec<u8>>> {
-        let Some((offset, nbytes)) = entry else {
-            return Ok(None);
+        known: Option<&KnownShard>,
+        inner: usize,
+    ) -> Result<Option<Option<Vec<u8>>>> {
+        let Some(known) = known else {
+            return Ok(Some(None));
         };
-        Ok(self
+        let Some((offset, nbytes)) = known.index.get(inner) else {
+            // Absent from the shard this index describes: true if the shard is still that one.
+            if known.just_read {
+                return Ok(Some(None));
+            }
+            let now = self
+                .store
+                .version(key)
+                .map_err(|e| self.chunk_storage_error(key, e))?;
+            let same = now.is_some_and(|v| same_version(known.version, v) == PartsRead::Done);
+            return Ok(same.then_some(None));
+        };
+        // The index was checked against the shard's size, so `nbytes` is within it.
+        let mut bytes = alloc::zeroed(nbytes as usize).map_err(|e| self.corrupt(key, e))?;
+        let read = self
             .store
-            .get_ranges(
-                key,
-                &[ByteRange::FromStart {
-                    offset,
-                    length: Some(nbytes),
-                }],
-            )
-            .map_err(|e| self.chunk_storage_error(key, e))?
-            .and_then(|mut parts| parts.pop()))
+            .read_parts_into(key, &mut [(offset, &mut bytes[..])], Some(known.version))
+            .map_err(|e| self.chunk_storage_error(key, e))?;
+        Ok((read == PartsRead::Done).then_some(Some(bytes)))
     }
 
     // --- writing ---
@@ -957,17 +1045,12 @@ impl Array {
                 source,
             })?;
         match layout {
-            None => {
-                self.store.delete(&key)?;
-                self.shard_indexes.insert(&key, None);
-            }
-            Some(layout) => {
-                // Written piece by piece: the shard is never assembled in memory.
-                self.store.set_parts(&key, &layout.pieces())?;
-                self.shard_indexes
-                    .insert(&key, Some(Arc::new(layout.index)));
-            }
+            None => self.store.delete(&key)?,
+            // Written piece by piece: the shard is never assembled in memory.
+            Some(layout) => self.store.set_parts(&key, &layout.pieces())?,
         }
+        // The next read learns the new shard's version with its index.
+        self.shard_indexes.remove(&key);
         Ok(())
     }
 }

@@ -42,10 +42,7 @@ impl Array {
             Some(sharding) => {
                 let (shard, inner) = locate_inner(coords, sharding.chunks_per_shard());
                 let key = self.chunk_key(&shard);
-                let entry = self
-                    .shard_index(sharding, &key)?
-                    .and_then(|index| index.get(inner));
-                let stored = self.fetch_inner(&key, entry)?;
+                let stored = self.inner_chunk_bytes(sharding, &key, inner)?;
                 (
                     sharding.inner_chain(),
                     format!("{key} (inner chunk {inner})"),

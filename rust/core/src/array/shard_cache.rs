@@ -1,24 +1,35 @@
 //! The shard indexes an open array has read or written, so that reading an inner chunk of a
 //! known shard costs one range request.
 //!
-//! The cache belongs to the array object (and its clones): writes through it keep it
-//! current; writes by other processes are seen by arrays opened after them.
+//! The cache belongs to the array object (and its clones). Each index is kept with the
+//! version of the shard it was read from, and a read through it checks that version on the
+//! file it reads (a `statx` of the open file): a shard rewritten since, by this array, another
+//! handle or another process, has its index read again. Absent shards are not cached, so one
+//! written later is found.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::codec::array_to_bytes::sharding::ShardIndex;
 use crate::concurrency::ForkSafeMutex;
+use crate::store::Version;
 
 /// Cached indexes are dropped, all at once, when they exceed this many bytes.
 const BUDGET_BYTES: usize = 64 << 20;
 
-/// A cached lookup: the shard's index, or `None` for a shard that is not stored.
-pub(crate) type CachedIndex = Option<Arc<ShardIndex>>;
+/// A stored shard's index, and the version of the shard it was read from.
+#[derive(Debug, Clone)]
+pub(crate) struct KnownShard {
+    pub(crate) index: Arc<ShardIndex>,
+    pub(crate) version: Version,
+    /// Read from the store by the operation at hand, not taken from the cache: an inner chunk
+    /// absent from it needs no check that the shard is still this version.
+    pub(crate) just_read: bool,
+}
 
 #[derive(Debug, Default)]
 struct Entries {
-    map: HashMap<String, CachedIndex>,
+    map: HashMap<String, KnownShard>,
     bytes: usize,
 }
 
@@ -29,13 +40,26 @@ pub(crate) struct ShardIndexCache {
 
 impl ShardIndexCache {
     /// The cached index of the shard at `key`, if known.
-    pub(crate) fn get(&self, key: &str) -> Option<CachedIndex> {
-        self.entries.lock().map.get(key).cloned()
+    pub(crate) fn get(&self, key: &str) -> Option<KnownShard> {
+        let known = self.entries.lock().map.get(key).cloned()?;
+        Some(KnownShard {
+            just_read: false,
+            ..known
+        })
+    }
+
+    /// Forgets the shard at `key` (rewritten, deleted, or found replaced).
+    pub(crate) fn remove(&self, key: &str) {
+        let mut entries = self.entries.lock();
+        if let Some(old) = entries.map.remove(key) {
+            let size = key.len() + old.index.heap_size() + 64;
+            entries.bytes = entries.bytes.saturating_sub(size);
+        }
     }
 
     /// Records the index of the shard at `key` (replacing what was known).
-    pub(crate) fn insert(&self, key: &str, index: CachedIndex) {
-        let size = key.len() + index.as_ref().map_or(0, |i| i.heap_size()) + 64;
+    pub(crate) fn insert(&self, key: &str, index: KnownShard) {
+        let size = key.len() + index.index.heap_size() + 64;
         let mut entries = self.entries.lock();
         if entries.bytes + size > BUDGET_BYTES {
             entries.map.clear();

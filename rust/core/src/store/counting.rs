@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::{
-    ByteRange, ListDir, ListableStore, PartsRead, ReadableStore, Store, StoreRef, WritableStore,
+    ByteRange, ListDir, ListableStore, PartsRead, ReadableStore, Store, StoreRef, Version,
+    WritableStore,
 };
 use crate::error::StorageError;
 
@@ -85,12 +86,12 @@ impl ReadableStore for CountingStore {
         Ok(parts)
     }
 
-    fn get_range_and_size(
+    fn get_range_and_version(
         &self,
         key: &str,
         range: ByteRange,
-    ) -> Result<Option<(Vec<u8>, u64)>, StorageError> {
-        let got = self.inner.get_range_and_size(key, range)?;
+    ) -> Result<Option<(Vec<u8>, Version)>, StorageError> {
+        let got = self.inner.get_range_and_version(key, range)?;
         self.counters
             .add(1, got.as_ref().map_or(0, |(b, _)| b.len() as u64));
         Ok(got)
@@ -100,9 +101,9 @@ impl ReadableStore for CountingStore {
         &self,
         key: &str,
         parts: &mut [(u64, &mut [u8])],
-        expected_size: Option<u64>,
+        expected: Option<Version>,
     ) -> Result<PartsRead, StorageError> {
-        let read = self.inner.read_parts_into(key, parts, expected_size)?;
+        let read = self.inner.read_parts_into(key, parts, expected)?;
         let bytes = if read == PartsRead::Done {
             parts.iter().map(|(_, b)| b.len() as u64).sum()
         } else {
@@ -116,6 +117,11 @@ impl ReadableStore for CountingStore {
     fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
         self.counters.add(1, 0);
         self.inner.size(key)
+    }
+
+    fn version(&self, key: &str) -> Result<Option<Version>, StorageError> {
+        self.counters.add(1, 0);
+        self.inner.version(key)
     }
 
     // Hints are not reads: passed on, and not counted.

@@ -9,8 +9,8 @@ use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 
 use super::{
-    validate_key, validate_prefix, ByteRange, ListDir, ListableStore, PartsRead, ReadableStore,
-    Store, WritableStore,
+    same_version, validate_key, validate_prefix, ByteRange, ListDir, ListableStore, PartsRead,
+    ReadableStore, Store, Version, WritableStore,
 };
 use crate::concurrency::ForkSafeMutex;
 use crate::error::StorageError;
@@ -112,12 +112,12 @@ impl FilesystemStore {
         }
     }
 
-    /// The byte ranges of the file at `key` and its size, from one open and one `statx`.
-    fn ranges_and_size(
+    /// The byte ranges of the file at `key` and its version, from one open and one `statx`.
+    fn ranges_and_version(
         &self,
         key: &str,
         ranges: &[ByteRange],
-    ) -> Result<Option<RangesAndSize>, StorageError> {
+    ) -> Result<Option<RangesAndVersion>, StorageError> {
         let Some((file, path)) = self.open(key)? else {
             return Ok(None);
         };
@@ -145,12 +145,26 @@ impl FilesystemStore {
             }
             out.push(buf);
         }
-        Ok(Some((out, size)))
+        Ok(Some((out, version_of(&meta))))
     }
 }
 
-/// Byte ranges read from a value, and the value's size.
-type RangesAndSize = (Vec<Vec<u8>>, u64);
+/// Byte ranges read from a value, and the value's version.
+type RangesAndVersion = (Vec<Vec<u8>>, Version);
+
+/// A file's version: its size, and a tag of its device, inode and modification time. Values
+/// are replaced by renaming a new file into place (a new inode); writers of other libraries
+/// that rewrite a file in place change its modification time.
+fn version_of(meta: &fs::Metadata) -> Version {
+    use std::hash::{Hash, Hasher};
+    use std::os::unix::fs::MetadataExt;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (meta.dev(), meta.ino(), meta.mtime(), meta.mtime_nsec()).hash(&mut hasher);
+    Version {
+        size: meta.len(),
+        tag: Some(hasher.finish()),
+    }
+}
 
 fn is_missing(e: &std::io::Error) -> bool {
     matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory)
@@ -207,34 +221,39 @@ impl ReadableStore for FilesystemStore {
         key: &str,
         ranges: &[ByteRange],
     ) -> Result<Option<Vec<Vec<u8>>>, StorageError> {
-        Ok(self.ranges_and_size(key, ranges)?.map(|(parts, _)| parts))
+        Ok(self
+            .ranges_and_version(key, ranges)?
+            .map(|(parts, _)| parts))
     }
 
-    fn get_range_and_size(
+    fn get_range_and_version(
         &self,
         key: &str,
         range: ByteRange,
-    ) -> Result<Option<(Vec<u8>, u64)>, StorageError> {
-        let got = self.ranges_and_size(key, &[range])?;
-        Ok(got.and_then(|(mut parts, size)| Some((parts.pop()?, size))))
+    ) -> Result<Option<(Vec<u8>, Version)>, StorageError> {
+        let got = self.ranges_and_version(key, &[range])?;
+        Ok(got.and_then(|(mut parts, version)| Some((parts.pop()?, version))))
     }
 
     fn read_parts_into(
         &self,
         key: &str,
         parts: &mut [(u64, &mut [u8])],
-        expected_size: Option<u64>,
+        expected: Option<Version>,
     ) -> Result<PartsRead, StorageError> {
         let Some((file, path)) = self.open(key)? else {
             return Ok(PartsRead::Missing);
         };
-        if let Some(expected) = expected_size {
+        if let Some(expected) = expected {
+            // Checked on the open file, the one read below: a replacement renamed into place
+            // after this point is not read from.
             let meta = file.metadata().map_err(|e| Self::io_error(&path, e))?;
             if meta.is_dir() {
                 return Ok(PartsRead::Missing);
             }
-            if meta.len() != expected {
-                return Ok(PartsRead::WrongSize(meta.len()));
+            let found = same_version(expected, version_of(&meta));
+            if found != PartsRead::Done {
+                return Ok(found);
             }
         }
         // One part (a whole chunk) is read with the probe that tells whether reads wait for
@@ -276,6 +295,16 @@ impl ReadableStore for FilesystemStore {
         let path = self.path(key)?;
         match fs::metadata(&path) {
             Ok(m) if m.is_file() => Ok(Some(m.len())),
+            Ok(_) => Ok(None),
+            Err(e) if is_missing(&e) => Ok(None),
+            Err(e) => Err(Self::io_error(&path, e)),
+        }
+    }
+
+    fn version(&self, key: &str) -> Result<Option<Version>, StorageError> {
+        let path = self.path(key)?;
+        match fs::metadata(&path) {
+            Ok(m) if m.is_file() => Ok(Some(version_of(&m))),
             Ok(_) => Ok(None),
             Err(e) if is_missing(&e) => Ok(None),
             Err(e) => Err(Self::io_error(&path, e)),
@@ -884,7 +913,11 @@ mod tests {
         let before = store.device_waits();
         let evicted = evict(&dir.path().join("c/small"));
         let mut out = vec![0u8; 1000];
-        let read = store.read_parts_into("c/small", &mut [(0, &mut out[..])], Some(1000));
+        let read = store.read_parts_into(
+            "c/small",
+            &mut [(0, &mut out[..])],
+            Some(Version::of_size(1000)),
+        );
         assert_eq!(read.unwrap(), PartsRead::Done);
         assert_eq!(out, &value[..1000]);
         if evicted == Some(true) && !store.waits.no_probe.load(Ordering::Relaxed) {
@@ -914,7 +947,9 @@ mod tests {
         let (mut a, mut b, mut c) = (vec![0u8; 10], vec![0u8; 5], vec![0u8; 3]);
         let mut parts: Vec<(u64, &mut [u8])> = vec![(0, &mut a), (10, &mut b), (100, &mut c)];
         assert_eq!(
-            store.read_parts_into("v", &mut parts, Some(256)).unwrap(),
+            store
+                .read_parts_into("v", &mut parts, Some(Version::of_size(256)))
+                .unwrap(),
             PartsRead::Done
         );
         assert_eq!(a, (0..10).collect::<Vec<u8>>());
@@ -922,7 +957,9 @@ mod tests {
         assert_eq!(c, vec![100, 101, 102]);
         let mut parts: Vec<(u64, &mut [u8])> = vec![(0, &mut a)];
         assert_eq!(
-            store.read_parts_into("v", &mut parts, Some(7)).unwrap(),
+            store
+                .read_parts_into("v", &mut parts, Some(Version::of_size(7)))
+                .unwrap(),
             PartsRead::WrongSize(256)
         );
         assert_eq!(
@@ -969,7 +1006,7 @@ mod tests {
                 let mut parts: Vec<(u64, &mut [u8])> = vec![(1000, &mut part)];
                 assert_eq!(
                     store
-                        .read_parts_into("v", &mut parts, Some(len as u64))
+                        .read_parts_into("v", &mut parts, Some(Version::of_size(len as u64)))
                         .unwrap(),
                     PartsRead::Done
                 );

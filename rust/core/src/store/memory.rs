@@ -5,12 +5,31 @@ use std::ops::Bound;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::{
-    range_of, validate_key, validate_prefix, ByteRange, ListDir, ListableStore, ReadableStore,
-    Store, WritableStore,
+    range_of, same_version, validate_key, validate_prefix, ByteRange, ListDir, ListableStore,
+    PartsRead, ReadableStore, Store, Version, WritableStore,
 };
 use crate::error::StorageError;
 
-type Map = BTreeMap<String, Arc<[u8]>>;
+type Map = BTreeMap<String, Stored>;
+
+/// A value and its tag: unique to this `set` in the process, so a cached shard index can tell
+/// the value it came from from a replacement of the same size.
+#[derive(Debug)]
+struct Stored {
+    bytes: Arc<[u8]>,
+    tag: u64,
+}
+
+impl Stored {
+    fn version(&self) -> Version {
+        Version {
+            size: self.bytes.len() as u64,
+            tag: Some(self.tag),
+        }
+    }
+}
+
+static NEXT_TAG: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// A store held in memory, shared by clones.
 #[derive(Debug, Clone)]
@@ -56,7 +75,7 @@ impl MemoryStore {
 impl ReadableStore for MemoryStore {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         validate_key(key)?;
-        Ok(self.read().get(key).map(|v| v.to_vec()))
+        Ok(self.read().get(key).map(|v| v.bytes.to_vec()))
     }
 
     fn get_into(&self, key: &str, buf: &mut Vec<u8>) -> Result<bool, StorageError> {
@@ -66,7 +85,7 @@ impl ReadableStore for MemoryStore {
             return Ok(false);
         };
         buf.clear();
-        buf.extend_from_slice(value);
+        buf.extend_from_slice(&value.bytes);
         Ok(true)
     }
 
@@ -76,7 +95,7 @@ impl ReadableStore for MemoryStore {
         ranges: &[ByteRange],
     ) -> Result<Option<Vec<Vec<u8>>>, StorageError> {
         validate_key(key)?;
-        let Some(value) = self.read().get(key).cloned() else {
+        let Some(value) = self.read().get(key).map(|v| v.bytes.clone()) else {
             return Ok(None);
         };
         ranges
@@ -86,29 +105,65 @@ impl ReadableStore for MemoryStore {
             .map(Some)
     }
 
-    fn get_range_and_size(
+    fn get_range_and_version(
         &self,
         key: &str,
         range: ByteRange,
-    ) -> Result<Option<(Vec<u8>, u64)>, StorageError> {
+    ) -> Result<Option<(Vec<u8>, Version)>, StorageError> {
         validate_key(key)?;
         let map = self.read();
         let Some(value) = map.get(key) else {
             return Ok(None);
         };
-        Ok(Some((range_of(key, value, range)?, value.len() as u64)))
+        Ok(Some((range_of(key, &value.bytes, range)?, value.version())))
+    }
+
+    fn read_parts_into(
+        &self,
+        key: &str,
+        parts: &mut [(u64, &mut [u8])],
+        expected: Option<Version>,
+    ) -> Result<PartsRead, StorageError> {
+        validate_key(key)?;
+        let map = self.read();
+        let Some(value) = map.get(key) else {
+            return Ok(PartsRead::Missing);
+        };
+        if let Some(expected) = expected {
+            let found = same_version(expected, value.version());
+            if found != PartsRead::Done {
+                return Ok(found);
+            }
+        }
+        for (offset, dst) in parts.iter_mut() {
+            let range = ByteRange::FromStart {
+                offset: *offset,
+                length: Some(dst.len() as u64),
+            };
+            dst.copy_from_slice(&range_of(key, &value.bytes, range)?);
+        }
+        Ok(PartsRead::Done)
     }
 
     fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
         validate_key(key)?;
-        Ok(self.read().get(key).map(|v| v.len() as u64))
+        Ok(self.read().get(key).map(|v| v.bytes.len() as u64))
+    }
+
+    fn version(&self, key: &str) -> Result<Option<Version>, StorageError> {
+        validate_key(key)?;
+        Ok(self.read().get(key).map(Stored::version))
     }
 }
 
 impl WritableStore for MemoryStore {
     fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
         validate_key(key)?;
-        self.write().insert(key.to_string(), Arc::from(value));
+        let stored = Stored {
+            bytes: Arc::from(value),
+            tag: NEXT_TAG.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        };
+        self.write().insert(key.to_string(), stored);
         Ok(())
     }
 
@@ -168,6 +223,24 @@ impl Store for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replaced_value_has_a_new_version() -> Result<(), StorageError> {
+        let store = MemoryStore::new();
+        store.set("s", b"abcd")?;
+        let first = store.version("s")?;
+        assert!(first.is_some_and(|v| v.size == 4 && v.tag.is_some()));
+        store.set("s", b"wxyz")?;
+        let mut buf = [0u8; 2];
+        let read = store.read_parts_into("s", &mut [(1, &mut buf[..])], first)?;
+        assert_eq!(read, PartsRead::Replaced, "same size, another value");
+        let now = store.version("s")?;
+        let read = store.read_parts_into("s", &mut [(1, &mut buf[..])], now)?;
+        assert_eq!((read, &buf), (PartsRead::Done, b"xy"));
+        store.delete("s")?;
+        assert_eq!(store.version("s")?, None);
+        Ok(())
+    }
 
     #[test]
     fn set_get_list_delete() {

@@ -84,6 +84,23 @@ pub struct ListDir {
     pub prefixes: Vec<String>,
 }
 
+/// One stored version of a value, as far as a store can tell: its size, and where the backend
+/// has one, a tag that changes when the value is replaced (a file's inode and modification
+/// time; a counter in memory). Something derived from a value and kept (a shard's index) is
+/// checked against it before it is used again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    pub size: u64,
+    pub tag: Option<u64>,
+}
+
+impl Version {
+    /// A value of `size` bytes, whatever its tag.
+    pub fn of_size(size: u64) -> Self {
+        Self { size, tag: None }
+    }
+}
+
 /// The outcome of [`ReadableStore::read_parts_into`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PartsRead {
@@ -93,6 +110,8 @@ pub enum PartsRead {
     Missing,
     /// The value is not of the expected size (it holds this many bytes).
     WrongSize(u64),
+    /// The value has the expected size but another tag: it was replaced.
+    Replaced,
 }
 
 /// Reading values, whole or by byte ranges.
@@ -129,37 +148,40 @@ pub trait ReadableStore: Send + Sync + Debug {
             .map(Some)
     }
 
-    /// One byte range of the value at `key` and the value's size, or `None` if there is no
-    /// value. A shard's index is read this way, so that its entries can be checked against
-    /// the shard's size. Backends that learn the size with the range (a file's length, an
-    /// HTTP `Content-Range`) return it without asking twice.
-    fn get_range_and_size(
+    /// One byte range of the value at `key` and the value's version, or `None` if there is no
+    /// value. A shard's index is read this way: its entries are checked against the shard's
+    /// size, and the cached index against the version when it is used again. Backends that
+    /// learn the size with the range (a file's length, an HTTP `Content-Range`) return it
+    /// without asking twice.
+    fn get_range_and_version(
         &self,
         key: &str,
         range: ByteRange,
-    ) -> Result<Option<(Vec<u8>, u64)>, StorageError> {
+    ) -> Result<Option<(Vec<u8>, Version)>, StorageError> {
         let Some(value) = self.get(key)? else {
             return Ok(None);
         };
-        Ok(Some((range_of(key, &value, range)?, value.len() as u64)))
+        let version = Version::of_size(value.len() as u64);
+        Ok(Some((range_of(key, &value, range)?, version)))
     }
 
     /// Reads parts of the value at `key` straight into the caller's buffers: each part is
     /// (offset in the value, destination), the destination's length saying how many bytes.
-    /// With `expected_size`, a value of any other size is reported rather than read. A part
-    /// reaching past the end of the value is an error. Backends that can read into scattered
-    /// buffers (the filesystem, with `preadv`) do so without an intermediate copy.
+    /// With `expected`, a value of another size, or with another tag where both have one, is
+    /// reported rather than read. A part reaching past the end of the value is an error.
+    /// Backends that can read into scattered buffers (the filesystem, with `preadv`) do so
+    /// without an intermediate copy.
     fn read_parts_into(
         &self,
         key: &str,
         parts: &mut [(u64, &mut [u8])],
-        expected_size: Option<u64>,
+        expected: Option<Version>,
     ) -> Result<PartsRead, StorageError> {
         let Some(value) = self.get(key)? else {
             return Ok(PartsRead::Missing);
         };
         let size = value.len() as u64;
-        if expected_size.is_some_and(|e| e != size) {
+        if expected.is_some_and(|e| e.size != size) {
             return Ok(PartsRead::WrongSize(size));
         }
         for (offset, dst) in parts.iter_mut() {
@@ -178,6 +200,11 @@ pub trait ReadableStore: Send + Sync + Debug {
     /// The size in bytes of the value at `key`, or `None` if there is none.
     fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
         Ok(self.get(key)?.map(|v| v.len() as u64))
+    }
+
+    /// The version of the value at `key`, or `None` if there is none.
+    fn version(&self, key: &str) -> Result<Option<Version>, StorageError> {
+        Ok(self.size(key)?.map(Version::of_size))
     }
 
     /// Whether a value is stored at `key`.
@@ -239,6 +266,18 @@ pub trait Store: ReadableStore + WritableStore + ListableStore {
 
 /// A shared handle to a store.
 pub type StoreRef = Arc<dyn Store>;
+
+/// Whether a value of version `found` is the one `expected` describes: the same size, and the
+/// same tag where both have one.
+pub fn same_version(expected: Version, found: Version) -> PartsRead {
+    if expected.size != found.size {
+        PartsRead::WrongSize(found.size)
+    } else if expected.tag.is_some() && found.tag.is_some() && expected.tag != found.tag {
+        PartsRead::Replaced
+    } else {
+        PartsRead::Done
+    }
+}
 
 /// Checks a store key: relative, `/`-separated, no empty, `.` or `..` components.
 pub fn validate_key(key: &str) -> Result<(), StorageError> {

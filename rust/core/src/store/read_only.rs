@@ -1,7 +1,8 @@
 //! A read-only view of any store: reads pass through, writes are refused.
 
 use super::{
-    ByteRange, ListDir, ListableStore, PartsRead, ReadableStore, Store, StoreRef, WritableStore,
+    ByteRange, ListDir, ListableStore, PartsRead, ReadableStore, Store, StoreRef, Version,
+    WritableStore,
 };
 use crate::error::StorageError;
 
@@ -40,25 +41,29 @@ impl ReadableStore for ReadOnlyStore {
         self.inner.get_ranges(key, ranges)
     }
 
-    fn get_range_and_size(
+    fn get_range_and_version(
         &self,
         key: &str,
         range: ByteRange,
-    ) -> Result<Option<(Vec<u8>, u64)>, StorageError> {
-        self.inner.get_range_and_size(key, range)
+    ) -> Result<Option<(Vec<u8>, Version)>, StorageError> {
+        self.inner.get_range_and_version(key, range)
     }
 
     fn read_parts_into(
         &self,
         key: &str,
         parts: &mut [(u64, &mut [u8])],
-        expected_size: Option<u64>,
+        expected: Option<Version>,
     ) -> Result<PartsRead, StorageError> {
-        self.inner.read_parts_into(key, parts, expected_size)
+        self.inner.read_parts_into(key, parts, expected)
     }
 
     fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
         self.inner.size(key)
+    }
+
+    fn version(&self, key: &str) -> Result<Option<Version>, StorageError> {
+        self.inner.version(key)
     }
 
     fn prefetch(&self, key: &str) {
