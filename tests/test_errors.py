@@ -253,6 +253,34 @@ def test_io_errors_are_os_errors(tmp_path: Path) -> None:
             os.chmod(chunk, 0o644)
 
 
+@pytest.mark.parametrize("sharded", [False, True], ids=["chunk", "shard"])
+@pytest.mark.parametrize("compressed", [False, True], ids=["raw", "zstd"])
+def test_a_fifo_in_place_of_a_chunk_is_an_os_error_not_a_hang(
+    tmp_path: Path, sharded: bool, compressed: bool
+) -> None:
+    import os
+
+    p = tmp_path / "a.zarr"
+    a = oxzarr.create_array(
+        p,
+        shape=(8, 8),
+        dtype="i4",
+        chunks=(2, 2) if sharded else (4, 4),
+        shards=(4, 4) if sharded else None,
+        compressors=[ZstdCodec(level=1)] if compressed else None,
+    )
+    a[...] = 1
+    chunk = p / "c" / "0" / "0"
+    chunk.unlink()
+    os.mkfifo(chunk)  # no writer: an open that waits for one would never return
+    for read in (lambda: a[...], lambda: a[1, 1], lambda: oxzarr.open_array(p)[0:2, 0:2]):
+        with pytest.raises(OSError, match=r"not a regular file.*c/0/0"):
+            read()
+    with pytest.raises(OSError, match=r"not a regular file.*c/0/0"):
+        a[0, 0] = 5  # a partial write reads the chunk first
+    assert (a[4:, 4:] == 1).all(), "the other chunks read as before"
+
+
 def test_invalid_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="zarr_format"):
         oxzarr.create_array(tmp_path / "a.zarr", shape=(2,), dtype="i1", zarr_format=4)

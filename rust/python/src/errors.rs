@@ -67,8 +67,12 @@ pub fn to_py_err(err: Error) -> PyErr {
         Error::Storage(StorageError::Io { key, source }) => {
             // OSError(errno, strerror, filename) picks the subclass (PermissionError, ...)
             // from the errno, as the open() built-in does.
-            let errno = source.raw_os_error().unwrap_or(0);
-            PyOSError::new_err((errno, source.to_string(), key))
+            match source.raw_os_error() {
+                Some(errno) => PyOSError::new_err((errno, source.to_string(), key)),
+                // No errno (a FIFO where a value should be, a file that shrank while read):
+                // the same shape of message, without an "[Errno 0]".
+                None => PyOSError::new_err(format!("{source}: '{key}'")),
+            }
         }
         Error::Storage(StorageError::ReadOnly { .. }) => {
             raise("ReadOnlyError", message, value_error)

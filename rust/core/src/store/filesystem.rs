@@ -102,14 +102,38 @@ impl FilesystemStore {
     }
 
     /// Opens a file for reading; `None` if it does not exist (or a parent is not a directory,
-    /// which also means there is no such key).
+    /// which also means there is no such key). Opened without blocking, so that a FIFO in
+    /// place of a value cannot hang the read (`O_NONBLOCK` changes nothing for regular
+    /// files); callers check what they opened with [`Self::regular`].
     fn open(&self, key: &str) -> Result<Option<(fs::File, PathBuf)>, StorageError> {
+        use std::os::unix::fs::OpenOptionsExt;
         let path = self.path(key)?;
-        match fs::File::open(&path) {
+        let opened = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path);
+        match opened {
             Ok(f) => Ok(Some((f, path))),
             Err(e) if is_missing(&e) => Ok(None),
             Err(e) => Err(Self::io_error(&path, e)),
         }
+    }
+
+    /// The metadata of an opened value: `None` for a directory (not a value: a prefix of
+    /// others), an error for anything else that is not a regular file (a FIFO, a socket, a
+    /// device), which reads could block on or never finish.
+    fn regular(file: &fs::File, path: &Path) -> Result<Option<fs::Metadata>, StorageError> {
+        let meta = file.metadata().map_err(|e| Self::io_error(path, e))?;
+        if meta.is_dir() {
+            return Ok(None);
+        }
+        if !meta.is_file() {
+            return Err(Self::io_error(
+                path,
+                std::io::Error::new(ErrorKind::InvalidInput, "not a regular file"),
+            ));
+        }
+        Ok(Some(meta))
     }
 
     /// The byte ranges of the file at `key` and its version, from one open and one `statx`.
@@ -121,10 +145,9 @@ impl FilesystemStore {
         let Some((file, path)) = self.open(key)? else {
             return Ok(None);
         };
-        let meta = file.metadata().map_err(|e| Self::io_error(&path, e))?;
-        if meta.is_dir() {
+        let Some(meta) = Self::regular(&file, &path)? else {
             return Ok(None);
-        }
+        };
         let size = meta.len();
         let mut out = Vec::with_capacity(ranges.len());
         for range in ranges {
@@ -181,10 +204,9 @@ impl ReadableStore for FilesystemStore {
             return Ok(false);
         };
         buf.clear();
-        let meta = file.metadata().map_err(|e| Self::io_error(&path, e))?;
-        if meta.is_dir() {
+        let Some(meta) = Self::regular(&file, &path)? else {
             return Ok(false);
-        }
+        };
         let size = usize::try_from(meta.len()).unwrap_or(usize::MAX);
         if buf.try_reserve_exact(size).is_err() {
             return Err(StorageError::OutOfMemory {
@@ -244,13 +266,12 @@ impl ReadableStore for FilesystemStore {
         let Some((file, path)) = self.open(key)? else {
             return Ok(PartsRead::Missing);
         };
+        let Some(meta) = Self::regular(&file, &path)? else {
+            return Ok(PartsRead::Missing);
+        };
         if let Some(expected) = expected {
             // Checked on the open file, the one read below: a replacement renamed into place
             // after this point is not read from.
-            let meta = file.metadata().map_err(|e| Self::io_error(&path, e))?;
-            if meta.is_dir() {
-                return Ok(PartsRead::Missing);
-            }
             let found = same_version(expected, version_of(&meta));
             if found != PartsRead::Done {
                 return Ok(found);
