@@ -195,6 +195,7 @@ WRITE_LAYOUTS = {
     "v2": {"chunks": (1000,), "zarr_format": 2},
     "sharded": {"chunks": (100,), "shards": (1000,)},
     "two chunks per write": {"chunks": (15,)},
+    "two shards per write": {"chunks": (5,), "shards": (15,)},
 }
 
 
@@ -264,3 +265,21 @@ def test_a_whole_chunk_write_and_a_partial_one_do_not_mix(tmp_path: Path) -> Non
     got = a[...]
     # Whichever wrote last, every element but [0, 0] comes from the final whole write.
     np.testing.assert_array_equal(got.ravel()[1:], 399)
+
+
+def test_handles_rooted_at_different_levels_wait_for_each_other(tmp_path: Path) -> None:
+    # One array reached two ways: at "a" in a store at the group, and at the root of a store
+    # at the array's own directory.
+    root = tmp_path / "g.zarr"
+    group = oxzarr.open_group(root, mode="w")
+    group.create_array("a", shape=(400,), dtype="i4", chunks=(400,), fill_value=0)
+
+    def write(i: int) -> None:
+        b = group["a"] if i % 2 else oxzarr.open_array(root / "a", mode="r+")
+        b[i * 4 : (i + 1) * 4] = i + 1
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(write, range(100)))
+    np.testing.assert_array_equal(
+        oxzarr.open_array(root / "a", mode="r")[...], np.repeat(np.arange(1, 101), 4)
+    )

@@ -8,11 +8,12 @@ use rayon::prelude::*;
 use super::copy::{all_fill, fill_elements, for_each_row, SharedBuffer};
 use super::read_ahead::ReadAhead;
 use super::selection::PieceMap;
+use crate::codec::array_to_bytes::sharding::Sharding;
 use crate::codec::array_to_bytes::vlen::VlenChunk;
 use crate::codec::CodecChain;
 use crate::concurrency;
 use crate::error::{CodecError, Error, Result, StorageError};
-use crate::store::{ByteRange, ReadableStore, Store};
+use crate::store::{PartsRead, ReadableStore, Store, Version};
 
 /// One dimension of a region: `len` indices from `start` by `step` (a positive step) in the
 /// chunk, and from `other_start` with step 1 in the other buffer.
@@ -291,10 +292,20 @@ pub fn encode_vlen_chunks(
 /// One unit of reading work: a region of a chunk, or of an inner chunk of a shard.
 struct ReadTask<'a> {
     key: &'a str,
-    /// For an inner chunk: its index entry in the shard (`None`: not stored).
-    inner: Option<Option<(u64, u64)>>,
+    /// For an inner chunk of a shard: where it is.
+    inner: Option<InnerChunk>,
     label: String,
     region: ChunkRegion,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct InnerChunk {
+    /// Its position in the shard.
+    position: usize,
+    /// Its index entry (`None`: not stored).
+    entry: Option<(u64, u64)>,
+    /// The version of the shard whose index gave `entry` (`None`: no shard stored).
+    version: Option<Version>,
 }
 
 /// The inner chunks of a shard a region touches, each with its part of the region: per
@@ -344,6 +355,33 @@ fn split_region(region: &ChunkRegion, inner_shape: &[u64]) -> Vec<(Vec<u64>, Vec
     out
 }
 
+/// The stored bytes of inner chunk `inner` of the shard at `key`, from one read of the whole
+/// shard (so its index and chunks are of one version); `None` if it is not stored.
+fn inner_of_whole_shard(
+    store: &dyn ReadableStore,
+    sharding: &Sharding,
+    key: &str,
+    inner: usize,
+) -> Result<Option<Vec<u8>>> {
+    let Some(bytes) = store.get(key).map_err(|e| storage(key, e))? else {
+        return Ok(None);
+    };
+    let size = bytes.len() as u64;
+    let range = sharding.index_range().to_range(size).ok_or_else(|| {
+        corrupt(
+            key,
+            CodecError::corrupt("sharding_indexed", "shorter than its index"),
+        )
+    })?;
+    let index = sharding
+        .decode_index(&bytes[range.start as usize..range.end as usize], Some(size))
+        .map_err(|e| corrupt(key, e))?;
+    // Entries were checked to lie within the shard by `decode_index`.
+    Ok(index
+        .get(inner)
+        .map(|(offset, n)| bytes[offset as usize..(offset + n) as usize].to_vec()))
+}
+
 /// A store's error reading or writing a chunk: a range past the end of a shard means the
 /// shard is corrupt; anything else is the store's own error (which names the key).
 fn storage(key: &str, err: StorageError) -> Error {
@@ -387,15 +425,18 @@ pub fn read_regions(
                 region: region.clone(),
             }]);
         };
-        let index = match store
+        let (index, version) = match store
             .get_range_and_version(key, sharding.index_range())
             .map_err(|e| storage(key, e))?
         {
-            None => None,
-            Some((encoded, version)) => Some(
-                sharding
-                    .decode_index(&encoded, Some(version.size))
-                    .map_err(|e| corrupt(key, e))?,
+            None => (None, None),
+            Some((encoded, version)) => (
+                Some(
+                    sharding
+                        .decode_index(&encoded, Some(version.size))
+                        .map_err(|e| corrupt(key, e))?,
+                ),
+                Some(version),
             ),
         };
         let per_shard = sharding.chunks_per_shard();
@@ -408,7 +449,11 @@ pub fn read_regions(
                     .fold(0u64, |acc, (&c, &n)| acc * n + c) as usize;
                 ReadTask {
                     key,
-                    inner: Some(index.as_ref().and_then(|ix| ix.get(linear))),
+                    inner: Some(InnerChunk {
+                        position: linear,
+                        entry: index.as_ref().and_then(|ix| ix.get(linear)),
+                        version,
+                    }),
                     label: format!("{key} (inner chunk {linear})"),
                     region: ChunkRegion {
                         label: String::new(),
@@ -432,19 +477,27 @@ pub fn read_regions(
         }
         let task = &tasks[i];
         let (task_chain, stored) = match (task.inner, sharding) {
-            (Some(entry), Some(sharding)) => {
-                let stored = match entry {
+            (Some(inner), Some(sharding)) => {
+                let stored = match inner.entry {
                     None => None,
-                    Some((offset, length)) => store
-                        .get_ranges(
-                            task.key,
-                            &[ByteRange::FromStart {
-                                offset,
-                                length: Some(length),
-                            }],
-                        )
-                        .map_err(|e| storage(task.key, e))?
-                        .and_then(|mut parts| parts.pop()),
+                    Some((offset, length)) => {
+                        // The index entry was checked against the shard's size.
+                        let mut bytes = crate::alloc::zeroed(length as usize)
+                            .map_err(|e| corrupt(&task.label, e))?;
+                        let read = store
+                            .read_parts_into(
+                                task.key,
+                                &mut [(offset, &mut bytes[..])],
+                                inner.version,
+                            )
+                            .map_err(|e| storage(task.key, e))?;
+                        if read == PartsRead::Done {
+                            Some(bytes)
+                        } else {
+                            // Replaced since its index was read: the whole shard, once.
+                            inner_of_whole_shard(store, sharding, task.key, inner.position)?
+                        }
+                    }
                 };
                 (sharding.inner_chain(), stored)
             }
@@ -639,5 +692,54 @@ mod tests {
         assert_eq!(unique.len(), hinted.len(), "a chunk hinted twice");
         assert!(hinted.iter().all(|k| items.iter().any(|(key, _)| key == k)));
         assert!(hinted.len() >= 30, "{} of 40 hinted", hinted.len());
+    }
+
+    /// A store whose range reads always find the value replaced since its index was read.
+    #[derive(Debug)]
+    struct AlwaysReplaced(crate::store::MemoryStore);
+
+    impl ReadableStore for AlwaysReplaced {
+        fn get(&self, key: &str) -> std::result::Result<Option<Vec<u8>>, StorageError> {
+            self.0.get(key)
+        }
+        fn get_range_and_version(
+            &self,
+            key: &str,
+            range: crate::store::ByteRange,
+        ) -> std::result::Result<Option<(Vec<u8>, Version)>, StorageError> {
+            self.0.get_range_and_version(key, range)
+        }
+        fn read_parts_into(
+            &self,
+            _key: &str,
+            _parts: &mut [(u64, &mut [u8])],
+            _expected: Option<Version>,
+        ) -> std::result::Result<PartsRead, StorageError> {
+            Ok(PartsRead::Replaced)
+        }
+    }
+
+    #[test]
+    fn an_inner_chunk_replaced_after_its_index_was_read_comes_from_the_whole_shard(
+    ) -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let repr = crate::codec::ChunkRepr::new(vec![8], crate::metadata::DataType::UInt8);
+        let meta = serde_json::json!([{"name": "sharding_indexed", "configuration": {
+            "chunk_shape": [2], "codecs": [{"name": "bytes"}],
+            "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}}],
+            "index_location": "end"}}]);
+        let codecs = meta.as_array().ok_or("not a list")?;
+        let chain = CodecChain::from_metadata(codecs, &repr)?;
+        let store = crate::store::MemoryStore::new();
+        let data: Vec<u8> = (1..=8).collect();
+        let region = ChunkRegion {
+            label: "c/0".into(),
+            dims: vec![dim(0, 1, 8, 0)],
+        };
+        let items = [("c/0".to_string(), region)];
+        write_regions(&chain, &store, &items, &data, &[8], false)?;
+        let mut out = vec![0u8; 8];
+        read_regions(&chain, &AlwaysReplaced(store), &items, &mut out, &[8])?;
+        assert_eq!(out, data);
+        Ok(())
     }
 }

@@ -418,8 +418,9 @@ impl Array {
                     ),
                 ))
             }
-            // Unsharded chunks are expected by size alone, which has no tag.
-            PartsRead::Replaced => {}
+            // Unsharded chunks are expected by size alone, which has no tag: not reached, but
+            // should a store report it, the caller reads and decodes the chunk whole instead.
+            PartsRead::Replaced => return Ok(Passthrough::Declined),
         }
         Ok(Passthrough::Read)
     }
@@ -637,7 +638,9 @@ impl Array {
         key: &str,
         read: impl Fn(Option<&KnownShard>) -> Result<Option<T>>,
     ) -> Result<T> {
-        const TRIES: usize = 4;
+        // Each try is a few microseconds; a shard rewritten within that window so many times
+        // in a row is a writer in a tight loop.
+        const TRIES: usize = 8;
         for attempt in 0..TRIES {
             let shard = self.shard_index(sharding, key, attempt == 0)?;
             if let Some(done) = read(shard.as_ref())? {
@@ -829,8 +832,7 @@ impl Array {
 
     /// Claims the stored chunks in `bounds` (per dimension of the chunk grid, inclusive).
     pub(super) fn claim_bounds(&self, bounds: Vec<(u64, u64)>) -> Option<WriteClaim> {
-        let array = format!("{}\n{}", self.store.cache_namespace(), self.path);
-        write_lock::claim(array, bounds)
+        write_lock::claim(&self.store.cache_namespace(), &self.path, bounds)
     }
 
     /// The part of the chunk at `coords` (of `chunk_shape`) that lies inside the array.
@@ -917,22 +919,23 @@ impl Array {
         chunk: &[u8],
         write_empty_chunks: bool,
     ) -> Result<()> {
+        let stored = if !write_empty_chunks && all_fill(chunk, &self.fill_value) {
+            self.store.delete(key).map_err(Error::from)
+        } else {
+            let encoded = self
+                .codecs
+                .encode(chunk)
+                .map_err(|source| Error::EncodeChunk {
+                    key: key.to_string(),
+                    source,
+                })?;
+            self.store.set(key, &encoded).map_err(Error::from)
+        };
+        // Dropped once the store has changed: a read in between would cache the old chunk.
         if chunk_cache::enabled() {
             chunk_cache::invalidate(&self.store.cache_namespace(), key);
         }
-        if !write_empty_chunks && all_fill(chunk, &self.fill_value) {
-            self.store.delete(key)?;
-            return Ok(());
-        }
-        let encoded = self
-            .codecs
-            .encode(chunk)
-            .map_err(|source| Error::EncodeChunk {
-                key: key.to_string(),
-                source,
-            })?;
-        self.store.set(key, &encoded)?;
-        Ok(())
+        stored
     }
 
     /// Writes a sharded array: the inner chunks the selection touches, grouped by shard.
@@ -1028,12 +1031,6 @@ impl Array {
         };
         let encoded: Vec<(usize, Option<Vec<u8>>)> =
             shares.par_iter().map(encode).collect::<Result<_>>()?;
-        if chunk_cache::enabled() {
-            let namespace = self.store.cache_namespace();
-            for (inner, _) in &encoded {
-                chunk_cache::invalidate(&namespace, &format!("{key}#{inner}"));
-            }
-        }
         let mut parts: Vec<Option<&[u8]>> = (0..sharding.num_inner()).map(stored_inner).collect();
         for (inner, bytes) in &encoded {
             parts[*inner] = bytes.as_deref();
@@ -1044,13 +1041,20 @@ impl Array {
                 key: key.clone(),
                 source,
             })?;
-        match layout {
-            None => self.store.delete(&key)?,
+        let stored = match layout {
+            None => self.store.delete(&key),
             // Written piece by piece: the shard is never assembled in memory.
-            Some(layout) => self.store.set_parts(&key, &layout.pieces())?,
-        }
-        // The next read learns the new shard's version with its index.
+            Some(layout) => self.store.set_parts(&key, &layout.pieces()),
+        };
+        // Both dropped once the store has changed (a read in between would cache the old
+        // ones); the next read learns the new shard's version with its index.
         self.shard_indexes.remove(&key);
-        Ok(())
+        if chunk_cache::enabled() {
+            let namespace = self.store.cache_namespace();
+            for (inner, _) in &encoded {
+                chunk_cache::invalidate(&namespace, &format!("{key}#{inner}"));
+            }
+        }
+        Ok(stored?)
     }
 }

@@ -52,15 +52,17 @@ impl ShardIndexCache {
     pub(crate) fn remove(&self, key: &str) {
         let mut entries = self.entries.lock();
         if let Some(old) = entries.map.remove(key) {
-            let size = key.len() + old.index.heap_size() + 64;
-            entries.bytes = entries.bytes.saturating_sub(size);
+            entries.bytes = entries.bytes.saturating_sub(entry_size(key, &old));
         }
     }
 
     /// Records the index of the shard at `key` (replacing what was known).
     pub(crate) fn insert(&self, key: &str, index: KnownShard) {
-        let size = key.len() + index.index.heap_size() + 64;
+        let size = entry_size(key, &index);
         let mut entries = self.entries.lock();
+        if let Some(old) = entries.map.remove(key) {
+            entries.bytes = entries.bytes.saturating_sub(entry_size(key, &old));
+        }
         if entries.bytes + size > BUDGET_BYTES {
             entries.map.clear();
             entries.bytes = 0;
@@ -68,4 +70,9 @@ impl ShardIndexCache {
         entries.bytes += size;
         entries.map.insert(key.to_string(), index);
     }
+}
+
+/// The bytes an entry is counted as: its key, its index and the map's own share.
+fn entry_size(key: &str, known: &KnownShard) -> usize {
+    key.len() + known.index.heap_size() + 64
 }

@@ -7,11 +7,12 @@
 //! the same way with a partial one. So every write first claims the box of the chunk grid it
 //! touches (the grid of shards, for a sharded array: a shard is read and rewritten whole) and
 //! holds it until its last chunk is stored; a write whose box overlaps one claimed before it,
-//! by any handle on the same array in this process, waits. Claims are granted in the order
+//! by any oxzarr handle on the same array in this process, waits (zarr-python's handles, with
+//! oxzarr as their codec pipeline, write as zarr-python does: unclaimed). Claims are granted in the order
 //! they were made, so a large write is not starved by a stream of small ones, and none can
 //! wait on a later one: there is no cycle to deadlock on.
 //!
-//! Only writes started outside the engine's pool claim. A pool worker that waited could be
+//! Only writes started outside the engine's pools claim. A pool worker that waited could be
 //! the thread whose stolen work holds the claim it waits for, or could leave no worker to run
 //! the holder's chunks; the engine's own writes from the pool (conversion, one unit per
 //! destination chunk or shard) never overlap.
@@ -20,9 +21,10 @@
 //! write whole, distinct chunks.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::Thread;
 use std::time::Duration;
 
-use crate::concurrency::ForkSafeMutex;
+use crate::concurrency::{self, ForkSafeMutex};
 
 /// The claims of this process's writes in progress or waiting, oldest first.
 static CLAIMS: ForkSafeMutex<Vec<Claim>> = ForkSafeMutex::new(Vec::new());
@@ -32,10 +34,12 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 struct Claim {
     id: u64,
     /// The array: its store's cache namespace (equal for every handle on the same data) and
-    /// its path in the store.
+    /// its path in the store, joined (see [`claim`]).
     array: String,
     /// Per dimension of the grid, the first and last chunk (inclusive).
     bounds: Vec<(u64, u64)>,
+    /// The thread waiting for this claim, woken when an earlier claim is dropped.
+    waiter: Option<Thread>,
 }
 
 impl Claim {
@@ -58,55 +62,65 @@ pub(super) struct WriteClaim {
 
 impl Drop for WriteClaim {
     fn drop(&mut self) {
-        CLAIMS.lock().retain(|c| c.id != self.id);
+        let mut claims = CLAIMS.lock();
+        claims.retain(|c| c.id != self.id);
+        // Each waiter looks again; those still blocked go back to waiting.
+        for waiter in claims.iter().filter_map(|c| c.waiter.as_ref()) {
+            waiter.unpark();
+        }
     }
 }
 
 /// Claims the chunks from `bounds[d].0` to `bounds[d].1` (inclusive, per dimension of the
-/// chunk grid) of `array`, waiting for earlier overlapping claims to be dropped. `None` on a
-/// worker of the engine's pool (see the module's notes) or when there is nothing to claim.
-pub(super) fn claim(array: String, bounds: Vec<(u64, u64)>) -> Option<WriteClaim> {
-    if rayon::current_thread_index().is_some() || bounds.iter().any(|b| b.0 > b.1) {
+/// chunk grid) of the array at `path` in the store of cache namespace `namespace`, waiting for
+/// earlier overlapping claims to be dropped. `None` on a worker of the engine's pool (see the
+/// module's notes) or when there is nothing to claim.
+pub(super) fn claim(namespace: &str, path: &str, bounds: Vec<(u64, u64)>) -> Option<WriteClaim> {
+    if concurrency::on_engine_worker() || bounds.iter().any(|b| b.0 > b.1) {
         return None;
     }
+    // One name however the array was reached: a store at `x.zarr` with the array at `a`, or
+    // a store at `x.zarr/a` with the array at its root.
+    let array = [namespace, path]
+        .iter()
+        .map(|p| p.trim_matches('/'))
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("/");
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    let mine = Claim { id, array, bounds };
-    let blocked = |claims: &[Claim], mine: &Claim| {
-        claims
-            .iter()
-            .take_while(|c| c.id != mine.id)
-            .any(|c| c.overlaps(mine))
+    let mut mine = Claim {
+        id,
+        array,
+        bounds,
+        waiter: None,
     };
     {
         let mut claims = CLAIMS.lock();
-        if !claims.iter().any(|c| c.overlaps(&mine)) {
-            claims.push(mine);
+        let blocked = claims.iter().any(|c| c.overlaps(&mine));
+        if blocked {
+            mine.waiter = Some(std::thread::current());
+        }
+        claims.push(mine);
+        if !blocked {
             return Some(WriteClaim { id });
         }
-        claims.push(Claim {
-            id,
-            array: mine.array.clone(),
-            bounds: mine.bounds.clone(),
-        });
     }
-    // Waiting: the claim is in the list, so later overlapping writes queue behind it. The
-    // wait is polled (a write takes from tens of microseconds to seconds), which keeps the
-    // lock a `ForkSafeMutex`: a child process forked meanwhile starts with no claims.
+    // Queued: later overlapping writes wait behind this one. The list stays a
+    // `ForkSafeMutex` (a child process forked meanwhile starts with no claims), so waiting is
+    // parking, woken by every dropped claim, with a timeout as a backstop.
     let claim = WriteClaim { id };
-    let mut pause = Duration::from_micros(20);
     loop {
-        std::thread::sleep(pause);
-        let claims = CLAIMS.lock();
-        if !claims.iter().any(|c| c.id == id) {
-            // Only after a fork: the list started afresh in this child without the claim.
-            drop(claims);
-            return self::claim(mine.array, mine.bounds);
-        }
-        if !blocked(&claims, &mine) {
+        std::thread::park_timeout(Duration::from_millis(5));
+        let mut claims = CLAIMS.lock();
+        let Some(at) = claims.iter().position(|c| c.id == id) else {
+            // Only possible in a forked child, whose list starts afresh: nothing is held there.
+            return Some(claim);
+        };
+        let (earlier, rest) = claims.split_at_mut(at);
+        if !earlier.iter().any(|c| c.overlaps(&rest[0])) {
+            rest[0].waiter = None;
             return Some(claim);
         }
-        drop(claims);
-        pause = (pause * 2).min(Duration::from_millis(1));
     }
 }
 
@@ -122,20 +136,20 @@ mod tests {
 
     #[test]
     fn disjoint_claims_do_not_wait_and_overlapping_ones_do() {
-        let name = "memory://write-lock-test-1\narr".to_string();
-        let first = claim(name.clone(), bounds(&[(0, 3), (0, 0)]));
+        let name = "memory://write-lock-test-1".to_string();
+        let first = claim(&name, "arr", bounds(&[(0, 3), (0, 0)]));
         assert!(first.is_some());
         // Another row of chunks, and another array: granted at once.
-        let other_row = claim(name.clone(), bounds(&[(0, 3), (1, 1)]));
+        let other_row = claim(&name, "arr", bounds(&[(0, 3), (1, 1)]));
         assert!(other_row.is_some());
-        let other_array = claim(format!("{name}2"), bounds(&[(0, 3), (0, 0)]));
+        let other_array = claim(&name, "arr2", bounds(&[(0, 3), (0, 0)]));
         assert!(other_array.is_some());
         // Overlapping: waits until `first` is dropped.
         let done = Arc::new(AtomicBool::new(false));
         let waiter = {
             let (name, done) = (name.clone(), done.clone());
             std::thread::spawn(move || {
-                let granted = claim(name, bounds(&[(3, 5), (0, 0)])).is_some();
+                let granted = claim(&name, "arr", bounds(&[(3, 5), (0, 0)])).is_some();
                 done.store(true, Ordering::SeqCst);
                 granted
             })
@@ -149,13 +163,13 @@ mod tests {
     #[test]
     fn claims_are_granted_in_order() {
         // A waits on the held claim; B, overlapping A but not the held claim, queues behind A.
-        let name = "memory://write-lock-test-2\narr".to_string();
-        let held = claim(name.clone(), bounds(&[(0, 0)]));
+        let name = "memory://write-lock-test-2".to_string();
+        let held = claim(&name, "arr", bounds(&[(0, 0)]));
         let order = Arc::new(ForkSafeMutex::new(Vec::new()));
         let spawn = |b: Vec<(u64, u64)>, tag: &'static str| {
             let (name, order) = (name.clone(), order.clone());
             std::thread::spawn(move || {
-                let c = claim(name, b);
+                let c = claim(&name, "arr", b);
                 order.lock().push(tag);
                 std::thread::sleep(Duration::from_millis(20));
                 drop(c);
@@ -173,8 +187,8 @@ mod tests {
 
     #[test]
     fn pool_workers_and_empty_boxes_claim_nothing() {
-        assert!(claim("x".into(), bounds(&[(1, 0)])).is_none());
-        let on_worker = crate::concurrency::in_pool(|| claim("x".into(), bounds(&[(0, 0)])));
+        assert!(claim("x", "", bounds(&[(1, 0)])).is_none());
+        let on_worker = crate::concurrency::in_pool(|| claim("x", "", bounds(&[(0, 0)])));
         assert!(matches!(on_worker, Ok(None)));
     }
 }

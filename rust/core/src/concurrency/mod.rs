@@ -207,6 +207,7 @@ pub fn pool() -> Result<Arc<ThreadPool>> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(want)
         .thread_name(|i| format!("oxzarr-{i}"))
+        .start_handler(|_| ON_ENGINE_WORKER.set(true))
         .build()
         .map_err(|e| Error::Threads(e.to_string()))?;
     let pool = Arc::new(pool);
@@ -221,11 +222,21 @@ pub fn install<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
     pool.install(f)
 }
 
+thread_local! {
+    /// Set on the threads of the engine's pools (not those of other rayon pools).
+    static ON_ENGINE_WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the current thread is a worker of one of the engine's pools.
+pub fn on_engine_worker() -> bool {
+    ON_ENGINE_WORKER.get()
+}
+
 /// Runs `f` on the engine's pool: in place when already on one of its workers (nested work,
 /// such as the inner chunks of a shard), else by entering the pool. Never on rayon's global
 /// pool, which does not survive `fork`.
 pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> Result<R> {
-    if rayon::current_thread_index().is_some() {
+    if on_engine_worker() {
         Ok(f())
     } else {
         Ok(pool()?.install(f))

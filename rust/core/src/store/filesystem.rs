@@ -133,6 +133,10 @@ impl FilesystemStore {
                 std::io::Error::new(ErrorKind::InvalidInput, "not a regular file"),
             ));
         }
+        // A regular file: reads block as usual from here (the flag means nothing to local
+        // filesystems, but a FUSE one is told about it).
+        // SAFETY: `file` is an open descriptor; F_SETFL takes an int of status flags.
+        unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(file), libc::F_SETFL, 0) };
         Ok(Some(meta))
     }
 
