@@ -7,10 +7,10 @@
 //! the same way with a partial one. So every write first claims the box of the chunk grid it
 //! touches (the grid of shards, for a sharded array: a shard is read and rewritten whole) and
 //! holds it until its last chunk is stored; a write whose box overlaps one claimed before it,
-//! by any oxzarr handle on the same array in this process, waits (zarr-python's handles, with
-//! oxzarr as their codec pipeline, write as zarr-python does: unclaimed). Claims are granted in the order
-//! they were made, so a large write is not starved by a stream of small ones, and none can
-//! wait on a later one: there is no cycle to deadlock on.
+//! by any oxzarr handle on the same array in this process, waits. (zarr-python's handles, with
+//! oxzarr as their codec pipeline, write as zarr-python does: unclaimed.) Claims are granted
+//! in the order they were made, so a large write is not starved by a stream of small ones,
+//! and none can wait on a later one: there is no cycle to deadlock on.
 //!
 //! Only writes started outside the engine's pools claim. A pool worker that waited could be
 //! the thread whose stolen work holds the claim it waits for, or could leave no worker to run
@@ -73,8 +73,8 @@ impl Drop for WriteClaim {
 
 /// Claims the chunks from `bounds[d].0` to `bounds[d].1` (inclusive, per dimension of the
 /// chunk grid) of the array at `path` in the store of cache namespace `namespace`, waiting for
-/// earlier overlapping claims to be dropped. `None` on a worker of the engine's pool (see the
-/// module's notes) or when there is nothing to claim.
+/// earlier overlapping claims to be dropped. `None` on a worker of the engine's pools (see
+/// the module's notes) or when there is nothing to claim.
 pub(super) fn claim(namespace: &str, path: &str, bounds: Vec<(u64, u64)>) -> Option<WriteClaim> {
     if concurrency::on_engine_worker() || bounds.iter().any(|b| b.0 > b.1) {
         return None;
