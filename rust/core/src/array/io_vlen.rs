@@ -181,9 +181,10 @@ impl Array {
                 selection.num_elements()
             )));
         }
-        let _claim = self.claim_chunks(&Plan::new(selection, self.inner_chunk_shape()));
+        // The inner chunks' plan when sharded, else the chunks'.
+        let plan = Plan::new(selection, self.inner_chunk_shape());
+        let _claim = self.claim_chunks(&plan);
         if let Some(sharding) = self.codecs.sharding() {
-            let plan = Plan::new(selection, sharding.inner_chunk_shape());
             let inner_shape = sharding.inner_chunk_shape().to_vec();
             let chain = sharding.inner_chain();
             let n = chain.decoded_repr().num_elements() as usize;

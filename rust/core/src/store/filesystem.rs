@@ -962,17 +962,15 @@ mod tests {
     }
 
     #[test]
-    fn scattered_reads() {
-        let dir = tempfile::tempdir().unwrap();
+    fn scattered_reads() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
         let store = FilesystemStore::new(dir.path());
         let value: Vec<u8> = (0..=255).collect();
-        store.set("v", &value).unwrap();
+        store.set("v", &value)?;
         let (mut a, mut b, mut c) = (vec![0u8; 10], vec![0u8; 5], vec![0u8; 3]);
         let mut parts: Vec<(u64, &mut [u8])> = vec![(0, &mut a), (10, &mut b), (100, &mut c)];
         assert_eq!(
-            store
-                .read_parts_into("v", &mut parts, Some(Version::of_size(256)))
-                .unwrap(),
+            store.read_parts_into("v", &mut parts, Some(Version::of_size(256)))?,
             PartsRead::Done
         );
         assert_eq!(a, (0..10).collect::<Vec<u8>>());
@@ -980,13 +978,11 @@ mod tests {
         assert_eq!(c, vec![100, 101, 102]);
         let mut parts: Vec<(u64, &mut [u8])> = vec![(0, &mut a)];
         assert_eq!(
-            store
-                .read_parts_into("v", &mut parts, Some(Version::of_size(7)))
-                .unwrap(),
+            store.read_parts_into("v", &mut parts, Some(Version::of_size(7)))?,
             PartsRead::WrongSize(256)
         );
         assert_eq!(
-            store.read_parts_into("w", &mut parts, None).unwrap(),
+            store.read_parts_into("w", &mut parts, None)?,
             PartsRead::Missing
         );
         let mut parts: Vec<(u64, &mut [u8])> = vec![(250, &mut a)];
@@ -994,43 +990,42 @@ mod tests {
         // Many small buffers back to back, more than one preadv takes.
         let mut bufs: Vec<Vec<u8>> = (0..2000).map(|_| vec![0u8; 1]).collect();
         let big: Vec<u8> = (0..2000u32).map(|i| (i % 251) as u8).collect();
-        store.set("big", &big).unwrap();
+        store.set("big", &big)?;
         let mut parts: Vec<(u64, &mut [u8])> = bufs
             .iter_mut()
             .enumerate()
             .map(|(i, b)| (i as u64, b.as_mut_slice()))
             .collect();
         assert_eq!(
-            store.read_parts_into("big", &mut parts, None).unwrap(),
+            store.read_parts_into("big", &mut parts, None)?,
             PartsRead::Done
         );
         assert!(bufs
             .iter()
             .enumerate()
             .all(|(i, b)| b[0] == (i % 251) as u8));
+        Ok(())
     }
 
     #[test]
-    fn large_reads_in_pieces() {
+    fn large_reads_in_pieces() -> Result<(), Box<dyn std::error::Error>> {
         crate::concurrency::with_threads(2, || {
-            let dir = tempfile::tempdir().unwrap();
+            let dir = tempfile::tempdir()?;
             let store = FilesystemStore::new(dir.path());
             // Not a whole number of pieces, and a piece boundary one byte from the end.
             for len in [PARALLEL_READ_BYTES, 1_000_003, 3 * READ_PIECE + 1] {
                 let value: Vec<u8> = (0..len)
                     .map(|i| (i % 253) as u8 ^ (i >> 16) as u8)
                     .collect();
-                store.set("v", &value).unwrap();
+                store.set("v", &value)?;
                 let mut buf = vec![7u8; 3];
-                assert!(store.get_into("v", &mut buf).unwrap());
+                assert!(store.get_into("v", &mut buf)?);
                 assert!(buf == value, "{len}");
                 // One large part from an offset, and one that runs past the end.
                 let mut part = vec![0u8; len - 1000];
                 let mut parts: Vec<(u64, &mut [u8])> = vec![(1000, &mut part)];
                 assert_eq!(
-                    store
-                        .read_parts_into("v", &mut parts, Some(Version::of_size(len as u64)))
-                        .unwrap(),
+                    store.read_parts_into("v", &mut parts, Some(Version::of_size(len as u64)))?,
                     PartsRead::Done
                 );
                 assert!(part == value[1000..], "{len}");
@@ -1040,7 +1035,8 @@ mod tests {
                     Err(StorageError::OutOfRange { .. })
                 ));
             }
-        });
+            Ok(())
+        })
     }
 
     #[test]

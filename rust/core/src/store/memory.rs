@@ -5,7 +5,7 @@ use std::ops::Bound;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::{
-    range_of, same_version, validate_key, validate_prefix, ByteRange, ListDir, ListableStore,
+    range_of, read_parts_of, validate_key, validate_prefix, ByteRange, ListDir, ListableStore,
     PartsRead, ReadableStore, Store, Version, WritableStore,
 };
 use crate::error::StorageError;
@@ -129,20 +129,7 @@ impl ReadableStore for MemoryStore {
         let Some(value) = map.get(key) else {
             return Ok(PartsRead::Missing);
         };
-        if let Some(expected) = expected {
-            let found = same_version(expected, value.version());
-            if found != PartsRead::Done {
-                return Ok(found);
-            }
-        }
-        for (offset, dst) in parts.iter_mut() {
-            let range = ByteRange::FromStart {
-                offset: *offset,
-                length: Some(dst.len() as u64),
-            };
-            dst.copy_from_slice(&range_of(key, &value.bytes, range)?);
-        }
-        Ok(PartsRead::Done)
+        read_parts_of(key, &value.bytes, value.version(), parts, expected)
     }
 
     fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {

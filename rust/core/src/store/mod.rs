@@ -180,21 +180,8 @@ pub trait ReadableStore: Send + Sync + Debug {
         let Some(value) = self.get(key)? else {
             return Ok(PartsRead::Missing);
         };
-        let size = value.len() as u64;
-        if expected.is_some_and(|e| e.size != size) {
-            return Ok(PartsRead::WrongSize(size));
-        }
-        for (offset, dst) in parts.iter_mut() {
-            let range = ByteRange::FromStart {
-                offset: *offset,
-                length: Some(dst.len() as u64),
-            };
-            let r = range
-                .to_range(size)
-                .ok_or_else(|| StorageError::out_of_range(key, range, size))?;
-            dst.copy_from_slice(&value[r.start as usize..r.end as usize]);
-        }
-        Ok(PartsRead::Done)
+        let found = Version::of_size(value.len() as u64);
+        read_parts_of(key, &value, found, parts, expected)
     }
 
     /// The size in bytes of the value at `key`, or `None` if there is none.
@@ -277,6 +264,36 @@ pub fn same_version(expected: Version, found: Version) -> PartsRead {
     } else {
         PartsRead::Done
     }
+}
+
+/// Reads `parts` (as [`ReadableStore::read_parts_into`] takes them) out of `value`, the value
+/// at `key`, of version `found`; unless `expected` describes another version. For stores that
+/// hold the value in memory.
+pub(crate) fn read_parts_of(
+    key: &str,
+    value: &[u8],
+    found: Version,
+    parts: &mut [(u64, &mut [u8])],
+    expected: Option<Version>,
+) -> Result<PartsRead, StorageError> {
+    if let Some(expected) = expected {
+        let same = same_version(expected, found);
+        if same != PartsRead::Done {
+            return Ok(same);
+        }
+    }
+    let size = value.len() as u64;
+    for (offset, dst) in parts.iter_mut() {
+        let range = ByteRange::FromStart {
+            offset: *offset,
+            length: Some(dst.len() as u64),
+        };
+        let r = range
+            .to_range(size)
+            .ok_or_else(|| StorageError::out_of_range(key, range, size))?;
+        dst.copy_from_slice(&value[r.start as usize..r.end as usize]);
+    }
+    Ok(PartsRead::Done)
 }
 
 /// Checks a store key: relative, `/`-separated, no empty, `.` or `..` components.
