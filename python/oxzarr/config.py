@@ -13,8 +13,10 @@ Keys:
 - ``write_empty_chunks``: store chunks that hold only the fill value (default: False, as in
   zarr-python: such chunks are deleted instead, and read back as the fill value).
 - ``chunk_cache_bytes``: the budget of the decoded-chunk cache (default: 0, off). With a
-  budget, repeated reads of the same chunks skip fetching and decoding; writes made through
-  this process keep it current, so use it only where no other process writes the data.
+  budget, repeated reads of the same chunks skip fetching and decoding. A cached chunk is
+  used only while the store still holds the version it was decoded from (one ``stat`` per
+  chunk read), so chunks rewritten or deleted by any writer, in this process or another, are
+  read afresh.
 
 zarr-python's names ``threading.max_workers`` and ``array.write_empty_chunks`` are accepted too.
 """

@@ -2,26 +2,38 @@
 //!
 //! Off by default (a budget of 0 bytes); `oxzarr.config` sets the budget. Entries are keyed by
 //! the store's cache namespace and the chunk's store key (with the inner chunk's index for
-//! sharded arrays) and evicted least recently used first. Writes made through this process
-//! invalidate what they change; the cache assumes no other process writes the same chunks
-//! while it is on.
+//! sharded arrays) and evicted least recently used first. Each entry keeps the version of the
+//! stored chunk (or shard) it was decoded from, and a read uses it only while the store still
+//! holds that version: one version check (a `stat`) per cached chunk instead of a fetch and a
+//! decode. So a chunk rewritten or deleted by any writer (another handle, zarr-python, another
+//! process; an array deleted, replaced or resized) is read afresh, never served stale. Writes
+//! through this process also drop what they change, freeing the budget at once.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::concurrency::ForkSafeMutex;
+use crate::store::Version;
 
 static BUDGET: AtomicUsize = AtomicUsize::new(0);
 
 /// A cached chunk: its decoded bytes, or `None` for a chunk that is not stored.
 pub(crate) type CachedChunk = Option<Arc<Vec<u8>>>;
 
+/// A cache entry: the decoded chunk and the version of the stored value it came from (the
+/// chunk's, or for an inner chunk its shard's; `None` when that value was not stored).
+#[derive(Debug, Clone)]
+pub(crate) struct Cached {
+    pub(crate) chunk: CachedChunk,
+    pub(crate) version: Option<Version>,
+}
+
 type Key = (String, String);
 
 #[derive(Debug, Default)]
 struct Entries {
-    map: HashMap<Key, (CachedChunk, u64)>,
+    map: HashMap<Key, (Cached, u64)>,
     /// Keys in order of use, with the tick of that use; stale ticks are skipped on eviction.
     order: VecDeque<(Key, u64)>,
     bytes: usize,
@@ -50,16 +62,16 @@ impl Entries {
                 break;
             };
             if self.map.get(&key).is_some_and(|(_, t)| *t == tick) {
-                if let Some((chunk, _)) = self.map.remove(&key) {
-                    self.bytes -= entry_size(&key, &chunk);
+                if let Some((cached, _)) = self.map.remove(&key) {
+                    self.bytes -= entry_size(&key, &cached);
                 }
             }
         }
     }
 }
 
-fn entry_size(key: &Key, chunk: &CachedChunk) -> usize {
-    key.0.len() + key.1.len() + chunk.as_ref().map_or(0, |c| c.len()) + 96
+fn entry_size(key: &Key, cached: &Cached) -> usize {
+    key.0.len() + key.1.len() + cached.chunk.as_ref().map_or(0, |c| c.len()) + 112
 }
 
 static CACHE: ForkSafeMutex<Option<Entries>> = ForkSafeMutex::new(None);
@@ -81,19 +93,21 @@ pub(crate) fn enabled() -> bool {
     budget() > 0
 }
 
-pub(crate) fn get(namespace: &str, key: &str) -> Option<CachedChunk> {
+/// The entry cached for `key`, whatever the store now holds: the caller checks its version.
+pub(crate) fn get(namespace: &str, key: &str) -> Option<Cached> {
     let k = (namespace.to_string(), key.to_string());
     let mut guard = CACHE.lock();
     let entries = guard.get_or_insert_with(Entries::default);
-    let hit = entries.map.get(&k).map(|(chunk, _)| chunk.clone())?;
+    let hit = entries.map.get(&k).map(|(cached, _)| cached.clone())?;
     entries.touch(&k);
     Some(hit)
 }
 
-pub(crate) fn insert(namespace: &str, key: &str, chunk: CachedChunk) {
+/// Caches `cached` for `key`, replacing what was there.
+pub(crate) fn insert(namespace: &str, key: &str, cached: Cached) {
     let budget = budget();
     let k = (namespace.to_string(), key.to_string());
-    let size = entry_size(&k, &chunk);
+    let size = entry_size(&k, &cached);
     if size > budget {
         return;
     }
@@ -103,7 +117,7 @@ pub(crate) fn insert(namespace: &str, key: &str, chunk: CachedChunk) {
         entries.bytes -= entry_size(&k, &old);
     }
     entries.bytes += size;
-    entries.map.insert(k.clone(), (chunk, 0));
+    entries.map.insert(k.clone(), (cached, 0));
     entries.touch(&k);
     entries.evict_to(budget);
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::chunk_cache::{self, CachedChunk};
+use super::chunk_cache::{self, Cached, CachedChunk};
 use super::copy::{
     all_fill, c_strides, fill_elements, for_each_row, share_byte_range, SharedBuffer,
 };
@@ -33,7 +33,7 @@ use crate::codec::CodecChain;
 use crate::concurrency;
 use crate::error::{CodecError, Error, Result, StorageError};
 use crate::scratch;
-use crate::store::{same_version, PartsRead, Version};
+use crate::store::{same_version, ByteRange, PartsRead, Version};
 
 /// How a sharded write makes an inner chunk's new stored bytes: from its share of the
 /// selection, its current stored bytes (if kept) and a label for errors.
@@ -304,8 +304,16 @@ impl Array {
                 ahead.before_fetch(share.index, |j| Some(self.chunk_key(&plan.share(j).coords)));
                 let key = self.chunk_key(&share.coords);
                 if chunk_cache::enabled() {
-                    let chunk = self
-                        .cached_chunk(&self.codecs, &key, &key, || Ok(self.store.get(&key)?))?;
+                    let chunk = self.cached_chunk(&self.codecs, &key, &key, &key, || {
+                        let whole = ByteRange::FromStart {
+                            offset: 0,
+                            length: None,
+                        };
+                        Ok(match self.store.get_range_and_version(&key, whole)? {
+                            Some((stored, version)) => (Some(stored), Some(version)),
+                            None => (None, None),
+                        })
+                    })?;
                     return self.copy_share(
                         &self.codecs,
                         chunk.as_deref().map(Vec::as_slice),
@@ -542,20 +550,35 @@ impl Array {
         })
     }
 
-    /// A decoded chunk from the decoded-chunk cache, or fetched (by `fetch`), decoded and
+    /// A decoded chunk from the decoded-chunk cache, if the store still holds the version it
+    /// was decoded from (checked on `stored_key`: the chunk's key, or an inner chunk's
+    /// shard's); otherwise fetched (by `fetch`, with the version of what it read), decoded and
     /// cached.
     fn cached_chunk(
         &self,
         chain: &CodecChain,
         label: &str,
         cache_key: &str,
-        fetch: impl FnOnce() -> Result<Option<Vec<u8>>>,
+        stored_key: &str,
+        fetch: impl FnOnce() -> Result<(Option<Vec<u8>>, Option<Version>)>,
     ) -> Result<CachedChunk> {
         let namespace = self.store.cache_namespace();
         if let Some(hit) = chunk_cache::get(&namespace, cache_key) {
-            return Ok(hit);
+            let now = self
+                .store
+                .version(stored_key)
+                .map_err(|e| self.chunk_storage_error(stored_key, e))?;
+            let current = match (hit.version, now) {
+                (None, None) => true,
+                (Some(then), Some(now)) => same_version(then, now) == PartsRead::Done,
+                _ => false,
+            };
+            if current {
+                return Ok(hit.chunk);
+            }
         }
-        let decoded = match fetch()? {
+        let (stored, version) = fetch()?;
+        let decoded = match stored {
             None => None,
             Some(stored) => {
                 let mut chunk = alloc::zeroed(chain.decoded_repr().nbytes())
@@ -566,7 +589,11 @@ impl Array {
                 Some(Arc::new(chunk))
             }
         };
-        chunk_cache::insert(&namespace, cache_key, decoded.clone());
+        let cached = Cached {
+            chunk: decoded.clone(),
+            version,
+        };
+        chunk_cache::insert(&namespace, cache_key, cached);
         Ok(decoded)
     }
 
@@ -670,10 +697,13 @@ impl Array {
         let label = format!("{key} (inner chunk {inner})");
         let inner_chain = sharding.inner_chain();
         if chunk_cache::enabled() {
-            let chunk =
-                self.cached_chunk(inner_chain, &label, &format!("{key}#{inner}"), || {
-                    self.inner_chunk_bytes(sharding, &key, inner)
-                })?;
+            let cache_key = format!("{key}#{inner}");
+            let chunk = self.cached_chunk(inner_chain, &label, &cache_key, &key, || {
+                self.with_shard(sharding, &key, |known| {
+                    let fetched = self.fetch_inner(&key, known, inner)?;
+                    Ok(fetched.map(|stored| (stored, known.map(|k| k.version))))
+                })
+            })?;
             return self.copy_share(
                 inner_chain,
                 chunk.as_deref().map(Vec::as_slice),

@@ -228,6 +228,9 @@ impl Array {
                 self.shape().len()
             )));
         }
+        // Every stored chunk, as a write would claim them: writes to this array in this
+        // process finish before chunks are deleted, and the next ones wait for the new shape.
+        let _claim = self.claim_bounds(vec![(0, u64::MAX); shape.len()]);
         let chunk_shape = self.chunk_shape().to_vec();
         for coords in self.stored_chunks()? {
             let outside = coords
