@@ -100,6 +100,14 @@ class Group:
             raise KeyError(key) from None
         return wrap_node(node, self._store)
 
+    def __delitem__(self, key: str) -> None:
+        """Deletes the member (or node below) at ``key`` and everything stored under it."""
+        try:
+            core = self._core.delete_member(key)
+        except NodeNotFoundError:
+            raise KeyError(key) from None
+        self._load(core)
+
     def get(self, key: str, default: Any = None) -> Array | Group | Any:
         try:
             return self[key]

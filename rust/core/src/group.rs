@@ -30,6 +30,8 @@ pub enum NodeKind {
 /// The metadata of every node below a group, by path from the store's root.
 #[derive(Debug, Default)]
 pub struct Consolidated {
+    /// The path of the group whose document this is (groups below it share it).
+    root: String,
     nodes: BTreeMap<String, NodeMetadata>,
 }
 
@@ -152,6 +154,39 @@ impl Group {
                 Node::Group(g)
             }
             array => array,
+        })
+    }
+
+    /// Deletes the member (or node below) at `name` and everything stored under it, as
+    /// zarr-python's `del group[name]`; returns the group as it now is. A group opened through
+    /// consolidated metadata has that document written again from what the store then holds,
+    /// so it no longer names what was deleted.
+    pub fn delete_member(&self, name: &str) -> Result<Self> {
+        let path = self.child_path(name)?;
+        if path == self.path {
+            return Err(Error::InvalidArgument(format!(
+                "cannot delete {name:?} from the group at {:?}: it is the group itself",
+                self.path
+            )));
+        }
+        let in_document = self
+            .consolidated
+            .as_ref()
+            .is_some_and(|c| c.nodes.contains_key(&path));
+        if !in_document && read_node_metadata(&self.store, &path)?.is_none() {
+            return Err(Error::NodeNotFound {
+                kind: "node",
+                path: describe(&self.store, &path),
+            });
+        }
+        self.store.delete_prefix(&node_prefix(&path))?;
+        let Some(consolidated) = &self.consolidated else {
+            return Ok(self.clone());
+        };
+        let holder = Self::open(self.store.clone(), &consolidated.root)?.consolidate()?;
+        Ok(Self {
+            consolidated: holder.consolidated,
+            ..self.clone()
         })
     }
 
@@ -371,9 +406,9 @@ impl Group {
         };
         Ok(Self {
             store,
-            path,
+            path: path.clone(),
             metadata: group,
-            consolidated: Some(Arc::new(Consolidated { nodes })),
+            consolidated: Some(Arc::new(Consolidated { root: path, nodes })),
         })
     }
 }

@@ -83,6 +83,11 @@ impl Group {
         crate::node_to_py(py, node)
     }
 
+    /// Deletes the member (or node below) at `name` and all it holds; the updated group.
+    fn delete_member(&self, py: Python<'_>, name: &str) -> PyResult<Self> {
+        without_gil(py, || self.inner.delete_member(name)).map(Self::from)
+    }
+
     #[getter]
     fn path(&self) -> &str {
         self.inner.path()
