@@ -203,14 +203,31 @@ def open_array(
         _refuse_existing(store, path)
     if mode in ("w", "w-", "x"):
         return create_array(
-            store, name=path, overwrite=mode == "w", storage_options=storage_options, **kwargs
+            store,
+            name=path,
+            overwrite=mode == "w",
+            zarr_format=zarr_format,
+            storage_options=storage_options,
+            **kwargs,
         )
     target = make_store(store, read_only=mode == "r")
     try:
         core = _core.Array.open(target._core, _path(path))
+        if zarr_format is not None and core.zarr_format != zarr_format:
+            # As zarr-python: asked for one format, an array of the other is not found.
+            raise ArrayNotFoundError(
+                f"no Zarr v{zarr_format} array at {_path(path)!r} in {target!r} "
+                f"(there is a v{core.zarr_format} one)"
+            )
     except ArrayNotFoundError:
         if mode == "a" and "shape" in kwargs:
-            return create_array(target, name=path, storage_options=storage_options, **kwargs)
+            return create_array(
+                target,
+                name=path,
+                zarr_format=zarr_format,
+                storage_options=storage_options,
+                **kwargs,
+            )
         raise
     return Array(
         core, target, write_empty_chunks=(kwargs.get("config") or {}).get("write_empty_chunks")
@@ -335,10 +352,13 @@ def open(
     mode = mode or "a"
     _check_mode(mode)
     _check_format(zarr_format)
+    options = {"zarr_format": zarr_format, "storage_options": storage_options}
     if mode in ("w", "w-", "x"):
         if "shape" in kwargs:
-            return open_array(store, mode=mode, path=path, **kwargs)
-        return open_group(store, mode=mode, path=path, attributes=kwargs.get("attributes"))
+            return open_array(store, mode=mode, path=path, **options, **kwargs)
+        return open_group(
+            store, mode=mode, path=path, attributes=kwargs.get("attributes"), **options
+        )
     target = make_store(store, read_only=mode == "r")
     try:
         node = _core.open_node(target._core, _path(path))
@@ -346,8 +366,8 @@ def open(
         if mode != "a":
             raise
         if "shape" in kwargs:
-            return create_array(target, name=path, **kwargs)
-        return create_group(target, path=path, attributes=kwargs.get("attributes"))
+            return create_array(target, name=path, **options, **kwargs)
+        return create_group(target, path=path, attributes=kwargs.get("attributes"), **options)
     if isinstance(node, _core.Group):
         # As zarr-python: a group opens through its consolidated metadata when it has some.
         return open_group(target, mode=mode, path=path)
