@@ -352,13 +352,14 @@ def open(
     mode = mode or "a"
     _check_mode(mode)
     _check_format(zarr_format)
-    options = {"zarr_format": zarr_format, "storage_options": storage_options}
+    fmt, options = zarr_format, storage_options
     if mode in ("w", "w-", "x"):
         if "shape" in kwargs:
-            return open_array(store, mode=mode, path=path, **options, **kwargs)
-        return open_group(
-            store, mode=mode, path=path, attributes=kwargs.get("attributes"), **options
-        )
+            return open_array(
+                store, mode=mode, path=path, zarr_format=fmt, storage_options=options, **kwargs
+            )
+        attributes = kwargs.get("attributes")
+        return open_group(store, mode=mode, path=path, attributes=attributes, zarr_format=fmt)
     target = make_store(store, read_only=mode == "r")
     try:
         node = _core.open_node(target._core, _path(path))
@@ -366,8 +367,10 @@ def open(
         if mode != "a":
             raise
         if "shape" in kwargs:
-            return create_array(target, name=path, **options, **kwargs)
-        return create_group(target, path=path, attributes=kwargs.get("attributes"), **options)
+            return create_array(
+                target, name=path, zarr_format=fmt, storage_options=options, **kwargs
+            )
+        return create_group(target, path=path, attributes=kwargs.get("attributes"), zarr_format=fmt)
     if isinstance(node, _core.Group):
         # As zarr-python: a group opens through its consolidated metadata when it has some.
         return open_group(target, mode=mode, path=path)
