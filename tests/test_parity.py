@@ -261,6 +261,37 @@ def formats_through_open(zarr: ModuleType, path: Path) -> list[Any]:
     ]
 
 
+@script
+def advanced_indexing_in_brackets(zarr: ModuleType, path: Path) -> list[Any]:
+    # A mask of the array's shape, or integer arrays for several dimensions, inside a[...]
+    # select points, for reads and writes; one-element selections give numpy scalars except
+    # for plain Python integers.
+    a = zarr.create_array(path / "a", shape=(10, 8), dtype="i8", chunks=(3, 3))
+    a[...] = data((10, 8), "i8")
+    out = [a[a[...] % 3 == 0], a[[1, 2], [3, 4]], a[np.array([[1, 2], [3, 4]]), 0]]
+    a[a[...] % 2 == 0] = 9
+    a[[1, 3], [2, 4]] = 4
+    out += [a[...], a[np.int64(1), 2], a[(1, 2)], a[1, ..., 2], a.get_basic_selection((1, 2))]
+    out += [a.vindex[2, 3], attempt(lambda: a[[1, 2], :, [3]])]
+    s = zarr.create_array(path / "s", shape=(), dtype="f8")
+    s[...] = 5.0
+    return [*out, s[()], s[...]]
+
+
+@script
+def python_values_must_fit(zarr: ModuleType, path: Path) -> list[Any]:
+    b = zarr.create_array(path / "b", shape=(2,), dtype="i1", fill_value=0)
+    results = []
+    for value in [300, [300, 1], float("nan"), -1, 1 + 2j, 2.7, np.array([300, 2])]:
+
+        def write(value: Any = value) -> list[int]:
+            b[...] = value
+            return list(b[...].tolist())
+
+        results.append(attempt(write))
+    return results
+
+
 def normalize(value: Any) -> Any:
     """Results in a form both libraries' values compare by."""
     if isinstance(value, np.ndarray):

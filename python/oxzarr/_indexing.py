@@ -117,6 +117,42 @@ def _is_array_like(k: Any) -> bool:
     )
 
 
+def vectorized_kind(key: Any, shape: tuple[int, ...]) -> str | None:
+    """What zarr-python (and numpy) make of `key` inside ``a[...]`` when it is no basic or
+    single-array selection: ``"mask"`` for a boolean array of the array's shape,
+    ``"coordinate"`` for one integer or integer array per dimension with several arrays (or
+    one of more than one dimension), which select points; ``None`` otherwise."""
+    single = key[0] if isinstance(key, tuple) and len(key) == 1 else key
+    if _is_array_like(single):
+        arr = np.asarray(single)
+        if arr.dtype == np.bool_ and arr.shape == shape and len(shape) > 1:
+            return "mask"
+        if len(shape) == 1 and arr.dtype.kind in "iu" and arr.ndim > 1:
+            return "coordinate"
+    if not isinstance(key, tuple) or len(key) != len(shape) or len(shape) < 2:
+        return None
+    arrays = []
+    for k in key:
+        if _is_array_like(k) and np.ndim(k) > 0:
+            arr = np.asarray(k)
+            if arr.dtype.kind not in "iu":
+                return None
+            arrays.append(arr)
+        elif not is_integer(k):
+            return None
+    if len(arrays) > 1 or any(arr.ndim != 1 for arr in arrays):
+        return "coordinate"
+    return None
+
+
+def plain_integers(key: Any) -> bool:
+    """Whether `key` is a Python int or a non-empty tuple of them: zarr-python gives a 0-d
+    array for those where other selections of one element give a numpy scalar."""
+    if type(key) is int:
+        return True
+    return type(key) is tuple and len(key) > 0 and all(type(k) is int for k in key)
+
+
 def simple_indexer(key: Any, shape: tuple[int, ...]) -> Indexer | None:
     """The common selection, one int or slice per dimension, normalised in a fraction of the
     general path's time (a read of one chunk in a loop pays it on every call); ``None`` for

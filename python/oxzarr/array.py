@@ -13,7 +13,15 @@ import numpy.typing as npt
 
 from oxzarr import _core
 from oxzarr._dtypes import STRING_DTYPE
-from oxzarr._indexing import Indexer, in_bounds, indexer, is_integer, simple_indexer
+from oxzarr._indexing import (
+    Indexer,
+    in_bounds,
+    indexer,
+    is_integer,
+    plain_integers,
+    simple_indexer,
+    vectorized_kind,
+)
 from oxzarr._metadata import ARRAY_TO_ARRAY, ARRAY_TO_BYTES
 from oxzarr.codecs import Codec, NumcodecsConfig, codec_from_dict
 from oxzarr.config import config
@@ -454,9 +462,15 @@ class Array:
             )
             self._core.write_vlen(ix.selection, flat, write_empty)  # type: ignore[arg-type]
             return
-        data = np.asarray(value)
-        if data.dtype != self._native:
-            data = data.astype(self._native)
+        if isinstance(value, np.ndarray | np.generic):
+            # numpy's assignment casts arrays as they are (float to int truncates).
+            data = np.asarray(value)
+            if data.dtype != self._native:
+                data = data.astype(self._native)
+        else:
+            # Python values (and lists of them) must fit: 300 into int8 or NaN into an
+            # integer type raises, as in numpy and zarr-python, instead of wrapping.
+            data = np.asarray(value, dtype=self._native)
         try:
             data = np.broadcast_to(data, ix.result_shape)
         except ValueError as e:
@@ -487,20 +501,41 @@ class Array:
             else:
                 if self._vlen:
                     return self._read(indexer(key, self._shape))
+                if not key:
+                    return self.get_basic_selection(key)
                 out = np.empty((), dtype=self._native)
                 self._core.read(selection, out.reshape(1).view(np.uint8))  # type: ignore[arg-type]
                 return out if self._native is self._dtype else out.astype(self._dtype)
-        return self._read(simple_indexer(key, self._shape) or indexer(key, self._shape))
+        ix = simple_indexer(key, self._shape)
+        if ix is None:
+            # As zarr-python: a full-shape mask, or integer arrays for several dimensions,
+            # select points (numpy's advanced indexing gives the same).
+            kind = vectorized_kind(key, self._shape)
+            if kind == "mask":
+                return self.get_mask_selection(key)
+            if kind == "coordinate":
+                return self.get_coordinate_selection(key)
+            ix = indexer(key, self._shape)
+        out = self._read(ix)
+        return out if ix.result_shape or plain_integers(key) else out[()]
 
     def __setitem__(self, key: Any, value: npt.ArrayLike) -> None:
-        self._write(indexer(key, self._shape), value)
+        kind = vectorized_kind(key, self._shape)
+        if kind == "mask":
+            self.set_mask_selection(key, value)
+        elif kind == "coordinate":
+            self.set_coordinate_selection(key, value)
+        else:
+            self._write(indexer(key, self._shape), value)
 
     def get_basic_selection(self, selection: Any = Ellipsis) -> npt.NDArray[Any]:
-        """Reads integers, slices (any step), Ellipsis and newaxis."""
-        return self[selection]
+        """Reads integers, slices (any step), Ellipsis and newaxis; a selection of one
+        element is a numpy scalar."""
+        out = self._read(simple_indexer(selection, self._shape) or indexer(selection, self._shape))
+        return out if out.ndim else out[()]
 
     def set_basic_selection(self, selection: Any, value: npt.ArrayLike) -> None:
-        self[selection] = value
+        self._write(indexer(selection, self._shape), value)
 
     def get_orthogonal_selection(self, selection: Any) -> npt.NDArray[Any]:
         """Reads with one index per dimension, each applied on its own (integers, slices,
@@ -559,6 +594,8 @@ class Array:
         """Reads points: ``selection`` holds one integer array per dimension (numpy's
         fancy indexing, zarr-python's ``vindex``)."""
         coords, shape = self._coordinates(selection)
+        # As zarr-python: a coordinate selection of scalars is one point, not a 0-d array.
+        shape = shape or (1,)
         if self._vlen or self._shards is not None:
             # Point by point through orthogonal reads.
             out = np.empty(len(coords[0]) if coords else 1, dtype=self._dtype)
