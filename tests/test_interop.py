@@ -232,3 +232,34 @@ def test_zero_dimensional_with_peers(tmp_path: Path) -> None:
     z = zarr.create_array(q, shape=(), dtype="i4")
     z[...] = -7
     assert oxzarr.open_array(q, mode="r")[...] == -7
+
+
+NON_FINITE = {"nan": float("nan"), "inf": float("inf"), "list": [float("-inf"), 1.5, "NaN"]}
+
+
+def _check_non_finite(attrs: Any) -> None:
+    assert np.isnan(attrs["nan"]) and attrs["inf"] == float("inf")
+    # The string "NaN" stays a string; the numbers stay numbers.
+    assert attrs["list"][0] == float("-inf") and attrs["list"][1:] == [1.5, "NaN"]
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_non_finite_attributes_with_zarr_python(tmp_path: Path, zarr_format: int) -> None:
+    # Python's json writes NaN and Infinity as bare tokens, which strict JSON parsers refuse;
+    # zarr-python stores attributes that way, so oxzarr reads and writes them as it does.
+    theirs = tmp_path / "theirs.zarr"
+    g = zarr.open_group(theirs, mode="w", zarr_format=zarr_format, attributes=NON_FINITE)
+    g.create_array("a", shape=(2,), dtype="f4", attributes=NON_FINITE)
+    zarr.consolidate_metadata(theirs)
+    for opened in (oxzarr.open_group(theirs, mode="r"), oxzarr.open_consolidated(theirs)):
+        _check_non_finite(opened.attrs)
+        _check_non_finite(opened["a"].attrs)
+    ours = tmp_path / "ours.zarr"
+    og = oxzarr.open_group(ours, mode="w", zarr_format=zarr_format, attributes=NON_FINITE)
+    oa = og.create_array("a", shape=(2,), dtype="f4", fill_value=0)
+    oa.attrs.update(NON_FINITE)
+    oxzarr.consolidate_metadata(ours)
+    _check_non_finite(oxzarr.open_consolidated(ours)["a"].attrs)
+    _check_non_finite(zarr.open_group(ours, mode="r").attrs)
+    _check_non_finite(zarr.open_array(ours / "a", mode="r").attrs)
+    _check_non_finite(zarr.open_consolidated(ours, mode="r")["a"].attrs)

@@ -354,7 +354,7 @@ impl Group {
                 let key = join_key(&path, ZMETADATA);
                 let bytes = store.get(&key)?.ok_or_else(not_found)?;
                 let doc: Value =
-                    serde_json::from_slice(&bytes).map_err(|e| Error::InvalidMetadata {
+                    crate::metadata::json::parse(&bytes).map_err(|e| Error::InvalidMetadata {
                         key: key.clone(),
                         source: MetadataError::NotJson {
                             path: key.clone(),

@@ -7,7 +7,7 @@
 use numpy::{PyReadonlyArray1, PyReadwriteArray1};
 use oxzarr_core::array::{DimSelection, Selection};
 use oxzarr_core::codec::array_to_bytes::vlen::VlenChunk;
-use oxzarr_core::metadata::DataType;
+use oxzarr_core::metadata::{json, DataType};
 use oxzarr_core::metadata::{ArrayMetadata, ArrayMetadataV2, ArrayMetadataV3};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -97,7 +97,7 @@ pub(crate) fn vlen_from_values(values: &[Bound<'_, PyAny>]) -> PyResult<VlenChun
 
 pub(crate) fn parse_metadata(json: &str) -> PyResult<ArrayMetadata> {
     let to_py = |e: oxzarr_core::error::MetadataError| crate::errors::to_py_err(e.into());
-    let mut doc: serde_json::Value = serde_json::from_str(json)
+    let mut doc = json::parse(json.as_bytes())
         .map_err(|e| PyValueError::new_err(format!("metadata is not JSON: {e}")))?;
     if doc.get("zarr_format").and_then(serde_json::Value::as_u64) == Some(2) {
         let attributes = doc
@@ -192,19 +192,18 @@ impl Array {
     /// The codec chain as v3 codec metadata (for a v2 array: its filters, serializer and
     /// compressor under their v3 names).
     fn codecs_json(&self) -> String {
-        serde_json::Value::Array(self.inner.codec_chain().metadata()).to_string()
+        json::to_string(&serde_json::Value::Array(
+            self.inner.codec_chain().metadata(),
+        ))
     }
 
     fn metadata_json(&self) -> String {
-        self.inner.metadata().to_value().to_string()
+        json::to_string(&self.inner.metadata().to_value())
     }
 
     /// Writes new attributes; returns the updated array.
     fn with_attributes(&self, py: Python<'_>, attributes_json: &str) -> PyResult<Self> {
-        let attributes: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(attributes_json).map_err(|e| {
-                PyValueError::new_err(format!("attributes are not a JSON object: {e}"))
-            })?;
+        let attributes = crate::group::parse_attributes(attributes_json)?;
         without_gil(py, || self.inner.with_attributes(attributes)).map(Self::from)
     }
 

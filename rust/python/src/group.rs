@@ -1,6 +1,7 @@
 //! `Group`: an open group.
 
 use oxzarr_core::group::NodeKind;
+use oxzarr_core::metadata::json;
 use pyo3::prelude::*;
 
 use crate::gil::without_gil;
@@ -17,10 +18,17 @@ impl From<oxzarr_core::Group> for Group {
     }
 }
 
-fn parse_attributes(json: &str) -> PyResult<serde_json::Map<String, serde_json::Value>> {
-    serde_json::from_str(json).map_err(|e| {
-        pyo3::exceptions::PyValueError::new_err(format!("attributes are not a JSON object: {e}"))
-    })
+/// Attributes from Python's `json.dumps` (which writes `NaN` and `Infinity` bare).
+pub(crate) fn parse_attributes(text: &str) -> PyResult<serde_json::Map<String, serde_json::Value>> {
+    let not_an_object = |reason: String| {
+        pyo3::exceptions::PyValueError::new_err(format!(
+            "attributes are not a JSON object: {reason}"
+        ))
+    };
+    match json::parse(text.as_bytes()).map_err(|e| not_an_object(e.to_string()))? {
+        serde_json::Value::Object(attributes) => Ok(attributes),
+        other => Err(not_an_object(format!("found {other}"))),
+    }
 }
 
 #[pymethods]
@@ -94,11 +102,11 @@ impl Group {
     }
 
     fn metadata_json(&self) -> String {
-        self.inner.metadata().to_value().to_string()
+        json::to_string(&self.inner.metadata().to_value())
     }
 
     fn attributes_json(&self) -> String {
-        serde_json::Value::Object(self.inner.attributes().clone()).to_string()
+        json::to_string(&serde_json::Value::Object(self.inner.attributes().clone()))
     }
 
     /// Writes new attributes; returns the updated group.

@@ -2,6 +2,7 @@
 
 pub mod data_type;
 pub mod fill_value;
+pub mod json;
 pub mod numpy_dtype;
 pub mod v2;
 pub mod v3;

@@ -40,7 +40,7 @@ pub struct ArrayMetadataV2 {
 }
 
 fn parse_json(bytes: &[u8], key: &str) -> Result<Value, MetadataError> {
-    serde_json::from_slice(bytes).map_err(|e| MetadataError::NotJson {
+    super::json::parse(bytes).map_err(|e| MetadataError::NotJson {
         path: key.to_string(),
         reason: e.to_string(),
     })

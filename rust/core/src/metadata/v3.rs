@@ -203,7 +203,7 @@ fn parse_shape(field: &str, value: Option<&Value>) -> Result<Vec<u64>, MetadataE
 impl NodeMetadataV3 {
     /// Parses a `zarr.json` document. `key` names the document in errors.
     pub fn parse(bytes: &[u8], key: &str) -> Result<Self, MetadataError> {
-        let doc: Value = serde_json::from_slice(bytes).map_err(|e| MetadataError::NotJson {
+        let doc: Value = super::json::parse(bytes).map_err(|e| MetadataError::NotJson {
             path: key.to_string(),
             reason: e.to_string(),
         })?;
@@ -489,8 +489,7 @@ impl GroupMetadataV3 {
 
 /// JSON indented by two spaces, as zarr-python writes it.
 pub fn to_pretty_json(value: &Value) -> Vec<u8> {
-    // Serialising a serde_json::Value cannot fail.
-    serde_json::to_vec_pretty(value).unwrap_or_default()
+    super::json::to_vec_pretty(value)
 }
 
 #[cfg(test)]

@@ -1,0 +1,161 @@
+//! Metadata documents as JSON, including the non-finite numbers Python writes.
+//!
+//! zarr-python stores attributes with Python's `json`, which writes `NaN`, `Infinity` and
+//! `-Infinity` as bare tokens: strict JSON has no such numbers, and `serde_json` refuses them.
+//! A document holding one (an attribute `{"scale": NaN}`) must still open, and keep the number
+//! when it is written again. So outside strings those tokens are read as marker strings
+//! ([`NAN`], [`INFINITY`], [`NEG_INFINITY`]: a NUL and the token, which no real attribute
+//! holds), and the markers are written back as the bare tokens. Python's `json` reads them
+//! as floats on the other side.
+
+use serde_json::Value;
+
+/// What a bare `NaN` is read as.
+pub const NAN: &str = "\u{0}NaN";
+/// What a bare `Infinity` is read as.
+pub const INFINITY: &str = "\u{0}Infinity";
+/// What a bare `-Infinity` is read as.
+pub const NEG_INFINITY: &str = "\u{0}-Infinity";
+
+/// The bare tokens, longest first where one begins another, with their markers' JSON text.
+const TOKENS: [(&str, &str); 3] = [
+    ("-Infinity", "\"\\u0000-Infinity\""),
+    ("Infinity", "\"\\u0000Infinity\""),
+    ("NaN", "\"\\u0000NaN\""),
+];
+
+/// Parses a document, reading bare `NaN`, `Infinity` and `-Infinity` as their markers.
+pub fn parse(bytes: &[u8]) -> serde_json::Result<Value> {
+    match serde_json::from_slice(bytes) {
+        Ok(value) => Ok(value),
+        // Only a document that fails strictly is scanned (the usual one has no such token).
+        Err(strict) => match with_markers(bytes) {
+            Some(marked) => serde_json::from_slice(&marked),
+            None => Err(strict),
+        },
+    }
+}
+
+/// The document with each bare token outside strings replaced by its marker's JSON text;
+/// `None` if there is none.
+fn with_markers(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(bytes.len() + 16);
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut found = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if let Some((token, marker)) = TOKENS
+            .iter()
+            .find(|(token, _)| bytes[i..].starts_with(token.as_bytes()))
+        {
+            out.extend_from_slice(marker.as_bytes());
+            i += token.len();
+            found = true;
+            continue;
+        }
+        out.push(b);
+        i += 1;
+    }
+    found.then_some(out)
+}
+
+/// The document as compact JSON text, markers written as the bare tokens.
+pub fn to_string(value: &Value) -> String {
+    // A serde_json::Value always serialises.
+    let text = serde_json::to_string(value).unwrap_or_default();
+    without_markers(text)
+}
+
+/// The document as indented JSON bytes, markers written as the bare tokens.
+pub fn to_vec_pretty(value: &Value) -> Vec<u8> {
+    let text = serde_json::to_string_pretty(value).unwrap_or_default();
+    without_markers(text).into_bytes()
+}
+
+/// `text` (serialised JSON) with every string that is exactly a marker written as its bare
+/// token. Only whole strings are replaced: the scan follows string boundaries and escapes.
+fn without_markers(text: String) -> String {
+    if !text.contains("\\u0000") {
+        return text;
+    }
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'"' {
+            // A string starts here (outside strings, every quote opens one): find its end.
+            let mut j = i + 1;
+            while j < bytes.len() && bytes[j] != b'"' {
+                j += if bytes[j] == b'\\' { 2 } else { 1 };
+            }
+            let end = (j + 1).min(bytes.len());
+            let string = &text[i..end];
+            match TOKENS.iter().find(|(_, marker)| *marker == string) {
+                Some((token, _)) => out.push_str(token),
+                None => out.push_str(string),
+            }
+            i = end;
+        } else {
+            // Outside strings the text is ASCII (numbers, literals, punctuation, whitespace).
+            out.push(bytes[i] as char);
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn non_finite_numbers_round_trip() -> serde_json::Result<()> {
+        let text = br#"{"a": NaN, "b": [Infinity, -Infinity, 1.5], "c": "NaN", "d": "x\"NaN"}"#;
+        let value = parse(text)?;
+        assert_eq!(value["a"], json!(NAN));
+        assert_eq!(value["b"], json!([INFINITY, NEG_INFINITY, 1.5]));
+        // Tokens inside strings are text, not numbers.
+        assert_eq!(value["c"], json!("NaN"));
+        assert_eq!(value["d"], json!("x\"NaN"));
+        let written = to_string(&value);
+        assert_eq!(
+            written,
+            r#"{"a":NaN,"b":[Infinity,-Infinity,1.5],"c":"NaN","d":"x\"NaN"}"#
+        );
+        assert_eq!(parse(written.as_bytes())?, value);
+        let pretty = String::from_utf8(to_vec_pretty(&value)).unwrap_or_default();
+        assert!(pretty.contains("\"a\": NaN"), "{pretty}");
+        Ok(())
+    }
+
+    #[test]
+    fn only_whole_marker_strings_are_written_as_tokens() {
+        // A string that merely contains a marker's text (or a NUL) stays a string.
+        let value = json!({"e": "\u{0}NaN and more", "f": "\"\u{0}NaN", "g": ["\\", NAN]});
+        let written = to_string(&value);
+        assert_eq!(
+            written,
+            r#"{"e":"\u0000NaN and more","f":"\"\u0000NaN","g":["\\",NaN]}"#
+        );
+    }
+
+    #[test]
+    fn invalid_documents_still_fail() {
+        assert!(parse(b"{\"a\": Nan}").is_err());
+        assert!(parse(b"{\"a\": }").is_err());
+        assert!(parse(b"NaN NaN").is_err());
+    }
+}
