@@ -394,3 +394,67 @@ def test_an_index_entry_beyond_any_file_offset_is_corrupt(tmp_path: Path, offset
     for select in (lambda b: b[...], lambda b: b[1, 5]):
         with pytest.raises(oxzarr.errors.CorruptChunkError, match="lies outside the shard"):
             select(oxzarr.open_array(p, mode="r"))
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_points_of_sharded_arrays_like_numpy(tmp_path: Path, compressed: bool) -> None:
+    # Coordinate and mask selections of a sharded array go through the engine grouped by inner
+    # chunk, shard by shard; shards overhang the array's edge and some inner chunks are absent.
+    shape = (37, 29)
+    codecs = {"compressors": [ZstdCodec(level=1)]} if compressed else {"compressors": None}
+    a = oxzarr.create_array(
+        tmp_path / "p.zarr",
+        shape=shape,
+        dtype="i4",
+        chunks=(5, 4),
+        shards=(10, 12),
+        fill_value=-1,
+        **codecs,
+    )
+    expected = np.full(shape, -1, dtype="i4")
+    expected[:20, :15] = sample((20, 15), "i4")
+    a[:20, :15] = expected[:20, :15]
+    rng = np.random.default_rng(7)
+    rows, cols = rng.integers(0, 37, 500), rng.integers(0, 29, 500)
+    assert_same(a.vindex[rows, cols], expected[rows, cols])
+    assert_same(a.vindex[rows.reshape(20, 25), 3], expected[rows.reshape(20, 25), 3])
+    # Repeated points take the last value written, as in numpy.
+    values = np.arange(500, dtype="i4")
+    a.vindex[rows, cols] = values
+    expected[rows, cols] = values
+    assert_same(a[...], expected)
+    mask = (np.indices(shape).sum(axis=0) % 7) == 0
+    a[mask] = 5
+    expected[mask] = 5
+    assert_same(a[mask], expected[mask])
+    assert_same(a[...], expected)
+    # Points written back to the fill value leave their inner chunks absent again.
+    b = oxzarr.create_array(
+        tmp_path / "q.zarr",
+        shape=shape,
+        dtype="i4",
+        chunks=(5, 4),
+        shards=(10, 12),
+        fill_value=0,
+        **codecs,
+    )
+    b.vindex[[0, 36], [0, 28]] = [1, 2]
+    assert b.nchunks_initialized == 2
+    b.vindex[[0, 36], [0, 28]] = 0
+    assert b.nchunks_initialized == 0 and b[...].sum() == 0
+    # zarr-python reads what the engine wrote.
+    assert_same(zarr.open_array(tmp_path / "p.zarr", mode="r")[...], expected)
+
+
+def test_sharded_point_writes_rewrite_each_shard_once(tmp_path: Path) -> None:
+    p = tmp_path / "w.zarr"
+    oxzarr.create_array(p, shape=(40, 40), dtype="u2", chunks=(4, 4), shards=(20, 20))
+    store = CountingStore(LocalStore(p))
+    a = oxzarr.open_array(store, mode="r+")
+    rng = np.random.default_rng(3)
+    rows, cols = rng.integers(0, 20, 300), rng.integers(0, 20, 300)  # all in shard (0, 0)
+    store.reset()
+    a.vindex[rows, cols] = 9
+    # One read of the (absent) shard, not one read-modify-write per point.
+    assert store.requests == 1
+    assert (a.vindex[rows, cols] == 9).all()

@@ -596,7 +596,7 @@ class Array:
         coords, shape = self._coordinates(selection)
         # As zarr-python: a coordinate selection of scalars is one point, not a 0-d array.
         shape = shape or (1,)
-        if self._vlen or self._shards is not None:
+        if self._vlen:
             # Point by point through orthogonal reads.
             out = np.empty(len(coords[0]) if coords else 1, dtype=self._dtype)
             for i in range(out.shape[0]):
@@ -614,7 +614,7 @@ class Array:
             raise ReadOnlyError(f"{self!r} was opened read-only: cannot write to it")
         coords, shape = self._coordinates(selection)
         values = np.broadcast_to(np.asarray(value, dtype=self._native), shape).reshape(-1)
-        if self._vlen or self._shards is not None:
+        if self._vlen:
             for i in range(values.shape[0]):
                 self[tuple(int(c[i]) for c in coords)] = values[i]
             return

@@ -40,6 +40,12 @@ use crate::store::{same_version, ByteRange, PartsRead, Version};
 pub(super) type EncodeInner<'a> =
     dyn Fn(&ChunkShare<'_>, Option<&[u8]>, &str) -> Result<Option<Vec<u8>>> + Sync + 'a;
 
+/// How a rewrite of a shard makes the new stored bytes of its `k`th touched inner chunk, from
+/// its current stored bytes (`None`: not stored) and a label for errors (see
+/// [`Array::rewrite_shard`]).
+pub(super) type RewriteInner<'a> =
+    dyn Fn(usize, Option<&[u8]>, &str) -> Result<Option<Vec<u8>>> + Sync + 'a;
+
 /// Whole chunks whose rows are shorter than this are decoded into scratch and copied out
 /// rather than decoded into their rows (see `decode_share_into_rows`).
 const MIN_ROW_BYTES: usize = 64;
@@ -1004,7 +1010,6 @@ impl Array {
         shares: &[(usize, usize)],
         encode_inner: &EncodeInner<'_>,
     ) -> Result<()> {
-        let key = self.chunk_key(shard);
         let inner_shape = sharding.inner_chunk_shape();
         // Inner chunks that lie (partly) inside the array; the others never hold data.
         let extent = self.extent_in_array(shard, self.chunk_shape());
@@ -1017,6 +1022,33 @@ impl Array {
             && shares
                 .iter()
                 .all(|&(i, _)| self.covers(&plan.share(i), inner_shape));
+        let touched: Vec<usize> = shares.iter().map(|&(_, inner)| inner).collect();
+        self.rewrite_shard(sharding, shard, &touched, whole, &|k, existing, label| {
+            let share = plan.share(shares[k].0);
+            // A share that covers its inner chunk does not need what is stored there.
+            let existing = if self.covers(&share, inner_shape) {
+                None
+            } else {
+                existing
+            };
+            encode_inner(&share, existing, label)
+        })
+    }
+
+    /// Rewrites the shard at grid coordinates `shard`: the inner chunks `touched` (their
+    /// indices in the shard) are encoded anew, in parallel, by `encode(k, existing, label)`
+    /// for `touched[k]` from its current stored bytes (`None`: not stored), and the others
+    /// are kept as stored. With `whole`, every inner chunk inside the array is touched, so
+    /// the current shard is not read.
+    pub(super) fn rewrite_shard(
+        &self,
+        sharding: &Sharding,
+        shard: &[u64],
+        touched: &[usize],
+        whole: bool,
+        encode: &RewriteInner<'_>,
+    ) -> Result<()> {
+        let key = self.chunk_key(shard);
         // The current shard, unless every inner chunk in it is rewritten.
         let existing: Option<(Vec<u8>, ShardIndex)> = if whole {
             None
@@ -1048,19 +1080,14 @@ impl Array {
             let (offset, nbytes) = index.get(inner)?;
             Some(&bytes[offset as usize..(offset + nbytes) as usize])
         };
-        // Encode the touched inner chunks in parallel.
-        let encode = |&(i, inner): &(usize, usize)| -> Result<(usize, Option<Vec<u8>>)> {
-            let share = plan.share(i);
-            let label = format!("{key} (inner chunk {inner})");
-            let existing = if self.covers(&share, inner_shape) {
-                None
-            } else {
-                stored_inner(inner)
-            };
-            Ok((inner, encode_inner(&share, existing, &label)?))
-        };
-        let encoded: Vec<(usize, Option<Vec<u8>>)> =
-            shares.par_iter().map(encode).collect::<Result<_>>()?;
+        let encoded: Vec<(usize, Option<Vec<u8>>)> = (0..touched.len())
+            .into_par_iter()
+            .map(|k| {
+                let inner = touched[k];
+                let label = format!("{key} (inner chunk {inner})");
+                Ok((inner, encode(k, stored_inner(inner), &label)?))
+            })
+            .collect::<Result<_>>()?;
         let mut parts: Vec<Option<&[u8]>> = (0..sharding.num_inner()).map(stored_inner).collect();
         for (inner, bytes) in &encoded {
             parts[*inner] = bytes.as_deref();

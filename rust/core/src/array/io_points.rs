@@ -1,15 +1,19 @@
 //! Coordinate selections: reading and writing a list of points (numpy's and zarr-python's
 //! `vindex`, and boolean masks through their coordinates).
 //!
-//! Points are grouped by the chunk that holds them; each chunk is fetched and decoded once,
-//! in parallel, and its points copied to or from their places in the output.
+//! Points are grouped by the chunk that holds them (the inner chunk, in a sharded array);
+//! each chunk is fetched and decoded once, in parallel, and its points copied to or from
+//! their places in the output. A sharded array's points are written shard by shard: each
+//! shard is rewritten once, with only the inner chunks that hold points encoded anew.
 
 use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-use super::copy::{c_strides, fill_elements, SharedBuffer};
+use super::copy::{all_fill, c_strides, fill_elements, SharedBuffer};
+use super::io::locate_inner;
 use super::Array;
+use crate::codec::CodecChain;
 use crate::concurrency;
 use crate::error::{Error, Result};
 
@@ -35,7 +39,8 @@ impl Array {
                 "the index arrays of a coordinate selection must have the same length".into(),
             ));
         }
-        let chunk_shape = self.chunk_shape();
+        // The chunks encoded on their own: inner chunks, if sharded.
+        let chunk_shape = self.inner_chunk_shape();
         let strides = c_strides(chunk_shape);
         let mut groups: HashMap<Vec<u64>, Vec<(usize, usize)>> = HashMap::new();
         for i in 0..n {
@@ -57,22 +62,43 @@ impl Array {
         Ok((n, groups.into_iter().collect()))
     }
 
-    /// The decoded chunk at grid coordinates `coords` into `buf` (the fill value if absent).
-    /// Only the bytes in `needed` are sure to be decoded (a codec may stop short of the rest).
+    /// The codec chain of the chunks points are grouped by (the inner chain, if sharded).
+    fn point_chain(&self) -> &CodecChain {
+        match self.codecs.sharding() {
+            Some(sharding) => sharding.inner_chain(),
+            None => &self.codecs,
+        }
+    }
+
+    /// The decoded chunk (inner chunk, if sharded) at grid coordinates `coords` into `buf`
+    /// (the fill value if absent). Only the bytes in `needed` are sure to be decoded (a codec
+    /// may stop short of the rest).
     fn decoded_chunk(
         &self,
         coords: &[u64],
         buf: &mut Vec<u8>,
         needed: std::ops::Range<usize>,
     ) -> Result<()> {
-        let key = self.chunk_key(coords);
-        crate::alloc::resize(buf, self.codecs.decoded_repr().nbytes())
-            .map_err(|e| self.corrupt(&key, e))?;
-        match self.store.get(&key)? {
-            Some(stored) => self
-                .codecs
+        let chain = self.point_chain();
+        let (label, stored) = match self.codecs.sharding() {
+            Some(sharding) => {
+                let (shard, inner) = locate_inner(coords, sharding.chunks_per_shard());
+                let key = self.chunk_key(&shard);
+                let stored = self.inner_chunk_bytes(sharding, &key, inner)?;
+                (format!("{key} (inner chunk {inner})"), stored)
+            }
+            None => {
+                let key = self.chunk_key(coords);
+                let stored = self.store.get(&key)?;
+                (key, stored)
+            }
+        };
+        crate::alloc::resize(buf, chain.decoded_repr().nbytes())
+            .map_err(|e| self.corrupt(&label, e))?;
+        match stored {
+            Some(stored) => chain
                 .decode_range_into(&stored, buf, needed)
-                .map_err(|e| self.corrupt(&key, e)),
+                .map_err(|e| self.corrupt(&label, e)),
             None => {
                 fill_elements(buf, &self.fill_value);
                 Ok(())
@@ -81,10 +107,10 @@ impl Array {
     }
 
     fn check_points_supported(&self) -> Result<()> {
-        if self.data_type().is_variable() || self.codecs.sharding().is_some() {
+        if self.data_type().is_variable() {
             // Those go through orthogonal reads of each point (the Python layer does it).
             return Err(Error::InvalidArgument(format!(
-                "{}: coordinate selections of sharded or variable-length arrays go point by point",
+                "{}: coordinate selections of variable-length arrays go point by point",
                 self.path()
             )));
         }
@@ -141,13 +167,21 @@ impl Array {
                 data.len()
             )));
         }
+        // Claimed in stored chunks: shards, if sharded.
+        let per_stored = match self.codecs.sharding() {
+            Some(sharding) => sharding.chunks_per_shard().to_vec(),
+            None => vec![1; self.shape().len()],
+        };
         let bounds = (0..self.shape().len())
             .map(|d| {
-                let along = groups.iter().map(|(chunk, _)| chunk[d]);
+                let along = groups.iter().map(|(chunk, _)| chunk[d] / per_stored[d]);
                 (along.clone().min().unwrap_or(1), along.max().unwrap_or(0))
             })
             .collect();
         let _claim = self.claim_bounds(bounds);
+        if self.codecs.sharding().is_some() {
+            return self.write_sharded_points(&groups, data, write_empty_chunks);
+        }
         let work = |(chunk, points): &(Vec<u64>, Vec<(usize, usize)>)| -> Result<()> {
             concurrency::mark_worker();
             let mut buf = Vec::new();
@@ -165,6 +199,62 @@ impl Array {
             0 => Ok(()),
             1 => work(&groups[0]),
             _ => concurrency::install(|| groups.par_iter().try_for_each(work)),
+        }
+    }
+
+    /// Writes points of a sharded array, grouped by inner chunk (`groups`): each shard that
+    /// holds some is rewritten once, its touched inner chunks decoded, updated and encoded
+    /// in parallel.
+    fn write_sharded_points(
+        &self,
+        groups: &ByChunk,
+        data: &[u8],
+        write_empty_chunks: bool,
+    ) -> Result<()> {
+        let Some(sharding) = self.codecs.sharding() else {
+            return Ok(());
+        };
+        let size = self.data_type().size();
+        let chain = sharding.inner_chain();
+        let mut by_shard: HashMap<Vec<u64>, Vec<(usize, usize)>> = HashMap::new();
+        for (g, (chunk, _)) in groups.iter().enumerate() {
+            let (shard, inner) = locate_inner(chunk, sharding.chunks_per_shard());
+            by_shard.entry(shard).or_default().push((inner, g));
+        }
+        let shards: Vec<_> = by_shard.into_iter().collect();
+        let work = |(shard, touched): &(Vec<u64>, Vec<(usize, usize)>)| -> Result<()> {
+            concurrency::mark_worker();
+            let inners: Vec<usize> = touched.iter().map(|&(inner, _)| inner).collect();
+            self.rewrite_shard(sharding, shard, &inners, false, &|k, existing, label| {
+                let points = &groups[touched[k].1].1;
+                let mut chunk = Vec::new();
+                crate::alloc::resize(&mut chunk, chain.decoded_repr().nbytes())
+                    .map_err(|e| self.corrupt(label, e))?;
+                match existing {
+                    Some(stored) => chain
+                        .decode_into(stored, &mut chunk)
+                        .map_err(|e| self.corrupt(label, e))?,
+                    None => fill_elements(&mut chunk, &self.fill_value),
+                }
+                for &(i, offset) in points {
+                    chunk[offset * size..(offset + 1) * size]
+                        .copy_from_slice(&data[i * size..(i + 1) * size]);
+                }
+                if !write_empty_chunks && all_fill(&chunk, &self.fill_value) {
+                    return Ok(None);
+                }
+                let encoded = chain.encode(&chunk).map_err(|source| Error::EncodeChunk {
+                    key: label.to_string(),
+                    source,
+                })?;
+                Ok(Some(encoded.into_owned()))
+            })
+        };
+        match shards.len() {
+            0 => Ok(()),
+            // On the engine's pool all the same: the shard's inner chunks encode in parallel.
+            1 => concurrency::in_pool(|| work(&shards[0]))?,
+            _ => concurrency::install(|| shards.par_iter().try_for_each(work)),
         }
     }
 }
