@@ -121,7 +121,19 @@ def block_selections(zarr: ModuleType, path: Path) -> list[Any]:
         a.get_block_selection((slice(0, 2), 1)),
         a[...],
         attempt(lambda: a.blocks[3, 0]),
+        a.blocks[..., 1],
+        a.blocks[1, ...],
+        attempt(lambda: a.blocks[..., 1, ...]),
     ]
+
+
+@script
+def block_selections_of_shards(zarr: ModuleType, path: Path) -> list[Any]:
+    # The blocks of a sharded array are its shards, the chunks of its grid.
+    a = zarr.create_array(path / "s", shape=(10, 12), dtype="i4", chunks=(2, 3), shards=(4, 6))
+    a[...] = data((10, 12))
+    a.blocks[0, 1] = -1
+    return [a.blocks[0, 0], a.blocks[2, 1], a[...]]
 
 
 @script
@@ -290,6 +302,53 @@ def python_values_must_fit(zarr: ModuleType, path: Path) -> list[Any]:
 
         results.append(attempt(write))
     return results
+
+
+@script
+def group_conveniences(zarr: ModuleType, path: Path) -> list[Any]:
+    g = zarr.open_group(path / "g", mode="w")
+    g.create_group("a").create_array("b", shape=(2,), dtype="i4")
+    g["c"] = np.arange(4, dtype="i8")
+    g["c"] = np.arange(3.0)  # replaced
+    g.require_groups("a", "z")
+    kept = g.require_array("c", shape=(3,), dtype="f8")
+    everything = g.members(max_depth=None)
+    return [
+        g["c"][...],
+        sorted(name for name, _ in everything),
+        g.nmembers(),
+        g.nmembers(max_depth=None),
+        sorted(a.path for a in g.array_values()),
+        sorted(x.path for x in g.group_values()),
+        str(g.tree(level=0)),
+        str(g.tree()),
+        kept.dtype,
+        g.create_array("i", shape=(2,), dtype="i4").dtype,
+        g.require_array("i", shape=(2,), dtype="i8").dtype,
+        attempt(lambda: g.require_array("i", shape=(2,), dtype="i2")),
+        attempt(lambda: g.require_array("i", shape=(2,), dtype="i8", exact=True)),
+        list(g.require_group("a", overwrite=True).keys()),
+    ]
+
+
+@script
+def resize_and_creation_modes(zarr: ModuleType, path: Path) -> list[Any]:
+    a = zarr.zeros((4, 4), store=path / "z", dtype="i4", chunks=(2, 2))
+    a[...] = 1
+    a.resize(new_shape=(3, 5))
+    b = zarr.ones((2,), store=path / "z", dtype="u1", mode="w")
+    c = zarr.open_array(path / "c", mode="w", shape=(6,), dtype="i2", chunks=(2,))
+    c[...] = np.arange(6)
+    c.shape = (3,)
+    return [
+        a.shape,
+        a[...],
+        b[...],
+        zarr.open_array(path / "z", mode="r").shape,
+        c.shape,
+        c[...],
+        attempt(lambda: zarr.full((2,), 3, store=path / "z", dtype="i4", mode="w-")),
+    ]
 
 
 def normalize(value: Any) -> Any:

@@ -377,6 +377,23 @@ def open(
     return wrap_node(node, target)
 
 
+def _overwrite_for(
+    mode: AccessMode | None, store: StoreLike, path: str | None, kwargs: dict[str, Any]
+) -> None:
+    """Sets ``overwrite`` from a creation function's ``mode`` (zarr-python 2's way to ask
+    for one): "w" replaces what is there, "w-" refuses a node there (FileExistsError), the
+    others create where there is none."""
+    if mode is None:
+        return
+    _check_mode(mode)
+    if mode == "r":
+        raise ValueError("cannot create an array with mode='r' (read-only)")
+    if mode in ("w-", "x"):
+        _refuse_existing(store, path)
+    if mode == "w":
+        kwargs.setdefault("overwrite", True)
+
+
 def _create_filled(
     shape: Any,
     fill_value: Any,
@@ -385,8 +402,10 @@ def _create_filled(
     path: str | None = None,
     name: str | None = None,
     dtype: npt.DTypeLike | None = None,
+    mode: AccessMode | None = None,
     **kwargs: Any,
 ) -> Array:
+    _overwrite_for(mode, store, name if name is not None else path, kwargs)
     return create_array(
         store,
         name=name if name is not None else path,
@@ -421,6 +440,7 @@ def array(data: npt.ArrayLike, **kwargs: Any) -> Array:
     """An array holding a copy of `data` (in memory unless ``store=`` is given)."""
     store = kwargs.pop("store", None)
     name = kwargs.pop("name", kwargs.pop("path", None))
+    _overwrite_for(kwargs.pop("mode", None), store, name, kwargs)
     return create_array(store, name=name, data=np.asarray(data), **kwargs)
 
 

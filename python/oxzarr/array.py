@@ -254,6 +254,11 @@ class Array:
     def shape(self) -> tuple[int, ...]:
         return self._shape
 
+    @shape.setter
+    def shape(self, value: Any) -> None:
+        # As zarr-python: assigning the shape resizes.
+        self.resize(value)
+
     @property
     def dtype(self) -> np.dtype[Any]:
         return self._dtype
@@ -641,14 +646,22 @@ class Array:
         return tuple(np.nonzero(mask))
 
     def _block_key(self, selection: Any) -> tuple[slice, ...]:
-        """The array slices that a selection of whole chunks covers."""
+        """The array slices that a selection of whole chunks covers: chunks of the grid,
+        which for a sharded array are its shards (as in zarr-python)."""
         if not isinstance(selection, tuple):
             selection = (selection,)
+        if sum(s is Ellipsis for s in selection) > 1:
+            raise IndexError("a block selection can only have a single ellipsis ('...')")
+        if any(s is Ellipsis for s in selection):
+            at = next(i for i, s in enumerate(selection) if s is Ellipsis)
+            fill = (slice(None),) * (self.ndim - len(selection) + 1)
+            selection = selection[:at] + fill + selection[at + 1 :]
         if len(selection) > self.ndim:
             raise IndexError(f"too many indices for {self.ndim}-dimensional blocks")
         selection = selection + (slice(None),) * (self.ndim - len(selection))
+        grid = self._shards or self._chunks
         key = []
-        for axis, (s, n, c) in enumerate(zip(selection, self._shape, self._chunks, strict=True)):
+        for axis, (s, n, c) in enumerate(zip(selection, self._shape, grid, strict=True)):
             nblocks = -(-n // c)
             if is_integer(s):
                 b = int(s) + nblocks if s < 0 else int(s)
@@ -675,9 +688,14 @@ class Array:
 
     # --- shape changes and storage ---
 
-    def resize(self, *shape: Any) -> None:
-        """Changes the shape. Chunks wholly outside the new shape are deleted; growing
-        exposes the fill value (as in zarr-python)."""
+    def resize(self, *shape: Any, new_shape: Any = None) -> None:
+        """Changes the shape (``a.resize((5, 6))``, ``a.resize(5, 6)`` or
+        ``a.resize(new_shape=(5, 6))``). Chunks wholly outside the new shape are deleted;
+        growing exposes the fill value (as in zarr-python)."""
+        if new_shape is not None:
+            if shape:
+                raise TypeError("resize() takes the shape once: positionally or as new_shape")
+            shape = (new_shape,)
         if len(shape) == 1 and not isinstance(shape[0], int | np.integer):
             shape = tuple(shape[0])
         new_shape = [int(s) for s in shape]

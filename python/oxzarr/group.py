@@ -119,9 +119,33 @@ class Group:
             return False
         return self.get(key) is not None
 
-    def members(self) -> tuple[tuple[str, Array | Group], ...]:
-        """The direct members, (name, node), sorted by name."""
-        return tuple((name, self[name]) for name, _ in self._core.members())
+    def members(self, max_depth: int | None = 0) -> tuple[tuple[str, Array | Group], ...]:
+        """The members, (name, node), sorted by name: the direct ones, and those of member
+        groups down to `max_depth` more levels (``None``: all), named by their path from
+        this group, each after its group."""
+        if max_depth is not None and max_depth < 0:
+            raise ValueError(f"max_depth must be None or >= 0, not {max_depth}")
+        found: list[tuple[str, Array | Group]] = []
+
+        def walk(group: Group, prefix: str, depth: int) -> None:
+            for name, _ in group._core.members():
+                node = group[name]
+                found.append((prefix + name, node))
+                if isinstance(node, Group) and (max_depth is None or depth < max_depth):
+                    walk(node, f"{prefix}{name}/", depth + 1)
+
+        walk(self, "", 0)
+        return tuple(found)
+
+    def nmembers(self, max_depth: int | None = 0) -> int:
+        """How many members :meth:`members` lists with the same `max_depth`."""
+        return len(self.members(max_depth))
+
+    def array_values(self) -> Iterator[Array]:
+        return (node for _, node in self.arrays())
+
+    def group_values(self) -> Iterator[Group]:
+        return (node for _, node in self.groups())
 
     def keys(self) -> Iterator[str]:
         return (name for name, _ in self._core.members())
@@ -155,7 +179,8 @@ class Group:
         lines = [self.name if self.path else "/"]
 
         def walk(group: Group, prefix: str, depth: int) -> None:
-            if level is not None and depth >= level:
+            # As zarr-python: level 0 draws the direct members, 1 theirs too, and so on.
+            if level is not None and depth > level:
                 return
             members = group.members()
             for i, (name, node) in enumerate(members):
@@ -168,7 +193,7 @@ class Group:
                     walk(node, prefix + ("    " if last else "│   "), depth + 1)
 
         walk(self, "", 0)
-        return Tree("\n".join(lines))
+        return Tree("\n".join(lines) + "\n")
 
     @property
     def is_consolidated(self) -> bool:
@@ -191,14 +216,25 @@ class Group:
         )
         return Group(core, self._store)
 
-    def require_group(self, name: str, **kwargs: Any) -> Group:
-        """The group `name`, created if it does not exist."""
+    def require_group(self, name: str, *, overwrite: bool = False, **kwargs: Any) -> Group:
+        """The group `name`, created if it does not exist (replaced, with `overwrite`)."""
         node = self.get(name)
-        if node is None:
-            return self.create_group(name, **kwargs)
+        if node is None or overwrite:
+            return self.create_group(name, overwrite=overwrite, **kwargs)
         if not isinstance(node, Group):
             raise ContainsArrayError(f"{node!r} is an array, not a group")
         return node
+
+    def require_groups(self, *names: str) -> tuple[Group, ...]:
+        """The groups `names`, each created if it does not exist."""
+        return tuple(self.require_group(name) for name in names)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        """Stores `value` (array-like) as the array `key` with default settings, replacing
+        what was there, as zarr-python does; :meth:`create_array` takes settings."""
+        import numpy as np
+
+        self.create_array(key, data=np.asarray(value), overwrite=True)
 
     def create_array(self, name: str, **kwargs: Any) -> Array:
         """Creates an array below this group, in this group's Zarr format; takes the
@@ -208,9 +244,12 @@ class Group:
         kwargs.setdefault("zarr_format", self.zarr_format)
         return create_array(self._store, name=_join(self.path, name), **kwargs)
 
-    def require_array(self, name: str, *, shape: Any, dtype: Any = None, **kwargs: Any) -> Array:
-        """The array `name`, created if it does not exist; an existing one must have the
-        given shape (and dtype, if given)."""
+    def require_array(
+        self, name: str, *, shape: Any, dtype: Any = None, exact: bool = False, **kwargs: Any
+    ) -> Array:
+        """The array `name`, created if it does not exist. An existing one must have the
+        given shape, and a dtype that casts safely to `dtype` (the same dtype, with
+        `exact`), as in zarr-python."""
         import numpy as np
 
         from oxzarr._metadata import normalize_shape
@@ -222,8 +261,10 @@ class Group:
             raise TypeError(f"{node!r} is a group, not an array")
         if node.shape != normalize_shape(shape):
             raise TypeError(f"{node!r} exists with shape {node.shape}, not {shape}")
-        if dtype is not None and node.dtype != np.dtype(dtype):
-            raise TypeError(f"{node!r} exists with dtype {node.dtype}, not {np.dtype(dtype)}")
+        if dtype is not None:
+            wanted = np.dtype(dtype)
+            if node.dtype != wanted if exact else not np.can_cast(node.dtype, wanted):
+                raise TypeError(f"{node!r} exists with dtype {node.dtype}, not {wanted}")
         return node
 
     def __reduce__(self) -> tuple[Any, ...]:
