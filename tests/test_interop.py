@@ -263,3 +263,29 @@ def test_non_finite_attributes_with_zarr_python(tmp_path: Path, zarr_format: int
     _check_non_finite(zarr.open_group(ours, mode="r").attrs)
     _check_non_finite(zarr.open_array(ours / "a", mode="r").attrs)
     _check_non_finite(zarr.open_consolidated(ours, mode="r")["a"].attrs)
+
+
+@pytest.mark.parametrize("dtype", ["u1", "f4", "i8"])
+@pytest.mark.parametrize(
+    "codec",
+    [
+        zc.BloscCodec(),
+        zc.BloscCodec(cname="lz4", clevel=3),
+        zc.BloscCodec(typesize=2, shuffle="noshuffle"),
+        zc.ZstdCodec(level=5, checksum=True),
+        zc.GzipCodec(level=2),
+    ],
+    ids=["blosc-default", "blosc-lz4", "blosc-fixed", "zstd", "gzip"],
+)
+def test_zarr_python_codec_objects_store_what_zarr_python_stores(
+    tmp_path: Path, dtype: str, codec: Any
+) -> None:
+    # zarr-python's Blosc leaves typesize and shuffle to be set from the dtype; a codec
+    # object handed to oxzarr must end up with the settings zarr-python itself would store.
+    import json
+
+    oxzarr.create_array(tmp_path / "o", shape=(4,), dtype=dtype, compressors=codec)
+    zarr.create_array(tmp_path / "z", shape=(4,), dtype=dtype, compressors=codec)
+    ours = json.loads((tmp_path / "o" / "zarr.json").read_text())["codecs"]
+    theirs = json.loads((tmp_path / "z" / "zarr.json").read_text())["codecs"]
+    assert ours == theirs

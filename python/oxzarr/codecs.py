@@ -250,10 +250,14 @@ def to_codec(value: Any) -> Codec:
     if callable(to_dict):
         metadata = to_dict()
         if isinstance(metadata, Mapping) and "name" in metadata:
-            # zarr-python leaves Blosc's typesize and shuffle open until it knows the dtype.
+            # zarr-python leaves Blosc's typesize and shuffle open until it knows the dtype:
+            # older versions as None, 3.1 as placeholders (1, bitshuffle) it names tunable.
             config = dict(metadata.get("configuration") or {})
-            if metadata["name"] == "blosc" and config.get("typesize") is None:
-                config.pop("typesize", None)
+            if metadata["name"] == "blosc":
+                tunable = set(getattr(value, "_tunable_attrs", ()))
+                for attr in ("typesize", "shuffle"):
+                    if attr in tunable or config.get(attr) is None:
+                        config.pop(attr, None)
                 return codec_from_dict({"name": "blosc", "configuration": config})
             return codec_from_dict(metadata)
     raise TypeError(f"not a codec: {value!r}")
