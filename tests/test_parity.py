@@ -240,8 +240,13 @@ def v2_arrays(zarr: ModuleType, path: Path) -> list[Any]:
     a.attrs["k"] = "v"
     s = root.create_array("s", shape=(4,), dtype=str, chunks=(3,))
     s[...] = ["a", "bb", "", "ccc"]
+    f = root.create_array("f", shape=(3, 4), dtype="i2", chunks=(2, 3), order="F")
+    f[...] = data((3, 4), "i2")
     g = zarr.open_group(path / "g", mode="r")
     return [
+        a.order,
+        g["f"].order,
+        g["f"][...],
         a[...],
         a.metadata.zarr_format,
         dict(a.attrs),

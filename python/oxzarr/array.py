@@ -307,6 +307,10 @@ class Array:
 
     @property
     def order(self) -> str:
+        """The memory layout of stored chunks: a v2 array's ``order``; v3 chunks are C
+        order (a transpose codec reorders them)."""
+        if self.zarr_format == 2:
+            return str(self._metadata_dict.get("order", "C"))
         return "C"
 
     @property
