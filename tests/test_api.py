@@ -510,3 +510,17 @@ def test_chunk_cache_sees_a_chunk_set_in_a_memory_store() -> None:
         assert replacement is not None and len(replacement) == len(store.get("c/0") or b"")
         store.set("c/0", replacement)
         assert a[...].tolist() == [5, 6, 7, 8]
+
+
+def test_load_a_group_and_open_like(tmp_path: Path) -> None:
+    # zarr-python 3.1 refuses to load a group; oxzarr gives its arrays by name, like numpy's
+    # npz files. open_like opens (creating) an array shaped like another.
+    oxzarr.save(tmp_path / "g", np.arange(3), x=np.ones(2))
+    loaded = oxzarr.load(tmp_path / "g")
+    assert sorted(loaded) == ["arr_0", "x"]
+    assert_same(loaded["arr_0"], np.arange(3))
+    src = oxzarr.create_array(tmp_path / "src", shape=(6, 4), dtype="u2", chunks=(3, 2))
+    like = oxzarr.open_like(src, str(tmp_path / "like"))
+    assert (like.shape, like.dtype, like.chunks) == ((6, 4), np.dtype("u2"), (3, 2))
+    with pytest.raises(TypeError, match="synchronizer"):
+        oxzarr.create((2,), store=tmp_path / "c", synchronizer=object())

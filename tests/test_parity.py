@@ -356,6 +356,49 @@ def resize_and_creation_modes(zarr: ModuleType, path: Path) -> list[Any]:
     ]
 
 
+@script
+def older_entry_points(zarr: ModuleType, path: Path) -> list[Any]:
+    import json
+
+    import numcodecs
+    import zarr.codecs as zc
+
+    def stored(p: Path, name: str) -> Any:
+        return json.loads((p / name).read_text())
+
+    a = zarr.create((10, 10), chunks=(5, 5), dtype="i4", store=path / "a", fill_value=3)
+    b = zarr.create(
+        100,
+        chunks=True,
+        dtype="f8",
+        store=path / "b",
+        zarr_format=2,
+        compressor=numcodecs.Zlib(level=1),
+        dimension_separator="/",
+    )
+    b[...] = np.arange(100.0)
+    zarr.create((6,), dtype="u2", store=path / "c", codecs=[zc.BytesCodec(), zc.GzipCodec()])
+    zarr.create((4,), dtype="i8", store=path / "d", chunks=False)
+    zarr.save(path / "s", np.arange(5))
+    zarr.save(path / "t", np.arange(3), x=np.ones(2))
+    zarr.save(path / "t", y=np.ones(3))  # a group is replaced
+    return [
+        a[0, 0],
+        a.chunks,
+        b.chunks,
+        stored(path / "b", ".zarray")["compressor"],
+        stored(path / "b", ".zarray")["dimension_separator"],
+        sorted(p.name for p in (path / "b").iterdir() if not p.name.startswith(".")),
+        stored(path / "c", "zarr.json")["codecs"],
+        stored(path / "d", "zarr.json")["chunk_grid"],
+        zarr.load(path / "s"),
+        sorted(zarr.open_group(path / "t", mode="r").keys()),
+        attempt(lambda: zarr.create((2,), store=path / "a")),
+        attempt(lambda: zarr.save_array(path / "s", np.arange(2.0))),
+        sorted(zarr.open_group(path / "t", mode="r").keys()),
+    ]
+
+
 def normalize(value: Any) -> Any:
     """Results in a form both libraries' values compare by."""
     if isinstance(value, np.ndarray):

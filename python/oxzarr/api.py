@@ -12,6 +12,7 @@ import numpy.typing as npt
 from oxzarr import _core
 from oxzarr._dtypes import fill_value_json, zarr_data_type
 from oxzarr._metadata import (
+    ARRAY_TO_BYTES,
     array_metadata,
     chunk_key_encoding_json,
     chunks_within,
@@ -521,3 +522,165 @@ def empty_like(a: Any, **kwargs: Any) -> Array:
     """An array shaped like `a` whose values are left unset (they read as the fill value)."""
     args = _like(a, kwargs)
     return _create_filled(args.pop("shape"), kwargs.pop("fill_value", None), **args)
+
+
+# --- zarr-python's older entry points: create, save, load, open_like ---
+
+# create() arguments of zarr-python that only tuned its own caches or storage layers: taken
+# and ignored when left at their defaults, refused otherwise.
+_CREATE_IGNORED = ("synchronizer", "chunk_store", "cache_metadata", "cache_attrs", "meta_array")
+
+
+def create(
+    shape: Any,
+    *,
+    chunks: Any = None,
+    dtype: npt.DTypeLike | None = None,
+    compressor: Any = "auto",
+    fill_value: Any = None,
+    order: Literal["C", "F"] | None = None,
+    store: StoreLike = None,
+    overwrite: bool = False,
+    path: str | None = None,
+    filters: Any = None,
+    dimension_separator: Literal[".", "/"] | None = None,
+    write_empty_chunks: bool | None = None,
+    zarr_format: int | None = None,
+    attributes: Mapping[str, JSON] | None = None,
+    chunk_shape: Any = None,
+    chunk_key_encoding: Any = None,
+    codecs: Iterable[Any] | None = None,
+    dimension_names: Iterable[str | None] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    config: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> Array:
+    """Creates an array with zarr-python's older arguments (``compressor``, ``filters``,
+    ``codecs``, ``dimension_separator``, ``chunks=True``), as ``zarr.create`` does;
+    :func:`create_array` is the newer form."""
+    for name in _CREATE_IGNORED:
+        if kwargs.pop(name, None) not in (None, True):
+            raise TypeError(f"create() does not support {name}= (oxzarr has no such layer)")
+    kwargs.pop("read_only", None)
+    if kwargs:
+        raise TypeError(f"create() got unexpected keyword arguments: {sorted(kwargs)}")
+    fmt = 3 if zarr_format is None else zarr_format
+    chunks = chunk_shape if chunk_shape is not None else chunks
+    if chunks is None or chunks is True:
+        chunks = "auto"
+    elif chunks is False:
+        chunks = normalize_shape(shape)
+    compressors: Any = "auto" if compressor == "auto" else compressor
+    serializer: Any = "auto"
+    array_filters: Any = "auto" if filters is None else filters
+    if codecs is not None:
+        # A whole v3 chain: the codecs before its array -> bytes codec are filters, those
+        # after it compressors.
+        chain = list(codecs)
+        names = [_codec_name(c) for c in chain]
+        at = next((i for i, n in enumerate(names) if n in ARRAY_TO_BYTES), None)
+        if at is None:
+            raise ValueError(f"codecs has no array -> bytes codec (such as 'bytes'): {names}")
+        array_filters, serializer, compressors = chain[:at], chain[at], chain[at + 1 :]
+    if dimension_separator is not None and chunk_key_encoding is None:
+        chunk_key_encoding = {
+            "name": "v2" if fmt == 2 else "default",
+            "separator": dimension_separator,
+        }
+    if write_empty_chunks is not None:
+        config = {**(config or {}), "write_empty_chunks": write_empty_chunks}
+    return create_array(
+        store,
+        name=path,
+        shape=shape,
+        dtype=dtype,
+        chunks=chunks,
+        filters=array_filters,
+        compressors=compressors,
+        serializer=serializer,
+        fill_value=fill_value,
+        order=order,
+        zarr_format=fmt,
+        attributes=attributes,
+        chunk_key_encoding=chunk_key_encoding,
+        dimension_names=dimension_names,
+        storage_options=storage_options,
+        overwrite=overwrite,
+        config=config,
+    )
+
+
+def _codec_name(codec: Any) -> str:
+    from oxzarr.codecs import to_codec
+
+    return str(to_codec(codec).to_dict().get("name"))
+
+
+def save_array(
+    store: StoreLike,
+    arr: npt.ArrayLike,
+    *,
+    zarr_format: int | None = None,
+    path: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> None:
+    """Stores `arr` as a new array at `path` (an existing array there is an error, as in
+    zarr-python; ``overwrite=True`` replaces it)."""
+    create_array(
+        store,
+        name=path,
+        data=np.asarray(arr),
+        zarr_format=zarr_format,
+        storage_options=storage_options,
+        **kwargs,
+    )
+
+
+def save_group(
+    store: StoreLike,
+    *args: npt.ArrayLike,
+    zarr_format: int | None = None,
+    path: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    **kwargs: npt.ArrayLike,
+) -> None:
+    """Stores a group at `path` (replacing what is there) holding the arrays given: the
+    positional ones as ``arr_0``, ``arr_1``..., the others under their names."""
+    if not args and not kwargs:
+        raise ValueError("at least one array must be provided")
+    named = {f"arr_{i}": a for i, a in enumerate(args)} | dict(kwargs)
+    root = create_group(
+        store, path=path, zarr_format=zarr_format, overwrite=True, storage_options=storage_options
+    )
+    for name, arr in named.items():
+        root.create_array(name, data=np.asarray(arr))
+
+
+def save(
+    store: StoreLike,
+    *args: npt.ArrayLike,
+    zarr_format: int | None = None,
+    path: str | None = None,
+    **kwargs: Any,
+) -> None:
+    """Stores one array (:func:`save_array`) or several in a group (:func:`save_group`)."""
+    if len(args) == 1 and not kwargs:
+        save_array(store, args[0], zarr_format=zarr_format, path=path)
+    else:
+        save_group(store, *args, zarr_format=zarr_format, path=path, **kwargs)
+
+
+def load(store: StoreLike, path: str | None = None, zarr_format: int | None = None) -> Any:
+    """The contents of the array at `path` as a numpy array; for a group, a dict of its
+    arrays' contents by name (zarr-python 3.1 refuses groups)."""
+    node = open(store, mode="r", path=path, zarr_format=zarr_format)
+    if isinstance(node, Array):
+        return node[...]
+    return {name: arr[...] for name, arr in node.arrays()}
+
+
+def open_like(a: Any, path: str, **kwargs: Any) -> Array:
+    """Opens (creating if missing) the array at `path` with `a`'s shape, dtype and chunks
+    unless given."""
+    return open_array(path, **_like(a, kwargs))
