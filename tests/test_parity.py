@@ -399,6 +399,18 @@ def older_entry_points(zarr: ModuleType, path: Path) -> list[Any]:
     ]
 
 
+@script
+def automatic_shards(zarr: ModuleType, path: Path) -> list[Any]:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zarr-python calls automatic shards experimental
+        a = zarr.create_array(path / "a", shape=(100,), dtype="i4", chunks=(10,), shards="auto")
+        b = zarr.create_array(path / "b", shape=(30, 50), dtype="u1", chunks=(10, 5), shards="auto")
+    b[...] = data((30, 50), "u1")
+    return [a.chunks, a.shards, b.chunks, b.shards, b[...]]
+
+
 def normalize(value: Any) -> Any:
     """Results in a form both libraries' values compare by."""
     if isinstance(value, np.ndarray):

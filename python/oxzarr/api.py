@@ -157,7 +157,14 @@ def create_array(
             grid_shape = chunk_shape = normalize_chunks(chunks, shape_t, itemsize)
         else:
             # The grid's chunks are the shards; the chunks given are their inner chunks.
-            if chunks is None or chunks == "auto" or chunks is True:
+            if isinstance(shards, str) and shards == "auto":
+                # As zarr-python: shards of two chunks along each axis that holds more than
+                # eight chunks, of one chunk along the others.
+                chunk_shape = normalize_chunks(chunks, shape_t, itemsize)
+                shards = tuple(
+                    2 * c if n // c > 8 else c for n, c in zip(shape_t, chunk_shape, strict=True)
+                )
+            elif chunks is None or chunks == "auto" or chunks is True:
                 shard_guess = normalize_shards(shards, shape_t, (1,) * len(shape_t))
                 chunk_shape = chunks_within(shard_guess, itemsize)
             else:
