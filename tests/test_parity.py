@@ -411,6 +411,33 @@ def automatic_shards(zarr: ModuleType, path: Path) -> list[Any]:
     return [a.chunks, a.shards, b.chunks, b.shards, b[...]]
 
 
+@script
+def configuration(zarr: ModuleType, path: Path) -> list[Any]:
+    # zarr-python's settings: default_zarr_format is honoured; the ones about its own
+    # machinery are taken (code setting them runs) and read back.
+    # (create_array alone keeps its own default of 3, in both.)
+    with zarr.config.set({"default_zarr_format": 2, "async.concurrency": 4, "json_indent": 4}):
+        made = [
+            zarr.create_array(path / "a", shape=(2,), dtype="i4"),
+            zarr.zeros((2,), store=path / "z"),
+            zarr.array([1, 2], store=path / "q"),
+            zarr.open_array(path / "o", mode="w", shape=(2,)),
+            zarr.open(path / "p", mode="w", shape=(2,)),
+            zarr.create((2,), store=path / "c"),
+        ]
+        g = zarr.open_group(path / "g", mode="w")
+        inside = [zarr.config.get("async.concurrency"), zarr.config.get("json_indent")]
+    b = zarr.create_array(path / "b", shape=(2,), dtype="i4")
+    return [
+        [a.metadata.zarr_format for a in made],
+        getattr(g.metadata, "zarr_format", None) or g.metadata["zarr_format"],
+        b.metadata.zarr_format,
+        inside,
+        zarr.config.get("async.concurrency"),
+        zarr.config.get("default_zarr_format"),
+    ]
+
+
 def normalize(value: Any) -> Any:
     """Results in a form both libraries' values compare by."""
     if isinstance(value, np.ndarray):

@@ -24,6 +24,7 @@ from oxzarr._metadata import (
 )
 from oxzarr.array import Array
 from oxzarr.codecs import ShardingCodec
+from oxzarr.config import config as _settings
 from oxzarr.errors import ArrayNotFoundError, GroupNotFoundError, NodeNotFoundError
 from oxzarr.group import Group, wrap_node
 from oxzarr.storage import StoreLike, make_store
@@ -67,6 +68,13 @@ def _check_mode(mode: str) -> None:
 
 def _path(path: str | None) -> str:
     return (path or "").strip("/")
+
+
+def _format_or_default(zarr_format: int | None) -> int:
+    """`zarr_format`, or the configured default (``default_zarr_format``, 3 unless set)."""
+    if zarr_format is not None:
+        return zarr_format
+    return int(_settings.get("default_zarr_format"))
 
 
 def _refuse_existing(store: StoreLike, path: str | None) -> None:
@@ -123,7 +131,7 @@ def create_array(
     if shape is None:
         raise TypeError("create_array() needs a shape (or data)")
     shape_t = normalize_shape(shape)
-    fmt = 3 if zarr_format is None else zarr_format
+    fmt = _format_or_default(zarr_format)
     np_dtype, data_type, object_codec = zarr_data_type(
         dtype if dtype is not None else "float64", fmt
     )
@@ -259,7 +267,7 @@ def create_group(
         _path(path),
         json.dumps(dict(attributes or {})),
         overwrite,
-        zarr_format or 3,
+        _format_or_default(zarr_format),
     )
     return Group(core, target)
 
@@ -414,6 +422,8 @@ def _create_filled(
     **kwargs: Any,
 ) -> Array:
     _overwrite_for(mode, store, name if name is not None else path, kwargs)
+    # Unlike create_array, these follow the configured default_zarr_format.
+    kwargs.setdefault("zarr_format", None)
     return create_array(
         store,
         name=name if name is not None else path,
@@ -449,6 +459,7 @@ def array(data: npt.ArrayLike, **kwargs: Any) -> Array:
     store = kwargs.pop("store", None)
     name = kwargs.pop("name", kwargs.pop("path", None))
     _overwrite_for(kwargs.pop("mode", None), store, name, kwargs)
+    kwargs.setdefault("zarr_format", None)
     return create_array(store, name=name, data=np.asarray(data), **kwargs)
 
 
@@ -571,7 +582,7 @@ def create(
     kwargs.pop("read_only", None)
     if kwargs:
         raise TypeError(f"create() got unexpected keyword arguments: {sorted(kwargs)}")
-    fmt = 3 if zarr_format is None else zarr_format
+    fmt = _format_or_default(zarr_format)
     chunks = chunk_shape if chunk_shape is not None else chunks
     if chunks is None or chunks is True:
         chunks = "auto"

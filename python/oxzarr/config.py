@@ -12,13 +12,17 @@ Keys:
 - ``validate_checksums``: verify crc32c checksums on read (default: True).
 - ``write_empty_chunks``: store chunks that hold only the fill value (default: False, as in
   zarr-python: such chunks are deleted instead, and read back as the fill value).
+- ``default_zarr_format``: the format of new arrays and groups when none is given (default:
+  3), as in zarr-python.
 - ``chunk_cache_bytes``: the budget of the decoded-chunk cache (default: 0, off). With a
   budget, repeated reads of the same chunks skip fetching and decoding. A cached chunk is
   used only while the store still holds the version it was decoded from (one ``stat`` per
   chunk read), so chunks rewritten or deleted by any writer, in this process or another, are
   read afresh.
 
-zarr-python's names ``threading.max_workers`` and ``array.write_empty_chunks`` are accepted too.
+zarr-python's names ``threading.max_workers`` and ``array.write_empty_chunks`` are accepted too,
+and so are its settings that mean nothing here (``async.concurrency``, ``codec_pipeline.*``,
+``json_indent``, ...): kept for ``get``, without effect.
 """
 
 from __future__ import annotations
@@ -40,6 +44,20 @@ _DEFAULTS: dict[str, Any] = {
     "validate_checksums": True,
     "write_empty_chunks": False,
     "chunk_cache_bytes": 0,
+    "default_zarr_format": 3,
+}
+# zarr-python's settings that have no meaning here (its event loop, buffers, pipeline): taken,
+# so that code written for zarr-python runs, and kept for `get`, but they change nothing.
+_ZARR_PYTHON_ONLY: dict[str, Any] = {
+    "array.order": "C",
+    "array.target_shard_size_bytes": None,
+    "async.concurrency": 10,
+    "async.timeout": None,
+    "json_indent": 2,
+    "codec_pipeline.path": "zarr.core.codec_pipeline.BatchedCodecPipeline",
+    "codec_pipeline.batch_size": 1,
+    "buffer": "zarr.buffer.cpu.Buffer",
+    "ndbuffer": "zarr.buffer.cpu.NDBuffer",
 }
 
 
@@ -53,6 +71,12 @@ def _check(key: str, value: Any) -> Any:
     if key == "chunk_cache_bytes":
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"config 'chunk_cache_bytes' must be an integer >= 0, not {value!r}")
+        return value
+    if key == "default_zarr_format":
+        if value not in (2, 3) or isinstance(value, bool):
+            raise ValueError(f"config 'default_zarr_format' must be 2 or 3, not {value!r}")
+        return value
+    if key in _ZARR_PYTHON_ONLY or key.startswith("codecs."):
         return value
     if not isinstance(value, bool):
         raise ValueError(f"config {key!r} must be True or False, not {value!r}")
@@ -78,14 +102,17 @@ class Config:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._values: dict[str, Any] = dict(_DEFAULTS)
+        self._values: dict[str, Any] = {**_DEFAULTS, **_ZARR_PYTHON_ONLY}
 
     @staticmethod
     def _key(key: str) -> str:
         key = _ALIASES.get(key, key)
-        if key not in _DEFAULTS:
+        if key not in _DEFAULTS and key not in _ZARR_PYTHON_ONLY and not key.startswith("codecs."):
             known = ", ".join(sorted([*_DEFAULTS, *_ALIASES]))
-            raise KeyError(f"unknown oxzarr config key {key!r} (known: {known})")
+            raise KeyError(
+                f"unknown oxzarr config key {key!r} (oxzarr's: {known}; zarr-python's own "
+                "keys are accepted and ignored)"
+            )
         return key
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -96,20 +123,28 @@ class Config:
             return default
         if key == "threads":
             return _core.threads()
-        return self._values[key]
+        return self._values.get(key, default)
 
     def set(self, changes: Mapping[str, Any] | None = None, **kwargs: Any) -> _Restore:
         """Changes settings now; used as a context manager, restores them on exit."""
         updates = {**(changes or {}), **kwargs}
         normalized = {self._key(k): _check(self._key(k), v) for k, v in updates.items()}
         with self._lock:
-            previous = {k: self._values[k] for k in normalized}
+            previous = {k: self._values.get(k) for k in normalized}
         self._apply(normalized)
         return _Restore(self, previous)
 
+    def update(self, changes: Mapping[str, Any]) -> None:
+        """Changes settings (zarr-python's name for a lasting :meth:`set`)."""
+        self.set(changes)
+
     def reset(self) -> None:
         """Back to the defaults."""
-        self._apply(dict(_DEFAULTS))
+        self._apply({**_DEFAULTS, **_ZARR_PYTHON_ONLY})
+
+    def refresh(self) -> None:
+        """Back to the defaults (zarr-python's name for :meth:`reset`)."""
+        self.reset()
 
     def _apply(self, values: Mapping[str, Any]) -> None:
         with self._lock:
