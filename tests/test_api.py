@@ -524,3 +524,16 @@ def test_load_a_group_and_open_like(tmp_path: Path) -> None:
     assert (like.shape, like.dtype, like.chunks) == ((6, 4), np.dtype("u2"), (3, 2))
     with pytest.raises(TypeError, match="synchronizer"):
         oxzarr.create((2,), store=tmp_path / "c", synchronizer=object())
+
+
+def test_copies_keep_fill_value_and_shards(tmp_path: Path) -> None:
+    # Where zarr-python 3.1.6 drops them, oxzarr keeps a source Array's fill value (from_array,
+    # array) and shard shape (the *_like functions): a copy has the source's layout.
+    src = oxzarr.create_array(
+        tmp_path / "s", shape=(8, 8), dtype="u1", chunks=(2, 2), shards=(4, 4), fill_value=9
+    )
+    like = oxzarr.zeros_like(src, store=tmp_path / "z")
+    assert (like.chunks, like.shards) == ((2, 2), (4, 4))
+    copy = oxzarr.from_array(tmp_path / "c", data=src)
+    assert (copy.chunks, copy.shards, copy.fill_value) == ((2, 2), (4, 4), 9)
+    assert_same(copy[...], np.full((8, 8), 9, dtype="u1"))

@@ -438,6 +438,51 @@ def configuration(zarr: ModuleType, path: Path) -> list[Any]:
     ]
 
 
+@script
+def copies_keep_settings(zarr: ModuleType, path: Path) -> list[Any]:
+    # The *_like functions, array(Array) and from_array take a source Array's chunks and
+    # codecs (none, here), dimension names and format; not its attributes. (oxzarr also keeps
+    # a source's fill value and shard shape where zarr-python 3.1.6 drops them.)
+    import json
+
+    src = zarr.create_array(
+        path / "s",
+        shape=(6, 8),
+        dtype="i2",
+        chunks=(3, 4),
+        compressors=None,
+        fill_value=5,
+        dimension_names=["y", "x"],
+        attributes={"a": 1},
+    )
+    src[...] = data((6, 8), "i2")
+    made = [
+        zarr.zeros_like(src, store=path / "z"),
+        zarr.ones_like(src, store=path / "o"),
+        zarr.empty_like(src, store=path / "e"),
+        zarr.full_like(src, fill_value=7, store=path / "f"),
+        zarr.array(src, store=path / "a"),
+        zarr.from_array(path / "fa", data=src),
+    ]
+    docs = [
+        json.loads((path / n / "zarr.json").read_text()) for n in ["z", "o", "e", "f", "a", "fa"]
+    ]
+    v2 = zarr.create_array(
+        path / "v2", shape=(4,), dtype="f4", chunks=(2,), zarr_format=2, order="F"
+    )
+    zarr.from_array(path / "v2c", data=v2)
+    v2doc = json.loads((path / "v2c" / ".zarray").read_text())
+    return [
+        [m.chunks for m in made],
+        [[c["name"] for c in d["codecs"]] for d in docs],
+        [d["fill_value"] for d in docs[:4]],
+        [d.get("dimension_names") for d in docs[4:]],
+        [d.get("attributes") for d in docs[4:]],
+        made[4][...],
+        [v2doc["compressor"], v2doc["order"], v2doc["dimension_separator"]],
+    ]
+
+
 def normalize(value: Any) -> Any:
     """Results in a form both libraries' values compare by."""
     if isinstance(value, np.ndarray):

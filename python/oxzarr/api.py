@@ -455,8 +455,13 @@ def empty(shape: Any, **kwargs: Any) -> Array:
 
 
 def array(data: npt.ArrayLike, **kwargs: Any) -> Array:
-    """An array holding a copy of `data` (in memory unless ``store=`` is given)."""
+    """An array holding a copy of `data` (in memory unless ``store=`` is given); from an
+    Array, with its settings (see :func:`from_array`)."""
     store = kwargs.pop("store", None)
+    if isinstance(data, Array):
+        name = kwargs.pop("name", kwargs.pop("path", None))
+        _overwrite_for(kwargs.pop("mode", None), store, name, kwargs)
+        return from_array(store, data=data, name=name, **kwargs)
     name = kwargs.pop("name", kwargs.pop("path", None))
     _overwrite_for(kwargs.pop("mode", None), store, name, kwargs)
     kwargs.setdefault("zarr_format", None)
@@ -476,15 +481,28 @@ def from_array(
     write_data: bool = True,
     **kwargs: Any,
 ) -> Array:
-    """A new array with the contents of `data`; settings of a source Array are kept unless
-    given ("keep")."""
+    """A new array with the contents of `data`. From an Array, its settings are kept
+    unless given, as in zarr-python: chunks, shards and codecs ("keep"), fill value, format,
+    chunk key encoding (same format) and dimension names; not its attributes."""
     if isinstance(data, Array):
+        kwargs.setdefault("zarr_format", data.zarr_format)
+        same_format = kwargs["zarr_format"] == data.zarr_format
+        keep_codecs = same_format and (data.zarr_format == 3 or kwargs.get("shards") is None)
         chunks = data.chunks if chunks == "keep" else chunks
-        compressors = list(data.compressors) if compressors == "keep" else compressors
-        filters = list(data.filters) if filters == "keep" else filters
-        serializer = data.serializer if serializer == "keep" else serializer
+        if "shards" not in kwargs and data.shards is not None and kwargs["zarr_format"] == 3:
+            kwargs["shards"] = data.shards
+        compressors = _keep(compressors, list(data.compressors) or None, keep_codecs)
+        filters = _keep(filters, list(data.filters) or None, keep_codecs)
+        serializer = _keep(serializer, data.serializer, keep_codecs and data.zarr_format == 3)
         fill_value = data.fill_value if fill_value is None else fill_value
-        kwargs.setdefault("attributes", dict(data.attrs))
+        if same_format:
+            kwargs.setdefault(
+                "chunk_key_encoding", data.metadata.to_dict().get("chunk_key_encoding")
+            )
+            if data.zarr_format == 2:
+                kwargs.setdefault("order", data.order)
+        if kwargs["zarr_format"] == 3:
+            kwargs.setdefault("dimension_names", data.metadata.to_dict().get("dimension_names"))
         source: npt.ArrayLike = data[...]
     else:
         chunks = "auto" if chunks == "keep" else chunks
@@ -506,11 +524,26 @@ def from_array(
     )
 
 
+def _keep(given: Any, kept: Any, keep: bool) -> Any:
+    """A codec argument of :func:`from_array`: the source's where "keep" applies."""
+    if isinstance(given, str) and given == "keep":
+        return kept if keep else "auto"
+    return given
+
+
 def _like(a: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """create_array's arguments taken from `a` (an Array or any array-like), unless given."""
+    """create_array's arguments taken from `a` (an Array or any array-like), unless given:
+    from an Array, its chunks, shards, format and codecs (and a v2 array's order), as
+    zarr-python's ``*_like`` functions take them."""
     like: dict[str, Any] = {"shape": np.shape(a), "dtype": getattr(a, "dtype", None)}
     if isinstance(a, Array):
         like.update(chunks=a.chunks, zarr_format=a.zarr_format)
+        # Empty lists stay: an array without compressors gives one without.
+        like.update(filters=list(a.filters), compressors=list(a.compressors))
+        if a.zarr_format == 3:
+            like["serializer"] = a.serializer
+        else:
+            like["order"] = a.order
         if a.shards is not None:
             like["shards"] = a.shards
     return {**{k: v for k, v in like.items() if v is not None}, **kwargs}
@@ -539,7 +572,9 @@ def full_like(a: Any, fill_value: Any = None, **kwargs: Any) -> Array:
 def empty_like(a: Any, **kwargs: Any) -> Array:
     """An array shaped like `a` whose values are left unset (they read as the fill value)."""
     args = _like(a, kwargs)
-    return _create_filled(args.pop("shape"), kwargs.pop("fill_value", None), **args)
+    # As zarr-python: an Array's fill value is kept.
+    fill_value = args.pop("fill_value", a.fill_value if isinstance(a, Array) else None)
+    return _create_filled(args.pop("shape"), fill_value, **args)
 
 
 # --- zarr-python's older entry points: create, save, load, open_like ---
