@@ -458,3 +458,18 @@ def test_sharded_point_writes_rewrite_each_shard_once(tmp_path: Path) -> None:
     # One read of the (absent) shard, not one read-modify-write per point.
     assert store.requests == 1
     assert (a.vindex[rows, cols] == 9).all()
+
+
+def test_nchunks_initialized_counts_inner_chunks(tmp_path: Path) -> None:
+    # As nchunks does: inner chunks, each shard's index read (zarr-python 3.1.6 counts every
+    # inner chunk of a stored shard, 4 after one element here).
+    a = oxzarr.create_array(
+        tmp_path / "n.zarr", shape=(16, 16), dtype="i4", chunks=(4, 4), shards=(8, 8)
+    )
+    assert (a.nchunks, a.nchunks_initialized) == (16, 0)
+    a[0, 0] = 1
+    assert a.nchunks_initialized == 1
+    a[5:9, 0] = 2  # inner chunks (1, 0) of shard (0, 0) and (2, 0) of shard (1, 0)
+    assert a.nchunks_initialized == 3
+    a[...] = 1
+    assert a.nchunks_initialized == 16

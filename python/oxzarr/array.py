@@ -733,8 +733,9 @@ class Array:
 
     @property
     def nchunks_initialized(self) -> int:
-        """How many chunks (shards, for sharded arrays) are stored."""
-        return len(self._core.stored_chunks())
+        """How many chunks are stored: inner chunks, for sharded arrays (as ``nchunks``
+        counts them)."""
+        return int(self._core.nchunks_initialized())
 
     def nbytes_stored(self) -> int:
         """Bytes stored for the array: its chunks and metadata documents (a method, as in

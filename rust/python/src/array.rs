@@ -260,6 +260,10 @@ impl Array {
     }
 
     /// The grid coordinates of the stored chunks (shards, if sharded).
+    fn nchunks_initialized(&self, py: Python<'_>) -> PyResult<u64> {
+        without_gil(py, || self.inner.nchunks_initialized())
+    }
+
     fn stored_chunks(&self, py: Python<'_>) -> PyResult<Vec<Vec<u64>>> {
         without_gil(py, || self.inner.stored_chunks())
     }

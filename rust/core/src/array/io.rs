@@ -763,6 +763,26 @@ impl Array {
     }
 
     /// The stored bytes of inner chunk `inner` of the shard at `key` (`None`: not stored).
+    /// How many chunks are stored: for a sharded array, inner chunks (each stored shard's
+    /// index is read), so that the count compares with [`Array::nchunks`].
+    pub fn nchunks_initialized(&self) -> Result<u64> {
+        let shards = self.stored_chunks()?;
+        let Some(sharding) = self.codecs.sharding() else {
+            return Ok(shards.len() as u64);
+        };
+        let mut count = 0;
+        for shard in shards {
+            let key = self.chunk_key(&shard);
+            // Read afresh: another writer may have changed the shard since it was cached.
+            if let Some(known) = self.shard_index(sharding, &key, false)? {
+                count += (0..sharding.num_inner())
+                    .filter(|&i| known.index.get(i).is_some())
+                    .count() as u64;
+            }
+        }
+        Ok(count)
+    }
+
     pub(super) fn inner_chunk_bytes(
         &self,
         sharding: &Sharding,
