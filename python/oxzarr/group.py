@@ -244,6 +244,53 @@ class Group:
         kwargs.setdefault("zarr_format", self.zarr_format)
         return create_array(self._store, name=_join(self.path, name), **kwargs)
 
+    # zarr-python's creation helpers on a group: the top-level functions, stored at `name`
+    # below this group, in its format.
+
+    def _in_group(self, name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        kwargs.setdefault("zarr_format", self.zarr_format)
+        return {"store": self._store, "name": _join(self.path, name), **kwargs}
+
+    def zeros(self, *, name: str, shape: Any, **kwargs: Any) -> Array:
+        from oxzarr import api
+
+        return api.zeros(shape, **self._in_group(name, kwargs))
+
+    def ones(self, *, name: str, shape: Any, **kwargs: Any) -> Array:
+        from oxzarr import api
+
+        return api.ones(shape, **self._in_group(name, kwargs))
+
+    def full(self, *, name: str, shape: Any, fill_value: Any, **kwargs: Any) -> Array:
+        from oxzarr import api
+
+        return api.full(shape, fill_value, **self._in_group(name, kwargs))
+
+    def empty(self, *, name: str, shape: Any, **kwargs: Any) -> Array:
+        from oxzarr import api
+
+        return api.empty(shape, **self._in_group(name, kwargs))
+
+    def zeros_like(self, *, name: str, data: Any, **kwargs: Any) -> Array:
+        from oxzarr import api
+
+        return api.zeros_like(data, **self._in_group(name, kwargs))
+
+    def ones_like(self, *, name: str, data: Any, **kwargs: Any) -> Array:
+        from oxzarr import api
+
+        return api.ones_like(data, **self._in_group(name, kwargs))
+
+    def full_like(self, *, name: str, data: Any, **kwargs: Any) -> Array:
+        from oxzarr import api
+
+        return api.full_like(data, **self._in_group(name, kwargs))
+
+    def empty_like(self, *, name: str, data: Any, **kwargs: Any) -> Array:
+        from oxzarr import api
+
+        return api.empty_like(data, **self._in_group(name, kwargs))
+
     def require_array(
         self, name: str, *, shape: Any, dtype: Any = None, exact: bool = False, **kwargs: Any
     ) -> Array:
