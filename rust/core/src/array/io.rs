@@ -59,6 +59,30 @@ thread_local! {
     static OFFSETS: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
+/// The versions of the shards one read has checked cached inner chunks against: each shard is
+/// looked at once per read, not once per inner chunk (4096 `stat`s for a full read of the
+/// gate's sharded array). A read is not a snapshot of the store anyway; this makes its cached
+/// inner chunks at least agree on each shard's version.
+#[derive(Default)]
+pub(super) struct ShardVersions(std::sync::Mutex<HashMap<String, Option<Version>>>);
+
+impl ShardVersions {
+    fn of(&self, array: &Array, key: &str) -> std::result::Result<Option<Version>, StorageError> {
+        let lock = || {
+            self.0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        };
+        if let Some(&known) = lock().get(key) {
+            return Ok(known);
+        }
+        // Looked up unlocked: the other threads go on meanwhile (two may both look).
+        let now = array.store.version(key)?;
+        lock().insert(key.to_string(), now);
+        Ok(now)
+    }
+}
+
 /// One chunk's share of a selection.
 pub(super) struct ChunkShare<'a> {
     /// Its place in the plan's order of work items.
@@ -301,16 +325,18 @@ impl Array {
         match self.codecs.sharding() {
             Some(sharding) => {
                 let shards = ShardsAhead::new(self, sharding, &plan);
+                let versions = ShardVersions::default();
                 self.for_each_share(&plan, |share| {
                     ahead.before_fetch(share.index, |j| shards.key_to_hint(&plan.share(j)));
-                    self.read_inner_share(sharding, &share, &plan.out_shape, &shared)
+                    self.read_inner_share(sharding, &share, &plan.out_shape, &shared, &versions)
                 })
             }
             None => self.for_each_share(&plan, |share| {
                 ahead.before_fetch(share.index, |j| Some(self.chunk_key(&plan.share(j).coords)));
                 let key = self.chunk_key(&share.coords);
                 if chunk_cache::enabled() {
-                    let chunk = self.cached_chunk(&self.codecs, &key, &key, &key, || {
+                    let current = || self.store.version(&key);
+                    let chunk = self.cached_chunk(&self.codecs, &key, &key, &current, || {
                         let whole = ByteRange::FromStart {
                             offset: 0,
                             length: None,
@@ -557,23 +583,20 @@ impl Array {
     }
 
     /// A decoded chunk from the decoded-chunk cache, if the store still holds the version it
-    /// was decoded from (checked on `stored_key`: the chunk's key, or an inner chunk's
-    /// shard's); otherwise fetched (by `fetch`, with the version of what it read), decoded and
+    /// was decoded from (`current`: the version of the chunk, or of an inner chunk's shard,
+    /// now); otherwise fetched (by `fetch`, with the version of what it read), decoded and
     /// cached.
     fn cached_chunk(
         &self,
         chain: &CodecChain,
         label: &str,
         cache_key: &str,
-        stored_key: &str,
+        current: &dyn Fn() -> std::result::Result<Option<Version>, StorageError>,
         fetch: impl FnOnce() -> Result<(Option<Vec<u8>>, Option<Version>)>,
     ) -> Result<CachedChunk> {
         let namespace = self.store.cache_namespace();
         if let Some(hit) = chunk_cache::get(&namespace, cache_key) {
-            let now = self
-                .store
-                .version(stored_key)
-                .map_err(|e| self.chunk_storage_error(stored_key, e))?;
+            let now = current().map_err(|e| self.chunk_storage_error(label, e))?;
             let current = match (hit.version, now) {
                 (None, None) => true,
                 (Some(then), Some(now)) => same_version(then, now) == PartsRead::Done,
@@ -697,6 +720,7 @@ impl Array {
         share: &ChunkShare<'_>,
         out_shape: &[u64],
         out: &SharedBuffer,
+        versions: &ShardVersions,
     ) -> Result<()> {
         let (shard, inner) = locate_inner(&share.coords, sharding.chunks_per_shard());
         let key = self.chunk_key(&shard);
@@ -704,7 +728,8 @@ impl Array {
         let inner_chain = sharding.inner_chain();
         if chunk_cache::enabled() {
             let cache_key = format!("{key}#{inner}");
-            let chunk = self.cached_chunk(inner_chain, &label, &cache_key, &key, || {
+            let current = || versions.of(self, &key);
+            let chunk = self.cached_chunk(inner_chain, &label, &cache_key, &current, || {
                 self.with_shard(sharding, &key, |known| {
                     let fetched = self.fetch_inner(&key, known, inner)?;
                     Ok(fetched.map(|stored| (stored, known.map(|k| k.version))))
