@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import zarr
 
 import oxzarr
 from oxzarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, GzipCodec, ZstdCodec
@@ -421,6 +422,18 @@ def test_chunk_cache(tmp_path: Path, shards: tuple[int, int] | None) -> None:
     assert oxzarr.config.get("chunk_cache_bytes") == 0
 
 
+def test_chunk_cache_sees_a_same_size_rewrite(tmp_path: Path) -> None:
+    # Uncompressed chunks keep their size when rewritten: only the file's tag (inode and
+    # modification time) tells the versions apart.
+    p = tmp_path / "raw.zarr"
+    a = oxzarr.create_array(p, shape=(8,), dtype="i4", chunks=(4,), compressors=None)
+    a[...] = np.arange(8, dtype="i4")
+    with oxzarr.config.set({"chunk_cache_bytes": 1 << 20}):
+        assert a[...].tolist() == list(range(8))
+        zarr.open_array(p, mode="r+")[0:4] = -1
+        assert a[...].tolist() == [-1] * 4 + [4, 5, 6, 7]
+
+
 def _rewrite_with_zarr_python(path: Path, value: float) -> None:
     import zarr
 
@@ -538,3 +551,44 @@ def test_copies_keep_fill_value_and_shards(tmp_path: Path) -> None:
     copy = oxzarr.from_array(tmp_path / "c", data=src)
     assert (copy.chunks, copy.shards, copy.fill_value) == ((2, 2), (4, 4), 9)
     assert_same(copy[...], np.full((8, 8), 9, dtype="u1"))
+
+
+def test_copies_across_formats_and_save_modes(tmp_path: Path) -> None:
+    import json
+
+    v2 = oxzarr.create_array(
+        tmp_path / "v2",
+        shape=(4, 4),
+        dtype="f4",
+        chunks=(2, 2),
+        zarr_format=2,
+        chunk_key_encoding={"name": "v2", "separator": "/"},
+    )
+    oxzarr.from_array(tmp_path / "c", data=v2)
+    assert json.loads((tmp_path / "c" / ".zarray").read_text())["dimension_separator"] == "/"
+    # Into the other format, a source's codecs (numcodecs configurations) and shards stay out.
+    z = oxzarr.zeros_like(v2, zarr_format=3, store=tmp_path / "z")
+    names = [c["name"] for c in json.loads((tmp_path / "z" / "zarr.json").read_text())["codecs"]]
+    assert names == ["bytes", "zstd"] and z.zarr_format == 3
+    sharded = oxzarr.create_array(
+        tmp_path / "sh", shape=(8, 8), dtype="u1", chunks=(2, 2), shards=(4, 4)
+    )
+    g = oxzarr.open_group(tmp_path / "g2", mode="w", zarr_format=2)
+    assert g.zeros_like(name="x", data=sharded).zarr_format == 2
+    oxzarr.save_array(tmp_path / "s", np.arange(3))
+    oxzarr.save_array(tmp_path / "s", np.arange(2), mode="w")
+    assert oxzarr.load(tmp_path / "s").tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_a_bare_nan_fill_value_reads(tmp_path: Path, zarr_format: int) -> None:
+    # Python's json writes a float NaN fill value as a bare token; it means NaN.
+    p = tmp_path / "n.zarr"
+    oxzarr.create_array(p, shape=(4,), dtype="f8", chunks=(2,), zarr_format=zarr_format)
+    doc_path = p / (".zarray" if zarr_format == 2 else "zarr.json")
+    doc = json.loads(doc_path.read_text())
+    doc["fill_value"] = float("nan")
+    doc_path.write_text(json.dumps(doc))
+    assert "NaN" in doc_path.read_text()
+    a = oxzarr.open_array(p, mode="r")
+    assert np.isnan(a[...]).all() and np.isnan(a.fill_value)

@@ -119,6 +119,10 @@ def test_delete_from_a_consolidated_group(tmp_path: Path, zarr_format: int) -> N
     assert again["g/b"][...].tolist() == [[1.5, 1.5], [1.5, 1.5]]
     zg = zarr.open_consolidated(path, mode="r")
     assert sorted(zg.keys()) == ["g"] and sorted(zg["g"].keys()) == ["b"]
+    # Writing the group's attributes afterwards keeps the new document, not the old one.
+    root.attrs["after"] = 1
+    assert list(oxzarr.open_consolidated(path, mode="r").keys()) == ["g"]
+    assert sorted(zarr.open_consolidated(path, mode="r").keys()) == ["g"]
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])

@@ -275,6 +275,9 @@ def formats_through_open(zarr: ModuleType, path: Path) -> list[Any]:
         [listing(path / n) for n in "abcdef"],
         zarr.open_array(path / "a", mode="r", zarr_format=2).metadata.zarr_format,
         attempt(lambda: zarr.open_array(path / "a", mode="r", zarr_format=3)),
+        attempt(lambda: zarr.open(path / "a", mode="r", zarr_format=3)),
+        attempt(lambda: zarr.open_group(path / "d", mode="r", zarr_format=3)),
+        attempt(lambda: zarr.open(path / "d", mode="r", zarr_format=3)),
     ]
 
 

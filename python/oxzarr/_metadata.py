@@ -40,22 +40,24 @@ def normalize_shape(shape: Any) -> tuple[int, ...]:
     return out
 
 
-def guess_chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+def guess_chunks(
+    shape: tuple[int, ...], itemsize: int, max_bytes: int = 64 * 2**20
+) -> tuple[int, ...]:
     """The chunk shape zarr-python (and h5py) picks for an array of `shape`: a target size
     that grows with the array (256 KiB at 1 MiB, doubling per tenfold, kept within 128 KiB
-    and 64 MiB), reached by halving the dimensions in turn until the chunk is below the
-    target or within half of it."""
+    and `max_bytes`), reached by halving the dimensions in turn until the chunk is below
+    `max_bytes` and below the target or within half of it."""
     if not shape or itemsize == 0:
         return tuple(shape)
     chunks = [max(s, 1) for s in shape]
     total = math.prod(chunks) * itemsize
     target = 256 * 1024 * 2 ** math.log10(total / 2**20)
-    target = min(max(target, 128 * 1024), 64 * 2**20)
+    target = min(max(target, 128 * 1024), max_bytes)
     turn = 0
     while True:
         nbytes = math.prod(chunks) * itemsize
         near = nbytes < target or abs(nbytes - target) / target < 0.5
-        if (near and nbytes < 64 * 2**20) or math.prod(chunks) == 1:
+        if (near and nbytes < max_bytes) or math.prod(chunks) == 1:
             return tuple(chunks)
         d = turn % len(chunks)
         chunks[d] = math.ceil(chunks[d] / 2)

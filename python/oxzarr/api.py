@@ -17,6 +17,7 @@ from oxzarr._metadata import (
     chunk_key_encoding_json,
     chunks_within,
     codec_chain,
+    guess_chunks,
     normalize_chunks,
     normalize_shape,
     normalize_shards,
@@ -75,6 +76,18 @@ def _format_or_default(zarr_format: int | None) -> int:
     if zarr_format is not None:
         return zarr_format
     return int(_settings.get("default_zarr_format"))
+
+
+def _check_found_format(
+    found: int, wanted: int | None, kind: str, path: str | None, target: Any
+) -> None:
+    """As zarr-python: asked for one format, a node of the other is not found."""
+    if wanted is not None and found != wanted:
+        error = ArrayNotFoundError if kind == "array" else GroupNotFoundError
+        raise error(
+            f"no Zarr v{wanted} {kind} at {_path(path) or '/'!r} in {target!r} "
+            f"(there is a v{found} one)"
+        )
 
 
 def _refuse_existing(store: StoreLike, path: str | None) -> None:
@@ -166,9 +179,13 @@ def create_array(
         else:
             # The grid's chunks are the shards; the chunks given are their inner chunks.
             if isinstance(shards, str) and shards == "auto":
-                # As zarr-python: shards of two chunks along each axis that holds more than
-                # eight chunks, of one chunk along the others.
-                chunk_shape = normalize_chunks(chunks, shape_t, itemsize)
+                # As zarr-python: chunks guessed for at most 1 MiB, and shards of two chunks
+                # along each axis that holds more than eight, of one chunk along the others.
+                # (zarr-python's array.target_shard_size_bytes is not followed.)
+                if chunks is None or chunks == "auto" or chunks is True:
+                    chunk_shape = guess_chunks(shape_t, itemsize, max_bytes=2**20)
+                else:
+                    chunk_shape = normalize_chunks(chunks, shape_t, itemsize)
                 shards = tuple(
                     2 * c if n // c > 8 else c for n, c in zip(shape_t, chunk_shape, strict=True)
                 )
@@ -229,12 +246,7 @@ def open_array(
     target = make_store(store, read_only=mode == "r")
     try:
         core = _core.Array.open(target._core, _path(path))
-        if zarr_format is not None and core.zarr_format != zarr_format:
-            # As zarr-python: asked for one format, an array of the other is not found.
-            raise ArrayNotFoundError(
-                f"no Zarr v{zarr_format} array at {_path(path)!r} in {target!r} "
-                f"(there is a v{core.zarr_format} one)"
-            )
+        _check_found_format(core.zarr_format, zarr_format, "array", path, target)
     except ArrayNotFoundError:
         if mode == "a" and "shape" in kwargs:
             return create_array(
@@ -296,16 +308,20 @@ def open_group(
     if use_consolidated is not False:
         # As zarr-python: consolidated metadata is used when present (required if asked for).
         try:
-            return Group(_core.Group.open_consolidated(target._core, _path(path)), target)
+            core = _core.Group.open_consolidated(target._core, _path(path))
+            _check_found_format(core.zarr_format, zarr_format, "group", path, target)
+            return Group(core, target)
         except NodeNotFoundError:
             if use_consolidated:
                 raise
     try:
-        return Group(_core.Group.open(target._core, _path(path)), target)
+        core = _core.Group.open(target._core, _path(path))
     except GroupNotFoundError:
         if mode == "a":
             return create_group(target, path=path, attributes=attributes, zarr_format=zarr_format)
         raise
+    _check_found_format(core.zarr_format, zarr_format, "group", path, target)
+    return Group(core, target)
 
 
 def consolidate_metadata(
@@ -389,7 +405,8 @@ def open(
         return create_group(target, path=path, attributes=kwargs.get("attributes"), zarr_format=fmt)
     if isinstance(node, _core.Group):
         # As zarr-python: a group opens through its consolidated metadata when it has some.
-        return open_group(target, mode=mode, path=path)
+        return open_group(target, mode=mode, path=path, zarr_format=zarr_format)
+    _check_found_format(node.zarr_format, zarr_format, "array", path, target)
     return wrap_node(node, target)
 
 
@@ -487,7 +504,8 @@ def from_array(
     if isinstance(data, Array):
         kwargs.setdefault("zarr_format", data.zarr_format)
         same_format = kwargs["zarr_format"] == data.zarr_format
-        keep_codecs = same_format and (data.zarr_format == 3 or kwargs.get("shards") is None)
+        # Codecs mean the same only within a format (v2's are numcodecs configurations).
+        keep_codecs = same_format
         chunks = data.chunks if chunks == "keep" else chunks
         if "shards" not in kwargs and data.shards is not None and kwargs["zarr_format"] == 3:
             kwargs["shards"] = data.shards
@@ -496,11 +514,14 @@ def from_array(
         serializer = _keep(serializer, data.serializer, keep_codecs and data.zarr_format == 3)
         fill_value = data.fill_value if fill_value is None else fill_value
         if same_format:
-            kwargs.setdefault(
-                "chunk_key_encoding", data.metadata.to_dict().get("chunk_key_encoding")
-            )
+            doc = data.metadata.to_dict()
             if data.zarr_format == 2:
+                separator = doc.get("dimension_separator") or "."
+                encoding = {"name": "v2", "configuration": {"separator": separator}}
+                kwargs.setdefault("chunk_key_encoding", encoding)
                 kwargs.setdefault("order", data.order)
+            else:
+                kwargs.setdefault("chunk_key_encoding", doc.get("chunk_key_encoding"))
         if kwargs["zarr_format"] == 3:
             kwargs.setdefault("dimension_names", data.metadata.to_dict().get("dimension_names"))
         source: npt.ArrayLike = data[...]
@@ -538,14 +559,17 @@ def _like(a: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     like: dict[str, Any] = {"shape": np.shape(a), "dtype": getattr(a, "dtype", None)}
     if isinstance(a, Array):
         like.update(chunks=a.chunks, zarr_format=a.zarr_format)
-        # Empty lists stay: an array without compressors gives one without.
-        like.update(filters=list(a.filters), compressors=list(a.compressors))
-        if a.zarr_format == 3:
-            like["serializer"] = a.serializer
-        else:
-            like["order"] = a.order
-        if a.shards is not None:
-            like["shards"] = a.shards
+        # Codecs, order and shards only into the source's format (a caller or a group may ask
+        # for the other): v2's codecs are numcodecs configurations, and v2 has no shards.
+        if kwargs.get("zarr_format", a.zarr_format) == a.zarr_format:
+            # Empty lists stay: an array without compressors gives one without.
+            like.update(filters=list(a.filters), compressors=list(a.compressors))
+            if a.zarr_format == 3:
+                like["serializer"] = a.serializer
+            else:
+                like["order"] = a.order
+            if a.shards is not None:
+                like["shards"] = a.shards
     return {**{k: v for k, v in like.items() if v is not None}, **kwargs}
 
 
@@ -679,7 +703,8 @@ def save_array(
     **kwargs: Any,
 ) -> None:
     """Stores `arr` as a new array at `path` (an existing array there is an error, as in
-    zarr-python; ``overwrite=True`` replaces it)."""
+    zarr-python; ``overwrite=True`` or ``mode="w"`` replaces it)."""
+    _overwrite_for(kwargs.pop("mode", None), store, path, kwargs)
     create_array(
         store,
         name=path,

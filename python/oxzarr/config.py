@@ -17,8 +17,9 @@ Keys:
 - ``chunk_cache_bytes``: the budget of the decoded-chunk cache (default: 0, off). With a
   budget, repeated reads of the same chunks skip fetching and decoding. A cached chunk is
   used only while the store still holds the version it was decoded from (one ``stat`` per
-  chunk read), so chunks rewritten or deleted by any writer, in this process or another, are
-  read afresh.
+  chunk read, or per shard for each read of a sharded array), so chunks rewritten or deleted
+  by any writer, in this process or another, are read afresh; a write to part of a shard
+  makes all of that shard's cached inner chunks be read again.
 
 zarr-python's names ``threading.max_workers`` and ``array.write_empty_chunks`` are accepted too,
 and so are its settings that mean nothing here (``async.concurrency``, ``codec_pipeline.*``,
@@ -140,6 +141,10 @@ class Config:
 
     def reset(self) -> None:
         """Back to the defaults."""
+        with self._lock:
+            # zarr-python's codecs.* keys have no default: they go.
+            for key in [k for k in self._values if k.startswith("codecs.")]:
+                del self._values[key]
         self._apply({**_DEFAULTS, **_ZARR_PYTHON_ONLY})
 
     def refresh(self) -> None:

@@ -184,6 +184,11 @@ impl Group {
             return Ok(self.clone());
         };
         let holder = Self::open(self.store.clone(), &consolidated.root)?.consolidate()?;
+        if holder.path == self.path {
+            // This group holds the document: its metadata (written again with the group's
+            // attributes) must carry the new one, not the one naming what was deleted.
+            return Ok(holder);
+        }
         Ok(Self {
             consolidated: holder.consolidated,
             ..self.clone()

@@ -259,11 +259,12 @@ impl Array {
         without_gil(py, || self.inner.resize(&shape)).map(Self::from)
     }
 
-    /// The grid coordinates of the stored chunks (shards, if sharded).
+    /// How many chunks are stored (inner chunks, if sharded).
     fn nchunks_initialized(&self, py: Python<'_>) -> PyResult<u64> {
         without_gil(py, || self.inner.nchunks_initialized())
     }
 
+    /// The grid coordinates of the stored chunks (shards, if sharded).
     fn stored_chunks(&self, py: Python<'_>) -> PyResult<Vec<Vec<u64>>> {
         without_gil(py, || self.inner.stored_chunks())
     }

@@ -787,7 +787,6 @@ impl Array {
         })
     }
 
-    /// The stored bytes of inner chunk `inner` of the shard at `key` (`None`: not stored).
     /// How many chunks are stored: for a sharded array, inner chunks (each stored shard's
     /// index is read), so that the count compares with [`Array::nchunks`].
     pub fn nchunks_initialized(&self) -> Result<u64> {
@@ -808,6 +807,7 @@ impl Array {
         Ok(count)
     }
 
+    /// The stored bytes of inner chunk `inner` of the shard at `key` (`None`: not stored).
     pub(super) fn inner_chunk_bytes(
         &self,
         sharding: &Sharding,

@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use super::copy::{all_fill, c_strides, fill_elements, SharedBuffer};
 use super::io::locate_inner;
 use super::Array;
+use crate::codec::array_to_bytes::sharding::Sharding;
 use crate::codec::CodecChain;
 use crate::concurrency;
 use crate::error::{Error, Result};
@@ -179,8 +180,8 @@ impl Array {
             })
             .collect();
         let _claim = self.claim_bounds(bounds);
-        if self.codecs.sharding().is_some() {
-            return self.write_sharded_points(&groups, data, write_empty_chunks);
+        if let Some(sharding) = self.codecs.sharding() {
+            return self.write_sharded_points(sharding, &groups, data, write_empty_chunks);
         }
         let work = |(chunk, points): &(Vec<u64>, Vec<(usize, usize)>)| -> Result<()> {
             concurrency::mark_worker();
@@ -207,13 +208,11 @@ impl Array {
     /// in parallel.
     fn write_sharded_points(
         &self,
+        sharding: &Sharding,
         groups: &ByChunk,
         data: &[u8],
         write_empty_chunks: bool,
     ) -> Result<()> {
-        let Some(sharding) = self.codecs.sharding() else {
-            return Ok(());
-        };
         let size = self.data_type().size();
         let chain = sharding.inner_chain();
         let mut by_shard: HashMap<Vec<u64>, Vec<(usize, usize)>> = HashMap::new();

@@ -229,7 +229,9 @@ impl Array {
             )));
         }
         // Every stored chunk, as a write would claim them: writes to this array in this
-        // process finish before chunks are deleted, and the next ones wait for the new shape.
+        // process finish before chunks are deleted, and the next ones wait until the
+        // deletions are done. (Handles still holding the old shape can write outside the new
+        // one afterwards, as in zarr-python.)
         let _claim = self.claim_bounds(vec![(0, u64::MAX); shape.len()]);
         let chunk_shape = self.chunk_shape().to_vec();
         for coords in self.stored_chunks()? {

@@ -177,9 +177,11 @@ fn float_bits(dt: &DataType, value: &Value, size: usize) -> Result<Vec<u8>, Meta
     let f = match value {
         Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
         Value::String(s) => match s.as_str() {
-            "NaN" => f64::NAN,
-            "Infinity" => f64::INFINITY,
-            "-Infinity" => f64::NEG_INFINITY,
+            // The strings of the spec, or the bare tokens Python's json writes (read as
+            // markers, see `metadata::json`).
+            "NaN" | super::json::NAN => f64::NAN,
+            "Infinity" | super::json::INFINITY => f64::INFINITY,
+            "-Infinity" | super::json::NEG_INFINITY => f64::NEG_INFINITY,
             hex if hex.starts_with("0x") => {
                 let digits = &hex[2..];
                 if digits.is_empty() || digits.len() > size * 2 {
