@@ -160,3 +160,26 @@ def test_sharded_strings_both_ways(tmp_path: Path) -> None:
     back = oxzarr.open_array(tmp_path / "z.zarr", mode="r")
     assert back[...].tolist() == data.tolist()
     assert back[3:7, ::2].tolist() == data[3:7, ::2].tolist()
+
+
+@pytest.mark.parametrize("shards", [None, (8, 8)])
+def test_points_of_string_arrays(tmp_path: Path, shards: tuple[int, int] | None) -> None:
+    # Coordinate and mask reads of text go through the engine, each chunk decoded once.
+    from oxzarr.storage import CountingStore, LocalStore
+
+    p = tmp_path / "s.zarr"
+    data = np.array([f"s{i}" * (i % 5) for i in range(400)], dtype=object).reshape(20, 20)
+    a = oxzarr.create_array(p, shape=(20, 20), dtype=str, chunks=(4, 4), shards=shards)
+    a[...] = data
+    rng = np.random.default_rng(0)
+    rows, cols = rng.integers(0, 20, 300), rng.integers(0, 20, 300)
+    expected = data[rows, cols].astype(str).tolist()
+    assert a.vindex[rows, cols].tolist() == expected
+    assert zarr.open_array(p, mode="r").vindex[rows, cols].tolist() == expected
+    mask = data != ""
+    assert a[mask].tolist() == data[mask].astype(str).tolist()
+    store = CountingStore(LocalStore(p, read_only=True))
+    r = oxzarr.open_array(store, mode="r")
+    store.reset()
+    r.vindex[[0, 1, 2, 3], [0, 1, 2, 3]]  # four points of one chunk
+    assert store.requests == (2 if shards else 1)  # the shard's index, then the inner chunk

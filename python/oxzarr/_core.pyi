@@ -66,6 +66,7 @@ class Array:
     def read_points(
         self, coords: list[npt.NDArray[np.uint64]], out: npt.NDArray[np.uint8]
     ) -> None: ...
+    def read_points_vlen(self, coords: list[npt.NDArray[np.uint64]]) -> list[str | bytes]: ...
     def write_points(
         self,
         coords: list[npt.NDArray[np.uint64]],

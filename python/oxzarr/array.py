@@ -606,10 +606,9 @@ class Array:
         # As zarr-python: a coordinate selection of scalars is one point, not a 0-d array.
         shape = shape or (1,)
         if self._vlen:
-            # Point by point through orthogonal reads.
-            out = np.empty(len(coords[0]) if coords else 1, dtype=self._dtype)
-            for i in range(out.shape[0]):
-                out[i] = self[tuple(int(c[i]) for c in coords)]
+            values = self._core.read_points_vlen(coords)
+            out = np.empty(len(values), dtype=self._dtype)
+            out[:] = values
             return out.reshape(shape)
         out = np.empty(int(np.prod(shape)), dtype=self._native)
         self._core.read_points(coords, out.view(np.uint8))

@@ -237,6 +237,19 @@ impl Array {
         without_gil(py, || self.inner.read_points(&coords, out))
     }
 
+    /// The variable-length elements at the points, in point order (str or bytes).
+    fn read_points_vlen<'py>(
+        &self,
+        py: Python<'py>,
+        coords: Vec<PyReadonlyArray1<'_, u64>>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let coords: Vec<Vec<u64>> = coords.iter().map(|c| c.as_array().to_vec()).collect();
+        let chunk = without_gil(py, || self.inner.read_points_vlen(&coords))?;
+        let text = matches!(self.inner.data_type(), DataType::String);
+        let label = format!("{} (the points)", self.inner.path());
+        vlen_to_list(py, &chunk, text, &label)
+    }
+
     /// Writes one element per point from `data` (a flat uint8 view).
     fn write_points(
         &self,

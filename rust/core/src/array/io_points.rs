@@ -20,12 +20,12 @@ use crate::error::{Error, Result};
 
 /// Points grouped by chunk: for each chunk (grid coordinates), the (output index, element
 /// offset within the chunk) of each of its points, in output order.
-type ByChunk = Vec<(Vec<u64>, Vec<(usize, usize)>)>;
+pub(super) type ByChunk = Vec<(Vec<u64>, Vec<(usize, usize)>)>;
 
 impl Array {
     /// Groups points (`coords[d][i]` is point `i`'s coordinate along dimension `d`) by chunk,
     /// checking them against the shape.
-    fn points_by_chunk(&self, coords: &[Vec<u64>]) -> Result<(usize, ByChunk)> {
+    pub(super) fn points_by_chunk(&self, coords: &[Vec<u64>]) -> Result<(usize, ByChunk)> {
         let shape = self.shape();
         if coords.len() != shape.len() {
             return Err(Error::OutOfBounds(format!(

@@ -23,6 +23,28 @@ struct Gathered {
     elements: VlenChunk,
 }
 
+/// The elements `parts` gathered, as one chunk of `n` elements in output order.
+fn assemble(parts: &[Gathered], n: usize) -> VlenChunk {
+    let mut lengths = vec![0usize; n];
+    for part in parts {
+        for (k, &o) in part.out.iter().enumerate() {
+            lengths[o] = part.elements.get(k).len();
+        }
+    }
+    let mut offsets = Vec::with_capacity(n + 1);
+    offsets.push(0);
+    for len in &lengths {
+        offsets.push(offsets[offsets.len() - 1] + len);
+    }
+    let mut data = vec![0u8; offsets[n]];
+    for part in parts {
+        for (k, &o) in part.out.iter().enumerate() {
+            data[offsets[o]..offsets[o + 1]].copy_from_slice(part.elements.get(k));
+        }
+    }
+    VlenChunk { offsets, data }
+}
+
 impl Array {
     fn check_vlen(&self) -> Result<()> {
         if !self.data_type().is_variable() {
@@ -142,25 +164,33 @@ impl Array {
             1 => vec![gather(0)?],
             _ => concurrency::install(|| (0..total).into_par_iter().map(gather).collect())?,
         };
-        let n = selection.num_elements() as usize;
-        let mut lengths = vec![0usize; n];
-        for part in &parts {
-            for (k, &o) in part.out.iter().enumerate() {
-                lengths[o] = part.elements.get(k).len();
+        Ok(assemble(&parts, selection.num_elements() as usize))
+    }
+
+    /// Reads the elements at the points (`coords[d][i]` is point `i`'s coordinate along
+    /// dimension `d`), in point order: each chunk holding some is decoded once, in parallel.
+    pub fn read_points_vlen(&self, coords: &[Vec<u64>]) -> Result<VlenChunk> {
+        self.check_vlen()?;
+        let (n, groups) = self.points_by_chunk(coords)?;
+        let gather = |(chunk, points): &(Vec<u64>, Vec<(usize, usize)>)| -> Result<Gathered> {
+            concurrency::mark_worker();
+            let decoded = self.vlen_chunk(chunk)?;
+            let mut gathered = Gathered {
+                out: Vec::with_capacity(points.len()),
+                elements: VlenChunk::default(),
+            };
+            for &(i, offset) in points {
+                gathered.out.push(i);
+                gathered.elements.push(decoded.get(offset));
             }
-        }
-        let mut offsets = Vec::with_capacity(n + 1);
-        offsets.push(0);
-        for len in &lengths {
-            offsets.push(offsets[offsets.len() - 1] + len);
-        }
-        let mut data = vec![0u8; offsets[n]];
-        for part in &parts {
-            for (k, &o) in part.out.iter().enumerate() {
-                data[offsets[o]..offsets[o + 1]].copy_from_slice(part.elements.get(k));
-            }
-        }
-        Ok(VlenChunk { offsets, data })
+            Ok(gathered)
+        };
+        let parts: Vec<Gathered> = match groups.len() {
+            0 => Vec::new(),
+            1 => vec![gather(&groups[0])?],
+            _ => concurrency::install(|| groups.par_iter().map(gather).collect())?,
+        };
+        Ok(assemble(&parts, n))
     }
 
     /// Writes variable-length `values` (the selection's elements in C order) into the
