@@ -401,16 +401,14 @@ def test_points_of_sharded_arrays_like_numpy(tmp_path: Path, compressed: bool) -
     # Coordinate and mask selections of a sharded array go through the engine grouped by inner
     # chunk, shard by shard; shards overhang the array's edge and some inner chunks are absent.
     shape = (37, 29)
-    codecs = {"compressors": [ZstdCodec(level=1)]} if compressed else {"compressors": None}
-    a = oxzarr.create_array(
-        tmp_path / "p.zarr",
-        shape=shape,
-        dtype="i4",
-        chunks=(5, 4),
-        shards=(10, 12),
-        fill_value=-1,
-        **codecs,
-    )
+    layout: dict[str, Any] = {
+        "shape": shape,
+        "dtype": "i4",
+        "chunks": (5, 4),
+        "shards": (10, 12),
+        "compressors": [ZstdCodec(level=1)] if compressed else None,
+    }
+    a = oxzarr.create_array(tmp_path / "p.zarr", fill_value=-1, **layout)
     expected = np.full(shape, -1, dtype="i4")
     expected[:20, :15] = sample((20, 15), "i4")
     a[:20, :15] = expected[:20, :15]
@@ -429,15 +427,7 @@ def test_points_of_sharded_arrays_like_numpy(tmp_path: Path, compressed: bool) -
     assert_same(a[mask], expected[mask])
     assert_same(a[...], expected)
     # Points written back to the fill value leave their inner chunks absent again.
-    b = oxzarr.create_array(
-        tmp_path / "q.zarr",
-        shape=shape,
-        dtype="i4",
-        chunks=(5, 4),
-        shards=(10, 12),
-        fill_value=0,
-        **codecs,
-    )
+    b = oxzarr.create_array(tmp_path / "q.zarr", fill_value=0, **layout)
     b.vindex[[0, 36], [0, 28]] = [1, 2]
     assert b.nchunks_initialized == 2
     b.vindex[[0, 36], [0, 28]] = 0
