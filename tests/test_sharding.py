@@ -225,6 +225,37 @@ def test_partial_reads_fetch_only_what_they_need(tmp_path: Path) -> None:
     assert (store.requests, store.bytes_read) == (3, index_bytes + 4 * 8 * 8)
 
 
+def test_reads_look_for_an_absent_shard_once(tmp_path: Path) -> None:
+    p = tmp_path / "a.zarr"
+    a = oxzarr.create_array(
+        p, shape=(64, 64), dtype="f8", chunks=(8, 8), shards=(32, 32), fill_value=np.nan
+    )
+    a[:32, :32] = 1.0  # shard (0, 0) stored; the other three absent
+    store = CountingStore(LocalStore(p, read_only=True))
+    r = oxzarr.open_array(store, mode="r")
+    want = np.full((64, 64), np.nan)
+    want[:32, :32] = 1.0
+    # Shard (1, 1) alone, 16 inner chunks: one failed lookup, not one per inner chunk.
+    store.reset()
+    assert_same(r[32:, 32:], want[32:, 32:])
+    assert (store.requests, store.bytes_read) == (1, 0)
+    # Points in all four shards: the stored shard's index and inner chunks, one lookup of
+    # each absent shard.
+    rows = np.array([1, 9, 40, 41, 50, 60, 5, 20, 63])
+    cols = np.array([2, 2, 40, 3, 50, 10, 60, 20, 63])
+    store.reset()
+    assert_same(r.vindex[rows, cols], want[rows, cols])
+    stored_inner = len(
+        {(i // 8, j // 8) for i, j in zip(rows, cols, strict=True) if i < 32 and j < 32}
+    )
+    assert store.requests == 1 + stored_inner + 3
+    # Again: the stored shard's index is cached; absent shards are looked for again, as one
+    # may have been written since.
+    store.reset()
+    assert_same(r.vindex[rows, cols], want[rows, cols])
+    assert store.requests == stored_inner + 3
+
+
 SHARD_REWRITERS = ["another oxzarr handle", "zarr-python", "tensorstore"]
 
 

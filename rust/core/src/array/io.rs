@@ -14,7 +14,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rayon::prelude::*;
 
@@ -59,27 +59,77 @@ thread_local! {
     static OFFSETS: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The versions of the shards one read has checked cached inner chunks against: each shard is
-/// looked at once per read, not once per inner chunk (4096 `stat`s for a full read of the
-/// gate's sharded array). A read is not a snapshot of the store anyway; this makes its cached
-/// inner chunks at least agree on each shard's version.
+/// What one read has learnt of the shards it touches, so that each is looked at once per read
+/// rather than once per inner chunk:
+/// - each shard's index, or that the shard is absent, found by the first thread to need it
+///   while the others wait for it (otherwise: a failed `open` for each inner chunk of a region
+///   never written, and an index fetched twice by threads meeting on one shard);
+/// - each shard's version, that cached inner chunks are checked against (otherwise a `stat`
+///   per inner chunk: 4096 for a full read of the gate's sharded array).
+///
+/// A read is not a snapshot of the store anyway; this makes its inner chunks at least agree on
+/// each shard's version.
 #[derive(Default)]
-pub(super) struct ShardVersions(std::sync::Mutex<HashMap<String, Option<Version>>>);
+pub(super) struct ShardsSeen {
+    versions: Mutex<HashMap<String, Option<Version>>>,
+    shards: Mutex<HashMap<String, Arc<ShardSlot>>>,
+}
 
-impl ShardVersions {
-    fn of(&self, array: &Array, key: &str) -> std::result::Result<Option<Version>, StorageError> {
-        let lock = || {
-            self.0
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-        };
-        if let Some(&known) = lock().get(key) {
+/// What a read knows of one shard: `None` until looked at, then what was found (`Some(None)`:
+/// the shard is absent).
+type ShardSlot = Mutex<Option<Option<KnownShard>>>;
+
+/// Locks a mutex of this read; a thread that panicked holding it left nothing half-done.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl ShardsSeen {
+    /// The version of the shard at `key` (`None`: not stored), looked up once per read.
+    fn version(
+        &self,
+        array: &Array,
+        key: &str,
+    ) -> std::result::Result<Option<Version>, StorageError> {
+        if let Some(&known) = lock(&self.versions).get(key) {
             return Ok(known);
         }
         // Looked up unlocked: the other threads go on meanwhile (two may both look).
         let now = array.store.version(key)?;
-        lock().insert(key.to_string(), now);
+        lock(&self.versions).insert(key.to_string(), now);
         Ok(now)
+    }
+
+    fn slot(&self, key: &str) -> Arc<ShardSlot> {
+        let mut shards = lock(&self.shards);
+        match shards.get(key) {
+            Some(slot) => slot.clone(),
+            None => shards.entry(key.to_string()).or_default().clone(),
+        }
+    }
+
+    /// The shard at `key` as this read knows it (`None`: absent); the first caller finds it
+    /// with `look`, and callers meanwhile wait for that.
+    fn shard(
+        &self,
+        key: &str,
+        look: impl FnOnce() -> Result<Option<KnownShard>>,
+    ) -> Result<Option<KnownShard>> {
+        let slot = self.slot(key);
+        let mut known = lock(&slot);
+        if let Some(shard) = &*known {
+            return Ok(shard.clone());
+        }
+        let shard = look()?;
+        *known = Some(shard.clone());
+        Ok(shard)
+    }
+
+    /// Records what a fresh look at `key` found, the shard having changed during the read.
+    fn relearn(&self, key: &str, shard: Option<KnownShard>) {
+        *lock(&self.slot(key)) = Some(shard);
     }
 }
 
@@ -325,10 +375,10 @@ impl Array {
         match self.codecs.sharding() {
             Some(sharding) => {
                 let shards = ShardsAhead::new(self, sharding, &plan);
-                let versions = ShardVersions::default();
+                let seen = ShardsSeen::default();
                 self.for_each_share(&plan, |share| {
                     ahead.before_fetch(share.index, |j| shards.key_to_hint(&plan.share(j)));
-                    self.read_inner_share(sharding, &share, &plan.out_shape, &shared, &versions)
+                    self.read_inner_share(sharding, &share, &plan.out_shape, &shared, &seen)
                 })
             }
             None => self.for_each_share(&plan, |share| {
@@ -684,21 +734,28 @@ impl Array {
         Ok(Some(known))
     }
 
-    /// Runs `read` with what is known of the shard at `key` (`None`: not stored). When `read`
-    /// finds the shard replaced or gone since that was learnt (it returns `Ok(None)`), the
-    /// index is read again and `read` retried; a shard that keeps changing under the read is
-    /// an error after a few tries.
+    /// Runs `read` with what this read (`seen`) knows of the shard at `key` (`None`: not
+    /// stored). When `read` finds the shard replaced or gone since that was learnt (it
+    /// returns `Ok(None)`), the index is read again and `read` retried; a shard that keeps
+    /// changing under the read is an error after a few tries.
     pub(super) fn with_shard<T>(
         &self,
         sharding: &Sharding,
         key: &str,
+        seen: &ShardsSeen,
         read: impl Fn(Option<&KnownShard>) -> Result<Option<T>>,
     ) -> Result<T> {
         // Each try is a few microseconds; a shard rewritten within that window so many times
         // in a row is a writer in a tight loop.
         const TRIES: usize = 8;
         for attempt in 0..TRIES {
-            let shard = self.shard_index(sharding, key, attempt == 0)?;
+            let shard = if attempt == 0 {
+                seen.shard(key, || self.shard_index(sharding, key, true))?
+            } else {
+                let fresh = self.shard_index(sharding, key, false)?;
+                seen.relearn(key, fresh.clone());
+                fresh
+            };
             if let Some(done) = read(shard.as_ref())? {
                 return Ok(done);
             }
@@ -720,7 +777,7 @@ impl Array {
         share: &ChunkShare<'_>,
         out_shape: &[u64],
         out: &SharedBuffer,
-        versions: &ShardVersions,
+        seen: &ShardsSeen,
     ) -> Result<()> {
         let (shard, inner) = locate_inner(&share.coords, sharding.chunks_per_shard());
         let key = self.chunk_key(&shard);
@@ -728,9 +785,9 @@ impl Array {
         let inner_chain = sharding.inner_chain();
         if chunk_cache::enabled() {
             let cache_key = format!("{key}#{inner}");
-            let current = || versions.of(self, &key);
+            let current = || seen.version(self, &key);
             let chunk = self.cached_chunk(inner_chain, &label, &cache_key, &current, || {
-                self.with_shard(sharding, &key, |known| {
+                self.with_shard(sharding, &key, seen, |known| {
                     let fetched = self.fetch_inner(&key, known, inner)?;
                     Ok(fetched.map(|stored| (stored, known.map(|k| k.version))))
                 })
@@ -743,7 +800,7 @@ impl Array {
                 out,
             );
         }
-        self.with_shard(sharding, &key, |known| {
+        self.with_shard(sharding, &key, seen, |known| {
             let entry = known.and_then(|k| Some((k.index.get(inner)?, k.version)));
             if let (Some(((offset, nbytes), version)), true) = (entry, inner_chain.is_passthrough())
             {
@@ -807,14 +864,18 @@ impl Array {
         Ok(count)
     }
 
-    /// The stored bytes of inner chunk `inner` of the shard at `key` (`None`: not stored).
+    /// The stored bytes of inner chunk `inner` of the shard at `key` (`None`: not stored), in
+    /// the read that has seen the shards in `seen`.
     pub(super) fn inner_chunk_bytes(
         &self,
         sharding: &Sharding,
         key: &str,
         inner: usize,
+        seen: &ShardsSeen,
     ) -> Result<Option<Vec<u8>>> {
-        self.with_shard(sharding, key, |known| self.fetch_inner(key, known, inner))
+        self.with_shard(sharding, key, seen, |known| {
+            self.fetch_inner(key, known, inner)
+        })
     }
 
     /// The stored bytes of inner chunk `inner` of the shard `known` at `key`: `Some(None)`

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use rayon::prelude::*;
 
 use super::copy::{all_fill, c_strides, fill_elements, SharedBuffer};
-use super::io::locate_inner;
+use super::io::{locate_inner, ShardsSeen};
 use super::Array;
 use crate::codec::array_to_bytes::sharding::Sharding;
 use crate::codec::CodecChain;
@@ -72,20 +72,21 @@ impl Array {
     }
 
     /// The decoded chunk (inner chunk, if sharded) at grid coordinates `coords` into `buf`
-    /// (the fill value if absent). Only the bytes in `needed` are sure to be decoded (a codec
-    /// may stop short of the rest).
+    /// (the fill value if absent), in the read that has seen the shards in `seen`. Only the
+    /// bytes in `needed` are sure to be decoded (a codec may stop short of the rest).
     fn decoded_chunk(
         &self,
         coords: &[u64],
         buf: &mut Vec<u8>,
         needed: std::ops::Range<usize>,
+        seen: &ShardsSeen,
     ) -> Result<()> {
         let chain = self.point_chain();
         let (label, stored) = match self.codecs.sharding() {
             Some(sharding) => {
                 let (shard, inner) = locate_inner(coords, sharding.chunks_per_shard());
                 let key = self.chunk_key(&shard);
-                let stored = self.inner_chunk_bytes(sharding, &key, inner)?;
+                let stored = self.inner_chunk_bytes(sharding, &key, inner, seen)?;
                 (format!("{key} (inner chunk {inner})"), stored)
             }
             None => {
@@ -131,12 +132,13 @@ impl Array {
             )));
         }
         let shared = SharedBuffer::new(out);
+        let seen = ShardsSeen::default();
         let work = |(chunk, points): &(Vec<u64>, Vec<(usize, usize)>)| -> Result<()> {
             concurrency::mark_worker();
             let mut buf = Vec::new();
             let lo = points.iter().map(|p| p.1).min().unwrap_or(0);
             let hi = points.iter().map(|p| p.1 + 1).max().unwrap_or(0);
-            self.decoded_chunk(chunk, &mut buf, lo * size..hi * size)?;
+            self.decoded_chunk(chunk, &mut buf, lo * size..hi * size, &seen)?;
             for &(i, offset) in points {
                 // SAFETY: each point has its own place in the output.
                 unsafe { shared.slice(i * size, size) }
@@ -183,12 +185,14 @@ impl Array {
         if let Some(sharding) = self.codecs.sharding() {
             return self.write_sharded_points(sharding, &groups, data, write_empty_chunks);
         }
+        // Unsharded from here on: no shards to see.
+        let seen = ShardsSeen::default();
         let work = |(chunk, points): &(Vec<u64>, Vec<(usize, usize)>)| -> Result<()> {
             concurrency::mark_worker();
             let mut buf = Vec::new();
             // The whole chunk is rewritten, so all of it is decoded.
             let whole = 0..self.codecs.decoded_repr().nbytes();
-            self.decoded_chunk(chunk, &mut buf, whole)?;
+            self.decoded_chunk(chunk, &mut buf, whole, &seen)?;
             for &(i, offset) in points {
                 buf[offset * size..(offset + 1) * size]
                     .copy_from_slice(&data[i * size..(i + 1) * size]);

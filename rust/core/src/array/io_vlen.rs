@@ -8,7 +8,7 @@
 use rayon::prelude::*;
 
 use super::copy::for_each_row;
-use super::io::{locate_inner, ChunkShare, Plan};
+use super::io::{locate_inner, ChunkShare, Plan, ShardsSeen};
 use super::selection::{PieceMap, Selection};
 use super::Array;
 use crate::codec::array_to_bytes::vlen::VlenChunk;
@@ -58,13 +58,14 @@ impl Array {
     }
 
     /// The decoded chunk (inner chunk, if sharded) at coordinates `coords` of the grid of
-    /// encoded chunks, or the fill value's chunk if absent.
-    fn vlen_chunk(&self, coords: &[u64]) -> Result<VlenChunk> {
+    /// encoded chunks, or the fill value's chunk if absent, in the read that has seen the
+    /// shards in `seen`.
+    fn vlen_chunk(&self, coords: &[u64], seen: &ShardsSeen) -> Result<VlenChunk> {
         let (chain, key, stored) = match self.codecs.sharding() {
             Some(sharding) => {
                 let (shard, inner) = locate_inner(coords, sharding.chunks_per_shard());
                 let key = self.chunk_key(&shard);
-                let stored = self.inner_chunk_bytes(sharding, &key, inner)?;
+                let stored = self.inner_chunk_bytes(sharding, &key, inner, seen)?;
                 (
                     sharding.inner_chain(),
                     format!("{key} (inner chunk {inner})"),
@@ -135,6 +136,7 @@ impl Array {
         let out_shape = selection.shape();
         let counts: Vec<usize> = pieces.iter().map(Vec::len).collect();
         let total: usize = counts.iter().product();
+        let seen = ShardsSeen::default();
         let gather = |mut i: usize| -> Result<Gathered> {
             let mut coords = vec![0u64; counts.len()];
             let mut maps: Vec<&PieceMap> = Vec::with_capacity(counts.len());
@@ -145,7 +147,7 @@ impl Array {
                 maps.push(&piece.map);
             }
             maps.reverse();
-            let chunk = self.vlen_chunk(&coords)?;
+            let chunk = self.vlen_chunk(&coords, &seen)?;
             let mut gathered = Gathered {
                 out: Vec::new(),
                 elements: VlenChunk::default(),
@@ -172,9 +174,10 @@ impl Array {
     pub fn read_points_vlen(&self, coords: &[Vec<u64>]) -> Result<VlenChunk> {
         self.check_vlen()?;
         let (n, groups) = self.points_by_chunk(coords)?;
+        let seen = ShardsSeen::default();
         let gather = |(chunk, points): &(Vec<u64>, Vec<(usize, usize)>)| -> Result<Gathered> {
             concurrency::mark_worker();
-            let decoded = self.vlen_chunk(chunk)?;
+            let decoded = self.vlen_chunk(chunk, &seen)?;
             let mut gathered = Gathered {
                 out: Vec::with_capacity(points.len()),
                 elements: VlenChunk::default(),
@@ -267,7 +270,8 @@ impl Array {
             let current = if covered {
                 VlenChunk::filled(n, &self.fill_value)
             } else {
-                self.vlen_chunk(&coords)?
+                // Unsharded here: no shards to see.
+                self.vlen_chunk(&coords, &ShardsSeen::default())?
             };
             let updated = self.overlay_vlen(&current, &maps, &chunk_shape, &in_shape, values);
             if !write_empty_chunks && updated.iter().all(|e| e == self.fill_value.as_slice()) {
