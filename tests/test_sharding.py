@@ -225,6 +225,30 @@ def test_partial_reads_fetch_only_what_they_need(tmp_path: Path) -> None:
     assert (store.requests, store.bytes_read) == (3, index_bytes + 4 * 8 * 8)
 
 
+def test_a_writer_keeps_the_indexes_of_the_shards_it_wrote(tmp_path: Path) -> None:
+    p = tmp_path / "a.zarr"
+    oxzarr.create_array(p, shape=(64, 64), dtype="f8", chunks=(8, 8), shards=(32, 32))
+    store = CountingStore(LocalStore(p))
+    a = oxzarr.open_array(store, mode="r+")
+    data = sample((64, 64), "f8")
+    a[...] = data  # whole shards: nothing read
+    a[3, 40] = -1.0  # part of shard (0, 1): that shard read, then rewritten
+    data[3, 40] = -1.0
+    # Each inner chunk read afterwards is one request: the index each write laid out is kept.
+    for box in [(slice(0, 8), slice(0, 8)), (slice(0, 8), slice(40, 48)), (slice(56, 64),) * 2]:
+        store.reset()
+        assert_same(a[box], data[box])
+        assert store.requests == 1, box
+    # A shard rewritten by another handle is noticed: its index is read again.
+    oxzarr.open_array(p, mode="r+")[0:8, 0:8] = 5.0
+    data[0:8, 0:8] = 5.0
+    store.reset()
+    assert_same(a[0:8, 0:8], data[0:8, 0:8])
+    # the read through the kept index finds the shard replaced, then the index and the chunk
+    assert store.requests == 3
+    assert_same(a[...], data)
+
+
 def test_reads_look_for_an_absent_shard_once(tmp_path: Path) -> None:
     p = tmp_path / "a.zarr"
     a = oxzarr.create_array(

@@ -1205,12 +1205,17 @@ impl Array {
                 source,
             })?;
         let stored = match layout {
-            None => self.store.delete(&key),
+            None => self.store.delete(&key).map(|()| None),
             // Written piece by piece: the shard is never assembled in memory.
-            Some(layout) => self.store.set_parts(&key, &layout.pieces()),
+            Some(layout) => self
+                .store
+                .set_parts(&key, &layout.pieces())
+                .map(|version| Some((layout.index, version?))),
         };
         // Both dropped once the store has changed (a read in between would cache the old
-        // ones); the next read learns the new shard's version with its index.
+        // ones). Where the store told the new shard's version, its index is kept, so that the
+        // writer's next read of an inner chunk costs one request; otherwise that read learns
+        // both.
         self.shard_indexes.remove(&key);
         if chunk_cache::enabled() {
             let namespace = self.store.cache_namespace();
@@ -1218,6 +1223,14 @@ impl Array {
                 chunk_cache::invalidate(&namespace, &format!("{key}#{inner}"));
             }
         }
-        Ok(stored?)
+        if let Some((index, version)) = stored? {
+            let known = KnownShard {
+                index: Arc::new(index),
+                version,
+                just_read: false,
+            };
+            self.shard_indexes.insert(&key, known);
+        }
+        Ok(())
     }
 }

@@ -547,7 +547,10 @@ impl<'a> Converter<'a> {
             })?;
         match layout {
             None => store.delete(&key).map_err(storage),
-            Some(layout) => store.set_parts(&key, &layout.pieces()).map_err(storage),
+            Some(layout) => store
+                .set_parts(&key, &layout.pieces())
+                .map(drop)
+                .map_err(storage),
         }
     }
 

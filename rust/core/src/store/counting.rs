@@ -139,7 +139,7 @@ impl WritableStore for CountingStore {
         self.inner.set(key, value)
     }
 
-    fn set_parts(&self, key: &str, parts: &[&[u8]]) -> Result<(), StorageError> {
+    fn set_parts(&self, key: &str, parts: &[&[u8]]) -> Result<Option<Version>, StorageError> {
         self.inner.set_parts(key, parts)
     }
 

@@ -654,14 +654,15 @@ fn write_all_vectored(f: &mut fs::File, parts: &[&[u8]]) -> std::io::Result<()> 
     Ok(())
 }
 
-impl WritableStore for FilesystemStore {
-    /// Writes to a temporary file in the same directory, then renames it over the key: a
-    /// crash or kill part-way leaves the old value (or none), never a torn one.
-    fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        self.set_parts(key, &[value])
-    }
-
-    fn set_parts(&self, key: &str, parts: &[&[u8]]) -> Result<(), StorageError> {
+impl FilesystemStore {
+    /// Writes `parts` to a temporary file in the key's directory, then renames it over the
+    /// key (see [`WritableStore::set`]); with `want_version`, returns the version written.
+    fn put(
+        &self,
+        key: &str,
+        parts: &[&[u8]],
+        want_version: bool,
+    ) -> Result<Option<Version>, StorageError> {
         let path = self.path(key)?;
         let dir = path.parent().unwrap_or(&self.root);
         let name = path
@@ -673,7 +674,7 @@ impl WritableStore for FilesystemStore {
             std::process::id(),
             TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
-        let write = |tmp: &Path| -> std::io::Result<()> {
+        let write = |tmp: &Path| -> std::io::Result<Option<Version>> {
             let mut f = match fs::File::create(tmp) {
                 Err(e) if e.kind() == ErrorKind::NotFound => {
                     fs::create_dir_all(dir)?;
@@ -682,13 +683,32 @@ impl WritableStore for FilesystemStore {
                 other => other?,
             };
             write_all_vectored(&mut f, parts)?;
+            // The renamed file keeps this device, inode and modification time: the version a
+            // later read of the key finds.
+            let version = match want_version {
+                true => Some(version_of(&f.metadata()?)),
+                false => None,
+            };
             drop(f);
-            fs::rename(tmp, &path)
+            fs::rename(tmp, &path)?;
+            Ok(version)
         };
         write(&tmp).map_err(|e| {
             let _ = fs::remove_file(&tmp);
             Self::io_error(&path, e)
         })
+    }
+}
+
+impl WritableStore for FilesystemStore {
+    /// Writes to a temporary file in the same directory, then renames it over the key: a
+    /// crash or kill part-way leaves the old value (or none), never a torn one.
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.put(key, &[value], false).map(drop)
+    }
+
+    fn set_parts(&self, key: &str, parts: &[&[u8]]) -> Result<Option<Version>, StorageError> {
+        self.put(key, parts, true)
     }
 
     fn delete(&self, key: &str) -> Result<(), StorageError> {
@@ -861,6 +881,23 @@ mod tests {
         store.delete_prefix("").unwrap();
         assert!(store.list_prefix("").unwrap().is_empty());
         assert!(dir.path().exists());
+    }
+
+    #[test]
+    fn writes_in_parts_tell_the_version_written() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = FilesystemStore::new(dir.path());
+        for round in 0..3u8 {
+            let written = store.set_parts("c/0/0", &[b"ab", &[round], b"cd"])?;
+            assert_eq!(
+                store.get("c/0/0")?,
+                Some(vec![b'a', b'b', round, b'c', b'd'])
+            );
+            // What a reader of the key finds after the rename.
+            assert_eq!(written, store.version("c/0/0")?);
+            assert!(written.is_some_and(|v| v.size == 5 && v.tag.is_some()));
+        }
+        Ok(())
     }
 
     /// Drops the file's pages from the page cache: `Some(true)` if none stay, `Some(false)` if

@@ -145,13 +145,18 @@ impl ReadableStore for MemoryStore {
 
 impl WritableStore for MemoryStore {
     fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.set_parts(key, &[value]).map(drop)
+    }
+
+    fn set_parts(&self, key: &str, parts: &[&[u8]]) -> Result<Option<Version>, StorageError> {
         validate_key(key)?;
         let stored = Stored {
-            bytes: Arc::from(value),
+            bytes: Arc::from(parts.concat()),
             tag: NEXT_TAG.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         };
+        let version = stored.version();
         self.write().insert(key.to_string(), stored);
-        Ok(())
+        Ok(Some(version))
     }
 
     fn delete(&self, key: &str) -> Result<(), StorageError> {
@@ -226,6 +231,16 @@ mod tests {
         assert_eq!((read, &buf), (PartsRead::Done, b"xy"));
         store.delete("s")?;
         assert_eq!(store.version("s")?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn writes_in_parts_tell_the_version_written() -> Result<(), StorageError> {
+        let store = MemoryStore::new();
+        let written = store.set_parts("s", &[b"ab", b"", b"cd"])?;
+        assert_eq!(store.get("s")?.as_deref(), Some(&b"abcd"[..]));
+        assert_eq!(written, store.version("s")?);
+        assert!(written.is_some());
         Ok(())
     }
 

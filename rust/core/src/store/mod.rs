@@ -219,9 +219,12 @@ pub trait WritableStore: Send + Sync {
     fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError>;
     /// Stores the concatenation of `parts` at `key` (a shard: its inner chunks and index),
     /// which backends that can write scattered buffers (the filesystem, with `writev`) do
-    /// without assembling it first.
-    fn set_parts(&self, key: &str, parts: &[&[u8]]) -> Result<(), StorageError> {
-        self.set(key, &parts.concat())
+    /// without assembling it first. Returns the version of the value written, where the
+    /// backend knows it without another request: a writer can then keep the shard's index
+    /// it wrote, rather than read it back.
+    fn set_parts(&self, key: &str, parts: &[&[u8]]) -> Result<Option<Version>, StorageError> {
+        self.set(key, &parts.concat())?;
+        Ok(None)
     }
     /// Deletes the value at `key`; deleting a missing key is not an error.
     fn delete(&self, key: &str) -> Result<(), StorageError>;
