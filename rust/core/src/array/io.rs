@@ -60,10 +60,10 @@ thread_local! {
 }
 
 /// What one read has learnt of the shards it touches, so that each is looked at once per read
-/// rather than once per inner chunk:
-/// - each shard's index, or that the shard is absent, found by the first thread to need it
-///   while the others wait for it (otherwise: a failed `open` for each inner chunk of a region
-///   never written, and an index fetched twice by threads meeting on one shard);
+/// rather than once per inner chunk (by the first thread to need it, while the others wait):
+/// - each shard's index, or that the shard is absent (otherwise: a failed `open` for each
+///   inner chunk of a region never written, and an index fetched twice by threads meeting on
+///   one shard);
 /// - each shard's version, that cached inner chunks are checked against (otherwise a `stat`
 ///   per inner chunk: 4096 for a full read of the gate's sharded array).
 ///
@@ -71,19 +71,58 @@ thread_local! {
 /// each shard's version.
 #[derive(Default)]
 pub(super) struct ShardsSeen {
-    versions: Mutex<HashMap<String, Option<Version>>>,
-    shards: Mutex<HashMap<String, Arc<ShardSlot>>>,
+    /// Each shard's version (`None`: absent).
+    versions: OnceEach<Option<Version>>,
+    /// Each shard's index and version (`None`: absent).
+    shards: OnceEach<Option<KnownShard>>,
 }
 
-/// What a read knows of one shard: `None` until looked at, then what was found (`Some(None)`:
-/// the shard is absent).
-type ShardSlot = Mutex<Option<Option<KnownShard>>>;
+/// A value per key, found by the first thread to ask for it while the others asking meanwhile
+/// wait for it: `None` in a slot until found.
+struct OnceEach<T>(Mutex<HashMap<String, Arc<Mutex<Option<T>>>>>);
+
+impl<T> Default for OnceEach<T> {
+    fn default() -> Self {
+        Self(Mutex::default())
+    }
+}
 
 /// Locks a mutex of this read; a thread that panicked holding it left nothing half-done.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl<T: Clone> OnceEach<T> {
+    fn slot(&self, key: &str) -> Arc<Mutex<Option<T>>> {
+        let mut slots = lock(&self.0);
+        match slots.get(key) {
+            Some(slot) => slot.clone(),
+            None => slots.entry(key.to_string()).or_default().clone(),
+        }
+    }
+
+    /// The value at `key`, found by `find` if no one has yet.
+    fn get<E>(
+        &self,
+        key: &str,
+        find: impl FnOnce() -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        let slot = self.slot(key);
+        let mut value = lock(&slot);
+        if let Some(known) = &*value {
+            return Ok(known.clone());
+        }
+        let found = find()?;
+        *value = Some(found.clone());
+        Ok(found)
+    }
+
+    /// Replaces what is known at `key`.
+    fn set(&self, key: &str, value: T) {
+        *lock(&self.slot(key)) = Some(value);
+    }
 }
 
 impl ShardsSeen {
@@ -93,43 +132,22 @@ impl ShardsSeen {
         array: &Array,
         key: &str,
     ) -> std::result::Result<Option<Version>, StorageError> {
-        if let Some(&known) = lock(&self.versions).get(key) {
-            return Ok(known);
-        }
-        // Looked up unlocked: the other threads go on meanwhile (two may both look).
-        let now = array.store.version(key)?;
-        lock(&self.versions).insert(key.to_string(), now);
-        Ok(now)
+        self.versions.get(key, || array.store.version(key))
     }
 
-    fn slot(&self, key: &str) -> Arc<ShardSlot> {
-        let mut shards = lock(&self.shards);
-        match shards.get(key) {
-            Some(slot) => slot.clone(),
-            None => shards.entry(key.to_string()).or_default().clone(),
-        }
-    }
-
-    /// The shard at `key` as this read knows it (`None`: absent); the first caller finds it
-    /// with `look`, and callers meanwhile wait for that.
+    /// The shard at `key` as this read knows it (`None`: absent), found with `look` once per
+    /// read.
     fn shard(
         &self,
         key: &str,
         look: impl FnOnce() -> Result<Option<KnownShard>>,
     ) -> Result<Option<KnownShard>> {
-        let slot = self.slot(key);
-        let mut known = lock(&slot);
-        if let Some(shard) = &*known {
-            return Ok(shard.clone());
-        }
-        let shard = look()?;
-        *known = Some(shard.clone());
-        Ok(shard)
+        self.shards.get(key, look)
     }
 
     /// Records what a fresh look at `key` found, the shard having changed during the read.
     fn relearn(&self, key: &str, shard: Option<KnownShard>) {
-        *lock(&self.slot(key)) = Some(shard);
+        self.shards.set(key, shard);
     }
 }
 
