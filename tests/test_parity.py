@@ -4,6 +4,7 @@ built-in families."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -508,6 +509,23 @@ def group_creation_helpers(zarr: ModuleType, path: Path) -> list[Any]:
         [m.shape for m in made],
         sorted(g.keys()),
     ]
+
+
+@script
+def v2_fill_values(zarr: ModuleType, path: Path) -> list[Any]:
+    # None is "no fill value" in v2 (stored as null), not the default; times then read NaT.
+    results: list[Any] = []
+    for i, dtype in enumerate(["i4", "f8", "M8[s]", "m8[ms]", "S3", "U2", "bool"]):
+        for fill in ({}, {"fill_value": None}):
+            a = zarr.create_array(
+                path / f"{i}{len(fill)}", shape=(3,), dtype=dtype, zarr_format=2, **fill
+            )
+            stored = json.loads((path / f"{i}{len(fill)}" / ".zarray").read_text())
+            results += [stored["fill_value"], a.fill_value, a[...]]
+    b = zarr.create(shape=(2,), dtype="i2", fill_value=None, zarr_format=2, store=path / "b")
+    c = zarr.from_array(path / "c", data=b)
+    d = zarr.from_array(path / "d", data=b, zarr_format=3)
+    return [*results, b.fill_value, c.fill_value, d.fill_value, d[...]]
 
 
 def normalize(value: Any) -> Any:

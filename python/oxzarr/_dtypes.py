@@ -154,9 +154,26 @@ def _float_json(x: float) -> JSON:
     return float(x)
 
 
+class _DefaultFillValue:
+    """The type of :data:`DEFAULT_FILL_VALUE`."""
+
+    def __repr__(self) -> str:
+        return "<the data type's default fill value>"
+
+
+#: A fill value not given: the data type's default. Unlike ``None``, which in Zarr v2 means
+#: no fill value (stored as ``null``), as zarr-python tells the two apart.
+DEFAULT_FILL_VALUE: Any = _DefaultFillValue()
+
+
 def fill_value_json(fill_value: Any, dtype: np.dtype[Any], zarr_format: int) -> JSON:
-    """The fill value in the format's JSON encoding (None: the data type's default, as
-    zarr-python picks it)."""
+    """The fill value in the format's JSON encoding. :data:`DEFAULT_FILL_VALUE` is the data
+    type's default, as zarr-python picks it; so is None in v3, while in v2 None is ``null``
+    (no fill value: unwritten chunks read as the data type's default)."""
+    if fill_value is DEFAULT_FILL_VALUE:
+        fill_value = None
+    elif fill_value is None and zarr_format == 2:
+        return None
     bad = ValueError(f"fill_value {fill_value!r} is not a valid {dtype}")
     try:
         if dtype.kind == "T" or (dtype.kind == "O" and dtype is not np.dtype(object)):

@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from oxzarr import _core
-from oxzarr._dtypes import fill_value_json, zarr_data_type
+from oxzarr._dtypes import DEFAULT_FILL_VALUE, fill_value_json, zarr_data_type
 from oxzarr._metadata import (
     ARRAY_TO_BYTES,
     array_metadata,
@@ -112,7 +112,7 @@ def create_array(
     filters: Any = "auto",
     compressors: Any = "auto",
     serializer: Any = "auto",
-    fill_value: Any = None,
+    fill_value: Any = DEFAULT_FILL_VALUE,
     order: Literal["C", "F"] | None = None,
     zarr_format: int | None = 3,
     attributes: Mapping[str, JSON] | None = None,
@@ -127,9 +127,11 @@ def create_array(
 
     As zarr-python's ``create_array``: ``chunks="auto"`` picks a chunk shape; with
     ``shards``, chunks are the inner chunks packed into each stored shard;
-    ``compressors="auto"`` means zstd (``None``: no compression), ``fill_value=None`` the
-    data type's zero. Codecs are oxzarr.codecs objects, their JSON metadata, or zarr-python
-    codecs. With ``data``, its shape and dtype are the defaults and it is written.
+    ``compressors="auto"`` means zstd (``None``: no compression); the fill value is by default
+    the data type's zero (NaT for times), and so is ``fill_value=None`` in v3, while in v2
+    it is stored as ``null`` (no fill value). Codecs are oxzarr.codecs objects, their JSON
+    metadata, or zarr-python codecs. With ``data``, its shape and dtype are the defaults and
+    it is written.
     """
     _check_format(zarr_format)
     if storage_options:
@@ -468,7 +470,7 @@ def full(shape: Any, fill_value: Any, **kwargs: Any) -> Array:
 
 def empty(shape: Any, **kwargs: Any) -> Array:
     """An array whose values are left unset (they read as the fill value, zero by default)."""
-    return _create_filled(shape, kwargs.pop("fill_value", None), **kwargs)
+    return _create_filled(shape, kwargs.pop("fill_value", DEFAULT_FILL_VALUE), **kwargs)
 
 
 def array(data: npt.ArrayLike, **kwargs: Any) -> Array:
@@ -494,7 +496,7 @@ def from_array(
     compressors: Any = "keep",
     filters: Any = "keep",
     serializer: Any = "keep",
-    fill_value: Any = None,
+    fill_value: Any = DEFAULT_FILL_VALUE,
     write_data: bool = True,
     **kwargs: Any,
 ) -> Array:
@@ -512,7 +514,9 @@ def from_array(
         compressors = _keep(compressors, list(data.compressors) or None, keep_codecs)
         filters = _keep(filters, list(data.filters) or None, keep_codecs)
         serializer = _keep(serializer, data.serializer, keep_codecs and data.zarr_format == 3)
-        fill_value = data.fill_value if fill_value is None else fill_value
+        if fill_value is DEFAULT_FILL_VALUE and data.fill_value is not None:
+            # (A v2 source without one gives the default, as in zarr-python.)
+            fill_value = data.fill_value
         if same_format:
             doc = data.metadata.to_dict()
             if data.zarr_format == 2:
@@ -597,7 +601,9 @@ def empty_like(a: Any, **kwargs: Any) -> Array:
     """An array shaped like `a` whose values are left unset (they read as the fill value)."""
     args = _like(a, kwargs)
     # As zarr-python: an Array's fill value is kept.
-    fill_value = args.pop("fill_value", a.fill_value if isinstance(a, Array) else None)
+    fill_value = args.pop(
+        "fill_value", a.fill_value if isinstance(a, Array) else DEFAULT_FILL_VALUE
+    )
     return _create_filled(args.pop("shape"), fill_value, **args)
 
 
@@ -614,7 +620,7 @@ def create(
     chunks: Any = None,
     dtype: npt.DTypeLike | None = None,
     compressor: Any = "auto",
-    fill_value: Any = None,
+    fill_value: Any = DEFAULT_FILL_VALUE,
     order: Literal["C", "F"] | None = None,
     store: StoreLike = None,
     overwrite: bool = False,

@@ -299,7 +299,10 @@ class Array:
 
     @property
     def fill_value(self) -> Any:
-        """The value of elements never written, as a numpy scalar."""
+        """The value of elements never written, as a numpy scalar; None for a v2 array
+        without one (``null``: unwritten elements read as the data type's default)."""
+        if self.zarr_format == 2 and self._metadata_dict.get("fill_value") is None:
+            return None
         raw = self._core.fill_value_bytes
         if self._vlen:
             return raw.decode() if self._dtype != np.dtype(object) else raw

@@ -142,14 +142,6 @@ def _attributes(array: Array) -> dict[str, Any]:
     return attrs
 
 
-def _fill_value(array: Array) -> Any:
-    """The array's fill value as zarr-python reports it: None for a v2 array that has none
-    (``"fill_value": null``), where oxzarr reads the data type's zero."""
-    if array.zarr_format == 2 and array.metadata.to_dict().get("fill_value") is None:
-        return None
-    return array.fill_value
-
-
 def _codecs(array: Array) -> dict[str, Any]:
     """The array's codecs in the encoding, as zarr-python takes them back when the dataset
     is written with to_zarr: v3 codec metadata, and v2 numcodecs codecs (zarr-python takes
@@ -212,7 +204,8 @@ class OxzarrDataStore(AbstractDataStore):
             encoding["dtype"] = array.dtype
         if self._fill_value_as_mask:
             # CF decoding then masks the fill value, as it does netCDF's _FillValue.
-            fill_value = _fill_value(array)
+            # None for a v2 array without one ("fill_value": null), as zarr-python has it.
+            fill_value = array.fill_value
             if fill_value is not None:
                 attrs["_FillValue"] = fill_value
         else:

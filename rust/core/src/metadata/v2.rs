@@ -230,10 +230,16 @@ impl ArrayMetadataV2 {
     }
 
     /// The fill value as one element's native-endian bytes. v2's `null` means no fill value;
-    /// unwritten chunks then read as zeros (as zarr-python reads them).
+    /// unwritten chunks then read as the data type's default, as zarr-python reads them:
+    /// NaT for times, zeros (empty strings) for everything else.
     pub fn fill_value_bytes(&self) -> Result<Vec<u8>, MetadataError> {
         if self.fill_value.is_null() {
-            return Ok(vec![0u8; self.data_type.size()]);
+            return Ok(match self.data_type {
+                DataType::DateTime64 { .. } | DataType::TimeDelta64 { .. } => {
+                    i64::MIN.to_ne_bytes().to_vec()
+                }
+                _ => vec![0u8; self.data_type.size()],
+            });
         }
         // v2 writes integral floats as integers and byte fill values in base64, as v3 does;
         // base64 holds the element as stored, so in the dtype's byte order.
@@ -393,6 +399,19 @@ mod tests {
         assert_eq!(m.codecs_v3().unwrap().1.unwrap()["name"], "vlen-utf8");
         let m = ArrayMetadataV2::parse(&zarray(json!({"fill_value": null})), None, "x").unwrap();
         assert_eq!(m.fill_value_bytes().unwrap(), vec![0, 0]);
+        for dtype in ["<M8[s]", "<m8[ms]"] {
+            let m = ArrayMetadataV2::parse(
+                &zarray(json!({"dtype": dtype, "fill_value": null})),
+                None,
+                "x",
+            )
+            .unwrap();
+            assert_eq!(
+                m.fill_value_bytes().unwrap(),
+                i64::MIN.to_ne_bytes(),
+                "{dtype}"
+            );
+        }
         let m = ArrayMetadataV2::parse(
             &zarray(json!({"dtype": "|S3", "fill_value": 0, "filters": null})),
             None,
