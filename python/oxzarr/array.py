@@ -626,8 +626,9 @@ class Array:
         coords, shape = self._coordinates(selection)
         values = np.broadcast_to(np.asarray(value, dtype=self._native), shape).reshape(-1)
         if self._vlen:
-            for i in range(values.shape[0]):
-                self[tuple(int(c[i]) for c in coords)] = values[i]
+            kind = str if self._dtype != np.dtype(object) else bytes
+            flat = [kind(v) for v in values]
+            self._core.write_points_vlen(coords, flat, self._write_empty())  # type: ignore[arg-type]
             return
         data = np.ascontiguousarray(values)
         self._core.write_points(coords, data.view(np.uint8), self._write_empty())

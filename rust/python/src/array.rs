@@ -267,6 +267,22 @@ impl Array {
         })
     }
 
+    /// Writes one variable-length value (str or bytes) per point from `values`.
+    fn write_points_vlen(
+        &self,
+        py: Python<'_>,
+        coords: Vec<PyReadonlyArray1<'_, u64>>,
+        values: Vec<Bound<'_, PyAny>>,
+        write_empty_chunks: bool,
+    ) -> PyResult<()> {
+        let coords: Vec<Vec<u64>> = coords.iter().map(|c| c.as_array().to_vec()).collect();
+        let values = vlen_from_values(&values)?;
+        without_gil(py, || {
+            self.inner
+                .write_points_vlen(&coords, &values, write_empty_chunks)
+        })
+    }
+
     /// Resizes the array (deleting chunks wholly outside the new shape); returns it resized.
     fn resize(&self, py: Python<'_>, shape: Vec<u64>) -> PyResult<Self> {
         without_gil(py, || self.inner.resize(&shape)).map(Self::from)

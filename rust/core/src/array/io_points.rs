@@ -12,6 +12,7 @@ use rayon::prelude::*;
 
 use super::copy::{all_fill, c_strides, fill_elements, SharedBuffer};
 use super::io::{locate_inner, ShardsSeen};
+use super::write_lock::WriteClaim;
 use super::Array;
 use crate::codec::array_to_bytes::sharding::Sharding;
 use crate::codec::CodecChain;
@@ -21,6 +22,11 @@ use crate::error::{Error, Result};
 /// Points grouped by chunk: for each chunk (grid coordinates), the (output index, element
 /// offset within the chunk) of each of its points, in output order.
 pub(super) type ByChunk = Vec<(Vec<u64>, Vec<(usize, usize)>)>;
+
+/// How a rewrite of the shards holding some points makes the new stored bytes of an inner
+/// chunk (see [`Array::rewrite_shards_of_points`]).
+pub(super) type UpdateInner<'a> =
+    dyn Fn(&[(usize, usize)], Option<&[u8]>, &str) -> Result<Option<Vec<u8>>> + Sync + 'a;
 
 impl Array {
     /// Groups points (`coords[d][i]` is point `i`'s coordinate along dimension `d`) by chunk,
@@ -170,18 +176,7 @@ impl Array {
                 data.len()
             )));
         }
-        // Claimed in stored chunks: shards, if sharded.
-        let per_stored = match self.codecs.sharding() {
-            Some(sharding) => sharding.chunks_per_shard().to_vec(),
-            None => vec![1; self.shape().len()],
-        };
-        let bounds = (0..self.shape().len())
-            .map(|d| {
-                let along = groups.iter().map(|(chunk, _)| chunk[d] / per_stored[d]);
-                (along.clone().min().unwrap_or(1), along.max().unwrap_or(0))
-            })
-            .collect();
-        let _claim = self.claim_bounds(bounds);
+        let _claim = self.claim_points(&groups);
         if let Some(sharding) = self.codecs.sharding() {
             return self.write_sharded_points(sharding, &groups, data, write_empty_chunks);
         }
@@ -207,6 +202,22 @@ impl Array {
         }
     }
 
+    /// Claims, for a write of points grouped by chunk, the box of stored chunks (shards, if
+    /// sharded) that holds them.
+    pub(super) fn claim_points(&self, groups: &ByChunk) -> Option<WriteClaim> {
+        let per_stored = match self.codecs.sharding() {
+            Some(sharding) => sharding.chunks_per_shard().to_vec(),
+            None => vec![1; self.shape().len()],
+        };
+        let bounds = (0..self.shape().len())
+            .map(|d| {
+                let along = groups.iter().map(|(chunk, _)| chunk[d] / per_stored[d]);
+                (along.clone().min().unwrap_or(1), along.max().unwrap_or(0))
+            })
+            .collect();
+        self.claim_bounds(bounds)
+    }
+
     /// Writes points of a sharded array, grouped by inner chunk (`groups`): each shard that
     /// holds some is rewritten once, its touched inner chunks decoded, updated and encoded
     /// in parallel.
@@ -219,6 +230,41 @@ impl Array {
     ) -> Result<()> {
         let size = self.data_type().size();
         let chain = sharding.inner_chain();
+        self.rewrite_shards_of_points(sharding, groups, &|points, existing, label| {
+            let mut chunk = Vec::new();
+            crate::alloc::resize(&mut chunk, chain.decoded_repr().nbytes())
+                .map_err(|e| self.corrupt(label, e))?;
+            match existing {
+                Some(stored) => chain
+                    .decode_into(stored, &mut chunk)
+                    .map_err(|e| self.corrupt(label, e))?,
+                None => fill_elements(&mut chunk, &self.fill_value),
+            }
+            for &(i, offset) in points {
+                chunk[offset * size..(offset + 1) * size]
+                    .copy_from_slice(&data[i * size..(i + 1) * size]);
+            }
+            if !write_empty_chunks && all_fill(&chunk, &self.fill_value) {
+                return Ok(None);
+            }
+            let encoded = chain.encode(&chunk).map_err(|source| Error::EncodeChunk {
+                key: label.to_string(),
+                source,
+            })?;
+            Ok(Some(encoded.into_owned()))
+        })
+    }
+
+    /// Rewrites each shard holding some of the points (grouped by inner chunk: `groups`)
+    /// once, in parallel: `update(points, existing, label)` gives the new stored bytes of
+    /// each inner chunk holding points from its current ones (`None`: not stored), the
+    /// points as (index among the values, element offset in the inner chunk).
+    pub(super) fn rewrite_shards_of_points(
+        &self,
+        sharding: &Sharding,
+        groups: &ByChunk,
+        update: &UpdateInner<'_>,
+    ) -> Result<()> {
         let mut by_shard: HashMap<Vec<u64>, Vec<(usize, usize)>> = HashMap::new();
         for (g, (chunk, _)) in groups.iter().enumerate() {
             let (shard, inner) = locate_inner(chunk, sharding.chunks_per_shard());
@@ -229,28 +275,7 @@ impl Array {
             concurrency::mark_worker();
             let inners: Vec<usize> = touched.iter().map(|&(inner, _)| inner).collect();
             self.rewrite_shard(sharding, shard, &inners, false, &|k, existing, label| {
-                let points = &groups[touched[k].1].1;
-                let mut chunk = Vec::new();
-                crate::alloc::resize(&mut chunk, chain.decoded_repr().nbytes())
-                    .map_err(|e| self.corrupt(label, e))?;
-                match existing {
-                    Some(stored) => chain
-                        .decode_into(stored, &mut chunk)
-                        .map_err(|e| self.corrupt(label, e))?,
-                    None => fill_elements(&mut chunk, &self.fill_value),
-                }
-                for &(i, offset) in points {
-                    chunk[offset * size..(offset + 1) * size]
-                        .copy_from_slice(&data[i * size..(i + 1) * size]);
-                }
-                if !write_empty_chunks && all_fill(&chunk, &self.fill_value) {
-                    return Ok(None);
-                }
-                let encoded = chain.encode(&chunk).map_err(|source| Error::EncodeChunk {
-                    key: label.to_string(),
-                    source,
-                })?;
-                Ok(Some(encoded.into_owned()))
+                update(&groups[touched[k].1].1, existing, label)
             })
         };
         match shards.len() {

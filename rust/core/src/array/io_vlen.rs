@@ -196,6 +196,87 @@ impl Array {
         Ok(assemble(&parts, n))
     }
 
+    /// Writes variable-length `values` (one per point, in point order) to the points
+    /// (`coords[d][i]` is point `i`'s coordinate along dimension `d`); a point given more than
+    /// once takes its last value, as in numpy. Each chunk (inner chunk) holding some is
+    /// decoded, updated and encoded once, in parallel, and each shard rewritten once.
+    pub fn write_points_vlen(
+        &self,
+        coords: &[Vec<u64>],
+        values: &VlenChunk,
+        write_empty_chunks: bool,
+    ) -> Result<()> {
+        self.check_vlen()?;
+        let (n, groups) = self.points_by_chunk(coords)?;
+        if values.len() != n {
+            return Err(Error::InvalidArgument(format!(
+                "{} values for {n} points",
+                values.len()
+            )));
+        }
+        let _claim = self.claim_points(&groups);
+        // The chunk with its points' values in place: `points` are in point order, so the
+        // last value given for an element is the one kept.
+        let update = |current: &VlenChunk, points: &[(usize, usize)]| -> Option<VlenChunk> {
+            let mut value_at: Vec<Option<usize>> = vec![None; current.len()];
+            for &(i, offset) in points {
+                value_at[offset] = Some(i);
+            }
+            let updated = VlenChunk::from_elements(value_at.iter().enumerate().map(
+                |(j, value)| match value {
+                    Some(i) => values.get(*i),
+                    None => current.get(j),
+                },
+            ));
+            let empty = updated.iter().all(|e| e == self.fill_value.as_slice());
+            (write_empty_chunks || !empty).then_some(updated)
+        };
+        if let Some(sharding) = self.codecs.sharding() {
+            let chain = sharding.inner_chain();
+            let n = chain.decoded_repr().num_elements() as usize;
+            return self.rewrite_shards_of_points(sharding, &groups, &|points, existing, label| {
+                let current = match existing {
+                    Some(stored) => chain
+                        .decode_vlen(stored)
+                        .map_err(|e| self.corrupt(label, e))?,
+                    None => VlenChunk::filled(n, &self.fill_value),
+                };
+                let Some(updated) = update(&current, points) else {
+                    return Ok(None);
+                };
+                chain
+                    .encode_vlen(&updated)
+                    .map(Some)
+                    .map_err(|source| Error::EncodeChunk {
+                        key: label.to_string(),
+                        source,
+                    })
+            });
+        }
+        let write = |(chunk, points): &(Vec<u64>, Vec<(usize, usize)>)| -> Result<()> {
+            concurrency::mark_worker();
+            let key = self.chunk_key(chunk);
+            // Unsharded here: no shards to see.
+            let current = self.vlen_chunk(chunk, &ShardsSeen::default())?;
+            let Some(updated) = update(&current, points) else {
+                return self.store.delete(&key).map_err(Error::from);
+            };
+            let encoded =
+                self.codecs
+                    .encode_vlen(&updated)
+                    .map_err(|source| Error::EncodeChunk {
+                        key: key.clone(),
+                        source,
+                    })?;
+            self.store.set(&key, &encoded).map_err(Error::from)
+        };
+        match groups.len() {
+            0 => Ok(()),
+            1 => write(&groups[0]),
+            _ => concurrency::install(|| groups.par_iter().try_for_each(write)),
+        }
+    }
+
     /// Writes variable-length `values` (the selection's elements in C order) into the
     /// selection. A chunk left holding only the fill value is deleted, unless
     /// `write_empty_chunks`.
