@@ -422,6 +422,33 @@ def test_chunk_cache(tmp_path: Path, shards: tuple[int, int] | None) -> None:
     assert oxzarr.config.get("chunk_cache_bytes") == 0
 
 
+def test_chunk_cache_keeps_the_inner_chunks_a_shard_write_left(tmp_path: Path) -> None:
+    from oxzarr.storage import CountingStore, LocalStore
+
+    p = tmp_path / "a.zarr"
+    data = sample((16, 16), "f4")
+    a = oxzarr.create_array(p, shape=(16, 16), dtype="f4", chunks=(4, 4), shards=(8, 8))
+    a[...] = data
+    store = CountingStore(LocalStore(p))
+    r = oxzarr.open_array(store, mode="r+")
+    with oxzarr.config.set({"chunk_cache_bytes": 1 << 20}):
+        assert_same(r[...], data)
+        r[5, 5] = -1.0  # inner chunk (1, 1) of shard (0, 0)
+        data[5, 5] = -1.0
+        store.reset()
+        assert_same(r[0:8, 0:8], data[0:8, 0:8])
+        # The shard's version, then only the inner chunk written (through the index the
+        # write laid out): the other three are still cached.
+        raw = (p / "c" / "0" / "0").read_bytes()
+        index = np.frombuffer(raw[-(4 * 16 + 4) : -4], dtype="<u8").reshape(4, 2)
+        assert store.requests == 2
+        assert store.bytes_read == index[1 * 2 + 1][1]
+        # Another writer's rewrite of the shard still reaches every inner chunk.
+        zarr.open_array(p, mode="r+")[0:8, 0:8] = 2.5
+        data[0:8, 0:8] = 2.5
+        assert_same(r[...], data)
+
+
 def test_chunk_cache_sees_a_same_size_rewrite(tmp_path: Path) -> None:
     # Uncompressed chunks keep their size when rewritten: only the file's tag (inode and
     # modification time) tells the versions apart.

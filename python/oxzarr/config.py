@@ -18,8 +18,8 @@ Keys:
   budget, repeated reads of the same chunks skip fetching and decoding. A cached chunk is
   used only while the store still holds the version it was decoded from (one ``stat`` per
   chunk read, or per shard for each read of a sharded array), so chunks rewritten or deleted
-  by any writer, in this process or another, are read afresh; a write to part of a shard
-  makes all of that shard's cached inner chunks be read again.
+  by any writer, in this process or another, are read afresh. A write through the array
+  to part of a shard keeps the cached inner chunks it left as they were.
 
 zarr-python's names ``threading.max_workers`` and ``array.write_empty_chunks`` are accepted too,
 and so are its settings that mean nothing here (``async.concurrency``, ``codec_pipeline.*``,

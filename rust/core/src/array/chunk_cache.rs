@@ -122,6 +122,29 @@ pub(crate) fn insert(namespace: &str, key: &str, cached: Cached) {
     entries.evict_to(budget);
 }
 
+/// Moves the entries at `keys` that were decoded from version `from` to version `to`: the
+/// inner chunks a shard rewrite kept as they were stored. Other entries are left as they are
+/// (a hit on one finds the shard changed, and reads it afresh).
+pub(crate) fn carry_over(
+    namespace: &str,
+    keys: impl Iterator<Item = String>,
+    from: Version,
+    to: Version,
+) {
+    if !enabled() {
+        return;
+    }
+    let mut guard = CACHE.lock();
+    let entries = guard.get_or_insert_with(Entries::default);
+    for key in keys {
+        if let Some((cached, _)) = entries.map.get_mut(&(namespace.to_string(), key)) {
+            if cached.version == Some(from) {
+                cached.version = Some(to);
+            }
+        }
+    }
+}
+
 pub(crate) fn invalidate(namespace: &str, key: &str) {
     if !enabled() {
         return;

@@ -1173,13 +1173,17 @@ impl Array {
         encode: &RewriteInner<'_>,
     ) -> Result<()> {
         let key = self.chunk_key(shard);
-        // The current shard, unless every inner chunk in it is rewritten.
-        let existing: Option<(Vec<u8>, ShardIndex)> = if whole {
+        // The current shard and its version, unless every inner chunk in it is rewritten.
+        let existing: Option<(Vec<u8>, ShardIndex, Version)> = if whole {
             None
         } else {
-            match self.store.get(&key)? {
+            let all = ByteRange::FromStart {
+                offset: 0,
+                length: None,
+            };
+            match self.store.get_range_and_version(&key, all)? {
                 None => None,
-                Some(bytes) => {
+                Some((bytes, version)) => {
                     let range = sharding
                         .index_range()
                         .to_range(bytes.len() as u64)
@@ -1195,12 +1199,12 @@ impl Array {
                             Some(bytes.len() as u64),
                         )
                         .map_err(|e| self.corrupt(&key, e))?;
-                    Some((bytes, index))
+                    Some((bytes, index, version))
                 }
             }
         };
         let stored_inner = |inner: usize| -> Option<&[u8]> {
-            let (bytes, index) = existing.as_ref()?;
+            let (bytes, index, _) = existing.as_ref()?;
             let (offset, nbytes) = index.get(inner)?;
             Some(&bytes[offset as usize..(offset + nbytes) as usize])
         };
@@ -1239,6 +1243,21 @@ impl Array {
             let namespace = self.store.cache_namespace();
             for (inner, _) in &encoded {
                 chunk_cache::invalidate(&namespace, &format!("{key}#{inner}"));
+            }
+            // The inner chunks kept as stored decode as before: their cached decodings stay
+            // good for the new shard (otherwise a write of one element would make every
+            // cached inner chunk of its shard be read again).
+            if let (Some((_, _, read)), Ok(Some((_, written)))) = (&existing, &stored) {
+                let mut kept = vec![true; sharding.num_inner()];
+                for &inner in touched {
+                    if let Some(kept) = kept.get_mut(inner) {
+                        *kept = false;
+                    }
+                }
+                let kept = (kept.iter().enumerate())
+                    .filter(|&(_, &kept)| kept)
+                    .map(|(i, _)| format!("{key}#{i}"));
+                chunk_cache::carry_over(&namespace, kept, *read, *written);
             }
         }
         if let Some((index, version)) = stored? {
