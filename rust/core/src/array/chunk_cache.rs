@@ -134,10 +134,12 @@ pub(crate) fn carry_over(
     if !enabled() {
         return;
     }
+    // Built before taking the lock, which every cached read waits for.
+    let keys: Vec<Key> = keys.map(|key| (namespace.to_string(), key)).collect();
     let mut guard = CACHE.lock();
     let entries = guard.get_or_insert_with(Entries::default);
-    for key in keys {
-        if let Some((cached, _)) = entries.map.get_mut(&(namespace.to_string(), key)) {
+    for key in &keys {
+        if let Some((cached, _)) = entries.map.get_mut(key) {
             if cached.version == Some(from) {
                 cached.version = Some(to);
             }

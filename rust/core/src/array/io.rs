@@ -103,7 +103,8 @@ impl<T: Clone> OnceEach<T> {
         }
     }
 
-    /// The value at `key`, found by `find` if no one has yet.
+    /// The value at `key`, found by `find` if no one has yet (holding the key's lock, so
+    /// callers meanwhile wait; with no parallel splits, see `concurrency::sequentially`).
     fn get<E>(
         &self,
         key: &str,
@@ -114,7 +115,8 @@ impl<T: Clone> OnceEach<T> {
         if let Some(known) = &*value {
             return Ok(known.clone());
         }
-        let found = find()?;
+        // In sequence: see `concurrency::sequentially` (an index codec may split its work).
+        let found = concurrency::sequentially(find)?;
         *value = Some(found.clone());
         Ok(found)
     }
@@ -136,17 +138,26 @@ impl ShardsSeen {
     }
 
     /// The shard at `key` as this read knows it (`None`: absent), found with `look` once per
-    /// read.
+    /// read. A shard read from the store (not from the array's cache) also gives the read
+    /// its version.
     fn shard(
         &self,
         key: &str,
         look: impl FnOnce() -> Result<Option<KnownShard>>,
     ) -> Result<Option<KnownShard>> {
-        self.shards.get(key, look)
+        self.shards.get(key, || {
+            let found = look()?;
+            match &found {
+                Some(known) if !known.just_read => {}
+                _ => self.versions.set(key, found.as_ref().map(|k| k.version)),
+            }
+            Ok(found)
+        })
     }
 
     /// Records what a fresh look at `key` found, the shard having changed during the read.
     fn relearn(&self, key: &str, shard: Option<KnownShard>) {
+        self.versions.set(key, shard.as_ref().map(|k| k.version));
         self.shards.set(key, shard);
     }
 }
@@ -806,7 +817,7 @@ impl Array {
             let current = || seen.version(self, &key);
             let chunk = self.cached_chunk(inner_chain, &label, &cache_key, &current, || {
                 self.with_shard(sharding, &key, seen, |known| {
-                    let fetched = self.fetch_inner(&key, known, inner)?;
+                    let fetched = self.fetch_inner(&key, known, inner, seen)?;
                     Ok(fetched.map(|stored| (stored, known.map(|k| k.version))))
                 })
             })?;
@@ -847,7 +858,7 @@ impl Array {
                     Passthrough::Declined => {}
                 }
             }
-            let Some(stored) = self.fetch_inner(&key, known, inner)? else {
+            let Some(stored) = self.fetch_inner(&key, known, inner, seen)? else {
                 return Ok(None);
             };
             self.decode_share(
@@ -892,18 +903,19 @@ impl Array {
         seen: &ShardsSeen,
     ) -> Result<Option<Vec<u8>>> {
         self.with_shard(sharding, key, seen, |known| {
-            self.fetch_inner(key, known, inner)
+            self.fetch_inner(key, known, inner, seen)
         })
     }
 
     /// The stored bytes of inner chunk `inner` of the shard `known` at `key`: `Some(None)`
     /// when the shard or the inner chunk is not stored, `None` when the shard is no longer
-    /// the version `known` describes.
+    /// the version `known` describes (as far as the read `seen` knows).
     fn fetch_inner(
         &self,
         key: &str,
         known: Option<&KnownShard>,
         inner: usize,
+        seen: &ShardsSeen,
     ) -> Result<Option<Option<Vec<u8>>>> {
         let Some(known) = known else {
             return Ok(Some(None));
@@ -913,9 +925,8 @@ impl Array {
             if known.just_read {
                 return Ok(Some(None));
             }
-            let now = self
-                .store
-                .version(key)
+            let now = seen
+                .version(self, key)
                 .map_err(|e| self.chunk_storage_error(key, e))?;
             let same = now.is_some_and(|v| same_version(known.version, v) == PartsRead::Done);
             return Ok(same.then_some(None));

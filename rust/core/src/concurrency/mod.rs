@@ -225,6 +225,23 @@ pub fn install<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
 thread_local! {
     /// Set on the threads of the engine's pools (not those of other rayon pools).
     static ON_ENGINE_WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Set while [`sequentially`] runs on this thread.
+    static SEQUENTIAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with every [`split`] it makes done in sequence on this thread. For work done while
+/// holding a lock that other jobs of the pool may wait for: a worker waiting for the pieces
+/// of a parallel split runs other queued jobs meanwhile, and one of those could wait for the
+/// lock its own thread holds.
+pub(crate) fn sequentially<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SEQUENTIAL.set(self.0);
+        }
+    }
+    let _restore = Restore(SEQUENTIAL.replace(true));
+    f()
 }
 
 /// Whether the current thread is a worker of one of the engine's pools.
@@ -278,6 +295,9 @@ pub fn split<E: Send>(
     pieces: usize,
     work: impl Fn(usize) -> std::result::Result<(), E> + Sync,
 ) -> std::result::Result<(), E> {
+    if SEQUENTIAL.get() {
+        return (0..pieces).try_for_each(work);
+    }
     if pieces <= 1 || rayon::current_thread_index().is_some() {
         return match pieces {
             0 => Ok(()),
@@ -374,5 +394,34 @@ mod tests {
         })
         .unwrap();
         assert_eq!(sum, 4950);
+    }
+
+    #[test]
+    fn sequential_splits_stay_on_the_calling_thread() {
+        with_threads(2, || {
+            let here = std::thread::current().id();
+            let on = install(|| {
+                let caller = std::thread::current().id();
+                let others = AtomicU64::new(0);
+                sequentially(|| {
+                    split(64, |_| {
+                        if std::thread::current().id() != caller {
+                            others.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Ok::<(), Error>(())
+                    })
+                })?;
+                Ok(others.load(Ordering::SeqCst))
+            });
+            assert_eq!(on.unwrap(), 0, "on a pool worker");
+            sequentially(|| {
+                split(64, |_| {
+                    assert_eq!(std::thread::current().id(), here, "off the pool");
+                    Ok::<(), Error>(())
+                })
+            })
+            .unwrap();
+            assert!(!SEQUENTIAL.get(), "the flag is put back");
+        });
     }
 }
