@@ -422,6 +422,28 @@ def test_chunk_cache(tmp_path: Path, shards: tuple[int, int] | None) -> None:
     assert oxzarr.config.get("chunk_cache_bytes") == 0
 
 
+def test_v2_arrays_without_a_fill_value_store_every_chunk(tmp_path: Path) -> None:
+    # With "fill_value": null no chunk is "empty": zarr-python 2 reads a missing chunk of
+    # such an array as uninitialized memory, so zeros are stored. (zarr-python 3.1.6 drops
+    # them, and reads missing chunks as zeros.)
+    p = tmp_path / "a.zarr"
+    a = oxzarr.create_array(p, shape=(6,), chunks=(2,), dtype="f4", zarr_format=2, fill_value=None)
+    a[...] = 0
+    assert a.nchunks_initialized == 3
+    a.vindex[[0, 1]] = [0, 0]
+    assert a.nchunks_initialized == 3
+    s = oxzarr.create_array(
+        tmp_path / "s.zarr", shape=(4,), chunks=(2,), dtype=str, zarr_format=2, fill_value=None
+    )
+    s[...] = ""
+    assert s.nchunks_initialized == 2
+    assert zarr.open_array(p, mode="r")[...].tolist() == [0.0] * 6
+    # A fill value of 0 drops them, as before.
+    b = oxzarr.create_array(tmp_path / "b.zarr", shape=(6,), chunks=(2,), dtype="f4", zarr_format=2)
+    b[...] = 0
+    assert b.nchunks_initialized == 0
+
+
 def test_chunk_cache_keeps_the_inner_chunks_a_shard_write_left(tmp_path: Path) -> None:
     from oxzarr.storage import CountingStore, LocalStore
 

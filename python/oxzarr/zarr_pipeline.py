@@ -153,7 +153,8 @@ class _Engine:
             np.dtype(object) if self.variable else _native(np.dtype(spec.dtype.to_native_dtype()))
         )
         self.fill_value = spec.fill_value
-        self.write_empty_chunks = bool(spec.config.write_empty_chunks)
+        # As zarr-python: an array without a fill value (v2's null) stores every chunk.
+        self.write_empty_chunks = bool(spec.config.write_empty_chunks) or spec.fill_value is None
         self.spec = spec
 
     async def decode_arrays(

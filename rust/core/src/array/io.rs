@@ -953,6 +953,7 @@ impl Array {
         write_empty_chunks: bool,
     ) -> Result<()> {
         self.checked_len(selection, data.len())?;
+        let write_empty_chunks = self.keeps_empty_chunks(write_empty_chunks);
         let plan = Plan::new(selection, self.inner_chunk_shape());
         let _claim = self.claim_chunks(&plan);
         match self.codecs.sharding() {

@@ -168,6 +168,7 @@ impl Array {
         write_empty_chunks: bool,
     ) -> Result<()> {
         self.check_points_supported()?;
+        let write_empty_chunks = self.keeps_empty_chunks(write_empty_chunks);
         let size = self.data_type().size();
         let (n, groups) = self.points_by_chunk(coords)?;
         if data.len() != n * size {

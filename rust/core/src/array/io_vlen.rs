@@ -12,6 +12,7 @@ use super::io::{locate_inner, ChunkShare, Plan, ShardsSeen};
 use super::selection::{PieceMap, Selection};
 use super::Array;
 use crate::codec::array_to_bytes::vlen::VlenChunk;
+use crate::codec::CodecChain;
 use crate::concurrency;
 use crate::error::{CodecError, Error, Result};
 use crate::metadata::DataType;
@@ -78,30 +79,65 @@ impl Array {
                 (self.codecs.as_ref(), key, stored)
             }
         };
-        match stored {
-            Some(stored) => {
-                let chunk = chain
-                    .decode_vlen(&stored)
-                    .map_err(|e| self.corrupt(&key, e))?;
-                // Text is checked here, where the chunk's key is known, rather than where the
-                // selection's elements become Python strings.
-                if matches!(self.data_type(), DataType::String) {
-                    for (i, element) in chunk.iter().enumerate() {
-                        if let Err(e) = std::str::from_utf8(element) {
-                            let reason = format!("element {i} is not UTF-8: {e}");
-                            return Err(
-                                self.corrupt(&key, CodecError::corrupt("vlen-utf8", reason))
-                            );
-                        }
-                    }
+        self.decode_vlen_chunk(chain, stored.as_deref(), &key)
+    }
+
+    /// The elements of a chunk of `chain` stored as `stored` (`None`: not stored, the fill
+    /// value's chunk); `label` names it in errors.
+    fn decode_vlen_chunk(
+        &self,
+        chain: &CodecChain,
+        stored: Option<&[u8]>,
+        label: &str,
+    ) -> Result<VlenChunk> {
+        let Some(stored) = stored else {
+            let n = chain.decoded_repr().num_elements() as usize;
+            return Ok(VlenChunk::filled(n, &self.fill_value));
+        };
+        let chunk = chain
+            .decode_vlen(stored)
+            .map_err(|e| self.corrupt(label, e))?;
+        // Text is checked here, where the chunk's key is known, rather than where the
+        // selection's elements become Python strings.
+        if matches!(self.data_type(), DataType::String) {
+            for (i, element) in chunk.iter().enumerate() {
+                if let Err(e) = std::str::from_utf8(element) {
+                    let reason = format!("element {i} is not UTF-8: {e}");
+                    return Err(self.corrupt(label, CodecError::corrupt("vlen-utf8", reason)));
                 }
-                Ok(chunk)
             }
-            None => Ok(VlenChunk::filled(
-                chain.decoded_repr().num_elements() as usize,
-                &self.fill_value,
-            )),
         }
+        Ok(chunk)
+    }
+
+    /// The stored bytes of a chunk of `chain` holding `elements`: `None` when it holds only
+    /// the fill value and empty chunks are not written.
+    fn encode_vlen_chunk(
+        &self,
+        chain: &CodecChain,
+        elements: &VlenChunk,
+        label: &str,
+        write_empty_chunks: bool,
+    ) -> Result<Option<Vec<u8>>> {
+        if !write_empty_chunks && elements.iter().all(|e| e == self.fill_value.as_slice()) {
+            return Ok(None);
+        }
+        chain
+            .encode_vlen(elements)
+            .map(Some)
+            .map_err(|source| Error::EncodeChunk {
+                key: label.to_string(),
+                source,
+            })
+    }
+
+    /// Stores a chunk's new bytes at `key`, or deletes it (`None`).
+    fn store_vlen_chunk(&self, key: &str, encoded: Option<Vec<u8>>) -> Result<()> {
+        match encoded {
+            Some(bytes) => self.store.set(key, &bytes)?,
+            None => self.store.delete(key)?,
+        }
+        Ok(())
     }
 
     /// A chunk's elements after its share of `values` is written over `current`.
@@ -207,6 +243,7 @@ impl Array {
         write_empty_chunks: bool,
     ) -> Result<()> {
         self.check_vlen()?;
+        let write_empty_chunks = self.keeps_empty_chunks(write_empty_chunks);
         let (n, groups) = self.points_by_chunk(coords)?;
         if values.len() != n {
             return Err(Error::InvalidArgument(format!(
@@ -217,40 +254,21 @@ impl Array {
         let _claim = self.claim_points(&groups);
         // The chunk with its points' values in place: `points` are in point order, so the
         // last value given for an element is the one kept.
-        let update = |current: &VlenChunk, points: &[(usize, usize)]| -> Option<VlenChunk> {
+        let update = |current: &VlenChunk, points: &[(usize, usize)]| -> VlenChunk {
             let mut value_at: Vec<Option<usize>> = vec![None; current.len()];
             for &(i, offset) in points {
                 value_at[offset] = Some(i);
             }
-            let updated = VlenChunk::from_elements(value_at.iter().enumerate().map(
-                |(j, value)| match value {
-                    Some(i) => values.get(*i),
-                    None => current.get(j),
-                },
-            ));
-            let empty = updated.iter().all(|e| e == self.fill_value.as_slice());
-            (write_empty_chunks || !empty).then_some(updated)
+            VlenChunk::from_elements(value_at.iter().enumerate().map(|(j, value)| match value {
+                Some(i) => values.get(*i),
+                None => current.get(j),
+            }))
         };
         if let Some(sharding) = self.codecs.sharding() {
             let chain = sharding.inner_chain();
-            let n = chain.decoded_repr().num_elements() as usize;
             return self.rewrite_shards_of_points(sharding, &groups, &|points, existing, label| {
-                let current = match existing {
-                    Some(stored) => chain
-                        .decode_vlen(stored)
-                        .map_err(|e| self.corrupt(label, e))?,
-                    None => VlenChunk::filled(n, &self.fill_value),
-                };
-                let Some(updated) = update(&current, points) else {
-                    return Ok(None);
-                };
-                chain
-                    .encode_vlen(&updated)
-                    .map(Some)
-                    .map_err(|source| Error::EncodeChunk {
-                        key: label.to_string(),
-                        source,
-                    })
+                let current = self.decode_vlen_chunk(chain, existing, label)?;
+                self.encode_vlen_chunk(chain, &update(&current, points), label, write_empty_chunks)
             });
         }
         let write = |(chunk, points): &(Vec<u64>, Vec<(usize, usize)>)| -> Result<()> {
@@ -258,17 +276,10 @@ impl Array {
             let key = self.chunk_key(chunk);
             // Unsharded here: no shards to see.
             let current = self.vlen_chunk(chunk, &ShardsSeen::default())?;
-            let Some(updated) = update(&current, points) else {
-                return self.store.delete(&key).map_err(Error::from);
-            };
+            let updated = update(&current, points);
             let encoded =
-                self.codecs
-                    .encode_vlen(&updated)
-                    .map_err(|source| Error::EncodeChunk {
-                        key: key.clone(),
-                        source,
-                    })?;
-            self.store.set(&key, &encoded).map_err(Error::from)
+                self.encode_vlen_chunk(&self.codecs, &updated, &key, write_empty_chunks)?;
+            self.store_vlen_chunk(&key, encoded)
         };
         match groups.len() {
             0 => Ok(()),
@@ -287,6 +298,7 @@ impl Array {
         write_empty_chunks: bool,
     ) -> Result<()> {
         self.check_vlen()?;
+        let write_empty_chunks = self.keeps_empty_chunks(write_empty_chunks);
         selection.check(self.shape())?;
         if values.len() as u64 != selection.num_elements() {
             return Err(Error::InvalidArgument(format!(
@@ -301,26 +313,11 @@ impl Array {
         if let Some(sharding) = self.codecs.sharding() {
             let inner_shape = sharding.inner_chunk_shape().to_vec();
             let chain = sharding.inner_chain();
-            let n = chain.decoded_repr().num_elements() as usize;
             let encode = |share: &ChunkShare<'_>, existing: Option<&[u8]>, label: &str| {
-                let current = match existing {
-                    Some(stored) => chain
-                        .decode_vlen(stored)
-                        .map_err(|e| self.corrupt(label, e))?,
-                    None => VlenChunk::filled(n, &self.fill_value),
-                };
+                let current = self.decode_vlen_chunk(chain, existing, label)?;
                 let updated =
                     self.overlay_vlen(&current, &share.maps, &inner_shape, &plan.out_shape, values);
-                if !write_empty_chunks && updated.iter().all(|e| e == self.fill_value.as_slice()) {
-                    return Ok(None);
-                }
-                chain
-                    .encode_vlen(&updated)
-                    .map(Some)
-                    .map_err(|source| Error::EncodeChunk {
-                        key: label.to_string(),
-                        source,
-                    })
+                self.encode_vlen_chunk(chain, &updated, label, write_empty_chunks)
             };
             return self.write_sharded(sharding, &plan, &encode);
         }
@@ -355,19 +352,9 @@ impl Array {
                 self.vlen_chunk(&coords, &ShardsSeen::default())?
             };
             let updated = self.overlay_vlen(&current, &maps, &chunk_shape, &in_shape, values);
-            if !write_empty_chunks && updated.iter().all(|e| e == self.fill_value.as_slice()) {
-                self.store.delete(&key)?;
-                return Ok(());
-            }
             let encoded =
-                self.codecs
-                    .encode_vlen(&updated)
-                    .map_err(|source| Error::EncodeChunk {
-                        key: key.clone(),
-                        source,
-                    })?;
-            self.store.set(&key, &encoded)?;
-            Ok(())
+                self.encode_vlen_chunk(&self.codecs, &updated, &key, write_empty_chunks)?;
+            self.store_vlen_chunk(&key, encoded)
         };
         match total {
             0 => Ok(()),

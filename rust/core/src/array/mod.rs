@@ -163,6 +163,14 @@ impl Array {
         self.codecs.sharding().map(|_| self.chunk_shape())
     }
 
+    /// Whether a write stores chunks that hold only the fill value: when asked to, and always
+    /// for a v2 array without a fill value (`null`), whose unwritten elements other readers
+    /// may not read as zeros (zarr-python 3 never drops such chunks; zarr-python 2 reads a
+    /// missing chunk there as uninitialized memory).
+    pub(crate) fn keeps_empty_chunks(&self, write_empty_chunks: bool) -> bool {
+        write_empty_chunks || !self.metadata.has_fill_value()
+    }
+
     pub fn fill_value(&self) -> &[u8] {
         &self.fill_value
     }

@@ -267,6 +267,7 @@ pub fn convert(
             dst.shape()
         )));
     }
+    let write_empty_chunks = dst.keeps_empty_chunks(write_empty_chunks);
     let (from, to) = (src.data_type().clone(), dst.data_type().clone());
     if !cast::can_cast(&from, &to) {
         return Err(Error::InvalidArgument(format!(

@@ -149,6 +149,15 @@ impl ArrayMetadata {
         }
     }
 
+    /// Whether the array has a fill value: every v3 array has; a v2 array's `null` is none
+    /// (unwritten elements then read as the data type's default).
+    pub fn has_fill_value(&self) -> bool {
+        match self {
+            Self::V3(_) => true,
+            Self::V2(m) => !m.fill_value.is_null(),
+        }
+    }
+
     /// The codec chain that encodes and decodes chunks of `repr`.
     pub fn codec_chain(&self, repr: &ChunkRepr) -> Result<CodecChain, MetadataError> {
         match self {
