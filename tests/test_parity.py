@@ -525,7 +525,24 @@ def v2_fill_values(zarr: ModuleType, path: Path) -> list[Any]:
     b = zarr.create(shape=(2,), dtype="i2", fill_value=None, zarr_format=2, store=path / "b")
     c = zarr.from_array(path / "c", data=b)
     d = zarr.from_array(path / "d", data=b, zarr_format=3)
-    return [*results, b.fill_value, c.fill_value, d.fill_value, d[...]]
+    # Without a fill value, zeros written read back as zeros (oxzarr stores them: see
+    # test_api.py's test_v2_arrays_without_a_fill_value_store_every_chunk).
+    e = zarr.create_array(
+        path / "e", shape=(6,), chunks=(2,), dtype="f4", zarr_format=2, fill_value=None
+    )
+    e[...] = 0
+    e[2:4] = [1, 2]
+    f = zarr.create_array(path / "f", shape=(4,), chunks=(2,), dtype="u1", fill_value=7)
+    g = zarr.from_array(path / "g", data=f, fill_value=None)
+    return [
+        *results,
+        b.fill_value,
+        c.fill_value,
+        d.fill_value,
+        d[...],
+        e[...],
+        g.fill_value,
+    ]
 
 
 def normalize(value: Any) -> Any:

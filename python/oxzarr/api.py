@@ -514,9 +514,9 @@ def from_array(
         compressors = _keep(compressors, list(data.compressors) or None, keep_codecs)
         filters = _keep(filters, list(data.filters) or None, keep_codecs)
         serializer = _keep(serializer, data.serializer, keep_codecs and data.zarr_format == 3)
-        if fill_value is DEFAULT_FILL_VALUE and data.fill_value is not None:
-            # (A v2 source without one gives the default, as in zarr-python.)
-            fill_value = data.fill_value
+        if fill_value is DEFAULT_FILL_VALUE or fill_value is None:
+            # As zarr-python; a v2 source without one gives the default.
+            fill_value = DEFAULT_FILL_VALUE if data.fill_value is None else data.fill_value
         if same_format:
             doc = data.metadata.to_dict()
             if data.zarr_format == 2:

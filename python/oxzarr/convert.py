@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from oxzarr import _core
+from oxzarr._dtypes import DEFAULT_FILL_VALUE
 from oxzarr._metadata import ARRAY_TO_ARRAY
 from oxzarr.api import create_group, open, open_group
 from oxzarr.array import Array
@@ -114,7 +115,7 @@ class _NpySource:
         self.chunks: tuple[int, ...] | None = None
         self.attributes: dict[str, Any] = {}
         self.data_type: Any = self.dtype
-        self.fill_value: Any = None
+        self.fill_value: Any = DEFAULT_FILL_VALUE
 
     def read(self, region: tuple[slice, ...]) -> np.ndarray[Any, Any]:
         block = np.array(self.data[region], order="C")
@@ -139,7 +140,7 @@ class _H5Source:
         # variable-length text or bytes they hold (sequences of numbers and references have
         # no Zarr data type).
         self.data_type: Any = self.dtype
-        self.fill_value: Any = None
+        self.fill_value: Any = DEFAULT_FILL_VALUE
         if self.dtype.kind == "O":
             base = h5py.check_vlen_dtype(dataset.dtype)
             if base is str or base is bytes:
@@ -385,7 +386,7 @@ def _fill(
 ) -> Any:
     if options.fill_value is not KEEP:
         return options.fill_value
-    if fill is None or source == dtype:
+    if fill is None or fill is DEFAULT_FILL_VALUE or source == dtype:
         return fill
     try:
         old = np.asarray(fill, dtype=source)
