@@ -465,14 +465,7 @@ class Array:
                     f"could not broadcast input array from shape {values.shape} into shape "
                     f"{ix.result_shape}"
                 ) from e
-            kind = str if self._dtype != np.dtype(object) else bytes
-            flat = [kind(v) for v in values.reshape(-1)]
-            write_empty = (
-                self._write_empty_chunks
-                if self._write_empty_chunks is not None
-                else bool(config.get("write_empty_chunks"))
-            )
-            self._core.write_vlen(ix.selection, flat, write_empty)  # type: ignore[arg-type]
+            self._core.write_vlen(ix.selection, self._vlen_values(values), self._write_empty())
             return
         if isinstance(value, np.ndarray | np.generic):
             # numpy's assignment casts arrays as they are (float to int truncates).
@@ -626,9 +619,7 @@ class Array:
         coords, shape = self._coordinates(selection)
         values = np.broadcast_to(np.asarray(value, dtype=self._native), shape).reshape(-1)
         if self._vlen:
-            kind = str if self._dtype != np.dtype(object) else bytes
-            flat = [kind(v) for v in values]
-            self._core.write_points_vlen(coords, flat, self._write_empty())  # type: ignore[arg-type]
+            self._core.write_points_vlen(coords, self._vlen_values(values), self._write_empty())
             return
         data = np.ascontiguousarray(values)
         self._core.write_points(coords, data.view(np.uint8), self._write_empty())
@@ -744,6 +735,12 @@ class Array:
         """Bytes stored for the array: its chunks and metadata documents (a method, as in
         zarr-python)."""
         return int(self._core.nbytes_stored())
+
+    def _vlen_values(self, values: npt.NDArray[Any]) -> list[str] | list[bytes]:
+        """The elements of `values` as the engine takes a string or bytes array's values."""
+        if self._dtype == np.dtype(object):
+            return [bytes(v) for v in values.reshape(-1)]
+        return [str(v) for v in values.reshape(-1)]
 
     def _write_empty(self) -> bool:
         if self._write_empty_chunks is not None:

@@ -995,11 +995,16 @@ impl Array {
     /// Claims, against other threads' writes to this array, the stored chunks (shards, if
     /// sharded) that the plan's chunks lie in (see [`write_lock`]). Held until dropped.
     pub(super) fn claim_chunks(&self, plan: &Plan) -> Option<WriteClaim> {
-        let per_stored = match self.codecs.sharding() {
+        self.claim_bounds(plan.stored_bounds(&self.chunks_per_stored()))
+    }
+
+    /// How many encoded chunks each stored chunk spans along each dimension: the inner
+    /// chunks per shard, if sharded, else 1.
+    pub(super) fn chunks_per_stored(&self) -> Vec<u64> {
+        match self.codecs.sharding() {
             Some(sharding) => sharding.chunks_per_shard().to_vec(),
             None => vec![1; self.shape().len()],
-        };
-        self.claim_bounds(plan.stored_bounds(&per_stored))
+        }
     }
 
     /// Claims the stored chunks in `bounds` (per dimension of the chunk grid, inclusive).

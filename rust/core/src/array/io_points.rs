@@ -206,10 +206,7 @@ impl Array {
     /// Claims, for a write of points grouped by chunk, the box of stored chunks (shards, if
     /// sharded) that holds them.
     pub(super) fn claim_points(&self, groups: &ByChunk) -> Option<WriteClaim> {
-        let per_stored = match self.codecs.sharding() {
-            Some(sharding) => sharding.chunks_per_shard().to_vec(),
-            None => vec![1; self.shape().len()],
-        };
+        let per_stored = self.chunks_per_stored();
         let bounds = (0..self.shape().len())
             .map(|d| {
                 let along = groups.iter().map(|(chunk, _)| chunk[d] / per_stored[d]);
