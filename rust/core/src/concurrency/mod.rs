@@ -397,7 +397,7 @@ mod tests {
     }
 
     #[test]
-    fn sequential_splits_stay_on_the_calling_thread() {
+    fn sequential_splits_stay_on_the_calling_thread() -> Result<()> {
         with_threads(2, || {
             let here = std::thread::current().id();
             let on = install(|| {
@@ -413,15 +413,15 @@ mod tests {
                 })?;
                 Ok(others.load(Ordering::SeqCst))
             });
-            assert_eq!(on.unwrap(), 0, "on a pool worker");
+            assert_eq!(on?, 0, "on a pool worker");
             sequentially(|| {
                 split(64, |_| {
                     assert_eq!(std::thread::current().id(), here, "off the pool");
                     Ok::<(), Error>(())
                 })
-            })
-            .unwrap();
+            })?;
             assert!(!SEQUENTIAL.get(), "the flag is put back");
-        });
+            Ok(())
+        })
     }
 }

@@ -388,6 +388,19 @@ mod tests {
     }
 
     #[test]
+    fn times_without_a_fill_value_read_as_nat() -> Result<(), MetadataError> {
+        for dtype in ["<M8[s]", "<m8[ms]"] {
+            let m = ArrayMetadataV2::parse(
+                &zarray(json!({"dtype": dtype, "fill_value": null})),
+                None,
+                "x",
+            )?;
+            assert_eq!(m.fill_value_bytes()?, i64::MIN.to_ne_bytes(), "{dtype}");
+        }
+        Ok(())
+    }
+
+    #[test]
     fn objects_and_fill_values() {
         let m = ArrayMetadataV2::parse(
             &zarray(json!({"dtype": "|O", "filters": [{"id": "vlen-utf8"}], "fill_value": ""})),
@@ -399,19 +412,6 @@ mod tests {
         assert_eq!(m.codecs_v3().unwrap().1.unwrap()["name"], "vlen-utf8");
         let m = ArrayMetadataV2::parse(&zarray(json!({"fill_value": null})), None, "x").unwrap();
         assert_eq!(m.fill_value_bytes().unwrap(), vec![0, 0]);
-        for dtype in ["<M8[s]", "<m8[ms]"] {
-            let m = ArrayMetadataV2::parse(
-                &zarray(json!({"dtype": dtype, "fill_value": null})),
-                None,
-                "x",
-            )
-            .unwrap();
-            assert_eq!(
-                m.fill_value_bytes().unwrap(),
-                i64::MIN.to_ne_bytes(),
-                "{dtype}"
-            );
-        }
         let m = ArrayMetadataV2::parse(
             &zarray(json!({"dtype": "|S3", "fill_value": 0, "filters": null})),
             None,
