@@ -249,6 +249,32 @@ def test_a_writer_keeps_the_indexes_of_the_shards_it_wrote(tmp_path: Path) -> No
     assert_same(a[...], data)
 
 
+def test_threads_that_meet_a_replaced_shard_read_its_new_index_once(tmp_path: Path) -> None:
+    p = tmp_path / "a.zarr"
+    a = oxzarr.create_array(
+        p, shape=(64, 64), dtype="i4", chunks=(8, 8), shards=(64, 64), compressors=ZstdCodec()
+    )
+    a[...] = sample((64, 64), "i4", seed=1)
+    store = CountingStore(LocalStore(p, read_only=True))
+    r = oxzarr.open_array(store, mode="r")
+    assert r[0, 0] == a[0, 0]  # the reader keeps the shard's index
+    second = sample((64, 64), "i4", seed=2)
+    oxzarr.open_array(p, mode="r+")[...] = second
+    # A region of 48 of the 64 inner chunks: what a reader new to the shard reads.
+    box = (slice(0, 48), slice(0, 64))
+    new = CountingStore(LocalStore(p, read_only=True))
+    fresh = oxzarr.open_array(new, mode="r")
+    new.reset()
+    assert_same(fresh[box], second[box])
+    with oxzarr.config.set({"threads": 4}):
+        store.reset()
+        assert_same(r[box], second[box])
+    # The threads that tried the kept index found the shard replaced (reading nothing); the
+    # first of them read the new index, the others took it from that thread.
+    assert store.bytes_read == new.bytes_read
+    assert new.requests < store.requests <= new.requests + 4
+
+
 def test_reads_look_for_an_absent_shard_once(tmp_path: Path) -> None:
     p = tmp_path / "a.zarr"
     a = oxzarr.create_array(

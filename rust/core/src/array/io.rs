@@ -110,10 +110,23 @@ impl<T: Clone> OnceEach<T> {
         key: &str,
         find: impl FnOnce() -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
+        self.get_or_replace(key, |_| false, find)
+    }
+
+    /// As [`OnceEach::get`], and a value there that `outdated` says is out of date is found
+    /// again too.
+    fn get_or_replace<E>(
+        &self,
+        key: &str,
+        outdated: impl FnOnce(&T) -> bool,
+        find: impl FnOnce() -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
         let slot = self.slot(key);
         let mut value = lock(&slot);
         if let Some(known) = &*value {
-            return Ok(known.clone());
+            if !outdated(known) {
+                return Ok(known.clone());
+            }
         }
         // In sequence: see `concurrency::sequentially` (an index codec may split its work).
         let found = concurrency::sequentially(find)?;
@@ -155,10 +168,27 @@ impl ShardsSeen {
         })
     }
 
-    /// Records what a fresh look at `key` found, the shard having changed during the read.
-    fn relearn(&self, key: &str, shard: Option<KnownShard>) {
-        self.versions.set(key, shard.as_ref().map(|k| k.version));
-        self.shards.set(key, shard);
+    /// The shard at `key` as a fresh look (`look`) finds it, the read having found it no
+    /// longer the one `stale` describes — unless another thread of the read has looked since
+    /// `stale` was learnt: then what that thread found. Threads that meet a replaced shard
+    /// together read its new index once.
+    fn refresh(
+        &self,
+        key: &str,
+        stale: &Option<KnownShard>,
+        look: impl FnOnce() -> Result<Option<KnownShard>>,
+    ) -> Result<Option<KnownShard>> {
+        let outdated = |known: &Option<KnownShard>| match (known, stale) {
+            // Each look makes a new index: the same one is what `stale` was.
+            (Some(known), Some(stale)) => Arc::ptr_eq(&known.index, &stale.index),
+            (None, None) => true,
+            _ => false,
+        };
+        self.shards.get_or_replace(key, outdated, || {
+            let found = look()?;
+            self.versions.set(key, found.as_ref().map(|k| k.version));
+            Ok(found)
+        })
     }
 }
 
@@ -777,16 +807,13 @@ impl Array {
         // Each try is a few microseconds; a shard rewritten within that window so many times
         // in a row is a writer in a tight loop.
         const TRIES: usize = 8;
-        for attempt in 0..TRIES {
-            let shard = if attempt == 0 {
-                seen.shard(key, || self.shard_index(sharding, key, true))?
-            } else {
-                let fresh = self.shard_index(sharding, key, false)?;
-                seen.relearn(key, fresh.clone());
-                fresh
-            };
+        let mut shard = seen.shard(key, || self.shard_index(sharding, key, true))?;
+        for attempt in 1..=TRIES {
             if let Some(done) = read(shard.as_ref())? {
                 return Ok(done);
+            }
+            if attempt < TRIES {
+                shard = seen.refresh(key, &shard, || self.shard_index(sharding, key, false))?;
             }
         }
         Err(self.chunk_storage_error(
