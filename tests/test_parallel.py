@@ -288,3 +288,82 @@ def test_handles_rooted_at_different_levels_wait_for_each_other(tmp_path: Path) 
     np.testing.assert_array_equal(
         oxzarr.open_array(root / "a", mode="r")[...], np.repeat(np.arange(1, 101), 4)
     )
+
+
+@pytest.mark.parametrize("compressors", [None, ZstdCodec(level=1)], ids=["raw", "zstd"])
+@pytest.mark.parametrize("cache", [0, 1 << 24], ids=["no cache", "chunk cache"])
+def test_readers_see_whole_inner_chunks_while_a_writer_replaces_shards(
+    tmp_path: Path, compressors: object, cache: int
+) -> None:
+    # A writer replaces every shard again and again (whole-array writes through another
+    # handle) while long-lived handles read regions and points. A read is no snapshot of the
+    # array, but each inner chunk it returns must be one generation's, whole: the reader's
+    # kept shard indexes go stale under it and must be noticed, never read through.
+    path = tmp_path / "a.zarr"
+    shape, inner = (64, 64), 8
+    oxzarr.create_array(
+        path,
+        shape=shape,
+        dtype="i4",
+        fill_value=0,
+        chunks=(inner, inner),
+        shards=(32, 32),
+        compressors=compressors,
+    )
+    rng = np.random.default_rng(0)
+    # Generation g holds g * 1000 plus noise that changes the inner chunks' compressed sizes,
+    # so their offsets in the shards move from one generation to the next.
+    generations = {
+        g: g * 1000 + rng.integers(0, 10 * (g % 3) + 1, shape, dtype="i4") for g in range(1, 41)
+    }
+    writer = oxzarr.open_array(path, mode="r+")
+    writer[...] = generations[1]
+    stop = threading.Event()
+    problems: list[str] = []
+
+    def check(values: np.ndarray, rows: slice, cols: slice) -> None:
+        for i in range(rows.start, rows.stop, inner):
+            for j in range(cols.start, cols.stop, inner):
+                block = values[i - rows.start : i - rows.start + inner, j - cols.start :][:, :inner]
+                g = int(block.flat[0]) // 1000
+                if g not in generations or not np.array_equal(
+                    block, generations[g][i : i + inner, j : j + inner]
+                ):
+                    problems.append(f"inner chunk at ({i}, {j}) mixes generations")
+
+    reads = [0, 0, 0]
+
+    def read(seed: int) -> None:
+        try:
+            read_until_stopped(seed)
+        except Exception as e:  # reported by the test, not lost with the thread
+            problems.append(repr(e))
+
+    def read_until_stopped(seed: int) -> None:
+        r = oxzarr.open_array(path, mode="r")
+        pick = np.random.default_rng(seed)
+        while not stop.is_set():
+            reads[seed] += 1
+            a0, a1 = sorted(pick.choice(np.arange(0, 65, inner), 2, replace=False))
+            b0, b1 = sorted(pick.choice(np.arange(0, 65, inner), 2, replace=False))
+            rows, cols = slice(int(a0), int(a1)), slice(int(b0), int(b1))
+            check(r[rows, cols], rows, cols)
+            points = pick.integers(0, 64, (2, 50))
+            g = r.vindex[points[0], points[1]] // 1000
+            if not set(g.tolist()) <= set(generations):
+                problems.append(f"points read generations {sorted(set(g.tolist()))}")
+
+    with oxzarr.config.set({"threads": 2, "chunk_cache_bytes": cache}):
+        readers = [threading.Thread(target=read, args=(seed,)) for seed in range(3)]
+        for t in readers:
+            t.start()
+        try:
+            for g in range(2, 41):
+                writer[...] = generations[g]
+        finally:
+            stop.set()
+            for t in readers:
+                t.join()
+    assert problems == []
+    assert min(reads) > 1, reads
+    np.testing.assert_array_equal(oxzarr.open_array(path, mode="r")[...], generations[40])
