@@ -129,6 +129,31 @@ def block_selections(zarr: ModuleType, path: Path) -> list[Any]:
 
 
 @script
+def reads_into_out(zarr: ModuleType, path: Path) -> list[Any]:
+    # zarr-python takes its NDBuffer as `out` (oxzarr numpy arrays too).
+    from zarr.core.buffer import default_buffer_prototype
+
+    def buffer(shape: tuple[int, ...], dtype: str = "i4") -> Any:
+        return default_buffer_prototype().nd_buffer.create(shape=shape, dtype=np.dtype(dtype))
+
+    a = zarr.create_array(path / "a", shape=(9, 10), dtype="i4", chunks=(4, 3), shards=(8, 6))
+    a[...] = data((9, 10))
+    results = []
+    for method, selection, shape in [
+        ("get_basic_selection", (slice(1, 8, 2), slice(None)), (4, 10)),
+        ("get_orthogonal_selection", ([0, 8], [9, 1, 2]), (2, 3)),
+        ("get_coordinate_selection", ([0, 8, 4], [9, 1, 2]), (3,)),
+        ("get_block_selection", (1, 1), (1, 4)),
+    ]:
+        out = buffer(shape, "i8")
+        got = getattr(a, method)(selection, out=out)
+        results += [got, out.as_numpy_array()]
+    results.append(a.get_basic_selection((2, 3), out=buffer(())))
+    results.append(attempt(lambda: a.get_basic_selection(slice(0, 2), out=buffer((3, 10)))))
+    return results
+
+
+@script
 def block_selections_of_shards(zarr: ModuleType, path: Path) -> list[Any]:
     # The blocks of a sharded array are its shards, the chunks of its grid.
     a = zarr.create_array(path / "s", shape=(10, 12), dtype="i4", chunks=(2, 3), shards=(4, 6))

@@ -162,15 +162,95 @@ class ArrayV2Metadata:
         return doc
 
 
+Fields = str | list[str] | tuple[str, ...] | None
+
+
+def pop_fields(key: Any) -> tuple[Fields, Any]:
+    """Splits the field names (strings) off a selection, as zarr-python does: ``a["x"]``,
+    ``a["x", 0:2]``, ``a["x", "y", 0:2]``. Returns the fields (``None`` for none) and the
+    rest of the selection."""
+    if isinstance(key, str):
+        return key, ()
+    if type(key) is not tuple or not any(isinstance(k, str) for k in key):
+        return None, key
+    names = [k for k in key if isinstance(k, str)]
+    rest = tuple(k for k in key if not isinstance(k, str))
+    return (names[0] if len(names) == 1 else names), (rest[0] if len(rest) == 1 else rest)
+
+
+def _wants_fields(fields: Fields) -> bool:
+    """Whether `fields` asks for fields (no names, as none, asks for the whole records)."""
+    if isinstance(fields, str | list | tuple):
+        return len(fields) > 0
+    return fields is not None  # anything else is refused by `_check_fields`
+
+
+def _check_fields(dtype: np.dtype[Any], fields: Fields) -> list[str]:
+    """The field names asked for, checked against the array's record dtype."""
+    if not isinstance(fields, str | list | tuple):
+        raise IndexError(f"fields must be a string or a list of strings, not {fields!r}")
+    names = [fields] if isinstance(fields, str) else list(fields)
+    if dtype.names is None:
+        raise IndexError(f"the array's dtype {dtype} has no fields to select {names}")
+    missing = [n for n in names if n not in dtype.names]
+    if missing:
+        raise IndexError(f"no field {missing[0]!r} in the array's dtype {dtype}")
+    return names
+
+
+def _take_fields(records: npt.NDArray[Any], fields: Fields) -> npt.NDArray[Any]:
+    """A new array of the `fields` of `records`: one field's values (with its subarray
+    dimensions), or records of just those fields, packed, in the order asked."""
+    names = _check_fields(records.dtype, fields)
+    if isinstance(fields, str):
+        return records[fields].copy()
+    packed = np.empty(records.shape, dtype=[(n, records.dtype[n]) for n in names])
+    for n in names:
+        packed[n] = records[n]
+    return packed
+
+
+def _put_fields(records: npt.NDArray[Any], fields: Fields, value: npt.ArrayLike) -> None:
+    """Assigns `value` to the `fields` of `records`, as numpy assigns to fields."""
+    names = _check_fields(records.dtype, fields)
+    records[fields if isinstance(fields, str) else names] = value
+
+
+def _out_array(out: Any, shape: tuple[int, ...]) -> npt.NDArray[Any]:
+    """The numpy array behind `out` (a numpy array, or zarr-python's ``NDBuffer``), checked
+    to have the selection's shape and to be writeable."""
+    array = out.as_ndarray_like() if hasattr(out, "as_ndarray_like") else out
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"out must be a numpy array or an NDBuffer, not {type(out).__name__}")
+    if array.shape != shape:
+        raise ValueError(
+            f"shape of out argument doesn't match. Expected {shape}, got {array.shape}"
+        )
+    if not array.flags.writeable:
+        raise ValueError("out is read-only")
+    return array
+
+
+def _deliver(values: npt.NDArray[Any], out: Any) -> npt.NDArray[Any]:
+    """`values`, or `out` holding them (cast as numpy's assignment casts)."""
+    if out is None:
+        return values
+    target = _out_array(out, values.shape)
+    target[...] = values
+    return target
+
+
 class _OrthogonalIndex:
     def __init__(self, array: Array) -> None:
         self._array = array
 
     def __getitem__(self, key: Any) -> npt.NDArray[Any]:
-        return self._array.get_orthogonal_selection(key)
+        fields, key = pop_fields(key)
+        return self._array.get_orthogonal_selection(key, fields=fields)
 
     def __setitem__(self, key: Any, value: npt.ArrayLike) -> None:
-        self._array.set_orthogonal_selection(key, value)
+        fields, key = pop_fields(key)
+        self._array.set_orthogonal_selection(key, value, fields=fields)
 
 
 class _VectorizedIndex:
@@ -178,15 +258,17 @@ class _VectorizedIndex:
         self._array = array
 
     def __getitem__(self, key: Any) -> npt.NDArray[Any]:
+        fields, key = pop_fields(key)
         if _is_mask(key, self._array.shape):
-            return self._array.get_mask_selection(key)
-        return self._array.get_coordinate_selection(key)
+            return self._array.get_mask_selection(key, fields=fields)
+        return self._array.get_coordinate_selection(key, fields=fields)
 
     def __setitem__(self, key: Any, value: npt.ArrayLike) -> None:
+        fields, key = pop_fields(key)
         if _is_mask(key, self._array.shape):
-            self._array.set_mask_selection(key, value)
+            self._array.set_mask_selection(key, value, fields=fields)
         else:
-            self._array.set_coordinate_selection(key, value)
+            self._array.set_coordinate_selection(key, value, fields=fields)
 
 
 class _BlockIndex:
@@ -441,17 +523,37 @@ class Array:
 
     # --- reading and writing ---
 
-    def _read(self, ix: Indexer) -> npt.NDArray[Any]:
+    def _read(self, ix: Indexer, out: Any = None, fields: Fields = None) -> npt.NDArray[Any]:
+        """The selection `ix` as a new array, or in `out`; with `fields`, just those fields
+        of its records."""
+        if _wants_fields(fields):
+            return _deliver(_take_fields(self._read(ix), fields), out)
+        if out is not None:
+            target = _out_array(out, ix.result_shape)
+            if not self._vlen and target.dtype == self._native and target.flags.c_contiguous:
+                # Straight into the caller's buffer: no array allocated, nothing copied.
+                self._core.read(ix.selection, target.reshape(-1).view(np.uint8))
+                return target
+            return _deliver(self._read(ix), target)
         if self._vlen:
-            values = self._core.read_vlen(ix.selection)
-            out = np.empty(len(values), dtype=self._dtype)
-            out[:] = values
-            return out.reshape(ix.result_shape)
-        out = np.empty(ix.core_shape, dtype=self._native)
-        self._core.read(ix.selection, out.reshape(-1).view(np.uint8))
+            texts = self._core.read_vlen(ix.selection)
+            values = np.empty(len(texts), dtype=self._dtype)
+            values[:] = texts
+            return values.reshape(ix.result_shape)
+        values = np.empty(ix.core_shape, dtype=self._native)
+        self._core.read(ix.selection, values.reshape(-1).view(np.uint8))
         if self._native is not self._dtype:
-            out = out.astype(self._dtype)
-        return out.reshape(ix.result_shape)
+            values = values.astype(self._dtype)
+        return values.reshape(ix.result_shape)
+
+    def _write_fields(self, ix: Indexer, value: npt.ArrayLike, fields: Fields) -> None:
+        """Writes `value` into `fields` of the records at `ix`: reads them, changes those
+        fields and writes them back. Another writer's change to the same records between
+        the read and the write is lost, as with zarr-python's field writes."""
+        _check_fields(self._dtype, fields)
+        records = self._read(ix)
+        _put_fields(records, fields, value)
+        self._write(ix, records)
 
     def _write(self, ix: Indexer, value: npt.ArrayLike) -> None:
         if self.read_only:
@@ -511,6 +613,9 @@ class Array:
                 out = np.empty((), dtype=self._native)
                 self._core.read(selection, out.reshape(1).view(np.uint8))  # type: ignore[arg-type]
                 return out if self._native is self._dtype else out.astype(self._dtype)
+        fields, key = pop_fields(key)
+        if fields is not None:
+            return self.get_basic_selection(key, fields=fields)
         ix = simple_indexer(key, self._shape)
         if ix is None:
             # As zarr-python: a full-shape mask, or integer arrays for several dimensions,
@@ -525,6 +630,10 @@ class Array:
         return out if ix.result_shape or plain_integers(key) else out[()]
 
     def __setitem__(self, key: Any, value: npt.ArrayLike) -> None:
+        fields, key = pop_fields(key)
+        if fields is not None:
+            self.set_basic_selection(key, value, fields=fields)
+            return
         kind = vectorized_kind(key, self._shape)
         if kind == "mask":
             self.set_mask_selection(key, value)
@@ -533,22 +642,53 @@ class Array:
         else:
             self._write(indexer(key, self._shape), value)
 
-    def get_basic_selection(self, selection: Any = Ellipsis) -> npt.NDArray[Any]:
+    # The selection methods take zarr-python's keywords. `out` is an array of the
+    # selection's shape (numpy's, or zarr-python's NDBuffer) to read into: of the array's
+    # dtype and C-contiguous, the engine decodes straight into it. `fields` names fields of
+    # a record dtype. `prototype` (zarr-python's choice of buffer class) changes nothing:
+    # results are numpy arrays.
+
+    def get_basic_selection(
+        self,
+        selection: Any = Ellipsis,
+        *,
+        out: Any = None,
+        prototype: Any = None,
+        fields: Fields = None,
+    ) -> npt.NDArray[Any]:
         """Reads integers, slices (any step), Ellipsis and newaxis; a selection of one
         element is a numpy scalar."""
-        out = self._read(simple_indexer(selection, self._shape) or indexer(selection, self._shape))
-        return out if out.ndim else out[()]
+        ix = simple_indexer(selection, self._shape) or indexer(selection, self._shape)
+        values = self._read(ix, out, fields)
+        return values if values.ndim else values[()]
 
-    def set_basic_selection(self, selection: Any, value: npt.ArrayLike) -> None:
-        self._write(indexer(selection, self._shape), value)
+    def set_basic_selection(
+        self, selection: Any, value: npt.ArrayLike, *, fields: Fields = None, prototype: Any = None
+    ) -> None:
+        self._set(indexer(selection, self._shape), value, fields)
 
-    def get_orthogonal_selection(self, selection: Any) -> npt.NDArray[Any]:
+    def get_orthogonal_selection(
+        self,
+        selection: Any,
+        *,
+        out: Any = None,
+        fields: Fields = None,
+        prototype: Any = None,
+    ) -> npt.NDArray[Any]:
         """Reads with one index per dimension, each applied on its own (integers, slices,
         integer arrays, boolean masks)."""
-        return self._read(indexer(selection, self._shape, orthogonal=True))
+        return self._read(indexer(selection, self._shape, orthogonal=True), out, fields)
 
-    def set_orthogonal_selection(self, selection: Any, value: npt.ArrayLike) -> None:
-        self._write(indexer(selection, self._shape, orthogonal=True), value)
+    def set_orthogonal_selection(
+        self, selection: Any, value: npt.ArrayLike, *, fields: Fields = None, prototype: Any = None
+    ) -> None:
+        self._set(indexer(selection, self._shape, orthogonal=True), value, fields)
+
+    def _set(self, ix: Indexer, value: npt.ArrayLike, fields: Fields) -> None:
+        if _wants_fields(fields):
+            self._write_fields(ix, value, fields)
+        else:
+            self._write(ix, value)
 
     @property
     def oindex(self) -> _OrthogonalIndex:
@@ -595,27 +735,51 @@ class Array:
             coords.append(in_bounds(a.reshape(-1), n, axis))
         return coords, tuple(shape)
 
-    def get_coordinate_selection(self, selection: Any) -> npt.NDArray[Any]:
+    def get_coordinate_selection(
+        self,
+        selection: Any,
+        *,
+        out: Any = None,
+        fields: Fields = None,
+        prototype: Any = None,
+    ) -> npt.NDArray[Any]:
         """Reads points: ``selection`` holds one integer array per dimension (numpy's
         fancy indexing, zarr-python's ``vindex``)."""
+        if _wants_fields(fields):
+            return _deliver(_take_fields(self.get_coordinate_selection(selection), fields), out)
         coords, shape = self._coordinates(selection)
         # As zarr-python: a coordinate selection of scalars is one point, not a 0-d array.
         shape = shape or (1,)
+        if out is not None:
+            target = _out_array(out, shape)
+            if not self._vlen and target.dtype == self._native and target.flags.c_contiguous:
+                self._core.read_points(coords, target.reshape(-1).view(np.uint8))
+                return target
+            return _deliver(self.get_coordinate_selection(selection), target)
         if self._vlen:
             values = self._core.read_points_vlen(coords)
-            out = np.empty(len(values), dtype=self._dtype)
-            out[:] = values
-            return out.reshape(shape)
-        out = np.empty(int(np.prod(shape)), dtype=self._native)
-        self._core.read_points(coords, out.view(np.uint8))
+            points = np.empty(len(values), dtype=self._dtype)
+            points[:] = values
+            return points.reshape(shape)
+        points = np.empty(int(np.prod(shape)), dtype=self._native)
+        self._core.read_points(coords, points.view(np.uint8))
         if self._native is not self._dtype:
-            out = out.astype(self._dtype)
-        return out.reshape(shape)
+            points = points.astype(self._dtype)
+        return points.reshape(shape)
 
-    def set_coordinate_selection(self, selection: Any, value: npt.ArrayLike) -> None:
+    def set_coordinate_selection(
+        self, selection: Any, value: npt.ArrayLike, *, fields: Fields = None, prototype: Any = None
+    ) -> None:
         """Writes points (the last value wins for a point given twice, as in numpy)."""
         if self.read_only:
             raise ReadOnlyError(f"{self!r} was opened read-only: cannot write to it")
+        if _wants_fields(fields):
+            # Read, change the fields, write back (see `_write_fields`).
+            _check_fields(self._dtype, fields)
+            records = self.get_coordinate_selection(selection)
+            _put_fields(records, fields, value)
+            self.set_coordinate_selection(selection, records)
+            return
         coords, shape = self._coordinates(selection)
         values = np.broadcast_to(np.asarray(value, dtype=self._native), shape).reshape(-1)
         if self._vlen:
@@ -624,13 +788,22 @@ class Array:
         data = np.ascontiguousarray(values)
         self._core.write_points(coords, data.view(np.uint8), self._write_empty())
 
-    def get_mask_selection(self, mask: Any) -> npt.NDArray[Any]:
+    def get_mask_selection(
+        self,
+        mask: Any,
+        *,
+        out: Any = None,
+        fields: Fields = None,
+        prototype: Any = None,
+    ) -> npt.NDArray[Any]:
         """Reads the elements where ``mask`` (a boolean array of the array's shape) is true,
         in C order."""
-        return self.get_coordinate_selection(self._mask_points(mask))
+        return self.get_coordinate_selection(self._mask_points(mask), out=out, fields=fields)
 
-    def set_mask_selection(self, mask: Any, value: npt.ArrayLike) -> None:
-        self.set_coordinate_selection(self._mask_points(mask), value)
+    def set_mask_selection(
+        self, mask: Any, value: npt.ArrayLike, *, fields: Fields = None, prototype: Any = None
+    ) -> None:
+        self.set_coordinate_selection(self._mask_points(mask), value, fields=fields)
 
     def _mask_points(self, mask: Any) -> tuple[npt.NDArray[Any], ...]:
         if isinstance(mask, tuple) and len(mask) == 1:
@@ -677,12 +850,21 @@ class Array:
                 raise IndexError(f"block selections take integers and slices, not {s!r}")
         return tuple(key)
 
-    def get_block_selection(self, selection: Any) -> npt.NDArray[Any]:
+    def get_block_selection(
+        self,
+        selection: Any,
+        *,
+        out: Any = None,
+        fields: Fields = None,
+        prototype: Any = None,
+    ) -> npt.NDArray[Any]:
         """Reads whole chunks: ``selection`` indexes the chunk grid."""
-        return self[self._block_key(selection)]
+        return self.get_basic_selection(self._block_key(selection), out=out, fields=fields)
 
-    def set_block_selection(self, selection: Any, value: npt.ArrayLike) -> None:
-        self[self._block_key(selection)] = value
+    def set_block_selection(
+        self, selection: Any, value: npt.ArrayLike, *, fields: Fields = None, prototype: Any = None
+    ) -> None:
+        self.set_basic_selection(self._block_key(selection), value, fields=fields)
 
     # --- shape changes and storage ---
 

@@ -1,0 +1,184 @@
+"""zarr-python's keywords of the selection methods: `out=` (read into the caller's array,
+numpy's or zarr-python's NDBuffer) and `fields=` (fields of record dtypes, also as strings in
+the key: ``a["x", 0:2]``)."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from zarr.core.buffer import default_buffer_prototype
+
+import oxzarr
+from tests.conftest import assert_same, sample
+
+LAYOUTS = {"chunks": {"chunks": (4, 6)}, "shards": {"chunks": (2, 3), "shards": (4, 6)}}
+
+
+@pytest.fixture(params=list(LAYOUTS))
+def stored(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[oxzarr.Array, np.ndarray]:
+    data = sample((10, 13), "f8")
+    a = oxzarr.create_array(
+        tmp_path / "a.zarr", shape=data.shape, dtype="f8", **LAYOUTS[request.param]
+    )
+    a[...] = data
+    return a, data
+
+
+def _selections(shape: tuple[int, ...]) -> list[tuple[str, Any, Any]]:
+    """(method, selection, what numpy makes of it) for each selection method."""
+    rows, cols = np.array([0, 9, 3, 3]), np.array([12, 0, 5, 6])
+    mask = np.zeros(shape, bool)
+    mask[2:5, 7] = mask[9, 0] = True
+    return [
+        ("get_basic_selection", (slice(1, 9, 3), slice(None, None, -2)), np.s_[1:9:3, ::-2]),
+        ("get_orthogonal_selection", ([0, 4, 9], slice(2, 7)), np.ix_([0, 4, 9], range(2, 7))),
+        ("get_coordinate_selection", (rows, cols), (rows, cols)),
+        ("get_mask_selection", mask, mask),
+        ("get_block_selection", (1, slice(0, 2)), np.s_[4:8, 0:12]),
+    ]
+
+
+def test_out_is_filled_and_returned(stored: tuple[oxzarr.Array, np.ndarray]) -> None:
+    a, data = stored
+    for method, selection, want in _selections(a.shape):
+        expected = data[want]
+        # Of the array's dtype and contiguous: the engine reads straight into it.
+        out = np.full(expected.shape, -1.0)
+        assert getattr(a, method)(selection, out=out) is out, method
+        assert_same(out, expected)
+        # zarr-python's buffer: the result is the numpy array behind it.
+        buffer = default_buffer_prototype().nd_buffer.create(
+            shape=expected.shape, dtype=np.dtype("f8")
+        )
+        got = getattr(a, method)(selection, out=buffer, prototype=default_buffer_prototype())
+        assert got is buffer.as_ndarray_like()
+        assert_same(buffer.as_numpy_array(), expected)
+        # Another dtype, or a strided view: filled as numpy's assignment fills it.
+        cast = np.zeros(expected.shape, "f4")
+        assert getattr(a, method)(selection, out=cast) is cast
+        assert_same(cast, expected.astype("f4"))
+        host = np.zeros((*expected.shape, 2))
+        view = host[..., 1]
+        assert getattr(a, method)(selection, out=view) is view
+        assert_same(host[..., 1], expected)
+        assert not host[..., 0].any()
+
+
+def test_out_of_one_element(stored: tuple[oxzarr.Array, np.ndarray]) -> None:
+    a, data = stored
+    out = np.zeros(())
+    value = a.get_basic_selection((3, 4), out=out)
+    # As zarr-python: one element is a numpy scalar, and `out` holds it too.
+    assert isinstance(value, np.float64) and value == data[3, 4] and out[()] == data[3, 4]
+
+
+def test_bad_out(stored: tuple[oxzarr.Array, np.ndarray]) -> None:
+    a, _ = stored
+    with pytest.raises(ValueError, match=r"Expected \(2, 13\), got \(3, 13\)"):
+        a.get_basic_selection(slice(0, 2), out=np.empty((3, 13)))
+    frozen = np.empty((2, 13))
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        a.get_orthogonal_selection((slice(0, 2), slice(None)), out=frozen)
+    with pytest.raises(TypeError, match="list"):
+        a.get_basic_selection(slice(0, 2), out=[[0.0] * 13] * 2)
+
+
+def test_a_read_into_out_allocates_no_array(tmp_path: Path) -> None:
+    a = oxzarr.create_array(tmp_path / "a.zarr", shape=(1024, 1024), dtype="f8", chunks=(256, 256))
+    a[...] = 1.5
+    out = np.empty((1024, 1024))  # 8 MiB
+    tracemalloc.start()
+    try:
+        a.get_basic_selection(Ellipsis, out=out)
+        a.get_coordinate_selection((np.arange(1024), np.arange(1024)), out=out[0])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (out == 1.5).all()
+    # numpy reports its allocations to tracemalloc: an output array would be 8 MiB. The index
+    # arrays of the coordinate selection are 8 KiB each.
+    assert peak < 256 << 10, peak
+
+
+RECORD = np.dtype([("x", "<i4"), ("y", "<f8"), ("z", "u1")])
+
+
+def _records(shape: tuple[int, ...]) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    values = np.zeros(shape, RECORD)
+    values["x"] = rng.integers(-100, 100, shape)
+    values["y"] = rng.random(shape)
+    values["z"] = rng.integers(0, 255, shape)
+    return values
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_fields_read_as_numpy_selects_them(tmp_path: Path, zarr_format: int) -> None:
+    data = _records((9, 7))
+    a = oxzarr.create_array(
+        tmp_path / "a.zarr",
+        shape=data.shape,
+        dtype=data.dtype,
+        chunks=(4, 3),
+        zarr_format=zarr_format,
+    )
+    a[...] = data
+    assert_same(a["x"], data["x"])
+    assert_same(a["y", 2:5], data["y"][2:5])
+    assert_same(a[1:3, "z", ::2], data["z"][1:3, ::2])
+    two = a["z", "x", 4]
+    assert two.dtype == np.dtype([("z", "u1"), ("x", "<i4")])  # packed, in the order asked
+    assert two.tolist() == data[["z", "x"]][4].tolist()
+    assert_same(a.get_basic_selection(slice(0, 2), fields="x"), data["x"][0:2])
+    assert_same(a.oindex["x", [0, 8], [1, 6]], data["x"][np.ix_([0, 8], [1, 6])])
+    assert_same(a.vindex["y", [0, 8], [1, 6]], data["y"][[0, 8], [1, 6]])
+    mask = data["x"] > 50
+    assert_same(a.vindex["x", mask], data["x"][mask])
+    assert_same(a.get_block_selection((1, 1), fields="z"), data["z"][4:8, 3:6])
+    assert_same(a.get_basic_selection((1, 1), fields=[]), data[1, 1])  # no fields: records
+    out = np.empty((2, 7), "i8")
+    assert a.get_basic_selection(slice(3, 5), out=out, fields="x") is out
+    assert_same(out, data["x"][3:5].astype("i8"))
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_fields_write_leaves_the_other_fields(tmp_path: Path, layout: str) -> None:
+    data = _records((10, 13))
+    a = oxzarr.create_array(
+        tmp_path / "a.zarr", shape=data.shape, dtype=data.dtype, **LAYOUTS[layout]
+    )
+    a[...] = data
+    a["x"] = 7
+    data["x"] = 7
+    a["y", 2:4, 5] = [1.0, 2.0]
+    data["y"][2:4, 5] = [1.0, 2.0]
+    a.oindex["z", [1, 9], :2] = 3
+    data["z"][np.ix_([1, 9], [0, 1])] = 3
+    a.vindex["x", "z", [0, 5], [12, 0]] = (-1, 1)
+    data[["x", "z"]][[0, 5], [12, 0]] = (-1, 1)
+    mask = np.zeros(data.shape, bool)
+    mask[6, 6:9] = True
+    a.vindex["z", mask] = 200
+    data["z"][mask] = 200
+    a.set_block_selection((2, 0), 9, fields="x")
+    data["x"][8:10, 0:6] = 9
+    assert_same(a[...], data)
+    assert_same(oxzarr.open_array(tmp_path / "a.zarr", mode="r")[...], data)
+
+
+def test_bad_fields(tmp_path: Path) -> None:
+    a = oxzarr.create_array(tmp_path / "r.zarr", shape=(4,), dtype=RECORD, chunks=(2,))
+    with pytest.raises(IndexError, match="no field 'w'"):
+        a["w"]
+    with pytest.raises(IndexError, match="no field 'w'"):
+        a["w"] = 1
+    with pytest.raises(IndexError, match="string or a list"):
+        a.get_basic_selection(slice(None), fields=3)  # type: ignore[arg-type]
+    plain = oxzarr.create_array(tmp_path / "p.zarr", shape=(4,), dtype="i4", chunks=(2,))
+    with pytest.raises(IndexError, match="no fields"):
+        plain["x"]
