@@ -76,6 +76,20 @@ def test_out_of_one_element(stored: tuple[oxzarr.Array, np.ndarray]) -> None:
     assert isinstance(value, np.float64) and value == data[3, 4] and out[()] == data[3, 4]
 
 
+def test_out_of_a_byte_swapped_array(tmp_path: Path) -> None:
+    # A v2 array stored big-endian reports that dtype; `out` of either byte order is filled.
+    data = sample((6, 7), "i4").astype(">i4")
+    a = oxzarr.create_array(
+        tmp_path / "a.zarr", shape=(6, 7), dtype=">i4", chunks=(4, 4), zarr_format=2
+    )
+    a[...] = data
+    assert a.dtype == np.dtype(">i4")
+    for dtype in [">i4", "<i4", "i8"]:
+        out = np.zeros((2, 7), dtype)
+        assert a.get_basic_selection(slice(1, 3), out=out) is out
+        assert (out == data[1:3]).all(), dtype
+
+
 def test_bad_out(stored: tuple[oxzarr.Array, np.ndarray]) -> None:
     a, _ = stored
     with pytest.raises(ValueError, match=r"Expected \(2, 13\), got \(3, 13\)"):
@@ -106,6 +120,11 @@ def test_a_read_into_out_allocates_no_array(tmp_path: Path) -> None:
 
 
 RECORD = np.dtype([("x", "<i4"), ("y", "<f8"), ("z", "u1")])
+
+
+def two_of(data: np.ndarray, *names: str) -> np.dtype:
+    """The packed dtype of `names` of `data`'s records."""
+    return np.dtype([(n, data.dtype[n]) for n in names])
 
 
 def _records(shape: tuple[int, ...]) -> np.ndarray:
@@ -139,6 +158,9 @@ def test_fields_read_as_numpy_selects_them(tmp_path: Path, zarr_format: int) -> 
     assert_same(a.vindex["y", [0, 8], [1, 6]], data["y"][[0, 8], [1, 6]])
     mask = data["x"] > 50
     assert_same(a.vindex["x", mask], data["x"][mask])
+    # Points and masks in brackets, as numpy takes them.
+    assert_same(a["x", [0, 8], [1, 6]], data["x"][[0, 8], [1, 6]])
+    assert_same(a["y", "z", mask], data[["y", "z"]][mask].astype(two_of(data, "y", "z")))
     assert_same(a.get_block_selection((1, 1), fields="z"), data["z"][4:8, 3:6])
     assert_same(a.get_basic_selection((1, 1), fields=[]), data[1, 1])  # no fields: records
     out = np.empty((2, 7), "i8")
@@ -167,12 +189,19 @@ def test_fields_write_leaves_the_other_fields(tmp_path: Path, layout: str) -> No
     data["z"][mask] = 200
     a.set_block_selection((2, 0), 9, fields="x")
     data["x"][8:10, 0:6] = 9
+    a["z", [1, 2], [3, 4]] = 5
+    data["z"][[1, 2], [3, 4]] = 5
+    mask = data["x"] < 0
+    a["x", mask] = -7
+    data["x"][mask] = -7
     assert_same(a[...], data)
     assert_same(oxzarr.open_array(tmp_path / "a.zarr", mode="r")[...], data)
 
 
 def test_bad_fields(tmp_path: Path) -> None:
     a = oxzarr.create_array(tmp_path / "r.zarr", shape=(4,), dtype=RECORD, chunks=(2,))
+    with pytest.raises(oxzarr.errors.ReadOnlyError):
+        oxzarr.open_array(tmp_path / "r.zarr", mode="r")["x"] = 1
     with pytest.raises(IndexError, match="no field 'w'"):
         a["w"]
     with pytest.raises(IndexError, match="no field 'w'"):

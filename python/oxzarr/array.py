@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -221,7 +221,10 @@ def _out_array(out: Any, shape: tuple[int, ...]) -> npt.NDArray[Any]:
     to have the selection's shape and to be writeable."""
     array = out.as_ndarray_like() if hasattr(out, "as_ndarray_like") else out
     if not isinstance(array, np.ndarray):
-        raise TypeError(f"out must be a numpy array or an NDBuffer, not {type(out).__name__}")
+        given = type(out).__name__
+        if array is not out:
+            given = f"an NDBuffer holding {type(array).__name__}"
+        raise TypeError(f"out must be a numpy array or an NDBuffer holding one, not {given}")
     if array.shape != shape:
         raise ValueError(
             f"shape of out argument doesn't match. Expected {shape}, got {array.shape}"
@@ -529,12 +532,12 @@ class Array:
         if _wants_fields(fields):
             return _deliver(_take_fields(self._read(ix), fields), out)
         if out is not None:
-            target = _out_array(out, ix.result_shape)
-            if not self._vlen and target.dtype == self._native and target.flags.c_contiguous:
-                # Straight into the caller's buffer: no array allocated, nothing copied.
-                self._core.read(ix.selection, target.reshape(-1).view(np.uint8))
-                return target
-            return _deliver(self._read(ix), target)
+            return self._into(
+                out,
+                ix.result_shape,
+                lambda buffer: self._core.read(ix.selection, buffer),
+                lambda: self._read(ix),
+            )
         if self._vlen:
             texts = self._core.read_vlen(ix.selection)
             values = np.empty(len(texts), dtype=self._dtype)
@@ -546,14 +549,39 @@ class Array:
             values = values.astype(self._dtype)
         return values.reshape(ix.result_shape)
 
-    def _write_fields(self, ix: Indexer, value: npt.ArrayLike, fields: Fields) -> None:
-        """Writes `value` into `fields` of the records at `ix`: reads them, changes those
-        fields and writes them back. Another writer's change to the same records between
+    def _into(
+        self,
+        out: Any,
+        shape: tuple[int, ...],
+        read: Callable[[npt.NDArray[np.uint8]], None],
+        values: Callable[[], npt.NDArray[Any]],
+    ) -> npt.NDArray[Any]:
+        """`out`, checked to have `shape`, filled by `read` (the engine's read into a byte
+        buffer of native values) when it can take them as they are: C-contiguous, of the
+        native dtype, not text. Otherwise it gets `values()`, cast as numpy assigns."""
+        target = _out_array(out, shape)
+        if not self._vlen and target.dtype == self._native and target.flags.c_contiguous:
+            # Straight into the caller's buffer: no array allocated, nothing copied.
+            read(target.reshape(-1).view(np.uint8))
+            return target
+        return _deliver(values(), target)
+
+    def _write_fields(
+        self,
+        fields: Fields,
+        value: npt.ArrayLike,
+        records: Callable[[], npt.NDArray[Any]],
+        write: Callable[[npt.NDArray[Any]], None],
+    ) -> None:
+        """Writes `value` into `fields` of a selection's `records`: reads them, changes those
+        fields and `write`s them back. Another writer's change to the same records between
         the read and the write is lost, as with zarr-python's field writes."""
+        if self.read_only:
+            raise ReadOnlyError(f"{self!r} was opened read-only: cannot write to it")
         _check_fields(self._dtype, fields)
-        records = self._read(ix)
-        _put_fields(records, fields, value)
-        self._write(ix, records)
+        current = records()
+        _put_fields(current, fields, value)
+        write(current)
 
     def _write(self, ix: Indexer, value: npt.ArrayLike) -> None:
         if self.read_only:
@@ -614,39 +642,36 @@ class Array:
                 self._core.read(selection, out.reshape(1).view(np.uint8))  # type: ignore[arg-type]
                 return out if self._native is self._dtype else out.astype(self._dtype)
         fields, key = pop_fields(key)
-        if fields is not None:
-            return self.get_basic_selection(key, fields=fields)
         ix = simple_indexer(key, self._shape)
         if ix is None:
             # As zarr-python: a full-shape mask, or integer arrays for several dimensions,
             # select points (numpy's advanced indexing gives the same).
             kind = vectorized_kind(key, self._shape)
             if kind == "mask":
-                return self.get_mask_selection(key)
+                return self.get_mask_selection(key, fields=fields)
             if kind == "coordinate":
-                return self.get_coordinate_selection(key)
+                return self.get_coordinate_selection(key, fields=fields)
             ix = indexer(key, self._shape)
-        out = self._read(ix)
-        return out if ix.result_shape or plain_integers(key) else out[()]
+        values = self._read(ix, fields=fields)
+        if values.ndim == 0 and (fields is not None or not plain_integers(key)):
+            return values[()]
+        return values
 
     def __setitem__(self, key: Any, value: npt.ArrayLike) -> None:
         fields, key = pop_fields(key)
-        if fields is not None:
-            self.set_basic_selection(key, value, fields=fields)
-            return
         kind = vectorized_kind(key, self._shape)
         if kind == "mask":
-            self.set_mask_selection(key, value)
+            self.set_mask_selection(key, value, fields=fields)
         elif kind == "coordinate":
-            self.set_coordinate_selection(key, value)
+            self.set_coordinate_selection(key, value, fields=fields)
         else:
-            self._write(indexer(key, self._shape), value)
+            self._set(indexer(key, self._shape), value, fields)
 
     # The selection methods take zarr-python's keywords. `out` is an array of the
     # selection's shape (numpy's, or zarr-python's NDBuffer) to read into: of the array's
-    # dtype and C-contiguous, the engine decodes straight into it. `fields` names fields of
-    # a record dtype. `prototype` (zarr-python's choice of buffer class) changes nothing:
-    # results are numpy arrays.
+    # dtype in native byte order and C-contiguous, the engine decodes straight into it.
+    # `fields` names fields of a record dtype. `prototype` (zarr-python's choice of buffer
+    # class) changes nothing: results are numpy arrays.
 
     def get_basic_selection(
         self,
@@ -686,7 +711,9 @@ class Array:
 
     def _set(self, ix: Indexer, value: npt.ArrayLike, fields: Fields) -> None:
         if _wants_fields(fields):
-            self._write_fields(ix, value, fields)
+            self._write_fields(
+                fields, value, lambda: self._read(ix), lambda records: self._write(ix, records)
+            )
         else:
             self._write(ix, value)
 
@@ -751,11 +778,12 @@ class Array:
         # As zarr-python: a coordinate selection of scalars is one point, not a 0-d array.
         shape = shape or (1,)
         if out is not None:
-            target = _out_array(out, shape)
-            if not self._vlen and target.dtype == self._native and target.flags.c_contiguous:
-                self._core.read_points(coords, target.reshape(-1).view(np.uint8))
-                return target
-            return _deliver(self.get_coordinate_selection(selection), target)
+            return self._into(
+                out,
+                shape,
+                lambda buffer: self._core.read_points(coords, buffer),
+                lambda: self.get_coordinate_selection(selection),
+            )
         if self._vlen:
             values = self._core.read_points_vlen(coords)
             points = np.empty(len(values), dtype=self._dtype)
@@ -771,15 +799,16 @@ class Array:
         self, selection: Any, value: npt.ArrayLike, *, fields: Fields = None, prototype: Any = None
     ) -> None:
         """Writes points (the last value wins for a point given twice, as in numpy)."""
+        if _wants_fields(fields):
+            self._write_fields(
+                fields,
+                value,
+                lambda: self.get_coordinate_selection(selection),
+                lambda records: self.set_coordinate_selection(selection, records),
+            )
+            return
         if self.read_only:
             raise ReadOnlyError(f"{self!r} was opened read-only: cannot write to it")
-        if _wants_fields(fields):
-            # Read, change the fields, write back (see `_write_fields`).
-            _check_fields(self._dtype, fields)
-            records = self.get_coordinate_selection(selection)
-            _put_fields(records, fields, value)
-            self.set_coordinate_selection(selection, records)
-            return
         coords, shape = self._coordinates(selection)
         values = np.broadcast_to(np.asarray(value, dtype=self._native), shape).reshape(-1)
         if self._vlen:
