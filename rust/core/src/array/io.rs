@@ -795,8 +795,9 @@ impl Array {
 
     /// Runs `read` with what this read (`seen`) knows of the shard at `key` (`None`: not
     /// stored). When `read` finds the shard replaced or gone since that was learnt (it
-    /// returns `Ok(None)`), the index is read again and `read` retried; a shard that keeps
-    /// changing under the read is an error after a few tries.
+    /// returns `Ok(None)`), `read` is retried with the index read again, by this thread or by
+    /// another of the read that met the change first ([`ShardsSeen::refresh`]); a shard that
+    /// keeps changing under the read is an error after a few tries.
     pub(super) fn with_shard<T>(
         &self,
         sharding: &Sharding,
