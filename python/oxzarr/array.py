@@ -182,11 +182,12 @@ def _wants_fields(fields: Fields) -> bool:
     """Whether `fields` asks for fields (no names, as none, asks for the whole records)."""
     if isinstance(fields, str | list | tuple):
         return len(fields) > 0
-    return fields is not None  # anything else is refused by `_check_fields`
+    return fields is not None  # anything else is refused by `_field_key`
 
 
-def _check_fields(dtype: np.dtype[Any], fields: Fields) -> list[str]:
-    """The field names asked for, checked against the array's record dtype."""
+def _field_key(dtype: np.dtype[Any], fields: Fields) -> str | list[str]:
+    """What selects `fields` of records of `dtype` in numpy (one name, or a list of them),
+    checked against `dtype` before anything is read."""
     if not isinstance(fields, str | list | tuple):
         raise IndexError(f"fields must be a string or a list of strings, not {fields!r}")
     names = [fields] if isinstance(fields, str) else list(fields)
@@ -195,25 +196,19 @@ def _check_fields(dtype: np.dtype[Any], fields: Fields) -> list[str]:
     missing = [n for n in names if n not in dtype.names]
     if missing:
         raise IndexError(f"no field {missing[0]!r} in the array's dtype {dtype}")
-    return names
+    return fields if isinstance(fields, str) else names
 
 
-def _take_fields(records: npt.NDArray[Any], fields: Fields) -> npt.NDArray[Any]:
-    """A new array of the `fields` of `records`: one field's values (with its subarray
-    dimensions), or records of just those fields, packed, in the order asked."""
-    names = _check_fields(records.dtype, fields)
-    if isinstance(fields, str):
-        return records[fields].copy()
-    packed = np.empty(records.shape, dtype=[(n, records.dtype[n]) for n in names])
-    for n in names:
+def _take_fields(records: npt.NDArray[Any], key: str | list[str]) -> npt.NDArray[Any]:
+    """A new array of the fields `key` (from `_field_key`) of `records`: one field's values
+    (with its subarray dimensions), or records of just those fields, packed, in the order
+    asked."""
+    if isinstance(key, str):
+        return records[key].copy()
+    packed = np.empty(records.shape, dtype=[(n, records.dtype[n]) for n in key])
+    for n in key:
         packed[n] = records[n]
     return packed
-
-
-def _put_fields(records: npt.NDArray[Any], fields: Fields, value: npt.ArrayLike) -> None:
-    """Assigns `value` to the `fields` of `records`, as numpy assigns to fields."""
-    names = _check_fields(records.dtype, fields)
-    records[fields if isinstance(fields, str) else names] = value
 
 
 def _out_array(out: Any, shape: tuple[int, ...]) -> npt.NDArray[Any]:
@@ -530,7 +525,8 @@ class Array:
         """The selection `ix` as a new array, or in `out`; with `fields`, just those fields
         of its records."""
         if _wants_fields(fields):
-            return _deliver(_take_fields(self._read(ix), fields), out)
+            key = _field_key(self._dtype, fields)
+            return _deliver(_take_fields(self._read(ix), key), out)
         if out is not None:
             return self._into(
                 out,
@@ -578,9 +574,9 @@ class Array:
         the read and the write is lost, as with zarr-python's field writes."""
         if self.read_only:
             raise ReadOnlyError(f"{self!r} was opened read-only: cannot write to it")
-        _check_fields(self._dtype, fields)
+        key = _field_key(self._dtype, fields)
         current = records()
-        _put_fields(current, fields, value)
+        current[key] = value  # as numpy assigns to fields
         write(current)
 
     def _write(self, ix: Indexer, value: npt.ArrayLike) -> None:
@@ -773,7 +769,8 @@ class Array:
         """Reads points: ``selection`` holds one integer array per dimension (numpy's
         fancy indexing, zarr-python's ``vindex``)."""
         if _wants_fields(fields):
-            return _deliver(_take_fields(self.get_coordinate_selection(selection), fields), out)
+            key = _field_key(self._dtype, fields)
+            return _deliver(_take_fields(self.get_coordinate_selection(selection), key), out)
         coords, shape = self._coordinates(selection)
         # As zarr-python: a coordinate selection of scalars is one point, not a 0-d array.
         shape = shape or (1,)

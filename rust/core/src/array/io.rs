@@ -1152,25 +1152,40 @@ impl Array {
         plan: &Plan,
         encode: &EncodeInner<'_>,
     ) -> Result<()> {
+        let shares = (0..plan.total).map(|i| (i, plan.share(i).coords));
+        self.for_each_shard(sharding, shares, |shard, shares| {
+            self.write_shard(sharding, plan, shard, shares, encode)
+        })
+    }
+
+    /// Runs `work(shard, touched)` once for each shard holding some of the inner chunks of
+    /// `items` (an item and its inner chunk's grid coordinates each), shards in parallel;
+    /// `touched` lists (inner chunk index in the shard, item).
+    pub(super) fn for_each_shard(
+        &self,
+        sharding: &Sharding,
+        items: impl Iterator<Item = (usize, Vec<u64>)>,
+        work: impl Fn(&[u64], &[(usize, usize)]) -> Result<()> + Sync,
+    ) -> Result<()> {
         let mut by_shard: HashMap<Vec<u64>, Vec<(usize, usize)>> = HashMap::new();
-        for i in 0..plan.total {
-            let share = plan.share(i);
-            let (shard, inner) = locate_inner(&share.coords, sharding.chunks_per_shard());
-            by_shard.entry(shard).or_default().push((i, inner));
+        for (item, chunk) in items {
+            let (shard, inner) = locate_inner(&chunk, sharding.chunks_per_shard());
+            by_shard.entry(shard).or_default().push((inner, item));
         }
         let shards: Vec<_> = by_shard.into_iter().collect();
-        let work = |(shard, shares): &(Vec<u64>, Vec<(usize, usize)>)| {
+        let run = |(shard, touched): &(Vec<u64>, Vec<(usize, usize)>)| {
             concurrency::mark_worker();
-            self.write_shard(sharding, plan, shard, shares, encode)
+            work(shard, touched)
         };
         match shards.len() {
             0 => Ok(()),
-            1 => concurrency::in_pool(|| work(&shards[0]))?,
-            _ => concurrency::install(|| shards.par_iter().try_for_each(work)),
+            // On the engine's pool all the same: the shard's inner chunks encode in parallel.
+            1 => concurrency::in_pool(|| run(&shards[0]))?,
+            _ => concurrency::install(|| shards.par_iter().try_for_each(run)),
         }
     }
 
-    /// Rewrites one shard: `shares` are (share of the plan, inner chunk index) pairs.
+    /// Rewrites one shard: `shares` are (inner chunk index, share of the plan) pairs.
     fn write_shard(
         &self,
         sharding: &Sharding,
@@ -1190,10 +1205,10 @@ impl Array {
         let whole = shares.len() == inner_in_array
             && shares
                 .iter()
-                .all(|&(i, _)| self.covers(&plan.share(i), inner_shape));
-        let touched: Vec<usize> = shares.iter().map(|&(_, inner)| inner).collect();
+                .all(|&(_, i)| self.covers(&plan.share(i), inner_shape));
+        let touched: Vec<usize> = shares.iter().map(|&(inner, _)| inner).collect();
         self.rewrite_shard(sharding, shard, &touched, whole, &|k, existing, label| {
-            let share = plan.share(shares[k].0);
+            let share = plan.share(shares[k].1);
             // A share that covers its inner chunk does not need what is stored there.
             let existing = if self.covers(&share, inner_shape) {
                 None

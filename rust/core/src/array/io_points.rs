@@ -263,24 +263,15 @@ impl Array {
         groups: &ByChunk,
         update: &UpdateInner<'_>,
     ) -> Result<()> {
-        let mut by_shard: HashMap<Vec<u64>, Vec<(usize, usize)>> = HashMap::new();
-        for (g, (chunk, _)) in groups.iter().enumerate() {
-            let (shard, inner) = locate_inner(chunk, sharding.chunks_per_shard());
-            by_shard.entry(shard).or_default().push((inner, g));
-        }
-        let shards: Vec<_> = by_shard.into_iter().collect();
-        let work = |(shard, touched): &(Vec<u64>, Vec<(usize, usize)>)| -> Result<()> {
-            concurrency::mark_worker();
+        let chunks = groups
+            .iter()
+            .enumerate()
+            .map(|(g, (chunk, _))| (g, chunk.clone()));
+        self.for_each_shard(sharding, chunks, |shard, touched| {
             let inners: Vec<usize> = touched.iter().map(|&(inner, _)| inner).collect();
             self.rewrite_shard(sharding, shard, &inners, false, &|k, existing, label| {
                 update(&groups[touched[k].1].1, existing, label)
             })
-        };
-        match shards.len() {
-            0 => Ok(()),
-            // On the engine's pool all the same: the shard's inner chunks encode in parallel.
-            1 => concurrency::in_pool(|| work(&shards[0]))?,
-            _ => concurrency::install(|| shards.par_iter().try_for_each(work)),
-        }
+        })
     }
 }
