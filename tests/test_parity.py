@@ -570,6 +570,40 @@ def v2_fill_values(zarr: ModuleType, path: Path) -> list[Any]:
     ]
 
 
+@script
+def one_element_reads(zarr: ModuleType, path: Path) -> list[Any]:
+    """Keys of one int per dimension take the engine's direct path; every other key, and
+    every key outside the shape, must come out as through the general indexer."""
+    keys: list[Any] = [
+        (1, 2, 3),
+        (-1, -4, -5),
+        (0, 3, -1),
+        (np.int64(1), 2, 3),
+        (True, 2, 3),
+        (3, 0, 0),
+        (-4, 0, 0),
+        (0, 0, 2**70),
+        (0, 0, -(2**70)),
+        (1, 2),
+        (1, 2, 3, 4),
+        (1, 2, 3.0),
+    ]
+    results: list[Any] = []
+    for fmt, dtype in [(3, "<u2"), (2, ">i4"), (3, "f8"), (2, "S3")]:
+        a = zarr.create_array(
+            path / f"{fmt}{dtype}", shape=(3, 4, 5), dtype=dtype, chunks=(2, 3, 2), zarr_format=fmt
+        )
+        a[...] = data((3, 4, 5), dtype)
+        results += [attempt(lambda a=a, key=key: a[key]) for key in keys]
+    s = zarr.create_array(path / "s", shape=(2, 3), dtype=str, chunks=(1, 2))
+    s[...] = np.array([["a", "bb", "ccc"], ["", "e", "ff"]])
+    results += [attempt(lambda: s[1, -1]), attempt(lambda: s[0, 3])]
+    z = zarr.create_array(path / "z", shape=(), dtype="i2")
+    z[()] = 7
+    results += [attempt(lambda: z[()]), attempt(lambda: z[...])]
+    return results
+
+
 def normalize(value: Any) -> Any:
     """Results in a form both libraries' values compare by."""
     if isinstance(value, np.ndarray):

@@ -618,24 +618,11 @@ class Array:
         self._core.write(ix.selection, data.reshape(-1).view(np.uint8), write_empty)
 
     def __getitem__(self, key: Any) -> npt.NDArray[Any]:
-        if type(key) is tuple and len(key) == len(self._shape):
-            # The common point read, without the general indexer: a few microseconds count.
-            selection: list[tuple[int, int, int]] = []
-            for k, n in zip(key, self._shape, strict=True):
-                if type(k) is not int:
-                    break
-                if k < 0:
-                    k += n
-                if not 0 <= k < n:
-                    break  # the indexer raises the error
-                selection.append((k, 1, 1))
-            else:
-                if self._vlen:
-                    return self._read(indexer(key, self._shape))
-                if not key:
-                    return self.get_basic_selection(key)
-                out = np.empty((), dtype=self._native)
-                self._core.read(selection, out.reshape(1).view(np.uint8))  # type: ignore[arg-type]
+        if type(key) is tuple:
+            # The common point read, one int per dimension, goes straight to the engine: a
+            # few microseconds count. Anything else (None back) takes the general indexer.
+            out = self._core.read_element(key, self._native)
+            if out is not None:
                 return out if self._native is self._dtype else out.astype(self._dtype)
         fields, key = pop_fields(key)
         ix = simple_indexer(key, self._shape)

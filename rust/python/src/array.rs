@@ -4,14 +4,18 @@
 //! them), so each read or write is one call: the engine plans, fetches, decodes and copies
 //! every chunk in parallel with the GIL released, straight into or out of the numpy memory.
 
-use numpy::{PyReadonlyArray1, PyReadwriteArray1};
+use numpy::npyffi::{NpyTypes, PY_ARRAY_API};
+use numpy::{
+    PyArrayDescr, PyArrayDescrMethods, PyReadonlyArray1, PyReadwriteArray1, PyUntypedArray,
+    PyUntypedArrayMethods,
+};
 use oxzarr_core::array::{DimSelection, Selection};
 use oxzarr_core::codec::array_to_bytes::vlen::VlenChunk;
 use oxzarr_core::metadata::{json, DataType};
 use oxzarr_core::metadata::{ArrayMetadata, ArrayMetadataV2, ArrayMetadataV3};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyInt, PyList, PyString, PyTuple};
 
 use crate::gil::without_gil;
 use crate::store::Store;
@@ -220,6 +224,75 @@ impl Array {
             .as_slice_mut()
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
         without_gil(py, || self.inner.read_into(&selection, out))
+    }
+
+    /// Reads the element at `index`, one Python `int` per dimension (negative ones count
+    /// from the end), into a new 0-d array of `dtype` (the array's, in native byte order).
+    /// `None` when `index` is anything else or lies outside the shape: the general indexer
+    /// then takes it, and raises what it raises. A loop of one-element reads spends most of
+    /// its time here, so this path skips the Python-side selection and the output's view.
+    fn read_element<'py>(
+        &self,
+        py: Python<'py>,
+        index: &Bound<'py, PyTuple>,
+        dtype: Bound<'py, PyArrayDescr>,
+    ) -> PyResult<Option<Bound<'py, PyUntypedArray>>> {
+        let shape = self.inner.shape();
+        if shape.is_empty() || index.len() != shape.len() || self.inner.data_type().is_variable() {
+            return Ok(None);
+        }
+        let size = self.inner.data_type().size();
+        if dtype.itemsize() != size {
+            return Err(PyValueError::new_err(format!(
+                "a dtype of {} bytes for elements of {size}",
+                dtype.itemsize()
+            )));
+        }
+        let mut selection = Vec::with_capacity(shape.len());
+        for (item, &n) in index.iter().zip(shape) {
+            // Exactly `int`: bools, numpy integers and the rest go through the indexer.
+            if !item.is_exact_instance_of::<PyInt>() {
+                return Ok(None);
+            }
+            let Ok(i) = item.extract::<i64>() else {
+                return Ok(None);
+            };
+            let start = match i < 0 {
+                true => n.checked_sub(i.unsigned_abs()),
+                false => Some(i.unsigned_abs()),
+            };
+            match start {
+                Some(start) if start < n => selection.push(DimSelection::Slice {
+                    start,
+                    step: 1,
+                    len: 1,
+                }),
+                _ => return Ok(None),
+            }
+        }
+        // SAFETY: NewFromDescr takes the reference `into_dtype_ptr` hands over; null dims,
+        // strides and data make numpy allocate one element; the result is checked for null.
+        let out = unsafe {
+            let ptr = PY_ARRAY_API.PyArray_NewFromDescr(
+                py,
+                PY_ARRAY_API.get_type_object(py, NpyTypes::PyArray_Type),
+                dtype.into_dtype_ptr(),
+                0,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                0,
+                std::ptr::null_mut(),
+            );
+            Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked::<PyUntypedArray>()
+        };
+        // SAFETY: the new array owns `size` bytes of data, and nothing else can reach it
+        // before it is returned: the engine may write them with the GIL released.
+        let data = unsafe {
+            std::slice::from_raw_parts_mut((*out.as_array_ptr()).data.cast::<u8>(), size)
+        };
+        without_gil(py, || self.inner.read_into(&Selection(selection), data))?;
+        Ok(Some(out))
     }
 
     /// Reads points (`coords[d]` holds every point's coordinate along dimension `d`) into
