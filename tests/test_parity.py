@@ -571,9 +571,9 @@ def v2_fill_values(zarr: ModuleType, path: Path) -> list[Any]:
 
 
 @script
-def one_element_reads(zarr: ModuleType, path: Path) -> list[Any]:
-    """Keys of one int per dimension take the engine's direct path; every other key, and
-    every key outside the shape, must come out as through the general indexer."""
+def simple_selections(zarr: ModuleType, path: Path) -> list[Any]:
+    """Ints and slices take the engine's direct path; every other key, and every int
+    outside the shape, must come out as through the general indexer."""
     keys: list[Any] = [
         (1, 2, 3),
         (-1, -4, -5),
@@ -587,6 +587,20 @@ def one_element_reads(zarr: ModuleType, path: Path) -> list[Any]:
         (1, 2),
         (1, 2, 3, 4),
         (1, 2, 3.0),
+        (slice(1, 3), 2),
+        (slice(None, None, 2), slice(0, 4, 2), -1),
+        (slice(-2, None), slice(1, 3), slice(0, 5, 3)),
+        (slice(0, 0), 1, slice(None)),
+        (slice(0, None, 2**70), slice(2, 3, 2**70), 4),
+        (1, slice(None), 10),
+        1,
+        -3,
+        slice(1, None),
+        slice(5, 9),
+        [0, 2],
+        Ellipsis,
+        (Ellipsis, 1),
+        (),
     ]
     results: list[Any] = []
     for fmt, dtype in [(3, "<u2"), (2, ">i4"), (3, "f8"), (2, "S3")]:

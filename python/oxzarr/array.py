@@ -618,12 +618,12 @@ class Array:
         self._core.write(ix.selection, data.reshape(-1).view(np.uint8), write_empty)
 
     def __getitem__(self, key: Any) -> npt.NDArray[Any]:
-        if type(key) is tuple:
-            # The common point read, one int per dimension, goes straight to the engine: a
-            # few microseconds count. Anything else (None back) takes the general indexer.
-            out = self._core.read_element(key, self._native)
-            if out is not None:
-                return out if self._native is self._dtype else out.astype(self._dtype)
+        # Ints and slices (a point, a chunk) go straight to the engine, which makes the
+        # output: in a loop of small reads, microseconds of indexing count. Anything else
+        # (None back) takes the general indexer.
+        out = self._core.read_simple(key, self._native)
+        if out is not None:
+            return out if self._native is self._dtype else out.astype(self._dtype)
         fields, key = pop_fields(key)
         ix = simple_indexer(key, self._shape)
         if ix is None:

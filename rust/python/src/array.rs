@@ -4,7 +4,7 @@
 //! them), so each read or write is one call: the engine plans, fetches, decodes and copies
 //! every chunk in parallel with the GIL released, straight into or out of the numpy memory.
 
-use numpy::npyffi::{NpyTypes, PY_ARRAY_API};
+use numpy::npyffi::{npy_intp, NpyTypes, PY_ARRAY_API};
 use numpy::{
     PyArrayDescr, PyArrayDescrMethods, PyReadonlyArray1, PyReadwriteArray1, PyUntypedArray,
     PyUntypedArrayMethods,
@@ -15,7 +15,8 @@ use oxzarr_core::metadata::{json, DataType};
 use oxzarr_core::metadata::{ArrayMetadata, ArrayMetadataV2, ArrayMetadataV3};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyInt, PyList, PySlice, PySliceMethods, PyString, PyTuple};
+use std::os::raw::c_int;
 
 use crate::gil::without_gil;
 use crate::store::Store;
@@ -226,59 +227,102 @@ impl Array {
         without_gil(py, || self.inner.read_into(&selection, out))
     }
 
-    /// Reads the element at `index`, one Python `int` per dimension (negative ones count
-    /// from the end), into a new 0-d array of `dtype` (the array's, in native byte order).
-    /// `None` when `index` is anything else or lies outside the shape: the general indexer
-    /// then takes it, and raises what it raises. A loop of one-element reads spends most of
-    /// its time here, so this path skips the Python-side selection and the output's view.
-    fn read_element<'py>(
+    /// Reads the common selection: `key` is one Python `int` or `slice` (any step), or a
+    /// tuple of up to one per dimension (negative ints count from the end; dimensions left out
+    /// are taken whole), into a new C-order array of `dtype` (the array's, in native byte
+    /// order) and numpy's result shape: a dimension for each slice, none for each int.
+    /// `None` for any other key, or an int outside the shape: the general indexer then takes
+    /// it, and raises what it raises. A loop of small reads (a chunk or an element at a time)
+    /// pays for this on every call, so it skips the Python-side indexer and output view.
+    fn read_simple<'py>(
         &self,
         py: Python<'py>,
-        index: &Bound<'py, PyTuple>,
+        key: &Bound<'py, PyAny>,
         dtype: Bound<'py, PyArrayDescr>,
     ) -> PyResult<Option<Bound<'py, PyUntypedArray>>> {
         let shape = self.inner.shape();
-        if shape.is_empty() || index.len() != shape.len() || self.inner.data_type().is_variable() {
+        let size = self.inner.data_type().size();
+        if shape.is_empty() || self.inner.data_type().is_variable() {
             return Ok(None);
         }
-        let size = self.inner.data_type().size();
         if dtype.itemsize() != size {
             return Err(PyValueError::new_err(format!(
                 "a dtype of {} bytes for elements of {size}",
                 dtype.itemsize()
             )));
         }
-        let mut selection = Vec::with_capacity(shape.len());
-        for (item, &n) in index.iter().zip(shape) {
-            // Exactly `int`: bools, numpy integers and the rest go through the indexer.
-            if !item.is_exact_instance_of::<PyInt>() {
-                return Ok(None);
+        let one;
+        let items = match key.cast::<PyTuple>() {
+            Ok(tuple) => tuple,
+            Err(_) => {
+                one = PyTuple::new(py, [key])?;
+                &one
             }
-            let Ok(i) = item.extract::<i64>() else {
-                return Ok(None);
-            };
-            let start = match i < 0 {
-                true => n.checked_sub(i.unsigned_abs()),
-                false => Some(i.unsigned_abs()),
-            };
-            match start {
-                Some(start) if start < n => selection.push(DimSelection::Slice {
-                    start,
+        };
+        if items.len() > shape.len() {
+            return Ok(None);
+        }
+        let mut selection = Vec::with_capacity(shape.len());
+        let mut dims: Vec<npy_intp> = Vec::with_capacity(shape.len());
+        for (d, &n) in shape.iter().enumerate() {
+            let Some(item) = (d < items.len()).then(|| items.get_item(d)).transpose()? else {
+                selection.push(DimSelection::Slice {
+                    start: 0,
                     step: 1,
-                    len: 1,
-                }),
-                _ => return Ok(None),
+                    len: n,
+                });
+                dims.push(npy_intp::try_from(n)?);
+                continue;
+            };
+            // Exactly `int` or `slice`: bools, numpy integers, arrays and the rest go
+            // through the indexer.
+            if item.is_exact_instance_of::<PyInt>() {
+                let Ok(i) = item.extract::<i64>() else {
+                    return Ok(None);
+                };
+                let start = match i < 0 {
+                    true => n.checked_sub(i.unsigned_abs()),
+                    false => Some(i.unsigned_abs()),
+                };
+                match start {
+                    Some(start) if start < n => selection.push(DimSelection::Slice {
+                        start,
+                        step: 1,
+                        len: 1,
+                    }),
+                    _ => return Ok(None),
+                }
+            } else if let Ok(slice) = item.cast_exact::<PySlice>() {
+                let Ok(n_signed) = isize::try_from(n) else {
+                    return Ok(None);
+                };
+                let Ok(range) = slice.indices(n_signed) else {
+                    return Ok(None);
+                };
+                let len = range.slicelength as u64;
+                // A run of at most one element takes any step as 1, as the indexer does.
+                let (start, step) = match len {
+                    0 => (0, 1),
+                    1 => (range.start as u64, 1),
+                    _ => (range.start as u64, range.step as i64),
+                };
+                selection.push(DimSelection::Slice { start, step, len });
+                dims.push(range.slicelength as npy_intp);
+            } else {
+                return Ok(None);
             }
         }
-        // SAFETY: NewFromDescr takes the reference `into_dtype_ptr` hands over; null dims,
-        // strides and data make numpy allocate one element; the result is checked for null.
+        let elements: usize = dims.iter().map(|&d| d as usize).product();
+        // SAFETY: NewFromDescr takes the reference `into_dtype_ptr` hands over; `dims` holds
+        // `dims.len()` lengths, and null strides and data make numpy allocate a C-order
+        // array; the result is checked for null (numpy raises MemoryError when it cannot).
         let out = unsafe {
             let ptr = PY_ARRAY_API.PyArray_NewFromDescr(
                 py,
                 PY_ARRAY_API.get_type_object(py, NpyTypes::PyArray_Type),
                 dtype.into_dtype_ptr(),
-                0,
-                std::ptr::null_mut(),
+                dims.len() as c_int,
+                dims.as_mut_ptr(),
                 std::ptr::null_mut(),
                 std::ptr::null_mut(),
                 0,
@@ -286,10 +330,10 @@ impl Array {
             );
             Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked::<PyUntypedArray>()
         };
-        // SAFETY: the new array owns `size` bytes of data, and nothing else can reach it
-        // before it is returned: the engine may write them with the GIL released.
+        // SAFETY: the new array owns `elements * size` bytes, and nothing else can reach
+        // them before it is returned: the engine may write them with the GIL released.
         let data = unsafe {
-            std::slice::from_raw_parts_mut((*out.as_array_ptr()).data.cast::<u8>(), size)
+            std::slice::from_raw_parts_mut((*out.as_array_ptr()).data.cast::<u8>(), elements * size)
         };
         without_gil(py, || self.inner.read_into(&Selection(selection), data))?;
         Ok(Some(out))
