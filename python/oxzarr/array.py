@@ -642,13 +642,19 @@ class Array:
 
     def __setitem__(self, key: Any, value: npt.ArrayLike) -> None:
         fields, key = pop_fields(key)
-        kind = vectorized_kind(key, self._shape)
-        if kind == "mask":
-            self.set_mask_selection(key, value, fields=fields)
-        elif kind == "coordinate":
-            self.set_coordinate_selection(key, value, fields=fields)
-        else:
-            self._set(indexer(key, self._shape), value, fields)
+        # One int or slice per dimension (a loop writing chunk by chunk) skips the checks
+        # for point selections and the general indexer.
+        ix = simple_indexer(key, self._shape)
+        if ix is None:
+            kind = vectorized_kind(key, self._shape)
+            if kind == "mask":
+                self.set_mask_selection(key, value, fields=fields)
+                return
+            if kind == "coordinate":
+                self.set_coordinate_selection(key, value, fields=fields)
+                return
+            ix = indexer(key, self._shape)
+        self._set(ix, value, fields)
 
     # The selection methods take zarr-python's keywords. `out` is an array of the
     # selection's shape (numpy's, or zarr-python's NDBuffer) to read into: of the array's
