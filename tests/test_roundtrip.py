@@ -179,6 +179,46 @@ def test_the_fast_selection_path_agrees_with_the_general_one(shape: Any, data: A
     assert fast == general
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    shape=st.lists(st.integers(0, 12), min_size=1, max_size=3).map(tuple),
+    chunk=st.integers(1, 5),
+    data=st.data(),
+)
+def test_the_engine_reads_ints_and_slices_as_numpy_does(
+    shape: tuple[int, ...], chunk: int, data: Any
+) -> None:
+    """The engine's direct read (`read_simple`) gives numpy's values and shape for every key
+    of ints and slices it takes, and takes every such key inside the shape (a bare one, or a
+    tuple leaving dimensions out); an int outside it is left to the general indexer."""
+    item = st.integers(-15, 15) | st.builds(
+        slice, _BOUND, _BOUND, st.none() | st.integers(-4, 4).filter(bool) | st.just(2**70)
+    )
+    ndim = data.draw(st.integers(1, len(shape)))
+    key: Any = tuple(data.draw(item) for _ in range(ndim))
+    if ndim == 1 and data.draw(st.booleans()):
+        key = key[0]
+    model = sample(shape, "i4", seed=3).astype(">i4")
+    a = oxzarr.create_array(
+        oxzarr.storage.MemoryStore(),
+        shape=shape,
+        dtype=">i4",
+        chunks=(chunk,) * len(shape),
+        zarr_format=2,
+    )
+    a[...] = model
+    got = a._core.read_simple(key, model.dtype.newbyteorder("="))
+    try:
+        expected = np.asarray(model[key]).astype(model.dtype)
+    except IndexError:
+        assert got is None
+        return
+    assert got is not None
+    assert got.shape == expected.shape
+    assert np.array_equal(got, expected)
+    assert_same(a[key], expected)
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     shape=st.tuples(st.integers(1, 20), st.integers(1, 20)),

@@ -3,6 +3,7 @@
 //! Buffers arrive as flat `uint8` views of C-contiguous numpy arrays (the Python layer makes
 //! them), so each read or write is one call: the engine plans, fetches, decodes and copies
 //! every chunk in parallel with the GIL released, straight into or out of the numpy memory.
+//! The common read of ints and slices (`read_simple`) makes its numpy output here instead.
 
 use numpy::npyffi::{npy_intp, NpyTypes, PY_ARRAY_API};
 use numpy::{
@@ -265,7 +266,7 @@ impl Array {
         let mut selection = Vec::with_capacity(shape.len());
         let mut dims: Vec<npy_intp> = Vec::with_capacity(shape.len());
         for (d, &n) in shape.iter().enumerate() {
-            let Some(item) = (d < items.len()).then(|| items.get_item(d)).transpose()? else {
+            if d >= items.len() {
                 selection.push(DimSelection::Slice {
                     start: 0,
                     step: 1,
@@ -273,7 +274,8 @@ impl Array {
                 });
                 dims.push(npy_intp::try_from(n)?);
                 continue;
-            };
+            }
+            let item = items.get_item(d)?;
             // Exactly `int` or `slice`: bools, numpy integers, arrays and the rest go
             // through the indexer.
             if item.is_exact_instance_of::<PyInt>() {
