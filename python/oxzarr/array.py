@@ -610,12 +610,7 @@ class Array:
                 f"{ix.result_shape}"
             ) from e
         data = np.ascontiguousarray(data.reshape(ix.core_shape))
-        write_empty = (
-            self._write_empty_chunks
-            if self._write_empty_chunks is not None
-            else bool(config.get("write_empty_chunks"))
-        )
-        self._core.write(ix.selection, data.reshape(-1).view(np.uint8), write_empty)
+        self._core.write(ix.selection, data.reshape(-1).view(np.uint8), self._write_empty())
 
     def __getitem__(self, key: Any) -> npt.NDArray[Any]:
         # Ints and slices (a point, a chunk) go straight to the engine, which makes the
