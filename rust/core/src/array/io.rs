@@ -479,7 +479,9 @@ impl Array {
                     }
                 }
                 scratch::with(&STORED, |stored| {
-                    let found = self.store.get_into(&key, stored)?;
+                    let found =
+                        self.store
+                            .get_into(&key, stored, self.codecs.decodes_in_parallel())?;
                     self.decode_share(
                         &self.codecs,
                         &key,
@@ -1103,7 +1105,10 @@ impl Array {
         let covered = self.covers(share, chunk_shape);
         scratch::with(&DECODED, |chunk| {
             scratch::with(&STORED, |stored| -> Result<()> {
-                let found = !covered && self.store.get_into(key, stored)?;
+                let found = !covered
+                    && self
+                        .store
+                        .get_into(key, stored, self.codecs.decodes_in_parallel())?;
                 self.updated_chunk(
                     &self.codecs,
                     key,

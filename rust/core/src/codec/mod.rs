@@ -159,6 +159,11 @@ pub trait BytesToBytesCodec: Send + Sync + Debug {
     fn decode_into_rows(&self, _encoded: &[u8], _rows: &ChunkRows<'_>) -> Result<bool, CodecError> {
         Ok(false)
     }
+    /// Whether decoding `decoded_len` bytes is split between threads (blosc decodes a large
+    /// frame's blocks in parallel). The default is not.
+    fn decodes_in_parallel(&self, _decoded_len: usize) -> bool {
+        false
+    }
     /// Whether `decode_into_rows` can ever write rows (so callers can skip gathering them).
     fn writes_rows(&self) -> bool {
         false
@@ -602,6 +607,16 @@ impl CodecChain {
         }
     }
 
+    /// Whether decoding a stored chunk is split between threads by one of the chain's codecs
+    /// (judged by the decoded chunk's size, which a compressor's decoded bytes are): the store
+    /// may then read the chunk on several threads too.
+    pub fn decodes_in_parallel(&self) -> bool {
+        let decoded_len = self.reprs[0].nbytes();
+        self.bytes_to_bytes
+            .iter()
+            .any(|c| c.decodes_in_parallel(decoded_len))
+    }
+
     /// Whether `decode_into_rows` may write rows: one compressor over the chunk's bytes as they
     /// are, which can. Callers ask before gathering the rows.
     pub fn writes_rows(&self) -> bool {
@@ -710,6 +725,31 @@ mod tests {
                     .metadata(),
                 c.metadata()
             );
+        }
+    }
+
+    #[test]
+    fn large_blosc_chunks_are_decoded_in_parallel() {
+        let bytes = json!({"name": "bytes", "configuration": {"endian": "little"}});
+        let blosc = json!({"name": "blosc", "configuration": {"cname": "lz4", "clevel": 5,
+                           "shuffle": "shuffle", "typesize": 2, "blocksize": 0}});
+        let zstd = json!({"name": "zstd", "configuration": {"level": 3, "checksum": false}});
+        // (codecs, chunk shape of uint16, decoded in parallel)
+        let cases = [
+            (json!([bytes, blosc]), [64, 64, 64], true),
+            (
+                json!([bytes, blosc, {"name": "crc32c"}]),
+                [64, 64, 64],
+                true,
+            ),
+            // 128 KiB: one thread decodes it.
+            (json!([bytes, blosc]), [32, 32, 64], false),
+            (json!([bytes, zstd]), [64, 64, 64], false),
+            (json!([bytes]), [64, 64, 64], false),
+        ];
+        for (codecs, shape, parallel) in cases {
+            let c = chain(codecs.clone(), &shape, DataType::UInt16).unwrap();
+            assert_eq!(c.decodes_in_parallel(), parallel, "{codecs} {shape:?}");
         }
     }
 

@@ -66,8 +66,13 @@ impl ReadableStore for CountingStore {
         Ok(value)
     }
 
-    fn get_into(&self, key: &str, buf: &mut Vec<u8>) -> Result<bool, StorageError> {
-        let found = self.inner.get_into(key, buf)?;
+    fn get_into(
+        &self,
+        key: &str,
+        buf: &mut Vec<u8>,
+        decoded_in_parallel: bool,
+    ) -> Result<bool, StorageError> {
+        let found = self.inner.get_into(key, buf, decoded_in_parallel)?;
         self.counters
             .add(1, if found { buf.len() as u64 } else { 0 });
         Ok(found)

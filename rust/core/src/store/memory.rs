@@ -78,7 +78,7 @@ impl ReadableStore for MemoryStore {
         Ok(self.read().get(key).map(|v| v.bytes.to_vec()))
     }
 
-    fn get_into(&self, key: &str, buf: &mut Vec<u8>) -> Result<bool, StorageError> {
+    fn get_into(&self, key: &str, buf: &mut Vec<u8>, _: bool) -> Result<bool, StorageError> {
         validate_key(key)?;
         let map = self.read();
         let Some(value) = map.get(key) else {

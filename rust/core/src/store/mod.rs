@@ -120,8 +120,15 @@ pub trait ReadableStore: Send + Sync + Debug {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
 
     /// The value at `key` into `buf` (replacing its contents, reusing its capacity). Returns
-    /// false if there is no value.
-    fn get_into(&self, key: &str, buf: &mut Vec<u8>) -> Result<bool, StorageError> {
+    /// false if there is no value. The third argument says the value's decoding is split
+    /// between threads (see `CodecChain::decodes_in_parallel`): a store that can read a large
+    /// value on several threads may then do so.
+    fn get_into(
+        &self,
+        key: &str,
+        buf: &mut Vec<u8>,
+        _decoded_in_parallel: bool,
+    ) -> Result<bool, StorageError> {
         match self.get(key)? {
             Some(value) => {
                 *buf = value;

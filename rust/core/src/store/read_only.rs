@@ -29,8 +29,13 @@ impl ReadableStore for ReadOnlyStore {
         self.inner.get(key)
     }
 
-    fn get_into(&self, key: &str, buf: &mut Vec<u8>) -> Result<bool, StorageError> {
-        self.inner.get_into(key, buf)
+    fn get_into(
+        &self,
+        key: &str,
+        buf: &mut Vec<u8>,
+        decoded_in_parallel: bool,
+    ) -> Result<bool, StorageError> {
+        self.inner.get_into(key, buf, decoded_in_parallel)
     }
 
     fn get_ranges(

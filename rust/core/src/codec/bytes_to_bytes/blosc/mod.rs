@@ -354,6 +354,12 @@ impl BytesToBytesCodec for Blosc {
         Ok(true)
     }
 
+    /// From [`PARALLEL_BYTES`] on, as `each_block` judges a frame of several blocks (one
+    /// block alone is decoded on one thread; a read in pieces then costs little).
+    fn decodes_in_parallel(&self, decoded_len: usize) -> bool {
+        decoded_len >= PARALLEL_BYTES
+    }
+
     fn writes_rows(&self) -> bool {
         true
     }
