@@ -523,10 +523,12 @@ impl Array {
             // SAFETY: this block of the output belongs to this chunk alone.
             parts.push((base, unsafe { out.slice(offset * size, repr.nbytes()) }));
         } else {
-            // The kernel pays per row of a scattered read: for a large share in short rows,
-            // one read of the chunk and a copy of its rows is cheaper (measured: 128-byte rows
-            // of a 512 KiB chunk read 5x faster that way). Small shares (a point, a short run)
-            // few or long rows are read in place.
+            // The kernel pays per run of a scattered read (rows that follow one another in
+            // the chunk make one run): for a large share in short runs, one read of the chunk
+            // and a copy of its rows is cheaper (measured: 128-byte rows of a 512 KiB chunk
+            // read 5x faster that way). Small shares (a point, a short run), few or long runs
+            // are read in place: a 16x64x64 box of a 64³ uint16 chunk, one run, in 30-42 µs
+            // rather than 97-113 µs.
             let share_bytes: usize = share
                 .maps
                 .iter()
@@ -538,10 +540,22 @@ impl Array {
                 Some(_) => size,
                 None => size,
             };
-            let rows = share_bytes / row_bytes.max(1);
-            if rows > 16 && share_bytes > repr.nbytes() / 16 && row_bytes < 4096 {
+            let mut run_bytes = row_bytes;
+            // A row's run goes on into the next dimension out while this one is whole.
+            let dims = share.maps.iter().zip(chunk_shape).rev();
+            for ((inner, &extent), (outer, _)) in dims.clone().zip(dims.skip(1)) {
+                match outer {
+                    PieceMap::Run { step: 1, len, .. } if inner.is_whole(extent) => {
+                        run_bytes *= *len as usize
+                    }
+                    _ => break,
+                }
+            }
+            let runs = share_bytes / run_bytes.max(1);
+            if runs > 16 && share_bytes > repr.nbytes() / 16 && run_bytes < 4096 {
                 return Ok(Passthrough::Declined);
             }
+            let rows = share_bytes / row_bytes.max(1);
             parts.reserve(rows);
             for_each_row(&share.maps, chunk_shape, out_shape, size, &mut |o, c, n| {
                 // SAFETY: every row of this share belongs to this chunk alone.
