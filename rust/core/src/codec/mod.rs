@@ -729,7 +729,7 @@ mod tests {
     }
 
     #[test]
-    fn large_blosc_chunks_are_decoded_in_parallel() {
+    fn large_blosc_chunks_are_decoded_in_parallel() -> Result<(), MetadataError> {
         let bytes = json!({"name": "bytes", "configuration": {"endian": "little"}});
         let blosc = json!({"name": "blosc", "configuration": {"cname": "lz4", "clevel": 5,
                            "shuffle": "shuffle", "typesize": 2, "blocksize": 0}});
@@ -748,9 +748,10 @@ mod tests {
             (json!([bytes]), [64, 64, 64], false),
         ];
         for (codecs, shape, parallel) in cases {
-            let c = chain(codecs.clone(), &shape, DataType::UInt16).unwrap();
+            let c = chain(codecs.clone(), &shape, DataType::UInt16)?;
             assert_eq!(c.decodes_in_parallel(), parallel, "{codecs} {shape:?}");
         }
+        Ok(())
     }
 
     #[test]
