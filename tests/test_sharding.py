@@ -225,6 +225,104 @@ def test_partial_reads_fetch_only_what_they_need(tmp_path: Path) -> None:
     assert (store.requests, store.bytes_read) == (3, index_bytes + 4 * 8 * 8)
 
 
+@pytest.mark.parametrize("writer", ["oxzarr", "zarr-python"])
+@pytest.mark.parametrize("compressors", [None, ZstdCodec(level=3)], ids=["raw", "zstd"])
+def test_inner_chunks_that_follow_one_another_are_read_with_one_request(
+    tmp_path: Path, writer: str, compressors: Any
+) -> None:
+    p = tmp_path / "a.zarr"
+    data = sample((64, 256), "u2")
+    if writer == "oxzarr":
+        kw: dict[str, Any] = {"compressors": compressors}
+        a = oxzarr.create_array(
+            p, shape=data.shape, dtype="u2", chunks=(8, 8), shards=(32, 128), **kw
+        )
+    else:
+        zkw: dict[str, Any] = {"compressors": [zc.ZstdCodec(level=3)] if compressors else None}
+        a = zarr.create_array(
+            p, shape=data.shape, dtype="u2", chunks=(8, 8), shards=(32, 128), **zkw
+        )
+    a[...] = data
+    store = CountingStore(LocalStore(p, read_only=True))
+    r = oxzarr.open_array(store, mode="r")
+    shards = sorted((p / "c").rglob("*"))
+    stored = sum(f.stat().st_size for f in shards if f.is_file())
+    # 4 shards of 4x16 inner chunks: each row of a shard is one request, for exactly its bytes.
+    store.reset()
+    assert_same(r[...], data)
+    assert (store.requests, store.bytes_read) == (4 + 16, stored)
+    # Again, the indexes cached.
+    store.reset()
+    assert_same(r[...], data)
+    assert (store.requests, store.bytes_read) == (16, stored - 4 * (64 * 16 + 4))
+    # A box of whole inner chunks in one shard: runs that go on from row to row.
+    store.reset()
+    assert_same(r[8:32, 0:128], data[8:32, 0:128])
+    assert store.requests == 48 // 3
+
+
+def _shard_of_raw_inner_chunks(path: Path, order: list[int], gap: int) -> np.ndarray:
+    """An array of one 16x32 shard of 4x4 uint16 inner chunks, stored in `order` with `gap`
+    bytes of junk after each; its index (no checksum) at the end."""
+    data = sample((16, 32), "u2")
+    meta = {
+        "zarr_format": 3,
+        "node_type": "array",
+        "shape": [16, 32],
+        "data_type": "uint16",
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [16, 32]}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "fill_value": 0,
+        "codecs": [
+            {
+                "name": "sharding_indexed",
+                "configuration": {
+                    "chunk_shape": [4, 4],
+                    "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}],
+                    "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}}],
+                    "index_location": "end",
+                },
+            }
+        ],
+    }
+    path.mkdir()
+    (path / "zarr.json").write_text(json.dumps(meta))
+    body = bytearray()
+    index = np.full((32, 2), 2**64 - 1, dtype="<u8")
+    for i in order:
+        block = data[i // 8 * 4 : i // 8 * 4 + 4, i % 8 * 4 : i % 8 * 4 + 4]
+        index[i] = (len(body), block.nbytes)
+        body += block.astype("<u2").tobytes() + b"\xee" * gap
+    (path / "c" / "0").mkdir(parents=True)
+    (path / "c" / "0" / "0").write_bytes(bytes(body) + index.tobytes())
+    for i in set(range(32)) - set(order):
+        data[i // 8 * 4 : i // 8 * 4 + 4, i % 8 * 4 : i % 8 * 4 + 4] = 0
+    return data
+
+
+@pytest.mark.parametrize(
+    ("order", "gap", "requests"),
+    [
+        (list(range(32)), 0, 16),  # runs of two inner chunks (of 32 in all)
+        (list(range(31, -1, -1)), 0, 16),  # back to front, still back to back
+        (list(range(32)), 3, 16),  # junk between them, not counted as read
+        ([i for i in range(32) if i % 3], 0, 16),  # absent ones read as the fill value
+    ],
+    ids=["in-order", "reversed", "gaps", "absent"],
+)
+def test_a_run_of_inner_chunks_reads_their_bytes_wherever_they_lie(
+    tmp_path: Path, order: list[int], gap: int, requests: int
+) -> None:
+    p = tmp_path / "a.zarr"
+    data = _shard_of_raw_inner_chunks(p, order, gap)
+    store = CountingStore(LocalStore(p, read_only=True))
+    r = oxzarr.open_array(store, mode="r")
+    store.reset()
+    assert_same(r[...], data)
+    assert (store.requests, store.bytes_read) == (1 + requests, 32 * 16 + len(order) * 32)
+    assert_same(zarr.open_array(p, mode="r")[...], data)
+
+
 def test_a_writer_keeps_the_indexes_of_the_shards_it_wrote(tmp_path: Path) -> None:
     p = tmp_path / "a.zarr"
     oxzarr.create_array(p, shape=(64, 64), dtype="f8", chunks=(8, 8), shards=(32, 32))

@@ -14,6 +14,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rayon::prelude::*;
@@ -49,6 +50,16 @@ pub(super) type RewriteInner<'a> =
 /// Whole chunks whose rows are shorter than this are decoded into scratch and copied out
 /// rather than decoded into their rows (see `decode_share_into_rows`).
 const MIN_ROW_BYTES: usize = 64;
+
+/// A sharded read takes up to this many consecutive inner chunks of a shard, and this many
+/// stored bytes of them, with one request (see `Array::read_inner_run`). Each request saved is
+/// an `open`, `statx`, `pread` and `close` of a file store: most of the cost of an inner chunk
+/// of a few KiB. Beyond a few hundred KiB, a request per inner chunk costs little more.
+const MAX_RUN_ITEMS: usize = 64;
+const MAX_RUN_BYTES: u64 = 1 << 20;
+/// Uncompressed inner chunks up to this size, wanted whole, are read in runs too (and copied
+/// out of the run) rather than each read in place.
+const MAX_COPIED_INNER_BYTES: usize = 32 << 10;
 
 thread_local! {
     /// Stored (encoded) bytes of the chunk being processed.
@@ -264,6 +275,37 @@ impl Plan {
             maps,
         }
     }
+
+    /// The plan's work items in runs of consecutive items that lie in one stored chunk (of
+    /// which each holds `per_stored[d]` of the plan's chunks along `d`: the inner chunks of a
+    /// shard), none longer than `max_len`. In C order, the inner chunks of a row of a shard
+    /// follow one another, as do their stored bytes in a shard written in that order.
+    pub(super) fn runs_in_stored(&self, per_stored: &[u64], max_len: usize) -> Vec<Range<usize>> {
+        let stored = |d: usize, j: usize| self.pieces[d][j].chunk / per_stored[d].max(1);
+        let mut at = vec![0usize; self.pieces.len()];
+        let mut runs = Vec::new();
+        let mut start = 0;
+        for i in 1..self.total {
+            // Step to item `i` as an odometer does, noting whether its stored chunk changed.
+            let mut moved = false;
+            for d in (0..at.len()).rev() {
+                let before = stored(d, at[d]);
+                at[d] = (at[d] + 1) % self.pieces[d].len();
+                moved |= stored(d, at[d]) != before;
+                if at[d] != 0 {
+                    break;
+                }
+            }
+            if moved || i - start == max_len.max(1) {
+                runs.push(start..i);
+                start = i;
+            }
+        }
+        if self.total > 0 {
+            runs.push(start..self.total);
+        }
+        runs
+    }
 }
 
 /// Which shards a sharded read hints, whole: each once, and only those holding at least half
@@ -350,6 +392,49 @@ fn contiguous_offset(maps: &[&PieceMap], chunk_shape: &[u64], out_shape: &[u64])
     )
 }
 
+/// How many rows a scattered read of `share` of an uncompressed chunk of `chunk_shape` (of
+/// elements of `size` bytes, `chunk_bytes` in all) takes, when it is read in place; `None` when reading the whole
+/// chunk and copying its rows is cheaper. The kernel pays per run of a scattered read (rows
+/// that follow one another in the chunk make one run): for a large share in short runs, one
+/// read of the chunk and a copy of its rows is cheaper (measured: 128-byte rows of a 512 KiB
+/// chunk read 5x faster that way). Small shares (a point, a short run), few or long runs are
+/// read in place: a 16x64x64 box of a 64³ uint16 chunk, one run, in 30-42 µs rather than
+/// 97-113 µs.
+fn in_place_rows(
+    share: &ChunkShare<'_>,
+    chunk_shape: &[u64],
+    size: usize,
+    chunk_bytes: usize,
+) -> Option<usize> {
+    let share_bytes: usize = share
+        .maps
+        .iter()
+        .map(|m| m.len() as usize)
+        .product::<usize>()
+        * size;
+    let row_bytes = match share.maps.last() {
+        Some(PieceMap::Run { step: 1, len, .. }) => *len as usize * size,
+        Some(_) => size,
+        None => size,
+    };
+    let mut run_bytes = row_bytes;
+    // A row's run goes on into the next dimension out while this one is whole.
+    let dims = share.maps.iter().zip(chunk_shape).rev();
+    for ((inner, &extent), (outer, _)) in dims.clone().zip(dims.skip(1)) {
+        match outer {
+            PieceMap::Run { step: 1, len, .. } if inner.is_whole(extent) => {
+                run_bytes *= *len as usize
+            }
+            _ => break,
+        }
+    }
+    let runs = share_bytes / run_bytes.max(1);
+    if runs > 16 && share_bytes > chunk_bytes / 16 && run_bytes < 4096 {
+        return None;
+    }
+    Some(share_bytes / row_bytes.max(1))
+}
+
 /// Where a sharded array's inner chunk lies: its shard's grid coordinates and its C-order
 /// index within the shard.
 pub(super) fn locate_inner(coords: &[u64], chunks_per_shard: &[u64]) -> (Vec<u64>, usize) {
@@ -360,6 +445,21 @@ pub(super) fn locate_inner(coords: &[u64], chunks_per_shard: &[u64]) -> (Vec<u64
         index = index * n as usize + (c % n) as usize;
     }
     (shard, index)
+}
+
+/// Runs `work` for items `0..n`: inline for a single item (a pool round trip would cost more
+/// than the work), else in parallel.
+fn for_each_item(n: usize, work: impl Fn(usize) -> Result<()> + Sync) -> Result<()> {
+    match n {
+        0 => Ok(()),
+        1 => work(0),
+        n => concurrency::install(|| {
+            (0..n).into_par_iter().try_for_each(|i| {
+                concurrency::mark_worker();
+                work(i)
+            })
+        }),
+    }
 }
 
 impl Array {
@@ -404,16 +504,7 @@ impl Array {
         plan: &Plan,
         work: impl Fn(ChunkShare<'_>) -> Result<()> + Sync,
     ) -> Result<()> {
-        match plan.total {
-            0 => Ok(()),
-            1 => work(plan.share(0)),
-            n => concurrency::install(|| {
-                (0..n).into_par_iter().try_for_each(|i| {
-                    concurrency::mark_worker();
-                    work(plan.share(i))
-                })
-            }),
-        }
+        for_each_item(plan.total, |i| work(plan.share(i)))
     }
 
     // --- reading ---
@@ -435,9 +526,27 @@ impl Array {
             Some(sharding) => {
                 let shards = ShardsAhead::new(self, sharding, &plan);
                 let seen = ShardsSeen::default();
-                self.for_each_share(&plan, |share| {
-                    ahead.before_fetch(share.index, |j| shards.key_to_hint(&plan.share(j)));
-                    self.read_inner_share(sharding, &share, &plan.out_shape, &shared, &seen)
+                let hint = |i: usize| {
+                    ahead.before_fetch(i, |j| shards.key_to_hint(&plan.share(j)));
+                };
+                // Runs of inner chunks of one shard are read with one range request each (a
+                // shard's inner chunks follow one another in it); the decoded-chunk cache
+                // keeps inner chunks one by one. Runs are kept short enough that a read within
+                // one shard still spreads over the threads.
+                let max_run = (plan.total / 16).min(MAX_RUN_ITEMS);
+                let runs = match chunk_cache::enabled() || max_run < 2 {
+                    true => Vec::new(),
+                    false => plan.runs_in_stored(sharding.chunks_per_shard(), max_run),
+                };
+                if runs.is_empty() || runs.len() == plan.total {
+                    return self.for_each_share(&plan, |share| {
+                        hint(share.index);
+                        self.read_inner_share(sharding, &share, &plan.out_shape, &shared, &seen)
+                    });
+                }
+                for_each_item(runs.len(), |r| {
+                    hint(runs[r].start);
+                    self.read_inner_run(sharding, &plan, runs[r].clone(), &shared, &seen)
                 })
             }
             None => self.for_each_share(&plan, |share| {
@@ -523,39 +632,9 @@ impl Array {
             // SAFETY: this block of the output belongs to this chunk alone.
             parts.push((base, unsafe { out.slice(offset * size, repr.nbytes()) }));
         } else {
-            // The kernel pays per run of a scattered read (rows that follow one another in
-            // the chunk make one run): for a large share in short runs, one read of the chunk
-            // and a copy of its rows is cheaper (measured: 128-byte rows of a 512 KiB chunk
-            // read 5x faster that way). Small shares (a point, a short run), few or long runs
-            // are read in place: a 16x64x64 box of a 64³ uint16 chunk, one run, in 30-42 µs
-            // rather than 97-113 µs.
-            let share_bytes: usize = share
-                .maps
-                .iter()
-                .map(|m| m.len() as usize)
-                .product::<usize>()
-                * size;
-            let row_bytes = match share.maps.last() {
-                Some(PieceMap::Run { step: 1, len, .. }) => *len as usize * size,
-                Some(_) => size,
-                None => size,
-            };
-            let mut run_bytes = row_bytes;
-            // A row's run goes on into the next dimension out while this one is whole.
-            let dims = share.maps.iter().zip(chunk_shape).rev();
-            for ((inner, &extent), (outer, _)) in dims.clone().zip(dims.skip(1)) {
-                match outer {
-                    PieceMap::Run { step: 1, len, .. } if inner.is_whole(extent) => {
-                        run_bytes *= *len as usize
-                    }
-                    _ => break,
-                }
-            }
-            let runs = share_bytes / run_bytes.max(1);
-            if runs > 16 && share_bytes > repr.nbytes() / 16 && run_bytes < 4096 {
+            let Some(rows) = in_place_rows(share, chunk_shape, size, repr.nbytes()) else {
                 return Ok(Passthrough::Declined);
-            }
-            let rows = share_bytes / row_bytes.max(1);
+            };
             parts.reserve(rows);
             for_each_row(&share.maps, chunk_shape, out_shape, size, &mut |o, c, n| {
                 // SAFETY: every row of this share belongs to this chunk alone.
@@ -842,6 +921,94 @@ impl Array {
                 )),
             },
         ))
+    }
+
+    /// Reads a run of the plan's items that lie in one shard (see [`Plan::runs_in_stored`])
+    /// with one request for the stored bytes of them all, wherever they lie in the shard (a
+    /// file store reads them with one `open` and as few `preadv` as their places allow), or
+    /// one by one when uncompressed inner chunks are better read in place.
+    fn read_inner_run(
+        &self,
+        sharding: &Sharding,
+        plan: &Plan,
+        items: Range<usize>,
+        out: &SharedBuffer,
+        seen: &ShardsSeen,
+    ) -> Result<()> {
+        let shares: Vec<ChunkShare<'_>> = items.map(|i| plan.share(i)).collect();
+        let out_shape = &plan.out_shape;
+        let one_by_one = || {
+            (shares.iter())
+                .try_for_each(|share| self.read_inner_share(sharding, share, out_shape, out, seen))
+        };
+        let chain = sharding.inner_chain();
+        let repr = chain.decoded_repr();
+        let size = self.data_type().size();
+        // An uncompressed inner chunk's share is read in place, the rows it needs alone, unless
+        // a run is cheaper: when the inner chunks are small and wanted whole (what a request per
+        // chunk costs, more than copying a few KiB), or too scattered to read in place.
+        let one_request = |share: &ChunkShare<'_>| {
+            let whole = (share.maps.iter().zip(&repr.shape)).all(|(map, &n)| map.covers(n));
+            (whole && repr.nbytes() <= MAX_COPIED_INNER_BYTES)
+                || (contiguous_offset(&share.maps, &repr.shape, out_shape).is_none()
+                    && in_place_rows(share, &repr.shape, size, repr.nbytes()).is_none())
+        };
+        if shares.len() < 2 || (chain.is_passthrough() && !shares.iter().all(one_request)) {
+            return one_by_one();
+        }
+        let per_shard = sharding.chunks_per_shard();
+        let (shard, _) = locate_inner(&shares[0].coords, per_shard);
+        let key = self.chunk_key(&shard);
+        let inners: Vec<usize> = (shares.iter())
+            .map(|share| locate_inner(&share.coords, per_shard).1)
+            .collect();
+        let read = self.with_shard(sharding, &key, seen, |known| {
+            let Some(known) = known else {
+                return Ok(Some(false));
+            };
+            let entries: Vec<Option<(u64, u64)>> =
+                inners.iter().map(|&inner| known.index.get(inner)).collect();
+            let total: u64 = entries.iter().flatten().map(|&(_, nbytes)| nbytes).sum();
+            if total == 0 || total > MAX_RUN_BYTES {
+                return Ok(Some(false));
+            }
+            scratch::with(&STORED, |stored| {
+                alloc::resize(stored, total as usize).map_err(|e| self.corrupt(&key, e))?;
+                // Each stored inner chunk into its own stretch of the buffer, in the run's
+                // order: the store reads them in the order they lie in the shard.
+                let mut parts = Vec::with_capacity(entries.len());
+                let mut rest = &mut stored[..];
+                for &(offset, nbytes) in entries.iter().flatten() {
+                    let (part, tail) = std::mem::take(&mut rest).split_at_mut(nbytes as usize);
+                    parts.push((offset, part));
+                    rest = tail;
+                }
+                let read = self
+                    .store
+                    .read_parts_into(&key, &mut parts, Some(known.version))
+                    .map_err(|e| self.chunk_storage_error(&key, e))?;
+                drop(parts);
+                if read != PartsRead::Done {
+                    return Ok(None);
+                }
+                // The shard is the version the index describes (the read checked it), so an
+                // inner chunk absent from the index is absent: the fill value.
+                let mut at = 0;
+                for ((share, &inner), entry) in shares.iter().zip(&inners).zip(&entries) {
+                    let bytes = entry.map(|(_, nbytes)| {
+                        at += nbytes as usize;
+                        &stored[at - nbytes as usize..at]
+                    });
+                    let label = format!("{key} (inner chunk {inner})");
+                    self.decode_share(chain, &label, bytes, share, out_shape, out)?;
+                }
+                Ok(Some(true))
+            })
+        })?;
+        match read {
+            true => Ok(()),
+            false => one_by_one(),
+        }
     }
 
     fn read_inner_share(
@@ -1348,5 +1515,42 @@ impl Array {
             self.shard_indexes.insert(&key, known);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::array::selection::DimSelection;
+
+    fn slice(start: u64, step: i64, len: u64) -> DimSelection {
+        DimSelection::Slice { start, step, len }
+    }
+
+    #[test]
+    fn runs_stay_in_one_shard_and_within_their_length() {
+        // A 4x8 grid of inner chunks in shards of 2x4 of them: a row of a shard is a run.
+        let plan = Plan::new(&Selection::all(&[4, 8]), &[1, 1]);
+        let rows: Vec<Range<usize>> = (0..8).map(|r| r * 4..r * 4 + 4).collect();
+        assert_eq!(plan.runs_in_stored(&[2, 4], 64), rows);
+        assert_eq!(plan.runs_in_stored(&[2, 4], 3)[..3], [0..3, 3..4, 4..7]);
+        assert_eq!(plan.runs_in_stored(&[2, 4], 0).len(), 32);
+        // Within one shard along the last dimension, a run goes on into the next row.
+        let plan = Plan::new(
+            &Selection(vec![DimSelection::all(4), slice(4, 1, 4)]),
+            &[1, 1],
+        );
+        assert_eq!(plan.runs_in_stored(&[2, 4], 64), [0..8, 8..16]);
+        // Backwards, and by a list of indices (taken chunk by chunk, in the chunks' order).
+        let plan = Plan::new(&Selection(vec![slice(0, 1, 1), slice(7, -1, 8)]), &[1, 1]);
+        assert_eq!(plan.runs_in_stored(&[2, 4], 64), [0..4, 4..8]);
+        let picks = DimSelection::Indices(vec![0, 5, 1, 6]);
+        let plan = Plan::new(&Selection(vec![slice(0, 1, 1), picks]), &[1, 1]);
+        assert_eq!(plan.runs_in_stored(&[2, 4], 64), [0..2, 2..4]);
+        // A 0-d array is one item; an empty selection none.
+        let scalar = Plan::new(&Selection(vec![]), &[]).runs_in_stored(&[], 64);
+        assert_eq!(scalar.iter().map(|run| run.len()).collect::<Vec<_>>(), [1]);
+        let plan = Plan::new(&Selection(vec![slice(0, 1, 0)]), &[1]);
+        assert!(plan.runs_in_stored(&[4], 64).is_empty());
     }
 }
