@@ -925,8 +925,8 @@ impl Array {
 
     /// Reads a run of the plan's items that lie in one shard (see [`Plan::runs_in_stored`])
     /// with one request for the stored bytes of them all, wherever they lie in the shard (a
-    /// file store reads them with one `open` and as few `preadv` as their places allow), or
-    /// one by one when uncompressed inner chunks are better read in place.
+    /// file store reads them with one `open` and as few `preadv` as their places allow).
+    /// Shares of uncompressed inner chunks better read in place are read one by one.
     fn read_inner_run(
         &self,
         sharding: &Sharding,
@@ -935,26 +935,30 @@ impl Array {
         out: &SharedBuffer,
         seen: &ShardsSeen,
     ) -> Result<()> {
-        let shares: Vec<ChunkShare<'_>> = items.map(|i| plan.share(i)).collect();
         let out_shape = &plan.out_shape;
-        let one_by_one = || {
-            (shares.iter())
-                .try_for_each(|share| self.read_inner_share(sharding, share, out_shape, out, seen))
-        };
         let chain = sharding.inner_chain();
         let repr = chain.decoded_repr();
         let size = self.data_type().size();
         // An uncompressed inner chunk's share is read in place, the rows it needs alone, unless
-        // a run is cheaper: when the inner chunks are small and wanted whole (what a request per
-        // chunk costs, more than copying a few KiB), or too scattered to read in place.
-        let one_request = |share: &ChunkShare<'_>| {
+        // the run's request is cheaper: when the inner chunks are small and wanted whole (what
+        // a request per chunk costs, more than copying a few KiB), or the share too scattered
+        // to read in place.
+        let in_run = |share: &ChunkShare<'_>| {
             let whole = (share.maps.iter().zip(&repr.shape)).all(|(map, &n)| map.covers(n));
-            (whole && repr.nbytes() <= MAX_COPIED_INNER_BYTES)
+            !chain.is_passthrough()
+                || (whole && repr.nbytes() <= MAX_COPIED_INNER_BYTES)
                 || (contiguous_offset(&share.maps, &repr.shape, out_shape).is_none()
                     && in_place_rows(share, &repr.shape, size, repr.nbytes()).is_none())
         };
-        if shares.len() < 2 || (chain.is_passthrough() && !shares.iter().all(one_request)) {
-            return one_by_one();
+        let (shares, alone): (Vec<ChunkShare<'_>>, Vec<ChunkShare<'_>>) =
+            items.map(|i| plan.share(i)).partition(in_run);
+        let one_by_one = |shares: &[ChunkShare<'_>]| {
+            (shares.iter())
+                .try_for_each(|share| self.read_inner_share(sharding, share, out_shape, out, seen))
+        };
+        one_by_one(&alone)?;
+        if shares.len() < 2 {
+            return one_by_one(&shares);
         }
         let per_shard = sharding.chunks_per_shard();
         let (shard, _) = locate_inner(&shares[0].coords, per_shard);
@@ -1007,7 +1011,7 @@ impl Array {
         })?;
         match read {
             true => Ok(()),
-            false => one_by_one(),
+            false => one_by_one(&shares),
         }
     }
 
