@@ -6,7 +6,7 @@ STAMP := $(VENV)/.deps-stamp
 # pyproject.toml extras installed into the virtualenv.
 EXTRAS := dev,test,lint
 
-.PHONY: demo test test-rust test-python lint develop develop-release bench bench-cold bench-codecs clean
+.PHONY: demo test test-rust test-python lint develop develop-release bench bench-cold bench-small-inner bench-codecs clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -62,6 +62,12 @@ bench-cold: develop-release
 	$(BIN)/python tools/requirements.py bench > $(VENV)/bench-requirements.txt
 	$(BIN)/pip install --quiet -r $(VENV)/bench-requirements.txt
 	$(BIN)/python benches/cold.py --out benches/cold.json
+
+# Sharded arrays of small inner chunks, every peer (release build).
+bench-small-inner: develop-release
+	$(BIN)/python tools/requirements.py bench > $(VENV)/bench-requirements.txt
+	$(BIN)/pip install --quiet -r $(VENV)/bench-requirements.txt
+	$(BIN)/python benches/small_inner.py --out benches/small_inner.json
 
 # Criterion benchmarks of each codec alone.
 bench-codecs:
