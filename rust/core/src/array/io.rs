@@ -8,7 +8,9 @@
 //! the selection.
 //!
 //! Sharded arrays are read inner chunk by inner chunk: the shard's index (cached per array)
-//! says where each one lies, and one range request fetches it. They are written shard by
+//! says where each one lies, and one request fetches it — or, in a read of many, a run of
+//! consecutive inner chunks of one shard, with their bytes wherever they lie in it (small
+//! inner chunks cost more in requests than in bytes). They are written shard by
 //! shard: inner chunks are encoded in parallel, untouched inner chunks of a partly written
 //! shard keep their stored bytes, and each shard is written once.
 
@@ -278,8 +280,7 @@ impl Plan {
 
     /// The plan's work items in runs of consecutive items that lie in one stored chunk (of
     /// which each holds `per_stored[d]` of the plan's chunks along `d`: the inner chunks of a
-    /// shard), none longer than `max_len`. In C order, the inner chunks of a row of a shard
-    /// follow one another, as do their stored bytes in a shard written in that order.
+    /// shard), none longer than `max_len`.
     pub(super) fn runs_in_stored(&self, per_stored: &[u64], max_len: usize) -> Vec<Range<usize>> {
         let stored = |d: usize, j: usize| self.pieces[d][j].chunk / per_stored[d].max(1);
         let mut at = vec![0usize; self.pieces.len()];
@@ -392,14 +393,14 @@ fn contiguous_offset(maps: &[&PieceMap], chunk_shape: &[u64], out_shape: &[u64])
     )
 }
 
-/// How many rows a scattered read of `share` of an uncompressed chunk of `chunk_shape` (of
-/// elements of `size` bytes, `chunk_bytes` in all) takes, when it is read in place; `None` when reading the whole
-/// chunk and copying its rows is cheaper. The kernel pays per run of a scattered read (rows
-/// that follow one another in the chunk make one run): for a large share in short runs, one
-/// read of the chunk and a copy of its rows is cheaper (measured: 128-byte rows of a 512 KiB
-/// chunk read 5x faster that way). Small shares (a point, a short run), few or long runs are
-/// read in place: a 16x64x64 box of a 64³ uint16 chunk, one run, in 30-42 µs rather than
-/// 97-113 µs.
+/// How many rows a scattered read of `share` of an uncompressed chunk of `chunk_shape` takes
+/// (elements of `size` bytes, `chunk_bytes` in all), when it is read in place; `None` when
+/// reading the whole chunk and copying its rows is cheaper. The kernel pays per run of a
+/// scattered read (rows that follow one another in the chunk make one run): for a large share
+/// in short runs, one read of the chunk and a copy of its rows is cheaper (measured: 128-byte
+/// rows of a 512 KiB chunk read 5x faster that way). Small shares (a point, a short run), few
+/// or long runs are read in place: a 16x64x64 box of a 64³ uint16 chunk, one run, in 30-42 µs
+/// rather than 97-113 µs.
 fn in_place_rows(
     share: &ChunkShare<'_>,
     chunk_shape: &[u64],
@@ -529,10 +530,10 @@ impl Array {
                 let hint = |i: usize| {
                     ahead.before_fetch(i, |j| shards.key_to_hint(&plan.share(j)));
                 };
-                // Runs of inner chunks of one shard are read with one range request each (a
-                // shard's inner chunks follow one another in it); the decoded-chunk cache
-                // keeps inner chunks one by one. Runs are kept short enough that a read within
-                // one shard still spreads over the threads.
+                // Runs of consecutive inner chunks of one shard are read with one request each
+                // (see `read_inner_run`); the decoded-chunk cache keeps inner chunks one by
+                // one. Runs are kept short enough that a read within one shard still spreads
+                // over the threads.
                 let max_run = (plan.total / 16).min(MAX_RUN_ITEMS);
                 let runs = match chunk_cache::enabled() || max_run < 2 {
                     true => Vec::new(),
