@@ -217,6 +217,15 @@ def test_the_engine_reads_ints_and_slices_as_numpy_does(
     assert got.shape == expected.shape
     assert np.array_equal(got, expected)
     assert_same(a[key], expected)
+    # The selection methods give the same for such keys (through the same direct read), each
+    # with its own result type: one element from get_basic_selection is a numpy scalar.
+    basic = a.get_basic_selection(key)
+    if expected.ndim:
+        assert_same(basic, expected)
+    else:
+        assert isinstance(basic, np.generic) and basic == expected[()]
+    assert_same(a.get_orthogonal_selection(key), expected)
+    assert_same(a.oindex[key], expected)
 
 
 @settings(max_examples=60, deadline=None)

@@ -4,6 +4,7 @@ the key: ``a["x", 0:2]``)."""
 
 from __future__ import annotations
 
+import importlib
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -211,3 +212,30 @@ def test_bad_fields(tmp_path: Path) -> None:
     plain = oxzarr.create_array(tmp_path / "p.zarr", shape=(4,), dtype="i4", chunks=(2,))
     with pytest.raises(IndexError, match="no fields"):
         plain["x"]
+
+
+def test_ints_and_slices_skip_the_python_indexer(
+    stored: tuple[oxzarr.Array, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`a[...]`, get_basic_selection, get_orthogonal_selection and oindex hand a key of ints
+    and slices to the engine as it is: a loop of small reads pays for no indexing in Python
+    (microseconds a call)."""
+    a, data = stored
+
+    def no_indexer(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the Python indexer was used")
+
+    module = importlib.import_module("oxzarr.array")  # (`oxzarr.array` is the function)
+    monkeypatch.setattr(module, "indexer", no_indexer)
+    monkeypatch.setattr(module, "simple_indexer", no_indexer)
+    for key in [(3, 4), (slice(1, 9, 3), slice(None, None, -2)), (-1,), 2]:
+        expected = np.asarray(data[key])
+        assert_same(a[key], expected)
+        assert_same(a.get_basic_selection(key), expected)
+        assert_same(a.get_orthogonal_selection(key), expected)
+        assert_same(a.oindex[key], expected)
+    # Other keys, and `out=`, take the indexer.
+    with pytest.raises(AssertionError, match="Python indexer"):
+        a.get_basic_selection(Ellipsis)
+    with pytest.raises(AssertionError, match="Python indexer"):
+        a.get_orthogonal_selection((3, 4), out=np.empty((), "f8"))

@@ -616,9 +616,9 @@ class Array:
         # Ints and slices (a point, a chunk) go straight to the engine, which makes the
         # output: in a loop of small reads, microseconds of indexing count. Anything else
         # (None back) takes the general indexer.
-        out = self._core.read_simple(key, self._native)
+        out = self._read_simple(key)
         if out is not None:
-            return out if self._native is self._dtype else out.astype(self._dtype)
+            return out
         fields, key = pop_fields(key)
         ix = simple_indexer(key, self._shape)
         if ix is None:
@@ -634,6 +634,14 @@ class Array:
         if values.ndim == 0 and (fields is not None or not plain_integers(key)):
             return values[()]
         return values
+
+    def _read_simple(self, key: Any) -> npt.NDArray[Any] | None:
+        """`key` read by the engine alone when it is ints and slices (numpy's result: a
+        dimension per slice, none per int); `None` for any other key."""
+        out = self._core.read_simple(key, self._native)
+        if out is None or self._native is self._dtype:
+            return out
+        return out.astype(self._dtype)
 
     def __setitem__(self, key: Any, value: npt.ArrayLike) -> None:
         fields, key = pop_fields(key)
@@ -667,8 +675,12 @@ class Array:
     ) -> npt.NDArray[Any]:
         """Reads integers, slices (any step), Ellipsis and newaxis; a selection of one
         element is a numpy scalar."""
-        ix = simple_indexer(selection, self._shape) or indexer(selection, self._shape)
-        values = self._read(ix, out, fields)
+        values = None
+        if out is None and fields is None:
+            values = self._read_simple(selection)
+        if values is None:
+            ix = simple_indexer(selection, self._shape) or indexer(selection, self._shape)
+            values = self._read(ix, out, fields)
         return values if values.ndim else values[()]
 
     def set_basic_selection(
@@ -686,6 +698,10 @@ class Array:
     ) -> npt.NDArray[Any]:
         """Reads with one index per dimension, each applied on its own (integers, slices,
         integer arrays, boolean masks)."""
+        if out is None and fields is None:
+            values = self._read_simple(selection)
+            if values is not None:
+                return values
         return self._read(indexer(selection, self._shape, orthogonal=True), out, fields)
 
     def set_orthogonal_selection(
