@@ -60,3 +60,57 @@ def test_peak_memory_of_a_full_read(tmp_path: Path, shards: tuple[int, ...] | No
     assert extra <= 2 * 2 * chunk_bytes + (16 << 20), (
         f"reading {result['output'] >> 20} MiB grew the process by {result['grown'] >> 20} MiB"
     )
+
+
+def _vm_flags(address: int) -> set[str]:
+    """The kernel's flags of the memory mapping holding `address` (`VmFlags` in smaps)."""
+    inside = False
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            first = line.split(maxsplit=1)[0]
+            if not first.endswith(":"):  # a mapping's header: "start-end perms ..."
+                lo, hi = (int(x, 16) for x in first.split("-"))
+                inside = lo <= address < hi
+            elif inside and first == "VmFlags:":
+                return set(line.split()[1:])
+    raise AssertionError(f"no mapping holds {address:#x}")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="memory advice is Linux's (/proc/self/smaps)")
+@pytest.mark.parametrize("allowed", [None, True, False])
+def test_outputs_huge_pages(tmp_path: Path, allowed: bool | None) -> None:
+    """The new outputs of reads (of 4 MiB or more) avoid huge pages (VmFlags "nh") as
+    ``output_huge_pages`` says: ``None`` where the host takes free memory back."""
+    data = np.arange(4 << 20, dtype="u2").reshape(64, 256, 256)  # 8 MiB
+    a = oxzarr.create_array(
+        tmp_path / "a.zarr", shape=data.shape, dtype="u2", chunks=(16, 256, 256)
+    )
+    a[...] = data
+    avoided = oxzarr._core.host_reclaims_free_memory() if allowed is None else not allowed
+    numpy_asks = np._core.multiarray._get_madvise_hugepage()
+    reads = {
+        "ints and slices": lambda: a[...],
+        "indexer": lambda: a.get_orthogonal_selection((np.arange(64), slice(None), slice(None))),
+        "points": lambda: a.vindex[np.arange(4 << 20) % 64, np.arange(4 << 20) % 256, 7],
+    }
+    expected = {
+        "ints and slices": data,
+        "indexer": data,
+        "points": data[np.arange(4 << 20) % 64, np.arange(4 << 20) % 256, 7],
+    }
+    with oxzarr.config.set({"output_huge_pages": allowed}):
+        for name, read in reads.items():
+            out = read()
+            np.testing.assert_array_equal(out, expected[name])
+            flags = _vm_flags(out.ctypes.data + out.nbytes // 2)
+            assert ("nh" in flags) == avoided, (name, flags)
+            if not avoided and numpy_asks:
+                assert "hg" in flags, (name, flags)
+            del out
+    assert oxzarr.config.get("output_huge_pages") is None
+
+
+def test_output_huge_pages_setting() -> None:
+    with pytest.raises(ValueError, match="output_huge_pages"):
+        oxzarr.config.set({"output_huge_pages": 1})
+    assert oxzarr.config.get("output_huge_pages") is None

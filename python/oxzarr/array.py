@@ -539,7 +539,7 @@ class Array:
             values = np.empty(len(texts), dtype=self._dtype)
             values[:] = texts
             return values.reshape(ix.result_shape)
-        values = np.empty(ix.core_shape, dtype=self._native)
+        values = _core.empty_output(ix.core_shape, self._native)
         self._core.read(ix.selection, values.reshape(-1).view(np.uint8))
         if self._native is not self._dtype:
             values = values.astype(self._dtype)
@@ -790,7 +790,7 @@ class Array:
             points = np.empty(len(values), dtype=self._dtype)
             points[:] = values
             return points.reshape(shape)
-        points = np.empty(int(np.prod(shape)), dtype=self._native)
+        points = _core.empty_output((int(np.prod(shape)),), self._native)
         self._core.read_points(coords, points.view(np.uint8))
         if self._native is not self._dtype:
             points = points.astype(self._dtype)

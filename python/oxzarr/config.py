@@ -20,6 +20,13 @@ Keys:
   chunk read, or per shard for each read of a sharded array), so chunks rewritten or deleted
   by any writer, in this process or another, are read afresh. A write through the array
   to part of a shard keeps the cached inner chunks it left as they were.
+- ``output_huge_pages``: whether the new arrays that reads return (4 MiB and up) may use the
+  kernel's transparent huge pages, which numpy asks for. ``None`` (the default) avoids them
+  where the machine is a virtual machine whose balloon device reports free memory to the
+  host: there huge pages come from memory the host has taken back, and the first large read
+  of a process waits for the host to hand it over again (seconds for a 256 MiB output, where
+  small pages take a fraction of one). ``True`` leaves numpy's choice, ``False`` avoids them
+  everywhere.
 
 zarr-python's names ``threading.max_workers`` and ``array.write_empty_chunks`` are accepted too,
 and so are its settings that mean nothing here (``async.concurrency``, ``codec_pipeline.*``,
@@ -46,6 +53,7 @@ _DEFAULTS: dict[str, Any] = {
     "write_empty_chunks": False,
     "chunk_cache_bytes": 0,
     "default_zarr_format": 3,
+    "output_huge_pages": None,
 }
 # zarr-python's settings that have no meaning here (its event loop, buffers, pipeline): taken,
 # so that code written for zarr-python runs, and kept for `get`, but they change nothing.
@@ -76,6 +84,12 @@ def _check(key: str, value: Any) -> Any:
     if key == "default_zarr_format":
         if value not in (2, 3) or isinstance(value, bool):
             raise ValueError(f"config 'default_zarr_format' must be 2 or 3, not {value!r}")
+        return value
+    if key == "output_huge_pages":
+        if value is not None and not isinstance(value, bool):
+            raise ValueError(
+                f"config 'output_huge_pages' must be None, True or False, not {value!r}"
+            )
         return value
     if key in _ZARR_PYTHON_ONLY or key.startswith("codecs."):
         return value
@@ -160,6 +174,8 @@ class Config:
                 _core.set_validate_checksums(values["validate_checksums"])
             if "chunk_cache_bytes" in values:
                 _core.set_chunk_cache_bytes(values["chunk_cache_bytes"])
+            if "output_huge_pages" in values:
+                _core.set_output_huge_pages(values["output_huge_pages"])
 
     def __repr__(self) -> str:
         shown = {**self._values, "threads": _core.threads()}

@@ -21,6 +21,7 @@ pub mod error;
 pub mod group;
 pub mod metadata;
 pub mod node;
+pub mod pages;
 pub(crate) mod scratch;
 pub mod store;
 

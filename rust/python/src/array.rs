@@ -5,7 +5,7 @@
 //! every chunk in parallel with the GIL released, straight into or out of the numpy memory.
 //! The common read of ints and slices (`read_simple`) makes its numpy output here instead.
 
-use numpy::npyffi::{npy_intp, NpyTypes, PY_ARRAY_API};
+use numpy::npyffi::npy_intp;
 use numpy::{
     PyArrayDescr, PyArrayDescrMethods, PyReadonlyArray1, PyReadwriteArray1, PyUntypedArray,
     PyUntypedArrayMethods,
@@ -17,9 +17,9 @@ use oxzarr_core::metadata::{ArrayMetadata, ArrayMetadataV2, ArrayMetadataV3};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyInt, PyList, PySlice, PySliceMethods, PyString, PyTuple};
-use std::os::raw::c_int;
 
 use crate::gil::without_gil;
+use crate::output::new_output;
 use crate::store::Store;
 
 #[pyclass(frozen, module = "oxzarr._core")]
@@ -314,28 +314,14 @@ impl Array {
                 return Ok(None);
             }
         }
-        let elements: usize = dims.iter().map(|&d| d as usize).product();
-        // SAFETY: NewFromDescr takes the reference `into_dtype_ptr` hands over; `dims` holds
-        // `dims.len()` lengths, and null strides and data make numpy allocate a C-order
-        // array; the result is checked for null (numpy raises MemoryError when it cannot).
-        let out = unsafe {
-            let ptr = PY_ARRAY_API.PyArray_NewFromDescr(
-                py,
-                PY_ARRAY_API.get_type_object(py, NpyTypes::PyArray_Type),
-                dtype.into_dtype_ptr(),
-                dims.len() as c_int,
-                dims.as_mut_ptr(),
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                0,
-                std::ptr::null_mut(),
-            );
-            Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked::<PyUntypedArray>()
-        };
-        // SAFETY: the new array owns `elements * size` bytes, and nothing else can reach
-        // them before it is returned: the engine may write them with the GIL released.
+        let out = new_output(py, dtype, &mut dims)?;
+        // SAFETY: the new array owns `len() * size` bytes, and nothing else can reach them
+        // before it is returned: the engine may write them with the GIL released.
         let data = unsafe {
-            std::slice::from_raw_parts_mut((*out.as_array_ptr()).data.cast::<u8>(), elements * size)
+            std::slice::from_raw_parts_mut(
+                (*out.as_array_ptr()).data.cast::<u8>(),
+                out.len() * size,
+            )
         };
         without_gil(py, || self.inner.read_into(&Selection(selection), data))?;
         Ok(Some(out))

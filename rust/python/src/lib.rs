@@ -16,6 +16,7 @@ mod convert;
 mod errors;
 mod gil;
 mod group;
+mod output;
 mod store;
 
 use pyo3::prelude::*;
@@ -79,6 +80,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(last_operation_workers, m)?)?;
     m.add_function(wrap_pyfunction!(set_chunk_cache_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(open_node, m)?)?;
+    m.add_function(wrap_pyfunction!(output::empty_output, m)?)?;
+    m.add_function(wrap_pyfunction!(output::set_output_huge_pages, m)?)?;
+    m.add_function(wrap_pyfunction!(output::host_reclaims_free_memory, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
