@@ -6,7 +6,7 @@ STAMP := $(VENV)/.deps-stamp
 # pyproject.toml extras installed into the virtualenv.
 EXTRAS := dev,test,lint
 
-.PHONY: demo test test-rust test-python lint develop develop-release bench bench-cold bench-small-inner bench-codecs clean
+.PHONY: demo test test-rust test-python lint develop develop-release bench bench-cold bench-small-inner bench-spaced-reads bench-codecs clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -68,6 +68,12 @@ bench-small-inner: develop-release
 	$(BIN)/python tools/requirements.py bench > $(VENV)/bench-requirements.txt
 	$(BIN)/pip install --quiet -r $(VENV)/bench-requirements.txt
 	$(BIN)/python benches/small_inner.py --out benches/small_inner.json
+
+# Full reads that are the first of a process or come seconds after the last (every peer).
+bench-spaced-reads: develop-release
+	$(BIN)/python tools/requirements.py bench > $(VENV)/bench-requirements.txt
+	$(BIN)/pip install --quiet -r $(VENV)/bench-requirements.txt
+	$(BIN)/python benches/spaced_reads.py --out benches/spaced_reads.json
 
 # Criterion benchmarks of each codec alone.
 bench-codecs:
