@@ -7,7 +7,8 @@ What the first and the spaced reads pay, beyond decoding, is the new output's me
 virtual machine whose balloon device reports free memory to the host, memory freed more than
 about two seconds ago has gone back to the host and faults in from it when touched again,
 slowly for the 2 MiB huge pages numpy asks for (see rust/core/src/pages.rs). "oxzarr (huge
-pages)" is oxzarr with ``output_huge_pages`` set to True, as numpy would have it.
+pages)" is oxzarr with ``output_huge_pages`` set to True (numpy's choice), "oxzarr (small
+pages)" with it set to False; plain "oxzarr" is the default.
 
 Stores: the 256 MiB arrays of peers.py's raw_c64, zstd_c64 and zstd_c32 cases, written by
 zarr-python. Each round runs every implementation in a process of its own (the order rotates):
@@ -39,8 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "bench")
 import peers  # type: ignore[import-not-found]
 
 CASES = ["raw_c64", "zstd_c64", "zstd_c32"]
-IMPLS = ["zarrs", "tensorstore", "zarrista", "oxzarr", "oxzarr-huge"]
-NAMES = {"oxzarr-huge": "oxzarr (huge pages)"}
+IMPLS = ["zarrs", "tensorstore", "zarrista", "oxzarr", "oxzarr-huge", "oxzarr-small"]
+NAMES = {"oxzarr-huge": "oxzarr (huge pages)", "oxzarr-small": "oxzarr (small pages)"}
+HUGE_PAGES = {"oxzarr-huge": True, "oxzarr-small": False}
 
 
 def digest(a: Any) -> str:
@@ -49,9 +51,9 @@ def digest(a: Any) -> str:
 
 def child(impl: str, path: str, gap: float) -> None:
     """One process's reads; prints their times and the outputs' digests as JSON."""
-    im = peers.IMPLS[impl.removesuffix("-huge")]()
-    if impl == "oxzarr-huge":
-        im.m.config.set({"output_huge_pages": True})
+    im = peers.IMPLS[impl.split("-")[0]]()
+    if impl in HUGE_PAGES:
+        im.m.config.set({"output_huge_pages": HUGE_PAGES[impl]})
     a = im.open(path)
     times, digests = [], []
     for pause in (0.0, gap, 0.0):

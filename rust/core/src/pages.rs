@@ -4,14 +4,19 @@
 //! machine owns its memory, that makes a large read's new output fault in 2 MiB at a time,
 //! cheaper than 4 KiB at a time. In a virtual machine whose balloon device reports free memory
 //! to the host (virtio's free page reporting), the guest hands the host its free blocks of
-//! 2 MiB and up, and huge pages come only from such blocks: each one faults in from the host
-//! when first touched. On the benchmark machine (`benches/RESULTS.md`) a full read of a
-//! 256 MiB array that was the first of its process, or came seconds after the last, took
-//! 1.0–2.4 s that way, against 0.25–0.68 s with small pages, which the guest takes from the
-//! small free blocks it still holds (the host only takes blocks of 2 MiB and up). Reads back to
-//! back reuse memory the host has not taken yet, and there huge pages are faster (0.36–0.40
-//! against 0.47–0.54 s). So where free page reporting is on, outputs use small pages unless
-//! `oxzarr.config` says otherwise.
+//! 2 MiB and up, and huge pages come from such blocks: each faults in from the host when first
+//! touched, 5–30 ms a page on the benchmark machine against 0.2 ms for memory the guest holds.
+//! There (`benches/spaced_reads.py`) a 256 MiB full read that was the first of its process, or
+//! came seconds after the last, took 0.7–2.4 s with huge pages and 0.22–0.68 s with small
+//! pages, which the guest takes from the small free blocks it still holds. Only reads back to
+//! back, each reusing the huge pages the last one freed, were faster with huge pages (0.15 s
+//! against 0.23 s uncompressed, 0.34 against 0.36 s zstd). So where free page reporting is on,
+//! outputs use small pages unless `oxzarr.config` says otherwise.
+//!
+//! (Faulting an output's huge pages in one by one while they come quickly, and giving the rest
+//! small pages, was tried: the guest's small freed pages do not come back as huge ones soon
+//! enough, so after one such read every read found slow huge pages within its first 30 MiB,
+//! and it ran no faster than small pages alone.)
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU8, Ordering};
