@@ -25,8 +25,8 @@ use std::sync::OnceLock;
 /// Which pages the outputs of reads get.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HugePages {
-    /// Small pages where the host takes free memory back (see [`host_reclaims_free_memory`]),
-    /// whatever numpy chose elsewhere.
+    /// Small pages where the host takes free memory back (see [`host_reclaims_free_memory`]);
+    /// numpy's choice elsewhere.
     Auto,
     /// numpy's choice: huge pages for arrays of 4 MiB or more, where the kernel allows them.
     Allowed,
@@ -34,6 +34,7 @@ pub enum HugePages {
     Avoided,
 }
 
+/// The policy in force, set from `oxzarr.config` (0 Auto, 1 Allowed, 2 Avoided).
 static POLICY: AtomicU8 = AtomicU8::new(0);
 
 pub fn set_policy(policy: HugePages) {
