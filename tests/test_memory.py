@@ -88,16 +88,13 @@ def test_outputs_huge_pages(tmp_path: Path, allowed: bool | None) -> None:
     a[...] = data
     avoided = oxzarr._core.host_reclaims_free_memory() if allowed is None else not allowed
     numpy_asks = np._core.multiarray._get_madvise_hugepage()
+    points = (np.arange(4 << 20) % 64, np.arange(4 << 20) % 256, 7)
     reads = {
         "ints and slices": lambda: a[...],
         "indexer": lambda: a.get_orthogonal_selection((np.arange(64), slice(None), slice(None))),
-        "points": lambda: a.vindex[np.arange(4 << 20) % 64, np.arange(4 << 20) % 256, 7],
+        "points": lambda: a.vindex[points],
     }
-    expected = {
-        "ints and slices": data,
-        "indexer": data,
-        "points": data[np.arange(4 << 20) % 64, np.arange(4 << 20) % 256, 7],
-    }
+    expected = {"ints and slices": data, "indexer": data, "points": data[points]}
     with oxzarr.config.set({"output_huge_pages": allowed}):
         for name, read in reads.items():
             out = read()

@@ -8,7 +8,6 @@
 use numpy::npyffi::npy_intp;
 use numpy::{
     PyArrayDescr, PyArrayDescrMethods, PyReadonlyArray1, PyReadwriteArray1, PyUntypedArray,
-    PyUntypedArrayMethods,
 };
 use oxzarr_core::array::{DimSelection, Selection};
 use oxzarr_core::codec::array_to_bytes::vlen::VlenChunk;
@@ -314,16 +313,9 @@ impl Array {
                 return Ok(None);
             }
         }
-        let out = new_output(py, dtype, &mut dims)?;
-        // SAFETY: the new array owns `len() * size` bytes, and nothing else can reach them
-        // before it is returned: the engine may write them with the GIL released.
-        let data = unsafe {
-            std::slice::from_raw_parts_mut(
-                (*out.as_array_ptr()).data.cast::<u8>(),
-                out.len() * size,
-            )
-        };
-        without_gil(py, || self.inner.read_into(&Selection(selection), data))?;
+        let out = new_output(py, dtype, &mut dims, |data| {
+            without_gil(py, || self.inner.read_into(&Selection(selection), data))
+        })?;
         Ok(Some(out))
     }
 

@@ -6,11 +6,13 @@ use numpy::{PyArrayDescr, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMet
 use pyo3::prelude::*;
 use std::os::raw::c_int;
 
-/// A new C-order array of `dtype` and shape `dims`, its memory not yet written.
+/// A new C-order array of `dtype` and shape `dims`, its bytes handed to `fill` (which may
+/// release the GIL: nothing else can reach them before the array is returned).
 pub(crate) fn new_output<'py>(
     py: Python<'py>,
     dtype: Bound<'py, PyArrayDescr>,
     dims: &mut [npy_intp],
+    fill: impl FnOnce(&mut [u8]) -> PyResult<()>,
 ) -> PyResult<Bound<'py, PyUntypedArray>> {
     let itemsize = dtype.itemsize();
     // SAFETY: NewFromDescr takes the reference `into_dtype_ptr` hands over; `dims` holds
@@ -38,6 +40,7 @@ pub(crate) fn new_output<'py>(
         )
     };
     oxzarr_core::pages::prepare_output(data);
+    fill(data)?;
     Ok(out)
 }
 
@@ -52,7 +55,7 @@ pub(crate) fn empty_output<'py>(
         .into_iter()
         .map(npy_intp::try_from)
         .collect::<Result<Vec<_>, _>>()?;
-    new_output(py, dtype, &mut dims)
+    new_output(py, dtype, &mut dims, |_| Ok(()))
 }
 
 /// Sets whether outputs may use huge pages: `None` (the default) avoids them where the host
