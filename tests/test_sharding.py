@@ -331,6 +331,41 @@ def test_a_run_of_inner_chunks_reads_their_bytes_wherever_they_lie(
     assert_same(zarr.open_array(p, mode="r")[...], data)
 
 
+@pytest.mark.parametrize("compressors", [None, ZstdCodec(level=3)], ids=["raw", "zstd"])
+def test_coordinate_reads_take_the_inner_chunks_of_a_shard_in_runs(
+    tmp_path: Path, compressors: Any
+) -> None:
+    p = tmp_path / "a.zarr"
+    data = sample((64, 64), "i4")
+    a = oxzarr.create_array(
+        p, shape=data.shape, dtype="i4", chunks=(4, 4), shards=(32, 32), compressors=compressors
+    )
+    a[...] = data
+    a[32:, :4] = 0  # absent inner chunks (the fill value) in the middle of runs
+    data[32:, :4] = 0
+    store = CountingStore(LocalStore(p, read_only=True))
+    r = oxzarr.open_array(store, mode="r")
+    # Two points in each of the 256 inner chunks, given in no particular order.
+    rows, cols = np.indices((16, 16)).reshape(2, -1) * 4
+    rows, cols = np.concatenate([rows, rows + 3]), np.concatenate([cols + 1, cols + 2])
+    order = np.random.default_rng(4).permutation(rows.size)
+    rows, cols = rows[order], cols[order]
+    store.reset()
+    assert_same(r.vindex[rows, cols], data[rows, cols])
+    # The 4 indexes, then runs of 16 inner chunks (a sixteenth of them) of one shard each.
+    assert store.requests == 4 + 256 // 16
+    # Points in a few inner chunks: one request each, spread over the threads.
+    store.reset()
+    assert_same(r.vindex[[0, 5, 63], [0, 40, 63]], data[[0, 5, 63], [0, 40, 63]])
+    assert store.requests == 3
+    # A mask selection goes the same way.
+    mask = np.zeros(data.shape, dtype=bool)
+    mask[rows, cols] = True
+    store.reset()
+    assert_same(r[mask], data[mask])
+    assert store.requests == 256 // 16
+
+
 def test_a_writer_keeps_the_indexes_of_the_shards_it_wrote(tmp_path: Path) -> None:
     p = tmp_path / "a.zarr"
     oxzarr.create_array(p, shape=(64, 64), dtype="f8", chunks=(8, 8), shards=(32, 32))

@@ -54,10 +54,10 @@ pub(super) type RewriteInner<'a> =
 const MIN_ROW_BYTES: usize = 64;
 
 /// A sharded read takes up to this many consecutive inner chunks of a shard, and this many
-/// stored bytes of them, with one request (see `Array::read_inner_run`). Each request saved is
+/// stored bytes of them, with one request (see `Array::with_inner_run`). Each request saved is
 /// an `open`, `statx`, `pread` and `close` of a file store: most of the cost of an inner chunk
 /// of a few KiB. Beyond a few hundred KiB, a request per inner chunk costs little more.
-const MAX_RUN_ITEMS: usize = 64;
+pub(super) const MAX_RUN_ITEMS: usize = 64;
 const MAX_RUN_BYTES: u64 = 1 << 20;
 /// Uncompressed inner chunks up to this size, wanted whole, are read in runs too (and copied
 /// out of the run) rather than each read in place.
@@ -450,7 +450,7 @@ pub(super) fn locate_inner(coords: &[u64], chunks_per_shard: &[u64]) -> (Vec<u64
 
 /// Runs `work` for items `0..n`: inline for a single item (a pool round trip would cost more
 /// than the work), else in parallel.
-fn for_each_item(n: usize, work: impl Fn(usize) -> Result<()> + Sync) -> Result<()> {
+pub(super) fn for_each_item(n: usize, work: impl Fn(usize) -> Result<()> + Sync) -> Result<()> {
     match n {
         0 => Ok(()),
         1 => work(0),
@@ -925,8 +925,7 @@ impl Array {
     }
 
     /// Reads a run of the plan's items that lie in one shard (see [`Plan::runs_in_stored`])
-    /// with one request for the stored bytes of them all, wherever they lie in the shard (a
-    /// file store reads them with one `open` and as few `preadv` as their places allow).
+    /// with one request for the stored bytes of them all (see [`Array::with_inner_run`]).
     /// Shares of uncompressed inner chunks better read in place are read one by one.
     fn read_inner_run(
         &self,
@@ -967,7 +966,31 @@ impl Array {
         let inners: Vec<usize> = (shares.iter())
             .map(|share| locate_inner(&share.coords, per_shard).1)
             .collect();
-        let read = self.with_shard(sharding, &key, seen, |known| {
+        let read = self.with_inner_run(sharding, &key, &inners, seen, |k, label, bytes| {
+            self.decode_share(chain, label, bytes, &shares[k], out_shape, out)
+        })?;
+        match read {
+            true => Ok(()),
+            false => one_by_one(&shares),
+        }
+    }
+
+    /// Reads the stored bytes of the inner chunks `inners` of the shard at `key` with one
+    /// request, wherever they lie in the shard (a file store reads them with one `open` and as
+    /// few `preadv` as their places allow), and hands each in turn to `each` (its place in
+    /// `inners`, a label for errors, its bytes; `None`: absent, so the fill value), in the
+    /// read that has seen the shards in `seen`. Returns false, having handed nothing, when
+    /// the shard is absent, or the run's stored bytes are none or more than one request
+    /// should take ([`MAX_RUN_BYTES`]): the caller reads those inner chunks one by one.
+    pub(super) fn with_inner_run(
+        &self,
+        sharding: &Sharding,
+        key: &str,
+        inners: &[usize],
+        seen: &ShardsSeen,
+        each: impl Fn(usize, &str, Option<&[u8]>) -> Result<()>,
+    ) -> Result<bool> {
+        self.with_shard(sharding, key, seen, |known| {
             let Some(known) = known else {
                 return Ok(Some(false));
             };
@@ -978,7 +1001,7 @@ impl Array {
                 return Ok(Some(false));
             }
             scratch::with(&STORED, |stored| {
-                alloc::resize(stored, total as usize).map_err(|e| self.corrupt(&key, e))?;
+                alloc::resize(stored, total as usize).map_err(|e| self.corrupt(key, e))?;
                 // Each stored inner chunk into its own stretch of the buffer, in the run's
                 // order: the store reads them in the order they lie in the shard.
                 let mut parts = Vec::with_capacity(entries.len());
@@ -990,8 +1013,8 @@ impl Array {
                 }
                 let read = self
                     .store
-                    .read_parts_into(&key, &mut parts, Some(known.version))
-                    .map_err(|e| self.chunk_storage_error(&key, e))?;
+                    .read_parts_into(key, &mut parts, Some(known.version))
+                    .map_err(|e| self.chunk_storage_error(key, e))?;
                 drop(parts);
                 if read != PartsRead::Done {
                     return Ok(None);
@@ -999,21 +1022,16 @@ impl Array {
                 // The shard is the version the index describes (the read checked it), so an
                 // inner chunk absent from the index is absent: the fill value.
                 let mut at = 0;
-                for ((share, &inner), entry) in shares.iter().zip(&inners).zip(&entries) {
+                for (k, (&inner, entry)) in inners.iter().zip(&entries).enumerate() {
                     let bytes = entry.map(|(_, nbytes)| {
                         at += nbytes as usize;
                         &stored[at - nbytes as usize..at]
                     });
-                    let label = format!("{key} (inner chunk {inner})");
-                    self.decode_share(chain, &label, bytes, share, out_shape, out)?;
+                    each(k, &format!("{key} (inner chunk {inner})"), bytes)?;
                 }
                 Ok(Some(true))
             })
-        })?;
-        match read {
-            true => Ok(()),
-            false => one_by_one(&shares),
-        }
+        })
     }
 
     fn read_inner_share(

@@ -3,20 +3,21 @@
 //!
 //! Points are grouped by the chunk that holds them (the inner chunk, in a sharded array);
 //! each chunk is fetched and decoded once, in parallel, and its points copied to or from
-//! their places in the output. A sharded array's points are written shard by shard: each
-//! shard is rewritten once, with only the inner chunks that hold points encoded anew.
+//! their places in the output. A sharded array's inner chunks are read in runs within one
+//! shard, with one request per run, as region reads do; its points are written shard by
+//! shard: each shard is rewritten once, with only the inner chunks that hold points encoded
+//! anew.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-
-use rayon::prelude::*;
+use std::ops::Range;
 
 use super::copy::{all_fill, c_strides, fill_elements, SharedBuffer};
-use super::io::{locate_inner, ShardsSeen};
+use super::io::{for_each_item, locate_inner, ShardsSeen, MAX_RUN_ITEMS};
 use super::write_lock::WriteClaim;
 use super::Array;
 use crate::codec::array_to_bytes::sharding::Sharding;
 use crate::codec::CodecChain;
-use crate::concurrency;
 use crate::error::{Error, Result};
 
 /// Points grouped by chunk: for each chunk (grid coordinates), the (output index, element
@@ -27,6 +28,24 @@ pub(super) type ByChunk = Vec<(Vec<u64>, Vec<(usize, usize)>)>;
 /// chunk (see [`Array::rewrite_shards_of_points`]).
 pub(super) type UpdateInner<'a> =
     dyn Fn(&[(usize, usize)], Option<&[u8]>, &str) -> Result<Option<Vec<u8>>> + Sync + 'a;
+
+/// Groups sorted by shard (`per_shard`: inner chunks per shard along each dimension) in runs
+/// of consecutive groups of one shard, none longer than `max_len`.
+fn runs_in_shards(groups: &ByChunk, per_shard: &[u64], max_len: usize) -> Vec<Range<usize>> {
+    let shard_of = |g: usize| locate_inner(&groups[g].0, per_shard).0;
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for g in 1..groups.len() {
+        if g - start == max_len || shard_of(g) != shard_of(start) {
+            runs.push(start..g);
+            start = g;
+        }
+    }
+    if !groups.is_empty() {
+        runs.push(start..groups.len());
+    }
+    runs
+}
 
 impl Array {
     /// Groups points (`coords[d][i]` is point `i`'s coordinate along dimension `d`) by chunk,
@@ -101,12 +120,25 @@ impl Array {
                 (key, stored)
             }
         };
+        self.decode_point_chunk(chain, &label, stored.as_deref(), buf, needed)
+    }
+
+    /// Decodes a chunk's stored bytes (`None`: not stored, so the fill value) into `buf`,
+    /// sure to decode only the bytes in `needed`; `label` names the chunk in errors.
+    fn decode_point_chunk(
+        &self,
+        chain: &CodecChain,
+        label: &str,
+        stored: Option<&[u8]>,
+        buf: &mut Vec<u8>,
+        needed: std::ops::Range<usize>,
+    ) -> Result<()> {
         crate::alloc::resize(buf, chain.decoded_repr().nbytes())
-            .map_err(|e| self.corrupt(&label, e))?;
+            .map_err(|e| self.corrupt(label, e))?;
         match stored {
             Some(stored) => chain
-                .decode_range_into(&stored, buf, needed)
-                .map_err(|e| self.corrupt(&label, e)),
+                .decode_range_into(stored, buf, needed)
+                .map_err(|e| self.corrupt(label, e)),
             None => {
                 fill_elements(buf, &self.fill_value);
                 Ok(())
@@ -129,7 +161,7 @@ impl Array {
     pub fn read_points(&self, coords: &[Vec<u64>], out: &mut [u8]) -> Result<()> {
         self.check_points_supported()?;
         let size = self.data_type().size();
-        let (n, groups) = self.points_by_chunk(coords)?;
+        let (n, mut groups) = self.points_by_chunk(coords)?;
         if out.len() != n * size {
             return Err(Error::InvalidArgument(format!(
                 "the buffer holds {} bytes; {n} points need {}",
@@ -138,25 +170,59 @@ impl Array {
             )));
         }
         let shared = SharedBuffer::new(out);
-        let seen = ShardsSeen::default();
-        let work = |(chunk, points): &(Vec<u64>, Vec<(usize, usize)>)| -> Result<()> {
-            concurrency::mark_worker();
-            let mut buf = Vec::new();
+        // The span of a chunk's bytes its points lie in: a codec may stop decoding after it.
+        let needed = |points: &[(usize, usize)]| {
             let lo = points.iter().map(|p| p.1).min().unwrap_or(0);
             let hi = points.iter().map(|p| p.1 + 1).max().unwrap_or(0);
-            self.decoded_chunk(chunk, &mut buf, lo * size..hi * size, &seen)?;
+            lo * size..hi * size
+        };
+        let copy_out = |points: &[(usize, usize)], chunk: &[u8]| {
             for &(i, offset) in points {
                 // SAFETY: each point has its own place in the output.
                 unsafe { shared.slice(i * size, size) }
-                    .copy_from_slice(&buf[offset * size..(offset + 1) * size]);
+                    .copy_from_slice(&chunk[offset * size..(offset + 1) * size]);
             }
+        };
+        let seen = ShardsSeen::default();
+        let one = |(chunk, points): &(Vec<u64>, Vec<(usize, usize)>)| -> Result<()> {
+            let mut buf = Vec::new();
+            self.decoded_chunk(chunk, &mut buf, needed(points), &seen)?;
+            copy_out(points, &buf);
             Ok(())
         };
-        match groups.len() {
-            0 => Ok(()),
-            1 => work(&groups[0]),
-            _ => concurrency::install(|| groups.par_iter().try_for_each(work)),
-        }
+        let Some(sharding) = self.codecs.sharding() else {
+            return for_each_item(groups.len(), |g| one(&groups[g]));
+        };
+        // As region reads do, the inner chunks of a shard are read in runs with one request
+        // each (see `Array::with_inner_run`), short enough to spread over the threads.
+        let per_shard = sharding.chunks_per_shard();
+        groups.sort_by_cached_key(|(chunk, _)| locate_inner(chunk, per_shard));
+        let max_run = (groups.len() / 16).clamp(1, MAX_RUN_ITEMS);
+        let runs = runs_in_shards(&groups, per_shard, max_run);
+        let chain = sharding.inner_chain();
+        for_each_item(runs.len(), |r| {
+            let run = &groups[runs[r].clone()];
+            if run.len() < 2 {
+                return run.iter().try_for_each(one);
+            }
+            let key = self.chunk_key(&locate_inner(&run[0].0, per_shard).0);
+            let inners: Vec<usize> = (run.iter())
+                .map(|(chunk, _)| locate_inner(chunk, per_shard).1)
+                .collect();
+            let buf = RefCell::new(Vec::new());
+            let read =
+                self.with_inner_run(sharding, &key, &inners, &seen, |k, label, stored| {
+                    let points = &run[k].1;
+                    let mut buf = buf.borrow_mut();
+                    self.decode_point_chunk(chain, label, stored, &mut buf, needed(points))?;
+                    copy_out(points, &buf);
+                    Ok(())
+                })?;
+            match read {
+                true => Ok(()),
+                false => run.iter().try_for_each(one),
+            }
+        })
     }
 
     /// Writes `data` (one element per point, native endian) to the points. A point given more
@@ -184,7 +250,6 @@ impl Array {
         // Unsharded from here on: no shards to see.
         let seen = ShardsSeen::default();
         let work = |(chunk, points): &(Vec<u64>, Vec<(usize, usize)>)| -> Result<()> {
-            concurrency::mark_worker();
             let mut buf = Vec::new();
             // The whole chunk is rewritten, so all of it is decoded.
             let whole = 0..self.codecs.decoded_repr().nbytes();
@@ -196,11 +261,7 @@ impl Array {
             let key = self.chunk_key(chunk);
             self.store_chunk(&key, &buf, write_empty_chunks)
         };
-        match groups.len() {
-            0 => Ok(()),
-            1 => work(&groups[0]),
-            _ => concurrency::install(|| groups.par_iter().try_for_each(work)),
-        }
+        for_each_item(groups.len(), |g| work(&groups[g]))
     }
 
     /// Claims, for a write of points grouped by chunk, the box of stored chunks (shards, if
