@@ -4,7 +4,8 @@ objects), and where a read pays per inner chunk more than for its bytes. Every p
 shard's inner chunks in Morton order): a 256³ uint16 array in 128³ shards, with inner chunks of
 8³ or 16³ elements, uncompressed or zstd.
 
-Figures: a full read, and 20 boxes of 64³ at random places (the mean time per box). Each round
+Figures: a full read, 20 boxes of 64³ at random places (the mean time per box), and a
+coordinate selection (`vindex`) of 20000 random points (zarrista has none: not measured). Each round
 reads with every implementation in turn (the order rotates); a row is the median over the
 rounds. Every read's values are checked against the data written.
 
@@ -40,6 +41,16 @@ CASES = {
 }
 IMPLS = ["zarrs", "tensorstore", "zarrista", "oxzarr"]
 BOX = 64
+POINTS = 20000
+
+
+def read_points(im: Any, a: Any, idx: tuple[np.ndarray, ...]) -> np.ndarray | None:
+    """A coordinate selection with the implementation's own call (None: it has none)."""
+    if im.name == "tensorstore":
+        return np.asarray(a.vindex[idx].read().result())
+    if im.name == "zarrista":
+        return None
+    return np.asarray(a.vindex[idx])
 
 
 def main() -> None:
@@ -52,6 +63,7 @@ def main() -> None:
     boxes = [
         tuple(slice(int(s), int(s) + BOX) for s in rng.integers(0, 256 - BOX, 3)) for _ in range(20)
     ]
+    points = tuple(rng.integers(0, n, POINTS) for n in SHAPE)
     impls = [peers.IMPLS[k]() for k in IMPLS]
     root = tempfile.mkdtemp(prefix="small-inner-", dir=os.environ.get("BENCH_DIR"))
     rows: list[dict[str, Any]] = []
@@ -60,7 +72,7 @@ def main() -> None:
             path = os.path.join(root, f"{case}.zarr")
             peers.write_reference(path, arr, chunks, SHARDS, codec)
             times: dict[str, dict[str, list[float]]] = {
-                im.name: {"full_s": [], "box_ms": []} for im in impls
+                im.name: {"full_s": [], "box_ms": [], "points_ms": []} for im in impls
             }
             for r in range(args.rounds):
                 for im in impls[r % len(impls) :] + impls[: r % len(impls)]:
@@ -80,12 +92,20 @@ def main() -> None:
                         for g, b in zip(got, boxes, strict=True)
                     ):
                         raise SystemExit(f"{im.name} read a box of {case} wrong")
+                    t0 = time.perf_counter()
+                    values = read_points(im, a, points)
+                    if values is not None:
+                        times[im.name]["points_ms"].append((time.perf_counter() - t0) * 1e3)
+                        if not np.array_equal(values, arr[points]):
+                            raise SystemExit(f"{im.name} read the points of {case} wrong")
             for name, t in times.items():
-                row = {"case": case, "impl": name}
-                row.update({k: statistics.median(v) for k, v in t.items()})
+                row: dict[str, Any] = {"case": case, "impl": name}
+                row.update({k: statistics.median(v) for k, v in t.items() if v})
                 rows.append(row)
+                pts = f"{row['points_ms']:.1f} ms" if "points_ms" in row else "n/a"
                 print(
                     f"{case:13s} {name:18s} full {row['full_s']:.4f} s  box {row['box_ms']:.2f} ms"
+                    f"  points {pts}"
                 )
             shutil.rmtree(path)
     finally:
