@@ -218,8 +218,8 @@ def test_ints_and_slices_skip_the_python_indexer(
     stored: tuple[oxzarr.Array, np.ndarray], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`a[...]`, get_basic_selection, get_orthogonal_selection and oindex hand a key of ints
-    and slices to the engine as it is: a loop of small reads pays for no indexing in Python
-    (microseconds a call)."""
+    (Python's or numpy's) and slices to the engine as it is: a loop of small reads pays for
+    no indexing in Python (microseconds a call)."""
     a, data = stored
 
     def no_indexer(*args: Any, **kwargs: Any) -> Any:
@@ -228,7 +228,10 @@ def test_ints_and_slices_skip_the_python_indexer(
     module = importlib.import_module("oxzarr.array")  # (`oxzarr.array` is the function)
     monkeypatch.setattr(module, "indexer", no_indexer)
     monkeypatch.setattr(module, "simple_indexer", no_indexer)
-    for key in [(3, 4), (slice(1, 9, 3), slice(None, None, -2)), (-1,), 2]:
+    keys: list[Any] = [(3, 4), (slice(1, 9, 3), slice(None, None, -2)), (-1,), 2]
+    # Indices taken from numpy arrays are numpy integers.
+    keys += [(np.int64(3), np.uint8(4)), (np.int32(-1), slice(2, 5)), np.int16(2)]
+    for key in keys:
         expected = np.asarray(data[key])
         assert_same(a[key], expected)
         assert_same(a.get_basic_selection(key), expected)

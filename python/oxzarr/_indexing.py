@@ -169,7 +169,8 @@ def simple_indexer(key: Any, shape: tuple[int, ...]) -> Indexer | None:
             selection.append(_run(start, step, length))
             core_shape.append(length)
             result_shape.append(length)
-        elif type(k) is int and -n <= k < n:
+        elif (type(k) is int or isinstance(k, np.integer)) and -n <= k < n:
+            k = int(k)
             selection.append((k + n if k < 0 else k, 1, 1))
             core_shape.append(1)
         else:

@@ -618,7 +618,9 @@ class Array:
         # (None back) takes the general indexer.
         out = self._read_simple(key)
         if out is not None:
-            return out
+            # As zarr-python: one element is a 0-d array for Python ints, a numpy scalar for
+            # numpy integers.
+            return out if out.ndim or plain_integers(key) else out[()]
         fields, key = pop_fields(key)
         ix = simple_indexer(key, self._shape)
         if ix is None:

@@ -15,7 +15,8 @@ use oxzarr_core::metadata::{json, DataType};
 use oxzarr_core::metadata::{ArrayMetadata, ArrayMetadataV2, ArrayMetadataV3};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyInt, PyList, PySlice, PySliceMethods, PyString, PyTuple};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyInt, PyList, PySlice, PySliceMethods, PyString, PyTuple, PyType};
 
 use crate::gil::without_gil;
 use crate::output::new_output;
@@ -116,6 +117,13 @@ pub(crate) fn parse_metadata(json: &str) -> PyResult<ArrayMetadata> {
     }
     let meta = ArrayMetadataV3::parse(json.as_bytes(), "zarr.json").map_err(to_py)?;
     Ok(ArrayMetadata::V3(Box::new(meta)))
+}
+
+/// numpy's integer scalar type (`numpy.integer`), looked up once: indices taken from numpy
+/// arrays are those, and a loop of point reads with them should not take the general indexer.
+fn numpy_integer(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    static INTEGER: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    INTEGER.import(py, "numpy", "integer")
 }
 
 #[pymethods]
@@ -227,8 +235,8 @@ impl Array {
         without_gil(py, || self.inner.read_into(&selection, out))
     }
 
-    /// Reads the common selection: `key` is one Python `int` or `slice` (any step), or a
-    /// tuple of up to one per dimension (negative ints count from the end; dimensions left out
+    /// Reads the common selection: `key` is one Python `int`, numpy integer or `slice` (any
+    /// step), or a tuple of up to one per dimension (negative ints count from the end; dimensions left out
     /// are taken whole), into a new C-order array of `dtype` (the array's, in native byte
     /// order) and numpy's result shape: a dimension for each slice, none for each int.
     /// `None` for any other key, or an int outside the shape: the general indexer then takes
@@ -275,9 +283,9 @@ impl Array {
                 continue;
             }
             let item = items.get_item(d)?;
-            // Exactly `int` or `slice`: bools, numpy integers, arrays and the rest go
+            // Exactly `int`, a numpy integer or a `slice`: bools, arrays and the rest go
             // through the indexer.
-            if item.is_exact_instance_of::<PyInt>() {
+            if item.is_exact_instance_of::<PyInt>() || item.is_instance(numpy_integer(py)?)? {
                 let Ok(i) = item.extract::<i64>() else {
                     return Ok(None);
                 };
