@@ -410,6 +410,13 @@ def test_chunk_cache(tmp_path: Path, shards: tuple[int, int] | None) -> None:
         # one per shard for each read of a sharded array (4 shards, then 1).
         assert store.bytes_read == 0, "cached chunks are not fetched again"
         assert store.requests == (4 + 1 if shards else 16 + 1)
+        # Coordinate and mask selections use the same cache.
+        store.reset()
+        rows, cols = np.array([0, 5, 9, 15, 15]), np.array([1, 5, 14, 0, 15])
+        assert_same(r.vindex[rows, cols], data[rows, cols])
+        assert_same(r[data > 0.5], data[data > 0.5])
+        assert store.bytes_read == 0
+        assert store.requests == (3 + 4 if shards else 5 + 16)  # a stat per shard or chunk
         # A write through the same store updates what the cache holds.
         r[5, 5] = -1.0
         data[5, 5] = -1.0

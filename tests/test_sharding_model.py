@@ -1,7 +1,8 @@
 """Sharded arrays against a numpy model: random layouts (inner chunks, shards overhanging the
 edge, compressed or not, the index at either end, with or without its checksum) and random
-writes and reads of every kind, each checked as it goes; at the end, zarr-python reads the
-store and exactly the inner chunks holding more than the fill value are stored."""
+writes and reads of every kind (with the decoded-chunk cache on or off), each checked as it
+goes; at the end, zarr-python reads the store, and exactly the inner chunks holding more than
+the fill value are stored."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def layouts(draw: st.DrawFn) -> dict[str, Any]:
         "compressed": draw(st.booleans()),
         "index_location": draw(st.sampled_from(["start", "end"])),
         "checksum": draw(st.booleans()),
+        "chunk_cache_bytes": draw(st.sampled_from([0, 1 << 20])),
     }
 
 
@@ -85,6 +87,13 @@ def _points(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
 )
 @given(layout=layouts(), data=st.data())
 def test_sharded_arrays_behave_as_numpy(
+    tmp_path_factory: pytest.TempPathFactory, layout: dict[str, Any], data: Any
+) -> None:
+    with oxzarr.config.set({"chunk_cache_bytes": layout["chunk_cache_bytes"]}):
+        _check_against_numpy(tmp_path_factory, layout, data)
+
+
+def _check_against_numpy(
     tmp_path_factory: pytest.TempPathFactory, layout: dict[str, Any], data: Any
 ) -> None:
     shape = layout["shape"]

@@ -554,17 +554,7 @@ impl Array {
                 ahead.before_fetch(share.index, |j| Some(self.chunk_key(&plan.share(j).coords)));
                 let key = self.chunk_key(&share.coords);
                 if chunk_cache::enabled() {
-                    let current = || self.store.version(&key);
-                    let chunk = self.cached_chunk(&self.codecs, &key, &key, &current, || {
-                        let whole = ByteRange::FromStart {
-                            offset: 0,
-                            length: None,
-                        };
-                        Ok(match self.store.get_range_and_version(&key, whole)? {
-                            Some((stored, version)) => (Some(stored), Some(version)),
-                            None => (None, None),
-                        })
-                    })?;
+                    let chunk = self.cached_chunk_at(&share.coords, &ShardsSeen::default())?;
                     return self.copy_share(
                         &self.codecs,
                         chunk.as_deref().map(Vec::as_slice),
@@ -831,6 +821,38 @@ impl Array {
         Ok(decoded)
     }
 
+    /// The decoded chunk (inner chunk, if sharded) at grid coordinates `coords` through the
+    /// decoded-chunk cache (`None`: not stored, so the fill value), in the read that has seen
+    /// the shards in `seen`. A cached inner chunk is checked against its shard's version, a
+    /// cached chunk against its own.
+    pub(super) fn cached_chunk_at(&self, coords: &[u64], seen: &ShardsSeen) -> Result<CachedChunk> {
+        let Some(sharding) = self.codecs.sharding() else {
+            let key = self.chunk_key(coords);
+            let current = || self.store.version(&key);
+            return self.cached_chunk(&self.codecs, &key, &key, &current, || {
+                let whole = ByteRange::FromStart {
+                    offset: 0,
+                    length: None,
+                };
+                Ok(match self.store.get_range_and_version(&key, whole)? {
+                    Some((stored, version)) => (Some(stored), Some(version)),
+                    None => (None, None),
+                })
+            });
+        };
+        let (shard, inner) = locate_inner(coords, sharding.chunks_per_shard());
+        let key = self.chunk_key(&shard);
+        let label = format!("{key} (inner chunk {inner})");
+        let cache_key = format!("{key}#{inner}");
+        let current = || seen.version(self, &key);
+        self.cached_chunk(sharding.inner_chain(), &label, &cache_key, &current, || {
+            self.with_shard(sharding, &key, seen, |known| {
+                let fetched = self.fetch_inner(&key, known, inner, seen)?;
+                Ok(fetched.map(|stored| (stored, known.map(|k| k.version))))
+            })
+        })
+    }
+
     /// Copies a chunk's share into the output from the decoded chunk (`None`: the fill value).
     fn copy_share(
         &self,
@@ -1047,14 +1069,7 @@ impl Array {
         let label = format!("{key} (inner chunk {inner})");
         let inner_chain = sharding.inner_chain();
         if chunk_cache::enabled() {
-            let cache_key = format!("{key}#{inner}");
-            let current = || seen.version(self, &key);
-            let chunk = self.cached_chunk(inner_chain, &label, &cache_key, &current, || {
-                self.with_shard(sharding, &key, seen, |known| {
-                    let fetched = self.fetch_inner(&key, known, inner, seen)?;
-                    Ok(fetched.map(|stored| (stored, known.map(|k| k.version))))
-                })
-            })?;
+            let chunk = self.cached_chunk_at(&share.coords, seen)?;
             return self.copy_share(
                 inner_chain,
                 chunk.as_deref().map(Vec::as_slice),

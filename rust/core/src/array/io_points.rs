@@ -12,6 +12,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::Range;
 
+use super::chunk_cache;
 use super::copy::{all_fill, c_strides, fill_elements, SharedBuffer};
 use super::io::{for_each_item, locate_inner, ShardsSeen, MAX_RUN_ITEMS};
 use super::write_lock::WriteClaim;
@@ -157,7 +158,8 @@ impl Array {
         Ok(())
     }
 
-    /// Reads the points into `out` (native endian, in point order).
+    /// Reads the points into `out` (native endian, in point order), through the decoded-chunk
+    /// cache when it is on.
     pub fn read_points(&self, coords: &[Vec<u64>], out: &mut [u8]) -> Result<()> {
         self.check_points_supported()?;
         let size = self.data_type().size();
@@ -184,13 +186,26 @@ impl Array {
             }
         };
         let seen = ShardsSeen::default();
+        let cached = chunk_cache::enabled();
         let one = |(chunk, points): &(Vec<u64>, Vec<(usize, usize)>)| -> Result<()> {
+            if cached {
+                let Some(decoded) = self.cached_chunk_at(chunk, &seen)? else {
+                    for &(i, _) in points {
+                        // SAFETY: each point has its own place in the output.
+                        fill_elements(unsafe { shared.slice(i * size, size) }, &self.fill_value);
+                    }
+                    return Ok(());
+                };
+                copy_out(points, &decoded);
+                return Ok(());
+            }
             let mut buf = Vec::new();
             self.decoded_chunk(chunk, &mut buf, needed(points), &seen)?;
             copy_out(points, &buf);
             Ok(())
         };
-        let Some(sharding) = self.codecs.sharding() else {
+        let Some(sharding) = self.codecs.sharding().filter(|_| !cached) else {
+            // The decoded-chunk cache keeps inner chunks one by one: no runs.
             return for_each_item(groups.len(), |g| one(&groups[g]));
         };
         // As region reads do, the inner chunks of a shard are read in runs with one request
