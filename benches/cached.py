@@ -1,5 +1,6 @@
 """oxzarr's decoded-chunk cache on the cases of ../shared/bench/peers.py: repeated reads of the
-same chunks, with the cache on. These are the rows RESULTS.md reports apart from the gate's,
+same chunks, with the cache on (a full read, each chunk, each point, and all the points as one
+coordinate selection). These are the rows RESULTS.md reports apart from the gate's,
 which are taken with oxzarr's defaults (cache off).
 
 Usage: python benches/cached.py [--size 512] [--cases raw_c64,zstd_c64,...]
@@ -66,6 +67,15 @@ def main() -> None:
                     a[pt]
                 row["point_read_us"] = (time.perf_counter() - t0) / len(pts) * 1e6
                 assert all(a[pt] == arr[pt] for pt in pts[:50])
+                # The same points as one coordinate selection (vindex).
+                coords = tuple(np.array(c) for c in zip(*pts, strict=True))
+                times = []
+                for _ in range(3):
+                    t0 = time.perf_counter()
+                    values = a.vindex[coords]
+                    times.append(time.perf_counter() - t0)
+                row["vindex_ms"] = statistics.median(times) * 1e3
+                assert np.array_equal(values, arr[coords])
             print(
                 json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()})
             )
