@@ -30,20 +30,19 @@ pub(super) type ByChunk = Vec<(Vec<u64>, Vec<(usize, usize)>)>;
 pub(super) type UpdateInner<'a> =
     dyn Fn(&[(usize, usize)], Option<&[u8]>, &str) -> Result<Option<Vec<u8>>> + Sync + 'a;
 
-/// Groups sorted by shard (`per_shard`: inner chunks per shard along each dimension) in runs
-/// of consecutive groups of one shard, none longer than `max_len`.
-fn runs_in_shards(groups: &ByChunk, per_shard: &[u64], max_len: usize) -> Vec<Range<usize>> {
-    let shard_of = |g: usize| locate_inner(&groups[g].0, per_shard).0;
+/// Items sorted by their shard's grid coordinates (the first of each item's key) in runs of
+/// consecutive items of one shard, none longer than `max_len`.
+fn runs_in_shards<T>(items: &[((Vec<u64>, usize), T)], max_len: usize) -> Vec<Range<usize>> {
     let mut runs = Vec::new();
     let mut start = 0;
-    for g in 1..groups.len() {
-        if g - start == max_len || shard_of(g) != shard_of(start) {
-            runs.push(start..g);
-            start = g;
+    for i in 1..items.len() {
+        if i - start == max_len || items[i].0 .0 != items[start].0 .0 {
+            runs.push(start..i);
+            start = i;
         }
     }
-    if !groups.is_empty() {
-        runs.push(start..groups.len());
+    if !items.is_empty() {
+        runs.push(start..items.len());
     }
     runs
 }
@@ -163,7 +162,7 @@ impl Array {
     pub fn read_points(&self, coords: &[Vec<u64>], out: &mut [u8]) -> Result<()> {
         self.check_points_supported()?;
         let size = self.data_type().size();
-        let (n, mut groups) = self.points_by_chunk(coords)?;
+        let (n, groups) = self.points_by_chunk(coords)?;
         if out.len() != n * size {
             return Err(Error::InvalidArgument(format!(
                 "the buffer holds {} bytes; {n} points need {}",
@@ -211,23 +210,25 @@ impl Array {
         // As region reads do, the inner chunks of a shard are read in runs with one request
         // each (see `Array::with_inner_run`), short enough to spread over the threads.
         let per_shard = sharding.chunks_per_shard();
-        groups.sort_by_cached_key(|(chunk, _)| locate_inner(chunk, per_shard));
         let max_run = (groups.len() / 16).clamp(1, MAX_RUN_ITEMS);
-        let runs = runs_in_shards(&groups, per_shard, max_run);
+        // Each group with its shard and its inner chunk's place there, sorted by those.
+        let mut located: Vec<_> = (groups.into_iter())
+            .map(|group| (locate_inner(&group.0, per_shard), group))
+            .collect();
+        located.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let runs = runs_in_shards(&located, max_run);
         let chain = sharding.inner_chain();
         for_each_item(runs.len(), |r| {
-            let run = &groups[runs[r].clone()];
+            let run = &located[runs[r].clone()];
             if run.len() < 2 {
-                return run.iter().try_for_each(one);
+                return run.iter().try_for_each(|(_, group)| one(group));
             }
-            let key = self.chunk_key(&locate_inner(&run[0].0, per_shard).0);
-            let inners: Vec<usize> = (run.iter())
-                .map(|(chunk, _)| locate_inner(chunk, per_shard).1)
-                .collect();
+            let key = self.chunk_key(&run[0].0 .0);
+            let inners: Vec<usize> = run.iter().map(|((_, inner), _)| *inner).collect();
             let buf = RefCell::new(Vec::new());
             let read =
                 self.with_inner_run(sharding, &key, &inners, &seen, |k, label, stored| {
-                    let points = &run[k].1;
+                    let points = &run[k].1 .1;
                     let mut buf = buf.borrow_mut();
                     self.decode_point_chunk(chain, label, stored, &mut buf, needed(points))?;
                     copy_out(points, &buf);
@@ -235,7 +236,7 @@ impl Array {
                 })?;
             match read {
                 true => Ok(()),
-                false => run.iter().try_for_each(one),
+                false => run.iter().try_for_each(|(_, group)| one(group)),
             }
         })
     }
