@@ -111,3 +111,38 @@ def test_output_huge_pages_setting() -> None:
     with pytest.raises(ValueError, match="output_huge_pages"):
         oxzarr.config.set({"output_huge_pages": 1})
     assert oxzarr.config.get("output_huge_pages") is None
+
+
+def test_large_outputs_start_on_a_page_and_own_their_data(tmp_path: Path) -> None:
+    """Outputs of 256 KiB and more start on a page boundary (numpy's malloc puts large blocks
+    16 bytes past one), allocated through numpy's handler hook for the one call: the array
+    that owns them is freed and grown through that handler, and numpy's own handler is back
+    after the read."""
+    from numpy._core.multiarray import get_handler_name
+
+    data = np.arange(64**3, dtype="u2").reshape(64, 64, 64)  # 512 KiB
+    a = oxzarr.create_array(tmp_path / "a.zarr", shape=data.shape, dtype="u2", chunks=(16,) * 3)
+    a[...] = data
+    default = get_handler_name()
+    points = (np.arange(64**3) % 64, np.arange(64**3) // 64 % 64, 3)
+    reads = {
+        "ints and slices": (lambda: a[...], data),
+        "indexer": (lambda: a.get_orthogonal_selection((np.arange(64), slice(None))), data),
+        "points": (lambda: a.vindex[points], data[points]),
+    }
+    for name, (read, expected) in reads.items():
+        out = read()
+        np.testing.assert_array_equal(out, expected)
+        assert out.ctypes.data % 4096 == 0, name
+        owner = out if out.base is None else out.base  # some paths return a view
+        assert owner.flags.owndata, name
+        assert get_handler_name(owner) == "oxzarr_page_aligned", name
+        assert get_handler_name() == default, name
+    out = a[0:64]
+    assert out.flags.owndata
+    out.resize(2 * 64**3, refcheck=False)  # through the handler that made it
+    np.testing.assert_array_equal(out[: 64**3], data.ravel())
+    assert not out[64**3 :].any()
+    # Small outputs come from numpy's allocator as before.
+    assert get_handler_name(a[0, 0]) == default
+    assert get_handler_name(a[0:2]) == default

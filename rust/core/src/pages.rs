@@ -55,7 +55,7 @@ pub fn policy() -> HugePages {
 }
 
 /// Outputs smaller than numpy's threshold for huge pages are left alone.
-const MIN_BYTES: usize = 4 << 20;
+pub const MIN_BYTES: usize = 4 << 20;
 
 /// virtio's device id of a memory balloon, and its feature bit of free page reporting
 /// (the virtio specification, "Memory Balloon Device").
@@ -95,17 +95,28 @@ fn avoid_huge_pages() -> bool {
 }
 
 /// Called on a new output before anything is written to it: asks the kernel for small pages
-/// for it when the policy says so. Advice only: if the kernel refuses it, the read goes on
+/// for it when the policy says so, and otherwise for huge pages when `huge_by_default` (what
+/// numpy asks for its own arrays of [`MIN_BYTES`] and up, unless switched off: the outputs are
+/// allocated without numpy's advice). Advice only: if the kernel refuses it, the read goes on
 /// with the pages it gets.
-pub fn prepare_output(buf: &mut [u8]) {
-    if buf.len() < MIN_BYTES || !avoid_huge_pages() {
+pub fn prepare_output(buf: &mut [u8], huge_by_default: bool) {
+    if buf.len() < MIN_BYTES {
         return;
     }
-    advise_small_pages(buf);
+    if avoid_huge_pages() {
+        advise(buf, Advice::SmallPages);
+    } else if huge_by_default {
+        advise(buf, Advice::HugePages);
+    }
+}
+
+enum Advice {
+    SmallPages,
+    HugePages,
 }
 
 #[cfg(target_os = "linux")]
-fn advise_small_pages(buf: &mut [u8]) {
+fn advise(buf: &mut [u8], advice: Advice) {
     // SAFETY: sysconf has no preconditions.
     let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
         n if n > 0 => n as usize,
@@ -114,20 +125,18 @@ fn advise_small_pages(buf: &mut [u8]) {
     let start = (buf.as_ptr() as usize).next_multiple_of(page);
     let end = (buf.as_ptr() as usize + buf.len()) / page * page;
     if end > start {
-        // SAFETY: [start, end) is whole pages inside `buf`, which this call borrows mutably.
-        // MADV_NOHUGEPAGE changes how the kernel backs those pages, never what they hold.
-        unsafe {
-            libc::madvise(
-                start as *mut libc::c_void,
-                end - start,
-                libc::MADV_NOHUGEPAGE,
-            )
+        let advice = match advice {
+            Advice::SmallPages => libc::MADV_NOHUGEPAGE,
+            Advice::HugePages => libc::MADV_HUGEPAGE,
         };
+        // SAFETY: [start, end) is whole pages inside `buf`, which this call borrows mutably.
+        // Either advice changes how the kernel backs those pages, never what they hold.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, advice) };
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn advise_small_pages(_buf: &mut [u8]) {}
+fn advise(_buf: &mut [u8], _advice: Advice) {}
 
 #[cfg(test)]
 mod tests {

@@ -1,10 +1,145 @@
 //! The new numpy arrays that reads fill: made here, in one place, so that every read's output
-//! gets the engine's choice of memory pages (`oxzarr_core::pages`) before it is written.
+//! starts on a page boundary and gets the engine's choice of memory pages
+//! (`oxzarr_core::pages`) before it is written.
+//!
+//! numpy allocates an array's data with `malloc`, which places a large block 16 bytes past a
+//! page (glibc's header of a mapped block): every 64-byte run of the array then straddles two
+//! cache lines, and the rows a read copies out of each chunk write partial lines at both ends.
+//! Reads of 256 MiB into page-aligned outputs, against the same outputs 16 bytes past a page
+//! (release build, 16 of each, medians): uncompressed 64³ chunks 172 against 197 ms, blosc
+//! 208 against 242 ms, zstd 64³ 497 against 511 ms. So outputs of [`ALIGNED_MIN`] bytes or
+//! more are allocated through numpy's own hook for this (NEP 49, a `PyDataMem_Handler` set
+//! for the one call that makes the array): the array owns its data as any other does
+//! (`resize` works), and numpy frees it through the same handler.
 
 use numpy::npyffi::{npy_intp, NpyTypes, PY_ARRAY_API};
 use numpy::{PyArrayDescr, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use std::os::raw::c_int;
+use pyo3::sync::PyOnceLock;
+use std::os::raw::{c_char, c_int, c_void};
+
+/// Outputs of this many bytes or more start on a page boundary. Smaller ones come from numpy's
+/// allocator as before: they are seldom copied into row by row, and aligning them would spread
+/// them over more of the heap.
+const ALIGNED_MIN: usize = 256 << 10;
+
+/// The boundary the large outputs start on: a page (4 KiB, or a multiple of it), which is a
+/// multiple of every cache line's length.
+const ALIGNMENT: usize = 4096;
+
+/// numpy's `PyDataMemAllocator` (numpy/ndarraytypes.h, NEP 49).
+#[repr(C)]
+struct DataMemAllocator {
+    ctx: *mut c_void,
+    malloc: unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void,
+    calloc: unsafe extern "C" fn(*mut c_void, usize, usize) -> *mut c_void,
+    realloc: unsafe extern "C" fn(*mut c_void, *mut c_void, usize) -> *mut c_void,
+    free: unsafe extern "C" fn(*mut c_void, *mut c_void, usize),
+}
+
+/// numpy's `PyDataMem_Handler`: a name, the version of the layout (1), the allocator.
+#[repr(C)]
+struct DataMemHandler {
+    name: [c_char; 127],
+    version: u8,
+    allocator: DataMemAllocator,
+}
+
+/// The handler, shared by every array made with it, so it lives as long as the module.
+struct Handler(DataMemHandler);
+
+// SAFETY: the handler is never written to; its context pointer is null and unused.
+unsafe impl Sync for Handler {}
+
+const fn handler_name(name: &[u8]) -> [c_char; 127] {
+    let mut out = [0 as c_char; 127];
+    let mut i = 0;
+    while i < name.len() && i < 126 {
+        out[i] = name[i] as c_char;
+        i += 1;
+    }
+    out
+}
+
+static HANDLER: Handler = Handler(DataMemHandler {
+    name: handler_name(b"oxzarr_page_aligned"),
+    version: 1,
+    allocator: DataMemAllocator {
+        ctx: std::ptr::null_mut(),
+        malloc: page_aligned_malloc,
+        calloc: plain_calloc,
+        realloc: plain_realloc,
+        free: plain_free,
+    },
+});
+
+/// `malloc`, on a page boundary from [`ALIGNED_MIN`] bytes up (memory from `posix_memalign`
+/// is given back with `free` and may be grown with `realloc`).
+unsafe extern "C" fn page_aligned_malloc(_ctx: *mut c_void, size: usize) -> *mut c_void {
+    if size < ALIGNED_MIN {
+        // SAFETY: plain malloc; numpy checks for null.
+        return unsafe { libc::malloc(size) };
+    }
+    let mut block = std::ptr::null_mut();
+    // SAFETY: ALIGNMENT is a power of two and a multiple of the size of a pointer.
+    match unsafe { libc::posix_memalign(&mut block, ALIGNMENT, size) } {
+        0 => block,
+        _ => std::ptr::null_mut(),
+    }
+}
+
+unsafe extern "C" fn plain_calloc(_ctx: *mut c_void, count: usize, size: usize) -> *mut c_void {
+    // SAFETY: plain calloc, which checks `count * size` for overflow.
+    unsafe { libc::calloc(count, size) }
+}
+
+unsafe extern "C" fn plain_realloc(
+    _ctx: *mut c_void,
+    ptr: *mut c_void,
+    size: usize,
+) -> *mut c_void {
+    // SAFETY: `ptr` came from this handler's malloc, calloc or realloc (numpy frees and grows
+    // an array's data through the handler that made it).
+    unsafe { libc::realloc(ptr, size) }
+}
+
+unsafe extern "C" fn plain_free(_ctx: *mut c_void, ptr: *mut c_void, _size: usize) {
+    // SAFETY: as for realloc.
+    unsafe { libc::free(ptr) }
+}
+
+/// The handler as numpy takes it: a capsule named "mem_handler".
+fn handler_capsule(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    static CAPSULE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    CAPSULE
+        .get_or_try_init(py, || {
+            // SAFETY: the pointer is to a static that is never written to; the name is a C
+            // string that lives as long as the program; no destructor.
+            unsafe {
+                let capsule = pyo3::ffi::PyCapsule_New(
+                    std::ptr::from_ref(&HANDLER.0).cast_mut().cast(),
+                    c"mem_handler".as_ptr(),
+                    None,
+                );
+                Bound::from_owned_ptr_or_err(py, capsule).map(Bound::unbind)
+            }
+        })
+        .map(|capsule| capsule.bind(py))
+}
+
+/// Whether numpy asks for huge pages for its own large arrays (its `_set_madvise_hugepage`;
+/// on by default), which the outputs' handler would otherwise leave out.
+fn numpy_advises_huge_pages(py: Python<'_>) -> PyResult<bool> {
+    static GET: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let get = GET.get_or_try_init(py, || {
+        // numpy 2 renamed numpy.core to numpy._core; numpy 1.26 has only the old name.
+        let module = py
+            .import("numpy._core.multiarray")
+            .or_else(|_| py.import("numpy.core.multiarray"))?;
+        Ok::<_, PyErr>(module.getattr("_get_madvise_hugepage")?.unbind())
+    })?;
+    get.bind(py).call0()?.is_truthy()
+}
 
 /// A new C-order array of `dtype` and shape `dims`, its bytes handed to `fill` (which may
 /// release the GIL: nothing else can reach them before the array is returned).
@@ -15,11 +150,27 @@ pub(crate) fn new_output<'py>(
     fill: impl FnOnce(&mut [u8]) -> PyResult<()>,
 ) -> PyResult<Bound<'py, PyUntypedArray>> {
     let itemsize = dtype.itemsize();
+    let nbytes = dims
+        .iter()
+        .try_fold(itemsize, |n, &d| n.checked_mul(usize::try_from(d).ok()?));
+    let aligned = nbytes.is_some_and(|n| n >= ALIGNED_MIN);
+    // For a large output, numpy's allocator for this context is ours for this one call.
+    // SAFETY: SetHandler takes a capsule named "mem_handler" and returns a new reference to
+    // the handler it replaces (null, an exception set, on failure).
+    let previous = if aligned {
+        let handler = handler_capsule(py)?;
+        Some(unsafe {
+            let previous = PY_ARRAY_API.PyDataMem_SetHandler(py, handler.as_ptr());
+            Bound::from_owned_ptr_or_err(py, previous)?
+        })
+    } else {
+        None
+    };
     // SAFETY: NewFromDescr takes the reference `into_dtype_ptr` hands over; `dims` holds
     // `dims.len()` lengths, and null strides and data make numpy allocate a C-order array;
     // the result is checked for null (numpy raises MemoryError when it cannot).
-    let out = unsafe {
-        let ptr = PY_ARRAY_API.PyArray_NewFromDescr(
+    let made = unsafe {
+        PY_ARRAY_API.PyArray_NewFromDescr(
             py,
             PY_ARRAY_API.get_type_object(py, NpyTypes::PyArray_Type),
             dtype.into_dtype_ptr(),
@@ -29,8 +180,17 @@ pub(crate) fn new_output<'py>(
             std::ptr::null_mut(),
             0,
             std::ptr::null_mut(),
-        );
-        Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked::<PyUntypedArray>()
+        )
+    };
+    // SAFETY: the array (or null and the exception) is taken first, so that restoring the
+    // handler cannot lose it; SetHandler as above.
+    let out = unsafe {
+        let out = Bound::from_owned_ptr_or_err(py, made);
+        if let Some(previous) = previous {
+            let ours = PY_ARRAY_API.PyDataMem_SetHandler(py, previous.as_ptr());
+            Bound::from_owned_ptr_or_err(py, ours)?;
+        }
+        out?.cast_into_unchecked::<PyUntypedArray>()
     };
     // SAFETY: the new array owns `len() * itemsize` bytes and nothing else can reach them yet.
     let data = unsafe {
@@ -39,7 +199,9 @@ pub(crate) fn new_output<'py>(
             out.len() * itemsize,
         )
     };
-    oxzarr_core::pages::prepare_output(data);
+    let huge_by_default =
+        data.len() >= oxzarr_core::pages::MIN_BYTES && numpy_advises_huge_pages(py)?;
+    oxzarr_core::pages::prepare_output(data, huge_by_default);
     fill(data)?;
     Ok(out)
 }
