@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextvars
+import ctypes
 import json
 import subprocess
 import sys
@@ -146,3 +148,89 @@ def test_large_outputs_start_on_a_page_and_own_their_data(tmp_path: Path) -> Non
     # Small outputs come from numpy's allocator as before.
     assert get_handler_name(a[0, 0]) == default
     assert get_handler_name(a[0:2]) == default
+
+
+# A numpy allocator of the caller's own (NEP 49), made with ctypes: plain malloc and friends,
+# named "test_allocator". Module-level, so that arrays it allocated can be freed at any time.
+_MALLOC = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
+_CALLOC = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t)
+_REALLOC = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
+_FREE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
+
+
+class _Allocator(ctypes.Structure):
+    _fields_ = [
+        ("ctx", ctypes.c_void_p),
+        ("malloc", _MALLOC),
+        ("calloc", _CALLOC),
+        ("realloc", _REALLOC),
+        ("free", _FREE),
+    ]
+
+
+class _Handler(ctypes.Structure):
+    _fields_ = [
+        ("name", ctypes.c_char * 127),
+        ("version", ctypes.c_uint8),
+        ("allocator", _Allocator),
+    ]
+
+
+_libc = ctypes.CDLL(None)
+_libc.malloc.restype = ctypes.c_void_p
+_libc.malloc.argtypes = [ctypes.c_size_t]
+_libc.calloc.restype = ctypes.c_void_p
+_libc.calloc.argtypes = [ctypes.c_size_t, ctypes.c_size_t]
+_libc.realloc.restype = ctypes.c_void_p
+_libc.realloc.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_libc.free.argtypes = [ctypes.c_void_p]
+_TEST_HANDLER = _Handler(
+    b"test_allocator",
+    1,
+    _Allocator(
+        None,
+        _MALLOC(lambda _ctx, size: _libc.malloc(size)),
+        _CALLOC(lambda _ctx, n, size: _libc.calloc(n, size)),
+        _REALLOC(lambda _ctx, ptr, size: _libc.realloc(ptr, size)),
+        _FREE(lambda _ctx, ptr, _size: _libc.free(ptr)),
+    ),
+)
+
+
+def _set_numpy_handler(handler: _Handler) -> None:
+    """numpy's PyDataMem_SetHandler (slot 304 of its C API) for the current context."""
+    new_capsule = ctypes.pythonapi.PyCapsule_New
+    new_capsule.restype = ctypes.py_object
+    new_capsule.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+    capsule = new_capsule(ctypes.addressof(handler), b"mem_handler", None)
+    get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+    get_pointer.restype = ctypes.c_void_p
+    get_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    table = ctypes.cast(
+        get_pointer(np._core._multiarray_umath._ARRAY_API, None),
+        ctypes.POINTER(ctypes.c_void_p),
+    )
+    set_handler = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.py_object)(table[304])
+    set_handler(capsule)
+
+
+def test_a_numpy_allocator_set_by_the_caller_is_kept(tmp_path: Path) -> None:
+    from numpy._core.multiarray import get_handler_name
+
+    data = np.arange(64**3, dtype="u2").reshape(64, 64, 64)  # 512 KiB
+    a = oxzarr.create_array(tmp_path / "a.zarr", shape=data.shape, dtype="u2", chunks=(16,) * 3)
+    a[...] = data
+
+    def read_with_own_allocator() -> np.ndarray:
+        _set_numpy_handler(_TEST_HANDLER)
+        assert get_handler_name() == "test_allocator"
+        out = a[0:64]
+        assert get_handler_name() == "test_allocator"
+        return out
+
+    out = contextvars.copy_context().run(read_with_own_allocator)
+    assert get_handler_name(out) == "test_allocator"
+    np.testing.assert_array_equal(out, data)
+    del out
+    # Outside that context, numpy's default is in force again, and oxzarr's outputs are its own.
+    assert get_handler_name(a[0:64]) == "oxzarr_page_aligned"

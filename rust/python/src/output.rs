@@ -10,7 +10,8 @@
 //! 208 against 242 ms, zstd 64³ 497 against 511 ms. So outputs of [`ALIGNED_MIN`] bytes or
 //! more are allocated through numpy's own hook for this (NEP 49, a `PyDataMem_Handler` set
 //! for the one call that makes the array): the array owns its data as any other does
-//! (`resize` works), and numpy frees it through the same handler.
+//! (`resize` works), and numpy frees it through the same handler. Where the caller has set a
+//! handler of their own, outputs are made with theirs.
 
 use numpy::npyffi::{npy_intp, NpyTypes, PY_ARRAY_API};
 use numpy::{PyArrayDescr, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
@@ -127,6 +128,24 @@ fn handler_capsule(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
         .map(|capsule| capsule.bind(py))
 }
 
+/// Whether the caller's context allocates with numpy's default handler. A user may have set
+/// their own (to track memory, or to place it): theirs is left in force.
+fn default_handler_in_force(py: Python<'_>) -> PyResult<bool> {
+    // SAFETY: GetHandler returns a new reference to the context's handler capsule (null, an
+    // exception set, on failure); numpy accepts only capsules named "mem_handler", whose
+    // pointer is to a `PyDataMem_Handler` with a NUL-terminated name.
+    unsafe {
+        let current = PY_ARRAY_API.PyDataMem_GetHandler(py);
+        let current = Bound::from_owned_ptr_or_err(py, current)?;
+        let handler = pyo3::ffi::PyCapsule_GetPointer(current.as_ptr(), c"mem_handler".as_ptr());
+        if handler.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        let name = std::ffi::CStr::from_ptr((*handler.cast::<DataMemHandler>()).name.as_ptr());
+        Ok(name == c"default_allocator")
+    }
+}
+
 /// Whether numpy asks for huge pages for its own large arrays (its `_set_madvise_hugepage`;
 /// on by default), which the outputs' handler would otherwise leave out.
 fn numpy_advises_huge_pages(py: Python<'_>) -> PyResult<bool> {
@@ -153,7 +172,7 @@ pub(crate) fn new_output<'py>(
     let nbytes = dims
         .iter()
         .try_fold(itemsize, |n, &d| n.checked_mul(usize::try_from(d).ok()?));
-    let aligned = nbytes.is_some_and(|n| n >= ALIGNED_MIN);
+    let aligned = nbytes.is_some_and(|n| n >= ALIGNED_MIN) && default_handler_in_force(py)?;
     // For a large output, numpy's allocator for this context is ours for this one call.
     // SAFETY: SetHandler takes a capsule named "mem_handler" and returns a new reference to
     // the handler it replaces (null, an exception set, on failure).
