@@ -218,8 +218,9 @@ pub(crate) fn new_output<'py>(
             out.len() * itemsize,
         )
     };
+    // numpy's default allocator, which ours stands in for, advises huge pages itself.
     let huge_by_default =
-        data.len() >= oxzarr_core::pages::MIN_BYTES && numpy_advises_huge_pages(py)?;
+        aligned && data.len() >= oxzarr_core::pages::MIN_BYTES && numpy_advises_huge_pages(py)?;
     oxzarr_core::pages::prepare_output(data, huge_by_default);
     fill(data)?;
     Ok(out)
