@@ -539,11 +539,14 @@ class Array:
             values = np.empty(len(texts), dtype=self._dtype)
             values[:] = texts
             return values.reshape(ix.result_shape)
-        values = _core.empty_output(ix.core_shape, self._native)
+        # Made in the result's shape (the selection's elements in the same order, less or
+        # more dimensions of length 1), so that the array returned owns its data, as
+        # zarr-python's do; the engine fills it through a flat view.
+        values = _core.empty_output(ix.result_shape, self._native)
         self._core.read(ix.selection, values.reshape(-1).view(np.uint8))
         if self._native is not self._dtype:
             values = values.astype(self._dtype)
-        return values.reshape(ix.result_shape)
+        return values
 
     def _into(
         self,
@@ -792,11 +795,12 @@ class Array:
             points = np.empty(len(values), dtype=self._dtype)
             points[:] = values
             return points.reshape(shape)
-        points = _core.empty_output((int(np.prod(shape)),), self._native)
-        self._core.read_points(coords, points.view(np.uint8))
+        # In the result's shape, so that the array returned owns its data (see `_read`).
+        points = _core.empty_output(shape, self._native)
+        self._core.read_points(coords, points.reshape(-1).view(np.uint8))
         if self._native is not self._dtype:
             points = points.astype(self._dtype)
-        return points.reshape(shape)
+        return points
 
     def set_coordinate_selection(
         self, selection: Any, value: npt.ArrayLike, *, fields: Fields = None, prototype: Any = None
