@@ -236,9 +236,10 @@ impl Array {
     }
 
     /// Reads the common selection: `key` is one Python `int`, numpy integer or `slice` (any
-    /// step), or a tuple of up to one per dimension (negative ints count from the end; dimensions left out
-    /// are taken whole), into a new C-order array of `dtype` (the array's, in native byte
-    /// order) and numpy's result shape: a dimension for each slice, none for each int.
+    /// step), or a tuple of up to one per dimension (negative ints count from the end;
+    /// dimensions left out are taken whole), into a new C-order array of `dtype` (the array's,
+    /// in native byte order) and numpy's result shape: a dimension for each slice, none for
+    /// each int.
     /// `None` for any other key, or an int outside the shape: the general indexer then takes
     /// it, and raises what it raises. A loop of small reads (a chunk or an element at a time)
     /// pays for this on every call, so it skips the Python-side indexer and output view.
@@ -284,8 +285,11 @@ impl Array {
             }
             let item = items.get_item(d)?;
             // Exactly `int`, a numpy integer or a `slice`: bools, arrays and the rest go
-            // through the indexer.
-            if item.is_exact_instance_of::<PyInt>() || item.is_instance(numpy_integer(py)?)? {
+            // through the indexer. (Slices skip the isinstance check of numpy integers.)
+            let integer = item.is_exact_instance_of::<PyInt>()
+                || (!item.is_exact_instance_of::<PySlice>()
+                    && item.is_instance(numpy_integer(py)?)?);
+            if integer {
                 let Ok(i) = item.extract::<i64>() else {
                     return Ok(None);
                 };

@@ -188,14 +188,16 @@ impl Array {
         let cached = chunk_cache::enabled();
         let one = |(chunk, points): &(Vec<u64>, Vec<(usize, usize)>)| -> Result<()> {
             if cached {
-                let Some(decoded) = self.cached_chunk_at(chunk, &seen)? else {
-                    for &(i, _) in points {
-                        // SAFETY: each point has its own place in the output.
-                        fill_elements(unsafe { shared.slice(i * size, size) }, &self.fill_value);
+                match self.cached_chunk_at(chunk, &seen)? {
+                    Some(decoded) => copy_out(points, &decoded),
+                    None => {
+                        for &(i, _) in points {
+                            // SAFETY: each point has its own place in the output.
+                            let place = unsafe { shared.slice(i * size, size) };
+                            fill_elements(place, &self.fill_value);
+                        }
                     }
-                    return Ok(());
-                };
-                copy_out(points, &decoded);
+                }
                 return Ok(());
             }
             let mut buf = Vec::new();
