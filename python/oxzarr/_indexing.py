@@ -150,7 +150,14 @@ def plain_integers(key: Any) -> bool:
     array for those where other selections of one element give a numpy scalar."""
     if type(key) is int:
         return True
-    return type(key) is tuple and len(key) > 0 and all(type(k) is int for k in key)
+    if type(key) is not tuple or not key:
+        return False
+    # A loop, not all() over a generator: every point read asks, and making the generator
+    # cost more than the rest of this check (and fed the garbage collector's counts).
+    for k in key:
+        if type(k) is not int:
+            return False
+    return True
 
 
 def simple_indexer(key: Any, shape: tuple[int, ...]) -> Indexer | None:
