@@ -28,6 +28,10 @@ def values(shape: tuple[int, ...] = SHAPE) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[distributed.Client]:
+    # dask's nanny sets variables for its workers (MALLOC_TRIM_THRESHOLD_, OMP_NUM_THREADS)
+    # in this process's environment before it starts them; the tests after these get it back
+    # as it was.
+    environment = dict(os.environ)
     # Worker processes, not threads: the data must travel to them as pickles.
     with (
         distributed.LocalCluster(
@@ -40,6 +44,8 @@ def client() -> Iterator[distributed.Client]:
         distributed.Client(cluster) as client,
     ):
         yield client
+    os.environ.clear()
+    os.environ.update(environment)
 
 
 def test_an_array_has_what_dask_needs(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import ctypes
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -195,12 +196,16 @@ _TEST_HANDLER = _Handler(
 )
 
 
-def _set_numpy_handler(handler: _Handler) -> None:
-    """numpy's PyDataMem_SetHandler (slot 304 of its C API) for the current context."""
-    new_capsule = ctypes.pythonapi.PyCapsule_New
-    new_capsule.restype = ctypes.py_object
-    new_capsule.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
-    capsule = new_capsule(ctypes.addressof(handler), b"mem_handler", None)
+def _set_numpy_handler(handler: _Handler | object) -> None:
+    """numpy's PyDataMem_SetHandler (slot 304 of its C API) for the current context, given a
+    handler or the "mem_handler" capsule of one."""
+    if isinstance(handler, _Handler):
+        new_capsule = ctypes.pythonapi.PyCapsule_New
+        new_capsule.restype = ctypes.py_object
+        new_capsule.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+        capsule = new_capsule(ctypes.addressof(handler), b"mem_handler", None)
+    else:
+        capsule = handler
     get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
     get_pointer.restype = ctypes.c_void_p
     get_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
@@ -232,3 +237,92 @@ def test_a_numpy_allocator_set_by_the_caller_is_kept(tmp_path: Path) -> None:
     del out
     # Outside that context, numpy's default is in force again, and oxzarr's outputs are its own.
     assert get_handler_name(a[0:64]) == "oxzarr_page_aligned"
+
+
+def test_the_output_allocator_through_numpy() -> None:
+    """The allocator of large outputs, in force for numpy's every allocation in one context:
+    each block starts on a page, zeroed blocks are zero, a block grown or shrunk keeps what
+    it held, and freeing gives back what it made (blocks of many sizes, made and freed out of
+    order, would corrupt the heap otherwise)."""
+    from numpy._core.multiarray import get_handler_name
+
+    from oxzarr import _core
+
+    rng = np.random.default_rng(7)
+    sizes = [1, 15, 16, 17, 4095, 4096, 4097, 300_000, 5 << 20, 33 << 20]
+    sizes += [int(n) for n in rng.integers(1, 1 << 21, 40)]
+
+    def exercise() -> None:
+        _set_numpy_handler(_core.output_allocator())
+        live = []
+        for i, n in enumerate(sizes):
+            zeroed = i % 2 == 1
+            block = np.zeros(n, np.uint8) if zeroed else np.empty(n, np.uint8)
+            assert get_handler_name(block) == "oxzarr_page_aligned"
+            assert block.ctypes.data % 4096 == 0, n
+            if zeroed:
+                assert not block.any(), n
+            block[:] = np.arange(n, dtype=np.uint64) % 251
+            live.append(block)
+            if i % 3 == 2:  # free one made earlier, not the last
+                live.pop(len(live) // 2)
+        for block in live:
+            n = len(block)
+            expected = np.arange(n, dtype=np.uint64) % 251
+            np.testing.assert_array_equal(block, expected)
+            for m in (2 * n + 4096, n // 2 + 1):  # grown, then shrunk, in place or moved
+                block.resize(m, refcheck=False)
+                assert block.ctypes.data % 4096 == 0, (n, m)
+                kept = min(n, m)
+                np.testing.assert_array_equal(block[:kept], expected[:kept])
+                n, expected = m, np.concatenate([expected[:kept], np.zeros(max(0, m - kept))])
+
+    contextvars.copy_context().run(exercise)
+
+
+REUSE = """
+import json, sys
+import numpy as np, oxzarr
+
+def in_heap(address):
+    for line in open("/proc/self/maps"):
+        if line.rstrip().endswith("[heap]"):
+            start, end = (int(x, 16) for x in line.split()[0].split("-"))
+            if start <= address < end:
+                return True
+    return False
+
+a = oxzarr.open_array(sys.argv[1], mode="r")
+found = []
+for _ in range(3):
+    out = a[...]
+    found.append([out.ctypes.data % 4096 == 0, in_heap(out.ctypes.data)])
+    del out
+print(json.dumps(found))
+"""
+
+
+@pytest.mark.parametrize("shape", [(64, 64, 64), (256, 256, 128)])
+def test_large_outputs_of_a_steady_size_come_back_from_the_heap(
+    tmp_path: Path, shape: tuple[int, ...]
+) -> None:
+    """Reads of 512 KiB and 16 MiB in a fresh process: the first output is a fresh mapping
+    (glibc's for large blocks), and once it is freed, the next ones of the same size come
+    from the heap, as numpy's own arrays do, instead of each being mapped, faulted in and
+    unmapped again (which glibc did for page-aligned requests of such sizes)."""
+    data = np.ones(shape, dtype="u2")
+    a = oxzarr.create_array(tmp_path / "a.zarr", shape=shape, dtype="u2", chunks=(64, 64, 64))
+    a[...] = data
+    # glibc's own tuning: setting any of its thresholds turns off the one that rises (dask's
+    # nanny sets MALLOC_TRIM_THRESHOLD_ in the environment of the process that starts it).
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_"))}
+    run = subprocess.run(
+        [sys.executable, "-c", REUSE, str(tmp_path / "a.zarr")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    found = json.loads(run.stdout)
+    assert all(aligned for aligned, _ in found), found
+    assert found[1][1] and found[2][1], found

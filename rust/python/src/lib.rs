@@ -81,6 +81,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_chunk_cache_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(open_node, m)?)?;
     m.add_function(wrap_pyfunction!(output::empty_output, m)?)?;
+    m.add_function(wrap_pyfunction!(output::output_allocator, m)?)?;
     m.add_function(wrap_pyfunction!(output::set_output_huge_pages, m)?)?;
     m.add_function(wrap_pyfunction!(output::host_reclaims_free_memory, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -68,45 +68,114 @@ static HANDLER: Handler = Handler(DataMemHandler {
     allocator: DataMemAllocator {
         ctx: std::ptr::null_mut(),
         malloc: page_aligned_malloc,
-        calloc: plain_calloc,
-        realloc: plain_realloc,
-        free: plain_free,
+        calloc: page_aligned_calloc,
+        realloc: page_aligned_realloc,
+        free: page_aligned_free,
     },
 });
 
-/// `malloc`, on a page boundary from [`ALIGNED_MIN`] bytes up (memory from `posix_memalign`
-/// is given back with `free` and may be grown with `realloc`).
+// Each block the handler hands out is carved from a plain `malloc` block a page and a header
+// longer than asked for: it starts at the first page boundary past the header, 16 bytes that
+// hold the `malloc` block's address and the size asked for. Not `posix_memalign`: glibc maps
+// a fresh region for every page-aligned request above the size from which plain blocks come
+// from the heap, and never raises that size for such requests, so each read of 256 KiB to
+// 32 MiB mapped, faulted in and unmapped its output. A plain block of a steady size comes back
+// from the heap after the first, as numpy's own arrays do.
+
+/// The bytes before a block that hold its header.
+const HEADER: usize = 16;
+
+/// The bytes a `malloc` block has beyond the block carved from it: room for the header and for
+/// moving to the next page boundary from any address.
+const PADDING: usize = HEADER + ALIGNMENT;
+
+/// The `malloc` block `raw` of `size + PADDING` bytes, made into a block of `size` bytes on a
+/// page boundary with its header written; null for a null `raw`.
+///
+/// # Safety
+/// `raw` is null or a block from `malloc`/`calloc` of at least `size + PADDING` bytes.
+unsafe fn carve(raw: *mut c_void, size: usize) -> *mut c_void {
+    if raw.is_null() {
+        return raw;
+    }
+    // The boundary is at least HEADER bytes in, so the header fits before it, and less than
+    // PADDING bytes in, so `size` bytes fit after it.
+    let offset = (raw as usize + HEADER).next_multiple_of(ALIGNMENT) - raw as usize;
+    // SAFETY: `offset + size < PADDING + size` bytes of `raw` are ours, and the header's two
+    // words lie in them, 8-byte aligned since the block starts on a page.
+    unsafe {
+        let block = raw.cast::<u8>().add(offset);
+        block.cast::<usize>().sub(2).write(raw as usize);
+        block.cast::<usize>().sub(1).write(size);
+        block.cast()
+    }
+}
+
+/// A block's header: the `malloc` block it was carved from, and its size.
+///
+/// # Safety
+/// `block` came from [`carve`] and has not been freed.
+unsafe fn header(block: *mut c_void) -> (*mut c_void, usize) {
+    // SAFETY: `carve` wrote the two words before the block.
+    unsafe {
+        let words = block.cast::<usize>();
+        (words.sub(2).read() as *mut c_void, words.sub(1).read())
+    }
+}
+
+/// `malloc` on a page boundary.
 unsafe extern "C" fn page_aligned_malloc(_ctx: *mut c_void, size: usize) -> *mut c_void {
-    if size < ALIGNED_MIN {
-        // SAFETY: plain malloc; numpy checks for null.
-        return unsafe { libc::malloc(size) };
-    }
-    let mut block = std::ptr::null_mut();
-    // SAFETY: ALIGNMENT is a power of two and a multiple of the size of a pointer.
-    match unsafe { libc::posix_memalign(&mut block, ALIGNMENT, size) } {
-        0 => block,
-        _ => std::ptr::null_mut(),
-    }
+    let Some(padded) = size.checked_add(PADDING) else {
+        return std::ptr::null_mut();
+    };
+    // SAFETY: plain malloc of `padded` bytes, carved as `carve` requires; numpy checks for null.
+    unsafe { carve(libc::malloc(padded), size) }
 }
 
-unsafe extern "C" fn plain_calloc(_ctx: *mut c_void, count: usize, size: usize) -> *mut c_void {
-    // SAFETY: plain calloc, which checks `count * size` for overflow.
-    unsafe { libc::calloc(count, size) }
-}
-
-unsafe extern "C" fn plain_realloc(
+/// `calloc` on a page boundary: the whole `malloc` block is zeroed, the header written after.
+unsafe extern "C" fn page_aligned_calloc(
     _ctx: *mut c_void,
-    ptr: *mut c_void,
+    count: usize,
     size: usize,
 ) -> *mut c_void {
-    // SAFETY: `ptr` came from this handler's malloc, calloc or realloc (numpy frees and grows
-    // an array's data through the handler that made it).
-    unsafe { libc::realloc(ptr, size) }
+    let Some(size) = count.checked_mul(size) else {
+        return std::ptr::null_mut();
+    };
+    let Some(padded) = size.checked_add(PADDING) else {
+        return std::ptr::null_mut();
+    };
+    // SAFETY: plain calloc of `padded` bytes, carved as `carve` requires.
+    unsafe { carve(libc::calloc(1, padded), size) }
 }
 
-unsafe extern "C" fn plain_free(_ctx: *mut c_void, ptr: *mut c_void, _size: usize) {
-    // SAFETY: as for realloc.
-    unsafe { libc::free(ptr) }
+/// `realloc` as a new block with the old one's bytes (as many as both hold), the old one
+/// freed; on failure the old block is left as it was, as `realloc` leaves it.
+unsafe extern "C" fn page_aligned_realloc(
+    ctx: *mut c_void,
+    block: *mut c_void,
+    size: usize,
+) -> *mut c_void {
+    // SAFETY: a new block as from malloc.
+    let moved = unsafe { page_aligned_malloc(ctx, size) };
+    if block.is_null() || moved.is_null() {
+        return moved;
+    }
+    // SAFETY: numpy frees and grows an array's data through the handler that made it, so
+    // `block` came from this handler and holds `old` bytes; `moved` holds `size`.
+    unsafe {
+        let (_, old) = header(block);
+        std::ptr::copy_nonoverlapping(block.cast::<u8>(), moved.cast::<u8>(), old.min(size));
+        page_aligned_free(ctx, block, old);
+    }
+    moved
+}
+
+unsafe extern "C" fn page_aligned_free(_ctx: *mut c_void, block: *mut c_void, _size: usize) {
+    if block.is_null() {
+        return;
+    }
+    // SAFETY: as for realloc: the block came from this handler, carved from a malloc block.
+    unsafe { libc::free(header(block).0) }
 }
 
 /// The handler as numpy takes it: a capsule named "mem_handler".
@@ -238,6 +307,14 @@ pub(crate) fn empty_output<'py>(
         .map(npy_intp::try_from)
         .collect::<Result<Vec<_>, _>>()?;
     new_output(py, dtype, &mut dims, |_| Ok(()))
+}
+
+/// The allocator that large outputs are made with, as numpy's `mem_handler` capsule: for tests
+/// of it through numpy (`PyDataMem_SetHandler`), as no read makes arrays with it zeroed or
+/// shrinks them.
+#[pyfunction]
+pub(crate) fn output_allocator(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    handler_capsule(py).cloned()
 }
 
 /// Sets whether outputs may use huge pages: `None` (the default) avoids them where the host
