@@ -105,7 +105,7 @@ unsafe fn carve(raw: *mut c_void, size: usize) -> *mut c_void {
     // words lie in them, 8-byte aligned since the block starts on a page.
     unsafe {
         let block = raw.cast::<u8>().add(offset);
-        block.cast::<usize>().sub(2).write(raw as usize);
+        block.cast::<*mut c_void>().sub(2).write(raw);
         block.cast::<usize>().sub(1).write(size);
         block.cast()
     }
@@ -118,8 +118,8 @@ unsafe fn carve(raw: *mut c_void, size: usize) -> *mut c_void {
 unsafe fn header(block: *mut c_void) -> (*mut c_void, usize) {
     // SAFETY: `carve` wrote the two words before the block.
     unsafe {
-        let words = block.cast::<usize>();
-        (words.sub(2).read() as *mut c_void, words.sub(1).read())
+        let raw = block.cast::<*mut c_void>().sub(2).read();
+        (raw, block.cast::<usize>().sub(1).read())
     }
 }
 
