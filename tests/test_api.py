@@ -125,6 +125,10 @@ def test_fill_values(tmp_path: Path, dtype: str, fill: object, json_value: objec
 def test_unsupported_dtype_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unsupported data type"):
         oxzarr.create_array(tmp_path / "a.zarr", shape=(5,), dtype="f16")
+    # Not a data type at all: numpy's (and zarr-python's) TypeError, and nothing written.
+    with pytest.raises(TypeError, match="not understood"):
+        oxzarr.create_array(tmp_path / "b.zarr", shape=(5,), dtype="foo")
+    assert not (tmp_path / "b.zarr").exists()
 
 
 def test_open_modes(tmp_path: Path) -> None:
@@ -265,10 +269,28 @@ def test_zero_dimensional_and_zero_length(tmp_path: Path) -> None:
     assert oxzarr.open_array(tmp_path / "s.zarr")[()] == 4.0
     with pytest.raises(TypeError):
         len(s)
+    # numpy's conversions want an array where `s[...]` gives a scalar.
+    assert_same(np.asarray(s), np.array(4.0))
+    assert_same(np.array(s, dtype="f4"), np.array(4.0, dtype="f4"))
     e = oxzarr.create_array(tmp_path / "e.zarr", shape=(0, 4), dtype="i4", chunks=(2, 2))
     assert e[...].shape == (0, 4) and e.nchunks == 0
     e[...] = np.zeros((0, 4), "i4")
     assert e[:, 1:3].shape == (0, 2)
+
+
+def test_append_only_along_an_axis_the_array_has(tmp_path: Path) -> None:
+    a = oxzarr.create_array(tmp_path / "a.zarr", shape=(2, 3), dtype="i4", chunks=(2, 2))
+    a[...] = np.arange(6).reshape(2, 3)
+    for axis in (2, -3, 5):
+        # numpy's AxisError, as np.concatenate's: both an IndexError and a ValueError.
+        with pytest.raises(np.exceptions.AxisError):
+            a.append(np.full((2, 3), 9), axis=axis)
+    assert a.shape == (2, 3) and a[...].tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert a.append(np.full((2, 1), 9), axis=-1) == (2, 4)
+    assert a[:, 3].tolist() == [9, 9]
+    s = oxzarr.create_array(tmp_path / "s.zarr", shape=(), dtype="i4")
+    with pytest.raises(np.exceptions.AxisError):
+        s.append(np.array(1))
 
 
 def test_empty_chunks_are_not_written(tmp_path: Path) -> None:

@@ -117,10 +117,7 @@ def zarr_data_type(dtype: Any, zarr_format: int) -> tuple[np.dtype[Any], JSON, s
             ("variable_length_bytes" if zarr_format == 3 else "|O"),
             ("vlen-bytes"),
         )
-    try:
-        dt = np.dtype(dtype)
-    except TypeError as e:
-        raise ValueError(f"not a data type: {dtype!r}") from e
+    dt = np.dtype(dtype)  # numpy's TypeError for what it does not understand, as zarr-python
     if zarr_format == 2:
         try:
             _v3_name(dt.newbyteorder("=") if dt.fields is None else dt)  # checks support

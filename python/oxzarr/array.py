@@ -506,7 +506,8 @@ class Array:
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> npt.NDArray[Any]:
         if copy is False:
             raise ValueError("reading a Zarr array always makes a copy")
-        data = self[...]
+        # A 0-d array's `self[...]` is a numpy scalar (as in zarr-python); numpy wants an array.
+        data = np.asarray(self[...])
         return data.astype(dtype, copy=False) if dtype is not None else data
 
     # --- attributes ---
@@ -928,7 +929,10 @@ class Array:
             raise ValueError(
                 f"cannot append {values.ndim}-dimensional data to a {self.ndim}-d array"
             )
-        axis = axis % self.ndim
+        if not -self.ndim <= axis < self.ndim:
+            # numpy's error for np.concatenate along an axis the arrays do not have.
+            raise np.exceptions.AxisError(axis, self.ndim)
+        axis %= self.ndim
         for d in range(self.ndim):
             if d != axis and values.shape[d] != self._shape[d]:
                 raise ValueError(
