@@ -278,6 +278,49 @@ def test_zero_dimensional_and_zero_length(tmp_path: Path) -> None:
     assert e[:, 1:3].shape == (0, 2)
 
 
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"shape": (10.7, 10)},
+        {"shape": (10, 10), "chunks": (5.5, 5)},
+        {"shape": (10, 10), "chunks": (5, 5), "shards": (10.0, 10)},
+        {"shape": "ten"},
+    ],
+)
+def test_shapes_of_floats_are_refused_not_truncated(
+    tmp_path: Path, kwargs: dict[str, object]
+) -> None:
+    # numpy's and zarr-python's TypeError; int() would have made 10.7 into 10.
+    with pytest.raises(TypeError, match="integers"):
+        oxzarr.create_array(tmp_path / "a.zarr", dtype="i4", **kwargs)
+    assert not (tmp_path / "a.zarr").exists()
+
+
+def test_resize_refuses_floats(tmp_path: Path) -> None:
+    a = oxzarr.create_array(tmp_path / "a.zarr", shape=(10, 10), dtype="i4", chunks=(5, 5))
+    with pytest.raises(TypeError, match="integers"):
+        a.resize((5.9, 7.2))
+    assert a.shape == (10, 10)
+    a.resize(np.int64(3), np.int32(4))
+    assert a.shape == (3, 4)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "hex_fill"),
+    [("f4", "0x1234"), ("f4", "0x3fc00000"), ("f8", "0x3fc00000"), ("f2", "0x3ff8000000000000")],
+)
+def test_hex_fill_values_read_as_zarr_python_reads_them(
+    tmp_path: Path, dtype: str, hex_fill: str
+) -> None:
+    p = tmp_path / "a.zarr"
+    zarr.create_array(p, shape=(2,), dtype=dtype, fill_value=0)
+    doc = json.loads((p / "zarr.json").read_text())
+    doc["fill_value"] = hex_fill
+    (p / "zarr.json").write_text(json.dumps(doc))
+    expected = zarr.open_array(p, mode="r")[...]
+    assert_same(oxzarr.open_array(p, mode="r")[...], expected)
+
+
 def test_append_only_along_an_axis_the_array_has(tmp_path: Path) -> None:
     a = oxzarr.create_array(tmp_path / "a.zarr", shape=(2, 3), dtype="i4", chunks=(2, 2))
     a[...] = np.arange(6).reshape(2, 3)

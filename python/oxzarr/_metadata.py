@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -26,15 +27,21 @@ ARRAY_TO_ARRAY = {
 }
 
 
-def normalize_shape(shape: Any) -> tuple[int, ...]:
-    if isinstance(shape, int | np.integer):
-        shape = (shape,)
+def integers(values: Any, what: str) -> tuple[int, ...]:
+    """`values`, an integer or a sequence of them, as ints. Anything else, floats included, is
+    a TypeError, as in numpy and zarr-python: a shape of 10.7 is a mistake, not 10."""
+    if isinstance(values, int | np.integer):
+        values = (values,)
     try:
-        out = tuple(int(s) for s in shape)
+        return tuple(operator.index(v) for v in values)
     except TypeError as e:
-        raise ValueError(
-            f"shape must be an integer or a sequence of integers, not {shape!r}"
+        raise TypeError(
+            f"{what} must be an integer or a sequence of integers, not {values!r}"
         ) from e
+
+
+def normalize_shape(shape: Any) -> tuple[int, ...]:
+    out = integers(shape, "shape")
     if any(s < 0 for s in out):
         raise ValueError(f"shape cannot be negative: {out}")
     return out
@@ -75,7 +82,10 @@ def normalize_chunks(chunks: Any, shape: tuple[int, ...], itemsize: int) -> tupl
     for c, s in zip(chunks, shape, strict=False):
         if c is None or c == -1:
             c = max(s, 1)
-        out.append(int(c))
+        try:
+            out.append(operator.index(c))
+        except TypeError as e:
+            raise TypeError(f"chunk sizes must be integers, not {tuple(chunks)!r}") from e
     if len(out) != len(shape) or len(tuple(chunks)) != len(shape):
         raise ValueError(
             f"chunks {tuple(chunks)} do not match the {len(shape)} dimensions of shape {shape}"
@@ -94,10 +104,7 @@ def normalize_shards(
         shards = shards.get("shape")
     if isinstance(shards, int | np.integer):
         shards = (int(shards),) * len(shape)
-    try:
-        out = tuple(int(s) for s in shards)
-    except TypeError as e:
-        raise ValueError(f"shards must be a sequence of integers, not {shards!r}") from e
+    out = integers(shards, "shards")
     if len(out) != len(shape):
         raise ValueError(f"shards {out} do not match the {len(shape)} dimensions of shape {shape}")
     if any(s < 1 or s % c for s, c in zip(out, chunks, strict=True)):

@@ -22,7 +22,7 @@ from oxzarr._indexing import (
     simple_indexer,
     vectorized_kind,
 )
-from oxzarr._metadata import ARRAY_TO_ARRAY, ARRAY_TO_BYTES
+from oxzarr._metadata import ARRAY_TO_ARRAY, ARRAY_TO_BYTES, integers
 from oxzarr.codecs import Codec, NumcodecsConfig, codec_from_dict
 from oxzarr.config import config
 from oxzarr.errors import BoundsCheckError, ReadOnlyError
@@ -915,7 +915,7 @@ class Array:
             shape = (new_shape,)
         if len(shape) == 1 and not isinstance(shape[0], int | np.integer):
             shape = tuple(shape[0])
-        new_shape = [int(s) for s in shape]
+        new_shape = list(integers(shape, "shape"))
         if any(s < 0 for s in new_shape):
             raise ValueError(f"shape cannot be negative: {tuple(new_shape)}")
         if self.read_only:
