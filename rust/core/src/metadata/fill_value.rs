@@ -184,16 +184,25 @@ fn float_bits(dt: &DataType, value: &Value, size: usize) -> Result<Vec<u8>, Meta
             "-Infinity" | super::json::NEG_INFINITY => f64::NEG_INFINITY,
             hex if hex.starts_with("0x") => {
                 let digits = &hex[2..];
-                if digits.is_empty() || digits.len() > size * 2 {
-                    return Err(invalid(dt, value, "hex fill value has the wrong length"));
+                if ![4, 8, 16].contains(&digits.len()) {
+                    return Err(invalid(dt, value, "expected 0x and 4, 8 or 16 hex digits"));
+                }
+                // (`from_str_radix` would take a sign too.)
+                if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(invalid(dt, value, "bad hex digits"));
                 }
                 let bits = u64::from_str_radix(digits, 16)
                     .map_err(|_| invalid(dt, value, "bad hex digits"))?;
-                return Ok(match size {
-                    2 => (bits as u16).to_ne_bytes().to_vec(),
-                    4 => (bits as u32).to_ne_bytes().to_vec(),
-                    _ => bits.to_ne_bytes().to_vec(),
-                });
+                // The element's own bits, NaN payloads and all; or, as zarr-python reads
+                // them, the bits of a float16, float32 or float64 of another width, converted.
+                match (digits.len(), size) {
+                    (4, 2) => return Ok((bits as u16).to_ne_bytes().to_vec()),
+                    (8, 4) => return Ok((bits as u32).to_ne_bytes().to_vec()),
+                    (16, 8) => return Ok(bits.to_ne_bytes().to_vec()),
+                    (4, _) => f16::from_bits(bits as u16).to_f64(),
+                    (8, _) => f64::from(f32::from_bits(bits as u32)),
+                    _ => f64::from_bits(bits),
+                }
             }
             _ => {
                 return Err(invalid(
@@ -345,6 +354,22 @@ mod tests {
             json!("NaN")
         );
         assert!(parse(&DataType::Float32, &json!("0x123456789")).is_err());
+        // Hex of another width is read as zarr-python reads it: the float of that width.
+        assert_eq!(
+            parse(&DataType::Float32, &json!("0x1234")).unwrap(),
+            f16::from_bits(0x1234).to_f32().to_ne_bytes()
+        );
+        assert_eq!(
+            parse(&DataType::Float64, &json!("0x3f800000")).unwrap(),
+            1.0f64.to_ne_bytes()
+        );
+        assert_eq!(
+            parse(&DataType::Float16, &json!("0x3ff8000000000000")).unwrap(),
+            f16::from_f64(1.5).to_ne_bytes()
+        );
+        for bad in ["0x", "0x123", "0x12345", "0x+123", "0x12g4", "0x7fc000000"] {
+            assert!(parse(&DataType::Float32, &json!(bad)).is_err(), "{bad}");
+        }
         assert!(parse(&DataType::Float32, &json!("nan")).is_err());
     }
 
