@@ -640,3 +640,133 @@ fn sharded_reads_that_wait_prefetch_the_shards_they_need() {
     assert_eq!(read(&a, &part), &values[..125]);
     assert_eq!(*store.hinted.lock().unwrap(), ["a/c/0"]);
 }
+
+/// A memory store that replaces the value at a key just before the `n`th request for parts of
+/// it: a writer that renames a new shard into place while a read is between its requests.
+#[derive(Debug, Default)]
+struct ReplacingStore {
+    inner: MemoryStore,
+    /// The key, the requests to let through before replacing it, and its new value.
+    pending: std::sync::Mutex<Option<(String, usize, Vec<u8>)>>,
+}
+
+impl ReplacingStore {
+    fn replace_before(&self, key: &str, request: usize, value: Vec<u8>) {
+        *self.pending.lock().unwrap() = Some((key.to_string(), request - 1, value));
+    }
+}
+
+impl ReadableStore for ReplacingStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.get(key)
+    }
+    fn get_range_and_version(
+        &self,
+        key: &str,
+        range: oxzarr_core::store::ByteRange,
+    ) -> Result<Option<(Vec<u8>, oxzarr_core::store::Version)>, StorageError> {
+        self.inner.get_range_and_version(key, range)
+    }
+    fn version(&self, key: &str) -> Result<Option<oxzarr_core::store::Version>, StorageError> {
+        self.inner.version(key)
+    }
+    fn read_parts_into(
+        &self,
+        key: &str,
+        parts: &mut [(u64, &mut [u8])],
+        expected: Option<oxzarr_core::store::Version>,
+    ) -> Result<oxzarr_core::store::PartsRead, StorageError> {
+        let mut pending = self.pending.lock().unwrap();
+        if let Some((at, left, value)) = pending.as_mut() {
+            if at == key {
+                match left {
+                    0 => {
+                        self.inner.set(key, value)?;
+                        *pending = None;
+                    }
+                    _ => *left -= 1,
+                }
+            }
+        }
+        drop(pending);
+        self.inner.read_parts_into(key, parts, expected)
+    }
+}
+
+impl WritableStore for ReplacingStore {
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.inner.set(key, value)
+    }
+    fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.inner.delete(key)
+    }
+    fn delete_prefix(&self, prefix: &str) -> Result<(), StorageError> {
+        self.inner.delete_prefix(prefix)
+    }
+}
+
+impl ListableStore for ReplacingStore {
+    fn list_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        self.inner.list_prefix(prefix)
+    }
+    fn list_dir(&self, prefix: &str) -> Result<ListDir, StorageError> {
+        self.inner.list_dir(prefix)
+    }
+}
+
+impl Store for ReplacingStore {
+    fn describe(&self) -> String {
+        "replacing memory".into()
+    }
+}
+
+#[test]
+fn a_read_takes_a_shards_inner_chunks_from_one_version_of_it() {
+    let store = Arc::new(ReplacingStore::default());
+    // One shard of 16 compressed inner chunks: a read of them all makes a request for each.
+    let zstd = json!([{"name": "bytes", "configuration": {"endian": "little"}},
+                      {"name": "zstd", "configuration": {"level": 1, "checksum": false}}]);
+    let a = Array::create(
+        store.clone(),
+        "a",
+        metadata(
+            &[32, 32],
+            &[32, 32],
+            DataType::UInt16,
+            sharded(&[8, 8], "end", zstd),
+            json!(0),
+        ),
+        false,
+    )
+    .unwrap();
+    let all = Selection::all(&[32, 32]);
+    let old = vec![1u16; 1024];
+    let new = vec![2u16; 1024];
+    a.write(&all, &to_bytes(&new), false).unwrap();
+    let new_shard = store.get("a/c/0/0").unwrap().unwrap();
+    let points: Vec<Vec<u64>> = vec![
+        (0..1024).map(|i| i / 32).collect(),
+        (0..1024).map(|i| i % 32).collect(),
+    ];
+    // Replaced before the first request, between two, or before the last: every inner chunk
+    // comes from the new shard (a read taking some from each would have mixed 1s and 2s).
+    for request in [1, 2, 5, 9, 16] {
+        a.write(&all, &to_bytes(&old), false).unwrap();
+        store.replace_before("a/c/0/0", request, new_shard.clone());
+        assert_eq!(
+            read(&a, &all),
+            new,
+            "region read, replaced before request {request}"
+        );
+
+        a.write(&all, &to_bytes(&old), false).unwrap();
+        store.replace_before("a/c/0/0", request, new_shard.clone());
+        let mut out = vec![0u8; 2048];
+        a.read_points(&points, &mut out).unwrap();
+        assert_eq!(
+            from_bytes(&out),
+            new,
+            "points, replaced before request {request}"
+        );
+    }
+}

@@ -15,7 +15,7 @@
 //! shard keep their stored bytes, and each shard is written once.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -49,6 +49,11 @@ pub(super) type EncodeInner<'a> =
 pub(super) type RewriteInner<'a> =
     dyn Fn(usize, Option<&[u8]>, &str) -> Result<Option<Vec<u8>>> + Sync + 'a;
 
+/// How many times a read looks at a shard replaced while it reads it before giving up. Each
+/// try is microseconds (a request), or a read again of one shard's inner chunks: a shard
+/// rewritten within that window so many times in a row is a writer in a tight loop.
+const SHARD_TRIES: usize = 8;
+
 /// Whole chunks whose rows are shorter than this are decoded into scratch and copied out
 /// rather than decoded into their rows (see `decode_share_into_rows`).
 const MIN_ROW_BYTES: usize = 64;
@@ -80,14 +85,20 @@ thread_local! {
 /// - each shard's version, that cached inner chunks are checked against (otherwise a `stat`
 ///   per inner chunk: 4096 for a full read of the gate's sharded array).
 ///
-/// A read is not a snapshot of the store anyway; this makes its inner chunks at least agree on
-/// each shard's version.
+/// A read is not a snapshot of the store anyway (chunks, and shards, are replaced one by one),
+/// but a shard is one stored value, written whole: a read's inner chunks of a shard all come
+/// from one version of it. A shard replaced while its inner chunks were read, between threads'
+/// requests, is noted, and those inner chunks read again (see [`Array::agreeing_on_shards`]).
 #[derive(Default)]
 pub(super) struct ShardsSeen {
     /// Each shard's version (`None`: absent).
     versions: OnceEach<Option<Version>>,
     /// Each shard's index and version (`None`: absent).
     shards: OnceEach<Option<KnownShard>>,
+    /// The version of each shard that inner chunks were read from (`None`: found absent).
+    read_from: Mutex<HashMap<String, Option<Version>>>,
+    /// The shards whose inner chunks were read from more than one version.
+    mixed: Mutex<HashSet<String>>,
 }
 
 /// A value per key, found by the first thread to ask for it while the others asking meanwhile
@@ -179,6 +190,24 @@ impl ShardsSeen {
             }
             Ok(found)
         })
+    }
+
+    /// Notes that inner chunks of the shard at `key` were read from version `version`
+    /// (`None`: the shard was absent, so they are the fill value).
+    fn note_read(&self, key: &str, version: Option<Version>) {
+        let mut read_from = lock(&self.read_from);
+        let Some(first) = read_from.get(key) else {
+            read_from.insert(key.to_string(), version);
+            return;
+        };
+        let same = match (*first, version) {
+            (Some(first), Some(now)) => same_version(first, now) == PartsRead::Done,
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            lock(&self.mixed).insert(key.to_string());
+        }
     }
 
     /// The shard at `key` as a fresh look (`look`) finds it, the read having found it no
@@ -541,7 +570,6 @@ impl Array {
         match self.codecs.sharding() {
             Some(sharding) => {
                 let shards = ShardsAhead::new(self, sharding, &plan);
-                let seen = ShardsSeen::default();
                 let hint = |i: usize| {
                     ahead.before_fetch(i, |j| shards.key_to_hint(&plan.share(j)));
                 };
@@ -554,15 +582,23 @@ impl Array {
                     true => Vec::new(),
                     false => plan.runs_in_stored(sharding.chunks_per_shard(), max_run),
                 };
-                if runs.is_empty() || runs.len() == plan.total {
-                    return self.for_each_share(&plan, |share| {
-                        hint(share.index);
-                        self.read_inner_share(sharding, &share, &plan.out_shape, &shared, &seen)
-                    });
-                }
-                for_each_item(runs.len(), |r| {
-                    hint(runs[r].start);
-                    self.read_inner_run(sharding, &plan, runs[r].clone(), &shared, &seen)
+                self.agreeing_on_shards(|seen, only| {
+                    if runs.is_empty() || runs.len() == plan.total {
+                        return self.for_each_share(&plan, |share| {
+                            if !self.in_shards(sharding, &share.coords, only) {
+                                return Ok(());
+                            }
+                            hint(share.index);
+                            self.read_inner_share(sharding, &share, &plan.out_shape, &shared, seen)
+                        });
+                    }
+                    for_each_item(runs.len(), |r| {
+                        if !self.in_shards(sharding, &plan.share(runs[r].start).coords, only) {
+                            return Ok(());
+                        }
+                        hint(runs[r].start);
+                        self.read_inner_run(sharding, &plan, runs[r].clone(), &shared, seen)
+                    })
                 })
             }
             None => self.for_each_share(&plan, |share| {
@@ -859,7 +895,13 @@ impl Array {
         let key = self.chunk_key(&shard);
         let label = format!("{key} (inner chunk {inner})");
         let cache_key = format!("{key}#{inner}");
-        let current = || seen.version(self, &key);
+        // A cached inner chunk is used while the shard is still the version it came from: the
+        // read has then taken that inner chunk from that version.
+        let current = || {
+            let now = seen.version(self, &key)?;
+            seen.note_read(&key, now);
+            Ok(now)
+        };
         self.cached_chunk(sharding.inner_chain(), &label, &cache_key, &current, || {
             self.with_shard(sharding, &key, seen, |known| {
                 let fetched = self.fetch_inner(&key, known, inner, seen)?;
@@ -938,27 +980,65 @@ impl Array {
         seen: &ShardsSeen,
         read: impl Fn(Option<&KnownShard>) -> Result<Option<T>>,
     ) -> Result<T> {
-        // Each try is a few microseconds; a shard rewritten within that window so many times
-        // in a row is a writer in a tight loop.
-        const TRIES: usize = 8;
         let mut shard = seen.shard(key, || self.shard_index(sharding, key, true))?;
-        for attempt in 1..=TRIES {
+        for attempt in 1..=SHARD_TRIES {
             if let Some(done) = read(shard.as_ref())? {
+                seen.note_read(key, shard.as_ref().map(|known| known.version));
                 return Ok(done);
             }
-            if attempt < TRIES {
+            if attempt < SHARD_TRIES {
                 shard = seen.refresh(key, &shard, || self.shard_index(sharding, key, false))?;
             }
         }
-        Err(self.chunk_storage_error(
+        Err(self.shard_kept_changing(key))
+    }
+
+    /// Runs `read`, a read of inner chunks of some shards (all of them when it is given
+    /// `None`, else at least those of the shards named), until no shard's inner chunks have
+    /// come from two versions of it (as the [`ShardsSeen`] `read` is given notes): the inner
+    /// chunks of a shard replaced after some of them were read are read again.
+    pub(super) fn agreeing_on_shards(
+        &self,
+        mut read: impl FnMut(&ShardsSeen, Option<&HashSet<String>>) -> Result<()>,
+    ) -> Result<()> {
+        let mut again: Option<HashSet<String>> = None;
+        for _ in 0..SHARD_TRIES {
+            let seen = ShardsSeen::default();
+            read(&seen, again.as_ref())?;
+            let mixed = std::mem::take(&mut *lock(&seen.mixed));
+            if mixed.is_empty() {
+                return Ok(());
+            }
+            again = Some(mixed);
+        }
+        let key = again.iter().flatten().min().cloned().unwrap_or_default();
+        Err(self.shard_kept_changing(&key))
+    }
+
+    /// Whether the inner chunk at grid coordinates `coords` lies in a shard of `only` (the
+    /// shards a read takes again, see [`Array::agreeing_on_shards`]; `None`: every shard).
+    pub(super) fn in_shards(
+        &self,
+        sharding: &Sharding,
+        coords: &[u64],
+        only: Option<&HashSet<String>>,
+    ) -> bool {
+        only.is_none_or(|keys| {
+            let (shard, _) = locate_inner(coords, sharding.chunks_per_shard());
+            keys.contains(&self.chunk_key(&shard))
+        })
+    }
+
+    fn shard_kept_changing(&self, key: &str) -> Error {
+        self.chunk_storage_error(
             key,
             StorageError::Io {
                 key: key.to_string(),
                 source: std::io::Error::other(format!(
-                    "the shard was replaced while it was read, {TRIES} times in a row"
+                    "the shard was replaced while it was read, {SHARD_TRIES} times in a row"
                 )),
             },
-        ))
+        )
     }
 
     /// Reads a run of the plan's items that lie in one shard (see [`Plan::runs_in_stored`])

@@ -184,31 +184,42 @@ impl Array {
                     .copy_from_slice(&chunk[offset * size..(offset + 1) * size]);
             }
         };
-        let seen = ShardsSeen::default();
         let cached = chunk_cache::enabled();
-        let one = |(chunk, points): &(Vec<u64>, Vec<(usize, usize)>)| -> Result<()> {
-            if cached {
-                match self.cached_chunk_at(chunk, &seen)? {
-                    Some(decoded) => copy_out(points, &decoded),
-                    None => {
-                        for &(i, _) in points {
-                            // SAFETY: each point has its own place in the output.
-                            let place = unsafe { shared.slice(i * size, size) };
-                            fill_elements(place, &self.fill_value);
+        let one =
+            |(chunk, points): &(Vec<u64>, Vec<(usize, usize)>), seen: &ShardsSeen| -> Result<()> {
+                if cached {
+                    match self.cached_chunk_at(chunk, seen)? {
+                        Some(decoded) => copy_out(points, &decoded),
+                        None => {
+                            for &(i, _) in points {
+                                // SAFETY: each point has its own place in the output.
+                                let place = unsafe { shared.slice(i * size, size) };
+                                fill_elements(place, &self.fill_value);
+                            }
                         }
                     }
+                    return Ok(());
                 }
-                return Ok(());
-            }
-            let mut buf = Vec::new();
-            self.decoded_chunk(chunk, &mut buf, needed(points), &seen)?;
-            copy_out(points, &buf);
-            Ok(())
+                let mut buf = Vec::new();
+                self.decoded_chunk(chunk, &mut buf, needed(points), seen)?;
+                copy_out(points, &buf);
+                Ok(())
+            };
+        let Some(sharding) = self.codecs.sharding() else {
+            let seen = ShardsSeen::default(); // (none to see)
+            return for_each_item(groups.len(), |g| one(&groups[g], &seen));
         };
-        let Some(sharding) = self.codecs.sharding().filter(|_| !cached) else {
+        if cached {
             // The decoded-chunk cache keeps inner chunks one by one: no runs.
-            return for_each_item(groups.len(), |g| one(&groups[g]));
-        };
+            return self.agreeing_on_shards(|seen, only| {
+                for_each_item(groups.len(), |g| {
+                    match self.in_shards(sharding, &groups[g].0, only) {
+                        true => one(&groups[g], seen),
+                        false => Ok(()),
+                    }
+                })
+            });
+        }
         // As region reads do, the inner chunks of a shard are read in runs with one request
         // each (see `Array::with_inner_run`), short enough to spread over the threads.
         let per_shard = sharding.chunks_per_shard();
@@ -220,26 +231,31 @@ impl Array {
         located.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let runs = runs_in_shards(&located, max_run);
         let chain = sharding.inner_chain();
-        for_each_item(runs.len(), |r| {
-            let run = &located[runs[r].clone()];
-            if run.len() < 2 {
-                return run.iter().try_for_each(|(_, group)| one(group));
-            }
-            let key = self.chunk_key(&run[0].0 .0);
-            let inners: Vec<usize> = run.iter().map(|((_, inner), _)| *inner).collect();
-            let buf = RefCell::new(Vec::new());
-            let read =
-                self.with_inner_run(sharding, &key, &inners, &seen, |k, label, stored| {
-                    let points = &run[k].1 .1;
-                    let mut buf = buf.borrow_mut();
-                    self.decode_point_chunk(chain, label, stored, &mut buf, needed(points))?;
-                    copy_out(points, &buf);
-                    Ok(())
-                })?;
-            match read {
-                true => Ok(()),
-                false => run.iter().try_for_each(|(_, group)| one(group)),
-            }
+        self.agreeing_on_shards(|seen, only| {
+            for_each_item(runs.len(), |r| {
+                let run = &located[runs[r].clone()];
+                if !self.in_shards(sharding, &run[0].1 .0, only) {
+                    return Ok(());
+                }
+                if run.len() < 2 {
+                    return run.iter().try_for_each(|(_, group)| one(group, seen));
+                }
+                let key = self.chunk_key(&run[0].0 .0);
+                let inners: Vec<usize> = run.iter().map(|((_, inner), _)| *inner).collect();
+                let buf = RefCell::new(Vec::new());
+                let read =
+                    self.with_inner_run(sharding, &key, &inners, seen, |k, label, stored| {
+                        let points = &run[k].1 .1;
+                        let mut buf = buf.borrow_mut();
+                        self.decode_point_chunk(chain, label, stored, &mut buf, needed(points))?;
+                        copy_out(points, &buf);
+                        Ok(())
+                    })?;
+                match read {
+                    true => Ok(()),
+                    false => run.iter().try_for_each(|(_, group)| one(group, seen)),
+                }
+            })
         })
     }
 

@@ -172,8 +172,7 @@ impl Array {
         let out_shape = selection.shape();
         let counts: Vec<usize> = pieces.iter().map(Vec::len).collect();
         let total: usize = counts.iter().product();
-        let seen = ShardsSeen::default();
-        let gather = |mut i: usize| -> Result<Gathered> {
+        let gather = |mut i: usize, seen: &ShardsSeen| -> Result<Gathered> {
             let mut coords = vec![0u64; counts.len()];
             let mut maps: Vec<&PieceMap> = Vec::with_capacity(counts.len());
             for d in (0..counts.len()).rev() {
@@ -183,7 +182,7 @@ impl Array {
                 maps.push(&piece.map);
             }
             maps.reverse();
-            let chunk = self.vlen_chunk(&coords, &seen)?;
+            let chunk = self.vlen_chunk(&coords, seen)?;
             let mut gathered = Gathered {
                 out: Vec::new(),
                 elements: VlenChunk::default(),
@@ -197,11 +196,22 @@ impl Array {
             });
             Ok(gathered)
         };
-        let parts: Vec<Gathered> = match total {
-            0 => Vec::new(),
-            1 => vec![gather(0)?],
-            _ => concurrency::install(|| (0..total).into_par_iter().map(gather).collect())?,
-        };
+        // Read whole again if a shard changed under it: sharded arrays of variable-length
+        // elements are rare, and their reads small.
+        let mut parts: Vec<Gathered> = Vec::new();
+        self.agreeing_on_shards(|seen, _| {
+            parts = match total {
+                0 => Vec::new(),
+                1 => vec![gather(0, seen)?],
+                _ => concurrency::install(|| {
+                    (0..total)
+                        .into_par_iter()
+                        .map(|i| gather(i, seen))
+                        .collect()
+                })?,
+            };
+            Ok(())
+        })?;
         Ok(assemble(&parts, selection.num_elements() as usize))
     }
 
@@ -210,10 +220,11 @@ impl Array {
     pub fn read_points_vlen(&self, coords: &[Vec<u64>]) -> Result<VlenChunk> {
         self.check_vlen()?;
         let (n, groups) = self.points_by_chunk(coords)?;
-        let seen = ShardsSeen::default();
-        let gather = |(chunk, points): &(Vec<u64>, Vec<(usize, usize)>)| -> Result<Gathered> {
+        let gather = |(chunk, points): &(Vec<u64>, Vec<(usize, usize)>),
+                      seen: &ShardsSeen|
+         -> Result<Gathered> {
             concurrency::mark_worker();
-            let decoded = self.vlen_chunk(chunk, &seen)?;
+            let decoded = self.vlen_chunk(chunk, seen)?;
             let mut gathered = Gathered {
                 out: Vec::with_capacity(points.len()),
                 elements: VlenChunk::default(),
@@ -224,11 +235,17 @@ impl Array {
             }
             Ok(gathered)
         };
-        let parts: Vec<Gathered> = match groups.len() {
-            0 => Vec::new(),
-            1 => vec![gather(&groups[0])?],
-            _ => concurrency::install(|| groups.par_iter().map(gather).collect())?,
-        };
+        let mut parts: Vec<Gathered> = Vec::new();
+        self.agreeing_on_shards(|seen, _| {
+            parts = match groups.len() {
+                0 => Vec::new(),
+                1 => vec![gather(&groups[0], seen)?],
+                _ => concurrency::install(|| {
+                    groups.par_iter().map(|group| gather(group, seen)).collect()
+                })?,
+            };
+            Ok(())
+        })?;
         Ok(assemble(&parts, n))
     }
 
