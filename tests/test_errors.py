@@ -377,6 +377,67 @@ def test_sizes_beyond_memory_raise_instead_of_aborting(
         assert got.startswith(want), got
 
 
+# Files longer than memory and swap together. Linux grants a buffer that size (it overcommits)
+# and kills the process as it fills it, so this child runs without an address-space cap (under
+# one, asking would fail anyway and the test could not): it is watched instead, and killed if
+# its resident memory passes 1 GiB.
+_BEYOND_MEMORY = r"""
+import json, os, sys, numpy as np, oxzarr
+root, size = sys.argv[1], int(sys.argv[2])
+
+def outcome(f):
+    try:
+        f()
+        return "ok"
+    except BaseException as e:
+        return f"{type(e).__name__}: {e}"
+
+p, q = root + "/a", root + "/b"
+a = oxzarr.create_array(p, shape=(64, 64), dtype="i4", chunks=(32, 32), compressors=None)
+a[...] = 1
+os.truncate(p + "/c/0/0", size)  # sparse: no disk
+oxzarr.create_array(q, shape=(4,), dtype="i1")
+os.truncate(q + "/zarr.json", size)
+print(json.dumps([
+    outcome(lambda: oxzarr.open_array(p, mode="r")[...]),
+    outcome(lambda: oxzarr.open_array(q, mode="r")),
+]))
+"""
+
+
+def test_files_beyond_memory_are_refused_before_they_are_read(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    total = sum(int(meminfo[k].split()[0]) * 1024 for k in ("MemTotal", "SwapTotal"))
+    size = 2 * total
+    child = subprocess.Popen(
+        [sys.executable, "-c", _BEYOND_MEMORY, str(tmp_path), str(size)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    status = Path(f"/proc/{child.pid}/status")
+    start = time.monotonic()
+    while child.poll() is None:
+        try:
+            rss = next(ln for ln in status.read_text().splitlines() if ln.startswith("VmRSS"))
+        except (OSError, StopIteration):
+            rss = "VmRSS: 0 kB"
+        if int(rss.split()[1]) > 1 << 20 or time.monotonic() - start > 120:
+            child.kill()
+            child.wait()
+            pytest.fail(f"the child filled memory or hung ({rss}) reading a {size}-byte file")
+        time.sleep(0.02)
+    out, err = child.communicate()
+    assert child.returncode == 0, err[-2000:]
+    chunk, metadata = json.loads(out)
+    assert chunk.startswith(f"MemoryError: c/0/0: cannot allocate the {size} bytes"), chunk
+    assert metadata.startswith(f"MemoryError: zarr.json: cannot allocate the {size}"), metadata
+
+
 def test_record_dtypes_of_v2_that_numpy_refuses_are_metadata_errors(tmp_path: Path) -> None:
     import zarr
 
