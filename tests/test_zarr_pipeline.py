@@ -324,6 +324,33 @@ def test_unsupported_codecs_fall_back_and_are_counted(tmp_path: Path) -> None:
     assert reasons and all("jenkins_lookup3" in r for r in reasons), reasons
 
 
+@pytest.mark.parametrize("dtype", [str, "variable_length_bytes"])
+def test_sharded_variable_length_elements_fall_back(tmp_path: Path, dtype: object) -> None:
+    """Shards of strings or bytes go through zarr-python's pipeline (the engine's chunk codec
+    decodes plain chunks of them only), both ways and counted, rather than failing."""
+    data = (
+        np.array(["a", "bb", "", "ccc", "dddd"])
+        if dtype is str
+        else np.array([b"a", b"bb", b"", b"ccc", b"dddd"], dtype=object)
+    )
+    written_by_zarr = str(tmp_path / "z")
+    zarr.create_array(written_by_zarr, shape=(5,), chunks=(2,), shards=(4,), dtype=dtype)[:] = data
+    zarr_pipeline.reset_counts()
+    with zarr.config.set({"codec_pipeline.path": PIPELINE}):
+        assert zarr.open_array(written_by_zarr)[...].tolist() == data.tolist()
+        b = zarr.create_array(
+            str(tmp_path / "o"), shape=(5,), chunks=(2,), shards=(4,), dtype=dtype
+        )
+        b[:] = data
+        b[1:3] = data[3:5]
+        expected = data.copy()
+        expected[1:3] = data[3:5]
+        assert b[...].tolist() == expected.tolist()
+    reasons = zarr_pipeline.fallbacks()
+    assert reasons and all("variable-length elements in shards" in r for r in reasons), reasons
+    assert oxzarr.open_array(str(tmp_path / "o"))[...].tolist() == expected.tolist()
+
+
 # zarr-python's own tests, with its pipeline and then oxzarr's (tools/zarr_suite.py).
 
 # The number of tests of test_array.py, test_indexing.py, test_codecs and test_v2.py that pass
