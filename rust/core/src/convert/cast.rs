@@ -13,7 +13,7 @@ use crate::metadata::DataType;
 /// other complex type; real ones to complex with a zero imaginary part; complex to real is
 /// refused (numpy drops the imaginary part, with a warning, which a conversion must not).
 pub fn can_cast(from: &DataType, to: &DataType) -> bool {
-    from == to
+    from.same_in_memory(to)
         || (is_numeric(from) && (is_numeric(to) || is_complex(to)))
         || (is_complex(from) && is_complex(to))
 }
@@ -109,7 +109,7 @@ pub fn cast(from: &DataType, to: &DataType, src: &[u8], dst: &mut [u8]) -> Resul
             dst.len()
         )));
     }
-    if from == to {
+    if from.same_in_memory(to) {
         dst.copy_from_slice(src);
         return Ok(());
     }

@@ -205,7 +205,7 @@ fn copy_overlap(
     let (src_strides, dst_strides) = (strides(&src_region.extent), strides(&dst_region.extent));
     let row = (hi[ndim - 1] - lo[ndim - 1]) as usize;
     // Rows are short (an inner chunk's width): the type check is made once, not per row.
-    let same_type = from == to;
+    let same_type = from.same_in_memory(to);
     // An odometer over the rows (every dimension but the last) of the overlap.
     let mut index: Vec<u64> = lo[..ndim - 1].to_vec();
     loop {

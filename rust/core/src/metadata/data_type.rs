@@ -463,6 +463,29 @@ impl DataType {
         !self.swap_units().is_empty()
     }
 
+    /// Whether elements of the two types are the same bytes in memory (native endian): the
+    /// same type, or records whose fields differ only in the byte order v2 stores them in.
+    pub fn same_in_memory(&self, other: &DataType) -> bool {
+        match (self, other) {
+            (
+                Self::Structured { fields, size },
+                Self::Structured {
+                    fields: others,
+                    size: other_size,
+                },
+            ) => {
+                size == other_size
+                    && fields.len() == others.len()
+                    && fields.iter().zip(others.iter()).all(|(f, g)| {
+                        f.name == g.name
+                            && f.offset == g.offset
+                            && f.data_type.same_in_memory(&g.data_type)
+                    })
+            }
+            _ => self == other,
+        }
+    }
+
     /// Whether the type is one of the core numeric types (what numeric filters accept).
     pub fn is_numeric(&self) -> bool {
         Self::from_name(self.name()).is_some_and(|d| d != Self::Bool)
