@@ -518,14 +518,9 @@ def from_array(
             # As zarr-python; a v2 source without one gives the default.
             fill_value = DEFAULT_FILL_VALUE if data.fill_value is None else data.fill_value
         if same_format:
-            doc = data.metadata.to_dict()
+            kwargs.setdefault("chunk_key_encoding", chunk_key_encoding_of(data))
             if data.zarr_format == 2:
-                separator = doc.get("dimension_separator") or "."
-                encoding = {"name": "v2", "configuration": {"separator": separator}}
-                kwargs.setdefault("chunk_key_encoding", encoding)
                 kwargs.setdefault("order", data.order)
-            else:
-                kwargs.setdefault("chunk_key_encoding", doc.get("chunk_key_encoding"))
         if kwargs["zarr_format"] == 3:
             kwargs.setdefault("dimension_names", data.metadata.to_dict().get("dimension_names"))
         source: npt.ArrayLike = data[...]
@@ -547,6 +542,15 @@ def from_array(
         write_data=write_data,
         **kwargs,
     )
+
+
+def chunk_key_encoding_of(array: Array) -> JSON:
+    """The chunk key encoding of `array`, as create_array takes it (v2: its dimension
+    separator as the "v2" encoding): what a copy in the same format keeps."""
+    doc = array.metadata.to_dict()
+    if array.zarr_format == 2:
+        return {"name": "v2", "configuration": {"separator": doc.get("dimension_separator") or "."}}
+    return doc.get("chunk_key_encoding")
 
 
 def _keep(given: Any, kept: Any, keep: bool) -> Any:

@@ -34,7 +34,7 @@ import numpy as np
 from oxzarr import _core
 from oxzarr._dtypes import DEFAULT_FILL_VALUE
 from oxzarr._metadata import ARRAY_TO_ARRAY
-from oxzarr.api import create_group, open, open_group
+from oxzarr.api import chunk_key_encoding_of, create_group, open, open_group
 from oxzarr.array import Array
 from oxzarr.group import Group
 from oxzarr.storage import make_store
@@ -374,6 +374,9 @@ def _zarr_settings(path: str, source: Array, options: _Options) -> dict[str, Any
         "attributes": attributes,
         "dimension_names": dimension_names,
     }
+    if zarr_format == source.zarr_format:
+        # Left out, the format is kept, and with it how chunks are named (v2's separator).
+        settings["chunk_key_encoding"] = chunk_key_encoding_of(source)
     if zarr_format == 3 and serializer is not None:
         settings["serializer"] = serializer
     if order is not None:
