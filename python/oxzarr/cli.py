@@ -381,9 +381,10 @@ def parser() -> argparse.ArgumentParser:
     conv.add_argument(
         "--dtype",
         metavar="T",
-        help="data type, as numpy names it (e.g. f4); values convert as numpy's astype, "
-        "except that floats out of an integer type's range saturate (NaN becomes 0) and "
-        "complex to real is refused",
+        help="data type, as numpy names it (e.g. f4). Between bool, integer, float and "
+        "complex types, values convert as numpy's astype, except that floats out of an integer "
+        "type's range saturate (NaN becomes 0) and complex to real is refused; other types "
+        "(times, text, records) keep their own type",
     )
     conv.add_argument("--fill-value", metavar="V", help="fill value of the output")
     conv.add_argument("--threads", type=int, metavar="N", help="threads (default: all cores)")
