@@ -221,6 +221,50 @@ def test_hdf5_scalars_fill_values_and_variable_length_data(tmp_path: Path) -> No
     assert not (tmp_path / "seq.zarr").exists()
 
 
+@pytest.mark.parametrize(
+    ("zarr_format", "encoding", "key"),
+    [
+        (2, {"name": "v2", "separator": "/"}, "1/0"),
+        (3, {"name": "v2", "separator": "."}, "1.0"),
+        (3, {"name": "default", "separator": "."}, "c.1.0"),
+    ],
+)
+def test_the_chunk_key_encoding_is_kept(
+    tmp_path: Path, zarr_format: int, encoding: dict[str, str], key: str
+) -> None:
+    src = tmp_path / "k.zarr"
+    a = zarr.create_array(
+        str(src),
+        shape=(4, 4),
+        chunks=(2, 2),
+        dtype="i4",
+        zarr_format=zarr_format,
+        chunk_key_encoding=encoding,
+    )
+    a[...] = np.arange(16).reshape(4, 4)
+    cli("convert", src, tmp_path / "out.zarr", "--compressor", "none")
+    assert (tmp_path / "out.zarr" / key).is_file()
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "out.zarr"))[...], a[...])
+
+
+@pytest.mark.parametrize("to_format", [2, 3])
+def test_records_change_format(tmp_path: Path, to_format: int) -> None:
+    """A v2 record's fields carry their byte order, a v3 one's do not: the values are the
+    same all the same."""
+    dtype = np.dtype([("a", "i2"), ("b", "f4")])
+    values = np.array([(1, 2.0), (3, 4.5), (5, 6.5)], dtype=dtype)
+    src = tmp_path / "r.zarr"
+    from_format = 5 - to_format
+    a = zarr.create_array(str(src), shape=(3,), chunks=(2,), dtype=dtype, zarr_format=from_format)
+    a[...] = values
+    out = tmp_path / "out.zarr"
+    cli("convert", src, out, "--zarr-format", str(to_format))
+    b = zarr.open_array(str(out), mode="r")
+    assert b.metadata.zarr_format == to_format
+    np.testing.assert_array_equal(b[...], values)
+    assert cli("verify", src, out).returncode == 0
+
+
 @pytest.mark.parametrize("zarr_format", [2, 3])
 def test_variable_length_bytes_stay_bytes(tmp_path: Path, zarr_format: int) -> None:
     src = tmp_path / "b.zarr"
