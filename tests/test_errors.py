@@ -300,7 +300,19 @@ def test_invalid_arguments(tmp_path: Path) -> None:
 # scenario runs in a child process whose address space is capped at 8 GiB, so an allocation
 # that is not refused cleanly aborts the child (SIGABRT) or fails the same way on any machine,
 # whatever its memory and overcommit settings.
-_ALLOCATION_SCENARIOS = r"""
+# What a child script's call gave: "ok", or the exception's class and message.
+_OUTCOME = r"""
+def outcome(f):
+    try:
+        f()
+        return "ok"
+    except BaseException as e:
+        return f"{type(e).__name__}: {e}"
+"""
+
+_ALLOCATION_SCENARIOS = (
+    _OUTCOME
+    + r"""
 import json, os, resource, sys, numpy as np, oxzarr
 resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))
 root, case = sys.argv[1], sys.argv[2]
@@ -309,13 +321,6 @@ def edit(path, change):
     doc = json.load(open(path + "/zarr.json"))
     change(doc)
     json.dump(doc, open(path + "/zarr.json", "w"))
-
-def outcome(f):
-    try:
-        f()
-        return "ok"
-    except BaseException as e:
-        return f"{type(e).__name__}: {e}"
 
 p = root + "/a"
 zstd = [{"name": "zstd", "configuration": {"level": 1, "checksum": False}}]
@@ -347,6 +352,7 @@ elif case == "huge element":
     result = [outcome(lambda: oxzarr.open_array(p, mode="r"))]
 print(json.dumps(result))
 """
+)
 
 
 @pytest.mark.parametrize(
@@ -381,16 +387,11 @@ def test_sizes_beyond_memory_raise_instead_of_aborting(
 # and kills the process as it fills it, so this child runs without an address-space cap (under
 # one, asking would fail anyway and the test could not): it is watched instead, and killed if
 # its resident memory passes 1 GiB.
-_BEYOND_MEMORY = r"""
+_BEYOND_MEMORY = (
+    _OUTCOME
+    + r"""
 import json, os, sys, numpy as np, oxzarr
 root, size = sys.argv[1], int(sys.argv[2])
-
-def outcome(f):
-    try:
-        f()
-        return "ok"
-    except BaseException as e:
-        return f"{type(e).__name__}: {e}"
 
 p, q = root + "/a", root + "/b"
 a = oxzarr.create_array(p, shape=(64, 64), dtype="i4", chunks=(32, 32), compressors=None)
@@ -403,6 +404,7 @@ print(json.dumps([
     outcome(lambda: oxzarr.open_array(q, mode="r")),
 ]))
 """
+)
 
 
 def test_files_beyond_memory_are_refused_before_they_are_read(tmp_path: Path) -> None:

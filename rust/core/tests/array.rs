@@ -515,6 +515,39 @@ fn corrupt_shards_name_the_key() {
     }
 }
 
+/// Writes, listing and a description for a test store wrapping a `MemoryStore` in `inner`,
+/// whose reads are what the test is about.
+macro_rules! writes_and_listing_from_inner {
+    ($store:ty, $description:expr) => {
+        impl WritableStore for $store {
+            fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
+                self.inner.set(key, value)
+            }
+            fn delete(&self, key: &str) -> Result<(), StorageError> {
+                self.inner.delete(key)
+            }
+            fn delete_prefix(&self, prefix: &str) -> Result<(), StorageError> {
+                self.inner.delete_prefix(prefix)
+            }
+        }
+
+        impl ListableStore for $store {
+            fn list_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+                self.inner.list_prefix(prefix)
+            }
+            fn list_dir(&self, prefix: &str) -> Result<ListDir, StorageError> {
+                self.inner.list_dir(prefix)
+            }
+        }
+
+        impl Store for $store {
+            fn describe(&self) -> String {
+                $description.into()
+            }
+        }
+    };
+}
+
 /// A memory store whose reads all "wait for the device" when `cold` is set, and which records
 /// the keys it is asked to prefetch.
 #[derive(Debug, Default)]
@@ -541,32 +574,7 @@ impl ReadableStore for ColdStore {
     }
 }
 
-impl WritableStore for ColdStore {
-    fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        self.inner.set(key, value)
-    }
-    fn delete(&self, key: &str) -> Result<(), StorageError> {
-        self.inner.delete(key)
-    }
-    fn delete_prefix(&self, prefix: &str) -> Result<(), StorageError> {
-        self.inner.delete_prefix(prefix)
-    }
-}
-
-impl ListableStore for ColdStore {
-    fn list_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
-        self.inner.list_prefix(prefix)
-    }
-    fn list_dir(&self, prefix: &str) -> Result<ListDir, StorageError> {
-        self.inner.list_dir(prefix)
-    }
-}
-
-impl Store for ColdStore {
-    fn describe(&self) -> String {
-        "cold memory".into()
-    }
-}
+writes_and_listing_from_inner!(ColdStore, "cold memory");
 
 #[test]
 fn reads_that_wait_prefetch_the_chunks_ahead() {
@@ -693,32 +701,7 @@ impl ReadableStore for ReplacingStore {
     }
 }
 
-impl WritableStore for ReplacingStore {
-    fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        self.inner.set(key, value)
-    }
-    fn delete(&self, key: &str) -> Result<(), StorageError> {
-        self.inner.delete(key)
-    }
-    fn delete_prefix(&self, prefix: &str) -> Result<(), StorageError> {
-        self.inner.delete_prefix(prefix)
-    }
-}
-
-impl ListableStore for ReplacingStore {
-    fn list_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
-        self.inner.list_prefix(prefix)
-    }
-    fn list_dir(&self, prefix: &str) -> Result<ListDir, StorageError> {
-        self.inner.list_dir(prefix)
-    }
-}
-
-impl Store for ReplacingStore {
-    fn describe(&self) -> String {
-        "replacing memory".into()
-    }
-}
+writes_and_listing_from_inner!(ReplacingStore, "replacing memory");
 
 #[test]
 fn a_read_takes_a_shards_inner_chunks_from_one_version_of_it() {
