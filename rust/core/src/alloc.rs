@@ -15,7 +15,7 @@ use crate::error::CodecError;
 
 /// Whether `n` bytes could be held in this machine's memory and swap together (always true
 /// where they cannot be told).
-pub(crate) fn fits_in_memory(n: u64) -> bool {
+fn fits_in_memory(n: u64) -> bool {
     static TOTAL: OnceLock<u64> = OnceLock::new();
     let total = *TOTAL.get_or_init(|| {
         // SAFETY: `sysinfo` fills the struct it is given; all-zero is a valid `sysinfo`.
@@ -52,13 +52,20 @@ pub(crate) fn zeroed(n: usize) -> Result<Vec<u8>, CodecError> {
     Ok(unsafe { Vec::from_raw_parts(ptr, n, n) })
 }
 
-/// Resizes `buf` to `n` bytes (new bytes zero), or leaves it as it was and returns an error
-/// when the allocator cannot provide them.
-pub(crate) fn resize(buf: &mut Vec<u8>, n: usize) -> Result<(), CodecError> {
+/// Makes room in `buf` for `n` bytes in all (its spare capacity left uninitialized), or leaves
+/// it as it was and returns an error when the allocator cannot provide them.
+pub(crate) fn reserve(buf: &mut Vec<u8>, n: usize) -> Result<(), CodecError> {
     if n > buf.len() && (!fits_in_memory(n as u64) || buf.try_reserve_exact(n - buf.len()).is_err())
     {
         return Err(CodecError::OutOfMemory { bytes: n as u64 });
     }
+    Ok(())
+}
+
+/// Resizes `buf` to `n` bytes (new bytes zero), or leaves it as it was and returns an error
+/// when the allocator cannot provide them.
+pub(crate) fn resize(buf: &mut Vec<u8>, n: usize) -> Result<(), CodecError> {
+    reserve(buf, n)?;
     buf.resize(n, 0);
     Ok(())
 }

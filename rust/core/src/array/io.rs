@@ -95,10 +95,9 @@ pub(super) struct ShardsSeen {
     versions: OnceEach<Option<Version>>,
     /// Each shard's index and version (`None`: absent).
     shards: OnceEach<Option<KnownShard>>,
-    /// The version of each shard that inner chunks were read from (`None`: found absent).
-    read_from: Mutex<HashMap<String, Option<Version>>>,
-    /// The shards whose inner chunks were read from more than one version.
-    mixed: Mutex<HashSet<String>>,
+    /// For each shard, the version its first inner chunks were read from (`None`: found
+    /// absent), and whether others were read from another.
+    read_from: Mutex<HashMap<String, (Option<Version>, bool)>>,
 }
 
 /// A value per key, found by the first thread to ask for it while the others asking meanwhile
@@ -196,18 +195,24 @@ impl ShardsSeen {
     /// (`None`: the shard was absent, so they are the fill value).
     fn note_read(&self, key: &str, version: Option<Version>) {
         let mut read_from = lock(&self.read_from);
-        let Some(first) = read_from.get(key) else {
-            read_from.insert(key.to_string(), version);
+        let Some((first, mixed)) = read_from.get_mut(key) else {
+            read_from.insert(key.to_string(), (version, false));
             return;
         };
-        let same = match (*first, version) {
-            (Some(first), Some(now)) => same_version(first, now) == PartsRead::Done,
-            (None, None) => true,
-            _ => false,
+        *mixed |= match (*first, version) {
+            (Some(first), Some(now)) => same_version(first, now) != PartsRead::Done,
+            (None, None) => false,
+            _ => true,
         };
-        if !same {
-            lock(&self.mixed).insert(key.to_string());
-        }
+    }
+
+    /// The shards whose inner chunks this read took from more than one version.
+    fn mixed(&self) -> HashSet<String> {
+        let read_from = lock(&self.read_from);
+        (read_from.iter())
+            .filter(|(_, (_, mixed))| *mixed)
+            .map(|(key, _)| key.clone())
+            .collect()
     }
 
     /// The shard at `key` as a fresh look (`look`) finds it, the read having found it no
@@ -1005,7 +1010,7 @@ impl Array {
         for _ in 0..SHARD_TRIES {
             let seen = ShardsSeen::default();
             read(&seen, again.as_ref())?;
-            let mixed = std::mem::take(&mut *lock(&seen.mixed));
+            let mixed = seen.mixed();
             if mixed.is_empty() {
                 return Ok(());
             }

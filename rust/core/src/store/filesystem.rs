@@ -216,7 +216,7 @@ impl ReadableStore for FilesystemStore {
             return Ok(false);
         };
         let size = usize::try_from(meta.len()).unwrap_or(usize::MAX);
-        if !crate::alloc::fits_in_memory(meta.len()) || buf.try_reserve_exact(size).is_err() {
+        if crate::alloc::reserve(buf, size).is_err() {
             return Err(StorageError::OutOfMemory {
                 key: key.to_string(),
                 bytes: meta.len(),
