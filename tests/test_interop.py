@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numcodecs
 import numpy as np
 import pytest
 import tensorstore as ts
@@ -232,6 +233,73 @@ def test_zero_dimensional_with_peers(tmp_path: Path) -> None:
     z = zarr.create_array(q, shape=(), dtype="i4")
     z[...] = -7
     assert oxzarr.open_array(q, mode="r")[...] == -7
+
+
+@pytest.mark.parametrize("writer", ["zarr-v3", "zarr-v2-F", "tensorstore"])
+def test_parts_of_large_transposed_chunks(tmp_path: Path, writer: str) -> None:
+    # Chunks of 512 KiB, so a zstd frame holds several blocks and a read of part of a chunk
+    # can stop decoding early; oxzarr reads only the transposed place of what it needs.
+    shape, chunks = (100, 70, 40), (64, 64, 32)
+    data = sample(shape, "u4")
+    p = tmp_path / "t.zarr"
+    zstd = {"name": "zstd", "configuration": {"level": 1, "checksum": False}}
+    order = [2, 0, 1]
+    if writer == "tensorstore":
+        t = ts.open(
+            {
+                **_ts_spec(p),
+                "create": True,
+                "metadata": {
+                    "shape": list(shape),
+                    "data_type": "uint32",
+                    "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": chunks}},
+                    "codecs": [
+                        {"name": "transpose", "configuration": {"order": order}},
+                        {"name": "bytes", "configuration": {"endian": "little"}},
+                        zstd,
+                    ],
+                    "fill_value": 0,
+                },
+            }
+        ).result()
+        t.write(data).result()
+    elif writer == "zarr-v2-F":
+        z = zarr.create_array(
+            p,
+            shape=shape,
+            dtype="<u4",
+            chunks=chunks,
+            zarr_format=2,
+            order="F",
+            compressors=numcodecs.Zstd(level=1),
+        )
+        z[...] = data
+    else:
+        z = zarr.create_array(
+            p,
+            shape=shape,
+            dtype="u4",
+            chunks=chunks,
+            filters=[zc.TransposeCodec(order=order)],
+            compressors=[zc.ZstdCodec(level=1)],
+        )
+        z[...] = data
+    a = oxzarr.open_array(p, mode="r")
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        point = tuple(int(rng.integers(0, n)) for n in shape)
+        assert a[point] == data[point]
+    for sel in [
+        np.s_[:, :, 31],
+        np.s_[:, 63, :],
+        np.s_[70, :, :],
+        np.s_[10:90:3, 5:66, 20:39],
+        np.s_[::-7, 1::9, ::2],
+        np.s_[99, 69, 39],
+    ]:
+        assert_same(a[sel], data[sel])
+    coords = tuple(rng.integers(0, n, 500) for n in shape)
+    assert_same(a.vindex[coords], data[coords])
 
 
 NON_FINITE = {"nan": float("nan"), "inf": float("inf"), "list": [float("-inf"), 1.5, "NaN"]}

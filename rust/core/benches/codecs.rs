@@ -40,6 +40,11 @@ fn chains() -> Vec<(&'static str, Value)> {
             "transpose",
             json!([{"name": "transpose", "configuration": {"order": [2, 1, 0]}}, bytes]),
         ),
+        (
+            "transpose_zstd_0",
+            json!([{"name": "transpose", "configuration": {"order": [2, 1, 0]}}, bytes,
+                {"name": "zstd", "configuration": {"level": 0, "checksum": false}}]),
+        ),
         ("crc32c", json!([bytes, {"name": "crc32c"}])),
         (
             "zstd_0",
@@ -115,8 +120,20 @@ fn codecs(c: &mut Criterion) {
         b.iter(|| {
             oxzarr_core::concurrency::in_pool(|| {
                 rayon::join(
-                    || chain.decode_range_into(&encoded, &mut first, 0..half),
-                    || chain.decode_range_into(&encoded, &mut second, half..data.len()),
+                    || {
+                        chain.decode_part_into(
+                            &encoded,
+                            &mut first,
+                            &[(0, N / 2 - 1), (0, N - 1), (0, N - 1)],
+                        )
+                    },
+                    || {
+                        chain.decode_part_into(
+                            &encoded,
+                            &mut second,
+                            &[(N / 2, N - 1), (0, N - 1), (0, N - 1)],
+                        )
+                    },
                 )
             })
             .unwrap()

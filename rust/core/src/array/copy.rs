@@ -18,24 +18,11 @@ pub(crate) fn c_strides(shape: &[u64]) -> Vec<usize> {
     strides
 }
 
-/// The bytes of a chunk (C order, elements of `size` bytes) that its share of a selection
-/// reads, from its first element to its last: a codec that can decode part of a chunk
-/// decodes only these. Empty for an empty share.
-pub(crate) fn share_byte_range(
-    maps: &[&PieceMap],
-    chunk_shape: &[u64],
-    size: usize,
-) -> std::ops::Range<usize> {
-    let strides = c_strides(chunk_shape);
-    let (mut first, mut last) = (0usize, 0usize);
-    for (map, stride) in maps.iter().zip(strides) {
-        let Some((lo, hi)) = map.chunk_bounds() else {
-            return 0..0;
-        };
-        first += lo as usize * stride;
-        last += hi as usize * stride;
-    }
-    first * size..(last + 1) * size
+/// The box of a chunk that its share of a selection reads, from its first element to its last
+/// along each dimension: a codec chain that can decode part of a chunk decodes only these.
+/// `None` for an empty share.
+pub(crate) fn share_box(maps: &[&PieceMap]) -> Option<Vec<(u64, u64)>> {
+    maps.iter().map(|map| map.chunk_bounds()).collect()
 }
 
 /// Calls `f(out_offset, chunk_offset, nbytes)` for every row of a chunk's share of the
@@ -400,7 +387,9 @@ mod tests {
                 touched = Some((lo.min(c), hi.max(c + nb)));
             });
             // The range partial decoding relies on is exactly the bytes the rows copy.
-            let range = share_byte_range(&maps, chunk_shape, size);
+            let range = share_box(&maps).map_or(0..0, |part| {
+                crate::codec::box_byte_range(&part, chunk_shape, size)
+            });
             match touched {
                 Some((lo, hi)) => assert_eq!(range, lo..hi, "chunk {coords:?}"),
                 None => assert!(range.is_empty(), "{range:?} for an empty share"),

@@ -22,9 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rayon::prelude::*;
 
 use super::chunk_cache::{self, Cached, CachedChunk};
-use super::copy::{
-    all_fill, c_strides, fill_elements, for_each_row, share_byte_range, SharedBuffer,
-};
+use super::copy::{all_fill, c_strides, fill_elements, for_each_row, share_box, SharedBuffer};
 use super::read_ahead::ReadAhead;
 use super::selection::{DimPiece, PieceMap, Selection};
 use super::shard_cache::KnownShard;
@@ -765,13 +763,14 @@ impl Array {
         if self.decode_share_into_rows(chain, key, stored, share, out_shape, out)? {
             return Ok(());
         }
-        // The bytes of the chunk the share spans: codecs that can decode part of a chunk (a
-        // point read of a zstd or blosc chunk) decode only as much as covers them.
-        let needed = share_byte_range(&share.maps, chunk_shape, size);
+        // The box of the chunk the share spans: codec chains that can decode part of a chunk
+        // (a point read of a zstd or blosc chunk, or of a transposed one) decode only as much
+        // as covers it.
+        let part = share_box(&share.maps).unwrap_or_default();
         scratch::with(&DECODED, |decoded| {
             alloc::resize(decoded, chunk_bytes).map_err(|e| self.corrupt(key, e))?;
             chain
-                .decode_range_into(stored, decoded, needed)
+                .decode_part_into(stored, decoded, &part)
                 .map_err(|e| self.corrupt(key, e))?;
             for_each_row(&share.maps, chunk_shape, out_shape, size, &mut |o, c, n| {
                 // SAFETY: every row of this share belongs to this chunk alone.

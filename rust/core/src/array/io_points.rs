@@ -18,7 +18,7 @@ use super::io::{for_each_item, locate_inner, ShardsSeen, MAX_RUN_ITEMS};
 use super::write_lock::WriteClaim;
 use super::Array;
 use crate::codec::array_to_bytes::sharding::Sharding;
-use crate::codec::CodecChain;
+use crate::codec::{ChunkBox, CodecChain};
 use crate::error::{Error, Result};
 
 /// Points grouped by chunk: for each chunk (grid coordinates), the (output index, element
@@ -98,12 +98,12 @@ impl Array {
 
     /// The decoded chunk (inner chunk, if sharded) at grid coordinates `coords` into `buf`
     /// (the fill value if absent), in the read that has seen the shards in `seen`. Only the
-    /// bytes in `needed` are sure to be decoded (a codec may stop short of the rest).
+    /// elements in box `needed` are sure to be decoded (a codec chain may leave the rest).
     fn decoded_chunk(
         &self,
         coords: &[u64],
         buf: &mut Vec<u8>,
-        needed: std::ops::Range<usize>,
+        needed: &ChunkBox,
         seen: &ShardsSeen,
     ) -> Result<()> {
         let chain = self.point_chain();
@@ -124,20 +124,20 @@ impl Array {
     }
 
     /// Decodes a chunk's stored bytes (`None`: not stored, so the fill value) into `buf`,
-    /// sure to decode only the bytes in `needed`; `label` names the chunk in errors.
+    /// sure to decode only the elements in box `needed`; `label` names the chunk in errors.
     fn decode_point_chunk(
         &self,
         chain: &CodecChain,
         label: &str,
         stored: Option<&[u8]>,
         buf: &mut Vec<u8>,
-        needed: std::ops::Range<usize>,
+        needed: &ChunkBox,
     ) -> Result<()> {
         crate::alloc::resize(buf, chain.decoded_repr().nbytes())
             .map_err(|e| self.corrupt(label, e))?;
         match stored {
             Some(stored) => chain
-                .decode_range_into(stored, buf, needed)
+                .decode_part_into(stored, buf, needed)
                 .map_err(|e| self.corrupt(label, e)),
             None => {
                 fill_elements(buf, &self.fill_value);
@@ -171,11 +171,20 @@ impl Array {
             )));
         }
         let shared = SharedBuffer::new(out);
-        // The span of a chunk's bytes its points lie in: a codec may stop decoding after it.
+        // The box of a chunk its points lie in: a codec chain may decode only that.
+        let chunk_shape = self.inner_chunk_shape();
+        let strides = c_strides(chunk_shape);
         let needed = |points: &[(usize, usize)]| {
-            let lo = points.iter().map(|p| p.1).min().unwrap_or(0);
-            let hi = points.iter().map(|p| p.1 + 1).max().unwrap_or(0);
-            lo * size..hi * size
+            let mut part: Vec<(u64, u64)> = vec![(u64::MAX, 0); chunk_shape.len()];
+            for &(_, offset) in points {
+                for ((lo, hi), (&n, &stride)) in
+                    part.iter_mut().zip(chunk_shape.iter().zip(&strides))
+                {
+                    let at = (offset / stride) as u64 % n.max(1);
+                    (*lo, *hi) = ((*lo).min(at), (*hi).max(at));
+                }
+            }
+            part
         };
         let copy_out = |points: &[(usize, usize)], chunk: &[u8]| {
             for &(i, offset) in points {
@@ -201,7 +210,7 @@ impl Array {
                     return Ok(());
                 }
                 let mut buf = Vec::new();
-                self.decoded_chunk(chunk, &mut buf, needed(points), seen)?;
+                self.decoded_chunk(chunk, &mut buf, &needed(points), seen)?;
                 copy_out(points, &buf);
                 Ok(())
             };
@@ -247,7 +256,7 @@ impl Array {
                     self.with_inner_run(sharding, &key, &inners, seen, |k, label, stored| {
                         let points = &run[k].1 .1;
                         let mut buf = buf.borrow_mut();
-                        self.decode_point_chunk(chain, label, stored, &mut buf, needed(points))?;
+                        self.decode_point_chunk(chain, label, stored, &mut buf, &needed(points))?;
                         copy_out(points, &buf);
                         Ok(())
                     })?;
@@ -286,8 +295,10 @@ impl Array {
         let work = |(chunk, points): &(Vec<u64>, Vec<(usize, usize)>)| -> Result<()> {
             let mut buf = Vec::new();
             // The whole chunk is rewritten, so all of it is decoded.
-            let whole = 0..self.codecs.decoded_repr().nbytes();
-            self.decoded_chunk(chunk, &mut buf, whole, &seen)?;
+            let whole: Vec<(u64, u64)> = (self.codecs.decoded_repr().shape.iter())
+                .map(|&n| (0, n.saturating_sub(1)))
+                .collect();
+            self.decoded_chunk(chunk, &mut buf, &whole, &seen)?;
             for &(i, offset) in points {
                 buf[offset * size..(offset + 1) * size]
                     .copy_from_slice(&data[i * size..(i + 1) * size]);

@@ -15,6 +15,7 @@ pub(crate) mod rows;
 pub use rows::ChunkRows;
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -23,6 +24,13 @@ use serde_json::{Map, Value};
 use crate::error::{CodecError, MetadataError};
 use crate::metadata::data_type::DataType;
 use crate::metadata::v3::split_extension;
+use crate::{alloc, scratch};
+
+thread_local! {
+    /// A chunk between the array->bytes codec and the array->array codecs (a transposed
+    /// chunk, decoded but not yet put back in order).
+    static ARRAY: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
 /// What a codec knows of the chunk it transforms: its shape, data type and fill value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +66,34 @@ impl ChunkRepr {
     }
 }
 
+/// A box of a chunk, the part of it a read needs: per dimension, its first and last position.
+pub type ChunkBox = [(u64, u64)];
+
+/// Whether `part` is a non-empty box inside a chunk of `shape`.
+fn box_fits(part: &ChunkBox, shape: &[u64]) -> bool {
+    part.len() == shape.len()
+        && part
+            .iter()
+            .zip(shape)
+            .all(|(&(lo, hi), &n)| lo <= hi && hi < n)
+}
+
+/// The bytes of a chunk of `shape` (C order, elements of `size` bytes) from the first element
+/// of box `part` to its last (which must fit: see `box_fits`).
+pub(crate) fn box_byte_range(
+    part: &ChunkBox,
+    shape: &[u64],
+    size: usize,
+) -> std::ops::Range<usize> {
+    let (mut first, mut last, mut stride) = (0u64, 0u64, 1u64);
+    for (&(lo, hi), &n) in part.iter().zip(shape).rev() {
+        first += lo * stride;
+        last += hi * stride;
+        stride *= n;
+    }
+    first as usize * size..(last as usize + 1) * size
+}
+
 /// A codec from array to array (e.g. transpose). The data is a whole chunk, C order.
 pub trait ArrayToArrayCodec: Send + Sync + Debug {
     /// The representation that `encode` produces from `decoded`.
@@ -70,6 +106,22 @@ pub trait ArrayToArrayCodec: Send + Sync + Debug {
         decoded: &ChunkRepr,
         out: &mut [u8],
     ) -> Result<(), CodecError>;
+    /// The box of the encoded chunk that holds box `part` of the decoded one, for codecs
+    /// that only move elements (transpose); `None`, the whole encoded chunk, for the others.
+    fn encoded_box(&self, _part: &ChunkBox) -> Option<Vec<(u64, u64)>> {
+        None
+    }
+    /// Decodes into `out` at least the elements of box `part` of the decoded chunk (at their
+    /// places in it); the rest of `out` is left unspecified. By default the whole chunk.
+    fn decode_box_into(
+        &self,
+        encoded: &[u8],
+        decoded: &ChunkRepr,
+        out: &mut [u8],
+        _part: &ChunkBox,
+    ) -> Result<(), CodecError> {
+        self.decode_into(encoded, decoded, out)
+    }
     fn metadata(&self) -> Value;
 }
 
@@ -339,8 +391,11 @@ pub struct CodecChain {
     reprs: Vec<ChunkRepr>,
     /// `bounds[i]` is the most bytes that bytes→bytes codec `i` may decode to.
     bounds: Vec<usize>,
+    /// The array→bytes codec leaves the bytes as they are (native byte order), so the first
+    /// bytes→bytes codec can decode straight into the array its output is.
+    bytes_direct: bool,
     /// Stored bytes can be decoded straight into the caller's buffer by the first bytes→bytes
-    /// codec (or copied, if there is none).
+    /// codec (or copied, if there is none): `bytes_direct` with no array→array codec.
     direct: bool,
 }
 
@@ -453,13 +508,15 @@ impl CodecChain {
             bounds.push(bound);
             bound = codec.max_encoded_size(bound);
         }
-        let direct = array_to_array.is_empty() && array_to_bytes.is_passthrough(last);
+        let bytes_direct = array_to_bytes.is_passthrough(last);
+        let direct = array_to_array.is_empty() && bytes_direct;
         Ok(Self {
             array_to_array,
             array_to_bytes,
             bytes_to_bytes,
             reprs,
             bounds,
+            bytes_direct,
             direct,
         })
     }
@@ -588,22 +645,55 @@ impl CodecChain {
         })
     }
 
-    /// Decodes into `out` (the whole decoded chunk's size) at least the bytes in `range`, the
-    /// part of the chunk a read needs; the rest of `out` is left unspecified. Only a chain of
-    /// one compressor over the chunk's bytes as they are can decode less than the whole chunk;
-    /// any other chain decodes it all.
-    pub fn decode_range_into(
+    /// Decodes into `out` (the whole decoded chunk's size) at least the elements of box
+    /// `part`, the part of the chunk a read needs; the rest of `out` is left unspecified.
+    /// A compressor over the chunk's bytes as they are may stop after the box's last byte;
+    /// behind a transpose, it may stop after the last byte of the box's encoded place, and
+    /// only the box is put back in order. Other chains decode the whole chunk.
+    pub fn decode_part_into(
         &self,
         encoded: &[u8],
         out: &mut [u8],
-        range: std::ops::Range<usize>,
+        part: &ChunkBox,
     ) -> Result<(), CodecError> {
         check_len("codec chain", out.len(), self.reprs[0].nbytes())?;
+        let decoded = &self.reprs[0];
+        if !box_fits(part, &decoded.shape) {
+            return self.decode_into(encoded, out);
+        }
+        match self.array_to_array.as_slice() {
+            [] => self.decode_array_part_into(encoded, out, part),
+            [codec] => scratch::with(&ARRAY, |array| {
+                let last = &self.reprs[1];
+                alloc::resize(array, last.nbytes())?;
+                match codec.encoded_box(part) {
+                    Some(encoded_part) if box_fits(&encoded_part, &last.shape) => {
+                        self.decode_array_part_into(encoded, array, &encoded_part)?
+                    }
+                    _ => self.decode_array_into(encoded, array)?,
+                }
+                codec.decode_box_into(array, decoded, out, part)
+            }),
+            _ => self.decode_into(encoded, out),
+        }
+    }
+
+    /// Decodes stored bytes through the bytes→bytes codecs and the array→bytes codec into
+    /// `out` (the array the array→array codecs receive), at least the elements of box `part`
+    /// of it.
+    fn decode_array_part_into(
+        &self,
+        encoded: &[u8],
+        out: &mut [u8],
+        part: &ChunkBox,
+    ) -> Result<(), CodecError> {
+        let last = &self.reprs[self.reprs.len() - 1];
         match self.bytes_to_bytes.as_slice() {
-            [compressor] if self.direct && range.start <= range.end && range.end <= out.len() => {
+            [compressor] if self.bytes_direct => {
+                let range = box_byte_range(part, &last.shape, last.data_type.size());
                 compressor.decode_range_into(encoded, out, range)
             }
-            _ => self.decode_into(encoded, out),
+            _ => self.decode_array_into(encoded, out),
         }
     }
 
@@ -646,33 +736,43 @@ impl CodecChain {
     /// size).
     pub fn decode_into(&self, encoded: &[u8], out: &mut [u8]) -> Result<(), CodecError> {
         check_len("codec chain", out.len(), self.reprs[0].nbytes())?;
+        if self.array_to_array.is_empty() {
+            return self.decode_array_into(encoded, out);
+        }
+        // The array the array->bytes codec gives, in this thread's reused buffer: a chunk
+        // read in part is decoded whole again and again, and a fresh buffer for each would
+        // be mapped and faulted in page by page.
+        scratch::with(&ARRAY, |array| {
+            let last = &self.reprs[self.reprs.len() - 1];
+            alloc::resize(array, last.nbytes())?;
+            self.decode_array_into(encoded, array)?;
+            let mut stages = self.array_to_array.iter().zip(&self.reprs).rev();
+            // `stages` holds at least one codec: the last is put back into `out`.
+            let first = stages.next_back();
+            for (codec, repr) in stages {
+                let mut next = alloc::zeroed(repr.nbytes())?;
+                codec.decode_into(array, repr, &mut next)?;
+                *array = next;
+            }
+            match first {
+                Some((codec, repr)) => codec.decode_into(array, repr, out),
+                None => Err(CodecError::corrupt("codec chain", "no array->array codec")),
+            }
+        })
+    }
+
+    /// Decodes stored bytes through the bytes→bytes codecs and the array→bytes codec into
+    /// `out`, the array the array→array codecs receive (exactly its size).
+    fn decode_array_into(&self, encoded: &[u8], out: &mut [u8]) -> Result<(), CodecError> {
+        let last = &self.reprs[self.reprs.len() - 1];
         let mut bytes: Cow<'_, [u8]> = Cow::Borrowed(encoded);
         for (i, codec) in self.bytes_to_bytes.iter().enumerate().rev() {
-            if i == 0 && self.direct {
+            if i == 0 && self.bytes_direct {
                 return codec.decode_into(&bytes, out);
             }
             bytes = codec.decode(bytes, self.bounds[i])?;
         }
-        if self.array_to_array.is_empty() {
-            return self.array_to_bytes.decode_into(&bytes, &self.reprs[0], out);
-        }
-        let last = &self.reprs[self.reprs.len() - 1];
-        let mut array = crate::alloc::zeroed(last.nbytes())?;
-        self.array_to_bytes.decode_into(&bytes, last, &mut array)?;
-        for (i, codec) in self.array_to_array.iter().enumerate().rev() {
-            let repr = &self.reprs[i];
-            if i == 0 {
-                return codec.decode_into(&array, repr, out);
-            }
-            let mut next = crate::alloc::zeroed(repr.nbytes())?;
-            codec.decode_into(&array, repr, &mut next)?;
-            array = next;
-        }
-        // Unreachable: the loop above returns at i == 0.
-        Err(CodecError::corrupt(
-            "codec chain",
-            "empty array->array stage",
-        ))
+        self.array_to_bytes.decode_into(&bytes, last, out)
     }
 }
 
@@ -690,6 +790,58 @@ mod tests {
 
     fn sample(n: usize) -> Vec<u8> {
         (0..n).map(|i| ((i * 7) % 251) as u8).collect()
+    }
+
+    #[test]
+    fn part_of_a_chunk_decodes_as_the_whole_does_there() -> Result<(), Box<dyn std::error::Error>> {
+        // 512 KiB: zstd frames of four blocks, so a zstd decode can stop after the first ones.
+        let shape = [64u64, 64, 32];
+        let t = json!({"name": "transpose", "configuration": {"order": [2, 0, 1]}});
+        let le = json!({"name": "bytes", "configuration": {"endian": "little"}});
+        let be = json!({"name": "bytes", "configuration": {"endian": "big"}});
+        let zstd = json!({"name": "zstd", "configuration": {"level": 1, "checksum": false}});
+        let gzip = json!({"name": "gzip", "configuration": {"level": 1}});
+        let chains = [
+            json!([le, zstd]),
+            json!([t, le, zstd]),
+            json!([t, be, zstd]),
+            json!([t, le, gzip]),
+            json!([t, le]),
+            json!([t, t, le, zstd]),
+        ];
+        let strides = [shape[1] * shape[2], shape[2], 1];
+        for codecs in chains {
+            let c = chain(codecs.clone(), &shape, DataType::UInt32)?;
+            let data = sample(c.decoded_repr().nbytes());
+            let stored = c.encode(&data)?;
+            let parts = [
+                vec![(3, 3), (7, 7), (5, 5)],
+                // Early in the decoded chunk, late in the transposed one.
+                vec![(20, 20), (7, 7), (30, 30)],
+                vec![(0, 63), (0, 63), (0, 31)],
+                vec![(2, 20), (9, 9), (0, 31)],
+                vec![(63, 63), (63, 63), (31, 31)],
+                // Not a box of the chunk: decoded whole.
+                vec![(0, 64), (0, 0), (0, 0)],
+            ];
+            for part in parts {
+                let mut out = vec![0u8; data.len()];
+                c.decode_part_into(&stored, &mut out, &part)?;
+                let fits = part.iter().zip(&shape).all(|(p, &n)| p.1 < n);
+                for e in 0..data.len() / 4 {
+                    let index = [0, 1, 2].map(|d| e as u64 / strides[d] % shape[d]);
+                    let inside = (0..3).all(|d| part[d].0 <= index[d] && index[d] <= part[d].1);
+                    if inside || !fits {
+                        assert_eq!(
+                            out[e * 4..e * 4 + 4],
+                            data[e * 4..e * 4 + 4],
+                            "{codecs} {part:?}"
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     #[test]
