@@ -179,3 +179,42 @@ def test_a_checksum_is_checked_by_every_read(tmp_path: Path, compressors: list[A
         a[64, 0, 24]
     with pytest.raises(CorruptChunkError, match="c/1/0/1"):
         a.vindex[[64], [0], [24]]
+
+
+@pytest.mark.parametrize("shards", [None, (128, 128, 48)], ids=["chunks", "shards"])
+def test_short_rows_of_uncompressed_chunks_read_right(tmp_path: Path, shards: Any) -> None:
+    """Planes and small boxes of uncompressed chunks are rows of a few elements each, read with
+    one request over the bytes they span and copied out of it: every row must land in its
+    place, an absent chunk read as the fill value, and a chunk of the wrong size refused."""
+    data = _data()
+    path = tmp_path / "raw.zarr"
+    z = zarr.create_array(
+        store=path,
+        shape=SHAPE,
+        dtype="f4",
+        chunks=CHUNKS,
+        shards=shards,
+        compressors=None,
+        fill_value=-1,
+        zarr_format=3,
+    )
+    z[...] = data
+    z[0:64, 64:, 0:24] = -1  # not stored (zarr-python skips chunks of the fill value)
+    expected = z[...]
+    a = oxzarr.open_array(path, mode="r")
+    for sel in [
+        np.s_[:, :, 5],
+        np.s_[:, 7, :],
+        np.s_[3:60, 2:62, 11],
+        np.s_[::3, 1::5, 2],
+        np.s_[::-2, 50, ::-7],
+        np.s_[70:80, 70:80, 30:40],
+        np.s_[10:20, 60:70, 20:28],
+        np.s_[:, 99, 47],
+    ]:
+        assert_same(a[sel], expected[sel])
+    if shards is None:
+        chunk = path / "c" / "1" / "0" / "1"
+        chunk.write_bytes(chunk.read_bytes()[:-4])
+        with pytest.raises(CorruptChunkError, match="c/1/0/1"):
+            a[:, :, 30]
