@@ -151,21 +151,27 @@ pub(crate) fn stream_copy(dst: &mut [u8], src: &[u8]) {
     dst.copy_from_slice(src);
 }
 
-/// `dst.copy_from_slice(src)` with 16-byte streaming stores for the aligned middle.
+/// `dst.copy_from_slice(src)` with streaming stores for the whole cache lines of `dst`, and
+/// ordinary stores for the partial lines at its ends. A partial line written with streaming
+/// stores leaves the CPU as a partial write, which memory completes by reading the line after
+/// all: a 190x144x245 box of 128x128x16 float64 chunks (rows of 128 bytes every 1960 bytes
+/// of the output, none aligned) took 44 ms into an existing array with every 16 aligned
+/// bytes streamed, 14 ms this way.
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn stream_copy(dst: &mut [u8], src: &[u8]) {
     use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_stream_si128};
+    const LINE: usize = 64;
     // Equal by construction (callers cut `dst` to `src`'s length); the streaming loop
     // below relies on it for its bounds, so it is checked rather than assumed.
     assert_eq!(dst.len(), src.len(), "rows of different lengths");
     let n = dst.len();
-    let head = dst.as_ptr().align_offset(16).min(n);
-    let body = (n - head) / 16 * 16;
+    let head = dst.as_ptr().align_offset(LINE).min(n);
+    let body = (n - head) / LINE * LINE;
     if head > 0 {
         dst[..head].copy_from_slice(&src[..head]);
     }
     // SAFETY: SSE2 is part of every x86_64 CPU; `head + body <= n` for both slices, and
-    // `dst + head` is 16-byte aligned as the streaming store requires.
+    // `dst + head` is 64-byte aligned, so every 16-byte store is aligned as it must be.
     unsafe {
         let d = dst.as_mut_ptr().add(head);
         let s = src.as_ptr().add(head);
@@ -186,6 +192,21 @@ pub(crate) fn stream_copy(dst: &mut [u8], src: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streamed_copies_land_whole_wherever_they_start() {
+        let src: Vec<u8> = (0..300).map(|i| (i * 7 + 1) as u8).collect();
+        for start in 0..64 {
+            for len in [0, 1, 15, 16, 63, 64, 65, 127, 128, 129, 200] {
+                let mut buf = vec![0u8; 300 + 64];
+                let at = buf.as_ptr().align_offset(64) + start;
+                stream_copy(&mut buf[at..at + len], &src[..len]);
+                store_fence();
+                assert_eq!(&buf[at..at + len], &src[..len], "{start} {len}");
+                assert!(buf[..at].iter().chain(&buf[at + len..]).all(|&b| b == 0));
+            }
+        }
+    }
 
     #[test]
     fn rows_must_fit_and_not_overlap() {

@@ -50,13 +50,14 @@ fn simd(
     if !matches!(ts, 2 | 4 | 8) || whole == 0 {
         return 0;
     }
-    let nt = streaming && dst.as_ptr().align_offset(16) == 0;
+    // Streaming stores only for whole cache lines (see `codec::rows::stream_copy`).
+    let nt = streaming && dst.as_ptr().align_offset(64) == 0 && (whole * ts) % 64 == 0;
     let s = src.as_ptr();
     let d = dst.as_mut_ptr();
     // SAFETY (for every block below): SSE2 is part of every x86_64 CPU. Loads read 16 bytes
     // at `k * n + first + i` with `i + 16 <= whole <= count` and `first + count <= n`, inside
     // stream `k` of `src` (asserted by the caller); stores write 16 bytes at offsets below
-    // `whole * ts <= dst.len()`, aligned to 16 bytes when streaming (`d` is, and every store
+    // `whole * ts <= dst.len()`, aligned to 64 bytes when streaming (`d` is, and every store
     // offset is a multiple of 16).
     unsafe {
         let load = |k: usize, i: usize| _mm_loadu_si128(s.add(k * n + first + i) as *const __m128i);
@@ -164,10 +165,12 @@ mod tests {
                         if first + count > n {
                             continue;
                         }
-                        for (streaming, pad) in [(false, 0), (false, 1), (true, 0), (true, 3)] {
-                            // An aligned and a misaligned destination.
-                            let mut buf = vec![0u8; count * ts + 32];
-                            let at = buf.as_ptr().align_offset(16) + pad;
+                        for (streaming, pad) in
+                            [(false, 0), (false, 1), (true, 0), (true, 3), (true, 16)]
+                        {
+                            // A destination on a cache line, and off one.
+                            let mut buf = vec![0u8; count * ts + 96];
+                            let at = buf.as_ptr().align_offset(64) + pad;
                             let dst = &mut buf[at..at + count * ts];
                             unshuffle_part(&shuffled, n, ts, first, count, dst, streaming);
                             crate::codec::rows::store_fence();
