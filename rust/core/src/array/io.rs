@@ -491,22 +491,24 @@ const READ_THROUGH_GAP: usize = 16 << 10;
 /// the copy of their rows out of it (see [`short_rows_span`]).
 const CACHED_SPAN: usize = 256 << 10;
 
-/// Rows up to this long cost more to read in place (a buffer of the read each, and one for
-/// the gap before it) than to copy out of a span read beyond the cache (see
-/// [`short_rows_span`]).
-const TINY_ROW: usize = 32;
+/// A span beyond the cache is worth reading into a buffer when it holds a row of the share
+/// every this many bytes or fewer: each row read in place costs a buffer of the read (and one
+/// for the gap before it), each byte of the span read into a buffer a write to memory and a
+/// read back (see [`short_rows_span`]).
+const SPAN_PER_ROW: usize = 1024;
 
 /// The bytes of an uncompressed chunk to read with one request into a buffer, whose rows are
 /// then copied out, when `share` is read in `rows` rows too short to be worth a buffer of the
 /// read each: `None` to read it in place. A read in place of short rows close together reads
-/// the bytes between them too, so the span from the share's first byte to its last costs
-/// little more to read; each row read in place costs more than copying it, but a span beyond
-/// the cache costs its bytes again to copy from, which only rows of a few elements outweigh.
-/// Measured, 300 boxes or 29 planes each, one process, medians of three: 16³ boxes of 64³
-/// uint16 chunks 42 → 28 µs, 8³ boxes 14 → 11 µs, planes across 64³ uint16 chunks (rows of
-/// one element) 1.7 → 0.4 ms, and of 128x128x16 float64 chunks 2.1 → 0.8 ms; shares of a
-/// 128x128x16 float64 chunk in rows of 88 or 128 bytes spanning 1-2 MiB read 6% slower this
-/// way, so they are read in place.
+/// the bytes between them too (into a small buffer that stays in the cache), so the span from
+/// the share's first byte to its last costs as much to read; reading it into a buffer costs
+/// writing it there too, once it is beyond the cache, and copying the rows out. Measured,
+/// medians of three runs in one process, against reads in place: 16³ boxes of 64³ uint16
+/// chunks 42 → 28 µs, 8³ boxes 14 → 11 µs (spans in the cache); planes across 64³ uint16
+/// chunks (a row of 2 bytes every 128) 1.7 → 0.45 ms, across 128x128x16 float64 chunks (8
+/// bytes every 128) 2.1 → 0.86 ms, across 128³ float64 chunks (8 every 1024) 5.6 → 4.2 ms; a
+/// column of 1000x1000 float32 chunks (4 bytes every 4000) 0.6-1.0 → 1.2 ms, so it is read in
+/// place.
 fn short_rows_span(
     share: &ChunkShare<'_>,
     chunk_shape: &[u64],
@@ -522,7 +524,7 @@ fn short_rows_span(
         return None;
     }
     let span = box_byte_range(&share_box(&share.maps)?, chunk_shape, size);
-    if span.len() > CACHED_SPAN && row_bytes > TINY_ROW {
+    if span.len() > CACHED_SPAN && span.len() > SPAN_PER_ROW * rows {
         return None;
     }
     // What a read in place would read: the rows, and the gaps it reads through.
