@@ -235,7 +235,7 @@ def test_zero_dimensional_with_peers(tmp_path: Path) -> None:
     assert oxzarr.open_array(q, mode="r")[...] == -7
 
 
-@pytest.mark.parametrize("writer", ["zarr-v3", "zarr-v2-F", "tensorstore"])
+@pytest.mark.parametrize("writer", ["zarr-v3", "zarr-v3-sharded", "zarr-v2-F", "tensorstore"])
 def test_parts_of_large_transposed_chunks(tmp_path: Path, writer: str) -> None:
     # Chunks of 512 KiB, so a zstd frame holds several blocks and a read of part of a chunk
     # can stop decoding early; oxzarr reads only the transposed place of what it needs.
@@ -280,6 +280,7 @@ def test_parts_of_large_transposed_chunks(tmp_path: Path, writer: str) -> None:
             shape=shape,
             dtype="u4",
             chunks=chunks,
+            shards=(128, 128, 64) if writer == "zarr-v3-sharded" else None,
             filters=[zc.TransposeCodec(order=order)],
             compressors=[zc.ZstdCodec(level=1)],
         )
