@@ -228,6 +228,7 @@ def test_the_engine_reads_ints_and_slices_as_numpy_does(
     assert_same(a.oindex[key], expected)
 
 
+@pytest.mark.parametrize("compressed", [True, False], ids=["zstd", "uncompressed"])
 @settings(max_examples=60, deadline=None)
 @given(
     shape=st.tuples(st.integers(1, 20), st.integers(1, 20)),
@@ -238,7 +239,10 @@ def test_the_engine_reads_ints_and_slices_as_numpy_does(
     ),
 )
 def test_partial_writes_read_modify_write(
-    shape: tuple[int, int], chunks: tuple[int, int], writes: list[tuple[int, int, int, int]]
+    compressed: bool,
+    shape: tuple[int, int],
+    chunks: tuple[int, int],
+    writes: list[tuple[int, int, int, int]],
 ) -> None:
     a = oxzarr.create_array(
         oxzarr.storage.MemoryStore(),
@@ -246,7 +250,7 @@ def test_partial_writes_read_modify_write(
         dtype="f4",
         chunks=chunks,
         fill_value=np.nan,
-        compressors=ZstdCodec(level=1),
+        compressors=ZstdCodec(level=1) if compressed else None,
     )
     model = np.full(shape, np.nan, dtype="f4")
     for i, (r0, rn, c0, cn) in enumerate(writes):
