@@ -6,7 +6,7 @@ STAMP := $(VENV)/.deps-stamp
 # pyproject.toml extras installed into the virtualenv.
 EXTRAS := dev,test,lint
 
-.PHONY: demo test test-rust test-python lint develop develop-release bench bench-cold bench-small-inner bench-spaced-reads bench-codecs clean
+.PHONY: demo test test-rust test-python lint develop develop-release bench bench-cold bench-small-inner bench-spaced-reads bench-other-cases bench-codecs clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -74,6 +74,12 @@ bench-spaced-reads: develop-release
 	$(BIN)/python tools/requirements.py bench > $(VENV)/bench-requirements.txt
 	$(BIN)/pip install --quiet -r $(VENV)/bench-requirements.txt
 	$(BIN)/python benches/spaced_reads.py --out benches/spaced_reads.json
+
+# Other codecs, data types, shapes and selections than the gate's, every peer (release build).
+bench-other-cases: develop-release
+	$(BIN)/python tools/requirements.py bench > $(VENV)/bench-requirements.txt
+	$(BIN)/pip install --quiet -r $(VENV)/bench-requirements.txt
+	$(BIN)/python benches/other_cases.py --out benches/other_cases.json
 
 # Criterion benchmarks of each codec alone.
 bench-codecs:
