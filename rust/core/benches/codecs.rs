@@ -4,7 +4,7 @@
 //! noise), so the figures compare with its cases. Run with `make bench-codecs`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use oxzarr_core::codec::{ChunkRepr, CodecChain};
+use oxzarr_core::codec::{BoxRange, ChunkRepr, CodecChain};
 use oxzarr_core::metadata::DataType;
 use serde_json::{json, Value};
 
@@ -124,14 +124,22 @@ fn codecs(c: &mut Criterion) {
                         chain.decode_part_into(
                             &encoded,
                             &mut first,
-                            &[(0, N / 2 - 1), (0, N - 1), (0, N - 1)],
+                            &[
+                                BoxRange::span(0, N / 2 - 1),
+                                BoxRange::all(N),
+                                BoxRange::all(N),
+                            ],
                         )
                     },
                     || {
                         chain.decode_part_into(
                             &encoded,
                             &mut second,
-                            &[(N / 2, N - 1), (0, N - 1), (0, N - 1)],
+                            &[
+                                BoxRange::span(N / 2, N - 1),
+                                BoxRange::all(N),
+                                BoxRange::all(N),
+                            ],
                         )
                     },
                 )

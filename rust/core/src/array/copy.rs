@@ -7,7 +7,7 @@
 
 use super::selection::PieceMap;
 use crate::codec::rows::{store_fence, stream_copy};
-use crate::codec::ChunkRows;
+use crate::codec::{BoxRange, ChunkRows};
 
 /// C-order strides, in elements.
 pub(crate) fn c_strides(shape: &[u64]) -> Vec<usize> {
@@ -19,10 +19,19 @@ pub(crate) fn c_strides(shape: &[u64]) -> Vec<usize> {
 }
 
 /// The box of a chunk that its share of a selection reads, from its first element to its last
-/// along each dimension: a codec chain that can decode part of a chunk decodes only these.
-/// `None` for an empty share.
-pub(crate) fn share_box(maps: &[&PieceMap]) -> Option<Vec<(u64, u64)>> {
-    maps.iter().map(|map| map.chunk_bounds()).collect()
+/// along each dimension, with the share's step there (1 for a list of positions): a codec
+/// chain that can decode part of a chunk decodes only these. `None` for an empty share.
+pub(crate) fn share_box(maps: &[&PieceMap]) -> Option<Vec<BoxRange>> {
+    (maps.iter())
+        .map(|map| {
+            let (first, last) = map.chunk_bounds()?;
+            let step = match map {
+                PieceMap::Run { step, len, .. } if *len > 1 => step.unsigned_abs(),
+                _ => 1,
+            };
+            Some(BoxRange { first, last, step })
+        })
+        .collect()
 }
 
 /// Calls `f(out_offset, chunk_offset, nbytes)` for every row of a chunk's share of the

@@ -18,7 +18,7 @@ use super::io::{for_each_item, locate_inner, ShardsSeen, MAX_RUN_ITEMS};
 use super::write_lock::WriteClaim;
 use super::Array;
 use crate::codec::array_to_bytes::sharding::Sharding;
-use crate::codec::{ChunkBox, CodecChain};
+use crate::codec::{BoxRange, ChunkBox, CodecChain};
 use crate::error::{Error, Result};
 
 /// Points grouped by chunk: for each chunk (grid coordinates), the (output index, element
@@ -175,13 +175,11 @@ impl Array {
         let chunk_shape = self.inner_chunk_shape();
         let strides = c_strides(chunk_shape);
         let needed = |points: &[(usize, usize)]| {
-            let mut part: Vec<(u64, u64)> = vec![(u64::MAX, 0); chunk_shape.len()];
+            let mut part = vec![BoxRange::span(u64::MAX, 0); chunk_shape.len()];
             for &(_, offset) in points {
-                for ((lo, hi), (&n, &stride)) in
-                    part.iter_mut().zip(chunk_shape.iter().zip(&strides))
-                {
+                for (r, (&n, &stride)) in part.iter_mut().zip(chunk_shape.iter().zip(&strides)) {
                     let at = (offset / stride) as u64 % n.max(1);
-                    (*lo, *hi) = ((*lo).min(at), (*hi).max(at));
+                    (r.first, r.last) = (r.first.min(at), r.last.max(at));
                 }
             }
             part
@@ -295,8 +293,8 @@ impl Array {
         let work = |(chunk, points): &(Vec<u64>, Vec<(usize, usize)>)| -> Result<()> {
             let mut buf = Vec::new();
             // The whole chunk is rewritten, so all of it is decoded.
-            let whole: Vec<(u64, u64)> = (self.codecs.decoded_repr().shape.iter())
-                .map(|&n| (0, n.saturating_sub(1)))
+            let whole: Vec<BoxRange> = (self.codecs.decoded_repr().shape.iter())
+                .map(|&n| BoxRange::all(n))
                 .collect();
             self.decoded_chunk(chunk, &mut buf, &whole, &seen)?;
             for &(i, offset) in points {

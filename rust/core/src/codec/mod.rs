@@ -66,16 +66,46 @@ impl ChunkRepr {
     }
 }
 
-/// A box of a chunk, the part of it a read needs: per dimension, its first and last position.
-pub type ChunkBox = [(u64, u64)];
+/// One dimension of the part of a chunk a read needs: positions `first`, `first + step`, ...
+/// up to `last`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BoxRange {
+    pub first: u64,
+    pub last: u64,
+    pub step: u64,
+}
 
-/// Whether `part` is a non-empty box inside a chunk of `shape`.
+impl BoxRange {
+    /// Every position from `first` to `last`.
+    pub fn span(first: u64, last: u64) -> Self {
+        Self {
+            first,
+            last,
+            step: 1,
+        }
+    }
+
+    /// Every position of a dimension of extent `n` (which must not be 0).
+    pub fn all(n: u64) -> Self {
+        Self::span(0, n.saturating_sub(1))
+    }
+
+    /// How many positions it holds (never none).
+    pub fn count(&self) -> u64 {
+        (self.last - self.first) / self.step + 1
+    }
+}
+
+/// A box of a chunk, the part of it a read needs: one range per dimension.
+pub type ChunkBox = [BoxRange];
+
+/// Whether `part` is a non-empty box inside a chunk of `shape`, with steps that reach its
+/// ends.
 fn box_fits(part: &ChunkBox, shape: &[u64]) -> bool {
     part.len() == shape.len()
-        && part
-            .iter()
-            .zip(shape)
-            .all(|(&(lo, hi), &n)| lo <= hi && hi < n)
+        && part.iter().zip(shape).all(|(r, &n)| {
+            r.first <= r.last && r.last < n && r.step > 0 && (r.last - r.first) % r.step == 0
+        })
 }
 
 /// The bytes of a chunk of `shape` (C order, elements of `size` bytes) from the first element
@@ -86,9 +116,9 @@ pub(crate) fn box_byte_range(
     size: usize,
 ) -> std::ops::Range<usize> {
     let (mut first, mut last, mut stride) = (0u64, 0u64, 1u64);
-    for (&(lo, hi), &n) in part.iter().zip(shape).rev() {
-        first += lo * stride;
-        last += hi * stride;
+    for (r, &n) in part.iter().zip(shape).rev() {
+        first += r.first * stride;
+        last += r.last * stride;
         stride *= n;
     }
     first as usize * size..(last as usize + 1) * size
@@ -108,7 +138,7 @@ pub trait ArrayToArrayCodec: Send + Sync + Debug {
     ) -> Result<(), CodecError>;
     /// The box of the encoded chunk that holds box `part` of the decoded one, for codecs
     /// that only move elements (transpose); `None`, the whole encoded chunk, for the others.
-    fn encoded_box(&self, _part: &ChunkBox) -> Option<Vec<(u64, u64)>> {
+    fn encoded_box(&self, _part: &ChunkBox) -> Option<Vec<BoxRange>> {
         None
     }
     /// Decodes into `out` at least the elements of box `part` of the decoded chunk (at their
@@ -814,23 +844,31 @@ mod tests {
             let c = chain(codecs.clone(), &shape, DataType::UInt32)?;
             let data = sample(c.decoded_repr().nbytes());
             let stored = c.encode(&data)?;
+            let span = BoxRange::span;
+            let stepped = |first, last, step| BoxRange { first, last, step };
             let parts = [
-                vec![(3, 3), (7, 7), (5, 5)],
+                vec![span(3, 3), span(7, 7), span(5, 5)],
                 // Early in the decoded chunk, late in the transposed one.
-                vec![(20, 20), (7, 7), (30, 30)],
-                vec![(0, 63), (0, 63), (0, 31)],
-                vec![(2, 20), (9, 9), (0, 31)],
-                vec![(63, 63), (63, 63), (31, 31)],
+                vec![span(20, 20), span(7, 7), span(30, 30)],
+                vec![span(0, 63), span(0, 63), span(0, 31)],
+                vec![span(2, 20), span(9, 9), span(0, 31)],
+                vec![span(63, 63), span(63, 63), span(31, 31)],
+                vec![stepped(1, 61, 2), stepped(0, 63, 3), stepped(5, 29, 4)],
                 // Not a box of the chunk: decoded whole.
-                vec![(0, 64), (0, 0), (0, 0)],
+                vec![span(0, 64), span(0, 0), span(0, 0)],
             ];
             for part in parts {
                 let mut out = vec![0u8; data.len()];
                 c.decode_part_into(&stored, &mut out, &part)?;
-                let fits = part.iter().zip(&shape).all(|(p, &n)| p.1 < n);
+                let fits = part.iter().zip(&shape).all(|(p, &n)| p.last < n);
                 for e in 0..data.len() / 4 {
                     let index = [0, 1, 2].map(|d| e as u64 / strides[d] % shape[d]);
-                    let inside = (0..3).all(|d| part[d].0 <= index[d] && index[d] <= part[d].1);
+                    let inside = (0..3).all(|d| {
+                        let r = part[d];
+                        r.first <= index[d]
+                            && index[d] <= r.last
+                            && (index[d] - r.first) % r.step == 0
+                    });
                     if inside || !fits {
                         assert_eq!(
                             out[e * 4..e * 4 + 4],

@@ -7,8 +7,8 @@
 use serde_json::{Map, Value};
 
 use crate::codec::{
-    check_config_keys, check_len, codec_metadata, invalid_config, ArrayToArrayCodec, ChunkBox,
-    ChunkRepr,
+    check_config_keys, check_len, codec_metadata, invalid_config, ArrayToArrayCodec, BoxRange,
+    ChunkBox, ChunkRepr,
 };
 use crate::error::{CodecError, MetadataError};
 
@@ -81,8 +81,7 @@ struct Walk<'a> {
     dst_strides: &'a [u64],
 }
 
-/// Moves the elements of `walk`'s box from `src` to `dst`. The destination must be contiguous
-/// along the box's last dimension.
+/// Moves the elements of `walk`'s box from `src` to `dst`.
 fn gather(src: &[u8], dst: &mut [u8], walk: &Walk<'_>, size: usize) {
     // Elements of a fixed size move as one load and store each; other sizes (records, fixed
     // strings) as byte runs.
@@ -99,10 +98,10 @@ fn gather(src: &[u8], dst: &mut [u8], walk: &Walk<'_>, size: usize) {
 /// `gather` for elements of `N` bytes (`N` = 0: of `size` bytes, known only at run time).
 ///
 /// The box is walked as 2-d planes: its last dimension `l`, along which the destination is
-/// contiguous, against the dimension `u` along which the source is. Those planes are copied
-/// in tiles, so each source cache line read serves a tile's worth of destination rows; the
-/// other dimensions (and `l` and `u` themselves when they coincide, which leaves plain rows)
-/// are walked around them.
+/// contiguous (or nearly, in a box with steps), against the dimension `u` along which the
+/// source is. Those planes are copied in tiles, so each source cache line read serves a tile's
+/// worth of destination rows; the other dimensions (and `l` and `u` themselves when they
+/// coincide, which leaves plain rows) are walked around them.
 fn gather_elements<const N: usize>(src: &[u8], dst: &mut [u8], walk: &Walk<'_>, size: usize) {
     let size = if N == 0 { size } else { N };
     let ndim = walk.shape.len();
@@ -127,9 +126,10 @@ fn gather_elements<const N: usize>(src: &[u8], dst: &mut [u8], walk: &Walk<'_>, 
         .filter(|&d| shape[d] > 1)
         .min_by_key(|&d| sstr[d])
         .unwrap_or(l);
-    // Tiles when the source is contiguous along a dimension other than the last; plain rows
-    // (one "row" of the plane per position of the outer dimensions) otherwise.
-    let tiled = u != l && sstr[u] == size;
+    // Tiles when the source is dense along a dimension other than the last (its elements a
+    // cache line apart or less); plain rows (one "row" of the plane per position of the outer
+    // dimensions) otherwise.
+    let tiled = u != l && sstr[u] < 64;
     let (rows, tile, src_row, dst_row) = if tiled {
         (shape[u], TILE, sstr[u], dstr[u])
     } else {
@@ -145,7 +145,15 @@ fn gather_elements<const N: usize>(src: &[u8], dst: &mut [u8], walk: &Walk<'_>, 
                 let n = tile.min(shape[l] - j0);
                 for i in i0..(i0 + tile).min(rows) {
                     let s = src_base + i * src_row + j0 * sstr[l];
-                    let d = dst_base + i * dst_row + j0 * size;
+                    let d = dst_base + i * dst_row + j0 * dstr[l];
+                    if dstr[l] != size {
+                        // Every other element or so of the destination (a box with steps).
+                        for k in 0..n {
+                            let (at, to) = (s + k * sstr[l], d + k * dstr[l]);
+                            dst[to..to + size].copy_from_slice(&src[at..at + size]);
+                        }
+                        continue;
+                    }
                     let run = &mut dst[d..d + n * size];
                     if sstr[l] == size {
                         // The source is contiguous along the row too: one copy.
@@ -211,7 +219,7 @@ impl ArrayToArrayCodec for Transpose {
         decoded: &ChunkRepr,
         out: &mut [u8],
     ) -> Result<(), CodecError> {
-        let whole: Vec<(u64, u64)> = decoded.shape.iter().map(|&n| (0, n.max(1) - 1)).collect();
+        let whole: Vec<BoxRange> = decoded.shape.iter().map(|&n| BoxRange::all(n)).collect();
         match decoded.shape.contains(&0) {
             true => {
                 check_len("transpose", encoded.len(), 0)?;
@@ -221,7 +229,7 @@ impl ArrayToArrayCodec for Transpose {
         }
     }
 
-    fn encoded_box(&self, part: &ChunkBox) -> Option<Vec<(u64, u64)>> {
+    fn encoded_box(&self, part: &ChunkBox) -> Option<Vec<BoxRange>> {
         // Encoded dimension k is decoded dimension order[k].
         (part.len() == self.order.len()).then(|| self.order.iter().map(|&d| part[d]).collect())
     }
@@ -236,9 +244,12 @@ impl ArrayToArrayCodec for Transpose {
         check_len("transpose", encoded.len(), decoded.nbytes())?;
         check_len("transpose", out.len(), decoded.nbytes())?;
         let ndim = self.order.len();
+        let fits = |(r, &n): (&BoxRange, &u64)| {
+            r.first <= r.last && r.last < n && r.step > 0 && (r.last - r.first) % r.step == 0
+        };
         if part.len() != ndim
             || decoded.shape.len() != ndim
-            || (part.iter().zip(&decoded.shape)).any(|(&(lo, hi), &n)| lo > hi || hi >= n)
+            || !part.iter().zip(&decoded.shape).all(fits)
         {
             return Err(CodecError::corrupt(
                 "transpose",
@@ -252,14 +263,18 @@ impl ArrayToArrayCodec for Transpose {
             src_strides[d] = enc_strides[k];
         }
         let dst_strides = c_strides(&decoded.shape);
-        let start = |strides: &[u64]| part.iter().zip(strides).map(|(p, s)| p.0 * s).sum();
-        let shape: Vec<u64> = part.iter().map(|&(lo, hi)| hi - lo + 1).collect();
+        let start = |strides: &[u64]| part.iter().zip(strides).map(|(r, s)| r.first * s).sum();
+        // One step of the box moves `step` positions along its dimension in both buffers.
+        let stepped = |strides: &[u64]| -> Vec<u64> {
+            part.iter().zip(strides).map(|(r, s)| r.step * s).collect()
+        };
+        let shape: Vec<u64> = part.iter().map(BoxRange::count).collect();
         let walk = Walk {
             shape: &shape,
             src_start: start(&src_strides),
-            src_strides: &src_strides,
+            src_strides: &stepped(&src_strides),
             dst_start: start(&dst_strides),
-            dst_strides: &dst_strides,
+            dst_strides: &stepped(&dst_strides),
         };
         gather(encoded, out, &walk, decoded.data_type.size());
         Ok(())
@@ -373,22 +388,31 @@ mod tests {
                     assert_eq!(out, expected, "{shape:?} {order:?} size {size}");
                     // Encoding gives back what was decoded from.
                     assert_eq!(t.encode(&out, &repr).unwrap(), encoded);
-                    // A box decodes its own elements right, at their places.
-                    let part: Vec<(u64, u64)> =
-                        shape.iter().map(|&n| (n / 3, n - 1 - n / 4)).collect();
-                    let mut boxed = vec![0xeeu8; n];
-                    t.decode_box_into(&encoded, &repr, &mut boxed, &part)
-                        .unwrap();
-                    let strides = c_strides(shape);
-                    for e in 0..n / size {
-                        let inside = (0..ndim).all(|d| {
-                            let i = e as u64 / strides[d] % shape[d];
-                            part[d].0 <= i && i <= part[d].1
-                        });
-                        let bytes = e * size..(e + 1) * size;
-                        match inside {
-                            true => assert_eq!(boxed[bytes.clone()], expected[bytes]),
-                            false => assert!(boxed[bytes].iter().all(|&b| b == 0xee)),
+                    // A box, with steps of 1 and of 2 or 3, decodes its own elements right,
+                    // at their places, and nothing else.
+                    for steps in [[1u64; 4], [2, 3, 1, 2]] {
+                        let part: Vec<BoxRange> = (shape.iter().zip(steps))
+                            .map(|(&n, step)| {
+                                let (first, last) = (n / 3, n - 1 - n / 4);
+                                let last = first.max(last - (last - first) % step);
+                                BoxRange { first, last, step }
+                            })
+                            .collect();
+                        let mut boxed = vec![0xeeu8; n];
+                        t.decode_box_into(&encoded, &repr, &mut boxed, &part)
+                            .unwrap();
+                        let strides = c_strides(shape);
+                        for e in 0..n / size {
+                            let inside = (0..ndim).all(|d| {
+                                let i = e as u64 / strides[d] % shape[d];
+                                let r = part[d];
+                                r.first <= i && i <= r.last && (i - r.first) % r.step == 0
+                            });
+                            let bytes = e * size..(e + 1) * size;
+                            match inside {
+                                true => assert_eq!(boxed[bytes.clone()], expected[bytes]),
+                                false => assert!(boxed[bytes].iter().all(|&b| b == 0xee)),
+                            }
                         }
                     }
                 }
@@ -401,7 +425,15 @@ mod tests {
         let t = transpose(json!([1, 0]), 2);
         let repr = ChunkRepr::new(vec![4, 5], DataType::UInt8);
         let mut out = vec![0u8; 20];
-        for part in [vec![(0, 4), (0, 4)], vec![(2, 1), (0, 1)], vec![(0, 1)]] {
+        let span = BoxRange::span;
+        let stepped = |first, last, step| BoxRange { first, last, step };
+        for part in [
+            vec![span(0, 4), span(0, 4)],
+            vec![span(2, 1), span(0, 1)],
+            vec![span(0, 1)],
+            vec![stepped(0, 3, 0), span(0, 1)],
+            vec![stepped(0, 3, 2), span(0, 1)],
+        ] {
             assert!(t
                 .decode_box_into(&[0u8; 20], &repr, &mut out, &part)
                 .is_err());
