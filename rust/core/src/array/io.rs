@@ -22,7 +22,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rayon::prelude::*;
 
 use super::chunk_cache::{self, Cached, CachedChunk};
-use super::copy::{all_fill, c_strides, fill_elements, for_each_row, share_box, SharedBuffer};
+use super::copy::{
+    all_fill, c_strides, copy_share_from, fill_elements, for_each_row, share_box, SharedBuffer,
+};
 use super::read_ahead::ReadAhead;
 use super::selection::{DimPiece, PieceMap, Selection};
 use super::shard_cache::KnownShard;
@@ -781,12 +783,8 @@ impl Array {
                 PartsRead::Replaced => return Ok(Passthrough::Declined),
             }
             if let Some(span) = span {
-                for_each_row(&share.maps, chunk_shape, out_shape, size, &mut |o, c, n| {
-                    let c = c - span.start;
-                    // SAFETY: every row of this share belongs to this chunk alone.
-                    unsafe { out.copy_in(o, &span_bytes[c..c + n]) };
-                });
-                out.finish();
+                let (maps, start) = (&share.maps, span.start);
+                copy_share_from(maps, chunk_shape, out_shape, size, span_bytes, start, out);
             }
             Ok(Passthrough::Read)
         })
@@ -831,11 +829,7 @@ impl Array {
                     ),
                 ));
             }
-            for_each_row(&share.maps, chunk_shape, out_shape, size, &mut |o, c, n| {
-                // SAFETY: every row of this share belongs to this chunk alone.
-                unsafe { out.copy_in(o, &stored[c..c + n]) };
-            });
-            out.finish();
+            copy_share_from(&share.maps, chunk_shape, out_shape, size, stored, 0, out);
             return Ok(());
         }
         if self.decode_share_into_rows(chain, key, stored, share, out_shape, out)? {
@@ -850,11 +844,7 @@ impl Array {
             chain
                 .decode_part_into(stored, decoded, &part)
                 .map_err(|e| self.corrupt(key, e))?;
-            for_each_row(&share.maps, chunk_shape, out_shape, size, &mut |o, c, n| {
-                // SAFETY: every row of this share belongs to this chunk alone.
-                unsafe { out.copy_in(o, &decoded[c..c + n]) };
-            });
-            out.finish();
+            copy_share_from(&share.maps, chunk_shape, out_shape, size, decoded, 0, out);
             Ok(())
         })
     }
@@ -1003,15 +993,15 @@ impl Array {
     ) -> Result<()> {
         let size = self.data_type().size();
         let chunk_shape = &chain.decoded_repr().shape;
-        for_each_row(&share.maps, chunk_shape, out_shape, size, &mut |o, c, n| {
-            match decoded {
-                // SAFETY: every row of this share belongs to this chunk alone.
-                Some(chunk) => unsafe { out.copy_in(o, &chunk[c..c + n]) },
-                // SAFETY: as above.
-                None => fill_elements(unsafe { out.slice(o, n) }, &self.fill_value),
+        match decoded {
+            Some(chunk) => {
+                copy_share_from(&share.maps, chunk_shape, out_shape, size, chunk, 0, out)
             }
-        });
-        out.finish();
+            None => for_each_row(&share.maps, chunk_shape, out_shape, size, &mut |o, _, n| {
+                // SAFETY: every row of this share belongs to this chunk alone.
+                fill_elements(unsafe { out.slice(o, n) }, &self.fill_value)
+            }),
+        }
         Ok(())
     }
 
