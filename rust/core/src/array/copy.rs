@@ -435,6 +435,7 @@ mod tests {
         let out_shape: Vec<u64> = sels.iter().map(|s| s.len()).collect();
         let out_n: u64 = out_shape.iter().product();
         let mut out = vec![u16::MAX; out_n as usize];
+        let mut copied = vec![0xffu8; out_n as usize * size];
         let pieces: Vec<_> = sels
             .iter()
             .zip(chunk_shape)
@@ -486,6 +487,13 @@ mod tests {
                 Some((lo, hi)) => assert_eq!(range, lo..hi, "chunk {coords:?}"),
                 None => assert!(range.is_empty(), "{range:?} for an empty share"),
             }
+            // `copy_share_from` copies the same, from the whole chunk or from the span of it
+            // the share reads.
+            for base in [0, range.start] {
+                let shared = SharedBuffer::new(&mut copied);
+                let from = &chunk_bytes[base..];
+                copy_share_from(&maps, chunk_shape, &out_shape, size, from, base, &shared);
+            }
             out = out_bytes
                 .chunks(2)
                 .map(|b| u16::from_ne_bytes([b[0], b[1]]))
@@ -499,6 +507,8 @@ mod tests {
             }
             break;
         }
+        let rows: Vec<u8> = out.iter().flat_map(|v| v.to_ne_bytes()).collect();
+        assert_eq!(copied, rows);
         // Expected: numpy-style orthogonal indexing.
         let lists: Vec<Vec<u64>> = sels
             .iter()
