@@ -101,7 +101,7 @@ pub type ChunkBox = [BoxRange];
 
 /// Whether `part` is a non-empty box inside a chunk of `shape`, with steps that reach its
 /// ends.
-fn box_fits(part: &ChunkBox, shape: &[u64]) -> bool {
+pub(crate) fn box_fits(part: &ChunkBox, shape: &[u64]) -> bool {
     part.len() == shape.len()
         && part.iter().zip(shape).all(|(r, &n)| {
             r.first <= r.last && r.last < n && r.step > 0 && (r.last - r.first) % r.step == 0

@@ -7,8 +7,8 @@
 use serde_json::{Map, Value};
 
 use crate::codec::{
-    check_config_keys, check_len, codec_metadata, invalid_config, ArrayToArrayCodec, BoxRange,
-    ChunkBox, ChunkRepr,
+    box_fits, check_config_keys, check_len, codec_metadata, invalid_config, ArrayToArrayCodec,
+    BoxRange, ChunkBox, ChunkRepr,
 };
 use crate::error::{CodecError, MetadataError};
 
@@ -244,13 +244,7 @@ impl ArrayToArrayCodec for Transpose {
         check_len("transpose", encoded.len(), decoded.nbytes())?;
         check_len("transpose", out.len(), decoded.nbytes())?;
         let ndim = self.order.len();
-        let fits = |(r, &n): (&BoxRange, &u64)| {
-            r.first <= r.last && r.last < n && r.step > 0 && (r.last - r.first) % r.step == 0
-        };
-        if part.len() != ndim
-            || decoded.shape.len() != ndim
-            || !part.iter().zip(&decoded.shape).all(fits)
-        {
+        if decoded.shape.len() != ndim || !box_fits(part, &decoded.shape) {
             return Err(CodecError::corrupt(
                 "transpose",
                 format!("{part:?} is not a box of a chunk of {:?}", decoded.shape),
