@@ -427,6 +427,15 @@ fn contiguous_offset(maps: &[&PieceMap], chunk_shape: &[u64], out_shape: &[u64])
     )
 }
 
+/// The bytes of a row of `share` (elements of `size` bytes): its last dimension's run when
+/// that is in order, else one element.
+fn row_bytes(share: &ChunkShare<'_>, size: usize) -> usize {
+    match share.maps.last() {
+        Some(PieceMap::Run { step: 1, len, .. }) => *len as usize * size,
+        _ => size,
+    }
+}
+
 /// How many rows a scattered read of `share` of an uncompressed chunk of `chunk_shape` takes
 /// (elements of `size` bytes, `chunk_bytes` in all), when it is read in place; `None` when
 /// reading the whole chunk and copying its rows is cheaper. The kernel pays per run of a
@@ -454,11 +463,7 @@ fn in_place_rows(
         .map(|m| m.len() as usize)
         .product::<usize>()
         * size;
-    let row_bytes = match share.maps.last() {
-        Some(PieceMap::Run { step: 1, len, .. }) => *len as usize * size,
-        Some(_) => size,
-        None => size,
-    };
+    let row_bytes = row_bytes(share, size);
     let mut run_bytes = row_bytes;
     // A row's run goes on into the next dimension out while this one is whole.
     let dims = share.maps.iter().zip(chunk_shape).rev();
@@ -518,11 +523,7 @@ fn short_rows_span(
     size: usize,
     rows: usize,
 ) -> Option<Range<usize>> {
-    let row_bytes = match share.maps.last() {
-        Some(PieceMap::Run { step: 1, len, .. }) => *len as usize * size,
-        _ => size,
-    };
-    if rows <= 16 || row_bytes >= SHORT_OUTPUT_ROW {
+    if rows <= 16 || row_bytes(share, size) >= SHORT_OUTPUT_ROW {
         return None;
     }
     let span = box_byte_range(&share_box(&share.maps)?, chunk_shape, size);
