@@ -465,6 +465,28 @@ def test_record_dtypes_of_v2_that_numpy_refuses_are_metadata_errors(tmp_path: Pa
     assert a[...].tolist() == [((0,),)] * 4
 
 
+def test_v2_dtypes_with_characters_beyond_ascii_are_metadata_errors(tmp_path: Path) -> None:
+    # The character after the byte order is the dtype's kind; one of more than one byte in
+    # UTF-8 made the engine panic (PanicException, which `except Exception` does not catch).
+    # Found by the metadata fuzz target (rust/fuzz).
+    p = tmp_path / "a.zarr"
+    p.mkdir()
+    for dtype in ["\u02ea13", "<\u00e98", "|\U0001f600"]:
+        doc = {
+            "zarr_format": 2,
+            "shape": [4],
+            "chunks": [4],
+            "dtype": dtype,
+            "order": "C",
+            "compressor": None,
+            "filters": None,
+            "fill_value": 0,
+        }
+        (p / ".zarray").write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+        with pytest.raises(MetadataValidationError, match=r"\.zarray.*dtype"):
+            oxzarr.open_array(p, mode="r")
+
+
 def test_text_that_is_not_utf8_names_its_chunk(tmp_path: Path) -> None:
     p = tmp_path / "a.zarr"
     a = oxzarr.create_array(p, shape=(4,), dtype=str, chunks=(4,), compressors=None)

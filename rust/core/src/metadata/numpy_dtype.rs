@@ -114,7 +114,8 @@ fn parse_str(s: &str) -> Option<NumpyDtype> {
         _ => None,
     };
     let kind = rest.chars().next()?;
-    let body = &rest[1..];
+    // The kind is any character a document holds, not always one byte long.
+    let body = &rest[kind.len_utf8()..];
     let number = |t: &str| t.parse::<usize>().ok();
     let data_type = match kind {
         'b' if body == "1" => DataType::Bool,
@@ -279,7 +280,11 @@ mod tests {
             (DataType::FixedUtf32(3), Some(true))
         );
         assert!(parse(&json!("|O")).unwrap().is_object);
-        for bad in ["<i3", "x", "<f16", "<M8[lightyears]", "|S0"] {
+        // Kinds of more than one byte in UTF-8 are refused, not sliced through (found by
+        // the metadata fuzz target).
+        for bad in [
+            "<i3", "x", "<f16", "<M8[lightyears]", "|S0", "\u{2ea}13", "<\u{e9}8", "|\u{1f600}",
+        ] {
             assert!(parse(&json!(bad)).is_err(), "{bad}");
         }
         for s in [
