@@ -487,6 +487,20 @@ def test_v2_dtypes_with_characters_beyond_ascii_are_metadata_errors(tmp_path: Pa
             oxzarr.open_array(p, mode="r")
 
 
+def test_v2_text_dtypes_too_long_for_numpy_are_metadata_errors(tmp_path: Path) -> None:
+    # Each length once aborted the process: working out whether the type has a byte order
+    # listed every UTF-32 character of an element (found by the metadata fuzz target), and
+    # four bytes per character overflowed for the longest.
+    p = tmp_path / "a.zarr"
+    p.mkdir()
+    for dtype in [">U19999999999999999", "<U4611686018427387905", [["a", ">U99999999999"]]]:
+        doc = {"zarr_format": 2, "shape": [4], "chunks": [4], "dtype": dtype, "order": "C",
+               "compressor": None, "filters": None, "fill_value": None}  # fmt: skip
+        (p / ".zarray").write_text(json.dumps(doc))
+        with pytest.raises(MetadataValidationError, match=r"\.zarray: unsupported (dtype|data_t)"):
+            oxzarr.open_array(p, mode="r")
+
+
 def test_text_that_is_not_utf8_names_its_chunk(tmp_path: Path) -> None:
     p = tmp_path / "a.zarr"
     a = oxzarr.create_array(p, shape=(4,), dtype=str, chunks=(4,), compressors=None)

@@ -138,6 +138,10 @@ fn length_bytes(value: &Value, config: &Map<String, Value>) -> Result<usize, Met
         })
 }
 
+/// A run of units an element's byte order applies to: `count` units of `width` bytes each,
+/// from byte `offset` of the element.
+pub type SwapRun = (usize, usize, usize);
+
 /// The largest element numpy can hold: a dtype's itemsize is a C `int`. Larger elements (a
 /// `fixed_length_utf32` of 2**40 bytes, say) could never be read into an array, and their
 /// fill value alone would be that large.
@@ -415,9 +419,11 @@ impl DataType {
         }
     }
 
-    /// How a byte-order change acts on one element: the (offset, width) of each unit whose
-    /// bytes it reverses, in order. Empty for types with no byte order.
-    pub fn swap_units(&self) -> Vec<(usize, usize)> {
+    /// How a byte-order change acts on one element: runs of units whose bytes it reverses,
+    /// each (offset, width, count) — `count` units of `width` bytes from `offset` — in order.
+    /// Empty for types with no byte order. A run, not a unit each, so that a UTF-32 string of
+    /// a million characters costs one entry.
+    pub fn swap_units(&self) -> Vec<SwapRun> {
         let mut units = Vec::new();
         self.push_swap_units(0, None, &mut units);
         units
@@ -425,27 +431,31 @@ impl DataType {
 
     /// Like [`swap_units`](Self::swap_units), for stored bytes in `big_endian` order when that
     /// is given per field (v2 records): the units that differ from the machine's order.
-    pub fn push_swap_units(
-        &self,
-        base: usize,
-        big_endian: Option<bool>,
-        out: &mut Vec<(usize, usize)>,
-    ) {
+    pub fn push_swap_units(&self, base: usize, big_endian: Option<bool>, out: &mut Vec<SwapRun>) {
         let native_big = cfg!(target_endian = "big");
         // With an explicit order, a unit needs swapping only if it differs from the machine's.
         if big_endian == Some(native_big) && !matches!(self, Self::Structured { .. }) {
             return;
         }
         match self {
-            Self::Complex64 => out.extend([(base, 4), (base + 4, 4)]),
-            Self::Complex128 => out.extend([(base, 8), (base + 8, 8)]),
-            Self::FixedUtf32(n) => out.extend((0..*n).map(|i| (base + 4 * i, 4))),
+            Self::Complex64 => out.push((base, 4, 2)),
+            Self::Complex128 => out.push((base, 8, 2)),
+            Self::FixedUtf32(0) => {}
+            Self::FixedUtf32(n) => out.push((base, 4, *n)),
             Self::Structured { fields, .. } => {
                 for f in fields.iter() {
                     f.data_type
                         .push_swap_units(base + f.offset, f.big_endian.or(big_endian), out);
                 }
             }
+            other if !other.has_byte_order() => {}
+            other => out.push((base, other.size(), 1)),
+        }
+    }
+
+    /// Whether a byte order means anything for this type (its elements have multi-byte units).
+    pub fn has_byte_order(&self) -> bool {
+        match self {
             Self::RawBits(_)
             | Self::RawBytes(_)
             | Self::NullTerminatedBytes(_)
@@ -453,14 +463,11 @@ impl DataType {
             | Self::Int8
             | Self::UInt8
             | Self::String
-            | Self::Bytes => {}
-            other => out.push((base, other.size())),
+            | Self::Bytes
+            | Self::FixedUtf32(0) => false,
+            Self::Structured { fields, .. } => fields.iter().any(|f| f.data_type.has_byte_order()),
+            _ => true,
         }
-    }
-
-    /// Whether a byte order means anything for this type (its elements have multi-byte units).
-    pub fn has_byte_order(&self) -> bool {
-        !self.swap_units().is_empty()
     }
 
     /// Whether elements of the two types are the same bytes in memory (native endian): the
@@ -539,7 +546,7 @@ mod tests {
             DataType::from_metadata(&json!({"name": "int8", "configuration": {"x": 1}})).is_err()
         );
         assert_eq!(DataType::Complex64.size(), 8);
-        assert_eq!(DataType::Complex64.swap_units(), vec![(0, 4), (4, 4)]);
+        assert_eq!(DataType::Complex64.swap_units(), vec![(0, 4, 2)]);
     }
 
     #[test]
@@ -585,9 +592,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(rec.size(), 12);
-        assert_eq!(rec.swap_units(), vec![(0, 4), (4, 4), (8, 4)]);
-        assert_eq!(DataType::FixedUtf32(2).swap_units(), vec![(0, 4), (4, 4)]);
+        assert_eq!(rec.swap_units(), vec![(0, 4, 1), (4, 4, 2)]);
+        assert_eq!(DataType::FixedUtf32(2).swap_units(), vec![(0, 4, 2)]);
         assert!(DataType::NullTerminatedBytes(3).swap_units().is_empty());
+        // A run, not an entry per character: no allocation the size of the element.
+        assert_eq!(
+            DataType::FixedUtf32(1 << 40).swap_units(),
+            vec![(0, 4, 1 << 40)]
+        );
+        assert!(!DataType::FixedUtf32(0).has_byte_order());
+        for dt in [DataType::FixedUtf32(3), DataType::Complex64, rec.clone()] {
+            assert_eq!(dt.has_byte_order(), !dt.swap_units().is_empty(), "{dt}");
+        }
         assert!(DataType::from_metadata(&json!("r7")).is_err());
     }
 }

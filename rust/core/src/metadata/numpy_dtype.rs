@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use super::data_type::{DataType, Field, TimeUnit};
+use super::data_type::{DataType, Field, SwapRun, TimeUnit};
 use crate::error::MetadataError;
 
 /// A parsed numpy dtype.
@@ -23,7 +23,7 @@ pub struct NumpyDtype {
 
 impl NumpyDtype {
     /// The units of an element that are stored in the other byte order than the machine's.
-    pub fn swap_plan(&self) -> Vec<(usize, usize)> {
+    pub fn swap_plan(&self) -> Vec<SwapRun> {
         let mut plan = Vec::new();
         let order = if self.data_type.has_byte_order() {
             self.big_endian
@@ -166,7 +166,9 @@ fn parse_str(s: &str) -> Option<NumpyDtype> {
             }
         }
         'S' | 'a' => DataType::NullTerminatedBytes(number(body).filter(|n| *n > 0)?),
-        'U' => DataType::FixedUtf32(number(body).filter(|n| *n > 0)?),
+        // Lengths whose bytes a usize cannot count are refused here; the rest are checked
+        // against what numpy holds once parsed (`DataType::checked`).
+        'U' => DataType::FixedUtf32(number(body).filter(|n| *n > 0 && n.checked_mul(4).is_some())?),
         'V' => DataType::RawBytes(number(body).filter(|n| *n > 0)?),
         'O' if body.is_empty() => {
             return Some(NumpyDtype {
@@ -283,7 +285,14 @@ mod tests {
         // Kinds of more than one byte in UTF-8 are refused, not sliced through (found by
         // the metadata fuzz target).
         for bad in [
-            "<i3", "x", "<f16", "<M8[lightyears]", "|S0", "\u{2ea}13", "<\u{e9}8", "|\u{1f600}",
+            "<i3",
+            "x",
+            "<f16",
+            "<M8[lightyears]",
+            "|S0",
+            "\u{2ea}13",
+            "<\u{e9}8",
+            "|\u{1f600}",
         ] {
             assert!(parse(&json!(bad)).is_err(), "{bad}");
         }
@@ -301,7 +310,7 @@ mod tests {
         assert_eq!(d.data_type.size(), 14);
         // Only the big-endian field differs from a little-endian machine.
         if cfg!(target_endian = "little") {
-            assert_eq!(d.swap_plan(), vec![(4, 8)]);
+            assert_eq!(d.swap_plan(), vec![(4, 8, 1)]);
         }
         assert_eq!(
             to_value(&d.data_type, false),

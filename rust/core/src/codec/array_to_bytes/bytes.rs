@@ -9,6 +9,7 @@ use crate::codec::{
     check_config_keys, check_len, codec_metadata, invalid_config, ArrayToBytesCodec, ChunkRepr,
 };
 use crate::error::{CodecError, MetadataError};
+use crate::metadata::data_type::SwapRun;
 use crate::metadata::DataType;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,16 +30,16 @@ impl Endian {
 pub struct Bytes {
     /// `None` for types without a byte order (one-byte units), where it means nothing.
     endian: Option<Endian>,
-    /// The (offset, width) of each unit of an element whose bytes are reversed between the
-    /// stored and the decoded form; empty when they are the same.
-    swap: Vec<(usize, usize)>,
+    /// The runs of units of an element whose bytes are reversed between the stored and the
+    /// decoded form (see [`DataType::swap_units`]); empty when they are the same.
+    swap: Vec<SwapRun>,
     element_size: usize,
 }
 
 impl Bytes {
     /// For v2 arrays, whose dtype carries the byte order (per field, for records): `swap` is
     /// the plan from [`DataType::push_swap_units`].
-    pub fn with_swap_plan(data_type: &DataType, swap: Vec<(usize, usize)>) -> Self {
+    pub fn with_swap_plan(data_type: &DataType, swap: Vec<SwapRun>) -> Self {
         Self {
             endian: None,
             swap,
@@ -95,22 +96,23 @@ impl Bytes {
     /// Copies elements from `src` to `dst`, reversing each unit of the swap plan.
     fn copy_swapping(&self, src: &[u8], dst: &mut [u8]) {
         // Common plans are one width repeated over the whole element (numbers, complex, UTF-32).
-        if let Some(&(_, width)) = self.swap.first() {
-            let uniform = self
-                .swap
-                .iter()
-                .enumerate()
-                .all(|(i, &(o, w))| w == width && o == i * width)
-                && self.swap.len() * width == self.element_size;
-            if uniform {
+        if let Some(&(_, width, _)) = self.swap.first() {
+            let (mut uniform, mut covered) = (true, 0);
+            for &(offset, w, count) in &self.swap {
+                uniform &= w == width && offset == covered;
+                covered = offset + w * count;
+            }
+            if uniform && covered == self.element_size {
                 copy_swapped(src, dst, width);
                 return;
             }
         }
         dst.copy_from_slice(src);
         for element in dst.chunks_exact_mut(self.element_size.max(1)) {
-            for &(offset, width) in &self.swap {
-                element[offset..offset + width].reverse();
+            for &(offset, width, count) in &self.swap {
+                for unit in element[offset..offset + width * count].chunks_exact_mut(width) {
+                    unit.reverse();
+                }
             }
         }
     }
