@@ -70,6 +70,42 @@ def test_big_endian_records_in_v2(tmp_path: Path) -> None:
     assert back["c"].tolist() == [b"x", b"yz", b"", b"q", b"rs"]
 
 
+def test_big_endian_text_complex_and_records_of_them_in_v2_both_ways(tmp_path: Path) -> None:
+    # Each unit of UTF-32 text and each half of a complex number is swapped on its own; in a
+    # record they sit among fields of other widths and orders. A record's fill value is base64
+    # of the element as stored (oxzarr wrote it in the machine's order, which zarr-python
+    # read as other values).
+    rec = np.dtype([("t", ">U3"), ("z", ">c8"), ("i", "<i2"), ("u", ">u4")])
+    cases = [
+        (np.dtype(">U4"), np.array(["", "ab", "héll", "日本語"] * 3, dtype=">U4"), "xy"),
+        (np.dtype(">c16"), np.arange(12) * (1.5 - 2j), 3 - 1j),
+        (rec, np.zeros(12, dtype=rec), np.array(("ab", 1 + 2j, -3, 4), dtype=rec)[()]),
+    ]
+    records = cases[2][1]
+    records["t"] = ["ab", "héé", "", "日本"] * 3
+    records["z"] = np.arange(12) * (0.5 + 1j)
+    records["i"] = np.arange(12) - 6
+    records["u"] = np.arange(12) * 100_000
+    for i, (dtype, data, fill) in enumerate(cases):
+        z = zarr.create_array(
+            tmp_path / f"z{i}.zarr", shape=(14,), dtype=dtype, chunks=(4,), zarr_format=2,
+            fill_value=fill,
+        )  # fmt: skip
+        z[:12] = data
+        a = oxzarr.open_array(tmp_path / f"z{i}.zarr", mode="r")
+        assert a.dtype == dtype
+        assert a[...].tolist() == z[...].tolist()
+        assert a[1:12:5].tolist() == data[1:12:5].tolist()
+        ours = oxzarr.create_array(
+            tmp_path / f"o{i}.zarr", shape=(14,), dtype=dtype, chunks=(4,), zarr_format=2,
+            fill_value=fill,
+        )  # fmt: skip
+        ours[:12] = data
+        back = zarr.open_array(tmp_path / f"o{i}.zarr", mode="r")
+        assert back.dtype == dtype
+        assert back[...].tolist() == z[...].tolist()
+
+
 TEXT = ["", "a", "héllo", "日本語", "x" * 300, "two words"]
 
 

@@ -166,7 +166,11 @@ def create_array(
             chunks=normalize_chunks(chunks, shape_t, max(np_dtype.itemsize, 8)),
             filters=filters,
             compressors=compressors,
-            fill_value=fill_value_json(fill_value, np_dtype, 2),
+            # base64 holds a record as stored: its fields in the byte order the dtype gives
+            # them, not the machine's order values are decoded into.
+            fill_value=fill_value_json(
+                fill_value, np.dtype(dtype) if np_dtype.fields else np_dtype, 2
+            ),
             order=order or "C",
             chunk_key_encoding=chunk_key_encoding,
             attributes=attributes,
