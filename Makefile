@@ -6,7 +6,7 @@ STAMP := $(VENV)/.deps-stamp
 # pyproject.toml extras installed into the virtualenv.
 EXTRAS := dev,test,lint
 
-.PHONY: demo test test-rust test-python lint develop develop-release bench bench-cold bench-small-inner bench-spaced-reads bench-other-cases bench-codecs clean
+.PHONY: demo test test-rust test-python lint develop develop-release bench bench-cold bench-small-inner bench-spaced-reads bench-other-cases bench-codecs fuzz clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -43,9 +43,28 @@ test: test-rust test-python
 lint: $(STAMP)
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo fmt --all -- --check
+	cargo fmt --manifest-path rust/fuzz/Cargo.toml -- --check
 	$(BIN)/ruff check python tests benches tools
 	$(BIN)/ruff format --check python tests benches tools
 	$(BIN)/mypy
+
+# Coverage-guided fuzzing of the engine under AddressSanitizer (rust/fuzz; not part of
+# `make test`), each target FUZZ_SECONDS long: damaged chunks and shards read and written every
+# way (array_read), codec chains decoding damaged bytes whole and in part (codec_chain), and
+# metadata documents seeded from the shared conformance corpus (metadata). cargo-fuzz passes
+# sanitizer flags only nightly compilers take; RUSTC_BOOTSTRAP lets the stable one accept them.
+# Allocations the engine makes fallibly must be allowed to fail rather than stop the run.
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS := array_read codec_chain metadata
+fuzz:
+	cargo install --locked --quiet cargo-fuzz
+	$(PY) tools/fuzz_seeds.py ../shared/conformance rust/fuzz/corpus/metadata
+	for t in $(FUZZ_TARGETS); do \
+		mkdir -p rust/fuzz/corpus/$$t && \
+		ASAN_OPTIONS=allocator_may_return_null=1 RUSTC_BOOTSTRAP=1 \
+		cargo fuzz run -O --fuzz-dir rust/fuzz $$t -- -max_total_time=$(FUZZ_SECONDS) \
+			-max_len=8192 -timeout=20 -rss_limit_mb=4096 || exit 1; \
+	done
 
 # The side-by-side benchmark against every peer (release build), with the sharding issue's
 # gate, then the table and plot of benches/RESULTS.md.
