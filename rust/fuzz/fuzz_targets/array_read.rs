@@ -1,11 +1,12 @@
 //! Reads and writes of an array whose stored chunks the fuzzer damages, on the filesystem store.
 //!
-//! Each input picks a small array (element size, codec chain, sharding), writes it whole, then
-//! damages some of its stored chunks or shards (bytes changed, cut, replaced, appended,
-//! deleted) and reads it whole, in boxes, with steps, with index lists and by points, with one
-//! or two threads and with the decoded-chunk cache on or off. Nothing may crash or hang, and
-//! AddressSanitizer checks every copy the engine makes. Where the whole read succeeded, every
-//! other read that succeeds must give the same elements; a write that succeeds must read back.
+//! Each input picks a small array (element size; a v3 codec chain, sharded or not, or a v2
+//! layout), writes it whole, then damages some of its stored chunks or shards (bytes changed,
+//! cut, replaced, appended, deleted) and reads it whole, in boxes, with steps, with index lists
+//! and by points, with one or two threads and with the decoded-chunk cache on or off. Nothing
+//! may crash or hang, and AddressSanitizer checks every copy the engine makes. Where the whole
+//! read succeeded, every other read that succeeds must give the same elements; a write that
+//! succeeds must read back.
 
 #![no_main]
 
@@ -105,6 +106,35 @@ fn codecs(chain: u8, size: usize) -> (Value, bool) {
     }
 }
 
+/// A v2 `.zarray` for chains 14..18 (of 18): C or F order, '.' or '/' separators, little or
+/// big endian, v2 compressors and filters.
+fn v2_document(chain: u8, shape: &[u64], dt: &DataType) -> Value {
+    let big = chain % 18 == 17;
+    let code = match dt {
+        DataType::UInt8 => "|u1",
+        DataType::UInt16 if big => ">u2",
+        DataType::UInt16 => "<u2",
+        DataType::UInt64 if big => ">u8",
+        DataType::UInt64 => "<u8",
+        _ if big => ">c16",
+        _ => "<c16",
+    };
+    let (order, compressor, filters, separator) = match chain % 18 {
+        14 => ("C", json!({"id": "zstd", "level": 1}), Value::Null, "."),
+        15 => ("F", Value::Null, Value::Null, "/"),
+        16 => (
+            "F",
+            json!({"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1, "blocksize": 0}),
+            json!([{"id": "delta", "dtype": code}]),
+            ".",
+        ),
+        _ => ("C", json!({"id": "zlib", "level": 1}), Value::Null, "/"),
+    };
+    json!({"zarr_format": 2, "shape": shape, "chunks": CHUNK, "dtype": code, "order": order,
+        "compressor": compressor, "filters": filters, "fill_value": null,
+        "dimension_separator": separator})
+}
+
 fn data_type(element: u8) -> DataType {
     match element % 4 {
         0 => DataType::UInt8,
@@ -176,7 +206,9 @@ fn chunk_files(root: &Path) -> Vec<PathBuf> {
             let path = entry.path();
             if path.is_dir() {
                 walk(&path, out);
-            } else if path.file_name().is_some_and(|n| n != "zarr.json") {
+            } else if path.file_name().is_some_and(|n| {
+                ![".zarray", ".zattrs", "zarr.json"].contains(&n.to_str().unwrap_or(""))
+            }) {
                 out.push(path);
             }
         }
@@ -228,8 +260,6 @@ fuzz_target!(|input: Input| {
     let shape: Vec<u64> = input.shape.iter().map(|&n| u64::from(n) % 20 + 1).collect();
     let dt = data_type(input.element);
     let size = dt.size();
-    let (codecs, sharded) = codecs(input.chain, size);
-    let grid = if sharded { SHARD } else { CHUNK };
     concurrency::set_threads(if input.two_threads { 2 } else { 1 });
     chunk_cache::set_budget(if input.cache { 1 << 20 } else { 0 });
 
@@ -240,22 +270,39 @@ fuzz_target!(|input: Input| {
     ));
     let _ = std::fs::remove_dir_all(&root);
     let store: StoreRef = Arc::new(FilesystemStore::new(&root));
-    let metadata = ArrayMetadata::V3(Box::new(ArrayMetadataV3 {
-        shape: shape.clone(),
-        data_type: dt.clone(),
-        chunk_shape: grid.to_vec(),
-        chunk_key_encoding: ChunkKeyEncoding::Default { separator: '/' },
-        fill_value: if dt == DataType::Complex128 {
-            json!([0.0, 0.0])
-        } else {
-            json!(0)
-        },
-        codecs: codecs.as_array().cloned().unwrap_or_default(),
-        attributes: Map::new(),
-        dimension_names: None,
-        extra_fields: Map::new(),
-    }));
-    let a = Array::create(store.clone(), "a", metadata, true).expect("create");
+    let a = if input.chain % 18 >= 14 {
+        // v2: written as zarr-python writes .zarray, then opened.
+        let _ = std::fs::create_dir_all(root.join("a"));
+        let zarray = v2_document(input.chain, &shape, &dt);
+        if std::fs::write(root.join("a/.zarray"), zarray.to_string()).is_err() {
+            return;
+        }
+        let Ok(a) = Array::open(store.clone(), "a") else {
+            // Filters that do not fit the data type (delta of complex numbers).
+            let _ = std::fs::remove_dir_all(&root);
+            return;
+        };
+        a
+    } else {
+        let (codecs, sharded) = codecs(input.chain % 18, size);
+        let grid = if sharded { SHARD } else { CHUNK };
+        let metadata = ArrayMetadata::V3(Box::new(ArrayMetadataV3 {
+            shape: shape.clone(),
+            data_type: dt.clone(),
+            chunk_shape: grid.to_vec(),
+            chunk_key_encoding: ChunkKeyEncoding::Default { separator: '/' },
+            fill_value: if dt == DataType::Complex128 {
+                json!([0.0, 0.0])
+            } else {
+                json!(0)
+            },
+            codecs: codecs.as_array().cloned().unwrap_or_default(),
+            attributes: Map::new(),
+            dimension_names: None,
+            extra_fields: Map::new(),
+        }));
+        Array::create(store.clone(), "a", metadata, true).expect("create")
+    };
     let n: u64 = shape.iter().product();
     // Every element different in every byte, a few runs of zeros (fill value) among them.
     let written: Vec<u8> = (0..n as usize * size)
