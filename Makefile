@@ -44,18 +44,22 @@ lint: $(STAMP)
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo fmt --all -- --check
 	cargo fmt --manifest-path rust/fuzz/Cargo.toml -- --check
+	cargo clippy --manifest-path rust/fuzz/Cargo.toml --all-targets -- -D warnings
 	$(BIN)/ruff check python tests benches tools
 	$(BIN)/ruff format --check python tests benches tools
 	$(BIN)/mypy
 
 # Coverage-guided fuzzing of the engine under AddressSanitizer (rust/fuzz; not part of
 # `make test`), each target FUZZ_SECONDS long: damaged chunks and shards read and written every
-# way (array_read), codec chains decoding damaged bytes whole and in part (codec_chain), and
-# metadata documents seeded from the shared conformance corpus (metadata). cargo-fuzz passes
-# sanitizer flags only nightly compilers take; RUSTC_BOOTSTRAP lets the stable one accept them.
-# Allocations the engine makes fallibly must be allowed to fail rather than stop the run.
+# way (array_read), sequences of writes checked against a model (array_write), codec chains
+# decoding damaged bytes whole and in part (codec_chain), and metadata documents seeded from
+# the shared conformance corpus (metadata). `make lint` compiles them (clippy), so that they
+# keep up with the engine. cargo-fuzz passes sanitizer flags only nightly compilers take;
+# RUSTC_BOOTSTRAP lets the stable one accept them. Allocations the engine makes fallibly must
+# be allowed to fail rather than stop the run. array_read and array_write write their arrays
+# under TMPDIR: a tmpfs (/dev/shm) there makes them several times faster.
 FUZZ_SECONDS ?= 300
-FUZZ_TARGETS := array_read codec_chain metadata
+FUZZ_TARGETS := array_read array_write codec_chain metadata
 fuzz:
 	cargo install --locked --quiet cargo-fuzz
 	$(PY) tools/fuzz_seeds.py ../shared/conformance rust/fuzz/corpus/metadata

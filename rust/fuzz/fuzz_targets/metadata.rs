@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
         .chunk_shape()
         .iter()
         .try_fold(size, |n, &c| n.checked_mul(c.max(1)));
-    if a.data_type().is_variable() || !chunk_bytes.is_some_and(|n| n <= MAX_CHUNK_BYTES) {
+    if a.data_type().is_variable() || chunk_bytes.is_none_or(|n| n > MAX_CHUNK_BYTES) {
         return;
     }
     let sel = Selection(
