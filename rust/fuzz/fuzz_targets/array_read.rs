@@ -14,21 +14,16 @@ use std::path::{Path, PathBuf};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use oxzarr_core::array::{chunk_cache, DimSelection, Selection};
-use oxzarr_core::concurrency;
+use oxzarr_core::array::{DimSelection, Selection};
 use oxzarr_core::Array;
-use oxzarr_fuzz::{count, create, data_type, elements, fresh_store, pick, Box3};
+use oxzarr_fuzz::{count, elements, pick, points_in, Box3, Setup};
 
 #[derive(Arbitrary, Debug)]
 struct Input {
-    chain: u8,
-    element: u8,
-    shape: [u8; 3],
+    setup: Setup,
     damage: Vec<Damage>,
     reads: Vec<Read>,
     write: Option<(Box3, u8)>,
-    two_threads: bool,
-    cache: bool,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -105,33 +100,31 @@ fn damage(root: &Path, damages: &[Damage]) {
 }
 
 fuzz_target!(|input: Input| {
-    let shape: Vec<u64> = input.shape.iter().map(|&n| u64::from(n) % 20 + 1).collect();
-    let dt = data_type(input.element);
-    let size = dt.size();
-    concurrency::set_threads(if input.two_threads { 2 } else { 1 });
-    chunk_cache::set_budget(if input.cache { 1 << 20 } else { 0 });
-    let (root, store) = fresh_store();
-    let Some(a) = create(&root, &store, input.chain, &shape, &dt) else {
-        let _ = std::fs::remove_dir_all(&root);
+    let Some(fixture) = input.setup.make() else {
         return;
     };
-    let n: u64 = shape.iter().product();
-    a.write(&Selection::all(&shape), &elements(n as usize, size), false)
+    let (shape, size) = (fixture.shape.as_slice(), fixture.size);
+    fixture
+        .array
+        .write(
+            &Selection::all(shape),
+            &elements(fixture.num_elements(), size),
+            false,
+        )
         .expect("write whole");
-    damage(&root.join("a"), &input.damage);
+    damage(&fixture.root.join("a"), &input.damage);
 
     // A fresh open: no shard index cached from before the damage.
-    let Ok(a) = Array::open(store, "a") else {
-        let _ = std::fs::remove_dir_all(&root);
+    let Ok(a) = Array::open(fixture.store.clone(), "a") else {
         return;
     };
-    let mut whole = vec![0u8; n as usize * size];
-    let whole_ok = a.read_into(&Selection::all(&shape), &mut whole).is_ok();
+    let mut whole = vec![0u8; fixture.num_elements() * size];
+    let whole_ok = a.read_into(&Selection::all(shape), &mut whole).is_ok();
 
     for read in input.reads.iter().take(6) {
         let (sel, got) = match read {
             Read::Box(b) => {
-                let sel = b.selection(&shape);
+                let sel = b.selection(shape);
                 let mut out = vec![0u8; count(&sel) * size];
                 let ok = a.read_into(&sel, &mut out).is_ok();
                 (sel, ok.then_some(out))
@@ -140,7 +133,7 @@ fuzz_target!(|input: Input| {
                 let sel = Selection(
                     lists
                         .iter()
-                        .zip(&shape)
+                        .zip(shape)
                         .map(|(l, &len)| {
                             let v: Vec<u64> =
                                 l.iter().take(8).map(|&i| u64::from(i) % len).collect();
@@ -157,14 +150,7 @@ fuzz_target!(|input: Input| {
                 (sel, ok.then_some(out))
             }
             Read::Points(points) => {
-                let points: Vec<[u64; 3]> = points
-                    .iter()
-                    .take(16)
-                    .map(|p| std::array::from_fn(|d| u64::from(p[d]) % shape[d]))
-                    .collect();
-                let coords: Vec<Vec<u64>> = (0..3)
-                    .map(|d| points.iter().map(|p| p[d]).collect())
-                    .collect();
+                let (points, coords) = points_in(points, shape);
                 let mut out = vec![0u8; points.len() * size];
                 if a.read_points(&coords, &mut out).is_ok() && whole_ok {
                     for (i, p) in points.iter().enumerate() {
@@ -179,7 +165,7 @@ fuzz_target!(|input: Input| {
                         );
                         assert_eq!(
                             &out[i * size..(i + 1) * size],
-                            pick(&whole, &shape, &sel, size),
+                            pick(&whole, shape, &sel, size),
                             "point {p:?}"
                         );
                     }
@@ -188,12 +174,12 @@ fuzz_target!(|input: Input| {
             }
         };
         if let (true, Some(got)) = (whole_ok, got) {
-            assert_eq!(got, pick(&whole, &shape, &sel, size), "{sel:?}");
+            assert_eq!(got, pick(&whole, shape, &sel, size), "{sel:?}");
         }
     }
 
     if let Some((b, value)) = input.write {
-        let sel = b.selection(&shape);
+        let sel = b.selection(shape);
         let values = vec![value; count(&sel) * size];
         if a.write(&sel, &values, false).is_ok() {
             let mut back = vec![0u8; values.len()];
@@ -202,5 +188,4 @@ fuzz_target!(|input: Input| {
             assert_eq!(back, values, "written {sel:?}");
         }
     }
-    let _ = std::fs::remove_dir_all(&root);
 });

@@ -10,19 +10,14 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use oxzarr_core::array::{chunk_cache, Selection};
-use oxzarr_core::concurrency;
+use oxzarr_core::array::Selection;
 use oxzarr_core::Array;
-use oxzarr_fuzz::{count, create, data_type, fresh_store, offsets, Box3};
+use oxzarr_fuzz::{count, offsets, points_in, Box3, Setup};
 
 #[derive(Arbitrary, Debug)]
 struct Input {
-    chain: u8,
-    element: u8,
-    shape: [u8; 3],
+    setup: Setup,
     ops: Vec<Op>,
-    two_threads: bool,
-    cache: bool,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -59,19 +54,13 @@ fn apply(model: &mut [u8], at: &[usize], data: &[u8], size: usize) {
 }
 
 fuzz_target!(|input: Input| {
-    let shape: Vec<u64> = input.shape.iter().map(|&n| u64::from(n) % 20 + 1).collect();
-    let dt = data_type(input.element);
-    let size = dt.size();
-    concurrency::set_threads(if input.two_threads { 2 } else { 1 });
-    chunk_cache::set_budget(if input.cache { 1 << 20 } else { 0 });
-    let (root, store) = fresh_store();
-    let Some(mut a) = create(&root, &store, input.chain, &shape, &dt) else {
-        let _ = std::fs::remove_dir_all(&root);
+    let Some(fixture) = input.setup.make() else {
         return;
     };
-    let n: u64 = shape.iter().product();
+    let (shape, size) = (fixture.shape.clone(), fixture.size);
+    let mut a = fixture.array.clone();
     // Nothing written yet: every element reads as the fill value (zero in every layout here).
-    let mut model = vec![0u8; n as usize * size];
+    let mut model = vec![0u8; fixture.num_elements() * size];
     let all = Selection::all(&shape);
 
     for op in input.ops.iter().take(8) {
@@ -94,14 +83,7 @@ fuzz_target!(|input: Input| {
                 apply(&mut model, &offsets(&shape, &sel), &data, size);
             }
             Op::Points { points, seed } => {
-                let points: Vec<[u64; 3]> = points
-                    .iter()
-                    .take(16)
-                    .map(|p| std::array::from_fn(|d| u64::from(p[d]) % shape[d]))
-                    .collect();
-                let coords: Vec<Vec<u64>> = (0..3)
-                    .map(|d| points.iter().map(|p| p[d]).collect())
-                    .collect();
+                let (points, coords) = points_in(points, &shape);
                 let data = values(points.len(), size, *seed);
                 a.write_points(&coords, &data, false).expect("write points");
                 let at: Vec<usize> = points
@@ -111,12 +93,11 @@ fuzz_target!(|input: Input| {
                 apply(&mut model, &at, &data, size);
             }
             Op::Reopen => {
-                a = Array::open(store.clone(), "a").expect("the array opens again");
+                a = Array::open(fixture.store.clone(), "a").expect("the array opens again");
             }
         }
         let mut whole = vec![0u8; model.len()];
         a.read_into(&all, &mut whole).expect("read whole");
         assert_eq!(whole, model, "after {op:?}");
     }
-    let _ = std::fs::remove_dir_all(&root);
 });

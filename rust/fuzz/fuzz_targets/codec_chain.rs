@@ -84,6 +84,21 @@ fn chain(i: u8, size: usize) -> Value {
     }
 }
 
+/// An encoded chunk with up to four bytes changed (never to themselves) and cut to `cut`
+/// bytes (modulo its length), and whether it is still the chunk as encoded.
+fn damaged(mut bytes: Vec<u8>, changes: &[(u32, u8)], cut: Option<u32>) -> (Vec<u8>, bool) {
+    for &(at, byte) in changes.iter().take(4) {
+        if !bytes.is_empty() {
+            let i = at as usize % bytes.len();
+            bytes[i] ^= byte | 1;
+        }
+    }
+    if let Some(keep) = cut {
+        bytes.truncate(keep as usize % (bytes.len() + 1));
+    }
+    (bytes, changes.is_empty() && cut.is_none())
+}
+
 fn data_type(element: u8) -> DataType {
     match element % 8 {
         0 => DataType::UInt8,
@@ -135,18 +150,7 @@ fuzz_target!(|input: Input| {
             let Ok(stored) = chain.encode(&elements) else {
                 return;
             };
-            let mut stored = stored.into_owned();
-            let intact = changes.is_empty() && cut.is_none();
-            for &(at, byte) in changes.iter().take(4) {
-                if !stored.is_empty() {
-                    let i = at as usize % stored.len();
-                    stored[i] ^= byte | 1;
-                }
-            }
-            if let Some(keep) = cut {
-                stored.truncate(*keep as usize % (stored.len() + 1));
-            }
-            (stored, intact)
+            damaged(stored.into_owned(), changes, *cut)
         }
     };
 
@@ -208,19 +212,10 @@ fn variable_length(chain: &CodecChain, n: usize, stored: &Stored) {
     let (bytes, intact) = match stored {
         Stored::Raw(bytes) => (bytes.clone(), false),
         Stored::Encoded(changes, cut) => {
-            let Ok(mut bytes) = chain.encode_vlen(&elements) else {
+            let Ok(bytes) = chain.encode_vlen(&elements) else {
                 return;
             };
-            for &(at, byte) in changes.iter().take(4) {
-                if !bytes.is_empty() {
-                    let i = at as usize % bytes.len();
-                    bytes[i] ^= byte | 1;
-                }
-            }
-            if let Some(keep) = cut {
-                bytes.truncate(*keep as usize % (bytes.len() + 1));
-            }
-            (bytes, changes.is_empty() && cut.is_none())
+            damaged(bytes, changes, *cut)
         }
     };
     match chain.decode_vlen(&bytes) {

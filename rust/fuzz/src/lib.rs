@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arbitrary::Arbitrary;
-use oxzarr_core::array::{DimSelection, Selection};
+use oxzarr_core::array::{chunk_cache, DimSelection, Selection};
+use oxzarr_core::concurrency;
 use oxzarr_core::metadata::{ArrayMetadata, ArrayMetadataV3, ChunkKeyEncoding, DataType};
 use oxzarr_core::store::{FilesystemStore, StoreRef};
 use oxzarr_core::Array;
@@ -175,6 +176,20 @@ pub fn pick(all: &[u8], shape: &[u64], sel: &Selection, size: usize) -> Vec<u8> 
         .collect()
 }
 
+/// Up to 16 points of an array of `shape` (each coordinate modulo its dimension), and the
+/// same points as the engine takes them: one index list per dimension.
+pub fn points_in(points: &[[u8; 3]], shape: &[u64]) -> (Vec<[u64; 3]>, Vec<Vec<u64>>) {
+    let points: Vec<[u64; 3]> = points
+        .iter()
+        .take(16)
+        .map(|p| std::array::from_fn(|d| u64::from(p[d]) % shape[d]))
+        .collect();
+    let coords = (0..3)
+        .map(|d| points.iter().map(|p| p[d]).collect())
+        .collect();
+    (points, coords)
+}
+
 /// The elements an array is first written with: every element different in every byte, a
 /// few runs of zeros (the fill value) among them.
 pub fn elements(n: usize, size: usize) -> Vec<u8> {
@@ -193,7 +208,7 @@ static RUN: AtomicU64 = AtomicU64::new(0);
 
 /// A directory of its own under the temporary directory for one fuzz input, and the
 /// filesystem store on it.
-pub fn fresh_store() -> (PathBuf, StoreRef) {
+fn fresh_store() -> (PathBuf, StoreRef) {
     let root = std::env::temp_dir().join(format!(
         "oxzarr-fuzz-{}-{}",
         std::process::id(),
@@ -207,7 +222,7 @@ pub fn fresh_store() -> (PathBuf, StoreRef) {
 /// Array "a" of `store` (rooted at `root`): chain `chain % 18` is one of [`codecs`]' v3
 /// chains (0..14) or one of [`v2_document`]'s layouts (14..18). `None` when that layout
 /// does not fit the data type (a delta filter of complex numbers).
-pub fn create(
+fn create(
     root: &std::path::Path,
     store: &StoreRef,
     chain: u8,
@@ -238,4 +253,62 @@ pub fn create(
         extra_fields: Map::new(),
     }));
     Some(Array::create(store.clone(), "a", metadata, true).expect("create"))
+}
+
+/// What every array target's input starts with: the array and how it is read and written.
+#[derive(Arbitrary, Debug)]
+pub struct Setup {
+    chain: u8,
+    element: u8,
+    shape: [u8; 3],
+    two_threads: bool,
+    cache: bool,
+}
+
+/// The array of a [`Setup`], in a directory of its own that goes when this does.
+pub struct Fixture {
+    pub root: PathBuf,
+    pub store: StoreRef,
+    pub array: Array,
+    /// 1 to 20 elements along each of three dimensions.
+    pub shape: Vec<u64>,
+    /// The element size in bytes.
+    pub size: usize,
+}
+
+impl Setup {
+    /// Sets the thread count and the chunk cache, and creates the array: `None` when its
+    /// layout does not fit its data type.
+    pub fn make(&self) -> Option<Fixture> {
+        concurrency::set_threads(if self.two_threads { 2 } else { 1 });
+        chunk_cache::set_budget(if self.cache { 1 << 20 } else { 0 });
+        let shape: Vec<u64> = self.shape.iter().map(|&n| u64::from(n) % 20 + 1).collect();
+        let dt = data_type(self.element);
+        let (root, store) = fresh_store();
+        let array = create(&root, &store, self.chain, &shape, &dt);
+        let Some(array) = array else {
+            let _ = std::fs::remove_dir_all(&root);
+            return None;
+        };
+        Some(Fixture {
+            root,
+            store,
+            array,
+            shape,
+            size: dt.size(),
+        })
+    }
+}
+
+impl Fixture {
+    /// How many elements the array holds.
+    pub fn num_elements(&self) -> usize {
+        self.shape.iter().product::<u64>() as usize
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
 }
