@@ -142,6 +142,15 @@ fn length_bytes(value: &Value, config: &Map<String, Value>) -> Result<usize, Met
 /// from byte `offset` of the element.
 pub type SwapRun = (usize, usize, usize);
 
+/// Reverses the bytes of each unit of `plan` (runs within one element) in `element`.
+pub fn swap_in_place(element: &mut [u8], plan: &[SwapRun]) {
+    for &(offset, width, count) in plan {
+        for unit in element[offset..offset + width * count].chunks_exact_mut(width) {
+            unit.reverse();
+        }
+    }
+}
+
 /// The largest element numpy can hold: a dtype's itemsize is a C `int`. Larger elements (a
 /// `fixed_length_utf32` of 2**40 bytes, say) could never be read into an array, and their
 /// fill value alone would be that large.

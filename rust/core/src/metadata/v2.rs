@@ -245,11 +245,7 @@ impl ArrayMetadataV2 {
         // base64 holds the element as stored, so in the dtype's byte order.
         let mut bytes = super::fill_value::parse(&self.data_type, &self.fill_value)?;
         if self.fill_value.is_string() && matches!(self.data_type, DataType::Structured { .. }) {
-            for (offset, width, count) in self.dtype.swap_plan() {
-                for unit in bytes[offset..offset + width * count].chunks_exact_mut(width) {
-                    unit.reverse();
-                }
-            }
+            super::data_type::swap_in_place(&mut bytes, &self.dtype.swap_plan());
         }
         Ok(bytes)
     }

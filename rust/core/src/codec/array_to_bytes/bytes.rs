@@ -9,7 +9,7 @@ use crate::codec::{
     check_config_keys, check_len, codec_metadata, invalid_config, ArrayToBytesCodec, ChunkRepr,
 };
 use crate::error::{CodecError, MetadataError};
-use crate::metadata::data_type::SwapRun;
+use crate::metadata::data_type::{swap_in_place, SwapRun};
 use crate::metadata::DataType;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,11 +109,7 @@ impl Bytes {
         }
         dst.copy_from_slice(src);
         for element in dst.chunks_exact_mut(self.element_size.max(1)) {
-            for &(offset, width, count) in &self.swap {
-                for unit in element[offset..offset + width * count].chunks_exact_mut(width) {
-                    unit.reverse();
-                }
-            }
+            swap_in_place(element, &self.swap);
         }
     }
 }
