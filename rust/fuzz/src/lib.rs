@@ -25,10 +25,10 @@ impl Box3 {
     }
 }
 
-pub const CHUNK: [u64; 3] = [8, 8, 4];
-pub const SHARD: [u64; 3] = [16, 8, 8];
+const CHUNK: [u64; 3] = [8, 8, 4];
+const SHARD: [u64; 3] = [16, 8, 8];
 
-pub fn codecs(chain: u8, size: usize) -> (Value, bool) {
+fn codecs(chain: u8, size: usize) -> (Value, bool) {
     let bytes = json!({"name": "bytes", "configuration": {"endian": "little"}});
     let zstd = json!({"name": "zstd", "configuration": {"level": 1, "checksum": false}});
     let blosc = |cname: &str, shuffle: &str| {
@@ -79,7 +79,7 @@ pub fn codecs(chain: u8, size: usize) -> (Value, bool) {
 
 /// A v2 `.zarray` for chains 14..18 (of 18): C or F order, '.' or '/' separators, little or
 /// big endian, v2 compressors and filters.
-pub fn v2_document(chain: u8, shape: &[u64], dt: &DataType) -> Value {
+fn v2_document(chain: u8, shape: &[u64], dt: &DataType) -> Value {
     let big = chain % 18 == 17;
     let code = match dt {
         DataType::UInt8 => "|u1",
@@ -106,7 +106,7 @@ pub fn v2_document(chain: u8, shape: &[u64], dt: &DataType) -> Value {
         "dimension_separator": separator})
 }
 
-pub fn data_type(element: u8) -> DataType {
+fn data_type(element: u8) -> DataType {
     match element % 4 {
         0 => DataType::UInt8,
         1 => DataType::UInt16,

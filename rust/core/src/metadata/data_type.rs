@@ -447,9 +447,9 @@ impl DataType {
             return;
         }
         match self {
+            other if !other.has_byte_order() => {}
             Self::Complex64 => out.push((base, 4, 2)),
             Self::Complex128 => out.push((base, 8, 2)),
-            Self::FixedUtf32(0) => {}
             Self::FixedUtf32(n) => out.push((base, 4, *n)),
             Self::Structured { fields, .. } => {
                 for f in fields.iter() {
@@ -457,7 +457,6 @@ impl DataType {
                         .push_swap_units(base + f.offset, f.big_endian.or(big_endian), out);
                 }
             }
-            other if !other.has_byte_order() => {}
             other => out.push((base, other.size(), 1)),
         }
     }
