@@ -220,6 +220,9 @@ impl Group {
                 members.push((name, kind(&meta)));
             }
         }
+        // The store lists `name/` prefixes in order: `a.b/` comes before `a/`, but `a` before
+        // `a.b`.
+        members.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Ok(members)
     }
 

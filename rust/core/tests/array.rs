@@ -360,6 +360,34 @@ fn groups_hold_members_and_attributes() {
     ));
 }
 
+/// Members come in name order whichever way the group is opened, even where the store's
+/// listing of `name/` prefixes puts `a.b/` before `a/`.
+#[test]
+fn members_come_in_name_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let stores: [StoreRef; 2] = [
+        Arc::new(MemoryStore::new()),
+        Arc::new(FilesystemStore::new(dir.path())),
+    ];
+    for store in stores {
+        Group::create(store.clone(), "g", Map::new(), false, 3).unwrap();
+        for name in ["a_b", "a.b", "a", "a-b"] {
+            Group::create(store.clone(), &format!("g/{name}"), Map::new(), false, 3).unwrap();
+        }
+        let names = |g: &Group| -> Vec<String> {
+            g.members().unwrap().into_iter().map(|(n, _)| n).collect()
+        };
+        let g = Group::open(store.clone(), "g").unwrap();
+        assert_eq!(
+            names(&g),
+            ["a", "a-b", "a.b", "a_b"],
+            "{}",
+            store.describe()
+        );
+        assert_eq!(names(&g.consolidate().unwrap()), names(&g));
+    }
+}
+
 fn sharded(inner: &[u64], index_location: &str, inner_codecs: Value) -> Value {
     json!([{"name": "sharding_indexed", "configuration": {
         "chunk_shape": inner,
