@@ -53,21 +53,23 @@ lint: $(STAMP)
 # `make test`), each target FUZZ_SECONDS long: damaged chunks and shards read and written every
 # way (array_read), sequences of writes checked against a model (array_write), codec chains
 # decoding damaged bytes whole and in part (codec_chain), and metadata documents seeded from
-# the shared conformance corpus (metadata). `make lint` compiles them (clippy), so that they
+# the shared conformance corpus (metadata), and hierarchies of groups, consolidated metadata
+# and arrays seeded from the same corpus's groups (hierarchy). `make lint` compiles them (clippy), so that they
 # keep up with the engine. cargo-fuzz passes sanitizer flags only nightly compilers take;
 # RUSTC_BOOTSTRAP lets the stable one accept them. Allocations the engine makes fallibly must
 # be allowed to fail rather than stop the run. array_read and array_write write their arrays
 # under TMPDIR: a tmpfs (/dev/shm) there makes them several times faster.
 FUZZ_SECONDS ?= 300
-FUZZ_TARGETS := array_read array_write codec_chain metadata
+FUZZ_TARGETS := array_read array_write codec_chain metadata hierarchy
 fuzz:
 	cargo install --locked --quiet cargo-fuzz
-	$(PY) tools/fuzz_seeds.py ../shared/conformance rust/fuzz/corpus/metadata
+	$(PY) tools/fuzz_seeds.py ../shared/conformance rust/fuzz/corpus
 	for t in $(FUZZ_TARGETS); do \
 		mkdir -p rust/fuzz/corpus/$$t && \
+		len=8192 && if [ $$t = hierarchy ]; then len=65536; fi && \
 		ASAN_OPTIONS=allocator_may_return_null=1 RUSTC_BOOTSTRAP=1 \
 		cargo fuzz run -O --fuzz-dir rust/fuzz $$t -- -max_total_time=$(FUZZ_SECONDS) \
-			-max_len=8192 -timeout=20 -rss_limit_mb=4096 || exit 1; \
+			-max_len=$$len -timeout=20 -rss_limit_mb=4096 || exit 1; \
 	done
 
 # The side-by-side benchmark against every peer (release build), with the sharding issue's

@@ -12,13 +12,9 @@
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
-use oxzarr_core::array::{DimSelection, Selection};
 use oxzarr_core::store::{MemoryStore, StoreRef, WritableStore};
 use oxzarr_core::Array;
-
-/// Chunks larger than this are not written or read: the fuzzer's process has one memory
-/// limit for every allocation, and a chunk shape of gigabytes is valid metadata.
-const MAX_CHUNK_BYTES: u64 = 1 << 24;
+use oxzarr_fuzz::corner;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&format, document)) = data.split_first() else {
@@ -39,26 +35,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(a) = Array::open(store.clone(), "a") else {
         return;
     };
-    let size = a.data_type().size() as u64;
-    let chunk_bytes = a
-        .chunk_shape()
-        .iter()
-        .try_fold(size, |n, &c| n.checked_mul(c.max(1)));
-    if a.data_type().is_variable() || chunk_bytes.is_none_or(|n| n > MAX_CHUNK_BYTES) {
+    let Some((sel, bytes)) = corner(&a) else {
         return;
-    }
-    let sel = Selection(
-        a.shape()
-            .iter()
-            .map(|&n| DimSelection::Slice {
-                start: 0,
-                step: 1,
-                len: n.min(3),
-            })
-            .collect(),
-    );
-    let count: u64 = a.shape().iter().map(|&n| n.min(3)).product();
-    let mut fill = vec![0u8; (count * size) as usize];
+    };
+    let mut fill = vec![0u8; bytes];
     if a.read_into(&sel, &mut fill).is_err() {
         return;
     }

@@ -312,3 +312,33 @@ impl Drop for Fixture {
         let _ = std::fs::remove_dir_all(&self.root);
     }
 }
+
+/// Chunks larger than this are not read or written by the targets that take metadata from
+/// their input: the fuzzer's process has one memory limit for every allocation, and a chunk
+/// shape of gigabytes is valid metadata.
+const MAX_CHUNK_BYTES: u64 = 1 << 24;
+
+/// The box of at most three elements along each dimension at an array's origin, and its size
+/// in bytes; `None` for an array of variable-length elements or of chunks too large to hold.
+pub fn corner(a: &Array) -> Option<(Selection, usize)> {
+    let size = a.data_type().size() as u64;
+    let chunk_bytes = a
+        .chunk_shape()
+        .iter()
+        .try_fold(size, |n, &c| n.checked_mul(c.max(1)));
+    if a.data_type().is_variable() || chunk_bytes.is_none_or(|n| n > MAX_CHUNK_BYTES) {
+        return None;
+    }
+    let sel = Selection(
+        a.shape()
+            .iter()
+            .map(|&n| DimSelection::Slice {
+                start: 0,
+                step: 1,
+                len: n.min(3),
+            })
+            .collect(),
+    );
+    let count: u64 = a.shape().iter().map(|&n| n.min(3)).product();
+    Some((sel, (count * size) as usize))
+}
