@@ -24,6 +24,19 @@ def build(path: Path, zarr_format: int) -> oxzarr.Group:
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])
+def test_members_come_in_name_order(tmp_path: Path, zarr_format: int) -> None:
+    # The directory listing gives "a.b/" before "a/": names are sorted, not store prefixes,
+    # so the order is the same plainly and through consolidated metadata.
+    root = oxzarr.create_group(tmp_path / "r.zarr", zarr_format=zarr_format)
+    for name in ["a_b", "a.b", "a", "a-b"]:
+        root.create_group(name)
+    assert list(root.keys()) == ["a", "a-b", "a.b", "a_b"]
+    assert [name for name, _ in root.members()] == ["a", "a-b", "a.b", "a_b"]
+    consolidated = oxzarr.consolidate_metadata(tmp_path / "r.zarr")
+    assert list(consolidated.keys()) == list(root.keys())
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
 def test_members_and_lookups(tmp_path: Path, zarr_format: int) -> None:
     root = build(tmp_path / "r.zarr", zarr_format)
     assert sorted(root.keys()) == ["a", "g"]
