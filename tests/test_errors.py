@@ -294,6 +294,13 @@ def test_invalid_arguments(tmp_path: Path) -> None:
         oxzarr.create_array(tmp_path / "a.zarr", name="a/../b", shape=(2,), dtype="i1")
     with pytest.raises(TypeError):
         oxzarr.create_array(tmp_path / "a.zarr", dtype="i1")
+    # Chunks and inner chunks of more bytes than one allocation holds: their size overflowed.
+    for chunks, shards in [((2**63,), (2**63,)), ((2**62,), None), ((2, 2**62), (2, 2**62))]:
+        with pytest.raises(ValueError, match="chunk_shape"):
+            oxzarr.create_array(
+                tmp_path / "a.zarr", shape=(7, 7)[: len(chunks)], dtype="f8", chunks=chunks,
+                shards=shards, compressors=None, overwrite=True,
+            )  # fmt: skip
 
 
 # Sizes that come from metadata or from the store, beyond what the process can allocate. Each

@@ -60,10 +60,38 @@ impl ChunkRepr {
         self.shape.iter().product()
     }
 
-    /// Size in bytes of the decoded chunk.
+    /// Size in bytes of the decoded chunk. A codec chain is only built for chunks whose size
+    /// [`Self::checked_nbytes`] gives, so within one this cannot overflow.
     pub fn nbytes(&self) -> usize {
         self.num_elements() as usize * self.data_type.size()
     }
+
+    /// Size in bytes of the decoded chunk, if one allocation could hold it (at most
+    /// `isize::MAX` bytes); `None` for chunk shapes of valid metadata that no machine holds.
+    pub fn checked_nbytes(&self) -> Option<usize> {
+        let elements = self.shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d))?;
+        let bytes = elements.checked_mul(self.data_type.size() as u64)?;
+        usize::try_from(bytes)
+            .ok()
+            .filter(|&b| isize::try_from(b).is_ok())
+    }
+}
+
+/// Refuses chunks of more bytes than one allocation can hold, before any codec computes with
+/// their size.
+fn check_addressable(repr: &ChunkRepr) -> Result<(), MetadataError> {
+    if repr.checked_nbytes().is_some() {
+        return Ok(());
+    }
+    Err(MetadataError::invalid(
+        "chunk_shape",
+        &Value::from(repr.shape.clone()),
+        format!(
+            "a chunk of {} elements is more than {} bytes",
+            repr.data_type,
+            isize::MAX
+        ),
+    ))
 }
 
 /// One dimension of the part of a chunk a read needs: positions `first`, `first + step`, ...
@@ -480,6 +508,7 @@ impl CodecChain {
         let mut array_to_array = Vec::new();
         let mut array_to_bytes = None;
         let mut bytes_to_bytes = Vec::new();
+        check_addressable(repr)?;
         let mut reprs = vec![repr.clone()];
         for spec in specs {
             let current = reprs.last().unwrap_or(repr).clone();
@@ -499,7 +528,9 @@ impl CodecChain {
                             "an array->array codec cannot follow the array->bytes codec",
                         ));
                     }
-                    reprs.push(c.encoded_repr(&current));
+                    let encoded = c.encoded_repr(&current);
+                    check_addressable(&encoded)?;
+                    reprs.push(encoded);
                     array_to_array.push(c);
                 }
                 AnyCodec::ArrayToBytes(c) => {
@@ -820,6 +851,32 @@ mod tests {
 
     fn sample(n: usize) -> Vec<u8> {
         (0..n).map(|i| ((i * 7) % 251) as u8).collect()
+    }
+
+    #[test]
+    fn chunks_no_allocation_holds_are_refused_before_their_size_overflows() {
+        let bytes = json!({"name": "bytes", "configuration": {"endian": "little"}});
+        let shard = |inner: &[u64]| {
+            json!([{"name": "sharding_indexed", "configuration": {
+                "chunk_shape": inner, "codecs": [bytes], "index_codecs": [bytes]}}])
+        };
+        let cases = [
+            (json!([bytes]), vec![1u64 << 63], DataType::Float64),
+            (json!([bytes]), vec![1 << 32, 1 << 32], DataType::UInt8),
+            (json!([bytes]), vec![1 << 60], DataType::UInt64),
+            (shard(&[1 << 63]), vec![1 << 63], DataType::Float64),
+            // 2^62 inner chunks: their index would be 2^66 bytes.
+            (shard(&[1]), vec![1 << 62], DataType::UInt8),
+        ];
+        for (codecs, shape, dt) in cases {
+            match chain(codecs, &shape, dt) {
+                Err(MetadataError::Invalid { field, .. }) => assert_eq!(field, "chunk_shape"),
+                other => panic!("{shape:?}: {other:?}"),
+            }
+        }
+        assert!(chain(shard(&[1 << 61]), &[1 << 62], DataType::UInt8).is_ok());
+        // The largest that could be allocated is still valid metadata.
+        assert!(chain(json!([bytes]), &[(isize::MAX as u64) / 8], DataType::UInt64).is_ok());
     }
 
     #[test]
