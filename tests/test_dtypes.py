@@ -3,6 +3,7 @@ both formats, both directions with zarr-python."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,24 @@ def test_strings_both_ways(tmp_path: Path, zarr_format: int, chunks: tuple[int])
     assert back[1:17:4].tolist() == data[1:17:4].tolist()
     assert back[5].item() == data[5]
     assert back.fill_value == ""
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+@pytest.mark.parametrize("dtype", ["str", "string", "U"])
+def test_text_dtypes_by_name_are_variable_length(
+    tmp_path: Path, zarr_format: int, dtype: str
+) -> None:
+    # zarr-python takes "str" and "string" as str; numpy reads "str" and "U" as a U of no
+    # length, which, like an S of no length for bytes, asks for variable-length text.
+    a = oxzarr.create_array(tmp_path / "o.zarr", shape=(6,), dtype=dtype, zarr_format=zarr_format)
+    a[...] = TEXT
+    assert a.dtype == STRING_DTYPE
+    assert zarr.open_array(tmp_path / "o.zarr", mode="r")[...].tolist() == TEXT
+    if dtype != "U":  # zarr-python refuses a U of no length
+        zarr.create_array(tmp_path / "z.zarr", shape=(6,), dtype=dtype, zarr_format=zarr_format)
+        name, fields = ("zarr.json", ["data_type"]) if zarr_format == 3 else (".zarray", ["dtype"])
+        ours, theirs = (json.loads((tmp_path / d / name).read_text()) for d in ("o.zarr", "z.zarr"))
+        assert [ours[f] for f in fields] == [theirs[f] for f in fields]
 
 
 def test_string_writes_and_fill(tmp_path: Path) -> None:

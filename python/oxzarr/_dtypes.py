@@ -36,14 +36,15 @@ STRING_DTYPE: np.dtype[Any] = (
 
 
 def is_text(dtype: Any) -> bool:
-    """Whether `dtype` asks for variable-length text (str, StringDType, or objects)."""
-    if dtype is str:
+    """Whether `dtype` asks for variable-length text: str, "str" or "string" (as zarr-python
+    takes them), a zero-length U, StringDType, or objects."""
+    if dtype is str or (isinstance(dtype, str) and dtype in ("str", "string")):
         return True
     try:
         dt = np.dtype(dtype)
     except TypeError:
         return False
-    return bool(dt.kind == "T" or dt.kind == "O")
+    return bool(dt.kind in "TO" or (dt.kind == "U" and dt.itemsize == 0))
 
 
 def is_variable_bytes(dtype: Any) -> bool:
