@@ -188,6 +188,20 @@ def test_variable_bytes_both_ways(tmp_path: Path, zarr_format: int) -> None:
     assert list(zarr.open_array(tmp_path / "o.zarr", mode="r")[...]) == list(data)
 
 
+@pytest.mark.parametrize("value", [85, [85, 85], "ab", np.array(["ab", "c"]), [None, b"x"]])
+def test_variable_bytes_take_only_bytes(tmp_path: Path, value: Any) -> None:
+    # As zarr-python, a TypeError: bytes(85) would have stored 85 zero bytes.
+    a = oxzarr.create_array(tmp_path / "b.zarr", shape=(2,), dtype=bytes, chunks=(2,))
+    a[...] = [b"keep", b"these"]
+    with pytest.raises(TypeError, match="takes bytes, not"):
+        a[...] = value
+    with pytest.raises(TypeError, match="takes bytes, not"):
+        a[[1, 0]] = value
+    assert a[...].tolist() == [b"keep", b"these"]
+    a[[1]] = [b"x"]
+    assert a[...].tolist() == [b"keep", b"x"]
+
+
 def test_strings_in_fortran_order_v2(tmp_path: Path) -> None:
     data = np.array([["a", "bb"], ["ccc", ""], ["é", "f"]], dtype=STRING_DTYPE)
     z = zarr.create_array(

@@ -961,7 +961,15 @@ class Array:
     def _vlen_values(self, values: npt.NDArray[Any]) -> list[str] | list[bytes]:
         """The elements of `values` as the engine takes a string or bytes array's values."""
         if self._dtype == np.dtype(object):
-            return [bytes(v) for v in values.reshape(-1)]
+            elements = values.reshape(-1).tolist()
+            for v in elements:
+                # bytes(85) would be 85 zero bytes: only bytes-like elements are bytes here.
+                if not isinstance(v, bytes | bytearray | memoryview):
+                    raise TypeError(
+                        f"a variable-length bytes array takes bytes, not {type(v).__name__} "
+                        f"({v!r:.40})"
+                    )
+            return [bytes(v) for v in elements]
         return [str(v) for v in values.reshape(-1)]
 
     def _write_empty(self) -> bool:
