@@ -150,6 +150,20 @@ def test_text_dtypes_by_name_are_variable_length(
         assert [ours[f] for f in fields] == [theirs[f] for f in fields]
 
 
+@pytest.mark.parametrize("dtype", [str, bytes])
+def test_variable_length_data_refuses_the_bytes_serializer(tmp_path: Path, dtype: Any) -> None:
+    # As zarr-python: a bytes codec cannot encode variable-length elements, so metadata naming
+    # one is refused when made, not at the first write.
+    with pytest.raises(ValueError, match="vlen-utf8"):
+        oxzarr.create_array(
+            tmp_path / "a.zarr",
+            shape=(2,),
+            dtype=dtype,
+            serializer={"name": "bytes", "configuration": {"endian": "little"}},
+        )
+    assert not (tmp_path / "a.zarr" / "zarr.json").exists()
+
+
 def test_string_writes_and_fill(tmp_path: Path) -> None:
     a = oxzarr.create_array(
         tmp_path / "s.zarr", shape=(3, 4), dtype=str, chunks=(2, 2), fill_value="-"

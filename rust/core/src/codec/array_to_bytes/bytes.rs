@@ -52,6 +52,16 @@ impl Bytes {
         data_type: &DataType,
     ) -> Result<Self, MetadataError> {
         check_config_keys("bytes", config, &["endian"])?;
+        if data_type.is_variable() {
+            return Err(MetadataError::invalid(
+                "codecs",
+                &Value::String("bytes".into()),
+                format!(
+                    "bytes encodes fixed-size elements, not {data_type} (which takes vlen-utf8 or \
+                     vlen-bytes)"
+                ),
+            ));
+        }
         let endian = match config.get("endian") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) if s == "little" => Some(Endian::Little),
@@ -207,5 +217,18 @@ mod tests {
         codec.decode_into(&enc, &repr, &mut out).unwrap();
         assert_eq!(out, data);
         assert!(codec.decode_into(&enc[..7], &repr, &mut out).is_err());
+    }
+
+    #[test]
+    fn variable_length_elements_are_not_its_to_encode() {
+        for dt in [DataType::String, DataType::Bytes] {
+            match Bytes::from_config(&Map::new(), &dt) {
+                Err(MetadataError::Invalid { field, reason, .. }) => {
+                    assert_eq!(field, "codecs");
+                    assert!(reason.contains("vlen-utf8"), "{reason}");
+                }
+                other => panic!("{dt}: {other:?}"),
+            }
+        }
     }
 }
