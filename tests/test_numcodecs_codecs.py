@@ -242,6 +242,36 @@ def test_zarr_python_reads_what_oxzarr_writes(tmp_path: Path, name: str) -> None
             numcodecs.get_codec({"id": c["name"].removeprefix("numcodecs."), **c["configuration"]})
 
 
+@pytest.mark.parametrize(
+    ("zarr_format", "given"),
+    [
+        (2, {"name": "delta"}),
+        (2, {"id": "delta"}),
+        (2, {"id": "astype", "encode_dtype": "<i8"}),
+        (2, numcodecs.Delta(dtype="<i4")),
+        (3, {"name": "numcodecs.delta"}),
+        (3, {"name": "numcodecs.astype", "configuration": {"encode_dtype": "<i8"}}),
+    ],
+    ids=["v2 name", "v2 id", "v2 astype", "v2 numcodecs", "v3", "v3 astype"],
+)
+def test_filters_named_without_their_dtype_get_the_arrays(
+    tmp_path: Path, zarr_format: int, given: Any
+) -> None:
+    # numcodecs cannot build these without the data type (`{"id": "delta"}` alone was written
+    # as it was, and zarr-python could not open the array); oxzarr reads them with the array's.
+    a = oxzarr.create_array(
+        tmp_path / "a.zarr", shape=(6,), dtype="i4", filters=[given], zarr_format=zarr_format
+    )
+    a[...] = np.arange(6) * 5
+    z = zarr.open_array(tmp_path / "a.zarr", mode="r")
+    assert z[...].tolist() == [0, 5, 10, 15, 20, 25]
+    doc = json.loads(
+        (tmp_path / "a.zarr" / (".zarray" if zarr_format == 2 else "zarr.json")).read_text()
+    )
+    stored = doc["filters"][0] if zarr_format == 2 else doc["codecs"][0]["configuration"]
+    assert stored["decode_dtype" if "astype" in str(given) else "dtype"] == "<i4"
+
+
 def test_bitround_under_its_extension_name(tmp_path: Path) -> None:
     """zarr-extensions registers `bitround` with numcodecs' configuration (zarr-python 3.1.6
     does not know it yet)."""

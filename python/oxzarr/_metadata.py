@@ -169,16 +169,39 @@ def chunk_key_encoding_json(value: Any) -> JSON:
     raise ValueError(f"invalid chunk_key_encoding {value!r}")
 
 
+#: numcodecs filters whose configuration names the data type they work on, and that field:
+#: numcodecs cannot build them without it, and the engine takes the array's when it is absent
+#: (v3 metadata is written by the engine, which fills it in itself).
+_DTYPE_FIELDS = {
+    "delta": "dtype",
+    "fixedscaleoffset": "dtype",
+    "quantize": "dtype",
+    "astype": "decode_dtype",
+}
+
+
+def with_dtype_field(
+    codec_id: str, config: Mapping[str, JSON], dtype: np.dtype[Any]
+) -> dict[str, JSON]:
+    """`config` of the numcodecs codec `codec_id`, with the array's data type filled in where
+    the codec needs one and none is given, as the engine reads it."""
+    config = dict(config)
+    field_name = _DTYPE_FIELDS.get(codec_id)
+    if field_name is not None and config.get(field_name) is None:
+        config[field_name] = dtype.str
+    return config
+
+
 def to_numcodecs(codec: Any, dtype: np.dtype[Any]) -> dict[str, JSON]:
     """A codec as numcodecs configuration (`{"id": ...}`), as v2 metadata holds it: from such a
     dict, a numcodecs object, an oxzarr codec, or v3 codec metadata."""
     if isinstance(codec, Mapping) and "id" in codec:
-        return dict(codec)
+        return with_dtype_field(str(codec["id"]), codec, dtype)
     get_config = getattr(codec, "get_config", None)
     if callable(get_config):
         config = get_config()
         if isinstance(config, Mapping) and "id" in config:
-            return dict(config)
+            return with_dtype_field(str(config["id"]), config, dtype)
     metadata = to_codec(codec)._for_dtype(dtype).to_dict()
     name = str(metadata["name"])
     config = dict(metadata.get("configuration") or {})
@@ -188,7 +211,8 @@ def to_numcodecs(codec: Any, dtype: np.dtype[Any]) -> dict[str, JSON]:
         config.pop("typesize", None)
     if name == "zstd" and not config.get("checksum"):
         config.pop("checksum", None)
-    return {"id": name.removeprefix("numcodecs."), **config}
+    codec_id = name.removeprefix("numcodecs.")
+    return {"id": codec_id, **with_dtype_field(codec_id, config, dtype)}
 
 
 def _dimension_separator(chunk_key_encoding: Any) -> str:
