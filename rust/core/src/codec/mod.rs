@@ -87,7 +87,8 @@ fn check_addressable(repr: &ChunkRepr) -> Result<(), MetadataError> {
         "chunk_shape",
         &Value::from(repr.shape.clone()),
         format!(
-            "a chunk of {} elements is more than {} bytes",
+            "chunks of this many {} elements are more bytes than one allocation holds ({} at \
+             most)",
             repr.data_type,
             isize::MAX
         ),
