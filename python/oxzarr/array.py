@@ -962,8 +962,13 @@ class Array:
         """The elements of `values` as the engine takes a string or bytes array's values."""
         if self._dtype == np.dtype(object):
             elements = values.reshape(-1).tolist()
+            # By the set of element types, not element by element: the common case of bytes
+            # alone then costs one pass in C.
+            kinds = set(map(type, elements))
+            if kinds <= {bytes}:
+                return elements
+            # bytes(85) would be 85 zero bytes: only bytes-like elements are bytes here.
             for v in elements:
-                # bytes(85) would be 85 zero bytes: only bytes-like elements are bytes here.
                 if not isinstance(v, bytes | bytearray | memoryview):
                     raise TypeError(
                         f"a variable-length bytes array takes bytes, not {type(v).__name__} "
