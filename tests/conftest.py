@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,32 @@ DTYPES = [
     "complex64",
     "complex128",
 ]
+
+
+def attempt(fn: Callable[[], Any]) -> Any:
+    """A result, or the built-in exception family it raised (what user code catches)."""
+    try:
+        return fn()
+    except Exception as e:
+        for family in (FileNotFoundError, KeyError, IndexError, TypeError, ValueError):
+            if isinstance(e, family):
+                return ("raised", family.__name__)
+        return ("raised", type(e).__name__)
+
+
+def normalize(value: Any) -> Any:
+    """Results in a form both libraries' values compare by."""
+    if isinstance(value, np.ndarray):
+        return ("array", value.dtype.str, value.shape, value.tolist())
+    if isinstance(value, np.generic):
+        return ("scalar", value.dtype.str, value.item())
+    if isinstance(value, np.dtype):
+        return ("dtype", value.str)
+    if isinstance(value, tuple):
+        return tuple(normalize(v) for v in value)
+    if isinstance(value, list):
+        return [normalize(v) for v in value]
+    return value
 
 
 def sample(shape: tuple[int, ...], dtype: Any, seed: int = 0) -> np.ndarray:

@@ -15,6 +15,7 @@ import pytest
 import zarr as zarr_python
 
 import oxzarr
+from tests.conftest import attempt, normalize
 
 Script = Callable[[ModuleType, Path], list[Any]]
 SCRIPTS: dict[str, Script] = {}
@@ -23,17 +24,6 @@ SCRIPTS: dict[str, Script] = {}
 def script(fn: Script) -> Script:
     SCRIPTS[fn.__name__] = fn
     return fn
-
-
-def attempt(fn: Callable[[], Any]) -> Any:
-    """A result, or the built-in exception family it raised (what user code catches)."""
-    try:
-        return fn()
-    except Exception as e:
-        for family in (FileNotFoundError, KeyError, IndexError, TypeError, ValueError):
-            if isinstance(e, family):
-                return ("raised", family.__name__)
-        return ("raised", type(e).__name__)
 
 
 def data(shape: tuple[int, ...], dtype: str = "i4") -> np.ndarray:
@@ -622,21 +612,6 @@ def simple_selections(zarr: ModuleType, path: Path) -> list[Any]:
     z[()] = 7
     results += [attempt(lambda: z[()]), attempt(lambda: z[...])]
     return results
-
-
-def normalize(value: Any) -> Any:
-    """Results in a form both libraries' values compare by."""
-    if isinstance(value, np.ndarray):
-        return ("array", value.dtype.str, value.shape, value.tolist())
-    if isinstance(value, np.generic):
-        return ("scalar", value.dtype.str, value.item())
-    if isinstance(value, np.dtype):
-        return ("dtype", value.str)
-    if isinstance(value, tuple):
-        return tuple(normalize(v) for v in value)
-    if isinstance(value, list):
-        return [normalize(v) for v in value]
-    return value
 
 
 @pytest.mark.parametrize("name", list(SCRIPTS))

@@ -165,8 +165,8 @@ impl Array {
 
     /// Whether a write stores chunks that hold only the fill value: when asked to, and always
     /// for a v2 array without a fill value (`null`), whose unwritten elements other readers
-    /// may not read as zeros (zarr-python 3 never drops such chunks; zarr-python 2 reads a
-    /// missing chunk there as uninitialized memory).
+    /// may not read as zeros. zarr-python 3.1 drops chunks of zeros there and reads them back
+    /// as zeros, but zarr-python 2 reads a missing chunk there as uninitialized memory.
     pub(crate) fn keeps_empty_chunks(&self, write_empty_chunks: bool) -> bool {
         write_empty_chunks || !self.metadata.has_fill_value()
     }
