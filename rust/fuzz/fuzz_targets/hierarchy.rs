@@ -58,7 +58,8 @@ fn read_corner(a: &Array) -> Corner {
     }
 }
 
-/// Every node below `group`, depth first in name order; `None` if listing a group failed.
+/// Every node below `group` (up to `MAX_NODES`, `MAX_DEPTH` groups down), in an order that
+/// depends on the hierarchy alone; `None` if listing a group failed.
 fn walk(group: &Group) -> Option<Vec<Seen>> {
     let mut seen = Vec::new();
     let mut stack = vec![(group.clone(), String::new(), 0)];
@@ -68,7 +69,7 @@ fn walk(group: &Group) -> Option<Vec<Seen>> {
             members.windows(2).all(|w| w[0].0 < w[1].0),
             "members are listed once each, in name order: {members:?}"
         );
-        for (name, kind) in members.iter().rev() {
+        for (name, kind) in &members {
             if seen.len() >= MAX_NODES {
                 return Some(seen);
             }
