@@ -306,10 +306,12 @@ print(json.dumps(found))
 def test_large_outputs_of_a_steady_size_come_back_from_the_heap(
     tmp_path: Path, shape: tuple[int, ...]
 ) -> None:
-    """Reads of 512 KiB and 16 MiB in a fresh process: the first output is a fresh mapping
-    (glibc's for large blocks), and once it is freed, the next ones of the same size come
-    from the heap, as numpy's own arrays do, instead of each being mapped, faulted in and
-    unmapped again (which glibc did for page-aligned requests of such sizes)."""
+    """Reads of 512 KiB and 16 MiB in a fresh process: once the first output is freed, the
+    next ones of the same size come from the heap, as numpy's own arrays do, instead of each
+    being mapped, faulted in and unmapped again (which glibc did for page-aligned requests of
+    such sizes). The first output is usually a fresh mapping (glibc's for large blocks), but
+    not always: when Python's start-up leaves a large enough block free in the heap, glibc
+    takes it from there, so the test does not assert where the first one lies."""
     data = np.ones(shape, dtype="u2")
     a = oxzarr.create_array(tmp_path / "a.zarr", shape=shape, dtype="u2", chunks=(64, 64, 64))
     a[...] = data
@@ -325,4 +327,4 @@ def test_large_outputs_of_a_steady_size_come_back_from_the_heap(
     )
     found = json.loads(run.stdout)
     assert all(aligned for aligned, _ in found), found
-    assert not found[0][1] and found[1][1] and found[2][1], found
+    assert found[1][1] and found[2][1], found
