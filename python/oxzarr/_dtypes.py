@@ -4,10 +4,14 @@ fill values in each format's JSON encoding."""
 from __future__ import annotations
 
 import base64
+import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
+from oxzarr import _core
 
 JSON = Any
 
@@ -107,6 +111,42 @@ def _v2_str(dt: np.dtype[Any]) -> JSON:
     return code
 
 
+def v2_dtype(stored: Any) -> Any:
+    """A `.zarray` dtype as numpy takes it: a record's fields (JSON lists) become tuples, at
+    every level of nesting."""
+    if isinstance(stored, list):
+        return [(f[0], v2_dtype(f[1]), *f[2:]) for f in stored]
+    return stored
+
+
+def requested_dtype(dtype: Any) -> Any:
+    """`dtype` as the rest of create_array takes it, when it is written as a format stores
+    data types (as zarr-python takes them too): a v3 ``data_type`` object or a v3 name numpy
+    does not know ("variable_length_bytes", "r16"), read by the engine; a v2 record's list of
+    fields. Anything else is returned as it is."""
+    if isinstance(dtype, list):
+        return v2_dtype(dtype)
+    if isinstance(dtype, str):
+        try:
+            np.dtype(dtype)
+            return dtype
+        except TypeError:
+            pass
+    elif not isinstance(dtype, Mapping):
+        return dtype
+    try:
+        described = json.loads(_core.numpy_dtype_of_data_type(json.dumps(dtype)))
+    except ValueError:
+        if isinstance(dtype, str):
+            return dtype  # neither numpy's nor the format's: numpy's TypeError follows
+        raise
+    if described == "string":
+        return str
+    if described == "bytes":
+        return bytes
+    return np.dtype(described)
+
+
 def zarr_data_type(dtype: Any, zarr_format: int) -> tuple[np.dtype[Any], JSON, str | None]:
     """For `dtype` given to create_array: the numpy dtype of decoded values, the data type as
     the format writes it, and the object codec v2 needs ("vlen-utf8", "vlen-bytes") if any."""
@@ -177,7 +217,12 @@ def fill_value_json(fill_value: Any, dtype: np.dtype[Any], zarr_format: int) -> 
         if dtype.kind == "T" or (dtype.kind == "O" and dtype is not np.dtype(object)):
             return "" if fill_value is None else str(fill_value)
         if dtype.kind == "O":  # variable-length bytes
-            raw = b"" if fill_value is None else bytes(fill_value)
+            if fill_value is None:
+                raw = b""
+            elif isinstance(fill_value, str):
+                raw = fill_value.encode()  # text as its UTF-8, as zarr-python takes it
+            else:
+                raw = bytes(fill_value)
             return base64.standard_b64encode(raw).decode()
         if dtype.kind == "b":
             return bool(fill_value) if fill_value is not None else False

@@ -10,7 +10,12 @@ import numpy as np
 import numpy.typing as npt
 
 from oxzarr import _core
-from oxzarr._dtypes import DEFAULT_FILL_VALUE, fill_value_json, zarr_data_type
+from oxzarr._dtypes import (
+    DEFAULT_FILL_VALUE,
+    fill_value_json,
+    requested_dtype,
+    zarr_data_type,
+)
 from oxzarr._metadata import (
     ARRAY_TO_BYTES,
     array_metadata,
@@ -147,9 +152,8 @@ def create_array(
         raise TypeError("create_array() needs a shape (or data)")
     shape_t = normalize_shape(shape)
     fmt = _format_or_default(zarr_format)
-    np_dtype, data_type, object_codec = zarr_data_type(
-        dtype if dtype is not None else "float64", fmt
-    )
+    dtype = requested_dtype(dtype if dtype is not None else "float64")
+    np_dtype, data_type, object_codec = zarr_data_type(dtype, fmt)
     if fmt == 2:
         if shards is not None:
             raise ValueError("sharding is a Zarr v3 feature: zarr_format=2 takes no shards")

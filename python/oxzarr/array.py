@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from oxzarr import _core
-from oxzarr._dtypes import STRING_DTYPE
+from oxzarr._dtypes import STRING_DTYPE, v2_dtype
 from oxzarr._indexing import (
     Indexer,
     in_bounds,
@@ -75,14 +75,6 @@ class Attributes(MutableMapping[str, JSON]):
 
     def __repr__(self) -> str:
         return repr(self._current())
-
-
-def _v2_dtype(stored: Any) -> Any:
-    """A `.zarray` dtype as numpy takes it: a record's fields (JSON lists) become tuples, at
-    every level of nesting."""
-    if isinstance(stored, list):
-        return [(f[0], _v2_dtype(f[1]), *f[2:]) for f in stored]
-    return stored
 
 
 @dataclass(frozen=True)
@@ -324,7 +316,7 @@ class Array:
         self._native = self._dtype
         if core.zarr_format == 2 and not self._vlen:
             stored = self._metadata_dict["dtype"]
-            stored_dtype = np.dtype(_v2_dtype(stored))
+            stored_dtype = np.dtype(v2_dtype(stored))
             if stored_dtype.itemsize == self._dtype.itemsize:
                 self._dtype = stored_dtype
 

@@ -59,6 +59,18 @@ fn open_node(py: Python<'_>, store: &store::Store, path: &str) -> PyResult<Py<Py
     node_to_py(py, node)
 }
 
+/// The numpy dtype (as `Array.numpy_dtype` describes it) of a v3 `data_type` given as JSON,
+/// so that `create_array` takes the format's own names and objects for a dtype, as
+/// zarr-python does, with the engine's reading of them.
+#[pyfunction]
+fn numpy_dtype_of_data_type(data_type_json: &str) -> PyResult<String> {
+    let value: serde_json::Value = serde_json::from_str(data_type_json)
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("data type: {e}")))?;
+    let data_type = oxzarr_core::metadata::DataType::from_metadata(&value)
+        .map_err(|e| errors::to_py_err(e.into()))?;
+    Ok(data_type.numpy_dtype().to_string())
+}
+
 /// A node as the Python object for it.
 pub(crate) fn node_to_py(py: Python<'_>, node: oxzarr_core::node::Node) -> PyResult<Py<PyAny>> {
     Ok(match node {
@@ -80,6 +92,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(last_operation_workers, m)?)?;
     m.add_function(wrap_pyfunction!(set_chunk_cache_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(open_node, m)?)?;
+    m.add_function(wrap_pyfunction!(numpy_dtype_of_data_type, m)?)?;
     m.add_function(wrap_pyfunction!(output::empty_output, m)?)?;
     m.add_function(wrap_pyfunction!(output::output_allocator, m)?)?;
     m.add_function(wrap_pyfunction!(output::set_output_huge_pages, m)?)?;
