@@ -272,6 +272,32 @@ def test_filters_named_without_their_dtype_get_the_arrays(
     assert stored["decode_dtype" if "astype" in str(given) else "dtype"] == "<i4"
 
 
+def test_v2_shuffle_without_an_element_size(tmp_path: Path) -> None:
+    # numcodecs reads `{"id": "shuffle"}` as Shuffle(elementsize=4), whatever the data type.
+    # oxzarr read it with the data type's size, so a store written that way read wrong values;
+    # and it wrote the filter without a size, which zarr-python then read wrong.
+    data = np.linspace(0, 1, 12)  # float64: elements of 8 bytes
+    theirs = zarr.create_array(
+        tmp_path / "z.zarr", shape=(12,), dtype="f8", filters=[numcodecs.Shuffle()], zarr_format=2
+    )
+    theirs[...] = data
+    zarray = tmp_path / "z.zarr" / ".zarray"
+    doc = json.loads(zarray.read_text())
+    assert doc["filters"] == [{"id": "shuffle", "elementsize": 4}]
+    doc["filters"] = [{"id": "shuffle"}]
+    zarray.write_text(json.dumps(doc))
+    assert zarr.open_array(tmp_path / "z.zarr", mode="r")[...].tolist() == data.tolist()
+    assert oxzarr.open_array(tmp_path / "z.zarr", mode="r")[...].tolist() == data.tolist()
+
+    ours = oxzarr.create_array(
+        tmp_path / "o.zarr", shape=(12,), dtype="f8", filters=[{"id": "shuffle"}], zarr_format=2
+    )
+    ours[...] = data
+    stored = json.loads((tmp_path / "o.zarr" / ".zarray").read_text())["filters"]
+    assert stored == [{"id": "shuffle", "elementsize": 8}]
+    assert zarr.open_array(tmp_path / "o.zarr", mode="r")[...].tolist() == data.tolist()
+
+
 def test_bitround_under_its_extension_name(tmp_path: Path) -> None:
     """zarr-extensions registers `bitround` with numcodecs' configuration (zarr-python 3.1.6
     does not know it yet)."""

@@ -169,26 +169,29 @@ def chunk_key_encoding_json(value: Any) -> JSON:
     raise ValueError(f"invalid chunk_key_encoding {value!r}")
 
 
-#: numcodecs filters whose configuration names the data type they work on, and that field:
-#: numcodecs cannot build them without it, and the engine takes the array's when it is absent
-#: (v3 metadata is written by the engine, which fills it in itself).
+#: numcodecs codecs whose configuration depends on the array's data type, and that field,
+#: filled in from the array when a v2 array is made without it (v3 metadata is written by the
+#: engine, which fills it in itself). numcodecs cannot build the filters without their dtype.
+#: It reads a shuffle without an element size as 4, whatever the data type; what the user
+#: meant is the data type's size, as zarr-python's v3 shuffle and oxzarr's engine take it.
 _DTYPE_FIELDS = {
     "delta": "dtype",
     "fixedscaleoffset": "dtype",
     "quantize": "dtype",
     "astype": "decode_dtype",
+    "shuffle": "elementsize",
 }
 
 
 def with_dtype_field(
     codec_id: str, config: Mapping[str, JSON], dtype: np.dtype[Any]
 ) -> dict[str, JSON]:
-    """`config` of the numcodecs codec `codec_id`, with the array's data type filled in where
-    the codec needs one and none is given, as the engine reads it."""
+    """`config` of the numcodecs codec `codec_id`, with the array's data type (or element
+    size) filled in where the codec depends on one and none is given."""
     config = dict(config)
     field_name = _DTYPE_FIELDS.get(codec_id)
     if field_name is not None and config.get(field_name) is None:
-        config[field_name] = dtype.str
+        config[field_name] = dtype.itemsize if field_name == "elementsize" else dtype.str
     return config
 
 

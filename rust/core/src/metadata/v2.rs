@@ -79,6 +79,12 @@ pub fn numcodecs_to_v3(config: &Map<String, Value>) -> Result<Value, MetadataErr
     })?;
     let mut rest = config.clone();
     rest.remove("id");
+    // numcodecs builds `Shuffle()` from `{"id": "shuffle"}`, whose element size is 4 whatever
+    // the data type; the v3 codec's missing element size is the data type's (zarr-python
+    // fills it in), so the v2 default is made explicit here.
+    if id == "shuffle" && rest.get("elementsize").is_none_or(Value::is_null) {
+        rest.insert("elementsize".into(), 4.into());
+    }
     // zstd, gzip and blosc frames are the same in both versions and their settings carry over:
     // they run as the v3 core codecs. The others are numcodecs.<id>, as zarr-python names them.
     let name = match id {
@@ -383,6 +389,24 @@ mod tests {
         let again =
             ArrayMetadataV2::parse(&m.to_json(), Some(br#"{"a": 1}"#), "x/.zarray").unwrap();
         assert_eq!(again, m);
+    }
+
+    #[test]
+    fn shuffle_without_an_element_size_is_numcodecs_default() {
+        let v3 = |config: Value| numcodecs_to_v3(config.as_object().unwrap()).unwrap();
+        for config in [
+            json!({"id": "shuffle"}),
+            json!({"id": "shuffle", "elementsize": null}),
+        ] {
+            assert_eq!(
+                v3(config),
+                json!({"name": "numcodecs.shuffle", "configuration": {"elementsize": 4}})
+            );
+        }
+        assert_eq!(
+            v3(json!({"id": "shuffle", "elementsize": 8})),
+            json!({"name": "numcodecs.shuffle", "configuration": {"elementsize": 8}})
+        );
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! `Shuffle(elementsize)`, the byte shuffle on its own (blosc's, without compression): byte `b`
 //! of every element, then byte `b + 1` of every element, and so on.
 //!
-//! A missing `elementsize` means the data type's size, as zarr-python fills it in (numcodecs'
-//! own default of 4 is never what zarr-python writes). Sizes 0 and 1 leave the bytes as they
-//! are; a buffer that is not a whole number of elements is an error, as in numcodecs.
+//! A missing `elementsize` means the data type's size, as zarr-python fills it in for v3. In
+//! v2 metadata numcodecs' own default of 4 applies, which the v2 reader makes explicit
+//! (`metadata::v2::numcodecs_to_v3`). Sizes 0 and 1 leave the bytes as they are; a buffer that
+//! is not a whole number of elements is an error, as in numcodecs.
 
 use std::borrow::Cow;
 
