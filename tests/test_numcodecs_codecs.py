@@ -272,6 +272,45 @@ def test_filters_named_without_their_dtype_get_the_arrays(
     assert stored["decode_dtype" if "astype" in str(given) else "dtype"] == "<i4"
 
 
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"id": "delta"},
+        {"id": "astype", "encode_dtype": ">i2"},
+        {"id": "fixedscaleoffset", "offset": 1, "scale": 10},
+    ],
+    ids=lambda g: g["id"],
+)
+def test_v2_filters_of_big_endian_arrays_get_the_stored_dtype(
+    tmp_path: Path, given: dict[str, Any]
+) -> None:
+    # numcodecs views the stored elements as the filter's dtype: "<i4" on a ">i4" array was
+    # written when the array's dtype was filled in, and zarr-python read other values.
+    a = oxzarr.create_array(
+        tmp_path / "a.zarr", shape=(6,), dtype=">i4", filters=[given], zarr_format=2
+    )
+    a[...] = np.arange(6) * 5 - 7
+    stored = json.loads((tmp_path / "a.zarr" / ".zarray").read_text())["filters"][0]
+    assert stored["decode_dtype" if given["id"] == "astype" else "dtype"] == ">i4"
+    assert zarr.open_array(tmp_path / "a.zarr", mode="r")[...].tolist() == [-7, -2, 3, 8, 13, 18]
+
+
+def test_v2_filters_in_the_other_byte_order_are_refused(tmp_path: Path) -> None:
+    # Delta(dtype="<i4") on a ">i4" array works, in numcodecs, on the elements' bytes
+    # swapped. zarr-python reads its own such arrays back; oxzarr read other values, and now
+    # refuses them.
+    z = zarr.create_array(
+        tmp_path / "z.zarr",
+        shape=(6,),
+        dtype=">i4",
+        filters=[numcodecs.Delta(dtype="<i4")],
+        zarr_format=2,
+    )
+    z[...] = np.arange(6)
+    with pytest.raises(ValueError, match="other byte order"):
+        oxzarr.open_array(tmp_path / "z.zarr", mode="r")[...]
+
+
 def test_v2_shuffle_without_an_element_size(tmp_path: Path) -> None:
     # numcodecs reads `{"id": "shuffle"}` as Shuffle(elementsize=4), whatever the data type.
     # oxzarr read it with the data type's size, so a store written that way read wrong values;

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from oxzarr._dtypes import v2_dtype
 from oxzarr.codecs import BytesCodec, Codec, ZstdCodec, to_codec
 
 JSON = Any
@@ -190,6 +191,8 @@ def with_dtype_field(
     size) filled in where the codec depends on one and none is given."""
     config = dict(config)
     field_name = _DTYPE_FIELDS.get(codec_id)
+    if field_name == "elementsize" and dtype.kind in "OT":
+        return config  # variable-length elements have no size to shuffle by
     if field_name is not None and config.get(field_name) is None:
         config[field_name] = dtype.itemsize if field_name == "elementsize" else dtype.str
     return config
@@ -248,6 +251,10 @@ def v2_document(
 ) -> dict[str, JSON]:
     """A complete v2 `.zarray` document (with the attributes under `attributes`), with
     zarr-python's defaults: zstd level 0, no filters, "." separators."""
+    # numcodecs codecs are given the elements as stored, in the dtype's byte order, so that is
+    # the dtype filled into their configurations.
+    if not object_codec:
+        dtype = np.dtype(v2_dtype(dtype_json))
     filter_list: list[dict[str, JSON]] = []
     if filters not in ("auto", None):
         single = isinstance(filters, Mapping) or not isinstance(filters, Iterable)

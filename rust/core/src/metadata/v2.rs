@@ -267,6 +267,8 @@ impl ArrayMetadataV2 {
             array_to_array
                 .push(serde_json::json!({"name": "transpose", "configuration": {"order": order}}));
         }
+        // The byte order of the elements the next value filter is given.
+        let mut order = byte_order(&self.dtype);
         for filter in &self.filters {
             let v3 = numcodecs_to_v3(filter)?;
             let id = filter.get("id").and_then(Value::as_str).unwrap_or_default();
@@ -276,7 +278,36 @@ impl ArrayMetadataV2 {
                 _ if object_codec.is_some() || !bytes_to_bytes.is_empty() => {
                     bytes_to_bytes.push(v3)
                 }
-                _ => array_to_array.push(v3),
+                _ => {
+                    let (input, output) = if id == "astype" {
+                        ("decode_dtype", "encode_dtype")
+                    } else {
+                        ("dtype", "astype")
+                    };
+                    // numcodecs views the bytes it is given as the filter's dtype: in the
+                    // other byte order, the values it works on are the elements' bytes
+                    // swapped. The engine's filters work on the elements' values, so such a
+                    // filter is refused rather than read into other values than numcodecs'.
+                    let given = filter.get(input).and_then(filter_byte_order);
+                    if let (Some(stored), Some(given)) = (order, given) {
+                        if stored != given {
+                            return Err(MetadataError::invalid(
+                                "filters",
+                                &Value::Object(filter.clone()),
+                                format!(
+                                    "{input} is in the other byte order than the elements it \
+                                     is given ({}-endian), which numcodecs reads as their \
+                                     bytes swapped; oxzarr does not",
+                                    if stored { "big" } else { "little" }
+                                ),
+                            ));
+                        }
+                    }
+                    if let Some(out) = filter.get(output) {
+                        order = filter_byte_order(out);
+                    }
+                    array_to_array.push(v3)
+                }
             }
         }
         if let Some(compressor) = &self.compressor {
@@ -330,6 +361,29 @@ impl ArrayMetadataV2 {
     pub fn to_json(&self) -> Vec<u8> {
         super::v3::to_pretty_json(&self.to_value())
     }
+}
+
+/// The byte order of a dtype's elements (`Some(true)` big-endian); `None` where it means
+/// nothing (one-byte types, records).
+fn byte_order(dtype: &NumpyDtype) -> Option<bool> {
+    if dtype.data_type.has_byte_order() && !matches!(dtype.data_type, DataType::Structured { .. }) {
+        dtype.big_endian
+    } else {
+        None
+    }
+}
+
+/// The byte order of a numcodecs filter's dtype field: a type string (`"<i4"`), or a name
+/// (`"int32"`), which is the machine's order. `None` where order means nothing or the field
+/// is not a dtype (the codec itself reports that).
+fn filter_byte_order(value: &Value) -> Option<bool> {
+    let name = value.as_str()?;
+    if let Some(data_type) = DataType::from_name(name) {
+        return data_type
+            .has_byte_order()
+            .then_some(cfg!(target_endian = "big"));
+    }
+    byte_order(&numpy_dtype::parse(value).ok()?)
 }
 
 /// Whether a numcodecs filter works on bytes (after serialization) rather than on values.
@@ -389,6 +443,79 @@ mod tests {
         let again =
             ArrayMetadataV2::parse(&m.to_json(), Some(br#"{"a": 1}"#), "x/.zarray").unwrap();
         assert_eq!(again, m);
+    }
+
+    #[test]
+    fn value_filters_in_the_other_byte_order_are_refused() {
+        let codecs = |dtype: &str, filters: Value| {
+            ArrayMetadataV2::parse(
+                &zarray(json!({"dtype": dtype, "filters": filters})),
+                None,
+                "x/.zarray",
+            )
+            .unwrap()
+            .codecs_v3()
+        };
+        let native = if cfg!(target_endian = "big") {
+            ">"
+        } else {
+            "<"
+        };
+        let other = if cfg!(target_endian = "big") {
+            "<"
+        } else {
+            ">"
+        };
+        for (dtype, filters) in [
+            (
+                format!("{other}i4"),
+                json!([{"id": "delta", "dtype": format!("{native}i4")}]),
+            ),
+            (
+                format!("{other}i4"),
+                json!([{"id": "delta", "dtype": "int32"}]),
+            ),
+            (
+                format!("{native}f8"),
+                json!([{"id": "quantize", "digits": 2, "dtype": format!("{other}f8")}]),
+            ),
+            (
+                format!("{other}i4"),
+                json!([{"id": "astype", "encode_dtype": "|i1", "decode_dtype": format!("{native}i4")}]),
+            ),
+            // The second filter is given the first one's output, in its byte order.
+            (
+                format!("{native}i4"),
+                json!([
+                    {"id": "astype", "encode_dtype": format!("{other}i2"), "decode_dtype": format!("{native}i4")},
+                    {"id": "delta", "dtype": format!("{native}i2")},
+                ]),
+            ),
+        ] {
+            let err = codecs(&dtype, filters.clone()).unwrap_err().to_string();
+            assert!(err.contains("other byte order"), "{dtype} {filters}: {err}");
+        }
+        for (dtype, filters) in [
+            (
+                format!("{other}i4"),
+                json!([{"id": "delta", "dtype": format!("{other}i4")}]),
+            ),
+            (format!("{other}i4"), json!([{"id": "delta"}])),
+            ("|i1".to_string(), json!([{"id": "delta", "dtype": "|i1"}])),
+            (
+                format!("{other}i4"),
+                json!([{"id": "astype", "encode_dtype": "|i1", "decode_dtype": format!("{other}i4")}, {"id": "delta", "dtype": "|i1"}]),
+            ),
+            (
+                format!("{native}i4"),
+                json!([
+                    {"id": "astype", "encode_dtype": format!("{other}i2"), "decode_dtype": format!("{native}i4")},
+                    {"id": "delta", "dtype": format!("{other}i2")},
+                ]),
+            ),
+        ] {
+            assert!(codecs(&dtype, filters.clone()).is_ok(), "{dtype} {filters}");
+        }
     }
 
     #[test]
