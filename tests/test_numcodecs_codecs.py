@@ -357,6 +357,28 @@ def test_bitround_under_its_extension_name(tmp_path: Path) -> None:
     assert [c.to_dict()["name"] for c in oxzarr.open_array(str(ours)).filters] == ["bitround"]
 
 
+def test_bitround_of_integers_under_its_extension_name_only(tmp_path: Path) -> None:
+    """The zarr-extensions codec rounds integers; numcodecs' refuses them, and so does oxzarr
+    for arrays it makes under numcodecs' name, in both formats."""
+    a = oxzarr.create_array(
+        tmp_path / "ext.zarr",
+        shape=(4,),
+        dtype="uint8",
+        filters=[{"name": "bitround", "configuration": {"keepbits": 3}}],
+    )
+    a[...] = [10, 12, 96, 255]
+    assert a[...].tolist() == [10, 12, 96, 224]
+    with pytest.raises(ValueError, match="floats only"):
+        oxzarr.create_array(
+            tmp_path / "v2.zarr",
+            shape=(4,),
+            dtype="uint8",
+            filters=[{"id": "bitround", "keepbits": 3}],
+            zarr_format=2,
+        )
+    assert not (tmp_path / "v2.zarr").exists()
+
+
 @pytest.mark.parametrize(
     ("name", "rounded"),
     [
@@ -385,6 +407,9 @@ def test_zarr_extensions_bitround_sample_data(
         ("int32", [codec("quantize", digits=2)], [], "numcodecs.quantize"),
         ("float32", [codec("bitround", keepbits=24)], [], "keepbits"),
         ("bool", [codec("bitround", keepbits=2)], [], "numcodecs.bitround"),
+        # numcodecs rounds only floats; zarr-python read such an array as zeros.
+        ("int16", [codec("bitround", keepbits=3)], [], "floats only.*'bitround' rounds them"),
+        ("complex64", [codec("bitround", keepbits=3)], [], "floats only"),
         ("int8", [codec("packbits")], [], "numcodecs.packbits"),
         ("float64", [codec("fixedscaleoffset", scale=2)], [], "offset"),
         ("float64", [codec("astype", encode_dtype="<c16")], [], "encode_dtype"),

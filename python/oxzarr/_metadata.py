@@ -150,7 +150,21 @@ def codec_chain(
         [ZstdCodec(level=0, checksum=False)] if compressors == "auto" else _codec_list(compressors)
     )
     chain = [*filter_list, serializer_codec, *compressor_list]
-    return [c._for_dtype(dtype).to_dict() for c in chain]
+    codecs = [c._for_dtype(dtype).to_dict() for c in chain]
+    for codec in codecs:
+        if codec.get("name") == "numcodecs.bitround":
+            _check_numcodecs_bitround(dtype, "numcodecs.bitround", "bitround")
+    return codecs
+
+
+def _check_numcodecs_bitround(dtype: np.dtype[Any], name: str, other_name: str | None) -> None:
+    """numcodecs' BitRound rounds floats only. The engine also rounds integers, times and
+    complex numbers, as the zarr-extensions codec does, so that what zarrs writes under either
+    name reads; but an array made under numcodecs' name keeps to what numcodecs reads right.
+    (The engine refuses the other data types itself.)"""
+    if dtype.kind in "iucMm":
+        instead = f"; the zarr-extensions codec {other_name!r} rounds them" if other_name else ""
+        raise ValueError(f"{name} rounds floats only, as numcodecs does, not {dtype}{instead}")
 
 
 def chunk_key_encoding_json(value: Any) -> JSON:
@@ -259,6 +273,8 @@ def v2_document(
     if filters not in ("auto", None):
         single = isinstance(filters, Mapping) or not isinstance(filters, Iterable)
         filter_list = [to_numcodecs(f, dtype) for f in ([filters] if single else filters)]
+        if any(f.get("id") == "bitround" for f in filter_list):
+            _check_numcodecs_bitround(dtype, "bitround", None)
     if object_codec and not any(f.get("id") == object_codec for f in filter_list):
         filter_list.insert(0, {"id": object_codec})
     if compressors == "auto":
