@@ -50,6 +50,11 @@ def test_members_and_lookups(tmp_path: Path, zarr_format: int) -> None:
     assert list(iter(root)) == ["a", "g"]
     assert root.require_group("g").path == "g"
     assert root.require_array("a", shape=(4,), dtype="i4").shape == (4,)
+    # The other kind of node where one is required: a TypeError both ways, as in zarr-python.
+    with pytest.raises(TypeError, match="is an array, not a group"):
+        root.require_group("a")
+    with pytest.raises(TypeError, match="is a group, not an array"):
+        root.require_array("g", shape=(4,), dtype="i4")
     tree = str(root.tree())
     assert tree.splitlines()[0] == "/"
     assert "a (4,) int32" in tree and "c (3,) uint8" in tree

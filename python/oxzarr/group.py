@@ -8,7 +8,7 @@ from typing import Any
 
 from oxzarr import _core
 from oxzarr.array import Array, Attributes
-from oxzarr.errors import ContainsArrayError, NodeNotFoundError
+from oxzarr.errors import NodeNotFoundError
 from oxzarr.storage import Store
 
 __all__ = ["Group", "Tree"]
@@ -222,7 +222,8 @@ class Group:
         if node is None or overwrite:
             return self.create_group(name, overwrite=overwrite, **kwargs)
         if not isinstance(node, Group):
-            raise ContainsArrayError(f"{node!r} is an array, not a group")
+            # A TypeError, as zarr-python raises and as require_array does for a group.
+            raise TypeError(f"{node!r} is an array, not a group")
         return node
 
     def require_groups(self, *names: str) -> tuple[Group, ...]:
