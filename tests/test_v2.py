@@ -11,6 +11,7 @@ import pytest
 import zarr
 
 import oxzarr
+from oxzarr.codecs import NumcodecsConfig
 from tests.conftest import DTYPES, assert_same, sample
 
 V2_COMPRESSORS: list[Any] = [
@@ -91,6 +92,29 @@ def test_v2_defaults_match_zarr_python(tmp_path: Path) -> None:
     ours = json.loads((tmp_path / "o.zarr" / ".zarray").read_text())
     theirs = json.loads((tmp_path / "z.zarr" / ".zarray").read_text())
     assert ours == theirs
+
+
+def test_compressor_under_its_v2_name(tmp_path: Path) -> None:
+    # zarr-python's Array.compressor: the v2 compressor or None; a TypeError in v3.
+    for compressors in ("auto", None):
+        ours = oxzarr.create_array(
+            tmp_path / f"{compressors}.zarr",
+            shape=(4,),
+            dtype="i2",
+            compressors=compressors,
+            zarr_format=2,
+        )
+        theirs = zarr.open_array(tmp_path / f"{compressors}.zarr", mode="r")
+        if theirs.compressor is None:
+            assert ours.compressor is None
+        else:
+            stored = json.loads((tmp_path / f"{compressors}.zarr" / ".zarray").read_text())
+            assert isinstance(ours.compressor, NumcodecsConfig)
+            assert ours.compressor.get_config() == stored["compressor"]
+            assert ours.compressor.codec_id == theirs.compressor.codec_id
+    v3 = oxzarr.create_array(tmp_path / "v3.zarr", shape=(4,), dtype="i2")
+    with pytest.raises(TypeError, match="format 3"):
+        v3.compressor  # noqa: B018
 
 
 def test_filters_and_checksums_both_ways(tmp_path: Path) -> None:

@@ -457,6 +457,15 @@ class Array:
         return self._codecs_by_kind()[2]
 
     @property
+    def compressor(self) -> Codec | None:
+        """A v2 array's one compressor (None without one), under zarr-python's older name;
+        a TypeError for v3 arrays, as there: their compressors are :attr:`compressors`."""
+        if self.zarr_format != 2:
+            raise TypeError("`compressor` is not available for Zarr format 3 arrays")
+        compressors = self._codecs_by_kind()[2]
+        return compressors[0] if compressors else None
+
+    @property
     def info(self) -> str:
         """A summary of the array, for people."""
         filters, serializer, compressors = self._codecs_by_kind()
