@@ -23,6 +23,23 @@ def build(path: Path, zarr_format: int) -> oxzarr.Group:
     return root
 
 
+def test_dataset_names_of_h5py_and_zarr_python_2(tmp_path: Path) -> None:
+    # Deprecated in zarr-python 3 but still there, and in much code written for zarr 2.
+    root = oxzarr.create_group(tmp_path / "r.zarr")
+    data = np.arange(6, dtype="i2").reshape(2, 3)
+    with pytest.warns(DeprecationWarning, match="create_array"):
+        a = root.create_dataset("d", data=data, chunks=(1, 3))
+    assert a.dtype == data.dtype and a.chunks == (1, 3)
+    assert zarr.open_array(tmp_path / "r.zarr" / "d", mode="r")[...].tolist() == data.tolist()
+    with pytest.warns(DeprecationWarning, match="require_array"):
+        assert root.require_dataset("d", shape=(2, 3), dtype="i4").path == "d"
+    with pytest.warns(DeprecationWarning), pytest.raises(TypeError, match="shape"):
+        root.require_dataset("d", shape=(3, 3))
+    with pytest.warns(DeprecationWarning):
+        assert root.require_dataset("e", shape=(5,), dtype="f4").shape == (5,)
+    assert root.info.splitlines()[1:3] == ["Type        : Group", "Zarr format : 3"]
+
+
 @pytest.mark.parametrize("zarr_format", [2, 3])
 def test_members_come_in_name_order(tmp_path: Path, zarr_format: int) -> None:
     # The directory listing gives "a.b/" before "a/": names are sorted, not store prefixes,

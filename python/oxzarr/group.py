@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -314,6 +315,39 @@ class Group:
             if node.dtype != wanted if exact else not np.can_cast(node.dtype, wanted):
                 raise TypeError(f"{node!r} exists with dtype {node.dtype}, not {wanted}")
         return node
+
+    # h5py's names, which zarr-python 2 took and zarr-python 3 keeps as deprecated.
+
+    def create_dataset(self, name: str, *, shape: Any = None, **kwargs: Any) -> Array:
+        """Deprecated: :meth:`create_array`, which takes the same arguments (with ``data``,
+        its shape and dtype are the defaults, and it is written)."""
+        warnings.warn(
+            "Group.create_dataset is deprecated: use Group.create_array",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.create_array(name, shape=shape, **kwargs)
+
+    def require_dataset(self, name: str, *, shape: Any, **kwargs: Any) -> Array:
+        """Deprecated: :meth:`require_array`."""
+        warnings.warn(
+            "Group.require_dataset is deprecated: use Group.require_array",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.require_array(name, shape=shape, **kwargs)
+
+    @property
+    def info(self) -> str:
+        """A summary of the group, for people (what zarr-python's shows)."""
+        rows = [
+            ("Name", self.path),
+            ("Type", "Group"),
+            ("Zarr format", str(self.zarr_format)),
+            ("Read-only", str(self.read_only)),
+            ("Store", str(self._store)),
+        ]
+        return "\n".join(f"{k:<12}: {v}" for k, v in rows)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_reopen_group, (self._store, self.path))
