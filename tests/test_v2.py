@@ -95,25 +95,24 @@ def test_v2_defaults_match_zarr_python(tmp_path: Path) -> None:
 
 
 def test_compressor_under_its_v2_name(tmp_path: Path) -> None:
-    # zarr-python's Array.compressor: the v2 compressor or None; a TypeError in v3.
+    # zarr-python's deprecated Array.compressor: the v2 compressor or None; a TypeError in v3.
     for compressors in ("auto", None):
+        path = tmp_path / f"{compressors}.zarr"
         ours = oxzarr.create_array(
-            tmp_path / f"{compressors}.zarr",
-            shape=(4,),
-            dtype="i2",
-            compressors=compressors,
-            zarr_format=2,
+            path, shape=(4,), dtype="i2", compressors=compressors, zarr_format=2
         )
-        theirs = zarr.open_array(tmp_path / f"{compressors}.zarr", mode="r")
-        if theirs.compressor is None:
-            assert ours.compressor is None
+        theirs = zarr.open_array(path, mode="r").compressors
+        with pytest.warns(DeprecationWarning, match="compressors"):
+            compressor = ours.compressor
+        if not theirs:
+            assert compressor is None
         else:
-            stored = json.loads((tmp_path / f"{compressors}.zarr" / ".zarray").read_text())
-            assert isinstance(ours.compressor, NumcodecsConfig)
-            assert ours.compressor.get_config() == stored["compressor"]
-            assert ours.compressor.codec_id == theirs.compressor.codec_id
+            stored = json.loads((path / ".zarray").read_text())
+            assert isinstance(compressor, NumcodecsConfig)
+            assert compressor.get_config() == stored["compressor"]
+            assert compressor.codec_id == theirs[0].codec_id
     v3 = oxzarr.create_array(tmp_path / "v3.zarr", shape=(4,), dtype="i2")
-    with pytest.raises(TypeError, match="format 3"):
+    with pytest.warns(DeprecationWarning), pytest.raises(TypeError, match="format 3"):
         v3.compressor  # noqa: B018
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -458,8 +459,13 @@ class Array:
 
     @property
     def compressor(self) -> Codec | None:
-        """A v2 array's one compressor (None without one), under zarr-python's older name;
-        a TypeError for v3 arrays, as there: their compressors are :attr:`compressors`."""
+        """Deprecated, as in zarr-python: a v2 array's one compressor (None without one); a
+        TypeError for v3 arrays. :attr:`compressors` gives them in both formats."""
+        warnings.warn(
+            "Array.compressor is deprecated: use Array.compressors",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         if self.zarr_format != 2:
             raise TypeError("`compressor` is not available for Zarr format 3 arrays")
         compressors = self._codecs_by_kind()[2]
