@@ -334,6 +334,36 @@ def test_non_finite_attributes_with_zarr_python(tmp_path: Path, zarr_format: int
     _check_non_finite(zarr.open_consolidated(ours, mode="r")["a"].attrs)
 
 
+# Numbers JSON holds that neither a 64-bit integer nor a double holds exactly.
+EXACT_NUMBERS = {
+    "big": 2**70 + 1,
+    "negative": -(2**65) - 3,
+    "digits": 0.1000000000000000055511151231257827,
+    "list": [2**64, -(2**63), 2**64 - 1],
+}
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_attribute_numbers_stay_as_written(tmp_path: Path, zarr_format: int) -> None:
+    # Attributes went through 64-bit numbers in the engine: 2**70 + 1 came back as a float,
+    # where Python's json and zarr-python keep every digit of an integer.
+    ours = tmp_path / "ours.zarr"
+    og = oxzarr.open_group(ours, mode="w", zarr_format=zarr_format, attributes=EXACT_NUMBERS)
+    og.create_array("a", shape=(2,), dtype="f4").attrs.update(EXACT_NUMBERS)
+    oxzarr.consolidate_metadata(ours)
+    for attrs in (
+        oxzarr.open_group(ours, mode="r").attrs,
+        oxzarr.open_consolidated(ours)["a"].attrs,
+        zarr.open_group(ours, mode="r").attrs,
+        zarr.open_consolidated(ours, mode="r")["a"].attrs,
+    ):
+        assert dict(attrs) == EXACT_NUMBERS
+        assert type(attrs["big"]) is int
+    theirs = tmp_path / "theirs.zarr"
+    zarr.open_group(theirs, mode="w", zarr_format=zarr_format, attributes=EXACT_NUMBERS)
+    assert dict(oxzarr.open_group(theirs, mode="r").attrs) == EXACT_NUMBERS
+
+
 @pytest.mark.parametrize("dtype", ["u1", "f4", "i8"])
 @pytest.mark.parametrize(
     "codec",
