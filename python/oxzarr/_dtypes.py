@@ -204,6 +204,16 @@ class _DefaultFillValue:
 DEFAULT_FILL_VALUE: Any = _DefaultFillValue()
 
 
+def _as_element(value: Any, dtype: np.dtype[Any]) -> Any:
+    """`value` as one element of `dtype` (a float too large for it becomes infinite)."""
+    if isinstance(value, str):  # "NaN", "Infinity", as numpy's float() reads them
+        value = float(value) if dtype.kind == "f" else complex(value)
+    if dtype.kind != "c" and np.iscomplexobj(value):
+        raise TypeError(f"a complex fill value for {dtype}")
+    with np.errstate(over="ignore"):
+        return np.array(value).astype(dtype)[()]
+
+
 def fill_value_json(fill_value: Any, dtype: np.dtype[Any], zarr_format: int) -> JSON:
     """The fill value in the format's JSON encoding. :data:`DEFAULT_FILL_VALUE` is the data
     type's default, as zarr-python picks it; so is None in v3, while in v2 None is ``null``
@@ -236,10 +246,12 @@ def fill_value_json(fill_value: Any, dtype: np.dtype[Any], zarr_format: int) -> 
             if not info.min <= number <= info.max:
                 raise bad
             return number
+        # Floats as the data type holds them, as zarr-python stores them: 1e40 is Infinity in
+        # a float32, which a reader may refuse as a number out of its range.
         if dtype.kind == "f":
-            return _float_json(float(fill_value if fill_value is not None else 0.0))
+            return _float_json(float(_as_element(0.0 if fill_value is None else fill_value, dtype)))
         if dtype.kind == "c":
-            c = complex(fill_value if fill_value is not None else 0)
+            c = complex(_as_element(0 if fill_value is None else fill_value, dtype))
             return [_float_json(c.real), _float_json(c.imag)]
         if dtype.kind in "Mm":
             if fill_value is None:
