@@ -1,8 +1,9 @@
 """Stores: where arrays and groups live.
 
 A path string (or ``os.PathLike``) means a directory on the local filesystem, ``"file://..."``
-too; ``"memory://"`` or ``None`` a new in-memory store. :class:`LocalStore` and
-:class:`MemoryStore` are the store objects, named as in zarr-python's ``zarr.storage``.
+too, or an existing ``*.zip`` file (read-only); ``"memory://"`` or ``None`` a new in-memory
+store. :class:`LocalStore`, :class:`MemoryStore` and :class:`ZipStore` are the store objects,
+named as in zarr-python's ``zarr.storage``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from typing import Any, TypeAlias
 
 from oxzarr import _core
 
-__all__ = ["CountingStore", "LocalStore", "MemoryStore", "Store", "StoreLike", "make_store"]
+__all__ = [
+    "CountingStore",
+    "LocalStore",
+    "MemoryStore",
+    "Store",
+    "StoreLike",
+    "ZipStore",
+    "make_store",
+]
 
 
 class Store:
@@ -118,6 +127,46 @@ def _memory_store(contents: dict[str, bytes], read_only: bool) -> MemoryStore:
     return MemoryStore(contents, read_only=read_only)
 
 
+class ZipStore(Store):
+    """A zip file, read-only, as zarr-python's ``ZipStore`` writes them: each key an entry.
+    Entries stored uncompressed (zarr-python's way) are read in place, byte ranges too;
+    deflated ones are inflated whole. Writing zip files is not supported yet."""
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, mode: str = "r", read_only: bool | None = None
+    ) -> None:
+        if mode != "r" or read_only is False:
+            raise ValueError(
+                f"oxzarr reads zip files but does not write them yet (mode {mode!r}): "
+                "write to a directory, then zip it"
+            )
+        self.path = Path(path).expanduser().absolute()
+        self._core = _core.Store.zip(str(self.path))
+
+    def with_read_only(self, read_only: bool = True) -> ZipStore:
+        if not read_only:
+            raise ValueError("oxzarr does not write zip files yet")
+        return self
+
+    def __repr__(self) -> str:
+        return f"ZipStore({str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ZipStore) and other.path == self.path
+
+    def __hash__(self) -> int:
+        return hash((ZipStore, self.path))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ZipStore, (str(self.path),))
+
+
+def _is_zip_file(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` is an existing file named ``*.zip``."""
+    path = os.path.expanduser(os.fspath(path))
+    return str(path).endswith(".zip") and os.path.isfile(path)
+
+
 class CountingStore(Store):
     """Another store, seen through counters of the read requests and bytes it serves: what
     a read really fetched. A whole-value read is one request, a read of n byte ranges n."""
@@ -153,19 +202,24 @@ StoreLike: TypeAlias = "Store | str | os.PathLike[str] | None"
 
 
 def make_store(store: Any, *, read_only: bool = False) -> Store:
-    """The store `store` names: a Store, a path, a ``file://`` or ``memory://`` URL, or
-    None (a new memory store); zarr-python's LocalStore is accepted too."""
+    """The store `store` names: a Store, a path (of a directory, or of an existing zip file),
+    a ``file://`` or ``memory://`` URL, or None (a new memory store); zarr-python's
+    LocalStore and ZipStore are accepted too."""
     if isinstance(store, Store):
         return store.with_read_only(True) if read_only and not store.read_only else store
     if store is None:
         return MemoryStore(read_only=read_only)
+    if isinstance(store, str | os.PathLike) and _is_zip_file(store):
+        # An existing zip file is opened as one (read-only); a new path ending in ".zip"
+        # is a directory, as in zarr-python.
+        return ZipStore(store)
     if isinstance(store, os.PathLike):
         return LocalStore(os.fspath(store), read_only=read_only)
     if isinstance(store, str):
         if store.startswith("memory://"):
             return MemoryStore(read_only=read_only)
         if store.startswith("file://"):
-            return LocalStore(store[len("file://") :], read_only=read_only)
+            return make_store(store[len("file://") :], read_only=read_only)
         if "://" in store:
             scheme = store.split("://", 1)[0]
             raise ValueError(
@@ -177,6 +231,8 @@ def make_store(store: Any, *, read_only: bool = False) -> Store:
     kind = type(store).__name__
     if kind == "LocalStore" and hasattr(store, "root"):
         return LocalStore(store.root, read_only=read_only or bool(store.read_only))
+    if kind == "ZipStore" and hasattr(store, "path"):
+        return ZipStore(store.path)
     if isinstance(store, dict):
         raise TypeError("a dict is not a store oxzarr can share: use oxzarr.storage.MemoryStore()")
     raise TypeError(f"cannot use {store!r} as a store")

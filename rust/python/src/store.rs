@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use oxzarr_core::store::{
-    CountingStore, FilesystemStore, MemoryStore, ReadCounters, ReadOnlyStore, StoreRef,
+    CountingStore, FilesystemStore, MemoryStore, ReadCounters, ReadOnlyStore, StoreRef, ZipStore,
 };
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -40,6 +40,17 @@ impl Store {
         } else {
             store
         }
+    }
+
+    /// A zip file, read-only (its central directory is read now).
+    #[staticmethod]
+    fn zip(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Self> {
+        let store = without_gil(py, || Ok(ZipStore::open(path)?))?;
+        Ok(Self {
+            inner: Arc::new(store),
+            read_only: true,
+            counters: None,
+        })
     }
 
     /// The same store, with writes refused.

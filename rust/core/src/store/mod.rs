@@ -8,6 +8,7 @@ mod counting;
 mod filesystem;
 mod memory;
 mod read_only;
+mod zip;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ pub use counting::{CountingStore, ReadCounters};
 pub use filesystem::FilesystemStore;
 pub use memory::MemoryStore;
 pub use read_only::ReadOnlyStore;
+pub use zip::ZipStore;
 
 use crate::error::StorageError;
 
