@@ -52,22 +52,24 @@ lint: $(STAMP)
 # Coverage-guided fuzzing of the engine under AddressSanitizer (rust/fuzz; not part of
 # `make test`), each target FUZZ_SECONDS long: damaged chunks and shards read and written every
 # way (array_read), sequences of writes checked against a model (array_write), codec chains
-# decoding damaged bytes whole and in part (codec_chain), metadata documents (metadata) and
-# hierarchies of groups, consolidated metadata and arrays (hierarchy), both seeded from the
-# shared conformance corpus. Optimised, with overflow checks (-a): a size that wraps around is
-# a bug even where it does not crash. `make lint` compiles the targets (clippy), so that they
-# keep up with the engine. cargo-fuzz passes sanitizer flags only nightly compilers take;
-# RUSTC_BOOTSTRAP lets the stable one accept them. Allocations the engine makes fallibly must
-# be allowed to fail rather than stop the run. array_read and array_write write their arrays
-# under TMPDIR: a tmpfs (/dev/shm) there makes them several times faster.
+# decoding damaged bytes whole and in part (codec_chain), metadata documents (metadata),
+# hierarchies of groups, consolidated metadata and arrays (hierarchy) and zip files read as
+# stores (zip_store), the last three seeded from the shared conformance corpus. Optimised,
+# with overflow checks (-a): a size that wraps around is a bug even where it does not crash.
+# `make lint` compiles the targets (clippy), so that they keep up with the engine. cargo-fuzz
+# passes sanitizer flags only nightly compilers take; RUSTC_BOOTSTRAP lets the stable one
+# accept them. Allocations the engine makes fallibly must be allowed to fail rather than stop
+# the run. array_read, array_write and zip_store write their files under TMPDIR: a tmpfs
+# (/dev/shm) there makes them several times faster.
 FUZZ_SECONDS ?= 300
-FUZZ_TARGETS := array_read array_write codec_chain metadata hierarchy
+FUZZ_TARGETS := array_read array_write codec_chain metadata hierarchy zip_store
 fuzz:
 	cargo install --locked --quiet cargo-fuzz
 	$(PY) tools/fuzz_seeds.py ../shared/conformance rust/fuzz/corpus
 	for t in $(FUZZ_TARGETS); do \
 		mkdir -p rust/fuzz/corpus/$$t && \
 		len=8192 && if [ $$t = hierarchy ]; then len=65536; fi && \
+		if [ $$t = zip_store ]; then len=131072; fi && \
 		ASAN_OPTIONS=allocator_may_return_null=1 RUSTC_BOOTSTRAP=1 \
 		cargo fuzz run -O -a --fuzz-dir rust/fuzz $$t -- -max_total_time=$(FUZZ_SECONDS) \
 			-max_len=$$len -timeout=20 -rss_limit_mb=4096 || exit 1; \
