@@ -23,6 +23,55 @@ def build(path: Path, zarr_format: int) -> oxzarr.Group:
     return root
 
 
+def _spoil(path: Path, zarr_format: int) -> None:
+    """Gives the member "bad" of the group at `path` metadata oxzarr cannot take, in its own
+    documents and in the group's consolidated metadata."""
+    if zarr_format == 3:
+        docs = [
+            (path / "bad" / "zarr.json", []),
+            (path / "zarr.json", ["consolidated_metadata", "metadata", "bad"]),
+        ]
+        for file, where in docs:
+            doc = json.loads(file.read_text())
+            node = doc
+            for key in where:
+                node = node[key]
+            node["codecs"].append({"name": "no_such_codec"})
+            file.write_text(json.dumps(doc))
+    else:
+        zarray = path / "bad" / ".zarray"
+        doc = json.loads(zarray.read_text())
+        doc.update(dtype="|O", filters=[{"id": "json2"}])
+        zarray.write_text(json.dumps(doc))
+        zmetadata = json.loads((path / ".zmetadata").read_text())
+        zmetadata["metadata"]["bad/.zarray"] = doc
+        (path / ".zmetadata").write_text(json.dumps(zmetadata))
+
+
+@pytest.mark.parametrize("consolidated", [False, True])
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_a_member_oxzarr_cannot_open_leaves_the_others(
+    tmp_path: Path, zarr_format: int, consolidated: bool
+) -> None:
+    # One member with an unknown codec or object codec made the whole group fail to open
+    # through consolidated metadata, and (v2) to list its members; now only opening that
+    # member fails, with the error naming its document.
+    path = tmp_path / "r.zarr"
+    root = oxzarr.create_group(path, zarr_format=zarr_format)
+    root.create_array("good", shape=(2,), dtype="i1")[...] = [1, 2]
+    root.create_array("bad", shape=(2,), dtype="i1")
+    root.create_group("sub")
+    oxzarr.consolidate_metadata(path)
+    _spoil(path, zarr_format)
+    group = oxzarr.open_group(path, mode="r", use_consolidated=consolidated)
+    assert list(group.keys()) == ["bad", "good", "sub"]
+    assert list(group.array_keys()) == ["bad", "good"]
+    assert "bad" in group and "nope" not in group
+    assert group["good"][...].tolist() == [1, 2]
+    with pytest.raises(ValueError, match="bad/"):
+        group["bad"]
+
+
 def test_dataset_names_of_h5py_and_zarr_python_2(tmp_path: Path) -> None:
     # Deprecated in zarr-python 3 but still there, and in much code written for zarr 2.
     root = oxzarr.create_group(tmp_path / "r.zarr")

@@ -116,9 +116,14 @@ class Group:
             return default
 
     def __contains__(self, key: object) -> bool:
+        # By the node's documents, without opening it: a member whose metadata oxzarr
+        # cannot take is there all the same.
         if not isinstance(key, str):
             return False
-        return self.get(key) is not None
+        try:
+            return self._core.child_kind(key) is not None
+        except ValueError:
+            return False  # not a node path ("a/../b")
 
     def members(self, max_depth: int | None = 0) -> tuple[tuple[str, Array | Group], ...]:
         """The members, (name, node), sorted by name: the direct ones, and those of member

@@ -33,6 +33,20 @@ pub struct Consolidated {
     /// The path of the group whose document this is (groups below it share it).
     root: String,
     nodes: BTreeMap<String, NodeMetadata>,
+    /// Nodes whose documents there oxzarr cannot take (an unknown codec or data type): what
+    /// they are, and the documents by store key, parsed again (to the same error) when the
+    /// node is opened. The other nodes open as usual.
+    unreadable: BTreeMap<String, (NodeKind, BTreeMap<String, Vec<u8>>)>,
+}
+
+impl Consolidated {
+    /// What the document holds at `path`.
+    fn kind(&self, path: &str) -> Option<NodeKind> {
+        match self.nodes.get(path) {
+            Some(meta) => Some(node::kind_of(meta)),
+            None => self.unreadable.get(path).map(|(kind, _)| *kind),
+        }
+    }
 }
 
 /// An open group. Immutable: changing attributes gives a new `Group`.
@@ -135,11 +149,25 @@ impl Group {
         normalize_path(&join_key(&self.path, name))
     }
 
+    /// What is at `name` (a member's name or a path below this group), told by its
+    /// documents without opening it (see [`node::declared_kind`]); `None` if nothing is.
+    pub fn child_kind(&self, name: &str) -> Result<Option<NodeKind>> {
+        let path = self.child_path(name)?;
+        match &self.consolidated {
+            Some(c) => Ok(c.kind(&path)),
+            None => node::declared_kind(&path, |k| Ok(self.store.get(k)?)),
+        }
+    }
+
     /// The node at `name` (a member's name or a path below this group).
     pub fn child(&self, name: &str) -> Result<Node> {
         let path = self.child_path(name)?;
         let meta = match &self.consolidated {
-            Some(c) => c.nodes.get(&path).cloned(),
+            Some(c) => match c.unreadable.get(&path) {
+                // Its documents again, for the error they give.
+                Some((_, docs)) => parse_node_metadata(&path, |k| Ok(docs.get(k).cloned()))?,
+                None => c.nodes.get(&path).cloned(),
+            },
             None => read_node_metadata(&self.store, &path)?,
         };
         let Some(meta) = meta else {
@@ -172,7 +200,7 @@ impl Group {
         let in_document = self
             .consolidated
             .as_ref()
-            .is_some_and(|c| c.nodes.contains_key(&path));
+            .is_some_and(|c| c.kind(&path).is_some());
         if !in_document && read_node_metadata(&self.store, &path)?.is_none() {
             return Err(Error::NodeNotFound {
                 kind: "node",
@@ -198,26 +226,33 @@ impl Group {
     /// The direct members of the group, by name, sorted.
     pub fn members(&self) -> Result<Vec<(String, NodeKind)>> {
         let prefix = node_prefix(&self.path);
-        let kind = |meta: &NodeMetadata| match meta {
-            NodeMetadata::Array(_) => NodeKind::Array,
-            NodeMetadata::Group(_) => NodeKind::Group,
-        };
+        let direct = |p: &String| !p[prefix.len()..].is_empty() && !p[prefix.len()..].contains('/');
         if let Some(c) = &self.consolidated {
-            return Ok(c
+            let mut members: Vec<(String, NodeKind)> = c
                 .nodes
                 .range(prefix.clone()..)
                 .take_while(|(p, _)| p.starts_with(&prefix))
-                .filter(|(p, _)| !p[prefix.len()..].is_empty() && !p[prefix.len()..].contains('/'))
-                .map(|(p, m)| (p[prefix.len()..].to_string(), kind(m)))
-                .collect());
+                .filter(|(p, _)| direct(p))
+                .map(|(p, m)| (p[prefix.len()..].to_string(), node::kind_of(m)))
+                .chain(
+                    c.unreadable
+                        .range(prefix.clone()..)
+                        .take_while(|(p, _)| p.starts_with(&prefix))
+                        .filter(|(p, _)| direct(p))
+                        .map(|(p, (kind, _))| (p[prefix.len()..].to_string(), *kind)),
+                )
+                .collect();
+            members.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            return Ok(members);
         }
         let listed = self.store.list_dir(&prefix)?;
         let mut members = Vec::new();
         for child in listed.prefixes {
             let name = child[prefix.len()..].trim_end_matches('/').to_string();
             // A directory without metadata (chunk folders, stray files) is not a member.
-            if let Some(meta) = read_node_metadata(&self.store, &join_key(&self.path, &name))? {
-                members.push((name, kind(&meta)));
+            let path = join_key(&self.path, &name);
+            if let Some(kind) = node::declared_kind(&path, |k| Ok(self.store.get(k)?))? {
+                members.push((name, kind));
             }
         }
         // The store lists `name/` prefixes in order: `a.b/` comes before `a/`, but `a` before
@@ -336,6 +371,24 @@ impl Group {
             source: MetadataError::invalid("consolidated_metadata", value, reason),
         };
         let mut nodes = BTreeMap::new();
+        let mut unreadable = BTreeMap::new();
+        // A member's documents (store key -> bytes) go into `nodes` parsed, or into
+        // `unreadable` when oxzarr cannot take them, if they say what the node is.
+        let mut add = |node_path: String, docs: BTreeMap<String, Vec<u8>>| -> Result<()> {
+            match parse_node_metadata(&node_path, |k| Ok(docs.get(k).cloned())) {
+                Ok(Some(meta)) => {
+                    nodes.insert(node_path, meta);
+                }
+                Ok(None) => {}
+                Err(e) => match node::declared_kind(&node_path, |k| Ok(docs.get(k).cloned())) {
+                    Ok(Some(kind)) => {
+                        unreadable.insert(node_path, (kind, docs));
+                    }
+                    _ => return Err(e),
+                },
+            }
+            Ok(())
+        };
         let group = match read_node_metadata(&store, &path)? {
             Some(NodeMetadata::Group(GroupMetadata::V3(meta))) => {
                 let key = join_key(&path, ZARR_JSON);
@@ -349,12 +402,8 @@ impl Group {
                 for (rel, doc) in docs {
                     let node_path = normalize_path(&join_key(&path, rel))?;
                     let bytes = serde_json::to_vec(doc).unwrap_or_default();
-                    let meta = parse_node_metadata(&node_path, |k| {
-                        Ok((k == join_key(&node_path, ZARR_JSON)).then(|| bytes.clone()))
-                    })?;
-                    if let Some(meta) = meta {
-                        nodes.insert(node_path, meta);
-                    }
+                    let key = join_key(&node_path, ZARR_JSON);
+                    add(node_path, BTreeMap::from([(key, bytes)]))?;
                 }
                 GroupMetadata::V3(meta)
             }
@@ -388,15 +437,15 @@ impl Group {
                 rels.dedup();
                 for rel in rels {
                     let node_path = normalize_path(&join_key(&path, rel))?;
-                    let meta = parse_node_metadata(&node_path, |k| {
-                        let within = k[path.len()..].trim_start_matches('/');
-                        Ok(docs
-                            .get(within)
-                            .map(|v| serde_json::to_vec(v).unwrap_or_default()))
-                    })?;
-                    if let Some(meta) = meta {
-                        nodes.insert(node_path, meta);
-                    }
+                    let node_docs = [ZARRAY, ZGROUP, ZATTRS]
+                        .iter()
+                        .filter_map(|name| {
+                            let doc = docs.get(&join_key(rel, name))?;
+                            let bytes = serde_json::to_vec(doc).unwrap_or_default();
+                            Some((join_key(&node_path, name), bytes))
+                        })
+                        .collect();
+                    add(node_path, node_docs)?;
                 }
                 meta
             }
@@ -416,7 +465,11 @@ impl Group {
             store,
             path: path.clone(),
             metadata: group,
-            consolidated: Some(Arc::new(Consolidated { root: path, nodes })),
+            consolidated: Some(Arc::new(Consolidated {
+                root: path,
+                nodes,
+                unreadable,
+            })),
         })
     }
 }

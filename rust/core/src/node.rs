@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::group::NodeKind;
 use crate::metadata::v2::{self, ArrayMetadataV2, ZARRAY, ZATTRS, ZGROUP};
 use crate::metadata::v3::NodeMetadataV3;
 use crate::metadata::{ArrayMetadata, GroupMetadata, GroupMetadataV3, NodeMetadata, ZARR_JSON};
@@ -93,6 +94,44 @@ pub(crate) fn parse_node_metadata(
 /// The metadata of the node at `path`, or `None` if there is no node there.
 pub(crate) fn read_node_metadata(store: &StoreRef, path: &str) -> Result<Option<NodeMetadata>> {
     parse_node_metadata(path, |key| Ok(store.get(key)?))
+}
+
+/// What the node at `path` is, or `None` if there is no node there, told by its documents
+/// (`node_type`, or which v2 document there is) without reading the rest of its metadata: a
+/// member whose metadata oxzarr cannot take (an unknown codec or data type) is still listed
+/// with its group's members, and only opening it fails. Documents that do not say what they
+/// are give the error of parsing them.
+pub(crate) fn declared_kind(
+    path: &str,
+    mut get: impl FnMut(&str) -> Result<Option<Vec<u8>>>,
+) -> Result<Option<NodeKind>> {
+    let key = join_key(path, ZARR_JSON);
+    if let Some(bytes) = get(&key)? {
+        let said = crate::metadata::json::parse(&bytes).ok().and_then(|doc| {
+            match doc.get("node_type").and_then(Value::as_str) {
+                Some("array") => Some(NodeKind::Array),
+                Some("group") => Some(NodeKind::Group),
+                _ => None,
+            }
+        });
+        return match said {
+            Some(kind) => Ok(Some(kind)),
+            None => parse_node_metadata(path, |k| Ok((k == key).then(|| bytes.clone())))
+                .map(|meta| meta.map(|m| kind_of(&m))),
+        };
+    }
+    if get(&join_key(path, ZARRAY))?.is_some() {
+        return Ok(Some(NodeKind::Array));
+    }
+    Ok(get(&join_key(path, ZGROUP))?.map(|_| NodeKind::Group))
+}
+
+/// Whether metadata is an array's or a group's.
+pub(crate) fn kind_of(meta: &NodeMetadata) -> NodeKind {
+    match meta {
+        NodeMetadata::Array(_) => NodeKind::Array,
+        NodeMetadata::Group(_) => NodeKind::Group,
+    }
 }
 
 /// Writes a node's metadata documents (and, for v2, its attributes document).

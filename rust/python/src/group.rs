@@ -91,6 +91,15 @@ impl Group {
         crate::node_to_py(py, node)
     }
 
+    /// "array" or "group" for what is at `name` (without opening it), None if nothing is.
+    fn child_kind(&self, py: Python<'_>, name: &str) -> PyResult<Option<&'static str>> {
+        let kind = without_gil(py, || self.inner.child_kind(name))?;
+        Ok(kind.map(|k| match k {
+            NodeKind::Array => "array",
+            NodeKind::Group => "group",
+        }))
+    }
+
     /// Deletes the member (or node below) at `name` and all it holds; the updated group.
     fn delete_member(&self, py: Python<'_>, name: &str) -> PyResult<Self> {
         without_gil(py, || self.inner.delete_member(name)).map(Self::from)
