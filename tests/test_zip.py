@@ -170,3 +170,16 @@ def test_zipped_fixtures_read_as_their_directories(
         assert_same(got, expected)
         read += 1
     assert read >= 10
+
+
+def test_convert_from_a_zip(tmp_path: Path) -> None:
+    # `oxzarr convert` takes a zip as its source: here its hierarchy, into a directory in v3.
+    from oxzarr.convert import convert
+
+    path = tmp_path / "data.zip"
+    values = zarr_python_zip(path, 2)
+    convert(path, tmp_path / "out.zarr", zarr_format=3)
+    out = oxzarr.open_group(tmp_path / "out.zarr", mode="r")
+    assert out.zarr_format == 3 and out.attrs["k"] == 1
+    for name, expected in values.items():
+        assert_same(out[name][...], expected)
