@@ -183,3 +183,17 @@ def test_convert_from_a_zip(tmp_path: Path) -> None:
     assert out.zarr_format == 3 and out.attrs["k"] == 1
     for name, expected in values.items():
         assert_same(out[name][...], expected)
+
+
+# zarr-python writes the root's zarr.json again when it consolidates: a second entry of the
+# same name, which the zip store reads as the last one, as Python's zipfile does.
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+def test_xarray_opens_a_zipped_dataset(tmp_path: Path) -> None:
+    import xarray as xr
+
+    ds = xr.Dataset({"t": (("x", "y"), np.arange(12.0).reshape(3, 4))}, coords={"x": [10, 20, 30]})
+    store = zarr.storage.ZipStore(tmp_path / "ds.zip", mode="w")
+    ds.to_zarr(store, mode="w", zarr_format=3, consolidated=True)
+    store.close()
+    back = xr.open_dataset(tmp_path / "ds.zip", engine="oxzarr")
+    xr.testing.assert_identical(back.load(), ds)
