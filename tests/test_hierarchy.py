@@ -70,6 +70,29 @@ def test_a_member_oxzarr_cannot_open_leaves_the_others(
     assert group["good"][...].tolist() == [1, 2]
     with pytest.raises(ValueError, match="bad/"):
         group["bad"]
+    # Deleting a member rewrites the consolidated metadata, keeping the documents of the one
+    # oxzarr cannot open as they are (the delete failed after deleting, and left metadata
+    # naming what was gone).
+    writable = oxzarr.open_group(path, mode="r+", use_consolidated=consolidated)
+    del writable["good"]
+    assert not (path / "good").exists()
+    # (A group opened without its consolidated metadata leaves that document as it was, as
+    # in zarr-python.)
+    for again in (
+        oxzarr.open_group(path, mode="r", use_consolidated=consolidated),
+        *([oxzarr.open_consolidated(path)] if consolidated else []),
+    ):
+        assert list(again.keys()) == ["bad", "sub"]
+        with pytest.raises(ValueError, match="bad/"):
+            again["bad"]
+    # A document that does not say what it is fails the listing, and `in`, alike.
+    (path / "odd").mkdir()
+    (path / "odd" / "zarr.json").write_text("{}")
+    plain = oxzarr.open_group(path, mode="r", use_consolidated=False)
+    with pytest.raises(ValueError, match=r"odd/zarr\.json"):
+        list(plain.keys())
+    with pytest.raises(ValueError, match=r"odd/zarr\.json"):
+        "odd" in plain  # noqa: B015
 
 
 def test_dataset_names_of_h5py_and_zarr_python_2(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from oxzarr import _core
 from oxzarr.array import Array, Attributes
-from oxzarr.errors import NodeNotFoundError
+from oxzarr.errors import MetadataValidationError, NodeNotFoundError
 from oxzarr.storage import Store
 
 __all__ = ["Group", "Tree"]
@@ -122,6 +122,8 @@ class Group:
             return False
         try:
             return self._core.child_kind(key) is not None
+        except MetadataValidationError:
+            raise  # documents that do not say what they are, as keys() reports them
         except ValueError:
             return False  # not a node path ("a/../b")
 

@@ -27,6 +27,21 @@ pub enum NodeKind {
     Group,
 }
 
+/// A node below a group as [`Group::descendants`] finds it.
+enum Found {
+    Parsed(NodeMetadata),
+    /// An array whose documents oxzarr cannot take (an unknown codec or data type): the
+    /// documents as they are, by name (`zarr.json`, `.zarray`, `.zattrs`).
+    Unreadable(Vec<(&'static str, Value)>),
+}
+
+/// The error for a node of one format below a group of the other.
+fn mixed(rel: &str, node: &str, group: &str) -> Error {
+    Error::InvalidArgument(format!(
+        "cannot consolidate {rel:?}: a Zarr {node} node inside a {group} group"
+    ))
+}
+
 /// The metadata of every node below a group, by path from the store's root.
 #[derive(Debug, Default)]
 pub struct Consolidated {
@@ -207,6 +222,11 @@ impl Group {
                 path: describe(&self.store, &path),
             });
         }
+        if let Some(consolidated) = &self.consolidated {
+            // The document is written again after the delete: a hierarchy it cannot be
+            // written for is found out before anything is deleted, not after.
+            Self::open(self.store.clone(), &consolidated.root)?.descendants()?;
+        }
         self.store.delete_prefix(&node_prefix(&path))?;
         let Some(consolidated) = &self.consolidated else {
             return Ok(self.clone());
@@ -262,7 +282,7 @@ impl Group {
     }
 
     /// Every node below the group, with paths relative to it, depth first in name order.
-    fn descendants(&self) -> Result<Vec<(String, NodeMetadata)>> {
+    fn descendants(&self) -> Result<Vec<(String, Found)>> {
         let mut out = Vec::new();
         let mut stack = vec![String::new()];
         while let Some(rel) = stack.pop() {
@@ -281,13 +301,35 @@ impl Group {
                     stack.push(child_rel.clone());
                 }
                 let path = join_key(&self.path, &child_rel);
-                if let Some(meta) = read_node_metadata(&self.store, &path)? {
-                    out.push((child_rel, meta));
+                match read_node_metadata(&self.store, &path) {
+                    Ok(Some(meta)) => out.push((child_rel, Found::Parsed(meta))),
+                    Ok(None) => {}
+                    // An array oxzarr cannot open keeps its documents as they are, so that
+                    // consolidating (and deleting a member of) its group still works.
+                    Err(e) if *kind == NodeKind::Array => {
+                        let docs = self.raw_documents(&path)?.ok_or(e)?;
+                        out.push((child_rel, Found::Unreadable(docs)));
+                    }
+                    Err(e) => return Err(e),
                 }
             }
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
+    }
+
+    /// The metadata documents at `path` as JSON, by name; `None` if one is not JSON.
+    fn raw_documents(&self, path: &str) -> Result<Option<Vec<(&'static str, Value)>>> {
+        let mut docs = Vec::new();
+        for name in [ZARR_JSON, ZARRAY, ZGROUP, ZATTRS] {
+            if let Some(bytes) = self.store.get(&join_key(path, name))? {
+                match crate::metadata::json::parse(&bytes) {
+                    Ok(doc) => docs.push((name, doc)),
+                    Err(_) => return Ok(None),
+                }
+            }
+        }
+        Ok(Some(docs))
     }
 
     /// Writes consolidated metadata for everything below this group (v2: `.zmetadata`; v3:
@@ -299,18 +341,18 @@ impl Group {
                 let mut docs = Map::new();
                 for (rel, node) in &nodes {
                     let doc = match node {
-                        NodeMetadata::Array(ArrayMetadata::V3(m)) => m.to_value(),
-                        NodeMetadata::Group(GroupMetadata::V3(m)) => {
+                        Found::Unreadable(docs) => match docs.iter().find(|d| d.0 == ZARR_JSON) {
+                            Some((_, doc)) => doc.clone(),
+                            None => return Err(mixed(rel, "v2", "v3")),
+                        },
+                        Found::Parsed(NodeMetadata::Array(ArrayMetadata::V3(m))) => m.to_value(),
+                        Found::Parsed(NodeMetadata::Group(GroupMetadata::V3(m))) => {
                             // Nested consolidated metadata would repeat what is here.
                             let mut m = m.clone();
                             m.extra_fields.remove("consolidated_metadata");
                             m.to_value()
                         }
-                        _ => {
-                            return Err(Error::InvalidArgument(format!(
-                                "cannot consolidate {rel:?}: a Zarr v2 node inside a v3 group"
-                            )))
-                        }
+                        Found::Parsed(_) => return Err(mixed(rel, "v2", "v3")),
                     };
                     docs.insert(rel.clone(), doc);
                 }
@@ -333,17 +375,22 @@ impl Group {
                 }
                 for (rel, node) in &nodes {
                     let (name, doc, attrs) = match node {
-                        NodeMetadata::Array(ArrayMetadata::V2(m)) => {
+                        Found::Unreadable(raw) => {
+                            if raw.iter().any(|d| d.0 == ZARR_JSON) {
+                                return Err(mixed(rel, "v3", "v2"));
+                            }
+                            for (name, doc) in raw {
+                                docs.insert(join_key(rel, name), doc.clone());
+                            }
+                            continue;
+                        }
+                        Found::Parsed(NodeMetadata::Array(ArrayMetadata::V2(m))) => {
                             (ZARRAY, m.to_value(), &m.attributes)
                         }
-                        NodeMetadata::Group(GroupMetadata::V2 { attributes }) => {
+                        Found::Parsed(NodeMetadata::Group(GroupMetadata::V2 { attributes })) => {
                             (ZGROUP, serde_json::json!({"zarr_format": 2}), attributes)
                         }
-                        _ => {
-                            return Err(Error::InvalidArgument(format!(
-                                "cannot consolidate {rel:?}: a Zarr v3 node inside a v2 group"
-                            )))
-                        }
+                        Found::Parsed(_) => return Err(mixed(rel, "v3", "v2")),
                     };
                     docs.insert(join_key(rel, name), doc);
                     if !attrs.is_empty() {
