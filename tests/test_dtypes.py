@@ -189,6 +189,13 @@ def test_data_types_as_the_format_writes_them(tmp_path: Path, dtype: Any, zarr_f
     assert_same(zarr.open_array(tmp_path / "o.zarr", mode="r")[...], data)
 
 
+def test_numpy_dict_dtypes_are_numpy_s(tmp_path: Path) -> None:
+    # A dict without "name" is numpy's own spelling of a record, not a v3 data type.
+    dtype = {"names": ["a", "b"], "formats": ["<i4", "<f8"]}
+    a = oxzarr.create_array(tmp_path / "a.zarr", shape=(2,), dtype=dtype)
+    assert a.dtype == np.dtype(dtype)
+
+
 def test_data_types_the_format_does_not_know(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="not understood"):
         oxzarr.create_array(tmp_path / "a.zarr", shape=(3,), dtype="no_such_type")

@@ -132,8 +132,8 @@ def requested_dtype(dtype: Any) -> Any:
             return dtype
         except TypeError:
             pass
-    elif not isinstance(dtype, Mapping):
-        return dtype
+    elif not isinstance(dtype, Mapping) or "name" not in dtype:
+        return dtype  # numpy's own dicts ({"names": ..., "formats": ...}) among them
     try:
         described = json.loads(_core.numpy_dtype_of_data_type(json.dumps(dtype)))
     except ValueError:
