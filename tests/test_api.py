@@ -133,6 +133,17 @@ def test_fill_values(tmp_path: Path, dtype: str, fill: object, json_value: objec
         oxzarr.create_array(tmp_path / "b.zarr", shape=(5,), dtype="u1", fill_value=300)
 
 
+@pytest.mark.parametrize("text", ["1e400", "-1e400"])
+def test_fill_values_beyond_a_double_read_as_infinity(tmp_path: Path, text: str) -> None:
+    # As Python's json reads them (and so zarr-python); the engine read them as NaN.
+    oxzarr.create_array(tmp_path / "a.zarr", shape=(2,), dtype="f8", fill_value=1.5)
+    document = tmp_path / "a.zarr" / "zarr.json"
+    document.write_text(document.read_text().replace('"fill_value": 1.5', f'"fill_value": {text}'))
+    expected = float(text)
+    assert oxzarr.open_array(tmp_path / "a.zarr", mode="r")[...].tolist() == [expected] * 2
+    assert zarr.open_array(tmp_path / "a.zarr", mode="r")[...].tolist() == [expected] * 2
+
+
 def test_unsupported_dtype_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unsupported data type"):
         oxzarr.create_array(tmp_path / "a.zarr", shape=(5,), dtype="f16")

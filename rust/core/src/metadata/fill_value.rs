@@ -116,7 +116,7 @@ pub fn parse(dt: &DataType, value: &Value) -> Result<Vec<u8>, MetadataError> {
                     u as i128
                 } else {
                     // Some writers store integral fill values as floats (0.0).
-                    let f = n.as_f64().unwrap_or(f64::NAN);
+                    let f = super::json::number_as_f64(n);
                     if f.fract() != 0.0 || !f.is_finite() {
                         return Err(invalid(dt, value, "expected an integer"));
                     }
@@ -175,7 +175,7 @@ pub fn parse(dt: &DataType, value: &Value) -> Result<Vec<u8>, MetadataError> {
 /// One float of `size` bytes (2, 4 or 8) from its JSON encoding, as native-endian bytes.
 fn float_bits(dt: &DataType, value: &Value, size: usize) -> Result<Vec<u8>, MetadataError> {
     let f = match value {
-        Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
+        Value::Number(n) => super::json::number_as_f64(n),
         Value::String(s) => match s.as_str() {
             // The strings of the spec, or the bare tokens Python's json writes (read as
             // markers, see `metadata::json`).

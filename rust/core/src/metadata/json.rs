@@ -24,6 +24,14 @@ const TOKENS: [(&str, &str); 3] = [
     ("NaN", "\"\\u0000NaN\""),
 ];
 
+/// A JSON number as a double, as Python's `float()` reads it: one beyond a double's range
+/// (`1e400`) is infinite. (Numbers keep their text, so such a document parses; serde_json's
+/// `as_f64` gives nothing for them.)
+pub fn number_as_f64(n: &serde_json::Number) -> f64 {
+    n.as_f64()
+        .unwrap_or_else(|| n.to_string().parse().unwrap_or(f64::NAN))
+}
+
 /// Parses a document, reading bare `NaN`, `Infinity` and `-Infinity` as their markers.
 pub fn parse(bytes: &[u8]) -> serde_json::Result<Value> {
     match serde_json::from_slice(bytes) {
@@ -119,6 +127,18 @@ fn without_markers(text: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_beyond_a_double_are_infinite() {
+        let doc = parse(br#"[1e400, -1e400, 0.5, 1e-400]"#).unwrap();
+        let numbers: Vec<f64> = doc
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| number_as_f64(v.as_number().unwrap()))
+            .collect();
+        assert_eq!(numbers, [f64::INFINITY, f64::NEG_INFINITY, 0.5, 0.0]);
+    }
     use serde_json::json;
 
     #[test]

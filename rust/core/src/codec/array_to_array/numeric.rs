@@ -245,7 +245,7 @@ impl Val {
         } else if let Some(u) = n.as_u64() {
             Some(Self::U(u))
         } else {
-            n.as_f64().map(Self::F)
+            Some(Self::F(crate::metadata::json::number_as_f64(n)))
         }
     }
 
