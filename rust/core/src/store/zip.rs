@@ -82,7 +82,8 @@ impl ZipStore {
         let shown = path.display().to_string();
         let file = File::open(&path).map_err(|e| io_error(&shown, e))?;
         let file_len = file.metadata().map_err(|e| io_error(&shown, e))?.len();
-        let mut archive = zip::ZipArchive::new(&file)
+        // Buffered: the crate reads the directory in small pieces.
+        let mut archive = zip::ZipArchive::new(std::io::BufReader::new(&file))
             .map_err(|e| invalid_data(&shown, format!("not a readable zip file: {e}")))?;
         let mut entries = BTreeMap::new();
         for i in 0..archive.len() {
