@@ -104,7 +104,7 @@ def test_deflated_entries_and_rewritten_keys(tmp_path: Path) -> None:
 
 def test_damaged_zips_name_the_entry(tmp_path: Path) -> None:
     path = tmp_path / "data.zip"
-    zarr_python_zip(path, 3)
+    values = zarr_python_zip(path, 3)
     raw = bytearray(path.read_bytes())
     # Flip a byte of the stored "a/zarr.json": its CRC-32 no longer matches.
     with zipfile.ZipFile(path) as z:
@@ -115,6 +115,17 @@ def test_damaged_zips_name_the_entry(tmp_path: Path) -> None:
     damaged.write_bytes(bytes(raw))
     with pytest.raises(OSError, match=r"CRC-32.*a/zarr\.json in zip://"):
         oxzarr.open_array(damaged, path="a", mode="r")
+    # A damaged local header: the zip opens, its other entries read, and reading that one
+    # fails, naming it (the whole zip failed to open).
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo("a/c/0/0")
+    raw[info.header_offset] ^= 0xFF
+    damaged.write_bytes(bytes(raw))
+    a = oxzarr.open_array(damaged, path="a", mode="r")
+    assert a[3:6, 3:6].tolist() == values["a"][3:6, 3:6].tolist()
+    with pytest.raises(OSError, match=r"damaged entry.*a/c/0/0 in zip://"):
+        a[0, 0]
     truncated = tmp_path / "truncated.zip"
     truncated.write_bytes(bytes(raw[: len(raw) // 2]))
     with pytest.raises(OSError, match=r"truncated\.zip"):

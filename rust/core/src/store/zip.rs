@@ -15,6 +15,7 @@ use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::{
     range_of, same_version, validate_key, validate_prefix, ByteRange, ListDir, ListableStore,
@@ -53,12 +54,49 @@ impl Entry {
     }
 }
 
+/// An entry as the central directory describes it, or why it cannot be read.
+type Described = Result<Entry, Arc<str>>;
+
+/// Where an entry's bytes are and how they are stored, checked against the file's length.
+fn describe<R: Read>(entry: &zip::read::ZipFile<'_, R>, file_len: u64) -> Result<Entry, String> {
+    let data_start = entry
+        .data_start()
+        .ok_or_else(|| "its bytes cannot be found".to_string())?;
+    let compressed_size = entry.compressed_size();
+    // Refused here, before any read sizes a buffer by it.
+    if data_start
+        .checked_add(compressed_size)
+        .is_none_or(|end| end > file_len)
+    {
+        return Err("the zip's directory says it reaches past the end of the file".into());
+    }
+    // The method's code in the zip format (the crate names only the methods it was built to
+    // decompress).
+    #[allow(deprecated)]
+    let method = match entry.compression().to_u16() {
+        0 => Method::Stored,
+        8 => Method::Deflated,
+        code => Method::Other(code),
+    };
+    if method == Method::Stored && compressed_size != entry.size() {
+        return Err("it is stored with two different sizes".into());
+    }
+    Ok(Entry {
+        data_start,
+        compressed_size,
+        size: entry.size(),
+        crc32: entry.crc32(),
+        method,
+        encrypted: entry.encrypted(),
+    })
+}
+
 /// A zip file, read-only.
 #[derive(Debug)]
 pub struct ZipStore {
     path: PathBuf,
     file: File,
-    entries: BTreeMap<String, Entry>,
+    entries: BTreeMap<String, Described>,
 }
 
 fn io_error(key: &str, source: std::io::Error) -> StorageError {
@@ -87,53 +125,18 @@ impl ZipStore {
             .map_err(|e| invalid_data(&shown, format!("not a readable zip file: {e}")))?;
         let mut entries = BTreeMap::new();
         for i in 0..archive.len() {
-            let entry = archive
-                .by_index_raw(i)
-                .map_err(|e| invalid_data(&shown, format!("entry {i}: {e}")))?;
-            if entry.is_dir() {
+            let Some(name) = archive.name_for_index(i).map(str::to_string) else {
                 continue;
-            }
-            let name = entry.name().to_string();
-            let data_start = entry.data_start().ok_or_else(|| {
-                invalid_data(&shown, format!("entry {name:?}: its bytes cannot be found"))
-            })?;
-            let compressed_size = entry.compressed_size();
-            // A directory that points past the end of the file is damaged: refused here,
-            // before any read sizes a buffer by it.
-            if data_start
-                .checked_add(compressed_size)
-                .is_none_or(|end| end > file_len)
-            {
-                return Err(invalid_data(
-                    &shown,
-                    format!("entry {name:?} reaches past the end of the file"),
-                ));
-            }
-            // The method's code in the zip format (the crate names only the methods it was
-            // built to decompress).
-            #[allow(deprecated)]
-            let method = match entry.compression().to_u16() {
-                0 => Method::Stored,
-                8 => Method::Deflated,
-                code => Method::Other(code),
             };
-            if method == Method::Stored && compressed_size != entry.size() {
-                return Err(invalid_data(
-                    &shown,
-                    format!("entry {name:?} is stored with two different sizes"),
-                ));
-            }
-            entries.insert(
-                name,
-                Entry {
-                    data_start,
-                    compressed_size,
-                    size: entry.size(),
-                    crc32: entry.crc32(),
-                    method,
-                    encrypted: entry.encrypted(),
-                },
-            );
+            // An entry the directory describes wrongly is kept with the reason: reading it
+            // fails, naming it, and the other entries read, as with Python's zipfile.
+            let described = match archive.by_index_raw(i) {
+                Ok(entry) if entry.is_dir() => continue,
+                Ok(entry) => describe(&entry, file_len),
+                Err(_) if name.ends_with('/') => continue,
+                Err(e) => Err(e.to_string()),
+            };
+            entries.insert(name, described.map_err(Arc::from));
         }
         drop(archive);
         Ok(Self {
@@ -151,10 +154,12 @@ impl ZipStore {
     /// The entry at `key`, if any, as the error messages name it.
     fn entry(&self, key: &str) -> Result<Option<(Entry, String)>, StorageError> {
         validate_key(key)?;
-        Ok(self
-            .entries
-            .get(key)
-            .map(|e| (*e, format!("{key} in {}", self.describe()))))
+        let shown = || format!("{key} in {}", self.describe());
+        match self.entries.get(key) {
+            None => Ok(None),
+            Some(Ok(entry)) => Ok(Some((*entry, shown()))),
+            Some(Err(why)) => Err(invalid_data(&shown(), format!("damaged entry: {why}"))),
+        }
     }
 
     fn read_at(&self, shown: &str, offset: u64, dst: &mut [u8]) -> Result<(), StorageError> {
@@ -291,8 +296,8 @@ impl ReadableStore for ZipStore {
         key: &str,
         range: ByteRange,
     ) -> Result<Option<(Vec<u8>, Version)>, StorageError> {
-        let version = match self.entries.get(key) {
-            Some(entry) => entry.version(),
+        let version = match self.entry(key)? {
+            Some((entry, _)) => entry.version(),
             None => return Ok(None),
         };
         Ok(self
@@ -476,7 +481,7 @@ mod tests {
     }
 
     #[test]
-    fn entries_past_the_end_of_the_file_are_refused() {
+    fn entries_past_the_end_of_the_file_are_refused_when_read() {
         let (zip, _) = zip_of(&[("a", &[7u8; 100])]);
         // Claim a larger size in both headers' size fields: the central directory then
         // points past the end of the file.
@@ -485,7 +490,13 @@ mod tests {
         raw[central + 20..central + 24].copy_from_slice(&u32::MAX.to_le_bytes());
         raw[central + 24..central + 28].copy_from_slice(&u32::MAX.to_le_bytes());
         std::fs::write(&zip.0, &raw).unwrap();
-        let err = ZipStore::open(&zip.0).unwrap_err().to_string();
-        assert!(err.contains("past the end"), "{err}");
+        // The zip opens; the entry is listed, and reading it fails, naming it.
+        let store = ZipStore::open(&zip.0).unwrap();
+        assert_eq!(store.list_prefix("").unwrap(), vec!["a"]);
+        let err = store.get("a").unwrap_err().to_string();
+        assert!(
+            err.contains("past the end") && err.contains("a in zip://"),
+            "{err}"
+        );
     }
 }
