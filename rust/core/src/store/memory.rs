@@ -5,8 +5,8 @@ use std::ops::Bound;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::{
-    range_of, read_parts_of, validate_key, validate_prefix, ByteRange, ListDir, ListableStore,
-    PartsRead, ReadableStore, Store, Version, WritableStore,
+    list_dir_of, range_of, read_parts_of, validate_key, validate_prefix, ByteRange, ListDir,
+    ListableStore, PartsRead, ReadableStore, Store, Version, WritableStore,
 };
 use crate::error::StorageError;
 
@@ -185,20 +185,7 @@ impl ListableStore for MemoryStore {
     fn list_dir(&self, prefix: &str) -> Result<ListDir, StorageError> {
         validate_prefix(prefix)?;
         let map = self.read();
-        let mut out = ListDir::default();
-        for key in Self::keys_under(&map, prefix) {
-            let rest = &key[prefix.len()..];
-            match rest.split_once('/') {
-                None => out.keys.push(key.clone()),
-                Some((dir, _)) => {
-                    let p = format!("{prefix}{dir}/");
-                    if out.prefixes.last() != Some(&p) {
-                        out.prefixes.push(p);
-                    }
-                }
-            }
-        }
-        Ok(out)
+        Ok(list_dir_of(prefix, Self::keys_under(&map, prefix)))
     }
 }
 

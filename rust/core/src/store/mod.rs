@@ -86,6 +86,24 @@ pub struct ListDir {
     pub prefixes: Vec<String>,
 }
 
+/// The keys and sub-prefixes directly under `prefix` among `keys` (sorted, all under
+/// `prefix`): [`ListableStore::list_dir`] for stores that hold their keys in a sorted map.
+pub(crate) fn list_dir_of<'a>(prefix: &str, keys: impl Iterator<Item = &'a String>) -> ListDir {
+    let mut out = ListDir::default();
+    for key in keys {
+        match key[prefix.len()..].split_once('/') {
+            None => out.keys.push(key.clone()),
+            Some((dir, _)) => {
+                let p = format!("{prefix}{dir}/");
+                if out.prefixes.last() != Some(&p) {
+                    out.prefixes.push(p);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// One stored version of a value, as far as a store can tell: its size, and where the backend
 /// has one, a tag that changes when the value is replaced (a file's inode and modification
 /// time; a counter in memory). Something derived from a value and kept (a shard's index) is

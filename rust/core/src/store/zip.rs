@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{
-    range_of, same_version, validate_key, validate_prefix, ByteRange, ListDir, ListableStore,
-    PartsRead, ReadableStore, Store, Version, WritableStore,
+    list_dir_of, range_of, same_version, validate_key, validate_prefix, ByteRange, ListDir,
+    ListableStore, PartsRead, ReadableStore, Store, Version, WritableStore,
 };
 use crate::error::StorageError;
 
@@ -369,19 +369,7 @@ impl ListableStore for ZipStore {
 
     fn list_dir(&self, prefix: &str) -> Result<ListDir, StorageError> {
         validate_prefix(prefix)?;
-        let mut out = ListDir::default();
-        for key in self.keys_under(prefix) {
-            match key[prefix.len()..].split_once('/') {
-                None => out.keys.push(key.clone()),
-                Some((dir, _)) => {
-                    let p = format!("{prefix}{dir}/");
-                    if out.prefixes.last() != Some(&p) {
-                        out.prefixes.push(p);
-                    }
-                }
-            }
-        }
-        Ok(out)
+        Ok(list_dir_of(prefix, self.keys_under(prefix)))
     }
 }
 
