@@ -85,6 +85,11 @@ def test_a_member_oxzarr_cannot_open_leaves_the_others(
         assert list(again.keys()) == ["bad", "sub"]
         with pytest.raises(ValueError, match="bad/"):
             again["bad"]
+    # The member oxzarr cannot open can be deleted too (it was looked for by opening it).
+    writable = oxzarr.open_group(path, mode="r+", use_consolidated=consolidated)
+    del writable["bad"]
+    assert not (path / "bad").exists()
+    assert list(oxzarr.open_group(path, mode="r", use_consolidated=consolidated)) == ["sub"]
     # A document that does not say what it is fails the listing, and `in`, alike.
     (path / "odd").mkdir()
     (path / "odd" / "zarr.json").write_text("{}")

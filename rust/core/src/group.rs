@@ -216,22 +216,35 @@ impl Group {
             .consolidated
             .as_ref()
             .is_some_and(|c| c.kind(&path).is_some());
-        if !in_document && read_node_metadata(&self.store, &path)?.is_none() {
+        // (By what its documents say: a member oxzarr cannot open can still be deleted.)
+        let stored = || node::declared_kind(&path, |k| Ok(self.store.get(k)?));
+        if !in_document && stored()?.is_none() {
             return Err(Error::NodeNotFound {
                 kind: "node",
                 path: describe(&self.store, &path),
             });
         }
-        if let Some(consolidated) = &self.consolidated {
-            // The document is written again after the delete: a hierarchy it cannot be
-            // written for is found out before anything is deleted, not after.
-            Self::open(self.store.clone(), &consolidated.root)?.descendants()?;
-        }
+        // The document is gathered before the delete, less what is deleted, and written
+        // after it: a hierarchy it cannot be written for is found out before anything goes.
+        let rewrite = match &self.consolidated {
+            Some(consolidated) => {
+                let holder = Self::open(self.store.clone(), &consolidated.root)?;
+                let deleted = path
+                    .strip_prefix(&node_prefix(&holder.path))
+                    .unwrap_or(&path)
+                    .to_string();
+                let below = format!("{deleted}/");
+                let mut nodes = holder.descendants()?;
+                nodes.retain(|(rel, _)| *rel != deleted && !rel.starts_with(&below));
+                Some((holder, nodes))
+            }
+            None => None,
+        };
         self.store.delete_prefix(&node_prefix(&path))?;
-        let Some(consolidated) = &self.consolidated else {
+        let Some((holder, nodes)) = rewrite else {
             return Ok(self.clone());
         };
-        let holder = Self::open(self.store.clone(), &consolidated.root)?.consolidate()?;
+        let holder = holder.write_consolidated(&nodes)?;
         if holder.path == self.path {
             // This group holds the document: its metadata (written again with the group's
             // attributes) must carry the new one, not the one naming what was deleted.
@@ -335,11 +348,15 @@ impl Group {
     /// Writes consolidated metadata for everything below this group (v2: `.zmetadata`; v3:
     /// inline in the group's `zarr.json`); returns the group as opened through it.
     pub fn consolidate(&self) -> Result<Self> {
-        let nodes = self.descendants()?;
+        self.write_consolidated(&self.descendants()?)
+    }
+
+    /// Writes consolidated metadata holding `nodes` (paths relative to this group).
+    fn write_consolidated(&self, nodes: &[(String, Found)]) -> Result<Self> {
         match &self.metadata {
             GroupMetadata::V3(meta) => {
                 let mut docs = Map::new();
-                for (rel, node) in &nodes {
+                for (rel, node) in nodes {
                     let doc = match node {
                         Found::Unreadable(docs) => match docs.iter().find(|d| d.0 == ZARR_JSON) {
                             Some((_, doc)) => doc.clone(),
@@ -373,7 +390,7 @@ impl Group {
                 if !attributes.is_empty() {
                     docs.insert(ZATTRS.into(), Value::Object(attributes.clone()));
                 }
-                for (rel, node) in &nodes {
+                for (rel, node) in nodes {
                     let (name, doc, attrs) = match node {
                         Found::Unreadable(raw) => {
                             if raw.iter().any(|d| d.0 == ZARR_JSON) {

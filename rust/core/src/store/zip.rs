@@ -236,6 +236,16 @@ impl ZipStore {
         Ok(value)
     }
 
+    /// Where `range` of a stored entry lies in the file, and its length; an error if it
+    /// reaches outside the entry.
+    fn in_file(key: &str, entry: &Entry, range: ByteRange) -> Result<(u64, usize), StorageError> {
+        let r = range
+            .to_range(entry.size)
+            .ok_or_else(|| StorageError::out_of_range(key, range, entry.size))?;
+        // Within the entry, which lies within the file (checked when it was opened).
+        Ok((entry.data_start + r.start, (r.end - r.start) as usize))
+    }
+
     /// Whether byte ranges of the entry can be read from the file as they are.
     fn ranges_in_place(entry: &Entry) -> bool {
         entry.method == Method::Stored && !entry.encrypted
@@ -281,11 +291,9 @@ impl ReadableStore for ZipStore {
         }
         let mut out = Vec::with_capacity(ranges.len());
         for range in ranges {
-            let r = range
-                .to_range(entry.size)
-                .ok_or_else(|| StorageError::out_of_range(key, *range, entry.size))?;
-            let mut bytes = vec![0; (r.end - r.start) as usize];
-            self.read_at(&shown, entry.data_start + r.start, &mut bytes)?;
+            let (at, len) = Self::in_file(key, &entry, *range)?;
+            let mut bytes = vec![0; len];
+            self.read_at(&shown, at, &mut bytes)?;
             out.push(bytes);
         }
         Ok(Some(out))
@@ -330,10 +338,8 @@ impl ReadableStore for ZipStore {
                 offset: *offset,
                 length: Some(dst.len() as u64),
             };
-            let r = range
-                .to_range(entry.size)
-                .ok_or_else(|| StorageError::out_of_range(key, range, entry.size))?;
-            self.read_at(&shown, entry.data_start + r.start, dst)?;
+            let (at, _) = Self::in_file(key, &entry, range)?;
+            self.read_at(&shown, at, dst)?;
         }
         Ok(PartsRead::Done)
     }
