@@ -126,3 +126,45 @@ def shared() -> Path:
             "checkout (or OXZARR_SHARED pointing at it)"
         )
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on a free local port, for the whole session: the stand-in for S3."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+#: Credentials moto takes (any will do); given explicitly so that nothing is looked up in the
+#: environment or at a cloud metadata address.
+S3_CREDENTIALS = {
+    "key": "testing",
+    "secret": "testing",
+    "client_kwargs": {"region_name": "us-east-1"},
+}
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str) -> tuple[str, dict[str, Any]]:
+    """A new, empty bucket: its ``s3://`` URL and the storage_options that reach it."""
+    import uuid
+
+    import boto3
+
+    name = f"test-{uuid.uuid4().hex[:16]}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    client.create_bucket(Bucket=name)
+    return f"s3://{name}", {**S3_CREDENTIALS, "endpoint_url": s3_endpoint}

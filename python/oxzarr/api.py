@@ -95,9 +95,11 @@ def _check_found_format(
         )
 
 
-def _refuse_existing(store: StoreLike, path: str | None) -> None:
+def _refuse_existing(
+    store: StoreLike, path: str | None, storage_options: Mapping[str, Any] | None = None
+) -> None:
     """Mode "w-": a node already at `path` is a FileExistsError, as in zarr-python."""
-    target = make_store(store, read_only=True)
+    target = make_store(store, read_only=True, storage_options=storage_options)
     try:
         _core.open_node(target._core, _path(path))
     except NodeNotFoundError:
@@ -139,8 +141,6 @@ def create_array(
     it is written.
     """
     _check_format(zarr_format)
-    if storage_options:
-        raise ValueError("storage_options apply to remote stores, which oxzarr does not open yet")
     if order not in (None, "C", "F"):
         raise ValueError(f"order must be 'C' or 'F', not {order!r}")
     source = None
@@ -219,7 +219,7 @@ def create_array(
             attributes=attributes,
             dimension_names=dimension_names,
         )
-    target = make_store(store)
+    target = make_store(store, storage_options=storage_options)
     write_empty = (config or {}).get("write_empty_chunks")
     core = _core.Array.create(target._core, _path(name), json.dumps(doc), overwrite)
     arr = Array(core, target, write_empty_chunks=write_empty)
@@ -242,30 +242,19 @@ def open_array(
     present)."""
     _check_mode(mode)
     _check_format(zarr_format)
+    target = make_store(store, read_only=mode == "r", storage_options=storage_options)
     if mode in ("w-", "x"):
-        _refuse_existing(store, path)
+        _refuse_existing(target, path)
     if mode in ("w", "w-", "x"):
         return create_array(
-            store,
-            name=path,
-            overwrite=mode == "w",
-            zarr_format=zarr_format,
-            storage_options=storage_options,
-            **kwargs,
+            target, name=path, overwrite=mode == "w", zarr_format=zarr_format, **kwargs
         )
-    target = make_store(store, read_only=mode == "r")
     try:
         core = _core.Array.open(target._core, _path(path))
         _check_found_format(core.zarr_format, zarr_format, "array", path, target)
     except ArrayNotFoundError:
         if mode == "a" and "shape" in kwargs:
-            return create_array(
-                target,
-                name=path,
-                zarr_format=zarr_format,
-                storage_options=storage_options,
-                **kwargs,
-            )
+            return create_array(target, name=path, zarr_format=zarr_format, **kwargs)
         raise
     return Array(
         core, target, write_empty_chunks=(kwargs.get("config") or {}).get("write_empty_chunks")
@@ -283,7 +272,7 @@ def create_group(
 ) -> Group:
     """Creates a group (and any missing parent groups), Zarr v3 unless ``zarr_format=2``."""
     _check_format(zarr_format)
-    target = make_store(store)
+    target = make_store(store, storage_options=storage_options)
     core = _core.Group.create(
         target._core,
         _path(path),
@@ -307,13 +296,13 @@ def open_group(
     """Opens a group; modes as in :func:`open_array` ("a" creates a missing group)."""
     _check_mode(mode)
     _check_format(zarr_format)
+    target = make_store(store, read_only=mode == "r", storage_options=storage_options)
     if mode in ("w-", "x"):
-        _refuse_existing(store, path)
+        _refuse_existing(target, path)
     if mode in ("w", "w-", "x"):
         return create_group(
-            store, path=path, overwrite=mode == "w", attributes=attributes, zarr_format=zarr_format
+            target, path=path, overwrite=mode == "w", attributes=attributes, zarr_format=zarr_format
         )
-    target = make_store(store, read_only=mode == "r")
     use_consolidated = kwargs.get("use_consolidated")
     if use_consolidated is not False:
         # As zarr-python: consolidated metadata is used when present (required if asked for).
@@ -347,12 +336,17 @@ def consolidate_metadata(
 
 
 def open_consolidated(
-    store: StoreLike, *, mode: AccessMode = "a", path: str | None = None, **kwargs: Any
+    store: StoreLike,
+    *,
+    mode: AccessMode = "a",
+    path: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    **kwargs: Any,
 ) -> Group:
     """Opens a group through its consolidated metadata: opening its members then reads
     nothing more from the store. An error if it has none."""
     _check_mode(mode)
-    target = make_store(store, read_only=mode == "r")
+    target = make_store(store, read_only=mode == "r", storage_options=storage_options)
     return Group(_core.Group.open_consolidated(target._core, _path(path)), target)
 
 
@@ -394,24 +388,20 @@ def open(
     mode = mode or "a"
     _check_mode(mode)
     _check_format(zarr_format)
-    fmt, options = zarr_format, storage_options
+    fmt = zarr_format
+    target = make_store(store, read_only=mode == "r", storage_options=storage_options)
     if mode in ("w", "w-", "x"):
         if "shape" in kwargs:
-            return open_array(
-                store, mode=mode, path=path, zarr_format=fmt, storage_options=options, **kwargs
-            )
+            return open_array(target, mode=mode, path=path, zarr_format=fmt, **kwargs)
         attributes = kwargs.get("attributes")
-        return open_group(store, mode=mode, path=path, attributes=attributes, zarr_format=fmt)
-    target = make_store(store, read_only=mode == "r")
+        return open_group(target, mode=mode, path=path, attributes=attributes, zarr_format=fmt)
     try:
         node = _core.open_node(target._core, _path(path))
     except NodeNotFoundError:
         if mode != "a":
             raise
         if "shape" in kwargs:
-            return create_array(
-                target, name=path, zarr_format=fmt, storage_options=options, **kwargs
-            )
+            return create_array(target, name=path, zarr_format=fmt, **kwargs)
         return create_group(target, path=path, attributes=kwargs.get("attributes"), zarr_format=fmt)
     if isinstance(node, _core.Group):
         # As zarr-python: a group opens through its consolidated metadata when it has some.
@@ -432,7 +422,7 @@ def _overwrite_for(
     if mode == "r":
         raise ValueError("cannot create an array with mode='r' (read-only)")
     if mode in ("w-", "x"):
-        _refuse_existing(store, path)
+        _refuse_existing(store, path, kwargs.get("storage_options"))
     if mode == "w":
         kwargs.setdefault("overwrite", True)
 

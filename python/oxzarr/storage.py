@@ -2,8 +2,10 @@
 
 A path string (or ``os.PathLike``) means a directory on the local filesystem, ``"file://..."``
 too, or an existing ``*.zip`` file (read-only); ``"memory://"`` or ``None`` a new in-memory
-store. :class:`LocalStore`, :class:`MemoryStore` and :class:`ZipStore` are the store objects,
-named as in zarr-python's ``zarr.storage``.
+store; ``"s3://bucket/prefix"`` an S3 bucket (or an S3-compatible service's) and
+``"http(s)://host/path"`` a web server (read-only), with ``storage_options`` for credentials
+and endpoints. :class:`LocalStore`, :class:`MemoryStore` and :class:`ZipStore` are named as in
+zarr-python's ``zarr.storage``; :class:`RemoteStore` holds the URLs.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ __all__ = [
     "CountingStore",
     "LocalStore",
     "MemoryStore",
+    "RemoteStore",
     "Store",
     "StoreLike",
     "ZipStore",
@@ -167,6 +170,110 @@ def _is_zip_file(path: str | os.PathLike[str]) -> bool:
     return str(path).endswith(".zip") and os.path.isfile(path)
 
 
+#: URL schemes a RemoteStore opens.
+REMOTE_SCHEMES = ("s3://", "s3a://", "http://", "https://")
+
+# fsspec's (s3fs's) names of storage options, as zarr-python users write them, and the
+# object_store option each one sets.
+_S3FS_OPTIONS = {
+    "key": "aws_access_key_id",
+    "secret": "aws_secret_access_key",
+    "token": "aws_session_token",
+    "endpoint_url": "aws_endpoint",
+    "region_name": "aws_region",
+    "region": "aws_region",
+}
+
+
+def _option_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def remote_options(url: str, storage_options: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """The object_store options for `url` from zarr-python-style ``storage_options``: s3fs's
+    names (``key``, ``secret``, ``token``, ``anon``, ``endpoint_url``, ``client_kwargs``'s
+    ``endpoint_url`` and ``region_name``) or object_store's own (``aws_region``,
+    ``allow_http``, ``timeout``, ...), which are checked by the engine."""
+    options: dict[str, str] = {}
+    for name, value in (storage_options or {}).items():
+        if name == "client_kwargs":
+            for inner, inner_value in dict(value).items():
+                if inner not in ("endpoint_url", "region_name"):
+                    raise ValueError(
+                        f"unsupported storage option client_kwargs[{inner!r}] for {url}"
+                    )
+                options[_S3FS_OPTIONS[inner]] = _option_text(inner_value)
+        elif name == "anon":
+            if value:
+                options["aws_skip_signature"] = "true"
+        elif url.startswith(("s3://", "s3a://")) and name in _S3FS_OPTIONS:
+            options[_S3FS_OPTIONS[name]] = _option_text(value)
+        else:
+            options[name] = _option_text(value)
+    endpoint = options.get("aws_endpoint", "")
+    if endpoint.startswith("http://"):
+        # A local S3-compatible service (MinIO, moto) without TLS.
+        options.setdefault("aws_allow_http", "true")
+    if url.startswith("http://"):
+        options.setdefault("allow_http", "true")
+    return sorted(options.items())
+
+
+class RemoteStore(Store):
+    """An object store: an S3 bucket (``s3://bucket/prefix``; also S3-compatible services,
+    with an endpoint) or a web server (``http(s)://host/path``, read-only: a plain web server
+    cannot list, so groups there need consolidated metadata).
+
+    ``storage_options`` take s3fs's names, as zarr-python's do (``key``, ``secret``,
+    ``token``, ``anon``, ``endpoint_url``, ``client_kwargs``), or object_store's
+    (``aws_region``, ...). Credentials not given come from the environment (``AWS_*``
+    variables), as with AWS's own tools. Chunks are fetched with many requests in flight, and
+    parts of shards with ranged requests."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        read_only: bool = False,
+    ) -> None:
+        if not url.startswith(REMOTE_SCHEMES):
+            raise ValueError(f"not an s3:// or http(s):// URL: {url!r}")
+        self.url = url.rstrip("/")
+        self.storage_options = dict(storage_options or {})
+        options = remote_options(url, storage_options)
+        self._core = _core.Store.remote(self.url, options, read_only)
+
+    def with_read_only(self, read_only: bool = True) -> RemoteStore:
+        if read_only == self.read_only:
+            return self
+        if not read_only and self.url.startswith(("http://", "https://")):
+            raise ValueError(f"oxzarr reads web servers but cannot write to them: {self.url}")
+        return RemoteStore(self.url, storage_options=self.storage_options, read_only=read_only)
+
+    def __repr__(self) -> str:
+        return f"RemoteStore({self.url!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, RemoteStore)
+            and other.url == self.url
+            and other.storage_options == self.storage_options
+        )
+
+    def __hash__(self) -> int:
+        return hash((RemoteStore, self.url))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_remote_store, (self.url, self.storage_options, self.read_only))
+
+
+def _remote_store(url: str, storage_options: dict[str, Any], read_only: bool) -> RemoteStore:
+    return RemoteStore(url, storage_options=storage_options, read_only=read_only)
+
+
 class CountingStore(Store):
     """Another store, seen through counters of the read requests and bytes it serves: what
     a read really fetched. A whole-value read is one request, a read of n byte ranges n."""
@@ -201,10 +308,20 @@ class CountingStore(Store):
 StoreLike: TypeAlias = "Store | str | os.PathLike[str] | None"
 
 
-def make_store(store: Any, *, read_only: bool = False) -> Store:
+def make_store(
+    store: Any,
+    *,
+    read_only: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Store:
     """The store `store` names: a Store, a path (of a directory, or of an existing zip file),
-    a ``file://`` or ``memory://`` URL, or None (a new memory store); zarr-python's
-    LocalStore and ZipStore are accepted too."""
+    a ``file://``, ``memory://``, ``s3://`` or ``http(s)://`` URL (the last two with
+    ``storage_options``), or None (a new memory store); zarr-python's LocalStore and ZipStore
+    are accepted too."""
+    if isinstance(store, str) and store.startswith(REMOTE_SCHEMES):
+        return RemoteStore(store, storage_options=storage_options, read_only=read_only)
+    if storage_options:
+        raise ValueError(f"storage_options apply to s3:// and http(s):// URLs, not to {store!r}")
     if isinstance(store, Store):
         return store.with_read_only(True) if read_only and not store.read_only else store
     if store is None:
@@ -223,8 +340,8 @@ def make_store(store: Any, *, read_only: bool = False) -> Store:
         if "://" in store:
             scheme = store.split("://", 1)[0]
             raise ValueError(
-                f"unsupported store URL {store!r}: oxzarr opens local paths, file:// and "
-                f"memory:// (not {scheme}://)"
+                f"unsupported store URL {store!r}: oxzarr opens local paths, file://, "
+                f"memory://, s3:// and http(s):// (not {scheme}://)"
             )
         return LocalStore(store, read_only=read_only)
     # zarr-python's stores, by duck typing (zarr is never imported here).

@@ -241,7 +241,12 @@ class OxzarrDataStore(AbstractDataStore):
 
 
 def _open_group(
-    source: Any, *, group: str | None, consolidated: bool | None, zarr_format: int | None
+    source: Any,
+    *,
+    group: str | None,
+    consolidated: bool | None,
+    zarr_format: int | None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Group:
     """The group `group` below `source` (a path, store or Group), opened read-only through
     the consolidated metadata at the root if there is some (``consolidated=None``), must be
@@ -249,7 +254,8 @@ def _open_group(
     if isinstance(source, Group):
         store, root_path = source.store, source.path
     else:
-        store, root_path = make_store(source, read_only=True), ""
+        store = make_store(source, read_only=True, storage_options=storage_options)
+        root_path = ""
     path = "/".join(p for p in (root_path, (group or "").strip("/")) if p)
     node: Array | Group
     if consolidated is False:
@@ -357,9 +363,12 @@ class OxzarrBackendEntrypoint(BackendEntrypoint):
         storage_options: Mapping[str, Any] | None = None,
     ) -> Dataset:
         """The group at `group` (the root by default) as a Dataset."""
-        _refuse_storage_options(storage_options)
         node = _open_group(
-            filename_or_obj, group=group, consolidated=consolidated, zarr_format=zarr_format
+            filename_or_obj,
+            group=group,
+            consolidated=consolidated,
+            zarr_format=zarr_format,
+            storage_options=storage_options,
         )
         return _decode(
             OxzarrDataStore(node, use_zarr_fill_value_as_mask=use_zarr_fill_value_as_mask),
@@ -391,9 +400,12 @@ class OxzarrBackendEntrypoint(BackendEntrypoint):
     ) -> dict[str, Dataset]:
         """Every group at and below `group`, as Datasets keyed by their path from it ("/"
         for `group` itself)."""
-        _refuse_storage_options(storage_options)
         top = _open_group(
-            filename_or_obj, group=group, consolidated=consolidated, zarr_format=zarr_format
+            filename_or_obj,
+            group=group,
+            consolidated=consolidated,
+            zarr_format=zarr_format,
+            storage_options=storage_options,
         )
         return {
             path: _decode(
@@ -443,11 +455,6 @@ class OxzarrBackendEntrypoint(BackendEntrypoint):
             storage_options=storage_options,
         )
         return DataTree.from_dict(groups)
-
-
-def _refuse_storage_options(storage_options: Mapping[str, Any] | None) -> None:
-    if storage_options:
-        raise ValueError("storage_options apply to remote stores, which oxzarr does not open yet")
 
 
 def _decode(store: OxzarrDataStore, **decoding: Any) -> Dataset:

@@ -91,6 +91,9 @@ pub enum StorageError {
     },
     #[error("{key}: cannot allocate the {bytes} bytes it holds")]
     OutOfMemory { key: String, bytes: u64 },
+    /// A store that cannot be opened as described (an unknown option, a malformed endpoint).
+    #[error("{store}: {reason}")]
+    InvalidOptions { store: String, reason: String },
 }
 
 impl StorageError {

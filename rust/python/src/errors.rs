@@ -71,7 +71,19 @@ pub fn to_py_err(err: Error) -> PyErr {
                 Some(errno) => PyOSError::new_err((errno, source.to_string(), key)),
                 // No errno (a FIFO where a value should be, a file that shrank while read):
                 // the same shape of message, without an "[Errno 0]".
-                None => PyOSError::new_err(format!("{source}: '{key}'")),
+                None => {
+                    let message = format!("{source}: '{key}'");
+                    // Errors of object stores carry a kind, not an errno.
+                    match source.kind() {
+                        std::io::ErrorKind::PermissionDenied => {
+                            pyo3::exceptions::PyPermissionError::new_err(message)
+                        }
+                        std::io::ErrorKind::NotFound => {
+                            pyo3::exceptions::PyFileNotFoundError::new_err(message)
+                        }
+                        _ => PyOSError::new_err(message),
+                    }
+                }
             }
         }
         Error::Storage(StorageError::ReadOnly { .. }) => {

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use oxzarr_core::store::{
-    CountingStore, FilesystemStore, MemoryStore, ReadCounters, ReadOnlyStore, StoreRef, ZipStore,
+    CountingStore, FilesystemStore, MemoryStore, ReadCounters, ReadOnlyStore, RemoteStore,
+    StoreRef, ZipStore,
 };
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -50,6 +51,30 @@ impl Store {
             inner: Arc::new(store),
             read_only: true,
             counters: None,
+        })
+    }
+
+    /// An object store: `s3://bucket/prefix` or `http(s)://host/path` (read-only), with
+    /// options in `object_store`'s names. Nothing is fetched yet.
+    #[staticmethod]
+    #[pyo3(signature = (url, options, read_only = false))]
+    fn remote(
+        py: Python<'_>,
+        url: &str,
+        options: Vec<(String, String)>,
+        read_only: bool,
+    ) -> PyResult<Self> {
+        let store = without_gil(py, || Ok(RemoteStore::open(url, options)?))?;
+        let read_only = read_only || store.is_http();
+        let store = Self {
+            inner: Arc::new(store),
+            read_only: false,
+            counters: None,
+        };
+        Ok(if read_only {
+            store.read_only_view()
+        } else {
+            store
         })
     }
 

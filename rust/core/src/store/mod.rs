@@ -8,6 +8,8 @@ mod counting;
 mod filesystem;
 mod memory;
 mod read_only;
+#[cfg(feature = "remote")]
+mod remote;
 mod zip;
 
 use std::fmt::Debug;
@@ -17,6 +19,8 @@ pub use counting::{CountingStore, ReadCounters};
 pub use filesystem::FilesystemStore;
 pub use memory::MemoryStore;
 pub use read_only::ReadOnlyStore;
+#[cfg(feature = "remote")]
+pub use remote::RemoteStore;
 pub use zip::ZipStore;
 
 use crate::error::StorageError;

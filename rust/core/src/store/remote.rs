@@ -1,0 +1,1128 @@
+//! Object stores as Zarr stores: S3 and S3-compatible services (`s3://bucket/prefix`), and
+//! HTTP servers (`https://host/path`, read-only), through the `object_store` crate.
+//!
+//! Every value is an object named by the store's prefix and its key. The crate is async; the
+//! engine is not: each call blocks its engine thread on one tokio runtime per process, whose
+//! own two threads drive the connections. A read of many chunks keeps many requests in flight
+//! anyway: every fetch that was not hinted counts as a device wait, so the read hints the
+//! chunks ahead of each thread (see `array::read_ahead`), and each hint starts fetching the
+//! whole value on the runtime; the read then takes it from there. Byte ranges (a shard's index
+//! and inner chunks) are fetched as ranged GETs, ranges close together as one.
+//!
+//! A forked child cannot use its parent's runtime or connections (their threads are not
+//! copied): both are made again, once, in a process that finds them made by another.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use futures_util::future::try_join_all;
+use futures_util::TryStreamExt;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::http::HttpBuilder;
+use object_store::path::Path;
+use object_store::{
+    ClientConfigKey, GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload,
+    RetryConfig,
+};
+use tokio::runtime::Runtime;
+
+use super::{
+    range_of, same_version, validate_key, validate_prefix, ByteRange, ListDir, ListableStore,
+    PartsRead, ReadableStore, Store, Version, WritableStore,
+};
+use crate::error::StorageError;
+
+/// Byte ranges of one value at most this far apart are fetched as one request: a request
+/// costs tens of milliseconds on a cloud service, a megabyte about as much.
+const COALESCE_GAP: u64 = 1 << 20;
+/// At most this many values fetched ahead and not yet read are held.
+const MAX_PREFETCHED: usize = 256;
+/// A value fetched ahead and not read within this time is dropped (the read that hinted it
+/// stopped early).
+const PREFETCH_TTL: Duration = Duration::from_secs(60);
+/// Values fetched ahead that parts were read from (shards: a read of many inner chunks reads
+/// one shard in several runs) are kept for the other parts, up to this many bytes.
+const SHARED_BYTES: usize = 64 << 20;
+
+/// What [`RemoteStore::fetch_ranges`] found.
+enum Ranges {
+    /// No value at the key.
+    Missing,
+    /// A value of another version than the one expected.
+    Other(PartsRead),
+    /// The bytes of each range.
+    Read(Vec<Vec<u8>>),
+}
+
+/// The kind of service a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Service {
+    S3,
+    Http,
+}
+
+/// A runtime, with the id of the process that made it.
+struct ProcessRuntime {
+    pid: u32,
+    runtime: Arc<Runtime>,
+}
+
+/// The process's runtime.
+fn runtime() -> Result<Arc<Runtime>, StorageError> {
+    static RUNTIME: Mutex<Option<ProcessRuntime>> = Mutex::new(None);
+    let mut slot = lock(&RUNTIME);
+    let pid = std::process::id();
+    if let Some(made) = slot.as_ref() {
+        if made.pid == pid {
+            return Ok(made.runtime.clone());
+        }
+    }
+    // Made in a parent process: its threads are gone here, and dropping it would wait for
+    // them, so it is leaked.
+    if let Some(old) = slot.take() {
+        std::mem::forget(old);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("oxzarr-io")
+        .enable_all()
+        .build()
+        .map_err(|source| StorageError::Io {
+            key: "(the object store runtime)".into(),
+            source,
+        })?;
+    let rt = Arc::new(rt);
+    *slot = Some(ProcessRuntime {
+        pid,
+        runtime: rt.clone(),
+    });
+    Ok(rt)
+}
+
+/// A poisoned lock only means another thread panicked holding it; the maps it guards stay
+/// consistent (every update is one insert or remove).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A whole value and its version.
+type Value = (Vec<u8>, Version);
+
+/// A fetch ahead of a read, still running.
+type Fetch = tokio::task::JoinHandle<Result<Value, object_store::Error>>;
+
+/// A value fetched ahead of its read.
+enum Ahead {
+    Running(Fetch),
+    /// Fetched, and parts of it read already: kept for the other parts.
+    Shared(Arc<Value>),
+}
+
+/// The values fetched ahead of their reads, by key.
+#[derive(Default)]
+struct FetchedAhead {
+    entries: HashMap<String, (Instant, Ahead)>,
+    /// Bytes held in [`Ahead::Shared`] entries.
+    shared_bytes: usize,
+}
+
+impl FetchedAhead {
+    fn remove(&mut self, key: &str) -> Option<Ahead> {
+        let (_, ahead) = self.entries.remove(key)?;
+        if let Ahead::Shared(value) = &ahead {
+            self.shared_bytes -= value.0.len();
+        }
+        Some(ahead)
+    }
+
+    /// Drops the entries `drop` picks, stopping their fetches.
+    fn drop_where(&mut self, drop: impl Fn(&str, Instant) -> bool) {
+        let keys: Vec<String> = (self.entries.iter())
+            .filter(|(key, (at, _))| drop(key, *at))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in keys {
+            if let Some(Ahead::Running(fetch)) = self.remove(&key) {
+                fetch.abort();
+            }
+        }
+    }
+}
+
+/// The client, made again in a forked child.
+struct Client {
+    pid: u32,
+    store: Arc<dyn ObjectStore>,
+    runtime: Arc<Runtime>,
+}
+
+/// What a store is made from, kept to make the client again after a fork.
+#[derive(Clone)]
+struct Recipe {
+    service: Service,
+    /// The URL of the service without the path (`s3://bucket`, `https://host:port`).
+    base: String,
+    options: Vec<(String, String)>,
+}
+
+/// An object store seen as a Zarr store.
+pub struct RemoteStore {
+    /// `s3://bucket/prefix` or `https://host/path`, as the user gave it (without a final `/`).
+    url: String,
+    /// The objects' common prefix: "" or ending in `/`.
+    prefix: String,
+    recipe: Option<Recipe>,
+    client: Mutex<Client>,
+    prefetched: Mutex<FetchedAhead>,
+    /// Fetches that were not hinted ahead: the read waited for the network.
+    waits: Arc<AtomicU64>,
+}
+
+impl fmt::Debug for RemoteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteStore")
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+/// The options a store takes, in `object_store`'s names; anything else is refused rather than
+/// ignored (a misspelt endpoint would send requests to AWS).
+fn build(recipe: &Recipe) -> Result<Arc<dyn ObjectStore>, object_store::Error> {
+    // A dead endpoint fails in seconds rather than after the crate's default of ten retries
+    // over three minutes.
+    let retry = RetryConfig {
+        max_retries: 3,
+        retry_timeout: Duration::from_secs(30),
+        ..RetryConfig::default()
+    };
+    let unknown = |key: &str| object_store::Error::Generic {
+        store: "options",
+        source: format!("unknown option {key:?}").into(),
+    };
+    match recipe.service {
+        Service::S3 => {
+            let mut builder = AmazonS3Builder::from_env()
+                .with_url(recipe.base.clone())
+                .with_retry(retry);
+            for (key, value) in &recipe.options {
+                let key: AmazonS3ConfigKey =
+                    key.to_ascii_lowercase().parse().map_err(|_| unknown(key))?;
+                builder = builder.with_config(key, value.clone());
+            }
+            Ok(Arc::new(builder.build()?))
+        }
+        Service::Http => {
+            let mut builder = HttpBuilder::new()
+                .with_url(recipe.base.clone())
+                .with_retry(retry);
+            for (key, value) in &recipe.options {
+                let key: ClientConfigKey =
+                    key.to_ascii_lowercase().parse().map_err(|_| unknown(key))?;
+                builder = builder.with_config(key, value.clone());
+            }
+            Ok(Arc::new(builder.build()?))
+        }
+    }
+}
+
+/// A version from an object's size and entity tag.
+fn version_of(meta: &ObjectMeta) -> Version {
+    let tag = meta.e_tag.as_ref().map(|etag| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        etag.hash(&mut h);
+        h.finish()
+    });
+    Version {
+        size: meta.size,
+        tag,
+    }
+}
+
+/// An `object_store` error as a storage error naming `what` (a key's URL).
+fn io_error(what: &str, err: object_store::Error) -> StorageError {
+    use std::io::ErrorKind;
+    let kind = match &err {
+        object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. } => ErrorKind::PermissionDenied,
+        object_store::Error::NotFound { .. } => ErrorKind::NotFound,
+        object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented { .. } => {
+            ErrorKind::Unsupported
+        }
+        _ => ErrorKind::Other,
+    };
+    StorageError::Io {
+        key: what.to_string(),
+        source: std::io::Error::new(kind, err.to_string()),
+    }
+}
+
+/// A store that cannot be made from its URL and options.
+fn invalid_options(url: &str, err: object_store::Error) -> StorageError {
+    StorageError::InvalidOptions {
+        store: url.to_string(),
+        reason: err.to_string(),
+    }
+}
+
+fn is_not_found(err: &object_store::Error) -> bool {
+    matches!(err, object_store::Error::NotFound { .. })
+}
+
+/// Splits a URL into the service, its base (scheme and bucket or host) and the path in it.
+fn split_url(url: &str) -> Result<(Service, String, String), StorageError> {
+    let bad = |reason: &str| StorageError::invalid_key(url, reason);
+    let parsed = url::Url::parse(url).map_err(|e| bad(&format!("not a URL: {e}")))?;
+    let service = match parsed.scheme() {
+        "s3" | "s3a" => Service::S3,
+        "http" | "https" => Service::Http,
+        other => return Err(bad(&format!("unsupported scheme {other}://"))),
+    };
+    let host = parsed
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| bad("no bucket or host"))?;
+    let base = match parsed.port() {
+        Some(port) => format!("{}://{host}:{port}", parsed.scheme()),
+        None => format!("{}://{host}", parsed.scheme()),
+    };
+    // The path as written (percent-decoded), without the slashes around it.
+    let path = percent_decode(parsed.path()).map_err(|_| bad("the path is not UTF-8"))?;
+    Ok((service, base, path.trim_matches('/').to_string()))
+}
+
+fn percent_decode(s: &str) -> Result<String, std::string::FromUtf8Error> {
+    let bytes = s.as_bytes();
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out)
+}
+
+impl RemoteStore {
+    /// The store at `url` (`s3://bucket/prefix`, `https://host/path`), with `options` in
+    /// `object_store`'s names (`aws_endpoint`, `aws_region`, `aws_skip_signature`,
+    /// `allow_http`, ...). S3 credentials not given are taken from the environment, as AWS's
+    /// own tools take them. Nothing is fetched yet.
+    pub fn open(url: &str, options: Vec<(String, String)>) -> Result<Self, StorageError> {
+        let (service, base, path) = split_url(url)?;
+        if !path.is_empty() {
+            validate_key(&path).map_err(|_| {
+                StorageError::invalid_key(url, "the path holds an empty, '.' or '..' component")
+            })?;
+        }
+        let recipe = Recipe {
+            service,
+            base,
+            options,
+        };
+        let store = build(&recipe).map_err(|e| invalid_options(url, e))?;
+        let url = url.trim_end_matches('/').to_string();
+        Self::with_client(url, &path, store, Some(recipe))
+    }
+
+    /// A store over an `object_store` made elsewhere (an in-memory one in tests), its values
+    /// under `path`; `url` names it in messages.
+    pub fn from_object_store(
+        url: &str,
+        path: &str,
+        store: Arc<dyn ObjectStore>,
+    ) -> Result<Self, StorageError> {
+        Self::with_client(url.trim_end_matches('/').to_string(), path, store, None)
+    }
+
+    fn with_client(
+        url: String,
+        path: &str,
+        store: Arc<dyn ObjectStore>,
+        recipe: Option<Recipe>,
+    ) -> Result<Self, StorageError> {
+        let path = path.trim_matches('/');
+        let prefix = if path.is_empty() {
+            String::new()
+        } else {
+            format!("{path}/")
+        };
+        Ok(Self {
+            url,
+            prefix,
+            recipe,
+            client: Mutex::new(Client {
+                pid: std::process::id(),
+                store,
+                runtime: runtime()?,
+            }),
+            prefetched: Mutex::new(FetchedAhead::default()),
+            waits: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Whether the store talks to an HTTP server (which it only reads).
+    pub fn is_http(&self) -> bool {
+        self.recipe
+            .as_ref()
+            .is_some_and(|r| r.service == Service::Http)
+    }
+
+    /// The client and runtime of this process.
+    fn client(&self) -> Result<(Arc<dyn ObjectStore>, Arc<Runtime>), StorageError> {
+        let mut client = lock(&self.client);
+        let pid = std::process::id();
+        if client.pid != pid {
+            let runtime = runtime()?;
+            let store = match &self.recipe {
+                Some(recipe) => build(recipe).map_err(|e| invalid_options(&self.url, e))?,
+                // Made from an object store given to us: it cannot be made again.
+                None => client.store.clone(),
+            };
+            // The parent's fetches ahead belong to its runtime.
+            let parents = std::mem::take(&mut *lock(&self.prefetched));
+            std::mem::forget(parents);
+            *client = Client {
+                pid,
+                store,
+                runtime,
+            };
+        }
+        Ok((client.store.clone(), client.runtime.clone()))
+    }
+
+    fn path(&self, key: &str) -> Result<Path, StorageError> {
+        validate_key(key)?;
+        Path::parse(format!("{}{key}", self.prefix))
+            .map_err(|e| StorageError::invalid_key(key, &e.to_string()))
+    }
+
+    /// How a key is named in messages: its full URL.
+    fn name(&self, key: &str) -> String {
+        format!("{}/{key}", self.url)
+    }
+
+    /// A key of this store from an object's location under its prefix.
+    fn key_of(&self, location: &Path) -> Option<String> {
+        location
+            .as_ref()
+            .strip_prefix(self.prefix.as_str())
+            .map(str::to_string)
+    }
+
+    /// The whole value at `key`, taken from a fetch ahead if there is one.
+    fn fetch(&self, key: &str) -> Result<Option<Value>, StorageError> {
+        let (store, runtime) = self.client()?;
+        let ahead = lock(&self.prefetched).remove(key);
+        let result = match ahead {
+            Some(Ahead::Running(fetch)) => runtime
+                .block_on(fetch)
+                .unwrap_or_else(|e| Err(object_store::Error::JoinError { source: e })),
+            Some(Ahead::Shared(value)) => {
+                Ok(Arc::try_unwrap(value).unwrap_or_else(|value| (*value).clone()))
+            }
+            None => {
+                self.waits.fetch_add(1, Ordering::Relaxed);
+                let path = self.path(key)?;
+                runtime.block_on(get_whole(store, path))
+            }
+        };
+        match result {
+            Ok(found) => Ok(Some(found)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(io_error(&self.name(key), e)),
+        }
+    }
+
+    /// The value at `key` if it was fetched ahead, to read parts of: kept for reads of its
+    /// other parts while the budget allows. `None` if it was not (or its fetch failed: the
+    /// read then asks for its parts itself, and reports what it finds).
+    fn fetched_ahead(&self, key: &str) -> Option<Arc<Value>> {
+        let mut ahead = lock(&self.prefetched);
+        let fetch = match ahead.remove(key)? {
+            Ahead::Shared(value) => {
+                ahead.shared_bytes += value.0.len();
+                ahead.entries.insert(
+                    key.to_string(),
+                    (Instant::now(), Ahead::Shared(value.clone())),
+                );
+                return Some(value);
+            }
+            Ahead::Running(fetch) => fetch,
+        };
+        drop(ahead);
+        let (_, runtime) = self.client().ok()?;
+        let value = Arc::new(runtime.block_on(fetch).ok()?.ok()?);
+        let mut ahead = lock(&self.prefetched);
+        if ahead.shared_bytes + value.0.len() <= SHARED_BYTES && !ahead.entries.contains_key(key) {
+            ahead.shared_bytes += value.0.len();
+            ahead.entries.insert(
+                key.to_string(),
+                (Instant::now(), Ahead::Shared(value.clone())),
+            );
+        }
+        Some(value)
+    }
+
+    /// Drops fetches ahead of keys that are about to change, so that no read sees an old
+    /// value fetched before the change.
+    fn forget_prefetched(&self, matches: impl Fn(&str) -> bool) {
+        lock(&self.prefetched).drop_where(|key, _| matches(key));
+    }
+
+    /// Fetches the given ranges of the value at `key` with one request per run of ranges
+    /// closer than [`COALESCE_GAP`], all at once; `None` if there is no value. Each range is
+    /// checked against the value's size and, with `expected`, the version.
+    fn fetch_ranges(
+        &self,
+        key: &str,
+        ranges: &[Range<u64>],
+        expected: Option<Version>,
+    ) -> Result<Ranges, StorageError> {
+        if let Some(value) = self.fetched_ahead(key) {
+            // Fetched ahead whole (a shard, say): the ranges are cut from it.
+            let (bytes, version) = &*value;
+            if let Some(expected) = expected {
+                let same = same_version(expected, *version);
+                if same != PartsRead::Done {
+                    return Ok(Ranges::Other(same));
+                }
+            }
+            let name = self.name(key);
+            let cut = ranges.iter().map(|r| {
+                let range = ByteRange::FromStart {
+                    offset: r.start,
+                    length: Some(r.end - r.start),
+                };
+                range_of(&name, bytes, range)
+            });
+            return Ok(Ranges::Read(cut.collect::<Result<_, _>>()?));
+        }
+        let (store, runtime) = self.client()?;
+        let path = self.path(key)?;
+        self.waits.fetch_add(1, Ordering::Relaxed);
+        let mut order: Vec<usize> = (0..ranges.len()).collect();
+        order.sort_by_key(|&i| ranges[i].start);
+        let mut runs: Vec<Range<u64>> = Vec::new();
+        for &i in &order {
+            let r = &ranges[i];
+            match runs.last_mut() {
+                Some(run) if r.start <= run.end.saturating_add(COALESCE_GAP) => {
+                    run.end = run.end.max(r.end);
+                }
+                _ => runs.push(r.clone()),
+            }
+        }
+        let fetched = runtime.block_on(try_join_all(runs.iter().map(|run| {
+            let store = store.clone();
+            let path = path.clone();
+            let run = run.clone();
+            async move {
+                if run.is_empty() {
+                    // An empty range cannot be asked for: the size says whether it is in.
+                    let meta = store.head(&path).await?;
+                    return Ok::<_, object_store::Error>((Vec::new(), version_of(&meta)));
+                }
+                let options = GetOptions {
+                    range: Some(GetRange::Bounded(run)),
+                    ..GetOptions::default()
+                };
+                let got = store.get_opts(&path, options).await?;
+                let version = version_of(&got.meta);
+                Ok((got.bytes().await?.to_vec(), version))
+            }
+        })));
+        let fetched = match fetched {
+            Ok(f) => f,
+            Err(e) if is_not_found(&e) => return Ok(Ranges::Missing),
+            Err(e) => {
+                let ranges: Vec<ByteRange> = ranges
+                    .iter()
+                    .map(|r| ByteRange::FromStart {
+                        offset: r.start,
+                        length: Some(r.end - r.start),
+                    })
+                    .collect();
+                return Err(self.failed_range(key, &ranges, e));
+            }
+        };
+        let mut out = Vec::with_capacity(ranges.len());
+        for r in ranges {
+            // The run holding `r`: the last one starting at or before it.
+            let at = runs
+                .partition_point(|run| run.start <= r.start)
+                .saturating_sub(1);
+            let (bytes, version) = &fetched[at];
+            if let Some(expected) = expected {
+                let same = same_version(expected, *version);
+                if same != PartsRead::Done {
+                    return Ok(Ranges::Other(same));
+                }
+            }
+            // A range past the end comes back short: the service sends what there is.
+            let start = (r.start - runs[at].start) as usize;
+            let end = start + (r.end - r.start) as usize;
+            if r.end > version.size || end > bytes.len() {
+                let range = ByteRange::FromStart {
+                    offset: r.start,
+                    length: Some(r.end - r.start),
+                };
+                return Err(StorageError::out_of_range(
+                    &self.name(key),
+                    range,
+                    version.size,
+                ));
+            }
+            out.push(bytes[start..end].to_vec());
+        }
+        Ok(Ranges::Read(out))
+    }
+
+    /// The error for a ranged read of `key` that failed with `err`: a service refuses a range
+    /// starting past the end of the value (HTTP 416), which is reported as such.
+    fn failed_range(
+        &self,
+        key: &str,
+        ranges: &[ByteRange],
+        err: object_store::Error,
+    ) -> StorageError {
+        if let Ok(Some(size)) = self.size(key) {
+            if let Some(range) = ranges.iter().find(|r| r.to_range(size).is_none()) {
+                return StorageError::out_of_range(&self.name(key), *range, size);
+            }
+        }
+        io_error(&self.name(key), err)
+    }
+
+    /// One range (a suffix too) of the value at `key`, with the value's version.
+    fn fetch_range(
+        &self,
+        key: &str,
+        range: ByteRange,
+    ) -> Result<Option<(Vec<u8>, Version)>, StorageError> {
+        if let Some(value) = self.fetched_ahead(key) {
+            // A shard fetched ahead: its index is read from it.
+            let (bytes, version) = &*value;
+            return Ok(Some((range_of(&self.name(key), bytes, range)?, *version)));
+        }
+        let (store, runtime) = self.client()?;
+        let path = self.path(key)?;
+        self.waits.fetch_add(1, Ordering::Relaxed);
+        let get = match range {
+            // An empty range cannot be asked for: the size says whether it is in the value.
+            ByteRange::FromStart {
+                length: Some(0), ..
+            }
+            | ByteRange::Suffix(0) => None,
+            ByteRange::FromStart {
+                offset,
+                length: Some(len),
+            } => Some(GetRange::Bounded(offset..offset.saturating_add(len))),
+            ByteRange::FromStart {
+                offset,
+                length: None,
+            } => Some(GetRange::Offset(offset)),
+            ByteRange::Suffix(n) => Some(GetRange::Suffix(n)),
+        };
+        let result = runtime.block_on(async {
+            let Some(get) = get else {
+                let meta = store.head(&path).await?;
+                let size = meta.size;
+                return Ok((Vec::new(), version_of(&meta), size..size));
+            };
+            let options = GetOptions {
+                range: Some(get),
+                ..GetOptions::default()
+            };
+            let got = store.get_opts(&path, options).await?;
+            let version = version_of(&got.meta);
+            let got_range = got.range.clone();
+            Ok::<_, object_store::Error>((got.bytes().await?.to_vec(), version, got_range))
+        });
+        let (bytes, version, got_range) = match result {
+            Ok(r) => r,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(self.failed_range(key, &[range], e)),
+        };
+        // The service sends what there is of a range reaching past the end: the bytes that
+        // came must be the range asked for.
+        match range.to_range(version.size) {
+            Some(want)
+                if bytes.len() as u64 == want.end - want.start
+                    && (bytes.is_empty() || want == got_range) =>
+            {
+                Ok(Some((bytes, version)))
+            }
+            _ => Err(StorageError::out_of_range(
+                &self.name(key),
+                range,
+                version.size,
+            )),
+        }
+    }
+}
+
+/// The whole value at `path`, with its version.
+async fn get_whole(
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+) -> Result<(Vec<u8>, Version), object_store::Error> {
+    let got = store.get(&path).await?;
+    let version = version_of(&got.meta);
+    Ok((got.bytes().await?.to_vec(), version))
+}
+
+impl ReadableStore for RemoteStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.fetch(key)?.map(|(value, _)| value))
+    }
+
+    fn get_into(
+        &self,
+        key: &str,
+        buf: &mut Vec<u8>,
+        _decoded_in_parallel: bool,
+    ) -> Result<bool, StorageError> {
+        match self.fetch(key)? {
+            Some((value, _)) => {
+                *buf = value;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn get_ranges(
+        &self,
+        key: &str,
+        ranges: &[ByteRange],
+    ) -> Result<Option<Vec<Vec<u8>>>, StorageError> {
+        // Ranges from the start with a length go together; others (rare: suffixes, open
+        // ends) one by one.
+        let bounded: Option<Vec<Range<u64>>> = ranges
+            .iter()
+            .map(|r| match *r {
+                ByteRange::FromStart {
+                    offset,
+                    length: Some(len),
+                } => offset.checked_add(len).map(|end| offset..end),
+                _ => None,
+            })
+            .collect();
+        if let Some(bounded) = bounded {
+            return Ok(match self.fetch_ranges(key, &bounded, None)? {
+                Ranges::Read(values) => Some(values),
+                // Without a version expected, every other answer is a missing value.
+                Ranges::Missing | Ranges::Other(_) => None,
+            });
+        }
+        let mut out = Vec::with_capacity(ranges.len());
+        for r in ranges {
+            match self.fetch_range(key, *r)? {
+                Some((bytes, _)) => out.push(bytes),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(out))
+    }
+
+    fn get_range_and_version(
+        &self,
+        key: &str,
+        range: ByteRange,
+    ) -> Result<Option<(Vec<u8>, Version)>, StorageError> {
+        self.fetch_range(key, range)
+    }
+
+    fn read_parts_into(
+        &self,
+        key: &str,
+        parts: &mut [(u64, &mut [u8])],
+        expected: Option<Version>,
+    ) -> Result<PartsRead, StorageError> {
+        let mut ranges = Vec::with_capacity(parts.len());
+        for (offset, dst) in parts.iter() {
+            let end = offset.checked_add(dst.len() as u64).ok_or_else(|| {
+                let range = ByteRange::FromStart {
+                    offset: *offset,
+                    length: Some(dst.len() as u64),
+                };
+                StorageError::out_of_range(&self.name(key), range, 0)
+            })?;
+            ranges.push(*offset..end);
+        }
+        match self.fetch_ranges(key, &ranges, expected)? {
+            Ranges::Missing => Ok(PartsRead::Missing),
+            Ranges::Other(other) => Ok(other),
+            Ranges::Read(values) => {
+                for ((_, dst), value) in parts.iter_mut().zip(values) {
+                    dst.copy_from_slice(&value);
+                }
+                Ok(PartsRead::Done)
+            }
+        }
+    }
+
+    fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        Ok(self.version(key)?.map(|v| v.size))
+    }
+
+    fn version(&self, key: &str) -> Result<Option<Version>, StorageError> {
+        let (store, runtime) = self.client()?;
+        let path = self.path(key)?;
+        match runtime.block_on(store.head(&path)) {
+            Ok(meta) => Ok(Some(version_of(&meta))),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(io_error(&self.name(key), e)),
+        }
+    }
+
+    fn prefetch(&self, key: &str) {
+        let Ok((store, runtime)) = self.client() else {
+            return;
+        };
+        let Ok(path) = self.path(key) else {
+            return;
+        };
+        let mut ahead = lock(&self.prefetched);
+        if ahead.entries.contains_key(key) {
+            return;
+        }
+        let now = Instant::now();
+        ahead.drop_where(|_, at| now.duration_since(at) >= PREFETCH_TTL);
+        if ahead.entries.len() >= MAX_PREFETCHED {
+            return;
+        }
+        let fetch = runtime.spawn(get_whole(store, path));
+        ahead
+            .entries
+            .insert(key.to_string(), (now, Ahead::Running(fetch)));
+    }
+
+    fn device_waits(&self) -> u64 {
+        self.waits.load(Ordering::Relaxed)
+    }
+}
+
+impl WritableStore for RemoteStore {
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        let (store, runtime) = self.client()?;
+        let path = self.path(key)?;
+        self.forget_prefetched(|k| k == key);
+        // An object is replaced whole by a PUT: readers see the old value or the new.
+        let payload = PutPayload::from(value.to_vec());
+        runtime
+            .block_on(store.put(&path, payload))
+            .map(|_| ())
+            .map_err(|e| io_error(&self.name(key), e))
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let (store, runtime) = self.client()?;
+        let path = self.path(key)?;
+        self.forget_prefetched(|k| k == key);
+        match runtime.block_on(store.delete(&path)) {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(io_error(&self.name(key), e)),
+        }
+    }
+
+    fn delete_prefix(&self, prefix: &str) -> Result<(), StorageError> {
+        validate_prefix(prefix)?;
+        self.forget_prefetched(|k| k.starts_with(prefix));
+        let (store, runtime) = self.client()?;
+        let keys = self.list_prefix(prefix)?;
+        let paths = keys
+            .iter()
+            .map(|k| self.path(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        let deleted = runtime.block_on(async {
+            let stream =
+                futures_util::stream::iter(paths.into_iter().map(Ok::<_, object_store::Error>));
+            store
+                .delete_stream(Box::pin(stream))
+                .try_for_each(|_| async { Ok(()) })
+                .await
+        });
+        match deleted {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(io_error(&self.name(prefix), e)),
+        }
+    }
+}
+
+impl ListableStore for RemoteStore {
+    fn list_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        validate_prefix(prefix)?;
+        let (store, runtime) = self.client()?;
+        let full = format!("{}{prefix}", self.prefix);
+        let path =
+            Path::parse(&full).map_err(|e| StorageError::invalid_key(prefix, &e.to_string()))?;
+        let listed: Result<Vec<ObjectMeta>, _> =
+            runtime.block_on(store.list(Some(&path)).try_collect());
+        let listed = listed.map_err(|e| io_error(&self.name(prefix), e))?;
+        let mut keys: Vec<String> = listed
+            .iter()
+            .filter_map(|meta| self.key_of(&meta.location))
+            .filter(|key| key.starts_with(prefix) && !key.is_empty())
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+
+    fn list_dir(&self, prefix: &str) -> Result<ListDir, StorageError> {
+        validate_prefix(prefix)?;
+        let (store, runtime) = self.client()?;
+        let full = format!("{}{prefix}", self.prefix);
+        let path =
+            Path::parse(&full).map_err(|e| StorageError::invalid_key(prefix, &e.to_string()))?;
+        let listed = runtime
+            .block_on(store.list_with_delimiter(Some(&path)))
+            .map_err(|e| io_error(&self.name(prefix), e))?;
+        let mut out = ListDir::default();
+        for meta in &listed.objects {
+            if let Some(key) = self.key_of(&meta.location) {
+                if key.starts_with(prefix) && key.len() > prefix.len() {
+                    out.keys.push(key);
+                }
+            }
+        }
+        for p in &listed.common_prefixes {
+            if let Some(key) = self.key_of(p) {
+                if key.starts_with(prefix) && key.len() > prefix.len() {
+                    out.prefixes.push(format!("{key}/"));
+                }
+            }
+        }
+        out.keys.sort();
+        out.prefixes.sort();
+        Ok(out)
+    }
+}
+
+impl Store for RemoteStore {
+    fn describe(&self) -> String {
+        self.url.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use object_store::memory::InMemory;
+
+    use super::*;
+
+    fn store() -> RemoteStore {
+        RemoteStore::from_object_store(
+            "mem://bucket/data.zarr",
+            "data.zarr",
+            Arc::new(InMemory::new()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn values_round_trip_under_the_prefix() {
+        let s = store();
+        assert_eq!(s.get("zarr.json").unwrap(), None);
+        s.set("zarr.json", b"{}").unwrap();
+        s.set("c/0/1", &[1, 2, 3]).unwrap();
+        assert_eq!(s.get("zarr.json").unwrap().as_deref(), Some(&b"{}"[..]));
+        assert_eq!(s.size("c/0/1").unwrap(), Some(3));
+        assert!(s.exists("c/0/1").unwrap());
+        assert_eq!(s.list_prefix("").unwrap(), ["c/0/1", "zarr.json"]);
+        assert_eq!(s.list_prefix("c/").unwrap(), ["c/0/1"]);
+        let dir = s.list_dir("").unwrap();
+        assert_eq!(dir.keys, ["zarr.json"]);
+        assert_eq!(dir.prefixes, ["c/"]);
+        assert_eq!(s.list_dir("c/").unwrap().prefixes, ["c/0/"]);
+        s.delete("c/0/1").unwrap();
+        s.delete("c/0/1").unwrap();
+        assert_eq!(s.get("c/0/1").unwrap(), None);
+        s.set("c/0/2", b"x").unwrap();
+        s.delete_prefix("c/").unwrap();
+        assert_eq!(s.list_prefix("").unwrap(), ["zarr.json"]);
+        assert!(matches!(
+            s.set("../x", b""),
+            Err(StorageError::InvalidKey { .. })
+        ));
+    }
+
+    #[test]
+    fn ranges_are_checked_and_coalesced() {
+        let s = store();
+        let value: Vec<u8> = (0..=255).collect();
+        s.set("shard", &value).unwrap();
+        let r = |offset, length| ByteRange::FromStart {
+            offset,
+            length: Some(length),
+        };
+        let got = s
+            .get_ranges("shard", &[r(10, 5), r(0, 2), r(250, 6), r(7, 0)])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            got,
+            [
+                value[10..15].to_vec(),
+                vec![0, 1],
+                value[250..].to_vec(),
+                vec![]
+            ]
+        );
+        let (tail, version) = s
+            .get_range_and_version("shard", ByteRange::Suffix(4))
+            .unwrap()
+            .unwrap();
+        assert_eq!(tail, value[252..]);
+        assert_eq!(version.size, 256);
+        assert!(version.tag.is_some());
+        for bad in [r(250, 7), r(300, 1)] {
+            let err = s.get_ranges("shard", &[bad]).unwrap_err();
+            assert!(
+                matches!(err, StorageError::OutOfRange { size: 256, .. }),
+                "{err}"
+            );
+            assert!(
+                err.to_string().contains("mem://bucket/data.zarr/shard"),
+                "{err}"
+            );
+            let err = s.get_range_and_version("shard", bad).unwrap_err();
+            assert!(
+                matches!(err, StorageError::OutOfRange { size: 256, .. }),
+                "{err}"
+            );
+        }
+        assert!(s
+            .get_range_and_version("shard", ByteRange::Suffix(300))
+            .is_err());
+        assert_eq!(s.get_ranges("absent", &[r(0, 1)]).unwrap(), None);
+        assert_eq!(s.get_range_and_version("absent", r(0, 1)).unwrap(), None);
+    }
+
+    #[test]
+    fn parts_are_read_for_the_version_expected() {
+        let s = store();
+        s.set("shard", &[7; 100]).unwrap();
+        let version = s.version("shard").unwrap().unwrap();
+        let (mut a, mut b) = ([0u8; 3], [0u8; 5]);
+        let mut parts: Vec<(u64, &mut [u8])> = vec![(90, &mut a), (2, &mut b)];
+        assert_eq!(
+            s.read_parts_into("shard", &mut parts, Some(version))
+                .unwrap(),
+            PartsRead::Done
+        );
+        assert_eq!((a, b), ([7; 3], [7; 5]));
+        s.set("shard", &[8; 100]).unwrap();
+        let mut parts: Vec<(u64, &mut [u8])> = vec![(0, &mut a)];
+        assert_eq!(
+            s.read_parts_into("shard", &mut parts, Some(version))
+                .unwrap(),
+            PartsRead::Replaced
+        );
+        s.set("shard", &[8; 10]).unwrap();
+        assert_eq!(
+            s.read_parts_into("shard", &mut parts, Some(version))
+                .unwrap(),
+            PartsRead::WrongSize(10)
+        );
+        assert_eq!(
+            s.read_parts_into("none", &mut parts, None).unwrap(),
+            PartsRead::Missing
+        );
+    }
+
+    #[test]
+    fn values_fetched_ahead_are_read_once_and_never_stale() {
+        let s = store();
+        s.set("c/0", b"old").unwrap();
+        s.set("c/1", b"one").unwrap();
+        assert_eq!(s.device_waits(), 0);
+        s.prefetch("c/0");
+        s.prefetch("c/1");
+        s.prefetch("c/absent");
+        // Written after the hint: the read sees the new value.
+        s.set("c/0", b"new").unwrap();
+        assert_eq!(s.get("c/0").unwrap().as_deref(), Some(&b"new"[..]));
+        assert_eq!(s.device_waits(), 1);
+        // Taken from the fetch ahead: no wait.
+        assert_eq!(s.get("c/1").unwrap().as_deref(), Some(&b"one"[..]));
+        assert_eq!(s.get("c/absent").unwrap(), None);
+        assert_eq!(s.device_waits(), 1);
+        s.prefetch("c/1");
+        let mut part = [0u8; 2];
+        let mut parts: Vec<(u64, &mut [u8])> = vec![(1, &mut part)];
+        assert_eq!(
+            s.read_parts_into("c/1", &mut parts, None).unwrap(),
+            PartsRead::Done
+        );
+        assert_eq!(&part, b"ne");
+        // Read in parts: kept for the other parts, until written.
+        assert_eq!(lock(&s.prefetched).shared_bytes, 3);
+        let mut parts: Vec<(u64, &mut [u8])> = vec![(0, &mut part)];
+        assert_eq!(
+            s.read_parts_into("c/1", &mut parts, None).unwrap(),
+            PartsRead::Done
+        );
+        assert_eq!(&part, b"on");
+        assert_eq!(s.device_waits(), 1);
+        s.set("c/1", b"ONE").unwrap();
+        assert_eq!(lock(&s.prefetched).shared_bytes, 0);
+        let mut parts: Vec<(u64, &mut [u8])> = vec![(0, &mut part)];
+        assert_eq!(
+            s.read_parts_into("c/1", &mut parts, None).unwrap(),
+            PartsRead::Done
+        );
+        assert_eq!(&part, b"ON");
+        assert!(lock(&s.prefetched).entries.is_empty());
+        s.prefetch("c/1");
+        s.delete_prefix("c/").unwrap();
+        assert_eq!(s.get("c/1").unwrap(), None);
+    }
+
+    #[test]
+    fn urls_and_options() {
+        let (service, base, path) = split_url("s3://bucket/a/b%20c.zarr/").unwrap();
+        assert_eq!(
+            (service, base.as_str(), path.as_str()),
+            (Service::S3, "s3://bucket", "a/b c.zarr")
+        );
+        let (service, base, path) = split_url("http://localhost:8080/x").unwrap();
+        assert_eq!(
+            (service, base.as_str(), path.as_str()),
+            (Service::Http, "http://localhost:8080", "x")
+        );
+        assert!(split_url("gs://bucket/x").is_err());
+        assert!(split_url("s3:///x").is_err());
+        let err = RemoteStore::open(
+            "s3://bucket/x",
+            vec![("aws_endpiont".into(), "http://h".into())],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("aws_endpiont"), "{err}");
+        let s = RemoteStore::open(
+            "s3://bucket/x/",
+            vec![
+                ("aws_endpoint".into(), "http://127.0.0.1:1".into()),
+                ("aws_allow_http".into(), "true".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.describe(), "s3://bucket/x");
+        assert!(!s.is_http());
+    }
+}

@@ -1,0 +1,292 @@
+"""S3 and HTTP stores, against moto's S3 server on this machine (tests/conftest.py): arrays and
+groups written and read through ``s3://`` URLs, zarr-python (through s3fs) reading what
+oxzarr writes there and the reverse, the requests a partial read of a shard makes, errors
+naming the URL, plain HTTP reads of the same objects, and stores carried into other
+processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+import re
+from typing import Any
+
+import numpy as np
+import pytest
+import zarr
+
+import oxzarr
+from oxzarr.errors import ArrayNotFoundError, ReadOnlyError
+from oxzarr.storage import CountingStore, RemoteStore
+from tests.conftest import assert_same, sample
+
+Bucket = tuple[str, dict[str, Any]]
+
+
+def _zarr_python_group(url: str, options: dict[str, Any], mode: str) -> Any:
+    return zarr.open_group(url, mode=mode, storage_options=options)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_arrays_round_trip(s3_bucket: Bucket, zarr_format: int) -> None:
+    bucket, options = s3_bucket
+    url = f"{bucket}/data/a.zarr"
+    values = sample((30, 41), "int32")
+    a = oxzarr.create_array(
+        url,
+        shape=values.shape,
+        dtype=values.dtype,
+        chunks=(8, 16),
+        zarr_format=zarr_format,
+        storage_options=options,
+    )
+    a[...] = values
+    a[3:5, 7] = -1
+    values[3:5, 7] = -1
+    b = oxzarr.open_array(url, mode="r", storage_options=options)
+    assert_same(b[...], values)
+    assert_same(b[29, 3:40:3], values[29, 3:40:3])
+    assert b.nchunks_initialized == 4 * 3
+    with pytest.raises(ReadOnlyError):
+        b[0, 0] = 1
+    assert str(b.store) == url
+
+
+def test_sharded_arrays_and_overwrites(s3_bucket: Bucket) -> None:
+    bucket, options = s3_bucket
+    url = f"{bucket}/s.zarr"
+    values = sample((64, 64), "float32")
+    a = oxzarr.create_array(
+        url,
+        shape=values.shape,
+        dtype="float32",
+        chunks=(8, 8),
+        shards=(32, 32),
+        storage_options=options,
+    )
+    a[...] = values
+    assert_same(oxzarr.open_array(url, storage_options=options)[...], values)
+    # Written again through another handle: every read after it sees the new values,
+    # whatever was fetched before.
+    again = oxzarr.open_array(url, mode="r+", storage_options=options)
+    assert_same(a[10:20, 40:50], values[10:20, 40:50])
+    again[8:40, 8:40] = 0
+    values[8:40, 8:40] = 0
+    assert_same(a[...], values)
+    a.resize((16, 64))
+    assert_same(oxzarr.open_array(url, storage_options=options)[...], values[:16])
+
+
+def test_a_point_of_a_shard_costs_ranged_requests(s3_bucket: Bucket) -> None:
+    bucket, options = s3_bucket
+    url = f"{bucket}/s.zarr"
+    values = sample((128, 128), "uint16")
+    a = oxzarr.create_array(
+        url,
+        shape=values.shape,
+        dtype="uint16",
+        chunks=(16, 16),
+        shards=(128, 128),
+        compressors=None,
+        storage_options=options,
+    )
+    a[...] = values
+    counting = CountingStore(RemoteStore(url, storage_options=options))
+    b = oxzarr.open_array(counting, mode="r")
+    counting.reset()
+    assert b[70, 33] == values[70, 33]
+    # The shard's index (64 inner chunks, 16 bytes each, and its checksum), then the two
+    # bytes of the element: nothing of the 32 KiB shard besides.
+    assert counting.requests == 2
+    assert counting.bytes_read == 64 * 16 + 4 + 2
+    counting.reset()
+    assert b[71, 34] == values[71, 34]
+    assert counting.requests == 1, "the shard index is cached"
+
+
+def test_zarr_python_reads_what_oxzarr_writes(s3_bucket: Bucket) -> None:
+    bucket, options = s3_bucket
+    root = oxzarr.open_group(f"{bucket}/g.zarr", mode="w", storage_options=options)
+    root.attrs["title"] = "written by oxzarr"
+    v3 = sample((20, 30), "float64")
+    root.create_array("v3", shape=v3.shape, dtype=v3.dtype, chunks=(8, 8), shards=(16, 16))[...] = (
+        v3
+    )
+    sub = root.create_group("sub")
+    ints = sample((50,), "int16")
+    sub.create_array("ints", shape=ints.shape, dtype=ints.dtype, chunks=(7,))[...] = ints
+    oxzarr.consolidate_metadata(RemoteStore(f"{bucket}/g.zarr", storage_options=options))
+
+    theirs = _zarr_python_group(f"{bucket}/g.zarr", options, "r")
+    assert theirs.attrs["title"] == "written by oxzarr"
+    assert_same(theirs["v3"][...], v3)
+    assert_same(theirs["sub/ints"][...], ints)
+    assert sorted(theirs.group_keys()) == ["sub"]
+
+    v2 = oxzarr.create_array(
+        f"{bucket}/v2.zarr",
+        shape=(40,),
+        dtype="<u8",
+        chunks=(9,),
+        zarr_format=2,
+        compressors={"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1},
+        storage_options=options,
+    )
+    v2[...] = np.arange(40, dtype="u8") ** 3
+    read = zarr.open_array(f"{bucket}/v2.zarr", mode="r", storage_options=options)
+    assert_same(read[...], np.arange(40, dtype="<u8") ** 3)
+
+
+def test_oxzarr_reads_what_zarr_python_writes(s3_bucket: Bucket) -> None:
+    bucket, options = s3_bucket
+    theirs = _zarr_python_group(f"{bucket}/g.zarr", options, "w")
+    values = sample((33, 17), "complex64")
+    theirs.create_array("c", shape=values.shape, dtype=values.dtype, chunks=(10, 10))[...] = values
+    sharded = sample((40, 40), "int8")
+    s = theirs.create_array("s", shape=sharded.shape, dtype="i1", chunks=(5, 5), shards=(20, 20))
+    s[...] = sharded
+    theirs.create_group("empty").attrs["n"] = 3
+    v2 = zarr.create_array(
+        f"{bucket}/v2.zarr",
+        shape=(25,),
+        dtype="f4",
+        chunks=(4,),
+        zarr_format=2,
+        storage_options=options,
+    )
+    v2[...] = np.linspace(0, 1, 25, dtype="f4")
+
+    mine = oxzarr.open_group(f"{bucket}/g.zarr", mode="r", storage_options=options)
+    assert sorted(mine.keys()) == ["c", "empty", "s"]
+    assert_same(mine["c"][...], values)
+    assert_same(mine["s"][3:37, 11], sharded[3:37, 11])
+    assert mine["empty"].attrs["n"] == 3
+    read = oxzarr.open_array(f"{bucket}/v2.zarr", storage_options=options)
+    assert_same(read[...], np.linspace(0, 1, 25, dtype="f4"))
+
+
+def test_groups_list_and_delete(s3_bucket: Bucket) -> None:
+    bucket, options = s3_bucket
+    url = f"{bucket}/h.zarr"
+    root = oxzarr.create_group(url, storage_options=options)
+    root.create_group("a/b")
+    x = root.create_array("x", shape=(10,), dtype="u1", chunks=(3,))
+    x[...] = 7
+    assert sorted(root.keys()) == ["a", "x"]
+    assert sorted(oxzarr.open_group(url, storage_options=options)["a"].keys()) == ["b"]
+    store = RemoteStore(url, storage_options=options)
+    assert store.list_prefix("x/") == ["x/c/0", "x/c/1", "x/c/2", "x/c/3", "x/zarr.json"]
+    del root["x"]
+    assert store.list_prefix("x/") == []
+    assert sorted(oxzarr.open_group(url, storage_options=options).keys()) == ["a"]
+
+
+def test_errors_name_the_url(s3_bucket: Bucket, s3_endpoint: str) -> None:
+    bucket, options = s3_bucket
+    with pytest.raises(ArrayNotFoundError, match=re.escape(f"{bucket}/nothing")):
+        oxzarr.open_array(f"{bucket}/nothing", mode="r", storage_options=options)
+    with pytest.raises(FileNotFoundError):
+        oxzarr.open_group(f"{bucket}/nothing", mode="r", storage_options=options)
+    # A bucket that does not exist: the service's answer, naming the key.
+    with pytest.raises(OSError, match=re.escape("s3://no-such-bucket-here/x/zarr.json")):
+        oxzarr.create_array(
+            "s3://no-such-bucket-here/x", shape=(1,), dtype="u1", storage_options=options
+        )
+    with pytest.raises(ValueError, match=re.escape("aws_endpiont")):
+        RemoteStore(bucket, storage_options={**options, "aws_endpiont": s3_endpoint})
+    with pytest.raises(ValueError, match=re.escape("storage_options")):
+        oxzarr.open_group("memory://", storage_options=options)
+    with pytest.raises(ValueError, match=re.escape("client_kwargs")):
+        RemoteStore(bucket, storage_options={"client_kwargs": {"verify": False}})
+
+
+def test_a_dead_endpoint_fails_with_an_os_error() -> None:
+    # The discard port: nothing listens.
+    options = {"key": "k", "secret": "s", "endpoint_url": "http://127.0.0.1:9"}
+    with pytest.raises(OSError, match=re.escape("s3://bucket/a.zarr/zarr.json")):
+        oxzarr.open_array("s3://bucket/a.zarr", mode="r", storage_options=options)
+
+
+def _allow_anonymous_reads(endpoint: str, bucket: str) -> None:
+    """A bucket policy that lets anyone read its objects, as a public web server does."""
+    import json
+
+    import boto3
+
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{bucket}/*",
+            }
+        ],
+    }
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+
+
+def test_web_servers_are_read(s3_bucket: Bucket, s3_endpoint: str) -> None:
+    """The same objects over plain HTTP (moto answers path-style GETs with ranges, as a
+    static web server does): arrays, sharded ones in ranges, a group through its
+    consolidated metadata; writes are refused."""
+    bucket, options = s3_bucket
+    values = sample((50, 50), "uint16")
+    root = oxzarr.create_group(f"{bucket}/web.zarr", storage_options=options)
+    root.create_array("plain", shape=values.shape, dtype="u2", chunks=(16, 16))[...] = values
+    root.create_array("sharded", shape=values.shape, dtype="u2", chunks=(5, 5), shards=(25, 25))[
+        ...
+    ] = values
+    oxzarr.consolidate_metadata(RemoteStore(f"{bucket}/web.zarr", storage_options=options))
+
+    name = bucket.removeprefix("s3://")
+    http = f"{s3_endpoint}/{name}/web.zarr"
+    with pytest.raises(PermissionError, match=re.escape(f"{http}/zarr.json")):
+        oxzarr.open_group(http, mode="r")
+    _allow_anonymous_reads(s3_endpoint, name)
+    group = oxzarr.open_group(http, mode="r")
+    assert sorted(group.keys()) == ["plain", "sharded"]
+    assert_same(group["plain"][...], values)
+    assert_same(group["sharded"][7:33, 40], values[7:33, 40])
+    assert_same(oxzarr.open_array(f"{http}/plain")[5], values[5])
+    with pytest.raises(ReadOnlyError):
+        group["plain"][0, 0] = 1
+    with pytest.raises(ValueError, match=re.escape("cannot write")):
+        RemoteStore(http).with_read_only(False)
+    with pytest.raises(ArrayNotFoundError, match=re.escape(f"{http}/absent")):
+        oxzarr.open_array(f"{http}/absent", mode="r")
+    # The same public bucket through S3 without credentials.
+    anonymous = {"anon": True, "endpoint_url": s3_endpoint}
+    assert_same(
+        oxzarr.open_array(f"{bucket}/web.zarr/plain", storage_options=anonymous)[...], values
+    )
+
+
+def _sum_of(a: Any) -> float:
+    return float(np.asarray(a[...], dtype="float64").sum())
+
+
+def test_arrays_pickle_and_read_in_other_processes(s3_bucket: Bucket) -> None:
+    bucket, options = s3_bucket
+    url = f"{bucket}/p.zarr"
+    values = sample((40, 40), "int64")
+    a = oxzarr.create_array(
+        url, shape=values.shape, dtype="int64", chunks=(10, 10), storage_options=options
+    )
+    a[...] = values
+    copy = pickle.loads(pickle.dumps(a))
+    assert_same(copy[...], values)
+    assert copy.store == a.store
+    # A forked child inherits a store its parent has used, runtime and connections too.
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply(_sum_of, (a,)) == float(values.astype("float64").sum())
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        assert pool.apply(_sum_of, (a,)) == float(values.astype("float64").sum())
