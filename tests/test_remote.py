@@ -70,8 +70,10 @@ def test_sharded_arrays_and_overwrites(s3_bucket: Bucket) -> None:
     # whatever was fetched before.
     again = oxzarr.open_array(url, mode="r+", storage_options=options)
     assert_same(a[10:20, 40:50], values[10:20, 40:50])
+    assert_same(a[...], values)
     again[8:40, 8:40] = 0
     values[8:40, 8:40] = 0
+    assert_same(a[9, 8:12], values[9, 8:12])
     assert_same(a[...], values)
     a.resize((16, 64))
     assert_same(oxzarr.open_array(url, storage_options=options)[...], values[:16])
@@ -290,3 +292,21 @@ def test_arrays_pickle_and_read_in_other_processes(s3_bucket: Bucket) -> None:
         assert pool.apply(_sum_of, (a,)) == float(values.astype("float64").sum())
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         assert pool.apply(_sum_of, (a,)) == float(values.astype("float64").sum())
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_xarray_datasets_on_s3(s3_bucket: Bucket, zarr_format: int) -> None:
+    """A Dataset xarray wrote to S3 (through zarr-python and s3fs) opens with
+    engine="oxzarr" and the same storage_options, identical to engine="zarr"'s."""
+    import xarray as xr
+
+    from tests.test_xarray import dataset, encoding
+
+    bucket, options = s3_bucket
+    url = f"{bucket}/ds-v{zarr_format}.zarr"
+    dataset().to_zarr(
+        url, zarr_format=zarr_format, encoding=encoding(zarr_format), storage_options=options
+    )
+    expected = xr.open_dataset(url, engine="zarr", storage_options=options)
+    got = xr.open_dataset(url, engine="oxzarr", storage_options=options)
+    xr.testing.assert_identical(got.load(), expected.load())

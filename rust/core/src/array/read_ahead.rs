@@ -10,7 +10,7 @@
 //! per chunk.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use crate::store::ReadableStore;
 
@@ -29,6 +29,8 @@ pub(super) struct ReadAhead<'a> {
     ahead: usize,
     /// One bit per chunk of the read: hinted already. Made at the first wait.
     hinted: OnceLock<Box<[AtomicU64]>>,
+    /// The keys hinted, told back to the store when the read is over.
+    hinted_keys: Mutex<Vec<String>>,
 }
 
 impl<'a> ReadAhead<'a> {
@@ -42,6 +44,7 @@ impl<'a> ReadAhead<'a> {
             total,
             ahead: ahead.clamp(MIN_AHEAD, MAX_AHEAD),
             hinted: OnceLock::new(),
+            hinted_keys: Mutex::new(Vec::new()),
         }
     }
 
@@ -66,8 +69,25 @@ impl<'a> ReadAhead<'a> {
             {
                 if let Some(key) = key_of(j) {
                     self.store.prefetch(&key);
+                    self.hinted_keys
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(key);
                 }
             }
+        }
+    }
+}
+
+impl Drop for ReadAhead<'_> {
+    fn drop(&mut self) {
+        let keys = std::mem::take(
+            self.hinted_keys
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        if !keys.is_empty() {
+            self.store.hints_done(&keys);
         }
     }
 }
@@ -84,6 +104,7 @@ mod tests {
     struct Recorder {
         waits: AtomicU64,
         hinted: Mutex<Vec<String>>,
+        done: Mutex<Vec<String>>,
     }
 
     impl ReadableStore for Recorder {
@@ -92,6 +113,9 @@ mod tests {
         }
         fn prefetch(&self, key: &str) {
             self.hinted.lock().unwrap().push(key.to_string());
+        }
+        fn hints_done(&self, keys: &[String]) {
+            self.done.lock().unwrap().extend_from_slice(keys);
         }
         fn device_waits(&self) -> u64 {
             self.waits.load(Ordering::Relaxed)
@@ -115,6 +139,13 @@ mod tests {
         let hinted = store.hinted.lock().unwrap().clone();
         let want: Vec<String> = (2..=9).chain(16..20).map(key).collect();
         assert_eq!(hinted, want);
+        assert!(store.done.lock().unwrap().is_empty());
+        drop(ahead);
+        assert_eq!(
+            *store.done.lock().unwrap(),
+            want,
+            "told back when the read is over"
+        );
     }
 
     #[test]

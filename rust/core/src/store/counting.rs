@@ -134,6 +134,10 @@ impl ReadableStore for CountingStore {
         self.inner.prefetch(key)
     }
 
+    fn hints_done(&self, keys: &[String]) {
+        self.inner.hints_done(keys)
+    }
+
     fn device_waits(&self) -> u64 {
         self.inner.device_waits()
     }

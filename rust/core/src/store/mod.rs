@@ -235,6 +235,11 @@ pub trait ReadableStore: Send + Sync + Debug {
     /// it, and nothing is reported (the read that follows reports any error).
     fn prefetch(&self, _key: &str) {}
 
+    /// Says that the read which hinted `keys` is over. A store that keeps what it fetched
+    /// ahead drops what is left of it, so that no later read is served a value that may have
+    /// been replaced since.
+    fn hints_done(&self, _keys: &[String]) {}
+
     /// How many times reads of this store (and its clones) so far had to wait for a device
     /// because the bytes were not in the operating system's cache; a read in several pieces
     /// can count once per piece. Reads of many chunks watch it to decide whether to prefetch

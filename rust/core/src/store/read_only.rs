@@ -75,6 +75,10 @@ impl ReadableStore for ReadOnlyStore {
         self.inner.prefetch(key)
     }
 
+    fn hints_done(&self, keys: &[String]) {
+        self.inner.hints_done(keys)
+    }
+
     fn device_waits(&self) -> u64 {
         self.inner.device_waits()
     }

@@ -811,6 +811,15 @@ impl ReadableStore for RemoteStore {
             .insert(key.to_string(), (now, Ahead::Running(fetch)));
     }
 
+    fn hints_done(&self, keys: &[String]) {
+        let mut ahead = lock(&self.prefetched);
+        for key in keys {
+            if let Some(Ahead::Running(fetch)) = ahead.remove(key) {
+                fetch.abort();
+            }
+        }
+    }
+
     fn device_waits(&self) -> u64 {
         self.waits.load(Ordering::Relaxed)
     }
@@ -1092,6 +1101,33 @@ mod tests {
         s.prefetch("c/1");
         s.delete_prefix("c/").unwrap();
         assert_eq!(s.get("c/1").unwrap(), None);
+    }
+
+    #[test]
+    fn what_a_read_fetched_ahead_is_dropped_when_it_is_over() {
+        let memory: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let s = RemoteStore::from_object_store("mem://b", "", memory.clone()).unwrap();
+        let other = RemoteStore::from_object_store("mem://b", "", memory).unwrap();
+        s.set("shard", b"abcdef").unwrap();
+        s.prefetch("shard");
+        s.prefetch("unread");
+        let (first, _) = s
+            .get_range_and_version("shard", ByteRange::Suffix(2))
+            .unwrap()
+            .unwrap();
+        assert_eq!(first, b"ef");
+        assert_eq!(s.device_waits(), 0);
+        s.hints_done(&["shard".to_string(), "unread".to_string()]);
+        assert!(lock(&s.prefetched).entries.is_empty());
+        assert_eq!(lock(&s.prefetched).shared_bytes, 0);
+        // Replaced by another writer: the next read asks the service.
+        other.set("shard", b"ABCDEF").unwrap();
+        let (again, _) = s
+            .get_range_and_version("shard", ByteRange::Suffix(2))
+            .unwrap()
+            .unwrap();
+        assert_eq!(again, b"EF");
+        assert_eq!(s.device_waits(), 1);
     }
 
     #[test]
