@@ -781,3 +781,84 @@ fn a_read_takes_a_shards_inner_chunks_from_one_version_of_it() {
         );
     }
 }
+
+/// A memory store whose requests each take a while, as over a network, and which records
+/// how many were in flight at most.
+#[derive(Debug, Default)]
+struct SlowStore {
+    inner: MemoryStore,
+    in_flight: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+impl SlowStore {
+    fn request<T>(&self, f: impl FnOnce() -> T) -> T {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        let out = f();
+        self.in_flight.fetch_sub(1, SeqCst);
+        out
+    }
+}
+
+impl ReadableStore for SlowStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.request(|| self.inner.get(key))
+    }
+    fn concurrent_requests(&self) -> usize {
+        8
+    }
+}
+
+impl WritableStore for SlowStore {
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.request(|| self.inner.set(key, value))
+    }
+    fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.inner.delete(key)
+    }
+    fn delete_prefix(&self, prefix: &str) -> Result<(), StorageError> {
+        self.inner.delete_prefix(prefix)
+    }
+}
+
+impl ListableStore for SlowStore {
+    fn list_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        self.inner.list_prefix(prefix)
+    }
+    fn list_dir(&self, prefix: &str) -> Result<ListDir, StorageError> {
+        self.inner.list_dir(prefix)
+    }
+}
+
+impl Store for SlowStore {
+    fn describe(&self) -> String {
+        "slow memory".into()
+    }
+}
+
+#[test]
+fn stores_that_wait_on_requests_get_more_threads_than_cores() {
+    oxzarr_core::concurrency::set_threads(2);
+    let store = Arc::new(SlowStore::default());
+    let codecs = json!([{"name": "bytes", "configuration": {"endian": "little"}}]);
+    let a = Array::create(
+        store.clone(),
+        "a",
+        metadata(&[640], &[10], DataType::UInt16, codecs, json!(0)),
+        false,
+    )
+    .unwrap();
+    let values: Vec<u16> = (1..=640).collect();
+    let all = Selection::all(&[640]);
+    a.write(&all, &to_bytes(&values), false).unwrap();
+    let most_writing = store.most.swap(0, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(read(&a, &all), values);
+    let most_reading = store.most.load(std::sync::atomic::Ordering::SeqCst);
+    oxzarr_core::concurrency::set_threads(0);
+    // 64 chunks on 2 configured threads: the store's 8 requests at once, or nearly.
+    assert!(most_writing >= 6, "{most_writing} writes in flight at most");
+    assert!(most_reading >= 6, "{most_reading} reads in flight at most");
+}

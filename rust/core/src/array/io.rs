@@ -618,6 +618,7 @@ impl Array {
 
     /// Reads the selection into `out`: C order, native endian, exactly the selection's size.
     pub fn read_into(&self, selection: &Selection, out: &mut [u8]) -> Result<()> {
+        let _threads = self.request_threads();
         self.checked_len(selection, out.len())?;
         let plan = Plan::new(selection, self.inner_chunk_shape());
         let shared = SharedBuffer::new(out);
@@ -1369,6 +1370,7 @@ impl Array {
         data: &[u8],
         write_empty_chunks: bool,
     ) -> Result<()> {
+        let _threads = self.request_threads();
         self.checked_len(selection, data.len())?;
         let write_empty_chunks = self.keeps_empty_chunks(write_empty_chunks);
         let plan = Plan::new(selection, self.inner_chunk_shape());

@@ -160,6 +160,7 @@ impl Array {
     /// Reads the points into `out` (native endian, in point order), through the decoded-chunk
     /// cache when it is on.
     pub fn read_points(&self, coords: &[Vec<u64>], out: &mut [u8]) -> Result<()> {
+        let _threads = self.request_threads();
         self.check_points_supported()?;
         let size = self.data_type().size();
         let (n, groups) = self.points_by_chunk(coords)?;
@@ -274,6 +275,7 @@ impl Array {
         data: &[u8],
         write_empty_chunks: bool,
     ) -> Result<()> {
+        let _threads = self.request_threads();
         self.check_points_supported()?;
         let write_empty_chunks = self.keeps_empty_chunks(write_empty_chunks);
         let size = self.data_type().size();

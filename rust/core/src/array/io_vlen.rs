@@ -165,6 +165,7 @@ impl Array {
 
     /// Reads the selection's variable-length elements, in C order.
     pub fn read_vlen(&self, selection: &Selection) -> Result<VlenChunk> {
+        let _threads = self.request_threads();
         self.check_vlen()?;
         selection.check(self.shape())?;
         let chunk_shape = self.inner_chunk_shape().to_vec();
@@ -218,6 +219,7 @@ impl Array {
     /// Reads the elements at the points (`coords[d][i]` is point `i`'s coordinate along
     /// dimension `d`), in point order: each chunk holding some is decoded once, in parallel.
     pub fn read_points_vlen(&self, coords: &[Vec<u64>]) -> Result<VlenChunk> {
+        let _threads = self.request_threads();
         self.check_vlen()?;
         let (n, groups) = self.points_by_chunk(coords)?;
         let gather = |(chunk, points): &(Vec<u64>, Vec<(usize, usize)>),
@@ -259,6 +261,7 @@ impl Array {
         values: &VlenChunk,
         write_empty_chunks: bool,
     ) -> Result<()> {
+        let _threads = self.request_threads();
         self.check_vlen()?;
         let write_empty_chunks = self.keeps_empty_chunks(write_empty_chunks);
         let (n, groups) = self.points_by_chunk(coords)?;
@@ -314,6 +317,7 @@ impl Array {
         values: &VlenChunk,
         write_empty_chunks: bool,
     ) -> Result<()> {
+        let _threads = self.request_threads();
         self.check_vlen()?;
         let write_empty_chunks = self.keeps_empty_chunks(write_empty_chunks);
         selection.check(self.shape())?;

@@ -114,6 +114,12 @@ impl Array {
         Ok(Self { metadata, ..array })
     }
 
+    /// Held by operations on many chunks: the pools they enter are as large as the store
+    /// serves requests best at once, when that is more than the configured threads.
+    pub(crate) fn request_threads(&self) -> crate::concurrency::AtLeast {
+        crate::concurrency::AtLeast::new(self.store.concurrent_requests())
+    }
+
     pub fn store(&self) -> &StoreRef {
         &self.store
     }

@@ -194,9 +194,9 @@ pub fn threads() -> usize {
     }
 }
 
-/// The pool of the configured size for this process.
+/// The pool of the configured size for this process (larger while an [`AtLeast`] is held).
 pub fn pool() -> Result<Arc<ThreadPool>> {
-    let want = threads();
+    let want = threads().max(AT_LEAST.get());
     // A child of fork starts with no pools: the lock hands it a fresh (empty) map, and the
     // parent's pools, whose threads do not exist here, are never touched.
     let mut pools = POOLS.lock();
@@ -222,7 +222,33 @@ pub fn install<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
     pool.install(f)
 }
 
+/// While held, the pools entered from this thread are at least `n` threads strong: for
+/// operations on a store whose requests wait on the network, where more requests in flight
+/// than there are cores keep it busy (the threads mostly wait). Dropping it restores what was.
+pub struct AtLeast {
+    before: usize,
+    /// Tied to the thread whose setting it changed.
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl AtLeast {
+    pub fn new(n: usize) -> Self {
+        Self {
+            before: AT_LEAST.replace(n),
+            _not_send: std::marker::PhantomData,
+        }
+    }
+}
+
+impl Drop for AtLeast {
+    fn drop(&mut self) {
+        AT_LEAST.set(self.before);
+    }
+}
+
 thread_local! {
+    /// The fewest threads a pool entered from this thread has (see [`AtLeast`]).
+    static AT_LEAST: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     /// Set on the threads of the engine's pools (not those of other rayon pools).
     static ON_ENGINE_WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// Set while [`sequentially`] runs on this thread.
@@ -348,6 +374,21 @@ pub fn last_operation_workers() -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pools_grow_for_stores_that_wait_on_the_network() {
+        with_threads(2, || {
+            assert_eq!(pool().unwrap().current_num_threads(), 2);
+            {
+                let _five = AtLeast::new(5);
+                assert_eq!(pool().unwrap().current_num_threads(), 5);
+                assert_eq!(threads(), 2, "the setting itself is unchanged");
+            }
+            assert_eq!(pool().unwrap().current_num_threads(), 2);
+            let _one = AtLeast::new(1);
+            assert_eq!(pool().unwrap().current_num_threads(), 2);
+        });
+    }
 
     #[test]
     fn pools_follow_the_setting() {

@@ -235,6 +235,13 @@ pub trait ReadableStore: Send + Sync + Debug {
     /// it, and nothing is reported (the read that follows reports any error).
     fn prefetch(&self, _key: &str) {}
 
+    /// How many requests this store serves best at once. Reads and writes of many chunks run
+    /// on at least this many threads: more than the cores where each request waits on a
+    /// network (the threads mostly wait), one otherwise.
+    fn concurrent_requests(&self) -> usize {
+        1
+    }
+
     /// Says that the read which hinted `keys` is over. A store that keeps what it fetched
     /// ahead drops what is left of it, so that no later read is served a value that may have
     /// been replaced since.

@@ -79,6 +79,10 @@ impl ReadableStore for ReadOnlyStore {
         self.inner.hints_done(keys)
     }
 
+    fn concurrent_requests(&self) -> usize {
+        self.inner.concurrent_requests()
+    }
+
     fn device_waits(&self) -> u64 {
         self.inner.device_waits()
     }

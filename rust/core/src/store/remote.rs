@@ -3,10 +3,11 @@
 //!
 //! Every value is an object named by the store's prefix and its key. The crate is async; the
 //! engine is not: each call blocks its engine thread on one tokio runtime per process, whose
-//! own two threads drive the connections. A read of many chunks keeps many requests in flight
-//! anyway: every fetch that was not hinted counts as a device wait, so the read hints the
-//! chunks ahead of each thread (see `array::read_ahead`), and each hint starts fetching the
-//! whole value on the runtime; the read then takes it from there. Byte ranges (a shard's index
+//! own two threads drive the connections. Reads and writes of many chunks run on more engine
+//! threads than there are cores ([`CONCURRENT_REQUESTS`]), each waiting on its request; a read
+//! keeps more in flight still: every fetch that was not hinted counts as a device wait, so
+//! the read hints the chunks ahead of each thread (see `array::read_ahead`), and each hint
+//! starts fetching the whole value on the runtime; the read then takes it from there. Byte ranges (a shard's index
 //! and inner chunks) are fetched as ranged GETs, ranges close together as one.
 //!
 //! A forked child cannot use its parent's runtime or connections (their threads are not
@@ -40,6 +41,9 @@ use crate::error::StorageError;
 /// Byte ranges of one value at most this far apart are fetched as one request: a request
 /// costs tens of milliseconds on a cloud service, a megabyte about as much.
 const COALESCE_GAP: u64 = 1 << 20;
+/// Reads and writes of many chunks run on at least this many threads, each waiting on its
+/// own request (zarr-python keeps 10 in flight by default).
+const CONCURRENT_REQUESTS: usize = 16;
 /// At most this many values fetched ahead and not yet read are held.
 const MAX_PREFETCHED: usize = 256;
 /// A value fetched ahead and not read within this time is dropped (the read that hinted it
@@ -809,6 +813,10 @@ impl ReadableStore for RemoteStore {
         ahead
             .entries
             .insert(key.to_string(), (now, Ahead::Running(fetch)));
+    }
+
+    fn concurrent_requests(&self) -> usize {
+        CONCURRENT_REQUESTS
     }
 
     fn hints_done(&self, keys: &[String]) {
