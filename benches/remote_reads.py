@@ -1,12 +1,14 @@
-"""Reads from an S3 service: oxzarr's ``s3://`` store against zarr-python through s3fs, on
-the same objects. The service is moto's S3 server in its own process on this machine, so
-requests cost a local round trip and moto's own work, not a cloud's latency. Release build:
-`make develop-release`, then `.venv/bin/python benches/remote_reads.py`.
+"""Reads and writes on an S3 service: oxzarr's ``s3://`` store against zarr-python through
+s3fs, on the same objects. The service is moto's S3 server in its own process on this machine, so
+requests cost moto's own work (a millisecond or two each) and, with ``--latency-ms L``, L ms
+more each way through a proxy that holds every byte that long, as a network to a cloud
+region does. Release build: `make develop-release`, then
+`.venv/bin/python benches/remote_reads.py [--latency-ms L]`.
 
 Each case is a 256³ uint16 array (32 MiB) written by zarr-python, zstd level 0: in 32³
 chunks (512 objects of 64 KiB before compression), and in 32³ inner chunks packed in 128³
-shards (8 objects). Figures: the median of 3 full reads and of 20 one-chunk reads, each
-library's values checked against the data.
+shards (8 objects). Figures: the median of 3 full reads, of 20 one-chunk reads and of 3
+full writes (each into a new prefix), each library's values checked against the data.
 """
 
 from __future__ import annotations
@@ -45,23 +47,83 @@ def median_time(run: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     return statistics.median(times), out
 
 
+def proxy(listen: int, upstream: int, latency_s: float) -> None:
+    """Forwards connections on port `listen` to `upstream`, every byte `latency_s` late in
+    each direction (data read at t is written at t + latency, in order)."""
+    import asyncio
+
+    async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def deliver() -> None:
+            while True:
+                due, data = await queue.get()
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                if not data:
+                    writer.close()
+                    return
+                writer.write(data)
+                await writer.drain()
+
+        task = asyncio.create_task(deliver())
+        while data := await reader.read(1 << 16):
+            queue.put_nowait((time.monotonic() + latency_s, data))
+        queue.put_nowait((time.monotonic() + latency_s, b""))
+        await task
+
+    async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection("127.0.0.1", upstream)
+        await asyncio.gather(
+            pump(client_r, server_w), pump(server_r, client_w), return_exceptions=True
+        )
+
+    async def serve() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", listen)
+        await server.serve_forever()
+
+    asyncio.run(serve())
+
+
+def wait_for(port: int) -> None:
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+
+
 def main() -> None:
+    import argparse
+
     import boto3
 
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--proxy", nargs=3, type=float, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.proxy:
+        listen, upstream, latency_ms = args.proxy
+        proxy(int(listen), int(upstream), latency_ms / 1e3)
+        return
+
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
+    wait_for(port)
+    if args.latency_ms:
+        # The proxy in its own process, so that no library's Python work delays it.
+        upstream, port = port, free_port()
+        command = [sys.executable, __file__, "--proxy", str(port), str(upstream)]
+        children.append(subprocess.Popen([*command, str(args.latency_ms)]))
+        wait_for(port)
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
         boto3.client(
             "s3",
             endpoint_url=endpoint,
@@ -77,7 +139,11 @@ def main() -> None:
         }
         rng = np.random.default_rng(0)
         data = (rng.standard_normal(SHAPE) * 50 + 1000).astype("u2")
-        print("| case | library | full read (s) | one chunk (ms) |\n|---|---|---:|---:|")
+        print(f"one-way latency added: {args.latency_ms:g} ms")
+        print(
+            "| case | library | full read (s) | one chunk (ms) | full write (s) |\n"
+            "|---|---|---:|---:|---:|"
+        )
         for case, shards in (("zstd_c32", None), ("shard128_c32_zstd", (128, 128, 128))):
             url = f"s3://bench/{case}.zarr"
             zarr.create_array(
@@ -87,14 +153,32 @@ def main() -> None:
                 "zarr-python (s3fs)": zarr.open_array(url, mode="r", storage_options=options),
                 "oxzarr": oxzarr.open_array(url, mode="r", storage_options=options),
             }
+            creators = {"zarr-python (s3fs)": zarr.create_array, "oxzarr": oxzarr.create_array}
             for name, a in opened.items():
                 full, out = median_time(lambda a=a: a[...], 3)
                 one, piece = median_time(lambda a=a: a[BOX], 20)
                 assert np.array_equal(out, data) and np.array_equal(piece, data[BOX]), name
-                print(f"| {case} | {name} | {full:.3f} | {one * 1e3:.2f} |")
+                times = []
+                for rep in range(3):
+                    target = f"s3://bench/{case}-{name.split()[0]}-{rep}.zarr"
+                    start = time.perf_counter()
+                    creators[name](
+                        target,
+                        shape=SHAPE,
+                        chunks=CHUNKS,
+                        shards=shards,
+                        dtype="u2",
+                        storage_options=options,
+                    )[...] = data
+                    times.append(time.perf_counter() - start)
+                full_write = statistics.median(times)
+                back = zarr.open_array(target, mode="r", storage_options=options)[...]
+                assert np.array_equal(back, data), name
+                print(f"| {case} | {name} | {full:.3f} | {one * 1e3:.2f} | {full_write:.3f} |")
     finally:
-        server.terminate()
-        server.wait()
+        for child in children:
+            child.terminate()
+            child.wait()
 
 
 if __name__ == "__main__":
