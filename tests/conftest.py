@@ -151,20 +151,24 @@ S3_CREDENTIALS = {
 }
 
 
+def s3_client(endpoint: str) -> Any:
+    """boto3's S3 client of the service at `endpoint`, to set up what a test needs."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+
+
 @pytest.fixture
 def s3_bucket(s3_endpoint: str) -> tuple[str, dict[str, Any]]:
     """A new, empty bucket: its ``s3://`` URL and the storage_options that reach it."""
     import uuid
 
-    import boto3
-
     name = f"test-{uuid.uuid4().hex[:16]}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
-    client.create_bucket(Bucket=name)
+    s3_client(s3_endpoint).create_bucket(Bucket=name)
     return f"s3://{name}", {**S3_CREDENTIALS, "endpoint_url": s3_endpoint}

@@ -18,7 +18,7 @@ import zarr
 import oxzarr
 from oxzarr.errors import ArrayNotFoundError, ReadOnlyError
 from oxzarr.storage import CountingStore, RemoteStore
-from tests.conftest import assert_same, sample
+from tests.conftest import assert_same, s3_client, sample
 
 Bucket = tuple[str, dict[str, Any]]
 
@@ -213,8 +213,6 @@ def _allow_anonymous_reads(endpoint: str, bucket: str) -> None:
     """A bucket policy that lets anyone read its objects, as a public web server does."""
     import json
 
-    import boto3
-
     policy = {
         "Version": "2012-10-17",
         "Statement": [
@@ -226,14 +224,7 @@ def _allow_anonymous_reads(endpoint: str, bucket: str) -> None:
             }
         ],
     }
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
-    client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    s3_client(endpoint).put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
 
 
 def test_web_servers_are_read(s3_bucket: Bucket, s3_endpoint: str) -> None:
@@ -276,6 +267,10 @@ def _sum_of(a: Any) -> float:
     return float(np.asarray(a[...], dtype="float64").sum())
 
 
+def _sum_into(a: Any, results: Any) -> None:
+    results.put(_sum_of(a))
+
+
 def test_arrays_pickle_and_read_in_other_processes(s3_bucket: Bucket) -> None:
     bucket, options = s3_bucket
     url = f"{bucket}/p.zarr"
@@ -287,11 +282,20 @@ def test_arrays_pickle_and_read_in_other_processes(s3_bucket: Bucket) -> None:
     copy = pickle.loads(pickle.dumps(a))
     assert_same(copy[...], values)
     assert copy.store == a.store
-    # A forked child inherits a store its parent has used, runtime and connections too.
-    with multiprocessing.get_context("fork").Pool(1) as pool:
-        assert pool.apply(_sum_of, (a,)) == float(values.astype("float64").sum())
+    expected = float(values.astype("float64").sum())
+    # A forked child inherits the array (a Process's arguments are not pickled under fork)
+    # with a store its parent has used: the parent's runtime and connections are not the
+    # child's to use.
+    fork = multiprocessing.get_context("fork")
+    results = fork.Queue()
+    child = fork.Process(target=_sum_into, args=(a, results))
+    child.start()
+    assert results.get(timeout=60) == expected
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    # Pickled into a fresh interpreter.
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        assert pool.apply(_sum_of, (a,)) == float(values.astype("float64").sum())
+        assert pool.apply(_sum_of, (a,)) == expected
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])
@@ -310,3 +314,18 @@ def test_xarray_datasets_on_s3(s3_bucket: Bucket, zarr_format: int) -> None:
     expected = xr.open_dataset(url, engine="zarr", storage_options=options)
     got = xr.open_dataset(url, engine="oxzarr", storage_options=options)
     xr.testing.assert_identical(got.load(), expected.load())
+
+
+def test_creation_modes_keep_the_storage_options(s3_bucket: Bucket) -> None:
+    bucket, options = s3_bucket
+    url = f"{bucket}/saved.zarr"
+    oxzarr.save_array(url, np.arange(5), storage_options=options, mode="w-")
+    with pytest.raises(FileExistsError):
+        oxzarr.save_array(url, np.arange(5), storage_options=options, mode="w-")
+    with pytest.raises(FileExistsError):
+        oxzarr.zeros((3,), store=url, storage_options=options, mode="w-")
+    oxzarr.full((4,), 7, store=url, storage_options=options, mode="w")
+    assert oxzarr.open_array(url, storage_options=options)[...].tolist() == [7, 7, 7, 7]
+    store = RemoteStore(url, storage_options={**options, "token": None})
+    assert store.with_read_only(True).with_read_only(False) == store
+    assert store.with_read_only(True) != store

@@ -33,7 +33,7 @@ from oxzarr.codecs import ShardingCodec
 from oxzarr.config import config as _settings
 from oxzarr.errors import ArrayNotFoundError, GroupNotFoundError, NodeNotFoundError
 from oxzarr.group import Group, wrap_node
-from oxzarr.storage import StoreLike, make_store
+from oxzarr.storage import Store, StoreLike, make_store
 
 __all__ = [
     "array",
@@ -412,19 +412,22 @@ def open(
 
 def _overwrite_for(
     mode: AccessMode | None, store: StoreLike, path: str | None, kwargs: dict[str, Any]
-) -> None:
-    """Sets ``overwrite`` from a creation function's ``mode`` (zarr-python 2's way to ask
-    for one): "w" replaces what is there, "w-" refuses a node there (FileExistsError), the
+) -> Store:
+    """The store to create in (made once, with the ``storage_options`` in `kwargs`), and
+    ``overwrite`` set from a creation function's ``mode`` (zarr-python 2's way to ask for
+    one): "w" replaces what is there, "w-" refuses a node there (FileExistsError), the
     others create where there is none."""
+    target = make_store(store, storage_options=kwargs.pop("storage_options", None))
     if mode is None:
-        return
+        return target
     _check_mode(mode)
     if mode == "r":
         raise ValueError("cannot create an array with mode='r' (read-only)")
     if mode in ("w-", "x"):
-        _refuse_existing(store, path, kwargs.get("storage_options"))
+        _refuse_existing(target, path)
     if mode == "w":
         kwargs.setdefault("overwrite", True)
+    return target
 
 
 def _create_filled(
@@ -438,11 +441,11 @@ def _create_filled(
     mode: AccessMode | None = None,
     **kwargs: Any,
 ) -> Array:
-    _overwrite_for(mode, store, name if name is not None else path, kwargs)
+    target = _overwrite_for(mode, store, name if name is not None else path, kwargs)
     # Unlike create_array, these follow the configured default_zarr_format.
     kwargs.setdefault("zarr_format", None)
     return create_array(
-        store,
+        target,
         name=name if name is not None else path,
         shape=shape,
         dtype=dtype if dtype is not None else "float64",
@@ -477,12 +480,12 @@ def array(data: npt.ArrayLike, **kwargs: Any) -> Array:
     store = kwargs.pop("store", None)
     if isinstance(data, Array):
         name = kwargs.pop("name", kwargs.pop("path", None))
-        _overwrite_for(kwargs.pop("mode", None), store, name, kwargs)
-        return from_array(store, data=data, name=name, **kwargs)
+        target = _overwrite_for(kwargs.pop("mode", None), store, name, kwargs)
+        return from_array(target, data=data, name=name, **kwargs)
     name = kwargs.pop("name", kwargs.pop("path", None))
-    _overwrite_for(kwargs.pop("mode", None), store, name, kwargs)
+    target = _overwrite_for(kwargs.pop("mode", None), store, name, kwargs)
     kwargs.setdefault("zarr_format", None)
-    return create_array(store, name=name, data=np.asarray(data), **kwargs)
+    return create_array(target, name=name, data=np.asarray(data), **kwargs)
 
 
 def from_array(
@@ -712,15 +715,9 @@ def save_array(
 ) -> None:
     """Stores `arr` as a new array at `path` (an existing array there is an error, as in
     zarr-python; ``overwrite=True`` or ``mode="w"`` replaces it)."""
-    _overwrite_for(kwargs.pop("mode", None), store, path, kwargs)
-    create_array(
-        store,
-        name=path,
-        data=np.asarray(arr),
-        zarr_format=zarr_format,
-        storage_options=storage_options,
-        **kwargs,
-    )
+    kwargs["storage_options"] = storage_options
+    target = _overwrite_for(kwargs.pop("mode", None), store, path, kwargs)
+    create_array(target, name=path, data=np.asarray(arr), zarr_format=zarr_format, **kwargs)
 
 
 def save_group(

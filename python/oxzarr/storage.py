@@ -198,6 +198,9 @@ def remote_options(url: str, storage_options: Mapping[str, Any] | None) -> list[
     ``allow_http``, ``timeout``, ...), which are checked by the engine."""
     options: dict[str, str] = {}
     for name, value in (storage_options or {}).items():
+        if value is None:
+            # s3fs's way to leave an option unset ({"token": None}).
+            continue
         if name == "client_kwargs":
             for inner, inner_value in dict(value).items():
                 if inner not in ("endpoint_url", "region_name"):
@@ -244,14 +247,23 @@ class RemoteStore(Store):
         self.url = url.rstrip("/")
         self.storage_options = dict(storage_options or {})
         options = remote_options(url, storage_options)
-        self._core = _core.Store.remote(self.url, options, read_only)
+        # The writable store, kept so that views share its connections.
+        self._writable = _core.Store.remote(self.url, options, False)
+        self._core = self._writable.read_only_view() if read_only else self._writable
 
     def with_read_only(self, read_only: bool = True) -> RemoteStore:
         if read_only == self.read_only:
             return self
-        if not read_only and self.url.startswith(("http://", "https://")):
+        if not read_only and self._writable.read_only:
             raise ValueError(f"oxzarr reads web servers but cannot write to them: {self.url}")
-        return RemoteStore(self.url, storage_options=self.storage_options, read_only=read_only)
+        view = RemoteStore.__new__(RemoteStore)
+        view.url, view.storage_options, view._writable = (
+            self.url,
+            self.storage_options,
+            self._writable,
+        )
+        view._core = self._writable.read_only_view() if read_only else self._writable
+        return view
 
     def __repr__(self) -> str:
         return f"RemoteStore({self.url!r})"
@@ -261,6 +273,7 @@ class RemoteStore(Store):
             isinstance(other, RemoteStore)
             and other.url == self.url
             and other.storage_options == self.storage_options
+            and other.read_only == self.read_only
         )
 
     def __hash__(self) -> int:

@@ -234,7 +234,8 @@ pub struct AtLeast {
 impl AtLeast {
     pub fn new(n: usize) -> Self {
         Self {
-            before: AT_LEAST.replace(n),
+            // Nested, the larger floor holds.
+            before: AT_LEAST.replace(n.max(AT_LEAST.get())),
             _not_send: std::marker::PhantomData,
         }
     }

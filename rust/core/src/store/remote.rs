@@ -133,6 +133,9 @@ struct FetchedAhead {
     entries: HashMap<String, (Instant, Ahead)>,
     /// Bytes held in [`Ahead::Shared`] entries.
     shared_bytes: usize,
+    /// Counts the times entries were dropped: a value taken out to wait for its fetch goes
+    /// back only if none was meanwhile (it may be one a write or the end of its read dropped).
+    drops: u64,
 }
 
 impl FetchedAhead {
@@ -144,8 +147,18 @@ impl FetchedAhead {
         Some(ahead)
     }
 
+    /// Keeps a fetched value for the reads of its other parts, within the budget.
+    fn share(&mut self, key: &str, at: Instant, value: Arc<Value>) {
+        if self.shared_bytes + value.0.len() <= SHARED_BYTES && !self.entries.contains_key(key) {
+            self.shared_bytes += value.0.len();
+            self.entries
+                .insert(key.to_string(), (at, Ahead::Shared(value)));
+        }
+    }
+
     /// Drops the entries `drop` picks, stopping their fetches.
     fn drop_where(&mut self, drop: impl Fn(&str, Instant) -> bool) {
+        self.drops += 1;
         let keys: Vec<String> = (self.entries.iter())
             .filter(|(key, (at, _))| drop(key, *at))
             .map(|(key, _)| key.clone())
@@ -455,27 +468,25 @@ impl RemoteStore {
     /// read then asks for its parts itself, and reports what it finds).
     fn fetched_ahead(&self, key: &str) -> Option<Arc<Value>> {
         let mut ahead = lock(&self.prefetched);
+        let at = ahead.entries.get(key)?.0;
+        if at.elapsed() >= PREFETCH_TTL {
+            ahead.drop_where(|k, _| k == key);
+            return None;
+        }
         let fetch = match ahead.remove(key)? {
             Ahead::Shared(value) => {
-                ahead.shared_bytes += value.0.len();
-                ahead.entries.insert(
-                    key.to_string(),
-                    (Instant::now(), Ahead::Shared(value.clone())),
-                );
+                ahead.share(key, at, value.clone());
                 return Some(value);
             }
             Ahead::Running(fetch) => fetch,
         };
+        let drops = ahead.drops;
         drop(ahead);
         let (_, runtime) = self.client().ok()?;
         let value = Arc::new(runtime.block_on(fetch).ok()?.ok()?);
         let mut ahead = lock(&self.prefetched);
-        if ahead.shared_bytes + value.0.len() <= SHARED_BYTES && !ahead.entries.contains_key(key) {
-            ahead.shared_bytes += value.0.len();
-            ahead.entries.insert(
-                key.to_string(),
-                (Instant::now(), Ahead::Shared(value.clone())),
-            );
+        if ahead.drops == drops {
+            ahead.share(key, at, value.clone());
         }
         Some(value)
     }
@@ -559,7 +570,8 @@ impl RemoteStore {
                         length: Some(r.end - r.start),
                     })
                     .collect();
-                return Err(self.failed_range(key, &ranges, e));
+                let size = self.size(key).ok().flatten();
+                return Err(self.failed_range(key, &ranges, size, e));
             }
         };
         let mut out = Vec::with_capacity(ranges.len());
@@ -594,15 +606,17 @@ impl RemoteStore {
         Ok(Ranges::Read(out))
     }
 
-    /// The error for a ranged read of `key` that failed with `err`: a service refuses a range
-    /// starting past the end of the value (HTTP 416), which is reported as such.
+    /// The error for a ranged read of `key` that failed with `err`, the value holding `size`
+    /// bytes if it is known: a service refuses a range starting past the end of the value
+    /// (HTTP 416), which is reported as such.
     fn failed_range(
         &self,
         key: &str,
         ranges: &[ByteRange],
+        size: Option<u64>,
         err: object_store::Error,
     ) -> StorageError {
-        if let Ok(Some(size)) = self.size(key) {
+        if let Some(size) = size {
             if let Some(range) = ranges.iter().find(|r| r.to_range(size).is_none()) {
                 return StorageError::out_of_range(&self.name(key), *range, size);
             }
@@ -658,7 +672,17 @@ impl RemoteStore {
         let (bytes, version, got_range) = match result {
             Ok(r) => r,
             Err(e) if is_not_found(&e) => return Ok(None),
-            Err(e) => return Err(self.failed_range(key, &[range], e)),
+            Err(e) => {
+                // Services refuse an empty range at the very end (HTTP 416), which is in the
+                // value all the same.
+                let found = self.version(key).ok().flatten();
+                if let Some(version) = found {
+                    if range.to_range(version.size).is_some_and(|r| r.is_empty()) {
+                        return Ok(Some((Vec::new(), version)));
+                    }
+                }
+                return Err(self.failed_range(key, &[range], found.map(|v| v.size), e));
+            }
         };
         // The service sends what there is of a range reaching past the end: the bytes that
         // came must be the range asked for.
@@ -691,21 +715,6 @@ async fn get_whole(
 impl ReadableStore for RemoteStore {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(self.fetch(key)?.map(|(value, _)| value))
-    }
-
-    fn get_into(
-        &self,
-        key: &str,
-        buf: &mut Vec<u8>,
-        _decoded_in_parallel: bool,
-    ) -> Result<bool, StorageError> {
-        match self.fetch(key)? {
-            Some((value, _)) => {
-                *buf = value;
-                Ok(true)
-            }
-            None => Ok(false),
-        }
     }
 
     fn get_ranges(
@@ -821,6 +830,7 @@ impl ReadableStore for RemoteStore {
 
     fn hints_done(&self, keys: &[String]) {
         let mut ahead = lock(&self.prefetched);
+        ahead.drops += 1;
         for key in keys {
             if let Some(Ahead::Running(fetch)) = ahead.remove(key) {
                 fetch.abort();
@@ -837,20 +847,22 @@ impl WritableStore for RemoteStore {
     fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
         let (store, runtime) = self.client()?;
         let path = self.path(key)?;
+        // Dropped before and after: a hint may come while the PUT is on its way.
         self.forget_prefetched(|k| k == key);
         // An object is replaced whole by a PUT: readers see the old value or the new.
         let payload = PutPayload::from(value.to_vec());
-        runtime
-            .block_on(store.put(&path, payload))
-            .map(|_| ())
-            .map_err(|e| io_error(&self.name(key), e))
+        let put = runtime.block_on(store.put(&path, payload));
+        self.forget_prefetched(|k| k == key);
+        put.map(|_| ()).map_err(|e| io_error(&self.name(key), e))
     }
 
     fn delete(&self, key: &str) -> Result<(), StorageError> {
         let (store, runtime) = self.client()?;
         let path = self.path(key)?;
         self.forget_prefetched(|k| k == key);
-        match runtime.block_on(store.delete(&path)) {
+        let deleted = runtime.block_on(store.delete(&path));
+        self.forget_prefetched(|k| k == key);
+        match deleted {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(io_error(&self.name(key), e)),
@@ -874,6 +886,7 @@ impl WritableStore for RemoteStore {
                 .try_for_each(|_| async { Ok(()) })
                 .await
         });
+        self.forget_prefetched(|k| k.starts_with(prefix));
         match deleted {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
@@ -1027,6 +1040,17 @@ mod tests {
         assert!(s
             .get_range_and_version("shard", ByteRange::Suffix(300))
             .is_err());
+        s.set("empty", b"").unwrap();
+        let from_start = ByteRange::FromStart {
+            offset: 0,
+            length: None,
+        };
+        let (nothing, version) = s
+            .get_range_and_version("empty", from_start)
+            .unwrap()
+            .unwrap();
+        assert!(nothing.is_empty());
+        assert_eq!(version.size, 0);
         assert_eq!(s.get_ranges("absent", &[r(0, 1)]).unwrap(), None);
         assert_eq!(s.get_range_and_version("absent", r(0, 1)).unwrap(), None);
     }
