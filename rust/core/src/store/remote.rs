@@ -11,14 +11,14 @@
 //! and inner chunks) are fetched as ranged GETs, ranges close together as one.
 //!
 //! A forked child cannot use its parent's runtime or connections (their threads are not
-//! copied): both are made again, once, in a process that finds them made by another.
+//! copied): both sit behind fork-safe locks, which a child finds empty, and are made again.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::try_join_all;
@@ -36,6 +36,7 @@ use super::{
     range_of, same_version, validate_key, validate_prefix, ByteRange, ListDir, ListableStore,
     PartsRead, ReadableStore, Store, Version, WritableStore,
 };
+use crate::concurrency::ForkSafeMutex;
 use crate::error::StorageError;
 
 /// Byte ranges of one value at most this far apart are fetched as one request: a request
@@ -70,26 +71,13 @@ enum Service {
     Http,
 }
 
-/// A runtime, with the id of the process that made it.
-struct ProcessRuntime {
-    pid: u32,
-    runtime: Arc<Runtime>,
-}
-
-/// The process's runtime.
+/// The process's runtime. A forked child finds none (the lock starts it afresh, leaking the
+/// parent's, whose threads are not the child's), and makes its own.
 fn runtime() -> Result<Arc<Runtime>, StorageError> {
-    static RUNTIME: Mutex<Option<ProcessRuntime>> = Mutex::new(None);
-    let mut slot = lock(&RUNTIME);
-    let pid = std::process::id();
-    if let Some(made) = slot.as_ref() {
-        if made.pid == pid {
-            return Ok(made.runtime.clone());
-        }
-    }
-    // Made in a parent process: its threads are gone here, and dropping it would wait for
-    // them, so it is leaked.
-    if let Some(old) = slot.take() {
-        std::mem::forget(old);
+    static RUNTIME: ForkSafeMutex<Option<Arc<Runtime>>> = ForkSafeMutex::new(None);
+    let mut slot = RUNTIME.lock();
+    if let Some(rt) = slot.as_ref() {
+        return Ok(rt.clone());
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -101,17 +89,8 @@ fn runtime() -> Result<Arc<Runtime>, StorageError> {
             source,
         })?;
     let rt = Arc::new(rt);
-    *slot = Some(ProcessRuntime {
-        pid,
-        runtime: rt.clone(),
-    });
+    *slot = Some(rt.clone());
     Ok(rt)
-}
-
-/// A poisoned lock only means another thread panicked holding it; the maps it guards stay
-/// consistent (every update is one insert or remove).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A whole value and its version.
@@ -171,13 +150,6 @@ impl FetchedAhead {
     }
 }
 
-/// The client, made again in a forked child.
-struct Client {
-    pid: u32,
-    store: Arc<dyn ObjectStore>,
-    runtime: Arc<Runtime>,
-}
-
 /// What a store is made from, kept to make the client again after a fork.
 #[derive(Clone)]
 struct Recipe {
@@ -194,8 +166,14 @@ pub struct RemoteStore {
     /// The objects' common prefix: "" or ending in `/`.
     prefix: String,
     recipe: Option<Recipe>,
-    client: Mutex<Client>,
-    prefetched: Mutex<FetchedAhead>,
+    /// The object store given to [`RemoteStore::from_object_store`], which cannot be made
+    /// again from a recipe.
+    given: Option<Arc<dyn ObjectStore>>,
+    /// The client. These locks start afresh in a forked child, which makes its own client
+    /// (the parent's connections belong to the parent's runtime) and fetches nothing ahead
+    /// of the parent's reads.
+    client: ForkSafeMutex<Option<Arc<dyn ObjectStore>>>,
+    prefetched: ForkSafeMutex<FetchedAhead>,
     /// Fetches that were not hinted ahead: the read waited for the network.
     waits: Arc<AtomicU64>,
 }
@@ -351,7 +329,7 @@ impl RemoteStore {
         };
         let store = build(&recipe).map_err(|e| invalid_options(url, e))?;
         let url = url.trim_end_matches('/').to_string();
-        Self::with_client(url, &path, store, Some(recipe))
+        Self::with_client(url, &path, store, Some(recipe), None)
     }
 
     /// A store over an `object_store` made elsewhere (an in-memory one in tests), its values
@@ -361,7 +339,14 @@ impl RemoteStore {
         path: &str,
         store: Arc<dyn ObjectStore>,
     ) -> Result<Self, StorageError> {
-        Self::with_client(url.trim_end_matches('/').to_string(), path, store, None)
+        let given = Some(store.clone());
+        Self::with_client(
+            url.trim_end_matches('/').to_string(),
+            path,
+            store,
+            None,
+            given,
+        )
     }
 
     fn with_client(
@@ -369,6 +354,7 @@ impl RemoteStore {
         path: &str,
         store: Arc<dyn ObjectStore>,
         recipe: Option<Recipe>,
+        given: Option<Arc<dyn ObjectStore>>,
     ) -> Result<Self, StorageError> {
         let path = path.trim_matches('/');
         let prefix = if path.is_empty() {
@@ -380,12 +366,9 @@ impl RemoteStore {
             url,
             prefix,
             recipe,
-            client: Mutex::new(Client {
-                pid: std::process::id(),
-                store,
-                runtime: runtime()?,
-            }),
-            prefetched: Mutex::new(FetchedAhead::default()),
+            given,
+            client: ForkSafeMutex::new(Some(store)),
+            prefetched: ForkSafeMutex::new(FetchedAhead::default()),
             waits: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -399,25 +382,31 @@ impl RemoteStore {
 
     /// The client and runtime of this process.
     fn client(&self) -> Result<(Arc<dyn ObjectStore>, Arc<Runtime>), StorageError> {
-        let mut client = lock(&self.client);
-        let pid = std::process::id();
-        if client.pid != pid {
-            let runtime = runtime()?;
-            let store = match &self.recipe {
-                Some(recipe) => build(recipe).map_err(|e| invalid_options(&self.url, e))?,
-                // Made from an object store given to us: it cannot be made again.
-                None => client.store.clone(),
-            };
-            // The parent's fetches ahead belong to its runtime.
-            let parents = std::mem::take(&mut *lock(&self.prefetched));
-            std::mem::forget(parents);
-            *client = Client {
-                pid,
-                store,
-                runtime,
-            };
-        }
-        Ok((client.store.clone(), client.runtime.clone()))
+        let mut client = self.client.lock();
+        let store = match client.as_ref() {
+            Some(store) => store.clone(),
+            // Made in a parent process: made again here.
+            None => {
+                let store = match (&self.recipe, &self.given) {
+                    (Some(recipe), _) => {
+                        build(recipe).map_err(|e| invalid_options(&self.url, e))?
+                    }
+                    (None, Some(given)) => given.clone(),
+                    (None, None) => {
+                        return Err(invalid_options(
+                            &self.url,
+                            object_store::Error::Generic {
+                                store: "options",
+                                source: "nothing to make the store from".into(),
+                            },
+                        ))
+                    }
+                };
+                *client = Some(store.clone());
+                store
+            }
+        };
+        Ok((store, runtime()?))
     }
 
     fn path(&self, key: &str) -> Result<Path, StorageError> {
@@ -442,7 +431,7 @@ impl RemoteStore {
     /// The whole value at `key`, taken from a fetch ahead if there is one.
     fn fetch(&self, key: &str) -> Result<Option<Value>, StorageError> {
         let (store, runtime) = self.client()?;
-        let ahead = lock(&self.prefetched).remove(key);
+        let ahead = self.prefetched.lock().remove(key);
         let result = match ahead {
             Some(Ahead::Running(fetch)) => runtime
                 .block_on(fetch)
@@ -467,7 +456,7 @@ impl RemoteStore {
     /// other parts while the budget allows. `None` if it was not (or its fetch failed: the
     /// read then asks for its parts itself, and reports what it finds).
     fn fetched_ahead(&self, key: &str) -> Option<Arc<Value>> {
-        let mut ahead = lock(&self.prefetched);
+        let mut ahead = self.prefetched.lock();
         let at = ahead.entries.get(key)?.0;
         if at.elapsed() >= PREFETCH_TTL {
             ahead.drop_where(|k, _| k == key);
@@ -484,7 +473,7 @@ impl RemoteStore {
         drop(ahead);
         let (_, runtime) = self.client().ok()?;
         let value = Arc::new(runtime.block_on(fetch).ok()?.ok()?);
-        let mut ahead = lock(&self.prefetched);
+        let mut ahead = self.prefetched.lock();
         if ahead.drops == drops {
             ahead.share(key, at, value.clone());
         }
@@ -494,7 +483,7 @@ impl RemoteStore {
     /// Drops fetches ahead of keys that are about to change, so that no read sees an old
     /// value fetched before the change.
     fn forget_prefetched(&self, matches: impl Fn(&str) -> bool) {
-        lock(&self.prefetched).drop_where(|key, _| matches(key));
+        self.prefetched.lock().drop_where(|key, _| matches(key));
     }
 
     /// Fetches the given ranges of the value at `key` with one request per run of ranges
@@ -809,7 +798,7 @@ impl ReadableStore for RemoteStore {
         let Ok(path) = self.path(key) else {
             return;
         };
-        let mut ahead = lock(&self.prefetched);
+        let mut ahead = self.prefetched.lock();
         if ahead.entries.contains_key(key) {
             return;
         }
@@ -829,7 +818,7 @@ impl ReadableStore for RemoteStore {
     }
 
     fn hints_done(&self, keys: &[String]) {
-        let mut ahead = lock(&self.prefetched);
+        let mut ahead = self.prefetched.lock();
         ahead.drops += 1;
         for key in keys {
             if let Some(Ahead::Running(fetch)) = ahead.remove(key) {
@@ -1113,7 +1102,7 @@ mod tests {
         );
         assert_eq!(&part, b"ne");
         // Read in parts: kept for the other parts, until written.
-        assert_eq!(lock(&s.prefetched).shared_bytes, 3);
+        assert_eq!(s.prefetched.lock().shared_bytes, 3);
         let mut parts: Vec<(u64, &mut [u8])> = vec![(0, &mut part)];
         assert_eq!(
             s.read_parts_into("c/1", &mut parts, None).unwrap(),
@@ -1122,14 +1111,14 @@ mod tests {
         assert_eq!(&part, b"on");
         assert_eq!(s.device_waits(), 1);
         s.set("c/1", b"ONE").unwrap();
-        assert_eq!(lock(&s.prefetched).shared_bytes, 0);
+        assert_eq!(s.prefetched.lock().shared_bytes, 0);
         let mut parts: Vec<(u64, &mut [u8])> = vec![(0, &mut part)];
         assert_eq!(
             s.read_parts_into("c/1", &mut parts, None).unwrap(),
             PartsRead::Done
         );
         assert_eq!(&part, b"ON");
-        assert!(lock(&s.prefetched).entries.is_empty());
+        assert!(s.prefetched.lock().entries.is_empty());
         s.prefetch("c/1");
         s.delete_prefix("c/").unwrap();
         assert_eq!(s.get("c/1").unwrap(), None);
@@ -1150,8 +1139,8 @@ mod tests {
         assert_eq!(first, b"ef");
         assert_eq!(s.device_waits(), 0);
         s.hints_done(&["shard".to_string(), "unread".to_string()]);
-        assert!(lock(&s.prefetched).entries.is_empty());
-        assert_eq!(lock(&s.prefetched).shared_bytes, 0);
+        assert!(s.prefetched.lock().entries.is_empty());
+        assert_eq!(s.prefetched.lock().shared_bytes, 0);
         // Replaced by another writer: the next read asks the service.
         other.set("shard", b"ABCDEF").unwrap();
         let (again, _) = s
