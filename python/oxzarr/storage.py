@@ -231,9 +231,10 @@ class RemoteStore(Store):
 
     ``storage_options`` take s3fs's names, as zarr-python's do (``key``, ``secret``,
     ``token``, ``anon``, ``endpoint_url``, ``client_kwargs``), or object_store's
-    (``aws_region``, ...). Credentials not given come from the environment (``AWS_*``
-    variables), as with AWS's own tools. Chunks are fetched with many requests in flight, and
-    parts of shards with ranged requests."""
+    (``aws_region``, ...). Credentials not given come from the ``AWS_*`` environment
+    variables or the instance's metadata service (profiles in ``~/.aws`` are not read).
+    Chunks are fetched with many requests in flight, and parts of shards with ranged
+    requests."""
 
     def __init__(
         self,

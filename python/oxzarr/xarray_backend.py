@@ -252,6 +252,8 @@ def _open_group(
     the consolidated metadata at the root if there is some (``consolidated=None``), must be
     (True) or ignoring it (False)."""
     if isinstance(source, Group):
+        if storage_options:
+            raise ValueError("storage_options apply to URLs, not to an open Group")
         store, root_path = source.store, source.path
     else:
         store = make_store(source, read_only=True, storage_options=storage_options)

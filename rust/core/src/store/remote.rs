@@ -313,8 +313,8 @@ fn percent_decode(s: &str) -> Result<String, std::string::FromUtf8Error> {
 impl RemoteStore {
     /// The store at `url` (`s3://bucket/prefix`, `https://host/path`), with `options` in
     /// `object_store`'s names (`aws_endpoint`, `aws_region`, `aws_skip_signature`,
-    /// `allow_http`, ...). S3 credentials not given are taken from the environment, as AWS's
-    /// own tools take them. Nothing is fetched yet.
+    /// `allow_http`, ...). S3 credentials not given are taken from the `AWS_*` environment
+    /// variables or the instance's metadata service. Nothing is fetched yet.
     pub fn open(url: &str, options: Vec<(String, String)>) -> Result<Self, StorageError> {
         let (service, base, path) = split_url(url)?;
         if !path.is_empty() {
