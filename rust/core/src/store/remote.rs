@@ -137,11 +137,13 @@ impl FetchedAhead {
 
     /// Drops the entries `drop` picks, stopping their fetches.
     fn drop_where(&mut self, drop: impl Fn(&str, Instant) -> bool) {
-        self.drops += 1;
         let keys: Vec<String> = (self.entries.iter())
             .filter(|(key, (at, _))| drop(key, *at))
             .map(|(key, _)| key.clone())
             .collect();
+        if !keys.is_empty() {
+            self.drops += 1;
+        }
         for key in keys {
             if let Some(Ahead::Running(fetch)) = self.remove(&key) {
                 fetch.abort();
@@ -483,7 +485,10 @@ impl RemoteStore {
     /// Drops fetches ahead of keys that are about to change, so that no read sees an old
     /// value fetched before the change.
     fn forget_prefetched(&self, matches: impl Fn(&str) -> bool) {
-        self.prefetched.lock().drop_where(|key, _| matches(key));
+        let mut ahead = self.prefetched.lock();
+        // Counted even when nothing here matches: a value being waited for is out of the map.
+        ahead.drops += 1;
+        ahead.drop_where(|key, _| matches(key));
     }
 
     /// Fetches the given ranges of the value at `key` with one request per run of ranges
@@ -1149,6 +1154,22 @@ mod tests {
             .unwrap();
         assert_eq!(again, b"EF");
         assert_eq!(s.device_waits(), 1);
+    }
+
+    #[test]
+    fn only_drops_count_against_putting_a_value_back() {
+        // A sweep for old entries that drops nothing (every hint makes one) must not keep a
+        // value waited for out of the map; a write must, whatever the map holds then.
+        let s = store();
+        s.set("shard", b"abc").unwrap();
+        s.prefetch("shard");
+        let before = s.prefetched.lock().drops;
+        s.prefetch("other");
+        assert_eq!(s.prefetched.lock().drops, before);
+        assert!(s.fetched_ahead("shard").is_some());
+        assert_eq!(s.prefetched.lock().shared_bytes, 3);
+        s.set("unrelated", b"x").unwrap();
+        assert!(s.prefetched.lock().drops > before);
     }
 
     #[test]
