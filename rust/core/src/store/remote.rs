@@ -289,27 +289,10 @@ fn split_url(url: &str) -> Result<(Service, String, String), StorageError> {
         None => format!("{}://{host}", parsed.scheme()),
     };
     // The path as written (percent-decoded), without the slashes around it.
-    let path = percent_decode(parsed.path()).map_err(|_| bad("the path is not UTF-8"))?;
+    let path = percent_encoding::percent_decode_str(parsed.path())
+        .decode_utf8()
+        .map_err(|_| bad("the path is not UTF-8"))?;
     Ok((service, base, path.trim_matches('/').to_string()))
-}
-
-fn percent_decode(s: &str) -> Result<String, std::string::FromUtf8Error> {
-    let bytes = s.as_bytes();
-    let hex = |b: u8| (b as char).to_digit(16);
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8(out)
 }
 
 impl RemoteStore {
@@ -482,8 +465,8 @@ impl RemoteStore {
         Some(value)
     }
 
-    /// Drops fetches ahead of keys that are about to change, so that no read sees an old
-    /// value fetched before the change.
+    /// Drops fetches ahead of keys that are about to change, or whose read is over, so that
+    /// no read sees a value fetched before a change.
     fn forget_prefetched(&self, matches: impl Fn(&str) -> bool) {
         let mut ahead = self.prefetched.lock();
         // Counted even when nothing here matches: a value being waited for is out of the map.
@@ -823,13 +806,7 @@ impl ReadableStore for RemoteStore {
     }
 
     fn hints_done(&self, keys: &[String]) {
-        let mut ahead = self.prefetched.lock();
-        ahead.drops += 1;
-        for key in keys {
-            if let Some(Ahead::Running(fetch)) = ahead.remove(key) {
-                fetch.abort();
-            }
-        }
+        self.forget_prefetched(|k| keys.iter().any(|key| key == k));
     }
 
     fn device_waits(&self) -> u64 {
