@@ -1,7 +1,8 @@
 """Stores: where arrays and groups live.
 
 A path string (or ``os.PathLike``) means a directory on the local filesystem, ``"file://..."``
-too, or an existing ``*.zip`` file (read-only); ``"memory://"`` or ``None`` a new in-memory
+too, or an existing ``*.zip`` file (read-only; :class:`ZipStore` writes zip files);
+``"memory://"`` or ``None`` a new in-memory
 store; ``"s3://bucket/prefix"`` an S3 bucket (or an S3-compatible service's) and
 ``"http(s)://host/path"`` a web server (read-only), with ``storage_options`` for credentials
 and endpoints. :class:`LocalStore`, :class:`MemoryStore` and :class:`ZipStore` are named as in
@@ -11,6 +12,7 @@ zarr-python's ``zarr.storage``; :class:`RemoteStore` holds the URLs.
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -62,6 +64,16 @@ class Store:
     def list_dir(self, prefix: str = "") -> tuple[list[str], list[str]]:
         """The keys and sub-prefixes directly under `prefix`."""
         return self._core.list_dir(prefix)
+
+    def close(self) -> None:
+        """Finishes writing what the store holds back (a zip file's central directory).
+        Other stores write everything at once; closing them does nothing."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __str__(self) -> str:
         return self._core.describe()
@@ -131,37 +143,89 @@ def _memory_store(contents: dict[str, bytes], read_only: bool) -> MemoryStore:
 
 
 class ZipStore(Store):
-    """A zip file, read-only, as zarr-python's ``ZipStore`` writes them: each key an entry.
-    Entries stored uncompressed (zarr-python's way) are read in place, byte ranges too;
-    deflated ones are inflated whole. Writing zip files is not supported yet."""
+    """A zip file as a store, as zarr-python's ``ZipStore``: each key an entry.
+
+    ``mode="r"`` (the default) reads the zip. Entries stored uncompressed (zarr-python's way)
+    are read in place, byte ranges too; deflated ones are inflated whole.
+
+    ``mode="w"`` starts a new zip, replacing any file at the path; ``"x"`` starts one where no
+    file exists; ``"a"`` adds to the zip there (or starts one). Values are written as stored
+    entries (chunks are compressed by their codecs already), many at once from the engine's
+    threads. A rewritten or deleted key's old entry leaves the zip's directory, so each key
+    has one entry; its bytes stay in the file. One store per process may write a given zip.
+
+    The file is a complete zip once the store is closed: ``close()``, or the end of a
+    ``with`` block. A store never closed is closed when it is garbage-collected or when the
+    interpreter exits, but a process killed before then leaves no readable zip, as with
+    Python's ``zipfile``. Reads go on after closing; writes are refused.
+    """
 
     def __init__(
         self, path: str | os.PathLike[str], *, mode: str = "r", read_only: bool | None = None
     ) -> None:
-        if mode != "r" or read_only is False:
+        if mode not in ("r", "w", "x", "a"):
+            raise ValueError(f"zip mode {mode!r} is not one of 'r', 'w', 'x', 'a'")
+        if read_only is None:
+            read_only = mode == "r"
+        if read_only != (mode == "r"):
             raise ValueError(
-                f"oxzarr reads zip files but does not write them yet (mode {mode!r}): "
-                "write to a directory, then zip it"
+                f"read_only={read_only} contradicts mode {mode!r}: 'r' reads a zip, "
+                "'w', 'x' and 'a' write one"
             )
         self.path = Path(path).expanduser().absolute()
-        self._core = _core.Store.zip(str(self.path))
+        self.mode = mode
+        self._writer: _ZipWriter | None = None
+        if mode == "r":
+            self._core = _core.Store.zip(str(self.path))
+        else:
+            self._writer = _ZipWriter(_core.Store.zip_writer(str(self.path), mode))
+            self._core = self._writer.core
+
+    def close(self) -> None:
+        """Writes the zip's central directory and ends writing (reads go on)."""
+        if self._writer is not None:
+            self._writer.core.close()
 
     def with_read_only(self, read_only: bool = True) -> ZipStore:
-        if not read_only:
-            raise ValueError("oxzarr does not write zip files yet")
-        return self
+        """The same zip, read-only (or writable, if it was opened for writing)."""
+        if read_only == self.read_only:
+            return self
+        if self._writer is None:
+            raise ValueError(f"{self} was opened read-only: open it with mode='a' to write to it")
+        view = ZipStore.__new__(ZipStore)
+        view.path, view.mode, view._writer = self.path, self.mode, self._writer
+        view._core = self._writer.core.read_only_view() if read_only else self._writer.core
+        return view
 
     def __repr__(self) -> str:
-        return f"ZipStore({str(self)!r})"
+        return f"ZipStore({str(self)!r}, mode={self.mode!r})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, ZipStore) and other.path == self.path
+        return (
+            isinstance(other, ZipStore)
+            and other.path == self.path
+            and other.read_only == self.read_only
+        )
 
     def __hash__(self) -> int:
-        return hash((ZipStore, self.path))
+        return hash((ZipStore, self.path, self.read_only))
 
     def __reduce__(self) -> tuple[Any, ...]:
+        if not self.read_only:
+            raise TypeError(
+                f"{self!r} is open for writing and cannot be pickled: close it, then "
+                "pickle ZipStore(path) to read it elsewhere"
+            )
         return (ZipStore, (str(self.path),))
+
+
+class _ZipWriter:
+    """The engine's handle on a zip being written, shared by a ZipStore and its views: the
+    zip is closed when the last of them is garbage-collected, or at exit."""
+
+    def __init__(self, core: _core.Store) -> None:
+        self.core = core
+        weakref.finalize(self, core.close)
 
 
 def _is_zip_file(path: str | os.PathLike[str]) -> bool:

@@ -6,6 +6,9 @@
 //! ranges and into buffers, and every array in it has a small box at its origin read. A
 //! damaged directory, entry or chunk must give an error, never a crash, a hang or an
 //! allocation sized by what the file claims rather than holds.
+//!
+//! Then the zip is opened to add to: that is refused with an error, or a value written and
+//! the zip closed leave a zip that opens with every key it had and the new one.
 
 #![no_main]
 
@@ -13,7 +16,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
-use oxzarr_core::store::{ByteRange, StoreRef, ZipStore};
+use oxzarr_core::store::{
+    ByteRange, ListableStore, ReadableStore, StoreRef, WritableStore, ZipMode, ZipStore,
+};
 use oxzarr_core::Array;
 use oxzarr_fuzz::corner;
 
@@ -71,4 +76,18 @@ fuzz_target!(|data: &[u8]| {
             let _ = a.read_into(&sel, &mut out);
         }
     }
+    drop(store);
+    let Ok(zip) = ZipStore::open_for_writing(&path, ZipMode::Append) else {
+        return;
+    };
+    zip.set("fuzz/new", b"value").expect("a value can be added");
+    zip.close().expect("the zip's directory can be written");
+    drop(zip);
+    let again = ZipStore::open(&path).expect("a zip oxzarr closed opens");
+    let listed = again.list_prefix("").expect("the zip lists");
+    for key in &keys {
+        assert!(listed.contains(key), "{key} was lost");
+    }
+    let value = again.get("fuzz/new").expect("the new value reads");
+    assert_eq!(value.as_deref(), Some(&b"value"[..]));
 });

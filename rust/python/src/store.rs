@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use oxzarr_core::store::{
     CountingStore, FilesystemStore, MemoryStore, ReadCounters, ReadOnlyStore, RemoteStore,
-    StoreRef, ZipStore,
+    StoreRef, ZipMode, ZipStore,
 };
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -17,6 +17,8 @@ pub struct Store {
     read_only: bool,
     /// Set for stores made by `counting`.
     counters: Option<Arc<ReadCounters>>,
+    /// Set for a zip file open for writing: what `close` finishes.
+    zip: Option<Arc<ZipStore>>,
 }
 
 impl Store {
@@ -35,6 +37,7 @@ impl Store {
             inner: Arc::new(FilesystemStore::new(root)),
             read_only: false,
             counters: None,
+            zip: None,
         };
         if read_only {
             store.read_only_view()
@@ -51,7 +54,42 @@ impl Store {
             inner: Arc::new(store),
             read_only: true,
             counters: None,
+            zip: None,
         })
+    }
+
+    /// A zip file open for writing: `mode` "w" (a new zip, replacing any file), "x" (a new
+    /// zip, the path must not exist) or "a" (add to the zip there, or start one).
+    #[staticmethod]
+    fn zip_writer(py: Python<'_>, path: std::path::PathBuf, mode: &str) -> PyResult<Self> {
+        let mode = match mode {
+            "w" => ZipMode::Create,
+            "x" => ZipMode::CreateNew,
+            "a" => ZipMode::Append,
+            _ => {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "zip mode {mode:?} is not one of 'r', 'w', 'x', 'a'"
+                )))
+            }
+        };
+        let store = Arc::new(without_gil(py, || {
+            Ok(ZipStore::open_for_writing(path, mode)?)
+        })?);
+        Ok(Self {
+            inner: store.clone(),
+            read_only: false,
+            counters: None,
+            zip: Some(store),
+        })
+    }
+
+    /// Ends writing to a zip file, writing its central directory (reads go on). Other
+    /// stores write everything at once: nothing to do.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        match &self.zip {
+            Some(zip) => without_gil(py, || Ok(zip.close()?)),
+            None => Ok(()),
+        }
     }
 
     /// An object store: `s3://bucket/prefix` or `http(s)://host/path` (read-only), with
@@ -70,6 +108,7 @@ impl Store {
             inner: Arc::new(store),
             read_only: false,
             counters: None,
+            zip: None,
         };
         Ok(if read_only {
             store.read_only_view()
@@ -85,12 +124,14 @@ impl Store {
                 inner: self.inner.clone(),
                 read_only: true,
                 counters: self.counters.clone(),
+                zip: None,
             };
         }
         Self {
             inner: Arc::new(ReadOnlyStore::new(self.inner.clone())),
             read_only: true,
             counters: self.counters.clone(),
+            zip: None,
         }
     }
 
@@ -102,6 +143,7 @@ impl Store {
             inner: Arc::new(counting),
             read_only: self.read_only,
             counters: Some(counters),
+            zip: self.zip.clone(),
         }
     }
 
@@ -123,6 +165,7 @@ impl Store {
             inner: Arc::new(MemoryStore::new()),
             read_only: false,
             counters: None,
+            zip: None,
         }
     }
 

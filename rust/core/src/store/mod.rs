@@ -21,7 +21,7 @@ pub use memory::MemoryStore;
 pub use read_only::ReadOnlyStore;
 #[cfg(feature = "remote")]
 pub use remote::RemoteStore;
-pub use zip::ZipStore;
+pub use zip::{ZipMode, ZipStore};
 
 use crate::error::StorageError;
 

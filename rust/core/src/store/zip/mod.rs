@@ -1,0 +1,1092 @@
+//! A zip file as a store, as zarr-python's `ZipStore` writes them (and zarrita.js and others
+//! read them): each value is an entry named by its key.
+//!
+//! The central directory is read once, when the store is opened, with the `zip` crate; every
+//! read then goes to the entry's bytes with positioned reads of the file, from many threads
+//! at once. Entries stored without compression (zarr-python's choice, since chunks are
+//! compressed already) serve byte ranges straight from the file, so a shard's index and its
+//! inner chunks cost a read each, as in a directory. Deflated entries are inflated whole.
+//! Whole values are checked against the entry's CRC-32. A zip may name an entry more than
+//! once (zarr-python appends a new entry for a rewritten key): the last one counts, as in
+//! Python's `zipfile`.
+//!
+//! A zip opened for writing takes each value as a new stored entry at the end of the
+//! entries, from many threads at once: a thread reserves the entry's place under a short
+//! lock, then writes its header and bytes there with positioned writes. A rewritten key's
+//! old entry and a deleted key's entry are dropped from the directory (their bytes stay
+//! in the file, unreferenced), so each key has one entry, as every reader expects. The
+//! central directory is written by [`ZipStore::flush`] and [`ZipStore::close`], and when
+//! the store is dropped: until then the file is not a complete zip, as with Python's
+//! `zipfile`. One handle per process may write a zip file; a second is refused.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+mod records;
+use records::{central_record, dos_time, end_records, local_header, Stored};
+
+use super::{
+    list_dir_of, range_of, same_version, validate_key, validate_prefix, ByteRange, ListDir,
+    ListableStore, PartsRead, ReadableStore, Store, Version, WritableStore,
+};
+use crate::error::StorageError;
+
+/// How an entry's bytes are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Stored,
+    Deflated,
+    /// Another compression method (bzip2, zstd, ...), reported when the entry is read.
+    Other(u16),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// Where the entry's bytes start in the file.
+    data_start: u64,
+    compressed_size: u64,
+    size: u64,
+    crc32: u32,
+    method: Method,
+    encrypted: bool,
+}
+
+impl Entry {
+    fn version(&self) -> Version {
+        // The offset tells two entries of one key apart, should the file be replaced by one
+        // where the key was written again.
+        Version {
+            size: self.size,
+            tag: Some(self.data_start),
+        }
+    }
+}
+
+/// An entry as the central directory describes it, or why it cannot be read.
+type Described = Result<Entry, Arc<str>>;
+
+/// Where an entry's bytes are and how they are stored, checked against the file's length.
+fn describe<R: Read>(entry: &zip::read::ZipFile<'_, R>, file_len: u64) -> Result<Entry, String> {
+    let data_start = entry
+        .data_start()
+        .ok_or_else(|| "its bytes cannot be found".to_string())?;
+    let compressed_size = entry.compressed_size();
+    // Refused here, before any read sizes a buffer by it.
+    if data_start
+        .checked_add(compressed_size)
+        .is_none_or(|end| end > file_len)
+    {
+        return Err("the zip's directory says it reaches past the end of the file".into());
+    }
+    // The method's code in the zip format (the crate names only the methods it was built to
+    // decompress).
+    #[allow(deprecated)]
+    let method = match entry.compression().to_u16() {
+        0 => Method::Stored,
+        8 => Method::Deflated,
+        code => Method::Other(code),
+    };
+    if method == Method::Stored && compressed_size != entry.size() {
+        return Err("it is stored with two different sizes".into());
+    }
+    Ok(Entry {
+        data_start,
+        compressed_size,
+        size: entry.size(),
+        crc32: entry.crc32(),
+        method,
+        encrypted: entry.encrypted(),
+    })
+}
+
+/// One key's entry, and for a zip being written, its record in the central directory
+/// (as read from the file, or as made when the entry was written).
+#[derive(Debug)]
+struct Slot {
+    entry: Described,
+    record: Vec<u8>,
+}
+
+/// How a zip file is opened for writing (Python's `zipfile` modes `w`, `x` and `a`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZipMode {
+    /// A new, empty zip, replacing any file at the path.
+    Create,
+    /// A new, empty zip; an error if the path exists.
+    CreateNew,
+    /// The zip at the path with its entries, to add to (a new one if there is none).
+    Append,
+}
+
+/// The state of a zip open for writing.
+#[derive(Debug)]
+struct Writer {
+    /// Where the next entry's local header goes: past every entry's bytes. The central
+    /// directory is written here.
+    end: u64,
+    /// Whether the central directory in the file lags the entries.
+    dirty: bool,
+    /// Set by `close`: further writes are refused.
+    closed: bool,
+    /// Records of the directory's entries that are not values (folders that other zip
+    /// tools list), kept as they were.
+    kept: Vec<u8>,
+    kept_count: u64,
+    /// The file's identity among the zips this process writes.
+    id: FileId,
+}
+
+/// A file's device and inode: the same for every path that names it.
+type FileId = (u64, u64);
+
+/// The zip files this process has open for writing: two writers of one file would
+/// overwrite each other's entries.
+static WRITING: Mutex<Vec<FileId>> = Mutex::new(Vec::new());
+
+fn writing() -> MutexGuard<'static, Vec<FileId>> {
+    WRITING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A zip file: read-only, or open for writing.
+#[derive(Debug)]
+pub struct ZipStore {
+    path: PathBuf,
+    file: File,
+    entries: RwLock<BTreeMap<String, Slot>>,
+    /// Set for a zip open for writing.
+    writer: Option<Mutex<Writer>>,
+    /// What caches know this zip's values by (see `cache_namespace`).
+    namespace: String,
+}
+
+fn io_error(key: &str, source: std::io::Error) -> StorageError {
+    StorageError::Io {
+        key: key.to_string(),
+        source,
+    }
+}
+
+fn invalid_data(key: &str, message: String) -> StorageError {
+    io_error(
+        key,
+        std::io::Error::new(std::io::ErrorKind::InvalidData, message),
+    )
+}
+
+/// A zip's entries, read from its central directory, and where that directory starts.
+struct Directory {
+    entries: BTreeMap<String, Slot>,
+    /// Records of entries that are not values (folders), with how many there are.
+    kept: Vec<u8>,
+    kept_count: u64,
+    start: u64,
+}
+
+/// Reads the central directory of the zip in `file`; with `records`, each entry's record
+/// too, as it is in the file (for a zip that will be written to).
+fn read_directory(file: &File, shown: &str, records: bool) -> Result<Directory, StorageError> {
+    let file_len = file.metadata().map_err(|e| io_error(shown, e))?.len();
+    // Buffered: the crate reads the directory in small pieces.
+    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file))
+        .map_err(|e| invalid_data(shown, format!("not a readable zip file: {e}")))?;
+    let mut dir = Directory {
+        entries: BTreeMap::new(),
+        kept: Vec::new(),
+        kept_count: 0,
+        start: archive.central_directory_start(),
+    };
+    if records && archive.offset() != 0 {
+        return Err(invalid_data(
+            shown,
+            "the zip starts after other data, so oxzarr does not add to it".into(),
+        ));
+    }
+    for i in 0..archive.len() {
+        let Some(name) = archive.name_for_index(i).map(str::to_string) else {
+            continue;
+        };
+        // An entry the directory describes wrongly is kept with the reason: reading it
+        // fails, naming it, and the other entries read, as with Python's zipfile.
+        let (described, record_at) = match archive.by_index_raw(i) {
+            Ok(entry) => {
+                let at = entry.central_header_start();
+                if entry.is_dir() {
+                    if records {
+                        dir.kept.extend(read_record(file, shown, at)?);
+                        dir.kept_count += 1;
+                    }
+                    continue;
+                }
+                (describe(&entry, file_len), Some(at))
+            }
+            Err(_) if name.ends_with('/') => continue,
+            Err(e) => (Err(e.to_string()), None),
+        };
+        let record = match (records, record_at) {
+            (true, Some(at)) => read_record(file, shown, at)?,
+            (true, None) => {
+                return Err(invalid_data(
+                    shown,
+                    format!("entry {name} is damaged, so oxzarr does not add to the zip"),
+                ))
+            }
+            (false, _) => Vec::new(),
+        };
+        if records {
+            if let Ok(entry) = &described {
+                if entry.data_start + entry.compressed_size > dir.start {
+                    return Err(invalid_data(
+                        shown,
+                        format!(
+                            "entry {name} lies after the central directory, so oxzarr does \
+                             not add to the zip"
+                        ),
+                    ));
+                }
+            }
+        }
+        dir.entries.insert(
+            name,
+            Slot {
+                entry: described.map_err(Arc::from),
+                record,
+            },
+        );
+    }
+    Ok(dir)
+}
+
+/// The central directory record starting at `at`, as it is in the file.
+fn read_record(file: &File, shown: &str, at: u64) -> Result<Vec<u8>, StorageError> {
+    let mut fixed = [0u8; 46];
+    file.read_exact_at(&mut fixed, at)
+        .map_err(|e| io_error(shown, e))?;
+    if fixed[..4] != [0x50, 0x4b, 0x01, 0x02] {
+        return Err(invalid_data(
+            shown,
+            format!("no central directory record at byte {at}"),
+        ));
+    }
+    let field = |i: usize| u64::from(u16::from_le_bytes([fixed[i], fixed[i + 1]]));
+    let len = 46 + field(28) + field(30) + field(32);
+    let mut record = vec![0u8; len as usize];
+    file.read_exact_at(&mut record, at)
+        .map_err(|e| io_error(shown, e))?;
+    Ok(record)
+}
+
+impl ZipStore {
+    /// Opens the zip file at `path`, read-only, and reads its central directory.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self, StorageError> {
+        let path = path.into();
+        let shown = path.display().to_string();
+        let file = File::open(&path).map_err(|e| io_error(&shown, e))?;
+        let meta = file.metadata().map_err(|e| io_error(&shown, e))?;
+        let dir = read_directory(&file, &shown, false)?;
+        // An entry's version is its place in the file, which a zip written again may give
+        // to other bytes of the same size: values cached from this file are known by the
+        // file as it is now.
+        let namespace = format!(
+            "zip://{}#{}:{}:{}:{}:{}",
+            path.display(),
+            meta.dev(),
+            meta.ino(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.len()
+        );
+        Ok(Self {
+            path,
+            file,
+            entries: RwLock::new(dir.entries),
+            writer: None,
+            namespace,
+        })
+    }
+
+    /// Opens the zip file at `path` for writing, as `mode` says. Refused if this process
+    /// already has it open for writing.
+    pub fn open_for_writing(path: impl Into<PathBuf>, mode: ZipMode) -> Result<Self, StorageError> {
+        let path = path.into();
+        let shown = path.display().to_string();
+        let mut options = OpenOptions::new();
+        options.read(true).write(true);
+        // Truncated only once no other handle of this process is found writing it.
+        match mode {
+            ZipMode::CreateNew => options.create_new(true),
+            ZipMode::Create | ZipMode::Append => options.create(true),
+        };
+        let file = options.open(&path).map_err(|e| io_error(&shown, e))?;
+        let meta = file.metadata().map_err(|e| io_error(&shown, e))?;
+        let id = (meta.dev(), meta.ino());
+        {
+            let mut open = writing();
+            if open.contains(&id) {
+                return Err(io_error(
+                    &shown,
+                    std::io::Error::new(
+                        std::io::ErrorKind::ResourceBusy,
+                        "the zip file is already open for writing in this process \
+                         (close that store first)",
+                    ),
+                ));
+            }
+            open.push(id);
+        }
+        let release = |e: StorageError| {
+            writing().retain(|&other| other != id);
+            e
+        };
+        let dir = if mode == ZipMode::Append && meta.len() > 0 {
+            read_directory(&file, &shown, true).map_err(release)?
+        } else {
+            file.set_len(0).map_err(|e| release(io_error(&shown, e)))?;
+            Directory {
+                entries: BTreeMap::new(),
+                kept: Vec::new(),
+                kept_count: 0,
+                start: 0,
+            }
+        };
+        // Each writing handle's values are its own to cache (see `open`).
+        static WRITERS: AtomicU64 = AtomicU64::new(0);
+        let namespace = format!(
+            "zip://{}#writer{}",
+            path.display(),
+            WRITERS.fetch_add(1, Ordering::Relaxed)
+        );
+        Ok(Self {
+            path,
+            file,
+            entries: RwLock::new(dir.entries),
+            namespace,
+            writer: Some(Mutex::new(Writer {
+                end: dir.start,
+                // A new zip gets its (empty) directory even if nothing is written.
+                dirty: meta.len() == 0 || mode != ZipMode::Append,
+                closed: false,
+                kept: dir.kept,
+                kept_count: dir.kept_count,
+                id,
+            })),
+        })
+    }
+
+    /// Whether the zip is open for writing (and not closed).
+    pub fn writable(&self) -> bool {
+        self.writer.as_ref().is_some_and(|w| !lock(w).closed)
+    }
+
+    /// Writes the central directory, if entries changed since it was last written: the file
+    /// is then a complete zip.
+    pub fn flush(&self) -> Result<(), StorageError> {
+        let Some(writer) = &self.writer else {
+            return Ok(());
+        };
+        let mut writer = lock(writer);
+        if !writer.dirty {
+            return Ok(());
+        }
+        let shown = self.describe();
+        let mut dir = writer.kept.clone();
+        let mut count = writer.kept_count;
+        for slot in self.read_entries().values() {
+            dir.extend_from_slice(&slot.record);
+            count += 1;
+        }
+        let start = writer.end;
+        let ends = end_records(count, dir.len() as u64, start);
+        dir.extend(ends);
+        self.file
+            .write_all_at(&dir, start)
+            .and_then(|()| self.file.set_len(start + dir.len() as u64))
+            .map_err(|e| io_error(&shown, e))?;
+        writer.dirty = false;
+        Ok(())
+    }
+
+    /// Writes the central directory and ends writing: later writes are refused, and another
+    /// handle may open the file for writing. Reads go on.
+    pub fn close(&self) -> Result<(), StorageError> {
+        let Some(writer) = &self.writer else {
+            return Ok(());
+        };
+        self.flush()?;
+        let mut writer = lock(writer);
+        if !writer.closed {
+            writer.closed = true;
+            let id = writer.id;
+            writing().retain(|&other| other != id);
+        }
+        Ok(())
+    }
+
+    fn read_entries(&self) -> RwLockReadGuard<'_, BTreeMap<String, Slot>> {
+        self.entries.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_entries(&self) -> RwLockWriteGuard<'_, BTreeMap<String, Slot>> {
+        self.entries.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The writer, if the zip is open for writing and not closed; else the error for a
+    /// write of `key`.
+    fn writer_for(&self, key: &str) -> Result<MutexGuard<'_, Writer>, StorageError> {
+        let writer = self.writer.as_ref().map(lock);
+        match writer {
+            Some(w) if !w.closed => Ok(w),
+            Some(_) => Err(StorageError::ReadOnly {
+                key: format!("{key} in {} (the zip file was closed)", self.describe()),
+            }),
+            None => Err(self.refuse(key)),
+        }
+    }
+
+    /// The path of the zip file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The entry at `key`, if any, as the error messages name it.
+    fn entry(&self, key: &str) -> Result<Option<(Entry, String)>, StorageError> {
+        validate_key(key)?;
+        let shown = || format!("{key} in {}", self.describe());
+        match self.read_entries().get(key).map(|slot| &slot.entry) {
+            None => Ok(None),
+            Some(Ok(entry)) => Ok(Some((*entry, shown()))),
+            Some(Err(why)) => Err(invalid_data(&shown(), format!("damaged entry: {why}"))),
+        }
+    }
+
+    fn read_at(&self, shown: &str, offset: u64, dst: &mut [u8]) -> Result<(), StorageError> {
+        self.file
+            .read_exact_at(dst, offset)
+            .map_err(|e| io_error(shown, e))
+    }
+
+    /// An entry's stored bytes, as they are in the file.
+    fn raw(&self, entry: &Entry, shown: &str) -> Result<Vec<u8>, StorageError> {
+        let len =
+            usize::try_from(entry.compressed_size).map_err(|_| StorageError::OutOfMemory {
+                key: shown.to_string(),
+                bytes: entry.compressed_size,
+            })?;
+        let mut raw = Vec::new();
+        raw.try_reserve_exact(len)
+            .map_err(|_| StorageError::OutOfMemory {
+                key: shown.to_string(),
+                bytes: entry.compressed_size,
+            })?;
+        raw.resize(len, 0);
+        self.read_at(shown, entry.data_start, &mut raw)?;
+        Ok(raw)
+    }
+
+    /// An entry's value: its bytes, inflated if deflated, checked against its CRC-32.
+    fn value(&self, entry: &Entry, shown: &str) -> Result<Vec<u8>, StorageError> {
+        if entry.encrypted {
+            return Err(invalid_data(shown, "the entry is encrypted".into()));
+        }
+        let raw = self.raw(entry, shown)?;
+        let value = match entry.method {
+            Method::Stored => raw,
+            Method::Deflated => {
+                // Read one byte beyond the declared size, to tell a longer stream.
+                let mut out = Vec::new();
+                flate2::read::DeflateDecoder::new(&raw[..])
+                    .take(entry.size.saturating_add(1))
+                    .read_to_end(&mut out)
+                    .map_err(|e| invalid_data(shown, format!("cannot inflate: {e}")))?;
+                if out.len() as u64 != entry.size {
+                    return Err(invalid_data(
+                        shown,
+                        format!(
+                            "inflates to {} bytes where the directory says {}",
+                            out.len(),
+                            entry.size
+                        ),
+                    ));
+                }
+                out
+            }
+            Method::Other(code) => {
+                return Err(invalid_data(
+                    shown,
+                    format!(
+                        "compressed with zip method {code}, which oxzarr does not read \
+                         (entries stored or deflated are read)"
+                    ),
+                ))
+            }
+        };
+        let crc = crc32fast::hash(&value);
+        if crc != entry.crc32 {
+            return Err(invalid_data(
+                shown,
+                format!(
+                    "CRC-32 {crc:08x} of the bytes read is not the {:08x} the zip records",
+                    entry.crc32
+                ),
+            ));
+        }
+        Ok(value)
+    }
+
+    /// Where `range` of a stored entry lies in the file, and its length; an error if it
+    /// reaches outside the entry.
+    fn in_file(key: &str, entry: &Entry, range: ByteRange) -> Result<(u64, usize), StorageError> {
+        let r = range
+            .to_range(entry.size)
+            .ok_or_else(|| StorageError::out_of_range(key, range, entry.size))?;
+        // Within the entry, which lies within the file (checked when it was opened).
+        Ok((entry.data_start + r.start, (r.end - r.start) as usize))
+    }
+
+    /// Whether byte ranges of the entry can be read from the file as they are.
+    fn ranges_in_place(entry: &Entry) -> bool {
+        entry.method == Method::Stored && !entry.encrypted
+    }
+
+    /// The keys under `prefix`, sorted.
+    fn keys_under(&self, prefix: &str) -> Vec<String> {
+        self.read_entries()
+            .range(prefix.to_string()..)
+            .map(|(k, _)| k)
+            .take_while(|k| k.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+
+    fn refuse(&self, key: &str) -> StorageError {
+        StorageError::ReadOnly {
+            key: format!(
+                "{key} in {} (the zip file was opened read-only; \
+                 oxzarr.storage.ZipStore(path, mode='a') writes to it)",
+                self.describe()
+            ),
+        }
+    }
+
+    /// Drops the entries at `keys` from the directory (their bytes stay in the file).
+    fn drop_entries(&self, keys: &[String]) -> Result<(), StorageError> {
+        let first = keys.first().map_or("", String::as_str);
+        let mut writer = self.writer_for(first)?;
+        let mut entries = self.write_entries();
+        for key in keys {
+            writer.dirty |= entries.remove(key).is_some();
+        }
+        Ok(())
+    }
+}
+
+fn lock(writer: &Mutex<Writer>) -> MutexGuard<'_, Writer> {
+    writer.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Drop for ZipStore {
+    fn drop(&mut self) {
+        // A store dropped without `close` still leaves a complete zip. An error here has
+        // no one to go to; `close` reports it.
+        let _ = self.flush();
+        if let Some(writer) = &self.writer {
+            let writer = lock(writer);
+            if !writer.closed {
+                let id = writer.id;
+                writing().retain(|&other| other != id);
+            }
+        }
+    }
+}
+
+impl ReadableStore for ZipStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let Some((entry, shown)) = self.entry(key)? else {
+            return Ok(None);
+        };
+        self.value(&entry, &shown).map(Some)
+    }
+
+    fn get_ranges(
+        &self,
+        key: &str,
+        ranges: &[ByteRange],
+    ) -> Result<Option<Vec<Vec<u8>>>, StorageError> {
+        let Some((entry, shown)) = self.entry(key)? else {
+            return Ok(None);
+        };
+        if !Self::ranges_in_place(&entry) {
+            let value = self.value(&entry, &shown)?;
+            return ranges
+                .iter()
+                .map(|r| range_of(key, &value, *r))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some);
+        }
+        let mut out = Vec::with_capacity(ranges.len());
+        for range in ranges {
+            let (at, len) = Self::in_file(key, &entry, *range)?;
+            let mut bytes = vec![0; len];
+            self.read_at(&shown, at, &mut bytes)?;
+            out.push(bytes);
+        }
+        Ok(Some(out))
+    }
+
+    fn get_range_and_version(
+        &self,
+        key: &str,
+        range: ByteRange,
+    ) -> Result<Option<(Vec<u8>, Version)>, StorageError> {
+        let version = match self.entry(key)? {
+            Some((entry, _)) => entry.version(),
+            None => return Ok(None),
+        };
+        Ok(self
+            .get_ranges(key, &[range])?
+            .and_then(|mut r| r.pop())
+            .map(|bytes| (bytes, version)))
+    }
+
+    fn read_parts_into(
+        &self,
+        key: &str,
+        parts: &mut [(u64, &mut [u8])],
+        expected: Option<Version>,
+    ) -> Result<PartsRead, StorageError> {
+        let Some((entry, shown)) = self.entry(key)? else {
+            return Ok(PartsRead::Missing);
+        };
+        if let Some(expected) = expected {
+            let same = same_version(expected, entry.version());
+            if same != PartsRead::Done {
+                return Ok(same);
+            }
+        }
+        if !Self::ranges_in_place(&entry) {
+            let value = self.value(&entry, &shown)?;
+            return super::read_parts_of(key, &value, entry.version(), parts, None);
+        }
+        for (offset, dst) in parts.iter_mut() {
+            let range = ByteRange::FromStart {
+                offset: *offset,
+                length: Some(dst.len() as u64),
+            };
+            let (at, _) = Self::in_file(key, &entry, range)?;
+            self.read_at(&shown, at, dst)?;
+        }
+        Ok(PartsRead::Done)
+    }
+
+    fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        Ok(self.entry(key)?.map(|(e, _)| e.size))
+    }
+
+    fn version(&self, key: &str) -> Result<Option<Version>, StorageError> {
+        Ok(self.entry(key)?.map(|(e, _)| e.version()))
+    }
+}
+
+impl WritableStore for ZipStore {
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.set_parts(key, &[value]).map(|_| ())
+    }
+
+    /// A new stored entry at the end of the entries, replacing the key's entry in the
+    /// directory once its bytes are written.
+    fn set_parts(&self, key: &str, parts: &[&[u8]]) -> Result<Option<Version>, StorageError> {
+        validate_key(key)?;
+        let shown = format!("{key} in {}", self.describe());
+        if key.len() > usize::from(u16::MAX) {
+            return Err(StorageError::InvalidKey {
+                key: key.to_string(),
+                reason: "a zip entry's name is at most 65535 bytes".into(),
+            });
+        }
+        let mut hasher = crc32fast::Hasher::new();
+        let mut size = 0u64;
+        for part in parts {
+            hasher.update(part);
+            size += part.len() as u64;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut stored = Stored {
+            size,
+            crc32: hasher.finalize(),
+            header_at: 0,
+            dos_time: dos_time(now),
+        };
+        let header = local_header(key, &stored);
+        // The entry's place, reserved under the lock; its bytes are written outside it, so
+        // that threads write their entries at once.
+        stored.header_at = {
+            let mut writer = self.writer_for(key)?;
+            let at = writer.end;
+            writer.end = at
+                .checked_add(header.len() as u64 + size)
+                .ok_or_else(|| invalid_data(&shown, "the zip would outgrow 2^64 bytes".into()))?;
+            writer.dirty = true;
+            at
+        };
+        let data_start = stored.header_at + header.len() as u64;
+        let mut at = stored.header_at;
+        for bytes in std::iter::once(&header[..]).chain(parts.iter().copied()) {
+            self.file
+                .write_all_at(bytes, at)
+                .map_err(|e| io_error(&shown, e))?;
+            at += bytes.len() as u64;
+        }
+        let entry = Entry {
+            data_start,
+            compressed_size: size,
+            size,
+            crc32: stored.crc32,
+            method: Method::Stored,
+            encrypted: false,
+        };
+        let slot = Slot {
+            entry: Ok(entry),
+            record: central_record(key, &stored),
+        };
+        self.write_entries().insert(key.to_string(), slot);
+        // Again: a flush since the place was reserved wrote a directory without this entry.
+        if let Some(writer) = &self.writer {
+            lock(writer).dirty = true;
+        }
+        Ok(Some(entry.version()))
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StorageError> {
+        validate_key(key)?;
+        self.drop_entries(&[key.to_string()])
+    }
+
+    fn delete_prefix(&self, prefix: &str) -> Result<(), StorageError> {
+        validate_prefix(prefix)?;
+        // Refused on a read-only zip even when nothing is under the prefix.
+        drop(self.writer_for(prefix)?);
+        self.drop_entries(&self.keys_under(prefix))
+    }
+}
+
+impl ListableStore for ZipStore {
+    fn list_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        validate_prefix(prefix)?;
+        Ok(self.keys_under(prefix))
+    }
+
+    fn list_dir(&self, prefix: &str) -> Result<ListDir, StorageError> {
+        validate_prefix(prefix)?;
+        Ok(list_dir_of(prefix, self.keys_under(prefix).iter()))
+    }
+}
+
+impl Store for ZipStore {
+    fn describe(&self) -> String {
+        format!("zip://{}", self.path.display())
+    }
+
+    fn cache_namespace(&self) -> String {
+        self.namespace.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    /// A zip of `entries` (name, bytes), stored without compression, as zarr-python writes.
+    fn zip_of(entries: &[(&str, &[u8])]) -> (tempfile_path::TempZip, ZipStore) {
+        let zip = tempfile_path::TempZip::new();
+        let file = File::create(&zip.0).unwrap();
+        let mut writer = zip::ZipWriter::new(file);
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        for (name, bytes) in entries {
+            writer.start_file(*name, options).unwrap();
+            writer.write_all(bytes).unwrap();
+        }
+        writer.finish().unwrap();
+        let store = ZipStore::open(&zip.0).unwrap();
+        (zip, store)
+    }
+
+    mod tempfile_path {
+        /// A path for a zip file, removed when dropped.
+        pub struct TempZip(pub std::path::PathBuf);
+
+        impl TempZip {
+            pub fn new() -> Self {
+                static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Self(
+                    std::env::temp_dir()
+                        .join(format!("oxzarr-zip-test-{}-{n}.zip", std::process::id())),
+                )
+            }
+        }
+
+        impl Drop for TempZip {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn reads_lists_and_refuses_writes() -> Result<(), StorageError> {
+        let (_zip, store) = zip_of(&[
+            ("zarr.json", b"{}"),
+            ("a/c/0", b"0123456789"),
+            ("a/c/1", b"ab"),
+            ("a.b/x", b"y"),
+        ]);
+        assert_eq!(store.get("a/c/0")?.as_deref(), Some(&b"0123456789"[..]));
+        assert_eq!(store.get("a/c/2")?, None);
+        let ranges = [
+            ByteRange::FromStart {
+                offset: 2,
+                length: Some(3),
+            },
+            ByteRange::Suffix(2),
+        ];
+        assert_eq!(
+            store.get_ranges("a/c/0", &ranges)?,
+            Some(vec![b"234".to_vec(), b"89".to_vec()])
+        );
+        let too_far = [ByteRange::FromStart {
+            offset: 8,
+            length: Some(3),
+        }];
+        assert!(store.get_ranges("a/c/0", &too_far).is_err());
+        let version = store.version("a/c/0")?;
+        let mut buf = [0u8; 4];
+        let read = store.read_parts_into("a/c/0", &mut [(6, &mut buf[..])], version)?;
+        assert_eq!((read, &buf), (PartsRead::Done, b"6789"));
+        let other = Some(Version::of_size(11));
+        let read = store.read_parts_into("a/c/0", &mut [(6, &mut buf[..])], other)?;
+        assert_eq!(read, PartsRead::WrongSize(10));
+        assert_eq!(store.list_prefix("a/")?, vec!["a/c/0", "a/c/1"]);
+        let root = store.list_dir("")?;
+        assert_eq!(root.keys, vec!["zarr.json"]);
+        assert_eq!(root.prefixes, vec!["a.b/", "a/"]);
+        assert!(matches!(
+            store.set("a/c/0", b"x"),
+            Err(StorageError::ReadOnly { .. })
+        ));
+        assert!(store.get("../x").is_err());
+        Ok(())
+    }
+
+    /// Every entry of the zip at `path` as the `zip` crate reads it, checking CRC-32s.
+    fn entries_of(path: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut archive = zip::ZipArchive::new(File::open(path).unwrap()).unwrap();
+        (0..archive.len())
+            .map(|i| {
+                let mut entry = archive.by_index(i).unwrap();
+                let mut bytes = Vec::new();
+                entry.read_to_end(&mut bytes).unwrap();
+                (entry.name().to_string(), bytes)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn writes_read_back_and_in_other_readers() -> Result<(), StorageError> {
+        let zip = tempfile_path::TempZip::new();
+        let store = ZipStore::open_for_writing(&zip.0, ZipMode::CreateNew)?;
+        store.set("zarr.json", b"{}")?;
+        store.set("a/c/0", b"0123456789")?;
+        store.set_parts("a/c/1", &[b"ab", b"", b"cd"])?;
+        store.set("a/c/2", b"gone")?;
+        // Read back before the directory is written, ranges in place.
+        assert_eq!(store.get("a/c/1")?.as_deref(), Some(&b"abcd"[..]));
+        let v1 = store.version("a/c/0")?;
+        store.set("a/c/0", b"replaced")?;
+        assert_ne!(store.version("a/c/0")?, v1);
+        assert_eq!(
+            store.get_ranges("a/c/0", &[ByteRange::Suffix(3)])?,
+            Some(vec![b"ced".to_vec()])
+        );
+        store.delete("a/c/2")?;
+        store.delete("not/there")?;
+        assert_eq!(store.list_prefix("a/")?, vec!["a/c/0", "a/c/1"]);
+        store.close()?;
+        // One entry per key, the last value, with right CRC-32s.
+        let want = vec![
+            ("a/c/0".to_string(), b"replaced".to_vec()),
+            ("a/c/1".to_string(), b"abcd".to_vec()),
+            ("zarr.json".to_string(), b"{}".to_vec()),
+        ];
+        assert_eq!(entries_of(&zip.0), want);
+        // Closed: reads go on, writes are refused.
+        assert_eq!(store.get("zarr.json")?.as_deref(), Some(&b"{}"[..]));
+        let err = store.set("x", b"y").unwrap_err().to_string();
+        assert!(err.contains("closed"), "{err}");
+        let again = ZipStore::open(&zip.0)?;
+        assert_eq!(again.get("a/c/0")?.as_deref(), Some(&b"replaced"[..]));
+        assert!(matches!(
+            again.set("a/c/0", b"x"),
+            Err(StorageError::ReadOnly { .. })
+        ));
+        // x refuses an existing file.
+        assert!(ZipStore::open_for_writing(&zip.0, ZipMode::CreateNew).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn one_writer_per_file_in_a_process() -> Result<(), StorageError> {
+        let zip = tempfile_path::TempZip::new();
+        let first = ZipStore::open_for_writing(&zip.0, ZipMode::Create)?;
+        let err = ZipStore::open_for_writing(&zip.0, ZipMode::Create).unwrap_err();
+        assert!(
+            err.to_string().contains("already open for writing"),
+            "{err}"
+        );
+        first.set("k", b"v")?;
+        first.close()?;
+        // The refused open truncated nothing.
+        assert_eq!(entries_of(&zip.0), vec![("k".to_string(), b"v".to_vec())]);
+        let second = ZipStore::open_for_writing(&zip.0, ZipMode::Append)?;
+        drop(second);
+        drop(first);
+        Ok(())
+    }
+
+    #[test]
+    fn a_store_dropped_unclosed_leaves_a_complete_zip() -> Result<(), StorageError> {
+        let zip = tempfile_path::TempZip::new();
+        let store = ZipStore::open_for_writing(&zip.0, ZipMode::Create)?;
+        store.set("k", b"v")?;
+        drop(store);
+        assert_eq!(entries_of(&zip.0), vec![("k".to_string(), b"v".to_vec())]);
+        // An empty zip is still a zip.
+        drop(ZipStore::open_for_writing(&zip.0, ZipMode::Create)?);
+        assert_eq!(entries_of(&zip.0), vec![]);
+        Ok(())
+    }
+
+    #[test]
+    fn appends_keep_what_was_there() -> Result<(), StorageError> {
+        let (zip, _) = zip_of(&[("zarr.json", b"{}"), ("a/c/0", b"old"), ("b/", b"")]);
+        let store = ZipStore::open_for_writing(&zip.0, ZipMode::Append)?;
+        assert_eq!(store.get("a/c/0")?.as_deref(), Some(&b"old"[..]));
+        store.set("a/c/0", b"new")?;
+        store.set("a/c/1", b"more")?;
+        store.close()?;
+        let mut got = entries_of(&zip.0);
+        got.sort();
+        let want = [
+            ("a/c/0", &b"new"[..]),
+            ("a/c/1", b"more"),
+            ("b/", b""),
+            ("zarr.json", b"{}"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_vec()));
+        assert_eq!(got, want);
+        // Opened to add to and closed without a write: the file is left as it was.
+        let before = std::fs::read(&zip.0).unwrap();
+        ZipStore::open_for_writing(&zip.0, ZipMode::Append)?.close()?;
+        assert_eq!(std::fs::read(&zip.0).unwrap(), before);
+        // Not a zip: refused, naming the file, and the file is left alone.
+        std::fs::write(&zip.0, b"not a zip").unwrap();
+        let err = ZipStore::open_for_writing(&zip.0, ZipMode::Append).unwrap_err();
+        assert!(err.to_string().contains("not a readable zip"), "{err}");
+        assert_eq!(std::fs::read(&zip.0).unwrap(), b"not a zip");
+        Ok(())
+    }
+
+    #[test]
+    fn threads_write_at_once() -> Result<(), StorageError> {
+        let zip = tempfile_path::TempZip::new();
+        let store = ZipStore::open_for_writing(&zip.0, ZipMode::Create)?;
+        std::thread::scope(|s| {
+            for t in 0..8u8 {
+                let store = &store;
+                s.spawn(move || {
+                    for i in 0..200u32 {
+                        let value = vec![t; (i % 17) as usize + 1];
+                        store.set(&format!("c/{t}/{i}"), &value).unwrap();
+                        if i % 50 == 0 {
+                            store.flush().unwrap();
+                        }
+                    }
+                });
+            }
+        });
+        store.close()?;
+        let got = entries_of(&zip.0);
+        assert_eq!(got.len(), 1600);
+        for (name, bytes) in got {
+            let mut parts = name.split('/').skip(1);
+            let t: u8 = parts.next().unwrap().parse().unwrap();
+            let i: u32 = parts.next().unwrap().parse().unwrap();
+            assert_eq!(bytes, vec![t; (i % 17) as usize + 1], "{name}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn zip64_past_65535_entries_and_4_gib() -> Result<(), StorageError> {
+        let zip = tempfile_path::TempZip::new();
+        let store = ZipStore::open_for_writing(&zip.0, ZipMode::Create)?;
+        for i in 0..70_000u32 {
+            store.set(&format!("c/{i}"), &i.to_le_bytes())?;
+        }
+        store.close()?;
+        let again = ZipStore::open(&zip.0)?;
+        assert_eq!(again.list_prefix("")?.len(), 70_000);
+        assert_eq!(
+            again.get("c/69999")?,
+            Some(69_999u32.to_le_bytes().to_vec())
+        );
+        drop(again);
+        // An entry whose header lies past 4 GiB (the file is sparse up to it): its offset
+        // and the directory's go into ZIP64 fields.
+        let store = ZipStore::open_for_writing(&zip.0, ZipMode::Create)?;
+        store.set("near", b"1")?;
+        if let Some(writer) = &store.writer {
+            lock(writer).end = 5 << 30;
+        }
+        store.set("far", b"2")?;
+        store.close()?;
+        let mut got = entries_of(&zip.0);
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                ("far".to_string(), b"2".to_vec()),
+                ("near".to_string(), b"1".to_vec())
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn entries_past_the_end_of_the_file_are_refused_when_read() {
+        let (zip, _) = zip_of(&[("a", &[7u8; 100])]);
+        // Claim a larger size in both headers' size fields: the central directory then
+        // points past the end of the file.
+        let mut raw = std::fs::read(&zip.0).unwrap();
+        let central = raw.windows(4).rposition(|w| w == b"PK\x01\x02").unwrap();
+        raw[central + 20..central + 24].copy_from_slice(&u32::MAX.to_le_bytes());
+        raw[central + 24..central + 28].copy_from_slice(&u32::MAX.to_le_bytes());
+        std::fs::write(&zip.0, &raw).unwrap();
+        // The zip opens; the entry is listed, and reading it fails, naming it.
+        let store = ZipStore::open(&zip.0).unwrap();
+        assert_eq!(store.list_prefix("").unwrap(), vec!["a"]);
+        let err = store.get("a").unwrap_err().to_string();
+        assert!(
+            err.contains("past the end") && err.contains("a in zip://"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,257 @@
+//! The records a zip writer lays down (APPNOTE.TXT, sections 4.3.7 to 4.3.16): an entry's
+//! local header, its record in the central directory, and the end-of-directory records,
+//! with the ZIP64 forms where a size, an offset or the number of entries outgrows the
+//! classic fields.
+//!
+//! Entries are always stored without compression: chunks are compressed by their codecs
+//! already, and stored entries can be read by byte ranges in place (zarr-python's choice too).
+
+/// A field that does not fit its classic 16- or 32-bit slot is written as all ones there
+/// and given in full in the ZIP64 extra field or record.
+const FULL_16: u64 = 0xFFFF;
+const FULL_32: u64 = 0xFFFF_FFFF;
+
+/// "Made by" UNIX (3), spec version 4.5 (the one that defines ZIP64).
+const MADE_BY: u16 = (3 << 8) | 45;
+/// The version a reader needs: 2.0 for stored entries, 4.5 where ZIP64 fields are used.
+const NEEDS_20: u16 = 20;
+const NEEDS_45: u16 = 45;
+/// General purpose flag bit 11: the name is UTF-8.
+const UTF8_NAME: u16 = 1 << 11;
+/// A regular file, rw-r--r--, in the upper half of the external attributes (UNIX).
+const REGULAR_FILE: u32 = 0o100644 << 16;
+
+/// What the records of one stored entry say.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Stored {
+    pub size: u64,
+    pub crc32: u32,
+    /// Where its local header starts in the file.
+    pub header_at: u64,
+    /// MS-DOS time and date of the write.
+    pub dos_time: (u16, u16),
+}
+
+fn put16(out: &mut Vec<u8>, v: u16) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+/// `v` for a 32-bit slot: itself, or all ones when it needs the ZIP64 field.
+fn slot32(v: u64) -> u32 {
+    u32::try_from(v)
+        .ok()
+        .filter(|&v| u64::from(v) < FULL_32)
+        .unwrap_or(u32::MAX)
+}
+
+fn flags(name: &str) -> u16 {
+    if name.is_ascii() {
+        0
+    } else {
+        UTF8_NAME
+    }
+}
+
+/// A ZIP64 extended information extra field (tag 1) holding `fields`, or nothing.
+fn zip64_extra(fields: &[u64]) -> Vec<u8> {
+    let mut extra = Vec::new();
+    if !fields.is_empty() {
+        put16(&mut extra, 1);
+        put16(&mut extra, (fields.len() * 8) as u16);
+        for &f in fields {
+            put64(&mut extra, f);
+        }
+    }
+    extra
+}
+
+/// The local header that precedes the entry's bytes in the file.
+pub(super) fn local_header(name: &str, entry: &Stored) -> Vec<u8> {
+    let big = entry.size >= FULL_32;
+    // Both sizes, in that order, when either outgrows its slot (4.5.3).
+    let sizes = [entry.size, entry.size];
+    let extra = zip64_extra(if big { &sizes } else { &[] });
+    let mut out = Vec::with_capacity(30 + name.len() + extra.len());
+    put32(&mut out, 0x0403_4b50);
+    put16(&mut out, if big { NEEDS_45 } else { NEEDS_20 });
+    put16(&mut out, flags(name));
+    put16(&mut out, 0); // stored
+    put16(&mut out, entry.dos_time.0);
+    put16(&mut out, entry.dos_time.1);
+    put32(&mut out, entry.crc32);
+    put32(&mut out, slot32(entry.size));
+    put32(&mut out, slot32(entry.size));
+    put16(&mut out, name.len() as u16);
+    put16(&mut out, extra.len() as u16);
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(&extra);
+    out
+}
+
+/// The entry's record in the central directory.
+pub(super) fn central_record(name: &str, entry: &Stored) -> Vec<u8> {
+    // Only the fields that outgrow their slots go into the extra field, in the order
+    // uncompressed size, compressed size, local header offset (4.5.3).
+    let mut fields = Vec::new();
+    if entry.size >= FULL_32 {
+        fields.extend([entry.size, entry.size]);
+    }
+    if entry.header_at >= FULL_32 {
+        fields.push(entry.header_at);
+    }
+    let extra = zip64_extra(&fields);
+    let mut out = Vec::with_capacity(46 + name.len() + extra.len());
+    put32(&mut out, 0x0201_4b50);
+    put16(&mut out, MADE_BY);
+    put16(
+        &mut out,
+        if fields.is_empty() {
+            NEEDS_20
+        } else {
+            NEEDS_45
+        },
+    );
+    put16(&mut out, flags(name));
+    put16(&mut out, 0); // stored
+    put16(&mut out, entry.dos_time.0);
+    put16(&mut out, entry.dos_time.1);
+    put32(&mut out, entry.crc32);
+    put32(&mut out, slot32(entry.size));
+    put32(&mut out, slot32(entry.size));
+    put16(&mut out, name.len() as u16);
+    put16(&mut out, extra.len() as u16);
+    put16(&mut out, 0); // comment length
+    put16(&mut out, 0); // disk number
+    put16(&mut out, 0); // internal attributes
+    put32(&mut out, REGULAR_FILE);
+    put32(&mut out, slot32(entry.header_at));
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(&extra);
+    out
+}
+
+/// The records that end the file after a central directory of `entries` records, `size`
+/// bytes long, starting at `start`: the ZIP64 end record and its locator where a count or
+/// offset outgrows the classic end record, then the classic one.
+pub(super) fn end_records(entries: u64, size: u64, start: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    if entries >= FULL_16 || size >= FULL_32 || start >= FULL_32 {
+        let zip64_end_at = start + size;
+        put32(&mut out, 0x0606_4b50);
+        put64(&mut out, 44); // the record's size after this field
+        put16(&mut out, MADE_BY);
+        put16(&mut out, NEEDS_45);
+        put32(&mut out, 0); // this disk
+        put32(&mut out, 0); // the disk where the directory starts
+        put64(&mut out, entries);
+        put64(&mut out, entries);
+        put64(&mut out, size);
+        put64(&mut out, start);
+        // The locator.
+        put32(&mut out, 0x0706_4b50);
+        put32(&mut out, 0);
+        put64(&mut out, zip64_end_at);
+        put32(&mut out, 1); // disks in all
+    }
+    let count = u16::try_from(entries)
+        .ok()
+        .filter(|&n| u64::from(n) < FULL_16)
+        .unwrap_or(u16::MAX);
+    put32(&mut out, 0x0605_4b50);
+    put16(&mut out, 0);
+    put16(&mut out, 0);
+    put16(&mut out, count);
+    put16(&mut out, count);
+    put32(&mut out, slot32(size));
+    put32(&mut out, slot32(start));
+    put16(&mut out, 0); // comment length
+    out
+}
+
+/// `seconds` since the Unix epoch as an MS-DOS (time, date), in UTC, clamped to the years
+/// the format can hold (1980 to 2107).
+pub(super) fn dos_time(seconds: u64) -> (u16, u16) {
+    let days = seconds / 86_400;
+    let in_day = seconds % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    if year < 1980 {
+        return (0, (1 << 5) | 1);
+    }
+    if year > 2107 {
+        return ((23 << 11) | (59 << 5) | 29, (127 << 9) | (12 << 5) | 31);
+    }
+    let time = ((in_day / 3600) << 11) | (((in_day % 3600) / 60) << 5) | ((in_day % 60) / 2);
+    let date = ((year - 1980) << 9) | (month << 5) | day;
+    (time as u16, date as u16)
+}
+
+/// The (year, month, day) of the proleptic Gregorian calendar `days` after 1970-01-01
+/// (Howard Hinnant's days-to-civil algorithm, for non-negative days).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dos_times() {
+        // 2026-12-03 12:34:56 UTC.
+        let (time, date) = dos_time(1_796_301_296);
+        assert_eq!((date >> 9, (date >> 5) & 15, date & 31), (46, 12, 3));
+        assert_eq!(
+            (time >> 11, (time >> 5) & 63, (time & 31) * 2),
+            (12, 34, 56)
+        );
+        assert_eq!(dos_time(0), (0, (1 << 5) | 1));
+        assert_eq!(civil_from_days(59), (1970, 3, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn zip64_fields_only_where_needed() {
+        let small = Stored {
+            size: 10,
+            crc32: 1,
+            header_at: 5,
+            dos_time: (0, 33),
+        };
+        assert_eq!(local_header("a", &small).len(), 31);
+        assert_eq!(central_record("a", &small).len(), 47);
+        assert_eq!(end_records(3, 100, 200).len(), 22);
+        let far = Stored {
+            header_at: 1 << 33,
+            ..small
+        };
+        // The offset alone: one 8-byte field after the 4-byte field header.
+        let record = central_record("a", &far);
+        assert_eq!(record.len(), 47 + 12);
+        assert_eq!(&record[42..46], &[0xFF; 4]);
+        assert_eq!(&record[47 + 4..], &(1u64 << 33).to_le_bytes());
+        let big = Stored {
+            size: 1 << 32,
+            ..small
+        };
+        assert_eq!(local_header("a", &big).len(), 31 + 20);
+        assert_eq!(central_record("a", &big).len(), 47 + 20);
+        assert_eq!(end_records(70_000, 100, 200).len(), 22 + 56 + 20);
+    }
+}
