@@ -162,6 +162,26 @@ def test_groups_convert_recursively(tmp_path: Path) -> None:
     assert cli("verify", src, dst).returncode == 0
 
 
+def test_a_destination_named_zip_is_a_zip_file(tmp_path: Path) -> None:
+    src = tmp_path / "tree.zarr"
+    root = oxzarr.open_group(src, mode="w", attributes={"title": "run"})
+    root.create_array("temp", shape=(20, 30), dtype="f4", chunks=(5, 30))[...] = 1.5
+    root.create_group("model").create_array("mask", shape=(7, 3), dtype="bool")[...] = True
+    oxzarr.consolidate_metadata(src)
+    dst = tmp_path / "out.zip"
+    cli("convert", src, dst, "--chunks", "4,4", "--shards", "8,8")
+    assert dst.is_file() and cli("verify", src, dst).returncode == 0
+    theirs = zarr.open_group(zarr.storage.ZipStore(dst, mode="r"), mode="r")
+    assert theirs.attrs["title"] == "run" and theirs["temp"].shards == (8, 8)
+    np.testing.assert_array_equal(theirs["temp"][...], np.full((20, 30), 1.5, "f4"))
+    np.testing.assert_array_equal(theirs["model/mask"][...], np.ones((7, 3), bool))
+    # Replaced whole with --overwrite, and refused without it.
+    assert cli("convert", src, dst, check=False).returncode == 2
+    cli("convert", src / "temp", dst, "--overwrite")
+    assert oxzarr.open_array(dst).chunks == (5, 30)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zip", "tree.zarr"]
+
+
 def test_chunks_of_the_wrong_rank_are_refused_for_a_group_member(tmp_path: Path) -> None:
     src = tmp_path / "tree.zarr"
     root = oxzarr.open_group(src, mode="w")
@@ -441,15 +461,16 @@ def test_progress_on_request_and_quiet_when_piped(tmp_path: Path, source: Path) 
     assert f"{12 * 10 * 8}/{12 * 10 * 8} units" in shown.stderr
 
 
-@pytest.mark.parametrize("presses", [1, 2])
-def test_ctrl_c_stops_and_leaves_no_destination(tmp_path: Path, presses: int) -> None:
-    """One Ctrl-C, or two in quick succession (the second during the stop or the cleanup)."""
+@pytest.mark.parametrize(("presses", "name"), [(1, "dst.zarr"), (2, "dst.zarr"), (1, "dst.zip")])
+def test_ctrl_c_stops_and_leaves_no_destination(tmp_path: Path, presses: int, name: str) -> None:
+    """One Ctrl-C, or two in quick succession (the second during the stop or the cleanup);
+    into a directory or a zip file."""
     src = tmp_path / "big.zarr"
     rng = np.random.default_rng(0)
     n = 320
     a = oxzarr.create_array(src, shape=(n, n, n), dtype="u2", chunks=(64, 64, 64), compressors=None)
     a[...] = rng.integers(0, 65535, size=(n, n, n), dtype="u2")
-    dst = tmp_path / "dst.zarr"
+    dst = tmp_path / name
     # gzip at level 9 on random values, one thread, small chunks: seconds of work. The
     # command starts with Ctrl-C's default handling even when this test runs where SIGINT is
     # ignored (a test run started in the background inherits that, and so would the command).

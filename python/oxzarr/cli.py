@@ -364,7 +364,8 @@ def parser() -> argparse.ArgumentParser:
             "The plan takes a few hundred bytes per source chunk besides (a million chunks:\n"
             "some 300 MiB).\n\n"
             "A local DST is written beside its path and renamed into place when complete:\n"
-            "after an error or Ctrl-C it is absent (or, with --overwrite, unchanged)."
+            "after an error or Ctrl-C it is absent (or, with --overwrite, unchanged). A DST\n"
+            "named *.zip is written as a zip file."
         ),
     )
     conv.add_argument("source", metavar="SRC")

@@ -37,7 +37,7 @@ from oxzarr._metadata import ARRAY_TO_ARRAY
 from oxzarr.api import chunk_key_encoding_of, create_group, open, open_group
 from oxzarr.array import Array
 from oxzarr.group import Group
-from oxzarr.storage import make_store
+from oxzarr.storage import ZipStore, make_store
 
 __all__ = ["KEEP", "MEMORY_BOUND_BYTES", "Interrupted", "Progress", "Report", "convert"]
 
@@ -642,7 +642,9 @@ def convert(
     Options left out keep the source's: ``zarr_format``; ``chunks`` (the inner chunks, when
     sharded); ``shards`` (``None`` removes sharding); ``compressors`` (oxzarr codecs or
     their metadata; ``None`` for none); ``dtype`` (values converted as numpy's ``astype``);
-    ``fill_value``. Groups convert recursively with their attributes. Ctrl-C raises
+    ``fill_value``. Groups convert recursively with their attributes. A local `destination`
+    named ``*.zip`` is written as a zip file (entries stored, as zarr-python's ZipStore
+    writes them); other local destinations are directories. Ctrl-C raises
     :class:`Interrupted` once the units in flight are written and the partial destination
     is removed.
     """
@@ -674,19 +676,24 @@ def convert(
         if not os.access(final.parent, os.W_OK):
             raise PermissionError(f"cannot write in {final.parent}")
         staging = final.parent / f".{final.name[:200]}.oxzarr-partial-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
+        _remove(staging)
         target = str(staging)
+    zipped: ZipStore | None = None
     runner = _Runner(progress)
     try:
         # Made inside the try, so that a Ctrl-C from here on removes it.
-        if staging is not None:
+        if staging is not None and final is not None:
             try:
-                staging.mkdir()
+                if final.suffix == ".zip":
+                    # A destination named *.zip is written as a zip file.
+                    zipped = ZipStore(staging, mode="x")
+                else:
+                    staging.mkdir()
             except OSError as e:
                 # Even root cannot write everywhere (/proc, read-only mounts): say so in
                 # terms of the destination the user named, not of the staging directory.
                 raise OSError(e.errno, f"cannot create {final}: {e.strerror}") from None
-        store = make_store(target)
+        store = zipped if zipped is not None else make_store(target)
         arrays: list[tuple[Array, _ArrayJob]] = []
         for group in plan.groups:
             create_group(
@@ -711,16 +718,18 @@ def convert(
             from oxzarr.api import consolidate_metadata
 
             consolidate_metadata(store)
+        if zipped is not None:
+            zipped.close()
         if staging is not None and final is not None:
             with _ctrl_c_ignored():
                 _move_into_place(staging, final)
     except KeyboardInterrupt:
         with _ctrl_c_ignored():
-            cleaned = _discard(staging, final)
+            cleaned = _discard(staging, final, zipped)
         raise Interrupted(runner.state, cleaned) from None
     except BaseException:
         with _ctrl_c_ignored():
-            _discard(staging, final)
+            _discard(staging, final, zipped)
         raise
     return Report(
         arrays=len(plan.arrays),
@@ -738,10 +747,22 @@ def _create(store: Any, job: _ArrayJob, *, overwrite: bool) -> Array:
     return create_array(store, name=job.path or None, overwrite=overwrite, **job.settings)
 
 
-def _discard(staging: Path | None, final: Path | None) -> str:
+def _remove(path: Path) -> None:
+    """Removes the file or directory at `path`, if any."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        path.unlink()
+
+
+def _discard(staging: Path | None, final: Path | None, zipped: ZipStore | None = None) -> str:
+    if zipped is not None:
+        # Ends writing, so that the file can be opened for writing again.
+        with contextlib.suppress(OSError, ValueError):
+            zipped.close()
     if staging is None:
         return "the destination holds what was written so far"
-    shutil.rmtree(staging, ignore_errors=True)
+    _remove(staging)
     if final is not None and final.exists():
         return f"{final} was left as it was"
     return f"nothing was left at {final}"
