@@ -402,3 +402,41 @@ def test_a_zip_written_again_is_not_read_from_the_chunk_cache(tmp_path: Path) ->
             for mode in ("r", "a"):
                 with ZipStore(path, mode=mode) as store:
                     assert oxzarr.open_array(store, mode="r")[...].tolist() == [value] * 8
+
+
+def test_a_forked_child_does_not_write_its_parents_zip(tmp_path: Path) -> None:
+    # A child made by fork shares the zip file but not the entries its parent writes later:
+    # its writes, and a directory written by its close, would land over the parent's.
+    import os
+
+    path = tmp_path / "data.zip"
+    store = ZipStore(path, mode="w")
+    a = oxzarr.create_array(store, shape=(6,), chunks=(2,), dtype="i2")
+    a[...] = 1
+    pid = os.fork()
+    if pid == 0:  # the child: report by exit code, never return into pytest
+        code = 0
+        try:
+            a[...] = 2
+            code = 1
+        except ReadOnlyError as e:
+            code = 0 if "open for writing in process" in str(e) else 2
+        except BaseException:
+            code = 3
+        try:
+            assert a[...].tolist() == [1] * 6
+            store.close()
+        except BaseException:
+            code = 4
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    a[2:] = 3
+    store.close()
+    assert_zarr_python_reads_array(path, [1, 1, 3, 3, 3, 3])
+
+
+def assert_zarr_python_reads_array(path: Path, expected: list[int]) -> None:
+    with zipfile.ZipFile(path) as z:
+        assert z.testzip() is None
+    assert zarr.open_array(zarr.storage.ZipStore(path, mode="r"))[...].tolist() == expected

@@ -160,6 +160,11 @@ pub struct ZipStore {
     entries: RwLock<BTreeMap<String, Slot>>,
     /// Set for a zip open for writing.
     writer: Option<Mutex<Writer>>,
+    /// The process that opened the zip for writing. A child made by `fork` shares the file
+    /// but not the parent's later entries: it must neither add entries nor write a
+    /// directory over the parent's, and it never takes the writer's lock (a parent's
+    /// thread may have held it at the fork).
+    owner: u32,
     /// What caches know this zip's values by (see `cache_namespace`).
     namespace: String,
 }
@@ -305,6 +310,7 @@ impl ZipStore {
             file,
             entries: RwLock::new(dir.entries),
             writer: None,
+            owner: 0,
             namespace,
         })
     }
@@ -370,6 +376,7 @@ impl ZipStore {
             file,
             entries: RwLock::new(dir.entries),
             namespace,
+            owner: std::process::id(),
             writer: Some(Mutex::new(Writer {
                 end: dir.start,
                 // A new zip gets its (empty) directory even if nothing is written.
@@ -384,13 +391,21 @@ impl ZipStore {
 
     /// Whether the zip is open for writing (and not closed).
     pub fn writable(&self) -> bool {
-        self.writer.as_ref().is_some_and(|w| !lock(w).closed)
+        self.writer_here().is_some_and(|w| !lock(w).closed)
+    }
+
+    /// The writer, unless the zip is read-only or this is a process forked from the one
+    /// that opened it.
+    fn writer_here(&self) -> Option<&Mutex<Writer>> {
+        self.writer
+            .as_ref()
+            .filter(|_| self.owner == std::process::id())
     }
 
     /// Writes the central directory, if entries changed since it was last written: the file
     /// is then a complete zip.
     pub fn flush(&self) -> Result<(), StorageError> {
-        let Some(writer) = &self.writer else {
+        let Some(writer) = self.writer_here() else {
             return Ok(());
         };
         let mut writer = lock(writer);
@@ -418,7 +433,7 @@ impl ZipStore {
     /// Writes the central directory and ends writing: later writes are refused, and another
     /// handle may open the file for writing. Reads go on.
     pub fn close(&self) -> Result<(), StorageError> {
-        let Some(writer) = &self.writer else {
+        let Some(writer) = self.writer_here() else {
             return Ok(());
         };
         self.flush()?;
@@ -442,8 +457,17 @@ impl ZipStore {
     /// The writer, if the zip is open for writing and not closed; else the error for a
     /// write of `key`.
     fn writer_for(&self, key: &str) -> Result<MutexGuard<'_, Writer>, StorageError> {
-        let writer = self.writer.as_ref().map(lock);
-        match writer {
+        if self.writer.is_some() && self.writer_here().is_none() {
+            return Err(StorageError::ReadOnly {
+                key: format!(
+                    "{key} in {} (the zip file is open for writing in process {}, not this \
+                     one)",
+                    self.describe(),
+                    self.owner
+                ),
+            });
+        }
+        match self.writer_here().map(lock) {
             Some(w) if !w.closed => Ok(w),
             Some(_) => Err(StorageError::ReadOnly {
                 key: format!("{key} in {} (the zip file was closed)", self.describe()),
@@ -598,7 +622,7 @@ impl Drop for ZipStore {
         // A store dropped without `close` still leaves a complete zip. An error here has
         // no one to go to; `close` reports it.
         let _ = self.flush();
-        if let Some(writer) = &self.writer {
+        if let Some(writer) = self.writer_here() {
             let writer = lock(writer);
             if !writer.closed {
                 let id = writer.id;
@@ -761,7 +785,7 @@ impl WritableStore for ZipStore {
         };
         self.write_entries().insert(key.to_string(), slot);
         // Again: a flush since the place was reserved wrote a directory without this entry.
-        if let Some(writer) = &self.writer {
+        if let Some(writer) = self.writer_here() {
             lock(writer).dirty = true;
         }
         Ok(Some(entry.version()))
