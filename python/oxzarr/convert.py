@@ -684,7 +684,7 @@ def convert(
         # Made inside the try, so that a Ctrl-C from here on removes it.
         if staging is not None and final is not None:
             try:
-                if final.suffix == ".zip":
+                if final.suffix.lower() == ".zip":
                     # A destination named *.zip is written as a zip file.
                     zipped = ZipStore(staging, mode="x")
                 else:
@@ -692,7 +692,7 @@ def convert(
             except OSError as e:
                 # Even root cannot write everywhere (/proc, read-only mounts): say so in
                 # terms of the destination the user named, not of the staging directory.
-                raise OSError(e.errno, f"cannot create {final}: {e.strerror}") from None
+                raise OSError(e.errno, f"cannot create {final}: {e.strerror or e}") from None
         store = zipped if zipped is not None else make_store(target)
         arrays: list[tuple[Array, _ArrayJob]] = []
         for group in plan.groups:
@@ -751,8 +751,10 @@ def _remove(path: Path) -> None:
     """Removes the file or directory at `path`, if any."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
-    elif os.path.lexists(path):
-        path.unlink()
+    else:
+        # As rmtree's ignore_errors: a leftover that cannot go is reported by what follows.
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def _discard(staging: Path | None, final: Path | None, zipped: ZipStore | None = None) -> str:

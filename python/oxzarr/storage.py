@@ -161,10 +161,24 @@ class ZipStore(Store):
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, mode: str = "r", read_only: bool | None = None
+        self,
+        path: str | os.PathLike[str],
+        *,
+        mode: str = "r",
+        read_only: bool | None = None,
+        compression: int = 0,
+        allowZip64: bool = True,  # zarr-python's and zipfile's name
     ) -> None:
         if mode not in ("r", "w", "x", "a"):
             raise ValueError(f"zip mode {mode!r} is not one of 'r', 'w', 'x', 'a'")
+        # zarr-python's keywords: entries are written stored (zipfile.ZIP_STORED, 0), with
+        # ZIP64 records where they are needed.
+        if mode != "r" and (compression != 0 or not allowZip64):
+            raise ValueError(
+                "oxzarr writes zip entries stored (compression=zipfile.ZIP_STORED), with "
+                "ZIP64 records where needed (allowZip64=True): chunks are compressed by "
+                "their codecs"
+            )
         if read_only is None:
             read_only = mode == "r"
         if read_only != (mode == "r"):
@@ -198,7 +212,7 @@ class ZipStore(Store):
         return view
 
     def __repr__(self) -> str:
-        return f"ZipStore({str(self)!r}, mode={self.mode!r})"
+        return f"ZipStore({str(self)!r}, mode={'r' if self.read_only else self.mode!r})"
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -211,7 +225,9 @@ class ZipStore(Store):
         return hash((ZipStore, self.path, self.read_only))
 
     def __reduce__(self) -> tuple[Any, ...]:
-        if not self.read_only:
+        # A zip being written (or a view of one) is not complete on disk: another process
+        # could not read it.
+        if self._writer is not None:
             raise TypeError(
                 f"{self!r} is open for writing and cannot be pickled: close it, then "
                 "pickle ZipStore(path) to read it elsewhere"
@@ -378,6 +394,9 @@ class CountingStore(Store):
 
     def reset(self) -> None:
         self._core.reset_counters()
+
+    def close(self) -> None:
+        self.wrapped.close()
 
     def __repr__(self) -> str:
         return f"CountingStore({self.wrapped!r})"

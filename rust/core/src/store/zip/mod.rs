@@ -25,7 +25,7 @@ use std::io::Read;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 mod records;
 use records::{central_record, dos_time, end_records, local_header, Stored};
@@ -123,6 +123,17 @@ pub enum ZipMode {
     Append,
 }
 
+/// What a zip's directory holds besides the values' entries, kept as it was when a zip is
+/// added to.
+#[derive(Debug, Default)]
+struct Kept {
+    /// Records of entries that are not values (folders that other zip tools list).
+    records: Vec<u8>,
+    count: u64,
+    /// The zip's comment.
+    comment: Vec<u8>,
+}
+
 /// The state of a zip open for writing.
 #[derive(Debug)]
 struct Writer {
@@ -133,10 +144,13 @@ struct Writer {
     dirty: bool,
     /// Set by `close`: further writes are refused.
     closed: bool,
-    /// Records of the directory's entries that are not values (folders that other zip
-    /// tools list), kept as they were.
-    kept: Vec<u8>,
-    kept_count: u64,
+    /// Entries whose place is reserved and whose bytes are being written: the directory
+    /// waits for them (they would be missing from it, and written over it).
+    in_flight: usize,
+    /// Flushes waiting for the entries in flight: new entries wait for them in turn, so
+    /// that a flush is not put off for as long as other threads keep writing.
+    flushes_waiting: usize,
+    kept: Kept,
     /// The file's identity among the zips this process writes.
     id: FileId,
 }
@@ -152,6 +166,11 @@ fn writing() -> MutexGuard<'static, Vec<FileId>> {
     WRITING.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Takes the file off the zips this process has open for writing.
+fn release(id: FileId) {
+    writing().retain(|&other| other != id);
+}
+
 /// A zip file: read-only, or open for writing.
 #[derive(Debug)]
 pub struct ZipStore {
@@ -160,6 +179,8 @@ pub struct ZipStore {
     entries: RwLock<BTreeMap<String, Slot>>,
     /// Set for a zip open for writing.
     writer: Option<Mutex<Writer>>,
+    /// Signalled when the last entry in flight is written, and when a flush stops waiting.
+    settled: Condvar,
     /// The process that opened the zip for writing. A child made by `fork` shares the file
     /// but not the parent's later entries: it must neither add entries nor write a
     /// directory over the parent's, and it never takes the writer's lock (a parent's
@@ -186,9 +207,7 @@ fn invalid_data(key: &str, message: String) -> StorageError {
 /// A zip's entries, read from its central directory, and where that directory starts.
 struct Directory {
     entries: BTreeMap<String, Slot>,
-    /// Records of entries that are not values (folders), with how many there are.
-    kept: Vec<u8>,
-    kept_count: u64,
+    kept: Kept,
     start: u64,
 }
 
@@ -201,14 +220,24 @@ fn read_directory(file: &File, shown: &str, records: bool) -> Result<Directory, 
         .map_err(|e| invalid_data(shown, format!("not a readable zip file: {e}")))?;
     let mut dir = Directory {
         entries: BTreeMap::new(),
-        kept: Vec::new(),
-        kept_count: 0,
+        kept: Kept {
+            comment: archive.comment().to_vec(),
+            ..Kept::default()
+        },
         start: archive.central_directory_start(),
     };
     if records && archive.offset() != 0 {
         return Err(invalid_data(
             shown,
             "the zip starts after other data, so oxzarr does not add to it".into(),
+        ));
+    }
+    if records && dir.start > file_len {
+        return Err(invalid_data(
+            shown,
+            "the zip's directory is said to start past the end of the file, so oxzarr does \
+             not add to it"
+                .into(),
         ));
     }
     for i in 0..archive.len() {
@@ -222,8 +251,8 @@ fn read_directory(file: &File, shown: &str, records: bool) -> Result<Directory, 
                 let at = entry.central_header_start();
                 if entry.is_dir() {
                     if records {
-                        dir.kept.extend(read_record(file, shown, at)?);
-                        dir.kept_count += 1;
+                        dir.kept.records.extend(read_record(file, shown, at)?);
+                        dir.kept.count += 1;
                     }
                     continue;
                 }
@@ -310,6 +339,7 @@ impl ZipStore {
             file,
             entries: RwLock::new(dir.entries),
             writer: None,
+            settled: Condvar::new(),
             owner: 0,
             namespace,
         })
@@ -344,23 +374,22 @@ impl ZipStore {
             }
             open.push(id);
         }
-        let release = |e: StorageError| {
-            writing().retain(|&other| other != id);
+        let failed = |e: StorageError| {
+            release(id);
             e
         };
         let dir = if mode == ZipMode::Append && meta.len() > 0 {
-            read_directory(&file, &shown, true).map_err(release)?
+            read_directory(&file, &shown, true).map_err(failed)?
         } else {
             // Only a file with contents is truncated: ext4 flushes a file truncated to
             // nothing when it is closed (in case it is being replaced), which costs a new
             // zip tens of milliseconds for nothing.
             if meta.len() > 0 {
-                file.set_len(0).map_err(|e| release(io_error(&shown, e)))?;
+                file.set_len(0).map_err(|e| failed(io_error(&shown, e)))?;
             }
             Directory {
                 entries: BTreeMap::new(),
-                kept: Vec::new(),
-                kept_count: 0,
+                kept: Kept::default(),
                 start: 0,
             }
         };
@@ -377,21 +406,18 @@ impl ZipStore {
             entries: RwLock::new(dir.entries),
             namespace,
             owner: std::process::id(),
+            settled: Condvar::new(),
             writer: Some(Mutex::new(Writer {
                 end: dir.start,
                 // A new zip gets its (empty) directory even if nothing is written.
                 dirty: meta.len() == 0 || mode != ZipMode::Append,
                 closed: false,
+                in_flight: 0,
+                flushes_waiting: 0,
                 kept: dir.kept,
-                kept_count: dir.kept_count,
                 id,
             })),
         })
-    }
-
-    /// Whether the zip is open for writing (and not closed).
-    pub fn writable(&self) -> bool {
-        self.writer_here().is_some_and(|w| !lock(w).closed)
     }
 
     /// The writer, unless the zip is read-only or this is a process forked from the one
@@ -402,47 +428,69 @@ impl ZipStore {
             .filter(|_| self.owner == std::process::id())
     }
 
-    /// Writes the central directory, if entries changed since it was last written: the file
-    /// is then a complete zip.
+    /// Writes the central directory, if entries changed since it was last written, once
+    /// the entries being written are done: the file is then a complete zip.
     pub fn flush(&self) -> Result<(), StorageError> {
         let Some(writer) = self.writer_here() else {
             return Ok(());
         };
-        let mut writer = lock(writer);
-        if !writer.dirty {
+        let mut writer = self.settle(writer);
+        self.write_directory(&mut writer)
+    }
+
+    /// Writes the central directory and ends writing, in one step: later writes are
+    /// refused, and another handle may open the file for writing. Reads go on.
+    pub fn close(&self) -> Result<(), StorageError> {
+        let Some(writer) = self.writer_here() else {
+            return Ok(());
+        };
+        let mut writer = self.settle(writer);
+        self.write_directory(&mut writer)?;
+        if !writer.closed {
+            writer.closed = true;
+            release(writer.id);
+        }
+        Ok(())
+    }
+
+    /// The writer's lock, once no entry is being written.
+    fn settle<'a>(&self, writer: &'a Mutex<Writer>) -> MutexGuard<'a, Writer> {
+        let mut guard = lock(writer);
+        guard.flushes_waiting += 1;
+        while guard.in_flight > 0 {
+            guard = self.wait(guard);
+        }
+        guard.flushes_waiting -= 1;
+        // Entries waiting for this flush may go on once it lets go of the lock.
+        self.settled.notify_all();
+        guard
+    }
+
+    fn wait<'a>(&self, guard: MutexGuard<'a, Writer>) -> MutexGuard<'a, Writer> {
+        self.settled.wait(guard).unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes the central directory where the entries end, and cuts the file there,
+    /// unless it is up to date (or the zip was closed). The caller holds the writer's lock
+    /// with no entry in flight.
+    fn write_directory(&self, writer: &mut Writer) -> Result<(), StorageError> {
+        if !writer.dirty || writer.closed {
             return Ok(());
         }
-        let shown = self.describe();
-        let mut dir = writer.kept.clone();
-        let mut count = writer.kept_count;
+        let mut dir = writer.kept.records.clone();
+        let mut count = writer.kept.count;
         for slot in self.read_entries().values() {
             dir.extend_from_slice(&slot.record);
             count += 1;
         }
         let start = writer.end;
-        let ends = end_records(count, dir.len() as u64, start);
+        let ends = end_records(count, dir.len() as u64, start, &writer.kept.comment);
         dir.extend(ends);
         self.file
             .write_all_at(&dir, start)
-            .and_then(|()| self.file.set_len(start + dir.len() as u64))
-            .map_err(|e| io_error(&shown, e))?;
+            .and_then(|()| self.file.set_len(start.saturating_add(dir.len() as u64)))
+            .map_err(|e| io_error(&self.describe(), e))?;
         writer.dirty = false;
-        Ok(())
-    }
-
-    /// Writes the central directory and ends writing: later writes are refused, and another
-    /// handle may open the file for writing. Reads go on.
-    pub fn close(&self) -> Result<(), StorageError> {
-        let Some(writer) = self.writer_here() else {
-            return Ok(());
-        };
-        self.flush()?;
-        let mut writer = lock(writer);
-        if !writer.closed {
-            writer.closed = true;
-            let id = writer.id;
-            writing().retain(|&other| other != id);
-        }
         Ok(())
     }
 
@@ -469,10 +517,14 @@ impl ZipStore {
         }
         match self.writer_here().map(lock) {
             Some(w) if !w.closed => Ok(w),
-            Some(_) => Err(StorageError::ReadOnly {
-                key: format!("{key} in {} (the zip file was closed)", self.describe()),
-            }),
+            Some(_) => Err(self.closed(key)),
             None => Err(self.refuse(key)),
+        }
+    }
+
+    fn closed(&self, key: &str) -> StorageError {
+        StorageError::ReadOnly {
+            key: format!("{key} in {} (the zip file was closed)", self.describe()),
         }
     }
 
@@ -601,6 +653,28 @@ impl ZipStore {
         }
     }
 
+    /// The given byte ranges of an entry: read in place if it is stored, else from its value.
+    fn ranges_of(
+        &self,
+        key: &str,
+        entry: &Entry,
+        shown: &str,
+        ranges: &[ByteRange],
+    ) -> Result<Vec<Vec<u8>>, StorageError> {
+        if !Self::ranges_in_place(entry) {
+            let value = self.value(entry, shown)?;
+            return ranges.iter().map(|r| range_of(key, &value, *r)).collect();
+        }
+        let mut out = Vec::with_capacity(ranges.len());
+        for range in ranges {
+            let (at, len) = Self::in_file(key, entry, *range)?;
+            let mut bytes = vec![0; len];
+            self.read_at(shown, at, &mut bytes)?;
+            out.push(bytes);
+        }
+        Ok(out)
+    }
+
     /// Drops the entries at `keys` from the directory (their bytes stay in the file).
     fn drop_entries(&self, keys: &[String]) -> Result<(), StorageError> {
         let first = keys.first().map_or("", String::as_str);
@@ -621,14 +695,7 @@ impl Drop for ZipStore {
     fn drop(&mut self) {
         // A store dropped without `close` still leaves a complete zip. An error here has
         // no one to go to; `close` reports it.
-        let _ = self.flush();
-        if let Some(writer) = self.writer_here() {
-            let writer = lock(writer);
-            if !writer.closed {
-                let id = writer.id;
-                writing().retain(|&other| other != id);
-            }
-        }
+        let _ = self.close();
     }
 }
 
@@ -648,22 +715,7 @@ impl ReadableStore for ZipStore {
         let Some((entry, shown)) = self.entry(key)? else {
             return Ok(None);
         };
-        if !Self::ranges_in_place(&entry) {
-            let value = self.value(&entry, &shown)?;
-            return ranges
-                .iter()
-                .map(|r| range_of(key, &value, *r))
-                .collect::<Result<Vec<_>, _>>()
-                .map(Some);
-        }
-        let mut out = Vec::with_capacity(ranges.len());
-        for range in ranges {
-            let (at, len) = Self::in_file(key, &entry, *range)?;
-            let mut bytes = vec![0; len];
-            self.read_at(&shown, at, &mut bytes)?;
-            out.push(bytes);
-        }
-        Ok(Some(out))
+        self.ranges_of(key, &entry, &shown, ranges).map(Some)
     }
 
     fn get_range_and_version(
@@ -671,14 +723,13 @@ impl ReadableStore for ZipStore {
         key: &str,
         range: ByteRange,
     ) -> Result<Option<(Vec<u8>, Version)>, StorageError> {
-        let version = match self.entry(key)? {
-            Some((entry, _)) => entry.version(),
-            None => return Ok(None),
+        // One look-up: the bytes and the version are of the same entry, even while the key
+        // is written again.
+        let Some((entry, shown)) = self.entry(key)? else {
+            return Ok(None);
         };
-        Ok(self
-            .get_ranges(key, &[range])?
-            .and_then(|mut r| r.pop())
-            .map(|bytes| (bytes, version)))
+        let bytes = self.ranges_of(key, &entry, &shown, &[range])?.pop();
+        Ok(bytes.map(|bytes| (bytes, entry.version())))
     }
 
     fn read_parts_into(
@@ -756,39 +807,30 @@ impl WritableStore for ZipStore {
         // that threads write their entries at once.
         stored.header_at = {
             let mut writer = self.writer_for(key)?;
+            while writer.flushes_waiting > 0 {
+                writer = self.wait(writer);
+            }
+            if writer.closed {
+                return Err(self.closed(key));
+            }
             let at = writer.end;
             writer.end = at
                 .checked_add(header.len() as u64 + size)
                 .ok_or_else(|| invalid_data(&shown, "the zip would outgrow 2^64 bytes".into()))?;
-            writer.dirty = true;
+            writer.in_flight += 1;
             at
         };
-        let data_start = stored.header_at + header.len() as u64;
-        let mut at = stored.header_at;
-        for bytes in std::iter::once(&header[..]).chain(parts.iter().copied()) {
-            self.file
-                .write_all_at(bytes, at)
-                .map_err(|e| io_error(&shown, e))?;
-            at += bytes.len() as u64;
-        }
-        let entry = Entry {
-            data_start,
-            compressed_size: size,
-            size,
-            crc32: stored.crc32,
-            method: Method::Stored,
-            encrypted: false,
-        };
-        let slot = Slot {
-            entry: Ok(entry),
-            record: central_record(key, &stored),
-        };
-        self.write_entries().insert(key.to_string(), slot);
-        // Again: a flush since the place was reserved wrote a directory without this entry.
+        let written = self.write_entry(key, &shown, &header, parts, &stored);
         if let Some(writer) = self.writer_here() {
-            lock(writer).dirty = true;
+            let mut writer = lock(writer);
+            writer.in_flight -= 1;
+            // Set here, not at the reservation: a flush meanwhile has not seen this entry.
+            writer.dirty = true;
+            if writer.in_flight == 0 {
+                self.settled.notify_all();
+            }
         }
-        Ok(Some(entry.version()))
+        written.map(|entry| Some(entry.version()))
     }
 
     fn delete(&self, key: &str) -> Result<(), StorageError> {
@@ -801,6 +843,42 @@ impl WritableStore for ZipStore {
         // Refused on a read-only zip even when nothing is under the prefix.
         drop(self.writer_for(prefix)?);
         self.drop_entries(&self.keys_under(prefix))
+    }
+}
+
+impl ZipStore {
+    /// Writes an entry's header and bytes at the place reserved for it, then puts it in
+    /// the directory in place of the key's old entry.
+    fn write_entry(
+        &self,
+        key: &str,
+        shown: &str,
+        header: &[u8],
+        parts: &[&[u8]],
+        stored: &Stored,
+    ) -> Result<Entry, StorageError> {
+        let data_start = stored.header_at + header.len() as u64;
+        let mut at = stored.header_at;
+        for bytes in std::iter::once(header).chain(parts.iter().copied()) {
+            self.file
+                .write_all_at(bytes, at)
+                .map_err(|e| io_error(shown, e))?;
+            at += bytes.len() as u64;
+        }
+        let entry = Entry {
+            data_start,
+            compressed_size: stored.size,
+            size: stored.size,
+            crc32: stored.crc32,
+            method: Method::Stored,
+            encrypted: false,
+        };
+        let slot = Slot {
+            entry: Ok(entry),
+            record: central_record(key, stored),
+        };
+        self.write_entries().insert(key.to_string(), slot);
+        Ok(entry)
     }
 }
 
@@ -975,12 +1053,13 @@ mod tests {
     fn one_writer_per_file_in_a_process() -> Result<(), StorageError> {
         let zip = tempfile_path::TempZip::new();
         let first = ZipStore::open_for_writing(&zip.0, ZipMode::Create)?;
+        first.set("k", b"v")?;
+        first.flush()?;
         let err = ZipStore::open_for_writing(&zip.0, ZipMode::Create).unwrap_err();
         assert!(
             err.to_string().contains("already open for writing"),
             "{err}"
         );
-        first.set("k", b"v")?;
         first.close()?;
         // The refused open truncated nothing.
         assert_eq!(entries_of(&zip.0), vec![("k".to_string(), b"v".to_vec())]);
@@ -1034,6 +1113,83 @@ mod tests {
     }
 
     #[test]
+    fn close_waits_for_the_entries_in_flight() -> Result<(), StorageError> {
+        // Threads write while another closes the zip: every write that succeeded is in the
+        // zip, and the directory is not written over by a write that came after it.
+        for round in 0..20 {
+            let zip = tempfile_path::TempZip::new();
+            let store = ZipStore::open_for_writing(&zip.0, ZipMode::Create)?;
+            let written = std::sync::Mutex::new(Vec::new());
+            std::thread::scope(|s| {
+                for t in 0..4u8 {
+                    let (store, written) = (&store, &written);
+                    s.spawn(move || {
+                        for i in 0.. {
+                            let key = format!("c/{t}/{i}");
+                            match store.set(&key, &[t; 300]) {
+                                Ok(()) => written.lock().unwrap().push(key),
+                                Err(e) => {
+                                    assert!(e.to_string().contains("closed"), "{e}");
+                                    break;
+                                }
+                            }
+                        }
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1 + round % 3));
+                store.close().unwrap();
+            });
+            let mut written = written.into_inner().unwrap();
+            written.sort();
+            let got: Vec<String> = entries_of(&zip.0).into_iter().map(|(k, _)| k).collect();
+            let mut got = got;
+            got.sort();
+            assert_eq!(got, written, "round {round}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn additions_refused_keep_the_file_and_comments_are_kept() -> Result<(), StorageError> {
+        // A zip with a comment keeps it when added to.
+        let zip = tempfile_path::TempZip::new();
+        let mut writer = zip::ZipWriter::new(File::create(&zip.0).unwrap());
+        writer.set_comment("made by a test");
+        writer
+            .start_file("a", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        writer.write_all(b"1").unwrap();
+        writer.finish().unwrap();
+        let store = ZipStore::open_for_writing(&zip.0, ZipMode::Append)?;
+        store.set("b", b"2")?;
+        store.close()?;
+        let archive = zip::ZipArchive::new(File::open(&zip.0).unwrap()).unwrap();
+        assert_eq!(archive.comment(), b"made by a test");
+        assert_eq!(archive.len(), 2);
+        drop(archive);
+        // Data before the zip, and a directory said to start past the end of the file: the
+        // zip is not added to, and the file is left as it was.
+        let original = std::fs::read(&zip.0).unwrap();
+        let mut prefixed = b"junk before".to_vec();
+        prefixed.extend_from_slice(&original);
+        let mut empty = Vec::new();
+        zip::ZipWriter::new(std::io::Cursor::new(&mut empty))
+            .finish()
+            .unwrap();
+        let at = empty.len() - 6;
+        empty[at..at + 4].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+        for (bytes, why) in [(prefixed, "after other data"), (empty, "past the end")] {
+            std::fs::write(&zip.0, &bytes).unwrap();
+            let readable = ZipStore::open(&zip.0).is_ok();
+            assert!(readable, "the zip crate reads it: {why}");
+            let err = ZipStore::open_for_writing(&zip.0, ZipMode::Append).unwrap_err();
+            assert!(err.to_string().contains(why), "{err}");
+            assert_eq!(std::fs::read(&zip.0).unwrap(), bytes);
+        }
+        Ok(())
+    }
+
+    #[test]
     fn threads_write_at_once() -> Result<(), StorageError> {
         let zip = tempfile_path::TempZip::new();
         let store = ZipStore::open_for_writing(&zip.0, ZipMode::Create)?;
@@ -1078,6 +1234,11 @@ mod tests {
             Some(69_999u32.to_le_bytes().to_vec())
         );
         drop(again);
+        // Added to: its ZIP64 end records are read, and written again with one more.
+        let more = ZipStore::open_for_writing(&zip.0, ZipMode::Append)?;
+        more.set("c/70000", b"x")?;
+        more.close()?;
+        assert_eq!(entries_of(&zip.0).len(), 70_001);
         // An entry whose header lies past 4 GiB (the file is sparse up to it): its offset
         // and the directory's go into ZIP64 fields.
         let store = ZipStore::open_for_writing(&zip.0, ZipMode::Create)?;
@@ -1087,6 +1248,30 @@ mod tests {
         }
         store.set("far", b"2")?;
         store.close()?;
+        // The directory's record of "far" gives its offset in the ZIP64 extra field only
+        // (its sizes fit), and the end records are the ZIP64 ones, then the classic one with
+        // the directory's offset all ones.
+        // The file's tail only: the rest is 5 GiB of holes.
+        let file = File::open(&zip.0).unwrap();
+        let len = file.metadata().unwrap().len();
+        let mut raw = vec![0u8; 512];
+        file.read_exact_at(&mut raw, len - 512).unwrap();
+        let record = raw
+            .windows(49)
+            .position(|w| w[..4] == *b"PK\x01\x02" && w[46..] == *b"far")
+            .unwrap();
+        let record = &raw[record..];
+        assert_eq!(&record[42..46], &[0xFF; 4]);
+        assert_eq!(&record[46..49], b"far");
+        assert_eq!(&record[49..53], &[1, 0, 8, 0]);
+        assert_eq!(
+            u64::from_le_bytes(record[53..61].try_into().unwrap()),
+            5 << 30
+        );
+        let classic = &raw[raw.len() - 22..];
+        assert_eq!(&classic[..4], b"PK\x05\x06");
+        assert_eq!(&classic[16..20], &[0xFF; 4]);
+        assert_eq!(&raw[raw.len() - 42..raw.len() - 38], b"PK\x06\x07");
         let mut got = entries_of(&zip.0);
         got.sort();
         assert_eq!(

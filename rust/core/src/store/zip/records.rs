@@ -73,7 +73,8 @@ fn zip64_extra(fields: &[u64]) -> Vec<u8> {
     extra
 }
 
-/// The local header that precedes the entry's bytes in the file.
+/// The local header that precedes the entry's bytes in the file. The name is at most 65535
+/// bytes (the store refuses longer keys), as are the names of the next function.
 pub(super) fn local_header(name: &str, entry: &Stored) -> Vec<u8> {
     let big = entry.size >= FULL_32;
     // Both sizes, in that order, when either outgrows its slot (4.5.3).
@@ -140,11 +141,12 @@ pub(super) fn central_record(name: &str, entry: &Stored) -> Vec<u8> {
 
 /// The records that end the file after a central directory of `entries` records, `size`
 /// bytes long, starting at `start`: the ZIP64 end record and its locator where a count or
-/// offset outgrows the classic end record, then the classic one.
-pub(super) fn end_records(entries: u64, size: u64, start: u64) -> Vec<u8> {
+/// offset outgrows the classic end record, then the classic one, with the zip's `comment`
+/// (at most 65535 bytes: one read from a classic end record).
+pub(super) fn end_records(entries: u64, size: u64, start: u64, comment: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     if entries >= FULL_16 || size >= FULL_32 || start >= FULL_32 {
-        let zip64_end_at = start + size;
+        let zip64_end_at = start.saturating_add(size);
         put32(&mut out, 0x0606_4b50);
         put64(&mut out, 44); // the record's size after this field
         put16(&mut out, MADE_BY);
@@ -172,7 +174,9 @@ pub(super) fn end_records(entries: u64, size: u64, start: u64) -> Vec<u8> {
     put16(&mut out, count);
     put32(&mut out, slot32(size));
     put32(&mut out, slot32(start));
-    put16(&mut out, 0); // comment length
+    let comment = &comment[..comment.len().min(usize::from(u16::MAX))];
+    put16(&mut out, comment.len() as u16);
+    out.extend_from_slice(comment);
     out
 }
 
@@ -236,7 +240,7 @@ mod tests {
         };
         assert_eq!(local_header("a", &small).len(), 31);
         assert_eq!(central_record("a", &small).len(), 47);
-        assert_eq!(end_records(3, 100, 200).len(), 22);
+        assert_eq!(end_records(3, 100, 200, b"").len(), 22);
         let far = Stored {
             header_at: 1 << 33,
             ..small
@@ -252,6 +256,6 @@ mod tests {
         };
         assert_eq!(local_header("a", &big).len(), 31 + 20);
         assert_eq!(central_record("a", &big).len(), 47 + 20);
-        assert_eq!(end_records(70_000, 100, 200).len(), 22 + 56 + 20);
+        assert_eq!(end_records(70_000, 100, 200, b"").len(), 22 + 56 + 20);
     }
 }
