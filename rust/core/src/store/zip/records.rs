@@ -83,18 +83,24 @@ pub(super) fn local_header(name: &str, entry: &Stored) -> Vec<u8> {
     let mut out = Vec::with_capacity(30 + name.len() + extra.len());
     put32(&mut out, 0x0403_4b50);
     put16(&mut out, if big { NEEDS_45 } else { NEEDS_20 });
-    put16(&mut out, flags(name));
-    put16(&mut out, 0); // stored
-    put16(&mut out, entry.dos_time.0);
-    put16(&mut out, entry.dos_time.1);
-    put32(&mut out, entry.crc32);
-    put32(&mut out, slot32(entry.size));
-    put32(&mut out, slot32(entry.size));
-    put16(&mut out, name.len() as u16);
-    put16(&mut out, extra.len() as u16);
+    put_described(&mut out, name, entry, &extra);
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(&extra);
     out
+}
+
+/// The fields both headers give in the same order: flags, method, time and date, CRC-32,
+/// both sizes, and the lengths of the name and the extra field.
+fn put_described(out: &mut Vec<u8>, name: &str, entry: &Stored, extra: &[u8]) {
+    put16(out, flags(name));
+    put16(out, 0); // stored
+    put16(out, entry.dos_time.0);
+    put16(out, entry.dos_time.1);
+    put32(out, entry.crc32);
+    put32(out, slot32(entry.size));
+    put32(out, slot32(entry.size));
+    put16(out, name.len() as u16);
+    put16(out, extra.len() as u16);
 }
 
 /// The entry's record in the central directory.
@@ -120,15 +126,7 @@ pub(super) fn central_record(name: &str, entry: &Stored) -> Vec<u8> {
             NEEDS_45
         },
     );
-    put16(&mut out, flags(name));
-    put16(&mut out, 0); // stored
-    put16(&mut out, entry.dos_time.0);
-    put16(&mut out, entry.dos_time.1);
-    put32(&mut out, entry.crc32);
-    put32(&mut out, slot32(entry.size));
-    put32(&mut out, slot32(entry.size));
-    put16(&mut out, name.len() as u16);
-    put16(&mut out, extra.len() as u16);
+    put_described(&mut out, name, entry, &extra);
     put16(&mut out, 0); // comment length
     put16(&mut out, 0); // disk number
     put16(&mut out, 0); // internal attributes
