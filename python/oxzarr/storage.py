@@ -2,11 +2,11 @@
 
 A path string (or ``os.PathLike``) means a directory on the local filesystem, ``"file://..."``
 too, or an existing ``*.zip`` file (read-only; :class:`ZipStore` writes zip files);
-``"memory://"`` or ``None`` a new in-memory
-store; ``"s3://bucket/prefix"`` an S3 bucket (or an S3-compatible service's) and
-``"http(s)://host/path"`` a web server (read-only), with ``storage_options`` for credentials
-and endpoints. :class:`LocalStore`, :class:`MemoryStore` and :class:`ZipStore` are named as in
-zarr-python's ``zarr.storage``; :class:`RemoteStore` holds the URLs.
+``"memory://"`` or ``None`` a new in-memory store; ``"s3://bucket/prefix"`` an S3 bucket (or
+an S3-compatible service's) and ``"http(s)://host/path"`` a web server (read-only), with
+``storage_options`` for credentials and endpoints. :class:`LocalStore`, :class:`MemoryStore`
+and :class:`ZipStore` are named as in zarr-python's ``zarr.storage``; :class:`RemoteStore`
+holds the URLs.
 """
 
 from __future__ import annotations
