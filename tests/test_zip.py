@@ -461,3 +461,25 @@ def test_names_beyond_ascii(tmp_path: Path) -> None:
         assert all(i.flag_bits & 0x800 for i in z.infolist() if not i.filename.isascii())
     theirs = zarr.open_group(zarr.storage.ZipStore(path, mode="r"), mode="r")
     assert theirs["grüße/Δt"][...].tolist() == [7, 7]
+
+
+def test_a_zip_written_again_leaves_its_readers_the_old_one(tmp_path: Path) -> None:
+    # mode="w" puts a new file at the path: a store that has the old zip open goes on
+    # reading it whole, never the new zip's bytes where its directory says its entries are.
+    path = tmp_path / "data.zip"
+    with ZipStore(path, mode="w") as store:
+        oxzarr.create_array(store, shape=(64,), chunks=(8,), dtype="u2", compressors=None)[...] = (
+            np.arange(64)
+        )
+    old = oxzarr.open_array(ZipStore(path), mode="r")
+    with ZipStore(path, mode="w") as store:
+        new = oxzarr.create_array(store, shape=(5, 7), chunks=(5, 1), dtype="f8")
+        new[...] = -1.5
+    assert old[...].tolist() == list(range(64))
+    assert oxzarr.open_array(path, mode="r")[...].tolist() == [[-1.5] * 7] * 5
+    # Through a symbolic link, the zip it points to is written.
+    link = tmp_path / "link.zip"
+    link.symlink_to(path)
+    with ZipStore(link, mode="w") as store:
+        oxzarr.create_array(store, shape=(2,), dtype="i1")[...] = 3
+    assert link.is_symlink() and oxzarr.open_array(path, mode="r")[...].tolist() == [3, 3]

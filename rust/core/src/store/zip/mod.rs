@@ -171,6 +171,25 @@ fn release(id: FileId) {
     writing().retain(|&other| other != id);
 }
 
+fn already_writing(shown: &str) -> StorageError {
+    io_error(
+        shown,
+        std::io::Error::new(
+            std::io::ErrorKind::ResourceBusy,
+            "the zip file is already open for writing in this process (close that store first)",
+        ),
+    )
+}
+
+/// An error if this process has the file open for writing: replacing it would leave that
+/// store writing to a file no longer at the path.
+fn refuse_if_writing(shown: &str, id: FileId) -> Result<(), StorageError> {
+    if writing().contains(&id) {
+        return Err(already_writing(shown));
+    }
+    Ok(())
+}
+
 /// A zip file: read-only, or open for writing.
 #[derive(Debug)]
 pub struct ZipStore {
@@ -352,9 +371,25 @@ impl ZipStore {
         let shown = path.display().to_string();
         let mut options = OpenOptions::new();
         options.read(true).write(true);
-        // Truncated only once no other handle of this process is found writing it.
+        // A file already at the path is replaced by a new one rather than cut short: a
+        // store or program reading the old zip goes on reading all of it, never the new
+        // entries where its directory says the old ones are. (A symbolic link is followed
+        // and its target truncated below, as Python's zipfile does.)
+        let replaced = mode == ZipMode::Create
+            && std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file());
+        if replaced {
+            let old = std::fs::metadata(&path).map_err(|e| io_error(&shown, e))?;
+            refuse_if_writing(&shown, (old.dev(), old.ino()))?;
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io_error(&shown, e))
+                }
+                _ => {}
+            }
+        }
         match mode {
             ZipMode::CreateNew => options.create_new(true),
+            ZipMode::Create if replaced => options.create_new(true),
             ZipMode::Create | ZipMode::Append => options.create(true),
         };
         let file = options.open(&path).map_err(|e| io_error(&shown, e))?;
@@ -363,14 +398,7 @@ impl ZipStore {
         {
             let mut open = writing();
             if open.contains(&id) {
-                return Err(io_error(
-                    &shown,
-                    std::io::Error::new(
-                        std::io::ErrorKind::ResourceBusy,
-                        "the zip file is already open for writing in this process \
-                         (close that store first)",
-                    ),
-                ));
+                return Err(already_writing(&shown));
             }
             open.push(id);
         }
@@ -381,9 +409,9 @@ impl ZipStore {
         let dir = if mode == ZipMode::Append && meta.len() > 0 {
             read_directory(&file, &shown, true).map_err(failed)?
         } else {
-            // Only a file with contents is truncated: ext4 flushes a file truncated to
-            // nothing when it is closed (in case it is being replaced), which costs a new
-            // zip tens of milliseconds for nothing.
+            // Only a file with contents is truncated (the target of a link): ext4 flushes a
+            // file truncated to nothing when it is closed (in case it is being replaced),
+            // which costs a new zip tens of milliseconds for nothing.
             if meta.len() > 0 {
                 file.set_len(0).map_err(|e| failed(io_error(&shown, e)))?;
             }
