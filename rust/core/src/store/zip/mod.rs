@@ -375,10 +375,11 @@ impl ZipStore {
         // store or program reading the old zip goes on reading all of it, never the new
         // entries where its directory says the old ones are. (A symbolic link is followed
         // and its target truncated below, as Python's zipfile does.)
-        let replaced = mode == ZipMode::Create
-            && std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file());
-        if replaced {
-            let old = std::fs::metadata(&path).map_err(|e| io_error(&shown, e))?;
+        let old = std::fs::symlink_metadata(&path)
+            .ok()
+            .filter(|m| mode == ZipMode::Create && m.file_type().is_file());
+        let replaced = old.is_some();
+        if let Some(old) = old {
             refuse_if_writing(&shown, (old.dev(), old.ino()))?;
             match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
