@@ -118,6 +118,19 @@ def _fresh_config() -> Iterator[None]:
     oxzarr.config.reset()
 
 
+@pytest.fixture(autouse=True)
+def _no_aws_shared_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test reads the machine's own ``~/.aws`` files (oxzarr and s3fs would): each sees
+    empty ones, and no profile named in the environment."""
+    empty = tmp_path_factory.getbasetemp() / "no-aws-files"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty / "credentials"))
+        patch.setenv("AWS_CONFIG_FILE", str(empty / "config"))
+        for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+            patch.delenv(name, raising=False)
+        yield
+
+
 @pytest.fixture
 def shared() -> Path:
     if not (SHARED / "conformance" / "expected.json").exists():

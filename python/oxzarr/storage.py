@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from oxzarr import _core
+from oxzarr import _aws, _core
 
 __all__ = [
     "CountingStore",
@@ -274,12 +274,18 @@ def _option_text(value: Any) -> str:
 def remote_options(url: str, storage_options: Mapping[str, Any] | None) -> list[tuple[str, str]]:
     """The object_store options for `url` from zarr-python-style ``storage_options``: s3fs's
     names (``key``, ``secret``, ``token``, ``anon``, ``endpoint_url``, ``client_kwargs``'s
-    ``endpoint_url`` and ``region_name``) or object_store's own (``aws_region``,
-    ``allow_http``, ``timeout``, ...), which are checked by the engine."""
+    ``endpoint_url`` and ``region_name``, ``profile``) or object_store's own (``aws_region``,
+    ``allow_http``, ``timeout``, ...), which are checked by the engine. For S3, what they leave
+    out is looked up as botocore would: the environment, then the AWS shared files."""
+    s3 = url.startswith(("s3://", "s3a://"))
     options: dict[str, str] = {}
+    profile = None
     for name, value in (storage_options or {}).items():
         if value is None:
             # s3fs's way to leave an option unset ({"token": None}).
+            continue
+        if s3 and name == "profile":
+            profile = str(value)
             continue
         if name == "client_kwargs":
             for inner, inner_value in dict(value).items():
@@ -291,10 +297,16 @@ def remote_options(url: str, storage_options: Mapping[str, Any] | None) -> list[
         elif name == "anon":
             if value:
                 options["aws_skip_signature"] = "true"
-        elif url.startswith(("s3://", "s3a://")) and name in _S3FS_OPTIONS:
+        elif s3 and name in _S3FS_OPTIONS:
             options[_S3FS_OPTIONS[name]] = _option_text(value)
+        elif s3:
+            key = name.lower()
+            options[_aws.ALIASES.get(key, key)] = _option_text(value)
         else:
             options[name] = _option_text(value)
+    if s3:
+        anonymous = options.get("aws_skip_signature", "").lower() == "true"
+        options.update(_aws.profile_options(options, profile, anonymous))
     endpoint = options.get("aws_endpoint", "")
     if endpoint.startswith("http://"):
         # A local S3-compatible service (MinIO, moto) without TLS.
@@ -311,8 +323,10 @@ class RemoteStore(Store):
 
     ``storage_options`` take s3fs's names, as zarr-python's do (``key``, ``secret``,
     ``token``, ``anon``, ``endpoint_url``, ``client_kwargs``), or object_store's
-    (``aws_region``, ...). Credentials not given come from the ``AWS_*`` environment
-    variables or the instance's metadata service (profiles in ``~/.aws`` are not read).
+    (``aws_region``, ...). Credentials, region and endpoint not given come from where
+    botocore finds them: the ``AWS_*`` environment variables, the profile (``profile``, or
+    ``AWS_PROFILE``) in ``~/.aws/credentials`` and ``~/.aws/config``, or the machine's
+    metadata service.
     Chunks are fetched with many requests in flight, and parts of shards with ranged
     requests."""
 

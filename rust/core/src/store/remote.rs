@@ -204,13 +204,22 @@ fn build(recipe: &Recipe) -> Result<Arc<dyn ObjectStore>, object_store::Error> {
     };
     match recipe.service {
         Service::S3 => {
-            let mut builder = AmazonS3Builder::from_env()
-                .with_url(recipe.base.clone())
-                .with_retry(retry);
-            for (key, value) in &recipe.options {
-                let key: AmazonS3ConfigKey =
-                    key.to_ascii_lowercase().parse().map_err(|_| unknown(key))?;
-                builder = builder.with_config(key, value.clone());
+            let given = recipe
+                .options
+                .iter()
+                .map(|(key, value)| {
+                    let parsed: AmazonS3ConfigKey =
+                        key.to_ascii_lowercase().parse().map_err(|_| unknown(key))?;
+                    Ok((parsed, value.clone()))
+                })
+                .collect::<Result<Vec<_>, object_store::Error>>()?;
+            let mut builder = AmazonS3Builder::new();
+            for (key, value) in s3_environment(&given) {
+                builder = builder.with_config(key, value);
+            }
+            builder = builder.with_url(recipe.base.clone()).with_retry(retry);
+            for (key, value) in given {
+                builder = builder.with_config(key, value);
             }
             Ok(Arc::new(builder.build()?))
         }
@@ -226,6 +235,25 @@ fn build(recipe: &Recipe) -> Result<Arc<dyn ObjectStore>, object_store::Error> {
             Ok(Arc::new(builder.build()?))
         }
     }
+}
+
+/// The S3 settings of the `AWS_*` environment variables, as `AmazonS3Builder::from_env` reads
+/// them, but for its credentials when `given` has an access key: credentials are a set, and a
+/// session token of the environment sent with another key fails every request.
+fn s3_environment(given: &[(AmazonS3ConfigKey, String)]) -> Vec<(AmazonS3ConfigKey, String)> {
+    use AmazonS3ConfigKey::{AccessKeyId, SecretAccessKey, Token};
+    let own_credentials = given.iter().any(|(key, _)| matches!(key, AccessKeyId));
+    std::env::vars_os()
+        .filter_map(|(name, value)| {
+            let (name, value) = (name.into_string().ok()?, value.into_string().ok()?);
+            if !name.starts_with("AWS_") {
+                return None;
+            }
+            let key: AmazonS3ConfigKey = name.to_ascii_lowercase().parse().ok()?;
+            let credential = matches!(key, AccessKeyId | SecretAccessKey | Token);
+            (!(own_credentials && credential)).then_some((key, value))
+        })
+        .collect()
 }
 
 /// A version from an object's size and entity tag.
