@@ -427,8 +427,9 @@ def make_store(
 ) -> Store:
     """The store `store` names: a Store, a path (of a directory, or of an existing zip file),
     a ``file://``, ``memory://``, ``s3://`` or ``http(s)://`` URL (the last two with
-    ``storage_options``), or None (a new memory store); zarr-python's LocalStore and ZipStore
-    are accepted too."""
+    ``storage_options``), or None (a new memory store); zarr-python's LocalStore, ZipStore,
+    FsspecStore (over S3, HTTP or local files) and ObjectStore (over obstore's S3Store,
+    HTTPStore or LocalStore) are accepted too, each opened anew at the same place."""
     if isinstance(store, str) and store.startswith(REMOTE_SCHEMES):
         return RemoteStore(store, storage_options=storage_options, read_only=read_only)
     if storage_options:
@@ -455,12 +456,75 @@ def make_store(
                 f"memory://, s3:// and http(s):// (not {scheme}://)"
             )
         return LocalStore(store, read_only=read_only)
-    # zarr-python's stores, by duck typing (zarr is never imported here).
-    kind = type(store).__name__
-    if kind == "LocalStore" and hasattr(store, "root"):
-        return LocalStore(store.root, read_only=read_only or bool(store.read_only))
-    if kind == "ZipStore" and hasattr(store, "path"):
-        return ZipStore(store.path)
     if isinstance(store, dict):
         raise TypeError("a dict is not a store oxzarr can share: use oxzarr.storage.MemoryStore()")
-    raise TypeError(f"cannot use {store!r} as a store")
+    found = _from_zarr_python(store, read_only or bool(getattr(store, "read_only", False)))
+    if found is None:
+        raise TypeError(f"cannot use {store!r} as a store")
+    return found
+
+
+#: Options of fsspec's file systems that are about fsspec itself, not the service.
+_FSSPEC_ONLY = frozenset(
+    {"asynchronous", "loop", "skip_instance_cache", "use_listings_cache", "listings_expiry_time"}
+)
+
+
+def _from_zarr_python(store: Any, read_only: bool) -> Store | None:
+    """oxzarr's store over what zarr-python's store `store` reaches (its LocalStore, ZipStore,
+    FsspecStore or ObjectStore), opened anew with the same location and options; None if
+    `store` is none of these. Duck-typed: zarr is never imported here."""
+    kind = type(store).__name__
+    if kind == "LocalStore" and hasattr(store, "root"):
+        return LocalStore(store.root, read_only=read_only)
+    if kind == "ZipStore" and hasattr(store, "path"):
+        return ZipStore(store.path)
+    if kind == "FsspecStore" and hasattr(store, "fs"):
+        fs = getattr(store.fs, "sync_fs", store.fs)  # zarr-python wraps synchronous ones
+        protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+        options = {
+            k: v for k, v in getattr(fs, "storage_options", {}).items() if k not in _FSSPEC_ONLY
+        }
+        if "s3" in protocols:
+            return RemoteStore(f"s3://{store.path}", storage_options=options, read_only=read_only)
+        if "http" in protocols or "https" in protocols:
+            return RemoteStore(store.path, storage_options=options, read_only=read_only)
+        if "file" in protocols:
+            return LocalStore(store.path, read_only=read_only)
+        raise TypeError(
+            f"cannot use zarr-python's FsspecStore over {protocols[0]}:// as a store: oxzarr "
+            "reaches local paths, s3:// and http(s):// (for memory://, use "
+            "oxzarr.storage.MemoryStore())"
+        )
+    if kind == "ObjectStore" and hasattr(store, "store"):
+        return _from_obstore(store.store, read_only)
+    return None
+
+
+def _from_obstore(inner: Any, read_only: bool) -> Store:
+    """oxzarr's store over what an obstore store reaches (zarr-python's ObjectStore holds one):
+    obstore and oxzarr share object_store's names for their options."""
+    kind = type(inner).__name__
+    if getattr(inner, "credential_provider", None) is not None:
+        raise TypeError(
+            f"cannot use {inner!r} as a store: its credential provider is Python code that "
+            "oxzarr cannot call; give the credentials in its config instead"
+        )
+    prefix = str(getattr(inner, "prefix", None) or "").strip("/")
+    if kind == "S3Store":
+        config = dict(inner.config)
+        bucket = config.pop("bucket")
+        options = {**config, **(inner.client_options or {})}
+        url = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+        return RemoteStore(url, storage_options=options, read_only=read_only)
+    if kind == "HTTPStore":
+        url = inner.url.rstrip("/") + (f"/{prefix}" if prefix else "")
+        return RemoteStore(url, storage_options=inner.client_options, read_only=read_only)
+    if kind == "LocalStore":
+        # Its prefix is the directory, absolute; none is the filesystem's root.
+        return LocalStore(os.fspath(inner.prefix or "/"), read_only=read_only)
+    raise TypeError(
+        f"cannot use zarr-python's ObjectStore over {inner!r} as a store: oxzarr reaches "
+        "obstore's S3Store, HTTPStore and LocalStore (for an in-memory one, use "
+        "oxzarr.storage.MemoryStore())"
+    )

@@ -1,0 +1,116 @@
+"""zarr-python's store objects given to oxzarr: its LocalStore and ZipStore, its FsspecStore
+(over local files, S3 and web servers) and its ObjectStore (over obstore's LocalStore,
+S3Store and HTTPStore). oxzarr opens each place anew with the same options, reads what
+zarr-python wrote there and writes what zarr-python then reads; read-only stores stay
+read-only, and stores it cannot reach are refused with a TypeError."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import zarr
+from obstore.store import HTTPStore as ObHTTPStore
+from obstore.store import LocalStore as ObLocalStore
+from obstore.store import MemoryStore as ObMemoryStore
+from obstore.store import S3Store as ObS3Store
+from zarr.storage import FsspecStore, LocalStore, ObjectStore
+
+import oxzarr
+from oxzarr.errors import ReadOnlyError
+from tests.conftest import S3_CREDENTIALS, assert_same, sample
+from tests.test_remote import _allow_anonymous_reads
+
+Bucket = tuple[str, dict[str, Any]]
+#: A zarr-python store at a place named by a suffix of the test's place (a new array each).
+MakeStore = Callable[[str, bool], Any]
+
+
+def _both_ways(make: MakeStore) -> None:
+    """oxzarr reads what zarr-python writes through `make`'s stores, and the reverse."""
+    values = sample((30, 20), "int16")
+    theirs = zarr.create_array(
+        make("zp.zarr", False), shape=values.shape, dtype="i2", chunks=(8, 8)
+    )
+    theirs[...] = values
+    assert_same(oxzarr.open_array(make("zp.zarr", False), mode="r")[...], values)
+    # Read-only stays read-only.
+    read_only = oxzarr.open_array(make("zp.zarr", True))
+    with pytest.raises(ReadOnlyError):
+        read_only[0, 0] = 1
+
+    ours = oxzarr.create_array(make("ox.zarr", False), shape=(17,), dtype="f4", chunks=(5,))
+    ours[...] = np.arange(17, dtype="f4")
+    assert_same(zarr.open_array(make("ox.zarr", False), mode="r")[...], np.arange(17, dtype="f4"))
+
+
+def test_local_stores(tmp_path: Path) -> None:
+    _both_ways(lambda name, ro: LocalStore(tmp_path / "local" / name, read_only=ro))
+    _both_ways(
+        lambda name, ro: FsspecStore.from_url(
+            f"file://{tmp_path}/fsspec/{name}", storage_options={"auto_mkdir": True}, read_only=ro
+        )
+    )
+
+    def obstore_local(name: str, read_only: bool) -> ObjectStore:
+        return ObjectStore(
+            ObLocalStore(tmp_path / "obstore" / name, mkdir=True), read_only=read_only
+        )
+
+    _both_ways(obstore_local)
+
+
+def test_s3_stores(s3_bucket: Bucket, s3_endpoint: str) -> None:
+    bucket, options = s3_bucket
+    _both_ways(
+        lambda name, ro: FsspecStore.from_url(
+            f"{bucket}/fsspec/{name}", storage_options=options, read_only=ro
+        )
+    )
+
+    def obstore_s3(name: str, read_only: bool) -> ObjectStore:
+        inner = ObS3Store(
+            bucket[len("s3://") :],
+            prefix=f"obstore/{name}",
+            endpoint=s3_endpoint,
+            access_key_id=S3_CREDENTIALS["key"],
+            secret_access_key=S3_CREDENTIALS["secret"],
+            region="us-east-1",
+            client_options={"allow_http": True},
+        )
+        return ObjectStore(inner, read_only=read_only)
+
+    _both_ways(obstore_s3)
+
+
+def test_web_server_stores(s3_bucket: Bucket, s3_endpoint: str) -> None:
+    bucket, options = s3_bucket
+    name = bucket[len("s3://") :]
+    values = sample((12, 9), "uint8")
+    zarr.create_array(
+        f"{bucket}/a.zarr", shape=values.shape, dtype="u1", chunks=(5, 5), storage_options=options
+    )[...] = values
+    _allow_anonymous_reads(s3_endpoint, name)
+    url = f"{s3_endpoint}/{name}/a.zarr"
+    through_fsspec = oxzarr.open_array(FsspecStore.from_url(url, read_only=True))
+    assert_same(through_fsspec[...], values)
+    inner = ObHTTPStore.from_url(url, client_options={"allow_http": True})
+    through_obstore = oxzarr.open_array(ObjectStore(inner, read_only=True))
+    assert_same(through_obstore[...], values)
+
+
+def test_stores_oxzarr_cannot_reach_are_refused() -> None:
+    with pytest.raises(TypeError, match=r"memory://.*MemoryStore\(\)"):
+        oxzarr.open_group(FsspecStore.from_url("memory://somewhere"))
+    with pytest.raises(TypeError, match="obstore's S3Store, HTTPStore and LocalStore"):
+        oxzarr.open_group(ObjectStore(ObMemoryStore()))
+
+    def credentials() -> dict[str, Any]:
+        return {"access_key_id": "k", "secret_access_key": "s", "expires_at": None}
+
+    inner = ObS3Store("bucket", credential_provider=credentials)
+    with pytest.raises(TypeError, match="credential provider"):
+        oxzarr.open_group(ObjectStore(inner))
