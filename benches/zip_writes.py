@@ -3,7 +3,8 @@ zarr-python's ZipStore (with its own codec pipeline) for reference. Release buil
 `make develop-release`, then `.venv/bin/python benches/zip_writes.py [TMPDIR]`.
 
 Each case is a 512 x 512 x 256 uint16 array (128 MiB) in 64³ chunks, uncompressed or zstd
-(level 0), the data of `benches/zip_reads.py`. Figures: the median of 3 whole writes, each
+(level 0), the data of `benches/zip_reads.py`; and uncompressed into zips of deflated
+entries (`compression=zipfile.ZIP_DEFLATED`). Figures: the median of 3 whole writes, each
 into a new directory or zip file (the zip closed, so complete), in seconds; then each zip
 is read back by the other library and compared with the data. Each write starts after
 `sync`, so that none is throttled by the last one's pages still being written back.
@@ -17,6 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -29,16 +31,20 @@ SHAPE = (512, 512, 256)
 CHUNKS = (64, 64, 64)
 
 
-def write(kind: str, path: Path, data: np.ndarray, compressed: bool) -> None:
-    """`data` written whole, as `kind` writes, into a new directory or zip at `path`."""
+def write(kind: str, path: Path, data: np.ndarray, compressed: bool, deflated: bool) -> None:
+    """`data` written whole, as `kind` writes, into a new directory or zip at `path` (of
+    `deflated` entries)."""
+    method = zipfile.ZIP_DEFLATED if deflated else zipfile.ZIP_STORED
     if kind == "zarr-python, zip":
-        theirs = zarr.storage.ZipStore(path, mode="w")
+        theirs = zarr.storage.ZipStore(path, mode="w", compression=method)
         codec = zarr.codecs.ZstdCodec(level=0) if compressed else None
         z = zarr.create_array(theirs, shape=SHAPE, chunks=CHUNKS, dtype="u2", compressors=codec)
         z[...] = data
         theirs.close()
         return
-    store = ZipStore(path, mode="w") if kind == "oxzarr, zip" else LocalStore(path)
+    store = (
+        ZipStore(path, mode="w", compression=method) if kind == "oxzarr, zip" else LocalStore(path)
+    )
     compressors = oxzarr.codecs.ZstdCodec(level=0) if compressed else None
     a = oxzarr.create_array(store, shape=SHAPE, chunks=CHUNKS, dtype="u2", compressors=compressors)
     a[...] = data
@@ -51,9 +57,13 @@ def main() -> None:
     counter = itertools.count()
     print("| case | store | full write (s) |\n|---|---|---|")
     with tempfile.TemporaryDirectory(dir=sys.argv[1] if len(sys.argv) > 1 else None) as tmp:
-        for case, compressed in (("raw_c64", False), ("zstd_c64", True)):
+        cases = (("raw_c64", False, False), ("zstd_c64", True, False), ("raw_c64", False, True))
+        for case, compressed, deflated in cases:
             written = {}
-            for kind in ("oxzarr, directory", "oxzarr, zip", "zarr-python, zip"):
+            kinds = ("oxzarr, zip", "zarr-python, zip")
+            if not deflated:
+                kinds = ("oxzarr, directory", *kinds)
+            for kind in kinds:
                 suffix = "zarr" if kind == "oxzarr, directory" else "zip"
                 times = []
                 for _ in range(3):
@@ -62,9 +72,10 @@ def main() -> None:
                     # written back (which would throttle it).
                     os.sync()
                     start = time.perf_counter()
-                    write(kind, path, data, compressed)
+                    write(kind, path, data, compressed, deflated)
                     times.append(time.perf_counter() - start)
-                print(f"| {case} | {kind} | {statistics.median(times):.3f} |", flush=True)
+                shown = f"{kind} of deflated entries" if deflated else kind
+                print(f"| {case} | {shown} | {statistics.median(times):.3f} |", flush=True)
             theirs = zarr.open_array(zarr.storage.ZipStore(written["oxzarr, zip"], mode="r"))
             assert np.array_equal(theirs[...], data)
             assert np.array_equal(oxzarr.open_array(written["zarr-python, zip"])[...], data)

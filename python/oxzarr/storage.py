@@ -142,6 +142,10 @@ def _memory_store(contents: dict[str, bytes], read_only: bool) -> MemoryStore:
     return MemoryStore(contents, read_only=read_only)
 
 
+#: zipfile's compression methods (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED).
+_ZIP_STORED, _ZIP_DEFLATED = 0, 8
+
+
 class ZipStore(Store):
     """A zip file as a store, as zarr-python's ``ZipStore``: each key an entry.
 
@@ -150,9 +154,11 @@ class ZipStore(Store):
 
     ``mode="w"`` starts a new zip, replacing any file at the path; ``"x"`` starts one where no
     file exists; ``"a"`` adds to the zip there (or starts one). Values are written as stored
-    entries (chunks are compressed by their codecs already), many at once from the engine's
-    threads. A rewritten or deleted key's old entry leaves the zip's directory, so each key
-    has one entry; its bytes stay in the file. One store per process may write a given zip.
+    entries (chunks are compressed by their codecs already), or deflated with
+    ``compression=zipfile.ZIP_DEFLATED`` (a part of a deflated shard is then read by inflating
+    the whole shard), many at once from the engine's threads. A rewritten or deleted key's
+    old entry leaves the zip's directory, so each key has one entry; its bytes stay in the
+    file. One store per process may write a given zip.
 
     The file is a complete zip once the store is closed: ``close()``, or the end of a
     ``with`` block. A store never closed is closed when it is garbage-collected or when the
@@ -171,13 +177,13 @@ class ZipStore(Store):
     ) -> None:
         if mode not in ("r", "w", "x", "a"):
             raise ValueError(f"zip mode {mode!r} is not one of 'r', 'w', 'x', 'a'")
-        # zarr-python's keywords: entries are written stored (zipfile.ZIP_STORED, 0), with
-        # ZIP64 records where they are needed.
-        if mode != "r" and (compression != 0 or not allowZip64):
+        # zarr-python's keywords: entries are written stored (zipfile.ZIP_STORED, 0) or
+        # deflated (zipfile.ZIP_DEFLATED, 8), with ZIP64 records where they are needed.
+        if mode != "r" and (compression not in (_ZIP_STORED, _ZIP_DEFLATED) or not allowZip64):
             raise ValueError(
-                "oxzarr writes zip entries stored (compression=zipfile.ZIP_STORED), with "
-                "ZIP64 records where needed (allowZip64=True): chunks are compressed by "
-                "their codecs"
+                f"oxzarr writes zip entries stored or deflated (compression=zipfile.ZIP_STORED "
+                f"or ZIP_DEFLATED, not {compression!r}), with ZIP64 records where needed "
+                "(allowZip64=True)"
             )
         if read_only is None:
             read_only = mode == "r"
@@ -192,7 +198,8 @@ class ZipStore(Store):
         if mode == "r":
             self._core = _core.Store.zip(str(self.path))
         else:
-            self._writer = _ZipWriter(_core.Store.zip_writer(str(self.path), mode))
+            deflate = compression == _ZIP_DEFLATED
+            self._writer = _ZipWriter(_core.Store.zip_writer(str(self.path), mode, deflate))
             self._core = self._writer.core
 
     def close(self) -> None:

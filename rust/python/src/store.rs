@@ -59,9 +59,16 @@ impl Store {
     }
 
     /// A zip file open for writing: `mode` "w" (a new zip, replacing any file), "x" (a new
-    /// zip, the path must not exist) or "a" (add to the zip there, or start one).
+    /// zip, the path must not exist) or "a" (add to the zip there, or start one); with
+    /// `deflate`, new entries are deflated rather than stored.
     #[staticmethod]
-    fn zip_writer(py: Python<'_>, path: std::path::PathBuf, mode: &str) -> PyResult<Self> {
+    #[pyo3(signature = (path, mode, deflate = false))]
+    fn zip_writer(
+        py: Python<'_>,
+        path: std::path::PathBuf,
+        mode: &str,
+        deflate: bool,
+    ) -> PyResult<Self> {
         let mode = match mode {
             "w" => ZipMode::Create,
             "x" => ZipMode::CreateNew,
@@ -73,7 +80,11 @@ impl Store {
             }
         };
         let store = Arc::new(without_gil(py, || {
-            Ok(ZipStore::open_for_writing(path, mode)?)
+            let zip = ZipStore::open_for_writing(path, mode)?;
+            Ok(match deflate {
+                true => zip.with_deflated_entries(),
+                false => zip,
+            })
         })?);
         Ok(Self {
             inner: store.clone(),

@@ -21,14 +21,14 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 mod records;
-use records::{central_record, dos_time, end_records, local_header, Stored};
+use records::{central_record, dos_time, end_records, local_header, Written};
 
 use super::{
     list_dir_of, range_of, same_version, validate_key, validate_prefix, ByteRange, ListDir,
@@ -207,6 +207,8 @@ pub struct ZipStore {
     owner: u32,
     /// What caches know this zip's values by (see `cache_namespace`).
     namespace: String,
+    /// New entries are deflated (zip method 8) rather than stored.
+    deflate: bool,
 }
 
 fn io_error(key: &str, source: std::io::Error) -> StorageError {
@@ -361,6 +363,7 @@ impl ZipStore {
             settled: Condvar::new(),
             owner: 0,
             namespace,
+            deflate: false,
         })
     }
 
@@ -434,6 +437,7 @@ impl ZipStore {
             file,
             entries: RwLock::new(dir.entries),
             namespace,
+            deflate: false,
             owner: std::process::id(),
             settled: Condvar::new(),
             writer: Some(Mutex::new(Writer {
@@ -447,6 +451,14 @@ impl ZipStore {
                 id,
             })),
         })
+    }
+
+    /// The same store, writing its new entries deflated (zip method 8, as zipfile's
+    /// `ZIP_DEFLATED`) rather than stored. Ranges of a deflated entry are read by inflating
+    /// all of it.
+    pub fn with_deflated_entries(mut self) -> Self {
+        self.deflate = true;
+        self
     }
 
     /// The writer, unless the zip is read-only or this is a process forked from the one
@@ -716,6 +728,19 @@ impl ZipStore {
     }
 }
 
+/// `parts`, one after the other, deflated at zlib's default level (Python's zipfile's).
+fn deflate(parts: &[&[u8]]) -> std::io::Result<Vec<u8>> {
+    let size: usize = parts.iter().map(|p| p.len()).sum();
+    let mut encoder = flate2::write::DeflateEncoder::new(
+        Vec::with_capacity(size / 2 + 64),
+        flate2::Compression::default(),
+    );
+    for part in parts {
+        encoder.write_all(part)?;
+    }
+    encoder.finish()
+}
+
 fn lock(writer: &Mutex<Writer>) -> MutexGuard<'_, Writer> {
     writer.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -825,8 +850,24 @@ impl WritableStore for ZipStore {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let mut stored = Stored {
+        // Deflated on this thread, before the entry's place is reserved: its size is known
+        // then, and threads compress at once.
+        let deflated = match self.deflate {
+            true => Some(deflate(parts).map_err(|e| io_error(&shown, e))?),
+            false => None,
+        };
+        let deflated_part: [&[u8]; 1];
+        let parts = match &deflated {
+            Some(bytes) => {
+                deflated_part = [bytes.as_slice()];
+                &deflated_part[..]
+            }
+            None => parts,
+        };
+        let mut stored = Written {
             size,
+            compressed_size: parts.iter().map(|p| p.len() as u64).sum(),
+            deflated: deflated.is_some(),
             crc32: hasher.finalize(),
             header_at: 0,
             dos_time: dos_time(now),
@@ -844,7 +885,7 @@ impl WritableStore for ZipStore {
             }
             let at = writer.end;
             writer.end = at
-                .checked_add(header.len() as u64 + size)
+                .checked_add(header.len() as u64 + stored.compressed_size)
                 .ok_or_else(|| invalid_data(&shown, "the zip would outgrow 2^64 bytes".into()))?;
             writer.in_flight += 1;
             at
@@ -884,7 +925,7 @@ impl ZipStore {
         shown: &str,
         header: &[u8],
         parts: &[&[u8]],
-        stored: &Stored,
+        stored: &Written,
     ) -> Result<Entry, StorageError> {
         let data_start = stored.header_at + header.len() as u64;
         let mut at = stored.header_at;
@@ -896,10 +937,13 @@ impl ZipStore {
         }
         let entry = Entry {
             data_start,
-            compressed_size: stored.size,
+            compressed_size: stored.compressed_size,
             size: stored.size,
             crc32: stored.crc32,
-            method: Method::Stored,
+            method: match stored.deflated {
+                true => Method::Deflated,
+                false => Method::Stored,
+            },
             encrypted: false,
         };
         let slot = Slot {

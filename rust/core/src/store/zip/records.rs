@@ -3,8 +3,9 @@
 //! with the ZIP64 forms where a size, an offset or the number of entries outgrows the
 //! classic fields.
 //!
-//! Entries are always stored without compression: chunks are compressed by their codecs
-//! already, and stored entries can be read by byte ranges in place (zarr-python's choice too).
+//! Entries are stored without compression unless the store was asked to deflate them: chunks
+//! are compressed by their codecs already, and stored entries can be read by byte ranges in
+//! place (zarr-python's default too).
 
 /// A field that does not fit its classic 16- or 32-bit slot is written as all ones there
 /// and given in full in the ZIP64 extra field or record.
@@ -13,7 +14,8 @@ const FULL_32: u64 = 0xFFFF_FFFF;
 
 /// "Made by" UNIX (3), spec version 4.5 (the one that defines ZIP64).
 const MADE_BY: u16 = (3 << 8) | 45;
-/// The version a reader needs: 2.0 for stored entries, 4.5 where ZIP64 fields are used.
+/// The version a reader needs: 2.0 for stored and deflated entries, 4.5 where ZIP64 fields
+/// are used.
 const NEEDS_20: u16 = 20;
 const NEEDS_45: u16 = 45;
 /// General purpose flag bit 11: the name is UTF-8.
@@ -21,10 +23,17 @@ const UTF8_NAME: u16 = 1 << 11;
 /// A regular file, rw-r--r--, in the upper half of the external attributes (UNIX).
 const REGULAR_FILE: u32 = 0o100644 << 16;
 
-/// What the records of one stored entry say.
+/// The compression methods written (4.4.5).
+const METHOD_STORED: u16 = 0;
+const METHOD_DEFLATED: u16 = 8;
+
+/// What the records of one entry written say.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Stored {
+pub(super) struct Written {
+    /// The value's size, and its bytes' in the file (the same unless deflated).
     pub size: u64,
+    pub compressed_size: u64,
+    pub deflated: bool,
     pub crc32: u32,
     /// Where its local header starts in the file.
     pub header_at: u64,
@@ -75,41 +84,53 @@ fn zip64_extra(fields: &[u64]) -> Vec<u8> {
 
 /// The local header that precedes the entry's bytes in the file. The name is at most 65535
 /// bytes (the store refuses longer keys), as are the names of the next function.
-pub(super) fn local_header(name: &str, entry: &Stored) -> Vec<u8> {
-    let big = entry.size >= FULL_32;
+pub(super) fn local_header(name: &str, entry: &Written) -> Vec<u8> {
+    let big = entry.size >= FULL_32 || entry.compressed_size >= FULL_32;
     // Both sizes, in that order, when either outgrows its slot (4.5.3).
-    let sizes = [entry.size, entry.size];
+    let sizes = [entry.size, entry.compressed_size];
     let extra = zip64_extra(if big { &sizes } else { &[] });
     let mut out = Vec::with_capacity(30 + name.len() + extra.len());
     put32(&mut out, 0x0403_4b50);
     put16(&mut out, if big { NEEDS_45 } else { NEEDS_20 });
-    put_described(&mut out, name, entry, &extra);
+    put_described(&mut out, name, entry, big, &extra);
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(&extra);
     out
 }
 
 /// The fields both headers give in the same order: flags, method, time and date, CRC-32,
-/// both sizes, and the lengths of the name and the extra field.
-fn put_described(out: &mut Vec<u8>, name: &str, entry: &Stored, extra: &[u8]) {
+/// both sizes (each all ones if it outgrows its slot, or both with `zip64_sizes`), and the
+/// lengths of the name and the extra field.
+fn put_described(out: &mut Vec<u8>, name: &str, entry: &Written, zip64_sizes: bool, extra: &[u8]) {
     put16(out, flags(name));
-    put16(out, 0); // stored
+    put16(
+        out,
+        if entry.deflated {
+            METHOD_DEFLATED
+        } else {
+            METHOD_STORED
+        },
+    );
     put16(out, entry.dos_time.0);
     put16(out, entry.dos_time.1);
     put32(out, entry.crc32);
-    put32(out, slot32(entry.size));
-    put32(out, slot32(entry.size));
+    for size in [entry.compressed_size, entry.size] {
+        put32(out, if zip64_sizes { u32::MAX } else { slot32(size) });
+    }
     put16(out, name.len() as u16);
     put16(out, extra.len() as u16);
 }
 
 /// The entry's record in the central directory.
-pub(super) fn central_record(name: &str, entry: &Stored) -> Vec<u8> {
+pub(super) fn central_record(name: &str, entry: &Written) -> Vec<u8> {
     // Only the fields that outgrow their slots go into the extra field, in the order
     // uncompressed size, compressed size, local header offset (4.5.3).
     let mut fields = Vec::new();
     if entry.size >= FULL_32 {
-        fields.extend([entry.size, entry.size]);
+        fields.push(entry.size);
+    }
+    if entry.compressed_size >= FULL_32 {
+        fields.push(entry.compressed_size);
     }
     if entry.header_at >= FULL_32 {
         fields.push(entry.header_at);
@@ -126,7 +147,7 @@ pub(super) fn central_record(name: &str, entry: &Stored) -> Vec<u8> {
             NEEDS_45
         },
     );
-    put_described(&mut out, name, entry, &extra);
+    put_described(&mut out, name, entry, false, &extra);
     put16(&mut out, 0); // comment length
     put16(&mut out, 0); // disk number
     put16(&mut out, 0); // internal attributes
@@ -230,8 +251,10 @@ mod tests {
 
     #[test]
     fn zip64_fields_only_where_needed() {
-        let small = Stored {
+        let small = Written {
             size: 10,
+            compressed_size: 10,
+            deflated: false,
             crc32: 1,
             header_at: 5,
             dos_time: (0, 33),
@@ -239,7 +262,7 @@ mod tests {
         assert_eq!(local_header("a", &small).len(), 31);
         assert_eq!(central_record("a", &small).len(), 47);
         assert_eq!(end_records(3, 100, 200, b"").len(), 22);
-        let far = Stored {
+        let far = Written {
             header_at: 1 << 33,
             ..small
         };
@@ -248,12 +271,40 @@ mod tests {
         assert_eq!(record.len(), 47 + 12);
         assert_eq!(&record[42..46], &[0xFF; 4]);
         assert_eq!(&record[47 + 4..], &(1u64 << 33).to_le_bytes());
-        let big = Stored {
+        let big = Written {
             size: 1 << 32,
+            compressed_size: 1 << 32,
             ..small
         };
         assert_eq!(local_header("a", &big).len(), 31 + 20);
         assert_eq!(central_record("a", &big).len(), 47 + 20);
         assert_eq!(end_records(70_000, 100, 200, b"").len(), 22 + 56 + 20);
+    }
+
+    #[test]
+    fn deflated_entries_give_both_sizes() {
+        let deflated = Written {
+            size: (1 << 32) + 7,
+            compressed_size: 1000,
+            deflated: true,
+            crc32: 9,
+            header_at: 0,
+            dos_time: (0, 33),
+        };
+        let header = local_header("a", &deflated);
+        assert_eq!(&header[8..10], &8u16.to_le_bytes(), "the method: deflated");
+        // The local header's slots are all ones and its extra field holds both sizes, the
+        // uncompressed first, as soon as either outgrows its slot (4.5.3).
+        assert_eq!(&header[18..26], &[0xFF; 8]);
+        assert_eq!(&header[31 + 4..31 + 12], &((1u64 << 32) + 7).to_le_bytes());
+        assert_eq!(&header[31 + 12..31 + 20], &1000u64.to_le_bytes());
+        // The central record gives only the uncompressed size there; the compressed one
+        // fits its slot.
+        let record = central_record("a", &deflated);
+        assert_eq!(&record[10..12], &8u16.to_le_bytes());
+        assert_eq!(&record[20..24], &1000u32.to_le_bytes());
+        assert_eq!(&record[24..28], &[0xFF; 4]);
+        assert_eq!(record.len(), 47 + 12);
+        assert_eq!(&record[47 + 4..], &((1u64 << 32) + 7).to_le_bytes());
     }
 }
