@@ -65,11 +65,15 @@ def test_local_stores(tmp_path: Path) -> None:
 
 def test_s3_stores(s3_bucket: Bucket, s3_endpoint: str) -> None:
     bucket, options = s3_bucket
+    # With fsspec's own options, which oxzarr has no use for.
+    options = {**options, "default_block_size": 2**20, "use_listings_cache": False}
     _both_ways(
         lambda name, ro: FsspecStore.from_url(
             f"{bucket}/fsspec/{name}", storage_options=options, read_only=ro
         )
     )
+    a = oxzarr.open_array(f"{bucket}/fsspec/ox.zarr", storage_options=options)
+    assert a.shape == (17,)
 
     def obstore_s3(name: str, read_only: bool) -> ObjectStore:
         inner = ObS3Store(

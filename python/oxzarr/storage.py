@@ -272,6 +272,26 @@ _S3FS_OPTIONS = {
 }
 
 
+#: Options of fsspec's file systems about fsspec itself (its event loop, its caches of
+#: listings and file blocks), not the service: oxzarr has no use for them, and takes them
+#: without complaint so that storage_options written for zarr-python work unchanged.
+_FSSPEC_ONLY = frozenset(
+    {
+        "asynchronous",
+        "loop",
+        "skip_instance_cache",
+        "use_listings_cache",
+        "listings_expiry_time",
+        "max_paths",
+        "default_block_size",
+        "default_fill_cache",
+        "default_cache_type",
+        "cache_regions",
+        "max_concurrency",
+    }
+)
+
+
 def _option_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -288,8 +308,8 @@ def remote_options(url: str, storage_options: Mapping[str, Any] | None) -> list[
     options: dict[str, str] = {}
     profile = None
     for name, value in (storage_options or {}).items():
-        if value is None:
-            # s3fs's way to leave an option unset ({"token": None}).
+        if value is None or name in _FSSPEC_ONLY:
+            # s3fs's way to leave an option unset ({"token": None}), or fsspec's own.
             continue
         if s3 and name == "profile":
             profile = str(value)
@@ -471,12 +491,6 @@ def make_store(
     return found
 
 
-#: Options of fsspec's file systems that are about fsspec itself, not the service.
-_FSSPEC_ONLY = frozenset(
-    {"asynchronous", "loop", "skip_instance_cache", "use_listings_cache", "listings_expiry_time"}
-)
-
-
 def _from_zarr_python(store: Any, read_only: bool) -> Store | None:
     """oxzarr's store over what zarr-python's store `store` reaches (its LocalStore, ZipStore,
     FsspecStore or ObjectStore), opened anew with the same location and options; None if
@@ -489,9 +503,7 @@ def _from_zarr_python(store: Any, read_only: bool) -> Store | None:
     if kind == "FsspecStore" and hasattr(store, "fs"):
         fs = getattr(store.fs, "sync_fs", store.fs)  # zarr-python wraps synchronous ones
         protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
-        options = {
-            k: v for k, v in getattr(fs, "storage_options", {}).items() if k not in _FSSPEC_ONLY
-        }
+        options = getattr(fs, "storage_options", {})
         if "s3" in protocols:
             return RemoteStore(f"s3://{store.path}", storage_options=options, read_only=read_only)
         if "http" in protocols or "https" in protocols:
