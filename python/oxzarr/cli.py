@@ -440,14 +440,36 @@ def _join_negative_values(argv: Sequence[str]) -> list[str]:
     return out
 
 
+def _interrupt_once() -> None:
+    """Makes Ctrl-C interrupt the command once: later presses, while it stops, cleans up and
+    says what it left, do nothing. A second press raising anywhere in that (between two of
+    the cleanup's steps, or as the message is written) would cut it short or turn the
+    message into a bare "interrupted". Left alone where Ctrl-C is ignored or handled by
+    someone else."""
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return
+    pressed = False
+
+    def once(signum: int, frame: Any) -> None:
+        nonlocal pressed
+        if not pressed:
+            pressed = True
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, once)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
+    if argv is None:
+        _interrupt_once()
     try:
         return int(args.run(args))
     except (Interrupted, KeyboardInterrupt) as e:
         if argv is None:
-            # The command is ending: a further Ctrl-C must not turn the message into a
-            # traceback or the exit status into a signal's.
+            # The command is ending: a press from here on, up to the interpreter's exit
+            # (which would put back the default action for a handler still installed), must
+            # not turn the exit status into a signal's.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         detail = f": {e}" if isinstance(e, Interrupted) else ""
         sys.stderr.write(f"oxzarr: interrupted{detail}\n")

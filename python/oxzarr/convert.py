@@ -562,12 +562,13 @@ class _Runner:
                 )
                 self.report()
         except KeyboardInterrupt:
-            job.cancel()
-            self.cancel.set()
-            # The engine stops after the units in flight; a second Ctrl-C must not leave
-            # the cleanup after this racing the writes still going on.
+            # The engine stops after the units in flight; a second Ctrl-C, even one while it
+            # is told to, must not leave the cleanup after this racing the writes still
+            # going on.
             while not finished.is_set():
                 with contextlib.suppress(KeyboardInterrupt):
+                    job.cancel()
+                    self.cancel.set()
                     finished.wait(0.1)
             raise
         if failure:
