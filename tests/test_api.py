@@ -381,6 +381,52 @@ def test_empty_chunks_are_not_written(tmp_path: Path) -> None:
     assert len(list((tmp_path / "b.zarr" / "c").iterdir())) == 2
 
 
+def test_array_config_order(tmp_path: Path) -> None:
+    a = oxzarr.create_array(tmp_path / "a.zarr", shape=(6, 5, 4), chunks=(4, 2, 3), dtype="f8")
+    values = np.arange(120.0).reshape(6, 5, 4)
+    a[...] = values
+    f = a.with_config({"order": "F"})
+    assert (a.config.order, f.config.order, f.order) == ("C", "F", "F")
+    for key in [Ellipsis, (slice(1, 5), 2), (slice(None), slice(1, 4), slice(0, 4, 2)), 3]:
+        got = f[key]
+        assert got.flags.f_contiguous and np.array_equal(got, values[key]), key
+        assert a[key].flags.c_contiguous
+    # Into an `out` of either layout, and through pickling.
+    out = np.empty((6, 5, 4), order="F")
+    assert f.get_basic_selection(out=out) is out and np.array_equal(out, values)
+    again = pickle.loads(pickle.dumps(f))
+    assert again.config == f.config and again[...].flags.f_contiguous
+    # Opened with a config, or under a configured order.
+    opened = oxzarr.open_array(tmp_path / "a.zarr", mode="r", config={"order": "F"})
+    assert opened[...].flags.f_contiguous
+    with oxzarr.config.set({"order": "F"}):
+        assert oxzarr.open_array(tmp_path / "a.zarr", mode="r").config.order == "F"
+    assert oxzarr.open_array(tmp_path / "a.zarr", mode="r").config.order == "C"
+    with pytest.raises(ValueError, match="'C' or 'F'"):
+        oxzarr.config.set({"array.order": "A"})
+    with pytest.raises(ValueError, match="'C' or 'F'"):
+        oxzarr.open_array(tmp_path / "a.zarr", config={"order": "A"})
+
+
+def info_rows(info: str) -> dict[str, str]:
+    pairs = (line.split(":", 1) for line in info.splitlines())
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def test_info_complete(tmp_path: Path) -> None:
+    g = oxzarr.open_group(tmp_path / "g.zarr", mode="w")
+    a = g.create_array("a", shape=(10, 10), chunks=(5, 5), dtype="u2", compressors=None)
+    a[:5] = 1
+    g.create_group("sub").create_group("deeper").create_array("b", shape=(2,), dtype="u1")
+    rows = info_rows(a.info_complete())
+    assert rows["Chunks Initialized"] == "2"
+    assert rows["No. bytes stored"] == str(a.nbytes_stored())
+    assert float(rows["Storage ratio"]) == round(200 / a.nbytes_stored(), 1)
+    assert a.info_complete().startswith(a.info)
+    rows = info_rows(g.info_complete())
+    assert (rows["No. members"], rows["No. arrays"], rows["No. groups"]) == ("4", "2", "2")
+
+
 def test_overwrite_replaces_the_node(tmp_path: Path) -> None:
     p = tmp_path / "a.zarr"
     a = oxzarr.create_array(p, shape=(4,), dtype="i4", chunks=(2,))

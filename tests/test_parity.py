@@ -614,6 +614,87 @@ def simple_selections(zarr: ModuleType, path: Path) -> list[Any]:
     return results
 
 
+def layout(values: Any) -> tuple[Any, bool, bool]:
+    """Values with their memory layout: the config's order decides it."""
+    return (values, bool(values.flags.f_contiguous), bool(values.flags.c_contiguous))
+
+
+@script
+def array_config(zarr: ModuleType, path: Path) -> list[Any]:
+    """A v3 array's reads come in its config's order, a v2 array's in its stored order."""
+    v3 = zarr.create_array(path / "v3", shape=(4, 6), chunks=(2, 3), dtype="i4")
+    v3[...] = data((4, 6))
+    v2 = zarr.create_array(
+        path / "v2", shape=(4, 6), chunks=(2, 3), dtype="i4", zarr_format=2, order="F"
+    )
+    v2[...] = data((4, 6))
+    results: list[Any] = []
+    for a in (v3, v3.with_config({"order": "F"}), v2, v2.with_config({"order": "C"})):
+        for key in (Ellipsis, (slice(1, 3), slice(None)), 1, (slice(None), 2), (2, 3)):
+            results.append(layout(np.asarray(a[key])))
+        results += [
+            a.order,
+            a.config.order,
+            a.config.write_empty_chunks,
+            layout(a.oindex[[0, 2], [1, 2, 4]]),
+            layout(a.get_basic_selection((slice(0, 3), slice(1, 5)))),
+            layout(np.asarray(a)),
+        ]
+    with zarr.config.set({"array.order": "F"}):
+        made = zarr.create_array(path / "made_f", shape=(3, 2), dtype="u1")
+        made_v2 = zarr.create_array(path / "made_v2_f", shape=(3, 2), dtype="u1", zarr_format=2)
+    # The config's order is the array's from when it was made, not what is set later.
+    results += [made.config.order, layout(made[...]), made_v2.order, layout(made_v2[...])]
+    changed = made.with_config({"write_empty_chunks": True})
+    results += [changed.config.write_empty_chunks, changed.config.order, made.config.order]
+    results += [
+        attempt(lambda: v3.with_config({"order": "K"})),
+        attempt(lambda: v3.with_config({"bogus": 1})),
+        attempt(lambda: v3.with_config({"write_empty_chunks": "yes"})),
+        attempt(lambda: zarr.create_array(path / "k", shape=(2,), config={"order": "K"})),
+    ]
+    w = zarr.create_array(
+        path / "w", shape=(4,), chunks=(2,), dtype="i4", config={"write_empty_chunks": True}
+    )
+    w[...] = 0
+    results += [w.config.write_empty_chunks, w.nchunks_initialized]
+    skipping = w.with_config({"write_empty_chunks": False})
+    skipping[...] = 0
+    results += [skipping.config.write_empty_chunks, w.nchunks_initialized]
+    return results
+
+
+@script
+def class_constructors(zarr: ModuleType, path: Path) -> list[Any]:
+    """zarr-python's class methods that open and create: Group.open, Group.from_store,
+    Array.open, and a group's create, array and synchronizer."""
+    g = zarr.Group.from_store(str(path / "g"), attributes={"a": 1})
+    results: list[Any] = [g.attrs.asdict(), type(g).__name__]
+    results.append(attempt(lambda: zarr.Group.from_store(str(path / "g"))))
+    g = zarr.Group.from_store(str(path / "g"), overwrite=True)
+    results.append(g.attrs.asdict())
+    a = g.create("a", shape=(3, 4), dtype="i2", chunks=(2, 2))
+    a[...] = data((3, 4), "i2")
+    results += [a.shape, a.chunks, g.synchronizer]
+    results += [zarr.Group.open(str(path / "g")).attrs.asdict(), sorted(g.array_keys())]
+    results.append(zarr.Array.open(str(path / "g" / "a"))[...])
+    old = zarr.open_group(str(path / "old"), mode="w", zarr_format=2)
+    old.create_array("x", shape=(2,), dtype="u1")
+    results += [
+        attempt(lambda: zarr.Group.open(str(path / "old"))),
+        sorted(zarr.Group.open(str(path / "old"), zarr_format=None).array_keys()),
+        sorted(zarr.Group.open(str(path / "old"), zarr_format=2).array_keys()),
+        attempt(lambda: zarr.Array.open(str(path / "old" / "x"))),
+        attempt(lambda: zarr.Array.open(str(path / "g"))),
+        attempt(lambda: zarr.Group.open(str(path / "g" / "a"))),
+        attempt(lambda: zarr.Group.open(str(path / "nothing"))),
+    ]
+    with pytest.warns(DeprecationWarning):
+        made = g.array("b", shape=(5,), dtype="f4")
+    results += [made.shape, made.dtype, sorted(g.array_keys())]
+    return results
+
+
 @pytest.mark.parametrize("name", list(SCRIPTS))
 def test_same_results_as_zarr_python(tmp_path: Path, name: str) -> None:
     theirs = SCRIPTS[name](zarr_python, tmp_path / "zarr")

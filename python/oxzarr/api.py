@@ -28,7 +28,7 @@ from oxzarr._metadata import (
     normalize_shards,
     v2_document,
 )
-from oxzarr.array import Array
+from oxzarr.array import Array, settings_from
 from oxzarr.codecs import ShardingCodec
 from oxzarr.config import config as _settings
 from oxzarr.errors import ArrayNotFoundError, GroupNotFoundError, NodeNotFoundError
@@ -143,6 +143,7 @@ def create_array(
     _check_format(zarr_format)
     if order not in (None, "C", "F"):
         raise ValueError(f"order must be 'C' or 'F', not {order!r}")
+    settings = settings_from(config, strict=False)
     source = None
     if data is not None:
         source = np.asarray(data)
@@ -175,7 +176,7 @@ def create_array(
             fill_value=fill_value_json(
                 fill_value, np.dtype(dtype) if np_dtype.fields else np_dtype, 2
             ),
-            order=order or "C",
+            order=order or str(_settings.get("order")),
             chunk_key_encoding=chunk_key_encoding,
             attributes=attributes,
         )
@@ -220,9 +221,8 @@ def create_array(
             dimension_names=dimension_names,
         )
     target = make_store(store, storage_options=storage_options)
-    write_empty = (config or {}).get("write_empty_chunks")
     core = _core.Array.create(target._core, _path(name), json.dumps(doc), overwrite)
-    arr = Array(core, target, write_empty_chunks=write_empty)
+    arr = _configured(core, target, settings)
     if source is not None and write_data:
         arr[...] = source
     return arr
@@ -256,8 +256,17 @@ def open_array(
         if mode == "a" and "shape" in kwargs:
             return create_array(target, name=path, zarr_format=zarr_format, **kwargs)
         raise
+    return _configured(core, target, settings_from(kwargs.get("config"), strict=False))
+
+
+def _configured(core: _core.Array, target: Store, settings: Mapping[str, Any]) -> Array:
+    """The array `core` with the settings of a ``config`` argument (checked by
+    `settings_from`); those it leaves out follow ``oxzarr.config``."""
     return Array(
-        core, target, write_empty_chunks=(kwargs.get("config") or {}).get("write_empty_chunks")
+        core,
+        target,
+        write_empty_chunks=settings.get("write_empty_chunks"),
+        order=settings.get("order"),
     )
 
 

@@ -27,9 +27,9 @@ from oxzarr._metadata import ARRAY_TO_ARRAY, ARRAY_TO_BYTES, integers
 from oxzarr.codecs import Codec, NumcodecsConfig, codec_from_dict
 from oxzarr.config import config
 from oxzarr.errors import BoundsCheckError, ReadOnlyError
-from oxzarr.storage import Store
+from oxzarr.storage import Store, StoreLike
 
-__all__ = ["Array", "ArrayMetadata", "ArrayV2Metadata", "Attributes"]
+__all__ = ["Array", "ArrayConfig", "ArrayMetadata", "ArrayV2Metadata", "Attributes"]
 
 JSON = Any
 
@@ -156,6 +156,50 @@ class ArrayV2Metadata:
 
 
 Fields = str | list[str] | tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class ArrayConfig:
+    """An array's settings for this process, not stored with it (zarr-python's
+    ``ArrayConfig``): the memory layout of the arrays its reads return, and whether writes
+    store chunks that hold only the fill value."""
+
+    order: str = "C"
+    write_empty_chunks: bool = False
+
+    def __post_init__(self) -> None:
+        if self.order not in ("C", "F"):
+            raise ValueError(f"order must be 'C' or 'F', not {self.order!r}")
+        if not isinstance(self.write_empty_chunks, bool | np.bool_):
+            raise ValueError(
+                f"write_empty_chunks must be True or False, not {self.write_empty_chunks!r}"
+            )
+        # numpy's bools become Python's, which the engine takes.
+        object.__setattr__(self, "write_empty_chunks", bool(self.write_empty_chunks))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"order": self.order, "write_empty_chunks": self.write_empty_chunks}
+
+
+def settings_from(config: Any, *, strict: bool = True) -> dict[str, Any]:
+    """The settings in `config` (a mapping, or an ``ArrayConfig`` of oxzarr's or
+    zarr-python's), checked. Other keys raise a TypeError when `strict` (as zarr-python's
+    ``with_config``) and are ignored otherwise (as its functions that create or open)."""
+    if config is None:
+        return {}
+    if not isinstance(config, Mapping):
+        if not all(hasattr(config, k) for k in ("order", "write_empty_chunks")):
+            raise TypeError(f"config must be a dict or an ArrayConfig, not {type(config).__name__}")
+        config = {"order": config.order, "write_empty_chunks": config.write_empty_chunks}
+    unknown = sorted(set(config) - {"order", "write_empty_chunks"})
+    if unknown and strict:
+        raise TypeError(
+            f"unknown array config {unknown[0]!r} (an array's config takes 'order' and "
+            "'write_empty_chunks')"
+        )
+    config = {k: v for k, v in config.items() if k not in unknown}
+    checked = ArrayConfig(**{"order": "C", "write_empty_chunks": False, **config})
+    return {k: getattr(checked, k) for k in config}
 
 
 def pop_fields(key: Any) -> tuple[Fields, Any]:
@@ -289,11 +333,22 @@ class Array:
         store: Store,
         *,
         write_empty_chunks: bool | None = None,
+        order: str | None = None,
     ) -> None:
         self._core = core
         self._store = store
         self._write_empty_chunks = write_empty_chunks
+        # As zarr-python's: the configured order when the array is opened, kept after.
+        self._config_order = order or str(config.get("order"))
         self._load(core)
+
+    @classmethod
+    def open(cls, store: StoreLike) -> Array:
+        """The v3 array at `store`, which must exist (zarr-python's ``Array.open``; for
+        either format, :func:`oxzarr.open_array`)."""
+        from oxzarr.api import open_array
+
+        return open_array(store, mode="r+", zarr_format=3)
 
     def _load(self, core: _core.Array) -> None:
         self._core = core
@@ -320,6 +375,9 @@ class Array:
             stored_dtype = np.dtype(v2_dtype(stored))
             if stored_dtype.itemsize == self._dtype.itemsize:
                 self._dtype = stored_dtype
+        # The layout of the arrays reads return: a v2 array's stored order (whatever the
+        # config says, as in zarr-python), a v3 array's config.
+        self._fortran = self.order == "F"
 
     # --- description ---
 
@@ -383,11 +441,28 @@ class Array:
 
     @property
     def order(self) -> str:
-        """The memory layout of stored chunks: a v2 array's ``order``; v3 chunks are C
-        order (a transpose codec reorders them)."""
+        """The memory layout of the arrays reads return: a v2 array's stored ``order``; for
+        a v3 array (whose chunks are C order, a transpose codec reorders them), its config's,
+        as in zarr-python."""
         if self.zarr_format == 2:
             return str(self._metadata_dict.get("order", "C"))
-        return "C"
+        return self._config_order
+
+    @property
+    def config(self) -> ArrayConfig:
+        """This array's settings (see :meth:`with_config`)."""
+        return ArrayConfig(order=self._config_order, write_empty_chunks=self._write_empty())
+
+    def with_config(self, config: Any) -> Array:
+        """The same array with other settings: ``config`` is a dict (its keys change those
+        settings, the others stay) or an ``ArrayConfig``, as in zarr-python."""
+        settings = {**self.config.to_dict(), **settings_from(config)}
+        return Array(
+            self._core,
+            self._store,
+            write_empty_chunks=settings["write_empty_chunks"],
+            order=settings["order"],
+        )
 
     @property
     def metadata(self) -> ArrayMetadata | ArrayV2Metadata:
@@ -493,6 +568,18 @@ class Array:
         ]
         return "\n".join(f"{k:<19}: {v}" for k, v in rows)
 
+    def info_complete(self) -> str:
+        """:attr:`info` and what is stored: bytes, their ratio to the array's, and the
+        chunks initialized (which lists the array's stored keys)."""
+        stored = self.nbytes_stored()
+        ratio = f"{self.nbytes / stored:.1f}" if stored else "n/a"
+        rows = [
+            ("No. bytes stored", str(stored)),
+            ("Storage ratio", ratio),
+            ("Chunks Initialized", str(self.nchunks_initialized)),
+        ]
+        return self.info + "\n" + "\n".join(f"{k:<19}: {v}" for k, v in rows)
+
     def __repr__(self) -> str:
         where = str(self._store)
         if self.path:
@@ -546,7 +633,7 @@ class Array:
             texts = self._core.read_vlen(ix.selection)
             values = np.empty(len(texts), dtype=self._dtype)
             values[:] = texts
-            return values.reshape(ix.result_shape)
+            return self._in_order(values.reshape(ix.result_shape))
         # Made in the result's shape (the selection's elements in the same order, less or
         # more dimensions of length 1), so that the array returned owns its data, as
         # zarr-python's do; the engine fills it through a flat view.
@@ -554,6 +641,13 @@ class Array:
         self._core.read(ix.selection, values.reshape(-1).view(np.uint8))
         if self._native is not self._dtype:
             values = values.astype(self._dtype)
+        return self._in_order(values)
+
+    def _in_order(self, values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """`values` (a new C-order array) in the layout of :attr:`order`. The engine fills
+        C order alone, so an "F" array's results of two dimensions or more are copied."""
+        if self._fortran and values.ndim > 1:
+            return np.asfortranarray(values)
         return values
 
     def _into(
@@ -652,9 +746,14 @@ class Array:
         """`key` read by the engine alone when it is ints and slices (numpy's result: a
         dimension per slice, none per int); `None` for any other key."""
         out = self._core.read_simple(key, self._native)
-        if out is None or self._native is self._dtype:
+        if out is None:
             return out
-        return out.astype(self._dtype)
+        if self._native is not self._dtype:
+            out = out.astype(self._dtype)
+        # `_in_order`, inline: this is the path of loops of point reads.
+        if self._fortran and out.ndim > 1:
+            return np.asfortranarray(out)
+        return out
 
     def __setitem__(self, key: Any, value: npt.ArrayLike) -> None:
         fields, key = pop_fields(key)
@@ -992,8 +1091,13 @@ class Array:
     # --- pickling: by store and path, never by data ---
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_reopen, (self._store, self.path, self._write_empty_chunks))
+        return (_reopen, (self._store, self.path, self._write_empty_chunks, self._config_order))
 
 
-def _reopen(store: Store, path: str, write_empty_chunks: bool | None) -> Array:
-    return Array(_core.Array.open(store._core, path), store, write_empty_chunks=write_empty_chunks)
+def _reopen(store: Store, path: str, write_empty_chunks: bool | None, order: str = "C") -> Array:
+    return Array(
+        _core.Array.open(store._core, path),
+        store,
+        write_empty_chunks=write_empty_chunks,
+        order=order,
+    )

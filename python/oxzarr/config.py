@@ -14,6 +14,10 @@ Keys:
   zarr-python: such chunks are deleted instead, and read back as the fill value).
 - ``default_zarr_format``: the format of new arrays and groups when none is given (default:
   3), as in zarr-python.
+- ``order``: the memory layout, "C" (the default) or "F", of the arrays that reads of a v3
+  array return, fixed for each array when it is opened or created (its ``config``), and the
+  ``order`` new v2 arrays store their chunks in when none is given. As in zarr-python, a v2
+  array's reads follow the order its metadata names.
 - ``chunk_cache_bytes``: the budget of the decoded-chunk cache (default: 0, off). With a
   budget, repeated reads of the same chunks skip fetching and decoding. A cached chunk is
   used only while the store still holds the version it was decoded from (one ``stat`` per
@@ -28,9 +32,9 @@ Keys:
   small pages take a fraction of one). ``True`` leaves numpy's choice, ``False`` avoids them
   everywhere.
 
-zarr-python's names ``threading.max_workers`` and ``array.write_empty_chunks`` are accepted too,
-and so are its settings that mean nothing here (``async.concurrency``, ``codec_pipeline.*``,
-``json_indent``, ...): kept for ``get``, without effect.
+zarr-python's names ``threading.max_workers``, ``array.write_empty_chunks`` and ``array.order``
+are accepted too, and so are its settings that mean nothing here (``async.concurrency``,
+``codec_pipeline.*``, ``json_indent``, ...): kept for ``get``, without effect.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ __all__ = ["Config", "config"]
 _ALIASES = {
     "threading.max_workers": "threads",
     "array.write_empty_chunks": "write_empty_chunks",
+    "array.order": "order",
 }
 _DEFAULTS: dict[str, Any] = {
     "threads": None,
@@ -54,11 +59,11 @@ _DEFAULTS: dict[str, Any] = {
     "chunk_cache_bytes": 0,
     "default_zarr_format": 3,
     "output_huge_pages": None,
+    "order": "C",
 }
 # zarr-python's settings that have no meaning here (its event loop, buffers, pipeline): taken,
 # so that code written for zarr-python runs, and kept for `get`, but they change nothing.
 _ZARR_PYTHON_ONLY: dict[str, Any] = {
-    "array.order": "C",
     "array.target_shard_size_bytes": None,
     "async.concurrency": 10,
     "async.timeout": None,
@@ -90,6 +95,10 @@ def _check(key: str, value: Any) -> Any:
             raise ValueError(
                 f"config 'output_huge_pages' must be None, True or False, not {value!r}"
             )
+        return value
+    if key == "order":
+        if value not in ("C", "F"):
+            raise ValueError(f"config 'order' must be 'C' or 'F', not {value!r}")
         return value
     if key in _ZARR_PYTHON_ONLY or key.startswith("codecs."):
         return value

@@ -10,7 +10,7 @@ from typing import Any
 from oxzarr import _core
 from oxzarr.array import Array, Attributes
 from oxzarr.errors import MetadataValidationError, NodeNotFoundError
-from oxzarr.storage import Store
+from oxzarr.storage import Store, StoreLike
 
 __all__ = ["Group", "Tree"]
 
@@ -41,6 +41,31 @@ class Group:
     def __init__(self, core: _core.Group, store: Store) -> None:
         self._store = store
         self._load(core)
+
+    @classmethod
+    def open(cls, store: StoreLike, zarr_format: int | None = 3) -> Group:
+        """The group at `store`, which must exist: in `zarr_format` (3 by default, as
+        zarr-python's ``Group.open``; ``None`` takes either)."""
+        from oxzarr.api import open_group
+
+        return open_group(store, mode="r+", zarr_format=zarr_format)
+
+    @classmethod
+    def from_store(
+        cls,
+        store: StoreLike,
+        *,
+        attributes: Mapping[str, JSON] | None = None,
+        zarr_format: int = 3,
+        overwrite: bool = False,
+    ) -> Group:
+        """A new group at `store` (replacing what is there, with `overwrite`), as
+        zarr-python's ``Group.from_store``."""
+        from oxzarr.api import create_group
+
+        return create_group(
+            store, zarr_format=zarr_format, overwrite=overwrite, attributes=attributes
+        )
 
     def _load(self, core: _core.Group) -> None:
         self._core = core
@@ -253,6 +278,24 @@ class Group:
         kwargs.setdefault("zarr_format", self.zarr_format)
         return create_array(self._store, name=_join(self.path, name), **kwargs)
 
+    def create(self, name: str, **kwargs: Any) -> Array:
+        """:meth:`create_array` (zarr-python's other name for it)."""
+        return self.create_array(name, **kwargs)
+
+    def array(self, name: str, **kwargs: Any) -> Array:
+        """Deprecated: :meth:`create_array`, as in zarr-python."""
+        warnings.warn(
+            "Group.array is deprecated: use Group.create_array",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.create_array(name, **kwargs)
+
+    @property
+    def synchronizer(self) -> None:
+        """None, as in zarr-python 3, which dropped zarr-python 2's synchronizers."""
+        return None
+
     # zarr-python's creation helpers on a group: the top-level functions, stored at `name`
     # below this group, in its format.
 
@@ -355,6 +398,17 @@ class Group:
             ("Store", str(self._store)),
         ]
         return "\n".join(f"{k:<12}: {v}" for k, v in rows)
+
+    def info_complete(self) -> str:
+        """:attr:`info` and the members at every depth below the group, counted."""
+        members = [node for _, node in self.members(max_depth=None)]
+        arrays = sum(isinstance(node, Array) for node in members)
+        rows = [
+            ("No. members", len(members)),
+            ("No. arrays", arrays),
+            ("No. groups", len(members) - arrays),
+        ]
+        return self.info + "\n" + "\n".join(f"{k:<12}: {v}" for k, v in rows)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_reopen_group, (self._store, self.path))
