@@ -7,6 +7,8 @@ profile."""
 from __future__ import annotations
 
 import re
+import shlex
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -212,14 +214,90 @@ def test_anonymous_requests_take_no_credentials(aws: Callable[..., None], record
     assert "authorization" not in recorder.headers[0]
 
 
+def _keys_script(tmp_path: Path, expires_in_minutes: int | None = 60) -> str:
+    """A credential_process command: each run is counted in `runs` beside it and prints keys
+    numbered by the runs so far, with a session token and an expiration."""
+    script = tmp_path / "keys helper.py"
+    script.write_text(
+        "import datetime, json, pathlib, sys\n"
+        "runs = pathlib.Path(sys.argv[0]).with_name('runs')\n"
+        "n = len(runs.read_text()) + 1 if runs.exists() else 1\n"
+        "runs.write_text('x' * n)\n"
+        "doc = {'Version': 1, 'AccessKeyId': f'AKPROC{n}', 'SecretAccessKey': 's',\n"
+        "       'SessionToken': sys.argv[1]}\n"
+        f"minutes = {expires_in_minutes!r}\n"
+        "if minutes is not None:\n"
+        "    now = datetime.datetime.now(datetime.timezone.utc)\n"
+        "    doc['Expiration'] = (now + datetime.timedelta(minutes=minutes)).isoformat()\n"
+        "print(json.dumps(doc))\n"
+    )
+    # Quoted as a shell would take it, since the path has a space: botocore splits the
+    # command with shlex.
+    return f"{shlex.quote(sys.executable)} {shlex.quote(str(script))} 'token of p'"
+
+
+def test_a_credential_process_signs(
+    aws: Callable[..., None], recorders: Any, tmp_path: Path
+) -> None:
+    """A profile's credential_process gives the keys, as botocore runs it: after the
+    credentials file's keys, before the config file's."""
+    command = _keys_script(tmp_path)
+    aws("", f"[profile p]\nregion = eu-north-1\ncredential_process = {command}\n")
+    assert _signed_by(recorders(), profile="p") == ("AKPROC1", "eu-north-1", "token of p")
+    aws("", f"[default]\ncredential_process = {command}\n" + DEFAULT[10:])
+    assert _signed_by(recorders())[0] == "AKPROC2"
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "keys"),
+    [(60, ["AKPROC1"] * 3), (2, ["AKPROC1", "AKPROC2", "AKPROC3"]), (None, ["AKPROC1"] * 3)],
+)
+def test_a_credential_process_runs_again_before_its_keys_expire(
+    aws: Callable[..., None],
+    recorders: Any,
+    tmp_path: Path,
+    expires_in: int | None,
+    keys: list[str],
+) -> None:
+    """One store runs the command once while its keys last (for good without an expiration),
+    and again for each request once they are within minutes of expiring."""
+    aws("", f"[default]\ncredential_process = {_keys_script(tmp_path, expires_in)}\n")
+    recorder = recorders()
+    store = oxzarr.storage.RemoteStore(
+        "s3://bucket/x", storage_options={"endpoint_url": recorder.url}
+    )
+    for key in ("a", "b", "c"):
+        assert store.get(key) is None
+    signed = [
+        re.search(r"Credential=([^/]+)/", h["authorization"]).group(1) for h in recorder.headers
+    ]
+    assert signed == keys
+
+
+def test_a_failing_credential_process_is_reported(
+    aws: Callable[..., None], recorders: Any, tmp_path: Path
+) -> None:
+    script = tmp_path / "fails.py"
+    script.write_text(
+        "import sys\nprint('run aws sso login first', file=sys.stderr)\nsys.exit(2)\n"
+    )
+    aws("", f"[profile work]\ncredential_process = {sys.executable} {script}\n")
+    with pytest.raises(OSError, match=r'"work".*run aws sso login first'):
+        oxzarr.open_array(
+            "s3://bucket/a.zarr",
+            mode="r",
+            storage_options={"profile": "work", "endpoint_url": recorders().url},
+        )
+
+
 @pytest.mark.parametrize(
     ("credentials", "config", "options", "message"),
     [
         ("", "", {"profile": "missing"}, "AWS profile 'missing' is in neither"),
         ("", "[profile r]\nrole_arn = arn:aws:iam::1:role/x\n", {"profile": "r"}, "role_arn"),
         ("", "[profile s]\nsso_session = corp\n", {"profile": "s"}, "sso_session"),
-        ("", "[default]\ncredential_process = /bin/true\n", {}, "credential_process"),
-        ("", "[default]\ncredential_process = p\n" + DEFAULT[10:], {}, "credential_process"),
+        ("", "[default]\ncredential_process = 'unclosed\n", {}, "cannot be split into words"),
+        ("", "[default]\ncredential_process =\n", {}, "credential_process of the AWS profile"),
         ("[default]\naws_access_key_id = AK\n", "", {}, "no aws_secret_access_key"),
         ("[default\naws_access_key_id = AK\n", "", {}, "cannot be read"),
     ],
@@ -245,18 +323,24 @@ def test_a_profile_named_in_the_environment_must_exist(
     assert oxzarr.storage.remote_options("https://host/x", {}) == []
 
 
+@pytest.mark.parametrize("keys", ["in the credentials file", "from a credential_process"])
 def test_zarr_python_and_oxzarr_share_a_profile(
-    aws: Callable[..., None], s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+    aws: Callable[..., None],
+    s3_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    keys: str,
 ) -> None:
     """Both reach moto through a profile alone: keys, region and endpoint from the files."""
     import uuid
 
     bucket = f"test-{uuid.uuid4().hex[:16]}"
     s3_client(s3_endpoint).create_bucket(Bucket=bucket)
-    aws(
-        "[moto]\naws_access_key_id = testing\naws_secret_access_key = testing\n",
-        f"[profile moto]\nregion = us-east-1\nendpoint_url = {s3_endpoint}\n",
-    )
+    config = f"[profile moto]\nregion = us-east-1\nendpoint_url = {s3_endpoint}\n"
+    if keys == "in the credentials file":
+        aws("[moto]\naws_access_key_id = testing\naws_secret_access_key = testing\n", config)
+    else:
+        aws("", config + f"credential_process = {_keys_script(tmp_path)}\n")
     values = sample((40, 30), "int32")
     a = oxzarr.create_array(
         f"s3://{bucket}/ox.zarr",

@@ -9,10 +9,11 @@ credentials in both:
 - the profile is the ``profile`` storage option (s3fs's name), else ``AWS_PROFILE``, else
   ``default``; a profile named either way must exist;
 - credentials given in ``storage_options`` come first. Then, unless the profile was named in
-  ``storage_options``, those of the environment; then the profile's, from the credentials file
-  before the config file. Profiles that get their credentials some other way (a role to
-  assume, single sign-on, a process) are refused with a ValueError rather than left to fall
-  through to other credentials;
+  ``storage_options``, those of the environment; then the profile's: its keys in the
+  credentials file, else its ``credential_process`` (a command that prints keys, which the
+  engine runs again before they expire), else its keys in the config file. Profiles that get
+  their credentials some other way (a role to assume, single sign-on) are refused with a
+  ValueError rather than left to fall through to other credentials;
 - the region: ``storage_options``, then ``AWS_REGION``/``AWS_DEFAULT_REGION``, then the
   profile's ``region``;
 - the endpoint: ``storage_options``, then ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL``, then
@@ -22,13 +23,17 @@ credentials in both:
 from __future__ import annotations
 
 import configparser
+import json
 import os
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
 #: The engine's names of the settings this module fills in.
 KEY, SECRET, TOKEN = "aws_access_key_id", "aws_secret_access_key", "aws_session_token"
 REGION, ENDPOINT = "aws_region", "aws_endpoint"
+#: The engine's option that names a command to get keys from (see its `credential_process`).
+PROCESS = "oxzarr_credential_process"
 
 #: Other names the engine takes for those settings.
 ALIASES = {
@@ -134,15 +139,26 @@ def profile_options(
     )
     if not anonymous and KEY not in options and not env_first:
         elsewhere = [s for s in _FIRST_ELSEWHERE if s in merged]
+        source = next((s for s in (in_credentials, in_config) if KEY in s), None)
         # botocore runs a profile's process after reading the credentials file's keys, and
         # before the config file's.
         if not elsewhere and KEY not in in_credentials and "credential_process" in merged:
-            elsewhere = ["credential_process"]
-        source = next((s for s in (in_credentials, in_config) if KEY in s), None)
+            command = merged["credential_process"]
+            try:
+                argv = shlex.split(command)
+            except ValueError as e:
+                raise ValueError(
+                    f"the credential_process of the AWS profile {name!r} cannot be split into "
+                    f"words ({e}): {command!r}"
+                ) from None
+            if not argv:
+                raise ValueError(f"the credential_process of the AWS profile {name!r} is empty")
+            added[PROCESS] = json.dumps({"profile": name, "argv": argv})
+            source = None
         if elsewhere:
             raise ValueError(
                 f"the AWS profile {name!r} gets its credentials through {elsewhere[0]!r}, "
-                "which oxzarr does not read: give key and secret in storage_options, or put "
+                "which oxzarr does not follow: give key and secret in storage_options, or put "
                 f"them in the environment (aws configure export-credentials --profile {name} "
                 "--format env)"
             )

@@ -5,6 +5,8 @@
 //! `array/c/0/1`. They never start with `/` and never hold `.` or `..` components.
 
 mod counting;
+#[cfg(feature = "remote")]
+mod credential_process;
 mod filesystem;
 mod memory;
 mod read_only;

@@ -32,6 +32,7 @@ use object_store::{
 };
 use tokio::runtime::Runtime;
 
+use super::credential_process::{self, ProcessCredentials};
 use super::{
     range_of, same_version, validate_key, validate_prefix, ByteRange, ListDir, ListableStore,
     PartsRead, ReadableStore, Store, Version, WritableStore,
@@ -204,9 +205,13 @@ fn build(recipe: &Recipe) -> Result<Arc<dyn ObjectStore>, object_store::Error> {
     };
     match recipe.service {
         Service::S3 => {
+            // The engine's own option, not object_store's: keys from a command.
+            let is_process = |key: &str| key == credential_process::OPTION;
+            let process = recipe.options.iter().find(|(key, _)| is_process(key));
             let given = recipe
                 .options
                 .iter()
+                .filter(|(key, _)| !is_process(key))
                 .map(|(key, value)| {
                     let parsed: AmazonS3ConfigKey =
                         key.to_ascii_lowercase().parse().map_err(|_| unknown(key))?;
@@ -220,6 +225,15 @@ fn build(recipe: &Recipe) -> Result<Arc<dyn ObjectStore>, object_store::Error> {
             builder = builder.with_url(recipe.base.clone()).with_retry(retry);
             for (key, value) in given {
                 builder = builder.with_config(key, value);
+            }
+            if let Some((_, process)) = process {
+                let provider = ProcessCredentials::from_option(process).map_err(|reason| {
+                    object_store::Error::Generic {
+                        store: "options",
+                        source: reason.into(),
+                    }
+                })?;
+                builder = builder.with_credentials(Arc::new(provider));
             }
             Ok(Arc::new(builder.build()?))
         }

@@ -1,0 +1,272 @@
+//! S3 credentials from a command: an AWS profile's `credential_process`, which botocore (and
+//! so zarr-python, through s3fs) runs to get the profile's keys. Organisations use it to hand
+//! out short-lived keys from a vault or a single sign-on helper.
+//!
+//! The command prints one JSON document (the AWS CLI's "sourcing credentials with an external
+//! process"): `Version` 1, `AccessKeyId`, `SecretAccessKey`, and optionally `SessionToken` and
+//! `Expiration` (RFC 3339). The keys are kept until [`REFRESH_BEFORE`] ahead of their
+//! expiration, then the command is run again; keys without an expiration are kept for the
+//! store's life, as botocore keeps them.
+
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use object_store::aws::AwsCredential;
+use object_store::CredentialProvider;
+use serde_json::Value;
+
+/// The store option that names the command (the engine's own, filled in from the AWS shared
+/// files by the Python package): a JSON object with `profile` (for messages) and `argv`, the
+/// command split into its words as botocore splits it (`shlex.split`; no shell runs it).
+pub(super) const OPTION: &str = "oxzarr_credential_process";
+
+/// Keys this close to their expiration are fetched anew (what `object_store`'s own providers
+/// leave before an expiry): a request signed now must still be valid when it arrives.
+const REFRESH_BEFORE: TimeDelta = TimeDelta::minutes(5);
+
+/// Keys and when they expire (`None`: never).
+type Keys = (Arc<AwsCredential>, Option<DateTime<Utc>>);
+
+/// A credential provider that runs the command.
+#[derive(Debug)]
+pub(super) struct ProcessCredentials {
+    profile: String,
+    argv: Vec<String>,
+    /// The last keys the command gave. The lock is held while the command runs, so that
+    /// requests waiting for fresh keys run it once between them.
+    keys: Mutex<Option<Keys>>,
+}
+
+/// An error of the command, as `object_store` reports a provider's.
+fn failure(profile: &str, reason: String) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "S3",
+        source: format!("the credential_process of the AWS profile {profile:?} {reason}").into(),
+    }
+}
+
+impl ProcessCredentials {
+    /// The provider the option's value describes; a message for a value that is not one.
+    pub(super) fn from_option(value: &str) -> Result<Self, String> {
+        let bad = || format!("{OPTION} must be a JSON object with a profile and an argv");
+        let doc: Value = serde_json::from_str(value).map_err(|_| bad())?;
+        let profile = doc.get("profile").and_then(Value::as_str).ok_or_else(bad)?;
+        let argv = doc
+            .get("argv")
+            .and_then(Value::as_array)
+            .ok_or_else(bad)?
+            .iter()
+            .map(|word| word.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .filter(|argv| !argv.is_empty())
+            .ok_or_else(bad)?;
+        Ok(Self {
+            profile: profile.to_string(),
+            argv,
+            keys: Mutex::new(None),
+        })
+    }
+
+    /// The keys to sign with now: the last ones, or the command's anew.
+    fn current(&self) -> object_store::Result<Arc<AwsCredential>> {
+        // A poisoned lock only means a thread panicked while holding it: the keys it guards
+        // are whole either way.
+        let mut keys = self
+            .keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((credential, expires)) = keys.as_ref() {
+            if expires.is_none_or(|at| at - Utc::now() > REFRESH_BEFORE) {
+                return Ok(credential.clone());
+            }
+        }
+        let (credential, expires) = self.run()?;
+        *keys = Some((credential.clone(), expires));
+        Ok(credential)
+    }
+
+    /// Runs the command and reads its keys. Its standard error goes to the user, as
+    /// botocore leaves it (a helper may print a login prompt there), and into the message
+    /// when it fails.
+    fn run(&self) -> object_store::Result<Keys> {
+        let fail = |reason: String| failure(&self.profile, reason);
+        let output = Command::new(&self.argv[0])
+            .args(&self.argv[1..])
+            .stdin(Stdio::inherit())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| fail(format!("({:?}) could not be run: {e}", self.argv[0])))?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            return Err(fail(format!(
+                "failed ({}): {}",
+                output.status,
+                stderr.trim()
+            )));
+        }
+        parse(&output.stdout).map_err(fail)
+    }
+}
+
+/// The keys in a command's output.
+fn parse(stdout: &[u8]) -> Result<Keys, String> {
+    let doc: Value = serde_json::from_slice(stdout)
+        .map_err(|e| format!("printed something other than a JSON document ({e})"))?;
+    let text = |name: &str| doc.get(name).and_then(Value::as_str).map(str::to_string);
+    match doc.get("Version").and_then(Value::as_u64) {
+        Some(1) => {}
+        _ => return Err("printed a document without \"Version\": 1".into()),
+    }
+    let (Some(key_id), Some(secret_key)) = (text("AccessKeyId"), text("SecretAccessKey")) else {
+        return Err("printed no AccessKeyId and SecretAccessKey".into());
+    };
+    let expires = match text("Expiration") {
+        None => None,
+        Some(at) => Some(
+            DateTime::parse_from_rfc3339(&at)
+                .map_err(|e| format!("printed an Expiration that is not a date ({at:?}: {e})"))?
+                .with_timezone(&Utc),
+        ),
+    };
+    let credential = AwsCredential {
+        key_id,
+        secret_key,
+        token: text("SessionToken"),
+    };
+    Ok((Arc::new(credential), expires))
+}
+
+#[async_trait::async_trait]
+impl CredentialProvider for ProcessCredentials {
+    type Credential = AwsCredential;
+
+    async fn get_credential(&self) -> object_store::Result<Arc<AwsCredential>> {
+        // Run on the thread that asks: the command runs once an hour or so, and a request
+        // cannot be signed before it is done anyway.
+        self.current()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_what_the_command_prints() {
+        let (credential, expires) = parse(
+            br#"{"Version": 1, "AccessKeyId": "AK", "SecretAccessKey": "s",
+                 "SessionToken": "t", "Expiration": "2030-01-02T03:04:05+01:00"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                credential.key_id.as_str(),
+                credential.secret_key.as_str(),
+                credential.token.as_deref()
+            ),
+            ("AK", "s", Some("t"))
+        );
+        assert_eq!(
+            expires.map(|at| at.to_rfc3339()),
+            Some("2030-01-02T02:04:05+00:00".to_string())
+        );
+        let (credential, expires) =
+            parse(br#"{"Version": 1, "AccessKeyId": "AK", "SecretAccessKey": "s"}"#).unwrap();
+        assert_eq!((credential.token.clone(), expires), (None, None));
+    }
+
+    #[test]
+    fn refuses_other_output() {
+        for (stdout, says) in [
+            (&b"not json"[..], "other than a JSON document"),
+            (br#"{"AccessKeyId": "AK", "SecretAccessKey": "s"}"#, "Version"),
+            (br#"{"Version": 2, "AccessKeyId": "AK", "SecretAccessKey": "s"}"#, "Version"),
+            (br#"{"Version": 1, "AccessKeyId": "AK"}"#, "SecretAccessKey"),
+            (
+                br#"{"Version": 1, "AccessKeyId": "AK", "SecretAccessKey": "s", "Expiration": "soon"}"#,
+                "\"soon\"",
+            ),
+        ] {
+            let err = parse(stdout).unwrap_err();
+            assert!(err.contains(says), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_option_names_a_profile_and_a_command() {
+        let provider =
+            ProcessCredentials::from_option(r#"{"profile": "p", "argv": ["echo", "x"]}"#).unwrap();
+        assert_eq!((provider.profile.as_str(), provider.argv.len()), ("p", 2));
+        for bad in [
+            "echo x",
+            r#"{"argv": ["echo"]}"#,
+            r#"{"profile": "p", "argv": []}"#,
+            r#"{"profile": "p", "argv": [1]}"#,
+        ] {
+            assert!(ProcessCredentials::from_option(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn keys_are_kept_until_near_their_expiration() {
+        let dir = tempfile::tempdir().unwrap();
+        let runs = dir.path().join("runs");
+        let script = dir.path().join("keys.sh");
+        // Each run appends a line and prints keys numbered by the lines so far, expiring in
+        // $1 minutes.
+        std::fs::write(
+            &script,
+            format!(
+                "echo run >> {runs}\nn=$(wc -l < {runs})\n\
+                 printf '{{\"Version\": 1, \"AccessKeyId\": \"AK%s\", \"SecretAccessKey\": \"s\", \
+                 \"Expiration\": \"%s\"}}' $n $(date -u -d \"+$1 minutes\" +%Y-%m-%dT%H:%M:%SZ)\n",
+                runs = runs.display()
+            ),
+        )
+        .unwrap();
+        let provider = |minutes: u32| {
+            ProcessCredentials::from_option(
+                &serde_json::json!({
+                    "profile": "p",
+                    "argv": ["sh", script.to_str().unwrap(), minutes.to_string()],
+                })
+                .to_string(),
+            )
+            .unwrap()
+        };
+        let lasting = provider(60);
+        let keys: Vec<_> = (0..3)
+            .map(|_| lasting.current().unwrap().key_id.clone())
+            .collect();
+        assert_eq!(keys, ["AK1", "AK1", "AK1"]);
+        // Keys that expire within the refresh margin are fetched anew for every request.
+        let expiring = provider(1);
+        let keys: Vec<_> = (0..2)
+            .map(|_| expiring.current().unwrap().key_id.clone())
+            .collect();
+        assert_eq!(keys, ["AK2", "AK3"]);
+    }
+
+    #[test]
+    fn a_failing_command_is_reported_with_its_message() {
+        let provider = ProcessCredentials::from_option(
+            r#"{"profile": "work", "argv": ["sh", "-c", "echo no login >&2; exit 3"]}"#,
+        )
+        .unwrap();
+        let err = provider.current().unwrap_err().to_string();
+        assert!(
+            err.contains("\"work\"") && err.contains("no login") && err.contains('3'),
+            "{err}"
+        );
+        let missing =
+            ProcessCredentials::from_option(r#"{"profile": "p", "argv": ["/no/such/helper"]}"#)
+                .unwrap();
+        let err = missing.current().unwrap_err().to_string();
+        assert!(
+            err.contains("/no/such/helper") && err.contains("could not be run"),
+            "{err}"
+        );
+    }
+}
