@@ -282,7 +282,7 @@ def test_a_failing_credential_process_is_reported(
         "import sys\nprint('run aws sso login first', file=sys.stderr)\nsys.exit(2)\n"
     )
     aws("", f"[profile work]\ncredential_process = {sys.executable} {script}\n")
-    with pytest.raises(OSError, match=r'"work".*run aws sso login first'):
+    with pytest.raises(OSError, match=r"profile 'work' failed .*run aws sso login first"):
         oxzarr.open_array(
             "s3://bucket/a.zarr",
             mode="r",
@@ -290,12 +290,63 @@ def test_a_failing_credential_process_is_reported(
         )
 
 
+ROLE = (
+    "[profile role]\nrole_arn = arn:aws:iam::123456789012:role/reader\nsource_profile = base\n"
+    "region = us-east-1\n"
+)
+SSO = (
+    "[profile sso]\nsso_session = corp\nsso_account_id = 123456789012\nsso_role_name = r\n"
+    "[sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\nsso_region = eu-west-1\n"
+)
+
+
+def test_a_role_is_assumed_through_botocore(
+    aws: Callable[..., None], recorders: Any, s3_endpoint: str
+) -> None:
+    """botocore assumes the profile's role (at moto's STS) and the engine signs with the
+    keys it gets."""
+    recorder = recorders()
+    services = (
+        "services = local\n"
+        f"[services local]\nsts =\n  endpoint_url = {s3_endpoint}\n"
+        f"s3 =\n  endpoint_url = {recorder.url}\n"
+    )
+    aws("[base]\naws_access_key_id = AKBASE\naws_secret_access_key = b\n", ROLE + services)
+    key, _, token = _signed_by(recorder, profile="role", endpoint_url=None)
+    # moto's STS hands out temporary keys ("ASIA...") with a session token.
+    assert key is not None and key.startswith("ASIA") and token
+
+
+def test_what_stops_botocore_is_reported(aws: Callable[..., None], recorders: Any) -> None:
+    aws("", SSO)
+    with pytest.raises(OSError, match=r"botocore, getting the keys of the AWS profile 'sso' .*SSO"):
+        oxzarr.open_array(
+            "s3://bucket/a.zarr",
+            mode="r",
+            storage_options={"profile": "sso", "endpoint_url": recorders().url},
+        )
+
+
+@pytest.mark.parametrize(("config", "setting"), [(ROLE, "role_arn"), (SSO, "sso_session")])
+def test_without_botocore_roles_and_single_sign_on_are_refused(
+    aws: Callable[..., None], monkeypatch: pytest.MonkeyPatch, config: str, setting: str
+) -> None:
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == "botocore" else find_spec(name)
+    )
+    aws("", config)
+    profile = config.split("]")[0].split()[-1]
+    with pytest.raises(ValueError, match=f"{setting}.*install botocore"):
+        oxzarr.storage.remote_options("s3://bucket", {"profile": profile})
+
+
 @pytest.mark.parametrize(
     ("credentials", "config", "options", "message"),
     [
         ("", "", {"profile": "missing"}, "AWS profile 'missing' is in neither"),
-        ("", "[profile r]\nrole_arn = arn:aws:iam::1:role/x\n", {"profile": "r"}, "role_arn"),
-        ("", "[profile s]\nsso_session = corp\n", {"profile": "s"}, "sso_session"),
         ("", "[default]\ncredential_process = 'unclosed\n", {}, "cannot be split into words"),
         ("", "[default]\ncredential_process =\n", {}, "credential_process of the AWS profile"),
         ("[default]\naws_access_key_id = AK\n", "", {}, "no aws_secret_access_key"),
@@ -323,7 +374,9 @@ def test_a_profile_named_in_the_environment_must_exist(
     assert oxzarr.storage.remote_options("https://host/x", {}) == []
 
 
-@pytest.mark.parametrize("keys", ["in the credentials file", "from a credential_process"])
+@pytest.mark.parametrize(
+    "keys", ["in the credentials file", "from a credential_process", "from a role"]
+)
 def test_zarr_python_and_oxzarr_share_a_profile(
     aws: Callable[..., None],
     s3_endpoint: str,
@@ -339,8 +392,14 @@ def test_zarr_python_and_oxzarr_share_a_profile(
     config = f"[profile moto]\nregion = us-east-1\nendpoint_url = {s3_endpoint}\n"
     if keys == "in the credentials file":
         aws("[moto]\naws_access_key_id = testing\naws_secret_access_key = testing\n", config)
-    else:
+    elif keys == "from a credential_process":
         aws("", config + f"credential_process = {_keys_script(tmp_path)}\n")
+    else:
+        # botocore assumes the role at moto's STS for both (s3fs uses it too).
+        aws(
+            "[base]\naws_access_key_id = testing\naws_secret_access_key = testing\n",
+            config + "role_arn = arn:aws:iam::123456789012:role/writer\nsource_profile = base\n",
+        )
     values = sample((40, 30), "int32")
     a = oxzarr.create_array(
         f"s3://{bucket}/ox.zarr",

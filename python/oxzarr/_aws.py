@@ -11,9 +11,11 @@ credentials in both:
 - credentials given in ``storage_options`` come first. Then, unless the profile was named in
   ``storage_options``, those of the environment; then the profile's: its keys in the
   credentials file, else its ``credential_process`` (a command that prints keys, which the
-  engine runs again before they expire), else its keys in the config file. Profiles that get
-  their credentials some other way (a role to assume, single sign-on) are refused with a
-  ValueError rather than left to fall through to other credentials;
+  engine runs again before they expire), else its keys in the config file. A profile that
+  gets its credentials some other way (a role to assume, single sign-on, a web identity) gets
+  them from botocore itself, run as the profile's process (``python -m oxzarr._botocore_keys
+  PROFILE``); without botocore installed, such a profile is refused with a ValueError rather
+  than left to fall through to other credentials;
 - the region: ``storage_options``, then ``AWS_REGION``/``AWS_DEFAULT_REGION``, then the
   profile's ``region``;
 - the endpoint: ``storage_options``, then ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL``, then
@@ -23,9 +25,11 @@ credentials in both:
 from __future__ import annotations
 
 import configparser
+import importlib.util
 import json
 import os
 import shlex
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -153,15 +157,25 @@ def profile_options(
                 ) from None
             if not argv:
                 raise ValueError(f"the credential_process of the AWS profile {name!r} is empty")
-            added[PROCESS] = json.dumps({"profile": name, "argv": argv})
+            what = f"the credential_process of the AWS profile {name!r}"
+            added[PROCESS] = json.dumps({"source": what, "argv": argv})
             source = None
         if elsewhere:
-            raise ValueError(
-                f"the AWS profile {name!r} gets its credentials through {elsewhere[0]!r}, "
-                "which oxzarr does not follow: give key and secret in storage_options, or put "
-                f"them in the environment (aws configure export-credentials --profile {name} "
-                "--format env)"
-            )
+            if importlib.util.find_spec("botocore") is None or not sys.executable:
+                raise ValueError(
+                    f"the AWS profile {name!r} gets its credentials through "
+                    f"{elsewhere[0]!r}, which oxzarr follows through botocore: install "
+                    "botocore, give key and secret in storage_options, or put them in the "
+                    f"environment (aws configure export-credentials --profile {name} "
+                    "--format env)"
+                )
+            # botocore follows the profile (assumes the role, reads the single sign-on
+            # token), run as the profile's process, so that the engine asks again before
+            # the keys expire.
+            argv = [sys.executable, "-m", "oxzarr._botocore_keys", name]
+            what = f"botocore, getting the keys of the AWS profile {name!r} ({elsewhere[0]}),"
+            added[PROCESS] = json.dumps({"source": what, "argv": argv})
+            source = None
         if source is not None:
             if not source.get(SECRET):
                 raise ValueError(

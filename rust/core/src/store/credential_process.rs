@@ -17,8 +17,9 @@ use object_store::CredentialProvider;
 use serde_json::Value;
 
 /// The store option that names the command (the engine's own, filled in from the AWS shared
-/// files by the Python package): a JSON object with `profile` (for messages) and `argv`, the
-/// command split into its words as botocore splits it (`shlex.split`; no shell runs it).
+/// files by the Python package): a JSON object with `source`, what messages call the command
+/// ("the credential_process of the AWS profile 'work'"), and `argv`, the command split into
+/// its words as botocore splits it (`shlex.split`; no shell runs it).
 pub(super) const OPTION: &str = "oxzarr_credential_process";
 
 /// Keys this close to their expiration are fetched anew (what `object_store`'s own providers
@@ -31,27 +32,28 @@ type Keys = (Arc<AwsCredential>, Option<DateTime<Utc>>);
 /// A credential provider that runs the command.
 #[derive(Debug)]
 pub(super) struct ProcessCredentials {
-    profile: String,
+    source: String,
     argv: Vec<String>,
     /// The last keys the command gave. The lock is held while the command runs, so that
     /// requests waiting for fresh keys run it once between them.
     keys: Mutex<Option<Keys>>,
 }
 
-/// An error of the command, as `object_store` reports a provider's.
-fn failure(profile: &str, reason: String) -> object_store::Error {
+/// An error of the command (`source`, as messages call it), as `object_store` reports a
+/// provider's.
+fn failure(source: &str, reason: String) -> object_store::Error {
     object_store::Error::Generic {
         store: "S3",
-        source: format!("the credential_process of the AWS profile {profile:?} {reason}").into(),
+        source: format!("{source} {reason}").into(),
     }
 }
 
 impl ProcessCredentials {
     /// The provider the option's value describes; a message for a value that is not one.
     pub(super) fn from_option(value: &str) -> Result<Self, String> {
-        let bad = || format!("{OPTION} must be a JSON object with a profile and an argv");
+        let bad = || format!("{OPTION} must be a JSON object with a source and an argv");
         let doc: Value = serde_json::from_str(value).map_err(|_| bad())?;
-        let profile = doc.get("profile").and_then(Value::as_str).ok_or_else(bad)?;
+        let source = doc.get("source").and_then(Value::as_str).ok_or_else(bad)?;
         let argv = doc
             .get("argv")
             .and_then(Value::as_array)
@@ -62,7 +64,7 @@ impl ProcessCredentials {
             .filter(|argv| !argv.is_empty())
             .ok_or_else(bad)?;
         Ok(Self {
-            profile: profile.to_string(),
+            source: source.to_string(),
             argv,
             keys: Mutex::new(None),
         })
@@ -90,7 +92,7 @@ impl ProcessCredentials {
     /// botocore leaves it (a helper may print a login prompt there), and into the message
     /// when it fails.
     fn run(&self) -> object_store::Result<Keys> {
-        let fail = |reason: String| failure(&self.profile, reason);
+        let fail = |reason: String| failure(&self.source, reason);
         let output = Command::new(&self.argv[0])
             .args(&self.argv[1..])
             .stdin(Stdio::inherit())
@@ -197,13 +199,13 @@ mod tests {
     #[test]
     fn the_option_names_a_profile_and_a_command() {
         let provider =
-            ProcessCredentials::from_option(r#"{"profile": "p", "argv": ["echo", "x"]}"#).unwrap();
-        assert_eq!((provider.profile.as_str(), provider.argv.len()), ("p", 2));
+            ProcessCredentials::from_option(r#"{"source": "p", "argv": ["echo", "x"]}"#).unwrap();
+        assert_eq!((provider.source.as_str(), provider.argv.len()), ("p", 2));
         for bad in [
             "echo x",
             r#"{"argv": ["echo"]}"#,
-            r#"{"profile": "p", "argv": []}"#,
-            r#"{"profile": "p", "argv": [1]}"#,
+            r#"{"source": "p", "argv": []}"#,
+            r#"{"source": "p", "argv": [1]}"#,
         ] {
             assert!(ProcessCredentials::from_option(bad).is_err(), "{bad}");
         }
@@ -229,7 +231,7 @@ mod tests {
         let provider = |minutes: u32| {
             ProcessCredentials::from_option(
                 &serde_json::json!({
-                    "profile": "p",
+                    "source": "p",
                     "argv": ["sh", script.to_str().unwrap(), minutes.to_string()],
                 })
                 .to_string(),
@@ -252,16 +254,18 @@ mod tests {
     #[test]
     fn a_failing_command_is_reported_with_its_message() {
         let provider = ProcessCredentials::from_option(
-            r#"{"profile": "work", "argv": ["sh", "-c", "echo no login >&2; exit 3"]}"#,
+            r#"{"source": "the helper of work", "argv": ["sh", "-c", "echo no login >&2; exit 3"]}"#,
         )
         .unwrap();
         let err = provider.current().unwrap_err().to_string();
         assert!(
-            err.contains("\"work\"") && err.contains("no login") && err.contains('3'),
+            err.contains("the helper of work failed")
+                && err.contains("no login")
+                && err.contains('3'),
             "{err}"
         );
         let missing =
-            ProcessCredentials::from_option(r#"{"profile": "p", "argv": ["/no/such/helper"]}"#)
+            ProcessCredentials::from_option(r#"{"source": "p", "argv": ["/no/such/helper"]}"#)
                 .unwrap();
         let err = missing.current().unwrap_err().to_string();
         assert!(
