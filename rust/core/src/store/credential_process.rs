@@ -1,6 +1,8 @@
 //! S3 credentials from a command: an AWS profile's `credential_process`, which botocore (and
 //! so zarr-python, through s3fs) runs to get the profile's keys. Organisations use it to hand
-//! out short-lived keys from a vault or a single sign-on helper.
+//! out short-lived keys from a vault or a single sign-on helper. The Python package also
+//! names botocore itself here as such a command (`python -m oxzarr._botocore_keys PROFILE`),
+//! for profiles that only botocore follows: roles to assume, single sign-on.
 //!
 //! The command prints one JSON document (the AWS CLI's "sourcing credentials with an external
 //! process"): `Version` 1, `AccessKeyId`, `SecretAccessKey`, and optionally `SessionToken` and
@@ -33,7 +35,8 @@ type Keys = (Arc<AwsCredential>, Option<DateTime<Utc>>);
 #[derive(Debug)]
 pub(super) struct ProcessCredentials {
     source: String,
-    argv: Vec<String>,
+    program: String,
+    args: Vec<String>,
     /// The last keys the command gave. The lock is held while the command runs, so that
     /// requests waiting for fresh keys run it once between them.
     keys: Mutex<Option<Keys>>,
@@ -61,11 +64,12 @@ impl ProcessCredentials {
             .iter()
             .map(|word| word.as_str().map(str::to_string))
             .collect::<Option<Vec<_>>>()
-            .filter(|argv| !argv.is_empty())
             .ok_or_else(bad)?;
+        let (program, args) = argv.split_first().ok_or_else(bad)?;
         Ok(Self {
             source: source.to_string(),
-            argv,
+            program: program.clone(),
+            args: args.to_vec(),
             keys: Mutex::new(None),
         })
     }
@@ -93,13 +97,13 @@ impl ProcessCredentials {
     /// when it fails.
     fn run(&self) -> object_store::Result<Keys> {
         let fail = |reason: String| failure(&self.source, reason);
-        let output = Command::new(&self.argv[0])
-            .args(&self.argv[1..])
+        let output = Command::new(&self.program)
+            .args(&self.args)
             .stdin(Stdio::inherit())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .output()
-            .map_err(|e| fail(format!("({:?}) could not be run: {e}", self.argv[0])))?;
+            .map_err(|e| fail(format!("({:?}) could not be run: {e}", self.program)))?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
             return Err(fail(format!(
@@ -200,7 +204,14 @@ mod tests {
     fn the_option_names_a_profile_and_a_command() {
         let provider =
             ProcessCredentials::from_option(r#"{"source": "p", "argv": ["echo", "x"]}"#).unwrap();
-        assert_eq!((provider.source.as_str(), provider.argv.len()), ("p", 2));
+        assert_eq!(
+            (
+                provider.source.as_str(),
+                provider.program.as_str(),
+                provider.args.len()
+            ),
+            ("p", "echo", 1)
+        );
         for bad in [
             "echo x",
             r#"{"argv": ["echo"]}"#,
