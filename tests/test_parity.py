@@ -658,6 +658,8 @@ def array_config(zarr: ModuleType, path: Path) -> list[Any]:
     )
     w[...] = 0
     results += [w.config.write_empty_chunks, w.nchunks_initialized]
+    # zarr.open takes the config's order for the array it opens.
+    results += [zarr.open(path / "v3", mode="r", config={"order": "F"}).config.order]
     skipping = w.with_config({"write_empty_chunks": False})
     skipping[...] = 0
     results += [skipping.config.write_empty_chunks, w.nchunks_initialized]

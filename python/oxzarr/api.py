@@ -32,7 +32,7 @@ from oxzarr.array import Array, settings_from
 from oxzarr.codecs import ShardingCodec
 from oxzarr.config import config as _settings
 from oxzarr.errors import ArrayNotFoundError, GroupNotFoundError, NodeNotFoundError
-from oxzarr.group import Group, wrap_node
+from oxzarr.group import Group
 from oxzarr.storage import Store, StoreLike, make_store
 
 __all__ = [
@@ -416,7 +416,7 @@ def open(
         # As zarr-python: a group opens through its consolidated metadata when it has some.
         return open_group(target, mode=mode, path=path, zarr_format=zarr_format)
     _check_found_format(node.zarr_format, zarr_format, "array", path, target)
-    return wrap_node(node, target)
+    return _configured(node, target, settings_from(kwargs.get("config"), strict=False))
 
 
 def _overwrite_for(
