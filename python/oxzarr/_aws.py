@@ -13,7 +13,7 @@ credentials in both:
   credentials file, else its ``credential_process`` (a command that prints keys, which the
   engine runs again before they expire), else its keys in the config file. A profile that
   gets its credentials some other way (a role to assume, single sign-on, a web identity) gets
-  them from botocore itself, run as the profile's process (``python -m oxzarr._botocore_keys
+  them from botocore itself, run as the profile's process (``oxzarr/_botocore_keys.py
   PROFILE``); without botocore installed, such a profile is refused with a ValueError rather
   than left to fall through to other credentials;
 - the region: ``storage_options``, then ``AWS_REGION``/``AWS_DEFAULT_REGION``, then the
@@ -172,7 +172,10 @@ def profile_options(
             # botocore follows the profile (assumes the role, reads the single sign-on
             # token), run as the profile's process, so that the engine asks again before
             # the keys expire.
-            argv = [sys.executable, "-m", "oxzarr._botocore_keys", name]
+            # Run by its path: the script needs nothing of oxzarr, whose import (numpy, the
+            # engine) would only slow each refresh down.
+            helper = Path(__file__).with_name("_botocore_keys.py")
+            argv = [sys.executable, os.fspath(helper), name]
             what = f"botocore, getting the keys of the AWS profile {name!r} ({elsewhere[0]}),"
             added[PROCESS] = json.dumps({"source": what, "argv": argv})
             source = None

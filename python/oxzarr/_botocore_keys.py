@@ -1,5 +1,6 @@
 """The keys botocore finds for an AWS profile, printed as a ``credential_process`` prints
-them: ``python -m oxzarr._botocore_keys PROFILE``.
+them: ``python _botocore_keys.py PROFILE`` (a script of its own, which imports nothing of
+oxzarr).
 
 The engine runs this for a profile that gets its keys in a way only botocore follows (a role
 to assume, single sign-on, a web identity), as it runs a profile's own ``credential_process``:
@@ -46,5 +47,5 @@ def print_profile_keys(profile: str) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m oxzarr._botocore_keys PROFILE")
+        sys.exit("usage: python _botocore_keys.py PROFILE")
     sys.exit(print_profile_keys(sys.argv[1]))

@@ -1,8 +1,8 @@
 //! S3 credentials from a command: an AWS profile's `credential_process`, which botocore (and
 //! so zarr-python, through s3fs) runs to get the profile's keys. Organisations use it to hand
 //! out short-lived keys from a vault or a single sign-on helper. The Python package also
-//! names botocore itself here as such a command (`python -m oxzarr._botocore_keys PROFILE`),
-//! for profiles that only botocore follows: roles to assume, single sign-on.
+//! names botocore itself here as such a command (its script `_botocore_keys.py PROFILE`), for
+//! profiles that only botocore follows: roles to assume, single sign-on.
 //!
 //! The command prints one JSON document (the AWS CLI's "sourcing credentials with an external
 //! process"): `Version` 1, `AccessKeyId`, `SecretAccessKey`, and optionally `SessionToken` and
