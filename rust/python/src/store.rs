@@ -103,8 +103,9 @@ impl Store {
         }
     }
 
-    /// An object store: `s3://bucket/prefix` or `http(s)://host/path` (read-only), with
-    /// options in `object_store`'s names. Nothing is fetched yet.
+    /// An object store: `s3://bucket/prefix`, `gs://bucket/prefix` (read-only) or
+    /// `http(s)://host/path` (read-only), with options in `object_store`'s names. Nothing is
+    /// fetched yet.
     #[staticmethod]
     #[pyo3(signature = (url, options, read_only = false))]
     fn remote(
@@ -114,7 +115,14 @@ impl Store {
         read_only: bool,
     ) -> PyResult<Self> {
         let store = without_gil(py, || Ok(RemoteStore::open(url, options)?))?;
-        let read_only = read_only || store.is_http();
+        if let Some(reason) = store.read_only_reason() {
+            return Ok(Self {
+                inner: Arc::new(ReadOnlyStore::because(Arc::new(store), reason)),
+                read_only: true,
+                counters: None,
+                zip: None,
+            });
+        }
         let store = Self {
             inner: Arc::new(store),
             read_only: false,

@@ -10,16 +10,33 @@ use crate::error::StorageError;
 #[derive(Debug, Clone)]
 pub struct ReadOnlyStore {
     inner: StoreRef,
+    /// Why, when the user did not ask for it (a service oxzarr only reads).
+    reason: Option<&'static str>,
 }
 
 impl ReadOnlyStore {
     pub fn new(inner: StoreRef) -> Self {
-        Self { inner }
+        Self {
+            inner,
+            reason: None,
+        }
+    }
+
+    /// A view of a store that is read-only for `reason`, which its refusals give.
+    pub fn because(inner: StoreRef, reason: &'static str) -> Self {
+        Self {
+            inner,
+            reason: Some(reason),
+        }
     }
 
     fn refuse(&self, key: &str) -> StorageError {
+        let key = format!("{key} in {}", self.inner.describe());
         StorageError::ReadOnly {
-            key: format!("{key} in {}", self.inner.describe()),
+            key: match self.reason {
+                Some(reason) => format!("{key} ({reason})"),
+                None => key,
+            },
         }
     }
 }

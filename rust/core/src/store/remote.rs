@@ -1,5 +1,6 @@
-//! Object stores as Zarr stores: S3 and S3-compatible services (`s3://bucket/prefix`), and
-//! HTTP servers (`https://host/path`, read-only), through the `object_store` crate.
+//! Object stores as Zarr stores: S3 and S3-compatible services (`s3://bucket/prefix`), Google
+//! Cloud Storage (`gs://bucket/prefix`), and HTTP servers (`https://host/path`, read-only),
+//! through the `object_store` crate.
 //!
 //! Every value is an object named by the store's prefix and its key. The crate is async; the
 //! engine is not: each call blocks its engine thread on one tokio runtime per process, whose
@@ -24,11 +25,12 @@ use std::time::{Duration, Instant};
 use futures_util::future::try_join_all;
 use futures_util::TryStreamExt;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::http::HttpBuilder;
 use object_store::path::Path;
 use object_store::{
     ClientConfigKey, GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload,
-    RetryConfig,
+    RetryConfig, StaticCredentialProvider,
 };
 use tokio::runtime::Runtime;
 
@@ -69,6 +71,7 @@ enum Ranges {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Service {
     S3,
+    Gcs,
     Http,
 }
 
@@ -157,14 +160,16 @@ impl FetchedAhead {
 #[derive(Clone)]
 struct Recipe {
     service: Service,
-    /// The URL of the service without the path (`s3://bucket`, `https://host:port`).
+    /// The URL of the service without the path (`s3://bucket`, `gs://bucket`,
+    /// `https://host:port`).
     base: String,
     options: Vec<(String, String)>,
 }
 
 /// An object store seen as a Zarr store.
 pub struct RemoteStore {
-    /// `s3://bucket/prefix` or `https://host/path`, as the user gave it (without a final `/`).
+    /// `s3://bucket/prefix`, `gs://bucket/prefix` or `https://host/path`, as the user gave it
+    /// (without a final `/`).
     url: String,
     /// The objects' common prefix: "" or ending in `/`.
     prefix: String,
@@ -234,6 +239,38 @@ fn build(recipe: &Recipe) -> Result<Arc<dyn ObjectStore>, object_store::Error> {
                     }
                 })?;
                 builder = builder.with_credentials(Arc::new(provider));
+            }
+            Ok(Arc::new(builder.build()?))
+        }
+        Service::Gcs => {
+            // The `GOOGLE_*` environment variables first, then the options given: the same
+            // order as S3's. Credentials not found there come from the application default
+            // credentials file (`GOOGLE_APPLICATION_CREDENTIALS`, or gcloud's), then the
+            // machine's metadata service.
+            let mut builder = GoogleCloudStorageBuilder::from_env()
+                .with_url(recipe.base.clone())
+                .with_retry(retry);
+            let mut anonymous = false;
+            for (key, value) in &recipe.options {
+                let key: GoogleConfigKey =
+                    key.to_ascii_lowercase().parse().map_err(|_| unknown(key))?;
+                if key == GoogleConfigKey::SkipSignature {
+                    anonymous = matches!(
+                        value.to_ascii_lowercase().as_str(),
+                        "1" | "true" | "on" | "yes" | "y"
+                    );
+                }
+                builder = builder.with_config(key, value.clone());
+            }
+            if anonymous {
+                // object_store leaves the token out of the requests it does not sign, but
+                // still asks for one before others (uploads), from the metadata service when
+                // nothing else is set: an anonymous store has an empty one, and never asks.
+                builder = builder.with_credentials(Arc::new(StaticCredentialProvider::new(
+                    GcpCredential {
+                        bearer: String::new(),
+                    },
+                )));
             }
             Ok(Arc::new(builder.build()?))
         }
@@ -319,6 +356,8 @@ fn split_url(url: &str) -> Result<(Service, String, String), StorageError> {
     let parsed = url::Url::parse(url).map_err(|e| bad(&format!("not a URL: {e}")))?;
     let service = match parsed.scheme() {
         "s3" | "s3a" => Service::S3,
+        // gcsfs's two names for the same service.
+        "gs" | "gcs" => Service::Gcs,
         "http" | "https" => Service::Http,
         other => return Err(bad(&format!("unsupported scheme {other}://"))),
     };
@@ -326,9 +365,11 @@ fn split_url(url: &str) -> Result<(Service, String, String), StorageError> {
         .host_str()
         .filter(|h| !h.is_empty())
         .ok_or_else(|| bad("no bucket or host"))?;
-    let base = match parsed.port() {
-        Some(port) => format!("{}://{host}:{port}", parsed.scheme()),
-        None => format!("{}://{host}", parsed.scheme()),
+    let base = match (service, parsed.port()) {
+        // object_store knows a bucket's URL by `gs://` only.
+        (Service::Gcs, _) => format!("gs://{host}"),
+        (_, Some(port)) => format!("{}://{host}:{port}", parsed.scheme()),
+        (_, None) => format!("{}://{host}", parsed.scheme()),
     };
     // The path as written (percent-decoded), without the slashes around it.
     let path = percent_encoding::percent_decode_str(parsed.path())
@@ -338,10 +379,11 @@ fn split_url(url: &str) -> Result<(Service, String, String), StorageError> {
 }
 
 impl RemoteStore {
-    /// The store at `url` (`s3://bucket/prefix`, `https://host/path`), with `options` in
-    /// `object_store`'s names (`aws_endpoint`, `aws_region`, `aws_skip_signature`,
-    /// `allow_http`, ...). S3 credentials not given are taken from the `AWS_*` environment
-    /// variables or the instance's metadata service. Nothing is fetched yet.
+    /// The store at `url` (`s3://bucket/prefix`, `gs://bucket/prefix`, `https://host/path`),
+    /// with `options` in `object_store`'s names (`aws_endpoint`, `aws_region`,
+    /// `aws_skip_signature`, `google_service_account`, `google_base_url`, `allow_http`, ...).
+    /// Credentials not given are taken from the `AWS_*` or `GOOGLE_*` environment variables,
+    /// or the instance's metadata service. Nothing is fetched yet.
     pub fn open(url: &str, options: Vec<(String, String)>) -> Result<Self, StorageError> {
         let (service, base, path) = split_url(url)?;
         if !path.is_empty() {
@@ -400,11 +442,14 @@ impl RemoteStore {
         })
     }
 
-    /// Whether the store talks to an HTTP server (which it only reads).
-    pub fn is_http(&self) -> bool {
-        self.recipe
-            .as_ref()
-            .is_some_and(|r| r.service == Service::Http)
+    /// Why oxzarr only reads this store, if it does: a web server takes no writes, and
+    /// Google Cloud Storage's uploads are not tested (no emulator here takes them).
+    pub fn read_only_reason(&self) -> Option<&'static str> {
+        match self.recipe.as_ref()?.service {
+            Service::Http => Some("oxzarr reads web servers but cannot write to them"),
+            Service::Gcs => Some("oxzarr reads Google Cloud Storage but cannot write to it yet"),
+            Service::S3 => None,
+        }
     }
 
     /// The client and runtime of this process.
@@ -1191,35 +1236,55 @@ mod tests {
         assert!(s.prefetched.lock().drops > before);
     }
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     #[test]
-    fn urls_and_options() {
-        let (service, base, path) = split_url("s3://bucket/a/b%20c.zarr/").unwrap();
+    fn urls_and_options() -> TestResult {
+        let (service, base, path) = split_url("s3://bucket/a/b%20c.zarr/")?;
         assert_eq!(
             (service, base.as_str(), path.as_str()),
             (Service::S3, "s3://bucket", "a/b c.zarr")
         );
-        let (service, base, path) = split_url("http://localhost:8080/x").unwrap();
+        let (service, base, path) = split_url("http://localhost:8080/x")?;
         assert_eq!(
             (service, base.as_str(), path.as_str()),
             (Service::Http, "http://localhost:8080", "x")
         );
-        assert!(split_url("gs://bucket/x").is_err());
+        let (service, base, path) = split_url("gcs://bucket/x/y")?;
+        assert_eq!(
+            (service, base.as_str(), path.as_str()),
+            (Service::Gcs, "gs://bucket", "x/y")
+        );
+        assert!(split_url("az://container/x").is_err());
         assert!(split_url("s3:///x").is_err());
-        let err = RemoteStore::open(
-            "s3://bucket/x",
-            vec![("aws_endpiont".into(), "http://h".into())],
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("aws_endpiont"), "{err}");
+        let options = |key: &str, value: &str| vec![(key.to_string(), value.to_string())];
+        for (url, misspelt) in [
+            ("s3://bucket/x", "aws_endpiont"),
+            ("gs://bucket/x", "google_base_ulr"),
+        ] {
+            match RemoteStore::open(url, options(misspelt, "http://h")) {
+                Err(err) => assert!(err.to_string().contains(misspelt), "{err}"),
+                Ok(_) => return Err(format!("{url} took {misspelt}").into()),
+            }
+        }
         let s = RemoteStore::open(
             "s3://bucket/x/",
             vec![
                 ("aws_endpoint".into(), "http://127.0.0.1:1".into()),
                 ("aws_allow_http".into(), "true".into()),
             ],
-        )
-        .unwrap();
+        )?;
         assert_eq!(s.describe(), "s3://bucket/x");
-        assert!(!s.is_http());
+        assert_eq!(s.read_only_reason(), None);
+        let s = RemoteStore::open(
+            "gs://bucket/x/",
+            vec![
+                ("google_base_url".into(), "http://127.0.0.1:1".into()),
+                ("google_skip_signature".into(), "true".into()),
+            ],
+        )?;
+        assert_eq!(s.describe(), "gs://bucket/x");
+        assert!(s.read_only_reason().is_some());
+        Ok(())
     }
 }
