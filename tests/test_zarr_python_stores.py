@@ -109,7 +109,7 @@ def test_web_server_stores(s3_bucket: Bucket, s3_endpoint: str) -> None:
 def test_stores_oxzarr_cannot_reach_are_refused() -> None:
     with pytest.raises(TypeError, match=r"memory://.*MemoryStore\(\)"):
         oxzarr.open_group(FsspecStore.from_url("memory://somewhere"))
-    with pytest.raises(TypeError, match="obstore's S3Store, HTTPStore and LocalStore"):
+    with pytest.raises(TypeError, match="obstore's S3Store, GCSStore, HTTPStore and LocalStore"):
         oxzarr.open_group(ObjectStore(ObMemoryStore()))
 
     def credentials() -> dict[str, Any]:

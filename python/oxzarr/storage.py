@@ -3,8 +3,9 @@
 A path string (or ``os.PathLike``) means a directory on the local filesystem, ``"file://..."``
 too, or an existing ``*.zip`` file (read-only; :class:`ZipStore` writes zip files);
 ``"memory://"`` or ``None`` a new in-memory store; ``"s3://bucket/prefix"`` an S3 bucket (or
-an S3-compatible service's) and ``"http(s)://host/path"`` a web server (read-only), with
-``storage_options`` for credentials and endpoints. :class:`LocalStore`, :class:`MemoryStore`
+an S3-compatible service's), ``"gs://bucket/prefix"`` a Google Cloud Storage bucket
+(read-only) and ``"http(s)://host/path"`` a web server (read-only), with ``storage_options``
+for credentials and endpoints. :class:`LocalStore`, :class:`MemoryStore`
 and :class:`ZipStore` are named as in zarr-python's ``zarr.storage``; :class:`RemoteStore`
 holds the URLs.
 """
@@ -17,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from oxzarr import _aws, _core
+from oxzarr import _aws, _core, _gcs
 
 __all__ = [
     "CountingStore",
@@ -258,7 +259,9 @@ def _is_zip_file(path: str | os.PathLike[str]) -> bool:
 
 
 #: URL schemes a RemoteStore opens.
-REMOTE_SCHEMES = ("s3://", "s3a://", "http://", "https://")
+REMOTE_SCHEMES = ("s3://", "s3a://", "gs://", "gcs://", "http://", "https://")
+#: Those of Google Cloud Storage (gcsfs's two names).
+GCS_SCHEMES = ("gs://", "gcs://")
 
 # fsspec's (s3fs's) names of storage options, as zarr-python users write them, and the
 # object_store option each one sets.
@@ -303,14 +306,20 @@ def remote_options(url: str, storage_options: Mapping[str, Any] | None) -> list[
     names (``key``, ``secret``, ``token``, ``anon``, ``endpoint_url``, ``client_kwargs``'s
     ``endpoint_url`` and ``region_name``, ``profile``) or object_store's own (``aws_region``,
     ``allow_http``, ``timeout``, ...), which are checked by the engine. For S3, what they leave
-    out is looked up as botocore would: the environment, then the AWS shared files."""
+    out is looked up as botocore would: the environment, then the AWS shared files. For
+    Google Cloud Storage, gcsfs's names (``token``, ``endpoint_url``, ...; see `_gcs`)."""
+    given = {
+        # None is s3fs's and gcsfs's way to leave an option unset ({"token": None}).
+        name: value
+        for name, value in (storage_options or {}).items()
+        if value is not None and name not in _FSSPEC_ONLY
+    }
+    if url.startswith(GCS_SCHEMES):
+        return sorted(_gcs.options(url, given).items())
     s3 = url.startswith(("s3://", "s3a://"))
     options: dict[str, str] = {}
     profile = None
-    for name, value in (storage_options or {}).items():
-        if value is None or name in _FSSPEC_ONLY:
-            # s3fs's way to leave an option unset ({"token": None}), or fsspec's own.
-            continue
+    for name, value in given.items():
         if s3 and name == "profile":
             profile = str(value)
             continue
@@ -345,15 +354,20 @@ def remote_options(url: str, storage_options: Mapping[str, Any] | None) -> list[
 
 class RemoteStore(Store):
     """An object store: an S3 bucket (``s3://bucket/prefix``; also S3-compatible services,
-    with an endpoint) or a web server (``http(s)://host/path``, read-only: a plain web server
-    cannot list, so groups there need consolidated metadata).
+    with an endpoint), a Google Cloud Storage bucket (``gs://bucket/prefix``, read-only for
+    now: no emulator here takes the engine's uploads, and writes are not shipped untested), or
+    a web server (``http(s)://host/path``, read-only: a plain web server cannot list, so groups
+    there need consolidated metadata).
 
     ``storage_options`` take s3fs's names, as zarr-python's do (``key``, ``secret``,
     ``token``, ``anon``, ``endpoint_url``, ``client_kwargs``), or object_store's
     (``aws_region``, ...). Credentials, region and endpoint not given come from where
     botocore finds them: the ``AWS_*`` environment variables, the profile (``profile``, or
     ``AWS_PROFILE``) in ``~/.aws/credentials`` and ``~/.aws/config``, or the machine's
-    metadata service.
+    metadata service. For ``gs://`` URLs they take gcsfs's names (``token``,
+    ``endpoint_url``); without a token, credentials come from where gcsfs finds them
+    (``GOOGLE_APPLICATION_CREDENTIALS``, gcloud's application default credentials, the
+    machine's metadata service), else none, for public buckets.
     Chunks are fetched with many requests in flight, and parts of shards with ranged
     requests."""
 
@@ -365,7 +379,7 @@ class RemoteStore(Store):
         read_only: bool = False,
     ) -> None:
         if not url.startswith(REMOTE_SCHEMES):
-            raise ValueError(f"not an s3:// or http(s):// URL: {url!r}")
+            raise ValueError(f"not an s3://, gs:// or http(s):// URL: {url!r}")
         self.url = url.rstrip("/")
         self.storage_options = dict(storage_options or {})
         options = remote_options(url, storage_options)
@@ -377,7 +391,10 @@ class RemoteStore(Store):
         if read_only == self.read_only:
             return self
         if not read_only and self._writable.read_only:
-            raise ValueError(f"oxzarr reads web servers but cannot write to them: {self.url}")
+            raise ValueError(
+                f"oxzarr reads {self.url} but cannot write to it (web servers take no writes, "
+                "and oxzarr does not write to Google Cloud Storage yet)"
+            )
         view = RemoteStore.__new__(RemoteStore)
         view.url, view.storage_options, view._writable = (
             self.url,
@@ -453,14 +470,17 @@ def make_store(
     storage_options: Mapping[str, Any] | None = None,
 ) -> Store:
     """The store `store` names: a Store, a path (of a directory, or of an existing zip file),
-    a ``file://``, ``memory://``, ``s3://`` or ``http(s)://`` URL (the last two with
-    ``storage_options``), or None (a new memory store); zarr-python's LocalStore, ZipStore,
-    FsspecStore (over S3, HTTP or local files) and ObjectStore (over obstore's S3Store,
-    HTTPStore or LocalStore) are accepted too, each opened anew at the same place."""
+    a ``file://``, ``memory://``, ``s3://``, ``gs://`` or ``http(s)://`` URL (the last three
+    with ``storage_options``), or None (a new memory store); zarr-python's LocalStore,
+    ZipStore, FsspecStore (over S3, Google Cloud Storage, HTTP or local files) and ObjectStore
+    (over obstore's S3Store, GCSStore, HTTPStore or LocalStore) are accepted too, each opened
+    anew at the same place."""
     if isinstance(store, str) and store.startswith(REMOTE_SCHEMES):
         return RemoteStore(store, storage_options=storage_options, read_only=read_only)
     if storage_options:
-        raise ValueError(f"storage_options apply to s3:// and http(s):// URLs, not to {store!r}")
+        raise ValueError(
+            f"storage_options apply to s3://, gs:// and http(s):// URLs, not to {store!r}"
+        )
     if isinstance(store, Store):
         return store.with_read_only(True) if read_only and not store.read_only else store
     if store is None:
@@ -480,7 +500,7 @@ def make_store(
             scheme = store.split("://", 1)[0]
             raise ValueError(
                 f"unsupported store URL {store!r}: oxzarr opens local paths, file://, "
-                f"memory://, s3:// and http(s):// (not {scheme}://)"
+                f"memory://, s3://, gs:// and http(s):// (not {scheme}://)"
             )
         return LocalStore(store, read_only=read_only)
     if isinstance(store, dict):
@@ -506,13 +526,15 @@ def _from_zarr_python(store: Any, read_only: bool) -> Store | None:
         options = getattr(fs, "storage_options", {})
         if "s3" in protocols:
             return RemoteStore(f"s3://{store.path}", storage_options=options, read_only=read_only)
+        if "gs" in protocols or "gcs" in protocols:
+            return RemoteStore(f"gs://{store.path}", storage_options=options, read_only=read_only)
         if "http" in protocols or "https" in protocols:
             return RemoteStore(store.path, storage_options=options, read_only=read_only)
         if "file" in protocols:
             return LocalStore(store.path, read_only=read_only)
         raise TypeError(
             f"cannot use zarr-python's FsspecStore over {protocols[0]}:// as a store: oxzarr "
-            "reaches local paths, s3:// and http(s):// (for memory://, use "
+            "reaches local paths, s3://, gs:// and http(s):// (for memory://, use "
             "oxzarr.storage.MemoryStore())"
         )
     if kind == "ObjectStore" and hasattr(store, "store"):
@@ -536,6 +558,12 @@ def _from_obstore(inner: Any, read_only: bool) -> Store:
         options = {**config, **(inner.client_options or {})}
         url = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
         return RemoteStore(url, storage_options=options, read_only=read_only)
+    if kind == "GCSStore":
+        config = dict(inner.config)
+        bucket = config.pop("bucket")
+        options = {**config, **(inner.client_options or {})}
+        url = f"gs://{bucket}/{prefix}" if prefix else f"gs://{bucket}"
+        return RemoteStore(url, storage_options=options, read_only=read_only)
     if kind == "HTTPStore":
         url = inner.url.rstrip("/") + (f"/{prefix}" if prefix else "")
         return RemoteStore(url, storage_options=inner.client_options, read_only=read_only)
@@ -544,6 +572,6 @@ def _from_obstore(inner: Any, read_only: bool) -> Store:
         return LocalStore(os.fspath(inner.prefix or "/"), read_only=read_only)
     raise TypeError(
         f"cannot use zarr-python's ObjectStore over {inner!r} as a store: oxzarr reaches "
-        "obstore's S3Store, HTTPStore and LocalStore (for an in-memory one, use "
+        "obstore's S3Store, GCSStore, HTTPStore and LocalStore (for an in-memory one, use "
         "oxzarr.storage.MemoryStore())"
     )
