@@ -697,6 +697,69 @@ def class_constructors(zarr: ModuleType, path: Path) -> list[Any]:
     return results
 
 
+def raised(fn: Callable[[], Any]) -> str | None:
+    """The name of the exception `fn` raised (both libraries name theirs alike), or None."""
+    try:
+        fn()
+    except Exception as e:
+        return type(e).__name__
+    return None
+
+
+@script
+def hierarchies_from_metadata(zarr: ModuleType, path: Path) -> list[Any]:
+    """create_hierarchy and Group.create_hierarchy, from zarr-python's metadata objects: the
+    groups above the named nodes made, existing ones kept, conflicts refused, overwrites."""
+    from zarr.core.group import GroupMetadata
+
+    v3 = zarr_python.create_array({}, shape=(4, 5), chunks=(2, 2), dtype="i2", fill_value=7)
+    v2 = zarr_python.create_array({}, shape=(3,), chunks=(2,), dtype="f4", zarr_format=2)
+    store = zarr.storage.LocalStore(str(path / "h"))
+
+    def summary(made: Any) -> list[Any]:
+        return sorted(
+            (key, type(node).__name__, node.attrs.asdict(), getattr(node, "shape", None))
+            for key, node in made
+        )
+
+    nodes = {"/a/b": GroupMetadata(attributes={"x": 1}), "a/arr": v3.metadata}
+    lazy = zarr.create_hierarchy(store=store, nodes=nodes)
+    results: list[Any] = [attempt(lambda: zarr.open_group(store, mode="r"))]
+    results.append(summary(lazy))
+    results.append(zarr.open_array(store, path="a/arr")[...])
+    results.append(raised(lambda: list(zarr.create_hierarchy(store=store, nodes=nodes))))
+    results.append(
+        raised(lambda: list(zarr.create_hierarchy(store=store, nodes={"a/arr": v3.metadata})))
+    )
+    # A new node below existing groups: only it is made; they are kept with their attributes.
+    zarr.open_group(store, path="a").attrs["kept"] = True
+    added = {"a/c": GroupMetadata(attributes={"y": 2})}
+    results.append(summary(zarr.create_hierarchy(store=store, nodes=added)))
+    results.append(zarr.open_group(store, path="a").attrs.asdict())
+    # Overwritten: the array's chunks go with it.
+    zarr.open_array(store, path="a/arr")[...] = 1
+    again = {"a/arr": v3.metadata, "a/b": GroupMetadata()}
+    results.append(summary(zarr.create_hierarchy(store=store, nodes=again, overwrite=True)))
+    results.append(zarr.open_array(store, path="a/arr")[...])
+    results.append(sorted(zarr.open_group(store, path="a").keys()))
+    # Malformed hierarchies.
+    mixed = {"p": GroupMetadata(zarr_format=2), "q": GroupMetadata()}
+    results.append(attempt(lambda: list(zarr.create_hierarchy(store=store, nodes=mixed))))
+    inside = {"arr": v3.metadata, "arr/x": GroupMetadata()}
+    results.append(attempt(lambda: list(zarr.create_hierarchy(store=store, nodes=inside))))
+    results.append(list(zarr.create_hierarchy(store=store, nodes={})))
+    # Version 2, and a group's own method.
+    old = zarr.storage.LocalStore(str(path / "v2"))
+    made = zarr.create_hierarchy(store=old, nodes={"g/x": v2.metadata})
+    results.append(summary(made))
+    g = zarr.open_group(old, path="g")
+    results.append(summary(g.create_hierarchy({"sub/y": v2.metadata})))
+    results.append(sorted(zarr.open_group(old, path="g/sub").array_keys()))
+    results.append(attempt(lambda: list(g.create_hierarchy({"": GroupMetadata(zarr_format=2)}))))
+    results.append(attempt(lambda: list(g.create_hierarchy({"z": GroupMetadata()}))))
+    return results
+
+
 @pytest.mark.parametrize("name", list(SCRIPTS))
 def test_same_results_as_zarr_python(tmp_path: Path, name: str) -> None:
     theirs = SCRIPTS[name](zarr_python, tmp_path / "zarr")

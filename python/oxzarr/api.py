@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -31,8 +31,14 @@ from oxzarr._metadata import (
 from oxzarr.array import Array, settings_from
 from oxzarr.codecs import ShardingCodec
 from oxzarr.config import config as _settings
-from oxzarr.errors import ArrayNotFoundError, GroupNotFoundError, NodeNotFoundError
-from oxzarr.group import Group
+from oxzarr.errors import (
+    ArrayNotFoundError,
+    ContainsArrayError,
+    ContainsGroupError,
+    GroupNotFoundError,
+    NodeNotFoundError,
+)
+from oxzarr.group import Group, wrap_node
 from oxzarr.storage import Store, StoreLike, make_store
 
 __all__ = [
@@ -40,6 +46,7 @@ __all__ = [
     "consolidate_metadata",
     "create_array",
     "create_group",
+    "create_hierarchy",
     "empty",
     "empty_like",
     "from_array",
@@ -330,6 +337,78 @@ def open_group(
         raise
     _check_found_format(core.zarr_format, zarr_format, "group", path, target)
     return Group(core, target)
+
+
+def _is_group_metadata(metadata: Any) -> bool:
+    return type(metadata).__name__ == "GroupMetadata"
+
+
+def _complete_hierarchy(nodes: Mapping[str, Any]) -> dict[str, Any]:
+    """`nodes` by normalized path, with the groups above them that are not named (as None);
+    as zarr-python, every node must be of one Zarr format, and only groups hold others."""
+    parsed = {_path(key): metadata for key, metadata in nodes.items()}
+    formats = {metadata.zarr_format for metadata in parsed.values()}
+    if len(formats) > 1:
+        raise ValueError(
+            f"the nodes of a hierarchy must all be of one Zarr format, not {sorted(formats)}"
+        )
+    complete: dict[str, Any] = dict(parsed)
+    for path in parsed:
+        if path == "":
+            continue
+        parts = path.split("/")
+        for parent in ["", *("/".join(parts[:n]) for n in range(1, len(parts)))]:
+            if parent not in complete:
+                complete[parent] = None
+            elif complete[parent] is not None and not _is_group_metadata(complete[parent]):
+                raise ValueError(
+                    f"the node at {parent!r} contains other nodes, but it is not a group: "
+                    "only groups can contain other nodes"
+                )
+    return complete
+
+
+def create_hierarchy(
+    *, store: StoreLike, nodes: Mapping[str, Any], overwrite: bool = False
+) -> Iterator[tuple[str, Array | Group]]:
+    """Creates the groups and arrays that zarr-python's metadata objects (``GroupMetadata``,
+    ``ArrayV3Metadata``, ``ArrayV2Metadata``) describe, keyed by path, and the groups above
+    them that are missing; yields each node created, by its path, as zarr-python does (and,
+    as there, nothing happens until the result is iterated).
+
+    A node already at a named path is a ``ContainsArrayError``/``ContainsGroupError``, unless
+    ``overwrite`` (then it is removed first, with all it holds); an existing group above them
+    is kept as it is. The metadata documents are zarr-python's own serialization."""
+    target = make_store(store)
+    complete = _complete_hierarchy(nodes)
+    if not complete:
+        return
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.core.group import GroupMetadata
+
+    zarr_format = next(m for m in complete.values() if m is not None).zarr_format
+    to_write: dict[str, Any] = {}
+    for path, metadata in complete.items():
+        try:
+            existing = _core.open_node(target._core, path)
+        except NodeNotFoundError:
+            to_write[path] = metadata or GroupMetadata(zarr_format=zarr_format)
+            continue
+        if metadata is None and isinstance(existing, _core.Group):
+            continue  # a group above the named nodes, there already
+        if overwrite and metadata is not None:
+            target._core.delete_prefix(f"{path}/" if path else "")
+            to_write[path] = metadata
+        elif isinstance(existing, _core.Array):
+            raise ContainsArrayError(f"an array exists at {path or '/'!r} in {target}")
+        else:
+            raise ContainsGroupError(f"a group exists at {path or '/'!r} in {target}")
+    prototype = default_buffer_prototype()
+    for path, metadata in to_write.items():
+        for key, document in metadata.to_buffer_dict(prototype).items():
+            target.set(f"{path}/{key}" if path else key, document.to_bytes())
+    for path in to_write:
+        yield path, wrap_node(_core.open_node(target._core, path), target)
 
 
 def consolidate_metadata(

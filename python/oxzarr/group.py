@@ -249,6 +249,29 @@ class Group:
         )
         return Group(core, self._store)
 
+    def create_hierarchy(
+        self, nodes: Mapping[str, Any], *, overwrite: bool = False
+    ) -> Iterator[tuple[str, Array | Group]]:
+        """Creates the nodes that zarr-python's metadata objects describe, keyed by paths
+        below this group, as :func:`oxzarr.create_hierarchy` does; yields them by those
+        paths. Every node must be of this group's Zarr format, and none may be its root."""
+        from oxzarr.api import create_hierarchy
+
+        below: dict[str, Any] = {}
+        for key, metadata in nodes.items():
+            if metadata.zarr_format != self.zarr_format:
+                raise ValueError(
+                    f"the node at {key!r} is of Zarr format {metadata.zarr_format}, and this "
+                    f"group of format {self.zarr_format}: they must be the same"
+                )
+            if not key.strip("/"):
+                raise ValueError(
+                    "the nodes define a root, which this group already is: name nodes below it"
+                )
+            below[_join(self.path, key)] = metadata
+        for path, node in create_hierarchy(store=self._store, nodes=below, overwrite=overwrite):
+            yield (path.removeprefix(f"{self.path}/") if self.path else path), node
+
     def require_group(self, name: str, *, overwrite: bool = False, **kwargs: Any) -> Group:
         """The group `name`, created if it does not exist (replaced, with `overwrite`)."""
         node = self.get(name)
