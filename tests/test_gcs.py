@@ -245,3 +245,28 @@ def test_credentials_are_found_where_gcsfs_finds_them(
         "google_base_url": "http://127.0.0.1:4443",
         "timeout": "20s",
     }
+
+
+def test_the_command_converts_from_gcs(
+    gcs_bucket: Bucket, gcs_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`oxzarr info` and `oxzarr convert` on a gs:// URL in a fresh process: the emulator
+    found through STORAGE_EMULATOR_HOST, no credentials found, so requests go unsigned."""
+    from tests.test_cli import cli
+
+    bucket, options = gcs_bucket
+    values = sample((40, 30), "int32")
+    zarr.create_array(
+        f"{bucket}/old.zarr",
+        shape=values.shape,
+        dtype="i4",
+        chunks=(16, 16),
+        zarr_format=2,
+        storage_options=options,
+    )[...] = values
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_endpoint)
+    assert "(40, 30)" in cli("info", f"{bucket}/old.zarr").stdout
+    cli("convert", f"{bucket}/old.zarr", tmp_path / "new.zarr", "--zarr-format", "3")
+    converted = oxzarr.open_array(tmp_path / "new.zarr", mode="r")
+    assert converted.metadata.zarr_format == 3
+    assert_same(converted[...], values)
