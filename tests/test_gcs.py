@@ -21,51 +21,31 @@ import zarr
 
 import oxzarr
 from oxzarr.errors import ArrayNotFoundError, ReadOnlyError
-from oxzarr.storage import CountingStore, RemoteStore, remote_options
+from oxzarr.storage import RemoteStore, remote_options
 from tests.conftest import assert_same, sample
+from tests.test_remote import (
+    check_points_of_a_shard,
+    check_xarray_dataset,
+    zarr_python_writes_oxzarr_reads,
+)
 
 Bucket = tuple[str, dict[str, Any]]
 
 
 def test_oxzarr_reads_what_zarr_python_writes(gcs_bucket: Bucket) -> None:
     bucket, options = gcs_bucket
-    theirs = zarr.open_group(f"{bucket}/g.zarr", mode="w", storage_options=options)
-    theirs.attrs["title"] = "written by zarr-python"
-    values = sample((33, 17), "complex64")
-    theirs.create_array("c", shape=values.shape, dtype=values.dtype, chunks=(10, 10))[...] = values
-    sharded = sample((40, 40), "int8")
-    s = theirs.create_array("s", shape=sharded.shape, dtype="i1", chunks=(5, 5), shards=(20, 20))
-    s[...] = sharded
-    theirs.create_group("sub/deeper").attrs["n"] = 3
-    v2 = zarr.create_array(
-        f"{bucket}/v2.zarr",
-        shape=(25,),
-        dtype="f4",
-        chunks=(4,),
-        zarr_format=2,
-        storage_options=options,
-    )
-    v2[...] = np.linspace(0, 1, 25, dtype="f4")
-
-    mine = oxzarr.open_group(f"{bucket}/g.zarr", mode="r", storage_options=options)
-    assert mine.attrs["title"] == "written by zarr-python"
-    assert sorted(mine.keys()) == ["c", "s", "sub"]
-    assert_same(mine["c"][...], values)
-    assert_same(mine["s"][3:37, 11], sharded[3:37, 11])
-    assert_same(mine["s"][...], sharded)
-    assert mine["sub/deeper"].attrs["n"] == 3
+    values = zarr_python_writes_oxzarr_reads(bucket, options)
     # The other scheme of the same service, and the array opened by its own URL.
-    read = oxzarr.open_array(
-        f"{bucket.replace('gs://', 'gcs://')}/v2.zarr", mode="r", storage_options=options
-    )
-    assert_same(read[...], np.linspace(0, 1, 25, dtype="f4"))
+    other_scheme = bucket.replace("gs://", "gcs://")
+    read = oxzarr.open_array(f"{other_scheme}/v2.zarr", mode="r", storage_options=options)
+    assert_same(read[...], values["v2.zarr"])
     # The default mode opens for reading too; a write then fails.
     c = oxzarr.open_array(f"{bucket}/g.zarr/c", storage_options=options)
-    assert_same(c[5:9, ::3], values[5:9, ::3])
+    assert_same(c[5:9, ::3], values["g.zarr/c"][5:9, ::3])
     with pytest.raises(ReadOnlyError):
         c[0, 0] = 1
     copy = pickle.loads(pickle.dumps(c))
-    assert_same(copy[...], values)
+    assert_same(copy[...], values["g.zarr/c"])
     assert copy.store == c.store
 
 
@@ -95,43 +75,14 @@ def test_zarr_python_store_objects_are_read(gcs_bucket: Bucket, gcs_endpoint: st
 
 def test_a_point_of_a_shard_costs_ranged_requests(gcs_bucket: Bucket) -> None:
     bucket, options = gcs_bucket
-    url = f"{bucket}/s.zarr"
-    values = sample((128, 128), "uint16")
-    zarr.create_array(
-        url,
-        shape=values.shape,
-        dtype="uint16",
-        chunks=(16, 16),
-        shards=(128, 128),
-        compressors=None,
-        storage_options=options,
-    )[...] = values
-    counting = CountingStore(RemoteStore(url, storage_options=options, read_only=True))
-    b = oxzarr.open_array(counting, mode="r")
-    counting.reset()
-    assert b[70, 33] == values[70, 33]
-    # The shard's index (64 inner chunks, 16 bytes each, and its checksum), then the two
-    # bytes of the element: nothing of the 32 KiB shard besides.
-    assert counting.requests == 2
-    assert counting.bytes_read == 64 * 16 + 4 + 2
-    counting.reset()
-    assert b[71, 34] == values[71, 34]
-    assert counting.requests == 1, "the shard index is cached"
+    check_points_of_a_shard(f"{bucket}/s.zarr", options, zarr.create_array)
 
 
 def test_xarray_datasets_on_gcs(gcs_bucket: Bucket) -> None:
     """A Dataset xarray wrote through zarr-python and gcsfs opens with engine="oxzarr" and
     the same storage_options, identical to engine="zarr"'s."""
-    import xarray as xr
-
-    from tests.test_xarray import dataset, encoding
-
     bucket, options = gcs_bucket
-    url = f"{bucket}/ds.zarr"
-    dataset().to_zarr(url, zarr_format=3, encoding=encoding(3), storage_options=options)
-    expected = xr.open_dataset(url, engine="zarr", storage_options=options)
-    got = xr.open_dataset(url, engine="oxzarr", storage_options=options)
-    xr.testing.assert_identical(got.load(), expected.load())
+    check_xarray_dataset(f"{bucket}/ds.zarr", options, 3)
 
 
 def test_writes_are_refused_naming_the_url(gcs_bucket: Bucket) -> None:

@@ -79,11 +79,12 @@ def test_sharded_arrays_and_overwrites(s3_bucket: Bucket) -> None:
     assert_same(oxzarr.open_array(url, storage_options=options)[...], values[:16])
 
 
-def test_a_point_of_a_shard_costs_ranged_requests(s3_bucket: Bucket) -> None:
-    bucket, options = s3_bucket
-    url = f"{bucket}/s.zarr"
+def check_points_of_a_shard(url: str, options: dict[str, Any], create: Any) -> None:
+    """`create` (oxzarr's or zarr-python's create_array) writes a 128x128 array in one shard of
+    16x16 uncompressed inner chunks at `url`: a point of it read by oxzarr costs two ranged
+    requests, and the next point one."""
     values = sample((128, 128), "uint16")
-    a = oxzarr.create_array(
+    create(
         url,
         shape=values.shape,
         dtype="uint16",
@@ -91,9 +92,8 @@ def test_a_point_of_a_shard_costs_ranged_requests(s3_bucket: Bucket) -> None:
         shards=(128, 128),
         compressors=None,
         storage_options=options,
-    )
-    a[...] = values
-    counting = CountingStore(RemoteStore(url, storage_options=options))
+    )[...] = values
+    counting = CountingStore(RemoteStore(url, storage_options=options, read_only=True))
     b = oxzarr.open_array(counting, mode="r")
     counting.reset()
     assert b[70, 33] == values[70, 33]
@@ -104,6 +104,11 @@ def test_a_point_of_a_shard_costs_ranged_requests(s3_bucket: Bucket) -> None:
     counting.reset()
     assert b[71, 34] == values[71, 34]
     assert counting.requests == 1, "the shard index is cached"
+
+
+def test_a_point_of_a_shard_costs_ranged_requests(s3_bucket: Bucket) -> None:
+    bucket, options = s3_bucket
+    check_points_of_a_shard(f"{bucket}/s.zarr", options, oxzarr.create_array)
 
 
 def test_zarr_python_reads_what_oxzarr_writes(s3_bucket: Bucket) -> None:
@@ -139,15 +144,22 @@ def test_zarr_python_reads_what_oxzarr_writes(s3_bucket: Bucket) -> None:
     assert_same(read[...], np.arange(40, dtype="<u8") ** 3)
 
 
-def test_oxzarr_reads_what_zarr_python_writes(s3_bucket: Bucket) -> None:
-    bucket, options = s3_bucket
+def zarr_python_writes_oxzarr_reads(bucket: str, options: dict[str, Any]) -> dict[str, np.ndarray]:
+    """At `bucket`, zarr-python writes a v3 group ``g.zarr`` (a title; arrays ``c`` and ``s``,
+    the second sharded; groups ``sub/deeper``, the last with an attribute) and a v2 array
+    ``v2.zarr``, which oxzarr reads the same; returns the arrays' values by path."""
     theirs = _zarr_python_group(f"{bucket}/g.zarr", options, "w")
-    values = sample((33, 17), "complex64")
-    theirs.create_array("c", shape=values.shape, dtype=values.dtype, chunks=(10, 10))[...] = values
-    sharded = sample((40, 40), "int8")
-    s = theirs.create_array("s", shape=sharded.shape, dtype="i1", chunks=(5, 5), shards=(20, 20))
-    s[...] = sharded
-    theirs.create_group("empty").attrs["n"] = 3
+    theirs.attrs["title"] = "written by zarr-python"
+    values = {
+        "g.zarr/c": sample((33, 17), "complex64"),
+        "g.zarr/s": sample((40, 40), "int8"),
+        "v2.zarr": np.linspace(0, 1, 25, dtype="f4"),
+    }
+    c = values["g.zarr/c"]
+    theirs.create_array("c", shape=c.shape, dtype=c.dtype, chunks=(10, 10))[...] = c
+    s = theirs.create_array("s", shape=(40, 40), dtype="i1", chunks=(5, 5), shards=(20, 20))
+    s[...] = values["g.zarr/s"]
+    theirs.create_group("sub/deeper").attrs["n"] = 3
     v2 = zarr.create_array(
         f"{bucket}/v2.zarr",
         shape=(25,),
@@ -156,15 +168,23 @@ def test_oxzarr_reads_what_zarr_python_writes(s3_bucket: Bucket) -> None:
         zarr_format=2,
         storage_options=options,
     )
-    v2[...] = np.linspace(0, 1, 25, dtype="f4")
+    v2[...] = values["v2.zarr"]
 
     mine = oxzarr.open_group(f"{bucket}/g.zarr", mode="r", storage_options=options)
-    assert sorted(mine.keys()) == ["c", "empty", "s"]
-    assert_same(mine["c"][...], values)
-    assert_same(mine["s"][3:37, 11], sharded[3:37, 11])
-    assert mine["empty"].attrs["n"] == 3
+    assert mine.attrs["title"] == "written by zarr-python"
+    assert sorted(mine.keys()) == ["c", "s", "sub"]
+    assert_same(mine["c"][...], values["g.zarr/c"])
+    assert_same(mine["s"][3:37, 11], values["g.zarr/s"][3:37, 11])
+    assert_same(mine["s"][...], values["g.zarr/s"])
+    assert mine["sub/deeper"].attrs["n"] == 3
     read = oxzarr.open_array(f"{bucket}/v2.zarr", storage_options=options)
-    assert_same(read[...], np.linspace(0, 1, 25, dtype="f4"))
+    assert_same(read[...], values["v2.zarr"])
+    return values
+
+
+def test_oxzarr_reads_what_zarr_python_writes(s3_bucket: Bucket) -> None:
+    bucket, options = s3_bucket
+    zarr_python_writes_oxzarr_reads(bucket, options)
 
 
 def test_groups_list_and_delete(s3_bucket: Bucket) -> None:
@@ -302,12 +322,17 @@ def test_arrays_pickle_and_read_in_other_processes(s3_bucket: Bucket) -> None:
 def test_xarray_datasets_on_s3(s3_bucket: Bucket, zarr_format: int) -> None:
     """A Dataset xarray wrote to S3 (through zarr-python and s3fs) opens with
     engine="oxzarr" and the same storage_options, identical to engine="zarr"'s."""
+    bucket, options = s3_bucket
+    check_xarray_dataset(f"{bucket}/ds-v{zarr_format}.zarr", options, zarr_format)
+
+
+def check_xarray_dataset(url: str, options: dict[str, Any], zarr_format: int) -> None:
+    """xarray writes a Dataset at `url` through zarr-python; engine="oxzarr" opens it, with
+    the same storage_options, identical to engine="zarr"."""
     import xarray as xr
 
     from tests.test_xarray import dataset, encoding
 
-    bucket, options = s3_bucket
-    url = f"{bucket}/ds-v{zarr_format}.zarr"
     dataset().to_zarr(
         url, zarr_format=zarr_format, encoding=encoding(zarr_format), storage_options=options
     )

@@ -552,17 +552,12 @@ def _from_obstore(inner: Any, read_only: bool) -> Store:
             "oxzarr cannot call; give the credentials in its config instead"
         )
     prefix = str(getattr(inner, "prefix", None) or "").strip("/")
-    if kind == "S3Store":
+    if kind in ("S3Store", "GCSStore"):
+        scheme = "s3" if kind == "S3Store" else "gs"
         config = dict(inner.config)
         bucket = config.pop("bucket")
         options = {**config, **(inner.client_options or {})}
-        url = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
-        return RemoteStore(url, storage_options=options, read_only=read_only)
-    if kind == "GCSStore":
-        config = dict(inner.config)
-        bucket = config.pop("bucket")
-        options = {**config, **(inner.client_options or {})}
-        url = f"gs://{bucket}/{prefix}" if prefix else f"gs://{bucket}"
+        url = f"{scheme}://{bucket}/{prefix}" if prefix else f"{scheme}://{bucket}"
         return RemoteStore(url, storage_options=options, read_only=read_only)
     if kind == "HTTPStore":
         url = inner.url.rstrip("/") + (f"/{prefix}" if prefix else "")
