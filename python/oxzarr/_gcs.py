@@ -102,7 +102,9 @@ def _key_file_options(path: str, url: str) -> dict[str, str]:
             kind = json.load(f).get("type")
     except FileNotFoundError:
         raise FileNotFoundError(f"token file {path!r} for {url} does not exist") from None
-    except (OSError, ValueError, AttributeError) as e:
+    except OSError as e:
+        raise OSError(f"cannot read token file {path!r} for {url}: {e}") from None
+    except (ValueError, AttributeError) as e:
         raise ValueError(f"token file {path!r} for {url} is not a JSON key file: {e}") from None
     if kind == "service_account":
         return {SERVICE_ACCOUNT: path}

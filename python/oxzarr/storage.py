@@ -354,10 +354,9 @@ def remote_options(url: str, storage_options: Mapping[str, Any] | None) -> list[
 
 class RemoteStore(Store):
     """An object store: an S3 bucket (``s3://bucket/prefix``; also S3-compatible services,
-    with an endpoint), a Google Cloud Storage bucket (``gs://bucket/prefix``, read-only for
-    now: no emulator here takes the engine's uploads, and writes are not shipped untested), or
-    a web server (``http(s)://host/path``, read-only: a plain web server cannot list, so groups
-    there need consolidated metadata).
+    with an endpoint), a Google Cloud Storage bucket (``gs://bucket/prefix``, read-only: oxzarr
+    does not write there yet), or a web server (``http(s)://host/path``, read-only: a plain
+    web server cannot list, so groups there need consolidated metadata).
 
     ``storage_options`` take s3fs's names, as zarr-python's do (``key``, ``secret``,
     ``token``, ``anon``, ``endpoint_url``, ``client_kwargs``), or object_store's
