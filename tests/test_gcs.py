@@ -116,6 +116,8 @@ def test_errors_name_the_url(gcs_bucket: Bucket, gcs_endpoint: str, tmp_path: Pa
         RemoteStore(bucket, storage_options={"token": str(tmp_path / "absent.json")})
     with pytest.raises(ValueError, match="service account's key"):
         RemoteStore(bucket, storage_options={"token": {"type": "authorized_user"}})
+    with pytest.raises(OSError, match="cannot read token file"):
+        RemoteStore(bucket, storage_options={"token": str(tmp_path)})  # a folder
     not_json = tmp_path / "key.json"
     not_json.write_text("not json")
     with pytest.raises(ValueError, match="not a JSON key file"):
