@@ -694,6 +694,24 @@ def class_constructors(zarr: ModuleType, path: Path) -> list[Any]:
     with pytest.warns(DeprecationWarning):
         made = g.array("b", shape=(5,), dtype="f4")
     results += [made.shape, made.dtype, sorted(g.array_keys())]
+    # The deprecated Array.create: v3 unless asked, chunk_shape (v3) or chunks (v2).
+    store = str(path / "created")
+    with pytest.warns(DeprecationWarning):
+        made = zarr.Array.create(store, shape=(6, 4), dtype="i2", chunk_shape=(4, 2), fill_value=3)
+    results += [made.metadata.zarr_format, made.chunks, made[...], made.attrs.asdict()]
+    with pytest.warns(DeprecationWarning):
+        results.append(attempt(lambda: zarr.Array.create(store, shape=(2,), dtype="u1")))
+    with pytest.warns(DeprecationWarning):
+        old = zarr.Array.create(
+            str(path / "created2"),
+            shape=(5,),
+            dtype="f4",
+            zarr_format=2,
+            chunks=(2,),
+            attributes={"k": "v"},
+            overwrite=True,
+        )
+    results += [old.metadata.zarr_format, old.chunks, old.attrs.asdict(), old[...]]
     return results
 
 

@@ -350,6 +350,22 @@ class Array:
 
         return open_array(store, mode="r+", zarr_format=3)
 
+    @classmethod
+    def create(
+        cls, store: StoreLike, *, shape: Any, dtype: Any, zarr_format: int = 3, **kwargs: Any
+    ) -> Array:
+        """A new array at `store`, with zarr-python's older arguments, as :func:`oxzarr.create`
+        takes them (v3 by default, as zarr-python's ``Array.create``, which is deprecated:
+        :func:`oxzarr.create_array` is the newer form)."""
+        warnings.warn(
+            "Array.create() is deprecated: use oxzarr.create_array()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from oxzarr.api import create
+
+        return create(shape, store=store, dtype=dtype, zarr_format=zarr_format, **kwargs)
+
     def _load(self, core: _core.Array) -> None:
         self._core = core
         self._metadata_dict: dict[str, JSON] = json.loads(core.metadata_json())
