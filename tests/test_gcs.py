@@ -10,6 +10,7 @@ JSON API) but not object_store's (the XML API), so the engine's would go out unt
 from __future__ import annotations
 
 import json
+import multiprocessing
 import pickle
 import re
 from pathlib import Path
@@ -24,6 +25,8 @@ from oxzarr.errors import ArrayNotFoundError, ReadOnlyError
 from oxzarr.storage import RemoteStore, remote_options
 from tests.conftest import assert_same, sample
 from tests.test_remote import (
+    _sum_into,
+    _sum_of,
     check_points_of_a_shard,
     check_xarray_dataset,
     zarr_python_writes_oxzarr_reads,
@@ -47,6 +50,14 @@ def test_oxzarr_reads_what_zarr_python_writes(gcs_bucket: Bucket) -> None:
     copy = pickle.loads(pickle.dumps(c))
     assert_same(copy[...], values["g.zarr/c"])
     assert copy.store == c.store
+    # A forked child makes its own client (its parent's connections are not its to use).
+    fork = multiprocessing.get_context("fork")
+    results = fork.Queue()
+    child = fork.Process(target=_sum_into, args=(read, results))
+    child.start()
+    assert results.get(timeout=60) == _sum_of(read)
+    child.join(timeout=60)
+    assert child.exitcode == 0
 
 
 def test_zarr_python_store_objects_are_read(gcs_bucket: Bucket, gcs_endpoint: str) -> None:
