@@ -392,7 +392,9 @@ def create_hierarchy(
         try:
             existing = _core.open_node(target._core, path)
         except NodeNotFoundError:
-            to_write[path] = metadata or GroupMetadata(zarr_format=zarr_format)
+            to_write[path] = (
+                GroupMetadata(zarr_format=zarr_format) if metadata is None else metadata
+            )
             continue
         if metadata is None and isinstance(existing, _core.Group):
             continue  # a group above the named nodes, there already
