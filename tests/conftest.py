@@ -144,7 +144,8 @@ def _no_google_credentials(tmp_path_factory: pytest.TempPathFactory) -> Iterator
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CLOUDSDK_CONFIG", str(empty))
         for name in list(os.environ):
-            if name.startswith("GOOGLE_") or name in ("STORAGE_EMULATOR_HOST", "K_SERVICE"):
+            cloud = ("K_SERVICE", "CLOUD_RUN_JOB", "GCE_METADATA_HOST")  # a Google machine's
+            if name.startswith("GOOGLE_") or name in ("STORAGE_EMULATOR_HOST", *cloud):
                 patch.delenv(name)
         yield
 
