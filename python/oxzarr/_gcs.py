@@ -70,12 +70,6 @@ _GCSFS_ONLY = frozenset(
 _ADC_FILE = "application_default_credentials.json"
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 def _gcloud_folder() -> Path:
     configured = os.environ.get("CLOUDSDK_CONFIG")
     return Path(configured) if configured else Path.home() / ".config" / "gcloud"
@@ -166,10 +160,11 @@ def _found_credentials() -> dict[str, str] | None:
     return None
 
 
-def options(url: str, storage_options: Mapping[str, Any]) -> dict[str, str]:
+def options(url: str, storage_options: Mapping[str, Any]) -> dict[str, Any]:
     """The engine's options for the ``gs://`` URL `url` from gcsfs-style `storage_options`
-    (fsspec's own options and None values already taken out)."""
-    found: dict[str, str] = {}
+    (fsspec's own options and None values already taken out); object_store's own names pass
+    with their values as given, for the caller to write as text."""
+    found: dict[str, Any] = {}
     token: Any = None
     for name, value in storage_options.items():
         if name == "token":
@@ -180,7 +175,7 @@ def options(url: str, storage_options: Mapping[str, Any]) -> dict[str, str]:
             if value:
                 raise ValueError(f"unsupported storage option {name}={value!r} for {url}")
         elif name not in _GCSFS_ONLY:
-            found[name.lower()] = _text(value)
+            found[name.lower()] = value
     if BASE_URL not in found and "base_url" not in found:
         emulator = os.environ.get("STORAGE_EMULATOR_HOST", "")
         if emulator not in ("", "default"):

@@ -315,7 +315,7 @@ def remote_options(url: str, storage_options: Mapping[str, Any] | None) -> list[
         if value is not None and name not in _FSSPEC_ONLY
     }
     if url.startswith(GCS_SCHEMES):
-        return sorted(_gcs.options(url, given).items())
+        return sorted((k, _option_text(v)) for k, v in _gcs.options(url, given).items())
     s3 = url.startswith(("s3://", "s3a://"))
     options: dict[str, str] = {}
     profile = None
