@@ -362,6 +362,7 @@ fn build_codec(value: &Value, decoded: &ChunkRepr) -> Result<AnyCodec, MetadataE
     use array_to_bytes::bytes::Bytes;
     use array_to_bytes::sharding::Sharding;
     use bytes_to_bytes::checksum32::{Algorithm, Checksum32};
+    use bytes_to_bytes::jenkins_lookup3::JenkinsLookup3;
     use bytes_to_bytes::numcodecs::NumcodecsAlias;
     use bytes_to_bytes::{
         blosc::Blosc, bz2::Bz2, crc32c::Crc32c, gzip::Gzip, lz4::Lz4, lzma::Lzma, shuffle::Shuffle,
@@ -428,6 +429,9 @@ fn build_codec(value: &Value, decoded: &ChunkRepr) -> Result<AnyCodec, MetadataE
                 _ => Algorithm::Fletcher32,
             };
             AnyCodec::BytesToBytes(Box::new(Checksum32::from_config(algorithm, &config)?))
+        }
+        "numcodecs.jenkins_lookup3" => {
+            AnyCodec::BytesToBytes(Box::new(JenkinsLookup3::from_config(&config)?))
         }
         "numcodecs.zstd" => AnyCodec::BytesToBytes(Box::new(NumcodecsAlias::zstd(&config)?)),
         "numcodecs.gzip" => AnyCodec::BytesToBytes(Box::new(NumcodecsAlias::gzip(&config)?)),

@@ -124,34 +124,67 @@ impl Checksum32 {
         };
         Ok(Self::new(algorithm, at_start))
     }
+}
 
-    /// Where the payload lies in `encoded`, after checking its checksum.
-    fn payload(&self, encoded: &[u8]) -> Result<std::ops::Range<usize>, CodecError> {
-        let name = self.algorithm.name();
-        let Some(n) = encoded.len().checked_sub(4) else {
+/// Where the payload lies in `encoded`, a checksum of four bytes (little endian) at its start
+/// or end, after checking that checksum against `checksum` of the payload (unless checksum
+/// validation is off in the config).
+pub(crate) fn checked_payload(
+    name: &'static str,
+    encoded: &[u8],
+    at_start: bool,
+    checksum: impl Fn(&[u8]) -> u32,
+) -> Result<std::ops::Range<usize>, CodecError> {
+    let Some(n) = encoded.len().checked_sub(4) else {
+        return Err(CodecError::corrupt(
+            name,
+            "shorter than its 4-byte checksum",
+        ));
+    };
+    let (sum, payload) = if at_start {
+        (0..4, 4..n + 4)
+    } else {
+        (n..n + 4, 0..n)
+    };
+    if crate::config::validate_checksums() {
+        let s = &encoded[sum];
+        let stored = u32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+        let actual = checksum(&encoded[payload.clone()]);
+        if stored != actual {
             return Err(CodecError::corrupt(
                 name,
-                "shorter than its 4-byte checksum",
+                format!("checksum mismatch (stored {stored:#010x}, computed {actual:#010x})"),
             ));
-        };
-        let (sum, payload) = if self.at_start {
-            (0..4, 4..n + 4)
-        } else {
-            (n..n + 4, 0..n)
-        };
-        if crate::config::validate_checksums() {
-            let s = &encoded[sum];
-            let stored = u32::from_le_bytes([s[0], s[1], s[2], s[3]]);
-            let actual = self.algorithm.checksum(&encoded[payload.clone()]);
-            if stored != actual {
-                return Err(CodecError::corrupt(
-                    name,
-                    format!("checksum mismatch (stored {stored:#010x}, computed {actual:#010x})"),
-                ));
-            }
         }
-        Ok(payload)
     }
+    Ok(payload)
+}
+
+/// The checked payload of `encoded` (see [`checked_payload`]), borrowed or in `encoded`'s own
+/// buffer, refused if longer than `max_decoded`.
+pub(crate) fn decode_payload<'a>(
+    name: &'static str,
+    encoded: Cow<'a, [u8]>,
+    max_decoded: usize,
+    at_start: bool,
+    checksum: impl Fn(&[u8]) -> u32,
+) -> Result<Cow<'a, [u8]>, CodecError> {
+    let payload = checked_payload(name, &encoded, at_start, checksum)?;
+    if payload.len() > max_decoded {
+        return Err(CodecError::TooLarge {
+            codec: name,
+            actual: payload.len(),
+            limit: max_decoded,
+        });
+    }
+    Ok(match encoded {
+        Cow::Borrowed(b) => Cow::Borrowed(&b[payload]),
+        Cow::Owned(mut v) => {
+            v.truncate(payload.end);
+            v.drain(..payload.start);
+            Cow::Owned(v)
+        }
+    })
 }
 
 impl BytesToBytesCodec for Checksum32 {
@@ -173,22 +206,14 @@ impl BytesToBytesCodec for Checksum32 {
         encoded: Cow<'a, [u8]>,
         max_decoded: usize,
     ) -> Result<Cow<'a, [u8]>, CodecError> {
-        let payload = self.payload(&encoded)?;
-        if payload.len() > max_decoded {
-            return Err(CodecError::TooLarge {
-                codec: self.algorithm.name(),
-                actual: payload.len(),
-                limit: max_decoded,
-            });
-        }
-        Ok(match encoded {
-            Cow::Borrowed(b) => Cow::Borrowed(&b[payload]),
-            Cow::Owned(mut v) => {
-                v.truncate(payload.end);
-                v.drain(..payload.start);
-                Cow::Owned(v)
-            }
-        })
+        let algorithm = self.algorithm;
+        decode_payload(
+            algorithm.name(),
+            encoded,
+            max_decoded,
+            self.at_start,
+            |payload| algorithm.checksum(payload),
+        )
     }
 
     fn max_encoded_size(&self, decoded_len: usize) -> usize {

@@ -4,6 +4,7 @@ pub mod bz2;
 pub mod checksum32;
 pub mod crc32c;
 pub mod gzip;
+pub mod jenkins_lookup3;
 pub mod lz4;
 pub mod lzma;
 pub mod numcodecs;
