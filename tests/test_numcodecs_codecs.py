@@ -33,6 +33,7 @@ CLASSES = {
     "adler32": nc.Adler32,
     "fletcher32": nc.Fletcher32,
     "crc32c": nc.CRC32C,
+    "jenkins_lookup3": nc.JenkinsLookup3,
     "zstd": nc.Zstd,
     "gzip": nc.GZip,
     "blosc": nc.Blosc,
@@ -87,6 +88,11 @@ CASES: dict[str, Case] = {
     "fletcher32-odd": Case("uint8", compressors=[codec("fletcher32")]),
     "crc32c": Case("float64", compressors=[codec("crc32c")]),
     "crc32c-start": Case("int16", compressors=[codec("crc32c", location="start")]),
+    # 15 bytes a chunk: one whole block of lookup3's 12 and a short last one.
+    "jenkins_lookup3": Case("uint8", compressors=[codec("jenkins_lookup3")]),
+    "jenkins_lookup3-seeded": Case(
+        "float64", compressors=[codec("zstd"), codec("jenkins_lookup3", initval=4_000_000_000)]
+    ),
     "zstd": Case("int32", compressors=[codec("zstd", level=3)]),
     "zstd-checksum": Case("float32", compressors=[codec("zstd", level=1, checksum=True)]),
     "gzip": Case("int32", compressors=[codec("gzip")], same_bytes=False),
@@ -436,7 +442,7 @@ def test_bad_configurations_are_refused(
 
 def test_corrupt_checksums_are_detected(tmp_path: Path) -> None:
     values = sample(SHAPE, "int32")
-    for id in ("crc32", "adler32", "fletcher32", "crc32c"):
+    for id in ("crc32", "adler32", "fletcher32", "crc32c", "jenkins_lookup3"):
         path = tmp_path / f"{id}.zarr"
         write_with_zarr(path, Case("int32", compressors=[codec(id)]), values)
         chunk = path / "c" / "1" / "1"

@@ -145,6 +145,36 @@ def test_filters_and_checksums_both_ways(tmp_path: Path) -> None:
     assert_same(zarr.open_array(tmp_path / "o.zarr", mode="r")[...], data)
 
 
+def test_jenkins_lookup3_both_ways(tmp_path: Path) -> None:
+    """numcodecs' lookup3 checksum, seeded: the same .zarray and chunk bytes as zarr-python's,
+    read by each from the other, and a flipped bit found."""
+    import numcodecs
+
+    data = np.arange(100, dtype="<i4") * 7
+    arrays = {}
+    for name, create in [("z", zarr.create_array), ("o", oxzarr.create_array)]:
+        arrays[name] = create(
+            tmp_path / name,
+            shape=(100,),
+            chunks=(7,),
+            dtype="<i4",
+            zarr_format=2,
+            compressors=numcodecs.JenkinsLookup3(initval=3),
+        )
+        arrays[name][...] = data
+    assert (tmp_path / "o" / ".zarray").read_bytes() == (tmp_path / "z" / ".zarray").read_bytes()
+    for key in ("0", "14"):
+        assert (tmp_path / "o" / key).read_bytes() == (tmp_path / "z" / key).read_bytes()
+    assert_same(oxzarr.open_array(tmp_path / "z", mode="r")[...], data)
+    assert_same(zarr.open_array(tmp_path / "o", mode="r")[...], data)
+    chunk = tmp_path / "o" / "3"
+    stored = bytearray(chunk.read_bytes())
+    stored[5] ^= 1
+    chunk.write_bytes(bytes(stored))
+    with pytest.raises(ValueError, match=r"corrupt chunk 3 .*checksum mismatch"):
+        oxzarr.open_array(tmp_path / "o", mode="r")[...]
+
+
 def test_v2_fill_values(tmp_path: Path) -> None:
     for dtype, fill in [("f4", np.nan), ("f8", -np.inf), ("i2", -3), ("u1", None), ("b1", True)]:
         p = tmp_path / f"{dtype}.zarr"

@@ -305,23 +305,66 @@ def test_pipeline_and_arrays_pickle(tmp_path: Path, engine: None) -> None:
     np.testing.assert_array_equal(b[...], np.arange(8))
 
 
+class _Reverse(numcodecs.abc.Codec):  # type: ignore[misc]
+    """A numcodecs codec the engine does not know: the bytes reversed."""
+
+    codec_id = "oxzarr_test_reverse"
+
+    def encode(self, buf: Any) -> bytes:
+        return bytes(memoryview(buf).cast("B"))[::-1]
+
+    def decode(self, buf: Any, out: Any = None) -> Any:
+        return numcodecs.compat.ndarray_copy(bytes(memoryview(buf).cast("B"))[::-1], out)
+
+
+numcodecs.register_codec(_Reverse)
+
+
 def test_unsupported_codecs_fall_back_and_are_counted(tmp_path: Path) -> None:
-    """numcodecs' jenkins_lookup3 checksum has no Rust implementation: zarr-python's own
-    pipeline runs it, and the counter says so."""
+    """A codec without a Rust implementation (one of this test's own) runs through
+    zarr-python's own pipeline, and the counter says so."""
     zarr_pipeline.reset_counts()
     with zarr.config.set({"codec_pipeline.path": PIPELINE}):
         a = zarr.create_array(
-            str(tmp_path / "j"),
+            str(tmp_path / "r"),
             shape=(10,),
             chunks=(5,),
             dtype="i4",
             zarr_format=2,
-            compressors=numcodecs.JenkinsLookup3(),
+            compressors=_Reverse(),
         )
         a[...] = np.arange(10)
         np.testing.assert_array_equal(a[...], np.arange(10))
+    assert (tmp_path / "r" / "0").read_bytes() == np.arange(5, dtype="<i4").tobytes()[::-1]
     reasons = zarr_pipeline.fallbacks()
-    assert reasons and all("jenkins_lookup3" in r for r in reasons), reasons
+    assert reasons and all("oxzarr_test_reverse" in r for r in reasons), reasons
+    assert not zarr_pipeline.engine_calls().get("read")
+
+
+def test_jenkins_lookup3_runs_in_the_engine(tmp_path: Path) -> None:
+    """numcodecs' lookup3 checksum, which zarr-python's own tests use, is the engine's: no
+    fallback, and the chunks are zarr-python's own bytes."""
+    zarr_pipeline.reset_counts()
+    paths = {}
+    for name, path in [("default", None), ("oxzarr", PIPELINE)]:
+        config = {"codec_pipeline.path": path} if path else {}
+        with zarr.config.set(config):
+            paths[name] = tmp_path / name
+            a = zarr.create_array(
+                str(paths[name]),
+                shape=(10,),
+                chunks=(5,),
+                dtype="i4",
+                zarr_format=2,
+                compressors=numcodecs.JenkinsLookup3(initval=9),
+            )
+            a[...] = np.arange(10)
+            np.testing.assert_array_equal(a[...], np.arange(10))
+    assert zarr_pipeline.fallbacks() == {}
+    assert zarr_pipeline.engine_calls()["read"] >= 1
+    assert zarr_pipeline.engine_calls()["write"] >= 1
+    for key in ("0", "1"):
+        assert (paths["oxzarr"] / key).read_bytes() == (paths["default"] / key).read_bytes()
 
 
 @pytest.mark.parametrize("dtype", [str, "variable_length_bytes"])
@@ -356,8 +399,9 @@ def test_sharded_variable_length_elements_fall_back(tmp_path: Path, dtype: objec
 # The number of tests of test_array.py, test_indexing.py, test_codecs and test_v2.py that pass
 # with zarr-python 3.1.6's own pipeline on this machine.
 ZARR_SUITE_PASSING = 1957
-# What oxzarr does not implement, and so may go through zarr-python's pipeline there.
-UNSUPPORTED = ("numcodecs.jenkins_lookup3",)
+# What oxzarr does not implement, and so may go through zarr-python's pipeline there: nothing
+# (numcodecs' jenkins_lookup3 was the last).
+UNSUPPORTED: tuple[str, ...] = ()
 
 
 def test_zarr_python_suite(tmp_path: Path) -> None:
