@@ -6,9 +6,11 @@ processes."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import pickle
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +18,7 @@ import pytest
 import zarr
 
 import oxzarr
+from oxzarr.convert import convert
 from oxzarr.errors import ArrayNotFoundError, ReadOnlyError
 from oxzarr.storage import CountingStore, RemoteStore
 from tests.conftest import assert_same, s3_client, sample
@@ -354,3 +357,65 @@ def test_creation_modes_keep_the_storage_options(s3_bucket: Bucket) -> None:
     store = RemoteStore(url, storage_options={**options, "token": None})
     assert store.with_read_only(True).with_read_only(False) == store
     assert store.with_read_only(True) != store
+
+
+def test_the_command_takes_storage_options(s3_bucket: Bucket, tmp_path: Path) -> None:
+    """`oxzarr info`, `tree`, `convert` and `verify` on s3:// URLs with their storage options
+    on the command line (JSON values or text), S3 to S3; bad options name themselves."""
+    from tests.test_cli import cli
+
+    bucket, options = s3_bucket
+    flags = [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in options.items()]
+
+    def each(flag: str) -> list[str]:
+        return [part for value in flags for part in (flag, value)]
+
+    values = sample((40, 30), "int32")
+    oxzarr.create_array(
+        f"{bucket}/old.zarr",
+        shape=values.shape,
+        dtype="i4",
+        chunks=(16, 16),
+        zarr_format=2,
+        storage_options=options,
+    )[...] = values
+    assert "(40, 30)" in cli("info", f"{bucket}/old.zarr", *each("--storage-option")).stdout
+    assert "(40, 30)" in cli("tree", f"{bucket}/old.zarr", *each("--storage-option")).stdout
+    cli(
+        "convert",
+        f"{bucket}/old.zarr",
+        f"{bucket}/new.zarr",
+        "--zarr-format",
+        "3",
+        "--shards",
+        "32,32",
+        "--no-progress",
+        *each("--source-option"),
+        *each("--destination-option"),
+    )
+    converted = oxzarr.open_array(f"{bucket}/new.zarr", mode="r", storage_options=options)
+    assert converted.metadata.zarr_format == 3 and converted.shards == (32, 32)
+    assert_same(converted[...], values)
+    cli("convert", f"{bucket}/new.zarr", tmp_path / "local.zarr", *each("--source-option"))
+    assert_same(oxzarr.open_array(tmp_path / "local.zarr", mode="r")[...], values)
+    for b, b_flags in [(f"{bucket}/new.zarr", each("--option-b")), (tmp_path / "local.zarr", [])]:
+        same = cli("verify", f"{bucket}/old.zarr", b, *each("--option-a"), *b_flags)
+        assert same.stdout == "equal\n"
+
+    bad = cli("info", f"{bucket}/old.zarr", "--storage-option", "anon", check=False)
+    assert bad.returncode == 2 and "expected KEY=VALUE, not 'anon'" in bad.stderr
+    misspelt = cli(
+        "info",
+        f"{bucket}/old.zarr",
+        *each("--storage-option"),
+        "--storage-option",
+        "kee=x",
+        check=False,
+    )
+    assert misspelt.returncode == 2 and "kee" in misspelt.stderr, misspelt.stderr
+    local = cli("info", tmp_path / "local.zarr", "--storage-option", "anon=true", check=False)
+    assert local.returncode == 2 and "storage_options" in local.stderr, local.stderr
+    np.save(tmp_path / "values.npy", values)
+    with pytest.raises(ValueError, match="storage_options apply to Zarr stores"):
+        convert(tmp_path / "values.npy", tmp_path / "npy.zarr", storage_options=options)
+    assert not (tmp_path / "npy.zarr").exists()

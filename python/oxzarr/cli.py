@@ -33,6 +33,7 @@ from oxzarr.convert import (
     open_as_stored,
 )
 from oxzarr.group import Group
+from oxzarr.storage import make_store
 
 EXIT_DIFFERENT = 1
 EXIT_ERROR = 2
@@ -54,6 +55,23 @@ def _shape(text: str, option: str) -> tuple[int, ...]:
     if any(v <= 0 for v in values):
         raise _UsageError(f"{option} takes positive integers, not {text!r}")
     return values
+
+
+def storage_option(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE``, one storage option (s3fs's, gcsfs's or object_store's names). The value
+    is read as JSON where it is JSON (``anon=true``, ``client_kwargs={"region_name": "x"}``),
+    else taken as text (``endpoint_url=http://localhost:9000``)."""
+    key, equals, value = text.partition("=")
+    if not equals or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, not {text!r}")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
+def _options(pairs: list[tuple[str, Any]]) -> dict[str, Any] | None:
+    return dict(pairs) or None
 
 
 def parse_compressor(text: str) -> list[Any]:
@@ -161,10 +179,15 @@ def _convert(args: argparse.Namespace) -> int:
         fill_value = _parse_fill(args.fill_value)
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     bar = ProgressBar(sys.stderr) if show else None
+    destination: Any = args.destination
+    if args.destination_option:
+        # A store object goes to convert() as it is: only local destinations are staged.
+        destination = make_store(destination, storage_options=_options(args.destination_option))
     try:
         report = convert(
             args.source,
-            args.destination,
+            destination,
+            storage_options=_options(args.source_option),
             zarr_format=args.zarr_format,
             chunks=_shape(args.chunks, "--chunks") if args.chunks else None,
             shards=shards,
@@ -218,7 +241,7 @@ def _describe_dimension_names(array: Array) -> str:
 
 
 def _info(args: argparse.Namespace) -> int:
-    node = open(args.path, mode="r")
+    node = open(args.path, mode="r", storage_options=_options(args.storage_option))
     out = sys.stdout
     if isinstance(node, Group):
         out.write(f"Group  Zarr v{node.zarr_format}  {args.path}\n")
@@ -252,7 +275,7 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _tree(args: argparse.Namespace) -> int:
-    node = open(args.path, mode="r")
+    node = open(args.path, mode="r", storage_options=_options(args.storage_option))
     if isinstance(node, Array):
         sys.stdout.write(f"/ {node.shape} {node.dtype}\n")
         return 0
@@ -330,11 +353,24 @@ def _same(a: Array | Group, b: Array | Group, where: str, out: TextIO) -> bool:
 
 def _verify(args: argparse.Namespace) -> int:
     # Groups as the stores hold them, whatever their consolidated metadata says.
-    (a, _), (b, _) = open_as_stored(args.first), open_as_stored(args.second)
+    a, _ = open_as_stored(args.first, _options(args.option_a))
+    b, _ = open_as_stored(args.second, _options(args.option_b))
     if _same(a, b, "/", sys.stdout):
         sys.stdout.write("equal\n")
         return 0
     return EXIT_DIFFERENT
+
+
+def _option_argument(command: argparse.ArgumentParser, flag: str, of: str) -> None:
+    command.add_argument(
+        flag,
+        type=storage_option,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"a storage option {of} (an s3://, gs:// or http(s):// URL), as s3fs or gcsfs "
+        "names it; VALUE is JSON or text (e.g. anon=true); repeat for more",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -399,14 +435,18 @@ def parser() -> argparse.ArgumentParser:
     )
     progress.add_argument("--no-progress", dest="progress", action="store_false")
     conv.add_argument("--overwrite", action="store_true", help="replace an existing DST")
+    _option_argument(conv, "--source-option", "of SRC")
+    _option_argument(conv, "--destination-option", "of DST")
     conv.set_defaults(run=_convert)
 
     info = sub.add_parser("info", help="format, shape, dtype, chunks, codecs, stored bytes")
     info.add_argument("path", metavar="PATH")
+    _option_argument(info, "--storage-option", "of PATH")
     info.set_defaults(run=_info)
 
     tree = sub.add_parser("tree", help="the hierarchy of a group")
     tree.add_argument("path", metavar="PATH")
+    _option_argument(tree, "--storage-option", "of PATH")
     tree.set_defaults(run=_tree)
 
     verify = sub.add_parser(
@@ -415,6 +455,8 @@ def parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("first", metavar="A")
     verify.add_argument("second", metavar="B")
+    _option_argument(verify, "--option-a", "of A")
+    _option_argument(verify, "--option-b", "of B")
     verify.set_defaults(run=_verify)
     return top
 

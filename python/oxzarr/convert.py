@@ -431,10 +431,14 @@ def _raw_settings(path: str, source: _NpySource | _H5Source, options: _Options) 
     }
 
 
-def _plan(source: str, options: _Options) -> _Plan:
+def _plan(
+    source: str, options: _Options, storage_options: Mapping[str, Any] | None = None
+) -> _Plan:
     """Everything the conversion will create, checked before anything is written."""
     plan = _Plan()
     hdf5 = _split_hdf5(source)
+    if storage_options and (hdf5 is not None or source.lower().endswith(".npy")):
+        raise ValueError(f"storage_options apply to Zarr stores at a URL, not to {source!r}")
     if source.lower().endswith(".npy"):
         if not os.path.exists(source):
             raise FileNotFoundError(f"no such file: {source}")
@@ -451,7 +455,7 @@ def _plan(source: str, options: _Options) -> _Plan:
             raise FileNotFoundError(f"no dataset or group {inside!r} in {filename}")
         _plan_hdf5(h5py, h5[inside], "", plan, options)
         return plan
-    node, plan.consolidate = open_as_stored(source)
+    node, plan.consolidate = open_as_stored(source, storage_options)
     if isinstance(node, Array):
         plan.arrays.append(_ArrayJob("", node, _zarr_settings(source, node, options)))
         return plan
@@ -459,12 +463,15 @@ def _plan(source: str, options: _Options) -> _Plan:
     return plan
 
 
-def open_as_stored(path: str) -> tuple[Array | Group, bool]:
+def open_as_stored(
+    path: str, storage_options: Mapping[str, Any] | None = None
+) -> tuple[Array | Group, bool]:
     """The node at `path`, a group read member by member even when it has consolidated
     metadata (which can be stale: a node added since), and whether it had it."""
-    node = open(path, mode="r")
+    node = open(path, mode="r", storage_options=storage_options)
     if isinstance(node, Group) and node.is_consolidated:
-        return open_group(path, mode="r", use_consolidated=False), True
+        group = open_group(path, mode="r", use_consolidated=False, storage_options=storage_options)
+        return group, True
     return node, False
 
 
@@ -636,6 +643,7 @@ def convert(
     fill_value: Any = KEEP,
     overwrite: bool = False,
     progress: Callable[[Progress], None] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Report:
     """Copies the array or hierarchy at `source` (a Zarr store or path, a ``.npy`` file, an
     HDF5 file or ``FILE.h5:/dataset``) into a new `destination`, with the given layout.
@@ -643,9 +651,11 @@ def convert(
     Options left out keep the source's: ``zarr_format``; ``chunks`` (the inner chunks, when
     sharded); ``shards`` (``None`` removes sharding); ``compressors`` (oxzarr codecs or
     their metadata; ``None`` for none); ``dtype`` (values converted as numpy's ``astype``);
-    ``fill_value``. Groups convert recursively with their attributes. A local `destination`
-    named ``*.zip`` is written as a zip file (entries stored, as zarr-python's ZipStore
-    writes them); other local destinations are directories. Ctrl-C raises
+    ``fill_value``. Groups convert recursively with their attributes. ``storage_options``
+    are those of an ``s3://``, ``gs://`` or ``http(s)://`` `source`; a `destination` at
+    such a URL with options of its own is given as a store (``oxzarr.storage.RemoteStore``).
+    A local `destination` named ``*.zip`` is written as a zip file (entries stored, as
+    zarr-python's ZipStore writes them); other local destinations are directories. Ctrl-C raises
     :class:`Interrupted` once the units in flight are written and the partial destination
     is removed.
     """
@@ -663,7 +673,7 @@ def convert(
     if options.zarr_format not in (None, 2, 3):
         raise ValueError(f"zarr_format must be 2 or 3, not {zarr_format!r}")
     source = os.fspath(source)
-    plan = _plan(source, options)
+    plan = _plan(source, options, storage_options)
     final = _local_path(destination)
     staging: Path | None = None
     target: Any = destination
