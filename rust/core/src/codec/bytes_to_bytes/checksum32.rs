@@ -129,7 +129,7 @@ impl Checksum32 {
 /// Where the payload lies in `encoded`, a checksum of four bytes (little endian) at its start
 /// or end, after checking that checksum against `checksum` of the payload (unless checksum
 /// validation is off in the config).
-pub(crate) fn checked_payload(
+fn checked_payload(
     name: &'static str,
     encoded: &[u8],
     at_start: bool,
