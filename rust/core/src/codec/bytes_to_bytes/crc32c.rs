@@ -6,6 +6,7 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
+use super::checksum32::decode_payload;
 use crate::codec::{check_config_keys, codec_metadata, BytesToBytesCodec};
 use crate::error::{CodecError, MetadataError};
 
@@ -18,28 +19,6 @@ impl Crc32c {
     pub fn from_config(config: &Map<String, Value>) -> Result<Self, MetadataError> {
         check_config_keys(NAME, config, &[])?;
         Ok(Self)
-    }
-
-    /// The payload of `encoded` after checking its checksum.
-    fn payload(encoded: &[u8]) -> Result<usize, CodecError> {
-        let Some(n) = encoded.len().checked_sub(4) else {
-            return Err(CodecError::corrupt(
-                NAME,
-                "shorter than its 4-byte checksum",
-            ));
-        };
-        if crate::config::validate_checksums() {
-            let stored =
-                u32::from_le_bytes([encoded[n], encoded[n + 1], encoded[n + 2], encoded[n + 3]]);
-            let actual = crc32c::crc32c(&encoded[..n]);
-            if stored != actual {
-                return Err(CodecError::corrupt(
-                    NAME,
-                    format!("checksum mismatch (stored {stored:#010x}, computed {actual:#010x})"),
-                ));
-            }
-        }
-        Ok(n)
     }
 }
 
@@ -56,21 +35,8 @@ impl BytesToBytesCodec for Crc32c {
         encoded: Cow<'a, [u8]>,
         max_decoded: usize,
     ) -> Result<Cow<'a, [u8]>, CodecError> {
-        let n = Self::payload(&encoded)?;
-        if n > max_decoded {
-            return Err(CodecError::TooLarge {
-                codec: NAME,
-                actual: n,
-                limit: max_decoded,
-            });
-        }
-        Ok(match encoded {
-            Cow::Borrowed(b) => Cow::Borrowed(&b[..n]),
-            Cow::Owned(mut v) => {
-                v.truncate(n);
-                Cow::Owned(v)
-            }
-        })
+        // The core codec's checksum is numcodecs' crc32c at the end: one check for both.
+        decode_payload(NAME, encoded, max_decoded, false, crc32c::crc32c)
     }
 
     fn max_encoded_size(&self, decoded_len: usize) -> usize {
