@@ -167,27 +167,24 @@ mod tests {
     use crate::codec::bytes_to_bytes::stream::hex;
     use serde_json::json;
 
-    fn codec(config: Value) -> JenkinsLookup3 {
-        JenkinsLookup3::from_config(config.as_object().unwrap()).unwrap()
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn codec(config: Value) -> Result<JenkinsLookup3, Box<dyn std::error::Error>> {
+        let config = config.as_object().ok_or("a configuration is an object")?;
+        Ok(JenkinsLookup3::from_config(config)?)
     }
 
     #[test]
-    fn writes_what_numcodecs_writes() {
+    fn writes_what_numcodecs_writes() -> TestResult {
         // `numcodecs.JenkinsLookup3().encode(b"123456789")`.
-        let c = codec(json!({}));
-        let enc = c.encode(b"123456789").unwrap();
+        let c = codec(json!({}))?;
+        let enc = c.encode(b"123456789")?;
         assert_eq!(enc, hex("313233343536373839969a5d84"));
-        assert_eq!(
-            c.decode(Cow::Borrowed(&enc), 9).unwrap().as_ref(),
-            b"123456789"
-        );
-        assert_eq!(
-            c.decode(Cow::Owned(enc.clone()), 9).unwrap().as_ref(),
-            b"123456789"
-        );
+        assert_eq!(c.decode(Cow::Borrowed(&enc), 9)?.as_ref(), b"123456789");
+        assert_eq!(c.decode(Cow::Owned(enc.clone()), 9)?.as_ref(), b"123456789");
         // The last four bytes of `JenkinsLookup3(initval=7).encode(bytes(range(n)))`: empty
         // data, one byte, one whole block, a block and a byte, two whole blocks.
-        let seeded = codec(json!({"initval": 7}));
+        let seeded = codec(json!({"initval": 7}))?;
         for (n, expected) in [
             (0u8, "f6beadde"),
             (1, "bf84c158"),
@@ -196,35 +193,42 @@ mod tests {
             (24, "667cc16b"),
         ] {
             let data: Vec<u8> = (0..n).collect();
-            let enc = seeded.encode(&data).unwrap();
+            let enc = seeded.encode(&data)?;
             assert_eq!(enc[usize::from(n)..], hex(expected), "{n} bytes");
         }
         assert_eq!(seeded.metadata()["configuration"], json!({"initval": 7}));
         assert_eq!(c.metadata()["configuration"], json!({"initval": 0}));
+        Ok(())
     }
 
     #[test]
-    fn a_prefix_is_hashed_before_the_chunk_and_not_stored() {
-        let c = codec(json!({"initval": 3, "prefix": [97, 98]}));
-        let enc = c.encode(b"xyz").unwrap();
+    fn a_prefix_is_hashed_before_the_chunk_and_not_stored() -> TestResult {
+        let c = codec(json!({"initval": 3, "prefix": [97, 98]}))?;
+        let enc = c.encode(b"xyz")?;
         assert_eq!(&enc[..3], b"xyz");
         assert_eq!(enc[3..], lookup3(b"abxyz", 3).to_le_bytes());
-        assert_eq!(c.decode(Cow::Borrowed(&enc), 3).unwrap().as_ref(), b"xyz");
-        let back = JenkinsLookup3::from_config(c.metadata()["configuration"].as_object().unwrap())
-            .unwrap();
-        assert_eq!(back.encode(b"xyz").unwrap(), enc);
+        assert_eq!(c.decode(Cow::Borrowed(&enc), 3)?.as_ref(), b"xyz");
+        let back = JenkinsLookup3::from_config(
+            c.metadata()["configuration"]
+                .as_object()
+                .ok_or("configuration")?,
+        )?;
+        assert_eq!(back.encode(b"xyz")?, enc);
+        Ok(())
     }
 
     #[test]
-    fn corruption_and_bad_configurations() {
-        let c = codec(json!({"initval": null, "prefix": null}));
-        let mut enc = c.encode(&[5u8; 1001]).unwrap();
+    fn corruption_and_bad_configurations() -> TestResult {
+        let c = codec(json!({"initval": null, "prefix": null}))?;
+        let mut enc = c.encode(&[5u8; 1001])?;
         enc[500] ^= 0x10;
-        let err = c.decode(Cow::Borrowed(&enc), 2000).unwrap_err();
+        let Err(err) = c.decode(Cow::Borrowed(&enc), 2000) else {
+            return Err("a flipped bit was not found".into());
+        };
         assert!(err.to_string().contains("checksum mismatch"), "{err}");
         assert!(c.decode(Cow::Borrowed(&[1, 2, 3]), 2000).is_err());
         assert!(matches!(
-            c.decode(Cow::Borrowed(&c.encode(&[0; 10]).unwrap()), 9),
+            c.decode(Cow::Borrowed(&c.encode(&[0; 10])?), 9),
             Err(CodecError::TooLarge { .. })
         ));
         for bad in [
@@ -236,9 +240,10 @@ mod tests {
             json!({"location": "end"}),
         ] {
             assert!(
-                JenkinsLookup3::from_config(bad.as_object().unwrap()).is_err(),
+                JenkinsLookup3::from_config(bad.as_object().ok_or("configuration")?).is_err(),
                 "{bad}"
             );
         }
+        Ok(())
     }
 }
