@@ -271,3 +271,35 @@ def test_a_consolidated_group_reads_new_data(tmp_path: Path) -> None:
     root["a"][...] = np.array([9, 9, 9, 9])
     # Data is read from the store; only metadata comes from the consolidated document.
     assert g["a"][...].tolist() == [9, 9, 9, 9]
+
+
+def test_groups_written_by_zarr_python_3_0_to_3_1_3(tmp_path: Path) -> None:
+    """zarr-python 3.0.0 to 3.1.3 wrote `"consolidated_metadata": null` into every group it did
+    not consolidate (their own documents, as those versions wrote them, are below); zarr-python
+    reads that as no consolidated metadata, and so does oxzarr."""
+    path = tmp_path / "old.zarr"
+    for rel, attributes in [("", {"ome": {"version": "0.5"}}), ("labels", {})]:
+        (path / rel).mkdir(parents=True, exist_ok=True)
+        doc = {
+            "attributes": attributes,
+            "zarr_format": 3,
+            "consolidated_metadata": None,
+            "node_type": "group",
+        }
+        (path / rel / "zarr.json").write_text(json.dumps(doc, indent=2))
+    zarr.create_array(path / "labels" / "a", shape=(3,), dtype="i2", chunks=(2,))[...] = [4, 5, 6]
+
+    root = oxzarr.open_group(path, mode="r")
+    assert dict(root.attrs) == {"ome": {"version": "0.5"}}
+    assert sorted(name for name, _ in root.members(max_depth=None)) == ["labels", "labels/a"]
+    np.testing.assert_array_equal(root["labels/a"][...], [4, 5, 6])
+    assert isinstance(oxzarr.open(path / "labels", mode="r"), oxzarr.Group)
+    with pytest.raises(ValueError, match="consolidated"):
+        oxzarr.open_consolidated(path, mode="r")
+
+    # Written again, the group leaves the null out; zarr-python reads it as before.
+    oxzarr.open_group(path, mode="r+").attrs["more"] = 1
+    written = json.loads((path / "zarr.json").read_text())
+    assert "consolidated_metadata" not in written
+    assert dict(zarr.open_group(path, mode="r").attrs) == {"ome": {"version": "0.5"}, "more": 1}
+    assert zarr.open_group(path, mode="r").metadata.consolidated_metadata is None

@@ -462,8 +462,14 @@ impl ArrayMetadataV3 {
 }
 
 impl GroupMetadataV3 {
-    fn from_object(obj: Map<String, Value>) -> Result<Self, MetadataError> {
+    fn from_object(mut obj: Map<String, Value>) -> Result<Self, MetadataError> {
         let attributes = parse_attributes(&obj)?;
+        // zarr-python 3.0.0 to 3.1.3 wrote `"consolidated_metadata": null` into every group it
+        // did not consolidate; it and later versions read that as no consolidated metadata, so
+        // oxzarr does too (and leaves the null out when it writes the group again).
+        if obj.get("consolidated_metadata") == Some(&Value::Null) {
+            obj.remove("consolidated_metadata");
+        }
         let extra_fields = collect_extra(&obj, &["zarr_format", "node_type", "attributes"])?;
         Ok(Self {
             attributes,
@@ -495,6 +501,7 @@ pub fn to_pretty_json(value: &Value) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
     use serde_json::json;
 
     fn array_doc() -> Value {
@@ -596,5 +603,21 @@ mod tests {
         };
         assert_eq!(g.attributes["k"], json!(1));
         assert!(parse(&json!({"zarr_format": 3, "node_type": "thing"})).is_err());
+    }
+
+    #[test]
+    fn groups_of_zarr_python_3_0_without_consolidated_metadata() -> TestResult {
+        let doc = json!({"zarr_format": 3, "node_type": "group", "attributes": {"k": 1},
+                         "consolidated_metadata": null});
+        let NodeMetadataV3::Group(g) = parse(&doc)? else {
+            return Err("not a group".into());
+        };
+        assert_eq!(g.attributes["k"], json!(1));
+        assert!(g.extra_fields.is_empty(), "{:?}", g.extra_fields);
+        assert!(g.to_value().get("consolidated_metadata").is_none());
+        // Only null means "none": anything else still needs "must_understand": false.
+        let doc = json!({"zarr_format": 3, "node_type": "group", "consolidated_metadata": 1});
+        assert!(parse(&doc).is_err());
+        Ok(())
     }
 }
