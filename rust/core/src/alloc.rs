@@ -62,6 +62,13 @@ pub(crate) fn reserve(buf: &mut Vec<u8>, n: usize) -> Result<(), CodecError> {
     Ok(())
 }
 
+/// An error unless `n` bytes could be allocated now, for work that will hold about that much
+/// in many small pieces (a shard's bookkeeping for each of its inner chunks), which cannot
+/// each be allocated fallibly. The probe's pages are never touched, so it costs no memory.
+pub(crate) fn check_room(n: usize) -> Result<(), CodecError> {
+    reserve(&mut Vec::new(), n)
+}
+
 /// Resizes `buf` to `n` bytes (new bytes zero), or leaves it as it was and returns an error
 /// when the allocator cannot provide them.
 pub(crate) fn resize(buf: &mut Vec<u8>, n: usize) -> Result<(), CodecError> {

@@ -1652,6 +1652,9 @@ impl Array {
         encode: &RewriteInner<'_>,
     ) -> Result<()> {
         let key = self.chunk_key(shard);
+        sharding
+            .check_room_to_write()
+            .map_err(|e| self.corrupt(&key, e))?;
         // The current shard and its version, unless every inner chunk in it is rewritten.
         let existing: Option<(Vec<u8>, ShardIndex, Version)> = if whole {
             None

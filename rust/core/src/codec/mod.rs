@@ -205,6 +205,11 @@ pub trait ArrayToBytesCodec: Send + Sync + Debug {
     }
     /// An upper bound on the encoded size of a chunk of `repr`.
     fn max_encoded_size(&self, repr: &ChunkRepr) -> usize;
+    /// The encoded size of every chunk of `repr`, for codecs whose output size does not
+    /// depend on the data (bytes); `None` for the others.
+    fn fixed_encoded_size(&self, _repr: &ChunkRepr) -> Option<usize> {
+        None
+    }
     /// The sharding codec, if this is one: the array layer reads shards partially.
     fn as_sharding(&self) -> Option<&array_to_bytes::sharding::Sharding> {
         None
@@ -282,8 +287,22 @@ pub trait BytesToBytesCodec: Send + Sync + Debug {
     /// An upper bound on the encoded size of `decoded_len` bytes, so that the chain can bound
     /// every intermediate decode by what the metadata allows.
     fn max_encoded_size(&self, decoded_len: usize) -> usize;
+    /// The encoded size of any `decoded_len` bytes, for codecs whose output size does not
+    /// depend on the data (checksums, shuffles); `None` for the others (compressors).
+    fn fixed_encoded_size(&self, _decoded_len: usize) -> Option<usize> {
+        None
+    }
     fn name(&self) -> &'static str;
     fn metadata(&self) -> Value;
+}
+
+/// The bound on what `codec` encodes from at most `decoded_len` bytes, held at what one
+/// allocation can hold: bounds only cap decoders, and those of vast shards (from metadata)
+/// must not overflow in a chain of codecs that each add a little.
+fn next_bound(codec: &dyn BytesToBytesCodec, decoded_len: usize) -> usize {
+    codec
+        .max_encoded_size(decoded_len.min(isize::MAX as usize))
+        .min(isize::MAX as usize)
 }
 
 /// An error unless a decoded length is the expected one.
@@ -572,7 +591,7 @@ impl CodecChain {
         let mut bound = array_to_bytes.max_encoded_size(last);
         for codec in &bytes_to_bytes {
             bounds.push(bound);
-            bound = codec.max_encoded_size(bound);
+            bound = next_bound(codec.as_ref(), bound);
         }
         let bytes_direct = array_to_bytes.is_passthrough(last);
         let direct = array_to_array.is_empty() && bytes_direct;
@@ -613,7 +632,18 @@ impl CodecChain {
         self.bytes_to_bytes
             .iter()
             .fold(self.array_to_bytes.max_encoded_size(last), |n, c| {
-                c.max_encoded_size(n)
+                next_bound(c.as_ref(), n)
+            })
+    }
+
+    /// The stored size of every chunk, when no codec's output size depends on the data (a
+    /// shard index's chain must be so); `None` otherwise, or if it would overflow.
+    pub fn fixed_encoded_size(&self) -> Option<usize> {
+        let last = &self.reprs[self.reprs.len() - 1];
+        self.bytes_to_bytes
+            .iter()
+            .try_fold(self.array_to_bytes.fixed_encoded_size(last)?, |n, c| {
+                c.fixed_encoded_size(n)
             })
     }
 

@@ -494,6 +494,9 @@ impl<'a> Converter<'a> {
                     })?;
             return store.set(&key, &encoded).map_err(storage);
         };
+        sharding
+            .check_room_to_write()
+            .map_err(|e| Error::chunk(key.clone(), e))?;
         let inner = sharding.inner_chunk_shape();
         let per_shard = sharding.chunks_per_shard();
         // The inner chunks holding part of the array (others hold no data).

@@ -188,6 +188,10 @@ impl ArrayToBytesCodec for Bytes {
         repr.nbytes()
     }
 
+    fn fixed_encoded_size(&self, repr: &ChunkRepr) -> Option<usize> {
+        repr.checked_nbytes()
+    }
+
     fn metadata(&self) -> Value {
         let mut config = Map::new();
         if let Some(e) = self.endian {

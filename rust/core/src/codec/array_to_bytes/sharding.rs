@@ -213,50 +213,22 @@ impl Sharding {
             index_location,
             index_size: 0,
         };
-        // The index codecs must produce a fixed size: measure it, and refuse chains (such as
-        // compressors) whose output would vary. Measuring holds two whole indexes and their
-        // encodings: a shard of more inner chunks than this process can index is refused
-        // here, rather than aborting it in the allocator.
-        let too_many = || {
-            MetadataError::invalid(
-                "codecs[sharding_indexed].configuration.chunk_shape",
-                &Value::from(codec.chunk_shape.clone()),
-                format!(
-                    "{:?} inner chunks per shard need a larger shard index than can be allocated",
-                    codec.chunks_per_shard
-                ),
-            )
-        };
-        let n = codec
-            .chunks_per_shard
-            .iter()
-            .try_fold(1u64, |acc, &c| acc.checked_mul(c))
-            .and_then(|n| usize::try_from(n).ok())
-            .filter(|n| n.checked_mul(16).is_some())
-            .ok_or_else(too_many)?;
-        let empty = ShardIndex::try_empty(n).ok_or_else(too_many)?;
-        let mut full = ShardIndex::try_empty(n).ok_or_else(too_many)?;
-        for i in 0..n {
-            full.set(i, Some((i as u64 * 1000, 7)));
-        }
-        let sizes = [&empty, &full].map(|ix| codec.encode_index(ix).map(|e| e.len()));
-        if sizes
-            .iter()
-            .any(|s| matches!(s, Err(CodecError::OutOfMemory { .. })))
-        {
-            return Err(too_many());
-        }
-        match sizes {
-            [Ok(a), Ok(b)] if a == b => codec.index_size = a,
-            _ => {
-                return Err(invalid_config(
-                    NAME,
-                    "index_codecs",
-                    &Value::Array(list("index_codecs")?),
-                    "the index codecs must encode to a fixed size (bytes and crc32c)",
-                ))
-            }
-        }
+        // The index codecs must produce a size that does not depend on the entries (bytes,
+        // crc32c): work it out from the chain, without building an index, so that opening an
+        // array whose metadata asks for a vast index costs nothing until a shard is read.
+        codec.index_size =
+            codec
+                .index_codecs
+                .fixed_encoded_size()
+                .ok_or_else(|| match list("index_codecs") {
+                    Ok(codecs) => invalid_config(
+                        NAME,
+                        "index_codecs",
+                        &Value::Array(codecs),
+                        "the index codecs must encode to a fixed size (bytes and crc32c)",
+                    ),
+                    Err(e) => e,
+                })?;
         Ok(codec)
     }
 
@@ -276,6 +248,15 @@ impl Sharding {
     /// The number of inner chunks in a shard.
     pub fn num_inner(&self) -> usize {
         self.chunks_per_shard.iter().product::<u64>() as usize
+    }
+
+    /// An error unless this process can now hold what writing part of a shard keeps for
+    /// each of its inner chunks (its place in the new shard, its index entry, encoded and
+    /// not): metadata may ask for more inner chunks per shard than memory holds, and those
+    /// small pieces cannot each be allocated fallibly.
+    pub fn check_room_to_write(&self) -> Result<(), CodecError> {
+        const PER_INNER_CHUNK: usize = 64;
+        crate::alloc::check_room(self.num_inner().saturating_mul(PER_INNER_CHUNK))
     }
 
     /// Where the index lies in a shard.
@@ -300,7 +281,8 @@ impl Sharding {
         encoded: &[u8],
         shard_len: Option<u64>,
     ) -> Result<ShardIndex, CodecError> {
-        let mut raw = vec![0u8; self.num_inner() * 16];
+        // As long as the encoded index (which was read whole), less its checksum.
+        let mut raw = crate::alloc::zeroed(self.num_inner() * 16)?;
         self.index_codecs
             .decode_into(encoded, &mut raw)
             .map_err(|e| CodecError::corrupt(NAME, format!("shard index: {e}")))?;
@@ -524,7 +506,13 @@ impl ArrayToBytesCodec for Sharding {
 
     fn max_encoded_size(&self, repr: &ChunkRepr) -> usize {
         let _ = repr;
-        self.num_inner() * self.inner.max_encoded_size() + self.index_size
+        // Only a bound for decoders: metadata may ask for shards larger than any machine holds,
+        // so saturate (at what one allocation could hold, leaving codecs after this one room
+        // to add their own headers) rather than overflow.
+        self.num_inner()
+            .saturating_mul(self.inner.max_encoded_size())
+            .saturating_add(self.index_size)
+            .min(isize::MAX as usize)
     }
 
     fn as_sharding(&self) -> Option<&Sharding> {
@@ -569,6 +557,58 @@ mod tests {
         json!([{"name": "sharding_indexed", "configuration": {
             "chunk_shape": inner, "codecs": codecs, "index_location": location,
             "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}]}}])
+    }
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn sharding_of(
+        shard: &[u64],
+        inner: &[u64],
+        index_codecs: Value,
+    ) -> Result<CodecChain, MetadataError> {
+        let codecs = [json!({"name": "sharding_indexed", "configuration": {
+            "chunk_shape": inner, "index_codecs": index_codecs,
+            "codecs": [{"name": "bytes", "configuration": {"endian": "little"}},
+                       {"name": "zstd", "configuration": {"level": 1, "checksum": false}}]}})];
+        CodecChain::from_metadata(&codecs, &ChunkRepr::new(shard.to_vec(), DataType::UInt16))
+    }
+
+    #[test]
+    fn index_sizes_come_from_the_index_codecs_without_building_an_index() -> TestResult {
+        let bytes = json!({"name": "bytes", "configuration": {"endian": "little"}});
+        let size = |shard: &[u64], codecs: Value| -> Result<usize, Box<dyn std::error::Error>> {
+            let chain = sharding_of(shard, &[1, 1], codecs)?;
+            Ok(chain.sharding().ok_or("not sharded")?.index_size())
+        };
+        assert_eq!(size(&[4, 6], json!([bytes]))?, 4 * 6 * 16);
+        assert_eq!(
+            size(&[4, 6], json!([bytes, {"name": "crc32c"}]))?,
+            4 * 6 * 16 + 4
+        );
+        let transposed = json!([{"name": "transpose", "configuration": {"order": [2, 1, 0]}},
+                                bytes, {"name": "crc32c"}]);
+        assert_eq!(size(&[4, 6], transposed)?, 4 * 6 * 16 + 4);
+        // Metadata may ask for an index no machine holds (2^40 inner chunks: 16 TiB): opening
+        // it costs nothing; only reading a shard would need it. 2^58 inner chunks still have
+        // an index one allocation could address, but the bound on a whole shard of them (zstd
+        // may add some 60 bytes to each) saturates.
+        assert_eq!(size(&[1 << 20, 1 << 20], json!([bytes]))?, 16 << 40);
+        let vast = sharding_of(
+            &[1 << 29, 1 << 29],
+            &[1, 1],
+            json!([bytes, {"name": "crc32c"}]),
+        )?;
+        assert_eq!(vast.max_encoded_size(), isize::MAX as usize);
+        // An index larger than one allocation can hold, and chains whose size depends on the
+        // entries, are refused.
+        assert!(sharding_of(&[1 << 31, 1 << 31], &[1, 1], json!([bytes])).is_err());
+        let zstd =
+            json!([bytes, {"name": "zstd", "configuration": {"level": 1, "checksum": false}}]);
+        let err = sharding_of(&[4, 6], &[1, 1], zstd)
+            .err()
+            .ok_or("compressed index accepted")?;
+        assert!(err.to_string().contains("fixed size"), "{err}");
+        Ok(())
     }
 
     #[test]

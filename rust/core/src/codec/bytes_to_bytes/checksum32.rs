@@ -220,6 +220,10 @@ impl BytesToBytesCodec for Checksum32 {
         decoded_len + 4
     }
 
+    fn fixed_encoded_size(&self, decoded_len: usize) -> Option<usize> {
+        decoded_len.checked_add(4)
+    }
+
     fn name(&self) -> &'static str {
         self.algorithm.name()
     }

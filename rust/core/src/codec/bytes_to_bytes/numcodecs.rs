@@ -171,6 +171,10 @@ impl BytesToBytesCodec for NumcodecsAlias {
         self.inner.decode_into_rows(encoded, rows)
     }
 
+    fn fixed_encoded_size(&self, decoded_len: usize) -> Option<usize> {
+        self.inner.fixed_encoded_size(decoded_len)
+    }
+
     fn writes_rows(&self) -> bool {
         self.inner.writes_rows()
     }

@@ -134,6 +134,10 @@ impl BytesToBytesCodec for Shuffle {
         decoded_len
     }
 
+    fn fixed_encoded_size(&self, decoded_len: usize) -> Option<usize> {
+        Some(decoded_len)
+    }
+
     fn name(&self) -> &'static str {
         NAME
     }
