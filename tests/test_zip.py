@@ -136,6 +136,42 @@ def test_damaged_zips_name_the_entry(tmp_path: Path) -> None:
         ZipStore(truncated)
 
 
+def test_damaged_stored_chunks_are_found(tmp_path: Path) -> None:
+    """Uncompressed chunks stored in a zip are read in place, straight into the output: a
+    chunk read whole is still checked against the CRC-32 the zip records, and an entry the
+    directory points at another's local header is refused (both as Python's zipfile does)."""
+    path = tmp_path / "raw.zip"
+    with ZipStore(path, mode="w") as store:
+        a = oxzarr.create_array(store, shape=(20,), chunks=(10,), dtype="i4", compressors=None)
+        a[:10] = np.arange(10)  # one at a time: c/1's record follows c/0's
+        a[10:] = np.arange(10, 20)
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as z:
+        assert [i.filename for i in z.infolist()].index("c/0") < z.namelist().index("c/1")
+        info = z.getinfo("c/0")
+    raw[info.header_offset + 30 + len(info.filename) + len(info.extra) + 4] ^= 1
+    damaged = tmp_path / "damaged.zip"
+    damaged.write_bytes(bytes(raw))
+    a = oxzarr.open_array(ZipStore(damaged), mode="r")
+    with pytest.raises(OSError, match=r"CRC-32.*c/0 in zip://"):
+        a[:10]
+    assert a[10:].tolist() == list(range(10, 20))
+
+    # The directory's record of c/1 renamed c/0: two records of c/0, the last pointing at
+    # c/1's bytes. Reading them as c/0's would give chunk 1's values for chunk 0.
+    raw = bytearray(path.read_bytes())
+    record = next(
+        at
+        for at in range(len(raw))
+        if raw[at : at + 4] == b"PK\x01\x02" and raw[at + 46 : at + 49] == b"c/1"
+    )
+    raw[record + 46 : record + 49] = b"c/0"
+    damaged.write_bytes(bytes(raw))
+    a = oxzarr.open_array(ZipStore(damaged), mode="r")
+    with pytest.raises(OSError, match=r"another entry's local header.*c/0 in zip://"):
+        a[:]
+
+
 def test_pickles(tmp_path: Path) -> None:
     path = tmp_path / "data.zip"
     values = zarr_python_zip(path, 3)

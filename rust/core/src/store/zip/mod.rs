@@ -70,11 +70,27 @@ impl Entry {
 /// An entry as the central directory describes it, or why it cannot be read.
 type Described = Result<Entry, Arc<str>>;
 
-/// Where an entry's bytes are and how they are stored, checked against the file's length.
-fn describe<R: Read>(entry: &zip::read::ZipFile<'_, R>, file_len: u64) -> Result<Entry, String> {
+/// Where an entry's bytes are and how they are stored, checked against the file's length and
+/// against the entry's local header.
+fn describe<R: Read>(
+    entry: &zip::read::ZipFile<'_, R>,
+    file: &File,
+    file_len: u64,
+) -> Result<Entry, String> {
     let data_start = entry
         .data_start()
         .ok_or_else(|| "its bytes cannot be found".to_string())?;
+    // The bytes found through the directory must be this entry's: a damaged directory could
+    // point at another's, and its values would be read as this key's (Python's zipfile
+    // checks the same).
+    let name = entry.name_raw();
+    let mut header = vec![0u8; 30 + name.len()];
+    file.read_exact_at(&mut header, entry.header_start())
+        .map_err(|e| format!("its local header cannot be read: {e}"))?;
+    let name_len = usize::from(u16::from_le_bytes([header[26], header[27]]));
+    if header[..4] != [0x50, 0x4b, 0x03, 0x04] || name_len != name.len() || header[30..] != *name {
+        return Err("the directory points at another entry's local header".into());
+    }
     let compressed_size = entry.compressed_size();
     // Refused here, before any read sizes a buffer by it.
     if data_start
@@ -277,7 +293,7 @@ fn read_directory(file: &File, shown: &str, records: bool) -> Result<Directory, 
                     }
                     continue;
                 }
-                (describe(&entry, file_len), Some(at))
+                (describe(&entry, file, file_len), Some(at))
             }
             Err(_) if name.ends_with('/') => continue,
             Err(e) => (Err(e.to_string()), None),
@@ -646,17 +662,23 @@ impl ZipStore {
                 ))
             }
         };
-        let crc = crc32fast::hash(&value);
-        if crc != entry.crc32 {
-            return Err(invalid_data(
-                shown,
-                format!(
-                    "CRC-32 {crc:08x} of the bytes read is not the {:08x} the zip records",
-                    entry.crc32
-                ),
-            ));
-        }
+        Self::check_crc(entry, shown, crc32fast::hash(&value))?;
         Ok(value)
+    }
+
+    /// An error unless `crc`, of the whole value read, is the one the zip records for it.
+    /// (Only whole values can be checked: a part of one is read as it is.)
+    fn check_crc(entry: &Entry, shown: &str, crc: u32) -> Result<(), StorageError> {
+        if crc == entry.crc32 {
+            return Ok(());
+        }
+        Err(invalid_data(
+            shown,
+            format!(
+                "CRC-32 {crc:08x} of the bytes read is not the {:08x} the zip records",
+                entry.crc32
+            ),
+        ))
     }
 
     /// Where `range` of a stored entry lies in the file, and its length; an error if it
@@ -711,6 +733,9 @@ impl ZipStore {
             let (at, len) = Self::in_file(key, entry, *range)?;
             let mut bytes = vec![0; len];
             self.read_at(shown, at, &mut bytes)?;
+            if len as u64 == entry.size {
+                Self::check_crc(entry, shown, crc32fast::hash(&bytes))?;
+            }
             out.push(bytes);
         }
         Ok(out)
@@ -812,6 +837,24 @@ impl ReadableStore for ZipStore {
             };
             let (at, _) = Self::in_file(key, &entry, range)?;
             self.read_at(&shown, at, dst)?;
+        }
+        // Parts that make up the whole value (a whole chunk read straight into the rows of
+        // the output) are checked as the value would be.
+        let mut order: Vec<usize> = (0..parts.len()).collect();
+        order.sort_unstable_by_key(|&i| parts[i].0);
+        let mut end = 0;
+        let whole = order.iter().all(|&i| {
+            let (offset, dst) = &parts[i];
+            let next = *offset == end;
+            end = offset + dst.len() as u64;
+            next
+        }) && end == entry.size;
+        if whole {
+            let mut crc = crc32fast::Hasher::new();
+            for &i in &order {
+                crc.update(parts[i].1);
+            }
+            Self::check_crc(&entry, &shown, crc.finalize())?;
         }
         Ok(PartsRead::Done)
     }
@@ -1354,6 +1397,76 @@ mod tests {
                 ("near".to_string(), b"1".to_vec())
             ]
         );
+        Ok(())
+    }
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    #[test]
+    fn whole_stored_values_are_checked_against_their_crc() -> TestResult {
+        let (zip, _) = zip_of(&[("c/0", b"0123456789"), ("c/1", b"abcdefghij")]);
+        let mut raw = std::fs::read(&zip.0)?;
+        let at = raw
+            .windows(10)
+            .position(|w| w == b"0123456789")
+            .ok_or("no c/0")?;
+        raw[at + 4] = b'X';
+        std::fs::write(&zip.0, &raw)?;
+        let store = ZipStore::open(&zip.0)?;
+        let crc = |r: Result<Vec<Vec<u8>>, StorageError>| match r {
+            Err(e) => e.to_string().contains("CRC-32") && e.to_string().contains("c/0 in zip://"),
+            Ok(_) => false,
+        };
+        let whole = [ByteRange::FromStart {
+            offset: 0,
+            length: None,
+        }];
+        assert!(crc(store.get("c/0").map(|v| vec![v.unwrap_or_default()])));
+        assert!(crc(store
+            .get_ranges("c/0", &whole)
+            .map(Option::unwrap_or_default)));
+        let (mut front, mut back) = ([0u8; 6], [0u8; 4]);
+        let read = store.read_parts_into("c/0", &mut [(6, &mut back[..]), (0, &mut front)], None);
+        assert!(crc(read.map(|_| Vec::new())));
+        // A part of a value cannot be checked, and is read as it is.
+        let part = [ByteRange::FromStart {
+            offset: 0,
+            length: Some(3),
+        }];
+        assert_eq!(store.get_ranges("c/0", &part)?, Some(vec![b"012".to_vec()]));
+        let read = store.read_parts_into("c/0", &mut [(0, &mut front[..])], None)?;
+        assert_eq!((read, &front), (PartsRead::Done, b"0123X5"));
+        // The other entry is sound, read whole or in parts.
+        assert_eq!(
+            store.get_ranges("c/1", &whole)?,
+            Some(vec![b"abcdefghij".to_vec()])
+        );
+        let read =
+            store.read_parts_into("c/1", &mut [(6, &mut back[..]), (0, &mut front)], None)?;
+        assert_eq!((read, &front, &back), (PartsRead::Done, b"abcdef", b"ghij"));
+        Ok(())
+    }
+
+    #[test]
+    fn entries_whose_local_header_is_another_entry_s_are_refused_when_read() -> TestResult {
+        let (zip, _) = zip_of(&[("c/0", b"0123456789"), ("c/1", b"abcdefghij")]);
+        // The directory's record of c/1 renamed c/2: it points at c/1's local header.
+        let mut raw = std::fs::read(&zip.0)?;
+        let central = raw
+            .windows(4)
+            .rposition(|w| w == b"PK\x01\x02")
+            .ok_or("no record")?;
+        raw[central + 46..central + 49].copy_from_slice(b"c/2");
+        std::fs::write(&zip.0, &raw)?;
+        let store = ZipStore::open(&zip.0)?;
+        assert_eq!(store.list_prefix("c/")?, vec!["c/0", "c/2"]);
+        assert_eq!(store.get("c/0")?.as_deref(), Some(&b"0123456789"[..]));
+        let err = store
+            .get("c/2")
+            .err()
+            .ok_or("c/1's bytes read as c/2")?
+            .to_string();
+        assert!(err.contains("another entry's local header") && err.contains("c/2 in zip://"));
         Ok(())
     }
 
