@@ -555,6 +555,26 @@ def test_sizes_of_shapes_past_int64_are_exact(tmp_path: Path) -> None:
     assert a.nchunks == (2**62 // 5 + 1) ** 2
 
 
+def test_axes_longer_than_int64(tmp_path: Path) -> None:
+    """Zarr allows axes of up to 2**64 - 1 elements, numpy's arrays up to 2**63 - 1: selections
+    of such an axis read, counted from either end, and only an output numpy cannot hold is
+    refused."""
+    _, p = make(tmp_path)
+    n = 2**64 - 1
+    edit_metadata(p, shape=[10, n])
+    a = oxzarr.open_array(p, mode="r")
+    assert a.oindex[[1, 2], [0, 3, -1]].tolist() == [[10, 13, 0], [20, 23, 0]]
+    assert a.oindex[1, np.array([3, n - 1], dtype=np.uint64)].tolist() == [13, 0]
+    assert a.vindex[[1, 2], [3, -8]].tolist() == [13, 0]
+    assert a[1, -n] == 10
+    assert a[1, 7:4:-1].tolist() == [17, 16, 15]
+    assert a[0, -3:].tolist() == [0, 0, 0]
+    with pytest.raises(BoundsCheckError):
+        a[0, -n - 1]
+    with pytest.raises(ValueError, match=r"more elements along an axis than numpy holds"):
+        a[0, :]
+
+
 def test_steps_past_the_axis_and_boolean_blocks(tmp_path: Path) -> None:
     a, _ = make(tmp_path)
     expected = np.arange(100).reshape(10, 10)

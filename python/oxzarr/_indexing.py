@@ -66,6 +66,14 @@ def _expand(key: Any, ndim: int) -> list[Any]:
     return out
 
 
+def _slice_length(start: int, stop: int, step: int) -> int:
+    """How many positions ``range(start, stop, step)`` holds (``len`` of a range refuses
+    more than 2**63 - 1, which an axis of a Zarr array may have)."""
+    if step > 0:
+        return max(0, (stop - start + step - 1) // step)
+    return max(0, (start - stop - step - 1) // -step)
+
+
 def _integer(k: Any, n: int, axis: int) -> int:
     i = operator.index(k)
     if i < -n or i >= n:
@@ -103,7 +111,9 @@ def in_bounds(arr: npt.NDArray[Any], n: int, axis: int) -> npt.NDArray[np.uint64
     else:
         signed = arr.astype(np.int64)
         bad = (signed < -n) | (signed >= n)
-        wrapped = np.where(signed < 0, signed + n, signed)
+        # In uint64, where n - i stays exact past int64 (an axis may be that long).
+        unsigned = signed.astype(np.uint64)
+        wrapped = np.where(signed < 0, unsigned + np.uint64(n), unsigned)
     if bad.any():
         raise BoundsCheckError(
             f"index {int(arr[bad][0])} is out of bounds for axis {axis} with size {n}"
@@ -172,7 +182,7 @@ def simple_indexer(key: Any, shape: tuple[int, ...]) -> Indexer | None:
     for k, n in zip(key, shape, strict=True):
         if type(k) is slice:
             start, stop, step = k.indices(n)
-            length = len(range(start, stop, step))
+            length = _slice_length(start, stop, step)
             selection.append(_run(start, step, length))
             core_shape.append(length)
             result_shape.append(length)
@@ -203,7 +213,7 @@ def indexer(key: Any, shape: tuple[int, ...], *, orthogonal: bool = False) -> In
         n = shape[axis]
         if isinstance(k, slice):
             start, stop, step = k.indices(n)
-            length = len(range(start, stop, step))
+            length = _slice_length(start, stop, step)
             selection.append(_run(start, step, length))
             core_shape.append(length)
             result_shape.append(length)

@@ -302,10 +302,18 @@ pub(crate) fn empty_output<'py>(
     shape: Vec<usize>,
     dtype: Bound<'py, PyArrayDescr>,
 ) -> PyResult<Bound<'py, PyUntypedArray>> {
+    // Axes of a Zarr array may be longer than numpy's (2**63 - 1): a ValueError, as numpy's
+    // own for such a shape.
     let mut dims = shape
-        .into_iter()
-        .map(npy_intp::try_from)
-        .collect::<Result<Vec<_>, _>>()?;
+        .iter()
+        .map(|&n| npy_intp::try_from(n))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| {
+            pyo3::exceptions::PyValueError::new_err(format!(
+                "an output of shape {shape:?} has more elements along an axis than numpy \
+                 holds (at most 2**63 - 1)"
+            ))
+        })?;
     new_output(py, dtype, &mut dims, |_| Ok(()))
 }
 
