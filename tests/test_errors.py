@@ -109,6 +109,17 @@ def test_metadata_that_is_not_json(tmp_path: Path) -> None:
         oxzarr.open_array(p)
 
 
+def test_v2_documents_that_are_wrong_name_themselves(tmp_path: Path) -> None:
+    oxzarr.create_array(tmp_path / "a", shape=(4,), dtype="i4", zarr_format=2)
+    (tmp_path / "a" / ".zattrs").write_text("{")
+    with pytest.raises(MetadataValidationError, match=r"^\.zattrs: .*not valid JSON"):
+        oxzarr.open_array(tmp_path / "a")
+    oxzarr.create_group(tmp_path / "g", zarr_format=2)
+    (tmp_path / "g" / ".zgroup").write_text("[]")
+    with pytest.raises(MetadataValidationError, match=r"\.zgroup: .*expected a JSON object"):
+        oxzarr.open_group(tmp_path / "g")
+
+
 def test_out_of_range_selections(tmp_path: Path) -> None:
     a, _ = make(tmp_path)
     for key in [10, -11, (0, 10), (slice(None), 12), ([0, 10],), (np.array([-11]),)]:

@@ -73,22 +73,30 @@ pub(crate) fn parse_node_metadata(
     }
     let zarray_key = join_key(path, ZARRAY);
     if let Some(zarray) = get(&zarray_key)? {
-        let zattrs = get(&join_key(path, ZATTRS))?;
-        let meta = ArrayMetadataV2::parse(&zarray, zattrs.as_deref(), &zarray_key)
+        let attributes = v2_attributes(path, &mut get)?;
+        let meta = ArrayMetadataV2::parse_with_attributes(&zarray, attributes, &zarray_key)
             .map_err(invalid(zarray_key))?;
         return Ok(Some(NodeMetadata::Array(ArrayMetadata::V2(Box::new(meta)))));
     }
     let zgroup_key = join_key(path, ZGROUP);
     if let Some(zgroup) = get(&zgroup_key)? {
         v2::parse_group(&zgroup, &zgroup_key).map_err(invalid(zgroup_key))?;
-        let attrs_key = join_key(path, ZATTRS);
-        let attributes = match get(&attrs_key)? {
-            Some(bytes) => v2::parse_attributes(&bytes, &attrs_key).map_err(invalid(attrs_key))?,
-            None => Map::new(),
-        };
+        let attributes = v2_attributes(path, &mut get)?;
         return Ok(Some(NodeMetadata::Group(GroupMetadata::V2 { attributes })));
     }
     Ok(None)
+}
+
+/// The attributes in the v2 node's `.zattrs` (none if it has none).
+fn v2_attributes(
+    path: &str,
+    get: &mut impl FnMut(&str) -> Result<Option<Vec<u8>>>,
+) -> Result<Map<String, Value>> {
+    let key = join_key(path, ZATTRS);
+    match get(&key)? {
+        Some(bytes) => v2::parse_attributes(&bytes, &key).map_err(invalid(key)),
+        None => Ok(Map::new()),
+    }
 }
 
 /// The metadata of the node at `path`, or `None` if there is no node there.

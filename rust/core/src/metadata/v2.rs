@@ -65,6 +65,13 @@ pub fn parse_group(bytes: &[u8], key: &str) -> Result<(), MetadataError> {
 }
 
 fn check_format(doc: &Value) -> Result<(), MetadataError> {
+    if !doc.is_object() {
+        return Err(MetadataError::invalid(
+            "document",
+            doc,
+            "expected a JSON object",
+        ));
+    }
     match doc.get("zarr_format") {
         Some(v) if v.as_u64() == Some(2) => Ok(()),
         Some(v) => Err(MetadataError::invalid("zarr_format", v, "expected 2")),
@@ -120,6 +127,20 @@ fn codec_config(field: &str, value: &Value) -> Result<Map<String, Value>, Metada
 impl ArrayMetadataV2 {
     /// Parses `.zarray` (and `.zattrs`, if stored). `key` names `.zarray` in errors.
     pub fn parse(zarray: &[u8], zattrs: Option<&[u8]>, key: &str) -> Result<Self, MetadataError> {
+        let attributes = match zattrs {
+            Some(bytes) => parse_attributes(bytes, &key.replace(ZARRAY, ZATTRS))?,
+            None => Map::new(),
+        };
+        Self::parse_with_attributes(zarray, attributes, key)
+    }
+
+    /// Parses `.zarray`, with the attributes already read from `.zattrs` (so that an error
+    /// there is reported under its own key).
+    pub fn parse_with_attributes(
+        zarray: &[u8],
+        attributes: Map<String, Value>,
+        key: &str,
+    ) -> Result<Self, MetadataError> {
         let doc = parse_json(zarray, key)?;
         check_format(&doc)?;
         let Value::Object(doc) = doc else {
@@ -213,10 +234,6 @@ impl ArrayMetadataV2 {
             }
         } else {
             dtype.data_type.clone().checked(&dtype_json)?
-        };
-        let attributes = match zattrs {
-            Some(bytes) => parse_attributes(bytes, &key.replace(ZARRAY, ZATTRS))?,
-            None => Map::new(),
         };
         let metadata = Self {
             shape,

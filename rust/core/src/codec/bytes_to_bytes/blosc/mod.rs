@@ -156,6 +156,9 @@ impl Blosc {
                 &mut blocksize,
             );
         }
+        // The header holds the sizes as 32-bit fields, which c-blosc reads as signed and
+        // widens: 2^31 and more would come back as sizes near 2^64.
+        let (nbytes, cbytes) = (nbytes as u32 as usize, cbytes as u32 as usize);
         let mut checked = 0usize;
         // SAFETY: validate reads only the header and compares against the given length.
         let valid = unsafe {
@@ -668,6 +671,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn header_sizes_past_2_31_are_read_unsigned() -> Result<(), Box<dyn std::error::Error>> {
+        let codec = blosc(json!({"cname": "lz4", "clevel": 5, "shuffle": "shuffle",
+                                 "typesize": 4, "blocksize": 0}));
+        let mut enc = codec.encode(&varied(40, 3))?;
+        enc[4..8].copy_from_slice(&(1u32 << 31).to_le_bytes());
+        let err = Blosc::frame_sizes(&enc)
+            .err()
+            .ok_or("a frame claiming 2 GiB accepted")?;
+        assert!(
+            err.to_string().contains("(2147483648 bytes decoded"),
+            "{err}"
+        );
+        Ok(())
     }
 
     #[test]
