@@ -685,13 +685,23 @@ def test_chunk_cache_never_serves_a_changed_chunk(
         ((1,), "c16"),
         ((2**20, 4), "bool"),
         ((64, 64, 64, 64), "f2"),
+        ((10**6,), "u1"),
+        ((3000, 700), "S3"),
+        ((3000, 700), "U2"),
+        ((10**6,), "str"),
     ],
 )
-def test_automatic_chunks_are_zarr_pythons(shape: tuple[int, ...], dtype: str) -> None:
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_automatic_chunks_are_zarr_pythons(
+    shape: tuple[int, ...], dtype: str, zarr_format: int
+) -> None:
     import zarr
 
-    theirs = zarr.create_array(zarr.storage.MemoryStore(), shape=shape, dtype=dtype)
-    ours = oxzarr.create_array("memory://", shape=shape, dtype=dtype)
+    kind = str if dtype == "str" else dtype
+    theirs = zarr.create_array(
+        zarr.storage.MemoryStore(), shape=shape, dtype=kind, zarr_format=zarr_format
+    )
+    ours = oxzarr.create_array("memory://", shape=shape, dtype=kind, zarr_format=zarr_format)
     assert ours.chunks == theirs.chunks
 
 

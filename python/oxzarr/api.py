@@ -175,7 +175,7 @@ def create_array(
             dtype=np_dtype,
             dtype_json=data_type,
             object_codec=object_codec,
-            chunks=normalize_chunks(chunks, shape_t, max(np_dtype.itemsize, 8)),
+            chunks=normalize_chunks(chunks, shape_t, _item_size(np_dtype, object_codec)),
             filters=filters,
             compressors=compressors,
             # base64 holds a record as stored: its fields in the byte order the dtype gives
@@ -188,7 +188,7 @@ def create_array(
             attributes=attributes,
         )
     else:
-        itemsize = max(np_dtype.itemsize, 8) if object_codec else np_dtype.itemsize
+        itemsize = _item_size(np_dtype, object_codec)
         if object_codec and serializer == "auto":
             serializer = {"name": object_codec}
         codecs = codec_chain(np_dtype, filters, serializer, compressors)
@@ -233,6 +233,12 @@ def create_array(
     if source is not None and write_data:
         arr[...] = source
     return arr
+
+
+def _item_size(np_dtype: np.dtype[Any], object_codec: str | None) -> int:
+    """The element size that automatic chunk shapes are guessed for: zarr-python's, the
+    data type's size, and 1 for variable-length elements."""
+    return 1 if object_codec else np_dtype.itemsize
 
 
 def open_array(
