@@ -739,6 +739,19 @@ def test_load_a_group_and_open_like(tmp_path: Path) -> None:
         oxzarr.create((2,), store=tmp_path / "c", synchronizer=object())
 
 
+def test_create_takes_a_mode(tmp_path: Path) -> None:
+    # zarr.create's mode, as the other creation functions take it.
+    p = tmp_path / "a"
+    oxzarr.create((5,), store=p, dtype="i2")
+    assert oxzarr.create((2,), store=p, mode="w", dtype="i2").shape == (2,)
+    with pytest.raises(ContainsArrayError):
+        oxzarr.create((3,), store=p, mode="a", dtype="i2")
+    with pytest.raises(FileExistsError):
+        oxzarr.create((3,), store=p, mode="w-", dtype="i2")
+    assert oxzarr.open_array(p, mode="r").shape == (2,)
+    assert oxzarr.create((4,), store=tmp_path / "new", mode="w-", dtype="i2").shape == (4,)
+
+
 def test_copies_keep_fill_value_and_shards(tmp_path: Path) -> None:
     # Where zarr-python 3.1.6 drops them, oxzarr keeps a source Array's fill value (from_array,
     # array) and shard shape (the *_like functions): a copy has the source's layout.

@@ -746,8 +746,14 @@ def create(
         if kwargs.pop(name, None) not in (None, True):
             raise TypeError(f"create() does not support {name}= (oxzarr has no such layer)")
     kwargs.pop("read_only", None)
+    mode = kwargs.pop("mode", None)
     if kwargs:
         raise TypeError(f"create() got unexpected keyword arguments: {sorted(kwargs)}")
+    if mode is not None:
+        # As the other creation functions: "w" replaces, "w-" refuses what is there.
+        options: dict[str, Any] = {"storage_options": storage_options}
+        store, storage_options = _overwrite_for(mode, store, path, options), None
+        overwrite = overwrite or bool(options.get("overwrite"))
     fmt = _format_or_default(zarr_format)
     chunks = chunk_shape if chunk_shape is not None else chunks
     if chunks is None or chunks is True:
