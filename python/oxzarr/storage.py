@@ -2,7 +2,9 @@
 
 A path string (or ``os.PathLike``) means a directory on the local filesystem, ``"file://..."``
 too, or an existing ``*.zip`` file (read-only; :class:`ZipStore` writes zip files);
-``"memory://"`` or ``None`` a new in-memory store; ``"s3://bucket/prefix"`` an S3 bucket (or
+``None`` a new in-memory store, and ``"memory://name"`` the in-memory store of that name in
+this process (as fsspec's memory filesystem, which zarr-python opens those URLs with, is
+one per process); ``"s3://bucket/prefix"`` an S3 bucket (or
 an S3-compatible service's), ``"gs://bucket/prefix"`` a Google Cloud Storage bucket
 (read-only) and ``"http(s)://host/path"`` a web server (read-only), with ``storage_options``
 for credentials and endpoints. :class:`LocalStore`, :class:`MemoryStore`
@@ -13,6 +15,7 @@ holds the URLs.
 from __future__ import annotations
 
 import os
+import threading
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
@@ -141,6 +144,23 @@ class MemoryStore(Store):
 
 def _memory_store(contents: dict[str, bytes], read_only: bool) -> MemoryStore:
     return MemoryStore(contents, read_only=read_only)
+
+
+#: The in-memory stores that ``memory://`` URLs name, by the name after the scheme.
+_NAMED_MEMORY: dict[str, MemoryStore] = {}
+_NAMED_MEMORY_LOCK = threading.Lock()
+
+
+def _named_memory_store(url: str, read_only: bool) -> MemoryStore:
+    """The process's in-memory store named by `url` (``memory://name``; ``memory://`` is the
+    one named ""), made on first use: a node written through one URL opens through it again,
+    as it does in zarr-python. Its contents last as long as the process."""
+    name = url[len("memory://") :].strip("/")
+    with _NAMED_MEMORY_LOCK:
+        store = _NAMED_MEMORY.get(name)
+        if store is None:
+            store = _NAMED_MEMORY[name] = MemoryStore()
+    return store.with_read_only(True) if read_only else store
 
 
 #: zipfile's compression methods (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED).
@@ -469,8 +489,9 @@ def make_store(
     storage_options: Mapping[str, Any] | None = None,
 ) -> Store:
     """The store `store` names: a Store, a path (of a directory, or of an existing zip file),
-    a ``file://``, ``memory://``, ``s3://``, ``gs://`` or ``http(s)://`` URL (the last three
-    with ``storage_options``), or None (a new memory store); zarr-python's LocalStore,
+    a ``file://``, ``memory://`` (the process's memory store of that name), ``s3://``,
+    ``gs://`` or ``http(s)://`` URL (the last three with ``storage_options``), or None (a new
+    memory store); zarr-python's LocalStore,
     ZipStore, FsspecStore (over S3, Google Cloud Storage, HTTP or local files) and ObjectStore
     (over obstore's S3Store, GCSStore, HTTPStore or LocalStore) are accepted too, each opened
     anew at the same place."""
@@ -492,7 +513,7 @@ def make_store(
         return LocalStore(os.fspath(store), read_only=read_only)
     if isinstance(store, str):
         if store.startswith("memory://"):
-            return MemoryStore(read_only=read_only)
+            return _named_memory_store(store, read_only)
         if store.startswith("file://"):
             return make_store(store[len("file://") :], read_only=read_only)
         if "://" in store:
