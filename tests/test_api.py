@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -176,6 +177,15 @@ def test_open_modes(tmp_path: Path) -> None:
         r.attrs["x"] = 1
     with pytest.raises(ValueError, match="mode"):
         oxzarr.open_array(p, mode="q")  # type: ignore[arg-type]
+    # A read-only store with a mode that writes is refused, as zarr-python refuses it.
+    read_only = oxzarr.storage.LocalStore(p, read_only=True)
+    for mode in ("r+", "w", "w-"):
+        with pytest.raises(ValueError, match=re.escape(f"read-only but mode is '{mode}'")):
+            oxzarr.open_array(read_only, mode=mode, shape=(3,), dtype="u1")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match=re.escape(f"read-only but mode is '{mode}'")):
+            oxzarr.open_group(read_only, mode=mode)  # type: ignore[arg-type]
+    assert oxzarr.open_array(read_only, mode="r").read_only
+    assert oxzarr.open_array(p, mode="r")[...].tolist() == [0, 0, 0]
 
 
 def test_open_picks_array_or_group(tmp_path: Path) -> None:

@@ -79,6 +79,20 @@ def _check_mode(mode: str) -> None:
         raise ValueError(f"invalid mode {mode!r}: expected one of {', '.join(_MODES)}")
 
 
+def _store_for_mode(
+    store: StoreLike, mode: str, storage_options: Mapping[str, Any] | None
+) -> Store:
+    """The store to open a node in with `mode` (a read-only view for "r"). A read-only
+    store given with a mode that must write is refused, as zarr-python refuses it, rather
+    than failing at the first write."""
+    target = make_store(store, read_only=mode == "r", storage_options=storage_options)
+    if target.read_only and mode in ("r+", "w", "w-", "x"):
+        raise ValueError(
+            f"{target} is read-only but mode is {mode!r}: give a writable store, or mode 'r'"
+        )
+    return target
+
+
 def _path(path: str | None) -> str:
     return (path or "").strip("/")
 
@@ -255,7 +269,7 @@ def open_array(
     present)."""
     _check_mode(mode)
     _check_format(zarr_format)
-    target = make_store(store, read_only=mode == "r", storage_options=storage_options)
+    target = _store_for_mode(store, mode, storage_options)
     if mode in ("w-", "x"):
         _refuse_existing(target, path)
     if mode in ("w", "w-", "x"):
@@ -318,7 +332,7 @@ def open_group(
     """Opens a group; modes as in :func:`open_array` ("a" creates a missing group)."""
     _check_mode(mode)
     _check_format(zarr_format)
-    target = make_store(store, read_only=mode == "r", storage_options=storage_options)
+    target = _store_for_mode(store, mode, storage_options)
     if mode in ("w-", "x"):
         _refuse_existing(target, path)
     if mode in ("w", "w-", "x"):
@@ -442,7 +456,7 @@ def open_consolidated(
     """Opens a group through its consolidated metadata: opening its members then reads
     nothing more from the store. An error if it has none."""
     _check_mode(mode)
-    target = make_store(store, read_only=mode == "r", storage_options=storage_options)
+    target = _store_for_mode(store, mode, storage_options)
     return Group(_core.Group.open_consolidated(target._core, _path(path)), target)
 
 
@@ -485,7 +499,7 @@ def open(
     _check_mode(mode)
     _check_format(zarr_format)
     fmt = zarr_format
-    target = make_store(store, read_only=mode == "r", storage_options=storage_options)
+    target = _store_for_mode(store, mode, storage_options)
     if mode in ("w", "w-", "x"):
         if "shape" in kwargs:
             return open_array(target, mode=mode, path=path, zarr_format=fmt, **kwargs)
