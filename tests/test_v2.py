@@ -111,6 +111,11 @@ def test_compressor_under_its_v2_name(tmp_path: Path) -> None:
             assert isinstance(compressor, NumcodecsConfig)
             assert compressor.get_config() == stored["compressor"]
             assert compressor.codec_id == theirs[0].codec_id
+            # The settings read as numcodecs codecs' attributes do.
+            for setting in set(stored["compressor"]) - {"id"}:
+                assert getattr(compressor, setting) == getattr(theirs[0], setting), setting
+            with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+                compressor.nothing  # noqa: B018
     v3 = oxzarr.create_array(tmp_path / "v3.zarr", shape=(4,), dtype="i2")
     with pytest.warns(DeprecationWarning), pytest.raises(TypeError, match="format 3"):
         v3.compressor  # noqa: B018

@@ -201,6 +201,14 @@ class NumcodecsConfig(Codec):
     def get_config(self) -> dict[str, JSON]:
         return dict(self.config)
 
+    def __getattr__(self, name: str) -> JSON:
+        # The settings as attributes, as numcodecs codecs have them (``compressor.level``).
+        config = self.__dict__.get("config") or {}
+        if name.startswith("_") or name == "id" or name not in config:
+            # (Not through repr: that reads the settings, which a copy being made lacks.)
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return config[name]
+
     def to_dict(self) -> dict[str, JSON]:
         config = {k: v for k, v in self.config.items() if k != "id"}
         return {"name": f"numcodecs.{self.codec_id}", "configuration": config}
