@@ -303,3 +303,16 @@ def test_groups_written_by_zarr_python_3_0_to_3_1_3(tmp_path: Path) -> None:
     assert "consolidated_metadata" not in written
     assert dict(zarr.open_group(path, mode="r").attrs) == {"ome": {"version": "0.5"}, "more": 1}
     assert zarr.open_group(path, mode="r").metadata.consolidated_metadata is None
+
+
+def test_member_names_that_are_not_strings_are_type_errors() -> None:
+    g = oxzarr.group()
+    for make in (
+        lambda: g.__setitem__(0, np.zeros(2)),
+        lambda: g.create_group(1),  # type: ignore[arg-type]
+        lambda: g.create_array(None, shape=(1,), dtype="i1"),  # type: ignore[arg-type]
+        lambda: g[0],  # type: ignore[index]
+    ):
+        with pytest.raises(TypeError):
+            make()
+    assert list(g) == []

@@ -18,6 +18,8 @@ JSON = Any
 
 
 def _join(path: str, name: str) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"member names are strings, not {type(name).__name__} ({name!r})")
     name = name.strip("/")
     return f"{path}/{name}" if path else name
 
