@@ -274,6 +274,19 @@ def test_consolidated_metadata(tmp_path: Path) -> None:
         )
 
 
+def test_modes_that_read(tmp_path: Path) -> None:
+    # xarray's zarr backend takes a mode; opening reads whichever of these it is.
+    dataset().to_zarr(tmp_path / "d.zarr")
+    expected = xr.open_dataset(tmp_path / "d.zarr", engine="zarr", mode="r")
+    for mode in ("r", "r+", "a"):
+        actual = xr.open_dataset(tmp_path / "d.zarr", engine="oxzarr", mode=mode)
+        xr.testing.assert_identical(actual, expected)
+    xr.open_datatree(tmp_path / "d.zarr", engine="oxzarr", mode="r")
+    with pytest.raises(ValueError, match="mode 'w'"):
+        xr.open_dataset(tmp_path / "d.zarr", engine="oxzarr", mode="w")
+    xr.testing.assert_identical(xr.open_dataset(tmp_path / "d.zarr", engine="oxzarr"), expected)
+
+
 def test_written_back_by_zarr_python(tmp_path: Path) -> None:
     """The encodings oxzarr reports are ones zarr-python takes: a Dataset opened with oxzarr
     round-trips through to_zarr."""

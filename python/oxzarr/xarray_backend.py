@@ -240,6 +240,13 @@ class OxzarrDataStore(AbstractDataStore):
         """Nothing to release: oxzarr holds no open files between reads."""
 
 
+def _check_read_mode(mode: str) -> None:
+    """Opening reads, whatever the mode (as with xarray's zarr backend), but a mode that
+    would replace or refuse what is stored is refused rather than ignored."""
+    if mode not in ("r", "r+", "a"):
+        raise ValueError(f"mode {mode!r} does not read a dataset: use 'r' (or 'r+' or 'a')")
+
+
 def _open_group(
     source: Any,
     *,
@@ -363,8 +370,10 @@ class OxzarrBackendEntrypoint(BackendEntrypoint):
         zarr_format: int | None = None,
         use_zarr_fill_value_as_mask: bool | None = None,
         storage_options: Mapping[str, Any] | None = None,
+        mode: str = "r",
     ) -> Dataset:
         """The group at `group` (the root by default) as a Dataset."""
+        _check_read_mode(mode)
         node = _open_group(
             filename_or_obj,
             group=group,
@@ -399,9 +408,11 @@ class OxzarrBackendEntrypoint(BackendEntrypoint):
         zarr_format: int | None = None,
         use_zarr_fill_value_as_mask: bool | None = None,
         storage_options: Mapping[str, Any] | None = None,
+        mode: str = "r",
     ) -> dict[str, Dataset]:
         """Every group at and below `group`, as Datasets keyed by their path from it ("/"
         for `group` itself)."""
+        _check_read_mode(mode)
         top = _open_group(
             filename_or_obj,
             group=group,
@@ -439,6 +450,7 @@ class OxzarrBackendEntrypoint(BackendEntrypoint):
         zarr_format: int | None = None,
         use_zarr_fill_value_as_mask: bool | None = None,
         storage_options: Mapping[str, Any] | None = None,
+        mode: str = "r",
     ) -> DataTree:
         """The hierarchy at and below `group` as a DataTree."""
         groups = self.open_groups_as_dict(
@@ -455,6 +467,7 @@ class OxzarrBackendEntrypoint(BackendEntrypoint):
             zarr_format=zarr_format,
             use_zarr_fill_value_as_mask=use_zarr_fill_value_as_mask,
             storage_options=storage_options,
+            mode=mode,
         )
         return DataTree.from_dict(groups)
 
