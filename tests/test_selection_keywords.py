@@ -154,6 +154,8 @@ def test_fields_read_as_numpy_selects_them(tmp_path: Path, zarr_format: int) -> 
     two = a["z", "x", 4]
     assert two.dtype == np.dtype([("z", "u1"), ("x", "<i4")])  # packed, in the order asked
     assert two.tolist() == data[["z", "x"]][4].tolist()
+    listed = a[["z", "x"]]  # numpy's multi-field index
+    assert listed.dtype == two.dtype and listed.tolist() == data[["z", "x"]].tolist()
     assert_same(a.get_basic_selection(slice(0, 2), fields="x"), data["x"][0:2])
     assert_same(a.oindex["x", [0, 8], [1, 6]], data["x"][np.ix_([0, 8], [1, 6])])
     assert_same(a.vindex["y", [0, 8], [1, 6]], data["y"][[0, 8], [1, 6]])
