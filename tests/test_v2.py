@@ -180,6 +180,19 @@ def test_jenkins_lookup3_both_ways(tmp_path: Path) -> None:
         oxzarr.open_array(tmp_path / "o", mode="r")[...]
 
 
+def test_v3_codecs_without_a_v2_form_are_type_errors(tmp_path: Path) -> None:
+    # As zarr-python: v2 filters and compressors are numcodecs codecs. (zstd, blosc, gzip
+    # and crc32c given as v3 codecs have numcodecs forms, and are stored as those.)
+    for codecs in (
+        {"filters": [zarr.codecs.TransposeCodec(order=(0,))]},
+        {"filters": [{"name": "bytes", "configuration": {"endian": "little"}}]},
+        {"compressors": [{"name": "sharding_indexed", "configuration": {}}]},
+    ):
+        with pytest.raises(TypeError, match="has no Zarr v2 form"):
+            oxzarr.create_array(tmp_path / "a", shape=(8,), dtype="i4", zarr_format=2, **codecs)
+        assert not (tmp_path / "a").exists()
+
+
 def test_v2_fill_values(tmp_path: Path) -> None:
     for dtype, fill in [("f4", np.nan), ("f8", -np.inf), ("i2", -3), ("u1", None), ("b1", True)]:
         p = tmp_path / f"{dtype}.zarr"

@@ -212,6 +212,11 @@ def with_dtype_field(
     return config
 
 
+#: Zarr v3 codecs that numcodecs has no counterpart of (the array's layout in v2 is its
+#: `order`; its chunks are not split further).
+_V3_ONLY = frozenset({"bytes", "transpose", "sharding_indexed"})
+
+
 def to_numcodecs(codec: Any, dtype: np.dtype[Any]) -> dict[str, JSON]:
     """A codec as numcodecs configuration (`{"id": ...}`), as v2 metadata holds it: from such a
     dict, a numcodecs object, an oxzarr codec, or v3 codec metadata."""
@@ -224,6 +229,12 @@ def to_numcodecs(codec: Any, dtype: np.dtype[Any]) -> dict[str, JSON]:
             return with_dtype_field(str(config["id"]), config, dtype)
     metadata = to_codec(codec)._for_dtype(dtype).to_dict()
     name = str(metadata["name"])
+    if name in _V3_ONLY:
+        # As zarr-python: v2 filters and compressors are numcodecs codecs.
+        raise TypeError(
+            f"the Zarr v3 codec {name!r} has no Zarr v2 form: v2 filters and compressors are "
+            f"numcodecs codecs"
+        )
     config = dict(metadata.get("configuration") or {})
     if name == "blosc":
         shuffles = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}

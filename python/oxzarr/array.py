@@ -204,8 +204,8 @@ def settings_from(config: Any, *, strict: bool = True) -> dict[str, Any]:
 
 def pop_fields(key: Any) -> tuple[Fields, Any]:
     """Splits the field names (strings) off a selection, as zarr-python does: ``a["x"]``,
-    ``a["x", 0:2]``, ``a["x", "y", 0:2]``, and numpy's ``a[["x", "y"]]``. Returns the fields (``None`` for none) and the
-    rest of the selection."""
+    ``a["x", 0:2]``, ``a["x", "y", 0:2]``, and numpy's ``a[["x", "y"]]``. Returns the fields
+    (``None`` for none) and the rest of the selection."""
     if isinstance(key, str):
         return key, ()
     if type(key) is list and key and all(isinstance(k, str) for k in key):
