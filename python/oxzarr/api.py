@@ -84,9 +84,10 @@ def _store_for_mode(
 ) -> Store:
     """The store to open a node in with `mode` (a read-only view for "r"). A read-only
     store given with a mode that must write is refused, as zarr-python refuses it, rather
-    than failing at the first write."""
+    than failing at the first write. (Stores read-only by nature, named by a URL or path,
+    such as gs:// or an existing zip file, say why at the first write.)"""
     target = make_store(store, read_only=mode == "r", storage_options=storage_options)
-    if target.read_only and mode in ("r+", "w", "w-", "x"):
+    if isinstance(store, Store) and store.read_only and mode in ("r+", "w", "w-", "x"):
         raise ValueError(
             f"{target} is read-only but mode is {mode!r}: give a writable store, or mode 'r'"
         )

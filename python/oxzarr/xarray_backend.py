@@ -333,6 +333,7 @@ class OxzarrBackendEntrypoint(BackendEntrypoint):
         "zarr_format",
         "use_zarr_fill_value_as_mask",
         "storage_options",
+        "mode",
     )
     description = "Open Zarr v2 and v3 stores (.zarr) with oxzarr's Rust engine"
     # oxzarr has no home page of its own yet: the format it implements.
