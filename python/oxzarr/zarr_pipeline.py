@@ -37,6 +37,7 @@ from zarr.core.config import config as zarr_config
 from zarr.storage import LocalStore, StorePath
 
 from oxzarr import _core
+from oxzarr._dtypes import _native
 
 if TYPE_CHECKING:
     from typing import Self
@@ -194,8 +195,6 @@ def _object_array(elements: list[Any], shape: tuple[int, ...]) -> np.ndarray[Any
     return array.reshape(shape)
 
 
-def _native(dtype: np.dtype[Any]) -> np.dtype[Any]:
-    return dtype.newbyteorder("=") if dtype.byteorder not in ("=", "|") else dtype
 
 
 def _is_cpu(spec: ArraySpec) -> bool:
@@ -783,9 +782,12 @@ class ZarrCodecPipeline(CodecPipeline):
 
 
 def _all_equal(array: np.ndarray[Any, Any], fill: Any) -> bool:
-    """Whether every element equals the fill value, NaN matching NaN."""
+    """Whether every element equals the fill value, NaN matching NaN and NaT NaT."""
     if array.dtype == object:
         return all(e == fill for e in array.ravel().tolist())
+    if array.dtype.kind in "mM":
+        # As their 64-bit counts, where NaT is one value like any other.
+        return bool(np.all(array.view(np.int64) == np.full_like(array, fill).view(np.int64)))
     if array.dtype.kind in "fc":
         return bool(np.array_equal(array, np.full_like(array, fill), equal_nan=True))
     return bool(np.all(array == fill))
