@@ -367,3 +367,48 @@ def test_readers_see_whole_inner_chunks_while_a_writer_replaces_shards(
     assert problems == []
     assert min(reads) > 1, reads
     np.testing.assert_array_equal(oxzarr.open_array(path, mode="r")[...], generations[40])
+
+
+def test_threads_appending_through_one_handle_lose_nothing(tmp_path: Path) -> None:
+    a = oxzarr.create_array(tmp_path / "a", shape=(0, 4), dtype="i4", chunks=(4, 4), fill_value=-1)
+
+    def append(value: int) -> None:
+        for _ in range(60):
+            a.append(np.full((1, 4), value, "i4"))
+
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(append, (1, 2, 3)))
+    rows = oxzarr.open_array(tmp_path / "a", mode="r")[...]
+    assert rows.shape == (180, 4)
+    assert sorted(np.unique(rows[:, 0], return_counts=True)[1].tolist()) == [60, 60, 60]
+    assert (rows == rows[:, :1]).all()  # every row whole
+
+
+def test_threads_converting_to_one_destination(tmp_path: Path) -> None:
+    from oxzarr.convert import convert
+
+    for k in (1, 2, 3):
+        source = oxzarr.create_array(
+            tmp_path / f"s{k}.zarr", shape=(64, 64, 16), dtype="f4", chunks=(16, 16, 16)
+        )
+        source[...] = k
+    destination = tmp_path / "d.zarr"
+
+    def run(k: int) -> str:
+        try:
+            convert(
+                str(tmp_path / f"s{k}.zarr"), str(destination), chunks=(8, 8, 8), overwrite=True
+            )
+        except OSError as e:  # another conversion's destination took the place first
+            return type(e).__name__
+        return "ok"
+
+    for _ in range(3):
+        with ThreadPoolExecutor(3) as pool:
+            outcomes = list(pool.map(run, (1, 2, 3)))
+        assert "ok" in outcomes
+        # Whichever finished last, the destination is one source, whole.
+        values = np.unique(oxzarr.open_array(destination, mode="r")[...])
+        assert len(values) == 1 and values[0] in (1, 2, 3), (outcomes, values)
+        assert oxzarr.open_array(destination, mode="r").chunks == (8, 8, 8)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.zarr", "s1.zarr", "s2.zarr", "s3.zarr"]

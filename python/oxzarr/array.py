@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -343,6 +344,9 @@ class Array:
         self._write_empty_chunks = write_empty_chunks
         # As zarr-python's: the configured order when the array is opened, kept after.
         self._config_order = order or str(config.get("order"))
+        # Appends through this handle, one at a time: each grows the array from the shape
+        # the one before left (threads appending at once would otherwise share new rows).
+        self._appending = threading.Lock()
         self._load(core)
 
     @classmethod
@@ -1058,19 +1062,21 @@ class Array:
             # numpy's error for np.concatenate along an axis the arrays do not have.
             raise np.exceptions.AxisError(axis, self.ndim)
         axis %= self.ndim
-        for d in range(self.ndim):
-            if d != axis and values.shape[d] != self._shape[d]:
-                raise ValueError(
-                    f"cannot append data of shape {values.shape} along axis {axis} of an array "
-                    f"of shape {self._shape}"
-                )
-        old = self._shape[axis]
-        new_shape = list(self._shape)
-        new_shape[axis] += values.shape[axis]
-        self.resize(new_shape)
-        key = tuple(slice(old, None) if d == axis else slice(None) for d in range(self.ndim))
-        self[key] = values
-        return self._shape
+        with self._appending:
+            for d in range(self.ndim):
+                if d != axis and values.shape[d] != self._shape[d]:
+                    raise ValueError(
+                        f"cannot append data of shape {values.shape} along axis {axis} of an "
+                        f"array of shape {self._shape}"
+                    )
+            old = self._shape[axis]
+            new_shape = list(self._shape)
+            new_shape[axis] += values.shape[axis]
+            self.resize(new_shape)
+            end = old + values.shape[axis]
+            key = tuple(slice(old, end) if d == axis else slice(None) for d in range(self.ndim))
+            self[key] = values
+            return tuple(new_shape)
 
     @property
     def nchunks_initialized(self) -> int:

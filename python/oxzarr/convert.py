@@ -23,6 +23,7 @@ import shutil
 import signal
 import threading
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -686,8 +687,7 @@ def convert(
             raise FileNotFoundError(f"no such directory: {final.parent}")
         if not os.access(final.parent, os.W_OK):
             raise PermissionError(f"cannot write in {final.parent}")
-        staging = final.parent / f".{final.name[:200]}.oxzarr-partial-{os.getpid()}"
-        _remove(staging)
+        staging = _sibling(final, "partial")
         target = str(staging)
     zipped: ZipStore | None = None
     runner = _Runner(progress)
@@ -795,12 +795,19 @@ def _ctrl_c_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+def _sibling(final: Path, what: str) -> Path:
+    """A new hidden path beside `final`, for the conversion in progress or the destination it
+    replaces: its own to each call, so that conversions to one destination from several
+    threads (or processes) never share one. The last to finish wins, whole."""
+    return final.parent / f".{final.name[:200]}.oxzarr-{what}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
 def _move_into_place(staging: Path, final: Path) -> None:
     """Renames the finished conversion to its path, replacing what was there."""
     if not os.path.lexists(final):
         staging.rename(final)
         return
-    old = final.parent / f".{final.name[:200]}.oxzarr-old-{os.getpid()}"
+    old = _sibling(final, "old")
     final.rename(old)
     try:
         staging.rename(final)

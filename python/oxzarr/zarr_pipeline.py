@@ -195,8 +195,6 @@ def _object_array(elements: list[Any], shape: tuple[int, ...]) -> np.ndarray[Any
     return array.reshape(shape)
 
 
-
-
 def _is_cpu(spec: ArraySpec) -> bool:
     return issubclass(spec.prototype.nd_buffer, cpu.NDBuffer) and issubclass(
         spec.prototype.buffer, cpu.Buffer
