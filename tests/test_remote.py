@@ -419,3 +419,17 @@ def test_the_command_takes_storage_options(s3_bucket: Bucket, tmp_path: Path) ->
     with pytest.raises(ValueError, match="storage_options apply to Zarr stores"):
         convert(tmp_path / "values.npy", tmp_path / "npy.zarr", storage_options=options)
     assert not (tmp_path / "npy.zarr").exists()
+
+
+def test_prefixes_are_object_names_as_written(s3_bucket: Bucket) -> None:
+    # As s3fs (zarr-python's way to S3) and the AWS command line take them: "%20" in an
+    # s3:// URL is three characters of the objects' names, not a space.
+    bucket, options = s3_bucket
+    theirs = f"{bucket}/run%2001.zarr"
+    zarr.create_array(theirs, shape=(3,), dtype="i4", chunks=(2,), storage_options=options)[...] = 5
+    assert oxzarr.open_array(theirs, mode="r", storage_options=options)[...].tolist() == [5] * 3
+    ours = f"{bucket}/sp ace%41 ü.zarr"
+    oxzarr.create_array(ours, shape=(2,), dtype="u1", storage_options=options)[...] = [7, 8]
+    assert zarr.open_array(ours, mode="r", storage_options=options)[...].tolist() == [7, 8]
+    keys = RemoteStore(bucket, storage_options=options).list_prefix("")
+    assert "run%2001.zarr/zarr.json" in keys and "sp ace%41 ü.zarr/zarr.json" in keys

@@ -371,10 +371,20 @@ fn split_url(url: &str) -> Result<(Service, String, String), StorageError> {
         (_, Some(port)) => format!("{}://{host}:{port}", parsed.scheme()),
         (_, None) => format!("{}://{host}", parsed.scheme()),
     };
-    // The path as written (percent-decoded), without the slashes around it.
-    let path = percent_encoding::percent_decode_str(parsed.path())
-        .decode_utf8()
-        .map_err(|_| bad("the path is not UTF-8"))?;
+    // The path without the slashes around it. A bucket's object names are taken as written,
+    // as s3fs, gcsfs and the AWS command line take them ("%20" is three characters of a
+    // name); a web server's path is a URL's, percent-encoded.
+    let path = match service {
+        Service::Http => percent_encoding::percent_decode_str(parsed.path())
+            .decode_utf8()
+            .map_err(|_| bad("the path is not UTF-8"))?
+            .into_owned(),
+        Service::S3 | Service::Gcs => url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split_once('/'))
+            .map_or("", |(_, path)| path)
+            .to_string(),
+    };
     Ok((service, base, path.trim_matches('/').to_string()))
 }
 
@@ -1240,15 +1250,16 @@ mod tests {
 
     #[test]
     fn urls_and_options() -> TestResult {
-        let (service, base, path) = split_url("s3://bucket/a/b%20c.zarr/")?;
+        // Object names as written (as s3fs takes them); a web server's path decoded.
+        let (service, base, path) = split_url("s3://bucket/a/b%20c ü.zarr/")?;
         assert_eq!(
             (service, base.as_str(), path.as_str()),
-            (Service::S3, "s3://bucket", "a/b c.zarr")
+            (Service::S3, "s3://bucket", "a/b%20c ü.zarr")
         );
-        let (service, base, path) = split_url("http://localhost:8080/x")?;
+        let (service, base, path) = split_url("http://localhost:8080/x%20y")?;
         assert_eq!(
             (service, base.as_str(), path.as_str()),
-            (Service::Http, "http://localhost:8080", "x")
+            (Service::Http, "http://localhost:8080", "x y")
         );
         let (service, base, path) = split_url("gcs://bucket/x/y")?;
         assert_eq!(
