@@ -282,6 +282,23 @@ def test_chunks_of_only_nat_are_not_stored(tmp_path: Path, engine: None) -> None
     assert np.isnat(a[:2]).all() and not np.isnat(a[2:]).any()
 
 
+def test_v2_without_a_fill_value_leaves_out_chunks_of_zeros(engine: None) -> None:
+    # zarr-python 3 takes a v2 array without a fill value (null) to be filled with zeros.
+    stores = []
+    for path in (PIPELINE, "zarr.core.codec_pipeline.BatchedCodecPipeline"):
+        with zarr.config.set({"codec_pipeline.path": path}):
+            store = zarr.storage.MemoryStore()
+            a = zarr.create_array(
+                store, shape=(9, 10), dtype="i4", chunks=(3, 4), zarr_format=2, fill_value=None
+            )
+            a[3:6, 4:8] = 0
+            a[0:3, 0:4] = 5
+            a.oindex[[6, 7, 8], [0, 1, 2, 3]] = 0
+            assert a[...].sum() == 60
+            stores.append(sorted(store._store_dict))
+    assert stores[0] == stores[1] == [".zarray", ".zattrs", "0.0"]
+
+
 def test_write_empty_chunks(tmp_path: Path, engine: None) -> None:
     a = zarr.create_array(str(tmp_path / "e"), shape=(20,), chunks=(5,), dtype="i4", fill_value=3)
     a[...] = np.arange(20)

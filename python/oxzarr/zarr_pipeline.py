@@ -154,8 +154,9 @@ class _Engine:
             np.dtype(object) if self.variable else _native(np.dtype(spec.dtype.to_native_dtype()))
         )
         self.fill_value = spec.fill_value
-        # As zarr-python: an array without a fill value (v2's null) stores every chunk.
-        self.write_empty_chunks = bool(spec.config.write_empty_chunks) or spec.fill_value is None
+        # An array without a fill value (v2's null) is taken to be filled with zeros, as
+        # zarr-python 3 takes it: chunks of only zeros are left out unless asked for.
+        self.write_empty_chunks = bool(spec.config.write_empty_chunks)
         self.spec = spec
 
     async def decode_arrays(
