@@ -484,10 +484,20 @@ def test_ctrl_c_interrupts_the_command_once() -> None:
         signal.signal(signal.SIGINT, previous)
 
 
-@pytest.mark.parametrize(("presses", "name"), [(1, "dst.zarr"), (2, "dst.zarr"), (1, "dst.zip")])
-def test_ctrl_c_stops_and_leaves_no_destination(tmp_path: Path, presses: int, name: str) -> None:
+@pytest.mark.parametrize(
+    ("presses", "name", "signum"),
+    [
+        (1, "dst.zarr", signal.SIGINT),
+        (2, "dst.zarr", signal.SIGINT),
+        (1, "dst.zip", signal.SIGINT),
+        (1, "dst.zarr", signal.SIGTERM),
+    ],
+)
+def test_ctrl_c_stops_and_leaves_no_destination(
+    tmp_path: Path, presses: int, name: str, signum: int
+) -> None:
     """One Ctrl-C, or two in quick succession (the second during the stop or the cleanup);
-    into a directory or a zip file."""
+    into a directory or a zip file; or SIGTERM, as kill, timeout and service managers send."""
     src = tmp_path / "big.zarr"
     rng = np.random.default_rng(0)
     n = 320
@@ -529,10 +539,10 @@ def test_ctrl_c_stops_and_leaves_no_destination(tmp_path: Path, presses: int, na
         time.sleep(0.2)
         assert proc.poll() is None, "the conversion ended before it could be interrupted"
         interrupted_at = time.monotonic()
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         if presses == 2:
             time.sleep(0.03)
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(signum)
         _, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:

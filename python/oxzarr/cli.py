@@ -487,9 +487,8 @@ def _interrupt_once() -> None:
     says what it left, do nothing. A second press raising anywhere in that (between two of
     the cleanup's steps, or as the message is written) would cut it short or turn the
     message into a bare "interrupted". Left alone where Ctrl-C is ignored or handled by
-    someone else."""
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        return
+    someone else. SIGTERM (what kill, timeout, systemd and docker stop send) stops the
+    command the same way, so that it too leaves no partial destination behind."""
     pressed = False
 
     def once(signum: int, frame: Any) -> None:
@@ -498,7 +497,10 @@ def _interrupt_once() -> None:
             pressed = True
             raise KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, once)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, once)
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, once)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -513,6 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # (which would put back the default action for a handler still installed), must
             # not turn the exit status into a signal's.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         detail = f": {e}" if isinstance(e, Interrupted) else ""
         sys.stderr.write(f"oxzarr: interrupted{detail}\n")
         return EXIT_INTERRUPTED

@@ -783,16 +783,17 @@ def _discard(staging: Path | None, final: Path | None, zipped: ZipStore | None =
 
 @contextlib.contextmanager
 def _ctrl_c_ignored() -> Iterator[None]:
-    """Ctrl-C ignored for the duration: cleaning up and renaming into place must finish, or
-    they would leave the half-written state they exist to prevent."""
+    """Ctrl-C (and SIGTERM) ignored for the duration: cleaning up and renaming into place
+    must finish, or they would leave the half-written state they exist to prevent."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _sibling(final: Path, what: str) -> Path:
