@@ -49,15 +49,6 @@ impl ShardIndex {
         }
     }
 
-    /// An index of `n` inner chunks, none stored, or `None` when it cannot be allocated (`n`
-    /// comes from metadata).
-    pub fn try_empty(n: usize) -> Option<Self> {
-        let mut entries = Vec::new();
-        entries.try_reserve_exact(n.checked_mul(2)?).ok()?;
-        entries.resize(2 * n, MISSING);
-        Some(Self { entries })
-    }
-
     pub fn len(&self) -> usize {
         self.entries.len() / 2
     }
@@ -191,7 +182,8 @@ impl Sharding {
         index_shape.push(2);
         let index_repr =
             ChunkRepr::with_fill(index_shape, DataType::UInt64, &MISSING.to_ne_bytes());
-        let index_codecs = CodecChain::from_metadata(&list("index_codecs")?, &index_repr)?;
+        let index_codecs_json = list("index_codecs")?;
+        let index_codecs = CodecChain::from_metadata(&index_codecs_json, &index_repr)?;
         let index_location = match config.get("index_location") {
             None => IndexLocation::End,
             Some(Value::String(s)) if s == "end" => IndexLocation::End,
@@ -216,19 +208,14 @@ impl Sharding {
         // The index codecs must produce a size that does not depend on the entries (bytes,
         // crc32c): work it out from the chain, without building an index, so that opening an
         // array whose metadata asks for a vast index costs nothing until a shard is read.
-        codec.index_size =
-            codec
-                .index_codecs
-                .fixed_encoded_size()
-                .ok_or_else(|| match list("index_codecs") {
-                    Ok(codecs) => invalid_config(
-                        NAME,
-                        "index_codecs",
-                        &Value::Array(codecs),
-                        "the index codecs must encode to a fixed size (bytes and crc32c)",
-                    ),
-                    Err(e) => e,
-                })?;
+        codec.index_size = codec.index_codecs.fixed_encoded_size().ok_or_else(|| {
+            invalid_config(
+                NAME,
+                "index_codecs",
+                &Value::Array(index_codecs_json),
+                "the index codecs must encode to a fixed size (bytes and crc32c)",
+            )
+        })?;
         Ok(codec)
     }
 
