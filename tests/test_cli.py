@@ -469,6 +469,9 @@ def test_ctrl_c_interrupts_the_command_once() -> None:
     from oxzarr.cli import _interrupt_once
 
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    # _interrupt_once takes SIGTERM too: put back after, or this process's forked children
+    # (multiprocessing pools) would outlive the SIGTERM their pool ends them with.
+    previous_term = signal.getsignal(signal.SIGTERM)
     try:
         _interrupt_once()
         with pytest.raises(KeyboardInterrupt):
@@ -482,6 +485,7 @@ def test_ctrl_c_interrupts_the_command_once() -> None:
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
 
 
 @pytest.mark.parametrize(
