@@ -45,7 +45,7 @@ class _Recorder:
                 self.end_headers()
                 self.wfile.write(_MISSING)
 
-            do_HEAD = do_GET
+            do_HEAD = do_PUT = do_GET
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -425,3 +425,30 @@ def test_zarr_python_and_oxzarr_share_a_profile(
     # Named in the environment only, with no storage options at all.
     monkeypatch.setenv("AWS_PROFILE", "moto")
     assert_same(oxzarr.open_array(f"s3://{bucket}/zp.zarr", mode="r")[...], np.arange(25.0))
+
+
+def test_the_metadata_service_is_not_asked_when_disabled(
+    aws: Callable[..., None], recorders: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No credentials anywhere: the instance metadata service is the last place to look, unless
+    # AWS_EC2_METADATA_DISABLED says not to (as in botocore).
+    aws()
+    service, metadata = recorders(), recorders()
+    monkeypatch.setenv("AWS_METADATA_ENDPOINT", metadata.url)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with pytest.raises(PermissionError, match="AWS_EC2_METADATA_DISABLED") as raised:
+        oxzarr.open_array(
+            "s3://bucket/a.zarr", mode="r", storage_options={"endpoint_url": service.url}
+        )
+    assert "s3://bucket/a.zarr" in str(raised.value)
+    assert metadata.headers == [] and service.headers == []
+    # Public buckets are still read anonymously.
+    _signed_by(service, anon=True)
+    assert "authorization" not in service.headers[0]
+    # Without the variable, the service is asked (what the test above relies on).
+    monkeypatch.delenv("AWS_EC2_METADATA_DISABLED")
+    with pytest.raises(OSError):
+        oxzarr.open_array(
+            "s3://bucket/a.zarr", mode="r", storage_options={"endpoint_url": service.url}
+        )
+    assert metadata.headers != []

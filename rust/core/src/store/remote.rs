@@ -239,6 +239,10 @@ fn build(recipe: &Recipe) -> Result<Arc<dyn ObjectStore>, object_store::Error> {
                     }
                 })?;
                 builder = builder.with_credentials(Arc::new(provider));
+            } else if asks_instance_metadata(&builder) && instance_metadata_disabled() {
+                builder = builder.with_credentials(Arc::new(NoCredentials {
+                    bucket: recipe.base.clone(),
+                }));
             }
             Ok(Arc::new(builder.build()?))
         }
@@ -305,6 +309,64 @@ fn s3_environment(given: &[(AmazonS3ConfigKey, String)]) -> Vec<(AmazonS3ConfigK
             (!(own_credentials && credential)).then_some((key, value))
         })
         .collect()
+}
+
+/// Whether `builder` holds no credentials, nor a way to get them but the instance metadata
+/// service (the last place `object_store` looks, as botocore does).
+fn asks_instance_metadata(builder: &AmazonS3Builder) -> bool {
+    use AmazonS3ConfigKey::{
+        AccessKeyId, ContainerAuthorizationTokenFile, ContainerCredentialsFullUri,
+        ContainerCredentialsRelativeUri, RoleArn, SecretAccessKey, SkipSignature,
+        WebIdentityTokenFile,
+    };
+    let set = |key: AmazonS3ConfigKey| builder.get_config_value(&key).is_some();
+    // True as `object_store` reads it.
+    let anonymous = builder
+        .get_config_value(&SkipSignature)
+        .is_some_and(|value| {
+            matches!(
+                value.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "on" | "yes" | "y"
+            )
+        });
+    !(anonymous
+        || set(AccessKeyId)
+        || set(SecretAccessKey)
+        || (set(WebIdentityTokenFile) && set(RoleArn))
+        || set(ContainerCredentialsRelativeUri)
+        || (set(ContainerCredentialsFullUri) && set(ContainerAuthorizationTokenFile)))
+}
+
+/// `AWS_EC2_METADATA_DISABLED=true`: botocore then never asks the instance metadata service
+/// (off EC2 it answers nothing, and each ask waits out a timeout). `object_store` does not
+/// read the variable, so the engine honours it itself.
+fn instance_metadata_disabled() -> bool {
+    // botocore's test: the word "true" in any case.
+    std::env::var("AWS_EC2_METADATA_DISABLED").is_ok_and(|value| value.eq_ignore_ascii_case("true"))
+}
+
+/// The credentials of an S3 store that has none and may not ask the instance metadata
+/// service: every signed request fails, saying so, as botocore's "Unable to locate
+/// credentials" does.
+#[derive(Debug)]
+struct NoCredentials {
+    /// `s3://bucket`, for the message.
+    bucket: String,
+}
+
+#[async_trait::async_trait]
+impl object_store::CredentialProvider for NoCredentials {
+    type Credential = object_store::aws::AwsCredential;
+
+    async fn get_credential(&self) -> object_store::Result<Arc<Self::Credential>> {
+        Err(object_store::Error::Unauthenticated {
+            path: self.bucket.clone(),
+            source: "no AWS credentials were found (storage options, AWS_* variables, AWS \
+                     profile), and AWS_EC2_METADATA_DISABLED forbids asking the instance \
+                     metadata service; give credentials, or anon=True for a public bucket"
+                .into(),
+        })
+    }
 }
 
 /// A version from an object's size and entity tag.
@@ -393,7 +455,8 @@ impl RemoteStore {
     /// with `options` in `object_store`'s names (`aws_endpoint`, `aws_region`,
     /// `aws_skip_signature`, `google_service_account`, `google_base_url`, `allow_http`, ...).
     /// Credentials not given are taken from the `AWS_*` or `GOOGLE_*` environment variables,
-    /// or the instance's metadata service. Nothing is fetched yet.
+    /// or the instance's metadata service (not when `AWS_EC2_METADATA_DISABLED=true`). Nothing
+    /// is fetched yet.
     pub fn open(url: &str, options: Vec<(String, String)>) -> Result<Self, StorageError> {
         let (service, base, path) = split_url(url)?;
         if !path.is_empty() {
