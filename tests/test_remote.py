@@ -433,3 +433,95 @@ def test_prefixes_are_object_names_as_written(s3_bucket: Bucket) -> None:
     assert zarr.open_array(ours, mode="r", storage_options=options)[...].tolist() == [7, 8]
     keys = RemoteStore(bucket, storage_options=options).list_prefix("")
     assert "run%2001.zarr/zarr.json" in keys and "sp ace%41 ü.zarr/zarr.json" in keys
+
+
+class _RangeServer:
+    """A web server for the files under `root` that answers ranged GETs, as a static web
+    server does, and keeps the path and Range header of every request."""
+
+    def __init__(self, root: Path) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests: list[tuple[str, str | None]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                asked = self.headers.get("Range")
+                server.requests.append((self.path, asked))
+                path = root / self.path.lstrip("/")
+                if not path.is_file():
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                data = path.read_bytes()
+                found = re.fullmatch(r"bytes=(\d*)-(\d*)", asked or "")
+                if found:
+                    first, last = found.groups()
+                    if not first:
+                        start, end = max(len(data) - int(last), 0), len(data) - 1
+                    else:
+                        start = int(first)
+                        end = min(int(last), len(data) - 1) if last else len(data) - 1
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+                    data = data[start : end + 1]
+                else:
+                    self.send_response(200)
+                self.send_header("Accept-Ranges", "bytes")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_neighbouring_inner_chunks_come_in_one_request(tmp_path: Path) -> None:
+    """A few neighbouring inner chunks of a remote shard cost one ranged request between
+    them (after the shard's index), not one each; a run of more than a megabyte of them
+    comes in a few."""
+    values = sample((64, 256), "float64")
+    # Shards of 4x16 inner chunks of 16x16 (2 KiB each, compressed: the ranges differ).
+    oxzarr.create_array(
+        tmp_path / "a.zarr", shape=values.shape, dtype="f8", chunks=(16, 16), shards=(64, 256)
+    )[...] = values
+    # A shard of one 128 KiB inner chunk per row band, 512 KiB stored in all.
+    oxzarr.create_array(
+        tmp_path / "big.zarr",
+        shape=(512, 256),
+        dtype="f8",
+        chunks=(64, 256),
+        shards=(512, 256),
+        compressors=None,
+    )[...] = sample((512, 256), "float64")
+    server = _RangeServer(tmp_path)
+    try:
+        a = oxzarr.open_array(f"{server.url}/a.zarr", mode="r")
+        assert_same(a[0:4, 0:64], values[0:4, 0:64])
+        server.requests.clear()
+        # Four neighbouring inner chunks along a row, the index already known.
+        assert_same(a[16:20, 0:64], values[16:20, 0:64])
+        assert [path for path, _ in server.requests] == ["/a.zarr/c/0/0"]
+        server.requests.clear()
+        # Rows of 8 inner chunks (16 KiB apart in the shard): still one request.
+        assert_same(a[0:64, 100:110], values[0:64, 100:110])
+        assert len(server.requests) == 1
+        big = oxzarr.open_array(f"{server.url}/big.zarr", mode="r")
+        big[0, 0]
+        server.requests.clear()
+        # 8 inner chunks of 128 KiB: batches of up to 1 MiB, not 8 requests.
+        assert_same(big[:, 3], sample((512, 256), "float64")[:, 3])
+        assert len(server.requests) == 1
+    finally:
+        server.close()

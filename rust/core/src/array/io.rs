@@ -58,11 +58,11 @@ const SHARD_TRIES: usize = 8;
 /// rather than decoded into their rows (see `decode_share_into_rows`).
 const MIN_ROW_BYTES: usize = 64;
 
-/// A sharded read takes up to this many consecutive inner chunks of a shard, and this many
-/// stored bytes of them, with one request (see `Array::with_inner_run`). Each request saved is
+/// A sharded read takes up to this many consecutive inner chunks of a shard, and up to this
+/// many stored bytes of them, with one request (see `Array::with_inner_run`). Each request saved is
 /// an `open`, `statx`, `pread` and `close` of a file store: most of the cost of an inner chunk
 /// of a few KiB. Beyond a few hundred KiB, a request per inner chunk costs little more.
-pub(super) const MAX_RUN_ITEMS: usize = 64;
+const MAX_RUN_ITEMS: usize = 64;
 const MAX_RUN_BYTES: u64 = 1 << 20;
 /// Uncompressed inner chunks up to this size, wanted whole, are read in runs too (and copied
 /// out of the run) rather than each read in place.
@@ -638,9 +638,8 @@ impl Array {
                 };
                 // Runs of consecutive inner chunks of one shard are read with one request each
                 // (see `read_inner_run`); the decoded-chunk cache keeps inner chunks one by
-                // one. Runs are kept short enough that a read within one shard still spreads
-                // over the threads.
-                let max_run = (plan.total / 16).min(MAX_RUN_ITEMS);
+                // one.
+                let max_run = self.max_inner_run(plan.total);
                 let runs = match chunk_cache::enabled() || max_run < 2 {
                     true => Vec::new(),
                     false => plan.runs_in_stored(sharding.chunks_per_shard(), max_run),
@@ -1089,6 +1088,18 @@ impl Array {
         Err(self.shard_kept_changing(&key))
     }
 
+    /// How many consecutive inner chunks of a shard a read of `items` inner chunks in all
+    /// takes with one request. On a store whose requests wait on a network (tens of
+    /// milliseconds each, and a fee on a cloud service) neighbours always go together, however
+    /// few; elsewhere runs are kept short enough that a read within one shard still spreads
+    /// over the threads.
+    pub(super) fn max_inner_run(&self, items: usize) -> usize {
+        match self.store.concurrent_requests() > 1 {
+            true => MAX_RUN_ITEMS,
+            false => (items / 16).min(MAX_RUN_ITEMS),
+        }
+    }
+
     /// Whether the inner chunk at grid coordinates `coords` lies in a shard of `only` (the
     /// shards a read takes again, see [`Array::agreeing_on_shards`]; `None`: every shard).
     pub(super) fn in_shards(
@@ -1133,10 +1144,15 @@ impl Array {
         // An uncompressed inner chunk's share is read in place, the rows it needs alone, unless
         // the run's request is cheaper: when the inner chunks are small and wanted whole (what
         // a request per chunk costs, more than copying a few KiB), or the share too scattered
-        // to read in place.
+        // to read in place. On a store whose requests wait on a network, a share read in place
+        // is a request of its own that spans most of its inner chunk anyway (the store asks
+        // for ranges closer than a megabyte as one): inner chunks up to a run's size go in
+        // the run.
+        let networked = self.store.concurrent_requests() > 1;
         let in_run = |share: &ChunkShare<'_>| {
             let whole = (share.maps.iter().zip(&repr.shape)).all(|(map, &n)| map.covers(n));
             !chain.is_passthrough()
+                || (networked && repr.nbytes() as u64 <= MAX_RUN_BYTES)
                 || (whole && repr.nbytes() <= MAX_COPIED_INNER_BYTES)
                 || (contiguous_offset(&share.maps, &repr.shape, out_shape).is_none()
                     && in_place_rows(share, &repr.shape, size, repr.nbytes()).is_none())
@@ -1167,12 +1183,13 @@ impl Array {
     }
 
     /// Reads the stored bytes of the inner chunks `inners` of the shard at `key` with one
-    /// request, wherever they lie in the shard (a file store reads them with one `open` and as
-    /// few `preadv` as their places allow), and hands each in turn to `each` (its place in
+    /// request per [`MAX_RUN_BYTES`] of them, wherever they lie in the shard (a file store
+    /// reads them with one `open` and as few `preadv` as their places allow; a remote store
+    /// asks for neighbours in one range), and hands each in turn to `each` (its place in
     /// `inners`, a label for errors, its bytes; `None`: absent, so the fill value), in the
     /// read that has seen the shards in `seen`. Returns false, having handed nothing, when
-    /// the shard is absent, or the run's stored bytes are none or more than one request
-    /// should take ([`MAX_RUN_BYTES`]): the caller reads those inner chunks one by one.
+    /// the shard is absent or the run's stored bytes are none: the caller reads those inner
+    /// chunks one by one.
     pub(super) fn with_inner_run(
         &self,
         sharding: &Sharding,
@@ -1187,41 +1204,79 @@ impl Array {
             };
             let entries: Vec<Option<(u64, u64)>> =
                 inners.iter().map(|&inner| known.index.get(inner)).collect();
-            let total: u64 = entries.iter().flatten().map(|&(_, nbytes)| nbytes).sum();
-            if total == 0 || total > MAX_RUN_BYTES {
+            if entries.iter().flatten().all(|&(_, nbytes)| nbytes == 0) {
                 return Ok(Some(false));
             }
-            scratch::with(&STORED, |stored| {
-                alloc::resize(stored, total as usize).map_err(|e| self.corrupt(key, e))?;
-                // Each stored inner chunk into its own stretch of the buffer, in the run's
-                // order: the store reads them in the order they lie in the shard.
-                let mut parts = Vec::with_capacity(entries.len());
-                let mut rest = &mut stored[..];
-                for &(offset, nbytes) in entries.iter().flatten() {
-                    let (part, tail) = std::mem::take(&mut rest).split_at_mut(nbytes as usize);
-                    parts.push((offset, part));
-                    rest = tail;
+            let mut start = 0;
+            while start < entries.len() {
+                // The next batch: as many entries as fit in MAX_RUN_BYTES, one at least. An
+                // absent one joins the batch before it, so that every batch reads some bytes
+                // (whose version check vouches for the absent ones too).
+                let (mut end, mut total) = (start, 0);
+                while let Some(entry) = entries.get(end) {
+                    let nbytes = entry.map_or(0, |(_, nbytes)| nbytes);
+                    if end > start && nbytes > 0 && total + nbytes > MAX_RUN_BYTES {
+                        break;
+                    }
+                    total += nbytes;
+                    end += 1;
                 }
-                let read = self
-                    .store
-                    .read_parts_into(key, &mut parts, Some(known.version))
-                    .map_err(|e| self.chunk_storage_error(key, e))?;
-                drop(parts);
-                if read != PartsRead::Done {
+                let batch = start..end;
+                start = end;
+                let read =
+                    self.read_run_batch(key, known, &entries[batch.clone()], total, |k, bytes| {
+                        let k = batch.start + k;
+                        each(k, &format!("{key} (inner chunk {})", inners[k]), bytes)
+                    })?;
+                if !read {
                     return Ok(None);
                 }
-                // The shard is the version the index describes (the read checked it), so an
-                // inner chunk absent from the index is absent: the fill value.
-                let mut at = 0;
-                for (k, (&inner, entry)) in inners.iter().zip(&entries).enumerate() {
-                    let bytes = entry.map(|(_, nbytes)| {
-                        at += nbytes as usize;
-                        &stored[at - nbytes as usize..at]
-                    });
-                    each(k, &format!("{key} (inner chunk {inner})"), bytes)?;
-                }
-                Ok(Some(true))
-            })
+            }
+            Ok(Some(true))
+        })
+    }
+
+    /// Reads the stored bytes of `entries` (`total` of them) of the shard `known` at `key`
+    /// with one request and hands each in turn to `each`; false, having handed nothing, if
+    /// the shard is no longer that version.
+    fn read_run_batch(
+        &self,
+        key: &str,
+        known: &KnownShard,
+        entries: &[Option<(u64, u64)>],
+        total: u64,
+        each: impl Fn(usize, Option<&[u8]>) -> Result<()>,
+    ) -> Result<bool> {
+        scratch::with(&STORED, |stored| {
+            alloc::resize(stored, total as usize).map_err(|e| self.corrupt(key, e))?;
+            // Each stored inner chunk into its own stretch of the buffer, in the run's
+            // order: the store reads them in the order they lie in the shard.
+            let mut parts = Vec::with_capacity(entries.len());
+            let mut rest = &mut stored[..];
+            for &(offset, nbytes) in entries.iter().flatten() {
+                let (part, tail) = std::mem::take(&mut rest).split_at_mut(nbytes as usize);
+                parts.push((offset, part));
+                rest = tail;
+            }
+            let read = self
+                .store
+                .read_parts_into(key, &mut parts, Some(known.version))
+                .map_err(|e| self.chunk_storage_error(key, e))?;
+            drop(parts);
+            if read != PartsRead::Done {
+                return Ok(false);
+            }
+            // The shard is the version the index describes (the read checked it), so an
+            // inner chunk absent from the index is absent: the fill value.
+            let mut at = 0;
+            for (k, entry) in entries.iter().enumerate() {
+                let bytes = entry.map(|(_, nbytes)| {
+                    at += nbytes as usize;
+                    &stored[at - nbytes as usize..at]
+                });
+                each(k, bytes)?;
+            }
+            Ok(true)
         })
     }
 

@@ -14,7 +14,7 @@ use std::ops::Range;
 
 use super::chunk_cache;
 use super::copy::{all_fill, c_strides, fill_elements, SharedBuffer};
-use super::io::{for_each_item, locate_inner, ShardsSeen, MAX_RUN_ITEMS};
+use super::io::{for_each_item, locate_inner, ShardsSeen};
 use super::write_lock::WriteClaim;
 use super::Array;
 use crate::codec::array_to_bytes::sharding::Sharding;
@@ -229,9 +229,9 @@ impl Array {
             });
         }
         // As region reads do, the inner chunks of a shard are read in runs with one request
-        // each (see `Array::with_inner_run`), short enough to spread over the threads.
+        // each (see `Array::with_inner_run` and `Array::max_inner_run`).
         let per_shard = sharding.chunks_per_shard();
-        let max_run = (groups.len() / 16).clamp(1, MAX_RUN_ITEMS);
+        let max_run = self.max_inner_run(groups.len()).max(1);
         // Each group with its shard and its inner chunk's place there, sorted by those.
         let mut located: Vec<_> = (groups.into_iter())
             .map(|group| (locate_inner(&group.0, per_shard), group))
