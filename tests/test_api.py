@@ -824,3 +824,18 @@ def test_a_bare_nan_fill_value_reads(tmp_path: Path, zarr_format: int) -> None:
     assert "NaN" in doc_path.read_text()
     a = oxzarr.open_array(p, mode="r")
     assert np.isnan(a[...]).all() and np.isnan(a.fill_value)
+
+
+def test_handles_on_one_node_are_equal(tmp_path: Path) -> None:
+    # As zarr-python's: the same store, path and metadata make equal arrays and groups.
+    group = oxzarr.open_group(tmp_path / "g.zarr", mode="w")
+    a = group.create_array("x", shape=(3,), dtype="i4")
+    again = oxzarr.open_group(tmp_path / "g.zarr")["x"]
+    assert a == again and hash(a) == hash(again) and not (a != again)
+    assert group == oxzarr.open_group(tmp_path / "g.zarr")
+    assert {a, again} == {a} and a != group
+    assert a != group.create_array("y", shape=(3,), dtype="i4")
+    again.resize((5,))
+    assert a != again, "a handle that has not seen the resize differs"
+    theirs = zarr.open_group(tmp_path / "g.zarr")
+    assert theirs["x"] != theirs["y"] and theirs["x"] == theirs["x"]

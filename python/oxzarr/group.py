@@ -89,6 +89,16 @@ class Group:
     def store(self) -> Store:
         return self._store
 
+    def __eq__(self, other: object) -> bool:
+        # Two handles on one node are equal, as zarr-python's are: the same store, path and
+        # metadata (a handle that has not seen another's change of the metadata is not).
+        if not isinstance(other, Group):
+            return NotImplemented
+        return (self._store, self.path, self.metadata) == (other._store, other.path, other.metadata)
+
+    def __hash__(self) -> int:
+        return hash((self._store, self.path))
+
     @property
     def read_only(self) -> bool:
         return self._store.read_only
