@@ -435,6 +435,9 @@ def test_info_complete(tmp_path: Path) -> None:
     assert a.info_complete().startswith(a.info)
     rows = info_rows(g.info_complete())
     assert (rows["No. members"], rows["No. arrays"], rows["No. groups"]) == ("4", "2", "2")
+    # Shown as rows, not as a quoted string, as zarr-python's info objects are.
+    for summary in (a.info, a.info_complete(), g.info, g.info_complete()):
+        assert repr(summary) == str(summary) and "\n" in repr(summary)
 
 
 def test_overwrite_replaces_the_node(tmp_path: Path) -> None:

@@ -321,6 +321,21 @@ class _BlockIndex:
         self._array.set_block_selection(key, value)
 
 
+class Summary(str):
+    """What ``info`` and ``info_complete`` give: a string of rows that shows as its rows,
+    not as a quoted string, when a REPL or notebook displays it (zarr-python's ``info`` is an
+    object shown that way)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _summary(rows: list[tuple[str, Any]], width: int) -> Summary:
+    return Summary("\n".join(f"{k:<{width}}: {v}" for k, v in rows))
+
+
 def _is_mask(key: Any, shape: tuple[int, ...]) -> bool:
     if isinstance(key, tuple) and len(key) == 1:
         key = key[0]
@@ -580,38 +595,40 @@ class Array:
         return compressors[0] if compressors else None
 
     @property
-    def info(self) -> str:
+    def info(self) -> Summary:
         """A summary of the array, for people."""
-        filters, serializer, compressors = self._codecs_by_kind()
-        rows = [
-            ("Type", "Array"),
-            ("Zarr format", str(self.zarr_format)),
-            ("Data type", str(self._dtype)),
-            ("Fill value", str(self.fill_value)),
-            ("Shape", str(self._shape)),
-            ("Chunk shape", str(self._chunks)),
-            ("Shard shape", str(self._shards)),
-            ("Order", self.order),
-            ("Read-only", str(self.read_only)),
-            ("Store", str(self._store)),
-            ("Filters", str(filters)),
-            ("Serializer", str(serializer)),
-            ("Compressors", str(compressors)),
-            ("No. bytes", str(self.nbytes)),
-        ]
-        return "\n".join(f"{k:<19}: {v}" for k, v in rows)
+        return _summary(self._info_rows(), 19)
 
-    def info_complete(self) -> str:
+    def _info_rows(self) -> list[tuple[str, Any]]:
+        filters, serializer, compressors = self._codecs_by_kind()
+        return [
+            ("Type", "Array"),
+            ("Zarr format", self.zarr_format),
+            ("Data type", self._dtype),
+            ("Fill value", self.fill_value),
+            ("Shape", self._shape),
+            ("Chunk shape", self._chunks),
+            ("Shard shape", self._shards),
+            ("Order", self.order),
+            ("Read-only", self.read_only),
+            ("Store", self._store),
+            ("Filters", filters),
+            ("Serializer", serializer),
+            ("Compressors", compressors),
+            ("No. bytes", self.nbytes),
+        ]
+
+    def info_complete(self) -> Summary:
         """:attr:`info` and what is stored: bytes, their ratio to the array's, and the
         chunks initialized (which lists the array's stored keys)."""
         stored = self.nbytes_stored()
         ratio = f"{self.nbytes / stored:.1f}" if stored else "n/a"
         rows = [
-            ("No. bytes stored", str(stored)),
+            ("No. bytes stored", stored),
             ("Storage ratio", ratio),
-            ("Chunks Initialized", str(self.nchunks_initialized)),
+            ("Chunks Initialized", self.nchunks_initialized),
         ]
-        return self.info + "\n" + "\n".join(f"{k:<19}: {v}" for k, v in rows)
+        return _summary(self._info_rows() + rows, 19)
 
     def __repr__(self) -> str:
         where = str(self._store)

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from oxzarr import _core
-from oxzarr.array import Array, Attributes
+from oxzarr.array import Array, Attributes, Summary, _summary
 from oxzarr.errors import MetadataValidationError, NodeNotFoundError
 from oxzarr.storage import Store, StoreLike
 
@@ -423,18 +423,20 @@ class Group:
         return self.require_array(name, shape=shape, **kwargs)
 
     @property
-    def info(self) -> str:
+    def info(self) -> Summary:
         """A summary of the group, for people (what zarr-python's shows)."""
-        rows = [
+        return _summary(self._info_rows(), 12)
+
+    def _info_rows(self) -> list[tuple[str, Any]]:
+        return [
             ("Name", self.path),
             ("Type", "Group"),
-            ("Zarr format", str(self.zarr_format)),
-            ("Read-only", str(self.read_only)),
-            ("Store", str(self._store)),
+            ("Zarr format", self.zarr_format),
+            ("Read-only", self.read_only),
+            ("Store", self._store),
         ]
-        return "\n".join(f"{k:<12}: {v}" for k, v in rows)
 
-    def info_complete(self) -> str:
+    def info_complete(self) -> Summary:
         """:attr:`info` and the members at every depth below the group, counted."""
         members = [node for _, node in self.members(max_depth=None)]
         arrays = sum(isinstance(node, Array) for node in members)
@@ -443,7 +445,7 @@ class Group:
             ("No. arrays", arrays),
             ("No. groups", len(members) - arrays),
         ]
-        return self.info + "\n" + "\n".join(f"{k:<12}: {v}" for k, v in rows)
+        return _summary(self._info_rows() + rows, 12)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_reopen_group, (self._store, self.path))
