@@ -842,3 +842,25 @@ def test_handles_on_one_node_are_equal(tmp_path: Path) -> None:
     assert a != again, "a handle that has not seen the resize differs"
     theirs = zarr.open_group(tmp_path / "g.zarr")
     assert theirs["x"] != theirs["y"] and theirs["x"] == theirs["x"]
+
+
+@pytest.mark.parametrize("shareable", [True, False])
+def test_copies_of_zarr_python_arrays_keep_their_settings(tmp_path: Path, shareable: bool) -> None:
+    # As copies of oxzarr's own arrays do (and zarr-python's from_array and *_like): the
+    # format, grid and fill value, whether oxzarr can open the source's store or not.
+    def source(name: str, **kwargs: object) -> zarr.Array:
+        store = str(tmp_path / name) if shareable else zarr.storage.MemoryStore()
+        return zarr.create_array(store, **kwargs)  # type: ignore[arg-type]
+
+    v2 = source("v2", shape=(5,), chunks=(2,), dtype="f4", fill_value=np.nan, zarr_format=2)
+    v2[:3] = [1, 2, 3]
+    copy = oxzarr.from_array(tmp_path / "copy", data=v2)
+    assert (copy.metadata.zarr_format, copy.chunks) == (2, (2,))
+    assert np.isnan(copy.fill_value)
+    assert_same(copy[...], np.array([1, 2, 3, np.nan, np.nan], dtype="f4"))
+    v3 = source("v3", shape=(8,), chunks=(2,), shards=(4,), dtype="i2", fill_value=7)
+    for like in (oxzarr.empty_like, oxzarr.full_like):
+        made = like(v3, store=tmp_path / like.__name__)
+        assert (made.fill_value, made.chunks, made.shards) == (7, (2,), (4,)), like
+    made = oxzarr.empty_like(v2, store=tmp_path / "empty_v2")
+    assert made.metadata.zarr_format == 2 and np.isnan(made.fill_value)

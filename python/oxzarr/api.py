@@ -615,6 +615,7 @@ def from_array(
     """A new array with the contents of `data`. From an Array, its settings are kept
     unless given, as in zarr-python: chunks, shards and codecs ("keep"), fill value, format,
     chunk key encoding (same format) and dimension names; not its attributes."""
+    data = _settings_source(data)
     if isinstance(data, Array):
         kwargs.setdefault("zarr_format", data.zarr_format)
         same_format = kwargs["zarr_format"] == data.zarr_format
@@ -637,6 +638,16 @@ def from_array(
             kwargs.setdefault("dimension_names", data.metadata.to_dict().get("dimension_names"))
         source: npt.ArrayLike = data[...]
     else:
+        if _is_zarr_python_array(data):
+            # Its format, grid and fill value; its codecs are zarr-python's objects.
+            theirs: Any = data
+            kwargs.setdefault("zarr_format", theirs.metadata.zarr_format)
+            chunks = theirs.chunks if chunks == "keep" else chunks
+            if "shards" not in kwargs and kwargs["zarr_format"] == 3:
+                kwargs["shards"] = theirs.shards
+            if fill_value is DEFAULT_FILL_VALUE or fill_value is None:
+                kept = theirs.fill_value
+                fill_value = DEFAULT_FILL_VALUE if kept is None else kept
         chunks = "auto" if chunks == "keep" else chunks
         compressors = "auto" if compressors == "keep" else compressors
         filters = "auto" if filters == "keep" else filters
@@ -672,11 +683,41 @@ def _keep(given: Any, kept: Any, keep: bool) -> Any:
     return given
 
 
+def _is_zarr_python_array(a: Any) -> bool:
+    return type(a).__module__.startswith("zarr.") and type(a).__name__ == "Array"
+
+
+def _settings_source(a: Any) -> Any:
+    """`a`, or for a zarr-python array, the same array opened by oxzarr when its store can be
+    (see :func:`oxzarr.storage.make_store`), so that its settings are taken as an oxzarr
+    array's are (format, fill value, codecs ...) and its values read by the engine."""
+    if not _is_zarr_python_array(a):
+        return a
+    try:
+        return open_array(a.store, path=a.path, mode="r")
+    except (TypeError, ValueError, OSError, KeyError):
+        # A store oxzarr cannot share (zarr-python's MemoryStore): read through zarr-python.
+        return a
+
+
+def _fill_value_of(a: Any) -> Any:
+    """The fill value of `a` if it is an array with one (oxzarr's or zarr-python's)."""
+    if isinstance(a, Array) or _is_zarr_python_array(a):
+        return a.fill_value
+    return None
+
+
 def _like(a: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     """create_array's arguments taken from `a` (an Array or any array-like), unless given:
     from an Array, its chunks, shards, format and codecs (and a v2 array's order), as
     zarr-python's ``*_like`` functions take them."""
+    a = _settings_source(a)
     like: dict[str, Any] = {"shape": np.shape(a), "dtype": getattr(a, "dtype", None)}
+    if _is_zarr_python_array(a):
+        # Its format and grid; its codecs are zarr-python's objects.
+        like.update(chunks=a.chunks, zarr_format=a.metadata.zarr_format)
+        if a.shards is not None and kwargs.get("zarr_format", 3) == 3:
+            like["shards"] = a.shards
     if isinstance(a, Array):
         like.update(chunks=a.chunks, zarr_format=a.zarr_format)
         # Codecs, order and shards only into the source's format (a caller or a group may ask
@@ -707,8 +748,8 @@ def ones_like(a: Any, **kwargs: Any) -> Array:
 
 def full_like(a: Any, fill_value: Any = None, **kwargs: Any) -> Array:
     """An array filled with `fill_value` (by default, `a`'s fill value) shaped like `a`."""
-    if fill_value is None and isinstance(a, Array):
-        fill_value = a.fill_value
+    if fill_value is None:
+        fill_value = _fill_value_of(a)
     args = _like(a, kwargs)
     return _create_filled(args.pop("shape"), fill_value, **args)
 
@@ -717,9 +758,8 @@ def empty_like(a: Any, **kwargs: Any) -> Array:
     """An array shaped like `a` whose values are left unset (they read as the fill value)."""
     args = _like(a, kwargs)
     # As zarr-python: an Array's fill value is kept.
-    fill_value = args.pop(
-        "fill_value", a.fill_value if isinstance(a, Array) else DEFAULT_FILL_VALUE
-    )
+    kept = _fill_value_of(a)
+    fill_value = args.pop("fill_value", DEFAULT_FILL_VALUE if kept is None else kept)
     return _create_filled(args.pop("shape"), fill_value, **args)
 
 
