@@ -378,3 +378,24 @@ def test_points_of_string_arrays(tmp_path: Path, shards: tuple[int, int] | None)
     store.reset()
     r.vindex[[0, 1, 2, 3], [0, 1, 2, 3]]  # four points of one chunk
     assert store.requests == (2 if shards else 1)  # the shard's index, then the inner chunk
+
+
+@pytest.mark.parametrize("na", [None, np.nan])
+def test_strings_with_a_missing_value_are_refused(tmp_path: Path, na: object) -> None:
+    # numpy would turn each missing string into its sentinel's text ("None", "nan"), stored
+    # as if it were data; zarr-python refuses such a dtype too.
+    with_na = np.dtypes.StringDType(na_object=na)  # type: ignore[call-arg]
+    values = np.array(["a", na, "c"], dtype=with_na)
+    with pytest.raises(ValueError, match="na_object"):
+        oxzarr.create_array(tmp_path / "made", shape=(3,), dtype=with_na)
+    a = oxzarr.create_array(tmp_path / "a", shape=(3,), dtype=str, chunks=(2,))
+    for write in (
+        lambda: a.__setitem__(slice(None), values),
+        lambda: a.vindex.__setitem__(([0, 1, 2],), values),
+        lambda: a.set_mask_selection(np.ones(3, dtype=bool), values),
+    ):
+        with pytest.raises(ValueError, match="na_object"):
+            write()
+    assert a.nchunks_initialized == 0, "nothing was written"
+    a[...] = values.astype(np.dtypes.StringDType())  # the sentinel's text, chosen on purpose
+    assert a[...].tolist() == ["a", str(na), "c"]

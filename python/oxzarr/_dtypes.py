@@ -51,6 +51,17 @@ def is_text(dtype: Any) -> bool:
     return bool(dt.kind in "TO" or (dt.kind == "U" and dt.itemsize == 0))
 
 
+def refuse_missing_strings(dtype: Any, where: str) -> None:
+    """Refuses numpy's StringDType with a missing value (``na_object``): Zarr's string type
+    has none, and numpy would turn each missing string into the text of its sentinel ("None",
+    "nan") on the way in, indistinguishable from real data. `where` names the array."""
+    if isinstance(dtype, np.dtype) and hasattr(dtype, "na_object"):
+        raise ValueError(
+            f"{where}: {dtype!r} has a missing value (na_object), which Zarr's string type "
+            "cannot store; use StringDType() and a string of your choosing for missing values"
+        )
+
+
 def is_variable_bytes(dtype: Any) -> bool:
     """Whether `dtype` asks for variable-length bytes (`bytes`, or a zero-length S)."""
     if dtype is bytes:
@@ -151,6 +162,7 @@ def zarr_data_type(dtype: Any, zarr_format: int) -> tuple[np.dtype[Any], JSON, s
     """For `dtype` given to create_array: the numpy dtype of decoded values, the data type as
     the format writes it, and the object codec v2 needs ("vlen-utf8", "vlen-bytes") if any."""
     if is_text(dtype):
+        refuse_missing_strings(dtype, "dtype")
         return STRING_DTYPE, ("string" if zarr_format == 3 else "|O"), "vlen-utf8"
     if is_variable_bytes(dtype):
         return (

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from oxzarr import _core
-from oxzarr._dtypes import STRING_DTYPE, v2_dtype
+from oxzarr._dtypes import STRING_DTYPE, refuse_missing_strings, v2_dtype
 from oxzarr._indexing import (
     Indexer,
     in_bounds,
@@ -738,6 +738,7 @@ class Array:
         if self.read_only:
             raise ReadOnlyError(f"{self!r} was opened read-only: cannot write to it")
         if self._vlen:
+            refuse_missing_strings(getattr(value, "dtype", None), repr(self))
             values = np.asarray(value, dtype=self._dtype)
             try:
                 values = np.broadcast_to(values, ix.result_shape)
@@ -974,6 +975,8 @@ class Array:
         if self.read_only:
             raise ReadOnlyError(f"{self!r} was opened read-only: cannot write to it")
         coords, shape = self._coordinates(selection)
+        if self._vlen:
+            refuse_missing_strings(getattr(value, "dtype", None), repr(self))
         values = np.broadcast_to(np.asarray(value, dtype=self._native), shape).reshape(-1)
         if self._vlen:
             self._core.write_points_vlen(coords, self._vlen_values(values), self._write_empty())
