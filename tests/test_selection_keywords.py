@@ -244,3 +244,34 @@ def test_ints_and_slices_skip_the_python_indexer(
         a.get_basic_selection(Ellipsis)
     with pytest.raises(AssertionError, match="Python indexer"):
         a.get_orthogonal_selection((3, 4), out=np.empty((), "f8"))
+
+
+def test_selections_take_what_zarr_python_takes(tmp_path: Path) -> None:
+    import zarr
+
+    values = np.arange(20, dtype="i4").reshape(4, 5)
+    ours = oxzarr.create_array(tmp_path / "a", shape=(4, 5), dtype="i4", chunks=(2, 2))
+    theirs = zarr.create_array(tmp_path / "z", shape=(4, 5), dtype="i4", chunks=(2, 2))
+    for a in (ours, theirs):
+        a[...] = values
+        # A point of scalars reads as shape (1,), and what is read can be written back.
+        a.vindex[1, 2] = a.vindex[1, 2] + 100
+        a.vindex[0, 0] = [7]
+        # A mask as nested lists.
+        mask = (values > 15).tolist()
+        assert_same(a.vindex[mask], values[values > 15])
+        a.vindex[mask] = -1
+    assert_same(ours[...], theirs[...])
+    assert (ours[1, 2], ours[0, 0], ours[3, 4]) == (107, 7, -1)
+    # Basic selections take no index arrays (they belong to oindex and vindex).
+    for a in (ours, theirs):
+        with pytest.raises(IndexError):
+            a.get_basic_selection(([0, 2], slice(None)))
+        with pytest.raises(IndexError):
+            a.set_basic_selection((np.array([0, 2]), slice(None)), 1)
+    assert_same(ours.get_basic_selection((np.int64(1), slice(1, 3))), theirs[1, 1:3])
+    # A block of a 0-d array is a 0-d array, not a scalar.
+    for create in (oxzarr.create_array, zarr.create_array):
+        zero_d = create(tmp_path / f"{create.__module__}-0d", shape=(), dtype="i4", fill_value=5)
+        block = zero_d.blocks[...]
+        assert isinstance(block, np.ndarray) and block.shape == () and block == 5

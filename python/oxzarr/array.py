@@ -336,9 +336,26 @@ def _summary(rows: list[tuple[str, Any]], width: int) -> Summary:
     return Summary("\n".join(f"{k:<{width}}: {v}" for k, v in rows))
 
 
+def _check_basic(selection: Any) -> None:
+    """Refuses what a basic selection does not take (index arrays and masks), as zarr-python
+    does: they belong to ``oindex``, ``vindex`` or ``[]``."""
+    for item in selection if isinstance(selection, tuple) else (selection,):
+        if isinstance(item, list | np.ndarray) and np.ndim(item) > 0:
+            raise IndexError(
+                "a basic selection takes integers, slices, Ellipsis and newaxis, not "
+                f"{type(item).__name__}: use oindex, vindex or [] for index arrays and masks"
+            )
+
+
 def _is_mask(key: Any, shape: tuple[int, ...]) -> bool:
     if isinstance(key, tuple) and len(key) == 1:
         key = key[0]
+    if isinstance(key, list):
+        # A mask as nested lists, as numpy and zarr-python take it.
+        try:
+            key = np.asarray(key)
+        except ValueError:  # ragged: not a mask
+            return False
     return isinstance(key, np.ndarray) and key.dtype == np.bool_ and key.shape == shape
 
 
@@ -838,6 +855,7 @@ class Array:
     ) -> npt.NDArray[Any]:
         """Reads integers, slices (any step), Ellipsis and newaxis; a selection of one
         element is a numpy scalar."""
+        _check_basic(selection)
         values = None
         if out is None and fields is None:
             values = self._read_simple(selection)
@@ -849,6 +867,7 @@ class Array:
     def set_basic_selection(
         self, selection: Any, value: npt.ArrayLike, *, fields: Fields = None, prototype: Any = None
     ) -> None:
+        _check_basic(selection)
         self._set(indexer(selection, self._shape), value, fields)
 
     def get_orthogonal_selection(
@@ -975,6 +994,8 @@ class Array:
         if self.read_only:
             raise ReadOnlyError(f"{self!r} was opened read-only: cannot write to it")
         coords, shape = self._coordinates(selection)
+        # One point of scalars takes what reading it gives (shape (1,)), or a scalar.
+        shape = shape or (1,)
         if self._vlen:
             refuse_missing_strings(getattr(value, "dtype", None), repr(self))
         values = np.broadcast_to(np.asarray(value, dtype=self._native), shape).reshape(-1)
@@ -1054,20 +1075,22 @@ class Array:
         fields: Fields = None,
         prototype: Any = None,
     ) -> npt.NDArray[Any]:
-        """Reads whole chunks: ``selection`` indexes the chunk grid."""
-        return self.get_basic_selection(self._block_key(selection), out=out, fields=fields)
+        """Reads whole chunks: ``selection`` indexes the chunk grid. Always an array (a 0-d
+        one for a 0-d array, as in zarr-python)."""
+        return self._read(indexer(self._block_key(selection), self._shape), out, fields)
 
     def set_block_selection(
         self, selection: Any, value: npt.ArrayLike, *, fields: Fields = None, prototype: Any = None
     ) -> None:
-        self.set_basic_selection(self._block_key(selection), value, fields=fields)
+        self._set(indexer(self._block_key(selection), self._shape), value, fields)
 
     # --- shape changes and storage ---
 
     def resize(self, *shape: Any, new_shape: Any = None) -> None:
         """Changes the shape (``a.resize((5, 6))``, ``a.resize(5, 6)`` or
-        ``a.resize(new_shape=(5, 6))``). Chunks wholly outside the new shape are deleted;
-        growing exposes the fill value (as in zarr-python)."""
+        ``a.resize(new_shape=(5, 6))``). Chunks wholly outside the new shape are deleted, and
+        growing shows the fill value there; chunks cut in part keep their values, which
+        growing again shows (as in zarr-python)."""
         if new_shape is not None:
             if shape:
                 raise TypeError("resize() takes the shape once: positionally or as new_shape")
