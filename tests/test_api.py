@@ -864,3 +864,56 @@ def test_copies_of_zarr_python_arrays_keep_their_settings(tmp_path: Path, sharea
         assert (made.fill_value, made.chunks, made.shards) == (7, (2,), (4,)), like
     made = oxzarr.empty_like(v2, store=tmp_path / "empty_v2")
     assert made.metadata.zarr_format == 2 and np.isnan(made.fill_value)
+
+
+def test_zarr_version_and_unknown_keywords(tmp_path: Path) -> None:
+    # zarr-python's older name for zarr_format is taken (with its deprecation warning); a
+    # misspelt keyword is refused rather than dropped.
+    with pytest.warns(DeprecationWarning, match="zarr_version"):
+        oxzarr.group(tmp_path / "g", zarr_version=2)
+    with pytest.warns(DeprecationWarning):
+        oxzarr.open_group(tmp_path / "h", mode="w", zarr_version=2)
+    with pytest.warns(DeprecationWarning):
+        oxzarr.save(tmp_path / "s", np.arange(3), zarr_version=2)
+    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == [".zgroup"]
+    assert sorted(p.name for p in (tmp_path / "h").iterdir()) == [".zgroup"]
+    saved = oxzarr.open(tmp_path / "s", mode="r")
+    assert isinstance(saved, oxzarr.Array) and saved.metadata.zarr_format == 2
+    for call in (
+        lambda: oxzarr.open_group(tmp_path / "x", mode="w", zarr_fromat=2),
+        lambda: oxzarr.group(tmp_path / "x", atributes={}),
+        lambda: oxzarr.open(tmp_path / "x", mode="w", atributes={}),
+    ):
+        with pytest.raises(TypeError, match="unexpected keyword"):
+            call()
+    with pytest.raises(ValueError, match="differ"):
+        oxzarr.open_group(tmp_path / "x", zarr_format=3, zarr_version=2)
+
+
+def test_mode_w_minus_refuses_any_data_there(tmp_path: Path) -> None:
+    # As zarr-python: chunks left without metadata would read as the new array's values.
+    left = zarr.create_array(tmp_path / "a", shape=(4,), chunks=(2,), dtype="i4")
+    left[:] = 7
+    (tmp_path / "a" / "zarr.json").unlink()
+    with pytest.raises(FileExistsError, match="already holds data"):
+        oxzarr.open_array(tmp_path / "a", mode="w-", shape=(4,), chunks=(2,), dtype="i4")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError):
+        oxzarr.open_group(tmp_path / "b", mode="w-")
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "zarr.json").write_text("{not json")
+    with pytest.raises(FileExistsError):
+        oxzarr.open_group(tmp_path / "c", mode="w-")
+    assert oxzarr.open_group(tmp_path / "d", mode="w-").path == ""
+
+
+def test_open_consolidated_takes_the_mode(tmp_path: Path) -> None:
+    oxzarr.open_group(tmp_path, mode="w").create_array("a", shape=(2,), dtype="i4")
+    oxzarr.consolidate_metadata(tmp_path)
+    assert list(oxzarr.open_consolidated(tmp_path, mode="r").keys()) == ["a"]
+    # "w" starts an empty group, as zarr-python's does.
+    assert list(oxzarr.open_consolidated(tmp_path, mode="w").keys()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["zarr.json"]
+    with pytest.raises(GroupNotFoundError):
+        oxzarr.open_consolidated(tmp_path / "none", mode="a")

@@ -354,6 +354,15 @@ def test_creation_modes_keep_the_storage_options(s3_bucket: Bucket) -> None:
         oxzarr.zeros((3,), store=url, storage_options=options, mode="w-")
     oxzarr.full((4,), 7, store=url, storage_options=options, mode="w")
     assert oxzarr.open_array(url, storage_options=options)[...].tolist() == [7, 7, 7, 7]
+    # group() and save() take them too.
+    oxzarr.group(f"{bucket}/made-by-group.zarr", storage_options=options).attrs["a"] = 1
+    assert (
+        oxzarr.open_group(f"{bucket}/made-by-group.zarr", storage_options=options).attrs["a"] == 1
+    )
+    oxzarr.save(f"{bucket}/by-save.zarr", np.arange(3), storage_options=options)
+    assert_same(
+        oxzarr.load(RemoteStore(f"{bucket}/by-save.zarr", storage_options=options)), np.arange(3)
+    )
     store = RemoteStore(url, storage_options={**options, "token": None})
     assert store.with_read_only(True).with_read_only(False) == store
     assert store.with_read_only(True) != store

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal
 
@@ -74,6 +75,31 @@ def _check_format(zarr_format: int | None) -> None:
         raise ValueError(f"zarr_format must be 2 or 3, not {zarr_format!r}")
 
 
+def _zarr_format(zarr_format: int | None, kwargs: dict[str, Any]) -> int | None:
+    """`zarr_format`, or zarr-python's older name for it, ``zarr_version``, taken out of
+    `kwargs` (with zarr-python's deprecation warning)."""
+    version = kwargs.pop("zarr_version", None)
+    if version is None:
+        return zarr_format
+    if zarr_format is not None and zarr_format != version:
+        raise ValueError(f"zarr_format={zarr_format!r} and zarr_version={version!r} differ")
+    warnings.warn("zarr_version is deprecated, use zarr_format", DeprecationWarning, stacklevel=3)
+    return int(version)
+
+
+def _no_other_keywords(function: str, kwargs: Mapping[str, Any], allowed: Iterable[str]) -> None:
+    """Refuses keywords `function` does not take (a misspelt one would be dropped unseen),
+    as Python refuses them; zarr-python 2's settings of layers oxzarr has not are taken
+    when left unset."""
+    for name, value in kwargs.items():
+        if name in _CREATE_IGNORED and value in (None, True):
+            continue
+        if name in _CREATE_IGNORED:
+            raise TypeError(f"{function}() does not support {name}= (oxzarr has no such layer)")
+        if name not in allowed:
+            raise TypeError(f"{function}() got an unexpected keyword argument {name!r}")
+
+
 def _check_mode(mode: str) -> None:
     if mode not in _MODES:
         raise ValueError(f"invalid mode {mode!r}: expected one of {', '.join(_MODES)}")
@@ -120,12 +146,21 @@ def _check_found_format(
 def _refuse_existing(
     store: StoreLike, path: str | None, storage_options: Mapping[str, Any] | None = None
 ) -> None:
-    """Mode "w-": a node already at `path` is a FileExistsError, as in zarr-python."""
+    """Mode "w-": a node, or any other value, already at `path` is a FileExistsError, as in
+    zarr-python (chunks left there would read as the new node's data)."""
     target = make_store(store, read_only=True, storage_options=storage_options)
     try:
         _core.open_node(target._core, _path(path))
     except NodeNotFoundError:
-        return
+        prefix = _path(path) + "/" if _path(path) else ""
+        keys, prefixes = target.list_dir(prefix)
+        if not keys and not prefixes:
+            return
+        raise FileExistsError(
+            f"{_path(path) or '/'!r} in {target} already holds data (mode 'w-')"
+        ) from None
+    except ValueError:
+        pass  # a node there whose metadata does not parse: there all the same
     raise FileExistsError(f"a node exists at {_path(path) or '/'!r} in {target} (mode 'w-')")
 
 
@@ -268,6 +303,7 @@ def open_array(
     """Opens an array. ``mode``: "r" read-only, "r+" read/write (must exist), "a" read/write
     (created from ``kwargs`` if missing), "w" create (replacing), "w-" create (fail if
     present)."""
+    zarr_format = _zarr_format(zarr_format, kwargs)
     _check_mode(mode)
     _check_format(zarr_format)
     target = _store_for_mode(store, mode, storage_options)
@@ -331,6 +367,8 @@ def open_group(
     **kwargs: Any,
 ) -> Group:
     """Opens a group; modes as in :func:`open_array` ("a" creates a missing group)."""
+    zarr_format = _zarr_format(zarr_format, kwargs)
+    _no_other_keywords("open_group", kwargs, ("use_consolidated",))
     _check_mode(mode)
     _check_format(zarr_format)
     target = _store_for_mode(store, mode, storage_options)
@@ -455,10 +493,10 @@ def open_consolidated(
     **kwargs: Any,
 ) -> Group:
     """Opens a group through its consolidated metadata: opening its members then reads
-    nothing more from the store. An error if it has none."""
-    _check_mode(mode)
-    target = _store_for_mode(store, mode, storage_options)
-    return Group(_core.Group.open_consolidated(target._core, _path(path)), target)
+    nothing more from the store. An error if it has none. Modes as in :func:`open_group`
+    ("w" starts an empty group)."""
+    kwargs.setdefault("use_consolidated", True)
+    return open_group(store, mode=mode, path=path, storage_options=storage_options, **kwargs)
 
 
 def tree(group: Group, *, level: int | None = None) -> str:
@@ -473,15 +511,19 @@ def group(
     path: str | None = None,
     attributes: Mapping[str, JSON] | None = None,
     zarr_format: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> Group:
     """Opens or creates a group (replacing it if ``overwrite``)."""
+    zarr_format = _zarr_format(zarr_format, kwargs)
+    _no_other_keywords("group", kwargs, ())
     return open_group(
         store,
         mode="w" if overwrite else "a",
         path=path,
         attributes=attributes,
         zarr_format=zarr_format,
+        storage_options=storage_options,
     )
 
 
@@ -496,11 +538,15 @@ def open(
 ) -> Array | Group:
     """Opens the array or group the store holds at ``path``. If there is none, mode "a" (the
     default) creates an array when ``shape`` is given, else a group."""
+    zarr_format = _zarr_format(zarr_format, kwargs)
     mode = mode or "a"
     _check_mode(mode)
     _check_format(zarr_format)
     fmt = zarr_format
     target = _store_for_mode(store, mode, storage_options)
+    if "shape" not in kwargs:
+        # A group's keywords only (an array's `config` is let through: the node may be one).
+        _no_other_keywords("open", kwargs, ("attributes", "use_consolidated", "config"))
     if mode in ("w", "w-", "x"):
         if "shape" in kwargs:
             return open_array(target, mode=mode, path=path, zarr_format=fmt, **kwargs)
@@ -797,6 +843,7 @@ def create(
     """Creates an array with zarr-python's older arguments (``compressor``, ``filters``,
     ``codecs``, ``dimension_separator``, ``chunks=True``), as ``zarr.create`` does;
     :func:`create_array` is the newer form."""
+    zarr_format = _zarr_format(zarr_format, kwargs)
     for name in _CREATE_IGNORED:
         if kwargs.pop(name, None) not in (None, True):
             raise TypeError(f"create() does not support {name}= (oxzarr has no such layer)")
@@ -872,6 +919,7 @@ def save_array(
 ) -> None:
     """Stores `arr` as a new array at `path` (an existing array there is an error, as in
     zarr-python; ``overwrite=True`` or ``mode="w"`` replaces it)."""
+    zarr_format = _zarr_format(zarr_format, kwargs)
     kwargs["storage_options"] = storage_options
     target = _overwrite_for(kwargs.pop("mode", None), store, path, kwargs)
     create_array(target, name=path, data=np.asarray(arr), zarr_format=zarr_format, **kwargs)
@@ -883,10 +931,12 @@ def save_group(
     zarr_format: int | None = None,
     path: str | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    zarr_version: int | None = None,
     **kwargs: npt.ArrayLike,
 ) -> None:
     """Stores a group at `path` (replacing what is there) holding the arrays given: the
     positional ones as ``arr_0``, ``arr_1``..., the others under their names."""
+    zarr_format = _zarr_format(zarr_format, {"zarr_version": zarr_version})
     if not args and not kwargs:
         raise ValueError("at least one array must be provided")
     named = {f"arr_{i}": a for i, a in enumerate(args)} | dict(kwargs)
@@ -902,13 +952,26 @@ def save(
     *args: npt.ArrayLike,
     zarr_format: int | None = None,
     path: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    zarr_version: int | None = None,
     **kwargs: Any,
 ) -> None:
-    """Stores one array (:func:`save_array`) or several in a group (:func:`save_group`)."""
+    """Stores one array (:func:`save_array`) or several in a group (:func:`save_group`):
+    the keyword arguments other than these are arrays, as in zarr-python."""
+    zarr_format = _zarr_format(zarr_format, {"zarr_version": zarr_version})
     if len(args) == 1 and not kwargs:
-        save_array(store, args[0], zarr_format=zarr_format, path=path)
+        save_array(
+            store, args[0], zarr_format=zarr_format, path=path, storage_options=storage_options
+        )
     else:
-        save_group(store, *args, zarr_format=zarr_format, path=path, **kwargs)
+        save_group(
+            store,
+            *args,
+            zarr_format=zarr_format,
+            path=path,
+            storage_options=storage_options,
+            **kwargs,
+        )
 
 
 def load(store: StoreLike, path: str | None = None, zarr_format: int | None = None) -> Any:
