@@ -527,6 +527,9 @@ def test_config(tmp_path: Path) -> None:
         oxzarr.config.set({"nope": 1})
     with pytest.raises(ValueError):
         oxzarr.config.set({"threads": 0})
+    # Threads are made before any work: 100,000 took minutes and gigabytes.
+    with pytest.raises(ValueError, match="at most 1024"):
+        oxzarr.config.set({"threads": 100_000})
     assert oxzarr.config.get("nope", "default") == "default"
 
 

@@ -30,10 +30,12 @@ def data(shape: tuple[int, ...] = SHAPE, dtype: str = "u2") -> np.ndarray:
     return values.astype(dtype)
 
 
-def cli(*args: Any, check: bool = True) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: Any, check: bool = True, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """Runs `oxzarr ARGS` as a user would, in a fresh process."""
     run = subprocess.run(
-        [sys.executable, "-m", "oxzarr", *map(str, args)], capture_output=True, text=True
+        [sys.executable, "-m", "oxzarr", *map(str, args)], capture_output=True, text=True, cwd=cwd
     )
     if check and run.returncode != 0:
         raise AssertionError(f"exit {run.returncode}: {run.stderr}")
@@ -410,7 +412,13 @@ def test_verify_exit_codes(tmp_path: Path, source: Path) -> None:
         (["{src}", "{dst}", "--compressor", "blosc:snappy:5:shuffle"], "not 'snappy'"),
         (["{src}", "{dst}", "--chunks", "a,b"], "--chunks takes integers"),
         (["{src}", "{dst}", "--chunks", "8,8"], "has 2 dimensions, the array 3"),
-        (["{src}", "{src}/c/0/0/0/x.zarr"], "no such directory"),
+        (["{src}", "{src}/c/0/0/0/x.zarr"], "overlap"),
+        (["{src}", "{tmp}", "--overwrite"], "overlap"),
+        (["{src}", "", "--overwrite"], "must not be empty"),
+        (["{src}", "{dst}", "--threads", "100000"], "from 1 to 1024"),
+        (["{src}", "{dst}", "--dtype", "bool", "--fill-value", "no"], "'no' is not a bool"),
+        (["{src}", "{dst}", "--dtype", "f4", "--fill-value", "1e400"], "out of range"),
+        (["{src}", "{dst}", "--fill-value", "abc"], "'abc' is not a number"),
         (["{src}", "{dst}", "--dtype", "float99"], "unknown data type"),
         (["{src}", "{dst}", "--zarr-format", "2", "--shards", "8,8,8"], "no shards"),
         (["{src}", "{dst}", "--dtype", "bool"], "the fill value 7 has no bool form"),
@@ -426,8 +434,9 @@ def test_bad_input_is_one_line_and_exit_2(
         "dst": tmp_path / "dst.zarr",
         "missing": tmp_path / "missing.zarr",
         "existing": existing,
+        "tmp": tmp_path,
     }
-    run = cli("convert", *(a.format(**names) for a in args), check=False)
+    run = cli("convert", *(a.format(**names) for a in args), check=False, cwd=tmp_path)
     assert run.returncode == 2, run
     assert run.stderr.startswith("oxzarr: error: ") and run.stderr.count("\n") == 1, run.stderr
     assert message in run.stderr
@@ -617,3 +626,23 @@ def test_float_to_integer_casts_saturate_from_every_source(tmp_path: Path) -> No
     run = cli("convert", tmp_path / "f.npy", tmp_path / "c.zarr", "--dtype", "c8")
     assert run.returncode == 0
     np.testing.assert_array_equal(oxzarr.open_array(tmp_path / "c.zarr")[...], values.astype("c8"))
+
+
+def test_fill_values_are_read_by_each_arrays_data_type(tmp_path: Path) -> None:
+    # Text stays the text typed ("007", not 7), bytes are its bytes, and a bool array takes
+    # only true/false/1/0; in a group, each array reads the same text its own way.
+    root = oxzarr.open_group(tmp_path / "src.zarr", mode="w")
+    root.create_array("text", shape=(2,), dtype=str)
+    root.create_array("raw", shape=(2,), dtype=bytes)
+    root.create_array("fixed", shape=(2,), dtype="U3", zarr_format=3)
+    root.create_array("flags", shape=(2,), dtype=bool)
+    root.create_array("number", shape=(2,), dtype="f8")
+    cli("convert", tmp_path / "src.zarr", tmp_path / "a.zarr", "--fill-value", "1")
+    out = oxzarr.open_group(tmp_path / "a.zarr", mode="r")
+    assert out["text"].fill_value == "1" and out["raw"].fill_value == b"1"
+    assert out["fixed"].fill_value == "1" and out["flags"].fill_value is np.True_
+    assert out["number"].fill_value == 1.0
+    cli("convert", tmp_path / "src.zarr/text", tmp_path / "b.zarr", "--fill-value", "007")
+    assert zarr.open_array(tmp_path / "b.zarr", mode="r").fill_value == "007"
+    cli("convert", tmp_path / "src.zarr/flags", tmp_path / "c.zarr", "--fill-value", "FALSE")
+    assert oxzarr.open_array(tmp_path / "c.zarr", mode="r").fill_value == np.False_

@@ -23,10 +23,11 @@ from oxzarr import __version__
 from oxzarr.api import open
 from oxzarr.array import Array, ArrayMetadata
 from oxzarr.codecs import BloscCodec, GzipCodec, ZstdCodec
-from oxzarr.config import config
+from oxzarr.config import MAX_THREADS, config
 from oxzarr.convert import (
     KEEP,
     MEMORY_BOUND_BYTES,
+    FillValueText,
     Interrupted,
     Progress,
     convert,
@@ -162,8 +163,8 @@ class ProgressBar:
 
 def _convert(args: argparse.Namespace) -> int:
     if args.threads is not None:
-        if args.threads <= 0:
-            raise _UsageError("--threads takes a positive number")
+        if not 0 < args.threads <= MAX_THREADS:
+            raise _UsageError(f"--threads takes a number from 1 to {MAX_THREADS}")
         config.set({"threads": args.threads})
     shards: Any = KEEP
     if args.shards is not None:
@@ -176,7 +177,8 @@ def _convert(args: argparse.Namespace) -> int:
             raise _UsageError(f"unknown data type {args.dtype!r}") from None
     fill_value: Any = KEEP
     if args.fill_value is not None:
-        fill_value = _parse_fill(args.fill_value)
+        # Read by each array's data type (see FillValueText).
+        fill_value = FillValueText(args.fill_value)
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     bar = ProgressBar(sys.stderr) if show else None
     destination: Any = args.destination
@@ -209,20 +211,6 @@ def _convert(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
-
-
-def _parse_fill(text: str) -> Any:
-    lowered = text.lower()
-    if lowered in ("nan", "inf", "-inf", "infinity", "-infinity"):
-        return float(lowered.replace("infinity", "inf"))
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    return text
 
 
 def _describe_codecs(array: Array) -> str:
@@ -423,7 +411,12 @@ def parser() -> argparse.ArgumentParser:
         "type's range saturate (NaN becomes 0) and complex to real is refused; other types "
         "(times, text, records) keep their own type",
     )
-    conv.add_argument("--fill-value", metavar="V", help="fill value of the output")
+    conv.add_argument(
+        "--fill-value",
+        metavar="V",
+        help="fill value of the output, read by each array's data type: text as typed, "
+        "true/false/1/0 for bools, a number (nan, inf, -inf too), NaT or a date",
+    )
     conv.add_argument("--threads", type=int, metavar="N", help="threads (default: all cores)")
     progress = conv.add_mutually_exclusive_group()
     progress.add_argument(

@@ -75,12 +75,20 @@ _ZARR_PYTHON_ONLY: dict[str, Any] = {
 }
 
 
+#: The most threads ``threads`` may ask for: many times the cores of any machine, and as many
+#: requests in flight as a remote store serves well.
+MAX_THREADS = 1024
+
+
 def _check(key: str, value: Any) -> Any:
     if key == "threads":
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"config 'threads' must be a positive integer or None, not {value!r}")
+        if value > MAX_THREADS:
+            # Each is an operating-system thread with its own stack, made before any work.
+            raise ValueError(f"config 'threads' must be at most {MAX_THREADS}, not {value}")
         return value
     if key == "chunk_cache_bytes":
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:

@@ -40,7 +40,15 @@ from oxzarr.array import Array
 from oxzarr.group import Group
 from oxzarr.storage import ZipStore, make_store
 
-__all__ = ["KEEP", "MEMORY_BOUND_BYTES", "Interrupted", "Progress", "Report", "convert"]
+__all__ = [
+    "KEEP",
+    "MEMORY_BOUND_BYTES",
+    "FillValueText",
+    "Interrupted",
+    "Progress",
+    "Report",
+    "convert",
+]
 
 
 class _Keep:
@@ -63,6 +71,42 @@ MEMORY_BOUND_BYTES = _CACHE_BYTES + _WAVE_BYTES
 _BLOCK_BYTES = 64 << 20
 
 _ARRAY_DIMENSIONS = "_ARRAY_DIMENSIONS"
+
+
+class FillValueText(str):
+    """A fill value as typed on a command line: read by each array's data type (text stays
+    the text typed, ``true``/``false`` are a bool array's, numbers a number array's), since
+    the arrays of a group can differ."""
+
+
+def _fill_from_text(path: str, text: str, dtype: np.dtype[Any]) -> Any:
+    """The fill value `text` means for an array of `dtype` at `path` (a ValueError if none)."""
+    if dtype.kind in "TU":
+        return str(text)
+    if dtype.kind in "OS":  # variable-length bytes (text is StringDType here), fixed bytes
+        return str(text).encode("utf-8")
+    lowered = text.strip().lower()
+    if dtype.kind == "b":
+        if lowered in ("true", "1"):
+            return True
+        if lowered in ("false", "0"):
+            return False
+        raise ValueError(f"{path}: fill value {text!r} is not a bool (true, false, 1 or 0)")
+    if dtype.kind in "Mm":
+        return str(text)  # "NaT", a date, or a count of units: the array's dtype reads it
+    if lowered in ("nan", "inf", "-inf", "+inf", "infinity", "-infinity", "+infinity"):
+        return float(lowered.replace("infinity", "inf"))
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{path}: fill value {text!r} is not a number") from None
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{path}: fill value {text!r} is out of range (write inf for infinity)")
+    return value
 
 
 @dataclass
@@ -388,6 +432,8 @@ def _zarr_settings(path: str, source: Array, options: _Options) -> dict[str, Any
 def _fill(
     path: str, options: _Options, fill: Any, source: np.dtype[Any], dtype: np.dtype[Any]
 ) -> Any:
+    if isinstance(options.fill_value, FillValueText):
+        return _fill_from_text(path, options.fill_value, dtype)
     if options.fill_value is not KEEP:
         return options.fill_value
     if fill is None or fill is DEFAULT_FILL_VALUE or source == dtype:
@@ -674,6 +720,10 @@ def convert(
     if options.zarr_format not in (None, 2, 3):
         raise ValueError(f"zarr_format must be 2 or 3, not {zarr_format!r}")
     source = os.fspath(source)
+    named = os.fspath(destination) if isinstance(destination, str | os.PathLike) else None
+    if source == "" or named == "":
+        # "" would be the working directory, which --overwrite would replace.
+        raise ValueError("the source and the destination must not be empty")
     plan = _plan(source, options, storage_options)
     final = _local_path(destination)
     staging: Path | None = None
@@ -681,6 +731,13 @@ def convert(
     if final is not None:
         # A symlink stands for where it points; "." and ".." for the directories they name.
         final = Path(os.path.realpath(final))
+        local_source = _local_path(source)
+        if local_source is not None:
+            # Replacing the destination would delete the source (or the destination be
+            # written into the source it reads).
+            inside = Path(os.path.realpath(local_source))
+            if inside == final or final in inside.parents or inside in final.parents:
+                raise ValueError(f"{final} and the source {inside} overlap: choose another place")
         if final.exists() and not overwrite:
             raise FileExistsError(f"{final} exists (overwrite it with --overwrite)")
         if not final.parent.is_dir():
