@@ -438,3 +438,20 @@ def test_zarr_python_codec_objects_store_what_zarr_python_stores(
     ours = json.loads((tmp_path / "o" / "zarr.json").read_text())["codecs"]
     theirs = json.loads((tmp_path / "z" / "zarr.json").read_text())["codecs"]
     assert ours == theirs
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_attributes_with_lone_surrogates(tmp_path: Path, zarr_format: int) -> None:
+    # Python's os.fsdecode gives file names that are not UTF-8 lone surrogates; zarr-python
+    # stores them as JSON escapes and reads them back, and so must oxzarr, both ways.
+    name = "data\udcff.nc"
+    zarr.create_array(
+        tmp_path / "a", shape=(2,), dtype="i1", attributes={"src": name}, zarr_format=zarr_format
+    )
+    ours = oxzarr.open_array(tmp_path / "a")
+    assert ours.attrs["src"] == name
+    ours.attrs["more"] = "b\udc80"
+    assert zarr.open_array(tmp_path / "a").attrs.asdict() == {"src": name, "more": "b\udc80"}
+    group = oxzarr.open_group(tmp_path / "g", mode="w", zarr_format=zarr_format)
+    group.attrs["n"] = "\ud800 alone"
+    assert zarr.open_group(tmp_path / "g").attrs["n"] == "\ud800 alone"

@@ -7,6 +7,11 @@
 //! ([`NAN`], [`INFINITY`], [`NEG_INFINITY`]: a NUL and the token, which no real attribute
 //! holds), and the markers are written back as the bare tokens. Python's `json` reads them
 //! as floats on the other side.
+//!
+//! Python's `json` also writes strings holding a lone surrogate (`os.fsdecode` of a file name
+//! that is not UTF-8 gives them) as an escape, `"\udcff"`, which Python reads back but Rust
+//! strings cannot hold. Inside strings, such an escape is read as [`SURROGATE`] and its four
+//! hex digits, and written back as the escape.
 
 use serde_json::Value;
 
@@ -16,6 +21,9 @@ pub const NAN: &str = "\u{0}NaN";
 pub const INFINITY: &str = "\u{0}Infinity";
 /// What a bare `-Infinity` is read as.
 pub const NEG_INFINITY: &str = "\u{0}-Infinity";
+
+/// What a lone surrogate escape `\uXXXX` inside a string is read as: this, then `XXXX`.
+pub const SURROGATE: &str = "\u{0}\u{1}";
 
 /// The bare tokens, longest first where one begins another, with their markers' JSON text.
 const TOKENS: [(&str, &str); 3] = [
@@ -44,21 +52,45 @@ pub fn parse(bytes: &[u8]) -> serde_json::Result<Value> {
     }
 }
 
-/// The document with each bare token outside strings replaced by its marker's JSON text;
-/// `None` if there is none.
+/// The UTF-16 unit of the escape `\uXXXX` at the start of `bytes`, if it is one.
+fn unit_at(bytes: &[u8]) -> Option<u16> {
+    let hex = bytes.strip_prefix(b"\\u")?.get(..4)?;
+    u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+}
+
+/// The document with each bare token outside strings replaced by its marker's JSON text,
+/// and each lone surrogate escape inside strings by its marker's; `None` if there is none.
 fn with_markers(bytes: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(bytes.len() + 16);
     let mut in_string = false;
-    let mut escaped = false;
     let mut found = false;
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
         if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
+            if b == b'\\' {
+                // An escape: copied whole, unless it is a surrogate without its pair.
+                let len = match unit_at(&bytes[i..]) {
+                    // A high surrogate followed by a low one: a pair, one character.
+                    Some(0xD800..=0xDBFF)
+                        if matches!(unit_at(&bytes[i + 6..]), Some(0xDC00..=0xDFFF)) =>
+                    {
+                        12
+                    }
+                    Some(0xD800..=0xDFFF) => {
+                        out.extend_from_slice(b"\\u0000\\u0001");
+                        out.extend_from_slice(&bytes[i + 2..i + 6]);
+                        i += 6;
+                        found = true;
+                        continue;
+                    }
+                    Some(_) => 6,
+                    None => 2,
+                };
+                let end = (i + len).min(bytes.len());
+                out.extend_from_slice(&bytes[i..end]);
+                i = end;
+                continue;
             } else if b == b'"' {
                 in_string = false;
             }
@@ -112,7 +144,7 @@ fn without_markers(text: String) -> String {
             let string = &text[i..end];
             match TOKENS.iter().find(|(_, marker)| *marker == string) {
                 Some((token, _)) => out.push_str(token),
-                None => out.push_str(string),
+                None => push_restoring_surrogates(&mut out, string),
             }
             i = end;
         } else {
@@ -122,6 +154,37 @@ fn without_markers(text: String) -> String {
         }
     }
     out
+}
+
+/// Pushes `string` (a serialised JSON string) with each lone surrogate marker written as the
+/// escape it was read from. The scan steps over escapes, so an escaped backslash followed by
+/// the marker's text stays text.
+fn push_restoring_surrogates(out: &mut String, string: &str) {
+    const MARKER: &str = "\\u0000\\u0001";
+    if !string.contains(MARKER) {
+        out.push_str(string);
+        return;
+    }
+    let mut rest = string;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let hex = rest.get(MARKER.len()..MARKER.len() + 4);
+        match hex {
+            Some(hex) if rest.starts_with(MARKER) => {
+                out.push_str("\\u");
+                out.push_str(hex);
+                rest = &rest[MARKER.len() + 4..];
+            }
+            _ => {
+                // Any other escape: its backslash and the character after it (ASCII).
+                let len = rest.len().min(2);
+                out.push_str(&rest[..len]);
+                rest = &rest[len..];
+            }
+        }
+    }
+    out.push_str(rest);
 }
 
 #[cfg(test)]
@@ -170,6 +233,25 @@ mod tests {
             written,
             r#"{"e":"\u0000NaN and more","f":"\"\u0000NaN","g":["\\",NaN]}"#
         );
+    }
+
+    #[test]
+    fn lone_surrogates_round_trip() -> serde_json::Result<()> {
+        // As Python's json writes "data\udcff.nc" (a name os.fsdecode made); a pair of
+        // surrogates is one character, and an escaped backslash before "udcff" is text.
+        let text = br#"{"src": "data\udcff.nc", "pair": "\ud83d\ude00", "high": "\ud800",
+                        "text": "\\udcff", "both": "\udcffNaN\ud800\ud800"}"#;
+        let value = parse(text)?;
+        assert_eq!(value["src"], json!("data\u{0}\u{1}dcff.nc"));
+        assert_eq!(value["pair"], json!("\u{1F600}"));
+        assert_eq!(value["text"], json!("\\udcff"));
+        let written = to_string(&value);
+        assert_eq!(
+            written,
+            r#"{"src":"data\udcff.nc","pair":"😀","high":"\ud800","text":"\\udcff","both":"\udcffNaN\ud800\ud800"}"#
+        );
+        assert_eq!(parse(written.as_bytes())?, value);
+        Ok(())
     }
 
     #[test]
