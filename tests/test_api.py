@@ -920,3 +920,14 @@ def test_open_consolidated_takes_the_mode(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["zarr.json"]
     with pytest.raises(GroupNotFoundError):
         oxzarr.open_consolidated(tmp_path / "none", mode="a")
+
+
+def test_open_hands_an_existing_array_its_keywords(tmp_path: Path) -> None:
+    # As zarr-python's open: keywords go to the node found, so an array's are not refused
+    # for not being a group's.
+    oxzarr.create_array(tmp_path / "a", shape=(2,), dtype="i4")
+    opened = oxzarr.open(tmp_path / "a", mode="r+", config={"write_empty_chunks": True})
+    assert isinstance(opened, oxzarr.Array)
+    oxzarr.open_group(tmp_path / "g", mode="w")
+    with pytest.raises(TypeError, match="'config'"):
+        oxzarr.open(tmp_path / "g", config={"write_empty_chunks": True})

@@ -544,12 +544,16 @@ def open(
     _check_format(zarr_format)
     fmt = zarr_format
     target = _store_for_mode(store, mode, storage_options)
-    if "shape" not in kwargs:
-        # A group's keywords only (an array's `config` is let through: the node may be one).
-        _no_other_keywords("open", kwargs, ("attributes", "use_consolidated", "config"))
+
+    def as_group() -> None:
+        # Where a group is opened or made, a group's keywords only (as zarr-python's open
+        # hands them to open_group); an existing array takes an array's.
+        _no_other_keywords("open", kwargs, ("attributes", "use_consolidated"))
+
     if mode in ("w", "w-", "x"):
         if "shape" in kwargs:
             return open_array(target, mode=mode, path=path, zarr_format=fmt, **kwargs)
+        as_group()
         attributes = kwargs.get("attributes")
         return open_group(target, mode=mode, path=path, attributes=attributes, zarr_format=fmt)
     try:
@@ -559,8 +563,11 @@ def open(
             raise
         if "shape" in kwargs:
             return create_array(target, name=path, zarr_format=fmt, **kwargs)
+        as_group()
         return create_group(target, path=path, attributes=kwargs.get("attributes"), zarr_format=fmt)
     if isinstance(node, _core.Group):
+        if "shape" not in kwargs:
+            as_group()
         # As zarr-python: a group opens through its consolidated metadata when it has some.
         return open_group(target, mode=mode, path=path, zarr_format=zarr_format)
     _check_found_format(node.zarr_format, zarr_format, "array", path, target)
