@@ -59,9 +59,10 @@ const SHARD_TRIES: usize = 8;
 const MIN_ROW_BYTES: usize = 64;
 
 /// A sharded read takes up to this many consecutive inner chunks of a shard, and up to this
-/// many stored bytes of them, with one request (see `Array::with_inner_run`). Each request saved is
-/// an `open`, `statx`, `pread` and `close` of a file store: most of the cost of an inner chunk
-/// of a few KiB. Beyond a few hundred KiB, a request per inner chunk costs little more.
+/// many stored bytes of them, with one request (see `Array::with_inner_run`). Each request
+/// saved is an `open`, `statx`, `pread` and `close` of a file store: most of the cost of an
+/// inner chunk of a few KiB. Beyond a few hundred KiB, a request per inner chunk costs little
+/// more.
 const MAX_RUN_ITEMS: usize = 64;
 const MAX_RUN_BYTES: u64 = 1 << 20;
 /// Uncompressed inner chunks up to this size, wanted whole, are read in runs too (and copied
