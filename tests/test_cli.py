@@ -637,11 +637,14 @@ def test_fill_values_are_read_by_each_arrays_data_type(tmp_path: Path) -> None:
     root.create_array("fixed", shape=(2,), dtype="U3", zarr_format=3)
     root.create_array("flags", shape=(2,), dtype=bool)
     root.create_array("number", shape=(2,), dtype="f8")
+    root.create_array("wave", shape=(2,), dtype="c8")
     cli("convert", tmp_path / "src.zarr", tmp_path / "a.zarr", "--fill-value", "1")
     out = oxzarr.open_group(tmp_path / "a.zarr", mode="r")
     assert out["text"].fill_value == "1" and out["raw"].fill_value == b"1"
     assert out["fixed"].fill_value == "1" and out["flags"].fill_value is np.True_
-    assert out["number"].fill_value == 1.0
+    assert out["number"].fill_value == 1.0 and out["wave"].fill_value == 1 + 0j
+    cli("convert", tmp_path / "src.zarr/wave", tmp_path / "w.zarr", "--fill-value", "1+2j")
+    assert oxzarr.open_array(tmp_path / "w.zarr", mode="r").fill_value == 1 + 2j
     cli("convert", tmp_path / "src.zarr/text", tmp_path / "b.zarr", "--fill-value", "007")
     assert zarr.open_array(tmp_path / "b.zarr", mode="r").fill_value == "007"
     cli("convert", tmp_path / "src.zarr/flags", tmp_path / "c.zarr", "--fill-value", "FALSE")

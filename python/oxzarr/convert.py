@@ -92,8 +92,14 @@ def _fill_from_text(path: str, text: str, dtype: np.dtype[Any]) -> Any:
         if lowered in ("false", "0"):
             return False
         raise ValueError(f"{path}: fill value {text!r} is not a bool (true, false, 1 or 0)")
-    if dtype.kind in "Mm":
-        return str(text)  # "NaT", a date, or a count of units: the array's dtype reads it
+    if dtype.kind not in "iufc":
+        # "NaT", a date or a count of units; a record's base64: the array's dtype reads it.
+        return str(text)
+    if dtype.kind == "c":
+        try:
+            return complex(text.strip().replace(" ", ""))
+        except ValueError:
+            raise ValueError(f"{path}: fill value {text!r} is not a complex number") from None
     if lowered in ("nan", "inf", "-inf", "+inf", "infinity", "-infinity", "+infinity"):
         return float(lowered.replace("infinity", "inf"))
     try:
