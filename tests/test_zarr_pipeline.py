@@ -25,7 +25,7 @@ from zarr.registry import get_pipeline_class
 
 import oxzarr
 from oxzarr import zarr_pipeline
-from tests.conftest import ROOT
+from tests.conftest import ROOT, assert_same
 
 PIPELINE = "oxzarr.ZarrCodecPipeline"
 
@@ -469,3 +469,48 @@ def test_zarr_python_suite(tmp_path: Path) -> None:
         if not any(name in reason for name in UNSUPPORTED)
     }
     assert not unexplained, f"supported chains went through zarr-python's pipeline: {unexplained}"
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_values_past_the_edge_do_not_come_back(
+    tmp_path: Path, engine: None, zarr_format: int
+) -> None:
+    # A write covering the part of an edge chunk inside the array replaces the chunk, as in
+    # zarr-python's pipeline: what a shrink left past the edge is not merged back in (the
+    # engine's own writes to a LocalStore merged it, so growing showed the old values).
+    a = zarr.create_array(
+        zarr.storage.LocalStore(tmp_path / "a"),
+        shape=(10, 6),
+        chunks=(4, 4),
+        dtype="i4",
+        fill_value=0,
+        zarr_format=zarr_format,
+    )
+    a[...] = 1
+    a.resize((9, 5))
+    a[...] = 2
+    a.resize((10, 6))
+    expected = np.zeros((10, 6), dtype="i4")
+    expected[:9, :5] = 2
+    assert_same(a[...], expected)
+    assert zarr_pipeline.engine_calls().get("write to disk"), "the engine wrote the rest"
+
+
+def test_negative_zero_is_not_the_fill_value(engine: None) -> None:
+    # zarr-python matches a zero fill bit for bit, so a chunk of -0.0 is kept (a mask write
+    # merged by the pipeline took -0.0 == 0.0 and dropped the chunk: its sign was lost).
+    store = zarr.storage.MemoryStore()
+    a = zarr.create_array(
+        store,
+        shape=(2,),
+        chunks=(2,),
+        dtype="f8",
+        fill_value=0.0,
+        compressors=None,
+        config={"write_empty_chunks": False},
+    )
+    a.vindex[np.array([False, True])] = -0.0
+    assert sorted(store._store_dict) == ["c/0", "zarr.json"]
+    assert np.signbit(a[:]).tolist() == [False, True]
+    a.vindex[np.array([False, True])] = 0.0
+    assert sorted(store._store_dict) == ["zarr.json"]

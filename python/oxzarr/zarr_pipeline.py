@@ -367,6 +367,14 @@ def _local_store(getters: Sequence[object], *, writing: bool) -> _LocalStore | N
     return local
 
 
+def _covers(region: _Dims, chunk_shape: tuple[int, ...]) -> bool:
+    """Whether `region` (per dimension: start, step, length, offset) is its whole chunk."""
+    return all(
+        start == 0 and length == n
+        for (start, _, length, _), n in zip(region, chunk_shape, strict=True)
+    )
+
+
 def _flat_bytes(array: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.uint8]]:
     """A C-contiguous array's memory as a flat uint8 array, without a copy."""
     return array.reshape(-1).view(np.uint8)
@@ -668,18 +676,34 @@ class ZarrCodecPipeline(CodecPipeline):
                 data = np.ascontiguousarray(values, dtype=engine.dtype)
         local = _local_store([item[0] for item in batch], writing=True)
         if plan is not None and data is not None and local is not None:
-            # The engine reads, merges, encodes and stores each chunk itself.
-            _count_engine("write to disk")
+            # The engine reads, merges, encodes and stores each chunk itself. An edge chunk
+            # whose part inside the array this write covers whole is not merged (zarr-python
+            # fills the rest with the fill value, so that values left past the edge by a
+            # shrink do not come back when the array grows): the path below writes those.
             expanded, regions = plan
-            await asyncio.to_thread(
-                local.codec_write,
-                engine.codec,
-                list(zip(keys, regions, strict=True)),
-                _flat_bytes(data),
-                list(expanded),
-                engine.write_empty_chunks,
+            at_edge = [
+                complete and not _covers(region, engine.shape)
+                for (*_, complete), region in zip(batch, regions, strict=True)
+            ]
+            merged = [i for i, edge in enumerate(at_edge) if not edge]
+            if merged:
+                _count_engine("write to disk")
+                await asyncio.to_thread(
+                    local.codec_write,
+                    engine.codec,
+                    [(keys[i], regions[i]) for i in merged],
+                    _flat_bytes(data),
+                    list(expanded),
+                    engine.write_empty_chunks,
+                )
+            if len(merged) == len(batch):
+                return
+            batch = [item for item, edge in zip(batch, at_edge, strict=True) if edge]
+            keys = [key for key, edge in zip(keys, at_edge, strict=True) if edge]
+            plan = (
+                expanded,
+                [region for region, edge in zip(regions, at_edge, strict=True) if edge],
             )
-            return
         # A chunk the write covers whole is not read.
         stored = await self._fetch(
             [(None if complete else setter, spec) for setter, spec, _, _, complete in batch]
@@ -787,6 +811,10 @@ def _all_equal(array: np.ndarray[Any, Any], fill: Any) -> bool:
     if array.dtype.kind in "mM":
         # As their 64-bit counts, where NaT is one value like any other.
         return bool(np.all(array.view(np.int64) == np.full_like(array, fill).view(np.int64)))
+    if array.dtype.kind == "f" and np.asarray(fill).dtype.kind == "f" and fill == 0.0:
+        # As zarr-python: a zero fill is matched bit for bit, so that -0.0 is kept.
+        void = f"V{array.dtype.itemsize}"
+        return bool(np.array_equal(array.view(void), np.full_like(array, fill).view(void)))
     if array.dtype.kind in "fc":
         return bool(np.array_equal(array, np.full_like(array, fill), equal_nan=True))
     return bool(np.all(array == fill))
