@@ -851,13 +851,8 @@ def create(
     ``codecs``, ``dimension_separator``, ``chunks=True``), as ``zarr.create`` does;
     :func:`create_array` is the newer form."""
     zarr_format = _zarr_format(zarr_format, kwargs)
-    for name in _CREATE_IGNORED:
-        if kwargs.pop(name, None) not in (None, True):
-            raise TypeError(f"create() does not support {name}= (oxzarr has no such layer)")
-    kwargs.pop("read_only", None)
-    mode = kwargs.pop("mode", None)
-    if kwargs:
-        raise TypeError(f"create() got unexpected keyword arguments: {sorted(kwargs)}")
+    _no_other_keywords("create", kwargs, ("read_only", "mode"))
+    mode = kwargs.get("mode")
     if mode is not None:
         # As the other creation functions: "w" replaces, "w-" refuses what is there.
         options: dict[str, Any] = {"storage_options": storage_options}

@@ -682,10 +682,11 @@ class ZarrCodecPipeline(CodecPipeline):
             # shrink do not come back when the array grows): the path below writes those.
             expanded, regions = plan
             at_edge = [
-                complete and not _covers(region, engine.shape)
-                for (*_, complete), region in zip(batch, regions, strict=True)
+                i
+                for i, (*_, complete) in enumerate(batch)
+                if complete and not _covers(regions[i], engine.shape)
             ]
-            merged = [i for i, edge in enumerate(at_edge) if not edge]
+            merged = [i for i in range(len(batch)) if i not in at_edge]
             if merged:
                 _count_engine("write to disk")
                 await asyncio.to_thread(
@@ -696,14 +697,11 @@ class ZarrCodecPipeline(CodecPipeline):
                     list(expanded),
                     engine.write_empty_chunks,
                 )
-            if len(merged) == len(batch):
+            if not at_edge:
                 return
-            batch = [item for item, edge in zip(batch, at_edge, strict=True) if edge]
-            keys = [key for key, edge in zip(keys, at_edge, strict=True) if edge]
-            plan = (
-                expanded,
-                [region for region, edge in zip(regions, at_edge, strict=True) if edge],
-            )
+            batch = [batch[i] for i in at_edge]
+            keys = [keys[i] for i in at_edge]
+            plan = (expanded, [regions[i] for i in at_edge])
         # A chunk the write covers whole is not read.
         stored = await self._fetch(
             [(None if complete else setter, spec) for setter, spec, _, _, complete in batch]
