@@ -440,6 +440,19 @@ def test_zarr_python_codec_objects_store_what_zarr_python_stores(
     assert ours == theirs
 
 
+@pytest.mark.parametrize("dtype", ["S5", "V4", "U3", "i1", "bool", "<i2", ">f8"])
+def test_default_codecs_as_zarr_python_writes_them(tmp_path: Path, dtype: str) -> None:
+    # The bytes codec's endian is written only for types with a byte order: not for bytes
+    # and raw bytes (as zarr-python and the spec leave it out), nor one-byte numbers.
+    import json
+
+    oxzarr.create_array(tmp_path / "o", shape=(4,), dtype=dtype)
+    zarr.create_array(tmp_path / "z", shape=(4,), dtype=dtype)
+    ours = json.loads((tmp_path / "o" / "zarr.json").read_text())["codecs"]
+    theirs = json.loads((tmp_path / "z" / "zarr.json").read_text())["codecs"]
+    assert ours == theirs
+
+
 @pytest.mark.parametrize("zarr_format", [2, 3])
 def test_attributes_with_lone_surrogates(tmp_path: Path, zarr_format: int) -> None:
     # Python's os.fsdecode gives file names that are not UTF-8 lone surrogates; zarr-python

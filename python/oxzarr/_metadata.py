@@ -240,8 +240,6 @@ def to_numcodecs(codec: Any, dtype: np.dtype[Any]) -> dict[str, JSON]:
         shuffles = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
         config["shuffle"] = shuffles.get(str(config.get("shuffle")), config.get("shuffle"))
         config.pop("typesize", None)
-    if name == "zstd" and not config.get("checksum"):
-        config.pop("checksum", None)
     codec_id = name.removeprefix("numcodecs.")
     return {"id": codec_id, **with_dtype_field(codec_id, config, dtype)}
 

@@ -58,8 +58,9 @@ class BytesCodec(Codec):
         return {"endian": self.endian} if self.endian is not None else {}
 
     def _for_dtype(self, dtype: np.dtype[Any]) -> Codec:
-        # Byte order means nothing for one-byte types; zarr-python leaves it out.
-        return BytesCodec(endian=None) if dtype.itemsize == 1 else self
+        # Byte order means nothing for types numpy gives none ("|": one-byte numbers, bytes,
+        # raw bytes, records, whose fields are stored as laid out); zarr-python leaves it out.
+        return BytesCodec(endian=None) if dtype.byteorder == "|" else self
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use super::data_type::DataType;
 use super::numpy_dtype::{self, NumpyDtype};
+use crate::codec::bytes_to_bytes::numcodecs::numcodecs_defaults;
 use crate::error::MetadataError;
 
 pub const ZARRAY: &str = ".zarray";
@@ -92,6 +93,10 @@ pub fn numcodecs_to_v3(config: &Map<String, Value>) -> Result<Value, MetadataErr
     if id == "shuffle" && rest.get("elementsize").is_none_or(Value::is_null) {
         rest.insert("elementsize".into(), 4.into());
     }
+    // numcodecs' GZip takes -1 for zlib's default level, 6; the core codec takes 0..=9.
+    if id == "gzip" && rest.get("level").and_then(Value::as_i64) == Some(-1) {
+        rest.insert("level".into(), 6.into());
+    }
     // zstd, gzip and blosc frames are the same in both versions and their settings carry over:
     // they run as the v3 core codecs. The others are numcodecs.<id>, as zarr-python names them.
     let name = match id {
@@ -113,9 +118,33 @@ fn shape_field(doc: &Map<String, Value>, field: &str) -> Result<Vec<u64>, Metada
         })
 }
 
+/// A numcodecs configuration as numcodecs gives it back (`get_config`), which is what
+/// zarr-python writes: the parameters of the codecs run as core codecs are filled in with
+/// numcodecs' defaults, which are not the core codecs' (`{"id": "blosc"}` shuffles bytes,
+/// gzip's level is 1), and zstd's `checksum` is left out when false (tensorstore refuses the
+/// key in v2 metadata).
+fn with_numcodecs_defaults(mut config: Map<String, Value>) -> Map<String, Value> {
+    let id = config
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    for (key, default) in numcodecs_defaults(&id) {
+        if !default.is_null() && config.get(key).is_none_or(Value::is_null) {
+            config.insert(key.into(), default);
+        }
+    }
+    if id == "zstd" && config.get("checksum") == Some(&Value::Bool(false)) {
+        config.remove("checksum");
+    }
+    config
+}
+
 fn codec_config(field: &str, value: &Value) -> Result<Map<String, Value>, MetadataError> {
     match value {
-        Value::Object(o) if o.get("id").and_then(Value::as_str).is_some() => Ok(o.clone()),
+        Value::Object(o) if o.get("id").and_then(Value::as_str).is_some() => {
+            Ok(with_numcodecs_defaults(o.clone()))
+        }
         _ => Err(MetadataError::invalid(
             field,
             value,
@@ -438,6 +467,61 @@ mod tests {
             doc[k] = v.clone();
         }
         serde_json::to_vec(&doc).unwrap()
+    }
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    #[test]
+    fn numcodecs_configurations_are_read_with_numcodecs_defaults() -> TestResult {
+        // As numcodecs' get_config gives them back (and zarr-python writes them).
+        for (given, read) in [
+            (
+                json!({"id": "blosc"}),
+                json!({"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1, "blocksize": 0}),
+            ),
+            (
+                json!({"id": "blosc", "cname": "zstd", "shuffle": 0}),
+                json!({"id": "blosc", "cname": "zstd", "clevel": 5, "shuffle": 0, "blocksize": 0}),
+            ),
+            (json!({"id": "gzip"}), json!({"id": "gzip", "level": 1})),
+            (
+                json!({"id": "gzip", "level": null}),
+                json!({"id": "gzip", "level": 1}),
+            ),
+            (
+                json!({"id": "zstd", "level": 3, "checksum": false}),
+                json!({"id": "zstd", "level": 3}),
+            ),
+            (
+                json!({"id": "zstd", "checksum": true}),
+                json!({"id": "zstd", "level": 0, "checksum": true}),
+            ),
+            (
+                json!({"id": "zlib", "level": 1}),
+                json!({"id": "zlib", "level": 1}),
+            ),
+        ] {
+            let doc = zarray(json!({"compressor": given, "filters": null}));
+            let m = ArrayMetadataV2::parse(&doc, None, "x/.zarray")?;
+            assert_eq!(m.to_value()["compressor"], read, "{given}");
+        }
+        // The core codecs run them with numcodecs' settings: byte shuffle for a blosc without
+        // one, zlib's default level for gzip's -1.
+        let codecs = |compressor: Value| -> Result<Vec<Value>, MetadataError> {
+            let doc = zarray(json!({"compressor": compressor, "filters": null}));
+            Ok(ArrayMetadataV2::parse(&doc, None, "x/.zarray")?
+                .codecs_v3()?
+                .2)
+        };
+        assert_eq!(
+            codecs(json!({"id": "blosc"}))?[0]["configuration"]["shuffle"],
+            json!(1)
+        );
+        assert_eq!(
+            codecs(json!({"id": "gzip", "level": -1}))?[0],
+            json!({"name": "gzip", "configuration": {"level": 6}})
+        );
+        Ok(())
     }
 
     #[test]

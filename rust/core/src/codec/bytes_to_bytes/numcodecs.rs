@@ -40,6 +40,24 @@ pub struct NumcodecsAlias {
     config: Map<String, Value>,
 }
 
+/// numcodecs' parameters of `Zstd`, `GZip` and `Blosc` (v2 ids `zstd`, `gzip`, `blosc`) with
+/// the defaults numcodecs takes for a missing one, in numcodecs' order (a null default: none,
+/// the data type's size for blosc's `typesize`). Other ids have none here.
+pub(crate) fn numcodecs_defaults(id: &str) -> Vec<(&'static str, Value)> {
+    match id {
+        "zstd" => vec![("level", 0.into()), ("checksum", false.into())],
+        "gzip" => vec![("level", 1.into())],
+        "blosc" => vec![
+            ("cname", "lz4".into()),
+            ("clevel", 5.into()),
+            ("shuffle", 1.into()),
+            ("blocksize", 0.into()),
+            ("typesize", Value::Null),
+        ],
+        _ => Vec::new(),
+    }
+}
+
 /// `config` with `defaults` for the keys it lacks (or holds as null), in numcodecs' order.
 fn with_defaults(config: &Map<String, Value>, defaults: &[(&str, Value)]) -> Map<String, Value> {
     let mut out = Map::new();
@@ -59,7 +77,7 @@ impl NumcodecsAlias {
     pub fn zstd(config: &Map<String, Value>) -> Result<Self, MetadataError> {
         const NAME: &str = "numcodecs.zstd";
         check_config_keys(NAME, config, &["level", "checksum"])?;
-        let config = with_defaults(config, &[("level", 0.into()), ("checksum", false.into())]);
+        let config = with_defaults(config, &numcodecs_defaults("zstd"));
         let inner = Zstd::from_config(&config).map_err(|e| rename(e, NAME))?;
         Ok(Self {
             name: NAME,
@@ -71,7 +89,7 @@ impl NumcodecsAlias {
     pub fn gzip(config: &Map<String, Value>) -> Result<Self, MetadataError> {
         const NAME: &str = "numcodecs.gzip";
         check_config_keys(NAME, config, &["level"])?;
-        let config = with_defaults(config, &[("level", 1.into())]);
+        let config = with_defaults(config, &numcodecs_defaults("gzip"));
         let level = &config["level"];
         let level = match level.as_i64() {
             Some(-1) => 6,
@@ -102,16 +120,7 @@ impl NumcodecsAlias {
                 ));
             }
         }
-        let config = with_defaults(
-            config,
-            &[
-                ("cname", "lz4".into()),
-                ("clevel", 5.into()),
-                ("shuffle", 1.into()),
-                ("blocksize", 0.into()),
-                ("typesize", Value::Null),
-            ],
-        );
+        let config = with_defaults(config, &numcodecs_defaults("blosc"));
         let inner = Blosc::from_config(&config, data_type).map_err(|e| rename(e, NAME))?;
         Ok(Self {
             name: NAME,
