@@ -379,6 +379,19 @@ elif case == "large shard index":
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result = [outcome(lambda: oxzarr.open_array(p, mode="r")),
               (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024]
+elif case == "compressor output":
+    # A chunk that fits, whose compressor's output buffer (as large as the chunk) does not:
+    # the address space is capped 2.5 GiB above what the process holds, the chunk is 1.5 GiB.
+    held = int(next(l for l in open("/proc/self/status") if l.startswith("VmSize")).split()[1])
+    cap = (held << 10) + (5 << 29)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    result = []
+    for name, config in [("zstd", {"level": 1, "checksum": False}),
+                         ("blosc", {"cname": "lz4", "clevel": 5, "shuffle": "shuffle",
+                                    "typesize": 1, "blocksize": 0})]:
+        a = oxzarr.create_array(p + name, shape=(3 << 29,), dtype="i1", chunks=(3 << 29,),
+                                compressors=[{"name": name, "configuration": config}])
+        result.append(outcome(lambda: a.__setitem__(5, 1)))
 elif case == "huge element":
     oxzarr.create_array(p, shape=(4,), dtype="i4", chunks=(2,))
     def change(d):
@@ -402,6 +415,7 @@ print(json.dumps(result))
             ["ok", "ok", "MemoryError: chunk c/0/0 in file://", "MemoryError: c/0/0: cannot"],
         ),
         ("large shard index", ["ok", "MiB"]),
+        ("compressor output", ["MemoryError: cannot encode chunk c/0"] * 2),
         ("huge element", ["MetadataValidationError: zarr.json: unsupported data_type"]),
     ],
 )

@@ -454,6 +454,27 @@ def test_default_codecs_as_zarr_python_writes_them(tmp_path: Path, dtype: str) -
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])
+def test_zstd_levels_beyond_its_range(tmp_path: Path, zarr_format: int) -> None:
+    # numcodecs stores any level and libzstd clamps it, so zarr-python writes arrays with
+    # levels past zstd's range; they open, and writes to them clamp the level too.
+    import numcodecs
+
+    if zarr_format == 2:
+        compressors: Any = numcodecs.Zstd(level=23)
+    else:
+        compressors = zc.ZstdCodec(level=-200000)
+    z = zarr.create_array(
+        tmp_path / "a", shape=(8,), chunks=(4,), dtype="i4",
+        zarr_format=zarr_format, compressors=compressors,
+    )  # fmt: skip
+    z[...] = np.arange(8)
+    a = oxzarr.open_array(tmp_path / "a", mode="r+")
+    assert_same(a[...], np.arange(8, dtype="i4"))
+    a[:4] = -1
+    assert_same(zarr.open_array(tmp_path / "a")[...], np.r_[[-1] * 4, 4:8].astype("i4"))
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
 def test_attributes_with_lone_surrogates(tmp_path: Path, zarr_format: int) -> None:
     # Python's os.fsdecode gives file names that are not UTF-8 lone surrogates; zarr-python
     # stores them as JSON escapes and reads them back, and so must oxzarr, both ways.

@@ -52,6 +52,15 @@ pub(crate) fn zeroed(n: usize) -> Result<Vec<u8>, CodecError> {
     Ok(unsafe { Vec::from_raw_parts(ptr, n, n) })
 }
 
+/// An empty buffer with room for `n` bytes, or an error when the allocator cannot provide
+/// them: for codecs' outputs, whose size follows the chunk's (a compressor's bound on its
+/// output is as large as the chunk).
+pub(crate) fn with_capacity(n: usize) -> Result<Vec<u8>, CodecError> {
+    let mut buf = Vec::new();
+    reserve(&mut buf, n)?;
+    Ok(buf)
+}
+
 /// Makes room in `buf` for `n` bytes in all (its spare capacity left uninitialized), or leaves
 /// it as it was and returns an error when the allocator cannot provide them.
 pub(crate) fn reserve(buf: &mut Vec<u8>, n: usize) -> Result<(), CodecError> {

@@ -5,7 +5,7 @@
 //! `ValueError`, `IndexError`, `OSError`). A buffer that metadata or stored bytes size
 //! beyond what can be allocated is a `MemoryError`, as numpy's own.
 
-use oxzarr_core::error::{Error, MetadataError, StorageError};
+use oxzarr_core::error::{CodecError, Error, MetadataError, StorageError};
 use pyo3::exceptions::{PyMemoryError, PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
@@ -60,6 +60,11 @@ pub fn to_py_err(err: Error) -> PyErr {
             raise(class, message, value_error)
         }
         Error::CorruptChunk { .. } => raise("CorruptChunkError", message, value_error),
+        // A chunk too large to encode in the memory left (a compressor's output buffer).
+        Error::EncodeChunk {
+            source: CodecError::OutOfMemory { .. },
+            ..
+        } => PyMemoryError::new_err(message),
         Error::EncodeChunk { .. } | Error::InvalidArgument(_) => value_error(message),
         Error::OutOfBounds(_) => raise("BoundsCheckError", message, |m| {
             pyo3::exceptions::PyIndexError::new_err(m)

@@ -14,6 +14,7 @@ use std::borrow::Cow;
 use rayon::prelude::*;
 use serde_json::{Map, Value};
 
+use crate::alloc;
 use crate::array::copy::{all_fill, fill_elements, for_each_row};
 use crate::array::selection::PieceMap;
 use crate::codec::{
@@ -347,7 +348,7 @@ impl Sharding {
             return Ok(None);
         }
         let data_len: usize = parts.iter().flatten().map(|p| p.len()).sum();
-        let mut out = Vec::with_capacity(data_len + self.index_size);
+        let mut out = alloc::with_capacity(data_len + self.index_size)?;
         if self.index_location == IndexLocation::Start {
             // Room for the index, filled in once the offsets are known.
             out.resize(self.index_size, 0);

@@ -22,6 +22,7 @@ use std::borrow::Cow;
 use serde_json::{Map, Value};
 
 use super::numcodecs::numcodecs_metadata;
+use crate::alloc;
 use crate::codec::{check_config_keys, invalid_config, BytesToBytesCodec};
 use crate::error::{CodecError, MetadataError};
 
@@ -190,7 +191,7 @@ pub(crate) fn decode_payload<'a>(
 impl BytesToBytesCodec for Checksum32 {
     fn encode(&self, decoded: &[u8]) -> Result<Vec<u8>, CodecError> {
         let sum = self.algorithm.checksum(decoded).to_le_bytes();
-        let mut out = Vec::with_capacity(decoded.len() + 4);
+        let mut out = alloc::with_capacity(decoded.len() + 4)?;
         if self.at_start {
             out.extend_from_slice(&sum);
             out.extend_from_slice(decoded);

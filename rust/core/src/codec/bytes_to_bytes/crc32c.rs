@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use serde_json::{Map, Value};
 
 use super::checksum32::decode_payload;
+use crate::alloc;
 use crate::codec::{check_config_keys, codec_metadata, BytesToBytesCodec};
 use crate::error::{CodecError, MetadataError};
 
@@ -24,7 +25,7 @@ impl Crc32c {
 
 impl BytesToBytesCodec for Crc32c {
     fn encode(&self, decoded: &[u8]) -> Result<Vec<u8>, CodecError> {
-        let mut out = Vec::with_capacity(decoded.len() + 4);
+        let mut out = alloc::with_capacity(decoded.len() + 4)?;
         out.extend_from_slice(decoded);
         out.extend_from_slice(&crc32c::crc32c(decoded).to_le_bytes());
         Ok(out)

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use super::checksum32::decode_payload;
 use super::numcodecs::numcodecs_metadata;
+use crate::alloc;
 use crate::codec::{check_config_keys, invalid_config, BytesToBytesCodec};
 use crate::error::{CodecError, MetadataError};
 
@@ -126,7 +127,7 @@ impl JenkinsLookup3 {
 
 impl BytesToBytesCodec for JenkinsLookup3 {
     fn encode(&self, decoded: &[u8]) -> Result<Vec<u8>, CodecError> {
-        let mut out = Vec::with_capacity(decoded.len() + 4);
+        let mut out = alloc::with_capacity(decoded.len() + 4)?;
         out.extend_from_slice(decoded);
         out.extend_from_slice(&self.checksum(decoded).to_le_bytes());
         Ok(out)

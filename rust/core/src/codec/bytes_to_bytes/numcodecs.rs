@@ -259,7 +259,9 @@ mod tests {
 
     #[test]
     fn bad_configs() {
-        assert!(NumcodecsAlias::zstd(&obj(json!({"level": 23}))).is_err());
+        // numcodecs stores any level and libzstd clamps it: such arrays open.
+        assert!(NumcodecsAlias::zstd(&obj(json!({"level": 23}))).is_ok());
+        assert!(NumcodecsAlias::zstd(&obj(json!({"level": 1u64 << 40}))).is_err());
         assert!(NumcodecsAlias::zstd(&obj(json!({"clevel": 1}))).is_err());
         assert!(NumcodecsAlias::gzip(&obj(json!({"level": 10}))).is_err());
         assert!(NumcodecsAlias::gzip(&obj(json!({"level": -2}))).is_err());

@@ -20,6 +20,7 @@ use std::ptr::NonNull;
 use serde_json::{Map, Value};
 use zstd::zstd_safe::{self, zstd_sys, CCtx, CParameter, DCtx};
 
+use crate::alloc;
 use crate::codec::{
     check_config_keys, check_len, codec_metadata, invalid_config, BytesToBytesCodec,
 };
@@ -79,13 +80,15 @@ impl Zstd {
 
     pub fn from_config(config: &Map<String, Value>) -> Result<Self, MetadataError> {
         check_config_keys(NAME, config, &["level", "checksum"])?;
+        // Any level a C int holds is taken: numcodecs stores whatever level it is given and
+        // libzstd clamps it to its range, so arrays zarr-python wrote with level 23 (or
+        // -200000) must open; the level only matters to writes, which clamp it the same way.
         let level = match config.get("level") {
             None => 0,
             Some(v) => v
                 .as_i64()
-                .filter(|l| (-131072..=22).contains(l))
-                .ok_or_else(|| invalid_config(NAME, "level", v, "expected -131072..=22"))?
-                as i32,
+                .and_then(|l| i32::try_from(l).ok())
+                .ok_or_else(|| invalid_config(NAME, "level", v, "expected a 32-bit integer"))?,
         };
         let checksum = match config.get("checksum") {
             None => false,
@@ -214,7 +217,10 @@ impl BytesToBytesCodec for Zstd {
             let cctx = slot.get_or_insert_with(CCtx::create);
             let setup = |cctx: &mut CCtx<'static>| -> Result<(), usize> {
                 cctx.reset(zstd_safe::ResetDirective::SessionAndParameters)?;
-                cctx.set_parameter(CParameter::CompressionLevel(self.level))?;
+                let level = self
+                    .level
+                    .clamp(zstd_safe::min_c_level(), zstd_safe::max_c_level());
+                cctx.set_parameter(CParameter::CompressionLevel(level))?;
                 cctx.set_parameter(CParameter::ChecksumFlag(self.checksum))?;
                 Ok(())
             };
@@ -222,7 +228,7 @@ impl BytesToBytesCodec for Zstd {
                 codec: NAME,
                 reason: zstd_safe::get_error_name(code).to_string(),
             })?;
-            let mut out = Vec::with_capacity(zstd_safe::compress_bound(decoded.len()));
+            let mut out = alloc::with_capacity(zstd_safe::compress_bound(decoded.len()))?;
             cctx.compress2(&mut out, decoded)
                 .map_err(|code| CodecError::Encode {
                     codec: NAME,

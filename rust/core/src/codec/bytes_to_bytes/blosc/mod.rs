@@ -13,6 +13,7 @@ use blosc_src::{
 };
 use serde_json::{Map, Value};
 
+use crate::alloc;
 use crate::codec::{
     check_config_keys, check_len, codec_metadata, invalid_config, BytesToBytesCodec, ChunkRows,
 };
@@ -264,7 +265,7 @@ impl BytesToBytesCodec for Blosc {
                 reason: format!("chunks over {MAX_BUFFER} bytes are too large for blosc"),
             });
         }
-        let mut out = vec![0u8; decoded.len() + OVERHEAD];
+        let mut out = alloc::zeroed(decoded.len() + OVERHEAD)?;
         // SAFETY: `out` has room for the input plus blosc's maximum overhead, so compression
         // always fits; the source and destination do not overlap.
         let n = unsafe {
