@@ -509,6 +509,17 @@ def test_memory_stores(tmp_path: Path) -> None:
         again["y"][0] = 1
     assert "y" not in oxzarr.open_group("memory://another", mode="a")
     assert "y" not in oxzarr.open_group(None, mode="a")
+    # The path after the scheme is a place in that one store, not another store's name: a
+    # node opens through the URL of its parent with its path, and through its own URL.
+    assert oxzarr.open_array("memory://test_memory_stores/y")[...].tolist() == [3, 4]
+    oxzarr.create_array("memory://test_memory_stores/z/w", shape=(1,), dtype="i1")[...] = 9
+    assert oxzarr.open_array("memory://test_memory_stores", path="z/w")[...].tolist() == [9]
+    with pytest.raises(ArrayNotFoundError, match="memory://test_memory_stores/z"):
+        oxzarr.open_array("memory://test_memory_stores/z", mode="r")
+    # An array of such a URL pickles as the URL: what the copy writes lands in the store.
+    copy = pickle.loads(pickle.dumps(oxzarr.open_array("memory://test_memory_stores/y")))
+    copy[...] = [5, 6]
+    assert again["y"][...].tolist() == [5, 6]
     with pytest.raises(ValueError, match="az://"):
         oxzarr.open_array("az://container/x")
 

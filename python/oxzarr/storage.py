@@ -2,9 +2,9 @@
 
 A path string (or ``os.PathLike``) means a directory on the local filesystem, ``"file://..."``
 too, or an existing ``*.zip`` file (read-only; :class:`ZipStore` writes zip files);
-``None`` a new in-memory store, and ``"memory://name"`` the in-memory store of that name in
-this process (as fsspec's memory filesystem, which zarr-python opens those URLs with, is
-one per process); ``"s3://bucket/prefix"`` an S3 bucket (or
+``None`` a new in-memory store, and ``"memory://a/b"`` the place ``a/b`` in this process's
+one in-memory store (as fsspec's memory filesystem, which zarr-python opens those URLs with,
+is one per process); ``"s3://bucket/prefix"`` an S3 bucket (or
 an S3-compatible service's), ``"gs://bucket/prefix"`` a Google Cloud Storage bucket
 (read-only) and ``"http(s)://host/path"`` a web server (read-only), with ``storage_options``
 for credentials and endpoints. :class:`LocalStore`, :class:`MemoryStore`
@@ -117,7 +117,10 @@ def _local_store(root: str, read_only: bool) -> LocalStore:
 
 class MemoryStore(Store):
     """A store in this process's memory. Pickling copies its contents (another process
-    cannot share them)."""
+    cannot share them), except for a ``memory://`` URL's store, which stays that URL's."""
+
+    #: The ``memory://`` URL this store was opened with, if any.
+    _url: str | None = None
 
     def __init__(
         self, store_dict: Mapping[str, bytes] | None = None, *, read_only: bool = False
@@ -132,12 +135,15 @@ class MemoryStore(Store):
         view = MemoryStore.__new__(MemoryStore)
         view._writable = self._writable
         view._core = self._writable.read_only_view() if read_only else self._writable
+        view._url = self._url
         return view
 
     def __repr__(self) -> str:
         return f"MemoryStore(<{len(self._core.list_prefix(''))} keys>)"
 
     def __reduce__(self) -> tuple[Any, ...]:
+        if self._url is not None:
+            return (_named_memory_store, (self._url, self.read_only))
         contents = {k: self._core.get(k) for k in self._core.list_prefix("")}
         return (_memory_store, (contents, self.read_only))
 
@@ -146,20 +152,26 @@ def _memory_store(contents: dict[str, bytes], read_only: bool) -> MemoryStore:
     return MemoryStore(contents, read_only=read_only)
 
 
-#: The in-memory stores that ``memory://`` URLs name, by the name after the scheme.
+#: The process's one memory store behind ``memory://`` URLs, as fsspec's memory filesystem
+#: (which zarr-python opens them with) is one per process: ``memory://a/b`` is its keys under
+#: ``a/b/``, so a node written through ``memory://a`` at path ``b`` opens through
+#: ``memory://a/b``. Its contents last as long as the process.
+_MEMORY_URLS = _core.Store.memory()
+#: The stores of the URLs opened so far, by the path after the scheme (one handle each).
 _NAMED_MEMORY: dict[str, MemoryStore] = {}
 _NAMED_MEMORY_LOCK = threading.Lock()
 
 
 def _named_memory_store(url: str, read_only: bool) -> MemoryStore:
-    """The process's in-memory store named by `url` (``memory://name``; ``memory://`` is the
-    one named ""), made on first use: a node written through one URL opens through it again,
-    as it does in zarr-python. Its contents last as long as the process."""
+    """The store of `url` (``memory://path``; ``memory://`` is the whole memory store)."""
     name = url[len("memory://") :].strip("/")
     with _NAMED_MEMORY_LOCK:
         store = _NAMED_MEMORY.get(name)
         if store is None:
-            store = _NAMED_MEMORY[name] = MemoryStore()
+            store = MemoryStore.__new__(MemoryStore)
+            store._url = f"memory://{name}"
+            store._writable = store._core = _MEMORY_URLS.prefixed(name, store._url)
+            _NAMED_MEMORY[name] = store
     return store.with_read_only(True) if read_only else store
 
 
@@ -489,7 +501,7 @@ def make_store(
     storage_options: Mapping[str, Any] | None = None,
 ) -> Store:
     """The store `store` names: a Store, a path (of a directory, or of an existing zip file),
-    a ``file://``, ``memory://`` (the process's memory store of that name), ``s3://``,
+    a ``file://``, ``memory://`` (a place in the process's memory store), ``s3://``,
     ``gs://`` or ``http(s)://`` URL (the last three with ``storage_options``), or None (a new
     memory store); zarr-python's LocalStore,
     ZipStore, FsspecStore (over S3, Google Cloud Storage, HTTP or local files) and ObjectStore

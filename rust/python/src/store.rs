@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use oxzarr_core::store::{
-    CountingStore, FilesystemStore, MemoryStore, ReadCounters, ReadOnlyStore, RemoteStore,
-    StoreRef, ZipMode, ZipStore,
+    CountingStore, FilesystemStore, MemoryStore, PrefixStore, ReadCounters, ReadOnlyStore,
+    RemoteStore, StoreRef, ZipMode, ZipStore,
 };
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use crate::errors::to_py_err;
 use crate::gil::without_gil;
 
 #[pyclass(frozen, module = "oxzarr._core")]
@@ -133,6 +134,19 @@ impl Store {
             store.read_only_view()
         } else {
             store
+        })
+    }
+
+    /// The keys under `prefix` (a node path) of this store, as a store named `name`.
+    fn prefixed(&self, prefix: &str, name: &str) -> PyResult<Self> {
+        Ok(Self {
+            inner: Arc::new(
+                PrefixStore::new(self.inner.clone(), prefix, name)
+                    .map_err(|e| to_py_err(e.into()))?,
+            ),
+            read_only: self.read_only,
+            counters: None,
+            zip: None,
         })
     }
 

@@ -9,6 +9,7 @@ mod counting;
 mod credential_process;
 mod filesystem;
 mod memory;
+mod prefix;
 mod read_only;
 #[cfg(feature = "remote")]
 mod remote;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 pub use counting::{CountingStore, ReadCounters};
 pub use filesystem::FilesystemStore;
 pub use memory::MemoryStore;
+pub use prefix::PrefixStore;
 pub use read_only::ReadOnlyStore;
 #[cfg(feature = "remote")]
 pub use remote::RemoteStore;
