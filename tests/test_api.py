@@ -524,6 +524,32 @@ def test_memory_stores(tmp_path: Path) -> None:
         oxzarr.open_array("az://container/x")
 
 
+def test_a_refused_config_change_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A value past what the engine holds is refused before anything changes.
+    with pytest.raises(ValueError, match="chunk_cache_bytes"):
+        oxzarr.config.set({"write_empty_chunks": True, "chunk_cache_bytes": 2**64})
+    assert oxzarr.config.get("write_empty_chunks") is False
+    assert oxzarr.config.get("chunk_cache_bytes") == 0
+    # One the engine refuses part way (here, made to) leaves every setting as it was, in the
+    # engine too.
+    threads = oxzarr.config.get("threads")
+
+    def refuse(value: object) -> None:
+        raise OSError("refused")
+
+    monkeypatch.setattr(oxzarr._core, "set_output_huge_pages", refuse)
+    with pytest.raises(OSError, match="refused"):
+        oxzarr.config.set(
+            {"threads": threads + 1, "write_empty_chunks": True, "output_huge_pages": True}
+        )
+    monkeypatch.undo()
+    assert oxzarr.config.get("write_empty_chunks") is False
+    assert oxzarr.config.get("threads") == threads == oxzarr._core.threads()
+    with oxzarr.config.set({"chunk_cache_bytes": 1024}):
+        assert oxzarr.config.get("chunk_cache_bytes") == 1024
+    assert oxzarr.config.get("chunk_cache_bytes") == 0
+
+
 def test_config(tmp_path: Path) -> None:
     import os
 
@@ -800,6 +826,10 @@ def test_copies_keep_fill_value_and_shards(tmp_path: Path) -> None:
     copy = oxzarr.from_array(tmp_path / "c", data=src)
     assert (copy.chunks, copy.shards, copy.fill_value) == ((2, 2), (4, 4), 9)
     assert_same(copy[...], np.full((8, 8), 9, dtype="u1"))
+    # From a list, the dtype numpy's *_like give (a list has none of its own).
+    for data in ([[1, 2], [3, 4]], [1.5], [True], 7):
+        made = oxzarr.ones_like(data, store=tmp_path / "l", overwrite=True)
+        assert_same(made[...], np.ones_like(data))
 
 
 def test_copies_across_formats_and_save_modes(tmp_path: Path) -> None:

@@ -137,6 +137,17 @@ def test_out_of_range_selections(tmp_path: Path) -> None:
         a["x"]
     with pytest.raises(ValueError, match="step"):
         a[::0]
+    # Empty index arrays of more than one dimension are refused as other such arrays are.
+    for index in (np.zeros((3, 0), int), np.zeros((0, 3), int), np.zeros((2, 2), int)):
+        with pytest.raises(IndexError, match="one-dimensional"):
+            a[index]
+        with pytest.raises(IndexError, match="one-dimensional"):
+            a.oindex[index]
+        with pytest.raises(IndexError, match="one-dimensional"):
+            a[index] = 0
+    # A shape past 64-bit sizes is a ValueError in resize, as in create_array.
+    with pytest.raises(ValueError, match=r"2\*\*64"):
+        a.resize((2**64,) * a.ndim)
 
 
 def test_unsigned_indices_beyond_int64_are_out_of_bounds(tmp_path: Path) -> None:

@@ -89,6 +89,10 @@ def _index_array(k: Any, n: int, axis: int) -> npt.NDArray[np.uint64]:
                 f"boolean index of shape {arr.shape} does not match axis {axis} of size {n}"
             )
         return np.flatnonzero(arr).astype(np.uint64)
+    # Before the empty case: an empty index of two dimensions is one too (numpy would give
+    # the result its dimensions; zarr-python refuses them, empty or not).
+    if arr.ndim != 1:
+        raise IndexError(f"index arrays must be one-dimensional here, not of shape {arr.shape}")
     if arr.size == 0:
         return np.zeros(0, dtype=np.uint64)
     if arr.dtype.kind not in "iu":
@@ -96,8 +100,6 @@ def _index_array(k: Any, n: int, axis: int) -> npt.NDArray[np.uint64]:
             f"only integers, slices (':'), ellipsis ('...'), numpy.newaxis ('None') and "
             f"integer or boolean arrays are valid indices, not {arr.dtype} arrays"
         )
-    if arr.ndim != 1:
-        raise IndexError(f"index arrays must be one-dimensional here, not of shape {arr.shape}")
     return in_bounds(arr, n, axis)
 
 

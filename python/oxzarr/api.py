@@ -765,7 +765,9 @@ def _like(a: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     from an Array, its chunks, shards, format and codecs (and a v2 array's order), as
     zarr-python's ``*_like`` functions take them."""
     a = _settings_source(a)
-    like: dict[str, Any] = {"shape": np.shape(a), "dtype": getattr(a, "dtype", None)}
+    # A list or scalar has no dtype: numpy's *_like take the one it would be made into.
+    dtype = a.dtype if hasattr(a, "dtype") else np.asarray(a).dtype
+    like: dict[str, Any] = {"shape": np.shape(a), "dtype": dtype}
     if _is_zarr_python_array(a):
         # Its format and grid; its codecs are zarr-python's objects.
         like.update(chunks=a.chunks, zarr_format=a.metadata.zarr_format)

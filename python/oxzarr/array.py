@@ -1100,6 +1100,9 @@ class Array:
         new_shape = list(integers(shape, "shape"))
         if any(s < 0 for s in new_shape):
             raise ValueError(f"shape cannot be negative: {tuple(new_shape)}")
+        if any(s >= 2**64 for s in new_shape):
+            # As create_array refuses it: shapes are stored as 64-bit sizes.
+            raise ValueError(f"cannot resize {self!r} to {tuple(new_shape)}: sizes past 2**64 - 1")
         if self.read_only:
             raise ReadOnlyError(f"{self!r} was opened read-only: cannot resize it")
         self._load(self._core.resize(new_shape))

@@ -91,8 +91,10 @@ def _check(key: str, value: Any) -> Any:
             raise ValueError(f"config 'threads' must be at most {MAX_THREADS}, not {value}")
         return value
     if key == "chunk_cache_bytes":
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"config 'chunk_cache_bytes' must be an integer >= 0, not {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+            raise ValueError(
+                f"config 'chunk_cache_bytes' must be an integer from 0 to 2**63 - 1, not {value!r}"
+            )
         return value
     if key == "default_zarr_format":
         if value not in (2, 3) or isinstance(value, bool):
@@ -184,15 +186,26 @@ class Config:
 
     def _apply(self, values: Mapping[str, Any]) -> None:
         with self._lock:
+            previous = {k: self._values.get(k) for k in values}
+            try:
+                self._to_engine(values)
+            except BaseException:
+                # A change refused part way leaves every setting as it was.
+                self._to_engine(previous)
+                raise
             self._values.update(values)
-            if "threads" in values:
-                _core.set_threads(values["threads"] or 0)
-            if "validate_checksums" in values:
-                _core.set_validate_checksums(values["validate_checksums"])
-            if "chunk_cache_bytes" in values:
-                _core.set_chunk_cache_bytes(values["chunk_cache_bytes"])
-            if "output_huge_pages" in values:
-                _core.set_output_huge_pages(values["output_huge_pages"])
+
+    @staticmethod
+    def _to_engine(values: Mapping[str, Any]) -> None:
+        """Hands the engine's own settings among `values` to it."""
+        if "threads" in values:
+            _core.set_threads(values["threads"] or 0)
+        if "validate_checksums" in values:
+            _core.set_validate_checksums(values["validate_checksums"])
+        if "chunk_cache_bytes" in values:
+            _core.set_chunk_cache_bytes(values["chunk_cache_bytes"])
+        if "output_huge_pages" in values:
+            _core.set_output_huge_pages(values["output_huge_pages"])
 
     def __repr__(self) -> str:
         shown = {**self._values, "threads": _core.threads()}
