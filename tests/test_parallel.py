@@ -384,6 +384,30 @@ def test_threads_appending_through_one_handle_lose_nothing(tmp_path: Path) -> No
     assert (rows == rows[:, :1]).all()  # every row whole
 
 
+def test_threads_changing_attributes_through_one_handle_lose_nothing(tmp_path: Path) -> None:
+    group = oxzarr.open_group(tmp_path / "g", mode="w")
+    array = group.create_array("a", shape=(2,), dtype="i1")
+
+    def change(i: int) -> None:
+        for node in (group, array):
+            for j in range(20):
+                node.attrs[f"t{i}-{j}"] = j
+            node.attrs.update({f"u{i}": i})
+            del node.attrs[f"t{i}-0"]
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(change, range(6)))
+    expected = {f"t{i}-{j}": j for i in range(6) for j in range(1, 20)}
+    expected.update({f"u{i}": i for i in range(6)})
+    for node in (
+        group,
+        array,
+        oxzarr.open_group(tmp_path / "g"),
+        oxzarr.open_array(tmp_path / "g/a"),
+    ):
+        assert node.attrs.asdict() == expected
+
+
 def test_threads_converting_to_one_destination(tmp_path: Path) -> None:
     from oxzarr.convert import convert
 

@@ -52,9 +52,13 @@ class Attributes(MutableMapping[str, JSON]):
         self.update({key: value})
 
     def __delitem__(self, key: str) -> None:
-        attrs = self._current()
-        del attrs[key]
-        self._node._write_attributes(attrs)
+        # Each change reads the attributes and writes them back whole: threads changing them
+        # through one handle go one at a time, or each would write back what it read and
+        # drop the others' keys.
+        with self._node._attributes_lock:
+            attrs = self._current()
+            del attrs[key]
+            self._node._write_attributes(attrs)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._current())
@@ -64,13 +68,15 @@ class Attributes(MutableMapping[str, JSON]):
 
     def update(self, *args: Any, **kwargs: JSON) -> None:
         """Changes several attributes with one write."""
-        attrs = self._current()
-        attrs.update(*args, **kwargs)
-        self._node._write_attributes(attrs)
+        with self._node._attributes_lock:
+            attrs = self._current()
+            attrs.update(*args, **kwargs)
+            self._node._write_attributes(attrs)
 
     def put(self, d: Mapping[str, JSON]) -> None:
         """Replaces all attributes."""
-        self._node._write_attributes(dict(d))
+        with self._node._attributes_lock:
+            self._node._write_attributes(dict(d))
 
     def asdict(self) -> dict[str, JSON]:
         return self._current()
@@ -379,6 +385,7 @@ class Array:
         # Appends through this handle, one at a time: each grows the array from the shape
         # the one before left (threads appending at once would otherwise share new rows).
         self._appending = threading.Lock()
+        self._attributes_lock = threading.Lock()
         self._load(core)
 
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -42,6 +43,8 @@ class Group:
 
     def __init__(self, core: _core.Group, store: Store) -> None:
         self._store = store
+        # Attribute changes through this handle, one at a time (see Attributes).
+        self._attributes_lock = threading.Lock()
         self._load(core)
 
     @classmethod
