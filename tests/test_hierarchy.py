@@ -90,10 +90,14 @@ def test_a_member_oxzarr_cannot_open_leaves_the_others(
     del writable["bad"]
     assert not (path / "bad").exists()
     assert list(oxzarr.open_group(path, mode="r", use_consolidated=consolidated)) == ["sub"]
-    # A document that does not say what it is fails the listing, and `in`, alike.
+    # A document that does not say what it is fails the listing, and `in`, alike (in a v3
+    # group: a v2 group's members are nodes of v2 documents, so it is no member there).
     (path / "odd").mkdir()
     (path / "odd" / "zarr.json").write_text("{}")
     plain = oxzarr.open_group(path, mode="r", use_consolidated=False)
+    if zarr_format == 2:
+        assert list(plain.keys()) == ["sub"] and "odd" not in plain
+        return
     with pytest.raises(ValueError, match=r"odd/zarr\.json"):
         list(plain.keys())
     with pytest.raises(ValueError, match=r"odd/zarr\.json"):
@@ -316,3 +320,28 @@ def test_member_names_that_are_not_strings_are_type_errors() -> None:
         with pytest.raises(TypeError):
             make()
     assert list(g) == []
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_nodes_of_the_other_format_are_not_members(tmp_path: Path, zarr_format: int) -> None:
+    # As zarr-python reads hierarchies: a v3 group's members are the nodes with a zarr.json,
+    # a v2 group's those with .zarray/.zgroup. A node of the other format below a group (as
+    # zarr-python 3.1.6's v2 group helpers write) is not listed, opened nor consolidated as
+    # a member; consolidating such a group failed.
+    other = 5 - zarr_format
+    built = {}
+    for lib in (zarr, oxzarr):
+        path = tmp_path / lib.__name__
+        zarr.open_group(path, mode="w", zarr_format=zarr_format)
+        zarr.create_array(path / "own", shape=(1,), dtype="i1", zarr_format=zarr_format)
+        zarr.create_array(path / "other", shape=(1,), dtype="i1", zarr_format=other)
+        zarr.open_group(path / "sub", mode="w", zarr_format=other)
+        group = lib.open_group(path, mode="r")
+        built[lib.__name__] = (sorted(group.keys()), "other" in group, "sub" in group)
+        with pytest.raises(KeyError):
+            group["other"]
+        lib.consolidate_metadata(path)
+        built[lib.__name__] += (sorted(lib.open_consolidated(path).keys()),)
+    assert built["oxzarr"] == built["zarr"] == (["own"], False, False, ["own"])
+    # Opened on its own, a node of either format still opens.
+    assert oxzarr.open_array(tmp_path / "oxzarr" / "other").zarr_format == other

@@ -159,6 +159,18 @@ impl Group {
         })
     }
 
+    /// The document at `key` (below this group) if it is one of this group's format: a v3
+    /// group's members are the nodes with a `zarr.json`, a v2 group's those with `.zarray`
+    /// or `.zgroup`, as zarr-python reads them, so a node of the other format below a group
+    /// is neither listed, opened as its member, nor consolidated with it.
+    fn member_document(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let v3_document = key.rsplit('/').next() == Some(ZARR_JSON);
+        if v3_document != matches!(self.metadata, GroupMetadata::V3(_)) {
+            return Ok(None);
+        }
+        Ok(self.store.get(key)?)
+    }
+
     /// The path of a member given its name or a relative path ("a/b").
     pub fn child_path(&self, name: &str) -> Result<String> {
         normalize_path(&join_key(&self.path, name))
@@ -170,7 +182,7 @@ impl Group {
         let path = self.child_path(name)?;
         match &self.consolidated {
             Some(c) => Ok(c.kind(&path)),
-            None => node::declared_kind(&path, |k| Ok(self.store.get(k)?)),
+            None => node::declared_kind(&path, |k| self.member_document(k)),
         }
     }
 
@@ -183,7 +195,7 @@ impl Group {
                 Some((_, docs)) => parse_node_metadata(&path, |k| Ok(docs.get(k).cloned()))?,
                 None => c.nodes.get(&path).cloned(),
             },
-            None => read_node_metadata(&self.store, &path)?,
+            None => parse_node_metadata(&path, |k| self.member_document(k))?,
         };
         let Some(meta) = meta else {
             return Err(Error::NodeNotFound {
@@ -217,7 +229,7 @@ impl Group {
             .as_ref()
             .is_some_and(|c| c.kind(&path).is_some());
         // (By what its documents say: a member oxzarr cannot open can still be deleted.)
-        let stored = || node::declared_kind(&path, |k| Ok(self.store.get(k)?));
+        let stored = || node::declared_kind(&path, |k| self.member_document(k));
         if !in_document && stored()?.is_none() {
             return Err(Error::NodeNotFound {
                 kind: "node",
@@ -284,7 +296,7 @@ impl Group {
             let name = child[prefix.len()..].trim_end_matches('/').to_string();
             // A directory without metadata (chunk folders, stray files) is not a member.
             let path = join_key(&self.path, &name);
-            if let Some(kind) = node::declared_kind(&path, |k| Ok(self.store.get(k)?))? {
+            if let Some(kind) = node::declared_kind(&path, |k| self.member_document(k))? {
                 members.push((name, kind));
             }
         }
@@ -314,7 +326,7 @@ impl Group {
                     stack.push(child_rel.clone());
                 }
                 let path = join_key(&self.path, &child_rel);
-                match read_node_metadata(&self.store, &path) {
+                match parse_node_metadata(&path, |k| self.member_document(k)) {
                     Ok(Some(meta)) => out.push((child_rel, Found::Parsed(meta))),
                     Ok(None) => {}
                     // An array oxzarr cannot open keeps its documents as they are, so that
@@ -335,7 +347,7 @@ impl Group {
     fn raw_documents(&self, path: &str) -> Result<Option<Vec<(&'static str, Value)>>> {
         let mut docs = Vec::new();
         for name in [ZARR_JSON, ZARRAY, ZGROUP, ZATTRS] {
-            if let Some(bytes) = self.store.get(&join_key(path, name))? {
+            if let Some(bytes) = self.member_document(&join_key(path, name))? {
                 match crate::metadata::json::parse(&bytes) {
                     Ok(doc) => docs.push((name, doc)),
                     Err(_) => return Ok(None),
