@@ -685,3 +685,58 @@ def test_nchunks_initialized_counts_inner_chunks(tmp_path: Path) -> None:
     assert a.nchunks_initialized == 3
     a[...] = 1
     assert a.nchunks_initialized == 16
+
+
+def _vlen_layout(kind: str, vlen: dict[str, Any], api: Any) -> dict[str, Any]:
+    """A (4, 6) array in one shard of (4, 6), its inner chunks of strings or bytes behind
+    another sharding codec, before a compressor, or after a transpose; `api` is zarr.codecs
+    or oxzarr.codecs."""
+    if api is zc:
+        inner = [zc.VLenUTF8Codec() if vlen["name"] == "vlen-utf8" else zc.VLenBytesCodec()]
+    else:
+        inner = [vlen]
+    layout: dict[str, Any] = {"shape": (4, 6), "chunks": (4, 6), "compressors": None}
+    if kind == "nested":
+        innermost = api.ShardingCodec(chunk_shape=(1, 3), codecs=inner)
+        layout["serializer"] = api.ShardingCodec(chunk_shape=(2, 6), codecs=[innermost])
+    elif kind == "outer zstd":
+        layout["serializer"] = api.ShardingCodec(chunk_shape=(2, 3), codecs=inner)
+        layout["compressors"] = [api.ZstdCodec(level=1)]
+    else:
+        # Inner chunks that divide the shard both ways: zarr-python 3.1.6 checks them against
+        # the shard's shape before the transpose, not the (6, 4) the sharding codec receives.
+        layout["serializer"] = api.ShardingCodec(chunk_shape=(2, 2), codecs=inner)
+        layout["filters"] = [api.TransposeCodec(order=(1, 0))]
+    return layout
+
+
+@pytest.mark.parametrize("kind", ["nested", "outer zstd", "transpose"])
+@pytest.mark.parametrize("dtype", ["str", "bytes"])
+def test_variable_length_elements_when_sharding_is_not_the_whole_chain(
+    tmp_path: Path, kind: str, dtype: str
+) -> None:
+    # Shards of strings or bytes decoded whole (sharding inside a shard, a codec after the
+    # sharding codec, a transpose before it). Rows 0 and 1 hold only the fill value, so some
+    # inner chunks are left out.
+    texts = [[""] * 6, [""] * 6, ["a", "bb", "", "é" * 3, "x" * 40, "z"], list("uvwxyz")]
+    if dtype == "str":
+        values = np.array(texts, dtype=object)
+        vlen: dict[str, Any] = {"name": "vlen-utf8"}
+    else:
+        values = np.array([[t.encode() for t in row] for row in texts], dtype=object)
+        vlen = {"name": "vlen-bytes"}
+    ours = oxzarr.create_array(
+        tmp_path / "ox.zarr", dtype=dtype, **_vlen_layout(kind, vlen, oxzarr.codecs)
+    )
+    ours[...] = values
+    assert ours[...].tolist() == values.tolist()
+    assert ours[1:3, 2:5].tolist() == values[1:3, 2:5].tolist()
+    ours[3, 1:4] = values[2, 1:4]
+    expected = values.copy()
+    expected[3, 1:4] = values[2, 1:4]
+    assert oxzarr.open_array(tmp_path / "ox.zarr")[...].tolist() == expected.tolist()
+    theirs = zarr.create_array(tmp_path / "zp.zarr", dtype=dtype, **_vlen_layout(kind, vlen, zc))
+    theirs[...] = values
+    assert oxzarr.open_array(tmp_path / "zp.zarr")[...].tolist() == values.tolist()
+    got = zarr.open_array(tmp_path / "ox.zarr", mode="r")[...]
+    assert np.asarray(got).tolist() == expected.tolist()

@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 use crate::alloc;
 use crate::array::copy::{all_fill, fill_elements, for_each_row};
 use crate::array::selection::PieceMap;
+use crate::codec::array_to_bytes::vlen::VlenChunk;
 use crate::codec::{
     check_config_keys, codec_metadata, invalid_config, ArrayToBytesCodec, ChunkRepr, CodecChain,
 };
@@ -396,6 +397,76 @@ impl Sharding {
             .ok_or_else(|| CodecError::corrupt(NAME, "shorter than its index"))?;
         Ok(&shard[range.start as usize..range.end as usize])
     }
+
+    /// The index of a whole shard, every entry checked to lie within it.
+    fn read_index(&self, shard: &[u8]) -> Result<ShardIndex, CodecError> {
+        self.decode_index(self.split(shard)?, Some(shard.len() as u64))
+    }
+
+    /// For each element of inner chunk `i` (C order), its position in a shard of
+    /// `shard_shape` (C order): variable-length elements are moved one by one, not as rows
+    /// of bytes.
+    fn inner_positions(&self, i: usize, shard_shape: &[u64]) -> Vec<usize> {
+        let maps = self.inner_maps(i);
+        let refs: Vec<&PieceMap> = maps.iter().collect();
+        let mut positions = vec![0usize; self.inner.decoded_repr().num_elements() as usize];
+        // Rows in units of elements: element size 1.
+        for_each_row(&refs, &self.chunk_shape, shard_shape, 1, &mut |o, c, n| {
+            for k in 0..n {
+                positions[c + k] = o + k;
+            }
+        });
+        positions
+    }
+
+    /// A whole shard from its inner chunks, `encode_one(i)` giving inner chunk `i`'s stored
+    /// bytes (`None`: not stored), encoded in parallel. A shard with no stored inner chunk is
+    /// just its index.
+    fn encode_shard(
+        &self,
+        encode_one: impl Fn(usize) -> Result<Option<Vec<u8>>, CodecError> + Sync + Send,
+    ) -> Result<Vec<u8>, CodecError> {
+        let encoded: Vec<Option<Vec<u8>>> = concurrency::in_pool(|| {
+            (0..self.num_inner())
+                .into_par_iter()
+                .map(encode_one)
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(|e| CodecError::Encode {
+            codec: NAME,
+            reason: e.to_string(),
+        })??;
+        match self.assemble(encoded.iter().map(|e| e.as_deref()))? {
+            Some(bytes) => Ok(bytes),
+            None => self.encode_index(&ShardIndex::empty(self.num_inner())),
+        }
+    }
+}
+
+/// The stored bytes of inner chunk `i` of `shard`, whose `index` was read (and its entries
+/// checked to lie within the shard) by `Sharding::read_index`; `None` if it is not stored.
+fn stored_inner_chunk<'a>(
+    shard: &'a [u8],
+    index: &ShardIndex,
+    i: usize,
+) -> Result<Option<&'a [u8]>, CodecError> {
+    let Some((offset, nbytes)) = index.get(i) else {
+        return Ok(None);
+    };
+    // `read_index` has checked the entry; an index from elsewhere is refused here rather than
+    // read as a missing inner chunk.
+    let range = usize::try_from(offset)
+        .ok()
+        .zip(usize::try_from(offset.saturating_add(nbytes)).ok());
+    range
+        .and_then(|(start, end)| shard.get(start..end))
+        .map(Some)
+        .ok_or_else(|| {
+            CodecError::corrupt(
+                NAME,
+                format!("shard index entry {i} ({offset}, {nbytes}) lies outside the shard"),
+            )
+        })
 }
 
 impl ArrayToBytesCodec for Sharding {
@@ -424,22 +495,7 @@ impl ArrayToBytesCodec for Sharding {
             }
             Ok(Some(self.inner.encode(&chunk)?.into_owned()))
         };
-        let encoded: Vec<Option<Vec<u8>>> = concurrency::in_pool(|| {
-            (0..self.num_inner())
-                .into_par_iter()
-                .map(encode_one)
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .map_err(|e| CodecError::Encode {
-            codec: NAME,
-            reason: e.to_string(),
-        })??;
-        let shard = self.assemble(encoded.iter().map(|e| e.as_deref()))?;
-        // A shard with no stored inner chunk is just its index.
-        Ok(Cow::Owned(match shard {
-            Some(bytes) => bytes,
-            None => self.encode_index(&ShardIndex::empty(self.num_inner()))?,
-        }))
+        Ok(Cow::Owned(self.encode_shard(encode_one)?))
     }
 
     fn decode_into(
@@ -448,14 +504,14 @@ impl ArrayToBytesCodec for Sharding {
         repr: &ChunkRepr,
         out: &mut [u8],
     ) -> Result<(), CodecError> {
-        let index = self.decode_index(self.split(encoded)?, Some(encoded.len() as u64))?;
+        let index = self.read_index(encoded)?;
         let size = repr.data_type.size();
         let inner_bytes = self.inner.decoded_repr().nbytes();
         let shared = crate::array::copy::SharedBuffer::new(out);
         let decode_one = |i: usize| -> Result<(), CodecError> {
             let maps = self.inner_maps(i);
             let refs: Vec<&PieceMap> = maps.iter().collect();
-            match index.get(i) {
+            match stored_inner_chunk(encoded, &index, i)? {
                 None => for_each_row(
                     &refs,
                     &self.chunk_shape,
@@ -466,8 +522,7 @@ impl ArrayToBytesCodec for Sharding {
                         fill_elements(unsafe { shared.slice(o, n) }, &repr.fill_value);
                     },
                 ),
-                Some((offset, nbytes)) => {
-                    let bytes = &encoded[offset as usize..(offset + nbytes) as usize];
+                Some(bytes) => {
                     let mut chunk = crate::alloc::zeroed(inner_bytes)?;
                     self.inner.decode_into(bytes, &mut chunk)?;
                     for_each_row(
@@ -490,6 +545,75 @@ impl ArrayToBytesCodec for Sharding {
                 .try_for_each(decode_one)
         })
         .map_err(|e| CodecError::corrupt(NAME, e))?
+    }
+
+    fn encode_vlen(&self, chunk: &VlenChunk, repr: &ChunkRepr) -> Result<Vec<u8>, CodecError> {
+        if chunk.len() as u64 != repr.num_elements() {
+            return Err(CodecError::Encode {
+                codec: NAME,
+                reason: format!(
+                    "{} elements for a shard of {}",
+                    chunk.len(),
+                    repr.num_elements()
+                ),
+            });
+        }
+        let encode_one = |i: usize| -> Result<Option<Vec<u8>>, CodecError> {
+            let positions = self.inner_positions(i, &repr.shape);
+            // As for fixed-size data, an inner chunk holding only the fill value is not
+            // stored: it reads back as the fill value.
+            if positions.iter().all(|&p| chunk.get(p) == &*repr.fill_value) {
+                return Ok(None);
+            }
+            let inner = VlenChunk::from_elements(positions.iter().map(|&p| chunk.get(p)));
+            Ok(Some(self.inner.encode_vlen(&inner)?))
+        };
+        self.encode_shard(encode_one)
+    }
+
+    fn decode_vlen(&self, encoded: &[u8], repr: &ChunkRepr) -> Result<VlenChunk, CodecError> {
+        let index = self.read_index(encoded)?;
+        let n = repr.num_elements() as usize;
+        let inner_n = self.inner.decoded_repr().num_elements() as usize;
+        // The shard's elements are gathered one by one (an inner chunk and a position in it
+        // for each, then an offset): metadata may ask for more than memory holds.
+        crate::alloc::check_room(n.saturating_mul(3 * std::mem::size_of::<usize>()))?;
+        let decode_one = |i: usize| -> Result<Option<VlenChunk>, CodecError> {
+            let Some(bytes) = stored_inner_chunk(encoded, &index, i)? else {
+                return Ok(None);
+            };
+            let inner = self.inner.decode_vlen(bytes)?;
+            if inner.len() != inner_n {
+                return Err(CodecError::corrupt(
+                    NAME,
+                    format!(
+                        "inner chunk {i} holds {} elements, not {inner_n}",
+                        inner.len()
+                    ),
+                ));
+            }
+            Ok(Some(inner))
+        };
+        let inner: Vec<Option<VlenChunk>> = concurrency::in_pool(|| {
+            (0..self.num_inner())
+                .into_par_iter()
+                .map(decode_one)
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(|e| CodecError::corrupt(NAME, e))??;
+        // Where each element of the shard comes from: (inner chunk, position in it).
+        let mut sources = vec![(0usize, 0usize); n];
+        for i in 0..self.num_inner() {
+            for (k, p) in self.inner_positions(i, &repr.shape).into_iter().enumerate() {
+                sources[p] = (i, k);
+            }
+        }
+        Ok(VlenChunk::from_elements(sources.iter().map(
+            |&(i, k)| match &inner[i] {
+                Some(chunk) => chunk.get(k),
+                None => &*repr.fill_value,
+            },
+        )))
     }
 
     fn max_encoded_size(&self, repr: &ChunkRepr) -> usize {
@@ -625,5 +749,121 @@ mod tests {
             c.decode_into(&enc, &mut out).unwrap();
             assert_eq!(out, data);
         }
+    }
+
+    /// A chain of `codecs` for shards of `shape` variable-length strings whose fill value is
+    /// "-".
+    fn vlen_chain(codecs: Value, shape: &[u64]) -> Result<CodecChain, MetadataError> {
+        let list = codecs.as_array().cloned().unwrap_or_default();
+        CodecChain::from_metadata(
+            &list,
+            &ChunkRepr::with_fill(shape.to_vec(), DataType::String, b"-"),
+        )
+    }
+
+    /// Strings for a shard of 4 x 6, C order, whose first two rows and the start of the
+    /// third hold only the fill value.
+    fn vlen_sample() -> VlenChunk {
+        let texts: Vec<String> = (0..24)
+            .map(|i| match i {
+                0..=14 => "-".to_string(),
+                15 => String::new(),
+                _ => "é".repeat(i % 5) + &i.to_string(),
+            })
+            .collect();
+        VlenChunk::from_elements(texts.iter().map(|t| t.as_bytes()))
+    }
+
+    #[test]
+    fn shards_of_variable_length_elements_round_trip() -> TestResult {
+        let vlen = json!([{"name": "vlen-utf8"}]);
+        let zstd = json!({"name": "zstd", "configuration": {"level": 1, "checksum": false}});
+        let nested = sharded(&[2, 6], "start", sharded(&[1, 3], "end", vlen.clone()));
+        let mut compressed = sharded(&[2, 3], "end", vlen.clone());
+        if let Some(list) = compressed.as_array_mut() {
+            list.push(zstd);
+        }
+        let mut transposed = sharded(&[3, 2], "end", vlen.clone());
+        if let Some(list) = transposed.as_array_mut() {
+            list.insert(
+                0,
+                json!({"name": "transpose", "configuration": {"order": [1, 0]}}),
+            );
+        }
+        let data = vlen_sample();
+        for codecs in [
+            sharded(&[2, 3], "end", vlen.clone()),
+            sharded(&[1, 1], "start", vlen.clone()),
+            nested,
+            compressed,
+            transposed,
+        ] {
+            let c = vlen_chain(codecs.clone(), &[4, 6])?;
+            let stored = c.encode_vlen(&data)?;
+            assert_eq!(c.decode_vlen(&stored)?, data, "{codecs}");
+        }
+        // A shard holding only the fill value is just its index, and reads back as the fill
+        // value.
+        let c = vlen_chain(sharded(&[2, 3], "end", vlen.clone()), &[4, 6])?;
+        let sharding = c.sharding().ok_or("not sharded")?;
+        let fill = VlenChunk::filled(24, b"-");
+        let stored = c.encode_vlen(&fill)?;
+        assert_eq!(stored.len(), sharding.index_size());
+        assert_eq!(c.decode_vlen(&stored)?, fill);
+        Ok(())
+    }
+
+    #[test]
+    fn inner_chunks_of_the_fill_value_are_left_out() -> TestResult {
+        let vlen = json!([{"name": "vlen-utf8"}]);
+        let nested = sharded(&[2, 6], "end", sharded(&[1, 3], "end", vlen));
+        let c = vlen_chain(nested, &[4, 6])?;
+        let sharding = c.sharding().ok_or("not sharded")?;
+        let stored = c.encode_vlen(&vlen_sample())?;
+        let index = sharding.read_index(&stored)?;
+        // The first inner chunk (rows 0 and 1) holds only the fill value.
+        assert_eq!(index.get(0), None);
+        let inner = stored_inner_chunk(&stored, &index, 1)?.ok_or("inner chunk 1 missing")?;
+        // Within the second, a shard itself, so does the inner chunk of row 2, columns 0 to
+        // 2; the rest hold "" or other strings.
+        let nested = sharding.inner_chain().sharding().ok_or("not nested")?;
+        let inner_index = nested.read_index(inner)?;
+        assert_eq!(inner_index.get(0), None);
+        assert!((1..inner_index.len()).all(|i| inner_index.get(i).is_some()));
+        Ok(())
+    }
+
+    #[test]
+    fn corrupt_shards_of_variable_length_elements_are_errors() -> TestResult {
+        let vlen = json!([{"name": "vlen-utf8"}]);
+        let c = vlen_chain(sharded(&[2, 3], "end", vlen), &[4, 6])?;
+        let stored = c.encode_vlen(&vlen_sample())?;
+        let index_size = c.sharding().ok_or("not sharded")?.index_size();
+        let index_at = stored.len() - index_size;
+        let mut bad: Vec<Vec<u8>> = vec![Vec::new(), stored[..index_size - 1].to_vec()];
+        // An index whose checksum fails.
+        let mut flipped = stored.clone();
+        flipped[index_at] ^= 1;
+        bad.push(flipped);
+        // An inner chunk whose element count is wrong (inner chunks 0 and 1 hold only the
+        // fill value, so inner chunk 2 is stored first).
+        let mut miscounted = stored.clone();
+        miscounted[0] ^= 0xff;
+        bad.push(miscounted);
+        // An entry past the end of the shard, with a valid checksum.
+        let mut outside = stored.clone();
+        let entries = &mut outside[index_at..stored.len() - 4];
+        entries[16 * 2..16 * 2 + 8].copy_from_slice(&u64::MAX.wrapping_sub(1).to_le_bytes());
+        let crc = crc32c::crc32c(&outside[index_at..stored.len() - 4]);
+        let end = outside.len();
+        outside[end - 4..].copy_from_slice(&crc.to_le_bytes());
+        bad.push(outside);
+        for (k, shard) in bad.iter().enumerate() {
+            assert!(c.decode_vlen(shard).is_err(), "case {k}");
+        }
+        // Too few elements for the shard are refused, not indexed past.
+        let short = VlenChunk::from_elements([&b"x"[..]]);
+        assert!(c.encode_vlen(&short).is_err());
+        Ok(())
     }
 }
