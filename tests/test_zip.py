@@ -136,6 +136,25 @@ def test_damaged_zips_name_the_entry(tmp_path: Path) -> None:
         ZipStore(truncated)
 
 
+def test_stored_encrypted_entries_are_refused_as_encrypted(tmp_path: Path) -> None:
+    # A stored entry with a password (as `zip -0 -P` writes it) begins with a 12-byte
+    # encryption header, so its stored size is 12 more than its size: it was refused as
+    # damaged. Written here as such a zip is laid out: flag bit 0 set, the size 12 less.
+    path = tmp_path / "enc.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("zarr.json", b"x" * 12 + b'{"zarr_format": 3, "node_type": "group"}')
+    raw = bytearray(path.read_bytes())
+    central = raw.index(b"PK\x01\x02")
+    for flags, size in ((6, 22), (central + 8, central + 24)):
+        raw[flags] |= 1
+        raw[size : size + 4] = (int.from_bytes(raw[size : size + 4], "little") - 12).to_bytes(
+            4, "little"
+        )
+    path.write_bytes(bytes(raw))
+    with pytest.raises(OSError, match=r"encrypted.*zarr\.json in zip://"):
+        oxzarr.open_group(path, mode="r")
+
+
 def test_damaged_stored_chunks_are_found(tmp_path: Path) -> None:
     """Uncompressed chunks stored in a zip are read in place, straight into the output: a
     chunk read whole is still checked against the CRC-32 the zip records, and an entry the

@@ -107,7 +107,9 @@ fn describe<R: Read>(
         8 => Method::Deflated,
         code => Method::Other(code),
     };
-    if method == Method::Stored && compressed_size != entry.size() {
+    // (An encrypted entry's stored bytes begin with its encryption header: it is refused as
+    // encrypted when read, not as damaged.)
+    if method == Method::Stored && !entry.encrypted() && compressed_size != entry.size() {
         return Err("it is stored with two different sizes".into());
     }
     Ok(Entry {
