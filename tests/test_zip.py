@@ -155,6 +155,28 @@ def test_stored_encrypted_entries_are_refused_as_encrypted(tmp_path: Path) -> No
         oxzarr.open_group(path, mode="r")
 
 
+def test_names_in_a_dos_code_page_with_their_unicode_path(tmp_path: Path) -> None:
+    # As Windows tools write names beyond ASCII: in code page 437, with an Info-ZIP Unicode
+    # Path extra field (0x7075) holding the UTF-8 name. Every such entry was refused as
+    # damaged, its local header's name compared with the UTF-8 one.
+    import struct
+    import zlib
+
+    source = tmp_path / "src.zarr"
+    oxzarr.create_array(source, shape=(4,), dtype="i2", compressors=None)[...] = np.arange(4)
+    path = tmp_path / "oem.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        for file in sorted(p for p in source.rglob("*") if p.is_file()):
+            key = "grüße/" + file.relative_to(source).as_posix()
+            info = zipfile.ZipInfo(key.replace("ü", "X").replace("ß", "Y"))
+            body = b"\x01" + struct.pack("<I", zlib.crc32(key.encode("cp437"))) + key.encode()
+            info.extra = struct.pack("<HH", 0x7075, len(body)) + body
+            z.writestr(info, file.read_bytes())
+    path.write_bytes(path.read_bytes().replace(b"grXYe", "grüße".encode("cp437")))
+    expected = zarr.open_array(zarr.storage.ZipStore(path, mode="r"), path="grüße", mode="r")
+    assert_same(oxzarr.open_array(path, path="grüße", mode="r")[...], expected[...])
+
+
 def test_damaged_stored_chunks_are_found(tmp_path: Path) -> None:
     """Uncompressed chunks stored in a zip are read in place, straight into the output: a
     chunk read whole is still checked against the CRC-32 the zip records, and an entry the

@@ -72,6 +72,16 @@ type Described = Result<Entry, Arc<str>>;
 
 /// Where an entry's bytes are and how they are stored, checked against the file's length and
 /// against the entry's local header.
+/// The name bytes of the central directory record at `at`, as stored.
+fn recorded_name(file: &File, at: u64) -> Result<Vec<u8>, String> {
+    let unreadable = |e: std::io::Error| format!("its directory record cannot be read: {e}");
+    let mut record = [0u8; 46];
+    file.read_exact_at(&mut record, at).map_err(unreadable)?;
+    let mut name = vec![0u8; usize::from(u16::from_le_bytes([record[28], record[29]]))];
+    file.read_exact_at(&mut name, at + 46).map_err(unreadable)?;
+    Ok(name)
+}
+
 fn describe<R: Read>(
     entry: &zip::read::ZipFile<'_, R>,
     file: &File,
@@ -84,11 +94,23 @@ fn describe<R: Read>(
     // point at another's, and its values would be read as this key's (Python's zipfile
     // checks the same).
     let name = entry.name_raw();
+    let unreadable = |e: std::io::Error| format!("its local header cannot be read: {e}");
     let mut header = vec![0u8; 30 + name.len()];
     file.read_exact_at(&mut header, entry.header_start())
-        .map_err(|e| format!("its local header cannot be read: {e}"))?;
+        .map_err(unreadable)?;
     let name_len = usize::from(u16::from_le_bytes([header[26], header[27]]));
-    if header[..4] != [0x50, 0x4b, 0x03, 0x04] || name_len != name.len() || header[30..] != *name {
+    let same_name = if name_len == name.len() && header[30..] == *name {
+        true
+    } else {
+        // The crate gives the name from an Info-ZIP Unicode Path field when there is one (a
+        // name in a DOS code page, and the same in UTF-8 beside it): the local header holds
+        // the name as the directory's record does, before that field.
+        let mut local_name = vec![0u8; name_len];
+        file.read_exact_at(&mut local_name, entry.header_start() + 30)
+            .map_err(unreadable)?;
+        local_name == recorded_name(file, entry.central_header_start())?
+    };
+    if header[..4] != [0x50, 0x4b, 0x03, 0x04] || !same_name {
         return Err("the directory points at another entry's local header".into());
     }
     let compressed_size = entry.compressed_size();
