@@ -1526,10 +1526,11 @@ impl Array {
         Ok(())
     }
 
-    /// Whether a share writes every element of its chunk that lies inside the array.
+    /// Whether a share writes every element of its chunk that lies inside the array (see
+    /// [`PieceMap::cover_chunk`]).
     pub(super) fn covers(&self, share: &ChunkShare<'_>, chunk_shape: &[u64]) -> bool {
         let extent = self.extent_in_array(&share.coords, chunk_shape);
-        share.maps.iter().zip(extent).all(|(m, e)| m.covers(e))
+        PieceMap::cover_chunk(share.maps.iter().copied(), &extent, chunk_shape)
     }
 
     fn write_chunk(

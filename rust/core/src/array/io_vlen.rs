@@ -364,7 +364,7 @@ impl Array {
                 .zip(self.shape())
                 .map(|((&c, &n), &s)| (s - c * n).min(n))
                 .collect();
-            let covered = maps.iter().zip(&extent).all(|(m, &e)| m.covers(e));
+            let covered = PieceMap::cover_chunk(maps.iter().copied(), &extent, &chunk_shape);
             let n = self.codecs.decoded_repr().num_elements() as usize;
             let current = if covered {
                 VlenChunk::filled(n, &self.fill_value)

@@ -153,6 +153,23 @@ impl PieceMap {
         }
     }
 
+    /// Whether the maps of a write's share of a chunk (one per dimension) write every element
+    /// of the chunk inside the array (`extent`, the chunk's part of it; `chunk_shape`, the
+    /// chunk's): then the chunk is made anew rather than merged with what is stored. In a
+    /// chunk at the array's edge, index lists (oindex, masks, points) merge, as zarr-python
+    /// replaces a chunk only for slices covering it: values a shrink left past the edge stay,
+    /// and come back if the array grows again, as they do in zarr-python.
+    pub fn cover_chunk<'a>(
+        maps: impl IntoIterator<Item = &'a PieceMap>,
+        extent: &[u64],
+        chunk_shape: &[u64],
+    ) -> bool {
+        let at_edge = extent.iter().zip(chunk_shape).any(|(e, c)| e < c);
+        maps.into_iter()
+            .zip(extent)
+            .all(|(m, &e)| !(at_edge && matches!(m, Self::Pairs(_))) && m.covers(e))
+    }
+
     /// The first output position (the pieces of a Run start here).
     pub fn out_start(&self) -> u64 {
         match self {
