@@ -95,6 +95,9 @@ def coordinate_and_mask_selections(zarr: ModuleType, path: Path) -> list[Any]:
         a[...],
         attempt(lambda: a.vindex[[7], [0]]),
         attempt(lambda: a.vindex[[0, 1], [0, 1, 2]]),
+        # Several arrays in a tuple are no mask of the array, even where they stack into one.
+        attempt(lambda: a.get_mask_selection((mask[:, 0], mask[0]))),
+        attempt(lambda: a.get_mask_selection(tuple(mask))),
     ]
 
 
@@ -115,6 +118,13 @@ def block_selections(zarr: ModuleType, path: Path) -> list[Any]:
         a.blocks[..., 1],
         a.blocks[1, ...],
         attempt(lambda: a.blocks[..., 1, ...]),
+        # A slice's start must name a block; its stop is clamped.
+        a.blocks[2:10],
+        a.blocks[:-10],
+        a.blocks[2:1],
+        attempt(lambda: a.blocks[3:]),
+        attempt(lambda: a.blocks[5:10]),
+        attempt(lambda: a.blocks[-5:]),
     ]
 
 
@@ -309,6 +319,13 @@ def advanced_indexing_in_brackets(zarr: ModuleType, path: Path) -> list[Any]:
     a[[1, 3], [2, 4]] = 4
     out += [a[...], a[np.int64(1), 2], a[(1, 2)], a[1, ..., 2], a.get_basic_selection((1, 2))]
     out += [a.vindex[2, 3], attempt(lambda: a[[1, 2], :, [3]])]
+    # With a boolean array among one index array per dimension, zarr-python selects
+    # orthogonally (numpy would pair the true positions up), for reads and writes.
+    rows, cols = np.arange(10) % 4 == 1, np.arange(8) % 3 == 0
+    out += [a[rows, cols], a[[0, 9], cols], a[rows, np.array([7, 1])]]
+    a[rows, cols] = -1
+    a[[0, 9], cols] = -2
+    out += [a[...]]
     s = zarr.create_array(path / "s", shape=(), dtype="f8")
     s[...] = 5.0
     return [*out, s[()], s[...]]

@@ -133,7 +133,10 @@ def vectorized_kind(key: Any, shape: tuple[int, ...]) -> str | None:
     """What zarr-python (and numpy) make of `key` inside ``a[...]`` when it is no basic or
     single-array selection: ``"mask"`` for a boolean array of the array's shape,
     ``"coordinate"`` for one integer or integer array per dimension with several arrays (or
-    one of more than one dimension), which select points; ``None`` otherwise."""
+    one of more than one dimension), which select points; ``"orthogonal"`` for one index
+    array per dimension with a boolean one among them (zarr-python selects those
+    orthogonally, where numpy would pair the masks' true positions up); ``None``
+    otherwise."""
     single = key[0] if isinstance(key, tuple) and len(key) == 1 else key
     if _is_array_like(single):
         arr = np.asarray(single)
@@ -144,14 +147,19 @@ def vectorized_kind(key: Any, shape: tuple[int, ...]) -> str | None:
     if not isinstance(key, tuple) or len(key) != len(shape) or len(shape) < 2:
         return None
     arrays = []
+    masks = 0
     for k in key:
         if _is_array_like(k) and np.ndim(k) > 0:
             arr = np.asarray(k)
-            if arr.dtype.kind not in "iu":
+            if arr.dtype == np.bool_:
+                masks += 1
+            elif arr.dtype.kind not in "iu":
                 return None
             arrays.append(arr)
         elif not is_integer(k):
             return None
+    if masks:
+        return "orthogonal" if len(arrays) == len(shape) else None
     if len(arrays) > 1 or any(arr.ndim != 1 for arr in arrays):
         return "coordinate"
     return None

@@ -811,6 +811,8 @@ class Array:
                 return self.get_mask_selection(key, fields=fields)
             if kind == "coordinate":
                 return self.get_coordinate_selection(key, fields=fields)
+            if kind == "orthogonal":
+                return self.get_orthogonal_selection(key, fields=fields)
             ix = indexer(key, self._shape)
         values = self._read(ix, fields=fields)
         if values.ndim == 0 and (fields is not None or not plain_integers(key)):
@@ -842,6 +844,9 @@ class Array:
                 return
             if kind == "coordinate":
                 self.set_coordinate_selection(key, value, fields=fields)
+                return
+            if kind == "orthogonal":
+                self.set_orthogonal_selection(key, value, fields=fields)
                 return
             ix = indexer(key, self._shape)
         self._set(ix, value, fields)
@@ -1032,6 +1037,13 @@ class Array:
     def _mask_points(self, mask: Any) -> tuple[npt.NDArray[Any], ...]:
         if isinstance(mask, tuple) and len(mask) == 1:
             mask = mask[0]
+        # A tuple of several arrays (one mask per dimension, as oindex takes) is no mask of
+        # the array, even where numpy could stack the arrays into one of its shape.
+        if isinstance(mask, tuple):
+            raise IndexError(
+                f"a mask selection takes one boolean array of shape {self._shape}, "
+                f"not a tuple of {len(mask)}: a.oindex[...] takes one mask per dimension"
+            )
         mask = np.asarray(mask)
         if mask.dtype != np.bool_ or mask.shape != self._shape:
             raise IndexError(
@@ -1069,6 +1081,15 @@ class Array:
                 start, stop, step = s.indices(nblocks)
                 if step != 1:
                     raise IndexError("block selections take slices with step 1")
+                # As zarr-python: a start past the grid (or before it) names no block and
+                # is an error, where the stop, as in any slice, is clamped.
+                if s.start is not None:
+                    first = int(s.start) + nblocks if s.start < 0 else int(s.start)
+                    if not 0 <= first < nblocks:
+                        raise BoundsCheckError(
+                            f"block {s.start} is out of bounds for axis {axis} "
+                            f"with {nblocks} blocks"
+                        )
                 key.append(slice(start * c, min(stop * c, n)) if stop > start else slice(0, 0))
             else:
                 raise IndexError(f"block selections take integers and slices, not {s!r}")
