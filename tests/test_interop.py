@@ -384,6 +384,37 @@ def test_non_finite_attributes_with_zarr_python(tmp_path: Path, zarr_format: int
     _check_non_finite(zarr.open_consolidated(ours, mode="r")["a"].attrs)
 
 
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_strings_like_the_non_finite_markers(tmp_path: Path, zarr_format: int) -> None:
+    # oxzarr reads bare NaN/Infinity as marker strings of a NUL and the token: real strings
+    # of that text (attributes, string fill values) must stay strings, both ways.
+    texts = {"a": "\x00NaN", "b": ["\x00\x00-Infinity", "\x00Infinity"], "c": float("nan")}
+    ours, theirs = tmp_path / "ours.zarr", tmp_path / "theirs.zarr"
+    oxzarr.create_array(
+        ours,
+        shape=(2,),
+        dtype="U5",
+        fill_value="\x00NaN",
+        attributes=texts,
+        zarr_format=zarr_format,
+    )
+    zarr.create_array(
+        theirs,
+        shape=(2,),
+        dtype="U5",
+        fill_value="\x00NaN",
+        attributes=texts,
+        zarr_format=zarr_format,
+    )
+    for path in (ours, theirs):
+        for lib in (oxzarr, zarr):
+            a = lib.open_array(path, mode="r")
+            attrs = dict(a.attrs)
+            assert attrs["a"] == texts["a"] and attrs["b"] == texts["b"], (lib, path)
+            assert np.isnan(attrs["c"])
+            assert a.fill_value == "\x00NaN", (lib, path)
+
+
 # Numbers JSON holds that neither a 64-bit integer nor a double holds exactly.
 EXACT_NUMBERS = {
     "big": 2**70 + 1,

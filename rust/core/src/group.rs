@@ -477,7 +477,7 @@ impl Group {
                     .ok_or_else(|| invalid(&key, consolidated, "expected a metadata object"))?;
                 for (rel, doc) in docs {
                     let node_path = normalize_path(&join_key(&path, rel))?;
-                    let bytes = serde_json::to_vec(doc).unwrap_or_default();
+                    let bytes = crate::metadata::json::to_string(doc).into_bytes();
                     let key = join_key(&node_path, ZARR_JSON);
                     add(node_path, BTreeMap::from([(key, bytes)]))?;
                 }
@@ -517,7 +517,7 @@ impl Group {
                         .iter()
                         .filter_map(|name| {
                             let doc = docs.get(&join_key(rel, name))?;
-                            let bytes = serde_json::to_vec(doc).unwrap_or_default();
+                            let bytes = crate::metadata::json::to_string(doc).into_bytes();
                             Some((join_key(&node_path, name), bytes))
                         })
                         .collect();

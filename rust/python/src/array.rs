@@ -110,8 +110,8 @@ pub(crate) fn parse_metadata(json: &str) -> PyResult<ArrayMetadata> {
             .as_object_mut()
             .and_then(|o| o.remove("attributes"))
             .unwrap_or(serde_json::Value::Object(Default::default()));
-        let zarray = serde_json::to_vec(&doc).unwrap_or_default();
-        let zattrs = serde_json::to_vec(&attributes).unwrap_or_default();
+        let zarray = json::to_string(&doc).into_bytes();
+        let zattrs = json::to_string(&attributes).into_bytes();
         let meta = ArrayMetadataV2::parse(&zarray, Some(&zattrs), ".zarray").map_err(to_py)?;
         return Ok(ArrayMetadata::V2(Box::new(meta)));
     }

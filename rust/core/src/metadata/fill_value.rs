@@ -70,7 +70,8 @@ pub fn parse(dt: &DataType, value: &Value) -> Result<Vec<u8>, MetadataError> {
         FixedUtf32(chars) => {
             return match value {
                 _ if is_zero => Ok(vec![0u8; n]),
-                Value::String(s) if s.chars().count() <= *chars => {
+                Value::String(s) if super::json::text_of(s).chars().count() <= *chars => {
+                    let s = super::json::text_of(s);
                     let units: Vec<u8> = s.chars().flat_map(|c| (c as u32).to_ne_bytes()).collect();
                     Ok(padded(units, n))
                 }
@@ -83,7 +84,7 @@ pub fn parse(dt: &DataType, value: &Value) -> Result<Vec<u8>, MetadataError> {
         }
         String => {
             return match value {
-                Value::String(s) => Ok(s.as_bytes().to_vec()),
+                Value::String(s) => Ok(super::json::text_of(s).as_bytes().to_vec()),
                 Value::Number(num) => Ok(num.to_string().into_bytes()),
                 Value::Null => Ok(Vec::new()),
                 _ => Err(invalid(dt, value, "expected a string")),
@@ -236,9 +237,11 @@ pub fn to_json(dt: &DataType, bytes: &[u8]) -> Value {
                 .take_while(|&u| u != 0)
                 .filter_map(char::from_u32)
                 .collect();
-            Value::String(text)
+            super::json::string_value(text)
         }
-        String => Value::String(std::string::String::from_utf8_lossy(bytes).into_owned()),
+        String => {
+            super::json::string_value(std::string::String::from_utf8_lossy(bytes).into_owned())
+        }
         Bool => Value::Bool(bytes[0] != 0),
         Int8 => (bytes[0] as i8).into(),
         Int16 => i16::from_ne_bytes(ne(bytes)).into(),

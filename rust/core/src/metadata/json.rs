@@ -4,9 +4,11 @@
 //! `-Infinity` as bare tokens: strict JSON has no such numbers, and `serde_json` refuses them.
 //! A document holding one (an attribute `{"scale": NaN}`) must still open, and keep the number
 //! when it is written again. So outside strings those tokens are read as marker strings
-//! ([`NAN`], [`INFINITY`], [`NEG_INFINITY`]: a NUL and the token, which no real attribute
-//! holds), and the markers are written back as the bare tokens. Python's `json` reads them
-//! as floats on the other side.
+//! ([`NAN`], [`INFINITY`], [`NEG_INFINITY`]: a NUL and the token), and the markers are
+//! written back as the bare tokens. Python's `json` reads them as floats on the other side.
+//! A real string of NULs and a token (`"\u0000NaN"`) is read with one NUL more, so that it
+//! is no marker, and written back as it was ([`text_of`] and [`string_value`] give strings'
+//! text for values that hold text, fill values).
 //!
 //! Python's `json` also writes strings holding a lone surrogate (`os.fsdecode` of a file name
 //! that is not UTF-8 gives them) as an escape, `"\udcff"`, which Python reads back but Rust
@@ -32,6 +34,48 @@ const TOKENS: [(&str, &str); 3] = [
     ("NaN", "\"\\u0000NaN\""),
 ];
 
+/// The JSON text of one or more escaped NULs, then a bare token, then the string's closing
+/// quote, at the start of `bytes`: a string that reads as a marker or as one escaped.
+fn nuls_and_token(bytes: &[u8]) -> bool {
+    const NUL: &[u8] = b"\\u0000";
+    let mut rest = bytes;
+    let mut nuls = 0;
+    while let Some(after) = rest.strip_prefix(NUL) {
+        rest = after;
+        nuls += 1;
+    }
+    nuls > 0
+        && TOKENS.iter().any(|(token, _)| {
+            rest.strip_prefix(token.as_bytes())
+                .is_some_and(|after| after.first() == Some(&b'"'))
+        })
+}
+
+/// Whether `text` is NULs (`nuls` or more) and a bare token.
+fn is_nuls_and_token(text: &str, nuls: usize) -> bool {
+    let token = text.trim_start_matches('\0');
+    text.len() - token.len() >= nuls && TOKENS.iter().any(|(t, _)| *t == token)
+}
+
+/// The text a string value of a parsed document holds: a real string of NULs and a token
+/// was read with one NUL more (see the module's notes).
+pub fn text_of(s: &str) -> &str {
+    if is_nuls_and_token(s, 2) {
+        &s[1..]
+    } else {
+        s
+    }
+}
+
+/// `text` as a string value of a document, the inverse of [`text_of`].
+pub fn string_value(text: String) -> Value {
+    if is_nuls_and_token(&text, 1) {
+        Value::String(format!("\0{text}"))
+    } else {
+        Value::String(text)
+    }
+}
+
 /// A JSON number as a double, as Python's `float()` reads it: one beyond a double's range
 /// (`1e400`) is infinite. (Numbers keep their text, so such a document parses; serde_json's
 /// `as_f64` gives nothing for them.)
@@ -43,7 +87,12 @@ pub fn number_as_f64(n: &serde_json::Number) -> f64 {
 /// Parses a document, reading bare `NaN`, `Infinity` and `-Infinity` as their markers.
 pub fn parse(bytes: &[u8]) -> serde_json::Result<Value> {
     match serde_json::from_slice(bytes) {
-        Ok(value) => Ok(value),
+        // A NUL, escaped, may begin a string that must be told from a marker.
+        Ok(value) if !bytes.windows(6).any(|w| w == b"\\u0000") => Ok(value),
+        Ok(value) => match with_markers(bytes) {
+            Some(marked) => serde_json::from_slice(&marked),
+            None => Ok(value),
+        },
         // Only a document that fails strictly is scanned (the usual one has no such token).
         Err(strict) => match with_markers(bytes) {
             Some(marked) => serde_json::from_slice(&marked),
@@ -59,7 +108,8 @@ fn unit_at(bytes: &[u8]) -> Option<u16> {
 }
 
 /// The document with each bare token outside strings replaced by its marker's JSON text,
-/// and each lone surrogate escape inside strings by its marker's; `None` if there is none.
+/// each lone surrogate escape inside strings by its marker's, and each string of NULs and a
+/// token given one NUL more; `None` if there is none.
 fn with_markers(bytes: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(bytes.len() + 16);
     let mut in_string = false;
@@ -96,6 +146,12 @@ fn with_markers(bytes: &[u8]) -> Option<Vec<u8>> {
             }
         } else if b == b'"' {
             in_string = true;
+            if nuls_and_token(&bytes[i + 1..]) {
+                out.extend_from_slice(b"\"\\u0000");
+                i += 1;
+                found = true;
+                continue;
+            }
         } else if let Some((token, marker)) = TOKENS
             .iter()
             .find(|(token, _)| bytes[i..].starts_with(token.as_bytes()))
@@ -142,9 +198,17 @@ fn without_markers(text: String) -> String {
             }
             let end = (j + 1).min(bytes.len());
             let string = &text[i..end];
-            match TOKENS.iter().find(|(_, marker)| *marker == string) {
-                Some((token, _)) => out.push_str(token),
-                None => push_restoring_surrogates(&mut out, string),
+            // A real string of NULs and a token was read with one NUL more: this drops it.
+            let escaped = string
+                .strip_prefix("\"\\u0000")
+                .filter(|rest| nuls_and_token(rest.as_bytes()));
+            match (TOKENS.iter().find(|(_, marker)| *marker == string), escaped) {
+                (Some((token, _)), _) => out.push_str(token),
+                (None, Some(rest)) => {
+                    out.push('"');
+                    out.push_str(rest);
+                }
+                (None, None) => push_restoring_surrogates(&mut out, string),
             }
             i = end;
         } else {
@@ -190,6 +254,29 @@ fn push_restoring_surrogates(out: &mut String, string: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strings_of_nuls_and_a_token_are_no_markers() -> Result<(), serde_json::Error> {
+        // Strict documents (as Python's json writes such strings) and ones with bare tokens.
+        for doc in [
+            r#"{"a":"\u0000NaN","b":["\u0000\u0000-Infinity"],"c":"\u0000Infinityx"}"#,
+            r#"{"a":"\u0000NaN","b":["\u0000\u0000-Infinity"],"c":"\u0000Infinityx","d":NaN}"#,
+        ] {
+            let value = parse(doc.as_bytes())?;
+            assert_eq!(text_of(value["a"].as_str().unwrap_or_default()), "\0NaN");
+            assert_ne!(value["a"], json!(NAN));
+            assert_eq!(
+                text_of(value["b"][0].as_str().unwrap_or_default()),
+                "\0\0-Infinity"
+            );
+            assert_eq!(value["c"], json!("\0Infinityx"));
+            assert_eq!(to_string(&value), doc);
+        }
+        assert_eq!(string_value("\0NaN".into()), json!("\0\0NaN"));
+        assert_eq!(string_value("NaN".into()), json!("NaN"));
+        assert_eq!(text_of(NAN), NAN);
+        Ok(())
+    }
 
     #[test]
     fn numbers_beyond_a_double_are_infinite() {
