@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -275,6 +276,24 @@ def test_a_consolidated_group_reads_new_data(tmp_path: Path) -> None:
     root["a"][...] = np.array([9, 9, 9, 9])
     # Data is read from the store; only metadata comes from the consolidated document.
     assert g["a"][...].tolist() == [9, 9, 9, 9]
+
+
+@pytest.mark.parametrize("consolidate", [oxzarr.consolidate_metadata, zarr.consolidate_metadata])
+def test_attributes_of_a_subgroup_opened_through_consolidated_metadata(
+    tmp_path: Path, consolidate: Any
+) -> None:
+    # A subgroup's entry in the consolidated document carries an empty nested
+    # `consolidated_metadata` (zarr-python writes one): a write of the subgroup's attributes
+    # must not put it into the subgroup's own zarr.json, where it hid the subgroup's members.
+    path = tmp_path / "c.zarr"
+    root = oxzarr.open_group(path, mode="w")
+    root.create_group("sub").create_array("y", shape=(2,), dtype="i1")
+    consolidate(path)
+    oxzarr.open_group(path, mode="r+")["sub"].attrs["k"] = 1
+    assert "consolidated_metadata" not in json.loads((path / "sub" / "zarr.json").read_text())
+    for lib in (oxzarr, zarr):
+        sub = lib.open_group(path / "sub", mode="r")
+        assert list(sub.keys()) == ["y"] and dict(sub.attrs) == {"k": 1}, lib
 
 
 def test_groups_written_by_zarr_python_3_0_to_3_1_3(tmp_path: Path) -> None:

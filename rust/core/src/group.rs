@@ -205,6 +205,14 @@ impl Group {
         };
         Ok(match node::node_from_metadata(&self.store, &path, meta)? {
             Node::Group(mut g) => {
+                // A group below the one holding the consolidated document has, there, an
+                // empty nested `consolidated_metadata` (zarr-python writes it so): kept, a
+                // write of the group's attributes would store it in the group's own
+                // `zarr.json`, and the group, opened alone, would seem to have no members.
+                let from_document = self.consolidated.as_ref().is_some_and(|c| c.root != path);
+                if let (true, GroupMetadata::V3(meta)) = (from_document, &mut g.metadata) {
+                    meta.extra_fields.remove("consolidated_metadata");
+                }
                 g.consolidated = self.consolidated.clone();
                 Node::Group(g)
             }
