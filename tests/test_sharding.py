@@ -117,6 +117,23 @@ def test_create_array_with_shards_matches_zarr_python(tmp_path: Path) -> None:
     assert all(s % c == 0 for s, c in zip(auto.shards or (), auto.chunks, strict=True))
 
 
+@pytest.mark.parametrize("where", ["start", "end"])
+def test_shards_as_a_mapping_name_the_index_location(tmp_path: Path, where: str) -> None:
+    # zarr-python's shards={"shape": ..., "index_location": ...}.
+    shards = {"shape": (4,), "index_location": where}
+    for lib, name in ((oxzarr, "a.zarr"), (zarr, "z.zarr")):
+        lib.create_array(tmp_path / name, shape=(10,), chunks=(2,), shards=shards, dtype="i4")
+    written = [json.loads((tmp_path / n / "zarr.json").read_text()) for n in ("a.zarr", "z.zarr")]
+    assert written[0]["codecs"] == written[1]["codecs"]
+    assert written[0]["codecs"][0]["configuration"]["index_location"] == where
+    oxzarr.open_array(tmp_path / "a.zarr")[...] = np.arange(10)
+    assert zarr.open_array(tmp_path / "a.zarr")[...].tolist() == list(range(10))
+    with pytest.raises(ValueError, match="index_location"):
+        oxzarr.create_array(
+            tmp_path / "b.zarr", shape=(10,), chunks=(2,), shards={**shards, "index_location": "x"}
+        )
+
+
 def test_tensorstore_sharded_both_ways(tmp_path: Path) -> None:
     data = sample(SHAPE, "u4")
     p = tmp_path / "ts.zarr"

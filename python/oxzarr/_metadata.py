@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -103,6 +103,8 @@ def normalize_shards(
     multiple of the chunk shape."""
     if isinstance(shards, Mapping):
         shards = shards.get("shape")
+        if shards is None:
+            raise ValueError('a shards mapping takes the shard shape as "shape"')
     if isinstance(shards, int | np.integer):
         shards = (int(shards),) * len(shape)
     out = integers(shards, "shards")
@@ -111,6 +113,15 @@ def normalize_shards(
     if any(s < 1 or s % c for s, c in zip(out, chunks, strict=True)):
         raise ValueError(f"shards {out} must be positive multiples of the chunk shape {chunks}")
     return out
+
+
+def shard_index_location(shards: Any) -> Literal["start", "end"]:
+    """Where the shard index goes: zarr-python's ``{"shape": ..., "index_location": ...}``
+    names it; "end" otherwise."""
+    where = shards.get("index_location", "end") if isinstance(shards, Mapping) else "end"
+    if where not in ("start", "end"):
+        raise ValueError(f'index_location must be "start" or "end", not {where!r}')
+    return "start" if where == "start" else "end"
 
 
 def chunks_within(shards: tuple[int, ...], itemsize: int) -> tuple[int, ...]:

@@ -27,6 +27,7 @@ from oxzarr._metadata import (
     normalize_chunks,
     normalize_shape,
     normalize_shards,
+    shard_index_location,
     v2_document,
 )
 from oxzarr.array import Array, settings_from
@@ -264,7 +265,13 @@ def create_array(
                 chunk_shape = normalize_chunks(chunks, shape_t, itemsize)
             grid_shape = normalize_shards(shards, shape_t, chunk_shape)
             codecs = [
-                ShardingCodec(chunk_shape=chunk_shape, codecs=codecs)._for_dtype(np_dtype).to_dict()
+                ShardingCodec(
+                    chunk_shape=chunk_shape,
+                    codecs=codecs,
+                    index_location=shard_index_location(shards),
+                )
+                ._for_dtype(np_dtype)
+                .to_dict()
             ]
         doc = array_metadata(
             shape=shape_t,
