@@ -115,6 +115,10 @@ pub fn parse(dt: &DataType, value: &Value) -> Result<Vec<u8>, MetadataError> {
                     i as i128
                 } else if let Some(u) = n.as_u64() {
                     u as i128
+                } else if let Ok(i) = n.to_string().parse::<i128>() {
+                    // An integer beyond 64 bits (its text is kept): out of range below, where
+                    // as a double it could round into the range (-2^63 - 1 to -2^63).
+                    i
                 } else {
                     // Some writers store integral fill values as floats (0.0).
                     let f = super::json::number_as_f64(n);
@@ -328,6 +332,21 @@ mod tests {
         assert!(parse(&DataType::Int8, &json!(1.5)).is_err());
         assert!(parse(&DataType::Int8, &json!("1")).is_err());
         assert_eq!(round_trip(DataType::Bool, json!(true)), json!(true));
+    }
+
+    #[test]
+    fn integers_just_past_64_bits_are_out_of_range() -> Result<(), serde_json::Error> {
+        // As doubles they would round to i64::MIN or u64::MAX + 1 and pass for the first.
+        for text in [
+            "-9223372036854775809",
+            "-9223372036854776832",
+            "18446744073709551616",
+        ] {
+            let v: Value = serde_json::from_str(text)?;
+            assert!(parse(&DataType::Int64, &v).is_err(), "{text}");
+            assert!(parse(&DataType::UInt64, &v).is_err(), "{text}");
+        }
+        Ok(())
     }
 
     #[test]
