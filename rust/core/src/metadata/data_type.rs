@@ -207,11 +207,16 @@ impl DataType {
                 .ok_or_else(|| invalid(value, "configuration.unit must be a numpy time unit"))?;
             let scale = match config.get("scale_factor") {
                 None => 1,
+                // numpy's datetime units hold a scale of up to 2^31 - 1.
                 Some(v) => v
                     .as_u64()
-                    .filter(|s| (1..=u32::MAX as u64).contains(s))
-                    .ok_or_else(|| invalid(value, "configuration.scale_factor must be positive"))?
-                    as u32,
+                    .filter(|s| (1..=i32::MAX as u64).contains(s))
+                    .ok_or_else(|| {
+                        invalid(
+                            value,
+                            "configuration.scale_factor must be from 1 to 2147483647",
+                        )
+                    })? as u32,
             };
             Ok((unit, scale))
         };
@@ -589,6 +594,11 @@ mod tests {
             (json!("string"), 0, json!("string")),
             (json!("variable_length_bytes"), 0, json!("bytes")),
         ];
+        // Scales numpy cannot hold.
+        for scale in [0u64, 1 << 31] {
+            let meta = json!({"name": "numpy.datetime64", "configuration": {"unit": "s", "scale_factor": scale}});
+            assert!(DataType::from_metadata(&meta).is_err(), "{meta}");
+        }
         for (meta, size, numpy) in cases {
             let dt = DataType::from_metadata(&meta).unwrap();
             assert_eq!(dt.size(), size, "{meta}");

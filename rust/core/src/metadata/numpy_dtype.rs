@@ -155,7 +155,11 @@ fn parse_str(s: &str) -> Option<NumpyDtype> {
                 let scale = if digits.is_empty() {
                     1
                 } else {
-                    digits.parse::<u32>().ok()?
+                    // numpy's limits: a positive scale below 2^31.
+                    digits
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|s| (1..=i32::MAX as u32).contains(s))?
                 };
                 (TimeUnit::from_name(&inner[digits.len()..])?, scale)
             };
@@ -289,6 +293,9 @@ mod tests {
             "x",
             "<f16",
             "<M8[lightyears]",
+            // Scales numpy cannot hold.
+            "<M8[0s]",
+            ">m8[2147483648ms]",
             "|S0",
             "\u{2ea}13",
             "<\u{e9}8",
