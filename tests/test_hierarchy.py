@@ -341,6 +341,25 @@ def test_member_names_that_are_not_strings_are_type_errors() -> None:
     assert list(g) == []
 
 
+@pytest.mark.parametrize("lib", [oxzarr, zarr])
+def test_a_format_asked_for_opens_beside_the_other(tmp_path: Path, lib: Any) -> None:
+    # Both formats' documents at one path (zarr-python's mode "a" can leave them): asked for
+    # v2, the v2 node opens, as in zarr-python; unasked, v3 is taken first.
+    array, group = tmp_path / "a.zarr", tmp_path / "g.zarr"
+    oxzarr.create_array(array, shape=(3,), dtype="i4", fill_value=2, zarr_format=2)
+    oxzarr.create_group(group, zarr_format=2, attributes={"fmt": 2})
+    for path in (array, group):
+        doc = {"zarr_format": 3, "node_type": "group", "attributes": {"fmt": 3}}
+        (path / "zarr.json").write_text(json.dumps(doc))
+    assert lib.open_array(array, mode="r", zarr_format=2)[...].tolist() == [2, 2, 2]
+    assert lib.open(array, mode="r", zarr_format=2)[...].tolist() == [2, 2, 2]
+    assert dict(lib.open_group(group, mode="r", zarr_format=2).attrs) == {"fmt": 2}
+    assert dict(lib.open(group, mode="r", zarr_format=2).attrs) == {"fmt": 2}
+    assert dict(lib.open_group(group, mode="r").attrs) == {"fmt": 3}
+    with pytest.raises(ValueError, match="array"):  # v3 holds a group there
+        lib.open_array(array, mode="r", zarr_format=3)
+
+
 @pytest.mark.parametrize("zarr_format", [2, 3])
 def test_nodes_of_the_other_format_are_not_members(tmp_path: Path, zarr_format: int) -> None:
     # As zarr-python reads hierarchies: a v3 group's members are the nodes with a zarr.json,

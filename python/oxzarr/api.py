@@ -321,8 +321,8 @@ def open_array(
             target, name=path, overwrite=mode == "w", zarr_format=zarr_format, **kwargs
         )
     try:
-        core = _core.Array.open(target._core, _path(path))
-        _check_found_format(core.zarr_format, zarr_format, "array", path, target)
+        # Asked for one format, only its documents are looked at (both can lie at one path).
+        core = _core.Array.open(target._core, _path(path), zarr_format)
     except ArrayNotFoundError:
         if mode == "a" and "shape" in kwargs:
             return create_array(target, name=path, zarr_format=zarr_format, **kwargs)
@@ -393,10 +393,12 @@ def open_group(
             _check_found_format(core.zarr_format, zarr_format, "group", path, target)
             return Group(core, target)
         except NodeNotFoundError:
+            # (A group of the other format, too: one of the format asked for may lie beside
+            # it, without consolidated metadata.)
             if use_consolidated:
                 raise
     try:
-        core = _core.Group.open(target._core, _path(path))
+        core = _core.Group.open(target._core, _path(path), zarr_format)
     except GroupNotFoundError:
         if mode == "a":
             return create_group(target, path=path, attributes=attributes, zarr_format=zarr_format)
@@ -564,7 +566,7 @@ def open(
         attributes = kwargs.get("attributes")
         return open_group(target, mode=mode, path=path, attributes=attributes, zarr_format=fmt)
     try:
-        node = _core.open_node(target._core, _path(path))
+        node = _core.open_node(target._core, _path(path), zarr_format)
     except NodeNotFoundError:
         if mode != "a":
             raise

@@ -85,8 +85,13 @@ impl Group {
 
     /// Opens the group at `path`.
     pub fn open(store: StoreRef, path: &str) -> Result<Self> {
+        Self::open_as(store, path, None)
+    }
+
+    /// Opens the group of Zarr format `format` (2 or 3; `None`: either) at `path`.
+    pub fn open_as(store: StoreRef, path: &str, format: Option<u8>) -> Result<Self> {
         let path = normalize_path(path)?;
-        match read_node_metadata(&store, &path)? {
+        match node::read_node_metadata_as(&store, &path, format)? {
             Some(NodeMetadata::Group(meta)) => Ok(Self::from_metadata(store, &path, meta)),
             Some(NodeMetadata::Array(_)) => Err(Error::NotAGroup {
                 path: describe(&store, &path),

@@ -104,6 +104,24 @@ pub(crate) fn read_node_metadata(store: &StoreRef, path: &str) -> Result<Option<
     parse_node_metadata(path, |key| Ok(store.get(key)?))
 }
 
+/// The metadata of the node of Zarr format `format` (2 or 3; `None`: either, v3 first) at
+/// `path`. Both formats' documents can lie at one path (zarr-python's mode "a" writes a
+/// `zarr.json` beside a `.zarray`): asked for one format, the other's are not looked at.
+pub(crate) fn read_node_metadata_as(
+    store: &StoreRef,
+    path: &str,
+    format: Option<u8>,
+) -> Result<Option<NodeMetadata>> {
+    parse_node_metadata(path, |key| {
+        let v3_document = key.rsplit('/').next() == Some(ZARR_JSON);
+        match format {
+            Some(2) if v3_document => Ok(None),
+            Some(3) if !v3_document => Ok(None),
+            _ => Ok(store.get(key)?),
+        }
+    })
+}
+
 /// What the node at `path` is, or `None` if there is no node there, told by its documents
 /// (`node_type`, or which v2 document there is) without reading the rest of its metadata: a
 /// member whose metadata oxzarr cannot take (an unknown codec or data type) is still listed
@@ -196,8 +214,13 @@ pub(crate) fn node_from_metadata(store: &StoreRef, path: &str, meta: NodeMetadat
 
 /// Opens the node at `path`.
 pub fn open_node(store: &StoreRef, path: &str) -> Result<Node> {
+    open_node_as(store, path, None)
+}
+
+/// Opens the node of Zarr format `format` (`None`: either) at `path`.
+pub fn open_node_as(store: &StoreRef, path: &str, format: Option<u8>) -> Result<Node> {
     let path = normalize_path(path)?;
-    match read_node_metadata(store, &path)? {
+    match read_node_metadata_as(store, &path, format)? {
         Some(meta) => node_from_metadata(store, &path, meta),
         None => Err(Error::NodeNotFound {
             kind: "node",

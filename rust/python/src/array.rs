@@ -129,9 +129,10 @@ fn numpy_integer(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
 #[pymethods]
 impl Array {
     #[staticmethod]
-    fn open(py: Python<'_>, store: &Store, path: &str) -> PyResult<Self> {
+    #[pyo3(signature = (store, path, zarr_format = None))]
+    fn open(py: Python<'_>, store: &Store, path: &str, zarr_format: Option<u8>) -> PyResult<Self> {
         let store = store.inner().clone();
-        without_gil(py, || oxzarr_core::Array::open(store, path)).map(Self::from)
+        without_gil(py, || oxzarr_core::Array::open_as(store, path, zarr_format)).map(Self::from)
     }
 
     /// Creates an array from a complete metadata document: `zarr.json` for Zarr v3, or

@@ -34,9 +34,10 @@ pub(crate) fn parse_attributes(text: &str) -> PyResult<serde_json::Map<String, s
 #[pymethods]
 impl Group {
     #[staticmethod]
-    fn open(py: Python<'_>, store: &Store, path: &str) -> PyResult<Self> {
+    #[pyo3(signature = (store, path, zarr_format = None))]
+    fn open(py: Python<'_>, store: &Store, path: &str, zarr_format: Option<u8>) -> PyResult<Self> {
         let store = store.inner().clone();
-        without_gil(py, || oxzarr_core::Group::open(store, path)).map(Self::from)
+        without_gil(py, || oxzarr_core::Group::open_as(store, path, zarr_format)).map(Self::from)
     }
 
     #[staticmethod]

@@ -54,8 +54,16 @@ fn last_operation_workers() -> u32 {
 
 /// The array or group at `path`.
 #[pyfunction]
-fn open_node(py: Python<'_>, store: &store::Store, path: &str) -> PyResult<Py<PyAny>> {
-    let node = gil::without_gil(py, || oxzarr_core::node::open_node(store.inner(), path))?;
+#[pyo3(signature = (store, path, zarr_format = None))]
+fn open_node(
+    py: Python<'_>,
+    store: &store::Store,
+    path: &str,
+    zarr_format: Option<u8>,
+) -> PyResult<Py<PyAny>> {
+    let node = gil::without_gil(py, || {
+        oxzarr_core::node::open_node_as(store.inner(), path, zarr_format)
+    })?;
     node_to_py(py, node)
 }
 

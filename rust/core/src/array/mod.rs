@@ -19,7 +19,7 @@ use crate::codec::{ChunkRepr, CodecChain};
 use crate::error::{Error, Result};
 use crate::metadata::v2::ZARRAY;
 use crate::metadata::{ArrayMetadata, DataType, NodeMetadata, ZARR_JSON};
-use crate::node::{self, describe, normalize_path, read_node_metadata, write_node_metadata};
+use crate::node::{self, describe, normalize_path, write_node_metadata};
 use crate::store::{join_key, StoreRef};
 
 pub use selection::{DimSelection, Selection};
@@ -82,8 +82,13 @@ impl Array {
 
     /// Opens the array at `path` (v3 or v2).
     pub fn open(store: StoreRef, path: &str) -> Result<Self> {
+        Self::open_as(store, path, None)
+    }
+
+    /// Opens the array of Zarr format `format` (2 or 3; `None`: either) at `path`.
+    pub fn open_as(store: StoreRef, path: &str, format: Option<u8>) -> Result<Self> {
         let path = normalize_path(path)?;
-        match read_node_metadata(&store, &path)? {
+        match node::read_node_metadata_as(&store, &path, format)? {
             Some(NodeMetadata::Array(meta)) => Self::from_metadata(store, &path, meta),
             Some(NodeMetadata::Group(_)) => Err(Error::NotAnArray {
                 path: describe(&store, &path),
