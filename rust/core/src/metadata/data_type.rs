@@ -51,6 +51,10 @@ impl TimeUnit {
     ];
 
     pub fn from_name(name: &str) -> Option<Self> {
+        // numpy (and so zarr-python) also takes the Greek letter mu for microseconds.
+        if name == "\u{3bc}s" {
+            return Some(Self::Microseconds);
+        }
         Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, u)| *u)
     }
 
@@ -594,6 +598,13 @@ mod tests {
             (json!("string"), 0, json!("string")),
             (json!("variable_length_bytes"), 0, json!("bytes")),
         ];
+        let micro = json!({"name": "numpy.datetime64", "configuration": {"unit": "\u{3bc}s"}});
+        assert_eq!(
+            DataType::from_metadata(&micro)
+                .map(|dt| dt.numpy_dtype())
+                .ok(),
+            Some(json!("<M8[us]"))
+        );
         // Scales numpy cannot hold.
         for scale in [0u64, 1 << 31] {
             let meta = json!({"name": "numpy.datetime64", "configuration": {"unit": "s", "scale_factor": scale}});
