@@ -6,6 +6,7 @@ import json
 import pickle
 import re
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -961,6 +962,16 @@ def test_open_consolidated_takes_the_mode(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["zarr.json"]
     with pytest.raises(GroupNotFoundError):
         oxzarr.open_consolidated(tmp_path / "none", mode="a")
+
+
+@pytest.mark.parametrize("lib", [oxzarr, zarr])
+def test_consolidating_a_group_of_the_other_format(tmp_path: Path, lib: ModuleType) -> None:
+    oxzarr.open_group(tmp_path, mode="w", zarr_format=2).create_array("a", shape=(2,), dtype="i4")
+    with pytest.raises(FileNotFoundError):
+        lib.consolidate_metadata(tmp_path, zarr_format=3)
+    assert not (tmp_path / "zarr.json").exists()
+    assert lib.consolidate_metadata(tmp_path, zarr_format=2).metadata is not None
+    assert (tmp_path / ".zmetadata").exists()
 
 
 def test_open_hands_an_existing_array_its_keywords(tmp_path: Path) -> None:

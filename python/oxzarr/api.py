@@ -489,7 +489,8 @@ def consolidate_metadata(
     hierarchy costs one read. Returns the group opened through it."""
     _check_format(zarr_format)
     target = make_store(store)
-    group = _core.Group.open(target._core, _path(path))
+    # As zarr-python: given a format, a group of the other is not found.
+    group = _core.Group.open(target._core, _path(path), zarr_format)
     return Group(group.consolidate(), target)
 
 
