@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import zarr
 
 import oxzarr
 from oxzarr.codecs import BloscCodec, Crc32cCodec, GzipCodec, ZstdCodec
@@ -310,8 +311,15 @@ def test_invalid_arguments(tmp_path: Path) -> None:
         oxzarr.create_array(tmp_path / "a.zarr", shape=(-2,), dtype="i1")
     with pytest.raises(ValueError, match="chunk"):
         oxzarr.create_array(tmp_path / "a.zarr", shape=(2,), dtype="i1", chunks=(0,))
-    with pytest.raises(ValueError, match="name"):
-        oxzarr.create_array(tmp_path / "a.zarr", name="__x", shape=(2,), dtype="i1")
+    for name in ["__x", "...", ".zattrs", "g/.zmetadata", "zarr.json"]:
+        with pytest.raises(ValueError, match="name"):
+            oxzarr.create_array(tmp_path / "a.zarr", name=name, shape=(2,), dtype="i1")
+    # Names that only begin as metadata documents do are names like any other.
+    g = oxzarr.open_group(tmp_path / "g.zarr", mode="w", zarr_format=2)
+    for name in [".zfoo", ".zarray_x"]:
+        g.create_array(name, shape=(2,), dtype="i1")[...] = 1
+    assert sorted(g.keys()) == [".zarray_x", ".zfoo"]
+    assert zarr.open_group(tmp_path / "g.zarr", mode="r")[".zfoo"][...].tolist() == [1, 1]
     with pytest.raises(ValueError, match=r"\.\."):
         oxzarr.create_array(tmp_path / "a.zarr", name="a/../b", shape=(2,), dtype="i1")
     with pytest.raises(TypeError):

@@ -39,7 +39,8 @@ fn check_new_path(path: &str) -> Result<()> {
             Some("names starting with '__' are reserved")
         } else if part.chars().all(|c| c == '.') {
             Some("a name cannot consist of dots only")
-        } else if part == ZARR_JSON || part.starts_with(".z") {
+        } else if [ZARR_JSON, ZARRAY, ZGROUP, ZATTRS, ".zmetadata"].contains(&part) {
+            // The key of the parent's document: on a file system, a file and a directory.
             Some("the name is used by Zarr metadata")
         } else {
             None
