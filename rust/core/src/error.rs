@@ -22,7 +22,8 @@ impl MetadataError {
     pub fn invalid(field: &str, value: &serde_json::Value, reason: impl Into<String>) -> Self {
         Self::Invalid {
             field: field.to_string(),
-            value: value.to_string(),
+            // As the document holds it: a bare NaN as `NaN`, not as oxzarr's marker string.
+            value: crate::metadata::json::to_string(value),
             reason: reason.into(),
         }
     }

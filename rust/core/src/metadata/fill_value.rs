@@ -52,8 +52,12 @@ pub fn parse(dt: &DataType, value: &Value) -> Result<Vec<u8>, MetadataError> {
         RawBits(_) | RawBytes(_) | NullTerminatedBytes(_) | Structured { .. } => {
             return match value {
                 _ if is_zero => Ok(vec![0u8; n]),
+                // Only text may be shorter (zarr-python leaves out an S fill's trailing
+                // NULs); a record's or raw bytes' fill holds every byte.
                 Value::String(s) => base64_decode(s)
-                    .filter(|b| b.len() <= n)
+                    .filter(|b| {
+                        b.len() == n || (b.len() < n && matches!(dt, NullTerminatedBytes(_)))
+                    })
                     .map(|b| padded(b, n))
                     .ok_or_else(|| {
                         invalid(dt, value, &format!("expected base64 of at most {n} bytes"))
@@ -406,5 +410,18 @@ mod tests {
             json!(["Infinity", -2.5])
         );
         assert!(parse(&DataType::Complex64, &json!(1.0)).is_err());
+    }
+
+    #[test]
+    fn only_text_fills_may_be_shorter_than_the_element() -> Result<(), MetadataError> {
+        // "AQAA": three bytes.
+        assert_eq!(
+            parse(&DataType::NullTerminatedBytes(5), &json!("AQAA"))?,
+            [1, 0, 0, 0, 0]
+        );
+        assert_eq!(parse(&DataType::RawBytes(3), &json!("AQAA"))?, [1, 0, 0]);
+        assert!(parse(&DataType::RawBytes(6), &json!("AQAA")).is_err());
+        assert!(parse(&DataType::NullTerminatedBytes(2), &json!("AQAA")).is_err());
+        Ok(())
     }
 }
