@@ -485,7 +485,14 @@ def test_pickle_by_store_and_path(tmp_path: Path) -> None:
     b[0, 0] = 2.0
     assert a[0, 0] == 2.0
     g = pickle.loads(pickle.dumps(oxzarr.open_group(tmp_path / "g.zarr")))
-    assert isinstance(g, oxzarr.Group)
+    assert isinstance(g, oxzarr.Group) and not g.is_consolidated
+    # A group opened through consolidated metadata is again (as zarr-python's); a member of
+    # one opens from its own documents.
+    g.create_group("sub")
+    oxzarr.consolidate_metadata(tmp_path / "g.zarr")
+    c = oxzarr.open_group(tmp_path / "g.zarr", mode="r")
+    assert pickle.loads(pickle.dumps(c)).is_consolidated
+    assert list(pickle.loads(pickle.dumps(c["sub"])).keys()) == []
     m = oxzarr.create_array(oxzarr.storage.MemoryStore(), shape=(3,), dtype="i1")
     m[...] = [1, 2, 3]
     assert pickle.loads(pickle.dumps(m))[...].tolist() == [1, 2, 3]

@@ -451,8 +451,15 @@ class Group:
         return _summary(self._info_rows() + rows, 12)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_reopen_group, (self._store, self.path))
+        return (_reopen_group, (self._store, self.path, self.is_consolidated))
 
 
-def _reopen_group(store: Store, path: str) -> Group:
+def _reopen_group(store: Store, path: str, consolidated: bool = False) -> Group:
+    """A pickled group opened again: through its consolidated metadata if it was opened so
+    (and holds them: a member of a consolidated group opens from its own documents)."""
+    if consolidated:
+        try:
+            return Group(_core.Group.open_consolidated(store._core, path), store)
+        except NodeNotFoundError:
+            pass
     return Group(_core.Group.open(store._core, path), store)
