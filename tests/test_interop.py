@@ -390,22 +390,15 @@ def test_strings_like_the_non_finite_markers(tmp_path: Path, zarr_format: int) -
     # of that text (attributes, string fill values) must stay strings, both ways.
     texts = {"a": "\x00NaN", "b": ["\x00\x00-Infinity", "\x00Infinity"], "c": float("nan")}
     ours, theirs = tmp_path / "ours.zarr", tmp_path / "theirs.zarr"
-    oxzarr.create_array(
-        ours,
-        shape=(2,),
-        dtype="U5",
-        fill_value="\x00NaN",
-        attributes=texts,
-        zarr_format=zarr_format,
-    )
-    zarr.create_array(
-        theirs,
-        shape=(2,),
-        dtype="U5",
-        fill_value="\x00NaN",
-        attributes=texts,
-        zarr_format=zarr_format,
-    )
+    for writer, path in ((oxzarr, ours), (zarr, theirs)):
+        writer.create_array(
+            path,
+            shape=(2,),
+            dtype="U5",
+            fill_value="\x00NaN",
+            attributes=texts,
+            zarr_format=zarr_format,
+        )
     for path in (ours, theirs):
         for lib in (oxzarr, zarr):
             a = lib.open_array(path, mode="r")
