@@ -582,7 +582,8 @@ class _Runner:
     def __init__(self, progress: Callable[[Progress], None] | None) -> None:
         self.callback = progress
         self.state = Progress()
-        self.cancel = threading.Event()
+        # A plain flag, not an Event: setting one takes a lock, which Ctrl-C can leave held.
+        self.cancelled = False
         self.decodes = 0
 
     def report(self) -> None:
@@ -598,9 +599,13 @@ class _Runner:
         )
         outcome: list[tuple[bool, int, int]] = []
         failure: list[BaseException] = []
-        # The end of the job is told by this event, not by Thread.join/is_alive: in CPython
-        # 3.11 a join interrupted by Ctrl-C can mark a running thread as stopped.
-        finished = threading.Event()
+        # The end of the job is told by `finished` (a list the worker appends to), which the
+        # main thread polls with sleeps: no lock is taken there. Ctrl-C's KeyboardInterrupt
+        # can land between a `with lock:`'s acquire and its block (CPython 3.11), leaving the
+        # lock held; an Event's wait then hung the command for good (1 SIGTERM test in ~50).
+        # Nor Thread.join/is_alive: in 3.11 a join interrupted by Ctrl-C can mark a running
+        # thread as stopped.
+        finished: list[bool] = []
 
         def work() -> None:
             try:
@@ -608,13 +613,18 @@ class _Runner:
             except BaseException as e:  # re-raised in the caller's thread
                 failure.append(e)
             finally:
-                finished.set()
+                finished.append(True)
 
         base_units, base_bytes = self.state.units_done, self.state.bytes_done
         thread = threading.Thread(target=work, name="oxzarr-convert", daemon=True)
         thread.start()
         try:
-            while not finished.wait(0.2):
+            last_report = time.monotonic()
+            while not finished:
+                time.sleep(0.01)
+                if time.monotonic() - last_report < 0.2:
+                    continue
+                last_report = time.monotonic()
                 done, _, nbytes, _, _ = job.progress()
                 self.state.units_done, self.state.bytes_done = (
                     base_units + done,
@@ -625,11 +635,11 @@ class _Runner:
             # The engine stops after the units in flight; a second Ctrl-C, even one while it
             # is told to, must not leave the cleanup after this racing the writes still
             # going on.
-            while not finished.is_set():
+            while not finished:
                 with contextlib.suppress(KeyboardInterrupt):
                     job.cancel()
-                    self.cancel.set()
-                    finished.wait(0.1)
+                    self.cancelled = True
+                    time.sleep(0.01)
             raise
         if failure:
             raise failure[0]
@@ -645,7 +655,7 @@ class _Runner:
         unit = destination.shards or destination.chunks
         dtype = destination.dtype
         for region in _blocks(source.shape, tuple(unit), dtype.itemsize):
-            if self.cancel.is_set():
+            if self.cancelled:
                 raise KeyboardInterrupt
             block = _saturating_cast(source.read(region), dtype)
             destination[region] = block
