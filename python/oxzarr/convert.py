@@ -886,7 +886,12 @@ def _move_into_place(staging: Path, final: Path) -> None:
     try:
         staging.rename(final)
     except OSError:
-        old.rename(final)  # the old destination comes back
+        try:
+            old.rename(final)  # the old destination comes back
+        except OSError:
+            # Another conversion to the same place put its result there meanwhile: that
+            # replaces the old destination, as this one would have; nothing is left beside.
+            _remove(old)
         raise
     if old.is_dir() and not old.is_symlink():
         shutil.rmtree(old)
