@@ -28,7 +28,8 @@ impl Endian {
 
 #[derive(Debug, Clone)]
 pub struct Bytes {
-    /// `None` for types without a byte order (one-byte units), where it means nothing.
+    /// The byte order the metadata gives: `None` for types without one (one-byte units),
+    /// where it means nothing, and for records written without one (read little endian).
     endian: Option<Endian>,
     /// The runs of units of an element whose bytes are reversed between the stored and the
     /// decoded form (see [`DataType::swap_units`]); empty when they are the same.
@@ -75,7 +76,9 @@ impl Bytes {
                 ))
             }
         };
-        // zarr-python writes records without an endian (and reads them little endian).
+        // zarr-python writes records without an endian and reads them little endian; the
+        // metadata keeps what was written, so that a record array's zarr.json is the same bytes.
+        let configured = endian;
         let endian = match (endian, data_type) {
             (None, DataType::Structured { .. }) => Some(Endian::Little),
             (endian, _) => endian,
@@ -93,7 +96,7 @@ impl Bytes {
             Vec::new()
         };
         Ok(Self {
-            endian,
+            endian: configured,
             swap,
             element_size: data_type.size(),
         })

@@ -377,16 +377,17 @@ impl BytesToBytesCodec for Blosc {
     }
 
     fn metadata(&self) -> Value {
+        // In zarr-python's key order, so that zarr.json documents are the same bytes.
         let mut config = Map::new();
+        if self.typesize_given || self.shuffle != Shuffle::NoShuffle {
+            config.insert("typesize".into(), self.typesize.into());
+        }
         config.insert(
             "cname".into(),
             self.cname.to_string_lossy().into_owned().into(),
         );
         config.insert("clevel".into(), self.clevel.into());
         config.insert("shuffle".into(), self.shuffle.name().into());
-        if self.typesize_given || self.shuffle != Shuffle::NoShuffle {
-            config.insert("typesize".into(), self.typesize.into());
-        }
         config.insert("blocksize".into(), self.blocksize.into());
         codec_metadata(NAME, config)
     }
