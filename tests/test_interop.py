@@ -3,6 +3,7 @@ write, oxzarr reads exactly; what oxzarr writes, they read exactly."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -455,7 +456,6 @@ def test_zarr_python_codec_objects_store_what_zarr_python_stores(
 ) -> None:
     # zarr-python's Blosc leaves typesize and shuffle to be set from the dtype; a codec
     # object handed to oxzarr must end up with the settings zarr-python itself would store.
-    import json
 
     oxzarr.create_array(tmp_path / "o", shape=(4,), dtype=dtype, compressors=codec)
     zarr.create_array(tmp_path / "z", shape=(4,), dtype=dtype, compressors=codec)
@@ -487,6 +487,48 @@ def test_default_codecs_as_zarr_python_writes_them(tmp_path: Path, dtype: Any) -
         theirs = zarr.open_array(tmp_path / "o", mode="r+")
         theirs[:] = values[::-1].astype(theirs.dtype)
         np.testing.assert_array_equal(oxzarr.open_array(tmp_path / "o")[:], values[::-1])
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_group_documents_as_zarr_python_writes_them(tmp_path: Path, zarr_format: int) -> None:
+    # A hierarchy made and consolidated the same way by both libraries is stored as the same
+    # bytes: group documents (v2 .zgroup indented; v3 consolidated_metadata before node_type,
+    # with the empty nested consolidated_metadata zarr-python gives each subgroup's entry).
+    for lib, name in ((oxzarr, "o"), (zarr, "z")):
+        root = lib.open_group(tmp_path / name, mode="w", zarr_format=zarr_format)
+        root.attrs["title"] = "t"
+        sub = root.create_group("sub")
+        sub.create_group("deeper")
+        sub.create_array("inner", shape=(3,), dtype="i2", compressors=None)
+        root.create_array("top", shape=(2, 2), dtype="f8", compressors=None)
+        if zarr_format == 3:
+            lib.consolidate_metadata(tmp_path / name)
+    documents = ["sub/zarr.json", "sub/deeper/zarr.json", "top/zarr.json"]
+    if zarr_format == 2:
+        documents = [".zgroup", ".zattrs", "sub/.zgroup", "sub/deeper/.zgroup", "top/.zarray"]
+    for key in documents:
+        ours, theirs = ((tmp_path / name / key).read_bytes() for name in ("o", "z"))
+        assert ours == theirs, key
+    if zarr_format == 3:
+        # The order of the consolidated entries is zarr-python's traversal order, which
+        # varies; everything else, each entry's own key order included, is the same.
+        ours, theirs = (
+            json.loads((tmp_path / name / "zarr.json").read_text()) for name in ("o", "z")
+        )
+        assert list(ours) == list(theirs)
+        ours_entries, theirs_entries = (
+            d["consolidated_metadata"]["metadata"] for d in (ours, theirs)
+        )
+        assert sorted(ours_entries) == sorted(theirs_entries)
+        for key, entry in theirs_entries.items():
+            assert json.dumps(ours_entries[key]) == json.dumps(entry), key
+    # Subgroups opened through the consolidated root and changed keep their own documents.
+    sub = oxzarr.open_group(tmp_path / "z", mode="r+")["sub"]
+    sub.attrs["changed"] = True
+    assert sorted(zarr.open_group(tmp_path / "z" / "sub", use_consolidated=False)) == [
+        "deeper",
+        "inner",
+    ]
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])

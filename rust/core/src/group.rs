@@ -389,9 +389,17 @@ impl Group {
                         },
                         Found::Parsed(NodeMetadata::Array(ArrayMetadata::V3(m))) => m.to_value(),
                         Found::Parsed(NodeMetadata::Group(GroupMetadata::V3(m))) => {
-                            // Nested consolidated metadata would repeat what is here.
+                            // Nested consolidated metadata would repeat what is here; zarr-python
+                            // writes an empty one into each subgroup's entry, and so does this,
+                            // so that the documents are the same bytes. (Opening a subgroup
+                            // through them drops it again: see `child`.)
                             let mut m = m.clone();
-                            m.extra_fields.remove("consolidated_metadata");
+                            m.extra_fields.insert(
+                                "consolidated_metadata".into(),
+                                serde_json::json!(
+                                    {"kind": "inline", "must_understand": false, "metadata": {}}
+                                ),
+                            );
                             m.to_value()
                         }
                         Found::Parsed(_) => return Err(mixed(rel, "v2", "v3")),

@@ -187,7 +187,8 @@ pub(crate) fn write_node_metadata(store: &StoreRef, path: &str, meta: &NodeMetad
             attributes_v2(&m.attributes)?;
         }
         NodeMetadata::Group(GroupMetadata::V2 { attributes }) => {
-            store.set(&join_key(path, ZGROUP), br#"{"zarr_format": 2}"#)?;
+            // Indented, as zarr-python writes it.
+            store.set(&join_key(path, ZGROUP), b"{\n  \"zarr_format\": 2\n}")?;
             attributes_v2(attributes)?;
         }
     }

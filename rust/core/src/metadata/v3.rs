@@ -481,9 +481,14 @@ impl GroupMetadataV3 {
         let mut obj = Map::new();
         obj.insert("attributes".into(), Value::Object(self.attributes.clone()));
         obj.insert("zarr_format".into(), 3.into());
+        // zarr-python's order (consolidated metadata before the node type), so that a
+        // consolidated group's zarr.json is the same bytes from either library.
+        if let Some(consolidated) = self.extra_fields.get("consolidated_metadata") {
+            obj.insert("consolidated_metadata".into(), consolidated.clone());
+        }
         obj.insert("node_type".into(), "group".into());
         for (k, v) in &self.extra_fields {
-            obj.insert(k.clone(), v.clone());
+            obj.entry(k.clone()).or_insert_with(|| v.clone());
         }
         Value::Object(obj)
     }
