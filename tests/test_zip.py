@@ -136,6 +136,37 @@ def test_damaged_zips_name_the_entry(tmp_path: Path) -> None:
         ZipStore(truncated)
 
 
+def test_a_directory_at_odds_with_its_end_record_is_damaged(tmp_path: Path) -> None:
+    # The zip crate reads as many directory records as the end record says; Python's zipfile
+    # reads them while the directory's size lasts. Where these disagree, entries were left
+    # out silently (their chunks read as fill values, and a write dropped them for good):
+    # now the zip is refused as damaged, naming it, for reading and for adding to it.
+    import struct
+
+    path = tmp_path / "data.zip"
+    zarr_python_zip(path, 2)
+    raw = path.read_bytes()
+    end = raw.rfind(b"PK\x05\x06")
+    (count,) = struct.unpack_from("<H", raw, end + 10)
+    short = bytearray(raw)
+    struct.pack_into("<HH", short, end + 8, count - 1, count - 1)
+    # The last record's name said to be shorter: it ends before the directory does.
+    overlong = bytearray(raw)
+    last = raw.rfind(b"PK\x01\x02")
+    (name_len,) = struct.unpack_from("<H", raw, last + 28)
+    struct.pack_into("<H", overlong, last + 28, name_len - 1)
+    for damaged, why in (
+        (short, f"holds {count} records where its end record says {count - 1}"),
+        (overlong, "bytes at its end are no record"),
+    ):
+        bad = tmp_path / "bad.zip"
+        bad.write_bytes(bytes(damaged))
+        for mode in ("r", "a"):
+            with pytest.raises(OSError, match=f"central directory is damaged: .*{why}.*bad\\.zip"):
+                ZipStore(bad, mode=mode)
+        assert bad.read_bytes() == bytes(damaged)
+
+
 def test_stored_encrypted_entries_are_refused_as_encrypted(tmp_path: Path) -> None:
     # A stored entry with a password (as `zip -0 -P` writes it) begins with a 12-byte
     # encryption header, so its stored size is 12 more than its size: it was refused as

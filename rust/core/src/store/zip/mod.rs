@@ -301,6 +301,7 @@ fn read_directory(file: &File, shown: &str, records: bool) -> Result<Directory, 
                 .into(),
         ));
     }
+    check_directory_extent(file, shown, file_len, &dir, archive.offset())?;
     for i in 0..archive.len() {
         let Some(name) = archive.name_for_index(i).map(str::to_string) else {
             continue;
@@ -357,6 +358,114 @@ fn read_directory(file: &File, shown: &str, records: bool) -> Result<Directory, 
 }
 
 /// The central directory record starting at `at`, as it is in the file.
+/// Checks that the central directory's records fill its place exactly and are as many as
+/// the end record says. The zip crate reads as many records as the end record gives: with a
+/// count too small it would leave the rest out silently, so that their keys read as missing
+/// chunks (fill values) and a write would drop them from the zip for good. Python's zipfile
+/// reads records while the directory's size lasts; a zip where the two disagree is damaged.
+fn check_directory_extent(
+    file: &File,
+    shown: &str,
+    file_len: u64,
+    dir: &Directory,
+    archive_offset: u64,
+) -> Result<(), StorageError> {
+    const RECORD: [u8; 4] = [0x50, 0x4b, 0x01, 0x02];
+    let Some((stated, end_at)) = stated_entries(
+        file,
+        file_len,
+        dir.kept.comment.len() as u64,
+        archive_offset,
+    ) else {
+        // An end record not where the crate's search found it (data after the zip, say):
+        // nothing to compare with.
+        return Ok(());
+    };
+    let damaged = |what: String| {
+        invalid_data(
+            shown,
+            format!("the zip's central directory is damaged: {what}"),
+        )
+    };
+    let mut reader = std::io::BufReader::new(file);
+    std::io::Seek::seek(&mut reader, std::io::SeekFrom::Start(dir.start))
+        .map_err(|e| io_error(shown, e))?;
+    let (mut at, mut walked) = (dir.start, 0u64);
+    let mut fixed = [0u8; 46];
+    while at < end_at {
+        if end_at - at < 46 {
+            return Err(damaged(format!(
+                "{} bytes at its end are no record",
+                end_at - at
+            )));
+        }
+        reader
+            .read_exact(&mut fixed)
+            .map_err(|e| io_error(shown, e))?;
+        if fixed[..4] != RECORD {
+            return Err(damaged(format!("no record at byte {at}")));
+        }
+        let field = |i: usize| u64::from(u16::from_le_bytes([fixed[i], fixed[i + 1]]));
+        let rest = field(28) + field(30) + field(32);
+        at += 46 + rest;
+        if at > end_at {
+            return Err(damaged(format!(
+                "record {walked} runs past the directory's end"
+            )));
+        }
+        std::io::Seek::seek_relative(&mut reader, rest as i64).map_err(|e| io_error(shown, e))?;
+        walked += 1;
+    }
+    if walked != stated {
+        return Err(damaged(format!(
+            "it holds {walked} records where its end record says {stated}"
+        )));
+    }
+    Ok(())
+}
+
+/// The number of entries the zip's end record gives (zip64's when the classic field says to
+/// look there), and where the central directory ends (where the end records begin); `None`
+/// when the end record is not at the end of the file, before a comment of `comment_len`.
+fn stated_entries(
+    file: &File,
+    file_len: u64,
+    comment_len: u64,
+    archive_offset: u64,
+) -> Option<(u64, u64)> {
+    let read = |at: u64, len: usize| -> Option<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        file.read_exact_at(&mut buf, at).ok()?;
+        Some(buf)
+    };
+    let u16_at = |b: &[u8], i: usize| u64::from(u16::from_le_bytes([b[i], b[i + 1]]));
+    let u64_at = |b: &[u8], i: usize| {
+        let mut v = [0u8; 8];
+        v.copy_from_slice(&b[i..i + 8]);
+        u64::from_le_bytes(v)
+    };
+    let eocd_at = file_len.checked_sub(22 + comment_len)?;
+    let eocd = read(eocd_at, 22)?;
+    if eocd[..4] != [0x50, 0x4b, 0x05, 0x06] {
+        return None;
+    }
+    let count = u16_at(&eocd, 10);
+    if count != 0xFFFF {
+        return Some((count, eocd_at));
+    }
+    // zip64: the locator just before the end record gives the zip64 end record's place.
+    let locator = read(eocd_at.checked_sub(20)?, 20)?;
+    if locator[..4] != [0x50, 0x4b, 0x06, 0x07] {
+        return None;
+    }
+    let zip64_at = u64_at(&locator, 8).checked_add(archive_offset)?;
+    let zip64 = read(zip64_at, 56)?;
+    if zip64[..4] != [0x50, 0x4b, 0x06, 0x06] {
+        return None;
+    }
+    Some((u64_at(&zip64, 32), zip64_at))
+}
+
 fn read_record(file: &File, shown: &str, at: u64) -> Result<Vec<u8>, StorageError> {
     let mut fixed = [0u8; 46];
     file.read_exact_at(&mut fixed, at)
