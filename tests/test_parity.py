@@ -65,7 +65,10 @@ def orthogonal_selections(zarr: ModuleType, path: Path) -> list[Any]:
     mask = np.array([True, False, True, True, False, False, True, False, True])
     a.oindex[[1, 5], :, [0, 3]] = -1.0
     a.set_orthogonal_selection((slice(0, 2), mask, 1), 9.5)
+    # A 0-d integer array among index arrays is an integer: the points broadcast against it.
+    a[[1, -2], [3, 4], np.array(1)] = [7.0, 8.0]
     return [
+        a[[2, -5], [2, -5], np.array(0)],
         a.oindex[[0, 7, 3], 2:8, [1]],
         a.oindex[:, mask, 2],
         a.oindex[[6, 6], mask, :],

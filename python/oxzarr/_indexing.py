@@ -156,13 +156,19 @@ def vectorized_kind(key: Any, shape: tuple[int, ...]) -> str | None:
             elif arr.dtype.kind not in "iu":
                 return None
             arrays.append(arr)
-        elif not is_integer(k):
+        elif not (is_integer(k) or _is_integer_array_0d(k)):
             return None
     if masks:
         return "orthogonal" if len(arrays) == len(shape) else None
     if len(arrays) > 1 or any(arr.ndim != 1 for arr in arrays):
         return "coordinate"
     return None
+
+
+def _is_integer_array_0d(k: Any) -> bool:
+    """A 0-d integer array, which numpy and zarr-python take as an integer among index
+    arrays (it broadcasts against them)."""
+    return _is_array_like(k) and np.ndim(k) == 0 and np.asarray(k).dtype.kind in "iu"
 
 
 def plain_integers(key: Any) -> bool:
