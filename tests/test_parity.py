@@ -257,6 +257,9 @@ def open_modes_and_errors(zarr: ModuleType, path: Path) -> list[Any]:
         attempt(lambda: zarr.open_group(path / "missing", mode="r")),
         attempt(lambda: zarr.create_array(path / "a", shape=(3,), dtype="i4")),
         zarr.open_array(path / "a", mode="w", shape=(2,), dtype="i4")[...],
+        # No shape and no data: a ValueError.
+        attempt(lambda: zarr.create_array(path / "b", dtype="i4")),
+        attempt(lambda: zarr.open_group(path / "g", mode="w").create_array("x", dtype="i4")),
     ]
     return results
 

@@ -208,7 +208,7 @@ def create_array(
         shape = source.shape if shape is None else shape
         dtype = source.dtype if dtype is None else dtype
     if shape is None:
-        raise TypeError("create_array() needs a shape (or data)")
+        raise ValueError("create_array() needs a shape (or data)")
     shape_t = normalize_shape(shape)
     fmt = _format_or_default(zarr_format)
     dtype = requested_dtype(dtype if dtype is not None else "float64")
