@@ -906,10 +906,13 @@ def test_copies_of_zarr_python_arrays_keep_their_settings(tmp_path: Path, sharea
 
     v2 = source("v2", shape=(5,), chunks=(2,), dtype="f4", fill_value=np.nan, zarr_format=2)
     v2[:3] = [1, 2, 3]
-    copy = oxzarr.from_array(tmp_path / "copy", data=v2)
-    assert (copy.metadata.zarr_format, copy.chunks) == (2, (2,))
-    assert np.isnan(copy.fill_value)
-    assert_same(copy[...], np.array([1, 2, 3, np.nan, np.nan], dtype="f4"))
+    for copy in (
+        oxzarr.from_array(tmp_path / "copy", data=v2),
+        oxzarr.array(v2, store=tmp_path / "array_copy"),
+    ):
+        assert (copy.metadata.zarr_format, copy.chunks) == (2, (2,))
+        assert np.isnan(copy.fill_value)
+        assert_same(copy[...], np.array([1, 2, 3, np.nan, np.nan], dtype="f4"))
     v3 = source("v3", shape=(8,), chunks=(2,), shards=(4,), dtype="i2", fill_value=7)
     for like in (oxzarr.empty_like, oxzarr.full_like):
         made = like(v3, store=tmp_path / like.__name__)

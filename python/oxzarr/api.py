@@ -650,9 +650,11 @@ def empty(shape: Any, **kwargs: Any) -> Array:
 
 def array(data: npt.ArrayLike, **kwargs: Any) -> Array:
     """An array holding a copy of `data` (in memory unless ``store=`` is given); from an
-    Array, with its settings (see :func:`from_array`)."""
+    Array (oxzarr's or zarr-python's), with its settings (see :func:`from_array`)."""
     store = kwargs.pop("store", None)
-    if isinstance(data, Array):
+    # A zarr-python array gives its settings as an oxzarr one does, as zarr-python's own
+    # array() takes them from it.
+    if isinstance(data, Array) or _is_zarr_python_array(data):
         name = kwargs.pop("name", kwargs.pop("path", None))
         target = _overwrite_for(kwargs.pop("mode", None), store, name, kwargs)
         return from_array(target, data=data, name=name, **kwargs)
