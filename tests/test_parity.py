@@ -265,6 +265,25 @@ def open_modes_and_errors(zarr: ModuleType, path: Path) -> list[Any]:
 
 
 @script
+def zero_dimensional_chunk_counts(zarr: ModuleType, path: Path) -> list[Any]:
+    # A 0-d array's one chunk is "0" under v2 keys (as a 1-d array's first chunk is) and "c"
+    # under default ones; written, it is initialized whichever names it.
+    results = []
+    for i, kwargs in enumerate(
+        [
+            {"zarr_format": 2},
+            {"zarr_format": 3, "chunk_key_encoding": {"name": "v2", "separator": "."}},
+            {"zarr_format": 3},
+        ]
+    ):
+        a = zarr.create_array(path / str(i), shape=(), dtype="f8", **kwargs)
+        results.append((a.nchunks, a.nchunks_initialized))
+        a[...] = 5.0
+        results += [(a.nchunks, a.nchunks_initialized), a[...]]
+    return results
+
+
+@script
 def v2_arrays(zarr: ModuleType, path: Path) -> list[Any]:
     root = zarr.create_group(path / "g", zarr_format=2)
     a = root.create_array("a", shape=(6, 5), dtype="<f8", chunks=(4, 2))

@@ -219,8 +219,8 @@ impl Array {
         let grid = self.grid_shape();
         let mut chunks = Vec::new();
         for key in self.store.list_prefix(&prefix)? {
-            if let Some(coords) = encoding.decode(&key[prefix.len()..]) {
-                if coords.len() == grid.len() && coords.iter().zip(&grid).all(|(c, g)| c < g) {
+            if let Some(coords) = encoding.decode(&key[prefix.len()..], grid.len()) {
+                if coords.iter().zip(&grid).all(|(c, g)| c < g) {
                     chunks.push(coords);
                 }
             }

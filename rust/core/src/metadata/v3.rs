@@ -53,21 +53,25 @@ impl ChunkKeyEncoding {
         key
     }
 
-    /// The grid coordinates of the chunk a key names (relative to the array), or `None` if
-    /// the key is not a chunk key of this encoding.
-    pub fn decode(&self, key: &str) -> Option<Vec<u64>> {
+    /// The grid coordinates of the chunk a key names (relative to an array of `ndim`
+    /// dimensions), or `None` if the key is not a chunk key of this encoding for it.
+    pub fn decode(&self, key: &str, ndim: usize) -> Option<Vec<u64>> {
         let (rest, separator) = match *self {
             Self::Default { separator } => {
                 if key == "c" {
-                    return Some(Vec::new());
+                    return (ndim == 0).then(Vec::new);
                 }
                 (key.strip_prefix('c')?.strip_prefix(separator)?, separator)
             }
+            // The one chunk of a 0-d array is "0", as a 1-d array's first chunk is.
+            Self::V2 { .. } if ndim == 0 => return (key == "0").then(Vec::new),
             Self::V2 { separator } => (key, separator),
         };
-        rest.split(separator)
+        let coords: Option<Vec<u64>> = rest
+            .split(separator)
             .map(|p| p.parse::<u64>().ok())
-            .collect()
+            .collect();
+        coords.filter(|c| c.len() == ndim)
     }
 
     fn from_metadata(value: &Value) -> Result<Self, MetadataError> {
@@ -592,11 +596,17 @@ mod tests {
         assert_eq!(v2.encode(&[]), "0");
         let ce = ChunkKeyEncoding::from_metadata(&json!("v2")).unwrap();
         assert_eq!(ce, v2);
-        assert_eq!(d.decode("c/1/20/3"), Some(vec![1, 20, 3]));
-        assert_eq!(d.decode("c"), Some(vec![]));
-        assert_eq!(d.decode("zarr.json"), None);
-        assert_eq!(v2.decode("1.2"), Some(vec![1, 2]));
-        assert_eq!(v2.decode(".zarray"), None);
+        assert_eq!(d.decode("c/1/20/3", 3), Some(vec![1, 20, 3]));
+        assert_eq!(d.decode("c/1/20/3", 2), None);
+        assert_eq!(d.decode("c", 0), Some(vec![]));
+        assert_eq!(d.decode("c", 1), None);
+        assert_eq!(d.decode("zarr.json", 1), None);
+        assert_eq!(v2.decode("1.2", 2), Some(vec![1, 2]));
+        assert_eq!(v2.decode(".zarray", 1), None);
+        // A 0-d array's chunk key is "0", which names a 1-d array's first chunk too.
+        assert_eq!(v2.decode("0", 0), Some(vec![]));
+        assert_eq!(v2.decode("0", 1), Some(vec![0]));
+        assert_eq!(v2.decode("1", 0), None);
     }
 
     #[test]
