@@ -299,6 +299,26 @@ def test_v2_without_a_fill_value_leaves_out_chunks_of_zeros(engine: None) -> Non
     assert stores[0] == stores[1] == [".zarray", ".zattrs", "0.0"]
 
 
+def test_v2_without_a_fill_value_takes_zarr_pythons_default(tmp_path: Path) -> None:
+    # Which is not zeros for every type: a record's bytes field is b"0" there. Chunks of zeros
+    # are then kept, and chunks not stored read as that default whatever the selection.
+    dtype = np.dtype([("a", "<i2"), ("s", "S2")])
+    results = []
+    for path in (PIPELINE, "zarr.core.codec_pipeline.BatchedCodecPipeline"):
+        with zarr.config.set({"codec_pipeline.path": path}):
+            where = str(tmp_path / path)
+            a = zarr.create_array(
+                where, shape=(6,), chunks=(2,), dtype=dtype, fill_value=None, zarr_format=2
+            )
+            a[:4] = np.zeros(4, dtype)
+            results.append((a[...].tolist(), a.oindex[[0, 5]].tolist(), a.vindex[[5, 1]].tolist()))
+        with zarr.config.set(
+            {"codec_pipeline.path": "zarr.core.codec_pipeline.BatchedCodecPipeline"}
+        ):
+            assert zarr.open_array(where)[:4].tolist() == np.zeros(4, dtype).tolist()
+    assert results[0] == results[1]
+
+
 def test_write_empty_chunks(tmp_path: Path, engine: None) -> None:
     a = zarr.create_array(str(tmp_path / "e"), shape=(20,), chunks=(5,), dtype="i4", fill_value=3)
     a[...] = np.arange(20)

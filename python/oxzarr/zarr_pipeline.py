@@ -113,6 +113,10 @@ def _chunk_document(codecs: Sequence[Codec], spec: ArraySpec) -> str:
         v2 = codecs[0]
         dtype_json: Any = spec.dtype.to_json(zarr_format=2)
         compressor = v2.compressor
+        # Without a fill value zarr-python takes the data type's default scalar, which is not
+        # always zeros (a record's bytes field is b"0"): the engine is given that same value,
+        # so that it drops and fills chunks as zarr-python reads them.
+        fill = spec.dtype.default_scalar() if spec.fill_value is None else spec.fill_value
         v2_doc = {
             "zarr_format": 2,
             "shape": shape,
@@ -120,9 +124,7 @@ def _chunk_document(codecs: Sequence[Codec], spec: ArraySpec) -> str:
             "dtype": dtype_json["name"],
             "compressor": None if compressor is None else compressor.get_config(),
             "filters": None if not v2.filters else [f.get_config() for f in v2.filters],
-            "fill_value": None
-            if spec.fill_value is None
-            else spec.dtype.to_json_scalar(spec.fill_value, zarr_format=2),
+            "fill_value": spec.dtype.to_json_scalar(fill, zarr_format=2),
             "order": spec.order,
         }
         return json.dumps(v2_doc)
