@@ -489,6 +489,56 @@ def test_default_codecs_as_zarr_python_writes_them(tmp_path: Path, dtype: Any) -
         np.testing.assert_array_equal(oxzarr.open_array(tmp_path / "o")[:], values[::-1])
 
 
+@pytest.mark.parametrize(
+    ("dtype", "codecs"),
+    [
+        ("i4", {"filters": ["delta"], "compressors": ["lz4"]}),
+        ("i4", {"compressors": ["shuffle", "zlib"]}),
+        ("f8", {"filters": ["quantize", "astype"], "compressors": ["bz2", "crc32"]}),
+        ("i4", {"filters": ["fixedscaleoffset"], "compressors": ["zstd", "adler32"]}),
+        ("u2", {"compressors": ["blosc", "jenkins"], "shards": (8,)}),
+        ("f4", {"filters": ["bitround"], "compressors": ["gzip", "lzma"]}),
+    ],
+    ids=str,
+)
+def test_numcodecs_codecs_as_zarr_python_writes_them(
+    tmp_path: Path, dtype: str, codecs: dict[str, Any]
+) -> None:
+    # zarr-python writes a numcodecs codec's configuration as it was given, adding only what
+    # it takes from the array (a shuffle's element size), not numcodecs' other defaults.
+    import zarr.codecs.numcodecs as nz
+
+    made = {
+        "delta": lambda: nz.Delta(dtype="<i4"),
+        "lz4": nz.LZ4,
+        "shuffle": nz.Shuffle,
+        "zlib": lambda: nz.Zlib(level=3),
+        "quantize": lambda: nz.Quantize(digits=3, dtype="<f8"),
+        "astype": lambda: nz.AsType(encode_dtype="<f8", decode_dtype="<f8"),
+        "bz2": nz.BZ2,
+        "crc32": nz.CRC32,
+        "fixedscaleoffset": lambda: nz.FixedScaleOffset(offset=1, scale=2, dtype="<i4"),
+        "zstd": nz.Zstd,
+        "adler32": nz.Adler32,
+        "blosc": nz.Blosc,
+        "jenkins": nz.JenkinsLookup3,
+        "bitround": lambda: nz.BitRound(keepbits=5),
+        "gzip": nz.GZip,
+        "lzma": nz.LZMA,
+    }
+    kwargs: dict[str, Any] = {"shape": (16,), "chunks": (4,), "dtype": dtype}
+    for key in ("filters", "compressors"):
+        kwargs[key] = [made[name]() for name in codecs.get(key, [])]
+    if "shards" in codecs:
+        kwargs["shards"] = codecs["shards"]
+    values = np.arange(16).astype(dtype)
+    for lib, name in ((oxzarr, "o"), (zarr, "z")):
+        lib.create_array(tmp_path / name, **kwargs)[...] = values
+    ours, theirs = ((tmp_path / name / "zarr.json").read_bytes() for name in ("o", "z"))
+    assert ours == theirs
+    assert_same(zarr.open_array(tmp_path / "o")[...], zarr.open_array(tmp_path / "z")[...])
+
+
 @pytest.mark.parametrize("zarr_format", [2, 3])
 def test_group_documents_as_zarr_python_writes_them(tmp_path: Path, zarr_format: int) -> None:
     # A hierarchy made and consolidated the same way by both libraries is stored as the same

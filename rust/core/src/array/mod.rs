@@ -101,7 +101,8 @@ impl Array {
     }
 
     /// Creates an array at `path` (and any missing parent groups, in the same format). v3
-    /// codec metadata is written in its complete form (every configuration field spelled out).
+    /// codec metadata is written in its complete form (every configuration field spelled
+    /// out), but for numcodecs codecs, written as given, as zarr-python writes them.
     pub fn create(
         store: StoreRef,
         path: &str,
@@ -112,7 +113,7 @@ impl Array {
         // Validate everything before touching the store.
         let array = Self::from_metadata(store.clone(), &path, metadata.clone())?;
         if let ArrayMetadata::V3(m) = &mut metadata {
-            m.codecs = array.codecs.metadata();
+            m.codecs = array.codecs.metadata_for_new_array(&m.codecs);
         }
         node::prepare_new_node(&store, &path, overwrite, metadata.zarr_format())?;
         write_node_metadata(&store, &path, &NodeMetadata::Array(metadata.clone()))?;

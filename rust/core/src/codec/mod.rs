@@ -359,6 +359,59 @@ pub(crate) fn invalid_config(codec: &str, key: &str, value: &Value, reason: &str
     )
 }
 
+/// Fields of numcodecs codecs that zarr-python fills in from the array when they are not
+/// given (and the engine does too).
+const FROM_THE_ARRAY: [&str; 3] = ["elementsize", "dtype", "decode_dtype"];
+
+/// `complete`, one codec's metadata as the engine writes it, in the form `given` had where
+/// that is how zarr-python writes it: see [`CodecChain::metadata_for_new_array`].
+fn as_given(given: &Value, complete: Value) -> Value {
+    let name = complete
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    // A codec given by its bare name, or under another name, is written complete.
+    if given.get("name").and_then(Value::as_str) != Some(name) {
+        return complete;
+    }
+    let config_of = |v: &Value| v.get("configuration").and_then(Value::as_object).cloned();
+    if name == "sharding_indexed" {
+        let (Some(given_config), Some(mut config)) = (config_of(given), config_of(&complete))
+        else {
+            return complete;
+        };
+        for field in ["codecs", "index_codecs"] {
+            if let (Some(Value::Array(g)), Some(Value::Array(c))) =
+                (given_config.get(field), config.get(field))
+            {
+                if g.len() == c.len() {
+                    let inner = g.iter().zip(c.clone()).map(|(g, c)| as_given(g, c));
+                    config.insert(field.into(), Value::Array(inner.collect()));
+                }
+            }
+        }
+        return serde_json::json!({"name": name, "configuration": config});
+    }
+    if !name.starts_with("numcodecs.") {
+        return complete;
+    }
+    let mut config = match given.get("configuration") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(c)) => c.clone(),
+        Some(_) => return complete,
+    };
+    if let Some(filled) = config_of(&complete) {
+        for field in FROM_THE_ARRAY {
+            if config.get(field).is_none_or(Value::is_null) {
+                if let Some(value) = filled.get(field) {
+                    config.insert(field.into(), value.clone());
+                }
+            }
+        }
+    }
+    serde_json::json!({"name": name, "configuration": config})
+}
+
 /// One entry of a chain being built: codec metadata, or a serializer built already (the v2
 /// byte-order serializer has no v3 metadata of its own).
 enum Spec {
@@ -654,6 +707,23 @@ impl CodecChain {
             .map(|c| c.metadata())
             .chain(std::iter::once(self.array_to_bytes.metadata()))
             .chain(self.bytes_to_bytes.iter().map(|c| c.metadata()))
+            .collect()
+    }
+
+    /// The chain's metadata for a new array made from `given`: as [`Self::metadata`], except
+    /// that numcodecs codecs (`numcodecs.*`, also inside shards) keep the configuration they
+    /// were given, with only the fields taken from the array added (a shuffle's element size,
+    /// a filter's data type), as zarr-python writes them; their other defaults stay unwritten,
+    /// so that zarr.json is the same bytes from either library.
+    pub fn metadata_for_new_array(&self, given: &[Value]) -> Vec<Value> {
+        let complete = self.metadata();
+        if given.len() != complete.len() {
+            return complete;
+        }
+        given
+            .iter()
+            .zip(complete)
+            .map(|(given, complete)| as_given(given, complete))
             .collect()
     }
 
