@@ -189,6 +189,44 @@ def test_data_types_as_the_format_writes_them(tmp_path: Path, dtype: Any, zarr_f
     assert_same(zarr.open_array(tmp_path / "o.zarr", mode="r")[...], data)
 
 
+ZARR_PYTHON_DTYPES: list[Any] = [
+    lambda zd: zd.Int32(),
+    lambda zd: zd.Int32(endianness="big"),
+    lambda zd: zd.Float16(),
+    lambda zd: zd.Bool(),
+    lambda zd: zd.Complex64(),
+    lambda zd: zd.VariableLengthUTF8(),
+    lambda zd: zd.VariableLengthBytes(),
+    lambda zd: zd.FixedLengthUTF32(length=3),
+    lambda zd: zd.NullTerminatedBytes(length=4),
+    lambda zd: zd.RawBytes(length=2),
+    lambda zd: zd.DateTime64(unit="s", scale_factor=10),
+    lambda zd: zd.TimeDelta64(unit="ms"),
+    lambda zd: zd.Structured(fields=(("a", zd.Int16()), ("b", zd.Float64(endianness="big")))),
+]
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+@pytest.mark.parametrize("make", ZARR_PYTHON_DTYPES)
+def test_zarr_python_data_type_objects(tmp_path: Path, make: Any, zarr_format: int) -> None:
+    # zarr-python's own data type objects (zarr.dtype.*) as dtype=: the array zarr-python
+    # makes of them, byte order included where v2 keeps it.
+    import zarr.dtype
+
+    dtype = make(zarr.dtype)
+    ours = oxzarr.create_array(tmp_path / "o", shape=(3,), dtype=dtype, zarr_format=zarr_format)
+    zarr.create_array(tmp_path / "z", shape=(3,), dtype=dtype, zarr_format=zarr_format)
+    name = "zarr.json" if zarr_format == 3 else ".zarray"
+    ours_json, theirs_json = (json.loads((tmp_path / d / name).read_text()) for d in "oz")
+    for doc in (ours_json, theirs_json):
+        if doc.get("data_type") == "variable_length_bytes":  # as above
+            doc["data_type"] = "bytes"
+    assert ours_json == theirs_json
+    data = zarr.open_array(tmp_path / "z")[...]
+    ours[...] = data
+    assert_same(zarr.open_array(tmp_path / "o", mode="r")[...], data)
+
+
 def test_numpy_dict_dtypes_are_numpy_s(tmp_path: Path) -> None:
     # A dict without "name" is numpy's own spelling of a record, not a v3 data type.
     dtype = {"names": ["a", "b"], "formats": ["<i4", "<f8"]}

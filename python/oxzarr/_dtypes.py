@@ -130,11 +130,29 @@ def v2_dtype(stored: Any) -> Any:
     return stored
 
 
+def _from_zarr_python_data_type(dtype: Any) -> Any:
+    """A zarr-python data type object (``zarr.dtype.ZDType``) as the numpy dtype it stands
+    for (byte order included, which v2 arrays keep); its variable-length strings and bytes as
+    ``str`` and ``bytes``. (Known by module and method, so that zarr need not be imported.)"""
+    if not type(dtype).__module__.startswith("zarr.") or not callable(
+        getattr(dtype, "to_native_dtype", None)
+    ):
+        return dtype
+    name = type(dtype).__name__
+    if name == "VariableLengthUTF8":
+        return str
+    if name == "VariableLengthBytes":
+        return bytes
+    return dtype.to_native_dtype()
+
+
 def requested_dtype(dtype: Any) -> Any:
     """`dtype` as the rest of create_array takes it, when it is written as a format stores
     data types (as zarr-python takes them too): a v3 ``data_type`` object or a v3 name numpy
     does not know ("variable_length_bytes", "r16"), read by the engine; a v2 record's list of
-    fields. Anything else is returned as it is."""
+    fields; zarr-python's data type objects (``zarr.dtype.Int32()``). Anything else is
+    returned as it is."""
+    dtype = _from_zarr_python_data_type(dtype)
     if isinstance(dtype, list):
         return v2_dtype(dtype)
     if isinstance(dtype, str):
