@@ -322,7 +322,7 @@ def test_invalid_arguments(tmp_path: Path) -> None:
     assert zarr.open_group(tmp_path / "g.zarr", mode="r")[".zfoo"][...].tolist() == [1, 1]
     with pytest.raises(ValueError, match=r"\.\."):
         oxzarr.create_array(tmp_path / "a.zarr", name="a/../b", shape=(2,), dtype="i1")
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="needs a shape"):  # as zarr-python
         oxzarr.create_array(tmp_path / "a.zarr", dtype="i1")
     # Chunks and inner chunks of more bytes than one allocation holds: their size overflowed.
     for chunks, shards in [((2**63,), (2**63,)), ((2**62,), None), ((2, 2**62), (2, 2**62))]:
