@@ -446,9 +446,10 @@ def test_prefixes_are_object_names_as_written(s3_bucket: Bucket) -> None:
 
 class _RangeServer:
     """A web server for the files under `root` that answers ranged GETs, as a static web
-    server does, and keeps the path and Range header of every request."""
+    server does (or, not `honours_ranges`, with the whole file, as Python's http.server
+    does), and keeps the path and Range header of every request."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, honours_ranges: bool = True) -> None:
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -467,7 +468,7 @@ class _RangeServer:
                     return
                 data = path.read_bytes()
                 found = re.fullmatch(r"bytes=(\d*)-(\d*)", asked or "")
-                if found:
+                if found and honours_ranges:
                     first, last = found.groups()
                     if not first:
                         start, end = max(len(data) - int(last), 0), len(data) - 1
@@ -479,7 +480,8 @@ class _RangeServer:
                     data = data[start : end + 1]
                 else:
                     self.send_response(200)
-                self.send_header("Accept-Ranges", "bytes")
+                if honours_ranges:
+                    self.send_header("Accept-Ranges", "bytes")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -494,6 +496,32 @@ class _RangeServer:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_a_web_server_that_ignores_ranges(tmp_path: Path, zarr_format: int) -> None:
+    """Uncompressed chunks and shards are read in parts; a server answering such a request
+    with the whole file (Python's http.server) is read all the same, parts cut from whole
+    values, and after its first such answer, asked for whole values only."""
+    values = sample((200, 200), "float64")
+    kwargs: dict[str, Any] = {"dtype": "f8", "chunks": (100, 100), "compressors": None}
+    oxzarr.create_array(tmp_path / "raw", shape=(200, 200), zarr_format=zarr_format, **kwargs)[
+        ...
+    ] = values
+    if zarr_format == 3:
+        kwargs["chunks"], kwargs["shards"] = (20, 20), (100, 100)
+        oxzarr.create_array(tmp_path / "sharded", shape=(200, 200), **kwargs)[...] = values
+    server = _RangeServer(tmp_path, honours_ranges=False)
+    try:
+        for name in ["raw", "sharded"][: zarr_format - 1]:
+            a = oxzarr.open_array(f"{server.url}/{name}", mode="r")
+            assert_same(a[...], values)
+            assert_same(a[150, 3:7], values[150, 3:7])
+            server.requests.clear()
+            assert_same(a.vindex[[1, 120], [199, 5]], values[[1, 120], [199, 5]])
+            assert all(asked is None for _, asked in server.requests), server.requests
+    finally:
+        server.close()
 
 
 def test_neighbouring_inner_chunks_come_in_one_request(tmp_path: Path) -> None:

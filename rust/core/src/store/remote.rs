@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -184,6 +184,10 @@ pub struct RemoteStore {
     prefetched: ForkSafeMutex<FetchedAhead>,
     /// Fetches that were not hinted ahead: the read waited for the network.
     waits: Arc<AtomicU64>,
+    /// Whether the service answered a request for part of a value with all of it (a web
+    /// server that ignores Range, such as Python's http.server): parts are then cut from
+    /// whole values, fetched once each.
+    ranges_ignored: AtomicBool,
 }
 
 impl fmt::Debug for RemoteStore {
@@ -512,6 +516,7 @@ impl RemoteStore {
             client: ForkSafeMutex::new(Some(store)),
             prefetched: ForkSafeMutex::new(FetchedAhead::default()),
             waits: Arc::new(AtomicU64::new(0)),
+            ranges_ignored: AtomicBool::new(false),
         })
     }
 
@@ -645,22 +650,10 @@ impl RemoteStore {
     ) -> Result<Ranges, StorageError> {
         if let Some(value) = self.fetched_ahead(key) {
             // Fetched ahead whole (a shard, say): the ranges are cut from it.
-            let (bytes, version) = &*value;
-            if let Some(expected) = expected {
-                let same = same_version(expected, *version);
-                if same != PartsRead::Done {
-                    return Ok(Ranges::Other(same));
-                }
-            }
-            let name = self.name(key);
-            let cut = ranges.iter().map(|r| {
-                let range = ByteRange::FromStart {
-                    offset: r.start,
-                    length: Some(r.end - r.start),
-                };
-                range_of(&name, bytes, range)
-            });
-            return Ok(Ranges::Read(cut.collect::<Result<_, _>>()?));
+            return self.cut_ranges(key, &value, ranges, expected);
+        }
+        if self.ranges_ignored.load(Ordering::Relaxed) {
+            return self.cut_from_whole(key, ranges, expected);
         }
         let (store, runtime) = self.client()?;
         let path = self.path(key)?;
@@ -699,6 +692,12 @@ impl RemoteStore {
         let fetched = match fetched {
             Ok(f) => f,
             Err(e) if is_not_found(&e) => return Ok(Ranges::Missing),
+            Err(object_store::Error::NotSupported { .. }) => {
+                // The whole value came back for a part of it (object_store refuses that
+                // answer): from now on whole values are asked for, and parts cut from them.
+                self.ranges_ignored.store(true, Ordering::Relaxed);
+                return self.cut_from_whole(key, ranges, expected);
+            }
             Err(e) => {
                 let ranges: Vec<ByteRange> = ranges
                     .iter()
@@ -743,6 +742,59 @@ impl RemoteStore {
         Ok(Ranges::Read(out))
     }
 
+    /// `ranges` of `value`, the whole value at `key`, if it is still the `expected` version.
+    fn cut_ranges(
+        &self,
+        key: &str,
+        value: &Value,
+        ranges: &[Range<u64>],
+        expected: Option<Version>,
+    ) -> Result<Ranges, StorageError> {
+        let (bytes, version) = value;
+        if let Some(expected) = expected {
+            let same = same_version(expected, *version);
+            if same != PartsRead::Done {
+                return Ok(Ranges::Other(same));
+            }
+        }
+        let name = self.name(key);
+        let cut = ranges.iter().map(|r| {
+            let range = ByteRange::FromStart {
+                offset: r.start,
+                length: Some(r.end - r.start),
+            };
+            range_of(&name, bytes, range)
+        });
+        Ok(Ranges::Read(cut.collect::<Result<_, _>>()?))
+    }
+
+    /// `range` of the value at `key`, cut from the whole value fetched, with its version.
+    fn range_of_whole(
+        &self,
+        key: &str,
+        range: ByteRange,
+    ) -> Result<Option<(Vec<u8>, Version)>, StorageError> {
+        match self.fetch(key)? {
+            Some((bytes, version)) => {
+                Ok(Some((range_of(&self.name(key), &bytes, range)?, version)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// `ranges` of the value at `key`, cut from the whole value fetched.
+    fn cut_from_whole(
+        &self,
+        key: &str,
+        ranges: &[Range<u64>],
+        expected: Option<Version>,
+    ) -> Result<Ranges, StorageError> {
+        match self.fetch(key)? {
+            Some(value) => self.cut_ranges(key, &value, ranges, expected),
+            None => Ok(Ranges::Missing),
+        }
+    }
+
     /// The error for a ranged read of `key` that failed with `err`, the value holding `size`
     /// bytes if it is known: a service refuses a range starting past the end of the value
     /// (HTTP 416), which is reported as such.
@@ -771,6 +823,9 @@ impl RemoteStore {
             // A shard fetched ahead: its index is read from it.
             let (bytes, version) = &*value;
             return Ok(Some((range_of(&self.name(key), bytes, range)?, *version)));
+        }
+        if self.ranges_ignored.load(Ordering::Relaxed) {
+            return self.range_of_whole(key, range);
         }
         let (store, runtime) = self.client()?;
         let path = self.path(key)?;
@@ -809,6 +864,11 @@ impl RemoteStore {
         let (bytes, version, got_range) = match result {
             Ok(r) => r,
             Err(e) if is_not_found(&e) => return Ok(None),
+            Err(object_store::Error::NotSupported { .. }) => {
+                // The whole value came back (see `fetch_ranges`).
+                self.ranges_ignored.store(true, Ordering::Relaxed);
+                return self.range_of_whole(key, range);
+            }
             Err(e) => {
                 // Services refuse an empty range at the very end (HTTP 416), which is in the
                 // value all the same.
