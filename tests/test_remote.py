@@ -449,7 +449,9 @@ class _RangeServer:
     server does (or, not `honours_ranges`, with the whole file, as Python's http.server
     does), and keeps the path and Range header of every request."""
 
-    def __init__(self, root: Path, honours_ranges: bool = True) -> None:
+    def __init__(
+        self, root: Path, honours_ranges: bool = True, authorization: str | None = None
+    ) -> None:
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -460,6 +462,11 @@ class _RangeServer:
             def do_GET(self) -> None:
                 asked = self.headers.get("Range")
                 server.requests.append((self.path, asked))
+                if authorization and self.headers.get("Authorization") != authorization:
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 path = root / self.path.lstrip("/")
                 if not path.is_file():
                     self.send_response(404)
@@ -520,6 +527,25 @@ def test_a_web_server_that_ignores_ranges(tmp_path: Path, zarr_format: int) -> N
             server.requests.clear()
             assert_same(a.vindex[[1, 120], [199, 5]], values[[1, 120], [199, 5]])
             assert all(asked is None for _, asked in server.requests), server.requests
+    finally:
+        server.close()
+
+
+def test_a_web_servers_user_and_password_in_the_url(tmp_path: Path) -> None:
+    """Sent as Basic authentication, as zarr-python's aiohttp sends them; never shown in
+    messages."""
+    import base64
+
+    oxzarr.create_array(tmp_path / "a.zarr", shape=(3,), dtype="i2", fill_value=7)
+    token = base64.b64encode(b"me:s3c ret").decode()
+    server = _RangeServer(tmp_path, authorization=f"Basic {token}")
+    try:
+        host = server.url.removeprefix("http://")
+        a = oxzarr.open_array(f"http://me:s3c%20ret@{host}/a.zarr", mode="r")
+        assert a[...].tolist() == [7, 7, 7]
+        with pytest.raises(PermissionError) as refused:
+            oxzarr.open_array(f"http://me:wrong@{host}/a.zarr", mode="r")
+        assert "wrong" not in str(refused.value) and "me:***@" in str(refused.value)
     finally:
         server.close()
 

@@ -164,6 +164,8 @@ struct Recipe {
     /// `https://host:port`).
     base: String,
     options: Vec<(String, String)>,
+    /// A web server's `Authorization` header, from the URL's user and password.
+    authorization: Option<String>,
 }
 
 /// An object store seen as a Zarr store.
@@ -286,6 +288,22 @@ fn build(recipe: &Recipe) -> Result<Arc<dyn ObjectStore>, object_store::Error> {
             let mut builder = HttpBuilder::new()
                 .with_url(recipe.base.clone())
                 .with_retry(retry);
+            if let Some(authorization) = &recipe.authorization {
+                // Before the options, which set their fields of these client options.
+                let mut headers = object_store::HeaderMap::new();
+                let mut value =
+                    object_store::HeaderValue::from_str(authorization).map_err(|_| {
+                        object_store::Error::Generic {
+                            store: "options",
+                            source: "the URL's user and password do not make an HTTP header".into(),
+                        }
+                    })?;
+                value.set_sensitive(true);
+                headers.insert("authorization", value);
+                builder = builder.with_client_options(
+                    object_store::ClientOptions::new().with_default_headers(headers),
+                );
+            }
             for (key, value) in &recipe.options {
                 let key: ClientConfigKey =
                     key.to_ascii_lowercase().parse().map_err(|_| unknown(key))?;
@@ -454,6 +472,39 @@ fn split_url(url: &str) -> Result<(Service, String, String), StorageError> {
     Ok((service, base, path.trim_matches('/').to_string()))
 }
 
+/// The Basic authentication of a web server's URL with a user (`https://user:pass@host/`),
+/// as an `Authorization` header's value: object_store sends no URL's credentials itself, and
+/// aiohttp (zarr-python's fsspec) sends these.
+fn basic_authorization(url: &str) -> Option<String> {
+    use base64::Engine;
+    let parsed = url::Url::parse(url).ok()?;
+    if !matches!(parsed.scheme(), "http" | "https")
+        || (parsed.username().is_empty() && parsed.password().is_none())
+    {
+        return None;
+    }
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let user = decode(parsed.username());
+    let password = decode(parsed.password().unwrap_or_default());
+    let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    Some(format!("Basic {pair}"))
+}
+
+/// `url` as messages show it: a password in it is left out.
+fn without_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => match parsed.set_password(Some("***")) {
+            Ok(()) => parsed.to_string(),
+            Err(()) => url.to_string(),
+        },
+        _ => url.to_string(),
+    }
+}
+
 impl RemoteStore {
     /// The store at `url` (`s3://bucket/prefix`, `gs://bucket/prefix`, `https://host/path`),
     /// with `options` in `object_store`'s names (`aws_endpoint`, `aws_region`,
@@ -472,8 +523,10 @@ impl RemoteStore {
             service,
             base,
             options,
+            authorization: basic_authorization(url),
         };
-        let store = build(&recipe).map_err(|e| invalid_options(url, e))?;
+        let url = without_password(url);
+        let store = build(&recipe).map_err(|e| invalid_options(&url, e))?;
         let url = url.trim_end_matches('/').to_string();
         Self::with_client(url, &path, store, Some(recipe), None)
     }
