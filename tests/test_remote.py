@@ -546,6 +546,7 @@ def test_a_web_servers_user_and_password_in_the_url(tmp_path: Path) -> None:
         with pytest.raises(PermissionError) as refused:
             oxzarr.open_array(f"http://me:wrong@{host}/a.zarr", mode="r")
         assert "wrong" not in str(refused.value) and "me:***@" in str(refused.value)
+        assert repr(a.store) == f"RemoteStore('http://me:***@{host}/a.zarr')"
     finally:
         server.close()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+import urllib.parse
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
@@ -423,7 +424,8 @@ class RemoteStore(Store):
             return self
         if not read_only and self._writable.read_only:
             raise ValueError(
-                f"oxzarr reads {self.url} but cannot write to it (web servers take no writes, "
+                f"oxzarr reads {_without_password(self.url)} but cannot write to it (web "
+                "servers take no writes, "
                 "and oxzarr does not write to Google Cloud Storage yet)"
             )
         view = RemoteStore.__new__(RemoteStore)
@@ -436,7 +438,7 @@ class RemoteStore(Store):
         return view
 
     def __repr__(self) -> str:
-        return f"RemoteStore({self.url!r})"
+        return f"RemoteStore({_without_password(self.url)!r})"
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -489,6 +491,16 @@ class CountingStore(Store):
 
     def __repr__(self) -> str:
         return f"CountingStore({self.wrapped!r})"
+
+
+def _without_password(url: str) -> str:
+    """`url` as shown to users: a password in it (``https://user:pass@host/``) as ``***``."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    user_and_host = parts.netloc.rsplit("@", 1)
+    user = user_and_host[0].split(":", 1)[0]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{user_and_host[1]}"))
 
 
 StoreLike: TypeAlias = "Store | str | os.PathLike[str] | None"
