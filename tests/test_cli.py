@@ -628,6 +628,33 @@ def test_float_to_integer_casts_saturate_from_every_source(tmp_path: Path) -> No
     np.testing.assert_array_equal(oxzarr.open_array(tmp_path / "c.zarr")[...], values.astype("c8"))
 
 
+def test_v2_groups_as_zarr_python_makes_them_convert(tmp_path: Path) -> None:
+    # A v2 member named "__meta" (v3 reserves the prefix, v2 does not) and an xarray
+    # attribute that holds no names: the group converts, the attribute stays an attribute.
+    g = zarr.open_group(str(tmp_path / "g.zarr"), mode="w", zarr_format=2)
+    g.create_array("__meta", shape=(2,), dtype="i2")[...] = [1, 2]
+    odd = {"_ARRAY_DIMENSIONS": [0, 1]}
+    g.create_array("d", shape=(2, 2), dtype="i1", attributes=odd)[...] = 3
+    cli("convert", tmp_path / "g.zarr", tmp_path / "v2.zarr")
+    assert oxzarr.open_group(tmp_path / "v2.zarr")["__meta"][...].tolist() == [1, 2]
+    cli("convert", tmp_path / "g.zarr/d", tmp_path / "v3.zarr", "--zarr-format", "3")
+    d = zarr.open_array(str(tmp_path / "v3.zarr"), mode="r")
+    assert d.metadata.dimension_names is None and dict(d.attrs) == odd
+    assert d[...].tolist() == [[3, 3], [3, 3]]
+
+
+def test_fill_values_longer_than_an_element_are_refused(tmp_path: Path) -> None:
+    # numpy would cut them short without a word.
+    for dtype in ("U3", "S3"):
+        src, out = tmp_path / f"{dtype}.zarr", tmp_path / f"{dtype}-out.zarr"
+        oxzarr.create_array(src, shape=(2,), dtype=dtype)
+        run = cli("convert", src, out, "--fill-value", "2020-01-01", check=False)
+        assert run.returncode == 2 and "longer than an element" in run.stderr, run.stderr
+        assert not out.exists()
+        cli("convert", src, out, "--fill-value", "abc")
+        assert oxzarr.open_array(out).fill_value in ("abc", b"abc")
+
+
 def test_fill_values_are_read_by_each_arrays_data_type(tmp_path: Path) -> None:
     # Text stays the text typed ("007", not 7), bytes are its bytes, and a bool array takes
     # only true/false/1/0; in a group, each array reads the same text its own way.

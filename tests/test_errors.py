@@ -314,11 +314,12 @@ def test_invalid_arguments(tmp_path: Path) -> None:
     for name in ["__x", "...", ".zattrs", "g/.zmetadata", "zarr.json"]:
         with pytest.raises(ValueError, match="name"):
             oxzarr.create_array(tmp_path / "a.zarr", name=name, shape=(2,), dtype="i1")
-    # Names that only begin as metadata documents do are names like any other.
+    # Names that only begin as metadata documents do are names like any other; v2 does not
+    # reserve the "__" prefix v3 does.
     g = oxzarr.open_group(tmp_path / "g.zarr", mode="w", zarr_format=2)
-    for name in [".zfoo", ".zarray_x"]:
+    for name in [".zfoo", ".zarray_x", "__meta"]:
         g.create_array(name, shape=(2,), dtype="i1")[...] = 1
-    assert sorted(g.keys()) == [".zarray_x", ".zfoo"]
+    assert sorted(g.keys()) == [".zarray_x", ".zfoo", "__meta"]
     assert zarr.open_group(tmp_path / "g.zarr", mode="r")[".zfoo"][...].tolist() == [1, 1]
     with pytest.raises(ValueError, match=r"\.\."):
         oxzarr.create_array(tmp_path / "a.zarr", name="a/../b", shape=(2,), dtype="i1")

@@ -81,10 +81,16 @@ class FillValueText(str):
 
 def _fill_from_text(path: str, text: str, dtype: np.dtype[Any]) -> Any:
     """The fill value `text` means for an array of `dtype` at `path` (a ValueError if none)."""
-    if dtype.kind in "TU":
-        return str(text)
-    if dtype.kind in "OS":  # variable-length bytes (text is StringDType here), fixed bytes
-        return str(text).encode("utf-8")
+    if dtype.kind in "TUOS":
+        # Bytes for variable-length bytes (text is StringDType here) and fixed bytes.
+        chars: str | bytes = str(text) if dtype.kind in "TU" else str(text).encode("utf-8")
+        # numpy would cut text longer than a fixed-length element without a word.
+        length = {"U": dtype.itemsize // 4, "S": dtype.itemsize}.get(dtype.kind)
+        if length is not None and len(chars) > length:
+            raise ValueError(
+                f"{path}: fill value {text!r} is longer than an element of {dtype} holds"
+            )
+        return chars
     lowered = text.strip().lower()
     if dtype.kind == "b":
         if lowered in ("true", "1"):
@@ -406,7 +412,12 @@ def _zarr_settings(path: str, source: Array, options: _Options) -> dict[str, Any
     dimension_names = source.metadata.to_dict().get("dimension_names")
     if zarr_format == 3 and dimension_names is None:
         names = attributes.get(_ARRAY_DIMENSIONS)
-        if isinstance(names, list) and len(names) == len(source.shape):
+        # Only names become dimension_names; anything else stays the attribute it was.
+        if (
+            isinstance(names, list)
+            and len(names) == len(source.shape)
+            and all(isinstance(n, str) or n is None for n in names)
+        ):
             dimension_names = names
             del attributes[_ARRAY_DIMENSIONS]
     if zarr_format == 2:

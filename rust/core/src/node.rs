@@ -32,10 +32,11 @@ pub fn normalize_path(path: &str) -> Result<String> {
     Ok(parts.join("/"))
 }
 
-/// Checks the names of a node about to be created (spec: "Node names").
-fn check_new_path(path: &str) -> Result<()> {
+/// Checks the names of a node about to be created (spec: "Node names"). The `__` prefix is
+/// reserved by v3 only: v2 names may take it (xarray and others write such members).
+fn check_new_path(path: &str, zarr_format: u8) -> Result<()> {
     for part in path.split('/').filter(|p| !p.is_empty()) {
-        let reason = if part.starts_with("__") {
+        let reason = if part.starts_with("__") && zarr_format == 3 {
             Some("names starting with '__' are reserved")
         } else if part.chars().all(|c| c == '.') {
             Some("a name cannot consist of dots only")
@@ -240,7 +241,7 @@ pub(crate) fn prepare_new_node(
     overwrite: bool,
     zarr_format: u8,
 ) -> Result<()> {
-    check_new_path(path)?;
+    check_new_path(path, zarr_format)?;
     if let Some(existing) = node_kind(store, path)? {
         if !overwrite {
             return Err(Error::NodeExists {
@@ -312,9 +313,11 @@ mod tests {
         assert_eq!(normalize_path("/a//b/").unwrap(), "a/b");
         assert_eq!(normalize_path("").unwrap(), "");
         assert!(normalize_path("a/../b").is_err());
-        assert!(check_new_path("a/__b").is_err());
-        assert!(check_new_path("...").is_err());
-        assert!(check_new_path("a/zarr.json").is_err());
-        assert!(check_new_path("a/b.c").is_ok());
+        assert!(check_new_path("a/__b", 3).is_err());
+        assert!(check_new_path("a/__b", 2).is_ok());
+        assert!(check_new_path("...", 2).is_err());
+        assert!(check_new_path("a/zarr.json", 3).is_err());
+        assert!(check_new_path("a/.zarray", 2).is_err());
+        assert!(check_new_path("a/b.c", 3).is_ok());
     }
 }
