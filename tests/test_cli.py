@@ -628,6 +628,37 @@ def test_float_to_integer_casts_saturate_from_every_source(tmp_path: Path) -> No
     np.testing.assert_array_equal(oxzarr.open_array(tmp_path / "c.zarr")[...], values.astype("c8"))
 
 
+def test_sharding_followed_by_a_compressor_converts_as_sharding(tmp_path: Path) -> None:
+    # zarr-python writes [sharding_indexed, zstd] for serializer=ShardingCodec(...): its
+    # chunks are shards of 4x4 inner chunks, which a conversion keeps, unshards or reshards
+    # (it nested one sharding in another, or kept sharding under --shards none).
+    from zarr.codecs import ShardingCodec
+
+    values = np.arange(256, dtype="i4").reshape(16, 16)
+    src = tmp_path / "src.zarr"
+    zarr.create_array(
+        str(src),
+        shape=(16, 16),
+        dtype="i4",
+        chunks=(8, 8),
+        serializer=ShardingCodec(chunk_shape=(4, 4)),
+    )[...] = values
+    layouts = {
+        (): ((4, 4), (8, 8)),
+        ("--shards", "none"): ((4, 4), None),
+        ("--chunks", "2,2"): ((2, 2), (8, 8)),
+        ("--chunks", "4,4", "--shards", "16,16"): ((4, 4), (16, 16)),
+    }
+    for i, (options, (chunks, shards)) in enumerate(layouts.items()):
+        out = tmp_path / f"out{i}.zarr"
+        cli("convert", src, out, *options)
+        a = oxzarr.open_array(out)
+        assert (a.chunks, a.shards) == (chunks, shards), options
+        names = [c["name"] for c in json.loads((out / "zarr.json").read_text())["codecs"]]
+        assert names == (["bytes", "zstd"] if shards is None else ["sharding_indexed"])
+        np.testing.assert_array_equal(zarr.open_array(str(out))[...], values)
+
+
 def test_v2_groups_as_zarr_python_makes_them_convert(tmp_path: Path) -> None:
     # A v2 member named "__meta" (v3 reserves the prefix, v2 does not) and an xarray
     # attribute that holds no names: the group converts, the attribute stays an attribute.

@@ -360,18 +360,31 @@ def _zarr_settings(path: str, source: Array, options: _Options) -> dict[str, Any
     data_type: Any = dtype
     if options.dtype is None and json.loads(source._core.numpy_dtype) == "bytes":
         data_type = bytes
+    chain: list[Any] = json.loads(source._core.codecs_json())
+    source_chunks, source_shards = source.chunks, source.shards
+    if source.shards is not None:
+        chain = list(chain[0]["configuration"]["codecs"])
+    else:
+        outer_filters, outer, outer_compressors = _split_chain(chain)
+        if outer is not None and _codec_name(outer) == "sharding_indexed":
+            # Sharding among other codecs (zarr-python writes [sharding, zstd] when given
+            # serializer=ShardingCodec(...)): converted as the sharded array it is, its
+            # chunks the shards, the codecs around them going to the inner chunks.
+            config = outer["configuration"]
+            source_chunks = tuple(int(n) for n in config["chunk_shape"])
+            source_shards = source.chunks
+            inner_filters, inner, inner_compressors = _split_chain(list(config["codecs"]))
+            chain = [*outer_filters, *inner_filters, inner, *inner_compressors]
+            chain += outer_compressors
     chunks, shards = _layout(
         path,
         source.shape,
-        source.chunks,
-        source.shards,
+        source_chunks,
+        source_shards,
         dtype.itemsize,
         options,
         zarr_format,
     )
-    chain: list[Any] = json.loads(source._core.codecs_json())
-    if source.shards is not None:
-        chain = list(chain[0]["configuration"]["codecs"])
     filters, serializer, compressors = _split_chain(chain)
     if options.compressors is not KEEP:
         compressors = options.compressors
