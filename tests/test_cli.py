@@ -60,6 +60,25 @@ def source(tmp_path: Path) -> Path:
     return p
 
 
+def test_rechunks_decode_each_source_chunk_once_in_a_small_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Units starting in one source chunk go together, so its uses are consecutive even when
+    # the cache holds only two decoded chunks (an order along whole rows of units came back
+    # to each one after it was dropped: ten times the decoding in a 400³ rechunk).
+    import oxzarr.convert
+
+    values = np.arange(64**3, dtype="f8").reshape(64, 64, 64)
+    src = tmp_path / "src.zarr"
+    oxzarr.create_array(src, shape=values.shape, chunks=(32, 32, 32), dtype="f8")[...] = values
+    monkeypatch.setattr(oxzarr.convert, "_CACHE_BYTES", 2 * 32**3 * 8)
+    for chunks in [(4, 4, 4), (64, 4, 4), (8, 16, 32)]:
+        out = tmp_path / f"{chunks}.zarr"
+        report = convert(src, out, chunks=chunks)
+        assert report.source_decodes == 8, chunks
+        np.testing.assert_array_equal(oxzarr.open_array(out)[...], values)
+
+
 def test_reshard_and_recompress(tmp_path: Path, source: Path) -> None:
     dst = tmp_path / "dst.zarr"
     cli(

@@ -5,8 +5,9 @@
 //! shards), each written whole, so no destination chunk is ever read back. The source is read
 //! by its own decode units (its chunks, or the inner chunks of its shards): each one is
 //! decoded once, kept while units still need it, and dropped after its last use. The units go
-//! in an order that makes a decoded source chunk's uses consecutive: the dimensions along
-//! which a source chunk spans the most destination units vary fastest. They are processed in
+//! in an order that makes a decoded source chunk's uses consecutive: block by block of the
+//! units starting in one source chunk, the dimensions along which a source chunk spans the
+//! most destination units varying fastest. They are processed in
 //! waves, bounded in number and in bytes; within a wave, the source chunks it needs are
 //! decoded in parallel, then its units are assembled, encoded and stored in parallel. Should
 //! the decoded chunks still needed exceed the cache budget (an unlucky pair of layouts), the
@@ -139,8 +140,12 @@ fn product(ranges: &[(u64, u64)]) -> Vec<Vec<u64>> {
     out
 }
 
-/// The destination units in processing order: the dimensions along which a source chunk
-/// spans the most units vary fastest.
+/// The destination units in processing order: block by block, a block being the units that
+/// start in one source chunk, so that the units reading a source chunk come together and it
+/// is decoded once, however many units it spans (an order going along whole rows of units
+/// came back to a source chunk after a row, by when the cache could have dropped it). Blocks,
+/// and units within a block, go with the dimensions along which a source chunk spans the
+/// most units fastest.
 fn unit_order(shape: &[u64], source_cell: &[u64], unit: &[u64]) -> Vec<Vec<u64>> {
     let ndim = shape.len();
     let grid: Vec<u64> = shape
@@ -156,7 +161,7 @@ fn unit_order(shape: &[u64], source_cell: &[u64], unit: &[u64]) -> Vec<Vec<u64>>
         ra.total_cmp(&rb)
     });
     let permuted: Vec<(u64, u64)> = dims.iter().map(|&d| (0, grid[d])).collect();
-    product(&permuted)
+    let mut order: Vec<Vec<u64>> = product(&permuted)
         .into_iter()
         .map(|p| {
             let mut coords = vec![0u64; ndim];
@@ -165,7 +170,14 @@ fn unit_order(shape: &[u64], source_cell: &[u64], unit: &[u64]) -> Vec<Vec<u64>>
             }
             coords
         })
-        .collect()
+        .collect();
+    // Stable: within a block, the order above.
+    order.sort_by_cached_key(|coords| {
+        dims.iter()
+            .map(|&d| coords[d] * unit[d] / source_cell[d].max(1))
+            .collect::<Vec<u64>>()
+    });
+    order
 }
 
 /// Copies the part of `src` (a C-order box `src_region`, elements of `from`) that lies in
@@ -671,6 +683,16 @@ mod tests {
         // Equal ratios keep C order.
         let order = unit_order(&[4, 4], &[2, 2], &[2, 2]);
         assert_eq!(order, vec![vec![0, 0], vec![0, 1], vec![1, 0], vec![1, 1]]);
+    }
+
+    #[test]
+    fn the_units_in_one_source_chunk_come_together() {
+        // 4x4 source chunks of 2x2 units: the four units of each source chunk, one after
+        // another (not the first row of units across both source chunks).
+        let order = unit_order(&[4, 8], &[4, 4], &[2, 2]);
+        let blocks: Vec<u64> = order.iter().map(|c| c[1] * 2 / 4).collect();
+        assert_eq!(blocks, vec![0, 0, 0, 0, 1, 1, 1, 1]);
+        assert_eq!(order[..4], [vec![0, 0], vec![0, 1], vec![1, 0], vec![1, 1]]);
     }
 
     #[test]
