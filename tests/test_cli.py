@@ -693,6 +693,22 @@ def test_v2_groups_as_zarr_python_makes_them_convert(tmp_path: Path) -> None:
     assert d[...].tolist() == [[3, 3], [3, 3]]
 
 
+def test_record_and_raw_fill_values_in_base64(tmp_path: Path) -> None:
+    # As the metadata holds them: the element's bytes.
+    record = np.dtype([("a", "<i2"), ("b", "u1")])
+    oxzarr.create_array(tmp_path / "rec.zarr", shape=(2,), dtype=record)
+    oxzarr.create_array(tmp_path / "raw.zarr", shape=(2,), dtype="V2", zarr_format=2)
+    cli("convert", tmp_path / "rec.zarr", tmp_path / "r.zarr", "--fill-value", "AQAC")
+    assert zarr.open_array(str(tmp_path / "r.zarr")).fill_value.tolist() == (1, 2)
+    cli("convert", tmp_path / "raw.zarr", tmp_path / "v.zarr", "--fill-value", "AQI=")
+    assert oxzarr.open_array(tmp_path / "v.zarr").fill_value == np.void(b"\x01\x02")
+    for text, why in [("zz", "not base64"), ("AQI=", "holds 2 bytes")]:
+        run = cli(
+            "convert", tmp_path / "rec.zarr", tmp_path / "x.zarr", "--fill-value", text, check=False
+        )
+        assert run.returncode == 2 and why in run.stderr, run.stderr
+
+
 def test_fill_values_longer_than_an_element_are_refused(tmp_path: Path) -> None:
     # numpy would cut them short without a word.
     for dtype in ("U3", "S3"):

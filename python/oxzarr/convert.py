@@ -14,6 +14,7 @@ the old one), never half-written.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import math
@@ -98,8 +99,20 @@ def _fill_from_text(path: str, text: str, dtype: np.dtype[Any]) -> Any:
         if lowered in ("false", "0"):
             return False
         raise ValueError(f"{path}: fill value {text!r} is not a bool (true, false, 1 or 0)")
+    if dtype.kind == "V":
+        # Records and raw bytes: their bytes in base64, as the metadata holds them.
+        try:
+            raw = base64.b64decode(text.strip(), validate=True)
+        except ValueError:
+            raise ValueError(f"{path}: fill value {text!r} is not base64") from None
+        if len(raw) != dtype.itemsize:
+            raise ValueError(
+                f"{path}: fill value {text!r} holds {len(raw)} bytes, an element of {dtype} "
+                f"{dtype.itemsize}"
+            )
+        return np.frombuffer(raw, dtype=dtype)[0]
     if dtype.kind not in "iufc":
-        # "NaT", a date or a count of units; a record's base64: the array's dtype reads it.
+        # "NaT", a date or a count of units: the array's dtype reads it.
         return str(text)
     if dtype.kind == "c":
         try:
