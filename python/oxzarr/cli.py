@@ -415,7 +415,8 @@ def parser() -> argparse.ArgumentParser:
         "--fill-value",
         metavar="V",
         help="fill value of the output, read by each array's data type: text as typed, "
-        "true/false/1/0 for bools, a number (nan, inf, -inf too), NaT or a date",
+        "true/false/1/0 for bools, a number (nan, inf, -inf too), NaT or a date, the "
+        "element's bytes in base64 for records and raw bytes",
     )
     conv.add_argument("--threads", type=int, metavar="N", help="threads (default: all cores)")
     progress = conv.add_mutually_exclusive_group()
