@@ -384,6 +384,73 @@ def test_threads_appending_through_one_handle_lose_nothing(tmp_path: Path) -> No
     assert (rows == rows[:, :1]).all()  # every row whole
 
 
+def test_threads_appending_and_changing_attributes_through_one_handle(tmp_path: Path) -> None:
+    # Each writes the whole document from the handle's copy: a resize and an attribute write
+    # at once each wrote back what the other changed (rows appended were lost, and later
+    # appends overwrote them).
+    a = oxzarr.create_array(tmp_path / "a", shape=(0,), dtype="i4", chunks=(16,), fill_value=-1)
+
+    def append() -> None:
+        for i in range(150):
+            a.append(np.array([i], "i4"))
+
+    def tag() -> None:
+        for i in range(150):
+            a.attrs["n"] = i
+
+    with ThreadPoolExecutor(2) as pool:
+        for done in [pool.submit(append), pool.submit(tag)]:
+            done.result()
+    again = oxzarr.open_array(tmp_path / "a", mode="r")
+    assert again[...].tolist() == list(range(150)) and again.attrs["n"] == 149
+
+
+def test_threads_deleting_members_of_a_consolidated_group(tmp_path: Path) -> None:
+    # Each deletion writes the consolidated metadata again: at once, one wrote back members
+    # another had deleted, which then read as fill values.
+    root = oxzarr.open_group(tmp_path / "g", mode="w")
+    for i in range(40):
+        root.create_array(f"a{i}", shape=(2,), dtype="i1")[...] = 1
+    oxzarr.consolidate_metadata(tmp_path / "g")
+    group = oxzarr.open_consolidated(tmp_path / "g", mode="r+")
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(group.__delitem__, [f"a{i}" for i in range(40)]))
+    assert list(group) == [] and list(oxzarr.open_consolidated(tmp_path / "g")) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX's")
+def test_a_forked_child_changes_metadata_a_parents_thread_was_changing(tmp_path: Path) -> None:
+    # A handle's lock held by another thread at the fork is the child's own again (it was
+    # held there for good, and the child's first attribute write waited forever).
+    a = oxzarr.create_array(tmp_path / "a", shape=(2,), dtype="i1")
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with a._metadata_lock:
+            held.set()
+            release.wait()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    pid = os.fork()
+    if pid == 0:  # the child: report by exit code, never return into pytest
+        code = 1
+        try:
+            signal.alarm(20)  # a hang ends the child, failing the test
+            a.attrs["child"] = True
+            a.append(np.array([5], "i1"))
+            code = 0
+        finally:
+            os._exit(code)
+    release.set()
+    holder.join()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    again = oxzarr.open_array(tmp_path / "a", mode="r")
+    assert again.attrs["child"] is True and again.shape == (3,)
+
+
 def test_threads_changing_attributes_through_one_handle_lose_nothing(tmp_path: Path) -> None:
     group = oxzarr.open_group(tmp_path / "g", mode="w")
     array = group.create_array("a", shape=(2,), dtype="i1")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from oxzarr._indexing import (
     simple_indexer,
     vectorized_kind,
 )
+from oxzarr._locks import metadata_lock
 from oxzarr._metadata import ARRAY_TO_ARRAY, ARRAY_TO_BYTES, integers
 from oxzarr.codecs import Codec, NumcodecsConfig, codec_from_dict
 from oxzarr.config import config
@@ -54,8 +54,8 @@ class Attributes(MutableMapping[str, JSON]):
     def __delitem__(self, key: str) -> None:
         # Each change reads the attributes and writes them back whole: threads changing them
         # through one handle go one at a time, or each would write back what it read and
-        # drop the others' keys.
-        with self._node._attributes_lock:
+        # drop the others' keys (nor may a resize write back the attributes it read).
+        with self._node._metadata_lock:
             attrs = self._current()
             del attrs[key]
             self._node._write_attributes(attrs)
@@ -68,14 +68,14 @@ class Attributes(MutableMapping[str, JSON]):
 
     def update(self, *args: Any, **kwargs: JSON) -> None:
         """Changes several attributes with one write."""
-        with self._node._attributes_lock:
+        with self._node._metadata_lock:
             attrs = self._current()
             attrs.update(*args, **kwargs)
             self._node._write_attributes(attrs)
 
     def put(self, d: Mapping[str, JSON]) -> None:
         """Replaces all attributes."""
-        with self._node._attributes_lock:
+        with self._node._metadata_lock:
             self._node._write_attributes(dict(d))
 
     def asdict(self) -> dict[str, JSON]:
@@ -382,10 +382,11 @@ class Array:
         self._write_empty_chunks = write_empty_chunks
         # As zarr-python's: the configured order when the array is opened, kept after.
         self._config_order = order or str(config.get("order"))
-        # Appends through this handle, one at a time: each grows the array from the shape
-        # the one before left (threads appending at once would otherwise share new rows).
-        self._appending = threading.Lock()
-        self._attributes_lock = threading.Lock()
+        # Changes to the metadata through this handle, one at a time: each writes the whole
+        # document from the handle's copy, so a resize and an attribute write at once would
+        # each write back what the other changed; and each append grows the array from the
+        # shape the one before left (threads appending at once would otherwise share rows).
+        self._metadata_lock = metadata_lock(self)
         self._load(core)
 
     @classmethod
@@ -1133,7 +1134,8 @@ class Array:
             raise ValueError(f"cannot resize {self!r} to {tuple(new_shape)}: sizes past 2**64 - 1")
         if self.read_only:
             raise ReadOnlyError(f"{self!r} was opened read-only: cannot resize it")
-        self._load(self._core.resize(new_shape))
+        with self._metadata_lock:
+            self._load(self._core.resize(new_shape))
 
     def append(self, data: npt.ArrayLike, axis: int = 0) -> tuple[int, ...]:
         """Appends `data` along `axis`, growing the array; returns the new shape."""
@@ -1146,7 +1148,7 @@ class Array:
             # numpy's error for np.concatenate along an axis the arrays do not have.
             raise np.exceptions.AxisError(axis, self.ndim)
         axis %= self.ndim
-        with self._appending:
+        with self._metadata_lock:
             for d in range(self.ndim):
                 if d != axis and values.shape[d] != self._shape[d]:
                     raise ValueError(

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from oxzarr import _core
+from oxzarr._locks import metadata_lock
 from oxzarr.array import Array, Attributes, Summary, _summary
 from oxzarr.errors import MetadataValidationError, NodeNotFoundError
 from oxzarr.storage import Store, StoreLike
@@ -43,8 +43,9 @@ class Group:
 
     def __init__(self, core: _core.Group, store: Store) -> None:
         self._store = store
-        # Attribute changes through this handle, one at a time (see Attributes).
-        self._attributes_lock = threading.Lock()
+        # Changes through this handle, one at a time (see Attributes): attribute writes and
+        # member deletions each write the group's document (its consolidated metadata) whole.
+        self._metadata_lock = metadata_lock(self)
         self._load(core)
 
     @classmethod
@@ -143,11 +144,12 @@ class Group:
 
     def __delitem__(self, key: str) -> None:
         """Deletes the member (or node below) at ``key`` and everything stored under it."""
-        try:
-            core = self._core.delete_member(key)
-        except NodeNotFoundError:
-            raise KeyError(key) from None
-        self._load(core)
+        with self._metadata_lock:
+            try:
+                core = self._core.delete_member(key)
+            except NodeNotFoundError:
+                raise KeyError(key) from None
+            self._load(core)
 
     def get(self, key: str, default: Any = None) -> Array | Group | Any:
         try:
