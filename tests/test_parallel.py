@@ -369,6 +369,21 @@ def test_readers_see_whole_inner_chunks_while_a_writer_replaces_shards(
     np.testing.assert_array_equal(oxzarr.open_array(path, mode="r")[...], generations[40])
 
 
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc")
+def test_many_thread_settings_do_not_gather_idle_threads(tmp_path: Path) -> None:
+    # Each setting has its own pool; pools no operation is in are let go once a few are
+    # kept (one was kept for every setting ever used: 1 + 2 + ... + 40 threads here).
+    a = oxzarr.create_array(tmp_path / "a", shape=(64,), chunks=(4,), dtype="i4")
+    a[...] = 1
+    for n in range(1, 41):
+        with oxzarr.config.set({"threads": n}):
+            assert a[...].sum() == 64
+    deadline = time.monotonic() + 10
+    while len(os.listdir("/proc/self/task")) > 250 and time.monotonic() < deadline:
+        time.sleep(0.05)  # the threads of dropped pools end on their own
+    assert len(os.listdir("/proc/self/task")) <= 250
+
+
 def test_threads_appending_through_one_handle_lose_nothing(tmp_path: Path) -> None:
     a = oxzarr.create_array(tmp_path / "a", shape=(0, 4), dtype="i4", chunks=(4, 4), fill_value=-1)
 

@@ -211,9 +211,17 @@ pub fn pool() -> Result<Arc<ThreadPool>> {
         .build()
         .map_err(|e| Error::Threads(e.to_string()))?;
     let pool = Arc::new(pool);
+    if pools.len() >= KEPT_POOLS {
+        // Pools of other sizes no operation is in: dropped, their threads ending, so that a
+        // program trying many settings does not gather thousands of idle threads.
+        pools.retain(|_, kept| Arc::strong_count(kept) > 1);
+    }
     pools.insert(want, pool.clone());
     Ok(pool)
 }
+
+/// How many pools of different sizes are kept for later operations.
+const KEPT_POOLS: usize = 4;
 
 /// Runs `f` on the engine's pool, recording which workers take part.
 pub fn install<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
