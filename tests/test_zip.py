@@ -167,6 +167,28 @@ def test_a_directory_at_odds_with_its_end_record_is_damaged(tmp_path: Path) -> N
         assert bad.read_bytes() == bytes(damaged)
 
 
+def test_a_zip64_end_record_with_few_entries(tmp_path: Path) -> None:
+    # A zip whose directory lies past 4 GiB has zip64 end records whatever its number of
+    # entries: its directory ends where they begin (made here by moving a small zip's
+    # directory offset into a zip64 end record, as such a zip has it).
+    import struct
+
+    path = tmp_path / "data.zip"
+    values = zarr_python_zip(path, 2)
+    raw = path.read_bytes()
+    end = raw.rfind(b"PK\x05\x06")
+    *_, count, size, offset = struct.unpack_from("<IHHHHII", raw, end)
+    zip64 = struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, count, count, size, offset)
+    locator = struct.pack("<IIQI", 0x07064B50, 0, end, 1)
+    classic = bytearray(raw[end:])
+    struct.pack_into("<I", classic, 16, 0xFFFFFFFF)
+    path.write_bytes(raw[:end] + zip64 + locator + bytes(classic))
+    with zipfile.ZipFile(path) as z:
+        assert z.testzip() is None
+    a = oxzarr.open_array(ZipStore(path), path="a", mode="r")
+    assert a[...].tolist() == values["a"].tolist()
+
+
 def test_stored_encrypted_entries_are_refused_as_encrypted(tmp_path: Path) -> None:
     # A stored entry with a password (as `zip -0 -P` writes it) begins with a 12-byte
     # encryption header, so its stored size is 12 more than its size: it was refused as

@@ -357,7 +357,6 @@ fn read_directory(file: &File, shown: &str, records: bool) -> Result<Directory, 
     Ok(dir)
 }
 
-/// The central directory record starting at `at`, as it is in the file.
 /// Checks that the central directory's records fill its place exactly and are as many as
 /// the end record says. The zip crate reads as many records as the end record gives: with a
 /// count too small it would leave the rest out silently, so that their keys read as missing
@@ -450,14 +449,13 @@ fn stated_entries(
         return None;
     }
     let count = u16_at(&eocd, 10);
-    if count != 0xFFFF {
-        return Some((count, eocd_at));
-    }
-    // zip64: the locator just before the end record gives the zip64 end record's place.
-    let locator = read(eocd_at.checked_sub(20)?, 20)?;
-    if locator[..4] != [0x50, 0x4b, 0x06, 0x07] {
-        return None;
-    }
+    // zip64 (many entries, or a directory past 4 GiB, whatever the classic count says): a
+    // locator just before the end record gives the zip64 end record's place, where the
+    // directory ends, and its count.
+    let locator = eocd_at.checked_sub(20).and_then(|at| read(at, 20));
+    let Some(locator) = locator.filter(|l| l[..4] == [0x50, 0x4b, 0x06, 0x07]) else {
+        return (count != 0xFFFF).then_some((count, eocd_at));
+    };
     let zip64_at = u64_at(&locator, 8).checked_add(archive_offset)?;
     let zip64 = read(zip64_at, 56)?;
     if zip64[..4] != [0x50, 0x4b, 0x06, 0x06] {
@@ -466,6 +464,7 @@ fn stated_entries(
     Some((u64_at(&zip64, 32), zip64_at))
 }
 
+/// The central directory record starting at `at`, as it is in the file.
 fn read_record(file: &File, shown: &str, at: u64) -> Result<Vec<u8>, StorageError> {
     let mut fixed = [0u8; 46];
     file.read_exact_at(&mut fixed, at)
