@@ -369,7 +369,6 @@ def test_readers_see_whole_inner_chunks_while_a_writer_replaces_shards(
     np.testing.assert_array_equal(oxzarr.open_array(path, mode="r")[...], generations[40])
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc")
 def test_many_thread_settings_do_not_gather_idle_threads(tmp_path: Path) -> None:
     # Each setting has its own pool; pools no operation is in are let go once a few are
     # kept (one was kept for every setting ever used: 1 + 2 + ... + 40 threads here).
@@ -433,7 +432,6 @@ def test_threads_deleting_members_of_a_consolidated_group(tmp_path: Path) -> Non
     assert list(group) == [] and list(oxzarr.open_consolidated(tmp_path / "g")) == []
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX's")
 def test_a_forked_child_changes_metadata_a_parents_thread_was_changing(tmp_path: Path) -> None:
     # A handle's lock held by another thread at the fork is the child's own again (it was
     # held there for good, and the child's first attribute write waited forever).
