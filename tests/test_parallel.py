@@ -516,3 +516,45 @@ def test_threads_converting_to_one_destination(tmp_path: Path) -> None:
         assert len(values) == 1 and values[0] in (1, 2, 3), (outcomes, values)
         assert oxzarr.open_array(destination, mode="r").chunks == (8, 8, 8)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.zarr", "s1.zarr", "s2.zarr", "s3.zarr"]
+
+
+def test_ctrl_c_stops_a_write_of_many_chunks(tmp_path: Path) -> None:
+    """Ctrl-C during a write of many chunks raises KeyboardInterrupt at the next chunk: the
+    chunks written before it are whole, the rest unwritten, and no temporary file is left.
+    The write used to go on to its last chunk first."""
+    import _thread
+
+    path = tmp_path / "a.zarr"
+    rows = 1000
+    values = np.random.default_rng(7).integers(0, 256, (rows, 1 << 16), dtype=np.uint8)
+    a = oxzarr.create_array(
+        path, shape=values.shape, dtype="u1", chunks=(1, 1 << 16), compressors=GzipCodec(level=9)
+    )
+    done = threading.Event()
+
+    def press_after_a_few_chunks() -> None:
+        while not done.is_set():
+            if (path / "c").is_dir() and len(os.listdir(path / "c")) >= 3:
+                _thread.interrupt_main()
+                return
+            time.sleep(0.001)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    presser = threading.Thread(target=press_after_a_few_chunks)
+    presser.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            a[...] = values
+    finally:
+        done.set()
+        presser.join()
+        signal.signal(signal.SIGINT, previous)
+    written = sorted(int(name) for name in os.listdir(path / "c"))
+    assert 3 <= len(written) < rows // 2, len(written)
+    assert sorted(os.listdir(path)) == ["c", "zarr.json"]
+    assert all(os.listdir(path / "c" / str(row)) == ["0"] for row in written)
+    read = a[...]
+    is_written = np.zeros(rows, dtype=bool)
+    is_written[written] = True
+    assert (read[is_written] == values[is_written]).all()
+    assert not read[~is_written].any()

@@ -159,6 +159,9 @@ pub enum Error {
     NotAGroup { path: String },
     #[error("cannot start the engine's threads: {0}")]
     Threads(String),
+    /// The operation was told to stop (Ctrl-C) and ended early, between chunks.
+    #[error("interrupted")]
+    Interrupted,
     /// A buffer sized by metadata or stored bytes (a chunk, a shard index, a stored value)
     /// cannot be allocated.
     #[error("{what}: cannot allocate the {bytes} bytes it needs")]

@@ -101,5 +101,8 @@ pub fn to_py_err(err: Error) -> PyErr {
         }
         Error::Storage(_) => value_error(message),
         Error::Threads(_) => PyRuntimeError::new_err(message),
+        // Stopped by a signal whose own exception is raised instead (see `gil`); this one
+        // only if that was lost.
+        Error::Interrupted => pyo3::exceptions::PyKeyboardInterrupt::new_err(message),
     }
 }

@@ -80,7 +80,15 @@ fn run<T: Send>(n: usize, work: impl Fn(usize) -> Result<T> + Sync) -> Result<Ve
     match n {
         0 => Ok(Vec::new()),
         1 => Ok(vec![work(0)?]),
-        _ => concurrency::install(|| (0..n).into_par_iter().map(&work).collect()),
+        _ => concurrency::install(|stop| {
+            (0..n)
+                .into_par_iter()
+                .map(|i| {
+                    stop.check()?;
+                    work(i)
+                })
+                .collect()
+        }),
     }
 }
 

@@ -561,8 +561,9 @@ pub(super) fn for_each_item(n: usize, work: impl Fn(usize) -> Result<()> + Sync)
     match n {
         0 => Ok(()),
         1 => work(0),
-        n => concurrency::install(|| {
+        n => concurrency::install(|stop| {
             (0..n).into_par_iter().try_for_each(|i| {
+                stop.check()?;
                 concurrency::mark_worker();
                 work(i)
             })
@@ -1657,7 +1658,12 @@ impl Array {
             0 => Ok(()),
             // On the engine's pool all the same: the shard's inner chunks encode in parallel.
             1 => concurrency::in_pool(|| run(&shards[0]))?,
-            _ => concurrency::install(|| shards.par_iter().try_for_each(run)),
+            _ => concurrency::install(|stop| {
+                shards.par_iter().try_for_each(|shard| {
+                    stop.check()?;
+                    run(shard)
+                })
+            }),
         }
     }
 

@@ -204,10 +204,13 @@ impl Array {
             parts = match total {
                 0 => Vec::new(),
                 1 => vec![gather(0, seen)?],
-                _ => concurrency::install(|| {
+                _ => concurrency::install(|stop| {
                     (0..total)
                         .into_par_iter()
-                        .map(|i| gather(i, seen))
+                        .map(|i| {
+                            stop.check()?;
+                            gather(i, seen)
+                        })
                         .collect()
                 })?,
             };
@@ -242,8 +245,14 @@ impl Array {
             parts = match groups.len() {
                 0 => Vec::new(),
                 1 => vec![gather(&groups[0], seen)?],
-                _ => concurrency::install(|| {
-                    groups.par_iter().map(|group| gather(group, seen)).collect()
+                _ => concurrency::install(|stop| {
+                    groups
+                        .par_iter()
+                        .map(|group| {
+                            stop.check()?;
+                            gather(group, seen)
+                        })
+                        .collect()
                 })?,
             };
             Ok(())
@@ -304,7 +313,12 @@ impl Array {
         match groups.len() {
             0 => Ok(()),
             1 => write(&groups[0]),
-            _ => concurrency::install(|| groups.par_iter().try_for_each(write)),
+            _ => concurrency::install(|stop| {
+                groups.par_iter().try_for_each(|group| {
+                    stop.check()?;
+                    write(group)
+                })
+            }),
         }
     }
 
@@ -380,7 +394,12 @@ impl Array {
         match total {
             0 => Ok(()),
             1 => write(0),
-            _ => concurrency::install(|| (0..total).into_par_iter().try_for_each(write)),
+            _ => concurrency::install(|stop| {
+                (0..total).into_par_iter().try_for_each(|i| {
+                    stop.check()?;
+                    write(i)
+                })
+            }),
         }
     }
 }

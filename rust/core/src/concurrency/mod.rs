@@ -167,6 +167,13 @@ pub(crate) fn with_threads<T>(n: usize, f: impl FnOnce() -> T) -> T {
     f()
 }
 
+/// Counts the `fork`s between this process and the first: what was looked up about threads
+/// in another epoch (which thread is the main one) is to be looked up again.
+pub fn fork_epoch() -> u64 {
+    register_atfork();
+    FORK_EPOCH.load(Ordering::SeqCst)
+}
+
 /// Sets the number of threads for later operations (0 = all cores).
 pub fn set_threads(n: usize) {
     THREADS.store(n, Ordering::Relaxed);
@@ -223,11 +230,87 @@ pub fn pool() -> Result<Arc<ThreadPool>> {
 /// How many pools of different sizes are kept for later operations.
 const KEPT_POOLS: usize = 4;
 
-/// Runs `f` on the engine's pool, recording which workers take part.
-pub fn install<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+/// Runs `f` on the engine's pool, recording which workers take part. `f` checks the [`Stop`]
+/// it is given between its pieces (chunks, shards): it is set when the calling thread is
+/// [`interruptible`] and its check says so, while `f` runs.
+pub fn install<T: Send>(f: impl FnOnce(&Stop) -> Result<T> + Send) -> Result<T> {
     let pool = pool()?;
     LAST_WORKERS.store(0, Ordering::Relaxed);
-    pool.install(f)
+    let stop = Stop::default();
+    // Work nested in the pool's own jobs is never watched: a worker waiting below would hold
+    // up the jobs it waits for.
+    let check = match on_engine_worker() {
+        true => None,
+        false => INTERRUPT_CHECK.with(|c| c.borrow().clone()),
+    };
+    let Some(check) = check else {
+        return pool.install(|| f(&stop));
+    };
+    // The calling thread waits beside the pool instead of in it, asking the check between
+    // waits; the work ends early, at its next piece, once the check says so.
+    pool.in_place_scope(|scope| {
+        let (done, result) = std::sync::mpsc::sync_channel(1);
+        let stop = &stop;
+        scope.spawn(move |_| {
+            // The receiver outlives the scope's jobs: the send cannot fail.
+            let _ = done.send(f(stop));
+        });
+        loop {
+            match result.recv_timeout(INTERRUPT_CHECK_EVERY) {
+                Ok(result) => return result,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if !stop.is_set() && check() {
+                        stop.set();
+                    }
+                }
+                // The job panicked: the scope passes its panic on when this returns.
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(Error::Threads("a worker of the engine panicked".into()))
+                }
+            }
+        }
+    })
+}
+
+/// Tells an operation's pieces to end early: the work of [`install`] asks it before each.
+#[derive(Debug, Default)]
+pub struct Stop(std::sync::atomic::AtomicBool);
+
+impl Stop {
+    fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// [`Error::Interrupted`] once the operation is told to stop.
+    pub fn check(&self) -> Result<()> {
+        match self.is_set() {
+            true => Err(Error::Interrupted),
+            false => Ok(()),
+        }
+    }
+}
+
+/// How often a thread waiting for the pool asks its [`interruptible`] check.
+const INTERRUPT_CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Runs `f` (on this thread) with the parallel operations it starts asking `check` every few
+/// milliseconds while they run; once it answers true, they end early with
+/// [`Error::Interrupted`]. For the binding, whose check looks for Ctrl-C: the check runs on
+/// this thread only, so it may hold what cannot be shared with the pool's threads.
+pub fn interruptible<R>(check: std::rc::Rc<dyn Fn() -> bool>, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<std::rc::Rc<dyn Fn() -> bool>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let before = self.0.take();
+            INTERRUPT_CHECK.with(|c| *c.borrow_mut() = before);
+        }
+    }
+    let _restore = Restore(INTERRUPT_CHECK.with(|c| c.borrow_mut().replace(check)));
+    f()
 }
 
 /// While held, the pools entered from this thread are at least `n` threads strong: for
@@ -262,6 +345,9 @@ thread_local! {
     static ON_ENGINE_WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// Set while [`sequentially`] runs on this thread.
     static SEQUENTIAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The check of the [`interruptible`] call running on this thread.
+    static INTERRUPT_CHECK: std::cell::RefCell<Option<std::rc::Rc<dyn Fn() -> bool>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// Runs `f` with every [`split`] it makes done in sequence on this thread. For work done while
@@ -403,7 +489,7 @@ mod tests {
     fn pools_follow_the_setting() {
         with_threads(2, || {
             assert_eq!(pool().unwrap().current_num_threads(), 2);
-            let sum: u64 = install(|| Ok((0..1000u64).into_par_iter().sum())).unwrap();
+            let sum: u64 = install(|_| Ok((0..1000u64).into_par_iter().sum())).unwrap();
             assert_eq!(sum, 499_500);
         });
         with_threads(0, || {
@@ -411,6 +497,49 @@ mod tests {
                 threads(),
                 std::thread::available_parallelism().unwrap().get()
             );
+        });
+    }
+
+    #[test]
+    fn interrupted_operations_end_at_their_next_piece() {
+        use std::cell::Cell;
+        use std::rc::Rc;
+        let run = |asked: &Rc<Cell<u32>>, answer: bool| -> (Result<u64>, u64) {
+            let done = AtomicU64::new(0);
+            let check: Rc<dyn Fn() -> bool> = Rc::new({
+                let asked = asked.clone();
+                move || {
+                    asked.set(asked.get() + 1);
+                    answer
+                }
+            });
+            let result = interruptible(check, || {
+                install(|stop| {
+                    (0..2000u64).into_par_iter().try_for_each(|_| {
+                        stop.check()?;
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                        done.fetch_add(1, Ordering::SeqCst);
+                        Ok::<(), Error>(())
+                    })?;
+                    Ok(done.load(Ordering::SeqCst))
+                })
+            });
+            (result, done.load(Ordering::SeqCst))
+        };
+        with_threads(2, || {
+            let asked = Rc::new(Cell::new(0));
+            let (result, done) = run(&asked, true);
+            assert!(matches!(result, Err(Error::Interrupted)), "{result:?}");
+            assert!(done < 1000, "{done} pieces ran after the stop");
+            assert_eq!(asked.get(), 1, "asked until it said stop");
+            let (result, done) = run(&asked, false);
+            assert_eq!(result.unwrap(), 2000, "never told to stop");
+            assert_eq!(done, 2000);
+            assert!(asked.get() > 2, "asked while waiting");
+            // Outside `interruptible`, nothing is asked.
+            let before = asked.get();
+            install(|_| Ok(())).unwrap();
+            assert_eq!(asked.get(), before);
         });
     }
 
@@ -434,7 +563,7 @@ mod tests {
         });
         assert_eq!(err.unwrap_err(), "piece 13");
         // Nested in a parallel operation: on the pool.
-        let sum = install(|| {
+        let sum = install(|_| {
             let total = AtomicU64::new(0);
             split(100, |i| {
                 total.fetch_add(i as u64, Ordering::SeqCst);
@@ -450,7 +579,7 @@ mod tests {
     fn sequential_splits_stay_on_the_calling_thread() -> Result<()> {
         with_threads(2, || {
             let here = std::thread::current().id();
-            let on = install(|| {
+            let on = install(|_| {
                 let caller = std::thread::current().id();
                 let others = AtomicU64::new(0);
                 sequentially(|| {

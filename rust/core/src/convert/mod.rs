@@ -316,7 +316,9 @@ fn convert_variable(
     progress: &Progress,
 ) -> Result<Outcome> {
     let written = AtomicU64::new(0);
-    concurrency::install(|| {
+    // A conversion stops through its `Progress` (its job runs off the main thread, where no
+    // Ctrl-C is asked for), not the pool's `Stop`.
+    concurrency::install(|_| {
         units.par_iter().try_for_each(|region| {
             if progress.is_cancelled() {
                 return Ok(());
@@ -590,7 +592,7 @@ impl<'a> Converter<'a> {
                 .collect();
             missing.sort();
             missing.dedup();
-            let decoded: Vec<(Cell, Vec<u8>)> = concurrency::install(|| {
+            let decoded: Vec<(Cell, Vec<u8>)> = concurrency::install(|_| {
                 missing
                     .par_iter()
                     .map(|&cell| {
@@ -609,7 +611,7 @@ impl<'a> Converter<'a> {
             }
             // Assemble, encode and store the wave's units, in parallel.
             let wave_written = AtomicU64::new(0);
-            concurrency::install(|| {
+            concurrency::install(|_| {
                 (start..end).into_par_iter().try_for_each(|u| {
                     if progress.is_cancelled() {
                         return Ok(());
