@@ -437,3 +437,47 @@ def test_strings_with_a_missing_value_are_refused(tmp_path: Path, na: object) ->
     assert a.nchunks_initialized == 0, "nothing was written"
     a[...] = values.astype(np.dtypes.StringDType())  # the sentinel's text, chosen on purpose
     assert a[...].tolist() == ["a", str(na), "c"]
+
+
+@pytest.mark.parametrize(
+    ("dtype", "value"),
+    [
+        ("M8", np.array(["2020-01-01", "2021-01-01", "2022-01-01"], dtype="M8[D]")),
+        ("M8", np.datetime64("2020-01-01T00:00:00")),
+        ("m8", np.array([1, 2, 3], dtype="m8[h]")),
+        ("m8[ms]", np.timedelta64(1, "Y")),
+        ("m8[ms]", np.array([1, 2, 3], dtype="m8[s]")),
+        ("S4", np.datetime64("2020-01-01")),
+        ("U4", np.datetime64("2020-01-01")),
+        ("i1", 300),
+        ("i4", [1.5, 2.5, -3.5]),
+    ],
+)
+@pytest.mark.parametrize("how", ["slice", "points"])
+def test_writes_cast_as_numpy_assigns(tmp_path: Path, dtype: str, value: Any, how: str) -> None:
+    """Values are cast as numpy's assignment casts them. Datetimes of a unit written to a
+    unitless datetime array are refused (their counts were stored as they were, days and
+    seconds mixed in one array), a timedelta of years is not cast to milliseconds, and a
+    datetime written to fixed-length text is its text (it raised RuntimeError)."""
+    expected = np.zeros(3, dtype=dtype)
+    try:
+        expected[...] = value
+        refused: type[Exception] | None = None
+    except (TypeError, ValueError, OverflowError) as e:
+        refused = type(e)
+    a = oxzarr.create_array(tmp_path / "a", shape=(3,), dtype=dtype, chunks=(2,))
+    before = a[...]
+
+    def write() -> None:
+        if how == "slice":
+            a[...] = value
+        else:
+            a.vindex[[0, 1, 2]] = value
+
+    if refused is not None:
+        with pytest.raises(refused):
+            write()
+        assert_same(a[...], before)
+    else:
+        write()
+        assert_same(a[...], expected)

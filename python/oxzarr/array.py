@@ -774,24 +774,26 @@ class Array:
                 ) from e
             self._core.write_vlen(ix.selection, self._vlen_values(values), self._write_empty())
             return
-        if isinstance(value, np.ndarray | np.generic):
-            # numpy's assignment casts arrays as they are (float to int truncates).
-            data = np.asarray(value)
-            if data.dtype != self._native:
-                data = data.astype(self._native)
-        else:
-            # Python values (and lists of them) must fit: 300 into int8 or NaN into an
-            # integer type raises, as in numpy and zarr-python, instead of wrapping.
-            data = np.asarray(value, dtype=self._native)
-        try:
-            data = np.broadcast_to(data, ix.result_shape)
-        except ValueError as e:
-            raise ValueError(
-                f"could not broadcast input array from shape {data.shape} into shape "
-                f"{ix.result_shape}"
-            ) from e
-        data = np.ascontiguousarray(data.reshape(ix.core_shape))
+        data = self._assigned(value, ix.result_shape).reshape(ix.core_shape)
         self._core.write(ix.selection, data.reshape(-1).view(np.uint8), self._write_empty())
+
+    def _assigned(self, value: npt.ArrayLike, shape: tuple[int, ...]) -> npt.NDArray[Any]:
+        """`value` as numpy assigns it to an array of this array's dtype and `shape`
+        (C-contiguous): arrays cast as they are (float to int truncates), Python values
+        that do not fit (300 into int8, NaN into an integer type) refused, datetimes of a
+        unit into a unitless type refused, values broadcast or refused naming both shapes."""
+        if isinstance(value, np.ndarray) and value.dtype == self._native:
+            # Nothing to cast: no copy when it is already laid out as the write needs.
+            try:
+                data = np.broadcast_to(value, shape)
+            except ValueError as e:
+                raise ValueError(
+                    f"could not broadcast input array from shape {value.shape} into shape {shape}"
+                ) from e
+            return np.ascontiguousarray(data)
+        data = np.empty(shape, dtype=self._native)
+        data[...] = value
+        return data
 
     def __getitem__(self, key: Any) -> npt.NDArray[Any]:
         # Ints and slices (a point, a chunk) go straight to the engine, which makes the
@@ -1011,11 +1013,10 @@ class Array:
         shape = shape or (1,)
         if self._vlen:
             refuse_missing_strings(getattr(value, "dtype", None), repr(self))
-        values = np.broadcast_to(np.asarray(value, dtype=self._native), shape).reshape(-1)
-        if self._vlen:
+            values = np.broadcast_to(np.asarray(value, dtype=self._native), shape).reshape(-1)
             self._core.write_points_vlen(coords, self._vlen_values(values), self._write_empty())
             return
-        data = np.ascontiguousarray(values)
+        data = self._assigned(value, shape).reshape(-1)
         self._core.write_points(coords, data.view(np.uint8), self._write_empty())
 
     def get_mask_selection(
