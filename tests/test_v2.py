@@ -267,3 +267,59 @@ def test_v2_groups_both_ways(tmp_path: Path) -> None:
     assert zg.attrs["b"] == 2 and zg["p/q"][...].tolist() == [5, 6]
     o.attrs["c"] = 3
     assert json.loads((tmp_path / "o.zarr" / ".zattrs").read_text()) == {"b": 2, "c": 3}
+
+
+@pytest.mark.parametrize(
+    ("dtype", "filters", "compressors", "stored"),
+    [
+        (str, None, [{"id": "vlen-utf8"}], (None, "vlen-utf8")),
+        (
+            str,
+            [{"id": "vlen-utf8"}, {"id": "zlib", "level": 1}],
+            None,
+            (["vlen-utf8", "zlib"], None),
+        ),
+        (object, [{"id": "vlen-bytes"}], None, (["vlen-bytes"], None)),
+        (object, None, [{"id": "vlen-bytes"}], (None, "vlen-bytes")),
+        (object, [{"id": "vlen-utf8"}], None, (["vlen-utf8"], None)),
+        (bytes, None, None, (["vlen-bytes"], None)),
+    ],
+)
+def test_object_codecs_given_are_not_doubled(
+    tmp_path: Path, dtype: Any, filters: Any, compressors: Any, stored: Any
+) -> None:
+    """An object codec given in the filters or as the compressor is the one stored, as
+    zarr-python stores it; numpy's objects are the text or bytes it says. A second one was put
+    in front of it (and objects were always text): zarr-python could not read the chunks."""
+    a = oxzarr.create_array(
+        tmp_path / "a", shape=(2,), chunks=(2,), dtype=dtype, zarr_format=2,
+        filters=filters, compressors=compressors,
+    )  # fmt: skip
+    doc = json.loads((tmp_path / "a" / ".zarray").read_text())
+    filter_ids = [f["id"] for f in doc["filters"]] if doc["filters"] else None
+    assert (filter_ids, (doc["compressor"] or {}).get("id")) == stored
+    is_bytes = "vlen-bytes" in str(stored)
+    values = np.array([b"a", b"\xff"] if is_bytes else ["x", "y\u00e9"], dtype=object)
+    a[...] = values
+    for read in (a[...], zarr.open_array(tmp_path / "a", mode="r")[...]):
+        assert read.tolist() == values.tolist()
+
+
+@pytest.mark.parametrize(
+    ("dtype", "filters", "compressors", "message"),
+    [
+        (str, [{"id": "vlen-bytes"}], None, "stored with vlen-utf8, not vlen-bytes"),
+        (bytes, [{"id": "vlen-utf8"}], None, "stored with vlen-bytes, not vlen-utf8"),
+        (object, [{"id": "vlen-utf8"}], [{"id": "vlen-bytes"}], "one object codec"),
+        (str, [{"id": "zlib", "level": 1}, {"id": "vlen-utf8"}], None, "comes first"),
+    ],
+)
+def test_object_codecs_that_cannot_store_the_elements(
+    tmp_path: Path, dtype: Any, filters: Any, compressors: Any, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        oxzarr.create_array(
+            tmp_path / "a", shape=(2,), dtype=dtype, zarr_format=2,
+            filters=filters, compressors=compressors,
+        )  # fmt: skip
+    assert not (tmp_path / "a").exists()

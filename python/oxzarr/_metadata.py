@@ -282,9 +282,12 @@ def v2_document(
     order: str,
     chunk_key_encoding: Any,
     attributes: Mapping[str, JSON] | None,
+    object_codec_given_by_codecs: bool = False,
 ) -> dict[str, JSON]:
     """A complete v2 `.zarray` document (with the attributes under `attributes`), with
-    zarr-python's defaults: zstd level 0, no filters, "." separators."""
+    zarr-python's defaults: zstd level 0, no filters, "." separators. `object_codec` is the
+    one the dtype asks for, or, with `object_codec_given_by_codecs` (the dtype was numpy's
+    objects), the one to take unless the filters or compressor name another."""
     # numcodecs codecs are given the elements as stored, in the dtype's byte order, so that is
     # the dtype filled into their configurations.
     if not object_codec:
@@ -295,8 +298,6 @@ def v2_document(
         filter_list = [to_numcodecs(f, dtype) for f in ([filters] if single else filters)]
         if any(f.get("id") == "bitround" for f in filter_list):
             _check_numcodecs_bitround(dtype, "bitround", None)
-    if object_codec and not any(f.get("id") == object_codec for f in filter_list):
-        filter_list.insert(0, {"id": object_codec})
     if compressors == "auto":
         compressor: JSON = {"id": "zstd", "level": 0}
     elif compressors is None:
@@ -310,6 +311,10 @@ def v2_document(
         if len(items) > 1:
             raise ValueError("Zarr v2 arrays take one compressor (put the others in filters)")
         compressor = to_numcodecs(items[0], dtype) if items else None
+    if object_codec:
+        filter_list = _with_object_codec(
+            filter_list, compressor, object_codec, object_codec_given_by_codecs
+        )
     return {
         "zarr_format": 2,
         "shape": list(shape),
@@ -322,6 +327,33 @@ def v2_document(
         "dimension_separator": _dimension_separator(chunk_key_encoding),
         "attributes": dict(attributes or {}),
     }
+
+
+_OBJECT_CODECS = ("vlen-utf8", "vlen-bytes")
+
+
+def _with_object_codec(
+    filters: list[dict[str, JSON]], compressor: JSON, wanted: str, given_by_codecs: bool
+) -> list[dict[str, JSON]]:
+    """The filters of a v2 array of variable-length elements: with the object codec that
+    turns them into bytes first, unless the filters or the compressor hold it already (as
+    zarr-python writes them: a second one made chunks neither library reads the same)."""
+    given = [str(f["id"]) for f in filters if f.get("id") in _OBJECT_CODECS]
+    if isinstance(compressor, Mapping) and compressor.get("id") in _OBJECT_CODECS:
+        given.append(str(compressor["id"]))
+    if not given:
+        return [{"id": wanted}, *filters]
+    if len(given) > 1:
+        raise ValueError(f"variable-length elements take one object codec, not {given}")
+    if given[0] != wanted and not given_by_codecs:
+        kind = "text" if wanted == "vlen-utf8" else "bytes"
+        raise ValueError(f"variable-length {kind} is stored with {wanted}, not {given[0]}")
+    if filters and filters[0].get("id") not in _OBJECT_CODECS:
+        raise ValueError(
+            f"{given[0]} turns the elements into the bytes the other codecs take: it comes "
+            f"first in the filters, not after {filters[0].get('id')}"
+        )
+    return filters
 
 
 def array_metadata(

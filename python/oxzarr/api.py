@@ -226,6 +226,8 @@ def create_array(
             dtype=np_dtype,
             dtype_json=data_type,
             object_codec=object_codec,
+            # numpy's objects may be text or bytes: the codecs given say which.
+            object_codec_given_by_codecs=_is_numpy_object(dtype),
             chunks=normalize_chunks(chunks, shape_t, _item_size(np_dtype, object_codec)),
             filters=filters,
             compressors=compressors,
@@ -290,6 +292,13 @@ def create_array(
     if source is not None and write_data:
         arr[...] = source
     return arr
+
+
+def _is_numpy_object(dtype: Any) -> bool:
+    try:
+        return bool(np.dtype(dtype).kind == "O")
+    except TypeError:
+        return False
 
 
 def _item_size(np_dtype: np.dtype[Any], object_codec: str | None) -> int:
