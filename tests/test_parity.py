@@ -820,6 +820,42 @@ def hierarchies_from_metadata(zarr: ModuleType, path: Path) -> list[Any]:
     return results
 
 
+@script
+def open_creates_with_the_older_keywords(zarr: ModuleType, path: Path) -> list[Any]:
+    """zarr-python's open and open_array create through the older create(): code written for
+    it passes compressor= and dimension_separator= (which oxzarr refused)."""
+    import numcodecs
+
+    a = zarr.open_array(
+        path / "a", mode="w", shape=(4, 6), chunks=(2, 3), dtype="i2", zarr_format=2,
+        compressor=numcodecs.Zlib(level=2), dimension_separator="/",
+    )  # fmt: skip
+    a[...] = data((4, 6), "i2")
+    b = zarr.open(
+        path / "b", mode="a", shape=(4, 4), chunks=(2, 2), dtype="f4", zarr_format=2,
+        compressor=None, fill_value=1.5,
+    )  # fmt: skip
+    b[0] = 3
+    c = zarr.open_array(
+        path / "c", mode="w", shape=(6,), chunks=(3,), dtype="u1",
+        codecs=[{"name": "bytes"}, {"name": "gzip", "configuration": {"level": 1}}],
+    )  # fmt: skip
+    c[1] = 4
+    return [
+        json.loads((path / "a" / ".zarray").read_text()),
+        sorted(
+            str(p.relative_to(path / "a"))
+            for p in (path / "a").rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        ),
+        a[...],
+        json.loads((path / "b" / ".zarray").read_text()),
+        b[...],
+        json.loads((path / "c" / "zarr.json").read_text())["codecs"],
+        c[...],
+    ]
+
+
 @pytest.mark.parametrize("name", list(SCRIPTS))
 def test_same_results_as_zarr_python(tmp_path: Path, name: str) -> None:
     theirs = SCRIPTS[name](zarr_python, tmp_path / "zarr")

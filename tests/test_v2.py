@@ -323,3 +323,21 @@ def test_object_codecs_that_cannot_store_the_elements(
             filters=filters, compressors=compressors,
         )  # fmt: skip
     assert not (tmp_path / "a").exists()
+
+
+def test_create_takes_zarr_python_2s_object_codec(tmp_path: Path) -> None:
+    """zarr-python 2's object_codec= is the v2 codec of the elements (it was refused as an
+    unknown keyword); v3 arrays take theirs from the dtype."""
+    import numcodecs
+
+    a = oxzarr.create(
+        shape=(2,), store=tmp_path / "a", dtype=object, zarr_format=2,
+        object_codec=numcodecs.VLenBytes(),
+    )  # fmt: skip
+    a[...] = np.array([b"x", b"\xff"], dtype=object)
+    assert json.loads((tmp_path / "a" / ".zarray").read_text())["filters"] == [{"id": "vlen-bytes"}]
+    assert zarr.open_array(tmp_path / "a", mode="r")[...].tolist() == [b"x", b"\xff"]
+    with pytest.raises(ValueError, match="object_codec is a Zarr v2 setting"):
+        oxzarr.create(
+            shape=(2,), store=tmp_path / "b", dtype=str, object_codec=numcodecs.VLenUTF8()
+        )

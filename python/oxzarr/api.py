@@ -326,17 +326,32 @@ def open_array(
     if mode in ("w-", "x"):
         _refuse_existing(target, path)
     if mode in ("w", "w-", "x"):
-        return create_array(
-            target, name=path, overwrite=mode == "w", zarr_format=zarr_format, **kwargs
-        )
+        return _create_for_open(target, path, mode == "w", zarr_format, kwargs)
     try:
         # Asked for one format, only its documents are looked at (both can lie at one path).
         core = _core.Array.open(target._core, _path(path), zarr_format)
     except ArrayNotFoundError:
         if mode == "a" and "shape" in kwargs:
-            return create_array(target, name=path, zarr_format=zarr_format, **kwargs)
+            return _create_for_open(target, path, False, zarr_format, kwargs)
         raise
     return _configured(core, target, settings_from(kwargs.get("config"), strict=False))
+
+
+# Keywords of create() (zarr-python's older form) that create_array() does not take.
+_CREATE_ONLY = ("compressor", "dimension_separator", "codecs", "chunk_shape", "object_codec")
+
+
+def _create_for_open(
+    target: Store, path: str | None, overwrite: bool, zarr_format: int | None, kwargs: Any
+) -> Array:
+    """The array open() and open_array() create. zarr-python hands their keywords to the
+    older create(), so code written for it passes ``compressor=`` or
+    ``dimension_separator=``: those go to create(), the rest to create_array()."""
+    if any(k in kwargs for k in _CREATE_ONLY):
+        return create(
+            store=target, path=path, overwrite=overwrite, zarr_format=zarr_format, **kwargs
+        )
+    return create_array(target, name=path, overwrite=overwrite, zarr_format=zarr_format, **kwargs)
 
 
 def _configured(core: _core.Array, target: Store, settings: Mapping[str, Any]) -> Array:
@@ -581,7 +596,7 @@ def open(
         if mode != "a":
             raise
         if "shape" in kwargs:
-            return create_array(target, name=path, zarr_format=fmt, **kwargs)
+            return _create_for_open(target, path, False, fmt, kwargs)
         as_group()
         return create_group(target, path=path, attributes=kwargs.get("attributes"), zarr_format=fmt)
     if isinstance(node, _core.Group):
@@ -868,13 +883,22 @@ def create(
     dimension_names: Iterable[str | None] | None = None,
     storage_options: Mapping[str, Any] | None = None,
     config: Mapping[str, Any] | None = None,
+    object_codec: Any = None,
     **kwargs: Any,
 ) -> Array:
     """Creates an array with zarr-python's older arguments (``compressor``, ``filters``,
-    ``codecs``, ``dimension_separator``, ``chunks=True``), as ``zarr.create`` does;
+    ``codecs``, ``dimension_separator``, ``chunks=True``, and zarr-python 2's
+    ``object_codec``: the v2 codec of variable-length elements), as ``zarr.create`` does;
     :func:`create_array` is the newer form."""
     zarr_format = _zarr_format(zarr_format, kwargs)
     _no_other_keywords("create", kwargs, ("read_only", "mode"))
+    if object_codec is not None:
+        if _format_or_default(zarr_format) != 2:
+            raise ValueError(
+                "object_codec is a Zarr v2 setting: Zarr v3 strings and bytes take their "
+                "serializer (vlen-utf8, vlen-bytes) from the dtype"
+            )
+        filters = [object_codec, *(filters or [])]
     mode = kwargs.get("mode")
     if mode is not None:
         # As the other creation functions: "w" replaces, "w-" refuses what is there.
