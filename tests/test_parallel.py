@@ -558,3 +558,39 @@ def test_ctrl_c_stops_a_write_of_many_chunks(tmp_path: Path) -> None:
     is_written[written] = True
     assert (read[is_written] == values[is_written]).all()
     assert not read[~is_written].any()
+
+
+DAEMON_THREADS_AT_EXIT = """
+import sys, threading, time
+import oxzarr
+a = oxzarr.create_array(sys.argv[1], shape=(256, 256), dtype="u2", chunks=(16, 16))
+a[...] = 7
+
+def read():
+    while True:
+        a[...]
+        a[0:20, 0:20]
+
+def write():
+    while True:
+        a[0:100, 0:100] = 3
+
+for work in (read, write, read, read):
+    threading.Thread(target=work, daemon=True).start()
+time.sleep(0.3)
+print("done", flush=True)
+"""
+
+
+def test_daemon_threads_in_the_engine_at_exit(tmp_path: Path) -> None:
+    """A program that ends while daemon threads read and write exits normally. A daemon
+    thread ending an engine call after the interpreter began to finalize was ended by Python
+    in a way that aborted the process ("FATAL: exception not rethrown", exit status 134)."""
+    for run in range(5):
+        done = subprocess.run(
+            [sys.executable, "-c", DAEMON_THREADS_AT_EXIT, str(tmp_path / f"a{run}.zarr")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert (done.returncode, done.stdout) == (0, "done\n"), done.stderr[-2000:]

@@ -10,7 +10,8 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use oxzarr_core::concurrency;
 use pyo3::prelude::*;
@@ -25,7 +26,24 @@ where
     F: FnOnce() -> oxzarr_core::Result<T> + Send,
 {
     if !on_main_thread(py) {
-        return py.detach(f).map_err(to_py_err);
+        let daemon = is_daemon(py);
+        let result = py.detach(move || {
+            let result = f();
+            // Counted before the look at EXITING, which the exit callback sets before it
+            // counts: either this thread sees it, or the callback waits for this thread.
+            REACQUIRING.fetch_add(1, Ordering::SeqCst);
+            if daemon && EXITING.load(Ordering::SeqCst) {
+                REACQUIRING.fetch_sub(1, Ordering::SeqCst);
+                // Never takes the GIL back: waits here until the process is gone (as daemon
+                // threads do from Python 3.14).
+                loop {
+                    std::thread::park();
+                }
+            }
+            result
+        });
+        REACQUIRING.fetch_sub(1, Ordering::SeqCst);
+        return result.map_err(to_py_err);
     }
     // The exception a signal handler raised, kept until the engine has stopped.
     let raised: Rc<RefCell<Option<PyErr>>> = Rc::default();
@@ -48,6 +66,60 @@ where
         return Err(err);
     }
     result.map_err(to_py_err)
+}
+
+/// Set by an `atexit` callback: the interpreter is about to finalize, after which a thread
+/// taking the GIL is ended by `pthread_exit`, whose unwinding through the binding's frames
+/// aborts the process ("FATAL: exception not rethrown"). Non-daemon threads are joined
+/// before `atexit` callbacks run; daemon threads may still be in the engine.
+static EXITING: AtomicBool = AtomicBool::new(false);
+/// Threads other than the main one between the end of their engine work and taking the GIL
+/// back (possibly waiting for it).
+static REACQUIRING: AtomicUsize = AtomicUsize::new(0);
+
+/// Tells engine calls that the interpreter is exiting, then lets the threads already on
+/// their way back to the GIL take it while that is safe; they stay out of the engine's
+/// frames from then on (a daemon thread ending an engine call later waits for the end of the
+/// process instead).
+#[pyfunction]
+fn interpreter_exiting(py: Python<'_>) {
+    EXITING.store(true, Ordering::SeqCst);
+    // Bounded: a thread holding on to the GIL must not keep the process from exiting.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while REACQUIRING.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        py.detach(|| std::thread::sleep(Duration::from_millis(1)));
+    }
+}
+
+/// Registers the callback that tells the engine's callers the interpreter is exiting. Taken
+/// at import, it runs after the callbacks registered later (callbacks run last first), such as
+/// a program's own that still use oxzarr on daemon threads.
+pub fn register_exit_callback(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let callback = wrap_pyfunction!(interpreter_exiting, m)?;
+    m.py()
+        .import("atexit")?
+        .call_method1("register", (callback,))?;
+    Ok(())
+}
+
+thread_local! {
+    /// Whether this thread is a daemon thread, asked once per thread (it cannot change).
+    static DAEMON: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+}
+
+fn is_daemon(py: Python<'_>) -> bool {
+    if let Some(daemon) = DAEMON.get() {
+        return daemon;
+    }
+    let daemon = py
+        .import("threading")
+        .and_then(|threading| threading.call_method0("current_thread"))
+        .and_then(|thread| thread.getattr("daemon"))
+        .and_then(|daemon| daemon.extract::<bool>())
+        // Unknown (no threading module any more): treated as one that may be joined.
+        .unwrap_or(false);
+    DAEMON.set(Some(daemon));
+    daemon
 }
 
 /// The thread Python runs signal handlers on, and the fork epoch it was looked up in (a

@@ -106,5 +106,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(output::set_output_huge_pages, m)?)?;
     m.add_function(wrap_pyfunction!(output::host_reclaims_free_memory, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    gil::register_exit_callback(m)?;
     Ok(())
 }
