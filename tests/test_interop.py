@@ -617,3 +617,29 @@ def test_attributes_with_lone_surrogates(tmp_path: Path, zarr_format: int) -> No
     group = oxzarr.open_group(tmp_path / "g", mode="w", zarr_format=zarr_format)
     group.attrs["n"] = "\ud800 alone"
     assert zarr.open_group(tmp_path / "g").attrs["n"] == "\ud800 alone"
+
+
+def test_deeply_nested_attributes_zarr_python_writes(tmp_path: Path) -> None:
+    """Attributes nested deeper than serde_json's default limit (128) are read, in the array's
+    document and through the group's consolidated metadata, as deep as zarr-python writes them
+    (they made the array, its group's listing and the consolidated group unreadable). A
+    document nested past Python's own limit is refused as invalid metadata."""
+    deep: Any = 1
+    for _ in range(900):
+        deep = [deep]
+    g = zarr.open_group(tmp_path / "g", mode="w")
+    g.create_array("a", shape=(2,), dtype="i1", attributes={"deep": deep})
+    g.create_array("b", shape=(2,), dtype="i1", fill_value=3)
+    assert oxzarr.open_array(tmp_path / "g" / "a").attrs["deep"] == deep
+    assert sorted(oxzarr.open_group(tmp_path / "g").keys()) == ["a", "b"]
+    zarr.consolidate_metadata(tmp_path / "g")
+    consolidated = oxzarr.open_consolidated(tmp_path / "g")
+    assert consolidated["a"].attrs["deep"] == deep
+    assert consolidated["b"][...].tolist() == [3, 3]
+    oxzarr.open_array(tmp_path / "g" / "b").attrs["deep"] = deep
+    assert zarr.open_array(tmp_path / "g" / "b").attrs["deep"] == deep
+    doc = tmp_path / "g" / "a" / "zarr.json"
+    too_deep = "[" * 100_000 + "]" * 100_000
+    doc.write_text(doc.read_text().replace('"attributes": {', f'"attributes": {{"x": {too_deep},'))
+    with pytest.raises(oxzarr.errors.MetadataValidationError, match=r"zarr\.json.*nested"):
+        oxzarr.open_array(tmp_path / "g" / "a")

@@ -86,19 +86,66 @@ pub fn number_as_f64(n: &serde_json::Number) -> f64 {
 
 /// Parses a document, reading bare `NaN`, `Infinity` and `-Infinity` as their markers.
 pub fn parse(bytes: &[u8]) -> serde_json::Result<Value> {
-    match serde_json::from_slice(bytes) {
+    match from_slice(bytes) {
         // A NUL, escaped, may begin a string that must be told from a marker.
         Ok(value) if !bytes.windows(6).any(|w| w == b"\\u0000") => Ok(value),
         Ok(value) => match with_markers(bytes) {
-            Some(marked) => serde_json::from_slice(&marked),
+            Some(marked) => from_slice(&marked),
             None => Ok(value),
         },
         // Only a document that fails strictly is scanned (the usual one has no such token).
         Err(strict) => match with_markers(bytes) {
-            Some(marked) => serde_json::from_slice(&marked),
+            Some(marked) => from_slice(&marked),
             None => Err(strict),
         },
     }
+}
+
+/// The deepest nesting of arrays and objects a document may have: about what Python's json
+/// module reads (its recursion limit), so that attributes zarr-python wrote are read; past
+/// serde_json's own limit of 128, whose check is off here.
+pub const MAX_DEPTH: usize = 1000;
+
+fn from_slice(bytes: &[u8]) -> serde_json::Result<Value> {
+    use serde::de::Error as _;
+    // Checked before parsing: without its limit, serde_json recurses once per level.
+    if nesting(bytes) > MAX_DEPTH {
+        return Err(serde_json::Error::custom(format!(
+            "arrays and objects nested more than {MAX_DEPTH} deep"
+        )));
+    }
+    let mut parser = serde_json::Deserializer::from_slice(bytes);
+    parser.disable_recursion_limit();
+    let value = serde::Deserialize::deserialize(&mut parser)?;
+    parser.end()?;
+    Ok(value)
+}
+
+/// How deep arrays and objects nest in `bytes` (brackets inside strings not counted).
+fn nesting(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    deepest
 }
 
 /// The UTF-16 unit of the escape `\uXXXX` at the start of `bytes`, if it is one.
@@ -254,6 +301,23 @@ fn push_restoring_surrogates(out: &mut String, string: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn documents_nest_as_deep_as_pythons_json_reads() {
+        let nested = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        // Past serde_json's own limit (128), with a bare NaN (parsed twice) inside.
+        let doc = format!(r#"{{"a":{},"b":NaN}}"#, nested(MAX_DEPTH - 1));
+        assert!(parse(doc.as_bytes()).is_ok());
+        let doc = format!(r#"{{"a":{}}}"#, nested(MAX_DEPTH));
+        let err = parse(doc.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("nested more than 1000 deep"), "{err}");
+        // Refused before parsing: no stack to run out of.
+        assert!(parse(nested(1_000_000).as_bytes()).is_err());
+        // Brackets in strings (escaped quotes too) are no nesting.
+        let doc = format!(r#"{{"a":"{}\"[{{","b":[]}}"#, "[".repeat(5000));
+        assert_eq!(nesting(doc.as_bytes()), 2);
+        assert!(parse(doc.as_bytes()).is_ok());
+    }
 
     #[test]
     fn strings_of_nuls_and_a_token_are_no_markers() -> Result<(), serde_json::Error> {
