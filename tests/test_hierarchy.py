@@ -219,6 +219,24 @@ def test_delete_members(tmp_path: Path, zarr_format: int) -> None:
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])
+@pytest.mark.parametrize("document", ["{", "", '{"zarr_format": 3, "node_type": "table"}'])
+def test_delete_members_whose_documents_cannot_be_read(
+    tmp_path: Path, zarr_format: int, document: str
+) -> None:
+    """A member whose metadata document is damaged, or names no node type, is deleted as
+    zarr-python deletes it (v3 members raised MetadataValidationError, so the usual way to
+    remove a broken node failed)."""
+    root = oxzarr.open_group(tmp_path / "r.zarr", mode="w", zarr_format=zarr_format)
+    root.create_array("y", shape=(3,), dtype="i2")[...] = 5
+    name = "zarr.json" if zarr_format == 3 else ".zarray"
+    (tmp_path / "r.zarr" / "y" / name).write_text(document)
+    del root["y"]
+    assert not (tmp_path / "r.zarr" / "y").exists()
+    with pytest.raises(KeyError):
+        del root["y"]
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
 def test_delete_from_a_consolidated_group(tmp_path: Path, zarr_format: int) -> None:
     # The consolidated document is written again, so neither oxzarr nor zarr-python opening
     # it later finds what was deleted, even when deleted through a group below its holder.

@@ -241,9 +241,10 @@ impl Group {
             .consolidated
             .as_ref()
             .is_some_and(|c| c.kind(&path).is_some());
-        // (By what its documents say: a member oxzarr cannot open can still be deleted.)
-        let stored = || node::declared_kind(&path, |k| self.member_document(k));
-        if !in_document && stored()?.is_none() {
+        // (By its documents being there: a member whose documents oxzarr cannot read, or
+        // that say no node type it knows, can still be deleted.)
+        let stored = || node::has_documents(&path, |k| self.member_document(k));
+        if !in_document && !stored()? {
             return Err(Error::NodeNotFound {
                 kind: "node",
                 path: describe(&self.store, &path),

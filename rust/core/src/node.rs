@@ -154,6 +154,20 @@ pub(crate) fn declared_kind(
     Ok(get(&join_key(path, ZGROUP))?.map(|_| NodeKind::Group))
 }
 
+/// Whether any of a node's documents is stored at `path`, whatever it holds (a node whose
+/// documents cannot be read is there all the same).
+pub(crate) fn has_documents(
+    path: &str,
+    mut get: impl FnMut(&str) -> Result<Option<Vec<u8>>>,
+) -> Result<bool> {
+    for name in [ZARR_JSON, ZARRAY, ZGROUP] {
+        if get(&join_key(path, name))?.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Whether metadata is an array's or a group's.
 pub(crate) fn kind_of(meta: &NodeMetadata) -> NodeKind {
     match meta {
