@@ -594,3 +594,52 @@ def test_daemon_threads_in_the_engine_at_exit(tmp_path: Path) -> None:
             timeout=120,
         )
         assert (done.returncode, done.stdout) == (0, "done\n"), done.stderr[-2000:]
+
+
+HANDLER_WRITING_DURING_A_WRITE = """
+import _thread, os, signal, sys, threading, time
+import numpy as np
+import oxzarr
+from oxzarr.codecs import GzipCodec
+
+path, action = sys.argv[1], sys.argv[2]
+values = np.random.default_rng(7).integers(0, 256, (400, 1 << 16), dtype=np.uint8)
+a = oxzarr.create_array(
+    path, shape=values.shape, dtype="u1", chunks=(1, 1 << 16), compressors=GzipCodec(level=9)
+)
+
+def checkpoint(*_):
+    if action == "write":
+        a[0] = 7
+    else:
+        a.resize((500, 1 << 16))
+
+def press():
+    while not (os.path.isdir(path + "/c") and len(os.listdir(path + "/c")) >= 3):
+        time.sleep(0.001)
+    _thread.interrupt_main(signal.SIGUSR1)
+
+signal.signal(signal.SIGUSR1, checkpoint)
+threading.Thread(target=press).start()
+try:
+    a[...] = values
+except ValueError as e:
+    print("refused:", e)
+"""
+
+
+@pytest.mark.parametrize("action", ["write", "resize"])
+def test_a_signal_handler_writing_during_the_write_it_interrupted(
+    tmp_path: Path, action: str
+) -> None:
+    """Signal handlers run while the engine works; one that writes to (or resizes) the array
+    whose write it interrupted gets a ValueError, which stops that write. It hung: its write
+    waited for the chunks the interrupted write holds, on the same thread."""
+    done = subprocess.run(
+        [sys.executable, "-c", HANDLER_WRITING_DURING_A_WRITE, str(tmp_path / "a.zarr"), action],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("refused: ") and "under way on this thread" in done.stdout

@@ -1431,7 +1431,7 @@ impl Array {
         self.checked_len(selection, data.len())?;
         let write_empty_chunks = self.keeps_empty_chunks(write_empty_chunks);
         let plan = Plan::new(selection, self.inner_chunk_shape());
-        let _claim = self.claim_chunks(&plan);
+        let _claim = self.claim_chunks(&plan)?;
         match self.codecs.sharding() {
             Some(sharding) => {
                 let encode = |share: &ChunkShare<'_>, existing: Option<&[u8]>, label: &str| {
@@ -1470,7 +1470,7 @@ impl Array {
 
     /// Claims, against other threads' writes to this array, the stored chunks (shards, if
     /// sharded) that the plan's chunks lie in (see [`write_lock`]). Held until dropped.
-    pub(super) fn claim_chunks(&self, plan: &Plan) -> Option<WriteClaim> {
+    pub(super) fn claim_chunks(&self, plan: &Plan) -> Result<Option<WriteClaim>> {
         self.claim_bounds(plan.stored_bounds(&self.chunks_per_stored()))
     }
 
@@ -1484,7 +1484,7 @@ impl Array {
     }
 
     /// Claims the stored chunks in `bounds` (per dimension of the chunk grid, inclusive).
-    pub(super) fn claim_bounds(&self, bounds: Vec<(u64, u64)>) -> Option<WriteClaim> {
+    pub(super) fn claim_bounds(&self, bounds: Vec<(u64, u64)>) -> Result<Option<WriteClaim>> {
         write_lock::claim(&self.store.cache_namespace(), &self.path, bounds)
     }
 

@@ -286,7 +286,7 @@ impl Array {
                 data.len()
             )));
         }
-        let _claim = self.claim_points(&groups);
+        let _claim = self.claim_points(&groups)?;
         if let Some(sharding) = self.codecs.sharding() {
             return self.write_sharded_points(sharding, &groups, data, write_empty_chunks);
         }
@@ -311,7 +311,7 @@ impl Array {
 
     /// Claims, for a write of points grouped by chunk, the box of stored chunks (shards, if
     /// sharded) that holds them.
-    pub(super) fn claim_points(&self, groups: &ByChunk) -> Option<WriteClaim> {
+    pub(super) fn claim_points(&self, groups: &ByChunk) -> Result<Option<WriteClaim>> {
         let per_stored = self.chunks_per_stored();
         let bounds = (0..self.shape().len())
             .map(|d| {

@@ -280,7 +280,7 @@ impl Array {
                 values.len()
             )));
         }
-        let _claim = self.claim_points(&groups);
+        let _claim = self.claim_points(&groups)?;
         // The chunk with its points' values in place: `points` are in point order, so the
         // last value given for an element is the one kept.
         let update = |current: &VlenChunk, points: &[(usize, usize)]| -> VlenChunk {
@@ -344,7 +344,7 @@ impl Array {
         }
         // The inner chunks' plan when sharded, else the chunks'.
         let plan = Plan::new(selection, self.inner_chunk_shape());
-        let _claim = self.claim_chunks(&plan);
+        let _claim = self.claim_chunks(&plan)?;
         if let Some(sharding) = self.codecs.sharding() {
             let inner_shape = sharding.inner_chunk_shape().to_vec();
             let chain = sharding.inner_chain();

@@ -252,7 +252,7 @@ impl Array {
         // process finish before chunks are deleted, and the next ones wait until the
         // deletions are done. (Handles still holding the old shape can write outside the new
         // one afterwards, as in zarr-python.)
-        let _claim = self.claim_bounds(vec![(0, u64::MAX); shape.len()]);
+        let _claim = self.claim_bounds(vec![(0, u64::MAX); shape.len()])?;
         let chunk_shape = self.chunk_shape().to_vec();
         for coords in self.stored_chunks()? {
             let outside = coords

@@ -21,10 +21,11 @@
 //! write whole, distinct chunks.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread::Thread;
+use std::thread::{Thread, ThreadId};
 use std::time::Duration;
 
 use crate::concurrency::{self, ForkSafeMutex};
+use crate::error::{Error, Result};
 
 /// The claims of this process's writes in progress or waiting, oldest first.
 static CLAIMS: ForkSafeMutex<Vec<Claim>> = ForkSafeMutex::new(Vec::new());
@@ -40,6 +41,8 @@ struct Claim {
     bounds: Vec<(u64, u64)>,
     /// The thread waiting for this claim, woken when an earlier claim is dropped.
     waiter: Option<Thread>,
+    /// The thread that made it (and holds it, once granted).
+    owner: ThreadId,
 }
 
 impl Claim {
@@ -74,10 +77,16 @@ impl Drop for WriteClaim {
 /// Claims the chunks from `bounds[d].0` to `bounds[d].1` (inclusive, per dimension of the
 /// chunk grid) of the array at `path` in the store of cache namespace `namespace`, waiting for
 /// earlier overlapping claims to be dropped. `None` on a worker of the engine's pools (see
-/// the module's notes) or when there is nothing to claim.
-pub(super) fn claim(namespace: &str, path: &str, bounds: Vec<(u64, u64)>) -> Option<WriteClaim> {
+/// the module's notes) or when there is nothing to claim. An overlapping claim this thread
+/// holds is an error: the write holding it is suspended below this one on the thread's stack
+/// (a Python signal handler runs while the engine works), so waiting would never end.
+pub(super) fn claim(
+    namespace: &str,
+    path: &str,
+    bounds: Vec<(u64, u64)>,
+) -> Result<Option<WriteClaim>> {
     if concurrency::on_engine_worker() || bounds.iter().any(|b| b.0 > b.1) {
-        return None;
+        return Ok(None);
     }
     // One name however the array was reached: a store at `x.zarr` with the array at `a`, or
     // a store at `x.zarr/a` with the array at its root.
@@ -93,16 +102,28 @@ pub(super) fn claim(namespace: &str, path: &str, bounds: Vec<(u64, u64)>) -> Opt
         array,
         bounds,
         waiter: None,
+        owner: std::thread::current().id(),
     };
     {
         let mut claims = CLAIMS.lock();
+        if claims
+            .iter()
+            .any(|c| c.owner == mine.owner && c.overlaps(&mine))
+        {
+            return Err(Error::InvalidArgument(format!(
+                "cannot write to {}: a write to the same chunks is under way on this thread \
+                 (this one comes from a signal handler that interrupted it?) and would wait \
+                 for this one to end",
+                mine.array
+            )));
+        }
         let blocked = claims.iter().any(|c| c.overlaps(&mine));
         if blocked {
             mine.waiter = Some(std::thread::current());
         }
         claims.push(mine);
         if !blocked {
-            return Some(WriteClaim { id });
+            return Ok(Some(WriteClaim { id }));
         }
     }
     // Queued: later overlapping writes wait behind this one. The list stays a
@@ -114,12 +135,12 @@ pub(super) fn claim(namespace: &str, path: &str, bounds: Vec<(u64, u64)>) -> Opt
         let mut claims = CLAIMS.lock();
         let Some(at) = claims.iter().position(|c| c.id == id) else {
             // Only possible in a forked child, whose list starts afresh: nothing is held there.
-            return Some(claim);
+            return Ok(Some(claim));
         };
         let (earlier, rest) = claims.split_at_mut(at);
         if !earlier.iter().any(|c| c.overlaps(&rest[0])) {
             rest[0].waiter = None;
-            return Some(claim);
+            return Ok(Some(claim));
         }
     }
 }
@@ -135,21 +156,21 @@ mod tests {
     }
 
     #[test]
-    fn disjoint_claims_do_not_wait_and_overlapping_ones_do() {
+    fn disjoint_claims_do_not_wait_and_overlapping_ones_do() -> Result<()> {
         let name = "memory://write-lock-test-1".to_string();
-        let first = claim(&name, "arr", bounds(&[(0, 3), (0, 0)]));
+        let first = claim(&name, "arr", bounds(&[(0, 3), (0, 0)]))?;
         assert!(first.is_some());
         // Another row of chunks, and another array: granted at once.
-        let other_row = claim(&name, "arr", bounds(&[(0, 3), (1, 1)]));
+        let other_row = claim(&name, "arr", bounds(&[(0, 3), (1, 1)]))?;
         assert!(other_row.is_some());
-        let other_array = claim(&name, "arr2", bounds(&[(0, 3), (0, 0)]));
+        let other_array = claim(&name, "arr2", bounds(&[(0, 3), (0, 0)]))?;
         assert!(other_array.is_some());
         // Overlapping: waits until `first` is dropped.
         let done = Arc::new(AtomicBool::new(false));
         let waiter = {
             let (name, done) = (name.clone(), done.clone());
             std::thread::spawn(move || {
-                let granted = claim(&name, "arr", bounds(&[(3, 5), (0, 0)])).is_some();
+                let granted = matches!(claim(&name, "arr", bounds(&[(3, 5), (0, 0)])), Ok(Some(_)));
                 done.store(true, Ordering::SeqCst);
                 granted
             })
@@ -158,18 +179,37 @@ mod tests {
         assert!(!done.load(Ordering::SeqCst), "granted while overlapping");
         drop(first);
         assert!(matches!(waiter.join(), Ok(true)));
+        Ok(())
     }
 
     #[test]
-    fn claims_are_granted_in_order() {
+    fn an_overlapping_claim_of_the_same_thread_is_refused() -> Result<()> {
+        // As a write from a signal handler, while the write it interrupted holds its claim.
+        let name = "memory://write-lock-test-3".to_string();
+        let held = claim(&name, "arr", bounds(&[(0, 3)]))?;
+        let err = claim(&name, "arr", bounds(&[(3, 4)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("under way on this thread"), "{err}");
+        assert!(
+            claim(&name, "arr", bounds(&[(4, 9)]))?.is_some(),
+            "disjoint"
+        );
+        drop(held);
+        assert!(claim(&name, "arr", bounds(&[(3, 4)]))?.is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn claims_are_granted_in_order() -> Result<()> {
         // A waits on the held claim; B, overlapping A but not the held claim, queues behind A.
         let name = "memory://write-lock-test-2".to_string();
-        let held = claim(&name, "arr", bounds(&[(0, 0)]));
+        let held = claim(&name, "arr", bounds(&[(0, 0)]))?;
         let order = Arc::new(ForkSafeMutex::new(Vec::new()));
         let spawn = |b: Vec<(u64, u64)>, tag: &'static str| {
             let (name, order) = (name.clone(), order.clone());
             std::thread::spawn(move || {
-                let c = claim(&name, "arr", b);
+                let c = claim(&name, "arr", b).ok().flatten();
                 order.lock().push(tag);
                 std::thread::sleep(Duration::from_millis(20));
                 drop(c);
@@ -183,12 +223,13 @@ mod tests {
         drop(held);
         assert!(a.join().is_ok() && b.join().is_ok());
         assert_eq!(*order.lock(), vec!["a", "b"]);
+        Ok(())
     }
 
     #[test]
     fn pool_workers_and_empty_boxes_claim_nothing() {
-        assert!(claim("x", "", bounds(&[(1, 0)])).is_none());
+        assert!(matches!(claim("x", "", bounds(&[(1, 0)])), Ok(None)));
         let on_worker = crate::concurrency::in_pool(|| claim("x", "", bounds(&[(0, 0)])));
-        assert!(matches!(on_worker, Ok(None)));
+        assert!(matches!(on_worker, Ok(Ok(None))));
     }
 }

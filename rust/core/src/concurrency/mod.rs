@@ -239,13 +239,17 @@ pub fn install<T: Send>(f: impl FnOnce(&Stop) -> Result<T> + Send) -> Result<T> 
     let stop = Stop::default();
     // Work nested in the pool's own jobs is never watched: a worker waiting below would hold
     // up the jobs it waits for.
-    let check = match on_engine_worker() {
+    let watch = match on_engine_worker() {
         true => None,
         false => INTERRUPT_CHECK.with(|c| c.borrow().clone()),
     };
-    let Some(check) = check else {
+    let Some(watch) = watch else {
         return pool.install(|| f(&stop));
     };
+    if watch.stopped.get() {
+        // An earlier part of the same call was told to stop (the check does not say so twice).
+        return Err(Error::Interrupted);
+    }
     // The calling thread waits beside the pool instead of in it, asking the check between
     // waits; the work ends early, at its next piece, once the check says so.
     pool.in_place_scope(|scope| {
@@ -259,7 +263,8 @@ pub fn install<T: Send>(f: impl FnOnce(&Stop) -> Result<T> + Send) -> Result<T> 
             match result.recv_timeout(INTERRUPT_CHECK_EVERY) {
                 Ok(result) => return result,
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    if !stop.is_set() && check() {
+                    if !stop.is_set() && (watch.check)() {
+                        watch.stopped.set(true);
                         stop.set();
                     }
                 }
@@ -302,15 +307,26 @@ const INTERRUPT_CHECK_EVERY: std::time::Duration = std::time::Duration::from_mil
 /// [`Error::Interrupted`]. For the binding, whose check looks for Ctrl-C: the check runs on
 /// this thread only, so it may hold what cannot be shared with the pool's threads.
 pub fn interruptible<R>(check: std::rc::Rc<dyn Fn() -> bool>, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<std::rc::Rc<dyn Fn() -> bool>>);
+    struct Restore(Option<std::rc::Rc<Watch>>);
     impl Drop for Restore {
         fn drop(&mut self) {
             let before = self.0.take();
             INTERRUPT_CHECK.with(|c| *c.borrow_mut() = before);
         }
     }
-    let _restore = Restore(INTERRUPT_CHECK.with(|c| c.borrow_mut().replace(check)));
+    let watch = std::rc::Rc::new(Watch {
+        check,
+        stopped: std::cell::Cell::new(false),
+    });
+    let _restore = Restore(INTERRUPT_CHECK.with(|c| c.borrow_mut().replace(watch)));
     f()
+}
+
+/// An [`interruptible`] call's check, and whether it said stop: every parallel operation of
+/// the call after that ends at once.
+struct Watch {
+    check: std::rc::Rc<dyn Fn() -> bool>,
+    stopped: std::cell::Cell<bool>,
 }
 
 /// While held, the pools entered from this thread are at least `n` threads strong: for
@@ -346,7 +362,7 @@ thread_local! {
     /// Set while [`sequentially`] runs on this thread.
     static SEQUENTIAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// The check of the [`interruptible`] call running on this thread.
-    static INTERRUPT_CHECK: std::cell::RefCell<Option<std::rc::Rc<dyn Fn() -> bool>>> =
+    static INTERRUPT_CHECK: std::cell::RefCell<Option<std::rc::Rc<Watch>>> =
         const { std::cell::RefCell::new(None) };
 }
 
@@ -532,6 +548,20 @@ mod tests {
             assert!(matches!(result, Err(Error::Interrupted)), "{result:?}");
             assert!(done < 1000, "{done} pieces ran after the stop");
             assert_eq!(asked.get(), 1, "asked until it said stop");
+            // Told once, every later operation of the same call stops too (before, each
+            // started afresh, and the check, its signal taken, never said so again).
+            let check: Rc<dyn Fn() -> bool> = Rc::new(|| true);
+            let second = interruptible(check, || {
+                let first = install(|_| {
+                    std::thread::sleep(std::time::Duration::from_millis(120));
+                    Ok(1)
+                });
+                (first, install(|_| Ok(2)))
+            });
+            assert!(
+                matches!(second, (Ok(1), Err(Error::Interrupted))),
+                "{second:?}"
+            );
             let (result, done) = run(&asked, false);
             assert_eq!(result.unwrap(), 2000, "never told to stop");
             assert_eq!(done, 2000);
