@@ -11,6 +11,7 @@ import multiprocessing
 import pickle
 import re
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -688,3 +689,68 @@ def test_signal_handlers_run_during_a_long_read(tmp_path: Path) -> None:
     finally:
         server.close()
         signal.signal(signal.SIGUSR1, previous)
+
+
+FORK_IN_A_HANDLER = """
+import os, signal, sys, threading, _thread
+sys.path.insert(0, sys.argv[2])
+import oxzarr
+from tests.test_remote import _RangeServer
+from pathlib import Path
+
+handled = threading.Event()
+chunk_requests = [0]
+lock = threading.Lock()
+
+def chunks_after_the_handler(path):
+    if "/c/" not in path:
+        return
+    with lock:
+        chunk_requests[0] += 1
+        if chunk_requests[0] == 3:
+            _thread.interrupt_main(signal.SIGUSR1)
+    handled.wait(10)
+
+child = []
+
+def fork(*_):
+    pid = os.fork()
+    if pid:
+        child.append(pid)
+        handled.set()
+
+signal.signal(signal.SIGUSR1, fork)
+server = _RangeServer(Path(sys.argv[1]), before_answer=chunks_after_the_handler)
+a = oxzarr.open_array(server.url + "/a.zarr", mode="r")
+try:
+    outcome = "read %d" % int(a[...].sum())
+except RuntimeError as e:
+    outcome = "refused: %s" % e
+if not child:
+    print("child", outcome, flush=True)
+    os._exit(0)
+_, status = os.waitpid(child[0], 0)
+print("parent", outcome, os.waitstatus_to_exitcode(status), flush=True)
+server.close()
+"""
+
+
+def test_a_signal_handler_forking_during_a_read(tmp_path: Path) -> None:
+    """A child forked by a signal handler that ran during a read of many chunks gets an
+    error for that read, whose work stayed with the parent; the parent reads on. The child
+    waited forever for the parent's pool, which has no threads in it."""
+    values = sample((200, 50), "int32")
+    oxzarr.create_array(tmp_path / "a.zarr", shape=(200, 50), dtype="i4", chunks=(1, 50))[...] = (
+        values
+    )
+    root = str(Path(__file__).resolve().parent.parent)
+    done = subprocess.run(
+        [sys.executable, "-c", FORK_IN_A_HANDLER, str(tmp_path), root],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = sorted(done.stdout.splitlines())
+    assert len(lines) == 2, (done.stdout, done.stderr[-2000:])
+    assert lines[0].startswith("child refused: the process forked during this operation")
+    assert lines[1] == f"parent read {int(values.sum())} 0"

@@ -159,6 +159,9 @@ pub enum Error {
     NotAGroup { path: String },
     #[error("cannot start the engine's threads: {0}")]
     Threads(String),
+    /// The engine's threads could not finish an operation (a fork in its middle, say).
+    #[error("{0}")]
+    Engine(String),
     /// The operation was told to stop (Ctrl-C) and ended early, between chunks.
     #[error("interrupted")]
     Interrupted,

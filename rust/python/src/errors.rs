@@ -100,7 +100,7 @@ pub fn to_py_err(err: Error) -> PyErr {
             PyMemoryError::new_err(message)
         }
         Error::Storage(_) => value_error(message),
-        Error::Threads(_) => PyRuntimeError::new_err(message),
+        Error::Threads(_) | Error::Engine(_) => PyRuntimeError::new_err(message),
         // Stopped by a signal whose own exception is raised instead (see `gil`); this one
         // only if that was lost.
         Error::Interrupted => pyo3::exceptions::PyKeyboardInterrupt::new_err(message),

@@ -252,29 +252,53 @@ pub fn install<T: Send>(f: impl FnOnce(&Stop) -> Result<T> + Send) -> Result<T> 
     }
     // The calling thread waits beside the pool instead of in it, asking the check between
     // waits; the work ends early, at its next piece, once the check says so.
-    pool.in_place_scope(|scope| {
-        let (done, result) = std::sync::mpsc::sync_channel(1);
-        let stop = &stop;
-        scope.spawn(move |_| {
-            // The receiver outlives the scope's jobs: the send cannot fail.
-            let _ = done.send(f(stop));
-        });
-        loop {
-            match result.recv_timeout(INTERRUPT_CHECK_EVERY) {
-                Ok(result) => return result,
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    if !stop.is_set() && (watch.check)() {
-                        watch.stopped.set(true);
-                        stop.set();
-                    }
+    let (done, result) = std::sync::mpsc::sync_channel(1);
+    let epoch = fork_epoch();
+    let stop = &stop;
+    let job: Box<dyn FnOnce() + Send + '_> = Box::new(move || {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(stop)));
+        // Sending is the job's last use of what it borrows.
+        let _ = done.send(outcome);
+    });
+    // SAFETY: the job borrows from this frame (`stop`, and whatever `f` borrows). This
+    // function returns only once the job has sent its outcome or been dropped unrun (the
+    // channel then disconnects), with one exception: in a child process forked meanwhile,
+    // where the job can never run, the pool's threads not being copied by `fork`. (A scope
+    // would wait for the job even there: a handler that forks, run by the check, left its
+    // child waiting forever.)
+    let job = unsafe {
+        std::mem::transmute::<Box<dyn FnOnce() + Send + '_>, Box<dyn FnOnce() + Send + 'static>>(
+            job,
+        )
+    };
+    pool.spawn(job);
+    let forked = || {
+        Error::Engine(
+            "the process forked during this operation (in a signal handler?): its work stayed \
+             with the parent"
+                .into(),
+        )
+    };
+    loop {
+        match result.recv_timeout(INTERRUPT_CHECK_EVERY) {
+            Ok(Ok(result)) => return result,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if !stop.is_set() && (watch.check)() {
+                    watch.stopped.set(true);
+                    stop.set();
                 }
-                // The job panicked: the scope passes its panic on when this returns.
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err(Error::Threads("a worker of the engine panicked".into()))
+                if fork_epoch() != epoch {
+                    return Err(forked());
                 }
             }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(Error::Engine(
+                    "the engine's pool dropped a job unrun".into(),
+                ))
+            }
         }
-    })
+    }
 }
 
 /// Tells an operation's pieces to end early: the work of [`install`] asks it before each.
@@ -562,6 +586,15 @@ mod tests {
                 matches!(second, (Ok(1), Err(Error::Interrupted))),
                 "{second:?}"
             );
+            // A panic of the work reaches the caller, as from the pool's own install.
+            let check: Rc<dyn Fn() -> bool> = Rc::new(|| false);
+            let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                interruptible(check, || {
+                    install(|_| -> Result<()> { panic!("in the work") })
+                })
+            }));
+            let message = panicked.unwrap_err();
+            assert_eq!(message.downcast_ref::<&str>(), Some(&"in the work"));
             let (result, done) = run(&asked, false);
             assert_eq!(result.unwrap(), 2000, "never told to stop");
             assert_eq!(done, 2000);
