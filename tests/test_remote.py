@@ -509,10 +509,6 @@ class _RangeServer:
                 pass
 
         class Server(ThreadingHTTPServer):
-            # A read's many requests at once (fetches ahead) queue, as at a web server, rather
-            # than overflowing http.server's backlog of 5 (their connections then time out).
-            request_queue_size = 1024
-
             def handle_error(self, request: Any, client_address: Any) -> None:
                 # A client gone before its answer (a fetch ahead dropped) is no error here.
                 if not isinstance(sys.exc_info()[1], ConnectionError):
@@ -754,3 +750,25 @@ def test_a_signal_handler_forking_during_a_read(tmp_path: Path) -> None:
     assert len(lines) == 2, (done.stdout, done.stderr[-2000:])
     assert lines[0].startswith("child refused: the process forked during this operation")
     assert lines[1] == f"parent read {int(values.sum())} 0"
+
+
+def test_a_small_web_server_answering_slowly(tmp_path: Path) -> None:
+    """A read of many chunks from Python's http.server (which queues 5 connections) answering
+    each in 50 ms gets every value. It kept up to 16 + 256 requests in flight (fetching ahead),
+    and the connections the server could not take timed out after 30 s: the read failed."""
+    values = sample((400, 50), "int32")
+    oxzarr.create_array(tmp_path / "a.zarr", shape=(400, 50), dtype="i4", chunks=(1, 50))[...] = (
+        values
+    )
+
+    def slowly(path: str) -> None:
+        if "/c/" in path:
+            time.sleep(0.05)
+
+    server = _RangeServer(tmp_path, before_answer=slowly)
+    try:
+        a = oxzarr.open_array(f"{server.url}/a.zarr", mode="r")
+        assert_same(a[...], values)
+        assert_same(a[...], values)
+    finally:
+        server.close()

@@ -50,6 +50,10 @@ const COALESCE_GAP: u64 = 1 << 20;
 const CONCURRENT_REQUESTS: usize = 16;
 /// At most this many values fetched ahead and not yet read are held.
 const MAX_PREFETCHED: usize = 256;
+/// At most this many fetches ahead run at once from a web server (beside the reads' own
+/// requests): a small server (Python's http.server, which queues 5 connections) answering
+/// slowly let the connections of hundreds time out.
+const WEB_FETCHING_AHEAD: usize = 16;
 /// A value fetched ahead and not read within this time is dropped (the read that hinted it
 /// stopped early).
 const PREFETCH_TTL: Duration = Duration::from_secs(60);
@@ -137,6 +141,13 @@ impl FetchedAhead {
             self.entries
                 .insert(key.to_string(), (at, Ahead::Shared(value)));
         }
+    }
+
+    /// How many fetches ahead are still running.
+    fn running(&self) -> usize {
+        (self.entries.values())
+            .filter(|(_, ahead)| matches!(ahead, Ahead::Running(fetch) if !fetch.is_finished()))
+            .count()
     }
 
     /// Drops the entries `drop` picks, stopping their fetches.
@@ -581,6 +592,10 @@ impl RemoteStore {
             Service::Gcs => Some("oxzarr reads Google Cloud Storage but cannot write to it yet"),
             Service::S3 => None,
         }
+    }
+
+    fn is_web_server(&self) -> bool {
+        self.recipe.as_ref().map(|r| r.service) == Some(Service::Http)
     }
 
     /// The client and runtime of this process.
@@ -1065,7 +1080,9 @@ impl ReadableStore for RemoteStore {
         }
         let now = Instant::now();
         ahead.drop_where(|_, at| now.duration_since(at) >= PREFETCH_TTL);
-        if ahead.entries.len() >= MAX_PREFETCHED {
+        if ahead.entries.len() >= MAX_PREFETCHED
+            || (self.is_web_server() && ahead.running() >= WEB_FETCHING_AHEAD)
+        {
             return;
         }
         let fetch = runtime.spawn(get_whole(store, path));
