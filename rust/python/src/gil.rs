@@ -7,6 +7,9 @@
 //! whether a signal came: a handler that raises (KeyboardInterrupt) stops the operation at its
 //! next chunk, and its exception is what the call raises. Chunks written before the stop stay
 //! written, each whole.
+//!
+//! Taking the GIL back is also where the end of the interpreter reaches a thread: see
+//! [`EXITING`] for daemon threads still in the engine then.
 
 use std::cell::RefCell;
 use std::rc::Rc;
