@@ -609,40 +609,50 @@ def test_neighbouring_inner_chunks_come_in_one_request(tmp_path: Path) -> None:
         server.close()
 
 
+def _rows(tmp_path: Path, rows: int) -> np.ndarray:
+    """Writes an array of `rows` one-row chunks at `tmp_path`/a.zarr; returns its values."""
+    values = sample((rows, 50), "int32")
+    a = oxzarr.create_array(tmp_path / "a.zarr", shape=(rows, 50), dtype="i4", chunks=(1, 50))
+    a[...] = values
+    return values
+
+
+class _SignalAtThirdChunk:
+    """A server's `before_answer`: at the third request for a chunk, sends `signum` to the
+    main thread, as a terminal's Ctrl-C does SIGINT; then answers each chunk after
+    `before_chunk(path)`."""
+
+    def __init__(self, signum: int, before_chunk: Callable[[str], None]) -> None:
+        self.signum, self.before_chunk = signum, before_chunk
+        self.chunk_requests = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, path: str) -> None:
+        import _thread
+
+        if "/c/" not in path:
+            return
+        with self.lock:
+            self.chunk_requests += 1
+            send = self.chunk_requests == 3
+        if send:
+            _thread.interrupt_main(self.signum)
+        self.before_chunk(path)
+
+
 def test_ctrl_c_stops_a_read_of_many_chunks(tmp_path: Path) -> None:
     """Ctrl-C during a read of many chunks raises KeyboardInterrupt once the chunks being read
     are in, leaving the others unasked for: it used to wait for every chunk of the read (here
     a thousand requests of a slow server). The array reads whole afterwards."""
-    import _thread
-
-    values = sample((1000, 50), "int32")
-    oxzarr.create_array(tmp_path / "a.zarr", shape=(1000, 50), dtype="i4", chunks=(1, 50))[...] = (
-        values
-    )
-    pressed = threading.Event()
-    chunk_requests = [0]
-    lock = threading.Lock()
-
-    def slow_chunks(path: str) -> None:
-        if "/c/" not in path:
-            return
-        with lock:
-            chunk_requests[0] += 1
-            press = chunk_requests[0] == 3 and not pressed.is_set()
-            if press:
-                pressed.set()
-        if press:
-            _thread.interrupt_main()  # as Ctrl-C does: SIGINT's handler runs on the main thread
-        time.sleep(0.05)
-
+    values = _rows(tmp_path, 1000)
+    slow = _SignalAtThirdChunk(signal.SIGINT, lambda _: time.sleep(0.05))
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    server = _RangeServer(tmp_path, before_answer=slow_chunks)
+    server = _RangeServer(tmp_path, before_answer=slow)
     try:
         a = oxzarr.open_array(f"{server.url}/a.zarr", mode="r")
         with pytest.raises(KeyboardInterrupt):
             a[...]
-        assert pressed.is_set()
-        assert chunk_requests[0] < 500, chunk_requests[0]
+        assert 3 <= slow.chunk_requests < 500, slow.chunk_requests
         assert_same(a[...], values)
     finally:
         server.close()
@@ -654,29 +664,18 @@ def test_signal_handlers_run_during_a_long_read(tmp_path: Path) -> None:
     one that does not raise leaves the read to finish with every value. (Here the server
     holds back every chunk until the handler has run: the read used to finish only once
     they had waited the 10 s out.)"""
-    import _thread
-
-    values = sample((200, 50), "int32")
-    oxzarr.create_array(tmp_path / "a.zarr", shape=(200, 50), dtype="i4", chunks=(1, 50))[...] = (
-        values
-    )
-    chunk_requests = [0]
+    values = _rows(tmp_path, 200)
     handled = threading.Event()
     held_back_in_vain = []
-    lock = threading.Lock()
 
-    def chunks_after_the_handler(path: str) -> None:
-        if "/c/" not in path:
-            return
-        with lock:
-            chunk_requests[0] += 1
-            if chunk_requests[0] == 3:
-                _thread.interrupt_main(signal.SIGUSR1)
+    def after_the_handler(path: str) -> None:
         if not handled.wait(10):
             held_back_in_vain.append(path)
 
     previous = signal.signal(signal.SIGUSR1, lambda *_: handled.set())
-    server = _RangeServer(tmp_path, before_answer=chunks_after_the_handler)
+    server = _RangeServer(
+        tmp_path, before_answer=_SignalAtThirdChunk(signal.SIGUSR1, after_the_handler)
+    )
     try:
         a = oxzarr.open_array(f"{server.url}/a.zarr", mode="r")
         assert_same(a[...], values)
@@ -688,24 +687,14 @@ def test_signal_handlers_run_during_a_long_read(tmp_path: Path) -> None:
 
 
 FORK_IN_A_HANDLER = """
-import os, signal, sys, threading, _thread
+import os, signal, sys, threading
 sys.path.insert(0, sys.argv[2])
 import oxzarr
-from tests.test_remote import _RangeServer
+from tests.test_remote import _RangeServer, _SignalAtThirdChunk
 from pathlib import Path
 
 handled = threading.Event()
-chunk_requests = [0]
-lock = threading.Lock()
-
-def chunks_after_the_handler(path):
-    if "/c/" not in path:
-        return
-    with lock:
-        chunk_requests[0] += 1
-        if chunk_requests[0] == 3:
-            _thread.interrupt_main(signal.SIGUSR1)
-    handled.wait(10)
+chunks_after_the_handler = _SignalAtThirdChunk(signal.SIGUSR1, lambda _: handled.wait(10))
 
 child = []
 
@@ -735,10 +724,7 @@ def test_a_signal_handler_forking_during_a_read(tmp_path: Path) -> None:
     """A child forked by a signal handler that ran during a read of many chunks gets an
     error for that read, whose work stayed with the parent; the parent reads on. The child
     waited forever for the parent's pool, which has no threads in it."""
-    values = sample((200, 50), "int32")
-    oxzarr.create_array(tmp_path / "a.zarr", shape=(200, 50), dtype="i4", chunks=(1, 50))[...] = (
-        values
-    )
+    values = _rows(tmp_path, 200)
     root = str(Path(__file__).resolve().parent.parent)
     done = subprocess.run(
         [sys.executable, "-c", FORK_IN_A_HANDLER, str(tmp_path), root],
@@ -756,10 +742,7 @@ def test_a_small_web_server_answering_slowly(tmp_path: Path) -> None:
     """A read of many chunks from Python's http.server (which queues 5 connections) answering
     each in 50 ms gets every value. It kept up to 16 + 256 requests in flight (fetching ahead),
     and the connections the server could not take timed out after 30 s: the read failed."""
-    values = sample((400, 50), "int32")
-    oxzarr.create_array(tmp_path / "a.zarr", shape=(400, 50), dtype="i4", chunks=(1, 50))[...] = (
-        values
-    )
+    values = _rows(tmp_path, 400)
 
     def slowly(path: str) -> None:
         if "/c/" in path:
