@@ -12,7 +12,6 @@
 //! [`EXITING`] for daemon threads still in the engine then.
 
 use std::cell::RefCell;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -48,27 +47,35 @@ where
         REACQUIRING.fetch_sub(1, Ordering::SeqCst);
         return result.map_err(to_py_err);
     }
-    // The exception a signal handler raised, kept until the engine has stopped.
-    let raised: Rc<RefCell<Option<PyErr>>> = Rc::default();
-    let check = {
-        let raised = raised.clone();
-        Rc::new(move || {
-            Python::attach(|py| match py.check_signals() {
-                Ok(()) => false,
-                Err(err) => {
-                    raised.borrow_mut().get_or_insert(err);
-                    true
-                }
-            })
-        })
-    };
-    let result = concurrency::interruptible(check, || py.detach(f));
+    // A call of its own (from a signal handler run by the check) keeps this one's exception.
+    let outer = RAISED.take();
+    let result = concurrency::interruptible(signal_raised, || py.detach(f));
     // Raised even when the operation finished first: the handler has run, and its exception
     // is the user's to see.
-    if let Some(err) = raised.borrow_mut().take() {
+    if let Some(err) = RAISED.replace(outer) {
         return Err(err);
     }
     result.map_err(to_py_err)
+}
+
+thread_local! {
+    /// The exception a signal handler raised during this thread's engine call, kept until
+    /// the engine has stopped.
+    static RAISED: RefCell<Option<PyErr>> = const { RefCell::new(None) };
+}
+
+/// The check of engine calls on the main thread: runs Python's handlers of the signals that
+/// came; true (stop) if one raised.
+fn signal_raised() -> bool {
+    Python::attach(|py| match py.check_signals() {
+        Ok(()) => false,
+        Err(err) => {
+            RAISED.with_borrow_mut(|raised| {
+                raised.get_or_insert(err);
+            });
+            true
+        }
+    })
 }
 
 /// Set by an `atexit` callback: the interpreter is about to finalize, after which a thread

@@ -3,8 +3,6 @@
 //! wants and where that region goes. The decoding, encoding and copying run here in parallel,
 //! as the engine's own reads and writes do.
 
-use rayon::prelude::*;
-
 use super::copy::{all_fill, fill_elements, for_each_row, SharedBuffer};
 use super::read_ahead::ReadAhead;
 use super::selection::PieceMap;
@@ -80,15 +78,7 @@ fn run<T: Send>(n: usize, work: impl Fn(usize) -> Result<T> + Sync) -> Result<Ve
     match n {
         0 => Ok(Vec::new()),
         1 => Ok(vec![work(0)?]),
-        _ => concurrency::install(|stop| {
-            (0..n)
-                .into_par_iter()
-                .map(|i| {
-                    stop.check()?;
-                    work(i)
-                })
-                .collect()
-        }),
+        _ => concurrency::try_map(0..n, work),
     }
 }
 

@@ -561,12 +561,9 @@ pub(super) fn for_each_item(n: usize, work: impl Fn(usize) -> Result<()> + Sync)
     match n {
         0 => Ok(()),
         1 => work(0),
-        n => concurrency::install(|stop| {
-            (0..n).into_par_iter().try_for_each(|i| {
-                stop.check()?;
-                concurrency::mark_worker();
-                work(i)
-            })
+        n => concurrency::try_for_each(0..n, |i| {
+            concurrency::mark_worker();
+            work(i)
         }),
     }
 }
@@ -1658,12 +1655,7 @@ impl Array {
             0 => Ok(()),
             // On the engine's pool all the same: the shard's inner chunks encode in parallel.
             1 => concurrency::in_pool(|| run(&shards[0]))?,
-            _ => concurrency::install(|stop| {
-                shards.par_iter().try_for_each(|shard| {
-                    stop.check()?;
-                    run(shard)
-                })
-            }),
+            _ => concurrency::try_for_each(&shards, run),
         }
     }
 

@@ -5,8 +5,6 @@
 //! copied as rows of bytes. The result is one `VlenChunk` in the selection's C order, which
 //! the binding turns into Python objects.
 
-use rayon::prelude::*;
-
 use super::copy::for_each_row;
 use super::io::{locate_inner, ChunkShare, Plan, ShardsSeen};
 use super::selection::{PieceMap, Selection};
@@ -204,15 +202,7 @@ impl Array {
             parts = match total {
                 0 => Vec::new(),
                 1 => vec![gather(0, seen)?],
-                _ => concurrency::install(|stop| {
-                    (0..total)
-                        .into_par_iter()
-                        .map(|i| {
-                            stop.check()?;
-                            gather(i, seen)
-                        })
-                        .collect()
-                })?,
+                _ => concurrency::try_map(0..total, |i| gather(i, seen))?,
             };
             Ok(())
         })?;
@@ -245,15 +235,7 @@ impl Array {
             parts = match groups.len() {
                 0 => Vec::new(),
                 1 => vec![gather(&groups[0], seen)?],
-                _ => concurrency::install(|stop| {
-                    groups
-                        .par_iter()
-                        .map(|group| {
-                            stop.check()?;
-                            gather(group, seen)
-                        })
-                        .collect()
-                })?,
+                _ => concurrency::try_map(&groups, |group| gather(group, seen))?,
             };
             Ok(())
         })?;
@@ -313,12 +295,7 @@ impl Array {
         match groups.len() {
             0 => Ok(()),
             1 => write(&groups[0]),
-            _ => concurrency::install(|stop| {
-                groups.par_iter().try_for_each(|group| {
-                    stop.check()?;
-                    write(group)
-                })
-            }),
+            _ => concurrency::try_for_each(&groups, write),
         }
     }
 
@@ -394,12 +371,7 @@ impl Array {
         match total {
             0 => Ok(()),
             1 => write(0),
-            _ => concurrency::install(|stop| {
-                (0..total).into_par_iter().try_for_each(|i| {
-                    stop.check()?;
-                    write(i)
-                })
-            }),
+            _ => concurrency::try_for_each(0..total, write),
         }
     }
 }

@@ -239,14 +239,14 @@ pub fn install<T: Send>(f: impl FnOnce(&Stop) -> Result<T> + Send) -> Result<T> 
     let stop = Stop::default();
     // Work nested in the pool's own jobs is never watched: a worker waiting below would hold
     // up the jobs it waits for.
-    let watch = match on_engine_worker() {
+    let check = match on_engine_worker() {
         true => None,
-        false => INTERRUPT_CHECK.with(|c| c.borrow().clone()),
+        false => INTERRUPT_CHECK.get(),
     };
-    let Some(watch) = watch else {
+    let Some(check) = check else {
         return pool.install(|| f(&stop));
     };
-    if watch.stopped.get() {
+    if INTERRUPTED.get() {
         // An earlier part of the same call was told to stop (the check does not say so twice).
         return Err(Error::Interrupted);
     }
@@ -272,24 +272,21 @@ pub fn install<T: Send>(f: impl FnOnce(&Stop) -> Result<T> + Send) -> Result<T> 
         )
     };
     pool.spawn(job);
-    let forked = || {
-        Error::Engine(
-            "the process forked during this operation (in a signal handler?): its work stayed \
-             with the parent"
-                .into(),
-        )
-    };
     loop {
         match result.recv_timeout(INTERRUPT_CHECK_EVERY) {
             Ok(Ok(result)) => return result,
             Ok(Err(panic)) => std::panic::resume_unwind(panic),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                if !stop.is_set() && (watch.check)() {
-                    watch.stopped.set(true);
+                if !stop.is_set() && check() {
+                    INTERRUPTED.set(true);
                     stop.set();
                 }
                 if fork_epoch() != epoch {
-                    return Err(forked());
+                    return Err(Error::Engine(
+                        "the process forked during this operation (in a signal handler?): its \
+                         work stayed with the parent"
+                            .into(),
+                    ));
                 }
             }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
@@ -328,29 +325,53 @@ const INTERRUPT_CHECK_EVERY: std::time::Duration = std::time::Duration::from_mil
 
 /// Runs `f` (on this thread) with the parallel operations it starts asking `check` every few
 /// milliseconds while they run; once it answers true, they end early with
-/// [`Error::Interrupted`]. For the binding, whose check looks for Ctrl-C: the check runs on
-/// this thread only, so it may hold what cannot be shared with the pool's threads.
-pub fn interruptible<R>(check: std::rc::Rc<dyn Fn() -> bool>, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<std::rc::Rc<Watch>>);
+/// [`Error::Interrupted`], and so do those it starts after. For the binding, whose check looks
+/// for Ctrl-C: the check runs on this thread only (and may start an `interruptible` call of
+/// its own: a Python signal handler using oxzarr).
+pub fn interruptible<R>(check: fn() -> bool, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<fn() -> bool>, bool);
     impl Drop for Restore {
         fn drop(&mut self) {
-            let before = self.0.take();
-            INTERRUPT_CHECK.with(|c| *c.borrow_mut() = before);
+            INTERRUPT_CHECK.set(self.0);
+            INTERRUPTED.set(self.1);
         }
     }
-    let watch = std::rc::Rc::new(Watch {
-        check,
-        stopped: std::cell::Cell::new(false),
-    });
-    let _restore = Restore(INTERRUPT_CHECK.with(|c| c.borrow_mut().replace(watch)));
+    let _restore = Restore(
+        INTERRUPT_CHECK.replace(Some(check)),
+        INTERRUPTED.replace(false),
+    );
     f()
 }
 
-/// An [`interruptible`] call's check, and whether it said stop: every parallel operation of
-/// the call after that ends at once.
-struct Watch {
-    check: std::rc::Rc<dyn Fn() -> bool>,
-    stopped: std::cell::Cell<bool>,
+/// Runs `work` for each of `items` on the engine's pool, stopping at the first error, or
+/// before the next item once the operation is told to stop (see [`install`]).
+pub fn try_for_each<I>(items: I, work: impl Fn(I::Item) -> Result<()> + Sync) -> Result<()>
+where
+    I: IntoParallelIterator + Send,
+{
+    install(|stop| {
+        items.into_par_iter().try_for_each(|item| {
+            stop.check()?;
+            work(item)
+        })
+    })
+}
+
+/// The results of `work` for each of `items`, in order, run as by [`try_for_each`].
+pub fn try_map<I, T>(items: I, work: impl Fn(I::Item) -> Result<T> + Sync) -> Result<Vec<T>>
+where
+    I: IntoParallelIterator + Send,
+    T: Send,
+{
+    install(|stop| {
+        items
+            .into_par_iter()
+            .map(|item| {
+                stop.check()?;
+                work(item)
+            })
+            .collect()
+    })
 }
 
 /// While held, the pools entered from this thread are at least `n` threads strong: for
@@ -386,8 +407,10 @@ thread_local! {
     /// Set while [`sequentially`] runs on this thread.
     static SEQUENTIAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// The check of the [`interruptible`] call running on this thread.
-    static INTERRUPT_CHECK: std::cell::RefCell<Option<std::rc::Rc<Watch>>> =
-        const { std::cell::RefCell::new(None) };
+    static INTERRUPT_CHECK: std::cell::Cell<Option<fn() -> bool>> =
+        const { std::cell::Cell::new(None) };
+    /// Whether that check has said stop.
+    static INTERRUPTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Runs `f` with every [`split`] it makes done in sequence on this thread. For work done while
@@ -543,38 +566,34 @@ mod tests {
     #[test]
     fn interrupted_operations_end_at_their_next_piece() {
         use std::cell::Cell;
-        use std::rc::Rc;
-        let run = |asked: &Rc<Cell<u32>>, answer: bool| -> (Result<u64>, u64) {
+        thread_local! {
+            static ASKED: Cell<u32> = const { Cell::new(0) };
+            static ANSWER: Cell<bool> = const { Cell::new(false) };
+        }
+        fn check() -> bool {
+            ASKED.set(ASKED.get() + 1);
+            ANSWER.get()
+        }
+        let run = |answer: bool| -> (Result<u64>, u64) {
+            ANSWER.set(answer);
             let done = AtomicU64::new(0);
-            let check: Rc<dyn Fn() -> bool> = Rc::new({
-                let asked = asked.clone();
-                move || {
-                    asked.set(asked.get() + 1);
-                    answer
-                }
-            });
             let result = interruptible(check, || {
-                install(|stop| {
-                    (0..2000u64).into_par_iter().try_for_each(|_| {
-                        stop.check()?;
-                        std::thread::sleep(std::time::Duration::from_millis(1));
-                        done.fetch_add(1, Ordering::SeqCst);
-                        Ok::<(), Error>(())
-                    })?;
-                    Ok(done.load(Ordering::SeqCst))
-                })
+                try_for_each(0..2000u64, |_| {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    done.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                })?;
+                Ok(done.load(Ordering::SeqCst))
             });
             (result, done.load(Ordering::SeqCst))
         };
         with_threads(2, || {
-            let asked = Rc::new(Cell::new(0));
-            let (result, done) = run(&asked, true);
+            let (result, done) = run(true);
             assert!(matches!(result, Err(Error::Interrupted)), "{result:?}");
             assert!(done < 1000, "{done} pieces ran after the stop");
-            assert_eq!(asked.get(), 1, "asked until it said stop");
+            assert_eq!(ASKED.get(), 1, "asked until it said stop");
             // Told once, every later operation of the same call stops too (before, each
             // started afresh, and the check, its signal taken, never said so again).
-            let check: Rc<dyn Fn() -> bool> = Rc::new(|| true);
             let second = interruptible(check, || {
                 let first = install(|_| {
                     std::thread::sleep(std::time::Duration::from_millis(120));
@@ -587,7 +606,7 @@ mod tests {
                 "{second:?}"
             );
             // A panic of the work reaches the caller, as from the pool's own install.
-            let check: Rc<dyn Fn() -> bool> = Rc::new(|| false);
+            ANSWER.set(false);
             let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 interruptible(check, || {
                     install(|_| -> Result<()> { panic!("in the work") })
@@ -595,14 +614,14 @@ mod tests {
             }));
             let message = panicked.unwrap_err();
             assert_eq!(message.downcast_ref::<&str>(), Some(&"in the work"));
-            let (result, done) = run(&asked, false);
+            let (result, done) = run(false);
             assert_eq!(result.unwrap(), 2000, "never told to stop");
             assert_eq!(done, 2000);
-            assert!(asked.get() > 2, "asked while waiting");
+            assert!(ASKED.get() > 2, "asked while waiting");
             // Outside `interruptible`, nothing is asked.
-            let before = asked.get();
+            let before = ASKED.get();
             install(|_| Ok(())).unwrap();
-            assert_eq!(asked.get(), before);
+            assert_eq!(ASKED.get(), before);
         });
     }
 
