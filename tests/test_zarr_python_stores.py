@@ -118,3 +118,26 @@ def test_stores_oxzarr_cannot_reach_are_refused() -> None:
     inner = ObS3Store("bucket", credential_provider=credentials)
     with pytest.raises(TypeError, match="credential provider"):
         oxzarr.open_group(ObjectStore(inner))
+
+
+def test_read_only_stores_refuse_writing_modes_at_open(tmp_path: Path) -> None:
+    """As with oxzarr's own read-only stores and in zarr-python: refused when opened, not at
+    the first write; zarr-python's ZipStore, which oxzarr opens read-only, says what writes."""
+    zarr.create_array(tmp_path / "a.zarr", shape=(3,), dtype="i4")[...] = 7
+    with pytest.raises(ValueError, match="read-only but mode is 'r\\+'"):
+        oxzarr.open_array(LocalStore(tmp_path / "a.zarr", read_only=True), mode="r+")
+    with pytest.raises(ValueError, match="read-only but mode is 'w'"):
+        oxzarr.open_group(LocalStore(tmp_path / "a.zarr", read_only=True), mode="w")
+    assert_same(oxzarr.open_array(tmp_path / "a.zarr")[...], np.full(3, 7, dtype="i4"))
+
+    path = tmp_path / "a.zip"
+    with zarr.storage.ZipStore(path, mode="w") as theirs:
+        zarr.create_array(theirs, shape=(3,), dtype="i4")[...] = 5
+    with pytest.raises(ValueError, match=r"ZipStore\(path, mode='w'\) creates a zip"):
+        oxzarr.open_array(zarr.storage.ZipStore(path, mode="a"), mode="r+")
+    assert_same(oxzarr.open_array(zarr.storage.ZipStore(path, mode="a"))[...], np.full(3, 5, "i4"))
+    # zarr-python's ZipStore creates its file when first used: oxzarr finds none to open.
+    with pytest.raises(FileNotFoundError, match=r"no zip file at .*new\.zip.*mode='w'"):
+        oxzarr.create_array(
+            zarr.storage.ZipStore(tmp_path / "new.zip", mode="w"), shape=(3,), dtype="i4"
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal
@@ -41,7 +42,7 @@ from oxzarr.errors import (
     NodeNotFoundError,
 )
 from oxzarr.group import Group, wrap_node
-from oxzarr.storage import Store, StoreLike, make_store
+from oxzarr.storage import ZARR_PYTHON_ZIP, Store, StoreLike, make_store
 
 __all__ = [
     "array",
@@ -110,13 +111,16 @@ def _store_for_mode(
     store: StoreLike, mode: str, storage_options: Mapping[str, Any] | None
 ) -> Store:
     """The store to open a node in with `mode` (a read-only view for "r"). A read-only
-    store given with a mode that must write is refused, as zarr-python refuses it, rather
-    than failing at the first write. (Stores read-only by nature, named by a URL or path,
+    store object given with a mode that must write is refused, as zarr-python refuses it,
+    rather than failing at the first write; zarr-python's stores too, read-only as given or
+    as oxzarr opens them (its ZipStore). (Stores read-only by nature, named by a URL or path,
     such as gs:// or an existing zip file, say why at the first write.)"""
     target = make_store(store, read_only=mode == "r", storage_options=storage_options)
-    if isinstance(store, Store) and store.read_only and mode in ("r+", "w", "w-", "x"):
+    named = isinstance(store, str | os.PathLike)
+    if not named and target.read_only and mode in ("r+", "w", "w-", "x"):
         raise ValueError(
             f"{target} is read-only but mode is {mode!r}: give a writable store, or mode 'r'"
+            + (f" ({ZARR_PYTHON_ZIP})" if type(store).__name__ == "ZipStore" else "")
         )
     return target
 

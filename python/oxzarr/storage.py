@@ -555,6 +555,13 @@ def make_store(
     return found
 
 
+#: Why a zarr-python ZipStore given to oxzarr takes no writes, and what does.
+ZARR_PYTHON_ZIP = (
+    "oxzarr opens zarr-python's ZipStore read-only; oxzarr.storage.ZipStore(path, mode='w') "
+    "creates a zip and mode='a' adds to one"
+)
+
+
 def _from_zarr_python(store: Any, read_only: bool) -> Store | None:
     """oxzarr's store over what zarr-python's store `store` reaches (its LocalStore, ZipStore,
     FsspecStore or ObjectStore), opened anew with the same location and options; None if
@@ -563,6 +570,9 @@ def _from_zarr_python(store: Any, read_only: bool) -> Store | None:
     if kind == "LocalStore" and hasattr(store, "root"):
         return LocalStore(store.root, read_only=read_only)
     if kind == "ZipStore" and hasattr(store, "path"):
+        if not os.path.isfile(store.path):
+            # zarr-python's ZipStore(mode="w") creates its file when first used.
+            raise FileNotFoundError(f"no zip file at {os.fspath(store.path)!r}: {ZARR_PYTHON_ZIP}")
         return ZipStore(store.path)
     if kind == "FsspecStore" and hasattr(store, "fs"):
         fs = getattr(store.fs, "sync_fs", store.fs)  # zarr-python wraps synchronous ones
