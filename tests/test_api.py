@@ -19,6 +19,7 @@ from oxzarr.errors import (
     ContainsArrayError,
     ContainsGroupError,
     GroupNotFoundError,
+    NodeNotFoundError,
     ReadOnlyError,
 )
 from tests.conftest import assert_same, sample
@@ -970,8 +971,51 @@ def test_open_consolidated_takes_the_mode(tmp_path: Path) -> None:
     # "w" starts an empty group, as zarr-python's does.
     assert list(oxzarr.open_consolidated(tmp_path, mode="w").keys()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["zarr.json"]
-    with pytest.raises(GroupNotFoundError):
+    # "a" creates a missing group, as zarr-python's does; a group there without consolidated
+    # metadata is refused.
+    made = oxzarr.open_consolidated(tmp_path / "none", mode="a")
+    assert (made.path, list(made.keys())) == ("", [])
+    assert oxzarr.open_group(tmp_path, path="new", mode="a", use_consolidated=True).path == "new"
+    with pytest.raises(NodeNotFoundError, match="no consolidated metadata"):
         oxzarr.open_consolidated(tmp_path / "none", mode="a")
+    with pytest.raises(GroupNotFoundError):
+        oxzarr.open_consolidated(tmp_path / "other", mode="r+")
+
+
+def test_open_passes_use_consolidated_on_to_groups(tmp_path: Path) -> None:
+    g = oxzarr.open_group(tmp_path / "g", mode="w")
+    g.create_array("old", shape=(2,), dtype="i1")
+    oxzarr.consolidate_metadata(tmp_path / "g")
+    g.create_array("new", shape=(2,), dtype="i1")
+    opened = oxzarr.open(tmp_path / "g", mode="r", use_consolidated=False)
+    assert sorted(opened.keys()) == ["new", "old"]
+    assert sorted(oxzarr.open(tmp_path / "g", mode="r").keys()) == ["old"]
+    oxzarr.open_group(tmp_path / "plain", mode="w")
+    with pytest.raises(NodeNotFoundError, match="no consolidated metadata"):
+        oxzarr.open(tmp_path / "plain", mode="r", use_consolidated=True)
+
+
+def test_open_with_a_shape_refuses_a_group(tmp_path: Path) -> None:
+    oxzarr.open_group(tmp_path, mode="w").create_group("g")
+    with pytest.raises(ContainsGroupError, match="a group exists at 'g'"):
+        oxzarr.open(tmp_path, path="g", mode="a", shape=(9,), dtype="f4")
+
+
+def test_v2_consolidated_metadata_beside_a_v3_group(tmp_path: Path) -> None:
+    """Asked for v2, the group's .zmetadata is found though a v3 zarr.json lies beside it, as
+    zarr-python finds it."""
+    g = zarr.open_group(tmp_path, mode="w", zarr_format=2)
+    g.create_array("a", shape=(2,), dtype="i1")
+    zarr.consolidate_metadata(tmp_path)
+    g.create_array("b", shape=(2,), dtype="i1")  # after consolidating
+    oxzarr.open_group(tmp_path / "v3", mode="w")
+    (tmp_path / "v3" / "zarr.json").rename(tmp_path / "zarr.json")
+    for use_consolidated, keys in ((None, ["a"]), (True, ["a"]), (False, ["a", "b"])):
+        opened = oxzarr.open_group(
+            tmp_path, mode="r", zarr_format=2, use_consolidated=use_consolidated
+        )
+        assert sorted(opened.keys()) == keys
+    assert oxzarr.open_group(tmp_path, mode="r").zarr_format == 3
 
 
 @pytest.mark.parametrize("lib", [oxzarr, zarr])

@@ -414,23 +414,26 @@ def open_group(
             target, path=path, overwrite=mode == "w", attributes=attributes, zarr_format=zarr_format
         )
     use_consolidated = kwargs.get("use_consolidated")
+    # Consolidated metadata asked for and not found: raised if there is a group there (mode
+    # "a" creates a missing one, as in zarr-python).
+    missing: NodeNotFoundError | None = None
     if use_consolidated is not False:
         # As zarr-python: consolidated metadata is used when present (required if asked for).
         try:
-            core = _core.Group.open_consolidated(target._core, _path(path))
-            _check_found_format(core.zarr_format, zarr_format, "group", path, target)
+            core = _core.Group.open_consolidated(target._core, _path(path), zarr_format)
             return Group(core, target)
-        except NodeNotFoundError:
-            # (A group of the other format, too: one of the format asked for may lie beside
-            # it, without consolidated metadata.)
-            if use_consolidated:
+        except NodeNotFoundError as e:
+            if use_consolidated and mode != "a":
                 raise
+            missing = e if use_consolidated else None
     try:
         core = _core.Group.open(target._core, _path(path), zarr_format)
     except GroupNotFoundError:
         if mode == "a":
             return create_group(target, path=path, attributes=attributes, zarr_format=zarr_format)
         raise
+    if missing is not None:
+        raise missing
     _check_found_format(core.zarr_format, zarr_format, "group", path, target)
     return Group(core, target)
 
@@ -604,10 +607,22 @@ def open(
         as_group()
         return create_group(target, path=path, attributes=kwargs.get("attributes"), zarr_format=fmt)
     if isinstance(node, _core.Group):
-        if "shape" not in kwargs:
-            as_group()
-        # As zarr-python: a group opens through its consolidated metadata when it has some.
-        return open_group(target, mode=mode, path=path, zarr_format=zarr_format)
+        if "shape" in kwargs:
+            # An array asked for finds a group (zarr-python refuses it too, with a TypeError).
+            raise ContainsGroupError(
+                f"a group exists at {_path(path) or '/'!r} in {target}: open() with shape= "
+                "opens or creates an array"
+            )
+        as_group()
+        # As zarr-python: a group opens through its consolidated metadata when it has some
+        # (unless told otherwise).
+        return open_group(
+            target,
+            mode=mode,
+            path=path,
+            zarr_format=zarr_format,
+            use_consolidated=kwargs.get("use_consolidated"),
+        )
     _check_found_format(node.zarr_format, zarr_format, "array", path, target)
     return _configured(node, target, settings_from(kwargs.get("config"), strict=False))
 

@@ -14,10 +14,7 @@ use crate::error::{Error, MetadataError, Result};
 use crate::metadata::v2::{ZARRAY, ZATTRS, ZGROUP, ZMETADATA};
 use crate::metadata::v3::to_pretty_json;
 use crate::metadata::{ArrayMetadata, GroupMetadata, GroupMetadataV3, NodeMetadata, ZARR_JSON};
-use crate::node::{
-    self, describe, normalize_path, parse_node_metadata, read_node_metadata, write_node_metadata,
-    Node,
-};
+use crate::node::{self, describe, normalize_path, parse_node_metadata, write_node_metadata, Node};
 use crate::store::{join_key, node_prefix, StoreRef};
 
 /// What a member of a group is.
@@ -453,12 +450,19 @@ impl Group {
                     .set(&join_key(&self.path, ZMETADATA), &to_pretty_json(&doc))?;
             }
         }
-        Self::open_consolidated(self.store.clone(), &self.path)
+        Self::open_consolidated_as(self.store.clone(), &self.path, Some(self.zarr_format()))
     }
 
     /// Opens the group at `path` through its consolidated metadata: member lookups then read
     /// nothing more from the store. An error if the group has none.
     pub fn open_consolidated(store: StoreRef, path: &str) -> Result<Self> {
+        Self::open_consolidated_as(store, path, None)
+    }
+
+    /// Opens the group of Zarr format `format` (2 or 3; `None`: either, v3 first) at `path`
+    /// through its consolidated metadata. A v2 group's `.zmetadata` is found even when a v3
+    /// `zarr.json` lies beside it, as zarr-python finds it when asked for v2.
+    pub fn open_consolidated_as(store: StoreRef, path: &str, format: Option<u8>) -> Result<Self> {
         let path = normalize_path(path)?;
         let not_found = || Error::NodeNotFound {
             kind: "consolidated metadata",
@@ -487,7 +491,7 @@ impl Group {
             }
             Ok(())
         };
-        let group = match read_node_metadata(&store, &path)? {
+        let group = match node::read_node_metadata_as(&store, &path, format)? {
             Some(NodeMetadata::Group(GroupMetadata::V3(meta))) => {
                 let key = join_key(&path, ZARR_JSON);
                 let Some(consolidated) = meta.extra_fields.get("consolidated_metadata") else {

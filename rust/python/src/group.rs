@@ -63,11 +63,21 @@ impl Group {
         .map(Self::from)
     }
 
-    /// Opens the group through its consolidated metadata.
+    /// Opens the group (of Zarr format `zarr_format`, if given) through its consolidated
+    /// metadata.
     #[staticmethod]
-    fn open_consolidated(py: Python<'_>, store: &Store, path: &str) -> PyResult<Self> {
+    #[pyo3(signature = (store, path, zarr_format=None))]
+    fn open_consolidated(
+        py: Python<'_>,
+        store: &Store,
+        path: &str,
+        zarr_format: Option<u8>,
+    ) -> PyResult<Self> {
         let store = store.inner().clone();
-        without_gil(py, || oxzarr_core::Group::open_consolidated(store, path)).map(Self::from)
+        without_gil(py, || {
+            oxzarr_core::Group::open_consolidated_as(store, path, zarr_format)
+        })
+        .map(Self::from)
     }
 
     /// Writes consolidated metadata for everything below the group; returns the group opened
