@@ -418,6 +418,51 @@ def test_verify_exit_codes(tmp_path: Path, source: Path) -> None:
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1
 
 
+@pytest.mark.parametrize("dtype", [str, bytes])
+def test_verify_and_info_of_0d_text_and_bytes(tmp_path: Path, dtype: type) -> None:
+    value: Any = dtype("hi", "ascii") if dtype is bytes else "hi"
+    oxzarr.create_array(tmp_path / "a.zarr", shape=(), dtype=dtype)[()] = value
+    cli("convert", tmp_path / "a.zarr", tmp_path / "b.zarr")
+    assert cli("verify", tmp_path / "a.zarr", tmp_path / "b.zarr").stdout == "equal\n"
+    oxzarr.open_array(tmp_path / "b.zarr", mode="r+")[()] = (
+        dtype("ho", "ascii") if dtype is bytes else "ho"
+    )
+    different = cli("verify", tmp_path / "a.zarr", tmp_path / "b.zarr", check=False)
+    assert different.returncode == 1 and "values differ" in different.stdout
+    # The codec by its name, not by oxzarr's stand-in class for it.
+    name = "vlen-utf8()" if dtype is str else "vlen-bytes()"
+    assert f"codecs             {name}, " in cli("info", tmp_path / "a.zarr").stdout
+
+
+def test_closed_output_keeps_the_work_and_the_exit_status(tmp_path: Path, source: Path) -> None:
+    """Output nobody reads (a reader that went away, a stream closed from the start) is
+    dropped: no error, and verify still says 1 for arrays that differ."""
+    copy = tmp_path / "copy.zarr"
+    closed = ["sh", "-c", '"$0" -m oxzarr "$@" >&- 2>&-', sys.executable]
+    assert subprocess.run([*closed, "convert", source, copy], timeout=300).returncode == 0
+    np.testing.assert_array_equal(oxzarr.open_array(copy)[...], data())
+    assert subprocess.run([*closed, "info", copy], timeout=300).returncode == 0
+    oxzarr.open_array(copy, mode="r+")[0, 0, 0] = 1  # 0 in the source
+    assert subprocess.run([*closed, "verify", source, copy], timeout=300).returncode == 1
+
+    def with_reader_gone(*args: Any) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "oxzarr", *map(str, args)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        proc.stdout.close()  # before the command starts writing
+        _, stderr = proc.communicate(timeout=300)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, "", stderr)
+
+    info = with_reader_gone("info", copy)
+    assert (info.returncode, info.stderr) == (0, "")
+    verify = with_reader_gone("verify", source, copy)
+    assert (verify.returncode, verify.stderr) == (1, "")
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -437,6 +482,11 @@ def test_verify_exit_codes(tmp_path: Path, source: Path) -> None:
         (["{src}", "{dst}", "--threads", "100000"], "from 1 to 1024"),
         (["{src}", "{dst}", "--dtype", "bool", "--fill-value", "no"], "'no' is not a bool"),
         (["{src}", "{dst}", "--dtype", "f4", "--fill-value", "1e400"], "out of range"),
+        # Finite as a Python float, inf in the array's dtype.
+        (["{src}", "{dst}", "--dtype", "f4", "--fill-value", "1e39"], "out of range"),
+        (["{src}", "{dst}", "--dtype", "f2", "--fill-value", "70000"], "out of range"),
+        (["{src}", "{dst}", "--dtype", "c8", "--fill-value", "1e39+1j"], "out of range"),
+        (["{src}", "{dst}", "--chunks", ""], "--chunks takes integers"),
         (["{src}", "{dst}", "--fill-value", "abc"], "'abc' is not a number"),
         (["{src}", "{dst}", "--dtype", "float99"], "unknown data type"),
         (["{src}", "{dst}", "--zarr-format", "2", "--shards", "8,8,8"], "no shards"),

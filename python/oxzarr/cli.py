@@ -8,6 +8,8 @@ output and exits with status 130.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import math
 import os
@@ -15,7 +17,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, NoReturn, TextIO
+from typing import Any, NoReturn, TextIO, cast
 
 import numpy as np
 
@@ -191,7 +193,7 @@ def _convert(args: argparse.Namespace) -> int:
             destination,
             storage_options=_options(args.source_option),
             zarr_format=args.zarr_format,
-            chunks=_shape(args.chunks, "--chunks") if args.chunks else None,
+            chunks=_shape(args.chunks, "--chunks") if args.chunks is not None else None,
             shards=shards,
             compressors=KEEP if args.compressor is None else parse_compressor(args.compressor),
             dtype=dtype,
@@ -319,7 +321,8 @@ def _same_values(a: Array, b: Array, where: str, out: TextIO) -> bool:
         out.write(f"{where}: data types differ: {a.dtype} and {b.dtype}\n")
         return False
     for region in _blocks(a.shape, a.shards or a.chunks, a.dtype.itemsize):
-        if not _equal_values(a[region], b[region]):
+        # (A 0-d array of text or bytes gives a str or bytes, not an array.)
+        if not _equal_values(np.asarray(a[region], a.dtype), np.asarray(b[region], b.dtype)):
             bounds = ", ".join(f"{r.start}:{r.stop}" for r in region)
             out.write(f"{where}: values differ in [{bounds}]\n")
             return False
@@ -455,6 +458,43 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+class _Stream(io.TextIOBase):
+    """Standard output or error as the commands write to them. A reader gone away (a closed
+    pipe: ``oxzarr info x | head -1``) or a stream closed from the start (``2>&-``) takes the
+    rest unseen: the command's work and exit status (verify's 1 for "differ") stay what they
+    are, with no error about output nobody reads."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self._stream = stream
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        try:
+            return self._stream is not None and self._stream.isatty()
+        except ValueError:  # closed
+            return False
+
+    def write(self, text: str) -> int:
+        if self._stream is not None:
+            try:
+                self._stream.write(text)
+                self._stream.flush()  # a closed pipe shows now, not at exit
+            except (BrokenPipeError, ValueError):  # ValueError: a closed file
+                self._reader_gone(self._stream)
+        return len(text)
+
+    def _reader_gone(self, stream: TextIO) -> None:
+        # Python flushes the stream again at exit, and would print that it failed: what is
+        # left in its buffer goes to /dev/null instead.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
+        self._stream = None
+
+
 def _fail(message: str) -> NoReturn:
     sys.stderr.write(f"oxzarr: error: {message}\n")
     raise SystemExit(EXIT_ERROR)
@@ -498,6 +538,15 @@ def _interrupt_once() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = cast(TextIO, _Stream(stdout)), cast(TextIO, _Stream(stderr))
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
     if argv is None:
         _interrupt_once()

@@ -187,6 +187,14 @@ class _MetadataCodec(Codec):
     def to_dict(self) -> dict[str, JSON]:
         return dict(self.metadata)
 
+    def __repr__(self) -> str:
+        # By the codec's own name, as v2 configurations show (``vlen-utf8()``): the class is
+        # oxzarr's stand-in, nothing a user made.
+        configuration = self.metadata.get("configuration")
+        items = configuration.items() if isinstance(configuration, Mapping) else ()
+        args = ", ".join(f"{k}={v!r}" for k, v in items)
+        return f"{self.metadata.get('name')}({args})"
+
 
 @dataclass(frozen=True)
 class NumcodecsConfig(Codec):

@@ -15,6 +15,7 @@ the old one), never half-written.
 from __future__ import annotations
 
 import base64
+import cmath
 import contextlib
 import json
 import math
@@ -116,22 +117,39 @@ def _fill_from_text(path: str, text: str, dtype: np.dtype[Any]) -> Any:
         return str(text)
     if dtype.kind == "c":
         try:
-            return complex(text.strip().replace(" ", ""))
+            number: complex = complex(text.strip().replace(" ", ""))
         except ValueError:
             raise ValueError(f"{path}: fill value {text!r} is not a complex number") from None
+        return _finite_in(path, text, number, dtype)
     if lowered in ("nan", "inf", "-inf", "+inf", "infinity", "-infinity", "+infinity"):
         return float(lowered.replace("infinity", "inf"))
     try:
-        return int(text)
+        number = int(text)
     except ValueError:
-        pass
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"{path}: fill value {text!r} is not a number") from None
+    return _finite_in(path, text, number, dtype)
+
+
+def _finite_in(path: str, text: str, number: complex, dtype: np.dtype[Any]) -> Any:
+    """`number`, read from `text` (not "inf" or "nan"), if it stays finite as a float or
+    complex element of `dtype` (1e39 as float32 or 70000 as float16 would quietly be inf);
+    integers are checked against their range where the array is made."""
+    if dtype.kind not in "fc" and isinstance(number, int):
+        return number
     try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{path}: fill value {text!r} is not a number") from None
-    if value in (float("inf"), float("-inf")):
+        finite = cmath.isfinite(number)
+    except OverflowError:  # an integer too large for any float
+        finite = False
+    if finite and dtype.kind in "fc":
+        with np.errstate(over="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # RuntimeWarning: overflow in the cast
+            finite = bool(np.all(np.isfinite(np.asarray(number).astype(dtype))))
+    if not finite:
         raise ValueError(f"{path}: fill value {text!r} is out of range (write inf for infinity)")
-    return value
+    return number
 
 
 @dataclass
