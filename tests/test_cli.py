@@ -3,6 +3,7 @@ groups, .npy and HDF5 sources), info, tree, verify; its errors, progress and Ctr
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -21,6 +22,7 @@ import zarr
 import oxzarr
 from oxzarr.codecs import ZstdCodec
 from oxzarr.convert import MEMORY_BOUND_BYTES, convert
+from tests.conftest import assert_same
 
 SHAPE = (96, 80, 64)
 
@@ -792,3 +794,30 @@ def test_fill_values_are_read_by_each_arrays_data_type(tmp_path: Path) -> None:
     assert zarr.open_array(tmp_path / "b.zarr", mode="r").fill_value == "007"
     cli("convert", tmp_path / "src.zarr/flags", tmp_path / "c.zarr", "--fill-value", "FALSE")
     assert oxzarr.open_array(tmp_path / "c.zarr", mode="r").fill_value == np.False_
+
+
+def test_a_web_server_that_cannot_list(tmp_path: Path) -> None:
+    """A static web server answers no listing (WebDAV's PROPFIND): info says the stored bytes
+    are not known, verify and convert go by a group's consolidated metadata, and a group
+    without it is one line of error, not the server's error page."""
+    from tests.test_remote import _RangeServer
+
+    values = np.arange(40, dtype="i4").reshape(5, 8)
+    consolidated = oxzarr.open_group(tmp_path / "c.zarr", mode="w")
+    consolidated.create_array("x", shape=(5, 8), chunks=(2, 4), dtype="i4")[...] = values
+    oxzarr.consolidate_metadata(tmp_path / "c.zarr")
+    oxzarr.open_group(tmp_path / "plain.zarr", mode="w").create_group("g")
+    server = _RangeServer(tmp_path)
+    try:
+        info = cli("info", f"{server.url}/c.zarr/x").stdout
+        assert "stored bytes       unknown (not listed)" in info, info
+        assert cli("verify", f"{server.url}/c.zarr", tmp_path / "c.zarr").stdout == "equal\n"
+        cli("convert", f"{server.url}/c.zarr", tmp_path / "copy.zarr")
+        assert_same(oxzarr.open_array(tmp_path / "copy.zarr/x")[...], values)
+        failed = cli("tree", f"{server.url}/plain.zarr", check=False)
+        assert failed.returncode == 2 and failed.stderr.count("\n") == 1, failed.stderr
+        assert "the web server does not list its files" in failed.stderr
+        with pytest.raises(io.UnsupportedOperation, match="does not list"):
+            list(oxzarr.open_group(f"{server.url}/plain.zarr", mode="r").keys())
+    finally:
+        server.close()

@@ -242,7 +242,10 @@ def _info(args: argparse.Namespace) -> int:
             detail = f"{member.shape} {member.dtype}" if isinstance(member, Array) else ""
             out.write(f"  {name}  ({kind}) {detail}\n")
         return 0
-    stored = node.nbytes_stored()
+    try:
+        stored: int | None = node.nbytes_stored()
+    except io.UnsupportedOperation:
+        stored = None  # a store that cannot list its keys (a static web server)
     ratio = f"{node.nbytes / stored:.2f}" if stored else "-"
     rows = [
         ("format", f"Zarr v{node.zarr_format}"),
@@ -254,7 +257,10 @@ def _info(args: argparse.Namespace) -> int:
         ("codecs", _describe_codecs(node)),
         ("fill value", str(node.fill_value)),
         ("bytes", f"{node.nbytes} ({_human_bytes(node.nbytes)})"),
-        ("stored bytes", f"{stored} ({_human_bytes(stored)})"),
+        (
+            "stored bytes",
+            f"{stored} ({_human_bytes(stored)})" if stored is not None else "unknown (not listed)",
+        ),
         ("compression ratio", ratio),
         ("attributes", json.dumps(dict(node.attrs), sort_keys=True)),
     ]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import cmath
 import contextlib
+import io
 import json
 import math
 import mmap
@@ -579,6 +580,12 @@ def open_as_stored(
     node = open(path, mode="r", storage_options=storage_options)
     if isinstance(node, Group) and node.is_consolidated:
         group = open_group(path, mode="r", use_consolidated=False, storage_options=storage_options)
+        try:
+            list(group.keys())  # a listing of its members
+        except io.UnsupportedOperation:
+            # A store that cannot list (a static web server): its consolidated metadata is
+            # all there is to go by.
+            return node, True
         return group, True
     return node, False
 

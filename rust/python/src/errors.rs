@@ -23,6 +23,18 @@ fn raise(name: &str, message: String, fallback: fn(String) -> PyErr) -> PyErr {
     })
 }
 
+fn unsupported_operation(message: String) -> PyErr {
+    Python::attach(|py| {
+        let class = py
+            .import("io")
+            .and_then(|m| m.getattr("UnsupportedOperation"));
+        match class.and_then(|class| class.call1((message.clone(),))) {
+            Ok(exc) => PyErr::from_value(exc),
+            Err(_) => PyOSError::new_err(message),
+        }
+    })
+}
+
 fn value_error(message: String) -> PyErr {
     PyValueError::new_err(message)
 }
@@ -86,6 +98,9 @@ pub fn to_py_err(err: Error) -> PyErr {
                         std::io::ErrorKind::NotFound => {
                             pyo3::exceptions::PyFileNotFoundError::new_err(message)
                         }
+                        // io.UnsupportedOperation: an OSError (and ValueError) that
+                        // callers can tell from a failure (a web server that cannot list).
+                        std::io::ErrorKind::Unsupported => unsupported_operation(message),
                         _ => PyOSError::new_err(message),
                     }
                 }

@@ -429,7 +429,41 @@ fn io_error(what: &str, err: object_store::Error) -> StorageError {
     };
     StorageError::Io {
         key: what.to_string(),
-        source: std::io::Error::new(kind, err.to_string()),
+        source: std::io::Error::new(kind, one_line(&err.to_string())),
+    }
+}
+
+/// `message` up to its first line break: object_store's errors end with the body the
+/// server answered, which may be a whole HTML page.
+fn one_line(message: &str) -> String {
+    match message.split_once('\n') {
+        Some((first, _)) => format!("{} (...)", first.trim_end()),
+        None => message.to_string(),
+    }
+}
+
+/// A failed listing: a web server that cannot list (oxzarr asks with WebDAV's PROPFIND,
+/// which static servers do not answer) is an unsupported operation, which readers of
+/// consolidated metadata can do without.
+fn list_error(store: &RemoteStore, prefix: &str, err: object_store::Error) -> StorageError {
+    let failed = io_error(&store.name(prefix), err);
+    match failed {
+        // (Not a 404 or a refusal: those say what they are.)
+        StorageError::Io { key, source }
+            if store.is_web_server() && source.kind() == std::io::ErrorKind::Other =>
+        {
+            StorageError::Io {
+                key,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    format!(
+                        "the web server does not list its files (oxzarr lists with WebDAV's \
+                     PROPFIND; a group with consolidated metadata needs no listing): {source}"
+                    ),
+                ),
+            }
+        }
+        other => other,
     }
 }
 
@@ -1165,7 +1199,7 @@ impl ListableStore for RemoteStore {
             Path::parse(&full).map_err(|e| StorageError::invalid_key(prefix, &e.to_string()))?;
         let listed: Result<Vec<ObjectMeta>, _> =
             runtime.block_on(store.list(Some(&path)).try_collect());
-        let listed = listed.map_err(|e| io_error(&self.name(prefix), e))?;
+        let listed = listed.map_err(|e| list_error(self, prefix, e))?;
         let mut keys: Vec<String> = listed
             .iter()
             .filter_map(|meta| self.key_of(&meta.location))
@@ -1183,7 +1217,7 @@ impl ListableStore for RemoteStore {
             Path::parse(&full).map_err(|e| StorageError::invalid_key(prefix, &e.to_string()))?;
         let listed = runtime
             .block_on(store.list_with_delimiter(Some(&path)))
-            .map_err(|e| io_error(&self.name(prefix), e))?;
+            .map_err(|e| list_error(self, prefix, e))?;
         let mut out = ListDir::default();
         for meta in &listed.objects {
             if let Some(key) = self.key_of(&meta.location) {
