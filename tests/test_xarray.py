@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -257,6 +258,13 @@ def test_a_datatree(tmp_path: Path, zarr_format: int) -> None:
         expected = xr.open_datatree(path, engine="zarr", group=group)
         actual = xr.open_datatree(path, engine="oxzarr", group=group)
         xr.testing.assert_identical(actual, expected)
+    # Keyed as engine="zarr" keys them: from the root, or from the group given.
+    for group in (None, "/", "models", "models/run1"):
+        theirs = xr.open_groups(path, engine="zarr", group=group)
+        ours = xr.open_groups(path, engine="oxzarr", group=group)
+        assert sorted(ours) == sorted(theirs), group
+        for key, ds in theirs.items():
+            xr.testing.assert_identical(ours[key], ds)
 
 
 def test_consolidated_metadata(tmp_path: Path) -> None:
@@ -313,6 +321,34 @@ def test_arrays_without_dimension_names_are_refused(tmp_path: Path) -> None:
     oxzarr.create_array(tmp_path / "b.zarr", name="v", shape=(3,), dtype="i4", zarr_format=2)
     with pytest.raises(KeyError, match="_ARRAY_DIMENSIONS"):
         xr.open_dataset(tmp_path / "b.zarr", engine="oxzarr")
+
+
+def test_null_dimension_names_and_nczarr_dimensions(tmp_path: Path) -> None:
+    """As with engine="zarr": a v3 dimension name left null is None (and its variable can be
+    dropped); v2 arrays without _ARRAY_DIMENSIONS take NCZarr's dimension paths in .zarray."""
+    import zarr
+
+    g = zarr.open_group(tmp_path / "v3.zarr", mode="w")
+    g.create_array("v", shape=(2, 3), dtype="f4", dimension_names=["y", None])[...] = 1
+    g.create_array("w", shape=(2,), dtype="f4", dimension_names=["y"])[...] = 2
+    for kwargs in ({}, {"drop_variables": ["v"]}):
+        expected = xr.open_dataset(
+            tmp_path / "v3.zarr", engine="zarr", consolidated=False, **kwargs
+        )
+        actual = xr.open_dataset(tmp_path / "v3.zarr", engine="oxzarr", **kwargs)
+        xr.testing.assert_identical(actual, expected)
+    assert actual.sizes == {"y": 2}
+
+    path = tmp_path / "nczarr.zarr"
+    g = zarr.open_group(path, mode="w", zarr_format=2)
+    g.create_array("v", shape=(3, 4), dtype="f4", fill_value=None)[...] = np.ones((3, 4))
+    zarray = json.loads((path / "v" / ".zarray").read_text())
+    zarray["_NCZARR_ARRAY"] = {"dimrefs": ["/lat", "/lon"], "storage": "chunked"}
+    (path / "v" / ".zarray").write_text(json.dumps(zarray))
+    expected = xr.open_dataset(path, engine="zarr", consolidated=False)
+    actual = xr.open_dataset(path, engine="oxzarr", consolidated=False)
+    xr.testing.assert_identical(actual, expected)
+    assert actual.sizes == {"lat": 3, "lon": 4}
 
 
 def test_the_entry_point(monkeypatch: pytest.MonkeyPatch) -> None:

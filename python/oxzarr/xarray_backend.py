@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import os
+import posixpath
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -108,28 +110,44 @@ def _is_vlen_text(array: Array) -> bool:
     return any(f.get("id") == "vlen-utf8" for f in metadata.get("filters") or ())
 
 
-def _dimensions(name: str, array: Array) -> tuple[str, ...]:
+def _dimensions(name: str, array: Array) -> tuple[Any, ...]:
     if array.zarr_format == 3:
         names = array.metadata.to_dict().get("dimension_names") or ()
-        if len(names) != array.ndim or any(n is None for n in names):
+        if len(names) != array.ndim:
             raise KeyError(
                 f"the Zarr v3 array {name!r} has no dimension_names, which xarray needs for "
                 "the variable's dimensions"
             )
-        return tuple(str(n) for n in names)
+        # A name left null stays None, as xarray's zarr backend has it.
+        return tuple(n if n is None else str(n) for n in names)
     try:
         names = array.attrs[DIMENSION_KEY]
     except KeyError:
-        raise KeyError(
-            f"the Zarr v2 array {name!r} has no {DIMENSION_KEY} attribute, which xarray "
-            "needs for the variable's dimensions"
-        ) from None
+        names = _nczarr_dimensions(array)
+        if names is None:
+            raise KeyError(
+                f"the Zarr v2 array {name!r} has no {DIMENSION_KEY} attribute, nor NCZarr's "
+                "dimension names, which xarray needs for the variable's dimensions"
+            ) from None
     if len(names) != array.ndim:
         raise ValueError(
             f"the {DIMENSION_KEY} attribute of {name!r} names {len(names)} dimensions for a "
             f"{array.ndim}-dimensional array"
         )
     return tuple(str(n) for n in names)
+
+
+def _nczarr_dimensions(array: Array) -> list[str] | None:
+    """The dimension names NCZarr (netCDF-C) keeps in the array's .zarray, as full paths
+    ("/lat"), by their last part, as xarray's zarr backend reads them; None if none."""
+    raw = array.store.get(f"{array.path}/.zarray" if array.path else ".zarray")
+    try:
+        refs = json.loads(raw or b"null")["_NCZARR_ARRAY"]["dimrefs"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
+        return None
+    return [posixpath.basename(r) for r in refs]
 
 
 def _attributes(array: Array) -> dict[str, Any]:
@@ -411,8 +429,8 @@ class OxzarrBackendEntrypoint(BackendEntrypoint):
         storage_options: Mapping[str, Any] | None = None,
         mode: str = "r",
     ) -> dict[str, Dataset]:
-        """Every group at and below `group`, as Datasets keyed by their path from it ("/"
-        for `group` itself)."""
+        """Every group at and below `group`, as Datasets keyed by their path from the root,
+        or from `group` if given ("." for `group` itself)."""
         _check_read_mode(mode)
         top = _open_group(
             filename_or_obj,
@@ -421,7 +439,7 @@ class OxzarrBackendEntrypoint(BackendEntrypoint):
             zarr_format=zarr_format,
             storage_options=storage_options,
         )
-        return {
+        datasets = {
             path: _decode(
                 OxzarrDataStore(node, use_zarr_fill_value_as_mask=use_zarr_fill_value_as_mask),
                 mask_and_scale=mask_and_scale,
@@ -434,6 +452,11 @@ class OxzarrBackendEntrypoint(BackendEntrypoint):
             )
             for path, node in _walk_groups(top, "/")
         }
+        # Keyed as xarray's zarr backend keys them: from the root ("/", "/g"), or from
+        # `group` if one is given (".", "h").
+        if group:
+            return {(path.lstrip("/") or "."): ds for path, ds in datasets.items()}
+        return datasets
 
     def open_datatree(
         self,
