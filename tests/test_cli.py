@@ -821,3 +821,37 @@ def test_a_web_server_that_cannot_list(tmp_path: Path) -> None:
             list(oxzarr.open_group(f"{server.url}/plain.zarr", mode="r").keys())
     finally:
         server.close()
+    # A server failing to list (500, after retries) is an error, not a server that cannot
+    # list: verify does not go by consolidated metadata that misses a member added since.
+    oxzarr.open_group(tmp_path / "c.zarr", mode="a").create_array("y", shape=(2,), dtype="i1")
+    server = _RangeServer(tmp_path, propfind_status=500)
+    try:
+        failed = cli("verify", f"{server.url}/c.zarr", tmp_path / "c.zarr", check=False)
+        assert failed.returncode == 2 and "500" in failed.stderr, failed
+        assert failed.stderr.count("\n") == 1 and "does not list" not in failed.stderr
+    finally:
+        server.close()
+
+
+def test_text_the_output_cannot_encode_is_an_error(tmp_path: Path) -> None:
+    """Not a reader gone away: the command fails, as it did before output nobody reads was
+    dropped."""
+    oxzarr.open_group(tmp_path / "u.zarr", mode="w").create_group("température")
+    run = subprocess.run(
+        [sys.executable, "-m", "oxzarr", "tree", str(tmp_path / "u.zarr")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONIOENCODING": "ascii"},
+        timeout=300,
+    )
+    assert run.returncode == 2 and "codec can't encode" in run.stderr, run
+
+
+def test_complex_fill_values_written_out_as_nan_or_inf(tmp_path: Path) -> None:
+    oxzarr.create_array(tmp_path / "c.zarr", shape=(3,), dtype="c8")
+    for text, expected in (("nan", complex("nan")), ("1+infj", complex(1, np.inf))):
+        cli(
+            "convert", tmp_path / "c.zarr", tmp_path / "d.zarr", "--fill-value", text, "--overwrite"
+        )
+        fill = zarr.open_array(tmp_path / "d.zarr", mode="r").fill_value
+        np.testing.assert_array_equal(fill, np.complex64(expected))

@@ -454,7 +454,8 @@ class _RangeServer:
     """A web server for the files under `root` that answers ranged GETs, as a static web
     server does (or, not `honours_ranges`, with the whole file, as Python's http.server
     does), and keeps the path and Range header of every request. `before_answer`, if given,
-    is called with each request's path before it is answered."""
+    is called with each request's path before it is answered. Listings (WebDAV's PROPFIND)
+    are answered with `propfind_status`, 501 unless given."""
 
     def __init__(
         self,
@@ -462,6 +463,7 @@ class _RangeServer:
         honours_ranges: bool = True,
         authorization: str | None = None,
         before_answer: Callable[[str], None] | None = None,
+        propfind_status: int | None = None,
     ) -> None:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -504,6 +506,10 @@ class _RangeServer:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            def do_PROPFIND(self) -> None:
+                # Not given: http.server's own answer to a method it has not (501).
+                self.send_error(propfind_status or 501)
 
             def log_message(self, *args: Any) -> None:
                 pass

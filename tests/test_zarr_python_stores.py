@@ -136,6 +136,9 @@ def test_read_only_stores_refuse_writing_modes_at_open(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"ZipStore\(path, mode='w'\) creates a zip"):
         oxzarr.open_array(zarr.storage.ZipStore(path, mode="a"), mode="r+")
     assert_same(oxzarr.open_array(zarr.storage.ZipStore(path, mode="a"))[...], np.full(3, 5, "i4"))
+    with pytest.raises(ValueError, match="read-only but mode") as refused:
+        oxzarr.open_array(oxzarr.storage.ZipStore(path), mode="r+")
+    assert "zarr-python's ZipStore" not in str(refused.value)
     # zarr-python's ZipStore creates its file when first used: oxzarr finds none to open.
     with pytest.raises(FileNotFoundError, match=r"no zip file at .*new\.zip.*mode='w'"):
         oxzarr.create_array(

@@ -120,7 +120,7 @@ def _store_for_mode(
     if not named and target.read_only and mode in ("r+", "w", "w-", "x"):
         raise ValueError(
             f"{target} is read-only but mode is {mode!r}: give a writable store, or mode 'r'"
-            + (f" ({ZARR_PYTHON_ZIP})" if type(store).__name__ == "ZipStore" else "")
+            + (f" ({ZARR_PYTHON_ZIP})" if type(store).__module__.startswith("zarr.") else "")
         )
     return target
 

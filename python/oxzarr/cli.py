@@ -487,8 +487,13 @@ class _Stream(io.TextIOBase):
             try:
                 self._stream.write(text)
                 self._stream.flush()  # a closed pipe shows now, not at exit
-            except (BrokenPipeError, ValueError):  # ValueError: a closed file
+            except BrokenPipeError:
                 self._reader_gone(self._stream)
+            except ValueError:
+                # A closed file; text the stream cannot encode is an error of its own.
+                if not self._stream.closed:
+                    raise
+                self._stream = None
         return len(text)
 
     def _reader_gone(self, stream: TextIO) -> None:

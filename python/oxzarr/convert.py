@@ -15,7 +15,6 @@ the old one), never half-written.
 from __future__ import annotations
 
 import base64
-import cmath
 import contextlib
 import io
 import json
@@ -135,21 +134,28 @@ def _fill_from_text(path: str, text: str, dtype: np.dtype[Any]) -> Any:
 
 
 def _finite_in(path: str, text: str, number: complex, dtype: np.dtype[Any]) -> Any:
-    """`number`, read from `text` (not "inf" or "nan"), if it stays finite as a float or
-    complex element of `dtype` (1e39 as float32 or 70000 as float16 would quietly be inf);
-    integers are checked against their range where the array is made."""
+    """`number`, read from `text`, unless a part of it is infinite where the text wrote none:
+    1e400, or 1e39 as float32 and 70000 as float16, which would quietly be inf. Integers
+    are checked against their range where the array is made."""
     if dtype.kind not in "fc" and isinstance(number, int):
         return number
+    # Infinities and NaNs written out ("inf", "nan+1j") are meant.
+    written = "inf" in text.lower() or "nan" in text.lower()
     try:
-        finite = cmath.isfinite(number)
+        before = complex(number)
     except OverflowError:  # an integer too large for any float
-        finite = False
-    if finite and dtype.kind in "fc":
+        before = complex(math.inf)
+    after = before
+    if dtype.kind in "fc":
         with np.errstate(over="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # RuntimeWarning: overflow in the cast
-            finite = bool(np.all(np.isfinite(np.asarray(number).astype(dtype))))
-    if not finite:
-        raise ValueError(f"{path}: fill value {text!r} is out of range (write inf for infinity)")
+            as_dtype = np.asarray(before if dtype.kind == "c" else before.real).astype(dtype)
+        after = complex(as_dtype[()])
+    for was, part in ((before.real, after.real), (before.imag, after.imag)):
+        if not math.isfinite(part) and (math.isfinite(was) or not written):
+            raise ValueError(
+                f"{path}: fill value {text!r} is out of range (write inf for infinity)"
+            )
     return number
 
 

@@ -433,36 +433,45 @@ fn io_error(what: &str, err: object_store::Error) -> StorageError {
     }
 }
 
-/// `message` up to its first line break: object_store's errors end with the body the
-/// server answered, which may be a whole HTML page.
+/// `message` on one line and at most [`MESSAGE_CHARS`] long: object_store's errors end
+/// with the body the server answered, which may be a whole HTML page. (An S3 error's code
+/// and message come in the body's first few hundred characters, so they stay.)
 fn one_line(message: &str) -> String {
-    match message.split_once('\n') {
-        Some((first, _)) => format!("{} (...)", first.trim_end()),
-        None => message.to_string(),
+    let joined = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    if joined.chars().count() <= MESSAGE_CHARS {
+        return joined;
     }
+    let kept: String = joined.chars().take(MESSAGE_CHARS).collect();
+    format!("{kept} (...)")
 }
 
-/// A failed listing: a web server that cannot list (oxzarr asks with WebDAV's PROPFIND,
-/// which static servers do not answer) is an unsupported operation, which readers of
-/// consolidated metadata can do without.
+/// How much of a remote store's error message is kept (see [`one_line`]).
+const MESSAGE_CHARS: usize = 600;
+
+/// A failed listing: a web server that does not take oxzarr's listing request (WebDAV's
+/// PROPFIND; static servers answer 405 or 501) is an unsupported operation, which readers
+/// of consolidated metadata can do without. Other failures (5xx after retries, lost
+/// connections) stay failures.
 fn list_error(store: &RemoteStore, prefix: &str, err: object_store::Error) -> StorageError {
+    // object_store keeps the status in a type of its own it does not export: its message
+    // ("... status code: 501 Not Implemented ...") is what says it.
+    let text = err.to_string();
+    let refused = ["status code: 405 ", "status code: 501 "]
+        .iter()
+        .any(|status| text.contains(status));
     let failed = io_error(&store.name(prefix), err);
     match failed {
-        // (Not a 404 or a refusal: those say what they are.)
-        StorageError::Io { key, source }
-            if store.is_web_server() && source.kind() == std::io::ErrorKind::Other =>
-        {
-            StorageError::Io {
-                key,
-                source: std::io::Error::new(
-                    std::io::ErrorKind::Unsupported,
-                    format!(
-                        "the web server does not list its files (oxzarr lists with WebDAV's \
-                     PROPFIND; a group with consolidated metadata needs no listing): {source}"
-                    ),
+        StorageError::Io { key, source } if store.is_web_server() && refused => StorageError::Io {
+            key,
+            source: std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                format!(
+                    "the web server does not list its files (oxzarr lists with WebDAV's \
+                         PROPFIND; a group with consolidated metadata needs no listing): \
+                         {source}"
                 ),
-            }
-        }
+            ),
+        },
         other => other,
     }
 }
@@ -1250,6 +1259,24 @@ mod tests {
     use object_store::memory::InMemory;
 
     use super::*;
+
+    #[test]
+    fn error_messages_are_one_line_and_keep_an_s3_errors_code() {
+        let page = "Server returned non-2xx status code: 501 Not Implemented: <!DOCTYPE HTML>\n\
+                    <html>\n    <head>\n</head></html>\n";
+        assert_eq!(
+            one_line(page),
+            "Server returned non-2xx status code: 501 Not Implemented: <!DOCTYPE HTML> \
+             <html> <head> </head></html>"
+        );
+        let s3 = "403 Forbidden: <?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>\
+                  <Code>SignatureDoesNotMatch</Code><Message>The signature</Message></Error>";
+        assert!(one_line(s3).contains("<Code>SignatureDoesNotMatch</Code>"));
+        let long = "é".repeat(MESSAGE_CHARS + 10);
+        let cut = one_line(&long);
+        assert_eq!(cut.chars().count(), MESSAGE_CHARS + " (...)".len());
+        assert!(cut.ends_with("é (...)"));
+    }
 
     fn store() -> RemoteStore {
         RemoteStore::from_object_store(
