@@ -22,6 +22,7 @@ from oxzarr.errors import (
     NodeNotFoundError,
     ReadOnlyError,
 )
+from oxzarr.storage import CountingStore, LocalStore
 from tests.conftest import assert_same, sample
 
 
@@ -497,6 +498,12 @@ def test_pickle_by_store_and_path(tmp_path: Path) -> None:
     m = oxzarr.create_array(oxzarr.storage.MemoryStore(), shape=(3,), dtype="i1")
     m[...] = [1, 2, 3]
     assert pickle.loads(pickle.dumps(m))[...].tolist() == [1, 2, 3]
+    # A counting store pickles as the store it counts for, counted anew (dask's processes).
+    counted = oxzarr.open_array(CountingStore(LocalStore(tmp_path / "a.zarr")), mode="r")
+    again = pickle.loads(pickle.dumps(counted))
+    assert isinstance(again.store, CountingStore) and again.store.read_only
+    assert again.store.requests == 1  # its zarr.json, opened again
+    assert again[0, :2].tolist() == [2.0, 1.0] and again.store.requests == 2
 
 
 def test_memory_stores(tmp_path: Path) -> None:

@@ -492,6 +492,15 @@ class CountingStore(Store):
     def __repr__(self) -> str:
         return f"CountingStore({self.wrapped!r})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The store it counts for, counted anew: counters are of this process's reads.
+        return (_counting_store, (self.wrapped, self.read_only))
+
+
+def _counting_store(wrapped: Store, read_only: bool) -> Store:
+    store = CountingStore(wrapped)
+    return store.with_read_only(True) if read_only and not store.read_only else store
+
 
 def _without_password(url: str) -> str:
     """`url` as shown to users: a password in it (``https://user:pass@host/``) as ``***``."""
