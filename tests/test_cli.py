@@ -855,3 +855,48 @@ def test_complex_fill_values_written_out_as_nan_or_inf(tmp_path: Path) -> None:
         )
         fill = zarr.open_array(tmp_path / "d.zarr", mode="r").fill_value
         np.testing.assert_array_equal(fill, np.complex64(expected))
+
+
+def test_a_zip_that_fills_the_disk_is_one_line_of_error(tmp_path: Path) -> None:
+    """The zip's close failed once and the partial file is deleted: it is not closed again
+    at exit, which would print a traceback after the error. (A file size limit stands in for
+    a full disk: the same error, EFBIG for ENOSPC.)"""
+    values = np.random.default_rng(1).random((256, 256))
+    # Uncompressed, so that the zip cannot come out small.
+    a = oxzarr.create_array(
+        tmp_path / "src.zarr", shape=(256, 256), chunks=(32, 32), dtype="f8", compressors=None
+    )
+    a[...] = values
+    limited = ["sh", "-c", 'ulimit -f 64; exec "$0" -m oxzarr "$@"', sys.executable]
+    run = subprocess.run(
+        [*limited, "convert", tmp_path / "src.zarr", tmp_path / "out.zip"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 2 and "File too large" in run.stderr, run
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr, run.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src.zarr"]
+
+
+def test_overwrite_on_an_overlay_filesystem(
+    tmp_path: Path, source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An overlay filesystem (a container image's lower layer) refuses to move the old
+    destination aside (EXDEV): it is removed where it is, and the conversion takes its
+    place."""
+    import errno
+
+    old = oxzarr.create_array(tmp_path / "dst.zarr", shape=(8,), dtype="i4")
+    old[...] = 7
+    rename = Path.rename
+
+    def overlay_rename(self: Path, target: Any) -> Any:
+        if self == tmp_path / "dst.zarr":
+            raise OSError(errno.EXDEV, "Invalid cross-device link", str(self))
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", overlay_rename)
+    convert(source, tmp_path / "dst.zarr", overwrite=True)
+    assert_same(oxzarr.open_array(tmp_path / "dst.zarr")[...], data())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dst.zarr", "src.zarr"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import io
 import json
 import math
@@ -40,7 +41,7 @@ from oxzarr._metadata import ARRAY_TO_ARRAY
 from oxzarr.api import chunk_key_encoding_of, create_group, open, open_group
 from oxzarr.array import Array
 from oxzarr.group import Group
-from oxzarr.storage import ZipStore, make_store
+from oxzarr.storage import ZipStore, abandon_zip, make_store
 
 __all__ = [
     "KEEP",
@@ -914,6 +915,7 @@ def _discard(staging: Path | None, final: Path | None, zipped: ZipStore | None =
         # Ends writing, so that the file can be opened for writing again.
         with contextlib.suppress(OSError, ValueError):
             zipped.close()
+        abandon_zip(zipped)  # a close that failed (a full disk) is not tried again at exit
     if staging is None:
         return "the destination holds what was written so far"
     _remove(staging)
@@ -950,7 +952,20 @@ def _move_into_place(staging: Path, final: Path) -> None:
         staging.rename(final)
         return
     old = _sibling(final, "old")
-    final.rename(old)
+    try:
+        final.rename(old)
+    except OSError as e:
+        if e.errno != errno.EXDEV:
+            raise
+        # An overlay filesystem does not move a directory of its lower layer (one baked
+        # into a container image): the old destination is removed where it is instead, as
+        # create_array(overwrite=True) removes it.
+        if final.is_dir() and not final.is_symlink():
+            shutil.rmtree(final)
+        else:
+            final.unlink()
+        staging.rename(final)
+        return
     try:
         staging.rename(final)
     except OSError:

@@ -282,7 +282,18 @@ class _ZipWriter:
 
     def __init__(self, core: _core.Store) -> None:
         self.core = core
-        weakref.finalize(self, core.close)
+        self._closing = weakref.finalize(self, core.close)
+
+    def abandon(self) -> None:
+        """Not closed at exit: for a zip being deleted unfinished (a failed conversion's),
+        whose close already failed and would fail again, with no one to tell."""
+        self._closing.detach()
+
+
+def abandon_zip(store: ZipStore) -> None:
+    """Ends `store`'s writing without finishing the zip (see `_ZipWriter.abandon`)."""
+    if store._writer is not None:
+        store._writer.abandon()
 
 
 def _is_zip_file(path: str | os.PathLike[str]) -> bool:
