@@ -120,9 +120,14 @@ def _store_for_mode(
     if not named and target.read_only and mode in ("r+", "w", "w-", "x"):
         raise ValueError(
             f"{target} is read-only but mode is {mode!r}: give a writable store, or mode 'r'"
-            + (f" ({ZARR_PYTHON_ZIP})" if type(store).__module__.startswith("zarr.") else "")
+            + (f" ({ZARR_PYTHON_ZIP})" if _is_zarr_python_zip(store) else "")
         )
     return target
+
+
+def _is_zarr_python_zip(store: Any) -> bool:
+    kind = type(store)
+    return kind.__name__ == "ZipStore" and kind.__module__.startswith("zarr.")
 
 
 def _path(path: str | None) -> str:
