@@ -294,6 +294,22 @@ def test_chunk_key_encodings(tmp_path: Path) -> None:
         import zarr
 
         assert zarr.open_array(p, mode="r")[...].tolist() == [[1, 1]] * 4
+    # The (name, separator) pair zarr-python's create() takes.
+    a = oxzarr.create(
+        shape=(4, 4),
+        chunks=(2, 2),
+        dtype="i4",
+        store=tmp_path / "t",
+        chunk_key_encoding=("v2", "."),
+    )
+    a[...] = 1
+    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == [
+        "0.0",
+        "0.1",
+        "1.0",
+        "1.1",
+        "zarr.json",
+    ]
 
 
 def test_zero_dimensional_and_zero_length(tmp_path: Path) -> None:
@@ -304,6 +320,7 @@ def test_zero_dimensional_and_zero_length(tmp_path: Path) -> None:
     assert oxzarr.open_array(tmp_path / "s.zarr")[()] == 4.0
     with pytest.raises(TypeError):
         len(s)
+    assert s  # as zarr-python's: every array is true, 0-d and empty ones too
     # numpy's conversions want an array where `s[...]` gives a scalar.
     assert_same(np.asarray(s), np.array(4.0))
     assert_same(np.array(s, dtype="f4"), np.array(4.0, dtype="f4"))
@@ -311,6 +328,7 @@ def test_zero_dimensional_and_zero_length(tmp_path: Path) -> None:
     assert e[...].shape == (0, 4) and e.nchunks == 0
     e[...] = np.zeros((0, 4), "i4")
     assert e[:, 1:3].shape == (0, 2)
+    assert e and len(e) == 0
 
 
 @pytest.mark.parametrize(

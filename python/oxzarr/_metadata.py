@@ -179,12 +179,15 @@ def _check_numcodecs_bitround(dtype: np.dtype[Any], name: str, other_name: str |
 
 
 def chunk_key_encoding_json(value: Any) -> JSON:
-    """A chunk_key_encoding: None (default, "/"), a name, or a dict in either the spec's
-    form or zarr-python's short form ({"name": "v2", "separator": "."})."""
+    """A chunk_key_encoding: None (default, "/"), a name, a dict in either the spec's form
+    or zarr-python's short form ({"name": "v2", "separator": "."}), or the pair zarr-python's
+    create() takes (("v2", "."))."""
     if value is None:
         return {"name": "default", "configuration": {"separator": "/"}}
     if isinstance(value, str):
         return {"name": value}
+    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, str) for v in value):
+        return {"name": value[0], "configuration": {"separator": value[1]}}
     if isinstance(value, Mapping):
         if "configuration" in value or "separator" not in value:
             return dict(value)

@@ -666,6 +666,12 @@ class Array:
             raise TypeError("len() of unsized object")
         return self._shape[0]
 
+    def __bool__(self) -> bool:
+        # Every array is true, as zarr-python's are: without this, Python would ask
+        # __len__, and a 0-d array would raise and an empty one be false
+        # (``group.get(name) or default``).
+        return True
+
     def __iter__(self) -> Iterator[Any]:
         if not self._shape:
             raise TypeError("iteration over a 0-d array")
