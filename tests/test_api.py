@@ -830,8 +830,13 @@ def test_load_a_group_and_open_like(tmp_path: Path) -> None:
     assert sorted(loaded) == ["arr_0", "x"]
     assert_same(loaded["arr_0"], np.arange(3))
     src = oxzarr.create_array(tmp_path / "src", shape=(6, 4), dtype="u2", chunks=(3, 2))
-    like = oxzarr.open_like(src, str(tmp_path / "like"))
+    # As in zarr-python 3, the path is the array's in store= (a new memory store if none).
+    like = oxzarr.open_like(src, "like", store=tmp_path / "s", mode="w")
     assert (like.shape, like.dtype, like.chunks) == ((6, 4), np.dtype("u2"), (3, 2))
+    assert (like.path, like.store) == ("like", oxzarr.storage.LocalStore(tmp_path / "s"))
+    assert (tmp_path / "s" / "like" / "zarr.json").is_file()
+    in_memory = oxzarr.open_like(np.zeros((2, 2), "i1"), "inner")
+    assert (in_memory.path, type(in_memory.store).__name__) == ("inner", "MemoryStore")
     with pytest.raises(TypeError, match="synchronizer"):
         oxzarr.create((2,), store=tmp_path / "c", synchronizer=object())
 
@@ -1062,3 +1067,38 @@ def test_open_hands_an_existing_array_its_keywords(tmp_path: Path) -> None:
     oxzarr.open_group(tmp_path / "g", mode="w")
     with pytest.raises(TypeError, match="'config'"):
         oxzarr.open(tmp_path / "g", config={"write_empty_chunks": True})
+
+
+def test_node_paths_as_zarr_python_takes_them(tmp_path: Path) -> None:
+    """Text, pathlib paths and ASCII bytes, with '\\' read as '/'."""
+    oxzarr.create_group(tmp_path).create_group("a").create_group("b")
+    for path in (Path("a/b"), b"a/b", "a\\b", "/a/b/"):
+        assert oxzarr.open_group(tmp_path, path=path, mode="r").path == "a/b"
+    z = oxzarr.zeros((2,), store=tmp_path, path=b"z")
+    assert oxzarr.open_array(tmp_path, path=Path("z")).path == z.path == "z"
+    with pytest.raises(TypeError, match="a node path is text, not int"):
+        oxzarr.open_group(tmp_path, path=5)  # type: ignore[arg-type]
+
+
+def test_file_urls_take_fsspecs_auto_mkdir(tmp_path: Path) -> None:
+    """zarr-python needs it to create an array at a file:// URL; oxzarr makes directories
+    as it writes."""
+    url = f"file://{tmp_path}/new/a.zarr"
+    a = oxzarr.create_array(url, shape=(3,), dtype="i4", storage_options={"auto_mkdir": True})
+    a[...] = [1, 2, 3]
+    assert_same(oxzarr.open_array(tmp_path / "new" / "a.zarr")[...], np.array([1, 2, 3], "i4"))
+    with pytest.raises(ValueError, match="auto_mkdir only"):
+        oxzarr.open_array(url, storage_options={"anon": True})
+
+
+def test_a_folder_named_with_a_backslash_is_left_out_of_listings(tmp_path: Path) -> None:
+    """'\\' is a plain character in a Linux file name (a folder unzipped from Windows), but no
+    store key: the folder is left out, as zarr-python leaves out what is not Zarr."""
+    g = oxzarr.create_group(tmp_path / "data.zarr")
+    g.create_array("temperature", shape=(2,), dtype="f4")
+    (tmp_path / "data.zarr" / "Backup\\old").mkdir()
+    g = oxzarr.open_group(tmp_path / "data.zarr", mode="r")
+    assert list(g.keys()) == ["temperature"]
+    assert "temperature" in g.tree()
+    oxzarr.consolidate_metadata(tmp_path / "data.zarr")
+    assert list(oxzarr.open_group(tmp_path / "data.zarr", mode="r").keys()) == ["temperature"]

@@ -85,6 +85,9 @@ def test_writes_to_a_zip_opened_read_only_are_refused(tmp_path: Path) -> None:
         ZipStore(path).with_read_only(False)
     with pytest.raises(ReadOnlyError):
         oxzarr.create_array(path, name="x", shape=(2,), dtype="i1")
+    # Its root named as the zip itself (a write "to" it), not as an empty key.
+    with pytest.raises(ReadOnlyError, match=r"cannot write to zip://\S*data\.zip \(the zip"):
+        oxzarr.open_group(path, mode="w")
     # Nothing changed, and a new path ending in ".zip" is a directory, as in zarr-python.
     assert oxzarr.open_array(path, path="a", mode="r")[0, 0] == 0
     d = oxzarr.create_array(tmp_path / "new.zip", shape=(2,), dtype="i1")

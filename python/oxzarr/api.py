@@ -130,8 +130,18 @@ def _is_zarr_python_zip(store: Any) -> bool:
     return kind.__name__ == "ZipStore" and kind.__module__.startswith("zarr.")
 
 
-def _path(path: str | None) -> str:
-    return (path or "").strip("/")
+def _path(path: Any) -> str:
+    """A node path as zarr-python takes it: text, a pathlib path or ASCII bytes, with '\\'
+    read as '/'; no leading or trailing '/'."""
+    if path is None:
+        return ""
+    if isinstance(path, bytes):
+        path = path.decode("ascii")
+    elif isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    if not isinstance(path, str):
+        raise TypeError(f"a node path is text, not {type(path).__name__}: {path!r}")
+    return path.replace("\\", "/").strip("/")
 
 
 def _format_or_default(zarr_format: int | None) -> int:
@@ -1057,6 +1067,11 @@ def load(store: StoreLike, path: str | None = None, zarr_format: int | None = No
 
 
 def open_like(a: Any, path: str, **kwargs: Any) -> Array:
-    """Opens (creating if missing) the array at `path` with `a`'s shape, dtype and chunks
-    unless given."""
-    return open_array(path, **_like(a, kwargs))
+    """Opens (creating if missing) the array at `path` in ``store=`` with `a`'s shape,
+    dtype, chunks and fill value unless given. As in zarr-python 3, `path` is the array's
+    path in the store, and without a store the array is made in a new memory store."""
+    store = kwargs.pop("store", None)
+    fill_value = _fill_value_of(a)
+    if fill_value is not None:
+        kwargs.setdefault("fill_value", fill_value)
+    return open_array(store, path=path, **_like(a, kwargs))

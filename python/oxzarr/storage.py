@@ -541,6 +541,14 @@ def make_store(
     anew at the same place."""
     if isinstance(store, str) and store.startswith(REMOTE_SCHEMES):
         return RemoteStore(store, storage_options=storage_options, read_only=read_only)
+    if storage_options and isinstance(store, str) and store.startswith("file://"):
+        # zarr-python opens file:// URLs with fsspec, which needs auto_mkdir to create an
+        # array there; oxzarr makes directories as it writes.
+        if not set(storage_options) <= {"auto_mkdir"}:
+            raise ValueError(
+                f"storage_options of a file:// URL: auto_mkdir only, not {storage_options!r}"
+            )
+        storage_options = None
     if storage_options:
         raise ValueError(
             f"storage_options apply to s3://, gs:// and http(s):// URLs, not to {store!r}"

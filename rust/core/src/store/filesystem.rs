@@ -912,6 +912,12 @@ impl FilesystemStore {
             let Ok(name) = entry.file_name().into_string() else {
                 continue; // not UTF-8: cannot be a Zarr key
             };
+            if validate_key(&name).is_err() {
+                // A name with '\' (a folder unzipped from Windows): no key names it, so
+                // it is left out, as names that are not UTF-8 are, rather than failing
+                // the listing of everything beside it.
+                continue;
+            }
             if name.ends_with(TMP_SUFFIX) {
                 continue;
             }

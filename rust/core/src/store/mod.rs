@@ -390,6 +390,16 @@ fn validate_components(key: &str) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// What a refused write names: `key` in `store`, or the store itself for its root (`""`,
+/// a prefix deleted whole).
+pub(crate) fn key_in(key: &str, store: &str) -> String {
+    if key.is_empty() {
+        format!("to {store}")
+    } else {
+        format!("{key} in {store}")
+    }
+}
+
 /// Joins a node path (`""` for the root) and a key below it.
 pub fn join_key(node_path: &str, key: &str) -> String {
     if node_path.is_empty() {

@@ -31,7 +31,7 @@ impl ReadOnlyStore {
     }
 
     fn refuse(&self, key: &str) -> StorageError {
-        let key = format!("{key} in {}", self.inner.describe());
+        let key = super::key_in(key, &self.inner.describe());
         StorageError::ReadOnly {
             key: match self.reason {
                 Some(reason) => format!("{key} ({reason})"),

@@ -682,10 +682,13 @@ impl RemoteStore {
     }
 
     /// A key of this store from an object's location under its prefix.
+    /// The store key of a listed object, if it has one (an object named with '\' has
+    /// none: it is left out of listings, as on a filesystem).
     fn key_of(&self, location: &Path) -> Option<String> {
         location
             .as_ref()
             .strip_prefix(self.prefix.as_str())
+            .filter(|key| key.is_empty() || validate_key(key).is_ok())
             .map(str::to_string)
     }
 

@@ -697,9 +697,8 @@ impl ZipStore {
         if self.writer.is_some() && self.writer_here().is_none() {
             return Err(StorageError::ReadOnly {
                 key: format!(
-                    "{key} in {} (the zip file is open for writing in process {}, not this \
-                     one)",
-                    self.describe(),
+                    "{} (the zip file is open for writing in process {}, not this one)",
+                    super::key_in(key, &self.describe()),
                     self.owner
                 ),
             });
@@ -713,7 +712,10 @@ impl ZipStore {
 
     fn closed(&self, key: &str) -> StorageError {
         StorageError::ReadOnly {
-            key: format!("{key} in {} (the zip file was closed)", self.describe()),
+            key: format!(
+                "{} (the zip file was closed)",
+                super::key_in(key, &self.describe())
+            ),
         }
     }
 
@@ -841,9 +843,9 @@ impl ZipStore {
     fn refuse(&self, key: &str) -> StorageError {
         StorageError::ReadOnly {
             key: format!(
-                "{key} in {} (the zip file was opened read-only; \
+                "{} (the zip file was opened read-only; \
                  oxzarr.storage.ZipStore(path, mode='a') writes to it)",
-                self.describe()
+                super::key_in(key, &self.describe())
             ),
         }
     }
