@@ -391,6 +391,25 @@ def _layout(
     return chunks, shards
 
 
+#: The settings of numcodecs filters that name the data type they work in.
+_FILTER_DTYPE_KEYS = ("dtype", "astype", "encode_dtype", "decode_dtype")
+
+
+def _little_endian_filter(codec: Any) -> Any:
+    """A v2 filter (Delta, FixedScaleOffset, Quantize, AsType) for a v3 array: a v3 array's
+    values reach its filters in the native order, whatever its bytes codec says, so one
+    naming a big-endian type (">i4", from a big-endian v2 array) names its little-endian
+    twin; zarr-python decodes the filter's output as that type."""
+    if not isinstance(codec, dict) or not isinstance(codec.get("configuration"), dict):
+        return codec
+    config = dict(codec["configuration"])
+    for key in _FILTER_DTYPE_KEYS:
+        value = config.get(key)
+        if isinstance(value, str) and value.startswith(">"):
+            config[key] = np.dtype(value).newbyteorder("<").str
+    return {**codec, "configuration": config}
+
+
 def _zarr_settings(path: str, source: Array, options: _Options) -> dict[str, Any]:
     """create_array arguments for converting the Zarr array `source`."""
     zarr_format = options.zarr_format or source.zarr_format
@@ -455,6 +474,8 @@ def _zarr_settings(path: str, source: Array, options: _Options) -> dict[str, Any
                     f"{path}: the {_codec_name(c)} codec has no Zarr v2 form (choose "
                     "another --compressor)"
                 )
+    if zarr_format == 3 and source.zarr_format == 2:
+        filters = [_little_endian_filter(f) for f in filters]
     if options.dtype is not None and options.dtype != source.dtype and value_filters:
         raise ValueError(
             f"{path}: the source's filters ({', '.join(value_filters)}) "
