@@ -265,6 +265,54 @@ def test_hdf5_scalars_fill_values_and_variable_length_data(tmp_path: Path) -> No
     assert not (tmp_path / "seq.zarr").exists()
 
 
+def test_hdf5_and_npy_sources_oxzarr_cannot_take_are_named(tmp_path: Path) -> None:
+    """One line naming the file and the HDF5 object: link cycles, links to nothing,
+    array-typed elements, records with variable-length fields, text that is not UTF-8, and
+    .npy files that are empty or cut short."""
+    h5 = tmp_path / "bad.h5"
+    with h5py.File(h5, "w") as f:
+        f.create_group("g")["d"] = np.arange(3)
+        f["g"]["parent"] = h5py.SoftLink("/")
+        f.create_dataset("triples", shape=(4,), dtype=np.dtype(("f4", (3,))))
+        f["record"] = np.array([(1, "ab")], dtype=[("a", "i4"), ("s", h5py.string_dtype())])
+        f.create_dataset("text", shape=(1,), dtype=h5py.string_dtype("utf-8"))[0] = b"\xff"
+    with h5py.File(tmp_path / "lost.h5", "w") as f:
+        f["data"] = np.arange(3)
+        f["lost"] = h5py.SoftLink("/nowhere")
+    np.save(tmp_path / "full.npy", np.arange(1000.0))
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "full.npy").read_bytes()[:-100])
+    (tmp_path / "empty.npy").write_bytes(b"")
+    for source, message in [
+        (h5, f"{h5}:/g/parent links back to a group above it"),
+        (tmp_path / "lost.h5", f"{tmp_path / 'lost.h5'}:/lost: "),
+        (f"{h5}:/triples", f"{h5}:/triples: array-typed elements have no Zarr data type"),
+        (f"{h5}:/record", f"{h5}:/record: records with variable-length fields"),
+        (f"{h5}:/text", f"{h5}:/text: 'utf-8' codec can't decode"),
+        (tmp_path / "cut.npy", f"{tmp_path / 'cut.npy'}: not a .npy file of an array"),
+        (tmp_path / "empty.npy", f"{tmp_path / 'empty.npy'}: not a .npy file of an array"),
+    ]:
+        run = cli("convert", source, tmp_path / "out.zarr", check=False)
+        assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+        assert message in run.stderr, (message, run.stderr)
+
+
+def test_names_inside_hdf5_files_and_stores_named_like_files(tmp_path: Path) -> None:
+    """FILE.h5:/path ends the file's name at the first ".h5:", so names inside may end in
+    .npy or .h5; a directory is a Zarr store whatever its name ends in."""
+    h5 = tmp_path / "r.h5"
+    with h5py.File(h5, "w") as f:
+        f["scan.npy"] = np.arange(3)
+        f["run.h5/x"] = np.arange(2)
+    cli("convert", f"{h5}:/scan.npy", tmp_path / "scan.zarr")
+    assert oxzarr.open_array(tmp_path / "scan.zarr")[...].tolist() == [0, 1, 2]
+    cli("convert", f"{h5}:/run.h5", tmp_path / "run.zarr")
+    assert oxzarr.open_array(tmp_path / "run.zarr/x")[...].tolist() == [0, 1]
+    for name in ("store.npy", "store.h5"):
+        oxzarr.create_array(tmp_path / name, shape=(3,), dtype="i1")[...] = [1, 2, 3]
+        cli("convert", tmp_path / name, tmp_path / f"{name}.zarr")
+        assert oxzarr.open_array(tmp_path / f"{name}.zarr")[...].tolist() == [1, 2, 3]
+
+
 @pytest.mark.parametrize(
     ("zarr_format", "encoding", "key"),
     [

@@ -205,7 +205,11 @@ class _NpySource:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.data = np.load(path, mmap_mode="r")
+        try:
+            self.data = np.load(path, mmap_mode="r")
+        except (EOFError, ValueError, OSError) as e:
+            # Empty, cut short, pickled objects, or not a .npy file at all.
+            raise ValueError(f"{path}: not a .npy file of an array to map ({e})") from None
         self.shape: tuple[int, ...] = tuple(self.data.shape)
         self.dtype = self.data.dtype
         self.chunks: tuple[int, ...] | None = None
@@ -232,6 +236,15 @@ class _H5Source:
             raise ValueError(f"{self.path}: an HDF5 dataset with a null dataspace holds no array")
         self.shape = tuple(int(n) for n in dataset.shape)
         self.dtype = np.dtype(dataset.dtype)
+        if self.dtype.subdtype is not None:
+            # h5py reads them with more dimensions than the dataset has.
+            raise ValueError(f"{self.path}: array-typed elements have no Zarr data type")
+        if self.dtype.fields is not None and any(
+            self.dtype[name].hasobject for name in self.dtype.names or ()
+        ):
+            raise ValueError(
+                f"{self.path}: records with variable-length fields have no Zarr data type"
+            )
         # What create_array is given: the dtype, or for h5py's object dtypes the
         # variable-length text or bytes they hold (sequences of numbers and references have
         # no Zarr data type).
@@ -250,8 +263,15 @@ class _H5Source:
         self.attributes = _json_attributes(dict(dataset.attrs))
 
     def read(self, region: tuple[slice, ...]) -> np.ndarray[Any, Any]:
-        # np.array, not ascontiguousarray: a scalar dataset's value stays 0-d.
-        return np.array(self.data[region], order="C")
+        # Text decoded here (h5py gives its bytes), so that bytes that are not UTF-8 are
+        # named as this dataset's.
+        data = self.data.asstr() if self.data_type is str else self.data
+        try:
+            # np.array, not ascontiguousarray: a scalar dataset's value stays 0-d.
+            return np.array(data[region], order="C")
+        except (OSError, UnicodeDecodeError) as e:
+            # A chunk that fails to decode, text that is not UTF-8: h5py names neither.
+            raise ValueError(f"{self.path}: {e}") from None
 
 
 _Source = Array | _NpySource | _H5Source
@@ -288,14 +308,18 @@ _HDF5_SUFFIXES = (".h5", ".hdf5", ".he5", ".hdf")
 
 
 def _split_hdf5(source: str) -> tuple[str, str] | None:
-    """(file, path inside) for an HDF5 source, ``FILE.h5`` or ``FILE.h5:/path/inside``."""
-    for suffix in _HDF5_SUFFIXES:
-        if source.lower().endswith(suffix):
-            return source, "/"
-        marker = source.lower().find(suffix + ":")
-        if marker >= 0:
-            end = marker + len(suffix)
-            return source[:end], source[end + 1 :] or "/"
+    """(file, path inside) for an HDF5 source, ``FILE.h5`` or ``FILE.h5:/path/inside``: the
+    first ``.h5:`` ends the file's name (a name inside may end in ``.h5`` or ``.npy``). A
+    directory is a Zarr store, whatever its name ends in."""
+    lowered = source.lower()
+    markers = [(lowered.find(suffix + ":"), suffix) for suffix in _HDF5_SUFFIXES]
+    found = [(at, suffix) for at, suffix in markers if at >= 0]
+    if found:
+        at, suffix = min(found)
+        end = at + len(suffix)
+        return source[:end], source[end + 1 :] or "/"
+    if lowered.endswith(_HDF5_SUFFIXES) and not os.path.isdir(source):
+        return source, "/"
     return None
 
 
@@ -574,23 +598,27 @@ def _plan(
     """Everything the conversion will create, checked before anything is written."""
     plan = _Plan()
     hdf5 = _split_hdf5(source)
-    if storage_options and (hdf5 is not None or source.lower().endswith(".npy")):
+    npy = hdf5 is None and source.lower().endswith(".npy") and not os.path.isdir(source)
+    if storage_options and (hdf5 is not None or npy):
         raise ValueError(f"storage_options apply to Zarr stores at a URL, not to {source!r}")
-    if source.lower().endswith(".npy"):
+    if npy:
         if not os.path.exists(source):
             raise FileNotFoundError(f"no such file: {source}")
-        npy = _NpySource(source)
-        plan.arrays.append(_ArrayJob("", npy, _raw_settings(source, npy, options)))
+        npy_source = _NpySource(source)
+        plan.arrays.append(_ArrayJob("", npy_source, _raw_settings(source, npy_source, options)))
         return plan
     if hdf5 is not None:
         filename, inside = hdf5
         if not os.path.exists(filename):
             raise FileNotFoundError(f"no such file: {filename}")
         h5py = _h5py()
-        h5 = h5py.File(filename, "r")
+        try:
+            h5 = h5py.File(filename, "r")
+        except OSError as e:
+            raise OSError(f"{filename}: not an HDF5 file h5py opens ({e})") from None
         if inside not in h5:
             raise FileNotFoundError(f"no dataset or group {inside!r} in {filename}")
-        _plan_hdf5(h5py, h5[inside], "", plan, options)
+        _plan_hdf5(h5py, h5[inside], "", plan, options, ())
         return plan
     node, plan.consolidate = open_as_stored(source, storage_options)
     if isinstance(node, Array):
@@ -630,7 +658,11 @@ def _plan_group(group: Group, path: str, plan: _Plan, options: _Options, where: 
             _plan_group(member, child, plan, options, where)
 
 
-def _plan_hdf5(h5py: Any, node: Any, path: str, plan: _Plan, options: _Options) -> None:
+def _plan_hdf5(
+    h5py: Any, node: Any, path: str, plan: _Plan, options: _Options, above: tuple[Any, ...]
+) -> None:
+    """Plans `node` and what is below it; `above` holds the groups it lies in, by their
+    HDF5 object ids, which links to the same group share."""
     if isinstance(node, h5py.Dataset):
         source = _H5Source(h5py, node)
         plan.arrays.append(_ArrayJob(path, source, _raw_settings(source.path, source, options)))
@@ -638,8 +670,18 @@ def _plan_hdf5(h5py: Any, node: Any, path: str, plan: _Plan, options: _Options) 
     plan.groups.append(
         _GroupJob(path, _json_attributes(dict(node.attrs)), options.zarr_format or 3)
     )
+    above = (*above, node.id)
     for name in node:
-        _plan_hdf5(h5py, node[name], f"{path}/{name}" if path else name, plan, options)
+        where = f"{node.file.filename}:{node.name.rstrip('/')}/{name}"
+        try:
+            child = node[name]
+        except (KeyError, OSError) as e:
+            # A soft link to nothing, an external link to a missing file.
+            raise ValueError(f"{where}: {e}") from None
+        if isinstance(child, h5py.Group) and child.id in above:
+            # A link back to a group it lies in: a Zarr hierarchy is a tree.
+            raise ValueError(f"{where} links back to a group above it; convert a part without it")
+        _plan_hdf5(h5py, child, f"{path}/{name}" if path else name, plan, options, above)
 
 
 # --- running ---
