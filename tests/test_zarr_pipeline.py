@@ -331,6 +331,30 @@ def test_write_empty_chunks(tmp_path: Path, engine: None) -> None:
     np.testing.assert_array_equal(a[...], [3] * 7 + list(range(7, 15)) + [3] * 5)
 
 
+@pytest.mark.parametrize("values", [[0, 0, 1, 2, 0, 0, 0, 0], [0] * 8])
+def test_write_empty_chunks_reaches_inner_chunks(values: list[int]) -> None:
+    """As zarr-python's own pipeline: a shard written with write_empty_chunks=True keeps its
+    inner chunks that hold only the fill value (a shard of them is not just an index)."""
+    stored = {}
+    for pipeline in ("zarr.core.codec_pipeline.BatchedCodecPipeline", PIPELINE):
+        with zarr.config.set({"codec_pipeline.path": pipeline}):
+            store = zarr.storage.MemoryStore()
+            a = zarr.create_array(
+                store,
+                name="a",
+                shape=(8,),
+                chunks=(2,),
+                shards=(8,),
+                dtype="i2",
+                compressors=None,
+                config={"write_empty_chunks": True},
+            )
+            a[:] = np.array(values, dtype="i2")
+            stored[pipeline] = store_contents(store, "a")
+    assert stored[PIPELINE] == stored["zarr.core.codec_pipeline.BatchedCodecPipeline"]
+    assert len(stored[PIPELINE]["a/c/0"]) == 8 * 2 + 4 * 16 + 4  # every inner chunk, index
+
+
 def test_corrupt_chunk_names_its_key(tmp_path: Path, engine: None) -> None:
     a = zarr.create_array(
         str(tmp_path / "c"),

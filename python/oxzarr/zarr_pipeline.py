@@ -472,7 +472,8 @@ class ZarrCodecPipeline(CodecPipeline):
         else:
             try:
                 document = _chunk_document(self.codecs, spec)
-                engine = _Engine(_core.ChunkCodec(document), spec)
+                codec = _core.ChunkCodec(document, bool(spec.config.write_empty_chunks))
+                engine = _Engine(codec, spec)
             except _Unsupported as e:
                 engine = str(e)
             except (ValueError, TypeError, NotImplementedError) as e:

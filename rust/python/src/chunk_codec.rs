@@ -93,9 +93,11 @@ fn bytes_list<'py>(
 #[pymethods]
 impl ChunkCodec {
     /// The chain of an array whose metadata (v3 `zarr.json`, or v2 `.zarray` with
-    /// `attributes`) describes chunks of its chunk shape.
+    /// `attributes`) describes chunks of its chunk shape. With `write_empty_chunks`, shards
+    /// keep their inner chunks that hold only the fill value.
     #[new]
-    fn new(metadata_json: &str) -> PyResult<Self> {
+    #[pyo3(signature = (metadata_json, write_empty_chunks = false))]
+    fn new(metadata_json: &str, write_empty_chunks: bool) -> PyResult<Self> {
         let metadata = crate::array::parse_metadata(metadata_json)?;
         let invalid = |e: oxzarr_core::error::MetadataError| to_py_err(e.into());
         let data_type = metadata.data_type().clone();
@@ -103,7 +105,10 @@ impl ChunkCodec {
         let text = matches!(data_type, DataType::String);
         let fill = metadata.fill_value_bytes().map_err(invalid)?;
         let repr = ChunkRepr::with_fill(metadata.chunk_shape().to_vec(), data_type, &fill);
-        let chain = metadata.codec_chain(&repr).map_err(invalid)?;
+        let mut chain = metadata.codec_chain(&repr).map_err(invalid)?;
+        if write_empty_chunks {
+            chain.keep_empty_inner_chunks();
+        }
         if variable && chain.sharding().is_some() {
             // This chain decodes and encodes variable-length elements of plain chunks only
             // (oxzarr's own arrays read shards of them inner chunk by inner chunk): refused

@@ -214,6 +214,9 @@ pub trait ArrayToBytesCodec: Send + Sync + Debug {
     fn as_sharding(&self) -> Option<&array_to_bytes::sharding::Sharding> {
         None
     }
+    /// Makes a sharding codec (and those nested in it) store inner chunks that hold only
+    /// the fill value; nothing for the others.
+    fn keep_empty_inner_chunks(&mut self) {}
     /// Encodes variable-length elements (only the vlen codecs can).
     fn encode_vlen(
         &self,
@@ -667,6 +670,13 @@ impl CodecChain {
     /// Whether stored chunks are the decoded bytes themselves (no codec changes them).
     pub fn is_passthrough(&self) -> bool {
         self.direct && self.bytes_to_bytes.is_empty()
+    }
+
+    /// Shards encoded by this chain keep their inner chunks that hold only the fill value,
+    /// as zarr-python's do with `write_empty_chunks=True` (its codec pipeline is given
+    /// whole shards to encode, with that setting).
+    pub fn keep_empty_inner_chunks(&mut self) {
+        self.array_to_bytes.keep_empty_inner_chunks();
     }
 
     /// The sharding codec, when it is the whole chain (as zarr-python writes sharded arrays):

@@ -118,6 +118,9 @@ pub struct Sharding {
     index_location: IndexLocation,
     /// The encoded size of the index, in bytes (fixed for a given chain).
     index_size: usize,
+    /// Inner chunks holding only the fill value are stored too (zarr-python's
+    /// `write_empty_chunks=True` reaches its inner chunks); by default they are left out.
+    keep_empty_inner: bool,
 }
 
 impl Sharding {
@@ -206,6 +209,7 @@ impl Sharding {
             index_codecs,
             index_location,
             index_size: 0,
+            keep_empty_inner: false,
         };
         // The index codecs must produce a size that does not depend on the entries (bytes,
         // crc32c): work it out from the chain, without building an index, so that opening an
@@ -490,7 +494,7 @@ impl ArrayToBytesCodec for Sharding {
                     chunk[c..c + n].copy_from_slice(&data[o..o + n]);
                 },
             );
-            if all_fill(&chunk, &repr.fill_value) {
+            if !self.keep_empty_inner && all_fill(&chunk, &repr.fill_value) {
                 return Ok(None);
             }
             Ok(Some(self.inner.encode(&chunk)?.into_owned()))
@@ -562,7 +566,9 @@ impl ArrayToBytesCodec for Sharding {
             let positions = self.inner_positions(i, &repr.shape);
             // As for fixed-size data, an inner chunk holding only the fill value is not
             // stored: it reads back as the fill value.
-            if positions.iter().all(|&p| chunk.get(p) == &*repr.fill_value) {
+            if !self.keep_empty_inner
+                && positions.iter().all(|&p| chunk.get(p) == &*repr.fill_value)
+            {
                 return Ok(None);
             }
             let inner = VlenChunk::from_elements(positions.iter().map(|&p| chunk.get(p)));
@@ -629,6 +635,11 @@ impl ArrayToBytesCodec for Sharding {
 
     fn as_sharding(&self) -> Option<&Sharding> {
         Some(self)
+    }
+
+    fn keep_empty_inner_chunks(&mut self) {
+        self.keep_empty_inner = true;
+        self.inner.keep_empty_inner_chunks();
     }
 
     fn metadata(&self) -> Value {
