@@ -1078,6 +1078,13 @@ def test_node_paths_as_zarr_python_takes_them(tmp_path: Path) -> None:
     assert oxzarr.open_array(tmp_path, path=Path("z")).path == z.path == "z"
     with pytest.raises(TypeError, match="a node path is text, not int"):
         oxzarr.open_group(tmp_path, path=5)  # type: ignore[arg-type]
+    # A group's members by the same rule.
+    g = oxzarr.open_group(tmp_path)
+    assert g["a\\b"].path == "a/b" and "a\\b" in g and g.get("a\\c") is None
+    assert g.create_group("c\\d").path == g.require_group("c\\d").path == "c/d"
+    assert g.require_array("c\\e", shape=(2,), dtype="i1").path == "c/e"
+    del g["c\\e"]
+    assert sorted(g["c"].keys()) == ["d"]
 
 
 def test_file_urls_take_fsspecs_auto_mkdir(tmp_path: Path) -> None:

@@ -282,6 +282,8 @@ def test_hdf5_and_npy_sources_oxzarr_cannot_take_are_named(tmp_path: Path) -> No
     np.save(tmp_path / "full.npy", np.arange(1000.0))
     (tmp_path / "cut.npy").write_bytes((tmp_path / "full.npy").read_bytes()[:-100])
     (tmp_path / "empty.npy").write_bytes(b"")
+    np.savez(tmp_path / "many.npz", a=np.arange(3))
+    (tmp_path / "many.npz").rename(tmp_path / "many.npy")
     for source, message in [
         (h5, f"{h5}:/g/parent links back to a group above it"),
         (tmp_path / "lost.h5", f"{tmp_path / 'lost.h5'}:/lost: "),
@@ -290,6 +292,7 @@ def test_hdf5_and_npy_sources_oxzarr_cannot_take_are_named(tmp_path: Path) -> No
         (f"{h5}:/text", f"{h5}:/text: 'utf-8' codec can't decode"),
         (tmp_path / "cut.npy", f"{tmp_path / 'cut.npy'}: not a .npy file of an array"),
         (tmp_path / "empty.npy", f"{tmp_path / 'empty.npy'}: not a .npy file of an array"),
+        (tmp_path / "many.npy", f"{tmp_path / 'many.npy'}: an .npz archive of arrays"),
     ]:
         run = cli("convert", source, tmp_path / "out.zarr", check=False)
         assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr

@@ -355,6 +355,29 @@ def test_write_empty_chunks_reaches_inner_chunks(values: list[int]) -> None:
     assert len(stored[PIPELINE]["a/c/0"]) == 8 * 2 + 4 * 16 + 4  # every inner chunk, index
 
 
+def test_write_empty_chunks_and_a_write_of_part_of_a_shard() -> None:
+    """zarr-python stores the inner chunks such a write touches: not the untouched ones of
+    the fill value, which the whole shard handed to this pipeline also holds."""
+    stored = {}
+    for pipeline in ("zarr.core.codec_pipeline.BatchedCodecPipeline", PIPELINE):
+        with zarr.config.set({"codec_pipeline.path": pipeline}):
+            store = zarr.storage.MemoryStore()
+            a = zarr.create_array(
+                store,
+                name="a",
+                shape=(64, 64),
+                chunks=(8, 8),
+                shards=(64, 64),
+                dtype="f4",
+                compressors=None,
+                config={"write_empty_chunks": True},
+            )
+            a[0, 0] = 1
+            a[5:7, 10:30] = 2
+            stored[pipeline] = store_contents(store, "a")
+    assert stored[PIPELINE] == stored["zarr.core.codec_pipeline.BatchedCodecPipeline"]
+
+
 def test_corrupt_chunk_names_its_key(tmp_path: Path, engine: None) -> None:
     a = zarr.create_array(
         str(tmp_path / "c"),

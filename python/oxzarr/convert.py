@@ -210,6 +210,8 @@ class _NpySource:
         except (EOFError, ValueError, OSError) as e:
             # Empty, cut short, pickled objects, or not a .npy file at all.
             raise ValueError(f"{path}: not a .npy file of an array to map ({e})") from None
+        if not isinstance(self.data, np.ndarray):
+            raise ValueError(f"{path}: an .npz archive of arrays, not a .npy file of one")
         self.shape: tuple[int, ...] = tuple(self.data.shape)
         self.dtype = self.data.dtype
         self.chunks: tuple[int, ...] | None = None
@@ -263,12 +265,9 @@ class _H5Source:
         self.attributes = _json_attributes(dict(dataset.attrs))
 
     def read(self, region: tuple[slice, ...]) -> np.ndarray[Any, Any]:
-        # Text decoded here (h5py gives its bytes), so that bytes that are not UTF-8 are
-        # named as this dataset's.
-        data = self.data.asstr() if self.data_type is str else self.data
         try:
             # np.array, not ascontiguousarray: a scalar dataset's value stays 0-d.
-            return np.array(data[region], order="C")
+            return np.array(self.data[region], order="C")
         except (OSError, UnicodeDecodeError) as e:
             # A chunk that fails to decode, text that is not UTF-8: h5py names neither.
             raise ValueError(f"{self.path}: {e}") from None
@@ -311,6 +310,8 @@ def _split_hdf5(source: str) -> tuple[str, str] | None:
     """(file, path inside) for an HDF5 source, ``FILE.h5`` or ``FILE.h5:/path/inside``: the
     first ``.h5:`` ends the file's name (a name inside may end in ``.h5`` or ``.npy``). A
     directory is a Zarr store, whatever its name ends in."""
+    if os.path.isdir(source):
+        return None
     lowered = source.lower()
     markers = [(lowered.find(suffix + ":"), suffix) for suffix in _HDF5_SUFFIXES]
     found = [(at, suffix) for at, suffix in markers if at >= 0]
@@ -318,7 +319,7 @@ def _split_hdf5(source: str) -> tuple[str, str] | None:
         at, suffix = min(found)
         end = at + len(suffix)
         return source[:end], source[end + 1 :] or "/"
-    if lowered.endswith(_HDF5_SUFFIXES) and not os.path.isdir(source):
+    if lowered.endswith(_HDF5_SUFFIXES):
         return source, "/"
     return None
 
@@ -790,7 +791,11 @@ class _Runner:
             if self.cancelled:
                 raise KeyboardInterrupt
             block = _saturating_cast(source.read(region), dtype)
-            destination[region] = block
+            try:
+                destination[region] = block
+            except UnicodeDecodeError as e:
+                # HDF5 text comes as its bytes: those that are not UTF-8 are the source's.
+                raise ValueError(f"{source.path}: {e}") from None
             self.decodes += 1
             self.state.units_done += (
                 math.prod(-(-(r.stop - r.start) // u) for r, u in zip(region, unit, strict=True))

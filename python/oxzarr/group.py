@@ -18,10 +18,16 @@ __all__ = ["Group", "Tree"]
 JSON = Any
 
 
+def _member(key: str) -> str:
+    """A member's path below a group as zarr-python reads it: '\\' is '/' (as in the
+    functions' ``path=``, see ``api._path``)."""
+    if not isinstance(key, str):
+        raise TypeError(f"member names are strings, not {type(key).__name__} ({key!r})")
+    return key.replace("\\", "/")
+
+
 def _join(path: str, name: str) -> str:
-    if not isinstance(name, str):
-        raise TypeError(f"member names are strings, not {type(name).__name__} ({name!r})")
-    name = name.strip("/")
+    name = _member(name).strip("/")
     return f"{path}/{name}" if path else name
 
 
@@ -137,7 +143,7 @@ class Group:
 
     def __getitem__(self, key: str) -> Array | Group:
         try:
-            node = self._core.child(key)
+            node = self._core.child(_member(key))
         except NodeNotFoundError:
             raise KeyError(key) from None
         return wrap_node(node, self._store)
@@ -146,7 +152,7 @@ class Group:
         """Deletes the member (or node below) at ``key`` and everything stored under it."""
         with self._metadata_lock:
             try:
-                core = self._core.delete_member(key)
+                core = self._core.delete_member(_member(key))
             except NodeNotFoundError:
                 raise KeyError(key) from None
             self._load(core)
@@ -163,7 +169,7 @@ class Group:
         if not isinstance(key, str):
             return False
         try:
-            return self._core.child_kind(key) is not None
+            return self._core.child_kind(_member(key)) is not None
         except MetadataValidationError:
             raise  # documents that do not say what they are, as keys() reports them
         except ValueError:

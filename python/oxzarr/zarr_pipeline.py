@@ -146,8 +146,15 @@ def _chunk_document(codecs: Sequence[Codec], spec: ArraySpec) -> str:
 class _Engine:
     """The engine's codec chain for one chunk spec, and the numpy dtype its chunks decode to."""
 
-    def __init__(self, codec: _core.ChunkCodec, spec: ArraySpec) -> None:
+    def __init__(
+        self, codec: _core.ChunkCodec, spec: ArraySpec, whole: _Engine | None = None
+    ) -> None:
         self.codec = codec
+        # For shards written whole with write_empty_chunks=True: an engine whose shards keep
+        # their inner chunks of the fill value, as zarr-python's do when every inner chunk
+        # is written (a partial write keeps only those it touches, which this one cannot
+        # tell: it leaves them all out).
+        self.whole = whole
         self.shape: tuple[int, ...] = tuple(int(n) for n in spec.shape)
         # Strings and bytes come as Python objects; anything else as native-endian values
         # (zarr-python's arrays may be big-endian, v2 ">i4", which then takes a converting copy).
@@ -472,8 +479,11 @@ class ZarrCodecPipeline(CodecPipeline):
         else:
             try:
                 document = _chunk_document(self.codecs, spec)
-                codec = _core.ChunkCodec(document, bool(spec.config.write_empty_chunks))
-                engine = _Engine(codec, spec)
+                codec = _core.ChunkCodec(document)
+                whole = None
+                if spec.config.write_empty_chunks and "sharding_indexed" in document:
+                    whole = _Engine(_core.ChunkCodec(document, True), spec)
+                engine = _Engine(codec, spec, whole)
             except _Unsupported as e:
                 engine = str(e)
             except (ValueError, TypeError, NotImplementedError) as e:
@@ -650,7 +660,12 @@ class ZarrCodecPipeline(CodecPipeline):
                 continue
             _count_engine("write")
             for batch in _batched(group):
-                await self._write_batch(engine, batch, values, drop_axes)
+                whole = [item for item in batch if item[4]]
+                if engine.whole is not None and whole:
+                    await self._write_batch(engine.whole, whole, values, drop_axes)
+                    batch = [item for item in batch if not item[4]]
+                if batch:
+                    await self._write_batch(engine, batch, values, drop_axes)
 
     async def _write_batch(
         self,

@@ -682,6 +682,17 @@ impl RemoteStore {
     }
 
     /// A key of this store from an object's location under its prefix.
+    /// The objects object_store lists below `prefix` (a valid prefix of this store).
+    fn objects_below(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError> {
+        let (store, runtime) = self.client()?;
+        let full = format!("{}{prefix}", self.prefix);
+        let path =
+            Path::parse(&full).map_err(|e| StorageError::invalid_key(prefix, &e.to_string()))?;
+        runtime
+            .block_on(store.list(Some(&path)).try_collect())
+            .map_err(|e| list_error(self, prefix, e))
+    }
+
     /// The store key of a listed object, if it has one (an object named with '\' has
     /// none: it is left out of listings, as on a filesystem).
     fn key_of(&self, location: &Path) -> Option<String> {
@@ -1180,11 +1191,15 @@ impl WritableStore for RemoteStore {
         validate_prefix(prefix)?;
         self.forget_prefetched(|k| k.starts_with(prefix));
         let (store, runtime) = self.client()?;
-        let keys = self.list_prefix(prefix)?;
-        let paths = keys
-            .iter()
-            .map(|k| self.path(k))
-            .collect::<Result<Vec<_>, _>>()?;
+        // Every object below the prefix: those no key names (with '\' in their names, left
+        // out of listings) go too, as everything below a deleted node does.
+        let full = format!("{}{prefix}", self.prefix);
+        let paths: Vec<Path> = self
+            .objects_below(prefix)?
+            .into_iter()
+            .map(|meta| meta.location)
+            .filter(|location| location.as_ref().starts_with(full.as_str()))
+            .collect();
         let deleted = runtime.block_on(async {
             let stream =
                 futures_util::stream::iter(paths.into_iter().map(Ok::<_, object_store::Error>));
@@ -1205,14 +1220,8 @@ impl WritableStore for RemoteStore {
 impl ListableStore for RemoteStore {
     fn list_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         validate_prefix(prefix)?;
-        let (store, runtime) = self.client()?;
-        let full = format!("{}{prefix}", self.prefix);
-        let path =
-            Path::parse(&full).map_err(|e| StorageError::invalid_key(prefix, &e.to_string()))?;
-        let listed: Result<Vec<ObjectMeta>, _> =
-            runtime.block_on(store.list(Some(&path)).try_collect());
-        let listed = listed.map_err(|e| list_error(self, prefix, e))?;
-        let mut keys: Vec<String> = listed
+        let mut keys: Vec<String> = self
+            .objects_below(prefix)?
             .iter()
             .filter_map(|meta| self.key_of(&meta.location))
             .filter(|key| key.starts_with(prefix) && !key.is_empty())
