@@ -563,6 +563,24 @@ def test_values_past_the_edge_do_not_come_back(
     assert zarr_pipeline.engine_calls().get("write to disk"), "the engine wrote the rest"
 
 
+@pytest.mark.parametrize("dtype", ["c8", [("x", "f4")]])
+def test_negative_zero_in_complex_numbers_and_records(engine: None, dtype: Any) -> None:
+    """Kept alike however they are written (a slice merged by the engine, a mask merged by
+    the pipeline): the sign of a zero is not lost."""
+    values = np.zeros(2, dtype=dtype)
+    if values.dtype.names:
+        values["x"] = -0.0
+    else:
+        values.real = -0.0
+    store = zarr.storage.MemoryStore()
+    a = zarr.create_array(store, shape=(4,), chunks=(2,), dtype=dtype, compressors=None)
+    a[0:2] = values
+    a[np.array([False, False, True, True])] = values
+    assert sorted(store._store_dict) == ["c/0", "c/1", "zarr.json"]
+    read = a[...]
+    assert np.signbit(read["x"] if read.dtype.names else read.real).all()
+
+
 def test_negative_zero_is_not_the_fill_value(engine: None) -> None:
     # zarr-python matches a zero fill bit for bit, so a chunk of -0.0 is kept (a mask write
     # merged by the pipeline took -0.0 == 0.0 and dropped the chunk: its sign was lost).

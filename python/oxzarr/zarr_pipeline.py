@@ -827,8 +827,11 @@ def _all_equal(array: np.ndarray[Any, Any], fill: Any) -> bool:
     if array.dtype.kind in "mM":
         # As their 64-bit counts, where NaT is one value like any other.
         return bool(np.all(array.view(np.int64) == np.full_like(array, fill).view(np.int64)))
-    if array.dtype.kind == "f" and np.asarray(fill).dtype.kind == "f" and fill == 0.0:
-        # As zarr-python: a zero fill is matched bit for bit, so that -0.0 is kept.
+    zero_fill = array.dtype.kind in "fc" and np.asarray(fill).dtype.kind in "fc" and fill == 0
+    if zero_fill or array.dtype.names is not None:
+        # As zarr-python for floats: a zero fill is matched bit for bit, so that -0.0 is
+        # kept. Complex numbers and records too, as the engine matches every chunk it
+        # merges itself (zarr-python takes -0.0 for 0.0 there: see docs/drop-in.md).
         void = f"V{array.dtype.itemsize}"
         return bool(np.array_equal(array.view(void), np.full_like(array, fill).view(void)))
     if array.dtype.kind in "fc":
