@@ -331,51 +331,56 @@ def test_write_empty_chunks(tmp_path: Path, engine: None) -> None:
     np.testing.assert_array_equal(a[...], [3] * 7 + list(range(7, 15)) + [3] * 5)
 
 
-@pytest.mark.parametrize("values", [[0, 0, 1, 2, 0, 0, 0, 0], [0] * 8])
-def test_write_empty_chunks_reaches_inner_chunks(values: list[int]) -> None:
-    """As zarr-python's own pipeline: a shard written with write_empty_chunks=True keeps its
-    inner chunks that hold only the fill value (a shard of them is not just an index)."""
+ZARR_PYTHONS = "zarr.core.codec_pipeline.BatchedCodecPipeline"
+
+
+def stored_with_empty_chunks_kept(
+    shape: tuple[int, ...], chunks: tuple[int, ...], dtype: str, write: Any
+) -> dict[str, dict[str, bytes]]:
+    """What zarr-python's pipeline and this one store for `write(array)` into a new array of
+    one shard, uncompressed, with write_empty_chunks=True; by pipeline."""
     stored = {}
-    for pipeline in ("zarr.core.codec_pipeline.BatchedCodecPipeline", PIPELINE):
+    for pipeline in (ZARR_PYTHONS, PIPELINE):
         with zarr.config.set({"codec_pipeline.path": pipeline}):
             store = zarr.storage.MemoryStore()
             a = zarr.create_array(
                 store,
                 name="a",
-                shape=(8,),
-                chunks=(2,),
-                shards=(8,),
-                dtype="i2",
+                shape=shape,
+                chunks=chunks,
+                shards=shape,
+                dtype=dtype,
                 compressors=None,
                 config={"write_empty_chunks": True},
             )
-            a[:] = np.array(values, dtype="i2")
+            write(a)
             stored[pipeline] = store_contents(store, "a")
-    assert stored[PIPELINE] == stored["zarr.core.codec_pipeline.BatchedCodecPipeline"]
+    return stored
+
+
+@pytest.mark.parametrize("values", [[0, 0, 1, 2, 0, 0, 0, 0], [0] * 8])
+def test_write_empty_chunks_reaches_inner_chunks(values: list[int]) -> None:
+    """As zarr-python's own pipeline: a shard written with write_empty_chunks=True keeps its
+    inner chunks that hold only the fill value (a shard of them is not just an index)."""
+
+    def write(a: zarr.Array) -> None:
+        a[:] = np.array(values, dtype="i2")
+
+    stored = stored_with_empty_chunks_kept((8,), (2,), "i2", write)
+    assert stored[PIPELINE] == stored[ZARR_PYTHONS]
     assert len(stored[PIPELINE]["a/c/0"]) == 8 * 2 + 4 * 16 + 4  # every inner chunk, index
 
 
 def test_write_empty_chunks_and_a_write_of_part_of_a_shard() -> None:
     """zarr-python stores the inner chunks such a write touches: not the untouched ones of
     the fill value, which the whole shard handed to this pipeline also holds."""
-    stored = {}
-    for pipeline in ("zarr.core.codec_pipeline.BatchedCodecPipeline", PIPELINE):
-        with zarr.config.set({"codec_pipeline.path": pipeline}):
-            store = zarr.storage.MemoryStore()
-            a = zarr.create_array(
-                store,
-                name="a",
-                shape=(64, 64),
-                chunks=(8, 8),
-                shards=(64, 64),
-                dtype="f4",
-                compressors=None,
-                config={"write_empty_chunks": True},
-            )
-            a[0, 0] = 1
-            a[5:7, 10:30] = 2
-            stored[pipeline] = store_contents(store, "a")
-    assert stored[PIPELINE] == stored["zarr.core.codec_pipeline.BatchedCodecPipeline"]
+
+    def write(a: zarr.Array) -> None:
+        a[0, 0] = 1
+        a[5:7, 10:30] = 2
+
+    stored = stored_with_empty_chunks_kept((64, 64), (8, 8), "f4", write)
+    assert stored[PIPELINE] == stored[ZARR_PYTHONS]
 
 
 def test_corrupt_chunk_names_its_key(tmp_path: Path, engine: None) -> None:
