@@ -660,9 +660,12 @@ class ZarrCodecPipeline(CodecPipeline):
                 continue
             _count_engine("write")
             for batch in _batched(group):
-                whole = [item for item in batch if item[4]]
-                if engine.whole is not None and whole:
-                    await self._write_batch(engine.whole, whole, values, drop_axes)
+                if engine.whole is not None:
+                    # Shards written whole (zarr-python's is_complete_chunk) go to the
+                    # engine that keeps their inner chunks of the fill value.
+                    whole = [item for item in batch if item[4]]
+                    if whole:
+                        await self._write_batch(engine.whole, whole, values, drop_axes)
                     batch = [item for item in batch if not item[4]]
                 if batch:
                     await self._write_batch(engine, batch, values, drop_axes)
