@@ -401,3 +401,24 @@ def test_nodes_of_the_other_format_are_not_members(tmp_path: Path, zarr_format: 
     assert built["oxzarr"] == built["zarr"] == (["own"], False, False, ["own"])
     # Opened on its own, a node of either format still opens.
     assert oxzarr.open_array(tmp_path / "oxzarr" / "other").zarr_format == other
+
+
+def test_a_node_named_like_a_temporary_file_is_a_member(tmp_path: Path) -> None:
+    # Only the engine's own temporary files (".name.pid-n.oxzarr-tmp") are left out of
+    # listings: a node a user named "run.oxzarr-tmp" was readable by name but missing from
+    # members, consolidated metadata and convert's copy (verify then saw the copy "equal").
+    from oxzarr.convert import convert
+
+    root = oxzarr.open_group(tmp_path / "g.zarr", mode="w")
+    root.create_array("run.oxzarr-tmp", data=np.arange(4))
+    root.create_array("plain", data=np.arange(3))
+    (tmp_path / "g.zarr" / ".zarr.json.1-2.oxzarr-tmp").write_bytes(b"{")  # a write cut short
+    expected = ["plain", "run.oxzarr-tmp"]
+    assert sorted(root.array_keys()) == expected
+    assert sorted(zarr.open_group(tmp_path / "g.zarr", mode="r").array_keys()) == expected
+    consolidated = oxzarr.consolidate_metadata(tmp_path / "g.zarr")
+    assert sorted(consolidated.array_keys()) == expected
+    convert(str(tmp_path / "g.zarr"), str(tmp_path / "copy.zarr"))
+    copy = zarr.open_group(tmp_path / "copy.zarr", mode="r")
+    assert sorted(copy.array_keys()) == expected
+    np.testing.assert_array_equal(copy["run.oxzarr-tmp"][...], np.arange(4))

@@ -16,8 +16,29 @@ use super::{
 use crate::concurrency::ForkSafeMutex;
 use crate::error::StorageError;
 
-/// Temporary files of unfinished writes end in this; listings skip them.
+/// Temporary files of unfinished writes end in this; listings skip them (see
+/// [`is_temporary`]).
 const TMP_SUFFIX: &str = ".oxzarr-tmp";
+
+/// Whether `name` is one of [`FilesystemStore::put`]'s temporary files,
+/// `.{name}.{pid}-{counter}.oxzarr-tmp`: only those are left out of listings, so that a
+/// node a user named `x.oxzarr-tmp` is listed, as zarr-python lists it.
+fn is_temporary(name: &str) -> bool {
+    let Some(inner) = name
+        .strip_prefix('.')
+        .and_then(|n| n.strip_suffix(TMP_SUFFIX))
+    else {
+        return false;
+    };
+    let Some((_, writer)) = inner.rsplit_once('.') else {
+        return false;
+    };
+    writer.split_once('-').is_some_and(|(pid, counter)| {
+        [pid, counter]
+            .iter()
+            .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
 /// Reads straight into the caller's buffer (uncompressed chunks into the output) at least this
 /// large are split into pieces of [`READ_PIECE`] read on several threads: one core copies out
 /// of the kernel's page cache at well under what two do (measured: 512 KiB files in 32 µs each
@@ -918,7 +939,7 @@ impl FilesystemStore {
                 // the listing of everything beside it.
                 continue;
             }
-            if name.ends_with(TMP_SUFFIX) {
+            if is_temporary(&name) {
                 continue;
             }
             // Follow symlinks: a linked chunk directory is part of the store.
@@ -950,6 +971,22 @@ impl Store for FilesystemStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_writes_in_progress_are_temporary() {
+        assert!(is_temporary(".zarr.json.123-0.oxzarr-tmp"));
+        assert!(is_temporary("..zattrs.9-42.oxzarr-tmp"));
+        for name in [
+            "run.oxzarr-tmp",
+            ".run.oxzarr-tmp",
+            ".x.12.oxzarr-tmp",
+            ".x.a-1.oxzarr-tmp",
+            ".x.1-.oxzarr-tmp",
+            "x.1-2.oxzarr-tmp",
+        ] {
+            assert!(!is_temporary(name), "{name}");
+        }
+    }
 
     #[test]
     fn handles_on_one_directory_share_a_namespace() -> Result<(), Box<dyn std::error::Error>> {
