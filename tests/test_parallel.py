@@ -12,6 +12,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -486,6 +487,89 @@ def test_threads_changing_attributes_through_one_handle_lose_nothing(tmp_path: P
         oxzarr.open_array(tmp_path / "g/a"),
     ):
         assert node.attrs.asdict() == expected
+
+
+def _at_once(*jobs: Any) -> list[BaseException | None]:
+    """Runs `jobs` on threads released together; what each raised (None if nothing)."""
+    start = threading.Barrier(len(jobs))
+    raised: list[BaseException | None] = [None] * len(jobs)
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            jobs[i]()
+        except BaseException as e:  # handed back to the test
+            raised[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return raised
+
+
+def test_a_parent_group_made_for_a_child_never_replaces_a_node_made_meanwhile(
+    tmp_path: Path,
+) -> None:
+    # Each round races the creation of a node with that of a child, whose missing parent
+    # group is made on the way: the parent's metadata was written whether or not the node
+    # had appeared since it was looked for, dropping a new group's attributes or turning a
+    # new array into a group.
+    for i in range(150):
+        root = oxzarr.open_group(tmp_path / f"r{i}.zarr", mode="w")
+        raised = _at_once(
+            lambda root=root: root.create_group("g", attributes={"units": "m"}),
+            lambda root=root: root.create_array("g/a", shape=(2,), dtype="i4"),
+            lambda root=root: root.create_array("x", shape=(4,), dtype="i4"),
+            lambda root=root: root.create_array("x/y", shape=(2,), dtype="i4"),
+        )
+        if raised[0] is None:
+            assert oxzarr.open_group(root.store, path="g").attrs.asdict() == {"units": "m"}
+        else:
+            # The child's parent came first: the group is there, without the attributes.
+            assert isinstance(raised[0], oxzarr.errors.ContainsGroupError), raised[0]
+        assert raised[1] is None, raised[1]
+        x = oxzarr.open(root.store, path="x", mode="r")
+        if raised[2] is None:
+            assert isinstance(x, oxzarr.Array), i
+            assert isinstance(raised[3], oxzarr.errors.ContainsArrayError), raised[3]
+            assert "is an array" in str(raised[3])
+        else:
+            assert isinstance(raised[2], oxzarr.errors.ContainsGroupError), raised[2]
+            assert isinstance(x, oxzarr.Group) and raised[3] is None, raised[3]
+
+
+def test_threads_requiring_one_node_all_get_it(tmp_path: Path) -> None:
+    # "Open it, or create it if missing" from several threads at once (pool workers each
+    # requiring their output group): those that lose the race get the node made by the
+    # winner, as zarr-python's do, not ContainsGroupError/ContainsArrayError.
+    group = oxzarr.open_group(tmp_path / "g.zarr", mode="w")
+    for i in range(15):
+        requires = [
+            lambda i=i: group.require_group(f"g{i}"),
+            lambda i=i: group.require_array(f"a{i}", shape=(4,), dtype="i4"),
+            lambda i=i: oxzarr.open_array(
+                tmp_path / "g.zarr", path=f"o{i}", mode="a", shape=(4,), dtype="i4"
+            ),
+        ]
+        for require in requires:
+            assert _at_once(*[require] * 6) == [None] * 6
+    assert sorted(group.group_keys()) == sorted(f"g{i}" for i in range(15))
+
+
+def test_threads_replacing_one_array_all_finish(tmp_path: Path) -> None:
+    # Each replaces the array and writes it whole: a directory emptied by one while another
+    # wrote into it failed the removal ("Directory not empty") or the write (ENOENT).
+    root = oxzarr.open_group(tmp_path / "r.zarr", mode="w")
+
+    def replace(k: int) -> None:
+        for _ in range(8):
+            root.create_array("x", shape=(8,), chunks=(2,), dtype="i4", overwrite=True)[...] = k
+
+    assert _at_once(*[lambda k=k: replace(k) for k in range(8)]) == [None] * 8
+    values = oxzarr.open_array(root.store, path="x", mode="r")[...]
+    assert set(values.tolist()) <= set(range(8))
 
 
 def test_threads_converting_to_one_destination(tmp_path: Path) -> None:

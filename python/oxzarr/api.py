@@ -350,9 +350,14 @@ def open_array(
         # Asked for one format, only its documents are looked at (both can lie at one path).
         core = _core.Array.open(target._core, _path(path), zarr_format)
     except ArrayNotFoundError:
-        if mode == "a" and "shape" in kwargs:
+        if mode != "a" or "shape" not in kwargs:
+            raise
+        try:
             return _create_for_open(target, path, False, zarr_format, kwargs)
-        raise
+        except ContainsArrayError:
+            # Created by another writer since it was looked for: opened, as it would have
+            # been a moment later.
+            core = _core.Array.open(target._core, _path(path), zarr_format)
     return _configured(core, target, settings_from(kwargs.get("config"), strict=False))
 
 

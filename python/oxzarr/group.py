@@ -10,7 +10,12 @@ from typing import Any
 from oxzarr import _core
 from oxzarr._locks import metadata_lock
 from oxzarr.array import Array, Attributes, Summary, _summary
-from oxzarr.errors import MetadataValidationError, NodeNotFoundError
+from oxzarr.errors import (
+    ContainsArrayError,
+    ContainsGroupError,
+    MetadataValidationError,
+    NodeNotFoundError,
+)
 from oxzarr.storage import Store, StoreLike
 
 __all__ = ["Group", "Tree"]
@@ -299,7 +304,14 @@ class Group:
         """The group `name`, created if it does not exist (replaced, with `overwrite`)."""
         node = self.get(name)
         if node is None or overwrite:
-            return self.create_group(name, overwrite=overwrite, **kwargs)
+            try:
+                return self.create_group(name, overwrite=overwrite, **kwargs)
+            except (ContainsArrayError, ContainsGroupError):
+                # Made by another writer since it was looked for (threads each requiring
+                # one group): that node is the answer, as it would have been a moment later.
+                if overwrite:
+                    raise
+                node = self.get(name)
         if not isinstance(node, Group):
             # A TypeError, as zarr-python raises and as require_array does for a group.
             raise TypeError(f"{node!r} is an array, not a group")
@@ -401,7 +413,11 @@ class Group:
 
         node = self.get(name)
         if node is None:
-            return self.create_array(name, shape=shape, dtype=dtype, **kwargs)
+            try:
+                return self.create_array(name, shape=shape, dtype=dtype, **kwargs)
+            except (ContainsArrayError, ContainsGroupError):
+                # Made by another writer meanwhile: checked as an existing node is.
+                node = self.get(name)
         if not isinstance(node, Array):
             raise TypeError(f"{node!r} is a group, not an array")
         if node.shape != normalize_shape(shape):

@@ -117,7 +117,12 @@ impl Group {
             }),
         };
         node::prepare_new_node(&store, &path, overwrite, zarr_format)?;
-        write_node_metadata(&store, &path, &NodeMetadata::Group(metadata.clone()))?;
+        node::write_new_node(
+            &store,
+            &path,
+            &NodeMetadata::Group(metadata.clone()),
+            overwrite,
+        )?;
         Ok(Self::from_metadata(store, &path, metadata))
     }
 

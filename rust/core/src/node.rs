@@ -176,38 +176,43 @@ pub(crate) fn kind_of(meta: &NodeMetadata) -> NodeKind {
     }
 }
 
-/// Writes a node's metadata documents (and, for v2, its attributes document).
-pub(crate) fn write_node_metadata(store: &StoreRef, path: &str, meta: &NodeMetadata) -> Result<()> {
-    let attributes_v2 = |attributes: &Map<String, Value>| -> Result<()> {
-        let key = join_key(path, ZATTRS);
-        if attributes.is_empty() {
-            store.delete(&key)?;
-        } else {
-            store.set(
-                &key,
-                &crate::metadata::v3::to_pretty_json(&Value::Object(attributes.clone())),
-            )?;
-        }
-        Ok(())
-    };
+/// A v2 group's `.zgroup`, indented as zarr-python writes it.
+const V2_GROUP: &[u8] = b"{\n  \"zarr_format\": 2\n}";
+
+/// A node's metadata document: its key below the node and its bytes.
+fn metadata_document(meta: &NodeMetadata) -> (&'static str, Vec<u8>) {
     match meta {
-        NodeMetadata::Array(ArrayMetadata::V3(m)) => {
-            store.set(&join_key(path, ZARR_JSON), &m.to_json())?
-        }
-        NodeMetadata::Group(GroupMetadata::V3(m)) => {
-            store.set(&join_key(path, ZARR_JSON), &m.to_json())?
-        }
-        NodeMetadata::Array(ArrayMetadata::V2(m)) => {
-            store.set(&join_key(path, ZARRAY), &m.to_json())?;
-            attributes_v2(&m.attributes)?;
-        }
-        NodeMetadata::Group(GroupMetadata::V2 { attributes }) => {
-            // Indented, as zarr-python writes it.
-            store.set(&join_key(path, ZGROUP), b"{\n  \"zarr_format\": 2\n}")?;
-            attributes_v2(attributes)?;
-        }
+        NodeMetadata::Array(ArrayMetadata::V3(m)) => (ZARR_JSON, m.to_json()),
+        NodeMetadata::Group(GroupMetadata::V3(m)) => (ZARR_JSON, m.to_json()),
+        NodeMetadata::Array(ArrayMetadata::V2(m)) => (ZARRAY, m.to_json()),
+        NodeMetadata::Group(GroupMetadata::V2 { .. }) => (ZGROUP, V2_GROUP.to_vec()),
+    }
+}
+
+/// A v2 node's attributes document, written (or removed, when there are none).
+fn write_v2_attributes(store: &StoreRef, path: &str, meta: &NodeMetadata) -> Result<()> {
+    let attributes = match meta {
+        NodeMetadata::Array(ArrayMetadata::V2(m)) => &m.attributes,
+        NodeMetadata::Group(GroupMetadata::V2 { attributes }) => attributes,
+        _ => return Ok(()),
+    };
+    let key = join_key(path, ZATTRS);
+    if attributes.is_empty() {
+        store.delete(&key)?;
+    } else {
+        store.set(
+            &key,
+            &crate::metadata::v3::to_pretty_json(&Value::Object(attributes.clone())),
+        )?;
     }
     Ok(())
+}
+
+/// Writes a node's metadata documents (and, for v2, its attributes document).
+pub(crate) fn write_node_metadata(store: &StoreRef, path: &str, meta: &NodeMetadata) -> Result<()> {
+    let (key, document) = metadata_document(meta);
+    store.set(&join_key(path, key), &document)?;
+    write_v2_attributes(store, path, meta)
 }
 
 /// Describes a node for messages: its path and the store it is in.
@@ -263,11 +268,7 @@ pub(crate) fn prepare_new_node(
                 path: describe(store, path),
                 reason: format!(
                     "{} exists there (pass overwrite=True to replace it)",
-                    match existing {
-                        "array" => "an array",
-                        "group" => "a group",
-                        _ => "a node",
-                    }
+                    a_node_of_kind(existing)
                 ),
             });
         }
@@ -301,11 +302,73 @@ pub(crate) fn prepare_new_node(
                 } else {
                     GroupMetadata::V3(GroupMetadataV3::default())
                 };
-                write_node_metadata(store, &parent, &NodeMetadata::Group(meta))?;
+                // Another writer may make the parent meanwhile: its node stays, and is
+                // looked at again (a parent that became an array refuses this node).
+                if !create_node_metadata(store, &parent, &NodeMetadata::Group(meta))?
+                    && node_kind(store, &parent)? == Some("array")
+                {
+                    return Err(Error::NodeExists {
+                        existing: "array",
+                        path: describe(store, path),
+                        reason: format!("its parent {parent:?} is an array"),
+                    });
+                }
             }
         }
     }
     Ok(())
+}
+
+/// Writes the metadata of a new node at `path` unless a node's metadata document is there
+/// already (written by another writer since `prepare_new_node` looked), and says whether
+/// it wrote it.
+pub(crate) fn create_node_metadata(
+    store: &StoreRef,
+    path: &str,
+    meta: &NodeMetadata,
+) -> Result<bool> {
+    let (key, document) = metadata_document(meta);
+    if !store.set_if_absent(&join_key(path, key), &document)? {
+        return Ok(false);
+    }
+    // A v2 node's attributes are a document of their own, written once the node is this
+    // writer's.
+    write_v2_attributes(store, path, meta)?;
+    Ok(true)
+}
+
+/// A new node where `prepare_new_node` found none: created unless another writer made one
+/// there meanwhile, which is then refused as an existing node is.
+pub(crate) fn write_new_node(
+    store: &StoreRef,
+    path: &str,
+    meta: &NodeMetadata,
+    overwrite: bool,
+) -> Result<()> {
+    if overwrite {
+        return write_node_metadata(store, path, meta);
+    }
+    if create_node_metadata(store, path, meta)? {
+        return Ok(());
+    }
+    let existing = node_kind(store, path)?.unwrap_or("node");
+    Err(Error::NodeExists {
+        existing,
+        path: describe(store, path),
+        reason: format!(
+            "{} was created there meanwhile (pass overwrite=True to replace it)",
+            a_node_of_kind(existing)
+        ),
+    })
+}
+
+/// "an array", "a group" or "a node", for messages.
+fn a_node_of_kind(kind: &str) -> &'static str {
+    match kind {
+        "array" => "an array",
+        "group" => "a group",
+        _ => "a node",
+    }
 }
 
 /// What kind of node is at `path` ("array", "group"), treating unreadable metadata as a
@@ -333,5 +396,37 @@ mod tests {
         assert!(check_new_path("a/zarr.json", 3).is_err());
         assert!(check_new_path("a/.zarray", 2).is_err());
         assert!(check_new_path("a/b.c", 3).is_ok());
+    }
+
+    #[test]
+    fn a_node_made_by_another_writer_is_kept() -> std::result::Result<(), Box<dyn std::error::Error>>
+    {
+        let dir = tempfile::tempdir()?;
+        let stores: [StoreRef; 2] = [
+            std::sync::Arc::new(crate::store::MemoryStore::new()),
+            std::sync::Arc::new(crate::store::FilesystemStore::new(dir.path())),
+        ];
+        for store in stores {
+            let group = |attributes: Map<String, Value>| {
+                NodeMetadata::Group(GroupMetadata::V3(GroupMetadataV3 {
+                    attributes,
+                    extra_fields: Map::new(),
+                }))
+            };
+            let mut units = Map::new();
+            units.insert("units".into(), Value::from("m"));
+            assert!(create_node_metadata(&store, "g", &group(units.clone()))?);
+            // Another writer's parent group, or its own node, made since it looked.
+            assert!(!create_node_metadata(&store, "g", &group(Map::new()))?);
+            match write_new_node(&store, "g", &group(Map::new()), false) {
+                Err(Error::NodeExists { existing, .. }) => assert_eq!(existing, "group"),
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(read_node_metadata(&store, "g")?, Some(group(units)));
+            write_new_node(&store, "g", &group(Map::new()), true)?;
+            assert_eq!(read_node_metadata(&store, "g")?, Some(group(Map::new())));
+            assert_eq!(store.list_prefix("")?, ["g/zarr.json"]);
+        }
+        Ok(())
     }
 }

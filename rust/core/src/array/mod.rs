@@ -116,7 +116,12 @@ impl Array {
             m.codecs = array.codecs.metadata_for_new_array(&m.codecs);
         }
         node::prepare_new_node(&store, &path, overwrite, metadata.zarr_format())?;
-        write_node_metadata(&store, &path, &NodeMetadata::Array(metadata.clone()))?;
+        node::write_new_node(
+            &store,
+            &path,
+            &NodeMetadata::Array(metadata.clone()),
+            overwrite,
+        )?;
         Ok(Self { metadata, ..array })
     }
 

@@ -180,6 +180,10 @@ impl Store for CountingStore {
         self.inner.describe()
     }
 
+    fn set_if_absent(&self, key: &str, value: &[u8]) -> Result<bool, StorageError> {
+        self.inner.set_if_absent(key, value)
+    }
+
     fn cache_namespace(&self) -> String {
         self.inner.cache_namespace()
     }

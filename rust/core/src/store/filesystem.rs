@@ -801,15 +801,27 @@ fn write_all_vectored(f: &mut fs::File, parts: &[&[u8]]) -> std::io::Result<()> 
     Ok(())
 }
 
+/// How a written temporary file takes the key's place.
+#[derive(Clone, Copy, PartialEq)]
+enum Placing {
+    /// Renamed over whatever is there.
+    Replace,
+    /// Linked to the key's name, which fails if the name is taken: the one of two writers
+    /// that links first wins, across processes too.
+    CreateNew,
+}
+
 impl FilesystemStore {
-    /// Writes `parts` to a temporary file in the key's directory, then renames it over the
-    /// key (see [`WritableStore::set`]); with `want_version`, returns the version written.
+    /// Writes `parts` to a temporary file in the key's directory, then puts it in the key's
+    /// place (see [`WritableStore::set`] and [`Placing`]). Returns whether it took the place
+    /// (always, when replacing) and, with `want_version`, the version written.
     fn put(
         &self,
         key: &str,
         parts: &[&[u8]],
         want_version: bool,
-    ) -> Result<Option<Version>, StorageError> {
+        placing: Placing,
+    ) -> Result<(bool, Option<Version>), StorageError> {
         let path = self.path(key)?;
         let dir = path.parent().unwrap_or(&self.root);
         let name = path
@@ -821,7 +833,7 @@ impl FilesystemStore {
             std::process::id(),
             TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
-        let write = |tmp: &Path| -> std::io::Result<Option<Version>> {
+        let write = |tmp: &Path| -> std::io::Result<(bool, Option<Version>)> {
             let mut f = match fs::File::create(tmp) {
                 Err(e) if e.kind() == ErrorKind::NotFound => {
                     fs::create_dir_all(dir)?;
@@ -837,13 +849,56 @@ impl FilesystemStore {
                 false => None,
             };
             drop(f);
-            fs::rename(tmp, &path)?;
-            Ok(version)
+            let placed = match placing {
+                Placing::Replace => fs::rename(tmp, &path).map(|()| true)?,
+                Placing::CreateNew => {
+                    let linked = match fs::hard_link(tmp, &path) {
+                        Ok(()) => Ok(true),
+                        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+                        // A file system without hard links (some network and FUSE ones):
+                        // checked, then renamed, under the process's lock.
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                ErrorKind::Unsupported | ErrorKind::PermissionDenied
+                            ) =>
+                        {
+                            static CREATING: ForkSafeMutex<()> = ForkSafeMutex::new(());
+                            let _held = CREATING.lock();
+                            match fs::symlink_metadata(&path) {
+                                Ok(_) => Ok(false),
+                                Err(e) if is_missing(&e) => fs::rename(tmp, &path).map(|()| true),
+                                Err(e) => Err(e),
+                            }
+                        }
+                        Err(e) => Err(e),
+                    };
+                    // The link's other name (if the rename did not take it).
+                    let _ = fs::remove_file(tmp);
+                    linked?
+                }
+            };
+            Ok((placed, version))
         };
-        write(&tmp).map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            Self::io_error(&path, e)
-        })
+        // A directory removed by another writer (a node replaced meanwhile) while this one
+        // made it (AlreadyExists, from `create_dir_all` finding it gone again) or before the
+        // file took its place (NotFound) is made again, several times.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match write(&tmp) {
+                Ok(done) => return Ok(done),
+                Err(e) => {
+                    let _ = fs::remove_file(&tmp);
+                    let transient =
+                        matches!(e.kind(), ErrorKind::NotFound | ErrorKind::AlreadyExists);
+                    if attempts >= 10 || !transient {
+                        return Err(Self::io_error(&path, e));
+                    }
+                    std::thread::yield_now();
+                }
+            }
+        }
     }
 }
 
@@ -851,11 +906,12 @@ impl WritableStore for FilesystemStore {
     /// Writes to a temporary file in the same directory, then renames it over the key: a
     /// crash or kill part-way leaves the old value (or none), never a torn one.
     fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        self.put(key, &[value], false).map(drop)
+        self.put(key, &[value], false, Placing::Replace).map(drop)
     }
 
     fn set_parts(&self, key: &str, parts: &[&[u8]]) -> Result<Option<Version>, StorageError> {
-        self.put(key, parts, true)
+        self.put(key, parts, true, Placing::Replace)
+            .map(|(_, version)| version)
     }
 
     fn delete(&self, key: &str) -> Result<(), StorageError> {
@@ -889,10 +945,19 @@ impl WritableStore for FilesystemStore {
             }
             return Ok(());
         }
-        match fs::remove_dir_all(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if is_missing(&e) => Ok(()),
-            Err(e) => Err(Self::io_error(&path, e)),
+        // A writer putting a file below meanwhile (another thread replacing the same node)
+        // makes a directory non-empty again after its files went: tried a few times.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match fs::remove_dir_all(&path) {
+                Ok(()) => return Ok(()),
+                Err(e) if is_missing(&e) => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::DirectoryNotEmpty && attempts < 20 => {
+                    std::thread::yield_now();
+                }
+                Err(e) => return Err(Self::io_error(&path, e)),
+            }
         }
     }
 }
@@ -961,6 +1026,11 @@ impl FilesystemStore {
 impl Store for FilesystemStore {
     fn describe(&self) -> String {
         format!("file://{}", self.root.display())
+    }
+
+    fn set_if_absent(&self, key: &str, value: &[u8]) -> Result<bool, StorageError> {
+        self.put(key, &[value], false, Placing::CreateNew)
+            .map(|(placed, _)| placed)
     }
 
     fn cache_namespace(&self) -> String {

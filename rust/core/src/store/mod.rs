@@ -27,6 +27,7 @@ pub use read_only::ReadOnlyStore;
 pub use remote::RemoteStore;
 pub use zip::{ZipMode, ZipStore};
 
+use crate::concurrency::ForkSafeMutex;
 use crate::error::StorageError;
 
 /// A byte range of a stored value.
@@ -298,6 +299,21 @@ pub trait Store: ReadableStore + WritableStore + ListableStore {
     /// otherwise.
     fn cache_namespace(&self) -> String {
         self.describe()
+    }
+
+    /// Stores `value` at `key` only if nothing is stored there yet, and says whether it did:
+    /// how a node's metadata is created, so that of two writers creating one node (or a
+    /// missing parent group) one wins and the other learns of it, rather than overwrite it.
+    /// Here, checked then written under one lock of the process; a backend that can create
+    /// atomically across processes (a file system's hard link) does so instead.
+    fn set_if_absent(&self, key: &str, value: &[u8]) -> Result<bool, StorageError> {
+        static CREATING: ForkSafeMutex<()> = ForkSafeMutex::new(());
+        let _held = CREATING.lock();
+        if self.exists(key)? {
+            return Ok(false);
+        }
+        self.set(key, value)?;
+        Ok(true)
     }
 }
 

@@ -142,6 +142,10 @@ impl Store for PrefixStore {
         self.name.clone()
     }
 
+    fn set_if_absent(&self, key: &str, value: &[u8]) -> Result<bool, StorageError> {
+        self.inner.set_if_absent(&self.full(key), value)
+    }
+
     fn cache_namespace(&self) -> String {
         // Cached values are keyed by this view's keys: views of other prefixes name the same
         // value by other keys, so each view is its own namespace.
