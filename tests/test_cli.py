@@ -243,6 +243,34 @@ def test_hdf5_sources(tmp_path: Path) -> None:
     np.testing.assert_array_equal(one[...], data((40, 30), "f4").astype("f8"))
 
 
+def test_a_store_object_overlapping_the_source_is_refused(tmp_path: Path) -> None:
+    # A destination given as a store, not a path, was not checked: --overwrite deleted the
+    # source before it was read, and the copy held fill values.
+    from oxzarr.storage import LocalStore
+
+    source = tmp_path / "g.zarr"
+    oxzarr.open_group(source, mode="w").create_array("a", shape=(4,), dtype="i4")[...] = 7
+    for destination in (source, source / "a", tmp_path, tmp_path / "link"):
+        if destination.name == "link":
+            destination.symlink_to(source)
+        with pytest.raises(ValueError, match="overlap"):
+            convert(source, LocalStore(destination), overwrite=True)
+    assert oxzarr.open_array(source / "a")[...].tolist() == [7] * 4
+
+
+def test_a_dataset_converted_over_its_own_hdf5_file_is_refused(tmp_path: Path) -> None:
+    # The overlap check resolved "d.h5:/a" as a path of its own, so --overwrite replaced the
+    # HDF5 file (and every other dataset in it) with the converted one.
+    h5 = tmp_path / "d.h5"
+    with h5py.File(h5, "w") as f:
+        f.create_dataset("a", data=np.arange(4))
+        f.create_dataset("b", data=np.arange(3))
+    run = cli("convert", "--overwrite", f"{h5}:/a", h5, check=False)
+    assert run.returncode == 2 and "overlap" in run.stderr, run.stderr
+    with h5py.File(h5, "r") as f:
+        assert sorted(f) == ["a", "b"]
+
+
 def test_hdf5_scalars_fill_values_and_variable_length_data(tmp_path: Path) -> None:
     h5 = tmp_path / "v.h5"
     with h5py.File(h5, "w") as f:

@@ -454,6 +454,30 @@ def test_the_command_takes_storage_options(s3_bucket: Bucket, tmp_path: Path) ->
     assert not (tmp_path / "npy.zarr").exists()
 
 
+def test_a_conversion_onto_its_own_source_is_refused_at_a_url(s3_bucket: Bucket) -> None:
+    # Only local destinations were checked for overlapping the source: --overwrite deleted
+    # the source before reading it, wrote fill values and reported success.
+    bucket, options = s3_bucket
+    group = oxzarr.open_group(f"{bucket}/g.zarr", mode="w", storage_options=options)
+    group.create_array("a", shape=(4,), dtype="i4")[...] = [1, 2, 3, 4]
+    for destination in (f"{bucket}/g.zarr", f"{bucket}/g.zarr/a", f"{bucket}/"):
+        with pytest.raises(ValueError, match="overlap"):
+            convert(
+                f"{bucket}/g.zarr",
+                RemoteStore(destination, storage_options=options),
+                overwrite=True,
+                storage_options=options,
+            )
+    convert(
+        f"{bucket}/g.zarr",
+        RemoteStore(f"{bucket}/g.zarr2", storage_options=options),
+        storage_options=options,
+    )
+    for name in ("g.zarr", "g.zarr2"):
+        stored = oxzarr.open_group(f"{bucket}/{name}", mode="r", storage_options=options)
+        assert stored["a"][...].tolist() == [1, 2, 3, 4]
+
+
 def test_prefixes_are_object_names_as_written(s3_bucket: Bucket) -> None:
     # As s3fs (zarr-python's way to S3) and the AWS command line take them: "%20" in an
     # s3:// URL is three characters of the objects' names, not a space.

@@ -346,6 +346,8 @@ class _Plan:
     groups: list[_GroupJob] = field(default_factory=list)
     arrays: list[_ArrayJob] = field(default_factory=list)
     consolidate: bool = False
+    #: Where a Zarr source is (see `_location`), to refuse a destination overlapping it.
+    location: str | None = None
 
 
 @dataclass
@@ -622,6 +624,7 @@ def _plan(
         _plan_hdf5(h5py, h5[inside], "", plan, options, ())
         return plan
     node, plan.consolidate = open_as_stored(source, storage_options)
+    plan.location = _location(str(node.store), node.path)
     if isinstance(node, Array):
         plan.arrays.append(_ArrayJob("", node, _zarr_settings(source, node, options)))
         return plan
@@ -821,6 +824,20 @@ def _saturating_cast(block: np.ndarray[Any, Any], dtype: np.dtype[Any]) -> Any:
     return out
 
 
+def _location(store: str, path: str = "") -> str:
+    """A store's description (``file:///data/x.zarr``, ``s3://bucket/x.zarr``) and a node path
+    in it as one location, local directories resolved as `convert` resolves paths, so that
+    two spellings of one place compare equal."""
+    if store.startswith("file://"):
+        store = "file://" + os.path.realpath(store[len("file://") :])
+    return "/".join(part.strip("/") for part in (store, path) if part.strip("/"))
+
+
+def _overlap(one: str, other: str) -> bool:
+    """Whether one location is the other or lies inside it."""
+    return one == other or one.startswith(other + "/") or other.startswith(one + "/")
+
+
 def _local_path(destination: Any) -> Path | None:
     if isinstance(destination, os.PathLike):
         return Path(destination)
@@ -884,7 +901,8 @@ def convert(
     if final is not None:
         # A symlink stands for where it points; "." and ".." for the directories they name.
         final = Path(os.path.realpath(final))
-        local_source = _local_path(source)
+        hdf5 = _split_hdf5(source)
+        local_source = _local_path(hdf5[0] if hdf5 is not None else source)
         if local_source is not None:
             # Replacing the destination would delete the source (or the destination be
             # written into the source it reads).
@@ -899,6 +917,14 @@ def convert(
             raise PermissionError(f"cannot write in {final.parent}")
         staging = _sibling(final, "partial")
         target = str(staging)
+    elif plan.location is not None:
+        # A URL or a store object: replacing it must not delete the source it reads either.
+        target = make_store(destination)
+        where = _location(str(target))
+        if _overlap(where, plan.location):
+            raise ValueError(
+                f"{where} and the source {plan.location} overlap: choose another place"
+            )
     zipped: ZipStore | None = None
     runner = _Runner(progress)
     try:
