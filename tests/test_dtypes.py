@@ -481,3 +481,27 @@ def test_writes_cast_as_numpy_assigns(tmp_path: Path, dtype: str, value: Any, ho
     else:
         write()
         assert_same(a[...], expected)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_text_fill_values_with_a_lone_surrogate(tmp_path: Path, zarr_format: int) -> None:
+    # os.fsdecode of a file name that is not UTF-8 gives such text; its JSON escape was read
+    # as the engine's internal marker, which became the fill value's characters.
+    fill = "a\udc80"
+    theirs = zarr.create_array(
+        tmp_path / "theirs", shape=(2,), dtype="U8", fill_value=fill, zarr_format=zarr_format
+    )
+    ours = oxzarr.open_array(tmp_path / "theirs", mode="r")
+    assert ours.fill_value == fill and ours[...].tolist() == [fill, fill]
+    assert theirs[...].tolist() == ours[...].tolist()
+    # Two code points fit U2; written back as the escape zarr-python reads.
+    oxzarr.create_array(
+        tmp_path / "ours", shape=(2,), dtype="U2", fill_value=fill, zarr_format=zarr_format
+    )
+    assert zarr.open_array(tmp_path / "ours", mode="r")[...].tolist() == [fill, fill]
+    assert oxzarr.open_array(tmp_path / "ours", mode="r").fill_value == fill
+    # UTF-8 (variable-length strings) cannot hold it: refused, as zarr-python cannot encode it.
+    with pytest.raises(ValueError, match="lone surrogate"):
+        oxzarr.create_array(
+            tmp_path / "s", shape=(2,), dtype=str, fill_value=fill, zarr_format=zarr_format
+        )

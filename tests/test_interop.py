@@ -643,3 +643,29 @@ def test_deeply_nested_attributes_zarr_python_writes(tmp_path: Path) -> None:
     doc.write_text(doc.read_text().replace('"attributes": {', f'"attributes": {{"x": {too_deep},'))
     with pytest.raises(oxzarr.errors.MetadataValidationError, match=r"zarr\.json.*nested"):
         oxzarr.open_array(tmp_path / "g" / "a")
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_metadata_hand_edited_on_windows_and_minus_zero(tmp_path: Path, zarr_format: int) -> None:
+    # Editors on Windows save UTF-8 with a byte-order mark, which Python's json and
+    # TensorStore skip; and "-0" is a JSON integer Python reads as 0.
+    path = tmp_path / "a.zarr"
+    zarr.create_array(path, shape=(4,), dtype="i4", zarr_format=zarr_format)[...] = [1, 2, 3, 4]
+    document = path / ("zarr.json" if zarr_format == 3 else ".zarray")
+    if zarr_format == 2:
+        (path / ".zattrs").write_bytes(b"\xef\xbb\xbf" + json.dumps({"units": "m"}).encode())
+    document.write_bytes(b"\xef\xbb\xbf" + document.read_bytes())
+    assert zarr.open_array(path, mode="r")[...].tolist() == [1, 2, 3, 4]
+    ours = oxzarr.open_array(path, mode="r")
+    assert ours[...].tolist() == [1, 2, 3, 4]
+    if zarr_format == 2:
+        assert ours.attrs.asdict() == {"units": "m"}
+    empty = tmp_path / "e.zarr"
+    zarr.create_array(empty, shape=(0, 4), dtype="i4", zarr_format=zarr_format)
+    document = empty / ("zarr.json" if zarr_format == 3 else ".zarray")
+    doc = json.loads(document.read_text())
+    document.write_text(json.dumps(doc).replace('"shape": [0, 4]', '"shape": [-0, 4]'))
+    assert "[-0, 4]" in document.read_text()
+    assert zarr.open_array(empty, mode="r").shape == (0, 4)
+    assert oxzarr.open_array(empty, mode="r").shape == (0, 4)
+

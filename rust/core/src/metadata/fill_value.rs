@@ -74,9 +74,10 @@ pub fn parse(dt: &DataType, value: &Value) -> Result<Vec<u8>, MetadataError> {
         FixedUtf32(chars) => {
             return match value {
                 _ if is_zero => Ok(vec![0u8; n]),
-                Value::String(s) if super::json::text_of(s).chars().count() <= *chars => {
-                    let s = super::json::text_of(s);
-                    let units: Vec<u8> = s.chars().flat_map(|c| (c as u32).to_ne_bytes()).collect();
+                // Lone surrogates too (a name os.fsdecode made): numpy's U strings hold them.
+                Value::String(s) if super::json::code_points(s).len() <= *chars => {
+                    let points = super::json::code_points(s);
+                    let units: Vec<u8> = points.iter().flat_map(|p| p.to_ne_bytes()).collect();
                     Ok(padded(units, n))
                 }
                 _ => Err(invalid(
@@ -84,15 +85,21 @@ pub fn parse(dt: &DataType, value: &Value) -> Result<Vec<u8>, MetadataError> {
                     value,
                     &format!("expected a string of at most {chars} characters"),
                 )),
-            }
+            };
         }
         String => {
             return match value {
+                // UTF-8 cannot hold a lone surrogate (nor can zarr-python encode one).
+                Value::String(s) if s.contains(super::json::SURROGATE) => Err(invalid(
+                    dt,
+                    value,
+                    "a lone surrogate cannot be stored as UTF-8",
+                )),
                 Value::String(s) => Ok(super::json::text_of(s).as_bytes().to_vec()),
                 Value::Number(num) => Ok(num.to_string().into_bytes()),
                 Value::Null => Ok(Vec::new()),
                 _ => Err(invalid(dt, value, "expected a string")),
-            }
+            };
         }
         Bytes => {
             return match value {
@@ -239,13 +246,12 @@ pub fn to_json(dt: &DataType, bytes: &[u8]) -> Value {
             Value::String(base64_encode(bytes))
         }
         FixedUtf32(_) => {
-            let text: std::string::String = bytes
+            let points: Vec<u32> = bytes
                 .chunks_exact(4)
                 .map(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
                 .take_while(|&u| u != 0)
-                .filter_map(char::from_u32)
                 .collect();
-            super::json::string_value(text)
+            super::json::string_value_of(&points)
         }
         String => {
             super::json::string_value(std::string::String::from_utf8_lossy(bytes).into_owned())

@@ -67,6 +67,51 @@ pub fn text_of(s: &str) -> &str {
     }
 }
 
+/// The code points a string value of a parsed document holds, lone surrogates (read as
+/// [`SURROGATE`] and four hex digits) among them: what a fixed-length UTF-32 fill value holds,
+/// as numpy's `U` strings can.
+pub fn code_points(s: &str) -> Vec<u32> {
+    let text = text_of(s);
+    let mut points = Vec::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(SURROGATE) {
+        points.extend(rest[..at].chars().map(u32::from));
+        let after = &rest[at + SURROGATE.len()..];
+        match after
+            .get(..4)
+            .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+        {
+            Some(unit) => {
+                points.push(unit);
+                rest = &after[4..];
+            }
+            None => {
+                points.extend(SURROGATE.chars().map(u32::from));
+                rest = after;
+            }
+        }
+    }
+    points.extend(rest.chars().map(u32::from));
+    points
+}
+
+/// The string value of a document holding `points`, lone surrogates among them (the inverse
+/// of [`code_points`]).
+pub fn string_value_of(points: &[u32]) -> Value {
+    let mut text = String::with_capacity(points.len());
+    for &point in points {
+        match char::from_u32(point) {
+            Some(c) => text.push(c),
+            None if (0xD800..=0xDFFF).contains(&point) => {
+                text.push_str(SURROGATE);
+                text.push_str(&format!("{point:04x}"));
+            }
+            None => {} // beyond Unicode: no JSON string holds it
+        }
+    }
+    string_value(text)
+}
+
 /// `text` as a string value of a document, the inverse of [`text_of`].
 pub fn string_value(text: String) -> Value {
     if is_nuls_and_token(&text, 1) {
@@ -84,8 +129,19 @@ pub fn number_as_f64(n: &serde_json::Number) -> f64 {
         .unwrap_or_else(|| n.to_string().parse().unwrap_or(f64::NAN))
 }
 
-/// Parses a document, reading bare `NaN`, `Infinity` and `-Infinity` as their markers.
+/// A JSON integer as a count (a shape's length), `-0` too: Python's json reads it as 0, and
+/// serde_json as no unsigned integer.
+pub fn as_count(value: &Value) -> Option<u64> {
+    value
+        .as_u64()
+        .or_else(|| (value.as_i64() == Some(0)).then_some(0))
+}
+
+/// Parses a document, reading bare `NaN`, `Infinity` and `-Infinity` as their markers. A
+/// leading UTF-8 byte-order mark (which editors on Windows write) is skipped, as Python's
+/// json and TensorStore skip it.
 pub fn parse(bytes: &[u8]) -> serde_json::Result<Value> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     match from_slice(bytes) {
         // A NUL, escaped, may begin a string that must be told from a marker.
         Ok(value) if !bytes.windows(6).any(|w| w == b"\\u0000") => Ok(value),
@@ -402,6 +458,38 @@ mod tests {
             r#"{"src":"data\udcff.nc","pair":"😀","high":"\ud800","text":"\\udcff","both":"\udcffNaN\ud800\ud800"}"#
         );
         assert_eq!(parse(written.as_bytes())?, value);
+        Ok(())
+    }
+
+    #[test]
+    fn lone_surrogates_are_code_points_of_text_values() -> serde_json::Result<()> {
+        let value = parse(br#"["a\udc80b", "\ud800", "\u0000NaN", "x"]"#)?;
+        let points: Vec<Vec<u32>> = (0..4)
+            .map(|i| code_points(value[i].as_str().unwrap_or_default()))
+            .collect();
+        assert_eq!(points[0], [0x61, 0xdc80, 0x62]);
+        assert_eq!(points[1], [0xd800]);
+        assert_eq!(points[2], [0, 0x4e, 0x61, 0x4e]);
+        for (i, p) in points.iter().enumerate() {
+            assert_eq!(string_value_of(p), value[i]);
+        }
+        assert_eq!(to_string(&string_value_of(&[0x61, 0xdc80])), r#""a\udc80""#);
+        Ok(())
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() -> serde_json::Result<()> {
+        assert_eq!(parse(b"\xEF\xBB\xBF{\"a\": NaN}")?, json!({"a": NAN}));
+        assert_eq!(parse(b"\xEF\xBB\xBF[1]")?, json!([1]));
+        assert!(parse(b"\xEF\xBB\xBF\xEF\xBB\xBF[1]").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn minus_zero_is_a_count() -> serde_json::Result<()> {
+        let doc = parse(b"[-0, 0, 3, -1, 0.0, 1e400]")?;
+        let counts: Vec<Option<u64>> = (0..6).map(|i| as_count(&doc[i])).collect();
+        assert_eq!(counts, [Some(0), Some(0), Some(3), None, None, None]);
         Ok(())
     }
 

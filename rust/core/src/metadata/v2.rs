@@ -112,7 +112,11 @@ fn shape_field(doc: &Map<String, Value>, field: &str) -> Result<Vec<u64>, Metada
         .ok_or_else(|| MetadataError::missing(field))?;
     value
         .as_array()
-        .and_then(|a| a.iter().map(Value::as_u64).collect::<Option<Vec<_>>>())
+        .and_then(|a| {
+            a.iter()
+                .map(super::json::as_count)
+                .collect::<Option<Vec<_>>>()
+        })
         .ok_or_else(|| {
             MetadataError::invalid(field, value, "expected a list of non-negative integers")
         })

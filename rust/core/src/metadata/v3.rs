@@ -197,7 +197,7 @@ fn parse_shape(field: &str, value: Option<&Value>) -> Result<Vec<u64>, MetadataE
     items
         .iter()
         .map(|v| {
-            v.as_u64().ok_or_else(|| {
+            super::json::as_count(v).ok_or_else(|| {
                 MetadataError::invalid(field, value, "expected non-negative integers")
             })
         })
