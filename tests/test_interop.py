@@ -669,3 +669,30 @@ def test_metadata_hand_edited_on_windows_and_minus_zero(tmp_path: Path, zarr_for
     assert zarr.open_array(empty, mode="r").shape == (0, 4)
     assert oxzarr.open_array(empty, mode="r").shape == (0, 4)
 
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_blosc_typesize_past_255(tmp_path: Path, zarr_format: int) -> None:
+    # zarr-python writes the element's size (300 for S300), which c-blosc takes as a stream
+    # of bytes; oxzarr refused such arrays and could not make them.
+    values = np.array([b"x" * 300, b"yz"], dtype="S300")
+    theirs = zarr.create_array(
+        tmp_path / "theirs",
+        shape=(2,),
+        dtype="S300",
+        zarr_format=zarr_format,
+        compressors=zc.BloscCodec() if zarr_format == 3 else numcodecs.Blosc(),
+    )
+    theirs[...] = values
+    assert oxzarr.open_array(tmp_path / "theirs", mode="r")[...].tolist() == values.tolist()
+    ours = oxzarr.create_array(
+        tmp_path / "ours",
+        shape=(2,),
+        dtype="S300",
+        zarr_format=zarr_format,
+        compressors=oxzarr.codecs.BloscCodec() if zarr_format == 3 else numcodecs.Blosc(),
+    )
+    ours[...] = values
+    assert zarr.open_array(tmp_path / "ours", mode="r")[...].tolist() == values.tolist()
+    if zarr_format == 3:
+        document = json.loads((tmp_path / "ours" / "zarr.json").read_text())
+        assert document["codecs"][-1]["configuration"]["typesize"] == 300

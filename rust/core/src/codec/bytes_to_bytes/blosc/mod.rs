@@ -110,10 +110,13 @@ impl Blosc {
         let typesize = match config.get("typesize") {
             None | Some(Value::Null) => None,
             Some(v) => Some(
+                // zarr-python writes an element's size, past blosc's 255 too (records,
+                // long fixed-size strings): blosc shuffles those as single bytes.
                 v.as_u64()
-                    .filter(|t| (1..=255).contains(t))
-                    .ok_or_else(|| invalid_config(NAME, "typesize", v, "expected 1..=255"))?
-                    as usize,
+                    .filter(|t| (1..=u64::from(u32::MAX)).contains(t))
+                    .ok_or_else(|| {
+                        invalid_config(NAME, "typesize", v, "expected a positive integer")
+                    })? as usize,
             ),
         };
         let blocksize = match config.get("blocksize") {
@@ -123,7 +126,7 @@ impl Blosc {
                 .ok_or_else(|| invalid_config(NAME, "blocksize", v, "expected an integer >= 0"))?
                 as usize,
         };
-        let effective_typesize = typesize.unwrap_or(data_type.size().clamp(1, 255));
+        let effective_typesize = typesize.unwrap_or(data_type.size().max(1));
         // numcodecs' AUTOSHUFFLE: bit shuffle for one-byte elements (byte shuffle would
         // leave them as they are), byte shuffle otherwise.
         let shuffle = shuffle.unwrap_or(if effective_typesize == 1 {
@@ -272,7 +275,12 @@ impl BytesToBytesCodec for Blosc {
             blosc_compress_ctx(
                 self.clevel as c_int,
                 self.shuffle as c_int,
-                self.typesize,
+                // As c-blosc itself takes a larger one: a stream of bytes.
+                if self.typesize > 255 {
+                    1
+                } else {
+                    self.typesize
+                },
                 decoded.len(),
                 decoded.as_ptr() as *const c_void,
                 out.as_mut_ptr() as *mut c_void,
