@@ -757,3 +757,18 @@ def test_variable_length_elements_when_sharding_is_not_the_whole_chain(
     assert oxzarr.open_array(tmp_path / "zp.zarr")[...].tolist() == values.tolist()
     got = zarr.open_array(tmp_path / "ox.zarr", mode="r")[...]
     assert np.asarray(got).tolist() == expected.tolist()
+
+
+def test_inner_chunks_left_outside_a_shrunk_array_are_not_initialized_chunks(
+    tmp_path: Path,
+) -> None:
+    # The edge shard is kept when the array shrinks; its inner chunks now outside the array
+    # were counted, so nchunks_initialized passed nchunks.
+    a = oxzarr.create_array(tmp_path / "a", shape=(4, 4), chunks=(2, 2), shards=(4, 4), dtype="i4")
+    a[...] = np.arange(16).reshape(4, 4)
+    assert a.nchunks_initialized == 4
+    a.resize((2, 3))
+    assert (a.nchunks, a.nchunks_initialized) == (2, 2)
+    a.resize((2, 2))
+    assert (a.nchunks, a.nchunks_initialized) == (1, 1)
+    assert "Chunks Initialized : 1" in str(a.info_complete())

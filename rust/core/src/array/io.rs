@@ -1352,15 +1352,31 @@ impl Array {
         let Some(sharding) = self.codecs.sharding() else {
             return Ok(shards.len() as u64);
         };
+        let shape = self.metadata.shape();
+        let shard_shape = self.chunk_shape();
+        let inner_shape = sharding.inner_chunk_shape();
+        let per_shard = sharding.chunks_per_shard();
         let mut count = 0;
         for shard in shards {
             let key = self.chunk_key(&shard);
             // Read afresh: another writer may have changed the shard since it was cached.
-            if let Some(known) = self.shard_index(sharding, &key, false)? {
-                count += (0..sharding.num_inner())
-                    .filter(|&i| known.index.get(i).is_some())
-                    .count() as u64;
-            }
+            let Some(known) = self.shard_index(sharding, &key, false)? else {
+                continue;
+            };
+            // An inner chunk wholly outside the array (kept in an edge shard when the
+            // array shrank) is no chunk of it: counted, the number could pass nchunks.
+            let inside = |i: usize| {
+                let mut rest = i as u64;
+                (0..shape.len()).rev().all(|d| {
+                    let at = rest % per_shard[d];
+                    rest /= per_shard[d];
+                    let start = shard[d].saturating_mul(shard_shape[d]);
+                    start.saturating_add(at.saturating_mul(inner_shape[d])) < shape[d]
+                })
+            };
+            count += (0..sharding.num_inner())
+                .filter(|&i| known.index.get(i).is_some() && inside(i))
+                .count() as u64;
         }
         Ok(count)
     }
