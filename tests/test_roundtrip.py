@@ -277,6 +277,32 @@ def test_broadcasting_and_scalars(tmp_path: Path) -> None:
     assert a[0, 0] == 2
 
 
+@pytest.mark.parametrize("dtype", ["i4", "f8", str])
+def test_values_with_leading_dimensions_of_length_1_broadcast_as_numpy(
+    tmp_path: Path, dtype: Any
+) -> None:
+    # numpy's assignment drops them; a value already in the array's dtype (and every value
+    # of a string array) took another path, which refused it.
+    model = np.zeros((4, 5), dtype=dtype)
+    a = oxzarr.create_array(tmp_path / "a", shape=(4, 5), chunks=(2, 2), dtype=dtype)
+    a[...] = model
+    writes = [
+        ((slice(0, 2), slice(0, 2)), (1, 1, 2, 2)),
+        ((0, slice(None)), (1, 5)),
+        ((slice(None), 1), (1, 1, 4)),
+    ]
+    for i, (where, shape) in enumerate(writes):
+        value = np.arange(i, i + np.prod(shape)).reshape(shape).astype(model.dtype)
+        model[where] = value
+        a[where] = value
+    points = ([0, 1], [3, 4])
+    model[points] = np.array([[7, 8]]).astype(model.dtype)
+    a.vindex[points] = np.array([[7, 8]]).astype(model.dtype)
+    assert_same(a[...].astype(model.dtype), model)  # str arrays read as StringDType
+    with pytest.raises(ValueError, match=r"from shape \(2, 5\) into shape \(5,\)"):
+        a[0] = np.zeros((2, 5), dtype=model.dtype)
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [

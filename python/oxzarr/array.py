@@ -85,6 +85,22 @@ class Attributes(MutableMapping[str, JSON]):
         return repr(self._current())
 
 
+def _broadcast(values: npt.NDArray[Any], shape: tuple[int, ...]) -> npt.NDArray[Any]:
+    """`values` broadcast to `shape` as numpy's assignment broadcasts them, which also drops
+    leading dimensions of length 1 (a (1, 5) row into a (5,) selection); refused naming
+    both shapes."""
+    given = values.shape
+    extra = values.ndim - len(shape)
+    if extra > 0 and all(n == 1 for n in given[:extra]):
+        values = values.reshape(given[extra:])
+    try:
+        return np.broadcast_to(values, shape)
+    except ValueError as e:
+        raise ValueError(
+            f"could not broadcast input array from shape {given} into shape {shape}"
+        ) from e
+
+
 @dataclass(frozen=True)
 class ArrayMetadata:
     """An array's ``zarr.json``, with zarr-python's field names."""
@@ -770,14 +786,7 @@ class Array:
             raise ReadOnlyError(f"{self!r} was opened read-only: cannot write to it")
         if self._vlen:
             refuse_missing_strings(getattr(value, "dtype", None), repr(self))
-            values = np.asarray(value, dtype=self._dtype)
-            try:
-                values = np.broadcast_to(values, ix.result_shape)
-            except ValueError as e:
-                raise ValueError(
-                    f"could not broadcast input array from shape {values.shape} into shape "
-                    f"{ix.result_shape}"
-                ) from e
+            values = _broadcast(np.asarray(value, dtype=self._dtype), ix.result_shape)
             self._core.write_vlen(ix.selection, self._vlen_values(values), self._write_empty())
             return
         data = self._assigned(value, ix.result_shape).reshape(ix.core_shape)
@@ -790,13 +799,7 @@ class Array:
         unit into a unitless type refused, values broadcast or refused naming both shapes."""
         if isinstance(value, np.ndarray) and value.dtype == self._native:
             # Nothing to cast: no copy when it is already laid out as the write needs.
-            try:
-                data = np.broadcast_to(value, shape)
-            except ValueError as e:
-                raise ValueError(
-                    f"could not broadcast input array from shape {value.shape} into shape {shape}"
-                ) from e
-            return np.ascontiguousarray(data)
+            return np.ascontiguousarray(_broadcast(value, shape))
         data = np.empty(shape, dtype=self._native)
         data[...] = value
         return data
@@ -1019,7 +1022,7 @@ class Array:
         shape = shape or (1,)
         if self._vlen:
             refuse_missing_strings(getattr(value, "dtype", None), repr(self))
-            values = np.broadcast_to(np.asarray(value, dtype=self._native), shape).reshape(-1)
+            values = _broadcast(np.asarray(value, dtype=self._native), shape).reshape(-1)
             self._core.write_points_vlen(coords, self._vlen_values(values), self._write_empty())
             return
         data = self._assigned(value, shape).reshape(-1)
