@@ -1109,3 +1109,27 @@ def test_a_folder_named_with_a_backslash_is_left_out_of_listings(tmp_path: Path)
     assert "temperature" in g.tree()
     oxzarr.consolidate_metadata(tmp_path / "data.zarr")
     assert list(oxzarr.open_group(tmp_path / "data.zarr", mode="r").keys()) == ["temperature"]
+
+
+def test_the_older_creation_functions_take_zarr_python_2_chunks(tmp_path: Path) -> None:
+    # zarr-python keeps zarr 2's forms in create, zeros, full and open_array: False for one
+    # chunk, a short tuple (the other dimensions whole), dask's chunks (their first sizes,
+    # as in zeros(shape=x.shape, chunks=x.chunks)); create_array takes none of them.
+    dask_chunks = ((2, 2, 1), (3, 3, 1))
+    cases = [
+        (lambda lib, p: lib.zeros((5, 7), chunks=False, store=p), (5, 7)),
+        (lambda lib, p: lib.create((5, 7), chunks=(3,), store=p), (3, 7)),
+        (lambda lib, p: lib.full((5, 7), 1, chunks=dask_chunks, store=p), (2, 3)),
+        (
+            lambda lib, p: lib.open_array(p, mode="w", shape=(5, 7), chunks=dask_chunks),
+            (2, 3),
+        ),
+    ]
+    for i, (make, chunks) in enumerate(cases):
+        for lib in (oxzarr, zarr):
+            assert make(lib, tmp_path / f"{lib.__name__}{i}").chunks == chunks, (i, lib)
+    for lib in (oxzarr, zarr):
+        with pytest.raises(TypeError):
+            lib.create_array(
+                tmp_path / f"{lib.__name__}", shape=(5, 7), dtype="i4", chunks=dask_chunks
+            )

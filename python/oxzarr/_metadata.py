@@ -72,6 +72,23 @@ def guess_chunks(
         turn += 1
 
 
+def legacy_chunks(chunks: Any, shape: Any) -> Any:
+    """``chunks`` as zarr-python's older creation functions (create, zeros, full,
+    open_array) take them, kept from zarr-python 2, in the form `normalize_chunks` takes:
+    False for one chunk, dask's chunks (a tuple of sizes per dimension) by their first
+    sizes, and a tuple shorter than the shape with the remaining dimensions whole.
+    create_array takes none of these, in both libraries."""
+    if chunks is False:
+        return normalize_shape(shape)
+    if isinstance(chunks, tuple | list) and chunks:
+        if all(isinstance(c, tuple | list) for c in chunks):
+            chunks = tuple(c[0] if c else 0 for c in chunks)
+        full = normalize_shape(shape)
+        if len(chunks) < len(full):
+            chunks = (*chunks, *full[len(chunks) :])
+    return chunks
+
+
 def normalize_chunks(chunks: Any, shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
     """Chunks from "auto"/True, an integer (every dimension), or a sequence where -1 or None
     mean the whole dimension."""

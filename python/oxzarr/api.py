@@ -25,6 +25,7 @@ from oxzarr._metadata import (
     chunks_within,
     codec_chain,
     guess_chunks,
+    legacy_chunks,
     normalize_chunks,
     normalize_shape,
     normalize_shards,
@@ -375,6 +376,8 @@ def _create_for_open(
         return create(
             store=target, path=path, overwrite=overwrite, zarr_format=zarr_format, **kwargs
         )
+    if "chunks" in kwargs and "shape" in kwargs:
+        kwargs = {**kwargs, "chunks": legacy_chunks(kwargs["chunks"], kwargs["shape"])}
     return create_array(target, name=path, overwrite=overwrite, zarr_format=zarr_format, **kwargs)
 
 
@@ -679,8 +682,11 @@ def _create_filled(
     **kwargs: Any,
 ) -> Array:
     target = _overwrite_for(mode, store, name if name is not None else path, kwargs)
-    # Unlike create_array, these follow the configured default_zarr_format.
+    # Unlike create_array, these follow the configured default_zarr_format, and take
+    # zarr-python 2's forms of chunks.
     kwargs.setdefault("zarr_format", None)
+    if "chunks" in kwargs:
+        kwargs["chunks"] = legacy_chunks(kwargs["chunks"], shape)
     return create_array(
         target,
         name=name if name is not None else path,
@@ -948,8 +954,7 @@ def create(
     chunks = chunk_shape if chunk_shape is not None else chunks
     if chunks is None or chunks is True:
         chunks = "auto"
-    elif chunks is False:
-        chunks = normalize_shape(shape)
+    chunks = legacy_chunks(chunks, shape)
     compressors: Any = "auto" if compressor == "auto" else compressor
     serializer: Any = "auto"
     array_filters: Any = "auto" if filters is None else filters
