@@ -1133,3 +1133,31 @@ def test_the_older_creation_functions_take_zarr_python_2_chunks(tmp_path: Path) 
             lib.create_array(
                 tmp_path / f"{lib.__name__}", shape=(5, 7), dtype="i4", chunks=dask_chunks
             )
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_like_functions_given_another_dtype_take_its_codecs(
+    tmp_path: Path, zarr_format: int
+) -> None:
+    # The source's serializer and filters work on its own dtype (vlen-utf8 on text, delta
+    # on numbers): they were copied anyway, and the new array could not be made.
+    import numcodecs
+
+    text = oxzarr.create_array(tmp_path / "t", shape=(3,), dtype=str, zarr_format=zarr_format)
+    numbers = oxzarr.create_array(
+        tmp_path / "n",
+        shape=(3,),
+        dtype="f4",
+        zarr_format=zarr_format,
+        filters=[numcodecs.Delta(dtype="f4")] if zarr_format == 2 else None,
+    )
+    for i, (source, dtype, expected) in enumerate(
+        ((text, "f8", [0.0] * 3), (text, "S3", [b"0"] * 3), (numbers, "i1", [0] * 3))
+    ):
+        made = oxzarr.zeros_like(source, dtype=dtype, store=tmp_path / f"like{i}")
+        assert made.dtype == np.dtype(dtype) and made.zarr_format == zarr_format
+        assert made[...].tolist() == expected
+        assert zarr.open_array(tmp_path / f"like{i}", mode="r")[...].tolist() == expected
+    # The same dtype keeps them.
+    same = oxzarr.zeros_like(numbers, dtype="f4", store=tmp_path / "same")
+    assert same.filters == numbers.filters

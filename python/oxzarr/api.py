@@ -860,14 +860,28 @@ def _like(a: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         # for the other): v2's codecs are numcodecs configurations, and v2 has no shards.
         if kwargs.get("zarr_format", a.zarr_format) == a.zarr_format:
             # Empty lists stay: an array without compressors gives one without.
-            like.update(filters=list(a.filters), compressors=list(a.compressors))
-            if a.zarr_format == 3:
+            like["compressors"] = list(a.compressors)
+            # Filters and the serializer work on values of a's dtype (vlen-utf8 on text,
+            # delta on numbers): given another dtype, they are the defaults for it.
+            same_dtype = kwargs.get("dtype") is None or _same_dtype(kwargs["dtype"], a.dtype)
+            if same_dtype:
+                like["filters"] = list(a.filters)
+            if a.zarr_format == 3 and same_dtype:
                 like["serializer"] = a.serializer
             else:
                 like["order"] = a.order
             if a.shards is not None:
                 like["shards"] = a.shards
     return {**{k: v for k, v in like.items() if v is not None}, **kwargs}
+
+
+def _same_dtype(given: Any, dtype: Any) -> bool:
+    """Whether the dtype a caller gave (a numpy or Zarr name, or a zarr-python data type)
+    is `dtype`."""
+    try:
+        return bool(np.dtype(given) == dtype)
+    except TypeError:
+        return False
 
 
 def zeros_like(a: Any, **kwargs: Any) -> Array:
