@@ -1023,3 +1023,71 @@ def test_big_endian_v2_filters_convert_to_v3_zarr_python_reads(
     cli("convert", tmp_path / "v2.zarr", tmp_path / "v3.zarr", "--zarr-format", "3")
     assert_same(zarr.open_array(tmp_path / "v3.zarr", mode="r")[...], values.astype("<i4"))
     assert_same(oxzarr.open_array(tmp_path / "v3.zarr")[...], values.astype("<i4"))
+
+
+def test_dtype_converts_numbers_and_other_types_keep_theirs(tmp_path: Path) -> None:
+    # As --help says: a group with times, text or records among its arrays failed whole.
+    root = oxzarr.open_group(tmp_path / "g.zarr", mode="w")
+    stamps = np.array(["2020-01-01", "NaT"], dtype="M8[s]")
+    records = np.array([(1,), (2,)], dtype=[("a", "i4")])
+    root.create_array("n", shape=(2,), dtype="f8")[...] = [1.5, -2.5]
+    root.create_array("t", shape=(2,), dtype="M8[s]")[...] = stamps
+    root.create_array("s", shape=(2,), dtype=str)[...] = ["a", "bc"]
+    root.create_array("r", shape=(2,), dtype=records.dtype)[...] = records
+    cli("convert", tmp_path / "g.zarr", tmp_path / "o.zarr", "--dtype", "i2")
+    out = oxzarr.open_group(tmp_path / "o.zarr", mode="r")
+    assert out["n"].dtype == np.dtype("i2") and out["n"][...].tolist() == [1, -2]
+    np.testing.assert_array_equal(out["t"][...], stamps)
+    assert out["s"][...].tolist() == ["a", "bc"]
+    assert out["r"][...].tolist() == records.tolist()
+    # Values convert only into those types; complex into real is refused, naming the array.
+    for dtype in ("U2", "M8[s]", "S3"):
+        run = cli(
+            "convert", tmp_path / "g.zarr", tmp_path / "x.zarr", "--dtype", dtype, check=False
+        )
+        assert run.returncode == 2 and "is not a bool, integer, float or complex" in run.stderr
+        assert "internal error" not in run.stderr
+    root.create_array("c", shape=(2,), dtype="c8")
+    run = cli("convert", tmp_path / "g.zarr", tmp_path / "x.zarr", "--dtype", "f4", check=False)
+    assert run.returncode == 2 and "g.zarr/c: complex values are not converted" in run.stderr
+
+
+def test_narrowing_floats_rounds_the_fill_value_as_the_values(tmp_path: Path) -> None:
+    # numpy rounds 0.1 into float32 as it rounds the values equal to it, so the fill still
+    # marks them; only a fill overflowing to infinity is refused.
+    a = oxzarr.create_array(tmp_path / "a", shape=(3,), chunks=(1,), dtype="f8", fill_value=0.1)
+    a[...] = [0.1, 1.0, 0.1]
+    cli("convert", tmp_path / "a", tmp_path / "b", "--dtype", "f4")
+    b = oxzarr.open_array(tmp_path / "b", mode="r")
+    assert b.fill_value == np.float32(0.1) and b.nchunks_initialized == 1
+    assert b[...].tolist() == np.array([0.1, 1.0, 0.1], dtype="f4").tolist()
+    oxzarr.create_array(tmp_path / "big", shape=(1,), dtype="f8", fill_value=1e39)
+    run = cli("convert", tmp_path / "big", tmp_path / "c", "--dtype", "f4", check=False)
+    assert run.returncode == 2 and "has no float32 form" in run.stderr
+
+
+def test_a_sharded_source_keeps_its_index_location_and_blosc_its_element_size(
+    tmp_path: Path,
+) -> None:
+    from oxzarr.codecs import BloscCodec
+
+    a = oxzarr.create_array(
+        tmp_path / "a",
+        shape=(8, 8),
+        chunks=(2, 2),
+        shards={"shape": (4, 4), "index_location": "start"},
+        dtype="i4",
+        compressors=BloscCodec(cname="lz4", shuffle="shuffle"),
+    )
+    a[...] = np.arange(64).reshape(8, 8)
+    cli("convert", tmp_path / "a", tmp_path / "b", "--chunks", "4,4", "--shards", "8,8")
+    cli("convert", tmp_path / "a", tmp_path / "c", "--dtype", "i2")
+    for name in ("b", "c"):
+        document = json.loads((tmp_path / name / "zarr.json").read_text())
+        sharding = document["codecs"][0]["configuration"]
+        assert sharding["index_location"] == "start"
+        np.testing.assert_array_equal(
+            zarr.open_array(tmp_path / name, mode="r")[...], np.arange(64).reshape(8, 8)
+        )
+    blosc = json.loads((tmp_path / "c" / "zarr.json").read_text())["codecs"][0]
+    assert blosc["configuration"]["codecs"][-1]["configuration"]["typesize"] == 2

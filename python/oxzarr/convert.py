@@ -402,7 +402,8 @@ def _layout(
         if shards is not None and options.shards is not KEEP:
             raise ValueError(f"{path}: Zarr v2 has no shards (drop --shards for a v2 output)")
         shards = None  # v2 cannot shard: the source's inner chunks become the chunks
-    chunks: Any = options.chunks or source_chunks or "auto"
+    # () is a 0-d array's chunk shape, given or not.
+    chunks: Any = next((c for c in (options.chunks, source_chunks) if c is not None), "auto")
     if chunks != "auto":
         _check_shape("chunk shape", chunks, shape, path)
     if shards is not None:
@@ -437,17 +438,42 @@ def _little_endian_filter(codec: Any) -> Any:
     return {**codec, "configuration": config}
 
 
+def _blosc_resized(codec: Any, old: int, new: int) -> Any:
+    """A kept blosc codec whose typesize was the old element size, given the new one: blosc
+    shuffles by it (values decode whatever it is, but compress worse)."""
+    if not isinstance(codec, dict) or _codec_name(codec) != "blosc":
+        return codec
+    config = dict(codec.get("configuration") or {})
+    if config.get("typesize") != old:
+        return codec
+    return {**codec, "configuration": {**config, "typesize": new}}
+
+
+def _own_type_kept(source: np.dtype[Any], options: _Options) -> _Options:
+    """`options` for an array of type `source`: a --dtype converts bool, integer, float
+    and complex arrays; those of other types (times, text, records) keep their own."""
+    if options.dtype is None or source.kind in "biufc":
+        return options
+    return _Options(**{**options.__dict__, "dtype": None})
+
+
 def _zarr_settings(path: str, source: Array, options: _Options) -> dict[str, Any]:
     """create_array arguments for converting the Zarr array `source`."""
+    options = _own_type_kept(source.dtype, options)
     zarr_format = options.zarr_format or source.zarr_format
     dtype = options.dtype if options.dtype is not None else source.dtype
+    if source.dtype.kind == "c" and dtype.kind != "c":
+        raise ValueError(f"{path}: complex values are not converted to {dtype}")
     # Variable-length bytes are numpy objects, which create_array reads as text: name them.
     data_type: Any = dtype
     if options.dtype is None and json.loads(source._core.numpy_dtype) == "bytes":
         data_type = bytes
     chain: list[Any] = json.loads(source._core.codecs_json())
     source_chunks, source_shards = source.chunks, source.shards
+    # Where a sharded source keeps its shard index, kept for sharded output.
+    index_location = "end"
     if source.shards is not None:
+        index_location = chain[0]["configuration"].get("index_location", "end")
         chain = list(chain[0]["configuration"]["codecs"])
     else:
         outer_filters, outer, outer_compressors = _split_chain(chain)
@@ -456,6 +482,7 @@ def _zarr_settings(path: str, source: Array, options: _Options) -> dict[str, Any
             # serializer=ShardingCodec(...)): converted as the sharded array it is, its
             # chunks the shards, the codecs around them going to the inner chunks.
             config = outer["configuration"]
+            index_location = config.get("index_location", "end")
             source_chunks = tuple(int(n) for n in config["chunk_shape"])
             source_shards = source.chunks
             inner_filters, inner, inner_compressors = _split_chain(list(config["codecs"]))
@@ -473,6 +500,10 @@ def _zarr_settings(path: str, source: Array, options: _Options) -> dict[str, Any
     filters, serializer, compressors = _split_chain(chain)
     if options.compressors is not KEEP:
         compressors = options.compressors
+    elif dtype.itemsize != source.dtype.itemsize:
+        compressors = [
+            _blosc_resized(c, source.dtype.itemsize, dtype.itemsize) for c in compressors
+        ]
     # Array-to-array codecs that work on the values (transpose only moves them) tie the
     # chain to the source's data type.
     value_filters = [_codec_name(f) for f in filters if _codec_name(f) != "transpose"]
@@ -528,7 +559,9 @@ def _zarr_settings(path: str, source: Array, options: _Options) -> dict[str, Any
         "shape": source.shape,
         "dtype": data_type,
         "chunks": chunks,
-        "shards": shards,
+        "shards": shards
+        if shards is None or index_location == "end"
+        else {"shape": shards, "index_location": index_location},
         "filters": filters,
         "compressors": compressors,
         "fill_value": _fill(path, options, source.fill_value, source.dtype, dtype),
@@ -561,11 +594,23 @@ def _fill(
             warnings.simplefilter("ignore")  # ComplexWarning: the check below says it
             new = old.astype(dtype)
             back = new.astype(source)
-    except (ValueError, TypeError, OverflowError):
+    # RuntimeError: numpy's, for a date into text too short to hold it.
+    except (ValueError, TypeError, OverflowError, RuntimeError):
         raise ValueError(f"{path}: {source} values cannot be converted to {dtype}") from None
     # The data are cast as numpy casts them, but a fill value that changes in the cast (NaN
     # or 0.5 into integers, 300 into uint8) would silently change what "missing" means.
-    if dtype.kind not in "OTSUV" and not (back == old or (old != old and back != back)):
+    # Between floats (complex too) a fill is rounded as the values are, and stays their
+    # match: only one that overflows to infinity changes.
+    rounded = (
+        source.kind in "fc"
+        and dtype.kind in "fc"
+        and bool(np.all(np.isfinite(new) == np.isfinite(old)))
+    )
+    if (
+        dtype.kind not in "OTSUV"
+        and not rounded
+        and not (back == old or (old != old and back != back))
+    ):
         raise ValueError(
             f"{path}: the fill value {old[()]} has no {dtype} form (give --fill-value)"
         )
@@ -574,6 +619,7 @@ def _fill(
 
 def _raw_settings(path: str, source: _NpySource | _H5Source, options: _Options) -> dict[str, Any]:
     """create_array arguments for an .npy or HDF5 source."""
+    options = _own_type_kept(source.dtype, options)
     zarr_format = options.zarr_format or 3
     dtype = options.dtype if options.dtype is not None else source.dtype
     if source.dtype.kind == "c" and dtype.kind != "c":
@@ -889,6 +935,12 @@ def convert(
     )
     if options.zarr_format not in (None, 2, 3):
         raise ValueError(f"zarr_format must be 2 or 3, not {zarr_format!r}")
+    if options.dtype is not None and options.dtype.kind not in "biufc":
+        # Values convert between these (arrays of other types keep theirs).
+        raise ValueError(
+            f"dtype {options.dtype} is not a bool, integer, float or complex type, which "
+            "values are converted between"
+        )
     source = os.fspath(source)
     named = os.fspath(destination) if isinstance(destination, str | os.PathLike) else None
     if source == "" or named == "":
