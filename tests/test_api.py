@@ -1161,3 +1161,34 @@ def test_like_functions_given_another_dtype_take_its_codecs(
     # The same dtype keeps them.
     same = oxzarr.zeros_like(numbers, dtype="f4", store=tmp_path / "same")
     assert same.filters == numbers.filters
+
+
+def test_codec_settings_are_taken_as_given_or_refused(tmp_path: Path) -> None:
+    import zarr.codecs as zc
+
+    from oxzarr.codecs import ShardingCodec, TransposeCodec
+
+    # Non-integers were truncated (1.7 -> 1) or read digit by digit ("10" -> (1, 0)).
+    for order in ([1.7, 0.2], "10", [True, False]):
+        with pytest.raises(TypeError, match="transpose order must be integers"):
+            TransposeCodec(order=order)
+    with pytest.raises(TypeError, match="chunk_shape must be integers"):
+        ShardingCodec(chunk_shape=[2.5, 5])
+    assert TransposeCodec(order=np.array([1, 0])).order == (1, 0)
+    # zarr-python's v2 arrays take no serializer: a byte order or sharding asked for was
+    # dropped without a word.
+    for serializer in (zc.BytesCodec(endian="big"), zc.ShardingCodec(chunk_shape=(2,))):
+        with pytest.raises(ValueError, match="take no serializer"):
+            oxzarr.create_array(
+                tmp_path / "v2", shape=(4,), dtype="i4", zarr_format=2, serializer=serializer
+            )
+    # A blosc inside zarr-python's ShardingCodec is fitted to the dtype as one outside is
+    # (its metadata holds zarr-python's placeholders, typesize 1 and bitshuffle).
+    sharding = zc.ShardingCodec(chunk_shape=(10,), codecs=[zc.BytesCodec(), zc.BloscCodec()])
+    for lib in (oxzarr, zarr):
+        lib.create_array(tmp_path / lib.__name__, shape=(100,), dtype="f8", serializer=sharding)
+    documents = [
+        json.loads((tmp_path / lib.__name__ / "zarr.json").read_text()) for lib in (oxzarr, zarr)
+    ]
+    ours, theirs = (d["codecs"][0]["configuration"]["codecs"][1] for d in documents)
+    assert ours == theirs and ours["configuration"]["typesize"] == 8, ours

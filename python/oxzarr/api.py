@@ -236,6 +236,11 @@ def create_array(
     if fmt == 2:
         if shards is not None:
             raise ValueError("sharding is a Zarr v3 feature: zarr_format=2 takes no shards")
+        if serializer not in ("auto", None):
+            # A byte order or sharding asked for would be dropped without a word.
+            raise ValueError(
+                "Zarr format 2 arrays take no serializer (the dtype gives the byte order)"
+            )
         if dimension_names is not None:
             raise ValueError(
                 "dimension_names are not part of Zarr v2 (xarray keeps them in the "

@@ -7,6 +7,7 @@ object. The engine does the encoding and decoding; these classes only describe i
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -63,6 +64,18 @@ class BytesCodec(Codec):
         return BytesCodec(endian=None) if dtype.byteorder == "|" else self
 
 
+def _integers(values: Any, codec: str, field: str) -> tuple[int, ...]:
+    """`values` as integers, as the codec's metadata holds them: 1.7 or "10" are refused
+    (a TypeError, as zarr-python's), not truncated or read digit by digit."""
+    items = list(values) if not isinstance(values, str | bytes) else None
+    if items is None or any(isinstance(i, bool) for i in items):
+        raise TypeError(f"{codec} {field} must be integers, not {values!r}")
+    try:
+        return tuple(operator.index(i) for i in items)
+    except TypeError:
+        raise TypeError(f"{codec} {field} must be integers, not {values!r}") from None
+
+
 @dataclass(frozen=True)
 class TransposeCodec(Codec):
     """Permutes the dimensions of each chunk (array→array)."""
@@ -71,7 +84,7 @@ class TransposeCodec(Codec):
     name = "transpose"
 
     def __init__(self, order: Iterable[int]) -> None:
-        object.__setattr__(self, "order", tuple(int(i) for i in order))
+        object.__setattr__(self, "order", _integers(order, "transpose", "order"))
 
     def configuration(self) -> dict[str, JSON]:
         return {"order": list(self.order)}
@@ -156,7 +169,9 @@ class ShardingCodec(Codec):
         index_codecs: Iterable[Any] = (BytesCodec(), Crc32cCodec()),
         index_location: Literal["start", "end"] = "end",
     ) -> None:
-        object.__setattr__(self, "chunk_shape", tuple(int(c) for c in chunk_shape))
+        object.__setattr__(
+            self, "chunk_shape", _integers(chunk_shape, "sharding_indexed", "chunk_shape")
+        )
         object.__setattr__(self, "codecs", tuple(to_codec(c) for c in codecs))
         object.__setattr__(self, "index_codecs", tuple(to_codec(c) for c in index_codecs))
         object.__setattr__(self, "index_location", index_location)
@@ -270,6 +285,18 @@ def to_codec(value: Any) -> Codec:
             # zarr-python leaves Blosc's typesize and shuffle open until it knows the dtype:
             # older versions as None, 3.1 as placeholders (1, bitshuffle) it names tunable.
             config = dict(metadata.get("configuration") or {})
+            if metadata["name"] == "sharding_indexed" and hasattr(value, "codecs"):
+                # Its inner codecs as objects, so that a blosc among them is left open to
+                # the dtype as one outside is (its metadata has zarr-python's placeholders).
+                location = getattr(value, "index_location", "end")
+                return ShardingCodec(
+                    chunk_shape=value.chunk_shape,
+                    codecs=[to_codec(c) for c in value.codecs],
+                    index_codecs=[to_codec(c) for c in value.index_codecs],
+                    index_location="start"
+                    if str(getattr(location, "value", location)) == "start"
+                    else "end",
+                )
             if metadata["name"] == "blosc":
                 tunable = set(getattr(value, "_tunable_attrs", ()))
                 for attr in ("typesize", "shuffle"):
