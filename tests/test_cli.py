@@ -133,8 +133,10 @@ def test_v2_to_v3_and_back(tmp_path: Path) -> None:
     b = zarr.open_array(str(v3), mode="r")
     assert b.metadata.zarr_format == 3
     np.testing.assert_array_equal(b[...], values)
-    # xarray's dimension names move from the v2 attribute to v3 dimension_names.
-    assert b.metadata.dimension_names == ("t", "x") and dict(b.attrs) == {"a": 1}
+    # xarray's dimension names move from the v2 attribute to v3 dimension_names, and its
+    # missing-value marker (v2's fill value) to the v3 attribute xarray reads it from.
+    assert b.metadata.dimension_names == ("t", "x")
+    assert dict(b.attrs) == {"a": 1, "_FillValue": -1}
     assert b.fill_value == -1
     back = tmp_path / "back.zarr"
     cli("convert", v3, back, "--zarr-format", "2")
@@ -142,6 +144,7 @@ def test_v2_to_v3_and_back(tmp_path: Path) -> None:
     assert c.metadata.zarr_format == 2 and c.metadata.compressor.codec_id == "zstd"
     np.testing.assert_array_equal(c[...], values)
     assert dict(c.attrs) == {"_ARRAY_DIMENSIONS": ["t", "x"], "a": 1}
+    assert c.fill_value == -1
 
 
 def test_shards_none_and_v2_output_unshard(tmp_path: Path) -> None:

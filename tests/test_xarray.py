@@ -369,3 +369,36 @@ def test_the_entry_point(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_importing_oxzarr_does_not_import_xarray() -> None:
     code = "import sys, oxzarr; sys.exit('xarray' in sys.modules or 'dask' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+@pytest.mark.parametrize("source_format", [2, 3])
+def test_a_dataset_converted_into_the_other_format_reads_the_same(
+    tmp_path: Path, source_format: int
+) -> None:
+    # xarray takes a v2 array's fill value as its missing-value marker, and a v3 array's
+    # _FillValue attribute: converted as plain Zarr, 0s of an integer coordinate became
+    # missing (v3 -> v2) and encoded fills stopped being masked (v2 -> v3).
+    from oxzarr.convert import convert
+
+    ds = xr.Dataset(
+        {
+            "temp": ("x", np.array([np.nan, 1.5, 2.5])),
+            "count": ("x", np.array([0, 1, 2])),
+            "flag": ("x", np.array([True, False, True])),
+            "name": ("x", np.array(["a", "", "c"], dtype=object)),
+            "packed": ("x", np.array([np.nan, 1.5, 2.5])),
+            "wave": ("x", np.array([1 + 1j, np.nan, 0j])),
+        },
+        coords={"x": [0, 1, 2]},
+    )
+    encoding = {"packed": {"dtype": "i2", "scale_factor": 0.5, "_FillValue": -9999}}
+    source = tmp_path / "source.zarr"
+    ds.to_zarr(source, zarr_format=source_format, encoding=encoding, consolidated=False)
+    expected = xr.open_zarr(source, consolidated=False).load()
+    converted = tmp_path / "converted.zarr"
+    convert(source, converted, zarr_format=5 - source_format)
+    seen = xr.open_zarr(converted, consolidated=False).load()
+    xr.testing.assert_identical(seen, expected)
+    back = tmp_path / "back.zarr"
+    convert(converted, back, zarr_format=source_format)
+    xr.testing.assert_identical(xr.open_zarr(back, consolidated=False).load(), expected)

@@ -76,6 +76,106 @@ _BLOCK_BYTES = 64 << 20
 _ARRAY_DIMENSIONS = "_ARRAY_DIMENSIONS"
 
 
+#: Where xarray reads what marks a missing value: this attribute of a Zarr v3 array (in its
+#: own encoding); a v2 array's fill_value itself (unless None).
+_FILL_VALUE = "_FillValue"
+
+
+def _an_xarray_variable(source: Array, dimension_names: Any) -> bool:
+    """Whether `source` has the dimension names xarray writes (v2's attribute, v3's field):
+    converted into the other format, what xarray takes as missing there must stay the same."""
+    if source.zarr_format == 2:
+        return _names_in(source.attrs.get(_ARRAY_DIMENSIONS), len(source.shape)) is not None
+    return dimension_names is not None and any(n is not None for n in dimension_names)
+
+
+def _names_in(names: Any, ndim: int) -> list[str | None] | None:
+    """v2's ``_ARRAY_DIMENSIONS`` attribute, if it holds a name (or None) per dimension."""
+    if (
+        isinstance(names, list)
+        and len(names) == ndim
+        and all(isinstance(n, str) or n is None for n in names)
+    ):
+        return names
+    return None
+
+
+def _missing_value_moved(source: Array, zarr_format: int, attributes: dict[str, Any]) -> Any:
+    """The fill value of an xarray variable converted into `zarr_format`, `attributes`
+    changed to match: v2's fill_value, the missing-value marker there, becomes a v3
+    ``_FillValue`` attribute (the fill value stays); a v3 ``_FillValue`` becomes v2's fill
+    value, and without one the v2 fill value is None (else xarray would take every value
+    equal to the v3 fill value, 0 say, as missing). Every chunk is written either way, so
+    the values stay."""
+    fill = source.fill_value
+    if zarr_format == 3:
+        if fill is not None and _FILL_VALUE not in attributes:
+            encoded = _xarray_fill_encoded(fill, source.dtype)
+            if encoded is not None:
+                attributes[_FILL_VALUE] = encoded
+        return fill
+    if _FILL_VALUE not in attributes:
+        return None
+    decoded = _xarray_fill_decoded(attributes[_FILL_VALUE], source.dtype)
+    if decoded is None:
+        return fill  # not xarray's encoding: left as it is
+    del attributes[_FILL_VALUE]
+    return decoded
+
+
+def _xarray_fill_encoded(fill: Any, dtype: np.dtype[Any]) -> Any:
+    """`fill` as xarray writes a v3 ``_FillValue``: floats as the base64 of a little-endian
+    double (so that NaN's bits survive JSON), complex numbers as two of them, bytes in
+    base64; None for types it has no encoding for."""
+
+    def double(x: Any) -> str:
+        return base64.b64encode(np.array(x, dtype="<f8").tobytes()).decode()
+
+    kind = dtype.kind
+    if kind == "f":
+        return double(fill)
+    if kind == "c":
+        return [double(np.real(fill)), double(np.imag(fill))]
+    if kind in "iu":
+        return int(fill)
+    if kind == "b":
+        return bool(fill)
+    if kind == "S":
+        return base64.b64encode(bytes(fill)).decode()
+    if kind in "UT":
+        return str(fill)
+    return None
+
+
+def _xarray_fill_decoded(value: Any, dtype: np.dtype[Any]) -> Any:
+    """A v3 ``_FillValue`` in xarray's encoding (see `_xarray_fill_encoded`) as the value;
+    None if it is not in that encoding."""
+
+    def double(text: Any) -> float | None:
+        try:
+            raw = base64.b64decode(text, validate=True)
+        except (ValueError, TypeError):
+            return None
+        return float(np.frombuffer(raw, dtype="<f8")[0]) if len(raw) == 8 else None
+
+    kind = dtype.kind
+    if kind == "f":
+        return double(value) if isinstance(value, str) else None
+    if kind == "c" and isinstance(value, list) and len(value) == 2:
+        parts = [double(v) if isinstance(v, str) else None for v in value]
+        return None if None in parts else complex(parts[0] or 0.0, parts[1] or 0.0)
+    if kind in "iub" and isinstance(value, int | bool):
+        return value
+    if kind == "S" and isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except ValueError:
+            return None
+    if kind in "UT" and isinstance(value, str):
+        return value
+    return None
+
+
 class FillValueText(str):
     """A fill value as typed on a command line: read by each array's data type (text stays
     the text typed, ``true``/``false`` are a bool array's, numbers a number array's), since
@@ -541,14 +641,13 @@ def _zarr_settings(path: str, source: Array, options: _Options) -> dict[str, Any
         )
     attributes = dict(source.attrs)
     dimension_names = source.metadata.to_dict().get("dimension_names")
+    fill = source.fill_value
+    if zarr_format != source.zarr_format and _an_xarray_variable(source, dimension_names):
+        fill = _missing_value_moved(source, zarr_format, attributes)
     if zarr_format == 3 and dimension_names is None:
-        names = attributes.get(_ARRAY_DIMENSIONS)
+        names = _names_in(attributes.get(_ARRAY_DIMENSIONS), len(source.shape))
         # Only names become dimension_names; anything else stays the attribute it was.
-        if (
-            isinstance(names, list)
-            and len(names) == len(source.shape)
-            and all(isinstance(n, str) or n is None for n in names)
-        ):
+        if names is not None:
             dimension_names = names
             del attributes[_ARRAY_DIMENSIONS]
     if zarr_format == 2:
@@ -564,7 +663,7 @@ def _zarr_settings(path: str, source: Array, options: _Options) -> dict[str, Any
         else {"shape": shards, "index_location": index_location},
         "filters": filters,
         "compressors": compressors,
-        "fill_value": _fill(path, options, source.fill_value, source.dtype, dtype),
+        "fill_value": _fill(path, options, fill, source.dtype, dtype),
         "zarr_format": zarr_format,
         "attributes": attributes,
         "dimension_names": dimension_names,
@@ -914,7 +1013,10 @@ def convert(
     Options left out keep the source's: ``zarr_format``; ``chunks`` (the inner chunks, when
     sharded); ``shards`` (``None`` removes sharding); ``compressors`` (oxzarr codecs or
     their metadata; ``None`` for none); ``dtype`` (values converted as numpy's ``astype``);
-    ``fill_value``. Groups convert recursively with their attributes. ``storage_options``
+    ``fill_value``. Groups convert recursively with their attributes. Into the other format,
+    an xarray variable's dimension names and missing-value marker move to where xarray
+    reads them there (v2's ``_ARRAY_DIMENSIONS`` and fill value, v3's ``dimension_names``
+    and ``_FillValue`` attribute). ``storage_options``
     are those of an ``s3://``, ``gs://`` or ``http(s)://`` `source`; a `destination` at
     such a URL with options of its own is given as a store (``oxzarr.storage.RemoteStore``).
     A local `destination` named ``*.zip`` is written as a zip file (entries stored, as
