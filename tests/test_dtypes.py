@@ -505,3 +505,50 @@ def test_text_fill_values_with_a_lone_surrogate(tmp_path: Path, zarr_format: int
         oxzarr.create_array(
             tmp_path / "s", shape=(2,), dtype=str, fill_value=fill, zarr_format=zarr_format
         )
+
+
+def test_time_fill_values_the_dtype_cannot_hold_are_refused(tmp_path: Path) -> None:
+    import datetime
+
+    # numpy wraps the year 3000 in nanoseconds around to 1830; a unitless dtype kept the
+    # value's own unit, storing a count of nothing.
+    for fill in (
+        np.datetime64("3000-01-01"),
+        "3000-01-01",
+        datetime.datetime(3000, 1, 1),
+    ):
+        with pytest.raises(ValueError, match="is not a valid datetime64"):
+            oxzarr.create_array(tmp_path / "t", shape=(1,), dtype="M8[ns]", fill_value=fill)
+    for dtype, fill in (("m8", np.timedelta64(3, "s")), ("M8", np.datetime64("2020-01-01"))):
+        with pytest.raises(ValueError, match="is not a valid"):
+            oxzarr.create_array(tmp_path / "g", shape=(1,), dtype=dtype, fill_value=fill)
+    a = oxzarr.create_array(tmp_path / "ok", shape=(1,), dtype="M8[ns]", fill_value="2020-01-01")
+    assert a.fill_value == np.datetime64("2020-01-01", "ns") and a[0] == a.fill_value
+    assert np.isnat(oxzarr.create_array(tmp_path / "nat", shape=(1,), dtype="M8[s]").fill_value)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_padded_records_are_stored_packed(tmp_path: Path, zarr_format: int) -> None:
+    # As zarr-python stores them (the formats have no padding); v3 refused them, and v2
+    # wrote a fill value of the padded size its own data type could not take.
+    aligned = np.dtype([("a", "i1"), ("b", "<i4")], align=True)
+    values = np.array([(1, 100), (2, 200)], dtype=aligned)
+    for lib in (oxzarr, zarr):
+        lib.create_array(
+            tmp_path / lib.__name__, shape=(2,), dtype=aligned, zarr_format=zarr_format
+        )[...] = values
+    for reader in (oxzarr, zarr):
+        for writer in (oxzarr, zarr):
+            read = reader.open_array(tmp_path / writer.__name__, mode="r")
+            assert read.dtype == np.dtype([("a", "i1"), ("b", "<i4")])
+            assert read[...].tolist() == values.tolist()
+    # A record's fill value as a list is one record, as zarr-python reads it.
+    record = np.dtype([("a", "<i4"), ("b", "<f8")])
+    a = oxzarr.create_array(
+        tmp_path / "fill", shape=(2,), dtype=record, fill_value=[1, 2.0], zarr_format=zarr_format
+    )
+    assert a[...].tolist() == [(1, 2.0), (1, 2.0)]
+    with pytest.raises(ValueError, match="is not a valid"):
+        oxzarr.create_array(
+            tmp_path / "two", shape=(2,), dtype=record, fill_value=[(1, 2.0), (3, 4.0)]
+        )

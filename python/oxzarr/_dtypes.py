@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -176,6 +177,15 @@ def requested_dtype(dtype: Any) -> Any:
     return np.dtype(described)
 
 
+def packed(dt: np.dtype[Any]) -> np.dtype[Any]:
+    """`dt`, a padded record dtype (align=True, a C struct's) packed field after field, as
+    zarr-python stores it: the formats have no padding. Other dtypes are returned as given."""
+    fields = dt.fields
+    if fields is None or any(fields[n][0].subdtype is not None for n in dt.names or ()):
+        return dt
+    return np.dtype([(n, fields[n][0]) for n in dt.names or ()])
+
+
 def zarr_data_type(dtype: Any, zarr_format: int) -> tuple[np.dtype[Any], JSON, str | None]:
     """For `dtype` given to create_array: the numpy dtype of decoded values, the data type as
     the format writes it, and the object codec v2 needs ("vlen-utf8", "vlen-bytes") if any."""
@@ -188,7 +198,7 @@ def zarr_data_type(dtype: Any, zarr_format: int) -> tuple[np.dtype[Any], JSON, s
             ("variable_length_bytes" if zarr_format == 3 else "|O"),
             ("vlen-bytes"),
         )
-    dt = np.dtype(dtype)  # numpy's TypeError for what it does not understand, as zarr-python
+    dt = packed(np.dtype(dtype))  # numpy's TypeError for what it does not understand
     if zarr_format == 2:
         try:
             _v3_name(dt.newbyteorder("=") if dt.fields is None else dt)  # checks support
@@ -286,13 +296,31 @@ def fill_value_json(fill_value: Any, dtype: np.dtype[Any], zarr_format: int) -> 
         if dtype.kind in "Mm":
             if fill_value is None:
                 return -(2**63)  # NaT
-            return int(np.array(fill_value, dtype=dtype).view("i8"))
+            value = np.array(fill_value, dtype=dtype)
+            if value.dtype != dtype:
+                # A unitless dtype keeps the value's own unit: its count would be stored
+                # as a count of nothing (zarr-python refuses it too).
+                raise bad
+            given = np.asarray(fill_value)
+            if given.dtype.kind in "UO":  # text or a datetime object: in its own unit
+                given = np.array(fill_value, dtype=dtype.kind + "8")
+            if given.dtype.kind == dtype.kind and not np.isnat(given):
+                # numpy wraps a time its unit cannot reach (the year 3000 in ns) around.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    if value.astype(given.dtype) != given:
+                        raise bad
+            return int(value.view("i8"))
         if dtype.kind == "U":
             return "" if fill_value is None else str(np.array(fill_value, dtype=dtype)[()])
         # S, V and records: base64 of one element's bytes.
         element = np.zeros((), dtype=dtype)
         if fill_value is not None:
+            if dtype.names is not None and isinstance(fill_value, list):
+                fill_value = tuple(fill_value)  # one record, as zarr-python reads a list
             element = np.array(fill_value, dtype=dtype)
+        if element.shape != ():
+            raise bad  # more than one element's worth
         raw = element.tobytes()
         if dtype.kind == "S":
             raw = raw.rstrip(b"\x00")

@@ -15,6 +15,7 @@ from oxzarr import _core
 from oxzarr._dtypes import (
     DEFAULT_FILL_VALUE,
     fill_value_json,
+    packed,
     requested_dtype,
     zarr_data_type,
 )
@@ -259,7 +260,7 @@ def create_array(
             # base64 holds a record as stored: its fields in the byte order the dtype gives
             # them, not the machine's order values are decoded into.
             fill_value=fill_value_json(
-                fill_value, np.dtype(dtype) if np_dtype.fields else np_dtype, 2
+                fill_value, packed(np.dtype(dtype)) if np_dtype.fields else np_dtype, 2
             ),
             order=order or str(_settings.get("order")),
             chunk_key_encoding=chunk_key_encoding,
