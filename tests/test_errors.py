@@ -619,6 +619,12 @@ def test_axes_longer_than_int64(tmp_path: Path) -> None:
     for whole_row in (lambda: a[0, :], lambda: a[0], lambda: next(iter(a))):
         with pytest.raises(ValueError, match=r"more elements along an axis than numpy holds"):
             whole_row()
+    # Two elements 2**63 or more apart: numpy's selection, past the engine's int64 steps
+    # (it was Python's OverflowError naming nothing).
+    assert a[1, :: 2**64].tolist() == [10]
+    for step in (2**63, -(2**63) - 1):
+        with pytest.raises(IndexError, match=f"a slice step of {step} selecting 2 elements"):
+            a[1, ::step]
 
 
 def test_steps_past_the_axis_and_boolean_blocks(tmp_path: Path) -> None:

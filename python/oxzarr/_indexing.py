@@ -41,6 +41,13 @@ def _run(start: int, step: int, length: int) -> tuple[int, int, int]:
     int64."""
     if length == 0:
         return (0, 1, 0)
+    if length > 1 and not -(2**63) <= step < 2**63:
+        # Two elements 2**63 or more apart, on an axis longer than that: numpy would take
+        # it, the engine's steps are int64.
+        raise IndexError(
+            f"a slice step of {step} selecting {length} elements is beyond the engine's "
+            "(steps must lie within int64)"
+        )
     return (start, step if length > 1 else 1, length)
 
 
