@@ -696,3 +696,57 @@ def test_blosc_typesize_past_255(tmp_path: Path, zarr_format: int) -> None:
     if zarr_format == 3:
         document = json.loads((tmp_path / "ours" / "zarr.json").read_text())
         assert document["codecs"][-1]["configuration"]["typesize"] == 300
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_text_that_looks_like_the_engines_markers_is_kept(tmp_path: Path, zarr_format: int) -> None:
+    # The engine holds lone surrogates and bare NaN as NUL-led markers: real text made of a
+    # NUL, U+0001 and hex digits was read as a surrogate, and two in a row wrote JSON that
+    # nothing could read.
+    texts = {
+        "s": "\x00\x01abcd",
+        "t": "x\x00\x01004e!",
+        "u": "\x00\x01\x00\x01abcd",
+        "v": "\x00\udc80\x00",
+        "w": "\x00NaN",
+        "x": "\x00\x00",
+    }
+    theirs = zarr.create_array(
+        tmp_path / "a", shape=(1,), dtype="U6", zarr_format=zarr_format, fill_value="\x00\x01abcd"
+    )
+    theirs.attrs.update(texts)
+    ours = oxzarr.open_array(tmp_path / "a", mode="r+")
+    assert ours.attrs.asdict() == texts
+    assert ours.fill_value == "\x00\x01abcd" and ours[0] == "\x00\x01abcd"
+    ours.attrs["more"] = "\x00\x01dc80"
+    expected = {**texts, "more": "\x00\x01dc80"}
+    assert zarr.open_array(tmp_path / "a", mode="r").attrs.asdict() == expected
+    assert oxzarr.open_array(tmp_path / "a", mode="r").attrs.asdict() == expected
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_metadata_text_past_ascii_is_written_as_zarr_python_writes_it(
+    tmp_path: Path, zarr_format: int
+) -> None:
+    # Python's json escapes it (ensure_ascii), so zarr-python's documents are ASCII; the
+    # engine wrote UTF-8, the same values in other bytes.
+    attributes = {"name": "café 🎉", "é": "\x7f"}
+    names = {"dimension_names": ["x é"]} if zarr_format == 3 else {}
+    for lib in (oxzarr, zarr):
+        lib.create_array(
+            tmp_path / lib.__name__,
+            shape=(2,),
+            dtype="i1",
+            zarr_format=zarr_format,
+            attributes=attributes,
+            **names,
+        )
+    documents = ["zarr.json"] if zarr_format == 3 else [".zarray", ".zattrs"]
+    for document in documents:
+        ours = (tmp_path / "oxzarr" / document).read_bytes()
+        assert ours == (tmp_path / "zarr" / document).read_bytes()
+        assert ours.isascii()
+        if document != ".zarray":
+            assert b"\\ud83c\\udf89" in ours
+    assert oxzarr.open_array(tmp_path / "zarr", mode="r").attrs.asdict() == attributes
+

@@ -90,12 +90,11 @@ pub fn parse(dt: &DataType, value: &Value) -> Result<Vec<u8>, MetadataError> {
         String => {
             return match value {
                 // UTF-8 cannot hold a lone surrogate (nor can zarr-python encode one).
-                Value::String(s) if s.contains(super::json::SURROGATE) => Err(invalid(
-                    dt,
-                    value,
-                    "a lone surrogate cannot be stored as UTF-8",
-                )),
-                Value::String(s) => Ok(super::json::text_of(s).as_bytes().to_vec()),
+                Value::String(s) => super::json::text_of(s)
+                    .map(std::string::String::into_bytes)
+                    .ok_or_else(|| {
+                        invalid(dt, value, "a lone surrogate cannot be stored as UTF-8")
+                    }),
                 Value::Number(num) => Ok(num.to_string().into_bytes()),
                 Value::Null => Ok(Vec::new()),
                 _ => Err(invalid(dt, value, "expected a string")),

@@ -3,17 +3,17 @@
 //! zarr-python stores attributes with Python's `json`, which writes `NaN`, `Infinity` and
 //! `-Infinity` as bare tokens: strict JSON has no such numbers, and `serde_json` refuses them.
 //! A document holding one (an attribute `{"scale": NaN}`) must still open, and keep the number
-//! when it is written again. So outside strings those tokens are read as marker strings
-//! ([`NAN`], [`INFINITY`], [`NEG_INFINITY`]: a NUL and the token), and the markers are
-//! written back as the bare tokens. Python's `json` reads them as floats on the other side.
-//! A real string of NULs and a token (`"\u0000NaN"`) is read with one NUL more, so that it
-//! is no marker, and written back as it was ([`text_of`] and [`string_value`] give strings'
-//! text for values that hold text, fill values).
+//! when it is written again. Python's `json` also writes strings holding a lone surrogate
+//! (`os.fsdecode` of a file name that is not UTF-8 gives them) as an escape, `"\udcff"`,
+//! which Python reads back but Rust strings cannot hold.
 //!
-//! Python's `json` also writes strings holding a lone surrogate (`os.fsdecode` of a file name
-//! that is not UTF-8 gives them) as an escape, `"\udcff"`, which Python reads back but Rust
-//! strings cannot hold. Inside strings, such an escape is read as [`SURROGATE`] and its four
-//! hex digits, and written back as the escape.
+//! So a parsed document holds them as markers, with NUL as the escape character: a bare token
+//! is read as the string of a NUL and the token ([`NAN`], [`INFINITY`], [`NEG_INFINITY`]), a
+//! lone surrogate inside a string as a NUL, a U+0001 and its four hex digits ([`SURROGATE`]),
+//! and every real NUL in a string as two. A single NUL thus always begins a marker, and
+//! writing the document turns each back into what was read. Values holding text (fill
+//! values) are read with [`text_of`] and [`code_points`] and made with [`string_value`] and
+//! [`string_value_of`].
 
 use serde_json::Value;
 
@@ -34,65 +34,45 @@ const TOKENS: [(&str, &str); 3] = [
     ("NaN", "\"\\u0000NaN\""),
 ];
 
-/// The JSON text of one or more escaped NULs, then a bare token, then the string's closing
-/// quote, at the start of `bytes`: a string that reads as a marker or as one escaped.
-fn nuls_and_token(bytes: &[u8]) -> bool {
-    const NUL: &[u8] = b"\\u0000";
-    let mut rest = bytes;
-    let mut nuls = 0;
-    while let Some(after) = rest.strip_prefix(NUL) {
-        rest = after;
-        nuls += 1;
-    }
-    nuls > 0
-        && TOKENS.iter().any(|(token, _)| {
-            rest.strip_prefix(token.as_bytes())
-                .is_some_and(|after| after.first() == Some(&b'"'))
-        })
-}
-
-/// Whether `text` is NULs (`nuls` or more) and a bare token.
-fn is_nuls_and_token(text: &str, nuls: usize) -> bool {
-    let token = text.trim_start_matches('\0');
-    text.len() - token.len() >= nuls && TOKENS.iter().any(|(t, _)| *t == token)
-}
-
-/// The text a string value of a parsed document holds: a real string of NULs and a token
-/// was read with one NUL more (see the module's notes).
-pub fn text_of(s: &str) -> &str {
-    if is_nuls_and_token(s, 2) {
-        &s[1..]
-    } else {
-        s
-    }
-}
-
-/// The code points a string value of a parsed document holds, lone surrogates (read as
-/// [`SURROGATE`] and four hex digits) among them: what a fixed-length UTF-32 fill value holds,
-/// as numpy's `U` strings can.
+/// The code points a string value of a parsed document holds: its NULs halved, and its lone
+/// surrogates (read as [`SURROGATE`] and four hex digits) among them, as numpy's `U` strings
+/// hold them.
 pub fn code_points(s: &str) -> Vec<u32> {
-    let text = text_of(s);
-    let mut points = Vec::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find(SURROGATE) {
-        points.extend(rest[..at].chars().map(u32::from));
-        let after = &rest[at + SURROGATE.len()..];
-        match after
-            .get(..4)
-            .and_then(|hex| u32::from_str_radix(hex, 16).ok())
-        {
-            Some(unit) => {
-                points.push(unit);
-                rest = &after[4..];
+    let mut points = Vec::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\0' {
+            points.push(u32::from(c));
+            continue;
+        }
+        match chars.peek() {
+            Some('\0') => {
+                chars.next();
+                points.push(0);
             }
-            None => {
-                points.extend(SURROGATE.chars().map(u32::from));
-                rest = after;
+            Some('\u{1}') => {
+                let rest: String = chars.clone().skip(1).take(4).collect();
+                match u32::from_str_radix(&rest, 16) {
+                    Ok(unit) if rest.len() == 4 && rest.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                        points.push(unit);
+                        for _ in 0..5 {
+                            chars.next();
+                        }
+                    }
+                    _ => points.push(0),
+                }
             }
+            // A marker of a bare token (a whole string): its text, as it was read.
+            _ => points.push(0),
         }
     }
-    points.extend(rest.chars().map(u32::from));
     points
+}
+
+/// The text a string value of a parsed document holds (see [`code_points`]); `None` if it
+/// holds a lone surrogate, which UTF-8 text cannot.
+pub fn text_of(s: &str) -> Option<String> {
+    code_points(s).into_iter().map(char::from_u32).collect()
 }
 
 /// The string value of a document holding `points`, lone surrogates among them (the inverse
@@ -101,6 +81,7 @@ pub fn string_value_of(points: &[u32]) -> Value {
     let mut text = String::with_capacity(points.len());
     for &point in points {
         match char::from_u32(point) {
+            Some('\0') => text.push_str("\0\0"),
             Some(c) => text.push(c),
             None if (0xD800..=0xDFFF).contains(&point) => {
                 text.push_str(SURROGATE);
@@ -109,13 +90,13 @@ pub fn string_value_of(points: &[u32]) -> Value {
             None => {} // beyond Unicode: no JSON string holds it
         }
     }
-    string_value(text)
+    Value::String(text)
 }
 
 /// `text` as a string value of a document, the inverse of [`text_of`].
 pub fn string_value(text: String) -> Value {
-    if is_nuls_and_token(&text, 1) {
-        Value::String(format!("\0{text}"))
+    if text.contains('\0') {
+        Value::String(text.replace('\0', "\0\0"))
     } else {
         Value::String(text)
     }
@@ -211,8 +192,8 @@ fn unit_at(bytes: &[u8]) -> Option<u16> {
 }
 
 /// The document with each bare token outside strings replaced by its marker's JSON text,
-/// each lone surrogate escape inside strings by its marker's, and each string of NULs and a
-/// token given one NUL more; `None` if there is none.
+/// each lone surrogate escape inside strings by its marker's, and each NUL inside strings
+/// doubled; `None` if there is none.
 fn with_markers(bytes: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(bytes.len() + 16);
     let mut in_string = false;
@@ -222,8 +203,14 @@ fn with_markers(bytes: &[u8]) -> Option<Vec<u8>> {
         let b = bytes[i];
         if in_string {
             if b == b'\\' {
-                // An escape: copied whole, unless it is a surrogate without its pair.
+                // An escape: copied whole, unless it is a NUL or a surrogate without its pair.
                 let len = match unit_at(&bytes[i..]) {
+                    Some(0) => {
+                        out.extend_from_slice(b"\\u0000\\u0000");
+                        i += 6;
+                        found = true;
+                        continue;
+                    }
                     // A high surrogate followed by a low one: a pair, one character.
                     Some(0xD800..=0xDBFF)
                         if matches!(unit_at(&bytes[i + 6..]), Some(0xDC00..=0xDFFF)) =>
@@ -249,12 +236,6 @@ fn with_markers(bytes: &[u8]) -> Option<Vec<u8>> {
             }
         } else if b == b'"' {
             in_string = true;
-            if nuls_and_token(&bytes[i + 1..]) {
-                out.extend_from_slice(b"\"\\u0000");
-                i += 1;
-                found = true;
-                continue;
-            }
         } else if let Some((token, marker)) = TOKENS
             .iter()
             .find(|(token, _)| bytes[i..].starts_with(token.as_bytes()))
@@ -274,17 +255,38 @@ fn with_markers(bytes: &[u8]) -> Option<Vec<u8>> {
 pub fn to_string(value: &Value) -> String {
     // A serde_json::Value always serialises.
     let text = serde_json::to_string(value).unwrap_or_default();
-    without_markers(text)
+    ascii_only(without_markers(text))
 }
 
 /// The document as indented JSON bytes, markers written as the bare tokens.
 pub fn to_vec_pretty(value: &Value) -> Vec<u8> {
     let text = serde_json::to_string_pretty(value).unwrap_or_default();
-    without_markers(text).into_bytes()
+    ascii_only(without_markers(text)).into_bytes()
+}
+
+/// `text` (serialised JSON) with every character past `~` escaped (`é` as `\u00e9`, `🎉` as
+/// a surrogate pair), as Python's json writes by default: the metadata zarr-python writes,
+/// byte for byte. Such characters only occur inside strings.
+fn ascii_only(text: String) -> String {
+    if text.bytes().all(|b| b < 0x7f) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if (c as u32) < 0x7f {
+            out.push(c);
+        } else {
+            for unit in c.encode_utf16(&mut [0u16; 2]) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
 }
 
 /// `text` (serialised JSON) with every string that is exactly a marker written as its bare
-/// token. Only whole strings are replaced: the scan follows string boundaries and escapes.
+/// token, and the markers inside strings as what they were read from. The scan follows
+/// string boundaries and escapes.
 fn without_markers(text: String) -> String {
     if !text.contains("\\u0000") {
         return text;
@@ -301,17 +303,9 @@ fn without_markers(text: String) -> String {
             }
             let end = (j + 1).min(bytes.len());
             let string = &text[i..end];
-            // A real string of NULs and a token was read with one NUL more: this drops it.
-            let escaped = string
-                .strip_prefix("\"\\u0000")
-                .filter(|rest| nuls_and_token(rest.as_bytes()));
-            match (TOKENS.iter().find(|(_, marker)| *marker == string), escaped) {
-                (Some((token, _)), _) => out.push_str(token),
-                (None, Some(rest)) => {
-                    out.push('"');
-                    out.push_str(rest);
-                }
-                (None, None) => push_restoring_surrogates(&mut out, string),
+            match TOKENS.iter().find(|(_, marker)| *marker == string) {
+                Some((token, _)) => out.push_str(token),
+                None => push_restoring(&mut out, string),
             }
             i = end;
         } else {
@@ -323,33 +317,37 @@ fn without_markers(text: String) -> String {
     out
 }
 
-/// Pushes `string` (a serialised JSON string) with each lone surrogate marker written as the
-/// escape it was read from. The scan steps over escapes, so an escaped backslash followed by
-/// the marker's text stays text.
-fn push_restoring_surrogates(out: &mut String, string: &str) {
-    const MARKER: &str = "\\u0000\\u0001";
-    if !string.contains(MARKER) {
-        out.push_str(string);
-        return;
-    }
+/// Pushes `string` (a serialised JSON string) with each doubled NUL written as one and each
+/// lone surrogate marker as the escape it was read from. The scan steps over escapes, so an
+/// escaped backslash followed by a marker's text stays text.
+fn push_restoring(out: &mut String, string: &str) {
+    const NUL: &str = "\\u0000";
+    const SOH: &str = "\\u0001";
     let mut rest = string;
     while let Some(at) = rest.find('\\') {
         out.push_str(&rest[..at]);
         rest = &rest[at..];
-        let hex = rest.get(MARKER.len()..MARKER.len() + 4);
-        match hex {
-            Some(hex) if rest.starts_with(MARKER) => {
+        if let Some(after) = rest.strip_prefix(NUL) {
+            if let Some(after) = after.strip_prefix(NUL) {
+                out.push_str(NUL);
+                rest = after;
+                continue;
+            }
+            let hex = after
+                .strip_prefix(SOH)
+                .and_then(|h| h.get(..4))
+                .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
+            if let Some(hex) = hex {
                 out.push_str("\\u");
                 out.push_str(hex);
-                rest = &rest[MARKER.len() + 4..];
-            }
-            _ => {
-                // Any other escape: its backslash and the character after it (ASCII).
-                let len = rest.len().min(2);
-                out.push_str(&rest[..len]);
-                rest = &rest[len..];
+                rest = &after[SOH.len() + 4..];
+                continue;
             }
         }
+        // Any other escape: its backslash and the character after it (ASCII).
+        let len = rest.len().min(2);
+        out.push_str(&rest[..len]);
+        rest = &rest[len..];
     }
     out.push_str(rest);
 }
@@ -383,18 +381,38 @@ mod tests {
             r#"{"a":"\u0000NaN","b":["\u0000\u0000-Infinity"],"c":"\u0000Infinityx","d":NaN}"#,
         ] {
             let value = parse(doc.as_bytes())?;
-            assert_eq!(text_of(value["a"].as_str().unwrap_or_default()), "\0NaN");
+            let text = |v: &Value| text_of(v.as_str().unwrap_or_default());
+            assert_eq!(text(&value["a"]).as_deref(), Some("\0NaN"));
             assert_ne!(value["a"], json!(NAN));
-            assert_eq!(
-                text_of(value["b"][0].as_str().unwrap_or_default()),
-                "\0\0-Infinity"
-            );
-            assert_eq!(value["c"], json!("\0Infinityx"));
+            assert_eq!(text(&value["b"][0]).as_deref(), Some("\0\0-Infinity"));
+            assert_eq!(text(&value["c"]).as_deref(), Some("\0Infinityx"));
             assert_eq!(to_string(&value), doc);
         }
         assert_eq!(string_value("\0NaN".into()), json!("\0\0NaN"));
         assert_eq!(string_value("NaN".into()), json!("NaN"));
-        assert_eq!(text_of(NAN), NAN);
+        assert_eq!(text_of(NAN).as_deref(), Some(NAN));
+        Ok(())
+    }
+
+    #[test]
+    fn strings_that_look_like_markers_are_kept() -> Result<(), serde_json::Error> {
+        // A real NUL and U+0001 before four hex digits (once, twice, after a surrogate).
+        let doc = r#"{"s":"\u0000\u0001abcd","t":"x\u0000\u0001004e!","u":"\u0000\u0001\u0000\u0001","v":"\u0000\udc80\u0000","w":"\u0000"}"#;
+        let value = parse(doc.as_bytes())?;
+        assert_eq!(to_string(&value), doc);
+        let text = |k: &str| text_of(value[k].as_str().unwrap_or_default());
+        assert_eq!(text("s").as_deref(), Some("\0\u{1}abcd"));
+        assert_eq!(text("u").as_deref(), Some("\0\u{1}\0\u{1}"));
+        assert_eq!(text("v"), None); // a lone surrogate between NULs
+        assert_eq!(
+            code_points(value["v"].as_str().unwrap_or_default()),
+            [0, 0xdc80, 0]
+        );
+        assert_eq!(parse(to_string(&value).as_bytes())?, value);
+        for k in ["s", "t", "u", "v", "w"] {
+            let points = code_points(value[k].as_str().unwrap_or_default());
+            assert_eq!(string_value_of(&points), value[k], "{k}");
+        }
         Ok(())
     }
 
@@ -455,7 +473,7 @@ mod tests {
         let written = to_string(&value);
         assert_eq!(
             written,
-            r#"{"src":"data\udcff.nc","pair":"😀","high":"\ud800","text":"\\udcff","both":"\udcffNaN\ud800\ud800"}"#
+            r#"{"src":"data\udcff.nc","pair":"\ud83d\ude00","high":"\ud800","text":"\\udcff","both":"\udcffNaN\ud800\ud800"}"#
         );
         assert_eq!(parse(written.as_bytes())?, value);
         Ok(())
@@ -490,6 +508,18 @@ mod tests {
         let doc = parse(b"[-0, 0, 3, -1, 0.0, 1e400]")?;
         let counts: Vec<Option<u64>> = (0..6).map(|i| as_count(&doc[i])).collect();
         assert_eq!(counts, [Some(0), Some(0), Some(3), None, None, None]);
+        Ok(())
+    }
+
+    #[test]
+    fn text_past_ascii_is_escaped_as_python_writes_it() -> serde_json::Result<()> {
+        let value = parse("{\"café 🎉\": \"\u{7f}é\\udc80\"}".as_bytes())?;
+        let written = to_string(&value);
+        assert_eq!(
+            written,
+            r#"{"caf\u00e9 \ud83c\udf89":"\u007f\u00e9\udc80"}"#
+        );
+        assert_eq!(parse(written.as_bytes())?, value);
         Ok(())
     }
 
