@@ -750,3 +750,12 @@ def test_metadata_text_past_ascii_is_written_as_zarr_python_writes_it(
             assert b"\\ud83c\\udf89" in ours
     assert oxzarr.open_array(tmp_path / "zarr", mode="r").attrs.asdict() == attributes
 
+
+def test_v2_attributes_of_null_are_none(tmp_path: Path) -> None:
+    # zarr-python reads a .zattrs holding null as no attributes; the node could not open.
+    zarr.create_array(tmp_path / "a", shape=(2,), dtype="i1", zarr_format=2)
+    zarr.open_group(tmp_path / "g", mode="w", zarr_format=2)
+    for node in ("a", "g"):
+        (tmp_path / node / ".zattrs").write_text("null")
+        assert zarr.open(tmp_path / node, mode="r").attrs.asdict() == {}
+        assert oxzarr.open(tmp_path / node, mode="r").attrs.asdict() == {}

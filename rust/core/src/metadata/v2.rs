@@ -51,6 +51,8 @@ fn parse_json(bytes: &[u8], key: &str) -> Result<Value, MetadataError> {
 pub fn parse_attributes(bytes: &[u8], key: &str) -> Result<Map<String, Value>, MetadataError> {
     match parse_json(bytes, key)? {
         Value::Object(o) => Ok(o),
+        // No attributes, as zarr-python reads it (and v3's "attributes": null).
+        Value::Null => Ok(Map::new()),
         other => Err(MetadataError::invalid(
             ".zattrs",
             &other,
