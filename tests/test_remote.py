@@ -617,6 +617,39 @@ def test_a_web_servers_user_and_password_in_the_url(tmp_path: Path) -> None:
         server.close()
 
 
+def test_a_web_servers_headers_query_strings_and_timeouts(tmp_path: Path) -> None:
+    """Headers in storage_options (a bearer token) are sent, as fsspec sends them; a query
+    string, which would not be sent with the keys' requests (another version of the data
+    read in silence), is refused without printing it; a server that never answers is a
+    TimeoutError saying so."""
+    import socket
+
+    oxzarr.create_array(tmp_path / "a.zarr", shape=(3,), dtype="i2", fill_value=7)
+    server = _RangeServer(tmp_path, authorization="Bearer T0KEN")
+    try:
+        bearer = {"Authorization": "Bearer T0KEN"}
+        for options in ({"headers": bearer}, {"client_kwargs": {"headers": bearer}}):
+            a = oxzarr.open_array(f"{server.url}/a.zarr", mode="r", storage_options=options)
+            assert a[...].tolist() == [7, 7, 7]
+        with pytest.raises(PermissionError):
+            oxzarr.open_array(f"{server.url}/a.zarr", mode="r")
+        server.requests.clear()
+        with pytest.raises(ValueError, match="query string") as refused:
+            oxzarr.open_array(f"{server.url}/a.zarr?token=SECRET", mode="r")
+        assert "SECRET" not in str(refused.value) and server.requests == []
+    finally:
+        server.close()
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # connections are taken, never answered
+    try:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/a.zarr"
+        with pytest.raises(TimeoutError, match="timed out"):
+            oxzarr.open_array(url, mode="r", storage_options={"timeout": "1s"})
+    finally:
+        silent.close()
+
+
 def test_neighbouring_inner_chunks_come_in_one_request(tmp_path: Path) -> None:
     """A few neighbouring inner chunks of a remote shard cost one ranged request between
     them (after the shard's index), not one each; a run of more than a megabyte of them

@@ -14,6 +14,7 @@ holds the URLs.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import urllib.parse
@@ -361,14 +362,25 @@ def remote_options(url: str, storage_options: Mapping[str, Any] | None) -> list[
     if url.startswith(GCS_SCHEMES):
         return sorted((k, _option_text(v)) for k, v in _gcs.options(url, given).items())
     s3 = url.startswith(("s3://", "s3a://"))
+    web = url.startswith(("http://", "https://"))
     options: dict[str, str] = {}
     profile = None
     for name, value in given.items():
         if s3 and name == "profile":
             profile = str(value)
             continue
+        if web and name == "headers":
+            # Sent with every request (a bearer token), as fsspec's HTTP file system sends
+            # them; the engine takes them as one JSON object.
+            options["headers"] = json.dumps({str(k): str(v) for k, v in dict(value).items()})
+            continue
         if name == "client_kwargs":
             for inner, inner_value in dict(value).items():
+                if web and inner == "headers":
+                    options["headers"] = json.dumps(
+                        {str(k): str(v) for k, v in dict(inner_value).items()}
+                    )
+                    continue
                 if inner not in ("endpoint_url", "region_name"):
                     raise ValueError(
                         f"unsupported storage option client_kwargs[{inner!r}] for {url}"

@@ -101,6 +101,10 @@ pub fn to_py_err(err: Error) -> PyErr {
                         // io.UnsupportedOperation: an OSError (and ValueError) that
                         // callers can tell from a failure (a web server that cannot list).
                         std::io::ErrorKind::Unsupported => unsupported_operation(message),
+                        // A server that did not answer in time, as aiohttp's is.
+                        std::io::ErrorKind::TimedOut => {
+                            pyo3::exceptions::PyTimeoutError::new_err(message)
+                        }
                         _ => PyOSError::new_err(message),
                     }
                 }

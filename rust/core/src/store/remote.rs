@@ -213,6 +213,10 @@ impl fmt::Debug for RemoteStore {
 
 /// The options a store takes, in `object_store`'s names; anything else is refused rather than
 /// ignored (a misspelt endpoint would send requests to AWS).
+/// The engine's option of a web server's store holding headers to send with every request,
+/// as a JSON object of names and values.
+pub const HEADERS_OPTION: &str = "headers";
+
 fn build(recipe: &Recipe) -> Result<Arc<dyn ObjectStore>, object_store::Error> {
     // A dead endpoint fails in seconds rather than after the crate's default of ten retries
     // over three minutes.
@@ -299,23 +303,38 @@ fn build(recipe: &Recipe) -> Result<Arc<dyn ObjectStore>, object_store::Error> {
             let mut builder = HttpBuilder::new()
                 .with_url(recipe.base.clone())
                 .with_retry(retry);
+            let bad_header = |what: &str| object_store::Error::Generic {
+                store: "options",
+                source: what.to_string().into(),
+            };
+            let mut headers = object_store::HeaderMap::new();
             if let Some(authorization) = &recipe.authorization {
-                // Before the options, which set their fields of these client options.
-                let mut headers = object_store::HeaderMap::new();
-                let mut value =
-                    object_store::HeaderValue::from_str(authorization).map_err(|_| {
-                        object_store::Error::Generic {
-                            store: "options",
-                            source: "the URL's user and password do not make an HTTP header".into(),
-                        }
-                    })?;
-                value.set_sensitive(true);
+                let value = object_store::HeaderValue::from_str(authorization).map_err(|_| {
+                    bad_header("the URL's user and password do not make an HTTP header")
+                })?;
                 headers.insert("authorization", value);
+            }
+            // Headers sent with every request (a bearer token), as fsspec's `headers`.
+            for (_, value) in recipe.options.iter().filter(|(k, _)| k == HEADERS_OPTION) {
+                let given: std::collections::HashMap<String, String> = serde_json::from_str(value)
+                    .map_err(|_| bad_header("headers must map header names to text values"))?;
+                let parsed = object_store::HeaderMap::try_from(&given)
+                    .map_err(|e| bad_header(&format!("invalid HTTP header in headers: {e}")))?;
+                headers.extend(parsed);
+            }
+            if !headers.is_empty() {
+                for value in headers.values_mut() {
+                    value.set_sensitive(true); // kept out of debug output and logs
+                }
+                // Before the options, which set their fields of these client options.
                 builder = builder.with_client_options(
                     object_store::ClientOptions::new().with_default_headers(headers),
                 );
             }
             for (key, value) in &recipe.options {
+                if key == HEADERS_OPTION {
+                    continue;
+                }
                 let key: ClientConfigKey =
                     key.to_ascii_lowercase().parse().map_err(|_| unknown(key))?;
                 builder = builder.with_config(key, value.clone());
@@ -418,6 +437,21 @@ fn version_of(meta: &ObjectMeta) -> Version {
 /// An `object_store` error as a storage error naming `what` (a key's URL).
 fn io_error(what: &str, err: object_store::Error) -> StorageError {
     use std::io::ErrorKind;
+    // The causes below object_store's message say what happened ("operation timed out"),
+    // which its own message leaves out.
+    let mut message = err.to_string();
+    let mut timed_out = false;
+    let mut cause = std::error::Error::source(&err);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        timed_out |= text.contains("timed out")
+            || c.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == ErrorKind::TimedOut);
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        cause = c.source();
+    }
     let kind = match &err {
         object_store::Error::PermissionDenied { .. }
         | object_store::Error::Unauthenticated { .. } => ErrorKind::PermissionDenied,
@@ -425,11 +459,12 @@ fn io_error(what: &str, err: object_store::Error) -> StorageError {
         object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented { .. } => {
             ErrorKind::Unsupported
         }
+        _ if timed_out => ErrorKind::TimedOut,
         _ => ErrorKind::Other,
     };
     StorageError::Io {
         key: what.to_string(),
-        source: std::io::Error::new(kind, one_line(&err.to_string())),
+        source: std::io::Error::new(kind, one_line(&message)),
     }
 }
 
@@ -503,6 +538,17 @@ fn split_url(url: &str) -> Result<(Service, String, String), StorageError> {
         .host_str()
         .filter(|h| !h.is_empty())
         .ok_or_else(|| bad("no bucket or host"))?;
+    if service == Service::Http && parsed.query().is_some() {
+        // Requests go to the keys below the URL's path: its query would not be sent, and
+        // another dataset read in silence (`?version=2`) or a token left out. Named without
+        // it, so that a token is not printed.
+        let shown = url.split_once('?').map_or(url, |(before, _)| before);
+        return Err(StorageError::invalid_key(
+            &format!("{shown}?..."),
+            "a web server's URL with a query string (?...) is not supported: oxzarr requests \
+             the keys below its path, without the query",
+        ));
+    }
     let base = match (service, parsed.port()) {
         // object_store knows a bucket's URL by `gs://` only.
         (Service::Gcs, _) => format!("gs://{host}"),
