@@ -759,3 +759,19 @@ def test_v2_attributes_of_null_are_none(tmp_path: Path) -> None:
         (tmp_path / node / ".zattrs").write_text("null")
         assert zarr.open(tmp_path / node, mode="r").attrs.asdict() == {}
         assert oxzarr.open(tmp_path / node, mode="r").attrs.asdict() == {}
+
+
+def test_blosc_on_variable_length_values_as_zarr_python_writes_it(tmp_path: Path) -> None:
+    # They reach blosc as a stream of bytes: typesize 1 and bit shuffle, not numpy's size
+    # of its references (16, 8) and byte shuffle.
+    for lib, blosc in ((oxzarr, oxzarr.codecs.BloscCodec()), (zarr, zc.BloscCodec())):
+        lib.create_array(tmp_path / lib.__name__, shape=(4,), dtype=str, compressors=blosc)
+    ours, theirs = (
+        json.loads((tmp_path / name / "zarr.json").read_text())["codecs"]
+        for name in ("oxzarr", "zarr")
+    )
+    assert ours == theirs and ours[-1]["configuration"]["typesize"] == 1
+    raw = oxzarr.create_array(
+        tmp_path / "b", shape=(4,), dtype=bytes, compressors=oxzarr.codecs.BloscCodec()
+    )
+    assert raw.compressors[0].to_dict()["configuration"] == ours[-1]["configuration"]

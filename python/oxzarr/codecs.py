@@ -136,10 +136,13 @@ class BloscCodec(Codec):
         return config
 
     def _for_dtype(self, dtype: np.dtype[Any]) -> Codec:
+        # Variable-length values (text, bytes) reach blosc as a stream of bytes: elements of
+        # one byte, as zarr-python takes them (numpy's itemsize is of its own references).
+        itemsize = 1 if dtype.kind in "OT" else dtype.itemsize
         shuffle = self.shuffle
         if shuffle is None:
-            shuffle = "bitshuffle" if dtype.itemsize == 1 else "shuffle"
-        typesize = self.typesize if self.typesize is not None else dtype.itemsize
+            shuffle = "bitshuffle" if itemsize == 1 else "shuffle"
+        typesize = self.typesize if self.typesize is not None else itemsize
         return BloscCodec(typesize, self.cname, self.clevel, shuffle, self.blocksize)
 
 
