@@ -398,9 +398,13 @@ def test_empty_chunks_are_not_written(tmp_path: Path) -> None:
     assert sorted(f.name for f in (p / "c").iterdir()) == ["1"]
     a[3] = 5
     assert not any((p / "c").iterdir())
+    # As zarr-python's, an array keeps the setting configured when it was opened.
     with oxzarr.config.set({"write_empty_chunks": True}):
         a[...] = 5
+        assert not any((p / "c").iterdir())
+        oxzarr.open_array(p)[...] = 5
     assert len(list((p / "c").iterdir())) == 4
+    assert a.config.write_empty_chunks is False
     b = oxzarr.create_array(
         tmp_path / "b.zarr",
         shape=(4,),

@@ -395,8 +395,12 @@ class Array:
     ) -> None:
         self._core = core
         self._store = store
-        self._write_empty_chunks = write_empty_chunks
-        # As zarr-python's: the configured order when the array is opened, kept after.
+        # As zarr-python's: the configured settings when the array is opened, kept after.
+        self._write_empty_chunks = (
+            bool(config.get("write_empty_chunks"))
+            if write_empty_chunks is None
+            else write_empty_chunks
+        )
         self._config_order = order or str(config.get("order"))
         # Changes to the metadata through this handle, one at a time: each writes the whole
         # document from the handle's copy, so a resize and an attribute write at once would
@@ -1205,9 +1209,7 @@ class Array:
         return [str(v) for v in values.reshape(-1)]
 
     def _write_empty(self) -> bool:
-        if self._write_empty_chunks is not None:
-            return self._write_empty_chunks
-        return bool(config.get("write_empty_chunks"))
+        return self._write_empty_chunks
 
     # --- pickling: by store and path, never by data ---
 
