@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 import re
+import warnings
 from pathlib import Path
 from types import ModuleType
 
@@ -1196,3 +1197,57 @@ def test_codec_settings_are_taken_as_given_or_refused(tmp_path: Path) -> None:
     ]
     ours, theirs = (d["codecs"][0]["configuration"]["codecs"][1] for d in documents)
     assert ours == theirs and ours["configuration"]["typesize"] == 8, ours
+
+
+def test_zarr_python_2_keywords_in_the_functions_that_hand_them_to_create(
+    tmp_path: Path,
+) -> None:
+    # zarr-python's zeros, full, array, *_like and open_array pass their keywords to its
+    # create(), and its groups take compressor=: code written for zarr-python 2 passes
+    # compressor=, dimension_separator=, write_empty_chunks=, synchronizer=.
+    import numcodecs
+
+    zlib = numcodecs.Zlib(level=2)
+    source = oxzarr.create_array(tmp_path / "src", shape=(4,), dtype="i4", zarr_format=2)
+    makes = {
+        "zeros": lambda lib, p: lib.zeros((4,), store=p, zarr_format=2, compressor=zlib),
+        "ones": lambda lib, p: lib.ones(
+            (4,), store=p, zarr_format=2, dimension_separator="/", chunks=(2,)
+        ),
+        "full": lambda lib, p: lib.full((4,), 3, store=p, write_empty_chunks=True),
+        "array": lambda lib, p: lib.array(
+            np.arange(4), store=p, zarr_format=2, compressor=None, synchronizer=None
+        ),
+        "zeros_like": lambda lib, p: lib.zeros_like(
+            lib.open_array(tmp_path / "src"), store=p, zarr_format=2, compressor=zlib
+        ),
+        "open_array": lambda lib, p: lib.open_array(
+            p, mode="w", shape=(4,), dtype="i2", write_empty_chunks=False
+        ),
+        "create_dataset": lambda lib, p: lib.open_group(p, mode="w", zarr_format=2).create_dataset(
+            "d", shape=(4,), dtype="i4", compressor=zlib
+        ),
+        "Group.create_array": lambda lib, p: lib.open_group(p, mode="w").create_array(
+            "d", shape=(4,), dtype="i4", compressor=None
+        ),
+    }
+    assert source.zarr_format == 2
+    for name, make in makes.items():
+        with warnings.catch_warnings():
+            # Both libraries' deprecation of create_dataset, and zarr-python's of others.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            made = {oxzarr: make(oxzarr, tmp_path / f"{name}-oxzarr")}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # zarr-python's deprecation of some of them
+            made[zarr] = make(zarr, tmp_path / f"{name}-zarr")
+        assert made[oxzarr][...].tolist() == made[zarr][...].tolist(), name
+        # The documents written, byte for byte.
+        documents = [
+            sorted(
+                (str(f.relative_to(tmp_path / f"{name}-{lib.__name__}")), f.read_bytes())
+                for f in (tmp_path / f"{name}-{lib.__name__}").rglob("*")
+                if f.name in ("zarr.json", ".zarray")
+            )
+            for lib in (oxzarr, zarr)
+        ]
+        assert documents[0] == documents[1] and documents[0], name

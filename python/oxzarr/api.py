@@ -378,7 +378,7 @@ def _create_for_open(
     """The array open() and open_array() create. zarr-python hands their keywords to the
     older create(), so code written for it passes ``compressor=`` or
     ``dimension_separator=``: those go to create(), the rest to create_array()."""
-    if any(k in kwargs for k in _CREATE_ONLY):
+    if any(k in kwargs for k in _OLDER_KEYWORDS):
         return create(
             store=target, path=path, overwrite=overwrite, zarr_format=zarr_format, **kwargs
         )
@@ -693,14 +693,32 @@ def _create_filled(
     kwargs.setdefault("zarr_format", None)
     if "chunks" in kwargs:
         kwargs["chunks"] = legacy_chunks(kwargs["chunks"], shape)
-    return create_array(
-        target,
-        name=name if name is not None else path,
-        shape=shape,
-        dtype=dtype if dtype is not None else "float64",
-        fill_value=fill_value,
-        **kwargs,
+    kwargs.update(
+        shape=shape, dtype=dtype if dtype is not None else "float64", fill_value=fill_value
     )
+    older = _created_the_older_way(target, name if name is not None else path, kwargs)
+    if older is not None:
+        return older
+    return create_array(target, name=name if name is not None else path, **kwargs)
+
+
+def _created_the_older_way(target: Store, name: str | None, kwargs: Any) -> Array | None:
+    """The array made by create() when `kwargs` hold keywords only it takes (zarr-python 2's
+    ``compressor=``, ``dimension_separator=``, ...): zarr-python's zeros, full, array, the
+    *_like functions and open_array hand their keywords to its create(), so code written for
+    zarr-python 2 passes them. None otherwise."""
+    if not any(k in kwargs for k in _OLDER_KEYWORDS):
+        return None
+    kwargs = dict(kwargs)
+    data = kwargs.pop("data", None)
+    values = None if data is None else np.asarray(data)
+    if values is not None:
+        kwargs.setdefault("shape", values.shape)
+        kwargs.setdefault("dtype", values.dtype)
+    array = create(kwargs.pop("shape"), store=target, path=name, **kwargs)
+    if values is not None:
+        array[...] = values
+    return array
 
 
 def zeros(shape: Any, **kwargs: Any) -> Array:
@@ -736,6 +754,9 @@ def array(data: npt.ArrayLike, **kwargs: Any) -> Array:
     name = kwargs.pop("name", kwargs.pop("path", None))
     target = _overwrite_for(kwargs.pop("mode", None), store, name, kwargs)
     kwargs.setdefault("zarr_format", None)
+    older = _created_the_older_way(target, name, {**kwargs, "data": data})
+    if older is not None:
+        return older
     return create_array(target, name=name, data=np.asarray(data), **kwargs)
 
 
@@ -878,6 +899,11 @@ def _like(a: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
                 like["order"] = a.order
             if a.shards is not None:
                 like["shards"] = a.shards
+    if any(k in kwargs for k in _OLDER_KEYWORDS):
+        # Made by create() (see `_created_the_older_way`), which takes codecs in its own
+        # forms: of the source, its layout only.
+        like = {k: v for k, v in like.items() if k in ("shape", "dtype", "chunks", "order")}
+        like.setdefault("zarr_format", getattr(a, "zarr_format", None))
     return {**{k: v for k, v in like.items() if v is not None}, **kwargs}
 
 
@@ -924,6 +950,8 @@ def empty_like(a: Any, **kwargs: Any) -> Array:
 # create() arguments of zarr-python that only tuned its own caches or storage layers: taken
 # and ignored when left at their defaults, refused otherwise.
 _CREATE_IGNORED = ("synchronizer", "chunk_store", "cache_metadata", "cache_attrs", "meta_array")
+#: Keywords create() takes and create_array() does not.
+_OLDER_KEYWORDS = (*_CREATE_ONLY, "write_empty_chunks", *_CREATE_IGNORED)
 
 
 def create(

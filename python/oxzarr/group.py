@@ -334,6 +334,12 @@ class Group:
         from oxzarr.api import create_array
 
         kwargs.setdefault("zarr_format", self.zarr_format)
+        if "compressor" in kwargs:
+            # zarr-python's group takes zarr-python 2's name too (its create_dataset does).
+            compressor = kwargs.pop("compressor")
+            if "compressors" in kwargs and compressor != "auto":
+                raise ValueError("give compressors or compressor, not both")
+            kwargs.setdefault("compressors", compressor)
         return create_array(self._store, name=_join(self.path, name), **kwargs)
 
     def create(self, name: str, **kwargs: Any) -> Array:
