@@ -1251,3 +1251,12 @@ def test_zarr_python_2_keywords_in_the_functions_that_hand_them_to_create(
             for lib in (oxzarr, zarr)
         ]
         assert documents[0] == documents[1] and documents[0], name
+
+
+def test_dimension_names_that_are_not_text_are_a_type_error(tmp_path: Path) -> None:
+    for lib in (oxzarr, zarr):
+        with pytest.raises(TypeError):
+            lib.create_array(
+                tmp_path / lib.__name__, shape=(1, 2), dtype="i1", dimension_names=[1, 2]
+            )
+    assert not (tmp_path / "oxzarr").exists()

@@ -232,6 +232,11 @@ def create_array(
         raise ValueError("create_array() needs a shape (or data)")
     shape_t = normalize_shape(shape)
     fmt = _format_or_default(zarr_format)
+    if dimension_names is not None:
+        dimension_names = list(dimension_names)
+        if not all(n is None or isinstance(n, str) for n in dimension_names):
+            # A TypeError, as zarr-python's (the metadata would be refused as invalid).
+            raise TypeError(f"dimension_names must be strings or None, not {dimension_names!r}")
     dtype = requested_dtype(dtype if dtype is not None else "float64")
     np_dtype, data_type, object_codec = zarr_data_type(dtype, fmt)
     if fmt == 2:
