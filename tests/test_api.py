@@ -1260,3 +1260,50 @@ def test_dimension_names_that_are_not_text_are_a_type_error(tmp_path: Path) -> N
                 tmp_path / lib.__name__, shape=(1, 2), dtype="i1", dimension_names=[1, 2]
             )
     assert not (tmp_path / "oxzarr").exists()
+
+
+def test_zarr_pythons_codec_names_and_enums(tmp_path: Path) -> None:
+    # As zarr-python's user guide writes them: serializer=VLenUTF8Codec(), blosc settings as
+    # enum members (oxzarr's, or zarr-python's own, whose str() is not their value).
+    import zarr.codecs as zc
+
+    from oxzarr import codecs as oc
+
+    made = {
+        "oxzarr": oxzarr.create_array(
+            tmp_path / "oxzarr",
+            shape=(3,),
+            dtype=str,
+            serializer=oc.VLenUTF8Codec(),
+            compressors=oc.BloscCodec(cname=oc.BloscCname.lz4, shuffle=oc.BloscShuffle.shuffle),
+        ),
+        "mixed": oxzarr.create_array(
+            tmp_path / "mixed",
+            shape=(3,),
+            dtype=str,
+            serializer=zc.VLenUTF8Codec(),
+            compressors=oc.BloscCodec(cname=zc.BloscCname.lz4, shuffle=zc.BloscShuffle.shuffle),
+        ),
+        "zarr": zarr.create_array(
+            tmp_path / "zarr",
+            shape=(3,),
+            dtype=str,
+            serializer=zc.VLenUTF8Codec(),
+            compressors=zc.BloscCodec(cname="lz4", shuffle="shuffle"),
+        ),
+    }
+    documents = {n: (tmp_path / n / "zarr.json").read_bytes() for n in made}
+    assert documents["oxzarr"] == documents["mixed"] == documents["zarr"]
+    made["oxzarr"][...] = ["a", "bc", ""]
+    assert zarr.open_array(tmp_path / "oxzarr", mode="r")[...].tolist() == ["a", "bc", ""]
+    assert made["oxzarr"].serializer == oc.VLenUTF8Codec()
+    assert (
+        oc.ShardingCodec(
+            chunk_shape=(2,), index_location=oc.ShardingCodecIndexLocation.start
+        ).to_dict()["configuration"]["index_location"]
+        == "start"
+    )
+    assert oc.BytesCodec(endian=oc.Endian.big).to_dict() == {
+        "name": "bytes",
+        "configuration": {"endian": "big"},
+    }

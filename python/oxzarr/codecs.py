@@ -10,24 +10,70 @@ from __future__ import annotations
 import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
 import numpy as np
 
 __all__ = [
+    "BloscCname",
     "BloscCodec",
+    "BloscShuffle",
     "BytesCodec",
     "Codec",
     "Crc32cCodec",
+    "Endian",
     "GzipCodec",
     "NumcodecsConfig",
     "ShardingCodec",
+    "ShardingCodecIndexLocation",
     "TransposeCodec",
+    "VLenBytesCodec",
+    "VLenUTF8Codec",
     "ZstdCodec",
     "codec_from_dict",
 ]
 
 JSON = Any
+
+
+class BloscShuffle(StrEnum):
+    """Blosc's shuffles, by zarr-python's names (plain text works as well)."""
+
+    noshuffle = "noshuffle"
+    shuffle = "shuffle"
+    bitshuffle = "bitshuffle"
+
+
+class BloscCname(StrEnum):
+    """Blosc's compressors, by zarr-python's names."""
+
+    lz4 = "lz4"
+    lz4hc = "lz4hc"
+    blosclz = "blosclz"
+    zstd = "zstd"
+    snappy = "snappy"
+    zlib = "zlib"
+
+
+class Endian(StrEnum):
+    """The bytes codec's byte orders."""
+
+    big = "big"
+    little = "little"
+
+
+class ShardingCodecIndexLocation(StrEnum):
+    """Where a shard's index is."""
+
+    start = "start"
+    end = "end"
+
+
+def _value(setting: Any) -> Any:
+    """A setting given as an enum member (oxzarr's, or zarr-python's, whose str() is not its
+    value) as its value."""
+    return getattr(setting, "value", setting)
 
 
 class Codec:
@@ -56,7 +102,7 @@ class BytesCodec(Codec):
     name = "bytes"
 
     def configuration(self) -> dict[str, JSON]:
-        return {"endian": self.endian} if self.endian is not None else {}
+        return {"endian": str(_value(self.endian))} if self.endian is not None else {}
 
     def _for_dtype(self, dtype: np.dtype[Any]) -> Codec:
         # Byte order means nothing for types numpy gives none ("|": one-byte numbers, bytes,
@@ -129,9 +175,9 @@ class BloscCodec(Codec):
         config: dict[str, JSON] = {}
         if self.typesize is not None:
             config["typesize"] = self.typesize
-        config["cname"] = str(self.cname)
+        config["cname"] = str(_value(self.cname))
         config["clevel"] = self.clevel
-        config["shuffle"] = str(self.shuffle) if self.shuffle is not None else "noshuffle"
+        config["shuffle"] = str(_value(self.shuffle)) if self.shuffle is not None else "noshuffle"
         config["blocksize"] = self.blocksize
         return config
 
@@ -184,7 +230,7 @@ class ShardingCodec(Codec):
             "chunk_shape": list(self.chunk_shape),
             "codecs": [c.to_dict() for c in self.codecs],
             "index_codecs": [c.to_dict() for c in self.index_codecs],
-            "index_location": self.index_location,
+            "index_location": str(_value(self.index_location)),
         }
 
     def _for_dtype(self, dtype: np.dtype[Any]) -> Codec:
@@ -194,6 +240,20 @@ class ShardingCodec(Codec):
             index_codecs=self.index_codecs,
             index_location=self.index_location,
         )
+
+
+@dataclass(frozen=True)
+class VLenUTF8Codec(Codec):
+    """Variable-length UTF-8 text (array→bytes): the serializer of ``dtype=str`` arrays."""
+
+    name = "vlen-utf8"
+
+
+@dataclass(frozen=True)
+class VLenBytesCodec(Codec):
+    """Variable-length bytes (array→bytes): the serializer of ``dtype=bytes`` arrays."""
+
+    name = "vlen-bytes"
 
 
 @dataclass(frozen=True)
@@ -253,6 +313,8 @@ _CLASSES: dict[str, type[Codec]] = {
     "blosc": BloscCodec,
     "crc32c": Crc32cCodec,
     "sharding_indexed": ShardingCodec,
+    "vlen-utf8": VLenUTF8Codec,
+    "vlen-bytes": VLenBytesCodec,
 }
 
 
