@@ -217,6 +217,39 @@ impl fmt::Debug for RemoteStore {
 /// as a JSON object of names and values.
 pub const HEADERS_OPTION: &str = "headers";
 
+/// A Google Cloud Storage builder with the client's options, then the settings of the
+/// `SERVICE_ACCOUNT` and `GOOGLE_*` environment variables, as `from_env` reads them (some are
+/// the client's: `GOOGLE_ALLOW_HTTP`, which client options set afterwards would drop).
+fn gcs_from_env(client: object_store::ClientOptions) -> GoogleCloudStorageBuilder {
+    // object_store's own default for this service allows http (an emulator's base URL).
+    let mut builder =
+        GoogleCloudStorageBuilder::new().with_client_options(client.with_allow_http(true));
+    if let Ok(path) = std::env::var("SERVICE_ACCOUNT") {
+        builder = builder.with_service_account_path(path);
+    }
+    for (name, value) in std::env::vars_os() {
+        let (Some(name), Some(value)) = (name.to_str(), value.to_str()) else {
+            continue; // not UTF-8: no setting object_store knows
+        };
+        if name.starts_with("GOOGLE_") {
+            if let Ok(key) = name.to_ascii_lowercase().parse::<GoogleConfigKey>() {
+                builder = builder.with_config(key, value);
+            }
+        }
+    }
+    builder
+}
+
+/// The client's options before those given: no limit on a whole request, which a large
+/// shard over a slow link outlasts while its bytes still arrive (object_store's default is 30 s
+/// in all); a server that sends nothing for 30 s is given up on. Options given (`timeout`,
+/// `read_timeout`) replace these.
+fn client_options() -> object_store::ClientOptions {
+    object_store::ClientOptions::new()
+        .with_timeout_disabled()
+        .with_read_timeout(Duration::from_secs(30))
+}
+
 fn build(recipe: &Recipe) -> Result<Arc<dyn ObjectStore>, object_store::Error> {
     // A dead endpoint fails in seconds rather than after the crate's default of ten retries
     // over three minutes.
@@ -225,6 +258,7 @@ fn build(recipe: &Recipe) -> Result<Arc<dyn ObjectStore>, object_store::Error> {
         retry_timeout: Duration::from_secs(30),
         ..RetryConfig::default()
     };
+    let client = client_options();
     let unknown = |key: &str| object_store::Error::Generic {
         store: "options",
         source: format!("unknown option {key:?}").into(),
@@ -244,7 +278,9 @@ fn build(recipe: &Recipe) -> Result<Arc<dyn ObjectStore>, object_store::Error> {
                     Ok((parsed, value.clone()))
                 })
                 .collect::<Result<Vec<_>, object_store::Error>>()?;
-            let mut builder = AmazonS3Builder::new();
+            // The client's options first: the environment's (AWS_ALLOW_HTTP) and the given
+            // ones set their fields of them.
+            let mut builder = AmazonS3Builder::new().with_client_options(client);
             for (key, value) in s3_environment(&given) {
                 builder = builder.with_config(key, value);
             }
@@ -272,7 +308,7 @@ fn build(recipe: &Recipe) -> Result<Arc<dyn ObjectStore>, object_store::Error> {
             // order as S3's. Credentials not found there come from the application default
             // credentials file (`GOOGLE_APPLICATION_CREDENTIALS`, or gcloud's), then the
             // machine's metadata service.
-            let mut builder = GoogleCloudStorageBuilder::from_env()
+            let mut builder = gcs_from_env(client)
                 .with_url(recipe.base.clone())
                 .with_retry(retry);
             let mut anonymous = false;
@@ -322,15 +358,11 @@ fn build(recipe: &Recipe) -> Result<Arc<dyn ObjectStore>, object_store::Error> {
                     .map_err(|e| bad_header(&format!("invalid HTTP header in headers: {e}")))?;
                 headers.extend(parsed);
             }
-            if !headers.is_empty() {
-                for value in headers.values_mut() {
-                    value.set_sensitive(true); // kept out of debug output and logs
-                }
-                // Before the options, which set their fields of these client options.
-                builder = builder.with_client_options(
-                    object_store::ClientOptions::new().with_default_headers(headers),
-                );
+            for value in headers.values_mut() {
+                value.set_sensitive(true); // kept out of debug output and logs
             }
+            // Before the options, which set their fields of these client options.
+            builder = builder.with_client_options(client.with_default_headers(headers));
             for (key, value) in &recipe.options {
                 if key == HEADERS_OPTION {
                     continue;
@@ -1317,6 +1349,18 @@ mod tests {
     use object_store::memory::InMemory;
 
     use super::*;
+
+    #[test]
+    fn a_long_download_is_not_cut_short_a_silent_server_is() {
+        let client = client_options();
+        assert_eq!(client.get_config_value(&ClientConfigKey::Timeout), None);
+        assert_eq!(
+            client
+                .get_config_value(&ClientConfigKey::ReadTimeout)
+                .as_deref(),
+            Some("30s")
+        );
+    }
 
     #[test]
     fn error_messages_are_one_line_and_keep_an_s3_errors_code() {
