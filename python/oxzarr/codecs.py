@@ -242,15 +242,21 @@ class ShardingCodec(Codec):
         )
 
 
+class _VLenCodec(Codec):
+    def to_dict(self) -> dict[str, JSON]:
+        # With its empty configuration, as zarr-python writes these.
+        return {"name": self.name, "configuration": {}}
+
+
 @dataclass(frozen=True)
-class VLenUTF8Codec(Codec):
+class VLenUTF8Codec(_VLenCodec):
     """Variable-length UTF-8 text (array→bytes): the serializer of ``dtype=str`` arrays."""
 
     name = "vlen-utf8"
 
 
 @dataclass(frozen=True)
-class VLenBytesCodec(Codec):
+class VLenBytesCodec(_VLenCodec):
     """Variable-length bytes (array→bytes): the serializer of ``dtype=bytes`` arrays."""
 
     name = "vlen-bytes"
