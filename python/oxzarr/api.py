@@ -366,10 +366,13 @@ def open_array(
             raise
         try:
             return _create_for_open(target, path, False, zarr_format, kwargs)
-        except ContainsArrayError:
+        except ContainsArrayError as blocked:
             # Created by another writer since it was looked for: opened, as it would have
-            # been a moment later.
-            core = _core.Array.open(target._core, _path(path), zarr_format)
+            # been a moment later. (Nothing there: an array above it blocks the way.)
+            try:
+                core = _core.Array.open(target._core, _path(path), zarr_format)
+            except ArrayNotFoundError:
+                raise blocked from None
     return _configured(core, target, settings_from(kwargs.get("config"), strict=False))
 
 

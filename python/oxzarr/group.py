@@ -309,9 +309,10 @@ class Group:
             except (ContainsArrayError, ContainsGroupError):
                 # Made by another writer since it was looked for (threads each requiring
                 # one group): that node is the answer, as it would have been a moment later.
-                if overwrite:
+                # (Nothing there: the way is blocked above it, an array as a parent.)
+                node = None if overwrite else self.get(name)
+                if node is None:
                     raise
-                node = self.get(name)
         if not isinstance(node, Group):
             # A TypeError, as zarr-python raises and as require_array does for a group.
             raise TypeError(f"{node!r} is an array, not a group")
@@ -422,8 +423,11 @@ class Group:
             try:
                 return self.create_array(name, shape=shape, dtype=dtype, **kwargs)
             except (ContainsArrayError, ContainsGroupError):
-                # Made by another writer meanwhile: checked as an existing node is.
+                # Made by another writer meanwhile: checked as an existing node is. (Nothing
+                # there: the way is blocked above it, an array as a parent.)
                 node = self.get(name)
+                if node is None:
+                    raise
         if not isinstance(node, Array):
             raise TypeError(f"{node!r} is a group, not an array")
         if node.shape != normalize_shape(shape):

@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::concurrency::ForkSafeMutex;
 use crate::error::{Error, Result};
 use crate::group::NodeKind;
 use crate::metadata::v2::{self, ArrayMetadataV2, ZARRAY, ZATTRS, ZGROUP};
@@ -328,6 +329,22 @@ pub(crate) fn create_node_metadata(
     meta: &NodeMetadata,
 ) -> Result<bool> {
     let (key, document) = metadata_document(meta);
+    // v2 keeps an array's document and a group's under different keys, which claiming one's
+    // own does not tell apart: the other is looked for first, under a lock of the process
+    // that every v2 creation takes. (Between processes, an array and a group made at one
+    // path at the same moment can both stay, as with zarr-python.)
+    static CREATING_V2: ForkSafeMutex<()> = ForkSafeMutex::new(());
+    let other = match meta {
+        NodeMetadata::Array(ArrayMetadata::V2(_)) => Some(ZGROUP),
+        NodeMetadata::Group(GroupMetadata::V2 { .. }) => Some(ZARRAY),
+        _ => None,
+    };
+    let _held = other.map(|_| CREATING_V2.lock());
+    if let Some(other) = other {
+        if store.exists(&join_key(path, other))? {
+            return Ok(false);
+        }
+    }
     if !store.set_if_absent(&join_key(path, key), &document)? {
         return Ok(false);
     }
