@@ -211,12 +211,6 @@ impl fmt::Debug for RemoteStore {
     }
 }
 
-/// The options a store takes, in `object_store`'s names; anything else is refused rather than
-/// ignored (a misspelt endpoint would send requests to AWS).
-/// The engine's option of a web server's store holding headers to send with every request,
-/// as a JSON object of names and values.
-pub const HEADERS_OPTION: &str = "headers";
-
 /// A Google Cloud Storage builder with the client's options, then the settings of the
 /// `SERVICE_ACCOUNT` and `GOOGLE_*` environment variables, as `from_env` reads them (some are
 /// the client's: `GOOGLE_ALLOW_HTTP`, which client options set afterwards would drop).
@@ -250,6 +244,12 @@ fn client_options() -> object_store::ClientOptions {
         .with_read_timeout(Duration::from_secs(30))
 }
 
+/// The engine's option of a web server's store holding headers to send with every request,
+/// as a JSON object of names and values.
+pub const HEADERS_OPTION: &str = "headers";
+
+/// The options a store takes, in `object_store`'s names; anything else is refused rather than
+/// ignored (a misspelt endpoint would send requests to AWS).
 fn build(recipe: &Recipe) -> Result<Arc<dyn ObjectStore>, object_store::Error> {
     // A dead endpoint fails in seconds rather than after the crate's default of ten retries
     // over three minutes.
