@@ -259,6 +259,19 @@ def test_a_store_object_overlapping_the_source_is_refused(tmp_path: Path) -> Non
         with pytest.raises(ValueError, match="overlap"):
             convert(source, LocalStore(destination), overwrite=True)
     assert oxzarr.open_array(source / "a")[...].tolist() == [7] * 4
+    # Sources in one file (.npy, HDF5, a zip) in the directory the store object names.
+    from oxzarr.storage import ZipStore
+
+    np.save(tmp_path / "d.npy", np.arange(3))
+    with h5py.File(tmp_path / "d.h5", "w") as f:
+        f.create_dataset("x", data=np.arange(3))
+    zipped = ZipStore(tmp_path / "d.zip", mode="w")
+    oxzarr.create_array(zipped, shape=(3,), dtype="i1")[...] = 1
+    zipped.close()
+    for name in ("d.npy", "d.h5", "d.h5:/x", "d.zip"):
+        with pytest.raises(ValueError, match="overlap"):
+            convert(str(tmp_path / name), LocalStore(tmp_path), overwrite=True)
+    assert {"d.npy", "d.h5", "d.zip", "g.zarr"} <= {p.name for p in tmp_path.iterdir()}
 
 
 def test_a_dataset_converted_over_its_own_hdf5_file_is_refused(tmp_path: Path) -> None:

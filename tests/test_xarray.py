@@ -402,3 +402,13 @@ def test_a_dataset_converted_into_the_other_format_reads_the_same(
     back = tmp_path / "back.zarr"
     convert(converted, back, zarr_format=source_format)
     xr.testing.assert_identical(xr.open_zarr(back, consolidated=False).load(), expected)
+    # Into another dtype, the marker is the output's (its v3 attribute in its encoding).
+    real = tmp_path / "real.zarr"
+    ds.drop_vars("wave").to_zarr(
+        real, zarr_format=source_format, encoding=encoding, consolidated=False
+    )
+    retyped = tmp_path / "retyped.zarr"
+    convert(real, retyped, zarr_format=5 - source_format, dtype="f8")
+    seen = xr.open_zarr(retyped, consolidated=False).load()
+    assert seen["count"].values.tolist() == [0.0, 1.0, 2.0]
+    assert np.isnan(seen["packed"].values[0]) and seen["packed"].values[1:].tolist() == [1.5, 2.5]

@@ -100,25 +100,17 @@ def _names_in(names: Any, ndim: int) -> list[str | None] | None:
     return None
 
 
-def _missing_value_moved(source: Array, zarr_format: int, attributes: dict[str, Any]) -> Any:
-    """The fill value of an xarray variable converted into `zarr_format`, `attributes`
-    changed to match: v2's fill_value, the missing-value marker there, becomes a v3
-    ``_FillValue`` attribute (the fill value stays); a v3 ``_FillValue`` becomes v2's fill
-    value, and without one the v2 fill value is None (else xarray would take every value
-    equal to the v3 fill value, 0 say, as missing). Every chunk is written either way, so
-    the values stay."""
-    fill = source.fill_value
-    if zarr_format == 3:
-        if fill is not None and _FILL_VALUE not in attributes:
-            encoded = _xarray_fill_encoded(fill, source.dtype)
-            if encoded is not None:
-                attributes[_FILL_VALUE] = encoded
-        return fill
+def _v3_missing_value(source: Array, attributes: dict[str, Any]) -> Any:
+    """The v2 fill value of an xarray variable of Zarr v3 (see `_an_xarray_variable`): its
+    ``_FillValue`` attribute (taken out of `attributes`), the missing-value marker there, as
+    v2's fill value is in v2; without one, None (else xarray would take every value equal to
+    the v3 fill value, 0 say, as missing). Every chunk is written either way, so the values
+    stay."""
     if _FILL_VALUE not in attributes:
         return None
     decoded = _xarray_fill_decoded(attributes[_FILL_VALUE], source.dtype)
     if decoded is None:
-        return fill  # not xarray's encoding: left as it is
+        return source.fill_value  # not xarray's encoding: left as it is
     del attributes[_FILL_VALUE]
     return decoded
 
@@ -642,8 +634,16 @@ def _zarr_settings(path: str, source: Array, options: _Options) -> dict[str, Any
     attributes = dict(source.attrs)
     dimension_names = source.metadata.to_dict().get("dimension_names")
     fill = source.fill_value
-    if zarr_format != source.zarr_format and _an_xarray_variable(source, dimension_names):
-        fill = _missing_value_moved(source, zarr_format, attributes)
+    xarray = zarr_format != source.zarr_format and _an_xarray_variable(source, dimension_names)
+    if xarray and zarr_format == 2:
+        fill = _v3_missing_value(source, attributes)
+    fill = _fill(path, options, fill, source.dtype, dtype)
+    if xarray and zarr_format == 3 and fill is not None and _FILL_VALUE not in attributes:
+        # v2's fill value, xarray's missing-value marker there, is the v3 attribute it
+        # reads it from; the fill value stays (in the output's dtype, as the values are).
+        encoded = _xarray_fill_encoded(fill, dtype)
+        if encoded is not None:
+            attributes[_FILL_VALUE] = encoded
     if zarr_format == 3 and dimension_names is None:
         names = _names_in(attributes.get(_ARRAY_DIMENSIONS), len(source.shape))
         # Only names become dimension_names; anything else stays the attribute it was.
@@ -663,7 +663,7 @@ def _zarr_settings(path: str, source: Array, options: _Options) -> dict[str, Any
         else {"shape": shards, "index_location": index_location},
         "filters": filters,
         "compressors": compressors,
-        "fill_value": _fill(path, options, fill, source.dtype, dtype),
+        "fill_value": fill,
         "zarr_format": zarr_format,
         "attributes": attributes,
         "dimension_names": dimension_names,
@@ -753,12 +753,14 @@ def _plan(
         if not os.path.exists(source):
             raise FileNotFoundError(f"no such file: {source}")
         npy_source = _NpySource(source)
+        plan.location = _location(f"file://{os.path.abspath(source)}")
         plan.arrays.append(_ArrayJob("", npy_source, _raw_settings(source, npy_source, options)))
         return plan
     if hdf5 is not None:
         filename, inside = hdf5
         if not os.path.exists(filename):
             raise FileNotFoundError(f"no such file: {filename}")
+        plan.location = _location(f"file://{os.path.abspath(filename)}")
         h5py = _h5py()
         try:
             h5 = h5py.File(filename, "r")
@@ -972,9 +974,10 @@ def _saturating_cast(block: np.ndarray[Any, Any], dtype: np.dtype[Any]) -> Any:
 def _location(store: str, path: str = "") -> str:
     """A store's description (``file:///data/x.zarr``, ``s3://bucket/x.zarr``) and a node path
     in it as one location, local directories resolved as `convert` resolves paths, so that
-    two spellings of one place compare equal."""
-    if store.startswith("file://"):
-        store = "file://" + os.path.realpath(store[len("file://") :])
+    two spellings of one place compare equal. A zip file's nodes lie inside the file."""
+    for local in ("file://", "zip://"):
+        if store.startswith(local):
+            store = "file://" + os.path.realpath(store[len(local) :])
     return "/".join(part.strip("/") for part in (store, path) if part.strip("/"))
 
 
