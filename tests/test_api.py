@@ -1251,6 +1251,12 @@ def test_zarr_python_2_keywords_in_the_functions_that_hand_them_to_create(
             for lib in (oxzarr, zarr)
         ]
         assert documents[0] == documents[1] and documents[0], name
+    # Settings create_array has in other forms keep the source's layout.
+    sharded = oxzarr.create_array(
+        tmp_path / "sharded", shape=(20,), chunks=(5,), shards=(10,), dtype="i4"
+    )
+    like = oxzarr.zeros_like(sharded, store=tmp_path / "like", write_empty_chunks=True)
+    assert (like.shards, like.chunks, like.config.write_empty_chunks) == ((10,), (5,), True)
 
 
 def test_dimension_names_that_are_not_text_are_a_type_error(tmp_path: Path) -> None:

@@ -522,6 +522,15 @@ def test_time_fill_values_the_dtype_cannot_hold_are_refused(tmp_path: Path) -> N
     for dtype, fill in (("m8", np.timedelta64(3, "s")), ("M8", np.datetime64("2020-01-01"))):
         with pytest.raises(ValueError, match="is not a valid"):
             oxzarr.create_array(tmp_path / "g", shape=(1,), dtype=dtype, fill_value=fill)
+    with pytest.raises(ValueError, match="is not a valid datetime64"):
+        oxzarr.create_array(tmp_path / "t", shape=(1,), dtype="M8[ns]", fill_value="1000-01-01")
+    # Into a coarser unit, cut to it, as zarr-python cuts it.
+    for fill in (np.datetime64("2000-01-01T00:00:00.5"), "2000-01-01T00:00:00.5"):
+        cut = oxzarr.create_array(
+            tmp_path / "cut", shape=(1,), dtype="M8[s]", fill_value=fill, overwrite=True
+        )
+        assert cut.fill_value == np.datetime64("2000-01-01T00:00:00", "s")
+        assert zarr.open_array(tmp_path / "cut").fill_value == cut.fill_value
     a = oxzarr.create_array(tmp_path / "ok", shape=(1,), dtype="M8[ns]", fill_value="2020-01-01")
     assert a.fill_value == np.datetime64("2020-01-01", "ns") and a[0] == a.fill_value
     assert np.isnat(oxzarr.create_array(tmp_path / "nat", shape=(1,), dtype="M8[s]").fill_value)

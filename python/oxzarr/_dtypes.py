@@ -254,6 +254,18 @@ def _as_element(value: Any, dtype: np.dtype[Any]) -> Any:
         return np.array(value).astype(dtype)[()]
 
 
+#: numpy's time units, coarsest first.
+_TIME_UNITS = ("Y", "M", "W", "D", "h", "m", "s", "ms", "us", "ns", "ps", "fs", "as")
+
+
+def _finer(dtype: np.dtype[Any], other: np.dtype[Any]) -> bool:
+    """Whether the time unit of `dtype` is finer than that of `other`."""
+    unit, other_unit = np.datetime_data(dtype)[0], np.datetime_data(other)[0]
+    if unit not in _TIME_UNITS or other_unit not in _TIME_UNITS:
+        return False
+    return _TIME_UNITS.index(unit) > _TIME_UNITS.index(other_unit)
+
+
 def fill_value_json(fill_value: Any, dtype: np.dtype[Any], zarr_format: int) -> JSON:
     """The fill value in the format's JSON encoding. :data:`DEFAULT_FILL_VALUE` is the data
     type's default, as zarr-python picks it; so is None in v3, while in v2 None is ``null``
@@ -304,8 +316,13 @@ def fill_value_json(fill_value: Any, dtype: np.dtype[Any], zarr_format: int) -> 
             given = np.asarray(fill_value)
             if given.dtype.kind in "UO":  # text or a datetime object: in its own unit
                 given = np.array(fill_value, dtype=dtype.kind + "8")
-            if given.dtype.kind == dtype.kind and not np.isnat(given):
-                # numpy wraps a time its unit cannot reach (the year 3000 in ns) around.
+            if (
+                given.dtype.kind == dtype.kind
+                and not np.isnat(given)
+                and _finer(dtype, given.dtype)
+            ):
+                # numpy wraps a time a finer unit cannot reach (the year 3000 in ns) around.
+                # (Into a coarser unit it is cut, 0.5 s into seconds, as zarr-python cuts it.)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     if value.astype(given.dtype) != given:

@@ -386,10 +386,11 @@ def _create_for_open(
     """The array open() and open_array() create. zarr-python hands their keywords to the
     older create(), so code written for it passes ``compressor=`` or
     ``dimension_separator=``: those go to create(), the rest to create_array()."""
-    if any(k in kwargs for k in _OLDER_KEYWORDS):
+    if any(k in kwargs for k in _CREATE_ONLY):
         return create(
             store=target, path=path, overwrite=overwrite, zarr_format=zarr_format, **kwargs
         )
+    kwargs = _older_settings_settled("open_array", kwargs)
     if "chunks" in kwargs and "shape" in kwargs:
         kwargs = {**kwargs, "chunks": legacy_chunks(kwargs["chunks"], kwargs["shape"])}
     return create_array(target, name=path, overwrite=overwrite, zarr_format=zarr_format, **kwargs)
@@ -707,15 +708,31 @@ def _create_filled(
     older = _created_the_older_way(target, name if name is not None else path, kwargs)
     if older is not None:
         return older
+    kwargs = _older_settings_settled("create_array", kwargs)
     return create_array(target, name=name if name is not None else path, **kwargs)
 
 
+def _older_settings_settled(function: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """`given` with zarr-python 2's settings create_array has in other forms in those forms:
+    ``write_empty_chunks=`` in ``config``; those of layers oxzarr has not
+    (``synchronizer=``, ...) dropped when left unset, refused otherwise (as create() does)."""
+    kwargs: dict[str, Any] = dict(given)
+    if "write_empty_chunks" in kwargs:
+        write_empty = kwargs.pop("write_empty_chunks")
+        if write_empty is not None:
+            kwargs["config"] = {**(kwargs.get("config") or {}), "write_empty_chunks": write_empty}
+    ignored = {k: kwargs.pop(k) for k in _CREATE_IGNORED if k in kwargs}
+    _no_other_keywords(function, ignored, ())
+    return kwargs
+
+
 def _created_the_older_way(target: Store, name: str | None, kwargs: Any) -> Array | None:
-    """The array made by create() when `kwargs` hold keywords only it takes (zarr-python 2's
+    """The array made by create() when `kwargs` hold settings only it takes (zarr-python 2's
     ``compressor=``, ``dimension_separator=``, ...): zarr-python's zeros, full, array, the
     *_like functions and open_array hand their keywords to its create(), so code written for
-    zarr-python 2 passes them. None otherwise."""
-    if not any(k in kwargs for k in _OLDER_KEYWORDS):
+    zarr-python 2 passes them. None otherwise (see `_older_settings_settled` for the
+    others)."""
+    if not any(k in kwargs for k in _CREATE_ONLY):
         return None
     kwargs = dict(kwargs)
     data = kwargs.pop("data", None)
@@ -765,6 +782,7 @@ def array(data: npt.ArrayLike, **kwargs: Any) -> Array:
     older = _created_the_older_way(target, name, {**kwargs, "data": data})
     if older is not None:
         return older
+    kwargs = _older_settings_settled("array", kwargs)
     return create_array(target, name=name, data=np.asarray(data), **kwargs)
 
 
@@ -907,7 +925,7 @@ def _like(a: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
                 like["order"] = a.order
             if a.shards is not None:
                 like["shards"] = a.shards
-    if any(k in kwargs for k in _OLDER_KEYWORDS):
+    if any(k in kwargs for k in _CREATE_ONLY):
         # Made by create() (see `_created_the_older_way`), which takes codecs in its own
         # forms: of the source, its layout only.
         like = {k: v for k, v in like.items() if k in ("shape", "dtype", "chunks", "order")}
@@ -958,8 +976,6 @@ def empty_like(a: Any, **kwargs: Any) -> Array:
 # create() arguments of zarr-python that only tuned its own caches or storage layers: taken
 # and ignored when left at their defaults, refused otherwise.
 _CREATE_IGNORED = ("synchronizer", "chunk_store", "cache_metadata", "cache_attrs", "meta_array")
-#: Keywords create() takes and create_array() does not.
-_OLDER_KEYWORDS = (*_CREATE_ONLY, "write_empty_chunks", *_CREATE_IGNORED)
 
 
 def create(
