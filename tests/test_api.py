@@ -1275,28 +1275,20 @@ def test_zarr_pythons_codec_names_and_enums(tmp_path: Path) -> None:
 
     from oxzarr import codecs as oc
 
+    ways = {
+        "oxzarr": (oxzarr, oc.VLenUTF8Codec(), oc.BloscCodec, oc.BloscCname, oc.BloscShuffle),
+        "mixed": (oxzarr, zc.VLenUTF8Codec(), oc.BloscCodec, zc.BloscCname, zc.BloscShuffle),
+        "zarr": (zarr, zc.VLenUTF8Codec(), zc.BloscCodec, zc.BloscCname, zc.BloscShuffle),
+    }
     made = {
-        "oxzarr": oxzarr.create_array(
-            tmp_path / "oxzarr",
+        name: lib.create_array(
+            tmp_path / name,
             shape=(3,),
             dtype=str,
-            serializer=oc.VLenUTF8Codec(),
-            compressors=oc.BloscCodec(cname=oc.BloscCname.lz4, shuffle=oc.BloscShuffle.shuffle),
-        ),
-        "mixed": oxzarr.create_array(
-            tmp_path / "mixed",
-            shape=(3,),
-            dtype=str,
-            serializer=zc.VLenUTF8Codec(),
-            compressors=oc.BloscCodec(cname=zc.BloscCname.lz4, shuffle=zc.BloscShuffle.shuffle),
-        ),
-        "zarr": zarr.create_array(
-            tmp_path / "zarr",
-            shape=(3,),
-            dtype=str,
-            serializer=zc.VLenUTF8Codec(),
-            compressors=zc.BloscCodec(cname="lz4", shuffle="shuffle"),
-        ),
+            serializer=serializer,
+            compressors=blosc(cname=cname.lz4, shuffle=shuffle.shuffle),
+        )
+        for name, (lib, serializer, blosc, cname, shuffle) in ways.items()
     }
     documents = {n: (tmp_path / n / "zarr.json").read_bytes() for n in made}
     assert documents["oxzarr"] == documents["mixed"] == documents["zarr"]
