@@ -696,7 +696,8 @@ def _create_filled(
     mode: AccessMode | None = None,
     **kwargs: Any,
 ) -> Array:
-    target = _overwrite_for(mode, store, name if name is not None else path, kwargs)
+    name = name if name is not None else path
+    target = _overwrite_for(mode, store, name, kwargs)
     # Unlike create_array, these follow the configured default_zarr_format, and take
     # zarr-python 2's forms of chunks.
     kwargs.setdefault("zarr_format", None)
@@ -705,11 +706,10 @@ def _create_filled(
     kwargs.update(
         shape=shape, dtype=dtype if dtype is not None else "float64", fill_value=fill_value
     )
-    older = _created_the_older_way(target, name if name is not None else path, kwargs)
+    older = _created_the_older_way(target, name, kwargs)
     if older is not None:
         return older
-    kwargs = _older_settings_settled("create_array", kwargs)
-    return create_array(target, name=name if name is not None else path, **kwargs)
+    return create_array(target, name=name, **_older_settings_settled("create_array", kwargs))
 
 
 def _older_settings_settled(function: str, given: Mapping[str, Any]) -> dict[str, Any]:
@@ -919,10 +919,10 @@ def _like(a: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
             same_dtype = kwargs.get("dtype") is None or _same_dtype(kwargs["dtype"], a.dtype)
             if same_dtype:
                 like["filters"] = list(a.filters)
-            if a.zarr_format == 3 and same_dtype:
-                like["serializer"] = a.serializer
-            else:
+            if a.zarr_format == 2:
                 like["order"] = a.order
+            elif same_dtype:
+                like["serializer"] = a.serializer
             if a.shards is not None:
                 like["shards"] = a.shards
     if any(k in kwargs for k in _CREATE_ONLY):

@@ -438,7 +438,7 @@ class _Plan:
     groups: list[_GroupJob] = field(default_factory=list)
     arrays: list[_ArrayJob] = field(default_factory=list)
     consolidate: bool = False
-    #: Where a Zarr source is (see `_location`), to refuse a destination overlapping it.
+    #: Where the source is (see `_location`), to refuse a destination overlapping it.
     location: str | None = None
 
 
@@ -1058,14 +1058,16 @@ def convert(
     if final is not None:
         # A symlink stands for where it points; "." and ".." for the directories they name.
         final = Path(os.path.realpath(final))
-        hdf5 = _split_hdf5(source)
-        local_source = _local_path(hdf5[0] if hdf5 is not None else source)
-        if local_source is not None:
-            # Replacing the destination would delete the source (or the destination be
-            # written into the source it reads).
-            inside = Path(os.path.realpath(local_source))
-            if inside == final or final in inside.parents or inside in final.parents:
-                raise ValueError(f"{final} and the source {inside} overlap: choose another place")
+        where = _location(f"file://{final}")
+    else:
+        target = make_store(destination)  # a URL or a store object
+        where = _location(str(target))
+    if plan.location is not None and _overlap(where, plan.location):
+        # Replacing the destination would delete the source (or the destination be written
+        # into the source it reads).
+        shown = [place.removeprefix("file://") for place in (where, plan.location)]
+        raise ValueError(f"{shown[0]} and the source {shown[1]} overlap: choose another place")
+    if final is not None:
         if final.exists() and not overwrite:
             raise FileExistsError(f"{final} exists (overwrite it with --overwrite)")
         if not final.parent.is_dir():
@@ -1074,14 +1076,6 @@ def convert(
             raise PermissionError(f"cannot write in {final.parent}")
         staging = _sibling(final, "partial")
         target = str(staging)
-    elif plan.location is not None:
-        # A URL or a store object: replacing it must not delete the source it reads either.
-        target = make_store(destination)
-        where = _location(str(target))
-        if _overlap(where, plan.location):
-            raise ValueError(
-                f"{where} and the source {plan.location} overlap: choose another place"
-            )
     zipped: ZipStore | None = None
     runner = _Runner(progress)
     try:

@@ -364,22 +364,21 @@ def remote_options(url: str, storage_options: Mapping[str, Any] | None) -> list[
     s3 = url.startswith(("s3://", "s3a://"))
     web = url.startswith(("http://", "https://"))
     options: dict[str, str] = {}
+    # A web server's headers, sent with every request (a bearer token), as fsspec's HTTP
+    # file system sends them, given at the top level or in client_kwargs.
+    headers: dict[Any, Any] = {}
     profile = None
     for name, value in given.items():
         if s3 and name == "profile":
             profile = str(value)
             continue
         if web and name == "headers":
-            # Sent with every request (a bearer token), as fsspec's HTTP file system sends
-            # them; the engine takes them as one JSON object.
-            options["headers"] = json.dumps({str(k): str(v) for k, v in dict(value).items()})
+            headers.update(value)
             continue
         if name == "client_kwargs":
             for inner, inner_value in dict(value).items():
                 if web and inner == "headers":
-                    options["headers"] = json.dumps(
-                        {str(k): str(v) for k, v in dict(inner_value).items()}
-                    )
+                    headers.update(inner_value)
                     continue
                 if inner not in ("endpoint_url", "region_name"):
                     raise ValueError(
@@ -396,6 +395,9 @@ def remote_options(url: str, storage_options: Mapping[str, Any] | None) -> list[
             options[_aws.ALIASES.get(key, key)] = _option_text(value)
         else:
             options[name] = _option_text(value)
+    if headers:
+        # The engine takes them as one JSON object.
+        options["headers"] = json.dumps({str(k): str(v) for k, v in headers.items()})
     if s3:
         anonymous = options.get("aws_skip_signature", "").lower() == "true"
         options.update(_aws.profile_options(options, profile, anonymous))

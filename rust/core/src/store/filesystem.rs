@@ -39,6 +39,7 @@ fn is_temporary(name: &str) -> bool {
             .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
     })
 }
+
 /// Reads straight into the caller's buffer (uncompressed chunks into the output) at least this
 /// large are split into pieces of [`READ_PIECE`] read on several threads: one core copies out
 /// of the kernel's page cache at well under what two do (measured: 512 KiB files in 32 µs each
@@ -801,6 +802,33 @@ fn write_all_vectored(f: &mut fs::File, parts: &[&[u8]]) -> std::io::Result<()> 
     Ok(())
 }
 
+/// Gives the written file `tmp` the name `path` unless that name is taken, and says whether
+/// it did: a hard link, which fails on a taken name, so that of two writers (of any process)
+/// the first wins. `tmp` keeps its own name too.
+fn place_new(tmp: &Path, path: &Path) -> std::io::Result<bool> {
+    match fs::hard_link(tmp, path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+        // A file system without hard links (some network and FUSE ones): checked, then
+        // renamed, under the process's lock.
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::Unsupported | ErrorKind::PermissionDenied
+            ) =>
+        {
+            static CREATING: ForkSafeMutex<()> = ForkSafeMutex::new(());
+            let _held = CREATING.lock();
+            match fs::symlink_metadata(path) {
+                Ok(_) => Ok(false),
+                Err(e) if is_missing(&e) => fs::rename(tmp, path).map(|()| true),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// How a written temporary file takes the key's place.
 #[derive(Clone, Copy, PartialEq)]
 enum Placing {
@@ -852,27 +880,7 @@ impl FilesystemStore {
             let placed = match placing {
                 Placing::Replace => fs::rename(tmp, &path).map(|()| true)?,
                 Placing::CreateNew => {
-                    let linked = match fs::hard_link(tmp, &path) {
-                        Ok(()) => Ok(true),
-                        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
-                        // A file system without hard links (some network and FUSE ones):
-                        // checked, then renamed, under the process's lock.
-                        Err(e)
-                            if matches!(
-                                e.kind(),
-                                ErrorKind::Unsupported | ErrorKind::PermissionDenied
-                            ) =>
-                        {
-                            static CREATING: ForkSafeMutex<()> = ForkSafeMutex::new(());
-                            let _held = CREATING.lock();
-                            match fs::symlink_metadata(&path) {
-                                Ok(_) => Ok(false),
-                                Err(e) if is_missing(&e) => fs::rename(tmp, &path).map(|()| true),
-                                Err(e) => Err(e),
-                            }
-                        }
-                        Err(e) => Err(e),
-                    };
+                    let linked = place_new(tmp, &path);
                     // The link's other name (if the rename did not take it).
                     let _ = fs::remove_file(tmp);
                     linked?
