@@ -235,7 +235,7 @@ def test_a_dataset_in_a_group(tmp_path: Path, zarr_format: int, consolidated: bo
     root = oxzarr.open_group(path, mode="r")
     opened = xr.open_dataset(root["models"], engine="oxzarr", group="run1")
     xr.testing.assert_identical(opened, actual)
-    with pytest.raises(ValueError, match="storage_options"):
+    with pytest.raises(TypeError, match="storage_options"):
         xr.open_dataset(root, engine="oxzarr", storage_options={"anon": True})
     with pytest.raises(FileNotFoundError):
         xr.open_dataset(path, engine="oxzarr", group="models/missing", consolidated=consolidated)

@@ -118,6 +118,33 @@ def test_stores_oxzarr_cannot_reach_are_refused() -> None:
     inner = ObS3Store("bucket", credential_provider=credentials)
     with pytest.raises(TypeError, match="credential provider"):
         oxzarr.open_group(ObjectStore(inner))
+    # Its MemoryStore keeps a dict the engine cannot write into: refused, saying what to use.
+    with pytest.raises(TypeError, match=r"oxzarr\.storage\.MemoryStore\(\)"):
+        oxzarr.open_group(zarr.storage.MemoryStore())
+
+
+def test_a_memory_store_starts_from_zarr_pythons_buffers() -> None:
+    """zarr-python's MemoryStore holds Buffers, not bytes; copying them failed with numpy's
+    'Item key has incorrect type'."""
+    theirs: dict[str, Any] = {}
+    zarr.create_array(zarr.storage.MemoryStore(theirs), shape=(4,), dtype="i2")[...] = 5
+    copied = oxzarr.storage.MemoryStore(theirs)
+    assert_same(oxzarr.open_array(copied)[...], np.full(4, 5, dtype="i2"))
+
+
+def test_unused_storage_options_are_a_type_error(tmp_path: Path) -> None:
+    """As zarr-python raises, even for {}: code written for it catches a TypeError."""
+    for options in ({"anon": True}, {}):
+        with pytest.raises(TypeError, match="storage_options apply to s3://"):
+            oxzarr.create_array(
+                tmp_path / "a.zarr", shape=(3,), dtype="i4", storage_options=options
+            )
+        with pytest.raises(TypeError, match="storage_options apply to s3://"):
+            oxzarr.open_group(LocalStore(tmp_path), storage_options=options)
+    assert not (tmp_path / "a.zarr").exists()
+    # fsspec URLs take them, as in zarr-python (auto_mkdir is fsspec's own).
+    url = f"memory://{tmp_path.name}/unused"
+    assert oxzarr.open_group(url, mode="w", storage_options={}).path == ""
 
 
 def test_read_only_stores_refuse_writing_modes_at_open(tmp_path: Path) -> None:

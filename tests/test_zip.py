@@ -17,6 +17,7 @@ import pytest
 import zarr
 
 import oxzarr
+from oxzarr.convert import convert
 from oxzarr.errors import ReadOnlyError
 from oxzarr.storage import CountingStore, ZipStore
 from tests.conftest import assert_same
@@ -646,3 +647,15 @@ def test_a_zip_written_again_leaves_its_readers_the_old_one(tmp_path: Path) -> N
     with ZipStore(link, mode="w") as store:
         oxzarr.create_array(store, shape=(2,), dtype="i1")[...] = 3
     assert link.is_symlink() and oxzarr.open_array(path, mode="r")[...].tolist() == [3, 3]
+
+
+def test_a_zip_named_in_capitals_opens_by_its_path(tmp_path: Path) -> None:
+    """convert writes DATA.ZIP as a zip file; opening that path looked for a directory and
+    said no array was there."""
+    values = np.arange(5, dtype="i2")
+    source = oxzarr.create_array(tmp_path / "a.zarr", shape=(5,), dtype="i2")
+    source[...] = values
+    convert(tmp_path / "a.zarr", tmp_path / "DATA.ZIP")
+    assert zipfile.is_zipfile(tmp_path / "DATA.ZIP")
+    assert_same(oxzarr.open_array(tmp_path / "DATA.ZIP")[...], values)
+    assert_same(oxzarr.open(str(tmp_path / "DATA.ZIP"), mode="r")[...], values)

@@ -118,8 +118,11 @@ def _local_store(root: str, read_only: bool) -> LocalStore:
 
 
 class MemoryStore(Store):
-    """A store in this process's memory. Pickling copies its contents (another process
-    cannot share them), except for a ``memory://`` URL's store, which stays that URL's."""
+    """A store in this process's memory, starting with a copy of `store_dict`'s contents
+    (bytes or zarr-python's Buffers): unlike zarr-python's MemoryStore, it does not write into
+    the dict, whose values the engine cannot reach. Pickling copies its contents (another
+    process cannot share them), except for a ``memory://`` URL's store, which stays that
+    URL's."""
 
     #: The ``memory://`` URL this store was opened with, if any.
     _url: str | None = None
@@ -129,7 +132,9 @@ class MemoryStore(Store):
     ) -> None:
         self._writable = _core.Store.memory()
         for key, value in (store_dict or {}).items():
-            self._writable.set(key, bytes(value))
+            # zarr-python's stores hold Buffers, which give their bytes by to_bytes().
+            to_bytes = getattr(value, "to_bytes", None)
+            self._writable.set(key, to_bytes() if callable(to_bytes) else bytes(value))
         self._core = self._writable.read_only_view() if read_only else self._writable
 
     def with_read_only(self, read_only: bool = True) -> MemoryStore:
@@ -298,9 +303,10 @@ def abandon_zip(store: ZipStore) -> None:
 
 
 def _is_zip_file(path: str | os.PathLike[str]) -> bool:
-    """Whether `path` is an existing file named ``*.zip``."""
+    """Whether `path` is an existing file named ``*.zip`` (in any case: ``DATA.ZIP`` too, as
+    convert writes one)."""
     path = os.path.expanduser(os.fspath(path))
-    return str(path).endswith(".zip") and os.path.isfile(path)
+    return str(path).lower().endswith(".zip") and os.path.isfile(path)
 
 
 #: URL schemes a RemoteStore opens.
@@ -555,16 +561,19 @@ def make_store(
     anew at the same place."""
     if isinstance(store, str) and store.startswith(REMOTE_SCHEMES):
         return RemoteStore(store, storage_options=storage_options, read_only=read_only)
-    if storage_options and isinstance(store, str) and store.startswith("file://"):
+    local_url = isinstance(store, str) and store.startswith(("file://", "memory://"))
+    if storage_options is not None and local_url:
         # zarr-python opens file:// URLs with fsspec, which needs auto_mkdir to create an
         # array there; oxzarr makes directories as it writes.
         if not set(storage_options) <= {"auto_mkdir"}:
+            scheme = store.split("://", 1)[0]
             raise ValueError(
-                f"storage_options of a file:// URL: auto_mkdir only, not {storage_options!r}"
+                f"storage_options of a {scheme}:// URL: auto_mkdir only, not {storage_options!r}"
             )
         storage_options = None
-    if storage_options:
-        raise ValueError(
+    if storage_options is not None:
+        # A TypeError, even for {}, as zarr-python raises it: code written for it catches it.
+        raise TypeError(
             f"storage_options apply to s3://, gs:// and http(s):// URLs, not to {store!r}"
         )
     if isinstance(store, Store):
@@ -635,6 +644,12 @@ def _from_zarr_python(store: Any, read_only: bool) -> Store | None:
         )
     if kind == "ObjectStore" and hasattr(store, "store"):
         return _from_obstore(store.store, read_only)
+    if kind == "MemoryStore" and hasattr(store, "_store_dict"):
+        # Its contents live in a Python dict the engine cannot write into.
+        raise TypeError(
+            f"cannot use zarr-python's {store!r} as a store: its dict is out of the engine's "
+            "reach; use oxzarr.storage.MemoryStore() (given the dict, it copies its contents)"
+        )
     return None
 
 

@@ -278,7 +278,7 @@ def _open_group(
     (True) or ignoring it (False)."""
     if isinstance(source, Group):
         if storage_options:
-            raise ValueError("storage_options apply to URLs, not to an open Group")
+            raise TypeError("storage_options apply to URLs, not to an open Group")
         store, root_path = source.store, source.path
     else:
         store = make_store(source, read_only=True, storage_options=storage_options)
