@@ -172,3 +172,27 @@ def test_read_only_stores_refuse_writing_modes_at_open(tmp_path: Path) -> None:
         oxzarr.create_array(
             zarr.storage.ZipStore(tmp_path / "new.zip", mode="w"), shape=(3,), dtype="i4"
         )
+
+
+def test_store_paths(tmp_path: Path) -> None:
+    """A StorePath (what zarr-python's arrays keep as store_path) is the keys below its path:
+    it was refused."""
+    from zarr.storage import StorePath
+
+    root = zarr.open_group(LocalStore(tmp_path / "g.zarr"), mode="w")
+    root.create_array("sub/a", shape=(4,), dtype="i2")[...] = [1, 2, 3, 4]
+    expected = np.array([1, 2, 3, 4], dtype="i2")
+    assert_same(oxzarr.open_array(root["sub/a"].store_path)[...], expected)
+    at_sub = StorePath(LocalStore(tmp_path / "g.zarr"), "sub")
+    assert_same(oxzarr.open_array(at_sub, path="a", mode="r")[...], expected)
+    written = oxzarr.create_array(at_sub, name="b", shape=(2,), dtype="u1")
+    written[...] = 9
+    assert_same(zarr.open_array(tmp_path / "g.zarr", path="sub/b")[...], np.full(2, 9, "u1"))
+
+    zarr_path = tmp_path / "g.zip"
+    with zarr.storage.ZipStore(zarr_path, mode="w") as theirs:
+        zarr.create_array(theirs, name="x/a", shape=(4,), dtype="i2")[...] = expected
+    inside = StorePath(zarr.storage.ZipStore(zarr_path, mode="r"), "x")
+    opened = oxzarr.open_array(inside, path="a", mode="r")
+    assert_same(opened[...], expected)
+    assert "a" in oxzarr.open_group(inside, mode="r")

@@ -558,7 +558,7 @@ def make_store(
     memory store); zarr-python's LocalStore,
     ZipStore, FsspecStore (over S3, Google Cloud Storage, HTTP or local files) and ObjectStore
     (over obstore's S3Store, GCSStore, HTTPStore or LocalStore) are accepted too, each opened
-    anew at the same place."""
+    anew at the same place, and its StorePath, as the store of the keys below its path."""
     if isinstance(store, str) and store.startswith(REMOTE_SCHEMES):
         return RemoteStore(store, storage_options=storage_options, read_only=read_only)
     local_url = isinstance(store, str) and store.startswith(("file://", "memory://"))
@@ -606,6 +606,38 @@ def make_store(
     return found
 
 
+class _PrefixedStore(Store):
+    """The keys of another store under a node path, as a store of their own: zarr-python's
+    StorePath over a store with no place of its own to name (a zip file's)."""
+
+    def __init__(self, store: Store, path: str) -> None:
+        self.wrapped, self.path = store, path
+        self._core = store._core.prefixed(path, f"{store}/{path}")
+
+    def with_read_only(self, read_only: bool = True) -> Store:
+        return _PrefixedStore(self.wrapped.with_read_only(read_only), self.path)
+
+    def close(self) -> None:
+        self.wrapped.close()
+
+    def __repr__(self) -> str:
+        return f"{self.wrapped!r} at {self.path!r}"
+
+
+def _below(store: Store, path: str) -> Store:
+    """`store`'s keys under the node path `path` (a StorePath's), as a store: the same kind of
+    store at the place below where it can name one."""
+    path = path.strip("/")
+    if not path:
+        return store
+    if isinstance(store, LocalStore):
+        return LocalStore(store.root / path, read_only=store.read_only)
+    if isinstance(store, RemoteStore):
+        url = f"{store.url}/{path}"
+        return RemoteStore(url, storage_options=store.storage_options, read_only=store.read_only)
+    return _PrefixedStore(store, path)
+
+
 #: Why a zarr-python ZipStore given to oxzarr takes no writes, and what does.
 ZARR_PYTHON_ZIP = (
     "oxzarr opens zarr-python's ZipStore read-only; oxzarr.storage.ZipStore(path, mode='w') "
@@ -618,6 +650,14 @@ def _from_zarr_python(store: Any, read_only: bool) -> Store | None:
     FsspecStore or ObjectStore), opened anew with the same location and options; None if
     `store` is none of these. Duck-typed: zarr is never imported here."""
     kind = type(store).__name__
+    if kind == "StorePath" and hasattr(store, "store"):
+        # A store and a node path in it (what zarr-python's arrays keep as store_path).
+        inner = store.store
+        found = inner if isinstance(inner, Store) else _from_zarr_python(inner, read_only)
+        if found is None:
+            return None
+        found = found.with_read_only(True) if read_only and not found.read_only else found
+        return _below(found, str(getattr(store, "path", "")))
     if kind == "LocalStore" and hasattr(store, "root"):
         return LocalStore(store.root, read_only=read_only)
     if kind == "ZipStore" and hasattr(store, "path"):
