@@ -1305,3 +1305,37 @@ def test_zarr_pythons_codec_names_and_enums(tmp_path: Path) -> None:
         "name": "bytes",
         "configuration": {"endian": "big"},
     }
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_data_the_new_array_cannot_hold_leaves_the_store_as_it_was(
+    tmp_path: Path, zarr_format: int
+) -> None:
+    """create_array(data=...) made the array (overwrite=True deleting the old one) before
+    finding the data did not fit: the old values were lost, an empty array left."""
+    path = tmp_path / "a.zarr"
+    old = np.array([7, 8], dtype="i4")
+    oxzarr.create_array(path, data=old, zarr_format=zarr_format)
+    with pytest.raises(ValueError, match="broadcast"):
+        oxzarr.create_array(
+            path, data=[1, 2, 3], shape=(5,), overwrite=True, zarr_format=zarr_format
+        )
+    with pytest.raises(ValueError, match="invalid literal"):
+        oxzarr.create_array(
+            path, data=["a", "b"], dtype="i4", overwrite=True, zarr_format=zarr_format
+        )
+    group = oxzarr.open_group(tmp_path / "g.zarr", mode="w", zarr_format=zarr_format)
+    group["b"] = old
+    with pytest.raises(ValueError, match="broadcast"):
+        group.create_array("b", data=[1, 2, 3], shape=(2,), overwrite=True)
+    with pytest.raises(ValueError, match="broadcast"):
+        oxzarr.open_array(
+            tmp_path / "new.zarr", mode="w", data=[1, 2, 3], shape=(2,), zarr_format=zarr_format
+        )
+    assert_same(oxzarr.open_array(path)[...], old)
+    assert_same(zarr.open_array(path)[...], old)
+    assert_same(group["b"][...], old)
+    assert not (tmp_path / "new.zarr").exists()
+    # What fits is written as before: a list cast to the dtype asked for, broadcast rows.
+    written = oxzarr.create_array(path, data=[[1, 2]], shape=(3, 2), dtype="u1", overwrite=True)
+    assert_same(written[...], np.array([[1, 2]] * 3, dtype="u1"))

@@ -44,7 +44,7 @@ from oxzarr.errors import (
     NodeNotFoundError,
 )
 from oxzarr.group import Group, wrap_node
-from oxzarr.storage import ZARR_PYTHON_ZIP, Store, StoreLike, make_store
+from oxzarr.storage import ZARR_PYTHON_ZIP, MemoryStore, Store, StoreLike, make_store
 
 __all__ = [
     "array",
@@ -318,7 +318,14 @@ def create_array(
             dimension_names=dimension_names,
         )
     target = make_store(store, storage_options=storage_options)
-    core = _core.Array.create(target._core, _path(name), json.dumps(doc), overwrite)
+    document = json.dumps(doc)
+    if source is not None and write_data:
+        # The values readied for the new array before anything is written: data it cannot
+        # hold (another shape, values its dtype refuses) is refused with the store as it was,
+        # where overwrite=True had deleted the old array and left an empty one.
+        probe = _core.Array.create(_core.Store.memory(), "", document, False)
+        source = _configured(probe, MemoryStore(), settings)._whole(source)
+    core = _core.Array.create(target._core, _path(name), document, overwrite)
     arr = _configured(core, target, settings)
     if source is not None and write_data:
         arr[...] = source

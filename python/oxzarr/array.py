@@ -796,6 +796,14 @@ class Array:
         data = self._assigned(value, ix.result_shape).reshape(ix.core_shape)
         self._core.write(ix.selection, data.reshape(-1).view(np.uint8), self._write_empty())
 
+    def _whole(self, value: npt.ArrayLike) -> npt.NDArray[Any]:
+        """`value` as a write of the whole array takes it (broadcast, cast, checked), ready to
+        be written without another copy; refused as that write would refuse it."""
+        if self._vlen:
+            refuse_missing_strings(getattr(value, "dtype", None), repr(self))
+            return _broadcast(np.asarray(value, dtype=self._dtype), self._shape)
+        return self._assigned(value, self._shape)
+
     def _assigned(self, value: npt.ArrayLike, shape: tuple[int, ...]) -> npt.NDArray[Any]:
         """`value` as numpy assigns it to an array of this array's dtype and `shape`
         (C-contiguous): arrays cast as they are (float to int truncates), Python values
