@@ -11,8 +11,9 @@ import pytest
 import zarr
 
 import oxzarr
-from oxzarr.errors import ReadOnlyError
+from oxzarr.errors import ContainsArrayError, ReadOnlyError
 from oxzarr.storage import CountingStore, LocalStore
+from tests.conftest import assert_same
 
 
 def build(path: Path, zarr_format: int) -> oxzarr.Group:
@@ -422,3 +423,26 @@ def test_a_node_named_like_a_temporary_file_is_a_member(tmp_path: Path) -> None:
     copy = zarr.open_group(tmp_path / "copy.zarr", mode="r")
     assert sorted(copy.array_keys()) == expected
     np.testing.assert_array_equal(copy["run.oxzarr-tmp"][...], np.arange(4))
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_overwriting_below_an_array_keeps_its_chunks(tmp_path: Path, zarr_format: int) -> None:
+    """A node asked for below an array is refused; with overwrite=True (or mode 'w') the keys
+    below its path were deleted first: the array's chunks (zarr-python deletes them too)."""
+    path = tmp_path / "g.zarr"
+    root = oxzarr.open_group(path, mode="w", zarr_format=zarr_format)
+    values = np.arange(16, dtype="i4").reshape(4, 4)
+    key_encoding = {"name": "v2", "separator": "/"} if zarr_format == 2 else None
+    arr = root.create_array(
+        "arr", shape=(4, 4), chunks=(2, 2), dtype="i4", chunk_key_encoding=key_encoding
+    )
+    arr[...] = values
+    below = "arr/0" if zarr_format == 2 else "arr/c"
+    with pytest.raises(ContainsArrayError, match="is an array"):
+        root.create_group(below, overwrite=True)
+    with pytest.raises(ContainsArrayError, match="is an array"):
+        root.create_array(below, shape=(1,), dtype="u1", overwrite=True)
+    with pytest.raises(ContainsArrayError, match="is an array"):
+        oxzarr.open_group(path, path=below, mode="w", zarr_format=zarr_format)
+    assert_same(oxzarr.open_array(path, path="arr")[...], values)
+    assert_same(zarr.open_array(path, path="arr")[...], values)

@@ -274,7 +274,21 @@ pub(crate) fn prepare_new_node(
             });
         }
     }
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    let parent_array = |parent: &str| Error::NodeExists {
+        existing: "array",
+        path: describe(store, path),
+        reason: format!("its parent {parent:?} is an array"),
+    };
     if overwrite {
+        // An array above refuses the node before anything is deleted: the keys below an
+        // array are its chunks, which overwriting would delete first.
+        for depth in 0..parts.len() {
+            let parent = parts[..depth].join("/");
+            if node_kind(store, &parent)? == Some("array") {
+                return Err(parent_array(&parent));
+            }
+        }
         store.delete_prefix(&node_prefix(path))?;
         if path.is_empty() {
             for key in [ZARR_JSON, ZARRAY, ZGROUP, ZATTRS] {
@@ -283,17 +297,10 @@ pub(crate) fn prepare_new_node(
         }
     }
     // Parents: each must be a group, created if missing.
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     for depth in 0..parts.len() {
         let parent = parts[..depth].join("/");
         match node_kind(store, &parent)? {
-            Some("array") => {
-                return Err(Error::NodeExists {
-                    existing: "array",
-                    path: describe(store, path),
-                    reason: format!("its parent {parent:?} is an array"),
-                })
-            }
+            Some("array") => return Err(parent_array(&parent)),
             Some(_) => {}
             None => {
                 let meta = if zarr_format == 2 {
@@ -308,11 +315,7 @@ pub(crate) fn prepare_new_node(
                 if !create_node_metadata(store, &parent, &NodeMetadata::Group(meta))?
                     && node_kind(store, &parent)? == Some("array")
                 {
-                    return Err(Error::NodeExists {
-                        existing: "array",
-                        path: describe(store, path),
-                        reason: format!("its parent {parent:?} is an array"),
-                    });
+                    return Err(parent_array(&parent));
                 }
             }
         }
