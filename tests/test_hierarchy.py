@@ -446,3 +446,34 @@ def test_overwriting_below_an_array_keeps_its_chunks(tmp_path: Path, zarr_format
         oxzarr.open_group(path, path=below, mode="w", zarr_format=zarr_format)
     assert_same(oxzarr.open_array(path, path="arr")[...], values)
     assert_same(zarr.open_array(path, path="arr")[...], values)
+
+
+def test_a_member_named_in_bytes_that_are_not_utf8_is_refused_not_dropped(
+    tmp_path: Path,
+) -> None:
+    """zarr-python lists a directory named in Latin-1 ("caf\\xe9") as a member; oxzarr left it
+    out of members, consolidation and convert, whose copy verify then called equal."""
+    import os
+
+    from oxzarr.convert import convert
+
+    path = tmp_path / "g.zarr"
+    root = zarr.open_group(path, mode="w")
+    root.create_array("ok", shape=(2,), dtype="i4")[...] = [1, 2]
+    root.create_array("cafe", shape=(2,), dtype="i4")[...] = [3, 4]
+    # A file so named is no key and no node: it is left out, as before.
+    (path / "ok").joinpath("notes").write_text("x")
+    os.rename(os.fsencode(path / "cafe"), os.fsencode(path) + b"/caf\xe9")
+    assert sorted(zarr.open_group(path).keys()) == ["caf\udce9", "ok"]
+    group = oxzarr.open_group(path, mode="r")
+    with pytest.raises(ValueError, match=r"caf.*not UTF-8"):
+        group.keys()
+    with pytest.raises(ValueError, match=r"caf.*not UTF-8"):
+        oxzarr.consolidate_metadata(path)
+    with pytest.raises(ValueError, match=r"caf.*not UTF-8"):
+        convert(path, tmp_path / "copy.zarr")
+    os.mkdir(os.fsencode(path / "ok") + b"/\xff")  # below an array: not a member either
+    os.rename(os.fsencode(path) + b"/caf\xe9", os.fsencode(path / "cafe"))
+    open(os.fsencode(path) + b"/read\xe9", "w").close()
+    assert sorted(oxzarr.open_group(path, mode="r").keys()) == ["cafe", "ok"]
+    assert_same(oxzarr.open_array(path, path="ok")[...], np.array([1, 2], dtype="i4"))

@@ -1003,8 +1003,22 @@ impl FilesystemStore {
         };
         for entry in entries {
             let entry = entry.map_err(|e| Self::io_error(dir, e))?;
-            let Ok(name) = entry.file_name().into_string() else {
-                continue; // not UTF-8: cannot be a Zarr key
+            let name = match entry.file_name().into_string() {
+                Ok(name) => name,
+                // A file whose name is not UTF-8 cannot be a Zarr key: left out.
+                Err(_) if !fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()) => continue,
+                // A directory may be a node zarr-python names with escapes (a Latin-1
+                // "café"): refused, as leaving it out would drop it from copies unseen.
+                Err(raw) => {
+                    return Err(StorageError::InvalidKey {
+                        key: format!("{prefix}{}", raw.to_string_lossy()),
+                        reason: format!(
+                            "the directory {} is named in bytes that are not UTF-8, which no \
+                             Zarr key is (rename it to list the nodes beside it)",
+                            entry.path().display()
+                        ),
+                    })
+                }
             };
             if validate_key(&name).is_err() {
                 // A name with '\' (a folder unzipped from Windows): no key names it, so
