@@ -412,3 +412,32 @@ def test_a_dataset_converted_into_the_other_format_reads_the_same(
     seen = xr.open_zarr(retyped, consolidated=False).load()
     assert seen["count"].values.tolist() == [0.0, 1.0, 2.0]
     assert np.isnan(seen["packed"].values[0]) and seen["packed"].values[1:].tolist() == [1.5, 2.5]
+
+
+@pytest.mark.parametrize("consolidated", [None, False])
+def test_zarr_format_picks_the_metadata_of_a_store_migrated_in_place(
+    tmp_path: Path, consolidated: bool | None
+) -> None:
+    """zarr-python's migration to v3 leaves the v2 documents beside the new ones, and no
+    dimension names in them: zarr_format=2 is how xarray reads such a store, and
+    engine="oxzarr" opened the v3 group, then refused it as not v2."""
+    import warnings
+
+    import zarr
+    from zarr.metadata.migrate_v3 import migrate_v2_to_v3
+
+    path = tmp_path / "migrated.zarr"
+    xr.Dataset({"v": ("x", np.arange(3.0))}).to_zarr(path, zarr_format=2, consolidated=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        migrate_v2_to_v3(input_store=zarr.storage.LocalStore(path))
+    assert (path / "zarr.json").exists() and (path / ".zgroup").exists()
+    options: dict[str, Any] = {"zarr_format": 2, "consolidated": consolidated}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # engine="zarr" warns of no consolidated metadata
+        expected = xr.open_dataset(path, engine="zarr", **options)
+    seen = xr.open_dataset(path, engine="oxzarr", **options)
+    xr.testing.assert_identical(seen, expected)
+    assert seen["v"].values.tolist() == [0.0, 1.0, 2.0]
+    tree = xr.open_datatree(path, engine="oxzarr", **options)
+    xr.testing.assert_identical(tree.to_dataset(), expected)

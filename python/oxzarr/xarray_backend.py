@@ -285,17 +285,19 @@ def _open_group(
         root_path = ""
     path = "/".join(p for p in (root_path, (group or "").strip("/")) if p)
     node: Array | Group
+    # The format asked for picks between v2 and v3 metadata at one path (zarr-python's
+    # migration to v3 leaves the v2 documents beside the new ones).
     if consolidated is False:
-        node = _open_unconsolidated(store, path)
+        node = _open_unconsolidated(store, path, zarr_format)
     else:
         try:
             # Consolidated metadata sits at the root of the hierarchy (v2 .zmetadata, v3
             # inline): open the root through it, then walk down without more reads.
-            root = open_consolidated(store, mode="r", path=root_path)
+            root = open_consolidated(store, mode="r", path=root_path, zarr_format=zarr_format)
         except NodeNotFoundError:
             if consolidated:
                 raise
-            node = _open_unconsolidated(store, path)
+            node = _open_unconsolidated(store, path, zarr_format)
         else:
             try:
                 node = root[path[len(root_path) :].strip("/")] if path != root_path else root
@@ -310,9 +312,11 @@ def _open_group(
     return node
 
 
-def _open_unconsolidated(store: Store, path: str) -> Group:
+def _open_unconsolidated(store: Store, path: str, zarr_format: int | None) -> Group:
     try:
-        return open_group(store, mode="r", path=path, use_consolidated=False)
+        return open_group(
+            store, mode="r", path=path, use_consolidated=False, zarr_format=zarr_format
+        )
     except ContainsArrayError:
         # The same error whether or not the metadata is consolidated.
         raise GroupNotFoundError(
