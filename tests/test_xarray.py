@@ -388,6 +388,9 @@ def test_a_dataset_converted_into_the_other_format_reads_the_same(
             "name": ("x", np.array(["a", "", "c"], dtype=object)),
             "packed": ("x", np.array([np.nan, 1.5, 2.5])),
             "wave": ("x", np.array([1 + 1j, np.nan, 0j])),
+            # 0-d: no dimension_names in v3, and an integer 0 xarray must not mask in v2.
+            "scalar": ((), 0),
+            "level": ((), 2.5),
         },
         coords={"x": [0, 1, 2]},
     )

@@ -81,12 +81,21 @@ _ARRAY_DIMENSIONS = "_ARRAY_DIMENSIONS"
 _FILL_VALUE = "_FillValue"
 
 
-def _an_xarray_variable(source: Array, dimension_names: Any) -> bool:
+def _an_xarray_variable(source: Array, dimension_names: Any, in_a_dataset: bool = False) -> bool:
     """Whether `source` has the dimension names xarray writes (v2's attribute, v3's field):
-    converted into the other format, what xarray takes as missing there must stay the same."""
+    converted into the other format, what xarray takes as missing there must stay the same.
+    A 0-d array has none to go by in v3 (xarray writes no dimension_names for it): it is
+    xarray's in a group with xarray's variables (`in_a_dataset`)."""
     if source.zarr_format == 2:
         return _names_in(source.attrs.get(_ARRAY_DIMENSIONS), len(source.shape)) is not None
+    if not source.shape:
+        return in_a_dataset or dimension_names == []
     return dimension_names is not None and any(n is not None for n in dimension_names)
+
+
+def _of_xarray(source: Array) -> bool:
+    """Whether `source` has the dimension names xarray writes, in its own format."""
+    return _an_xarray_variable(source, source.metadata.to_dict().get("dimension_names"))
 
 
 def _names_in(names: Any, ndim: int) -> list[str | None] | None:
@@ -549,8 +558,11 @@ def _own_type_kept(source: np.dtype[Any], options: _Options) -> _Options:
     return _Options(**{**options.__dict__, "dtype": None})
 
 
-def _zarr_settings(path: str, source: Array, options: _Options) -> dict[str, Any]:
-    """create_array arguments for converting the Zarr array `source`."""
+def _zarr_settings(
+    path: str, source: Array, options: _Options, in_a_dataset: bool = False
+) -> dict[str, Any]:
+    """create_array arguments for converting the Zarr array `source` (in a group holding
+    xarray's variables, if `in_a_dataset`)."""
     options = _own_type_kept(source.dtype, options)
     zarr_format = options.zarr_format or source.zarr_format
     dtype = options.dtype if options.dtype is not None else source.dtype
@@ -634,7 +646,9 @@ def _zarr_settings(path: str, source: Array, options: _Options) -> dict[str, Any
     attributes = dict(source.attrs)
     dimension_names = source.metadata.to_dict().get("dimension_names")
     fill = source.fill_value
-    xarray = zarr_format != source.zarr_format and _an_xarray_variable(source, dimension_names)
+    xarray = zarr_format != source.zarr_format and _an_xarray_variable(
+        source, dimension_names, in_a_dataset
+    )
     if xarray and zarr_format == 2:
         fill = _v3_missing_value(source, attributes)
     fill = _fill(path, options, fill, source.dtype, dtype)
@@ -653,6 +667,9 @@ def _zarr_settings(path: str, source: Array, options: _Options) -> dict[str, Any
     if zarr_format == 2:
         if dimension_names is not None and any(n is not None for n in dimension_names):
             attributes.setdefault(_ARRAY_DIMENSIONS, list(dimension_names))
+        elif xarray and not source.shape:
+            # xarray needs the attribute even with no dimensions to name, as it writes it.
+            attributes.setdefault(_ARRAY_DIMENSIONS, [])
         dimension_names = None
     settings: dict[str, Any] = {
         "shape": source.shape,
@@ -800,10 +817,12 @@ def open_as_stored(
 def _plan_group(group: Group, path: str, plan: _Plan, options: _Options, where: str) -> None:
     zarr_format = options.zarr_format or group.zarr_format
     plan.groups.append(_GroupJob(path, dict(group.attrs), zarr_format))
-    for name, member in group.members():
+    members = list(group.members())
+    in_a_dataset = any(isinstance(m, Array) and m.shape and _of_xarray(m) for _, m in members)
+    for name, member in members:
         child = f"{path}/{name}" if path else name
         if isinstance(member, Array):
-            settings = _zarr_settings(f"{where}/{child}", member, options)
+            settings = _zarr_settings(f"{where}/{child}", member, options, in_a_dataset)
             plan.arrays.append(_ArrayJob(child, member, settings))
         else:
             _plan_group(member, child, plan, options, where)
