@@ -477,3 +477,15 @@ def test_a_member_named_in_bytes_that_are_not_utf8_is_refused_not_dropped(
     open(os.fsencode(path) + b"/read\xe9", "w").close()
     assert sorted(oxzarr.open_group(path, mode="r").keys()) == ["cafe", "ok"]
     assert_same(oxzarr.open_array(path, path="ok")[...], np.array([1, 2], dtype="i4"))
+
+
+def test_get_takes_zarr_pythons_keyword(tmp_path: Path) -> None:
+    """Group.get(path=...) as zarr-python names it (it was `key`: a TypeError)."""
+    root = oxzarr.open_group(tmp_path / "g.zarr", mode="w")
+    root.create_group("sub").create_array("a", shape=(1,), dtype="u1")
+    theirs = zarr.open_group(tmp_path / "g.zarr", mode="r")
+    for group in (root, theirs):
+        sub = group.get(path="sub/a")
+        assert sub is not None and sub.shape == (1,)
+        assert group.get(path="none", default=5) == 5
+        assert group.get("none") is None

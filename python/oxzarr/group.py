@@ -162,9 +162,11 @@ class Group:
                 raise KeyError(key) from None
             self._load(core)
 
-    def get(self, key: str, default: Any = None) -> Array | Group | Any:
+    def get(self, path: str, default: Any = None) -> Array | Group | Any:
+        """The member at `path` (a name or "a/b"), or `default` if there is none (its
+        keyword is zarr-python's)."""
         try:
-            return self[key]
+            return self[path]
         except KeyError:
             return default
 
