@@ -489,3 +489,26 @@ def test_get_takes_zarr_pythons_keyword(tmp_path: Path) -> None:
         assert sub is not None and sub.shape == (1,)
         assert group.get(path="none", default=5) == 5
         assert group.get("none") is None
+
+
+def test_consolidated_metadata_of_another_kind_is_refused(tmp_path: Path) -> None:
+    """Only "inline" is zarr-python's kind: another was read as a group with no members.
+    And the field is one oxzarr knows, whatever its "must_understand" says: true made the
+    group unopenable, even with use_consolidated=False."""
+    path = tmp_path / "g.zarr"
+    zarr.create_group(path).create_array("a", shape=(1,), dtype="i1")
+    document = json.loads((path / "zarr.json").read_text())
+
+    def consolidated_as(field: dict[str, Any]) -> None:
+        (path / "zarr.json").write_text(json.dumps({**document, "consolidated_metadata": field}))
+
+    consolidated_as({"kind": "external", "must_understand": False, "metadata": {}})
+    with pytest.raises(ValueError, match=r"zarr\.json.*external.*inline"):
+        oxzarr.open_group(path, mode="r")
+    with pytest.raises(ValueError, match="external"):
+        zarr.open_group(path, mode="r")
+    assert list(oxzarr.open_group(path, mode="r", use_consolidated=False).keys()) == ["a"]
+    consolidated_as({"kind": "inline", "must_understand": True, "metadata": {}})
+    assert list(zarr.open_group(path, mode="r", use_consolidated=False).keys()) == ["a"]
+    assert list(oxzarr.open_group(path, mode="r", use_consolidated=False).keys()) == ["a"]
+    assert list(oxzarr.open_group(path, mode="r").keys()) == []  # as consolidated, as zarr

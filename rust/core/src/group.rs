@@ -502,6 +502,16 @@ impl Group {
                 let Some(consolidated) = meta.extra_fields.get("consolidated_metadata") else {
                     return Err(not_found());
                 };
+                // zarr-python writes its members' documents inline; another kind would be
+                // read as a group with no members.
+                let kind = consolidated.get("kind").unwrap_or(&Value::Null);
+                if kind != "inline" {
+                    return Err(invalid(
+                        &key,
+                        kind,
+                        "only \"inline\" consolidated metadata is read",
+                    ));
+                }
                 let docs = consolidated
                     .get("metadata")
                     .and_then(Value::as_object)

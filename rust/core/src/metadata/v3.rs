@@ -474,7 +474,21 @@ impl GroupMetadataV3 {
         if obj.get("consolidated_metadata") == Some(&Value::Null) {
             obj.remove("consolidated_metadata");
         }
-        let extra_fields = collect_extra(&obj, &["zarr_format", "node_type", "attributes"])?;
+        // Consolidated metadata is a field oxzarr knows (zarr-python's, checked when it is
+        // used), kept whatever its "must_understand" says: it is not an extension to refuse.
+        let consolidated = obj
+            .remove_entry("consolidated_metadata")
+            .and_then(|(key, value)| match value.is_object() {
+                true => Some(value),
+                false => {
+                    obj.insert(key, value); // not zarr-python's form: an extension field
+                    None
+                }
+            });
+        let mut extra_fields = collect_extra(&obj, &["zarr_format", "node_type", "attributes"])?;
+        if let Some(consolidated) = consolidated {
+            extra_fields.insert("consolidated_metadata".into(), consolidated);
+        }
         Ok(Self {
             attributes,
             extra_fields,
@@ -633,6 +647,17 @@ mod tests {
         // Only null means "none": anything else still needs "must_understand": false.
         let doc = json!({"zarr_format": 3, "node_type": "group", "consolidated_metadata": 1});
         assert!(parse(&doc).is_err());
+        // zarr-python's form is read whatever its "must_understand" says.
+        let consolidated = json!({"kind": "inline", "must_understand": true, "metadata": {}});
+        let doc = json!({"zarr_format": 3, "node_type": "group",
+                         "consolidated_metadata": consolidated});
+        let NodeMetadataV3::Group(g) = parse(&doc)? else {
+            return Err("not a group".into());
+        };
+        assert_eq!(
+            g.extra_fields.get("consolidated_metadata"),
+            Some(&consolidated)
+        );
         Ok(())
     }
 }
