@@ -568,6 +568,45 @@ def test_values_past_the_edge_do_not_come_back(
     assert zarr_pipeline.engine_calls().get("write to disk"), "the engine wrote the rest"
 
 
+@pytest.mark.parametrize("write_empty_chunks", [False, True])
+@pytest.mark.parametrize("where", ["local", "memory"])
+def test_a_shard_past_the_edge_keeps_what_zarr_python_keeps(
+    tmp_path: Path, engine: None, where: str, write_empty_chunks: bool
+) -> None:
+    """zarr-python merges every shard write into the stored shard: the inner chunks a shrink
+    left past the edge stay, and show again when the array grows. The pipeline rebuilt an
+    edge shard the write covered from the fill value (unsharded chunks are rebuilt in both)."""
+
+    def run(name: str) -> list[np.ndarray]:
+        store: Any = zarr.storage.MemoryStore()
+        if where == "local":
+            store = zarr.storage.LocalStore(tmp_path / name)
+        seen = []
+        for shrunk, region, value in [(10, slice(8, 10), [7, 8]), (6, slice(None), 9)]:
+            a = zarr.create_array(
+                store,
+                shape=(12,),
+                chunks=(2,),
+                shards=(8,),
+                dtype="i4",
+                fill_value=0,
+                overwrite=True,
+                config={"write_empty_chunks": write_empty_chunks},
+            )
+            a[...] = np.arange(100, 112, dtype="i4")
+            a.resize((shrunk,))
+            a[region] = value
+            a.resize((12,))
+            seen.append(a[...])
+        return seen
+
+    with zarr.config.set({"codec_pipeline.path": "zarr.core.codec_pipeline.BatchedCodecPipeline"}):
+        expected = run("theirs")
+    assert expected[1].tolist() == [9] * 6 + [106, 107] + [0] * 4
+    for got, want in zip(run("ours"), expected, strict=True):
+        assert_same(got, want)
+
+
 @pytest.mark.parametrize("dtype", ["c8", [("x", "f4")]])
 def test_negative_zero_in_complex_numbers_and_records(engine: None, dtype: Any) -> None:
     """Kept alike however they are written (a slice merged by the engine, a mask merged by

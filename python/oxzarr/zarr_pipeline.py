@@ -376,6 +376,15 @@ def _local_store(getters: Sequence[object], *, writing: bool) -> _LocalStore | N
     return local
 
 
+def _whole_chunk(chunk_selection: SelectorTuple, chunk_shape: tuple[int, ...]) -> bool:
+    """Whether `chunk_selection` selects its whole chunk, each element once."""
+    dims = _chunk_dims(chunk_selection, chunk_shape)
+    return dims is not None and all(
+        start == 0 and length == n and (step == 1 or n == 1)
+        for (start, step, length, _), n in zip(dims, chunk_shape, strict=True)
+    )
+
+
 def _covers(region: _Dims, chunk_shape: tuple[int, ...]) -> bool:
     """Whether `region` (per dimension: start, step, length, offset) is its whole chunk."""
     return all(
@@ -695,17 +704,21 @@ class ZarrCodecPipeline(CodecPipeline):
             )
             if plan is not None and _native(values.dtype) == engine.dtype:
                 data = np.ascontiguousarray(values, dtype=engine.dtype)
+        # zarr-python merges every shard it writes into the stored one (its partial shard
+        # encode), even one whose part inside the array the write covers: the inner chunks
+        # a shrink left past the edge stay, and show again when the array grows. A chunk
+        # that is no shard is replaced there, past the edge filled with the fill value.
+        merges_stored = self._fallback.supports_partial_encode
         local = _local_store([item[0] for item in batch], writing=True)
         if plan is not None and data is not None and local is not None:
             # The engine reads, merges, encodes and stores each chunk itself. An edge chunk
-            # whose part inside the array this write covers whole is not merged (zarr-python
-            # fills the rest with the fill value, so that values left past the edge by a
-            # shrink do not come back when the array grows): the path below writes those.
+            # (not a shard) whose part inside the array this write covers whole is not
+            # merged: the path below writes those.
             expanded, regions = plan
             at_edge = [
                 i
                 for i, (*_, complete) in enumerate(batch)
-                if complete and not _covers(regions[i], engine.shape)
+                if complete and not merges_stored and not _covers(regions[i], engine.shape)
             ]
             merged = [i for i in range(len(batch)) if i not in at_edge]
             if merged:
@@ -723,12 +736,21 @@ class ZarrCodecPipeline(CodecPipeline):
             batch = [batch[i] for i in at_edge]
             keys = [keys[i] for i in at_edge]
             plan = (expanded, [regions[i] for i in at_edge])
-        # A chunk the write covers whole is not read.
+        # A chunk the write covers whole is not read, nor is an edge chunk that is no shard.
+        read = [
+            not complete or (merges_stored and not _whole_chunk(selection, engine.shape))
+            for _, _, selection, _, complete in batch
+        ]
         stored = await self._fetch(
-            [(None if complete else setter, spec) for setter, spec, _, _, complete in batch]
+            [
+                (setter if r else None, spec)
+                for (setter, spec, *_), r in zip(batch, read, strict=True)
+            ]
         )
-        if self._fallback.supports_partial_encode:
-            await self._touch_complete_shards(batch)
+        if merges_stored:
+            await self._touch_complete_shards(
+                [item for item, r in zip(batch, read, strict=True) if not r]
+            )
         encoded: Sequence[bytes | None]
         if plan is not None and data is not None:
             expanded, regions = plan
