@@ -1107,3 +1107,17 @@ def test_a_sharded_source_keeps_its_index_location_and_blosc_its_element_size(
         )
     blosc = json.loads((tmp_path / "c" / "zarr.json").read_text())["codecs"][0]
     assert blosc["configuration"]["codecs"][-1]["configuration"]["typesize"] == 2
+
+
+def test_a_fill_value_an_array_of_a_group_refuses_names_it(tmp_path: Path) -> None:
+    """Refused when the array was created, midway through writing, the error did not say
+    which array it was: each array is now made in memory first."""
+    group = oxzarr.open_group(tmp_path / "g.zarr", mode="w")
+    group.create_array("a", shape=(3,), dtype="f4")[...] = 1.5
+    group.create_array("b", shape=(3,), dtype="u1")
+    for fill, problem in [("300", "300"), ("-1", "-1"), ("1.5", "1.5")]:
+        run = cli("convert", "g.zarr", "out.zarr", "--fill-value", fill, check=False, cwd=tmp_path)
+        assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+        assert run.stderr.startswith("oxzarr: error: g.zarr/b: "), run.stderr
+        assert problem in run.stderr and "uint8" in run.stderr, run.stderr
+        assert not (tmp_path / "out.zarr").exists()

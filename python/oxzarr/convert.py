@@ -41,7 +41,7 @@ from oxzarr._metadata import ARRAY_TO_ARRAY
 from oxzarr.api import chunk_key_encoding_of, create_group, open, open_group
 from oxzarr.array import Array
 from oxzarr.group import Group
-from oxzarr.storage import ZipStore, abandon_zip, make_store
+from oxzarr.storage import MemoryStore, ZipStore, abandon_zip, make_store
 
 __all__ = [
     "KEEP",
@@ -760,7 +760,22 @@ def _raw_settings(path: str, source: _NpySource | _H5Source, options: _Options) 
 def _plan(
     source: str, options: _Options, storage_options: Mapping[str, Any] | None = None
 ) -> _Plan:
-    """Everything the conversion will create, checked before anything is written."""
+    """Everything the conversion will create, checked before anything is written: each
+    array is made once in memory, so that settings it refuses (a fill value out of the
+    dtype's range, say) are refused naming it, before any array is written."""
+    plan = _plan_jobs(source, options, storage_options)
+    for job in plan.arrays:
+        try:
+            _create(MemoryStore(), job, overwrite=False)
+        except (ValueError, TypeError) as e:
+            where = f"{source.rstrip('/')}/{job.path}" if job.path else source
+            e.args = (f"{where}: {e}",)  # the same exception, naming the array
+            raise
+    return plan
+
+
+def _plan_jobs(source: str, options: _Options, storage_options: Mapping[str, Any] | None) -> _Plan:
+    """The arrays and groups converting `source` creates, and their settings."""
     plan = _Plan()
     hdf5 = _split_hdf5(source)
     npy = hdf5 is None and source.lower().endswith(".npy") and not os.path.isdir(source)
