@@ -1121,3 +1121,91 @@ def test_a_fill_value_an_array_of_a_group_refuses_names_it(tmp_path: Path) -> No
         assert run.stderr.startswith("oxzarr: error: g.zarr/b: "), run.stderr
         assert problem in run.stderr and "uint8" in run.stderr, run.stderr
         assert not (tmp_path / "out.zarr").exists()
+
+
+LOST_INTERRUPT = """
+import signal, time, weakref
+from oxzarr import cli
+cli._interrupt_once()
+class Handle: pass
+def dropped(ref):
+    signal.raise_signal(signal.SIGINT)
+    time.sleep(0)  # the handler runs here, in a callback that swallows what it raises
+handle = Handle()
+ref = weakref.ref(handle, dropped)
+try:
+    del handle
+    for _ in range(500):
+        time.sleep(0.002)
+    print("lost")
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+def test_an_interrupt_python_swallows_is_raised_again() -> None:
+    """A Ctrl-C landing in the callback of a weak reference to a dropped handle (every
+    Array keeps one) was printed as "Exception ignored" and lost, and the presses after it
+    ignored: convert and verify ran to the end and exited 0."""
+    run = subprocess.run(
+        [sys.executable, "-c", LOST_INTERRUPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (run.stdout, run.stderr) == ("interrupted\n", ""), run
+
+
+def test_a_panic_of_the_engine_is_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pyo3's PanicException is no Exception: it escaped with a traceback and status 1,
+    which verify uses to say "differ". (Named so, it stands in for pyo3's own class, which
+    pyo3 makes at the first panic.)"""
+    from oxzarr import cli as module
+
+    class PanicException(BaseException):
+        pass
+
+    def panics(*args: Any, **kwargs: Any) -> None:
+        raise PanicException("index out of bounds")
+
+    monkeypatch.setattr(module, "open", panics)
+    with pytest.raises(SystemExit) as ended:
+        module.main(["info", "anything.zarr"])
+    assert ended.value.code == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "oxzarr: error: internal error (the engine panicked: index out of bounds); "
+        "OXZARR_TRACEBACK=1 shows where\n"
+    )
+
+
+NUMPY_API_INTERRUPTED = """
+import sys
+import numpy as np
+import numpy.lib._version as version
+import oxzarr
+
+def interrupted(self, text):
+    raise KeyboardInterrupt  # a Ctrl-C landing in numpy's version check
+
+version.NumpyVersion.__init__ = interrupted
+a = oxzarr.create_array(sys.argv[1], shape=(3,), dtype="f8")
+a[...] = 1.5
+print(a[...].tolist())
+"""
+
+
+def test_numpys_api_is_fetched_at_import(tmp_path: Path) -> None:
+    """The engine fetched NumPy's C API at its first read, running numpy's version check: a
+    Ctrl-C landing there made rust-numpy panic (a traceback, and verify's status 1)."""
+    run = subprocess.run(
+        [sys.executable, "-c", NUMPY_API_INTERRUPTED, str(tmp_path / "a.zarr")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (run.returncode, run.stdout, run.stderr) == (0, "[1.5, 1.5, 1.5]\n", ""), run

@@ -15,6 +15,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO, cast
@@ -538,18 +539,36 @@ def _interrupt_once() -> None:
     message into a bare "interrupted". Left alone where Ctrl-C is ignored or handled by
     someone else. SIGTERM (what kill, timeout, systemd and docker stop send) stops the
     command the same way, so that it too leaves no partial destination behind."""
-    pressed = False
+    pressed: int | None = None  # the signal that interrupted the command, once one has
 
     def once(signum: int, frame: Any) -> None:
         nonlocal pressed
-        if not pressed:
-            pressed = True
+        if pressed is None:
+            pressed = signum
             raise KeyboardInterrupt
 
+    def unraisable(info: Any) -> None:
+        # The interrupt raised where Python swallows exceptions (the callback of a weak
+        # reference to a dropped handle, a __del__) would be lost, and the later presses
+        # ignored: the signal is sent again, from another thread a moment later, to raise
+        # once this has returned (sent from here, it would raise here, and be lost again).
+        nonlocal pressed
+        if isinstance(info.exc_value, KeyboardInterrupt) and pressed is not None:
+            signum, pressed = pressed, None
+            again = threading.Timer(
+                0.01, signal.pthread_kill, (threading.main_thread().ident, signum)
+            )
+            again.daemon = True
+            again.start()
+            return
+        previous(info)
+
+    previous = sys.unraisablehook
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, once)
     if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, once)
+    sys.unraisablehook = unraisable
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -589,6 +608,13 @@ def _main(argv: Sequence[str] | None) -> int:
         if os.environ.get("OXZARR_TRACEBACK"):
             raise
         _fail(f"internal error ({type(e).__name__}: {e}); OXZARR_TRACEBACK=1 shows where")
+    except BaseException as e:
+        # pyo3's PanicException (a panic of the engine's) is no Exception, so that code
+        # catching those lets it through: the command still ends with one line and status 2
+        # (1 would say "differ" for verify).
+        if type(e).__name__ != "PanicException" or os.environ.get("OXZARR_TRACEBACK"):
+            raise
+        _fail(f"internal error (the engine panicked: {e}); OXZARR_TRACEBACK=1 shows where")
 
 
 if __name__ == "__main__":  # python -m oxzarr.cli

@@ -89,6 +89,10 @@ pub(crate) fn node_to_py(py: Python<'_>, node: oxzarr_core::node::Node) -> PyRes
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // NumPy's C API is fetched on its first use, which runs Python code (numpy's version
+    // check); an exception there (a Ctrl-C landing in it) makes rust-numpy panic. Fetched
+    // here, at import, before any command installs its handlers.
+    numpy::PyArray1::<u8>::zeros(m.py(), 0, false);
     m.add_class::<store::Store>()?;
     m.add_class::<array::Array>()?;
     m.add_class::<group::Group>()?;
