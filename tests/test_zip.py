@@ -659,3 +659,41 @@ def test_a_zip_named_in_capitals_opens_by_its_path(tmp_path: Path) -> None:
     assert zipfile.is_zipfile(tmp_path / "DATA.ZIP")
     assert_same(oxzarr.open_array(tmp_path / "DATA.ZIP")[...], values)
     assert_same(oxzarr.open(str(tmp_path / "DATA.ZIP"), mode="r")[...], values)
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+def test_bzip2_and_lzma_entries(tmp_path: Path, compression: int) -> None:
+    """zarr-python's ZipStore(compression=ZIP_BZIP2 | ZIP_LZMA) writes these, and reads them
+    back; oxzarr refused them."""
+    path = tmp_path / "packed.zip"
+    values = zarr_python_zip(path, 3)
+    with (
+        zipfile.ZipFile(path) as plain,
+        zipfile.ZipFile(tmp_path / "repacked.zip", "w", compression=compression) as repacked,
+    ):
+        for info in plain.infolist():
+            repacked.writestr(info.filename, plain.read(info))
+    with zipfile.ZipFile(tmp_path / "repacked.zip") as z:
+        assert {i.compress_type for i in z.infolist()} == {compression}
+    root = oxzarr.open_group(tmp_path / "repacked.zip", mode="r")
+    for name, expected in values.items():
+        assert_same(root[name][...], expected)
+    # With zarr-python's own writer too.
+    theirs = zarr.storage.ZipStore(tmp_path / "theirs.zip", mode="w", compression=compression)
+    zarr.create_array(theirs, shape=(1000,), dtype="i8", chunks=(300,))[...] = np.arange(1000)
+    theirs.close()
+    assert_same(oxzarr.open_array(tmp_path / "theirs.zip")[...], np.arange(1000))
+
+    # A damaged entry is named; a stream longer than the directory says is refused.
+    data = bytearray((tmp_path / "theirs.zip").read_bytes())
+    with zipfile.ZipFile(tmp_path / "theirs.zip") as z:
+        info = z.getinfo("c/1")
+    lengths = data[info.header_offset + 26 : info.header_offset + 30]
+    start = info.header_offset + 30 + int.from_bytes(lengths[:2], "little")
+    start += int.from_bytes(lengths[2:], "little")
+    data[start + 12 : start + 20] = b"\xff" * 8
+    (tmp_path / "damaged.zip").write_bytes(bytes(data))
+    damaged = oxzarr.open_array(tmp_path / "damaged.zip")
+    with pytest.raises(OSError, match=r"c/1 in zip://"):
+        damaged[...]
+    assert_same(damaged[:300], np.arange(300))

@@ -5,7 +5,8 @@
 //! read then goes to the entry's bytes with positioned reads of the file, from many threads
 //! at once. Entries stored without compression (zarr-python's choice, since chunks are
 //! compressed already) serve byte ranges straight from the file, so a shard's index and its
-//! inner chunks cost a read each, as in a directory. Deflated entries are inflated whole.
+//! inner chunks cost a read each, as in a directory. Compressed entries (deflate, bzip2 and
+//! LZMA, as Python's `zipfile` writes them) are decompressed whole.
 //! Whole values are checked against the entry's CRC-32. A zip may name an entry more than
 //! once (zarr-python appends a new entry for a rewritten key): the last one counts, as in
 //! Python's `zipfile`.
@@ -41,7 +42,11 @@ use crate::error::StorageError;
 enum Method {
     Stored,
     Deflated,
-    /// Another compression method (bzip2, zstd, ...), reported when the entry is read.
+    /// bzip2 and LZMA: what Python's zipfile writes besides deflate (zarr-python's
+    /// `ZipStore(compression=ZIP_BZIP2 | ZIP_LZMA)`).
+    Bzip2,
+    Lzma,
+    /// Another compression method (zstd, ...), reported when the entry is read.
     Other(u16),
 }
 
@@ -127,6 +132,8 @@ fn describe<R: Read>(
     let method = match entry.compression().to_u16() {
         0 => Method::Stored,
         8 => Method::Deflated,
+        12 => Method::Bzip2,
+        14 => Method::Lzma,
         code => Method::Other(code),
     };
     // (An encrypted entry's stored bytes begin with its encryption header: it is refused as
@@ -256,6 +263,55 @@ fn io_error(key: &str, source: std::io::Error) -> StorageError {
         key: key.to_string(),
         source,
     }
+}
+
+/// All of `decoder`'s output, which must be the `size` bytes the directory says: one byte
+/// more is read, to tell a longer stream.
+fn sized(decoder: impl Read, size: u64, shown: &str, what: &str) -> Result<Vec<u8>, StorageError> {
+    let mut out = Vec::new();
+    decoder
+        .take(size.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|e| invalid_data(shown, format!("cannot {what}: {e}")))?;
+    if out.len() as u64 != size {
+        return Err(invalid_data(
+            shown,
+            format!(
+                "decompresses to {} bytes where the directory says {size}",
+                out.len()
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+/// The most memory an LZMA entry's decoder may take (its dictionary, mostly): zipfile's
+/// default is 8 MiB; a damaged header asking for gigabytes is refused.
+const LZMA_MEMORY: u64 = 1 << 30;
+
+/// A reader of an LZMA entry's value. The zip format puts a 4-byte header (the LZMA SDK's
+/// version, and the length of the properties that follow: 5) before the properties and the
+/// stream; the .lzma format liblzma reads has the properties, then the value's size.
+fn lzma_entry<'a>(raw: &'a [u8], size: u64, shown: &str) -> Result<impl Read + 'a, StorageError> {
+    let damaged = |reason: &str| invalid_data(shown, format!("a damaged LZMA entry: {reason}"));
+    let (header, rest) = raw
+        .split_at_checked(4)
+        .ok_or_else(|| damaged("shorter than its header"))?;
+    if u16::from_le_bytes([header[2], header[3]]) != 5 {
+        return Err(damaged("its properties are not 5 bytes"));
+    }
+    let (properties, stream) = rest
+        .split_at_checked(5)
+        .ok_or_else(|| damaged("shorter than its properties"))?;
+    let mut start = Vec::with_capacity(13);
+    start.extend_from_slice(properties);
+    start.extend_from_slice(&size.to_le_bytes());
+    let decoder = liblzma::stream::Stream::new_lzma_decoder(LZMA_MEMORY)
+        .map_err(|e| damaged(&e.to_string()))?;
+    Ok(liblzma::read::XzDecoder::new_stream(
+        std::io::Cursor::new(start).chain(stream),
+        decoder,
+    ))
 }
 
 fn invalid_data(key: &str, message: String) -> StorageError {
@@ -767,31 +823,30 @@ impl ZipStore {
         let raw = self.raw(entry, shown)?;
         let value = match entry.method {
             Method::Stored => raw,
-            Method::Deflated => {
-                // Read one byte beyond the declared size, to tell a longer stream.
-                let mut out = Vec::new();
-                flate2::read::DeflateDecoder::new(&raw[..])
-                    .take(entry.size.saturating_add(1))
-                    .read_to_end(&mut out)
-                    .map_err(|e| invalid_data(shown, format!("cannot inflate: {e}")))?;
-                if out.len() as u64 != entry.size {
-                    return Err(invalid_data(
-                        shown,
-                        format!(
-                            "inflates to {} bytes where the directory says {}",
-                            out.len(),
-                            entry.size
-                        ),
-                    ));
-                }
-                out
-            }
+            Method::Deflated => sized(
+                flate2::read::DeflateDecoder::new(&raw[..]),
+                entry.size,
+                shown,
+                "inflate",
+            )?,
+            Method::Bzip2 => sized(
+                bzip2::read::BzDecoder::new(&raw[..]),
+                entry.size,
+                shown,
+                "decompress bzip2",
+            )?,
+            Method::Lzma => sized(
+                lzma_entry(&raw, entry.size, shown)?,
+                entry.size,
+                shown,
+                "decompress LZMA",
+            )?,
             Method::Other(code) => {
                 return Err(invalid_data(
                     shown,
                     format!(
                         "compressed with zip method {code}, which oxzarr does not read \
-                         (entries stored or deflated are read)"
+                         (entries stored, deflated, bzip2 or LZMA are read)"
                     ),
                 ))
             }
