@@ -412,6 +412,30 @@ elif case == "compressor output":
         a = oxzarr.create_array(p + name, shape=(3 << 29,), dtype="i1", chunks=(3 << 29,),
                                 compressors=[{"name": name, "configuration": config}])
         result.append(outcome(lambda: a.__setitem__(5, 1)))
+elif case == "string chunk sizes":
+    # A damaged chunk of a string array, whose compressor's header claims 2 GiB (a string
+    # chunk's bound, far above a numeric chunk's): the claim was allocated as it stood, and
+    # the process aborted where it could not be. The cap leaves 1 GiB to spare.
+    import struct
+    held = int(next(l for l in open("/proc/self/status") if l.startswith("VmSize")).split()[1])
+    cap = (held << 10) + (1 << 30)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    claim = (1 << 31) - 100
+    claims = {
+        "zstd": struct.pack("<IBQ", 0xFD2FB528, 0xE0, claim) + bytes([11, 2, 0, 0]),
+        "blosc": struct.pack("<BBBBIII", 2, 1, 1, 1, claim, 65536, 64) + bytes(48),
+        "gzip": bytes([0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 3, 3, 0]) + struct.pack("<II", 0, claim),
+    }
+    configs = {"zstd": {"level": 1, "checksum": False}, "gzip": {"level": 1},
+               "blosc": {"cname": "lz4", "clevel": 5, "shuffle": "noshuffle", "typesize": 1,
+                         "blocksize": 0}}
+    result = []
+    for name, blob in claims.items():
+        a = oxzarr.create_array(p + name, shape=(4,), dtype=str, chunks=(4,),
+                                compressors=[{"name": name, "configuration": configs[name]}])
+        a[...] = ["a", "b", "c", "d"]
+        open(p + name + "/c/0", "wb").write(blob)
+        result.append(outcome(lambda: a[...]))
 elif case == "huge element":
     oxzarr.create_array(p, shape=(4,), dtype="i4", chunks=(2,))
     def change(d):
@@ -436,6 +460,7 @@ print(json.dumps(result))
         ),
         ("large shard index", ["ok", "MiB"]),
         ("compressor output", ["MemoryError: cannot encode chunk c/0"] * 2),
+        ("string chunk sizes", ["MemoryError: chunk c/0 in file://"] * 3),
         ("huge element", ["MetadataValidationError: zarr.json: unsupported data_type"]),
     ],
 )

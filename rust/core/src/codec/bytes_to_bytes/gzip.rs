@@ -68,7 +68,7 @@ impl BytesToBytesCodec for Gzip {
                 u32::from_le_bytes([encoded[i], encoded[i + 1], encoded[i + 2], encoded[i + 3]])
             })
             .unwrap_or(0) as usize;
-        let mut out = Vec::with_capacity(hint.min(max_decoded));
+        let mut out = crate::alloc::with_capacity(hint.min(max_decoded))?;
         MultiGzDecoder::new(&encoded[..])
             .take(max_decoded as u64 + 1)
             .read_to_end(&mut out)

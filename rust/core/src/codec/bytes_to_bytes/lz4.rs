@@ -124,7 +124,8 @@ impl BytesToBytesCodec for Lz4 {
                 limit: max_decoded,
             });
         }
-        let mut out = vec![0u8; size];
+        // The header's size is the damaged chunk's word: allocated fallibly.
+        let mut out = crate::alloc::zeroed(size)?;
         Self::decompress(&encoded, &mut out)?;
         Ok(Cow::Owned(out))
     }

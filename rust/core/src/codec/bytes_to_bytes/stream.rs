@@ -14,7 +14,7 @@ pub(crate) fn read_bounded(
     max: usize,
     hint: usize,
 ) -> Result<Vec<u8>, CodecError> {
-    let mut out = Vec::with_capacity(hint.min(max));
+    let mut out = crate::alloc::with_capacity(hint.min(max))?;
     reader
         .take(max as u64 + 1)
         .read_to_end(&mut out)

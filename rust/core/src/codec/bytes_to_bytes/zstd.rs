@@ -246,7 +246,8 @@ impl BytesToBytesCodec for Zstd {
         let Some(size) = Self::content_size(&encoded, max_decoded)? else {
             return Self::decode_streaming(&encoded, max_decoded).map(Cow::Owned);
         };
-        let mut out = Vec::with_capacity(size);
+        // The frame's content size is the damaged chunk's word: allocated fallibly.
+        let mut out = alloc::with_capacity(size)?;
         let written =
             Self::with_dctx(|dctx| dctx.decompress(&mut out, &encoded)).map_err(zstd_error)?;
         check_len(NAME, written, size)?;

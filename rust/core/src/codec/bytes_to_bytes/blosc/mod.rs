@@ -313,7 +313,8 @@ impl BytesToBytesCodec for Blosc {
                 limit: max_decoded,
             });
         }
-        let mut out = vec![0u8; nbytes];
+        // The header's size is the damaged chunk's word: allocated fallibly.
+        let mut out = crate::alloc::zeroed(nbytes)?;
         Self::decompress(&encoded, &mut out)?;
         Ok(Cow::Owned(out))
     }
