@@ -512,3 +512,56 @@ def test_consolidated_metadata_of_another_kind_is_refused(tmp_path: Path) -> Non
     assert list(zarr.open_group(path, mode="r", use_consolidated=False).keys()) == ["a"]
     assert list(oxzarr.open_group(path, mode="r", use_consolidated=False).keys()) == ["a"]
     assert list(oxzarr.open_group(path, mode="r").keys()) == []  # as consolidated, as zarr
+
+
+@pytest.mark.timeout(120)  # without the check, the walks never end
+def test_a_symbolic_link_looping_back_is_named_not_followed(tmp_path: Path) -> None:
+    """Links followed without end: two made listings and group walks take forever (the
+    paths double at each level), one made consolidation record made-up members."""
+    import os
+
+    path = tmp_path / "g.zarr"
+    root = oxzarr.open_group(path, mode="w")
+    a = root.create_array("a", shape=(4,), chunks=(2,), dtype="i2")
+    a[...] = [1, 2, 3, 4]
+    os.symlink("..", path / "a" / "up0")
+    os.symlink("..", path / "a" / "up1")
+    os.symlink(".", path / "self0")
+    os.symlink(".", path / "self1")
+    with pytest.raises(OSError, match=r"leads back to .*a loop: '.*/a/up[01]'"):
+        _ = oxzarr.open_array(path, path="a").nchunks_initialized
+    for walk in (
+        lambda: list(oxzarr.open_group(path).members(max_depth=None)),
+        lambda: oxzarr.consolidate_metadata(path),
+    ):
+        with pytest.raises(OSError, match=r"leads back to .*a loop: '.*/self[01]'"):
+            walk()
+    # A link elsewhere (a chunk directory on another disk, say) is followed as before.
+    os.remove(path / "a" / "up0")
+    os.remove(path / "a" / "up1")
+    os.remove(path / "self0")
+    os.remove(path / "self1")
+    (path / "a" / "c").rename(tmp_path / "chunks")
+    os.symlink(tmp_path / "chunks", path / "a" / "c")
+    assert oxzarr.open_array(path, path="a").nchunks_initialized == 2
+    assert_same(oxzarr.open_array(path, path="a")[...], np.array([1, 2, 3, 4], dtype="i2"))
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_a_metadata_name_held_by_a_directory_or_a_dead_link(
+    tmp_path: Path, zarr_format: int
+) -> None:
+    """A directory named zarr.json was read as a node another writer had just made (a
+    ContainsArrayError, for a group too); a link leading nowhere is replaced, as
+    zarr-python's rename replaces it."""
+    import os
+
+    key = "zarr.json" if zarr_format == 3 else ".zgroup"
+    (tmp_path / "d.zarr" / key).mkdir(parents=True)
+    with pytest.raises(IsADirectoryError, match=key):
+        oxzarr.create_group(tmp_path / "d.zarr", zarr_format=zarr_format)
+    (tmp_path / "l.zarr").mkdir()
+    os.symlink(tmp_path / "nowhere", tmp_path / "l.zarr" / key)
+    oxzarr.create_group(tmp_path / "l.zarr", zarr_format=zarr_format, attributes={"k": 1})
+    assert (tmp_path / "l.zarr" / key).is_file()
+    assert zarr.open_group(tmp_path / "l.zarr", mode="r").attrs["k"] == 1

@@ -808,7 +808,21 @@ fn write_all_vectored(f: &mut fs::File, parts: &[&[u8]]) -> std::io::Result<()> 
 fn place_new(tmp: &Path, path: &Path) -> std::io::Result<bool> {
     match fs::hard_link(tmp, path) {
         Ok(()) => Ok(true),
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => match fs::metadata(path) {
+            // A directory holds the name, which no value can take: said as it is (it read as
+            // a node another writer had just made).
+            Ok(found) if found.is_dir() => Err(std::io::Error::from_raw_os_error(libc::EISDIR)),
+            Ok(_) => Ok(false),
+            // A symbolic link leading nowhere holds the name but no value: replaced, as
+            // zarr-python's rename replaces it.
+            Err(e)
+                if is_missing(&e)
+                    && fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) =>
+            {
+                fs::rename(tmp, path).map(|()| true)
+            }
+            Err(e) => Err(e),
+        },
         // A file system without hard links (some network and FUSE ones): checked, then
         // renamed, under the process's lock.
         Err(e)
@@ -994,6 +1008,23 @@ impl ListableStore for FilesystemStore {
 }
 
 impl FilesystemStore {
+    /// An error if the symbolic link `link`, in `dir`, leads to `dir` or a directory holding
+    /// it: the keys below would repeat without end (two such links made listings take
+    /// forever, doubling at each level; one made consolidation record made-up members).
+    fn refuse_loop(dir: &Path, link: &Path) -> Result<(), StorageError> {
+        let (Ok(target), Ok(here)) = (fs::canonicalize(link), fs::canonicalize(dir)) else {
+            return Ok(()); // gone meanwhile: listed, or not, as it is found
+        };
+        if here.starts_with(&target) {
+            let loop_error = std::io::Error::other(format!(
+                "the symbolic link leads back to {}, which holds it: a loop",
+                target.display()
+            ));
+            return Err(Self::io_error(link, loop_error));
+        }
+        Ok(())
+    }
+
     fn list_dir_at(&self, dir: &Path, prefix: &str) -> Result<ListDir, StorageError> {
         let mut out = ListDir::default();
         let entries = match fs::read_dir(dir) {
@@ -1033,6 +1064,9 @@ impl FilesystemStore {
             let is_dir = fs::metadata(entry.path())
                 .map(|m| m.is_dir())
                 .unwrap_or(false);
+            if is_dir && entry.file_type().is_ok_and(|t| t.is_symlink()) {
+                Self::refuse_loop(dir, &entry.path())?;
+            }
             if is_dir {
                 out.prefixes.push(format!("{prefix}{name}/"));
             } else {
