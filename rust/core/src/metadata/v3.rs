@@ -67,9 +67,15 @@ impl ChunkKeyEncoding {
             Self::V2 { .. } if ndim == 0 => return (key == "0").then(Vec::new),
             Self::V2 { separator } => (key, separator),
         };
+        // Only the names the encoding writes: "00" or "+0" parse as 0 too, and a stray
+        // copy so named would count as a second chunk 0 (zarr-python counts exact keys).
         let coords: Option<Vec<u64>> = rest
             .split(separator)
-            .map(|p| p.parse::<u64>().ok())
+            .map(|p| {
+                let canonical =
+                    p.bytes().all(|b| b.is_ascii_digit()) && (p.len() == 1 || !p.starts_with('0'));
+                p.parse::<u64>().ok().filter(|_| canonical)
+            })
             .collect();
         coords.filter(|c| c.len() == ndim)
     }
@@ -621,6 +627,14 @@ mod tests {
         assert_eq!(v2.decode("0", 0), Some(vec![]));
         assert_eq!(v2.decode("0", 1), Some(vec![0]));
         assert_eq!(v2.decode("1", 0), None);
+        // Names that parse but are not the encoding's own: stray copies, not chunks.
+        for stray in ["c/00/0", "c/+0/0", "c/0/000", "c/ 1/0", "c/0/-0"] {
+            assert_eq!(d.decode(stray, 2), None, "{stray}");
+        }
+        for stray in ["00.0", "+0.0", "0.01"] {
+            assert_eq!(v2.decode(stray, 2), None, "{stray}");
+        }
+        assert_eq!(d.decode("c/10/0", 2), Some(vec![10, 0]));
     }
 
     #[test]
