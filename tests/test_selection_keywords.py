@@ -275,3 +275,53 @@ def test_selections_take_what_zarr_python_takes(tmp_path: Path) -> None:
         zero_d = create(tmp_path / f"{create.__module__}-0d", shape=(), dtype="i4", fill_value=5)
         block = zero_d.blocks[...]
         assert isinstance(block, np.ndarray) and block.shape == () and block == 5
+
+
+def test_out_as_a_masked_array_or_a_matrix(stored: tuple[oxzarr.Array, np.ndarray]) -> None:
+    """Filled as numpy's assignment fills them (the mask cleared where values went): the
+    engine flattened them itself, and a masked array's mask refused the reshape, a matrix
+    stayed two-dimensional."""
+    a, data = stored
+    masked = np.ma.masked_all((3, 13), dtype="f8")
+    assert a.get_basic_selection(slice(2, 5), out=masked) is masked
+    expected = np.ma.masked_all((3, 13), dtype="f8")
+    expected[...] = data[2:5]
+    assert_same(masked.data, expected.data)
+    assert not masked.mask.any() and not expected.mask.any()
+    with pytest.warns(PendingDeprecationWarning, match="matrix subclass"):
+        matrix = np.asmatrix(np.zeros((3, 13)))
+    a.get_basic_selection(slice(2, 5), out=matrix)
+    assert_same(np.asarray(matrix), data[2:5])
+
+
+def test_threads_reading_into_overlapping_views_of_one_out(tmp_path: Path) -> None:
+    """Tiles with halos, read by threads into views of one output: the engine's borrow of
+    numpy's memory found another thread's, and rust-numpy panicked (a PanicException, which
+    `except Exception` lets through), leaving the output part filled."""
+    import threading
+
+    data = sample((800, 300), "f8")
+    a = oxzarr.create_array(tmp_path / "a.zarr", shape=data.shape, chunks=(100, 100), dtype="f8")
+    a[...] = data
+    for _ in range(5):
+        out = np.zeros_like(data)
+        failures: list[BaseException] = []
+
+        def tile(
+            start: int, stop: int, out: np.ndarray = out, failures: list[Any] = failures
+        ) -> None:
+            try:
+                a.get_basic_selection(slice(start, stop), out=out[start:stop])
+            except BaseException as e:  # a panic is no Exception
+                failures.append(e)
+
+        threads = [
+            threading.Thread(target=tile, args=(max(0, i * 200 - 30), min(800, i * 200 + 230)))
+            for i in range(4)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not failures, failures
+        assert_same(out, data)

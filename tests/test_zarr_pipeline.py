@@ -643,3 +643,50 @@ def test_negative_zero_is_not_the_fill_value(engine: None) -> None:
     assert np.signbit(a[:]).tolist() == [False, True]
     a.vindex[np.array([False, True])] = 0.0
     assert sorted(store._store_dict) == ["zarr.json"]
+
+
+@pytest.mark.parametrize("where", ["local", "memory"])
+def test_outputs_the_engine_cannot_borrow(tmp_path: Path, engine: None, where: str) -> None:
+    """A read-only output made rust-numpy panic (a PanicException, no Exception) where
+    zarr-python's pipeline raises numpy's ValueError; threads reading into overlapping views
+    of one output panicked the same way; a masked array's mask refused the engine's flat
+    view of it."""
+    import threading
+
+    from zarr.core.buffer import cpu
+
+    store: Any = zarr.storage.MemoryStore()
+    if where == "local":
+        store = zarr.storage.LocalStore(tmp_path / "a")
+    data = np.arange(600 * 40, dtype="f8").reshape(600, 40)
+    a = zarr.create_array(store, shape=data.shape, chunks=(100, 40), dtype="f8")
+    a[...] = data
+    frozen = np.zeros((100, 40))
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="assignment destination is read-only"):
+        a.get_basic_selection(slice(0, 100), out=cpu.NDBuffer(frozen))
+
+    out = np.zeros_like(data)
+    failures: list[BaseException] = []
+
+    def tile(start: int, stop: int) -> None:
+        try:
+            a.get_basic_selection(slice(start, stop), out=cpu.NDBuffer(out[start:stop]))
+        except BaseException as e:  # a panic is no Exception
+            failures.append(e)
+
+    threads = [
+        threading.Thread(target=tile, args=(max(0, i * 150 - 20), min(600, i * 150 + 170)))
+        for i in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures, failures
+    assert_same(out, data)
+
+    masked = np.ma.masked_all((100, 40), dtype="f8")
+    a.get_basic_selection(slice(100, 200), out=cpu.NDBuffer(masked))
+    assert_same(masked.data, data[100:200])
+    assert not masked.mask.any()

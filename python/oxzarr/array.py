@@ -762,10 +762,22 @@ class Array:
         buffer of native values) when it can take them as they are: C-contiguous, of the
         native dtype, not text. Otherwise it gets `values()`, cast as numpy assigns."""
         target = _out_array(out, shape)
-        if not self._vlen and target.dtype == self._native and target.flags.c_contiguous:
-            # Straight into the caller's buffer: no array allocated, nothing copied.
-            read(target.reshape(-1).view(np.uint8))
-            return target
+        if (
+            not self._vlen
+            and target.dtype == self._native
+            and target.flags.c_contiguous
+            # Not a subclass that keeps more than the values (a masked array's mask, a
+            # matrix's two dimensions): numpy's assignment fills those.
+            and type(target) in (np.ndarray, np.memmap)
+        ):
+            try:
+                # Straight into the caller's buffer: no array allocated, nothing copied.
+                read(target.reshape(-1).view(np.uint8))
+                return target
+            except BufferError:
+                # Another thread's read holds this memory (threads filling overlapping views
+                # of one output): read apart, and assigned as numpy assigns.
+                pass
         return _deliver(values(), target)
 
     def _write_fields(

@@ -630,14 +630,22 @@ class ZarrCodecPipeline(CodecPipeline):
                         list(expanded),
                     )
 
-            if target.dtype == engine.dtype and target.flags.c_contiguous:
-                await asyncio.to_thread(decode, target)
-            else:
-                # A big-endian, F-ordered or strided output: through a native C-ordered copy
-                # (which keeps what other batches put there).
-                staging = np.ascontiguousarray(target, dtype=engine.dtype)
-                await asyncio.to_thread(decode, staging)
-                target[...] = staging
+            direct = (
+                target.dtype == engine.dtype
+                and target.flags.c_contiguous
+                and type(target) in (np.ndarray, np.memmap)  # not a masked array, a matrix
+            )
+            if direct:
+                try:
+                    await asyncio.to_thread(decode, target)
+                    return
+                except BufferError:
+                    pass  # another thread's read holds this memory (overlapping views)
+            # A big-endian, F-ordered or strided output, or one another read holds: through
+            # a native C-ordered copy (which keeps what other batches put there).
+            staging = np.array(target, dtype=engine.dtype, order="C")  # always a copy
+            await asyncio.to_thread(decode, staging)
+            target[...] = staging
             return
         stored = await self._fetch([(getter, spec) for getter, spec, *_ in batch])
         # Strings, index arrays, masks, fields, or an output the engine cannot fill in place:

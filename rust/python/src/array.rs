@@ -6,9 +6,7 @@
 //! The common read of ints and slices (`read_simple`) makes its numpy output here instead.
 
 use numpy::npyffi::npy_intp;
-use numpy::{
-    PyArrayDescr, PyArrayDescrMethods, PyReadonlyArray1, PyReadwriteArray1, PyUntypedArray,
-};
+use numpy::{PyArray1, PyArrayDescr, PyArrayDescrMethods, PyReadonlyArray1, PyUntypedArray};
 use oxzarr_core::array::{DimSelection, Selection};
 use oxzarr_core::codec::array_to_bytes::vlen::VlenChunk;
 use oxzarr_core::metadata::{json, DataType};
@@ -18,6 +16,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyInt, PyList, PySlice, PySliceMethods, PyString, PyTuple, PyType};
 
+use crate::buffers;
 use crate::gil::without_gil;
 use crate::output::new_output;
 use crate::store::Store;
@@ -227,9 +226,10 @@ impl Array {
         &self,
         py: Python<'_>,
         selection: Vec<Bound<'_, PyAny>>,
-        mut out: PyReadwriteArray1<'_, u8>,
+        out: &Bound<'_, PyArray1<u8>>,
     ) -> PyResult<()> {
         let selection = parse_selection(&selection)?;
+        let mut out = buffers::writable(out)?;
         let out = out
             .as_slice_mut()
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
@@ -342,9 +342,10 @@ impl Array {
         &self,
         py: Python<'_>,
         coords: Vec<PyReadonlyArray1<'_, u64>>,
-        mut out: PyReadwriteArray1<'_, u8>,
+        out: &Bound<'_, PyArray1<u8>>,
     ) -> PyResult<()> {
         let coords: Vec<Vec<u64>> = coords.iter().map(|c| c.as_array().to_vec()).collect();
+        let mut out = buffers::writable(out)?;
         let out = out
             .as_slice_mut()
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
@@ -369,10 +370,11 @@ impl Array {
         &self,
         py: Python<'_>,
         coords: Vec<PyReadonlyArray1<'_, u64>>,
-        data: PyReadonlyArray1<'_, u8>,
+        data: &Bound<'_, PyArray1<u8>>,
         write_empty_chunks: bool,
     ) -> PyResult<()> {
         let coords: Vec<Vec<u64>> = coords.iter().map(|c| c.as_array().to_vec()).collect();
+        let data = buffers::readable(data)?;
         let data = data
             .as_slice()
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
@@ -454,10 +456,11 @@ impl Array {
         &self,
         py: Python<'_>,
         selection: Vec<Bound<'_, PyAny>>,
-        data: PyReadonlyArray1<'_, u8>,
+        data: &Bound<'_, PyArray1<u8>>,
         write_empty_chunks: bool,
     ) -> PyResult<()> {
         let selection = parse_selection(&selection)?;
+        let data = buffers::readable(data)?;
         let data = data
             .as_slice()
             .map_err(|e| PyValueError::new_err(e.to_string()))?;

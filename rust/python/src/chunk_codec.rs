@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use numpy::{PyReadonlyArray1, PyReadwriteArray1};
+use numpy::{PyArray1, PyReadonlyArray1};
 use oxzarr_core::array::chunk_ops::{self, ChunkRegion, RegionDim};
 use oxzarr_core::codec::{ChunkRepr, CodecChain};
 use oxzarr_core::metadata::DataType;
@@ -12,6 +12,7 @@ use pyo3::exceptions::{PyNotImplementedError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
+use crate::buffers;
 use crate::errors::to_py_err;
 use crate::gil::without_gil;
 use crate::store::Store;
@@ -130,7 +131,7 @@ impl ChunkCodec {
         &self,
         py: Python<'_>,
         items: Vec<(Stored<'_>, String, Dims)>,
-        mut out: PyReadwriteArray1<'_, u8>,
+        out: &Bound<'_, PyArray1<u8>>,
         out_shape: Vec<u64>,
     ) -> PyResult<()> {
         self.fixed_size()?;
@@ -138,6 +139,7 @@ impl ChunkCodec {
             .iter()
             .map(|(b, label, dims)| Ok((stored_slice(b)?, region(label.clone(), dims.clone()))))
             .collect::<PyResult<Vec<_>>>()?;
+        let mut out = buffers::writable(out)?;
         let out = out
             .as_slice_mut()
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
@@ -188,7 +190,7 @@ impl ChunkCodec {
         &self,
         py: Python<'py>,
         items: Vec<(Stored<'py>, String, Dims)>,
-        data: PyReadonlyArray1<'_, u8>,
+        data: &Bound<'_, PyArray1<u8>>,
         data_shape: Vec<u64>,
         write_empty_chunks: bool,
     ) -> PyResult<Vec<Option<Bound<'py, PyBytes>>>> {
@@ -197,6 +199,7 @@ impl ChunkCodec {
             .iter()
             .map(|(b, label, dims)| Ok((stored_slice(b)?, region(label.clone(), dims.clone()))))
             .collect::<PyResult<Vec<_>>>()?;
+        let data = buffers::readable(data)?;
         let data = data
             .as_slice()
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
@@ -258,7 +261,7 @@ impl ChunkCodec {
         py: Python<'_>,
         store: &Store,
         items: Vec<(String, Dims)>,
-        mut out: PyReadwriteArray1<'_, u8>,
+        out: &Bound<'_, PyArray1<u8>>,
         out_shape: Vec<u64>,
     ) -> PyResult<()> {
         self.fixed_size()?;
@@ -267,6 +270,7 @@ impl ChunkCodec {
             .into_iter()
             .map(|(key, dims)| (key.clone(), region(key, dims)))
             .collect();
+        let mut out = buffers::writable(out)?;
         let out = out
             .as_slice_mut()
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
@@ -282,7 +286,7 @@ impl ChunkCodec {
         py: Python<'_>,
         store: &Store,
         items: Vec<(String, Dims)>,
-        data: PyReadonlyArray1<'_, u8>,
+        data: &Bound<'_, PyArray1<u8>>,
         data_shape: Vec<u64>,
         write_empty_chunks: bool,
     ) -> PyResult<()> {
@@ -292,6 +296,7 @@ impl ChunkCodec {
             .into_iter()
             .map(|(key, dims)| (key.clone(), region(key, dims)))
             .collect();
+        let data = buffers::readable(data)?;
         let data = data
             .as_slice()
             .map_err(|e| PyValueError::new_err(e.to_string()))?;

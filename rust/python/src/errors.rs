@@ -125,3 +125,18 @@ pub fn to_py_err(err: Error) -> PyErr {
         Error::Interrupted => pyo3::exceptions::PyKeyboardInterrupt::new_err(message),
     }
 }
+
+/// A caller's numpy buffer that cannot be borrowed: a read-only output is a `ValueError`, as
+/// numpy's assignment raises; memory another call of the engine is using (threads filling
+/// overlapping views of one output) a `BufferError`, which the Python side meets by reading
+/// apart and assigning as numpy does.
+pub fn borrow_error(e: numpy::BorrowError) -> PyErr {
+    match e {
+        numpy::BorrowError::NotWriteable => {
+            PyValueError::new_err("assignment destination is read-only")
+        }
+        other => pyo3::exceptions::PyBufferError::new_err(format!(
+            "the buffer's memory is in use by another call ({other})"
+        )),
+    }
+}

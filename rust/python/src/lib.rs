@@ -11,6 +11,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod array;
+mod buffers;
 mod chunk_codec;
 mod convert;
 mod errors;
