@@ -76,6 +76,22 @@ impl ArrayToArrayCodec for Delta {
 
     fn encode(&self, data: &[u8], decoded: &ChunkRepr) -> Result<Vec<u8>, CodecError> {
         check_len(NAME, data.len(), decoded.nbytes())?;
+        let (from, to) = (self.dtype.num, self.astype.num);
+        if from != to && !from.is_float() && !to.is_float() {
+            // numcodecs stores the first value as it is (the rest are differences, which
+            // wrap as numpy's do): one the narrower integer type cannot hold is an
+            // OverflowError there, and would read back as another number.
+            let first = &data[..from.size().min(data.len())];
+            if cast(&cast(first, from, to), to, from) != first {
+                return Err(CodecError::Encode {
+                    codec: NAME,
+                    reason: format!(
+                        "the chunk's first value does not fit astype {}",
+                        self.astype.json
+                    ),
+                });
+            }
+        }
         let mut diffs = data.to_vec();
         with_num!(self.dtype.num, T => diff_in_place::<T>(&mut diffs));
         Ok(if self.astype.num == self.dtype.num {
@@ -202,6 +218,30 @@ mod tests {
                 assert_eq!(out, data, "{config}");
             }
         }
+    }
+
+    #[test]
+    fn a_first_value_the_narrower_type_cannot_hold_is_refused() -> Result<(), CodecError> {
+        // numcodecs raises OverflowError for [173, -100] as int16 into int8; the differences
+        // after it wrap, as numpy's do.
+        let c = delta(json!({"dtype": "<i2", "astype": "|i1"}), DataType::Int16);
+        let repr = ChunkRepr::new(vec![2], DataType::Int16);
+        let refused: Vec<u8> = [173i16, -100]
+            .iter()
+            .flat_map(|v| v.to_ne_bytes())
+            .collect();
+        match c.encode(&refused, &repr) {
+            Err(CodecError::Encode { reason, .. }) if reason.contains("first value") => {}
+            other => {
+                return Err(CodecError::corrupt(NAME, format!("not refused: {other:?}")));
+            }
+        }
+        let wrapped: Vec<u8> = [-100i16, 173]
+            .iter()
+            .flat_map(|v| v.to_ne_bytes())
+            .collect();
+        assert_eq!(c.encode(&wrapped, &repr)?, [0x9c, 0x11]);
+        Ok(())
     }
 
     #[test]
