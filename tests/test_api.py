@@ -1336,6 +1336,14 @@ def test_data_the_new_array_cannot_hold_leaves_the_store_as_it_was(
     assert_same(zarr.open_array(path)[...], old)
     assert_same(group["b"][...], old)
     assert not (tmp_path / "new.zarr").exists()
+    # Text into a bytes array is refused as the values are readied too.
+    texts = tmp_path / "bytes.zarr"
+    oxzarr.create_array(texts, data=np.array([b"old1", b"old2"], dtype=object), dtype=bytes)
+    with pytest.raises(TypeError, match="takes bytes, not str"):
+        oxzarr.create_array(
+            texts, data=np.array([b"a", "x"], dtype=object), dtype=bytes, overwrite=True
+        )
+    assert oxzarr.open_array(texts)[...].tolist() == [b"old1", b"old2"]
     # What fits is written as before: a list cast to the dtype asked for, broadcast rows.
     written = oxzarr.create_array(path, data=[[1, 2]], shape=(3, 2), dtype="u1", overwrite=True)
     assert_same(written[...], np.array([[1, 2]] * 3, dtype="u1"))

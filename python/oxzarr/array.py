@@ -292,6 +292,18 @@ def _out_array(out: Any, shape: tuple[int, ...]) -> npt.NDArray[Any]:
     return array
 
 
+def _from_buffer(
+    write: Callable[[npt.NDArray[np.uint8]], None], flat: npt.NDArray[np.uint8]
+) -> None:
+    """`write` of the values in `flat` (the caller's own memory, when nothing needed casting),
+    from a copy if another thread's read is decoding into that memory meanwhile (the engine
+    then cannot borrow it)."""
+    try:
+        write(flat)
+    except BufferError:
+        write(flat.copy())
+
+
 def _deliver(values: npt.NDArray[Any], out: Any) -> npt.NDArray[Any]:
     """`values`, or `out` holding them (cast as numpy's assignment casts)."""
     if out is None:
@@ -806,14 +818,19 @@ class Array:
             self._core.write_vlen(ix.selection, self._vlen_values(values), self._write_empty())
             return
         data = self._assigned(value, ix.result_shape).reshape(ix.core_shape)
-        self._core.write(ix.selection, data.reshape(-1).view(np.uint8), self._write_empty())
+        _from_buffer(
+            lambda flat: self._core.write(ix.selection, flat, self._write_empty()),
+            data.reshape(-1).view(np.uint8),
+        )
 
     def _whole(self, value: npt.ArrayLike) -> npt.NDArray[Any]:
         """`value` as a write of the whole array takes it (broadcast, cast, checked), ready to
         be written without another copy; refused as that write would refuse it."""
         if self._vlen:
             refuse_missing_strings(getattr(value, "dtype", None), repr(self))
-            return _broadcast(np.asarray(value, dtype=self._dtype), self._shape)
+            values = _broadcast(np.asarray(value, dtype=self._dtype), self._shape)
+            self._vlen_values(values)  # what a bytes array refuses (text, numbers)
+            return values
         return self._assigned(value, self._shape)
 
     def _assigned(self, value: npt.ArrayLike, shape: tuple[int, ...]) -> npt.NDArray[Any]:
@@ -1050,7 +1067,10 @@ class Array:
             self._core.write_points_vlen(coords, self._vlen_values(values), self._write_empty())
             return
         data = self._assigned(value, shape).reshape(-1)
-        self._core.write_points(coords, data.view(np.uint8), self._write_empty())
+        _from_buffer(
+            lambda flat: self._core.write_points(coords, flat, self._write_empty()),
+            data.view(np.uint8),
+        )
 
     def get_mask_selection(
         self,
