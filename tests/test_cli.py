@@ -1135,7 +1135,7 @@ handle = Handle()
 ref = weakref.ref(handle, dropped)
 try:
     del handle
-    for _ in range(500):
+    for _ in range(2500):  # 5 s at most: the interrupt comes back within 10 ms
         time.sleep(0.002)
     print("lost")
 except KeyboardInterrupt:

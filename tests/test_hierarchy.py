@@ -472,11 +472,17 @@ def test_a_member_named_in_bytes_that_are_not_utf8_is_refused_not_dropped(
         oxzarr.consolidate_metadata(path)
     with pytest.raises(ValueError, match=r"caf.*not UTF-8"):
         convert(path, tmp_path / "copy.zarr")
-    os.mkdir(os.fsencode(path / "ok") + b"/\xff")  # below an array: not a member either
+    # Names that are no node stay left out: a file, a directory without node metadata (in
+    # a group, or among an array's chunks).
+    os.mkdir(os.fsencode(path / "ok") + b"/\xff")
     os.rename(os.fsencode(path) + b"/caf\xe9", os.fsencode(path / "cafe"))
     open(os.fsencode(path) + b"/read\xe9", "w").close()
+    os.mkdir(os.fsencode(path) + b"/notes\xe9")
     assert sorted(oxzarr.open_group(path, mode="r").keys()) == ["cafe", "ok"]
-    assert_same(oxzarr.open_array(path, path="ok")[...], np.array([1, 2], dtype="i4"))
+    ok = oxzarr.open_array(path, path="ok", mode="r+")
+    assert ok.nchunks_initialized == 1
+    ok.resize((1,))
+    assert_same(ok[...], np.array([1], dtype="i4"))
 
 
 def test_get_takes_zarr_pythons_keyword(tmp_path: Path) -> None:
@@ -530,6 +536,15 @@ def test_a_symbolic_link_looping_back_is_named_not_followed(tmp_path: Path) -> N
     os.symlink(".", path / "self1")
     with pytest.raises(OSError, match=r"leads back to .*a loop: '.*/a/up[01]'"):
         _ = oxzarr.open_array(path, path="a").nchunks_initialized
+    # A loop through a sibling: each link leads to a directory the walk came through.
+    siblings = tmp_path / "siblings.zarr"
+    top = oxzarr.open_group(siblings, mode="w")
+    top.create_group("A")
+    top.create_group("B")
+    os.symlink("../B", siblings / "A" / "to_b")
+    os.symlink("../A", siblings / "B" / "to_a")
+    with pytest.raises(OSError, match=r"leads back to .*a loop: '.*/to_[ab]'"):
+        list(oxzarr.open_group(siblings).members(max_depth=None))
     for walk in (
         lambda: list(oxzarr.open_group(path).members(max_depth=None)),
         lambda: oxzarr.consolidate_metadata(path),

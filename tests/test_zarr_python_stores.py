@@ -6,6 +6,7 @@ read-only, and stores it cannot reach are refused with a TypeError."""
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -195,4 +196,5 @@ def test_store_paths(tmp_path: Path) -> None:
     inside = StorePath(zarr.storage.ZipStore(zarr_path, mode="r"), "x")
     opened = oxzarr.open_array(inside, path="a", mode="r")
     assert_same(opened[...], expected)
+    assert_same(pickle.loads(pickle.dumps(opened))[...], expected)
     assert "a" in oxzarr.open_group(inside, mode="r")

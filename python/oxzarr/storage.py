@@ -623,6 +623,9 @@ class _PrefixedStore(Store):
     def __repr__(self) -> str:
         return f"{self.wrapped!r} at {self.path!r}"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_PrefixedStore, (self.wrapped, self.path))
+
 
 def _below(store: Store, path: str) -> Store:
     """`store`'s keys under the node path `path` (a StorePath's), as a store: the same kind of

@@ -15,6 +15,8 @@ use super::{
 };
 use crate::concurrency::ForkSafeMutex;
 use crate::error::StorageError;
+use crate::metadata::v2::{ZARRAY, ZGROUP};
+use crate::metadata::ZARR_JSON;
 
 /// Temporary files of unfinished writes end in this; listings skip them (see
 /// [`is_temporary`]).
@@ -802,6 +804,13 @@ fn write_all_vectored(f: &mut fs::File, parts: &[&[u8]]) -> std::io::Result<()> 
     Ok(())
 }
 
+/// Whether `path` is a directory holding a node's metadata document.
+fn is_node_directory(path: &Path) -> bool {
+    [ZARR_JSON, ZARRAY, ZGROUP]
+        .iter()
+        .any(|key| path.join(key).is_file())
+}
+
 /// Gives the written file `tmp` the name `path` unless that name is taken, and says whether
 /// it did: a hard link, which fails on a taken name, so that of two writers (of any process)
 /// the first wins. `tmp` keeps its own name too.
@@ -1011,11 +1020,18 @@ impl FilesystemStore {
     /// An error if the symbolic link `link`, in `dir`, leads to `dir` or a directory holding
     /// it: the keys below would repeat without end (two such links made listings take
     /// forever, doubling at each level; one made consolidation record made-up members).
-    fn refuse_loop(dir: &Path, link: &Path) -> Result<(), StorageError> {
+    fn refuse_loop(&self, dir: &Path, link: &Path) -> Result<(), StorageError> {
         let (Ok(target), Ok(here)) = (fs::canonicalize(link), fs::canonicalize(dir)) else {
             return Ok(()); // gone meanwhile: listed, or not, as it is found
         };
-        if here.starts_with(&target) {
+        // Back to a directory holding this one, or to one the walk came through (a loop
+        // through a sibling: A/to_b -> ../B, B/to_a -> ../A).
+        let walked = || {
+            dir.ancestors()
+                .take_while(|d| d.starts_with(&self.root))
+                .any(|d| fs::canonicalize(d).is_ok_and(|d| d == target))
+        };
+        if here.starts_with(&target) || walked() {
             let loop_error = std::io::Error::other(format!(
                 "the symbolic link leads back to {}, which holds it: a loop",
                 target.display()
@@ -1036,10 +1052,11 @@ impl FilesystemStore {
             let entry = entry.map_err(|e| Self::io_error(dir, e))?;
             let name = match entry.file_name().into_string() {
                 Ok(name) => name,
-                // A file whose name is not UTF-8 cannot be a Zarr key: left out.
-                Err(_) if !fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()) => continue,
-                // A directory may be a node zarr-python names with escapes (a Latin-1
-                // "café"): refused, as leaving it out would drop it from copies unseen.
+                // A name that is not UTF-8 is no Zarr key: left out, unless it is a node
+                // (its directory holds node metadata), which zarr-python names with escapes
+                // (a Latin-1 "café"): refused, as leaving it out would drop it from copies
+                // unseen.
+                Err(_) if !is_node_directory(&entry.path()) => continue,
                 Err(raw) => {
                     return Err(StorageError::InvalidKey {
                         key: format!("{prefix}{}", raw.to_string_lossy()),
@@ -1065,7 +1082,7 @@ impl FilesystemStore {
                 .map(|m| m.is_dir())
                 .unwrap_or(false);
             if is_dir && entry.file_type().is_ok_and(|t| t.is_symlink()) {
-                Self::refuse_loop(dir, &entry.path())?;
+                self.refuse_loop(dir, &entry.path())?;
             }
             if is_dir {
                 out.prefixes.push(format!("{prefix}{name}/"));
