@@ -341,3 +341,30 @@ def test_create_takes_zarr_python_2s_object_codec(tmp_path: Path) -> None:
         oxzarr.create(
             shape=(2,), store=tmp_path / "b", dtype=str, object_codec=numcodecs.VLenUTF8()
         )
+
+
+def test_a_filter_widening_one_byte_values_gets_a_byte_order_in_v3(tmp_path: Path) -> None:
+    """The bytes codec took the array's dtype, not the filters': a uint8 array delta-coded
+    into <i2 named no byte order, which v3 refuses (convert of zarr-python's v2 array failed)."""
+    import numcodecs
+
+    from oxzarr.convert import convert
+
+    values = np.array([0, 200, 3, 255, 7, 9], dtype="u1")
+    source = zarr.create_array(
+        tmp_path / "v2.zarr",
+        shape=(6,),
+        chunks=(3,),
+        dtype="u1",
+        zarr_format=2,
+        filters=[numcodecs.Delta(dtype="|u1", astype="<i2")],
+    )
+    source[...] = values
+    convert(tmp_path / "v2.zarr", tmp_path / "v3.zarr", zarr_format=3)
+    converted = oxzarr.open_array(tmp_path / "v3.zarr")
+    assert_same(converted[...], values)
+    codecs = json.loads((tmp_path / "v3.zarr" / "zarr.json").read_text())["codecs"]
+    assert codecs[1] == {"name": "bytes", "configuration": {"endian": "little"}}
+    # Without a filter that widens, a one-byte array's bytes codec names none, as before.
+    plain = oxzarr.create_array(tmp_path / "plain.zarr", shape=(2,), dtype="u1")
+    assert plain.metadata.to_dict()["codecs"][0] == {"name": "bytes"}

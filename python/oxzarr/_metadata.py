@@ -177,12 +177,34 @@ def codec_chain(
     compressor_list = (
         [ZstdCodec(level=0, checksum=False)] if compressors == "auto" else _codec_list(compressors)
     )
-    chain = [*filter_list, serializer_codec, *compressor_list]
-    codecs = [c._for_dtype(dtype).to_dict() for c in chain]
+    filter_dicts = [c._for_dtype(dtype).to_dict() for c in filter_list]
+    # The serializer takes what the filters give: numcodecs' delta into <i2 makes a one-byte
+    # array's elements two bytes, which need a byte order.
+    stored = _filtered_dtype(dtype, filter_dicts)
+    codecs = [
+        *filter_dicts,
+        serializer_codec._for_dtype(stored).to_dict(),
+        *(c._for_dtype(dtype).to_dict() for c in compressor_list),
+    ]
     for codec in codecs:
         if codec.get("name") == "numcodecs.bitround":
             _check_numcodecs_bitround(dtype, "numcodecs.bitround", "bitround")
     return codecs
+
+
+def _filtered_dtype(dtype: np.dtype[Any], filters: list[JSON]) -> np.dtype[Any]:
+    """The dtype of the elements `filters` (v3 codec metadata) give: numcodecs' delta,
+    fixedscaleoffset and quantize store theirs as ``astype``, astype as ``encode_dtype``."""
+    for codec in filters:
+        configuration = codec.get("configuration") if isinstance(codec, dict) else None
+        if isinstance(configuration, dict):
+            given = configuration.get("astype") or configuration.get("encode_dtype")
+            if isinstance(given, str):
+                try:
+                    dtype = np.dtype(given)
+                except TypeError:
+                    pass  # not numpy's name: the engine says what it makes of it
+    return dtype
 
 
 def _check_numcodecs_bitround(dtype: np.dtype[Any], name: str, other_name: str | None) -> None:
