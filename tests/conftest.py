@@ -104,6 +104,34 @@ def assert_same(actual: np.ndarray, expected: np.ndarray) -> None:
     assert np.ascontiguousarray(actual).tobytes() == np.ascontiguousarray(expected).tobytes()
 
 
+def read_overlapping_tiles(read: Callable[[int, int], None], rows: int, halo: int) -> None:
+    """`read(start, stop)` of four row tiles of `rows`, each widened by `halo` rows into its
+    neighbours', one thread each (tiles with halos, read into views of one output); fails
+    on anything one raised, a panic (no Exception) too."""
+    import threading
+
+    failures: list[BaseException] = []
+
+    def tile(start: int, stop: int) -> None:
+        try:
+            read(start, stop)
+        except BaseException as e:
+            failures.append(e)
+
+    step = rows // 4
+    threads = [
+        threading.Thread(
+            target=tile, args=(max(0, i * step - halo), min(rows, (i + 1) * step + halo))
+        )
+        for i in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures, failures
+
+
 def digest(values: np.ndarray) -> str:
     """sha256 of values in C order as little-endian bytes (the corpus's expected.json)."""
     values = np.ascontiguousarray(values)

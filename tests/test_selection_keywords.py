@@ -14,7 +14,7 @@ import pytest
 from zarr.core.buffer import default_buffer_prototype
 
 import oxzarr
-from tests.conftest import assert_same, sample
+from tests.conftest import assert_same, read_overlapping_tiles, sample
 
 LAYOUTS = {"chunks": {"chunks": (4, 6)}, "shards": {"chunks": (2, 3), "shards": (4, 6)}}
 
@@ -298,32 +298,16 @@ def test_threads_reading_into_overlapping_views_of_one_out(tmp_path: Path) -> No
     """Tiles with halos, read by threads into views of one output: the engine's borrow of
     numpy's memory found another thread's, and rust-numpy panicked (a PanicException, which
     `except Exception` lets through), leaving the output part filled."""
-    import threading
-
     data = sample((800, 300), "f8")
     a = oxzarr.create_array(tmp_path / "a.zarr", shape=data.shape, chunks=(100, 100), dtype="f8")
     a[...] = data
     for _ in range(5):
         out = np.zeros_like(data)
-        failures: list[BaseException] = []
 
-        def tile(
-            start: int, stop: int, out: np.ndarray = out, failures: list[Any] = failures
-        ) -> None:
-            try:
-                a.get_basic_selection(slice(start, stop), out=out[start:stop])
-            except BaseException as e:  # a panic is no Exception
-                failures.append(e)
+        def read(start: int, stop: int, out: np.ndarray = out) -> None:
+            a.get_basic_selection(slice(start, stop), out=out[start:stop])
 
-        threads = [
-            threading.Thread(target=tile, args=(max(0, i * 200 - 30), min(800, i * 200 + 230)))
-            for i in range(4)
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert not failures, failures
+        read_overlapping_tiles(read, 800, halo=30)
         assert_same(out, data)
 
 

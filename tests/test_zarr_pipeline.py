@@ -25,7 +25,7 @@ from zarr.registry import get_pipeline_class
 
 import oxzarr
 from oxzarr import zarr_pipeline
-from tests.conftest import ROOT, assert_same
+from tests.conftest import ROOT, assert_same, read_overlapping_tiles
 
 PIPELINE = "oxzarr.ZarrCodecPipeline"
 
@@ -651,8 +651,6 @@ def test_outputs_the_engine_cannot_borrow(tmp_path: Path, engine: None, where: s
     zarr-python's pipeline raises numpy's ValueError; threads reading into overlapping views
     of one output panicked the same way; a masked array's mask refused the engine's flat
     view of it."""
-    import threading
-
     from zarr.core.buffer import cpu
 
     store: Any = zarr.storage.MemoryStore()
@@ -667,23 +665,11 @@ def test_outputs_the_engine_cannot_borrow(tmp_path: Path, engine: None, where: s
         a.get_basic_selection(slice(0, 100), out=cpu.NDBuffer(frozen))
 
     out = np.zeros_like(data)
-    failures: list[BaseException] = []
 
-    def tile(start: int, stop: int) -> None:
-        try:
-            a.get_basic_selection(slice(start, stop), out=cpu.NDBuffer(out[start:stop]))
-        except BaseException as e:  # a panic is no Exception
-            failures.append(e)
+    def read(start: int, stop: int) -> None:
+        a.get_basic_selection(slice(start, stop), out=cpu.NDBuffer(out[start:stop]))
 
-    threads = [
-        threading.Thread(target=tile, args=(max(0, i * 150 - 20), min(600, i * 150 + 170)))
-        for i in range(4)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not failures, failures
+    read_overlapping_tiles(read, 600, halo=20)
     assert_same(out, data)
 
     masked = np.ma.masked_all((100, 40), dtype="f8")
