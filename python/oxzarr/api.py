@@ -323,8 +323,9 @@ def create_array(
         # The values readied for the new array before anything is written: data it cannot
         # hold (another shape, values its dtype refuses) is refused with the store as it was,
         # where overwrite=True had deleted the old array and left an empty one.
-        probe = _core.Array.create(_core.Store.memory(), "", document, False)
-        source = _configured(probe, MemoryStore(), settings)._whole(source)
+        scratch = MemoryStore()
+        probe = _core.Array.create(scratch._core, "", document, False)
+        source = _configured(probe, scratch, settings)._whole(source)
     core = _core.Array.create(target._core, _path(name), document, overwrite)
     arr = _configured(core, target, settings)
     if source is not None and write_data:

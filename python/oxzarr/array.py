@@ -829,7 +829,8 @@ class Array:
         if self._vlen:
             refuse_missing_strings(getattr(value, "dtype", None), repr(self))
             values = _broadcast(np.asarray(value, dtype=self._dtype), self._shape)
-            self._vlen_values(values)  # what a bytes array refuses (text, numbers)
+            if self._dtype == np.dtype(object):
+                self._vlen_values(values)  # what a bytes array refuses (text, numbers)
             return values
         return self._assigned(value, self._shape)
 

@@ -274,29 +274,15 @@ pub(crate) fn prepare_new_node(
             });
         }
     }
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    // Parents first: each must be a group, created if missing. An array above refuses the
+    // node before anything is deleted: the keys below an array are its chunks, which
+    // overwriting would delete.
     let parent_array = |parent: &str| Error::NodeExists {
         existing: "array",
         path: describe(store, path),
         reason: format!("its parent {parent:?} is an array"),
     };
-    if overwrite {
-        // An array above refuses the node before anything is deleted: the keys below an
-        // array are its chunks, which overwriting would delete first.
-        for depth in 0..parts.len() {
-            let parent = parts[..depth].join("/");
-            if node_kind(store, &parent)? == Some("array") {
-                return Err(parent_array(&parent));
-            }
-        }
-        store.delete_prefix(&node_prefix(path))?;
-        if path.is_empty() {
-            for key in [ZARR_JSON, ZARRAY, ZGROUP, ZATTRS] {
-                store.delete(key)?;
-            }
-        }
-    }
-    // Parents: each must be a group, created if missing.
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     for depth in 0..parts.len() {
         let parent = parts[..depth].join("/");
         match node_kind(store, &parent)? {
@@ -317,6 +303,14 @@ pub(crate) fn prepare_new_node(
                 {
                     return Err(parent_array(&parent));
                 }
+            }
+        }
+    }
+    if overwrite {
+        store.delete_prefix(&node_prefix(path))?;
+        if path.is_empty() {
+            for key in [ZARR_JSON, ZARRAY, ZGROUP, ZATTRS] {
+                store.delete(key)?;
             }
         }
     }
