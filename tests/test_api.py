@@ -181,14 +181,23 @@ def test_open_modes(tmp_path: Path) -> None:
         r.attrs["x"] = 1
     with pytest.raises(ValueError, match="mode"):
         oxzarr.open_array(p, mode="q")  # type: ignore[arg-type]
-    # A read-only store with a mode that writes is refused, as zarr-python refuses it.
+    # A read-only store with a mode that may write is refused, as zarr-python refuses it;
+    # with no mode given it is read, as zarr-python's open() reads it.
     read_only = oxzarr.storage.LocalStore(p, read_only=True)
-    for mode in ("r+", "w", "w-"):
+    for mode in ("r+", "a", "w", "w-"):
         with pytest.raises(ValueError, match=re.escape(f"read-only but mode is '{mode}'")):
             oxzarr.open_array(read_only, mode=mode, shape=(3,), dtype="u1")  # type: ignore[arg-type]
         with pytest.raises(ValueError, match=re.escape(f"read-only but mode is '{mode}'")):
             oxzarr.open_group(read_only, mode=mode)  # type: ignore[arg-type]
     assert oxzarr.open_array(read_only, mode="r").read_only
+    with pytest.raises(ValueError, match=re.escape("read-only but mode is 'a'")):
+        oxzarr.open(read_only, mode="a")
+    with pytest.raises(ValueError, match=re.escape("read-only but mode is 'a'")):
+        oxzarr.open_consolidated(read_only, mode="a")
+    with pytest.raises(ValueError, match=re.escape("read-only but mode is 'a'")):
+        oxzarr.group(read_only)
+    assert oxzarr.open_array(read_only).read_only and oxzarr.open(read_only).read_only
+    assert oxzarr.open_array(read_only)[...].tolist() == [0, 0, 0]
     assert oxzarr.open_array(p, mode="r")[...].tolist() == [0, 0, 0]
 
 

@@ -110,21 +110,27 @@ def _check_mode(mode: str) -> None:
 
 
 def _store_for_mode(
-    store: StoreLike, mode: str, storage_options: Mapping[str, Any] | None
-) -> Store:
-    """The store to open a node in with `mode` (a read-only view for "r"). A read-only
-    store object given with a mode that must write is refused, as zarr-python refuses it,
-    rather than failing at the first write; zarr-python's stores too, read-only as given or
-    as oxzarr opens them (its ZipStore). (Stores read-only by nature, named by a URL or path,
-    such as gs:// or an existing zip file, say why at the first write.)"""
+    store: StoreLike, mode: AccessMode | None, storage_options: Mapping[str, Any] | None
+) -> tuple[Store, AccessMode]:
+    """The store to open a node in with `mode` (a read-only view for "r"), and the mode. No
+    mode given is "a", or "r" for a read-only store object, as zarr-python reads it. A
+    read-only store object given with a mode that may write ("a" too) is refused, as
+    zarr-python refuses it, rather than failing at the first write; zarr-python's stores
+    too, read-only as given or as oxzarr opens them (its ZipStore). (Stores read-only by
+    nature, named by a URL or path, such as gs:// or an existing zip file, say why at the
+    first write.)"""
+    if mode is not None:
+        _check_mode(mode)
     target = make_store(store, read_only=mode == "r", storage_options=storage_options)
     named = isinstance(store, str | os.PathLike)
-    if not named and target.read_only and mode in ("r+", "w", "w-", "x"):
+    if mode is None:
+        mode = "r" if target.read_only and not named else "a"
+    if not named and target.read_only and mode != "r":
         raise ValueError(
             f"{target} is read-only but mode is {mode!r}: give a writable store, or mode 'r'"
             + (f" ({ZARR_PYTHON_ZIP})" if _is_zarr_python_zip(store) else "")
         )
-    return target
+    return target, mode
 
 
 def _is_zarr_python_zip(store: Any) -> bool:
@@ -349,7 +355,7 @@ def _item_size(np_dtype: np.dtype[Any], object_codec: str | None) -> int:
 def open_array(
     store: StoreLike = None,
     *,
-    mode: AccessMode = "a",
+    mode: AccessMode | None = None,
     path: str | None = None,
     zarr_format: int | None = None,
     storage_options: Mapping[str, Any] | None = None,
@@ -357,11 +363,10 @@ def open_array(
 ) -> Array:
     """Opens an array. ``mode``: "r" read-only, "r+" read/write (must exist), "a" read/write
     (created from ``kwargs`` if missing), "w" create (replacing), "w-" create (fail if
-    present)."""
+    present); none given, "a" ("r" for a read-only store object)."""
     zarr_format = _zarr_format(zarr_format, kwargs)
-    _check_mode(mode)
     _check_format(zarr_format)
-    target = _store_for_mode(store, mode, storage_options)
+    target, mode = _store_for_mode(store, mode, storage_options)
     if mode in ("w-", "x"):
         _refuse_existing(target, path)
     if mode in ("w", "w-", "x"):
@@ -440,7 +445,7 @@ def create_group(
 def open_group(
     store: StoreLike = None,
     *,
-    mode: AccessMode = "a",
+    mode: AccessMode | None = None,
     path: str | None = None,
     attributes: Mapping[str, JSON] | None = None,
     zarr_format: int | None = None,
@@ -450,9 +455,8 @@ def open_group(
     """Opens a group; modes as in :func:`open_array` ("a" creates a missing group)."""
     zarr_format = _zarr_format(zarr_format, kwargs)
     _no_other_keywords("open_group", kwargs, ("use_consolidated",))
-    _check_mode(mode)
     _check_format(zarr_format)
-    target = _store_for_mode(store, mode, storage_options)
+    target, mode = _store_for_mode(store, mode, storage_options)
     if mode in ("w-", "x"):
         _refuse_existing(target, path)
     if mode in ("w", "w-", "x"):
@@ -574,7 +578,7 @@ def consolidate_metadata(
 def open_consolidated(
     store: StoreLike,
     *,
-    mode: AccessMode = "a",
+    mode: AccessMode | None = None,
     path: str | None = None,
     storage_options: Mapping[str, Any] | None = None,
     **kwargs: Any,
@@ -626,11 +630,9 @@ def open(
     """Opens the array or group the store holds at ``path``. If there is none, mode "a" (the
     default) creates an array when ``shape`` is given, else a group."""
     zarr_format = _zarr_format(zarr_format, kwargs)
-    mode = mode or "a"
-    _check_mode(mode)
     _check_format(zarr_format)
     fmt = zarr_format
-    target = _store_for_mode(store, mode, storage_options)
+    target, mode = _store_for_mode(store, mode, storage_options)
 
     def as_group() -> None:
         # Where a group is opened or made, a group's keywords only (as zarr-python's open
