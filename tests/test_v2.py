@@ -142,6 +142,34 @@ def test_v2_compressors_take_numcodecs_defaults(tmp_path: Path, compressor: Any)
     assert_same(opened.result().read().result(), data)
 
 
+@pytest.mark.parametrize(
+    "compressor",
+    [
+        {"id": "zlib"},
+        {"id": "bz2"},
+        {"id": "lz4"},
+        {"id": "lzma"},
+        {"id": "lzma", "preset": 1},
+        {"id": "blosc", "shuffle": 0, "cname": "zstd"},
+    ],
+    ids=str,
+)
+def test_v2_compressors_written_as_numcodecs_gives_them(tmp_path: Path, compressor: Any) -> None:
+    # zarr-python writes numcodecs' get_config(): every setting, None included, in numcodecs'
+    # order. The .zarray is the same text, and each library reads the other's chunks.
+    data = np.arange(1000, dtype="i4")
+    for lib, name in ((oxzarr, "o.zarr"), (zarr, "z.zarr")):
+        lib.create_array(
+            tmp_path / name, shape=data.shape, dtype="i4", zarr_format=2, compressors=compressor
+        )[...] = data
+    ours = (tmp_path / "o.zarr" / ".zarray").read_text()
+    theirs = (tmp_path / "z.zarr" / ".zarray").read_text()
+    assert json.loads(ours)["compressor"] == json.loads(theirs)["compressor"]
+    assert list(json.loads(ours)["compressor"]) == list(json.loads(theirs)["compressor"])
+    assert_same(zarr.open_array(tmp_path / "o.zarr", mode="r")[...], data)
+    assert_same(oxzarr.open_array(tmp_path / "z.zarr", mode="r")[...], data)
+
+
 def test_compressor_under_its_v2_name(tmp_path: Path) -> None:
     # zarr-python's deprecated Array.compressor: the v2 compressor or None; a TypeError in v3.
     for compressors in ("auto", None):

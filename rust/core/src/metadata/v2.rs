@@ -125,25 +125,63 @@ fn shape_field(doc: &Map<String, Value>, field: &str) -> Result<Vec<u64>, Metada
 }
 
 /// A numcodecs configuration as numcodecs gives it back (`get_config`), which is what
-/// zarr-python writes: the parameters of the codecs run as core codecs are filled in with
-/// numcodecs' defaults, which are not the core codecs' (`{"id": "blosc"}` shuffles bytes,
-/// gzip's level is 1), and zstd's `checksum` is left out when false (tensorstore refuses the
-/// key in v2 metadata).
-fn with_numcodecs_defaults(mut config: Map<String, Value>) -> Map<String, Value> {
+/// zarr-python writes: numcodecs' parameters of the codecs oxzarr runs are filled in with
+/// numcodecs' defaults, in numcodecs' order (the core codecs' defaults differ: `{"id":
+/// "blosc"}` shuffles bytes, gzip's level is 1), and zstd's `checksum` is left out when false
+/// (tensorstore refuses the key in v2 metadata). Keys numcodecs does not know are kept, last.
+fn with_numcodecs_defaults(config: Map<String, Value>) -> Map<String, Value> {
     let id = config
         .get("id")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    for (key, default) in numcodecs_defaults(&id) {
-        if !default.is_null() && config.get(key).is_none_or(Value::is_null) {
-            config.insert(key.into(), default);
+    let mut defaults = numcodecs_defaults(&id);
+    defaults.extend(v2_only_defaults(&id));
+    let mut out = Map::new();
+    out.insert("id".into(), Value::String(id.clone()));
+    for (key, default) in defaults {
+        let given = config.get(key).filter(|v| !v.is_null());
+        // A null default is numcodecs' None: written as null by the codecs whose get_config
+        // lists it (lzma's preset and filters), left out by blosc's (its typesize).
+        let value = match given {
+            Some(v) => v.clone(),
+            None if !default.is_null() || listed_as_none(&id, key) => default,
+            None => match config.get(key) {
+                Some(null) => null.clone(),
+                None => continue,
+            },
+        };
+        out.insert(key.into(), value);
+    }
+    for (key, value) in config {
+        if !out.contains_key(&key) {
+            out.insert(key, value);
         }
     }
-    if id == "zstd" && config.get("checksum") == Some(&Value::Bool(false)) {
-        config.remove("checksum");
+    if id == "zstd" && out.get("checksum") == Some(&Value::Bool(false)) {
+        out.remove("checksum");
     }
-    config
+    out
+}
+
+/// numcodecs' defaults for the codecs oxzarr runs only under their v2 ids (their v3 names
+/// come with full configurations): `Zlib`, `BZ2`, `LZ4` and `LZMA`, in numcodecs' order.
+fn v2_only_defaults(id: &str) -> Vec<(&'static str, Value)> {
+    match id {
+        "zlib" | "bz2" => vec![("level", 1.into())],
+        "lz4" => vec![("acceleration", 1.into())],
+        "lzma" => vec![
+            ("format", 1.into()),
+            ("check", (-1).into()),
+            ("preset", Value::Null),
+            ("filters", Value::Null),
+        ],
+        _ => Vec::new(),
+    }
+}
+
+fn listed_as_none(id: &str, key: &str) -> bool {
+    id == "lzma" && matches!(key, "preset" | "filters")
 }
 
 fn codec_config(field: &str, value: &Value) -> Result<Map<String, Value>, MetadataError> {
@@ -506,10 +544,25 @@ mod tests {
                 json!({"id": "zlib", "level": 1}),
                 json!({"id": "zlib", "level": 1}),
             ),
+            (json!({"id": "zlib"}), json!({"id": "zlib", "level": 1})),
+            (json!({"id": "bz2"}), json!({"id": "bz2", "level": 1})),
+            (
+                json!({"id": "lz4"}),
+                json!({"id": "lz4", "acceleration": 1}),
+            ),
+            (
+                json!({"id": "lzma", "preset": 3}),
+                json!({"id": "lzma", "format": 1, "check": -1, "preset": 3, "filters": null}),
+            ),
         ] {
             let doc = zarray(json!({"compressor": given, "filters": null}));
             let m = ArrayMetadataV2::parse(&doc, None, "x/.zarray")?;
-            assert_eq!(m.to_value()["compressor"], read, "{given}");
+            // In numcodecs' key order too, as zarr-python writes them.
+            assert_eq!(
+                m.to_value()["compressor"].to_string(),
+                read.to_string(),
+                "{given}"
+            );
         }
         // The core codecs run them with numcodecs' settings: byte shuffle for a blosc without
         // one, zlib's default level for gzip's -1.
