@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import pickle
 import re
@@ -534,8 +535,68 @@ def test_pickle_by_store_and_path(tmp_path: Path) -> None:
     counted = oxzarr.open_array(CountingStore(LocalStore(tmp_path / "a.zarr")), mode="r")
     again = pickle.loads(pickle.dumps(counted))
     assert isinstance(again.store, CountingStore) and again.store.read_only
-    assert again.store.requests == 1  # its zarr.json, opened again
-    assert again[0, :2].tolist() == [2.0, 1.0] and again.store.requests == 2
+    assert again.store.requests == 0  # its metadata came with it
+    assert again[0, :2].tolist() == [2.0, 1.0] and again.store.requests == 1
+
+
+def test_pickled_nodes_are_the_nodes_pickled(tmp_path: Path) -> None:
+    """As zarr-python's: a pickled array holds its metadata, so the copy is the array the
+    handle held (a dask graph computes the shape it was built for) even after another writer
+    resized it, and of the format it was opened as where a v2 and a v3 node share a path; a
+    group too, and a member of a consolidated group lists what the consolidated metadata
+    lists."""
+    a = oxzarr.create_array(tmp_path / "a.zarr", shape=(6,), chunks=(3,), dtype="i4", fill_value=-1)
+    a[...] = np.arange(6)
+    oxzarr.open_array(tmp_path / "a.zarr", mode="r+").resize((3,))
+    copy = pickle.loads(pickle.dumps(a))
+    assert copy.shape == (6,) and copy[...].tolist() == [0, 1, 2, -1, -1, -1]
+
+    both = tmp_path / "both.zarr"
+    zarr.create_array(both, shape=(3,), dtype="i4", zarr_format=2, fill_value=0)[...] = 2
+    # A v3 array beside it (as zarr-python's migration to v3 leaves both).
+    v3 = oxzarr.create_array(tmp_path / "v3", shape=(5,), dtype="f8", fill_value=7.0)
+    (both / "zarr.json").write_bytes((tmp_path / "v3" / "zarr.json").read_bytes())
+    assert v3.shape == (5,)
+    v2 = oxzarr.open_array(both, mode="r+", zarr_format=2)
+    pickle.loads(pickle.dumps(v2))[...] = 9
+    assert oxzarr.open_array(both, mode="r", zarr_format=2)[...].tolist() == [9, 9, 9]
+    assert oxzarr.open_array(both, mode="r", zarr_format=3)[...].tolist() == [7.0] * 5
+    oxzarr.open_group(tmp_path / "g", mode="w", zarr_format=2, attributes={"who": "v2"})
+    zarr_json = {"zarr_format": 3, "node_type": "group", "attributes": {"who": "v3"}}
+    (tmp_path / "g" / "zarr.json").write_text(json.dumps(zarr_json))
+    g2 = pickle.loads(pickle.dumps(oxzarr.open_group(tmp_path / "g", mode="r", zarr_format=2)))
+    assert g2.zarr_format == 2 and g2.attrs["who"] == "v2"
+
+    root = oxzarr.open_group(tmp_path / "c.zarr", mode="w")
+    root.create_group("sub").create_array("arr", shape=(3,), dtype="i1")
+    oxzarr.consolidate_metadata(tmp_path / "c.zarr")
+    sub = oxzarr.open_group(tmp_path / "c.zarr", mode="r")["sub"]
+    oxzarr.open_group(tmp_path / "c.zarr", path="sub", use_consolidated=False).create_group("late")
+    again = pickle.loads(pickle.dumps(sub))
+    assert again.is_consolidated and list(again.keys()) == list(sub.keys()) == ["arr"]
+
+
+def test_memory_store_views_stay_views_when_copied() -> None:
+    # Views of one memory store pickled (or deep-copied) together are views of one copy, as
+    # zarr-python's; copy.copy is another view of the same contents.
+    store = oxzarr.storage.MemoryStore()
+    w = oxzarr.create_array(store, shape=(3,), dtype="i4", fill_value=0)
+    r = oxzarr.open_array(store, mode="r")
+    w2, r2 = pickle.loads(pickle.dumps((w, r)))
+    w2[...] = 7
+    assert r2[...].tolist() == [7, 7, 7] and r[...].tolist() == [0, 0, 0]
+    w3, r3 = copy.deepcopy((w, r))
+    w3[...] = 8
+    assert r3[...].tolist() == [8, 8, 8] and r[...].tolist() == [0, 0, 0]
+    shallow = copy.copy(store)
+    shallow.set("k", b"v")
+    assert store.get("k") == b"v" and shallow == store and shallow is not store
+    assert store.with_read_only() != store
+    assert store.with_read_only() == store.with_read_only()
+    oxzarr.open_group("memory://views", mode="w")
+    assert oxzarr.open_group("memory://views", mode="r") == oxzarr.open_group(
+        "memory://views", mode="r"
+    )
 
 
 def test_memory_stores(tmp_path: Path) -> None:
@@ -951,13 +1012,13 @@ def test_copies_of_zarr_python_arrays_keep_their_settings(tmp_path: Path, sharea
 
     v2 = source("v2", shape=(5,), chunks=(2,), dtype="f4", fill_value=np.nan, zarr_format=2)
     v2[:3] = [1, 2, 3]
-    for copy in (
+    for copied in (
         oxzarr.from_array(tmp_path / "copy", data=v2),
         oxzarr.array(v2, store=tmp_path / "array_copy"),
     ):
-        assert (copy.metadata.zarr_format, copy.chunks) == (2, (2,))
-        assert np.isnan(copy.fill_value)
-        assert_same(copy[...], np.array([1, 2, 3, np.nan, np.nan], dtype="f4"))
+        assert (copied.metadata.zarr_format, copied.chunks) == (2, (2,))
+        assert np.isnan(copied.fill_value)
+        assert_same(copied[...], np.array([1, 2, 3, np.nan, np.nan], dtype="f4"))
     v3 = source("v3", shape=(8,), chunks=(2,), shards=(4,), dtype="i2", fill_value=7)
     for like in (oxzarr.empty_like, oxzarr.full_like):
         made = like(v3, store=tmp_path / like.__name__)

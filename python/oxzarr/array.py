@@ -1252,16 +1252,34 @@ class Array:
     def _write_empty(self) -> bool:
         return self._write_empty_chunks
 
-    # --- pickling: by store and path, never by data ---
+    # --- pickling: by store, path and metadata, never by data ---
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_reopen, (self._store, self.path, self._write_empty_chunks, self._config_order))
+        # With its metadata, as zarr-python pickles an array: the copy is the array this
+        # handle holds (its format, shape), not what another writer has since left at the
+        # path. A dask graph built from the handle computes the shape it planned for.
+        return (
+            _reopen,
+            (
+                self._store,
+                self.path,
+                self._write_empty_chunks,
+                self._config_order,
+                self._core.metadata_json(),
+            ),
+        )
 
 
-def _reopen(store: Store, path: str, write_empty_chunks: bool | None, order: str = "C") -> Array:
-    return Array(
-        _core.Array.open(store._core, path),
-        store,
-        write_empty_chunks=write_empty_chunks,
-        order=order,
+def _reopen(
+    store: Store,
+    path: str,
+    write_empty_chunks: bool | None,
+    order: str = "C",
+    metadata_json: str | None = None,
+) -> Array:
+    core = (
+        _core.Array.open(store._core, path)
+        if metadata_json is None
+        else _core.Array.from_metadata(store._core, path, metadata_json)
     )
+    return Array(core, store, write_empty_chunks=write_empty_chunks, order=order)

@@ -487,15 +487,26 @@ class Group:
         return _summary(self._info_rows() + rows, 12)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_reopen_group, (self._store, self.path, self.is_consolidated))
+        return (
+            _reopen_group,
+            (self._store, self.path, self._core.consolidated_root, self.zarr_format),
+        )
 
 
-def _reopen_group(store: Store, path: str, consolidated: bool = False) -> Group:
-    """A pickled group opened again: through its consolidated metadata if it was opened so
-    (and holds them: a member of a consolidated group opens from its own documents)."""
-    if consolidated:
+def _reopen_group(
+    store: Store, path: str, consolidated_root: str | None, zarr_format: int
+) -> Group:
+    """A pickled group opened again, of the format it was (where a v2 and a v3 group share a
+    path), and through the consolidated metadata it was opened through: its own, or, for a
+    member of a consolidated group, the group's above it (so it lists what they list)."""
+    if consolidated_root is not None:
         try:
-            return Group(_core.Group.open_consolidated(store._core, path), store)
-        except NodeNotFoundError:
+            top = _core.Group.open_consolidated(store._core, consolidated_root, zarr_format)
+            if path == consolidated_root:
+                return Group(top, store)
+            node = top.child(path[len(consolidated_root) :].lstrip("/"))
+            if isinstance(node, _core.Group):
+                return Group(node, store)
+        except (NodeNotFoundError, KeyError):
             pass
-    return Group(_core.Group.open(store._core, path), store)
+    return Group(_core.Group.open(store._core, path, zarr_format), store)

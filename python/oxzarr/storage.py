@@ -117,12 +117,33 @@ def _local_store(root: str, read_only: bool) -> LocalStore:
     return LocalStore(root, read_only=read_only)
 
 
+class _MemoryContents:
+    """The contents of a memory store, which its views share. Pickled as a copy of them, once
+    per pickle (or deep copy): views pickled together stay views of one copy, so a write
+    through one is read through the other, as in zarr-python."""
+
+    def __init__(self, core: _core.Store) -> None:
+        self.core = core
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        contents = {k: self.core.get(k) for k in self.core.list_prefix("")}
+        return (_memory_contents, (contents,))
+
+
+def _memory_contents(contents: dict[str, bytes]) -> _MemoryContents:
+    shared = _MemoryContents(_core.Store.memory())
+    for key, value in contents.items():
+        shared.core.set(key, value)
+    return shared
+
+
 class MemoryStore(Store):
     """A store in this process's memory, starting with a copy of `store_dict`'s contents
     (bytes or zarr-python's Buffers): unlike zarr-python's MemoryStore, it does not write into
     the dict, whose values the engine cannot reach. Pickling copies its contents (another
     process cannot share them), except for a ``memory://`` URL's store, which stays that
-    URL's."""
+    URL's. Views (:meth:`with_read_only`, :func:`copy.copy`) share the contents, and are
+    equal when they are of one store and alike read-only."""
 
     #: The ``memory://`` URL this store was opened with, if any.
     _url: str | None = None
@@ -130,20 +151,29 @@ class MemoryStore(Store):
     def __init__(
         self, store_dict: Mapping[str, bytes] | None = None, *, read_only: bool = False
     ) -> None:
-        self._writable = _core.Store.memory()
+        self._shared = _MemoryContents(_core.Store.memory())
         for key, value in (store_dict or {}).items():
             # zarr-python's stores hold Buffers, which give their bytes by to_bytes().
             to_bytes = getattr(value, "to_bytes", None)
-            self._writable.set(key, to_bytes() if callable(to_bytes) else bytes(value))
-        self._core = self._writable.read_only_view() if read_only else self._writable
+            self._shared.core.set(key, to_bytes() if callable(to_bytes) else bytes(value))
+        self._core = self._shared.core.read_only_view() if read_only else self._shared.core
 
     def with_read_only(self, read_only: bool = True) -> MemoryStore:
         """A view of the same contents, read-only or writable."""
-        view = MemoryStore.__new__(MemoryStore)
-        view._writable = self._writable
-        view._core = self._writable.read_only_view() if read_only else self._writable
-        view._url = self._url
-        return view
+        return _memory_view(self._shared, read_only, self._url)
+
+    def __copy__(self) -> MemoryStore:
+        return self.with_read_only(self.read_only)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, MemoryStore)
+            and other._shared is self._shared
+            and other.read_only == self.read_only
+        )
+
+    def __hash__(self) -> int:
+        return hash((MemoryStore, id(self._shared), self.read_only))
 
     def __repr__(self) -> str:
         return f"MemoryStore(<{len(self._core.list_prefix(''))} keys>)"
@@ -151,12 +181,15 @@ class MemoryStore(Store):
     def __reduce__(self) -> tuple[Any, ...]:
         if self._url is not None:
             return (_named_memory_store, (self._url, self.read_only))
-        contents = {k: self._core.get(k) for k in self._core.list_prefix("")}
-        return (_memory_store, (contents, self.read_only))
+        return (_memory_view, (self._shared, self.read_only))
 
 
-def _memory_store(contents: dict[str, bytes], read_only: bool) -> MemoryStore:
-    return MemoryStore(contents, read_only=read_only)
+def _memory_view(shared: _MemoryContents, read_only: bool, url: str | None = None) -> MemoryStore:
+    view = MemoryStore.__new__(MemoryStore)
+    view._shared = shared
+    view._core = shared.core.read_only_view() if read_only else shared.core
+    view._url = url
+    return view
 
 
 #: The process's one memory store behind ``memory://`` URLs, as fsspec's memory filesystem
@@ -175,9 +208,8 @@ def _named_memory_store(url: str, read_only: bool) -> MemoryStore:
     with _NAMED_MEMORY_LOCK:
         store = _NAMED_MEMORY.get(name)
         if store is None:
-            store = MemoryStore.__new__(MemoryStore)
-            store._url = f"memory://{name}"
-            store._writable = store._core = _MEMORY_URLS.prefixed(name, store._url)
+            url = f"memory://{name}"
+            store = _memory_view(_MemoryContents(_MEMORY_URLS.prefixed(name, url)), False, url)
             _NAMED_MEMORY[name] = store
     return store.with_read_only(True) if read_only else store
 

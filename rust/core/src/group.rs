@@ -151,6 +151,12 @@ impl Group {
         self.consolidated.is_some()
     }
 
+    /// The path of the group whose consolidated metadata this group was opened through (its
+    /// own, or that of a group above it), if any.
+    pub fn consolidated_root(&self) -> Option<&str> {
+        self.consolidated.as_deref().map(|c| c.root.as_str())
+    }
+
     /// Replaces the attributes, writing them to the store; returns the updated group.
     pub fn with_attributes(&self, attributes: Map<String, Value>) -> Result<Self> {
         let mut metadata = self.metadata.clone();

@@ -152,6 +152,17 @@ impl Array {
         .map(Self::from)
     }
 
+    /// The array at `path` described by `metadata_json` (as `metadata_json()` gives it),
+    /// without reading the store: a pickled array is the array as it was when pickled, as
+    /// zarr-python's is, not as another writer has since left it.
+    #[staticmethod]
+    fn from_metadata(store: &Store, path: &str, metadata_json: &str) -> PyResult<Self> {
+        let metadata = parse_metadata(metadata_json)?;
+        oxzarr_core::Array::from_metadata(store.inner().clone(), path, metadata)
+            .map(Self::from)
+            .map_err(crate::errors::to_py_err)
+    }
+
     #[getter]
     fn path(&self) -> &str {
         self.inner.path()

@@ -96,6 +96,12 @@ impl Group {
         self.inner.is_consolidated()
     }
 
+    /// The path of the group whose consolidated metadata this group was opened through.
+    #[getter]
+    fn consolidated_root(&self) -> Option<&str> {
+        self.inner.consolidated_root()
+    }
+
     /// The member (or node below) at `name`: an Array or a Group.
     fn child(&self, py: Python<'_>, name: &str) -> PyResult<Py<PyAny>> {
         let node = without_gil(py, || self.inner.child(name))?;
