@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -580,3 +581,48 @@ def test_a_metadata_name_held_by_a_directory_or_a_dead_link(
     oxzarr.create_group(tmp_path / "l.zarr", zarr_format=zarr_format, attributes={"k": 1})
     assert (tmp_path / "l.zarr" / key).is_file()
     assert zarr.open_group(tmp_path / "l.zarr", mode="r").attrs["k"] == 1
+
+
+class _ListThenChange:
+    """A group's engine handle whose listing is followed at once by another writer's change
+    (as a thread or process may make it between the listing and the opening of members)."""
+
+    def __init__(self, core: Any, change: Any) -> None:
+        self._core, self._change = core, change
+
+    def members(self) -> Any:
+        listed = self._core.members()
+        self._change()
+        return listed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._core, name)
+
+
+def test_members_deleted_or_replaced_while_listed_are_left_out(tmp_path: Path) -> None:
+    # As zarr-python: a member gone by the time it is opened is left out with a warning; one
+    # replaced by the other kind is not an array (or a group) of arrays() (or groups()).
+    def group_with(change: Any) -> oxzarr.Group:
+        g = oxzarr.open_group(tmp_path / "g.zarr", mode="w")
+        g.create_array("m", shape=(4,), dtype="i4")
+        g.create_array("n", shape=(4,), dtype="i4")
+        g._core = _ListThenChange(g._core, change)
+        return g
+
+    def delete() -> None:
+        shutil.rmtree(tmp_path / "g.zarr" / "m")
+
+    def replace_by_group() -> None:
+        delete()
+        oxzarr.create_group(tmp_path / "g.zarr", path="m")
+
+    for listing in (
+        lambda g: [name for name, _ in g.members()],
+        lambda g: [name for name, _ in g.arrays()],
+        lambda g: g.tree(),
+    ):
+        with pytest.warns(UserWarning, match="'m' .* deleted while the group was listed"):
+            found = listing(group_with(delete))
+        assert "m" not in found and "n" in found
+    assert [name for name, _ in group_with(replace_by_group).arrays()] == ["n"]
+    assert [name for name, _ in group_with(delete).groups()] == []

@@ -191,8 +191,7 @@ class Group:
         found: list[tuple[str, Array | Group]] = []
 
         def walk(group: Group, prefix: str, depth: int) -> None:
-            for name, _ in group._core.members():
-                node = group[name]
+            for name, node in group._opened([name for name, _ in group._core.members()]):
                 found.append((prefix + name, node))
                 if isinstance(node, Group) and (max_depth is None or depth < max_depth):
                     walk(node, f"{prefix}{name}/", depth + 1)
@@ -226,15 +225,30 @@ class Group:
         return (name for name, kind in self._core.members() if kind == "group")
 
     def arrays(self) -> Iterator[tuple[str, Array]]:
-        for name in list(self.array_keys()):
-            node = self[name]
-            assert isinstance(node, Array)
-            yield name, node
+        for name, node in self._opened(list(self.array_keys())):
+            # Of the kind listed unless another writer replaced it meanwhile.
+            if isinstance(node, Array):
+                yield name, node
 
     def groups(self) -> Iterator[tuple[str, Group]]:
-        for name in list(self.group_keys()):
-            node = self[name]
-            assert isinstance(node, Group)
+        for name, node in self._opened(list(self.group_keys())):
+            if isinstance(node, Group):
+                yield name, node
+
+    def _opened(self, names: list[str]) -> Iterator[tuple[str, Array | Group]]:
+        """The members listed as `names`, opened. One another writer deleted since the listing
+        is left out with a warning, as zarr-python leaves it out (a listing is not a lock)."""
+        for name in names:
+            try:
+                node = self[name]
+            except KeyError:
+                warnings.warn(
+                    f"member {name!r} of {self.path or '/'!r} in {self._store} was deleted "
+                    "while the group was listed: left out",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                continue
             yield name, node
 
     def tree(self, *, level: int | None = None) -> Tree:
