@@ -1023,6 +1023,10 @@ def test_copies_of_zarr_python_arrays_keep_their_settings(tmp_path: Path, sharea
     for like in (oxzarr.empty_like, oxzarr.full_like):
         made = like(v3, store=tmp_path / like.__name__)
         assert (made.fill_value, made.chunks, made.shards) == (7, (2,), (4,)), like
+    # None given is a value, as zarr-python's full_like takes it: the data type's default.
+    made = oxzarr.full_like(v3, fill_value=None, store=tmp_path / "full_none")
+    theirs = zarr.full_like(v3, fill_value=None, store=tmp_path / "full_none_zarr")
+    assert made.fill_value == theirs.fill_value == 0 and made[...].tolist() == [0] * 8
     made = oxzarr.empty_like(v2, store=tmp_path / "empty_v2")
     assert made.metadata.zarr_format == 2 and np.isnan(made.fill_value)
 

@@ -964,9 +964,14 @@ def ones_like(a: Any, **kwargs: Any) -> Array:
     return _create_filled(args.pop("shape"), 1, **args)
 
 
-def full_like(a: Any, fill_value: Any = None, **kwargs: Any) -> Array:
-    """An array filled with `fill_value` (by default, `a`'s fill value) shaped like `a`."""
-    if fill_value is None:
+#: No value given (None is a value: a v3 array's default fill value, a v2 array's null).
+_NOT_GIVEN: Any = object()
+
+
+def full_like(a: Any, fill_value: Any = _NOT_GIVEN, **kwargs: Any) -> Array:
+    """An array filled with `fill_value` (by default, `a`'s fill value) shaped like `a`;
+    ``fill_value=None`` is as in :func:`full`, as in zarr-python."""
+    if fill_value is _NOT_GIVEN:
         fill_value = _fill_value_of(a)
     args = _like(a, kwargs)
     return _create_filled(args.pop("shape"), fill_value, **args)
