@@ -309,6 +309,35 @@ def test_hdf5_scalars_fill_values_and_variable_length_data(tmp_path: Path) -> No
     assert not (tmp_path / "seq.zarr").exists()
 
 
+def test_hdf5_named_types_long_doubles_and_text_fill_values(tmp_path: Path) -> None:
+    # A named data type (netCDF-4 keeps its record types so) holds no data: left out, where
+    # it stopped the conversion with a TypeError naming nothing. Long double attributes are
+    # the nearest float (their item() is themselves: the conversion recursed without end).
+    # A fill value typed for variable-length HDF5 text is that text, not bytes' repr.
+    h5 = tmp_path / "n.h5"
+    with h5py.File(h5, "w") as f:
+        f["rec_t"] = np.dtype([("a", "i4"), ("b", "f8")])
+        f.create_dataset("rec", shape=(2,), dtype=f["rec_t"])
+        f.create_dataset("x", data=np.arange(3))
+        f["x"].attrs["scale"] = np.longdouble(1.5)
+        f["x"].attrs["scales"] = np.array([0.5, 2], dtype=np.longdouble)
+        f["x"].attrs["phase"] = np.clongdouble(1 + 2j)
+        f.create_dataset("text", data=["a", "béta"], dtype=h5py.string_dtype("utf-8"))
+    cli("convert", h5, tmp_path / "n.zarr")
+    root = zarr.open_group(tmp_path / "n.zarr", mode="r")
+    assert sorted(root) == ["rec", "text", "x"]
+    assert dict(root["x"].attrs) == {"scale": 1.5, "scales": [0.5, 2.0], "phase": "(1+2j)"}
+    run = cli("convert", f"{h5}:/rec_t", tmp_path / "t.zarr", check=False)
+    assert run.returncode == 2 and f"{h5}:/rec_t: an HDF5 named data type" in run.stderr
+    for fmt in ("2", "3"):
+        out = tmp_path / f"text{fmt}.zarr"
+        cli("convert", "--zarr-format", fmt, "--fill-value", "xyz", f"{h5}:/text", out)
+        text = zarr.open_array(out, mode="r+")
+        assert text.fill_value == "xyz"
+        text.resize((3,))
+        assert text[...].tolist() == ["a", "béta", "xyz"]
+
+
 def test_hdf5_and_npy_sources_oxzarr_cannot_take_are_named(tmp_path: Path) -> None:
     """One line naming the file and the HDF5 object: link cycles, links to nothing,
     array-typed elements, records with variable-length fields, text that is not UTF-8, and

@@ -183,11 +183,14 @@ class FillValueText(str):
     the arrays of a group can differ."""
 
 
-def _fill_from_text(path: str, text: str, dtype: np.dtype[Any]) -> Any:
-    """The fill value `text` means for an array of `dtype` at `path` (a ValueError if none)."""
+def _fill_from_text(path: str, text: str, dtype: np.dtype[Any], data_type: Any) -> Any:
+    """The fill value `text` means for an array of `dtype` at `path`, created with
+    `data_type` (a ValueError if none)."""
     if dtype.kind in "TUOS":
-        # Bytes for variable-length bytes (text is StringDType here) and fixed bytes.
-        chars: str | bytes = str(text) if dtype.kind in "TU" else str(text).encode("utf-8")
+        # Bytes for variable-length bytes and fixed bytes. Objects are text unless the
+        # array is of bytes: h5py's variable-length strings are objects, and numpy 1's text.
+        as_text = dtype.kind in "TU" or (dtype.kind == "O" and data_type is not bytes)
+        chars: str | bytes = str(text) if as_text else str(text).encode("utf-8")
         # numpy would cut text longer than a fixed-length element without a word.
         length = {"U": dtype.itemsize // 4, "S": dtype.itemsize}.get(dtype.kind)
         if length is not None and len(chars) > length:
@@ -385,6 +388,10 @@ def _json_attributes(attrs: Mapping[str, Any]) -> dict[str, Any]:
             return v.decode("utf-8", "replace")
         if isinstance(v, np.ndarray):
             return [plain(x) for x in v.tolist()]
+        if isinstance(v, np.longdouble | np.clongdouble):
+            # Their item() is themselves (no Python number holds them): as the nearest
+            # float or complex.
+            return plain(float(v) if isinstance(v, np.longdouble) else complex(v))
         if isinstance(v, np.generic):
             return plain(v.item())
         if isinstance(v, str | int | float | bool) or v is None:
@@ -651,7 +658,7 @@ def _zarr_settings(
     )
     if xarray and zarr_format == 2:
         fill = _v3_missing_value(source, attributes)
-    fill = _fill(path, options, fill, source.dtype, dtype)
+    fill = _fill(path, options, fill, source.dtype, dtype, data_type)
     if xarray and zarr_format == 3 and fill is not None and _FILL_VALUE not in attributes:
         # v2's fill value, xarray's missing-value marker there, is the v3 attribute it
         # reads it from; the fill value stays (in the output's dtype, as the values are).
@@ -696,10 +703,15 @@ def _zarr_settings(
 
 
 def _fill(
-    path: str, options: _Options, fill: Any, source: np.dtype[Any], dtype: np.dtype[Any]
+    path: str,
+    options: _Options,
+    fill: Any,
+    source: np.dtype[Any],
+    dtype: np.dtype[Any],
+    data_type: Any,
 ) -> Any:
     if isinstance(options.fill_value, FillValueText):
-        return _fill_from_text(path, options.fill_value, dtype)
+        return _fill_from_text(path, options.fill_value, dtype, data_type)
     if options.fill_value is not KEEP:
         return options.fill_value
     if fill is None or fill is DEFAULT_FILL_VALUE or source == dtype:
@@ -745,13 +757,14 @@ def _raw_settings(path: str, source: _NpySource | _H5Source, options: _Options) 
     chunks, shards = _layout(
         path, source.shape, source.chunks, None, dtype.itemsize, options, zarr_format
     )
+    data_type = source.data_type if options.dtype is None else dtype
     return {
         "shape": source.shape,
-        "dtype": source.data_type if options.dtype is None else dtype,
+        "dtype": data_type,
         "chunks": chunks,
         "shards": shards,
         "compressors": "auto" if options.compressors is KEEP else options.compressors,
-        "fill_value": _fill(path, options, source.fill_value, source.dtype, dtype),
+        "fill_value": _fill(path, options, source.fill_value, source.dtype, dtype, data_type),
         "zarr_format": zarr_format,
         "attributes": source.attributes,
     }
@@ -852,6 +865,10 @@ def _plan_hdf5(
         source = _H5Source(h5py, node)
         plan.arrays.append(_ArrayJob(path, source, _raw_settings(source.path, source, options)))
         return
+    if isinstance(node, h5py.Datatype):
+        raise ValueError(
+            f"{node.file.filename}:{node.name}: an HDF5 named data type holds no array"
+        )
     plan.groups.append(
         _GroupJob(path, _json_attributes(dict(node.attrs)), options.zarr_format or 3)
     )
@@ -863,6 +880,10 @@ def _plan_hdf5(
         except (KeyError, OSError) as e:
             # A soft link to nothing, an external link to a missing file.
             raise ValueError(f"{where}: {e}") from None
+        if isinstance(child, h5py.Datatype):
+            # A named (committed) data type, as netCDF-4 keeps its record and enum types:
+            # no data, only the type datasets beside it take theirs from.
+            continue
         if isinstance(child, h5py.Group) and child.id in above:
             # A link back to a group it lies in: a Zarr hierarchy is a tree.
             raise ValueError(f"{where} links back to a group above it; convert a part without it")
