@@ -207,6 +207,23 @@ def test_endpoints_from_the_profile_and_the_environment(
     assert "aws_endpoint" not in dict(oxzarr.storage.remote_options("s3://bucket", {}))
 
 
+def test_an_http_endpoint_from_the_environment_alone(
+    aws: Callable[..., None], recorders: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No AWS files: the environment's endpoint (plain http, as MinIO's and moto's) is taken
+    # as botocore takes it. The engine read it, but refused http ("URL scheme is not
+    # allowed"). An upper-case scheme in the storage options is http too.
+    keys = {"key": "AKENV", "secret": "s"}
+    for variable in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        recorder = recorders()
+        monkeypatch.setenv(variable, recorder.url)
+        assert _signed_by(recorder, endpoint_url=None, **keys)[0] == "AKENV"
+        monkeypatch.delenv(variable)
+    recorder = recorders()
+    upper = recorder.url.replace("http://", "HTTP://")
+    assert _signed_by(recorder, endpoint_url=upper, **keys)[0] == "AKENV"
+
+
 def test_anonymous_requests_take_no_credentials(aws: Callable[..., None], recorders: Any) -> None:
     aws(DEFAULT)
     recorder = recorders()

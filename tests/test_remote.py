@@ -237,9 +237,21 @@ def test_errors_name_the_url(s3_bucket: Bucket, s3_endpoint: str) -> None:
     with pytest.raises(FileNotFoundError):
         oxzarr.open_group(f"{bucket}/nothing", mode="r", storage_options=options)
     # A bucket that does not exist: the service's answer, naming the key.
-    with pytest.raises(OSError, match=re.escape("s3://no-such-bucket-here/x/zarr.json")):
+    with pytest.raises(FileNotFoundError, match=re.escape("s3://no-such-bucket-here/x/zarr.json")):
         oxzarr.create_array(
             "s3://no-such-bucket-here/x", shape=(1,), dtype="u1", storage_options=options
+        )
+    # Not found when first listed too (mode "w" lists what it replaces), as zarr-python says.
+    for mode in ("w", "a"):
+        with pytest.raises(FileNotFoundError, match=re.escape("s3://no-such-bucket-here/g")):
+            oxzarr.open_group("s3://no-such-bucket-here/g", mode=mode, storage_options=options)
+    with pytest.raises(FileNotFoundError, match=re.escape("s3://no-such-bucket-here/x")):
+        oxzarr.create_array(
+            "s3://no-such-bucket-here/x",
+            shape=(1,),
+            dtype="u1",
+            storage_options=options,
+            overwrite=True,
         )
     with pytest.raises(ValueError, match=re.escape("aws_endpiont")):
         RemoteStore(bucket, storage_options={**options, "aws_endpiont": s3_endpoint})

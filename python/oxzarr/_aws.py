@@ -102,6 +102,11 @@ def _is_true(value: str | None) -> bool:
     return (value or "").strip().lower() == "true"
 
 
+def endpoints_ignored(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether the environment switches configured endpoints off, as botocore reads it."""
+    return _is_true(environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"))
+
+
 def profile_options(
     options: Mapping[str, str],
     profile: str | None,

@@ -439,8 +439,14 @@ def remote_options(url: str, storage_options: Mapping[str, Any] | None) -> list[
     if s3:
         anonymous = options.get("aws_skip_signature", "").lower() == "true"
         options.update(_aws.profile_options(options, profile, anonymous))
+        # The environment's endpoint, as botocore takes it, named here so that the check
+        # below sees it (the engine would read it, but refuse it without TLS).
+        if not _aws.endpoints_ignored():
+            for variable in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"):
+                if "aws_endpoint" not in options and os.environ.get(variable):
+                    options["aws_endpoint"] = os.environ[variable]
     endpoint = options.get("aws_endpoint", "")
-    if endpoint.startswith("http://"):
+    if endpoint.lower().startswith("http://"):
         # A local S3-compatible service (MinIO, moto) without TLS.
         options.setdefault("aws_allow_http", "true")
     if url.startswith("http://"):

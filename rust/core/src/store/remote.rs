@@ -526,8 +526,20 @@ fn list_error(store: &RemoteStore, prefix: &str, err: object_store::Error) -> St
     let refused = ["status code: 405 ", "status code: 501 "]
         .iter()
         .any(|status| text.contains(status));
+    // A listing finds nothing rather than failing, but for a bucket that is not there
+    // (S3's NoSuchBucket), which object_store reports as a plain error: not found, as a read
+    // of a key in it is (and as botocore reports it).
+    let missing = text.contains("status code: 404 ");
     let failed = io_error(&store.name(prefix), err);
     match failed {
+        StorageError::Io { key, source }
+            if missing && source.kind() == std::io::ErrorKind::Other =>
+        {
+            StorageError::Io {
+                key,
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, source.to_string()),
+            }
+        }
         StorageError::Io { key, source } if store.is_web_server() && refused => StorageError::Io {
             key,
             source: std::io::Error::new(
