@@ -646,6 +646,48 @@ def test_negative_zero_is_not_the_fill_value(engine: None) -> None:
 
 
 @pytest.mark.parametrize("where", ["local", "memory"])
+def test_writing_from_memory_another_thread_reads_into(
+    tmp_path: Path, engine: None, where: str
+) -> None:
+    """The engine cannot borrow memory another thread's read decodes into: a write from it
+    raised BufferError; it is written from a copy, as numpy would race."""
+    import threading
+
+    from zarr.core.buffer import cpu
+
+    def store(name: str) -> Any:
+        return zarr.storage.LocalStore(tmp_path / name) if where == "local" else None
+
+    data = np.arange(600 * 300, dtype="f8").reshape(600, 300)
+    a = zarr.create_array(store("a"), shape=data.shape, chunks=(100, 100), dtype="f8")
+    a[...] = data
+    b = zarr.create_array(store("b"), shape=data.shape, chunks=(100, 100), dtype="f8")
+    shared = np.zeros_like(data)
+    failures: list[BaseException] = []
+
+    def read() -> None:
+        for _ in range(10):
+            a.get_basic_selection(Ellipsis, out=cpu.NDBuffer(shared))
+
+    def write() -> None:
+        for _ in range(20):
+            try:
+                b[...] = shared
+                b[50:150, 50:150] = shared[50:150, 50:150]
+            except BaseException as e:  # a panic is no Exception
+                failures.append(e)
+
+    threads = [threading.Thread(target=read), threading.Thread(target=write)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures, failures[:1]
+    b[...] = shared  # after the reads: every value
+    assert_same(b[...], data)
+
+
+@pytest.mark.parametrize("where", ["local", "memory"])
 def test_outputs_the_engine_cannot_borrow(tmp_path: Path, engine: None, where: str) -> None:
     """A read-only output made rust-numpy panic (a PanicException, no Exception) where
     zarr-python's pipeline raises numpy's ValueError; threads reading into overlapping views

@@ -7,7 +7,7 @@ import math
 import warnings
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -292,16 +292,17 @@ def _out_array(out: Any, shape: tuple[int, ...]) -> npt.NDArray[Any]:
     return array
 
 
-def _from_buffer(
-    write: Callable[[npt.NDArray[np.uint8]], None], flat: npt.NDArray[np.uint8]
-) -> None:
+_T = TypeVar("_T")
+
+
+def _from_buffer(write: Callable[[npt.NDArray[np.uint8]], _T], flat: npt.NDArray[np.uint8]) -> _T:
     """`write` of the values in `flat` (the caller's own memory, when nothing needed casting),
     from a copy if another thread's read is decoding into that memory meanwhile (the engine
     then cannot borrow it)."""
     try:
-        write(flat)
+        return write(flat)
     except BufferError:
-        write(flat.copy())
+        return write(flat.copy())
 
 
 def _deliver(values: npt.NDArray[Any], out: Any) -> npt.NDArray[Any]:

@@ -38,6 +38,7 @@ from zarr.storage import LocalStore, StorePath
 
 from oxzarr import _core
 from oxzarr._dtypes import _native
+from oxzarr.array import _from_buffer
 
 if TYPE_CHECKING:
     from typing import Self
@@ -731,13 +732,13 @@ class ZarrCodecPipeline(CodecPipeline):
             merged = [i for i in range(len(batch)) if i not in at_edge]
             if merged:
                 _count_engine("write to disk")
+                merging = [(keys[i], regions[i]) for i in merged]
                 await asyncio.to_thread(
-                    local.codec_write,
-                    engine.codec,
-                    [(keys[i], regions[i]) for i in merged],
+                    _from_buffer,
+                    lambda flat: local.codec_write(
+                        engine.codec, merging, flat, list(expanded), engine.write_empty_chunks
+                    ),
                     _flat_bytes(data),
-                    list(expanded),
-                    engine.write_empty_chunks,
                 )
             if not at_edge:
                 return
@@ -764,11 +765,11 @@ class ZarrCodecPipeline(CodecPipeline):
             expanded, regions = plan
             work = list(zip(stored, keys, regions, strict=True))
             encoded = await asyncio.to_thread(
-                engine.codec.encode_regions,
-                work,
+                _from_buffer,
+                lambda flat: engine.codec.encode_regions(
+                    work, flat, list(expanded), engine.write_empty_chunks
+                ),
                 _flat_bytes(data),
-                list(expanded),
-                engine.write_empty_chunks,
             )
         else:
             encoded = await self._merge_and_encode(engine, batch, stored, keys, values, drop_axes)
