@@ -444,6 +444,27 @@ elif case == "huge element":
         d["codecs"] = [{"name": "bytes", "configuration": {"endian": "little"}}]
     edit(p, change)
     result = [outcome(lambda: oxzarr.open_array(p, mode="r"))]
+elif case == "missing string chunks":
+    # Strings where no chunk is stored, in chunks of 2^40 (and 2^63) elements: the fill
+    # value's chunk was allocated whole, and its size overflowed or aborted the process.
+    result = []
+    for n in (1 << 40, 1 << 62):
+        oxzarr.create_array(p + str(n), shape=(4,), dtype=str, chunks=(2,))
+        def change(d, n=n):
+            d["shape"] = [n]
+            d["chunk_grid"]["configuration"]["chunk_shape"] = [n]
+        edit(p + str(n), change)
+        b = oxzarr.open_array(p + str(n), mode="r")
+        result.append(outcome(lambda: b[0]))
+elif case == "huge string selection":
+    # A selection of 2^40 (2^63) strings: its chunks were listed one by one before any check
+    # of the output's size, and that list aborted the process.
+    result = []
+    for n in (1 << 40, 1 << 63):
+        oxzarr.create_array(p + str(n), shape=(4,), dtype=str, chunks=(2,))
+        edit(p + str(n), lambda d, n=n: d.update(shape=[n]))
+        b = oxzarr.open_array(p + str(n), mode="r")
+        result.append(outcome(lambda: b[...]))
 print(json.dumps(result))
 """
 )
@@ -462,6 +483,8 @@ print(json.dumps(result))
         ("compressor output", ["MemoryError: cannot encode chunk c/0"] * 2),
         ("string chunk sizes", ["MemoryError: chunk c/0 in file://"] * 3),
         ("huge element", ["MetadataValidationError: zarr.json: unsupported data_type"]),
+        ("missing string chunks", ["MemoryError: chunk c/0 in file://"] * 2),
+        ("huge string selection", ["MemoryError: a selection of"] * 2),
     ],
 )
 def test_sizes_beyond_memory_raise_instead_of_aborting(
@@ -659,3 +682,32 @@ def test_steps_past_the_axis_and_boolean_blocks(tmp_path: Path) -> None:
     assert a[:: -(2**63), 3].tolist() == expected[:: -(2**63), 3].tolist() == [93]
     with pytest.raises(IndexError, match="block selections take integers and slices"):
         a.blocks[True]
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_bare_nan_and_infinity_as_text(tmp_path: Path, zarr_format: int) -> None:
+    # A bare NaN or Infinity as a text array's fill value read as oxzarr's marker of it
+    # ("\x00NaN"); zarr-python reads Python's text of the number. As a dimension name, no
+    # name: refused (it came back as a float).
+    document = tmp_path / "a" / ("zarr.json" if zarr_format == 3 else ".zarray")
+    for token, text in (("NaN", "nan"), ("Infinity", "inf"), ("-Infinity", "-inf")):
+        zarr.create_array(
+            tmp_path / "a",
+            shape=(2,),
+            chunks=(1,),
+            dtype=str,
+            zarr_format=zarr_format,
+            overwrite=True,
+        )
+        doc = json.loads(document.read_text())
+        document.write_text(json.dumps(doc).replace('"fill_value": ""', f'"fill_value": {token}'))
+        theirs = zarr.open_array(tmp_path / "a", mode="r")
+        ours = oxzarr.open_array(tmp_path / "a", mode="r")
+        assert ours.fill_value == theirs.fill_value == text
+        assert ours[...].tolist() == theirs[...].tolist() == [text, text]
+    a = oxzarr.create_array(tmp_path / "d", shape=(2, 3), dtype="i1", dimension_names=["x", "y"])
+    assert a.metadata.dimension_names == ("x", "y")
+    path = tmp_path / "d" / "zarr.json"
+    path.write_text(path.read_text().replace('"x"', "NaN"))
+    with pytest.raises(ValueError, match="dimension_names"):
+        oxzarr.open_array(tmp_path / "d", mode="r")

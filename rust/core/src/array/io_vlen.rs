@@ -14,6 +14,7 @@ use crate::codec::CodecChain;
 use crate::concurrency;
 use crate::error::{CodecError, Error, Result};
 use crate::metadata::DataType;
+use crate::node::describe;
 
 /// The elements one chunk contributes to a read: (output index, element) pairs, the elements
 /// held in a local `VlenChunk`.
@@ -89,8 +90,8 @@ impl Array {
         label: &str,
     ) -> Result<VlenChunk> {
         let Some(stored) = stored else {
-            let n = chain.decoded_repr().num_elements() as usize;
-            return Ok(VlenChunk::filled(n, &self.fill_value));
+            let n = usize::try_from(chain.decoded_repr().num_elements()).unwrap_or(usize::MAX);
+            return VlenChunk::filled(n, &self.fill_value).map_err(|e| self.corrupt(label, e));
         };
         let chunk = chain
             .decode_vlen(stored)
@@ -166,6 +167,24 @@ impl Array {
         let _threads = self.request_threads();
         self.check_vlen()?;
         selection.check(self.shape())?;
+        // The elements' offsets and their Python objects need at least two words each: a
+        // selection no memory holds is refused before its chunks are even listed (a list
+        // of 2^62 of them aborted the process).
+        let elements = selection.num_elements();
+        let room = usize::try_from(elements)
+            .ok()
+            .and_then(|n| n.checked_mul(2 * std::mem::size_of::<usize>()));
+        let too_big = |bytes: u64| Error::OutOfMemory {
+            what: format!(
+                "a selection of {elements} elements of {}",
+                describe(self.store(), self.path())
+            ),
+            bytes,
+        };
+        match room {
+            Some(bytes) => crate::alloc::check_room(bytes).map_err(|_| too_big(bytes as u64))?,
+            None => return Err(too_big(u64::MAX)),
+        }
         let chunk_shape = self.inner_chunk_shape().to_vec();
         let pieces = selection.pieces(&chunk_shape);
         let out_shape = selection.shape();
@@ -356,9 +375,10 @@ impl Array {
                 .map(|((&c, &n), &s)| (s - c * n).min(n))
                 .collect();
             let covered = PieceMap::cover_chunk(maps.iter().copied(), &extent, &chunk_shape);
-            let n = self.codecs.decoded_repr().num_elements() as usize;
+            let n =
+                usize::try_from(self.codecs.decoded_repr().num_elements()).unwrap_or(usize::MAX);
             let current = if covered {
-                VlenChunk::filled(n, &self.fill_value)
+                VlenChunk::filled(n, &self.fill_value).map_err(|e| self.corrupt(&key, e))?
             } else {
                 // Unsharded here: no shards to see.
                 self.vlen_chunk(&coords, &ShardsSeen::default())?

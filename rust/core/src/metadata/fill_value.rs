@@ -75,8 +75,9 @@ pub fn parse(dt: &DataType, value: &Value) -> Result<Vec<u8>, MetadataError> {
             return match value {
                 _ if is_zero => Ok(vec![0u8; n]),
                 // Lone surrogates too (a name os.fsdecode made): numpy's U strings hold them.
-                Value::String(s) if super::json::code_points(s).len() <= *chars => {
-                    let points = super::json::code_points(s);
+                // A bare NaN or Infinity is the text Python gives it, as zarr-python reads it.
+                Value::String(s) if text_points(s).len() <= *chars => {
+                    let points = text_points(s);
                     let units: Vec<u8> = points.iter().flat_map(|p| p.to_ne_bytes()).collect();
                     Ok(padded(units, n))
                 }
@@ -90,7 +91,10 @@ pub fn parse(dt: &DataType, value: &Value) -> Result<Vec<u8>, MetadataError> {
         String => {
             return match value {
                 // UTF-8 cannot hold a lone surrogate (nor can zarr-python encode one).
-                Value::String(s) => super::json::text_of(s)
+                Value::String(s) => text_points(s)
+                    .into_iter()
+                    .map(char::from_u32)
+                    .collect::<Option<std::string::String>>()
                     .map(std::string::String::into_bytes)
                     .ok_or_else(|| {
                         invalid(dt, value, "a lone surrogate cannot be stored as UTF-8")
@@ -310,6 +314,15 @@ fn float_json(bytes: &[u8], size: usize) -> Value {
         return Value::String(if f > 0.0 { "Infinity" } else { "-Infinity" }.into());
     }
     serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+}
+
+/// The code points of a text fill value: a bare NaN or Infinity as the text Python gives it
+/// (zarr-python reads such a fill value of a text array so), not its marker.
+fn text_points(s: &str) -> Vec<u32> {
+    match super::json::bare_token_text(s) {
+        Some(text) => text.chars().map(u32::from).collect(),
+        None => super::json::code_points(s),
+    }
 }
 
 #[cfg(test)]

@@ -34,6 +34,17 @@ const TOKENS: [(&str, &str); 3] = [
     ("NaN", "\"\\u0000NaN\""),
 ];
 
+/// The text Python gives the number a bare token stands for (`str(float("nan"))`), if `s`
+/// is a bare token's marker: what zarr-python reads as a text fill value there.
+pub fn bare_token_text(s: &str) -> Option<&'static str> {
+    match s {
+        NAN => Some("nan"),
+        INFINITY => Some("inf"),
+        NEG_INFINITY => Some("-inf"),
+        _ => None,
+    }
+}
+
 /// The code points a string value of a parsed document holds: its NULs halved, and its lone
 /// surrogates (read as [`SURROGATE`] and four hex digits) among them, as numpy's `U` strings
 /// hold them.

@@ -372,7 +372,17 @@ impl ArrayMetadataV3 {
                         .iter()
                         .map(|n| match n {
                             Value::Null => Ok(None),
-                            Value::String(s) => Ok(Some(s.clone())),
+                            // As text: a bare NaN (read as a marker) is no name, and a NUL
+                            // in one is one NUL.
+                            Value::String(s) if super::json::bare_token_text(s).is_none() => {
+                                super::json::text_of(s).map(Some).ok_or_else(|| {
+                                    MetadataError::invalid(
+                                        "dimension_names",
+                                        v,
+                                        "expected text (a lone surrogate is none)",
+                                    )
+                                })
+                            }
                             _ => Err(MetadataError::invalid(
                                 "dimension_names",
                                 v,

@@ -817,7 +817,7 @@ mod tests {
         // value.
         let c = vlen_chain(sharded(&[2, 3], "end", vlen.clone()), &[4, 6])?;
         let sharding = c.sharding().ok_or("not sharded")?;
-        let fill = VlenChunk::filled(24, b"-");
+        let fill = VlenChunk::filled(24, b"-")?;
         let stored = c.encode_vlen(&fill)?;
         assert_eq!(stored.len(), sharding.index_size());
         assert_eq!(c.decode_vlen(&stored)?, fill);

@@ -20,16 +20,35 @@ pub struct VlenChunk {
 }
 
 impl VlenChunk {
-    /// `n` copies of `element`.
-    pub fn filled(n: usize, element: &[u8]) -> Self {
-        let mut data = Vec::with_capacity(n * element.len());
-        let mut offsets = Vec::with_capacity(n + 1);
+    /// `n` copies of `element`, or an error when they cannot be held: `n` comes from the
+    /// metadata (a chunk of 2^40 strings read where none is stored), and an infallible
+    /// allocation of it aborted the process.
+    pub fn filled(n: usize, element: &[u8]) -> Result<Self, CodecError> {
+        let refused = |bytes: Option<usize>| CodecError::OutOfMemory {
+            bytes: bytes.map_or(u64::MAX, |b| b as u64),
+        };
+        let data_bytes = n.checked_mul(element.len());
+        let offsets_len = n.checked_add(1);
+        let offset_bytes = offsets_len.and_then(|m| m.checked_mul(std::mem::size_of::<usize>()));
+        let total = data_bytes
+            .zip(offset_bytes)
+            .and_then(|(a, b)| a.checked_add(b));
+        let (Some(data_bytes), Some(offsets_len), Some(total)) = (data_bytes, offsets_len, total)
+        else {
+            return Err(refused(None));
+        };
+        crate::alloc::check_room(total)?;
+        let mut data = Vec::new();
+        let mut offsets = Vec::new();
+        data.try_reserve_exact(data_bytes)
+            .and_then(|()| offsets.try_reserve_exact(offsets_len))
+            .map_err(|_| refused(Some(total)))?;
         offsets.push(0);
         for _ in 0..n {
             data.extend_from_slice(element);
             offsets.push(data.len());
         }
-        Self { offsets, data }
+        Ok(Self { offsets, data })
     }
 
     /// A chunk of the given elements.
@@ -202,7 +221,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn round_trip_and_corruption() {
+    fn round_trip_and_corruption() -> Result<(), CodecError> {
         let codec = Vlen::from_config("vlen-utf8", &Map::new(), &DataType::String).unwrap();
         let repr = ChunkRepr::new(vec![3], DataType::String);
         let chunk = VlenChunk::from_elements([&b"a"[..], b"", "é!".as_bytes()]);
@@ -223,8 +242,18 @@ mod tests {
         assert!(codec.decode_vlen(&extra, &repr).is_err());
         assert!(Vlen::from_config("vlen-utf8", &Map::new(), &DataType::Int8).is_err());
         assert_eq!(
-            VlenChunk::filled(2, b"xy").iter().collect::<Vec<_>>(),
+            VlenChunk::filled(2, b"xy")?.iter().collect::<Vec<_>>(),
             vec![b"xy", b"xy"]
         );
+        // A count no memory holds is an error, not an abort.
+        assert!(matches!(
+            VlenChunk::filled(usize::MAX / 2, b"xy"),
+            Err(CodecError::OutOfMemory { .. })
+        ));
+        assert!(matches!(
+            VlenChunk::filled(1 << 40, b""),
+            Err(CodecError::OutOfMemory { .. })
+        ));
+        Ok(())
     }
 }
