@@ -1421,3 +1421,17 @@ def test_data_the_new_array_cannot_hold_leaves_the_store_as_it_was(
     # What fits is written as before: a list cast to the dtype asked for, broadcast rows.
     written = oxzarr.create_array(path, data=[[1, 2]], shape=(3, 2), dtype="u1", overwrite=True)
     assert_same(written[...], np.array([[1, 2]] * 3, dtype="u1"))
+
+
+def test_data_given_as_python_values_is_cast_as_numpy_assigns_it(tmp_path: Path) -> None:
+    # A list went through np.asarray first: 300 into uint8 was stored as 44, NaN into int32
+    # as its minimum; numpy and zarr-python refuse both. create() takes data= too.
+    g = oxzarr.open_group(tmp_path / "g.zarr", mode="w")
+    with pytest.raises(OverflowError):
+        g.create_array("x", data=[1, 2, 300], dtype="u1")
+    with pytest.raises(ValueError, match="NaN"):
+        oxzarr.create_array(tmp_path / "y.zarr", data=[1.0, float("nan")], dtype="i4")
+    assert "x" not in g and not (tmp_path / "y.zarr").exists()
+    assert g.create_array("z", data=[1, 2, 255], dtype="u1")[...].tolist() == [1, 2, 255]
+    made = oxzarr.create(shape=(3,), dtype="i2", store=tmp_path / "c.zarr", data=np.arange(3))
+    assert made[...].tolist() == [0, 1, 2]

@@ -343,3 +343,25 @@ def test_writing_from_memory_another_thread_reads_into(tmp_path: Path) -> None:
     assert not failures, failures[:1]
     b[...] = shared  # after the reads: every value
     assert_same(b[...], data)
+
+
+def test_nested_lists_with_leading_length_one_dimensions_and_block_step_zero(
+    tmp_path: Path,
+) -> None:
+    # numpy's assignment drops the leading length-1 dimensions of an array, and zarr-python's
+    # of a nested list too: [[100, 200]] into two points was refused. A block slice of step
+    # 0 is an IndexError as any other step but 1 (it was ValueError).
+    a = oxzarr.create_array(tmp_path / "a.zarr", shape=(5, 7), dtype="i4", chunks=(2, 3))
+    a[0, [0, 1]] = [[100, 200]]
+    a.oindex[1, [0, 1]] = [[3, 4]]
+    a.vindex[[2, 3], [0, 1]] = [[5, 6]]
+    assert a[:4, :2].tolist() == [[100, 200], [3, 4], [5, 0], [0, 6]]
+    with pytest.raises(OverflowError):
+        a[0, [0, 1]] = [[1, 2**40]]
+    with pytest.raises(ValueError, match="broadcast"):
+        a[0, [0, 1]] = [[1, 2, 3]]
+    for step_zero in (lambda: a.blocks[::0], lambda: a.get_block_selection(slice(0, 2, 0))):
+        with pytest.raises(IndexError, match="step 1"):
+            step_zero()
+    with pytest.raises(IndexError, match="step 1"):
+        a.blocks[::0] = 1

@@ -331,7 +331,10 @@ def create_array(
         # where overwrite=True had deleted the old array and left an empty one.
         scratch = MemoryStore()
         probe = _core.Array.create(scratch._core, "", document, False)
-        source = _configured(probe, scratch, settings)._whole(source)
+        # Python values (a list) as assigned, so that 300 into uint8 fails as in numpy and
+        # zarr-python, not wrapped as the int64 array np.asarray made of them.
+        given = data if isinstance(data, list | tuple) else source
+        source = _configured(probe, scratch, settings)._whole(given)
     core = _core.Array.create(target._core, _path(name), document, overwrite)
     arr = _configured(core, target, settings)
     if source is not None and write_data:
@@ -1023,7 +1026,7 @@ def create(
     ``object_codec``: the v2 codec of variable-length elements), as ``zarr.create`` does;
     :func:`create_array` is the newer form."""
     zarr_format = _zarr_format(zarr_format, kwargs)
-    _no_other_keywords("create", kwargs, ("read_only", "mode"))
+    _no_other_keywords("create", kwargs, ("read_only", "mode", "data"))
     if object_codec is not None:
         if _format_or_default(zarr_format) != 2:
             raise ValueError(
@@ -1063,6 +1066,7 @@ def create(
         config = {**(config or {}), "write_empty_chunks": write_empty_chunks}
     return create_array(
         store,
+        data=kwargs.get("data"),
         name=path,
         shape=shape,
         dtype=dtype,

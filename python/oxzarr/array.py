@@ -844,7 +844,18 @@ class Array:
             # Nothing to cast: no copy when it is already laid out as the write needs.
             return np.ascontiguousarray(_broadcast(value, shape))
         data = np.empty(shape, dtype=self._native)
-        data[...] = value
+        try:
+            data[...] = value
+        except ValueError:
+            # numpy's assignment drops the leading length-1 dimensions of an array, not of a
+            # nested list: [[1, 2]] into two points is written as np.array([[1, 2]]) is
+            # (zarr-python's assignment takes it). Cast as Python values: 300 into int8 fails.
+            if not isinstance(value, list | tuple):
+                raise
+            values = np.array(value, dtype=self._native)
+            if values.ndim <= len(shape):
+                raise
+            data[...] = _broadcast(values, shape)
         return data
 
     def __getitem__(self, key: Any) -> npt.NDArray[Any]:
@@ -1135,9 +1146,10 @@ class Array:
                     )
                 key.append(slice(b * c, min((b + 1) * c, n)))
             elif isinstance(s, slice):
-                start, stop, step = s.indices(nblocks)
-                if step != 1:
+                # Before s.indices, which refuses a step of 0 with a ValueError.
+                if s.step not in (None, 1):
                     raise IndexError("block selections take slices with step 1")
+                start, stop, _ = s.indices(nblocks)
                 # As zarr-python: a start past the grid (or before it) names no block and
                 # is an error, where the stop, as in any slice, is clamped.
                 if s.start is not None:
