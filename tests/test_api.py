@@ -574,6 +574,11 @@ def test_pickled_nodes_are_the_nodes_pickled(tmp_path: Path) -> None:
     oxzarr.open_group(tmp_path / "c.zarr", path="sub", use_consolidated=False).create_group("late")
     again = pickle.loads(pickle.dumps(sub))
     assert again.is_consolidated and list(again.keys()) == list(sub.keys()) == ["arr"]
+    # A group pickled by an earlier version (whether it was consolidated, no format) loads.
+    from oxzarr.group import _reopen_group
+
+    old = _reopen_group(LocalStore(tmp_path / "c.zarr"), "", True)
+    assert old.is_consolidated and old.zarr_format == 3
 
 
 def test_memory_store_views_stay_views_when_copied() -> None:

@@ -631,7 +631,8 @@ def open(
     **kwargs: Any,
 ) -> Array | Group:
     """Opens the array or group the store holds at ``path``. If there is none, mode "a" (the
-    default) creates an array when ``shape`` is given, else a group."""
+    default; "r" for a read-only store object) creates an array when ``shape`` is given,
+    else a group."""
     zarr_format = _zarr_format(zarr_format, kwargs)
     _check_format(zarr_format)
     fmt = zarr_format

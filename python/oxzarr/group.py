@@ -508,11 +508,17 @@ class Group:
 
 
 def _reopen_group(
-    store: Store, path: str, consolidated_root: str | None, zarr_format: int
+    store: Store,
+    path: str,
+    consolidated_root: str | bool | None = None,
+    zarr_format: int | None = None,
 ) -> Group:
     """A pickled group opened again, of the format it was (where a v2 and a v3 group share a
     path), and through the consolidated metadata it was opened through: its own, or, for a
-    member of a consolidated group, the group's above it (so it lists what they list)."""
+    member of a consolidated group, the group's above it (so it lists what they list).
+    Pickles of earlier versions give whether it was consolidated, and no format."""
+    if isinstance(consolidated_root, bool):
+        consolidated_root = path if consolidated_root else None
     if consolidated_root is not None:
         try:
             top = _core.Group.open_consolidated(store._core, consolidated_root, zarr_format)

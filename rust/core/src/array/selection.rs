@@ -194,8 +194,13 @@ impl Selection {
         self.0.iter().map(DimSelection::len).collect()
     }
 
+    /// Saturating: a damaged shape's lengths can multiply past u64 (the product would
+    /// panic, or wrap to a small count).
     pub fn num_elements(&self) -> u64 {
-        self.0.iter().map(DimSelection::len).product()
+        self.0
+            .iter()
+            .map(DimSelection::len)
+            .fold(1u64, u64::saturating_mul)
     }
 
     /// Checks the selection against an array's shape.

@@ -372,16 +372,11 @@ impl ArrayMetadataV3 {
                         .iter()
                         .map(|n| match n {
                             Value::Null => Ok(None),
-                            // As text: a bare NaN (read as a marker) is no name, and a NUL
-                            // in one is one NUL.
+                            // A bare NaN (read as a marker) is no name. Other names stay as parsed
+                            // (NULs and lone surrogates escaped), which is how they are
+                            // written back.
                             Value::String(s) if super::json::bare_token_text(s).is_none() => {
-                                super::json::text_of(s).map(Some).ok_or_else(|| {
-                                    MetadataError::invalid(
-                                        "dimension_names",
-                                        v,
-                                        "expected text (a lone surrogate is none)",
-                                    )
-                                })
+                                Ok(Some(s.clone()))
                             }
                             _ => Err(MetadataError::invalid(
                                 "dimension_names",
