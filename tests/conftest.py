@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -104,32 +105,37 @@ def assert_same(actual: np.ndarray, expected: np.ndarray) -> None:
     assert np.ascontiguousarray(actual).tobytes() == np.ascontiguousarray(expected).tobytes()
 
 
-def read_overlapping_tiles(read: Callable[[int, int], None], rows: int, halo: int) -> None:
-    """`read(start, stop)` of four row tiles of `rows`, each widened by `halo` rows into its
-    neighbours', one thread each (tiles with halos, read into views of one output); fails
-    on anything one raised, a panic (no Exception) too."""
+def run_together(*bodies: Callable[[], None]) -> None:
+    """Each body in a thread of its own, all at once; fails on anything one raised, a panic
+    across the FFI (no Exception) too."""
     import threading
 
     failures: list[BaseException] = []
 
-    def tile(start: int, stop: int) -> None:
+    def guarded(body: Callable[[], None]) -> None:
         try:
-            read(start, stop)
+            body()
         except BaseException as e:
             failures.append(e)
 
-    step = rows // 4
-    threads = [
-        threading.Thread(
-            target=tile, args=(max(0, i * step - halo), min(rows, (i + 1) * step + halo))
-        )
-        for i in range(4)
-    ]
+    threads = [threading.Thread(target=guarded, args=(body,)) for body in bodies]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert not failures, failures
+    assert not failures, failures[:1]
+
+
+def read_overlapping_tiles(read: Callable[[int, int], None], rows: int, halo: int) -> None:
+    """`read(start, stop)` of four row tiles of `rows`, each widened by `halo` rows into its
+    neighbours', one thread each (tiles with halos, read into views of one output)."""
+    step = rows // 4
+    run_together(
+        *(
+            functools.partial(read, max(0, i * step - halo), min(rows, (i + 1) * step + halo))
+            for i in range(4)
+        )
+    )
 
 
 def digest(values: np.ndarray) -> str:
