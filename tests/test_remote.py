@@ -309,6 +309,8 @@ def test_web_servers_are_read(s3_bucket: Bucket, s3_endpoint: str) -> None:
     assert_same(group["plain"][...], values)
     assert_same(group["sharded"][7:33, 40], values[7:33, 40])
     assert_same(oxzarr.open_array(f"{http}/plain")[5], values[5])
+    # open() with no mode, as zarr-python's open(url): the group, read-only.
+    assert sorted(oxzarr.open(http).keys()) == ["plain", "sharded"]  # type: ignore[union-attr]
     with pytest.raises(ReadOnlyError):
         group["plain"][0, 0] = 1
     with pytest.raises(ValueError, match=re.escape("cannot write")):

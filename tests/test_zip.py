@@ -89,6 +89,11 @@ def test_writes_to_a_zip_opened_read_only_are_refused(tmp_path: Path) -> None:
     # Its root named as the zip itself (a write "to" it), not as an empty key.
     with pytest.raises(ReadOnlyError, match=r"cannot write to zip://\S*data\.zip \(the zip"):
         oxzarr.open_group(path, mode="w")
+    # open() with mode "a" (or none) opens the group there read-only, as open_group does (it
+    # refused its own read-only zip as a store object given with mode 'a').
+    for mode in (None, "a"):
+        group = oxzarr.open(path, mode=mode)  # type: ignore[arg-type]
+        assert isinstance(group, oxzarr.Group) and group.read_only and "a" in group
     # Nothing changed, and a new path ending in ".zip" is a directory, as in zarr-python.
     assert oxzarr.open_array(path, path="a", mode="r")[0, 0] == 0
     d = oxzarr.create_array(tmp_path / "new.zip", shape=(2,), dtype="i1")

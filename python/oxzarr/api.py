@@ -460,13 +460,27 @@ def open_group(
     _no_other_keywords("open_group", kwargs, ("use_consolidated",))
     _check_format(zarr_format)
     target, mode = _store_for_mode(store, mode, storage_options)
+    return _open_group_in(
+        target, mode, path, attributes, zarr_format, kwargs.get("use_consolidated")
+    )
+
+
+def _open_group_in(
+    target: Store,
+    mode: AccessMode,
+    path: str | None,
+    attributes: Mapping[str, JSON] | None,
+    zarr_format: int | None,
+    use_consolidated: bool | None,
+) -> Group:
+    """open_group in a store `_store_for_mode` has made and checked with `mode` (which needs
+    whether the store was named: a store object would be checked again as given)."""
     if mode in ("w-", "x"):
         _refuse_existing(target, path)
     if mode in ("w", "w-", "x"):
         return create_group(
             target, path=path, overwrite=mode == "w", attributes=attributes, zarr_format=zarr_format
         )
-    use_consolidated = kwargs.get("use_consolidated")
     # Consolidated metadata asked for and not found: raised if there is a group there (mode
     # "a" creates a missing one, as in zarr-python).
     missing: NodeNotFoundError | None = None
@@ -647,8 +661,7 @@ def open(
         if "shape" in kwargs:
             return open_array(target, mode=mode, path=path, zarr_format=fmt, **kwargs)
         as_group()
-        attributes = kwargs.get("attributes")
-        return open_group(target, mode=mode, path=path, attributes=attributes, zarr_format=fmt)
+        return _open_group_in(target, mode, path, kwargs.get("attributes"), fmt, None)
     try:
         node = _core.open_node(target._core, _path(path), zarr_format)
     except NodeNotFoundError:
@@ -668,13 +681,7 @@ def open(
         as_group()
         # As zarr-python: a group opens through its consolidated metadata when it has some
         # (unless told otherwise).
-        return open_group(
-            target,
-            mode=mode,
-            path=path,
-            zarr_format=zarr_format,
-            use_consolidated=kwargs.get("use_consolidated"),
-        )
+        return _open_group_in(target, mode, path, None, zarr_format, kwargs.get("use_consolidated"))
     _check_found_format(node.zarr_format, zarr_format, "array", path, target)
     return _configured(node, target, settings_from(kwargs.get("config"), strict=False))
 
