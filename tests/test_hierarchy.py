@@ -262,6 +262,48 @@ def test_delete_from_a_consolidated_group(tmp_path: Path, zarr_format: int) -> N
     assert sorted(zarr.open_consolidated(path, mode="r").keys()) == ["g"]
 
 
+def _consolidated_members(path: Path, group: str) -> dict[str, list[str]]:
+    """The members of `group` its own consolidated document names, as oxzarr and zarr-python
+    read it."""
+    return {
+        lib.__name__: sorted(lib.open_consolidated(path, path=group, mode="r").keys())
+        for lib in (oxzarr, zarr)
+    }
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_a_subgroups_own_consolidated_metadata(tmp_path: Path, zarr_format: int) -> None:
+    """A v3 subgroup consolidated on its own, reached through its parent, opens through its
+    own document, as opened by its path and as in zarr-python: a delete through it rewrote no
+    document, and its deleted member was still listed (reading as fill values). A delete
+    from above rewrites it too; an attribute write through the root's document kept none of
+    it (and open_consolidated at the subgroup then failed)."""
+    path = tmp_path / "r.zarr"
+    build(path, zarr_format)
+    oxzarr.consolidate_metadata(path, path="g")
+    sub = oxzarr.open_group(path, mode="a", use_consolidated=False)["g"]
+    # (zarr-python opens a v2 member without its .zmetadata; the delete rewrites it anyway.)
+    assert isinstance(sub, oxzarr.Group) and sub.is_consolidated == (zarr_format == 3)
+    del sub["h"]
+    assert list(sub.keys()) == ["b"] and "h" not in sub
+    assert _consolidated_members(path, "g") == {"oxzarr": ["b"], "zarr": ["b"]}
+    with pytest.raises(KeyError):
+        oxzarr.open_group(path, path="g", mode="r")["h"]
+
+    build(path := tmp_path / "both.zarr", zarr_format)
+    oxzarr.consolidate_metadata(path, path="g")
+    oxzarr.consolidate_metadata(path)
+    root = oxzarr.open_group(path, mode="a")
+    del root["g/h"]
+    assert _consolidated_members(path, "g") == {"oxzarr": ["b"], "zarr": ["b"]}
+    for use_consolidated in (True, False):
+        group = oxzarr.open_group(path, mode="r", use_consolidated=use_consolidated)
+        assert [name for name, _ in group.members(max_depth=None)] == ["a", "g", "g/b"]
+    root["g"].attrs["k"] = 1
+    assert _consolidated_members(path, "g") == {"oxzarr": ["b"], "zarr": ["b"]}
+    assert dict(zarr.open_group(path, path="g", mode="r").attrs) == {"level": 1, "k": 1}
+
+
 @pytest.mark.parametrize("zarr_format", [2, 3])
 def test_read_what_zarr_python_consolidates(tmp_path: Path, zarr_format: int) -> None:
     path = tmp_path / "z.zarr"

@@ -52,6 +52,65 @@ pub struct Consolidated {
 }
 
 impl Consolidated {
+    fn new(root: &str) -> Self {
+        Self {
+            root: root.to_string(),
+            ..Self::default()
+        }
+    }
+
+    /// Adds a member's documents (store key -> bytes): parsed, or kept as they are when
+    /// oxzarr cannot take them, if they say what the node is.
+    fn add(&mut self, node_path: String, docs: BTreeMap<String, Vec<u8>>) -> Result<()> {
+        match parse_node_metadata(&node_path, |k| Ok(docs.get(k).cloned())) {
+            Ok(Some(meta)) => {
+                self.nodes.insert(node_path, meta);
+            }
+            Ok(None) => {}
+            Err(e) => match node::declared_kind(&node_path, |k| Ok(docs.get(k).cloned())) {
+                Ok(Some(kind)) => {
+                    self.unreadable.insert(node_path, (kind, docs));
+                }
+                _ => return Err(e),
+            },
+        }
+        Ok(())
+    }
+
+    /// The consolidated metadata inline in the v3 document `meta` of the group at `path`;
+    /// `None` if it has none.
+    fn inline(path: &str, meta: &GroupMetadataV3) -> Result<Option<Self>> {
+        let Some(consolidated) = meta.extra_fields.get("consolidated_metadata") else {
+            return Ok(None);
+        };
+        let key = join_key(path, ZARR_JSON);
+        let invalid = |value: &Value, reason: &str| Error::InvalidMetadata {
+            key: key.clone(),
+            source: MetadataError::invalid("consolidated_metadata", value, reason),
+        };
+        // zarr-python writes its members' documents inline; another kind would be read as a
+        // group with no members.
+        let kind = consolidated.get("kind").unwrap_or(&Value::Null);
+        if kind != "inline" {
+            return Err(invalid(
+                kind,
+                "only \"inline\" consolidated metadata is read",
+            ));
+        }
+        let docs = consolidated
+            .get("metadata")
+            .and_then(Value::as_object)
+            .ok_or_else(|| invalid(consolidated, "expected a metadata object"))?;
+        let mut found = Self::new(path);
+        for (rel, doc) in docs {
+            let node_path = normalize_path(&join_key(path, rel))?;
+            let bytes = crate::metadata::json::to_string(doc).into_bytes();
+            let key = join_key(&node_path, ZARR_JSON);
+            found.add(node_path, BTreeMap::from([(key, bytes)]))?;
+        }
+        Ok(Some(found))
+    }
+
     /// What the document holds at `path`.
     fn kind(&self, path: &str) -> Option<NodeKind> {
         match self.nodes.get(path) {
@@ -161,6 +220,12 @@ impl Group {
     pub fn with_attributes(&self, attributes: Map<String, Value>) -> Result<Self> {
         let mut metadata = self.metadata.clone();
         metadata.set_attributes(attributes);
+        if let GroupMetadata::V3(meta) = &mut metadata {
+            if let Some(own) = self.own_inline_consolidated()? {
+                meta.extra_fields
+                    .insert("consolidated_metadata".into(), own);
+            }
+        }
         write_node_metadata(
             &self.store,
             &self.path,
@@ -170,6 +235,27 @@ impl Group {
             metadata,
             ..self.clone()
         })
+    }
+
+    /// For a v3 group opened through an ancestor's consolidated document (which holds none
+    /// of the group's own), the consolidated metadata its stored `zarr.json` holds, so that a
+    /// rewrite of the document keeps it; `None` otherwise.
+    fn own_inline_consolidated(&self) -> Result<Option<Value>> {
+        let from_document = self
+            .consolidated
+            .as_ref()
+            .is_some_and(|c| c.root != self.path);
+        if !from_document || !matches!(self.metadata, GroupMetadata::V3(_)) {
+            return Ok(None);
+        }
+        let Some(bytes) = self.store.get(&join_key(&self.path, ZARR_JSON))? else {
+            return Ok(None);
+        };
+        // A document that is not JSON is written over anyway.
+        Ok(crate::metadata::json::parse(&bytes)
+            .ok()
+            .and_then(|doc| doc.get("consolidated_metadata").cloned())
+            .filter(|own| !own.is_null()))
     }
 
     /// The document at `key` (below this group) if it is one of this group's format: a v3
@@ -201,6 +287,12 @@ impl Group {
 
     /// The node at `name` (a member's name or a path below this group).
     pub fn child(&self, name: &str) -> Result<Node> {
+        self.child_opened(name, true)
+    }
+
+    /// [`Group::child`]; with `own_consolidated` false, a group below a group opened without
+    /// consolidated metadata is opened without its own too (to be listed from the store).
+    fn child_opened(&self, name: &str, own_consolidated: bool) -> Result<Node> {
         let path = self.child_path(name)?;
         let meta = match &self.consolidated {
             Some(c) => match c.unreadable.get(&path) {
@@ -218,15 +310,24 @@ impl Group {
         };
         Ok(match node::node_from_metadata(&self.store, &path, meta)? {
             Node::Group(mut g) => {
-                // A group below the one holding the consolidated document has, there, an
-                // empty nested `consolidated_metadata` (zarr-python writes it so): kept, a
-                // write of the group's attributes would store it in the group's own
-                // `zarr.json`, and the group, opened alone, would seem to have no members.
-                let from_document = self.consolidated.as_ref().is_some_and(|c| c.root != path);
-                if let (true, GroupMetadata::V3(meta)) = (from_document, &mut g.metadata) {
-                    meta.extra_fields.remove("consolidated_metadata");
+                match (&self.consolidated, &mut g.metadata) {
+                    // A group below the one holding the consolidated document has, there, an
+                    // empty nested `consolidated_metadata` (zarr-python writes it so): kept, a
+                    // write of the group's attributes would store it in the group's own
+                    // `zarr.json`, and the group, opened alone, would seem to have no members.
+                    (Some(c), GroupMetadata::V3(meta)) if c.root != path => {
+                        meta.extra_fields.remove("consolidated_metadata");
+                        g.consolidated = Some(c.clone());
+                    }
+                    (Some(c), _) => g.consolidated = Some(c.clone()),
+                    // Read from its own `zarr.json`: consolidated metadata there is the
+                    // group's own, and it opens through it, as it would opened by its path
+                    // (and as zarr-python opens it), so that a delete through it rewrites it.
+                    (None, GroupMetadata::V3(meta)) if own_consolidated => {
+                        g.consolidated = Consolidated::inline(&path, meta)?.map(Arc::new);
+                    }
+                    (None, _) => {}
                 }
-                g.consolidated = self.consolidated.clone();
                 Node::Group(g)
             }
             array => array,
@@ -234,9 +335,10 @@ impl Group {
     }
 
     /// Deletes the member (or node below) at `name` and everything stored under it, as
-    /// zarr-python's `del group[name]`; returns the group as it now is. A group opened through
-    /// consolidated metadata has that document written again from what the store then holds,
-    /// so it no longer names what was deleted.
+    /// zarr-python's `del group[name]`; returns the group as it now is. Every consolidated
+    /// document that names what was deleted is written again from what the store then holds:
+    /// the one this group was opened through, and the own ones of the groups from this one
+    /// down to the deleted node (zarr-python's subgroups keep theirs).
     pub fn delete_member(&self, name: &str) -> Result<Self> {
         let path = self.child_path(name)?;
         if path == self.path {
@@ -258,36 +360,70 @@ impl Group {
                 path: describe(&self.store, &path),
             });
         }
-        // The document is gathered before the delete, less what is deleted, and written
-        // after it: a hierarchy it cannot be written for is found out before anything goes.
-        let rewrite = match &self.consolidated {
-            Some(consolidated) => {
-                let holder = Self::open(self.store.clone(), &consolidated.root)?;
-                let deleted = path
-                    .strip_prefix(&node_prefix(&holder.path))
-                    .unwrap_or(&path)
-                    .to_string();
-                let below = format!("{deleted}/");
-                let mut nodes = holder.descendants()?;
-                nodes.retain(|(rel, _)| *rel != deleted && !rel.starts_with(&below));
-                Some((holder, nodes))
-            }
-            None => None,
-        };
-        self.store.delete_prefix(&node_prefix(&path))?;
-        let Some((holder, nodes)) = rewrite else {
-            return Ok(self.clone());
-        };
-        let holder = holder.write_consolidated(&nodes)?;
-        if holder.path == self.path {
-            // This group holds the document: its metadata (written again with the group's
-            // attributes) must carry the new one, not the one naming what was deleted.
-            return Ok(holder);
+        // The documents are gathered before the delete, less what is deleted, and written
+        // after it: a hierarchy one cannot be written for is found out before anything goes.
+        let opened_through = self.consolidated.as_ref().map(|c| c.root.clone());
+        let mut holders = Vec::new();
+        if let Some(root) = &opened_through {
+            holders.push(Self::open(self.store.clone(), root)?);
         }
-        Ok(Self {
-            consolidated: holder.consolidated,
-            ..self.clone()
-        })
+        // This group and those below it down to the deleted node's parent.
+        let mut between = vec![self.path.clone()];
+        let rel = &path[node_prefix(&self.path).len()..];
+        for (at, _) in rel.match_indices('/') {
+            between.push(join_key(&self.path, &rel[..at]));
+        }
+        for group_path in between {
+            if Some(&group_path) == opened_through.as_ref() {
+                continue;
+            }
+            match Self::open_consolidated(self.store.clone(), &group_path) {
+                Ok(own)
+                    if own
+                        .consolidated
+                        .as_ref()
+                        .is_some_and(|c| c.kind(&path).is_some()) =>
+                {
+                    holders.push(Self {
+                        consolidated: None,
+                        ..own
+                    });
+                }
+                Ok(_) | Err(Error::NodeNotFound { .. } | Error::NotAGroup { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let mut rewrites = Vec::new();
+        for holder in holders {
+            let deleted = path
+                .strip_prefix(&node_prefix(&holder.path))
+                .unwrap_or(&path)
+                .to_string();
+            let below = format!("{deleted}/");
+            let mut nodes = holder.descendants()?;
+            nodes.retain(|(rel, _)| *rel != deleted && !rel.starts_with(&below));
+            rewrites.push((holder, nodes));
+        }
+        self.store.delete_prefix(&node_prefix(&path))?;
+        let mut group = self.clone();
+        for (holder, nodes) in rewrites {
+            let written = holder.write_consolidated(&nodes)?;
+            if Some(&written.path) != opened_through.as_ref() {
+                continue;
+            }
+            group = if written.path == self.path {
+                // This group holds the document: its metadata (written again with the
+                // group's attributes) must carry the new one, not the one naming what was
+                // deleted.
+                written
+            } else {
+                Self {
+                    consolidated: written.consolidated,
+                    ..group
+                }
+            };
+        }
+        Ok(group)
     }
 
     /// The direct members of the group, by name, sorted.
@@ -330,13 +466,19 @@ impl Group {
 
     /// Every node below the group, with paths relative to it, depth first in name order.
     fn descendants(&self) -> Result<Vec<(String, Found)>> {
+        // Listed from the store: never from a consolidated document, this group's or one a
+        // subgroup holds of its own.
+        let top = Self {
+            consolidated: None,
+            ..self.clone()
+        };
         let mut out = Vec::new();
         let mut stack = vec![String::new()];
         while let Some(rel) = stack.pop() {
             let group = if rel.is_empty() {
-                self.clone()
+                top.clone()
             } else {
-                match self.child(&rel)? {
+                match top.child_opened(&rel, false)? {
                     Node::Group(g) => g,
                     Node::Array(_) => continue,
                 }
@@ -483,52 +625,10 @@ impl Group {
             key: key.to_string(),
             source: MetadataError::invalid("consolidated_metadata", value, reason),
         };
-        let mut nodes = BTreeMap::new();
-        let mut unreadable = BTreeMap::new();
-        // A member's documents (store key -> bytes) go into `nodes` parsed, or into
-        // `unreadable` when oxzarr cannot take them, if they say what the node is.
-        let mut add = |node_path: String, docs: BTreeMap<String, Vec<u8>>| -> Result<()> {
-            match parse_node_metadata(&node_path, |k| Ok(docs.get(k).cloned())) {
-                Ok(Some(meta)) => {
-                    nodes.insert(node_path, meta);
-                }
-                Ok(None) => {}
-                Err(e) => match node::declared_kind(&node_path, |k| Ok(docs.get(k).cloned())) {
-                    Ok(Some(kind)) => {
-                        unreadable.insert(node_path, (kind, docs));
-                    }
-                    _ => return Err(e),
-                },
-            }
-            Ok(())
-        };
-        let group = match node::read_node_metadata_as(&store, &path, format)? {
+        let (group, consolidated) = match node::read_node_metadata_as(&store, &path, format)? {
             Some(NodeMetadata::Group(GroupMetadata::V3(meta))) => {
-                let key = join_key(&path, ZARR_JSON);
-                let Some(consolidated) = meta.extra_fields.get("consolidated_metadata") else {
-                    return Err(not_found());
-                };
-                // zarr-python writes its members' documents inline; another kind would be
-                // read as a group with no members.
-                let kind = consolidated.get("kind").unwrap_or(&Value::Null);
-                if kind != "inline" {
-                    return Err(invalid(
-                        &key,
-                        kind,
-                        "only \"inline\" consolidated metadata is read",
-                    ));
-                }
-                let docs = consolidated
-                    .get("metadata")
-                    .and_then(Value::as_object)
-                    .ok_or_else(|| invalid(&key, consolidated, "expected a metadata object"))?;
-                for (rel, doc) in docs {
-                    let node_path = normalize_path(&join_key(&path, rel))?;
-                    let bytes = crate::metadata::json::to_string(doc).into_bytes();
-                    let key = join_key(&node_path, ZARR_JSON);
-                    add(node_path, BTreeMap::from([(key, bytes)]))?;
-                }
-                GroupMetadata::V3(meta)
+                let consolidated = Consolidated::inline(&path, &meta)?.ok_or_else(not_found)?;
+                (GroupMetadata::V3(meta), consolidated)
             }
             Some(NodeMetadata::Group(meta @ GroupMetadata::V2 { .. })) => {
                 let key = join_key(&path, ZMETADATA);
@@ -558,6 +658,7 @@ impl Group {
                     .collect();
                 rels.sort();
                 rels.dedup();
+                let mut consolidated = Consolidated::new(&path);
                 for rel in rels {
                     let node_path = normalize_path(&join_key(&path, rel))?;
                     let node_docs = [ZARRAY, ZGROUP, ZATTRS]
@@ -568,9 +669,9 @@ impl Group {
                             Some((join_key(&node_path, name), bytes))
                         })
                         .collect();
-                    add(node_path, node_docs)?;
+                    consolidated.add(node_path, node_docs)?;
                 }
-                meta
+                (meta, consolidated)
             }
             Some(NodeMetadata::Array(_)) => {
                 return Err(Error::NotAGroup {
@@ -586,13 +687,9 @@ impl Group {
         };
         Ok(Self {
             store,
-            path: path.clone(),
+            path,
             metadata: group,
-            consolidated: Some(Arc::new(Consolidated {
-                root: path,
-                nodes,
-                unreadable,
-            })),
+            consolidated: Some(Arc::new(consolidated)),
         })
     }
 }
