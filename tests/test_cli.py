@@ -1238,3 +1238,21 @@ def test_numpys_api_is_fetched_at_import(tmp_path: Path) -> None:
         check=False,
     )
     assert (run.returncode, run.stdout, run.stderr) == (0, "[1.5, 1.5, 1.5]\n", ""), run
+
+
+def test_tree_and_info_list_a_member_oxzarr_cannot_open(tmp_path: Path) -> None:
+    """One member with a codec oxzarr does not know made `tree` and `info` of the whole
+    group fail; it is listed with its error, the others as usual."""
+    path = tmp_path / "g.zarr"
+    root = oxzarr.create_group(path)
+    root.create_array("bad", shape=(2,), dtype="i1")
+    root.create_array("ok", shape=(3,), dtype="i2")
+    doc = json.loads((path / "bad" / "zarr.json").read_text())
+    doc["codecs"].append({"name": "no_such_codec"})
+    (path / "bad" / "zarr.json").write_text(json.dumps(doc))
+    tree = cli("tree", path).stdout
+    assert "├── bad (cannot be opened: bad/zarr.json: unsupported codec" in tree
+    assert "└── ok (3,) int16" in tree
+    info = cli("info", path).stdout
+    assert "  bad  (cannot be opened: bad/zarr.json: unsupported codec" in info
+    assert "  ok  (array) (3,) int16" in info

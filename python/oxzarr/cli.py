@@ -238,10 +238,13 @@ def _info(args: argparse.Namespace) -> int:
         out.write(f"Group  Zarr v{node.zarr_format}  {args.path}\n")
         if dict(node.attrs):
             out.write(f"attributes: {json.dumps(dict(node.attrs), sort_keys=True)}\n")
-        for name, member in node.members():
-            kind = "array" if isinstance(member, Array) else "group"
-            detail = f"{member.shape} {member.dtype}" if isinstance(member, Array) else ""
-            out.write(f"  {name}  ({kind}) {detail}\n")
+        for name, member in node._members_or_refusals():
+            if isinstance(member, Array):
+                out.write(f"  {name}  (array) {member.shape} {member.dtype}\n")
+            elif isinstance(member, Group):
+                out.write(f"  {name}  (group) \n")
+            else:
+                out.write(f"  {name}  (cannot be opened: {member})\n")
         return 0
     try:
         stored: int | None = node.nbytes_stored()

@@ -11,6 +11,7 @@ from oxzarr import _core
 from oxzarr._locks import metadata_lock
 from oxzarr.array import Array, Attributes, Summary, _summary
 from oxzarr.errors import (
+    BaseZarrError,
     ContainsArrayError,
     ContainsGroupError,
     MetadataValidationError,
@@ -238,18 +239,35 @@ class Group:
     def _opened(self, names: list[str]) -> Iterator[tuple[str, Array | Group]]:
         """The members listed as `names`, opened. One another writer deleted since the listing
         is left out with a warning, as zarr-python leaves it out (a listing is not a lock)."""
+        for name, node in self._opened_or_refused(names):
+            if isinstance(node, BaseZarrError):
+                raise node
+            yield name, node
+
+    def _opened_or_refused(
+        self, names: list[str]
+    ) -> Iterator[tuple[str, Array | Group | BaseZarrError]]:
+        """`_opened`, with the error of a member whose metadata oxzarr cannot take (an
+        unknown codec) in its place, for listings that show it."""
         for name in names:
             try:
-                node = self[name]
+                node: Array | Group | BaseZarrError = self[name]
             except KeyError:
                 warnings.warn(
                     f"member {name!r} of {self.path or '/'!r} in {self._store} was deleted "
                     "while the group was listed: left out",
                     UserWarning,
-                    stacklevel=3,
+                    stacklevel=4,
                 )
                 continue
+            except BaseZarrError as e:
+                node = e
             yield name, node
+
+    def _members_or_refusals(self) -> tuple[tuple[str, Array | Group | BaseZarrError], ...]:
+        """The direct members as :meth:`members` lists them, with the error in place of a
+        member oxzarr cannot open (an unknown codec): for listings that show them all."""
+        return tuple(self._opened_or_refused([name for name, _ in self._core.members()]))
 
     def tree(self, *, level: int | None = None) -> Tree:
         """The hierarchy below this group, drawn as text (``print(g.tree())``)."""
@@ -259,11 +277,14 @@ class Group:
             # As zarr-python: level 0 draws the direct members, 1 theirs too, and so on.
             if level is not None and depth > level:
                 return
-            members = group.members()
+            members = group._members_or_refusals()
             for i, (name, node) in enumerate(members):
                 last = i == len(members) - 1
                 branch = "└── " if last else "├── "
-                if isinstance(node, Array):
+                if isinstance(node, BaseZarrError):
+                    # Listed, as `in` finds it; zarr-python's tree fails whole.
+                    lines.append(f"{prefix}{branch}{name} (cannot be opened: {node})")
+                elif isinstance(node, Array):
                     lines.append(f"{prefix}{branch}{name} {node.shape} {node.dtype}")
                 else:
                     lines.append(f"{prefix}{branch}{name}")
