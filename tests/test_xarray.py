@@ -417,6 +417,32 @@ def test_a_dataset_converted_into_the_other_format_reads_the_same(
     assert np.isnan(seen["packed"].values[0]) and seen["packed"].values[1:].tolist() == [1.5, 2.5]
 
 
+def test_a_v3_dataset_converted_into_another_dtype_keeps_its_missing_values(
+    tmp_path: Path,
+) -> None:
+    """Within v3, the _FillValue attribute was copied in the source's dtype and encoding, and
+    xarray could not open the copy; it is cast as the values are, in xarray's encoding."""
+    from oxzarr.convert import KEEP, convert
+
+    ds = xr.Dataset({"v": ("x", np.array([1.0, 2.0, np.nan, 4.0]))})
+    source = tmp_path / "source.zarr"
+    for dtype, fill in [("f4", -99), ("i2", -1.0)]:
+        ds.to_zarr(
+            source,
+            mode="w",
+            zarr_format=3,
+            consolidated=False,
+            encoding={"v": {"dtype": "i4" if dtype == "f4" else "f8", "_FillValue": fill}},
+        )
+        converted = tmp_path / f"{dtype}.zarr"
+        # (The array's own fill value, NaN for floats, has no integer form: given.)
+        convert(source, converted, dtype=dtype, fill_value=0 if dtype == "i2" else KEEP)
+        seen = xr.open_zarr(converted, consolidated=False).load()
+        assert seen["v"].values.tolist()[:2] == [1.0, 2.0] and np.isnan(seen["v"].values[2])
+        raw = xr.open_zarr(converted, consolidated=False, mask_and_scale=False).load()
+        assert raw["v"].dtype == np.dtype(dtype) and raw["v"].values[2] == fill
+
+
 @pytest.mark.parametrize("consolidated", [None, False])
 def test_zarr_format_picks_the_metadata_of_a_store_migrated_in_place(
     tmp_path: Path, consolidated: bool | None

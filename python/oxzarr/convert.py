@@ -124,6 +124,31 @@ def _v3_missing_value(source: Array, attributes: dict[str, Any]) -> Any:
     return decoded
 
 
+def _recast_xarray_fill(
+    source: Array,
+    attributes: dict[str, Any],
+    dtype: np.dtype[Any],
+    dimension_names: Any,
+    in_a_dataset: bool,
+) -> None:
+    """An xarray variable's v3 ``_FillValue`` in `attributes` cast to `dtype` as the values
+    are, in xarray's encoding for it (in the source's, xarray cannot open the copy)."""
+    if _FILL_VALUE not in attributes or not _an_xarray_variable(
+        source, dimension_names, in_a_dataset
+    ):
+        return
+    decoded = _xarray_fill_decoded(attributes[_FILL_VALUE], source.dtype)
+    if decoded is None:
+        return  # not xarray's encoding: left as it is
+    cast = np.empty((), dtype=dtype)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ComplexWarning: as the values are cast
+        cast[()] = _saturating_cast(np.asarray(decoded, dtype=source.dtype), dtype)
+    encoded = _xarray_fill_encoded(cast[()], dtype)
+    if encoded is not None:
+        attributes[_FILL_VALUE] = encoded
+
+
 def _xarray_fill_encoded(fill: Any, dtype: np.dtype[Any]) -> Any:
     """`fill` as xarray writes a v3 ``_FillValue``: floats as the base64 of a little-endian
     double (so that NaN's bits survive JSON), complex numbers as two of them, bytes in
@@ -658,6 +683,8 @@ def _zarr_settings(
     )
     if xarray and zarr_format == 2:
         fill = _v3_missing_value(source, attributes)
+    if zarr_format == source.zarr_format == 3 and dtype != source.dtype:
+        _recast_xarray_fill(source, attributes, dtype, dimension_names, in_a_dataset)
     fill = _fill(path, options, fill, source.dtype, dtype, data_type)
     if xarray and zarr_format == 3 and fill is not None and _FILL_VALUE not in attributes:
         # v2's fill value, xarray's missing-value marker there, is the v3 attribute it
