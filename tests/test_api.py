@@ -1440,3 +1440,16 @@ def test_data_given_as_python_values_is_cast_as_numpy_assigns_it(tmp_path: Path)
     assert g.create_array("z", data=[1, 2, 255], dtype="u1")[...].tolist() == [1, 2, 255]
     made = oxzarr.create(shape=(3,), dtype="i2", store=tmp_path / "c.zarr", data=np.arange(3))
     assert made[...].tolist() == [0, 1, 2]
+
+
+def test_use_consolidated_naming_a_key(tmp_path: Path) -> None:
+    """zarr-python takes a string as the key of v2 consolidated metadata: its default reads
+    as True; another key is refused (it was read as '.zmetadata'); v3 takes none."""
+    path = tmp_path / "g.zarr"
+    oxzarr.create_group(path, zarr_format=2).create_array("a", shape=(2,), dtype="i1")
+    oxzarr.consolidate_metadata(path)
+    assert oxzarr.open_group(path, mode="r", use_consolidated=".zmetadata").is_consolidated
+    with pytest.raises(ValueError, match=re.escape("use_consolidated='.zmeta2'")):
+        oxzarr.open_group(path, mode="r", use_consolidated=".zmeta2")
+    with pytest.raises(TypeError, match="bool or None for Zarr format 3"):
+        oxzarr.open_group(path, mode="r", use_consolidated=".zmetadata", zarr_format=3)

@@ -46,6 +46,9 @@ from oxzarr.errors import (
 from oxzarr.group import Group, wrap_node
 from oxzarr.storage import ZARR_PYTHON_ZIP, MemoryStore, Store, StoreLike, make_store
 
+#: The key of v2 consolidated metadata.
+_ZMETADATA = ".zmetadata"
+
 __all__ = [
     "array",
     "consolidate_metadata",
@@ -471,10 +474,21 @@ def _open_group_in(
     path: str | None,
     attributes: Mapping[str, JSON] | None,
     zarr_format: int | None,
-    use_consolidated: bool | None,
+    use_consolidated: bool | str | None,
 ) -> Group:
     """open_group in a store `_store_for_mode` has made and checked with `mode` (which needs
     whether the store was named: a store object would be checked again as given)."""
+    if isinstance(use_consolidated, str):
+        # zarr-python's way to name the key of v2 consolidated metadata. Only its default is
+        # read (and written): another key would be read as `.zmetadata`, perhaps stale.
+        if zarr_format == 3:
+            raise TypeError("use_consolidated must be a bool or None for Zarr format 3")
+        if use_consolidated != _ZMETADATA:
+            raise ValueError(
+                f"use_consolidated={use_consolidated!r}: oxzarr reads v2 consolidated "
+                f"metadata under {_ZMETADATA!r} only"
+            )
+        use_consolidated = True
     if mode in ("w-", "x"):
         _refuse_existing(target, path)
     if mode in ("w", "w-", "x"):
