@@ -202,9 +202,21 @@ def test_endpoints_from_the_profile_and_the_environment(
     assert len(env_endpoint.headers) > 0
     monkeypatch.delenv("AWS_ENDPOINT_URL_S3")
 
-    # Configured endpoints can be switched off, as in botocore.
-    monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
+    # Configured endpoints can be switched off, as in botocore: the profile's and the
+    # environment's (AWS_ENDPOINT_URL_S3 was still taken, and the engine read
+    # AWS_ENDPOINT_URL itself).
+    monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "True")
     assert "aws_endpoint" not in dict(oxzarr.storage.remote_options("s3://bucket", {}))
+    for variable in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        monkeypatch.setenv(variable, env_endpoint.url)
+        assert "aws_endpoint" not in dict(oxzarr.storage.remote_options("s3://bucket", {}))
+        monkeypatch.delenv(variable)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", env_endpoint.url)
+    monkeypatch.setenv("AWS_ALLOW_HTTP", "true")  # else refused before any request
+    seen = len(env_endpoint.headers)
+    with pytest.raises(OSError):  # AWS itself: unreachable here, or refusing the bucket
+        oxzarr.open_array("s3://bucket/a.zarr", mode="r")
+    assert len(env_endpoint.headers) == seen
 
 
 def test_an_http_endpoint_from_the_environment_alone(

@@ -201,17 +201,15 @@ def profile_options(
         if merged.get("region"):
             added[REGION] = merged["region"]
 
-    if ENDPOINT not in options:
+    ignored = endpoints_ignored(environ) or _is_true(merged.get("ignore_configured_endpoint_urls"))
+    if ENDPOINT not in options and not ignored:
         if environ.get("AWS_ENDPOINT_URL_S3"):
             added[ENDPOINT] = environ["AWS_ENDPOINT_URL_S3"]
         elif not (environ.get("AWS_ENDPOINT_URL") or environ.get("AWS_ENDPOINT")):
-            ignored = _is_true(environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")) or _is_true(
-                merged.get("ignore_configured_endpoint_urls")
-            )
             services = config.get(f"services {merged.get('services', '').strip()}", {})
             endpoint = _nested(services.get("s3", "")).get("endpoint_url") or merged.get(
                 "endpoint_url"
             )
-            if endpoint and not ignored:
+            if endpoint:
                 added[ENDPOINT] = endpoint
     return added

@@ -377,11 +377,15 @@ fn build(recipe: &Recipe) -> Result<Arc<dyn ObjectStore>, object_store::Error> {
 }
 
 /// The S3 settings of the `AWS_*` environment variables, as `AmazonS3Builder::from_env` reads
-/// them, but for its credentials when `given` has an access key: credentials are a set, and a
-/// session token of the environment sent with another key fails every request.
+/// them, but for its credentials when `given` has an access key (credentials are a set, and a
+/// session token of the environment sent with another key fails every request), and for the
+/// endpoint when `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` is true, as botocore ignores it then.
 fn s3_environment(given: &[(AmazonS3ConfigKey, String)]) -> Vec<(AmazonS3ConfigKey, String)> {
-    use AmazonS3ConfigKey::{AccessKeyId, SecretAccessKey, Token};
+    use AmazonS3ConfigKey::{AccessKeyId, Endpoint, SecretAccessKey, Token};
     let own_credentials = given.iter().any(|(key, _)| matches!(key, AccessKeyId));
+    // botocore's test: the word "true" in any case.
+    let endpoint_ignored = std::env::var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+        .is_ok_and(|value| value.trim().eq_ignore_ascii_case("true"));
     std::env::vars_os()
         .filter_map(|(name, value)| {
             let (name, value) = (name.into_string().ok()?, value.into_string().ok()?);
@@ -390,7 +394,8 @@ fn s3_environment(given: &[(AmazonS3ConfigKey, String)]) -> Vec<(AmazonS3ConfigK
             }
             let key: AmazonS3ConfigKey = name.to_ascii_lowercase().parse().ok()?;
             let credential = matches!(key, AccessKeyId | SecretAccessKey | Token);
-            (!(own_credentials && credential)).then_some((key, value))
+            let ignored = endpoint_ignored && matches!(key, Endpoint);
+            (!(ignored || own_credentials && credential)).then_some((key, value))
         })
         .collect()
 }
