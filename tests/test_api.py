@@ -427,6 +427,34 @@ def test_empty_chunks_are_not_written(tmp_path: Path) -> None:
     assert len(list((tmp_path / "b.zarr" / "c").iterdir())) == 2
 
 
+@pytest.mark.parametrize("dtype", ["f2", "f4", "f8", "c8", "c16"])
+@pytest.mark.parametrize("shards", [None, (4,)])
+def test_chunks_of_nans_with_a_nan_fill_are_not_written(
+    tmp_path: Path, dtype: str, shards: tuple[int, ...] | None
+) -> None:
+    """Any NaN is a NaN fill value's, as zarr-python compares them (numpy's equal_nan, a
+    complex number with either part NaN): chunks of NaNs with the sign bit set (x86's NaN,
+    0 * inf) or another payload were stored."""
+    odd = np.array([0xFFF8000000000000, 0x7FF8000000000001], dtype="u8").view("f8")
+    values = np.resize(odd, 8).astype(dtype)
+    if values.dtype.kind == "c":
+        values.imag = [0, np.nan, 1, 2, 3, 4, 5, 6]
+    for lib in (oxzarr, zarr):
+        path = tmp_path / f"{lib.__name__}.zarr"
+        a = lib.create_array(
+            path, shape=(8,), dtype=dtype, chunks=(2,), shards=shards, fill_value=np.nan
+        )
+        a[...] = values
+        assert a.nchunks_initialized == 0, lib
+        a[...] = np.where(np.arange(8) == 3, 1, values)
+        stored = ["1"] if shards is None else ["0"]
+        assert sorted(f.name for f in (path / "c").iterdir()) == stored
+    # The same stays for a fill value that is no NaN: -0.0 is not 0.0, nor any NaN.
+    a = oxzarr.create_array(tmp_path / "zero.zarr", shape=(2,), dtype=dtype, chunks=(2,))
+    a[...] = -0.0
+    assert a.nchunks_initialized == 1
+
+
 def test_array_config_order(tmp_path: Path) -> None:
     a = oxzarr.create_array(tmp_path / "a.zarr", shape=(6, 5, 4), chunks=(4, 2, 3), dtype="f8")
     values = np.arange(120.0).reshape(6, 5, 4)

@@ -3,7 +3,7 @@
 //! wants and where that region goes. The decoding, encoding and copying run here in parallel,
 //! as the engine's own reads and writes do.
 
-use super::copy::{all_fill, fill_elements, for_each_row, SharedBuffer};
+use super::copy::{all_fill_of, fill_elements, for_each_row, SharedBuffer};
 use super::read_ahead::ReadAhead;
 use super::selection::PieceMap;
 use crate::codec::array_to_bytes::sharding::Sharding;
@@ -220,7 +220,7 @@ pub fn encode_regions(
         for_each_row(&refs, &repr.shape, data_shape, size, &mut |o, c, n| {
             chunk[c..c + n].copy_from_slice(&data[o..o + n]);
         });
-        if !write_empty_chunks && all_fill(&chunk, &repr.fill_value) {
+        if !write_empty_chunks && all_fill_of(&chunk, &repr.fill_value, &repr.data_type) {
             return Ok(None);
         }
         chain
@@ -567,7 +567,7 @@ pub fn write_regions(
         for_each_row(&refs, &repr.shape, data_shape, size, &mut |o, c, n| {
             chunk[c..c + n].copy_from_slice(&data[o..o + n]);
         });
-        if !write_empty_chunks && all_fill(&chunk, &repr.fill_value) {
+        if !write_empty_chunks && all_fill_of(&chunk, &repr.fill_value, &repr.data_type) {
             return store.delete(key).map_err(|e| storage(key, e));
         }
         let encoded = chain.encode(&chunk).map_err(|source| Error::EncodeChunk {

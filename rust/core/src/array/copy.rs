@@ -8,6 +8,7 @@
 use super::selection::PieceMap;
 use crate::codec::rows::{store_fence, stream_copy};
 use crate::codec::{BoxRange, ChunkRows};
+use crate::metadata::DataType;
 
 /// C-order strides, in elements.
 pub(crate) fn c_strides(shape: &[u64]) -> Vec<usize> {
@@ -262,6 +263,49 @@ pub(crate) fn fill_elements(dst: &mut [u8], fill: &[u8]) {
     }
 }
 
+/// Whether every element of `data` counts as the fill value `fill` of `data_type` when empty
+/// chunks are left out, as zarr-python counts it: byte for byte, except that where the fill
+/// value is a NaN any NaN is (numpy's `array_equal(equal_nan=True)`, where a complex number
+/// is a NaN if either part is). A chunk of NaNs computed on x86 (whose NaN has the sign bit
+/// set) was stored though its fill value was NaN.
+pub(crate) fn all_fill_of(data: &[u8], fill: &[u8], data_type: &DataType) -> bool {
+    if all_fill(data, fill) {
+        return true;
+    }
+    let Some((part, is_nan)) = nan_test(data_type) else {
+        return false;
+    };
+    let element_nan = |element: &[u8]| element.chunks_exact(part).any(is_nan);
+    element_nan(fill) && data.chunks_exact(fill.len()).all(element_nan)
+}
+
+/// Whether the native-endian bytes of one float are a NaN.
+type NanTest = fn(&[u8]) -> bool;
+
+/// For the floating-point types: the size of a float in one element (both parts of a complex
+/// number), and its NaN test.
+fn nan_test(data_type: &DataType) -> Option<(usize, NanTest)> {
+    fn f16_nan(b: &[u8]) -> bool {
+        // Exponent all ones, mantissa not zero.
+        <[u8; 2]>::try_from(b).is_ok_and(|a| {
+            let bits = u16::from_ne_bytes(a);
+            bits & 0x7c00 == 0x7c00 && bits & 0x03ff != 0
+        })
+    }
+    fn f32_nan(b: &[u8]) -> bool {
+        <[u8; 4]>::try_from(b).is_ok_and(|a| f32::from_ne_bytes(a).is_nan())
+    }
+    fn f64_nan(b: &[u8]) -> bool {
+        <[u8; 8]>::try_from(b).is_ok_and(|a| f64::from_ne_bytes(a).is_nan())
+    }
+    match data_type {
+        DataType::Float16 => Some((2, f16_nan)),
+        DataType::Float32 | DataType::Complex64 => Some((4, f32_nan)),
+        DataType::Float64 | DataType::Complex128 => Some((8, f64_nan)),
+        _ => None,
+    }
+}
+
 /// Whether every element of `data` is `fill`, byte for byte.
 pub(crate) fn all_fill(data: &[u8], fill: &[u8]) -> bool {
     if fill.iter().all(|&b| b == fill[0]) {
@@ -363,6 +407,58 @@ impl SharedBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_nan_is_a_nan_fill_values() {
+        let bytes =
+            |values: &[f64]| -> Vec<u8> { values.iter().flat_map(|v| v.to_ne_bytes()).collect() };
+        let negative_nan = f64::from_bits(0xFFF8_0000_0000_0000);
+        let payload_nan = f64::from_bits(0x7FF8_0000_0000_0001);
+        let nan = bytes(&[f64::NAN]);
+        let data = bytes(&[negative_nan, payload_nan]);
+        assert!(!all_fill(&data, &nan));
+        assert!(all_fill_of(&data, &nan, &DataType::Float64));
+        assert!(!all_fill_of(&data, &bytes(&[1.0]), &DataType::Float64));
+        assert!(!all_fill_of(
+            &bytes(&[f64::NAN, 1.0]),
+            &nan,
+            &DataType::Float64
+        ));
+        // Not for integers with a NaN's bytes, nor -0.0 for 0.0.
+        assert!(!all_fill_of(&data, &nan, &DataType::UInt64));
+        assert!(!all_fill_of(
+            &bytes(&[-0.0]),
+            &bytes(&[0.0]),
+            &DataType::Float64
+        ));
+        // A complex number is a NaN if either part is.
+        let complex = bytes(&[f64::NAN, 0.0]);
+        assert!(all_fill_of(
+            &bytes(&[5.0, f64::NAN, negative_nan, 1.0]),
+            &complex,
+            &DataType::Complex128
+        ));
+        assert!(!all_fill_of(
+            &bytes(&[5.0, 1.0]),
+            &complex,
+            &DataType::Complex128
+        ));
+        let halves = [0x7E01u16, 0xFE00, 0x7C01]
+            .iter()
+            .flat_map(|v| v.to_ne_bytes())
+            .collect::<Vec<u8>>();
+        assert!(all_fill_of(
+            &halves,
+            &0x7E00u16.to_ne_bytes(),
+            &DataType::Float16
+        ));
+        // Infinity is no NaN.
+        assert!(!all_fill_of(
+            &0x7C00u16.to_ne_bytes(),
+            &0x7E00u16.to_ne_bytes(),
+            &DataType::Float16
+        ));
+    }
 
     #[test]
     fn fills_match_one_element_at_a_time() {

@@ -23,7 +23,7 @@ use rayon::prelude::*;
 
 use super::chunk_cache::{self, Cached, CachedChunk};
 use super::copy::{
-    all_fill, c_strides, copy_share_from, fill_elements, for_each_row, share_box, SharedBuffer,
+    all_fill_of, c_strides, copy_share_from, fill_elements, for_each_row, share_box, SharedBuffer,
 };
 use super::read_ahead::ReadAhead;
 use super::selection::{DimPiece, PieceMap, Selection};
@@ -1459,7 +1459,9 @@ impl Array {
                             data,
                             chunk,
                         )?;
-                        if !write_empty_chunks && all_fill(chunk, &self.fill_value) {
+                        if !write_empty_chunks
+                            && all_fill_of(chunk, &self.fill_value, self.metadata.data_type())
+                        {
                             return Ok(None);
                         }
                         let encoded =
@@ -1614,7 +1616,9 @@ impl Array {
         chunk: &[u8],
         write_empty_chunks: bool,
     ) -> Result<()> {
-        let stored = if !write_empty_chunks && all_fill(chunk, &self.fill_value) {
+        let stored = if !write_empty_chunks
+            && all_fill_of(chunk, &self.fill_value, self.metadata.data_type())
+        {
             self.store.delete(key).map_err(Error::from)
         } else {
             let encoded = self

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use super::chunk_cache;
-use super::copy::{all_fill, c_strides, fill_elements, SharedBuffer};
+use super::copy::{all_fill_of, c_strides, fill_elements, SharedBuffer};
 use super::io::{for_each_item, locate_inner, ShardsSeen};
 use super::write_lock::WriteClaim;
 use super::Array;
@@ -348,7 +348,9 @@ impl Array {
                 chunk[offset * size..(offset + 1) * size]
                     .copy_from_slice(&data[i * size..(i + 1) * size]);
             }
-            if !write_empty_chunks && all_fill(&chunk, &self.fill_value) {
+            if !write_empty_chunks
+                && all_fill_of(&chunk, &self.fill_value, self.metadata.data_type())
+            {
                 return Ok(None);
             }
             let encoded = chain.encode(&chunk).map_err(|source| Error::EncodeChunk {

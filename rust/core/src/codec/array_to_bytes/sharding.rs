@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::alloc;
-use crate::array::copy::{all_fill, fill_elements, for_each_row};
+use crate::array::copy::{all_fill_of, fill_elements, for_each_row};
 use crate::array::selection::PieceMap;
 use crate::codec::array_to_bytes::vlen::VlenChunk;
 use crate::codec::{
@@ -494,7 +494,7 @@ impl ArrayToBytesCodec for Sharding {
                     chunk[c..c + n].copy_from_slice(&data[o..o + n]);
                 },
             );
-            if !self.keep_empty_inner && all_fill(&chunk, &repr.fill_value) {
+            if !self.keep_empty_inner && all_fill_of(&chunk, &repr.fill_value, &repr.data_type) {
                 return Ok(None);
             }
             Ok(Some(self.inner.encode(&chunk)?.into_owned()))
