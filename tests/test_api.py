@@ -20,6 +20,7 @@ from oxzarr.errors import (
     ArrayNotFoundError,
     ContainsArrayError,
     ContainsGroupError,
+    CorruptChunkError,
     GroupNotFoundError,
     NodeNotFoundError,
     ReadOnlyError,
@@ -875,6 +876,65 @@ def test_chunk_cache_never_serves_a_changed_chunk(
             data[0:8, 0:8] = 0
         assert_same(a[...], data)
         assert_same(a[0:4, 0:4], data[0:4, 0:4])
+
+
+@pytest.mark.parametrize("shards", [None, (8,)])
+def test_chunk_cache_serves_chunks_to_the_array_that_decoded_them(
+    tmp_path: Path, shards: tuple[int, ...] | None
+) -> None:
+    """Entries were keyed by store key alone: an old handle of an array replaced by one of
+    other chunks took the new one's decodings (a panic past their end, or other values), as
+    did a v2 array whose .zarray was edited beside its chunks; and a chunk decoded with
+    checksums unchecked was served once they were checked again."""
+    import numcodecs
+
+    p = tmp_path / "a.zarr"
+    with oxzarr.config.set({"chunk_cache_bytes": 1 << 20}):
+        for old_chunks, new_chunks in [((4,), (2,)), ((2,), (4,))]:
+            settings: dict[str, object] = dict(shape=(8,), dtype="i4", compressors=None)
+            if shards is not None:
+                settings["shards"] = shards
+            old = oxzarr.create_array(p, chunks=old_chunks, overwrite=True, **settings)
+            old[...] = np.arange(8)
+            new = oxzarr.create_array(p, chunks=new_chunks, overwrite=True, **settings)
+            new[...] = np.arange(8) * 10
+            assert new[...].tolist() == list(range(0, 80, 10))
+            # The chunks are the new array's: what the old handle makes of them is an error
+            # (as with the cache off), never the new array's decodings.
+            with pytest.raises(CorruptChunkError):
+                old[...]
+            with pytest.raises(CorruptChunkError):
+                old.get_coordinate_selection([1, 6])
+
+        v2 = tmp_path / "v2.zarr"
+        scaled = zarr.create_array(
+            v2,
+            shape=(4,),
+            chunks=(4,),
+            dtype="f8",
+            zarr_format=2,
+            filters=[numcodecs.FixedScaleOffset(offset=0, scale=10, dtype="f8", astype="i4")],
+            compressors=None,
+        )
+        scaled[...] = [0.1, 0.2, 0.3, 0.4]
+        assert oxzarr.open_array(v2)[...].tolist() == [0.1, 0.2, 0.3, 0.4]
+        zarray = json.loads((v2 / ".zarray").read_text())
+        zarray["filters"][0]["scale"] = 100
+        (v2 / ".zarray").write_text(json.dumps(zarray))
+        assert oxzarr.open_array(v2)[...].tolist() == [0.01, 0.02, 0.03, 0.04]
+
+        checked = oxzarr.create_array(
+            tmp_path / "c.zarr", shape=(4,), dtype="u1", compressors=oxzarr.codecs.Crc32cCodec()
+        )
+        checked[...] = [1, 2, 3, 4]
+        chunk = tmp_path / "c.zarr" / "c" / "0"
+        damaged = bytearray(chunk.read_bytes())
+        damaged[0] ^= 0xFF
+        chunk.write_bytes(bytes(damaged))
+        with oxzarr.config.set({"validate_checksums": False}):
+            assert checked[...].tolist() == [254, 2, 3, 4]
+        with pytest.raises(CorruptChunkError, match="checksum"):
+            checked[...]
 
 
 @pytest.mark.parametrize(

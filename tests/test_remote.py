@@ -511,7 +511,8 @@ class _RangeServer:
     server does (or, not `honours_ranges`, with the whole file, as Python's http.server
     does), and keeps the path and Range header of every request. `before_answer`, if given,
     is called with each request's path before it is answered. Listings (WebDAV's PROPFIND)
-    are answered with `propfind_status`, 501 unless given."""
+    are answered with `propfind_status`, 501 unless given. Each file has an entity tag, as
+    nginx and Apache give it, unless not `etags` (as Python's http.server)."""
 
     def __init__(
         self,
@@ -520,6 +521,7 @@ class _RangeServer:
         authorization: str | None = None,
         before_answer: Callable[[str], None] | None = None,
         propfind_status: int | None = None,
+        etags: bool = True,
     ) -> None:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -543,6 +545,7 @@ class _RangeServer:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
+                stat = path.stat()
                 data = path.read_bytes()
                 found = re.fullmatch(r"bytes=(\d*)-(\d*)", asked or "")
                 if found and honours_ranges:
@@ -559,6 +562,9 @@ class _RangeServer:
                     self.send_response(200)
                 if honours_ranges:
                     self.send_header("Accept-Ranges", "bytes")
+                if etags:
+                    tag = f"{stat.st_ino:x}-{stat.st_mtime_ns:x}-{stat.st_size:x}"
+                    self.send_header("ETag", f'"{tag}"')
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -583,6 +589,43 @@ class _RangeServer:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def test_a_web_server_without_entity_tags(tmp_path: Path) -> None:
+    """Without entity tags a rewrite of the same size (within a second) looks the same: a
+    shard's index was kept and a decoded chunk cached, and both were read stale. Neither is
+    kept for such a server; with entity tags (the other tests) both are."""
+    import struct
+
+    from numcodecs import CRC32C
+
+    path = tmp_path / "s.zarr"
+    oxzarr.create_array(path, shape=(4,), chunks=(2,), shards=(4,), dtype="<i4", compressors=None)[
+        ...
+    ] = [1, 2, 3, 4]
+    oxzarr.create_array(tmp_path / "c.zarr", shape=(4,), dtype="<i4", compressors=None)[...] = [
+        1,
+        2,
+        3,
+        4,
+    ]
+    server = _RangeServer(tmp_path, etags=False)
+    try:
+        sharded = oxzarr.open_array(f"{server.url}/s.zarr", mode="r")
+        assert sharded[...].tolist() == [1, 2, 3, 4]
+        # Another writer's shard of the same size, its inner chunks the other way round.
+        inner = [np.array(pair, "<i4").tobytes() for pair in ([10, 20], [30, 40])]
+        index = CRC32C().encode(struct.pack("<4Q", 8, 8, 0, 8))
+        (path / "c" / "new").write_bytes(inner[1] + inner[0] + bytes(index))
+        (path / "c" / "new").replace(path / "c" / "0")
+        assert sharded[...].tolist() == [10, 20, 30, 40]
+        with oxzarr.config.set({"chunk_cache_bytes": 1 << 20}):
+            plain = oxzarr.open_array(f"{server.url}/c.zarr", mode="r")
+            assert plain[...].tolist() == [1, 2, 3, 4]
+            oxzarr.open_array(tmp_path / "c.zarr")[...] = [5, 6, 7, 8]
+            assert plain[...].tolist() == [5, 6, 7, 8]
+    finally:
+        server.close()
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])

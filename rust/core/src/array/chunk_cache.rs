@@ -1,13 +1,17 @@
 //! The decoded-chunk cache: repeated reads of the same chunks skip fetching and decoding.
 //!
 //! Off by default (a budget of 0 bytes); `oxzarr.config` sets the budget. Entries are keyed by
-//! the store's cache namespace and the chunk's store key (with the inner chunk's index for
-//! sharded arrays) and evicted least recently used first. Each entry keeps the version of the
-//! stored chunk (or shard) it was decoded from, and a read uses it only while the store still
-//! holds that version: one version check (a `stat`) per cached chunk instead of a fetch and a
-//! decode. So a chunk rewritten or deleted by any writer (another handle, zarr-python, another
-//! process; an array deleted, replaced or resized) is read afresh, never served stale. Writes
-//! through this process also drop what they change, freeing the budget at once.
+//! the array's cache namespace (its store's, and how its chunks decode: an array replaced by
+//! one of other codecs or chunks at the same path never takes the old one's) and the chunk's
+//! store key (with the inner chunk's index for sharded arrays), and evicted least recently
+//! used first. Each entry keeps the version of the stored chunk (or shard) it was decoded
+//! from, and a read uses it only while the store still holds that version: one version check
+//! (a `stat`) per cached chunk instead of a fetch and a decode. So a chunk rewritten or
+//! deleted by any writer (another handle, zarr-python, another process; an array deleted,
+//! replaced or resized) is read afresh, never served stale. A store whose versions do not tell
+//! every replacement apart (sizes alone; a web server's modification time, in seconds, where
+//! it sends no entity tag) gets no hits. Writes through this process also
+//! drop what they change, freeing the budget at once.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,6 +31,8 @@ pub(crate) type CachedChunk = Option<Arc<Vec<u8>>>;
 pub(crate) struct Cached {
     pub(crate) chunk: CachedChunk,
     pub(crate) version: Option<Version>,
+    /// Whether it was decoded with checksums checked (`validate_checksums`).
+    pub(crate) checked: bool,
 }
 
 type Key = (String, String);

@@ -912,15 +912,23 @@ impl Array {
         current: &dyn Fn() -> std::result::Result<Option<Version>, StorageError>,
         fetch: impl FnOnce() -> Result<(Option<Vec<u8>>, Option<Version>)>,
     ) -> Result<CachedChunk> {
-        let namespace = self.store.cache_namespace();
-        if let Some(hit) = chunk_cache::get(&namespace, cache_key) {
+        let namespace = &self.cache_namespace;
+        let checking = crate::config::validate_checksums();
+        // Only a version that tells every replacement apart is cached (a size alone, or a
+        // web server's modification time in seconds, would serve a rewrite stale).
+        let kept = |version: &Option<Version>| version.is_none_or(|v| v.exact);
+        if let Some(hit) = chunk_cache::get(namespace, cache_key).filter(|hit| kept(&hit.version)) {
             let now = current().map_err(|e| self.chunk_storage_error(label, e))?;
             let current = match (hit.version, now) {
                 (None, None) => true,
                 (Some(then), Some(now)) => same_version(then, now) == PartsRead::Done,
                 _ => false,
             };
-            if current {
+            // Decoded with checksums unchecked, it is not taken once they are checked; nor
+            // one of another size than this array's chunks (which would be read past).
+            let fits =
+                (hit.chunk.as_ref()).is_none_or(|c| c.len() == chain.decoded_repr().nbytes());
+            if current && fits && (hit.checked || !checking) {
                 return Ok(hit.chunk);
             }
         }
@@ -936,11 +944,14 @@ impl Array {
                 Some(Arc::new(chunk))
             }
         };
-        let cached = Cached {
-            chunk: decoded.clone(),
-            version,
-        };
-        chunk_cache::insert(&namespace, cache_key, cached);
+        if kept(&version) {
+            let cached = Cached {
+                chunk: decoded.clone(),
+                version,
+                checked: checking,
+            };
+            chunk_cache::insert(namespace, cache_key, cached);
+        }
         Ok(decoded)
     }
 
@@ -1632,7 +1643,7 @@ impl Array {
         };
         // Dropped once the store has changed: a read in between would cache the old chunk.
         if chunk_cache::enabled() {
-            chunk_cache::invalidate(&self.store.cache_namespace(), key);
+            chunk_cache::invalidate(&self.cache_namespace, key);
         }
         stored
     }
@@ -1797,9 +1808,9 @@ impl Array {
         // both.
         self.shard_indexes.remove(&key);
         if chunk_cache::enabled() {
-            let namespace = self.store.cache_namespace();
+            let namespace = &self.cache_namespace;
             for (inner, _) in &encoded {
-                chunk_cache::invalidate(&namespace, &format!("{key}#{inner}"));
+                chunk_cache::invalidate(namespace, &format!("{key}#{inner}"));
             }
             // The inner chunks kept as stored decode as before: their cached decodings stay
             // good for the new shard (otherwise a write of one element would make every
@@ -1814,7 +1825,7 @@ impl Array {
                 let kept = (kept.iter().enumerate())
                     .filter(|&(_, &kept)| kept)
                     .map(|(i, _)| format!("{key}#{i}"));
-                chunk_cache::carry_over(&namespace, kept, *read, *written);
+                chunk_cache::carry_over(namespace, kept, *read, *written);
             }
         }
         if let Some((index, version)) = stored? {

@@ -35,6 +35,22 @@ pub struct Array {
     codecs: Arc<CodecChain>,
     /// Indexes of the shards this array has read or written (sharded arrays only).
     shard_indexes: Arc<shard_cache::ShardIndexCache>,
+    /// Its entries' namespace in the decoded-chunk cache: the store's, and how its chunks
+    /// decode (see `decoding_scope`).
+    cache_namespace: Arc<str>,
+}
+
+/// How an array's stored chunks decode, as a short tag: its codec chain and the chunks it
+/// decodes to. Decoded chunks are cached under it, so that another array at the same key
+/// (replaced by one of other chunks or codecs, or v2 metadata edited beside its chunks) never
+/// takes them for its own: they were read past their end, or as other values.
+fn decoding_scope(codecs: &CodecChain) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    crate::metadata::json::to_string(&Value::Array(codecs.metadata())).hash(&mut hasher);
+    let repr = codecs.decoded_repr();
+    (&repr.shape, format!("{:?}", repr.data_type)).hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
 }
 
 impl Array {
@@ -70,6 +86,7 @@ impl Array {
                 ),
             });
         }
+        let cache_namespace = format!("{}\0{}", store.cache_namespace(), decoding_scope(&codecs));
         Ok(Self {
             store,
             path: path.to_string(),
@@ -77,6 +94,7 @@ impl Array {
             fill_value,
             codecs: Arc::new(codecs),
             shard_indexes: Default::default(),
+            cache_namespace: cache_namespace.into(),
         })
     }
 

@@ -5,7 +5,8 @@
 //! version of the shard it was read from, and a read through it checks that version on the
 //! file it reads (a `statx` of the open file): a shard rewritten since, by this array, another
 //! handle or another process, has its index read again. Absent shards are not cached, so one
-//! written later is found.
+//! written later is found; nor are shards of stores whose versions cannot tell every rewrite
+//! apart.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -56,12 +57,18 @@ impl ShardIndexCache {
         }
     }
 
-    /// Records the index of the shard at `key` (replacing what was known).
+    /// Records the index of the shard at `key` (replacing what was known); not kept where the
+    /// shard's version does not tell every replacement apart (a size alone, or a web server's
+    /// modification time in seconds): a shard rewritten to the same size would be read
+    /// through the old index.
     pub(crate) fn insert(&self, key: &str, index: KnownShard) {
         let size = entry_size(key, &index);
         let mut entries = self.entries.lock();
         if let Some(old) = entries.map.remove(key) {
             entries.bytes = entries.bytes.saturating_sub(entry_size(key, &old));
+        }
+        if !index.version.exact {
+            return;
         }
         if entries.bytes + size > BUDGET_BYTES {
             entries.map.clear();

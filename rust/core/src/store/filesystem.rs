@@ -213,6 +213,7 @@ fn version_of(meta: &fs::Metadata) -> Version {
     Version {
         size: meta.len(),
         tag: Some(hasher.finish()),
+        exact: true,
     }
 }
 

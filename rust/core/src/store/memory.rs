@@ -25,6 +25,7 @@ impl Stored {
         Version {
             size: self.bytes.len() as u64,
             tag: Some(self.tag),
+            exact: true,
         }
     }
 }

@@ -121,12 +121,19 @@ pub(crate) fn list_dir_of<'a>(prefix: &str, keys: impl Iterator<Item = &'a Strin
 pub struct Version {
     pub size: u64,
     pub tag: Option<u64>,
+    /// Whether the tag changes with every replacement (an inode, a counter, an entity tag),
+    /// not only with those far enough apart (a web server's modification time, in seconds).
+    pub exact: bool,
 }
 
 impl Version {
     /// A value of `size` bytes, whatever its tag.
     pub fn of_size(size: u64) -> Self {
-        Self { size, tag: None }
+        Self {
+            size,
+            tag: None,
+            exact: false,
+        }
     }
 }
 

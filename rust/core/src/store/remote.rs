@@ -458,16 +458,18 @@ impl object_store::CredentialProvider for NoCredentials {
     }
 }
 
-/// A version from an object's size and entity tag.
+/// A version from an object's size and entity tag; without one (a web server that sends
+/// none), its modification time, which tells apart rewrites a second or more apart.
 fn version_of(meta: &ObjectMeta) -> Version {
-    let tag = meta.e_tag.as_ref().map(|etag| {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        etag.hash(&mut h);
-        h.finish()
-    });
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    match &meta.e_tag {
+        Some(etag) => etag.hash(&mut h),
+        None => meta.last_modified.hash(&mut h),
+    }
     Version {
         size: meta.size,
-        tag,
+        tag: Some(h.finish()),
+        exact: meta.e_tag.is_some(),
     }
 }
 

@@ -68,6 +68,7 @@ impl Entry {
         Version {
             size: self.size,
             tag: Some(self.data_start),
+            exact: true,
         }
     }
 }
