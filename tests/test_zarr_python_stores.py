@@ -198,3 +198,26 @@ def test_store_paths(tmp_path: Path) -> None:
     assert_same(opened[...], expected)
     assert_same(pickle.loads(pickle.dumps(opened))[...], expected)
     assert "a" in oxzarr.open_group(inside, mode="r")
+
+
+def test_a_tilde_in_another_librarys_store_is_a_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """zarr-python's and obstore's local stores take a leading `~` as a directory of that
+    name: oxzarr, opening the same place anew, made it the home directory, and wrote and read
+    somewhere else than the store object named."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "~").mkdir()
+    local = LocalStore("~/local.zarr")
+    oxzarr.create_array(local, shape=(3,), dtype="i4")[...] = [1, 2, 3]
+    assert (tmp_path / "~" / "local.zarr" / "zarr.json").is_file()
+    assert zarr.open_array(local, mode="r")[...].tolist() == [1, 2, 3]
+    obstore = ObjectStore(ObLocalStore("~/ob.zarr", mkdir=True))
+    zarr.create_array(obstore, shape=(2,), dtype="i1")[...] = 7
+    assert oxzarr.open_array(obstore, mode="r")[...].tolist() == [7, 7]
+    with zarr.storage.ZipStore("~/data.zip", mode="w") as zipped:
+        zarr.create_array(zipped, shape=(2,), dtype="i1")[...] = 5
+    zipped = zarr.storage.ZipStore("~/data.zip", mode="r")
+    assert oxzarr.open_array(zipped, mode="r")[...].tolist() == [5, 5]
+    assert not (tmp_path / "home").exists()

@@ -686,6 +686,13 @@ ZARR_PYTHON_ZIP = (
 )
 
 
+def _as_it_names(path: str | os.PathLike[str]) -> str:
+    """The absolute form of a path another library's store holds, `~` kept as it is: those
+    stores take it as a directory of that name (oxzarr, given a path, as the home
+    directory)."""
+    return os.path.abspath(os.fspath(path))
+
+
 def _from_zarr_python(store: Any, read_only: bool) -> Store | None:
     """oxzarr's store over what zarr-python's store `store` reaches (its LocalStore, ZipStore,
     FsspecStore or ObjectStore), opened anew with the same location and options; None if
@@ -700,12 +707,12 @@ def _from_zarr_python(store: Any, read_only: bool) -> Store | None:
         found = found.with_read_only(True) if read_only and not found.read_only else found
         return _below(found, str(getattr(store, "path", "")))
     if kind == "LocalStore" and hasattr(store, "root"):
-        return LocalStore(store.root, read_only=read_only)
+        return LocalStore(_as_it_names(store.root), read_only=read_only)
     if kind == "ZipStore" and hasattr(store, "path"):
         if not os.path.isfile(store.path):
             # zarr-python's ZipStore(mode="w") creates its file when first used.
             raise FileNotFoundError(f"no zip file at {os.fspath(store.path)!r}: {ZARR_PYTHON_ZIP}")
-        return ZipStore(store.path)
+        return ZipStore(_as_it_names(store.path))
     if kind == "FsspecStore" and hasattr(store, "fs"):
         fs = getattr(store.fs, "sync_fs", store.fs)  # zarr-python wraps synchronous ones
         protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
@@ -756,7 +763,7 @@ def _from_obstore(inner: Any, read_only: bool) -> Store:
         return RemoteStore(url, storage_options=inner.client_options, read_only=read_only)
     if kind == "LocalStore":
         # Its prefix is the directory, absolute; none is the filesystem's root.
-        return LocalStore(os.fspath(inner.prefix or "/"), read_only=read_only)
+        return LocalStore(_as_it_names(inner.prefix or "/"), read_only=read_only)
     raise TypeError(
         f"cannot use zarr-python's ObjectStore over {inner!r} as a store: oxzarr reaches "
         "obstore's S3Store, GCSStore, HTTPStore and LocalStore (for an in-memory one, use "
