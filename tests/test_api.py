@@ -1541,3 +1541,21 @@ def test_use_consolidated_naming_a_key(tmp_path: Path) -> None:
         oxzarr.open_group(path, mode="r", use_consolidated=".zmeta2")
     with pytest.raises(TypeError, match="bool or None for Zarr format 3"):
         oxzarr.open_group(path, mode="r", use_consolidated=".zmetadata", zarr_format=3)
+
+
+def test_group_open_and_array_open_read_a_read_only_store(tmp_path: Path) -> None:
+    """They opened with mode 'r+', which a read-only store object refused; zarr-python reads
+    it (oxzarr's own read-only zip too)."""
+    path = tmp_path / "g.zarr"
+    oxzarr.create_group(path).create_array("a", shape=(3,), dtype="i4")[...] = 5
+    for store in (oxzarr.storage.LocalStore, zarr.storage.LocalStore):
+        group = oxzarr.Group.open(store(path, read_only=True))
+        assert group.read_only and list(group.keys()) == ["a"]
+        array = oxzarr.Array.open(store(path / "a", read_only=True))
+        assert array.read_only and array[...].tolist() == [5, 5, 5]
+    with oxzarr.storage.ZipStore(tmp_path / "g.zip", mode="w") as zipped:
+        oxzarr.group(zipped)
+    assert oxzarr.Group.open(oxzarr.storage.ZipStore(tmp_path / "g.zip")).read_only
+    # A writable store, or a path, opens for writing as before.
+    assert not oxzarr.Group.open(path).read_only
+    assert not oxzarr.Array.open(oxzarr.storage.LocalStore(path / "a")).read_only

@@ -64,9 +64,11 @@ class Group:
     def open(cls, store: StoreLike, zarr_format: int | None = 3) -> Group:
         """The group at `store`, which must exist: in `zarr_format` (3 by default, as
         zarr-python's ``Group.open``; ``None`` takes either)."""
-        from oxzarr.api import open_group
+        from oxzarr.api import AccessMode, open_group
 
-        return open_group(store, mode="r+", zarr_format=zarr_format)
+        # A read-only store object is read, as zarr-python reads it.
+        mode: AccessMode = "r" if getattr(store, "read_only", False) is True else "r+"
+        return open_group(store, mode=mode, zarr_format=zarr_format)
 
     @classmethod
     def from_store(
