@@ -1256,3 +1256,20 @@ def test_tree_and_info_list_a_member_oxzarr_cannot_open(tmp_path: Path) -> None:
     info = cli("info", path).stdout
     assert "  bad  (cannot be opened: bad/zarr.json: unsupported codec" in info
     assert "  ok  (array) (3,) int16" in info
+
+
+def test_a_destination_under_the_home_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A destination starting with '~' is in the home directory, as the source is (it was
+    written to a directory named '~' below the working one)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    oxzarr.create_array("~/src.zarr", shape=(4,), dtype="i4")[...] = [1, 2, 3, 4]
+    for destination in ("~/out.zarr", Path("~/path.zarr")):
+        convert("~/src.zarr", destination)
+    assert oxzarr.open_array(home / "out.zarr")[...].tolist() == [1, 2, 3, 4]
+    assert oxzarr.open_array(home / "path.zarr")[...].tolist() == [1, 2, 3, 4]
+    assert not (tmp_path / "~").exists()
