@@ -1559,3 +1559,18 @@ def test_group_open_and_array_open_read_a_read_only_store(tmp_path: Path) -> Non
     # A writable store, or a path, opens for writing as before.
     assert not oxzarr.Group.open(path).read_only
     assert not oxzarr.Array.open(oxzarr.storage.LocalStore(path / "a")).read_only
+
+
+def test_counting_store_views_and_what_it_counts(tmp_path: Path) -> None:
+    """with_read_only(False) of a read-only CountingStore stayed read-only; a path or
+    zarr-python's store to count was an AttributeError."""
+    path = tmp_path / "a.zarr"
+    counted = CountingStore(LocalStore(path, read_only=True))
+    writable = counted.with_read_only(False)
+    assert not writable.read_only
+    oxzarr.create_array(writable, shape=(2,), dtype="i1")[...] = 3
+    assert counted.with_read_only(True) is counted and counted.read_only
+    for store in (path, str(path), zarr.storage.LocalStore(path, read_only=True)):
+        seen = CountingStore(store)
+        assert oxzarr.open_array(seen, mode="r")[...].tolist() == [3, 3]
+        assert seen.requests > 0

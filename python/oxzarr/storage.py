@@ -532,14 +532,21 @@ class CountingStore(Store):
     """Another store, seen through counters of the read requests and bytes it serves: what
     a read really fetched. A whole-value read is one request, a read of n byte ranges n."""
 
-    def __init__(self, store: Store) -> None:
-        self.wrapped = store
-        self._core = store._core.counting()
+    def __init__(self, store: StoreLike | Any) -> None:
+        # Any store-like: a path, a URL, zarr-python's stores (an AttributeError before).
+        self.wrapped = store if isinstance(store, Store) else make_store(store)
+        self._core = self.wrapped._core.counting()
 
     def with_read_only(self, read_only: bool = True) -> Store:
+        if read_only == self.read_only:
+            return self
+        if not read_only:
+            # Writable again: the store it counts for, writable (its read-only view, which
+            # it stayed, refused every write), counted anew.
+            return CountingStore(self.wrapped.with_read_only(False))
         view = CountingStore.__new__(CountingStore)
         view.wrapped = self.wrapped
-        view._core = self._core.read_only_view() if read_only else self._core
+        view._core = self._core.read_only_view()
         return view
 
     @property
