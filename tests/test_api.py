@@ -711,6 +711,10 @@ def test_config(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at most 1024"):
         oxzarr.config.set({"threads": 100_000})
     assert oxzarr.config.get("nope", "default") == "default"
+    assert oxzarr.config.get("nope", None) is None
+    # A key oxzarr does not have (a typo) is a KeyError, as in zarr-python (it was None).
+    with pytest.raises(KeyError):
+        oxzarr.config.get("chunk_cache_byte")
 
 
 def test_checksum_validation_can_be_switched_off(tmp_path: Path) -> None:

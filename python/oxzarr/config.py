@@ -79,6 +79,9 @@ _ZARR_PYTHON_ONLY: dict[str, Any] = {
 #: requests in flight as a remote store serves well.
 MAX_THREADS = 1024
 
+#: `Config.get` given no default.
+_NO_DEFAULT: Any = object()
+
 
 def _check(key: str, value: Any) -> Any:
     if key == "threads":
@@ -149,15 +152,18 @@ class Config:
             )
         return key
 
-    def get(self, key: str, default: Any = None) -> Any:
-        """The value of `key`; for ``threads``, the number in effect."""
+    def get(self, key: str, default: Any = _NO_DEFAULT) -> Any:
+        """The value of `key`; for ``threads``, the number in effect. A key oxzarr does not
+        have is a KeyError, as in zarr-python, unless a `default` is given."""
         try:
             key = self._key(key)
         except KeyError:
+            if default is _NO_DEFAULT:
+                raise
             return default
         if key == "threads":
             return _core.threads()
-        return self._values.get(key, default)
+        return self._values.get(key, None if default is _NO_DEFAULT else default)
 
     def set(self, changes: Mapping[str, Any] | None = None, **kwargs: Any) -> _Restore:
         """Changes settings now; used as a context manager, restores them on exit."""
