@@ -221,3 +221,28 @@ def test_a_tilde_in_another_librarys_store_is_a_directory(
     zipped = zarr.storage.ZipStore("~/data.zip", mode="r")
     assert oxzarr.open_array(zipped, mode="r")[...].tolist() == [5, 5]
     assert not (tmp_path / "home").exists()
+
+
+def test_fsspec_mappings_and_subclasses_of_zarr_python_stores(tmp_path: Path) -> None:
+    """fsspec's mapping (get_mapper), which zarr-python and xarray take, was refused naming
+    nothing; a subclass of zarr-python's LocalStore was refused as if it were LocalStore."""
+    import fsspec
+    import xarray as xr
+
+    path = tmp_path / "g.zarr"
+    oxzarr.create_group(fsspec.get_mapper(str(path))).create_array(
+        "v", shape=(3,), dtype="i4", dimension_names=["x"]
+    )[...] = [1, 2, 3]
+    assert zarr.open_array(path / "v", mode="r")[...].tolist() == [1, 2, 3]
+    mapper = fsspec.get_mapper(str(path))
+    assert oxzarr.open_group(mapper, mode="r")["v"][...].tolist() == [1, 2, 3]
+    dataset = xr.open_dataset(mapper, engine="oxzarr", consolidated=False)
+    assert dataset["v"].values.tolist() == [1, 2, 3]
+    with pytest.raises(TypeError, match="FSMap over memory://"):
+        oxzarr.open_group(fsspec.get_mapper("memory://g"), mode="r")
+
+    class Logged(LocalStore):
+        pass
+
+    with pytest.raises(TypeError, match=r"Logged \(a subclass of zarr-python's LocalStore\)"):
+        oxzarr.open_group(Logged(path), mode="r")

@@ -603,7 +603,8 @@ def make_store(
     memory store); zarr-python's LocalStore,
     ZipStore, FsspecStore (over S3, Google Cloud Storage, HTTP or local files) and ObjectStore
     (over obstore's S3Store, GCSStore, HTTPStore or LocalStore) are accepted too, each opened
-    anew at the same place, and its StorePath, as the store of the keys below its path."""
+    anew at the same place, and its StorePath, as the store of the keys below its path; so is
+    fsspec's mapping (``fsspec.get_mapper``), as zarr-python takes it."""
     if isinstance(store, str) and store.startswith(REMOTE_SCHEMES):
         return RemoteStore(store, storage_options=storage_options, read_only=read_only)
     local_url = isinstance(store, str) and store.startswith(("file://", "memory://"))
@@ -647,6 +648,14 @@ def make_store(
         raise TypeError("a dict is not a store oxzarr can share: use oxzarr.storage.MemoryStore()")
     found = _from_zarr_python(store, read_only or bool(getattr(store, "read_only", False)))
     if found is None:
+        known = [c for c in type(store).__mro__[1:] if c.__module__.startswith("zarr.")]
+        if known and known[0].__name__ != "Store":
+            # Opened anew, its own methods would be passed by.
+            raise TypeError(
+                f"cannot use {type(store).__name__} (a subclass of zarr-python's "
+                f"{known[0].__name__}) as a store: oxzarr opens zarr-python's stores anew at "
+                "their place, which would pass its own methods by"
+            )
         raise TypeError(f"cannot use {store!r} as a store")
     return found
 
@@ -721,22 +730,10 @@ def _from_zarr_python(store: Any, read_only: bool) -> Store | None:
             raise FileNotFoundError(f"no zip file at {os.fspath(store.path)!r}: {ZARR_PYTHON_ZIP}")
         return ZipStore(_as_it_names(store.path))
     if kind == "FsspecStore" and hasattr(store, "fs"):
-        fs = getattr(store.fs, "sync_fs", store.fs)  # zarr-python wraps synchronous ones
-        protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
-        options = getattr(fs, "storage_options", {})
-        if "s3" in protocols:
-            return RemoteStore(f"s3://{store.path}", storage_options=options, read_only=read_only)
-        if "gs" in protocols or "gcs" in protocols:
-            return RemoteStore(f"gs://{store.path}", storage_options=options, read_only=read_only)
-        if "http" in protocols or "https" in protocols:
-            return RemoteStore(store.path, storage_options=options, read_only=read_only)
-        if "file" in protocols:
-            return LocalStore(store.path, read_only=read_only)
-        raise TypeError(
-            f"cannot use zarr-python's FsspecStore over {protocols[0]}:// as a store: oxzarr "
-            "reaches local paths, s3://, gs:// and http(s):// (for memory://, use "
-            "oxzarr.storage.MemoryStore())"
-        )
+        return _from_fsspec(store.fs, store.path, read_only, "zarr-python's FsspecStore")
+    if kind == "FSMap" and hasattr(store, "fs") and hasattr(store, "root"):
+        # fsspec's mapping (fsspec.get_mapper), which zarr-python takes as an FsspecStore.
+        return _from_fsspec(store.fs, store.root, read_only, "fsspec's FSMap")
     if kind == "ObjectStore" and hasattr(store, "store"):
         return _from_obstore(store.store, read_only)
     if kind == "MemoryStore" and hasattr(store, "_store_dict"):
@@ -746,6 +743,26 @@ def _from_zarr_python(store: Any, read_only: bool) -> Store | None:
             "reach; use oxzarr.storage.MemoryStore() (given the dict, it copies its contents)"
         )
     return None
+
+
+def _from_fsspec(fs: Any, path: str, read_only: bool, what: str) -> Store:
+    """oxzarr's store over the place `path` of the fsspec file system `fs` (`what` holds
+    them, named in errors)."""
+    fs = getattr(fs, "sync_fs", fs)  # zarr-python wraps synchronous ones
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    options = getattr(fs, "storage_options", {})
+    if "s3" in protocols:
+        return RemoteStore(f"s3://{path}", storage_options=options, read_only=read_only)
+    if "gs" in protocols or "gcs" in protocols:
+        return RemoteStore(f"gs://{path}", storage_options=options, read_only=read_only)
+    if "http" in protocols or "https" in protocols:
+        return RemoteStore(path, storage_options=options, read_only=read_only)
+    if "file" in protocols:
+        return LocalStore(path, read_only=read_only)
+    raise TypeError(
+        f"cannot use {what} over {protocols[0]}:// as a store: oxzarr reaches local paths, "
+        "s3://, gs:// and http(s):// (for memory://, use oxzarr.storage.MemoryStore())"
+    )
 
 
 def _from_obstore(inner: Any, read_only: bool) -> Store:
