@@ -246,3 +246,13 @@ def test_fsspec_mappings_and_subclasses_of_zarr_python_stores(tmp_path: Path) ->
 
     with pytest.raises(TypeError, match=r"Logged \(a subclass of zarr-python's LocalStore\)"):
         oxzarr.open_group(Logged(path), mode="r")
+
+
+def test_an_obstore_store_that_cannot_give_its_configuration() -> None:
+    """obstore 0.12 panics giving back a configuration with a client option in it: the
+    PanicException (no Exception) went through; it is a TypeError saying what to do."""
+    inner = ObS3Store(
+        "bucket", config={"allow_http": "true"}, endpoint="http://127.0.0.1:9", skip_signature=True
+    )
+    with pytest.raises(TypeError, match="client_options"):
+        oxzarr.open_group(ObjectStore(inner, read_only=True), mode="r")

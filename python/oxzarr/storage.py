@@ -765,6 +765,21 @@ def _from_fsspec(fs: Any, path: str, read_only: bool, what: str) -> Store:
     )
 
 
+def _obstore_config(inner: Any) -> dict[str, Any]:
+    """The configuration an obstore store was made with. obstore 0.12 panics giving some
+    (a client option such as ``allow_http`` in ``config``): a PanicException, which
+    ``except Exception`` misses, becomes a TypeError saying what to do."""
+    try:
+        return dict(inner.config)
+    except BaseException as e:
+        if type(e).__name__ != "PanicException":
+            raise
+        raise TypeError(
+            f"cannot use {inner!r} as a store: obstore cannot give back its configuration "
+            f"({e}); give client options such as allow_http in client_options"
+        ) from None
+
+
 def _from_obstore(inner: Any, read_only: bool) -> Store:
     """oxzarr's store over what an obstore store reaches (zarr-python's ObjectStore holds one):
     obstore and oxzarr share object_store's names for their options."""
@@ -777,7 +792,7 @@ def _from_obstore(inner: Any, read_only: bool) -> Store:
     prefix = str(getattr(inner, "prefix", None) or "").strip("/")
     if kind in ("S3Store", "GCSStore"):
         scheme = "s3" if kind == "S3Store" else "gs"
-        config = dict(inner.config)
+        config = _obstore_config(inner)
         bucket = config.pop("bucket")
         options = {**config, **(inner.client_options or {})}
         url = f"{scheme}://{bucket}/{prefix}" if prefix else f"{scheme}://{bucket}"
