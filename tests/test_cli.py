@@ -1273,3 +1273,24 @@ def test_a_destination_under_the_home_directory(
     assert oxzarr.open_array(home / "out.zarr")[...].tolist() == [1, 2, 3, 4]
     assert oxzarr.open_array(home / "path.zarr")[...].tolist() == [1, 2, 3, 4]
     assert not (tmp_path / "~").exists()
+
+
+def test_a_subgroups_stale_consolidated_metadata_hides_nothing(tmp_path: Path) -> None:
+    """A subgroup consolidated on its own before an array was added to it: its member lists
+    come from its document (as zarr-python's), but convert and verify read the store, as
+    they read a stale root's (the subgroup opened through its document hid the array)."""
+    src = tmp_path / "src.zarr"
+    sub = oxzarr.create_group(src).create_group("s")
+    sub.create_array("a", shape=(2,), dtype="i1")[...] = 1
+    oxzarr.consolidate_metadata(src, path="s")
+    sub.create_array("late", shape=(2,), dtype="i1")[...] = 2
+    root = oxzarr.open_group(src, mode="r")
+    assert [n for n, _ in root.members(max_depth=None)] == ["s", "s/a"]
+    listed = root.members(max_depth=None, use_consolidated_for_children=False)
+    assert [n for n, _ in listed] == ["s", "s/a", "s/late"]
+    dst = tmp_path / "dst.zarr"
+    cli("convert", src, dst)
+    assert oxzarr.open_array(dst / "s" / "late")[...].tolist() == [2, 2]
+    assert cli("verify", src, dst).returncode == 0
+    oxzarr.open_array(src / "s" / "late")[0] = 5
+    assert cli("verify", src, dst, check=False).returncode != 0

@@ -351,7 +351,11 @@ def _same(a: Array | Group, b: Array | Group, where: str, out: TextIO) -> bool:
         if names_a != names_b:
             out.write(f"{where}: members differ: {names_a} and {names_b}\n")
             return False
-        return all(_same(a[n], b[n], f"{where.rstrip('/')}/{n}", out) for n in names_a)
+        # Subgroups as stored too, not as consolidated metadata of their own says.
+        return all(
+            _same(a._child(n, False), b._child(n, False), f"{where.rstrip('/')}/{n}", out)
+            for n in names_a
+        )
     out.write(f"{where}: one is an array, the other a group\n")
     return False
 

@@ -872,7 +872,8 @@ def open_as_stored(
 def _plan_group(group: Group, path: str, plan: _Plan, options: _Options, where: str) -> None:
     zarr_format = options.zarr_format or group.zarr_format
     plan.groups.append(_GroupJob(path, dict(group.attrs), zarr_format))
-    members = list(group.members())
+    # Its subgroups as stored too, not as consolidated metadata of their own says.
+    members = list(group.members(use_consolidated_for_children=False))
     in_a_dataset = any(isinstance(m, Array) and m.shape and _of_xarray(m) for _, m in members)
     for name, member in members:
         child = f"{path}/{name}" if path else name

@@ -150,8 +150,13 @@ class Group:
     # --- members ---
 
     def __getitem__(self, key: str) -> Array | Group:
+        return self._child(key)
+
+    def _child(self, key: str, own_consolidated: bool = True) -> Array | Group:
+        """The node at `key`; a group there opened through consolidated metadata of its own
+        unless not `own_consolidated`."""
         try:
-            node = self._core.child(_member(key))
+            node = self._core.child(_member(key), own_consolidated)
         except NodeNotFoundError:
             raise KeyError(key) from None
         return wrap_node(node, self._store)
@@ -185,16 +190,21 @@ class Group:
         except ValueError:
             return False  # not a node path ("a/../b")
 
-    def members(self, max_depth: int | None = 0) -> tuple[tuple[str, Array | Group], ...]:
+    def members(
+        self, max_depth: int | None = 0, *, use_consolidated_for_children: bool = True
+    ) -> tuple[tuple[str, Array | Group], ...]:
         """The members, (name, node), sorted by name: the direct ones, and those of member
         groups down to `max_depth` more levels (``None``: all), named by their path from
-        this group, each after its group."""
+        this group, each after its group. A member group with consolidated metadata of its
+        own lists its members from it, unless not `use_consolidated_for_children` (as in
+        zarr-python)."""
         if max_depth is not None and max_depth < 0:
             raise ValueError(f"max_depth must be None or >= 0, not {max_depth}")
         found: list[tuple[str, Array | Group]] = []
+        own = use_consolidated_for_children
 
         def walk(group: Group, prefix: str, depth: int) -> None:
-            for name, node in group._opened([name for name, _ in group._core.members()]):
+            for name, node in group._opened([name for name, _ in group._core.members()], own):
                 found.append((prefix + name, node))
                 if isinstance(node, Group) and (max_depth is None or depth < max_depth):
                     walk(node, f"{prefix}{name}/", depth + 1)
@@ -238,22 +248,25 @@ class Group:
             if isinstance(node, Group):
                 yield name, node
 
-    def _opened(self, names: list[str]) -> Iterator[tuple[str, Array | Group]]:
-        """The members listed as `names`, opened. One another writer deleted since the listing
+    def _opened(
+        self, names: list[str], own_consolidated: bool = True
+    ) -> Iterator[tuple[str, Array | Group]]:
+        """The members listed as `names`, opened (groups through consolidated metadata of
+        their own unless not `own_consolidated`). One another writer deleted since the listing
         is left out with a warning, as zarr-python leaves it out (a listing is not a lock)."""
-        for name, node in self._opened_or_refused(names):
+        for name, node in self._opened_or_refused(names, own_consolidated):
             if isinstance(node, BaseZarrError):
                 raise node
             yield name, node
 
     def _opened_or_refused(
-        self, names: list[str]
+        self, names: list[str], own_consolidated: bool = True
     ) -> Iterator[tuple[str, Array | Group | BaseZarrError]]:
         """`_opened`, with the error of a member whose metadata oxzarr cannot take (an
         unknown codec) in its place, for listings that show it."""
         for name in names:
             try:
-                node: Array | Group | BaseZarrError = self[name]
+                node: Array | Group | BaseZarrError = self._child(name, own_consolidated)
             except KeyError:
                 warnings.warn(
                     f"member {name!r} of {self.path or '/'!r} in {self._store} was deleted "

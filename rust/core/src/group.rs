@@ -287,12 +287,13 @@ impl Group {
 
     /// The node at `name` (a member's name or a path below this group).
     pub fn child(&self, name: &str) -> Result<Node> {
-        self.child_opened(name, true)
+        self.child_with(name, true)
     }
 
     /// [`Group::child`]; with `own_consolidated` false, a group below a group opened without
-    /// consolidated metadata is opened without its own too (to be listed from the store).
-    fn child_opened(&self, name: &str, own_consolidated: bool) -> Result<Node> {
+    /// consolidated metadata is opened without its own too, to be listed from the store
+    /// (zarr-python's `use_consolidated_for_children=False`).
+    pub fn child_with(&self, name: &str, own_consolidated: bool) -> Result<Node> {
         let path = self.child_path(name)?;
         let meta = match &self.consolidated {
             Some(c) => match c.unreadable.get(&path) {
@@ -478,7 +479,7 @@ impl Group {
             let group = if rel.is_empty() {
                 top.clone()
             } else {
-                match top.child_opened(&rel, false)? {
+                match top.child_with(&rel, false)? {
                     Node::Group(g) => g,
                     Node::Array(_) => continue,
                 }

@@ -102,9 +102,11 @@ impl Group {
         self.inner.consolidated_root()
     }
 
-    /// The member (or node below) at `name`: an Array or a Group.
-    fn child(&self, py: Python<'_>, name: &str) -> PyResult<Py<PyAny>> {
-        let node = without_gil(py, || self.inner.child(name))?;
+    /// The member (or node below) at `name`: an Array or a Group. A group there opens
+    /// through consolidated metadata of its own unless not `own_consolidated`.
+    #[pyo3(signature = (name, own_consolidated = true))]
+    fn child(&self, py: Python<'_>, name: &str, own_consolidated: bool) -> PyResult<Py<PyAny>> {
+        let node = without_gil(py, || self.inner.child_with(name, own_consolidated))?;
         crate::node_to_py(py, node)
     }
 
