@@ -1578,3 +1578,23 @@ def test_counting_store_views_and_what_it_counts(tmp_path: Path) -> None:
         seen = CountingStore(store)
         assert oxzarr.open_array(seen, mode="r")[...].tolist() == [3, 3]
         assert seen.requests > 0
+
+
+def test_objects_that_are_not_text_are_refused_as_data(tmp_path: Path) -> None:
+    """Numpy objects given as data with no dtype were stored as the text of each (str() of
+    a dict, of None, of a generator numpy made a 0-d array of; bytes decoded); zarr-python
+    refuses objects. Strings stay text, and a dtype given says what the objects are."""
+    group = oxzarr.open_group(tmp_path / "g.zarr", mode="w")
+    for make in (
+        lambda: group.__setitem__("dict", {"a": 1}),
+        lambda: oxzarr.save_array(tmp_path / "none.zarr", None),
+        lambda: oxzarr.array(i for i in range(3)),
+        lambda: oxzarr.array(np.array(["a", 1], dtype=object)),
+        lambda: oxzarr.array(np.array([b"a", b"bc"], dtype=object)),
+    ):
+        with pytest.raises(ValueError, match="cannot tell the data type of numpy objects"):
+            make()
+    assert list(group.keys()) == []
+    assert oxzarr.array(np.array(["a", "bc"], dtype=object))[...].tolist() == ["a", "bc"]
+    raw = oxzarr.array(np.array([b"a", b"bc"], dtype=object), dtype=bytes)
+    assert raw[...].tolist() == [b"a", b"bc"]

@@ -236,6 +236,8 @@ def create_array(
     if data is not None:
         source = np.asarray(data)
         shape = source.shape if shape is None else shape
+        if dtype is None:
+            _refuse_objects_not_text(source)
         dtype = source.dtype if dtype is None else dtype
     if shape is None:
         raise ValueError("create_array() needs a shape (or data)")
@@ -517,6 +519,22 @@ def _open_group_in(
         raise missing
     _check_found_format(core.zarr_format, zarr_format, "group", path, target)
     return Group(core, target)
+
+
+def _refuse_objects_not_text(source: np.ndarray[Any, Any]) -> None:
+    """Numpy objects given as data with no dtype are text when they are all strings; anything
+    else (None, a dict, a generator numpy made a 0-d array of, bytes) would be stored as the
+    text of each, so it is refused, as zarr-python refuses objects (all of them)."""
+    if source.dtype != object:
+        return
+    all_text = object()
+    other = next((x for x in source.flat if not isinstance(x, str)), all_text)
+    if other is all_text:
+        return
+    raise ValueError(
+        f"cannot tell the data type of numpy objects holding {type(other).__name__} (only "
+        "strings are read as text): give dtype= (e.g. bytes for variable-length bytes)"
+    )
 
 
 def _is_group_metadata(metadata: Any) -> bool:
