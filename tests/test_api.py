@@ -1598,3 +1598,35 @@ def test_objects_that_are_not_text_are_refused_as_data(tmp_path: Path) -> None:
     assert oxzarr.array(np.array(["a", "bc"], dtype=object))[...].tolist() == ["a", "bc"]
     raw = oxzarr.array(np.array([b"a", b"bc"], dtype=object), dtype=bytes)
     assert raw[...].tolist() == [b"a", b"bc"]
+
+
+def test_zstd_levels_past_22_are_refused_in_new_arrays(tmp_path: Path) -> None:
+    """A v3 zstd level past 22 was written, and zarr-python could not open the array (it
+    refuses them); arrays with such levels still open (numcodecs writes any level)."""
+    for compressors in (
+        {"name": "zstd", "configuration": {"level": 1000, "checksum": False}},
+        oxzarr.codecs.ZstdCodec(level=23),
+    ):
+        with pytest.raises(ValueError, match=r"zstd level \d+ is past 22"):
+            oxzarr.create_array(
+                tmp_path / "a.zarr", shape=(4,), dtype="i4", compressors=compressors
+            )
+        assert not (tmp_path / "a.zarr").exists()
+    with pytest.raises(ValueError, match="zstd level 23"):
+        oxzarr.create_array(
+            tmp_path / "s.zarr",
+            shape=(4,),
+            dtype="i4",
+            chunks=(2,),
+            shards=(4,),
+            compressors=oxzarr.codecs.ZstdCodec(level=23),
+        )
+    a = oxzarr.create_array(
+        tmp_path / "b.zarr", shape=(4,), dtype="i4", compressors=oxzarr.codecs.ZstdCodec(level=22)
+    )
+    a[...] = 1
+    assert zarr.open_array(tmp_path / "b.zarr", mode="r")[...].tolist() == [1, 1, 1, 1]
+    doc = json.loads((tmp_path / "b.zarr" / "zarr.json").read_text())
+    doc["codecs"][1]["configuration"]["level"] = 23
+    (tmp_path / "b.zarr" / "zarr.json").write_text(json.dumps(doc))
+    assert oxzarr.open_array(tmp_path / "b.zarr")[...].tolist() == [1, 1, 1, 1]

@@ -40,6 +40,29 @@ pub struct Array {
     cache_namespace: Arc<str>,
 }
 
+/// Refuses a v3 `zstd` codec (in `codecs`, or in a sharding codec's chains) with a level past
+/// 22, as zarr-python refuses it, reading and writing: written, zarr-python could not open
+/// the array. (Read, such levels are taken: numcodecs stores any level, and libzstd clamps.)
+fn refuse_zstd_levels_past_22(codecs: &[Value]) -> Result<()> {
+    for codec in codecs {
+        let config = codec.get("configuration");
+        if codec.get("name").and_then(Value::as_str) == Some("zstd") {
+            let level = config.and_then(|c| c.get("level")).and_then(Value::as_i64);
+            if let Some(level) = level.filter(|&l| l > 22) {
+                return Err(Error::InvalidArgument(format!(
+                    "zstd level {level} is past 22, the highest Zarr's zstd codec takes"
+                )));
+            }
+        }
+        for chain in ["codecs", "index_codecs"] {
+            if let Some(inner) = config.and_then(|c| c.get(chain)).and_then(Value::as_array) {
+                refuse_zstd_levels_past_22(inner)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// How an array's stored chunks decode, as a short tag: its codec chain and the chunks it
 /// decodes to. Decoded chunks are cached under it, so that another array at the same key
 /// (replaced by one of other chunks or codecs, or v2 metadata edited beside its chunks) never
@@ -132,6 +155,7 @@ impl Array {
         let array = Self::from_metadata(store.clone(), &path, metadata.clone())?;
         if let ArrayMetadata::V3(m) = &mut metadata {
             m.codecs = array.codecs.metadata_for_new_array(&m.codecs);
+            refuse_zstd_levels_past_22(&m.codecs)?;
         }
         node::prepare_new_node(&store, &path, overwrite, metadata.zarr_format())?;
         node::write_new_node(
