@@ -183,6 +183,20 @@ impl Error {
             source => Self::CorruptChunk { key, source },
         }
     }
+
+    /// A metadata error naming its key with the store it is in (`store`: the store's
+    /// description), as chunk errors name theirs; other errors as they are.
+    pub(crate) fn metadata_in(self, store: &str) -> Self {
+        match self {
+            Self::InvalidMetadata { key, source } if !key.ends_with(&format!(" in {store}")) => {
+                Self::InvalidMetadata {
+                    key: format!("{key} in {store}"),
+                    source,
+                }
+            }
+            other => other,
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -294,6 +294,11 @@ impl Group {
     /// consolidated metadata is opened without its own too, to be listed from the store
     /// (zarr-python's `use_consolidated_for_children=False`).
     pub fn child_with(&self, name: &str, own_consolidated: bool) -> Result<Node> {
+        self.child_in_store(name, own_consolidated)
+            .map_err(|e| e.metadata_in(&self.store.describe()))
+    }
+
+    fn child_in_store(&self, name: &str, own_consolidated: bool) -> Result<Node> {
         let path = self.child_path(name)?;
         let meta = match &self.consolidated {
             Some(c) => match c.unreadable.get(&path) {
@@ -617,6 +622,11 @@ impl Group {
     /// through its consolidated metadata. A v2 group's `.zmetadata` is found even when a v3
     /// `zarr.json` lies beside it, as zarr-python finds it when asked for v2.
     pub fn open_consolidated_as(store: StoreRef, path: &str, format: Option<u8>) -> Result<Self> {
+        let described = store.describe();
+        Self::open_consolidated_in(store, path, format).map_err(|e| e.metadata_in(&described))
+    }
+
+    fn open_consolidated_in(store: StoreRef, path: &str, format: Option<u8>) -> Result<Self> {
         let path = normalize_path(path)?;
         let not_found = || Error::NodeNotFound {
             kind: "consolidated metadata",

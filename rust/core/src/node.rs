@@ -123,6 +123,7 @@ pub(crate) fn read_node_metadata_as(
             _ => Ok(store.get(key)?),
         }
     })
+    .map_err(|e| e.metadata_in(&store.describe()))
 }
 
 /// What the node at `path` is, or `None` if there is no node there, told by its documents

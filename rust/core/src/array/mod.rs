@@ -79,14 +79,13 @@ fn decoding_scope(codecs: &CodecChain) -> String {
 impl Array {
     /// Builds an array from parsed metadata, checking everything the metadata implies.
     pub fn from_metadata(store: StoreRef, path: &str, metadata: ArrayMetadata) -> Result<Self> {
-        let key = join_key(
-            path,
-            if metadata.zarr_format() == 2 {
-                ZARRAY
-            } else {
-                ZARR_JSON
-            },
-        );
+        let document = if metadata.zarr_format() == 2 {
+            ZARRAY
+        } else {
+            ZARR_JSON
+        };
+        // The store named too, as chunk errors name it.
+        let key = format!("{} in {}", join_key(path, document), store.describe());
         let invalid = |source| Error::InvalidMetadata {
             key: key.clone(),
             source,
