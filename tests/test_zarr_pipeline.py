@@ -9,6 +9,7 @@ engine's counters prove that none of it went through zarr-python's pipeline.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -707,3 +708,60 @@ def test_outputs_the_engine_cannot_borrow(tmp_path: Path, engine: None, where: s
     a.get_basic_selection(slice(100, 200), out=cpu.NDBuffer(masked))
     assert_same(masked.data, data[100:200])
     assert not masked.mask.any()
+
+
+_FORK_WHILE_COUNTING = """
+import os, sys, threading, time
+import zarr
+zarr.config.set({"codec_pipeline.path": "oxzarr.ZarrCodecPipeline"})
+from oxzarr import zarr_pipeline
+path = sys.argv[1]
+z = zarr.create_array(path, shape=(64, 64), chunks=(16, 16), dtype="f4")
+z[...] = 1
+def poll():  # a service exporting the engine's counts
+    while True:
+        zarr_pipeline.engine_calls()
+threading.Thread(target=poll, daemon=True).start()
+hung = 0
+for _ in range(30):
+    time.sleep(0.003)
+    pid = os.fork()
+    if pid == 0:
+        zarr.open_array(path, mode="r")[...]
+        os._exit(0)
+    start = time.time()
+    while os.waitpid(pid, os.WNOHANG)[0] == 0:
+        if time.time() - start > 5:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            hung += 1
+            break
+        time.sleep(0.01)
+print(hung)
+"""
+
+
+def test_a_forked_child_reads_while_another_thread_counts(tmp_path: Path) -> None:
+    """The pipeline's locks (its counts', its engines') were the parent's in a forked child:
+    one another thread held at the fork stayed held, and the child's first read waited for
+    it forever (25 of 40 children hung)."""
+    run = subprocess.run(
+        [sys.executable, "-c", _FORK_WHILE_COUNTING, str(tmp_path / "a.zarr")],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "0", "forked children hung"
+
+
+def test_the_engines_handles_on_directories_are_bounded(tmp_path: Path, engine: None) -> None:
+    """One handle was kept for every directory ever read or written (a service writing a
+    directory per request grew without end); the most recently used are kept."""
+    for i in range(zarr_pipeline._LOCAL_STORES + 10):
+        a = zarr.create_array(tmp_path / f"{i}.zarr", shape=(4,), chunks=(2,), dtype="i1")
+        a[...] = i
+        assert a[...].tolist() == [i] * 4
+    assert len(zarr_pipeline._local_stores) == zarr_pipeline._LOCAL_STORES
+    last = os.path.abspath(tmp_path / f"{zarr_pipeline._LOCAL_STORES + 9}.zarr")
+    assert next(reversed(zarr_pipeline._local_stores)) == last

@@ -22,7 +22,8 @@ import json
 import logging
 import os
 import threading
-from collections import Counter
+import weakref
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -352,7 +353,11 @@ class _LocalStore:
         codec.write_regions(self.store, items, data, data_shape, write_empty_chunks)
 
 
-_local_stores: dict[str, _LocalStore] = {}
+#: The engine's handles on LocalStore directories, by root, the most recently used last; at
+#: most _LOCAL_STORES of them (a service writing to a new directory per request kept one per
+#: directory it ever used).
+_local_stores: OrderedDict[str, _LocalStore] = OrderedDict()
+_LOCAL_STORES = 64
 
 
 def _local_store(getters: Sequence[object], *, writing: bool) -> _LocalStore | None:
@@ -374,6 +379,10 @@ def _local_store(getters: Sequence[object], *, writing: bool) -> _LocalStore | N
         local = _local_stores.get(root)
         if local is None:
             local = _local_stores[root] = _LocalStore(root)
+            while len(_local_stores) > _LOCAL_STORES:
+                _local_stores.popitem(last=False)
+        else:
+            _local_stores.move_to_end(root)
     return local
 
 
@@ -424,6 +433,7 @@ class ZarrCodecPipeline(CodecPipeline):
         self._batch_size = batch_size
         self._engines: dict[tuple[Any, ...], _Engine | str] = {}
         self._engines_lock = threading.Lock()
+        _PIPELINES[id(self)] = self
 
     # Pickling and equality: by codecs, as zarr-python's own pipeline.
 
@@ -876,3 +886,21 @@ def _all_equal(array: np.ndarray[Any, Any], fill: Any) -> bool:
 # zarr-python registers pipelines under `__module__.__qualname__`: the name users configure,
 # "oxzarr.ZarrCodecPipeline", must be what this class reports.
 ZarrCodecPipeline.__module__ = "oxzarr"
+
+
+#: The pipelines made, by id: a forked child gives each a new lock.
+_PIPELINES: weakref.WeakValueDictionary[int, ZarrCodecPipeline] = weakref.WeakValueDictionary()
+
+
+def _fresh_locks_in_child() -> None:
+    """New locks in a forked child: one another thread of the parent held at the fork (a
+    count, a pipeline's engines) would stay held there, and the child's first read through
+    the pipeline would wait for it forever."""
+    global _counts_lock
+    _counts_lock = threading.Lock()
+    for pipeline in list(_PIPELINES.values()):
+        pipeline._engines_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_locks_in_child)
