@@ -328,3 +328,45 @@ def test_large_outputs_of_a_steady_size_come_back_from_the_heap(
     found = json.loads(run.stdout)
     assert all(aligned for aligned, _ in found), found
     assert found[1][1] and found[2][1], found
+
+
+CACHE_OF_SMALL_CHUNKS = """
+import ctypes, gc, json, sys
+import oxzarr
+
+def rss():
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+
+a = oxzarr.open_array(sys.argv[1], mode="r")
+a[...]
+before = rss()
+oxzarr.config.set({"chunk_cache_bytes": 16 << 20})
+for _ in range(3):
+    for rows in range(0, 1000, 250):
+        a[rows : rows + 250]
+print(json.dumps({"grown": rss() - before, "budget": 16 << 20}))
+"""
+
+
+def test_the_chunk_cache_keeps_to_its_budget_with_small_chunks(tmp_path: Path) -> None:
+    """62,500 chunks of 16 bytes under a 16 MiB budget took 36-62 MiB: an entry's costs
+    besides its bytes were counted low, and every use kept a copy of its key."""
+    path = tmp_path / "a.zarr"
+    a = oxzarr.create_array(path, shape=(1000, 1000), chunks=(4, 4), dtype="u1")
+    a[...] = np.random.default_rng(0).integers(0, 255, (1000, 1000), dtype="u1")
+    # Freed memory goes back at once: mimalloc otherwise keeps the pool threads' freed
+    # pages a while, and the resident set says more of the allocator than of the cache.
+    run = subprocess.run(
+        [sys.executable, "-c", CACHE_OF_SMALL_CHUNKS, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+        env={**os.environ, "MIMALLOC_PURGE_DELAY": "0"},
+    )
+    measured = json.loads(run.stdout)
+    assert measured["grown"] < 1.6 * measured["budget"], measured

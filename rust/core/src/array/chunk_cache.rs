@@ -35,7 +35,14 @@ pub(crate) struct Cached {
     pub(crate) checked: bool,
 }
 
-type Key = (String, String);
+/// An array's cache namespace (shared by all its entries) and a chunk's key in it.
+type Key = (Arc<str>, Arc<str>);
+
+/// What an entry costs besides its chunk's bytes and its key's: its slot in the map (the key's
+/// two pointers, the entry, the tick, the map's spare room), the chunk's `Arc<Vec>` header,
+/// the key's allocation, and the uses `order` may hold of it (up to three, see `touch`).
+/// Counted low, 16-byte chunks took 3-4 times the budget.
+const ENTRY_OVERHEAD: usize = 320;
 
 #[derive(Debug, Default)]
 struct Entries {
@@ -55,11 +62,16 @@ impl Entries {
             self.order.push_back((key.clone(), tick));
         }
         // Uses pile up in `order`: drop the stale ones once they dominate.
-        if self.order.len() > 4 * self.map.len() + 1024 {
-            let map = &self.map;
-            self.order
-                .retain(|(k, t)| map.get(k).is_some_and(|(_, latest)| latest == t));
+        if self.order.len() > 2 * self.map.len() + 1024 {
+            self.compact();
         }
+    }
+
+    /// Drops the uses in `order` that are not an entry's latest.
+    fn compact(&mut self) {
+        let map = &self.map;
+        self.order
+            .retain(|(k, t)| map.get(k).is_some_and(|(_, latest)| latest == t));
     }
 
     fn evict_to(&mut self, budget: usize) {
@@ -77,7 +89,7 @@ impl Entries {
 }
 
 fn entry_size(key: &Key, cached: &Cached) -> usize {
-    key.0.len() + key.1.len() + cached.chunk.as_ref().map_or(0, |c| c.len()) + 112
+    key.1.len() + cached.chunk.as_ref().map_or(0, |c| c.capacity()) + ENTRY_OVERHEAD
 }
 
 static CACHE: ForkSafeMutex<Option<Entries>> = ForkSafeMutex::new(None);
@@ -85,10 +97,13 @@ static CACHE: ForkSafeMutex<Option<Entries>> = ForkSafeMutex::new(None);
 /// Sets the budget in bytes (0 turns the cache off and empties it).
 pub fn set_budget(bytes: usize) {
     BUDGET.store(bytes, Ordering::Relaxed);
-    CACHE
-        .lock()
-        .get_or_insert_with(Entries::default)
-        .evict_to(bytes);
+    let mut guard = CACHE.lock();
+    let entries = guard.get_or_insert_with(Entries::default);
+    entries.evict_to(bytes);
+    // The room the evicted entries took goes back too (a budget set to 0 kept it).
+    entries.compact();
+    entries.map.shrink_to_fit();
+    entries.order.shrink_to_fit();
 }
 
 pub fn budget() -> usize {
@@ -100,8 +115,8 @@ pub(crate) fn enabled() -> bool {
 }
 
 /// The entry cached for `key`, whatever the store now holds: the caller checks its version.
-pub(crate) fn get(namespace: &str, key: &str) -> Option<Cached> {
-    let k = (namespace.to_string(), key.to_string());
+pub(crate) fn get(namespace: &Arc<str>, key: &str) -> Option<Cached> {
+    let k: Key = (namespace.clone(), key.into());
     let mut guard = CACHE.lock();
     let entries = guard.get_or_insert_with(Entries::default);
     let hit = entries.map.get(&k).map(|(cached, _)| cached.clone())?;
@@ -110,9 +125,9 @@ pub(crate) fn get(namespace: &str, key: &str) -> Option<Cached> {
 }
 
 /// Caches `cached` for `key`, replacing what was there.
-pub(crate) fn insert(namespace: &str, key: &str, cached: Cached) {
+pub(crate) fn insert(namespace: &Arc<str>, key: &str, cached: Cached) {
     let budget = budget();
-    let k = (namespace.to_string(), key.to_string());
+    let k: Key = (namespace.clone(), key.into());
     let size = entry_size(&k, &cached);
     if size > budget {
         return;
@@ -132,7 +147,7 @@ pub(crate) fn insert(namespace: &str, key: &str, cached: Cached) {
 /// inner chunks a shard rewrite kept as they were stored. Other entries are left as they are
 /// (a hit on one finds the shard changed, and reads it afresh).
 pub(crate) fn carry_over(
-    namespace: &str,
+    namespace: &Arc<str>,
     keys: impl Iterator<Item = String>,
     from: Version,
     to: Version,
@@ -141,7 +156,7 @@ pub(crate) fn carry_over(
         return;
     }
     // Built before taking the lock, which every cached read waits for.
-    let keys: Vec<Key> = keys.map(|key| (namespace.to_string(), key)).collect();
+    let keys: Vec<Key> = keys.map(|key| (namespace.clone(), key.into())).collect();
     let mut guard = CACHE.lock();
     let entries = guard.get_or_insert_with(Entries::default);
     for key in &keys {
@@ -153,11 +168,11 @@ pub(crate) fn carry_over(
     }
 }
 
-pub(crate) fn invalidate(namespace: &str, key: &str) {
+pub(crate) fn invalidate(namespace: &Arc<str>, key: &str) {
     if !enabled() {
         return;
     }
-    let k = (namespace.to_string(), key.to_string());
+    let k: Key = (namespace.clone(), key.into());
     let mut guard = CACHE.lock();
     let entries = guard.get_or_insert_with(Entries::default);
     if let Some((old, _)) = entries.map.remove(&k) {
