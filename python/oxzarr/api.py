@@ -136,6 +136,12 @@ def _store_for_mode(
     return target, mode
 
 
+def _existing_node_mode(store: StoreLike) -> AccessMode:
+    """How ``Group.open`` and ``Array.open`` open the node `store` holds, which must exist:
+    read-only for a read-only store object, as zarr-python reads it; else for writing."""
+    return "r" if getattr(store, "read_only", False) is True else "r+"
+
+
 def _is_zarr_python_zip(store: Any) -> bool:
     kind = type(store)
     return kind.__name__ == "ZipStore" and kind.__module__.startswith("zarr.")

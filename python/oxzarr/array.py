@@ -426,11 +426,9 @@ class Array:
     def open(cls, store: StoreLike) -> Array:
         """The v3 array at `store`, which must exist (zarr-python's ``Array.open``; for
         either format, :func:`oxzarr.open_array`)."""
-        from oxzarr.api import AccessMode, open_array
+        from oxzarr.api import _existing_node_mode, open_array
 
-        # A read-only store object is read, as zarr-python reads it.
-        mode: AccessMode = "r" if getattr(store, "read_only", False) is True else "r+"
-        return open_array(store, mode=mode, zarr_format=3)
+        return open_array(store, mode=_existing_node_mode(store), zarr_format=3)
 
     @classmethod
     def create(

@@ -1072,13 +1072,14 @@ def _overlap(one: str, other: str) -> bool:
 def _local_path(destination: Any) -> Path | None:
     """The local path `destination` names, if it names one: a leading `~` is the home
     directory, as for every path oxzarr opens (and for the source)."""
-    if isinstance(destination, os.PathLike):
-        return Path(destination).expanduser()
-    if isinstance(destination, str) and "://" not in destination:
-        return Path(destination).expanduser()
-    if isinstance(destination, str) and destination.startswith("file://"):
-        return Path(destination[len("file://") :]).expanduser()
-    return None
+    if isinstance(destination, str):
+        if destination.startswith("file://"):
+            destination = destination[len("file://") :]
+        elif "://" in destination:
+            return None
+    elif not isinstance(destination, os.PathLike):
+        return None
+    return Path(destination).expanduser()
 
 
 def convert(

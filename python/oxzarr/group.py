@@ -64,11 +64,9 @@ class Group:
     def open(cls, store: StoreLike, zarr_format: int | None = 3) -> Group:
         """The group at `store`, which must exist: in `zarr_format` (3 by default, as
         zarr-python's ``Group.open``; ``None`` takes either)."""
-        from oxzarr.api import AccessMode, open_group
+        from oxzarr.api import _existing_node_mode, open_group
 
-        # A read-only store object is read, as zarr-python reads it.
-        mode: AccessMode = "r" if getattr(store, "read_only", False) is True else "r+"
-        return open_group(store, mode=mode, zarr_format=zarr_format)
+        return open_group(store, mode=_existing_node_mode(store), zarr_format=zarr_format)
 
     @classmethod
     def from_store(

@@ -532,7 +532,7 @@ class CountingStore(Store):
     """Another store, seen through counters of the read requests and bytes it serves: what
     a read really fetched. A whole-value read is one request, a read of n byte ranges n."""
 
-    def __init__(self, store: StoreLike | Any) -> None:
+    def __init__(self, store: Any) -> None:
         # Any store-like: a path, a URL, zarr-python's stores (an AttributeError before).
         self.wrapped = store if isinstance(store, Store) else make_store(store)
         self._core = self.wrapped._core.counting()

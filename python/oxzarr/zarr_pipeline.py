@@ -21,8 +21,7 @@ import asyncio
 import json
 import logging
 import os
-import threading
-import weakref
+import sys
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -39,6 +38,7 @@ from zarr.storage import LocalStore, StorePath
 
 from oxzarr import _core
 from oxzarr._dtypes import _native
+from oxzarr._locks import fork_safe_lock
 from oxzarr.array import _from_buffer
 
 if TYPE_CHECKING:
@@ -61,7 +61,8 @@ __all__ = ["ZarrCodecPipeline", "engine_calls", "fallbacks", "reset_counts"]
 # calls the engine ran, by kind.
 _fallbacks: Counter[str] = Counter()
 _engine_calls: Counter[str] = Counter()
-_counts_lock = threading.Lock()
+# Made afresh in a forked child, as the pipelines' own (see oxzarr._locks).
+_counts_lock = fork_safe_lock(sys.modules[__name__], "_counts_lock")
 
 _log = logging.getLogger(__name__)
 
@@ -432,8 +433,7 @@ class ZarrCodecPipeline(CodecPipeline):
         self._fallback = BatchedCodecPipeline.from_codecs(self.codecs, batch_size=batch_size)
         self._batch_size = batch_size
         self._engines: dict[tuple[Any, ...], _Engine | str] = {}
-        self._engines_lock = threading.Lock()
-        _PIPELINES[id(self)] = self
+        self._engines_lock = fork_safe_lock(self, "_engines_lock")
 
     # Pickling and equality: by codecs, as zarr-python's own pipeline.
 
@@ -886,21 +886,3 @@ def _all_equal(array: np.ndarray[Any, Any], fill: Any) -> bool:
 # zarr-python registers pipelines under `__module__.__qualname__`: the name users configure,
 # "oxzarr.ZarrCodecPipeline", must be what this class reports.
 ZarrCodecPipeline.__module__ = "oxzarr"
-
-
-#: The pipelines made, by id: a forked child gives each a new lock.
-_PIPELINES: weakref.WeakValueDictionary[int, ZarrCodecPipeline] = weakref.WeakValueDictionary()
-
-
-def _fresh_locks_in_child() -> None:
-    """New locks in a forked child: one another thread of the parent held at the fork (a
-    count, a pipeline's engines) would stay held there, and the child's first read through
-    the pipeline would wait for it forever."""
-    global _counts_lock
-    _counts_lock = threading.Lock()
-    for pipeline in list(_PIPELINES.values()):
-        pipeline._engines_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_fresh_locks_in_child)

@@ -170,18 +170,19 @@ impl Array {
         // The elements' offsets and their Python objects need at least two words each: a
         // selection no memory holds is refused before its chunks are even listed (a list
         // of 2^62 of them aborted the process).
-        // Multiplied with checks: the product of a damaged shape's lengths can overflow.
-        let elements = selection
-            .shape()
-            .iter()
-            .try_fold(1u64, |n, &len| n.checked_mul(len));
-        let room = elements
-            .and_then(|n| usize::try_from(n).ok())
+        // (Saturating: the product of a damaged shape's lengths can overflow.)
+        let elements = selection.num_elements();
+        let room = usize::try_from(elements)
+            .ok()
             .and_then(|n| n.checked_mul(2 * std::mem::size_of::<usize>()));
         let too_big = |bytes: u64| Error::OutOfMemory {
             what: format!(
                 "a selection of {} elements of {}",
-                elements.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string()),
+                if elements == u64::MAX {
+                    "2^64 or more".to_string()
+                } else {
+                    elements.to_string()
+                },
                 describe(self.store(), self.path())
             ),
             bytes,

@@ -40,23 +40,18 @@ pub struct Array {
     cache_namespace: Arc<str>,
 }
 
-/// Refuses a v3 `zstd` codec (in `codecs`, or in a sharding codec's chains) with a level past
-/// 22, as zarr-python refuses it, reading and writing: written, zarr-python could not open
-/// the array. (Read, such levels are taken: numcodecs stores any level, and libzstd clamps.)
-fn refuse_zstd_levels_past_22(codecs: &[Value]) -> Result<()> {
+/// Refuses codecs (in `codecs`, or in a sharding codec's chains) that a new v3 array must
+/// not be written with, though arrays that have them open: a zstd level zarr-python cannot
+/// open (see the zstd codec's module).
+fn refuse_for_new_array(codecs: &[Value]) -> Result<()> {
     for codec in codecs {
-        let config = codec.get("configuration");
-        if codec.get("name").and_then(Value::as_str) == Some("zstd") {
-            let level = config.and_then(|c| c.get("level")).and_then(Value::as_i64);
-            if let Some(level) = level.filter(|&l| l > 22) {
-                return Err(Error::InvalidArgument(format!(
-                    "zstd level {level} is past 22, the highest Zarr's zstd codec takes"
-                )));
-            }
+        if let Some(reason) = crate::codec::bytes_to_bytes::zstd::refusal_for_new_array(codec) {
+            return Err(Error::InvalidArgument(reason));
         }
+        let config = codec.get("configuration");
         for chain in ["codecs", "index_codecs"] {
             if let Some(inner) = config.and_then(|c| c.get(chain)).and_then(Value::as_array) {
-                refuse_zstd_levels_past_22(inner)?;
+                refuse_for_new_array(inner)?;
             }
         }
     }
@@ -154,7 +149,7 @@ impl Array {
         let array = Self::from_metadata(store.clone(), &path, metadata.clone())?;
         if let ArrayMetadata::V3(m) = &mut metadata {
             m.codecs = array.codecs.metadata_for_new_array(&m.codecs);
-            refuse_zstd_levels_past_22(&m.codecs)?;
+            refuse_for_new_array(&m.codecs)?;
         }
         node::prepare_new_node(&store, &path, overwrite, metadata.zarr_format())?;
         node::write_new_node(

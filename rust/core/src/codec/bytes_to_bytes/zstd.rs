@@ -28,6 +28,23 @@ use crate::error::{CodecError, MetadataError};
 
 const NAME: &str = "zstd";
 
+/// The highest level Zarr's v3 zstd codec takes: zarr-python refuses higher ones, reading
+/// and writing (numcodecs, and so v2 arrays, take any, which libzstd clamps).
+const MAX_V3_LEVEL: i64 = 22;
+
+/// Why a new v3 array must not have `codec` (a codec's metadata), if it is zstd at a level
+/// past [`MAX_V3_LEVEL`]: written, zarr-python could not open the array. Arrays that have
+/// one still open (see `from_config`).
+pub(crate) fn refusal_for_new_array(codec: &Value) -> Option<String> {
+    if codec.get("name").and_then(Value::as_str) != Some(NAME) {
+        return None;
+    }
+    let level = codec.get("configuration")?.get("level")?.as_i64()?;
+    (level > MAX_V3_LEVEL).then(|| {
+        format!("zstd level {level} is past {MAX_V3_LEVEL}, the highest Zarr's zstd codec takes")
+    })
+}
+
 thread_local! {
     static CCTX: RefCell<Option<CCtx<'static>>> = const { RefCell::new(None) };
     static DCTX: RefCell<Option<DCtx<'static>>> = const { RefCell::new(None) };
