@@ -190,6 +190,20 @@ def attributes_and_metadata(zarr: ModuleType, path: Path) -> list[Any]:
 
 
 @script
+def metadata_shapes(zarr: ModuleType, path: Path) -> list[Any]:
+    plain = zarr.create_array(path / "p", shape=(8, 6), dtype="i4", chunks=(4, 3))
+    sharded = zarr.create_array(path / "s", shape=(8, 6), dtype="u2", chunks=(2, 3), shards=(4, 6))
+    old = zarr.create_array(path / "v2", shape=(5,), dtype="f8", chunks=(2,), zarr_format=2)
+    results: list[Any] = []
+    for a in (plain, sharded, old):
+        m = a.metadata
+        results += [m.ndim, m.shards, getattr(m, "chunks", None)]
+    for m in (plain.metadata, sharded.metadata):
+        results.append([c.to_dict()["name"] for c in m.inner_codecs])
+    return results
+
+
+@script
 def creation_functions(zarr: ModuleType, path: Path) -> list[Any]:
     z = zarr.zeros((4, 3), chunks=(2, 2), store=path / "z", dtype="i2")
     o = zarr.ones((5,), store=path / "o")

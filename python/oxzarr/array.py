@@ -25,7 +25,7 @@ from oxzarr._indexing import (
 )
 from oxzarr._locks import metadata_lock
 from oxzarr._metadata import ARRAY_TO_ARRAY, ARRAY_TO_BYTES, integers
-from oxzarr.codecs import Codec, NumcodecsConfig, codec_from_dict
+from oxzarr.codecs import Codec, NumcodecsConfig, ShardingCodec, codec_from_dict
 from oxzarr.config import config
 from oxzarr.errors import BoundsCheckError, ReadOnlyError
 from oxzarr.storage import Store, StoreLike
@@ -139,6 +139,45 @@ class ArrayMetadata:
         doc: dict[str, JSON] = json.loads(json.dumps(self._document))
         return doc
 
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def _grid_chunk_shape(self) -> tuple[int, ...]:
+        config = self.chunk_grid.get("configuration")
+        if self.chunk_grid.get("name") != "regular" or not isinstance(config, dict):
+            # As zarr-python, which defines these shapes for regular grids only.
+            raise NotImplementedError(
+                "The `chunks` attribute is only defined for arrays using a regular chunk "
+                f"grid; this array has {self.chunk_grid.get('name')!r}"
+            )
+        return tuple(config["chunk_shape"])  # type: ignore[arg-type]
+
+    def _sharding(self) -> ShardingCodec | None:
+        # zarr-python calls an array sharded when sharding is its only codec.
+        if len(self.codecs) == 1 and isinstance(self.codecs[0], ShardingCodec):
+            return self.codecs[0]
+        return None
+
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        """The shape of a chunk, or of an inner chunk of a sharded array (zarr-python's)."""
+        grid = self._grid_chunk_shape()
+        sharding = self._sharding()
+        return sharding.chunk_shape if sharding is not None else grid
+
+    @property
+    def shards(self) -> tuple[int, ...] | None:
+        """The shape of a shard, or None for an array that is not sharded."""
+        grid = self._grid_chunk_shape()
+        return grid if self._sharding() is not None else None
+
+    @property
+    def inner_codecs(self) -> tuple[Codec, ...]:
+        """The codecs of a chunk, or of an inner chunk of a sharded array."""
+        sharding = self._sharding()
+        return sharding.codecs if sharding is not None else self.codecs
+
 
 @dataclass(frozen=True)
 class ArrayV2Metadata:
@@ -176,6 +215,15 @@ class ArrayV2Metadata:
         """The document as stored, with the attributes."""
         doc: dict[str, JSON] = json.loads(json.dumps(self._document))
         return doc
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def shards(self) -> None:
+        """None: v2 has no sharding."""
+        return None
 
 
 Fields = str | list[str] | tuple[str, ...] | None
