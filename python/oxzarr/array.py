@@ -151,7 +151,7 @@ class ArrayMetadata:
                 "The `chunks` attribute is only defined for arrays using a regular chunk "
                 f"grid; this array has {self.chunk_grid.get('name')!r}"
             )
-        return tuple(config["chunk_shape"])  # type: ignore[arg-type]
+        return tuple(config["chunk_shape"])
 
     def _sharding(self) -> ShardingCodec | None:
         # zarr-python calls an array sharded when sharding is its only codec.
