@@ -402,6 +402,12 @@ def group_conveniences(zarr: ModuleType, path: Path) -> list[Any]:
         sorted(x.path for x in g.group_values()),
         str(g.tree(level=0)),
         str(g.tree()),
+        str(g.tree(plain=True)),
+        # Which members a truncated drawing keeps is the listing's order; how many it draws
+        # and the note above them are zarr-python's.
+        str(g.tree(max_nodes=2)).splitlines()[0],
+        len(str(g.tree(max_nodes=2)).splitlines()),
+        attempt(lambda: g.tree(expand=True)),
         kept.dtype,
         g.create_array("i", shape=(2,), dtype="i4").dtype,
         g.require_array("i", shape=(2,), dtype="i8").dtype,

@@ -645,9 +645,9 @@ def open_consolidated(
     return open_group(store, mode=mode, path=path, storage_options=storage_options, **kwargs)
 
 
-def tree(group: Group, *, level: int | None = None) -> str:
-    """The hierarchy below `group`, drawn as text."""
-    return group.tree(level=level)
+def tree(group: Group, expand: bool | None = None, level: int | None = None) -> str:
+    """The hierarchy below `group`, drawn as text (see :meth:`Group.tree`)."""
+    return group.tree(expand=expand, level=level)
 
 
 def group(

@@ -282,16 +282,34 @@ class Group:
         member oxzarr cannot open (an unknown codec): for listings that show them all."""
         return tuple(self._opened_or_refused([name for name, _ in self._core.members()]))
 
-    def tree(self, *, level: int | None = None) -> Tree:
-        """The hierarchy below this group, drawn as text (``print(g.tree())``)."""
+    def tree(
+        self,
+        expand: bool | None = None,
+        level: int | None = None,
+        *,
+        max_nodes: int = 500,
+        plain: bool = False,
+    ) -> Tree:
+        """The hierarchy below this group, drawn as text (``print(g.tree())``): at most
+        `max_nodes` members, `level` levels deep. The drawing is always plain text, so
+        `plain` (zarr-python's switch for its terminal styling) changes nothing; `expand` is
+        refused, as zarr-python refuses it."""
+        if expand is not None:
+            raise NotImplementedError("'expand' is not yet implemented.")
         lines = [self.name if self.path else "/"]
+        drawn = 0
 
-        def walk(group: Group, prefix: str, depth: int) -> None:
+        def walk(group: Group, prefix: str, depth: int) -> bool:
+            """Draws `group`'s members; False once `max_nodes` are drawn and more remain."""
+            nonlocal drawn
             # As zarr-python: level 0 draws the direct members, 1 theirs too, and so on.
             if level is not None and depth > level:
-                return
+                return True
             members = group._members_or_refusals()
             for i, (name, node) in enumerate(members):
+                if drawn == max_nodes:
+                    return False
+                drawn += 1
                 last = i == len(members) - 1
                 branch = "└── " if last else "├── "
                 if isinstance(node, BaseZarrError):
@@ -301,10 +319,19 @@ class Group:
                     lines.append(f"{prefix}{branch}{name} {node.shape} {node.dtype}")
                 else:
                     lines.append(f"{prefix}{branch}{name}")
-                    walk(node, prefix + ("    " if last else "│   "), depth + 1)
+                    if not walk(node, prefix + ("    " if last else "│   "), depth + 1):
+                        return False
+            return True
 
-        walk(self, "", 0)
-        return Tree("\n".join(lines) + "\n")
+        complete = walk(self, "", 0)
+        drawing = "\n".join(lines) + "\n"
+        if not complete:
+            # zarr-python's words, above the drawing.
+            drawing = (
+                f"Truncated at max_nodes={max_nodes}, some nodes and their children may be "
+                "missing\n" + drawing
+            )
+        return Tree(drawing)
 
     @property
     def is_consolidated(self) -> bool:
