@@ -772,3 +772,32 @@ def test_inner_chunks_left_outside_a_shrunk_array_are_not_initialized_chunks(
     a.resize((2, 2))
     assert (a.nchunks, a.nchunks_initialized) == (1, 1)
     assert "Chunks Initialized : 1" in str(a.info_complete())
+
+
+@pytest.mark.parametrize("value", [5, 0])
+def test_inner_chunks_past_a_shrunk_edge_outlive_a_write_of_the_whole_array(
+    tmp_path: Path, value: int
+) -> None:
+    # A write covering all of a shrunk array's part of an edge shard rewrote the shard from
+    # its touched inner chunks alone (or, of the fill value, deleted it), dropping the inner
+    # chunks past the edge that a regrown array reads again, as zarr-python's does.
+    expected = np.arange(1, 65, dtype="i4").reshape(8, 8)
+    results = []
+    for lib in (oxzarr, zarr):
+        a = lib.create_array(
+            tmp_path / lib.__name__, shape=(8, 8), dtype="i4", chunks=(2, 2), shards=(8, 8)
+        )
+        a[...] = expected
+        a.resize((3, 3))
+        a[...] = value
+        a.resize((8, 8))
+        results.append(a[...])
+    ours, theirs = results
+    # The inner chunk straddling the new edge is rewritten whole (docs/drop-in.md); every
+    # other value past the edge is kept, in both libraries.
+    kept = np.ones((8, 8), bool)
+    kept[:4, :4] = False
+    assert_same(ours[kept], expected[kept])
+    assert_same(ours[kept], theirs[kept])
+    assert (ours[:3, :3] == value).all()
+    assert_same(zarr.open_array(tmp_path / "oxzarr", mode="r")[...], ours)

@@ -1707,11 +1707,17 @@ impl Array {
             .zip(inner_shape)
             .map(|(&e, &n)| e.div_ceil(n) as usize)
             .product();
-        let whole = shares.len() == inner_in_array
+        let whole_in_array = shares.len() == inner_in_array
             && shares
                 .iter()
                 .all(|&(_, i)| self.covers(&plan.share(i), inner_shape));
         let touched: Vec<usize> = shares.iter().map(|&(inner, _)| inner).collect();
+        // An edge shard's inner chunks past the array's edge hold what an array shrunk since
+        // kept there, which a regrown array reads again (as zarr-python's does): the shard is
+        // rewritten whole only when its index shows none of them stored.
+        let whole = whole_in_array
+            && (inner_in_array == sharding.num_inner()
+                || !self.stores_inner_chunks_besides(sharding, shard, &touched)?);
         self.rewrite_shard(sharding, shard, &touched, whole, &|k, existing, label| {
             let share = plan.share(shares[k].1);
             // A share that covers its inner chunk does not need what is stored there.
@@ -1722,6 +1728,27 @@ impl Array {
             };
             encode_inner(&share, existing, label)
         })
+    }
+
+    /// Whether the shard at grid coordinates `shard` stores any inner chunk but those
+    /// `touched` (their indices in the shard), as its index, read anew, says.
+    fn stores_inner_chunks_besides(
+        &self,
+        sharding: &Sharding,
+        shard: &[u64],
+        touched: &[usize],
+    ) -> Result<bool> {
+        let key = self.chunk_key(shard);
+        let Some(known) = self.shard_index(sharding, &key, false)? else {
+            return Ok(false);
+        };
+        let mut others = vec![true; sharding.num_inner()];
+        for &inner in touched {
+            if let Some(other) = others.get_mut(inner) {
+                *other = false;
+            }
+        }
+        Ok((others.iter().enumerate()).any(|(i, &other)| other && known.index.get(i).is_some()))
     }
 
     /// Rewrites the shard at grid coordinates `shard`: the inner chunks `touched` (their
