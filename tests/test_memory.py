@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -370,3 +371,46 @@ def test_the_chunk_cache_keeps_to_its_budget_with_small_chunks(tmp_path: Path) -
     )
     measured = json.loads(run.stdout)
     assert measured["grown"] < 1.6 * measured["budget"], measured
+
+
+NESTED_OPEN = """
+import json, sys
+import oxzarr
+
+def peak():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+
+before = peak()
+a = oxzarr.open_array(sys.argv[1], mode="r")
+values = a[...].tolist()
+print(json.dumps({"grown": peak() - before, "values": values}))
+"""
+
+
+def test_opening_deeply_nested_sharding_costs_about_its_document(tmp_path: Path) -> None:
+    # Each level of a nested sharding codec copied the metadata of all the levels below it,
+    # so a 650 kB zarr.json of 300 levels took over 2 GB to open (and aborted the process
+    # where memory was capped); zarr-python opens it in under 100 MB.
+    p = tmp_path / "a.zarr"
+    oxzarr.create_array(p, shape=(4,), dtype="i4", chunks=(4,), compressors=None, fill_value=3)
+    document = json.loads((p / "zarr.json").read_text())
+    codecs: list[Any] = [{"name": "bytes", "configuration": {"endian": "little"}}]
+    index_codecs = [{"name": "bytes", "configuration": {"endian": "little"}}]
+    index_codecs += [{"name": "crc32c"}] * 100
+    for _ in range(300):
+        configuration = {"chunk_shape": [4], "codecs": codecs, "index_codecs": index_codecs}
+        codecs = [{"name": "sharding_indexed", "configuration": configuration}]
+    document["codecs"] = codecs
+    (p / "zarr.json").write_text(json.dumps(document))
+    run = subprocess.run(
+        [sys.executable, "-c", NESTED_OPEN, str(p)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    result = json.loads(run.stdout)
+    assert result["values"] == [3, 3, 3, 3]
+    assert result["grown"] < 400 << 20, f"opening grew the process by {result['grown'] >> 20} MiB"

@@ -416,9 +416,11 @@ fn as_given(given: &Value, complete: Value) -> Value {
 }
 
 /// One entry of a chain being built: codec metadata, or a serializer built already (the v2
-/// byte-order serializer has no v3 metadata of its own).
-enum Spec {
-    Json(Value),
+/// byte-order serializer has no v3 metadata of its own). Metadata is borrowed: a nested
+/// sharding codec builds its inner chains from its own part of the document, and a copy at
+/// each level would cost the depth times the document.
+enum Spec<'a> {
+    Json(&'a Value),
     Serializer(Box<dyn ArrayToBytesCodec>),
 }
 
@@ -540,7 +542,7 @@ pub struct CodecChain {
 impl CodecChain {
     /// Builds the chain from the `codecs` list of the metadata, for chunks of `repr`.
     pub fn from_metadata(codecs: &[Value], repr: &ChunkRepr) -> Result<Self, MetadataError> {
-        let specs = codecs.iter().map(|v| Spec::Json(v.clone())).collect();
+        let specs = codecs.iter().map(Spec::Json).collect();
         Self::assemble(specs, codecs, repr)
     }
 
@@ -564,8 +566,8 @@ impl CodecChain {
                 }
             }
         }
-        let mut specs: Vec<Spec> = array_to_array.iter().cloned().map(Spec::Json).collect();
-        specs.push(match object_codec {
+        let mut specs: Vec<Spec> = array_to_array.iter().map(Spec::Json).collect();
+        specs.push(match &object_codec {
             Some(codec) => Spec::Json(codec),
             None => {
                 let stored = metadata.stored_dtype()?;
@@ -575,8 +577,13 @@ impl CodecChain {
                 )))
             }
         });
-        specs.extend(bytes_to_bytes.iter().cloned().map(Spec::Json));
-        let all: Vec<Value> = array_to_array.into_iter().chain(bytes_to_bytes).collect();
+        specs.extend(bytes_to_bytes.iter().map(Spec::Json));
+        // (A v2 chain is a few small documents: copied whole for the errors that name it.)
+        let all: Vec<Value> = array_to_array
+            .iter()
+            .chain(&bytes_to_bytes)
+            .cloned()
+            .collect();
         Self::assemble(specs, &all, repr)
     }
 
@@ -590,15 +597,13 @@ impl CodecChain {
         let mut bytes_to_bytes = Vec::new();
         check_addressable(repr)?;
         let mut reprs = vec![repr.clone()];
+        let serializer_name = Value::String("bytes".into());
         for spec in specs {
             let current = reprs.last().unwrap_or(repr).clone();
             let (codec, value) = match spec {
-                Spec::Json(value) => (build_codec(&value, &current)?, value),
-                Spec::Serializer(codec) => {
-                    (AnyCodec::ArrayToBytes(codec), Value::String("bytes".into()))
-                }
+                Spec::Json(value) => (build_codec(value, &current)?, value),
+                Spec::Serializer(codec) => (AnyCodec::ArrayToBytes(codec), &serializer_name),
             };
-            let value = &value;
             match codec {
                 AnyCodec::ArrayToArray(c) => {
                     if array_to_bytes.is_some() {

@@ -4,6 +4,8 @@
 //! Parsing validates every field it knows and refuses any field it does not, unless that field
 //! is an object saying `"must_understand": false` (kept as is and written back).
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use super::{fill_value, DataType};
@@ -149,13 +151,18 @@ pub struct GroupMetadataV3 {
     pub extra_fields: Map<String, Value>,
 }
 
+/// An extension's configuration, borrowed from its metadata where it has one.
+pub type Configuration<'a> = Cow<'a, Map<String, Value>>;
+
 /// Splits an extension point (`{name, configuration?}` or a bare name) into its parts.
 pub fn split_extension<'a>(
     field: &str,
     value: &'a Value,
-) -> Result<(&'a str, Map<String, Value>), MetadataError> {
+) -> Result<(&'a str, Configuration<'a>), MetadataError> {
+    // The configuration is borrowed: a nested sharding codec's holds all below it, and a
+    // copy at each level would cost the depth times the document.
     match value {
-        Value::String(name) => Ok((name.as_str(), Map::new())),
+        Value::String(name) => Ok((name.as_str(), Cow::Owned(Map::new()))),
         Value::Object(obj) => {
             let name = obj
                 .get("name")
@@ -171,8 +178,8 @@ pub fn split_extension<'a>(
                 }
             }
             let config = match obj.get("configuration") {
-                None | Some(Value::Null) => Map::new(),
-                Some(Value::Object(c)) => c.clone(),
+                None | Some(Value::Null) => Cow::Owned(Map::new()),
+                Some(Value::Object(c)) => Cow::Borrowed(c),
                 Some(other) => {
                     return Err(MetadataError::invalid(
                         field,

@@ -164,9 +164,10 @@ impl Sharding {
             .zip(&chunk_shape)
             .map(|(&s, &c)| s / c)
             .collect();
-        let list = |key: &str| -> Result<Vec<Value>, MetadataError> {
+        // Borrowed, not copied: see codec::Spec.
+        let list = |key: &str| -> Result<&[Value], MetadataError> {
             match config.get(key) {
-                Some(Value::Array(v)) => Ok(v.clone()),
+                Some(Value::Array(v)) => Ok(v),
                 Some(other) => Err(invalid_config(
                     NAME,
                     key,
@@ -182,13 +183,13 @@ impl Sharding {
             shape: chunk_shape.clone(),
             ..shard.clone()
         };
-        let inner = CodecChain::from_metadata(&list("codecs")?, &inner_repr)?;
+        let inner = CodecChain::from_metadata(list("codecs")?, &inner_repr)?;
         let mut index_shape = chunks_per_shard.clone();
         index_shape.push(2);
         let index_repr =
             ChunkRepr::with_fill(index_shape, DataType::UInt64, &MISSING.to_ne_bytes());
         let index_codecs_json = list("index_codecs")?;
-        let index_codecs = CodecChain::from_metadata(&index_codecs_json, &index_repr)?;
+        let index_codecs = CodecChain::from_metadata(index_codecs_json, &index_repr)?;
         let index_location = match config.get("index_location") {
             None => IndexLocation::End,
             Some(Value::String(s)) if s == "end" => IndexLocation::End,
@@ -218,7 +219,7 @@ impl Sharding {
             invalid_config(
                 NAME,
                 "index_codecs",
-                &Value::Array(index_codecs_json),
+                &Value::Array(index_codecs_json.to_vec()),
                 "the index codecs must encode to a fixed size (bytes and crc32c)",
             )
         })?;
