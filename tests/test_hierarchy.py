@@ -568,6 +568,28 @@ def test_consolidated_metadata_of_another_kind_is_refused(tmp_path: Path) -> Non
     assert list(oxzarr.open_group(path, mode="r").keys()) == []  # as consolidated, as zarr
 
 
+@pytest.mark.parametrize("alias", ["a/", "/a"])
+def test_two_consolidated_entries_naming_one_member_are_refused(tmp_path: Path, alias: str) -> None:
+    """An entry "a/" beside "a" replaced it, being later in name order: the member's int32
+    chunks were read as float32, with no error."""
+    path = tmp_path / "g.zarr"
+    group = oxzarr.open_group(path, mode="w")
+    group.create_array("a", shape=(4,), dtype="i4", chunks=(2,), fill_value=0)[...] = 7
+    oxzarr.consolidate_metadata(path)
+    document = json.loads((path / "zarr.json").read_text())
+    entries = document["consolidated_metadata"]["metadata"]
+    entries[alias] = {**entries["a"], "data_type": "float32", "fill_value": 0.0}
+    (path / "zarr.json").write_text(json.dumps(document))
+    refusal = rf"zarr\.json.*\"a\" and \"{alias}\" name the same member"
+    with pytest.raises(ValueError, match=refusal):
+        oxzarr.open_group(path, mode="r")
+    # A lone entry spelt so still names its member.
+    entries["a"] = entries.pop(alias)
+    entries[alias] = entries.pop("a")
+    (path / "zarr.json").write_text(json.dumps(document))
+    assert oxzarr.open_group(path, mode="r")["a"].dtype == np.float32
+
+
 @pytest.mark.timeout(120)  # without the check, the walks never end
 def test_a_symbolic_link_looping_back_is_named_not_followed(tmp_path: Path) -> None:
     """Links followed without end: two made listings and group walks take forever (the

@@ -5,7 +5,7 @@
 //! opening a hierarchy costs one read. A group opened through it answers member lookups from
 //! that document, without reading the store.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -102,8 +102,17 @@ impl Consolidated {
             .and_then(Value::as_object)
             .ok_or_else(|| invalid(consolidated, "expected a metadata object"))?;
         let mut found = Self::new(path);
+        // Two entries spelt differently ("a" and "a/") can name one member: which document
+        // it is read with must not be the order of their names, so that is refused.
+        let mut named: HashMap<String, &str> = HashMap::new();
         for (rel, doc) in docs {
             let node_path = normalize_path(&join_key(path, rel))?;
+            if let Some(other) = named.insert(node_path.clone(), rel) {
+                return Err(invalid(
+                    &Value::String(rel.clone()),
+                    &format!("{other:?} and {rel:?} name the same member"),
+                ));
+            }
             let bytes = crate::metadata::json::to_string(doc).into_bytes();
             let key = join_key(&node_path, ZARR_JSON);
             found.add(node_path, BTreeMap::from([(key, bytes)]))?;
