@@ -893,3 +893,70 @@ def test_a_small_web_server_answering_slowly(tmp_path: Path) -> None:
         assert_same(a[...], values)
     finally:
         server.close()
+
+
+_ANNOUNCING_TOO_MUCH = """
+import http.server, json, sys, threading
+from pathlib import Path
+import oxzarr
+
+root, size = Path(sys.argv[1]), int(sys.argv[2])
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        path = root / self.path.lstrip("/")
+        if path.name == "0" or not path.exists():
+            # A value announced larger than memory, of which a little is ever sent.
+            self.send_response(200)
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            try:
+                self.wfile.write(bytes(1 << 16))
+            except OSError:
+                pass
+            return
+        data = path.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+url = f"http://127.0.0.1:{server.server_address[1]}"
+results = []
+for read in (
+    lambda: oxzarr.open_array(f"{url}/a.zarr", mode="r")[...],
+    lambda: oxzarr.open_array(f"{url}/missing.zarr", mode="r"),
+):
+    try:
+        read()
+        results.append("read")
+    except Exception as e:
+        results.append(f"{type(e).__name__}: {e}")
+print(json.dumps(results))
+"""
+
+
+def test_a_web_server_announcing_more_than_memory_is_refused(tmp_path: Path) -> None:
+    """A chunk or a zarr.json whose Content-Length no memory holds aborted the process
+    (object_store collects a body into one allocation of that size, and an allocation that
+    fails aborts): it is now a MemoryError naming the key, as for files."""
+    meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    total = sum(int(meminfo[k].split()[0]) * 1024 for k in ("MemTotal", "SwapTotal"))
+    oxzarr.create_array(tmp_path / "a.zarr", shape=(4,), chunks=(4,), dtype="i4")[...] = 1
+    run = subprocess.run(
+        [sys.executable, "-c", _ANNOUNCING_TOO_MUCH, str(tmp_path), str(2 * total)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    chunk, metadata = json.loads(run.stdout)
+    assert chunk.startswith("MemoryError: ") and "a.zarr/c/0: cannot allocate" in chunk, chunk
+    assert "missing.zarr/zarr.json: cannot allocate" in metadata, metadata

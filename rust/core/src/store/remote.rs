@@ -29,8 +29,8 @@ use object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder, GoogleConfigKe
 use object_store::http::HttpBuilder;
 use object_store::path::Path;
 use object_store::{
-    ClientConfigKey, GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload,
-    RetryConfig, StaticCredentialProvider,
+    ClientConfigKey, GetOptions, GetRange, GetResult, ObjectMeta, ObjectStore, ObjectStoreExt,
+    PutPayload, RetryConfig, StaticCredentialProvider,
 };
 use tokio::runtime::Runtime;
 
@@ -476,6 +476,14 @@ fn version_of(meta: &ObjectMeta) -> Version {
 /// An `object_store` error as a storage error naming `what` (a key's URL).
 fn io_error(what: &str, err: object_store::Error) -> StorageError {
     use std::io::ErrorKind;
+    if let object_store::Error::Generic { source, .. } = &err {
+        if let Some(TooLargeToHold(bytes)) = source.downcast_ref() {
+            return StorageError::OutOfMemory {
+                key: what.to_string(),
+                bytes: *bytes,
+            };
+        }
+    }
     // The causes below object_store's message say what happened ("operation timed out"),
     // which its own message leaves out.
     let mut message = err.to_string();
@@ -908,7 +916,7 @@ impl RemoteStore {
                 };
                 let got = store.get_opts(&path, options).await?;
                 let version = version_of(&got.meta);
-                Ok((got.bytes().await?.to_vec(), version))
+                Ok((body_of(got).await?, version))
             }
         })));
         let fetched = match fetched {
@@ -1081,7 +1089,7 @@ impl RemoteStore {
             let got = store.get_opts(&path, options).await?;
             let version = version_of(&got.meta);
             let got_range = got.range.clone();
-            Ok::<_, object_store::Error>((got.bytes().await?.to_vec(), version, got_range))
+            Ok::<_, object_store::Error>((body_of(got).await?, version, got_range))
         });
         let (bytes, version, got_range) = match result {
             Ok(r) => r,
@@ -1128,7 +1136,34 @@ async fn get_whole(
 ) -> Result<(Vec<u8>, Version), object_store::Error> {
     let got = store.get(&path).await?;
     let version = version_of(&got.meta);
-    Ok((got.bytes().await?.to_vec(), version))
+    Ok((body_of(got).await?, version))
+}
+
+/// A value's size, as a server gave it, that no buffer of this machine could hold.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot allocate the {0} bytes it holds")]
+struct TooLargeToHold(u64);
+
+/// The body of a response, in a buffer allocated fallibly for the size the server announced
+/// (object_store's own collection of it aborts the process when that allocation fails, and a
+/// hostile or broken server can announce any size): see crate::alloc.
+async fn body_of(got: GetResult) -> Result<Vec<u8>, object_store::Error> {
+    let announced = got.range.end.saturating_sub(got.range.start);
+    let too_large = |bytes: u64| object_store::Error::Generic {
+        store: "oxzarr",
+        source: Box::new(TooLargeToHold(bytes)),
+    };
+    let mut buf = Vec::new();
+    let room = usize::try_from(announced).map_err(|_| too_large(announced))?;
+    crate::alloc::reserve(&mut buf, room).map_err(|_| too_large(announced))?;
+    let mut stream = got.into_stream();
+    while let Some(bytes) = stream.try_next().await? {
+        // (A body longer than announced grows the buffer fallibly too.)
+        let needed = buf.len().saturating_add(bytes.len());
+        crate::alloc::reserve(&mut buf, needed).map_err(|_| too_large(needed as u64))?;
+        buf.extend_from_slice(&bytes);
+    }
+    Ok(buf)
 }
 
 impl ReadableStore for RemoteStore {
