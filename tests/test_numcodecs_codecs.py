@@ -385,6 +385,46 @@ def test_bitround_of_integers_under_its_extension_name_only(tmp_path: Path) -> N
     assert not (tmp_path / "v2.zarr").exists()
 
 
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_numcodecs_bitround_checks_the_dtype_the_filters_before_it_give(
+    tmp_path: Path, zarr_format: int
+) -> None:
+    # The "floats only" check looked at the array's dtype: integers cast to floats first were
+    # refused (zarr-python writes them), and floats cast to integers first were stored
+    # rounded as integers (numcodecs refuses to write them).
+    def filters(encode: str, decode: str, keepbits: int) -> list[Any]:
+        if zarr_format == 2:
+            return [
+                numcodecs.AsType(encode_dtype=encode, decode_dtype=decode),
+                numcodecs.BitRound(keepbits=keepbits),
+            ]
+        return [
+            codec("astype", encode_dtype=encode, decode_dtype=decode),
+            codec("bitround", keepbits=keepbits),
+        ]
+
+    values = np.array([0, 1001, 2002, 3003], dtype="i4")
+    a = oxzarr.create_array(
+        tmp_path / "ints.zarr",
+        shape=(4,),
+        dtype="i4",
+        filters=filters("<f8", "<i4", 10),
+        zarr_format=zarr_format,
+    )
+    a[...] = values
+    theirs = zarr.open_array(tmp_path / "ints.zarr", mode="r")[...]
+    assert a[...].tolist() == theirs.tolist() == [0, 1001, 2002, 3004]
+    with pytest.raises(ValueError, match=r"floats only.*not int32, the dtype the filters before"):
+        oxzarr.create_array(
+            tmp_path / "floats.zarr",
+            shape=(4,),
+            dtype="f8",
+            filters=filters("<i4", "<f8", 3),
+            zarr_format=zarr_format,
+        )
+    assert not (tmp_path / "floats.zarr").exists()
+
+
 @pytest.mark.parametrize(
     ("name", "rounded"),
     [

@@ -186,18 +186,26 @@ def codec_chain(
         serializer_codec._for_dtype(stored).to_dict(),
         *(c._for_dtype(dtype).to_dict() for c in compressor_list),
     ]
-    for codec in codecs:
+    for at, codec in enumerate(codecs):
         if codec.get("name") == "numcodecs.bitround":
-            _check_numcodecs_bitround(dtype, "numcodecs.bitround", "bitround")
+            # It rounds what the filters before it give (numcodecs' astype may turn integers
+            # into floats, or floats into integers), not the array's own elements.
+            received = _filtered_dtype(dtype, codecs[: min(at, len(filter_dicts))])
+            _check_numcodecs_bitround(
+                received, "numcodecs.bitround", "bitround", changed=received != dtype
+            )
     return codecs
 
 
 def _filtered_dtype(dtype: np.dtype[Any], filters: list[JSON]) -> np.dtype[Any]:
-    """The dtype of the elements `filters` (v3 codec metadata) give: numcodecs' delta,
+    """The dtype of the elements `filters` give, from v3 codec metadata (settings under
+    "configuration") or v2 numcodecs configurations (settings beside "id"): numcodecs' delta,
     fixedscaleoffset and quantize store theirs as ``astype``, astype as ``encode_dtype``."""
     for codec in filters:
-        configuration = codec.get("configuration") if isinstance(codec, dict) else None
-        if isinstance(configuration, dict):
+        if not isinstance(codec, Mapping):
+            continue
+        configuration = codec if "id" in codec else codec.get("configuration")
+        if isinstance(configuration, Mapping):
             given = configuration.get("astype") or configuration.get("encode_dtype")
             if isinstance(given, str):
                 try:
@@ -207,14 +215,18 @@ def _filtered_dtype(dtype: np.dtype[Any], filters: list[JSON]) -> np.dtype[Any]:
     return dtype
 
 
-def _check_numcodecs_bitround(dtype: np.dtype[Any], name: str, other_name: str | None) -> None:
-    """numcodecs' BitRound rounds floats only. The engine also rounds integers, times and
-    complex numbers, as the zarr-extensions codec does, so that what zarrs writes under either
-    name reads; but an array made under numcodecs' name keeps to what numcodecs reads right.
-    (The engine refuses the other data types itself.)"""
+def _check_numcodecs_bitround(
+    dtype: np.dtype[Any], name: str, other_name: str | None, *, changed: bool = False
+) -> None:
+    """numcodecs' BitRound rounds floats only: `dtype` is the one it receives, after the
+    filters before it (`changed`: not the array's). The engine also rounds integers, times
+    and complex numbers, as the zarr-extensions codec does, so that what zarrs writes under
+    either name reads; but an array made under numcodecs' name keeps to what numcodecs reads
+    right. (The engine refuses the other data types itself.)"""
     if dtype.kind in "iucMm":
+        given = f"{dtype}, the dtype the filters before it give" if changed else str(dtype)
         instead = f"; the zarr-extensions codec {other_name!r} rounds them" if other_name else ""
-        raise ValueError(f"{name} rounds floats only, as numcodecs does, not {dtype}{instead}")
+        raise ValueError(f"{name} rounds floats only, as numcodecs does, not {given}{instead}")
 
 
 def chunk_key_encoding_json(value: Any) -> JSON:
@@ -338,8 +350,11 @@ def v2_document(
     if filters not in ("auto", None):
         single = isinstance(filters, Mapping) or not isinstance(filters, Iterable)
         filter_list = [to_numcodecs(f, dtype) for f in ([filters] if single else filters)]
-        if any(f.get("id") == "bitround" for f in filter_list):
-            _check_numcodecs_bitround(dtype, "bitround", None)
+        for at, given in enumerate(filter_list):
+            if given.get("id") == "bitround":
+                # It rounds what the filters before it give, not the array's own elements.
+                received = _filtered_dtype(dtype, filter_list[:at])
+                _check_numcodecs_bitround(received, "bitround", None, changed=received != dtype)
     if compressors == "auto":
         compressor: JSON = {"id": "zstd", "level": 0}
     elif compressors is None:
