@@ -269,6 +269,72 @@ def test_v3_codecs_without_a_v2_form_are_type_errors(tmp_path: Path) -> None:
         assert not (tmp_path / "a").exists()
 
 
+@pytest.mark.parametrize("name", ["zstd", "blosc", "gzip", "numcodecs.zlib"])
+def test_a_codec_name_is_one_numcodecs_codec_in_v2(tmp_path: Path, name: str) -> None:
+    # A name was taken as a sequence of one-letter codecs: "zstd" was four compressors (a
+    # ValueError), "delta" in filters the unknown codec "d".
+    import numcodecs
+
+    values = np.arange(40, dtype="i4") * 3
+    ours = oxzarr.create_array(
+        tmp_path / "o.zarr", shape=(40,), dtype="i4", zarr_format=2, compressors=name
+    )
+    ours[...] = values
+    # As the numcodecs codec of that id with its defaults, as zarr-python writes it.
+    zarr.create_array(
+        tmp_path / "z.zarr",
+        shape=(40,),
+        dtype="i4",
+        zarr_format=2,
+        compressors=numcodecs.get_codec({"id": name.removeprefix("numcodecs.")}),
+    )
+    stored = json.loads((tmp_path / "o.zarr" / ".zarray").read_text())["compressor"]
+    assert stored == json.loads((tmp_path / "z.zarr" / ".zarray").read_text())["compressor"]
+    assert_same(zarr.open_array(tmp_path / "o.zarr", mode="r")[...], values)
+    filtered = oxzarr.create_array(
+        tmp_path / "f.zarr", shape=(40,), dtype="i4", zarr_format=2, filters="delta"
+    )
+    filtered[...] = values
+    assert json.loads((tmp_path / "f.zarr" / ".zarray").read_text())["filters"] == [
+        {"id": "delta", "dtype": "<i4"}
+    ]
+    assert_same(zarr.open_array(tmp_path / "f.zarr", mode="r")[...], values)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+@pytest.mark.parametrize("codecs", ["filters", "compressors"])
+@pytest.mark.parametrize("name", ["", "nosuch"])
+def test_an_unknown_codec_name_is_refused_in_both_formats(
+    tmp_path: Path, zarr_format: int, codecs: str, name: str
+) -> None:
+    # In v2 an empty name was no codec at all, stored without a word.
+    with pytest.raises(ValueError, match="unsupported codec"):
+        oxzarr.create_array(
+            tmp_path / "a", shape=(4,), dtype="i4", zarr_format=zarr_format, **{codecs: name}
+        )
+    assert not (tmp_path / "a").exists()
+
+
+def test_zarr_python_2s_default_compressor_is_refused_with_the_way_out(tmp_path: Path) -> None:
+    # compressor="default" (zarr-python 2's default value, refused by zarr-python 3) was a
+    # ValueError saying v2 takes one compressor, and in v3 an unknown codec "default".
+    group = oxzarr.open_group(tmp_path / "g", mode="w", zarr_format=2)
+    makers = [
+        lambda: oxzarr.create((4,), store=tmp_path / "a", compressor="default", zarr_format=2),
+        lambda: oxzarr.create((4,), store=tmp_path / "a", compressor="default", zarr_format=3),
+        lambda: oxzarr.open_array(
+            tmp_path / "a", mode="w", shape=(4,), compressor="default", zarr_format=2
+        ),
+        lambda: oxzarr.zeros((4,), store=tmp_path / "a", compressor="default", zarr_format=2),
+        lambda: group.create_array("a", shape=(4,), dtype="i4", compressor="default"),
+    ]
+    for make in makers:
+        with pytest.raises(ValueError, match="'auto' for the default compressor"):
+            make()
+        assert not (tmp_path / "a").exists()
+        assert not (tmp_path / "g" / "a").exists()
+
+
 def test_v2_fill_values(tmp_path: Path) -> None:
     for dtype, fill in [("f4", np.nan), ("f8", -np.inf), ("i2", -3), ("u1", None), ("b1", True)]:
         p = tmp_path / f"{dtype}.zarr"

@@ -284,7 +284,11 @@ _V3_ONLY = frozenset({"bytes", "transpose", "sharding_indexed"})
 
 def to_numcodecs(codec: Any, dtype: np.dtype[Any]) -> dict[str, JSON]:
     """A codec as numcodecs configuration (`{"id": ...}`), as v2 metadata holds it: from such a
-    dict, a numcodecs object, an oxzarr codec, or v3 codec metadata."""
+    dict, a numcodecs object, an oxzarr codec, v3 codec metadata, or a codec's name."""
+    if isinstance(codec, str) and codec not in _V3_ONLY:
+        # v2 codecs are numcodecs codecs: a name is numcodecs' codec of that id with its
+        # defaults, as {"id": name} is (zarr-python writes numcodecs.get_codec's settings).
+        codec = {"id": codec.removeprefix("numcodecs.")}
     if isinstance(codec, Mapping) and "id" in codec:
         return with_dtype_field(str(codec["id"]), codec, dtype)
     get_config = getattr(codec, "get_config", None)
@@ -348,7 +352,8 @@ def v2_document(
         dtype = np.dtype(v2_dtype(dtype_json))
     filter_list: list[dict[str, JSON]] = []
     if filters not in ("auto", None):
-        single = isinstance(filters, Mapping) or not isinstance(filters, Iterable)
+        # A codec's name is one codec, as in v3, not a sequence of one-letter names.
+        single = isinstance(filters, str | Mapping) or not isinstance(filters, Iterable)
         filter_list = [to_numcodecs(f, dtype) for f in ([filters] if single else filters)]
         for at, given in enumerate(filter_list):
             if given.get("id") == "bitround":
@@ -362,7 +367,7 @@ def v2_document(
     else:
         items = (
             [compressors]
-            if isinstance(compressors, Mapping) or not isinstance(compressors, Iterable)
+            if isinstance(compressors, str | Mapping) or not isinstance(compressors, Iterable)
             else list(compressors)
         )
         if len(items) > 1:

@@ -237,6 +237,14 @@ def create_array(
     _check_format(zarr_format)
     if order not in (None, "C", "F"):
         raise ValueError(f"order must be 'C' or 'F', not {order!r}")
+    if isinstance(compressors, str) and compressors == "default":
+        # zarr-python 2's default of create(compressor=), which zarr-python 3 refuses; read as
+        # a codec's name, it would be refused as an unknown codec, which hides the way out.
+        raise ValueError(
+            "compressor 'default' is zarr-python 2's name for its default compressor, which "
+            "zarr-python 3 does not take: give 'auto' for the default compressor (zstd), or "
+            "None for none"
+        )
     settings = settings_from(config, strict=False)
     source = None
     if data is not None:
