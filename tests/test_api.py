@@ -1026,6 +1026,45 @@ def test_create_takes_a_mode(tmp_path: Path) -> None:
     assert oxzarr.create((4,), store=tmp_path / "new", mode="w-", dtype="i2").shape == (4,)
 
 
+def test_dimension_separator_and_chunk_key_encoding_that_disagree_are_refused(
+    tmp_path: Path,
+) -> None:
+    # Given both, chunk_key_encoding's separator was stored and the explicit
+    # dimension_separator dropped without a word (zarr-python refuses the pair).
+    both: dict[str, object] = {
+        "dimension_separator": "/",
+        "chunk_key_encoding": {"name": "v2", "separator": "."},
+        "zarr_format": 2,
+        "dtype": "i4",
+    }
+    group = oxzarr.open_group(tmp_path / "g", mode="w", zarr_format=2)
+    makers = [
+        lambda: oxzarr.create((10, 10), store=tmp_path / "a", chunks=(5, 5), **both),
+        lambda: oxzarr.open_array(tmp_path / "a", mode="w", shape=(10, 10), **both),
+        lambda: oxzarr.open(tmp_path / "a", mode="w", shape=(10, 10), **both),
+        lambda: oxzarr.zeros((10, 10), store=tmp_path / "a", **both),
+        lambda: group.zeros(name="a", shape=(10, 10), **both),
+    ]
+    for make in makers:
+        with pytest.raises(ValueError, match=r"dimension_separator '/' and .* disagree"):
+            make()
+        assert not (tmp_path / "a").exists()
+        assert not (tmp_path / "g" / "a").exists()
+    with pytest.raises(ValueError, match="disagree"):
+        oxzarr.create((4,), store=tmp_path / "a", dimension_separator="/", chunk_key_encoding="v2")
+    # Both naming one separator, or chunk_key_encoding alone, are taken.
+    for name, kwargs in {
+        "agree": {
+            "dimension_separator": "/",
+            "chunk_key_encoding": {"name": "v2", "separator": "/"},
+        },
+        "encoding": {"chunk_key_encoding": {"name": "v2", "separator": "/"}},
+    }.items():
+        oxzarr.create((4,), store=tmp_path / name, dtype="i4", zarr_format=2, **kwargs)
+        stored = json.loads((tmp_path / name / ".zarray").read_text())
+        assert stored["dimension_separator"] == "/"
+
+
 def test_copies_keep_fill_value_and_shards(tmp_path: Path) -> None:
     # Where zarr-python 3.1.6 drops them, oxzarr keeps a source Array's fill value (from_array,
     # array) and shard shape (the *_like functions): a copy has the source's layout.

@@ -1116,6 +1116,17 @@ def create(
             "name": "v2" if fmt == 2 else "default",
             "separator": dimension_separator,
         }
+    elif dimension_separator is not None:
+        # Both given: one would be dropped without a word (zarr-python refuses the pair).
+        encoding = chunk_key_encoding_json(chunk_key_encoding)
+        default = "." if encoding.get("name") == "v2" else "/"
+        separator = (encoding.get("configuration") or {}).get("separator", default)
+        if separator != dimension_separator:
+            raise ValueError(
+                f"dimension_separator {dimension_separator!r} and chunk_key_encoding "
+                f"{chunk_key_encoding!r} (separator {separator!r}) disagree for the array at "
+                f"{_path(path) or '/'!r}: give one of them"
+            )
     if write_empty_chunks is not None:
         config = {**(config or {}), "write_empty_chunks": write_empty_chunks}
     return create_array(
