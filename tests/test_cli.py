@@ -1040,6 +1040,36 @@ def test_overwrite_on_an_overlay_filesystem(
 
 
 @pytest.mark.parametrize(
+    ("name", "made"),
+    [("dst.zarr", "a directory"), ("dst.zarr", "an empty directory"), ("dst.zip", "a file")],
+)
+def test_a_destination_made_during_the_conversion_is_left_alone(
+    tmp_path: Path, source: Path, name: str, made: str
+) -> None:
+    """Without overwrite, what appears at the destination while the conversion runs stays:
+    the conversion ends as if it had been there from the start. Before, it was renamed aside
+    and deleted when the conversion moved into place."""
+    dst = tmp_path / name
+
+    def make_the_destination(progress: Any) -> None:
+        if made == "a file" and not dst.exists():
+            dst.write_text("user data")
+        elif not dst.exists():
+            dst.mkdir()
+            if made == "a directory":
+                (dst / "precious.txt").write_text("user data")
+
+    with pytest.raises(FileExistsError, match=re.escape(f"{dst} exists")):
+        convert(source, dst, progress=make_the_destination)
+    if made == "a file":
+        assert dst.read_text() == "user data"
+    else:
+        kept = [p.name for p in dst.iterdir()]
+        assert kept == (["precious.txt"] if made == "a directory" else [])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "src.zarr"])
+
+
+@pytest.mark.parametrize(
     "filter_",
     [
         {"id": "delta", "dtype": ">i4"},

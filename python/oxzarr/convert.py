@@ -1154,8 +1154,8 @@ def convert(
         shown = [place.removeprefix("file://") for place in (where, plan.location)]
         raise ValueError(f"{shown[0]} and the source {shown[1]} overlap: choose another place")
     if final is not None:
-        if final.exists() and not overwrite:
-            raise FileExistsError(f"{final} exists (overwrite it with --overwrite)")
+        if os.path.lexists(final) and not overwrite:
+            raise _exists_error(final)
         if not final.parent.is_dir():
             raise FileNotFoundError(f"no such directory: {final.parent}")
         if not os.access(final.parent, os.W_OK):
@@ -1206,7 +1206,7 @@ def convert(
             zipped.close()
         if staging is not None and final is not None:
             with _ctrl_c_ignored():
-                _move_into_place(staging, final)
+                _move_into_place(staging, final, overwrite=overwrite)
     except KeyboardInterrupt:
         with _ctrl_c_ignored():
             cleaned = _discard(staging, final, zipped)
@@ -1277,8 +1277,16 @@ def _sibling(final: Path, what: str) -> Path:
     return final.parent / f".{final.name[:200]}.oxzarr-{what}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
 
 
-def _move_into_place(staging: Path, final: Path) -> None:
-    """Renames the finished conversion to its path, replacing what was there."""
+def _exists_error(final: Path) -> FileExistsError:
+    return FileExistsError(f"{final} exists (overwrite it with --overwrite)")
+
+
+def _move_into_place(staging: Path, final: Path, *, overwrite: bool) -> None:
+    """Renames the finished conversion to its path, replacing what was there with
+    `overwrite`; without, what was made there since the conversion started stays."""
+    if not overwrite:
+        _move_into_place_new(staging, final)
+        return
     if not os.path.lexists(final):
         staging.rename(final)
         return
@@ -1311,3 +1319,36 @@ def _move_into_place(staging: Path, final: Path) -> None:
         shutil.rmtree(old)
     else:
         old.unlink()
+
+
+def _move_into_place_new(staging: Path, final: Path) -> None:
+    """Renames the finished conversion to its path, where nothing may be: what another
+    process made there meanwhile is the user's, and a FileExistsError leaves it alone."""
+    if os.path.lexists(final):
+        raise _exists_error(final)
+    if staging.is_dir():
+        try:
+            # Refused (ENOTEMPTY, ENOTDIR) if a non-empty directory or a file appeared since
+            # the check; only an empty directory made in between would be replaced.
+            staging.rename(final)
+        except OSError:
+            if os.path.lexists(final):
+                raise _exists_error(final) from None
+            raise
+        return
+    # A zip file: a rename would replace a file made since the check, a hard link never
+    # replaces anything.
+    try:
+        os.link(staging, final)
+    except FileExistsError:
+        raise _exists_error(final) from None
+    except OSError:
+        # A filesystem without hard links: a rename, nothing having been there just now.
+        try:
+            staging.rename(final)
+        except OSError:
+            if os.path.lexists(final):
+                raise _exists_error(final) from None
+            raise
+        return
+    staging.unlink()
