@@ -1069,6 +1069,79 @@ def test_a_destination_made_during_the_conversion_is_left_alone(
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "src.zarr"])
 
 
+def _members(parent: Path) -> list[list[str]]:
+    """The members of the group at `parent`, as zarr-python and oxzarr list them."""
+    return [
+        sorted(zarr.open_group(parent, mode="r").keys()),
+        sorted(oxzarr.open_group(parent, mode="r").keys()),
+    ]
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_a_conversion_into_a_group_is_no_member_until_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zarr_format: int
+) -> None:
+    """The copy being written, and with overwrite the old one moved aside, are hidden from
+    the group the destination is in. Before, both lay beside the destination as nodes of
+    their own, which zarr-python and oxzarr listed as members of the group."""
+    src = tmp_path / "src.zarr"
+    oxzarr.create_array(src, shape=(40,), chunks=(4,), dtype="i4")[...] = np.arange(40)
+    parent = tmp_path / "parent.zarr"
+    zarr.open_group(parent, mode="w", zarr_format=zarr_format)
+    seen: list[list[list[str]]] = []
+    convert(
+        src, parent / "a", zarr_format=zarr_format, progress=lambda p: seen.append(_members(parent))
+    )
+    assert seen and all(members == [[], []] for members in seen), seen
+    # Replacing it: looked at around each rename, where the old one is moved aside.
+    seen.clear()
+    rename = Path.rename
+
+    def watched_rename(self: Path, target: Any) -> Any:
+        seen.append(_members(parent))
+        renamed = rename(self, target)
+        seen.append(_members(parent))
+        return renamed
+
+    monkeypatch.setattr(Path, "rename", watched_rename)
+    convert(src, parent / "a", zarr_format=zarr_format, overwrite=True)
+    assert seen and all(members in ([[], []], [["a"], ["a"]]) for members in seen), seen
+    assert _members(parent) == [["a"], ["a"]]
+
+
+KILLED = """
+import os, signal, sys
+from oxzarr.convert import convert
+
+convert(sys.argv[1], sys.argv[2], zarr_format=int(sys.argv[3]),
+        progress=lambda p: os.kill(os.getpid(), signal.SIGKILL))
+"""
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_a_killed_conversion_leaves_no_member_in_the_group(
+    tmp_path: Path, zarr_format: int
+) -> None:
+    """A conversion killed outright (SIGKILL: no cleanup runs) leaves its copy where no
+    reader takes it for a member of the group. Before, the half-written array stayed a
+    member for good, and converting the group copied it."""
+    src = tmp_path / "src.zarr"
+    oxzarr.create_array(src, shape=(40,), chunks=(4,), dtype="i4")[...] = np.arange(40)
+    parent = tmp_path / "parent.zarr"
+    zarr.open_group(parent, mode="w", zarr_format=zarr_format)
+    run = subprocess.run(
+        [sys.executable, "-c", KILLED, src, parent / "a", str(zarr_format)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == -signal.SIGKILL, run
+    assert any("oxzarr-partial" in p.name for p in parent.iterdir())  # it was killed midway
+    assert _members(parent) == [[], []]
+    convert(parent, tmp_path / "copy.zarr")
+    assert _members(tmp_path / "copy.zarr") == [[], []]
+
+
 @pytest.mark.parametrize(
     "filter_",
     [

@@ -7,9 +7,9 @@ parallel on the engine's threads, and holds a bounded amount of decoded data wha
 array's size (:data:`MEMORY_BOUND_BYTES`). ``.npy`` and HDF5 sources are read block by block
 (whole destination shards), the engine encoding each block in parallel.
 
-A destination on the local filesystem is written beside its final path and renamed into place
-once complete: after an error or an interruption it is absent (or, with ``overwrite``, still
-the old one), never half-written.
+A destination on the local filesystem is written in a hidden directory beside its final path
+and renamed into place once complete: after an error or an interruption it is absent (or, with
+``overwrite``, still the old one), never half-written.
 """
 
 from __future__ import annotations
@@ -1140,6 +1140,7 @@ def convert(
     plan = _plan(source, options, storage_options)
     final = _local_path(destination)
     staging: Path | None = None
+    staging_dir: Path | None = None
     target: Any = destination
     if final is not None:
         # A symlink stands for where it points; "." and ".." for the directories they name.
@@ -1160,14 +1161,19 @@ def convert(
             raise FileNotFoundError(f"no such directory: {final.parent}")
         if not os.access(final.parent, os.W_OK):
             raise PermissionError(f"cannot write in {final.parent}")
-        staging = _sibling(final, "partial")
+        # The copy is written one level down, under the destination's own name: the hidden
+        # directory holds no metadata of its own, so no reader takes it (or the copy in it)
+        # for a member of the group the destination is in, even after a kill that leaves it.
+        staging_dir = _sibling(final, "partial")
+        staging = staging_dir / final.name
         target = str(staging)
     zipped: ZipStore | None = None
     runner = _Runner(progress)
     try:
         # Made inside the try, so that a Ctrl-C from here on removes it.
-        if staging is not None and final is not None:
+        if staging_dir is not None and staging is not None and final is not None:
             try:
+                staging_dir.mkdir()
                 if final.suffix.lower() == ".zip":
                     # A destination named *.zip is written as a zip file.
                     zipped = ZipStore(staging, mode="x")
@@ -1204,16 +1210,20 @@ def convert(
             consolidate_metadata(store)
         if zipped is not None:
             zipped.close()
-        if staging is not None and final is not None:
+        if staging_dir is not None and staging is not None and final is not None:
             with _ctrl_c_ignored():
                 _move_into_place(staging, final, overwrite=overwrite)
+                # Emptied by the rename. Should it stay, it is no node: not worth failing a
+                # conversion that is in place.
+                with contextlib.suppress(OSError):
+                    staging_dir.rmdir()
     except KeyboardInterrupt:
         with _ctrl_c_ignored():
-            cleaned = _discard(staging, final, zipped)
+            cleaned = _discard(staging_dir, final, zipped)
         raise Interrupted(runner.state, cleaned) from None
     except BaseException:
         with _ctrl_c_ignored():
-            _discard(staging, final, zipped)
+            _discard(staging_dir, final, zipped)
         raise
     return Report(
         arrays=len(plan.arrays),
@@ -1241,15 +1251,15 @@ def _remove(path: Path) -> None:
             path.unlink()
 
 
-def _discard(staging: Path | None, final: Path | None, zipped: ZipStore | None = None) -> str:
+def _discard(staging_dir: Path | None, final: Path | None, zipped: ZipStore | None = None) -> str:
     if zipped is not None:
         # Ends writing, so that the file can be opened for writing again.
         with contextlib.suppress(OSError, ValueError):
             zipped.close()
         abandon_zip(zipped)  # a close that failed (a full disk) is not tried again at exit
-    if staging is None:
+    if staging_dir is None:
         return "the destination holds what was written so far"
-    _remove(staging)
+    _remove(staging_dir)
     if final is not None and final.exists():
         return f"{final} was left as it was"
     return f"nothing was left at {final}"
@@ -1290,10 +1300,15 @@ def _move_into_place(staging: Path, final: Path, *, overwrite: bool) -> None:
     if not os.path.lexists(final):
         staging.rename(final)
         return
-    old = _sibling(final, "old")
+    # The old destination is moved aside one level down too, for as long as it takes to
+    # remove it: beside the destination it would be a member of the group both are in.
+    aside = _sibling(final, "old")
+    aside.mkdir()
+    old = aside / final.name
     try:
         final.rename(old)
     except OSError as e:
+        aside.rmdir()
         if e.errno != errno.EXDEV:
             raise
         # An overlay filesystem does not move a directory of its lower layer (one baked
@@ -1308,17 +1323,14 @@ def _move_into_place(staging: Path, final: Path, *, overwrite: bool) -> None:
     try:
         staging.rename(final)
     except OSError:
-        try:
-            old.rename(final)  # the old destination comes back
-        except OSError:
-            # Another conversion to the same place put its result there meanwhile: that
-            # replaces the old destination, as this one would have; nothing is left beside.
-            _remove(old)
+        # The old destination comes back. If it cannot, another conversion to the same place
+        # put its result there meanwhile: that replaces the old destination, as this one
+        # would have, and the old one goes with the directory it was moved to.
+        with contextlib.suppress(OSError):
+            old.rename(final)
+        _remove(aside)
         raise
-    if old.is_dir() and not old.is_symlink():
-        shutil.rmtree(old)
-    else:
-        old.unlink()
+    shutil.rmtree(aside)
 
 
 def _move_into_place_new(staging: Path, final: Path) -> None:
