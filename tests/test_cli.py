@@ -1142,6 +1142,20 @@ def test_a_killed_conversion_leaves_no_member_in_the_group(
     assert _members(tmp_path / "copy.zarr") == [[], []]
 
 
+@pytest.mark.parametrize("name", ["é" * 120 + ".zarr", "é" * 125 + ".zip", "x" * 250 + ".zarr"])
+def test_a_destination_name_of_up_to_255_bytes(tmp_path: Path, name: str) -> None:
+    """Names are limited in bytes: the hidden name the conversion is staged under is cut to
+    fit in UTF-8 bytes. Before, it was cut at 200 characters, and a name of two-byte
+    characters that the filesystem takes failed as too long."""
+    src = tmp_path / "src.zarr"
+    oxzarr.create_array(src, shape=(4,), dtype="i4")[...] = [1, 2, 3, 4]
+    assert len(name.encode()) <= 255
+    convert(src, tmp_path / name)
+    convert(src, tmp_path / name, overwrite=True)  # with the old one moved aside
+    assert oxzarr.open_array(tmp_path / name)[...].tolist() == [1, 2, 3, 4]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "src.zarr"])
+
+
 @pytest.mark.parametrize(
     "filter_",
     [

@@ -1280,11 +1280,26 @@ def _ctrl_c_ignored() -> Iterator[None]:
             signal.signal(s, handler)
 
 
+#: The most bytes of a file name (NAME_MAX on Linux and most filesystems).
+_NAME_MAX = 255
+
+
 def _sibling(final: Path, what: str) -> Path:
     """A new hidden path beside `final`, for the conversion in progress or the destination it
     replaces: its own to each call, so that conversions to one destination from several
     threads (or processes) never share one. The last to finish wins, whole."""
-    return final.parent / f".{final.name[:200]}.oxzarr-{what}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    suffix = f".oxzarr-{what}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    # A name holds at most 255 bytes (not characters): the destination's is cut to leave
+    # room for the dot and the suffix, at a character's end (os.fsencode gives the bytes
+    # the filesystem stores, those of a name that is not UTF-8 too).
+    room = _NAME_MAX - 1 - len(os.fsencode(suffix))
+    kept = 0
+    for character in final.name:
+        room -= len(os.fsencode(character))
+        if room < 0:
+            break
+        kept += 1
+    return final.parent / f".{final.name[:kept]}{suffix}"
 
 
 def _exists_error(final: Path) -> FileExistsError:
