@@ -702,3 +702,28 @@ def test_bzip2_and_lzma_entries(tmp_path: Path, compression: int) -> None:
     with pytest.raises(OSError, match=r"c/1 in zip://"):
         damaged[...]
     assert_same(damaged[:300], np.arange(300))
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("stray", ["/readme.txt", "sub//readme.txt"])
+def test_entries_named_with_an_empty_part_are_no_members(tmp_path: Path, stray: str) -> None:
+    """A stray entry "/readme.txt" made the root group list itself as its member "" (walks
+    of the hierarchy then recursed without end), and "sub//readme.txt" made "sub" unlistable
+    (its member "" had the invalid key "sub//zarr.json")."""
+    path = tmp_path / "a.zip"
+    store = zarr.storage.ZipStore(path, mode="w")
+    root = zarr.open_group(store, mode="w")
+    root.create_group("sub").create_array("a", shape=(4,), dtype="i4")[...] = np.arange(4)
+    store.close()
+    with zipfile.ZipFile(path, "a") as z:
+        entry = zipfile.ZipInfo("x")
+        entry.filename = stray  # ZipInfo would strip a leading "/" given to it
+        z.writestr(entry, b"notes")
+    group = oxzarr.open_group(ZipStore(path), mode="r")
+    assert list(group.keys()) == ["sub"]
+    assert list(group["sub"].keys()) == ["a"]
+    assert sorted(name for name, _ in group.members(max_depth=None)) == ["sub", "sub/a"]
+    assert str(group.tree()).splitlines()[1:] == ["└── sub", "    └── a (4,) int32"]
+    convert(path, tmp_path / "copy.zarr")
+    copied = oxzarr.open_array(tmp_path / "copy.zarr" / "sub" / "a")[...]
+    assert_same(copied, np.arange(4, dtype="i4"))

@@ -102,6 +102,10 @@ pub(crate) fn list_dir_of<'a>(prefix: &str, keys: impl Iterator<Item = &'a Strin
     for key in keys {
         match key[prefix.len()..].split_once('/') {
             None => out.keys.push(key.clone()),
+            // A name with an empty part ("/x", "a//x": a zip file's entries can be named
+            // anything) is no key, and its empty "directory" would list the prefix itself
+            // as its own member, which a walk of the hierarchy follows without end.
+            Some(("", _)) => {}
             Some((dir, _)) => {
                 let p = format!("{prefix}{dir}/");
                 if out.prefixes.last() != Some(&p) {
