@@ -590,6 +590,25 @@ def test_two_consolidated_entries_naming_one_member_are_refused(tmp_path: Path, 
     assert oxzarr.open_group(path, mode="r")["a"].dtype == np.float32
 
 
+def test_a_link_to_nothing_is_no_stored_chunk_or_member(tmp_path: Path) -> None:
+    """A chunk replaced by a dangling symbolic link read as the fill value (as zarr-python
+    reads it) but was counted as initialized; zarr-python counts only what reads."""
+    import os
+
+    path = tmp_path / "g.zarr"
+    group = oxzarr.open_group(path, mode="w")
+    a = group.create_array("a", shape=(4,), chunks=(2,), dtype="i4", fill_value=0)
+    a[...] = [1, 2, 3, 4]
+    (path / "a" / "c" / "0").unlink()
+    os.symlink(tmp_path / "nowhere", path / "a" / "c" / "0")
+    os.symlink(tmp_path / "nowhere", path / "b")
+    for lib in (oxzarr, zarr):
+        opened = lib.open_group(path, mode="r")
+        assert opened["a"][...].tolist() == [0, 0, 3, 4]
+        assert opened["a"].nchunks_initialized == 1
+        assert list(opened.keys()) == ["a"]
+
+
 @pytest.mark.timeout(120)  # without the check, the walks never end
 def test_a_symbolic_link_looping_back_is_named_not_followed(tmp_path: Path) -> None:
     """Links followed without end: two made listings and group walks take forever (the

@@ -1078,10 +1078,14 @@ impl FilesystemStore {
             if is_temporary(&name) {
                 continue;
             }
-            // Follow symlinks: a linked chunk directory is part of the store.
-            let is_dir = fs::metadata(entry.path())
-                .map(|m| m.is_dir())
-                .unwrap_or(false);
+            // Follow symlinks: a linked chunk directory is part of the store. A link to
+            // nothing (or an entry gone since the directory was read) holds no value: a read
+            // finds none there, so a listing counting it among the stored chunks would differ.
+            let is_dir = match fs::metadata(entry.path()) {
+                Ok(m) => m.is_dir(),
+                Err(e) if is_missing(&e) => continue,
+                Err(_) => false,
+            };
             if is_dir && entry.file_type().is_ok_and(|t| t.is_symlink()) {
                 self.refuse_loop(dir, &entry.path())?;
             }
