@@ -285,6 +285,15 @@ _V3_ONLY = frozenset({"bytes", "transpose", "sharding_indexed"})
 def to_numcodecs(codec: Any, dtype: np.dtype[Any]) -> dict[str, JSON]:
     """A codec as numcodecs configuration (`{"id": ...}`), as v2 metadata holds it: from such a
     dict, a numcodecs object, an oxzarr codec, v3 codec metadata, or a codec's name."""
+    config = _to_numcodecs(codec, dtype)
+    if config.get("id") == "blosc":
+        # numcodecs' Blosc takes a typesize but never writes one (its get_config leaves it
+        # out), and TensorStore refuses a .zarray naming one: the chunks' own headers say it.
+        config.pop("typesize", None)
+    return config
+
+
+def _to_numcodecs(codec: Any, dtype: np.dtype[Any]) -> dict[str, JSON]:
     if isinstance(codec, str) and codec not in _V3_ONLY:
         # v2 codecs are numcodecs codecs: a name is numcodecs' codec of that id with its
         # defaults, as {"id": name} is (zarr-python writes numcodecs.get_codec's settings).
@@ -308,7 +317,6 @@ def to_numcodecs(codec: Any, dtype: np.dtype[Any]) -> dict[str, JSON]:
     if name == "blosc":
         shuffles = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
         config["shuffle"] = shuffles.get(str(config.get("shuffle")), config.get("shuffle"))
-        config.pop("typesize", None)
     codec_id = name.removeprefix("numcodecs.")
     return {"id": codec_id, **with_dtype_field(codec_id, config, dtype)}
 
