@@ -727,3 +727,66 @@ def test_entries_named_with_an_empty_part_are_no_members(tmp_path: Path, stray: 
     convert(path, tmp_path / "copy.zarr")
     copied = oxzarr.open_array(tmp_path / "copy.zarr" / "sub" / "a")[...]
     assert_same(copied, np.arange(4, dtype="i4"))
+
+
+_REWRITES_BY_MODE = """
+import json, os, stat, sys, zipfile
+from pathlib import Path
+from oxzarr.storage import ZipStore
+
+base = Path(sys.argv[1])
+results = {}
+
+def fresh(path, mode):
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("zarr.json", '{"zarr_format": 3, "node_type": "group"}')
+    os.chmod(path, mode)
+
+read_only = base / "read-only.zip"
+fresh(read_only, 0o440)
+try:
+    ZipStore(read_only, mode="w").close()
+    results["read-only"] = "rewritten"
+except PermissionError as e:
+    results["read-only"] = "PermissionError" if str(read_only) in str(e) else str(e)
+results["read-only kept"] = zipfile.ZipFile(read_only).namelist()
+
+private = base / "private.zip"
+fresh(private, 0o600)
+ZipStore(private, mode="w").close()
+results["private"] = oct(stat.S_IMODE(private.stat().st_mode))
+
+locked = base / "locked"
+locked.mkdir()
+fresh(locked / "a.zip", 0o644)
+os.chmod(locked, 0o555)
+store = ZipStore(locked / "a.zip", mode="w")
+store.set("x", b"new")
+store.close()
+results["in a read-only directory"] = zipfile.ZipFile(locked / "a.zip").namelist()
+print(json.dumps(results))
+"""
+
+
+def test_a_zip_rewritten_with_mode_w_keeps_its_permissions(tmp_path: Path) -> None:
+    """mode="w" replaced the file with a new one: a read-only zip was replaced where zipfile
+    and zarr-python refuse it, a private one (0600) came back readable by all (0644), and
+    a writable zip in a read-only directory was refused where they rewrite it."""
+    import os
+    import shutil
+
+    command = [sys.executable, "-c", _REWRITES_BY_MODE, str(tmp_path)]
+    if os.geteuid() == 0:
+        # Root may write anything: without these capabilities, permissions bind it too.
+        setpriv = shutil.which("setpriv")
+        assert setpriv is not None, "setpriv (util-linux) drops root's override of permissions"
+        caps = "-dac_override,-dac_read_search,-fowner"
+        command = [setpriv, f"--bounding-set={caps}", f"--inh-caps={caps}", *command]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert json.loads(run.stdout) == {
+        "read-only": "PermissionError",
+        "read-only kept": ["zarr.json"],
+        "private": "0o600",
+        "in a read-only directory": ["x"],
+    }

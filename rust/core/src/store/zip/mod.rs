@@ -586,14 +586,24 @@ impl ZipStore {
         let old = std::fs::symlink_metadata(&path)
             .ok()
             .filter(|m| mode == ZipMode::Create && m.file_type().is_file());
-        let replaced = old.is_some();
-        if let Some(old) = old {
+        let mut replaced = false;
+        if let Some(old) = &old {
             refuse_if_writing(&shown, (old.dev(), old.ino()))?;
+            // A file its owner made read-only is refused, as Python's zipfile refuses it,
+            // though its directory would let it be replaced.
+            OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|e| io_error(&shown, e))?;
             match std::fs::remove_file(&path) {
+                Ok(()) => replaced = true,
+                // A writable file in a directory that is not: cut short where it is, as
+                // zipfile does.
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {}
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     return Err(io_error(&shown, e))
                 }
-                _ => {}
+                Err(_) => {}
             }
         }
         match mode {
@@ -602,6 +612,14 @@ impl ZipStore {
             ZipMode::Create | ZipMode::Append => options.create(true),
         };
         let file = options.open(&path).map_err(|e| io_error(&shown, e))?;
+        if let (true, Some(old)) = (replaced, &old) {
+            // The new file keeps the old one's permissions (a private zip stays private) and,
+            // where this process may give them, its owner and group: as a file cut short in
+            // place would, which is what zipfile and zarr-python do.
+            file.set_permissions(old.permissions())
+                .map_err(|e| io_error(&shown, e))?;
+            let _ = std::os::unix::fs::fchown(&file, Some(old.uid()), Some(old.gid()));
+        }
         let meta = file.metadata().map_err(|e| io_error(&shown, e))?;
         let id = (meta.dev(), meta.ino());
         {
