@@ -193,6 +193,22 @@ def test_lazy_indexing(store: tuple[Path, int, bool]) -> None:
         xr.testing.assert_identical(actual.isel(sel).load(), expected.isel(sel).load())
 
 
+def test_loading_asynchronously(store: tuple[Path, int, bool]) -> None:
+    """xarray's load_async raised NotImplementedError with engine="oxzarr" (the backend
+    array had no async_getitem), where zarr-python's engine loads."""
+    import asyncio
+
+    path, _, consolidated = store
+    expected, actual = open_both(path, consolidated)
+    points = {"x": xr.DataArray([0, 9, 3], dims="p"), "y": xr.DataArray([5, 0, 2], dims="p")}
+
+    async def load(ds: xr.Dataset) -> list[xr.Dataset]:
+        return list(await asyncio.gather(ds.load_async(), ds.isel(points).load_async()))
+
+    for ours, theirs in zip(asyncio.run(load(actual)), asyncio.run(load(expected)), strict=True):
+        xr.testing.assert_identical(ours, theirs)
+
+
 @pytest.mark.parametrize(
     ("chunks", "expected"),
     [

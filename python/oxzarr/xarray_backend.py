@@ -15,6 +15,7 @@ only module of oxzarr that imports xarray, and ``import oxzarr`` never imports i
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import importlib.util
 import json
@@ -91,6 +92,11 @@ class OxzarrBackendArray(BackendArray):
             # A single StringDType element comes back as a str; xarray wants an array.
             return np.asarray(value, dtype=self.dtype)
         return value
+
+    async def async_getitem(self, key: indexing.ExplicitIndexer) -> Any:
+        """:meth:`__getitem__` for xarray's ``load_async``: the read runs on a worker thread
+        (the engine releases the GIL while it reads), so the event loop goes on meanwhile."""
+        return await asyncio.to_thread(self.__getitem__, key)
 
     def _reads_points(self, key: indexing.VectorizedIndexer) -> bool:
         """Whether a vectorized selection is best read as points: one index array per
