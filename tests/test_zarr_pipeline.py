@@ -384,6 +384,44 @@ def test_write_empty_chunks_and_a_write_of_part_of_a_shard() -> None:
     assert stored[PIPELINE] == stored[ZARR_PYTHONS]
 
 
+@pytest.mark.parametrize("kind", STORES)
+@pytest.mark.parametrize(
+    ("shape", "shards", "write"),
+    [
+        # Nothing written: zarr-python stores no shard (this pipeline stored its index).
+        ((4,), (6,), lambda a: a.__setitem__(slice(4, 3), np.zeros(0, "i1"))),
+        # A touched inner chunk of the fill value is kept (it was left out, the shard an
+        # index alone).
+        ((12,), (6,), lambda a: a.__setitem__(slice(0, 1), 0)),
+        ((12,), (6,), lambda a: [a.__setitem__(slice(0, 2), 5), a.__setitem__(3, 0)]),
+        # An edge shard written whole keeps no inner chunk past the array's edge (this
+        # pipeline kept them all).
+        ((10,), (8,), lambda a: a.__setitem__(Ellipsis, 1)),
+    ],
+)
+def test_write_empty_chunks_keeps_the_inner_chunks_zarr_python_keeps(
+    tmp_path: Path, kind: str, shape: tuple[int, ...], shards: tuple[int, ...], write: Any
+) -> None:
+    stored = {}
+    for n, pipeline in enumerate((ZARR_PYTHONS, PIPELINE)):
+        with zarr.config.set({"codec_pipeline.path": pipeline}):
+            store = new_store(tmp_path, kind, f"s{n}")
+            a = zarr.create_array(
+                store,
+                name="a",
+                shape=shape,
+                chunks=(2,),
+                shards=shards,
+                dtype="i1",
+                fill_value=0,
+                compressors=None,
+                config={"write_empty_chunks": True},
+            )
+            write(a)
+            stored[pipeline] = (store_contents(store, "a"), a.nchunks_initialized)
+    assert stored[PIPELINE] == stored[ZARR_PYTHONS]
+
+
 def test_corrupt_chunk_names_its_key(tmp_path: Path, engine: None) -> None:
     a = zarr.create_array(
         str(tmp_path / "c"),

@@ -155,8 +155,9 @@ class _Engine:
         self.codec = codec
         # For shards written whole with write_empty_chunks=True: an engine whose shards keep
         # their inner chunks of the fill value, as zarr-python's do when every inner chunk
-        # is written (a partial write keeps only those it touches, which this one cannot
-        # tell: it leaves them all out).
+        # is written. (Writes of regions keep those a region touches, and those stored
+        # before, with either engine; a shard encoded whole from an array keeps none with
+        # this one.)
         self.whole = whole
         self.shape: tuple[int, ...] = tuple(int(n) for n in spec.shape)
         # Strings and bytes come as Python objects; anything else as native-endian values

@@ -220,16 +220,54 @@ pub fn encode_regions(
         for_each_row(&refs, &repr.shape, data_shape, size, &mut |o, c, n| {
             chunk[c..c + n].copy_from_slice(&data[o..o + n]);
         });
-        if !write_empty_chunks && all_fill_of(&chunk, &repr.fill_value, &repr.data_type) {
-            return Ok(None);
+        encode_written(chain, &chunk, region, *stored, write_empty_chunks)
+    })
+}
+
+/// The new stored bytes of a chunk that a write of `region` left as the decoded `chunk`
+/// (its stored bytes before: `stored`); `None` when nothing is to be stored. Without
+/// `write_empty_chunks` a chunk of the fill value is not stored. With it, a shard keeps
+/// the inner chunks of the fill value that the write touched or that were stored before,
+/// and no others, as zarr-python's shards do (one past the array's edge, which no write
+/// touches, is not stored); a shard left with no inner chunk is not stored.
+fn encode_written(
+    chain: &CodecChain,
+    chunk: &[u8],
+    region: &ChunkRegion,
+    stored: Option<&[u8]>,
+    write_empty_chunks: bool,
+) -> Result<Option<Vec<u8>>> {
+    let repr = chain.decoded_repr();
+    if !write_empty_chunks && all_fill_of(chunk, &repr.fill_value, &repr.data_type) {
+        return Ok(None);
+    }
+    let encoded = match chain.sharding() {
+        Some(sharding) if write_empty_chunks => {
+            let mut keep = vec![false; sharding.num_inner()];
+            let per_shard = sharding.chunks_per_shard();
+            for (coords, _) in split_region(region, sharding.inner_chunk_shape()) {
+                let i = coords
+                    .iter()
+                    .zip(per_shard)
+                    .fold(0, |i, (&c, &n)| i * n + c);
+                if let Some(kept) = usize::try_from(i).ok().and_then(|i| keep.get_mut(i)) {
+                    *kept = true;
+                }
+            }
+            // (Read whole before this: its index is good.)
+            let before = stored.map(|bytes| sharding.read_index(bytes)).transpose();
+            if let Some(index) = before.map_err(|e| corrupt(&region.label, e))? {
+                for (i, kept) in keep.iter_mut().enumerate() {
+                    *kept |= index.get(i).is_some();
+                }
+            }
+            sharding.encode_keeping(chunk, repr, &|i| keep.get(i).copied().unwrap_or(false))
         }
-        chain
-            .encode(&chunk)
-            .map(|c| Some(c.into_owned()))
-            .map_err(|source| Error::EncodeChunk {
-                key: region.label.clone(),
-                source,
-            })
+        _ => chain.encode(chunk).map(|c| Some(c.into_owned())),
+    };
+    encoded.map_err(|source| Error::EncodeChunk {
+        key: region.label.clone(),
+        source,
     })
 }
 
@@ -556,9 +594,9 @@ pub fn write_regions(
         } else {
             store.get(key).map_err(|e| storage(key, e))?
         };
-        match existing {
+        match &existing {
             Some(bytes) => chain
-                .decode_into(&bytes, &mut chunk)
+                .decode_into(bytes, &mut chunk)
                 .map_err(|e| corrupt(key, e))?,
             None => fill_elements(&mut chunk, &repr.fill_value),
         }
@@ -567,14 +605,16 @@ pub fn write_regions(
         for_each_row(&refs, &repr.shape, data_shape, size, &mut |o, c, n| {
             chunk[c..c + n].copy_from_slice(&data[o..o + n]);
         });
-        if !write_empty_chunks && all_fill_of(&chunk, &repr.fill_value, &repr.data_type) {
-            return store.delete(key).map_err(|e| storage(key, e));
+        match encode_written(
+            chain,
+            &chunk,
+            region,
+            existing.as_deref(),
+            write_empty_chunks,
+        )? {
+            Some(encoded) => store.set(key, &encoded).map_err(|e| storage(key, e)),
+            None => store.delete(key).map_err(|e| storage(key, e)),
         }
-        let encoded = chain.encode(&chunk).map_err(|source| Error::EncodeChunk {
-            key: key.clone(),
-            source,
-        })?;
-        store.set(key, &encoded).map_err(|e| storage(key, e))
     })?;
     Ok(())
 }

@@ -404,7 +404,7 @@ impl Sharding {
     }
 
     /// The index of a whole shard, every entry checked to lie within it.
-    fn read_index(&self, shard: &[u8]) -> Result<ShardIndex, CodecError> {
+    pub(crate) fn read_index(&self, shard: &[u8]) -> Result<ShardIndex, CodecError> {
         self.decode_index(self.split(shard)?, Some(shard.len() as u64))
     }
 
@@ -431,6 +431,18 @@ impl Sharding {
         &self,
         encode_one: impl Fn(usize) -> Result<Option<Vec<u8>>, CodecError> + Sync + Send,
     ) -> Result<Vec<u8>, CodecError> {
+        match self.encode_stored(encode_one)? {
+            Some(bytes) => Ok(bytes),
+            None => self.encode_index(&ShardIndex::empty(self.num_inner())),
+        }
+    }
+
+    /// The shard of the inner chunks `encode_one` gives (`None`: not stored), encoded in
+    /// parallel; `None` when it gives none.
+    fn encode_stored(
+        &self,
+        encode_one: impl Fn(usize) -> Result<Option<Vec<u8>>, CodecError> + Sync + Send,
+    ) -> Result<Option<Vec<u8>>, CodecError> {
         let encoded: Vec<Option<Vec<u8>>> = concurrency::in_pool(|| {
             (0..self.num_inner())
                 .into_par_iter()
@@ -441,10 +453,49 @@ impl Sharding {
             codec: NAME,
             reason: e.to_string(),
         })??;
-        match self.assemble(encoded.iter().map(|e| e.as_deref()))? {
-            Some(bytes) => Ok(bytes),
-            None => self.encode_index(&ShardIndex::empty(self.num_inner())),
+        self.assemble(encoded.iter().map(|e| e.as_deref()))
+    }
+
+    /// Encodes the decoded shard `data`, leaving out each inner chunk that holds only the
+    /// fill value unless `keep_empty` says to keep it (by its index in the shard): zarr-python,
+    /// with write_empty_chunks, keeps those a write touched and those stored before, and no
+    /// others. `None` when no inner chunk is left to store, as zarr-python then stores no
+    /// shard.
+    pub fn encode_keeping(
+        &self,
+        data: &[u8],
+        repr: &ChunkRepr,
+        keep_empty: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Result<Option<Vec<u8>>, CodecError> {
+        self.encode_stored(|i| self.encode_inner(i, data, repr, keep_empty(i)))
+    }
+
+    /// Inner chunk `i` of the decoded shard `data`, encoded; `None` when it holds only the
+    /// fill value, unless `keep_empty`.
+    fn encode_inner(
+        &self,
+        i: usize,
+        data: &[u8],
+        repr: &ChunkRepr,
+        keep_empty: bool,
+    ) -> Result<Option<Vec<u8>>, CodecError> {
+        let size = repr.data_type.size();
+        let maps = self.inner_maps(i);
+        let refs: Vec<&PieceMap> = maps.iter().collect();
+        let mut chunk = crate::alloc::zeroed(self.inner.decoded_repr().nbytes())?;
+        for_each_row(
+            &refs,
+            &self.chunk_shape,
+            &repr.shape,
+            size,
+            &mut |o, c, n| {
+                chunk[c..c + n].copy_from_slice(&data[o..o + n]);
+            },
+        );
+        if !keep_empty && all_fill_of(&chunk, &repr.fill_value, &repr.data_type) {
+            return Ok(None);
         }
+        Ok(Some(self.inner.encode(&chunk)?.into_owned()))
     }
 }
 
@@ -480,26 +531,7 @@ impl ArrayToBytesCodec for Sharding {
         data: Cow<'a, [u8]>,
         repr: &ChunkRepr,
     ) -> Result<Cow<'a, [u8]>, CodecError> {
-        let size = repr.data_type.size();
-        let inner_bytes = self.inner.decoded_repr().nbytes();
-        let encode_one = |i: usize| -> Result<Option<Vec<u8>>, CodecError> {
-            let maps = self.inner_maps(i);
-            let refs: Vec<&PieceMap> = maps.iter().collect();
-            let mut chunk = crate::alloc::zeroed(inner_bytes)?;
-            for_each_row(
-                &refs,
-                &self.chunk_shape,
-                &repr.shape,
-                size,
-                &mut |o, c, n| {
-                    chunk[c..c + n].copy_from_slice(&data[o..o + n]);
-                },
-            );
-            if !self.keep_empty_inner && all_fill_of(&chunk, &repr.fill_value, &repr.data_type) {
-                return Ok(None);
-            }
-            Ok(Some(self.inner.encode(&chunk)?.into_owned()))
-        };
+        let encode_one = |i| self.encode_inner(i, &data, repr, self.keep_empty_inner);
         Ok(Cow::Owned(self.encode_shard(encode_one)?))
     }
 
