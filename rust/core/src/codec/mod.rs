@@ -512,10 +512,7 @@ fn build_codec(value: &Value, decoded: &ChunkRepr) -> Result<AnyCodec, MetadataE
         }
         "numcodecs.zstd" => AnyCodec::BytesToBytes(Box::new(NumcodecsAlias::zstd(&config)?)),
         "numcodecs.gzip" => AnyCodec::BytesToBytes(Box::new(NumcodecsAlias::gzip(&config)?)),
-        "numcodecs.blosc" => AnyCodec::BytesToBytes(Box::new(NumcodecsAlias::blosc(
-            &config,
-            &decoded.data_type,
-        )?)),
+        "numcodecs.blosc" => AnyCodec::BytesToBytes(Box::new(NumcodecsAlias::blosc(&config)?)),
         _ => return Err(MetadataError::unsupported("codec", value)),
     })
 }

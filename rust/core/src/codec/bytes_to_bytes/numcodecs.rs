@@ -103,7 +103,7 @@ impl NumcodecsAlias {
         })
     }
 
-    pub fn blosc(config: &Map<String, Value>, data_type: &DataType) -> Result<Self, MetadataError> {
+    pub fn blosc(config: &Map<String, Value>) -> Result<Self, MetadataError> {
         const NAME: &str = "numcodecs.blosc";
         check_config_keys(
             NAME,
@@ -121,7 +121,10 @@ impl NumcodecsAlias {
             }
         }
         let config = with_defaults(config, &numcodecs_defaults("blosc"));
-        let inner = Blosc::from_config(&config, data_type).map_err(|e| rename(e, NAME))?;
+        // zarr-python hands numcodecs' bytes->bytes codecs the chunk's bytes as a uint8
+        // array, from which numcodecs' Blosc takes its typesize (1) unless one is given: the
+        // array's data type would shuffle otherwise, and the chunks differ from zarr-python's.
+        let inner = Blosc::from_config(&config, &DataType::UInt8).map_err(|e| rename(e, NAME))?;
         Ok(Self {
             name: NAME,
             inner: Box::new(inner),
@@ -222,11 +225,7 @@ mod tests {
             g.metadata(),
             json!({"name": "numcodecs.gzip", "configuration": {"level": 1}})
         );
-        let b = NumcodecsAlias::blosc(
-            &obj(json!({"cname": "zstd", "shuffle": -1})),
-            &DataType::Int16,
-        )
-        .unwrap();
+        let b = NumcodecsAlias::blosc(&obj(json!({"cname": "zstd", "shuffle": -1}))).unwrap();
         assert_eq!(
             b.metadata(),
             json!({"name": "numcodecs.blosc", "configuration":
@@ -246,12 +245,12 @@ mod tests {
 
     #[test]
     fn blosc_frames_carry_numcodecs_settings() {
-        // A missing typesize is the data type's; shuffle 1 is byte shuffle (flag bit 0).
-        let b = NumcodecsAlias::blosc(&Map::new(), &DataType::Int32).unwrap();
+        // A missing typesize is 1, as numcodecs takes it from the uint8 buffer zarr-python
+        // hands it; shuffle 1 is byte shuffle (flag bit 0).
+        let b = NumcodecsAlias::blosc(&Map::new()).unwrap();
         let enc = b.encode(&[0u8; 400]).unwrap();
-        assert_eq!((enc[2] & 0x1, enc[3]), (1, 4));
-        let b = NumcodecsAlias::blosc(&obj(json!({"typesize": 2, "shuffle": 0})), &DataType::Int32)
-            .unwrap();
+        assert_eq!((enc[2] & 0x1, enc[3]), (1, 1));
+        let b = NumcodecsAlias::blosc(&obj(json!({"typesize": 2, "shuffle": 0}))).unwrap();
         let enc = b.encode(&[0u8; 400]).unwrap();
         assert_eq!((enc[2] & 0x5, enc[3]), (0, 2));
         assert_eq!(b.metadata()["configuration"]["typesize"], json!(2));
@@ -270,7 +269,7 @@ mod tests {
             json!({"shuffle": 3}),
             json!({"cname": "snappy"}),
         ] {
-            let err = NumcodecsAlias::blosc(&obj(bad.clone()), &DataType::UInt8).unwrap_err();
+            let err = NumcodecsAlias::blosc(&obj(bad.clone())).unwrap_err();
             assert!(err.to_string().contains("numcodecs.blosc"), "{bad}: {err}");
         }
     }
