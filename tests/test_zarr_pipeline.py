@@ -384,6 +384,11 @@ def test_write_empty_chunks_and_a_write_of_part_of_a_shard() -> None:
     assert stored[PIPELINE] == stored[ZARR_PYTHONS]
 
 
+def _then_without_empty_chunks(a: zarr.Array, value: int) -> None:
+    a[0:4] = 0
+    a.with_config({"write_empty_chunks": False})[6:8] = value
+
+
 @pytest.mark.parametrize("kind", STORES)
 @pytest.mark.parametrize(
     ("shape", "shards", "write"),
@@ -397,6 +402,10 @@ def test_write_empty_chunks_and_a_write_of_part_of_a_shard() -> None:
         # An edge shard written whole keeps no inner chunk past the array's edge (this
         # pipeline kept them all).
         ((10,), (8,), lambda a: a.__setitem__(Ellipsis, 1)),
+        # Inner chunks of the fill value stored before and not touched stay, even through
+        # a write that stores no empty chunks (they were dropped, or the shard deleted).
+        ((8,), (8,), lambda a: _then_without_empty_chunks(a, 3)),
+        ((8,), (8,), lambda a: _then_without_empty_chunks(a, 0)),
     ],
 )
 def test_write_empty_chunks_keeps_the_inner_chunks_zarr_python_keeps(

@@ -4,6 +4,7 @@
 //! as the engine's own reads and writes do.
 
 use super::copy::{all_fill_of, fill_elements, for_each_row, SharedBuffer};
+use super::io::locate_inner;
 use super::read_ahead::ReadAhead;
 use super::selection::PieceMap;
 use crate::codec::array_to_bytes::sharding::Sharding;
@@ -225,11 +226,12 @@ pub fn encode_regions(
 }
 
 /// The new stored bytes of a chunk that a write of `region` left as the decoded `chunk`
-/// (its stored bytes before: `stored`); `None` when nothing is to be stored. Without
-/// `write_empty_chunks` a chunk of the fill value is not stored. With it, a shard keeps
-/// the inner chunks of the fill value that the write touched or that were stored before,
-/// and no others, as zarr-python's shards do (one past the array's edge, which no write
-/// touches, is not stored); a shard left with no inner chunk is not stored.
+/// (its stored bytes before: `stored`); `None` when nothing is to be stored. A chunk of the
+/// fill value is not stored unless `write_empty_chunks`. A shard keeps its inner chunks as
+/// zarr-python's partial shard writes do: those the write did not touch stay as they were
+/// stored (fill value or not); those it touched are stored unless they hold only the fill
+/// value and `write_empty_chunks` is off; no others (one past the array's edge, which no
+/// write touches, is not stored); and a shard left with no inner chunk is not stored.
 fn encode_written(
     chain: &CodecChain,
     chunk: &[u8],
@@ -238,32 +240,36 @@ fn encode_written(
     write_empty_chunks: bool,
 ) -> Result<Option<Vec<u8>>> {
     let repr = chain.decoded_repr();
-    if !write_empty_chunks && all_fill_of(chunk, &repr.fill_value, &repr.data_type) {
-        return Ok(None);
-    }
     let encoded = match chain.sharding() {
-        Some(sharding) if write_empty_chunks => {
-            let mut keep = vec![false; sharding.num_inner()];
-            let per_shard = sharding.chunks_per_shard();
+        Some(sharding) => {
+            let mut touched = vec![false; sharding.num_inner()];
             for (coords, _) in split_region(region, sharding.inner_chunk_shape()) {
-                let i = coords
-                    .iter()
-                    .zip(per_shard)
-                    .fold(0, |i, (&c, &n)| i * n + c);
-                if let Some(kept) = usize::try_from(i).ok().and_then(|i| keep.get_mut(i)) {
-                    *kept = true;
+                let (_, i) = locate_inner(&coords, sharding.chunks_per_shard());
+                if let Some(touched) = touched.get_mut(i) {
+                    *touched = true;
                 }
             }
-            // (Read whole before this: its index is good.)
-            let before = stored.map(|bytes| sharding.read_index(bytes)).transpose();
-            if let Some(index) = before.map_err(|e| corrupt(&region.label, e))? {
-                for (i, kept) in keep.iter_mut().enumerate() {
-                    *kept |= index.get(i).is_some();
-                }
-            }
-            sharding.encode_keeping(chunk, repr, &|i| keep.get(i).copied().unwrap_or(false))
+            // A region covering the shard touches every inner chunk: what was stored before
+            // (not read then) does not matter.
+            let before = match stored {
+                Some(bytes) if !touched.iter().all(|&t| t) => Some(
+                    sharding
+                        .read_index(bytes)
+                        .map_err(|e| corrupt(&region.label, e))?,
+                ),
+                _ => None,
+            };
+            let keep_empty = |i: usize| {
+                let touched = touched.get(i).copied().unwrap_or(false);
+                let was_stored = before.as_ref().is_some_and(|index| index.get(i).is_some());
+                (touched && write_empty_chunks) || (!touched && was_stored)
+            };
+            sharding.encode_keeping(chunk, repr, &keep_empty)
         }
-        _ => chain.encode(chunk).map(|c| Some(c.into_owned())),
+        None if !write_empty_chunks && all_fill_of(chunk, &repr.fill_value, &repr.data_type) => {
+            return Ok(None)
+        }
+        None => chain.encode(chunk).map(|c| Some(c.into_owned())),
     };
     encoded.map_err(|source| Error::EncodeChunk {
         key: region.label.clone(),
