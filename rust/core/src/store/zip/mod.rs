@@ -606,6 +606,11 @@ impl ZipStore {
                 Err(_) => {}
             }
         }
+        if let (true, Some(old)) = (replaced, &old) {
+            // Made with the old file's permissions (less the umask) from the start: a private
+            // zip is never readable by others, even for a moment.
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, old.mode() & 0o7777);
+        }
         match mode {
             ZipMode::CreateNew => options.create_new(true),
             ZipMode::Create if replaced => options.create_new(true),
@@ -616,8 +621,9 @@ impl ZipStore {
             // The new file keeps the old one's permissions (a private zip stays private) and,
             // where this process may give them, its owner and group: as a file cut short in
             // place would, which is what zipfile and zarr-python do.
-            file.set_permissions(old.permissions())
-                .map_err(|e| io_error(&shown, e))?;
+            // Best effort, both: some filesystems (vfat, some FUSE mounts) refuse them, and
+            // the old file is gone by now, so failing would lose it for nothing.
+            let _ = file.set_permissions(old.permissions());
             let _ = std::os::unix::fs::fchown(&file, Some(old.uid()), Some(old.gid()));
         }
         let meta = file.metadata().map_err(|e| io_error(&shown, e))?;
