@@ -143,13 +143,13 @@ class ArrayMetadata:
     def ndim(self) -> int:
         return len(self.shape)
 
-    def _grid_chunk_shape(self) -> tuple[int, ...]:
+    def _grid_chunk_shape(self, attribute: str) -> tuple[int, ...]:
         config = self.chunk_grid.get("configuration")
         if self.chunk_grid.get("name") != "regular" or not isinstance(config, dict):
             # As zarr-python, which defines these shapes for regular grids only.
             raise NotImplementedError(
-                "The `chunks` attribute is only defined for arrays using a regular chunk "
-                f"grid; this array has {self.chunk_grid.get('name')!r}"
+                f"The `{attribute}` attribute is only defined for arrays using a regular "
+                f"chunk grid; this array has {self.chunk_grid.get('name')!r}"
             )
         return tuple(config["chunk_shape"])
 
@@ -162,14 +162,14 @@ class ArrayMetadata:
     @property
     def chunks(self) -> tuple[int, ...]:
         """The shape of a chunk, or of an inner chunk of a sharded array (zarr-python's)."""
-        grid = self._grid_chunk_shape()
+        grid = self._grid_chunk_shape("chunks")
         sharding = self._sharding()
         return sharding.chunk_shape if sharding is not None else grid
 
     @property
     def shards(self) -> tuple[int, ...] | None:
         """The shape of a shard, or None for an array that is not sharded."""
-        grid = self._grid_chunk_shape()
+        grid = self._grid_chunk_shape("shards")
         return grid if self._sharding() is not None else None
 
     @property
