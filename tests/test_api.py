@@ -625,8 +625,8 @@ def test_memory_store_views_stay_views_when_copied() -> None:
     shallow = copy.copy(store)
     shallow.set("k", b"v")
     assert store.get("k") == b"v" and shallow == store and shallow is not store
-    assert store.with_read_only() != store
-    assert store.with_read_only() == store.with_read_only()
+    assert store.with_read_only(True) != store
+    assert store.with_read_only(True) == store.with_read_only(True)
     oxzarr.open_group("memory://views", mode="w")
     assert oxzarr.open_group("memory://views", mode="r") == oxzarr.open_group(
         "memory://views", mode="r"
@@ -1669,3 +1669,89 @@ def test_zstd_levels_past_22_are_refused_in_new_arrays(tmp_path: Path) -> None:
     doc["codecs"][1]["configuration"]["level"] = 23
     (tmp_path / "b.zarr" / "zarr.json").write_text(json.dumps(doc))
     assert oxzarr.open_array(tmp_path / "b.zarr")[...].tolist() == [1, 1, 1, 1]
+
+
+def test_a_store_takes_bytes_and_buffers_and_refuses_numbers(tmp_path: Path) -> None:
+    """set(5) stored five zero bytes (bytes(5)); a zarr-python Buffer failed with an error
+    about slices. zarr-python refuses all but its Buffers."""
+    from zarr.core.buffer import cpu
+
+    for store in (oxzarr.storage.MemoryStore(), LocalStore(tmp_path / "s")):
+        for value in (5, np.int64(3), True, 1.5, "text"):
+            with pytest.raises(TypeError, match=f"'k' must be bytes.*not {type(value).__name__}"):
+                store.set("k", value)
+        assert not store.exists("k")
+        store.set("k", cpu.Buffer.from_bytes(b"hi"))
+        assert store.get("k") == b"hi"
+        store.set("k", bytearray(b"ab"))
+        assert store.get("k") == b"ab"
+        store.set("k", np.array([1, 2], dtype="<u2"))
+        assert store.get("k") == b"\x01\x00\x02\x00"
+
+
+def test_with_read_only_with_no_argument_is_writable_as_in_zarr_python(tmp_path: Path) -> None:
+    """oxzarr's default was True: code written for zarr-python, asking for a writable copy,
+    got a read-only one."""
+    for theirs, ours in [
+        (zarr.storage.LocalStore(tmp_path, read_only=True), LocalStore(tmp_path, read_only=True)),
+        (zarr.storage.MemoryStore(read_only=True), oxzarr.storage.MemoryStore(read_only=True)),
+    ]:
+        assert ours.with_read_only().read_only is theirs.with_read_only().read_only is False
+        assert ours.with_read_only(True).read_only and theirs.with_read_only(True).read_only
+
+
+def test_deleting_a_directory_of_a_local_store(tmp_path: Path) -> None:
+    """delete("a") of a directory raised IsADirectoryError; zarr-python's LocalStore removes
+    the directory, with what it holds."""
+    from zarr.core.sync import sync
+
+    for lib_store in (zarr.storage.LocalStore(tmp_path / "z"), LocalStore(tmp_path / "o")):
+        root = Path(lib_store.root)
+        for key in ("a/b", "a/c/d", "ab"):
+            (root / key).parent.mkdir(parents=True, exist_ok=True)
+            (root / key).write_bytes(b"1")
+        if isinstance(lib_store, LocalStore):
+            lib_store.delete("a")
+        else:
+            sync(lib_store.delete("a"))
+        assert sorted(p.name for p in root.iterdir()) == ["ab"]
+
+
+def test_subclasses_of_oxzarr_stores_are_refused() -> None:
+    """The engine reads and writes oxzarr's stores itself: a subclass's own set (say, a log)
+    was passed by without a word, and a store of its own making failed with an
+    AttributeError about _core."""
+
+    class Logging(oxzarr.storage.MemoryStore):
+        def set(self, key: str, value: object) -> None:
+            super().set(key, value)
+
+    class Mine(oxzarr.storage.Store):
+        def __init__(self) -> None:
+            self.values: dict[str, bytes] = {}
+
+    with pytest.raises(TypeError, match=r"Logging .*MemoryStore.*its own set"):
+        oxzarr.create_array(Logging(), shape=(4,), dtype="i4")
+    with pytest.raises(TypeError, match=r"Mine .*no engine store"):
+        oxzarr.open_group(Mine(), mode="r")
+
+    class Named(oxzarr.storage.MemoryStore):
+        """Adds nothing the engine passes by."""
+
+    oxzarr.create_array(Named(), shape=(4,), dtype="i4")[...] = 1
+
+
+def test_a_closed_zip_store_is_read_only_and_pickles(tmp_path: Path) -> None:
+    """Closed, a zip being written still said it was writable (open_group(mode="a") took
+    it, then failed at the first write), and could not be pickled though it was complete."""
+    path = tmp_path / "z.zip"
+    with oxzarr.storage.ZipStore(path, mode="w") as store:
+        a = oxzarr.create_array(store, shape=(3,), dtype="i1")
+        a[...] = 1
+        assert not store.read_only
+    assert store.read_only and repr(store).endswith("mode='r')")
+    with pytest.raises(ValueError, match="is closed: open it with mode='a'"):
+        store.with_read_only(False)
+    with pytest.raises(ValueError, match="read-only"):
+        oxzarr.open_group(store, mode="a")
+    assert pickle.loads(pickle.dumps(a))[...].tolist() == [1, 1, 1]

@@ -506,7 +506,7 @@ def test_modes_and_handles(tmp_path: Path) -> None:
     # One writer per zip in a process: a second would overwrite the first's entries.
     with pytest.raises(OSError, match="already open for writing"):
         ZipStore(path, mode="w")
-    view = store.with_read_only()
+    view = store.with_read_only(True)
     assert view.read_only and view != store and view.with_read_only(False) == store
     with pytest.raises(ReadOnlyError):
         oxzarr.create_array(view, name="x", shape=(2,), dtype="i1")

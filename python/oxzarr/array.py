@@ -648,6 +648,10 @@ class Array:
     def read_only(self) -> bool:
         return self._store.read_only
 
+    def _refuse_writes_if_read_only(self) -> None:
+        if self.read_only:
+            raise ReadOnlyError(f"{self!r} {self._store._read_only_because()}: cannot write to it")
+
     @property
     def zarr_format(self) -> int:
         return int(self._core.zarr_format)
@@ -851,16 +855,14 @@ class Array:
         """Writes `value` into `fields` of a selection's `records`: reads them, changes those
         fields and `write`s them back. Another writer's change to the same records between
         the read and the write is lost, as with zarr-python's field writes."""
-        if self.read_only:
-            raise ReadOnlyError(f"{self!r} was opened read-only: cannot write to it")
+        self._refuse_writes_if_read_only()
         key = _field_key(self._dtype, fields)
         current = records()
         current[key] = value  # as numpy assigns to fields
         write(current)
 
     def _write(self, ix: Indexer, value: npt.ArrayLike) -> None:
-        if self.read_only:
-            raise ReadOnlyError(f"{self!r} was opened read-only: cannot write to it")
+        self._refuse_writes_if_read_only()
         if self._vlen:
             refuse_missing_strings(getattr(value, "dtype", None), repr(self))
             values = _broadcast(np.asarray(value, dtype=self._dtype), ix.result_shape)
@@ -1117,8 +1119,7 @@ class Array:
                 lambda records: self.set_coordinate_selection(selection, records),
             )
             return
-        if self.read_only:
-            raise ReadOnlyError(f"{self!r} was opened read-only: cannot write to it")
+        self._refuse_writes_if_read_only()
         coords, shape = self._coordinates(selection)
         # One point of scalars takes what reading it gives (shape (1,)), or a scalar.
         shape = shape or (1,)
@@ -1249,7 +1250,7 @@ class Array:
             # As create_array refuses it: shapes are stored as 64-bit sizes.
             raise ValueError(f"cannot resize {self!r} to {tuple(new_shape)}: sizes past 2**64 - 1")
         if self.read_only:
-            raise ReadOnlyError(f"{self!r} was opened read-only: cannot resize it")
+            raise ReadOnlyError(f"{self!r} {self._store._read_only_because()}: cannot resize it")
         with self._metadata_lock:
             self._load(self._core.resize(new_shape))
 

@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeAlias
 
+import numpy as np
+
 from oxzarr import _aws, _core, _gcs
 
 __all__ = [
@@ -46,16 +48,23 @@ class Store:
     def read_only(self) -> bool:
         return self._core.read_only
 
-    def with_read_only(self, read_only: bool = True) -> Store:
-        """The same store, opened read-only (or writable)."""
+    def _read_only_because(self) -> str:
+        """Why the store takes no writes, for messages."""
+        return "was opened read-only"
+
+    def with_read_only(self, read_only: bool = False) -> Store:
+        """The same store, writable, or read-only with ``read_only=True`` (zarr-python's
+        default too: with no argument, a writable copy)."""
         raise NotImplementedError
 
     def get(self, key: str) -> bytes | None:
         """The value at `key`, or None."""
         return self._core.get(key)
 
-    def set(self, key: str, value: bytes) -> None:
-        self._core.set(key, bytes(value))
+    def set(self, key: str, value: Any) -> None:
+        """Stores `value` (bytes, any object exposing its bytes, such as a bytearray or a
+        numpy array, or a zarr-python Buffer) at `key`."""
+        self._core.set(key, _value_bytes(key, value))
 
     def delete(self, key: str) -> None:
         self._core.delete(key)
@@ -85,6 +94,25 @@ class Store:
         return self._core.describe()
 
 
+def _value_bytes(key: str, value: Any) -> bytes:
+    """The bytes to store of a value given to :meth:`Store.set`. A number is refused (as
+    zarr-python refuses anything but its Buffers): ``bytes(5)`` is five zero bytes."""
+    if isinstance(value, bytes):
+        return value
+    if hasattr(value, "as_numpy_array") and callable(getattr(value, "to_bytes", None)):
+        # zarr-python's Buffer.
+        return bytes(value.to_bytes())
+    if not isinstance(value, int | float | complex | str | np.generic):
+        try:
+            return bytes(memoryview(value))
+        except TypeError:
+            pass
+    raise TypeError(
+        f"the value to store at {key!r} must be bytes, an object exposing its bytes or a "
+        f"zarr-python Buffer, not {type(value).__name__}"
+    )
+
+
 class LocalStore(Store):
     """A directory of the local filesystem. Each write goes to a temporary file in the same
     directory and is renamed into place, so a crash never leaves a torn chunk."""
@@ -93,8 +121,16 @@ class LocalStore(Store):
         self.root = Path(root).expanduser().absolute()
         self._core = _core.Store.local(str(self.root), read_only)
 
-    def with_read_only(self, read_only: bool = True) -> LocalStore:
+    def with_read_only(self, read_only: bool = False) -> LocalStore:
         return LocalStore(self.root, read_only=read_only)
+
+    def delete(self, key: str) -> None:
+        """Deletes the value at `key`; a directory there is deleted with all it holds, as
+        zarr-python's LocalStore deletes it."""
+        try:
+            self._core.delete(key)
+        except IsADirectoryError:
+            self._core.delete_prefix(f"{key.rstrip('/')}/")
 
     def __repr__(self) -> str:
         return f"LocalStore({str(self)!r})"
@@ -158,7 +194,7 @@ class MemoryStore(Store):
             self._shared.core.set(key, to_bytes() if callable(to_bytes) else bytes(value))
         self._core = self._shared.core.read_only_view() if read_only else self._shared.core
 
-    def with_read_only(self, read_only: bool = True) -> MemoryStore:
+    def with_read_only(self, read_only: bool = False) -> MemoryStore:
         """A view of the same contents, read-only or writable."""
         return _memory_view(self._shared, read_only, self._url)
 
@@ -278,13 +314,25 @@ class ZipStore(Store):
         """Writes the zip's central directory and ends writing (reads go on)."""
         if self._writer is not None:
             self._writer.core.close()
+            self._writer.closed = True
 
-    def with_read_only(self, read_only: bool = True) -> ZipStore:
+    @property
+    def read_only(self) -> bool:
+        # Once closed, the zip is complete and takes no more writes.
+        return self._writer is None or self._writer.closed or self._core.read_only
+
+    def _read_only_because(self) -> str:
+        if self._writer is not None and self._writer.closed and not self._core.read_only:
+            return "is in a zip file that was closed"
+        return super()._read_only_because()
+
+    def with_read_only(self, read_only: bool = False) -> ZipStore:
         """The same zip, read-only (or writable, if it was opened for writing)."""
         if read_only == self.read_only:
             return self
-        if self._writer is None:
-            raise ValueError(f"{self} was opened read-only: open it with mode='a' to write to it")
+        if self._writer is None or self._writer.closed:
+            done = "was opened read-only" if self._writer is None else "is closed"
+            raise ValueError(f"{self} {done}: open it with mode='a' to write to it")
         view = ZipStore.__new__(ZipStore)
         view.path, view.mode, view._writer = self.path, self.mode, self._writer
         view._core = self._writer.core.read_only_view() if read_only else self._writer.core
@@ -294,23 +342,25 @@ class ZipStore(Store):
         return f"ZipStore({str(self)!r}, mode={'r' if self.read_only else self.mode!r})"
 
     def __eq__(self, other: object) -> bool:
+        # As opened (a hash must not change when the store is closed).
         return (
             isinstance(other, ZipStore)
             and other.path == self.path
-            and other.read_only == self.read_only
+            and other._core.read_only == self._core.read_only
         )
 
     def __hash__(self) -> int:
-        return hash((ZipStore, self.path, self.read_only))
+        return hash((ZipStore, self.path, self._core.read_only))
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A zip being written (or a view of one) is not complete on disk: another process
         # could not read it.
-        if self._writer is not None:
+        if self._writer is not None and not self._writer.closed:
             raise TypeError(
                 f"{self!r} is open for writing and cannot be pickled: close it, then "
                 "pickle ZipStore(path) to read it elsewhere"
             )
+        # Closed, it is complete on disk: read elsewhere as it is.
         return (ZipStore, (str(self.path),))
 
 
@@ -320,6 +370,7 @@ class _ZipWriter:
 
     def __init__(self, core: _core.Store) -> None:
         self.core = core
+        self.closed = False  # by ZipStore.close, which finished the zip
         self._closing = weakref.finalize(self, core.close)
 
     def abandon(self) -> None:
@@ -488,7 +539,7 @@ class RemoteStore(Store):
         self._writable = _core.Store.remote(self.url, options, False)
         self._core = self._writable.read_only_view() if read_only else self._writable
 
-    def with_read_only(self, read_only: bool = True) -> RemoteStore:
+    def with_read_only(self, read_only: bool = False) -> RemoteStore:
         if read_only == self.read_only:
             return self
         if not read_only and self._writable.read_only:
@@ -537,7 +588,7 @@ class CountingStore(Store):
         self.wrapped = store if isinstance(store, Store) else make_store(store)
         self._core = self.wrapped._core.counting()
 
-    def with_read_only(self, read_only: bool = True) -> Store:
+    def with_read_only(self, read_only: bool = False) -> Store:
         if read_only == self.read_only:
             return self
         if not read_only:
@@ -623,6 +674,7 @@ def make_store(
             f"storage_options apply to s3://, gs:// and http(s):// URLs, not to {store!r}"
         )
     if isinstance(store, Store):
+        _refuse_store_subclass(store)
         return store.with_read_only(True) if read_only and not store.read_only else store
     if store is None:
         return MemoryStore(read_only=read_only)
@@ -660,6 +712,30 @@ def make_store(
     return found
 
 
+#: The methods of a store whose keys and values the engine reads and writes itself.
+_STORE_METHODS = ("get", "set", "delete", "exists", "list_prefix", "list_dir")
+
+
+def _refuse_store_subclass(store: Store) -> None:
+    """Refuses a store made by subclassing oxzarr's: the engine reads and writes oxzarr's
+    stores itself, so methods a subclass overrides (a log, a check) would be passed by
+    without a word, and a store of its own making has nothing the engine can use."""
+    cls = type(store)
+    if cls.__module__ == __name__:
+        return
+    overridden = [
+        name
+        for name in _STORE_METHODS
+        if any(name in vars(c) for c in cls.__mro__ if c.__module__ != __name__)
+    ]
+    if overridden or not hasattr(store, "_core"):
+        what = f"its own {', '.join(overridden)}" if overridden else "no engine store of its own"
+        raise TypeError(
+            f"cannot use {cls.__name__} (a subclass of oxzarr's {cls.__mro__[1].__name__}) as "
+            f"a store: it has {what}, and oxzarr's engine reads and writes its stores itself"
+        )
+
+
 class _PrefixedStore(Store):
     """The keys of another store under a node path, as a store of their own: zarr-python's
     StorePath over a store with no place of its own to name (a zip file's)."""
@@ -668,7 +744,7 @@ class _PrefixedStore(Store):
         self.wrapped, self.path = store, path
         self._core = store._core.prefixed(path, f"{store}/{path}")
 
-    def with_read_only(self, read_only: bool = True) -> Store:
+    def with_read_only(self, read_only: bool = False) -> Store:
         return _PrefixedStore(self.wrapped.with_read_only(read_only), self.path)
 
     def close(self) -> None:
