@@ -414,3 +414,42 @@ def test_opening_deeply_nested_sharding_costs_about_its_document(tmp_path: Path)
     result = json.loads(run.stdout)
     assert result["values"] == [3, 3, 3, 3]
     assert result["grown"] < 400 << 20, f"opening grew the process by {result['grown'] >> 20} MiB"
+
+
+SCALAR_WRITE = """
+import json, sys
+import oxzarr
+
+def peak():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+
+a = oxzarr.create_array(sys.argv[1], shape=(8000, 8000), chunks=(1000, 1000), dtype="i4")
+oxzarr.config.set({"threads": 2})
+a[:1000, :1000] = 1  # warm up: the thread pool and its scratch buffers
+before = peak()
+a[...] = 3
+a[:, 2000:] = 0  # the fill value: those chunks are deleted
+grown = peak() - before
+total = int(a[::7, ::9].sum())
+print(json.dumps({"grown": grown, "initialized": a.nchunks_initialized, "sum": total}))
+"""
+
+
+def test_writing_one_value_over_an_array_takes_no_buffer_of_its_size(tmp_path: Path) -> None:
+    # A scalar was broadcast by numpy into a buffer the size of the selection: 256 MB to
+    # write one value over this array (a MemoryError where the array is larger than memory,
+    # which zarr-python writes chunk by chunk).
+    run = subprocess.run(
+        [sys.executable, "-c", SCALAR_WRITE, str(tmp_path / "a.zarr")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    result = json.loads(run.stdout)
+    assert result["initialized"] == 16
+    assert result["sum"] == 3 * 1143 * 223  # the 1143 x 223 sampled elements left of column 2000
+    # Chunks of 4 MB, decoded and encoded on 2 threads, and the allocator's slack.
+    assert result["grown"] < 64 << 20, f"the writes grew the process by {result['grown'] >> 20} MiB"

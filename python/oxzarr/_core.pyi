@@ -74,6 +74,9 @@ class Array:
         data: npt.NDArray[np.uint8],
         write_empty_chunks: bool,
     ) -> None: ...
+    def write_value(
+        self, selection: list[_DimSelection], value: bytes, write_empty_chunks: bool
+    ) -> None: ...
     def read_vlen(self, selection: list[_DimSelection]) -> list[str] | list[bytes]: ...
     def read_points(
         self, coords: list[npt.NDArray[np.uint64]], out: npt.NDArray[np.uint8]

@@ -868,6 +868,13 @@ class Array:
             values = _broadcast(np.asarray(value, dtype=self._dtype), ix.result_shape)
             self._core.write_vlen(ix.selection, self._vlen_values(values), self._write_empty())
             return
+        if np.ndim(value) == 0 and math.prod(ix.core_shape) > math.prod(self._chunks):
+            # One value into more than a chunk: written as the value itself, which the engine
+            # repeats chunk by chunk, not broadcast by numpy into a buffer the size of the
+            # selection (an array's worth of memory to write its fill value over it).
+            one = self._assigned(value, ())
+            self._core.write_value(ix.selection, one.tobytes(), self._write_empty())
+            return
         data = self._assigned(value, ix.result_shape).reshape(ix.core_shape)
         _from_buffer(
             lambda flat: self._core.write(ix.selection, flat, self._write_empty()),

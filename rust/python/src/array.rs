@@ -479,4 +479,20 @@ impl Array {
             self.inner.write(&selection, data, write_empty_chunks)
         })
     }
+
+    /// Writes one element, `value` (its native-endian bytes), into every place of
+    /// `selection`, without a buffer the size of the selection.
+    fn write_value(
+        &self,
+        py: Python<'_>,
+        selection: Vec<Bound<'_, PyAny>>,
+        value: &[u8],
+        write_empty_chunks: bool,
+    ) -> PyResult<()> {
+        let selection = parse_selection(&selection)?;
+        without_gil(py, || {
+            self.inner
+                .write_value(&selection, value, write_empty_chunks)
+        })
+    }
 }

@@ -545,6 +545,26 @@ fn short_rows_span(
 
 /// Where a sharded array's inner chunk lies: its shard's grid coordinates and its C-order
 /// index within the shard.
+/// Where a write takes its elements from.
+#[derive(Clone, Copy)]
+enum WriteSource<'a> {
+    /// The caller's buffer, C order, shaped as the selection.
+    Buffer(&'a [u8]),
+    /// One value repeated, at least as many times as the longest run a write copies.
+    Repeated(&'a [u8]),
+}
+
+impl<'a> WriteSource<'a> {
+    /// The `len` bytes of elements at byte `offset` of the selection's elements.
+    fn run(&self, offset: usize, len: usize) -> &'a [u8] {
+        match *self {
+            Self::Buffer(data) => &data[offset..offset + len],
+            // Every element is the value: any run of them is the first `len` bytes.
+            Self::Repeated(runs) => &runs[..len],
+        }
+    }
+}
+
 pub(super) fn locate_inner(coords: &[u64], chunks_per_shard: &[u64]) -> (Vec<u64>, usize) {
     let mut index = 0usize;
     let mut shard = Vec::with_capacity(coords.len());
@@ -1451,8 +1471,54 @@ impl Array {
         data: &[u8],
         write_empty_chunks: bool,
     ) -> Result<()> {
-        let _threads = self.request_threads();
         self.checked_len(selection, data.len())?;
+        self.write_from(selection, WriteSource::Buffer(data), write_empty_chunks)
+    }
+
+    /// Writes one element, `value` (native endian), into every place of the selection, as
+    /// [`write`](Self::write) writes a buffer of it, without one: a selection of the whole
+    /// array takes no more memory than its chunks (numpy's broadcast of a scalar would be as
+    /// large as the selection).
+    pub fn write_value(
+        &self,
+        selection: &Selection,
+        value: &[u8],
+        write_empty_chunks: bool,
+    ) -> Result<()> {
+        if value.len() != self.data_type().size() {
+            return Err(Error::InvalidArgument(format!(
+                "the value holds {} bytes; an element of {} holds {}",
+                value.len(),
+                self.path(),
+                self.data_type().size()
+            )));
+        }
+        // The checks of a buffer of the value (variable-length elements are refused there).
+        let elements = selection.num_elements() as usize;
+        self.checked_len(selection, elements.saturating_mul(value.len()))?;
+        // The longest run of elements a write copies at once is a chunk (an inner chunk, if
+        // sharded), so that many copies of the value serve every run.
+        let longest = match self.codecs.sharding() {
+            Some(sharding) => sharding.inner_chain().decoded_repr().nbytes(),
+            None => self.codecs.decoded_repr().nbytes(),
+        };
+        let mut runs = alloc::with_capacity(longest).map_err(|_| Error::OutOfMemory {
+            what: format!("a chunk of {}", self.path()),
+            bytes: longest as u64,
+        })?;
+        while runs.len() < longest {
+            runs.extend_from_slice(value);
+        }
+        self.write_from(selection, WriteSource::Repeated(&runs), write_empty_chunks)
+    }
+
+    fn write_from(
+        &self,
+        selection: &Selection,
+        data: WriteSource<'_>,
+        write_empty_chunks: bool,
+    ) -> Result<()> {
+        let _threads = self.request_threads();
         let write_empty_chunks = self.keeps_empty_chunks(write_empty_chunks);
         let plan = Plan::new(selection, self.inner_chunk_shape());
         let _claim = self.claim_chunks(&plan)?;
@@ -1535,7 +1601,7 @@ impl Array {
         existing: Option<&[u8]>,
         share: &ChunkShare<'_>,
         in_shape: &[u64],
-        data: &[u8],
+        data: WriteSource<'_>,
         chunk: &mut Vec<u8>,
     ) -> Result<()> {
         let size = self.data_type().size();
@@ -1548,7 +1614,7 @@ impl Array {
             None => fill_elements(chunk, &self.fill_value),
         }
         for_each_row(&share.maps, chunk_shape, in_shape, size, &mut |o, c, n| {
-            chunk[c..c + n].copy_from_slice(&data[o..o + n]);
+            chunk[c..c + n].copy_from_slice(data.run(o, n));
         });
         Ok(())
     }
@@ -1565,7 +1631,7 @@ impl Array {
         key: &str,
         share: &ChunkShare<'_>,
         in_shape: &[u64],
-        data: &[u8],
+        data: WriteSource<'_>,
         write_empty_chunks: bool,
     ) -> Result<()> {
         let size = self.data_type().size();
@@ -1573,7 +1639,7 @@ impl Array {
         let chunk_bytes = self.codecs.decoded_repr().nbytes();
         if let Some(offset) = contiguous_offset(&share.maps, chunk_shape, in_shape) {
             let start = offset * size;
-            return self.store_chunk(key, &data[start..start + chunk_bytes], write_empty_chunks);
+            return self.store_chunk(key, data.run(start, chunk_bytes), write_empty_chunks);
         }
         let covered = self.covers(share, chunk_shape);
         scratch::with(&DECODED, |chunk| {
@@ -1598,7 +1664,7 @@ impl Array {
                     fill_elements(chunk, &self.fill_value);
                 }
                 for_each_row(&share.maps, chunk_shape, in_shape, size, &mut |o, c, n| {
-                    chunk[c..c + n].copy_from_slice(&data[o..o + n]);
+                    chunk[c..c + n].copy_from_slice(data.run(o, n));
                 });
                 return self.store_chunk(key, chunk, write_empty_chunks);
             }
