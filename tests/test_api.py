@@ -6,6 +6,8 @@ import copy
 import json
 import pickle
 import re
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -1080,6 +1082,55 @@ def test_copies_keep_fill_value_and_shards(tmp_path: Path) -> None:
     for data in ([[1, 2], [3, 4]], [1.5], [True], 7):
         made = oxzarr.ones_like(data, store=tmp_path / "l", overwrite=True)
         assert_same(made[...], np.ones_like(data))
+
+
+# A sparse array of 4 TiB (three stored chunks), copied by from_array in a child process;
+# prints what the copies hold and how much the peak resident memory grew while copying.
+SPARSE_COPY = """
+import json, sys
+import oxzarr
+from oxzarr.storage import CountingStore
+
+def peak_kib():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+
+root, n = sys.argv[1], 2**20
+made = oxzarr.create_array(
+    root + "/src", shape=(n, n), chunks=(1024, 1024), dtype="i4", fill_value=-1
+)
+points = [(0, 0), (n // 2 + 3, 1000), (n - 1, n - 1)]
+for i, p in enumerate(points):
+    made[p] = i
+counted = CountingStore(root + "/src")
+src = oxzarr.open_array(counted, mode="r")
+counted.reset()
+before = peak_kib()
+empty = oxzarr.from_array(root + "/empty", data=src, write_data=False)
+out = {"reads": counted.requests, "empty_chunks": empty.nchunks_initialized}
+copy = oxzarr.from_array(root + "/copy", data=src)
+out["values"] = [int(copy[p]) for p in points] + [int(copy[5, 5])]
+out["chunks"] = copy.nchunks_initialized
+out["growth_mib"] = (peak_kib() - before) / 1024
+print(json.dumps(out))
+"""
+
+
+def test_from_array_copies_a_huge_sparse_array_in_bounded_memory(tmp_path: Path) -> None:
+    # from_array read an Array source whole into memory, even with write_data=False: a
+    # MemoryError here (4 TiB). Now write_data=False reads no chunk, and the copy goes block by
+    # block, only where the source has stored chunks.
+    run = subprocess.run(
+        [sys.executable, "-c", SPARSE_COPY, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout)
+    assert out["reads"] == 0 and out["empty_chunks"] == 0
+    assert out["values"] == [0, 1, 2, -1] and out["chunks"] == 3
+    assert out["growth_mib"] < 500
 
 
 def test_copies_across_formats_and_save_modes(tmp_path: Path) -> None:

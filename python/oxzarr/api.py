@@ -890,7 +890,9 @@ def from_array(
                 kwargs.setdefault("order", data.order)
         if kwargs["zarr_format"] == 3:
             kwargs.setdefault("dimension_names", data.metadata.to_dict().get("dimension_names"))
-        source: npt.ArrayLike = data[...]
+        # Variable-length bytes are numpy objects, which create_array reads as text: named.
+        vlen_bytes = json.loads(data._core.numpy_dtype) == "bytes"
+        kwargs.setdefault("dtype", bytes if vlen_bytes else data.dtype)
     else:
         if _is_zarr_python_array(data):
             # Its format, grid and fill value; its codecs are zarr-python's objects.
@@ -902,15 +904,39 @@ def from_array(
             if fill_value is DEFAULT_FILL_VALUE or fill_value is None:
                 kept = theirs.fill_value
                 fill_value = DEFAULT_FILL_VALUE if kept is None else kept
+            # Its data type object says text or bytes where numpy's objects do not.
+            metadata = theirs.metadata
+            kwargs.setdefault("dtype", getattr(metadata, "data_type", None) or metadata.dtype)
         chunks = "auto" if chunks == "keep" else chunks
         compressors = "auto" if compressors == "keep" else compressors
         filters = "auto" if filters == "keep" else filters
         serializer = "auto" if serializer == "keep" else serializer
-        source = np.asarray(data)
+    if isinstance(data, Array) or _is_zarr_python_array(data):
+        # Made empty, then filled block by block from the source (only the blocks holding its
+        # stored chunks, where nothing else needs writing), as zarr-python copies an array
+        # chunk by chunk. Read whole first, an array larger than memory could not be copied,
+        # nor even its metadata alone (write_data=False).
+        array_source: Any = data
+        kwargs.setdefault("shape", array_source.shape)
+        copy = create_array(
+            store,
+            name=name,
+            chunks=chunks,
+            compressors=compressors,
+            filters=filters,
+            serializer=serializer,
+            fill_value=fill_value,
+            **kwargs,
+        )
+        if write_data:
+            from oxzarr.convert import copy_values
+
+            copy_values(array_source, copy)
+        return copy
     return create_array(
         store,
         name=name,
-        data=source,
+        data=np.asarray(data),
         chunks=chunks,
         compressors=compressors,
         filters=filters,

@@ -930,16 +930,73 @@ def _blocks(
 ) -> Iterator[tuple[slice, ...]]:
     """Destination-unit-aligned blocks of about _BLOCK_BYTES, in C order: the unit grown
     along the last dimensions first (contiguous in a C-order source)."""
-    block = list(unit)
-    for d in reversed(range(len(shape))):
-        while block[d] < shape[d] and math.prod(block) * itemsize * 2 <= _BLOCK_BYTES:
-            block[d] = min(block[d] * 2, shape[d])
+    block = _block_shape(shape, unit, itemsize)
     starts = [range(0, max(s, 1), max(b, 1)) for s, b in zip(shape, block, strict=True)]
     for corner in np.ndindex(*(len(r) for r in starts)) if shape else [()]:
         yield tuple(
             slice(starts[d][i], min(starts[d][i] + block[d], shape[d]))
             for d, i in enumerate(corner)
         )
+
+
+def _block_shape(shape: tuple[int, ...], unit: tuple[int, ...], itemsize: int) -> list[int]:
+    """The shape of :func:`_blocks`' blocks: `unit` doubled along the last dimensions first
+    while a block stays within _BLOCK_BYTES (and the array)."""
+    block = list(unit)
+    for d in reversed(range(len(shape))):
+        while block[d] < shape[d] and math.prod(block) * itemsize * 2 <= _BLOCK_BYTES:
+            block[d] = min(block[d] * 2, shape[d])
+    return block
+
+
+def copy_values(source: Any, destination: Array) -> None:
+    """Copies the values of `source` (an oxzarr Array, or a zarr-python one) into the new,
+    empty `destination` of the same shape, in blocks of about _BLOCK_BYTES aligned to the
+    destination's shards (or chunks), so that memory stays bounded whatever the array's
+    size. Where what the source's unstored chunks read as is the destination's fill value
+    and empty chunks are not written, only the blocks holding a stored source chunk are
+    copied: elsewhere there is nothing to write (a sparse array of terabytes is copied in the
+    time its stored chunks take)."""
+    shape = tuple(destination.shape)
+    if math.prod(shape) == 0:
+        return
+    unit = tuple(destination.shards or destination.chunks)
+    block = _block_shape(shape, unit, destination.dtype.itemsize)
+    if isinstance(source, Array) and _unstored_reads_as_fill(source, destination):
+        grid = source._core.chunk_shape
+        wanted: set[tuple[int, ...]] = set()
+        for cell in source._core.stored_chunks():
+            # The blocks this stored chunk (or shard) overlaps, along each dimension.
+            spans = [
+                range(c * g // b, (min((c + 1) * g, n) - 1) // b + 1)
+                for c, g, b, n in zip(cell, grid, block, shape, strict=True)
+            ]
+            wanted.update(_product(spans))
+        corners: Iterator[tuple[int, ...]] = iter(sorted(wanted))
+    else:
+        corners = np.ndindex(*(-(-n // b) for n, b in zip(shape, block, strict=True)))
+    for corner in corners:
+        region = tuple(
+            slice(i * b, min((i + 1) * b, n)) for i, b, n in zip(corner, block, shape, strict=True)
+        )
+        destination[region] = source[region]
+
+
+def _product(spans: list[range]) -> Iterator[tuple[int, ...]]:
+    """Every index in the product of `spans`, in C order."""
+    for offsets in np.ndindex(*(len(r) for r in spans)):
+        yield tuple(r[i] for r, i in zip(spans, offsets, strict=True))
+
+
+def _unstored_reads_as_fill(source: Array, destination: Array) -> bool:
+    """Whether the regions of `source` with no stored chunk need no writing into
+    `destination`: they read as its fill value (same data type, same fill bytes), and it
+    does not store chunks holding only that."""
+    return (
+        not destination._write_empty()
+        and source._core.numpy_dtype == destination._core.numpy_dtype
+        and source._core.fill_value_bytes == destination._core.fill_value_bytes
+    )
 
 
 class _Runner:
