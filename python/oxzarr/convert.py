@@ -1411,14 +1411,9 @@ def _move_into_place_new(staging: Path, final: Path) -> None:
     if os.path.lexists(final):
         raise _exists_error(final)
     if staging.is_dir():
-        try:
-            # Refused (ENOTEMPTY, ENOTDIR) if a non-empty directory or a file appeared since
-            # the check; only an empty directory made in between would be replaced.
-            staging.rename(final)
-        except OSError:
-            if os.path.lexists(final):
-                raise _exists_error(final) from None
-            raise
+        # Refused (ENOTEMPTY, ENOTDIR) if a non-empty directory or a file appeared since the
+        # check; only an empty directory made in between would be replaced.
+        _rename_to_new(staging, final)
         return
     # A zip file: a rename would replace a file made since the check, a hard link never
     # replaces anything.
@@ -1428,11 +1423,17 @@ def _move_into_place_new(staging: Path, final: Path) -> None:
         raise _exists_error(final) from None
     except OSError:
         # A filesystem without hard links: a rename, nothing having been there just now.
-        try:
-            staging.rename(final)
-        except OSError:
-            if os.path.lexists(final):
-                raise _exists_error(final) from None
-            raise
+        _rename_to_new(staging, final)
         return
     staging.unlink()
+
+
+def _rename_to_new(staging: Path, final: Path) -> None:
+    """Renames `staging` to `final`; a failure because something is there now is the
+    FileExistsError of a destination that exists."""
+    try:
+        staging.rename(final)
+    except OSError:
+        if os.path.lexists(final):
+            raise _exists_error(final) from None
+        raise
