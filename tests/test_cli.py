@@ -557,6 +557,29 @@ def test_verify_exit_codes(tmp_path: Path, source: Path) -> None:
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1
 
 
+@pytest.mark.timeout(120)  # without the fix, the walk of the grid does not end
+def test_verify_of_a_sparse_array_reads_only_its_stored_chunks(tmp_path: Path) -> None:
+    """verify read every block of both arrays: one of 2**40 elements holding two chunks did
+    not finish. Where neither stores a chunk and the fill values agree, nothing is read."""
+    shapes = {"a": (2**40,), "b": (2**40,), "c": (2**40,), "d": (2**40,)}
+    for name, shape in shapes.items():
+        fill = 1 if name == "d" else 0
+        a = oxzarr.create_array(
+            tmp_path / name, shape=shape, chunks=(1000,), dtype="i4", fill_value=fill
+        )
+        a[0] = 5
+        a[-1] = 7
+    kept = oxzarr.open_array(tmp_path / "b", config={"write_empty_chunks": True})
+    kept[123_456_789] = 0  # a chunk of the fill value, stored
+    oxzarr.open_array(tmp_path / "c")[2**39] = 3  # a stored chunk only one side has
+    assert cli("verify", tmp_path / "a", tmp_path / "b").stdout == "equal\n"
+    different = cli("verify", tmp_path / "a", tmp_path / "c", check=False)
+    assert different.returncode == 1 and "values differ" in different.stdout
+    # Fill values that differ: the blocks are read, and the first differs.
+    other_fill = cli("verify", tmp_path / "a", tmp_path / "d", check=False)
+    assert other_fill.returncode == 1 and "values differ in [0:" in other_fill.stdout
+
+
 @pytest.mark.parametrize("dtype", [str, bytes])
 def test_verify_and_info_of_0d_text_and_bytes(tmp_path: Path, dtype: type) -> None:
     value: Any = dtype("hi", "ascii") if dtype is bytes else "hi"

@@ -11,13 +11,12 @@ import argparse
 import contextlib
 import io
 import json
-import math
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NoReturn, TextIO, cast
 
 import numpy as np
@@ -33,8 +32,12 @@ from oxzarr.convert import (
     FillValueText,
     Interrupted,
     Progress,
+    block_at,
+    block_shape,
+    blocks_holding_stored_chunks,
     convert,
     open_as_stored,
+    read_alike_where_unstored,
 )
 from oxzarr.group import Group
 from oxzarr.storage import make_store
@@ -283,19 +286,6 @@ def _tree(args: argparse.Namespace) -> int:
     return 0
 
 
-def _blocks(shape: tuple[int, ...], chunks: tuple[int, ...], itemsize: int) -> Any:
-    """Chunk-aligned blocks of about 64 MiB, in C order."""
-    block = list(chunks)
-    for d in reversed(range(len(shape))):
-        while block[d] < shape[d] and math.prod(block) * itemsize * 2 <= 64 << 20:
-            block[d] = min(block[d] * 2, shape[d])
-    counts = [max(-(-s // b), 1) for s, b in zip(shape, block, strict=True)]
-    for corner in np.ndindex(*counts):
-        yield tuple(
-            slice(i * b, min((i + 1) * b, s)) for i, b, s in zip(corner, block, shape, strict=True)
-        )
-
-
 def _in_native_order(dtype: np.dtype[Any]) -> np.dtype[Any]:
     """The dtype with its byte order set aside: values, not their storage, are compared."""
     try:
@@ -334,7 +324,18 @@ def _same_values(a: Array, b: Array, where: str, out: TextIO) -> bool:
     if _in_native_order(a.dtype) != _in_native_order(b.dtype):
         out.write(f"{where}: data types differ: {a.dtype} and {b.dtype}\n")
         return False
-    for region in _blocks(a.shape, a.shards or a.chunks, a.dtype.itemsize):
+    shape = tuple(a.shape)
+    block = block_shape(shape, tuple(a.shards or a.chunks), a.dtype.itemsize)
+    corners: Iterable[tuple[int, ...]]
+    if read_alike_where_unstored(a, b):
+        # Where neither stores a chunk, both read alike: only the other blocks are read (a
+        # sparse array of terabytes is compared in the time its stored chunks take).
+        held = blocks_holding_stored_chunks(a, block) | blocks_holding_stored_chunks(b, block)
+        corners = sorted(held)
+    else:
+        corners = np.ndindex(*(max(-(-n // k), 1) for n, k in zip(shape, block, strict=True)))
+    for corner in corners:
+        region = block_at(corner, block, shape)
         # (A 0-d array of text or bytes gives a str or bytes, not an array.)
         if not _equal_values(np.asarray(a[region], a.dtype), np.asarray(b[region], b.dtype)):
             bounds = ", ".join(f"{r.start}:{r.stop}" for r in region)

@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -930,7 +930,7 @@ def _blocks(
 ) -> Iterator[tuple[slice, ...]]:
     """Destination-unit-aligned blocks of about _BLOCK_BYTES, in C order: the unit grown
     along the last dimensions first (contiguous in a C-order source)."""
-    block = _block_shape(shape, unit, itemsize)
+    block = block_shape(shape, unit, itemsize)
     starts = [range(0, max(s, 1), max(b, 1)) for s, b in zip(shape, block, strict=True)]
     for corner in np.ndindex(*(len(r) for r in starts)) if shape else [()]:
         yield tuple(
@@ -939,7 +939,7 @@ def _blocks(
         )
 
 
-def _block_shape(shape: tuple[int, ...], unit: tuple[int, ...], itemsize: int) -> list[int]:
+def block_shape(shape: tuple[int, ...], unit: tuple[int, ...], itemsize: int) -> list[int]:
     """The shape of :func:`_blocks`' blocks: `unit` doubled along the last dimensions first
     while a block stays within _BLOCK_BYTES (and the array)."""
     block = list(unit)
@@ -961,25 +961,44 @@ def copy_values(source: Any, destination: Array) -> None:
     if math.prod(shape) == 0:
         return
     unit = tuple(destination.shards or destination.chunks)
-    block = _block_shape(shape, unit, destination.dtype.itemsize)
-    if isinstance(source, Array) and _unstored_reads_as_fill(source, destination):
-        grid = source._core.chunk_shape
-        wanted: set[tuple[int, ...]] = set()
-        for cell in source._core.stored_chunks():
-            # The blocks this stored chunk (or shard) overlaps, along each dimension.
-            spans = [
-                range(c * g // b, (min((c + 1) * g, n) - 1) // b + 1)
-                for c, g, b, n in zip(cell, grid, block, shape, strict=True)
-            ]
-            wanted.update(_product(spans))
-        corners: Iterator[tuple[int, ...]] = iter(sorted(wanted))
+    block = block_shape(shape, unit, destination.dtype.itemsize)
+    if (
+        isinstance(source, Array)
+        and not destination._write_empty()
+        and read_alike_where_unstored(source, destination)
+    ):
+        corners: Iterable[tuple[int, ...]] = sorted(blocks_holding_stored_chunks(source, block))
     else:
         corners = np.ndindex(*(-(-n // b) for n, b in zip(shape, block, strict=True)))
     for corner in corners:
-        region = tuple(
-            slice(i * b, min((i + 1) * b, n)) for i, b, n in zip(corner, block, shape, strict=True)
-        )
+        region = block_at(corner, block, shape)
         destination[region] = source[region]
+
+
+def block_at(
+    corner: tuple[int, ...], block: Sequence[int], shape: tuple[int, ...]
+) -> tuple[slice, ...]:
+    """The region of the block at `corner` (in blocks of `block`) of an array of `shape`."""
+    return tuple(
+        slice(i * b, min((i + 1) * b, n)) for i, b, n in zip(corner, block, shape, strict=True)
+    )
+
+
+def blocks_holding_stored_chunks(array: Array, block: Sequence[int]) -> set[tuple[int, ...]]:
+    """The corners (in blocks of `block`) of the blocks of `array` that its stored chunks (or
+    shards) overlap: the others hold nothing but what unstored chunks read as. Its cost is
+    that of listing the stored chunks, whatever the size of the chunk grid."""
+    shape = tuple(array.shape)
+    grid = array._core.chunk_shape
+    corners: set[tuple[int, ...]] = set()
+    for cell in array._core.stored_chunks():
+        # The blocks this stored chunk (or shard) overlaps, along each dimension.
+        spans = [
+            range(c * g // b, (min((c + 1) * g, n) - 1) // b + 1)
+            for c, g, b, n in zip(cell, grid, block, shape, strict=True)
+        ]
+        corners.update(_product(spans))
+    return corners
 
 
 def _product(spans: list[range]) -> Iterator[tuple[int, ...]]:
@@ -988,14 +1007,12 @@ def _product(spans: list[range]) -> Iterator[tuple[int, ...]]:
         yield tuple(r[i] for r, i in zip(spans, offsets, strict=True))
 
 
-def _unstored_reads_as_fill(source: Array, destination: Array) -> bool:
-    """Whether the regions of `source` with no stored chunk need no writing into
-    `destination`: they read as its fill value (same data type, same fill bytes), and it
-    does not store chunks holding only that."""
+def read_alike_where_unstored(a: Array, b: Array) -> bool:
+    """Whether the regions of `a` and `b` with no stored chunk read the same: the same data
+    type and the same fill bytes."""
     return (
-        not destination._write_empty()
-        and source._core.numpy_dtype == destination._core.numpy_dtype
-        and source._core.fill_value_bytes == destination._core.fill_value_bytes
+        a._core.numpy_dtype == b._core.numpy_dtype
+        and a._core.fill_value_bytes == b._core.fill_value_bytes
     )
 
 
