@@ -790,3 +790,22 @@ def test_a_zip_rewritten_with_mode_w_keeps_its_permissions(tmp_path: Path) -> No
         "private": "0o600",
         "in a read-only directory": ["x"],
     }
+
+
+def test_deleting_a_member_takes_its_folder_entries_along(tmp_path: Path) -> None:
+    """Zips made by zip tools (shutil.make_archive, zip -r) list folders as entries: deleting
+    a member kept them, and zarr-python warned of each as a member it did not recognize."""
+    import shutil
+
+    source = zarr.open_group(tmp_path / "src.zarr", mode="w")
+    source.create_array("x/y", shape=(4,), chunks=(2,), dtype="i4")[...] = 1
+    source.create_array("keep", shape=(2,), dtype="i4")[...] = 2
+    archive = shutil.make_archive(str(tmp_path / "a"), "zip", root_dir=tmp_path / "src.zarr")
+    assert "x/y/" in zipfile.ZipFile(archive).namelist()
+    with ZipStore(archive, mode="a") as store:
+        del oxzarr.open_group(store)["x"]
+    names = zipfile.ZipFile(archive).namelist()
+    assert not [n for n in names if n.startswith("x/")], names
+    assert "keep/" in names  # the others' stay
+    theirs = zarr.open_group(zarr.storage.ZipStore(archive, mode="r"), mode="r")
+    assert list(theirs.keys()) == ["keep"]  # and no warning (warnings are errors here)

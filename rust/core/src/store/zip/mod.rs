@@ -175,9 +175,9 @@ pub enum ZipMode {
 /// added to.
 #[derive(Debug, Default)]
 struct Kept {
-    /// Records of entries that are not values (folders that other zip tools list).
-    records: Vec<u8>,
-    count: u64,
+    /// Records of entries that are not values (folders that other zip tools list), each
+    /// with its name: a deleted prefix takes those below it along.
+    records: Vec<(String, Vec<u8>)>,
     /// The zip's comment.
     comment: Vec<u8>,
 }
@@ -370,8 +370,7 @@ fn read_directory(file: &File, shown: &str, records: bool) -> Result<Directory, 
                 let at = entry.central_header_start();
                 if entry.is_dir() {
                     if records {
-                        dir.kept.records.extend(read_record(file, shown, at)?);
-                        dir.kept.count += 1;
+                        dir.kept.records.push((name, read_record(file, shown, at)?));
                     }
                     continue;
                 }
@@ -747,8 +746,13 @@ impl ZipStore {
         if !writer.dirty || writer.closed {
             return Ok(());
         }
-        let mut dir = writer.kept.records.clone();
-        let mut count = writer.kept.count;
+        let mut dir: Vec<u8> = writer
+            .kept
+            .records
+            .iter()
+            .flat_map(|(_, r)| r.clone())
+            .collect();
+        let mut count = writer.kept.records.len() as u64;
         for slot in self.read_entries().values() {
             dir.extend_from_slice(&slot.record);
             count += 1;
@@ -1168,7 +1172,18 @@ impl WritableStore for ZipStore {
     fn delete_prefix(&self, prefix: &str) -> Result<(), StorageError> {
         validate_prefix(prefix)?;
         // Refused on a read-only zip even when nothing is under the prefix.
-        drop(self.writer_for(prefix)?);
+        let mut writer = self.writer_for(prefix)?;
+        // Folder entries below the prefix go too: left, zarr-python takes each for a member
+        // it does not recognize, and warns.
+        let before = writer.kept.records.len();
+        writer
+            .kept
+            .records
+            .retain(|(name, _)| !name.starts_with(prefix));
+        if writer.kept.records.len() != before {
+            writer.dirty = true;
+        }
+        drop(writer);
         self.drop_entries(&self.keys_under(prefix))
     }
 }
