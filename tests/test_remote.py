@@ -959,3 +959,24 @@ def test_a_web_server_announcing_more_than_memory_is_refused(tmp_path: Path) -> 
     chunk, metadata = json.loads(run.stdout)
     assert chunk.startswith("MemoryError: ") and "a.zarr/c/0: cannot allocate" in chunk, chunk
     assert "missing.zarr/zarr.json: cannot allocate" in metadata, metadata
+
+
+def test_verify_and_from_array_of_a_web_server_that_lists_nothing(tmp_path: Path) -> None:
+    """Both look for the stored chunks first, to read no others; a web server cannot list
+    them, and both failed where they had read every chunk before."""
+    values = np.arange(40, dtype="i4")
+    oxzarr.create_array(tmp_path / "a.zarr", shape=(40,), chunks=(8,), dtype="i4")[...] = values
+    server = _RangeServer(tmp_path)
+    try:
+        url = f"{server.url}/a.zarr"
+        verified = subprocess.run(
+            [sys.executable, "-m", "oxzarr", "verify", url, str(tmp_path / "a.zarr")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert (verified.returncode, verified.stdout) == (0, "equal\n"), verified.stderr
+        copy = oxzarr.from_array(tmp_path / "copy.zarr", data=oxzarr.open_array(url, mode="r"))
+        assert_same(copy[...], values)
+    finally:
+        server.close()

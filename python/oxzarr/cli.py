@@ -327,10 +327,15 @@ def _same_values(a: Array, b: Array, where: str, out: TextIO) -> bool:
     shape = tuple(a.shape)
     block = block_shape(shape, tuple(a.shards or a.chunks), a.dtype.itemsize)
     corners: Iterable[tuple[int, ...]]
+    # Where neither stores a chunk, both read alike: only the other blocks are read (a sparse
+    # array of terabytes is compared in the time its stored chunks take), where both stores
+    # can list their chunks.
+    held = None
     if read_alike_where_unstored(a, b):
-        # Where neither stores a chunk, both read alike: only the other blocks are read (a
-        # sparse array of terabytes is compared in the time its stored chunks take).
-        held = blocks_holding_stored_chunks(a, block) | blocks_holding_stored_chunks(b, block)
+        ours, theirs = (blocks_holding_stored_chunks(x, block) for x in (a, b))
+        if ours is not None and theirs is not None:
+            held = ours | theirs
+    if held is not None:
         corners = sorted(held)
     else:
         corners = np.ndindex(*(max(-(-n // k), 1) for n, k in zip(shape, block, strict=True)))

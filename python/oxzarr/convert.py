@@ -962,12 +962,16 @@ def copy_values(source: Any, destination: Array) -> None:
         return
     unit = tuple(destination.shards or destination.chunks)
     block = block_shape(shape, unit, destination.dtype.itemsize)
+    held = None
     if (
         isinstance(source, Array)
         and not destination._write_empty()
         and read_alike_where_unstored(source, destination)
     ):
-        corners: Iterable[tuple[int, ...]] = sorted(blocks_holding_stored_chunks(source, block))
+        held = blocks_holding_stored_chunks(source, block)
+    corners: Iterable[tuple[int, ...]]
+    if held is not None:
+        corners = sorted(held)
     else:
         corners = np.ndindex(*(-(-n // b) for n, b in zip(shape, block, strict=True)))
     for corner in corners:
@@ -984,14 +988,19 @@ def block_at(
     )
 
 
-def blocks_holding_stored_chunks(array: Array, block: Sequence[int]) -> set[tuple[int, ...]]:
+def blocks_holding_stored_chunks(array: Array, block: Sequence[int]) -> set[tuple[int, ...]] | None:
     """The corners (in blocks of `block`) of the blocks of `array` that its stored chunks (or
     shards) overlap: the others hold nothing but what unstored chunks read as. Its cost is
-    that of listing the stored chunks, whatever the size of the chunk grid."""
+    that of listing the stored chunks, whatever the size of the chunk grid. None where the
+    store cannot list them (a web server): every block may hold some."""
     shape = tuple(array.shape)
     grid = array._core.chunk_shape
     corners: set[tuple[int, ...]] = set()
-    for cell in array._core.stored_chunks():
+    try:
+        stored = array._core.stored_chunks()
+    except io.UnsupportedOperation:
+        return None
+    for cell in stored:
         # The blocks this stored chunk (or shard) overlaps, along each dimension.
         spans = [
             range(c * g // b, (min((c + 1) * g, n) - 1) // b + 1)
