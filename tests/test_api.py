@@ -1806,3 +1806,18 @@ def test_a_closed_zip_store_is_read_only_and_pickles(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="read-only"):
         oxzarr.open_group(store, mode="a")
     assert pickle.loads(pickle.dumps(a))[...].tolist() == [1, 1, 1]
+
+
+def test_from_array_overwriting_its_source_or_a_group_holding_it(tmp_path: Path) -> None:
+    """The copy is made empty before the source is read (so that arrays larger than memory
+    copy): overwriting the source's own place, or a group holding it, deleted the source
+    first, and the copy held only fill values. Such a source is read first."""
+    a = oxzarr.create_array(tmp_path / "a", shape=(20,), chunks=(5,), dtype="i4")
+    a[...] = np.arange(20)
+    rechunked = oxzarr.from_array(tmp_path / "a", data=a, overwrite=True, chunks=(10,))
+    assert rechunked.chunks == (10,)
+    assert_same(rechunked[...], np.arange(20, dtype="i4"))
+    group = oxzarr.open_group(tmp_path / "g", mode="w")
+    x = group.create_array("x", shape=(4,), dtype="i4")
+    x[...] = 7
+    assert oxzarr.from_array(tmp_path / "g", data=x, overwrite=True)[...].tolist() == [7] * 4

@@ -853,6 +853,19 @@ def array(data: npt.ArrayLike, **kwargs: Any) -> Array:
     return create_array(target, name=name, data=np.asarray(data), **kwargs)
 
 
+def _holds(store: StoreLike, name: str | None, array: Array) -> bool:
+    """Whether the node `name` of `store` is `array` or a group holding it (or held by it),
+    as far as the stores' descriptions tell (two memory stores look alike: taken as one)."""
+    if store is None:
+        return False
+    try:
+        here = f"{make_store(store)}/{_path(name)}".rstrip("/")
+    except (TypeError, ValueError, OSError):
+        return False
+    there = f"{array.store}/{array.path}".rstrip("/")
+    return here == there or there.startswith(f"{here}/") or here.startswith(f"{there}/")
+
+
 def from_array(
     store: StoreLike,
     *,
@@ -911,11 +924,14 @@ def from_array(
         compressors = "auto" if compressors == "keep" else compressors
         filters = "auto" if filters == "keep" else filters
         serializer = "auto" if serializer == "keep" else serializer
-    if isinstance(data, Array) or _is_zarr_python_array(data):
+    overwritten = kwargs.get("overwrite") and isinstance(data, Array) and _holds(store, name, data)
+    if (isinstance(data, Array) or _is_zarr_python_array(data)) and not overwritten:
         # Made empty, then filled block by block from the source (only the blocks holding its
         # stored chunks, where nothing else needs writing), as zarr-python copies an array
         # chunk by chunk. Read whole first, an array larger than memory could not be copied,
-        # nor even its metadata alone (write_data=False).
+        # nor even its metadata alone (write_data=False). (A destination that overwrites the
+        # source, or a group holding it, would delete it before it is read: that source is
+        # read whole first, below, as zarr-python does not, where the copy reads nothing.)
         array_source: Any = data
         kwargs.setdefault("shape", array_source.shape)
         copy = create_array(
