@@ -868,7 +868,12 @@ class Array:
             values = _broadcast(np.asarray(value, dtype=self._dtype), ix.result_shape)
             self._core.write_vlen(ix.selection, self._vlen_values(values), self._write_empty())
             return
-        if np.ndim(value) == 0 and math.prod(ix.core_shape) > math.prod(self._chunks):
+        if (
+            math.prod(ix.core_shape) > math.prod(self._chunks)
+            # (np.ndim would convert a list, to be converted again below.)
+            and not isinstance(value, list | tuple)
+            and np.ndim(value) == 0
+        ):
             # One value into more than a chunk: written as the value itself, which the engine
             # repeats chunk by chunk, not broadcast by numpy into a buffer the size of the
             # selection (an array's worth of memory to write its fill value over it).
