@@ -394,6 +394,20 @@ impl Sharding {
             .collect()
     }
 
+    /// Runs `f(offset in the shard, offset in the inner chunk, length)`, in bytes, over the
+    /// rows of inner chunk `i` of a decoded shard of `repr`.
+    fn for_each_inner_row(
+        &self,
+        i: usize,
+        repr: &ChunkRepr,
+        f: &mut impl FnMut(usize, usize, usize),
+    ) {
+        let maps = self.inner_maps(i);
+        let refs: Vec<&PieceMap> = maps.iter().collect();
+        let size = repr.data_type.size();
+        for_each_row(&refs, &self.chunk_shape, &repr.shape, size, f);
+    }
+
     /// The data of the shard's index range and where the inner chunks' bytes may lie.
     fn split<'a>(&self, shard: &'a [u8]) -> Result<&'a [u8], CodecError> {
         let range = self
@@ -479,19 +493,10 @@ impl Sharding {
         repr: &ChunkRepr,
         keep_empty: bool,
     ) -> Result<Option<Vec<u8>>, CodecError> {
-        let size = repr.data_type.size();
-        let maps = self.inner_maps(i);
-        let refs: Vec<&PieceMap> = maps.iter().collect();
         let mut chunk = crate::alloc::zeroed(self.inner.decoded_repr().nbytes())?;
-        for_each_row(
-            &refs,
-            &self.chunk_shape,
-            &repr.shape,
-            size,
-            &mut |o, c, n| {
-                chunk[c..c + n].copy_from_slice(&data[o..o + n]);
-            },
-        );
+        self.for_each_inner_row(i, repr, &mut |o, c, n| {
+            chunk[c..c + n].copy_from_slice(&data[o..o + n]);
+        });
         if !keep_empty && all_fill_of(&chunk, &repr.fill_value, &repr.data_type) {
             return Ok(None);
         }
@@ -542,36 +547,21 @@ impl ArrayToBytesCodec for Sharding {
         out: &mut [u8],
     ) -> Result<(), CodecError> {
         let index = self.read_index(encoded)?;
-        let size = repr.data_type.size();
         let inner_bytes = self.inner.decoded_repr().nbytes();
         let shared = crate::array::copy::SharedBuffer::new(out);
         let decode_one = |i: usize| -> Result<(), CodecError> {
-            let maps = self.inner_maps(i);
-            let refs: Vec<&PieceMap> = maps.iter().collect();
             match stored_inner_chunk(encoded, &index, i)? {
-                None => for_each_row(
-                    &refs,
-                    &self.chunk_shape,
-                    &repr.shape,
-                    size,
-                    &mut |o, _, n| {
-                        // SAFETY: inner chunks cover disjoint parts of the shard.
-                        fill_elements(unsafe { shared.slice(o, n) }, &repr.fill_value);
-                    },
-                ),
+                None => self.for_each_inner_row(i, repr, &mut |o, _, n| {
+                    // SAFETY: inner chunks cover disjoint parts of the shard.
+                    fill_elements(unsafe { shared.slice(o, n) }, &repr.fill_value);
+                }),
                 Some(bytes) => {
                     let mut chunk = crate::alloc::zeroed(inner_bytes)?;
                     self.inner.decode_into(bytes, &mut chunk)?;
-                    for_each_row(
-                        &refs,
-                        &self.chunk_shape,
-                        &repr.shape,
-                        size,
-                        &mut |o, c, n| {
-                            // SAFETY: inner chunks cover disjoint parts of the shard.
-                            unsafe { shared.slice(o, n) }.copy_from_slice(&chunk[c..c + n]);
-                        },
-                    );
+                    self.for_each_inner_row(i, repr, &mut |o, c, n| {
+                        // SAFETY: inner chunks cover disjoint parts of the shard.
+                        unsafe { shared.slice(o, n) }.copy_from_slice(&chunk[c..c + n]);
+                    });
                 }
             }
             Ok(())
