@@ -580,6 +580,47 @@ def test_verify_of_a_sparse_array_reads_only_its_stored_chunks(tmp_path: Path) -
     assert other_fill.returncode == 1 and "values differ in [0:" in other_fill.stdout
 
 
+@pytest.mark.timeout(120)  # without the fix, the plan of the grid is not made in memory
+def test_convert_of_a_sparse_array_reads_and_writes_only_where_chunks_are_stored(
+    tmp_path: Path,
+) -> None:
+    """convert planned and walked every unit of the destination's grid, about 500 bytes of
+    plan each: a (10**6)² array in 10² chunks holding two was killed for memory. Where the
+    other units can only hold the fill value, only the units reading a stored chunk are
+    walked; the others are counted done."""
+    huge = oxzarr.create_array(
+        tmp_path / "huge.zarr", shape=(10**6, 10**6), chunks=(10, 10), dtype="i2", fill_value=3
+    )
+    huge[5, 5] = 1
+    huge[-1, 123_456] = 2
+    report = convert(tmp_path / "huge.zarr", tmp_path / "huge2.zarr", chunks=(8, 8))
+    out = oxzarr.open_array(tmp_path / "huge2.zarr")
+    assert (out[5, 5], out[-1, 123_456], out[6, 5], out[500_000, 7]) == (1, 2, 3, 3)
+    assert out.nchunks_initialized == 2  # the units holding a written value
+    # The units reading a stored chunk read the chunks beside it too: 2x2 around (5, 5), and
+    # 2x3 around the other (its 8-element units straddle three source chunks' columns).
+    assert report.source_decodes == 4 + 6 and report.units == out.nchunks
+
+    # Fewer decodes than the source's chunks tells the walk apart from one of every unit.
+    values = np.full((200, 300), 3, dtype="i2")
+    values[17, 250] = 9
+    values[100:120, 0:10] = 4
+    small = oxzarr.create_array(
+        tmp_path / "small.zarr", shape=values.shape, chunks=(10, 10), dtype="i2", fill_value=3
+    )
+    small[...] = values
+    report = convert(
+        tmp_path / "small.zarr", tmp_path / "sharded.zarr", chunks=(4, 5), shards=(8, 30)
+    )
+    np.testing.assert_array_equal(oxzarr.open_array(tmp_path / "sharded.zarr")[...], values)
+    # The 3x3 source chunks the shards around (1, 25) and around (10:12, 0) read, of 600.
+    assert report.source_decodes == 9 + 9
+    # A fill value the source's does not convert to: every unit is written.
+    report = convert(tmp_path / "small.zarr", tmp_path / "refilled.zarr", fill_value=0)
+    np.testing.assert_array_equal(oxzarr.open_array(tmp_path / "refilled.zarr")[...], values)
+    assert report.source_decodes == small.nchunks
+
+
 @pytest.mark.parametrize("dtype", [str, bytes])
 def test_verify_and_info_of_0d_text_and_bytes(tmp_path: Path, dtype: type) -> None:
     value: Any = dtype("hi", "ascii") if dtype is bytes else "hi"
