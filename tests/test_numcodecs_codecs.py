@@ -5,6 +5,7 @@ oxzarr writes, and where the codec is deterministic both store the same chunk by
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -493,3 +494,57 @@ def test_corrupt_checksums_are_detected(tmp_path: Path) -> None:
             a[...]
         with oxzarr.config.set({"validate_checksums": False}):
             assert a[...].shape == SHAPE
+
+
+@pytest.mark.parametrize("fill", [1.23, 1.0, np.nan])
+@pytest.mark.parametrize(
+    "filter_",
+    [
+        codec("fixedscaleoffset", offset=0, scale=10, dtype="<f8", astype="<i2"),
+        codec("quantize", digits=1, dtype="<f8"),
+        codec("astype", encode_dtype="<f4", decode_dtype="<f8"),
+    ],
+    ids=["fixedscaleoffset", "quantize", "astype"],
+)
+def test_inner_chunks_after_an_outer_filter_are_left_out_as_zarr_python_leaves_them_out(
+    tmp_path: Path, filter_: Any, fill: float
+) -> None:
+    """With a filter before the sharding codec, oxzarr left out inner chunks equal to the
+    fill value run through the filter; zarr-python compares them with the fill value cast to
+    the filter's type, and reads a missing one as that. zarr-python read oxzarr's shards as
+    0.1 where oxzarr read 1.2, or could not read them (a NaN fill into integers)."""
+    sharding = {
+        "name": "sharding_indexed",
+        "configuration": {
+            "chunk_shape": [2],
+            "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}],
+            "index_codecs": [
+                {"name": "bytes", "configuration": {"endian": "little"}},
+                {"name": "crc32c"},
+            ],
+            "index_location": "end",
+        },
+    }
+    for values in ([5.0, 5.0], [5.0, 5.0, 0.1, 0.1], [5.0, 5.0, 1.0, 1.0]):
+        stored = {}
+        for lib in (zarr, oxzarr):
+            path = tmp_path / f"{lib.__name__}-{len(values)}-{values[-1]}.zarr"
+            a = lib.create_array(
+                path,
+                shape=(4,),
+                chunks=(4,),
+                dtype="f8",
+                fill_value=fill,
+                filters=[filter_],
+                serializer=sharding,
+                compressors=None,
+            )
+            with warnings.catch_warnings():
+                # numcodecs casting a NaN fill to integers, when zarr-python writes.
+                warnings.simplefilter("ignore", RuntimeWarning)
+                a[: len(values)] = values
+            stored[lib.__name__] = (path / "c" / "0").read_bytes()
+            ours = oxzarr.open_array(path, mode="r")[...]
+            theirs = zarr.open_array(path, mode="r")[...]
+            np.testing.assert_array_equal(ours, theirs)
+        assert stored["oxzarr"] == stored["zarr"], values

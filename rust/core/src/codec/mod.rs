@@ -39,6 +39,12 @@ pub struct ChunkRepr {
     pub data_type: DataType,
     /// One element of the fill value, native endian.
     pub fill_value: Arc<[u8]>,
+    /// Whether `fill_value` is the array's fill value exactly. An array->array codec that
+    /// changes the element type hands on the fill value cast to its type, as zarr-python
+    /// does; where that cast is inexact (1.23 into integers, NaN), no inner chunk of a
+    /// sharding codec after it counts as the fill value: each is stored, as zarr-python
+    /// stores it.
+    pub fill_is_exact: bool,
 }
 
 impl ChunkRepr {
@@ -53,6 +59,7 @@ impl ChunkRepr {
             shape,
             data_type,
             fill_value: Arc::from(fill_value),
+            fill_is_exact: true,
         }
     }
 

@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use super::numeric::{cast, cast_into, decoded_dtype, dtype_config, DtypeField};
+use super::numeric::{cast, cast_into, cast_repr, decoded_dtype, dtype_config, DtypeField};
 use crate::codec::{check_config_keys, check_len, codec_metadata, ArrayToArrayCodec, ChunkRepr};
 use crate::error::{CodecError, MetadataError};
 
@@ -37,8 +37,7 @@ impl AsType {
 impl ArrayToArrayCodec for AsType {
     fn encoded_repr(&self, decoded: &ChunkRepr) -> ChunkRepr {
         let (from, to) = (self.decode_dtype.num, self.encode_dtype.num);
-        let fill = cast(&decoded.fill_value, from, to);
-        ChunkRepr::with_fill(decoded.shape.clone(), to.data_type(), &fill)
+        cast_repr(decoded, decoded.shape.clone(), from, to)
     }
 
     fn encode(&self, data: &[u8], decoded: &ChunkRepr) -> Result<Vec<u8>, CodecError> {

@@ -131,11 +131,8 @@ macro_rules! round_in_place {
 
 impl ArrayToArrayCodec for BitRound {
     fn encoded_repr(&self, decoded: &ChunkRepr) -> ChunkRepr {
-        let one = ChunkRepr::new(vec![1], decoded.data_type.clone());
-        let fill = self
-            .encode(&decoded.fill_value, &one)
-            .unwrap_or_else(|_| decoded.fill_value.to_vec());
-        ChunkRepr::with_fill(decoded.shape.clone(), decoded.data_type.clone(), &fill)
+        // The type stays, and so does the fill value (not rounded), as in zarr-python.
+        decoded.clone()
     }
 
     fn encode(&self, data: &[u8], decoded: &ChunkRepr) -> Result<Vec<u8>, CodecError> {

@@ -10,8 +10,8 @@
 use serde_json::{Map, Value};
 
 use super::numeric::{
-    cast, cast_into, decoded_dtype, dtype_config, map_in_place, unsupported_type, with_num, Arith,
-    DtypeField, Num,
+    cast, cast_into, cast_repr, decoded_dtype, dtype_config, map_in_place, unsupported_type,
+    with_num, Arith, DtypeField, Num,
 };
 use crate::codec::{check_config_keys, check_len, codec_metadata, ArrayToArrayCodec, ChunkRepr};
 use crate::error::{CodecError, MetadataError};
@@ -70,8 +70,12 @@ impl Delta {
 
 impl ArrayToArrayCodec for Delta {
     fn encoded_repr(&self, decoded: &ChunkRepr) -> ChunkRepr {
-        let fill = cast(&decoded.fill_value, self.dtype.num, self.astype.num);
-        ChunkRepr::with_fill(decoded.shape.clone(), self.astype.num.data_type(), &fill)
+        cast_repr(
+            decoded,
+            decoded.shape.clone(),
+            self.dtype.num,
+            self.astype.num,
+        )
     }
 
     fn encode(&self, data: &[u8], decoded: &ChunkRepr) -> Result<Vec<u8>, CodecError> {

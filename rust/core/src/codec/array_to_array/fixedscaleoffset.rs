@@ -12,8 +12,8 @@
 use serde_json::{Map, Value};
 
 use super::numeric::{
-    cast, cast_into, decoded_dtype, dtype_config, map_in_place, unsupported_type, with_float,
-    with_num, Arith, DtypeField, Float, Num, Val,
+    cast, cast_into, cast_repr, decoded_dtype, dtype_config, map_in_place, unsupported_type,
+    with_float, with_num, Arith, DtypeField, Float, Num, Val,
 };
 use crate::codec::{
     check_config_keys, check_len, codec_metadata, invalid_config, ArrayToArrayCodec, ChunkRepr,
@@ -97,11 +97,12 @@ impl FixedScaleOffset {
 
 impl ArrayToArrayCodec for FixedScaleOffset {
     fn encoded_repr(&self, decoded: &ChunkRepr) -> ChunkRepr {
-        let one = ChunkRepr::new(vec![1], decoded.data_type.clone());
-        let fill = self
-            .encode(&decoded.fill_value, &one)
-            .unwrap_or_else(|_| vec![0; self.astype.num.size()]);
-        ChunkRepr::with_fill(decoded.shape.clone(), self.astype.num.data_type(), &fill)
+        cast_repr(
+            decoded,
+            decoded.shape.clone(),
+            self.dtype.num,
+            self.astype.num,
+        )
     }
 
     fn encode(&self, data: &[u8], decoded: &ChunkRepr) -> Result<Vec<u8>, CodecError> {
@@ -297,13 +298,16 @@ mod tests {
             c.metadata()["configuration"],
             json!({"offset": 1000, "scale": 10, "dtype": native, "astype": "u1"})
         );
-        // The encoded chunks' fill value is the fill value encoded.
-        let repr = ChunkRepr::with_fill(vec![4], DataType::Float64, &1001.0f64.to_ne_bytes());
-        let enc = c.encoded_repr(&repr);
-        assert_eq!(
-            (enc.data_type, &enc.fill_value[..]),
-            (DataType::UInt8, &[10u8][..])
-        );
+        // The encoded chunks' fill value is the fill value cast, not encoded, as zarr-python
+        // makes it (out of range, wrapped as numpy wraps it): exact where it casts back.
+        for (fill, cast, exact) in [(7.0f64, 7u8, true), (7.5, 7, false), (1001.0, 233, false)] {
+            let repr = ChunkRepr::with_fill(vec![4], DataType::Float64, &fill.to_ne_bytes());
+            let enc = c.encoded_repr(&repr);
+            assert_eq!(
+                (enc.data_type, &enc.fill_value[..], enc.fill_is_exact),
+                (DataType::UInt8, &[cast][..], exact)
+            );
+        }
         for (config, dt) in [
             (json!({"scale": 1}), DataType::Float64),
             (json!({"offset": 1}), DataType::Float64),

@@ -16,7 +16,8 @@
 use half::f16;
 use serde_json::{Map, Value};
 
-use crate::codec::invalid_config;
+use crate::array::copy::all_fill_of;
+use crate::codec::{invalid_config, ChunkRepr};
 use crate::error::MetadataError;
 use crate::metadata::numpy_dtype;
 use crate::metadata::DataType;
@@ -575,6 +576,20 @@ pub(crate) fn cast_into(src: &[u8], from: Num, dst: &mut [u8], to: Num) {
         return;
     }
     with_num!(from, S => with_num!(to, D => cast_typed::<S, D>(src, dst)))
+}
+
+/// The representation an array->array codec making elements of type `to` (of `shape`) from
+/// `decoded`'s hands on, as zarr-python makes it: the fill value is the decoded one cast to
+/// `to`, not run through the codec (a sharding codec after it leaves out inner chunks of that
+/// value, and zarr-python reads them back as it). It is exact where casting it back gives
+/// the decoded one again.
+pub(crate) fn cast_repr(decoded: &ChunkRepr, shape: Vec<u64>, from: Num, to: Num) -> ChunkRepr {
+    let fill = cast(&decoded.fill_value, from, to);
+    let back = cast(&fill, to, from);
+    let mut repr = ChunkRepr::with_fill(shape, to.data_type(), &fill);
+    repr.fill_is_exact =
+        decoded.fill_is_exact && all_fill_of(&back, &decoded.fill_value, &from.data_type());
+    repr
 }
 
 /// `src` (type `from`) cast to `to`, in a new buffer.

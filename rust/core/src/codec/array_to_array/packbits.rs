@@ -5,6 +5,7 @@
 
 use serde_json::{Map, Value};
 
+use super::numeric::{cast_repr, Num};
 use crate::codec::bytes_to_bytes::numcodecs::numcodecs_metadata;
 use crate::codec::{check_config_keys, check_len, ArrayToArrayCodec, ChunkRepr};
 use crate::error::{CodecError, MetadataError};
@@ -38,7 +39,7 @@ impl PackBits {
 impl ArrayToArrayCodec for PackBits {
     fn encoded_repr(&self, decoded: &ChunkRepr) -> ChunkRepr {
         let n = decoded.num_elements();
-        ChunkRepr::new(vec![1 + n.div_ceil(8)], DataType::UInt8)
+        cast_repr(decoded, vec![1 + n.div_ceil(8)], Num::Bool, Num::U8)
     }
 
     fn encode(&self, data: &[u8], decoded: &ChunkRepr) -> Result<Vec<u8>, CodecError> {

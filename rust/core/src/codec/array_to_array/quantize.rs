@@ -9,8 +9,8 @@
 use serde_json::{Map, Value};
 
 use super::numeric::{
-    cast, cast_into, decoded_dtype, dtype_config, map_in_place, unsupported_type, with_float,
-    DtypeField, Float,
+    cast, cast_into, cast_repr, decoded_dtype, dtype_config, map_in_place, unsupported_type,
+    with_float, DtypeField, Float,
 };
 use crate::codec::{
     check_config_keys, check_len, codec_metadata, invalid_config, ArrayToArrayCodec, ChunkRepr,
@@ -81,11 +81,12 @@ impl Quantize {
 
 impl ArrayToArrayCodec for Quantize {
     fn encoded_repr(&self, decoded: &ChunkRepr) -> ChunkRepr {
-        let one = ChunkRepr::new(vec![1], decoded.data_type.clone());
-        let fill = self
-            .encode(&decoded.fill_value, &one)
-            .unwrap_or_else(|_| vec![0; self.astype.num.size()]);
-        ChunkRepr::with_fill(decoded.shape.clone(), self.astype.num.data_type(), &fill)
+        cast_repr(
+            decoded,
+            decoded.shape.clone(),
+            self.dtype.num,
+            self.astype.num,
+        )
     }
 
     fn encode(&self, data: &[u8], decoded: &ChunkRepr) -> Result<Vec<u8>, CodecError> {

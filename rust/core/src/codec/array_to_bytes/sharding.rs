@@ -497,7 +497,10 @@ impl Sharding {
         self.for_each_inner_row(i, repr, &mut |o, c, n| {
             chunk[c..c + n].copy_from_slice(&data[o..o + n]);
         });
-        if !keep_empty && all_fill_of(&chunk, &repr.fill_value, &repr.data_type) {
+        if !keep_empty
+            && repr.fill_is_exact
+            && all_fill_of(&chunk, &repr.fill_value, &repr.data_type)
+        {
             return Ok(None);
         }
         Ok(Some(self.inner.encode(&chunk)?.into_owned()))
