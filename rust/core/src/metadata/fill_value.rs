@@ -383,6 +383,12 @@ mod tests {
             json!("-Infinity")
         );
         assert_eq!(round_trip(DataType::Float64, json!(1.5)), json!(1.5));
+        // `-0` is an integer, 0, as Python's json reads it; `-0.0` is negative zero.
+        let number = |text: &str| serde_json::from_str::<Value>(text).unwrap();
+        let zero = parse(&DataType::Float64, &number("-0")).unwrap();
+        assert_eq!(zero, 0.0f64.to_ne_bytes());
+        let negative_zero = parse(&DataType::Float64, &number("-0.0")).unwrap();
+        assert_eq!(negative_zero, (-0.0f64).to_ne_bytes());
         assert_eq!(round_trip(DataType::Float16, json!(0.5)), json!(0.5));
         assert_eq!(
             parse(&DataType::Float32, &json!("0x3f800000")).unwrap(),

@@ -117,6 +117,11 @@ pub fn string_value(text: String) -> Value {
 /// (`1e400`) is infinite. (Numbers keep their text, so such a document parses; serde_json's
 /// `as_f64` gives nothing for them.)
 pub fn number_as_f64(n: &serde_json::Number) -> f64 {
+    // An integer literal is an integer first, as Python's json reads it: `-0` is 0, not -0.0
+    // (zarr-python and TensorStore read a float fill value of `-0` as +0.0).
+    if let Some(i) = n.as_i64() {
+        return i as f64;
+    }
     n.as_f64()
         .unwrap_or_else(|| n.to_string().parse().unwrap_or(f64::NAN))
 }
