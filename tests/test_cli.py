@@ -527,6 +527,26 @@ def test_destination_through_a_symlink_and_negative_fill_values(
     assert not [p for p in tmp_path.rglob("*oxzarr-*")]
 
 
+def test_an_option_after_fill_value_is_no_fill_value(tmp_path: Path) -> None:
+    # Any word starting with "-" after --fill-value was taken as its value: a text array got
+    # the fill value "--no-progress", and --overwrite was dropped.
+    src = tmp_path / "src.zarr"
+    oxzarr.create_array(src, shape=(3,), dtype=str)[...] = np.array(["a", "b", "c"])
+    dst = tmp_path / "dst.zarr"
+    for option in ("--no-progress", "--overwrite", "--over", "--chunks=2", "-h", "--"):
+        run = cli("convert", src, dst, "--fill-value", option, check=False)
+        assert run.returncode == 2, (option, run)
+        assert "argument --fill-value: expected one argument" in run.stderr, (option, run)
+        assert not dst.exists()
+    # Values that are no option, numbers or text, are still the fill value.
+    for value in ("-x", "--x", "-"):
+        cli("convert", src, dst, "--fill-value", value, "--overwrite")
+        assert zarr.open_array(dst, mode="r").fill_value == value
+    oxzarr.create_array(tmp_path / "n.zarr", shape=(3,), dtype="f4")
+    cli("convert", tmp_path / "n.zarr", dst, "--fill-value", "-1e5", "--overwrite")
+    assert zarr.open_array(dst, mode="r").fill_value == -1e5
+
+
 def test_info(tmp_path: Path, source: Path) -> None:
     out = cli("info", source).stdout
     for expected in (

@@ -529,14 +529,41 @@ def _fail(message: str) -> NoReturn:
     raise SystemExit(EXIT_ERROR)
 
 
-def _join_negative_values(argv: Sequence[str]) -> list[str]:
+def _option_strings(top: argparse.ArgumentParser, command: str) -> set[str]:
+    """The option strings (``--overwrite``, ``-h``...) that `command` of `top` takes."""
+    for action in top._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices[command]._option_string_actions)
+    return set()
+
+
+def _names_an_option(text: str, options: set[str]) -> bool:
+    """Whether argparse reads `text` as one of `options`: the option itself, ``--option=X``,
+    or the start of a long option's name (argparse takes ``--over`` for ``--overwrite``)."""
+    if text in options:
+        return True
+    if not text.startswith("--"):
+        return False
+    name = text.partition("=")[0]
+    return any(option.startswith(name) for option in options if option.startswith("--"))
+
+
+def _join_negative_values(argv: Sequence[str], options: set[str]) -> list[str]:
     """`--fill-value -inf` as `--fill-value=-inf`: argparse takes a value starting with "-"
-    for an option unless it looks like a plain number, and -inf, -nan or -1e5 do not."""
+    for an option unless it looks like a plain number, and -inf, -nan or -1e5 do not. A
+    value that is one of `options` is left apart: `--fill-value --overwrite` lacks its value,
+    and argparse says so, where joining them would take "--overwrite" for the fill value and
+    drop the option."""
     out: list[str] = []
     args = list(argv)
     i = 0
     while i < len(args):
-        if args[i] == "--fill-value" and i + 1 < len(args) and args[i + 1].startswith("-"):
+        if (
+            args[i] == "--fill-value"
+            and i + 1 < len(args)
+            and args[i + 1].startswith("-")
+            and not _names_an_option(args[i + 1], options)
+        ):
             out.append(f"--fill-value={args[i + 1]}")
             i += 2
         else:
@@ -594,7 +621,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    args = parser().parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
+    top = parser()
+    given = sys.argv[1:] if argv is None else argv
+    args = top.parse_args(_join_negative_values(given, _option_strings(top, "convert")))
     if argv is None:
         _interrupt_once()
     try:
