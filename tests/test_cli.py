@@ -246,6 +246,25 @@ def test_hdf5_sources(tmp_path: Path) -> None:
     np.testing.assert_array_equal(one[...], data((40, 30), "f4").astype("f8"))
 
 
+def test_hdf5_files_are_known_by_their_signature_whatever_their_name(tmp_path: Path) -> None:
+    # Only names ending in .h5, .hdf5, .he5 or .hdf were read as HDF5: a netCDF-4 file
+    # (.nc) was opened as a Zarr store, and failed with 'no node found at "/"'.
+    for name, userblock in [("data.nc", 0), ("data", 0), ("with-userblock.nc", 1024)]:
+        with h5py.File(tmp_path / name, "w", userblock_size=userblock) as f:
+            f["g/x"] = np.arange(5)
+        cli("convert", tmp_path / name, tmp_path / f"{name}.zarr")
+        assert oxzarr.open_array(tmp_path / f"{name}.zarr/g/x")[...].tolist() == [0, 1, 2, 3, 4]
+        cli("convert", f"{tmp_path / name}:/g/x", tmp_path / f"{name}-x.zarr")
+        assert oxzarr.open_array(tmp_path / f"{name}-x.zarr")[...].tolist() == [0, 1, 2, 3, 4]
+    # A regular file of neither kind is named as such, not as a store with no node in it.
+    (tmp_path / "notes.nc").write_text("not HDF5")
+    for source in (tmp_path / "notes.nc", f"{tmp_path / 'notes.nc'}:/x"):
+        run = cli("convert", source, tmp_path / "out.zarr", check=False)
+        assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+        assert f"{tmp_path / 'notes.nc'}: neither a Zarr store" in run.stderr, run.stderr
+        assert "nor an HDF5 file" in run.stderr and not (tmp_path / "out.zarr").exists()
+
+
 def test_a_store_object_overlapping_the_source_is_refused(tmp_path: Path) -> None:
     # A destination given as a store, not a path, was not checked: --overwrite deleted the
     # source before it was read, and the copy held fill values.

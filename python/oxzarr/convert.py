@@ -437,12 +437,36 @@ def _h5py() -> Any:
 
 
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".he5", ".hdf")
+#: The first bytes of HDF5's superblock.
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _is_hdf5_file(path: str) -> bool:
+    """Whether `path` is a regular file holding HDF5's signature where the HDF5 specification
+    says to look for it: at byte 0, or after a user block of 512, 1024, 2048... bytes. HDF5
+    files go by many names (netCDF-4's ``.nc`` above all), so the name alone cannot tell."""
+    # A regular file only: reading a FIFO or a device could wait for ever.
+    if not os.path.isfile(path):
+        return False
+    try:
+        with Path(path).open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            offset = 0
+            while offset + len(_HDF5_SIGNATURE) <= size:
+                f.seek(offset)
+                if f.read(len(_HDF5_SIGNATURE)) == _HDF5_SIGNATURE:
+                    return True
+                offset = 512 if offset == 0 else offset * 2
+    except OSError:
+        return False
+    return False
 
 
 def _split_hdf5(source: str) -> tuple[str, str] | None:
     """(file, path inside) for an HDF5 source, ``FILE.h5`` or ``FILE.h5:/path/inside``: the
     first ``.h5:`` ends the file's name (a name inside may end in ``.h5`` or ``.npy``). A
-    directory is a Zarr store, whatever its name ends in."""
+    directory is a Zarr store, whatever its name ends in. A file named otherwise is HDF5 by
+    its signature, and then the first ":" after which it ends names it in ``FILE:/path``."""
     if os.path.isdir(source):
         return None
     lowered = source.lower()
@@ -454,6 +478,25 @@ def _split_hdf5(source: str) -> tuple[str, str] | None:
         return source[:end], source[end + 1 :] or "/"
     if lowered.endswith(_HDF5_SUFFIXES):
         return source, "/"
+    if "://" in source:
+        return None  # a URL: no local file's name
+    if _is_hdf5_file(source):
+        return source, "/"
+    for at, character in enumerate(source):
+        if character == ":" and _is_hdf5_file(source[:at]):
+            return source[:at], source[at + 1 :] or "/"
+    return None
+
+
+def _not_a_store_or_hdf5(source: str) -> str | None:
+    """The regular file that `source` (neither HDF5 nor ``.npy``) is, or names the inside
+    of (``FILE:/path``), where a Zarr store is a directory or a zip file."""
+    if "://" in source:
+        return None
+    candidates = [source, *(source[:at] for at, c in enumerate(source) if c == ":")]
+    for candidate in candidates:
+        if os.path.isfile(candidate) and not candidate.lower().endswith(".zip"):
+            return candidate
     return None
 
 
@@ -842,6 +885,12 @@ def _plan_jobs(source: str, options: _Options, storage_options: Mapping[str, Any
             raise FileNotFoundError(f"no dataset or group {inside!r} in {filename}")
         _plan_hdf5(h5py, h5[inside], "", plan, options, ())
         return plan
+    regular = _not_a_store_or_hdf5(source)
+    if regular is not None:
+        # Opened as a store, it would be a directory holding nothing: "no node found".
+        raise ValueError(
+            f"{regular}: neither a Zarr store (a directory or a .zip file) nor an HDF5 file"
+        )
     node, plan.consolidate = open_as_stored(source, storage_options)
     plan.location = _location(str(node.store), node.path)
     if isinstance(node, Array):
