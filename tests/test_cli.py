@@ -774,6 +774,27 @@ def test_overwrite_replaces_the_destination(tmp_path: Path, source: Path) -> Non
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dst.zarr", "src.zarr"]
 
 
+def test_an_existing_remote_destination_is_refused_in_the_commands_words(
+    tmp_path: Path, s3_bucket: tuple[str, dict[str, Any]]
+) -> None:
+    # An s3:// destination that exists was refused with the API's "(pass overwrite=True to
+    # replace it)", where a local one says "(overwrite it with --overwrite)".
+    bucket, options = s3_bucket
+    flags = [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in options.items()]
+    reach = [part for value in flags for part in ("--destination-option", value)]
+    oxzarr.create_array(tmp_path / "a.zarr", shape=(3,), dtype="i4")[...] = 1
+    oxzarr.create_group(tmp_path / "g.zarr").create_array("x", shape=(2,), dtype="i1")
+    for source in (tmp_path / "a.zarr", tmp_path / "g.zarr"):
+        url = f"{bucket}/{source.name}"
+        cli("convert", source, url, *reach)
+        for other in (tmp_path / "a.zarr", tmp_path / "g.zarr"):  # an array or a group there
+            run = cli("convert", other, url, *reach, check=False)
+            assert run.returncode == 2, run
+            assert run.stderr == f"oxzarr: error: {url} exists (overwrite it with --overwrite)\n"
+    cli("convert", tmp_path / "g.zarr", f"{bucket}/a.zarr", "--overwrite", *reach)
+    assert "x" in oxzarr.open_group(f"{bucket}/a.zarr", mode="r", storage_options=options)
+
+
 def test_progress_on_request_and_quiet_when_piped(tmp_path: Path, source: Path) -> None:
     quiet = cli("convert", source, tmp_path / "a.zarr")
     assert quiet.stderr == "" and quiet.stdout == ""

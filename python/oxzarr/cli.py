@@ -39,6 +39,7 @@ from oxzarr.convert import (
     open_as_stored,
     read_alike_where_unstored,
 )
+from oxzarr.errors import ContainsArrayError, ContainsGroupError
 from oxzarr.group import Group
 from oxzarr.storage import make_store
 
@@ -205,6 +206,13 @@ def _convert(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             progress=bar,
         )
+    except (ContainsArrayError, ContainsGroupError) as e:
+        # A destination that is not a local path (s3://...) is refused where a node is in
+        # the way, in the API's words ("pass overwrite=True"): the command's option is
+        # --overwrite, as it says for a local destination.
+        if args.overwrite:
+            raise
+        raise FileExistsError(f"{args.destination} exists (overwrite it with --overwrite)") from e
     finally:
         if bar is not None:
             bar.finish()
