@@ -719,6 +719,42 @@ def test_config(tmp_path: Path) -> None:
         oxzarr.config.get("chunk_cache_byte")
 
 
+def test_config_takes_what_zarr_pythons_takes(tmp_path: Path) -> None:
+    # Nested sections, `__` keywords and `get` of a section were KeyErrors, numpy integers
+    # ValueErrors, where zarr-python's config (donfig) takes them.
+    config = oxzarr.config
+    with config.set({"array": {"order": "F"}}):
+        assert config.get("array.order") == "F" and config.get("order") == "F"
+        assert config.get("array.write_empty_chunks") is False  # the rest of the section kept
+    assert config.get("array.order") == "C"
+    with config.set(array__order="F", threading__max_workers=np.int64(2)):
+        assert config.get("array.order") == "F"
+        assert config.get("threads") == 2 and type(config.get("threads")) is int
+    assert config.get("array") == zarr.config.get("array")
+    assert config.get("async") == zarr.config.get("async")
+    assert config.get("threading") == {"max_workers": config.get("threads")}
+    config.update({"array": {"write_empty_chunks": np.True_}, "chunk_cache_bytes": np.uint32(8)})
+    assert config.get("array") == {
+        "order": "C",
+        "write_empty_chunks": True,
+        "target_shard_size_bytes": None,
+    }
+    assert config.get("chunk_cache_bytes") == 8
+    config.set({"codecs": {"numcodecs": {"zlib": "my.Zlib"}}})
+    assert config.get("codecs") == {"numcodecs": {"zlib": "my.Zlib"}}
+    assert config.get("codecs.numcodecs") == {"zlib": "my.Zlib"}
+    # oxzarr's checks still apply, to values given any of these ways.
+    with pytest.raises(ValueError, match="'order' must be 'C' or 'F'"):
+        config.set({"array": {"order": "X"}})
+    with pytest.raises(ValueError, match="'threads' must be a positive integer"):
+        config.set(threading__max_workers=np.float64(2))
+    with pytest.raises(ValueError, match="'array' is a section"):
+        config.set({"array": "F"})
+    with pytest.raises(KeyError, match=re.escape("array.nope")):
+        config.set({"array": {"nope": 1}})
+    assert config.get("array.order") == "C"
+
+
 def test_checksum_validation_can_be_switched_off(tmp_path: Path) -> None:
     p = tmp_path / "a.zarr"
     a = oxzarr.create_array(

@@ -34,14 +34,20 @@ Keys:
 
 zarr-python's names ``threading.max_workers``, ``array.write_empty_chunks`` and ``array.order``
 are accepted too, and so are its settings that mean nothing here (``async.concurrency``,
-``codec_pipeline.*``, ``json_indent``, ...): kept for ``get``, without effect.
+``codec_pipeline.*``, ``json_indent``, ...): kept for ``get``, without effect. As in
+zarr-python (donfig), ``set`` and ``update`` take them nested too (``{"array": {"order": "F"}}``),
+keywords name them with ``__`` for ``.`` (``set(array__order="F")``), and ``get`` of a
+section (``get("array")``) gives its settings as a dict.
 """
 
 from __future__ import annotations
 
+import numbers
 import threading
 from collections.abc import Mapping
 from typing import Any
+
+import numpy as np
 
 from oxzarr import _core
 
@@ -75,6 +81,12 @@ _ZARR_PYTHON_ONLY: dict[str, Any] = {
 }
 
 
+#: zarr-python's sections, the nested dicts its settings are in ("array" holds "array.order").
+_SECTIONS = {
+    name.rsplit(".", 1)[0] for name in [*_ALIASES, *_ZARR_PYTHON_ONLY, "codecs.x"] if "." in name
+}
+
+
 #: The most threads ``threads`` may ask for: many times the cores of any machine, and as many
 #: requests in flight as a remote store serves well.
 MAX_THREADS = 1024
@@ -83,41 +95,78 @@ MAX_THREADS = 1024
 _NO_DEFAULT: Any = object()
 
 
+def _integer(value: Any) -> int | None:
+    """`value` as a Python int where it is an integer (numpy's too: np.int64(2) is one), else
+    None; a bool is no integer here."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+        return None
+    return int(value)
+
+
+def _boolean(value: Any) -> bool | None:
+    """`value` as a Python bool where it is one (numpy's np.True_ too), else None."""
+    return bool(value) if isinstance(value, bool | np.bool_) else None
+
+
 def _check(key: str, value: Any) -> Any:
     if key == "threads":
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        n = _integer(value)
+        if n is None or n < 1:
             raise ValueError(f"config 'threads' must be a positive integer or None, not {value!r}")
-        if value > MAX_THREADS:
+        if n > MAX_THREADS:
             # Each is an operating-system thread with its own stack, made before any work.
             raise ValueError(f"config 'threads' must be at most {MAX_THREADS}, not {value}")
-        return value
+        return n
     if key == "chunk_cache_bytes":
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        n = _integer(value)
+        if n is None or not 0 <= n < 2**63:
             raise ValueError(
                 f"config 'chunk_cache_bytes' must be an integer from 0 to 2**63 - 1, not {value!r}"
             )
-        return value
+        return n
     if key == "default_zarr_format":
-        if value not in (2, 3) or isinstance(value, bool):
+        n = _integer(value)
+        if n not in (2, 3):
             raise ValueError(f"config 'default_zarr_format' must be 2 or 3, not {value!r}")
-        return value
+        return n
     if key == "output_huge_pages":
-        if value is not None and not isinstance(value, bool):
+        if value is None:
+            return None
+        flag = _boolean(value)
+        if flag is None:
             raise ValueError(
                 f"config 'output_huge_pages' must be None, True or False, not {value!r}"
             )
-        return value
+        return flag
     if key == "order":
         if value not in ("C", "F"):
             raise ValueError(f"config 'order' must be 'C' or 'F', not {value!r}")
         return value
     if key in _ZARR_PYTHON_ONLY or key.startswith("codecs."):
         return value
-    if not isinstance(value, bool):
+    flag = _boolean(value)
+    if flag is None:
         raise ValueError(f"config {key!r} must be True or False, not {value!r}")
-    return value
+    return flag
+
+
+def _flatten(changes: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`changes` with the settings of zarr-python's sections, given nested (``{"array":
+    {"order": "F"}}``), named by their dotted keys (``array.order``), as donfig reads them."""
+    flat: dict[str, Any] = {}
+    for key, value in changes.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and (name in _SECTIONS or name.startswith("codecs.")):
+            flat.update(_flatten(value, f"{name}."))
+        elif name in _SECTIONS:
+            raise ValueError(
+                f"config {name!r} is a section of settings: give it a dict of them, not {value!r}"
+            )
+        else:
+            flat[name] = value
+    return flat
 
 
 class _Restore:
@@ -153,8 +202,11 @@ class Config:
         return key
 
     def get(self, key: str, default: Any = _NO_DEFAULT) -> Any:
-        """The value of `key`; for ``threads``, the number in effect. A key oxzarr does not
-        have is a KeyError, as in zarr-python, unless a `default` is given."""
+        """The value of `key`; for ``threads``, the number in effect; for a section of
+        zarr-python's (``array``), its settings as a dict. A key oxzarr does not have is a
+        KeyError, as in zarr-python, unless a `default` is given."""
+        if key in _SECTIONS or (key not in self._values and self._names_under(key)):
+            return self._section(key)
         try:
             key = self._key(key)
         except KeyError:
@@ -165,9 +217,28 @@ class Config:
             return _core.threads()
         return self._values.get(key, None if default is _NO_DEFAULT else default)
 
+    def _names_under(self, section: str) -> list[str]:
+        """The dotted names of the settings in `section`, as zarr-python names them."""
+        with self._lock:  # a set or reset in another thread changes the keys
+            names = [*_ALIASES, *self._values]
+        return [name for name in names if name.startswith(f"{section}.")]
+
+    def _section(self, section: str) -> dict[str, Any]:
+        """The settings in `section`, nested as zarr-python's config holds them."""
+        nested: dict[str, Any] = {}
+        for name in self._names_under(section):
+            *parents, last = name[len(section) + 1 :].split(".")
+            place = nested
+            for parent in parents:
+                place = place.setdefault(parent, {})
+            place[last] = self.get(name)
+        return nested
+
     def set(self, changes: Mapping[str, Any] | None = None, **kwargs: Any) -> _Restore:
-        """Changes settings now; used as a context manager, restores them on exit."""
-        updates = {**(changes or {}), **kwargs}
+        """Changes settings now; used as a context manager, restores them on exit. Keywords
+        name settings with ``__`` for ``.`` (``array__order="F"``), as in zarr-python."""
+        dotted = {key.replace("__", "."): value for key, value in kwargs.items()}
+        updates = {**_flatten(changes or {}), **_flatten(dotted)}
         normalized = {self._key(k): _check(self._key(k), v) for k, v in updates.items()}
         with self._lock:
             previous = {k: self._values.get(k) for k in normalized}
