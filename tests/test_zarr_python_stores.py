@@ -200,6 +200,39 @@ def test_store_paths(tmp_path: Path) -> None:
     assert "a" in oxzarr.open_group(inside, mode="r")
 
 
+def test_nodes_made_at_a_store_path_keep_its_path_and_get_parent_groups(tmp_path: Path) -> None:
+    # A StorePath was opened as a store of its own, rooted at its node path: the node made
+    # there had the path '' (name '/'), and no group was written above it, so that
+    # zarr-python found no group at the store's root.
+    from zarr.storage import StorePath
+
+    makers: dict[str, Callable[[Any, Any], Any]] = {
+        "create_group": lambda lib, at: lib.create_group(at),
+        "open_group": lambda lib, at: lib.open_group(at, mode="w"),
+        "open_group path": lambda lib, at: lib.open_group(at, mode="w", path="c"),
+        "group": lambda lib, at: lib.group(at),
+        "create_array": lambda lib, at: lib.create_array(at, shape=(2,), dtype="i1"),
+        "create_array name": lambda lib, at: lib.create_array(at, name="c", shape=(2,), dtype="i1"),
+        "open_array": lambda lib, at: lib.open_array(at, mode="a", shape=(2,), dtype="i1"),
+        "zeros": lambda lib, at: lib.zeros((2,), store=at, path="c"),
+    }
+    for what, make in makers.items():
+        made = {}
+        for lib in (zarr, oxzarr):
+            root = tmp_path / what / lib.__name__
+            node = make(lib, StorePath(LocalStore(root), "a/b"))
+            files = sorted(p.relative_to(root).as_posix() for p in root.rglob("zarr.json"))
+            members = [k for k, _ in zarr.open_group(root, mode="r").members(max_depth=None)]
+            made[lib.__name__] = (node.path, node.name, files, members)
+        assert made["oxzarr"] == made["zarr"], what
+        assert made["oxzarr"][0].startswith("a/b"), what
+    # What is there is found through the same StorePath, and through the store's root.
+    at = StorePath(LocalStore(tmp_path / "zeros" / "oxzarr"), "a/b")
+    assert oxzarr.open_array(at, path="c", mode="r").path == "a/b/c"
+    assert oxzarr.open_group(at, mode="r").path == "a/b"
+    assert oxzarr.open(at, path="c", mode="r").name == "/a/b/c"
+
+
 def test_a_tilde_in_another_librarys_store_is_a_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

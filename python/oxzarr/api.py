@@ -44,7 +44,14 @@ from oxzarr.errors import (
     NodeNotFoundError,
 )
 from oxzarr.group import Group, wrap_node
-from oxzarr.storage import ZARR_PYTHON_ZIP, MemoryStore, Store, StoreLike, make_store
+from oxzarr.storage import (
+    ZARR_PYTHON_ZIP,
+    MemoryStore,
+    Store,
+    StoreLike,
+    is_store_path,
+    make_store,
+)
 
 #: The key of v2 consolidated metadata.
 _ZMETADATA = ".zmetadata"
@@ -161,6 +168,21 @@ def _path(path: Any) -> str:
     return path.replace("\\", "/").strip("/")
 
 
+def _store_and_path(store: Any, path: Any) -> tuple[Any, Any]:
+    """`store` and the node path `path` in it, as zarr-python's functions take them: a
+    zarr-python StorePath (a store and a node path in it) is its store, and `path` is below
+    its node path; anything else is as given. (Opened as a store of its own, the keys below
+    its node path, the node made there had the path '' and no parent groups above it, where
+    zarr-python makes them.)"""
+    if not is_store_path(store):
+        return store, path
+    above = _path(getattr(store, "path", ""))
+    if not above:
+        return store.store, path
+    below = _path(path)
+    return store.store, f"{above}/{below}" if below else above
+
+
 def _format_or_default(zarr_format: int | None) -> int:
     """`zarr_format`, or the configured default (``default_zarr_format``, 3 unless set)."""
     if zarr_format is not None:
@@ -234,6 +256,7 @@ def create_array(
     metadata, or zarr-python codecs. With ``data``, its shape and dtype are the defaults and
     it is written.
     """
+    store, name = _store_and_path(store, name)
     _check_format(zarr_format)
     if order not in (None, "C", "F"):
         raise ValueError(f"order must be 'C' or 'F', not {order!r}")
@@ -388,6 +411,7 @@ def open_array(
     present); none given, "a" ("r" for a read-only store object)."""
     zarr_format = _zarr_format(zarr_format, kwargs)
     _check_format(zarr_format)
+    store, path = _store_and_path(store, path)
     target, mode = _store_for_mode(store, mode, storage_options)
     if mode in ("w-", "x"):
         _refuse_existing(target, path)
@@ -453,6 +477,7 @@ def create_group(
 ) -> Group:
     """Creates a group (and any missing parent groups), Zarr v3 unless ``zarr_format=2``."""
     _check_format(zarr_format)
+    store, path = _store_and_path(store, path)
     target = make_store(store, storage_options=storage_options)
     core = _core.Group.create(
         target._core,
@@ -478,6 +503,7 @@ def open_group(
     zarr_format = _zarr_format(zarr_format, kwargs)
     _no_other_keywords("open_group", kwargs, ("use_consolidated",))
     _check_format(zarr_format)
+    store, path = _store_and_path(store, path)
     target, mode = _store_for_mode(store, mode, storage_options)
     return _open_group_in(
         target, mode, path, attributes, zarr_format, kwargs.get("use_consolidated")
@@ -632,6 +658,7 @@ def consolidate_metadata(
     (v2: ``.zmetadata``; v3: inline in the group's ``zarr.json``), so that opening the
     hierarchy costs one read. Returns the group opened through it."""
     _check_format(zarr_format)
+    store, path = _store_and_path(store, path)
     target = make_store(store)
     # As zarr-python: given a format, a group of the other is not found.
     group = _core.Group.open(target._core, _path(path), zarr_format)
@@ -696,6 +723,7 @@ def open(
     zarr_format = _zarr_format(zarr_format, kwargs)
     _check_format(zarr_format)
     fmt = zarr_format
+    store, path = _store_and_path(store, path)
     target, mode = _store_for_mode(store, mode, storage_options)
 
     def as_group() -> None:
@@ -764,6 +792,7 @@ def _create_filled(
     **kwargs: Any,
 ) -> Array:
     name = name if name is not None else path
+    store, name = _store_and_path(store, name)
     target = _overwrite_for(mode, store, name, kwargs)
     # Unlike create_array, these follow the configured default_zarr_format, and take
     # zarr-python 2's forms of chunks.
@@ -841,9 +870,11 @@ def array(data: npt.ArrayLike, **kwargs: Any) -> Array:
     # array() takes them from it.
     if isinstance(data, Array) or _is_zarr_python_array(data):
         name = kwargs.pop("name", kwargs.pop("path", None))
+        store, name = _store_and_path(store, name)
         target = _overwrite_for(kwargs.pop("mode", None), store, name, kwargs)
         return from_array(target, data=data, name=name, **kwargs)
     name = kwargs.pop("name", kwargs.pop("path", None))
+    store, name = _store_and_path(store, name)
     target = _overwrite_for(kwargs.pop("mode", None), store, name, kwargs)
     kwargs.setdefault("zarr_format", None)
     older = _created_the_older_way(target, name, {**kwargs, "data": data})
@@ -1130,6 +1161,7 @@ def create(
                 "serializer (vlen-utf8, vlen-bytes) from the dtype"
             )
         filters = [object_codec, *(filters or [])]
+    store, path = _store_and_path(store, path)
     mode = kwargs.get("mode")
     if mode is not None:
         # As the other creation functions: "w" replaces, "w-" refuses what is there.
@@ -1212,6 +1244,7 @@ def save_array(
     zarr-python; ``overwrite=True`` or ``mode="w"`` replaces it)."""
     zarr_format = _zarr_format(zarr_format, kwargs)
     kwargs["storage_options"] = storage_options
+    store, path = _store_and_path(store, path)
     target = _overwrite_for(kwargs.pop("mode", None), store, path, kwargs)
     create_array(target, name=path, data=np.asarray(arr), zarr_format=zarr_format, **kwargs)
 

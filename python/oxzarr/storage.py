@@ -785,13 +785,21 @@ def _as_it_names(path: str | os.PathLike[str]) -> str:
     return os.path.abspath(os.fspath(path))
 
 
+def is_store_path(store: Any) -> bool:
+    """Whether `store` is zarr-python's StorePath: a store and a node path in it (what
+    zarr-python's arrays keep as store_path). Duck-typed: zarr is never imported here."""
+    return type(store).__name__ == "StorePath" and hasattr(store, "store")
+
+
 def _from_zarr_python(store: Any, read_only: bool) -> Store | None:
     """oxzarr's store over what zarr-python's store `store` reaches (its LocalStore, ZipStore,
     FsspecStore or ObjectStore), opened anew with the same location and options; None if
     `store` is none of these. Duck-typed: zarr is never imported here."""
     kind = type(store).__name__
-    if kind == "StorePath" and hasattr(store, "store"):
-        # A store and a node path in it (what zarr-python's arrays keep as store_path).
+    if is_store_path(store):
+        # Taken as a store of its own, the keys below its node path. (oxzarr's functions
+        # that take a node path open its store at that path instead: see
+        # api._store_and_path.)
         inner = store.store
         found = inner if isinstance(inner, Store) else _from_zarr_python(inner, read_only)
         if found is None:
