@@ -233,6 +233,58 @@ def test_nodes_made_at_a_store_path_keep_its_path_and_get_parent_groups(tmp_path
     assert oxzarr.open(at, path="c", mode="r").name == "/a/b/c"
 
 
+def test_node_paths_put_into_a_web_servers_url_are_quoted(tmp_path: Path) -> None:
+    # A StorePath's node path (and an obstore HTTPStore's prefix) was put into the web
+    # server's URL as written: '%41' was read as the escape of 'A', '#' began a fragment
+    # and '?' a query, so another node (or none) was opened.
+    import http.server
+    import threading
+
+    from zarr.storage import StorePath
+
+    from oxzarr.storage import CountingStore, make_store
+
+    names = ["a%41", "aA", "a#b", "a", "a?b"]
+    group = oxzarr.create_group(tmp_path / "g.zarr")
+    for i, name in enumerate(names):
+        group.create_array(name, shape=(2,), dtype="i1")[...] = i
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        # Python's own file server: it unquotes the URL's path into a file name.
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(tmp_path), **kwargs)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+
+    class HTTPStore:
+        """obstore's HTTPStore as oxzarr reads it (and ObjectStore takes it), with a prefix,
+        which obstore 0.12's has not."""
+
+        __module__ = "obstore.store"
+        credential_provider = None
+
+        def __init__(self, prefix: str) -> None:
+            self.url, self.prefix = url, prefix
+            self.client_options = {"allow_http": "true"}
+
+    try:
+        for i, name in enumerate(names):
+            at = StorePath(FsspecStore.from_url(url, read_only=True), f"g.zarr/{name}")
+            assert oxzarr.open_array(at, mode="r")[0] == i, name
+            assert oxzarr.open_array(make_store(at), mode="r")[0] == i, name
+            assert oxzarr.open_array(CountingStore(at), mode="r")[0] == i, name
+            prefixed = ObjectStore(HTTPStore(f"g.zarr/{name}"), read_only=True)  # type: ignore[arg-type]
+            assert oxzarr.open_array(prefixed, mode="r")[0] == i, name
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_a_tilde_in_another_librarys_store_is_a_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -766,9 +766,19 @@ def _below(store: Store, path: str) -> Store:
     if isinstance(store, LocalStore):
         return LocalStore(store.root / path, read_only=store.read_only)
     if isinstance(store, RemoteStore):
-        url = f"{store.url}/{path}"
+        url = f"{store.url}/{_in_url(store.url, path)}"
         return RemoteStore(url, storage_options=store.storage_options, read_only=store.read_only)
     return _PrefixedStore(store, path)
+
+
+def _in_url(url: str, path: str) -> str:
+    """The node path `path` as put after `url`: quoted for a web server's URL, whose '%', '#'
+    and '?' would otherwise be read as an escape, a fragment or a query (another node, or
+    none), as the engine quotes keys; as written in an s3:// or gs:// URL, whose path is
+    the objects' names as written (as s3fs takes them)."""
+    if url.startswith(("http://", "https://")):
+        return urllib.parse.quote(path, safe="/")
+    return path
 
 
 #: Why a zarr-python ZipStore given to oxzarr takes no writes, and what does.
@@ -882,7 +892,8 @@ def _from_obstore(inner: Any, read_only: bool) -> Store:
         url = f"{scheme}://{bucket}/{prefix}" if prefix else f"{scheme}://{bucket}"
         return RemoteStore(url, storage_options=options, read_only=read_only)
     if kind == "HTTPStore":
-        url = inner.url.rstrip("/") + (f"/{prefix}" if prefix else "")
+        url = inner.url.rstrip("/")
+        url += f"/{_in_url(url, prefix)}" if prefix else ""
         return RemoteStore(url, storage_options=inner.client_options, read_only=read_only)
     if kind == "LocalStore":
         # Its prefix is the directory, absolute; none is the filesystem's root.
