@@ -23,7 +23,7 @@ from zarr.storage import FsspecStore, LocalStore, ObjectStore
 import oxzarr
 from oxzarr.errors import ReadOnlyError
 from tests.conftest import S3_CREDENTIALS, assert_same, sample
-from tests.test_remote import _allow_anonymous_reads
+from tests.test_remote import _allow_anonymous_reads, _RangeServer
 
 Bucket = tuple[str, dict[str, Any]]
 #: A zarr-python store at a place named by a suffix of the test's place (a new array each).
@@ -105,6 +105,26 @@ def test_web_server_stores(s3_bucket: Bucket, s3_endpoint: str) -> None:
     inner = ObHTTPStore.from_url(url, client_options={"allow_http": True})
     through_obstore = oxzarr.open_array(ObjectStore(inner, read_only=True))
     assert_same(through_obstore[...], values)
+
+
+def test_an_obstore_http_stores_default_headers_are_sent(tmp_path: Path) -> None:
+    # object_store's name for the headers sent with every request, default_headers in an
+    # obstore HTTPStore's client options, was refused as an unknown option.
+    oxzarr.create_array(tmp_path / "a.zarr", shape=(3,), dtype="i2", fill_value=7)
+    server = _RangeServer(tmp_path, authorization="Bearer T0KEN")
+    try:
+        inner = ObHTTPStore.from_url(
+            f"{server.url}/a.zarr",
+            client_options={
+                "allow_http": True,
+                "default_headers": {"Authorization": "Bearer T0KEN"},
+            },
+        )
+        for lib in (oxzarr, zarr):
+            read = lib.open_array(ObjectStore(inner, read_only=True), mode="r")
+            assert read[...].tolist() == [7, 7, 7], lib.__name__
+    finally:
+        server.close()
 
 
 def test_stores_oxzarr_cannot_reach_are_refused() -> None:

@@ -435,6 +435,17 @@ def _option_text(value: Any) -> str:
     return str(value)
 
 
+def _header_text(name: Any, value: Any) -> str:
+    """The value of the header `name` as text: obstore gives header values back as bytes
+    (str() would send "b'...'")."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            raise ValueError(f"the value of the header {name!r} is not UTF-8 text") from None
+    return str(value)
+
+
 def remote_options(url: str, storage_options: Mapping[str, Any] | None) -> list[tuple[str, str]]:
     """The object_store options for `url` from zarr-python-style ``storage_options``: s3fs's
     names (``key``, ``secret``, ``token``, ``anon``, ``endpoint_url``, ``client_kwargs``'s
@@ -486,7 +497,7 @@ def remote_options(url: str, storage_options: Mapping[str, Any] | None) -> list[
             options[name] = _option_text(value)
     if headers:
         # The engine takes them as one JSON object.
-        options["headers"] = json.dumps({str(k): str(v) for k, v in headers.items()})
+        options["headers"] = json.dumps({str(k): _header_text(k, v) for k, v in headers.items()})
     if s3:
         anonymous = options.get("aws_skip_signature", "").lower() == "true"
         options.update(_aws.profile_options(options, profile, anonymous))
@@ -894,7 +905,12 @@ def _from_obstore(inner: Any, read_only: bool) -> Store:
     if kind == "HTTPStore":
         url = inner.url.rstrip("/")
         url += f"/{_in_url(url, prefix)}" if prefix else ""
-        return RemoteStore(url, storage_options=inner.client_options, read_only=read_only)
+        options = dict(inner.client_options or {})
+        if "default_headers" in options:
+            # object_store's name (and obstore's) for the headers sent with every request,
+            # which oxzarr's web server stores take as `headers`, fsspec's name.
+            options["headers"] = options.pop("default_headers")
+        return RemoteStore(url, storage_options=options, read_only=read_only)
     if kind == "LocalStore":
         # Its prefix is the directory, absolute; none is the filesystem's root.
         return LocalStore(_as_it_names(inner.prefix or "/"), read_only=read_only)
