@@ -707,6 +707,33 @@ def test_a_web_servers_headers_query_strings_and_timeouts(tmp_path: Path) -> Non
         silent.close()
 
 
+def test_fsspec_http_file_system_options_are_taken(tmp_path: Path) -> None:
+    # The options of fsspec's HTTP file system about its own client (reads in blocks, their
+    # cache, links in pages, quoting, learning sizes), written for zarr-python, were refused
+    # as unknown options.
+    oxzarr.create_array(tmp_path / "a.zarr", shape=(3,), dtype="i2", fill_value=7)
+    fsspec_only = {
+        "block_size": 0,
+        "simple_links": True,
+        "same_scheme": True,
+        "size_policy": "get",
+        "cache_type": "none",
+        "cache_options": {},
+        "encoded": True,
+    }
+    server = _RangeServer(tmp_path)
+    try:
+        url = f"{server.url}/a.zarr"
+        for name, value in fsspec_only.items():
+            a = oxzarr.open_array(url, mode="r", storage_options={name: value})
+            assert a[...].tolist() == [7, 7, 7], name
+        # zarr-python's FsspecStore holds them too.
+        theirs = zarr.storage.FsspecStore.from_url(url, storage_options=fsspec_only, read_only=True)
+        assert oxzarr.open_array(theirs, mode="r")[...].tolist() == [7, 7, 7]
+    finally:
+        server.close()
+
+
 def test_neighbouring_inner_chunks_come_in_one_request(tmp_path: Path) -> None:
     """A few neighbouring inner chunks of a remote shard cost one ranged request between
     them (after the shard's index), not one each; a run of more than a megabyte of them

@@ -427,6 +427,21 @@ _FSSPEC_ONLY = frozenset(
         "max_concurrency",
     }
 )
+#: Options of fsspec's HTTP file system about its own client: its reads in blocks and their
+#: cache, how it finds links in a page and follows them, whether it quotes URLs again and
+#: how it learns a file's size. They tune fsspec's requests, not what is read: taken without
+#: complaint for http(s):// URLs, as those above.
+_FSSPEC_HTTP_ONLY = frozenset(
+    {
+        "block_size",
+        "simple_links",
+        "same_scheme",
+        "size_policy",
+        "cache_type",
+        "cache_options",
+        "encoded",
+    }
+)
 
 
 def _option_text(value: Any) -> str:
@@ -453,16 +468,18 @@ def remote_options(url: str, storage_options: Mapping[str, Any] | None) -> list[
     ``allow_http``, ``timeout``, ...), which are checked by the engine. For S3, what they leave
     out is looked up as botocore would: the environment, then the AWS shared files. For
     Google Cloud Storage, gcsfs's names (``token``, ``endpoint_url``, ...; see `_gcs`)."""
+    web = url.startswith(("http://", "https://"))
     given = {
         # None is s3fs's and gcsfs's way to leave an option unset ({"token": None}).
         name: value
         for name, value in (storage_options or {}).items()
-        if value is not None and name not in _FSSPEC_ONLY
+        if value is not None
+        and name not in _FSSPEC_ONLY
+        and not (web and name in _FSSPEC_HTTP_ONLY)
     }
     if url.startswith(GCS_SCHEMES):
         return sorted((k, _option_text(v)) for k, v in _gcs.options(url, given).items())
     s3 = url.startswith(("s3://", "s3a://"))
-    web = url.startswith(("http://", "https://"))
     options: dict[str, str] = {}
     # A web server's headers, sent with every request (a bearer token), as fsspec's HTTP
     # file system sends them, given at the top level or in client_kwargs.
