@@ -734,6 +734,28 @@ def test_fsspec_http_file_system_options_are_taken(tmp_path: Path) -> None:
         server.close()
 
 
+def test_timeouts_given_as_numbers_are_seconds() -> None:
+    # A number, as fsspec's HTTP client (aiohttp) takes a timeout, was refused: object_store
+    # failed to parse "1" as a length of time.
+    import socket
+
+    for name in ("timeout", "connect_timeout", "read_timeout", "pool_idle_timeout"):
+        for seconds in (2, 0.25):
+            RemoteStore("http://127.0.0.1:9/a.zarr", storage_options={name: seconds})
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # connections are taken, never answered
+    try:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/a.zarr"
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match="timed out"):
+            oxzarr.open_array(url, mode="r", storage_options={"timeout": 1})
+        # Seconds, not a smaller unit.
+        assert time.monotonic() - started >= 1
+    finally:
+        silent.close()
+
+
 def test_neighbouring_inner_chunks_come_in_one_request(tmp_path: Path) -> None:
     """A few neighbouring inner chunks of a remote shard cost one ranged request between
     them (after the shard's index), not one each; a run of more than a megabyte of them

@@ -15,6 +15,7 @@ holds the URLs.
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import threading
 import urllib.parse
@@ -444,6 +445,33 @@ _FSSPEC_HTTP_ONLY = frozenset(
 )
 
 
+#: object_store's options holding a length of time, which it reads as text ("5s", "500ms").
+_DURATION_OPTIONS = frozenset(
+    {
+        "timeout",
+        "connect_timeout",
+        "read_timeout",
+        "pool_idle_timeout",
+        "http2_keep_alive_interval",
+        "http2_keep_alive_timeout",
+    }
+)
+
+
+def _duration_text(name: str, value: Any) -> Any:
+    """The value of the option `name`, a number of seconds as object_store's text for a
+    length of time: fsspec's clients (aiohttp's) take numbers of seconds, as code written for
+    zarr-python gives them, and object_store read "5" as no length of time."""
+    if name.lower() not in _DURATION_OPTIONS or isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Integral):
+        return f"{int(value)}s"
+    if isinstance(value, numbers.Real):
+        # In nanoseconds, which a fraction of a second of any size is a whole number of.
+        return f"{round(float(value) * 1e9)}ns"
+    return value
+
+
 def _option_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -471,7 +499,7 @@ def remote_options(url: str, storage_options: Mapping[str, Any] | None) -> list[
     web = url.startswith(("http://", "https://"))
     given = {
         # None is s3fs's and gcsfs's way to leave an option unset ({"token": None}).
-        name: value
+        name: _duration_text(name, value)
         for name, value in (storage_options or {}).items()
         if value is not None
         and name not in _FSSPEC_ONLY
