@@ -756,6 +756,15 @@ def test_timeouts_given_as_numbers_are_seconds() -> None:
         silent.close()
 
 
+def test_anon_for_a_web_server_is_refused_by_its_own_name() -> None:
+    # The error named aws_skip_signature, the S3 option anon stands for, which the caller
+    # never wrote.
+    url = "http://127.0.0.1:9/a.zarr"
+    with pytest.raises(ValueError, match=re.escape(f"anon=True for {url}")) as refused:
+        oxzarr.open_array(url, mode="r", storage_options={"anon": True})
+    assert "aws_skip_signature" not in str(refused.value)
+
+
 def test_neighbouring_inner_chunks_come_in_one_request(tmp_path: Path) -> None:
     """A few neighbouring inner chunks of a remote shard cost one ranged request between
     them (after the shard's index), not one each; a run of more than a megabyte of them

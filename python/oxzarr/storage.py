@@ -531,6 +531,13 @@ def remote_options(url: str, storage_options: Mapping[str, Any] | None) -> list[
                     )
                 options[_S3FS_OPTIONS[inner]] = _option_text(inner_value)
         elif name == "anon":
+            if value and web:
+                # Named as given: the engine would name the S3 option it stands for.
+                raise ValueError(
+                    f"unsupported storage option anon={value!r} for "
+                    f"{_without_password(url)}: anon is s3fs's option to send S3 requests "
+                    "unsigned, and a web server's requests are not signed"
+                )
             if value:
                 options["aws_skip_signature"] = "true"
         elif s3 and name in _S3FS_OPTIONS:
