@@ -354,3 +354,34 @@ def test_nested_lists_with_leading_length_one_dimensions_and_block_step_zero(
             step_zero()
     with pytest.raises(IndexError, match="step 1"):
         a.blocks[::0] = 1
+
+
+def test_empty_index_arrays_of_floats_are_refused(tmp_path: Path) -> None:
+    # An empty index array was taken as no indices before its dtype was looked at: a float
+    # (or, in vindex, boolean) one selected nothing where numpy and zarr-python refuse it.
+    import zarr
+
+    empty = np.array([], dtype="f8")
+    no_mask = np.array([], dtype=bool)
+    ours = oxzarr.create_array(tmp_path / "a", shape=(4, 5), dtype="i4", chunks=(2, 2))
+    theirs = zarr.create_array(tmp_path / "z", shape=(4, 5), dtype="i4", chunks=(2, 2))
+    for a in (ours, theirs):
+        for view, key in [
+            (a, empty),
+            (a.oindex, (empty, 0)),
+            (a.vindex, (empty, empty)),
+            (a.vindex, (empty, np.array([], dtype="i8"))),
+            (a.vindex, (no_mask, no_mask)),
+        ]:
+            with pytest.raises(IndexError):
+                view[key]
+            with pytest.raises(IndexError):
+                view[key] = 1
+        with pytest.raises(IndexError):
+            a.get_orthogonal_selection((empty, slice(None)))
+    with pytest.raises(IndexError, match="integer"):
+        np.zeros((4, 5))[empty]
+    # A list of no elements (float64 to np.asarray) still selects nothing, as in numpy.
+    assert_same(ours[[]], np.zeros((0, 5), "i4"))
+    assert_same(ours.oindex[[], 0], np.zeros(0, "i4"))
+    assert_same(ours.vindex[[], []], np.zeros(0, "i4"))

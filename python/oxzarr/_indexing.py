@@ -100,14 +100,21 @@ def _index_array(k: Any, n: int, axis: int) -> npt.NDArray[np.uint64]:
     # the result its dimensions; zarr-python refuses them, empty or not).
     if arr.ndim != 1:
         raise IndexError(f"index arrays must be one-dimensional here, not of shape {arr.shape}")
-    if arr.size == 0:
-        return np.zeros(0, dtype=np.uint64)
-    if arr.dtype.kind not in "iu":
+    if not integer_indices(k, arr):
         raise IndexError(
             f"only integers, slices (':'), ellipsis ('...'), numpy.newaxis ('None') and "
             f"integer or boolean arrays are valid indices, not {arr.dtype} arrays"
         )
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.uint64)
     return in_bounds(arr, n, axis)
+
+
+def integer_indices(k: Any, arr: npt.NDArray[Any]) -> bool:
+    """Whether `arr`, made by ``np.asarray(k)``, holds integer indices. An empty array of
+    another dtype does not (numpy and zarr-python refuse ``np.array([])``), but a list of no
+    elements does: numpy makes it float64, yet takes ``a[[]]`` as no integer indices."""
+    return arr.dtype.kind in "iu" or (arr.size == 0 and isinstance(k, list | tuple))
 
 
 def in_bounds(arr: npt.NDArray[Any], n: int, axis: int) -> npt.NDArray[np.uint64]:

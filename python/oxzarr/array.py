@@ -18,6 +18,7 @@ from oxzarr._indexing import (
     Indexer,
     in_bounds,
     indexer,
+    integer_indices,
     is_integer,
     plain_integers,
     simple_indexer,
@@ -1067,11 +1068,11 @@ class Array:
                 f"a coordinate selection needs {self.ndim} index arrays, not {len(selection)}"
             )
         arrays = [np.asarray(s) for s in selection]
-        for a in arrays:
-            if a.dtype.kind not in "iu" and a.size:
+        for s, a in zip(selection, arrays, strict=True):
+            if not integer_indices(s, a):
                 raise IndexError(
-                    "coordinate selections take integer arrays (use a boolean mask of the "
-                    "array's shape for a mask selection)"
+                    f"coordinate selections take integer arrays, not {a.dtype} arrays (use a "
+                    "boolean mask of the array's shape for a mask selection)"
                 )
         try:
             broadcast = np.broadcast_arrays(*arrays)
