@@ -385,3 +385,53 @@ def test_empty_index_arrays_of_floats_are_refused(tmp_path: Path) -> None:
     assert_same(ours[[]], np.zeros((0, 5), "i4"))
     assert_same(ours.oindex[[], 0], np.zeros(0, "i4"))
     assert_same(ours.vindex[[], []], np.zeros(0, "i4"))
+
+
+def test_a_sequence_into_one_element_is_refused(tmp_path: Path) -> None:
+    # Leading length-1 dimensions were dropped from a value even where a selection of one
+    # element left no dimension to fill: a[()] = np.array([9.0]) on a 0-d array, a[...] =
+    # [[8]], or a[0] = [9.0] on a 1-d array wrote the number. zarr-python refuses them all,
+    # numpy all but a[...] = np.array([9.0]) into a 0-d array.
+    import zarr
+
+    for create in (oxzarr.create_array, zarr.create_array):
+        name = create.__module__
+        zero_d = create(tmp_path / f"{name}-0d", shape=(), dtype="f8", fill_value=0)
+        row = create(tmp_path / f"{name}-row", shape=(3,), dtype="f8", fill_value=0)
+        grid = create(tmp_path / f"{name}-grid", shape=(2, 3), dtype="i4")
+        for view, key, value in [
+            (zero_d, (), np.array([9.0])),
+            (zero_d, (), [9.0]),
+            (zero_d, ..., [[8]]),
+            (zero_d, ..., np.array([9.0])),
+            (row, 0, [9.0]),
+            (row, 0, np.array([9.0])),
+            (grid, (0, 0), np.array([[1]])),
+            (grid.oindex, (0, 0), [5]),
+        ]:
+            with pytest.raises(ValueError, match="setting an array element with a sequence"):
+                view[key] = value
+        assert zero_d[()] == 0 and row[...].tolist() == [0, 0, 0] and not grid[...].any()
+        # Where dimensions are left, leading length-1 ones are dropped as before.
+        zero_d[()] = np.array(3.0)
+        row[...] = np.ones((1, 3))
+        row[0:1] = np.full((1, 1, 1), 5.0)
+        grid[0] = np.ones((1, 1, 3), "i4")
+        grid.vindex[1, 2] = [7]  # a point reads as shape (1,)
+        assert zero_d[()] == 3 and row[...].tolist() == [5, 1, 1]
+        assert grid[...].tolist() == [[1, 1, 1], [0, 0, 7]]
+    expected = np.zeros(3)
+    expected[...] = np.ones((1, 3))
+    expected[0:1] = np.full((1, 1, 1), 5.0)
+    assert expected.tolist() == [5, 1, 1]
+    with pytest.raises(ValueError, match="setting an array element with a sequence"):
+        expected[0] = [9.0]
+    # Text of variable length too (zarr-python stores the list's text, "['x']"); an array of
+    # one record still fills one record, as numpy and zarr-python take it.
+    text = oxzarr.create_array(tmp_path / "text", shape=(), dtype=str)
+    with pytest.raises(ValueError, match=r"one element of <Array .*text"):
+        text[()] = ["x"]
+    record = np.dtype([("a", "i4"), ("b", "f8")])
+    records = oxzarr.create_array(tmp_path / "records", shape=(), dtype=record)
+    records[()] = np.array([(1, 2.0)], dtype=record)
+    assert records[()].tolist() == (1, 2.0)

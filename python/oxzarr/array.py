@@ -866,6 +866,7 @@ class Array:
         self._refuse_writes_if_read_only()
         if self._vlen:
             refuse_missing_strings(getattr(value, "dtype", None), repr(self))
+            self._refuse_a_sequence_for_one_element(value, ix.result_shape)
             values = _broadcast(np.asarray(value, dtype=self._dtype), ix.result_shape)
             self._core.write_vlen(ix.selection, self._vlen_values(values), self._write_empty())
             return
@@ -892,17 +893,32 @@ class Array:
         be written without another copy; refused as that write would refuse it."""
         if self._vlen:
             refuse_missing_strings(getattr(value, "dtype", None), repr(self))
+            self._refuse_a_sequence_for_one_element(value, self._shape)
             values = _broadcast(np.asarray(value, dtype=self._dtype), self._shape)
             if self._dtype == np.dtype(object):
                 self._vlen_values(values)  # what a bytes array refuses (text, numbers)
             return values
         return self._assigned(value, self._shape)
 
+    def _refuse_a_sequence_for_one_element(self, value: Any, shape: tuple[int, ...]) -> None:
+        """A selection of one element (`shape` ``()``) takes no sequence, not even of one
+        element, as numpy's ``a[()] = [9]`` and zarr-python refuse it: the leading length-1
+        dimensions dropped from values (a (1, 5) row into a (5,) selection) are dropped only
+        where some dimensions are left. An array of one record into a record still fills it,
+        as in numpy and zarr-python."""
+        if shape or self._native.names is not None or np.ndim(value) == 0:
+            return
+        raise ValueError(
+            f"setting an array element with a sequence: a selection of one element of {self!r} "
+            f"takes one value, not one of shape {np.shape(value)}"
+        )
+
     def _assigned(self, value: npt.ArrayLike, shape: tuple[int, ...]) -> npt.NDArray[Any]:
         """`value` as numpy assigns it to an array of this array's dtype and `shape`
         (C-contiguous): arrays cast as they are (float to int truncates), Python values
         that do not fit (300 into int8, NaN into an integer type) refused, datetimes of a
         unit into a unitless type refused, values broadcast or refused naming both shapes."""
+        self._refuse_a_sequence_for_one_element(value, shape)
         if isinstance(value, np.ndarray) and value.dtype == self._native:
             # Nothing to cast: no copy when it is already laid out as the write needs.
             return np.ascontiguousarray(_broadcast(value, shape))
