@@ -435,3 +435,28 @@ def test_a_sequence_into_one_element_is_refused(tmp_path: Path) -> None:
     records = oxzarr.create_array(tmp_path / "records", shape=(), dtype=record)
     records[()] = np.array([(1, 2.0)], dtype=record)
     assert records[()].tolist() == (1, 2.0)
+
+
+def test_orthogonal_selections_refuse_zero_dimensional_index_arrays(tmp_path: Path) -> None:
+    # a.oindex[np.array(2), 0] read a 0-d array (and wrote) where zarr-python refuses a 0-d
+    # integer array in an orthogonal selection; a[np.array(2), 0] reads a scalar, as numpy.
+    import zarr
+
+    values = np.arange(20, dtype="i4").reshape(4, 5)
+    ours = oxzarr.create_array(tmp_path / "a", shape=(4, 5), dtype="i4", chunks=(2, 2))
+    theirs = zarr.create_array(tmp_path / "z", shape=(4, 5), dtype="i4", chunks=(2, 2))
+    for a in (ours, theirs):
+        a[...] = values
+        for key in [(np.array(2), 0), (np.array(2), slice(None)), (0, np.array(-1))]:
+            with pytest.raises(IndexError, match="arrays in an orthogonal selection must be"):
+                a.oindex[key]
+            with pytest.raises(IndexError, match="arrays in an orthogonal selection must be"):
+                a.get_orthogonal_selection(key)
+            with pytest.raises(IndexError, match="arrays in an orthogonal selection must be"):
+                a.oindex[key] = -1
+            with pytest.raises(IndexError, match="arrays in an orthogonal selection must be"):
+                a.set_orthogonal_selection(key, -1)
+        assert_same(a[...], values)
+        # numpy integers are integers there.
+        assert a.oindex[np.int64(2), np.uint8(1)] == 11
+    assert ours[np.array(2), 0] == values[np.array(2), 0] == 10

@@ -251,6 +251,13 @@ def indexer(key: Any, shape: tuple[int, ...], *, orthogonal: bool = False) -> In
             selection.append((_integer(k, n, axis), 1, 1))
             core_shape.append(1)
         elif _is_array_like(k) and np.ndim(k) == 0 and is_integer(np.asarray(k)[()]):
+            if orthogonal:
+                # numpy takes a 0-d integer array as an integer, zarr-python's orthogonal
+                # selections do not: each array there selects along its own dimension.
+                raise IndexError(
+                    f"integer arrays in an orthogonal selection must be one-dimensional, not "
+                    f"{k!r} (for axis {axis})"
+                )
             selection.append((_integer(np.asarray(k)[()], n, axis), 1, 1))
             core_shape.append(1)
         elif _is_array_like(k):
