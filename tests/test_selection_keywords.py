@@ -14,6 +14,7 @@ import pytest
 from zarr.core.buffer import default_buffer_prototype
 
 import oxzarr
+from oxzarr.errors import BoundsCheckError
 from tests.conftest import assert_same, read_overlapping_tiles, run_together, sample
 
 LAYOUTS = {"chunks": {"chunks": (4, 6)}, "shards": {"chunks": (2, 3), "shards": (4, 6)}}
@@ -460,3 +461,35 @@ def test_orthogonal_selections_refuse_zero_dimensional_index_arrays(tmp_path: Pa
         # numpy integers are integers there.
         assert a.oindex[np.int64(2), np.uint8(1)] == 11
     assert ours[np.array(2), 0] == values[np.array(2), 0] == 10
+
+
+def test_coordinate_indices_out_of_bounds_are_found_before_broadcasting(tmp_path: Path) -> None:
+    # a.vindex[[0, 1, 2], [0, 9]] raised the ValueError of arrays that do not broadcast;
+    # zarr-python checks bounds first (BoundsCheckError, an IndexError), and numpy raises an
+    # IndexError too.
+    import zarr
+
+    values = np.arange(20, dtype="i4").reshape(4, 5)
+    ours = oxzarr.create_array(tmp_path / "a", shape=(4, 5), dtype="i4", chunks=(2, 2))
+    theirs = zarr.create_array(tmp_path / "z", shape=(4, 5), dtype="i4", chunks=(2, 2))
+    for a in (ours, theirs):
+        a[...] = values
+        for key in [([0, 1, 2], [0, 9]), ([4, 1, 2], [0, 1])]:
+            with pytest.raises(IndexError, match="out of bounds"):
+                a.vindex[key]
+            with pytest.raises(IndexError, match="out of bounds"):
+                a.vindex[key] = 0
+        # In bounds, arrays that do not broadcast are still a ValueError.
+        with pytest.raises(ValueError, match="broadcast"):
+            a.vindex[[0, 1, 2], [0, 1]]
+    with pytest.raises(BoundsCheckError, match="index 9 is out of bounds for axis 1"):
+        ours.get_coordinate_selection(([0, 1, 2], [0, 9]))
+    with pytest.raises(IndexError):
+        values[[0, 1, 2], [0, 9]]
+    # Arrays that broadcast read and write each point, negative indices from the end.
+    rows, cols = np.array([[0], [3]]), [1, -1, 2]
+    assert_same(ours.vindex[rows, cols], values[rows, cols])
+    ours.vindex[rows, cols] = -values[rows, cols]
+    expected = values.copy()
+    expected[rows, cols] *= -1
+    assert_same(ours[...], expected)

@@ -1090,15 +1090,20 @@ class Array:
                     f"coordinate selections take integer arrays, not {a.dtype} arrays (use a "
                     "boolean mask of the array's shape for a mask selection)"
                 )
+        # Bounds first, each array as given, as zarr-python checks them: an index past its
+        # axis is an IndexError (BoundsCheckError) even among arrays that do not broadcast.
+        checked = [
+            in_bounds(a.reshape(-1), n, axis).reshape(a.shape)
+            for axis, (a, n) in enumerate(zip(arrays, self._shape, strict=True))
+        ]
         try:
-            broadcast = np.broadcast_arrays(*arrays)
+            broadcast = np.broadcast_arrays(*checked)
         except ValueError as e:
             # A ValueError, as zarr-python raises (numpy raises an IndexError).
             raise ValueError(f"the index arrays do not broadcast together: {e}") from None
         shape = broadcast[0].shape if broadcast else ()
-        coords = []
-        for axis, (a, n) in enumerate(zip(broadcast, self._shape, strict=True)):
-            coords.append(in_bounds(a.reshape(-1), n, axis))
+        # Contiguous for the engine: a broadcast array repeats its elements by a stride of 0.
+        coords = [np.ascontiguousarray(b).reshape(-1) for b in broadcast]
         return coords, tuple(shape)
 
     def get_coordinate_selection(
