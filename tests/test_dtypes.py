@@ -561,3 +561,51 @@ def test_padded_records_are_stored_packed(tmp_path: Path, zarr_format: int) -> N
         oxzarr.create_array(
             tmp_path / "two", shape=(2,), dtype=record, fill_value=[(1, 2.0), (3, 4.0)]
         )
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_a_time_fill_value_for_durations_and_the_reverse_are_refused(
+    tmp_path: Path, zarr_format: int
+) -> None:
+    import datetime
+
+    # numpy casts a timedelta64 into a datetime64 (and the reverse) by its count: 3 days
+    # were stored as 1970-01-01T00:00:03 in a datetime64[s] array, 2020-01-01 as 18262
+    # hours in a timedelta64[h] one. zarr-python refuses both with a TypeError.
+    refused = [
+        ("M8[s]", np.timedelta64(3, "D"), "is a duration, and a datetime64"),
+        ("M8[s]", np.timedelta64("NaT"), "is a duration"),
+        ("M8[ns]", datetime.timedelta(days=1), "is a duration"),
+        ("M8", np.array(np.timedelta64(3, "D")), "is a duration"),
+        ("m8[h]", np.datetime64("2020-01-01"), "is a point in time, and a timedelta64"),
+        ("m8[h]", datetime.datetime(2020, 1, 1), "is a point in time"),
+        ("m8[h]", datetime.date(2020, 1, 1), "is a point in time"),
+    ]
+    for make in (oxzarr.create_array, zarr.create_array):
+        for dtype, fill, message in refused:
+            with pytest.raises(TypeError, match=message if make is oxzarr.create_array else None):
+                make(
+                    tmp_path / "t",
+                    shape=(2,),
+                    dtype=dtype,
+                    fill_value=fill,
+                    zarr_format=zarr_format,
+                    overwrite=True,
+                )
+    # A time for times and a duration for durations are taken, as numbers and text are.
+    for dtype, fill, expected in [
+        ("M8[s]", np.datetime64("2020-01-01"), np.datetime64("2020-01-01T00:00:00")),
+        ("m8[h]", np.timedelta64(3, "D"), np.timedelta64(72, "h")),
+        ("M8[s]", 5, np.datetime64(5, "s")),
+        ("m8[h]", "5", np.timedelta64(5, "h")),
+    ]:
+        a = oxzarr.create_array(
+            tmp_path / "ok",
+            shape=(2,),
+            dtype=dtype,
+            fill_value=fill,
+            zarr_format=zarr_format,
+            overwrite=True,
+        )
+        assert a.fill_value == expected and a[0] == expected
+        assert zarr.open_array(tmp_path / "ok").fill_value == expected

@@ -4,6 +4,7 @@ fill values in each format's JSON encoding."""
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import math
 import warnings
@@ -266,6 +267,24 @@ def _finer(dtype: np.dtype[Any], other: np.dtype[Any]) -> bool:
     return _TIME_UNITS.index(unit) > _TIME_UNITS.index(other_unit)
 
 
+#: What each kind of time is, one and several.
+_TIME_KINDS = {"M": ("a point in time", "points in time"), "m": ("a duration", "durations")}
+
+
+def _time_kind(value: Any) -> str | None:
+    """numpy's kind of a time value: ``"M"`` for a point in time (a datetime64, Python's
+    date and datetime), ``"m"`` for a duration (a timedelta64, Python's timedelta); ``None``
+    for anything else (numbers, text)."""
+    if isinstance(value, datetime.timedelta):
+        return "m"
+    if isinstance(value, datetime.date):
+        return "M"
+    dtype = getattr(value, "dtype", None)
+    if isinstance(dtype, np.dtype) and dtype.kind in "Mm":
+        return dtype.kind
+    return None
+
+
 def fill_value_json(fill_value: Any, dtype: np.dtype[Any], zarr_format: int) -> JSON:
     """The fill value in the format's JSON encoding. :data:`DEFAULT_FILL_VALUE` is the data
     type's default, as zarr-python picks it; so is None in v3, while in v2 None is ``null``
@@ -274,6 +293,14 @@ def fill_value_json(fill_value: Any, dtype: np.dtype[Any], zarr_format: int) -> 
         fill_value = None
     elif fill_value is None and zarr_format == 2:
         return None
+    time_kind = _time_kind(fill_value) if dtype.kind in "Mm" else None
+    if time_kind is not None and time_kind != dtype.kind:
+        # numpy casts one into the other by its count (3 days into a datetime64[s] is
+        # 1970-01-01T00:00:03); zarr-python refuses it with a TypeError.
+        raise TypeError(
+            f"fill_value {fill_value!r} is {_TIME_KINDS[time_kind][0]}, and a {dtype} array "
+            f"holds {_TIME_KINDS[dtype.kind][1]}"
+        )
     bad = ValueError(f"fill_value {fill_value!r} is not a valid {dtype}")
     try:
         if dtype.kind == "T" or (dtype.kind == "O" and dtype is not np.dtype(object)):
