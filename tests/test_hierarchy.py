@@ -714,3 +714,48 @@ def test_members_deleted_or_replaced_while_listed_are_left_out(tmp_path: Path) -
         assert "m" not in found and "n" in found
     assert [name for name, _ in group_with(replace_by_group).arrays()] == ["n"]
     assert [name for name, _ in group_with(delete).groups()] == []
+
+
+def test_deleting_from_a_v2_group_beside_a_v3_one_keeps_to_v2(tmp_path: Path) -> None:
+    """A delete from a consolidated v2 group with a v3 zarr.json beside it (zarr-python's
+    mode "a" can leave one) rewrote the v3 document, left .zmetadata naming the deleted
+    array, and turned the handle into the v3 group's."""
+    g2 = zarr.create_group(tmp_path, zarr_format=2)
+    g2.create_array("x", shape=(3,), dtype="i4")[:] = 1
+    g2.create_array("y", shape=(3,), dtype="i4")[:] = 2
+    zarr.consolidate_metadata(tmp_path, zarr_format=2)
+    zarr.create_group(tmp_path, zarr_format=3)
+    v3_document = (tmp_path / "zarr.json").read_bytes()
+    g = oxzarr.open_group(tmp_path, mode="r+", zarr_format=2)
+    del g["x"]
+    assert (g.zarr_format, sorted(g.keys())) == (2, ["y"])
+    consolidated = json.loads((tmp_path / ".zmetadata").read_text())["metadata"]
+    assert sorted(k for k in consolidated if k.endswith(".zarray")) == ["y/.zarray"]
+    assert (tmp_path / "zarr.json").read_bytes() == v3_document
+    assert sorted(zarr.open_group(tmp_path, mode="r", zarr_format=2).keys()) == ["y"]
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_a_node_under_a_group_of_the_other_format_gets_a_parent_of_its_own(
+    tmp_path: Path, zarr_format: int
+) -> None:
+    """A node made under a group of the other format only had no parent of its own format:
+    no group listed it (a v2 group hides v3 members). This format's group is written beside
+    the other, as zarr-python writes it."""
+    other = 5 - zarr_format
+    for lib in (zarr, oxzarr):
+        root = tmp_path / lib.__name__
+        zarr.create_group(root, zarr_format=other).create_group("a")
+        lib.create_array(root, name="a/new", shape=(3,), dtype="i4", zarr_format=zarr_format)
+        ours = oxzarr.open_group(root, mode="r", zarr_format=zarr_format)
+        assert [k for k, _ in ours.members(max_depth=None)] == ["a", "a/new"], lib
+        theirs = zarr.open_group(root, mode="r", zarr_format=zarr_format)
+        assert sorted(k for k, _ in theirs.members(max_depth=None)) == ["a", "a/new"], lib
+        # The other format's hierarchy is as it was.
+        older = zarr.open_group(root, mode="r", zarr_format=other)
+        assert [k for k, _ in older.members(max_depth=None)] == ["a"], lib
+    # A parent that is an array in this format is refused, whatever the other says.
+    zarr.create_group(tmp_path / "b", zarr_format=other)
+    zarr.create_array(tmp_path / "b", shape=(1,), dtype="i1", zarr_format=zarr_format)
+    with pytest.raises(ContainsArrayError):
+        oxzarr.create_group(tmp_path / "b", path="c", zarr_format=zarr_format)

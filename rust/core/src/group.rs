@@ -378,9 +378,13 @@ impl Group {
         // The documents are gathered before the delete, less what is deleted, and written
         // after it: a hierarchy one cannot be written for is found out before anything goes.
         let opened_through = self.consolidated.as_ref().map(|c| c.root.clone());
+        // The groups holding documents are this group's format: beside a v2 group, a v3
+        // zarr.json (zarr-python's mode "a" can leave one) is another hierarchy, whose
+        // document was rewritten while the v2 .zmetadata kept naming the deleted node.
+        let format = Some(self.zarr_format());
         let mut holders = Vec::new();
         if let Some(root) = &opened_through {
-            holders.push(Self::open(self.store.clone(), root)?);
+            holders.push(Self::open_as(self.store.clone(), root, format)?);
         }
         // This group and those below it down to the deleted node's parent.
         let mut between = vec![self.path.clone()];
@@ -392,7 +396,7 @@ impl Group {
             if Some(&group_path) == opened_through.as_ref() {
                 continue;
             }
-            match Self::open_consolidated(self.store.clone(), &group_path) {
+            match Self::open_consolidated_as(self.store.clone(), &group_path, format) {
                 Ok(own)
                     if own
                         .consolidated
