@@ -286,24 +286,34 @@ pub(crate) fn prepare_new_node(
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     for depth in 0..parts.len() {
         let parent = parts[..depth].join("/");
-        match node_kind(store, &parent)? {
+        let missing = match node_kind(store, &parent)? {
             Some("array") => return Err(parent_array(&parent)),
-            Some(_) => {}
-            None => {
-                let meta = if zarr_format == 2 {
-                    GroupMetadata::V2 {
-                        attributes: Map::new(),
-                    }
-                } else {
-                    GroupMetadata::V3(GroupMetadataV3::default())
-                };
-                // Another writer may make the parent meanwhile: its node stays, and is
-                // looked at again (a parent that became an array refuses this node).
-                if !create_node_metadata(store, &parent, &NodeMetadata::Group(meta))?
-                    && node_kind(store, &parent)? == Some("array")
-                {
-                    return Err(parent_array(&parent));
+            // A group of the other format only is no parent of this node: nothing would list
+            // it (a v2 group hides v3 members), so this format's group is written beside it,
+            // as zarr-python writes it.
+            Some("group") => match read_node_metadata_as(store, &parent, Some(zarr_format)) {
+                Ok(Some(NodeMetadata::Array(_))) => return Err(parent_array(&parent)),
+                Ok(meta) => meta.is_none(),
+                Err(Error::InvalidMetadata { .. }) => false,
+                Err(e) => return Err(e),
+            },
+            Some(_) => false,
+            None => true,
+        };
+        if missing {
+            let meta = if zarr_format == 2 {
+                GroupMetadata::V2 {
+                    attributes: Map::new(),
                 }
+            } else {
+                GroupMetadata::V3(GroupMetadataV3::default())
+            };
+            // Another writer may make the parent meanwhile: its node stays, and is
+            // looked at again (a parent that became an array refuses this node).
+            if !create_node_metadata(store, &parent, &NodeMetadata::Group(meta))?
+                && node_kind(store, &parent)? == Some("array")
+            {
+                return Err(parent_array(&parent));
             }
         }
     }
