@@ -27,7 +27,7 @@ from oxzarr.errors import (
     NodeNotFoundError,
     ReadOnlyError,
 )
-from oxzarr.storage import CountingStore, LocalStore
+from oxzarr.storage import CountingStore, LocalStore, ZipStore
 from tests.conftest import assert_same, sample
 
 
@@ -1223,6 +1223,38 @@ def test_handles_on_one_node_are_equal(tmp_path: Path) -> None:
     assert a != again, "a handle that has not seen the resize differs"
     theirs = zarr.open_group(tmp_path / "g.zarr")
     assert theirs["x"] != theirs["y"] and theirs["x"] == theirs["x"]
+
+
+def test_handles_opened_read_only_equal_the_writable_ones(tmp_path: Path) -> None:
+    # Equality counted the store's read-only mode: an array or group opened with mode "r"
+    # differed from the handle that created it (zarr-python's are equal).
+    a = oxzarr.create_array(tmp_path / "a.zarr", shape=(3,), dtype="i4")
+    r = oxzarr.open_array(tmp_path / "a.zarr", mode="r")
+    assert a == r and hash(a) == hash(r) and {a, r} == {a}
+    theirs = zarr.open_array(tmp_path / "a.zarr", mode="r")
+    assert theirs == zarr.open_array(tmp_path / "a.zarr") and theirs.store == theirs.store
+    g = oxzarr.create_group(tmp_path / "g.zarr")
+    assert g == oxzarr.open_group(tmp_path / "g.zarr", mode="r")
+    assert hash(g) == hash(oxzarr.open_group(tmp_path / "g.zarr", mode="r"))
+    # As zarr-python's LocalStore and ZipStore, oxzarr's are compared by their place.
+    local = LocalStore(tmp_path)
+    assert local == LocalStore(tmp_path, read_only=True)
+    assert hash(local) == hash(LocalStore(tmp_path, read_only=True))
+    assert zarr.storage.LocalStore(tmp_path) == zarr.storage.LocalStore(tmp_path, read_only=True)
+    with ZipStore(tmp_path / "z.zip", mode="w") as zipped:
+        z = oxzarr.create_array(zipped, shape=(3,), dtype="i4")
+        assert zipped.with_read_only(True) == zipped
+        assert hash(zipped.with_read_only(True)) == hash(zipped)
+        assert oxzarr.open_array(zipped, mode="r") == z
+    # Memory and remote stores count the mode, as zarr-python's do; handles on one node
+    # through them are equal all the same.
+    memory = oxzarr.storage.MemoryStore()
+    m = oxzarr.create_array(memory, shape=(3,), dtype="i4")
+    mr = oxzarr.open_array(memory, mode="r")
+    assert mr.store != m.store and m == mr and hash(m) == hash(mr)
+    memory = oxzarr.storage.MemoryStore()
+    gm = oxzarr.create_group(memory)
+    assert gm == oxzarr.open_group(memory, mode="r")
 
 
 @pytest.mark.parametrize("shareable", [True, False])

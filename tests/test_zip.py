@@ -507,7 +507,8 @@ def test_modes_and_handles(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="already open for writing"):
         ZipStore(path, mode="w")
     view = store.with_read_only(True)
-    assert view.read_only and view != store and view.with_read_only(False) == store
+    # The same zip, as zarr-python's ZipStore compares them: by the file.
+    assert view.read_only and view == store and view.with_read_only(False) == store
     with pytest.raises(ReadOnlyError):
         oxzarr.create_array(view, name="x", shape=(2,), dtype="i1")
     for handle in (store, view):

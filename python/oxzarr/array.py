@@ -29,7 +29,7 @@ from oxzarr._metadata import ARRAY_TO_ARRAY, ARRAY_TO_BYTES, integers
 from oxzarr.codecs import Codec, NumcodecsConfig, ShardingCodec, codec_from_dict
 from oxzarr.config import config
 from oxzarr.errors import BoundsCheckError, ReadOnlyError
-from oxzarr.storage import Store, StoreLike
+from oxzarr.storage import MemoryStore, RemoteStore, Store, StoreLike
 
 __all__ = ["Array", "ArrayConfig", "ArrayMetadata", "ArrayV2Metadata", "Attributes"]
 
@@ -443,6 +443,16 @@ def _is_mask(key: Any, shape: tuple[int, ...]) -> bool:
     return isinstance(key, np.ndarray) and key.dtype == np.bool_ and key.shape == shape
 
 
+def node_store(store: Store) -> Store:
+    """`store` as handles on a node compare it, so that a handle opened with mode "r" equals
+    the one that created the node: a memory or remote store as its read-only view, as their
+    equality counts the mode (as zarr-python's does). Local and zip stores are compared by
+    their place alone already (as zarr-python's); other stores as they are."""
+    if isinstance(store, MemoryStore | RemoteStore) and not store.read_only:
+        return store.with_read_only(True)
+    return store
+
+
 class Array:
     """A Zarr array. Reads and writes go to the engine in one call per selection: every chunk
     involved is fetched, decoded and copied in parallel, with the GIL released."""
@@ -637,13 +647,18 @@ class Array:
 
     def __eq__(self, other: object) -> bool:
         # Two handles on one node are equal, as zarr-python's are: the same store, path and
-        # metadata (a handle that has not seen another's change of the metadata is not).
+        # metadata (a handle that has not seen another's change of the metadata is not),
+        # whichever of them was opened read-only.
         if not isinstance(other, Array):
             return NotImplemented
-        return (self._store, self.path, self.metadata) == (other._store, other.path, other.metadata)
+        return (node_store(self._store), self.path, self.metadata) == (
+            node_store(other._store),
+            other.path,
+            other.metadata,
+        )
 
     def __hash__(self) -> int:
-        return hash((self._store, self.path))
+        return hash((node_store(self._store), self.path))
 
     @property
     def read_only(self) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 
 from oxzarr import _core
 from oxzarr._locks import metadata_lock
-from oxzarr.array import Array, Attributes, Summary, _summary
+from oxzarr.array import Array, Attributes, Summary, _summary, node_store
 from oxzarr.errors import (
     BaseZarrError,
     ContainsArrayError,
@@ -107,13 +107,18 @@ class Group:
 
     def __eq__(self, other: object) -> bool:
         # Two handles on one node are equal, as zarr-python's are: the same store, path and
-        # metadata (a handle that has not seen another's change of the metadata is not).
+        # metadata (a handle that has not seen another's change of the metadata is not),
+        # whichever of them was opened read-only.
         if not isinstance(other, Group):
             return NotImplemented
-        return (self._store, self.path, self.metadata) == (other._store, other.path, other.metadata)
+        return (node_store(self._store), self.path, self.metadata) == (
+            node_store(other._store),
+            other.path,
+            other.metadata,
+        )
 
     def __hash__(self) -> int:
-        return hash((self._store, self.path))
+        return hash((node_store(self._store), self.path))
 
     @property
     def read_only(self) -> bool:

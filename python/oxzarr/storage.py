@@ -137,14 +137,12 @@ class LocalStore(Store):
         return f"LocalStore({str(self)!r})"
 
     def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, LocalStore)
-            and other.root == self.root
-            and other.read_only == self.read_only
-        )
+        # By the directory alone, as zarr-python's LocalStore: a read-only handle on it is
+        # the same store (an array opened with mode "r" equals the one that created it).
+        return isinstance(other, LocalStore) and other.root == self.root
 
     def __hash__(self) -> int:
-        return hash((LocalStore, self.root, self.read_only))
+        return hash((LocalStore, self.root))
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_local_store, (str(self.root), self.read_only))
@@ -343,15 +341,12 @@ class ZipStore(Store):
         return f"ZipStore({str(self)!r}, mode={'r' if self.read_only else self.mode!r})"
 
     def __eq__(self, other: object) -> bool:
-        # As opened (a hash must not change when the store is closed).
-        return (
-            isinstance(other, ZipStore)
-            and other.path == self.path
-            and other._core.read_only == self._core.read_only
-        )
+        # By the zip file alone, as zarr-python's ZipStore: its handles for reading and for
+        # writing are the same store (and a hash must not change when the store is closed).
+        return isinstance(other, ZipStore) and other.path == self.path
 
     def __hash__(self) -> int:
-        return hash((ZipStore, self.path, self._core.read_only))
+        return hash((ZipStore, self.path))
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A zip being written (or a view of one) is not complete on disk: another process
