@@ -1588,6 +1588,23 @@ def test_zarr_python_2_keywords_in_the_functions_that_hand_them_to_create(
     assert (like.shards, like.chunks, like.config.write_empty_chunks) == ((10,), (5,), True)
 
 
+@pytest.mark.parametrize(
+    ("shape", "names"),
+    [((), []), ((), ()), ((), None), ((3,), []), ((3,), [None]), ((3, 2), ["y", None])],
+)
+def test_no_dimension_names_are_left_out_as_zarr_python_leaves_them(
+    tmp_path: Path, shape: tuple[int, ...], names: list[str | None] | tuple[()] | None
+) -> None:
+    # An empty list was written as "dimension_names": [] (a 1-d array refused it), where
+    # zarr-python writes none, as for None: the documents are now the same, byte for byte.
+    for lib in (oxzarr, zarr):
+        lib.create_array(tmp_path / lib.__name__, shape=shape, dtype="f4", dimension_names=names)
+    ours, theirs = ((tmp_path / n / "zarr.json").read_bytes() for n in ("oxzarr", "zarr"))
+    assert ours == theirs
+    expected = tuple(names) if names else None
+    assert oxzarr.open_array(tmp_path / "oxzarr").metadata.dimension_names == expected
+
+
 def test_dimension_names_that_are_not_text_are_a_type_error(tmp_path: Path) -> None:
     for lib in (oxzarr, zarr):
         with pytest.raises(TypeError):

@@ -450,6 +450,9 @@ def array_metadata(
         "zarr_format": 3,
         "node_type": "array",
     }
-    if dimension_names is not None:
-        doc["dimension_names"] = list(dimension_names)
+    names = list(dimension_names) if dimension_names is not None else []
+    # No names are left out, as zarr-python leaves them: an empty list (a 0-d array's, or
+    # one given for any array) is written as no "dimension_names", as None is.
+    if names:
+        doc["dimension_names"] = names
     return doc
