@@ -51,6 +51,37 @@ def test_missing_nodes(tmp_path: Path) -> None:
         g["missing"]
 
 
+def test_a_v2_node_of_the_other_kind_is_not_found_when_v2_is_asked_for(tmp_path: Path) -> None:
+    # With zarr_format=2, a v2 array where a group was asked for raised ContainsArrayError,
+    # and a v2 group where an array was asked for NodeTypeValidationError: zarr-python reads
+    # only the v2 documents of the kind asked for, and finds none.
+    array, group = tmp_path / "array", tmp_path / "group"
+    zarr.create_array(array, shape=(2,), dtype="i1", zarr_format=2)
+    zarr.create_group(group, zarr_format=2)
+    stored = sorted(str(p) for p in tmp_path.rglob("*"))
+    for lib in (oxzarr, zarr):
+        for mode in ("r", "r+"):
+            with pytest.raises(lib.errors.GroupNotFoundError):
+                lib.open_group(array, mode=mode, zarr_format=2)
+            with pytest.raises(lib.errors.ArrayNotFoundError):
+                lib.open_array(group, mode=mode, zarr_format=2)
+        # Mode "a" cannot make the node asked for where the other is.
+        with pytest.raises(lib.errors.ContainsArrayError):
+            lib.open_group(array, mode="a", zarr_format=2)
+        with pytest.raises(lib.errors.ContainsGroupError):
+            lib.open_array(group, mode="a", zarr_format=2, shape=(2,), dtype="i1")
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == stored
+    with pytest.raises(FileNotFoundError, match=r"no Zarr v2 group .*array.*there is a v2 array"):
+        oxzarr.open_group(array, mode="r", zarr_format=2)
+    with pytest.raises(FileNotFoundError, match=r"no Zarr v2 array .*group.*there is a v2 group"):
+        oxzarr.open_array(group, mode="r", zarr_format=2)
+    # Not asked for a format, oxzarr says what is there.
+    with pytest.raises(oxzarr.errors.ContainsArrayError):
+        oxzarr.open_group(array, mode="r")
+    with pytest.raises(NodeTypeValidationError):
+        oxzarr.open_array(group, mode="r")
+
+
 @pytest.mark.parametrize(
     ("field", "value", "named"),
     [

@@ -42,6 +42,7 @@ from oxzarr.errors import (
     ContainsGroupError,
     GroupNotFoundError,
     NodeNotFoundError,
+    NodeTypeValidationError,
 )
 from oxzarr.group import Group, wrap_node
 from oxzarr.storage import (
@@ -200,6 +201,18 @@ def _check_found_format(
             f"no Zarr v{wanted} {kind} at {_path(path) or '/'!r} in {target!r} "
             f"(there is a v{found} one)"
         )
+
+
+def _open_v2_array(target: Store, path: str | None) -> _core.Array:
+    """The v2 array at `path`. As in zarr-python, which reads a v2 array's ``.zarray`` only,
+    a v2 group there is no array: an ArrayNotFoundError, not a NodeTypeValidationError (mode
+    "a" then creates one, which the group refuses with a ContainsGroupError)."""
+    try:
+        return _core.Array.open(target._core, _path(path), 2)
+    except NodeTypeValidationError:
+        raise ArrayNotFoundError(
+            f"no Zarr v2 array at {_path(path) or '/'!r} in {target!r} (there is a v2 group)"
+        ) from None
 
 
 def _refuse_existing(
@@ -417,9 +430,15 @@ def open_array(
         _refuse_existing(target, path)
     if mode in ("w", "w-", "x"):
         return _create_for_open(target, path, mode == "w", zarr_format, kwargs)
-    try:
+
+    def opened() -> _core.Array:
         # Asked for one format, only its documents are looked at (both can lie at one path).
-        core = _core.Array.open(target._core, _path(path), zarr_format)
+        if zarr_format == 2:
+            return _open_v2_array(target, path)
+        return _core.Array.open(target._core, _path(path), zarr_format)
+
+    try:
+        core = opened()
     except ArrayNotFoundError:
         if mode != "a" or "shape" not in kwargs:
             raise
@@ -429,7 +448,7 @@ def open_array(
             # Created by another writer since it was looked for: opened, as it would have
             # been a moment later. (Nothing there: an array above it blocks the way.)
             try:
-                core = _core.Array.open(target._core, _path(path), zarr_format)
+                core = opened()
             except ArrayNotFoundError:
                 raise blocked from None
     return _configured(core, target, settings_from(kwargs.get("config"), strict=False))
@@ -537,6 +556,27 @@ def _open_group_in(
         return create_group(
             target, path=path, overwrite=mode == "w", attributes=attributes, zarr_format=zarr_format
         )
+    try:
+        return _open_existing_group(target, mode, path, attributes, zarr_format, use_consolidated)
+    except ContainsArrayError:
+        if zarr_format != 2 or mode == "a":
+            raise
+        # As in zarr-python, which reads a v2 group's .zgroup only: a v2 array there is no
+        # group (mode "a" is refused all the same, as a group cannot be made there).
+        raise GroupNotFoundError(
+            f"no Zarr v2 group at {_path(path) or '/'!r} in {target!r} (there is a v2 array)"
+        ) from None
+
+
+def _open_existing_group(
+    target: Store,
+    mode: AccessMode,
+    path: str | None,
+    attributes: Mapping[str, JSON] | None,
+    zarr_format: int | None,
+    use_consolidated: bool | None,
+) -> Group:
+    """The group at `path` (mode "r", "r+" or "a", which creates a missing one)."""
     # Consolidated metadata asked for and not found: raised if there is a group there (mode
     # "a" creates a missing one, as in zarr-python).
     missing: NodeNotFoundError | None = None
