@@ -72,6 +72,12 @@ def test_a_member_oxzarr_cannot_open_leaves_the_others(
     assert list(group.array_keys()) == ["bad", "good"]
     assert "bad" in group and "nope" not in group
     assert group["good"][...].tolist() == [1, 2]
+    if consolidated:
+        # Its metadata leaves it out, saying so.
+        with pytest.warns(UserWarning, match="'bad' .* left out of the consolidated metadata"):
+            metadata = group.metadata
+        assert metadata.consolidated_metadata is not None
+        assert sorted(metadata.consolidated_metadata.metadata) == ["good", "sub"]
     # Drawn as a tree with its error in its place (the tree failed whole).
     assert re.search(
         r"├── bad \(cannot be opened: bad/.*\n├── good \(2,\) int8\n└── sub\n$", str(group.tree())
@@ -196,6 +202,48 @@ def test_consolidated_metadata(tmp_path: Path, zarr_format: int) -> None:
     # open_group uses consolidated metadata when present.
     assert oxzarr.open_group(path, mode="r").is_consolidated
     assert not oxzarr.open_group(path, mode="r", use_consolidated=False).is_consolidated
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_group_metadata_has_zarr_pythons_fields(tmp_path: Path, zarr_format: int) -> None:
+    # Group.metadata was a dict, the stored document (no node_type in v2, and the
+    # consolidated metadata only as a v3 zarr.json holds it); it is an object with
+    # zarr-python's fields and to_dict, the consolidated metadata it was opened through among
+    # them, each member group's members under it.
+    path = tmp_path / "r.zarr"
+    build(path, zarr_format)
+    oxzarr.consolidate_metadata(path)
+    for use_consolidated in (False, None):
+        ours = oxzarr.open_group(path, mode="r", use_consolidated=use_consolidated).metadata
+        theirs = zarr.open_group(path, mode="r", use_consolidated=use_consolidated).metadata
+        assert (ours.zarr_format, ours.node_type, ours.attributes) == (
+            theirs.zarr_format,
+            theirs.node_type,
+            theirs.attributes,
+        )
+        assert (ours.consolidated_metadata is None) == (use_consolidated is False)
+        assert ours.to_dict() == json.loads(json.dumps(theirs.to_dict()))
+    consolidated = ours.consolidated_metadata
+    assert consolidated is not None and theirs.consolidated_metadata is not None
+    members = consolidated.metadata
+    assert sorted(members) == ["a", "g"] and members["a"].shape == (4,)
+    from oxzarr.group import GroupMetadata
+
+    g = members["g"]
+    assert isinstance(g, GroupMetadata) and g.attributes == {"level": 1}
+    assert g.consolidated_metadata is not None
+    assert sorted(g.consolidated_metadata.metadata) == ["b", "h"]
+    flattened = theirs.consolidated_metadata.flattened_metadata
+    assert list(consolidated.flattened_metadata) == list(flattened)
+    # A member group opened through them has its own members; opened alone, none.
+    sub = oxzarr.open_group(path, mode="r")["g"]
+    assert sub.metadata.to_dict() == json.loads(
+        json.dumps(zarr.open_group(path, mode="r")["g"].metadata.to_dict())
+    )
+    assert oxzarr.open_group(path, path="g", mode="r").metadata.consolidated_metadata is None
+    # Its keys still read as those of the dict it was.
+    assert ours["attributes"] == {"title": "root"} and ours["zarr_format"] == zarr_format
+    assert dict(ours) == ours.to_dict()
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 import warnings
 from collections.abc import Iterator, Mapping
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeAlias
 
 from oxzarr import _core
 from oxzarr._locks import metadata_lock
-from oxzarr.array import Array, Attributes, Summary, _summary, node_store
+from oxzarr.array import (
+    Array,
+    ArrayMetadata,
+    ArrayV2Metadata,
+    Attributes,
+    Summary,
+    _summary,
+    node_store,
+)
 from oxzarr.errors import (
     BaseZarrError,
     ContainsArrayError,
@@ -19,7 +29,7 @@ from oxzarr.errors import (
 )
 from oxzarr.storage import Store, StoreLike
 
-__all__ = ["Group", "Tree"]
+__all__ = ["ConsolidatedMetadata", "Group", "GroupMetadata", "Tree"]
 
 JSON = Any
 
@@ -42,6 +52,120 @@ class Tree(str):
 
     def __repr__(self) -> str:
         return str(self)
+
+
+#: The metadata of a node in a group's consolidated metadata.
+NodeMetadata: TypeAlias = "ArrayMetadata | ArrayV2Metadata | GroupMetadata"
+
+
+@dataclass(frozen=True)
+class ConsolidatedMetadata:
+    """The metadata of the nodes below a group, as the consolidated metadata it was opened
+    through holds them (zarr-python's ``ConsolidatedMetadata``): its members by name, each
+    member group with those of its own members in its ``consolidated_metadata``."""
+
+    metadata: dict[str, NodeMetadata]
+    kind: str = "inline"
+    must_understand: bool = False
+
+    @property
+    def flattened_metadata(self) -> dict[str, NodeMetadata]:
+        """Every node below the group, by its path from the group (groups without their
+        members, which are listed under their own paths)."""
+        flat: dict[str, NodeMetadata] = {}
+
+        def add(path: str, node: NodeMetadata) -> None:
+            if not isinstance(node, GroupMetadata) or node.consolidated_metadata is None:
+                flat[path] = node
+                return
+            flat[path] = replace(node, consolidated_metadata=ConsolidatedMetadata({}))
+            for name, member in node.consolidated_metadata.metadata.items():
+                add(f"{path}/{name}", member)
+
+        for name, node in self.metadata.items():
+            add(name, node)
+        return flat
+
+    def to_dict(self) -> dict[str, JSON]:
+        """As stored in a v3 group's ``zarr.json``: the nodes by path, shallower first."""
+        flat = self.flattened_metadata
+        # zarr-python's order: by depth, then by name without regard to case.
+        paths = sorted(
+            flat, key=lambda p: (p.count("/"), unicodedata.normalize("NFKC", p).casefold())
+        )
+        return {
+            "kind": self.kind,
+            "must_understand": self.must_understand,
+            "metadata": {p: flat[p].to_dict() for p in paths},
+        }
+
+
+@dataclass(frozen=True)
+class GroupMetadata(Mapping[str, JSON]):
+    """A group's metadata, with zarr-python's fields (its ``GroupMetadata``):
+    ``consolidated_metadata`` holds what the consolidated metadata the group was opened
+    through lists, and is None for a group not opened through any. Its keys read as those of
+    :meth:`to_dict`, as ``Group.metadata`` was a dict of the document in earlier versions."""
+
+    attributes: dict[str, JSON] = field(default_factory=dict)
+    zarr_format: int = 3
+    consolidated_metadata: ConsolidatedMetadata | None = None
+    node_type: str = "group"
+
+    def to_dict(self) -> dict[str, JSON]:
+        """The document as zarr-python gives it, in both formats."""
+        doc: dict[str, JSON] = {
+            "attributes": json.loads(json.dumps(self.attributes)),
+            "zarr_format": self.zarr_format,
+        }
+        if self.consolidated_metadata is not None:
+            doc["consolidated_metadata"] = self.consolidated_metadata.to_dict()
+        doc["node_type"] = self.node_type
+        return doc
+
+    def __getitem__(self, key: str) -> JSON:
+        return self.to_dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
+
+
+def _group_metadata(core: _core.Group, where: str) -> GroupMetadata:
+    """`core`'s metadata, with the consolidated metadata it was opened through: its members
+    as that lists them (as zarr-python, a member group's members under it). A member whose
+    metadata oxzarr cannot take (an unknown codec) is left out with a warning, as the group
+    and its other members open all the same."""
+    doc = json.loads(core.metadata_json())
+    consolidated = None
+    if core.is_consolidated:
+        members: dict[str, NodeMetadata] = {}
+        for name, _ in core.members():
+            try:
+                # Through this group's consolidated metadata, as the members are listed.
+                node = core.child(name, False)
+            except BaseZarrError as e:
+                warnings.warn(
+                    f"member {name!r} of {core.path or '/'!r} in {where} is left out of the "
+                    f"consolidated metadata: {e}",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                continue
+            if isinstance(node, _core.Group):
+                members[name] = _group_metadata(node, where)
+                continue
+            member = json.loads(node.metadata_json())
+            v2 = node.zarr_format == 2
+            members[name] = (ArrayV2Metadata if v2 else ArrayMetadata).from_dict(member)
+        consolidated = ConsolidatedMetadata(members)
+    return GroupMetadata(
+        attributes=doc.get("attributes") or {},
+        zarr_format=int(core.zarr_format),
+        consolidated_metadata=consolidated,
+    )
 
 
 def wrap_node(node: _core.Array | _core.Group, store: Store) -> Array | Group:
@@ -88,6 +212,9 @@ class Group:
     def _load(self, core: _core.Group) -> None:
         self._core = core
         self._metadata_dict: dict[str, JSON] = json.loads(core.metadata_json())
+        # Made when first asked for: it reads every member's metadata of a consolidated
+        # group.
+        self._metadata: GroupMetadata | None = None
 
     @property
     def path(self) -> str:
@@ -111,10 +238,10 @@ class Group:
         # whichever of them was opened read-only.
         if not isinstance(other, Group):
             return NotImplemented
-        return (node_store(self._store), self.path, self.metadata) == (
+        return (node_store(self._store), self.path, self._metadata_dict) == (
             node_store(other._store),
             other.path,
-            other.metadata,
+            other._metadata_dict,
         )
 
     def __hash__(self) -> int:
@@ -133,9 +260,10 @@ class Group:
         return Attributes(self)
 
     @property
-    def metadata(self) -> dict[str, JSON]:
-        doc: dict[str, JSON] = json.loads(json.dumps(self._metadata_dict))
-        return doc
+    def metadata(self) -> GroupMetadata:
+        if self._metadata is None:
+            self._metadata = _group_metadata(self._core, str(self._store))
+        return self._metadata
 
     def _write_attributes(self, attributes: dict[str, JSON]) -> None:
         self._load(self._core.with_attributes(json.dumps(attributes)))
