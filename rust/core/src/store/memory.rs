@@ -1,8 +1,11 @@
 //! An in-memory store: a sorted map from key to value, shared by every handle to it.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{
+    Arc, Mutex, MutexGuard, Once, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
+};
 
 use super::{
     list_dir_of, range_of, read_parts_of, validate_key, validate_prefix, ByteRange, ListDir,
@@ -44,11 +47,87 @@ static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new
 
 impl Default for MemoryStore {
     fn default() -> Self {
+        let map = Arc::default();
+        register_for_fork(&map);
         Self {
-            map: Arc::default(),
+            map,
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
+}
+
+// Surviving `fork`. A process forked while another thread held a map's lock (reading or
+// writing) inherits the lock taken and not the thread that would free it: the child's first
+// use of the store hung for good (multiprocessing forks with a thread at work). Unlike the
+// engine's pools and caches (`ForkSafeMutex`), the map cannot start afresh in the child: it
+// holds the user's data, which the child's copy must keep. So a fork waits, as the classic
+// `pthread_atfork` pattern has it, until no thread holds any map, holds them all across the
+// fork, and frees them on both sides: the child's copy is whole.
+
+/// Every memory store's map (by its shared lock), for a fork to hold.
+static MAPS: Mutex<Vec<Weak<RwLock<Map>>>> = Mutex::new(Vec::new());
+static ATFORK: Once = Once::new();
+
+/// What a fork holds, from before it to after it, in the thread that forks (whose copy is
+/// the child's one thread). The guards go before the maps they lock, and the registry last.
+struct HeldForFork {
+    guards: Vec<RwLockWriteGuard<'static, Map>>,
+    _maps: Vec<Arc<RwLock<Map>>>,
+    _registry: MutexGuard<'static, Vec<Weak<RwLock<Map>>>>,
+}
+
+thread_local! {
+    static HELD_FOR_FORK: RefCell<Option<HeldForFork>> = const { RefCell::new(None) };
+}
+
+fn register_for_fork(map: &Arc<RwLock<Map>>) {
+    ATFORK.call_once(|| {
+        // SAFETY: registers handlers that only take and free this module's locks.
+        unsafe {
+            libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork));
+        }
+    });
+    let mut maps = MAPS.lock().unwrap_or_else(PoisonError::into_inner);
+    maps.retain(|m| m.strong_count() > 0);
+    maps.push(Arc::downgrade(map));
+}
+
+extern "C" fn before_fork() {
+    let registry = MAPS.lock().unwrap_or_else(PoisonError::into_inner);
+    let maps: Vec<Arc<RwLock<Map>>> = registry.iter().filter_map(Weak::upgrade).collect();
+    let guards = maps
+        .iter()
+        .map(|map| {
+            let guard = map.write().unwrap_or_else(PoisonError::into_inner);
+            // SAFETY: the guard is dropped (in `after_fork`) before `maps`, which keeps the
+            // lock it borrows alive.
+            unsafe {
+                std::mem::transmute::<RwLockWriteGuard<'_, Map>, RwLockWriteGuard<'static, Map>>(
+                    guard,
+                )
+            }
+        })
+        .collect();
+    let held = HeldForFork {
+        guards,
+        _maps: maps,
+        _registry: registry,
+    };
+    HELD_FOR_FORK.with(|slot| {
+        if let Ok(mut slot) = slot.try_borrow_mut() {
+            *slot = Some(held);
+        }
+    });
+}
+
+extern "C" fn after_fork() {
+    HELD_FOR_FORK.with(|slot| {
+        if let Ok(mut slot) = slot.try_borrow_mut() {
+            if let Some(mut held) = slot.take() {
+                held.guards.clear();
+            }
+        }
+    });
 }
 
 impl MemoryStore {
