@@ -465,6 +465,75 @@ def test_a_forked_child_changes_metadata_a_parents_thread_was_changing(tmp_path:
     assert again.attrs["child"] is True and again.shape == (3,)
 
 
+def test_children_forked_while_a_thread_writes_a_memory_store_read_it() -> None:
+    """A child forked while another thread held a MemoryStore's lock inherited it held, and
+    its first read hung for good (a few children in a hundred). A fork now waits until no
+    thread holds it: each child reads the array (chunks of one write or another)."""
+    from oxzarr.storage import MemoryStore
+
+    a = oxzarr.create_array(MemoryStore(), shape=(4096,), dtype="i4", chunks=(16,))
+    a[...] = 1
+    stop = threading.Event()
+
+    def write() -> None:
+        k = 1
+        while not stop.is_set():
+            k += 1
+            a[...] = k
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    hung = 0
+    try:
+        for _ in range(100):
+            time.sleep(0.005)
+            pid = os.fork()
+            if pid == 0:  # the child: report by exit code, never return into pytest
+                code = 1
+                try:
+                    signal.alarm(10)  # a hang ends the child
+                    values = a[...]
+                    code = 0 if values.min() >= 1 else 2
+                finally:
+                    os._exit(code)
+            _, status = os.waitpid(pid, 0)
+            code = os.waitstatus_to_exitcode(status)
+            assert code in (0, -signal.SIGALRM), code
+            hung += code != 0
+    finally:
+        stop.set()
+        writer.join()
+    assert hung == 0
+
+
+def test_a_forked_child_changes_settings_a_parents_thread_was_changing() -> None:
+    # The settings' lock held by another thread at the fork was held in the child for good:
+    # its first config.set waited forever.
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with oxzarr.config._lock:
+            held.set()
+            release.wait()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    pid = os.fork()
+    if pid == 0:  # the child: report by exit code, never return into pytest
+        code = 1
+        try:
+            signal.alarm(20)  # a hang ends the child, failing the test
+            with oxzarr.config.set({"threads": 1}):
+                code = 0 if oxzarr.config.get("threads") == 1 else 2
+        finally:
+            os._exit(code)
+    release.set()
+    holder.join()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
 def test_threads_changing_attributes_through_one_handle_lose_nothing(tmp_path: Path) -> None:
     group = oxzarr.open_group(tmp_path / "g", mode="w")
     array = group.create_array("a", shape=(2,), dtype="i1")

@@ -43,13 +43,13 @@ section (``get("array")``) gives its settings as a dict.
 from __future__ import annotations
 
 import numbers
-import threading
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from oxzarr import _core
+from oxzarr._locks import fork_safe_lock
 
 __all__ = ["Config", "config"]
 
@@ -187,7 +187,8 @@ class Config:
     """The settings of this process."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        # A child forked while another thread was changing settings gets a free lock.
+        self._lock = fork_safe_lock(self, "_lock")
         self._values: dict[str, Any] = {**_DEFAULTS, **_ZARR_PYTHON_ONLY}
 
     @staticmethod

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import numbers
 import os
-import threading
+import sys
 import urllib.parse
 import weakref
 from collections.abc import Mapping
@@ -27,6 +27,7 @@ from typing import Any, TypeAlias
 import numpy as np
 
 from oxzarr import _aws, _core, _gcs
+from oxzarr._locks import fork_safe_lock
 
 __all__ = [
     "CountingStore",
@@ -234,7 +235,8 @@ def _memory_view(shared: _MemoryContents, read_only: bool, url: str | None = Non
 _MEMORY_URLS = _core.Store.memory()
 #: The stores of the URLs opened so far, by the path after the scheme (one handle each).
 _NAMED_MEMORY: dict[str, MemoryStore] = {}
-_NAMED_MEMORY_LOCK = threading.Lock()
+# (A child forked while another thread held it gets it free.)
+_NAMED_MEMORY_LOCK = fork_safe_lock(sys.modules[__name__], "_NAMED_MEMORY_LOCK")
 
 
 def _named_memory_store(url: str, read_only: bool) -> MemoryStore:
