@@ -1906,3 +1906,20 @@ def test_from_array_overwriting_its_source_or_a_group_holding_it(tmp_path: Path)
     x = group.create_array("x", shape=(4,), dtype="i4")
     x[...] = 7
     assert oxzarr.from_array(tmp_path / "g", data=x, overwrite=True)[...].tolist() == [7] * 4
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_arrays_made_from_0d_data_hold_it(tmp_path: Path, zarr_format: int) -> None:
+    # A 0-d value of the array's dtype was made 1-d on its way to the write, which refuses a
+    # sequence for one element: create_array(data=np.array(5)), array(np.float64(2.5)) and
+    # from_array of a 0-d array all failed.
+    made = {
+        "create_array": lambda p: oxzarr.create_array(p, data=np.array(5), zarr_format=zarr_format),
+        "array": lambda p: oxzarr.array(np.float64(2.5), store=p, zarr_format=zarr_format),
+        "from_array": lambda p: oxzarr.from_array(p, data=np.array("hi"), zarr_format=zarr_format),
+    }
+    for name, make in made.items():
+        a = make(tmp_path / name)
+        theirs = zarr.open_array(tmp_path / name, mode="r")
+        assert a.shape == theirs.shape == ()
+        assert a[()] == theirs[()] == {"create_array": 5, "array": 2.5, "from_array": "hi"}[name]

@@ -935,8 +935,9 @@ class Array:
         unit into a unitless type refused, values broadcast or refused naming both shapes."""
         self._refuse_a_sequence_for_one_element(value, shape)
         if isinstance(value, np.ndarray) and value.dtype == self._native:
-            # Nothing to cast: no copy when it is already laid out as the write needs.
-            return np.ascontiguousarray(_broadcast(value, shape))
+            # Nothing to cast: no copy when it is already laid out as the write needs (not
+            # ascontiguousarray, which makes a 0-d value 1-d: one of shape (1,) for `()`).
+            return np.require(_broadcast(value, shape), requirements="C")
         data = np.empty(shape, dtype=self._native)
         try:
             data[...] = value
