@@ -18,6 +18,7 @@ pub mod concurrency;
 pub mod config;
 pub mod convert;
 pub mod error;
+pub(crate) mod float16;
 pub mod group;
 pub mod metadata;
 pub mod node;

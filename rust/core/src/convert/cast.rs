@@ -4,6 +4,8 @@
 //! anything to bool is "not zero" (NaN included).
 
 use half::f16;
+
+use crate::float16::f16_from_f64;
 use num_traits::AsPrimitive;
 
 use crate::error::{Error, Result};
@@ -65,6 +67,13 @@ where
     write::<D>(dst, read::<S>(src).map(|v| v.as_()));
 }
 
+/// Halves are made through f64, rounded once (`f16_from_f64`: half's own conversion rounds
+/// twice). Every source type reaches f64 exactly, but for integers past 2^53, which are past
+/// a half's range either way.
+fn to_f16<S: AsPrimitive<f64>>(src: &[u8], dst: &mut [u8]) {
+    write::<f16>(dst, read::<S>(src).map(|v| f16_from_f64(v.as_())));
+}
+
 fn to_bool<S: AsPrimitive<f64>>(src: &[u8], dst: &mut [u8]) {
     // Through f64, which keeps every value's zeroness and NaN.
     write::<u8>(dst, read::<S>(src).map(|v| u8::from(v.as_() != 0.0)));
@@ -82,7 +91,7 @@ macro_rules! from_source {
             DataType::UInt16 => convert::<$S, u16>($src, $dst),
             DataType::UInt32 => convert::<$S, u32>($src, $dst),
             DataType::UInt64 => convert::<$S, u64>($src, $dst),
-            DataType::Float16 => convert::<$S, f16>($src, $dst),
+            DataType::Float16 => to_f16::<$S>($src, $dst),
             DataType::Float32 => convert::<$S, f32>($src, $dst),
             DataType::Float64 => convert::<$S, f64>($src, $dst),
             // can_cast let through only the types above; an error rather than a panic all
@@ -219,6 +228,26 @@ mod tests {
         );
         let got: Vec<f32> = values::<f16>(&out).into_iter().map(f32::from).collect();
         assert_eq!(got, [1.0, 65504.0, f32::from(f16::from_f32(0.1))]);
+        // From f64, rounded once, as numpy's astype: through f32 (half's from_f64 where the
+        // CPU converts halves) 1 + 2^-11 + 2^-40 lost its 2^-40 and fell to 1.0 on the tie.
+        let just_above_a_tie = 1.0 + 2f64.powi(-11) + 2f64.powi(-40);
+        for from in [DataType::Float64, DataType::Float32] {
+            let given = [just_above_a_tie, -0.17791747913638098, 3502.9999059102206];
+            let src: Vec<u8> = if from == DataType::Float64 {
+                bytes(&given)
+            } else {
+                bytes(&given.map(|v| v as f32))
+            };
+            let out = run(from.clone(), DataType::Float16, &src, 3);
+            let bits: Vec<u16> = values::<f16>(&out).into_iter().map(f16::to_bits).collect();
+            // numpy: np.array(values).astype("f2").view("u2"), and from float32 first.
+            let expected = if from == DataType::Float64 {
+                [0x3c01, 0xb1b1, 0x6ad7]
+            } else {
+                [0x3c00, 0xb1b2, 0x6ad8]
+            };
+            assert_eq!(bits, expected, "{from}");
+        }
     }
 
     #[test]

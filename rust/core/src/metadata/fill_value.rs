@@ -234,7 +234,8 @@ fn float_bits(dt: &DataType, value: &Value, size: usize) -> Result<Vec<u8>, Meta
         _ => return Err(invalid(dt, value, "expected a number")),
     };
     Ok(match size {
-        2 => f16::from_f64(f).to_ne_bytes().to_vec(),
+        // Rounded once, as numpy rounds (half's from_f64 rounds twice).
+        2 => crate::float16::f16_from_f64(f).to_ne_bytes().to_vec(),
         4 => (f as f32).to_ne_bytes().to_vec(),
         _ => f.to_ne_bytes().to_vec(),
     })

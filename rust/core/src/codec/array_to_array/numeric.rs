@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 use crate::array::copy::all_fill_of;
 use crate::codec::{invalid_config, ChunkRepr};
 use crate::error::MetadataError;
+use crate::float16::f16_from_f64;
 use crate::metadata::numpy_dtype;
 use crate::metadata::DataType;
 
@@ -452,10 +453,11 @@ impl Element for f16 {
         Val::F(self.to_f64())
     }
     fn from_val(v: Val) -> Self {
+        // Rounded once, as numpy rounds (half's from_f64 rounds twice).
         match v {
-            Val::I(i) => f16::from_f64(i as f64),
-            Val::U(u) => f16::from_f64(u as f64),
-            Val::F(f) => f16::from_f64(f),
+            Val::I(i) => f16_from_f64(i as f64),
+            Val::U(u) => f16_from_f64(u as f64),
+            Val::F(f) => f16_from_f64(f),
         }
     }
 }
