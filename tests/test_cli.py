@@ -660,6 +660,68 @@ def test_convert_of_a_sparse_array_reads_and_writes_only_where_chunks_are_stored
     assert report.source_decodes == small.nchunks
 
 
+def test_convert_to_float16_rounds_once_as_numpy(tmp_path: Path) -> None:
+    """float64 to float16 went through float32, rounding twice: 1 + 2**-11 + 2**-40 became
+    1.0 (numpy's astype gives 1.001), and a fill value of it no longer matched the
+    destination's, so every chunk was stored."""
+    values = np.array([-0.17791747913638098, 3502.9999059102206, 1 + 2**-11 + 2**-40, 7.0])
+    src = oxzarr.create_array(tmp_path / "v.zarr", shape=(4,), chunks=(4,), dtype="f8")
+    src[...] = values
+    convert(tmp_path / "v.zarr", tmp_path / "v16.zarr", dtype="f2")
+    np.testing.assert_array_equal(
+        oxzarr.open_array(tmp_path / "v16.zarr")[...].view("u2"), values.astype("f2").view("u2")
+    )
+    fill = 1 + 2**-11 + 2**-40
+    sparse = oxzarr.create_array(
+        tmp_path / "f.zarr", shape=(8,), chunks=(2,), dtype="f8", fill_value=fill
+    )
+    sparse[0] = 5.0
+    convert(tmp_path / "f.zarr", tmp_path / "f16.zarr", dtype="f2")
+    out = oxzarr.open_array(tmp_path / "f16.zarr")
+    assert out.fill_value == np.float16(fill) and out[-1] == np.float16(fill)
+    assert out.nchunks_initialized == 1
+
+
+def test_convert_counts_any_nan_as_a_nan_fill_value(tmp_path: Path) -> None:
+    """A chunk of NaNs whose bits differ from the fill value's NaN (x86's has the sign set)
+    was stored, where zarr-python and oxzarr's own writes leave it out; a source whose fill
+    value is such a NaN had every chunk stored."""
+    signed_nan = np.array([0xFFF8000000000000] * 2, dtype="u8").view("f8")
+    assert np.signbit(signed_nan).all()
+    src = zarr.create_array(
+        tmp_path / "src",
+        shape=(4,),
+        chunks=(2,),
+        dtype="f8",
+        fill_value=np.nan,
+        compressors=None,
+        config={"write_empty_chunks": True},
+    )
+    src[:] = np.concatenate([signed_nan, [1.0, 2.0]])
+    convert(tmp_path / "src", tmp_path / "dst")
+    assert sorted(os.listdir(tmp_path / "dst" / "c")) == ["1"]
+    hex_fill = zarr.create_array(
+        tmp_path / "hex", shape=(1000,), chunks=(10,), dtype="f8", fill_value=np.nan
+    )
+    hex_fill[5] = 1.0
+    document = json.loads((tmp_path / "hex" / "zarr.json").read_text())
+    document["fill_value"] = "0xfff8000000000000"
+    (tmp_path / "hex" / "zarr.json").write_text(json.dumps(document))
+    report = convert(tmp_path / "hex", tmp_path / "hex2")
+    assert os.listdir(tmp_path / "hex2" / "c") == ["0"] and report.source_decodes == 1
+
+
+def test_convert_of_text_counts_the_source_chunks_each_unit_decodes(tmp_path: Path) -> None:
+    # Variable-length elements have no cache: each destination unit decodes the source
+    # chunks it reads. The count said one a unit, whatever it read.
+    a = oxzarr.create_array(tmp_path / "s.zarr", shape=(20, 20), chunks=(10, 10), dtype=str)
+    a[...] = np.full((20, 20), "x")
+    assert convert(tmp_path / "s.zarr", tmp_path / "d.zarr", chunks=(2, 2)).source_decodes == 100
+    report = convert(tmp_path / "s.zarr", tmp_path / "e.zarr", chunks=(15, 15))
+    assert report.source_decodes == 1 + 2 + 2 + 4  # the corner unit reads one, the far one four
+    np.testing.assert_array_equal(oxzarr.open_array(tmp_path / "e.zarr")[...], a[...])
+
+
 @pytest.mark.parametrize("dtype", [str, bytes])
 def test_verify_and_info_of_0d_text_and_bytes(tmp_path: Path, dtype: type) -> None:
     value: Any = dtype("hi", "ascii") if dtype is bytes else "hi"

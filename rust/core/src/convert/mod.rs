@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::array::copy::{all_fill, fill_elements};
+use crate::array::copy::{all_fill_of, fill_elements};
 use crate::array::selection::{DimSelection, Selection};
 use crate::array::Array;
 use crate::concurrency;
@@ -60,7 +60,8 @@ pub struct Progress {
     /// Decoded bytes of the destination written, and in all.
     pub bytes_done: AtomicU64,
     pub bytes_total: AtomicU64,
-    /// Source chunks decoded (more than the source has only when the cache overflowed).
+    /// Source chunks decoded (more than the source has only when the cache overflowed, or for
+    /// variable-length elements, which have no cache: each unit decodes what it reads).
     pub source_decodes: AtomicU64,
     cancelled: AtomicBool,
 }
@@ -322,10 +323,10 @@ fn units_reading_stored_chunks(
     if write_empty_chunks || from.is_variable() || to.is_variable() {
         return None;
     }
-    // Byte for byte, as a written unit is counted empty (`assemble_chunk`).
+    // As a written unit is counted empty (`assemble_chunk`).
     let mut fill = vec![0u8; to.size()];
     if cast::cast(from, to, src.fill_value(), &mut fill).is_err()
-        || !all_fill(&fill, dst.fill_value())
+        || !all_fill_of(&fill, dst.fill_value(), to)
     {
         return None;
     }
@@ -379,7 +380,14 @@ fn convert_variable(
                 }
                 let selection = region.selection();
                 let values = src.read_vlen(&selection)?;
-                progress.source_decodes.fetch_add(1, Ordering::Relaxed);
+                // Each unit decodes the source chunks it reads, again for every unit.
+                let decodes = cells_touched(region, src.inner_chunk_shape())
+                    .iter()
+                    .map(|(lo, hi)| hi - lo)
+                    .product::<u64>();
+                progress
+                    .source_decodes
+                    .fetch_add(decodes, Ordering::Relaxed);
                 dst.write_vlen(&selection, &values, write_empty_chunks)?;
                 written.fetch_add(1, Ordering::Relaxed);
                 progress.units_done.fetch_add(1, Ordering::Relaxed);
@@ -551,7 +559,9 @@ impl<'a> Converter<'a> {
                 &self.to,
             )?;
         }
-        Ok(write_empty_chunks || !all_fill(buf, fill))
+        // NaN-aware, as a write counts a chunk empty: a chunk of NaNs whose bits differ from
+        // the fill value's NaN (x86's has the sign set) was stored where zarr-python's is not.
+        Ok(write_empty_chunks || !all_fill_of(buf, fill, &self.to))
     }
 
     /// Encodes and stores destination unit `region` (a shard, or a chunk) straight from the
