@@ -1051,6 +1051,22 @@ def test_load_a_group_and_open_like(tmp_path: Path) -> None:
         oxzarr.create((2,), store=tmp_path / "c", synchronizer=object())
 
 
+def test_create_takes_a_numpy_meta_array_and_refuses_others(tmp_path: Path) -> None:
+    # A numpy meta_array asks for numpy results, which oxzarr gives: zarr-python takes it.
+    # Before, a 0-d one was refused and others failed in numpy's "truth value ... is
+    # ambiguous" (the keyword checker compared the value elementwise with `in`).
+    for i, meta in enumerate((np.empty(()), np.empty(0), np.empty(3))):
+        a = oxzarr.create((3,), dtype="f8", store=tmp_path / f"c{i}", meta_array=meta)
+        assert_same(a[...], np.zeros(3))
+        assert_same(oxzarr.zeros((2,), store=tmp_path / f"z{i}", meta_array=meta)[...], np.zeros(2))
+    # Another array type (cupy's, say) asks for what oxzarr does not give.
+    for other in ([0.0], "numpy"):
+        with pytest.raises(TypeError, match="meta_array"):
+            oxzarr.create((3,), store=tmp_path / "other", meta_array=other)
+        with pytest.raises(TypeError, match="meta_array"):
+            oxzarr.zeros((3,), store=tmp_path / "other", meta_array=other)
+
+
 def test_create_takes_a_mode(tmp_path: Path) -> None:
     # zarr.create's mode, as the other creation functions take it.
     p = tmp_path / "a"

@@ -107,8 +107,18 @@ def _no_other_keywords(function: str, kwargs: Mapping[str, Any], allowed: Iterab
     as Python refuses them; zarr-python 2's settings of layers oxzarr has not are taken
     when left unset."""
     for name, value in kwargs.items():
-        if name in _CREATE_IGNORED and value in (None, True):
+        # Compared by identity: `value in (None, True)` compares an array elementwise.
+        if name in _CREATE_IGNORED and (value is None or value is True):
             continue
+        if name == "meta_array":
+            # It asks for results of its array type: oxzarr gives numpy arrays, so a numpy
+            # one asks for what is given anyway.
+            if isinstance(value, np.ndarray):
+                continue
+            raise TypeError(
+                f"{function}() takes only a numpy array as meta_array (oxzarr gives numpy "
+                f"arrays), not {type(value).__name__}"
+            )
         if name in _CREATE_IGNORED:
             raise TypeError(f"{function}() does not support {name}= (oxzarr has no such layer)")
         if name not in allowed:
@@ -1159,7 +1169,8 @@ def empty_like(a: Any, **kwargs: Any) -> Array:
 # --- zarr-python's older entry points: create, save, load, open_like ---
 
 # create() arguments of zarr-python that only tuned its own caches or storage layers: taken
-# and ignored when left at their defaults, refused otherwise.
+# and ignored when left at their defaults, refused otherwise (meta_array: taken as any numpy
+# array, see `_no_other_keywords`).
 _CREATE_IGNORED = ("synchronizer", "chunk_store", "cache_metadata", "cache_attrs", "meta_array")
 
 
