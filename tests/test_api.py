@@ -1513,6 +1513,40 @@ def test_like_functions_given_another_dtype_take_its_codecs(
     assert same.filters == numbers.filters
 
 
+def test_copies_given_zarr_format_none_keep_the_source_format_and_settings(
+    tmp_path: Path,
+) -> None:
+    # zarr_format=None is "the source's format" (zarr-python's reading): given explicitly, it
+    # replaced the source's format, so the copy was made in the default format (v3) without
+    # the source's shards, codecs and dimension names.
+    v3 = oxzarr.create_array(
+        tmp_path / "v3",
+        shape=(8, 8),
+        chunks=(2, 2),
+        shards=(4, 4),
+        dtype="i2",
+        compressors=None,
+        dimension_names=["y", "x"],
+    )
+    v3[...] = 3
+    v2 = oxzarr.create_array(
+        tmp_path / "v2", shape=(8, 8), chunks=(2, 2), dtype="i2", zarr_format=2, compressors=None
+    )
+    for name, make in {
+        "from_array": lambda src, p: oxzarr.from_array(p, data=src, zarr_format=None),
+        "array": lambda src, p: oxzarr.array(src, store=p, zarr_format=None),
+        "full_like": lambda src, p: oxzarr.full_like(src, 3, store=p, zarr_format=None),
+    }.items():
+        copy = make(v3, tmp_path / f"{name}3")
+        assert (copy.zarr_format, copy.chunks, copy.shards) == (3, (2, 2), (4, 4)), name
+        assert copy.compressors == () and copy[...].tolist() == v3[...].tolist(), name
+        if name != "full_like":
+            # As zarr-python's: its *_like functions do not take dimension names.
+            assert copy.metadata.dimension_names == ("y", "x"), name
+        copy = make(v2, tmp_path / f"{name}2")
+        assert (copy.zarr_format, copy.shards, copy.compressors) == (2, None, ()), name
+
+
 def test_codec_settings_are_taken_as_given_or_refused(tmp_path: Path) -> None:
     import zarr.codecs as zc
 

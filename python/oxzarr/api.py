@@ -964,6 +964,7 @@ def from_array(
     unless given, as in zarr-python: chunks, shards and codecs ("keep"), fill value, format,
     chunk key encoding (same format) and dimension names; not its attributes."""
     data = _settings_source(data)
+    _format_none_is_unset(kwargs)
     if isinstance(data, Array):
         kwargs.setdefault("zarr_format", data.zarr_format)
         same_format = kwargs["zarr_format"] == data.zarr_format
@@ -1044,6 +1045,15 @@ def from_array(
     )
 
 
+def _format_none_is_unset(kwargs: dict[str, Any]) -> None:
+    """Drops ``zarr_format=None`` from `kwargs`: for a copy of an array (from_array, the
+    *_like functions) None means the source's format, as zarr-python reads it, so it must
+    not override the source's format nor make codecs, shards and dimension names look
+    meant for another format."""
+    if "zarr_format" in kwargs and kwargs["zarr_format"] is None:
+        del kwargs["zarr_format"]
+
+
 def chunk_key_encoding_of(array: Array) -> JSON:
     """The chunk key encoding of `array`, as create_array takes it (v2: its dimension
     separator as the "v2" encoding): what a copy in the same format keeps."""
@@ -1089,6 +1099,7 @@ def _like(a: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     from an Array, its chunks, shards, format and codecs (and a v2 array's order), as
     zarr-python's ``*_like`` functions take them."""
     a = _settings_source(a)
+    _format_none_is_unset(kwargs)
     # A list or scalar has no dtype: numpy's *_like take the one it would be made into.
     dtype = a.dtype if hasattr(a, "dtype") else np.asarray(a).dtype
     like: dict[str, Any] = {"shape": np.shape(a), "dtype": dtype}
