@@ -1547,6 +1547,27 @@ def test_copies_given_zarr_format_none_keep_the_source_format_and_settings(
         assert (copy.zarr_format, copy.shards, copy.compressors) == (2, None, ()), name
 
 
+def test_from_array_takes_shards_keep_as_its_default(tmp_path: Path) -> None:
+    # shards="keep" is from_array's default in zarr-python; given explicitly it was refused
+    # ("shards must be an integer or a sequence of integers, not 'keep'").
+    sharded = oxzarr.create_array(
+        tmp_path / "src", shape=(8, 8), chunks=(2, 2), shards=(4, 4), dtype="i2"
+    )
+    sharded[...] = 1
+    theirs = zarr.create_array({}, shape=(8, 8), chunks=(2, 2), shards=(4, 4), dtype="i2")
+    theirs[...] = 1
+    for i, source in enumerate((sharded, theirs)):
+        copy = oxzarr.from_array(tmp_path / f"a{i}", data=source, chunks="keep", shards="keep")
+        assert (copy.chunks, copy.shards, copy[...].sum()) == ((2, 2), (4, 4), 64)
+    # Into Zarr v2, which has no shards, and from numpy data: none.
+    v2 = oxzarr.from_array(tmp_path / "v2", data=sharded, shards="keep", zarr_format=2)
+    assert (v2.zarr_format, v2.chunks, v2.shards) == (2, (2, 2), None)
+    ones = np.ones((8, 8), "i2")
+    made = oxzarr.from_array(tmp_path / "np", data=ones, chunks="keep", shards="keep")
+    expected = zarr.from_array({}, data=ones, chunks="keep", shards="keep")
+    assert (made.chunks, made.shards) == (expected.chunks, expected.shards) == ((8, 8), None)
+
+
 def test_codec_settings_are_taken_as_given_or_refused(tmp_path: Path) -> None:
     import zarr.codecs as zc
 

@@ -965,6 +965,9 @@ def from_array(
     chunk key encoding (same format) and dimension names; not its attributes."""
     data = _settings_source(data)
     _format_none_is_unset(kwargs)
+    # shards="keep" (zarr-python's default) is as not given: the source's shards, if any.
+    if _is_keep(kwargs.get("shards")):
+        del kwargs["shards"]
     if isinstance(data, Array):
         kwargs.setdefault("zarr_format", data.zarr_format)
         same_format = kwargs["zarr_format"] == data.zarr_format
@@ -1063,9 +1066,15 @@ def chunk_key_encoding_of(array: Array) -> JSON:
     return doc.get("chunk_key_encoding")
 
 
+def _is_keep(given: Any) -> bool:
+    """Whether an argument of :func:`from_array` is "keep" (checked as text first: a
+    sequence of integers compared with it would be compared element by element)."""
+    return isinstance(given, str) and given == "keep"
+
+
 def _keep(given: Any, kept: Any, keep: bool) -> Any:
     """A codec argument of :func:`from_array`: the source's where "keep" applies."""
-    if isinstance(given, str) and given == "keep":
+    if _is_keep(given):
         return kept if keep else "auto"
     return given
 
