@@ -807,3 +807,42 @@ def test_a_node_under_a_group_of_the_other_format_gets_a_parent_of_its_own(
     zarr.create_array(tmp_path / "b", shape=(1,), dtype="i1", zarr_format=zarr_format)
     with pytest.raises(ContainsArrayError):
         oxzarr.create_group(tmp_path / "b", path="c", zarr_format=zarr_format)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_a_groups_methods_create_arrays_in_its_own_format_only(
+    tmp_path: Path, zarr_format: int
+) -> None:
+    # zarr_format=None, or the other format, made an array of the default or other format
+    # inside the group (a v3 array in a v2 group, which readers of the group do not see).
+    # None or the group's own format is its format; another is refused (zarr-python refuses
+    # the keyword on create_array, create_group and the like).
+    other = 5 - zarr_format
+    root = oxzarr.create_group(tmp_path / "g", zarr_format=zarr_format)
+    made = {
+        "create_array": lambda n, f: root.create_array(n, shape=(2,), dtype="i1", zarr_format=f),
+        "create": lambda n, f: root.create(n, shape=(2,), dtype="i1", zarr_format=f),
+        "require_array": lambda n, f: root.require_array(n, shape=(2,), dtype="i1", zarr_format=f),
+        "zeros": lambda n, f: root.zeros(name=n, shape=(2,), zarr_format=f),
+        "full": lambda n, f: root.full(name=n, shape=(2,), fill_value=1, zarr_format=f),
+        "zeros_like": lambda n, f: root.zeros_like(name=n, data=np.ones(2), zarr_format=f),
+    }
+    for method, make in made.items():
+        for given in (None, zarr_format):
+            name = f"{method}_{given}"
+            assert make(name, given).zarr_format == zarr_format, (method, given)
+            assert root[name].zarr_format == zarr_format, (method, given)
+        with pytest.raises(TypeError, match=f"zarr_format={other}"):
+            make(f"{method}_other", other)
+        assert f"{method}_other" not in root
+    # An existing array is checked too, as one being made is.
+    with pytest.raises(TypeError, match=f"zarr_format={other}"):
+        root.require_array("create_array_None", shape=(2,), dtype="i1", zarr_format=other)
+    # Groups take no zarr_format at all, as in zarr-python.
+    for method in (root.create_group, root.require_group):
+        with pytest.raises(TypeError, match="zarr_format"):
+            method("sub", zarr_format=other)
+    # Every array is a member as seen by zarr-python, which reads only the group's format.
+    theirs = zarr.open_group(tmp_path / "g", mode="r", zarr_format=zarr_format)
+    assert sorted(theirs.array_keys()) == sorted(root.array_keys())
+    assert len(sorted(root.array_keys())) == 2 * len(made)

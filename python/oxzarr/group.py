@@ -544,7 +544,7 @@ class Group:
         arguments of :func:`oxzarr.create_array`."""
         from oxzarr.api import create_array
 
-        kwargs.setdefault("zarr_format", self.zarr_format)
+        self._in_own_format("create_array", kwargs)
         if "compressor" in kwargs:
             # zarr-python's group takes zarr-python 2's name too (its create_dataset does).
             compressor = kwargs.pop("compressor")
@@ -574,49 +574,62 @@ class Group:
     # zarr-python's creation helpers on a group: the top-level functions, stored at `name`
     # below this group, in its format.
 
-    def _in_group(self, name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-        kwargs.setdefault("zarr_format", self.zarr_format)
+    def _in_own_format(self, method: str, kwargs: dict[str, Any]) -> None:
+        """Sets `kwargs`' ``zarr_format`` to this group's: a group holds nodes of its own
+        format only (zarr-python and other readers do not see a v3 array in a v2 group).
+        None or this group's format is taken (as not given); another is refused."""
+        given = kwargs.get("zarr_format")
+        if given is not None and given != self.zarr_format:
+            raise TypeError(
+                f"Group.{method}() creates nodes in the group's Zarr format: the group at "
+                f"{self.path or '/'!r} in {self._store} is of Zarr format {self.zarr_format}, "
+                f"so it takes no zarr_format={given!r}"
+            )
+        kwargs["zarr_format"] = self.zarr_format
+
+    def _in_group(self, method: str, name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        self._in_own_format(method, kwargs)
         return {"store": self._store, "name": _join(self.path, name), **kwargs}
 
     def zeros(self, *, name: str, shape: Any, **kwargs: Any) -> Array:
         from oxzarr import api
 
-        return api.zeros(shape, **self._in_group(name, kwargs))
+        return api.zeros(shape, **self._in_group("zeros", name, kwargs))
 
     def ones(self, *, name: str, shape: Any, **kwargs: Any) -> Array:
         from oxzarr import api
 
-        return api.ones(shape, **self._in_group(name, kwargs))
+        return api.ones(shape, **self._in_group("ones", name, kwargs))
 
     def full(self, *, name: str, shape: Any, fill_value: Any, **kwargs: Any) -> Array:
         from oxzarr import api
 
-        return api.full(shape, fill_value, **self._in_group(name, kwargs))
+        return api.full(shape, fill_value, **self._in_group("full", name, kwargs))
 
     def empty(self, *, name: str, shape: Any, **kwargs: Any) -> Array:
         from oxzarr import api
 
-        return api.empty(shape, **self._in_group(name, kwargs))
+        return api.empty(shape, **self._in_group("empty", name, kwargs))
 
     def zeros_like(self, *, name: str, data: Any, **kwargs: Any) -> Array:
         from oxzarr import api
 
-        return api.zeros_like(data, **self._in_group(name, kwargs))
+        return api.zeros_like(data, **self._in_group("zeros_like", name, kwargs))
 
     def ones_like(self, *, name: str, data: Any, **kwargs: Any) -> Array:
         from oxzarr import api
 
-        return api.ones_like(data, **self._in_group(name, kwargs))
+        return api.ones_like(data, **self._in_group("ones_like", name, kwargs))
 
     def full_like(self, *, name: str, data: Any, **kwargs: Any) -> Array:
         from oxzarr import api
 
-        return api.full_like(data, **self._in_group(name, kwargs))
+        return api.full_like(data, **self._in_group("full_like", name, kwargs))
 
     def empty_like(self, *, name: str, data: Any, **kwargs: Any) -> Array:
         from oxzarr import api
 
-        return api.empty_like(data, **self._in_group(name, kwargs))
+        return api.empty_like(data, **self._in_group("empty_like", name, kwargs))
 
     def require_array(
         self, name: str, *, shape: Any, dtype: Any = None, exact: bool = False, **kwargs: Any
@@ -628,6 +641,8 @@ class Group:
 
         from oxzarr._metadata import normalize_shape
 
+        # Checked whether or not the array exists: an existing one is of this group's format.
+        self._in_own_format("require_array", kwargs)
         node = self.get(name)
         if node is None:
             try:
