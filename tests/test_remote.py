@@ -512,7 +512,8 @@ class _RangeServer:
     does), and keeps the path and Range header of every request. `before_answer`, if given,
     is called with each request's path before it is answered. Listings (WebDAV's PROPFIND)
     are answered with `propfind_status`, 501 unless given. Each file has an entity tag, as
-    nginx and Apache give it, unless not `etags` (as Python's http.server)."""
+    nginx and Apache give it, unless not `etags` (as Python's http.server). The paths in
+    `refused` are answered with their status alone (a proxy refusing them)."""
 
     def __init__(
         self,
@@ -522,6 +523,7 @@ class _RangeServer:
         before_answer: Callable[[str], None] | None = None,
         propfind_status: int | None = None,
         etags: bool = True,
+        refused: dict[str, int] | None = None,
     ) -> None:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -538,6 +540,9 @@ class _RangeServer:
                     self.send_response(401)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
+                    return
+                if refused and self.path in refused:
+                    self.send_error(refused[self.path])
                     return
                 path = root / self.path.lstrip("/")
                 if not path.is_file():
@@ -624,6 +629,38 @@ def test_a_web_server_without_entity_tags(tmp_path: Path) -> None:
             assert plain[...].tolist() == [1, 2, 3, 4]
             oxzarr.open_array(tmp_path / "c.zarr")[...] = [5, 6, 7, 8]
             assert plain[...].tolist() == [5, 6, 7, 8]
+    finally:
+        server.close()
+
+
+def test_a_chunk_a_web_server_refuses_with_405_is_an_error_not_a_fill_value(
+    tmp_path: Path,
+) -> None:
+    # object_store reports a web server's 405 (Method Not Allowed) as not found: a chunk or
+    # shard a proxy refused was read as missing, its fill value returned in silence.
+    values = np.arange(6, dtype="i4")
+    oxzarr.create_array(tmp_path / "a.zarr", shape=(6,), chunks=(2,), dtype="i4")[...] = values
+    oxzarr.create_array(tmp_path / "s.zarr", shape=(6,), chunks=(1,), shards=(2,), dtype="i4")[
+        ...
+    ] = values
+    oxzarr.create_array(tmp_path / "m.zarr", shape=(6,), dtype="i4")
+    refused = {"/a.zarr/c/1": 405, "/s.zarr/c/1": 405, "/m.zarr/zarr.json": 405}
+    server = _RangeServer(tmp_path, refused=refused)
+    try:
+        for name in ("a.zarr", "s.zarr"):
+            a = oxzarr.open_array(f"{server.url}/{name}", mode="r")
+            assert_same(a[4:], values[4:])
+            for selection in (slice(None), 2):
+                with pytest.raises(OSError, match="405 Method Not Allowed") as failed:
+                    a[selection]
+                assert not isinstance(failed.value, FileNotFoundError)
+                assert f"{server.url}/{name}/c/1" in str(failed.value)
+        with pytest.raises(OSError, match=re.escape(f"{server.url}/m.zarr/zarr.json")) as failed:
+            oxzarr.open_array(f"{server.url}/m.zarr", mode="r")
+        assert not isinstance(failed.value, FileNotFoundError)
+        # A real 404 is still a missing chunk.
+        (tmp_path / "a.zarr" / "c" / "0").unlink()
+        assert oxzarr.open_array(f"{server.url}/a.zarr", mode="r")[:2].tolist() == [0, 0]
     finally:
         server.close()
 

@@ -486,7 +486,12 @@ fn io_error(what: &str, err: object_store::Error) -> StorageError {
     }
     // The causes below object_store's message say what happened ("operation timed out"),
     // which its own message leaves out.
-    let mut message = err.to_string();
+    let refused = is_refused_method(&err);
+    let mut message = match &err {
+        // Not "not found", as object_store's own message says: the server's answer.
+        object_store::Error::NotFound { source, .. } if refused => source.to_string(),
+        _ => err.to_string(),
+    };
     let mut timed_out = false;
     let mut cause = std::error::Error::source(&err);
     while let Some(c) = cause {
@@ -502,7 +507,7 @@ fn io_error(what: &str, err: object_store::Error) -> StorageError {
     let kind = match &err {
         object_store::Error::PermissionDenied { .. }
         | object_store::Error::Unauthenticated { .. } => ErrorKind::PermissionDenied,
-        object_store::Error::NotFound { .. } => ErrorKind::NotFound,
+        object_store::Error::NotFound { .. } if !refused => ErrorKind::NotFound,
         object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented { .. } => {
             ErrorKind::Unsupported
         }
@@ -578,8 +583,18 @@ fn invalid_options(url: &str, err: object_store::Error) -> StorageError {
     }
 }
 
+/// Whether `err` says there is no value at the key: an HTTP 404. object_store's web server
+/// client reports a 405 (Method Not Allowed) as not found too (some servers answer it for a
+/// directory), but a proxy or firewall refusing an object answers it as well: read as a
+/// missing chunk, that chunk's fill value came back in silence.
 fn is_not_found(err: &object_store::Error) -> bool {
-    matches!(err, object_store::Error::NotFound { .. })
+    matches!(err, object_store::Error::NotFound { .. }) && !is_refused_method(err)
+}
+
+/// Whether `err` is an HTTP 405 (Method Not Allowed). object_store keeps the status in a type
+/// of its own it does not export: its message is what says it.
+fn is_refused_method(err: &object_store::Error) -> bool {
+    err.to_string().contains("status code: 405 ")
 }
 
 /// Splits a URL into the service, its base (scheme and bucket or host) and the path in it.
