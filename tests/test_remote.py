@@ -261,6 +261,82 @@ def test_errors_name_the_url(s3_bucket: Bucket, s3_endpoint: str) -> None:
         RemoteStore(bucket, storage_options={"client_kwargs": {"verify": False}})
 
 
+class _S3Proxy:
+    """A proxy in front of the S3 service at `endpoint` that refuses bucket listings
+    (ListObjectsV2) with 403 AccessDenied, as S3 refuses them to a role that may read objects
+    (s3:GetObject) but not list the bucket (s3:ListBucket); other requests are forwarded."""
+
+    def __init__(self, endpoint: str) -> None:
+        import http.client
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        service = endpoint.removeprefix("http://")
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.command == "GET" and "list-type=2" in self.path:
+                    denied = (
+                        b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+                    )
+                    self.send_response(403)
+                    self.send_header("Content-Length", str(len(denied)))
+                    self.end_headers()
+                    self.wfile.write(denied)
+                    return
+                connection = http.client.HTTPConnection(service)
+                connection.request(self.command, self.path, body, dict(self.headers))
+                answer = connection.getresponse()
+                data = answer.read()
+                connection.close()
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(name, value)
+                length = answer.getheader("Content-Length", "0")
+                self.send_header(
+                    "Content-Length", length if self.command == "HEAD" else str(len(data))
+                )
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = forward
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_listing_refused_with_403_is_a_permission_error(s3_bucket: Bucket) -> None:
+    # S3's 403 to a listing came through as a plain OSError (object_store reports a refused
+    # listing as a generic error); zarr-python (s3fs) raises PermissionError, as oxzarr does
+    # for a refused read.
+    bucket, options = s3_bucket
+    url = f"{bucket}/g.zarr"
+    oxzarr.create_group(url, storage_options=options).create_array("x", shape=(2,), dtype="i1")
+    proxy = _S3Proxy(options["endpoint_url"])
+    try:
+        through = {**options, "endpoint_url": proxy.url}
+        group = oxzarr.open_group(url, mode="r", storage_options=through)
+        assert group["x"][...].tolist() == [0, 0]
+        with pytest.raises(PermissionError, match=re.escape(f"{url}/")):
+            list(group.keys())
+        with pytest.raises(PermissionError, match="AccessDenied"):
+            RemoteStore(url, storage_options=through).list_prefix("")
+    finally:
+        proxy.close()
+
+
 def test_a_dead_endpoint_fails_with_an_os_error() -> None:
     # The discard port: nothing listens.
     options = {"key": "k", "secret": "s", "endpoint_url": "http://127.0.0.1:9"}

@@ -550,28 +550,43 @@ fn list_error(store: &RemoteStore, prefix: &str, err: object_store::Error) -> St
     // (S3's NoSuchBucket), which object_store reports as a plain error: not found, as a read
     // of a key in it is (and as botocore reports it).
     let missing = text.contains("status code: 404 ");
+    // A listing refused (S3's AccessDenied to a role that may read objects but not list the
+    // bucket), which object_store reports as a plain error too: permission denied, as a read
+    // refused is (and as botocore reports it).
+    let denied = ["status code: 401 ", "status code: 403 "]
+        .iter()
+        .any(|status| text.contains(status));
     let failed = io_error(&store.name(prefix), err);
-    match failed {
-        StorageError::Io { key, source }
-            if missing && source.kind() == std::io::ErrorKind::Other =>
+    let status_kind = if missing {
+        Some(std::io::ErrorKind::NotFound)
+    } else if denied {
+        Some(std::io::ErrorKind::PermissionDenied)
+    } else {
+        None
+    };
+    match (failed, status_kind) {
+        (StorageError::Io { key, source }, Some(kind))
+            if source.kind() == std::io::ErrorKind::Other =>
         {
             StorageError::Io {
                 key,
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, source.to_string()),
+                source: std::io::Error::new(kind, source.to_string()),
             }
         }
-        StorageError::Io { key, source } if store.is_web_server() && refused => StorageError::Io {
-            key,
-            source: std::io::Error::new(
-                std::io::ErrorKind::Unsupported,
-                format!(
-                    "the web server does not list its files (oxzarr lists with WebDAV's \
+        (StorageError::Io { key, source }, _) if store.is_web_server() && refused => {
+            StorageError::Io {
+                key,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    format!(
+                        "the web server does not list its files (oxzarr lists with WebDAV's \
                          PROPFIND; a group with consolidated metadata needs no listing): \
                          {source}"
+                    ),
                 ),
-            ),
-        },
-        other => other,
+            }
+        }
+        (other, _) => other,
     }
 }
 
