@@ -230,6 +230,36 @@ def test_objects_no_key_names_are_left_out_of_listings_and_deleted(
     assert left == ["w.zarr/zarr.json"]
 
 
+def test_folder_markers_are_not_listed_and_go_with_their_node(
+    s3_bucket: Bucket, s3_endpoint: str
+) -> None:
+    # Empty objects named "dir/" (the S3 console's "Create folder") were listed as keys
+    # ("sub" from "m.zarr/sub/": object_store drops the final '/'), and a deleted node left
+    # them behind; s3fs (zarr-python's) lists none and deletes them with the node.
+    bucket, options = s3_bucket
+    name = bucket.removeprefix("s3://")
+    root = oxzarr.create_group(f"{bucket}/m.zarr", storage_options=options)
+    root.create_array("sub/arr", shape=(2,), dtype="u1")[...] = 1
+    client = s3_client(s3_endpoint)
+    for marker in ("m.zarr/sub/", "m.zarr/sub/arr/", "m.zarr/other/"):
+        client.put_object(Bucket=name, Key=marker, Body=b"")
+    # An empty value is a key all the same.
+    client.put_object(Bucket=name, Key="m.zarr/sub/empty", Body=b"")
+    store = RemoteStore(f"{bucket}/m.zarr", storage_options=options)
+    assert store.list_prefix("") == [
+        "sub/arr/c/0",
+        "sub/arr/zarr.json",
+        "sub/empty",
+        "sub/zarr.json",
+        "zarr.json",
+    ]
+    assert store.get("sub/empty") == b""
+    assert sorted(root.keys()) == ["sub"]
+    del root["sub"]
+    left = [o["Key"] for o in client.list_objects_v2(Bucket=name, Prefix="m.zarr/")["Contents"]]
+    assert left == ["m.zarr/other/", "m.zarr/zarr.json"]
+
+
 def test_errors_name_the_url(s3_bucket: Bucket, s3_endpoint: str) -> None:
     bucket, options = s3_bucket
     with pytest.raises(ArrayNotFoundError, match=re.escape(f"{bucket}/nothing")):

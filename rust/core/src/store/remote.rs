@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::try_join_all;
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::http::HttpBuilder;
@@ -838,6 +838,60 @@ impl RemoteStore {
             .map(str::to_string)
     }
 
+    /// Whether the service may hold folder markers: empty objects named with a final `/`
+    /// ("sub/"), which the S3 and Google Cloud consoles' "Create folder" and many upload
+    /// tools make. object_store lists one under its name without the `/` ("sub"), as if it
+    /// were an empty value.
+    fn may_hold_folder_markers(&self) -> bool {
+        matches!(
+            self.recipe.as_ref().map(|r| r.service),
+            Some(Service::S3 | Service::Gcs)
+        )
+    }
+
+    /// The listed objects of `listed` that are folder markers. Only an empty object can be
+    /// one; it is one when no object is named as it was listed (the name without the `/`),
+    /// which a HEAD request of that name finds.
+    fn folder_markers(
+        &self,
+        listed: &[ObjectMeta],
+    ) -> Result<std::collections::HashSet<Path>, StorageError> {
+        let empty: Vec<&Path> = (listed.iter())
+            .filter(|meta| meta.size == 0)
+            .map(|meta| &meta.location)
+            .collect();
+        if empty.is_empty() || !self.may_hold_folder_markers() {
+            return Ok(Default::default());
+        }
+        let (store, runtime) = self.client()?;
+        let found = runtime.block_on(
+            futures_util::stream::iter(empty.into_iter().map(|location| {
+                let store = store.clone();
+                async move {
+                    match store.head(location).await {
+                        Ok(_) => Ok(None),
+                        Err(e) if is_not_found(&e) => Ok(Some(location.clone())),
+                        Err(e) => Err((location.to_string(), e)),
+                    }
+                }
+            }))
+            .buffer_unordered(CONCURRENT_REQUESTS)
+            .try_collect::<Vec<Option<Path>>>(),
+        );
+        match found {
+            Ok(found) => Ok(found.into_iter().flatten().collect()),
+            Err((location, e)) => Err(io_error(&self.object_name(&location), e)),
+        }
+    }
+
+    /// How an object of the service is named in messages: its URL.
+    fn object_name(&self, location: &str) -> String {
+        match location.strip_prefix(self.prefix.as_str()) {
+            Some(key) => self.name(key),
+            None => location.to_string(),
+        }
+    }
+
     /// The whole value at `key`, taken from a fetch ahead if there is one.
     fn fetch(&self, key: &str) -> Result<Option<Value>, StorageError> {
         let (store, runtime) = self.client()?;
@@ -1356,12 +1410,24 @@ impl WritableStore for RemoteStore {
         // Every object below the prefix: those no key names (with '\' in their names, left
         // out of listings) go too, as everything below a deleted node does.
         let full = format!("{}{prefix}", self.prefix);
-        let paths: Vec<Path> = self
-            .objects_below(prefix)?
-            .into_iter()
-            .map(|meta| meta.location)
-            .filter(|location| location.as_ref().starts_with(full.as_str()))
-            .collect();
+        let mut paths: Vec<Path> = Vec::new();
+        for meta in self.objects_below(prefix)? {
+            let location = meta.location;
+            // Folder markers go too ("sub/" and those below it, listed without their final
+            // `/`), as s3fs deletes them. An empty object may be one (see
+            // `folder_markers`): both names are deleted, and a name that is not there is
+            // deleted without complaint. (`join("")` gives the name its final `/` back,
+            // which `Path::parse` strips.)
+            let marker = self.may_hold_folder_markers() && meta.size == 0;
+            if marker && format!("{location}/") == full {
+                paths.push(location.join(""));
+            } else if location.as_ref().starts_with(full.as_str()) {
+                if marker {
+                    paths.push(location.clone().join(""));
+                }
+                paths.push(location);
+            }
+        }
         let deleted = runtime.block_on(async {
             let stream =
                 futures_util::stream::iter(paths.into_iter().map(Ok::<_, object_store::Error>));
@@ -1382,9 +1448,10 @@ impl WritableStore for RemoteStore {
 impl ListableStore for RemoteStore {
     fn list_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         validate_prefix(prefix)?;
-        let mut keys: Vec<String> = self
-            .objects_below(prefix)?
-            .iter()
+        let listed = self.objects_below(prefix)?;
+        let markers = self.folder_markers(&listed)?;
+        let mut keys: Vec<String> = (listed.iter())
+            .filter(|meta| !markers.contains(&meta.location))
             .filter_map(|meta| self.key_of(&meta.location))
             .filter(|key| key.starts_with(prefix) && !key.is_empty())
             .collect();
