@@ -618,7 +618,9 @@ class _RangeServer:
     does), and keeps the path and Range header of every request. `before_answer`, if given,
     is called with each request's path before it is answered. Listings (WebDAV's PROPFIND)
     are answered with `propfind_status`, 501 unless given. Each file has an entity tag, as
-    nginx and Apache give it, unless not `etags` (as Python's http.server). The paths in
+    nginx and Apache give it, unless not `etags` (as Python's http.server); with
+    `etag_per_answer`, one of two by turns, whatever the file (two load-balanced servers,
+    each with its own entity tags, answering by turns). The paths in
     `refused` are answered with their status alone (a proxy refusing them)."""
 
     def __init__(
@@ -630,7 +632,11 @@ class _RangeServer:
         propfind_status: int | None = None,
         etags: bool = True,
         refused: dict[str, int] | None = None,
+        etag_per_answer: bool = False,
     ) -> None:
+        import itertools
+
+        answers = itertools.count()
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         self.requests: list[tuple[str, str | None]] = []
@@ -673,7 +679,9 @@ class _RangeServer:
                     self.send_response(200)
                 if honours_ranges:
                     self.send_header("Accept-Ranges", "bytes")
-                if etags:
+                if etag_per_answer:
+                    self.send_header("ETag", f'"backend-{next(answers) % 2}"')
+                elif etags:
                     tag = f"{stat.st_ino:x}-{stat.st_mtime_ns:x}-{stat.st_size:x}"
                     self.send_header("ETag", f'"{tag}"')
                 self.send_header("Content-Length", str(len(data)))
@@ -767,6 +775,26 @@ def test_a_chunk_a_web_server_refuses_with_405_is_an_error_not_a_fill_value(
         # A real 404 is still a missing chunk.
         (tmp_path / "a.zarr" / "c" / "0").unlink()
         assert oxzarr.open_array(f"{server.url}/a.zarr", mode="r")[:2].tolist() == [0, 0]
+    finally:
+        server.close()
+
+
+def test_a_sharded_array_from_servers_whose_entity_tags_differ_by_request(
+    tmp_path: Path,
+) -> None:
+    # Each ranged request of a shard came with another version, so its index and inner
+    # chunks never agreed: "the shard was replaced while it was read, 8 times in a row".
+    # The shard is now read whole, index and inner chunks from one answer.
+    values = sample((64, 64), "int32")
+    oxzarr.create_array(
+        tmp_path / "s.zarr", shape=values.shape, chunks=(8, 8), shards=(32, 32), dtype="i4"
+    )[...] = values
+    server = _RangeServer(tmp_path, etag_per_answer=True)
+    try:
+        a = oxzarr.open_array(f"{server.url}/s.zarr", mode="r")
+        assert_same(a[3:40, 5:60], values[3:40, 5:60])
+        assert_same(a[...], values)
+        assert_same(a[33, 2:9], values[33, 2:9])
     finally:
         server.close()
 

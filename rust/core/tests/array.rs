@@ -782,6 +782,63 @@ fn a_read_takes_a_shards_inner_chunks_from_one_version_of_it() {
     }
 }
 
+/// A memory store whose every request for parts of a value finds it replaced since its
+/// version was read, and which cannot hold a value whole to read them from.
+#[derive(Debug, Default)]
+struct NeverAgreeingStore {
+    inner: MemoryStore,
+}
+
+impl ReadableStore for NeverAgreeingStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.get(key)
+    }
+    fn get_range_and_version(
+        &self,
+        key: &str,
+        range: oxzarr_core::store::ByteRange,
+    ) -> Result<Option<(Vec<u8>, oxzarr_core::store::Version)>, StorageError> {
+        self.inner.get_range_and_version(key, range)
+    }
+    fn read_parts_into(
+        &self,
+        _key: &str,
+        _parts: &mut [(u64, &mut [u8])],
+        _expected: Option<oxzarr_core::store::Version>,
+    ) -> Result<oxzarr_core::store::PartsRead, StorageError> {
+        Ok(oxzarr_core::store::PartsRead::Replaced)
+    }
+}
+
+writes_and_listing_from_inner!(NeverAgreeingStore, "mem://never/agreeing");
+
+#[test]
+fn a_shard_that_keeps_changing_is_named_with_its_store() {
+    // The error named the key alone ("c/0/0"), where the store's own errors name its URL.
+    let store = Arc::new(NeverAgreeingStore::default());
+    let zstd = json!([{"name": "bytes", "configuration": {"endian": "little"}},
+                      {"name": "zstd", "configuration": {"level": 1, "checksum": false}}]);
+    let a = Array::create(
+        store,
+        "a",
+        metadata(
+            &[32, 32],
+            &[32, 32],
+            DataType::UInt16,
+            sharded(&[8, 8], "end", zstd),
+            json!(0),
+        ),
+        false,
+    )
+    .unwrap();
+    let all = Selection::all(&[32, 32]);
+    a.write(&all, &to_bytes(&[1u16; 1024]), false).unwrap();
+    let mut out = vec![0u8; 2048];
+    let err = a.read_into(&all, &mut out).unwrap_err().to_string();
+    assert!(err.contains("mem://never/agreeing/a/c/0/0"), "{err}");
+    assert!(err.contains("replaced while it was read"), "{err}");
+}
+
 /// A memory store whose requests each take a while, as over a network, and which records
 /// how many were in flight at most.
 #[derive(Debug, Default)]

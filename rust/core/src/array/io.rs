@@ -216,6 +216,24 @@ impl ShardsSeen {
             .collect()
     }
 
+    /// The shard at `key` as a fresh look (`look`) finds it, whatever another thread of the
+    /// read found meanwhile.
+    fn replace(
+        &self,
+        key: &str,
+        look: impl FnOnce() -> Result<Option<KnownShard>>,
+    ) -> Result<Option<KnownShard>> {
+        self.shards.get_or_replace(
+            key,
+            |_| true,
+            || {
+                let found = look()?;
+                self.versions.set(key, found.as_ref().map(|k| k.version));
+                Ok(found)
+            },
+        )
+    }
+
     /// The shard at `key` as a fresh look (`look`) finds it, the read having found it no
     /// longer the one `stale` describes — unless another thread of the read has looked since
     /// `stale` was learnt: then what that thread found. Threads that meet a replaced shard
@@ -1093,7 +1111,24 @@ impl Array {
                 shard = seen.refresh(key, &shard, || self.shard_index(sharding, key, false))?;
             }
         }
-        Err(self.shard_kept_changing(key))
+        // A service whose answers to the requests of one shard all differ in version
+        // (load-balanced servers, each with its own entity tag): the index and the inner
+        // chunks are read from one answer, the whole shard, if the store can hold it.
+        let held = (self.store.hold_whole(key)).map_err(|e| self.chunk_storage_error(key, e))?;
+        if held.is_none() {
+            return Err(self.shard_kept_changing(key));
+        }
+        let done = seen
+            .replace(key, || self.shard_index(sharding, key, false))
+            .and_then(|shard| Ok((read(shard.as_ref())?, shard)));
+        self.store.hints_done(&[key.to_string()]);
+        match done? {
+            (Some(done), shard) => {
+                seen.note_read(key, shard.as_ref().map(|known| known.version));
+                Ok(done)
+            }
+            (None, _) => Err(self.shard_kept_changing(key)),
+        }
     }
 
     /// Runs `read`, a read of inner chunks of some shards (all of them when it is given
@@ -1148,7 +1183,8 @@ impl Array {
         self.chunk_storage_error(
             key,
             StorageError::Io {
-                key: key.to_string(),
+                // Named with its store, as the store's own errors name a key.
+                key: format!("{}/{key}", self.store.describe().trim_end_matches('/')),
                 source: std::io::Error::other(format!(
                     "the shard was replaced while it was read, {SHARD_TRIES} times in a row"
                 )),

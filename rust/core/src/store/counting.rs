@@ -138,6 +138,14 @@ impl ReadableStore for CountingStore {
         self.inner.hints_done(keys)
     }
 
+    fn hold_whole(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        let held = self.inner.hold_whole(key)?;
+        if let Some(bytes) = held {
+            self.counters.add(1, bytes);
+        }
+        Ok(held)
+    }
+
     fn concurrent_requests(&self) -> usize {
         self.inner.concurrent_requests()
     }

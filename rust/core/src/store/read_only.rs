@@ -96,6 +96,10 @@ impl ReadableStore for ReadOnlyStore {
         self.inner.hints_done(keys)
     }
 
+    fn hold_whole(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        self.inner.hold_whole(key)
+    }
+
     fn concurrent_requests(&self) -> usize {
         self.inner.concurrent_requests()
     }

@@ -112,6 +112,10 @@ enum Ahead {
     Running(Fetch),
     /// Fetched, and parts of it read already: kept for the other parts.
     Shared(Arc<Value>),
+    /// Fetched whole for a read of its parts that could not get them from one version
+    /// otherwise (see [`ReadableStore::hold_whole`]): kept, whatever the budget, until that
+    /// read is over.
+    Held(Arc<Value>),
 }
 
 /// The values fetched ahead of their reads, by key.
@@ -900,7 +904,7 @@ impl RemoteStore {
             Some(Ahead::Running(fetch)) => runtime
                 .block_on(fetch)
                 .unwrap_or_else(|e| Err(object_store::Error::JoinError { source: e })),
-            Some(Ahead::Shared(value)) => {
+            Some(Ahead::Shared(value) | Ahead::Held(value)) => {
                 Ok(Arc::try_unwrap(value).unwrap_or_else(|value| (*value).clone()))
             }
             None => {
@@ -926,7 +930,11 @@ impl RemoteStore {
             ahead.drop_where(|k, _| k == key);
             return None;
         }
+        if let Some((_, Ahead::Held(value))) = ahead.entries.get(key) {
+            return Some(value.clone());
+        }
         let fetch = match ahead.remove(key)? {
+            Ahead::Held(value) => return Some(value),
             Ahead::Shared(value) => {
                 ahead.share(key, at, value.clone());
                 return Some(value);
@@ -1366,6 +1374,20 @@ impl ReadableStore for RemoteStore {
 
     fn concurrent_requests(&self) -> usize {
         CONCURRENT_REQUESTS
+    }
+
+    fn hold_whole(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        let Some(value) = self.fetch(key)? else {
+            return Ok(Some(0));
+        };
+        let size = value.0.len() as u64;
+        let mut ahead = self.prefetched.lock();
+        ahead.remove(key);
+        ahead.entries.insert(
+            key.to_string(),
+            (Instant::now(), Ahead::Held(Arc::new(value))),
+        );
+        Ok(Some(size))
     }
 
     fn hints_done(&self, keys: &[String]) {
