@@ -306,6 +306,11 @@ impl Iterator for Todo<'_> {
     }
 }
 
+/// Object stores list their chunks for a conversion only from a grid of this many chunks.
+const LISTED_GRID_MIN: u64 = 1 << 20;
+/// The most units a conversion holds a list of, where walking every unit is not far longer.
+const LISTED_UNITS_MAX: u64 = 1 << 21;
+
 /// The units reading a stored source chunk, in order, when the others need no writing: a
 /// source chunk not stored reads as its fill value, which converts to the destination's and
 /// is not stored there (`write_empty_chunks` off), and the destination stores nothing yet.
@@ -330,19 +335,39 @@ fn units_reading_stored_chunks(
     {
         return None;
     }
-    if !dst.stored_chunks().is_ok_and(|stored| stored.is_empty()) {
-        return None;
-    }
-    let stored = src.stored_chunks().ok()?;
     let grid = src
         .grid_shape()
         .iter()
         .try_fold(1u64, |n, g| n.checked_mul(*g))
         .unwrap_or(u64::MAX);
+    // An object store lists a thousand keys a request, and a dense source's listing is
+    // thrown away: there it is worth making only for grids whose walk would cost far more
+    // (every missing chunk a request of its own).
+    if src.store().concurrent_requests() > 1 && grid < LISTED_GRID_MIN {
+        return None;
+    }
+    if !dst.stored_chunks().is_ok_and(|stored| stored.is_empty()) {
+        return None;
+    }
+    let stored = src.stored_chunks().ok()?;
     if (stored.len() as u64).saturating_mul(2) > grid {
         return None;
     }
     let (shape, chunk, unit) = (src.shape(), src.chunk_shape(), dst.chunk_shape());
+    // The units are held, about 150 bytes each: where units much smaller than the source's
+    // chunks make them many, every unit is walked instead, in little memory, unless that
+    // walk is far longer (a grid too large to walk).
+    let per_chunk = chunk
+        .iter()
+        .zip(unit)
+        .map(|(c, u)| c.div_ceil((*u).max(1)) + 1)
+        .try_fold(1u64, |n, k| n.checked_mul(k))
+        .unwrap_or(u64::MAX);
+    let most = (stored.len() as u64).saturating_mul(per_chunk);
+    let many = most > LISTED_UNITS_MAX && order.len() / 64 <= most;
+    if many || most.saturating_mul(2) > order.len() {
+        return None;
+    }
     let units = stored
         .iter()
         .flat_map(|c| product(&cells_touched(&Region::cell(c, chunk, shape), unit)));
