@@ -88,7 +88,10 @@ fn register_for_fork(map: &Arc<RwLock<Map>>) {
         }
     });
     let mut maps = MAPS.lock().unwrap_or_else(PoisonError::into_inner);
-    maps.retain(|m| m.strong_count() > 0);
+    // Dropped stores are pruned when the list doubles: making n stores stays linear.
+    if maps.len() == maps.capacity() {
+        maps.retain(|m| m.strong_count() > 0);
+    }
     maps.push(Arc::downgrade(map));
 }
 
@@ -113,7 +116,9 @@ extern "C" fn before_fork() {
         _maps: maps,
         _registry: registry,
     };
-    HELD_FOR_FORK.with(|slot| {
+    // (try_with: a thread-local torn down, in a fork from a destructor, is no panic across
+    // the C boundary; the fork then goes unguarded.)
+    let _ = HELD_FOR_FORK.try_with(|slot| {
         if let Ok(mut slot) = slot.try_borrow_mut() {
             *slot = Some(held);
         }
@@ -121,7 +126,7 @@ extern "C" fn before_fork() {
 }
 
 extern "C" fn after_fork() {
-    HELD_FOR_FORK.with(|slot| {
+    let _ = HELD_FOR_FORK.try_with(|slot| {
         if let Ok(mut slot) = slot.try_borrow_mut() {
             if let Some(mut held) = slot.take() {
                 held.guards.clear();
