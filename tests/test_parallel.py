@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -433,14 +434,13 @@ def test_threads_deleting_members_of_a_consolidated_group(tmp_path: Path) -> Non
     assert list(group) == [] and list(oxzarr.open_consolidated(tmp_path / "g")) == []
 
 
-def test_a_forked_child_changes_metadata_a_parents_thread_was_changing(tmp_path: Path) -> None:
-    # A handle's lock held by another thread at the fork is the child's own again (it was
-    # held there for good, and the child's first attribute write waited forever).
-    a = oxzarr.create_array(tmp_path / "a", shape=(2,), dtype="i1")
+def _exit_code_of_child_forked_while_held(lock: Any, child: Callable[[], bool]) -> int:
+    """Forks while another thread holds `lock`, runs `child` in the child (its truth is the
+    exit code, 0 for true; a hang ends it by SIGALRM) and gives the child's exit code."""
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with a._metadata_lock:
+        with lock:
             held.set()
             release.wait()
 
@@ -452,15 +452,26 @@ def test_a_forked_child_changes_metadata_a_parents_thread_was_changing(tmp_path:
         code = 1
         try:
             signal.alarm(20)  # a hang ends the child, failing the test
-            a.attrs["child"] = True
-            a.append(np.array([5], "i1"))
-            code = 0
+            code = 0 if child() else 2
         finally:
             os._exit(code)
     release.set()
     holder.join()
     _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    return os.waitstatus_to_exitcode(status)
+
+
+def test_a_forked_child_changes_metadata_a_parents_thread_was_changing(tmp_path: Path) -> None:
+    # A handle's lock held by another thread at the fork is the child's own again (it was
+    # held there for good, and the child's first attribute write waited forever).
+    a = oxzarr.create_array(tmp_path / "a", shape=(2,), dtype="i1")
+
+    def change() -> bool:
+        a.attrs["child"] = True
+        a.append(np.array([5], "i1"))
+        return True
+
+    assert _exit_code_of_child_forked_while_held(a._metadata_lock, change) == 0
     again = oxzarr.open_array(tmp_path / "a", mode="r")
     assert again.attrs["child"] is True and again.shape == (3,)
 
@@ -509,29 +520,11 @@ def test_children_forked_while_a_thread_writes_a_memory_store_read_it() -> None:
 def test_a_forked_child_changes_settings_a_parents_thread_was_changing() -> None:
     # The settings' lock held by another thread at the fork was held in the child for good:
     # its first config.set waited forever.
-    held, release = threading.Event(), threading.Event()
+    def change() -> bool:
+        with oxzarr.config.set({"threads": 1}):
+            return bool(oxzarr.config.get("threads") == 1)
 
-    def hold() -> None:
-        with oxzarr.config._lock:
-            held.set()
-            release.wait()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    held.wait()
-    pid = os.fork()
-    if pid == 0:  # the child: report by exit code, never return into pytest
-        code = 1
-        try:
-            signal.alarm(20)  # a hang ends the child, failing the test
-            with oxzarr.config.set({"threads": 1}):
-                code = 0 if oxzarr.config.get("threads") == 1 else 2
-        finally:
-            os._exit(code)
-    release.set()
-    holder.join()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert _exit_code_of_child_forked_while_held(oxzarr.config._lock, change) == 0
 
 
 def test_threads_changing_attributes_through_one_handle_lose_nothing(tmp_path: Path) -> None:

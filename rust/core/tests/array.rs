@@ -731,14 +731,12 @@ impl ReadableStore for ReplacingStore {
 
 writes_and_listing_from_inner!(ReplacingStore, "replacing memory");
 
-#[test]
-fn a_read_takes_a_shards_inner_chunks_from_one_version_of_it() {
-    let store = Arc::new(ReplacingStore::default());
-    // One shard of 16 compressed inner chunks: a read of them all makes a request for each.
+/// A 32x32 uint16 array "a" of one shard of 16 zstd inner chunks (8x8), in `store`.
+fn one_shard_of_16_zstd_inner_chunks(store: StoreRef) -> Array {
     let zstd = json!([{"name": "bytes", "configuration": {"endian": "little"}},
                       {"name": "zstd", "configuration": {"level": 1, "checksum": false}}]);
-    let a = Array::create(
-        store.clone(),
+    Array::create(
+        store,
         "a",
         metadata(
             &[32, 32],
@@ -749,7 +747,14 @@ fn a_read_takes_a_shards_inner_chunks_from_one_version_of_it() {
         ),
         false,
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn a_read_takes_a_shards_inner_chunks_from_one_version_of_it() {
+    let store = Arc::new(ReplacingStore::default());
+    // One shard of 16 compressed inner chunks: a read of them all makes a request for each.
+    let a = one_shard_of_16_zstd_inner_chunks(store.clone());
     let all = Selection::all(&[32, 32]);
     let old = vec![1u16; 1024];
     let new = vec![2u16; 1024];
@@ -815,22 +820,7 @@ writes_and_listing_from_inner!(NeverAgreeingStore, "mem://never/agreeing");
 #[test]
 fn a_shard_that_keeps_changing_is_named_with_its_store() {
     // The error named the key alone ("c/0/0"), where the store's own errors name its URL.
-    let store = Arc::new(NeverAgreeingStore::default());
-    let zstd = json!([{"name": "bytes", "configuration": {"endian": "little"}},
-                      {"name": "zstd", "configuration": {"level": 1, "checksum": false}}]);
-    let a = Array::create(
-        store,
-        "a",
-        metadata(
-            &[32, 32],
-            &[32, 32],
-            DataType::UInt16,
-            sharded(&[8, 8], "end", zstd),
-            json!(0),
-        ),
-        false,
-    )
-    .unwrap();
+    let a = one_shard_of_16_zstd_inner_chunks(Arc::new(NeverAgreeingStore::default()));
     let all = Selection::all(&[32, 32]);
     a.write(&all, &to_bytes(&[1u16; 1024]), false).unwrap();
     let mut out = vec![0u8; 2048];
