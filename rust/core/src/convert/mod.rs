@@ -77,6 +77,14 @@ impl Progress {
     }
 }
 
+/// The product of `values`, or u64::MAX past it: counts of grids too large to walk whole.
+fn saturating_product(values: impl IntoIterator<Item = u64>) -> u64 {
+    values
+        .into_iter()
+        .try_fold(1u64, |n, v| n.checked_mul(v))
+        .unwrap_or(u64::MAX)
+}
+
 /// A box of an array: where it starts and how far it extends, per dimension.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Region {
@@ -254,10 +262,7 @@ pub fn convert(
     let unit = dst.chunk_shape().to_vec();
     let order = UnitOrder::new(&shape, src.inner_chunk_shape(), &unit);
     let total_units = order.len();
-    let total_bytes = shape
-        .iter()
-        .try_fold(to.size() as u64, |n, s| n.checked_mul(*s))
-        .unwrap_or(u64::MAX);
+    let total_bytes = saturating_product(shape.iter().copied().chain([to.size() as u64]));
     progress.units_total.store(total_units, Ordering::SeqCst);
     progress.bytes_total.store(total_bytes, Ordering::SeqCst);
     let (todo, count) = match units_reading_stored_chunks(src, dst, &order, write_empty_chunks) {
@@ -335,11 +340,7 @@ fn units_reading_stored_chunks(
     {
         return None;
     }
-    let grid = src
-        .grid_shape()
-        .iter()
-        .try_fold(1u64, |n, g| n.checked_mul(*g))
-        .unwrap_or(u64::MAX);
+    let grid = saturating_product(src.grid_shape());
     // An object store lists a thousand keys a request, and a dense source's listing is
     // thrown away: there it is worth making only for grids whose walk would cost far more
     // (every missing chunk a request of its own).
@@ -357,12 +358,12 @@ fn units_reading_stored_chunks(
     // The units are held, about 150 bytes each: where units much smaller than the source's
     // chunks make them many, every unit is walked instead, in little memory, unless that
     // walk is far longer (a grid too large to walk).
-    let per_chunk = chunk
-        .iter()
-        .zip(unit)
-        .map(|(c, u)| c.div_ceil((*u).max(1)) + 1)
-        .try_fold(1u64, |n, k| n.checked_mul(k))
-        .unwrap_or(u64::MAX);
+    let per_chunk = saturating_product(
+        chunk
+            .iter()
+            .zip(unit)
+            .map(|(c, u)| c.div_ceil((*u).max(1)) + 1),
+    );
     let most = (stored.len() as u64).saturating_mul(per_chunk);
     let many = most > LISTED_UNITS_MAX && order.len() / 64 <= most;
     if many || most.saturating_mul(2) > order.len() {

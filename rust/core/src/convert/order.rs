@@ -47,10 +47,7 @@ impl UnitOrder {
 
     /// How many units there are (saturating: a grid past 2^64 units is never walked whole).
     pub(super) fn len(&self) -> u64 {
-        self.grid
-            .iter()
-            .try_fold(1u64, |n, g| n.checked_mul(*g))
-            .unwrap_or(u64::MAX)
+        super::saturating_product(self.grid.iter().copied())
     }
 
     /// The source chunk along dimension `d` in which unit `u` starts.
@@ -100,6 +97,7 @@ impl UnitOrder {
     /// `units`, without repeats, in order.
     pub(super) fn sorted(&self, units: impl IntoIterator<Item = Coords>) -> Vec<Coords> {
         let mut units: Vec<Coords> = units.into_iter().collect();
+        // Repeats go before the keys are made: each key is held while sorting.
         units.sort_unstable();
         units.dedup();
         units.sort_by_cached_key(|u| self.key(u));
