@@ -29,8 +29,8 @@ use object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder, GoogleConfigKe
 use object_store::http::HttpBuilder;
 use object_store::path::Path;
 use object_store::{
-    ClientConfigKey, GetOptions, GetRange, GetResult, ObjectMeta, ObjectStore, ObjectStoreExt,
-    PutPayload, RetryConfig, StaticCredentialProvider,
+    Attribute, ClientConfigKey, GetOptions, GetRange, GetResult, ObjectMeta, ObjectStore,
+    ObjectStoreExt, PutPayload, RetryConfig, StaticCredentialProvider,
 };
 use tokio::runtime::Runtime;
 
@@ -1007,6 +1007,7 @@ impl RemoteStore {
                     ..GetOptions::default()
                 };
                 let got = store.get_opts(&path, options).await?;
+                refuse_coded_parts(&got)?;
                 let version = version_of(&got.meta);
                 Ok((body_of(got).await?, version))
             }
@@ -1179,6 +1180,7 @@ impl RemoteStore {
                 ..GetOptions::default()
             };
             let got = store.get_opts(&path, options).await?;
+            refuse_coded_parts(&got)?;
             let version = version_of(&got.meta);
             let got_range = got.range.clone();
             Ok::<_, object_store::Error>((body_of(got).await?, version, got_range))
@@ -1221,14 +1223,104 @@ impl RemoteStore {
     }
 }
 
-/// The whole value at `path`, with its version.
+/// The whole value at `path`, with its version. A value served with a content coding (an
+/// object uploaded gzipped with `Content-Encoding: gzip`, as static sites and some upload
+/// tools store JSON) is decoded, as zarr-python's HTTP clients decode it; the version's size
+/// is then the decoded value's, which the parts of it are cut from.
 async fn get_whole(
     store: Arc<dyn ObjectStore>,
     path: Path,
 ) -> Result<(Vec<u8>, Version), object_store::Error> {
     let got = store.get(&path).await?;
-    let version = version_of(&got.meta);
-    Ok((body_of(got).await?, version))
+    let mut version = version_of(&got.meta);
+    let coding = content_coding(&got);
+    let body = body_of(got).await?;
+    let value = match coding {
+        ContentCoding::Identity => body,
+        ContentCoding::Gzip => gunzip(&body)?,
+        ContentCoding::Other(name) => return Err(unknown_coding(&name)),
+    };
+    version.size = value.len() as u64;
+    Ok((value, version))
+}
+
+/// A part of a value served with a content coding is a part of the coded bytes, which
+/// cannot be decoded alone: refused as a server ignoring ranges is, so that the whole value
+/// is fetched (and decoded) and parts cut from it.
+fn refuse_coded_parts(got: &GetResult) -> Result<(), object_store::Error> {
+    match content_coding(got) {
+        ContentCoding::Identity => Ok(()),
+        _ => Err(object_store::Error::NotSupported {
+            source: "a part of a value served with a content coding".into(),
+        }),
+    }
+}
+
+/// How a response's body is encoded (its `Content-Encoding`).
+#[derive(Debug, PartialEq, Eq)]
+enum ContentCoding {
+    Identity,
+    Gzip,
+    Other(String),
+}
+
+fn content_coding(got: &GetResult) -> ContentCoding {
+    let Some(coding) = got.attributes.get(&Attribute::ContentEncoding) else {
+        return ContentCoding::Identity;
+    };
+    let coding = coding.trim().to_ascii_lowercase();
+    match coding.as_str() {
+        "" | "identity" => ContentCoding::Identity,
+        "gzip" | "x-gzip" => ContentCoding::Gzip,
+        _ => ContentCoding::Other(coding),
+    }
+}
+
+/// A body served with a content coding oxzarr does not decode.
+#[derive(Debug, thiserror::Error)]
+#[error("it was served with Content-Encoding: {0}, which oxzarr does not decode (only gzip)")]
+struct UnknownContentCoding(String);
+
+fn unknown_coding(name: &str) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "oxzarr",
+        source: Box::new(UnknownContentCoding(name.to_string())),
+    }
+}
+
+/// A gzip-coded body that does not decode.
+#[derive(Debug, thiserror::Error)]
+#[error("it was served with Content-Encoding: gzip, and its body is no gzip stream: {0}")]
+struct BadGzipBody(String);
+
+/// The decoded bytes of a gzip-coded body, grown fallibly (a small hostile body can decode
+/// to more than memory holds: the caller gets an error, not an abort).
+fn gunzip(body: &[u8]) -> Result<Vec<u8>, object_store::Error> {
+    use std::io::Read;
+    let failed = |message: String| object_store::Error::Generic {
+        store: "oxzarr",
+        source: Box::new(BadGzipBody(message)),
+    };
+    let mut decoder = flate2::read::MultiGzDecoder::new(body);
+    let mut out: Vec<u8> = Vec::new();
+    let mut block = vec![0u8; 1 << 16];
+    loop {
+        let n = decoder
+            .read(&mut block)
+            .map_err(|e| failed(e.to_string()))?;
+        if n == 0 {
+            return Ok(out);
+        }
+        let needed = out.len().saturating_add(n);
+        if needed > out.capacity() {
+            // Doubled, not grown by each block: a copy per block would be quadratic.
+            let doubled = needed.max(out.capacity().saturating_mul(2));
+            crate::alloc::reserve(&mut out, doubled)
+                .or_else(|_| crate::alloc::reserve(&mut out, needed))
+                .map_err(|e| failed(e.to_string()))?;
+        }
+        out.extend_from_slice(&block[..n]);
+    }
 }
 
 /// A value's size, as a server gave it, that no buffer of this machine could hold.
@@ -1522,6 +1614,24 @@ mod tests {
     use object_store::memory::InMemory;
 
     use super::*;
+
+    #[test]
+    fn gzip_coded_bodies_decode_member_by_member_and_others_are_refused() {
+        use std::io::Write;
+        let gzip = |bytes: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(bytes).unwrap();
+            e.finish().unwrap()
+        };
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let mut body = gzip(&big);
+        body.extend(gzip(b"tail"));
+        let mut want = big.clone();
+        want.extend_from_slice(b"tail");
+        assert_eq!(gunzip(&body).unwrap(), want);
+        let refused = gunzip(b"{\"zarr_format\": 3}").unwrap_err().to_string();
+        assert!(refused.contains("no gzip stream"), "{refused}");
+    }
 
     #[test]
     fn a_long_download_is_not_cut_short_a_silent_server_is() {
