@@ -256,6 +256,41 @@ def test_variable_bytes_fill_value_as_text(tmp_path: Path, fill_value: Any) -> N
     assert zarr.open_array(tmp_path / "a.zarr", mode="r")[...].tolist() == [raw, raw]
 
 
+@pytest.mark.parametrize("fill_value", [np.array("ab"), np.float64(2.0), np.int16(7), [1, 2]])
+def test_variable_bytes_fill_values_that_are_not_bytes_are_refused(
+    tmp_path: Path, fill_value: Any
+) -> None:
+    # Their memory was taken as the fill: a float's IEEE bytes, a 0-d text array's UTF-32.
+    # zarr-python refuses them, as oxzarr's writes refuse them.
+    with pytest.raises(TypeError, match="not bytes, text or an integer"):
+        oxzarr.create_array(tmp_path / "a.zarr", shape=(2,), dtype=bytes, fill_value=fill_value)
+    assert not (tmp_path / "a.zarr" / "zarr.json").exists()
+    a = oxzarr.create_array(tmp_path / "b.zarr", shape=(2,), dtype=bytes, fill_value=3)
+    assert a.fill_value == b"\x00" * 3  # bytes(3), as zarr-python takes an integer
+
+
+def test_bytes_under_vlen_utf8_must_be_text(tmp_path: Path) -> None:
+    # zarrs writes bytes arrays with the vlen-utf8 codec, and they are read; but oxzarr wrote
+    # any bytes into them, chunks zarr-python failed to decode (UnicodeDecodeError).
+    for codecs in (
+        {"serializer": {"name": "vlen-utf8", "configuration": {}}},
+        {"chunks": (1,), "shards": (2,)},
+    ):
+        path = tmp_path / f"{len(codecs)}.zarr"
+        a = oxzarr.create_array(path, shape=(2,), dtype=bytes, **codecs)  # type: ignore[arg-type]
+        if "shards" in codecs:
+            meta = json.loads((path / "zarr.json").read_text())
+            meta["codecs"][0]["configuration"]["codecs"] = [{"name": "vlen-utf8"}]
+            (path / "zarr.json").write_text(json.dumps(meta))
+            a = oxzarr.open_array(path)
+        a[...] = [b"ok", "é".encode()]
+        with pytest.raises(ValueError, match=r"c/0.*element [01] of the chunk is not UTF-8"):
+            a[...] = [b"ok", b"\xff"]
+        assert a[...].tolist() == [b"ok", "é".encode()]
+        # (zarr-python reads what vlen-utf8 holds as text.)
+        assert zarr.open_array(path, mode="r")[...].tolist() == ["ok", "é"]
+
+
 @pytest.mark.parametrize("dtype", [str, bytes])
 def test_variable_length_data_refuses_the_bytes_serializer(tmp_path: Path, dtype: Any) -> None:
     # As zarr-python: a bytes codec cannot encode variable-length elements, so metadata naming

@@ -301,6 +301,13 @@ def fill_value_json(fill_value: Any, dtype: np.dtype[Any], zarr_format: int) -> 
             f"fill_value {fill_value!r} is {_TIME_KINDS[time_kind][0]}, and a {dtype} array "
             f"holds {_TIME_KINDS[dtype.kind][1]}"
         )
+    if dtype is np.dtype(object) and not isinstance(fill_value, None | str | bytes | int):
+        # bytes() of a numpy scalar or array is its memory (a float's IEEE bytes, a 0-d text
+        # array's UTF-32): zarr-python refuses these for variable-length bytes.
+        raise TypeError(
+            f"fill_value {fill_value!r} is not bytes, text or an integer, which a "
+            "variable-length bytes array takes"
+        )
     bad = ValueError(f"fill_value {fill_value!r} is not a valid {dtype}")
     try:
         if dtype.kind == "T" or (dtype.kind == "O" and dtype is not np.dtype(object)):
@@ -311,7 +318,7 @@ def fill_value_json(fill_value: Any, dtype: np.dtype[Any], zarr_format: int) -> 
             elif isinstance(fill_value, str):
                 raw = fill_value.encode()  # text as its UTF-8, as zarr-python takes it
             else:
-                raw = bytes(fill_value)
+                raw = bytes(fill_value)  # an int n is n zero bytes, as zarr-python takes it
             return base64.standard_b64encode(raw).decode()
         if dtype.kind == "b":
             return bool(fill_value) if fill_value is not None else False

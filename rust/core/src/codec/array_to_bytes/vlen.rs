@@ -139,11 +139,24 @@ impl ArrayToBytesCodec for Vlen {
         Err(self.corrupt("variable-length data goes through decode_vlen"))
     }
 
-    fn encode_vlen(&self, chunk: &VlenChunk, _repr: &ChunkRepr) -> Result<Vec<u8>, CodecError> {
+    fn encode_vlen(&self, chunk: &VlenChunk, repr: &ChunkRepr) -> Result<Vec<u8>, CodecError> {
         let too_long = || CodecError::Encode {
             codec: self.name,
             reason: "an element or the element count exceeds 4 GiB".into(),
         };
+        if self.name == "vlen-utf8" && repr.data_type == DataType::Bytes {
+            // Bytes under vlen-utf8 (zarrs writes such arrays) must be UTF-8 text: other
+            // bytes make chunks that zarr-python fails to decode.
+            if let Some(i) = chunk.iter().position(|e| std::str::from_utf8(e).is_err()) {
+                return Err(CodecError::Encode {
+                    codec: self.name,
+                    reason: format!(
+                        "element {i} of the chunk is not UTF-8 text, which vlen-utf8 stores \
+                         (use vlen-bytes for bytes that are not text)"
+                    ),
+                });
+            }
+        }
         let mut out = Vec::with_capacity(4 + 4 * chunk.len() + chunk.data.len());
         out.extend_from_slice(
             &u32::try_from(chunk.len())
