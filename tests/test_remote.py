@@ -797,12 +797,32 @@ def test_a_sharded_array_from_servers_whose_entity_tags_differ_by_request(
     oxzarr.create_array(
         tmp_path / "s.zarr", shape=values.shape, chunks=(8, 8), shards=(32, 32), dtype="i4"
     )[...] = values
+    # Reads of several requests a shard (runs of inner chunks, of several shards at once)
+    # still ended so: each shard still mixed is read whole, one at a time.
+    many = sample((128, 128), "int32")
+    kwargs: dict[str, Any] = {"chunks": (8, 8), "shards": (64, 64), "dtype": "i4"}
+    oxzarr.create_array(tmp_path / "many.zarr", shape=many.shape, **kwargs)[...] = many
+    oxzarr.create_array(tmp_path / "raw.zarr", shape=many.shape, compressors=None, **kwargs)[
+        ...
+    ] = many
+    text = np.array([str(i) for i in range(64 * 64)], dtype=object).reshape(64, 64)
+    kwargs.update(dtype=str, shards=(32, 32))
+    oxzarr.create_array(tmp_path / "text.zarr", shape=text.shape, **kwargs)[...] = text
     server = _RangeServer(tmp_path, etag_per_answer=True)
     try:
         a = oxzarr.open_array(f"{server.url}/s.zarr", mode="r")
         assert_same(a[3:40, 5:60], values[3:40, 5:60])
         assert_same(a[...], values)
         assert_same(a[33, 2:9], values[33, 2:9])
+        for name in ("many.zarr", "raw.zarr"):
+            a = oxzarr.open_array(f"{server.url}/{name}", mode="r")
+            for selection in (np.s_[...], np.s_[3:100, 5:120], np.s_[::3, ::5]):
+                assert_same(a[selection], many[selection])
+            points = (np.arange(0, 127, 3), np.arange(127, 0, -3))
+            assert_same(a.vindex[points], many[points])
+        t = oxzarr.open_array(f"{server.url}/text.zarr", mode="r")
+        assert t[...].tolist() == text.tolist()
+        assert t.vindex[[1, 40], [2, 50]].tolist() == text[[1, 40], [2, 50]].tolist()
     finally:
         server.close()
 

@@ -53,6 +53,11 @@ pub(super) type RewriteInner<'a> =
 /// try is microseconds (a request), or a read again of one shard's inner chunks: a shard
 /// rewritten within that window so many times in a row is a writer in a tight loop.
 const SHARD_TRIES: usize = 8;
+/// After this many reads of a shard that met another version of it, the shard is read whole
+/// where the store can hold it: one answer holds one version (a shard rewritten once is read
+/// in parts again at the second try; a service answering each request with its own version
+/// never agrees).
+const WHOLE_AFTER_TRIES: usize = 2;
 
 /// Whole chunks whose rows are shorter than this are decoded into scratch and copied out
 /// rather than decoded into their rows (see `decode_share_into_rows`).
@@ -1107,25 +1112,41 @@ impl Array {
                 seen.note_read(key, shard.as_ref().map(|known| known.version));
                 return Ok(done);
             }
+            if attempt >= WHOLE_AFTER_TRIES {
+                if let Some(done) = self.read_shard_held_whole(sharding, key, seen, &read)? {
+                    return Ok(done);
+                }
+            }
             if attempt < SHARD_TRIES {
                 shard = seen.refresh(key, &shard, || self.shard_index(sharding, key, false))?;
             }
         }
-        // A service whose answers to the requests of one shard all differ in version
-        // (load-balanced servers, each with its own entity tag): the index and the inner
-        // chunks are read from one answer, the whole shard, if the store can hold it.
+        Err(self.shard_kept_changing(key))
+    }
+
+    /// `read` of the shard at `key` held whole, index and inner chunks from one answer (a
+    /// service whose answers to the requests of one shard all differ in version:
+    /// load-balanced servers, each with its own entity tags). `None` if the store cannot hold
+    /// a value whole.
+    fn read_shard_held_whole<T>(
+        &self,
+        sharding: &Sharding,
+        key: &str,
+        seen: &ShardsSeen,
+        read: &impl Fn(Option<&KnownShard>) -> Result<Option<T>>,
+    ) -> Result<Option<T>> {
         let held = (self.store.hold_whole(key)).map_err(|e| self.chunk_storage_error(key, e))?;
         if held.is_none() {
-            return Err(self.shard_kept_changing(key));
+            return Ok(None);
         }
         let done = seen
             .replace(key, || self.shard_index(sharding, key, false))
             .and_then(|shard| Ok((read(shard.as_ref())?, shard)));
-        self.store.hints_done(&[key.to_string()]);
+        self.store.release_whole(key);
         match done? {
             (Some(done), shard) => {
                 seen.note_read(key, shard.as_ref().map(|known| known.version));
-                Ok(done)
+                Ok(Some(done))
             }
             (None, _) => Err(self.shard_kept_changing(key)),
         }
@@ -1140,17 +1161,49 @@ impl Array {
         mut read: impl FnMut(&ShardsSeen, Option<&HashSet<String>>) -> Result<()>,
     ) -> Result<()> {
         let mut again: Option<HashSet<String>> = None;
-        for _ in 0..SHARD_TRIES {
+        for attempt in 1..=SHARD_TRIES {
             let seen = ShardsSeen::default();
             read(&seen, again.as_ref())?;
             let mixed = seen.mixed();
             if mixed.is_empty() {
                 return Ok(());
             }
+            if attempt >= WHOLE_AFTER_TRIES && self.read_shards_held_whole(&mixed, &mut read)? {
+                return Ok(());
+            }
             again = Some(mixed);
         }
         let key = again.iter().flatten().min().cloned().unwrap_or_default();
         Err(self.shard_kept_changing(&key))
+    }
+
+    /// `read` of the shards `mixed`, each held whole in turn (see
+    /// [`Array::read_shard_held_whole`]), one at a time so that one is held; false if the
+    /// store cannot hold a value whole.
+    fn read_shards_held_whole(
+        &self,
+        mixed: &HashSet<String>,
+        read: &mut impl FnMut(&ShardsSeen, Option<&HashSet<String>>) -> Result<()>,
+    ) -> Result<bool> {
+        let mut keys: Vec<&String> = mixed.iter().collect();
+        keys.sort_unstable();
+        for key in keys {
+            let held = (self.store.hold_whole(key)).map_err(|e| self.chunk_storage_error(key, e));
+            if held?.is_none() {
+                // (The same store for every key: none of them was held.)
+                return Ok(false);
+            }
+            // Its index is read again, from the shard held.
+            self.shard_indexes.remove(key);
+            let seen = ShardsSeen::default();
+            let done = read(&seen, Some(&HashSet::from([key.clone()])));
+            self.store.release_whole(key);
+            done?;
+            if seen.mixed().contains(key) {
+                return Err(self.shard_kept_changing(key));
+            }
+        }
+        Ok(true)
     }
 
     /// How many consecutive inner chunks of a shard a read of `items` inner chunks in all

@@ -5,6 +5,8 @@
 //! copied as rows of bytes. The result is one `VlenChunk` in the selection's C order, which
 //! the binding turns into Python objects.
 
+use std::collections::HashSet;
+
 use super::copy::for_each_row;
 use super::io::{locate_inner, ChunkShare, Plan, ShardsSeen};
 use super::selection::{PieceMap, Selection};
@@ -196,7 +198,8 @@ impl Array {
         let out_shape = selection.shape();
         let counts: Vec<usize> = pieces.iter().map(Vec::len).collect();
         let total: usize = counts.iter().product();
-        let gather = |mut i: usize, seen: &ShardsSeen| -> Result<Gathered> {
+        // The grid coordinates of the `i`th chunk the selection takes, with its maps.
+        let chunk_of = |mut i: usize| -> (Vec<u64>, Vec<&PieceMap>) {
             let mut coords = vec![0u64; counts.len()];
             let mut maps: Vec<&PieceMap> = Vec::with_capacity(counts.len());
             for d in (0..counts.len()).rev() {
@@ -206,6 +209,10 @@ impl Array {
                 maps.push(&piece.map);
             }
             maps.reverse();
+            (coords, maps)
+        };
+        let gather = |i: usize, seen: &ShardsSeen| -> Result<Gathered> {
+            let (coords, maps) = chunk_of(i);
             let chunk = self.vlen_chunk(&coords, seen)?;
             let mut gathered = Gathered {
                 out: Vec::new(),
@@ -220,17 +227,24 @@ impl Array {
             });
             Ok(gathered)
         };
-        // Read whole again if a shard changed under it: sharded arrays of variable-length
-        // elements are rare, and their reads small.
-        let mut parts: Vec<Gathered> = Vec::new();
-        self.agreeing_on_shards(|seen, _| {
-            parts = match total {
-                0 => Vec::new(),
-                1 => vec![gather(0, seen)?],
-                _ => concurrency::try_map(0..total, |i| gather(i, seen))?,
+        // The chunks of a shard that changed under the read are read again.
+        let taken = |i: usize, only: Option<&HashSet<String>>| match self.codecs.sharding() {
+            Some(sharding) => self.in_shards(sharding, &chunk_of(i).0, only),
+            None => true,
+        };
+        let mut parts: Vec<Option<Gathered>> = (0..total).map(|_| None).collect();
+        self.agreeing_on_shards(|seen, only| {
+            let again: Vec<usize> = (0..total).filter(|&i| taken(i, only)).collect();
+            let read = match again.len() {
+                1 => vec![gather(again[0], seen)?],
+                _ => concurrency::try_map(&again, |&i| gather(i, seen))?,
             };
+            for (i, part) in again.into_iter().zip(read) {
+                parts[i] = Some(part);
+            }
             Ok(())
         })?;
+        let parts: Vec<Gathered> = parts.into_iter().flatten().collect();
         Ok(assemble(&parts, selection.num_elements() as usize))
     }
 
@@ -255,15 +269,24 @@ impl Array {
             }
             Ok(gathered)
         };
-        let mut parts: Vec<Gathered> = Vec::new();
-        self.agreeing_on_shards(|seen, _| {
-            parts = match groups.len() {
-                0 => Vec::new(),
-                1 => vec![gather(&groups[0], seen)?],
-                _ => concurrency::try_map(&groups, |group| gather(group, seen))?,
+        // The chunks of a shard that changed under the read are read again.
+        let taken = |g: usize, only: Option<&HashSet<String>>| match self.codecs.sharding() {
+            Some(sharding) => self.in_shards(sharding, &groups[g].0, only),
+            None => true,
+        };
+        let mut parts: Vec<Option<Gathered>> = (0..groups.len()).map(|_| None).collect();
+        self.agreeing_on_shards(|seen, only| {
+            let again: Vec<usize> = (0..groups.len()).filter(|&g| taken(g, only)).collect();
+            let read = match again.len() {
+                1 => vec![gather(&groups[again[0]], seen)?],
+                _ => concurrency::try_map(&again, |&g| gather(&groups[g], seen))?,
             };
+            for (g, part) in again.into_iter().zip(read) {
+                parts[g] = Some(part);
+            }
             Ok(())
         })?;
+        let parts: Vec<Gathered> = parts.into_iter().flatten().collect();
         Ok(assemble(&parts, n))
     }
 

@@ -138,6 +138,10 @@ impl ReadableStore for CountingStore {
         self.inner.hints_done(keys)
     }
 
+    fn release_whole(&self, key: &str) {
+        self.inner.release_whole(key)
+    }
+
     fn hold_whole(&self, key: &str) -> Result<Option<u64>, StorageError> {
         let held = self.inner.hold_whole(key)?;
         if let Some(bytes) = held {

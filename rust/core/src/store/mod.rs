@@ -264,7 +264,8 @@ pub trait ReadableStore: Send + Sync + Debug {
     fn hints_done(&self, _keys: &[String]) {}
 
     /// Fetches the whole value at `key` with one request, and serves the reads of its parts
-    /// that follow from it until [`ReadableStore::hints_done`] names it: a service that
+    /// that follow from it until [`ReadableStore::release_whole`] names it as often as it was
+    /// held (or a write of it): a service that
     /// answers the requests of one value with different versions (load-balanced servers,
     /// each with its own entity tag) never lets a shard's index and inner chunks agree
     /// otherwise. The bytes held (0: no value), or `None` from a store whose versions are
@@ -272,6 +273,9 @@ pub trait ReadableStore: Send + Sync + Debug {
     fn hold_whole(&self, _key: &str) -> Result<Option<u64>, StorageError> {
         Ok(None)
     }
+
+    /// Lets go of a value [`ReadableStore::hold_whole`] held, once.
+    fn release_whole(&self, _key: &str) {}
 
     /// How many times reads of this store (and its clones) so far had to wait for a device
     /// because the bytes were not in the operating system's cache; a read in several pieces

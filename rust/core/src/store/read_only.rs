@@ -96,6 +96,10 @@ impl ReadableStore for ReadOnlyStore {
         self.inner.hints_done(keys)
     }
 
+    fn release_whole(&self, key: &str) {
+        self.inner.release_whole(key)
+    }
+
     fn hold_whole(&self, key: &str) -> Result<Option<u64>, StorageError> {
         self.inner.hold_whole(key)
     }

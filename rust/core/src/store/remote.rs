@@ -113,9 +113,9 @@ enum Ahead {
     /// Fetched, and parts of it read already: kept for the other parts.
     Shared(Arc<Value>),
     /// Fetched whole for a read of its parts that could not get them from one version
-    /// otherwise (see [`ReadableStore::hold_whole`]): kept, whatever the budget, until that
-    /// read is over.
-    Held(Arc<Value>),
+    /// otherwise (see [`ReadableStore::hold_whole`]): kept, whatever the budget and however
+    /// long, until each of the reads holding it (their count) lets it go, or a write.
+    Held(Arc<Value>, usize),
 }
 
 /// The values fetched ahead of their reads, by key.
@@ -899,12 +899,20 @@ impl RemoteStore {
     /// The whole value at `key`, taken from a fetch ahead if there is one.
     fn fetch(&self, key: &str) -> Result<Option<Value>, StorageError> {
         let (store, runtime) = self.client()?;
-        let ahead = self.prefetched.lock().remove(key);
+        let ahead = {
+            let mut ahead = self.prefetched.lock();
+            match ahead.entries.get(key) {
+                // A value held whole stays held for the reads of its parts that follow
+                // (see `hold_whole`): a copy is taken.
+                Some((_, Ahead::Held(value, _))) => Some(Ahead::Shared(value.clone())),
+                _ => ahead.remove(key),
+            }
+        };
         let result = match ahead {
             Some(Ahead::Running(fetch)) => runtime
                 .block_on(fetch)
                 .unwrap_or_else(|e| Err(object_store::Error::JoinError { source: e })),
-            Some(Ahead::Shared(value) | Ahead::Held(value)) => {
+            Some(Ahead::Shared(value) | Ahead::Held(value, _)) => {
                 Ok(Arc::try_unwrap(value).unwrap_or_else(|value| (*value).clone()))
             }
             None => {
@@ -925,16 +933,23 @@ impl RemoteStore {
     /// read then asks for its parts itself, and reports what it finds).
     fn fetched_ahead(&self, key: &str) -> Option<Arc<Value>> {
         let mut ahead = self.prefetched.lock();
-        let at = ahead.entries.get(key)?.0;
+        let (at, entry) = ahead.entries.get(key)?;
+        let at = *at;
+        if let Ahead::Held(value, _) = entry {
+            return Some(value.clone());
+        }
         if at.elapsed() >= PREFETCH_TTL {
             ahead.drop_where(|k, _| k == key);
             return None;
         }
-        if let Some((_, Ahead::Held(value))) = ahead.entries.get(key) {
-            return Some(value.clone());
-        }
         let fetch = match ahead.remove(key)? {
-            Ahead::Held(value) => return Some(value),
+            Ahead::Held(value, holds) => {
+                // (Not reached: held values are returned above.)
+                ahead
+                    .entries
+                    .insert(key.to_string(), (at, Ahead::Held(value.clone(), holds)));
+                return Some(value);
+            }
             Ahead::Shared(value) => {
                 ahead.share(key, at, value.clone());
                 return Some(value);
@@ -1452,7 +1467,13 @@ impl ReadableStore for RemoteStore {
             return;
         }
         let now = Instant::now();
-        ahead.drop_where(|_, at| now.duration_since(at) >= PREFETCH_TTL);
+        let held: Vec<String> = (ahead.entries.iter())
+            .filter(|(_, (_, entry))| matches!(entry, Ahead::Held(..)))
+            .map(|(key, _)| key.clone())
+            .collect();
+        ahead.drop_where(|k, at| {
+            now.duration_since(at) >= PREFETCH_TTL && !held.iter().any(|h| h == k)
+        });
         if ahead.entries.len() >= MAX_PREFETCHED
             || (self.is_web_server() && ahead.running() >= WEB_FETCHING_AHEAD)
         {
@@ -1469,6 +1490,12 @@ impl ReadableStore for RemoteStore {
     }
 
     fn hold_whole(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        // Held already (a read of one shard within a read of many that holds it): held once
+        // more, the value it holds unchanged.
+        if let Some((_, Ahead::Held(value, holds))) = self.prefetched.lock().entries.get_mut(key) {
+            *holds += 1;
+            return Ok(Some(value.0.len() as u64));
+        }
         let Some(value) = self.fetch(key)? else {
             return Ok(Some(0));
         };
@@ -1477,13 +1504,32 @@ impl ReadableStore for RemoteStore {
         ahead.remove(key);
         ahead.entries.insert(
             key.to_string(),
-            (Instant::now(), Ahead::Held(Arc::new(value))),
+            (Instant::now(), Ahead::Held(Arc::new(value), 1)),
         );
         Ok(Some(size))
     }
 
+    fn release_whole(&self, key: &str) {
+        let mut ahead = self.prefetched.lock();
+        match ahead.entries.get_mut(key) {
+            Some((_, Ahead::Held(_, holds))) if *holds > 1 => *holds -= 1,
+            Some((_, Ahead::Held(..))) => {
+                ahead.remove(key);
+            }
+            _ => {}
+        }
+    }
+
     fn hints_done(&self, keys: &[String]) {
-        self.forget_prefetched(|k| keys.iter().any(|key| key == k));
+        // Values held whole stay until their reads let them go (`release_whole`): another
+        // read's hints may name them.
+        let mut ahead = self.prefetched.lock();
+        ahead.drops += 1;
+        let held: Vec<String> = (ahead.entries.iter())
+            .filter(|(_, (_, entry))| matches!(entry, Ahead::Held(..)))
+            .map(|(key, _)| key.clone())
+            .collect();
+        ahead.drop_where(|k, _| keys.iter().any(|key| key == k) && !held.iter().any(|h| h == k));
     }
 
     fn device_waits(&self) -> u64 {
@@ -1840,6 +1886,31 @@ mod tests {
         s.prefetch("c/1");
         s.delete_prefix("c/").unwrap();
         assert_eq!(s.get("c/1").unwrap(), None);
+    }
+
+    #[test]
+    fn a_value_held_whole_stays_until_each_hold_is_let_go() {
+        let memory: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let s = RemoteStore::from_object_store("mem://b", "", memory.clone()).unwrap();
+        let other = RemoteStore::from_object_store("mem://b", "", memory).unwrap();
+        s.set("shard", b"abcdef").unwrap();
+        assert_eq!(s.hold_whole("shard").unwrap(), Some(6));
+        // A read of one shard within a read of many holding it holds it once more.
+        assert_eq!(s.hold_whole("shard").unwrap(), Some(6));
+        other.set("shard", b"ABCDEF").unwrap();
+        let part = |s: &RemoteStore| {
+            let got = s.get_range_and_version("shard", ByteRange::Suffix(2));
+            got.unwrap().unwrap().0
+        };
+        assert_eq!(part(&s), b"ef");
+        // Neither the end of another read's hints, nor a whole read, nor one let-go drops it.
+        s.hints_done(&["shard".to_string()]);
+        assert_eq!(s.get("shard").unwrap().unwrap(), b"abcdef");
+        s.release_whole("shard");
+        assert_eq!(part(&s), b"ef");
+        s.release_whole("shard");
+        assert_eq!(part(&s), b"EF");
+        assert!(s.prefetched.lock().entries.is_empty());
     }
 
     #[test]
