@@ -1994,3 +1994,15 @@ def test_arrays_made_from_0d_data_hold_it(tmp_path: Path, zarr_format: int) -> N
         theirs = zarr.open_array(tmp_path / name, mode="r")
         assert a.shape == theirs.shape == ()
         assert a[()] == theirs[()] == {"create_array": 5, "array": 2.5, "from_array": "hi"}[name]
+
+
+def test_the_readme_first_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The README's first example made an array at "data.zarr" and then opened it with
+    # open_group, which raised ContainsArrayError (zarr-python raises it too): each line of
+    # it must run as written, in a directory of its own.
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    example = re.search(r"```python\n(.*?)```", readme, re.DOTALL)
+    assert example is not None
+    monkeypatch.chdir(tmp_path)
+    exec(compile(example.group(1), "README.md", "exec"), {})
+    assert oxzarr.open_group(tmp_path / "data.zarr")["t"].attrs["units"] == "m"
