@@ -205,6 +205,28 @@ def test_open_modes(tmp_path: Path) -> None:
     assert oxzarr.open_array(p, mode="r")[...].tolist() == [0, 0, 0]
 
 
+def test_open_array_without_a_mode_opens_an_existing_array_and_never_creates(
+    tmp_path: Path,
+) -> None:
+    # With no mode, open_array took mode "a" and made a missing array from shape= and
+    # dtype=; zarr-python 3.1.6's raises ArrayNotFoundError there (it creates only in modes
+    # "a", "w" and "w-") and opens an existing array for writing.
+    for lib in (zarr, oxzarr):
+        missing = tmp_path / lib.__name__ / "missing"
+        with pytest.raises(lib.errors.ArrayNotFoundError):
+            lib.open_array(missing, shape=(3,), dtype="i4")
+        assert not (missing / "zarr.json").exists()
+        lib.create_array(tmp_path / lib.__name__ / "a", shape=(3,), dtype="i4")
+        a = lib.open_array(tmp_path / lib.__name__ / "a", shape=(9,), dtype="i4")
+        assert (a.shape, a.read_only) == ((3,), False)
+        a[...] = 5
+        assert lib.open_array(tmp_path / lib.__name__ / "a", mode="r")[...].tolist() == [5] * 3
+    # open_like creates, as zarr-python 2's did (zarr-python 3.1.6's, handing no mode on,
+    # cannot create, so without a store it always fails).
+    like = oxzarr.open_like(np.zeros((2, 2), "i1"), "like", store=tmp_path / "s")
+    assert (like.shape, like.dtype) == ((2, 2), np.dtype("i1"))
+
+
 def test_open_picks_array_or_group(tmp_path: Path) -> None:
     assert isinstance(oxzarr.open(tmp_path / "g.zarr"), oxzarr.Group)
     assert isinstance(oxzarr.open(tmp_path / "a.zarr", shape=(2,), dtype="i1"), oxzarr.Array)

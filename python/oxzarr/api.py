@@ -431,11 +431,18 @@ def open_array(
 ) -> Array:
     """Opens an array. ``mode``: "r" read-only, "r+" read/write (must exist), "a" read/write
     (created from ``kwargs`` if missing), "w" create (replacing), "w-" create (fail if
-    present); none given, "a" ("r" for a read-only store object)."""
+    present); none given, "r+" ("r" for a read-only store object): an existing array opens
+    for writing and a missing one is an ArrayNotFoundError, whatever ``kwargs`` say."""
     zarr_format = _zarr_format(zarr_format, kwargs)
     _check_format(zarr_format)
     store, path = _store_and_path(store, path)
+    given = mode
     target, mode = _store_for_mode(store, mode, storage_options)
+    if given is None and mode == "a":
+        # zarr-python's open_array creates only in the modes "a", "w" and "w-": with none
+        # given, shape= and dtype= describe the array expected, and a missing one is an
+        # error rather than a new empty array.
+        mode = "r+"
     if mode in ("w-", "x"):
         _refuse_existing(target, path)
     if mode in ("w", "w-", "x"):
@@ -528,7 +535,8 @@ def open_group(
     storage_options: Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> Group:
-    """Opens a group; modes as in :func:`open_array` ("a" creates a missing group)."""
+    """Opens a group; modes as in :func:`open_array` ("a" creates a missing group), but none
+    given is "a" ("r" for a read-only store object), zarr-python's default here."""
     zarr_format = _zarr_format(zarr_format, kwargs)
     _no_other_keywords("open_group", kwargs, ("use_consolidated",))
     _check_format(zarr_format)
@@ -1383,6 +1391,10 @@ def open_like(a: Any, path: str, **kwargs: Any) -> Array:
     dtype, chunks and fill value unless given. As in zarr-python 3, `path` is the array's
     path in the store, and without a store the array is made in a new memory store."""
     store = kwargs.pop("store", None)
+    # Mode "a" unless given, as zarr-python 2's open_like: zarr-python 3.1.6 hands no mode
+    # to open_array, which then never creates, so without a store (a new, empty one) its
+    # open_like always fails.
+    kwargs.setdefault("mode", "a")
     fill_value = _fill_value_of(a)
     if fill_value is not None:
         kwargs.setdefault("fill_value", fill_value)
