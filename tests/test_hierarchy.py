@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import shutil
@@ -173,6 +174,18 @@ def test_members_and_lookups(tmp_path: Path, zarr_format: int) -> None:
     # As zarr-python: level 0 draws the direct members, level 1 theirs too.
     assert len(str(root.tree(level=0)).splitlines()) == 3
     assert len(str(root.tree(level=1)).splitlines()) == 5
+
+
+def test_tree_takes_zarr_pythons_keywords(tmp_path: Path) -> None:
+    # oxzarr.tree named its group `group`, so zarr-python's call tree(grp=g) failed with a
+    # TypeError: the parameters are zarr-python's, names included.
+    root = oxzarr.open_group(tmp_path / "t.zarr", mode="w")
+    root.create_group("g").create_array("a", shape=(4,), dtype="i4")
+    assert str(oxzarr.tree(grp=root, level=0)) == str(root.tree(level=0))
+    assert str(oxzarr.tree(grp=root, expand=None)) == str(root.tree())
+    assert list(inspect.signature(oxzarr.tree).parameters) == list(
+        inspect.signature(zarr.tree).parameters
+    )
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])

@@ -738,9 +738,10 @@ def open_consolidated(
     return open_group(store, mode=mode, path=path, storage_options=storage_options, **kwargs)
 
 
-def tree(group: Group, expand: bool | None = None, level: int | None = None) -> str:
-    """The hierarchy below `group`, drawn as text (see :meth:`Group.tree`)."""
-    return group.tree(expand=expand, level=level)
+def tree(grp: Group, expand: bool | None = None, level: int | None = None) -> str:
+    """The hierarchy below the group `grp`, drawn as text (see :meth:`Group.tree`); the
+    arguments are zarr-python's ``zarr.tree(grp, expand=None, level=None)``."""
+    return grp.tree(expand=expand, level=level)
 
 
 def group(
