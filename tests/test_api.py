@@ -1069,8 +1069,23 @@ def test_load_a_group_and_open_like(tmp_path: Path) -> None:
     assert (tmp_path / "s" / "like" / "zarr.json").is_file()
     in_memory = oxzarr.open_like(np.zeros((2, 2), "i1"), "inner")
     assert (in_memory.path, type(in_memory.store).__name__) == ("inner", "MemoryStore")
-    with pytest.raises(TypeError, match="synchronizer"):
-        oxzarr.create((2,), store=tmp_path / "c", synchronizer=object())
+
+
+def test_cache_and_lock_settings_are_taken_at_any_value(tmp_path: Path) -> None:
+    # create(cache_attrs=False) and create(synchronizer=...) raised TypeError: zarr-python
+    # 3.1.6 takes cache_attrs, cache_metadata and synchronizer at any value and ignores them
+    # (they tuned zarr-python 2's in-memory caches and locks, not what is stored).
+    settings = {"cache_attrs": False, "cache_metadata": False, "synchronizer": object()}
+    a = oxzarr.create((4,), dtype="i4", store=tmp_path / "c", **settings)
+    a[...] = 3
+    assert oxzarr.open_array(tmp_path / "c", mode="r")[...].tolist() == [3] * 4
+    assert oxzarr.zeros((2,), store=tmp_path / "z", **settings)[...].tolist() == [0.0, 0.0]
+    g = oxzarr.open_group(tmp_path / "g", mode="w", cache_attrs=False, synchronizer=object())
+    assert g.attrs.asdict() == {}
+    # chunk_store= would keep the chunks elsewhere: refused, before anything is written.
+    with pytest.raises(TypeError, match="chunk_store="):
+        oxzarr.create((4,), store=tmp_path / "d", chunk_store=tmp_path / "chunks")
+    assert not (tmp_path / "d").exists()
 
 
 def test_create_takes_a_numpy_meta_array_and_refuses_others(tmp_path: Path) -> None:

@@ -104,11 +104,12 @@ def _zarr_format(zarr_format: int | None, kwargs: dict[str, Any]) -> int | None:
 
 def _no_other_keywords(function: str, kwargs: Mapping[str, Any], allowed: Iterable[str]) -> None:
     """Refuses keywords `function` does not take (a misspelt one would be dropped unseen),
-    as Python refuses them; zarr-python 2's settings of layers oxzarr has not are taken
-    when left unset."""
+    as Python refuses them; zarr-python 2's settings of its caches and locks are taken at
+    any value, those of layers oxzarr has not when left unset."""
     for name, value in kwargs.items():
-        # Compared by identity: `value in (None, True)` compares an array elementwise.
-        if name in _CREATE_IGNORED and (value is None or value is True):
+        if name in _CREATE_IGNORED:
+            continue
+        if name in _CREATE_UNSUPPORTED and value is None:
             continue
         if name == "meta_array":
             # It asks for results of its array type: oxzarr gives numpy arrays, so a numpy
@@ -119,8 +120,11 @@ def _no_other_keywords(function: str, kwargs: Mapping[str, Any], allowed: Iterab
                 f"{function}() takes only a numpy array as meta_array (oxzarr gives numpy "
                 f"arrays), not {type(value).__name__}"
             )
-        if name in _CREATE_IGNORED:
-            raise TypeError(f"{function}() does not support {name}= (oxzarr has no such layer)")
+        if name == "chunk_store":
+            raise TypeError(
+                f"{function}() does not support chunk_store={value!r}: oxzarr keeps an "
+                "array's chunks in its store=, beside its metadata"
+            )
         if name not in allowed:
             raise TypeError(f"{function}() got an unexpected keyword argument {name!r}")
 
@@ -869,14 +873,15 @@ def _create_filled(
 
 def _older_settings_settled(function: str, given: Mapping[str, Any]) -> dict[str, Any]:
     """`given` with zarr-python 2's settings create_array has in other forms in those forms:
-    ``write_empty_chunks=`` in ``config``; those of layers oxzarr has not
-    (``synchronizer=``, ...) dropped when left unset, refused otherwise (as create() does)."""
+    ``write_empty_chunks=`` in ``config``; those of zarr-python 2's caches and locks
+    (``cache_attrs=``, ``synchronizer=``, ...) dropped, and those of layers oxzarr has not
+    (``chunk_store=``) when left unset, refused otherwise (as create() does)."""
     kwargs: dict[str, Any] = dict(given)
     if "write_empty_chunks" in kwargs:
         write_empty = kwargs.pop("write_empty_chunks")
         if write_empty is not None:
             kwargs["config"] = {**(kwargs.get("config") or {}), "write_empty_chunks": write_empty}
-    ignored = {k: kwargs.pop(k) for k in _CREATE_IGNORED if k in kwargs}
+    ignored = {k: kwargs.pop(k) for k in (*_CREATE_IGNORED, *_CREATE_UNSUPPORTED) if k in kwargs}
     _no_other_keywords(function, ignored, ())
     return kwargs
 
@@ -1197,10 +1202,15 @@ def empty_like(a: Any, **kwargs: Any) -> Array:
 
 # --- zarr-python's older entry points: create, save, load, open_like ---
 
-# create() arguments of zarr-python that only tuned its own caches or storage layers: taken
-# and ignored when left at their defaults, refused otherwise (meta_array: taken as any numpy
-# array, see `_no_other_keywords`).
-_CREATE_IGNORED = ("synchronizer", "chunk_store", "cache_metadata", "cache_attrs", "meta_array")
+# create() arguments of zarr-python 2 that tuned its in-memory caches of metadata and
+# attributes and its locks between writers: they change nothing stored, and oxzarr caches
+# and orders its writes its own way, so they are taken at any value and change nothing, as
+# zarr-python 3.1.6 takes and ignores them.
+_CREATE_IGNORED = ("synchronizer", "cache_metadata", "cache_attrs")
+# Arguments of layers oxzarr has not, taken only when left unset: set, they would change
+# where chunks are stored (chunk_store) or the kind of array results are (meta_array, taken
+# as any numpy array), see `_no_other_keywords`.
+_CREATE_UNSUPPORTED = ("chunk_store", "meta_array")
 
 
 def create(
