@@ -293,6 +293,31 @@ def test_a_store_object_overlapping_the_source_is_refused(tmp_path: Path) -> Non
     assert {"d.npy", "d.h5", "d.zip", "g.zarr"} <= {p.name for p in tmp_path.iterdir()}
 
 
+def test_a_store_object_converts_as_a_source(tmp_path: Path) -> None:
+    # The docstring says the source may be a Zarr store, as the destination may, but a store
+    # object failed in os.fspath with a bare TypeError.
+    from oxzarr.storage import LocalStore, MemoryStore
+
+    memory = MemoryStore()
+    oxzarr.create_array(memory, shape=(6,), chunks=(2,), dtype="i4")[...] = np.arange(6)
+    report = convert(memory, tmp_path / "from_memory.zarr", chunks=(3,))
+    copy = oxzarr.open_array(tmp_path / "from_memory.zarr", mode="r")
+    assert (report.arrays, copy.chunks, copy[...].tolist()) == (1, (3,), list(range(6)))
+    group = oxzarr.open_group(tmp_path / "g.zarr", mode="w", attributes={"k": 1})
+    group.create_array("a/b", shape=(2,), dtype="u1")[...] = 9
+    for name, source in (
+        ("local", LocalStore(tmp_path / "g.zarr")),
+        ("zarr_python", zarr.storage.LocalStore(tmp_path / "g.zarr", read_only=True)),
+    ):
+        convert(source, tmp_path / f"{name}.zarr", zarr_format=2)
+        copied = oxzarr.open_group(tmp_path / f"{name}.zarr", mode="r")
+        assert (copied.zarr_format, copied.attrs["k"]) == (2, 1)
+        assert copied["a/b"][...].tolist() == [9, 9]
+    # Its place is checked against the destination's, as a path's is.
+    with pytest.raises(ValueError, match="overlap"):
+        convert(LocalStore(tmp_path / "g.zarr"), tmp_path / "g.zarr" / "c", overwrite=True)
+
+
 def test_a_dataset_converted_over_its_own_hdf5_file_is_refused(tmp_path: Path) -> None:
     # The overlap check resolved "d.h5:/a" as a path of its own, so --overwrite replaced the
     # HDF5 file (and every other dataset in it) with the converted one.

@@ -524,6 +524,8 @@ class _Plan:
     consolidate: bool = False
     #: Where the source is (see `_location`), to refuse a destination overlapping it.
     location: str | None = None
+    #: The source as messages name it: as given, or a store object's place.
+    name: str = ""
 
 
 @dataclass
@@ -841,7 +843,7 @@ def _raw_settings(path: str, source: _NpySource | _H5Source, options: _Options) 
 
 
 def _plan(
-    source: str, options: _Options, storage_options: Mapping[str, Any] | None = None
+    source: Any, options: _Options, storage_options: Mapping[str, Any] | None = None
 ) -> _Plan:
     """Everything the conversion will create, checked before anything is written: each
     array is made once in memory, so that settings it refuses (a fill value out of the
@@ -851,15 +853,22 @@ def _plan(
         try:
             _create(MemoryStore(), job, overwrite=False)
         except (ValueError, TypeError) as e:
-            where = f"{source.rstrip('/')}/{job.path}" if job.path else source
+            where = f"{plan.name.rstrip('/')}/{job.path}" if job.path else plan.name
             e.args = (f"{where}: {e}",)  # the same exception, naming the array
             raise
     return plan
 
 
-def _plan_jobs(source: str, options: _Options, storage_options: Mapping[str, Any] | None) -> _Plan:
-    """The arrays and groups converting `source` creates, and their settings."""
-    plan = _Plan()
+def _plan_jobs(source: Any, options: _Options, storage_options: Mapping[str, Any] | None) -> _Plan:
+    """The arrays and groups converting `source` (a path, a URL or a store object) creates,
+    and their settings."""
+    plan = _Plan(name=source if isinstance(source, str) else "")
+    if not isinstance(source, str):
+        # A store object, oxzarr's or zarr-python's (as the destination may be one): the
+        # Zarr node at its root, named by its place.
+        node, plan.consolidate = open_as_stored(source, storage_options)
+        plan.name = str(node.store)
+        return _plan_zarr(node, plan, options)
     hdf5 = _split_hdf5(source)
     npy = hdf5 is None and source.lower().endswith(".npy") and not os.path.isdir(source)
     if storage_options and (hdf5 is not None or npy):
@@ -892,19 +901,25 @@ def _plan_jobs(source: str, options: _Options, storage_options: Mapping[str, Any
             f"{regular}: neither a Zarr store (a directory or a .zip file) nor an HDF5 file"
         )
     node, plan.consolidate = open_as_stored(source, storage_options)
+    return _plan_zarr(node, plan, options)
+
+
+def _plan_zarr(node: Array | Group, plan: _Plan, options: _Options) -> _Plan:
+    """`plan` with the jobs of copying the Zarr array or group `node`."""
     plan.location = _location(str(node.store), node.path)
     if isinstance(node, Array):
-        plan.arrays.append(_ArrayJob("", node, _zarr_settings(source, node, options)))
+        plan.arrays.append(_ArrayJob("", node, _zarr_settings(plan.name, node, options)))
         return plan
-    _plan_group(node, "", plan, options, source)  # the copy is consolidated afresh
+    _plan_group(node, "", plan, options, plan.name)  # the copy is consolidated afresh
     return plan
 
 
 def open_as_stored(
-    path: str, storage_options: Mapping[str, Any] | None = None
+    path: Any, storage_options: Mapping[str, Any] | None = None
 ) -> tuple[Array | Group, bool]:
-    """The node at `path`, a group read member by member even when it has consolidated
-    metadata (which can be stale: a node added since), and whether it had it."""
+    """The node at `path` (or in a store object), a group read member by member even when
+    it has consolidated metadata (which can be stale: a node added since), and whether it
+    had it."""
     node = open(path, mode="r", storage_options=storage_options)
     if isinstance(node, Group) and node.is_consolidated:
         group = open_group(path, mode="r", use_consolidated=False, storage_options=storage_options)
@@ -1215,7 +1230,7 @@ def _local_path(destination: Any) -> Path | None:
 
 
 def convert(
-    source: str | os.PathLike[str],
+    source: Any,
     destination: Any,
     *,
     zarr_format: int | None = None,
@@ -1228,8 +1243,9 @@ def convert(
     progress: Callable[[Progress], None] | None = None,
     storage_options: Mapping[str, Any] | None = None,
 ) -> Report:
-    """Copies the array or hierarchy at `source` (a Zarr store or path, a ``.npy`` file, an
-    HDF5 file or ``FILE.h5:/dataset``) into a new `destination`, with the given layout.
+    """Copies the array or hierarchy at `source` (a Zarr store's path or URL, a store object
+    as the open functions take it, a ``.npy`` file, an HDF5 file or ``FILE.h5:/dataset``)
+    into a new `destination`, with the given layout.
 
     Options left out keep the source's: ``zarr_format``; ``chunks`` (the inner chunks, when
     sharded); ``shards`` (``None`` removes sharding); ``compressors`` (oxzarr codecs or
@@ -1264,7 +1280,8 @@ def convert(
             f"dtype {options.dtype} is not a bool, integer, float or complex type, which "
             "values are converted between"
         )
-    source = os.fspath(source)
+    if isinstance(source, str | os.PathLike):
+        source = os.fspath(source)
     named = os.fspath(destination) if isinstance(destination, str | os.PathLike) else None
     if source == "" or named == "":
         # "" would be the working directory, which --overwrite would replace.
