@@ -303,6 +303,24 @@ def test_values_with_leading_dimensions_of_length_1_broadcast_as_numpy(
         a[0] = np.zeros((2, 5), dtype=model.dtype)
 
 
+def test_a_matrix_of_the_arrays_dtype_is_written_as_numpy_assigns_it(tmp_path: Path) -> None:
+    # A value of the array's own dtype skips the cast and is broadcast by reshaping it, which
+    # leaves an np.matrix 2-d: a (1, 6) matrix was refused for a (6,) selection ("could not
+    # broadcast"), while numpy (and oxzarr, for a matrix of another dtype) takes it.
+    with pytest.warns(PendingDeprecationWarning, match="matrix subclass"):
+        row = np.matrix(np.arange(6, dtype="i4"))
+    a = oxzarr.create_array(tmp_path / "a", shape=(6,), dtype="i4", chunks=(3,))
+    a[...] = row
+    assert_same(a[...], np.arange(6, dtype="i4"))
+    a.vindex[[5, 4, 3, 2, 1, 0],] = row
+    assert_same(a[...], np.arange(6, dtype="i4")[::-1])
+    b = oxzarr.create_array(tmp_path / "b", shape=(2, 6), dtype="i4", chunks=(1, 3))
+    b[0] = row
+    model = np.zeros((2, 6), dtype="i4")
+    model[0] = row
+    assert_same(b[...], model)
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [

@@ -935,6 +935,10 @@ class Array:
         unit into a unitless type refused, values broadcast or refused naming both shapes."""
         self._refuse_a_sequence_for_one_element(value, shape)
         if isinstance(value, np.ndarray) and value.dtype == self._native:
+            if type(value) not in (np.ndarray, np.memmap):
+                # A subclass reshapes its own way (a matrix stays 2-d, so a (1, n) one would
+                # not broadcast into (n,)): its values as a plain array, as numpy assigns them.
+                value = np.asarray(value)
             # Nothing to cast: no copy when it is already laid out as the write needs (not
             # ascontiguousarray, which makes a 0-d value 1-d: one of shape (1,) for `()`).
             return np.require(_broadcast(value, shape), requirements="C")
