@@ -538,6 +538,8 @@ class Array:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The length of each dimension; assigning a new shape resizes the array, as in
+        zarr-python."""
         return self._shape
 
     @shape.setter
@@ -547,14 +549,17 @@ class Array:
 
     @property
     def dtype(self) -> np.dtype[Any]:
+        """The numpy data type of the array's elements."""
         return self._dtype
 
     @property
     def ndim(self) -> int:
+        """The number of dimensions."""
         return len(self._shape)
 
     @property
     def size(self) -> int:
+        """The number of elements: the product of the shape, as a Python int."""
         # Python integers: a shape's product can pass int64, where numpy's would wrap.
         return math.prod(self._shape)
 
@@ -621,28 +626,35 @@ class Array:
 
     @property
     def metadata(self) -> ArrayMetadata | ArrayV2Metadata:
+        """The array's metadata with zarr-python's field names: :class:`ArrayMetadata` for
+        v3, :class:`ArrayV2Metadata` for v2."""
         if self.zarr_format == 2:
             return ArrayV2Metadata.from_dict(self._metadata_dict)
         return ArrayMetadata.from_dict(self._metadata_dict)
 
     @property
     def attrs(self) -> Attributes:
+        """The user attributes, a mutable mapping; each change is written to the store at once."""
         return Attributes(self)
 
     @property
     def path(self) -> str:
+        """The array's path in its store ('' at its root)."""
         return str(self._core.path)
 
     @property
     def name(self) -> str:
+        """The path with a leading '/', as zarr-python's ``name``."""
         return "/" + self.path
 
     @property
     def basename(self) -> str:
+        """The last part of the path: the array's name in its group."""
         return self.path.rsplit("/", 1)[-1]
 
     @property
     def store(self) -> Store:
+        """The store holding the array."""
         return self._store
 
     def __eq__(self, other: object) -> bool:
@@ -662,6 +674,8 @@ class Array:
 
     @property
     def read_only(self) -> bool:
+        """Whether writes are refused: the array was opened from a read-only store or with
+        mode "r"."""
         return self._store.read_only
 
     def _refuse_writes_if_read_only(self) -> None:
@@ -670,6 +684,7 @@ class Array:
 
     @property
     def zarr_format(self) -> int:
+        """The Zarr format of the array's metadata, 2 or 3."""
         return int(self._core.zarr_format)
 
     def _codecs_by_kind(self) -> tuple[tuple[Codec, ...], Codec | None, tuple[Codec, ...]]:
@@ -1044,6 +1059,8 @@ class Array:
     def set_basic_selection(
         self, selection: Any, value: npt.ArrayLike, *, fields: Fields = None, prototype: Any = None
     ) -> None:
+        """Writes `value` at integers, slices (any step) and Ellipsis, broadcast as numpy
+        assigns it."""
         _check_basic(selection)
         self._set(indexer(selection, self._shape), value, fields)
 
@@ -1066,6 +1083,8 @@ class Array:
     def set_orthogonal_selection(
         self, selection: Any, value: npt.ArrayLike, *, fields: Fields = None, prototype: Any = None
     ) -> None:
+        """Writes `value` with one index per dimension, each applied on its own (integers,
+        slices, integer arrays, boolean masks)."""
         self._set(indexer(selection, self._shape, orthogonal=True), value, fields)
 
     def _set(self, ix: Indexer, value: npt.ArrayLike, fields: Fields) -> None:
@@ -1203,6 +1222,8 @@ class Array:
     def set_mask_selection(
         self, mask: Any, value: npt.ArrayLike, *, fields: Fields = None, prototype: Any = None
     ) -> None:
+        """Writes `value` where ``mask`` (a boolean array of the array's shape) is true, in C
+        order."""
         self.set_coordinate_selection(self._mask_points(mask), value, fields=fields)
 
     def _mask_points(self, mask: Any) -> tuple[npt.NDArray[Any], ...]:
@@ -1282,6 +1303,8 @@ class Array:
     def set_block_selection(
         self, selection: Any, value: npt.ArrayLike, *, fields: Fields = None, prototype: Any = None
     ) -> None:
+        """Writes whole chunks (shards, for a sharded array): ``selection`` indexes the chunk
+        grid."""
         self._set(indexer(self._block_key(selection), self._shape), value, fields)
 
     # --- shape changes and storage ---

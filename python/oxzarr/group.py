@@ -218,18 +218,22 @@ class Group:
 
     @property
     def path(self) -> str:
+        """The group's path in its store ('' for the root group)."""
         return str(self._core.path)
 
     @property
     def name(self) -> str:
+        """The path with a leading '/', as zarr-python's ``name``."""
         return "/" + self.path
 
     @property
     def basename(self) -> str:
+        """The last part of the path: the group's name in its parent group."""
         return self.path.rsplit("/", 1)[-1]
 
     @property
     def store(self) -> Store:
+        """The store holding the group."""
         return self._store
 
     def __eq__(self, other: object) -> bool:
@@ -249,18 +253,23 @@ class Group:
 
     @property
     def read_only(self) -> bool:
+        """Whether writes are refused: the group was opened from a read-only store or with
+        mode "r"."""
         return self._store.read_only
 
     @property
     def zarr_format(self) -> int:
+        """The Zarr format of the group's metadata, 2 or 3."""
         return int(self._core.zarr_format)
 
     @property
     def attrs(self) -> Attributes:
+        """The user attributes, a mutable mapping; each change is written to the store at once."""
         return Attributes(self)
 
     @property
     def metadata(self) -> GroupMetadata:
+        """The group's metadata, with zarr-python's fields (see :class:`GroupMetadata`)."""
         if self._metadata is None:
             self._metadata = _group_metadata(self._core, str(self._store))
         return self._metadata
@@ -269,6 +278,8 @@ class Group:
         self._load(self._core.with_attributes(json.dumps(attributes)))
 
     def update_attributes(self, new_attributes: Mapping[str, JSON]) -> Group:
+        """Adds `new_attributes` to the user attributes (replacing keys already there) and
+        returns this group, as in zarr-python."""
         self.attrs.update(new_attributes)
         return self
 
@@ -348,12 +359,15 @@ class Group:
         return len(self.members(max_depth))
 
     def array_values(self) -> Iterator[Array]:
+        """The member arrays, opened, in the order of :meth:`array_keys`."""
         return (node for _, node in self.arrays())
 
     def group_values(self) -> Iterator[Group]:
+        """The member groups, opened, in the order of :meth:`group_keys`."""
         return (node for _, node in self.groups())
 
     def keys(self) -> Iterator[str]:
+        """The names of the direct members, arrays and groups, sorted."""
         return (name for name, _ in self._core.members())
 
     def __iter__(self) -> Iterator[str]:
@@ -363,18 +377,22 @@ class Group:
         return len(self._core.members())
 
     def array_keys(self) -> Iterator[str]:
+        """The names of the member arrays, sorted."""
         return (name for name, kind in self._core.members() if kind == "array")
 
     def group_keys(self) -> Iterator[str]:
+        """The names of the member groups, sorted."""
         return (name for name, kind in self._core.members() if kind == "group")
 
     def arrays(self) -> Iterator[tuple[str, Array]]:
+        """The member arrays as (name, array), sorted by name."""
         for name, node in self._opened(list(self.array_keys())):
             # Of the kind listed unless another writer replaced it meanwhile.
             if isinstance(node, Array):
                 yield name, node
 
     def groups(self) -> Iterator[tuple[str, Group]]:
+        """The member groups as (name, group), sorted by name."""
         for name, node in self._opened(list(self.group_keys())):
             if isinstance(node, Group):
                 yield name, node
@@ -592,41 +610,58 @@ class Group:
         return {"store": self._store, "name": _join(self.path, name), **kwargs}
 
     def zeros(self, *, name: str, shape: Any, **kwargs: Any) -> Array:
+        """A new array of zeros, `name` in this group (in its Zarr format); the other
+        arguments are :func:`oxzarr.zeros`'s."""
         from oxzarr import api
 
         return api.zeros(shape, **self._in_group("zeros", name, kwargs))
 
     def ones(self, *, name: str, shape: Any, **kwargs: Any) -> Array:
+        """A new array of ones, `name` in this group (in its Zarr format); the other
+        arguments are :func:`oxzarr.ones`'s."""
         from oxzarr import api
 
         return api.ones(shape, **self._in_group("ones", name, kwargs))
 
     def full(self, *, name: str, shape: Any, fill_value: Any, **kwargs: Any) -> Array:
+        """A new array filled with `fill_value`, `name` in this group (in its Zarr format);
+        the other arguments are :func:`oxzarr.full`'s."""
         from oxzarr import api
 
         return api.full(shape, fill_value, **self._in_group("full", name, kwargs))
 
     def empty(self, *, name: str, shape: Any, **kwargs: Any) -> Array:
+        """A new array whose values are left unset (they read as the fill value), `name` in
+        this group (in its Zarr format); the other arguments are :func:`oxzarr.empty`'s."""
         from oxzarr import api
 
         return api.empty(shape, **self._in_group("empty", name, kwargs))
 
     def zeros_like(self, *, name: str, data: Any, **kwargs: Any) -> Array:
+        """A new array of zeros like `data`, `name` in this group (in its Zarr format);
+        the other arguments are :func:`oxzarr.zeros_like`'s."""
         from oxzarr import api
 
         return api.zeros_like(data, **self._in_group("zeros_like", name, kwargs))
 
     def ones_like(self, *, name: str, data: Any, **kwargs: Any) -> Array:
+        """A new array of ones like `data`, `name` in this group (in its Zarr format);
+        the other arguments are :func:`oxzarr.ones_like`'s."""
         from oxzarr import api
 
         return api.ones_like(data, **self._in_group("ones_like", name, kwargs))
 
     def full_like(self, *, name: str, data: Any, **kwargs: Any) -> Array:
+        """A new array like `data` filled with ``fill_value`` (by default `data`'s), `name`
+        in this group (in its Zarr format); the other arguments are
+        :func:`oxzarr.full_like`'s."""
         from oxzarr import api
 
         return api.full_like(data, **self._in_group("full_like", name, kwargs))
 
     def empty_like(self, *, name: str, data: Any, **kwargs: Any) -> Array:
+        """A new array like `data` whose values are left unset, `name` in this group (in
+        its Zarr format); the other arguments are :func:`oxzarr.empty_like`'s."""
         from oxzarr import api
 
         return api.empty_like(data, **self._in_group("empty_like", name, kwargs))

@@ -48,6 +48,7 @@ class Store:
 
     @property
     def read_only(self) -> bool:
+        """Whether the store refuses writes."""
         return self._core.read_only
 
     def _read_only_because(self) -> str:
@@ -69,9 +70,11 @@ class Store:
         self._core.set(key, _value_bytes(key, value))
 
     def delete(self, key: str) -> None:
+        """Deletes the value at `key`; a key holding none is left as it is."""
         self._core.delete(key)
 
     def exists(self, key: str) -> bool:
+        """Whether a value is stored at `key`."""
         return self._core.exists(key)
 
     def list_prefix(self, prefix: str = "") -> list[str]:
@@ -124,6 +127,7 @@ class LocalStore(Store):
         self._core = _core.Store.local(str(self.root), read_only)
 
     def with_read_only(self, read_only: bool = False) -> LocalStore:
+        """The same directory as a store, writable, or read-only with ``read_only=True``."""
         return LocalStore(self.root, read_only=read_only)
 
     def delete(self, key: str) -> None:
@@ -319,6 +323,7 @@ class ZipStore(Store):
 
     @property
     def read_only(self) -> bool:
+        """Whether the store refuses writes: a zip opened for reading, or one closed."""
         # Once closed, the zip is complete and takes no more writes.
         return self._writer is None or self._writer.closed or self._core.read_only
 
@@ -600,6 +605,8 @@ class RemoteStore(Store):
         self._core = self._writable.read_only_view() if read_only else self._writable
 
     def with_read_only(self, read_only: bool = False) -> RemoteStore:
+        """The same place, read-only or writable; writable is refused (ValueError) where
+        oxzarr cannot write: a web server, Google Cloud Storage."""
         if read_only == self.read_only:
             return self
         if not read_only and self._writable.read_only:
@@ -649,6 +656,8 @@ class CountingStore(Store):
         self._core = self.wrapped._core.counting()
 
     def with_read_only(self, read_only: bool = False) -> Store:
+        """A read-only view sharing these counters, or, writable, the store it counts for,
+        writable and counted anew."""
         if read_only == self.read_only:
             return self
         if not read_only:
@@ -671,9 +680,11 @@ class CountingStore(Store):
         return (self._core.read_counters() or (0, 0))[1]
 
     def reset(self) -> None:
+        """Sets the counts of requests and bytes back to zero."""
         self._core.reset_counters()
 
     def close(self) -> None:
+        """Closes the store it counts for (see :meth:`Store.close`)."""
         self.wrapped.close()
 
     def __repr__(self) -> str:

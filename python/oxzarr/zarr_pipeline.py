@@ -457,9 +457,12 @@ class ZarrCodecPipeline(CodecPipeline):
 
     @classmethod
     def from_codecs(cls, codecs: Iterable[Codec], *, batch_size: int | None = None) -> Self:
+        """The pipeline of `codecs` (zarr-python's way to make a pipeline)."""
         return cls(codecs, batch_size=batch_size)
 
     def evolve_from_array_spec(self, array_spec: ArraySpec) -> Self:
+        """This pipeline with each codec evolved for `array_spec`, as zarr-python's
+        pipeline does it."""
         return type(self)(
             (c.evolve_from_array_spec(array_spec=array_spec) for c in self.codecs),
             batch_size=self._batch_size,
@@ -467,10 +470,14 @@ class ZarrCodecPipeline(CodecPipeline):
 
     @property
     def supports_partial_decode(self) -> bool:
+        """False: the interface's partial decodes are not used; :meth:`read` reads the
+        parts of chunks asked for."""
         return False
 
     @property
     def supports_partial_encode(self) -> bool:
+        """False: the interface's partial encodes are not used; :meth:`write` merges
+        the parts of chunks written."""
         return False
 
     def validate(
@@ -480,9 +487,13 @@ class ZarrCodecPipeline(CodecPipeline):
         dtype: ZDType[TBaseDType, TBaseScalar],
         chunk_grid: ChunkGrid,
     ) -> None:
+        """Checks that the codecs suit an array of this shape, dtype and chunk grid, as
+        zarr-python's pipeline checks it."""
         self._fallback.validate(shape=shape, dtype=dtype, chunk_grid=chunk_grid)
 
     def compute_encoded_size(self, byte_length: int, array_spec: ArraySpec) -> int:
+        """The size of `byte_length` bytes once encoded, as zarr-python's pipeline
+        computes it."""
         return self._fallback.compute_encoded_size(byte_length, array_spec)
 
     # The engine for a chunk spec.
@@ -526,6 +537,8 @@ class ZarrCodecPipeline(CodecPipeline):
     async def decode(
         self, chunk_bytes_and_specs: Iterable[tuple[Buffer | None, ArraySpec]]
     ) -> Iterable[NDBuffer | None]:
+        """Whole chunks decoded (None where none is stored), in parallel by the engine;
+        what the engine does not implement runs on zarr-python's own pipeline."""
         items = list(chunk_bytes_and_specs)
         out: list[NDBuffer | None] = [None] * len(items)
         for indices in self._groups([spec for _, spec in items]).values():
@@ -554,6 +567,8 @@ class ZarrCodecPipeline(CodecPipeline):
     async def encode(
         self, chunk_arrays_and_specs: Iterable[tuple[NDBuffer | None, ArraySpec]]
     ) -> Iterable[Buffer | None]:
+        """Whole chunks encoded (None for none given), in parallel by the engine;
+        what the engine does not implement runs on zarr-python's own pipeline."""
         items = list(chunk_arrays_and_specs)
         out: list[Buffer | None] = [None] * len(items)
         for indices in self._groups([spec for _, spec in items]).values():
@@ -586,6 +601,9 @@ class ZarrCodecPipeline(CodecPipeline):
         out: NDBuffer,
         drop_axes: tuple[int, ...] = (),
     ) -> None:
+        """Reads the chunks of `batch_info` into `out`: fetched, decoded and copied by the
+        engine, straight into `out` where it can; what the engine does not implement runs
+        on zarr-python's own pipeline."""
         items = list(batch_info)
         target = out.as_ndarray_like()
         for indices in self._groups([item[1] for item in items]).values():
@@ -678,6 +696,9 @@ class ZarrCodecPipeline(CodecPipeline):
         value: NDBuffer,
         drop_axes: tuple[int, ...] = (),
     ) -> None:
+        """Writes `value` into the chunks of `batch_info`, merged into those written in
+        part, encoded and stored by the engine; what the engine does not implement runs on
+        zarr-python's own pipeline."""
         items = list(batch_info)
         values = value.as_ndarray_like()
         for indices in self._groups([item[1] for item in items]).values():
