@@ -318,6 +318,29 @@ def test_a_store_object_converts_as_a_source(tmp_path: Path) -> None:
         convert(LocalStore(tmp_path / "g.zarr"), tmp_path / "g.zarr" / "c", overwrite=True)
 
 
+def test_memory_stores_overlap_only_where_they_share_keys() -> None:
+    # Every MemoryStore made as an object described itself as "memory://", so a conversion
+    # into a new MemoryStore from any memory source (another MemoryStore, a memory:// URL)
+    # was refused: "memory: and the source memory: overlap".
+    from oxzarr.storage import CountingStore, MemoryStore
+
+    source = MemoryStore()
+    oxzarr.create_array(source, shape=(4,), dtype="i4")[...] = 7
+    oxzarr.create_array("memory://convert-source", shape=(4,), dtype="i4")[...] = 7
+    for given, destination in (
+        (source, MemoryStore()),
+        ("memory://convert-source", MemoryStore()),
+        (source, "memory://convert-destination"),
+    ):
+        convert(given, destination)
+        assert oxzarr.open_array(destination, mode="r")[...].tolist() == [7] * 4
+    # One store's views, counted or not, are that store.
+    for destination in (source, source.with_read_only(False), CountingStore(source)):
+        with pytest.raises(ValueError, match=re.escape("(a MemoryStore object) overlap")):
+            convert(source, destination, overwrite=True)
+    assert oxzarr.open_array(source, mode="r")[...].tolist() == [7] * 4
+
+
 def test_a_dataset_converted_over_its_own_hdf5_file_is_refused(tmp_path: Path) -> None:
     # The overlap check resolved "d.h5:/a" as a path of its own, so --overwrite replaced the
     # HDF5 file (and every other dataset in it) with the converted one.

@@ -41,7 +41,7 @@ from oxzarr._metadata import ARRAY_TO_ARRAY
 from oxzarr.api import chunk_key_encoding_of, create_group, open, open_group
 from oxzarr.array import Array
 from oxzarr.group import Group
-from oxzarr.storage import MemoryStore, ZipStore, abandon_zip, make_store
+from oxzarr.storage import CountingStore, MemoryStore, Store, ZipStore, abandon_zip, make_store
 
 __all__ = [
     "KEEP",
@@ -906,7 +906,7 @@ def _plan_jobs(source: Any, options: _Options, storage_options: Mapping[str, Any
 
 def _plan_zarr(node: Array | Group, plan: _Plan, options: _Options) -> _Plan:
     """`plan` with the jobs of copying the Zarr array or group `node`."""
-    plan.location = _location(str(node.store), node.path)
+    plan.location = _store_location(node.store, node.path)
     if isinstance(node, Array):
         plan.arrays.append(_ArrayJob("", node, _zarr_settings(plan.name, node, options)))
         return plan
@@ -1211,6 +1211,30 @@ def _location(store: str, path: str = "") -> str:
     return "/".join(part.strip("/") for part in (store, path) if part.strip("/"))
 
 
+def _store_location(store: Store, path: str = "") -> str:
+    """`_location` of the node at `path` in `store`. A MemoryStore made as an object describes
+    itself as "memory://", as the one store behind memory:// URLs does, though it shares
+    keys with neither that store nor any other MemoryStore: it is told apart by its
+    contents, which its views share."""
+    while isinstance(store, CountingStore):
+        store = store.wrapped
+    if isinstance(store, MemoryStore) and store._url is None:
+        return _location(f"{_MEMORY_OBJECT}{id(store._shared)}://", path)
+    return _location(str(store), path)
+
+
+#: How `_store_location` begins the place of a MemoryStore made as an object.
+_MEMORY_OBJECT = "memory-store-"
+
+
+def _shown(location: str) -> str:
+    """A location as messages show it: a local path as a path, a MemoryStore made as an
+    object as its description (its place holds no name a user would know)."""
+    if location.startswith(_MEMORY_OBJECT):
+        return "memory:// (a MemoryStore object)" + location.partition(":")[2]
+    return location.removeprefix("file://")
+
+
 def _overlap(one: str, other: str) -> bool:
     """Whether one location is the other or lies inside it."""
     return one == other or one.startswith(other + "/") or other.startswith(one + "/")
@@ -1297,11 +1321,11 @@ def convert(
         where = _location(f"file://{final}")
     else:
         target = make_store(destination)  # a URL or a store object
-        where = _location(str(target))
+        where = _store_location(target)
     if plan.location is not None and _overlap(where, plan.location):
         # Replacing the destination would delete the source (or the destination be written
         # into the source it reads).
-        shown = [place.removeprefix("file://") for place in (where, plan.location)]
+        shown = [_shown(place) for place in (where, plan.location)]
         raise ValueError(f"{shown[0]} and the source {shown[1]} overlap: choose another place")
     if final is not None:
         if os.path.lexists(final) and not overwrite:
