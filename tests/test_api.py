@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import pickle
 import re
 import subprocess
@@ -775,6 +776,52 @@ def test_config_takes_what_zarr_pythons_takes(tmp_path: Path) -> None:
     with pytest.raises(KeyError, match=re.escape("array.nope")):
         config.set({"array": {"nope": 1}})
     assert config.get("array.order") == "C"
+
+
+def test_config_reads_the_environment_as_zarr_python_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    # ZARR_* variables were not read: code run under ZARR_ARRAY__ORDER=F or
+    # ZARR_DEFAULT_ZARR_FORMAT=2 for zarr-python got oxzarr's defaults.
+    script = (
+        "import oxzarr, zarr\n"
+        "for key in ('array.order', 'default_zarr_format', 'threads', 'write_empty_chunks'):\n"
+        "    print(key, repr(oxzarr.config.get(key)))\n"
+        "print('zarr', zarr.config.get('array.order'), zarr.config.get('default_zarr_format'))\n"
+        "a = oxzarr.create((2, 2), dtype='i4')  # (create_array makes v3 whatever the config)\n"
+        "print('made', a.zarr_format, a.order)\n"
+    )
+    env = {
+        **os.environ,
+        "ZARR_ARRAY__ORDER": "F",
+        "ZARR_DEFAULT_ZARR_FORMAT": "2",
+        "ZARR_THREADING__MAX_WORKERS": "3",
+        "OXZARR_THREADS": "2",  # oxzarr's own name wins
+        "ZARR_ARRAY__WRITE_EMPTY_CHUNKS": "True",
+        "ZARR_V3_EXPERIMENTAL_API": "1",  # zarr 2's: no setting, left alone
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "array.order 'F'",
+        "default_zarr_format 2",
+        "threads 2",
+        "write_empty_chunks True",
+        "zarr F 2",
+        "made 2 F",
+    ]
+    # A value a setting refuses is ignored, with a warning naming the variable; reset and
+    # refresh read the environment again, as zarr-python's do.
+    monkeypatch.setenv("ZARR_ARRAY__ORDER", "X")
+    monkeypatch.setenv("OXZARR_CHUNK_CACHE_BYTES", "4096")
+    with pytest.warns(RuntimeWarning, match="ZARR_ARRAY__ORDER='X' is ignored"):
+        oxzarr.config.reset()
+    assert oxzarr.config.get("order") == "C"
+    assert oxzarr.config.get("chunk_cache_bytes") == 4096
+    monkeypatch.delenv("ZARR_ARRAY__ORDER")
+    monkeypatch.delenv("OXZARR_CHUNK_CACHE_BYTES")
+    oxzarr.config.refresh()
+    assert oxzarr.config.get("chunk_cache_bytes") == 0
 
 
 def test_checksum_validation_can_be_switched_off(tmp_path: Path) -> None:

@@ -38,11 +38,22 @@ are accepted too, and so are its settings that mean nothing here (``async.concur
 zarr-python (donfig), ``set`` and ``update`` take them nested too (``{"array": {"order": "F"}}``),
 keywords name them with ``__`` for ``.`` (``set(array__order="F")``), and ``get`` of a
 section (``get("array")``) gives its settings as a dict.
+
+Settings are also read from the environment when oxzarr is imported and at each ``reset`` or
+``refresh``, as zarr-python reads its own: ``ZARR_ARRAY__ORDER=F`` is ``array.order``,
+``ZARR_DEFAULT_ZARR_FORMAT=2`` is ``default_zarr_format`` (the value read as a Python literal
+where it is one, else as text). oxzarr's own keys are read as ``OXZARR_THREADS=4``,
+``OXZARR_CHUNK_CACHE_BYTES=...``, and win over a ``ZARR_`` variable naming the same setting.
+Variables naming no setting are left alone; a value a setting refuses is ignored with a
+RuntimeWarning.
 """
 
 from __future__ import annotations
 
+import ast
 import numbers
+import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -183,6 +194,37 @@ class _Restore:
         self._config._apply(self._previous)
 
 
+#: The prefixes of the environment variables settings are read from, the later winning:
+#: zarr-python's (donfig's), then oxzarr's own.
+_ENVIRONMENT_PREFIXES = ("ZARR_", "OXZARR_")
+
+
+def _from_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The settings the environment names, read as zarr-python's donfig reads them: the
+    name after the prefix lower-cased, ``__`` for ``.``, the value a Python literal where it
+    is one (``2``, ``True``), else its text."""
+    environ = os.environ if environ is None else environ
+    found: dict[str, Any] = {}
+    for prefix in _ENVIRONMENT_PREFIXES:
+        for name, text in sorted(environ.items()):
+            if not name.startswith(prefix):
+                continue
+            try:
+                value: Any = ast.literal_eval(text)
+            except (SyntaxError, ValueError, MemoryError, RecursionError):
+                value = text
+            try:
+                key = Config._key(name[len(prefix) :].lower().replace("__", "."))
+            except KeyError:
+                continue  # another variable of the prefix (zarr 2's ZARR_V3_EXPERIMENTAL_API)
+            try:
+                found[key] = _check(key, value)
+            except (TypeError, ValueError) as e:
+                # Refusing it would make `import oxzarr` fail, whatever the program.
+                warnings.warn(f"{name}={text!r} is ignored: {e}", RuntimeWarning, stacklevel=4)
+    return found
+
+
 class Config:
     """The settings of this process."""
 
@@ -190,6 +232,9 @@ class Config:
         # A child forked while another thread was changing settings gets a free lock.
         self._lock = fork_safe_lock(self, "_lock")
         self._values: dict[str, Any] = {**_DEFAULTS, **_ZARR_PYTHON_ONLY}
+        environment = _from_environment()
+        if environment:
+            self._apply(environment)
 
     @staticmethod
     def _key(key: str) -> str:
@@ -251,15 +296,17 @@ class Config:
         self.set(changes)
 
     def reset(self) -> None:
-        """Back to the defaults."""
+        """Back to the defaults, and the settings the environment names (as zarr-python's
+        ``reset`` reads them again)."""
         with self._lock:
             # zarr-python's codecs.* keys have no default: they go.
             for key in [k for k in self._values if k.startswith("codecs.")]:
                 del self._values[key]
-        self._apply({**_DEFAULTS, **_ZARR_PYTHON_ONLY})
+        self._apply({**_DEFAULTS, **_ZARR_PYTHON_ONLY, **_from_environment()})
 
     def refresh(self) -> None:
-        """Back to the defaults (zarr-python's name for :meth:`reset`)."""
+        """Back to the defaults and the environment's settings (zarr-python's name for
+        :meth:`reset`)."""
         self.reset()
 
     def _apply(self, values: Mapping[str, Any]) -> None:
