@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -263,6 +264,20 @@ def test_hdf5_files_are_known_by_their_signature_whatever_their_name(tmp_path: P
         assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
         assert f"{tmp_path / 'notes.nc'}: neither a Zarr store" in run.stderr, run.stderr
         assert "nor an HDF5 file" in run.stderr and not (tmp_path / "out.zarr").exists()
+
+
+def test_info_tree_and_verify_name_a_plain_file_as_such(tmp_path: Path) -> None:
+    # They said 'no node found at "/"', as if the file were a directory holding nothing.
+    (tmp_path / "notes.txt").write_text("not a store")
+    oxzarr.create_array(tmp_path / "a.zarr", shape=(2,), dtype="i1")
+    for args in (("info",), ("tree",), ("verify", tmp_path / "a.zarr")):
+        run = cli(*args, tmp_path / "notes.txt", check=False)
+        assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+        assert f"{tmp_path / 'notes.txt'}: a file, not a Zarr store" in run.stderr, run.stderr
+    # A .zip file is a store.
+    with zipfile.ZipFile(tmp_path / "store.zip", "w") as z:
+        z.write(tmp_path / "a.zarr" / "zarr.json", "zarr.json")
+    assert re.search(r"shape +\(2,\)", cli("info", tmp_path / "store.zip").stdout)
 
 
 def test_a_store_object_overlapping_the_source_is_refused(tmp_path: Path) -> None:
@@ -1564,6 +1579,7 @@ def test_a_panic_of_the_engine_is_one_line_and_exit_2(
 
 NUMPY_API_INTERRUPTED = """
 import sys
+import zipfile
 import numpy as np
 import numpy.lib._version as version
 import oxzarr

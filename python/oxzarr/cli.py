@@ -242,8 +242,21 @@ def _describe_dimension_names(array: Array) -> str:
     return str(tuple(names)) if isinstance(names, (list, tuple)) and names else "none"
 
 
+def _refuse_a_plain_file(path: str) -> None:
+    """Refuses a regular file that is no zip as what it is: opened as a store, it would be a
+    directory holding nothing ("no node found")."""
+    if "://" not in path and os.path.isfile(path) and not path.lower().endswith(".zip"):
+        raise ValueError(f"{path}: a file, not a Zarr store (a directory or a .zip file)")
+
+
+def _open_node(path: str, options: dict[str, Any] | None) -> Array | Group:
+    """The node at `path`, opened for reading."""
+    _refuse_a_plain_file(path)
+    return open(path, mode="r", storage_options=options)
+
+
 def _info(args: argparse.Namespace) -> int:
-    node = open(args.path, mode="r", storage_options=_options(args.storage_option))
+    node = _open_node(args.path, _options(args.storage_option))
     out = sys.stdout
     if isinstance(node, Group):
         out.write(f"Group  Zarr v{node.zarr_format}  {args.path}\n")
@@ -286,7 +299,7 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _tree(args: argparse.Namespace) -> int:
-    node = open(args.path, mode="r", storage_options=_options(args.storage_option))
+    node = _open_node(args.path, _options(args.storage_option))
     if isinstance(node, Array):
         sys.stdout.write(f"/ {node.shape} {node.dtype}\n")
         return 0
@@ -376,6 +389,8 @@ def _same(a: Array | Group, b: Array | Group, where: str, out: TextIO) -> bool:
 
 def _verify(args: argparse.Namespace) -> int:
     # Groups as the stores hold them, whatever their consolidated metadata says.
+    _refuse_a_plain_file(args.first)
+    _refuse_a_plain_file(args.second)
     a, _ = open_as_stored(args.first, _options(args.option_a))
     b, _ = open_as_stored(args.second, _options(args.option_b))
     if _same(a, b, "/", sys.stdout):
