@@ -426,6 +426,42 @@ def test_append_only_along_an_axis_the_array_has(tmp_path: Path) -> None:
         s.append(np.array(1))
 
 
+def test_a_growing_resize_lists_no_chunks(tmp_path: Path) -> None:
+    # Every resize listed every stored chunk, to delete those outside the new shape: a loop
+    # of appends was quadratic (42x zarr-python's time per append at 40,000 chunks), one
+    # listing each on S3. As in zarr-python, only a shrink looks for chunks to delete.
+    from oxzarr.storage import CountingStore, LocalStore
+
+    store = CountingStore(LocalStore(tmp_path / "counted.zarr"))
+    a = oxzarr.create_array(store, shape=(0, 4), chunks=(2, 4), dtype="i4")
+    store.reset()
+    for i in range(5):
+        a.append(np.full((2, 4), i))
+    a.resize((12, 8))
+    assert store.listings == 0
+    a.resize((4, 8))
+    assert store.listings == 1
+    assert a[...].tolist() == [[0] * 4 + [0] * 4, [0] * 4 + [0] * 4, *[[1] * 4 + [0] * 4] * 2]
+    root = tmp_path / "counted.zarr"
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == [
+        "c/1/0",
+        "zarr.json",
+    ]
+    # A chunk stored beyond the shape by a stale handle stays through a growth, as in
+    # zarr-python.
+    for lib in (zarr, oxzarr):
+        p = tmp_path / f"{lib.__name__}.zarr"
+        a = lib.create_array(p, shape=(4, 4), chunks=(2, 2), dtype="i4", fill_value=0)
+        a[...] = 1
+        b = lib.open_array(p)
+        b.resize((8, 4))
+        b[6:, :] = 2  # chunks beyond the (4, 4) of the older handle a
+        a.resize((6, 6))  # a growth for a
+        assert sorted(os.listdir(p / "c")) == ["0", "1", "3"], lib
+        assert a.append(np.full((2, 6), 3)) == (8, 6)
+        assert a[6:, :].tolist() == [[3] * 6] * 2
+
+
 def test_empty_chunks_are_not_written(tmp_path: Path) -> None:
     p = tmp_path / "a.zarr"
     a = oxzarr.create_array(p, shape=(8,), dtype="i4", chunks=(2,), fill_value=5)

@@ -647,8 +647,9 @@ def _remote_store(url: str, storage_options: dict[str, Any], read_only: bool) ->
 
 
 class CountingStore(Store):
-    """Another store, seen through counters of the read requests and bytes it serves: what
-    a read really fetched. A whole-value read is one request, a read of n byte ranges n."""
+    """Another store, seen through counters of the read requests and bytes it serves, and of
+    its listings: what a read really fetched. A whole-value read is one request, a read of n
+    byte ranges n."""
 
     def __init__(self, store: Any) -> None:
         # Any store-like: a path, a URL, zarr-python's stores (an AttributeError before).
@@ -679,8 +680,14 @@ class CountingStore(Store):
         """Bytes served since creation or the last reset."""
         return (self._core.read_counters() or (0, 0))[1]
 
+    @property
+    def listings(self) -> int:
+        """Listings of keys served since creation or the last reset (on a cloud service,
+        each is one request per thousand keys)."""
+        return self._core.listings() or 0
+
     def reset(self) -> None:
-        """Sets the counts of requests and bytes back to zero."""
+        """Sets the counts of requests, bytes and listings back to zero."""
         self._core.reset_counters()
 
     def close(self) -> None:

@@ -185,6 +185,11 @@ impl Store {
         self.counters.as_ref().map(|c| c.get())
     }
 
+    /// Listings served since the counting store was made or last reset.
+    fn listings(&self) -> Option<u64> {
+        self.counters.as_ref().map(|c| c.listings())
+    }
+
     fn reset_counters(&self) {
         if let Some(c) = &self.counters {
             c.reset();

@@ -1,5 +1,5 @@
-//! A store wrapper that counts the read requests and bytes it serves: how tests (and users)
-//! see what a read really fetched.
+//! A store wrapper that counts the read requests and bytes it serves, and its listings: how
+//! tests (and users) see what a read really fetched.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -10,11 +10,12 @@ use super::{
 };
 use crate::error::StorageError;
 
-/// Read requests and bytes served so far.
+/// Read requests and bytes served so far, and listings.
 #[derive(Debug, Default)]
 pub struct ReadCounters {
     requests: AtomicU64,
     bytes: AtomicU64,
+    listings: AtomicU64,
 }
 
 impl ReadCounters {
@@ -31,9 +32,16 @@ impl ReadCounters {
         )
     }
 
+    /// Listings (of keys under a prefix, or of a directory) served since creation or the
+    /// last reset: each may cost many requests of a cloud service.
+    pub fn listings(&self) -> u64 {
+        self.listings.load(Ordering::Relaxed)
+    }
+
     pub fn reset(&self) {
         self.requests.store(0, Ordering::Relaxed);
         self.bytes.store(0, Ordering::Relaxed);
+        self.listings.store(0, Ordering::Relaxed);
     }
 }
 
@@ -179,10 +187,12 @@ impl WritableStore for CountingStore {
 
 impl ListableStore for CountingStore {
     fn list_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        self.counters.listings.fetch_add(1, Ordering::Relaxed);
         self.inner.list_prefix(prefix)
     }
 
     fn list_dir(&self, prefix: &str) -> Result<ListDir, StorageError> {
+        self.counters.listings.fetch_add(1, Ordering::Relaxed);
         self.inner.list_dir(prefix)
     }
 }
