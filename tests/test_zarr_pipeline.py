@@ -506,6 +506,100 @@ def test_unsupported_codecs_fall_back_and_are_counted(tmp_path: Path) -> None:
     assert not zarr_pipeline.engine_calls().get("read")
 
 
+# Codec classes of the user's own for names the engine implements, each logging its calls.
+_own_codec_calls: list[tuple[str, str]] = []
+
+
+class LoggedGzip(zarr.codecs.GzipCodec):
+    async def _encode_single(self, chunk_bytes: Any, chunk_spec: Any) -> Any:
+        _own_codec_calls.append(("LoggedGzip", "encode"))
+        return await super()._encode_single(chunk_bytes, chunk_spec)
+
+    async def _decode_single(self, chunk_bytes: Any, chunk_spec: Any) -> Any:
+        _own_codec_calls.append(("LoggedGzip", "decode"))
+        return await super()._decode_single(chunk_bytes, chunk_spec)
+
+
+class LoggedCrc32c(zarr.codecs.Crc32cCodec):
+    async def _encode_single(self, chunk_bytes: Any, chunk_spec: Any) -> Any:
+        _own_codec_calls.append(("LoggedCrc32c", "encode"))
+        return await super()._encode_single(chunk_bytes, chunk_spec)
+
+    async def _decode_single(self, chunk_bytes: Any, chunk_spec: Any) -> Any:
+        _own_codec_calls.append(("LoggedCrc32c", "decode"))
+        return await super()._decode_single(chunk_bytes, chunk_spec)
+
+
+class LoggedZlib(numcodecs.Zlib):  # type: ignore[misc]
+    codec_id = "zlib"
+
+    def encode(self, buf: Any) -> Any:
+        _own_codec_calls.append(("LoggedZlib", "encode"))
+        return super().encode(buf)
+
+    def decode(self, buf: Any, out: Any = None) -> Any:
+        _own_codec_calls.append(("LoggedZlib", "decode"))
+        return super().decode(buf, out)
+
+
+zarr.registry.register_codec("gzip", LoggedGzip)
+zarr.registry.register_codec("crc32c", LoggedCrc32c)
+
+# (how the array is made, the class of the user's own it ends up running)
+OWN_CODECS: dict[str, tuple[dict[str, Any], type]] = {
+    "compressor": ({"compressors": [{"name": "gzip", "configuration": {"level": 1}}]}, LoggedGzip),
+    "inside-shards": (
+        {"shards": (8,), "compressors": [{"name": "gzip", "configuration": {"level": 1}}]},
+        LoggedGzip,
+    ),
+    # The shard index's crc32c, a default of zarr-python's.
+    "shard-index": ({"shards": (8,), "compressors": None}, LoggedCrc32c),
+    "v2-compressor": ({"zarr_format": 2, "compressors": numcodecs.Zlib(level=1)}, LoggedZlib),
+    "v3-numcodecs-wrapper": ({"compressors": zarr.codecs.numcodecs.Zlib(level=1)}, LoggedZlib),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(OWN_CODECS))
+def test_codecs_registered_for_a_builtin_name_are_the_ones_run(layout: str) -> None:
+    # The engine ran its own codec of the same name: the user's class, which zarr-python
+    # made the array's, was never called.
+    kwargs, own = OWN_CODECS[layout]
+    config = {}
+    if own is LoggedGzip:
+        config["codecs.gzip"] = f"{__name__}.LoggedGzip"
+    if own is LoggedCrc32c:
+        config["codecs.crc32c"] = f"{__name__}.LoggedCrc32c"
+    stored = {}
+    calls = {}
+    reasons = {}
+    try:
+        # numcodecs runs the class registered for an id (for v2 and in zarr-python's wrappers).
+        numcodecs.register_codec(LoggedZlib)
+        for pipeline in (ZARR_PYTHONS, PIPELINE):
+            _own_codec_calls.clear()
+            zarr_pipeline.reset_counts()
+            store = zarr.storage.MemoryStore()
+            zarr.create_array(store, name="a", shape=(16,), chunks=(4,), dtype="i4", **kwargs)
+            with zarr.config.set({"codec_pipeline.path": pipeline, **config}):
+                a = zarr.open_array(store, path="a")
+                a[:] = np.arange(16)
+                assert a[:].tolist() == list(range(16))
+            calls[pipeline] = list(_own_codec_calls)
+            reasons[pipeline] = zarr_pipeline.fallbacks()
+            stored[pipeline] = store_contents(store, "a")
+    finally:
+        numcodecs.register_codec(numcodecs.Zlib)
+    assert calls[PIPELINE] == calls[ZARR_PYTHONS]
+    assert {(own.__name__, "encode"), (own.__name__, "decode")} <= set(calls[PIPELINE])
+    assert reasons[PIPELINE] and all(own.__name__ in r for r in reasons[PIPELINE]), reasons
+    if own is LoggedGzip:
+        # gzip stamps the time of writing into its header (bytes 4 to 8).
+        for contents in stored.values():
+            for key, value in contents.items():
+                contents[key] = value[:4] + bytes(4) + value[8:]
+    assert stored[PIPELINE] == stored[ZARR_PYTHONS]
+
+
 def test_jenkins_lookup3_runs_in_the_engine(tmp_path: Path) -> None:
     """numcodecs' lookup3 checksum, which zarr-python's own tests use, is the engine's: no
     fallback, and the chunks are zarr-python's own bytes."""

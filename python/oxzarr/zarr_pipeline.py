@@ -6,8 +6,9 @@ decodes (or merges and encodes) every chunk in parallel with the GIL released, s
 output array. zarr-python still plans the selection and does the store I/O, so everything it
 supports about stores, indexing and metadata keeps working.
 
-A codec chain or data type the engine does not handle (variable-length strings, a numcodecs
-codec without a Rust implementation, a GPU buffer) goes through zarr-python's own
+A codec chain or data type the engine does not handle (shards of variable-length strings, a
+numcodecs codec without a Rust implementation, a codec class of the user's own even for a name
+the engine implements, a GPU buffer) goes through zarr-python's own
 ``BatchedCodecPipeline``; every such fallback is counted in :func:`fallbacks`, so tests can show
 that supported chains never take it.
 
@@ -18,6 +19,8 @@ loads it on first use).
 from __future__ import annotations
 
 import asyncio
+import functools
+import importlib
 import json
 import logging
 import os
@@ -29,6 +32,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 from zarr.abc.codec import Codec, CodecPipeline
 from zarr.abc.store import SuffixByteRequest
+from zarr.codecs import ShardingCodec
 from zarr.codecs._v2 import V2Codec
 from zarr.core.buffer import cpu
 from zarr.core.codec_pipeline import BatchedCodecPipeline
@@ -108,9 +112,66 @@ class _Unsupported(Exception):
     """The engine does not handle this codec chain, data type or buffer."""
 
 
+@functools.cache
+def _shipped_codec_classes() -> frozenset[type]:
+    """The classes zarr-python ships for the codec names it knows: its default ``codecs``
+    configuration (which also names the numcodecs wrappers, ``numcodecs.zlib`` and the like)."""
+    classes = set()
+    for qualname in zarr_config.defaults[0]["codecs"].values():
+        module, _, name = qualname.rpartition(".")
+        try:
+            classes.add(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue  # not there in this zarr-python: no array can be made of it
+    return frozenset(classes)
+
+
+def _is_shipped_numcodec(codec: object) -> bool:
+    """Whether a numcodecs codec object is of a class numcodecs ships (a user may register a
+    class of their own for an id numcodecs knows: numcodecs.registry.codec_registry)."""
+    return type(codec).__module__.partition(".")[0] == "numcodecs"
+
+
+def _describe(codec: object, name: object) -> str:
+    cls = type(codec)
+    return f"{name!r} is a codec of the user's own ({cls.__module__}.{cls.__qualname__})"
+
+
+def _users_own_codec(codecs: Iterable[Codec]) -> str | None:
+    """Why the engine must not run these codecs, when one of them (or one nested in a shard's
+    codecs or index codecs, or in a v2 chain) is of a class of the user's own registered for
+    a name the engine also implements: zarr-python runs the user's class for that name, so
+    its pipeline must run here too. None when each is the class zarr-python (or numcodecs)
+    ships for its name."""
+    for codec in codecs:
+        if isinstance(codec, V2Codec):
+            for numcodec in [*(codec.filters or ()), codec.compressor]:
+                if numcodec is not None and not _is_shipped_numcodec(numcodec):
+                    return _describe(numcodec, getattr(numcodec, "codec_id", None))
+            continue
+        if type(codec) not in _shipped_codec_classes():
+            return _describe(codec, codec.to_dict().get("name"))
+        if isinstance(codec, ShardingCodec):
+            nested = _users_own_codec([*codec.codecs, *codec.index_codecs])
+            if nested is not None:
+                return nested
+        # zarr-python's numcodecs wrappers (numcodecs.zlib, ...) run whichever numcodecs
+        # class is registered for their id.
+        try:
+            wrapped = getattr(codec, "_codec", None)
+        except (ValueError, ImportError):
+            wrapped = None  # numcodecs cannot make it: the engine's is the only one to run
+        if wrapped is not None and not _is_shipped_numcodec(wrapped):
+            return _describe(wrapped, codec.to_dict().get("name"))
+    return None
+
+
 def _chunk_document(codecs: Sequence[Codec], spec: ArraySpec) -> str:
     """The metadata of an array made of one chunk of `spec`: what the engine builds its codec
     chain from."""
+    own = _users_own_codec(codecs)
+    if own is not None:
+        raise _Unsupported(own)
     shape = [int(n) for n in spec.shape]
     if len(codecs) == 1 and isinstance(codecs[0], V2Codec):
         v2 = codecs[0]
