@@ -4,6 +4,7 @@ both formats, both directions with zarr-python."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -384,6 +385,92 @@ def test_sharded_strings_both_ways(tmp_path: Path) -> None:
     back = oxzarr.open_array(tmp_path / "z.zarr", mode="r")
     assert back[...].tolist() == data.tolist()
     assert back[3:7, ::2].tolist() == data[3:7, ::2].tolist()
+
+
+@pytest.mark.parametrize("shards", [None, (6, 8)])
+@pytest.mark.parametrize("kind", [str, bytes])
+def test_variable_length_selections_in_slabs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: type, shards: tuple[int, int] | None
+) -> None:
+    """Selections of strings and bytes go to the engine in slabs of whole chunks (whole shards
+    for writes), cut along one dimension: slabs of a few elements here, so that every kind of
+    selection below is cut, along either dimension, with steps either way."""
+    module = sys.modules["oxzarr.array"]  # (oxzarr.array is the function)
+    monkeypatch.setattr(module, "_VLEN_SLAB_ELEMENTS", 7)
+    cut: list[list[Any]] = []
+    slabs = module.slabs
+    monkeypatch.setattr(module, "slabs", lambda *args: cut.append(slabs(*args)) or cut[-1])
+
+    def element(i: int) -> Any:
+        return f"é{i}" * (i % 3) if kind is str else bytes([i % 256]) * (i % 4)
+
+    shape = (20, 30)
+    data = np.empty(shape, dtype=STRING_DTYPE if kind is str else object)
+    data.reshape(-1)[:] = [element(i) for i in range(600)]
+    want = np.full(shape, kind(), dtype=object)
+    p = tmp_path / "a.zarr"
+    a = oxzarr.create_array(p, shape=shape, chunks=(3, 4), shards=shards, dtype=kind)
+    writes: list[tuple[Any, Any]] = [
+        (..., data),
+        ((slice(2, 17), slice(5, 29)), data[:15, :24]),
+        ((slice(None, None, 3), slice(None, None, -2)), data[:7, :15]),
+        ((slice(19, None, -2), 7), data[0, :10]),
+        ((4, slice(None)), data[19]),
+        ((slice(1, 19), slice(2, 28)), element(5)),
+        ((slice(None), [0, 29, 4]), data[:, :3]),
+        ((slice(3, 20), slice(None)), data[:17].astype(object)),  # objects into either type
+    ]
+    with oxzarr.config.set({"threads": 1}):
+        for key, value in writes:
+            cut.clear()
+            a[key] = value
+            want[key] = value
+            assert len(cut[0]) > 1, key
+            assert a[...].tolist() == want.tolist(), key
+            assert len(cut[-1]) > 1
+            assert a[key].tolist() == want[key].tolist(), key
+        assert zarr.open_array(p, mode="r")[...].tolist() == want.tolist()
+        assert a.oindex[[1, 5, 19], 3:27].tolist() == want[[1, 5, 19]][:, 3:27].tolist()
+        # A value refused in the last slab leaves the array as it was: each slab's values are
+        # checked before the first is written.
+        refused = data.astype(object)
+        refused[-1, -1] = "text" if kind is bytes else b"\xff"
+        with pytest.raises(TypeError if kind is bytes else UnicodeDecodeError):
+            a[...] = refused
+        assert a[...].tolist() == want.tolist()
+        # A 0-d array: one slab, the selection itself.
+        b = oxzarr.create_array(tmp_path / "b.zarr", shape=(), dtype=kind)
+        b[...] = element(4)
+        assert b[...] == b[()] == element(4)
+
+
+def test_slabs_of_a_selection_hold_whole_blocks() -> None:
+    """Each block (chunk, shard) a selection takes elements from lies in one slab, and the
+    slabs together are the selection, in order, whatever its steps."""
+    from oxzarr._indexing import slabs
+
+    rng = np.random.default_rng(5)
+    for _ in range(2000):
+        n, block = int(rng.integers(1, 80)), int(rng.integers(1, 9))
+        step = int(rng.choice([-7, -3, -2, -1, 1, 2, 3, 10]))
+        positions = list(range(n))[slice(int(rng.integers(0, n)), int(rng.integers(0, n)), step)]
+        if not positions:
+            continue
+        run = (positions[0], step if len(positions) > 1 else 1, len(positions))
+        pieces = slabs(
+            [(0, 1, 1), run], (4, block), int(rng.integers(1, 20)), int(rng.integers(1, 4))
+        )
+        seen: list[int] = []
+        slab_of_block: dict[int, int] = {}
+        for k, (piece, where) in enumerate(pieces):
+            assert piece[0] == (0, 1, 1) and isinstance(piece[1], tuple)
+            start, piece_step, length = piece[1]
+            if len(pieces) > 1:
+                assert where == (slice(None), slice(len(seen), len(seen) + length), ...)
+            for position in range(start, start + piece_step * length, piece_step):
+                assert slab_of_block.setdefault(position // block, k) == k, (run, block, pieces)
+                seen.append(position)
+        assert seen == positions, (run, block, pieces)
 
 
 @pytest.mark.parametrize("shards", [None, (8, 8)])

@@ -7,8 +7,10 @@ indices. The result it fills is shaped by the lengths; integers then drop their 
 
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import dataclass
+from types import EllipsisType
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -17,6 +19,9 @@ import numpy.typing as npt
 from oxzarr.errors import BoundsCheckError
 
 DimSelection: TypeAlias = "tuple[int, int, int] | npt.NDArray[np.uint64]"
+#: Part of a selection, and where its elements lie in an array shaped as the selection (an
+#: index ending in ``...``, so that a 0-d array's stays an array).
+Slab: TypeAlias = "tuple[list[DimSelection], tuple[slice | EllipsisType, ...]]"
 
 
 @dataclass(slots=True)
@@ -275,3 +280,64 @@ def indexer(key: Any, shape: tuple[int, ...], *, orthogonal: bool = False) -> In
     if arrays > 1 and not orthogonal:
         raise IndexError("more than one index array: use a.oindex[...] to select them orthogonally")
     return Indexer(selection, tuple(core_shape), tuple(result_shape))
+
+
+def _blocks_spanned(selection: DimSelection, block: int) -> int:
+    """How many blocks of `block` elements a dimension's selection takes elements from."""
+    if isinstance(selection, tuple):
+        start, step, length = selection
+        if length == 0:
+            return 0
+        last = start + (length - 1) * step
+        return abs(last // block - start // block) + 1
+    return int(np.unique(selection // np.uint64(block)).size)
+
+
+def slabs(
+    selection: list[DimSelection], block: tuple[int, ...], target: int, min_blocks: int
+) -> list[Slab]:
+    """`selection` cut along one of its dimensions into slabs of whole blocks (the array's
+    chunks, or shards: a block's elements the selection takes all lie in one slab), each of
+    about `target` elements and `min_blocks` blocks or more; with where each slab's elements
+    lie in an array shaped as the selection (its core shape). One slab, the selection itself,
+    when it has `target` elements or fewer, or no dimension to cut (index arrays are kept
+    whole)."""
+    lengths = [s[2] if isinstance(s, tuple) else len(s) for s in selection]
+    total = math.prod(lengths)
+    whole: list[Slab] = [(selection, (...,))]
+    if total <= target:
+        return whole
+    # The outermost dimension whose row of blocks (one block along it, everything along the
+    # others) holds `target` elements or fewer, else the one with the smallest rows.
+    chosen: tuple[int, int, tuple[int, int, int]] | None = None
+    for d, sel in enumerate(selection):
+        if not isinstance(sel, tuple) or sel[2] <= 1:
+            continue
+        per_block = min(sel[2], -(-block[d] // abs(sel[1])))
+        row = per_block * (total // sel[2])
+        if chosen is None or row < chosen[1]:
+            chosen = (d, row, sel)
+        if row <= target:
+            break
+    if chosen is None:
+        return whole
+    d, row, (start, step, length) = chosen
+    spanned = [_blocks_spanned(sel, b) for sel, b in zip(selection, block, strict=True)]
+    blocks_in_row = math.prod(spanned[:d] + spanned[d + 1 :])
+    per_slab = max(1, target // row, -(-min_blocks // max(1, blocks_in_row)))
+    span = per_slab * block[d]  # slabs start and end on multiples of this, as blocks do
+    pieces: list[Slab] = []
+    i = 0
+    while i < length:
+        position = start + i * step
+        if step > 0:
+            end = (position // span + 1) * span
+            j = min(length, -(-(end - start) // step))
+        else:
+            first = position // span * span
+            j = min(length, (start - first) // -step + 1)
+        piece = list(selection)
+        piece[d] = (position, step if j - i > 1 else 1, j - i)
+        pieces.append((piece, (*(slice(None),) * d, slice(i, j), ...)))
+        i = j
+    return pieces

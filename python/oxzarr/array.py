@@ -16,12 +16,14 @@ from oxzarr import _core
 from oxzarr._dtypes import STRING_DTYPE, refuse_missing_strings, v2_dtype
 from oxzarr._indexing import (
     Indexer,
+    Slab,
     in_bounds,
     indexer,
     integer_indices,
     is_integer,
     plain_integers,
     simple_indexer,
+    slabs,
     vectorized_kind,
 )
 from oxzarr._locks import metadata_lock
@@ -34,6 +36,11 @@ from oxzarr.storage import MemoryStore, RemoteStore, Store, StoreLike
 __all__ = ["Array", "ArrayConfig", "ArrayMetadata", "ArrayV2Metadata", "Attributes"]
 
 JSON = Any
+
+#: Elements of a variable-length selection per call to the engine, which takes and gives
+#: them as Python objects: a slab of this many strings of 50 characters takes some 15 MiB
+#: (their Python objects, and the engine's copy).
+_VLEN_SLAB_ELEMENTS = 1 << 16
 
 
 class Attributes(MutableMapping[str, JSON]):
@@ -845,10 +852,7 @@ class Array:
                 lambda: self._read(ix),
             )
         if self._vlen:
-            texts = self._core.read_vlen(ix.selection)
-            values = np.empty(len(texts), dtype=self._dtype)
-            values[:] = texts
-            return self._in_order(values.reshape(ix.result_shape))
+            return self._in_order(self._read_vlen(ix).reshape(ix.result_shape))
         # Made in the result's shape (the selection's elements in the same order, less or
         # more dimensions of length 1), so that the array returned owns its data, as
         # zarr-python's do; the engine fills it through a flat view.
@@ -915,8 +919,7 @@ class Array:
         if self._vlen:
             refuse_missing_strings(getattr(value, "dtype", None), repr(self))
             self._refuse_a_sequence_for_one_element(value, ix.result_shape)
-            values = _broadcast(np.asarray(value, dtype=self._dtype), ix.result_shape)
-            self._core.write_vlen(ix.selection, self._vlen_values(values), self._write_empty())
+            self._write_vlen(ix, self._vlen_input(value, ix.result_shape))
             return
         if (
             math.prod(ix.core_shape) > math.prod(self._chunks)
@@ -942,7 +945,11 @@ class Array:
         if self._vlen:
             refuse_missing_strings(getattr(value, "dtype", None), repr(self))
             self._refuse_a_sequence_for_one_element(value, self._shape)
-            values = _broadcast(np.asarray(value, dtype=self._dtype), self._shape)
+            if isinstance(value, np.ndarray) and value.dtype == self._dtype:
+                # Not copied: see _vlen_input.
+                values = _broadcast(np.asarray(value), self._shape)
+            else:
+                values = _broadcast(np.asarray(value, dtype=self._dtype), self._shape)
             if self._dtype == np.dtype(object):
                 self._vlen_values(values)  # what a bytes array refuses (text, numbers)
             return values
@@ -1400,8 +1407,76 @@ class Array:
         zarr-python)."""
         return int(self._core.nbytes_stored())
 
+    def _vlen_slabs(self, ix: Indexer, *, writing: bool) -> list[Slab]:
+        """The selection of `ix` in slabs for the engine, and where each lies in an array of
+        the core shape. The engine takes and gives variable-length elements as Python
+        objects, and copies them all: a selection of millions of strings taken in one call
+        held them all at once, twice (writing 2M strings of 46 characters took 559 MiB, 30
+        times zarr-python's). Slabs are made of whole chunks, or whole shards for a write
+        (which rewrites every shard it touches), and of two or more of them per thread, so
+        that each call keeps every thread busy."""
+        block = (self._shards if writing else None) or self._chunks
+        return slabs(ix.selection, block, _VLEN_SLAB_ELEMENTS, 2 * _core.threads())
+
+    def _read_vlen(self, ix: Indexer) -> npt.NDArray[Any]:
+        """A variable-length selection as a new array of the core shape, read slab by slab
+        into it."""
+        try:
+            values = np.empty(ix.core_shape, dtype=self._dtype)
+        except (MemoryError, ValueError):
+            # Too many elements for memory: the engine refuses the whole selection naming
+            # it (a MemoryError), before it reads anything.
+            texts = self._core.read_vlen(ix.selection)
+            values = np.empty(len(texts), dtype=self._dtype)
+            values[:] = texts
+            return values.reshape(ix.core_shape)
+        for selection, where in self._vlen_slabs(ix, writing=False):
+            texts = self._core.read_vlen(selection)
+            part = values[where]
+            if part.flags.c_contiguous:
+                part.reshape(-1)[:] = texts  # a view: straight into the result
+            else:
+                flat = np.empty(len(texts), dtype=self._dtype)
+                flat[:] = texts
+                part[...] = flat.reshape(part.shape)
+        return values
+
+    def _vlen_input(self, value: Any, shape: tuple[int, ...]) -> npt.NDArray[Any]:
+        """`value` broadcast to `shape` for a write into a variable-length array: of its
+        dtype, or, for an object array written into a string array, still objects, which
+        :meth:`_vlen_values` converts a slab at a time (a copy of them all as numpy strings
+        cost as much memory again as the text)."""
+        if isinstance(value, np.ndarray) and (
+            value.dtype == self._dtype or value.dtype == np.dtype(object)
+        ):
+            # As they are: np.asarray(value, dtype=StringDType()) copies every string of an
+            # array whose StringDType is another instance (each has its own arena).
+            return _broadcast(np.asarray(value), shape)
+        return _broadcast(np.asarray(value, dtype=self._dtype), shape)
+
+    def _write_vlen(self, ix: Indexer, values: npt.NDArray[Any]) -> None:
+        """Writes `values` (of the selection's result shape) slab by slab."""
+        core_values = values.reshape(ix.core_shape)  # a view: only dimensions of 1 differ
+        pieces = self._vlen_slabs(ix, writing=True)
+        if core_values.dtype == np.dtype(object) and len(pieces) > 1:
+            # Every slab's values are checked before the first is written, so that one refused
+            # (text in a bytes array, bytes that are not UTF-8 text) leaves the array as it
+            # was, as when the selection was written in one call.
+            for _, where in pieces:
+                self._vlen_values(core_values[where])
+        for selection, where in pieces:
+            elements = self._vlen_values(core_values[where])
+            self._core.write_vlen(selection, elements, self._write_empty())
+
     def _vlen_values(self, values: npt.NDArray[Any]) -> list[str] | list[bytes]:
         """The elements of `values` as the engine takes a string or bytes array's values."""
+        if self._dtype != np.dtype(object) and values.dtype == np.dtype(object):
+            # Objects written into a string array: those already text as they are (no copy
+            # of the text), any other as numpy converts it to a string.
+            elements = values.reshape(-1).tolist()
+            if set(map(type, elements)) <= {str}:
+                return elements
+            values = np.asarray(values, dtype=self._dtype)
         if self._dtype == np.dtype(object):
             elements = values.reshape(-1).tolist()
             # By the set of element types, not element by element: the common case of bytes
@@ -1417,7 +1492,9 @@ class Array:
                         f"({v!r:.40})"
                     )
             return [bytes(v) for v in elements]
-        return [str(v) for v in values.reshape(-1)]
+        # numpy's strings come out of tolist() as Python's str.
+        texts: list[str] = values.reshape(-1).tolist()
+        return texts
 
     def _write_empty(self) -> bool:
         return self._write_empty_chunks
