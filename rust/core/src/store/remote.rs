@@ -147,6 +147,14 @@ impl FetchedAhead {
         }
     }
 
+    /// The keys of the values held whole (see [`Ahead::Held`]).
+    fn held_keys(&self) -> Vec<String> {
+        (self.entries.iter())
+            .filter(|(_, (_, entry))| matches!(entry, Ahead::Held(..)))
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
     /// How many fetches ahead are still running.
     fn running(&self) -> usize {
         (self.entries.values())
@@ -1467,10 +1475,7 @@ impl ReadableStore for RemoteStore {
             return;
         }
         let now = Instant::now();
-        let held: Vec<String> = (ahead.entries.iter())
-            .filter(|(_, (_, entry))| matches!(entry, Ahead::Held(..)))
-            .map(|(key, _)| key.clone())
-            .collect();
+        let held = ahead.held_keys();
         ahead.drop_where(|k, at| {
             now.duration_since(at) >= PREFETCH_TTL && !held.iter().any(|h| h == k)
         });
@@ -1525,10 +1530,7 @@ impl ReadableStore for RemoteStore {
         // read's hints may name them.
         let mut ahead = self.prefetched.lock();
         ahead.drops += 1;
-        let held: Vec<String> = (ahead.entries.iter())
-            .filter(|(_, (_, entry))| matches!(entry, Ahead::Held(..)))
-            .map(|(key, _)| key.clone())
-            .collect();
+        let held = ahead.held_keys();
         ahead.drop_where(|k, _| keys.iter().any(|key| key == k) && !held.iter().any(|h| h == k));
     }
 
