@@ -810,3 +810,73 @@ def test_deleting_a_member_takes_its_folder_entries_along(tmp_path: Path) -> Non
     assert "keep/" in names  # the others' stay
     theirs = zarr.open_group(zarr.storage.ZipStore(archive, mode="r"), mode="r")
     assert list(theirs.keys()) == ["keep"]  # and no warning (warnings are errors here)
+
+
+_CLOSE_FAILS = """
+import json, os, resource, sys, zipfile
+import oxzarr
+from oxzarr.storage import ZipStore
+
+path = sys.argv[1]
+
+def descriptors_on_the_zip():
+    found = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            found += os.readlink(f"/proc/self/fd/{fd}").startswith(path)
+        except OSError:
+            pass
+    return found
+
+results = {}
+# A file-size limit (Python ignores SIGXFSZ: a write past it fails with EFBIG) stands for a
+# full disk: the chunk cannot be written, nor the central directory after it.
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, resource.RLIM_INFINITY))
+store = ZipStore(path, mode="w")
+a = oxzarr.create_array(store, shape=(100_000,), chunks=(100_000,), dtype="f8", compressors=None)
+try:
+    a[...] = 1.5
+except OSError as e:
+    results["write"] = e.errno
+try:
+    store.close()
+except OSError as e:
+    results["close"] = [e.errno, path in str(e)]
+try:
+    store.close()
+    results["closed again"] = "quietly"  # the failure is reported once
+except OSError as e:
+    results["closed again"] = str(e)
+results["descriptors"] = descriptors_on_the_zip()
+results["left, not a zip"] = [os.path.exists(path), zipfile.is_zipfile(path)]
+results["read_only"] = store.read_only
+# Written again while the failed store is still about: its close let go of the file.
+with ZipStore(path, mode="w") as again:
+    oxzarr.create_array(again, shape=(4,), dtype="i2")[...] = 7
+results["again"] = oxzarr.open_array(path, mode="r")[...].tolist()
+print(json.dumps(results))
+"""
+
+
+def test_a_close_that_fails_ends_writing_and_lets_go_of_the_file(tmp_path: Path) -> None:
+    """A close whose central directory could not be written (EFBIG here, a full disk alike)
+    left the zip open for writing in the process: close raised every time, the descriptor
+    stayed open until collection (whose finaliser printed the error again), and every later
+    ZipStore(path, mode="w") in the process was refused as "already open for writing"."""
+    import errno
+
+    path = tmp_path / "out.zip"
+    command = [sys.executable, "-c", _CLOSE_FAILS, str(path)]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "Exception ignored" not in run.stderr, run.stderr[-2000:]
+    assert json.loads(run.stdout) == {
+        "write": errno.EFBIG,
+        "close": [errno.EFBIG, True],
+        "closed again": "quietly",
+        "descriptors": 0,
+        # Left as zarr-python leaves it, and no reader takes it for a whole zip.
+        "left, not a zip": [True, False],
+        "read_only": True,
+        "again": [7, 7, 7, 7],
+    }

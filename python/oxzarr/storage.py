@@ -316,10 +316,16 @@ class ZipStore(Store):
             self._core = self._writer.core
 
     def close(self) -> None:
-        """Writes the zip's central directory and ends writing (reads go on)."""
+        """Writes the zip's central directory and ends writing (reads go on). Should the
+        directory fail to be written (a full disk), writing ends all the same: the error is
+        raised once, and the unfinished file is left as it is, no longer open."""
         if self._writer is not None:
-            self._writer.core.close()
-            self._writer.closed = True
+            try:
+                self._writer.core.close()
+            finally:
+                # A close that fails (a full disk) ends writing all the same, as zarr-python's
+                # and zipfile's do: the engine has let go of the file, unfinished.
+                self._writer.closed = True
 
     @property
     def read_only(self) -> bool:

@@ -242,7 +242,9 @@ fn refuse_if_writing(shown: &str, id: FileId) -> Result<(), StorageError> {
 #[derive(Debug)]
 pub struct ZipStore {
     path: PathBuf,
-    file: File,
+    /// The open file; none once a close failed to write the central directory: the file is
+    /// let go then, and reads are refused.
+    file: RwLock<Option<File>>,
     entries: RwLock<BTreeMap<String, Slot>>,
     /// Set for a zip open for writing.
     writer: Option<Mutex<Writer>>,
@@ -561,7 +563,7 @@ impl ZipStore {
         );
         Ok(Self {
             path,
-            file,
+            file: RwLock::new(Some(file)),
             entries: RwLock::new(dir.entries),
             writer: None,
             settled: Condvar::new(),
@@ -662,7 +664,7 @@ impl ZipStore {
         );
         Ok(Self {
             path,
-            file,
+            file: RwLock::new(Some(file)),
             entries: RwLock::new(dir.entries),
             namespace,
             deflate: false,
@@ -709,17 +711,63 @@ impl ZipStore {
 
     /// Writes the central directory and ends writing, in one step: later writes are
     /// refused, and another handle may open the file for writing. Reads go on.
+    ///
+    /// Writing ends even when the directory cannot be written (a full disk, a file-size
+    /// limit), as in Python's zipfile: the error is reported by this call alone (a second
+    /// close does nothing), and the file is let go, so that it can be written again at once
+    /// and no descriptor stays open on it.
     pub fn close(&self) -> Result<(), StorageError> {
         let Some(writer) = self.writer_here() else {
             return Ok(());
         };
         let mut writer = self.settle(writer);
-        self.write_directory(&mut writer)?;
-        if !writer.closed {
-            writer.closed = true;
-            release(writer.id);
+        if writer.closed {
+            return Ok(());
         }
-        Ok(())
+        let written = self.write_directory(&mut writer);
+        if written.is_err() {
+            self.let_go(writer.end);
+        }
+        writer.closed = true;
+        release(writer.id);
+        written
+    }
+
+    /// Lets go of the file of a zip whose directory could not be written. Whatever follows
+    /// `end`, the end of the entries, is cut off first: a directory written in part, or
+    /// what is left of one an earlier flush wrote, whose end record would make the file pass
+    /// for a whole zip. The file itself stays, as zarr-python and Python's zipfile leave it:
+    /// it holds the values written, which zip repair tools (`zip -FF`) recover, and any
+    /// reader refuses it as a zip with no central directory rather than reading a zip with
+    /// values missing.
+    fn let_go(&self, end: u64) {
+        let file = self.file.write().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(file) = file {
+            // Best effort: the error to report is the one that stopped the directory; should
+            // this fail too, the file is incomplete all the same.
+            if file.metadata().is_ok_and(|m| m.len() > end) {
+                let _ = file.set_len(end);
+            }
+        }
+    }
+
+    /// `io` done with the file; an error naming `shown` if the file was let go.
+    fn with_file<T>(
+        &self,
+        shown: &str,
+        io: impl FnOnce(&File) -> std::io::Result<T>,
+    ) -> Result<T, StorageError> {
+        let file = self.file.read().unwrap_or_else(|e| e.into_inner());
+        let Some(file) = file.as_ref() else {
+            return Err(io_error(
+                shown,
+                std::io::Error::other(
+                    "the zip file was left unfinished (its central directory was not \
+                     written) and is no longer open",
+                ),
+            ));
+        };
+        io(file).map_err(|e| io_error(shown, e))
     }
 
     /// The writer's lock, once no entry is being written.
@@ -760,10 +808,10 @@ impl ZipStore {
         let start = writer.end;
         let ends = end_records(count, dir.len() as u64, start, &writer.kept.comment);
         dir.extend(ends);
-        self.file
-            .write_all_at(&dir, start)
-            .and_then(|()| self.file.set_len(start.saturating_add(dir.len() as u64)))
-            .map_err(|e| io_error(&self.describe(), e))?;
+        self.with_file(&self.describe(), |file| {
+            file.write_all_at(&dir, start)?;
+            file.set_len(start.saturating_add(dir.len() as u64))
+        })?;
         writer.dirty = false;
         Ok(())
     }
@@ -821,9 +869,7 @@ impl ZipStore {
     }
 
     fn read_at(&self, shown: &str, offset: u64, dst: &mut [u8]) -> Result<(), StorageError> {
-        self.file
-            .read_exact_at(dst, offset)
-            .map_err(|e| io_error(shown, e))
+        self.with_file(shown, |file| file.read_exact_at(dst, offset))
     }
 
     /// An entry's stored bytes, as they are in the file.
@@ -1200,13 +1246,14 @@ impl ZipStore {
         stored: &Written,
     ) -> Result<Entry, StorageError> {
         let data_start = stored.header_at + header.len() as u64;
-        let mut at = stored.header_at;
-        for bytes in std::iter::once(header).chain(parts.iter().copied()) {
-            self.file
-                .write_all_at(bytes, at)
-                .map_err(|e| io_error(shown, e))?;
-            at += bytes.len() as u64;
-        }
+        self.with_file(shown, |file| {
+            let mut at = stored.header_at;
+            for bytes in std::iter::once(header).chain(parts.iter().copied()) {
+                file.write_all_at(bytes, at)?;
+                at += bytes.len() as u64;
+            }
+            Ok(())
+        })?;
         let entry = Entry {
             data_start,
             compressed_size: stored.compressed_size,
@@ -1424,6 +1471,27 @@ mod tests {
         // An empty zip is still a zip.
         drop(ZipStore::open_for_writing(&zip.0, ZipMode::Create)?);
         assert_eq!(entries_of(&zip.0), vec![]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_close_that_fails_ends_writing_all_the_same() -> Result<(), StorageError> {
+        // Every write to /dev/full fails (ENOSPC), the directory's too: the zip stayed open
+        // for writing in this process, and close failed again each time it was called.
+        let full = Path::new("/dev/full");
+        let store = ZipStore::open_for_writing(full, ZipMode::Create)?;
+        assert!(store.set("k", b"v").is_err());
+        let err = store.close().unwrap_err().to_string();
+        assert!(err.contains("/dev/full"), "{err}");
+        store.close()?;
+        assert!(store
+            .set("k", b"v")
+            .unwrap_err()
+            .to_string()
+            .contains("closed"));
+        let again = ZipStore::open_for_writing(full, ZipMode::Create)?;
+        assert!(again.close().is_err());
+        drop(store);
         Ok(())
     }
 
