@@ -1663,3 +1663,51 @@ def test_a_subgroups_stale_consolidated_metadata_hides_nothing(tmp_path: Path) -
     assert cli("verify", src, dst).returncode == 0
     oxzarr.open_array(src / "s" / "late")[0] = 5
     assert cli("verify", src, dst, check=False).returncode != 0
+
+
+def test_a_failed_conversion_to_a_zip_keeps_no_deleted_file_open(tmp_path: Path) -> None:
+    """A conversion into a zip that failed (here a damaged source chunk) kept the deleted
+    partial zip open, its descriptor and its disk space, until Python's cyclic garbage
+    collector ran: the worker's exception, kept in a list of the conversion's frame, made a
+    reference cycle through its traceback that kept the zip's store alive; and the store was
+    only closed, which keeps the file open for reads as long as the store is about."""
+    import gc
+
+    from oxzarr.errors import CorruptChunkError
+    from oxzarr.storage import ZipStore
+
+    src = tmp_path / "src.zarr"
+    a = oxzarr.create_array(src, shape=(8, 4096), chunks=(1, 4096), dtype="f8", compressors=None)
+    a[...] = 1.5
+    (src / "c" / "7" / "0").write_bytes(b"junk")
+
+    def deleted_files_open() -> list[str]:
+        # Of this test's files (pytest holds deleted temporary files of its own).
+        held = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                target = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith(str(tmp_path)) and target.endswith("(deleted)"):
+                held.append(target)
+        return held
+
+    def zip_stores() -> int:
+        return sum(isinstance(o, ZipStore) for o in gc.get_objects())
+
+    gc.collect()
+    stores = zip_stores()
+    gc.disable()
+    try:
+        with pytest.raises(CorruptChunkError, match="c/7/0") as failed:
+            convert(src, tmp_path / "out.zip")
+        # The failure, kept (as a log or an interactive session keeps it), holds the
+        # conversion's frames and the store in them, but not the deleted zip's file.
+        assert deleted_files_open() == []
+        # Let go of, it takes the store along at once: no cycle is left for the collector.
+        del failed
+        assert zip_stores() == stores
+    finally:
+        gc.enable()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src.zarr"]

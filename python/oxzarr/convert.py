@@ -1155,7 +1155,14 @@ class _Runner:
                     time.sleep(0.01)
             raise
         if failure:
-            raise failure[0]
+            error = failure.pop()
+            try:
+                raise error
+            finally:
+                # The exception's traceback holds this frame: left in a local or in the list,
+                # it would make a reference cycle keeping the frames of the conversion (and
+                # the partial zip they hold open) alive until the cyclic collector runs.
+                del error
         completed, _, decodes = outcome[0]
         self.decodes += decodes
         done, _, nbytes, _, _ = job.progress()
@@ -1426,10 +1433,10 @@ def _remove(path: Path) -> None:
 
 def _discard(staging_dir: Path | None, final: Path | None, zipped: ZipStore | None = None) -> str:
     if zipped is not None:
-        # Ends writing, so that the file can be opened for writing again.
-        with contextlib.suppress(OSError, ValueError):
-            zipped.close()
-        abandon_zip(zipped)  # a close that failed (a full disk) is not tried again at exit
+        # Ends writing (the file can be opened for writing again) and closes the file, which
+        # is removed below: no directory is written for it, and its disk space is freed now,
+        # not when the arrays over the store happen to be collected.
+        abandon_zip(zipped)
     if staging_dir is None:
         return "the destination holds what was written so far"
     _remove(staging_dir)

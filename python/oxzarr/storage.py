@@ -383,9 +383,13 @@ class _ZipWriter:
         self._closing = weakref.finalize(self, core.close)
 
     def abandon(self) -> None:
-        """Not closed at exit: for a zip being deleted unfinished (a failed conversion's),
-        whose close already failed and would fail again, with no one to tell."""
+        """Ends writing without finishing the zip, and closes its file: for a zip being
+        deleted unfinished (a failed conversion's). Its file is closed now, not when the
+        last array over the store is collected: a deleted file's disk space is freed only
+        once no descriptor is left open on it."""
         self._closing.detach()
+        self.core.abandon()
+        self.closed = True
 
 
 def abandon_zip(store: ZipStore) -> None:

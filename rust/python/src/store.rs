@@ -104,6 +104,18 @@ impl Store {
         }
     }
 
+    /// Ends writing to a zip file without finishing it, and lets go of the file: for a zip
+    /// about to be deleted. Other stores: nothing to do.
+    fn abandon(&self, py: Python<'_>) -> PyResult<()> {
+        match &self.zip {
+            Some(zip) => without_gil(py, || {
+                zip.abandon();
+                Ok(())
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// An object store: `s3://bucket/prefix`, `gs://bucket/prefix` (read-only) or
     /// `http(s)://host/path` (read-only), with options in `object_store`'s names. Nothing is
     /// fetched yet.

@@ -242,8 +242,8 @@ fn refuse_if_writing(shown: &str, id: FileId) -> Result<(), StorageError> {
 #[derive(Debug)]
 pub struct ZipStore {
     path: PathBuf,
-    /// The open file; none once a close failed to write the central directory: the file is
-    /// let go then, and reads are refused.
+    /// The open file; none once writing ended without a complete zip (a close that failed,
+    /// or [`ZipStore::abandon`]): the file is let go then, and reads are refused.
     file: RwLock<Option<File>>,
     entries: RwLock<BTreeMap<String, Slot>>,
     /// Set for a zip open for writing.
@@ -726,23 +726,38 @@ impl ZipStore {
         }
         let written = self.write_directory(&mut writer);
         if written.is_err() {
-            self.let_go(writer.end);
+            self.let_go(Some(writer.end));
         }
         writer.closed = true;
         release(writer.id);
         written
     }
 
-    /// Lets go of the file of a zip whose directory could not be written. Whatever follows
-    /// `end`, the end of the entries, is cut off first: a directory written in part, or
+    /// Ends writing without writing the central directory, and lets go of the file: for a
+    /// zip about to be deleted unfinished (a failed conversion's). Reads are refused from
+    /// then on. Does nothing more to a zip already closed than let go of its file.
+    pub fn abandon(&self) {
+        if let Some(writer) = self.writer_here() {
+            let mut writer = self.settle(writer);
+            if !writer.closed {
+                writer.closed = true;
+                release(writer.id);
+            }
+        }
+        // (A process forked from the writer's lets go of its own copy of the descriptor.)
+        self.let_go(None);
+    }
+
+    /// Lets go of the file. With `end` (the end of the entries of a zip whose directory could
+    /// not be written), whatever follows it is cut off first: a directory written in part, or
     /// what is left of one an earlier flush wrote, whose end record would make the file pass
     /// for a whole zip. The file itself stays, as zarr-python and Python's zipfile leave it:
     /// it holds the values written, which zip repair tools (`zip -FF`) recover, and any
     /// reader refuses it as a zip with no central directory rather than reading a zip with
     /// values missing.
-    fn let_go(&self, end: u64) {
+    fn let_go(&self, end: Option<u64>) {
         let file = self.file.write().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(file) = file {
+        if let (Some(file), Some(end)) = (file, end) {
             // Best effort: the error to report is the one that stopped the directory; should
             // this fail too, the file is incomplete all the same.
             if file.metadata().is_ok_and(|m| m.len() > end) {
@@ -1492,6 +1507,34 @@ mod tests {
         let again = ZipStore::open_for_writing(full, ZipMode::Create)?;
         assert!(again.close().is_err());
         drop(store);
+        Ok(())
+    }
+
+    #[test]
+    fn an_abandoned_zip_lets_go_of_its_file() -> Result<(), StorageError> {
+        let zip = tempfile_path::TempZip::new();
+        let store = ZipStore::open_for_writing(&zip.0, ZipMode::Create)?;
+        store.set("k", b"v")?;
+        store.abandon();
+        // No directory written, and no descriptor left on the file.
+        assert!(zip::ZipArchive::new(File::open(&zip.0).unwrap()).is_err());
+        let open_on_it = std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .filter(|target| *target == zip.0)
+            .count();
+        assert_eq!(open_on_it, 0);
+        let err = store.get("k").unwrap_err().to_string();
+        assert!(err.contains("no longer open"), "{err}");
+        assert!(store
+            .set("k", b"v")
+            .unwrap_err()
+            .to_string()
+            .contains("closed"));
+        store.close()?;
+        // Another store may write the file.
+        ZipStore::open_for_writing(&zip.0, ZipMode::Create)?.close()?;
+        assert_eq!(entries_of(&zip.0), vec![]);
         Ok(())
     }
 
