@@ -1454,6 +1454,11 @@ impl ReadableStore for RemoteStore {
     }
 
     fn version(&self, key: &str) -> Result<Option<Version>, StorageError> {
+        if let Some((_, Ahead::Held(held, _))) = self.prefetched.lock().entries.get(key) {
+            // Held whole for a read (see `hold_whole`): the version it reads, where a server
+            // answering each request with its own version would give another.
+            return Ok(Some(held.1));
+        }
         let (store, runtime) = self.client()?;
         let path = self.path(key)?;
         match runtime.block_on(store.head(&path)) {
@@ -1504,8 +1509,14 @@ impl ReadableStore for RemoteStore {
         let Some(value) = self.fetch(key)? else {
             return Ok(Some(0));
         };
-        let size = value.0.len() as u64;
         let mut ahead = self.prefetched.lock();
+        // Another thread of the read may have held it meanwhile, from another answer: its
+        // value is the one held (replacing it would change the version under that thread).
+        if let Some((_, Ahead::Held(held, holds))) = ahead.entries.get_mut(key) {
+            *holds += 1;
+            return Ok(Some(held.0.len() as u64));
+        }
+        let size = value.0.len() as u64;
         ahead.remove(key);
         ahead.entries.insert(
             key.to_string(),
