@@ -272,24 +272,32 @@ def test_variable_bytes_fill_values_that_are_not_bytes_are_refused(
 
 def test_bytes_under_vlen_utf8_must_be_text(tmp_path: Path) -> None:
     # zarrs writes bytes arrays with the vlen-utf8 codec, and they are read; but oxzarr wrote
-    # any bytes into them, chunks zarr-python failed to decode (UnicodeDecodeError).
-    for codecs in (
-        {"serializer": {"name": "vlen-utf8", "configuration": {}}},
-        {"chunks": (1,), "shards": (2,)},
-    ):
-        path = tmp_path / f"{len(codecs)}.zarr"
-        a = oxzarr.create_array(path, shape=(2,), dtype=bytes, **codecs)  # type: ignore[arg-type]
+    # any bytes into them, chunks zarr-python failed to decode (UnicodeDecodeError). A write
+    # holding bytes that are not text is refused before any chunk is stored.
+    old = [f"old{i}".encode() for i in range(20)]
+    new = [f"né{i}".encode() for i in range(20)]
+    layouts = ({"serializer": {"name": "vlen-utf8", "configuration": {}}}, {"shards": (4,)})
+    for n, codecs in enumerate(layouts):
+        path = tmp_path / f"{n}.zarr"
+        a = oxzarr.create_array(path, shape=(20,), chunks=(2,), dtype=bytes, **codecs)  # type: ignore[arg-type]
         if "shards" in codecs:
             meta = json.loads((path / "zarr.json").read_text())
             meta["codecs"][0]["configuration"]["codecs"] = [{"name": "vlen-utf8"}]
             (path / "zarr.json").write_text(json.dumps(meta))
             a = oxzarr.open_array(path)
-        a[...] = [b"ok", "é".encode()]
-        with pytest.raises(ValueError, match=r"c/0.*element [01] of the chunk is not UTF-8"):
-            a[...] = [b"ok", b"\xff"]
-        assert a[...].tolist() == [b"ok", "é".encode()]
+        a[...] = old
+        for bad in ([*new[:19], b"\xff"], [b"\xff", *new[1:]]):
+            with pytest.raises(ValueError, match=r"element (19|0) .*is not UTF-8 text"):
+                a[...] = bad
+            assert a[...].tolist() == old
+        a[...] = new
+        assert a[...].tolist() == new
         # (zarr-python reads what vlen-utf8 holds as text.)
-        assert zarr.open_array(path, mode="r")[...].tolist() == ["ok", "é"]
+        assert zarr.open_array(path, mode="r")[...].tolist() == [v.decode() for v in new]
+    # The engine refuses them as well, where a write reaches it unchecked.
+    a = oxzarr.open_array(tmp_path / "0.zarr")
+    with pytest.raises(ValueError, match=r"c/0.*element 1 of the chunk is not UTF-8"):
+        a._core.write_vlen([(0, 1, 2)], [b"ok", b"\xff"], False)
 
 
 @pytest.mark.parametrize("dtype", [str, bytes])

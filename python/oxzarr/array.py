@@ -460,6 +460,19 @@ def node_store(store: Store) -> Store:
     return store
 
 
+def _check_utf8(elements: list[Any]) -> None:
+    """Refuses bytes that are not UTF-8 text, naming the first (as the engine's vlen-utf8
+    codec refuses them)."""
+    for i, element in enumerate(elements):
+        try:
+            element.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(
+                f"element {i} of the values is not UTF-8 text ({element!r:.40}), which "
+                "vlen-utf8 stores (use vlen-bytes for bytes that are not text)"
+            ) from None
+
+
 def _dense_mask_box(mask: npt.NDArray[np.bool_], itemsize: int) -> tuple[slice, ...] | None:
     """The slices of the box the true elements of `mask` span, where reading that box whole
     takes no more memory than the coordinates of those elements (8 bytes for each, in each
@@ -1458,15 +1471,24 @@ class Array:
         """Writes `values` (of the selection's result shape) slab by slab."""
         core_values = values.reshape(ix.core_shape)  # a view: only dimensions of 1 differ
         pieces = self._vlen_slabs(ix, writing=True)
-        if core_values.dtype == np.dtype(object) and len(pieces) > 1:
+        text_as_bytes = self._dtype == np.dtype(object) and self._bytes_stored_as_text()
+        if core_values.dtype == np.dtype(object) and (len(pieces) > 1 or text_as_bytes):
             # Every slab's values are checked before the first is written, so that one refused
             # (text in a bytes array, bytes that are not UTF-8 text) leaves the array as it
-            # was, as when the selection was written in one call.
+            # was. (The engine refuses bytes that are not text as it encodes each chunk, after
+            # others were stored.)
             for _, where in pieces:
-                self._vlen_values(core_values[where])
+                elements = self._vlen_values(core_values[where])
+                if text_as_bytes:
+                    _check_utf8(elements)
         for selection, where in pieces:
             elements = self._vlen_values(core_values[where])
             self._core.write_vlen(selection, elements, self._write_empty())
+
+    def _bytes_stored_as_text(self) -> bool:
+        """Whether the codec chain stores elements with vlen-utf8 (a bytes array zarrs may
+        write so), which takes only UTF-8 text."""
+        return '"vlen-utf8"' in json.dumps(self._metadata_dict.get("codecs"))
 
     def _vlen_values(self, values: npt.NDArray[Any]) -> list[str] | list[bytes]:
         """The elements of `values` as the engine takes a string or bytes array's values."""
