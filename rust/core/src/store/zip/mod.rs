@@ -710,12 +710,13 @@ impl ZipStore {
     }
 
     /// Writes the central directory and ends writing, in one step: later writes are
-    /// refused, and another handle may open the file for writing. Reads go on.
+    /// refused, and another handle may open the file for writing. Reads go on, once the
+    /// directory is written.
     ///
     /// Writing ends even when the directory cannot be written (a full disk, a file-size
     /// limit), as in Python's zipfile: the error is reported by this call alone (a second
     /// close does nothing), and the file is let go, so that it can be written again at once
-    /// and no descriptor stays open on it.
+    /// and no descriptor stays open on it; reads of this store are refused from then on.
     pub fn close(&self) -> Result<(), StorageError> {
         let Some(writer) = self.writer_here() else {
             return Ok(());
