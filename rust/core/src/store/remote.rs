@@ -147,6 +147,17 @@ impl FetchedAhead {
         }
     }
 
+    /// Holds the value at `key` once more if it is held whole: its size.
+    fn hold_again(&mut self, key: &str) -> Option<u64> {
+        match self.entries.get_mut(key) {
+            Some((_, Ahead::Held(value, holds))) => {
+                *holds += 1;
+                Some(value.0.len() as u64)
+            }
+            _ => None,
+        }
+    }
+
     /// The keys of the values held whole (see [`Ahead::Held`]).
     fn held_keys(&self) -> Vec<String> {
         (self.entries.iter())
@@ -1502,9 +1513,8 @@ impl ReadableStore for RemoteStore {
     fn hold_whole(&self, key: &str) -> Result<Option<u64>, StorageError> {
         // Held already (a read of one shard within a read of many that holds it): held once
         // more, the value it holds unchanged.
-        if let Some((_, Ahead::Held(value, holds))) = self.prefetched.lock().entries.get_mut(key) {
-            *holds += 1;
-            return Ok(Some(value.0.len() as u64));
+        if let Some(size) = self.prefetched.lock().hold_again(key) {
+            return Ok(Some(size));
         }
         let Some(value) = self.fetch(key)? else {
             return Ok(Some(0));
@@ -1512,9 +1522,8 @@ impl ReadableStore for RemoteStore {
         let mut ahead = self.prefetched.lock();
         // Another thread of the read may have held it meanwhile, from another answer: its
         // value is the one held (replacing it would change the version under that thread).
-        if let Some((_, Ahead::Held(held, holds))) = ahead.entries.get_mut(key) {
-            *holds += 1;
-            return Ok(Some(held.0.len() as u64));
+        if let Some(size) = ahead.hold_again(key) {
+            return Ok(Some(size));
         }
         let size = value.0.len() as u64;
         ahead.remove(key);
