@@ -805,3 +805,32 @@ def test_a_signal_handler_writing_during_the_write_it_interrupted(
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("refused: ") and "under way on this thread" in done.stdout
+
+
+def test_writes_of_both_layouts_into_one_fortran_chunk_lose_nothing(tmp_path: Path) -> None:
+    # A v2 array of order "F" takes F-order values through a view of it with its dimensions
+    # reversed, and C-order values through itself. Both claim the same stored chunks: the
+    # view's claims are its grid coordinates turned back. Claimed as the view sees them, the
+    # chunk at (0, 1) would be (1, 0), and the two kinds of writes would overwrite each other.
+    a = oxzarr.create_array(
+        tmp_path / "f.zarr",
+        shape=(8, 400),
+        chunks=(8, 200),
+        dtype="i4",
+        fill_value=0,
+        zarr_format=2,
+        order="F",
+    )
+
+    def write(i: int) -> None:
+        part = (slice(None), slice(200 + i * 2, 202 + i * 2))
+        values = np.full((8, 2), i + 1, dtype="i4")
+        a[part] = np.asfortranarray(values) if i % 2 else np.ascontiguousarray(values)
+
+    expected = np.zeros((8, 400), dtype="i4")
+    expected[:, 200:] = np.repeat(np.arange(1, 101), 2)
+    for _ in range(3):
+        a[...] = 0
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(write, range(100)))
+        np.testing.assert_array_equal(a[...], expected)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -464,3 +465,55 @@ def test_a_filter_widening_one_byte_values_gets_a_byte_order_in_v3(tmp_path: Pat
     # Without a filter that widens, a one-byte array's bytes codec names none, as before.
     plain = oxzarr.create_array(tmp_path / "plain.zarr", shape=(2,), dtype="u1")
     assert plain.metadata.to_dict()["codecs"][0] == {"name": "bytes"}
+
+
+def _random_values(dtype: Any, shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """Elements of any fixed-size `dtype` made of random bytes."""
+    dt = np.dtype(dtype)
+    raw = np.random.default_rng(seed).integers(0, 256, math.prod(shape) * dt.itemsize)
+    return raw.astype("u1").view(dt).reshape(shape)
+
+
+@pytest.mark.parametrize("dtype", ["<i2", ">f8", "S3", [("a", "<u2"), ("b", ">f4")]], ids=str)
+def test_fortran_ordered_selections_read_and_write_as_numpy(tmp_path: Path, dtype: Any) -> None:
+    # An "F" array's reads and F-order writes go through the engine in F order (chunks as
+    # they are stored, not transposed); every selection must still be numpy's.
+    p = tmp_path / "f.zarr"
+    shape, chunks = (7, 9, 5), (3, 4, 2)
+    a = oxzarr.create_array(
+        p, shape=shape, chunks=chunks, dtype=dtype, zarr_format=2, order="F",
+        compressors={"id": "zstd", "level": 1}, fill_value=None,
+    )  # fmt: skip
+    model = _random_values(dtype, shape, 0)
+    a[...] = np.asfortranarray(model)
+    selections: list[Any] = [
+        Ellipsis,
+        (slice(1, 6), slice(None, None, 3), 4),
+        (2, slice(8, 0, -2)),
+        (slice(None), 3),
+        (-1, -2, -3),
+        (slice(2, 2), slice(None), slice(None)),
+    ]
+    for key in selections:
+        got = a[key]
+        # (An Ellipsis keeps a 0-d result an array, of the array's own byte order.)
+        assert_same(got, model[key] if key is Ellipsis else model[(*key, ...)])
+        assert got.flags.f_contiguous or np.ndim(got) < 2, key
+        if np.ndim(model[key]) > 1:
+            out = np.zeros(model[key].shape, dtype=model.dtype, order="F")
+            assert a.get_basic_selection(key, out=out) is out
+            assert_same(out, model[key])
+    assert_same(a.oindex[[0, 6, 2], :, [4, 1]], model[np.ix_([0, 6, 2], range(9), [4, 1])])
+    assert_same(a.blocks[1, 2, 0], model[3:6, 8:9, 0:2])
+    # Writes of F-order values, of C-order ones, of a list and of one element.
+    new = _random_values(dtype, (4, 9, 5), 1)
+    a[2:6] = np.asfortranarray(new)
+    model[2:6] = new
+    a[:, 1:3, 1] = np.ascontiguousarray(new[0, :7, :2])
+    model[:, 1:3, 1] = new[0, :7, :2]
+    a[6, 4:6, :] = new[1, :2, :].tolist()
+    model[6, 4:6, :] = new[1, :2, :]
+    a[0, 0, 0] = model[6, 8, 4]
+    model[0, 0, 0] = model[6, 8, 4]
+    assert_same(a[...], model)
+    assert_same(zarr.open_array(p, mode="r")[...], model)

@@ -7,7 +7,7 @@ import math
 import warnings
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -361,6 +361,14 @@ def _from_buffer(write: Callable[[npt.NDArray[np.uint8]], _T], flat: npt.NDArray
         return write(flat.copy())
 
 
+def _fortran_ordered(value: Any) -> bool:
+    """Whether `value` is a numpy array laid out in F order alone (two or more dimensions
+    longer than one)."""
+    return (
+        isinstance(value, np.ndarray) and value.flags.f_contiguous and not value.flags.c_contiguous
+    )
+
+
 def _deliver(values: npt.NDArray[Any], out: Any) -> npt.NDArray[Any]:
     """`values`, or `out` holding them (cast as numpy's assignment casts)."""
     if out is None:
@@ -571,6 +579,10 @@ class Array:
         # The layout of the arrays reads return: a v2 array's stored order (whatever the
         # config says, as in zarr-python), a v3 array's config.
         self._fortran = self.order == "F"
+        # Whether the chunks are stored in F order (a v2 array of order "F" and two or more
+        # dimensions): reads and writes of F-order buffers then copy chunks as they are
+        # stored, where C-order ones have every chunk transposed.
+        self._stored_fortran = bool(core.stores_fortran_order)
 
     # --- description ---
 
@@ -863,14 +875,21 @@ class Array:
                 ix.result_shape,
                 lambda buffer: self._core.read(ix.selection, buffer),
                 lambda: self._read(ix),
+                lambda buffer: self._core.read(ix.selection, buffer, fortran=True),
             )
         if self._vlen:
             return self._in_order(self._read_vlen(ix).reshape(ix.result_shape))
         # Made in the result's shape (the selection's elements in the same order, less or
         # more dimensions of length 1), so that the array returned owns its data, as
         # zarr-python's do; the engine fills it through a flat view.
-        values = _core.empty_output(ix.result_shape, self._native)
-        self._core.read(ix.selection, values.reshape(-1).view(np.uint8))
+        if self._stored_fortran:
+            # In the order the chunks are stored, which is the order :attr:`order` asks for.
+            values = _core.empty_output(ix.result_shape, self._native, fortran=True)
+            flat = values.reshape(-1, order="F").view(np.uint8)
+            self._core.read(ix.selection, flat, fortran=True)
+        else:
+            values = _core.empty_output(ix.result_shape, self._native)
+            self._core.read(ix.selection, values.reshape(-1).view(np.uint8))
         if self._native is not self._dtype:
             values = values.astype(self._dtype)
         return self._in_order(values)
@@ -888,22 +907,29 @@ class Array:
         shape: tuple[int, ...],
         read: Callable[[npt.NDArray[np.uint8]], None],
         values: Callable[[], npt.NDArray[Any]],
+        read_fortran: Callable[[npt.NDArray[np.uint8]], None] | None = None,
     ) -> npt.NDArray[Any]:
         """`out`, checked to have `shape`, filled by `read` (the engine's read into a byte
         buffer of native values) when it can take them as they are: C-contiguous, of the
-        native dtype, not text. Otherwise it gets `values()`, cast as numpy assigns."""
+        native dtype, not text; or by `read_fortran`, if given, when it is F-contiguous and
+        the chunks are stored in F order. Otherwise it gets `values()`, cast as numpy
+        assigns."""
         target = _out_array(out, shape)
+        fortran = read_fortran is not None and self._stored_fortran and target.flags.f_contiguous
         if (
             not self._vlen
             and target.dtype == self._native
-            and target.flags.c_contiguous
+            and (fortran or target.flags.c_contiguous)
             # Not a subclass that keeps more than the values (a masked array's mask, a
             # matrix's two dimensions): numpy's assignment fills those.
             and type(target) in (np.ndarray, np.memmap)
         ):
             try:
                 # Straight into the caller's buffer: no array allocated, nothing copied.
-                read(target.reshape(-1).view(np.uint8))
+                if fortran and read_fortran is not None:
+                    read_fortran(target.reshape(-1, order="F").view(np.uint8))
+                else:
+                    read(target.reshape(-1).view(np.uint8))
                 return target
             except BufferError:
                 # Another thread's read holds this memory (threads filling overlapping views
@@ -946,6 +972,17 @@ class Array:
             one = self._assigned(value, ())
             self._core.write_value(ix.selection, one.tobytes(), self._write_empty())
             return
+        if self._stored_fortran and _fortran_ordered(value):
+            # F-order values (read from this array, say) into F-order chunks: written as they
+            # are laid out, without a copy into C order for the engine to transpose back.
+            data = self._assigned(value, ix.result_shape, order="F")
+            _from_buffer(
+                lambda flat: self._core.write(
+                    ix.selection, flat, self._write_empty(), fortran=True
+                ),
+                data.reshape(-1, order="F").view(np.uint8),
+            )
+            return
         data = self._assigned(value, ix.result_shape).reshape(ix.core_shape)
         _from_buffer(
             lambda flat: self._core.write(ix.selection, flat, self._write_empty()),
@@ -981,11 +1018,14 @@ class Array:
             f"takes one value, not one of shape {np.shape(value)}"
         )
 
-    def _assigned(self, value: npt.ArrayLike, shape: tuple[int, ...]) -> npt.NDArray[Any]:
+    def _assigned(
+        self, value: npt.ArrayLike, shape: tuple[int, ...], order: Literal["C", "F"] = "C"
+    ) -> npt.NDArray[Any]:
         """`value` as numpy assigns it to an array of this array's dtype and `shape`
-        (C-contiguous): arrays cast as they are (float to int truncates), Python values
-        that do not fit (300 into int8, NaN into an integer type) refused, datetimes of a
-        unit into a unitless type refused, values broadcast or refused naming both shapes."""
+        (contiguous in `order`): arrays cast as they are (float to int truncates), Python
+        values that do not fit (300 into int8, NaN into an integer type) refused, datetimes
+        of a unit into a unitless type refused, values broadcast or refused naming both
+        shapes."""
         self._refuse_a_sequence_for_one_element(value, shape)
         if isinstance(value, np.ndarray) and value.dtype == self._native:
             if type(value) not in (np.ndarray, np.memmap):
@@ -994,8 +1034,8 @@ class Array:
                 value = np.asarray(value)
             # Nothing to cast: no copy when it is already laid out as the write needs (not
             # ascontiguousarray, which makes a 0-d value 1-d: one of shape (1,) for `()`).
-            return np.require(_broadcast(value, shape), requirements="C")
-        data = np.empty(shape, dtype=self._native)
+            return np.require(_broadcast(value, shape), requirements=order)
+        data = np.empty(shape, dtype=self._native, order=order)
         try:
             data[...] = value
         except ValueError:

@@ -233,18 +233,32 @@ impl Array {
 
     /// Reads `selection` into `out`, a flat uint8 view of a C-contiguous array of the
     /// selection's shape and the array's native-endian dtype.
+    /// With `fortran`, `out` is the selection's bytes in F order instead, for an array that
+    /// stores F order (`stores_fortran_order`).
+    #[pyo3(signature = (selection, out, fortran = false))]
     fn read(
         &self,
         py: Python<'_>,
         selection: Vec<Bound<'_, PyAny>>,
         out: &Bound<'_, PyArray1<u8>>,
+        fortran: bool,
     ) -> PyResult<()> {
         let selection = parse_selection(&selection)?;
         let mut out = buffers::writable(out)?;
         let out = out
             .as_slice_mut()
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        without_gil(py, || self.inner.read_into(&selection, out))
+        without_gil(py, || match fortran {
+            true => self.inner.read_into_fortran(&selection, out),
+            false => self.inner.read_into(&selection, out),
+        })
+    }
+
+    /// Whether the chunks are stored in F order (a v2 array of order "F" and two dimensions
+    /// or more): F-order buffers are then read and written without transposing a chunk.
+    #[getter]
+    fn stores_fortran_order(&self) -> bool {
+        self.inner.stores_fortran_order()
     }
 
     /// Reads the common selection: `key` is one Python `int`, numpy integer or `slice` (any
@@ -341,8 +355,14 @@ impl Array {
                 return Ok(None);
             }
         }
-        let out = new_output(py, dtype, &mut dims, |data| {
-            without_gil(py, || self.inner.read_into(&Selection(selection), data))
+        // An array stored in F order reads into an F-order output, chunks as they are stored.
+        let fortran = self.inner.stores_fortran_order();
+        let out = new_output(py, dtype, &mut dims, fortran, |data| {
+            let selection = Selection(selection);
+            without_gil(py, || match fortran {
+                true => self.inner.read_into_fortran(&selection, data),
+                false => self.inner.read_into(&selection, data),
+            })
         })?;
         Ok(Some(out))
     }
@@ -463,20 +483,25 @@ impl Array {
 
     /// Writes `data` (a flat uint8 view of a C-contiguous array shaped as the selection) into
     /// `selection`.
+    #[pyo3(signature = (selection, data, write_empty_chunks, fortran = false))]
     fn write(
         &self,
         py: Python<'_>,
         selection: Vec<Bound<'_, PyAny>>,
         data: &Bound<'_, PyArray1<u8>>,
         write_empty_chunks: bool,
+        fortran: bool,
     ) -> PyResult<()> {
         let selection = parse_selection(&selection)?;
         let data = buffers::readable(data)?;
         let data = data
             .as_slice()
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        without_gil(py, || {
-            self.inner.write(&selection, data, write_empty_chunks)
+        without_gil(py, || match fortran {
+            true => self
+                .inner
+                .write_fortran(&selection, data, write_empty_chunks),
+            false => self.inner.write(&selection, data, write_empty_chunks),
         })
     }
 

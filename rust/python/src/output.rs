@@ -229,12 +229,14 @@ fn numpy_advises_huge_pages(py: Python<'_>) -> PyResult<bool> {
     get.bind(py).call0()?.is_truthy()
 }
 
-/// A new C-order array of `dtype` and shape `dims`, its bytes handed to `fill` (which may
-/// release the GIL: nothing else can reach them before the array is returned).
+/// A new array of `dtype` and shape `dims`, C order (F order with `fortran`), its bytes
+/// handed to `fill` (which may release the GIL: nothing else can reach them before the array
+/// is returned).
 pub(crate) fn new_output<'py>(
     py: Python<'py>,
     dtype: Bound<'py, PyArrayDescr>,
     dims: &mut [npy_intp],
+    fortran: bool,
     fill: impl FnOnce(&mut [u8]) -> PyResult<()>,
 ) -> PyResult<Bound<'py, PyUntypedArray>> {
     let itemsize = dtype.itemsize();
@@ -255,8 +257,9 @@ pub(crate) fn new_output<'py>(
         None
     };
     // SAFETY: NewFromDescr takes the reference `into_dtype_ptr` hands over; `dims` holds
-    // `dims.len()` lengths, and null strides and data make numpy allocate a C-order array;
-    // the result is checked for null (numpy raises MemoryError when it cannot).
+    // `dims.len()` lengths, and null strides and data make numpy allocate the array (in F
+    // order for nonzero flags); the result is checked for null (numpy raises MemoryError when
+    // it cannot).
     let made = unsafe {
         PY_ARRAY_API.PyArray_NewFromDescr(
             py,
@@ -266,7 +269,7 @@ pub(crate) fn new_output<'py>(
             dims.as_mut_ptr(),
             std::ptr::null_mut(),
             std::ptr::null_mut(),
-            0,
+            c_int::from(fortran),
             std::ptr::null_mut(),
         )
     };
@@ -295,12 +298,15 @@ pub(crate) fn new_output<'py>(
     Ok(out)
 }
 
-/// `numpy.empty(shape, dtype)` for a read to fill (the Python layer's outputs).
+/// `numpy.empty(shape, dtype, order="F" if fortran else "C")` for a read to fill (the Python
+/// layer's outputs).
 #[pyfunction]
+#[pyo3(signature = (shape, dtype, fortran = false))]
 pub(crate) fn empty_output<'py>(
     py: Python<'py>,
     shape: Vec<usize>,
     dtype: Bound<'py, PyArrayDescr>,
+    fortran: bool,
 ) -> PyResult<Bound<'py, PyUntypedArray>> {
     // Axes of a Zarr array may be longer than numpy's (2**63 - 1): a ValueError, as numpy's
     // own for such a shape.
@@ -314,7 +320,7 @@ pub(crate) fn empty_output<'py>(
                  holds (at most 2**63 - 1)"
             ))
         })?;
-    new_output(py, dtype, &mut dims, |_| Ok(()))
+    new_output(py, dtype, &mut dims, fortran, |_| Ok(()))
 }
 
 /// The allocator that large outputs are made with, as numpy's `mem_handler` capsule: for tests

@@ -1668,7 +1668,12 @@ impl Array {
     }
 
     /// Claims the stored chunks in `bounds` (per dimension of the chunk grid, inclusive).
-    pub(super) fn claim_bounds(&self, bounds: Vec<(u64, u64)>) -> Result<Option<WriteClaim>> {
+    pub(super) fn claim_bounds(&self, mut bounds: Vec<(u64, u64)>) -> Result<Option<WriteClaim>> {
+        // Claimed as the stored array's chunks, so that writes through a view of it with its
+        // dimensions reversed and writes through the array itself wait for one another.
+        if self.dims_reversed {
+            bounds.reverse();
+        }
         write_lock::claim(&self.store.cache_namespace(), &self.path, bounds)
     }
 

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 
 use crate::codec::{ChunkRepr, CodecChain};
 use crate::error::{Error, Result};
-use crate::metadata::v2::ZARRAY;
+use crate::metadata::v2::{ArrayMetadataV2, ZARRAY};
 use crate::metadata::{ArrayMetadata, DataType, NodeMetadata, ZARR_JSON};
 use crate::node::{self, describe, normalize_path, write_node_metadata};
 use crate::store::{join_key, StoreRef};
@@ -38,6 +38,13 @@ pub struct Array {
     /// Its entries' namespace in the decoded-chunk cache: the store's, and how its chunks
     /// decode (see `decoding_scope`).
     cache_namespace: Arc<str>,
+    /// For a v2 array stored in F order (of two dimensions or more): the same array seen with
+    /// its dimensions reversed (see [`Array::reversed_dims`]), through which Fortran-order
+    /// reads and writes go.
+    fortran: Option<Arc<Array>>,
+    /// Whether this is such a view: its chunk grid coordinates are the stored array's
+    /// reversed, so they are reversed back for chunk keys and write claims.
+    dims_reversed: bool,
 }
 
 /// Refuses codecs (in `codecs`, or in a sharding codec's chains) that a new v3 array must
@@ -104,6 +111,12 @@ impl Array {
             });
         }
         let cache_namespace = format!("{}\0{}", store.cache_namespace(), decoding_scope(&codecs));
+        let fortran = match &metadata {
+            ArrayMetadata::V2(m) if m.order_f && m.shape.len() > 1 => {
+                Some(Arc::new(Self::reversed_dims(&store, path, m)?))
+            }
+            _ => None,
+        };
         Ok(Self {
             store,
             path: path.to_string(),
@@ -112,7 +125,70 @@ impl Array {
             codecs: Arc::new(codecs),
             shard_indexes: Default::default(),
             cache_namespace: cache_namespace.into(),
+            fortran,
+            dims_reversed: false,
         })
+    }
+
+    /// The v2 array of `metadata`, stored in F order, seen with its dimensions reversed: a
+    /// C-order array of the reversed shape and chunk shape, whose chunks are the stored ones
+    /// byte for byte (an F-order chunk is the C-order chunk of its reversed shape, and v2's
+    /// filters and compressor work on those bytes whatever their order). A C-order read of
+    /// it fills memory in the order of an F-order read of the array itself, without the
+    /// transposition of every chunk that the array's own chain does: reads of F-order
+    /// results (numpy's layout for them, and zarr-python's) then cost what C-order ones do.
+    fn reversed_dims(store: &StoreRef, path: &str, metadata: &ArrayMetadataV2) -> Result<Self> {
+        let mut reversed = metadata.clone();
+        reversed.shape.reverse();
+        reversed.chunks.reverse();
+        reversed.order_f = false;
+        let view = Self::from_metadata(store.clone(), path, ArrayMetadata::V2(Box::new(reversed)))?;
+        Ok(Self {
+            dims_reversed: true,
+            ..view
+        })
+    }
+
+    /// Whether this array's chunks are stored in F order, so that
+    /// [`read_into_fortran`](Self::read_into_fortran) and
+    /// [`write_fortran`](Self::write_fortran) take F-order buffers straight.
+    pub fn stores_fortran_order(&self) -> bool {
+        self.fortran.is_some()
+    }
+
+    /// The view of [`reversed_dims`](Self::reversed_dims) and the selection as it sees it,
+    /// for an array stored in F order.
+    fn fortran_view(&self, selection: &Selection) -> Result<(&Array, Selection)> {
+        let view = self.fortran.as_deref().ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "{} does not store its chunks in F order",
+                describe(&self.store, &self.path)
+            ))
+        })?;
+        let mut reversed = selection.clone();
+        reversed.0.reverse();
+        Ok((view, reversed))
+    }
+
+    /// Reads the selection into `out` in F order (the selection's first dimension varying
+    /// fastest), for an array that [stores F order](Self::stores_fortran_order).
+    pub fn read_into_fortran(&self, selection: &Selection, out: &mut [u8]) -> Result<()> {
+        selection.check(self.shape())?;
+        let (view, reversed) = self.fortran_view(selection)?;
+        view.read_into(&reversed, out)
+    }
+
+    /// Writes `data`, the selection's values in F order, as [`write`](Self::write) writes
+    /// C-order ones, for an array that [stores F order](Self::stores_fortran_order).
+    pub fn write_fortran(
+        &self,
+        selection: &Selection,
+        data: &[u8],
+        write_empty_chunks: bool,
+    ) -> Result<()> {
+        selection.check(self.shape())?;
+        let (view, reversed) = self.fortran_view(selection)?;
+        view.write(&reversed, data, write_empty_chunks)
     }
 
     /// Opens the array at `path` (v3 or v2).
@@ -248,10 +324,12 @@ impl Array {
 
     /// The store key of the chunk at grid coordinates `coords`.
     pub fn chunk_key(&self, coords: &[u64]) -> String {
-        join_key(
-            &self.path,
-            &self.metadata.chunk_key_encoding().encode(coords),
-        )
+        let encoding = self.metadata.chunk_key_encoding();
+        if self.dims_reversed {
+            let stored: Vec<u64> = coords.iter().rev().copied().collect();
+            return join_key(&self.path, &encoding.encode(&stored));
+        }
+        join_key(&self.path, &encoding.encode(coords))
     }
 
     /// The chunks (shards, for sharded arrays) stored, by grid coordinates.
@@ -261,7 +339,10 @@ impl Array {
         let grid = self.grid_shape();
         let mut chunks = Vec::new();
         for key in self.store.list_prefix(&prefix)? {
-            if let Some(coords) = encoding.decode(&key[prefix.len()..], grid.len()) {
+            if let Some(mut coords) = encoding.decode(&key[prefix.len()..], grid.len()) {
+                if self.dims_reversed {
+                    coords.reverse();
+                }
                 if coords.iter().zip(&grid).all(|(c, g)| c < g) {
                     chunks.push(coords);
                 }
