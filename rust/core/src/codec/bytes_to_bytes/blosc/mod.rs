@@ -144,9 +144,11 @@ impl Blosc {
         })
     }
 
-    /// (decoded size, compressed size) from a frame's header, after checking that the frame
-    /// fits in `encoded`.
-    fn frame_sizes(encoded: &[u8]) -> Result<(usize, usize), CodecError> {
+    /// The frame at the start of `encoded` and its decoded size, from the frame's header,
+    /// after checking that the frame fits in `encoded`. Bytes stored after the frame (padding
+    /// some writers leave) are not part of it: numcodecs, and so zarr-python, decode such
+    /// chunks from the frame alone.
+    fn frame_of(encoded: &[u8]) -> Result<(&[u8], usize), CodecError> {
         if encoded.len() < OVERHEAD {
             return Err(CodecError::corrupt(NAME, "shorter than a blosc header"));
         }
@@ -163,26 +165,26 @@ impl Blosc {
         // The header holds the sizes as 32-bit fields, which c-blosc reads as signed and
         // widens: 2^31 and more would come back as sizes near 2^64.
         let (nbytes, cbytes) = (nbytes as u32 as usize, cbytes as u32 as usize);
-        let mut checked = 0usize;
-        // SAFETY: validate reads only the header and compares against the given length.
-        let valid = unsafe {
-            blosc_cbuffer_validate(
-                encoded.as_ptr() as *const c_void,
-                encoded.len(),
-                &mut checked,
-            )
-        };
-        if valid < 0 || cbytes > encoded.len() {
-            return Err(CodecError::corrupt(
+        let invalid = || {
+            CodecError::corrupt(
                 NAME,
                 format!(
                     "invalid header ({nbytes} bytes decoded from {cbytes} compressed, {} \
                      stored)",
                     encoded.len()
                 ),
-            ));
+            )
+        };
+        let frame = encoded.get(..cbytes).ok_or_else(invalid)?;
+        let mut checked = 0usize;
+        // SAFETY: validate reads only the header and compares against the given length.
+        let valid = unsafe {
+            blosc_cbuffer_validate(frame.as_ptr() as *const c_void, frame.len(), &mut checked)
+        };
+        if valid < 0 {
+            return Err(invalid());
         }
-        Ok((nbytes, cbytes))
+        Ok((frame, nbytes))
     }
 
     /// Decodes a whole frame into `out` (exactly its decoded size).
@@ -305,7 +307,7 @@ impl BytesToBytesCodec for Blosc {
         encoded: Cow<'a, [u8]>,
         max_decoded: usize,
     ) -> Result<Cow<'a, [u8]>, CodecError> {
-        let (nbytes, _) = Self::frame_sizes(&encoded)?;
+        let (frame, nbytes) = Self::frame_of(&encoded)?;
         if nbytes > max_decoded {
             return Err(CodecError::TooLarge {
                 codec: NAME,
@@ -315,12 +317,12 @@ impl BytesToBytesCodec for Blosc {
         }
         // The header's size is the damaged chunk's word: allocated fallibly.
         let mut out = crate::alloc::zeroed(nbytes)?;
-        Self::decompress(&encoded, &mut out)?;
+        Self::decompress(frame, &mut out)?;
         Ok(Cow::Owned(out))
     }
 
     fn decode_into(&self, encoded: &[u8], out: &mut [u8]) -> Result<(), CodecError> {
-        let (nbytes, _) = Self::frame_sizes(encoded)?;
+        let (encoded, nbytes) = Self::frame_of(encoded)?;
         check_len(NAME, nbytes, out.len())?;
         Self::decompress(encoded, out)
     }
@@ -336,7 +338,7 @@ impl BytesToBytesCodec for Blosc {
         out: &mut [u8],
         range: std::ops::Range<usize>,
     ) -> Result<(), CodecError> {
-        let (nbytes, _) = Self::frame_sizes(encoded)?;
+        let (encoded, nbytes) = Self::frame_of(encoded)?;
         check_len(NAME, nbytes, out.len())?;
         if range.start >= range.end || range.end > out.len() || range.len() * 2 > out.len() {
             // Half the chunk or more (or nothing, or anything odd): decode it all.
@@ -356,7 +358,7 @@ impl BytesToBytesCodec for Blosc {
     /// output's rows (see `Frame::decode_block_into_rows`), on several threads for a large
     /// frame as `decompress` does. Frames left to c-blosc are not.
     fn decode_into_rows(&self, encoded: &[u8], rows: &ChunkRows<'_>) -> Result<bool, CodecError> {
-        let (nbytes, _) = Self::frame_sizes(encoded)?;
+        let (encoded, nbytes) = Self::frame_of(encoded)?;
         check_len(NAME, nbytes, rows.nbytes())?;
         let Some(frame) = Frame::parse(encoded)? else {
             return Ok(false);
@@ -670,7 +672,7 @@ mod tests {
                 // Both behind the header checks every decode makes first.
                 let checked =
                     |out: &mut [u8], decode: fn(&[u8], &mut [u8]) -> Result<(), CodecError>| {
-                        let (nbytes, _) = Blosc::frame_sizes(&bad)?;
+                        let (_, nbytes) = Blosc::frame_of(&bad)?;
                         check_len(NAME, nbytes, out.len())?;
                         decode(&bad, out)
                     };
@@ -685,12 +687,35 @@ mod tests {
     }
 
     #[test]
+    fn bytes_stored_after_the_frame_are_not_read() -> Result<(), Box<dyn std::error::Error>> {
+        // numcodecs decodes a chunk from its frame alone, so zarr-python reads chunks that
+        // some writer padded; they were refused here as an invalid header.
+        let data = varied(300_000, 9);
+        for cname in ["lz4", "zstd", "blosclz", "zlib"] {
+            let codec = blosc(json!({"cname": cname, "clevel": 5, "shuffle": "shuffle",
+                                     "typesize": 2, "blocksize": 16384}));
+            let mut padded = codec.encode(&data)?;
+            padded.extend_from_slice(&[0, 0, 0, 7]);
+            assert_eq!(codec.decode(Cow::Borrowed(&padded), data.len())?, data);
+            let mut out = vec![0u8; data.len()];
+            codec.decode_into(&padded, &mut out)?;
+            assert_eq!(out, data, "{cname}");
+            let mut part = vec![0u8; data.len()];
+            codec.decode_range_into(&padded, &mut part, 20_000..20_010)?;
+            assert_eq!(part[20_000..20_010], data[20_000..20_010], "{cname}");
+            let rows = check_rows(&codec, &padded, &data, 600, 5, false, cname)?;
+            assert!(rows, "{cname}");
+        }
+        Ok(())
+    }
+
+    #[test]
     fn header_sizes_past_2_31_are_read_unsigned() -> Result<(), Box<dyn std::error::Error>> {
         let codec = blosc(json!({"cname": "lz4", "clevel": 5, "shuffle": "shuffle",
                                  "typesize": 4, "blocksize": 0}));
         let mut enc = codec.encode(&varied(40, 3))?;
         enc[4..8].copy_from_slice(&(1u32 << 31).to_le_bytes());
-        let err = Blosc::frame_sizes(&enc)
+        let err = Blosc::frame_of(&enc)
             .err()
             .ok_or("a frame claiming 2 GiB accepted")?;
         assert!(
