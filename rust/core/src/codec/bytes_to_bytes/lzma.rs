@@ -57,13 +57,15 @@ impl Lzma {
                 Some(0) => Format::Auto,
                 Some(1) => Format::Xz,
                 Some(2) => Format::Alone,
+                // A raw stream is described by its filters chain alone, and custom chains
+                // are what is not supported (see above): said so, whatever chain is given.
                 Some(3) => {
-                    return Err(invalid_config(
-                        NAME,
-                        "format",
-                        v,
-                        "format 3 (raw) needs a filters chain, which is not supported",
-                    ))
+                    return Err(MetadataError::Unsupported {
+                        field: format!("codecs[{NAME}].configuration.format"),
+                        value: "3 (raw streams, which take a custom filters chain; only the \
+                                preset's own filters are supported)"
+                            .into(),
+                    })
                 }
                 _ => {
                     return Err(invalid_config(
