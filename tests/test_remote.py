@@ -622,8 +622,9 @@ class _RangeServer:
     `etag_per_answer`, one of two by turns, whatever the file (two load-balanced servers,
     each with its own entity tags, answering by turns). The paths in
     `refused` are answered with their status alone (a proxy refusing them). With
-    `content_encoding` ("gzip", say), every file is served coded so, its ranges being ranges
-    of the coded bytes, as S3 serves an object uploaded with that Content-Encoding."""
+    `content_encoding` ("gzip", say), every file (those whose path `coded` takes, if given)
+    is served coded so, its ranges being ranges of the coded bytes, as S3 serves an object
+    uploaded with that Content-Encoding."""
 
     def __init__(
         self,
@@ -636,6 +637,7 @@ class _RangeServer:
         refused: dict[str, int] | None = None,
         etag_per_answer: bool = False,
         content_encoding: str | None = None,
+        coded: Callable[[str], bool] | None = None,
     ) -> None:
         import gzip
         import itertools
@@ -674,7 +676,10 @@ class _RangeServer:
                     return
                 stat = path.stat()
                 data = path.read_bytes()
-                if content_encoding == "gzip":
+                encoding = content_encoding
+                if coded is not None and not coded(self.path):
+                    encoding = None
+                if encoding == "gzip":
                     data = gzip.compress(data, mtime=0)
                 found = re.fullmatch(r"bytes=(\d*)-(\d*)", asked or "")
                 if found and honours_ranges:
@@ -696,8 +701,8 @@ class _RangeServer:
                 elif etags:
                     tag = f"{stat.st_ino:x}-{stat.st_mtime_ns:x}-{stat.st_size:x}"
                     self.send_header("ETag", f'"{tag}"')
-                if content_encoding:
-                    self.send_header("Content-Encoding", content_encoding)
+                if encoding:
+                    self.send_header("Content-Encoding", encoding)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if not head:
@@ -909,6 +914,42 @@ def test_values_served_gzipped_are_decoded(tmp_path: Path) -> None:
         with pytest.raises(OSError, match="Content-Encoding: br") as failed:
             oxzarr.open_array(f"{server.url}/plain", mode="r")
         assert f"{server.url}/plain/zarr.json" in str(failed.value)
+    finally:
+        server.close()
+
+
+def test_values_served_gzipped_keep_their_version_and_leave_others_read_in_parts(
+    tmp_path: Path,
+) -> None:
+    """A value served gzipped has its decoded size in a GET and its coded size in a HEAD: the
+    decoded-chunk cache took every chunk it had cached from such values for another version,
+    and fetched them all again (a sharded array retried its shards). And one shard served
+    coded made the store fetch every other value whole, for good, where their parts (an
+    inner chunk of a shard) are asked for alone."""
+    values = sample((32, 32), "int32")
+    kwargs: dict[str, Any] = {"dtype": "i4", "chunks": (8, 8), "shards": (16, 16)}
+    made = oxzarr.open_group(tmp_path / "g", mode="w")
+    for name in ("coded", "plain"):
+        made.create_array(name, shape=values.shape, compressors=None, **kwargs)[...] = values
+    server = _RangeServer(tmp_path, content_encoding="gzip", coded=lambda p: "/coded/" in p)
+    try:
+        # One store, holding both arrays.
+        group = oxzarr.open_group(f"{server.url}/g", mode="r")
+        with oxzarr.config.set({"chunk_cache_bytes": 1 << 24}):
+            coded = group["coded"]
+            assert_same(coded[...], values)
+            before = len(server.requests)
+            for _ in range(3):
+                assert_same(coded[...], values)
+                assert_same(coded[3:20, 9], values[3:20, 9])
+            # Served from the cache: the values' versions (HEAD) are the ones read.
+            assert server.requests[before:] == []
+        plain = group["plain"]
+        before = len(server.requests)
+        assert_same(plain[17, 18], values[17, 18])
+        # The index and the one inner chunk, each by its range.
+        asked = server.requests[before:]
+        assert len(asked) == 2 and all(r is not None for _, r in asked), asked
     finally:
         server.close()
 

@@ -118,6 +118,62 @@ enum Ahead {
     Held(Arc<Value>, usize),
 }
 
+/// How many values served with a content coding are remembered (see [`CodedValues`]): past
+/// it, they are forgotten all at once, and each is found coded again at its next read.
+const MAX_CODED_VALUES: usize = 1 << 16;
+
+/// The values served with a content coding (see `get_whole`) that were read, by path, with
+/// the version their whole value was read at: its entity tag, its size coded (which a HEAD
+/// gives) and decoded (which the value read has).
+#[derive(Default)]
+struct CodedValues {
+    sizes: HashMap<String, CodedSize>,
+}
+
+#[derive(Clone, Copy)]
+struct CodedSize {
+    tag: Option<u64>,
+    coded: u64,
+    decoded: u64,
+}
+
+impl CodedValues {
+    /// The value at `path` was read whole at `coded` (its version as served) and is `decoded`
+    /// bytes long decoded.
+    fn note(&mut self, path: &str, coded: Version, decoded: u64) {
+        if self.sizes.len() >= MAX_CODED_VALUES && !self.sizes.contains_key(path) {
+            self.sizes.clear();
+        }
+        let size = CodedSize {
+            tag: coded.tag,
+            coded: coded.size,
+            decoded,
+        };
+        self.sizes.insert(path.to_string(), size);
+    }
+
+    fn forget(&mut self, path: &str) {
+        self.sizes.remove(path);
+    }
+
+    fn is_coded(&self, path: &str) -> bool {
+        self.sizes.contains_key(path)
+    }
+
+    /// `served`, a version a HEAD gave for `path`, with its value's decoded size if it is
+    /// the coded value read before: the version its read found, so that what was decoded
+    /// from that read (cached chunks, a held shard) is seen to be of the value there now.
+    fn as_read(&self, path: &str, served: Version) -> Version {
+        match self.sizes.get(path) {
+            Some(s) if s.tag == served.tag && s.coded == served.size => Version {
+                size: s.decoded,
+                ..served
+            },
+            _ => served,
+        }
+    }
+}
+
 /// The values fetched ahead of their reads, by key.
 #[derive(Default)]
 struct FetchedAhead {
@@ -224,6 +280,9 @@ pub struct RemoteStore {
     /// server that ignores Range, such as Python's http.server): parts are then cut from
     /// whole values, fetched once each.
     ranges_ignored: AtomicBool,
+    /// The values found served with a content coding: their parts are cut from the whole
+    /// value decoded, and a HEAD's version of them is given their decoded size.
+    coded: Arc<ForkSafeMutex<CodedValues>>,
 }
 
 impl fmt::Debug for RemoteStore {
@@ -782,6 +841,7 @@ impl RemoteStore {
             prefetched: ForkSafeMutex::new(FetchedAhead::default()),
             waits: Arc::new(AtomicU64::new(0)),
             ranges_ignored: AtomicBool::new(false),
+            coded: Arc::new(ForkSafeMutex::new(CodedValues::default())),
         })
     }
 
@@ -937,7 +997,7 @@ impl RemoteStore {
             None => {
                 self.waits.fetch_add(1, Ordering::Relaxed);
                 let path = self.path(key)?;
-                runtime.block_on(get_whole(store, path))
+                runtime.block_on(get_whole(store, path, self.coded.clone()))
             }
         };
         match result {
@@ -1008,11 +1068,12 @@ impl RemoteStore {
             // Fetched ahead whole (a shard, say): the ranges are cut from it.
             return self.cut_ranges(key, &value, ranges, expected);
         }
-        if self.ranges_ignored.load(Ordering::Relaxed) {
+        let path = self.path(key)?;
+        if self.ranges_ignored.load(Ordering::Relaxed) || self.coded.lock().is_coded(path.as_ref())
+        {
             return self.cut_from_whole(key, ranges, expected);
         }
         let (store, runtime) = self.client()?;
-        let path = self.path(key)?;
         self.waits.fetch_add(1, Ordering::Relaxed);
         let mut order: Vec<usize> = (0..ranges.len()).collect();
         order.sort_by_key(|&i| ranges[i].start);
@@ -1049,6 +1110,9 @@ impl RemoteStore {
         let fetched = match fetched {
             Ok(f) => f,
             Err(e) if is_not_found(&e) => return Ok(Ranges::Missing),
+            // This value is served coded (its whole read notes it so): its parts are cut
+            // from it decoded. Other values' parts are still asked for.
+            Err(e) if is_coded_part(&e) => return self.cut_from_whole(key, ranges, expected),
             Err(object_store::Error::NotSupported { .. }) => {
                 // The whole value came back for a part of it (object_store refuses that
                 // answer): from now on whole values are asked for, and parts cut from them.
@@ -1181,11 +1245,12 @@ impl RemoteStore {
             let (bytes, version) = &*value;
             return Ok(Some((range_of(&self.name(key), bytes, range)?, *version)));
         }
-        if self.ranges_ignored.load(Ordering::Relaxed) {
+        let path = self.path(key)?;
+        if self.ranges_ignored.load(Ordering::Relaxed) || self.coded.lock().is_coded(path.as_ref())
+        {
             return self.range_of_whole(key, range);
         }
         let (store, runtime) = self.client()?;
-        let path = self.path(key)?;
         self.waits.fetch_add(1, Ordering::Relaxed);
         let get = match range {
             // An empty range cannot be asked for: the size says whether it is in the value.
@@ -1222,6 +1287,7 @@ impl RemoteStore {
         let (bytes, version, got_range) = match result {
             Ok(r) => r,
             Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) if is_coded_part(&e) => return self.range_of_whole(key, range),
             Err(object_store::Error::NotSupported { .. }) => {
                 // The whole value came back (see `fetch_ranges`).
                 self.ranges_ignored.store(true, Ordering::Relaxed);
@@ -1261,17 +1327,30 @@ impl RemoteStore {
 /// object uploaded gzipped with `Content-Encoding: gzip`, as static sites and some upload
 /// tools store JSON) is decoded, as zarr-python's HTTP clients decode it; the version's size
 /// is then the decoded value's, which the parts of it are cut from.
+///
+/// Such a value is noted in `coded`, with its sizes coded and decoded: a HEAD gives the coded
+/// size, and the value's version is the one its decoded bytes were read at.
 async fn get_whole(
     store: Arc<dyn ObjectStore>,
     path: Path,
+    coded: Arc<ForkSafeMutex<CodedValues>>,
 ) -> Result<(Vec<u8>, Version), object_store::Error> {
     let got = store.get(&path).await?;
     let mut version = version_of(&got.meta);
     let coding = content_coding(&got);
     let body = body_of(got).await?;
     let value = match coding {
-        ContentCoding::Identity => body,
-        ContentCoding::Gzip => gunzip(&body)?,
+        ContentCoding::Identity => {
+            coded.lock().forget(path.as_ref());
+            body
+        }
+        ContentCoding::Gzip => {
+            let value = gunzip(&body)?;
+            coded
+                .lock()
+                .note(path.as_ref(), version, value.len() as u64);
+            value
+        }
         ContentCoding::Other(name) => return Err(unknown_coding(&name)),
     };
     version.size = value.len() as u64;
@@ -1284,10 +1363,20 @@ async fn get_whole(
 fn refuse_coded_parts(got: &GetResult) -> Result<(), object_store::Error> {
     match content_coding(got) {
         ContentCoding::Identity => Ok(()),
-        _ => Err(object_store::Error::NotSupported {
-            source: "a part of a value served with a content coding".into(),
+        _ => Err(object_store::Error::Generic {
+            store: "oxzarr",
+            source: Box::new(CodedPart),
         }),
     }
+}
+
+/// A part of a value came coded (see `refuse_coded_parts`).
+#[derive(Debug, thiserror::Error)]
+#[error("a part of a value served with a content coding")]
+struct CodedPart;
+
+fn is_coded_part(err: &object_store::Error) -> bool {
+    matches!(err, object_store::Error::Generic { source, .. } if source.is::<CodedPart>())
 }
 
 /// How a response's body is encoded (its `Content-Encoding`).
@@ -1473,7 +1562,9 @@ impl ReadableStore for RemoteStore {
         let (store, runtime) = self.client()?;
         let path = self.path(key)?;
         match runtime.block_on(store.head(&path)) {
-            Ok(meta) => Ok(Some(version_of(&meta))),
+            Ok(meta) => Ok(Some(
+                self.coded.lock().as_read(path.as_ref(), version_of(&meta)),
+            )),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(io_error(&self.name(key), e)),
         }
@@ -1500,7 +1591,7 @@ impl ReadableStore for RemoteStore {
         {
             return;
         }
-        let fetch = runtime.spawn(get_whole(store, path));
+        let fetch = runtime.spawn(get_whole(store, path, self.coded.clone()));
         ahead
             .entries
             .insert(key.to_string(), (now, Ahead::Running(fetch)));
@@ -1569,6 +1660,8 @@ impl WritableStore for RemoteStore {
         let payload = PutPayload::from(value.to_vec());
         let put = runtime.block_on(store.put(&path, payload));
         self.forget_prefetched(|k| k == key);
+        // Written as it is given, with no content coding.
+        self.coded.lock().forget(path.as_ref());
         put.map(|_| ()).map_err(|e| io_error(&self.name(key), e))
     }
 
@@ -1578,6 +1671,7 @@ impl WritableStore for RemoteStore {
         self.forget_prefetched(|k| k == key);
         let deleted = runtime.block_on(store.delete(&path));
         self.forget_prefetched(|k| k == key);
+        self.coded.lock().forget(path.as_ref());
         match deleted {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
