@@ -8,6 +8,7 @@ import inspect
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -255,6 +256,14 @@ def test_a_dataset_in_a_group(tmp_path: Path, zarr_format: int, consolidated: bo
         xr.open_dataset(root, engine="oxzarr", storage_options={"anon": True})
     with pytest.raises(FileNotFoundError):
         xr.open_dataset(path, engine="oxzarr", group="models/missing", consolidated=consolidated)
+    # What xarray's zarr engine raises for a missing group when `consolidated` is not given,
+    # consolidated or not: code probing for groups catches it (oxzarr raised only
+    # GroupNotFoundError, a FileNotFoundError).
+    for engine in ("zarr", "oxzarr"):
+        with pytest.raises(KeyError), warnings.catch_warnings():
+            # (xarray's zarr engine warns that the store is not consolidated.)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            xr.open_dataset(path, engine=engine, group="models/missing")
     with pytest.raises(FileNotFoundError):
         xr.open_dataset(path, engine="oxzarr", group="models/run1/temp")
 

@@ -271,6 +271,12 @@ def _check_read_mode(mode: str) -> None:
         raise ValueError(f"mode {mode!r} does not read a dataset: use 'r' (or 'r+' or 'a')")
 
 
+class _NoGroupFound(GroupNotFoundError, KeyError):
+    """No group at `group=`: zarr-python's GroupNotFoundError (a FileNotFoundError), and the
+    KeyError that xarray's zarr engine raises for it when `consolidated` is not given, so that
+    code catching either finds it."""
+
+
 def _open_group(
     source: Any,
     *,
@@ -308,7 +314,7 @@ def _open_group(
             try:
                 node = root[path[len(root_path) :].strip("/")] if path != root_path else root
             except KeyError:
-                raise GroupNotFoundError(f"no group found at {path!r} in {store}") from None
+                raise _NoGroupFound(f"no group found at {path!r} in {store}") from None
     if not isinstance(node, Group):
         raise GroupNotFoundError(f"{node!r} is an array: open_dataset needs a group")
     if zarr_format is not None and node.zarr_format != zarr_format:
@@ -323,6 +329,8 @@ def _open_unconsolidated(store: Store, path: str, zarr_format: int | None) -> Gr
         return open_group(
             store, mode="r", path=path, use_consolidated=False, zarr_format=zarr_format
         )
+    except GroupNotFoundError as missing:
+        raise _NoGroupFound(str(missing)) from None
     except ContainsArrayError:
         # The same error whether or not the metadata is consolidated.
         raise GroupNotFoundError(
