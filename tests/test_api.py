@@ -2099,6 +2099,22 @@ def test_from_array_overwriting_its_source_or_a_group_holding_it(tmp_path: Path)
     assert oxzarr.from_array(tmp_path / "g", data=x, overwrite=True)[...].tolist() == [7] * 4
 
 
+def test_from_array_overwriting_its_source_spelt_another_way(tmp_path: Path) -> None:
+    # The source was recognised by its path as written: through "sub/../" or a symbolic link
+    # to its directory, the copy emptied the source before reading it and held [0, 0, 0, 0].
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path)
+    for spelling in (f"{tmp_path}/sub/../a.zarr", f"{tmp_path}/link/a.zarr"):
+        a = oxzarr.create_array(
+            tmp_path / "a.zarr", shape=(4,), chunks=(2,), dtype="i4", overwrite=True
+        )
+        a[...] = [1, 2, 3, 4]
+        source = oxzarr.open_array(tmp_path / "a.zarr")
+        copy = oxzarr.from_array(spelling, data=source, overwrite=True)
+        assert copy[...].tolist() == [1, 2, 3, 4], spelling
+        assert oxzarr.open_array(tmp_path / "a.zarr")[...].tolist() == [1, 2, 3, 4], spelling
+
+
 @pytest.mark.parametrize("zarr_format", [2, 3])
 def test_arrays_made_from_0d_data_hold_it(tmp_path: Path, zarr_format: int) -> None:
     # A 0-d value of the array's dtype was made 1-d on its way to the write, which refuses a

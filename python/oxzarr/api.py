@@ -949,16 +949,19 @@ def array(data: npt.ArrayLike, **kwargs: Any) -> Array:
 
 
 def _holds(store: StoreLike, name: str | None, array: Array) -> bool:
-    """Whether the node `name` of `store` is `array` or a group holding it (or held by it),
-    as far as the stores' descriptions tell (two memory stores look alike: taken as one)."""
+    """Whether the node `name` of `store` is `array` or a group holding it (or held by it).
+    Local paths are compared resolved, as convert compares them: "sub/../a.zarr" or a path
+    through a symbolic link is the same directory, which the copy would empty before
+    reading it."""
+    from oxzarr.convert import _overlap, _store_location
+
     if store is None:
         return False
     try:
-        here = f"{make_store(store)}/{_path(name)}".rstrip("/")
+        here = _store_location(make_store(store), _path(name))
     except (TypeError, ValueError, OSError):
         return False
-    there = f"{array.store}/{array.path}".rstrip("/")
-    return here == there or there.startswith(f"{here}/") or here.startswith(f"{there}/")
+    return _overlap(here, _store_location(array.store, array.path))
 
 
 def from_array(
