@@ -1931,6 +1931,34 @@ def test_group_open_and_array_open_read_a_read_only_store(tmp_path: Path) -> Non
     assert not oxzarr.Array.open(oxzarr.storage.LocalStore(path / "a")).read_only
 
 
+def test_a_tilde_before_a_name_is_a_directory_of_that_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every path had "~name" expanded as a user's home: "~games/x.zarr" was written to
+    # /usr/games/x.zarr, and "~nosuchuser/x.zarr" raised RuntimeError ("Could not determine
+    # home directory"). zarr-python takes it as a directory below the working one; only "~"
+    # and "~/..." are the home directory, as oxzarr's documentation says.
+    from oxzarr.convert import convert
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    # A user that does not exist first: the old expansion failed there before writing to
+    # another user's home below.
+    for user in ("nosuchuser", "games"):
+        oxzarr.create_array(f"~{user}/x.zarr", shape=(2,), dtype="i4")[...] = [1, 2]
+        assert zarr.open_array(tmp_path / f"~{user}" / "x.zarr")[...].tolist() == [1, 2]
+        assert LocalStore(f"~{user}/x.zarr").root == tmp_path / f"~{user}" / "x.zarr"
+        with ZipStore(f"~{user}/d.zip", mode="w") as zipped:
+            oxzarr.create_array(zipped, shape=(2,), dtype="i4")[...] = [3, 4]
+        assert (tmp_path / f"~{user}" / "d.zip").is_file()
+        assert oxzarr.open_array(f"~{user}/d.zip")[...].tolist() == [3, 4]
+        convert(f"~{user}/x.zarr", f"~{user}/copy.zarr")
+        assert zarr.open_array(tmp_path / f"~{user}" / "copy.zarr")[...].tolist() == [1, 2]
+    oxzarr.create_array("~/x.zarr", shape=(1,), dtype="i4")
+    assert (tmp_path / "home" / "x.zarr" / "zarr.json").is_file()
+    assert not (tmp_path / "~").exists()
+
+
 def test_counting_store_views_and_what_it_counts(tmp_path: Path) -> None:
     """with_read_only(False) of a read-only CountingStore stayed read-only; a path or
     zarr-python's store to count was an AttributeError."""

@@ -41,7 +41,15 @@ from oxzarr._metadata import ARRAY_TO_ARRAY
 from oxzarr.api import chunk_key_encoding_of, create_group, open, open_group
 from oxzarr.array import Array
 from oxzarr.group import Group
-from oxzarr.storage import CountingStore, MemoryStore, Store, ZipStore, abandon_zip, make_store
+from oxzarr.storage import (
+    CountingStore,
+    MemoryStore,
+    Store,
+    ZipStore,
+    abandon_zip,
+    home_expanded,
+    make_store,
+)
 
 __all__ = [
     "KEEP",
@@ -1249,7 +1257,7 @@ def _overlap(one: str, other: str) -> bool:
 
 def _local_path(destination: Any) -> Path | None:
     """The local path `destination` names, if it names one: a leading `~` is the home
-    directory, as for every path oxzarr opens (and for the source)."""
+    directory, as for every path oxzarr opens (and for the source; see `home_expanded`)."""
     if isinstance(destination, str):
         if destination.startswith("file://"):
             destination = destination[len("file://") :]
@@ -1257,7 +1265,7 @@ def _local_path(destination: Any) -> Path | None:
             return None
     elif not isinstance(destination, os.PathLike):
         return None
-    return Path(destination).expanduser()
+    return Path(home_expanded(destination))
 
 
 def convert(

@@ -118,12 +118,23 @@ def _value_bytes(key: str, value: Any) -> bytes:
     )
 
 
+def home_expanded(path: str | os.PathLike[str]) -> str:
+    """`path` with a leading ``~`` (alone or before ``/``) made the user's home directory, as
+    the shell makes it. ``~name`` is kept as written, a directory of that name, as
+    zarr-python keeps every ``~``: expanded, "~games/x.zarr" was another user's home
+    (/usr/games/x.zarr), and "~scratch/x.zarr" raised, there being no such user."""
+    path = os.fspath(path)
+    if path == "~" or path.startswith("~/"):
+        return os.path.expanduser(path)
+    return path
+
+
 class LocalStore(Store):
     """A directory of the local filesystem. Each write goes to a temporary file in the same
     directory and is renamed into place, so a crash never leaves a torn chunk."""
 
     def __init__(self, root: str | os.PathLike[str], *, read_only: bool = False) -> None:
-        self.root = Path(root).expanduser().absolute()
+        self.root = Path(home_expanded(root)).absolute()
         self._core = _core.Store.local(str(self.root), read_only)
 
     def with_read_only(self, read_only: bool = False) -> LocalStore:
@@ -305,7 +316,7 @@ class ZipStore(Store):
                 f"read_only={read_only} contradicts mode {mode!r}: 'r' reads a zip, "
                 "'w', 'x' and 'a' write one"
             )
-        self.path = Path(path).expanduser().absolute()
+        self.path = Path(home_expanded(path)).absolute()
         self.mode = mode
         self._writer: _ZipWriter | None = None
         if mode == "r":
@@ -401,8 +412,8 @@ def abandon_zip(store: ZipStore) -> None:
 def _is_zip_file(path: str | os.PathLike[str]) -> bool:
     """Whether `path` is an existing file named ``*.zip`` (in any case: ``DATA.ZIP`` too, as
     convert writes one)."""
-    path = os.path.expanduser(os.fspath(path))
-    return str(path).lower().endswith(".zip") and os.path.isfile(path)
+    path = home_expanded(path)
+    return path.lower().endswith(".zip") and os.path.isfile(path)
 
 
 #: URL schemes a RemoteStore opens.
