@@ -670,6 +670,30 @@ def test_a_link_to_nothing_is_no_stored_chunk_or_member(tmp_path: Path) -> None:
         assert list(opened.keys()) == ["a"]
 
 
+def test_a_link_to_itself_is_no_stored_chunk(tmp_path: Path) -> None:
+    """A chunk replaced by a symbolic link to itself (or a pair leading to each other), which
+    no read gets through, was counted as initialized: the link's own metadata failed with
+    "too many levels of symbolic links", not "not found", and it was taken for a value.
+    zarr-python's is_file() is False for it: neither counts it."""
+    import os
+
+    path = tmp_path / "g.zarr"
+    group = oxzarr.open_group(path, mode="w")
+    a = group.create_array("a", shape=(8,), chunks=(2,), dtype="i4", fill_value=0)
+    a[...] = [1, 2, 3, 4, 5, 6, 7, 8]
+    chunks = path / "a" / "c"
+    (chunks / "0").unlink()
+    os.symlink(chunks / "0", chunks / "0")
+    (chunks / "1").unlink()
+    os.symlink(chunks / "2", chunks / "1")
+    (chunks / "2").unlink()
+    os.symlink(chunks / "1", chunks / "2")
+    for lib in (oxzarr, zarr):
+        opened = lib.open_array(path / "a", mode="r")
+        assert opened.nchunks_initialized == 1, lib.__name__
+        assert opened[6:].tolist() == [7, 8], lib.__name__
+
+
 @pytest.mark.timeout(120)  # without the check, the walks never end
 def test_a_symbolic_link_looping_back_is_named_not_followed(tmp_path: Path) -> None:
     """Links followed without end: two made listings and group walks take forever (the

@@ -1081,9 +1081,12 @@ impl FilesystemStore {
             // Follow symlinks: a linked chunk directory is part of the store. A link to
             // nothing (or an entry gone since the directory was read) holds no value: a read
             // finds none there, so a listing counting it among the stored chunks would differ.
+            // Nor does a link to itself, or a chain of links leading back (ELOOP), which no
+            // read gets through: zarr-python's is_file() is False for both. Other failures
+            // (permission denied) leave the entry listed, for its read to say what is wrong.
             let is_dir = match fs::metadata(entry.path()) {
                 Ok(m) => m.is_dir(),
-                Err(e) if is_missing(&e) => continue,
+                Err(e) if is_missing(&e) || e.raw_os_error() == Some(libc::ELOOP) => continue,
                 Err(_) => false,
             };
             if is_dir && entry.file_type().is_ok_and(|t| t.is_symlink()) {
