@@ -3,6 +3,7 @@ several cores, the thread pool survives fork, and a killed writer leaves no torn
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
@@ -187,6 +188,47 @@ def test_a_killed_writer_leaves_no_torn_chunk(tmp_path: Path) -> None:
         assert all(p.stat().st_size == 16 * 1024 * 64 * 2 + 4 for p in chunks)
         # An interrupted write leaves at most its temporary file, never a partial chunk.
         assert all(name.startswith(".") for name in leftovers)
+
+
+# A writer in another PID namespace (a container sharing the volume) with the same process
+# id, whose temporary file for zarr.json is open at the name this process's first writes
+# would have used: ".zarr.json.{pid}-{n}.oxzarr-tmp", n counting from 0 in each process.
+OTHER_WRITERS_TEMPORARY_FILE = """
+import json, os, sys
+import oxzarr
+
+path = sys.argv[1]
+os.makedirs(path)
+names = [os.path.join(path, f".zarr.json.{os.getpid()}-{n}.oxzarr-tmp") for n in range(64)]
+theirs = open(names[0], "w+b", buffering=0)
+for name in names[1:]:
+    os.link(names[0], name)
+theirs.write(b'{"written": "by the other writer", ')
+oxzarr.create_array(path, shape=(2,), dtype="i4")
+theirs.write(b'"and": "finished after"}')
+theirs.seek(0)
+print(json.dumps(theirs.read().decode()))
+with open(os.path.join(path, "zarr.json"), "rb") as f:
+    print(json.dumps(f.read().decode()))
+"""
+
+
+def test_a_temporary_file_of_another_writer_is_not_written_into(tmp_path: Path) -> None:
+    # Temporary files were named by process id and a per-process count only, and opened
+    # truncating whatever was there: two writers with the same process id (each alone in its
+    # PID namespace) wrote into one file, the first linked it to zarr.json and the second
+    # went on writing into it, leaving zarr.json torn (not JSON) for good.
+    done = subprocess.run(
+        [sys.executable, "-c", OTHER_WRITERS_TEMPORARY_FILE, str(tmp_path / "a.zarr")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    theirs, metadata = (json.loads(line) for line in done.stdout.splitlines())
+    assert theirs == '{"written": "by the other writer", "and": "finished after"}'
+    assert json.loads(metadata)["shape"] == [2]
+    assert oxzarr.open_array(tmp_path / "a.zarr").shape == (2,)
 
 
 # Threads of one process writing disjoint parts of the same chunks: each partial write reads,

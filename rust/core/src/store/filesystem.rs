@@ -23,8 +23,9 @@ use crate::metadata::ZARR_JSON;
 const TMP_SUFFIX: &str = ".oxzarr-tmp";
 
 /// Whether `name` is one of [`FilesystemStore::put`]'s temporary files,
-/// `.{name}.{pid}-{counter}.oxzarr-tmp`: only those are left out of listings, so that a
-/// node a user named `x.oxzarr-tmp` is listed, as zarr-python lists it.
+/// `.{name}.{pid}-{number}.oxzarr-tmp` (see [`temporary_number`]; older versions counted
+/// instead, in the same digits): only those are left out of listings, so that a node a user
+/// named `x.oxzarr-tmp` is listed, as zarr-python lists it.
 fn is_temporary(name: &str) -> bool {
     let Some(inner) = name
         .strip_prefix('.')
@@ -50,6 +51,60 @@ const PARALLEL_READ_BYTES: usize = 256 << 10;
 const READ_PIECE: usize = 128 << 10;
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The number naming a temporary file, beside the process id: random, so that writers with
+/// the same process id pick different names. A count alone was not enough: processes in
+/// different PID namespaces sharing a directory (two containers on one volume, each writer
+/// process 1 in its own) counted alike. std's `RandomState` is seeded from the system's
+/// random source; the count, the time and the thread keep numbers apart within a process.
+fn temporary_number() -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    TMP_COUNTER
+        .fetch_add(1, Ordering::Relaxed)
+        .hash(&mut hasher);
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|since| since.as_nanos())
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    std::thread::current().id().hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Creates a temporary file in `dir` for the key named `name`, named with numbers from
+/// `number`, and returns it open with its path (`dir` is made if missing). Created new
+/// (`O_EXCL`): a file already at the name is another writer's and is left alone for another
+/// name. Opened truncating, two writers that picked one name wrote into one file: the first
+/// linked it to the key, the second went on writing into it and left the key torn.
+fn create_temporary(
+    dir: &Path,
+    name: &str,
+    mut number: impl FnMut() -> u64,
+) -> std::io::Result<(fs::File, PathBuf)> {
+    let mut made_dir = false;
+    let mut taken = 0;
+    loop {
+        let tmp = dir.join(format!(
+            ".{name}.{}-{}{TMP_SUFFIX}",
+            std::process::id(),
+            number()
+        ));
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Ok(file) => return Ok((file, tmp)),
+            Err(e) if e.kind() == ErrorKind::NotFound && !made_dir => {
+                fs::create_dir_all(dir)?;
+                made_dir = true;
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists && taken < 100 => taken += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
 
 /// A store in a directory of the local filesystem.
 #[derive(Debug, Clone)]
@@ -880,48 +935,40 @@ impl FilesystemStore {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let tmp = dir.join(format!(
-            ".{name}.{}-{}{TMP_SUFFIX}",
-            std::process::id(),
-            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let write = |tmp: &Path| -> std::io::Result<(bool, Option<Version>)> {
-            let mut f = match fs::File::create(tmp) {
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    fs::create_dir_all(dir)?;
-                    fs::File::create(tmp)?
-                }
-                other => other?,
-            };
-            write_all_vectored(&mut f, parts)?;
+        let write = || -> std::io::Result<(bool, Option<Version>)> {
+            let (mut f, tmp) = create_temporary(dir, &name, temporary_number)?;
             // The renamed file keeps this device, inode and modification time: the version a
             // later read of the key finds.
-            let version = match want_version {
-                true => Some(version_of(&f.metadata()?)),
-                false => None,
-            };
+            let written = write_all_vectored(&mut f, parts).and_then(|()| match want_version {
+                true => f.metadata().map(|meta| Some(version_of(&meta))),
+                false => Ok(None),
+            });
             drop(f);
-            let placed = match placing {
-                Placing::Replace => fs::rename(tmp, &path).map(|()| true)?,
-                Placing::CreateNew => {
-                    let linked = place_new(tmp, &path);
-                    // The link's other name (if the rename did not take it).
-                    let _ = fs::remove_file(tmp);
-                    linked?
-                }
-            };
-            Ok((placed, version))
+            let placed = written.and_then(|version| {
+                let placed = match placing {
+                    Placing::Replace => fs::rename(&tmp, &path).map(|()| true),
+                    Placing::CreateNew => place_new(&tmp, &path),
+                };
+                placed.map(|placed| (placed, version))
+            });
+            // The temporary name, unless a rename took it: a link's other name, or what a
+            // failed write left. Only this writer's file is removed: one created elsewhere
+            // at a name picked here is never opened (see `create_temporary`).
+            if placing == Placing::CreateNew || placed.is_err() {
+                let _ = fs::remove_file(&tmp);
+            }
+            placed
         };
         // A directory removed by another writer (a node replaced meanwhile) while this one
         // made it (AlreadyExists, from `create_dir_all` finding it gone again) or before the
-        // file took its place (NotFound) is made again, several times.
+        // file took its place (NotFound) is made again, several times, each time with a new
+        // temporary file.
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match write(&tmp) {
+            match write() {
                 Ok(done) => return Ok(done),
                 Err(e) => {
-                    let _ = fs::remove_file(&tmp);
                     let transient =
                         matches!(e.kind(), ErrorKind::NotFound | ErrorKind::AlreadyExists);
                     if attempts >= 10 || !transient {
@@ -1127,6 +1174,11 @@ mod tests {
     fn only_writes_in_progress_are_temporary() {
         assert!(is_temporary(".zarr.json.123-0.oxzarr-tmp"));
         assert!(is_temporary("..zattrs.9-42.oxzarr-tmp"));
+        assert!(is_temporary(&format!(
+            ".zarr.json.{}-{}.oxzarr-tmp",
+            std::process::id(),
+            temporary_number()
+        )));
         for name in [
             "run.oxzarr-tmp",
             ".run.oxzarr-tmp",
@@ -1541,6 +1593,64 @@ mod tests {
             .collect();
         assert_eq!(names, vec!["y"]);
         assert_eq!(store.get("x/y").unwrap().unwrap(), vec![9u8; 100]);
+    }
+
+    /// Another writer with this process's id (in another PID namespace) holding its
+    /// temporary file for `zarr.json` open, at each name this process's next writes would
+    /// have taken under counted names: the files were opened truncating, so a write went
+    /// into the other's file, linked it to `zarr.json`, and the other's later writes tore it.
+    #[test]
+    fn writes_leave_another_writers_temporary_file_alone() -> Result<(), Box<dyn std::error::Error>>
+    {
+        use std::io::Seek;
+        let dir = tempfile::tempdir()?;
+        let store = FilesystemStore::new(dir.path());
+        let next = TMP_COUNTER.load(Ordering::Relaxed);
+        let counted = |n: u64| {
+            dir.path()
+                .join(format!(".zarr.json.{}-{n}.oxzarr-tmp", std::process::id()))
+        };
+        let mut theirs = fs::OpenOptions::new()
+            .create_new(true)
+            .read(true)
+            .write(true)
+            .open(counted(next))?;
+        // Ahead of the count by as many writes as other tests may make meanwhile.
+        for n in next + 1..next + 1000 {
+            fs::hard_link(counted(next), counted(n))?;
+        }
+        theirs.write_all(b"{\"theirs\": ")?;
+        assert!(store.set_if_absent("zarr.json", b"{\"ours\": 1}")?);
+        theirs.write_all(b"2}")?;
+        let mut held = String::new();
+        theirs.rewind()?;
+        theirs.read_to_string(&mut held)?;
+        assert_eq!(held, "{\"theirs\": 2}");
+        assert_eq!(store.get("zarr.json")?, Some(b"{\"ours\": 1}".to_vec()));
+        Ok(())
+    }
+
+    /// A name already taken is passed over for the next one, and what is there is kept.
+    #[test]
+    fn a_temporary_file_is_created_at_a_name_not_taken() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let sub = dir.path().join("c");
+        let taken = sub.join(format!(".0.{}-7.oxzarr-tmp", std::process::id()));
+        fs::create_dir(&sub)?;
+        fs::write(&taken, b"theirs")?;
+        let mut numbers = [7, 8].into_iter();
+        let (mut file, tmp) = create_temporary(&sub, "0", || numbers.next().unwrap_or(9))?;
+        file.write_all(b"ours")?;
+        assert_eq!(
+            tmp,
+            sub.join(format!(".0.{}-8.oxzarr-tmp", std::process::id()))
+        );
+        assert_eq!(fs::read(&taken)?, b"theirs");
+        assert_eq!(fs::read(&tmp)?, b"ours");
+        // A directory not made yet is made.
+        let (_, made) = create_temporary(&dir.path().join("new/c"), "0", || 1)?;
+        assert!(made.is_file());
+        Ok(())
     }
 
     #[test]
