@@ -517,3 +517,50 @@ def test_fortran_ordered_selections_read_and_write_as_numpy(tmp_path: Path, dtyp
     model[0, 0, 0] = model[6, 8, 4]
     assert_same(a[...], model)
     assert_same(zarr.open_array(p, mode="r")[...], model)
+
+
+def _value_filter_chains() -> list[Any]:
+    import numcodecs
+
+    shuffle = numcodecs.Shuffle
+    blosc = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
+    return [
+        ("<i4", [shuffle(elementsize=4), numcodecs.Delta(dtype="<i4")], None),
+        (">i4", [shuffle(elementsize=4), numcodecs.Delta(dtype=">i4", astype=">i8")], None),
+        ("<i4", [numcodecs.CRC32(), numcodecs.Delta(dtype="<u2")], None),
+        ("<i8", [shuffle(elementsize=8), numcodecs.AsType("<i2", "<i8")], None),
+        (
+            "<i4",
+            [
+                shuffle(elementsize=4),
+                numcodecs.FixedScaleOffset(offset=5, scale=2, dtype="<i4", astype="<i8"),
+            ],
+            None,
+        ),
+        ("<i4", [numcodecs.Adler32(), numcodecs.Delta(dtype=">i4")], None),
+        # numcodecs' blosc takes its typesize from the filter's output: 8-byte values here.
+        ("<i4", [shuffle(elementsize=4), numcodecs.Delta(dtype="<i4", astype="<i8")], blosc),
+    ]
+
+
+@pytest.mark.parametrize("chain", range(7))
+def test_value_filters_after_filters_on_bytes_both_ways(tmp_path: Path, chain: int) -> None:
+    # numcodecs hands a value filter (delta, astype...) whatever buffer the filter before it
+    # left, viewed as the filter's own dtype: zarr-python writes such chains and reads them.
+    # oxzarr refused them ("an array->array codec cannot follow the array->bytes codec").
+    dtype, filters, compressor = _value_filter_chains()[chain]
+    values = (np.arange(60).reshape(6, 10) * 3 - 40).astype(dtype)
+    kwargs: dict[str, Any] = {"shape": values.shape, "chunks": (4, 4), "dtype": dtype}
+    kwargs |= {"zarr_format": 2, "filters": filters, "fill_value": 0}
+    kwargs["compressors"] = compressor
+    theirs = zarr.create_array(tmp_path / "theirs.zarr", **kwargs)
+    theirs[...] = values
+    ours = oxzarr.create_array(tmp_path / "ours.zarr", **kwargs)
+    ours[...] = values
+    expected = zarr.open_array(tmp_path / "theirs.zarr", mode="r")[...]
+    assert_same(oxzarr.open_array(tmp_path / "theirs.zarr", mode="r")[...], expected)
+    assert_same(zarr.open_array(tmp_path / "ours.zarr", mode="r")[...], expected)
+    for key in ("0.0", "1.2"):
+        assert (tmp_path / "ours.zarr" / key).read_bytes() == (
+            tmp_path / "theirs.zarr" / key
+        ).read_bytes(), key

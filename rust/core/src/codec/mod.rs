@@ -429,7 +429,34 @@ fn as_given(given: &Value, complete: Value) -> Value {
 enum Spec<'a> {
     Json(&'a Value),
     Serializer(Box<dyn ArrayToBytesCodec>),
+    /// A v2 value filter after a filter on bytes (see `bytes_to_bytes::value_filter`).
+    ValueFilterOnBytes(&'a Value),
 }
+
+/// The size of the values a v2 value filter given `codec` (v3 metadata) makes: its output
+/// dtype's (`astype`, astype's `encode_dtype`), else its input's. `None` for other codecs.
+fn value_filter_output_size(codec: &Value) -> Option<usize> {
+    let name = codec.get("name").and_then(Value::as_str)?;
+    if !VALUE_FILTERS.contains(&name) {
+        return None;
+    }
+    let config = codec.get("configuration")?;
+    ["astype", "encode_dtype", "dtype"]
+        .iter()
+        .filter_map(|key| config.get(*key).filter(|v| !v.is_null()))
+        .find_map(|dtype| crate::metadata::numpy_dtype::parse(dtype).ok())
+        .map(|dtype| dtype.data_type.size())
+}
+
+/// The v3 names of numcodecs' filters that work on values (array->array codecs).
+const VALUE_FILTERS: [&str; 6] = [
+    "numcodecs.delta",
+    "numcodecs.fixedscaleoffset",
+    "numcodecs.quantize",
+    "numcodecs.astype",
+    "numcodecs.packbits",
+    "numcodecs.bitround",
+];
 
 enum AnyCodec {
     ArrayToArray(Box<dyn ArrayToArrayCodec>),
@@ -558,16 +585,19 @@ impl CodecChain {
     ) -> Result<Self, MetadataError> {
         let (array_to_array, object_codec, mut bytes_to_bytes) = metadata.codecs_v3()?;
         // numcodecs' Blosc takes its typesize from the buffer it is given: after a filter that
-        // works on bytes (shuffle, a checksum), that is a uint8 buffer, so typesize 1. The same
-        // here keeps the compressed bytes identical to numcodecs'.
-        for codec in bytes_to_bytes.iter_mut().skip(1) {
-            if codec.get("name").and_then(Value::as_str) == Some("blosc") {
-                if let Some(config) = codec
-                    .get_mut("configuration")
-                    .and_then(Value::as_object_mut)
-                {
-                    config.entry("typesize").or_insert(Value::from(1));
-                }
+        // works on bytes (shuffle, a checksum), that is a uint8 buffer, so typesize 1; after a
+        // value filter, the values it made. The same here keeps the compressed bytes identical
+        // to numcodecs'.
+        for i in 1..bytes_to_bytes.len() {
+            if bytes_to_bytes[i].get("name").and_then(Value::as_str) != Some("blosc") {
+                continue;
+            }
+            let typesize = value_filter_output_size(&bytes_to_bytes[i - 1]).unwrap_or(1);
+            if let Some(config) = bytes_to_bytes[i]
+                .get_mut("configuration")
+                .and_then(Value::as_object_mut)
+            {
+                config.entry("typesize").or_insert(Value::from(typesize));
             }
         }
         let mut specs: Vec<Spec> = array_to_array.iter().map(Spec::Json).collect();
@@ -581,7 +611,14 @@ impl CodecChain {
                 )))
             }
         });
-        specs.extend(bytes_to_bytes.iter().map(Spec::Json));
+        // Value filters among them come after a filter on bytes or an object codec: they
+        // filter the bytes they are given, as numcodecs does.
+        specs.extend(bytes_to_bytes.iter().map(|codec| {
+            match codec.get("name").and_then(Value::as_str) {
+                Some(name) if VALUE_FILTERS.contains(&name) => Spec::ValueFilterOnBytes(codec),
+                _ => Spec::Json(codec),
+            }
+        }));
         // (A v2 chain is a few small documents: copied whole for the errors that name it.)
         let all: Vec<Value> = array_to_array
             .iter()
@@ -607,6 +644,16 @@ impl CodecChain {
             let (codec, value) = match spec {
                 Spec::Json(value) => (build_codec(value, &current)?, value),
                 Spec::Serializer(codec) => (AnyCodec::ArrayToBytes(codec), &serializer_name),
+                Spec::ValueFilterOnBytes(value) => {
+                    let filter = bytes_to_bytes::value_filter::ValueFilterOnBytes::from_metadata(
+                        value,
+                        |values| match build_codec(value, values)? {
+                            AnyCodec::ArrayToArray(filter) => Ok(filter),
+                            _ => Err(MetadataError::unsupported("codec", value)),
+                        },
+                    )?;
+                    (AnyCodec::BytesToBytes(Box::new(filter)), value)
+                }
             };
             match codec {
                 AnyCodec::ArrayToArray(c) => {

@@ -418,7 +418,9 @@ impl ArrayMetadataV2 {
     /// data type (`astype`) also sets the byte order the serializer writes.
     pub fn stored_dtype(&self) -> Result<NumpyDtype, MetadataError> {
         let mut stored = self.dtype.clone();
-        for filter in &self.filters {
+        // Only the filters on the elements: those after a filter on bytes (or an object codec)
+        // take the bytes as their own dtype, whatever the serializer wrote.
+        for filter in &self.filters[..self.value_filters()] {
             for key in ["astype", "encode_dtype"] {
                 if let Some(v) = filter.get(key) {
                     stored = numpy_dtype::parse(v)?;
@@ -426,6 +428,20 @@ impl ArrayMetadataV2 {
             }
         }
         Ok(stored)
+    }
+
+    /// How many filters, from the first, work on the array's elements: up to the first that
+    /// works on bytes (shuffle, a checksum) or is an object codec. numcodecs hands each
+    /// filter the buffer the one before it left, so the value filters after those work on
+    /// their bytes (see `codec::bytes_to_bytes::value_filter`).
+    fn value_filters(&self) -> usize {
+        self.filters
+            .iter()
+            .position(|filter| {
+                let id = filter.get("id").and_then(Value::as_str).unwrap_or_default();
+                matches!(id, "vlen-utf8" | "vlen-bytes" | "vlen-array") || is_bytes_codec(id)
+            })
+            .unwrap_or(self.filters.len())
     }
 
     /// The `.zarray` document.

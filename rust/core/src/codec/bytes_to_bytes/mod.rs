@@ -10,5 +10,6 @@ pub mod lzma;
 pub mod numcodecs;
 pub mod shuffle;
 pub(crate) mod stream;
+pub mod value_filter;
 pub mod zlib;
 pub mod zstd;
