@@ -543,3 +543,43 @@ def test_string_writes_and_reads_hold_a_slab_of_python_strings(tmp_path: Path, k
     # The output, and a slab's strings besides.
     assert result["output"] >= text, result  # the measurement sees the output
     assert result["read"] < result["output"] + text, f"reading {text >> 20} MiB: {result}"
+
+
+WRITE_ONE_STRING = """
+import json, sys
+import oxzarr
+
+def peak():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+
+a = oxzarr.open_array(sys.argv[1], mode="r+")
+value = "hello world" if a.dtype.kind == "T" else b"hello world"
+a[:1] = value  # warm up: the thread pool and its scratch buffers exist before the baseline
+before = peak()
+a[...] = value
+grown = peak() - before
+print(json.dumps({"grown": grown, "last": str(a[-1, -1]), "stored": a.nchunks_initialized}))
+"""
+
+
+@pytest.mark.parametrize("shards", [None, (1000, 1000)])
+@pytest.mark.parametrize("dtype", [str, bytes])
+def test_one_string_written_over_a_text_array_takes_no_list_of_it(
+    tmp_path: Path, dtype: type, shards: tuple[int, ...] | None
+) -> None:
+    # One value written over 16M elements of a text or bytes array was broadcast into a list
+    # of 16M Python objects for the engine (a slab at a time). The engine
+    # now repeats the one value chunk by chunk, as it does for numbers.
+    p = tmp_path / "t.zarr"
+    oxzarr.create_array(p, shape=(4000, 4000), chunks=(250, 250), shards=shards, dtype=dtype)
+    run = subprocess.run(
+        [sys.executable, "-c", WRITE_ONE_STRING, str(p)], capture_output=True, text=True, check=True
+    )
+    result = json.loads(run.stdout)
+    assert result["last"] in ("hello world", "b'hello world'") and result["stored"] == 256
+    # Measured before: 221 MiB (text) and 105 MiB (bytes), and 809 and 285 MiB sharded. Now
+    # about 40 MiB, and 100-130 MiB sharded (two threads' shards of a million elements).
+    limit = (80 if shards is None else 200) << 20
+    assert result["grown"] < limit, f"the write grew the process by {result['grown'] >> 20} MiB"

@@ -84,6 +84,9 @@ class Array:
     def write_value(
         self, selection: list[_DimSelection], value: bytes, write_empty_chunks: bool
     ) -> None: ...
+    def write_vlen_value(
+        self, selection: list[_DimSelection], value: str | bytes, write_empty_chunks: bool
+    ) -> None: ...
     def read_vlen(self, selection: list[_DimSelection]) -> list[str] | list[bytes]: ...
     def read_points(
         self, coords: list[npt.NDArray[np.uint64]], out: npt.NDArray[np.uint8]

@@ -958,14 +958,17 @@ class Array:
         if self._vlen:
             refuse_missing_strings(getattr(value, "dtype", None), repr(self))
             self._refuse_a_sequence_for_one_element(value, ix.result_shape)
+            if self._one_value_into_chunks(ix, value):
+                # As below: the engine repeats the one string, where a list of as many
+                # elements as the selection cost a Python object each.
+                elements = self._vlen_values(self._vlen_input(value, ()))
+                if self._dtype == np.dtype(object) and self._bytes_stored_as_text():
+                    _check_utf8(elements)
+                self._core.write_vlen_value(ix.selection, elements[0], self._write_empty())
+                return
             self._write_vlen(ix, self._vlen_input(value, ix.result_shape))
             return
-        if (
-            math.prod(ix.core_shape) > math.prod(self._chunks)
-            # (np.ndim would convert a list, to be converted again below.)
-            and not isinstance(value, list | tuple)
-            and np.ndim(value) == 0
-        ):
+        if self._one_value_into_chunks(ix, value):
             # One value into more than a chunk: written as the value itself, which the engine
             # repeats chunk by chunk, not broadcast by numpy into a buffer the size of the
             # selection (an array's worth of memory to write its fill value over it).
@@ -987,6 +990,15 @@ class Array:
         _from_buffer(
             lambda flat: self._core.write(ix.selection, flat, self._write_empty()),
             data.reshape(-1).view(np.uint8),
+        )
+
+    def _one_value_into_chunks(self, ix: Indexer, value: Any) -> bool:
+        """Whether `value` is one element written over more than a chunk."""
+        return (
+            math.prod(ix.core_shape) > math.prod(self._chunks)
+            # (np.ndim would convert a list, to be converted again below.)
+            and not isinstance(value, list | tuple)
+            and np.ndim(value) == 0
         )
 
     def _whole(self, value: npt.ArrayLike) -> npt.NDArray[Any]:

@@ -481,6 +481,23 @@ impl Array {
         })
     }
 
+    /// Writes one variable-length value (str or bytes) into every place of `selection`,
+    /// without a list of as many.
+    fn write_vlen_value(
+        &self,
+        py: Python<'_>,
+        selection: Vec<Bound<'_, PyAny>>,
+        value: Bound<'_, PyAny>,
+        write_empty_chunks: bool,
+    ) -> PyResult<()> {
+        let selection = parse_selection(&selection)?;
+        let one = vlen_from_values(&[value])?;
+        without_gil(py, || {
+            self.inner
+                .write_vlen_value(&selection, one.get(0), write_empty_chunks)
+        })
+    }
+
     /// Writes `data` (a flat uint8 view of a C-contiguous array shaped as the selection) into
     /// `selection`.
     #[pyo3(signature = (selection, data, write_empty_chunks, fortran = false))]

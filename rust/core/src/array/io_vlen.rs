@@ -47,6 +47,24 @@ fn assemble(parts: &[Gathered], n: usize) -> VlenChunk {
     VlenChunk { offsets, data }
 }
 
+/// The values of a variable-length write: one per element of the selection (C order), or
+/// one for every element.
+#[derive(Clone, Copy)]
+enum VlenValues<'a> {
+    Each(&'a VlenChunk),
+    All(&'a [u8]),
+}
+
+impl<'a> VlenValues<'a> {
+    /// The value of the selection's element `i`.
+    fn get(&self, i: usize) -> &'a [u8] {
+        match self {
+            Self::Each(values) => values.get(i),
+            Self::All(value) => value,
+        }
+    }
+}
+
 impl Array {
     fn check_vlen(&self) -> Result<()> {
         if !self.data_type().is_variable() {
@@ -148,7 +166,7 @@ impl Array {
         maps: &[&PieceMap],
         chunk_shape: &[u64],
         in_shape: &[u64],
-        values: &VlenChunk,
+        values: VlenValues<'_>,
     ) -> VlenChunk {
         let n = current.len();
         // Which input element (if any) replaces each element of the chunk.
@@ -356,10 +374,6 @@ impl Array {
         values: &VlenChunk,
         write_empty_chunks: bool,
     ) -> Result<()> {
-        let _threads = self.request_threads();
-        self.check_vlen()?;
-        let write_empty_chunks = self.keeps_empty_chunks(write_empty_chunks);
-        selection.check(self.shape())?;
         if values.len() as u64 != selection.num_elements() {
             return Err(Error::InvalidArgument(format!(
                 "{} values for a selection of {} elements",
@@ -367,6 +381,31 @@ impl Array {
                 selection.num_elements()
             )));
         }
+        self.write_vlen_from(selection, VlenValues::Each(values), write_empty_chunks)
+    }
+
+    /// Writes one variable-length element, `value`, into every place of the selection, as
+    /// [`write_vlen`](Self::write_vlen) writes as many copies of it, without them: a write of
+    /// one string over a whole array takes no more memory than its chunks.
+    pub fn write_vlen_value(
+        &self,
+        selection: &Selection,
+        value: &[u8],
+        write_empty_chunks: bool,
+    ) -> Result<()> {
+        self.write_vlen_from(selection, VlenValues::All(value), write_empty_chunks)
+    }
+
+    fn write_vlen_from(
+        &self,
+        selection: &Selection,
+        values: VlenValues<'_>,
+        write_empty_chunks: bool,
+    ) -> Result<()> {
+        let _threads = self.request_threads();
+        self.check_vlen()?;
+        let write_empty_chunks = self.keeps_empty_chunks(write_empty_chunks);
+        selection.check(self.shape())?;
         // The inner chunks' plan when sharded, else the chunks'.
         let plan = Plan::new(selection, self.inner_chunk_shape());
         let _claim = self.claim_chunks(&plan)?;
