@@ -146,7 +146,17 @@ def test_a_damaged_chunk_fails_whichever_part_is_read(tmp_path: Path, codec: str
     good = chunk.read_bytes()
     a = oxzarr.open_array(path, mode="r")
     first, last = (64, 0, 24), (127, 63, 47)
-    for broken in [good[: len(good) // 2], good[:20], b"", good + b"\x00" * 7, b"\xff" * len(good)]:
+    padded = good + b"\x00" * 7
+    damaged = [good[: len(good) // 2], good[:20], b"", b"\xff" * len(good)]
+    if codec.startswith("blosc"):
+        # numcodecs decodes a blosc chunk from its frame alone, so zarr-python reads a chunk
+        # with bytes stored after it: so does oxzarr.
+        chunk.write_bytes(padded)
+        assert a[first] == data[first] and a[last] == data[last]
+        assert_same(a.vindex[[64, 65], [0, 1], [24, 25]], data[[64, 65], [0, 1], [24, 25]])
+    else:
+        damaged.append(padded)
+    for broken in damaged:
         chunk.write_bytes(broken)
         for p in [first, last]:
             with pytest.raises(CorruptChunkError, match="c/1/0/1"):
