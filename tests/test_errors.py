@@ -229,7 +229,14 @@ def test_corrupt_chunks_name_the_key(tmp_path: Path, compressors: object) -> Non
     a, p = make(tmp_path, compressors)
     chunk = p / "c" / "1" / "0"
     good = chunk.read_bytes()
-    broken_forms = [good[: len(good) // 2], good[:3], b"", good + b"\x00" * 7]
+    broken_forms = [good[: len(good) // 2], good[:3], b""]
+    if isinstance(compressors, BloscCodec):
+        # numcodecs decodes a blosc chunk from its frame alone: bytes stored after it are
+        # read past, by zarr-python and by oxzarr.
+        chunk.write_bytes(good + b"\x00" * 7)
+        assert a[5, 0] == 50
+    else:
+        broken_forms.append(good + b"\x00" * 7)
     if compressors is not None:
         # Garbage of the right length is undecodable, except for raw chunks where any bytes
         # of the right length are valid values.
