@@ -723,6 +723,31 @@ def test_convert_of_a_sparse_array_reads_and_writes_only_where_chunks_are_stored
     assert report.source_decodes == small.nchunks
 
 
+@pytest.mark.parametrize(
+    "layout",
+    [
+        {"chunks": (777,)},
+        {"chunks": (777,), "shards": (777 * 5,)},
+        {"chunks": (777,), "zarr_format": 2},
+    ],
+    ids=["chunks", "shards", "v2"],
+)
+def test_convert_keeps_the_last_chunk_of_an_axis_of_2_64_elements(
+    tmp_path: Path, layout: dict[str, Any]
+) -> None:
+    # The destination's last chunk (or inner chunk) reaches past 2**64 - 1: the end of its
+    # box overflowed, which a release build wrapped into a box ending before the data,
+    # leaving that chunk holding the fill value; a debug build panicked.
+    src = tmp_path / "src.zarr"
+    a = oxzarr.create_array(src, shape=(2**64 - 1,), chunks=(2**20,), dtype="i2", fill_value=3)
+    a[0] = 1
+    a[-1] = 7
+    convert(src, tmp_path / "dst.zarr", **layout)
+    b = oxzarr.open_array(tmp_path / "dst.zarr")
+    assert (b[0], b[-2], b[-1]) == (1, 3, 7)
+    assert b.nchunks_initialized == 2
+
+
 def test_convert_to_float16_rounds_once_as_numpy(tmp_path: Path) -> None:
     """float64 to float16 went through float32, rounding twice: 1 + 2**-11 + 2**-40 became
     1.0 (numpy's astype gives 1.001), and a fill value of it no longer matched the

@@ -105,8 +105,10 @@ impl Region {
         Self { start, extent }
     }
 
+    /// Saturating: a box of an array may hold more than 2^64 elements (as a byte count, for
+    /// the budget and progress, no more could be held anyway).
     fn num_elements(&self) -> u64 {
-        self.extent.iter().product()
+        saturating_product(self.extent.iter().copied())
     }
 
     fn selection(&self) -> Selection {
@@ -154,13 +156,17 @@ fn product(ranges: &[(u64, u64)]) -> Vec<Vec<u64>> {
 }
 
 /// Copies the part of `src` (a C-order box `src_region`, elements of `from`) that lies in
-/// `dst_region` into `dst` (a C-order box, elements of `to`), converting the values.
+/// `dst_region` into `dst` (elements of `to`), converting the values. `dst` is a C-order box
+/// of `dst_shape` starting where `dst_region` does: a chunk at the array's edge, whose box
+/// reaches past the array's end (even past 2^64 elements), and `dst_region` its part inside
+/// the array, so that no end computed here overflows.
 fn copy_overlap(
     src: &[u8],
     src_region: &Region,
     from: &DataType,
     dst: &mut [u8],
     dst_region: &Region,
+    dst_shape: &[u64],
     to: &DataType,
 ) -> Result<()> {
     let ndim = src_region.start.len();
@@ -187,7 +193,7 @@ fn copy_overlap(
         }
         s
     };
-    let (src_strides, dst_strides) = (strides(&src_region.extent), strides(&dst_region.extent));
+    let (src_strides, dst_strides) = (strides(&src_region.extent), strides(dst_shape));
     let row = (hi[ndim - 1] - lo[ndim - 1]) as usize;
     // Rows are short (an inner chunk's width): the type check is made once, not per row.
     let same_type = from.same_in_memory(to);
@@ -270,8 +276,11 @@ pub fn convert(
             // The other units hold only the fill value, which is not stored: nothing to do.
             let listed_bytes: u64 = listed
                 .iter()
-                .map(|u| Region::cell(u, &unit, &shape).num_elements() * to.size() as u64)
-                .sum();
+                .map(|u| {
+                    let elements = Region::cell(u, &unit, &shape).num_elements();
+                    elements.saturating_mul(to.size() as u64)
+                })
+                .fold(0u64, u64::saturating_add);
             let count = listed.len() as u64;
             progress
                 .units_done
@@ -362,7 +371,7 @@ fn units_reading_stored_chunks(
         chunk
             .iter()
             .zip(unit)
-            .map(|(c, u)| c.div_ceil((*u).max(1)) + 1),
+            .map(|(c, u)| c.div_ceil((*u).max(1)).saturating_add(1)),
     );
     let most = (stored.len() as u64).saturating_mul(per_chunk);
     let many = most > LISTED_UNITS_MAX && order.len() / 64 <= most;
@@ -499,11 +508,11 @@ impl<'a> Converter<'a> {
     }
 
     fn cell_bytes(&self, cell: &[u64]) -> u64 {
-        self.cell_region(cell).num_elements() * self.from.size() as u64
+        (self.cell_region(cell).num_elements()).saturating_mul(self.from.size() as u64)
     }
 
     fn unit_bytes(&self, region: &Region) -> u64 {
-        region.num_elements() * self.to.size() as u64
+        region.num_elements().saturating_mul(self.to.size() as u64)
     }
 
     /// The next wave: the units after the last (at least one), such that the cache, the
@@ -517,7 +526,10 @@ impl<'a> Converter<'a> {
         cache_bytes: u64,
     ) -> Vec<Planned> {
         let max_units = 2 * concurrency::threads().max(1);
-        let total = self.budget.cache_bytes + self.budget.wave_bytes;
+        let total = self
+            .budget
+            .cache_bytes
+            .saturating_add(self.budget.wave_bytes);
         let mut wave: Vec<Planned> = Vec::new();
         let mut bytes = 0u64;
         let mut new_cells: HashSet<Cell> = HashSet::new();
@@ -531,14 +543,14 @@ impl<'a> Converter<'a> {
             let mut add = self.unit_bytes(&next.region);
             for c in &next.needs {
                 if !cache.contains_key(c) && !new_cells.contains(c) {
-                    add += self.cell_bytes(c);
+                    add = add.saturating_add(self.cell_bytes(c));
                 }
             }
-            if !wave.is_empty() && cache_bytes + bytes + add > total {
+            if !wave.is_empty() && cache_bytes.saturating_add(bytes).saturating_add(add) > total {
                 ahead.push_front(next);
                 break;
             }
-            bytes += add;
+            bytes = bytes.saturating_add(add);
             new_cells.extend(next.needs.iter().cloned());
             wave.push(next);
         }
@@ -581,7 +593,8 @@ impl<'a> Converter<'a> {
                 &self.cell_region(&cell),
                 &self.from,
                 buf,
-                chunk,
+                &inside,
+                &chunk.extent,
                 &self.to,
             )?;
         }
@@ -825,6 +838,7 @@ mod tests {
             &DataType::UInt8,
             &mut dst,
             &dst_region,
+            &dst_region.extent,
             &DataType::UInt16,
         )
         .unwrap();
