@@ -1305,6 +1305,32 @@ def test_from_array_copies_a_huge_sparse_array_in_bounded_memory(tmp_path: Path)
     assert out["growth_mib"] < 500
 
 
+def test_points_of_chunks_never_stored_read_the_fill_value_without_a_chunk_buffer(
+    tmp_path: Path,
+) -> None:
+    # A coordinate selection filled a buffer of the whole chunk with the fill value for a chunk
+    # not stored: a MemoryError for these 4 TiB chunks (1 TiB inner chunks), where zarr-python
+    # reads [7, 7]; a chunk that fits cost its size in memory for a few points.
+    a = oxzarr.create_array(
+        tmp_path / "a.zarr", shape=(2**42,), chunks=(2**42,), dtype="u1", fill_value=7
+    )
+    assert a.vindex[[5, 9]].tolist() == [7, 7]
+    assert a.get_coordinate_selection(np.array([9, 5, 9])).tolist() == [7, 7, 7]
+    s = oxzarr.create_array(
+        tmp_path / "s.zarr",
+        shape=(2**44,),
+        chunks=(2**40,),
+        shards=(2**42,),
+        dtype="u1",
+        fill_value=7,
+    )
+    # Two inner chunks of one shard (read as a run) and one of another shard.
+    assert s.vindex[[5, 2**40 + 5, 2**43]].tolist() == [7, 7, 7]
+    with oxzarr.config.set({"chunk_cache_bytes": 1 << 20}):
+        assert a.vindex[[5, 9]].tolist() == [7, 7]
+        assert s.vindex[[5, 2**40 + 5, 2**43]].tolist() == [7, 7, 7]
+
+
 def test_copies_across_formats_and_save_modes(tmp_path: Path) -> None:
     import json
 

@@ -96,16 +96,17 @@ impl Array {
         }
     }
 
-    /// The decoded chunk (inner chunk, if sharded) at grid coordinates `coords` into `buf`
-    /// (the fill value if absent), in the read that has seen the shards in `seen`. Only the
-    /// elements in box `needed` are sure to be decoded (a codec chain may leave the rest).
+    /// The decoded chunk (inner chunk, if sharded) at grid coordinates `coords` into `buf`,
+    /// in the read that has seen the shards in `seen`, and whether it is stored (see
+    /// [`Array::decode_point_chunk`]). Only the elements in box `needed` are sure to be
+    /// decoded (a codec chain may leave the rest).
     fn decoded_chunk(
         &self,
         coords: &[u64],
         buf: &mut Vec<u8>,
         needed: &ChunkBox,
         seen: &ShardsSeen,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let chain = self.point_chain();
         let (label, stored) = match self.codecs.sharding() {
             Some(sharding) => {
@@ -123,8 +124,12 @@ impl Array {
         self.decode_point_chunk(chain, &label, stored.as_deref(), buf, needed)
     }
 
-    /// Decodes a chunk's stored bytes (`None`: not stored, so the fill value) into `buf`,
-    /// sure to decode only the elements in box `needed`; `label` names the chunk in errors.
+    /// Decodes a chunk's stored bytes into `buf`, sure to decode only the elements in box
+    /// `needed`; `label` names the chunk in errors. False, `buf` left as it was, for a chunk
+    /// not stored (`None`): it holds only the fill value, which the caller puts where it
+    /// needs it. Filling a buffer of the whole chunk for a few points cost the chunk's size
+    /// in memory (a MemoryError for a chunk of 2^42 bytes, where zarr-python gives the fill
+    /// value).
     fn decode_point_chunk(
         &self,
         chain: &CodecChain,
@@ -132,18 +137,16 @@ impl Array {
         stored: Option<&[u8]>,
         buf: &mut Vec<u8>,
         needed: &ChunkBox,
-    ) -> Result<()> {
+    ) -> Result<bool> {
+        let Some(stored) = stored else {
+            return Ok(false);
+        };
         crate::alloc::resize(buf, chain.decoded_repr().nbytes())
             .map_err(|e| self.corrupt(label, e))?;
-        match stored {
-            Some(stored) => chain
-                .decode_part_into(stored, buf, needed)
-                .map_err(|e| self.corrupt(label, e)),
-            None => {
-                fill_elements(buf, &self.fill_value);
-                Ok(())
-            }
-        }
+        chain
+            .decode_part_into(stored, buf, needed)
+            .map_err(|e| self.corrupt(label, e))?;
+        Ok(true)
     }
 
     fn check_points_supported(&self) -> Result<()> {
@@ -185,32 +188,30 @@ impl Array {
             }
             part
         };
-        let copy_out = |points: &[(usize, usize)], chunk: &[u8]| {
+        // The points' values from their decoded chunk, or (None: not stored) the fill value.
+        let copy_out = |points: &[(usize, usize)], chunk: Option<&[u8]>| {
             for &(i, offset) in points {
                 // SAFETY: each point has its own place in the output.
-                unsafe { shared.slice(i * size, size) }
-                    .copy_from_slice(&chunk[offset * size..(offset + 1) * size]);
+                let place = unsafe { shared.slice(i * size, size) };
+                match chunk {
+                    Some(chunk) => {
+                        place.copy_from_slice(&chunk[offset * size..(offset + 1) * size])
+                    }
+                    None => fill_elements(place, &self.fill_value),
+                }
             }
         };
         let cached = chunk_cache::enabled();
         let one =
             |(chunk, points): &(Vec<u64>, Vec<(usize, usize)>), seen: &ShardsSeen| -> Result<()> {
                 if cached {
-                    match self.cached_chunk_at(chunk, seen)? {
-                        Some(decoded) => copy_out(points, &decoded),
-                        None => {
-                            for &(i, _) in points {
-                                // SAFETY: each point has its own place in the output.
-                                let place = unsafe { shared.slice(i * size, size) };
-                                fill_elements(place, &self.fill_value);
-                            }
-                        }
-                    }
+                    let decoded = self.cached_chunk_at(chunk, seen)?;
+                    copy_out(points, decoded.as_deref().map(Vec::as_slice));
                     return Ok(());
                 }
                 let mut buf = Vec::new();
-                self.decoded_chunk(chunk, &mut buf, &needed(points), seen)?;
-                copy_out(points, &buf);
+                let stored = self.decoded_chunk(chunk, &mut buf, &needed(points), seen)?;
+                copy_out(points, stored.then_some(&buf[..]));
                 Ok(())
             };
         let Some(sharding) = self.codecs.sharding() else {
@@ -255,8 +256,14 @@ impl Array {
                     self.with_inner_run(sharding, &key, &inners, seen, |k, label, stored| {
                         let points = &run[k].1 .1;
                         let mut buf = buf.borrow_mut();
-                        self.decode_point_chunk(chain, label, stored, &mut buf, &needed(points))?;
-                        copy_out(points, &buf);
+                        let stored = self.decode_point_chunk(
+                            chain,
+                            label,
+                            stored,
+                            &mut buf,
+                            &needed(points),
+                        )?;
+                        copy_out(points, stored.then_some(&buf[..]));
                         Ok(())
                     })?;
                 match read {
@@ -298,12 +305,17 @@ impl Array {
             let whole: Vec<BoxRange> = (self.codecs.decoded_repr().shape.iter())
                 .map(|&n| BoxRange::all(n))
                 .collect();
-            self.decoded_chunk(chunk, &mut buf, &whole, &seen)?;
+            let key = self.chunk_key(chunk);
+            if !self.decoded_chunk(chunk, &mut buf, &whole, &seen)? {
+                // Not stored: the points go over the fill value.
+                crate::alloc::resize(&mut buf, self.codecs.decoded_repr().nbytes())
+                    .map_err(|e| self.corrupt(&key, e))?;
+                fill_elements(&mut buf, &self.fill_value);
+            }
             for &(i, offset) in points {
                 buf[offset * size..(offset + 1) * size]
                     .copy_from_slice(&data[i * size..(i + 1) * size]);
             }
-            let key = self.chunk_key(chunk);
             self.store_chunk(&key, &buf, write_empty_chunks)
         };
         for_each_item(groups.len(), |g| work(&groups[g]))
