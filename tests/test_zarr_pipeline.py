@@ -236,6 +236,34 @@ def test_reads_match_numpy(
     assert (calls.get("read from disk", 0) > 0) == (kind == "local")
 
 
+@pytest.mark.parametrize("kind", STORES)
+def test_reads_of_chunks_never_stored_make_no_buffer_of_the_chunk(
+    tmp_path: Path, engine: None, kind: str
+) -> None:
+    # A chunk not stored was made whole and filled with the fill value before its region was
+    # copied out: z[5:8] of a 4 TiB chunk raised MemoryError (zarr-python's own pipeline reads
+    # [7, 7, 7]), and of a 2 GiB chunk cost 2 GiB; sharded arrays' inner chunks alike.
+    store = new_store(tmp_path, kind, "s")
+    z = zarr.create_array(
+        store, name="a", shape=(2**42,), chunks=(2**42,), dtype="u1", fill_value=7
+    )
+    assert z[5:8].tolist() == [7, 7, 7]
+    assert z[2**42 - 2 :].tolist() == [7, 7]
+    s = zarr.create_array(
+        store,
+        name="s",
+        shape=(2**44,),
+        chunks=(2**40,),
+        shards=(2**42,),
+        dtype="u1",
+        fill_value=7,
+    )
+    # Across two inner chunks of one shard, and in another shard.
+    assert s[2**40 - 1 : 2**40 + 2].tolist() == [7, 7, 7]
+    assert s[2**43 : 2**43 + 2].tolist() == [7, 7]
+    assert zarr_pipeline.engine_calls()["read"] == 4
+
+
 @pytest.mark.parametrize("zarr_format", [2, 3])
 def test_strings(tmp_path: Path, engine: None, zarr_format: int) -> None:
     data = np.array([[f"{i}·{j}" * (i % 4) for j in range(7)] for i in range(11)])

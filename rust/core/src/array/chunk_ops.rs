@@ -132,24 +132,52 @@ pub fn decode_regions(
     let shared = SharedBuffer::new(out);
     run(items.len(), |i| {
         let (stored, region) = &items[i];
-        let maps = region.maps();
-        let refs: Vec<&PieceMap> = maps.iter().collect();
-        let mut chunk =
-            crate::alloc::zeroed(repr.nbytes()).map_err(|e| corrupt(&region.label, e))?;
-        match stored {
-            Some(bytes) => chain
-                .decode_into(bytes, &mut chunk)
-                .map_err(|e| corrupt(&region.label, e))?,
-            None => fill_elements(&mut chunk, &repr.fill_value),
-        }
-        for_each_row(&refs, &repr.shape, out_shape, size, &mut |o, c, n| {
-            // SAFETY: the callers' regions write disjoint parts of the output (zarr-python's
-            // indexers give each output element to one chunk).
-            unsafe { shared.slice(o, n) }.copy_from_slice(&chunk[c..c + n]);
-        });
+        let chunk = match stored {
+            Some(bytes) => {
+                let mut chunk =
+                    crate::alloc::zeroed(repr.nbytes()).map_err(|e| corrupt(&region.label, e))?;
+                chain
+                    .decode_into(bytes, &mut chunk)
+                    .map_err(|e| corrupt(&region.label, e))?;
+                Some(chunk)
+            }
+            None => None,
+        };
+        // SAFETY: the callers' regions write disjoint parts of the output (zarr-python's
+        // indexers give each output element to one chunk).
+        unsafe { copy_region(&shared, chain, region, chunk.as_deref(), out_shape) };
         Ok(())
     })?;
     Ok(())
+}
+
+/// Copies `region` of a decoded chunk (of the shape `chain` decodes to) into `out`, shaped
+/// `out_shape`; for a chunk not stored (`None`) the fill value goes there instead, so that no
+/// buffer of the whole chunk is made for it: one was, and filled, costing the chunk's size
+/// in memory for a few elements (a MemoryError for a 4 TiB chunk zarr-python reads).
+///
+/// # Safety
+///
+/// No other thread writes the part of `out` the region covers while this runs.
+unsafe fn copy_region(
+    out: &SharedBuffer,
+    chain: &CodecChain,
+    region: &ChunkRegion,
+    chunk: Option<&[u8]>,
+    out_shape: &[u64],
+) {
+    let repr = chain.decoded_repr();
+    let maps = region.maps();
+    let refs: Vec<&PieceMap> = maps.iter().collect();
+    let size = repr.data_type.size();
+    for_each_row(&refs, &repr.shape, out_shape, size, &mut |o, c, n| {
+        // SAFETY: the caller's promise: this part of the output is the region's alone.
+        let place = unsafe { out.slice(o, n) };
+        match chunk {
+            Some(chunk) => place.copy_from_slice(&chunk[c..c + n]),
+            None => fill_elements(place, &repr.fill_value),
+        }
+    });
 }
 
 /// Decodes whole chunks (`None` in, `None` out), in parallel.
@@ -548,22 +576,28 @@ pub fn read_regions(
                 store.get(task.key).map_err(|e| storage(task.key, e))?,
             ),
         };
-        let task_repr = task_chain.decoded_repr();
-        let mut chunk =
-            crate::alloc::zeroed(task_repr.nbytes()).map_err(|e| corrupt(&task.label, e))?;
-        match stored {
-            Some(bytes) => task_chain
-                .decode_into(&bytes, &mut chunk)
-                .map_err(|e| corrupt(&task.label, e))?,
-            None => fill_elements(&mut chunk, &task_repr.fill_value),
-        }
-        let maps = task.region.maps();
-        let refs: Vec<&PieceMap> = maps.iter().collect();
-        for_each_row(&refs, &task_repr.shape, out_shape, size, &mut |o, c, n| {
-            // SAFETY: the tasks' regions write disjoint parts of the output (each output
-            // element belongs to one chunk's region, and each of those to one inner chunk).
-            unsafe { shared.slice(o, n) }.copy_from_slice(&chunk[c..c + n]);
-        });
+        let chunk = match stored {
+            Some(bytes) => {
+                let mut chunk = crate::alloc::zeroed(task_chain.decoded_repr().nbytes())
+                    .map_err(|e| corrupt(&task.label, e))?;
+                task_chain
+                    .decode_into(&bytes, &mut chunk)
+                    .map_err(|e| corrupt(&task.label, e))?;
+                Some(chunk)
+            }
+            None => None,
+        };
+        // SAFETY: the tasks' regions write disjoint parts of the output (each output element
+        // belongs to one chunk's region, and each of those to one inner chunk).
+        unsafe {
+            copy_region(
+                &shared,
+                task_chain,
+                &task.region,
+                chunk.as_deref(),
+                out_shape,
+            )
+        };
         Ok(())
     })?;
     Ok(())
