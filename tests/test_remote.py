@@ -1338,3 +1338,25 @@ def test_verify_and_from_array_of_a_web_server_that_lists_nothing(tmp_path: Path
         assert_same(copy[...], values)
     finally:
         server.close()
+
+
+def test_the_last_shards_of_an_axis_of_2_64_inner_chunks_read_from_a_web_server(
+    tmp_path: Path,
+) -> None:
+    # A read from a store that waits hints the shards it will need whole: the end of the last
+    # shard's inner chunks, (shard + 1) * inner chunks per shard, passed 2**64 - 1 and
+    # overflowed (a PanicException in a debug build).
+    n = 2**64 - 1
+    a = oxzarr.create_array(
+        tmp_path / "a.zarr", shape=(n,), chunks=(1,), shards=(16,), dtype="i2", fill_value=3
+    )
+    a[n - 40 :] = np.arange(40, dtype="i2")
+    values = np.full(64, 3, dtype="i2")
+    values[-40:] = np.arange(40)
+    server = _RangeServer(tmp_path)
+    try:
+        r = oxzarr.open_array(f"{server.url}/a.zarr", mode="r")
+        assert_same(r[n - 64 :], values)
+        assert_same(r[n - 64 :: 5], values[::5])
+    finally:
+        server.close()

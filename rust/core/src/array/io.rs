@@ -419,7 +419,9 @@ impl<'a> ShardsAhead<'a> {
         let mut needed = 1u64;
         let mut inner_chunks = 1u64;
         for ((&s, &n), (grid, per_shard_index)) in shard.iter().zip(per_shard).zip(counts) {
-            let (lo, hi) = (s * n, ((s + 1) * n).min(*grid));
+            // Saturating: the end of the last shard of a grid of nearly 2^64 inner chunks lies
+            // past 2^64 (the product overflowed); it is clipped to the grid all the same.
+            let (lo, hi) = (s * n, (s.saturating_add(1).saturating_mul(n)).min(*grid));
             inner_chunks = inner_chunks.saturating_mul(hi.saturating_sub(lo));
             needed = needed.saturating_mul(per_shard_index.get(&s).copied().unwrap_or(0));
         }
