@@ -50,11 +50,20 @@ class Attributes(MutableMapping[str, JSON]):
     def __init__(self, node: Array | Any) -> None:
         self._node = node
 
+    def _stored(self) -> Mapping[str, JSON]:
+        # The node's own mapping, not a copy: reads go to it straight, as copying it for each
+        # key made reading every key cost the square of their number. It is never changed in
+        # place (a write loads a new document) and never handed out, so callers cannot
+        # change it either.
+        stored: Mapping[str, JSON] = self._node._metadata_dict.get("attributes") or {}
+        return stored
+
     def _current(self) -> dict[str, JSON]:
-        return dict(self._node._metadata_dict.get("attributes") or {})
+        """A copy of the attributes, for a write to change."""
+        return dict(self._stored())
 
     def __getitem__(self, key: str) -> JSON:
-        return self._current()[key]
+        return self._stored()[key]
 
     def __setitem__(self, key: str, value: JSON) -> None:
         self.update({key: value})
@@ -69,10 +78,15 @@ class Attributes(MutableMapping[str, JSON]):
             self._node._write_attributes(attrs)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._current())
+        # Over the mapping of the time the iteration began, as over a copy before: a write
+        # while iterating loads a new mapping and leaves this one as it was.
+        return iter(self._stored())
 
     def __len__(self) -> int:
-        return len(self._current())
+        return len(self._stored())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._stored()
 
     def update(self, *args: Any, **kwargs: JSON) -> None:
         """Changes several attributes with one write."""
@@ -90,7 +104,7 @@ class Attributes(MutableMapping[str, JSON]):
         return self._current()
 
     def __repr__(self) -> str:
-        return repr(self._current())
+        return repr(dict(self._stored()))
 
 
 def _broadcast(values: npt.NDArray[Any], shape: tuple[int, ...]) -> npt.NDArray[Any]:
