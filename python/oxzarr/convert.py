@@ -22,6 +22,7 @@ import json
 import math
 import mmap
 import os
+import queue
 import shutil
 import signal
 import threading
@@ -1106,12 +1107,33 @@ class _Runner:
         # A plain flag, not an Event: setting one takes a lock, which Ctrl-C can leave held.
         self.cancelled = False
         self.decodes = 0
+        # The arrays' jobs go to one worker thread, started with the first and kept for the
+        # rest of the plan (a thread for each array cost more than copying a small one).
+        # SimpleQueue is written in C and takes no lock Ctrl-C could leave held.
+        self.tasks: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self.worker: threading.Thread | None = None
+
+    def close(self) -> None:
+        """Ends the worker thread, once the job it has (if any) is over."""
+        if self.worker is not None:
+            self.tasks.put(None)
+            self.worker = None
 
     def report(self) -> None:
         if self.callback is not None:
             self.callback(self.state)
 
+    @staticmethod
+    def serve(tasks: queue.SimpleQueue[Callable[[], None] | None]) -> None:
+        while (task := tasks.get()) is not None:
+            task()
+            # Not kept while waiting for the next: it holds the job, and through it the
+            # arrays and the store they write to (a zip file kept open).
+            del task
+
     def run_zarr(self, source: Array, destination: Array) -> None:
+        # The job runs in the worker thread while this one waits in Python, where Ctrl-C
+        # gets in (it does not while the engine runs in this thread) and cancels the job.
         job = _core.ConvertJob(
             source._core,
             destination._core,
@@ -1120,13 +1142,15 @@ class _Runner:
         )
         outcome: list[tuple[bool, int, int]] = []
         failure: list[BaseException] = []
-        # The end of the job is told by `finished` (a list the worker appends to), which the
-        # main thread polls with sleeps: no lock is taken there. Ctrl-C's KeyboardInterrupt
+        # The end of the job is told by `finished` (a list the worker appends to), and
+        # `woken` wakes the wait at once: no lock is taken here. Ctrl-C's KeyboardInterrupt
         # can land between a `with lock:`'s acquire and its block (CPython 3.11), leaving the
         # lock held; an Event's wait then hung the command for good (1 SIGTERM test in ~50).
         # Nor Thread.join/is_alive: in 3.11 a join interrupted by Ctrl-C can mark a running
-        # thread as stopped.
+        # thread as stopped. Should a Ctrl-C take the wake-up away, `finished` still tells
+        # within the wait's timeout.
         finished: list[bool] = []
+        woken: queue.SimpleQueue[bool] = queue.SimpleQueue()
 
         def work() -> None:
             try:
@@ -1135,15 +1159,24 @@ class _Runner:
                 failure.append(e)
             finally:
                 finished.append(True)
+                woken.put(True)
+
+        def wait(seconds: float) -> None:
+            with contextlib.suppress(queue.Empty):
+                woken.get(timeout=seconds)
 
         base_units, base_bytes = self.state.units_done, self.state.bytes_done
-        thread = threading.Thread(target=work, name="oxzarr-convert", daemon=True)
-        thread.start()
+        if self.worker is None:
+            self.worker = threading.Thread(
+                target=self.serve, args=(self.tasks,), name="oxzarr-convert", daemon=True
+            )
+            self.worker.start()
+        self.tasks.put(work)
         try:
             last_report = time.monotonic()
             while not finished:
-                time.sleep(0.01)
-                if time.monotonic() - last_report < 0.2:
+                wait(max(0.0, last_report + 0.2 - time.monotonic()))
+                if finished or time.monotonic() - last_report < 0.2:
                     continue
                 last_report = time.monotonic()
                 done, _, nbytes, _, _ = job.progress()
@@ -1160,7 +1193,7 @@ class _Runner:
                 with contextlib.suppress(KeyboardInterrupt):
                     job.cancel()
                     self.cancelled = True
-                    time.sleep(0.01)
+                    wait(0.01)
             raise
         if failure:
             error = failure.pop()
@@ -1413,6 +1446,8 @@ def convert(
         with _ctrl_c_ignored():
             _discard(staging_dir, final, zipped)
         raise
+    finally:
+        runner.close()
     return Report(
         arrays=len(plan.arrays),
         groups=len(plan.groups),
