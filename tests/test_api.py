@@ -463,6 +463,27 @@ def test_append_only_along_an_axis_the_array_has(tmp_path: Path) -> None:
         s.append(np.array(1))
 
 
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_opening_a_group_reads_its_documents_once(tmp_path: Path, zarr_format: int) -> None:
+    # open_group tried the group's consolidated metadata first and, finding none, opened
+    # the group again: every document was read and parsed twice.
+    p = tmp_path / "g.zarr"
+    g = oxzarr.open_group(p, mode="w", zarr_format=zarr_format, attributes={"k": "v" * 1000})
+    g.create_array("a", shape=(3,), dtype="i4")
+    names = ["zarr.json"] if zarr_format == 3 else [".zgroup", ".zattrs"]
+    for consolidated in (False, True):
+        if consolidated:
+            oxzarr.consolidate_metadata(p)
+            names += [] if zarr_format == 3 else [".zmetadata"]
+        documents = sum((p / name).stat().st_size for name in names)
+        for mode in ("r", "r+", "a"):
+            store = CountingStore(LocalStore(p))
+            opened = oxzarr.open_group(store, mode=mode)
+            assert store.bytes_read == documents, (consolidated, mode)
+            assert opened.metadata.consolidated_metadata is not None or not consolidated
+            assert opened.attrs["k"] == "v" * 1000 and list(opened) == ["a"]
+
+
 def test_a_growing_resize_lists_no_chunks(tmp_path: Path) -> None:
     # Every resize listed every stored chunk, to delete those outside the new shape: a loop
     # of appends was quadratic (42x zarr-python's time per append at 40,000 chunks), one

@@ -602,17 +602,19 @@ def _open_existing_group(
     # Consolidated metadata asked for and not found: raised if there is a group there (mode
     # "a" creates a missing one, as in zarr-python).
     missing: NodeNotFoundError | None = None
-    if use_consolidated is not False:
-        # As zarr-python: consolidated metadata is used when present (required if asked for).
+    if use_consolidated:
         try:
             core = _core.Group.open_consolidated(target._core, _path(path), zarr_format)
             return Group(core, target)
         except NodeNotFoundError as e:
-            if use_consolidated and mode != "a":
+            if mode != "a":
                 raise
-            missing = e if use_consolidated else None
+            missing = e
+    # As zarr-python: consolidated metadata is used when present, unless declined (or
+    # found missing above). Left to choose, one open reads the group's document for both.
+    opener = _core.Group.open_maybe_consolidated if use_consolidated is None else _core.Group.open
     try:
-        core = _core.Group.open(target._core, _path(path), zarr_format)
+        core = opener(target._core, _path(path), zarr_format)
     except GroupNotFoundError:
         if mode == "a":
             return create_group(target, path=path, attributes=attributes, zarr_format=zarr_format)

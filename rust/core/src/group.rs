@@ -640,23 +640,46 @@ impl Group {
     }
 
     fn open_consolidated_in(store: StoreRef, path: &str, format: Option<u8>) -> Result<Self> {
+        let group = Self::open_with_own_consolidated(store, path, format)?;
+        if group.consolidated.is_none() {
+            return Err(Error::NodeNotFound {
+                kind: "consolidated metadata",
+                path: describe(&group.store, &group.path),
+            });
+        }
+        Ok(group)
+    }
+
+    /// Opens the group of Zarr format `format` (2 or 3; `None`: either, v3 first) at `path`
+    /// through its consolidated metadata if it has some, else without, reading its document
+    /// once either way. Errors are those of [`Group::open_consolidated_as`], less the one
+    /// for a group without consolidated metadata.
+    pub fn open_maybe_consolidated_as(
+        store: StoreRef,
+        path: &str,
+        format: Option<u8>,
+    ) -> Result<Self> {
+        let described = store.describe();
+        Self::open_with_own_consolidated(store, path, format).map_err(|e| e.metadata_in(&described))
+    }
+
+    /// The group at `path` with its own consolidated metadata, if it has some.
+    fn open_with_own_consolidated(store: StoreRef, path: &str, format: Option<u8>) -> Result<Self> {
         let path = normalize_path(path)?;
-        let not_found = || Error::NodeNotFound {
-            kind: "consolidated metadata",
-            path: describe(&store, &path),
-        };
         let invalid = |key: &str, value: &Value, reason: &str| Error::InvalidMetadata {
             key: key.to_string(),
             source: MetadataError::invalid("consolidated_metadata", value, reason),
         };
         let (group, consolidated) = match node::read_node_metadata_as(&store, &path, format)? {
             Some(NodeMetadata::Group(GroupMetadata::V3(meta))) => {
-                let consolidated = Consolidated::inline(&path, &meta)?.ok_or_else(not_found)?;
+                let consolidated = Consolidated::inline(&path, &meta)?;
                 (GroupMetadata::V3(meta), consolidated)
             }
             Some(NodeMetadata::Group(meta @ GroupMetadata::V2 { .. })) => {
                 let key = join_key(&path, ZMETADATA);
-                let bytes = store.get(&key)?.ok_or_else(not_found)?;
+                let Some(bytes) = store.get(&key)? else {
+                    return Ok(Self::from_metadata(store, &path, meta));
+                };
                 let doc: Value =
                     crate::metadata::json::parse(&bytes).map_err(|e| Error::InvalidMetadata {
                         key: key.clone(),
@@ -695,7 +718,7 @@ impl Group {
                         .collect();
                     consolidated.add(node_path, node_docs)?;
                 }
-                (meta, consolidated)
+                (meta, Some(consolidated))
             }
             Some(NodeMetadata::Array(_)) => {
                 return Err(Error::NotAGroup {
@@ -713,7 +736,7 @@ impl Group {
             store,
             path,
             metadata: group,
-            consolidated: Some(Arc::new(consolidated)),
+            consolidated: consolidated.map(Arc::new),
         })
     }
 }

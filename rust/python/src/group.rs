@@ -80,6 +80,23 @@ impl Group {
         .map(Self::from)
     }
 
+    /// Opens the group (of Zarr format `zarr_format`, if given) through its consolidated
+    /// metadata if it has some, else without; its document is read once.
+    #[staticmethod]
+    #[pyo3(signature = (store, path, zarr_format=None))]
+    fn open_maybe_consolidated(
+        py: Python<'_>,
+        store: &Store,
+        path: &str,
+        zarr_format: Option<u8>,
+    ) -> PyResult<Self> {
+        let store = store.inner().clone();
+        without_gil(py, || {
+            oxzarr_core::Group::open_maybe_consolidated_as(store, path, zarr_format)
+        })
+        .map(Self::from)
+    }
+
     /// Writes consolidated metadata for everything below the group; returns the group opened
     /// through it.
     fn consolidate(&self, py: Python<'_>) -> PyResult<Self> {
