@@ -176,6 +176,53 @@ def test_members_and_lookups(tmp_path: Path, zarr_format: int) -> None:
     assert len(str(root.tree(level=1)).splitlines()) == 5
 
 
+def test_member_handles_parse_no_documents_until_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each member's handle serialised its document in the engine and parsed it again, which
+    # nothing read unless its attributes or metadata were asked for: members() of 5,000
+    # arrays took 3x zarr-python's time.
+    p = tmp_path / "g.zarr"
+    root = oxzarr.open_group(p, mode="w")
+    for i in range(50):
+        root.create_array(
+            f"a{i}",
+            shape=(4 + i, 2),
+            chunks=(3, 2),
+            dtype="f4" if i % 2 else ">i2",
+            fill_value=i,
+            attributes={"i": i},
+            dimension_names=["y", None],
+        )
+    root.create_array("s", shape=(4,), dtype="f8", chunks=(2,), shards=(4,))
+    oxzarr.consolidate_metadata(p)
+    parses = 0
+    loads = json.loads
+
+    def counting(text: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal parses
+        parses += 1
+        return loads(text, *args, **kwargs)
+
+    for consolidated in (True, False):
+        group = oxzarr.open_group(p, mode="r", use_consolidated=consolidated)
+        monkeypatch.setattr(json, "loads", counting)
+        parses = 0
+        members = dict(group.members())
+        handles = [members[f"a{i}"] for i in range(50)]
+        described = [(a.shape, a.chunks, a.shards, a.dtype, a.order) for a in handles]
+        # One parse at most, of the dtype description the engine gives.
+        assert parses <= 1
+        monkeypatch.undo()
+        for i, a in enumerate(handles):
+            stored = json.loads((p / f"a{i}" / "zarr.json").read_text())
+            dtype = np.dtype("f4" if i % 2 else "i2")
+            assert described[i] == ((4 + i, 2), (3, 2), None, dtype, "C")
+            assert a.fill_value == i and dict(a.attrs) == {"i": i}
+            assert a.metadata.to_dict() == stored and a.metadata.dimension_names == ("y", None)
+        assert (members["s"].shards, members["s"].chunks) == ((4,), (2,))
+
+
 def test_tree_takes_zarr_pythons_keywords(tmp_path: Path) -> None:
     # oxzarr.tree named its group `group`, so zarr-python's call tree(grp=g) failed with a
     # TypeError: the parameters are zarr-python's, names included.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import warnings
@@ -105,6 +106,27 @@ class Attributes(MutableMapping[str, JSON]):
 
     def __repr__(self) -> str:
         return repr(dict(self._stored()))
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_description(described: str) -> Any:
+    # Kept: a hierarchy's many arrays share a few dtypes, and parsing the description for
+    # each of them is a good part of the cost of a member's handle. (Not the dtype made from
+    # it: a record dtype's field names can be changed in place, so each handle makes its own.)
+    return json.loads(described)
+
+
+def _numpy_dtype(described: str) -> tuple[np.dtype[Any], bool]:
+    """The numpy dtype of elements the engine describes as `described` (JSON), and whether
+    they are of variable length."""
+    parsed = _parsed_description(described)
+    # Variable-length elements: text as numpy's StringDType (as zarr-python gives it),
+    # bytes as objects.
+    if parsed == "string":
+        return STRING_DTYPE, True
+    if parsed == "bytes":
+        return np.dtype(object), True
+    return np.dtype(parsed), False
 
 
 def _broadcast(values: npt.NDArray[Any], shape: tuple[int, ...]) -> npt.NDArray[Any]:
@@ -567,21 +589,16 @@ class Array:
 
     def _load(self, core: _core.Array) -> None:
         self._core = core
-        self._metadata_dict: dict[str, JSON] = json.loads(core.metadata_json())
+        # The document as a dict is made when first asked for (attributes, metadata,
+        # codecs), from the engine's: the description below comes from the engine's typed
+        # values, so that a handle for each of a group's many members costs no serialising
+        # and parsing of documents nobody reads.
+        self._metadata_cache: tuple[_core.Array, dict[str, JSON]] | None = None
         self._shape = tuple(int(s) for s in core.shape)
         self._chunks = tuple(int(c) for c in core.inner_chunk_shape)
         shards = core.shard_shape
         self._shards = tuple(int(s) for s in shards) if shards is not None else None
-        described = json.loads(core.numpy_dtype)
-        # Variable-length elements: text as numpy's StringDType (as zarr-python gives it),
-        # bytes as objects.
-        self._vlen = described in ("string", "bytes")
-        if described == "string":
-            self._dtype: np.dtype[Any] = STRING_DTYPE
-        elif described == "bytes":
-            self._dtype = np.dtype(object)
-        else:
-            self._dtype = np.dtype(described)
+        self._dtype, self._vlen = _numpy_dtype(core.numpy_dtype)
         # The engine works in the machine's byte order; a v2 dtype stored in the other order
         # is what zarr-python hands out, so values are converted to it on the way out.
         self._native = self._dtype
@@ -597,6 +614,18 @@ class Array:
         # dimensions): reads and writes of F-order buffers then copy chunks as they are
         # stored, where C-order ones have every chunk transposed.
         self._stored_fortran = bool(core.stores_fortran_order)
+
+    @property
+    def _metadata_dict(self) -> dict[str, JSON]:
+        """The array's document, as the engine holds it."""
+        core = self._core
+        cached = self._metadata_cache
+        # Kept with the engine's array it was made from: made from one a write (in another
+        # thread) has since replaced, it is made again from the new one.
+        if cached is None or cached[0] is not core:
+            cached = (core, json.loads(core.metadata_json()))
+            self._metadata_cache = cached
+        return cached[1]
 
     # --- description ---
 
