@@ -429,6 +429,41 @@ def test_read_what_zarr_python_consolidates(tmp_path: Path, zarr_format: int) ->
     assert og["y"].attrs["k"] == "v"
 
 
+def test_consolidated_documents_order_nodes_as_zarr_python(tmp_path: Path) -> None:
+    # The nodes were in the order of their paths' code points ("B", "B/x", "C", "a"), where
+    # zarr-python puts them by depth, then by NFKC-normalised case-folded path: the same
+    # hierarchy consolidated by both gave two different zarr.json files.
+    import unicodedata
+
+    names = ["B", "B/x", "a", "C", "B/Y", "st", "\u00df", "sr", "\ufb01", "fj", "fh", "\u2168"]
+    names += ["iy", "iw", "\u00c9", "e", "f"]
+    written = {}
+    for lib in (zarr, oxzarr):
+        p = tmp_path / f"{lib.__name__}.zarr"
+        root = zarr.open_group(p, mode="w")
+        for name in names:
+            root.create_group(name)
+        root.create_array("C/\u00df/q", shape=(2,), dtype="i4")
+        lib.consolidate_metadata(p)
+        written[lib.__name__] = (p / "zarr.json").read_bytes()
+    assert written["oxzarr"] == written["zarr"]
+    order = list(json.loads(written["oxzarr"])["consolidated_metadata"]["metadata"])
+    assert order[:5] == ["a", "B", "C", "e", "f"]
+    assert order[-4:] == ["B/x", "B/Y", "C/\u00df", "C/\u00df/q"]
+    # Paths the key holds equal ("B" and "b": zarr-python leaves them in the order its listing
+    # found them) come in the order of their code points, between the others as in zarr-python.
+    p = tmp_path / "zarr.zarr"
+    zarr.open_group(p / "b", mode="w")
+    oxzarr.consolidate_metadata(p)
+    order = list(json.loads((p / "zarr.json").read_text())["consolidated_metadata"]["metadata"])
+    assert order[:4] == ["a", "B", "b", "C"]
+
+    def key(path: str) -> tuple[int, str]:
+        return path.count("/"), unicodedata.normalize("NFKC", path).casefold()
+
+    assert order == sorted(order, key=key)
+
+
 def test_open_picks_format_and_kind(tmp_path: Path) -> None:
     zarr.create_array(tmp_path / "a2.zarr", shape=(2,), dtype="i1", zarr_format=2)
     zarr.create_array(tmp_path / "a3.zarr", shape=(2,), dtype="i1", zarr_format=3)

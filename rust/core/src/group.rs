@@ -129,6 +129,25 @@ impl Consolidated {
     }
 }
 
+/// `nodes` in the order of zarr-python's consolidated documents: by depth, then by path
+/// NFKC-normalised and case-folded (its `unicodedata.normalize("NFKC", p).casefold()`), so
+/// that the document written is the one zarr-python writes. Paths that key leaves equal
+/// ("B" and "b"), which zarr-python leaves in the order its listing found them, go by
+/// their own order.
+fn consolidated_order(nodes: &[(String, Found)]) -> Vec<&(String, Found)> {
+    use unicode_normalization::UnicodeNormalization;
+    let mut keyed: Vec<_> = nodes
+        .iter()
+        .map(|node| {
+            let rel = node.0.as_str();
+            let folded = caseless::default_case_fold_str(&rel.nfkc().collect::<String>());
+            ((rel.matches('/').count(), folded, rel), node)
+        })
+        .collect();
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    keyed.into_iter().map(|(_, node)| node).collect()
+}
+
 /// An open group. Immutable: changing attributes gives a new `Group`.
 #[derive(Debug, Clone)]
 pub struct Group {
@@ -551,7 +570,7 @@ impl Group {
         match &self.metadata {
             GroupMetadata::V3(meta) => {
                 let mut docs = Map::new();
-                for (rel, node) in nodes {
+                for (rel, node) in consolidated_order(nodes) {
                     let doc = match node {
                         Found::Unreadable(docs) => match docs.iter().find(|d| d.0 == ZARR_JSON) {
                             Some((_, doc)) => doc.clone(),
