@@ -801,3 +801,72 @@ def test_inner_chunks_past_a_shrunk_edge_outlive_a_write_of_the_whole_array(
     assert_same(ours[kept], theirs[kept])
     assert (ours[:3, :3] == value).all()
     assert_same(zarr.open_array(tmp_path / "oxzarr", mode="r")[...], ours)
+
+
+def _stored_inner(raw: bytes, levels: list[tuple[int, bool]]) -> list[Any]:
+    """Per inner chunk of a shard of `levels[0][0]` (its index at the end, bytes and crc32c,
+    then a crc32c of the whole shard if `levels[0][1]`): None where none is stored, else its
+    bytes or, for a shard inside it (`levels[1:]`), the same again."""
+    n, checksummed = levels[0]
+    if checksummed:
+        raw = raw[:-4]
+    index = np.frombuffer(raw[-(16 * n + 4) : -4], dtype="<u8").reshape(n, 2)
+    out: list[Any] = []
+    for offset, nbytes in index.tolist():
+        if offset == 2**64 - 1:
+            out.append(None)
+            continue
+        part = raw[offset : offset + nbytes]
+        out.append(_stored_inner(part, levels[1:]) if levels[1:] else part)
+    return out
+
+
+def _layout(kind: str) -> tuple[dict[str, Any], list[tuple[int, bool]]]:
+    """An (8, 8) shard of (4, 4) inner chunks: shards of (2, 2) themselves (with a crc32c
+    after each), or followed by a crc32c; with how `_stored_inner` reads it."""
+    innermost = zc.ShardingCodec(chunk_shape=(2, 2), codecs=[zc.BytesCodec()])
+    if kind == "nested":
+        ser = zc.ShardingCodec(chunk_shape=(4, 4), codecs=[innermost])
+        return {"serializer": ser, "compressors": None}, [(4, False), (4, False)]
+    if kind == "nested, crc32c":
+        ser = zc.ShardingCodec(chunk_shape=(4, 4), codecs=[innermost, zc.Crc32cCodec()])
+        return {"serializer": ser, "compressors": None}, [(4, False), (4, True)]
+    ser = zc.ShardingCodec(chunk_shape=(4, 4), codecs=[zc.BytesCodec()])
+    return {"serializer": ser, "compressors": [zc.Crc32cCodec()]}, [(4, True)]
+
+
+@pytest.mark.parametrize("kind", ["nested", "nested, crc32c", "crc32c"])
+@pytest.mark.parametrize("write_empty_chunks", [False, True])
+def test_shards_keep_the_inner_chunks_zarr_python_keeps_at_every_level(
+    tmp_path: Path, kind: str, write_empty_chunks: bool
+) -> None:
+    # zarr-python hands write_empty_chunks down to the innermost chunks, and writes a shard
+    # inside a shard in part, keeping the chunks stored before that a write does not touch.
+    # Only the outer level followed it: with it on, an inner shard of the fill value was
+    # stored as its index alone, as was a shard followed by a crc32c; with it off, the
+    # innermost chunks of the fill value stored before were dropped once their inner shard
+    # was touched.
+    data = np.arange(1, 65, dtype="i4").reshape(8, 8)
+    steps = [
+        lambda a: a.__setitem__(Ellipsis, 0),
+        lambda a: [a.__setitem__(Ellipsis, data), a.__setitem__((slice(0, 4), slice(0, 4)), 0)],
+        lambda a: a.__setitem__((0, 0), 7),
+        lambda a: a.oindex.__setitem__(([1, 6], [1, 2]), 0),
+        lambda a: a.__setitem__((slice(4, 8), slice(0, 8, 5)), 0),
+        lambda a: a.vindex.__setitem__(([0, 5], [0, 5]), 0),
+        lambda a: a.__setitem__(np.eye(8, dtype=bool), 0),
+    ]
+    layout, levels = _layout(kind)
+    seen: dict[str, list[Any]] = {}
+    for lib in (zarr, oxzarr):
+        p = tmp_path / lib.__name__
+        lib.create_array(p, shape=(8, 8), dtype="i4", chunks=(8, 8), fill_value=0, **layout)
+        seen[lib.__name__] = []
+        for step in steps:
+            for setting in (write_empty_chunks, not write_empty_chunks):
+                a = lib.open_array(p, mode="r+").with_config({"write_empty_chunks": setting})
+                step(a)
+                shard = p / "c" / "0" / "0"
+                stored = _stored_inner(shard.read_bytes(), levels) if shard.exists() else None
+                seen[lib.__name__].append((stored, a[...].tolist()))
+    assert seen["oxzarr"] == seen["zarr"]

@@ -459,6 +459,65 @@ def test_write_empty_chunks_keeps_the_inner_chunks_zarr_python_keeps(
     assert stored[PIPELINE] == stored[ZARR_PYTHONS]
 
 
+def _inner_chunks(shard: bytes, n: int) -> list[bytes | None]:
+    """The stored bytes of each inner chunk of a shard of `n` (None where none is stored),
+    its index at the end (bytes and crc32c): zarr-python lays them out in Morton order,
+    oxzarr in C order."""
+    index = np.frombuffer(shard[-(16 * n + 4) : -4], dtype="<u8").reshape(n, 2)
+    return [
+        None if offset == 2**64 - 1 else shard[offset : offset + nbytes]
+        for offset, nbytes in index.tolist()
+    ]
+
+
+@pytest.mark.parametrize("kind", STORES)
+@pytest.mark.parametrize("write_empty_chunks", [False, True])
+def test_shards_inside_shards_keep_the_innermost_chunks_zarr_python_keeps(
+    tmp_path: Path, kind: str, write_empty_chunks: bool
+) -> None:
+    # zarr-python hands write_empty_chunks down to the innermost chunks and writes an inner
+    # shard in part. The engine followed it at the outer level only: with it on, an inner
+    # shard of the fill value was stored as its index alone; with it off, innermost chunks of
+    # the fill value stored before went once a write touched their inner shard.
+    data = np.arange(1, 65, dtype="i4").reshape(8, 8)
+    steps = [
+        (slice(None), 0),
+        (slice(None), data),
+        ((slice(0, 4), slice(0, 4)), 0),
+        ((0, 0), 7),
+        ((slice(4, 8), slice(0, 8, 5)), 0),
+    ]
+    stored = {}
+    for n, pipeline in enumerate((ZARR_PYTHONS, PIPELINE)):
+        zarr_pipeline.reset_counts()
+        with zarr.config.set({"codec_pipeline.path": pipeline}):
+            store = new_store(tmp_path, kind, f"s{n}")
+            innermost = zarr.codecs.ShardingCodec(chunk_shape=(2, 2))
+            a = zarr.create_array(
+                store,
+                name="a",
+                shape=(8, 8),
+                chunks=(8, 8),
+                serializer=zarr.codecs.ShardingCodec(chunk_shape=(4, 4), codecs=[innermost]),
+                dtype="i4",
+                fill_value=0,
+                compressors=None,
+            )
+            seen = []
+            for selection, value in steps:
+                for setting in (write_empty_chunks, not write_empty_chunks):
+                    a.with_config({"write_empty_chunks": setting})[selection] = value
+                    shards = store_contents(store, "a")
+                    inner = {
+                        k: [None if s is None else _inner_chunks(s, 4) for s in _inner_chunks(v, 4)]
+                        for k, v in shards.items()
+                    }
+                    seen.append((inner, a[...].tolist()))
+            stored[pipeline] = seen
+        assert zarr_pipeline.fallbacks() == {}
+    assert stored[PIPELINE] == stored[ZARR_PYTHONS]
+
+
 def test_corrupt_chunk_names_its_key(tmp_path: Path, engine: None) -> None:
     a = zarr.create_array(
         str(tmp_path / "c"),

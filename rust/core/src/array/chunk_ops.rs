@@ -3,11 +3,12 @@
 //! wants and where that region goes. The decoding, encoding and copying run here in parallel,
 //! as the engine's own reads and writes do.
 
+use std::ops::Range;
+
 use super::copy::{all_fill_of, fill_elements, for_each_row, SharedBuffer};
-use super::io::locate_inner;
 use super::read_ahead::ReadAhead;
 use super::selection::PieceMap;
-use crate::codec::array_to_bytes::sharding::Sharding;
+use crate::codec::array_to_bytes::sharding::{Sharding, Touches};
 use crate::codec::array_to_bytes::vlen::VlenChunk;
 use crate::codec::CodecChain;
 use crate::concurrency;
@@ -42,6 +43,20 @@ impl ChunkRegion {
                 len: d.len,
             })
             .collect()
+    }
+
+    /// Whether the region holds any element of `part` (per dimension, a range of indices in
+    /// the chunk).
+    fn touches(&self, part: &[Range<u64>]) -> bool {
+        self.dims.iter().zip(part).all(|(d, r)| {
+            if d.len == 0 || d.step <= 0 {
+                return false;
+            }
+            let step = d.step as u64;
+            // The first of the region's indices at or after the part's start.
+            let k = r.start.saturating_sub(d.start).div_ceil(step);
+            k < d.len && d.start + k * step < r.end
+        })
     }
 
     /// Whether the region is the whole chunk, in order.
@@ -240,26 +255,26 @@ pub fn encode_regions(
         let refs: Vec<&PieceMap> = maps.iter().collect();
         let mut chunk =
             crate::alloc::zeroed(repr.nbytes()).map_err(|e| corrupt(&region.label, e))?;
+        // A chunk the region covers is rewritten whole: what was stored does not matter.
+        let stored = stored.filter(|_| !region.is_whole(&repr.shape));
         match stored {
-            Some(bytes) if !region.is_whole(&repr.shape) => chain
+            Some(bytes) => chain
                 .decode_into(bytes, &mut chunk)
                 .map_err(|e| corrupt(&region.label, e))?,
-            _ => fill_elements(&mut chunk, &repr.fill_value),
+            None => fill_elements(&mut chunk, &repr.fill_value),
         }
         for_each_row(&refs, &repr.shape, data_shape, size, &mut |o, c, n| {
             chunk[c..c + n].copy_from_slice(&data[o..o + n]);
         });
-        encode_written(chain, &chunk, region, *stored, write_empty_chunks)
+        encode_written(chain, &chunk, region, stored, write_empty_chunks)
     })
 }
 
 /// The new stored bytes of a chunk that a write of `region` left as the decoded `chunk`
 /// (its stored bytes before: `stored`); `None` when nothing is to be stored. A chunk of the
 /// fill value is not stored unless `write_empty_chunks`. A shard keeps its inner chunks as
-/// zarr-python's partial shard writes do: those the write did not touch stay as they were
-/// stored (fill value or not); those it touched are stored unless they hold only the fill
-/// value and `write_empty_chunks` is off; no others (one past the array's edge, which no
-/// write touches, is not stored); and a shard left with no inner chunk is not stored.
+/// zarr-python's partial shard writes do (see [`Sharding::encode_written`]): an inner chunk
+/// past the array's edge, which no write touches, is stored only if it was before.
 fn encode_written(
     chain: &CodecChain,
     chunk: &[u8],
@@ -267,42 +282,77 @@ fn encode_written(
     stored: Option<&[u8]>,
     write_empty_chunks: bool,
 ) -> Result<Option<Vec<u8>>> {
+    let touches = |part: &[Range<u64>]| region.touches(part);
+    encode_touched(
+        chain,
+        chunk,
+        &region.label,
+        &touches,
+        stored,
+        write_empty_chunks,
+    )
+}
+
+/// As [`encode_written`], the parts of the chunk the write touched told by `touches`.
+fn encode_touched(
+    chain: &CodecChain,
+    chunk: &[u8],
+    label: &str,
+    touches: &Touches<'_>,
+    stored: Option<&[u8]>,
+    write_empty_chunks: bool,
+) -> Result<Option<Vec<u8>>> {
     let repr = chain.decoded_repr();
     let encoded = match chain.sharding() {
-        Some(sharding) => {
-            let mut touched = vec![false; sharding.num_inner()];
-            for (coords, _) in split_region(region, sharding.inner_chunk_shape()) {
-                let (_, i) = locate_inner(&coords, sharding.chunks_per_shard());
-                if let Some(touched) = touched.get_mut(i) {
-                    *touched = true;
-                }
-            }
-            // A region covering the shard touches every inner chunk: what was stored before
-            // (not read then) does not matter.
-            let before = match stored {
-                Some(bytes) if !touched.iter().all(|&t| t) => Some(
-                    sharding
-                        .read_index(bytes)
-                        .map_err(|e| corrupt(&region.label, e))?,
-                ),
-                _ => None,
-            };
-            let keep_empty = |i: usize| {
-                let touched = touched.get(i).copied().unwrap_or(false);
-                let was_stored = before.as_ref().is_some_and(|index| index.get(i).is_some());
-                (touched && write_empty_chunks) || (!touched && was_stored)
-            };
-            sharding.encode_keeping(chunk, repr, &keep_empty)
-        }
+        Some(sharding) => sharding.encode_written(chunk, repr, stored, touches, write_empty_chunks),
         None if !write_empty_chunks && all_fill_of(chunk, &repr.fill_value, &repr.data_type) => {
             return Ok(None)
         }
-        None => chain.encode(chunk).map(|c| Some(c.into_owned())),
+        // A shard followed by other codecs is encoded whole, as zarr-python encodes it.
+        None => chain
+            .encode_with(chunk, write_empty_chunks)
+            .map(|c| Some(c.into_owned())),
     };
     encoded.map_err(|source| Error::EncodeChunk {
-        key: region.label.clone(),
+        key: label.to_string(),
         source,
     })
+}
+
+/// Whether `mask` (one byte per element of a C-order array of `shape`) is nonzero anywhere
+/// in `part` (per dimension, a range of indices within `shape`).
+pub(super) fn mask_touches(mask: &[u8], shape: &[u64], part: &[Range<u64>]) -> bool {
+    if part.iter().any(|r| r.is_empty()) {
+        return false;
+    }
+    let Some((last, outer)) = part.split_last() else {
+        return mask.iter().any(|&m| m != 0);
+    };
+    let mut strides = vec![1u64; shape.len()];
+    for d in (0..shape.len().saturating_sub(1)).rev() {
+        strides[d] = strides[d + 1] * shape[d + 1];
+    }
+    // Row by row along the last dimension, the others counting up like an odometer.
+    let mut at: Vec<u64> = outer.iter().map(|r| r.start).collect();
+    loop {
+        let start = at.iter().zip(&strides).map(|(i, s)| i * s).sum::<u64>() + last.start;
+        let row = mask.get(start as usize..(start + last.end - last.start) as usize);
+        if row.is_some_and(|row| row.iter().any(|&m| m != 0)) {
+            return true;
+        }
+        let mut d = outer.len();
+        loop {
+            if d == 0 {
+                return false;
+            }
+            d -= 1;
+            at[d] += 1;
+            if at[d] < outer[d].end {
+                break;
+            }
+            at[d] = outer[d].start;
+        }
+    }
 }
 
 /// Decodes whole chunks of a variable-length data type (`None` in, `None` out), in parallel.
@@ -688,6 +738,31 @@ mod tests {
                 (vec![2], vec![dim(1, 2, 2, 13)]),
             ]
         );
+    }
+
+    #[test]
+    fn a_region_touches_the_parts_holding_its_indices() {
+        // Indices 3, 5, 7, 9, 11 by rows 1 and 2.
+        let region = ChunkRegion {
+            label: "c/0".into(),
+            dims: vec![dim(3, 2, 5, 0), dim(1, 1, 2, 0)],
+        };
+        assert!(region.touches(&[0..4, 0..2]));
+        assert!(region.touches(&[4..6, 2..4]));
+        assert!(!region.touches(&[4..5, 0..4]));
+        assert!(!region.touches(&[12..16, 0..4]));
+        assert!(!region.touches(&[0..16, 3..4]));
+    }
+
+    #[test]
+    fn a_mask_touches_the_boxes_holding_an_element_it_sets() {
+        let mut mask = vec![0u8; 16];
+        mask[2 * 4 + 1] = 1; // (2, 1) of a 4 by 4 chunk
+        assert!(mask_touches(&mask, &[4, 4], &[2..4, 0..2]));
+        assert!(mask_touches(&mask, &[4, 4], &[0..4, 0..4]));
+        assert!(!mask_touches(&mask, &[4, 4], &[0..2, 0..2]));
+        assert!(!mask_touches(&mask, &[4, 4], &[2..4, 2..4]));
+        assert!(!mask_touches(&mask, &[4, 4], &[2..2, 0..4]));
     }
 
     #[test]

@@ -31,7 +31,7 @@ use super::shard_cache::KnownShard;
 use super::write_lock::{self, WriteClaim};
 use super::Array;
 use crate::alloc;
-use crate::codec::array_to_bytes::sharding::{ShardIndex, Sharding};
+use crate::codec::array_to_bytes::sharding::{ShardIndex, Sharding, Touches};
 use crate::codec::{box_byte_range, CodecChain};
 use crate::concurrency;
 use crate::error::{CodecError, Error, Result, StorageError};
@@ -1630,19 +1630,17 @@ impl Array {
                             data,
                             chunk,
                         )?;
-                        if !write_empty_chunks
-                            && all_fill_of(chunk, &self.fill_value, self.metadata.data_type())
-                        {
-                            return Ok(None);
-                        }
-                        let encoded =
-                            inner_chain
-                                .encode(chunk)
-                                .map_err(|source| Error::EncodeChunk {
-                                    key: label.to_string(),
-                                    source,
-                                })?;
-                        Ok(Some(encoded.into_owned()))
+                        let touches = |part: &[Range<u64>]| {
+                            share.maps.iter().zip(part).all(|(m, r)| m.touches(r))
+                        };
+                        self.encode_written_inner(
+                            inner_chain,
+                            chunk,
+                            existing,
+                            &touches,
+                            write_empty_chunks,
+                            label,
+                        )
                     })
                 };
                 self.write_sharded(sharding, &plan, &encode)
@@ -1652,6 +1650,45 @@ impl Array {
                 self.write_chunk(&key, &share, &plan.out_shape, data, write_empty_chunks)
             }),
         }
+    }
+
+    /// The new stored bytes (`None`: not stored) of an inner chunk of a shard that a write
+    /// left as the decoded `chunk` of `chain` (the sharding codec's inner chain), its stored
+    /// bytes before being `existing`; `touches` says which parts of it the write touched. An
+    /// inner chunk of the fill value is not stored unless `write_empty_chunks`; one that is a
+    /// shard itself is written in part, as zarr-python writes it, down to its own inner
+    /// chunks (see [`Sharding::encode_written`]).
+    pub(super) fn encode_written_inner(
+        &self,
+        chain: &CodecChain,
+        chunk: &[u8],
+        existing: Option<&[u8]>,
+        touches: &Touches<'_>,
+        write_empty_chunks: bool,
+        label: &str,
+    ) -> Result<Option<Vec<u8>>> {
+        let encoded = match chain.sharding() {
+            Some(nested) => nested.encode_written(
+                chunk,
+                chain.decoded_repr(),
+                existing,
+                touches,
+                write_empty_chunks,
+            ),
+            None if !write_empty_chunks
+                && all_fill_of(chunk, &self.fill_value, self.metadata.data_type()) =>
+            {
+                return Ok(None)
+            }
+            // A shard followed by other codecs is encoded whole, as zarr-python encodes it.
+            None => chain
+                .encode_with(chunk, write_empty_chunks)
+                .map(|c| Some(c.into_owned())),
+        };
+        encoded.map_err(|source| Error::EncodeChunk {
+            key: label.to_string(),
+            source,
+        })
     }
 
     /// Claims, against other threads' writes to this array, the stored chunks (shards, if
@@ -1797,9 +1834,11 @@ impl Array {
         {
             self.store.delete(key).map_err(Error::from)
         } else {
+            // A shard followed by other codecs is encoded whole: with write_empty_chunks, its
+            // inner chunks of the fill value are stored too, as zarr-python stores them.
             let encoded = self
                 .codecs
-                .encode(chunk)
+                .encode_with(chunk, write_empty_chunks)
                 .map_err(|source| Error::EncodeChunk {
                     key: key.to_string(),
                     source,

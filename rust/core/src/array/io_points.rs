@@ -13,7 +13,8 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use super::chunk_cache;
-use super::copy::{all_fill_of, c_strides, fill_elements, SharedBuffer};
+use super::chunk_ops::mask_touches;
+use super::copy::{c_strides, fill_elements, SharedBuffer};
 use super::io::{for_each_item, locate_inner, ShardsSeen};
 use super::write_lock::WriteClaim;
 use super::Array;
@@ -360,16 +361,18 @@ impl Array {
                 chunk[offset * size..(offset + 1) * size]
                     .copy_from_slice(&data[i * size..(i + 1) * size]);
             }
-            if !write_empty_chunks
-                && all_fill_of(&chunk, &self.fill_value, self.metadata.data_type())
-            {
-                return Ok(None);
+            // Which elements the points touch, asked only of an inner chunk that is a shard.
+            let mut touched = Vec::new();
+            if chain.sharding().is_some() {
+                touched = crate::alloc::zeroed(chain.decoded_repr().num_elements() as usize)
+                    .map_err(|e| self.corrupt(label, e))?;
+                for &(_, offset) in points {
+                    touched[offset] = 1;
+                }
             }
-            let encoded = chain.encode(&chunk).map_err(|source| Error::EncodeChunk {
-                key: label.to_string(),
-                source,
-            })?;
-            Ok(Some(encoded.into_owned()))
+            let shape = &chain.decoded_repr().shape;
+            let touches = |part: &[Range<u64>]| mask_touches(&touched, shape, part);
+            self.encode_written_inner(chain, &chunk, existing, &touches, write_empty_chunks, label)
         })
     }
 

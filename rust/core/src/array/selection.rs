@@ -127,6 +127,23 @@ impl PieceMap {
         }
     }
 
+    /// Whether the piece reads any chunk position in `part`.
+    pub fn touches(&self, part: &std::ops::Range<u64>) -> bool {
+        match self {
+            Self::Run { len: 0, .. } => false,
+            Self::Run { step, len, .. } => {
+                // As an ascending run: from its lowest position, by the step's size.
+                let step = step.unsigned_abs().max(1);
+                let Some((lowest, _)) = self.chunk_bounds() else {
+                    return false;
+                };
+                let k = part.start.saturating_sub(lowest).div_ceil(step);
+                k < *len && lowest + k * step < part.end
+            }
+            Self::Pairs(pairs) => pairs.iter().any(|&(_, c)| part.contains(&c)),
+        }
+    }
+
     /// Whether the piece covers chunk positions `0..extent` exactly once, in order, with
     /// consecutive output positions.
     pub fn is_whole(&self, extent: u64) -> bool {
@@ -376,5 +393,27 @@ mod tests {
         assert!(run(0, 5, 1).covers(1));
         assert!(PieceMap::Pairs(vec![(0, 1), (1, 0), (2, 1)]).covers(2));
         assert!(!PieceMap::Pairs(vec![(0, 1)]).covers(2));
+    }
+
+    #[test]
+    fn a_piece_touches_the_ranges_holding_its_positions() {
+        let run = |chunk_start, step, len| PieceMap::Run {
+            out_start: 0,
+            chunk_start,
+            step,
+            len,
+        };
+        // Positions 3, 5, 7, 9 either way round.
+        for piece in [run(3, 2, 4), run(9, -2, 4)] {
+            assert!(piece.touches(&(0..4)));
+            assert!(!piece.touches(&(0..3)));
+            assert!(!piece.touches(&(4..5)));
+            assert!(piece.touches(&(8..10)));
+            assert!(!piece.touches(&(10..16)));
+        }
+        assert!(!run(0, 1, 0).touches(&(0..4)));
+        let pairs = PieceMap::Pairs(vec![(0, 6), (1, 2)]);
+        assert!(pairs.touches(&(2..3)));
+        assert!(!pairs.touches(&(3..6)));
     }
 }

@@ -224,6 +224,15 @@ pub trait ArrayToBytesCodec: Send + Sync + Debug {
     /// Makes a sharding codec (and those nested in it) store inner chunks that hold only
     /// the fill value; nothing for the others.
     fn keep_empty_inner_chunks(&mut self) {}
+    /// As `encode`, a sharding codec (and those nested in it) storing this chunk's inner
+    /// chunks that hold only the fill value; the others encode as always.
+    fn encode_keeping_empty<'a>(
+        &self,
+        data: Cow<'a, [u8]>,
+        repr: &ChunkRepr,
+    ) -> Result<Cow<'a, [u8]>, CodecError> {
+        self.encode(data, repr)
+    }
     /// Encodes variable-length elements (only the vlen codecs can).
     fn encode_vlen(
         &self,
@@ -795,13 +804,28 @@ impl CodecChain {
 
     /// Encodes a decoded chunk (C order, native endian) into its stored bytes.
     pub fn encode<'a>(&self, data: &'a [u8]) -> Result<Cow<'a, [u8]>, CodecError> {
+        self.encode_with(data, false)
+    }
+
+    /// As [`Self::encode`]; with `keep_empty_inner`, shards keep their inner chunks that hold
+    /// only the fill value, at every level, as zarr-python's do when it encodes a whole shard
+    /// with `write_empty_chunks=True`.
+    pub fn encode_with<'a>(
+        &self,
+        data: &'a [u8],
+        keep_empty_inner: bool,
+    ) -> Result<Cow<'a, [u8]>, CodecError> {
         check_len("codec chain", data.len(), self.reprs[0].nbytes())?;
         let mut array: Cow<'a, [u8]> = Cow::Borrowed(data);
         for (codec, repr) in self.array_to_array.iter().zip(&self.reprs) {
             array = Cow::Owned(codec.encode(&array, repr)?);
         }
         let last = &self.reprs[self.reprs.len() - 1];
-        let mut bytes = self.array_to_bytes.encode(array, last)?;
+        let mut bytes = if keep_empty_inner {
+            self.array_to_bytes.encode_keeping_empty(array, last)?
+        } else {
+            self.array_to_bytes.encode(array, last)?
+        };
         for codec in &self.bytes_to_bytes {
             bytes = Cow::Owned(codec.encode(&bytes)?);
         }

@@ -10,6 +10,7 @@
 //! shards, which nested sharding and unusual chains need.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use rayon::prelude::*;
 use serde_json::{Map, Value};
@@ -35,6 +36,10 @@ pub enum IndexLocation {
     Start,
     End,
 }
+
+/// Which parts of a chunk a write touched: whether it wrote any element of a box (per
+/// dimension, a range of indices in the chunk).
+pub type Touches<'a> = dyn Fn(&[Range<u64>]) -> bool + Sync + 'a;
 
 /// The decoded index of a shard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -374,8 +379,8 @@ impl Sharding {
         Ok(Some(out))
     }
 
-    /// The maps that place inner chunk `i` within a shard buffer.
-    fn inner_maps(&self, i: usize) -> Vec<PieceMap> {
+    /// The grid coordinates of inner chunk `i` (C order) within a shard.
+    fn inner_coords(&self, i: usize) -> Vec<u64> {
         let mut coords = vec![0u64; self.chunks_per_shard.len()];
         let mut rest = i as u64;
         for d in (0..coords.len()).rev() {
@@ -383,6 +388,11 @@ impl Sharding {
             rest /= self.chunks_per_shard[d];
         }
         coords
+    }
+
+    /// The maps that place inner chunk `i` within a shard buffer.
+    fn inner_maps(&self, i: usize) -> Vec<PieceMap> {
+        self.inner_coords(i)
             .iter()
             .zip(&self.chunk_shape)
             .map(|(&c, &n)| PieceMap::Run {
@@ -391,6 +401,15 @@ impl Sharding {
                 step: 1,
                 len: n,
             })
+            .collect()
+    }
+
+    /// The box inner chunk `i` covers in a shard: per dimension, its range of indices.
+    fn inner_box(&self, i: usize) -> Vec<Range<u64>> {
+        self.inner_coords(i)
+            .iter()
+            .zip(&self.chunk_shape)
+            .map(|(&c, &n)| c * n..(c + 1) * n)
             .collect()
     }
 
@@ -470,22 +489,77 @@ impl Sharding {
         self.assemble(encoded.iter().map(|e| e.as_deref()))
     }
 
-    /// Encodes the decoded shard `data`, leaving out each inner chunk that holds only the
-    /// fill value unless `keep_empty` says to keep it (by its index in the shard): zarr-python,
-    /// with write_empty_chunks, keeps those a write touched and those stored before, and no
-    /// others. `None` when no inner chunk is left to store, as zarr-python then stores no
-    /// shard.
-    pub fn encode_keeping(
+    /// The shard `data` (decoded, of `repr`) after a write, as zarr-python's partial shard
+    /// writes store it: `stored` is the shard stored before (`None`: none), `touches` says
+    /// which parts of the shard the write touched. Inner chunks the write did not touch stay
+    /// as they were stored (fill value or not), byte for byte; those it touched are stored
+    /// unless they hold only the fill value and `write_empty_chunks` is off. An inner chunk
+    /// that is itself a shard (nested sharding) goes through the same, level by level, as
+    /// zarr-python hands `write_empty_chunks` down to the innermost chunks. `None` when no
+    /// inner chunk is left to store, as zarr-python then stores no shard.
+    pub fn encode_written(
         &self,
         data: &[u8],
         repr: &ChunkRepr,
-        keep_empty: &(dyn Fn(usize) -> bool + Sync),
+        stored: Option<&[u8]>,
+        touches: &Touches<'_>,
+        write_empty_chunks: bool,
     ) -> Result<Option<Vec<u8>>, CodecError> {
-        self.encode_stored(|i| self.encode_inner(i, data, repr, keep_empty(i)))
+        if data.len() != repr.nbytes() {
+            return Err(CodecError::Encode {
+                codec: NAME,
+                reason: format!("{} bytes for a shard of {}", data.len(), repr.nbytes()),
+            });
+        }
+        let touched: Vec<bool> = (0..self.num_inner())
+            .map(|i| touches(&self.inner_box(i)))
+            .collect();
+        let nested = self.inner.sharding();
+        // What was stored matters for the inner chunks left untouched, and inside the
+        // touched ones when they are shards themselves.
+        let before = match stored {
+            Some(bytes) if nested.is_some() || !touched.iter().all(|&t| t) => {
+                Some((bytes, self.read_index(bytes)?))
+            }
+            _ => None,
+        };
+        let stored_inner = |i: usize| match &before {
+            Some((bytes, index)) => stored_inner_chunk(bytes, index, i),
+            None => Ok(None),
+        };
+        self.encode_stored(|i| {
+            if !touched[i] {
+                return Ok(stored_inner(i)?.map(<[u8]>::to_vec));
+            }
+            let Some(nested) = nested else {
+                return self.encode_inner(i, data, repr, write_empty_chunks);
+            };
+            let mut chunk = crate::alloc::zeroed(self.inner.decoded_repr().nbytes())?;
+            self.for_each_inner_row(i, repr, &mut |o, c, n| {
+                chunk[c..c + n].copy_from_slice(&data[o..o + n]);
+            });
+            // The inner shard's parts, in the coordinates of this shard.
+            let origin: Vec<u64> = self.inner_box(i).iter().map(|r| r.start).collect();
+            let touches_inner = |part: &[Range<u64>]| {
+                let shifted: Vec<Range<u64>> = part
+                    .iter()
+                    .zip(&origin)
+                    .map(|(r, &o)| r.start + o..r.end + o)
+                    .collect();
+                touches(&shifted)
+            };
+            nested.encode_written(
+                &chunk,
+                self.inner.decoded_repr(),
+                stored_inner(i)?,
+                &touches_inner,
+                write_empty_chunks,
+            )
+        })
     }
 
     /// Inner chunk `i` of the decoded shard `data`, encoded; `None` when it holds only the
-    /// fill value, unless `keep_empty`.
+    /// fill value, unless `keep_empty` (which shards inside it then follow too).
     fn encode_inner(
         &self,
         i: usize,
@@ -503,7 +577,9 @@ impl Sharding {
         {
             return Ok(None);
         }
-        Ok(Some(self.inner.encode(&chunk)?.into_owned()))
+        Ok(Some(
+            self.inner.encode_with(&chunk, keep_empty)?.into_owned(),
+        ))
     }
 }
 
@@ -540,6 +616,15 @@ impl ArrayToBytesCodec for Sharding {
         repr: &ChunkRepr,
     ) -> Result<Cow<'a, [u8]>, CodecError> {
         let encode_one = |i| self.encode_inner(i, &data, repr, self.keep_empty_inner);
+        Ok(Cow::Owned(self.encode_shard(encode_one)?))
+    }
+
+    fn encode_keeping_empty<'a>(
+        &self,
+        data: Cow<'a, [u8]>,
+        repr: &ChunkRepr,
+    ) -> Result<Cow<'a, [u8]>, CodecError> {
+        let encode_one = |i| self.encode_inner(i, &data, repr, true);
         Ok(Cow::Owned(self.encode_shard(encode_one)?))
     }
 
