@@ -518,6 +518,56 @@ def test_shards_inside_shards_keep_the_innermost_chunks_zarr_python_keeps(
     assert stored[PIPELINE] == stored[ZARR_PYTHONS]
 
 
+def _write_selected(a: zarr.Array, how: str, value: int) -> None:
+    """Writes `value` into the (8, 8) shard of `a`, whose inner chunks are (4, 4), by `how`:
+    the points (0, 0) and (5, 5) (inner chunks 0 and 3) or, by oindex, rows 0 and 1 of
+    column 0 (inner chunk 0 alone)."""
+    if how == "vindex":
+        a.vindex[[0, 5], [0, 5]] = value
+    elif how == "oindex":
+        a.oindex[[0, 1], [0]] = value
+    else:
+        mask = np.zeros((8, 8), dtype=bool)
+        mask[0, 0] = mask[5, 5] = True
+        a[mask] = value
+
+
+@pytest.mark.parametrize("how", ["vindex", "oindex", "mask"])
+@pytest.mark.parametrize("value", [0, 5])
+@pytest.mark.parametrize("write_empty_chunks", [False, True])
+@pytest.mark.parametrize("stored_before", [False, True])
+def test_index_and_mask_writes_keep_the_inner_chunks_zarr_python_keeps(
+    how: str, value: int, write_empty_chunks: bool, stored_before: bool
+) -> None:
+    # These writes are merged by the pipeline, which re-encoded the whole shard with no
+    # record of which inner chunks were stored or touched: untouched inner chunks of the
+    # fill value were dropped, and with write_empty_chunks=True so were touched ones, the
+    # shard then stored as its index alone (zarr-python deletes a shard left empty).
+    stored = {}
+    for pipeline in (ZARR_PYTHONS, PIPELINE):
+        zarr_pipeline.reset_counts()
+        with zarr.config.set({"codec_pipeline.path": pipeline}):
+            store = zarr.storage.MemoryStore()
+            a = zarr.create_array(
+                store,
+                name="a",
+                shape=(8, 8),
+                chunks=(4, 4),
+                shards=(8, 8),
+                dtype="i4",
+                fill_value=0,
+                compressors=None,
+                config={"write_empty_chunks": True},
+            )
+            if stored_before:
+                a[...] = 0  # every inner chunk stored
+            _write_selected(a.with_config({"write_empty_chunks": write_empty_chunks}), how, value)
+            shards = {k: _inner_chunks(v, 4) for k, v in store_contents(store, "a").items()}
+            stored[pipeline] = (shards, a[...].tolist())
+        assert zarr_pipeline.fallbacks() == {}
+    assert stored[PIPELINE] == stored[ZARR_PYTHONS]
+
+
 def test_corrupt_chunk_names_its_key(tmp_path: Path, engine: None) -> None:
     a = zarr.create_array(
         str(tmp_path / "c"),

@@ -180,6 +180,13 @@ class ChunkCodec:
         data_shape: list[int],
         write_empty_chunks: bool,
     ) -> list[bytes | None]: ...
+    def encode_masked(
+        self,
+        items: list[
+            tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8] | None, npt.NDArray[np.uint8], str]
+        ],
+        write_empty_chunks: bool,
+    ) -> list[bytes | None]: ...
     @property
     def variable_length_elements(self) -> bool: ...
     def decode_vlen(

@@ -211,14 +211,22 @@ class _Engine:
     """The engine's codec chain for one chunk spec, and the numpy dtype its chunks decode to."""
 
     def __init__(
-        self, codec: _core.ChunkCodec, spec: ArraySpec, whole: _Engine | None = None
+        self,
+        codec: _core.ChunkCodec,
+        spec: ArraySpec,
+        whole: _Engine | None = None,
+        *,
+        sharded: bool = False,
     ) -> None:
         self.codec = codec
+        # Its chunks are shards, which a write that is no region (index arrays, masks) hands
+        # to `encode_written` to keep the inner chunks zarr-python keeps.
+        self.sharded = sharded
         # For shards written whole with write_empty_chunks=True: an engine whose shards keep
         # their inner chunks of the fill value, as zarr-python's do when every inner chunk
-        # is written. (Writes of regions keep those a region touches, and those stored
-        # before, with either engine; a shard encoded whole from an array keeps none with
-        # this one.)
+        # is written. (Writes of regions, index arrays and masks keep those they touch, and
+        # those stored before, with either engine; a shard encoded whole from an array keeps
+        # none with this one.)
         self.whole = whole
         self.shape: tuple[int, ...] = tuple(int(n) for n in spec.shape)
         # Strings and bytes come as Python objects; anything else as native-endian values
@@ -261,6 +269,22 @@ class _Engine:
             for a, k in zip(arrays, keys, strict=True)
         ]
         return await asyncio.to_thread(self.codec.encode, flat)
+
+    async def encode_written(
+        self,
+        arrays: Sequence[np.ndarray[Any, Any]],
+        stored: Sequence[np.ndarray[Any, Any] | None],
+        touched: Sequence[np.ndarray[Any, Any]],
+        keys: Sequence[str],
+    ) -> list[bytes | None]:
+        """Whole chunks (arrays of the chunk shape) a write changed, encoded in parallel from
+        their stored bytes before and which of their elements the write touched (boolean
+        arrays of the chunk shape): None where nothing is to be stored."""
+        work = [
+            (_flat_bytes(np.ascontiguousarray(a, dtype=self.dtype)), s, _flat_bytes(t), k)
+            for a, s, t, k in zip(arrays, stored, touched, keys, strict=True)
+        ]
+        return await asyncio.to_thread(self.codec.encode_masked, work, self.write_empty_chunks)
 
 
 def _object_array(elements: list[Any], shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
@@ -573,10 +597,11 @@ class ZarrCodecPipeline(CodecPipeline):
             try:
                 document = _chunk_document(self.codecs, spec)
                 codec = _core.ChunkCodec(document)
+                sharded = any(isinstance(c, ShardingCodec) for c in self.codecs)
                 whole = None
                 if spec.config.write_empty_chunks and "sharding_indexed" in document:
-                    whole = _Engine(_core.ChunkCodec(document, True), spec)
-                engine = _Engine(codec, spec, whole)
+                    whole = _Engine(_core.ChunkCodec(document, True), spec, sharded=sharded)
+                engine = _Engine(codec, spec, whole, sharded=sharded)
             except _Unsupported as e:
                 engine = str(e)
             except (ValueError, TypeError, NotImplementedError) as e:
@@ -901,6 +926,8 @@ class ZarrCodecPipeline(CodecPipeline):
             # empty): place them as Python objects.
             values = values.astype(object)
         chunks: list[np.ndarray[Any, Any] | None] = []
+        merged: list[np.ndarray[Any, Any]] = []
+        touched: list[np.ndarray[Any, Any]] = []
         for chunk, (_, _, chunk_selection, out_selection, _) in zip(decoded, batch, strict=True):
             if chunk is None:
                 array = np.full(engine.shape, fill, dtype=engine.dtype)
@@ -917,10 +944,20 @@ class ZarrCodecPipeline(CodecPipeline):
                         tuple(None if i in drop_axes else slice(None) for i in range(array.ndim))
                     ]
             array[chunk_selection] = part
+            if engine.sharded:
+                # zarr-python writes a shard in part, inner chunk by inner chunk: which ones
+                # the write touched decides which it keeps.
+                mask = np.zeros(engine.shape, dtype=np.bool_)
+                mask[chunk_selection] = True
+                merged.append(array)
+                touched.append(mask)
+                continue
             if not engine.write_empty_chunks and _all_equal(array, fill):
                 chunks.append(None)
             else:
                 chunks.append(array)
+        if engine.sharded:
+            return await engine.encode_written(merged, stored, touched, keys)
         present = [i for i, c in enumerate(chunks) if c is not None]
         encoded_present = await engine.encode_arrays(
             [c for c in chunks if c is not None], [keys[i] for i in present]

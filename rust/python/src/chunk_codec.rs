@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use numpy::{PyArray1, PyReadonlyArray1};
-use oxzarr_core::array::chunk_ops::{self, ChunkRegion, RegionDim};
+use oxzarr_core::array::chunk_ops::{self, ChunkRegion, MaskedWrite, RegionDim};
 use oxzarr_core::codec::{ChunkRepr, CodecChain};
 use oxzarr_core::metadata::DataType;
 use pyo3::exceptions::{PyNotImplementedError, PyValueError};
@@ -32,6 +32,12 @@ fn stored_slice<'a>(stored: &'a Stored<'_>) -> PyResult<Option<&'a [u8]>> {
                 .map_err(|e| PyValueError::new_err(e.to_string()))
         })
         .transpose()
+}
+
+fn array_slice<'a>(array: &'a PyReadonlyArray1<'_, u8>) -> PyResult<&'a [u8]> {
+    array
+        .as_slice()
+        .map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
 #[pyclass(frozen, module = "oxzarr._core")]
@@ -205,6 +211,41 @@ impl ChunkCodec {
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
         let encoded = without_gil(py, || {
             chunk_ops::encode_regions(&self.chain, &regions, data, &data_shape, write_empty_chunks)
+        })?;
+        Ok(bytes_list(py, encoded))
+    }
+
+    /// For writes that are no region (index arrays, masks), whose values the caller places
+    /// itself: encodes each chunk from its whole decoded contents after the write (a flat
+    /// uint8 view, C order, native endian), its stored bytes before (or None) and which of
+    /// its elements the write touched (a flat uint8 view of a C-order boolean array of the
+    /// chunk's shape). Returns each chunk's new bytes, or None where nothing is to be stored,
+    /// as `encode_regions` does: a shard keeps the inner chunks zarr-python keeps.
+    fn encode_masked<'py>(
+        &self,
+        py: Python<'py>,
+        items: Vec<(
+            PyReadonlyArray1<'py, u8>,
+            Stored<'py>,
+            PyReadonlyArray1<'py, u8>,
+            String,
+        )>,
+        write_empty_chunks: bool,
+    ) -> PyResult<Vec<Option<Bound<'py, PyBytes>>>> {
+        self.fixed_size()?;
+        let refs = items
+            .iter()
+            .map(|(chunk, stored, touched, label)| {
+                Ok(MaskedWrite {
+                    chunk: array_slice(chunk)?,
+                    stored: stored_slice(stored)?,
+                    touched: array_slice(touched)?,
+                    label,
+                })
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        let encoded = without_gil(py, || {
+            chunk_ops::encode_masked(&self.chain, &refs, write_empty_chunks)
         })?;
         Ok(bytes_list(py, encoded))
     }

@@ -319,6 +319,56 @@ fn encode_touched(
     })
 }
 
+/// A chunk a write that is no region (index arrays, masks) changed, the caller having placed
+/// the values itself.
+#[derive(Debug, Clone, Copy)]
+pub struct MaskedWrite<'a> {
+    /// Its whole decoded contents after the write (C order, native endian).
+    pub chunk: &'a [u8],
+    /// Its stored bytes before (`None`: not stored).
+    pub stored: Option<&'a [u8]>,
+    /// Which of its elements the write touched: one byte each, C order, nonzero where
+    /// touched. A shard needs it to keep the inner chunks zarr-python keeps.
+    pub touched: &'a [u8],
+    /// A label for errors: its store key.
+    pub label: &'a str,
+}
+
+/// The new stored bytes of each chunk a write that is no region changed, as
+/// [`encode_regions`] gives them: `None` when nothing is to be stored.
+pub fn encode_masked(
+    chain: &CodecChain,
+    items: &[MaskedWrite<'_>],
+    write_empty_chunks: bool,
+) -> Result<Vec<Option<Vec<u8>>>> {
+    let repr = chain.decoded_repr();
+    for item in items {
+        if item.chunk.len() != repr.nbytes() || item.touched.len() as u64 != repr.num_elements() {
+            return Err(Error::InvalidArgument(format!(
+                "{}: {} bytes and {} touched flags given, the chunk {:?} needs {} and {}",
+                item.label,
+                item.chunk.len(),
+                item.touched.len(),
+                repr.shape,
+                repr.nbytes(),
+                repr.num_elements()
+            )));
+        }
+    }
+    run(items.len(), |i| {
+        let item = &items[i];
+        let touches = |part: &[Range<u64>]| mask_touches(item.touched, &repr.shape, part);
+        encode_touched(
+            chain,
+            item.chunk,
+            item.label,
+            &touches,
+            item.stored,
+            write_empty_chunks,
+        )
+    })
+}
+
 /// Whether `mask` (one byte per element of a C-order array of `shape`) is nonzero anywhere
 /// in `part` (per dimension, a range of indices within `shape`).
 pub(super) fn mask_touches(mask: &[u8], shape: &[u64], part: &[Range<u64>]) -> bool {
