@@ -1911,10 +1911,16 @@ impl Array {
             .zip(inner_shape)
             .map(|(&e, &n)| e.div_ceil(n) as usize)
             .product();
-        let whole_in_array = shares.len() == inner_in_array
-            && shares
-                .iter()
-                .all(|&(_, i)| self.covers(&plan.share(i), inner_shape));
+        // A shard inside this one is written in part, as zarr-python writes it: what it holds
+        // past the array's edge (left by a shrink) stays. So it is read unless the write
+        // covers all of it, not just its part inside the array.
+        let nested = sharding.inner_chain().sharding().is_some();
+        let covered = |share: &ChunkShare<'_>| {
+            self.covers(share, inner_shape)
+                && (!nested || self.extent_in_array(&share.coords, inner_shape) == inner_shape)
+        };
+        let whole_in_array =
+            shares.len() == inner_in_array && shares.iter().all(|&(_, i)| covered(&plan.share(i)));
         let touched: Vec<usize> = shares.iter().map(|&(inner, _)| inner).collect();
         // An edge shard's inner chunks past the array's edge hold what an array shrunk since
         // kept there, which a regrown array reads again (as zarr-python's does): the shard is
@@ -1925,11 +1931,7 @@ impl Array {
         self.rewrite_shard(sharding, shard, &touched, whole, &|k, existing, label| {
             let share = plan.share(shares[k].1);
             // A share that covers its inner chunk does not need what is stored there.
-            let existing = if self.covers(&share, inner_shape) {
-                None
-            } else {
-                existing
-            };
+            let existing = if covered(&share) { None } else { existing };
             encode_inner(&share, existing, label)
         })
     }
