@@ -821,17 +821,19 @@ def _stored_inner(raw: bytes, levels: list[tuple[int, bool]]) -> list[Any]:
     return out
 
 
-def _layout(kind: str) -> tuple[dict[str, Any], list[tuple[int, bool]]]:
-    """An (8, 8) shard of (4, 4) inner chunks: shards of (2, 2) themselves (with a crc32c
-    after each), or followed by a crc32c; with how `_stored_inner` reads it."""
-    innermost = zc.ShardingCodec(chunk_shape=(2, 2), codecs=[zc.BytesCodec()])
+def _layout(kind: str, strings: bool = False) -> tuple[dict[str, Any], list[tuple[int, bool]]]:
+    """An (8, 8) shard of (4, 4) inner chunks (of strings if `strings`): shards of (2, 2)
+    themselves (with a crc32c after each), or followed by a crc32c; with how `_stored_inner`
+    reads it."""
+    serializer = zc.VLenUTF8Codec() if strings else zc.BytesCodec()
+    innermost = zc.ShardingCodec(chunk_shape=(2, 2), codecs=[serializer])
     if kind == "nested":
         ser = zc.ShardingCodec(chunk_shape=(4, 4), codecs=[innermost])
         return {"serializer": ser, "compressors": None}, [(4, False), (4, False)]
     if kind == "nested, crc32c":
         ser = zc.ShardingCodec(chunk_shape=(4, 4), codecs=[innermost, zc.Crc32cCodec()])
         return {"serializer": ser, "compressors": None}, [(4, False), (4, True)]
-    ser = zc.ShardingCodec(chunk_shape=(4, 4), codecs=[zc.BytesCodec()])
+    ser = zc.ShardingCodec(chunk_shape=(4, 4), codecs=[serializer])
     return {"serializer": ser, "compressors": [zc.Crc32cCodec()]}, [(4, True)]
 
 
@@ -869,6 +871,39 @@ def test_shards_keep_the_inner_chunks_zarr_python_keeps_at_every_level(
                 shard = p / "c" / "0" / "0"
                 stored = _stored_inner(shard.read_bytes(), levels) if shard.exists() else None
                 seen[lib.__name__].append((stored, a[...].tolist()))
+    assert seen["oxzarr"] == seen["zarr"]
+
+
+@pytest.mark.parametrize("kind", ["nested", "nested, crc32c", "crc32c"])
+@pytest.mark.parametrize("write_empty_chunks", [False, True])
+def test_shards_of_strings_keep_the_inner_chunks_zarr_python_keeps_at_every_level(
+    tmp_path: Path, kind: str, write_empty_chunks: bool
+) -> None:
+    # As for numbers: shards of strings inside shards, or followed by a crc32c, left out the
+    # inner chunks of the fill value with write_empty_chunks on, and with it off dropped the
+    # innermost ones stored before once a write touched their inner shard.
+    data = np.array([[f"s{i}" * (i % 3) for i in range(8 * r, 8 * r + 8)] for r in range(8)])
+    steps = [
+        lambda a: a.__setitem__(Ellipsis, ""),
+        lambda a: [a.__setitem__(Ellipsis, data), a.__setitem__((slice(0, 4), slice(0, 4)), "")],
+        lambda a: a.__setitem__((0, 0), "x"),
+        lambda a: a.oindex.__setitem__(([1, 6], [1, 2]), ""),
+        lambda a: a.vindex.__setitem__(([0, 5], [0, 5]), ""),
+        lambda a: a.__setitem__(np.eye(8, dtype=bool), ""),
+    ]
+    layout, levels = _layout(kind, strings=True)
+    seen: dict[str, list[Any]] = {}
+    for lib in (zarr, oxzarr):
+        p = tmp_path / lib.__name__
+        lib.create_array(p, shape=(8, 8), dtype=str, chunks=(8, 8), fill_value="", **layout)
+        seen[lib.__name__] = []
+        for step in steps:
+            for setting in (write_empty_chunks, not write_empty_chunks):
+                a = lib.open_array(p, mode="r+").with_config({"write_empty_chunks": setting})
+                step(a)
+                shard = p / "c" / "0" / "0"
+                stored = _stored_inner(shard.read_bytes(), levels) if shard.exists() else None
+                seen[lib.__name__].append((stored, np.asarray(a[...]).tolist()))
     assert seen["oxzarr"] == seen["zarr"]
 
 

@@ -6,11 +6,14 @@
 //! the binding turns into Python objects.
 
 use std::collections::HashSet;
+use std::ops::Range;
 
+use super::chunk_ops::mask_touches;
 use super::copy::for_each_row;
 use super::io::{locate_inner, ChunkShare, Plan, ShardsSeen};
 use super::selection::{PieceMap, Selection};
 use super::Array;
+use crate::codec::array_to_bytes::sharding::Touches;
 use crate::codec::array_to_bytes::vlen::VlenChunk;
 use crate::codec::CodecChain;
 use crate::concurrency;
@@ -129,25 +132,42 @@ impl Array {
         Ok(chunk)
     }
 
-    /// The stored bytes of a chunk of `chain` holding `elements`: `None` when it holds only
-    /// the fill value and empty chunks are not written.
+    /// The stored bytes of a chunk of `chain` holding `elements` after a write: `None` when it
+    /// holds only the fill value and empty chunks are not written. A chunk that is a shard
+    /// (an inner chunk of a shard, itself a shard) is written in part, as zarr-python writes
+    /// it: `existing` is what it stored before and `touches` which parts of it the write
+    /// touched (see [`Sharding::encode_written_vlen`](crate::codec::array_to_bytes::sharding::Sharding::encode_written_vlen)); other chunks need neither.
     fn encode_vlen_chunk(
         &self,
         chain: &CodecChain,
         elements: &VlenChunk,
+        existing: Option<&[u8]>,
+        touches: &Touches<'_>,
         label: &str,
         write_empty_chunks: bool,
     ) -> Result<Option<Vec<u8>>> {
-        if !write_empty_chunks && elements.iter().all(|e| e == self.fill_value.as_slice()) {
-            return Ok(None);
-        }
-        chain
-            .encode_vlen(elements)
-            .map(Some)
-            .map_err(|source| Error::EncodeChunk {
-                key: label.to_string(),
-                source,
-            })
+        let encoded = match chain.sharding() {
+            Some(nested) => nested.encode_written_vlen(
+                elements,
+                chain.decoded_repr(),
+                existing,
+                touches,
+                write_empty_chunks,
+            ),
+            None if !write_empty_chunks
+                && elements.iter().all(|e| e == self.fill_value.as_slice()) =>
+            {
+                return Ok(None)
+            }
+            // A shard followed by other codecs is encoded whole, as zarr-python encodes it.
+            None => chain
+                .encode_vlen_with(elements, write_empty_chunks)
+                .map(Some),
+        };
+        encoded.map_err(|source| Error::EncodeChunk {
+            key: label.to_string(),
+            source,
+        })
     }
 
     /// Stores a chunk's new bytes at `key`, or deletes it (`None`).
@@ -345,7 +365,26 @@ impl Array {
             let chain = sharding.inner_chain();
             return self.rewrite_shards_of_points(sharding, &groups, &|points, existing, label| {
                 let current = self.decode_vlen_chunk(chain, existing, label)?;
-                self.encode_vlen_chunk(chain, &update(&current, points), label, write_empty_chunks)
+                // Which elements the points touch, asked only of an inner chunk that is a
+                // shard.
+                let mut touched = Vec::new();
+                if chain.sharding().is_some() {
+                    touched =
+                        crate::alloc::zeroed(current.len()).map_err(|e| self.corrupt(label, e))?;
+                    for &(_, offset) in points {
+                        touched[offset] = 1;
+                    }
+                }
+                let shape = &chain.decoded_repr().shape;
+                let touches = |part: &[Range<u64>]| mask_touches(&touched, shape, part);
+                self.encode_vlen_chunk(
+                    chain,
+                    &update(&current, points),
+                    existing,
+                    &touches,
+                    label,
+                    write_empty_chunks,
+                )
             });
         }
         let write = |(chunk, points): &(Vec<u64>, Vec<(usize, usize)>)| -> Result<()> {
@@ -354,8 +393,14 @@ impl Array {
             // Unsharded here: no shards to see.
             let current = self.vlen_chunk(chunk, &ShardsSeen::default())?;
             let updated = update(&current, points);
-            let encoded =
-                self.encode_vlen_chunk(&self.codecs, &updated, &key, write_empty_chunks)?;
+            let encoded = self.encode_vlen_chunk(
+                &self.codecs,
+                &updated,
+                None,
+                &|_| true,
+                &key,
+                write_empty_chunks,
+            )?;
             self.store_vlen_chunk(&key, encoded)
         };
         match groups.len() {
@@ -416,7 +461,16 @@ impl Array {
                 let current = self.decode_vlen_chunk(chain, existing, label)?;
                 let updated =
                     self.overlay_vlen(&current, &share.maps, &inner_shape, &plan.out_shape, values);
-                self.encode_vlen_chunk(chain, &updated, label, write_empty_chunks)
+                let touches =
+                    |part: &[Range<u64>]| share.maps.iter().zip(part).all(|(m, r)| m.touches(r));
+                self.encode_vlen_chunk(
+                    chain,
+                    &updated,
+                    existing,
+                    &touches,
+                    label,
+                    write_empty_chunks,
+                )
             };
             return self.write_sharded(sharding, &plan, &encode);
         }
@@ -452,8 +506,14 @@ impl Array {
                 self.vlen_chunk(&coords, &ShardsSeen::default())?
             };
             let updated = self.overlay_vlen(&current, &maps, &chunk_shape, &in_shape, values);
-            let encoded =
-                self.encode_vlen_chunk(&self.codecs, &updated, &key, write_empty_chunks)?;
+            let encoded = self.encode_vlen_chunk(
+                &self.codecs,
+                &updated,
+                None,
+                &|_| true,
+                &key,
+                write_empty_chunks,
+            )?;
             self.store_vlen_chunk(&key, encoded)
         };
         match total {

@@ -244,6 +244,15 @@ pub trait ArrayToBytesCodec: Send + Sync + Debug {
             reason: format!("cannot encode variable-length {} elements", repr.data_type),
         })
     }
+    /// As `encode_vlen`, a sharding codec (and those nested in it) storing this chunk's inner
+    /// chunks that hold only the fill value.
+    fn encode_vlen_keeping_empty(
+        &self,
+        chunk: &array_to_bytes::vlen::VlenChunk,
+        repr: &ChunkRepr,
+    ) -> Result<Vec<u8>, CodecError> {
+        self.encode_vlen(chunk, repr)
+    }
     /// Decodes variable-length elements (only the vlen codecs can).
     fn decode_vlen(
         &self,
@@ -860,6 +869,15 @@ impl CodecChain {
         &self,
         chunk: &array_to_bytes::vlen::VlenChunk,
     ) -> Result<Vec<u8>, CodecError> {
+        self.encode_vlen_with(chunk, false)
+    }
+
+    /// As [`Self::encode_vlen`]; with `keep_empty_inner`, as [`Self::encode_with`].
+    pub fn encode_vlen_with(
+        &self,
+        chunk: &array_to_bytes::vlen::VlenChunk,
+        keep_empty_inner: bool,
+    ) -> Result<Vec<u8>, CodecError> {
         let permuted;
         let chunk = match self.vlen_permutation()? {
             Some(perm) => {
@@ -871,7 +889,11 @@ impl CodecChain {
             None => chunk,
         };
         let last = &self.reprs[self.reprs.len() - 1];
-        let mut bytes = self.array_to_bytes.encode_vlen(chunk, last)?;
+        let mut bytes = if keep_empty_inner {
+            self.array_to_bytes.encode_vlen_keeping_empty(chunk, last)?
+        } else {
+            self.array_to_bytes.encode_vlen(chunk, last)?
+        };
         for codec in &self.bytes_to_bytes {
             bytes = codec.encode(&bytes)?;
         }

@@ -511,14 +511,71 @@ impl Sharding {
                 reason: format!("{} bytes for a shard of {}", data.len(), repr.nbytes()),
             });
         }
+        self.encode_touched(stored, touches, |i, before, touches_inner| {
+            let Some(nested) = self.inner.sharding() else {
+                return self.encode_inner(i, data, repr, write_empty_chunks);
+            };
+            let mut chunk = crate::alloc::zeroed(self.inner.decoded_repr().nbytes())?;
+            self.for_each_inner_row(i, repr, &mut |o, c, n| {
+                chunk[c..c + n].copy_from_slice(&data[o..o + n]);
+            });
+            nested.encode_written(
+                &chunk,
+                self.inner.decoded_repr(),
+                before,
+                touches_inner,
+                write_empty_chunks,
+            )
+        })
+    }
+
+    /// As [`Self::encode_written`], for a shard of variable-length elements (`chunk`).
+    pub fn encode_written_vlen(
+        &self,
+        chunk: &VlenChunk,
+        repr: &ChunkRepr,
+        stored: Option<&[u8]>,
+        touches: &Touches<'_>,
+        write_empty_chunks: bool,
+    ) -> Result<Option<Vec<u8>>, CodecError> {
+        self.check_vlen_len(chunk, repr)?;
+        self.encode_touched(stored, touches, |i, before, touches_inner| {
+            let positions = self.inner_positions(i, &repr.shape);
+            if let Some(nested) = self.inner.sharding() {
+                let inner = VlenChunk::from_elements(positions.iter().map(|&p| chunk.get(p)));
+                let inner_repr = self.inner.decoded_repr();
+                return nested.encode_written_vlen(
+                    &inner,
+                    inner_repr,
+                    before,
+                    touches_inner,
+                    write_empty_chunks,
+                );
+            }
+            self.encode_inner_vlen(chunk, repr, &positions, write_empty_chunks)
+        })
+    }
+
+    /// The shard after a write that touched the parts `touches` says, its stored bytes before
+    /// being `stored`: inner chunks the write did not touch as they were stored, and each one
+    /// it touched from `encode_one(i, its stored bytes before, which parts of it the write
+    /// touched)`. `None` when no inner chunk is left to store.
+    fn encode_touched(
+        &self,
+        stored: Option<&[u8]>,
+        touches: &Touches<'_>,
+        encode_one: impl Fn(usize, Option<&[u8]>, &Touches<'_>) -> Result<Option<Vec<u8>>, CodecError>
+            + Sync
+            + Send,
+    ) -> Result<Option<Vec<u8>>, CodecError> {
         let touched: Vec<bool> = (0..self.num_inner())
             .map(|i| touches(&self.inner_box(i)))
             .collect();
-        let nested = self.inner.sharding();
         // What was stored matters for the inner chunks left untouched, and inside the
         // touched ones when they are shards themselves.
+        let nested = self.inner.sharding().is_some();
         let before = match stored {
-            Some(bytes) if nested.is_some() || !touched.iter().all(|&t| t) => {
+            Some(bytes) if nested || !touched.iter().all(|&t| t) => {
                 Some((bytes, self.read_index(bytes)?))
             }
             _ => None,
@@ -531,14 +588,7 @@ impl Sharding {
             if !touched[i] {
                 return Ok(stored_inner(i)?.map(<[u8]>::to_vec));
             }
-            let Some(nested) = nested else {
-                return self.encode_inner(i, data, repr, write_empty_chunks);
-            };
-            let mut chunk = crate::alloc::zeroed(self.inner.decoded_repr().nbytes())?;
-            self.for_each_inner_row(i, repr, &mut |o, c, n| {
-                chunk[c..c + n].copy_from_slice(&data[o..o + n]);
-            });
-            // The inner shard's parts, in the coordinates of this shard.
+            // The inner chunk's parts, in the coordinates of this shard.
             let origin: Vec<u64> = self.inner_box(i).iter().map(|r| r.start).collect();
             let touches_inner = |part: &[Range<u64>]| {
                 let shifted: Vec<Range<u64>> = part
@@ -548,13 +598,56 @@ impl Sharding {
                     .collect();
                 touches(&shifted)
             };
-            nested.encode_written(
-                &chunk,
-                self.inner.decoded_repr(),
-                stored_inner(i)?,
-                &touches_inner,
-                write_empty_chunks,
-            )
+            encode_one(i, stored_inner(i)?, &touches_inner)
+        })
+    }
+
+    /// The inner chunk of the shard `chunk` of variable-length elements at `positions`,
+    /// encoded; `None` when it holds only the fill value, unless `keep_empty` (which shards
+    /// inside it then follow too).
+    fn encode_inner_vlen(
+        &self,
+        chunk: &VlenChunk,
+        repr: &ChunkRepr,
+        positions: &[usize],
+        keep_empty: bool,
+    ) -> Result<Option<Vec<u8>>, CodecError> {
+        // As for fixed-size data, an inner chunk holding only the fill value is not stored:
+        // it reads back as the fill value.
+        if !keep_empty && positions.iter().all(|&p| chunk.get(p) == &*repr.fill_value) {
+            return Ok(None);
+        }
+        let inner = VlenChunk::from_elements(positions.iter().map(|&p| chunk.get(p)));
+        Ok(Some(self.inner.encode_vlen_with(&inner, keep_empty)?))
+    }
+
+    /// An error unless `chunk` holds a shard's elements.
+    fn check_vlen_len(&self, chunk: &VlenChunk, repr: &ChunkRepr) -> Result<(), CodecError> {
+        if chunk.len() as u64 != repr.num_elements() {
+            return Err(CodecError::Encode {
+                codec: NAME,
+                reason: format!(
+                    "{} elements for a shard of {}",
+                    chunk.len(),
+                    repr.num_elements()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The shard `chunk` of variable-length elements, encoded whole; with `keep_empty`, its
+    /// inner chunks of the fill value are stored too.
+    fn encode_vlen_as(
+        &self,
+        chunk: &VlenChunk,
+        repr: &ChunkRepr,
+        keep_empty: bool,
+    ) -> Result<Vec<u8>, CodecError> {
+        self.check_vlen_len(chunk, repr)?;
+        self.encode_shard(|i| {
+            let positions = self.inner_positions(i, &repr.shape);
+            self.encode_inner_vlen(chunk, repr, &positions, keep_empty)
         })
     }
 
@@ -663,29 +756,15 @@ impl ArrayToBytesCodec for Sharding {
     }
 
     fn encode_vlen(&self, chunk: &VlenChunk, repr: &ChunkRepr) -> Result<Vec<u8>, CodecError> {
-        if chunk.len() as u64 != repr.num_elements() {
-            return Err(CodecError::Encode {
-                codec: NAME,
-                reason: format!(
-                    "{} elements for a shard of {}",
-                    chunk.len(),
-                    repr.num_elements()
-                ),
-            });
-        }
-        let encode_one = |i: usize| -> Result<Option<Vec<u8>>, CodecError> {
-            let positions = self.inner_positions(i, &repr.shape);
-            // As for fixed-size data, an inner chunk holding only the fill value is not
-            // stored: it reads back as the fill value.
-            if !self.keep_empty_inner
-                && positions.iter().all(|&p| chunk.get(p) == &*repr.fill_value)
-            {
-                return Ok(None);
-            }
-            let inner = VlenChunk::from_elements(positions.iter().map(|&p| chunk.get(p)));
-            Ok(Some(self.inner.encode_vlen(&inner)?))
-        };
-        self.encode_shard(encode_one)
+        self.encode_vlen_as(chunk, repr, self.keep_empty_inner)
+    }
+
+    fn encode_vlen_keeping_empty(
+        &self,
+        chunk: &VlenChunk,
+        repr: &ChunkRepr,
+    ) -> Result<Vec<u8>, CodecError> {
+        self.encode_vlen_as(chunk, repr, true)
     }
 
     fn decode_vlen(&self, encoded: &[u8], repr: &ChunkRepr) -> Result<VlenChunk, CodecError> {
