@@ -53,9 +53,10 @@ class Attributes(MutableMapping[str, JSON]):
 
     def _stored(self) -> Mapping[str, JSON]:
         # The node's own mapping, not a copy: reads go to it straight, as copying it for each
-        # key made reading every key cost the square of their number. It is never changed in
-        # place (a write loads a new document) and never handed out, so callers cannot
-        # change it either.
+        # key made reading every key cost the square of their number. oxzarr never changes it
+        # in place (a write loads a new document). `metadata.attributes` is the same mapping,
+        # as zarr-python's is its attrs': a caller changing it there changes what attrs
+        # reads and the next write stores, as in zarr-python.
         stored: Mapping[str, JSON] = self._node._metadata_dict.get("attributes") or {}
         return stored
 
@@ -938,8 +939,9 @@ class Array:
         return self._in_order(values)
 
     def _in_order(self, values: npt.NDArray[Any]) -> npt.NDArray[Any]:
-        """`values` (a new C-order array) in the layout of :attr:`order`. The engine fills
-        C order alone, so an "F" array's results of two dimensions or more are copied."""
+        """`values` (a new array) in the layout of :attr:`order`. A v2 array stored in F
+        order is read into F order already; a v3 array's results, filled in C order, are
+        copied when its config asks for "F" (two dimensions or more)."""
         if self._fortran and values.ndim > 1:
             return np.asfortranarray(values)
         return values
