@@ -294,7 +294,7 @@ fn encode_written(
 }
 
 /// As [`encode_written`], the parts of the chunk the write touched told by `touches`.
-fn encode_touched(
+pub(super) fn encode_touched(
     chain: &CodecChain,
     chunk: &[u8],
     label: &str,

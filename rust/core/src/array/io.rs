@@ -1667,28 +1667,9 @@ impl Array {
         write_empty_chunks: bool,
         label: &str,
     ) -> Result<Option<Vec<u8>>> {
-        let encoded = match chain.sharding() {
-            Some(nested) => nested.encode_written(
-                chunk,
-                chain.decoded_repr(),
-                existing,
-                touches,
-                write_empty_chunks,
-            ),
-            None if !write_empty_chunks
-                && all_fill_of(chunk, &self.fill_value, self.metadata.data_type()) =>
-            {
-                return Ok(None)
-            }
-            // A shard followed by other codecs is encoded whole, as zarr-python encodes it.
-            None => chain
-                .encode_with(chunk, write_empty_chunks)
-                .map(|c| Some(c.into_owned())),
-        };
-        encoded.map_err(|source| Error::EncodeChunk {
-            key: label.to_string(),
-            source,
-        })
+        // (The inner chain's chunks have the array's data type and fill value: the sharding
+        // codec is the whole chain here.)
+        super::chunk_ops::encode_touched(chain, chunk, label, touches, existing, write_empty_chunks)
     }
 
     /// Claims, against other threads' writes to this array, the stored chunks (shards, if
