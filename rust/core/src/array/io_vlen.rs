@@ -171,6 +171,20 @@ impl Array {
     }
 
     /// Stores a chunk's new bytes at `key`, or deletes it (`None`).
+    /// Encodes `elements`, a chunk of an unsharded array written whole, and stores it at
+    /// `key` (or deletes it, when it holds only the fill value and not `write_empty_chunks`).
+    fn store_whole_vlen_chunk(
+        &self,
+        key: &str,
+        elements: &VlenChunk,
+        write_empty_chunks: bool,
+    ) -> Result<()> {
+        let whole = &|_: &[std::ops::Range<u64>]| true;
+        let encoded =
+            self.encode_vlen_chunk(&self.codecs, elements, None, whole, key, write_empty_chunks)?;
+        self.store_vlen_chunk(key, encoded)
+    }
+
     fn store_vlen_chunk(&self, key: &str, encoded: Option<Vec<u8>>) -> Result<()> {
         match encoded {
             Some(bytes) => self.store.set(key, &bytes)?,
@@ -392,16 +406,7 @@ impl Array {
             let key = self.chunk_key(chunk);
             // Unsharded here: no shards to see.
             let current = self.vlen_chunk(chunk, &ShardsSeen::default())?;
-            let updated = update(&current, points);
-            let encoded = self.encode_vlen_chunk(
-                &self.codecs,
-                &updated,
-                None,
-                &|_| true,
-                &key,
-                write_empty_chunks,
-            )?;
-            self.store_vlen_chunk(&key, encoded)
+            self.store_whole_vlen_chunk(&key, &update(&current, points), write_empty_chunks)
         };
         match groups.len() {
             0 => Ok(()),
@@ -506,15 +511,7 @@ impl Array {
                 self.vlen_chunk(&coords, &ShardsSeen::default())?
             };
             let updated = self.overlay_vlen(&current, &maps, &chunk_shape, &in_shape, values);
-            let encoded = self.encode_vlen_chunk(
-                &self.codecs,
-                &updated,
-                None,
-                &|_| true,
-                &key,
-                write_empty_chunks,
-            )?;
-            self.store_vlen_chunk(&key, encoded)
+            self.store_whole_vlen_chunk(&key, &updated, write_empty_chunks)
         };
         match total {
             0 => Ok(()),

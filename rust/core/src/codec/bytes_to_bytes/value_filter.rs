@@ -98,10 +98,9 @@ impl ValueFilterOnBytes {
             MetadataError::missing(&format!("codecs[{name}].configuration.{input}"))
         })?;
         let decoded = Side::parse(name, input, given)?;
-        let filter = build(&ChunkRepr::new(vec![0], decoded.data_type.clone()))?;
-        let encoded_type = filter
-            .encoded_repr(&ChunkRepr::new(vec![0], decoded.data_type.clone()))
-            .data_type;
+        let values = ChunkRepr::new(vec![0], decoded.data_type.clone());
+        let filter = build(&values)?;
+        let encoded_type = filter.encoded_repr(&values).data_type;
         // The encoded values' byte order is the output dtype's as written (the input's when
         // there is none); their type is the filter's own.
         let encoded = match config.get(output).filter(|v| !v.is_null()) {
