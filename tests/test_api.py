@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import os
 import pickle
@@ -476,12 +477,22 @@ def test_opening_a_group_reads_its_documents_once(tmp_path: Path, zarr_format: i
             oxzarr.consolidate_metadata(p)
             names += [] if zarr_format == 3 else [".zmetadata"]
         documents = sum((p / name).stat().st_size for name in names)
-        for mode in ("r", "r+", "a"):
+        for mode, opener in itertools.product(("r", "r+", "a"), (oxzarr.open_group, oxzarr.open)):
+            # oxzarr.open read the document to learn the node's kind, then open_group read it
+            # again.
             store = CountingStore(LocalStore(p))
-            opened = oxzarr.open_group(store, mode=mode)
-            assert store.bytes_read == documents, (consolidated, mode)
+            opened = opener(store, mode=mode)
+            assert isinstance(opened, oxzarr.Group)
+            assert store.bytes_read == documents, (consolidated, mode, opener)
             assert opened.metadata.consolidated_metadata is not None or not consolidated
             assert opened.attrs["k"] == "v" * 1000 and list(opened) == ["a"]
+    # Declined, consolidated metadata is neither read nor used.
+    store = CountingStore(LocalStore(p))
+    declined = oxzarr.open(store, mode="r", use_consolidated=False)
+    assert isinstance(declined, oxzarr.Group)
+    assert declined.metadata.consolidated_metadata is None
+    assert store.bytes_read == sum((p / name).stat().st_size for name in names[:2])
+    assert list(declined) == ["a"]
 
 
 def test_a_growing_resize_lists_no_chunks(tmp_path: Path) -> None:

@@ -801,8 +801,13 @@ def open(
             return open_array(target, mode=mode, path=path, zarr_format=fmt, **kwargs)
         as_group()
         return _open_group_in(target, mode, path, kwargs.get("attributes"), fmt, None)
+    use_consolidated = kwargs.get("use_consolidated")
     try:
-        node = _core.open_node(target._core, _path(path), zarr_format)
+        # A group is opened here as open_group would open it (through its consolidated
+        # metadata when it has some, unless declined), so its document is read once.
+        node = _core.open_node(
+            target._core, _path(path), zarr_format, group_consolidated=use_consolidated is None
+        )
     except NodeNotFoundError:
         if mode != "a":
             raise
@@ -818,9 +823,11 @@ def open(
                 "opens or creates an array"
             )
         as_group()
-        # As zarr-python: a group opens through its consolidated metadata when it has some
-        # (unless told otherwise).
-        return _open_group_in(target, mode, path, None, zarr_format, kwargs.get("use_consolidated"))
+        if use_consolidated is None or use_consolidated is False:
+            _check_found_format(node.zarr_format, zarr_format, "group", path, target)
+            return Group(node, target)
+        # Consolidated metadata asked for: refused if the group has none.
+        return _open_group_in(target, mode, path, None, zarr_format, use_consolidated)
     _check_found_format(node.zarr_format, zarr_format, "array", path, target)
     return _configured(node, target, settings_from(kwargs.get("config"), strict=False))
 

@@ -685,16 +685,37 @@ impl Group {
     /// The group at `path` with its own consolidated metadata, if it has some.
     fn open_with_own_consolidated(store: StoreRef, path: &str, format: Option<u8>) -> Result<Self> {
         let path = normalize_path(path)?;
+        match node::read_node_metadata_as(&store, &path, format)? {
+            Some(NodeMetadata::Group(meta)) => Self::with_own_consolidated(store, &path, meta),
+            Some(NodeMetadata::Array(_)) => Err(Error::NotAGroup {
+                path: describe(&store, &path),
+            }),
+            None => Err(Error::NodeNotFound {
+                kind: "group",
+                path: describe(&store, &path),
+            }),
+        }
+    }
+
+    /// The group whose document `metadata` was read at `path` (normalized), with its own
+    /// consolidated metadata if it has some: inline in a v3 document, or a v2 `.zmetadata`
+    /// beside it (read here).
+    pub(crate) fn with_own_consolidated(
+        store: StoreRef,
+        path: &str,
+        metadata: GroupMetadata,
+    ) -> Result<Self> {
+        let path = path.to_string();
         let invalid = |key: &str, value: &Value, reason: &str| Error::InvalidMetadata {
             key: key.to_string(),
             source: MetadataError::invalid("consolidated_metadata", value, reason),
         };
-        let (group, consolidated) = match node::read_node_metadata_as(&store, &path, format)? {
-            Some(NodeMetadata::Group(GroupMetadata::V3(meta))) => {
+        let (group, consolidated) = match metadata {
+            GroupMetadata::V3(meta) => {
                 let consolidated = Consolidated::inline(&path, &meta)?;
                 (GroupMetadata::V3(meta), consolidated)
             }
-            Some(NodeMetadata::Group(meta @ GroupMetadata::V2 { .. })) => {
+            meta @ GroupMetadata::V2 { .. } => {
                 let key = join_key(&path, ZMETADATA);
                 let Some(bytes) = store.get(&key)? else {
                     return Ok(Self::from_metadata(store, &path, meta));
@@ -738,17 +759,6 @@ impl Group {
                     consolidated.add(node_path, node_docs)?;
                 }
                 (meta, Some(consolidated))
-            }
-            Some(NodeMetadata::Array(_)) => {
-                return Err(Error::NotAGroup {
-                    path: describe(&store, &path),
-                })
-            }
-            None => {
-                return Err(Error::NodeNotFound {
-                    kind: "group",
-                    path: describe(&store, &path),
-                })
             }
         };
         Ok(Self {

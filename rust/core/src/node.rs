@@ -253,6 +253,27 @@ pub fn open_node_as(store: &StoreRef, path: &str, format: Option<u8>) -> Result<
     }
 }
 
+/// Opens the node of Zarr format `format` (`None`: either) at `path`, a group through its
+/// own consolidated metadata when it has some (as `Group::open_maybe_consolidated_as`), so
+/// that opening a node of either kind reads its document once.
+pub fn open_node_maybe_consolidated(
+    store: &StoreRef,
+    path: &str,
+    format: Option<u8>,
+) -> Result<Node> {
+    let path = normalize_path(path)?;
+    match read_node_metadata_as(store, &path, format)? {
+        Some(NodeMetadata::Group(meta)) => Group::with_own_consolidated(store.clone(), &path, meta)
+            .map(Node::Group)
+            .map_err(|e| e.metadata_in(&store.describe())),
+        Some(meta) => node_from_metadata(store, &path, meta),
+        None => Err(Error::NodeNotFound {
+            kind: "node",
+            path: describe(store, &path),
+        }),
+    }
+}
+
 /// Makes room for a new node at `path`: refuses an existing node unless `overwrite` (which
 /// deletes it and everything below it), and creates the missing parent groups (in the given
 /// format), as zarr-python does.

@@ -53,17 +53,23 @@ fn last_operation_workers() -> u32 {
     oxzarr_core::concurrency::last_operation_workers()
 }
 
-/// The array or group at `path`.
+/// The array or group at `path`; a group through its own consolidated metadata, if it has
+/// some, when `group_consolidated`.
 #[pyfunction]
-#[pyo3(signature = (store, path, zarr_format = None))]
+#[pyo3(signature = (store, path, zarr_format = None, group_consolidated = false))]
 fn open_node(
     py: Python<'_>,
     store: &store::Store,
     path: &str,
     zarr_format: Option<u8>,
+    group_consolidated: bool,
 ) -> PyResult<Py<PyAny>> {
     let node = gil::without_gil(py, || {
-        oxzarr_core::node::open_node_as(store.inner(), path, zarr_format)
+        if group_consolidated {
+            oxzarr_core::node::open_node_maybe_consolidated(store.inner(), path, zarr_format)
+        } else {
+            oxzarr_core::node::open_node_as(store.inner(), path, zarr_format)
+        }
     })?;
     node_to_py(py, node)
 }
