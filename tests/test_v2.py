@@ -474,6 +474,52 @@ def _random_values(dtype: Any, shape: tuple[int, ...], seed: int) -> np.ndarray:
     return raw.astype("u1").view(dt).reshape(shape)
 
 
+@pytest.mark.parametrize("dtype", [">f8", ">i4", ">U3", "<M8[s]", "S8", "V4"], ids=str)
+def test_reads_of_v2_dtypes_are_not_copied_into_their_dtype(tmp_path: Path, dtype: str) -> None:
+    # Results the engine fills in its own dtype were converted into the stored one with a
+    # copy of their whole size: a big-endian one (now swapped in place), and dtypes equal to
+    # the engine's but not numpy's one object of them (datetimes, bytes, void: now not at all).
+    import tracemalloc
+
+    shape, chunks = (400, 300), (128, 64)
+    points = (np.arange(100_000) % 400, np.arange(100_000) % 300)
+
+    def peaks(a: Any) -> dict[str, tuple[int, Any]]:
+        """The traced peak of each read of `a`, and its result."""
+        reads: dict[str, Any] = {
+            "whole": lambda: a[...],
+            "slices": lambda: a[1:399, 2:],
+            "points": lambda: a.get_coordinate_selection(points),
+        }
+        measured = {}
+        for name, read in reads.items():
+            read()  # warm up: the engine's buffers exist before the measure
+            tracemalloc.start()
+            try:
+                got = read()
+                measured[name] = (tracemalloc.get_traced_memory()[1], got)
+            finally:
+                tracemalloc.stop()
+        return measured
+
+    z = zarr.create_array(tmp_path / "a", shape=shape, chunks=chunks, dtype=dtype, zarr_format=2)
+    z[...] = _random_values(dtype, shape, 0)
+    # The same reads of a v3 array of the engine's own dtype: what a read costs without any
+    # conversion (its output, the selection's index arrays).
+    native = np.dtype(dtype).newbyteorder("=")
+    oxzarr.create_array(tmp_path / "b", shape=shape, chunks=chunks, dtype=native)
+    baseline = peaks(oxzarr.open_array(tmp_path / "b", mode="r"))
+    expected = {
+        "whole": z[...],
+        "slices": z[1:399, 2:],
+        "points": z.get_coordinate_selection(points),
+    }
+    for name, (peak, got) in peaks(oxzarr.open_array(tmp_path / "a", mode="r")).items():
+        assert got.dtype == z.dtype, name
+        assert got.tobytes() == expected[name].tobytes(), name
+        assert peak - baseline[name][0] < got.nbytes / 2, f"{name}: {peak} bytes at the peak"
+
+
 @pytest.mark.parametrize("dtype", ["<i2", ">f8", "S3", [("a", "<u2"), ("b", ">f4")]], ids=str)
 def test_fortran_ordered_selections_read_and_write_as_numpy(tmp_path: Path, dtype: Any) -> None:
     # An "F" array's reads and F-order writes go through the engine in F order (chunks as

@@ -606,7 +606,9 @@ class Array:
         if core.zarr_format == 2 and not self._vlen:
             stored = self._metadata_dict["dtype"]
             stored_dtype = np.dtype(v2_dtype(stored))
-            if stored_dtype.itemsize == self._dtype.itemsize:
+            # (One equal to the engine's is not taken: `_as_stored` would copy every result
+            # to convert it into the same dtype.)
+            if stored_dtype.itemsize == self._dtype.itemsize and stored_dtype != self._dtype:
                 self._dtype = stored_dtype
         # The layout of the arrays reads return: a v2 array's stored order (whatever the
         # config says, as in zarr-python), a v3 array's config.
@@ -934,9 +936,17 @@ class Array:
         else:
             values = _core.empty_output(ix.result_shape, self._native)
             self._core.read(ix.selection, values.reshape(-1).view(np.uint8))
-        if self._native is not self._dtype:
-            values = values.astype(self._dtype)
-        return self._in_order(values)
+        return self._in_order(self._as_stored(values))
+
+    def _as_stored(self, values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """`values`, a new array the engine filled in its dtype, in this array's: a v2 dtype
+        stored in the other byte order is swapped in place (a copy would double a read's
+        peak memory); records with fields of either order are converted field by field."""
+        if self._native is self._dtype:
+            return values
+        if self._dtype.fields is None and self._dtype.newbyteorder() == self._native:
+            return values.byteswap(inplace=True).view(self._dtype)
+        return values.astype(self._dtype)
 
     def _in_order(self, values: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """`values` (a new array) in the layout of :attr:`order`. A v2 array stored in F
@@ -1140,8 +1150,7 @@ class Array:
         out = self._core.read_simple(key, self._native)
         if out is None:
             return out
-        if self._native is not self._dtype:
-            out = out.astype(self._dtype)
+        out = self._as_stored(out)
         # `_in_order`, inline: this is the path of loops of point reads.
         if self._fortran and out.ndim > 1:
             return np.asfortranarray(out)
@@ -1311,9 +1320,7 @@ class Array:
         # In the result's shape, so that the array returned owns its data (see `_read`).
         points = _core.empty_output(shape, self._native)
         self._core.read_points(coords, points.reshape(-1).view(np.uint8))
-        if self._native is not self._dtype:
-            points = points.astype(self._dtype)
-        return points
+        return self._as_stored(points)
 
     def set_coordinate_selection(
         self, selection: Any, value: npt.ArrayLike, *, fields: Fields = None, prototype: Any = None
