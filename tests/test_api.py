@@ -2080,10 +2080,18 @@ def test_objects_that_are_not_text_are_refused_as_data(tmp_path: Path) -> None:
         lambda: oxzarr.array(i for i in range(3)),
         lambda: oxzarr.array(np.array(["a", 1], dtype=object)),
         lambda: oxzarr.array(np.array([b"a", b"bc"], dtype=object)),
+        # The *_like functions made a text array of them: full_like stored the text "b'bb'"
+        # as the fill value, and the source's own values could not be written into it.
+        lambda: oxzarr.zeros_like(np.array([b"a", b"bc"], dtype=object)),
+        lambda: oxzarr.full_like(np.array([b"a", b"bc"], dtype=object), fill_value=b"bb"),
+        lambda: group.empty_like(name="empty", data=np.array([b"a", None], dtype=object)),
     ):
         with pytest.raises(ValueError, match="cannot tell the data type of numpy objects"):
             make()
     assert list(group.keys()) == []
+    like = oxzarr.zeros_like(np.array([b"a", b"bc"], dtype=object), dtype=bytes)
+    assert like.dtype == np.dtype(object) and like.shape == (2,)
+    assert oxzarr.zeros_like(np.array(["a"], dtype=object))[...].tolist() == [""]
     assert oxzarr.array(np.array(["a", "bc"], dtype=object))[...].tolist() == ["a", "bc"]
     raw = oxzarr.array(np.array([b"a", b"bc"], dtype=object), dtype=bytes)
     assert raw[...].tolist() == [b"a", b"bc"]

@@ -1137,6 +1137,9 @@ def _like(a: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     _format_none_is_unset(kwargs)
     # A list or scalar has no dtype: numpy's *_like take the one it would be made into.
     dtype = a.dtype if hasattr(a, "dtype") else np.asarray(a).dtype
+    if isinstance(a, np.ndarray) and kwargs.get("dtype") is None:
+        # Numpy objects are text only when they are all strings, as `array` takes them.
+        _refuse_objects_not_text(a)
     like: dict[str, Any] = {"shape": np.shape(a), "dtype": dtype}
     if _is_zarr_python_array(a):
         # Its format and grid; its codecs are zarr-python's objects.
