@@ -286,6 +286,49 @@ def test_partial_writes_read_modify_write(
         assert_same(a[...], model)
 
 
+@pytest.mark.parametrize("dtype", ["u1", "i2", "f4", "c16", "V3"])
+@pytest.mark.parametrize("sharded", [False, True], ids=["chunks", "shards"])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fortran_ordered_values_into_a_c_ordered_array(
+    dtype: str, sharded: bool, data: Any
+) -> None:
+    # F-order values (a transpose, say) are taken from where they lie as each chunk is
+    # written, not copied into C order first: every selection the engine writes (slices with
+    # steps, dropped dimensions, edge chunks, whole and partial chunks) reads back as numpy's.
+    ndim = data.draw(st.integers(2, 4))
+    shape = tuple(data.draw(st.lists(st.integers(1, 9), min_size=ndim, max_size=ndim)))
+    chunks = tuple(data.draw(st.integers(1, n)) for n in shape)
+    a = oxzarr.create_array(
+        oxzarr.storage.MemoryStore(),
+        shape=shape,
+        dtype=dtype,
+        chunks=chunks,
+        shards=tuple(2 * c for c in chunks) if sharded else None,
+        compressors=None,
+    )
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    model = np.zeros(shape, dtype=dtype)
+    for _ in range(3):
+        key: list[Any] = []
+        for n in shape:
+            if data.draw(st.booleans()) and n > 1:
+                key.append(data.draw(st.integers(0, n - 1)))
+            else:
+                start = data.draw(st.integers(0, n - 1))
+                key.append(
+                    slice(start, data.draw(st.integers(start + 1, n)), data.draw(st.integers(1, 3)))
+                )
+        target = model[tuple(key)]
+        size = np.dtype(dtype).itemsize
+        raw = rng.integers(0, 256, size=(*target.shape, size), dtype="u1")
+        # (np.asfortranarray would make a 0-d value 1-d.)
+        values = np.array(raw.view(dtype).reshape(target.shape), order="F")
+        model[tuple(key)] = values
+        a[tuple(key)] = values
+        assert_same(a[...], model)
+
+
 def test_broadcasting_and_scalars(tmp_path: Path) -> None:
     a = oxzarr.create_array(tmp_path / "a.zarr", shape=(4, 5), dtype="i8", chunks=(3, 2))
     a[...] = 3

@@ -1030,9 +1030,10 @@ class Array:
             one = self._assigned(value, ())
             self._core.write_value(ix.selection, one.tobytes(), self._write_empty())
             return
-        if self._stored_fortran and _fortran_ordered(value):
-            # F-order values (read from this array, say) into F-order chunks: written as they
-            # are laid out, without a copy into C order for the engine to transpose back.
+        if _fortran_ordered(value):
+            # F-order values (numpy's layout of a transpose, say) are written as they are laid
+            # out, without a copy into C order: straight into F-order chunks, and taken from
+            # where they lie, chunk by chunk on the engine's threads, into C-order ones.
             data = self._assigned(value, ix.result_shape, order="F")
             _from_buffer(
                 lambda flat: self._core.write(

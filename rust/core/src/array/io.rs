@@ -575,17 +575,109 @@ fn short_rows_span(
 enum WriteSource<'a> {
     /// The caller's buffer, C order, shaped as the selection.
     Buffer(&'a [u8]),
+    /// The caller's buffer, F order (the first dimension varying fastest), shaped as the
+    /// selection (`shape`, its dimensions `strides` bytes apart, of elements of `size` bytes).
+    Fortran {
+        data: &'a [u8],
+        shape: &'a [u64],
+        strides: &'a [usize],
+        size: usize,
+    },
     /// One value repeated, at least as many times as the longest run a write copies.
     Repeated(&'a [u8]),
 }
 
 impl<'a> WriteSource<'a> {
-    /// The `len` bytes of elements at byte `offset` of the selection's elements.
-    fn run(&self, offset: usize, len: usize) -> &'a [u8] {
+    /// The `len` bytes of elements at byte `offset` of the selection's elements in C order,
+    /// if the source holds them in one piece (see [`copy_run`](Self::copy_run)).
+    fn run(&self, offset: usize, len: usize) -> Option<&'a [u8]> {
         match *self {
-            Self::Buffer(data) => &data[offset..offset + len],
+            Self::Buffer(data) => Some(&data[offset..offset + len]),
+            Self::Fortran { .. } => None,
             // Every element is the value: any run of them is the first `len` bytes.
-            Self::Repeated(runs) => &runs[..len],
+            Self::Repeated(runs) => Some(&runs[..len]),
+        }
+    }
+
+    /// Copies into `out` the elements at byte `offset` of the selection's elements in C
+    /// order (as many as `out` holds).
+    fn copy_run(&self, offset: usize, out: &mut [u8]) {
+        match *self {
+            Self::Fortran {
+                data,
+                shape,
+                strides,
+                size,
+            } => gather_fortran(data, shape, strides, size, offset, out),
+            _ => {
+                if let Some(run) = self.run(offset, out.len()) {
+                    out.copy_from_slice(run);
+                }
+            }
+        }
+    }
+}
+
+/// Copies into `out` the elements of `data`, an F-order buffer of `shape` whose dimensions
+/// lie `strides` bytes apart (elements of `size` bytes), that lie at byte `offset` onwards
+/// in C order. A row of the last dimension at a time, element by element (they lie a whole
+/// plane apart in `data`): the transposition numpy would make of the whole buffer before a
+/// C-order write, done here for each chunk by the thread writing it.
+fn gather_fortran(
+    data: &[u8],
+    shape: &[u64],
+    strides: &[usize],
+    size: usize,
+    offset: usize,
+    mut out: &mut [u8],
+) {
+    let (Some((&last, outer)), Some((&step, outer_strides))) =
+        (shape.split_last(), strides.split_last())
+    else {
+        // A 0-d selection: its one element.
+        out.copy_from_slice(&data[offset..offset + out.len()]);
+        return;
+    };
+    let last = last as usize;
+    let mut element = offset / size;
+    while !out.is_empty() {
+        let (row, column) = (element / last, element % last);
+        // The row's first element: its index along each outer dimension (the last varying
+        // fastest in C order) times that dimension's stride.
+        let mut start = column * step;
+        let mut rest = row;
+        for (&n, &stride) in outer.iter().zip(outer_strides).rev() {
+            start += (rest % n as usize) * stride;
+            rest /= n as usize;
+        }
+        let count = (last - column).min(out.len() / size);
+        let (here, next) = out.split_at_mut(count * size);
+        gather_strided(data, start, step, size, here);
+        out = next;
+        element += count;
+    }
+}
+
+/// Fills `out` with elements of `size` bytes taken from `data` at `start`, `start + step`, ...
+fn gather_strided(data: &[u8], start: usize, step: usize, size: usize, out: &mut [u8]) {
+    // Fixed sizes let the compiler copy each element in one move.
+    fn fixed<const N: usize>(data: &[u8], start: usize, step: usize, out: &mut [u8]) {
+        for (k, element) in out.chunks_exact_mut(N).enumerate() {
+            let at = start + k * step;
+            element.copy_from_slice(&data[at..at + N]);
+        }
+    }
+    match size {
+        1 => fixed::<1>(data, start, step, out),
+        2 => fixed::<2>(data, start, step, out),
+        4 => fixed::<4>(data, start, step, out),
+        8 => fixed::<8>(data, start, step, out),
+        16 => fixed::<16>(data, start, step, out),
+        _ => {
+            for (k, element) in out.chunks_exact_mut(size).enumerate() {
+                let at = start + k * step;
+                element.copy_from_slice(&data[at..at + size]);
+            }
         }
     }
 }
@@ -1566,6 +1658,33 @@ impl Array {
         self.write_from(selection, WriteSource::Buffer(data), write_empty_chunks)
     }
 
+    /// Writes `data`, the selection's values in F order (its first dimension varying
+    /// fastest), into an array stored in C order: each chunk's thread takes its elements
+    /// from where they lie, so no C-order copy of the whole buffer is made.
+    pub(super) fn write_from_fortran(
+        &self,
+        selection: &Selection,
+        data: &[u8],
+        write_empty_chunks: bool,
+    ) -> Result<()> {
+        self.checked_len(selection, data.len())?;
+        let size = self.data_type().size();
+        let shape = selection.shape();
+        let mut strides = Vec::with_capacity(shape.len());
+        let mut stride = size;
+        for &n in &shape {
+            strides.push(stride);
+            stride = stride.saturating_mul(n as usize);
+        }
+        let source = WriteSource::Fortran {
+            data,
+            shape: &shape,
+            strides: &strides,
+            size,
+        };
+        self.write_from(selection, source, write_empty_chunks)
+    }
+
     /// Writes one element, `value` (native endian), into every place of the selection, as
     /// [`write`](Self::write) writes a buffer of it, without one: a selection of the whole
     /// array takes no more memory than its chunks (numpy's broadcast of a scalar would be as
@@ -1731,7 +1850,7 @@ impl Array {
             None => fill_elements(chunk, &self.fill_value),
         }
         for_each_row(&share.maps, chunk_shape, in_shape, size, &mut |o, c, n| {
-            chunk[c..c + n].copy_from_slice(data.run(o, n));
+            data.copy_run(o, &mut chunk[c..c + n]);
         });
         Ok(())
     }
@@ -1754,9 +1873,10 @@ impl Array {
         let size = self.data_type().size();
         let chunk_shape = self.chunk_shape();
         let chunk_bytes = self.codecs.decoded_repr().nbytes();
-        if let Some(offset) = contiguous_offset(&share.maps, chunk_shape, in_shape) {
-            let start = offset * size;
-            return self.store_chunk(key, data.run(start, chunk_bytes), write_empty_chunks);
+        if let Some(run) = contiguous_offset(&share.maps, chunk_shape, in_shape)
+            .and_then(|offset| data.run(offset * size, chunk_bytes))
+        {
+            return self.store_chunk(key, run, write_empty_chunks);
         }
         let covered = self.covers(share, chunk_shape);
         scratch::with(&DECODED, |chunk| {
@@ -1781,7 +1901,7 @@ impl Array {
                     fill_elements(chunk, &self.fill_value);
                 }
                 for_each_row(&share.maps, chunk_shape, in_shape, size, &mut |o, c, n| {
-                    chunk[c..c + n].copy_from_slice(data.run(o, n));
+                    data.copy_run(o, &mut chunk[c..c + n]);
                 });
                 return self.store_chunk(key, chunk, write_empty_chunks);
             }

@@ -179,7 +179,8 @@ impl Array {
     }
 
     /// Writes `data`, the selection's values in F order, as [`write`](Self::write) writes
-    /// C-order ones, for an array that [stores F order](Self::stores_fortran_order).
+    /// C-order ones: straight, for an array that [stores F order](Self::stores_fortran_order),
+    /// else taken from where they lie as each chunk is written.
     pub fn write_fortran(
         &self,
         selection: &Selection,
@@ -187,6 +188,9 @@ impl Array {
         write_empty_chunks: bool,
     ) -> Result<()> {
         selection.check(self.shape())?;
+        if self.fortran.is_none() {
+            return self.write_from_fortran(selection, data, write_empty_chunks);
+        }
         let (view, reversed) = self.fortran_view(selection)?;
         view.write(&reversed, data, write_empty_chunks)
     }
