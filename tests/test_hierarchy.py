@@ -965,3 +965,78 @@ def test_a_groups_methods_create_arrays_in_its_own_format_only(
     theirs = zarr.open_group(tmp_path / "g", mode="r", zarr_format=zarr_format)
     assert sorted(theirs.array_keys()) == sorted(root.array_keys())
     assert len(sorted(root.array_keys())) == 2 * len(made)
+
+
+def _stored(root: Path) -> dict[str, bytes]:
+    """Every file below `root`, by its path relative to it, with its bytes."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _below_an_array(root: Path, layout: str) -> tuple[str, Path]:
+    """A store at `root` with an array that a node is then asked for below; gives that
+    node's path, and where a group handle above it is (for its methods)."""
+    if layout == "v2 hierarchy":
+        # A v3 node asked for below a v2 array: its v3 root group is missing.
+        group = oxzarr.open_group(root, mode="w", zarr_format=2)
+        group.attrs["title"] = "v2 root"
+        group.create_array("arr", shape=(4,), chunks=(2,), dtype="i1")[...] = 5
+        return "arr/x", root
+    # An array at a/b/arr without the group documents above it (as TensorStore writes it);
+    # with "a group above", the root and a are groups, and a/b is missing.
+    oxzarr.create_array(root, name="a/b/arr", shape=(4,), chunks=(2,), dtype="i1")[...] = 5
+    (root / "a" / "b" / "zarr.json").unlink()
+    if layout == "no groups":
+        (root / "a" / "zarr.json").unlink()
+        (root / "zarr.json").unlink()
+    return "a/b/arr/x", root / "a"
+
+
+@pytest.mark.parametrize("layout", ["v2 hierarchy", "no groups", "a group above"])
+def test_a_create_refused_below_an_array_writes_nothing(tmp_path: Path, layout: str) -> None:
+    """A node asked for below an array was refused only once the parent groups above that
+    array were written: the v3 root zarr.json written beside a v2 hierarchy's .zgroup hid
+    that hierarchy (its attributes and members) from oxzarr and zarr-python alike. Every
+    parent is looked at first: a refused create leaves the store as it was."""
+    root = tmp_path / "s.zarr"
+    path, above = _below_an_array(root, layout)
+    before = _stored(root)
+    rel = path.removeprefix("a/") if layout == "a group above" else path
+    data = np.arange(2, dtype="i1")
+    creations: list[Any] = [
+        lambda: oxzarr.create_array(root, name=path, shape=(1,), dtype="i1"),
+        lambda: oxzarr.create_array(root, name=path, shape=(1,), dtype="i1", overwrite=True),
+        lambda: oxzarr.create_group(root, path=path),
+        lambda: oxzarr.create_group(root, path=path, overwrite=True),
+        lambda: oxzarr.open_group(root, path=path, mode="a"),
+        lambda: oxzarr.open_group(root, path=path, mode="w"),
+        lambda: oxzarr.group(root, path=path),
+        lambda: oxzarr.open(root, path=path, mode="a"),
+        lambda: oxzarr.open(root, path=path, mode="a", shape=(1,), dtype="i1"),
+        lambda: oxzarr.open_array(root, path=path, mode="a", shape=(1,), dtype="i1"),
+        lambda: oxzarr.open_array(root, path=path, mode="w", shape=(1,), dtype="i1"),
+        lambda: oxzarr.zeros((1,), store=root, path=path),
+        lambda: oxzarr.array(data, store=root, path=path),
+        lambda: oxzarr.from_array(root, data=data, name=path),
+        lambda: oxzarr.from_array(root, data=oxzarr.array(data), name=path),
+    ]
+    if layout == "a group above":
+        group = oxzarr.open_group(above, mode="r+")
+        creations += [
+            lambda: group.create_group(rel),
+            lambda: group.require_group(rel),
+            lambda: group.require_groups(rel),
+            lambda: group.create_array(rel, shape=(1,), dtype="i1"),
+            lambda: group.require_array(rel, shape=(1,), dtype="i1"),
+            lambda: group.zeros(name=rel, shape=(1,)),
+            lambda: group.__setitem__(rel, data),
+        ]
+    for number, create in enumerate(creations):
+        with pytest.raises(ContainsArrayError, match="is an array"):
+            create()
+        assert _stored(root) == before, f"creation {number} wrote into the store"
+    if layout == "v2 hierarchy":
+        for lib in (oxzarr, zarr):
+            group = lib.open_group(root, mode="r")
+            assert group.metadata.zarr_format == 2
+            assert dict(group.attrs) == {"title": "v2 root"}
+            assert list(group.keys()) == ["arr"]

@@ -298,13 +298,16 @@ pub(crate) fn prepare_new_node(
     }
     // Parents first: each must be a group, created if missing. An array above refuses the
     // node before anything is deleted: the keys below an array are its chunks, which
-    // overwriting would delete.
+    // overwriting would delete. Every parent is looked at before any is created, so that a
+    // refused node leaves the store as it was: a v3 root written beside a v2 hierarchy's
+    // `.zgroup`, for a node refused further down, would hide that hierarchy from readers.
     let parent_array = |parent: &str| Error::NodeExists {
         existing: "array",
         path: describe(store, path),
         reason: format!("its parent {parent:?} is an array"),
     };
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    let mut missing_parents = Vec::new();
     for depth in 0..parts.len() {
         let parent = parts[..depth].join("/");
         let missing = match node_kind(store, &parent)? {
@@ -322,20 +325,23 @@ pub(crate) fn prepare_new_node(
             None => true,
         };
         if missing {
-            let meta = if zarr_format == 2 {
-                GroupMetadata::V2 {
-                    attributes: Map::new(),
-                }
-            } else {
-                GroupMetadata::V3(GroupMetadataV3::default())
-            };
-            // Another writer may make the parent meanwhile: its node stays, and is
-            // looked at again (a parent that became an array refuses this node).
-            if !create_node_metadata(store, &parent, &NodeMetadata::Group(meta))?
-                && node_kind(store, &parent)? == Some("array")
-            {
-                return Err(parent_array(&parent));
+            missing_parents.push(parent);
+        }
+    }
+    for parent in missing_parents {
+        let meta = if zarr_format == 2 {
+            GroupMetadata::V2 {
+                attributes: Map::new(),
             }
+        } else {
+            GroupMetadata::V3(GroupMetadataV3::default())
+        };
+        // Another writer may make the parent meanwhile: its node stays, and is looked at
+        // again (a parent that became an array refuses this node).
+        if !create_node_metadata(store, &parent, &NodeMetadata::Group(meta))?
+            && node_kind(store, &parent)? == Some("array")
+        {
+            return Err(parent_array(&parent));
         }
     }
     if overwrite {
