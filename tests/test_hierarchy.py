@@ -1040,3 +1040,36 @@ def test_a_create_refused_below_an_array_writes_nothing(tmp_path: Path, layout: 
             assert group.metadata.zarr_format == 2
             assert dict(group.attrs) == {"title": "v2 root"}
             assert list(group.keys()) == ["arr"]
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_create_hierarchy_checks_node_names_before_writing(
+    tmp_path: Path, zarr_format: int
+) -> None:
+    """create_hierarchy took names every other way of creating a node refuses: "__x" and
+    "..." were written, and "x/zarr.json" raised IsADirectoryError once x/zarr.json/zarr.json
+    was. They are a ValueError (as create_group's, and zarr-python's for '.' and '..'), for
+    every node named, before anything is written."""
+    from zarr.core.group import GroupMetadata
+
+    root = tmp_path / "h.zarr"
+    group = oxzarr.open_group(root, mode="w", zarr_format=zarr_format)
+    before = _stored(root)
+    refused = ["...", "x/..", "x/zarr.json", "x/.zarray", "x/.zgroup", "x/.zattrs", ".zmetadata"]
+    if zarr_format == 3:
+        refused += ["__x", "x/__y"]
+    good = GroupMetadata(zarr_format=zarr_format)
+    for name in refused:
+        # Each with a name that is fine, which is not written either.
+        nodes = {"fine": good, name: good}
+        with pytest.raises(ValueError, match="invalid node"):
+            list(oxzarr.create_hierarchy(store=root, nodes=nodes))
+        with pytest.raises(ValueError, match="invalid node"):
+            list(group.create_hierarchy(nodes))
+        with pytest.raises(ValueError, match="invalid node"):
+            group.create_group(name)
+        assert _stored(root) == before, name
+    # A v2 name may start with "__" (xarray writes such members).
+    if zarr_format == 2:
+        made = [p for p, _ in oxzarr.create_hierarchy(store=root, nodes={"__x/y": good})]
+        assert sorted(made) == ["__x", "__x/y"]

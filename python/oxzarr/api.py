@@ -680,7 +680,9 @@ def create_hierarchy(
 
     A node already at a named path is a ``ContainsArrayError``/``ContainsGroupError``, unless
     ``overwrite`` (then it is removed first, with all it holds); an existing group above them
-    is kept as it is. The metadata documents are zarr-python's own serialization."""
+    is kept as it is. Node names are checked as :func:`create_group` checks them (a
+    ``ValueError``), before anything is written. The metadata documents are zarr-python's
+    own serialization."""
     target = make_store(store)
     complete = _complete_hierarchy(nodes)
     if not complete:
@@ -689,6 +691,10 @@ def create_hierarchy(
     from zarr.core.group import GroupMetadata
 
     zarr_format = next(m for m in complete.values() if m is not None).zarr_format
+    # Names are checked as every other way of creating a node checks them, before anything
+    # is written: a node named "x/zarr.json" failed only once x's document was written.
+    for path in complete:
+        _core.check_new_node_path(path, zarr_format)
     to_write: dict[str, Any] = {}
     for path, metadata in complete.items():
         try:

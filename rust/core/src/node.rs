@@ -35,7 +35,7 @@ pub fn normalize_path(path: &str) -> Result<String> {
 
 /// Checks the names of a node about to be created (spec: "Node names"). The `__` prefix is
 /// reserved by v3 only: v2 names may take it (xarray and others write such members).
-fn check_new_path(path: &str, zarr_format: u8) -> Result<()> {
+pub fn check_new_path(path: &str, zarr_format: u8) -> Result<()> {
     for part in path.split('/').filter(|p| !p.is_empty()) {
         let reason = if part.starts_with("__") && zarr_format == 3 {
             Some("names starting with '__' are reserved")

@@ -74,6 +74,13 @@ fn open_node(
     node_to_py(py, node)
 }
 
+/// Refuses a path whose names no new node may take (ValueError), for the nodes of a
+/// hierarchy written from zarr-python's metadata objects, which the engine does not create.
+#[pyfunction]
+fn check_new_node_path(path: &str, zarr_format: u8) -> PyResult<()> {
+    oxzarr_core::node::check_new_path(path, zarr_format).map_err(errors::to_py_err)
+}
+
 /// The numpy dtype (as `Array.numpy_dtype` describes it) of a v3 `data_type` given as JSON,
 /// so that `create_array` takes the format's own names and objects for a dtype, as
 /// zarr-python does, with the engine's reading of them.
@@ -111,6 +118,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(last_operation_workers, m)?)?;
     m.add_function(wrap_pyfunction!(set_chunk_cache_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(open_node, m)?)?;
+    m.add_function(wrap_pyfunction!(check_new_node_path, m)?)?;
     m.add_function(wrap_pyfunction!(numpy_dtype_of_data_type, m)?)?;
     m.add_function(wrap_pyfunction!(output::empty_output, m)?)?;
     m.add_function(wrap_pyfunction!(output::output_allocator, m)?)?;
