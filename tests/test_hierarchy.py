@@ -1073,3 +1073,32 @@ def test_create_hierarchy_checks_node_names_before_writing(
     if zarr_format == 2:
         made = [p for p, _ in oxzarr.create_hierarchy(store=root, nodes={"__x/y": good})]
         assert sorted(made) == ["__x", "__x/y"]
+
+
+def test_create_hierarchy_refused_deletes_nothing(tmp_path: Path) -> None:
+    """With overwrite=True, create_hierarchy deleted each named node it found as it went: one
+    then refused further on (a node asked for below an array) had already deleted the
+    others, the array "a" and its chunks here. Every node is looked at first."""
+    from zarr.core.group import GroupMetadata
+
+    root = tmp_path / "h.zarr"
+    group = oxzarr.open_group(root, mode="w")
+    group.create_array("a", shape=(4,), chunks=(2,), dtype="i4")[...] = [1, 2, 3, 4]
+    group.create_array("b", shape=(2,), dtype="i4")[...] = 7
+    before = _stored(root)
+    again = zarr.open_array(root / "a").metadata
+    nodes = {"a": again, "b/c": GroupMetadata()}
+    with pytest.raises(ContainsArrayError, match="'b'"):
+        list(oxzarr.create_hierarchy(store=root, nodes=nodes, overwrite=True))
+    assert _stored(root) == before
+    assert_same(oxzarr.open_array(root / "a")[...], np.array([1, 2, 3, 4], dtype="i4"))
+    # A node replaced takes those below it along: the array at b is no parent in the way of
+    # b/c when b itself is replaced.
+    made = oxzarr.create_hierarchy(
+        store=root, nodes={"b": GroupMetadata(), "b/c": GroupMetadata()}, overwrite=True
+    )
+    assert sorted((path, type(node).__name__) for path, node in made) == [
+        ("b", "Group"),
+        ("b/c", "Group"),
+    ]
+    assert sorted(oxzarr.open_group(root).keys()) == ["a", "b"]

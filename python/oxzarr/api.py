@@ -681,8 +681,8 @@ def create_hierarchy(
     A node already at a named path is a ``ContainsArrayError``/``ContainsGroupError``, unless
     ``overwrite`` (then it is removed first, with all it holds); an existing group above them
     is kept as it is. Node names are checked as :func:`create_group` checks them (a
-    ``ValueError``), before anything is written. The metadata documents are zarr-python's
-    own serialization."""
+    ``ValueError``). A refused hierarchy writes and removes nothing. The metadata documents
+    are zarr-python's own serialization."""
     target = make_store(store)
     complete = _complete_hierarchy(nodes)
     if not complete:
@@ -695,24 +695,34 @@ def create_hierarchy(
     # is written: a node named "x/zarr.json" failed only once x's document was written.
     for path in complete:
         _core.check_new_node_path(path, zarr_format)
-    to_write: dict[str, Any] = {}
-    for path, metadata in complete.items():
+    # Every node is looked at before any is replaced or written, so that a refused hierarchy
+    # leaves the store as it was: ancestors first, as the nodes below one replaced are gone
+    # once it is.
+    decided: dict[str, Any] = {}
+    replaced: list[str] = []
+    for path in sorted(complete, key=lambda p: (p != "", p.count("/"))):
+        metadata = complete[path]
+        new = GroupMetadata(zarr_format=zarr_format) if metadata is None else metadata
+        if any(r == "" or path.startswith(f"{r}/") for r in replaced):
+            decided[path] = new
+            continue
         try:
             existing = _core.open_node(target._core, path)
         except NodeNotFoundError:
-            to_write[path] = (
-                GroupMetadata(zarr_format=zarr_format) if metadata is None else metadata
-            )
+            decided[path] = new
             continue
         if metadata is None and isinstance(existing, _core.Group):
             continue  # a group above the named nodes, there already
         if overwrite and metadata is not None:
-            target._core.delete_prefix(f"{path}/" if path else "")
-            to_write[path] = metadata
+            replaced.append(path)
+            decided[path] = metadata
         elif isinstance(existing, _core.Array):
             raise ContainsArrayError(f"an array exists at {path or '/'!r} in {target}")
         else:
             raise ContainsGroupError(f"a group exists at {path or '/'!r} in {target}")
+    for path in replaced:
+        target._core.delete_prefix(f"{path}/" if path else "")
+    to_write = {path: decided[path] for path in complete if path in decided}
     prototype = default_buffer_prototype()
     for path, metadata in to_write.items():
         for key, document in metadata.to_buffer_dict(prototype).items():
