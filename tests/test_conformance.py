@@ -257,3 +257,71 @@ def test_nodes_beyond_zarr_python(shared: Path, outcomes: dict[str, Any]) -> Non
     ]
     missing = [p for p in must_read if p not in beyond]
     assert must_read and not missing, missing
+
+
+# --- Documents other implementations read ---
+
+
+def _with_format(path: Path, document: str, text: str) -> None:
+    """The document `document` below `path` with its zarr_format given as the JSON `text`."""
+    file = path / document
+    doc = json.loads(file.read_text())
+    doc["zarr_format"] = "FORMAT"
+    file.write_text(json.dumps(doc).replace('"FORMAT"', text))
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_zarr_format_as_a_float_reads(tmp_path: Path, zarr_format: int) -> None:
+    """A zarr_format written as a float ("zarr_format": 3.0) was refused; zarr-python and
+    TensorStore read the node (the number is 3, or 2 in .zarray and .zgroup). Other values
+    are still refused, as they are there, and oxzarr writes the integer."""
+    import zarr
+
+    array_doc, group_doc = (
+        ("zarr.json", "zarr.json") if zarr_format == 3 else (".zarray", ".zgroup")
+    )
+    for text in (f"{zarr_format}.0", f"{zarr_format}e0"):
+        root = tmp_path / f"read-{text}"
+        group = oxzarr.open_group(root, mode="w", zarr_format=zarr_format)
+        group.attrs["k"] = 1
+        group.create_array("a", shape=(2,), chunks=(2,), dtype="i4", fill_value=7)
+        _with_format(root / "a", array_doc, text)
+        _with_format(root, group_doc, text)
+        for lib in (zarr, oxzarr):
+            assert lib.open_array(root / "a", mode="r")[...].tolist() == [7, 7], (lib, text)
+            opened = lib.open_group(root, mode="r")
+            assert dict(opened.attrs) == {"k": 1}, (lib, text)
+            assert list(opened.keys()) == ["a"], (lib, text)
+        # Rewritten by oxzarr, the number is the integer again.
+        oxzarr.open_array(root / "a").resize((3,))
+        written = json.loads((root / "a" / array_doc).read_text())["zarr_format"]
+        assert type(written) is int and written == zarr_format
+        # In consolidated metadata too: the member's document there, and the group's.
+        oxzarr.consolidate_metadata(root)
+        file = root / ("zarr.json" if zarr_format == 3 else ".zmetadata")
+        doc = json.loads(file.read_text())
+        if zarr_format == 3:
+            doc["zarr_format"] = doc["consolidated_metadata"]["metadata"]["a"]["zarr_format"] = "F"
+        else:
+            doc["metadata"][".zgroup"]["zarr_format"] = "F"
+            doc["metadata"]["a/.zarray"]["zarr_format"] = "F"
+        file.write_text(json.dumps(doc).replace('"F"', text))
+        for lib in (zarr, oxzarr):
+            consolidated = lib.open_consolidated(root, mode="r")
+            assert consolidated["a"][...].tolist() == [7, 7, 7], (lib, text)
+    for text in (f"{zarr_format}.5", f'"{zarr_format}"', "true", "null"):
+        root = tmp_path / f"refused-{text}"
+        oxzarr.create_array(root, shape=(2,), dtype="i4", zarr_format=zarr_format)
+        _with_format(root, array_doc, text)
+        for lib in (zarr, oxzarr):
+            with pytest.raises(ValueError, match="zarr_format"):
+                lib.open_array(root, mode="r")
+
+
+def test_attributes_that_are_not_an_object_are_refused(tmp_path: Path) -> None:
+    """The spec says attributes are an object; a list is refused (zarr-python takes it)."""
+    oxzarr.create_array(tmp_path, shape=(2,), dtype="i4")
+    doc = json.loads((tmp_path / "zarr.json").read_text())
+    (tmp_path / "zarr.json").write_text(json.dumps({**doc, "attributes": [1]}))
+    with pytest.raises(ValueError, match=r"attributes.*expected an object"):
+        oxzarr.open_array(tmp_path, mode="r")

@@ -104,7 +104,10 @@ pub(crate) fn parse_metadata(json: &str) -> PyResult<ArrayMetadata> {
     let to_py = |e: oxzarr_core::error::MetadataError| crate::errors::to_py_err(e.into());
     let mut doc = json::parse(json.as_bytes())
         .map_err(|e| PyValueError::new_err(format!("metadata is not JSON: {e}")))?;
-    if doc.get("zarr_format").and_then(serde_json::Value::as_u64) == Some(2) {
+    if doc
+        .get("zarr_format")
+        .is_some_and(|v| oxzarr_core::metadata::is_zarr_format(v, 2))
+    {
         let attributes = doc
             .as_object_mut()
             .and_then(|o| o.remove("attributes"))

@@ -19,6 +19,13 @@ use crate::error::MetadataError;
 /// The name of a v3 node's metadata document.
 pub const ZARR_JSON: &str = "zarr.json";
 
+/// Whether a document's `zarr_format` is `format`: the integer, or a number equal to it
+/// written as a float (`3.0`), which zarr-python and TensorStore read as well. oxzarr
+/// writes the integer.
+pub fn is_zarr_format(value: &Value, format: u8) -> bool {
+    value.as_f64() == Some(f64::from(format))
+}
+
 /// The metadata of a group of either format.
 #[derive(Debug, Clone, PartialEq)]
 pub enum GroupMetadata {

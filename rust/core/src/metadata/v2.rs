@@ -76,7 +76,7 @@ fn check_format(doc: &Value) -> Result<(), MetadataError> {
         ));
     }
     match doc.get("zarr_format") {
-        Some(v) if v.as_u64() == Some(2) => Ok(()),
+        Some(v) if super::is_zarr_format(v, 2) => Ok(()),
         Some(v) => Err(MetadataError::invalid("zarr_format", v, "expected 2")),
         None => Err(MetadataError::missing("zarr_format")),
     }

@@ -232,7 +232,7 @@ impl NodeMetadataV3 {
             ));
         };
         match obj.get("zarr_format") {
-            Some(Value::Number(n)) if n.as_u64() == Some(3) => {}
+            Some(v) if super::is_zarr_format(v, 3) => {}
             Some(other) => {
                 return Err(MetadataError::invalid(
                     "zarr_format",
@@ -587,6 +587,20 @@ mod tests {
         doc["other"] = json!({"x": 1});
         let err = parse(&doc).unwrap_err().to_string();
         assert!(err.contains("other"), "{err}");
+    }
+
+    #[test]
+    fn zarr_format_as_a_float() {
+        let mut doc = array_doc();
+        doc["zarr_format"] = json!(3.0);
+        let parsed = parse(&doc).unwrap();
+        // Written again as the integer.
+        let written: Value = serde_json::from_slice(&parsed.to_json()).unwrap();
+        assert_eq!(written["zarr_format"].to_string(), "3");
+        for other in [json!(3.5), json!("3"), json!(true), json!(null), json!(-3)] {
+            doc["zarr_format"] = other.clone();
+            assert!(parse(&doc).is_err(), "{other}");
+        }
     }
 
     #[test]
