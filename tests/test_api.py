@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import itertools
 import json
 import os
 import pickle
 import re
+import shutil
 import subprocess
 import sys
 import warnings
@@ -26,11 +28,13 @@ from oxzarr.errors import (
     ContainsGroupError,
     CorruptChunkError,
     GroupNotFoundError,
+    MetadataValidationError,
     NodeNotFoundError,
     ReadOnlyError,
 )
 from oxzarr.storage import CountingStore, LocalStore, ZipStore
 from tests.conftest import assert_same, sample
+from tests.test_hierarchy import _spoil
 
 
 def doc(path: Path) -> dict:
@@ -738,6 +742,65 @@ def test_pickled_nodes_are_the_nodes_pickled(tmp_path: Path) -> None:
 
     old = _reopen_group(LocalStore(tmp_path / "c.zarr"), "", True)
     assert old.is_consolidated and old.zarr_format == 3
+
+
+def test_a_pickled_group_is_the_group_pickled(tmp_path: Path) -> None:
+    """As zarr-python's: a group pickles with its metadata and, opened through consolidated
+    metadata (its own, or that of a group above it), with what that lists of the nodes below
+    it. The copy has the attributes the group had when pickled (it had those another writer
+    wrote since), unpickles when the group has since been removed (pickle.loads raised
+    GroupNotFoundError, failing a dask task as it was unpickled), and neither unpickling nor
+    member lookups read the store (unpickling read the group's documents again)."""
+    for fmt in (3, 2):
+        where = tmp_path / f"v{fmt}.zarr"
+        g = oxzarr.open_group(where, mode="w", zarr_format=fmt, attributes={"version": 1})
+        # Attributes that do not compress, to tell how many times a pickle holds them.
+        noise = base64.b64encode(os.urandom(15_000)).decode()
+        below = g.create_group("sub", attributes={"s": 1})
+        below.create_array("leaf", shape=(3,), dtype="i1", attributes={"noise": noise})
+        g.create_array("a", shape=(2,), dtype="i4", attributes={"noise": noise[::-1]})
+        plain = oxzarr.open_group(CountingStore(LocalStore(where)), mode="r", zarr_format=fmt)
+        oxzarr.consolidate_metadata(where, zarr_format=fmt)
+        root = oxzarr.open_group(CountingStore(LocalStore(where)), mode="r", zarr_format=fmt)
+        sub = root["sub"]
+        unconsolidated = oxzarr.open_group(where, mode="r", use_consolidated=False)
+        assert root.is_consolidated and sub.is_consolidated
+        blobs = [pickle.dumps(node) for node in (plain, root, sub, unconsolidated)]
+        oxzarr.open_group(where, mode="r+", zarr_format=fmt).attrs["version"] = 2
+        shutil.rmtree(where)
+        plain2, root2, sub2, unconsolidated2 = (pickle.loads(blob) for blob in blobs)
+        for node in (plain2, root2, sub2, unconsolidated2):
+            assert node.zarr_format == fmt and node.read_only
+        assert dict(plain2.attrs) == dict(root2.attrs) == {"version": 1}
+        assert not plain2.is_consolidated and not unconsolidated2.is_consolidated
+        assert root2.is_consolidated and sub2.is_consolidated
+        assert sorted(root2.keys()) == ["a", "sub"] and root2["sub/leaf"].shape == (3,)
+        assert dict(sub2.attrs) == {"s": 1} and list(sub2.keys()) == ["leaf"]
+        assert sub2["leaf"].shape == (3,) and dict(root2["sub"].attrs) == {"s": 1}
+        # A delete through the member rewrites the document of the group above it.
+        assert sub2._core.consolidated_root == sub._core.consolidated_root == ""
+        assert root2.store.requests == sub2.store.requests == 0
+        with pytest.raises(ReadOnlyError):
+            root2.attrs["version"] = 3
+        # Each document once (a v3 group's own holds its consolidated metadata), and a
+        # member's pickle what lies below it alone.
+        assert len(blobs[1]) < 2.4 * len(noise) and len(blobs[2]) < 1.2 * len(noise)
+    # A member oxzarr cannot open is listed in the copy too, and opening it fails as it does
+    # through the group pickled.
+    spoilt = tmp_path / "spoilt.zarr"
+    oxzarr.create_group(spoilt, zarr_format=2).create_array("bad", shape=(2,), dtype="i1")
+    oxzarr.consolidate_metadata(spoilt)
+    _spoil(spoilt, 2)
+    spoilt_copy = pickle.loads(pickle.dumps(oxzarr.open_group(spoilt, mode="r")))
+    assert spoilt_copy.is_consolidated and list(spoilt_copy.keys()) == ["bad"]
+    with pytest.raises(ValueError, match=r"bad/\.zarray"):
+        spoilt_copy["bad"]
+    # A writable group's copy writes to the store.
+    w = oxzarr.open_group(tmp_path / "w.zarr", mode="w")
+    pickle.loads(pickle.dumps(w)).attrs["k"] = 1
+    assert dict(oxzarr.open_group(tmp_path / "w.zarr", mode="r").attrs) == {"k": 1}
+    with pytest.raises(MetadataValidationError, match="the metadata given for the group"):
+        oxzarr._core.Group.from_documents(LocalStore(tmp_path)._core, "x", "[1]")
 
 
 def test_memory_store_views_stay_views_when_copied() -> None:

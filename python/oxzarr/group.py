@@ -745,9 +745,22 @@ class Group:
         return _summary(self._info_rows() + rows, 12)
 
     def __reduce__(self) -> tuple[Any, ...]:
+        # With its metadata, as zarr-python pickles a group: the copy is the group this
+        # handle holds (its attributes, what its consolidated metadata lists), not what
+        # another writer has since left at the path, and unpickling reads nothing (a dask
+        # task's group opens on a worker without a request to the store, and without failing
+        # when the group has since been removed).
         return (
             _reopen_group,
-            (self._store, self.path, self._core.consolidated_root, self.zarr_format),
+            (
+                self._store,
+                self.path,
+                self._core.consolidated_root,
+                self.zarr_format,
+                self._core.metadata_json(),
+                # None when the metadata holds it (a v3 group's own), so it is pickled once.
+                self._core.consolidated_documents_json(),
+            ),
         )
 
 
@@ -756,11 +769,19 @@ def _reopen_group(
     path: str,
     consolidated_root: str | bool | None = None,
     zarr_format: int | None = None,
+    metadata_json: str | None = None,
+    consolidated_json: str | None = None,
 ) -> Group:
-    """A pickled group opened again, of the format it was (where a v2 and a v3 group share a
-    path), and through the consolidated metadata it was opened through: its own, or, for a
-    member of a consolidated group, the group's above it (so it lists what they list).
-    Pickles of earlier versions give whether it was consolidated, and no format."""
+    """A pickled group made again from the metadata it was pickled with, and the consolidated
+    metadata it was opened through: its own, or, for a member of a consolidated group, that
+    of the group above it (so it lists what they list). Pickles of earlier versions hold no
+    metadata, and are opened again from the store, of the format they were (where a v2 and a
+    v3 group share a path); the earliest give whether the group was consolidated, and no
+    format."""
+    if metadata_json is not None:
+        root = consolidated_root if isinstance(consolidated_root, str) else None
+        core = _core.Group.from_documents(store._core, path, metadata_json, root, consolidated_json)
+        return Group(core, store)
     if isinstance(consolidated_root, bool):
         consolidated_root = path if consolidated_root else None
     if consolidated_root is not None:

@@ -127,6 +127,92 @@ impl Consolidated {
             None => self.unreadable.get(path).map(|(kind, _)| *kind),
         }
     }
+
+    /// The nodes below the group at `path` from their documents in `docs`, by store key from
+    /// the group (`"a/b/.zarray"` and `"a/b/.zattrs"`, as a v2 `.zmetadata` holds them;
+    /// `"a/b/zarr.json"`): those of Zarr format `zarr_format` only. The group's own documents
+    /// there are not those of a node below it, and are passed over.
+    fn from_documents(path: &str, docs: &Map<String, Value>, zarr_format: u8) -> Result<Self> {
+        let (declaring, names): (&[&str], &[&str]) = match zarr_format {
+            2 => (&[ZARRAY, ZGROUP], &[ZARRAY, ZGROUP, ZATTRS]),
+            _ => (&[ZARR_JSON], &[ZARR_JSON]),
+        };
+        // The node paths the documents describe ("a/b/.zarray" -> "a/b").
+        let mut rels: Vec<&str> = docs
+            .keys()
+            .filter_map(|k| {
+                declaring
+                    .iter()
+                    .find_map(|name| k.strip_suffix(name))
+                    .map(|rest| rest.trim_end_matches('/'))
+            })
+            .filter(|rel| !rel.is_empty())
+            .collect();
+        rels.sort();
+        rels.dedup();
+        let mut consolidated = Self::new(path);
+        for rel in rels {
+            let node_path = normalize_path(&join_key(path, rel))?;
+            let node_docs = names
+                .iter()
+                .filter_map(|name| {
+                    let doc = docs.get(&join_key(rel, name))?;
+                    let bytes = crate::metadata::json::to_string(doc).into_bytes();
+                    Some((join_key(&node_path, name), bytes))
+                })
+                .collect();
+            consolidated.add(node_path, node_docs)?;
+        }
+        Ok(consolidated)
+    }
+
+    /// The documents of the nodes below the group at `path`, by store key from it, as
+    /// [`Consolidated::from_documents`] takes them back.
+    fn documents_below(&self, path: &str) -> Result<Map<String, Value>> {
+        let prefix = node_prefix(path);
+        // Their paths follow the prefix in order.
+        let below = |p: &&String| p.starts_with(&prefix);
+        let mut docs = Map::new();
+        for (node_path, meta) in self.nodes.range(prefix.clone()..) {
+            if !below(&node_path) {
+                break;
+            }
+            let rel = &node_path[prefix.len()..];
+            let (attributes, (name, doc)) = match meta {
+                NodeMetadata::Array(ArrayMetadata::V3(m)) => (None, (ZARR_JSON, m.to_value())),
+                NodeMetadata::Group(GroupMetadata::V3(m)) => (None, (ZARR_JSON, m.to_value())),
+                NodeMetadata::Array(ArrayMetadata::V2(m)) => {
+                    (Some(&m.attributes), (ZARRAY, m.to_value()))
+                }
+                NodeMetadata::Group(GroupMetadata::V2 { attributes }) => (
+                    Some(attributes),
+                    (ZGROUP, serde_json::json!({"zarr_format": 2})),
+                ),
+            };
+            docs.insert(join_key(rel, name), doc);
+            if let Some(attributes) = attributes.filter(|a| !a.is_empty()) {
+                docs.insert(join_key(rel, ZATTRS), Value::Object(attributes.clone()));
+            }
+        }
+        for (node_path, (_, node_docs)) in self.unreadable.range(prefix.clone()..) {
+            if !below(&node_path) {
+                break;
+            }
+            for (key, bytes) in node_docs {
+                // Made from JSON values (see `add`'s callers): they parse.
+                let doc =
+                    crate::metadata::json::parse(bytes).map_err(|e| Error::InvalidMetadata {
+                        key: key.clone(),
+                        source: MetadataError::NotJson {
+                            path: key.clone(),
+                            reason: e.to_string(),
+                        },
+                    })?;
+                docs.insert(key[prefix.len()..].to_string(), doc);
+            }
+        }
+        Ok(docs)
+    }
 }
 
 /// `nodes` in the order of zarr-python's consolidated documents: by depth, then by path
@@ -242,6 +328,96 @@ impl Group {
     /// own, or that of a group above it), if any.
     pub fn consolidated_root(&self) -> Option<&str> {
         self.consolidated.as_deref().map(|c| c.root.as_str())
+    }
+
+    /// The consolidated metadata this group was opened through, as
+    /// [`Group::from_documents`] takes it back to make the group again without reading the
+    /// store: the documents of the nodes below the group by store key from it (`"a/zarr.json"`;
+    /// `"a/.zarray"`, `"a/.zattrs"`), as many as lookups through the group can reach. `None`
+    /// for a group opened without, and for a v3 group opened through its own: its metadata
+    /// holds them already.
+    pub fn consolidated_documents(&self) -> Result<Option<Map<String, Value>>> {
+        let Some(c) = &self.consolidated else {
+            return Ok(None);
+        };
+        let own_document_holds_them = matches!(&self.metadata, GroupMetadata::V3(m)
+            if m.extra_fields.contains_key("consolidated_metadata"));
+        if c.root == self.path && own_document_holds_them {
+            return Ok(None);
+        }
+        c.documents_below(&self.path).map(Some)
+    }
+
+    /// The group at `path` made again from what a handle held, reading nothing from the
+    /// store: its metadata `document` (as [`GroupMetadata::to_value`] gives it) and, for a
+    /// group opened through consolidated metadata, the path of the group holding that
+    /// (`consolidated_root`, this group's or one above it) and
+    /// [`Group::consolidated_documents`].
+    pub fn from_documents(
+        store: StoreRef,
+        path: &str,
+        document: &[u8],
+        consolidated_root: Option<&str>,
+        consolidated: Option<&[u8]>,
+    ) -> Result<Self> {
+        let path = normalize_path(path)?;
+        let key = format!(
+            "the metadata given for the group {}",
+            describe(&store, &path)
+        );
+        let invalid = |source| Error::InvalidMetadata {
+            key: key.clone(),
+            source,
+        };
+        let metadata = GroupMetadata::parse(document, &key).map_err(invalid)?;
+        let Some(root) = consolidated_root else {
+            return Ok(Self::from_metadata(store, &path, metadata));
+        };
+        let mut found = match (consolidated, &metadata) {
+            (Some(bytes), _) => {
+                let docs = match crate::metadata::json::parse(bytes) {
+                    Ok(Value::Object(docs)) => docs,
+                    Ok(other) => {
+                        let reason = "expected an object of documents by store key";
+                        return Err(invalid(MetadataError::invalid(
+                            "consolidated_metadata",
+                            &other,
+                            reason,
+                        )));
+                    }
+                    Err(e) => {
+                        return Err(invalid(MetadataError::NotJson {
+                            path: key.clone(),
+                            reason: e.to_string(),
+                        }))
+                    }
+                };
+                Consolidated::from_documents(&path, &docs, metadata.zarr_format())?
+            }
+            (None, GroupMetadata::V3(meta)) if root == path => {
+                match Consolidated::inline(&path, meta)? {
+                    Some(found) => found,
+                    None => {
+                        return Err(invalid(MetadataError::missing("consolidated_metadata")));
+                    }
+                }
+            }
+            (None, _) => {
+                return Err(Error::InvalidArgument(format!(
+                    "the consolidated metadata of the group {} opened through that of {:?} \
+                     is not given",
+                    describe(&store, &path),
+                    root
+                )))
+            }
+        };
+        found.root = normalize_path(root)?;
+        Ok(Self {
+            store,
+            path,
+            metadata,
+            consolidated: Some(Arc::new(found)),
+        })
     }
 
     /// Replaces the attributes, writing them to the store; returns the updated group.
@@ -732,33 +908,7 @@ impl Group {
                     .get("metadata")
                     .and_then(Value::as_object)
                     .ok_or_else(|| invalid(&key, &doc, "expected a metadata object"))?;
-                // The node paths the documents describe ("a/b/.zarray" -> "a/b").
-                let mut rels: Vec<&str> = docs
-                    .keys()
-                    .filter_map(|k| {
-                        [ZARRAY, ZGROUP]
-                            .iter()
-                            .find_map(|name| k.strip_suffix(name))
-                            .map(|rest| rest.trim_end_matches('/'))
-                    })
-                    .filter(|rel| !rel.is_empty())
-                    .collect();
-                rels.sort();
-                rels.dedup();
-                let mut consolidated = Consolidated::new(&path);
-                for rel in rels {
-                    let node_path = normalize_path(&join_key(&path, rel))?;
-                    let node_docs = [ZARRAY, ZGROUP, ZATTRS]
-                        .iter()
-                        .filter_map(|name| {
-                            let doc = docs.get(&join_key(rel, name))?;
-                            let bytes = crate::metadata::json::to_string(doc).into_bytes();
-                            Some((join_key(&node_path, name), bytes))
-                        })
-                        .collect();
-                    consolidated.add(node_path, node_docs)?;
-                }
-                (meta, Some(consolidated))
+                (meta, Some(Consolidated::from_documents(&path, docs, 2)?))
             }
         };
         Ok(Self {

@@ -97,6 +97,40 @@ impl Group {
         .map(Self::from)
     }
 
+    /// The group made again, reading nothing from the store, from its metadata document
+    /// (`metadata_json()`) and, for a group opened through consolidated metadata, the path of
+    /// the group holding that and `consolidated_documents_json()`.
+    #[staticmethod]
+    #[pyo3(signature = (store, path, metadata_json, consolidated_root=None, consolidated_json=None))]
+    fn from_documents(
+        py: Python<'_>,
+        store: &Store,
+        path: &str,
+        metadata_json: &str,
+        consolidated_root: Option<&str>,
+        consolidated_json: Option<&str>,
+    ) -> PyResult<Self> {
+        let store = store.inner().clone();
+        without_gil(py, || {
+            oxzarr_core::Group::from_documents(
+                store,
+                path,
+                metadata_json.as_bytes(),
+                consolidated_root,
+                consolidated_json.map(str::as_bytes),
+            )
+        })
+        .map(Self::from)
+    }
+
+    /// The documents of the nodes below the group in the consolidated metadata it was opened
+    /// through, by store key from the group; None if it was opened without, or if its own
+    /// document holds them.
+    fn consolidated_documents_json(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        let docs = without_gil(py, || self.inner.consolidated_documents())?;
+        Ok(docs.map(|docs| json::to_string(&serde_json::Value::Object(docs))))
+    }
+
     /// Writes consolidated metadata for everything below the group; returns the group opened
     /// through it.
     fn consolidate(&self, py: Python<'_>) -> PyResult<Self> {

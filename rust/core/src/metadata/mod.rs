@@ -55,6 +55,41 @@ impl GroupMetadata {
         }
     }
 
+    /// The metadata from the one document [`GroupMetadata::to_value`] makes of it. `key`
+    /// names the document in errors.
+    pub fn parse(bytes: &[u8], key: &str) -> Result<Self, MetadataError> {
+        let doc = json::parse(bytes).map_err(|e| MetadataError::NotJson {
+            path: key.to_string(),
+            reason: e.to_string(),
+        })?;
+        if doc.get("zarr_format").and_then(Value::as_u64) == Some(2) {
+            let attributes = match doc {
+                Value::Object(mut obj) => obj.remove("attributes"),
+                _ => None,
+            };
+            return match attributes {
+                Some(Value::Object(attributes)) => Ok(Self::V2 { attributes }),
+                None | Some(Value::Null) => Ok(Self::V2 {
+                    attributes: Map::new(),
+                }),
+                Some(other) => Err(MetadataError::invalid(
+                    "attributes",
+                    &other,
+                    "expected a JSON object",
+                )),
+            };
+        }
+        // Parsed once: a consolidated group's document holds every node's below it.
+        match NodeMetadataV3::from_value(doc)? {
+            NodeMetadataV3::Group(meta) => Ok(Self::V3(meta)),
+            NodeMetadataV3::Array(_) => Err(MetadataError::invalid(
+                "node_type",
+                &Value::from("array"),
+                "expected \"group\"",
+            )),
+        }
+    }
+
     /// The metadata as one JSON document (`zarr.json`, or `.zgroup` with `attributes`).
     pub fn to_value(&self) -> Value {
         match self {

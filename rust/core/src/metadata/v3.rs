@@ -224,6 +224,11 @@ impl NodeMetadataV3 {
             path: key.to_string(),
             reason: e.to_string(),
         })?;
+        Self::from_value(doc)
+    }
+
+    /// A `zarr.json` document already parsed.
+    pub fn from_value(doc: Value) -> Result<Self, MetadataError> {
         let Value::Object(obj) = doc else {
             return Err(MetadataError::invalid(
                 "zarr.json",
