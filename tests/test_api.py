@@ -803,6 +803,24 @@ def test_a_pickled_group_is_the_group_pickled(tmp_path: Path) -> None:
         oxzarr._core.Group.from_documents(LocalStore(tmp_path)._core, "x", "[1]")
 
 
+def test_a_pickled_group_holds_its_metadata_compressed(tmp_path: Path) -> None:
+    """The documents of a consolidated group's members repeat one another, and are pickled
+    compressed: a group of 1,000 arrays pickled into 415 KB (v3) and 207 KB (v2) of JSON, as
+    long as the documents; now 7 KB and 9 KB (zarr-python's: 144 KB and 103 KB)."""
+    for fmt in (3, 2):
+        where = tmp_path / f"v{fmt}.zarr"
+        g = oxzarr.open_group(where, mode="w", zarr_format=fmt)
+        for i in range(100):
+            g.create_array(f"a{i}", shape=(4,), dtype="f8", attributes={"i": i})
+        oxzarr.consolidate_metadata(where, zarr_format=fmt)
+        group = oxzarr.open_group(where, mode="r", zarr_format=fmt)
+        documents = group._core.metadata_json() + (group._core.consolidated_documents_json() or "")
+        blob = pickle.dumps(group)
+        assert len(blob) < len(documents) / 10
+        again = pickle.loads(blob)
+        assert again.is_consolidated and again["a99"].attrs["i"] == 99
+
+
 def test_memory_store_views_stay_views_when_copied() -> None:
     # Views of one memory store pickled (or deep-copied) together are views of one copy, as
     # zarr-python's; copy.copy is another view of the same contents.
