@@ -803,6 +803,33 @@ def test_a_pickled_group_is_the_group_pickled(tmp_path: Path) -> None:
         oxzarr._core.Group.from_documents(LocalStore(tmp_path)._core, "x", "[1]")
 
 
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_a_pickled_consolidated_group_holds_the_attributes_written_through_it(
+    tmp_path: Path, zarr_format: int
+) -> None:
+    # Attributes written through a consolidated group's members are seen through the group
+    # (as in zarr-python); its pickle held the documents as they were read, so the copy
+    # showed the members' attributes of before the writes.
+    p = tmp_path / "g.zarr"
+    g = oxzarr.open_group(p, mode="w", zarr_format=zarr_format)
+    g.create_group("sub").create_array("a", shape=(2,), dtype="i4")
+    g.create_array("b", shape=(2,), dtype="i4")
+    oxzarr.consolidate_metadata(p)
+    g = oxzarr.open_group(p, mode="r+")
+    g["b"].attrs["x"] = 1
+    g["sub/a"].attrs["y"] = 2
+    g["sub"].attrs["z"] = 3
+    for copy, prefix in (
+        (pickle.loads(pickle.dumps(g)), "sub/"),
+        (pickle.loads(pickle.dumps(g["sub"])), ""),
+    ):
+        assert dict(copy[f"{prefix}a"].attrs) == {"y": 2}
+        if prefix:
+            assert dict(copy["b"].attrs) == {"x": 1} and dict(copy["sub"].attrs) == {"z": 3}
+        else:
+            assert dict(copy.attrs) == {"z": 3}
+
+
 def test_a_pickled_group_holds_its_metadata_compressed(tmp_path: Path) -> None:
     """The documents of a consolidated group's members repeat one another, and are pickled
     compressed: a group of 1,000 arrays pickled into 415 KB (v3) and 207 KB (v2) of JSON, as

@@ -6,6 +6,8 @@ import inspect
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -504,6 +506,168 @@ def test_attributes_of_a_subgroup_opened_through_consolidated_metadata(
     for lib in (oxzarr, zarr):
         sub = lib.open_group(path / "sub", mode="r")
         assert list(sub.keys()) == ["y"] and dict(sub.attrs) == {"k": 1}, lib
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_attribute_writes_through_a_consolidated_group_keep_the_earlier_ones(
+    tmp_path: Path, zarr_format: int
+) -> None:
+    # Each g[name] was made from the group's copy of its consolidated metadata, and a write
+    # changed that copy and wrote the whole document: the second write through g dropped the
+    # first from the store ({"long_name": ...} alone), and g[name] showed neither.
+    path = tmp_path / "c.zarr"
+    g = oxzarr.open_group(path, mode="w", zarr_format=zarr_format)
+    g.create_array("temperature", shape=(4,), chunks=(2,), dtype="f4")
+    oxzarr.consolidate_metadata(path)
+    g = oxzarr.open_group(path, mode="r+")
+    assert g.is_consolidated
+    g["temperature"].attrs["units"] = "K"
+    g["temperature"].attrs["long_name"] = "air temperature"
+    expected = {"units": "K", "long_name": "air temperature"}
+    assert dict(g["temperature"].attrs) == expected
+    assert dict(zarr.open_array(path / "temperature", mode="r").attrs) == expected
+    assert dict(oxzarr.open_array(path / "temperature", mode="r").attrs) == expected
+
+
+def _member_writes(lib: Any, path: Path) -> list[Any]:
+    """Attribute writes (and a resize) through the members of the group at `path`, opened
+    through its consolidated metadata with `lib`, and what lookups through it see after."""
+    g = lib.open_group(path, mode="r+")
+    seen: list[Any] = []
+    early, late = g["a"], g["a"]
+    early.attrs["units"] = "K"
+    late.attrs["long_name"] = "t"  # from the handle made before the first write
+    seen += [dict(g["a"].attrs), dict(early.attrs), dict(late.attrs)]
+    sub = g["g"]
+    g["g"].attrs["x"] = 1
+    g["g"].update_attributes({"y": 2})
+    seen += [dict(sub.attrs), dict(g["g"].attrs)]
+    g["g/h/c"].attrs["deep"] = True
+    g["g"]["h"]["c"].attrs.update({"deeper": 1, "gone": 0})
+    del sub["h/c"].attrs["gone"]
+    g["g"]["b"].update_attributes({"k": [1, 2]})
+    g["a"].attrs.put({"only": 1})
+    # The shape is the handle's own, and not seen through the group, as in zarr-python; the
+    # attributes written with it are the shared ones.
+    early.resize((6,))
+    seen += [g["a"].shape, early.shape, dict(g["a"].attrs), dict(early.attrs)]
+    seen.append({name: dict(node.attrs) for name, node in g.members(max_depth=None)})
+    consolidated = g.metadata.consolidated_metadata.flattened_metadata
+    seen.append({name: dict(node.attributes) for name, node in consolidated.items()})
+    # A delete writes the document again: the handles made before still share the attributes.
+    del g["g/b"]
+    sub.attrs["after_delete"] = 1
+    g["g/h"].attrs["h"] = 1
+    seen += [dict(g["g"].attrs), dict(sub["h"].attrs)]
+    return seen
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_attribute_writes_through_a_consolidated_groups_members_are_shared(
+    tmp_path: Path, zarr_format: int
+) -> None:
+    # A member looked up again through the group, members(), the group's metadata and
+    # handles made before a write showed the attributes of the consolidated document, not
+    # those written through other handles from the group; a write from such a handle dropped
+    # what the others wrote. zarr-python's members share their attributes with the group's
+    # consolidated metadata, at every level; so do oxzarr's now.
+    build(tmp_path / "ours.zarr", zarr_format)
+    oxzarr.consolidate_metadata(tmp_path / "ours.zarr")
+    shutil.copytree(tmp_path / "ours.zarr", tmp_path / "theirs.zarr")
+    ours = _member_writes(oxzarr, tmp_path / "ours.zarr")
+    assert ours == _member_writes(zarr, tmp_path / "theirs.zarr")
+    assert ours[0] == {"units": "K", "long_name": "t"} and ours[-1] == {"h": 1}
+    for lib in (oxzarr, zarr):
+        for name in ("ours.zarr", "theirs.zarr"):
+            stored = lib.open_group(tmp_path / name, mode="r", use_consolidated=False)
+            assert dict(stored["a"].attrs) == {"only": 1}, (lib, name)
+            assert dict(stored["g"].attrs) == {"level": 1, "x": 1, "y": 2, "after_delete": 1}
+            assert dict(stored["g/h/c"].attrs) == {"deep": True, "deeper": 1}
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_member_attribute_writes_leave_the_consolidated_document_as_zarr_python_does(
+    tmp_path: Path, zarr_format: int
+) -> None:
+    # zarr-python writes a member's document alone: the consolidated document keeps the
+    # attributes it was written with until the group holding it writes its own document
+    # (v3), which then holds those its members wrote, as zarr-python's holds them.
+    build(tmp_path / "ours.zarr", zarr_format)
+    oxzarr.consolidate_metadata(tmp_path / "ours.zarr")
+    shutil.copytree(tmp_path / "ours.zarr", tmp_path / "theirs.zarr")
+    document = "zarr.json" if zarr_format == 3 else ".zmetadata"
+    before = (tmp_path / "ours.zarr" / document).read_bytes()
+
+    def files(name: str) -> dict[str, bytes]:
+        root = tmp_path / name
+        return {str(f.relative_to(root)): f.read_bytes() for f in root.rglob("*") if f.is_file()}
+
+    groups = {}
+    for lib, name in ((oxzarr, "ours.zarr"), (zarr, "theirs.zarr")):
+        g = lib.open_group(tmp_path / name, mode="r+")
+        g["a"].attrs["units"] = "K"
+        g["a"].attrs["long_name"] = "t"
+        g["g/h/c"].attrs["deep"] = True
+        g["g"]["b"].attrs["k"] = 1
+        groups[lib] = g
+    assert (tmp_path / "ours.zarr" / document).read_bytes() == before
+    assert files("ours.zarr") == files("theirs.zarr")
+    if zarr_format == 3:
+        for g in groups.values():
+            g.attrs["title"] = "again"
+        assert files("ours.zarr") == files("theirs.zarr")
+        written = oxzarr.open_consolidated(tmp_path / "ours.zarr", mode="r")
+        assert dict(written["a"].attrs) == {"units": "K", "long_name": "t"}
+
+
+THREADS_WRITING_ATTRIBUTES = """
+import sys
+from concurrent.futures import ThreadPoolExecutor
+import oxzarr
+
+path, zarr_format = sys.argv[1], int(sys.argv[2])
+g = oxzarr.open_group(path, mode="w", zarr_format=zarr_format)
+g.create_array("a", shape=(2,), dtype="i1")
+g.create_group("s").create_array("b", shape=(2,), dtype="i1")
+oxzarr.consolidate_metadata(path)
+g = oxzarr.open_group(path, mode="r+")
+
+def change(i):
+    # A handle of its own for every write, each made from the group's consolidated metadata.
+    for name in ("a", "s", "s/b"):
+        for j in range(10):
+            g[name].attrs[f"t{i}-{j}"] = j
+        g[name].update_attributes({f"u{i}": i})
+        del g[name].attrs[f"t{i}-0"]
+
+with ThreadPoolExecutor(4) as pool:
+    list(pool.map(change, range(4)))
+expected = {f"t{i}-{j}": j for i in range(4) for j in range(1, 10)}
+expected.update({f"u{i}": i for i in range(4)})
+for name in ("a", "s", "s/b"):
+    assert g[name].attrs.asdict() == expected, name
+    stored = oxzarr.open_group(path, mode="r", use_consolidated=False)[name]
+    assert stored.attrs.asdict() == expected, name
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_threads_writing_attributes_through_a_consolidated_group_lose_nothing(
+    tmp_path: Path, zarr_format: int
+) -> None:
+    # Threads writing the attributes of one member, each through a handle of its own from the
+    # group: each write started from the attributes of the consolidated document. Now a write
+    # made from attributes another handle's write has since replaced is made again from those.
+    # (In a process of its own: a write made again and again would not end.)
+    script = [sys.executable, "-c", THREADS_WRITING_ATTRIBUTES]
+    run = subprocess.run(
+        [*script, str(tmp_path / "c.zarr"), str(zarr_format)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0 and run.stdout == "ok\n", run.stderr[-2000:]
 
 
 def test_groups_written_by_zarr_python_3_0_to_3_1_3(tmp_path: Path) -> None:

@@ -60,9 +60,33 @@ class Attributes(MutableMapping[str, JSON]):
         stored: Mapping[str, JSON] = self._node._metadata_dict.get("attributes") or {}
         return stored
 
+    def _view(self) -> tuple[int | None, Mapping[str, JSON]]:
+        """The attributes as :meth:`_stored` gives them, and the generation of the
+        attributes shared through consolidated metadata they were read at (see
+        ``Array._metadata_view``), for a write to be made from."""
+        generation, document = self._node._metadata_view()
+        stored: Mapping[str, JSON] = document.get("attributes") or {}
+        return generation, stored
+
     def _current(self) -> dict[str, JSON]:
         """A copy of the attributes, for a write to change."""
         return dict(self._stored())
+
+    def _change(self, change: Callable[[dict[str, JSON]], None]) -> None:
+        """Writes the attributes `change` makes of a copy of the current ones."""
+        # Each change reads the attributes and writes them back whole: threads changing them
+        # through one handle go one at a time, or each would write back what it read and
+        # drop the others' keys (nor may a resize write back the attributes it read).
+        # Handles opened through one group's consolidated metadata share their attributes
+        # (as zarr-python's do): the engine refuses a write made from attributes another
+        # handle's write has since replaced, and it is made again from the new ones.
+        with self._node._metadata_lock:
+            while True:
+                generation, stored = self._view()
+                attrs = dict(stored)
+                change(attrs)
+                if self._node._write_attributes(attrs, generation):
+                    return
 
     def __getitem__(self, key: str) -> JSON:
         return self._stored()[key]
@@ -71,13 +95,7 @@ class Attributes(MutableMapping[str, JSON]):
         self.update({key: value})
 
     def __delitem__(self, key: str) -> None:
-        # Each change reads the attributes and writes them back whole: threads changing them
-        # through one handle go one at a time, or each would write back what it read and
-        # drop the others' keys (nor may a resize write back the attributes it read).
-        with self._node._metadata_lock:
-            attrs = self._current()
-            del attrs[key]
-            self._node._write_attributes(attrs)
+        self._change(lambda attrs: attrs.__delitem__(key))
 
     def __iter__(self) -> Iterator[str]:
         # Over the mapping of the time the iteration began, as over a copy before: a write
@@ -92,10 +110,7 @@ class Attributes(MutableMapping[str, JSON]):
 
     def update(self, *args: Any, **kwargs: JSON) -> None:
         """Changes several attributes with one write."""
-        with self._node._metadata_lock:
-            attrs = self._current()
-            attrs.update(*args, **kwargs)
-            self._node._write_attributes(attrs)
+        self._change(lambda attrs: attrs.update(*args, **kwargs))
 
     def put(self, d: Mapping[str, JSON]) -> None:
         """Replaces all attributes."""
@@ -590,11 +605,14 @@ class Array:
 
     def _load(self, core: _core.Array) -> None:
         self._core = core
+        # Opened through a group's consolidated metadata, its attributes are shared with the
+        # other nodes opened from it: a write through one of them is seen here.
+        self._shared = core.consolidated_generation is not None
         # The document as a dict is made when first asked for (attributes, metadata,
         # codecs), from the engine's: the description below comes from the engine's typed
         # values, so that a handle for each of a group's many members costs no serialising
         # and parsing of documents nobody reads.
-        self._metadata_cache: tuple[_core.Array, dict[str, JSON]] | None = None
+        self._metadata_cache: tuple[_core.Array, int | None, dict[str, JSON]] | None = None
         self._shape = tuple(int(s) for s in core.shape)
         self._chunks = tuple(int(c) for c in core.inner_chunk_shape)
         shards = core.shard_shape
@@ -621,14 +639,32 @@ class Array:
     @property
     def _metadata_dict(self) -> dict[str, JSON]:
         """The array's document, as the engine holds it."""
+        # Checked here first, as _metadata_view does: attrs reads every key through this.
         core = self._core
         cached = self._metadata_cache
+        if (
+            cached is not None
+            and cached[0] is core
+            and (not self._shared or cached[1] == core.consolidated_generation)
+        ):
+            return cached[2]
+        return self._metadata_view()[1]
+
+    def _metadata_view(self) -> tuple[int | None, dict[str, JSON]]:
+        """The array's document, and the generation of the attributes shared through
+        consolidated metadata it was read at (None: not shared)."""
+        core = self._core
+        # Read before the document: a write coming between leaves the document newer than
+        # the generation, and a write made from it is refused and made again.
+        generation = core.consolidated_generation if self._shared else None
+        cached = self._metadata_cache
         # Kept with the engine's array it was made from: made from one a write (in another
-        # thread) has since replaced, it is made again from the new one.
-        if cached is None or cached[0] is not core:
-            cached = (core, json.loads(core.metadata_json()))
+        # thread) has since replaced, or before a write through another node sharing its
+        # attributes, it is made again.
+        if cached is None or cached[0] is not core or cached[1] != generation:
+            cached = (core, generation, json.loads(core.metadata_json()))
             self._metadata_cache = cached
-        return cached[1]
+        return cached[1], cached[2]
 
     # --- description ---
 
@@ -899,8 +935,14 @@ class Array:
 
     # --- attributes ---
 
-    def _write_attributes(self, attributes: dict[str, JSON]) -> None:
-        self._load(self._core.with_attributes(json.dumps(attributes)))
+    def _write_attributes(self, attributes: dict[str, JSON], seen: int | None = None) -> bool:
+        """Writes `attributes`; False if they were made from those of generation `seen` of
+        the shared ones and another node's write came since (nothing is written)."""
+        core = self._core.with_attributes(json.dumps(attributes), seen)
+        if core is None:
+            return False
+        self._load(core)
+        return True
 
     def update_attributes(self, new_attributes: Mapping[str, JSON]) -> Array:
         """Merges `new_attributes` into the attributes (one write); returns the array."""

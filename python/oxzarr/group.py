@@ -212,10 +212,44 @@ class Group:
 
     def _load(self, core: _core.Group) -> None:
         self._core = core
-        self._metadata_dict: dict[str, JSON] = json.loads(core.metadata_json())
+        # Opened through consolidated metadata, the attributes of the group (a member of the
+        # group holding it) or of its members are shared with the other nodes opened from
+        # it: a write through one of them is seen here.
+        self._shared = core.consolidated_generation is not None
+        self._metadata_cache: tuple[_core.Group, int | None, dict[str, JSON]] | None = None
         # Made when first asked for: it reads every member's metadata of a consolidated
         # group.
-        self._metadata: GroupMetadata | None = None
+        self._metadata: tuple[_core.Group, int | None, GroupMetadata] | None = None
+
+    def _generation(self, core: _core.Group) -> int | None:
+        """The generation of the attributes shared through the consolidated metadata `core`
+        was opened through (None: through none)."""
+        return core.consolidated_generation if self._shared else None
+
+    @property
+    def _metadata_dict(self) -> dict[str, JSON]:
+        """The group's document, as the engine holds it."""
+        # Checked here first, as _metadata_view does: attrs reads every key through this.
+        core = self._core
+        cached = self._metadata_cache
+        if (
+            cached is not None
+            and cached[0] is core
+            and (not self._shared or cached[1] == core.consolidated_generation)
+        ):
+            return cached[2]
+        return self._metadata_view()[1]
+
+    def _metadata_view(self) -> tuple[int | None, dict[str, JSON]]:
+        """The group's document, and the generation of the attributes shared through
+        consolidated metadata it was read at (as ``Array._metadata_view``)."""
+        core = self._core
+        generation = self._generation(core)
+        cached = self._metadata_cache
+        if cached is None or cached[0] is not core or cached[1] != generation:
+            cached = (core, generation, json.loads(core.metadata_json()))
+            self._metadata_cache = cached
+        return cached[1], cached[2]
 
     @property
     def path(self) -> str:
@@ -271,12 +305,23 @@ class Group:
     @property
     def metadata(self) -> GroupMetadata:
         """The group's metadata, with zarr-python's fields (see :class:`GroupMetadata`)."""
-        if self._metadata is None:
-            self._metadata = _group_metadata(self._core, str(self._store))
-        return self._metadata
+        core = self._core
+        generation = self._generation(core)
+        cached = self._metadata
+        # Made again after a write through a node sharing the attributes it holds.
+        if cached is None or cached[0] is not core or cached[1] != generation:
+            cached = (core, generation, _group_metadata(core, str(self._store)))
+            self._metadata = cached
+        return cached[2]
 
-    def _write_attributes(self, attributes: dict[str, JSON]) -> None:
-        self._load(self._core.with_attributes(json.dumps(attributes)))
+    def _write_attributes(self, attributes: dict[str, JSON], seen: int | None = None) -> bool:
+        """Writes `attributes`; False if they were made from those of generation `seen` of
+        the shared ones and another node's write came since (nothing is written)."""
+        core = self._core.with_attributes(json.dumps(attributes), seen)
+        if core is None:
+            return False
+        self._load(core)
+        return True
 
     def update_attributes(self, new_attributes: Mapping[str, JSON]) -> Group:
         """Adds `new_attributes` to the user attributes (replacing keys already there) and

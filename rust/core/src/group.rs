@@ -5,8 +5,10 @@
 //! opening a hierarchy costs one read. A group opened through it answers member lookups from
 //! that document, without reading the store.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde_json::{Map, Value};
 
@@ -39,8 +41,75 @@ fn mixed(rel: &str, node: &str, group: &str) -> Error {
     ))
 }
 
-/// The metadata of every node below a group, by path from the store's root.
+/// The attributes written through the nodes opened from one consolidated document since it
+/// was read. zarr-python's nodes share their attributes with the consolidated metadata they
+/// were opened through: a write through one is seen by later lookups through the group and
+/// by the other nodes opened from it, and the next write, through any of them, starts from
+/// it. (Shapes are not shared there: a resize is not seen through the group; nor here.)
 #[derive(Debug, Default)]
+struct Written {
+    /// Held by a write from reading the attributes it starts from to recording what it
+    /// stored, so that writes through different nodes (in different threads) go one at a
+    /// time and none is lost to another that started from the same attributes.
+    turn: Mutex<()>,
+    /// The attributes last written, by node path. Held only to read or record them, never
+    /// across a store write: lookups do not wait for a write's I/O.
+    attributes: Mutex<HashMap<String, Map<String, Value>>>,
+    /// How many writes have been recorded: a node's view of its attributes made at a
+    /// generation is current while the generation is the same.
+    generation: AtomicU64,
+}
+
+/// `meta` with `attributes` in place of its own.
+fn with_attributes(meta: &NodeMetadata, attributes: Map<String, Value>) -> NodeMetadata {
+    let mut meta = meta.clone();
+    match &mut meta {
+        NodeMetadata::Array(m) => m.set_attributes(attributes),
+        NodeMetadata::Group(m) => m.set_attributes(attributes),
+    }
+    meta
+}
+
+impl Written {
+    /// The recorded attributes. (A panic elsewhere while they were held leaves them
+    /// whole: they change by one insert or one retain, so they are used as they are.)
+    fn attributes(&self) -> MutexGuard<'_, HashMap<String, Map<String, Value>>> {
+        self.attributes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A write's turn among the writes through nodes opened from one consolidated document
+/// (see [`Consolidated::write_turn`]).
+pub(crate) struct WriteTurn<'a> {
+    written: &'a Written,
+    _turn: MutexGuard<'a, ()>,
+}
+
+impl WriteTurn<'_> {
+    /// Whether a write started from the attributes as they were at generation `seen`
+    /// (`None`: from none it read) has seen every write recorded before it.
+    pub(crate) fn saw_every_write(&self, seen: Option<u64>) -> bool {
+        seen.is_none_or(|seen| seen == self.written.generation.load(Ordering::Acquire))
+    }
+
+    /// The attributes last written to the node at `path`, if any were.
+    pub(crate) fn attributes(&self, path: &str) -> Option<Map<String, Value>> {
+        self.written.attributes().get(path).cloned()
+    }
+
+    /// Records `attributes` as written to the node at `path`, a new generation.
+    pub(crate) fn record(self, path: &str, attributes: Map<String, Value>) {
+        self.written
+            .attributes()
+            .insert(path.to_string(), attributes);
+        self.written.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// The metadata of every node below a group, by path from the store's root.
+#[derive(Debug, Default, Clone)]
 pub struct Consolidated {
     /// The path of the group whose document this is (groups below it share it).
     root: String,
@@ -49,6 +118,9 @@ pub struct Consolidated {
     /// they are, and the documents by store key, parsed again (to the same error) when the
     /// node is opened. The other nodes open as usual.
     unreadable: BTreeMap<String, (NodeKind, BTreeMap<String, Vec<u8>>)>,
+    /// What the nodes opened from it have written since (shared by the groups and arrays
+    /// opened through it).
+    written: Arc<Written>,
 }
 
 impl Consolidated {
@@ -120,6 +192,78 @@ impl Consolidated {
         Ok(Some(found))
     }
 
+    /// The turn of a write through a node opened from this document, waiting for the one
+    /// going on to be recorded.
+    pub(crate) fn write_turn(&self) -> WriteTurn<'_> {
+        WriteTurn {
+            written: &self.written,
+            _turn: self
+                .written
+                .turn
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        }
+    }
+
+    /// How many writes through the nodes opened from this document have been recorded.
+    pub(crate) fn generation(&self) -> u64 {
+        self.written.generation.load(Ordering::Acquire)
+    }
+
+    /// The attributes last written through a node opened from this document to the node at
+    /// `path`, if any were.
+    pub(crate) fn written_attributes(&self, path: &str) -> Option<Map<String, Value>> {
+        self.written.attributes().get(path).cloned()
+    }
+
+    /// The metadata of the node at `path` as the document holds it, with the attributes
+    /// last written to it through the nodes opened from it.
+    fn current(&self, path: &str) -> Option<NodeMetadata> {
+        let meta = self.nodes.get(path)?;
+        Some(match self.written_attributes(path) {
+            Some(attributes) => with_attributes(meta, attributes),
+            None => meta.clone(),
+        })
+    }
+
+    /// `self`, sharing the record of what was written through the nodes opened from
+    /// `earlier` (a document of the same group written again in its place), less what
+    /// was written below `deleted` (a node deleted, with everything below it): the nodes
+    /// opened from `earlier` and those opened from this one see each other's writes.
+    fn sharing_writes_of(mut self, earlier: &Self, deleted: &str) -> Self {
+        let below = node_prefix(deleted);
+        earlier
+            .written
+            .attributes()
+            .retain(|path, _| path != deleted && !path.starts_with(&below));
+        earlier.written.generation.fetch_add(1, Ordering::AcqRel);
+        self.written = earlier.written.clone();
+        self
+    }
+
+    /// The v3 document `meta` of the group holding this consolidated metadata with the
+    /// attributes written through the nodes opened from it in its members' entries, as
+    /// zarr-python's group writes its document from the metadata its members share.
+    fn with_written_attributes(&self, meta: &mut GroupMetadataV3) {
+        let written = self.written.attributes();
+        if written.is_empty() {
+            return;
+        }
+        let entries = meta
+            .extra_fields
+            .get_mut("consolidated_metadata")
+            .and_then(|c| c.get_mut("metadata"))
+            .and_then(Value::as_object_mut);
+        for (rel, entry) in entries.into_iter().flatten() {
+            let Ok(path) = normalize_path(&join_key(&self.root, rel)) else {
+                continue;
+            };
+            if let (Some(attributes), Value::Object(entry)) = (written.get(&path), entry) {
+                entry.insert("attributes".into(), Value::Object(attributes.clone()));
+            }
+        }
+    }
+
     /// What the document holds at `path`.
     fn kind(&self, path: &str) -> Option<NodeKind> {
         match self.nodes.get(path) {
@@ -173,10 +317,16 @@ impl Consolidated {
         // Their paths follow the prefix in order.
         let below = |p: &&String| p.starts_with(&prefix);
         let mut docs = Map::new();
-        for (node_path, meta) in self.nodes.range(prefix.clone()..) {
+        // With the attributes written through the nodes opened from this document since it
+        // was read, as those nodes show them.
+        let written = self.written.attributes();
+        for (node_path, stored) in self.nodes.range(prefix.clone()..) {
             if !below(&node_path) {
                 break;
             }
+            let updated = (written.get(node_path.as_str()))
+                .map(|attributes| with_attributes(stored, attributes.clone()));
+            let meta = updated.as_ref().unwrap_or(stored);
             let rel = &node_path[prefix.len()..];
             let (attributes, (name, doc)) = match meta {
                 NodeMetadata::Array(ArrayMetadata::V3(m)) => (None, (ZARR_JSON, m.to_value())),
@@ -420,14 +570,69 @@ impl Group {
         })
     }
 
+    /// How many attribute writes through the nodes opened from the consolidated metadata
+    /// the group was opened through have been recorded (see [`Group::with_attributes`]);
+    /// `None` if it was opened without.
+    pub fn consolidated_generation(&self) -> Option<u64> {
+        self.consolidated.as_deref().map(Consolidated::generation)
+    }
+
+    /// The group's metadata as it is now: for a group opened through an ancestor's
+    /// consolidated metadata, with the attributes last written to it through any node
+    /// opened from it; for the group holding the consolidated metadata, with those of its
+    /// members in their entries.
+    pub fn current_metadata(&self) -> Cow<'_, GroupMetadata> {
+        let Some(c) = self.consolidated.as_deref() else {
+            return Cow::Borrowed(&self.metadata);
+        };
+        if c.root != self.path {
+            return match c.written_attributes(&self.path) {
+                Some(attributes) => {
+                    let mut metadata = self.metadata.clone();
+                    metadata.set_attributes(attributes);
+                    Cow::Owned(metadata)
+                }
+                None => Cow::Borrowed(&self.metadata),
+            };
+        }
+        match &self.metadata {
+            GroupMetadata::V3(meta) if c.generation() > 0 => {
+                let mut meta = meta.clone();
+                c.with_written_attributes(&mut meta);
+                Cow::Owned(GroupMetadata::V3(meta))
+            }
+            _ => Cow::Borrowed(&self.metadata),
+        }
+    }
+
     /// Replaces the attributes, writing them to the store; returns the updated group.
-    pub fn with_attributes(&self, attributes: Map<String, Value>) -> Result<Self> {
+    ///
+    /// A group opened through an ancestor's consolidated metadata shares its attributes with
+    /// the nodes opened from it, as zarr-python's do: the write is recorded there, and with
+    /// `seen` (the [generation](Group::consolidated_generation) of the attributes the new
+    /// ones were made from) it is made only if no write through them came after that;
+    /// `None` is returned if one did, for the caller to start again from the attributes as
+    /// they now are. The group holding the consolidated metadata writes its members'
+    /// entries with the attributes written to them, as zarr-python does (its members'
+    /// writes leave the document as it is).
+    pub fn with_attributes(
+        &self,
+        attributes: Map<String, Value>,
+        seen: Option<u64>,
+    ) -> Result<Option<Self>> {
+        let shared = self.consolidated.as_deref().filter(|c| c.root != self.path);
+        let turn = shared.map(Consolidated::write_turn);
+        if turn.as_ref().is_some_and(|t| !t.saw_every_write(seen)) {
+            return Ok(None);
+        }
         let mut metadata = self.metadata.clone();
-        metadata.set_attributes(attributes);
+        metadata.set_attributes(attributes.clone());
         if let GroupMetadata::V3(meta) = &mut metadata {
             if let Some(own) = self.own_inline_consolidated()? {
                 meta.extra_fields
                     .insert("consolidated_metadata".into(), own);
+            } else if let Some(c) = self.consolidated.as_deref().filter(|_| shared.is_none()) {
+                c.with_written_attributes(meta);
             }
         }
         write_node_metadata(
@@ -435,10 +640,13 @@ impl Group {
             &self.path,
             &NodeMetadata::Group(metadata.clone()),
         )?;
-        Ok(Self {
+        if let Some(turn) = turn {
+            turn.record(&self.path, attributes);
+        }
+        Ok(Some(Self {
             metadata,
             ..self.clone()
-        })
+        }))
     }
 
     /// For a v3 group opened through an ancestor's consolidated document (which holds none
@@ -508,7 +716,7 @@ impl Group {
             Some(c) => match c.unreadable.get(&path) {
                 // Its documents again, for the error they give.
                 Some((_, docs)) => parse_node_metadata(&path, |k| Ok(docs.get(k).cloned()))?,
-                None => c.nodes.get(&path).cloned(),
+                None => c.current(&path),
             },
             None => parse_node_metadata(&path, |k| self.member_document(k))?,
         };
@@ -540,7 +748,10 @@ impl Group {
                 }
                 Node::Group(g)
             }
-            array => array,
+            // It shares its attributes with the other nodes opened from the document.
+            Node::Array(array) => {
+                Node::Array(Box::new(array.opened_through(self.consolidated.clone())))
+            }
         })
     }
 
@@ -625,6 +836,18 @@ impl Group {
             if Some(&written.path) != opened_through.as_ref() {
                 continue;
             }
+            // The nodes opened from the document before see the writes of those opened
+            // from it after, and the other way round, as zarr-python's share its metadata.
+            let consolidated = match (written.consolidated, &self.consolidated) {
+                (Some(new), Some(old)) => Some(Arc::new(
+                    Arc::unwrap_or_clone(new).sharing_writes_of(old, &path),
+                )),
+                (new, _) => new,
+            };
+            let written = Self {
+                consolidated,
+                ..written
+            };
             group = if written.path == self.path {
                 // This group holds the document: its metadata (written again with the
                 // group's attributes) must carry the new one, not the one naming what was

@@ -349,7 +349,7 @@ fn groups_hold_members_and_attributes() {
     );
     let mut attrs = Map::new();
     attrs.insert("k".into(), json!([1, "x"]));
-    b.with_attributes(attrs.clone()).unwrap();
+    b.with_attributes(attrs.clone(), None).unwrap();
     assert_eq!(
         Group::open(store.clone(), "a/b").unwrap().attributes(),
         &attrs

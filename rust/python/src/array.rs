@@ -224,14 +224,33 @@ impl Array {
         ))
     }
 
+    /// The document, with the attributes as they are now (see `consolidated_generation`).
     fn metadata_json(&self) -> String {
-        json::to_string(&self.inner.metadata().to_value())
+        json::to_string(&self.inner.current_metadata().to_value())
     }
 
-    /// Writes new attributes; returns the updated array.
-    fn with_attributes(&self, py: Python<'_>, attributes_json: &str) -> PyResult<Self> {
+    /// How many attribute writes through the nodes opened from the consolidated metadata
+    /// the array was opened through have been recorded (None: opened without): the
+    /// document read at one generation is current while it is the same.
+    #[getter]
+    fn consolidated_generation(&self) -> Option<u64> {
+        self.inner.consolidated_generation()
+    }
+
+    /// Writes new attributes; returns the updated array, or None if they were made from
+    /// those of generation `seen_generation` and another write has come since.
+    #[pyo3(signature = (attributes_json, seen_generation = None))]
+    fn with_attributes(
+        &self,
+        py: Python<'_>,
+        attributes_json: &str,
+        seen_generation: Option<u64>,
+    ) -> PyResult<Option<Self>> {
         let attributes = crate::group::parse_attributes(attributes_json)?;
-        without_gil(py, || self.inner.with_attributes(attributes)).map(Self::from)
+        let written = without_gil(py, || {
+            self.inner.with_attributes(attributes, seen_generation)
+        })?;
+        Ok(written.map(Self::from))
     }
 
     /// Reads `selection` into `out`, a flat uint8 view of a C-contiguous array of the

@@ -180,18 +180,38 @@ impl Group {
         self.inner.path()
     }
 
+    /// The document, with the attributes as they are now (see `consolidated_generation`).
     fn metadata_json(&self) -> String {
-        json::to_string(&self.inner.metadata().to_value())
+        json::to_string(&self.inner.current_metadata().to_value())
     }
 
     fn attributes_json(&self) -> String {
-        json::to_string(&serde_json::Value::Object(self.inner.attributes().clone()))
+        let metadata = self.inner.current_metadata();
+        json::to_string(&serde_json::Value::Object(metadata.attributes().clone()))
     }
 
-    /// Writes new attributes; returns the updated group.
-    fn with_attributes(&self, py: Python<'_>, attributes_json: &str) -> PyResult<Self> {
+    /// How many attribute writes through the nodes opened from the consolidated metadata
+    /// the group was opened through have been recorded (None: opened without): the
+    /// document read at one generation is current while it is the same.
+    #[getter]
+    fn consolidated_generation(&self) -> Option<u64> {
+        self.inner.consolidated_generation()
+    }
+
+    /// Writes new attributes; returns the updated group, or None if they were made from
+    /// those of generation `seen_generation` and another write has come since.
+    #[pyo3(signature = (attributes_json, seen_generation = None))]
+    fn with_attributes(
+        &self,
+        py: Python<'_>,
+        attributes_json: &str,
+        seen_generation: Option<u64>,
+    ) -> PyResult<Option<Self>> {
         let attributes = parse_attributes(attributes_json)?;
-        without_gil(py, || self.inner.with_attributes(attributes)).map(Self::from)
+        let written = without_gil(py, || {
+            self.inner.with_attributes(attributes, seen_generation)
+        })?;
+        Ok(written.map(Self::from))
     }
 
     /// The direct members: (name, "array" | "group"), sorted by name.

@@ -11,12 +11,14 @@ pub mod selection;
 mod shard_cache;
 mod write_lock;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
 use crate::codec::{ChunkRepr, CodecChain};
 use crate::error::{Error, Result};
+use crate::group::Consolidated;
 use crate::metadata::v2::{ArrayMetadataV2, ZARRAY};
 use crate::metadata::{ArrayMetadata, DataType, NodeMetadata, ZARR_JSON};
 use crate::node::{self, describe, normalize_path, write_node_metadata};
@@ -45,6 +47,10 @@ pub struct Array {
     /// Whether this is such a view: its chunk grid coordinates are the stored array's
     /// reversed, so they are reversed back for chunk keys and write claims.
     dims_reversed: bool,
+    /// The consolidated metadata the array was opened through, as a member of a group
+    /// opened through it: the array's attributes are shared with the other nodes opened
+    /// from it (see [`Array::with_attributes`]).
+    consolidated: Option<Arc<Consolidated>>,
 }
 
 /// Refuses codecs (in `codecs`, or in a sharding codec's chains) that a new v3 array must
@@ -127,6 +133,7 @@ impl Array {
             cache_namespace: cache_namespace.into(),
             fortran,
             dims_reversed: false,
+            consolidated: None,
         })
     }
 
@@ -400,26 +407,90 @@ impl Array {
         }
         let mut metadata = self.metadata.clone();
         metadata.set_shape(shape.to_vec());
+        // The document is written with the attributes as the last write through a node
+        // sharing them left them, and before another such write starts from them: the new
+        // shape is the array's own, not shared (as in zarr-python, a resize is not seen
+        // through the group it was opened from).
+        let turn = self.consolidated.as_deref().map(Consolidated::write_turn);
+        if let Some(attributes) = turn.as_ref().and_then(|t| t.attributes(&self.path)) {
+            metadata.set_attributes(attributes);
+        }
         write_node_metadata(
             &self.store,
             &self.path,
             &NodeMetadata::Array(metadata.clone()),
         )?;
-        Self::from_metadata(self.store.clone(), &self.path, metadata)
+        drop(turn);
+        Ok(
+            Self::from_metadata(self.store.clone(), &self.path, metadata)?
+                .opened_through(self.consolidated.clone()),
+        )
     }
 
-    /// Replaces the attributes, writing `zarr.json`; returns the updated array.
-    pub fn with_attributes(&self, attributes: Map<String, Value>) -> Result<Self> {
+    /// The array, as opened through the consolidated metadata `consolidated` (see
+    /// [`Array::with_attributes`]).
+    pub(crate) fn opened_through(self, consolidated: Option<Arc<Consolidated>>) -> Self {
+        Self {
+            consolidated,
+            ..self
+        }
+    }
+
+    /// How many attribute writes through the nodes opened from the consolidated metadata
+    /// the array was opened through have been recorded; `None` if it was opened without.
+    pub fn consolidated_generation(&self) -> Option<u64> {
+        self.consolidated.as_deref().map(Consolidated::generation)
+    }
+
+    /// The array's metadata as it is now: opened through consolidated metadata, with the
+    /// attributes last written to it through any node opened from it.
+    pub fn current_metadata(&self) -> Cow<'_, ArrayMetadata> {
+        let written = self
+            .consolidated
+            .as_deref()
+            .and_then(|c| c.written_attributes(&self.path));
+        match written {
+            Some(attributes) => {
+                let mut metadata = self.metadata.clone();
+                metadata.set_attributes(attributes);
+                Cow::Owned(metadata)
+            }
+            None => Cow::Borrowed(&self.metadata),
+        }
+    }
+
+    /// Replaces the attributes, writing `zarr.json` (v2: `.zattrs`); returns the updated
+    /// array.
+    ///
+    /// An array opened through consolidated metadata shares its attributes with the nodes
+    /// opened from it, as zarr-python's do: the write is recorded there, so that later
+    /// lookups through the group see it. With `seen` (the
+    /// [generation](Array::consolidated_generation) of the attributes the new ones were made
+    /// from) it is made only if no write through them came after that; `None` is returned
+    /// if one did, for the caller to start again from the attributes as they now are
+    /// (another thread's write through another handle is then kept, not written over).
+    pub fn with_attributes(
+        &self,
+        attributes: Map<String, Value>,
+        seen: Option<u64>,
+    ) -> Result<Option<Self>> {
+        let turn = self.consolidated.as_deref().map(Consolidated::write_turn);
+        if turn.as_ref().is_some_and(|t| !t.saw_every_write(seen)) {
+            return Ok(None);
+        }
         let mut metadata = self.metadata.clone();
-        metadata.set_attributes(attributes);
+        metadata.set_attributes(attributes.clone());
         write_node_metadata(
             &self.store,
             &self.path,
             &NodeMetadata::Array(metadata.clone()),
         )?;
-        Ok(Self {
+        if let Some(turn) = turn {
+            turn.record(&self.path, attributes);
+        }
+        Ok(Some(Self {
             metadata,
             ..self.clone()
-        })
+        }))
     }
 }
