@@ -819,15 +819,15 @@ def test_a_pickled_consolidated_group_holds_the_attributes_written_through_it(
     g["b"].attrs["x"] = 1
     g["sub/a"].attrs["y"] = 2
     g["sub"].attrs["z"] = 3
-    for copy, prefix in (
+    for again, prefix in (
         (pickle.loads(pickle.dumps(g)), "sub/"),
         (pickle.loads(pickle.dumps(g["sub"])), ""),
     ):
-        assert dict(copy[f"{prefix}a"].attrs) == {"y": 2}
+        assert dict(again[f"{prefix}a"].attrs) == {"y": 2}
         if prefix:
-            assert dict(copy["b"].attrs) == {"x": 1} and dict(copy["sub"].attrs) == {"z": 3}
+            assert dict(again["b"].attrs) == {"x": 1} and dict(again["sub"].attrs) == {"z": 3}
         else:
-            assert dict(copy.attrs) == {"z": 3}
+            assert dict(again.attrs) == {"z": 3}
 
 
 def test_a_pickled_group_holds_its_metadata_compressed(tmp_path: Path) -> None:
