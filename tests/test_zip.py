@@ -880,3 +880,28 @@ def test_a_close_that_fails_ends_writing_and_lets_go_of_the_file(tmp_path: Path)
         "read_only": True,
         "again": [7, 7, 7, 7],
     }
+
+
+_LOCAL_TIMES = """
+import json, sys, time, zipfile
+from datetime import datetime
+from oxzarr.storage import ZipStore
+
+with ZipStore(sys.argv[1], mode="w") as store:
+    store.set("k", b"v")
+stamped = datetime(*zipfile.ZipFile(sys.argv[1]).getinfo("k").date_time)
+print(json.dumps(abs((datetime.now() - stamped).total_seconds())))
+"""
+
+
+@pytest.mark.parametrize("zone", ["JST-9", "Asia/Tokyo", "EST+5"])
+def test_entry_times_are_local_times(tmp_path: Path, zone: str) -> None:
+    """Entries were stamped with the time in UTC, where zipfile (so zarr-python), Info-ZIP and
+    other zip tools write local time, which readers show as it is."""
+    import os
+
+    env = {**os.environ, "TZ": zone}
+    command = [sys.executable, "-c", _LOCAL_TIMES, str(tmp_path / "t.zip")]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert json.loads(run.stdout) < 60

@@ -1170,9 +1170,7 @@ impl WritableStore for ZipStore {
             hasher.update(part);
             size += part.len() as u64;
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = chrono::Utc::now().timestamp();
         // Deflated on this thread, before the entry's place is reserved: its size is known
         // then, and threads compress at once.
         let deflated = match self.deflate {

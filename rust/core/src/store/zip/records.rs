@@ -7,6 +7,8 @@
 //! are compressed by their codecs already, and stored entries can be read by byte ranges in
 //! place (zarr-python's default too).
 
+use chrono::{Datelike, TimeZone, Timelike};
+
 /// A field that does not fit its classic 16- or 32-bit slot is written as all ones there
 /// and given in full in the ZIP64 extra field or record.
 const FULL_16: u64 = 0xFFFF;
@@ -199,36 +201,34 @@ pub(super) fn end_records(entries: u64, size: u64, start: u64, comment: &[u8]) -
     out
 }
 
-/// `seconds` since the Unix epoch as an MS-DOS (time, date), in UTC, clamped to the years
-/// the format can hold (1980 to 2107).
-pub(super) fn dos_time(seconds: u64) -> (u16, u16) {
-    let days = seconds / 86_400;
-    let in_day = seconds % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    if year < 1980 {
-        return (0, (1 << 5) | 1);
-    }
-    if year > 2107 {
-        return ((23 << 11) | (59 << 5) | 29, (127 << 9) | (12 << 5) | 31);
-    }
-    let time = ((in_day / 3600) << 11) | (((in_day % 3600) / 60) << 5) | ((in_day % 60) / 2);
-    let date = ((year - 1980) << 9) | (month << 5) | day;
-    (time as u16, date as u16)
+/// `seconds` since the Unix epoch as an MS-DOS (time, date) in local time, as Python's zipfile
+/// (so zarr-python), Info-ZIP and most zip tools write it: the format holds no time zone, and
+/// readers show the time as it is (`unzip -l`, `ZipInfo.date_time`). Clamped to the years the
+/// format can hold (1980 to 2107).
+pub(super) fn dos_time(seconds: i64) -> (u16, u16) {
+    // Of a time a change of offset gives twice (the hour repeated in autumn), the first; a
+    // time outside chrono's range (not from a clock) is taken as the epoch.
+    let local = chrono::Local
+        .timestamp_opt(seconds, 0)
+        .earliest()
+        .map_or(chrono::DateTime::UNIX_EPOCH.naive_utc(), |t| {
+            t.naive_local()
+        });
+    dos_fields(local)
 }
 
-/// The (year, month, day) of the proleptic Gregorian calendar `days` after 1970-01-01
-/// (Howard Hinnant's days-to-civil algorithm, for non-negative days).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+/// A date and time as MS-DOS (time, date) fields, clamped to 1980 to 2107.
+fn dos_fields(t: chrono::NaiveDateTime) -> (u16, u16) {
+    if t.year() < 1980 {
+        return (0, (1 << 5) | 1);
+    }
+    if t.year() > 2107 {
+        return ((23 << 11) | (59 << 5) | 29, (127 << 9) | (12 << 5) | 31);
+    }
+    // Seconds in steps of two; a leap second (60) as 58.
+    let time = (t.hour() << 11) | (t.minute() << 5) | (t.second().min(59) / 2);
+    let date = ((t.year() as u32 - 1980) << 9) | (t.month() << 5) | t.day();
+    (time as u16, date as u16)
 }
 
 #[cfg(test)]
@@ -237,16 +237,38 @@ mod tests {
 
     #[test]
     fn dos_times() {
-        // 2026-12-03 12:34:56 UTC.
-        let (time, date) = dos_time(1_796_301_296);
+        let at = |y, mo, d, h, mi, sec| {
+            chrono::NaiveDate::from_ymd_opt(y, mo, d)
+                .and_then(|day| day.and_hms_opt(h, mi, sec))
+                .unwrap_or_default()
+        };
+        let (time, date) = dos_fields(at(2026, 12, 3, 12, 34, 56));
         assert_eq!((date >> 9, (date >> 5) & 15, date & 31), (46, 12, 3));
         assert_eq!(
             (time >> 11, (time >> 5) & 63, (time & 31) * 2),
             (12, 34, 56)
         );
-        assert_eq!(dos_time(0), (0, (1 << 5) | 1));
-        assert_eq!(civil_from_days(59), (1970, 3, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(dos_fields(at(1970, 1, 1, 0, 0, 0)), (0, (1 << 5) | 1));
+        assert_eq!(
+            dos_fields(at(2200, 1, 1, 0, 0, 0)).1,
+            (127 << 9) | (12 << 5) | 31
+        );
+        // The local time of the moment: what the process's time zone shows.
+        let now = chrono::Local::now();
+        let (time, date) = dos_time(now.timestamp());
+        let local = now.naive_local();
+        assert_eq!(
+            (date >> 9, (date >> 5) & 15, date & 31),
+            (
+                local.year() as u16 - 1980,
+                local.month() as u16,
+                local.day() as u16
+            )
+        );
+        assert_eq!(
+            (time >> 11, (time >> 5) & 63),
+            (local.hour() as u16, local.minute() as u16)
+        );
     }
 
     #[test]
