@@ -335,6 +335,16 @@ struct Directory {
 /// too, as it is in the file (for a zip that will be written to).
 fn read_directory(file: &File, shown: &str, records: bool) -> Result<Directory, StorageError> {
     let file_len = file.metadata().map_err(|e| io_error(shown, e))?.len();
+    if !has_end_record(file, file_len).map_err(|e| io_error(shown, e))? {
+        return Err(invalid_data(
+            shown,
+            format!(
+                "not a readable zip file: no end of central directory record in its last \
+                 {END_RECORD_REACH} bytes (a zip whose writing stopped before it was closed, \
+                 or a file cut short)"
+            ),
+        ));
+    }
     // Buffered: the crate reads the directory in small pieces.
     let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file))
         .map_err(|e| invalid_data(shown, format!("not a readable zip file: {e}")))?;
@@ -413,6 +423,25 @@ fn read_directory(file: &File, shown: &str, records: bool) -> Result<Directory, 
         );
     }
     Ok(dir)
+}
+
+/// How far from the end of a zip its end of central directory record can start: the record
+/// (22 bytes) and the longest comment after it.
+const END_RECORD_REACH: u64 = 22 + 0xFFFF;
+
+/// Whether the end of the file holds an end of central directory record, where one can be (as
+/// Python's zipfile looks: there alone). The zip crate looks back to the start of the file,
+/// and with none there reads all of it: a second per GiB of a zip whose writer was killed
+/// before closing it, or of a download cut short. (A ZIP64 end record comes before the
+/// classic one, which every zip ends with.)
+fn has_end_record(file: &File, file_len: u64) -> std::io::Result<bool> {
+    let start = file_len.saturating_sub(END_RECORD_REACH);
+    // At most END_RECORD_REACH bytes.
+    let mut tail = vec![0u8; (file_len - start) as usize];
+    file.read_exact_at(&mut tail, start)?;
+    Ok(tail
+        .windows(22)
+        .any(|record| record[..4] == [0x50, 0x4b, 0x05, 0x06]))
 }
 
 /// Checks that the central directory's records fill its place exactly and are as many as
