@@ -18,7 +18,7 @@ import zarr
 
 import oxzarr
 from oxzarr.convert import convert
-from oxzarr.errors import ReadOnlyError
+from oxzarr.errors import LargeZipFileError, ReadOnlyError
 from oxzarr.storage import CountingStore, ZipStore
 from tests.conftest import assert_same
 
@@ -950,3 +950,68 @@ def test_a_zip_with_no_end_record_is_refused_from_its_tail(tmp_path: Path) -> No
     prefixed.write_bytes(b"#!/bin/sh\n" * 1000 + comment.read_bytes())
     for zip_path in (comment, prefixed):
         assert ZipStore(zip_path).get("k") == b"v"
+
+
+def _zip_past_2_gib(path: Path) -> None:
+    """A zip (no ZIP64 records) whose one entry, "big", holds 2 GiB of zeros: its central
+    directory starts past 2 GiB. The file is sparse."""
+    import struct
+
+    size = 1 << 31
+    name = b"big"
+    crc = 0  # not read
+    header = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 33, crc, size, size, 3, 0)
+    record = struct.pack(
+        "<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 0, 0, 33, crc, size, size, 3, 0, 0, 0, 0, 0, 0
+    )
+    start = len(header) + len(name) + size
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(record) + 3, start, 0)
+    with open(path, "wb") as f:
+        f.write(header + name)
+        f.seek(start)
+        f.write(record + name + end)
+
+
+def test_zipstore_takes_zarr_python_s_arguments_and_errors(tmp_path: Path) -> None:
+    """A directory named *.zip raised a plain OSError (zarr-python: IsADirectoryError), the
+    store had no compression and allowZip64 attributes, and allowZip64=False was refused with
+    a message blaming compression: it is taken now, refusing what would need ZIP64 records
+    as zipfile does (zipfile.LargeZipFile)."""
+    directory = tmp_path / "dir.zip"
+    directory.mkdir()
+    for mode in ("r", "w", "a"):
+        with pytest.raises(IsADirectoryError, match=str(directory)):
+            ZipStore(directory, mode=mode)
+    path = tmp_path / "data.zip"
+    with ZipStore(path, mode="w", compression=zipfile.ZIP_DEFLATED, allowZip64=False) as store:
+        assert (store.compression, store.allowZip64) == (zipfile.ZIP_DEFLATED, False)
+        view = store.with_read_only(True)
+        assert (view.compression, view.allowZip64) == (zipfile.ZIP_DEFLATED, False)
+        oxzarr.create_array(store, shape=(4,), dtype="i2")[...] = 3
+    with zipfile.ZipFile(path) as z:
+        assert z.testzip() is None
+    assert (ZipStore(path).compression, ZipStore(path).allowZip64) == (zipfile.ZIP_STORED, True)
+    assert oxzarr.open_array(path)[...].tolist() == [3] * 4
+    with pytest.raises(ValueError, match="not 14"):
+        ZipStore(path, mode="a", compression=zipfile.ZIP_LZMA)
+    # A zip past 2 GiB takes no more entries nor deletions without ZIP64 records, and is
+    # left as it was.
+    big = tmp_path / "big.zip"
+    _zip_past_2_gib(big)
+
+    def tail() -> bytes:
+        with open(big, "rb") as f:
+            f.seek(-200, 2)
+            return f.read()
+
+    before = tail()
+    with ZipStore(big, mode="a", allowZip64=False) as store:
+        with pytest.raises(LargeZipFileError, match=r"Zipfile size would require ZIP64.*big\.zip"):
+            store.set("x", b"1")
+        with pytest.raises(zipfile.LargeZipFile, match="Central directory offset"):
+            store.delete("big")
+    assert tail() == before
+    assert zipfile.ZipFile(big).namelist() == ["big"]
+    with ZipStore(big, mode="a") as store:
+        store.set("x", b"1")
+    assert zipfile.ZipFile(big).namelist() == ["big", "x"]

@@ -3,12 +3,15 @@
 The hierarchy follows zarr-python's ``zarr.errors``, so code that catches zarr-python's
 exceptions, or the built-ins they derive from, keeps working: a missing node is a
 ``FileNotFoundError`` (and a ``ValueError``), bad metadata a ``ValueError``, an out-of-bounds
-selection an ``IndexError``. Every message names the store key or path involved. A chunk whose
-metadata or stored size asks for more memory than can be allocated raises the built-in
-``MemoryError``, as numpy does for an array too large to allocate.
+selection an ``IndexError``, a write that a zip opened with ``allowZip64=False`` cannot hold a
+``zipfile.LargeZipFile`` (and an ``OSError``). Every message names the store key or path
+involved. A chunk whose metadata or stored size asks for more memory than can be allocated
+raises the built-in ``MemoryError``, as numpy does for an array too large to allocate.
 """
 
 from __future__ import annotations
+
+import zipfile
 
 __all__ = [
     "ArrayNotFoundError",
@@ -18,6 +21,7 @@ __all__ = [
     "ContainsGroupError",
     "CorruptChunkError",
     "GroupNotFoundError",
+    "LargeZipFileError",
     "MetadataValidationError",
     "NodeNotFoundError",
     "NodeTypeValidationError",
@@ -72,3 +76,8 @@ class ReadOnlyError(BaseZarrError):
 
 class BoundsCheckError(IndexError):
     """A selection outside the array."""
+
+
+class LargeZipFileError(zipfile.LargeZipFile, OSError):
+    """A write to a zip opened with ``allowZip64=False`` that would need ZIP64 records: a value
+    or a zip of 2 GiB or more, or 65535 entries."""

@@ -280,9 +280,12 @@ class ZipStore(Store):
     file exists; ``"a"`` adds to the zip there (or starts one). Values are written as stored
     entries (chunks are compressed by their codecs already), or deflated with
     ``compression=zipfile.ZIP_DEFLATED`` (a part of a deflated shard is then read by inflating
-    the whole shard), many at once from the engine's threads. A rewritten or deleted key's
-    old entry leaves the zip's directory, so each key has one entry; its bytes stay in the
-    file. One store per process may write a given zip.
+    the whole shard), many at once from the engine's threads, with ZIP64 records where they
+    are needed; with ``allowZip64=False``, a write that would need them (a value or a zip of
+    2 GiB or more, 65535 entries) raises ``oxzarr.errors.LargeZipFileError``, a
+    ``zipfile.LargeZipFile``. A rewritten or deleted key's old entry leaves the zip's
+    directory, so each key has one entry; its bytes stay in the file. One store per process
+    may write a given zip.
 
     The file is a complete zip once the store is closed: ``close()``, or the end of a
     ``with`` block. A store never closed is closed when it is garbage-collected or when the
@@ -302,12 +305,13 @@ class ZipStore(Store):
         if mode not in ("r", "w", "x", "a"):
             raise ValueError(f"zip mode {mode!r} is not one of 'r', 'w', 'x', 'a'")
         # zarr-python's keywords: entries are written stored (zipfile.ZIP_STORED, 0) or
-        # deflated (zipfile.ZIP_DEFLATED, 8), with ZIP64 records where they are needed.
-        if mode != "r" and (compression not in (_ZIP_STORED, _ZIP_DEFLATED) or not allowZip64):
+        # deflated (zipfile.ZIP_DEFLATED, 8); with ZIP64 records where they are needed, or
+        # without (allowZip64=False: writes that need them are refused, as zipfile refuses
+        # them).
+        if mode != "r" and compression not in (_ZIP_STORED, _ZIP_DEFLATED):
             raise ValueError(
                 f"oxzarr writes zip entries stored or deflated (compression=zipfile.ZIP_STORED "
-                f"or ZIP_DEFLATED, not {compression!r}), with ZIP64 records where needed "
-                "(allowZip64=True)"
+                f"or ZIP_DEFLATED, not {compression!r})"
             )
         if read_only is None:
             read_only = mode == "r"
@@ -318,12 +322,16 @@ class ZipStore(Store):
             )
         self.path = Path(home_expanded(path)).absolute()
         self.mode = mode
+        # As zarr-python's store has them: what its writes use.
+        self.compression = compression
+        self.allowZip64 = bool(allowZip64)
         self._writer: _ZipWriter | None = None
         if mode == "r":
             self._core = _core.Store.zip(str(self.path))
         else:
             deflate = compression == _ZIP_DEFLATED
-            self._writer = _ZipWriter(_core.Store.zip_writer(str(self.path), mode, deflate))
+            core = _core.Store.zip_writer(str(self.path), mode, deflate, self.allowZip64)
+            self._writer = _ZipWriter(core)
             self._core = self._writer.core
 
     def close(self) -> None:
@@ -358,6 +366,7 @@ class ZipStore(Store):
             raise ValueError(f"{self} {done}: open it with mode='a' to write to it")
         view = ZipStore.__new__(ZipStore)
         view.path, view.mode, view._writer = self.path, self.mode, self._writer
+        view.compression, view.allowZip64 = self.compression, self.allowZip64
         view._core = self._writer.core.read_only_view() if read_only else self._writer.core
         return view
 

@@ -105,6 +105,11 @@ pub fn to_py_err(err: Error) -> PyErr {
                         std::io::ErrorKind::TimedOut => {
                             pyo3::exceptions::PyTimeoutError::new_err(message)
                         }
+                        // A zip opened without ZIP64 records that a write would need: a
+                        // zipfile.LargeZipFile, as zarr-python's ZipStore raises.
+                        std::io::ErrorKind::FileTooLarge => {
+                            raise("LargeZipFileError", message, PyOSError::new_err)
+                        }
                         _ => PyOSError::new_err(message),
                     }
                 }

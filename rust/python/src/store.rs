@@ -61,14 +61,16 @@ impl Store {
 
     /// A zip file open for writing: `mode` "w" (a new zip, replacing any file), "x" (a new
     /// zip, the path must not exist) or "a" (add to the zip there, or start one); with
-    /// `deflate`, new entries are deflated rather than stored.
+    /// `deflate`, new entries are deflated rather than stored; without `allow_zip64`, writes
+    /// that would need ZIP64 records are refused.
     #[staticmethod]
-    #[pyo3(signature = (path, mode, deflate = false))]
+    #[pyo3(signature = (path, mode, deflate = false, allow_zip64 = true))]
     fn zip_writer(
         py: Python<'_>,
         path: std::path::PathBuf,
         mode: &str,
         deflate: bool,
+        allow_zip64: bool,
     ) -> PyResult<Self> {
         let mode = match mode {
             "w" => ZipMode::Create,
@@ -82,9 +84,13 @@ impl Store {
         };
         let store = Arc::new(without_gil(py, || {
             let zip = ZipStore::open_for_writing(path, mode)?;
-            Ok(match deflate {
+            let zip = match deflate {
                 true => zip.with_deflated_entries(),
                 false => zip,
+            };
+            Ok(match allow_zip64 {
+                true => zip,
+                false => zip.without_zip64(),
             })
         })?);
         Ok(Self {

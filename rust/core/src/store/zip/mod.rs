@@ -195,6 +195,9 @@ struct Writer {
     /// Entries whose place is reserved and whose bytes are being written: the directory
     /// waits for them (they would be missing from it, and written over it).
     in_flight: usize,
+    /// Of those, the ones of keys not in the directory yet: they count among its entries
+    /// where their number is limited (a zip written without ZIP64 records).
+    adding: usize,
     /// Flushes waiting for the entries in flight: new entries wait for them in turn, so
     /// that a flush is not put off for as long as other threads keep writing.
     flushes_waiting: usize,
@@ -259,6 +262,9 @@ pub struct ZipStore {
     namespace: String,
     /// New entries are deflated (zip method 8) rather than stored.
     deflate: bool,
+    /// Writes that need ZIP64 records are allowed (else refused, as zipfile's
+    /// `allowZip64=False` refuses them).
+    zip64: bool,
 }
 
 fn io_error(key: &str, source: std::io::Error) -> StorageError {
@@ -315,6 +321,24 @@ fn lzma_entry<'a>(raw: &'a [u8], size: u64, shown: &str) -> Result<impl Read + '
         std::io::Cursor::new(start).chain(stream),
         decoder,
     ))
+}
+
+/// The largest size or offset Python's zipfile writes without ZIP64 records (a signed 32-bit
+/// field's range, half what the format holds: some readers take them as signed).
+const ZIP64_LIMIT: u64 = (1 << 31) - 1;
+
+/// A write refused because `what` would need ZIP64 records, in zipfile's words.
+fn needs_zip64(key: &str, what: &str) -> StorageError {
+    io_error(
+        key,
+        std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!(
+                "{what} would require ZIP64 extensions, which the zip was opened without \
+                 (allowZip64=False)"
+            ),
+        ),
+    )
 }
 
 fn invalid_data(key: &str, message: String) -> StorageError {
@@ -577,6 +601,12 @@ impl ZipStore {
         let shown = path.display().to_string();
         let file = File::open(&path).map_err(|e| io_error(&shown, e))?;
         let meta = file.metadata().map_err(|e| io_error(&shown, e))?;
+        if meta.is_dir() {
+            // Opened all the same (read-only), then unreadable as a file: EINVAL, where
+            // Python's zipfile (so zarr-python) raises IsADirectoryError.
+            let is_a_directory = std::io::Error::from_raw_os_error(libc::EISDIR);
+            return Err(io_error(&shown, is_a_directory));
+        }
         let dir = read_directory(&file, &shown, false)?;
         // An entry's version is its place in the file, which a zip written again may give
         // to other bytes of the same size: values cached from this file are known by the
@@ -599,6 +629,7 @@ impl ZipStore {
             owner: 0,
             namespace,
             deflate: false,
+            zip64: true,
         })
     }
 
@@ -697,6 +728,7 @@ impl ZipStore {
             entries: RwLock::new(dir.entries),
             namespace,
             deflate: false,
+            zip64: true,
             owner: std::process::id(),
             settled: Condvar::new(),
             writer: Some(Mutex::new(Writer {
@@ -705,6 +737,7 @@ impl ZipStore {
                 dirty: meta.len() == 0 || mode != ZipMode::Append,
                 closed: false,
                 in_flight: 0,
+                adding: 0,
                 flushes_waiting: 0,
                 kept: dir.kept,
                 id,
@@ -718,6 +751,18 @@ impl ZipStore {
     pub fn with_deflated_entries(mut self) -> Self {
         self.deflate = true;
         self
+    }
+
+    /// The same store, refusing writes that would need ZIP64 records (as zipfile's
+    /// `allowZip64=False` does): a value of 2 GiB or more, a zip past 2 GiB, 65535 entries.
+    pub fn without_zip64(mut self) -> Self {
+        self.zip64 = false;
+        self
+    }
+
+    /// The number of records the directory would hold now, with the entries being added.
+    fn entries_in_directory(&self, writer: &Writer) -> usize {
+        self.read_entries().len() + writer.kept.records.len() + writer.adding
     }
 
     /// The writer, unless the zip is read-only or this is a process forked from the one
@@ -851,6 +896,18 @@ impl ZipStore {
             count += 1;
         }
         let start = writer.end;
+        if !self.zip64 {
+            // As zipfile refuses it when it closes the zip.
+            let why = match () {
+                _ if count >= u64::from(u16::MAX) => Some("Files count"),
+                _ if start > ZIP64_LIMIT => Some("Central directory offset"),
+                _ if dir.len() as u64 > ZIP64_LIMIT => Some("Central directory size"),
+                _ => None,
+            };
+            if let Some(why) = why {
+                return Err(needs_zip64(&self.describe(), why));
+            }
+        }
         let ends = end_records(count, dir.len() as u64, start, &writer.kept.comment);
         dir.extend(ends);
         self.with_file(&self.describe(), |file| {
@@ -1054,6 +1111,23 @@ impl ZipStore {
     fn drop_entries(&self, keys: &[String]) -> Result<(), StorageError> {
         let first = keys.first().map_or("", String::as_str);
         let mut writer = self.writer_for(first)?;
+        let gone = match self.zip64 {
+            true => 0,
+            false => (keys.iter())
+                .filter(|key| self.read_entries().contains_key(*key))
+                .count(),
+        };
+        if gone > 0 {
+            // The directory is written again: a zip opened without ZIP64 records that has
+            // outgrown them already (one added to) could not be finished.
+            let entries = self.entries_in_directory(&writer);
+            if entries.saturating_sub(gone) >= usize::from(u16::MAX) {
+                return Err(needs_zip64(&self.describe(), "Files count"));
+            }
+            if writer.end > ZIP64_LIMIT {
+                return Err(needs_zip64(&self.describe(), "Central directory offset"));
+            }
+        }
         let mut entries = self.write_entries();
         for key in keys {
             writer.dirty |= entries.remove(key).is_some();
@@ -1200,6 +1274,10 @@ impl WritableStore for ZipStore {
             size += part.len() as u64;
         }
         let now = chrono::Utc::now().timestamp();
+        if !self.zip64 && size.saturating_add(size / 20) > ZIP64_LIMIT {
+            // zipfile's margin: a value deflated can come out larger.
+            return Err(needs_zip64(&shown, "Filesize"));
+        }
         // Deflated on this thread, before the entry's place is reserved: its size is known
         // then, and threads compress at once.
         let deflated = match self.deflate {
@@ -1225,7 +1303,8 @@ impl WritableStore for ZipStore {
         let header = local_header(key, &stored);
         // The entry's place, reserved under the lock; its bytes are written outside it, so
         // that threads write their entries at once.
-        stored.header_at = {
+        let adding;
+        (stored.header_at, adding) = {
             let mut writer = self.writer_for(key)?;
             while writer.flushes_waiting > 0 {
                 writer = self.wait(writer);
@@ -1234,16 +1313,33 @@ impl WritableStore for ZipStore {
                 return Err(self.closed(key));
             }
             let at = writer.end;
-            writer.end = at
+            let end = at
                 .checked_add(header.len() as u64 + stored.compressed_size)
                 .ok_or_else(|| invalid_data(&shown, "the zip would outgrow 2^64 bytes".into()))?;
+            let adding = !self.read_entries().contains_key(key);
+            if !self.zip64 {
+                // Refused here rather than when the directory is written (as zipfile does),
+                // which would leave no readable zip: an entry past the limit, or an entry
+                // more than the classic end record counts (its 0xFFFF means "see the ZIP64
+                // record", so one fewer than zipfile allows), or a directory past the limit.
+                let entries = self.entries_in_directory(&writer) + usize::from(adding);
+                if entries >= usize::from(u16::MAX) {
+                    return Err(needs_zip64(&shown, "Files count"));
+                }
+                if end > ZIP64_LIMIT {
+                    return Err(needs_zip64(&shown, "Zipfile size"));
+                }
+            }
+            writer.end = end;
             writer.in_flight += 1;
-            at
+            writer.adding += usize::from(adding);
+            (at, adding)
         };
         let written = self.write_entry(key, &shown, &header, parts, &stored);
         if let Some(writer) = self.writer_here() {
             let mut writer = lock(writer);
             writer.in_flight -= 1;
+            writer.adding -= usize::from(adding);
             // Set here, not at the reservation: a flush meanwhile has not seen this entry.
             writer.dirty = true;
             if writer.in_flight == 0 {
@@ -1856,5 +1952,51 @@ mod tests {
             err.contains("past the end") && err.contains("a in zip://"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn without_zip64_writes_that_need_it_are_refused() -> TestResult {
+        let too_large = |r: Result<(), StorageError>, what: &str| match r {
+            Err(StorageError::Io { source, key }) => {
+                source.kind() == std::io::ErrorKind::FileTooLarge
+                    && source.to_string().starts_with(what)
+                    && key.contains("zip://")
+            }
+            _ => false,
+        };
+        let zip = tempfile_path::TempZip::new();
+        let store = ZipStore::open_for_writing(&zip.0, ZipMode::Create)?.without_zip64();
+        // As many entries as a classic end record counts (0xFFFF is "see the ZIP64 record").
+        for i in 0..65_534u32 {
+            store.set(&format!("c/{i}"), b"")?;
+        }
+        assert!(too_large(store.set("c/65534", b""), "Files count"));
+        store.set("c/0", b"rewritten")?;
+        store.delete("c/1")?;
+        store.set("c/65534", b"")?;
+        store.close()?;
+        let archive = zip::ZipArchive::new(File::open(&zip.0)?)?;
+        assert_eq!(archive.len(), 65_534);
+        drop(archive);
+        let mut raw = vec![0u8; 22];
+        let file = File::open(&zip.0)?;
+        file.read_exact_at(&mut raw, file.metadata()?.len() - 22)?;
+        assert_eq!(&raw[..4], b"PK\x05\x06");
+        assert_eq!(u16::from_le_bytes([raw[10], raw[11]]), 65_534);
+        // An entry, or the directory, past 2 GiB.
+        let store = ZipStore::open_for_writing(&zip.0, ZipMode::Create)?.without_zip64();
+        store.set("near", b"1")?;
+        if let Some(writer) = &store.writer {
+            lock(writer).end = ZIP64_LIMIT - 40;
+        }
+        assert!(too_large(store.set("far", &[0; 10]), "Zipfile size"));
+        store.set("close", b"2")?;
+        if let Some(writer) = &store.writer {
+            lock(writer).end = ZIP64_LIMIT + 1;
+        }
+        assert!(too_large(store.delete("near"), "Central directory offset"));
+        let closed = store.close();
+        assert!(too_large(closed, "Central directory offset"));
+        Ok(())
     }
 }
