@@ -1015,3 +1015,63 @@ def test_zipstore_takes_zarr_python_s_arguments_and_errors(tmp_path: Path) -> No
     with ZipStore(big, mode="a") as store:
         store.set("x", b"1")
     assert zipfile.ZipFile(big).namelist() == ["big", "x"]
+
+
+def _bytes_read() -> int:
+    """The bytes this process has read from files so far (its read and pread calls)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+def test_a_deflated_shard_is_inflated_once_per_read(tmp_path: Path) -> None:
+    """Every byte range the sharding reader asked of a deflated zip entry inflated the whole
+    entry: a read of one shard of 256 inner chunks inflated it 17 times (its index, and 16
+    runs of inner chunks), each time reading all its deflated bytes from the file (an 8 MiB
+    shard of 1024 inner chunks: 0.41-0.67 s where zarr-python takes 0.10-0.16 s)."""
+    path = tmp_path / "deflated.zip"
+    data = np.random.default_rng(0).integers(0, 100, (256, 256), dtype="u2")
+    with ZipStore(path, mode="w", compression=zipfile.ZIP_DEFLATED) as store:
+        a = oxzarr.create_array(
+            store,
+            shape=data.shape,
+            chunks=(16, 16),
+            shards=(256, 128),
+            dtype="u2",
+            compressors=None,
+        )
+        a[...] = data
+    with zipfile.ZipFile(path) as z:
+        deflated = max(z.getinfo(k).compress_size for k in ("c/0/0", "c/0/1"))
+    a = oxzarr.open_array(ZipStore(path), mode="r")
+    for selection, shards in [
+        (np.s_[...], 2),
+        (np.s_[0:64, :], 2),
+        (np.s_[::7, ::5], 2),
+        (np.s_[:, 0:100], 1),
+    ]:
+        before = _bytes_read()
+        assert_same(a[selection], data[selection])
+        assert _bytes_read() - before < (shards + 1) * deflated, selection
+    points = (np.arange(0, 256, 3), np.arange(0, 128, 1.5).astype(int)[:86])
+    before = _bytes_read()
+    assert_same(a.vindex[points], data[points])
+    assert _bytes_read() - before < 2 * deflated
+    # Text, whose inner chunks are read one by one.
+    text = np.array([f"value {i}" * (i % 5) for i in range(4096)], dtype=object)
+    with ZipStore(path, mode="w", compression=zipfile.ZIP_DEFLATED) as store:
+        s = oxzarr.create_array(store, shape=(4096,), chunks=(64,), shards=(4096,), dtype=str)
+        s[...] = text
+    with zipfile.ZipFile(path) as z:
+        deflated = z.getinfo("c/0").compress_size
+    s = oxzarr.open_array(ZipStore(path), mode="r")
+    every_ninth = np.arange(0, 4096, 9)
+    for got, want in [
+        (lambda: s[...], text),
+        (lambda: s[100:3000], text[100:3000]),
+        (lambda: s.vindex[every_ninth], text[every_ninth]),
+    ]:
+        before = _bytes_read()
+        assert list(got()) == list(want)
+        assert _bytes_read() - before < 2 * deflated

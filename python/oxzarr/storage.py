@@ -279,13 +279,13 @@ class ZipStore(Store):
     ``mode="w"`` starts a new zip, replacing any file at the path; ``"x"`` starts one where no
     file exists; ``"a"`` adds to the zip there (or starts one). Values are written as stored
     entries (chunks are compressed by their codecs already), or deflated with
-    ``compression=zipfile.ZIP_DEFLATED`` (a part of a deflated shard is then read by inflating
-    the whole shard), many at once from the engine's threads, with ZIP64 records where they
-    are needed; with ``allowZip64=False``, a write that would need them (a value or a zip of
-    2 GiB or more, 65535 entries) raises ``oxzarr.errors.LargeZipFileError``, a
-    ``zipfile.LargeZipFile``. A rewritten or deleted key's old entry leaves the zip's
-    directory, so each key has one entry; its bytes stay in the file. One store per process
-    may write a given zip.
+    ``compression=zipfile.ZIP_DEFLATED`` (a read of a deflated shard inflates it once, and
+    holds it while it reads its inner chunks), many at once from the engine's threads, with
+    ZIP64 records where they are needed; with ``allowZip64=False``, a write that would need
+    them (a value or a zip of 2 GiB or more, 65535 entries) raises
+    ``oxzarr.errors.LargeZipFileError``, a ``zipfile.LargeZipFile``. A rewritten or deleted
+    key's old entry leaves the zip's directory, so each key has one entry; its bytes stay in
+    the file. One store per process may write a given zip.
 
     The file is a complete zip once the store is closed: ``close()``, or the end of a
     ``with`` block. A store never closed is closed when it is garbage-collected or when the

@@ -712,7 +712,7 @@ impl Array {
 
     /// A store error on a chunk key: a byte range outside the stored value means the value is
     /// corrupt (a truncated shard, say), anything else is an I/O error.
-    fn chunk_storage_error(&self, key: &str, err: StorageError) -> Error {
+    pub(super) fn chunk_storage_error(&self, key: &str, err: StorageError) -> Error {
         match err {
             StorageError::OutOfRange { .. } => {
                 self.corrupt(key, CodecError::corrupt("store", err.to_string()))
@@ -780,9 +780,17 @@ impl Array {
                     true => Vec::new(),
                     false => plan.runs_in_stored(sharding.chunks_per_shard(), max_run),
                 };
+                // The shard of plan item `i`, unless the read leaves it (see `ShardHolds`).
+                let shard_of = |i: usize, only: Option<&HashSet<String>>| {
+                    let coords = plan.share(i).coords;
+                    (self.in_shards(sharding, &coords, only))
+                        .then(|| locate_inner(&coords, sharding.chunks_per_shard()).0)
+                };
                 self.agreeing_on_shards(|seen, only| {
                     if runs.is_empty() || runs.len() == plan.total {
-                        return self.for_each_share(&plan, |share| {
+                        let located = |i: usize| Some((shard_of(i, only)?, 1));
+                        return self.for_each_item_in_shards(sharding, plan.total, located, |i| {
+                            let share = plan.share(i);
                             if !self.in_shards(sharding, &share.coords, only) {
                                 return Ok(());
                             }
@@ -790,7 +798,11 @@ impl Array {
                             self.read_inner_share(sharding, &share, &plan.out_shape, &shared, seen)
                         });
                     }
-                    for_each_item(runs.len(), |r| {
+                    let located = |r: usize| {
+                        let run: &Range<usize> = &runs[r];
+                        Some((shard_of(run.start, only)?, run.len() as u64))
+                    };
+                    self.for_each_item_in_shards(sharding, runs.len(), located, |r| {
                         if !self.in_shards(sharding, &plan.share(runs[r].start).coords, only) {
                             return Ok(());
                         }

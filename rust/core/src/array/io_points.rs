@@ -219,10 +219,16 @@ impl Array {
             let seen = ShardsSeen::default(); // (none to see)
             return for_each_item(groups.len(), |g| one(&groups[g], &seen));
         };
+        let per_shard = sharding.chunks_per_shard();
         if cached {
             // The decoded-chunk cache keeps inner chunks one by one: no runs.
             return self.agreeing_on_shards(|seen, only| {
-                for_each_item(groups.len(), |g| {
+                let located = |g: usize| {
+                    let chunk = &groups[g].0;
+                    (self.in_shards(sharding, chunk, only))
+                        .then(|| (locate_inner(chunk, per_shard).0, 1))
+                };
+                self.for_each_item_in_shards(sharding, groups.len(), located, |g| {
                     match self.in_shards(sharding, &groups[g].0, only) {
                         true => one(&groups[g], seen),
                         false => Ok(()),
@@ -232,7 +238,6 @@ impl Array {
         }
         // As region reads do, the inner chunks of a shard are read in runs with one request
         // each (see `Array::with_inner_run` and `Array::max_inner_run`).
-        let per_shard = sharding.chunks_per_shard();
         let max_run = self.max_inner_run(groups.len()).max(1);
         // Each group with its shard and its inner chunk's place there, sorted by those.
         let mut located: Vec<_> = (groups.into_iter())
@@ -242,7 +247,12 @@ impl Array {
         let runs = runs_in_shards(&located, max_run);
         let chain = sharding.inner_chain();
         self.agreeing_on_shards(|seen, only| {
-            for_each_item(runs.len(), |r| {
+            let in_run = |r: usize| {
+                let run = &located[runs[r].clone()];
+                let ((shard, _), (chunk, _)) = &run[0];
+                (self.in_shards(sharding, chunk, only)).then(|| (shard.clone(), run.len() as u64))
+            };
+            self.for_each_item_in_shards(sharding, runs.len(), in_run, |r| {
                 let run = &located[runs[r].clone()];
                 if !self.in_shards(sharding, &run[0].1 .0, only) {
                     return Ok(());

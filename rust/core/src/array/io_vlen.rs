@@ -287,9 +287,21 @@ impl Array {
         let mut parts: Vec<Option<Gathered>> = (0..total).map(|_| None).collect();
         self.agreeing_on_shards(|seen, only| {
             let again: Vec<usize> = (0..total).filter(|&i| taken(i, only)).collect();
-            let read = match again.len() {
-                1 => vec![gather(again[0], seen)?],
-                _ => concurrency::try_map(&again, |&i| gather(i, seen))?,
+            let read = match self.codecs.sharding() {
+                Some(sharding) => {
+                    let located = |k: usize| {
+                        let (shard, _) =
+                            locate_inner(&chunk_of(again[k]).0, sharding.chunks_per_shard());
+                        Some((shard, 1))
+                    };
+                    self.map_items_in_shards(sharding, again.len(), located, |k| {
+                        gather(again[k], seen)
+                    })?
+                }
+                None => match again.len() {
+                    1 => vec![gather(again[0], seen)?],
+                    _ => concurrency::try_map(&again, |&i| gather(i, seen))?,
+                },
             };
             for (i, part) in again.into_iter().zip(read) {
                 parts[i] = Some(part);
@@ -329,9 +341,21 @@ impl Array {
         let mut parts: Vec<Option<Gathered>> = (0..groups.len()).map(|_| None).collect();
         self.agreeing_on_shards(|seen, only| {
             let again: Vec<usize> = (0..groups.len()).filter(|&g| taken(g, only)).collect();
-            let read = match again.len() {
-                1 => vec![gather(&groups[again[0]], seen)?],
-                _ => concurrency::try_map(&again, |&g| gather(&groups[g], seen))?,
+            let read = match self.codecs.sharding() {
+                Some(sharding) => {
+                    let located = |k: usize| {
+                        let (shard, _) =
+                            locate_inner(&groups[again[k]].0, sharding.chunks_per_shard());
+                        Some((shard, 1))
+                    };
+                    self.map_items_in_shards(sharding, again.len(), located, |k| {
+                        gather(&groups[again[k]], seen)
+                    })?
+                }
+                None => match again.len() {
+                    1 => vec![gather(&groups[again[0]], seen)?],
+                    _ => concurrency::try_map(&again, |&g| gather(&groups[g], seen))?,
+                },
             };
             for (g, part) in again.into_iter().zip(read) {
                 parts[g] = Some(part);

@@ -9,6 +9,7 @@ mod io_vlen;
 mod read_ahead;
 pub mod selection;
 mod shard_cache;
+mod shard_holds;
 mod write_lock;
 
 use std::borrow::Cow;

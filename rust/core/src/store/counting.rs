@@ -158,6 +158,15 @@ impl ReadableStore for CountingStore {
         Ok(held)
     }
 
+    fn holds_for_parts(&self) -> bool {
+        self.inner.holds_for_parts()
+    }
+
+    // A hold reads nothing itself: the reads of the parts that follow are counted.
+    fn hold_for_parts(&self, key: &str, every_part: bool) -> Result<bool, StorageError> {
+        self.inner.hold_for_parts(key, every_part)
+    }
+
     fn concurrent_requests(&self) -> usize {
         self.inner.concurrent_requests()
     }

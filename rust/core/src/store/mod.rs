@@ -274,8 +274,25 @@ pub trait ReadableStore: Send + Sync + Debug {
         Ok(None)
     }
 
-    /// Lets go of a value [`ReadableStore::hold_whole`] held, once.
+    /// Lets go of a value [`ReadableStore::hold_whole`] or [`ReadableStore::hold_for_parts`]
+    /// held, once.
     fn release_whole(&self, _key: &str) {}
+
+    /// Whether [`ReadableStore::hold_for_parts`] may hold anything: reads ask it of each
+    /// shard they take parts of only then.
+    fn holds_for_parts(&self) -> bool {
+        false
+    }
+
+    /// Holds the value at `key` whole, as [`ReadableStore::hold_whole`] does, if the reads of
+    /// its parts that follow (a shard's index and inner chunks; `every_part`: all of them)
+    /// are better served from it than from the store: a zip entry stored compressed, whose
+    /// every part costs a decompression of all of it, is decompressed once; one whose every
+    /// part is read is checked against its CRC-32, which parts read one by one never are.
+    /// Whether it holds it (then let go with [`ReadableStore::release_whole`]).
+    fn hold_for_parts(&self, _key: &str, _every_part: bool) -> Result<bool, StorageError> {
+        Ok(false)
+    }
 
     /// How many times reads of this store (and its clones) so far had to wait for a device
     /// because the bytes were not in the operating system's cache; a read in several pieces

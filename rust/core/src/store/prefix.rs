@@ -103,6 +103,24 @@ impl ReadableStore for PrefixStore {
     fn concurrent_requests(&self) -> usize {
         self.inner.concurrent_requests()
     }
+
+    // Values held whole (a zip's compressed shards, a shard of a load-balanced service) are
+    // held by the store viewed.
+    fn hold_whole(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        self.inner.hold_whole(&self.full(key))
+    }
+
+    fn release_whole(&self, key: &str) {
+        self.inner.release_whole(&self.full(key))
+    }
+
+    fn holds_for_parts(&self) -> bool {
+        self.inner.holds_for_parts()
+    }
+
+    fn hold_for_parts(&self, key: &str, every_part: bool) -> Result<bool, StorageError> {
+        self.inner.hold_for_parts(&self.full(key), every_part)
+    }
 }
 
 impl WritableStore for PrefixStore {

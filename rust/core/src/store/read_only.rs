@@ -104,6 +104,14 @@ impl ReadableStore for ReadOnlyStore {
         self.inner.hold_whole(key)
     }
 
+    fn holds_for_parts(&self) -> bool {
+        self.inner.holds_for_parts()
+    }
+
+    fn hold_for_parts(&self, key: &str, every_part: bool) -> Result<bool, StorageError> {
+        self.inner.hold_for_parts(key, every_part)
+    }
+
     fn concurrent_requests(&self) -> usize {
         self.inner.concurrent_requests()
     }

@@ -7,9 +7,10 @@
 //! compressed already) serve byte ranges straight from the file, so a shard's index and its
 //! inner chunks cost a read each, as in a directory. Compressed entries (deflate, bzip2 and
 //! LZMA, as Python's `zipfile` writes them) are decompressed whole.
-//! Whole values are checked against the entry's CRC-32. A zip may name an entry more than
-//! once (zarr-python appends a new entry for a rewritten key): the last one counts, as in
-//! Python's `zipfile`.
+//! Whole values are checked against the entry's CRC-32. A read of a shard holds it whole
+//! while it reads its parts (see [`ReadableStore::hold_for_parts`]) where it is compressed, so
+//! that it is decompressed once. A zip may name an entry more than once (zarr-python appends
+//! a new entry for a rewritten key): the last one counts, as in Python's `zipfile`.
 //!
 //! A zip opened for writing takes each value as a new stored entry at the end of the
 //! entries, from many threads at once: a thread reserves the entry's place under a short
@@ -20,12 +21,12 @@
 //! the store is dropped: until then the file is not a complete zip, as with Python's
 //! `zipfile`. One handle per process may write a zip file; a second is refused.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 mod records;
@@ -265,6 +266,24 @@ pub struct ZipStore {
     /// Writes that need ZIP64 records are allowed (else refused, as zipfile's
     /// `allowZip64=False` refuses them).
     zip64: bool,
+    /// Values held whole for the reads of their parts (see `hold_whole`), by key.
+    held: Mutex<HashMap<String, Held>>,
+    /// Whether `held` holds anything: reads look there only then, without taking its lock.
+    holding: AtomicBool,
+}
+
+/// A value held whole for the reads of its parts (see `hold_whole`), and how many reads hold
+/// it.
+#[derive(Debug)]
+struct Held {
+    /// Where its entry's bytes start: the entry's version (a key written again is another
+    /// entry, read from the file). `None`: the key had no entry when it was first held.
+    entry_at: Option<u64>,
+    /// The value, read whole by the first read of a part of it (none if all come from caches
+    /// of the engine's), decompressed and checked against its CRC-32; the reads meanwhile
+    /// wait for it.
+    value: Arc<Mutex<Option<Arc<Vec<u8>>>>>,
+    holds: usize,
 }
 
 fn io_error(key: &str, source: std::io::Error) -> StorageError {
@@ -630,6 +649,8 @@ impl ZipStore {
             namespace,
             deflate: false,
             zip64: true,
+            held: Mutex::default(),
+            holding: AtomicBool::new(false),
         })
     }
 
@@ -729,6 +750,8 @@ impl ZipStore {
             namespace,
             deflate: false,
             zip64: true,
+            held: Mutex::default(),
+            holding: AtomicBool::new(false),
             owner: std::process::id(),
             settled: Condvar::new(),
             writer: Some(Mutex::new(Writer {
@@ -1062,6 +1085,49 @@ impl ZipStore {
         entry.method == Method::Stored && !entry.encrypted
     }
 
+    /// The value of `entry`, the entry at `key` (named `shown`), if it is held whole (see
+    /// `hold_whole`): read now if no read has yet.
+    fn held_value(
+        &self,
+        key: &str,
+        entry: &Entry,
+        shown: &str,
+    ) -> Result<Option<Arc<Vec<u8>>>, StorageError> {
+        if !self.holding.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        let slot = match self.held_values().get(key) {
+            Some(held) if held.entry_at == Some(entry.data_start) => held.value.clone(),
+            _ => return Ok(None),
+        };
+        // The reads of the value's other parts wait for this one (an error is met by each).
+        let mut value = slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(value) = &*value {
+            return Ok(Some(value.clone()));
+        }
+        let read = Arc::new(self.value(entry, shown)?);
+        *value = Some(read.clone());
+        Ok(Some(read))
+    }
+
+    fn held_values(&self) -> MutexGuard<'_, HashMap<String, Held>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Holds the entry at `key` (`entry_at`: where its bytes start, if there is one) once
+    /// more. Nothing is read yet: the first read of a part of it reads it whole.
+    fn hold(&self, key: &str, entry_at: Option<u64>) {
+        let mut held = self.held_values();
+        // Whatever entry of the key a read holds already: the reads of another go to the file.
+        let held = held.entry(key.to_string()).or_insert_with(|| Held {
+            entry_at,
+            value: Arc::default(),
+            holds: 0,
+        });
+        held.holds += 1;
+        self.holding.store(true, Ordering::Release);
+    }
+
     /// The keys under `prefix`, sorted.
     fn keys_under(&self, prefix: &str) -> Vec<String> {
         self.read_entries()
@@ -1090,6 +1156,9 @@ impl ZipStore {
         shown: &str,
         ranges: &[ByteRange],
     ) -> Result<Vec<Vec<u8>>, StorageError> {
+        if let Some(value) = self.held_value(key, entry, shown)? {
+            return ranges.iter().map(|r| range_of(key, &value, *r)).collect();
+        }
         if !Self::ranges_in_place(entry) {
             let value = self.value(entry, shown)?;
             return ranges.iter().map(|r| range_of(key, &value, *r)).collect();
@@ -1166,6 +1235,9 @@ impl ReadableStore for ZipStore {
         let Some((entry, shown)) = self.entry(key)? else {
             return Ok(None);
         };
+        if let Some(value) = self.held_value(key, &entry, &shown)? {
+            return Ok(Some(value.to_vec()));
+        }
         self.value(&entry, &shown).map(Some)
     }
 
@@ -1209,6 +1281,9 @@ impl ReadableStore for ZipStore {
                 return Ok(same);
             }
         }
+        if let Some(value) = self.held_value(key, &entry, &shown)? {
+            return super::read_parts_of(key, &value, entry.version(), parts, None);
+        }
         if !Self::ranges_in_place(&entry) {
             let value = self.value(&entry, &shown)?;
             return super::read_parts_of(key, &value, entry.version(), parts, None);
@@ -1248,6 +1323,45 @@ impl ReadableStore for ZipStore {
 
     fn version(&self, key: &str) -> Result<Option<Version>, StorageError> {
         Ok(self.entry(key)?.map(|(e, _)| e.version()))
+    }
+
+    /// Holds the entry, to be read whole by the first read of a part of it: none may come
+    /// (a shard whose inner chunks a read takes from the engine's cache of decoded chunks).
+    fn hold_whole(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        let entry = self.entry(key)?;
+        self.hold(key, entry.as_ref().map(|(e, _)| e.data_start));
+        Ok(Some(0))
+    }
+
+    fn release_whole(&self, key: &str) {
+        let mut held = self.held_values();
+        if let Some(value) = held.get_mut(key) {
+            value.holds = value.holds.saturating_sub(1);
+            if value.holds == 0 {
+                held.remove(key);
+            }
+        }
+        if held.is_empty() {
+            self.holding.store(false, Ordering::Release);
+        }
+    }
+
+    fn holds_for_parts(&self) -> bool {
+        true
+    }
+
+    /// Holds an entry stored compressed, whose parts cost a decompression of all of it each
+    /// (a shard of 1024 inner chunks deflated was inflated 17 times by a read of it all).
+    /// Parts of one stored as it is are read in place.
+    fn hold_for_parts(&self, key: &str, _every_part: bool) -> Result<bool, StorageError> {
+        let Some((entry, _)) = self.entry(key)? else {
+            return Ok(false);
+        };
+        if Self::ranges_in_place(&entry) {
+            return Ok(false);
+        }
+        self.hold(key, Some(entry.data_start));
+        Ok(true)
     }
 }
 
@@ -1952,6 +2066,65 @@ mod tests {
             err.contains("past the end") && err.contains("a in zip://"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn values_held_whole_serve_their_parts() -> TestResult {
+        // A deflated entry: held, it is inflated by the first read of a part, and the others
+        // come from it (the file's bytes are not read again: garbled, they go unnoticed).
+        let zip = tempfile_path::TempZip::new();
+        let writer = ZipStore::open_for_writing(&zip.0, ZipMode::Create)?.with_deflated_entries();
+        writer.set("c/0", b"0123456789")?;
+        writer.close()?;
+        let store = ZipStore::open(&zip.0)?;
+        assert!(store.holds_for_parts());
+        assert!(store.hold_for_parts("c/0", false)?);
+        assert!(!store.hold_for_parts("c/1", false)?);
+        let mut part = [0u8; 3];
+        store.read_parts_into("c/0", &mut [(4, &mut part[..])], None)?;
+        assert_eq!(&part, b"456");
+        let entry = store.entry("c/0")?.ok_or("no c/0")?.0;
+        let garbled = vec![0xAA; entry.compressed_size as usize];
+        OpenOptions::new()
+            .write(true)
+            .open(&zip.0)?
+            .write_all_at(&garbled, entry.data_start)?;
+        assert_eq!(
+            store.get_ranges("c/0", &[ByteRange::Suffix(2)])?,
+            Some(vec![b"89".to_vec()])
+        );
+        assert_eq!(store.get("c/0")?.as_deref(), Some(&b"0123456789"[..]));
+        // Held twice (another read), let go twice: then read from the file.
+        assert_eq!(store.hold_whole("c/0")?, Some(0));
+        store.release_whole("c/0");
+        assert!(store.holding.load(Ordering::Acquire));
+        store.release_whole("c/0");
+        assert!(!store.holding.load(Ordering::Acquire) && store.held_values().is_empty());
+        assert!(store.get("c/0").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn a_key_written_again_is_not_read_from_its_old_value_held() -> TestResult {
+        let zip = tempfile_path::TempZip::new();
+        let store = ZipStore::open_for_writing(&zip.0, ZipMode::Create)?.with_deflated_entries();
+        store.set("k", b"old")?;
+        assert_eq!(store.hold_whole("k")?, Some(0));
+        assert_eq!(store.get("k")?.as_deref(), Some(&b"old"[..]));
+        store.set("k", b"new!")?;
+        assert_eq!(store.get("k")?.as_deref(), Some(&b"new!"[..]));
+        assert_eq!(
+            store.get_ranges("k", &[ByteRange::Suffix(4)])?,
+            Some(vec![b"new!".to_vec()])
+        );
+        store.release_whole("k");
+        // A key with no entry is held as none (and let go as often).
+        assert_eq!(store.hold_whole("gone")?, Some(0));
+        store.set("gone", b"here")?;
+        assert_eq!(store.get("gone")?.as_deref(), Some(&b"here"[..]));
+        store.release_whole("gone");
+        assert!(store.held_values().is_empty());
+        Ok(())
     }
 
     #[test]
