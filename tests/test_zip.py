@@ -1075,3 +1075,45 @@ def test_a_deflated_shard_is_inflated_once_per_read(tmp_path: Path) -> None:
         before = _bytes_read()
         assert list(got()) == list(want)
         assert _bytes_read() - before < 2 * deflated
+
+
+def test_a_shard_read_whole_from_a_stored_zip_is_checked_against_its_crc(
+    tmp_path: Path,
+) -> None:
+    """zarr-python reads a shard whole through zipfile, which checks its CRC-32. oxzarr read a
+    stored shard in pieces (its index, then runs of inner chunks), none of them the whole
+    entry, so none was checked: a flipped byte in an uncompressed inner chunk came back as a
+    wrong value (69 for 5) from a read of the whole array."""
+    path = tmp_path / "shard.zip"
+    store = zarr.storage.ZipStore(path, mode="w")
+    a = zarr.create_array(
+        store, shape=(64,), chunks=(8,), shards=(64,), dtype="u2", compressors=None
+    )
+    a[...] = np.arange(64)
+    store.close()
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo("c/0")
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    raw[start + 10] ^= 0x40  # element 5, in inner chunk 0
+    damaged = tmp_path / "damaged.zip"
+    damaged.write_bytes(bytes(raw))
+    with pytest.raises(zipfile.BadZipFile, match="CRC-32"):
+        zarr.open_array(zarr.storage.ZipStore(damaged, mode="r"), mode="r")[...]
+    ours = oxzarr.open_array(ZipStore(damaged), mode="r")
+    for whole in (np.s_[...], np.s_[::-1], np.s_[0:64:1]):
+        with pytest.raises(OSError, match=r"CRC-32.*c/0 in zip://"):
+            ours[whole]
+    with pytest.raises(OSError, match=r"CRC-32.*c/0 in zip://"):
+        ours.vindex[np.arange(64)]
+    # Through the decoded-chunk cache, every time: no inner chunk was decoded from the shard.
+    with oxzarr.config.set({"chunk_cache_bytes": 1 << 20}):
+        for _ in range(2):
+            with pytest.raises(OSError, match=r"CRC-32.*c/0 in zip://"):
+                ours[...]
+    # A part of the shard is read in place, unchecked, as documented (chunk 1 is sound).
+    assert_same(ours[8:16], np.arange(8, 16, dtype="u2"))
+    # The sound zip reads, whole and in parts.
+    sound = oxzarr.open_array(ZipStore(path), mode="r")
+    assert_same(sound[...], np.arange(64, dtype="u2"))
+    assert_same(sound[3:40], np.arange(3, 40, dtype="u2"))

@@ -287,6 +287,9 @@ class ZipStore(Store):
     key's old entry leaves the zip's directory, so each key has one entry; its bytes stay in
     the file. One store per process may write a given zip.
 
+    A value read whole is checked against the CRC-32 the zip records, as is a shard of which a
+    read takes every inner chunk; parts of values read in place are not.
+
     The file is a complete zip once the store is closed: ``close()``, or the end of a
     ``with`` block. A store never closed is closed when it is garbage-collected or when the
     interpreter exits, but a process killed before then leaves no readable zip, as with

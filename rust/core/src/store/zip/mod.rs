@@ -9,8 +9,10 @@
 //! LZMA, as Python's `zipfile` writes them) are decompressed whole.
 //! Whole values are checked against the entry's CRC-32. A read of a shard holds it whole
 //! while it reads its parts (see [`ReadableStore::hold_for_parts`]) where it is compressed, so
-//! that it is decompressed once. A zip may name an entry more than once (zarr-python appends
-//! a new entry for a rewritten key): the last one counts, as in Python's `zipfile`.
+//! that it is decompressed once, and where the read takes every part of it, so that it is
+//! checked; parts read in place otherwise are not. A zip may name an entry more than once
+//! (zarr-python appends a new entry for a rewritten key): the last one counts, as in Python's
+//! `zipfile`.
 //!
 //! A zip opened for writing takes each value as a new stored entry at the end of the
 //! entries, from many threads at once: a thread reserves the entry's place under a short
@@ -1351,13 +1353,15 @@ impl ReadableStore for ZipStore {
     }
 
     /// Holds an entry stored compressed, whose parts cost a decompression of all of it each
-    /// (a shard of 1024 inner chunks deflated was inflated 17 times by a read of it all).
-    /// Parts of one stored as it is are read in place.
-    fn hold_for_parts(&self, key: &str, _every_part: bool) -> Result<bool, StorageError> {
+    /// (a shard of 1024 inner chunks deflated was inflated 17 times by a read of it all), and
+    /// one stored as it is whose every part the read takes, so that it is checked against its
+    /// CRC-32 before any part is used, as a whole value is: parts read one by one in place
+    /// are never checked, and a flipped byte in a shard read whole that way went unnoticed.
+    fn hold_for_parts(&self, key: &str, every_part: bool) -> Result<bool, StorageError> {
         let Some((entry, _)) = self.entry(key)? else {
             return Ok(false);
         };
-        if Self::ranges_in_place(&entry) {
+        if Self::ranges_in_place(&entry) && !every_part {
             return Ok(false);
         }
         self.hold(key, Some(entry.data_start));
@@ -2124,6 +2128,39 @@ mod tests {
         assert_eq!(store.get("gone")?.as_deref(), Some(&b"here"[..]));
         store.release_whole("gone");
         assert!(store.held_values().is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn stored_entries_held_for_all_their_parts_are_checked() -> TestResult {
+        let (zip, _) = zip_of(&[("c/0", b"0123456789")]);
+        let mut raw = std::fs::read(&zip.0)?;
+        let at = raw
+            .windows(10)
+            .position(|w| w == b"0123456789")
+            .ok_or("no c/0")?;
+        raw[at + 4] = b'X';
+        std::fs::write(&zip.0, &raw)?;
+        let store = ZipStore::open(&zip.0)?;
+        // A read of some parts: read in place, as they are.
+        assert!(!store.hold_for_parts("c/0", false)?);
+        let mut part = [0u8; 6];
+        store.read_parts_into("c/0", &mut [(4, &mut part[..])], None)?;
+        assert_eq!(&part, b"X56789");
+        // A read of every part: the first reads the entry whole, and every one is refused.
+        assert!(store.hold_for_parts("c/0", true)?);
+        let crc = |e: StorageError| e.to_string().contains("CRC-32 ");
+        let index = store.get_ranges("c/0", &[ByteRange::Suffix(2)]);
+        assert!(index.err().is_some_and(crc));
+        let read = store.read_parts_into("c/0", &mut [(0, &mut part[..4])], None);
+        assert!(read.err().is_some_and(crc));
+        store.release_whole("c/0");
+        // A sound entry reads.
+        let (_zip, store) = zip_of(&[("c/0", b"0123456789")]);
+        assert!(store.hold_for_parts("c/0", true)?);
+        store.read_parts_into("c/0", &mut [(4, &mut part[..])], None)?;
+        assert_eq!(&part, b"456789");
+        store.release_whole("c/0");
         Ok(())
     }
 
