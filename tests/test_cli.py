@@ -82,6 +82,26 @@ def test_rechunks_decode_each_source_chunk_once_in_a_small_cache(
         np.testing.assert_array_equal(oxzarr.open_array(out)[...], values)
 
 
+def test_rechunks_decode_each_source_chunk_once_when_one_unit_reads_more_than_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each destination chunk reads all 12 source chunks, four times what the cache holds: the
+    # cache was trimmed back to its budget after each unit, and the next unit decoded again
+    # what was dropped (12 + 15 * 9 decodes); the chunks one unit reads are held anyway.
+    import oxzarr.convert
+
+    values = np.arange(24 * 8 * 8, dtype="u1").reshape(24, 8, 8)
+    src = tmp_path / "src.zarr"
+    oxzarr.create_array(src, shape=values.shape, chunks=(2, 8, 8), dtype="u1")[...] = values
+    monkeypatch.setattr(oxzarr.convert, "_CACHE_BYTES", 3 * 2 * 8 * 8)
+    for wave_bytes in [1, 32 << 20]:  # a unit a wave, and many
+        monkeypatch.setattr(oxzarr.convert, "_WAVE_BYTES", wave_bytes)
+        out = tmp_path / f"{wave_bytes}.zarr"
+        report = convert(src, out, chunks=(24, 2, 2))
+        assert report.source_decodes == 12, wave_bytes
+        np.testing.assert_array_equal(oxzarr.open_array(out)[...], values)
+
+
 def test_reshard_and_recompress(tmp_path: Path, source: Path) -> None:
     dst = tmp_path / "dst.zarr"
     cli(

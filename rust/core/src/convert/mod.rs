@@ -12,7 +12,9 @@
 //! decoded in parallel, then its units are assembled, encoded and stored in parallel. Should
 //! the decoded chunks still needed exceed the cache budget (an unlucky pair of layouts), the
 //! ones needed furthest ahead are dropped and decoded again later: memory stays bounded, at
-//! the cost of reading some source chunks twice. The order is made as the work goes (see
+//! the cost of reading some source chunks twice. The budget is never below what one unit
+//! reads (held while it is made anyway), so units reading more than it still decode each
+//! source chunk once. The order is made as the work goes (see
 //! `order`), and where the units reading no stored source chunk can only hold the fill value,
 //! only the others are walked: a sparse array costs what it stores.
 
@@ -36,7 +38,8 @@ use order::{Coords, UnitOrder, Units};
 /// Memory limits of a conversion, in decoded bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
-    /// Decoded source chunks kept between waves.
+    /// Decoded source chunks kept between waves (more where one destination unit reads
+    /// more: those are held while it is made anyway).
     pub cache_bytes: u64,
     /// Destination units assembled at once (at least one unit, whatever its size).
     pub wave_bytes: u64,
@@ -515,21 +518,29 @@ impl<'a> Converter<'a> {
         region.num_elements().saturating_mul(self.to.size() as u64)
     }
 
+    /// The decoded bytes of the source chunks `planned` reads: all held while it is made.
+    fn need_bytes(&self, planned: &Planned) -> u64 {
+        planned
+            .needs
+            .iter()
+            .map(|c| self.cell_bytes(c))
+            .fold(0u64, u64::saturating_add)
+    }
+
     /// The next wave: the units after the last (at least one), such that the cache, the
-    /// source chunks the wave adds and its units fit the budget. Units come from those looked
-    /// at before, then from `todo`; the first that does not fit goes back.
+    /// source chunks the wave adds and its units fit the budget, whose cache part is
+    /// `cache_budget`. Units come from those looked at before, then from `todo`; the first
+    /// that does not fit goes back.
     fn wave(
         &self,
         ahead: &mut VecDeque<Planned>,
         todo: &mut Todo<'_>,
         cache: &HashMap<Cell, Arc<Vec<u8>>>,
         cache_bytes: u64,
+        cache_budget: u64,
     ) -> Vec<Planned> {
         let max_units = 2 * concurrency::threads().max(1);
-        let total = self
-            .budget
-            .cache_bytes
-            .saturating_add(self.budget.wave_bytes);
+        let total = cache_budget.saturating_add(self.budget.wave_bytes);
         let mut wave: Vec<Planned> = Vec::new();
         let mut bytes = 0u64;
         let mut new_cells: HashSet<Cell> = HashSet::new();
@@ -711,11 +722,20 @@ impl<'a> Converter<'a> {
         let mut cache_bytes = 0u64;
         let mut ahead: VecDeque<Planned> = VecDeque::new();
         let mut written = 0u64;
+        // The decoded chunks kept between waves: the budget, or more where one unit reads
+        // more than it. Those are all held while that unit is made anyway, and trimming the
+        // cache below them after it dropped chunks its neighbours read again: a (600, 32, 32)
+        // rechunk of 300 (2, 512, 512) u2 chunks, each unit reading all 300 MiB of them,
+        // decoded 36,000 chunks in place of 300.
+        let mut cache_budget = self.budget.cache_bytes;
         while !progress.is_cancelled() {
-            let wave = self.wave(&mut ahead, &mut todo, &cache, cache_bytes);
+            let wave = self.wave(&mut ahead, &mut todo, &cache, cache_bytes, cache_budget);
             let Some(last) = wave.last() else {
                 break;
             };
+            for planned in &wave {
+                cache_budget = cache_budget.max(self.need_bytes(planned));
+            }
             // Decode what the wave needs and the cache lacks, in parallel.
             let mut missing: Vec<&Cell> = wave
                 .iter()
@@ -768,7 +788,7 @@ impl<'a> Converter<'a> {
                 .collect();
             let mut kept_bytes =
                 cache_bytes - finished.iter().map(|c| cache[c].len() as u64).sum::<u64>();
-            if kept_bytes > self.budget.cache_bytes {
+            if kept_bytes > cache_budget {
                 // Over the budget, the cells read furthest ahead go too, as far as the units
                 // ahead tell (first those none of them reads).
                 let mut reads: usize = ahead.iter().map(|p| p.needs.len()).sum();
@@ -793,7 +813,7 @@ impl<'a> Converter<'a> {
                     .map(|c| (first_use.get(c).copied().unwrap_or(usize::MAX), c.clone()))
                     .collect();
                 next_use.sort();
-                while kept_bytes > self.budget.cache_bytes {
+                while kept_bytes > cache_budget {
                     let Some((_, cell)) = next_use.pop() else {
                         break;
                     };
