@@ -552,6 +552,40 @@ def test_the_chunk_key_encoding_is_kept(
     np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "out.zarr"))[...], a[...])
 
 
+@pytest.mark.parametrize(
+    ("zarr_format", "encoding", "key"),
+    [
+        # v2 names chunks as a v3 array with the "v2" encoding does: the separator stays.
+        (3, {"name": "v2", "separator": "/"}, "1/0"),
+        (3, {"name": "v2", "separator": "."}, "1.0"),
+        # The others have no v2 form, and v2 arrays take v3's default, as zarr-python's
+        # from_array gives them across formats.
+        (3, {"name": "default", "separator": "/"}, "1.0"),
+        (2, {"name": "v2", "separator": "/"}, "c/1/0"),
+        (2, {"name": "v2", "separator": "."}, "c/1/0"),
+    ],
+)
+def test_the_chunk_key_encoding_is_kept_where_the_other_format_has_it(
+    tmp_path: Path, zarr_format: int, encoding: dict[str, str], key: str
+) -> None:
+    src = tmp_path / "k.zarr"
+    a = zarr.create_array(
+        str(src),
+        shape=(4, 4),
+        chunks=(2, 2),
+        dtype="i4",
+        zarr_format=zarr_format,
+        chunk_key_encoding=encoding,
+    )
+    a[...] = np.arange(16).reshape(4, 4)
+    out = tmp_path / "out.zarr"
+    cli("convert", src, out, "--zarr-format", str(5 - zarr_format), "--compressor", "none")
+    assert (out / key).is_file()
+    b = zarr.open_array(str(out))
+    assert b.metadata.zarr_format == 5 - zarr_format
+    np.testing.assert_array_equal(b[...], a[...])
+
+
 @pytest.mark.parametrize("to_format", [2, 3])
 def test_records_change_format(tmp_path: Path, to_format: int) -> None:
     """A v2 record's fields carry their byte order, a v3 one's do not: the values are the

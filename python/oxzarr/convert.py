@@ -773,9 +773,16 @@ def _zarr_settings(
         "attributes": attributes,
         "dimension_names": dimension_names,
     }
+    encoding = chunk_key_encoding_of(source)
     if zarr_format == source.zarr_format:
         # Left out, the format is kept, and with it how chunks are named (v2's separator).
-        settings["chunk_key_encoding"] = chunk_key_encoding_of(source)
+        settings["chunk_key_encoding"] = encoding
+    elif zarr_format == 2 and isinstance(encoding, dict) and encoding.get("name") == "v2":
+        # A v3 array naming its chunks as v2 does is named the same in v2: its separator is
+        # v2's dimension_separator ("/" became v2's default "."). Other encodings have no v2
+        # form, and a v2 array becomes a v3 one with v3's default, as zarr-python's
+        # from_array makes it.
+        settings["chunk_key_encoding"] = encoding
     if zarr_format == 3 and serializer is not None:
         settings["serializer"] = serializer
     if order is not None:
