@@ -8,7 +8,7 @@ import math
 import warnings
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -42,6 +42,38 @@ JSON = Any
 #: them as Python objects: a slab of this many strings of 50 characters takes some 15 MiB
 #: (their Python objects, and the engine's copy).
 _VLEN_SLAB_ELEMENTS = 1 << 16
+
+
+def node_document(node: Any) -> dict[str, JSON]:
+    """The document of `node` (an Array or a Group) as its engine handle holds it: see
+    :func:`node_document_view`, whose cache is checked here first (attrs reads every key
+    through this)."""
+    core = node._core
+    cached = node._metadata_cache
+    if (
+        cached is not None
+        and cached[0] is core
+        and (not node._shared or cached[1] == core.consolidated_generation)
+    ):
+        return cast(dict[str, JSON], cached[2])
+    return node_document_view(node)[1]
+
+
+def node_document_view(node: Any) -> tuple[int | None, dict[str, JSON]]:
+    """The document of `node` (an Array or a Group), and the generation of the attributes
+    shared through consolidated metadata it was read at (None: not shared). Kept with the
+    engine handle it was made from: made from one a write (in another thread) has since
+    replaced, or before a write through another node sharing its attributes, it is made
+    again."""
+    core = node._core
+    # Read before the document: a write coming between leaves the document newer than the
+    # generation, and a write made from it is refused and made again.
+    generation = core.consolidated_generation if node._shared else None
+    cached = node._metadata_cache
+    if cached is None or cached[0] is not core or cached[1] != generation:
+        cached = (core, generation, json.loads(core.metadata_json()))
+        node._metadata_cache = cached
+    return cached[1], cached[2]
 
 
 class Attributes(MutableMapping[str, JSON]):
@@ -639,32 +671,12 @@ class Array:
     @property
     def _metadata_dict(self) -> dict[str, JSON]:
         """The array's document, as the engine holds it."""
-        # Checked here first, as _metadata_view does: attrs reads every key through this.
-        core = self._core
-        cached = self._metadata_cache
-        if (
-            cached is not None
-            and cached[0] is core
-            and (not self._shared or cached[1] == core.consolidated_generation)
-        ):
-            return cached[2]
-        return self._metadata_view()[1]
+        return node_document(self)
 
     def _metadata_view(self) -> tuple[int | None, dict[str, JSON]]:
         """The array's document, and the generation of the attributes shared through
         consolidated metadata it was read at (None: not shared)."""
-        core = self._core
-        # Read before the document: a write coming between leaves the document newer than
-        # the generation, and a write made from it is refused and made again.
-        generation = core.consolidated_generation if self._shared else None
-        cached = self._metadata_cache
-        # Kept with the engine's array it was made from: made from one a write (in another
-        # thread) has since replaced, or before a write through another node sharing its
-        # attributes, it is made again.
-        if cached is None or cached[0] is not core or cached[1] != generation:
-            cached = (core, generation, json.loads(core.metadata_json()))
-            self._metadata_cache = cached
-        return cached[1], cached[2]
+        return node_document_view(self)
 
     # --- description ---
 

@@ -19,6 +19,8 @@ from oxzarr.array import (
     Attributes,
     Summary,
     _summary,
+    node_document,
+    node_document_view,
     node_store,
 )
 from oxzarr.errors import (
@@ -229,27 +231,12 @@ class Group:
     @property
     def _metadata_dict(self) -> dict[str, JSON]:
         """The group's document, as the engine holds it."""
-        # Checked here first, as _metadata_view does: attrs reads every key through this.
-        core = self._core
-        cached = self._metadata_cache
-        if (
-            cached is not None
-            and cached[0] is core
-            and (not self._shared or cached[1] == core.consolidated_generation)
-        ):
-            return cached[2]
-        return self._metadata_view()[1]
+        return node_document(self)
 
     def _metadata_view(self) -> tuple[int | None, dict[str, JSON]]:
         """The group's document, and the generation of the attributes shared through
         consolidated metadata it was read at (as ``Array._metadata_view``)."""
-        core = self._core
-        generation = self._generation(core)
-        cached = self._metadata_cache
-        if cached is None or cached[0] is not core or cached[1] != generation:
-            cached = (core, generation, json.loads(core.metadata_json()))
-            self._metadata_cache = cached
-        return cached[1], cached[2]
+        return node_document_view(self)
 
     @property
     def path(self) -> str:
