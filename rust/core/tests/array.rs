@@ -909,3 +909,96 @@ fn stores_that_wait_on_requests_get_more_threads_than_cores() {
     assert!(most_writing >= 6, "{most_writing} writes in flight at most");
     assert!(most_reading >= 6, "{most_reading} reads in flight at most");
 }
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+#[test]
+fn v2_arrays_in_the_other_byte_order_read_and_write_their_stored_bytes() -> TestResult {
+    let other = if cfg!(target_endian = "big") {
+        '<'
+    } else {
+        '>'
+    };
+    let store: StoreRef = Arc::new(MemoryStore::new());
+    let (shape, chunks) = ([5u64, 7], [2u64, 3]);
+    let whole = Selection::all(&shape);
+    let as_stored = |bits: &[u64]| -> Vec<u8> {
+        bits.iter()
+            .flat_map(|b| b.swap_bytes().to_ne_bytes())
+            .collect()
+    };
+    let values: Vec<u64> = (0..35).map(|i| (i as f64 * 1.5).to_bits()).collect();
+    let native: Vec<u8> = values.iter().flat_map(|b| b.to_ne_bytes()).collect();
+    for order in ["C", "F"] {
+        let doc = json!({
+            "zarr_format": 2, "shape": shape, "chunks": chunks, "dtype": format!("{other}f8"),
+            "compressor": {"id": "zstd", "level": 1}, "fill_value": "NaN", "order": order,
+            "filters": [{"id": "shuffle", "elementsize": 8}],
+        });
+        let zarray = serde_json::to_vec(&doc)?;
+        let v2 = oxzarr_core::metadata::ArrayMetadataV2::parse(&zarray, None, ".zarray")?;
+        let array = Array::create(store.clone(), order, ArrayMetadata::V2(Box::new(v2)), false)?;
+        let view = array
+            .in_stored_byte_order()
+            .ok_or("no view in the stored order")?;
+        assert_eq!(view.metadata(), array.metadata());
+        assert_eq!(view.fill_value(), as_stored(&[f64::NAN.to_bits()]));
+        assert!(view.in_stored_byte_order().is_none());
+        assert_eq!(view.stores_fortran_order(), order == "F");
+        // Unwritten chunks read as the fill value, in the stored order.
+        let mut out = vec![0u8; native.len()];
+        view.read_into(&whole, &mut out)?;
+        assert_eq!(out, as_stored(&[f64::NAN.to_bits(); 35]), "{order}");
+        // What the array writes, its view reads as stored; and the other way round.
+        array.write(&whole, &native, false)?;
+        view.read_into(&whole, &mut out)?;
+        assert_eq!(out, as_stored(&values), "{order}");
+        let row = Selection(vec![
+            DimSelection::Slice {
+                start: 3,
+                step: 1,
+                len: 1,
+            },
+            DimSelection::Slice {
+                start: 0,
+                step: 1,
+                len: 7,
+            },
+        ]);
+        let twos: Vec<u64> = vec![2.0f64.to_bits(); 7];
+        view.write(&row, &as_stored(&twos), false)?;
+        let mut expected = values.clone();
+        expected[21..28].copy_from_slice(&twos);
+        array.read_into(&whole, &mut out)?;
+        let expected_native: Vec<u8> = expected.iter().flat_map(|b| b.to_ne_bytes()).collect();
+        assert_eq!(out, expected_native, "{order}");
+        if order == "F" {
+            let mut fortran = vec![0u8; native.len()];
+            view.read_into_fortran(&whole, &mut fortran)?;
+            let mut model = vec![0u64; 35];
+            for (i, v) in expected.iter().enumerate() {
+                model[(i % 7) * 5 + i / 7] = *v;
+            }
+            assert_eq!(fortran, as_stored(&model));
+        }
+        // A chunk of NaNs (any NaN) written through the view is the fill value: not stored.
+        let first_chunk = Selection(vec![
+            DimSelection::Slice {
+                start: 0,
+                step: 1,
+                len: 2,
+            },
+            DimSelection::Slice {
+                start: 0,
+                step: 1,
+                len: 3,
+            },
+        ]);
+        let key = format!("{order}/0.0");
+        assert!(store.get(&key)?.is_some());
+        let negative_nan = 0xFFF8_0000_0000_0000u64;
+        view.write_value(&first_chunk, &as_stored(&[negative_nan]), false)?;
+        assert!(store.get(&key)?.is_none(), "{order}: {key} stored");
+    }
+    Ok(())
+}

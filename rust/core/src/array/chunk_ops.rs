@@ -5,7 +5,7 @@
 
 use std::ops::Range;
 
-use super::copy::{all_fill_of, fill_elements, for_each_row, SharedBuffer};
+use super::copy::{fill_elements, for_each_row, SharedBuffer};
 use super::read_ahead::ReadAhead;
 use super::selection::PieceMap;
 use crate::codec::array_to_bytes::sharding::{Sharding, Touches};
@@ -305,9 +305,7 @@ pub(super) fn encode_touched(
     let repr = chain.decoded_repr();
     let encoded = match chain.sharding() {
         Some(sharding) => sharding.encode_written(chunk, repr, stored, touches, write_empty_chunks),
-        None if !write_empty_chunks && all_fill_of(chunk, &repr.fill_value, &repr.data_type) => {
-            return Ok(None)
-        }
+        None if !write_empty_chunks && repr.holds_only_fill(chunk) => return Ok(None),
         // A shard followed by other codecs is encoded whole, as zarr-python encodes it.
         None => chain
             .encode_with(chunk, write_empty_chunks)

@@ -269,28 +269,40 @@ pub(crate) fn fill_elements(dst: &mut [u8], fill: &[u8]) {
 /// is a NaN if either part is). A chunk of NaNs computed on x86 (whose NaN has the sign bit
 /// set) was stored though its fill value was NaN.
 pub(crate) fn all_fill_of(data: &[u8], fill: &[u8], data_type: &DataType) -> bool {
+    all_fill_in_order(data, fill, data_type, false)
+}
+
+/// [`all_fill_of`] for elements (`data` and `fill`) in the other byte order than the
+/// machine's when `byte_swapped`: the bytes that are a NaN differ with the order.
+pub(crate) fn all_fill_in_order(
+    data: &[u8],
+    fill: &[u8],
+    data_type: &DataType,
+    byte_swapped: bool,
+) -> bool {
     if all_fill(data, fill) {
         return true;
     }
-    let Some((part, is_nan)) = nan_test(data_type) else {
+    let Some((part, is_nan)) = nan_test(data_type, byte_swapped) else {
         return false;
     };
     let element_nan = |element: &[u8]| element.chunks_exact(part).any(is_nan);
     element_nan(fill) && data.chunks_exact(fill.len()).all(element_nan)
 }
 
-/// Whether the native-endian bytes of one float are a NaN.
+/// Whether the bytes of one float are a NaN.
 type NanTest = fn(&[u8]) -> bool;
 
 /// For the floating-point types: the size of a float in one element (both parts of a complex
-/// number), and its NaN test.
-fn nan_test(data_type: &DataType) -> Option<(usize, NanTest)> {
-    fn f16_nan(b: &[u8]) -> bool {
+/// number), and its NaN test for floats in the machine's byte order, or the other one when
+/// `byte_swapped`.
+fn nan_test(data_type: &DataType, byte_swapped: bool) -> Option<(usize, NanTest)> {
+    fn f16_bits_nan(bits: u16) -> bool {
         // Exponent all ones, mantissa not zero.
-        <[u8; 2]>::try_from(b).is_ok_and(|a| {
-            let bits = u16::from_ne_bytes(a);
-            bits & 0x7c00 == 0x7c00 && bits & 0x03ff != 0
-        })
+        bits & 0x7c00 == 0x7c00 && bits & 0x03ff != 0
+    }
+    fn f16_nan(b: &[u8]) -> bool {
+        <[u8; 2]>::try_from(b).is_ok_and(|a| f16_bits_nan(u16::from_ne_bytes(a)))
     }
     fn f32_nan(b: &[u8]) -> bool {
         <[u8; 4]>::try_from(b).is_ok_and(|a| f32::from_ne_bytes(a).is_nan())
@@ -298,12 +310,24 @@ fn nan_test(data_type: &DataType) -> Option<(usize, NanTest)> {
     fn f64_nan(b: &[u8]) -> bool {
         <[u8; 8]>::try_from(b).is_ok_and(|a| f64::from_ne_bytes(a).is_nan())
     }
-    match data_type {
-        DataType::Float16 => Some((2, f16_nan)),
-        DataType::Float32 | DataType::Complex64 => Some((4, f32_nan)),
-        DataType::Float64 | DataType::Complex128 => Some((8, f64_nan)),
-        _ => None,
+    fn f16_swapped_nan(b: &[u8]) -> bool {
+        <[u8; 2]>::try_from(b).is_ok_and(|a| f16_bits_nan(u16::from_ne_bytes(a).swap_bytes()))
     }
+    fn f32_swapped_nan(b: &[u8]) -> bool {
+        <[u8; 4]>::try_from(b)
+            .is_ok_and(|a| f32::from_bits(u32::from_ne_bytes(a).swap_bytes()).is_nan())
+    }
+    fn f64_swapped_nan(b: &[u8]) -> bool {
+        <[u8; 8]>::try_from(b)
+            .is_ok_and(|a| f64::from_bits(u64::from_ne_bytes(a).swap_bytes()).is_nan())
+    }
+    let test: (usize, NanTest, NanTest) = match data_type {
+        DataType::Float16 => (2, f16_nan, f16_swapped_nan),
+        DataType::Float32 | DataType::Complex64 => (4, f32_nan, f32_swapped_nan),
+        DataType::Float64 | DataType::Complex128 => (8, f64_nan, f64_swapped_nan),
+        _ => return None,
+    };
+    Some((test.0, if byte_swapped { test.2 } else { test.1 }))
 }
 
 /// Whether every element of `data` is `fill`, byte for byte.
@@ -457,6 +481,41 @@ mod tests {
             &0x7C00u16.to_ne_bytes(),
             &0x7E00u16.to_ne_bytes(),
             &DataType::Float16
+        ));
+    }
+
+    #[test]
+    fn nan_fill_values_are_told_in_the_other_byte_order() {
+        let swapped = |bits: &[u64]| -> Vec<u8> {
+            bits.iter()
+                .flat_map(|b| b.swap_bytes().to_ne_bytes())
+                .collect()
+        };
+        let nan = swapped(&[0x7FF8_0000_0000_0000]);
+        let nans = swapped(&[0xFFF8_0000_0000_0000, 0x7FF8_0000_0000_0001]);
+        assert!(all_fill_in_order(&nans, &nan, &DataType::Float64, true));
+        // Read in the machine's order, neither those bytes nor the fill's are NaNs.
+        assert!(!all_fill_in_order(&nans, &nan, &DataType::Float64, false));
+        let one = swapped(&[1.0f64.to_bits()]);
+        assert!(!all_fill_in_order(&one, &nan, &DataType::Float64, true));
+        let halves: Vec<u8> = [0xFE00u16, 0x7C01]
+            .iter()
+            .flat_map(|v| v.swap_bytes().to_ne_bytes())
+            .collect();
+        let half_nan = 0x7E00u16.swap_bytes().to_ne_bytes();
+        assert!(all_fill_in_order(
+            &halves,
+            &half_nan,
+            &DataType::Float16,
+            true
+        ));
+        let floats = swapped(&[0x7FC0_0001_FFC0_0000]);
+        let float_nan = 0x7FC0_0000u32.swap_bytes().to_ne_bytes();
+        assert!(all_fill_in_order(
+            &floats,
+            &float_nan,
+            &DataType::Float32,
+            true
         ));
     }
 

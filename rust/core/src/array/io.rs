@@ -23,7 +23,7 @@ use rayon::prelude::*;
 
 use super::chunk_cache::{self, Cached, CachedChunk};
 use super::copy::{
-    all_fill_of, c_strides, copy_share_from, fill_elements, for_each_row, share_box, SharedBuffer,
+    c_strides, copy_share_from, fill_elements, for_each_row, share_box, SharedBuffer,
 };
 use super::read_ahead::ReadAhead;
 use super::selection::{DimPiece, PieceMap, Selection};
@@ -752,7 +752,9 @@ impl Array {
 
     // --- reading ---
 
-    /// Reads the selection into `out`: C order, native endian, exactly the selection's size.
+    /// Reads the selection into `out`: C order, native endian (the stored byte order for
+    /// [`in_stored_byte_order`](Self::in_stored_byte_order)'s view), exactly the selection's
+    /// size.
     pub fn read_into(&self, selection: &Selection, out: &mut [u8]) -> Result<()> {
         let _threads = self.request_threads();
         self.checked_len(selection, out.len())?;
@@ -1656,7 +1658,8 @@ impl Array {
 
     // --- writing ---
 
-    /// Writes `data` (C order, native endian, shaped as the selection) into the selection.
+    /// Writes `data` (C order, in the byte order of [`read_into`](Self::read_into), shaped as
+    /// the selection) into the selection.
     /// Chunks the selection covers only in part are read, updated and rewritten. A chunk left
     /// holding only the fill value is deleted rather than stored, unless `write_empty_chunks`.
     /// Returns once every chunk is in the store.
@@ -1697,10 +1700,10 @@ impl Array {
         self.write_from(selection, source, write_empty_chunks)
     }
 
-    /// Writes one element, `value` (native endian), into every place of the selection, as
-    /// [`write`](Self::write) writes a buffer of it, without one: a selection of the whole
-    /// array takes no more memory than its chunks (numpy's broadcast of a scalar would be as
-    /// large as the selection).
+    /// Writes one element, `value` (in the byte order of [`read_into`](Self::read_into)),
+    /// into every place of the selection, as [`write`](Self::write) writes a buffer of it,
+    /// without one: a selection of the whole array takes no more memory than its chunks
+    /// (numpy's broadcast of a scalar would be as large as the selection).
     pub fn write_value(
         &self,
         selection: &Selection,
@@ -1942,9 +1945,7 @@ impl Array {
         chunk: &[u8],
         write_empty_chunks: bool,
     ) -> Result<()> {
-        let stored = if !write_empty_chunks
-            && all_fill_of(chunk, &self.fill_value, self.metadata.data_type())
-        {
+        let stored = if !write_empty_chunks && self.codecs.decoded_repr().holds_only_fill(chunk) {
             self.store.delete(key).map_err(Error::from)
         } else {
             // A shard followed by other codecs is encoded whole: with write_empty_chunks, its

@@ -161,8 +161,8 @@ impl Array {
         Ok(())
     }
 
-    /// Reads the points into `out` (native endian, in point order), through the decoded-chunk
-    /// cache when it is on.
+    /// Reads the points into `out` (in the byte order of [`read_into`](Self::read_into), in
+    /// point order), through the decoded-chunk cache when it is on.
     pub fn read_points(&self, coords: &[Vec<u64>], out: &mut [u8]) -> Result<()> {
         let _threads = self.request_threads();
         self.check_points_supported()?;
@@ -285,8 +285,9 @@ impl Array {
         })
     }
 
-    /// Writes `data` (one element per point, native endian) to the points. A point given more
-    /// than once takes its last value, as in numpy.
+    /// Writes `data` (one element per point, in the byte order of
+    /// [`read_into`](Self::read_into)) to the points. A point given more than once takes its
+    /// last value, as in numpy.
     pub fn write_points(
         &self,
         coords: &[Vec<u64>],

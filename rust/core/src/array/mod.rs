@@ -20,6 +20,7 @@ use serde_json::{Map, Value};
 use crate::codec::{ChunkRepr, CodecChain};
 use crate::error::{Error, Result};
 use crate::group::Consolidated;
+use crate::metadata::data_type::swap_in_place;
 use crate::metadata::v2::{ArrayMetadataV2, ZARRAY};
 use crate::metadata::{ArrayMetadata, DataType, NodeMetadata, ZARR_JSON};
 use crate::node::{self, describe, normalize_path, write_node_metadata};
@@ -33,7 +34,8 @@ pub struct Array {
     store: StoreRef,
     path: String,
     metadata: ArrayMetadata,
-    /// One element of the fill value, native endian.
+    /// One element of the fill value, in the byte order the elements are decoded in (the
+    /// machine's, or the stored one for the view of `stored_byte_order`).
     fill_value: Vec<u8>,
     codecs: Arc<CodecChain>,
     /// Indexes of the shards this array has read or written (sharded arrays only).
@@ -52,6 +54,20 @@ pub struct Array {
     /// opened through it: the array's attributes are shared with the other nodes opened
     /// from it (see [`Array::with_attributes`]).
     consolidated: Option<Arc<Consolidated>>,
+    /// For a v2 array whose elements are stored in the other byte order than the machine's
+    /// (and only the serializer swaps them): the same array with its elements in that
+    /// order (see [`Array::in_stored_byte_order`]).
+    stored_byte_order: Option<Arc<Array>>,
+}
+
+/// The byte order an array's elements are decoded into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ElementOrder {
+    /// The machine's.
+    Native,
+    /// The order a v2 array stores them in, the other one (see
+    /// [`Array::in_stored_byte_order`]).
+    Stored,
 }
 
 /// Refuses codecs (in `codecs`, or in a sharding codec's chains) that a new v3 array must
@@ -81,13 +97,37 @@ fn decoding_scope(codecs: &CodecChain) -> String {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     crate::metadata::json::to_string(&Value::Array(codecs.metadata())).hash(&mut hasher);
     let repr = codecs.decoded_repr();
-    (&repr.shape, format!("{:?}", repr.data_type)).hash(&mut hasher);
+    // The byte order too: an array and its view in the stored byte order have the same
+    // codec metadata, and decode the same chunk into other bytes.
+    let decoded = (&repr.shape, format!("{:?}", repr.data_type));
+    (decoded, repr.byte_swapped).hash(&mut hasher);
     format!("{:016x}", hasher.finish())
 }
 
 impl Array {
     /// Builds an array from parsed metadata, checking everything the metadata implies.
     pub fn from_metadata(store: StoreRef, path: &str, metadata: ArrayMetadata) -> Result<Self> {
+        // (Copied only for such a view: a document's attributes can be large.)
+        let view_metadata = match &metadata {
+            ArrayMetadata::V2(m) if m.swaps_only_in_serializer() => Some(metadata.clone()),
+            _ => None,
+        };
+        let mut array =
+            Self::with_element_order(store.clone(), path, metadata, ElementOrder::Native)?;
+        if let Some(metadata) = view_metadata {
+            let view = Self::with_element_order(store, path, metadata, ElementOrder::Stored)?;
+            array.stored_byte_order = Some(Arc::new(view));
+        }
+        Ok(array)
+    }
+
+    /// [`from_metadata`](Self::from_metadata), its elements decoded in `order`.
+    fn with_element_order(
+        store: StoreRef,
+        path: &str,
+        metadata: ArrayMetadata,
+        order: ElementOrder,
+    ) -> Result<Self> {
         let document = if metadata.zarr_format() == 2 {
             ZARRAY
         } else {
@@ -100,10 +140,28 @@ impl Array {
             source,
         };
         let data_type = metadata.data_type().clone();
-        let fill_value = metadata.fill_value_bytes().map_err(invalid)?;
+        let mut fill_value = metadata.fill_value_bytes().map_err(invalid)?;
         let chunk_shape = metadata.chunk_shape().to_vec();
-        let repr = ChunkRepr::with_fill(chunk_shape.clone(), data_type.clone(), &fill_value);
-        let codecs = metadata.codec_chain(&repr).map_err(invalid)?;
+        let codecs = match (&metadata, order) {
+            (_, ElementOrder::Native) => {
+                let repr =
+                    ChunkRepr::with_fill(chunk_shape.clone(), data_type.clone(), &fill_value);
+                metadata.codec_chain(&repr).map_err(invalid)?
+            }
+            (ArrayMetadata::V2(m), ElementOrder::Stored) => {
+                swap_in_place(&mut fill_value, &m.dtype.swap_plan());
+                let mut repr =
+                    ChunkRepr::with_fill(chunk_shape.clone(), data_type.clone(), &fill_value);
+                repr.byte_swapped = true;
+                CodecChain::from_v2_in_stored_byte_order(m, &repr).map_err(invalid)?
+            }
+            (ArrayMetadata::V3(_), ElementOrder::Stored) => {
+                return Err(Error::InvalidArgument(format!(
+                    "{}: only v2 arrays are read in a stored byte order of their own",
+                    describe(&store, path)
+                )))
+            }
+        };
         let chunk_bytes = chunk_shape
             .iter()
             .try_fold(data_type.size() as u64, |acc, &n| acc.checked_mul(n));
@@ -120,7 +178,7 @@ impl Array {
         let cache_namespace = format!("{}\0{}", store.cache_namespace(), decoding_scope(&codecs));
         let fortran = match &metadata {
             ArrayMetadata::V2(m) if m.order_f && m.shape.len() > 1 => {
-                Some(Arc::new(Self::reversed_dims(&store, path, m)?))
+                Some(Arc::new(Self::reversed_dims(&store, path, m, order)?))
             }
             _ => None,
         };
@@ -135,7 +193,20 @@ impl Array {
             fortran,
             dims_reversed: false,
             consolidated: None,
+            stored_byte_order: None,
         })
+    }
+
+    /// The same array with its elements in the byte order they are stored in, where that
+    /// is the other one than the machine's and nothing but the serializer swaps them (a v2
+    /// array of dtype ">i4", ">f8", ">M8[s]" or ">U3" on a little-endian machine, with no
+    /// value filter): `None` for the others. Its chunks decode into their stored bytes as
+    /// they are, so that reads and writes of its elements in that order (numpy's ">i4",
+    /// what zarr-python hands out) swap nothing; an uncompressed chunk is read straight
+    /// into the output. Its store, path and metadata are the array's; its fill value is in
+    /// that order; chunks it decodes are cached apart from the array's.
+    pub fn in_stored_byte_order(&self) -> Option<&Arc<Array>> {
+        self.stored_byte_order.as_ref()
     }
 
     /// The v2 array of `metadata`, stored in F order, seen with its dimensions reversed: a
@@ -145,12 +216,19 @@ impl Array {
     /// it fills memory in the order of an F-order read of the array itself, without the
     /// transposition of every chunk that the array's own chain does: reads of F-order
     /// results (numpy's layout for them, and zarr-python's) then cost what C-order ones do.
-    fn reversed_dims(store: &StoreRef, path: &str, metadata: &ArrayMetadataV2) -> Result<Self> {
+    /// Its elements are decoded in `order`, as the array's are.
+    fn reversed_dims(
+        store: &StoreRef,
+        path: &str,
+        metadata: &ArrayMetadataV2,
+        order: ElementOrder,
+    ) -> Result<Self> {
         let mut reversed = metadata.clone();
         reversed.shape.reverse();
         reversed.chunks.reverse();
         reversed.order_f = false;
-        let view = Self::from_metadata(store.clone(), path, ArrayMetadata::V2(Box::new(reversed)))?;
+        let reversed = ArrayMetadata::V2(Box::new(reversed));
+        let view = Self::with_element_order(store.clone(), path, reversed, order)?;
         Ok(Self {
             dims_reversed: true,
             ..view

@@ -4,8 +4,10 @@
 //! bytes→bytes codecs. Encoding runs them in that order; decoding runs them in reverse. One
 //! module per codec, grouped by the spec's three kinds.
 //!
-//! Decoded array data is always C order, native byte order. Decoding is bounded: every stage
-//! refuses, before allocating it, an output larger than the metadata allows.
+//! Decoded array data is always C order, native byte order (but for a v2 array's chunks
+//! read in the other byte order they are stored in, see [`ChunkRepr::byte_swapped`]).
+//! Decoding is bounded: every stage refuses, before allocating it, an output larger than the
+//! metadata allows.
 
 pub mod array_to_array;
 pub mod array_to_bytes;
@@ -37,7 +39,7 @@ thread_local! {
 pub struct ChunkRepr {
     pub shape: Vec<u64>,
     pub data_type: DataType,
-    /// One element of the fill value, native endian.
+    /// One element of the fill value, native endian (the other order where `byte_swapped`).
     pub fill_value: Arc<[u8]>,
     /// Whether `fill_value` is the array's fill value exactly. An array->array codec that
     /// changes the element type hands on the fill value cast to its type, as zarr-python
@@ -45,6 +47,11 @@ pub struct ChunkRepr {
     /// sharding codec after it counts as the fill value: each is stored, as zarr-python
     /// stores it.
     pub fill_is_exact: bool,
+    /// Whether the elements are in the other byte order than the machine's: the chunks of a
+    /// v2 array seen in the byte order they are stored in (see
+    /// [`Array::in_stored_byte_order`](crate::Array::in_stored_byte_order)). Their bytes are
+    /// moved, never computed with, but for the test of a NaN fill value, which reads them.
+    pub byte_swapped: bool,
 }
 
 impl ChunkRepr {
@@ -60,7 +67,21 @@ impl ChunkRepr {
             data_type,
             fill_value: Arc::from(fill_value),
             fill_is_exact: true,
+            byte_swapped: false,
         }
+    }
+
+    /// Whether every element of `data`, a decoded chunk of this representation, counts as
+    /// its fill value when empty chunks are left out (see [`all_fill_of`]).
+    ///
+    /// [`all_fill_of`]: crate::array::copy::all_fill_of
+    pub(crate) fn holds_only_fill(&self, data: &[u8]) -> bool {
+        crate::array::copy::all_fill_in_order(
+            data,
+            &self.fill_value,
+            &self.data_type,
+            self.byte_swapped,
+        )
     }
 
     pub fn num_elements(&self) -> u64 {
@@ -601,6 +622,39 @@ impl CodecChain {
         metadata: &crate::metadata::ArrayMetadataV2,
         repr: &ChunkRepr,
     ) -> Result<Self, MetadataError> {
+        Self::v2(metadata, repr, true)
+    }
+
+    /// The chain of [`from_v2`](Self::from_v2) for chunks decoded in the byte order they are
+    /// stored in: its serializer copies the elements' bytes as they are. Only for arrays
+    /// whose elements nothing but the serializer swaps (see
+    /// [`ArrayMetadataV2::swaps_only_in_serializer`]): value filters compute with the
+    /// machine's byte order. `repr` is then the chunk of elements in that order.
+    ///
+    /// [`ArrayMetadataV2::swaps_only_in_serializer`]:
+    ///     crate::metadata::ArrayMetadataV2::swaps_only_in_serializer
+    pub fn from_v2_in_stored_byte_order(
+        metadata: &crate::metadata::ArrayMetadataV2,
+        repr: &ChunkRepr,
+    ) -> Result<Self, MetadataError> {
+        if !metadata.swaps_only_in_serializer() {
+            return Err(MetadataError::invalid(
+                "dtype",
+                &metadata.dtype_json,
+                "its elements are read in the machine's byte order: they are stored in it, \
+                 have no one byte order, or filters compute with their values",
+            ));
+        }
+        Self::v2(metadata, repr, false)
+    }
+
+    /// [`from_v2`](Self::from_v2), with a serializer that swaps the elements into the
+    /// machine's byte order if `swap`, else leaves them in the stored order.
+    fn v2(
+        metadata: &crate::metadata::ArrayMetadataV2,
+        repr: &ChunkRepr,
+        swap: bool,
+    ) -> Result<Self, MetadataError> {
         let (array_to_array, object_codec, mut bytes_to_bytes) = metadata.codecs_v3()?;
         // numcodecs' Blosc takes its typesize from the buffer it is given: after a filter that
         // works on bytes (shuffle, a checksum), that is a uint8 buffer, so typesize 1; after a
@@ -623,9 +677,10 @@ impl CodecChain {
             Some(codec) => Spec::Json(codec),
             None => {
                 let stored = metadata.stored_dtype()?;
+                let plan = if swap { stored.swap_plan() } else { Vec::new() };
                 Spec::Serializer(Box::new(array_to_bytes::bytes::Bytes::with_swap_plan(
                     &stored.data_type,
-                    stored.swap_plan(),
+                    plan,
                 )))
             }
         });

@@ -430,6 +430,23 @@ impl ArrayMetadataV2 {
         Ok(stored)
     }
 
+    /// Whether the elements are stored in the other byte order than the machine's and only
+    /// the serializer computes with them: plain numbers, complex numbers, times or UTF-32
+    /// text of the dtype's one byte order (not records, whose fields may mix orders),
+    /// filtered and compressed by codecs that see nothing but their bytes (shuffle,
+    /// checksums, compressors; no value filter such as delta or astype, anywhere in the
+    /// chain). Decoding then swaps each element and does nothing else to it, so that the
+    /// chunks read in the stored byte order are their stored bytes exactly.
+    pub fn swaps_only_in_serializer(&self) -> bool {
+        let bytes_only = |codec: &Map<String, Value>| {
+            is_bytes_codec(codec.get("id").and_then(Value::as_str).unwrap_or_default())
+        };
+        !self.dtype.is_object
+            && byte_order(&self.dtype) == Some(!cfg!(target_endian = "big"))
+            && self.filters.iter().all(bytes_only)
+            && self.compressor.iter().all(bytes_only)
+    }
+
     /// How many filters, from the first, work on the array's elements: up to the first that
     /// works on bytes (shuffle, a checksum) or is an object codec. numcodecs hands each
     /// filter the buffer the one before it left, so the value filters after those work on
@@ -691,6 +708,57 @@ mod tests {
             ),
         ] {
             assert!(codecs(&dtype, filters.clone()).is_ok(), "{dtype} {filters}");
+        }
+    }
+
+    #[test]
+    fn only_plain_elements_with_no_value_filter_swap_in_the_serializer_alone() {
+        let (native, other) = if cfg!(target_endian = "big") {
+            (">", "<")
+        } else {
+            ("<", ">")
+        };
+        let swaps_only = |dtype: Value, filters: Value, compressor: Value| {
+            let doc = json!({"dtype": dtype, "filters": filters, "compressor": compressor,
+                             "fill_value": null});
+            ArrayMetadataV2::parse(&zarray(doc), None, "x/.zarray")
+                .unwrap()
+                .swaps_only_in_serializer()
+        };
+        let zstd = json!({"id": "zstd", "level": 1});
+        let shuffle = json!([{"id": "shuffle", "elementsize": 4}, {"id": "crc32"}]);
+        for dtype in ["i2", "f8", "c16", "M8[s]", "m8[ms]", "U3"] {
+            let dtype = json!(format!("{other}{dtype}"));
+            assert!(
+                swaps_only(dtype.clone(), json!(null), json!(null)),
+                "{dtype}"
+            );
+            assert!(
+                swaps_only(dtype.clone(), shuffle.clone(), zstd.clone()),
+                "{dtype}"
+            );
+        }
+        for (dtype, filters) in [
+            // The machine's order, no order, a record.
+            (json!(format!("{native}i4")), json!(null)),
+            (json!("|i1"), json!(null)),
+            (json!("|S4"), json!(null)),
+            (json!([["a", format!("{other}i4")]]), json!(null)),
+            // Value filters, before or after one on bytes.
+            (
+                json!(format!("{other}i4")),
+                json!([{"id": "delta", "dtype": format!("{other}i4")}]),
+            ),
+            (
+                json!(format!("{other}i4")),
+                json!([{"id": "shuffle", "elementsize": 4},
+                       {"id": "delta", "dtype": format!("{other}i4")}]),
+            ),
+        ] {
+            assert!(
+                !swaps_only(dtype.clone(), filters.clone(), zstd.clone()),
+                "{dtype} {filters}"
+            );
         }
     }
 

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::alloc;
-use crate::array::copy::{all_fill_of, fill_elements, for_each_row};
+use crate::array::copy::{fill_elements, for_each_row};
 use crate::array::selection::PieceMap;
 use crate::codec::array_to_bytes::vlen::VlenChunk;
 use crate::codec::{
@@ -664,10 +664,7 @@ impl Sharding {
         self.for_each_inner_row(i, repr, &mut |o, c, n| {
             chunk[c..c + n].copy_from_slice(&data[o..o + n]);
         });
-        if !keep_empty
-            && repr.fill_is_exact
-            && all_fill_of(&chunk, &repr.fill_value, &repr.data_type)
-        {
+        if !keep_empty && repr.fill_is_exact && repr.holds_only_fill(&chunk) {
             return Ok(None);
         }
         Ok(Some(
