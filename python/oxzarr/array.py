@@ -649,17 +649,28 @@ class Array:
         self._chunks = tuple(int(c) for c in core.inner_chunk_shape)
         shards = core.shard_shape
         self._shards = tuple(int(s) for s in shards) if shards is not None else None
-        self._dtype, self._vlen = _numpy_dtype(core.numpy_dtype)
+        machine, self._vlen = _numpy_dtype(core.numpy_dtype)
         # The engine works in the machine's byte order; a v2 dtype stored in the other order
-        # is what zarr-python hands out, so values are converted to it on the way out.
-        self._native = self._dtype
+        # is what zarr-python hands out. Reads and writes go through `_io`, whose elements
+        # are of dtype `_native`: the engine's view of the array in its stored byte order
+        # where it has one (">i4", ">f8": nothing swapped, either way), else the array
+        # itself, whose values are converted to the stored dtype on the way out (records,
+        # whose fields may mix orders; values filtered in the machine's order).
+        dtype, native, io = machine, machine, core
         if core.zarr_format == 2 and not self._vlen:
             stored = self._metadata_dict["dtype"]
             stored_dtype = np.dtype(v2_dtype(stored))
             # (One equal to the engine's is not taken: `_as_stored` would copy every result
             # to convert it into the same dtype.)
-            if stored_dtype.itemsize == self._dtype.itemsize and stored_dtype != self._dtype:
-                self._dtype = stored_dtype
+            if stored_dtype.itemsize == machine.itemsize and stored_dtype != machine:
+                dtype = stored_dtype
+                view = core.in_stored_byte_order
+                if view is not None:
+                    native, io = stored_dtype, view
+        # Each set once, from its final value: a read in another thread while a resize
+        # reloads the handle sees the old value or the new one, and both agree with the
+        # others (a buffer of the stored dtype never goes to the array in the machine's).
+        self._dtype, self._native, self._core_dtype, self._io = dtype, native, machine, io
         # The layout of the arrays reads return: a v2 array's stored order (whatever the
         # config says, as in zarr-python), a v3 array's config.
         self._fortran = self.order == "F"
@@ -667,6 +678,13 @@ class Array:
         # dimensions): reads and writes of F-order buffers then copy chunks as they are
         # stored, where C-order ones have every chunk transposed.
         self._stored_fortran = bool(core.stores_fortran_order)
+
+    def _handle(self, dtype: np.dtype[Any]) -> _core.Array:
+        """The engine's handle that reads and writes elements of `dtype` as they are: one of
+        `_native` (`_io`), or of the machine's byte order (the array itself), which values
+        computed in numpy are in: the engine's threads then swap them chunk by chunk, where
+        numpy would convert them all into a copy first."""
+        return self._io if dtype == self._native else self._core
 
     @property
     def _metadata_dict(self) -> dict[str, JSON]:
@@ -738,7 +756,7 @@ class Array:
         without one (``null``: unwritten elements read as the data type's default)."""
         if self.zarr_format == 2 and self._metadata_dict.get("fill_value") is None:
             return None
-        raw = self._core.fill_value_bytes
+        raw = self._io.fill_value_bytes
         if self._vlen:
             return raw.decode() if self._dtype != np.dtype(object) else raw
         return np.frombuffer(raw, dtype=self._native)[0].astype(self._dtype)
@@ -973,9 +991,9 @@ class Array:
             return self._into(
                 out,
                 ix.result_shape,
-                lambda buffer: self._core.read(ix.selection, buffer),
+                lambda core, buffer: core.read(ix.selection, buffer),
                 lambda: self._read(ix),
-                lambda buffer: self._core.read(ix.selection, buffer, fortran=True),
+                lambda core, buffer: core.read(ix.selection, buffer, fortran=True),
             )
         if self._vlen:
             return self._in_order(self._read_vlen(ix).reshape(ix.result_shape))
@@ -986,10 +1004,10 @@ class Array:
             # In the order the chunks are stored, which is the order :attr:`order` asks for.
             values = _core.empty_output(ix.result_shape, self._native, fortran=True)
             flat = values.reshape(-1, order="F").view(np.uint8)
-            self._core.read(ix.selection, flat, fortran=True)
+            self._io.read(ix.selection, flat, fortran=True)
         else:
             values = _core.empty_output(ix.result_shape, self._native)
-            self._core.read(ix.selection, values.reshape(-1).view(np.uint8))
+            self._io.read(ix.selection, values.reshape(-1).view(np.uint8))
         return self._in_order(self._as_stored(values))
 
     def _as_stored(self, values: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -1014,20 +1032,20 @@ class Array:
         self,
         out: Any,
         shape: tuple[int, ...],
-        read: Callable[[npt.NDArray[np.uint8]], None],
+        read: Callable[[_core.Array, npt.NDArray[np.uint8]], None],
         values: Callable[[], npt.NDArray[Any]],
-        read_fortran: Callable[[npt.NDArray[np.uint8]], None] | None = None,
+        read_fortran: Callable[[_core.Array, npt.NDArray[np.uint8]], None] | None = None,
     ) -> npt.NDArray[Any]:
-        """`out`, checked to have `shape`, filled by `read` (the engine's read into a byte
-        buffer of native values) when it can take them as they are: C-contiguous, of the
-        native dtype, not text; or by `read_fortran`, if given, when it is F-contiguous and
-        the chunks are stored in F order. Otherwise it gets `values()`, cast as numpy
-        assigns."""
+        """`out`, checked to have `shape`, filled by `read` (the engine's read, through the
+        handle given, into a byte buffer of its elements) when it can take them as they are:
+        C-contiguous, of `_native` or the machine's dtype (see `_handle`), not text; or by
+        `read_fortran`, if given, when it is F-contiguous and the chunks are stored in F
+        order. Otherwise it gets `values()`, cast as numpy assigns."""
         target = _out_array(out, shape)
         fortran = read_fortran is not None and self._stored_fortran and target.flags.f_contiguous
         if (
             not self._vlen
-            and target.dtype == self._native
+            and target.dtype in (self._native, self._core_dtype)
             and (fortran or target.flags.c_contiguous)
             # Not a subclass that keeps more than the values (a masked array's mask, a
             # matrix's two dimensions): numpy's assignment fills those.
@@ -1035,10 +1053,11 @@ class Array:
         ):
             try:
                 # Straight into the caller's buffer: no array allocated, nothing copied.
+                core = self._handle(target.dtype)
                 if fortran and read_fortran is not None:
-                    read_fortran(target.reshape(-1, order="F").view(np.uint8))
+                    read_fortran(core, target.reshape(-1, order="F").view(np.uint8))
                 else:
-                    read(target.reshape(-1).view(np.uint8))
+                    read(core, target.reshape(-1).view(np.uint8))
                 return target
             except BufferError:
                 # Another thread's read holds this memory (threads filling overlapping views
@@ -1082,23 +1101,23 @@ class Array:
             # repeats chunk by chunk, not broadcast by numpy into a buffer the size of the
             # selection (an array's worth of memory to write its fill value over it).
             one = self._assigned(value, ())
-            self._core.write_value(ix.selection, one.tobytes(), self._write_empty())
+            self._handle(one.dtype).write_value(ix.selection, one.tobytes(), self._write_empty())
             return
         if _fortran_ordered(value):
             # F-order values (numpy's layout of a transpose, say) are written as they are laid
             # out, without a copy into C order: straight into F-order chunks, and taken from
             # where they lie, chunk by chunk on the engine's threads, into C-order ones.
             data = self._assigned(value, ix.result_shape, order="F")
+            core = self._handle(data.dtype)
             _from_buffer(
-                lambda flat: self._core.write(
-                    ix.selection, flat, self._write_empty(), fortran=True
-                ),
+                lambda flat: core.write(ix.selection, flat, self._write_empty(), fortran=True),
                 data.reshape(-1, order="F").view(np.uint8),
             )
             return
         data = self._assigned(value, ix.result_shape).reshape(ix.core_shape)
+        core = self._handle(data.dtype)
         _from_buffer(
-            lambda flat: self._core.write(ix.selection, flat, self._write_empty()),
+            lambda flat: core.write(ix.selection, flat, self._write_empty()),
             data.reshape(-1).view(np.uint8),
         )
 
@@ -1147,9 +1166,10 @@ class Array:
         (contiguous in `order`): arrays cast as they are (float to int truncates), Python
         values that do not fit (300 into int8, NaN into an integer type) refused, datetimes
         of a unit into a unitless type refused, values broadcast or refused naming both
-        shapes."""
+        shapes. Its dtype is `_native`, or the machine's one of an array given in it (see
+        `_handle`)."""
         self._refuse_a_sequence_for_one_element(value, shape)
-        if isinstance(value, np.ndarray) and value.dtype == self._native:
+        if isinstance(value, np.ndarray) and value.dtype in (self._native, self._core_dtype):
             if type(value) not in (np.ndarray, np.memmap):
                 # A subclass reshapes its own way (a matrix stays 2-d, so a (1, n) one would
                 # not broadcast into (n,)): its values as a plain array, as numpy assigns them.
@@ -1202,7 +1222,7 @@ class Array:
     def _read_simple(self, key: Any) -> npt.NDArray[Any] | None:
         """`key` read by the engine alone when it is ints and slices (numpy's result: a
         dimension per slice, none per int); `None` for any other key."""
-        out = self._core.read_simple(key, self._native)
+        out = self._io.read_simple(key, self._native)
         if out is None:
             return out
         out = self._as_stored(out)
@@ -1232,7 +1252,9 @@ class Array:
 
     # The selection methods take zarr-python's keywords. `out` is an array of the
     # selection's shape (numpy's, or zarr-python's NDBuffer) to read into: of the array's
-    # dtype in native byte order and C-contiguous, the engine decodes straight into it.
+    # dtype in the machine's byte order (or the stored one, of a v2 array stored in the
+    # other one and not filtered by value) and C-contiguous, the engine decodes straight
+    # into it.
     # `fields` names fields of a record dtype. `prototype` (zarr-python's choice of buffer
     # class) changes nothing: results are numpy arrays.
 
@@ -1364,7 +1386,7 @@ class Array:
             return self._into(
                 out,
                 shape,
-                lambda buffer: self._core.read_points(coords, buffer),
+                lambda core, buffer: core.read_points(coords, buffer),
                 lambda: self.get_coordinate_selection(selection),
             )
         if self._vlen:
@@ -1374,7 +1396,7 @@ class Array:
             return points.reshape(shape)
         # In the result's shape, so that the array returned owns its data (see `_read`).
         points = _core.empty_output(shape, self._native)
-        self._core.read_points(coords, points.reshape(-1).view(np.uint8))
+        self._io.read_points(coords, points.reshape(-1).view(np.uint8))
         return self._as_stored(points)
 
     def set_coordinate_selection(
@@ -1399,8 +1421,9 @@ class Array:
             self._core.write_points_vlen(coords, self._vlen_values(values), self._write_empty())
             return
         data = self._assigned(value, shape).reshape(-1)
+        core = self._handle(data.dtype)
         _from_buffer(
-            lambda flat: self._core.write_points(coords, flat, self._write_empty()),
+            lambda flat: core.write_points(coords, flat, self._write_empty()),
             data.view(np.uint8),
         )
 

@@ -200,7 +200,8 @@ impl Array {
         self.inner.data_type().numpy_dtype().to_string()
     }
 
-    /// One element of the fill value, native endian.
+    /// One element of the fill value, in the byte order the elements are read in (the
+    /// machine's, or the stored one for the view `in_stored_byte_order` gives).
     #[getter]
     fn fill_value_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, self.inner.fill_value())
@@ -254,7 +255,8 @@ impl Array {
     }
 
     /// Reads `selection` into `out`, a flat uint8 view of a C-contiguous array of the
-    /// selection's shape and the array's native-endian dtype.
+    /// selection's shape and the array's dtype, in the byte order its elements are read in
+    /// (the machine's, or the stored one for the view `in_stored_byte_order` gives).
     /// With `fortran`, `out` is the selection's bytes in F order instead, for an array that
     /// stores F order (`stores_fortran_order`).
     #[pyo3(signature = (selection, out, fortran = false))]
@@ -283,11 +285,23 @@ impl Array {
         self.inner.stores_fortran_order()
     }
 
+    /// The same array with its elements in the byte order they are stored in, for a v2
+    /// array of a dtype in the other byte order than the machine's whose elements only the
+    /// serializer swaps (">i4" on a little-endian machine, no value filter); else None. Its
+    /// reads and writes take buffers of the stored dtype (">i4") and swap nothing; its
+    /// metadata is the array's.
+    #[getter]
+    fn in_stored_byte_order(&self) -> Option<Self> {
+        self.inner
+            .in_stored_byte_order()
+            .map(|view| Self::from(oxzarr_core::Array::clone(view)))
+    }
+
     /// Reads the common selection: `key` is one Python `int`, numpy integer or `slice` (any
     /// step), or a tuple of up to one per dimension (negative ints count from the end;
     /// dimensions left out are taken whole), into a new C-order array of `dtype` (the array's,
-    /// in native byte order) and numpy's result shape: a dimension for each slice, none for
-    /// each int.
+    /// in the byte order its elements are read in) and numpy's result shape: a dimension for
+    /// each slice, none for each int.
     /// `None` for any other key, or an int outside the shape: the general indexer then takes
     /// it, and raises what it raises. A loop of small reads (a chunk or an element at a time)
     /// pays for this on every call, so it skips the Python-side indexer and output view.
@@ -544,8 +558,8 @@ impl Array {
         })
     }
 
-    /// Writes one element, `value` (its native-endian bytes), into every place of
-    /// `selection`, without a buffer the size of the selection.
+    /// Writes one element, `value` (its bytes, in the byte order the elements are read in),
+    /// into every place of `selection`, without a buffer the size of the selection.
     fn write_value(
         &self,
         py: Python<'_>,
