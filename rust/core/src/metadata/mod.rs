@@ -62,7 +62,8 @@ impl GroupMetadata {
             path: key.to_string(),
             reason: e.to_string(),
         })?;
-        if doc.get("zarr_format").and_then(Value::as_u64) == Some(2) {
+        // (2.0 too, as every reader of documents takes it: see `is_zarr_format`.)
+        if doc.get("zarr_format").is_some_and(|f| is_zarr_format(f, 2)) {
             let attributes = match doc {
                 Value::Object(mut obj) => obj.remove("attributes"),
                 _ => None,
@@ -217,6 +218,24 @@ impl ArrayMetadata {
                 let mut doc = m.to_value();
                 doc["attributes"] = Value::Object(m.attributes.clone());
                 doc
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_document_of_format_2_0_parses_as_v2() {
+        for doc in [
+            &br#"{"zarr_format": 2, "attributes": {"a": 1}}"#[..],
+            br#"{"zarr_format": 2.0, "attributes": {"a": 1}}"#,
+        ] {
+            match GroupMetadata::parse(doc, "g") {
+                Ok(GroupMetadata::V2 { attributes }) => assert_eq!(attributes["a"], 1),
+                other => panic!("{other:?}"),
             }
         }
     }
