@@ -609,11 +609,8 @@ impl<'a> WriteSource<'a> {
                 strides,
                 size,
             } => gather_fortran(data, shape, strides, size, offset, out),
-            _ => {
-                if let Some(run) = self.run(offset, out.len()) {
-                    out.copy_from_slice(run);
-                }
-            }
+            Self::Buffer(data) => out.copy_from_slice(&data[offset..offset + out.len()]),
+            Self::Repeated(runs) => out.copy_from_slice(&runs[..out.len()]),
         }
     }
 }

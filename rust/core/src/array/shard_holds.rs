@@ -171,9 +171,7 @@ impl Array {
             holds.run(i, || work(i))
         })
     }
-}
 
-impl Array {
     /// `work` of items `0..n` of a read, in parallel, in item order, each in the shard
     /// `located` says (see [`ShardHolds::new`]), holding those shards whole in the store while
     /// their items run where the store holds shards for their parts.
